@@ -1,0 +1,34 @@
+/* netctl-protocol.c - request schemas of the network-control entrypoints.
+ * Requests carry identifiers only: the module derives the device name. */
+#include "netctl-protocol.h"
+
+#include "plugs.h"
+
+static const struct schema_field tap_create_req[] = {
+        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "mac", .kind = SCH_MAC, .required = true },
+        { .name = "mtu", .kind = SCH_U64, .required = true, .min = NETCTL_MTU_MIN, .max = NETCTL_MTU_MAX },
+        { .name = NULL },
+};
+
+static const struct schema_field port_only_req[] = {
+        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
+        { .name = NULL },
+};
+
+static const struct schema_field empty_req[] = {
+        { .name = NULL },
+};
+
+const struct proto_entrypoint netctl_entrypoints[_NETCTL_MAX] = {
+        [NETCTL_TAP_CREATE] = { "tap_create", tap_create_req, true },
+        [NETCTL_TAP_DELETE] = { "tap_delete", port_only_req, true },
+        [NETCTL_TAP_LIST] = { "tap_list", empty_req, false },
+        [NETCTL_TAP_GET] = { "tap_get", port_only_req, false },
+};
+
+const struct module_protocol netctl_protocol = {
+        .plug = PLUG_NETWORK_CONTROL,
+        .entrypoints = netctl_entrypoints,
+        .n_entrypoints = _NETCTL_MAX,
+};

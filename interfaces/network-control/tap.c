@@ -1,0 +1,722 @@
+/* tap.c - see tap.h
+ *
+ * Transport: one libnl NETLINK_ROUTE socket. Requests are built either by
+ * libnl (change/delete: rtnl_link_build_*_request) or in a small stack buffer
+ * (get/dump), and every exchange goes through transact(), which matches
+ * replies by our own sequence number and by sender (the kernel only). Replies
+ * are parsed in place with nlmsg_parse() from one buffer owned by the ctx, so
+ * tap_get does one sendto + one recvfrom and no heap allocation.
+ *
+ * Creation: TUNSETIFF with IFF_TUN_EXCL (fails instead of attaching to a
+ * device that appeared meanwhile) makes a non-persistent tap that lives only
+ * as long as our fd; the change request is sent while we hold it and
+ * TUNSETPERSIST comes last, so any failure before it is undone by close(). */
+#include "tap.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/if.h>
+#include <linux/if_arp.h>
+#include <linux/if_link.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+#include <netlink/addr.h>
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+#include <netlink/route/link.h>
+
+#define TUN_DEV_PATH "/dev/net/tun"
+#define TAP_MARK_MAX (sizeof(TAP_MARK_PREFIX) + UUID_STR_LEN) /* includes the NUL */
+#define RX_BUF_SIZE (64u * 1024u)       /* one recvfrom; dumps are sized by the kernel to our reads */
+#define SOCK_RCVBUF (256 * 1024)        /* room for a dump of many links */
+#define SOCK_SNDBUF (32 * 1024)         /* requests are small */
+#define DUMP_RETRIES 3                  /* NLM_F_DUMP_INTR: link list changed under the dump */
+#define ATTR_SPACE(len) NLA_ALIGN(NLA_HDRLEN + (len)) /* bytes one attribute takes */
+
+struct tap_ctx {
+        struct nl_sock *sk;     /* connected NETLINK_ROUTE socket */
+        uint32_t port;          /* our netlink port id, replies are addressed to it */
+        uint32_t seq;           /* last sequence number used (own counter, libnl's is not used) */
+        uint8_t *buf;           /* RX_BUF_SIZE bytes, reused by every reply */
+};
+
+/* A link message parsed in place; pointers refer into ctx->buf and are only
+ * valid until the next request on the same ctx. */
+struct link_view {
+        int ifindex;
+        unsigned flags;          /* ifi_flags */
+        unsigned short type;     /* ifi_type, ARPHRD_* */
+        const char *name;        /* IFLA_IFNAME, NUL-terminated */
+        const char *alias;       /* IFLA_IFALIAS or NULL */
+        const char *kind;        /* IFLA_INFO_KIND or NULL */
+        int tun_type;            /* IFLA_TUN_TYPE (IFF_TUN/IFF_TAP) or -1 when not reported */
+        uint32_t mtu;            /* IFLA_MTU, 0 when not reported */
+        const uint8_t *addr;     /* IFLA_ADDRESS or NULL */
+        int addr_len;            /* length of addr in bytes */
+        uint8_t operstate;       /* IF_OPER_*, IF_OPER_UNKNOWN when not reported */
+};
+
+/* Called for each data message of an exchange; a negative return is kept as the result. */
+typedef int (*msg_handler_t)(struct nlmsghdr *nlh, void *userdata);
+
+/* _cleanup_ helpers for libnl objects (accept NULL). */
+static inline void rtnl_link_putp(struct rtnl_link **p)
+{
+        if (*p)
+                rtnl_link_put(*p);
+}
+static inline void nl_addr_putp(struct nl_addr **p)
+{
+        if (*p)
+                nl_addr_put(*p);
+}
+static inline void nlmsg_freep(struct nl_msg **p)
+{
+        if (*p)
+                nlmsg_free(*p);
+}
+
+/* libnl reports -NLE_* (sometimes positive); turn it into -errno. */
+static int nlerr_to_errno(int nlerr)
+{
+        switch (nlerr < 0 ? -nlerr : nlerr) {
+        case 0:
+                return 0;
+        case NLE_OBJ_NOTFOUND:
+                return -ENOENT;
+        case NLE_EXIST:
+                return -EEXIST;
+        case NLE_PERM:
+                return -EPERM;
+        case NLE_INVAL:
+                return -EINVAL;
+        case NLE_NOMEM:
+                return -ENOMEM;
+        case NLE_BUSY:
+                return -EBUSY;
+        case NLE_RANGE:
+                return -ERANGE;
+        default:
+                return -EIO;
+        }
+}
+
+int tap_ctx_new(struct tap_ctx **ret)
+{
+        struct tap_ctx *ctx;
+        int fd, flags, r;
+
+        if (!ret)
+                return -EINVAL;
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+                return -ENOMEM;
+        ctx->buf = malloc(RX_BUF_SIZE);
+        ctx->sk = nl_socket_alloc();
+        if (!ctx->buf || !ctx->sk) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        /* Requests we build never ask for an ACK unless they need one. */
+        nl_socket_disable_auto_ack(ctx->sk);
+        r = nl_connect(ctx->sk, NETLINK_ROUTE);
+        if (r < 0) {
+                r = nlerr_to_errno(r);
+                goto fail;
+        }
+        fd = nl_socket_get_fd(ctx->sk);
+        /* libnl >= 3.2.26 opens with SOCK_CLOEXEC; make sure on older ones. */
+        flags = fcntl(fd, F_GETFD);
+        if (flags < 0 || (!(flags & FD_CLOEXEC) && fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)) {
+                r = -errno;
+                goto fail;
+        }
+        r = nl_socket_set_buffer_size(ctx->sk, SOCK_RCVBUF, SOCK_SNDBUF);
+        if (r < 0) {
+                r = nlerr_to_errno(r);
+                goto fail;
+        }
+        ctx->port = nl_socket_get_local_port(ctx->sk);
+        ctx->seq = (uint32_t)now_usec();
+        *ret = ctx;
+        return 0;
+fail:
+        tap_ctx_free(ctx);
+        return r;
+}
+
+void tap_ctx_free(struct tap_ctx *ctx)
+{
+        if (!ctx)
+                return;
+        if (ctx->sk)
+                nl_socket_free(ctx->sk); /* closes the fd */
+        free(ctx->buf);
+        free(ctx);
+}
+
+/* ---- raw request building (stack buffers) ---- */
+
+/* Append one attribute to nlh (capacity cap bytes). Returns the attribute or NULL. */
+static struct nlattr *put_attr(struct nlmsghdr *nlh, size_t cap, uint16_t type, const void *data,
+                               size_t len)
+{
+        size_t off = NLMSG_ALIGN(nlh->nlmsg_len);
+        struct nlattr *a;
+
+        if (off + NLA_ALIGN(NLA_HDRLEN + len) > cap)
+                return NULL;
+        a = (struct nlattr *)((uint8_t *)nlh + off);
+        a->nla_type = type;
+        a->nla_len = (uint16_t)(NLA_HDRLEN + len);
+        if (len)
+                memcpy((uint8_t *)a + NLA_HDRLEN, data, len);
+        memset((uint8_t *)a + NLA_HDRLEN + len, 0, NLA_ALIGN(a->nla_len) - a->nla_len);
+        nlh->nlmsg_len = (uint32_t)(off + NLA_ALIGN(a->nla_len));
+        return a;
+}
+
+/* Close a nest opened with put_attr(type | NLA_F_NESTED, NULL, 0). */
+static void end_nest(struct nlmsghdr *nlh, struct nlattr *nest)
+{
+        nest->nla_len = (uint16_t)((uint8_t *)nlh + nlh->nlmsg_len - (uint8_t *)nest);
+}
+
+/* ---- one request, its replies ---- */
+
+/* Receive one datagram from the kernel into ctx->buf. Returns its length or -errno. */
+static ssize_t recv_reply(struct tap_ctx *ctx)
+{
+        int fd = nl_socket_get_fd(ctx->sk);
+
+        for (;;) {
+                struct sockaddr_nl sa = { 0 };
+                socklen_t salen = sizeof(sa);
+                ssize_t n = recvfrom(fd, ctx->buf, RX_BUF_SIZE, MSG_TRUNC, (struct sockaddr *)&sa,
+                                     &salen);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if ((size_t)n > RX_BUF_SIZE)
+                        return -EMSGSIZE; /* the datagram is lost; cannot happen for links */
+                if (salen != sizeof(sa) || sa.nl_family != AF_NETLINK || sa.nl_pid != 0)
+                        continue;         /* not from the kernel: never trust it */
+                return n;
+        }
+}
+
+/* Send nlh and process the replies that carry its sequence number.
+ * Data messages go to handler (may be NULL); the first handler error is kept
+ * but the exchange is still read to its end so nothing stale stays queued.
+ * Ends on NLMSG_ERROR (ACK or error), NLMSG_DONE, or - for a request without
+ * NLM_F_ACK and NLM_F_DUMP - the first data message.
+ * *ret_intr (may be NULL) reports NLM_F_DUMP_INTR. Returns 0 or -errno. */
+static int transact(struct tap_ctx *ctx, struct nlmsghdr *nlh, msg_handler_t handler,
+                    void *userdata, bool *ret_intr)
+{
+        bool until_ack = nlh->nlmsg_flags & (NLM_F_ACK | NLM_F_DUMP);
+        bool intr = false;
+        int herr = 0, r;
+
+        if (++ctx->seq == 0)
+                ctx->seq = 1;
+        nlh->nlmsg_seq = ctx->seq;
+        nlh->nlmsg_pid = ctx->port;
+        nlh->nlmsg_flags |= NLM_F_REQUEST;
+
+        r = nl_sendto(ctx->sk, nlh, nlh->nlmsg_len);
+        if (r < 0)
+                return nlerr_to_errno(r);
+
+        for (;;) {
+                ssize_t n = recv_reply(ctx);
+                int len;
+
+                if (n < 0)
+                        return (int)n;
+                len = (int)n;
+                for (struct nlmsghdr *h = (struct nlmsghdr *)ctx->buf; nlmsg_ok(h, len);
+                     h = nlmsg_next(h, &len)) {
+                        if (h->nlmsg_seq != ctx->seq || h->nlmsg_pid != ctx->port)
+                                continue; /* left over from an earlier exchange */
+                        if (h->nlmsg_flags & NLM_F_DUMP_INTR)
+                                intr = true;
+                        if (h->nlmsg_type == NLMSG_ERROR) {
+                                const struct nlmsgerr *e = nlmsg_data(h);
+                                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+                                        return -EBADMSG;
+                                r = e->error <= 0 ? e->error : -e->error;
+                                goto done;
+                        }
+                        if (h->nlmsg_type == NLMSG_DONE) {
+                                r = 0;
+                                if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(int)))
+                                        memcpy(&r, nlmsg_data(h), sizeof(int));
+                                r = r > 0 ? -r : r;
+                                goto done;
+                        }
+                        if (h->nlmsg_type == NLMSG_OVERRUN)
+                                return -ENOBUFS;
+                        if (h->nlmsg_type < NLMSG_MIN_TYPE)
+                                continue; /* NLMSG_NOOP */
+                        if (handler && herr == 0)
+                                herr = handler(h, userdata);
+                        if (!until_ack && !(h->nlmsg_flags & NLM_F_MULTI)) {
+                                r = 0;
+                                goto done;
+                        }
+                }
+        }
+done:
+        if (ret_intr)
+                *ret_intr = intr;
+        return r < 0 ? r : herr;
+}
+
+/* ---- parsing ---- */
+
+/* A string attribute that is NUL-terminated within its payload. */
+static const char *nla_str(const struct nlattr *a)
+{
+        int len;
+        const char *s;
+
+        if (!a)
+                return NULL;
+        len = nla_len(a);
+        s = nla_data(a);
+        if (len <= 0 || s[len - 1] != '\0')
+                return NULL;
+        return s;
+}
+
+/* Parse an RTM_NEWLINK message in place. -EBADMSG when it is not a usable link. */
+static int link_view_parse(struct nlmsghdr *nlh, struct link_view *ret)
+{
+        struct nlattr *tb[IFLA_MAX + 1];
+        struct link_view v = { .tun_type = -1 };
+        const struct ifinfomsg *ifi;
+        int r;
+
+        if (nlh->nlmsg_type != RTM_NEWLINK)
+                return -EBADMSG;
+        r = nlmsg_parse(nlh, sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL);
+        if (r < 0)
+                return -EBADMSG;
+        ifi = nlmsg_data(nlh);
+        v.ifindex = ifi->ifi_index;
+        v.flags = ifi->ifi_flags;
+        v.type = ifi->ifi_type;
+        v.name = nla_str(tb[IFLA_IFNAME]);
+        if (!v.name || v.ifindex <= 0)
+                return -EBADMSG;
+        v.alias = nla_str(tb[IFLA_IFALIAS]);
+        if (tb[IFLA_MTU] && nla_len(tb[IFLA_MTU]) >= (int)sizeof(uint32_t))
+                v.mtu = nla_get_u32(tb[IFLA_MTU]);
+        if (tb[IFLA_ADDRESS]) {
+                v.addr = nla_data(tb[IFLA_ADDRESS]);
+                v.addr_len = nla_len(tb[IFLA_ADDRESS]);
+        }
+        if (tb[IFLA_OPERSTATE] && nla_len(tb[IFLA_OPERSTATE]) >= 1)
+                v.operstate = nla_get_u8(tb[IFLA_OPERSTATE]);
+        if (tb[IFLA_LINKINFO]) {
+                struct nlattr *li[IFLA_INFO_MAX + 1];
+
+                if (nla_parse_nested(li, IFLA_INFO_MAX, tb[IFLA_LINKINFO], NULL) == 0) {
+                        v.kind = nla_str(li[IFLA_INFO_KIND]);
+                        if (li[IFLA_INFO_DATA]) {
+                                struct nlattr *td[IFLA_TUN_MAX + 1];
+
+                                if (nla_parse_nested(td, IFLA_TUN_MAX, li[IFLA_INFO_DATA], NULL) == 0 &&
+                                    td[IFLA_TUN_TYPE] && nla_len(td[IFLA_TUN_TYPE]) >= 1)
+                                        v.tun_type = nla_get_u8(td[IFLA_TUN_TYPE]);
+                        }
+                }
+        }
+        *ret = v;
+        return 0;
+}
+
+/* A tun/tap device in tap mode (kind "tun", Ethernet framing). */
+static bool view_is_tap(const struct link_view *v)
+{
+        return v->kind && streq(v->kind, "tun") && v->type == ARPHRD_ETHER &&
+               (v->tun_type < 0 || v->tun_type == IFF_TAP);
+}
+
+/* The port UUID our mark names, or NULL when alias is not a mark. */
+static const char *mark_port(const char *alias)
+{
+        size_t plen = strlen(TAP_MARK_PREFIX);
+
+        if (!alias || strncmp(alias, TAP_MARK_PREFIX, plen) != 0 || !uuid_is_valid(alias + plen))
+                return NULL;
+        return alias + plen;
+}
+
+/* Our tap of exactly port_uuid, under exactly the derived name. */
+static bool view_is_ours(const struct link_view *v, const char *name, const char *port_uuid)
+{
+        return view_is_tap(v) && streq(v->name, name) && streq_ptr(mark_port(v->alias), port_uuid);
+}
+
+/* Fill *ret from a parsed link of ours. */
+static void view_to_info(const struct link_view *v, const char *port_uuid, struct tap_info *ret)
+{
+        struct tap_info t = { 0 };
+
+        (void)strscpy(t.name, v->name, sizeof(t.name));
+        (void)strscpy(t.port_uuid, port_uuid, sizeof(t.port_uuid));
+        t.ifindex = v->ifindex;
+        t.mtu = v->mtu;
+        if (v->addr && v->addr_len == 6)
+                memcpy(t.mac, v->addr, 6);
+        t.admin_up = v->flags & IFF_UP;
+        t.carrier = v->flags & IFF_LOWER_UP;
+        (void)rtnl_link_operstate2str(v->operstate, t.operstate, sizeof(t.operstate));
+        *ret = t;
+}
+
+/* ---- link requests ---- */
+
+/* What on_get_reply() found. */
+struct get_result {
+        struct link_view view;  /* the parsed link (valid when r == 0) */
+        int r;                  /* 0, or why the reply could not be parsed */
+};
+
+/* transact() handler of link_get(): parse the one reply. */
+static int on_get_reply(struct nlmsghdr *nlh, void *userdata)
+{
+        struct get_result *g = userdata;
+
+        g->r = link_view_parse(nlh, &g->view);
+        return g->r;
+}
+
+/* RTM_GETLINK by name, one round trip. -ENOENT if absent. The view points
+ * into ctx->buf. The kernel also resolves alternative names, so the caller
+ * compares view->name with the name asked for. */
+static int link_get(struct tap_ctx *ctx, const char *name, struct link_view *ret)
+{
+        union {
+                struct nlmsghdr nlh;
+                uint8_t raw[NLMSG_SPACE(sizeof(struct ifinfomsg)) + ATTR_SPACE(IFNAMSIZ) +
+                            ATTR_SPACE(sizeof(uint32_t))];
+        } req = { 0 };
+        uint32_t ext_mask = RTEXT_FILTER_SKIP_STATS;
+        struct ifinfomsg *ifi;
+        struct get_result g = { .r = -ENOENT };
+        int r;
+
+        req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
+        req.nlh.nlmsg_type = RTM_GETLINK;
+        ifi = NLMSG_DATA(&req.nlh);
+        ifi->ifi_family = AF_UNSPEC;
+        if (!put_attr(&req.nlh, sizeof(req), IFLA_IFNAME, name, strnlen(name, IFNAMSIZ - 1) + 1) ||
+            !put_attr(&req.nlh, sizeof(req), IFLA_EXT_MASK, &ext_mask, sizeof(ext_mask)))
+                return -EINVAL;
+
+        r = transact(ctx, &req.nlh, on_get_reply, &g, NULL);
+        if (r == -ENODEV)
+                return -ENOENT;
+        if (r < 0)
+                return r;
+        if (g.r < 0)
+                return g.r;
+        *ret = g.view;
+        return 0;
+}
+
+/* Send a libnl-built message, wait for the kernel's ACK. */
+static int msg_transact_ack(struct tap_ctx *ctx, struct nl_msg *msg)
+{
+        struct nlmsghdr *nlh = nlmsg_hdr(msg);
+
+        nlh->nlmsg_flags |= NLM_F_ACK;
+        return transact(ctx, nlh, NULL, NULL, NULL);
+}
+
+/* The one change request: MTU, MAC, mark and IFF_UP of ifindex.
+ * cur_flags are the link's current flags (so nothing but IFF_UP changes). */
+static int link_apply(struct tap_ctx *ctx, int ifindex, unsigned cur_flags, const uint8_t mac[6],
+                      uint32_t mtu, const char *mark)
+{
+        _cleanup_(rtnl_link_putp) struct rtnl_link *orig = NULL, *changes = NULL;
+        _cleanup_(nl_addr_putp) struct nl_addr *addr = NULL;
+        _cleanup_(nlmsg_freep) struct nl_msg *msg = NULL;
+        int r;
+
+        orig = rtnl_link_alloc();
+        changes = rtnl_link_alloc();
+        addr = nl_addr_build(AF_LLC, mac, 6);
+        if (!orig || !changes || !addr)
+                return -ENOMEM;
+        rtnl_link_set_ifindex(orig, ifindex);
+        /* libnl computes ifi_flags from orig's flags; give it the real ones
+         * so a library without ifi_change support cannot clear any. */
+        rtnl_link_set_flags(orig, cur_flags);
+        rtnl_link_set_mtu(changes, mtu);
+        rtnl_link_set_addr(changes, addr);
+        rtnl_link_set_ifalias(changes, mark);
+        rtnl_link_set_flags(changes, IFF_UP);
+
+        r = rtnl_link_build_change_request(orig, changes, 0, &msg);
+        if (r < 0)
+                return nlerr_to_errno(r);
+        /* libnl 3.7 builds RTM_NEWLINK; a plain SETLINK is what we mean and
+         * cannot be taken for a creation request. */
+        nlmsg_hdr(msg)->nlmsg_type = RTM_SETLINK;
+        return msg_transact_ack(ctx, msg);
+}
+
+/* RTM_DELLINK by ifindex (works for persistent taps). -ENOENT if gone. */
+static int link_del(struct tap_ctx *ctx, int ifindex)
+{
+        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+        _cleanup_(nlmsg_freep) struct nl_msg *msg = NULL;
+        int r;
+
+        link = rtnl_link_alloc();
+        if (!link)
+                return -ENOMEM;
+        rtnl_link_set_ifindex(link, ifindex);
+        r = rtnl_link_build_delete_request(link, &msg);
+        if (r < 0)
+                return nlerr_to_errno(r);
+        r = msg_transact_ack(ctx, msg);
+        return r == -ENODEV ? -ENOENT : r;
+}
+
+/* ---- public API ---- */
+
+/* Unicast and not all zero (the rule of mac_is_valid()). */
+static bool mac_ok(const uint8_t mac[6])
+{
+        char s[MAC_STR_LEN + 1];
+
+        mac_format(mac, s);
+        return mac_is_valid(s);
+}
+
+/* The ownership mark of port_uuid. */
+static int mark_for(const char *port_uuid, char ret[TAP_MARK_MAX])
+{
+        return xsnprintf(ret, TAP_MARK_MAX, "%s%s", TAP_MARK_PREFIX, port_uuid);
+}
+
+/* Read back our tap into *ret (if ret). */
+static int read_back(struct tap_ctx *ctx, const char *name, const char *port_uuid,
+                     struct tap_info *ret)
+{
+        struct link_view v;
+        int r;
+
+        if (!ret)
+                return 0;
+        r = link_get(ctx, name, &v);
+        if (r < 0)
+                return r;
+        if (!view_is_ours(&v, name, port_uuid))
+                return -ENOENT;
+        view_to_info(&v, port_uuid, ret);
+        return 0;
+}
+
+/* Converge an existing device of our name: ours → apply, else -EEXIST. */
+static int converge(struct tap_ctx *ctx, const struct link_view *v, const char *name,
+                    const char *port_uuid, const uint8_t mac[6], uint32_t mtu, const char *mark,
+                    struct tap_info *ret)
+{
+        int r;
+
+        if (!view_is_ours(v, name, port_uuid))
+                return -EEXIST;
+        r = link_apply(ctx, v->ifindex, v->flags, mac, mtu, mark);
+        if (r < 0)
+                return r;
+        return read_back(ctx, name, port_uuid, ret);
+}
+
+int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu,
+               struct tap_info *ret)
+{
+        char name[IFNAME_MAX], mark[TAP_MARK_MAX];
+        _cleanup_close_ int fd = -1;
+        struct link_view v;
+        struct ifreq ifr = { 0 };
+        int ifindex, r;
+
+        if (!ctx || !mac || tap_name_from_port(port_uuid, name) < 0 || !mac_ok(mac))
+                return -EINVAL;
+        if (mtu < TAP_MTU_MIN || mtu > TAP_MTU_MAX)
+                return -ERANGE;
+        r = mark_for(port_uuid, mark);
+        if (r < 0)
+                return r;
+
+        r = link_get(ctx, name, &v);
+        if (r == 0)
+                return converge(ctx, &v, name, port_uuid, mac, mtu, mark, ret);
+        if (r != -ENOENT)
+                return r;
+
+        fd = open(TUN_DEV_PATH, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = strscpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+        if (r < 0)
+                return r;
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL;
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+                if (errno != EBUSY)
+                        return -errno;
+                /* The name appeared since we looked: decide again, once. */
+                r = link_get(ctx, name, &v);
+                if (r < 0)
+                        return r == -ENOENT ? -EBUSY : r;
+                return converge(ctx, &v, name, port_uuid, mac, mtu, mark, ret);
+        }
+
+        /* The tap exists now and disappears with fd until TUNSETPERSIST. */
+        r = link_get(ctx, name, &v);
+        if (r < 0)
+                return r;
+        if (!view_is_tap(&v) || !streq(v.name, name))
+                return -EIO;
+        ifindex = v.ifindex;
+        r = link_apply(ctx, ifindex, v.flags, mac, mtu, mark);
+        if (r < 0)
+                return r;
+        if (ioctl(fd, TUNSETPERSIST, 1) < 0)
+                return -errno;
+        fd = safe_close(fd);
+
+        /* Persistent from here on: undo explicitly. */
+        r = read_back(ctx, name, port_uuid, ret);
+        if (r < 0) {
+                (void)link_del(ctx, ifindex);
+                return r;
+        }
+        return 0;
+}
+
+int tap_delete(struct tap_ctx *ctx, const char *port_uuid)
+{
+        char name[IFNAME_MAX];
+        struct link_view v;
+        int r;
+
+        if (!ctx || tap_name_from_port(port_uuid, name) < 0)
+                return -EINVAL;
+        r = link_get(ctx, name, &v);
+        if (r < 0)
+                return r;
+        if (!view_is_ours(&v, name, port_uuid))
+                return -EPERM;
+        /* By index: the device checked is the device deleted, even if the
+         * name moved in between. */
+        return link_del(ctx, v.ifindex);
+}
+
+int tap_get(struct tap_ctx *ctx, const char *port_uuid, struct tap_info *ret)
+{
+        char name[IFNAME_MAX];
+        struct link_view v;
+        int r;
+
+        if (!ctx || !ret || tap_name_from_port(port_uuid, name) < 0)
+                return -EINVAL;
+        r = link_get(ctx, name, &v);
+        if (r < 0)
+                return r;
+        if (!view_is_ours(&v, name, port_uuid))
+                return -ENOENT;
+        view_to_info(&v, port_uuid, ret);
+        return 0;
+}
+
+/* tap_list()'s growing result. */
+struct list_acc {
+        struct tap_info *items; /* malloc'd, cap entries */
+        size_t n, cap;          /* used and allocated entries */
+};
+
+/* transact() handler of tap_list(): keep the links that are our taps. */
+static int on_dump_msg(struct nlmsghdr *nlh, void *userdata)
+{
+        struct list_acc *acc = userdata;
+        char expect[IFNAME_MAX];
+        struct link_view v;
+        const char *uuid;
+
+        if (link_view_parse(nlh, &v) < 0)
+                return 0; /* not a link we can read: certainly not ours */
+        uuid = mark_port(v.alias);
+        if (!uuid || tap_name_from_port(uuid, expect) < 0 || !view_is_ours(&v, expect, uuid))
+                return 0;
+        if (acc->n == acc->cap) {
+                size_t cap = acc->cap ? acc->cap * 2 : 16;
+                struct tap_info *p = reallocarray(acc->items, cap, sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                acc->items = p;
+                acc->cap = cap;
+        }
+        view_to_info(&v, uuid, &acc->items[acc->n++]);
+        return 0;
+}
+
+int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n)
+{
+        if (!ctx || !ret || !ret_n)
+                return -EINVAL;
+
+        for (int attempt = 0; attempt < DUMP_RETRIES; attempt++) {
+                union {
+                        struct nlmsghdr nlh;
+                        uint8_t raw[NLMSG_SPACE(sizeof(struct ifinfomsg)) + ATTR_SPACE(sizeof(uint32_t)) +
+                                    ATTR_SPACE(0) + ATTR_SPACE(sizeof("tun"))];
+                } req = { 0 };
+                uint32_t ext_mask = RTEXT_FILTER_SKIP_STATS;
+                struct list_acc acc = { 0 };
+                struct nlattr *nest;
+                bool intr = false;
+                int r;
+
+                req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+                req.nlh.nlmsg_type = RTM_GETLINK;
+                req.nlh.nlmsg_flags = NLM_F_DUMP;
+                ((struct ifinfomsg *)NLMSG_DATA(&req.nlh))->ifi_family = AF_UNSPEC;
+                /* Kernel-side filter on kind "tun" (we check again ourselves). */
+                if (!put_attr(&req.nlh, sizeof(req), IFLA_EXT_MASK, &ext_mask, sizeof(ext_mask)) ||
+                    !(nest = put_attr(&req.nlh, sizeof(req), IFLA_LINKINFO | NLA_F_NESTED, NULL, 0)) ||
+                    !put_attr(&req.nlh, sizeof(req), IFLA_INFO_KIND, "tun", sizeof("tun")))
+                        return -EINVAL;
+                end_nest(&req.nlh, nest);
+
+                r = transact(ctx, &req.nlh, on_dump_msg, &acc, &intr);
+                if (r < 0 || intr) {
+                        free(acc.items);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (acc.n == 0) {
+                        free(acc.items);
+                        acc.items = NULL;
+                }
+                *ret = acc.items;
+                *ret_n = acc.n;
+                return 0;
+        }
+        return -EAGAIN;
+}

@@ -1,0 +1,606 @@
+/* api.c - see api.h */
+#include "api.h"
+
+#include "http.h"
+#include "log.h"
+#include "modules.h"
+#include "names.h"
+#include "netctl-protocol.h"
+#include "snapctl.h"
+
+#include <json-c/json.h>
+#include <sys/socket.h>
+
+#define API_VERSION "0.1.0"
+#define API_MAX_CONNECTIONS 64
+
+struct api_conn {
+        struct api_conn *next;          /* in the connection list */
+        int fd;
+        sd_event_source *io;
+        char *in;                       /* received bytes not yet consumed */
+        size_t in_len;
+        char *out;                      /* response being written */
+        size_t out_len, out_off;
+        bool busy;                      /* a request is being handled */
+        bool keep_alive;                /* of the request being handled */
+        size_t consumed;                /* bytes of `in` the current request used */
+        struct module_call *call;       /* pending module call, cancelled if we go away */
+        char port_uuid[UUID_STR_LEN + 1]; /* request context for module replies */
+};
+
+static struct {
+        sd_event *event;
+        int listen_fd;
+        sd_event_source *listen_io;
+        struct api_context ctx;
+        struct api_conn *conns;
+        unsigned n_conns;
+} api = { .listen_fd = -1 };
+
+static void conn_free(struct api_conn *c)
+{
+        for (struct api_conn **pp = &api.conns; *pp; pp = &(*pp)->next)
+                if (*pp == c) {
+                        *pp = c->next;
+                        break;
+                }
+        module_call_cancel(c->call);
+        sd_event_source_disable_unref(c->io);
+        safe_close(c->fd);
+        free(c->in);
+        free(c->out);
+        free(c);
+        api.n_conns--;
+}
+
+static void conn_process(struct api_conn *c);
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static void conn_update_events(struct api_conn *c)
+{
+        uint32_t ev = c->out ? EPOLLOUT : (c->busy ? 0 : EPOLLIN);
+        (void)sd_event_source_set_io_events(c->io, ev | EPOLLRDHUP);
+}
+
+/* Queue a response; ownership of body_json's string stays with the caller. */
+static void conn_respond(struct api_conn *c, int status, const char *body)
+{
+        size_t len;
+        int r;
+
+        c->call = NULL;
+        r = http_format_response(status, "application/json", body, strlen(body), c->keep_alive, &c->out, &len);
+        if (r < 0) {
+                static const char fallback[] = "HTTP/1.1 500 Internal Server Error\r\n"
+                                               "Content-Length: 0\r\nConnection: close\r\n\r\n";
+                log_err("api: cannot format a response: %s", strerror(-r));
+                c->keep_alive = false;
+                c->out = strdup(fallback);
+                len = c->out ? strlen(fallback) : 0;
+        }
+        c->out_len = len;
+        c->out_off = 0;
+        conn_update_events(c);
+}
+
+static void respond_json(struct api_conn *c, int status, struct json_object *obj)
+{
+        conn_respond(c, status, json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+        json_object_put(obj);
+}
+
+static void respond_error(struct api_conn *c, int status, const char *message, int plug)
+{
+        struct json_object *root = json_object_new_object(), *e = json_object_new_object();
+        char fix[128];
+
+        json_object_object_add(e, "code", json_object_new_int(status));
+        json_object_object_add(e, "message", json_object_new_string(message));
+        if (plug >= 0) {
+                json_object_object_add(e, "plug", json_object_new_string(plug_table[plug].name));
+                if (plug_fix_text((enum plug_id)plug, fix, sizeof(fix)) == 0)
+                        json_object_object_add(e, "fix", json_object_new_string(fix));
+        }
+        json_object_object_add(root, "error", e);
+        respond_json(c, status, root);
+}
+
+/* HTTP status for an -errno from a module call. */
+static int status_for_errno(int r)
+{
+        switch (r) {
+        case -EINVAL:
+        case -ERANGE:
+                return 400;
+        case -ENOENT:
+                return 404;
+        case -EEXIST:
+        case -EPERM:
+        case -EBUSY:
+                return 409;
+        case -ENOTCONN:
+        case -EAGAIN:
+                return 503;
+        case -ETIMEDOUT:
+                return 504;
+        case -ECONNRESET:
+                return 502;
+        case -ENOSYS:
+                return 501;
+        default:
+                return 500;
+        }
+}
+
+/* ---- protocol values to JSON ---- */
+
+static struct json_object *value_to_json(const struct proto_value *v)
+{
+        struct json_object *o;
+
+        switch (v->type) {
+        case PV_U64:
+                return json_object_new_uint64(v->v.u);
+        case PV_I64:
+                return json_object_new_int64(v->v.i);
+        case PV_BOOL:
+                return json_object_new_boolean(v->v.b);
+        case PV_STR:
+                return json_object_new_string_len(v->v.s, (int)v->count);
+        case PV_LIST:
+                o = json_object_new_array();
+                for (const struct proto_value *i = v->child; i; i = i->next)
+                        json_object_array_add(o, value_to_json(i));
+                return o;
+        case PV_OBJ:
+                o = json_object_new_object();
+                for (const struct proto_value *m = v->child; m; m = m->next)
+                        json_object_object_add(o, m->key, value_to_json(m));
+                return o;
+        default:
+                return NULL;
+        }
+}
+
+/* ---- status ---- */
+
+static struct json_object *module_json(enum plug_id plug)
+{
+        struct module_status st;
+        struct json_object *o = json_object_new_object(), *plugo = json_object_new_object();
+        char caps[256] = "", fix[128];
+
+        modules_get_status(plug, &st);
+        (void)caps_mask_format(st.caps_effective, caps, sizeof(caps));
+        json_object_object_add(plugo, "plug", json_object_new_string(plug_table[plug].name));
+        json_object_object_add(plugo, "summary", json_object_new_string(plug_table[plug].summary));
+        json_object_object_add(plugo, "connected", json_object_new_boolean(st.connected));
+        json_object_object_add(o, "program", json_object_new_string(plug_table[plug].program));
+        json_object_object_add(o, "state", json_object_new_string(module_state_name(st.state)));
+        json_object_object_add(o, "running", json_object_new_boolean(st.state == MOD_RUNNING));
+        json_object_object_add(o, "pid", json_object_new_int64(st.pid));
+        json_object_object_add(o, "capabilities", json_object_new_string(caps));
+        json_object_object_add(o, "caps_effective", json_object_new_uint64(st.caps_effective));
+        json_object_object_add(o, "no_new_privs", json_object_new_boolean(st.no_new_privs));
+        json_object_object_add(o, "restarts", json_object_new_int(st.restarts));
+        json_object_object_add(o, "uptime_ms", json_object_new_uint64(st.uptime_usec / 1000));
+        if (st.state == MOD_BACKOFF)
+                json_object_object_add(o, "restart_in_ms", json_object_new_uint64(st.restart_in_usec / 1000));
+        json_object_object_add(o, "last_error", st.last_error[0] ? json_object_new_string(st.last_error) : NULL);
+        json_object_object_add(plugo, "module", o);
+        if (!st.connected && plug_fix_text(plug, fix, sizeof(fix)) == 0)
+                json_object_object_add(plugo, "fix", json_object_new_string(fix));
+        else
+                json_object_object_add(plugo, "fix", NULL);
+        return plugo;
+}
+
+static void handle_status(struct api_conn *c)
+{
+        struct json_object *root = json_object_new_object(), *core = json_object_new_object();
+        struct json_object *plugs = json_object_new_array();
+        struct proc_security sec = { 0 };
+        char caps[256] = "";
+        unsigned waiting = 0;
+
+        (void)proc_security_read(0, &sec);
+        (void)caps_mask_format(sec.cap_eff, caps, sizeof(caps));
+        json_object_object_add(core, "version", json_object_new_string(API_VERSION));
+        json_object_object_add(core, "pid", json_object_new_int64(getpid()));
+        json_object_object_add(core, "snap", json_object_new_boolean(api.ctx.snap));
+        json_object_object_add(core, "spawner_pid", json_object_new_int64(api.ctx.spawner_pid));
+        json_object_object_add(core, "capabilities", json_object_new_string(caps));
+        json_object_object_add(core, "caps_effective", json_object_new_uint64(sec.cap_eff));
+        json_object_object_add(core, "caps_permitted", json_object_new_uint64(sec.cap_prm));
+        json_object_object_add(core, "no_new_privs", json_object_new_boolean(sec.no_new_privs));
+        json_object_object_add(core, "uptime_ms", json_object_new_uint64((now_usec() - api.ctx.started_usec) / 1000));
+        json_object_object_add(core, "state_dir", json_object_new_string(api.ctx.cfg->state_dir));
+        json_object_object_add(core, "api_socket", json_object_new_string(api.ctx.cfg->api_socket));
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                struct module_status st;
+                modules_get_status((enum plug_id)i, &st);
+                if (!st.connected)
+                        waiting++;
+                json_object_array_add(plugs, module_json((enum plug_id)i));
+        }
+        json_object_object_add(core, "plugs_disconnected", json_object_new_int((int)waiting));
+        json_object_object_add(root, "core", core);
+        json_object_object_add(root, "plugs", plugs);
+        respond_json(c, 200, root);
+}
+
+/* ---- plugs ---- */
+
+static void handle_plug_change(struct api_conn *c, const char *name, bool connect)
+{
+        int plug = plug_from_name(name);
+        char msg[256];
+        int r;
+
+        if (plug < 0) {
+                (void)snprintf(msg, sizeof(msg), "unknown plug '%.64s'", name);
+                return respond_error(c, 404, msg, -1);
+        }
+        if (api.ctx.snap) {
+                (void)snprintf(msg, sizeof(msg), "inside the snap plugs are managed by snapd: sudo snap %s nova-hypervisor:%s",
+                               connect ? "connect" : "disconnect", plug_table[plug].name);
+                return respond_error(c, 409, msg, -1);
+        }
+        r = modules_set_connected((enum plug_id)plug, connect);
+        if (r == 0 && api.ctx.save_plugs)
+                r = api.ctx.save_plugs();
+        if (r < 0) {
+                (void)snprintf(msg, sizeof(msg), "cannot record the plug state: %s", strerror(-r));
+                return respond_error(c, 500, msg, -1);
+        }
+        respond_json(c, 200, module_json((enum plug_id)plug));
+}
+
+static void handle_plug_refresh(struct api_conn *c)
+{
+        bool connected[_PLUG_MAX];
+        char msg[256];
+        int r;
+
+        if (!api.ctx.snap)
+                return respond_error(c, 409, "outside a snap use /v1/plugs/<plug>/connect or disconnect", -1);
+        r = snapctl_connected_plugs(connected);
+        if (r < 0) {
+                (void)snprintf(msg, sizeof(msg), "snapctl is-connected --list failed: %s", strerror(-r));
+                return respond_error(c, 502, msg, -1);
+        }
+        for (int i = 0; i < _PLUG_MAX; i++)
+                (void)modules_set_connected((enum plug_id)i, connected[i]);
+        handle_status(c);
+}
+
+/* ---- ports ---- */
+
+static void on_port_reply(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+        const struct proto_value *tap;
+
+        c->call = NULL;
+        if (res->status < 0)
+                return respond_error(c, status_for_errno(res->status), res->error,
+                                     res->status == -ENOTCONN ? PLUG_NETWORK_CONTROL : -1);
+        tap = proto_get(res->body, "tap");
+        if (tap)
+                return respond_json(c, 200, value_to_json(tap));
+        if (proto_get(res->body, "taps")) {
+                struct json_object *root = json_object_new_object();
+                json_object_object_add(root, "ports", value_to_json(proto_get(res->body, "taps")));
+                return respond_json(c, 200, root);
+        }
+        /* tap_delete */
+        struct json_object *root = json_object_new_object();
+        json_object_object_add(root, "deleted", json_object_new_string(c->port_uuid));
+        respond_json(c, 200, root);
+}
+
+static void call_netctl(struct api_conn *c, struct proto_writer *w)
+{
+        char err[512];
+        int r;
+
+        r = modules_call(PLUG_NETWORK_CONTROL, w, 0, on_port_reply, c, &c->call, err, sizeof(err));
+        if (r < 0)
+                respond_error(c, status_for_errno(r), err,
+                              r == -ENOTCONN || r == -EAGAIN ? PLUG_NETWORK_CONTROL : -1);
+}
+
+/* Parse a JSON object body strictly: at most 64 KiB, depth 4, fully consumed. */
+static int parse_body(const struct http_request *req, struct json_object **ret, char *err, size_t errlen)
+{
+        struct json_tokener *tok;
+        struct json_object *obj;
+
+        if (!req->body || req->body_len == 0) {
+                *ret = json_object_new_object();
+                return 0;
+        }
+        if (req->body_len > 64 * 1024) {
+                (void)snprintf(err, errlen, "request body larger than 64 KiB");
+                return -EMSGSIZE;
+        }
+        tok = json_tokener_new_ex(4);
+        if (!tok)
+                return -ENOMEM;
+        obj = json_tokener_parse_ex(tok, req->body, (int)req->body_len);
+        if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
+            json_tokener_get_parse_end(tok) != req->body_len || !json_object_is_type(obj, json_type_object)) {
+                (void)snprintf(err, errlen, "request body is not a single JSON object");
+                json_object_put(obj);
+                json_tokener_free(tok);
+                return -EINVAL;
+        }
+        json_tokener_free(tok);
+        *ret = obj;
+        return 0;
+}
+
+static void handle_port_create(struct api_conn *c, const struct http_request *req)
+{
+        struct json_object *body = NULL;
+        char err[256], uuid[UUID_STR_LEN + 1], mac[MAC_STR_LEN + 1];
+        int64_t mtu = 1500;
+        struct proto_writer *w;
+        int r;
+
+        r = parse_body(req, &body, err, sizeof(err));
+        if (r < 0)
+                return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
+        if (uuid_generate(uuid) < 0 || mac_generate(mac) < 0) {
+                json_object_put(body);
+                return respond_error(c, 500, "cannot generate identifiers", -1);
+        }
+        json_object_object_foreach(body, key, val) {
+                const char *s = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
+                if (streq(key, "port_uuid") && s && uuid_is_valid(s))
+                        memcpy(uuid, s, sizeof(uuid));
+                else if (streq(key, "mac") && s && mac_is_valid(s))
+                        memcpy(mac, s, sizeof(mac));
+                else if (streq(key, "mtu") && json_object_is_type(val, json_type_int) &&
+                         (mtu = json_object_get_int64(val)) >= NETCTL_MTU_MIN && mtu <= NETCTL_MTU_MAX)
+                        ;
+                else {
+                        if (streq(key, "port_uuid"))
+                                (void)snprintf(err, sizeof(err), "port_uuid: not a canonical lowercase UUID");
+                        else if (streq(key, "mac"))
+                                (void)snprintf(err, sizeof(err), "mac: not a lowercase unicast MAC address");
+                        else if (streq(key, "mtu"))
+                                (void)snprintf(err, sizeof(err), "mtu: must be an integer in %d..%d", NETCTL_MTU_MIN,
+                                               NETCTL_MTU_MAX);
+                        else
+                                (void)snprintf(err, sizeof(err), "%.64s: unknown field", key);
+                        json_object_put(body);
+                        return respond_error(c, 400, err, -1);
+                }
+        }
+        json_object_put(body);
+        w = malloc(sizeof(*w));
+        if (!w)
+                return respond_error(c, 500, "out of memory", -1);
+        memcpy(c->port_uuid, uuid, sizeof(uuid));
+        pw_init(w, PROTO_REQUEST, 0, 0, "tap_create");
+        pw_str(w, "port_uuid", uuid);
+        pw_str(w, "mac", mac);
+        pw_u64(w, "mtu", (uint64_t)mtu);
+        call_netctl(c, w);
+        free(w);
+}
+
+static void handle_port_one(struct api_conn *c, const char *entrypoint, const char *port_uuid)
+{
+        struct proto_writer *w;
+        char msg[128];
+
+        if (!uuid_is_valid(port_uuid)) {
+                (void)snprintf(msg, sizeof(msg), "'%.40s' is not a canonical lowercase port UUID", port_uuid);
+                return respond_error(c, 400, msg, -1);
+        }
+        w = malloc(sizeof(*w));
+        if (!w)
+                return respond_error(c, 500, "out of memory", -1);
+        memcpy(c->port_uuid, port_uuid, UUID_STR_LEN + 1);
+        pw_init(w, PROTO_REQUEST, 0, 0, entrypoint);
+        if (entrypoint[4] != 'l') /* tap_list takes no identifier */
+                pw_str(w, "port_uuid", port_uuid);
+        call_netctl(c, w);
+        free(w);
+}
+
+static void handle_port_list(struct api_conn *c)
+{
+        struct proto_writer *w = malloc(sizeof(*w));
+
+        if (!w)
+                return respond_error(c, 500, "out of memory", -1);
+        pw_init(w, PROTO_REQUEST, 0, 0, "tap_list");
+        call_netctl(c, w);
+        free(w);
+}
+
+/* ---- routing ---- */
+
+static void route(struct api_conn *c, const struct http_request *req)
+{
+        const char *p = req->path;
+        bool get = streq(req->method, "GET"), post = streq(req->method, "POST");
+        bool del = streq(req->method, "DELETE");
+
+        if (streq(p, "/v1/status") && get)
+                return handle_status(c);
+        if (streq(p, "/v1/plugs/refresh") && post)
+                return handle_plug_refresh(c);
+        if (strncmp(p, "/v1/plugs/", 10) == 0 && post) {
+                char name[64];
+                const char *slash = strchr(p + 10, '/');
+                size_t n = slash ? (size_t)(slash - (p + 10)) : 0;
+                if (slash && n < sizeof(name)) {
+                        memcpy(name, p + 10, n);
+                        name[n] = '\0';
+                        if (streq(slash, "/connect"))
+                                return handle_plug_change(c, name, true);
+                        if (streq(slash, "/disconnect"))
+                                return handle_plug_change(c, name, false);
+                }
+        }
+        if (streq(p, "/v1/ports")) {
+                if (get)
+                        return handle_port_list(c);
+                if (post)
+                        return handle_port_create(c, req);
+                return respond_error(c, 405, "method not allowed", -1);
+        }
+        if (strncmp(p, "/v1/ports/", 10) == 0 && !strchr(p + 10, '/')) {
+                if (get)
+                        return handle_port_one(c, "tap_get", p + 10);
+                if (del)
+                        return handle_port_one(c, "tap_delete", p + 10);
+                return respond_error(c, 405, "method not allowed", -1);
+        }
+        respond_error(c, 404, "no such endpoint", -1);
+}
+
+/* Parse and handle the next buffered request, if any. */
+static void conn_process(struct api_conn *c)
+{
+        struct http_request req;
+        size_t consumed;
+        int r;
+
+        if (c->busy || c->out)
+                return;
+        r = http_parse_request(c->in, c->in_len, &req, &consumed);
+        if (r == -EAGAIN) {
+                conn_update_events(c);
+                return;
+        }
+        c->busy = true;
+        if (r < 0) {
+                c->keep_alive = false;
+                c->consumed = c->in_len;
+                return respond_error(c, http_status_for_error(r), "malformed HTTP request", -1);
+        }
+        c->keep_alive = req.keep_alive;
+        c->consumed = consumed;
+        route(c, &req);
+        /* The handler either responded or left a module call pending. */
+        conn_update_events(c);
+}
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct api_conn *c = userdata;
+
+        (void)s;
+        if (c->out && (revents & EPOLLOUT)) {
+                ssize_t k = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (k < 0 && errno != EAGAIN && errno != EINTR) {
+                        conn_free(c);
+                        return 0;
+                }
+                if (k > 0)
+                        c->out_off += (size_t)k;
+                if (c->out_off < c->out_len)
+                        return 0;
+                c->out = (free(c->out), NULL);
+                c->busy = false;
+                if (!c->keep_alive) {
+                        conn_free(c);
+                        return 0;
+                }
+                memmove(c->in, c->in + c->consumed, c->in_len - c->consumed);
+                c->in_len -= c->consumed;
+                c->consumed = 0;
+                conn_process(c);
+                return 0;
+        }
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) {
+                size_t cap = HTTP_MAX_HEAD + HTTP_MAX_BODY;
+                ssize_t k;
+                if (c->busy) {
+                        /* Client went away while we were working: drop everything. */
+                        if (revents & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
+                                conn_free(c);
+                        return 0;
+                }
+                if (c->in_len >= cap) {
+                        c->busy = true;
+                        c->keep_alive = false;
+                        respond_error(c, 413, "request too large", -1);
+                        return 0;
+                }
+                k = recv(fd, c->in + c->in_len, cap - c->in_len, MSG_DONTWAIT);
+                if (k < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                if (k <= 0) {
+                        conn_free(c);
+                        return 0;
+                }
+                c->in_len += (size_t)k;
+                conn_process(c);
+        }
+        return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct api_conn *c;
+        int cfd;
+
+        (void)s;
+        (void)revents;
+        (void)userdata;
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0)
+                return 0;
+        if (api.n_conns >= API_MAX_CONNECTIONS) {
+                static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10 * 1000000ULL, 5);
+                log_ratelimited(&rl, LOG_LVL_WARN, "api: too many connections; refusing one");
+                safe_close(cfd);
+                return 0;
+        }
+        c = calloc(1, sizeof(*c));
+        if (c)
+                c->in = malloc(HTTP_MAX_HEAD + HTTP_MAX_BODY);
+        if (!c || !c->in || sd_event_add_io(api.event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, on_conn_io, c) < 0) {
+                if (c)
+                        free(c->in);
+                free(c);
+                safe_close(cfd);
+                return 0;
+        }
+        c->fd = cfd;
+        c->next = api.conns;
+        api.conns = c;
+        api.n_conns++;
+        return 0;
+}
+
+int api_start(sd_event *event, int listen_fd, const struct api_context *ctx)
+{
+        int r;
+
+        api.event = event;
+        api.ctx = *ctx;
+        api.listen_fd = listen_fd;
+        r = sd_event_add_io(event, &api.listen_io, listen_fd, EPOLLIN, on_accept, NULL);
+        if (r < 0) {
+                api.listen_fd = safe_close(api.listen_fd);
+                return r;
+        }
+        return 0;
+}
+
+void api_stop(void)
+{
+        while (api.conns)
+                conn_free(api.conns);
+        api.listen_io = sd_event_source_disable_unref(api.listen_io);
+        api.listen_fd = safe_close(api.listen_fd);
+}

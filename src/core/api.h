@@ -1,0 +1,35 @@
+/* api.h - the REST/JSON API on a unix socket (curl --unix-socket works).
+ *
+ *   GET    /v1/status                     core and every plug: connected, module, fix
+ *   POST   /v1/plugs/<plug>/connect       outside a snap: stands in for `snap connect`
+ *   POST   /v1/plugs/<plug>/disconnect    outside a snap: stands in for `snap disconnect`
+ *   POST   /v1/plugs/refresh              inside a snap: re-read `snapctl is-connected --list`
+ *   GET    /v1/ports                      taps of our ports (network-control)
+ *   POST   /v1/ports                      {"port_uuid"?, "mac"?, "mtu"?} create a port's tap
+ *   GET    /v1/ports/<port_uuid>
+ *   DELETE /v1/ports/<port_uuid>
+ *
+ * Errors: {"error": {"code": N, "message": "...", "plug": "...", "fix": "..."}}
+ * (plug and fix only when a plug is the cause). */
+#ifndef NOVA_API_H
+#define NOVA_API_H
+
+#include "config.h"
+
+#include <systemd/sd-event.h>
+
+struct api_context {
+        const struct nova_config *cfg;  /* the core's configuration */
+        bool snap;                      /* running inside a snap */
+        pid_t spawner_pid;              /* 0 inside a snap */
+        uint64_t started_usec;          /* monotonic start time of the core */
+        /* Persist the connected-plug set after a live change (outside a snap). */
+        int (*save_plugs)(void);
+};
+
+/* Serve the API on listen_fd (bound, listening, non-blocking; ownership taken). */
+int api_start(sd_event *event, int listen_fd, const struct api_context *ctx);
+/* Close the listener and every client connection (pending module calls are cancelled). */
+void api_stop(void);
+
+#endif

@@ -1,0 +1,456 @@
+/* config.c - see config.h */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/un.h>
+
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1)
+
+struct config_key;
+
+/* Parse value into field; on failure write the reason (without key) into why. */
+typedef int (*config_parser)(const struct config_key *k, const char *value, void *field,
+                             char *why, size_t whylen);
+
+/* One row per key; config_parse() and config_set() both go through this table. */
+struct config_key {
+        const char *name;          /* key as written in the file, e.g. "run_dir" */
+        config_parser parse;       /* validates and stores the value */
+        size_t offset;             /* of the field in struct nova_config */
+        size_t size;               /* of the field, in bytes */
+        uint32_t min;              /* numbers: lowest value; paths: 0 = may be empty, 1 = required */
+        uint32_t max;              /* numbers: highest value; paths: longest length */
+};
+
+static void fmt_msg(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
+static void fmt_msg(char *buf, size_t size, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (!buf || size == 0)
+                return;
+        va_start(ap, fmt);
+        (void)vsnprintf(buf, size, fmt, ap); /* truncating an error message is fine */
+        va_end(ap);
+}
+
+static bool is_blank(char c)
+{
+        return c == ' ' || c == '\t';
+}
+
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes), 0 when invalid
+ * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+        size_t need;
+        uint32_t cp;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+                need = 2;
+                cp = s[0] & 0x1f;
+        } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+                need = 3;
+                cp = s[0] & 0x0f;
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                need = 4;
+                cp = s[0] & 0x07;
+        } else {
+                return 0;
+        }
+        if (n < need)
+                return 0;
+        for (size_t i = 1; i < need; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return need;
+}
+
+/* Text that may appear in a value: valid UTF-8, no control characters but TAB. */
+static int check_text(const char *s, size_t n, char *why, size_t whylen)
+{
+        for (size_t i = 0; i < n;) {
+                unsigned char c = (unsigned char)s[i];
+                size_t k;
+
+                if (c == '\0') {
+                        fmt_msg(why, whylen, "NUL byte");
+                        return -EINVAL;
+                }
+                if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                        fmt_msg(why, whylen, "control character 0x%02x", c);
+                        return -EINVAL;
+                }
+                k = utf8_seq_len((const unsigned char *)s + i, n - i);
+                if (k == 0) {
+                        fmt_msg(why, whylen, "invalid UTF-8");
+                        return -EINVAL;
+                }
+                i += k;
+        }
+        return 0;
+}
+
+/* Trim blanks from both ends of the NUL-terminated s in place; returns the new start. */
+static char *trim(char *s)
+{
+        size_t n;
+
+        while (is_blank(*s))
+                s++;
+        n = strlen(s);
+        while (n > 0 && is_blank(s[n - 1]))
+                s[--n] = '\0';
+        return s;
+}
+
+static int parse_path(const struct config_key *k, const char *value, void *field, char *why,
+                      size_t whylen)
+{
+        size_t n = strlen(value);
+
+        if (n == 0) {
+                if (k->min > 0) {
+                        fmt_msg(why, whylen, "must be an absolute path, not empty");
+                        return -EINVAL;
+                }
+        } else {
+                if (value[0] != '/') {
+                        fmt_msg(why, whylen, "must be an absolute path: '%.200s'", value);
+                        return -EINVAL;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        unsigned char c = (unsigned char)value[i];
+
+                        if (c < 0x20 || c == 0x7f) {
+                                fmt_msg(why, whylen, "control character in path");
+                                return -EINVAL;
+                        }
+                        /* a ".." component: "/.." "/../" */
+                        if (c == '/' && value[i + 1] == '.' && value[i + 2] == '.' &&
+                            (value[i + 3] == '/' || value[i + 3] == '\0')) {
+                                fmt_msg(why, whylen, "must not contain '..'");
+                                return -EINVAL;
+                        }
+                }
+                if (n > k->max || n >= k->size) {
+                        fmt_msg(why, whylen, "path too long (%zu bytes, max %u)", n, k->max);
+                        return -EINVAL;
+                }
+        }
+        memcpy(field, value, n + 1);
+        return 0;
+}
+
+static int parse_number(const struct config_key *k, const char *value, void *field, char *why,
+                        size_t whylen)
+{
+        uint32_t v;
+        int r = parse_u32(value, k->min, k->max, &v);
+
+        if (r == -ERANGE) {
+                fmt_msg(why, whylen, "must be between %u and %u", k->min, k->max);
+                return -EINVAL;
+        }
+        if (r < 0) {
+                fmt_msg(why, whylen, "not a number: '%.64s'", value);
+                return -EINVAL;
+        }
+        memcpy(field, &v, sizeof(v));
+        return 0;
+}
+
+static int parse_plugs(const struct config_key *k _unused_, const char *value, void *field,
+                       char *why, size_t whylen)
+{
+        bool set[_PLUG_MAX] = {};
+        bool none = false, any = false;
+        const char *p = value;
+
+        while (*p) {
+                char name[64];
+                size_t n;
+                int id;
+
+                if (is_blank(*p) || *p == ',') {
+                        p++;
+                        continue;
+                }
+                n = strcspn(p, " \t,");
+                if (n >= sizeof(name)) {
+                        fmt_msg(why, whylen, "unknown plug '%.*s...'", 32, p);
+                        return -EINVAL;
+                }
+                memcpy(name, p, n);
+                name[n] = '\0';
+                p += n;
+
+                if (streq(name, "none")) {
+                        none = true;
+                        continue;
+                }
+                id = plug_from_name(name);
+                if (id < 0) {
+                        fmt_msg(why, whylen, "unknown plug '%s'", name);
+                        return -EINVAL;
+                }
+                set[id] = true;
+                any = true;
+        }
+        if (none && any) {
+                fmt_msg(why, whylen, "'none' cannot be combined with plug names");
+                return -EINVAL;
+        }
+        memcpy(field, set, sizeof(set));
+        return 0;
+}
+
+static int parse_log_level(const struct config_key *k, const char *value, void *field, char *why,
+                           size_t whylen)
+{
+        static const char *const levels[] = { "debug", "info", "warning", "error" };
+
+        for (size_t i = 0; i < ARRAY_SIZE(levels); i++)
+                if (streq(value, levels[i]))
+                        return strscpy(field, value, k->size);
+        fmt_msg(why, whylen, "must be one of debug, info, warning, error");
+        return -EINVAL;
+}
+
+#define FIELD(f) offsetof(struct nova_config, f), sizeof(((struct nova_config *)NULL)->f)
+
+static const struct config_key config_keys[] = {
+        { "state_dir", parse_path, FIELD(state_dir), 1, 255 },
+        { "run_dir", parse_path, FIELD(run_dir), 1, 255 },
+        { "api_socket", parse_path, FIELD(api_socket), 0, SUN_PATH_MAX },
+        { "module_dir", parse_path, FIELD(module_dir), 0, 255 },
+        { "plugs", parse_plugs, FIELD(plugs), 0, 0 },
+        { "module_timeout_ms", parse_number, FIELD(module_timeout_ms), 100, 600000 },
+        { "restart_min_ms", parse_number, FIELD(restart_min_ms), 10, 60000 },
+        { "restart_max_ms", parse_number, FIELD(restart_max_ms), 10, 600000 },
+        { "stable_after_ms", parse_number, FIELD(stable_after_ms), 1000, 3600000 },
+        { "stop_timeout_ms", parse_number, FIELD(stop_timeout_ms), 100, 60000 },
+        { "log_level", parse_log_level, FIELD(log_level), 0, 0 },
+};
+
+static const struct config_key *find_key(const char *name)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++)
+                if (streq(config_keys[i].name, name))
+                        return &config_keys[i];
+        return NULL;
+}
+
+/* Strip trailing slashes of run_dir ("/" stays "/") for joining it with a name. */
+static size_t dir_len(const char *dir)
+{
+        size_t n = strlen(dir);
+
+        while (n > 1 && dir[n - 1] == '/')
+                n--;
+        if (n == 1 && dir[0] == '/')
+                n = 0;
+        return n;
+}
+
+/* Checks that involve more than one key; errors name the keys, not a line. */
+static int check_cross(const struct nova_config *c, char *err, size_t errlen)
+{
+        if (c->restart_max_ms < c->restart_min_ms) {
+                fmt_msg(err, errlen, "restart_max_ms (%u) must not be below restart_min_ms (%u)",
+                        c->restart_max_ms, c->restart_min_ms);
+                return -EINVAL;
+        }
+        if (c->api_socket[0] == '\0' &&
+            dir_len(c->run_dir) + 1 + strlen(CONFIG_SOCKET_NAME) > SUN_PATH_MAX) {
+                fmt_msg(err, errlen,
+                        "run_dir: too long for the derived api_socket (max %zu bytes for a unix socket); set api_socket",
+                        (size_t)SUN_PATH_MAX);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+void config_defaults(struct nova_config *cfg)
+{
+        memset(cfg, 0, sizeof(*cfg));
+        (void)strscpy(cfg->state_dir, "/var/lib/nova-hypervisor", sizeof(cfg->state_dir));
+        (void)strscpy(cfg->run_dir, "/run/nova-hypervisor", sizeof(cfg->run_dir));
+        cfg->module_timeout_ms = 10000;
+        cfg->restart_min_ms = 200;
+        cfg->restart_max_ms = 30000;
+        cfg->stable_after_ms = 60000;
+        cfg->stop_timeout_ms = 5000;
+        (void)strscpy(cfg->log_level, "info", sizeof(cfg->log_level));
+}
+
+int config_parse(const char *text, size_t len, struct nova_config *cfg, char *err, size_t errlen)
+{
+        bool seen[ARRAY_SIZE(config_keys)] = {};
+        struct nova_config tmp;
+        size_t pos = 0;
+        unsigned lineno = 0;
+        int r;
+
+        if (!cfg || (!text && len > 0)) {
+                fmt_msg(err, errlen, "invalid arguments");
+                return -EINVAL;
+        }
+        if (len > CONFIG_MAX_FILE) {
+                fmt_msg(err, errlen, "file too large (%zu bytes, max %d)", len, CONFIG_MAX_FILE);
+                return -EFBIG;
+        }
+        tmp = *cfg;
+
+        if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+                pos = 3; /* UTF-8 byte order mark */
+
+        while (pos < len) {
+                char line[CONFIG_MAX_LINE + 1], why[256];
+                const char *nl = memchr(text + pos, '\n', len - pos);
+                size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+                const char *raw = text + pos;
+                const struct config_key *k;
+                char *s, *eq, *key, *value;
+
+                lineno++;
+                pos += n + (nl ? 1 : 0);
+                if (n > 0 && raw[n - 1] == '\r')
+                        n--;
+                if (n > CONFIG_MAX_LINE) {
+                        fmt_msg(err, errlen, "line %u: line too long (max %d bytes)", lineno,
+                                CONFIG_MAX_LINE);
+                        return -EINVAL;
+                }
+                r = check_text(raw, n, why, sizeof(why));
+                if (r < 0) {
+                        fmt_msg(err, errlen, "line %u: %s", lineno, why);
+                        return r;
+                }
+                memcpy(line, raw, n);
+                line[n] = '\0';
+
+                s = trim(line);
+                if (*s == '\0' || *s == '#')
+                        continue;
+                eq = strchr(s, '=');
+                if (!eq) {
+                        fmt_msg(err, errlen, "line %u: expected 'key = value'", lineno);
+                        return -EINVAL;
+                }
+                *eq = '\0';
+                key = trim(s);
+                value = trim(eq + 1);
+                if (*key == '\0') {
+                        fmt_msg(err, errlen, "line %u: missing key before '='", lineno);
+                        return -EINVAL;
+                }
+                k = find_key(key);
+                if (!k) {
+                        fmt_msg(err, errlen, "line %u: unknown key '%.64s'", lineno, key);
+                        return -EINVAL;
+                }
+                if (seen[k - config_keys]) {
+                        fmt_msg(err, errlen, "line %u: duplicate key '%s'", lineno, k->name);
+                        return -EINVAL;
+                }
+                seen[k - config_keys] = true;
+                r = k->parse(k, value, (char *)&tmp + k->offset, why, sizeof(why));
+                if (r < 0) {
+                        fmt_msg(err, errlen, "line %u: %s: %s", lineno, k->name, why);
+                        return -EINVAL;
+                }
+        }
+
+        r = check_cross(&tmp, err, errlen);
+        if (r < 0)
+                return r;
+        *cfg = tmp;
+        return 0;
+}
+
+int config_load_file(const char *path, struct nova_config *cfg, char *err, size_t errlen)
+{
+        _cleanup_free_ char *text = NULL;
+        char why[512];
+        size_t len;
+        int r;
+
+        r = read_file_bounded(path, CONFIG_MAX_FILE, &text, &len);
+        if (r == -EFBIG) {
+                fmt_msg(err, errlen, "%s: file too large (max %d bytes)", path, CONFIG_MAX_FILE);
+                return r;
+        }
+        if (r < 0) {
+                fmt_msg(err, errlen, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        r = config_parse(text, len, cfg, why, sizeof(why));
+        if (r < 0) {
+                fmt_msg(err, errlen, "%s: %s", path, why);
+                return r;
+        }
+        return 0;
+}
+
+int config_set(struct nova_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+        const struct config_key *k;
+        struct nova_config tmp;
+        char buf[CONFIG_MAX_LINE + 1], why[256];
+        size_t n;
+        int r;
+
+        if (!cfg || !key || !value) {
+                fmt_msg(err, errlen, "invalid arguments");
+                return -EINVAL;
+        }
+        k = find_key(key);
+        if (!k) {
+                fmt_msg(err, errlen, "unknown key '%.64s'", key);
+                return -EINVAL;
+        }
+        n = strlen(value);
+        if (n > CONFIG_MAX_LINE) {
+                fmt_msg(err, errlen, "%s: value too long (max %d bytes)", k->name, CONFIG_MAX_LINE);
+                return -EINVAL;
+        }
+        r = check_text(value, n, why, sizeof(why));
+        if (r < 0) {
+                fmt_msg(err, errlen, "%s: %s", k->name, why);
+                return -EINVAL;
+        }
+        memcpy(buf, value, n + 1);
+
+        tmp = *cfg;
+        r = k->parse(k, trim(buf), (char *)&tmp + k->offset, why, sizeof(why));
+        if (r < 0) {
+                fmt_msg(err, errlen, "%s: %s", k->name, why);
+                return -EINVAL;
+        }
+        r = check_cross(&tmp, err, errlen);
+        if (r < 0)
+                return r;
+        *cfg = tmp;
+        return 0;
+}
+
+void config_finish(struct nova_config *cfg)
+{
+        char sock[sizeof(cfg->api_socket)];
+
+        if (cfg->api_socket[0] != '\0')
+                return;
+        if (xsnprintf(sock, sizeof(sock), "%.*s/%s", (int)dir_len(cfg->run_dir), cfg->run_dir,
+                      CONFIG_SOCKET_NAME) < 0 || strlen(sock) > SUN_PATH_MAX)
+                return; /* cannot happen after check_cross(); leave it empty */
+        memcpy(cfg->api_socket, sock, strlen(sock) + 1);
+}

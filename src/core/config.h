@@ -1,0 +1,53 @@
+/* config.h - the core's configuration file and command-line overrides.
+ *
+ * Format: UTF-8 text, one "key = value" per line, '#' comment lines and blank
+ * lines allowed, whitespace around key and value trimmed, no sections, no
+ * quotes, no trailing comments. At most CONFIG_MAX_FILE bytes and
+ * CONFIG_MAX_LINE bytes per line. Every key is parsed and validated by one
+ * table shared by config_parse() and config_set(). */
+#ifndef NOVA_CONFIG_H
+#define NOVA_CONFIG_H
+
+#include "util.h"
+#include "plugs.h"
+
+#define CONFIG_MAX_FILE (64 * 1024) /* bytes per config file */
+#define CONFIG_MAX_LINE 4096        /* bytes per line, without the line end */
+#define CONFIG_SOCKET_NAME "nova-hypervisor.socket" /* api_socket default, inside run_dir */
+
+struct nova_config {
+        char state_dir[256];          /* absolute; default /var/lib/nova-hypervisor */
+        char run_dir[256];            /* absolute; default /run/nova-hypervisor */
+        char api_socket[256];         /* absolute, fits sockaddr_un; "" until config_finish() derives <run_dir>/nova-hypervisor.socket */
+        char module_dir[256];         /* absolute dir of nova-<plug> programs; default "" = directory of the running nova-compute */
+        bool plugs[_PLUG_MAX];        /* outside a snap: connected plugs; key "plugs", comma/space separated plug names, "" or "none" = none (default) */
+        uint32_t module_timeout_ms;   /* per request; 100..600000; default 10000 */
+        uint32_t restart_min_ms;      /* first restart delay after a crash; 10..60000; default 200 */
+        uint32_t restart_max_ms;      /* cap of the exponential backoff; restart_min_ms..600000; default 30000 */
+        uint32_t stable_after_ms;     /* a module running this long resets its backoff; 1000..3600000; default 60000 */
+        uint32_t stop_timeout_ms;     /* SIGTERM→SIGKILL delay when stopping a module; 100..60000; default 5000 */
+        char log_level[8];            /* debug|info|warning|error; default info */
+};
+
+/* Fill *cfg with the built-in defaults (every byte defined, so structs compare with memcmp). */
+void config_defaults(struct nova_config *cfg);
+
+/* Parse text over *cfg (which holds defaults or earlier values). On any error nothing in *cfg changes
+ * and err gets e.g. "line 3: unknown key 'foo'" / "line 5: module_timeout_ms: must be between 100 and 600000" /
+ * "line 2: duplicate key 'run_dir'" / "line 4: plugs: unknown plug 'bogus'". Cross-field errors
+ * (restart_max_ms < restart_min_ms, derived socket path too long) carry no line number.
+ * err may be NULL. Returns 0 or -EINVAL (-EFBIG when len > CONFIG_MAX_FILE). */
+int config_parse(const char *text, size_t len, struct nova_config *cfg, char *err, size_t errlen);
+
+/* Read path (at most CONFIG_MAX_FILE bytes) and config_parse() it; err is prefixed with the path.
+ * Returns 0, -EINVAL, -EFBIG or the -errno of opening/reading the file (*cfg unchanged then). */
+int config_load_file(const char *path, struct nova_config *cfg, char *err, size_t errlen);
+
+/* Set one key (used for command-line overrides like --state-dir and later `snap set`); same validation,
+ * including the cross-field checks against the other current values. 0 or -EINVAL, *cfg unchanged on error. */
+int config_set(struct nova_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/* Fill derived values (api_socket from run_dir when empty) after all sources are applied. */
+void config_finish(struct nova_config *cfg);
+
+#endif

@@ -1,0 +1,635 @@
+/* modules.c - see modules.h */
+#include "modules.h"
+
+#include "log.h"
+#include "netctl-protocol.h"
+#include "spawner.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+struct module;
+
+struct module_call {
+        struct module_call *next;       /* in the module's pending list */
+        struct module *m;               /* owner */
+        uint32_t id;                    /* request id on the wire */
+        char entrypoint[PROTO_MAX_NAME + 1];
+        sd_event_source *timer;         /* timeout */
+        module_call_cb cb;
+        void *userdata;
+};
+
+struct module {
+        enum plug_id plug;
+        bool connected;                 /* plug state */
+        enum module_state state;
+        pid_t pid;                      /* process, 0 when none */
+        int fd;                         /* connection, -1 when none */
+        sd_event_source *io;            /* reads fd */
+        sd_event_source *timer;         /* hello timeout or restart backoff */
+        uint64_t hello_usec;            /* when the hello was accepted */
+        uint64_t restart_at;            /* MOD_BACKOFF: monotonic usec of the next start */
+        uint32_t backoff_ms;            /* last backoff used */
+        unsigned restarts;              /* crash restarts since connect */
+        uint64_t caps_effective;        /* kernel's view at hello time */
+        bool no_new_privs;
+        bool start_after_stop;          /* reconnected while stopping: start again on exit */
+        char last_error[256];
+        struct module_call *calls;      /* pending calls */
+        uint32_t next_id;
+};
+
+static struct {
+        sd_event *event;
+        struct nova_config cfg;
+        int spawner_fd;
+        sd_event_source *spawner_io;
+        char module_dir[PATH_MAX];
+        struct module mods[_PLUG_MAX];
+        struct proto_msg *rx;           /* decode arena shared by all connections (one loop) */
+        struct proto_msg *check;        /* arena for validating outgoing requests */
+        uint8_t *rxbuf;
+} reg = { .spawner_fd = -1 };
+
+static const struct module_protocol *const protocols[_PLUG_MAX] = {
+        [PLUG_NETWORK_CONTROL] = &netctl_protocol,
+};
+
+const struct module_protocol *modules_protocol(enum plug_id plug)
+{
+        return (unsigned)plug < _PLUG_MAX ? protocols[plug] : NULL;
+}
+
+const char *module_state_name(enum module_state s)
+{
+        switch (s) {
+        case MOD_OFF:
+                return "stopped";
+        case MOD_STARTING:
+                return "starting";
+        case MOD_RUNNING:
+                return "running";
+        case MOD_BACKOFF:
+                return "restarting";
+        case MOD_STOPPING:
+                return "stopping";
+        case MOD_UNAVAILABLE:
+                return "unavailable";
+        }
+        return "?";
+}
+
+_printf_(2, 3) static void set_error(struct module *m, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(m->last_error, sizeof(m->last_error), fmt, ap);
+        va_end(ap);
+}
+
+static void finish_call(struct module_call *call, int status, const char *error, const struct proto_value *body)
+{
+        struct module *m = call->m;
+        struct module_result res = { .status = status, .error = error, .body = body };
+
+        for (struct module_call **pp = &m->calls; *pp; pp = &(*pp)->next)
+                if (*pp == call) {
+                        *pp = call->next;
+                        break;
+                }
+        sd_event_source_disable_unref(call->timer);
+        if (call->cb)
+                call->cb(&res, call->userdata);
+        free(call);
+}
+
+void module_call_cancel(struct module_call *call)
+{
+        if (call)
+                call->cb = NULL; /* completes silently (reply, timeout or connection loss) */
+}
+
+static void fail_all_calls(struct module *m, int status, const char *why)
+{
+        while (m->calls) {
+                char text[512];
+                (void)snprintf(text, sizeof(text), "module %s %s while handling %s; the request was not completed",
+                               plug_table[m->plug].program, why, m->calls->entrypoint);
+                finish_call(m->calls, status, text, NULL);
+        }
+}
+
+static void spawner_send(enum spawner_op op, enum plug_id plug)
+{
+        struct spawner_request req = { .op = op, .plug = plug };
+
+        if (reg.spawner_fd < 0)
+                return;
+        if (send(reg.spawner_fd, &req, sizeof(req), MSG_NOSIGNAL) < 0)
+                log_err("cannot reach the spawner: %s", strerror(errno));
+}
+
+static void close_connection(struct module *m, const char *why)
+{
+        if (m->fd < 0)
+                return;
+        m->io = sd_event_source_disable_unref(m->io);
+        m->fd = safe_close(m->fd);
+        fail_all_calls(m, -ECONNRESET, why);
+}
+
+static void stop_timer(struct module *m) { m->timer = sd_event_source_disable_unref(m->timer); }
+
+static int start_module(struct module *m);
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct module *m = userdata;
+
+        (void)s;
+        (void)usec;
+        stop_timer(m);
+        if (m->state == MOD_BACKOFF && m->connected)
+                (void)start_module(m);
+        else if (m->state == MOD_STARTING) {
+                set_error(m, "no hello from the module within %u ms", reg.cfg.module_timeout_ms);
+                log_err("%s: %s; stopping it", plug_table[m->plug].name, m->last_error);
+                close_connection(m, "did not start in time");
+                spawner_send(SPAWNER_STOP, m->plug);
+        }
+        return 0;
+}
+
+static void arm_timer(struct module *m, uint64_t delay_usec)
+{
+        stop_timer(m);
+        if (sd_event_add_time_relative(reg.event, &m->timer, CLOCK_MONOTONIC, delay_usec, 1000, on_timer, m) < 0)
+                log_err("%s: cannot arm a timer", plug_table[m->plug].name);
+}
+
+static bool program_available(const struct module *m, char *path, size_t size)
+{
+        if (xsnprintf(path, size, "%s/%s", reg.module_dir, plug_table[m->plug].program) < 0)
+                return false;
+        return protocols[m->plug] && access(path, X_OK) == 0;
+}
+
+static int start_module(struct module *m)
+{
+        char path[PATH_MAX];
+
+        if (reg.spawner_fd < 0) {
+                /* Inside a snap systemd starts the module app; we wait for it. */
+                m->state = MOD_STARTING;
+                return 0;
+        }
+        if (!program_available(m, path, sizeof(path))) {
+                m->state = MOD_UNAVAILABLE;
+                if (protocols[m->plug])
+                        set_error(m, "module program %s is not installed or not executable", path);
+                else
+                        set_error(m, "this build of nova-hypervisor has no %s module yet", plug_table[m->plug].name);
+                log_warn("%s: %s", plug_table[m->plug].name, m->last_error);
+                return -ENOENT;
+        }
+        m->state = MOD_STARTING;
+        spawner_send(SPAWNER_START, m->plug);
+        arm_timer(m, (uint64_t)reg.cfg.module_timeout_ms * 1000);
+        return 0;
+}
+
+static void schedule_restart(struct module *m)
+{
+        uint64_t now = now_usec();
+        bool was_stable = m->hello_usec && now - m->hello_usec >= (uint64_t)reg.cfg.stable_after_ms * 1000;
+
+        if (was_stable || m->backoff_ms == 0)
+                m->backoff_ms = reg.cfg.restart_min_ms;
+        else
+                m->backoff_ms = m->backoff_ms * 2 > reg.cfg.restart_max_ms ? reg.cfg.restart_max_ms
+                                                                           : m->backoff_ms * 2;
+        m->restarts++;
+        m->hello_usec = 0;
+        m->state = MOD_BACKOFF;
+        m->restart_at = now + (uint64_t)m->backoff_ms * 1000;
+        arm_timer(m, (uint64_t)m->backoff_ms * 1000);
+        log_warn("%s: %s; restarting in %u ms (restart %u)", plug_table[m->plug].name, m->last_error,
+                 m->backoff_ms, m->restarts);
+}
+
+static void on_module_exit(struct module *m, pid_t pid, int status)
+{
+        if (pid != m->pid)
+                return;
+        m->pid = 0;
+        close_connection(m, "exited");
+        stop_timer(m);
+        if (m->connected && m->start_after_stop) {
+                m->start_after_stop = false;
+                m->state = MOD_OFF;
+                (void)start_module(m);
+                return;
+        }
+        if (!m->connected) {
+                m->state = MOD_OFF;
+                m->hello_usec = 0;
+                log_info("%s: module stopped", plug_table[m->plug].name);
+                return;
+        }
+        if (m->state != MOD_STOPPING || m->last_error[0] == '\0') {
+                if (WIFSIGNALED(status))
+                        set_error(m, "module killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+                else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                        set_error(m, "module program could not be executed");
+                else if (WIFEXITED(status))
+                        set_error(m, "module exited with status %d", WEXITSTATUS(status));
+        }
+        schedule_restart(m);
+}
+
+_printf_(2, 3) static void protocol_violation(struct module *m, const char *fmt, ...)
+{
+        char why[256];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        set_error(m, "protocol violation: %s", why);
+        log_err("%s: %s; closing the connection", plug_table[m->plug].name, m->last_error);
+        close_connection(m, "broke the protocol");
+        m->state = MOD_STOPPING;
+        spawner_send(SPAWNER_STOP, m->plug);
+}
+
+static void handle_hello(struct module *m, const struct proto_msg *msg)
+{
+        const struct module_protocol *mp = protocols[m->plug];
+        const struct proto_value *eps = proto_get(msg->body, "entrypoints");
+        struct proc_security sec;
+        char have[256], want[256];
+        size_t n = 0;
+
+        if (m->state != MOD_STARTING)
+                return protocol_violation(m, "second hello");
+        if (!streq(msg->name, plug_table[m->plug].name))
+                return protocol_violation(m, "hello from plug '%s' on the %s channel", msg->name,
+                                          plug_table[m->plug].name);
+        if (proto_get_u64(msg->body, "version", 0) != PROTO_VERSION)
+                return protocol_violation(m, "unsupported protocol version");
+        if (!eps || eps->type != PV_LIST)
+                return protocol_violation(m, "hello without an entrypoint list");
+        for (const struct proto_value *e = eps->child; e; e = e->next, n++)
+                if (e->type != PV_STR || !module_protocol_find(mp, e->v.s))
+                        return protocol_violation(m, "module announces an entrypoint this core does not know");
+        if (n != mp->n_entrypoints)
+                return protocol_violation(m, "module announces %zu entrypoints, expected %zu", n, mp->n_entrypoints);
+        if (reg.spawner_fd >= 0 && proto_get_u64(msg->body, "pid", 0) != (uint64_t)m->pid)
+                return protocol_violation(m, "hello names another pid");
+        /* Do not take the module's word for its privileges: ask the kernel. */
+        if (proc_security_read(m->pid, &sec) < 0)
+                return protocol_violation(m, "cannot read the module's capabilities");
+        if (sec.cap_eff != plug_table[m->plug].caps || sec.cap_prm != plug_table[m->plug].caps ||
+            !sec.no_new_privs) {
+                (void)caps_mask_format(sec.cap_eff, have, sizeof(have));
+                (void)caps_mask_format(plug_table[m->plug].caps, want, sizeof(want));
+                return protocol_violation(m, "module holds capabilities [%s] (no_new_privs %d), expected exactly [%s]",
+                                          have, sec.no_new_privs, want);
+        }
+        stop_timer(m);
+        m->caps_effective = sec.cap_eff;
+        m->no_new_privs = sec.no_new_privs;
+        m->state = MOD_RUNNING;
+        m->hello_usec = now_usec();
+        m->last_error[0] = '\0';
+        (void)caps_mask_format(sec.cap_eff, have, sizeof(have));
+        log_info("%s: module running (pid %ld, capabilities [%s])", plug_table[m->plug].name, (long)m->pid,
+                 have[0] ? have : "none");
+}
+
+static void handle_reply(struct module *m, const struct proto_msg *msg)
+{
+        struct module_call *call;
+
+        for (call = m->calls; call; call = call->next)
+                if (call->id == msg->id)
+                        break;
+        if (!call) {
+                log_debug("%s: reply to request %u that is no longer pending", plug_table[m->plug].name, msg->id);
+                return;
+        }
+        if (!streq(call->entrypoint, msg->name))
+                return protocol_violation(m, "reply to %s names %s", call->entrypoint, msg->name);
+        if (msg->status < 0)
+                finish_call(call, msg->status, proto_get_str(msg->body, "error", strerror(-msg->status)), NULL);
+        else
+                finish_call(call, 0, NULL, msg->body);
+}
+
+static int on_module_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct module *m = userdata;
+        char why[256];
+        ssize_t n;
+
+        (void)s;
+        (void)revents;
+        n = recv(fd, reg.rxbuf, PROTO_MAX_FRAME + 1, MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0) {
+                close_connection(m, "went away");
+                /* Outside a snap the exit report follows from the spawner. */
+                return 0;
+        }
+        if (n > PROTO_MAX_FRAME) {
+                protocol_violation(m, "frame of %zd bytes (limit %d)", n, PROTO_MAX_FRAME);
+                return 0;
+        }
+        if (proto_decode(reg.rxbuf, (size_t)n, reg.rx, why, sizeof(why)) < 0) {
+                protocol_violation(m, "%s", why);
+                return 0;
+        }
+        switch (reg.rx->type) {
+        case PROTO_HELLO:
+                handle_hello(m, reg.rx);
+                break;
+        case PROTO_REPLY:
+                if (m->state != MOD_RUNNING)
+                        protocol_violation(m, "reply before hello");
+                else
+                        handle_reply(m, reg.rx);
+                break;
+        case PROTO_EVENT:
+                log_debug("%s: event %s", plug_table[m->plug].name, reg.rx->name);
+                break;
+        default:
+                protocol_violation(m, "unexpected %s frame", proto_type_name(reg.rx->type));
+        }
+        return 0;
+}
+
+static void attach_connection(struct module *m, int fd, pid_t pid)
+{
+        if (sd_event_add_io(reg.event, &m->io, fd, EPOLLIN, on_module_io, m) < 0) {
+                log_err("%s: cannot watch the module connection", plug_table[m->plug].name);
+                safe_close(fd);
+                spawner_send(SPAWNER_STOP, m->plug);
+                return;
+        }
+        m->fd = fd;
+        m->pid = pid;
+}
+
+static int on_spawner_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct spawner_msg msg;
+        struct module *m;
+        int mfd, r;
+
+        (void)s;
+        (void)revents;
+        (void)userdata;
+        r = spawner_recv(fd, &msg, &mfd);
+        if (r == -EAGAIN)
+                return 0;
+        if (r < 0) {
+                log_err("the spawner went away (%s); modules can no longer be supervised, exiting",
+                        r == -EBADMSG ? "bad message" : "connection closed");
+                return sd_event_exit(reg.event, 1);
+        }
+        m = &reg.mods[msg.plug];
+        switch (msg.event) {
+        case SPAWNER_STARTED:
+                if (m->fd >= 0) {
+                        safe_close(mfd);
+                        break;
+                }
+                attach_connection(m, mfd, msg.pid);
+                log_debug("%s: spawned pid %d", plug_table[m->plug].name, msg.pid);
+                if (!m->connected) /* disconnected while starting */
+                        spawner_send(SPAWNER_STOP, m->plug);
+                break;
+        case SPAWNER_FAILED:
+                set_error(m, "cannot start the module: %s", strerror(-msg.status));
+                if (m->connected && msg.status != -EALREADY)
+                        schedule_restart(m);
+                break;
+        case SPAWNER_EXITED:
+                on_module_exit(m, msg.pid, msg.status);
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, const bool initial[_PLUG_MAX],
+                const char *module_dir)
+{
+        int r;
+
+        reg.event = event;
+        reg.cfg = *cfg;
+        reg.spawner_fd = spawner_fd;
+        r = strscpy(reg.module_dir, module_dir, sizeof(reg.module_dir));
+        if (r < 0)
+                return r;
+        reg.rx = malloc(sizeof(*reg.rx));
+        reg.check = malloc(sizeof(*reg.check));
+        reg.rxbuf = malloc(PROTO_MAX_FRAME + 1);
+        if (!reg.rx || !reg.check || !reg.rxbuf)
+                return -ENOMEM;
+        if (spawner_fd >= 0) {
+                r = sd_event_add_io(event, &reg.spawner_io, spawner_fd, EPOLLIN, on_spawner_io, NULL);
+                if (r < 0)
+                        return r;
+        }
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                struct module *m = &reg.mods[i];
+                m->plug = (enum plug_id)i;
+                m->fd = -1;
+                m->state = MOD_OFF;
+        }
+        for (int i = 0; i < _PLUG_MAX; i++)
+                if (initial[i])
+                        (void)modules_set_connected((enum plug_id)i, true);
+        return 0;
+}
+
+void modules_free(void)
+{
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                struct module *m = &reg.mods[i];
+                close_connection(m, "was shut down with the core");
+                stop_timer(m);
+        }
+        reg.spawner_io = sd_event_source_disable_unref(reg.spawner_io);
+        free(reg.rx);
+        free(reg.check);
+        free(reg.rxbuf);
+        reg.rx = reg.check = NULL;
+        reg.rxbuf = NULL;
+}
+
+int modules_set_connected(enum plug_id plug, bool connected)
+{
+        struct module *m;
+
+        if ((unsigned)plug >= _PLUG_MAX)
+                return -EINVAL;
+        m = &reg.mods[plug];
+        if (m->connected == connected)
+                return 0;
+        m->connected = connected;
+        log_info("plug %s %s", plug_table[plug].name, connected ? "connected" : "disconnected");
+        if (connected) {
+                m->restarts = 0;
+                m->backoff_ms = 0;
+                m->last_error[0] = '\0';
+                if (m->state == MOD_OFF || m->state == MOD_UNAVAILABLE)
+                        (void)start_module(m);
+                else if (m->state == MOD_STOPPING)
+                        m->start_after_stop = true; /* started again once the old one exited */
+                return 0;
+        }
+        stop_timer(m);
+        m->start_after_stop = false;
+        if (m->pid > 0 || m->fd >= 0) {
+                m->state = MOD_STOPPING;
+                m->last_error[0] = '\0';
+                spawner_send(SPAWNER_STOP, plug);
+        } else
+                m->state = MOD_OFF;
+        return 0;
+}
+
+void modules_get_status(enum plug_id plug, struct module_status *ret)
+{
+        const struct module *m = &reg.mods[plug];
+        uint64_t now = now_usec();
+
+        memset(ret, 0, sizeof(*ret));
+        ret->plug = plug;
+        ret->connected = m->connected;
+        ret->state = m->state;
+        ret->pid = m->pid;
+        ret->caps_effective = m->state == MOD_RUNNING ? m->caps_effective : 0;
+        ret->no_new_privs = m->state == MOD_RUNNING && m->no_new_privs;
+        ret->restarts = m->restarts;
+        ret->uptime_usec = m->state == MOD_RUNNING && m->hello_usec ? now - m->hello_usec : 0;
+        ret->restart_in_usec = m->state == MOD_BACKOFF && m->restart_at > now ? m->restart_at - now : 0;
+        memcpy(ret->last_error, m->last_error, sizeof(ret->last_error));
+}
+
+int modules_check_ready(enum plug_id plug, char *err, size_t errlen)
+{
+        const struct module *m = &reg.mods[plug];
+        const char *name = plug_table[plug].name;
+
+        if (!m->connected) {
+                (void)snprintf(err, errlen,
+                               "the %s plug is not connected, so nova-hypervisor cannot manage %s; "
+                               "fix: sudo snap connect nova-hypervisor:%s",
+                               name, plug_table[plug].summary, name);
+                return -ENOTCONN;
+        }
+        if (m->state == MOD_RUNNING && m->fd >= 0)
+                return 0;
+        if (m->state == MOD_BACKOFF)
+                (void)snprintf(err, errlen, "module %s is restarting after a failure (%s); retry in %llu ms",
+                               plug_table[plug].program, m->last_error,
+                               (unsigned long long)((m->restart_at > now_usec() ? m->restart_at - now_usec() : 0) / 1000));
+        else if (m->state == MOD_UNAVAILABLE)
+                (void)snprintf(err, errlen, "the %s plug is connected but %s", name, m->last_error);
+        else
+                (void)snprintf(err, errlen, "module %s is %s; retry shortly", plug_table[plug].program,
+                               module_state_name(m->state));
+        return -EAGAIN;
+}
+
+static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct module_call *call = userdata;
+        char text[256];
+
+        (void)s;
+        (void)usec;
+        (void)snprintf(text, sizeof(text), "module %s did not answer %s in time", plug_table[call->m->plug].program,
+                       call->entrypoint);
+        log_warn("%s", text);
+        finish_call(call, -ETIMEDOUT, text, NULL);
+        return 0;
+}
+
+int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
+                 void *userdata, struct module_call **ret_call, char *err, size_t errlen)
+{
+        const struct proto_entrypoint *ep;
+        struct module_call *call;
+        struct module *m;
+        const uint8_t *buf;
+        size_t len;
+        int r;
+
+        if ((unsigned)plug >= _PLUG_MAX)
+                return -EINVAL;
+        m = &reg.mods[plug];
+        r = modules_check_ready(plug, err, errlen);
+        if (r < 0)
+                return r;
+        if (m->next_id == 0)
+                m->next_id = 1;
+        pw_set_id(w, m->next_id);
+        r = pw_finish(w, &buf, &len);
+        if (r < 0) {
+                (void)snprintf(err, errlen, "request does not fit the module protocol: %s", strerror(-r));
+                return r;
+        }
+        /* The core checks its own requests exactly as the module will. */
+        r = proto_decode(buf, len, reg.check, err, errlen);
+        if (r < 0)
+                return r;
+        ep = module_protocol_find(protocols[plug], reg.check->name);
+        if (!ep) {
+                (void)snprintf(err, errlen, "module %s has no entrypoint %s", plug_table[plug].program,
+                               reg.check->name);
+                return -ENOSYS;
+        }
+        r = schema_check(ep->request, reg.check->body, err, errlen);
+        if (r < 0)
+                return r;
+        call = calloc(1, sizeof(*call));
+        if (!call)
+                return -ENOMEM;
+        call->m = m;
+        call->id = m->next_id++;
+        call->cb = cb;
+        call->userdata = userdata;
+        memcpy(call->entrypoint, reg.check->name, sizeof(call->entrypoint));
+        if (send(m->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+                r = -errno;
+                free(call);
+                (void)snprintf(err, errlen, "cannot send to module %s: %s", plug_table[plug].program,
+                               r == -EAGAIN ? "it is not keeping up" : strerror(-r));
+                return r == -EAGAIN ? -EBUSY : r;
+        }
+        r = sd_event_add_time_relative(reg.event, &call->timer, CLOCK_MONOTONIC,
+                                       timeout_usec ? timeout_usec : (uint64_t)reg.cfg.module_timeout_ms * 1000,
+                                       1000, on_call_timeout, call);
+        if (r < 0) {
+                free(call);
+                (void)snprintf(err, errlen, "cannot arm the request timeout");
+                return r;
+        }
+        call->next = m->calls;
+        m->calls = call;
+        if (ret_call)
+                *ret_call = call;
+        return 0;
+}

@@ -1,0 +1,83 @@
+/* modules.h - the core's registry of plugs and their module processes.
+ *
+ * For every plug the snap requests it knows: connected or not, the module's
+ * state (pid, capabilities the kernel reports, restarts, last error), and the
+ * live connection over which requests go. Outside a snap it supervises the
+ * module processes through the spawner: one per connected plug, restarted
+ * with exponential backoff after a crash, stopped on disconnect. Nothing
+ * else is touched when one plug changes. */
+#ifndef NOVA_MODULES_H
+#define NOVA_MODULES_H
+
+#include "config.h"
+#include "plugs.h"
+#include "proto.h"
+#include "schema.h"
+
+#include <systemd/sd-event.h>
+
+enum module_state {
+        MOD_OFF,         /* plug disconnected, no process */
+        MOD_STARTING,    /* spawned, hello not yet accepted */
+        MOD_RUNNING,     /* hello accepted: serving requests */
+        MOD_BACKOFF,     /* crashed; restart timer armed */
+        MOD_STOPPING,    /* stop requested, waiting for the exit */
+        MOD_UNAVAILABLE, /* plug connected but this build has no such module program */
+};
+
+struct module_status {
+        enum plug_id plug;
+        bool connected;              /* plug state */
+        enum module_state state;
+        pid_t pid;                   /* 0 when no process */
+        uint64_t caps_effective;     /* from /proc/<pid>/status when the hello arrived */
+        bool no_new_privs;
+        unsigned restarts;           /* crash restarts since the plug was connected */
+        uint64_t uptime_usec;        /* since the hello, 0 when not running */
+        uint64_t restart_in_usec;    /* MOD_BACKOFF: time until the next start */
+        char last_error[256];        /* "" when none */
+};
+
+/* Result of a module call, valid only during the callback. */
+struct module_result {
+        int status;                  /* 0, or -errno (module error, timeout, module gone, not connected) */
+        const char *error;           /* operator-facing text when status < 0 */
+        const struct proto_value *body; /* reply body when status == 0 */
+};
+
+typedef void (*module_call_cb)(const struct module_result *res, void *userdata);
+struct module_call;
+
+/* Create the registry. spawner_fd < 0 means modules are not supervised by us
+ * (inside a snap systemd runs them). initial[] is the connected-plug set. */
+int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, const bool initial[_PLUG_MAX],
+                const char *module_dir);
+void modules_free(void);
+
+/* Connect or disconnect a plug live (outside a snap: `nova-hypervisor plug`,
+ * inside: the interface hooks). Starts or stops just that module. */
+int modules_set_connected(enum plug_id plug, bool connected);
+
+void modules_get_status(enum plug_id plug, struct module_status *ret);
+const char *module_state_name(enum module_state s);
+
+/* Check that plug's module can take a request now: 0, or -ENOTCONN (plug not
+ * connected) / -EAGAIN (module not running) with the operator text (naming
+ * the plug and the fix) in err. */
+int modules_check_ready(enum plug_id plug, char *err, size_t errlen);
+
+/* Send a request (w built with pw_init(PROTO_REQUEST, 0, 0, entrypoint)),
+ * validated against the module's schema first. On error returns -errno with
+ * the operator text in err and cb is never called. On 0, cb is called exactly
+ * once (reply, module error, timeout after timeout_usec (0 = configured
+ * default), or the module going away) unless the call is cancelled through
+ * *ret_call (may be NULL). */
+int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
+                 void *userdata, struct module_call **ret_call, char *err, size_t errlen);
+/* Forget a pending call: its callback will not run. */
+void module_call_cancel(struct module_call *call);
+
+/* The protocol the core expects from plug's module, NULL when this build has none. */
+const struct module_protocol *modules_protocol(enum plug_id plug);
+
+#endif

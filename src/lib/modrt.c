@@ -1,0 +1,439 @@
+/* modrt.c - see modrt.h */
+#include "modrt.h"
+
+#include "log.h"
+#include "snapctl.h"
+
+#include <cap-ng.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+struct modrt {
+        const struct modrt_module *mod;  /* the module's static description */
+        int fd;                          /* socket to the core, -1 while disconnected */
+        void *state;                     /* module state from init() */
+        struct proto_msg *rx;            /* decode arena */
+        struct proto_writer *tx;         /* reply/hello/event builder */
+        uint8_t *rxbuf;                  /* one frame + 1 byte to detect oversize */
+        struct log_ratelimit refusals;   /* refused requests are logged, rate-limited */
+};
+
+static volatile sig_atomic_t exit_requested;
+static volatile int signal_fd = -1; /* shut down on SIGTERM so a blocking recv returns */
+
+static void on_exit_signal(int sig)
+{
+        (void)sig;
+        exit_requested = 1;
+        if (signal_fd >= 0)
+                (void)shutdown(signal_fd, SHUT_RDWR);
+}
+
+int modrt_fd(const struct modrt *rt) { return rt->fd; }
+bool modrt_should_exit(const struct modrt *rt)
+{
+        (void)rt;
+        return exit_requested != 0;
+}
+
+int modrt_drop_privileges(uint64_t keep, char *err, size_t errlen)
+{
+        struct proc_security sec;
+        bool can_bound;
+        char want[256] = "", have[256] = "";
+        int r;
+
+        if (capng_get_caps_process() < 0) {
+                (void)snprintf(err, errlen, "cannot read own capabilities");
+                return -EIO;
+        }
+        can_bound = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
+        capng_clear(CAPNG_SELECT_BOTH);
+        for (unsigned cap = 0; cap <= CAP_LAST_CAP; cap++)
+                if (keep & (1ULL << cap))
+                        (void)capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, cap);
+        (void)caps_mask_format(keep, want, sizeof(want));
+        if (capng_apply(can_bound ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS) < 0) {
+                (void)snprintf(err, errlen, "cannot keep capabilities [%s]: not granted to this process", want);
+                return -EPERM;
+        }
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
+                (void)snprintf(err, errlen, "cannot clear ambient capabilities: %s", strerror(errno));
+                return -errno;
+        }
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+                (void)snprintf(err, errlen, "cannot set no_new_privs: %s", strerror(errno));
+                return -errno;
+        }
+        /* Trust the kernel's word, not libcap-ng's. */
+        r = proc_security_read(0, &sec);
+        if (r < 0) {
+                (void)snprintf(err, errlen, "cannot verify capabilities: %s", strerror(-r));
+                return r;
+        }
+        if (sec.cap_eff != keep || sec.cap_prm != keep || sec.cap_inh != 0 || sec.cap_amb != 0 ||
+            !sec.no_new_privs || (can_bound && (sec.cap_bnd & ~keep) != 0)) {
+                (void)caps_mask_format(sec.cap_eff, have, sizeof(have));
+                (void)snprintf(err, errlen, "capabilities after drop are [%s], wanted [%s]", have, want);
+                return -EPERM;
+        }
+        return 0;
+}
+
+static int send_frame(struct modrt *rt, struct proto_writer *w)
+{
+        const uint8_t *buf;
+        size_t len;
+        int r = pw_finish(w, &buf, &len);
+
+        if (r < 0)
+                return r;
+        if (rt->fd < 0)
+                return -ENOTCONN;
+        for (;;) {
+                if (send(rt->fd, buf, len, MSG_NOSIGNAL) >= 0)
+                        return 0;
+                if (errno == EINTR && !exit_requested)
+                        continue;
+                return -errno;
+        }
+}
+
+int modrt_send_event(struct modrt *rt, struct proto_writer *w) { return send_frame(rt, w); }
+
+static int send_hello(struct modrt *rt)
+{
+        const struct module_protocol *mp = rt->mod->protocol;
+        struct proc_security sec = { 0 };
+        struct proto_writer *w = rt->tx;
+
+        (void)proc_security_read(0, &sec);
+        pw_init(w, PROTO_HELLO, 0, 0, plug_table[mp->plug].name);
+        pw_u64(w, "version", PROTO_VERSION);
+        pw_u64(w, "pid", (uint64_t)getpid());
+        pw_u64(w, "caps_effective", sec.cap_eff);
+        pw_bool(w, "no_new_privs", sec.no_new_privs);
+        pw_list_begin(w, "entrypoints");
+        for (size_t i = 0; i < rt->mod->n_entries; i++)
+                pw_str(w, NULL, rt->mod->entries[i].ep->name);
+        pw_list_end(w);
+        return send_frame(rt, w);
+}
+
+/* "port_uuid=... mtu=1500" from the scalar members of a validated request. */
+static void format_identifiers(const struct proto_value *req, char *buf, size_t size)
+{
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (const struct proto_value *m = req->child; m && used < size; m = m->next) {
+                int n;
+                switch (m->type) {
+                case PV_STR:
+                        n = snprintf(buf + used, size - used, " %s=%s", m->key, m->v.s);
+                        break;
+                case PV_U64:
+                        n = snprintf(buf + used, size - used, " %s=%llu", m->key, (unsigned long long)m->v.u);
+                        break;
+                case PV_BOOL:
+                        n = snprintf(buf + used, size - used, " %s=%s", m->key, m->v.b ? "true" : "false");
+                        break;
+                case PV_LIST:
+                case PV_OBJ:
+                        n = snprintf(buf + used, size - used, " %s=[%u]", m->key, m->count);
+                        break;
+                default:
+                        n = 0;
+                }
+                if (n < 0)
+                        return;
+                used += (size_t)n;
+        }
+}
+
+static int reply_error(struct modrt *rt, const struct proto_msg *req, int error, const char *text)
+{
+        pw_init(rt->tx, PROTO_REPLY, req->id, error, req->name);
+        pw_str(rt->tx, "error", text);
+        return send_frame(rt, rt->tx);
+}
+
+static void disconnect(struct modrt *rt)
+{
+        signal_fd = -1;
+        rt->fd = safe_close(rt->fd);
+}
+
+int modrt_dispatch(struct modrt *rt)
+{
+        const struct modrt_entry *entry = NULL;
+        struct modrt_call call = { 0 };
+        char why[256];
+        ssize_t n;
+        int r;
+
+        n = recv(rt->fd, rt->rxbuf, PROTO_MAX_FRAME + 1, MSG_TRUNC);
+        if (n < 0) {
+                if (errno == EINTR || errno == EAGAIN)
+                        return 0;
+                r = -errno;
+                disconnect(rt);
+                return r == -ECONNRESET ? r : -ECONNRESET;
+        }
+        if (n == 0) {
+                disconnect(rt);
+                return -ECONNRESET;
+        }
+        if (n > PROTO_MAX_FRAME) {
+                log_err("protocol violation: frame of %zd bytes (limit %d); closing the connection", n,
+                        PROTO_MAX_FRAME);
+                disconnect(rt);
+                return -EBADMSG;
+        }
+        r = proto_decode(rt->rxbuf, (size_t)n, rt->rx, why, sizeof(why));
+        if (r < 0) {
+                log_err("protocol violation: %s; closing the connection", why);
+                disconnect(rt);
+                return -EBADMSG;
+        }
+        if (rt->rx->type == PROTO_HELLO)
+                return 0; /* the core's acknowledgement; nothing to do */
+        if (rt->rx->type != PROTO_REQUEST) {
+                log_err("protocol violation: unexpected %s frame; closing the connection",
+                        proto_type_name(rt->rx->type));
+                disconnect(rt);
+                return -EBADMSG;
+        }
+        for (size_t i = 0; i < rt->mod->n_entries; i++)
+                if (streq(rt->mod->entries[i].ep->name, rt->rx->name)) {
+                        entry = &rt->mod->entries[i];
+                        break;
+                }
+        if (!entry) {
+                log_ratelimited(&rt->refusals, LOG_LVL_WARN, "refused: unknown entrypoint '%s' (request %u)",
+                                rt->rx->name, rt->rx->id);
+                (void)snprintf(why, sizeof(why), "unknown entrypoint '%s'", rt->rx->name);
+                return reply_error(rt, rt->rx, -ENOSYS, why);
+        }
+        r = schema_check(entry->ep->request, rt->rx->body, why, sizeof(why));
+        if (r < 0) {
+                log_ratelimited(&rt->refusals, LOG_LVL_WARN, "refused: %s: %s (request %u)", entry->ep->name, why,
+                                rt->rx->id);
+                return reply_error(rt, rt->rx, -EINVAL, why);
+        }
+        pw_init(rt->tx, PROTO_REPLY, rt->rx->id, 0, rt->rx->name);
+        call.req = rt->rx->body;
+        call.reply = rt->tx;
+        r = entry->handler(rt->state, &call);
+        if (entry->ep->privileged) {
+                char ids[512];
+                format_identifiers(rt->rx->body, ids, sizeof(ids));
+                if (r < 0)
+                        log_audit("%s%s%s%s result=error errno=%d (%s)", entry->ep->name, ids,
+                                  call.audit[0] ? " " : "", call.audit, -r, call.err[0] ? call.err : strerror(-r));
+                else
+                        log_audit("%s%s%s%s result=ok", entry->ep->name, ids, call.audit[0] ? " " : "",
+                                  call.audit);
+        }
+        if (r < 0)
+                return reply_error(rt, rt->rx, r, call.err[0] ? call.err : strerror(-r));
+        r = send_frame(rt, rt->tx);
+        if (r == -EMSGSIZE || r == -EINVAL)
+                return reply_error(rt, rt->rx, r, "reply does not fit the protocol limits");
+        return r == -EPIPE ? -ECONNRESET : r;
+}
+
+/* Wait until the core's module socket accepts us: try, and on failure wait
+ * for a change in its directory (inotify) instead of sleeping in a loop. */
+static int connect_to_core(const char *path)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char dir[PATH_MAX];
+        char *slash;
+        _cleanup_close_ int ino = -1;
+
+        if (strscpy(sa.sun_path, path, sizeof(sa.sun_path)) < 0 || strscpy(dir, path, sizeof(dir)) < 0)
+                return -ENAMETOOLONG;
+        slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+                return -EINVAL;
+        *slash = '\0';
+        ino = inotify_init1(IN_CLOEXEC);
+        if (ino < 0)
+                return -errno;
+        for (bool said = false; !exit_requested;) {
+                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                char evbuf[4096];
+
+                if (fd < 0)
+                        return -errno;
+                if (inotify_add_watch(ino, dir, IN_CREATE | IN_ATTRIB | IN_MOVED_TO) < 0 && errno != ENOENT)
+                        return -errno;
+                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+                        return TAKE_FD(fd);
+                if (errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN)
+                        return -errno;
+                if (!said) {
+                        log_info("waiting for the core at %s", path);
+                        said = true;
+                }
+                struct pollfd p = { ino, POLLIN, 0 };
+                /* The directory itself may not exist yet: then re-check every 5 s. */
+                if (poll(&p, 1, 5000) < 0 && errno != EINTR)
+                        return -errno;
+                if (p.revents & POLLIN)
+                        if (read(ino, evbuf, sizeof(evbuf)) < 0 && errno != EAGAIN && errno != EINTR)
+                                return -errno;
+        }
+        return -EINTR;
+}
+
+static int run_blocking(struct modrt *rt, void *state)
+{
+        (void)state;
+        while (!exit_requested) {
+                int r = modrt_dispatch(rt);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void usage(const char *prog)
+{
+        fprintf(stderr, "usage: %s (--fd N | --connect PATH) [-v]\n"
+                        "A nova-hypervisor module; started by nova-compute (or, in the snap, by systemd).\n",
+                prog);
+}
+
+int modrt_main(const struct modrt_module *mod, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "fd", required_argument, NULL, 'f' },
+                { "connect", required_argument, NULL, 'c' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        const char *plug = plug_table[mod->protocol->plug].name;
+        const char *connect_path = NULL;
+        struct modrt rt = { .mod = mod, .fd = -1, .refusals = LOG_RATELIMIT_INIT(10 * 1000000ULL, 20) };
+        struct sigaction sa = { .sa_handler = on_exit_signal };
+        char err[256];
+        int inherited = -1, c, r;
+
+        log_init(plug, LOG_LVL_INFO);
+        while ((c = getopt_long(argc, argv, "v", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'f': {
+                        uint32_t v;
+                        if (parse_u32(optarg, 3, 1024, &v) < 0) {
+                                log_err("--fd: not a descriptor number: %s", optarg);
+                                return 2;
+                        }
+                        inherited = (int)v;
+                        break;
+                }
+                case 'c':
+                        connect_path = optarg;
+                        break;
+                case 'v':
+                        log_set_level(LOG_LVL_DEBUG);
+                        break;
+                case 'h':
+                        usage(argv[0]);
+                        return 0;
+                default:
+                        usage(argv[0]);
+                        return 2;
+                }
+        }
+        if ((inherited < 0) == (connect_path == NULL) || optind != argc) {
+                usage(argv[0]);
+                return 2;
+        }
+        /* Safety: the module table and the shared protocol must agree. */
+        if (mod->n_entries != mod->protocol->n_entrypoints) {
+                log_err("internal error: dispatch table and protocol disagree");
+                return 1;
+        }
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(SIGTERM, &sa, NULL);
+        (void)sigaction(SIGINT, &sa, NULL);
+        (void)signal(SIGPIPE, SIG_IGN);
+
+        r = modrt_drop_privileges(plug_table[mod->protocol->plug].caps, err, sizeof(err));
+        if (r < 0) {
+                log_err("%s", err);
+                return 1;
+        }
+        if (in_snap()) {
+                r = snapctl_is_connected(plug);
+                if (r == 0) {
+                        log_info("plug %s is not connected; exiting (fix: sudo snap connect nova-hypervisor:%s)",
+                                 plug, plug);
+                        return 0;
+                }
+                if (r < 0)
+                        log_warn("cannot ask snapctl whether %s is connected: %s", plug, strerror(-r));
+        }
+        rt.rx = malloc(sizeof(*rt.rx));
+        rt.tx = malloc(sizeof(*rt.tx));
+        rt.rxbuf = malloc(PROTO_MAX_FRAME + 1);
+        if (!rt.rx || !rt.tx || !rt.rxbuf) {
+                log_err("out of memory");
+                r = -ENOMEM;
+                goto out;
+        }
+        if (mod->init) {
+                r = mod->init(&rt, &rt.state);
+                if (r < 0) {
+                        log_err("initialisation failed: %s", strerror(-r));
+                        goto out;
+                }
+        }
+        do {
+                if (inherited >= 0) {
+                        rt.fd = inherited;
+                        inherited = -1;
+                } else {
+                        rt.fd = connect_to_core(connect_path);
+                        if (rt.fd < 0) {
+                                r = rt.fd == -EINTR ? 0 : rt.fd;
+                                if (r < 0)
+                                        log_err("cannot connect to the core at %s: %s", connect_path,
+                                                strerror(-r));
+                                break;
+                        }
+                }
+                signal_fd = rt.fd;
+                r = send_hello(&rt);
+                if (r < 0) {
+                        log_err("cannot announce ourselves to the core: %s", strerror(-r));
+                        disconnect(&rt);
+                        continue;
+                }
+                log_info("serving %zu entrypoints (pid %ld)", mod->n_entries, (long)getpid());
+                r = mod->run ? mod->run(&rt, rt.state) : run_blocking(&rt, rt.state);
+                disconnect(&rt);
+                if (r == -ECONNRESET && connect_path && !exit_requested)
+                        log_info("connection to the core lost; waiting for the core");
+        } while (connect_path && !exit_requested);
+        if (exit_requested || r == -ECONNRESET)
+                r = 0;
+out:
+        if (mod->done)
+                mod->done(rt.state);
+        disconnect(&rt);
+        free(rt.rx);
+        free(rt.tx);
+        free(rt.rxbuf);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,63 @@
+/* modrt.h - the module runtime every plug module links: connect to the core
+ * (inherited socketpair or the core's module socket), drop every capability
+ * but the module's own, set no_new_privs, announce itself, then serve the
+ * static entrypoint table with strict validation and one audit line per
+ * privileged call. Modules with their own event loop (libvirt, OVS) call
+ * modrt_fd()/modrt_dispatch() from it; the others use the runtime's loop. */
+#ifndef NOVA_MODRT_H
+#define NOVA_MODRT_H
+
+#include "plugs.h"
+#include "schema.h"
+
+struct modrt;
+
+/* One call being served. The runtime fills req and reply; the handler adds
+ * reply members and, on failure, a reason in err. */
+struct modrt_call {
+        const struct proto_value *req;   /* validated request body */
+        struct proto_writer *reply;      /* reply frame, header written; add members */
+        char err[256];                   /* failure reason shown to the operator */
+        char audit[128];                 /* extra audit detail, e.g. "tap=tap0123abcd-ef" */
+};
+
+/* Handler: do the work, 0 or -errno. On failure members it wrote are dropped. */
+typedef int (*modrt_handler_t)(void *state, struct modrt_call *call);
+
+struct modrt_entry {
+        const struct proto_entrypoint *ep; /* name, schema, privileged flag */
+        modrt_handler_t handler;
+};
+
+struct modrt_module {
+        const struct module_protocol *protocol;  /* plug and entrypoints (shared with the core) */
+        const struct modrt_entry *entries;        /* static dispatch table, same order as protocol */
+        size_t n_entries;
+        /* After privileges are dropped, before serving: open library handles. */
+        int (*init)(struct modrt *rt, void **ret_state);
+        void (*done)(void *state);                /* accepts NULL */
+        /* Optional own event loop: must watch modrt_fd() and call modrt_dispatch()
+         * when readable, return when it returns < 0 or modrt_should_exit(). NULL: the
+         * runtime's blocking loop. */
+        int (*run)(struct modrt *rt, void *state);
+};
+
+/* Entry point of a module program: parses --fd N | --connect PATH, -v. Returns the exit code. */
+int modrt_main(const struct modrt_module *mod, int argc, char **argv);
+
+/* Socket to the core (for foreign event loops). */
+int modrt_fd(const struct modrt *rt);
+/* Serve one frame from the core. 0; -ECONNRESET when the core went away;
+ * -EBADMSG on a protocol violation (the connection is then closed). */
+int modrt_dispatch(struct modrt *rt);
+/* True once SIGTERM/SIGINT arrived. */
+bool modrt_should_exit(const struct modrt *rt);
+/* Send an event frame built by the module (pw_init with PROTO_EVENT). */
+int modrt_send_event(struct modrt *rt, struct proto_writer *w);
+
+/* Keep exactly the capabilities in `keep` (effective, permitted and, when
+ * possible, bounding), clear ambient/inheritable, set no_new_privs, and verify
+ * with the kernel's view. 0 or -errno with a reason in err. */
+int modrt_drop_privileges(uint64_t keep, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,34 @@
+/* names.h - identifier syntax and name derivation. Privileged modules take
+ * identifiers (UUIDs, MACs) and derive every device name from them here;
+ * nothing outside these schemes is ever touched. */
+#ifndef NOVA_NAMES_H
+#define NOVA_NAMES_H
+
+#include "util.h"
+
+#define UUID_STR_LEN 36   /* canonical 8-4-4-4-12, lowercase hex */
+#define MAC_STR_LEN 17    /* xx:xx:xx:xx:xx:xx, lowercase hex */
+#define IFNAME_MAX 16     /* IFNAMSIZ, including the NUL */
+#define TAP_PREFIX "tap"
+#define PORT_NAME_CHARS 11 /* nova: prefix + first 11 chars of the port UUID */
+
+/* Canonical lowercase UUID, exactly 36 chars. */
+bool uuid_is_valid(const char *s);
+/* Canonical lowercase MAC, unicast, not all zero. */
+bool mac_is_valid(const char *s);
+int mac_parse(const char *s, uint8_t ret_mac[6]);
+void mac_format(const uint8_t mac[6], char ret[MAC_STR_LEN + 1]);
+
+/* "tap" + first 11 chars of the port UUID. -EINVAL for a bad UUID. */
+int tap_name_from_port(const char *port_uuid, char ret[IFNAME_MAX]);
+/* Generic form for the other per-port devices of later issues (qbr, qvb, qvo). */
+int port_dev_name(const char *prefix, const char *port_uuid, char ret[IFNAME_MAX]);
+/* True when name has the shape prefix + 8 hex + '-' + 2 hex. */
+bool port_dev_name_is_ours(const char *prefix, const char *name);
+
+/* Fill ret with a random version-4 UUID (getrandom). 0 or -errno. */
+int uuid_generate(char ret[UUID_STR_LEN + 1]);
+/* A random locally administered unicast MAC with nova's fa:16:3e prefix. */
+int mac_generate(char ret[MAC_STR_LEN + 1]);
+
+#endif

@@ -1,0 +1,51 @@
+/* schema.h - exact validation of decoded protocol bodies against a static
+ * per-entrypoint schema. Unknown members are refused, required ones must be
+ * present, every value is range- and syntax-checked. */
+#ifndef NOVA_SCHEMA_H
+#define NOVA_SCHEMA_H
+
+#include "proto.h"
+
+enum schema_kind {
+        SCH_UUID = 1,  /* canonical lowercase UUID string */
+        SCH_MAC,       /* canonical lowercase unicast MAC string */
+        SCH_U64,       /* unsigned integer in [min, max] */
+        SCH_STR,       /* string, length in [min, max], optional extra check */
+        SCH_BOOL,
+        SCH_OBJ,       /* object with members `fields` */
+        SCH_LIST,      /* list, item count in [min, max], items of kind `item` */
+};
+
+struct schema_field {
+        const char *name;                  /* member name; NULL ends a field array */
+        enum schema_kind kind;
+        bool required;
+        uint64_t min, max;                 /* U64 value / STR length / LIST count bounds */
+        bool (*str_ok)(const char *s);     /* SCH_STR: optional syntax check */
+        const struct schema_field *fields; /* SCH_OBJ members, or LIST items' members when item == SCH_OBJ */
+        enum schema_kind item;             /* SCH_LIST: kind of each item (scalar kinds use min/max of item_range) */
+        uint64_t item_min, item_max;       /* SCH_LIST of U64/STR: bounds of each item */
+};
+
+/* Validate obj (an object) against fields. 0 or -EINVAL with e.g.
+ * "port_uuid: not a canonical lowercase UUID" in err. */
+int schema_check(const struct schema_field *fields, const struct proto_value *obj, char *err, size_t errlen);
+
+/* An entrypoint as both sides know it: the module dispatches it, the core
+ * validates requests against the same schema before sending. */
+struct proto_entrypoint {
+        const char *name;                   /* e.g. "tap_create" */
+        const struct schema_field *request; /* request body schema */
+        bool privileged;                    /* uses the module's capabilities: one audit line per call */
+};
+
+/* The whole protocol of one module: what it must announce in its hello. */
+struct module_protocol {
+        int plug;                                 /* enum plug_id */
+        const struct proto_entrypoint *entrypoints;
+        size_t n_entrypoints;
+};
+
+const struct proto_entrypoint *module_protocol_find(const struct module_protocol *mp, const char *name);
+
+#endif

@@ -1,0 +1,152 @@
+/* snapctl.c - see snapctl.h */
+#include "snapctl.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+bool in_snap(void)
+{
+        const char *s = getenv("SNAP");
+        return s && *s;
+}
+
+static int append(int fd, char *buf, size_t *len, size_t max)
+{
+        char tmp[512];
+        ssize_t k = read(fd, tmp, sizeof(tmp));
+
+        if (k < 0)
+                return errno == EINTR ? 1 : -errno;
+        if (k == 0)
+                return 0;
+        if (*len + (size_t)k > max)
+                return -EFBIG;
+        memcpy(buf + *len, tmp, (size_t)k);
+        *len += (size_t)k;
+        return 1;
+}
+
+int run_capture(char *const argv[], size_t max, char **ret_out, char **ret_err)
+{
+        int outp[2], errp[2], status;
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        size_t out_len = 0, err_len = 0;
+        bool out_open = true, err_open = true;
+        int r = 0;
+        pid_t pid;
+
+        out = malloc(max + 1);
+        err = malloc(max + 1);
+        if (!out || !err)
+                return -ENOMEM;
+        if (pipe2(outp, O_CLOEXEC) < 0)
+                return -errno;
+        if (pipe2(errp, O_CLOEXEC) < 0) {
+                r = -errno;
+                safe_close(outp[0]);
+                safe_close(outp[1]);
+                return r;
+        }
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                safe_close(outp[0]);
+                safe_close(outp[1]);
+                safe_close(errp[0]);
+                safe_close(errp[1]);
+                return r;
+        }
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
+                        _exit(127);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        safe_close(outp[1]);
+        safe_close(errp[1]);
+        while ((out_open || err_open) && r >= 0) {
+                struct pollfd p[2] = { { out_open ? outp[0] : -1, POLLIN, 0 },
+                                       { err_open ? errp[0] : -1, POLLIN, 0 } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                if (p[0].revents) {
+                        int k = append(outp[0], out, &out_len, max);
+                        if (k <= 0)
+                                out_open = false;
+                        if (k < 0)
+                                r = k;
+                }
+                if (p[1].revents) {
+                        int k = append(errp[0], err, &err_len, max);
+                        if (k <= 0)
+                                err_open = false;
+                        if (k < 0)
+                                r = k;
+                }
+        }
+        safe_close(outp[0]);
+        safe_close(errp[0]);
+        if (r < 0)
+                (void)kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (r < 0)
+                return r;
+        if (!WIFEXITED(status))
+                return -EINTR;
+        if (WEXITSTATUS(status) == 127)
+                return -ENOENT;
+        out[out_len] = '\0';
+        err[err_len] = '\0';
+        if (ret_out)
+                *ret_out = TAKE_PTR(out);
+        if (ret_err)
+                *ret_err = TAKE_PTR(err);
+        return WEXITSTATUS(status);
+}
+
+int snapctl_connected_plugs(bool ret_connected[_PLUG_MAX])
+{
+        char *argv[] = { (char *)"snapctl", (char *)"is-connected", (char *)"--list", NULL };
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        bool connected[_PLUG_MAX] = { false };
+        char *save = NULL;
+        int r;
+
+        r = run_capture(argv, 64 * 1024, &out, &err);
+        if (r < 0)
+                return r;
+        if (r != 0 || err[0] != '\0')
+                return -EIO;
+        for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                int id = plug_from_name(line);
+                if (id >= 0)
+                        connected[id] = true; /* other names are slots or plugs we do not manage */
+        }
+        memcpy(ret_connected, connected, sizeof(connected));
+        return 0;
+}
+
+int snapctl_is_connected(const char *plug)
+{
+        char *argv[] = { (char *)"snapctl", (char *)"is-connected", (char *)plug, NULL };
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = run_capture(argv, 4096, NULL, &err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        if (r == 1 && err[0] == '\0')
+                return 0;
+        return -EIO;
+}

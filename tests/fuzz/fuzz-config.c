@@ -1,0 +1,99 @@
+/* fuzz-config.c - libFuzzer target for config_parse().
+ * After a failure the struct must still equal the defaults and carry a message;
+ * after a success every field must be within its contract, and writing the
+ * result back out as text must parse to the identical struct. */
+#include "config.h"
+
+#define CHECK(x)                                                                     \
+        do {                                                                         \
+                if (!(x)) {                                                          \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
+                        abort();                                                     \
+                }                                                                    \
+        } while (0)
+
+static void check_path(const char *p, size_t size, bool may_be_empty)
+{
+        CHECK(memchr(p, '\0', size) != NULL);
+        if (p[0] == '\0') {
+                CHECK(may_be_empty);
+                return;
+        }
+        CHECK(p[0] == '/');
+        CHECK(!strstr(p, "/../") && !(strlen(p) >= 3 && streq(p + strlen(p) - 3, "/..")));
+        for (const char *c = p; *c; c++)
+                CHECK((unsigned char)*c >= 0x20 && *c != 0x7f);
+}
+
+static void check_valid(const struct nova_config *c)
+{
+        check_path(c->state_dir, sizeof(c->state_dir), false);
+        check_path(c->run_dir, sizeof(c->run_dir), false);
+        check_path(c->api_socket, sizeof(c->api_socket), true);
+        check_path(c->module_dir, sizeof(c->module_dir), true);
+        CHECK(strlen(c->api_socket) <= 107);
+        CHECK(c->module_timeout_ms >= 100 && c->module_timeout_ms <= 600000);
+        CHECK(c->restart_min_ms >= 10 && c->restart_min_ms <= 60000);
+        CHECK(c->restart_max_ms >= c->restart_min_ms && c->restart_max_ms <= 600000);
+        CHECK(c->stable_after_ms >= 1000 && c->stable_after_ms <= 3600000);
+        CHECK(c->stop_timeout_ms >= 100 && c->stop_timeout_ms <= 60000);
+        CHECK(streq(c->log_level, "debug") || streq(c->log_level, "info") ||
+              streq(c->log_level, "warning") || streq(c->log_level, "error"));
+}
+
+/* Write c back as a config file. */
+static int serialize(const struct nova_config *c, char *buf, size_t size)
+{
+        char plugs[256] = "";
+        size_t n = 0;
+
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                if (!c->plugs[i])
+                        continue;
+                if (xsnprintf(plugs + n, sizeof(plugs) - n, "%s%s", n ? "," : "", plug_table[i].name) < 0)
+                        return -ENAMETOOLONG;
+                n += strlen(plugs + n);
+        }
+        return xsnprintf(buf, size,
+                         "state_dir = %s\nrun_dir = %s\napi_socket = %s\nmodule_dir = %s\nplugs = %s\n"
+                         "module_timeout_ms = %u\nrestart_min_ms = %u\nrestart_max_ms = %u\n"
+                         "stable_after_ms = %u\nstop_timeout_ms = %u\nlog_level = %s\n",
+                         c->state_dir, c->run_dir, c->api_socket, c->module_dir, n ? plugs : "none",
+                         c->module_timeout_ms, c->restart_min_ms, c->restart_max_ms,
+                         c->stable_after_ms, c->stop_timeout_ms, c->log_level);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        struct nova_config defaults, c, again;
+        char err[256], text[2048];
+        int r;
+
+        config_defaults(&defaults);
+        c = defaults;
+        err[0] = '\0';
+        r = config_parse((const char *)data, size, &c, err, sizeof(err));
+        if (r < 0) {
+                CHECK(r == -EINVAL || r == -EFBIG);
+                CHECK(memcmp(&c, &defaults, sizeof(c)) == 0);
+                CHECK(err[0] != '\0' && memchr(err, '\0', sizeof(err)));
+                return 0;
+        }
+        CHECK(r == 0);
+        check_valid(&c);
+
+        /* the parsed values, written back out, parse to the same struct */
+        CHECK(serialize(&c, text, sizeof(text)) == 0);
+        again = defaults;
+        r = config_parse(text, strlen(text), &again, err, sizeof(err));
+        if (r < 0)
+                fprintf(stderr, "re-parse failed: %s\n%s", err, text);
+        CHECK(r == 0);
+        CHECK(memcmp(&c, &again, sizeof(c)) == 0);
+
+        config_finish(&c);
+        check_valid(&c);
+        CHECK(c.api_socket[0] == '/');
+        return 0;
+}
