@@ -32,7 +32,7 @@ override CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-o
 override LDFLAGS += -fsanitize=address,undefined
 endif
 
-INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control
+INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Itests/integration
 
 include mk/ovs.mk
 
@@ -82,7 +82,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -o $@
 
-$(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.h $(TEST_OBJS) $(PROGRAMS)
+$(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(CHECK_LIBS) -o $@

@@ -47,6 +47,10 @@ stamp_ok() {
 
 # Cache hit: no lock, no forks beyond the two look-ups above.
 if stamp_ok; then
+  # mk/ovs.mk makes the stamp depend on this script (so a RECIPE bump rebuilds);
+  # after a checkout merely touched the script, refresh the stamp's mtime so
+  # make does not rerun us on every invocation.
+  if [[ ${BASH_SOURCE[0]} -nt $stamp ]]; then touch "$stamp" 2>/dev/null || true; fi
   echo "build-ovs: cache hit"
   echo "$cache"
   exit 0

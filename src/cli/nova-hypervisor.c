@@ -7,7 +7,7 @@
  *
  * Human tables by default, --json for scripts (the API's JSON, unchanged).
  * Exit status: 0 ok, 1 the request failed, 2 usage, 3 the core is unreachable. */
-#include "http.h"
+#include "apiclient.h"
 #include "names.h"
 #include "plugs.h"
 #include "snapctl.h"
@@ -15,11 +15,6 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#define CLI_TIMEOUT_MS 60000
 
 static bool opt_json;
 static const char *opt_socket;
@@ -34,75 +29,6 @@ static const char *default_socket(void)
         if (in_snap() && data && xsnprintf(buf, sizeof(buf), "%s/run/nova-hypervisor.socket", data) == 0)
                 return buf;
         return "/run/nova-hypervisor/nova-hypervisor.socket";
-}
-
-/* One request, one response. Returns the HTTP status, or -errno. */
-static int api_request(const char *method, const char *path, const char *body, struct json_object **ret)
-{
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *req = NULL, *resp = NULL;
-        size_t req_len, resp_len = 0, cap = 64 * 1024, consumed, body_len;
-        const char *rbody;
-        int status, r;
-
-        if (strscpy(sa.sun_path, opt_socket, sizeof(sa.sun_path)) < 0)
-                return -ENAMETOOLONG;
-        r = http_format_request(method, path, body, body ? strlen(body) : 0, &req, &req_len);
-        if (r < 0)
-                return r;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                return -errno;
-        r = write_all(fd, req, req_len);
-        if (r < 0)
-                return r;
-        resp = malloc(cap);
-        if (!resp)
-                return -ENOMEM;
-        for (;;) {
-                struct pollfd p = { fd, POLLIN, 0 };
-                ssize_t k;
-
-                r = http_parse_response(resp, resp_len, &status, &rbody, &body_len, &consumed);
-                if (r == 0)
-                        break;
-                if (r != -EAGAIN)
-                        return -EBADMSG;
-                if (resp_len == cap) {
-                        char *n;
-                        if (cap >= HTTP_MAX_HEAD + HTTP_MAX_RESPONSE_BODY)
-                                return -EMSGSIZE;
-                        n = realloc(resp, cap * 2);
-                        if (!n)
-                                return -ENOMEM;
-                        resp = n;
-                        cap *= 2;
-                }
-                r = poll(&p, 1, CLI_TIMEOUT_MS);
-                if (r == 0)
-                        return -ETIMEDOUT;
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                k = read(fd, resp + resp_len, cap - resp_len);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        return -ECONNRESET;
-                resp_len += (size_t)k;
-        }
-        *ret = rbody ? json_tokener_parse(rbody) : json_object_new_object();
-        if (!*ret)
-                return -EBADMSG;
-        return status;
 }
 
 static const char *jstr(struct json_object *o, const char *key)
@@ -147,7 +73,7 @@ static int print_error(int status, struct json_object *resp)
 
 static int call(const char *method, const char *path, const char *body, struct json_object **ret)
 {
-        int status = api_request(method, path, body, ret);
+        int status = api_request(opt_socket, method, path, body, APICLIENT_TIMEOUT_MS, ret);
 
         if (status < 0) {
                 fprintf(stderr, "error: cannot reach nova-compute at %s: %s\n", opt_socket, strerror(-status));

@@ -1,0 +1,66 @@
+/* harness.h - shared helpers of the integration tests: a private network
+ * namespace, a real nova-compute with its real modules in a temp dir, API
+ * calls, and kernel-side checks of links through netlink (never the module's
+ * own word). Tests must run as root. */
+#ifndef NOVA_TEST_HARNESS_H
+#define NOVA_TEST_HARNESS_H
+
+#include "util.h"
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <sys/types.h>
+
+struct core {
+        pid_t pid;                 /* nova-compute */
+        char dir[PATH_MAX];        /* temp dir holding state/, run/, core.log, core.conf */
+        char socket[PATH_MAX];     /* API socket */
+        char log[PATH_MAX];        /* stderr of the core and its modules */
+};
+
+/* Enter a fresh network namespace for this process and its children (lo up).
+ * Exits the test program with a message when not root. */
+void harness_enter_netns(const char *test_name);
+
+/* Start nova-compute from $NOVA_BIN with extra config lines (may be NULL) and
+ * wait until its API answers. dir is created (or reused when already set,
+ * to restart a core on the same state). Aborts the test on failure. */
+void core_start(struct core *c, const char *config_lines);
+/* SIGTERM and wait (bounded); the spawner and modules go with it. */
+void core_stop(struct core *c);
+
+/* API call; returns the HTTP status and *ret (json_object_put it). */
+int core_api(struct core *c, const char *method, const char *path, const char *body, struct json_object **ret);
+
+/* Plug entry from GET /v1/status (json_object_put the returned status root via *ret_root). */
+struct json_object *core_plug_status(struct core *c, const char *plug, struct json_object **ret_root);
+/* Module pid of a plug when running, else 0. */
+pid_t core_module_pid(struct core *c, const char *plug);
+/* Wait until the plug's module runs with a pid other than not_pid (0 = any). Returns the pid or 0 on timeout. */
+pid_t core_wait_module_running(struct core *c, const char *plug, pid_t not_pid, int timeout_ms);
+
+/* True when the process exists (and is not a zombie). */
+bool process_alive(pid_t pid);
+/* Wait until the process is gone; false on timeout. */
+bool wait_process_gone(pid_t pid, int timeout_ms);
+
+/* Kernel's view of a link, through a fresh netlink socket. 0 or -ENOENT. */
+struct link_facts {
+        int ifindex;
+        unsigned mtu;
+        unsigned flags;            /* IFF_* */
+        char mac[18];              /* lowercase xx:xx:... */
+        char alias[256];           /* IFLA_IFALIAS, "" when none */
+        char kind[32];             /* "tun", "veth", ... */
+};
+int link_facts_get(const char *name, struct link_facts *ret);
+/* Number of links in this namespace. */
+int link_count(void);
+
+/* Whether the file contains the substring (bounded read). */
+bool file_contains(const char *path, const char *needle);
+
+/* A fresh random port UUID. */
+void random_port_uuid(char ret[37]);
+
+#endif

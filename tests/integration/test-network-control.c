@@ -1,0 +1,471 @@
+/* test-network-control.c - the core, the spawner and the real
+ * nova-network-control module in a private network namespace. Every effect
+ * is checked from outside the module: links through netlink, privileges in
+ * /proc/<pid>/status, process lifetimes in /proc. */
+#include "harness.h"
+
+#include "apiclient.h"
+
+#include "names.h"
+#include "netctl-protocol.h"
+#include "proto.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define NET_ADMIN (1ULL << CAP_NET_ADMIN)
+
+static struct core core;
+
+static void setup(void)
+{
+        memset(&core, 0, sizeof(core));
+        core_start(&core, "module_timeout_ms = 1500\n");
+        ck_assert_int_gt(core_wait_module_running(&core, "network-control", 0, 5000), 0);
+}
+
+static void teardown(void) { core_stop(&core); }
+
+static const char *jstr(struct json_object *o, const char *path)
+{
+        /* "a.b" walks nested objects */
+        char key[64];
+        const char *dot;
+
+        while ((dot = strchr(path, '.'))) {
+                struct json_object *next;
+                ck_assert_int_lt((int)(dot - path), (int)sizeof(key));
+                memcpy(key, path, (size_t)(dot - path));
+                key[dot - path] = '\0';
+                if (!json_object_object_get_ex(o, key, &next))
+                        return NULL;
+                o = next;
+                path = dot + 1;
+        }
+        struct json_object *v;
+        return json_object_object_get_ex(o, path, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+static void create_port(const char *uuid, const char *mac, unsigned mtu)
+{
+        struct json_object *resp = NULL;
+        char body[256];
+
+        (void)snprintf(body, sizeof(body), "{\"port_uuid\":\"%s\",\"mac\":\"%s\",\"mtu\":%u}", uuid, mac, mtu);
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/ports", body, &resp), 200);
+        json_object_put(resp);
+}
+
+START_TEST(test_privileges_from_the_kernel)
+{
+        struct proc_security core_sec, mod_sec, spawner_sec;
+        struct json_object *root = NULL, *v;
+        pid_t mod = core_module_pid(&core, "network-control"), spawner;
+
+        ck_assert_int_eq(proc_security_read(core.pid, &core_sec), 0);
+        ck_assert_uint_eq(core_sec.cap_eff, 0);
+        ck_assert_uint_eq(core_sec.cap_prm, 0);
+        ck_assert_uint_eq(core_sec.cap_bnd, 0);
+        ck_assert(core_sec.no_new_privs);
+
+        ck_assert_int_gt(mod, 0);
+        ck_assert_int_eq(proc_security_read(mod, &mod_sec), 0);
+        ck_assert_uint_eq(mod_sec.cap_eff, NET_ADMIN);
+        ck_assert_uint_eq(mod_sec.cap_prm, NET_ADMIN);
+        ck_assert_uint_eq(mod_sec.cap_bnd, NET_ADMIN);
+        ck_assert_uint_eq(mod_sec.cap_amb, 0);
+        ck_assert(mod_sec.no_new_privs);
+
+        /* The spawner keeps only what modules need, plus SETPCAP to narrow them. */
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/status", NULL, &root), 200);
+        ck_assert(json_object_object_get_ex(root, "core", &v));
+        ck_assert(json_object_object_get_ex(v, "spawner_pid", &v));
+        spawner = (pid_t)json_object_get_int64(v);
+        json_object_put(root);
+        ck_assert_int_gt(spawner, 0);
+        ck_assert_int_eq(proc_security_read(spawner, &spawner_sec), 0);
+        ck_assert_uint_eq(spawner_sec.cap_eff,
+                          (1ULL << CAP_NET_ADMIN) | (1ULL << CAP_SYS_NICE) | (1ULL << CAP_SETPCAP));
+        ck_assert(spawner_sec.no_new_privs);
+}
+END_TEST
+
+START_TEST(test_port_lifecycle_seen_by_the_kernel)
+{
+        char uuid[37], tap[IFNAME_MAX], alias[128];
+        struct json_object *resp = NULL, *ports;
+        struct link_facts f;
+
+        random_port_uuid(uuid);
+        ck_assert_int_eq(tap_name_from_port(uuid, tap), 0);
+        ck_assert_int_eq(link_facts_get(tap, &f), -ENOENT);
+
+        create_port(uuid, "fa:16:3e:12:34:56", 1450);
+        ck_assert_int_eq(link_facts_get(tap, &f), 0);
+        ck_assert_uint_eq(f.mtu, 1450);
+        ck_assert_str_eq(f.mac, "fa:16:3e:12:34:56");
+        ck_assert(f.flags & IFF_UP);
+        ck_assert_str_eq(f.kind, "tun");
+        (void)snprintf(alias, sizeof(alias), "nova-hypervisor:port=%s", uuid);
+        ck_assert_str_eq(f.alias, alias);
+
+        /* Idempotent: the same request again converges, no second device. */
+        int before = link_count();
+        create_port(uuid, "fa:16:3e:12:34:57", 1400);
+        ck_assert_int_eq(link_count(), before);
+        ck_assert_int_eq(link_facts_get(tap, &f), 0);
+        ck_assert_uint_eq(f.mtu, 1400);
+        ck_assert_str_eq(f.mac, "fa:16:3e:12:34:57");
+
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/ports", NULL, &resp), 200);
+        ck_assert(json_object_object_get_ex(resp, "ports", &ports));
+        ck_assert_int_eq((int)json_object_array_length(ports), 1);
+        ck_assert_str_eq(jstr(json_object_array_get_idx(ports, 0), "port_uuid"), uuid);
+        json_object_put(resp);
+
+        char path[128];
+        (void)snprintf(path, sizeof(path), "/v1/ports/%s", uuid);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        ck_assert_str_eq(jstr(resp, "name"), tap);
+        json_object_put(resp);
+
+        ck_assert_int_eq(core_api(&core, "DELETE", path, NULL, &resp), 200);
+        json_object_put(resp);
+        ck_assert_int_eq(link_facts_get(tap, &f), -ENOENT);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 404);
+        json_object_put(resp);
+
+        /* One audit line per privileged call, with identifiers and result. */
+        (void)snprintf(alias, sizeof(alias), "audit: tap_create port_uuid=%s mac=fa:16:3e:12:34:56 mtu=1450 tap=%s result=ok",
+                       uuid, tap);
+        ck_assert_msg(file_contains(core.log, alias), "missing audit line: %s", alias);
+        (void)snprintf(alias, sizeof(alias), "audit: tap_delete port_uuid=%s tap=%s result=ok", uuid, tap);
+        ck_assert_msg(file_contains(core.log, alias), "missing audit line: %s", alias);
+}
+END_TEST
+
+START_TEST(test_bad_api_input_changes_nothing)
+{
+        static const char *const bodies[] = {
+                "{\"mtu\":67}",
+                "{\"mtu\":65536}",
+                "{\"mtu\":\"1500\"}",
+                "{\"port_uuid\":\"../../etc/passwd\"}",
+                "{\"port_uuid\":\"0123ABCD-EF01-4234-8678-9ABCDEF01234\"}",
+                "{\"mac\":\"ff:ff:ff:ff:ff:ff\"}",
+                "{\"mac\":\"fa:16:3e:12:34\"}",
+                "{\"ifname\":\"eth0\"}",
+                "{\"mtu\":1500",
+                "[1,2,3]",
+                "{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":1}}}}}",
+        };
+        struct json_object *resp = NULL;
+        int before = link_count();
+
+        for (size_t i = 0; i < ARRAY_SIZE(bodies); i++) {
+                int status = core_api(&core, "POST", "/v1/ports", bodies[i], &resp);
+                ck_assert_msg(status == 400, "body %s gave %d", bodies[i], status);
+                ck_assert_ptr_nonnull(jstr(resp, "error.message"));
+                json_object_put(resp);
+        }
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/ports/not-a-uuid", NULL, &resp), 400);
+        json_object_put(resp);
+        ck_assert_int_eq(core_api(&core, "DELETE", "/v1/ports/tap0123abcd-ef", NULL, &resp), 400);
+        json_object_put(resp);
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/plugs/kernel-module-control/connect", NULL, &resp), 404);
+        json_object_put(resp);
+        ck_assert_int_eq(link_count(), before);
+}
+END_TEST
+
+START_TEST(test_disconnect_stops_only_that_module)
+{
+        struct json_object *resp = NULL, *root, *p;
+        pid_t mod = core_module_pid(&core, "network-control"), core_pid = core.pid, again;
+        char uuid[37];
+        int before;
+
+        ck_assert_int_gt(mod, 0);
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/plugs/network-control/disconnect", NULL, &resp), 200);
+        json_object_put(resp);
+        ck_assert_msg(wait_process_gone(mod, 5000), "module still running after disconnect");
+        ck_assert(process_alive(core_pid));
+
+        p = core_plug_status(&core, "network-control", &root);
+        ck_assert_str_eq(jstr(p, "fix"), "sudo snap connect nova-hypervisor:network-control");
+        ck_assert_str_eq(jstr(p, "module.state"), "stopped");
+        json_object_put(root);
+
+        before = link_count();
+        random_port_uuid(uuid);
+        char body[128];
+        (void)snprintf(body, sizeof(body), "{\"port_uuid\":\"%s\"}", uuid);
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/ports", body, &resp), 503);
+        ck_assert_str_eq(jstr(resp, "error.plug"), "network-control");
+        ck_assert_str_eq(jstr(resp, "error.fix"), "sudo snap connect nova-hypervisor:network-control");
+        ck_assert_ptr_nonnull(strstr(jstr(resp, "error.message"), "not connected"));
+        json_object_put(resp);
+        ck_assert_int_eq(link_count(), before);
+
+        /* The plug state survives a core restart, as snapd's would. */
+        core_stop(&core);
+        core_start(&core, "module_timeout_ms = 1500\n");
+        ck_assert_int_eq(core_module_pid(&core, "network-control"), 0);
+        p = core_plug_status(&core, "network-control", &root);
+        ck_assert(!json_object_get_boolean(json_object_object_get(p, "connected")));
+        json_object_put(root);
+
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/plugs/network-control/connect", NULL, &resp), 200);
+        json_object_put(resp);
+        again = core_wait_module_running(&core, "network-control", mod, 5000);
+        ck_assert_int_gt(again, 0);
+        create_port(uuid, "fa:16:3e:00:00:02", 1500);
+}
+END_TEST
+
+START_TEST(test_crash_fails_inflight_and_restarts)
+{
+        struct json_object *resp = NULL, *root, *p;
+        pid_t mod = core_module_pid(&core, "network-control"), again;
+        char uuid[37], body[128], tap[IFNAME_MAX];
+        struct link_facts f;
+        int fd, status;
+
+        random_port_uuid(uuid);
+        (void)snprintf(body, sizeof(body), "{\"port_uuid\":\"%s\"}", uuid);
+        /* Freeze the module so the request is certainly in flight, then kill it. */
+        ck_assert_int_eq(kill(mod, SIGSTOP), 0);
+        fd = api_send_request(core.socket, "POST", "/v1/ports", body);
+        ck_assert_int_ge(fd, 0);
+        usleep(100 * 1000);
+        ck_assert_int_eq(kill(mod, SIGKILL), 0);
+        uint64_t t0 = now_usec();
+        status = api_read_response(fd, 5000, &resp);
+        close(fd);
+        ck_assert_int_eq(status, 502);
+        ck_assert_msg(now_usec() - t0 < 1000000, "in-flight request took %llu us to fail",
+                      (unsigned long long)(now_usec() - t0));
+        ck_assert_ptr_nonnull(strstr(jstr(resp, "error.message"), "not completed"));
+        json_object_put(resp);
+        ck_assert_int_eq(tap_name_from_port(uuid, tap), 0);
+        ck_assert_int_eq(link_facts_get(tap, &f), -ENOENT);
+
+        again = core_wait_module_running(&core, "network-control", mod, 5000);
+        ck_assert_int_gt(again, 0);
+        p = core_plug_status(&core, "network-control", &root);
+        ck_assert_int_eq(json_object_get_int(json_object_object_get(json_object_object_get(p, "module"), "restarts")), 1);
+        json_object_put(root);
+        create_port(uuid, "fa:16:3e:00:00:03", 1500);
+        ck_assert_int_eq(link_facts_get(tap, &f), 0);
+}
+END_TEST
+
+START_TEST(test_hung_module_times_out)
+{
+        struct json_object *resp = NULL;
+        pid_t mod = core_module_pid(&core, "network-control");
+        uint64_t t0;
+
+        ck_assert_int_eq(kill(mod, SIGSTOP), 0);
+        t0 = now_usec();
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/ports", NULL, &resp), 504);
+        ck_assert_uint_lt(now_usec() - t0, 5000000);
+        ck_assert_ptr_nonnull(strstr(jstr(resp, "error.message"), "did not answer"));
+        json_object_put(resp);
+        ck_assert_int_eq(kill(mod, SIGCONT), 0);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/ports", NULL, &resp), 200);
+        json_object_put(resp);
+}
+END_TEST
+
+/* ---- the module alone, driven over a raw socket as a hostile core would ---- */
+
+#define RAW_LOG "/tmp/nova-it-raw-module.log"
+
+struct raw_module {
+        pid_t pid;
+        int fd;
+        struct proto_msg *msg;
+        struct proto_writer *w;
+};
+
+static void raw_start(struct raw_module *m)
+{
+        char prog[PATH_MAX], err[256];
+        const char *bin = getenv("NOVA_BIN");
+        uint8_t buf[PROTO_MAX_FRAME];
+        int sv[2];
+        ssize_t n;
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(xsnprintf(prog, sizeof(prog), "%s/nova-network-control", bin ? bin : "build/bin"), 0);
+        m->pid = fork();
+        ck_assert_int_ge(m->pid, 0);
+        if (m->pid == 0) {
+                int log = open(RAW_LOG, O_WRONLY | O_CREAT | O_APPEND, 0600);
+                if (log >= 0)
+                        dup2(log, 2);
+                dup2(sv[1], 3);
+                execl(prog, "nova-network-control", "--fd", "3", (char *)NULL);
+                _exit(127);
+        }
+        close(sv[1]);
+        m->fd = sv[0];
+        m->msg = malloc(sizeof(*m->msg));
+        m->w = malloc(sizeof(*m->w));
+        ck_assert(m->msg && m->w);
+        n = recv(m->fd, buf, sizeof(buf), 0);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(proto_decode(buf, (size_t)n, m->msg, err, sizeof(err)), 0);
+        ck_assert_int_eq(m->msg->type, PROTO_HELLO);
+        ck_assert_str_eq(m->msg->name, "network-control");
+        ck_assert_uint_eq(proto_get(m->msg->body, "entrypoints")->count, _NETCTL_MAX);
+}
+
+/* Send a frame, return the reply's status (decoded into m->msg), or 1 when the module closed the connection. */
+static int raw_call_bytes(struct raw_module *m, const void *frame, size_t len)
+{
+        uint8_t buf[PROTO_MAX_FRAME];
+        char err[256];
+        ssize_t n;
+
+        ck_assert_int_eq(send(m->fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
+        n = recv(m->fd, buf, sizeof(buf), 0);
+        if (n == 0)
+                return 1;
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(proto_decode(buf, (size_t)n, m->msg, err, sizeof(err)), 0);
+        ck_assert_int_eq(m->msg->type, PROTO_REPLY);
+        return m->msg->status;
+}
+
+static int raw_call(struct raw_module *m)
+{
+        const uint8_t *frame;
+        size_t len;
+
+        ck_assert_int_eq(pw_finish(m->w, &frame, &len), 0);
+        return raw_call_bytes(m, frame, len);
+}
+
+static void raw_finish(struct raw_module *m, int expect_exit_code)
+{
+        int status;
+
+        close(m->fd);
+        ck_assert_int_eq(waitpid(m->pid, &status, 0), m->pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), expect_exit_code);
+        free(m->msg);
+        free(m->w);
+}
+
+START_TEST(test_raw_socket_refusals)
+{
+        struct raw_module m;
+        int before = link_count();
+
+        (void)unlink(RAW_LOG);
+        raw_start(&m);
+        /* Unknown entrypoint: refused with a reason, connection stays. */
+        pw_init(m.w, PROTO_REQUEST, 1, 0, "tap_delete_all");
+        ck_assert_int_eq(raw_call(&m), -ENOSYS);
+        ck_assert_ptr_nonnull(strstr(proto_get_str(m.msg->body, "error", ""), "unknown entrypoint"));
+
+        /* Path-like and foreign identifiers: refused by the schema. */
+        static const char *const bad_ports[] = { "../../../etc/passwd", "/sys/class/net/eth0", "eth0",
+                                                 "tap0123abcd-ef", "0123ABCD-EF01-4234-8678-9ABCDEF01234" };
+        for (size_t i = 0; i < ARRAY_SIZE(bad_ports); i++) {
+                pw_init(m.w, PROTO_REQUEST, 2, 0, "tap_create");
+                pw_str(m.w, "port_uuid", bad_ports[i]);
+                pw_str(m.w, "mac", "fa:16:3e:00:00:01");
+                pw_u64(m.w, "mtu", 1500);
+                ck_assert_int_eq(raw_call(&m), -EINVAL);
+                pw_init(m.w, PROTO_REQUEST, 3, 0, "tap_delete");
+                pw_str(m.w, "port_uuid", bad_ports[i]);
+                ck_assert_int_eq(raw_call(&m), -EINVAL);
+        }
+        /* A name instead of an identifier: unknown field. */
+        pw_init(m.w, PROTO_REQUEST, 4, 0, "tap_delete");
+        pw_str(m.w, "ifname", "eth0");
+        ck_assert_int_eq(raw_call(&m), -EINVAL);
+        /* Out-of-range values. */
+        pw_init(m.w, PROTO_REQUEST, 5, 0, "tap_create");
+        pw_str(m.w, "port_uuid", "0123abcd-ef01-4234-8678-9abcdef01234");
+        pw_str(m.w, "mac", "ff:ff:ff:ff:ff:ff");
+        pw_u64(m.w, "mtu", 1500);
+        ck_assert_int_eq(raw_call(&m), -EINVAL);
+        ck_assert_int_eq(link_count(), before);
+
+        /* Still serving after all that. */
+        pw_init(m.w, PROTO_REQUEST, 6, 0, "tap_list");
+        ck_assert_int_eq(raw_call(&m), 0);
+
+        /* An oversized frame is a protocol violation: the module hangs up. */
+        uint8_t *big = calloc(1, PROTO_MAX_FRAME + 100);
+        ck_assert_ptr_nonnull(big);
+        pw_init(m.w, PROTO_REQUEST, 7, 0, "tap_list");
+        const uint8_t *frame;
+        size_t len;
+        ck_assert_int_eq(pw_finish(m.w, &frame, &len), 0);
+        memcpy(big, frame, len);
+        ck_assert_int_eq(raw_call_bytes(&m, big, PROTO_MAX_FRAME + 100), 1);
+        free(big);
+        raw_finish(&m, 1);
+        ck_assert_int_eq(link_count(), before);
+        /* Refusals and the violation are logged by the module. */
+        ck_assert(file_contains(RAW_LOG, "refused: unknown entrypoint 'tap_delete_all'"));
+        ck_assert(file_contains(RAW_LOG, "refused: tap_create: port_uuid: not a canonical lowercase UUID"));
+        ck_assert(file_contains(RAW_LOG, "protocol violation: frame of 65636 bytes"));
+}
+END_TEST
+
+START_TEST(test_raw_socket_malformed_frame_closes)
+{
+        struct raw_module m;
+        static const uint8_t garbage[] = "GET / HTTP/1.1\r\n\r\n";
+
+        raw_start(&m);
+        ck_assert_int_eq(raw_call_bytes(&m, garbage, sizeof(garbage)), 1);
+        raw_finish(&m, 1);
+
+        /* A reply frame sent to the module is also a violation. */
+        raw_start(&m);
+        pw_init(m.w, PROTO_REPLY, 1, 0, "tap_list");
+        ck_assert_int_eq(raw_call(&m), 1);
+        raw_finish(&m, 1);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("network-control");
+        TCase *core_tc = tcase_create("with-core"), *raw_tc = tcase_create("raw-module");
+        SRunner *sr;
+        int failed;
+
+        harness_enter_netns("test-network-control");
+        tcase_add_checked_fixture(core_tc, setup, teardown);
+        tcase_set_timeout(core_tc, 60);
+        tcase_add_test(core_tc, test_privileges_from_the_kernel);
+        tcase_add_test(core_tc, test_port_lifecycle_seen_by_the_kernel);
+        tcase_add_test(core_tc, test_bad_api_input_changes_nothing);
+        tcase_add_test(core_tc, test_disconnect_stops_only_that_module);
+        tcase_add_test(core_tc, test_crash_fails_inflight_and_restarts);
+        tcase_add_test(core_tc, test_hung_module_times_out);
+        suite_add_tcase(s, core_tc);
+        tcase_set_timeout(raw_tc, 30);
+        tcase_add_test(raw_tc, test_raw_socket_refusals);
+        tcase_add_test(raw_tc, test_raw_socket_malformed_frame_closes);
+        suite_add_tcase(s, raw_tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
