@@ -28,6 +28,8 @@ override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wfor
 	-D_FORTIFY_SOURCE=2 -fPIE
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 ifeq ($(SAN),1)
+# Sanitized objects never mix with plain ones.
+BUILD := $(BUILD)/san
 override CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -U_FORTIFY_SOURCE
 override LDFLAGS += -fsanitize=address,undefined
 endif
@@ -51,7 +53,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps run check check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps run run-stop check check-ovs-link check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -94,7 +96,11 @@ check-unit: $(UNIT_TESTS)
 check-integration: $(INTEGRATION_TESTS) $(PROGRAMS)
 	@set -e; for t in $(INTEGRATION_TESTS); do echo "== $$t"; NOVA_BIN=$(abspath $(BUILD)/bin) $$t; done
 
-check: check-unit check-integration fuzz-run
+# The OVS build path (libopenvswitch from pkg-config or the cache) must keep linking.
+check-ovs-link: $(BUILD)/bin/ovs-link-smoke
+	$(BUILD)/bin/ovs-link-smoke
+
+check: check-unit check-integration check-ovs-link fuzz-run
 	@echo "make check: all passed"
 
 # ---- fuzzing (clang libFuzzer) ----
@@ -122,7 +128,10 @@ deps:
 	$(MAKE) ovs-lib
 
 run:
-	@bash scripts/sandbox.sh
+	@KEEP=$(KEEP) bash scripts/sandbox.sh
+
+run-stop:
+	@bash scripts/sandbox.sh stop
 
 bench: $(PROGRAMS)
 	bash bench/privsep-rtt

@@ -41,7 +41,7 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   if [[ $status == "install ok installed" ]]; then
-    echo "deps: present  $pkg"
+    :
   else
     echo "deps: missing  $pkg"
     missing+=("$pkg")

@@ -6,7 +6,6 @@
  * socket reads the links back (rtnl_link_get_kernel / a link cache), never
  * tap_get. Each test uses its own port UUIDs, so devices left by one test
  * (all in the same namespace, which dies with the process) do not matter. */
-#define _GNU_SOURCE
 #include "tap.h"
 
 #include <check.h>
