@@ -458,7 +458,7 @@ static void write_full_frame(void)
 {
         static char s[PROTO_MAX_STR + 1];
         size_t left;
-        char key[8];
+        char key[16];
         int i = 0;
 
         pw_init(&pw, PROTO_REQUEST, 1, 0, "tap_get");
@@ -888,7 +888,7 @@ END_TEST
 
 START_TEST(test_rej_members)
 {
-        char key[8];
+        char key[16];
 
         /* root object */
         b_begin(PROTO_MAX_MEMBERS + 1);
@@ -1099,7 +1099,7 @@ START_TEST(test_rej_nodes)
         /* through object members: 64 objects of 31 members = 2048 + root */
         b_begin(PROTO_MAX_MEMBERS);
         for (int i = 0; i < PROTO_MAX_MEMBERS; i++) {
-                char key[8];
+                char key[16];
                 (void)snprintf(key, sizeof(key), "o%d", i);
                 b_key(key);
                 b_u8(PV_OBJ);
@@ -1263,7 +1263,7 @@ END_TEST
 START_TEST(test_w_overflow)
 {
         static char s[PROTO_MAX_STR + 1];
-        char key[8];
+        char key[16];
         int i;
 
         memset(s, 'y', PROTO_MAX_STR);
@@ -1302,7 +1302,7 @@ END_TEST
 
 START_TEST(test_w_counts)
 {
-        char key[8];
+        char key[16];
 
         pw_init(&pw, PROTO_REQUEST, 1, 0, "x");
         for (int i = 0; i < PROTO_MAX_MEMBERS; i++) {
@@ -1383,7 +1383,7 @@ START_TEST(test_w_sticky)
         static char s[PROTO_MAX_STR + 1];
         const uint8_t *buf;
         size_t len, at;
-        char key[8];
+        char key[16];
 
         /* first -EINVAL, then operations that would succeed or overflow */
         pw_init(&pw, PROTO_REQUEST, 1, 0, "x");
@@ -1414,6 +1414,9 @@ START_TEST(test_w_sticky)
         pw_str(&pw, "bad", "\x01");
         pw_u64(&pw, NULL, 1);
         pw_obj_end(&pw);
+        ck_assert_int_eq(pw.err, -EMSGSIZE);
+        ck_assert_uint_eq(pw.len, at);
+        WRITER_ERR(-EMSGSIZE);
         pw_init(&pw, PROTO_REQUEST, 1, 0, "x"); /* pw_init starts afresh */
         ck_assert_int_eq(pw.err, 0);
         pw_u64(&pw, "a", 1);
@@ -1427,7 +1430,6 @@ START_TEST(test_w_sticky)
         pw_list_end(&pw);
         ck_assert_int_eq(pw.err, -EINVAL);
         WRITER_ERR(-EINVAL);
-        (void)at;
 }
 END_TEST
 
