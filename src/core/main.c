@@ -97,7 +97,7 @@ static int load_plugs(bool ret[_PLUG_MAX])
         return 0;
 }
 
-static int bind_api_socket(const char *path)
+static int bind_unix_socket(const char *path, int type)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
@@ -109,12 +109,12 @@ static int bind_api_socket(const char *path)
                 _cleanup_close_ int probe = -1;
                 if (!S_ISSOCK(st.st_mode))
                         return -EEXIST; /* never remove something that is not our socket */
-                probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                probe = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
                 if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
                         return -EADDRINUSE; /* another core is serving it */
                 (void)unlink(path);
         }
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
         {
@@ -201,7 +201,8 @@ int main(int argc, char **argv)
         char err[512], module_dir[PATH_MAX];
         sd_event *event = NULL;
         bool snap = in_snap(), verbose = false;
-        int sv[2] = { -1, -1 }, listen_fd, c, r, exit_code = 1;
+        int sv[2] = { -1, -1 }, listen_fd, module_fd = -1, c, r, exit_code = 1;
+        char module_socket[PATH_MAX] = "";
         pid_t spawner_pid = 0;
         sigset_t mask;
 
@@ -244,7 +245,7 @@ int main(int argc, char **argv)
         }
         for (size_t i = 0; i < ARRAY_SIZE(opt_keys); i++)
                 if (opt_keys[i] && overrides[i] && config_set(&cfg, opt_keys[i], overrides[i], err, sizeof(err)) < 0) {
-                        log_err("--%s: %s", opts[0].name ? opt_keys[i] : "", err);
+                        log_err("command line: %s", err);
                         return 1;
                 }
         config_finish(&cfg);
@@ -287,13 +288,26 @@ int main(int argc, char **argv)
                 }
         }
 
-        listen_fd = bind_api_socket(cfg.api_socket);
+        listen_fd = bind_unix_socket(cfg.api_socket, SOCK_STREAM);
         if (listen_fd < 0) {
                 log_err("cannot serve %s: %s", cfg.api_socket,
                         listen_fd == -EADDRINUSE ? "another nova-compute is already serving it"
                         : listen_fd == -EEXIST   ? "the path exists and is not a socket"
                                                  : strerror(-listen_fd));
                 return 1;
+        }
+
+        /* Inside a snap systemd starts the module apps; they connect to us here. */
+        if (snap) {
+                if (xsnprintf(module_socket, sizeof(module_socket), "%s/modules.socket", cfg.run_dir) < 0) {
+                        log_err("run_dir too long for the module socket");
+                        return 1;
+                }
+                module_fd = bind_unix_socket(module_socket, SOCK_SEQPACKET);
+                if (module_fd < 0) {
+                        log_err("cannot serve %s: %s", module_socket, strerror(-module_fd));
+                        return 1;
+                }
         }
 
         /* Outside a snap: the spawner keeps the module capabilities, we keep none. */
@@ -343,6 +357,14 @@ int main(int argc, char **argv)
                 log_err("cannot set up the module registry: %s", strerror(-r));
                 goto out;
         }
+        if (module_fd >= 0) {
+                r = modules_listen(module_fd);
+                if (r < 0) {
+                        log_err("cannot accept modules: %s", strerror(-r));
+                        goto out;
+                }
+                module_fd = -1;
+        }
         actx.cfg = &cfg;
         actx.snap = snap;
         actx.spawner_pid = spawner_pid;
@@ -362,6 +384,9 @@ int main(int argc, char **argv)
 out:
         api_stop();
         (void)unlink(cfg.api_socket);
+        if (module_socket[0])
+                (void)unlink(module_socket);
+        safe_close(module_fd);
         modules_free();
         sv[0] = safe_close(sv[0]); /* the spawner stops the modules and exits */
         if (spawner_pid > 0)

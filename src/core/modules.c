@@ -134,6 +134,25 @@ static void spawner_send(enum spawner_op op, enum plug_id plug)
                 log_err("cannot reach the spawner: %s", strerror(errno));
 }
 
+/* Tell a module whether the core accepts it. A refused module exits cleanly
+ * instead of reconnecting (inside the snap systemd would otherwise loop). */
+static void send_hello_reply(int fd, bool accepted, const char *reason)
+{
+        struct proto_writer *w = malloc(sizeof(*w));
+        const uint8_t *buf;
+        size_t len;
+
+        if (!w)
+                return;
+        pw_init(w, PROTO_HELLO, 0, 0, "core");
+        pw_bool(w, "accepted", accepted);
+        if (reason)
+                pw_str(w, "reason", reason);
+        if (pw_finish(w, &buf, &len) == 0)
+                (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        free(w);
+}
+
 static void close_connection(struct module *m, const char *why)
 {
         if (m->fd < 0)
@@ -141,6 +160,18 @@ static void close_connection(struct module *m, const char *why)
         m->io = sd_event_source_disable_unref(m->io);
         m->fd = safe_close(m->fd);
         fail_all_calls(m, -ECONNRESET, why);
+        if (reg.spawner_fd < 0) {
+                /* Inside a snap there is no exit report: the connection is the process. */
+                m->pid = 0;
+                m->hello_usec = 0;
+                if (m->connected) {
+                        m->state = MOD_STARTING;
+                        if (m->last_error[0] == '\0')
+                                set_error(m, "module connection lost (%s); systemd restarts nova-hypervisor.%s",
+                                          why, plug_table[m->plug].name);
+                } else
+                        m->state = MOD_OFF;
+        }
 }
 
 static void stop_timer(struct module *m) { m->timer = sd_event_source_disable_unref(m->timer); }
@@ -262,6 +293,8 @@ _printf_(2, 3) static void protocol_violation(struct module *m, const char *fmt,
         va_end(ap);
         set_error(m, "protocol violation: %s", why);
         log_err("%s: %s; closing the connection", plug_table[m->plug].name, m->last_error);
+        if (m->fd >= 0)
+                send_hello_reply(m->fd, false, m->last_error);
         close_connection(m, "broke the protocol");
         m->state = MOD_STOPPING;
         spawner_send(SPAWNER_STOP, m->plug);
@@ -289,7 +322,7 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
                         return protocol_violation(m, "module announces an entrypoint this core does not know");
         if (n != mp->n_entrypoints)
                 return protocol_violation(m, "module announces %zu entrypoints, expected %zu", n, mp->n_entrypoints);
-        if (reg.spawner_fd >= 0 && proto_get_u64(msg->body, "pid", 0) != (uint64_t)m->pid)
+        if (proto_get_u64(msg->body, "pid", 0) != (uint64_t)m->pid)
                 return protocol_violation(m, "hello names another pid");
         /* Do not take the module's word for its privileges: ask the kernel. */
         if (proc_security_read(m->pid, &sec) < 0)
@@ -302,6 +335,7 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
                                           have, sec.no_new_privs, want);
         }
         stop_timer(m);
+        send_hello_reply(m->fd, true, NULL);
         m->caps_effective = sec.cap_eff;
         m->no_new_privs = sec.no_new_privs;
         m->state = MOD_RUNNING;
@@ -386,6 +420,175 @@ static void attach_connection(struct module *m, int fd, pid_t pid)
         m->pid = pid;
 }
 
+/* ---- inside a snap: module apps connect to <run_dir>/modules.socket ---- */
+
+struct pending_conn {
+        struct pending_conn *next;
+        int fd;
+        pid_t pid;                      /* SO_PEERCRED at connect time */
+        char label[256];                /* SO_PEERSEC without the mode suffix, "" when no LSM */
+        sd_event_source *io, *timer;
+};
+
+static struct pending_conn *pending_conns;
+static sd_event_source *module_listen_io;
+static int module_listen_fd = -1;
+
+static void pending_free(struct pending_conn *p)
+{
+        for (struct pending_conn **pp = &pending_conns; *pp; pp = &(*pp)->next)
+                if (*pp == p) {
+                        *pp = p->next;
+                        break;
+                }
+        sd_event_source_disable_unref(p->io);
+        sd_event_source_disable_unref(p->timer);
+        safe_close(p->fd);
+        free(p);
+}
+
+_printf_(2, 3) static void pending_refuse(struct pending_conn *p, const char *fmt, ...)
+{
+        char why[256];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        log_warn("refused a module connection (pid %ld, label '%s'): %s", (long)p->pid, p->label, why);
+        send_hello_reply(p->fd, false, why);
+        pending_free(p);
+}
+
+static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct pending_conn *p = userdata;
+        char why[256], expected[128];
+        struct module *m;
+        ssize_t n;
+        int plug;
+
+        (void)s;
+        (void)revents;
+        n = recv(fd, reg.rxbuf, PROTO_MAX_FRAME + 1, MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0) {
+                pending_free(p);
+                return 0;
+        }
+        if (n > PROTO_MAX_FRAME) {
+                pending_refuse(p, "frame of %zd bytes (limit %d)", n, PROTO_MAX_FRAME);
+                return 0;
+        }
+        if (proto_decode(reg.rxbuf, (size_t)n, reg.rx, why, sizeof(why)) < 0) {
+                pending_refuse(p, "%s", why);
+                return 0;
+        }
+        if (reg.rx->type != PROTO_HELLO) {
+                pending_refuse(p, "expected a hello, got a %s", proto_type_name(reg.rx->type));
+                return 0;
+        }
+        plug = plug_from_name(reg.rx->name);
+        if (plug < 0 || !protocols[plug]) {
+                pending_refuse(p, "no module protocol for plug '%s'", reg.rx->name);
+                return 0;
+        }
+        /* The kernel's word on who this is: the app's AppArmor label names its plug. */
+        (void)snprintf(expected, sizeof(expected), "snap.nova-hypervisor.%s", plug_table[plug].name);
+        if (p->label[0] && !streq(p->label, "unconfined") && !streq(p->label, expected)) {
+                pending_refuse(p, "label '%s' may not serve plug %s (expected %s)", p->label,
+                               plug_table[plug].name, expected);
+                return 0;
+        }
+        m = &reg.mods[plug];
+        if (!m->connected) {
+                pending_refuse(p, "plug %s is not connected (fix: sudo snap connect nova-hypervisor:%s)",
+                               plug_table[plug].name, plug_table[plug].name);
+                return 0;
+        }
+        if (m->fd >= 0) {
+                pending_refuse(p, "a module for plug %s is already connected (pid %ld)", plug_table[plug].name,
+                               (long)m->pid);
+                return 0;
+        }
+        /* One epoll registration per fd: hand the fd over from the pending source. */
+        p->io = sd_event_source_disable_unref(p->io);
+        p->timer = sd_event_source_disable_unref(p->timer);
+        if (sd_event_add_io(reg.event, &m->io, p->fd, EPOLLIN, on_module_io, m) < 0) {
+                pending_refuse(p, "cannot watch the connection");
+                return 0;
+        }
+        m->fd = TAKE_FD(p->fd);
+        m->pid = p->pid;
+        m->state = MOD_STARTING;
+        m->last_error[0] = '\0';
+        pending_free(p);
+        handle_hello(m, reg.rx);
+        return 0;
+}
+
+static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        (void)s;
+        (void)usec;
+        pending_refuse(userdata, "no hello within %u ms", reg.cfg.module_timeout_ms);
+        return 0;
+}
+
+static int on_module_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct pending_conn *p;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        int cfd;
+
+        (void)s;
+        (void)revents;
+        (void)userdata;
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0)
+                return 0;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
+                log_warn("refused a module connection from uid %ld: modules run as root",
+                         len == sizeof(cred) ? (long)cred.uid : -1L);
+                safe_close(cfd);
+                return 0;
+        }
+        p = calloc(1, sizeof(*p));
+        if (!p) {
+                safe_close(cfd);
+                return 0;
+        }
+        p->fd = cfd;
+        p->pid = cred.pid;
+        len = sizeof(p->label) - 1;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERSEC, p->label, &len) == 0) {
+                p->label[len] = '\0';
+                char *mode = strstr(p->label, " (");
+                if (mode)
+                        *mode = '\0'; /* "snap.x.y (enforce)" */
+        } else
+                p->label[0] = '\0';
+        p->next = pending_conns;
+        pending_conns = p;
+        if (sd_event_add_io(reg.event, &p->io, cfd, EPOLLIN, on_pending_io, p) < 0 ||
+            sd_event_add_time_relative(reg.event, &p->timer, CLOCK_MONOTONIC,
+                                       (uint64_t)reg.cfg.module_timeout_ms * 1000, 1000, on_pending_timeout, p) < 0)
+                pending_free(p);
+        return 0;
+}
+
+int modules_listen(int listen_fd)
+{
+        int r = sd_event_add_io(reg.event, &module_listen_io, listen_fd, EPOLLIN, on_module_accept, NULL);
+
+        if (r < 0)
+                return r;
+        module_listen_fd = listen_fd;
+        return 0;
+}
+
 static int on_spawner_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct spawner_msg msg;
@@ -464,6 +667,10 @@ int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, 
 
 void modules_free(void)
 {
+        while (pending_conns)
+                pending_free(pending_conns);
+        module_listen_io = sd_event_source_disable_unref(module_listen_io);
+        module_listen_fd = safe_close(module_listen_fd);
         for (int i = 0; i < _PLUG_MAX; i++) {
                 struct module *m = &reg.mods[i];
                 close_connection(m, "was shut down with the core");

@@ -54,6 +54,12 @@ int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, 
                 const char *module_dir);
 void modules_free(void);
 
+/* Inside a snap: accept module apps on listen_fd (a bound, listening,
+ * non-blocking SOCK_SEQPACKET socket; ownership taken). A peer must be root
+ * (SO_PEERCRED) and, where an LSM reports one, carry the label
+ * snap.nova-hypervisor.<plug> of the plug its hello names. */
+int modules_listen(int listen_fd);
+
 /* Connect or disconnect a plug live (outside a snap: `nova-hypervisor plug`,
  * inside: the interface hooks). Starts or stops just that module. */
 int modules_set_connected(enum plug_id plug, bool connected);

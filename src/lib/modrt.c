@@ -203,8 +203,13 @@ int modrt_dispatch(struct modrt *rt)
                 disconnect(rt);
                 return -EBADMSG;
         }
-        if (rt->rx->type == PROTO_HELLO)
-                return 0; /* the core's acknowledgement; nothing to do */
+        if (rt->rx->type == PROTO_HELLO) {
+                if (proto_get_bool(rt->rx->body, "accepted", true))
+                        return 0; /* the core's acknowledgement */
+                log_err("the core refused this module: %s", proto_get_str(rt->rx->body, "reason", "no reason given"));
+                disconnect(rt);
+                return -ECANCELED;
+        }
         if (rt->rx->type != PROTO_REQUEST) {
                 log_err("protocol violation: unexpected %s frame; closing the connection",
                         proto_type_name(rt->rx->type));
@@ -425,8 +430,10 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
                 disconnect(&rt);
                 if (r == -ECONNRESET && connect_path && !exit_requested)
                         log_info("connection to the core lost; waiting for the core");
-        } while (connect_path && !exit_requested);
-        if (exit_requested || r == -ECONNRESET)
+        } while (connect_path && !exit_requested && r != -ECANCELED);
+        /* Stopped, the core went away, or the core refused us: a clean exit
+         * (systemd must not restart a module the core does not want). */
+        if (exit_requested || r == -ECONNRESET || r == -ECANCELED)
                 r = 0;
 out:
         if (mod->done)
