@@ -365,27 +365,42 @@ static void handle_reply(struct module *m, const struct proto_msg *msg)
                 finish_call(call, 0, NULL, msg->body);
 }
 
+/* Read one frame from a module connection and decode it into reg.rx.
+ * 0; -EAGAIN (nothing yet); -ECONNRESET (peer gone); -EBADMSG with why. */
+static int read_frame(int fd, char *why, size_t whylen)
+{
+        ssize_t n = recv(fd, reg.rxbuf, PROTO_MAX_FRAME + 1, MSG_TRUNC | MSG_DONTWAIT);
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return -EAGAIN;
+        if (n <= 0)
+                return -ECONNRESET;
+        if (n > PROTO_MAX_FRAME) {
+                (void)snprintf(why, whylen, "frame of %zd bytes (limit %d)", n, PROTO_MAX_FRAME);
+                return -EBADMSG;
+        }
+        if (proto_decode(reg.rxbuf, (size_t)n, reg.rx, why, whylen) < 0)
+                return -EBADMSG;
+        return 0;
+}
+
 static int on_module_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct module *m = userdata;
         char why[256];
-        ssize_t n;
+        int r;
 
         (void)s;
         (void)revents;
-        n = recv(fd, reg.rxbuf, PROTO_MAX_FRAME + 1, MSG_TRUNC | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        r = read_frame(fd, why, sizeof(why));
+        if (r == -EAGAIN)
                 return 0;
-        if (n <= 0) {
+        if (r == -ECONNRESET) {
                 close_connection(m, "went away");
                 /* Outside a snap the exit report follows from the spawner. */
                 return 0;
         }
-        if (n > PROTO_MAX_FRAME) {
-                protocol_violation(m, "frame of %zd bytes (limit %d)", n, PROTO_MAX_FRAME);
-                return 0;
-        }
-        if (proto_decode(reg.rxbuf, (size_t)n, reg.rx, why, sizeof(why)) < 0) {
+        if (r < 0) {
                 protocol_violation(m, "%s", why);
                 return 0;
         }
@@ -465,23 +480,18 @@ static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *use
         struct pending_conn *p = userdata;
         char why[256], expected[128];
         struct module *m;
-        ssize_t n;
-        int plug;
+        int plug, r;
 
         (void)s;
         (void)revents;
-        n = recv(fd, reg.rxbuf, PROTO_MAX_FRAME + 1, MSG_TRUNC | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        r = read_frame(fd, why, sizeof(why));
+        if (r == -EAGAIN)
                 return 0;
-        if (n <= 0) {
+        if (r == -ECONNRESET) {
                 pending_free(p);
                 return 0;
         }
-        if (n > PROTO_MAX_FRAME) {
-                pending_refuse(p, "frame of %zd bytes (limit %d)", n, PROTO_MAX_FRAME);
-                return 0;
-        }
-        if (proto_decode(reg.rxbuf, (size_t)n, reg.rx, why, sizeof(why)) < 0) {
+        if (r < 0) {
                 pending_refuse(p, "%s", why);
                 return 0;
         }
