@@ -39,6 +39,16 @@
 #define DUMP_RETRIES 3                  /* NLM_F_DUMP_INTR: link list changed under the dump */
 #define ATTR_SPACE(len) NLA_ALIGN(NLA_HDRLEN + (len)) /* bytes one attribute takes */
 
+
+/* RFC 2863 operational states as the kernel reports them (IF_OPER_*), the
+ * same words `ip link` prints; a table, not snprintf, on the tap_get path. */
+static const char *operstate_name(uint8_t state)
+{
+        static const char *const names[] = { "unknown", "notpresent", "down", "lowerlayerdown",
+                                             "testing", "dormant", "up" };
+        return state < ARRAY_SIZE(names) ? names[state] : "unknown";
+}
+
 struct tap_ctx {
         struct nl_sock *sk;     /* connected NETLINK_ROUTE socket */
         uint32_t port;          /* our netlink port id, replies are addressed to it */
@@ -381,7 +391,7 @@ static void view_to_info(const struct link_view *v, const char *port_uuid, struc
                 memcpy(t.mac, v->addr, 6);
         t.admin_up = v->flags & IFF_UP;
         t.carrier = v->flags & IFF_LOWER_UP;
-        (void)rtnl_link_operstate2str(v->operstate, t.operstate, sizeof(t.operstate));
+        (void)strscpy(t.operstate, operstate_name(v->operstate), sizeof(t.operstate));
         *ret = t;
 }
 

@@ -49,8 +49,14 @@ bool mac_is_valid(const char *s)
 
 void mac_format(const uint8_t mac[6], char ret[MAC_STR_LEN + 1])
 {
-        (void)snprintf(ret, MAC_STR_LEN + 1, "%02x:%02x:%02x:%02x:%02x:%02x",
-                       mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+        static const char hex[] = "0123456789abcdef";
+
+        /* On the tap_get latency path: no printf machinery. */
+        for (int i = 0; i < 6; i++) {
+                ret[i * 3] = hex[mac[i] >> 4];
+                ret[i * 3 + 1] = hex[mac[i] & 0xf];
+                ret[i * 3 + 2] = i < 5 ? ':' : '\0';
+        }
 }
 
 int port_dev_name(const char *prefix, const char *port_uuid, char ret[IFNAME_MAX])
