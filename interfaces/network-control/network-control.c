@@ -6,6 +6,9 @@
 #include "netctl-protocol.h"
 #include "tap.h"
 
+#define TAP_REPLY_VALUES 9      /* values reply_tap() writes */
+#define TAP_REPLY_MAX_BYTES 256 /* bytes reply_tap() writes, at most */
+
 static void reply_tap(struct proto_writer *w, const char *key, const struct tap_info *t)
 {
         char mac[MAC_STR_LEN + 1];
@@ -106,10 +109,19 @@ static int handle_tap_list(void *state, struct modrt_call *call)
                 (void)snprintf(call->err, sizeof(call->err), "cannot list taps: %s", strerror(-r));
                 return r;
         }
+        /* One frame holds a bounded number of values: list what fits and say
+         * how many there are rather than fail the whole listing. */
+        size_t shown = 0;
         pw_list_begin(call->reply, "taps");
-        for (size_t i = 0; i < n; i++)
-                reply_tap(call->reply, NULL, &taps[i]);
+        for (; shown < n; shown++) {
+                if (call->reply->n_values + TAP_REPLY_VALUES + 4 > PROTO_MAX_NODES ||
+                    call->reply->len + TAP_REPLY_MAX_BYTES + 64 > PROTO_MAX_FRAME)
+                        break;
+                reply_tap(call->reply, NULL, &taps[shown]);
+        }
         pw_list_end(call->reply);
+        pw_u64(call->reply, "total", n);
+        pw_bool(call->reply, "truncated", shown < n);
         return 0;
 }
 

@@ -192,6 +192,9 @@ static int cmd_port(int argc, char **argv)
                         print_port_header();
                         for (size_t i = 0; ports && i < json_object_array_length(ports); i++)
                                 print_port_row(json_object_array_get_idx(ports, i));
+                        if (jbool(resp, "truncated"))
+                                printf("(%lld ports in all; the first %zu are shown)\n", (long long)jint(resp, "total"),
+                                       ports ? json_object_array_length(ports) : 0);
                 }
                 json_object_put(resp);
                 return 0;

@@ -13,11 +13,13 @@
 
 #define API_VERSION "0.1.0"
 #define API_MAX_CONNECTIONS 64
+#define API_IDLE_TIMEOUT_USEC (30 * 1000000ULL) /* a client that sends nothing for this long is dropped */
 
 struct api_conn {
         struct api_conn *next;          /* in the connection list */
         int fd;
         sd_event_source *io;
+        sd_event_source *idle;          /* closes a connection that stays silent */
         char *in;                       /* received bytes not yet consumed */
         size_t in_len;
         char *out;                      /* response being written */
@@ -47,6 +49,7 @@ static void conn_free(struct api_conn *c)
                 }
         module_call_cancel(c->call);
         sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->idle);
         safe_close(c->fd);
         free(c->in);
         free(c->out);
@@ -293,6 +296,9 @@ static void on_port_reply(const struct module_result *res, void *userdata)
         if (proto_get(res->body, "taps")) {
                 struct json_object *root = json_object_new_object();
                 json_object_object_add(root, "ports", value_to_json(proto_get(res->body, "taps")));
+                json_object_object_add(root, "total", json_object_new_uint64(proto_get_u64(res->body, "total", 0)));
+                json_object_object_add(root, "truncated",
+                                       json_object_new_boolean(proto_get_bool(res->body, "truncated", false)));
                 return respond_json(c, 200, root);
         }
         /* tap_delete */
@@ -493,11 +499,26 @@ static void conn_process(struct api_conn *c)
         conn_update_events(c);
 }
 
+static int on_conn_idle(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct api_conn *c = userdata;
+
+        (void)s;
+        (void)usec;
+        if (c->busy) /* working for it: the module call has its own timeout */
+                return sd_event_source_set_time_relative(c->idle, API_IDLE_TIMEOUT_USEC) < 0 ? 0 :
+                       sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+        conn_free(c);
+        return 0;
+}
+
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct api_conn *c = userdata;
 
         (void)s;
+        (void)sd_event_source_set_time_relative(c->idle, API_IDLE_TIMEOUT_USEC);
+        (void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
         if (c->out && (revents & EPOLLOUT)) {
                 ssize_t k = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (k < 0 && errno != EAGAIN && errno != EINTR) {
@@ -568,9 +589,13 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         c = calloc(1, sizeof(*c));
         if (c)
                 c->in = malloc(HTTP_MAX_HEAD + HTTP_MAX_BODY);
-        if (!c || !c->in || sd_event_add_io(api.event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, on_conn_io, c) < 0) {
-                if (c)
+        if (!c || !c->in || sd_event_add_io(api.event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, on_conn_io, c) < 0 ||
+            sd_event_add_time_relative(api.event, &c->idle, CLOCK_MONOTONIC, API_IDLE_TIMEOUT_USEC, 1000000,
+                                       on_conn_idle, c) < 0) {
+                if (c) {
+                        sd_event_source_disable_unref(c->io);
                         free(c->in);
+                }
                 free(c);
                 safe_close(cfd);
                 return 0;

@@ -80,7 +80,8 @@ bool port_dev_name_is_ours(const char *prefix, const char *name)
 {
         size_t plen = strlen(prefix);
 
-        if (strnlen(name, IFNAME_MAX) != plen + PORT_NAME_CHARS || strncmp(name, prefix, plen) != 0)
+        if (plen + PORT_NAME_CHARS >= IFNAME_MAX || strnlen(name, IFNAME_MAX) != plen + PORT_NAME_CHARS ||
+            strncmp(name, prefix, plen) != 0)
                 return false;
         for (int i = 0; i < PORT_NAME_CHARS; i++) {
                 char c = name[plen + i];

@@ -77,6 +77,11 @@ bool proto_text_is_clean(const char *s, size_t len)
                 if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
                     (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || (cp >= 0x80 && cp <= 0x9f))
                         return false;
+                /* Characters that make a log line lie: bidi overrides and isolates,
+                 * line/paragraph separators, zero-width marks, BOM. */
+                if ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+                    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff)
+                        return false;
                 i += n + 1;
         }
         return true;
@@ -341,6 +346,7 @@ void pw_init(struct proto_writer *w, enum proto_type type, uint32_t id, int32_t 
         w->len = 0;
         w->err = 0;
         w->depth = 0;
+        w->n_values = 1; /* the root object */
         if (!proto_name_is_valid(name, nlen)) {
                 w->err = -EINVAL;
                 return;
@@ -376,10 +382,12 @@ static bool pw_begin_value(struct proto_writer *w, const char *key, uint8_t tag)
                 w->err = -EINVAL;
                 return false;
         }
-        if (w->stack[w->depth].count >= (w->stack[w->depth].is_list ? PROTO_MAX_ITEMS : PROTO_MAX_MEMBERS)) {
-                w->err = -EMSGSIZE;
+        if (w->stack[w->depth].count >= (w->stack[w->depth].is_list ? PROTO_MAX_ITEMS : PROTO_MAX_MEMBERS) ||
+            w->n_values >= PROTO_MAX_NODES) {
+                w->err = -EMSGSIZE; /* never build what the decoder would refuse */
                 return false;
         }
+        w->n_values++;
         if (key) {
                 klen = strlen(key);
                 if (!proto_name_is_valid(key, klen) || strchr(key, '-')) {
@@ -478,7 +486,7 @@ int pw_finish(struct proto_writer *w, const uint8_t **ret_buf, size_t *ret_len)
         if (w->err)
                 return w->err;
         if (w->depth != 0)
-                return -EINVAL;
+                return w->err = -EINVAL;
         put_u16(w->buf + w->stack[0].count_off, (uint16_t)w->stack[0].count);
         *ret_buf = w->buf;
         *ret_len = w->len;

@@ -85,6 +85,7 @@ struct proto_writer {
         size_t len;                      /* bytes used */
         int err;                         /* first error (-EMSGSIZE, -EINVAL), 0 when fine */
         unsigned depth;                  /* open containers, 0 = root object */
+        unsigned n_values;               /* values so far, root included (decoder's PROTO_MAX_NODES) */
         struct {
                 size_t count_off;        /* where the container's u16 count lives */
                 uint32_t count;          /* children so far */

@@ -442,6 +442,47 @@ START_TEST(test_raw_socket_malformed_frame_closes)
 }
 END_TEST
 
+START_TEST(test_raw_list_more_taps_than_one_frame)
+{
+        struct raw_module m;
+        char uuid[37];
+        const int n = 240;
+        uint64_t before;
+
+        raw_start(&m);
+        pw_init(m.w, PROTO_REQUEST, 999, 0, "tap_list"); /* earlier tests share this namespace */
+        ck_assert_int_eq(raw_call(&m), 0);
+        before = proto_get_u64(m.msg->body, "total", 0);
+        for (int i = 0; i < n; i++) {
+                (void)snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-000000000000", 0x10000000 + i);
+                pw_init(m.w, PROTO_REQUEST, (uint32_t)i + 1, 0, "tap_create");
+                pw_str(m.w, "port_uuid", uuid);
+                pw_str(m.w, "mac", "fa:16:3e:00:10:01");
+                pw_u64(m.w, "mtu", 1500);
+                ck_assert_int_eq(raw_call(&m), 0);
+        }
+        /* More taps than one frame can carry: a partial list, honestly labelled. */
+        pw_init(m.w, PROTO_REQUEST, 1000, 0, "tap_list");
+        ck_assert_int_eq(raw_call(&m), 0);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "total", 0), before + (uint64_t)n);
+        ck_assert(proto_get_bool(m.msg->body, "truncated", false));
+        uint32_t shown = proto_get(m.msg->body, "taps")->count;
+        ck_assert_uint_gt(shown, 200);
+        ck_assert_uint_lt(shown, (uint32_t)n);
+        for (int i = 0; i < n; i++) {
+                (void)snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-000000000000", 0x10000000 + i);
+                pw_init(m.w, PROTO_REQUEST, 2000 + (uint32_t)i, 0, "tap_delete");
+                pw_str(m.w, "port_uuid", uuid);
+                ck_assert_int_eq(raw_call(&m), 0);
+        }
+        pw_init(m.w, PROTO_REQUEST, 3000, 0, "tap_list");
+        ck_assert_int_eq(raw_call(&m), 0);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "total", 1), before);
+        ck_assert(!proto_get_bool(m.msg->body, "truncated", true));
+        raw_finish(&m, 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("network-control");
@@ -462,6 +503,7 @@ int main(void)
         tcase_set_timeout(raw_tc, 30);
         tcase_add_test(raw_tc, test_raw_socket_refusals);
         tcase_add_test(raw_tc, test_raw_socket_malformed_frame_closes);
+        tcase_add_test(raw_tc, test_raw_list_more_taps_than_one_frame);
         suite_add_tcase(s, raw_tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

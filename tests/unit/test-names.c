@@ -181,7 +181,7 @@ START_TEST(test_port_dev_name_is_ours)
 }
 END_TEST
 
-/* Known bug (run with NOVA_KNOWN_BUGS=1): port_dev_name_is_ours() measures the
+/* Regression: port_dev_name_is_ours() measures the
  * name with strnlen(name, IFNAME_MAX), so for a 5-char prefix (which
  * port_dev_name() refuses) any name of 16 or more chars whose first 16 have
  * the right shape is taken as ours. Names that are not valid interface names
@@ -266,11 +266,9 @@ static Suite *names_suite(void)
         tcase_add_test(tc, test_mac_generate);
         suite_add_tcase(s, tc);
 
-        if (getenv("NOVA_KNOWN_BUGS")) {
-                tc = tcase_create("known_bugs");
-                tcase_add_test(tc, test_bug_is_ours_long_name);
-                suite_add_tcase(s, tc);
-        }
+        tc = tcase_create("regressions");
+        tcase_add_test(tc, test_bug_is_ours_long_name);
+        suite_add_tcase(s, tc);
         return s;
 }
 

@@ -1215,9 +1215,12 @@ START_TEST(test_w_unbalanced)
 {
         pw_init(&pw, PROTO_REQUEST, 1, 0, "x");
         pw_obj_end(&pw);
+        ck_assert_int_eq(pw.err, -EINVAL); /* sticky right away, not only at finish */
+        ck_assert_uint_eq(pw.depth, 0);
         WRITER_ERR(-EINVAL);
         pw_init(&pw, PROTO_REQUEST, 1, 0, "x");
         pw_list_end(&pw);
+        ck_assert_int_eq(pw.err, -EINVAL);
         WRITER_ERR(-EINVAL);
         pw_init(&pw, PROTO_REQUEST, 1, 0, "x");
         pw_list_begin(&pw, "l");
@@ -1231,6 +1234,8 @@ START_TEST(test_w_unbalanced)
         pw_obj_begin(&pw, "o");
         pw_obj_end(&pw);
         pw_obj_end(&pw);
+        ck_assert_int_eq(pw.err, -EINVAL);
+        pw_u64(&pw, "a", 1);
         WRITER_ERR(-EINVAL);
         /* left open */
         pw_init(&pw, PROTO_REQUEST, 1, 0, "x");
@@ -1527,7 +1532,7 @@ START_TEST(test_name_and_text_helpers)
 }
 END_TEST
 
-/* ---- known bugs (run with NOVA_KNOWN_BUGS=1) ---- */
+/* ---- regressions ---- */
 
 /* Whatever the writer finishes without an error must decode. The writer
  * bounds depth, members, items and bytes, but not PROTO_MAX_NODES: a tap_list
@@ -1539,9 +1544,11 @@ START_TEST(test_bug_writer_node_limit)
         size_t len;
         int r;
 
+        /* Whatever the writer accepts, the decoder must accept: write far more
+         * taps than fit and check the writer stops with -EMSGSIZE. */
         pw_init(&pw, PROTO_REPLY, 1, 0, "tap_list");
         pw_list_begin(&pw, "taps");
-        for (int i = 0; i < 228; i++) {
+        for (int i = 0; i < 1000; i++) {
                 pw_obj_begin(&pw, NULL);
                 pw_str(&pw, "name", "tap01234567-89");
                 pw_str(&pw, "port_uuid", "01234567-89ab-cdef-0123-456789abcdef");
@@ -1560,6 +1567,45 @@ START_TEST(test_bug_writer_node_limit)
                 ck_assert_msg(r == 0, "writer produced %zu bytes the decoder refuses: %s", len, err);
         } else
                 ck_assert_int_eq(r, -EMSGSIZE);
+        ck_assert_int_eq(r, -EMSGSIZE); /* 1000 taps do not fit one frame */
+
+        /* 227 taps are 2 + 227 * 9 = 2045 values: they build and decode;
+         * 228 taps (2054 values) the writer refuses, as the decoder would. */
+        for (int taps = 227; taps <= 228; taps++) {
+                pw_init(&pw, PROTO_REPLY, 1, 0, "tap_list");
+                pw_list_begin(&pw, "taps");
+                for (int i = 0; i < taps; i++) {
+                        pw_obj_begin(&pw, NULL);
+                        pw_str(&pw, "name", "tap01234567-89");
+                        pw_str(&pw, "port_uuid", "01234567-89ab-cdef-0123-456789abcdef");
+                        pw_str(&pw, "mac", "fa:16:3e:00:00:01");
+                        pw_u64(&pw, "mtu", 1500);
+                        pw_u64(&pw, "ifindex", 10);
+                        pw_bool(&pw, "admin_up", true);
+                        pw_bool(&pw, "carrier", true);
+                        pw_str(&pw, "operstate", "up");
+                        pw_obj_end(&pw);
+                }
+                pw_list_end(&pw);
+                r = pw_finish(&pw, &buf, &len);
+                if (taps == 228) {
+                        ck_assert_int_eq(r, -EMSGSIZE);
+                        continue;
+                }
+                ck_assert_int_eq(r, 0);
+                ck_assert_int_eq(decode_exact(buf, len), 0);
+        }
+}
+END_TEST
+
+START_TEST(test_text_refuses_misleading_unicode)
+{
+        /* right-to-left override, line separator, zero-width space, BOM */
+        static const char *const bad[] = { "port\xe2\x80\xae" "evil", "a\xe2\x80\xa8" "b", "x\xe2\x80\x8by",
+                                           "\xef\xbb\xbf" "name" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ck_assert(!proto_text_is_clean(bad[i], strlen(bad[i])));
+        ck_assert(proto_text_is_clean("caf\xc3\xa9 \xe2\x82\xac", 9)); /* café € */
 }
 END_TEST
 
@@ -1623,11 +1669,10 @@ static Suite *proto_suite(void)
         tcase_add_test(tc, test_name_and_text_helpers);
         suite_add_tcase(s, tc);
 
-        if (getenv("NOVA_KNOWN_BUGS")) {
-                tc = tcase_create("known_bugs");
-                tcase_add_test(tc, test_bug_writer_node_limit);
-                suite_add_tcase(s, tc);
-        }
+        tc = tcase_create("regressions");
+        tcase_add_test(tc, test_bug_writer_node_limit);
+        tcase_add_test(tc, test_text_refuses_misleading_unicode);
+        suite_add_tcase(s, tc);
         return s;
 }
 
