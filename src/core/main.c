@@ -319,6 +319,10 @@ int main(int argc, char **argv)
                 if (strscpy(scfg.module_dir, module_dir, sizeof(scfg.module_dir)) < 0)
                         return 1;
                 scfg.stop_timeout_ms = cfg.stop_timeout_ms;
+                if (config_path && !realpath(config_path, scfg.config_path)) {
+                        log_err("%s: %s", config_path, strerror(errno));
+                        return 1;
+                }
                 spawner_pid = fork();
                 if (spawner_pid < 0) {
                         log_err("fork: %s", strerror(errno));

@@ -103,7 +103,10 @@ _noreturn_ static void exec_module(const struct spawner_config *cfg, enum plug_i
         (void)syscall(SYS_close_range, 4U, ~0U, 0U);
         if (xsnprintf(path, sizeof(path), "%s/%s", cfg->module_dir, p->program) < 0)
                 _exit(126);
-        execl(path, p->program, "--fd", "3", (char *)NULL);
+        if (cfg->config_path[0])
+                execl(path, p->program, "--fd", "3", "--config", cfg->config_path, (char *)NULL);
+        else
+                execl(path, p->program, "--fd", "3", (char *)NULL);
         _exit(127);
 }
 

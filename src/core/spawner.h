@@ -40,6 +40,7 @@ struct spawner_msg {
 
 struct spawner_config {
         char module_dir[PATH_MAX]; /* directory of the nova-<plug> programs */
+        char config_path[PATH_MAX]; /* passed to modules as --config; "" for none */
         uint32_t stop_timeout_ms;  /* SIGTERM -> SIGKILL */
 };
 

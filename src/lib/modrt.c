@@ -23,7 +23,10 @@ struct modrt {
         struct proto_writer *tx;         /* reply/hello/event builder */
         uint8_t *rxbuf;                  /* one frame + 1 byte to detect oversize */
         struct log_ratelimit refusals;   /* refused requests are logged, rate-limited */
+        struct nova_config cfg;          /* --config FILE over the defaults */
 };
+
+const struct nova_config *modrt_config(const struct modrt *rt) { return &rt->cfg; }
 
 static volatile sig_atomic_t exit_requested;
 static volatile int signal_fd = -1; /* shut down on SIGTERM so a blocking recv returns */
@@ -313,7 +316,7 @@ static int run_blocking(struct modrt *rt, void *state)
 
 static void usage(const char *prog)
 {
-        fprintf(stderr, "usage: %s (--fd N | --connect PATH) [-v]\n"
+        fprintf(stderr, "usage: %s (--fd N | --connect PATH) [--config FILE] [-v]\n"
                         "A nova-hypervisor module; started by nova-compute (or, in the snap, by systemd).\n",
                 prog);
 }
@@ -323,12 +326,13 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
         static const struct option opts[] = {
                 { "fd", required_argument, NULL, 'f' },
                 { "connect", required_argument, NULL, 'c' },
+                { "config", required_argument, NULL, 'C' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
         const char *plug = plug_table[mod->protocol->plug].name;
-        const char *connect_path = NULL;
+        const char *connect_path = NULL, *config_path = NULL;
         struct modrt rt = { .mod = mod, .fd = -1, .refusals = LOG_RATELIMIT_INIT(10 * 1000000ULL, 20) };
         struct sigaction sa = { .sa_handler = on_exit_signal };
         char err[256];
@@ -349,6 +353,9 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
                 case 'c':
                         connect_path = optarg;
                         break;
+                case 'C':
+                        config_path = optarg;
+                        break;
                 case 'v':
                         log_set_level(LOG_LVL_DEBUG);
                         break;
@@ -364,6 +371,14 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
                 usage(argv[0]);
                 return 2;
         }
+        config_defaults(&rt.cfg);
+        if (config_path && config_load_file(config_path, &rt.cfg, err, sizeof(err)) < 0) {
+                log_err("%s", err);
+                return 1;
+        }
+        config_finish(&rt.cfg);
+        if (streq(rt.cfg.log_level, "debug"))
+                log_set_level(LOG_LVL_DEBUG);
         /* Safety: the module table and the shared protocol must agree. */
         if (mod->n_entries != mod->protocol->n_entrypoints) {
                 log_err("internal error: dispatch table and protocol disagree");

@@ -7,6 +7,7 @@
 #ifndef NOVA_MODRT_H
 #define NOVA_MODRT_H
 
+#include "config.h"
 #include "plugs.h"
 #include "schema.h"
 
@@ -42,8 +43,11 @@ struct modrt_module {
         int (*run)(struct modrt *rt, void *state);
 };
 
-/* Entry point of a module program: parses --fd N | --connect PATH, -v. Returns the exit code. */
+/* Entry point of a module program: parses --fd N | --connect PATH, --config FILE, -v. Returns the exit code. */
 int modrt_main(const struct modrt_module *mod, int argc, char **argv);
+
+/* The configuration (--config FILE, else built-in defaults); read-only. */
+const struct nova_config *modrt_config(const struct modrt *rt);
 
 /* Socket to the core (for foreign event loops). */
 int modrt_fd(const struct modrt *rt);

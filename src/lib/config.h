@@ -27,6 +27,9 @@ struct nova_config {
         uint32_t stable_after_ms;     /* a module running this long resets its backoff; 1000..3600000; default 60000 */
         uint32_t stop_timeout_ms;     /* SIGTERM→SIGKILL delay when stopping a module; 100..60000; default 5000 */
         char log_level[8];            /* debug|info|warning|error; default info */
+        char libvirt_uri[256];        /* libvirt module: scheme://..., default qemu:///system (sandbox: test:///default) */
+        uint32_t shutdown_timeout_s;  /* graceful shutdown before destroy; 0..3600; default 60 */
+        char orphan_policy[8];        /* domains/taps of ours without an instance: report|reap; default report */
 };
 
 /* Fill *cfg with the built-in defaults (every byte defined, so structs compare with memcmp). */

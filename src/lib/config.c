@@ -225,6 +225,39 @@ static int parse_log_level(const struct config_key *k, const char *value, void *
         return -EINVAL;
 }
 
+/* A libvirt URI: scheme "://" then visible ASCII without spaces or quotes
+ * (driver names and query parameters like ?root=/path or ?socket=...). */
+static int parse_uri(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        const char *sep = strstr(value, "://");
+        size_t n = strlen(value);
+
+        if (!sep || sep == value || n >= k->size) {
+                fmt_msg(why, whylen, "must look like driver:///path or driver+transport://host/path");
+                return -EINVAL;
+        }
+        for (const char *p = value; p < sep; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '+')) {
+                        fmt_msg(why, whylen, "invalid scheme in '%.64s'", value);
+                        return -EINVAL;
+                }
+        for (const char *p = value; *p; p++)
+                if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\'' || *p == '\\') {
+                        fmt_msg(why, whylen, "invalid character in '%.64s'", value);
+                        return -EINVAL;
+                }
+        return strscpy(field, value, k->size);
+}
+
+static int parse_orphan_policy(const struct config_key *k, const char *value, void *field, char *why,
+                               size_t whylen)
+{
+        if (streq(value, "report") || streq(value, "reap"))
+                return strscpy(field, value, k->size);
+        fmt_msg(why, whylen, "must be report (log and show them) or reap (delete them)");
+        return -EINVAL;
+}
+
 #define FIELD(f) offsetof(struct nova_config, f), sizeof(((struct nova_config *)NULL)->f)
 
 static const struct config_key config_keys[] = {
@@ -239,6 +272,9 @@ static const struct config_key config_keys[] = {
         { "stable_after_ms", parse_number, FIELD(stable_after_ms), 1000, 3600000 },
         { "stop_timeout_ms", parse_number, FIELD(stop_timeout_ms), 100, 60000 },
         { "log_level", parse_log_level, FIELD(log_level), 0, 0 },
+        { "libvirt_uri", parse_uri, FIELD(libvirt_uri), 0, 0 },
+        { "shutdown_timeout_s", parse_number, FIELD(shutdown_timeout_s), 0, 3600 },
+        { "orphan_policy", parse_orphan_policy, FIELD(orphan_policy), 0, 0 },
 };
 
 static const struct config_key *find_key(const char *name)
@@ -290,6 +326,9 @@ void config_defaults(struct nova_config *cfg)
         cfg->stable_after_ms = 60000;
         cfg->stop_timeout_ms = 5000;
         (void)strscpy(cfg->log_level, "info", sizeof(cfg->log_level));
+        (void)strscpy(cfg->libvirt_uri, "qemu:///system", sizeof(cfg->libvirt_uri));
+        cfg->shutdown_timeout_s = 60;
+        (void)strscpy(cfg->orphan_policy, "report", sizeof(cfg->orphan_policy));
 }
 
 int config_parse(const char *text, size_t len, struct nova_config *cfg, char *err, size_t errlen)
