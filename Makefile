@@ -34,7 +34,9 @@ override CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-o
 override LDFLAGS += -fsanitize=address,undefined
 endif
 
-INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Itests/integration
+INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Iinterfaces/libvirt -Itests/integration
+LIBVIRT_CFLAGS := $(shell pkg-config --cflags libvirt 2>/dev/null)
+LIBVIRT_LIBS := $(shell pkg-config --libs libvirt 2>/dev/null)
 
 include mk/ovs.mk
 
@@ -42,11 +44,15 @@ LIB_SRCS := $(wildcard src/lib/*.c)
 CORE_SRCS := $(wildcard src/core/*.c)
 NETCTL_PROTO_SRCS := interfaces/network-control/netctl-protocol.c
 NETCTL_SRCS := interfaces/network-control/network-control.c interfaces/network-control/tap.c
+LIBVIRT_PROTO_SRCS := interfaces/libvirt/libvirt-protocol.c
+LIBVIRT_SRCS := interfaces/libvirt/libvirt.c interfaces/libvirt/domain-xml.c
+PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS)
 CLI_SRCS := src/cli/nova-hypervisor.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-PROGRAMS := $(BUILD)/bin/nova-compute $(BUILD)/bin/nova-hypervisor $(BUILD)/bin/nova-network-control
+PROGRAMS := $(BUILD)/bin/nova-compute $(BUILD)/bin/nova-hypervisor $(BUILD)/bin/nova-network-control \
+	$(BUILD)/bin/nova-libvirt
 LIBNOVA := $(BUILD)/lib/libnova.a
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
@@ -58,17 +64,17 @@ all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBNOVA): $(call obj,$(LIB_SRCS))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/nova-compute: $(call obj,$(CORE_SRCS) $(NETCTL_PROTO_SRCS)) $(LIBNOVA)
+$(BUILD)/bin/nova-compute: $(call obj,$(CORE_SRCS) $(PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
-$(BUILD)/bin/nova-hypervisor: $(call obj,$(CLI_SRCS)) $(LIBNOVA)
+$(BUILD)/bin/nova-hypervisor: $(call obj,$(CLI_SRCS) $(LIBVIRT_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
@@ -76,18 +82,22 @@ $(BUILD)/bin/nova-network-control: $(call obj,$(NETCTL_SRCS) $(NETCTL_PROTO_SRCS
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
+$(BUILD)/bin/nova-libvirt: $(call obj,$(LIBVIRT_SRCS) $(LIBVIRT_PROTO_SRCS)) $(LIBNOVA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) -o $@
+
 # Tests link everything but the programs' main files.
-TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(NETCTL_PROTO_SRCS) \
-	interfaces/network-control/tap.c) $(LIBNOVA)
+TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(PROTO_SRCS) \
+	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c) $(LIBNOVA)
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
 
 $(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
-		$(PKG_LIBS) $(CHECK_LIBS) -o $@
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
@@ -106,8 +116,8 @@ check: check-unit check-integration check-ovs-link fuzz-run
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	$(INCLUDES) $(PKG_CFLAGS)
-FUZZ_LIB_SRCS := $(LIB_SRCS) $(NETCTL_PROTO_SRCS)
+	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
+FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS)
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)

@@ -8,12 +8,14 @@
  * Human tables by default, --json for scripts (the API's JSON, unchanged).
  * Exit status: 0 ok, 1 the request failed, 2 usage, 3 the core is unreachable. */
 #include "apiclient.h"
+#include "libvirt-protocol.h"
 #include "names.h"
 #include "plugs.h"
 #include "snapctl.h"
 
 #include <getopt.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <limits.h>
 
 static bool opt_json;
@@ -281,12 +283,397 @@ fail_usage:
         return 2;
 }
 
+
+/* ---- instances ---- */
+
+#define BULK_IN_FLIGHT 16
+
+static void print_instance_header(void)
+{
+        printf("%-20s %-36s %-8s %-10s %-8s %5s %7s %s\n", "NAME", "UUID", "STATE", "TASK", "POWER", "VCPUS",
+               "MEM_MB", "PORTS");
+}
+
+static void print_instance_row(struct json_object *i)
+{
+        struct json_object *ports = jobj(i, "ports");
+        const char *task = jstr(i, "task");
+
+        printf("%-20s %-36s %-8s %-10s %-8s %5lld %7lld %zu\n", jstr(i, "name"), jstr(i, "uuid"), jstr(i, "vm_state"),
+               task ? task : "-", jstr(i, "power_state"), (long long)jint(i, "vcpus"), (long long)jint(i, "memory_mb"),
+               ports ? json_object_array_length(ports) : 0);
+}
+
+static void print_instance_detail(struct json_object *i)
+{
+        struct json_object *ports = jobj(i, "ports");
+        const char *task = jstr(i, "task"), *fault = jstr(i, "fault");
+
+        printf("name:        %s\nuuid:        %s\ndomain:      %s\nstate:       %s\ntask:        %s\n"
+               "power:       %s\nvcpus:       %lld\nmemory_mb:   %lld\n",
+               jstr(i, "name"), jstr(i, "uuid"), jstr(i, "domain"), jstr(i, "vm_state"), task ? task : "-",
+               jstr(i, "power_state"), (long long)jint(i, "vcpus"), (long long)jint(i, "memory_mb"));
+        if (fault)
+                printf("fault:       %s\n", fault);
+        for (size_t k = 0; ports && k < json_object_array_length(ports); k++) {
+                struct json_object *p = json_object_array_get_idx(ports, k);
+                printf("port %zu:      %s tap %s mac %s mtu %lld\n", k, jstr(p, "port_uuid"), jstr(p, "tap"),
+                       jstr(p, "mac"), (long long)jint(p, "mtu"));
+        }
+}
+
+/* Port spec: "" or comma-separated uuid=..., mac=..., mtu=... */
+static int parse_port_spec(const char *spec, struct json_object *port)
+{
+        char buf[256], *save = NULL;
+
+        if (strscpy(buf, spec, sizeof(buf)) < 0)
+                return -EINVAL;
+        for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(kv, '=');
+                uint32_t mtu;
+                if (!eq)
+                        return -EINVAL;
+                *eq++ = '\0';
+                if (streq(kv, "uuid") && uuid_is_valid(eq))
+                        json_object_object_add(port, "port_uuid", json_object_new_string(eq));
+                else if (streq(kv, "mac") && mac_is_valid(eq))
+                        json_object_object_add(port, "mac", json_object_new_string(eq));
+                else if (streq(kv, "mtu") && parse_u32(eq, 68, 65535, &mtu) == 0)
+                        json_object_object_add(port, "mtu", json_object_new_int((int)mtu));
+                else
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+struct bulk_item {
+        char label[80];                  /* what the progress line names */
+        char method[8];
+        char path[160];
+        char *body;                      /* owned */
+};
+
+/* Run requests with ?wait=1, at most BULK_IN_FLIGHT at once, printing one
+ * progress line per completion. Returns the number that failed. */
+static int run_bulk(struct bulk_item *items, size_t n, const char *verb)
+{
+        struct pollfd fds[BULK_IN_FLIGHT];
+        size_t slot_item[BULK_IN_FLIGHT], next = 0, done = 0;
+        unsigned failed = 0, active = 0;
+        uint64_t t0 = now_usec();
+
+        for (int k = 0; k < BULK_IN_FLIGHT; k++)
+                fds[k].fd = -1;
+        while (done < n) {
+                for (int k = 0; k < BULK_IN_FLIGHT && next < n; k++) {
+                        if (fds[k].fd >= 0)
+                                continue;
+                        fds[k].fd = api_send_request(opt_socket, items[next].method, items[next].path, items[next].body);
+                        fds[k].events = POLLIN;
+                        if (fds[k].fd < 0) {
+                                fprintf(stderr, "error: cannot reach nova-compute at %s: %s\n", opt_socket,
+                                        strerror(-fds[k].fd));
+                                fds[k].fd = -1;
+                                failed++;
+                                done++;
+                                next++;
+                                continue;
+                        }
+                        slot_item[k] = next++;
+                        active++;
+                }
+                if (active == 0)
+                        continue;
+                if (poll(fds, BULK_IN_FLIGHT, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return (int)(n - done + failed);
+                }
+                for (int k = 0; k < BULK_IN_FLIGHT; k++) {
+                        struct json_object *resp = NULL, *e;
+                        const struct bulk_item *it;
+                        int status;
+
+                        if (fds[k].fd < 0 || !fds[k].revents)
+                                continue;
+                        it = &items[slot_item[k]];
+                        status = api_read_response(fds[k].fd, APICLIENT_TIMEOUT_MS, &resp);
+                        close(fds[k].fd);
+                        fds[k].fd = -1;
+                        active--;
+                        done++;
+                        if (status >= 200 && status < 300) {
+                                if (!opt_json)
+                                        printf("[%zu/%zu] %s %s: %s\n", done, n, verb, it->label,
+                                               jstr(resp, "vm_state") ? jstr(resp, "vm_state") : "done");
+                        } else {
+                                failed++;
+                                e = resp ? jobj(resp, "error") : NULL;
+                                printf("[%zu/%zu] %s %s: FAILED: %s\n", done, n, verb, it->label,
+                                       e && jstr(e, "message") ? jstr(e, "message") : strerror(status < 0 ? -status : EIO));
+                                if (e && jstr(e, "fix"))
+                                        printf("        fix: %s\n", jstr(e, "fix"));
+                        }
+                        json_object_put(resp);
+                }
+        }
+        if (!opt_json)
+                printf("%s: %zu done, %u failed, %.2f s\n", verb, n - failed, failed, (double)(now_usec() - t0) / 1e6);
+        return (int)failed;
+}
+
+static int cmd_boot(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "vcpus", required_argument, NULL, 'c' }, { "memory", required_argument, NULL, 'm' },
+                { "port", required_argument, NULL, 'p' },  { "ports", required_argument, NULL, 'n' },
+                { "count", required_argument, NULL, 'N' }, { "wait", no_argument, NULL, 'w' },
+                { 0 },
+        };
+        struct json_object *ports = json_object_new_array();
+        uint32_t vcpus = 1, memory = 64, nports = 1, count = 0;
+        bool wait = false, explicit_ports = false;
+        const char *name;
+        int c, r = 2;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        if (parse_u32(optarg, 1, 64, &vcpus) < 0) {
+                                fprintf(stderr, "error: --vcpus: 1..64\n");
+                                goto out;
+                        }
+                        break;
+                case 'm':
+                        if (parse_u32(optarg, 16, 1048576, &memory) < 0) {
+                                fprintf(stderr, "error: --memory: MiB, 16..1048576\n");
+                                goto out;
+                        }
+                        break;
+                case 'p': {
+                        struct json_object *port = json_object_new_object();
+                        if (parse_port_spec(optarg, port) < 0) {
+                                json_object_put(port);
+                                fprintf(stderr, "error: --port: uuid=UUID,mac=MAC,mtu=N (each optional)\n");
+                                goto out;
+                        }
+                        json_object_array_add(ports, port);
+                        explicit_ports = true;
+                        break;
+                }
+                case 'n':
+                        if (parse_u32(optarg, 0, 16, &nports) < 0) {
+                                fprintf(stderr, "error: --ports: 0..16\n");
+                                goto out;
+                        }
+                        break;
+                case 'N':
+                        if (parse_u32(optarg, 1, 4096, &count) < 0) {
+                                fprintf(stderr, "error: --count: 1..4096\n");
+                                goto out;
+                        }
+                        break;
+                case 'w':
+                        wait = true;
+                        break;
+                default:
+                        goto out;
+                }
+        }
+        if (optind != argc - 1 || !instance_name_is_valid(argv[optind])) {
+                fprintf(stderr, "usage: nova-hypervisor boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..]...\n"
+                                "                            [--ports N] [--count N] [--wait]\n"
+                                "NAME: 1..63 characters of A-Z a-z 0-9 . _ -\n");
+                goto out;
+        }
+        name = argv[optind];
+        if (!explicit_ports)
+                for (uint32_t k = 0; k < nports; k++)
+                        json_object_array_add(ports, json_object_new_object());
+        if (count > 0) {
+                /* Bulk: NAME-1..NAME-N, with progress; explicit port ids cannot repeat. */
+                struct bulk_item *items = calloc(count, sizeof(*items));
+                if (!items || (explicit_ports && count > 1)) {
+                        if (items)
+                                fprintf(stderr, "error: --port cannot be combined with --count (ports are unique); use --ports N\n");
+                        free(items);
+                        goto out;
+                }
+                for (uint32_t k = 0; k < count; k++) {
+                        struct json_object *b = json_object_new_object();
+                        (void)snprintf(items[k].label, sizeof(items[k].label), "%s-%u", name, k + 1);
+                        json_object_object_add(b, "name", json_object_new_string(items[k].label));
+                        json_object_object_add(b, "vcpus", json_object_new_int((int)vcpus));
+                        json_object_object_add(b, "memory_mb", json_object_new_int((int)memory));
+                        json_object_object_add(b, "ports", json_object_get(ports));
+                        items[k].body = strdup(json_object_to_json_string(b));
+                        json_object_put(b);
+                        (void)strscpy(items[k].method, "POST", sizeof(items[k].method));
+                        (void)strscpy(items[k].path, "/v1/instances?wait=1", sizeof(items[k].path));
+                }
+                r = run_bulk(items, count, "boot") ? 1 : 0;
+                for (uint32_t k = 0; k < count; k++)
+                        free(items[k].body);
+                free(items);
+                goto out;
+        }
+        {
+                struct json_object *b = json_object_new_object(), *resp = NULL;
+                json_object_object_add(b, "name", json_object_new_string(name));
+                json_object_object_add(b, "vcpus", json_object_new_int((int)vcpus));
+                json_object_object_add(b, "memory_mb", json_object_new_int((int)memory));
+                json_object_object_add(b, "ports", json_object_get(ports));
+                r = call("POST", wait ? "/v1/instances?wait=1" : "/v1/instances", json_object_to_json_string(b), &resp);
+                json_object_put(b);
+                if (r < 0) {
+                        r = exit_for(r);
+                        goto out;
+                }
+                if (opt_json)
+                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+                else
+                        print_instance_detail(resp);
+                json_object_put(resp);
+                r = 0;
+        }
+out:
+        json_object_put(ports);
+        return r;
+}
+
+static int cmd_list(void)
+{
+        struct json_object *resp = NULL, *list;
+        int r = call("GET", "/v1/instances", NULL, &resp);
+
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json)
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        else {
+                list = jobj(resp, "instances");
+                print_instance_header();
+                for (size_t i = 0; list && i < json_object_array_length(list); i++)
+                        print_instance_row(json_object_array_get_idx(list, i));
+        }
+        json_object_put(resp);
+        return 0;
+}
+
+static bool instance_id_ok(const char *id) { return uuid_is_valid(id) || instance_name_is_valid(id); }
+
+static int cmd_show(int argc, char **argv)
+{
+        struct json_object *resp = NULL;
+        char path[160];
+        int r;
+
+        if (argc != 1 || !instance_id_ok(argv[0])) {
+                fprintf(stderr, "usage: nova-hypervisor show NAME|UUID\n");
+                return 2;
+        }
+        (void)snprintf(path, sizeof(path), "/v1/instances/%s", argv[0]);
+        r = call("GET", path, NULL, &resp);
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json)
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        else
+                print_instance_detail(resp);
+        json_object_put(resp);
+        return 0;
+}
+
+/* stop|start|reboot|delete ID... [--wait]; several ids (or delete --all) run as a bulk with progress. */
+static int cmd_instance_action(const char *action, int argc, char **argv)
+{
+        struct bulk_item *items;
+        struct json_object *all = NULL;
+        bool wait = false, every = false;
+        size_t n = 0, cap;
+        int r;
+
+        for (int k = 0; k < argc; k++) {
+                if (streq(argv[k], "--wait"))
+                        wait = true;
+                else if (streq(argv[k], "--all") && streq(action, "delete"))
+                        every = true;
+                else if (!instance_id_ok(argv[k])) {
+                        fprintf(stderr, "error: '%s' is not an instance name or UUID\n", argv[k]);
+                        return 2;
+                }
+        }
+        if (every) {
+                r = call("GET", "/v1/instances", NULL, &all);
+                if (r < 0)
+                        return exit_for(r);
+        }
+        cap = (size_t)argc + (all ? json_object_array_length(jobj(all, "instances")) : 0);
+        items = calloc(cap ? cap : 1, sizeof(*items));
+        if (!items)
+                return 1;
+        for (int k = 0; k < argc; k++)
+                if (argv[k][0] != '-')
+                        (void)strscpy(items[n++].label, argv[k], sizeof(items[0].label));
+        for (size_t k = 0; all && k < json_object_array_length(jobj(all, "instances")); k++)
+                (void)strscpy(items[n++].label, jstr(json_object_array_get_idx(jobj(all, "instances"), k), "uuid"),
+                              sizeof(items[0].label));
+        json_object_put(all);
+        if (n == 0) {
+                free(items);
+                if (every) {
+                        printf("no instances\n");
+                        return 0;
+                }
+                fprintf(stderr, "usage: nova-hypervisor %s NAME|UUID... [--wait]%s\n", action,
+                        streq(action, "delete") ? " | delete --all" : "");
+                return 2;
+        }
+        for (size_t k = 0; k < n; k++) {
+                (void)strscpy(items[k].method, streq(action, "delete") ? "DELETE" : "POST", sizeof(items[k].method));
+                if (streq(action, "delete"))
+                        (void)snprintf(items[k].path, sizeof(items[k].path), "/v1/instances/%s%s", items[k].label,
+                                       wait || n > 1 ? "?wait=1" : "");
+                else
+                        (void)snprintf(items[k].path, sizeof(items[k].path), "/v1/instances/%s/%s%s", items[k].label,
+                                       action, wait || n > 1 ? "?wait=1" : "");
+        }
+        if (n > 1) {
+                r = run_bulk(items, n, action) ? 1 : 0;
+        } else {
+                struct json_object *resp = NULL;
+                r = call(items[0].method, items[0].path, NULL, &resp);
+                if (r < 0) {
+                        free(items);
+                        return exit_for(r);
+                }
+                if (opt_json)
+                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+                else if (jstr(resp, "deleted"))
+                        printf("deleted %s\n", items[0].label);
+                else
+                        printf("%s %s: %s%s%s\n", action, jstr(resp, "name"), jstr(resp, "vm_state"),
+                               jstr(resp, "task") ? ", " : "", jstr(resp, "task") ? jstr(resp, "task") : "");
+                json_object_put(resp);
+                r = 0;
+        }
+        free(items);
+        return r;
+}
+
 static void usage(FILE *f)
 {
         fprintf(f, "usage: nova-hypervisor [--socket PATH] [--json] COMMAND\n"
                    "commands:\n"
                    "  status                             the core and every plug: connected, module, fix\n"
                    "  plug connect|disconnect PLUG       outside a snap: stand-in for snap connect\n"
+                   "  boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..]... [--ports N]\n"
+                   "            [--count N] [--wait]          boot one instance (or NAME-1..NAME-N, with progress)\n"
+                   "  list | show NAME|UUID                  instances\n"
+                   "  stop|start|reboot NAME|UUID... [--wait]\n"
+                   "  delete NAME|UUID... [--wait] | delete --all\n"
                    "  port create [--port-uuid U] [--mac M] [--mtu N]\n"
                    "  port list | show UUID | delete UUID\n"
                    "socket: --socket, $NOVA_HYPERVISOR_SOCKET, or the default of the install\n");
@@ -329,6 +716,14 @@ int main(int argc, char **argv)
                 return cmd_plug(argc - i - 1, argv + i + 1);
         if (streq(argv[i], "port"))
                 return cmd_port(argc - i - 1, argv + i + 1);
+        if (streq(argv[i], "boot"))
+                return cmd_boot(argc - i, argv + i);
+        if (streq(argv[i], "list") && argc == i + 1)
+                return cmd_list();
+        if (streq(argv[i], "show"))
+                return cmd_show(argc - i - 1, argv + i + 1);
+        if (streq(argv[i], "stop") || streq(argv[i], "start") || streq(argv[i], "reboot") || streq(argv[i], "delete"))
+                return cmd_instance_action(argv[i], argc - i - 1, argv + i + 1);
         usage(stderr);
         return 2;
 }

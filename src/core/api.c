@@ -2,6 +2,8 @@
 #include "api.h"
 
 #include "http.h"
+#include "instances.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "modules.h"
 #include "names.h"
@@ -28,6 +30,7 @@ struct api_conn {
         bool keep_alive;                /* of the request being handled */
         size_t consumed;                /* bytes of `in` the current request used */
         struct module_call *call;       /* pending module call, cancelled if we go away */
+        struct lifecycle_waiter *waiter; /* pending instance operation (?wait=1), cancelled likewise */
         char port_uuid[UUID_STR_LEN + 1]; /* request context for module replies */
 };
 
@@ -48,6 +51,7 @@ static void conn_free(struct api_conn *c)
                         break;
                 }
         module_call_cancel(c->call);
+        lifecycle_waiter_cancel(c->waiter);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
         safe_close(c->fd);
@@ -123,6 +127,8 @@ static int status_for_errno(int r)
         case -EPERM:
         case -EBUSY:
                 return 409;
+        case -ENOSPC:
+                return 507;
         case -ENOTCONN:
         case -EAGAIN:
                 return 503;
@@ -229,6 +235,33 @@ static void handle_status(struct api_conn *c)
                 json_object_array_add(plugs, module_json((enum plug_id)i));
         }
         json_object_object_add(core, "plugs_disconnected", json_object_new_int((int)waiting));
+        {
+                struct json_object *inst = json_object_new_object(), *rec = json_object_new_object();
+                struct reconcile_report rr;
+                int active = 0, stopped = 0, error = 0, busy = 0;
+                for (struct instance *i = instances_first(); i; i = i->next) {
+                        active += streq(i->vm_state, "active");
+                        stopped += streq(i->vm_state, "stopped");
+                        error += streq(i->vm_state, "error");
+                        busy += i->task[0] != '\0';
+                }
+                json_object_object_add(inst, "total", json_object_new_int64((int64_t)instances_count()));
+                json_object_object_add(inst, "active", json_object_new_int(active));
+                json_object_object_add(inst, "stopped", json_object_new_int(stopped));
+                json_object_object_add(inst, "error", json_object_new_int(error));
+                json_object_object_add(inst, "busy", json_object_new_int(busy));
+                json_object_object_add(root, "instances", inst);
+                lifecycle_reconcile_report(&rr);
+                json_object_object_add(rec, "runs", json_object_new_uint64(rr.runs));
+                json_object_object_add(rec, "seconds_ago", rr.last_usec ? json_object_new_uint64((now_usec() - rr.last_usec) / 1000000)
+                                                                       : NULL);
+                json_object_object_add(rec, "orphan_domains", json_object_new_int((int)rr.orphan_domains));
+                json_object_object_add(rec, "orphan_taps", json_object_new_int((int)rr.orphan_taps));
+                json_object_object_add(rec, "reaped", json_object_new_int((int)rr.reaped));
+                json_object_object_add(rec, "repaired", json_object_new_int((int)rr.repaired));
+                json_object_object_add(rec, "last_error", rr.last_error[0] ? json_object_new_string(rr.last_error) : NULL);
+                json_object_object_add(root, "reconcile", rec);
+        }
         json_object_object_add(root, "core", core);
         json_object_object_add(root, "plugs", plugs);
         respond_json(c, 200, root);
@@ -430,6 +463,220 @@ static void handle_port_list(struct api_conn *c)
         free(w);
 }
 
+/* ---- instances ---- */
+
+static bool query_wait(const struct http_request *req)
+{
+        char q[sizeof(req->query)], *save = NULL;
+
+        if (strscpy(q, req->query, sizeof(q)) < 0)
+                return false;
+        for (char *kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save))
+                if (streq(kv, "wait=1") || streq(kv, "wait=true"))
+                        return true;
+        return false;
+}
+
+static void on_instance_done(int status, const char *error, int plug, struct instance *inst, void *userdata)
+{
+        struct api_conn *c = userdata;
+
+        c->waiter = NULL;
+        if (status < 0)
+                return respond_error(c, status == -ECANCELED ? 503 : status_for_errno(status),
+                                     error, plug);
+        if (!inst) {
+                struct json_object *root = json_object_new_object();
+                json_object_object_add(root, "deleted", json_object_new_string(c->port_uuid));
+                return respond_json(c, 200, root);
+        }
+        respond_json(c, 200, instance_to_json(inst));
+}
+
+static struct instance *find_instance(const char *id)
+{
+        return uuid_is_valid(id) ? instance_find(id) : instance_find_by_name(id);
+}
+
+static bool port_in_use(const char *port_uuid)
+{
+        for (struct instance *i = instances_first(); i; i = i->next)
+                for (size_t p = 0; p < i->n_ports; p++)
+                        if (streq(i->ports[p].port_uuid, port_uuid))
+                                return true;
+        return false;
+}
+
+/* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
+static int parse_boot(struct json_object *body, struct instance *ret, char *err, size_t errlen)
+{
+        struct instance t = { 0 };
+        bool have_name = false;
+
+        t.vcpus = 1;
+        t.memory_mb = 64;
+        if (uuid_generate(t.uuid) < 0)
+                return -EIO;
+        json_object_object_foreach(body, key, val) {
+                const char *s = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
+                int64_t n = json_object_is_type(val, json_type_int) ? json_object_get_int64(val) : -1;
+
+                if (streq(key, "name") && s && instance_name_is_valid(s)) {
+                        (void)strscpy(t.name, s, sizeof(t.name));
+                        have_name = true;
+                } else if (streq(key, "uuid") && s && uuid_is_valid(s))
+                        memcpy(t.uuid, s, sizeof(t.uuid));
+                else if (streq(key, "vcpus") && n >= 1 && n <= LIBVIRT_MAX_VCPUS)
+                        t.vcpus = (uint32_t)n;
+                else if (streq(key, "memory_mb") && n >= LIBVIRT_MIN_MEMORY_MB && n <= LIBVIRT_MAX_MEMORY_MB)
+                        t.memory_mb = (uint32_t)n;
+                else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
+                         json_object_array_length(val) <= LIBVIRT_MAX_PORTS) {
+                        for (size_t i = 0; i < json_object_array_length(val); i++) {
+                                struct json_object *p = json_object_array_get_idx(val, i);
+                                struct instance_port *ip = &t.ports[i];
+                                if (!json_object_is_type(p, json_type_object)) {
+                                        (void)snprintf(err, errlen, "ports[%zu]: must be an object", i);
+                                        return -EINVAL;
+                                }
+                                if (uuid_generate(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
+                                        return -EIO;
+                                ip->mtu = 1500;
+                                json_object_object_foreach(p, pk, pv) {
+                                        const char *ps = json_object_is_type(pv, json_type_string) ? json_object_get_string(pv) : NULL;
+                                        int64_t pn = json_object_is_type(pv, json_type_int) ? json_object_get_int64(pv) : -1;
+                                        if (streq(pk, "port_uuid") && ps && uuid_is_valid(ps))
+                                                memcpy(ip->port_uuid, ps, sizeof(ip->port_uuid));
+                                        else if (streq(pk, "mac") && ps && mac_is_valid(ps))
+                                                memcpy(ip->mac, ps, sizeof(ip->mac));
+                                        else if (streq(pk, "mtu") && pn >= NETCTL_MTU_MIN && pn <= NETCTL_MTU_MAX)
+                                                ip->mtu = (uint32_t)pn;
+                                        else {
+                                                (void)snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
+                                                               streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
+                                                               : streq(pk, "mac")     ? "not a lowercase unicast MAC address"
+                                                               : streq(pk, "mtu")     ? "must be an integer in 68..65535"
+                                                                                      : "unknown field");
+                                                return -EINVAL;
+                                        }
+                                }
+                                for (size_t k = 0; k < i; k++)
+                                        if (streq(t.ports[k].port_uuid, ip->port_uuid)) {
+                                                (void)snprintf(err, errlen, "ports[%zu]: port %s is listed twice", i, ip->port_uuid);
+                                                return -EINVAL;
+                                        }
+                        }
+                        t.n_ports = json_object_array_length(val);
+                } else {
+                        (void)snprintf(err, errlen, "%.32s: %s", key,
+                                       streq(key, "name")        ? "1..63 characters of A-Z a-z 0-9 . _ - (not starting with . or -)"
+                                       : streq(key, "uuid")      ? "not a canonical lowercase UUID"
+                                       : streq(key, "vcpus")     ? "must be an integer in 1..64"
+                                       : streq(key, "memory_mb") ? "must be an integer in 16..1048576"
+                                       : streq(key, "ports")     ? "must be a list of at most 16 port objects"
+                                                                 : "unknown field");
+                        return -EINVAL;
+                }
+        }
+        if (!have_name) {
+                (void)snprintf(err, errlen, "name: required");
+                return -EINVAL;
+        }
+        *ret = t;
+        return 0;
+}
+
+static void handle_instance_create(struct api_conn *c, const struct http_request *req)
+{
+        struct json_object *body = NULL;
+        struct instance tmpl, *inst = NULL;
+        bool wait = query_wait(req);
+        char err[512];
+        int r, plug;
+
+        r = parse_body(req, &body, err, sizeof(err));
+        if (r < 0)
+                return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
+        r = parse_boot(body, &tmpl, err, sizeof(err));
+        json_object_put(body);
+        if (r < 0)
+                return respond_error(c, 400, err, -1);
+        for (size_t i = 0; i < tmpl.n_ports; i++)
+                if (port_in_use(tmpl.ports[i].port_uuid)) {
+                        (void)snprintf(err, sizeof(err), "port %s belongs to another instance", tmpl.ports[i].port_uuid);
+                        return respond_error(c, 409, err, -1);
+                }
+        r = lifecycle_boot(&tmpl, wait ? on_instance_done : NULL, c, &c->waiter, &inst, err, sizeof(err), &plug);
+        if (r < 0)
+                return respond_error(c, status_for_errno(r), err, plug);
+        if (!wait)
+                respond_json(c, 202, instance_to_json(inst));
+}
+
+static void handle_instance_op(struct api_conn *c, const struct http_request *req, const char *id, const char *action)
+{
+        struct instance *inst = find_instance(id);
+        bool wait = query_wait(req);
+        char err[512];
+        int r, plug;
+
+        if (!inst) {
+                (void)snprintf(err, sizeof(err), "no instance '%.64s'", id);
+                return respond_error(c, 404, err, -1);
+        }
+        memcpy(c->port_uuid, inst->uuid, sizeof(c->port_uuid)); /* for the "deleted" answer */
+        if (streq(action, "delete"))
+                r = lifecycle_delete(inst, wait ? on_instance_done : NULL, c, &c->waiter, err, sizeof(err), &plug);
+        else
+                r = lifecycle_power(inst, action, wait ? on_instance_done : NULL, c, &c->waiter, err, sizeof(err), &plug);
+        if (r < 0)
+                return respond_error(c, status_for_errno(r), err, plug);
+        if (!wait)
+                respond_json(c, 202, instance_to_json(inst));
+}
+
+static void handle_instance_list(struct api_conn *c)
+{
+        struct json_object *root = json_object_new_object(), *list = json_object_new_array();
+
+        for (struct instance *i = instances_first(); i; i = i->next)
+                json_object_array_add(list, instance_to_json(i));
+        json_object_object_add(root, "instances", list);
+        respond_json(c, 200, root);
+}
+
+static void on_domains_reply(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+        struct json_object *root;
+
+        c->call = NULL;
+        if (res->status < 0)
+                return respond_error(c, status_for_errno(res->status), res->error,
+                                     res->status == -ENOTCONN ? PLUG_LIBVIRT : -1);
+        root = json_object_new_object();
+        json_object_object_add(root, "domains", value_to_json(proto_get(res->body, "domains")));
+        json_object_object_add(root, "total", json_object_new_uint64(proto_get_u64(res->body, "total", 0)));
+        json_object_object_add(root, "truncated", json_object_new_boolean(proto_get_bool(res->body, "truncated", false)));
+        respond_json(c, 200, root);
+}
+
+/* What libvirt has of ours, as the libvirt module lists it. */
+static void handle_domain_list(struct api_conn *c)
+{
+        struct proto_writer *w = malloc(sizeof(*w));
+        char err[512];
+        int r;
+
+        if (!w)
+                return respond_error(c, 500, "out of memory", -1);
+        pw_init(w, PROTO_REQUEST, 0, 0, "domain_list");
+        r = modules_call(PLUG_LIBVIRT, w, 0, on_domains_reply, c, &c->call, err, sizeof(err));
+        free(w);
+        if (r < 0)
+                respond_error(c, status_for_errno(r), err, r == -ENOTCONN || r == -EAGAIN ? PLUG_LIBVIRT : -1);
+}
+
 /* ---- routing ---- */
 
 static void route(struct api_conn *c, const struct http_request *req)
@@ -467,6 +714,35 @@ static void route(struct api_conn *c, const struct http_request *req)
                         return handle_port_one(c, "tap_get", p + 10);
                 if (del)
                         return handle_port_one(c, "tap_delete", p + 10);
+                return respond_error(c, 405, "method not allowed", -1);
+        }
+        if (streq(p, "/v1/domains") && get)
+                return handle_domain_list(c);
+        if (streq(p, "/v1/instances")) {
+                if (get)
+                        return handle_instance_list(c);
+                if (post)
+                        return handle_instance_create(c, req);
+                return respond_error(c, 405, "method not allowed", -1);
+        }
+        if (strncmp(p, "/v1/instances/", 14) == 0) {
+                char id[80];
+                const char *rest = p + 14, *slash = strchr(rest, '/');
+                size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+                if (n == 0 || n >= sizeof(id))
+                        return respond_error(c, 404, "no such instance", -1);
+                memcpy(id, rest, n);
+                id[n] = '\0';
+                if (!slash && get) {
+                        struct instance *inst = find_instance(id);
+                        if (!inst)
+                                return respond_error(c, 404, "no such instance", -1);
+                        return respond_json(c, 200, instance_to_json(inst));
+                }
+                if (!slash && del)
+                        return handle_instance_op(c, req, id, "delete");
+                if (slash && post && (streq(slash, "/stop") || streq(slash, "/start") || streq(slash, "/reboot")))
+                        return handle_instance_op(c, req, id, slash + 1);
                 return respond_error(c, 405, "method not allowed", -1);
         }
         respond_error(c, 404, "no such endpoint", -1);

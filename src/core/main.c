@@ -6,6 +6,8 @@
  * core does no privileged work itself: it asks modules. */
 #include "api.h"
 #include "config.h"
+#include "instances.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "modules.h"
 #include "snapctl.h"
@@ -354,6 +356,21 @@ int main(int argc, char **argv)
                 r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
         if (r < 0) {
                 log_err("cannot set up the event loop: %s", strerror(-r));
+                goto out;
+        }
+        {
+                unsigned skipped = 0;
+                r = instances_load(cfg.state_dir, &skipped);
+                if (r < 0) {
+                        log_err("cannot load the instance store under %s: %s", cfg.state_dir, strerror(-r));
+                        goto out;
+                }
+                log_info("instance store: %zu instances%s", instances_count(),
+                         skipped ? " (some files were unusable: see above)" : "");
+        }
+        r = lifecycle_init(event, &cfg);
+        if (r < 0) {
+                log_err("cannot set up the lifecycle engine: %s", strerror(-r));
                 goto out;
         }
         r = modules_new(event, &cfg, sv[0], plugs_connected, module_dir);

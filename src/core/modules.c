@@ -2,6 +2,7 @@
 #include "modules.h"
 
 #include "log.h"
+#include "libvirt-protocol.h"
 #include "netctl-protocol.h"
 #include "spawner.h"
 
@@ -53,9 +54,24 @@ static struct {
         struct proto_msg *rx;           /* decode arena shared by all connections (one loop) */
         struct proto_msg *check;        /* arena for validating outgoing requests */
         uint8_t *rxbuf;
+        module_event_cb on_event;
+        module_ready_cb on_ready;
 } reg = { .spawner_fd = -1 };
 
+void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready)
+{
+        reg.on_event = on_event;
+        reg.on_ready = on_ready;
+}
+
+bool modules_ready(enum plug_id plug)
+{
+        return (unsigned)plug < _PLUG_MAX && reg.mods[plug].connected && reg.mods[plug].state == MOD_RUNNING &&
+               reg.mods[plug].fd >= 0;
+}
+
 static const struct module_protocol *const protocols[_PLUG_MAX] = {
+        [PLUG_LIBVIRT] = &libvirt_protocol,
         [PLUG_NETWORK_CONTROL] = &netctl_protocol,
 };
 
@@ -344,6 +360,8 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
         (void)caps_mask_format(sec.cap_eff, have, sizeof(have));
         log_info("%s: module running (pid %ld, capabilities [%s])", plug_table[m->plug].name, (long)m->pid,
                  have[0] ? have : "none");
+        if (reg.on_ready)
+                reg.on_ready(m->plug);
 }
 
 static void handle_reply(struct module *m, const struct proto_msg *msg)
@@ -415,7 +433,13 @@ static int on_module_io(sd_event_source *s, int fd, uint32_t revents, void *user
                         handle_reply(m, reg.rx);
                 break;
         case PROTO_EVENT:
+                if (m->state != MOD_RUNNING) {
+                        protocol_violation(m, "event before hello");
+                        break;
+                }
                 log_debug("%s: event %s", plug_table[m->plug].name, reg.rx->name);
+                if (reg.on_event)
+                        reg.on_event(m->plug, reg.rx->name, reg.rx->body);
                 break;
         default:
                 protocol_violation(m, "unexpected %s frame", proto_type_name(reg.rx->type));

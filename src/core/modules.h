@@ -83,6 +83,15 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
 /* Forget a pending call: its callback will not run. */
 void module_call_cancel(struct module_call *call);
 
+/* Events a module sends (body valid during the call) and modules becoming
+ * ready (hello accepted: started or restarted). Either may be NULL. */
+typedef void (*module_event_cb)(enum plug_id plug, const char *event, const struct proto_value *body);
+typedef void (*module_ready_cb)(enum plug_id plug);
+void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready);
+
+/* True when the plug is connected and its module answers requests. */
+bool modules_ready(enum plug_id plug);
+
 /* The protocol the core expects from plug's module, NULL when this build has none. */
 const struct module_protocol *modules_protocol(enum plug_id plug);
 

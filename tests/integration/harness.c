@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -68,9 +69,11 @@ void core_start(struct core *c, const char *config_lines)
         ck_assert_int_eq(xsnprintf(c->socket, sizeof(c->socket), "%s/run/nova-hypervisor.socket", c->dir), 0);
         ck_assert_int_eq(xsnprintf(c->log, sizeof(c->log), "%s/core.log", c->dir), 0);
         ck_assert_int_eq(xsnprintf(text, sizeof(text),
-                                   "state_dir = %s/state\nrun_dir = %s/run\nplugs = network-control\n"
+                                   "state_dir = %s/state\nrun_dir = %s/run\n%s"
                                    "restart_min_ms = 50\nrestart_max_ms = 2000\nstop_timeout_ms = 2000\n%s",
-                                   c->dir, c->dir, config_lines ? config_lines : ""),
+                                   c->dir, c->dir,
+                                   config_lines && strstr(config_lines, "plugs =") ? "" : "plugs = network-control\n",
+                                   config_lines ? config_lines : ""),
                          0);
         ck_assert_int_eq(write_file_atomic(conf, text, strlen(text), 0600), 0);
         ck_assert_int_eq(xsnprintf(prog, sizeof(prog), "%s/nova-compute", bin_dir()), 0);
@@ -254,4 +257,29 @@ bool file_contains(const char *path, const char *needle)
 void random_port_uuid(char ret[37])
 {
         ck_assert_int_eq(uuid_generate(ret), 0);
+}
+
+int foreign_veth_add(const char *name)
+{
+        struct nl_sock *sk = nl_socket_alloc();
+        struct rtnl_link *veth, *peer;
+        char peer_name[IFNAMSIZ];
+        int r;
+
+        if (!sk || nl_connect(sk, NETLINK_ROUTE) < 0)
+                return -EIO;
+        veth = rtnl_link_veth_alloc();
+        if (!veth) {
+                nl_socket_free(sk);
+                return -ENOMEM;
+        }
+        peer = rtnl_link_veth_get_peer(veth);
+        (void)snprintf(peer_name, sizeof(peer_name), "fpeer%d", (int)(now_usec() % 100000));
+        rtnl_link_set_name(veth, name);
+        rtnl_link_set_name(peer, peer_name);
+        r = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+        rtnl_link_put(peer);
+        rtnl_link_veth_release(veth);
+        nl_socket_free(sk);
+        return r < 0 ? -EIO : 0;
 }

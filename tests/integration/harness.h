@@ -22,7 +22,8 @@ struct core {
  * Exits the test program with a message when not root. */
 void harness_enter_netns(const char *test_name);
 
-/* Start nova-compute from $NOVA_BIN with extra config lines (may be NULL) and
+/* Start nova-compute from $NOVA_BIN with extra config lines (may be NULL;
+ * "plugs = network-control" unless they set plugs themselves) and
  * wait until its API answers. dir is created (or reused when already set,
  * to restart a core on the same state). Aborts the test on failure. */
 void core_start(struct core *c, const char *config_lines);
@@ -63,4 +64,11 @@ bool file_contains(const char *path, const char *needle);
 /* A fresh random port UUID. */
 void random_port_uuid(char ret[37]);
 
+#endif
+
+#ifndef NOVA_TEST_HARNESS_FOREIGN_H
+#define NOVA_TEST_HARNESS_FOREIGN_H
+/* Create a veth pair whose first end is called name (a device that is not
+ * ours: no tap, no mark). 0 or -errno. */
+int foreign_veth_add(const char *name);
 #endif

@@ -1,0 +1,73 @@
+/* libvirt-protocol.c - request schemas of the libvirt module's entrypoints. */
+#include "libvirt-protocol.h"
+
+#include "plugs.h"
+
+bool instance_name_is_valid(const char *s)
+{
+        size_t n = strnlen(s, LIBVIRT_MAX_NAME + 1);
+
+        if (n == 0 || n > LIBVIRT_MAX_NAME || s[0] == '-' || s[0] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                      c == '_' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
+static const struct schema_field port_fields[] = {
+        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "mac", .kind = SCH_MAC, .required = true },
+        { .name = "mtu", .kind = SCH_U64, .required = true, .min = 68, .max = 65535 },
+        { .name = NULL },
+};
+
+static const struct schema_field define_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "name", .kind = SCH_STR, .required = true, .min = 1, .max = LIBVIRT_MAX_NAME,
+          .str_ok = instance_name_is_valid },
+        { .name = "vcpus", .kind = SCH_U64, .required = true, .min = 1, .max = LIBVIRT_MAX_VCPUS },
+        { .name = "memory_mb", .kind = SCH_U64, .required = true, .min = LIBVIRT_MIN_MEMORY_MB,
+          .max = LIBVIRT_MAX_MEMORY_MB },
+        { .name = "ports", .kind = SCH_LIST, .required = true, .min = 0, .max = LIBVIRT_MAX_PORTS,
+          .item = SCH_OBJ, .fields = port_fields },
+        { .name = NULL },
+};
+
+static const struct schema_field instance_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        { .name = NULL },
+};
+
+static const struct schema_field shutdown_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        /* seconds to wait for the guest before destroying it; absent: shutdown_timeout_s */
+        { .name = "timeout_s", .kind = SCH_U64, .required = false, .min = 0, .max = 3600 },
+        { .name = NULL },
+};
+
+static const struct schema_field empty_req[] = {
+        { .name = NULL },
+};
+
+/* Mutating calls use the plug's privilege (the libvirt socket is root-
+ * equivalent): each writes an audit line. Queries do not. */
+const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
+        [LIBVIRT_DOMAIN_DEFINE] = { "domain_define", define_req, true },
+        [LIBVIRT_DOMAIN_START] = { "domain_start", instance_req, true },
+        [LIBVIRT_DOMAIN_SHUTDOWN] = { "domain_shutdown", shutdown_req, true },
+        [LIBVIRT_DOMAIN_REBOOT] = { "domain_reboot", instance_req, true },
+        [LIBVIRT_DOMAIN_DESTROY] = { "domain_destroy", instance_req, true },
+        [LIBVIRT_DOMAIN_UNDEFINE] = { "domain_undefine", instance_req, true },
+        [LIBVIRT_DOMAIN_STATE] = { "domain_state", instance_req, false },
+        [LIBVIRT_DOMAIN_LIST] = { "domain_list", empty_req, false },
+};
+
+const struct module_protocol libvirt_protocol = {
+        .plug = PLUG_LIBVIRT,
+        .entrypoints = libvirt_entrypoints,
+        .n_entrypoints = _LIBVIRT_MAX,
+};

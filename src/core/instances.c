@@ -1,0 +1,313 @@
+/* instances.c - see instances.h */
+#include "instances.h"
+
+#include "log.h"
+
+#include <dirent.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <time.h>
+
+static struct {
+        char dir[PATH_MAX];
+        struct instance *list;
+        size_t count;
+} store;
+
+struct instance *instances_first(void) { return store.list; }
+size_t instances_count(void) { return store.count; }
+
+struct instance *instance_find(const char *uuid)
+{
+        for (struct instance *i = store.list; i; i = i->next)
+                if (streq(i->uuid, uuid))
+                        return i;
+        return NULL;
+}
+
+struct instance *instance_find_by_name(const char *name)
+{
+        for (struct instance *i = store.list; i; i = i->next)
+                if (streq(i->name, name))
+                        return i;
+        return NULL;
+}
+
+static int instance_path(const char *uuid, char *buf, size_t size)
+{
+        return xsnprintf(buf, size, "%s/%s.json", store.dir, uuid);
+}
+
+struct json_object *instance_to_json(const struct instance *inst)
+{
+        struct json_object *o = json_object_new_object(), *ports = json_object_new_array();
+        char domain[64], tap[IFNAME_MAX];
+
+        json_object_object_add(o, "uuid", json_object_new_string(inst->uuid));
+        json_object_object_add(o, "name", json_object_new_string(inst->name));
+        json_object_object_add(o, "vcpus", json_object_new_int((int)inst->vcpus));
+        json_object_object_add(o, "memory_mb", json_object_new_int64(inst->memory_mb));
+        json_object_object_add(o, "vm_state", json_object_new_string(inst->vm_state));
+        json_object_object_add(o, "task", inst->task[0] ? json_object_new_string(inst->task) : NULL);
+        json_object_object_add(o, "power_state", json_object_new_string(inst->power_state));
+        json_object_object_add(o, "fault", inst->fault[0] ? json_object_new_string(inst->fault) : NULL);
+        json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
+        (void)snprintf(domain, sizeof(domain), "%s%s", LIBVIRT_DOMAIN_PREFIX, inst->uuid);
+        json_object_object_add(o, "domain", json_object_new_string(domain));
+        for (size_t i = 0; i < inst->n_ports; i++) {
+                struct json_object *p = json_object_new_object();
+                json_object_object_add(p, "port_uuid", json_object_new_string(inst->ports[i].port_uuid));
+                json_object_object_add(p, "mac", json_object_new_string(inst->ports[i].mac));
+                json_object_object_add(p, "mtu", json_object_new_int((int)inst->ports[i].mtu));
+                if (tap_name_from_port(inst->ports[i].port_uuid, tap) == 0)
+                        json_object_object_add(p, "tap", json_object_new_string(tap));
+                json_object_array_add(ports, p);
+        }
+        json_object_object_add(o, "ports", ports);
+        return o;
+}
+
+/* The stored form: intent only (no task, no power state). */
+static struct json_object *instance_to_stored_json(const struct instance *inst)
+{
+        struct json_object *o = json_object_new_object(), *ports = json_object_new_array();
+
+        json_object_object_add(o, "version", json_object_new_int(1));
+        json_object_object_add(o, "uuid", json_object_new_string(inst->uuid));
+        json_object_object_add(o, "name", json_object_new_string(inst->name));
+        json_object_object_add(o, "vcpus", json_object_new_int((int)inst->vcpus));
+        json_object_object_add(o, "memory_mb", json_object_new_int64(inst->memory_mb));
+        json_object_object_add(o, "vm_state", json_object_new_string(inst->vm_state));
+        json_object_object_add(o, "task", json_object_new_string(inst->task));
+        json_object_object_add(o, "fault", json_object_new_string(inst->fault));
+        json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
+        for (size_t i = 0; i < inst->n_ports; i++) {
+                struct json_object *p = json_object_new_object();
+                json_object_object_add(p, "port_uuid", json_object_new_string(inst->ports[i].port_uuid));
+                json_object_object_add(p, "mac", json_object_new_string(inst->ports[i].mac));
+                json_object_object_add(p, "mtu", json_object_new_int((int)inst->ports[i].mtu));
+                json_object_array_add(ports, p);
+        }
+        json_object_object_add(o, "ports", ports);
+        return o;
+}
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v)
+                       : NULL;
+}
+
+static bool get_u32(struct json_object *o, const char *key, uint32_t min, uint32_t max, uint32_t *ret)
+{
+        struct json_object *v;
+        int64_t n;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return false;
+        n = json_object_get_int64(v);
+        if (n < min || n > max)
+                return false;
+        *ret = (uint32_t)n;
+        return true;
+}
+
+static bool is_vm_state(const char *s) { return s && (streq(s, "active") || streq(s, "stopped") || streq(s, "error")); }
+static bool is_task(const char *s)
+{
+        static const char *const tasks[] = { "", "building", "deleting", "stopping", "starting", "rebooting" };
+        for (size_t i = 0; s && i < ARRAY_SIZE(tasks); i++)
+                if (streq(s, tasks[i]))
+                        return true;
+        return false;
+}
+
+/* Parse a stored instance strictly. 0 or -EBADMSG with the reason. */
+static int instance_from_json(struct json_object *o, struct instance *ret, char *why, size_t whylen)
+{
+        struct instance inst = { 0 };
+        struct json_object *ports, *v;
+        const char *s;
+        uint32_t version;
+
+#define BAD(...) do { (void)snprintf(why, whylen, __VA_ARGS__); return -EBADMSG; } while (0)
+        if (!json_object_is_type(o, json_type_object))
+                BAD("not a JSON object");
+        if (!get_u32(o, "version", 1, 1, &version))
+                BAD("unsupported version");
+        s = get_str(o, "uuid");
+        if (!s || !uuid_is_valid(s))
+                BAD("uuid");
+        memcpy(inst.uuid, s, UUID_STR_LEN + 1);
+        s = get_str(o, "name");
+        if (!s || !instance_name_is_valid(s))
+                BAD("name");
+        (void)strscpy(inst.name, s, sizeof(inst.name));
+        if (!get_u32(o, "vcpus", 1, LIBVIRT_MAX_VCPUS, &inst.vcpus))
+                BAD("vcpus");
+        if (!get_u32(o, "memory_mb", LIBVIRT_MIN_MEMORY_MB, LIBVIRT_MAX_MEMORY_MB, &inst.memory_mb))
+                BAD("memory_mb");
+        s = get_str(o, "vm_state");
+        if (!is_vm_state(s))
+                BAD("vm_state");
+        (void)strscpy(inst.vm_state, s, sizeof(inst.vm_state));
+        s = get_str(o, "task");
+        if (!is_task(s))
+                BAD("task");
+        (void)strscpy(inst.task, s, sizeof(inst.task));
+        s = get_str(o, "fault");
+        if (!s || strscpy(inst.fault, s, sizeof(inst.fault)) < 0)
+                BAD("fault");
+        if (!json_object_object_get_ex(o, "created_at", &v) || !json_object_is_type(v, json_type_int))
+                BAD("created_at");
+        inst.created_at = (uint64_t)json_object_get_int64(v);
+        if (!json_object_object_get_ex(o, "ports", &ports) || !json_object_is_type(ports, json_type_array) ||
+            json_object_array_length(ports) > LIBVIRT_MAX_PORTS)
+                BAD("ports");
+        for (size_t i = 0; i < json_object_array_length(ports); i++) {
+                struct json_object *p = json_object_array_get_idx(ports, i);
+                struct instance_port *ip = &inst.ports[i];
+                const char *pu = get_str(p, "port_uuid"), *mac = get_str(p, "mac");
+                if (!pu || !uuid_is_valid(pu) || !mac || !mac_is_valid(mac) || !get_u32(p, "mtu", 68, 65535, &ip->mtu))
+                        BAD("ports[%zu]", i);
+                memcpy(ip->port_uuid, pu, UUID_STR_LEN + 1);
+                memcpy(ip->mac, mac, MAC_STR_LEN + 1);
+        }
+        inst.n_ports = json_object_array_length(ports);
+#undef BAD
+        (void)strscpy(inst.power_state, "unknown", sizeof(inst.power_state));
+        *ret = inst;
+        return 0;
+}
+
+int instance_save(struct instance *inst)
+{
+        struct json_object *o = instance_to_stored_json(inst);
+        const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        char path[PATH_MAX];
+        int r = instance_path(inst->uuid, path, sizeof(path));
+
+        if (r == 0)
+                r = write_file_atomic(path, text, strlen(text), 0600);
+        json_object_put(o);
+        if (r < 0)
+                log_err("cannot record instance %s (%s): %s", inst->name, inst->uuid, strerror(-r));
+        return r;
+}
+
+int instance_add(const struct instance *tmpl, struct instance **ret)
+{
+        struct instance *inst;
+        int r;
+
+        if (instance_find(tmpl->uuid) || instance_find_by_name(tmpl->name))
+                return -EEXIST;
+        if (store.count >= INSTANCES_MAX)
+                return -ENOSPC;
+        inst = malloc(sizeof(*inst));
+        if (!inst)
+                return -ENOMEM;
+        *inst = *tmpl;
+        inst->next = NULL;
+        inst->op = NULL;
+        if (inst->created_at == 0)
+                inst->created_at = (uint64_t)time(NULL);
+        r = instance_save(inst);
+        if (r < 0) {
+                free(inst);
+                return r;
+        }
+        inst->next = store.list;
+        store.list = inst;
+        store.count++;
+        if (ret)
+                *ret = inst;
+        return 0;
+}
+
+int instance_remove(struct instance *inst)
+{
+        char path[PATH_MAX];
+        int r = instance_path(inst->uuid, path, sizeof(path));
+
+        if (r < 0)
+                return r;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        for (struct instance **pp = &store.list; *pp; pp = &(*pp)->next)
+                if (*pp == inst) {
+                        *pp = inst->next;
+                        break;
+                }
+        store.count--;
+        free(inst);
+        return 0;
+}
+
+int instances_load(const char *state_dir, unsigned *ret_skipped)
+{
+        _cleanup_(closedirp) DIR *d = NULL;
+        unsigned skipped = 0;
+        struct dirent *de;
+        int r;
+
+        r = xsnprintf(store.dir, sizeof(store.dir), "%s/instances", state_dir);
+        if (r < 0)
+                return r;
+        r = mkdir_p(store.dir, 0700);
+        if (r < 0)
+                return r;
+        d = opendir(store.dir);
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *text = NULL;
+                struct instance tmp, *inst;
+                struct json_object *o;
+                char path[PATH_MAX], why[128] = "";
+                size_t n = strlen(de->d_name);
+
+                if (n != UUID_STR_LEN + 5 || strcmp(de->d_name + UUID_STR_LEN, ".json") != 0)
+                        continue; /* temp files of an interrupted write, or foreign files */
+                if (xsnprintf(path, sizeof(path), "%s/%s", store.dir, de->d_name) < 0)
+                        continue;
+                r = read_file_bounded(path, 64 * 1024, &text, NULL);
+                o = r == 0 ? json_tokener_parse(text) : NULL;
+                r = o ? instance_from_json(o, &tmp, why, sizeof(why)) : -EBADMSG;
+                json_object_put(o);
+                if (r == 0 && strncmp(de->d_name, tmp.uuid, UUID_STR_LEN) != 0)
+                        r = -EBADMSG, (void)snprintf(why, sizeof(why), "file name and uuid differ");
+                if (r == 0 && (instance_find(tmp.uuid) || instance_find_by_name(tmp.name)))
+                        r = -EBADMSG, (void)snprintf(why, sizeof(why), "duplicate uuid or name");
+                if (r == 0 && store.count >= INSTANCES_MAX)
+                        r = -EBADMSG, (void)snprintf(why, sizeof(why), "more than %d instances", INSTANCES_MAX);
+                if (r < 0) {
+                        log_err("instance store: %s is unusable (%s); left in place, not loaded", path,
+                                why[0] ? why : "unreadable or not JSON");
+                        skipped++;
+                        continue;
+                }
+                inst = malloc(sizeof(*inst));
+                if (!inst)
+                        return -ENOMEM;
+                *inst = tmp;
+                inst->next = store.list;
+                store.list = inst;
+                store.count++;
+        }
+        if (ret_skipped)
+                *ret_skipped = skipped;
+        return 0;
+}
+
+void instances_free(void)
+{
+        while (store.list) {
+                struct instance *next = store.list->next;
+                free(store.list);
+                store.list = next;
+        }
+        store.count = 0;
+}

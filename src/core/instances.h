@@ -1,0 +1,60 @@
+/* instances.h - the instance store: what the operator asked for (intent),
+ * one JSON file per instance under <state_dir>/instances/, each written
+ * atomically (temp file, fsync, rename). libvirt, the kernel and OVS hold the
+ * facts; reconcile brings the two together. */
+#ifndef NOVA_INSTANCES_H
+#define NOVA_INSTANCES_H
+
+#include "libvirt-protocol.h"
+#include "names.h"
+
+#define INSTANCES_MAX 4096
+
+struct instance_port {
+        char port_uuid[UUID_STR_LEN + 1];
+        char mac[MAC_STR_LEN + 1];
+        uint32_t mtu;
+};
+
+/* vm_state: the intent. active (should run), stopped (defined, off), error
+ * (an operation failed; resources were rolled back or are being repaired).
+ * task: the operation in progress, "" when none. */
+struct instance {
+        struct instance *next;                  /* store list */
+        char uuid[UUID_STR_LEN + 1];
+        char name[LIBVIRT_MAX_NAME + 1];        /* display name, unique on this host */
+        uint32_t vcpus;
+        uint32_t memory_mb;
+        struct instance_port ports[LIBVIRT_MAX_PORTS];
+        size_t n_ports;
+        char vm_state[16];                      /* active | stopped | error */
+        char task[16];                          /* "" | building | deleting | stopping | starting | rebooting */
+        char power_state[16];                   /* from libvirt: running | shutoff | ... | unknown */
+        char fault[256];                        /* why the last operation failed, "" when none */
+        uint64_t created_at;                    /* unix seconds */
+        void *op;                               /* the operation in progress (lifecycle.c), not stored */
+};
+
+/* Load every instance file under <state_dir>/instances (created if missing).
+ * A file that does not parse is reported in err and skipped, never deleted. */
+int instances_load(const char *state_dir, unsigned *ret_skipped);
+void instances_free(void);
+
+struct instance *instance_find(const char *uuid);
+struct instance *instance_find_by_name(const char *name);
+/* First instance, then instance->next; NULL at the end. */
+struct instance *instances_first(void);
+size_t instances_count(void);
+
+/* Add a new instance (copied) and write it. 0, -EEXIST (uuid or name taken),
+ * -ENOSPC (INSTANCES_MAX) or the write error (then nothing was added). */
+int instance_add(const struct instance *tmpl, struct instance **ret);
+/* Write the current state of inst. 0 or -errno. */
+int instance_save(struct instance *inst);
+/* Remove the file and free inst. 0 or -errno (then inst is kept). */
+int instance_remove(struct instance *inst);
+
+/* JSON view of an instance for the API (caller puts it). */
+struct json_object *instance_to_json(const struct instance *inst);
+
+#endif

@@ -1,0 +1,57 @@
+/* lifecycle.h - instance operations as pipelines of idempotent steps.
+ *
+ * Boot: for each port a tap (network-control), then the domain is defined
+ * and started (libvirt). Later plugs slot in as more steps between the taps
+ * and the definition (an OVS port, security-group rules) without reshaping
+ * anything. If a step fails, every completed step is undone in reverse.
+ * Delete runs the undo of every step, in reverse, and tolerates what is
+ * already gone. Stop/start/reboot go to libvirt only. Every plug an
+ * operation needs must be ready before anything changes.
+ *
+ * Reconcile runs whenever the libvirt or network-control module becomes ready
+ * (core start, module restart): instances in the store are compared with the
+ * domains and taps that exist; power state is synced, instances missing their
+ * domain or taps are repaired, resources of ours without an instance are
+ * reported or reaped (orphan_policy). */
+#ifndef NOVA_LIFECYCLE_H
+#define NOVA_LIFECYCLE_H
+
+#include "config.h"
+#include "instances.h"
+
+#include <systemd/sd-event.h>
+
+struct lifecycle_waiter;
+
+/* Called once when the operation ends: status 0 or -errno, the operator text,
+ * the plug to blame (-1 none), and the instance (NULL once deleted). */
+typedef void (*lifecycle_done_cb)(int status, const char *error, int plug, struct instance *inst, void *userdata);
+
+int lifecycle_init(sd_event *event, const struct nova_config *cfg);
+void lifecycle_free(void);
+
+/* Start an operation. On error: -errno, err filled, *ret_plug the plug that is
+ * missing (or -1), and nothing changed. On 0 the operation runs; cb (may be
+ * NULL) is called when it ends unless the waiter is cancelled. */
+int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+                   struct instance **ret_inst, char *err, size_t errlen, int *ret_plug);
+int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+                     char *err, size_t errlen, int *ret_plug);
+/* action: "stop" | "start" | "reboot" */
+int lifecycle_power(struct instance *inst, const char *action, lifecycle_done_cb cb, void *userdata,
+                    struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug);
+void lifecycle_waiter_cancel(struct lifecycle_waiter *w);
+
+/* What the last reconcile found, for status. */
+struct reconcile_report {
+        uint64_t runs;                /* completed reconcile passes */
+        uint64_t last_usec;           /* monotonic time of the last completed pass, 0 = never */
+        unsigned orphan_domains;      /* domains of ours without an instance (last pass) */
+        unsigned orphan_taps;         /* taps of ours without an instance (last pass) */
+        unsigned reaped;              /* orphans removed (last pass, orphan_policy = reap) */
+        unsigned repaired;            /* instances whose domain or taps were re-created (last pass) */
+        char last_error[256];
+};
+void lifecycle_reconcile_report(struct reconcile_report *ret);
+
+#endif
