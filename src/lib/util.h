@@ -109,3 +109,13 @@ struct proc_security {
 /* pid 0 = self. 0 or -errno (-ENOENT when the process is gone). */
 int proc_security_read(pid_t pid, struct proc_security *ret);
 #endif
+
+#ifndef NOVA_UTIL_DIR_H
+#define NOVA_UTIL_DIR_H
+#include <dirent.h>
+static inline void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+#endif

@@ -1,0 +1,998 @@
+/* libvirt.c - nova-libvirt: the module that owns the libvirt plug. It keeps
+ * no capability; its privilege is the host's libvirt socket. It takes
+ * instance and port identifiers, generates the domain document itself
+ * (domain-xml.c), touches only domains carrying our ownership mark, forwards
+ * their lifecycle events, and survives libvirt going away by reconnecting
+ * with a backoff. libvirt's default event loop drives everything: the core
+ * socket, libvirt's own callbacks and our timers. */
+#include "domain-xml.h"
+#include "libvirt-protocol.h"
+#include "log.h"
+#include "modrt.h"
+#include "names.h"
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <stdarg.h>
+
+#define BACKOFF_MIN_MS 100          /* first reconnect attempt after a loss */
+#define BACKOFF_MAX_MS 10000        /* cap of the doubling backoff */
+#define KEEPALIVE_INTERVAL_S 5      /* remote connections: ping every 5 s ... */
+#define KEEPALIVE_COUNT 3           /* ... and give up after 3 unanswered */
+#define DOMAIN_REPLY_VALUES 8       /* values reply_domain() writes */
+#define DOMAIN_REPLY_MAX_BYTES 512  /* bytes reply_domain() writes, at most */
+#define ERROR_TEXT_MAX 200          /* libvirt error text kept for messages */
+
+struct lv;
+
+/* A graceful shutdown in progress: destroy the domain if it still runs when this fires. */
+struct shutdown_timer {
+        struct lv *lv;                            /* owner */
+        char instance_uuid[UUID_STR_LEN + 1];     /* whose domain */
+        uint64_t timeout_s;                       /* the grace period, for the log line */
+        int timer;                                /* libvirt timeout id */
+        struct shutdown_timer *next;              /* list of pending ones */
+};
+
+/* The module's state. */
+struct lv {
+        struct modrt *rt;                         /* runtime: core socket, config */
+        const char *uri;                          /* libvirt_uri from the config */
+        const char *domain_type;                  /* "qemu"/"test"; NULL: the URI's driver is unsupported */
+        uint64_t shutdown_timeout_s;              /* default grace period of domain_shutdown */
+        virConnectPtr conn;                       /* NULL while disconnected */
+        bool lost;                                /* conn is dead (close callback); dropped on the next retry */
+        bool close_cb;                            /* our close callback is registered on conn */
+        int lifecycle_cb;                         /* lifecycle callback id on conn, -1 when none */
+        int retry_timer;                          /* reconnect timer, -1 when none armed */
+        unsigned backoff_ms;                      /* delay of the next reconnect attempt */
+        char last_error[ERROR_TEXT_MAX];          /* why libvirt is unreachable */
+        int watch;                                /* handle watching the core socket, -1 when none */
+        bool stop;                                /* leave the run loop */
+        int result;                               /* what run() returns */
+        struct shutdown_timer *timers;            /* pending shutdown deadlines */
+        struct proto_writer *ev;                  /* builder of event frames */
+};
+
+/* A libvirt error, captured before the next libvirt call resets it. */
+struct lv_err {
+        int code;                                 /* virErrorNumber, VIR_ERR_OK when none */
+        char msg[ERROR_TEXT_MAX];                 /* libvirt's text */
+};
+
+static inline void domain_freep(virDomainPtr *d)
+{
+        if (*d)
+                (void)virDomainFree(*d);
+}
+#define _cleanup_domain_ _cleanup_(domain_freep)
+
+/* Protocol strings must be clean UTF-8 without control characters; libvirt's
+ * (possibly translated, possibly cut) text is made so. */
+static void text_make_clean(char *s)
+{
+        size_t n = strlen(s);
+
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                        s[i] = ' ';
+        if (!proto_text_is_clean(s, n))
+                for (size_t i = 0; i < n; i++)
+                        if ((unsigned char)s[i] >= 0x80)
+                                s[i] = '?';
+}
+
+/* Format into dst, cut to size and made clean: for operator text, where a cut is fine. */
+_printf_(3, 4) static void text_printf(char *dst, size_t size, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(dst, size, fmt, ap);
+        va_end(ap);
+        text_make_clean(dst);
+}
+
+static void capture_error(struct lv_err *e)
+{
+        virErrorPtr v = virGetLastError();
+
+        e->code = v ? v->code : VIR_ERR_OK;
+        text_printf(e->msg, sizeof(e->msg), "%s", v && v->message ? v->message : "unknown libvirt error");
+}
+
+/* Set call->err (cleaned) and return r. */
+_printf_(3, 4) static int fail(struct modrt_call *call, int r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(call->err, sizeof(call->err), fmt, ap);
+        va_end(ap);
+        text_make_clean(call->err);
+        return r;
+}
+
+/* Our errno for a libvirt error code; dflt for codes without a closer match. */
+static int errno_from_libvirt(int code, int dflt)
+{
+        switch (code) {
+        case VIR_ERR_NO_DOMAIN:
+                return -ENOENT;
+        case VIR_ERR_OPERATION_INVALID:
+        case VIR_ERR_INVALID_ARG:
+        case VIR_ERR_XML_ERROR:
+        case VIR_ERR_XML_DETAIL:
+        case VIR_ERR_XML_INVALID_SCHEMA:
+        case VIR_ERR_CONFIG_UNSUPPORTED:
+                return -EINVAL;
+        case VIR_ERR_NO_SUPPORT:
+        case VIR_ERR_ARGUMENT_UNSUPPORTED:
+                return -EOPNOTSUPP;
+        case VIR_ERR_OPERATION_TIMEOUT:
+        case VIR_ERR_AGENT_UNRESPONSIVE:
+                return -ETIMEDOUT;
+        case VIR_ERR_OPERATION_DENIED:
+        case VIR_ERR_AUTH_FAILED:
+        case VIR_ERR_AUTH_CANCELLED:
+        case VIR_ERR_ACCESS_DENIED:
+                return -EACCES;
+        case VIR_ERR_NO_CONNECT:
+        case VIR_ERR_INVALID_CONN:
+        case VIR_ERR_RPC:
+                return -ENOTCONN;
+        case VIR_ERR_OPERATION_UNSUPPORTED:
+                return -EOPNOTSUPP;
+        default:
+                return dflt;
+        }
+}
+
+/* Fail the call with libvirt's error e: "<what> <domain>: <libvirt text>". */
+static int fail_libvirt(struct modrt_call *call, const struct lv_err *e, int dflt, const char *what,
+                        const char *domain)
+{
+        return fail(call, errno_from_libvirt(e->code, dflt), "%s %s: %s", what, domain, e->msg);
+}
+
+static const char *state_word(int state)
+{
+        static const char *const words[] = {
+                [VIR_DOMAIN_NOSTATE] = "nostate",   [VIR_DOMAIN_RUNNING] = "running",
+                [VIR_DOMAIN_BLOCKED] = "blocked",   [VIR_DOMAIN_PAUSED] = "paused",
+                [VIR_DOMAIN_SHUTDOWN] = "shutdown", [VIR_DOMAIN_SHUTOFF] = "shutoff",
+                [VIR_DOMAIN_CRASHED] = "crashed",   [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
+        };
+
+        return state >= 0 && (size_t)state < ARRAY_SIZE(words) && words[state] ? words[state] : "nostate";
+}
+
+/* One word for the reason of a state (virDomainGetState's reason). */
+static const char *reason_word(int state, int reason)
+{
+        static const char *const running[] = {
+                "unknown", "booted", "migrated", "restored", "from_snapshot", "unpaused",
+                "migration_canceled", "save_canceled", "wakeup", "crashed", "postcopy", "postcopy_failed",
+        };
+        static const char *const paused[] = {
+                "unknown", "user", "migration", "save", "dump", "ioerror", "watchdog",
+                "from_snapshot", "shutting_down", "snapshot", "crashed", "starting_up", "postcopy", "postcopy_failed",
+        };
+        static const char *const shutdown[] = { "unknown", "user" };
+        static const char *const shutoff[] = {
+                "unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from_snapshot", "daemon",
+        };
+        static const char *const crashed[] = { "unknown", "panicked" };
+        const char *const *t = NULL;
+        size_t n = 0;
+
+        switch (state) {
+        case VIR_DOMAIN_RUNNING:
+                t = running, n = ARRAY_SIZE(running);
+                break;
+        case VIR_DOMAIN_PAUSED:
+                t = paused, n = ARRAY_SIZE(paused);
+                break;
+        case VIR_DOMAIN_SHUTDOWN:
+                t = shutdown, n = ARRAY_SIZE(shutdown);
+                break;
+        case VIR_DOMAIN_SHUTOFF:
+                t = shutoff, n = ARRAY_SIZE(shutoff);
+                break;
+        case VIR_DOMAIN_CRASHED:
+                t = crashed, n = ARRAY_SIZE(crashed);
+                break;
+        default:
+                break;
+        }
+        return t && reason >= 0 && (size_t)reason < n ? t[reason] : "unknown";
+}
+
+/* The contract's words for a lifecycle event and its detail. */
+static const char *event_word(int event)
+{
+        static const char *const words[] = {
+                [VIR_DOMAIN_EVENT_DEFINED] = "defined",     [VIR_DOMAIN_EVENT_UNDEFINED] = "undefined",
+                [VIR_DOMAIN_EVENT_STARTED] = "started",     [VIR_DOMAIN_EVENT_SUSPENDED] = "suspended",
+                [VIR_DOMAIN_EVENT_RESUMED] = "resumed",     [VIR_DOMAIN_EVENT_STOPPED] = "stopped",
+                [VIR_DOMAIN_EVENT_SHUTDOWN] = "shutdown",   [VIR_DOMAIN_EVENT_PMSUSPENDED] = "pmsuspended",
+                [VIR_DOMAIN_EVENT_CRASHED] = "crashed",
+        };
+
+        return event >= 0 && (size_t)event < ARRAY_SIZE(words) ? words[event] : NULL;
+}
+
+static const char *event_detail_word(int event, int detail)
+{
+        static const char *const defined[] = { "added", "updated", "renamed", "from_snapshot" };
+        static const char *const undefined[] = { "removed", "renamed" };
+        static const char *const started[] = { "booted", "migrated", "restored", "from_snapshot", "wakeup" };
+        static const char *const suspended[] = { "paused",   "migrated",      "ioerror",  "watchdog",       "restored",
+                                                 "from_snapshot", "api_error", "postcopy", "postcopy_failed" };
+        static const char *const resumed[] = { "unpaused", "migrated", "from_snapshot", "postcopy", "postcopy_failed" };
+        static const char *const stopped[] = { "shutdown", "destroyed", "crashed", "migrated",
+                                               "saved",    "failed",    "from_snapshot" };
+        static const char *const shutdown[] = { "finished", "guest", "host" };
+        static const char *const pmsuspended[] = { "memory", "disk" };
+        static const char *const crashed[] = { "panicked", "crashloaded" };
+        static const struct {
+                const char *const *words;
+                size_t n;
+        } tables[] = {
+                [VIR_DOMAIN_EVENT_DEFINED] = { defined, ARRAY_SIZE(defined) },
+                [VIR_DOMAIN_EVENT_UNDEFINED] = { undefined, ARRAY_SIZE(undefined) },
+                [VIR_DOMAIN_EVENT_STARTED] = { started, ARRAY_SIZE(started) },
+                [VIR_DOMAIN_EVENT_SUSPENDED] = { suspended, ARRAY_SIZE(suspended) },
+                [VIR_DOMAIN_EVENT_RESUMED] = { resumed, ARRAY_SIZE(resumed) },
+                [VIR_DOMAIN_EVENT_STOPPED] = { stopped, ARRAY_SIZE(stopped) },
+                [VIR_DOMAIN_EVENT_SHUTDOWN] = { shutdown, ARRAY_SIZE(shutdown) },
+                [VIR_DOMAIN_EVENT_PMSUSPENDED] = { pmsuspended, ARRAY_SIZE(pmsuspended) },
+                [VIR_DOMAIN_EVENT_CRASHED] = { crashed, ARRAY_SIZE(crashed) },
+        };
+
+        if (event < 0 || (size_t)event >= ARRAY_SIZE(tables) || detail < 0 || (size_t)detail >= tables[event].n)
+                return "unknown";
+        return tables[event].words[detail];
+}
+
+/* ---- events to the core ---- */
+
+static void send_event(struct lv *lv)
+{
+        int r = modrt_send_event(lv->rt, lv->ev);
+
+        if (r < 0)
+                log_debug("event %s not sent: %s", lv->ev->err ? "(malformed)" : "", strerror(-r));
+}
+
+static void emit_connection(struct lv *lv, bool connected)
+{
+        pw_init(lv->ev, PROTO_EVENT, 0, 0, "libvirt_connection");
+        pw_bool(lv->ev, "connected", connected);
+        pw_str(lv->ev, "uri", lv->uri);
+        pw_str(lv->ev, "error", connected ? "" : lv->last_error);
+        send_event(lv);
+}
+
+/* ---- the connection and its reconnect loop ---- */
+
+static void on_close(virConnectPtr conn, int reason, void *opaque);
+static void on_retry(int timer, void *opaque);
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
+
+static void set_last_error(struct lv *lv, const char *prefix)
+{
+        struct lv_err e;
+
+        capture_error(&e);
+        text_printf(lv->last_error, sizeof(lv->last_error), "%s%s", prefix, e.msg);
+}
+
+static void conn_drop(struct lv *lv)
+{
+        if (!lv->conn)
+                return;
+        if (lv->lifecycle_cb >= 0)
+                (void)virConnectDomainEventDeregisterAny(lv->conn, lv->lifecycle_cb);
+        if (lv->close_cb)
+                (void)virConnectUnregisterCloseCallback(lv->conn, on_close);
+        (void)virConnectClose(lv->conn);
+        lv->conn = NULL;
+        lv->lifecycle_cb = -1;
+        lv->close_cb = false;
+        lv->lost = false;
+        virResetLastError();
+}
+
+/* Open the URI and subscribe. 0, or -ENOTCONN with the reason in lv->last_error. */
+static int conn_open(struct lv *lv)
+{
+        virConnectPtr conn = virConnectOpen(lv->uri);
+
+        if (!conn) {
+                set_last_error(lv, "");
+                return -ENOTCONN;
+        }
+        lv->conn = conn;
+        lv->lost = false;
+        /* Drivers without close notification (test://) accept the call and never call it. */
+        lv->close_cb = virConnectRegisterCloseCallback(conn, on_close, lv, NULL) == 0;
+        lv->lifecycle_cb = virConnectDomainEventRegisterAny(
+                conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK((void (*)(void))on_lifecycle),
+                lv, NULL);
+        if (lv->lifecycle_cb < 0) {
+                set_last_error(lv, "cannot subscribe to domain events: ");
+                conn_drop(lv);
+                return -ENOTCONN;
+        }
+        /* Remote connections notice a dead daemon by keepalive; others do not support it. */
+        (void)virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT);
+        virResetLastError();
+        lv->last_error[0] = '\0';
+        return 0;
+}
+
+static void arm_retry(struct lv *lv)
+{
+        if (lv->retry_timer >= 0)
+                return;
+        lv->retry_timer = virEventAddTimeout((int)lv->backoff_ms, on_retry, lv, NULL);
+        if (lv->retry_timer < 0) {
+                log_err("cannot arm the libvirt reconnect timer; libvirt stays unreachable");
+                return;
+        }
+        lv->backoff_ms = lv->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : lv->backoff_ms * 2;
+}
+
+static void on_retry(int timer, void *opaque)
+{
+        struct lv *lv = opaque;
+
+        (void)virEventRemoveTimeout(timer);
+        lv->retry_timer = -1;
+        conn_drop(lv); /* a dead connection from a loss */
+        if (conn_open(lv) < 0) {
+                log_debug("libvirt at %s still unreachable (%s); next attempt in %u ms", lv->uri, lv->last_error,
+                          lv->backoff_ms);
+                arm_retry(lv);
+                return;
+        }
+        lv->backoff_ms = BACKOFF_MIN_MS;
+        log_info("connected to libvirt at %s", lv->uri);
+        emit_connection(lv, true);
+}
+
+/* The connection is gone: say so once, then reconnect in the background. */
+static void connection_lost(struct lv *lv, const char *why)
+{
+        if (lv->lost)
+                return;
+        lv->lost = true;
+        text_printf(lv->last_error, sizeof(lv->last_error), "%s", why);
+        log_warn("lost libvirt at %s (%s); reconnecting", lv->uri, why);
+        emit_connection(lv, false);
+        lv->backoff_ms = BACKOFF_MIN_MS;
+        arm_retry(lv);
+}
+
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+        struct lv *lv = opaque;
+        const char *why;
+
+        if (conn != lv->conn)
+                return;
+        switch (reason) {
+        case VIR_CONNECT_CLOSE_REASON_EOF:
+                why = "the libvirt daemon closed the connection";
+                break;
+        case VIR_CONNECT_CLOSE_REASON_KEEPALIVE:
+                why = "the libvirt daemon stopped answering keepalives";
+                break;
+        case VIR_CONNECT_CLOSE_REASON_ERROR:
+                why = "I/O error on the libvirt connection";
+                break;
+        default:
+                why = "the libvirt connection was closed";
+        }
+        connection_lost(lv, why);
+}
+
+/* 0 when libvirt is usable, else fail the call with -ENOTCONN. */
+static int need_conn(struct lv *lv, struct modrt_call *call)
+{
+        if (lv->conn && !lv->lost) {
+                if (virConnectIsAlive(lv->conn) == 1)
+                        return 0;
+                connection_lost(lv, "the libvirt connection is no longer alive");
+        }
+        return fail(call, -ENOTCONN, "libvirt at %s is unreachable (%s); reconnecting", lv->uri,
+                    lv->last_error[0] ? lv->last_error : "not connected");
+}
+
+/* ---- graceful shutdown deadlines ---- */
+
+static void shutdown_timer_cancel(struct lv *lv, const char *instance_uuid)
+{
+        for (struct shutdown_timer **p = &lv->timers; *p; p = &(*p)->next)
+                if (streq((*p)->instance_uuid, instance_uuid)) {
+                        struct shutdown_timer *t = *p;
+                        *p = t->next;
+                        (void)virEventRemoveTimeout(t->timer);
+                        free(t);
+                        return;
+                }
+}
+
+static void on_shutdown_timeout(int timer, void *opaque)
+{
+        struct shutdown_timer *t = opaque;
+        struct lv *lv = t->lv;
+        char uuid[UUID_STR_LEN + 1], name[DOMAIN_NAME_MAX];
+        uint64_t timeout_s = t->timeout_s;
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        struct lv_err e;
+
+        (void)timer;
+        memcpy(uuid, t->instance_uuid, sizeof(uuid));
+        shutdown_timer_cancel(lv, uuid); /* frees t */
+        (void)domain_name_from_instance(uuid, name);
+        if (!lv->conn || lv->lost) {
+                log_warn("domain %s: shutdown grace of %llu s over but libvirt is unreachable; not destroyed", name,
+                         (unsigned long long)timeout_s);
+                return;
+        }
+        dom = virDomainLookupByName(lv->conn, name);
+        if (!dom || domain_is_ours(dom, NULL) != 1 || virDomainIsActive(dom) != 1) {
+                virResetLastError();
+                return; /* gone, not ours any more, or stopped in time */
+        }
+        if (virDomainDestroy(dom) < 0) {
+                capture_error(&e);
+                if (virDomainIsActive(dom) == 0)
+                        return;
+                log_audit("shutdown_timeout instance_uuid=%s domain=%s timeout_s=%llu action=destroy result=error (%s)",
+                          uuid, name, (unsigned long long)timeout_s, e.msg);
+                return;
+        }
+        log_audit("shutdown_timeout instance_uuid=%s domain=%s timeout_s=%llu action=destroy result=ok", uuid, name,
+                  (unsigned long long)timeout_s);
+}
+
+static int shutdown_timer_arm(struct lv *lv, const char *instance_uuid, uint64_t timeout_s)
+{
+        struct shutdown_timer *t;
+
+        shutdown_timer_cancel(lv, instance_uuid); /* a newer request restarts the grace period */
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->lv = lv;
+        memcpy(t->instance_uuid, instance_uuid, UUID_STR_LEN + 1);
+        t->timeout_s = timeout_s;
+        t->timer = virEventAddTimeout((int)(timeout_s * 1000), on_shutdown_timeout, t, NULL);
+        if (t->timer < 0) {
+                free(t);
+                return -EIO;
+        }
+        t->next = lv->timers;
+        lv->timers = t;
+        return 0;
+}
+
+/* ---- lifecycle events ---- */
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+        struct lv *lv = opaque;
+        char uuid[UUID_STR_LEN + 1], dom_uuid[VIR_UUID_STRING_BUFLEN];
+        const char *word = event_word(event);
+        int state, reason, r;
+
+        (void)conn;
+        if (!word || !domain_name_is_derived(virDomainGetName(dom), uuid) ||
+            virDomainGetUUIDString(dom, dom_uuid) < 0 || !streq(uuid, dom_uuid)) {
+                virResetLastError();
+                return 0;
+        }
+        r = domain_is_ours(dom, NULL);
+        /* A domain already gone (undefined, transient stopped) cannot show its mark any more:
+         * its derived name and matching uuid are what is left of it. */
+        if (r == 0 || (r < 0 && r != -ENOENT)) {
+                virResetLastError();
+                return 0;
+        }
+        if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+                state = VIR_DOMAIN_SHUTOFF;
+                virResetLastError();
+        }
+        if (event == VIR_DOMAIN_EVENT_STOPPED)
+                shutdown_timer_cancel(lv, uuid);
+        pw_init(lv->ev, PROTO_EVENT, 0, 0, "domain_lifecycle");
+        pw_str(lv->ev, "instance_uuid", uuid);
+        pw_str(lv->ev, "event", word);
+        pw_str(lv->ev, "detail", event_detail_word(event, detail));
+        pw_str(lv->ev, "state", state_word(state));
+        send_event(lv);
+        log_debug("domain %s%s: %s (%s)", LIBVIRT_DOMAIN_PREFIX, uuid, word, event_detail_word(event, detail));
+        return 0;
+}
+
+/* ---- requests ---- */
+
+/* DOMAIN of the contract. 0, or -EIO (nothing written) when the domain cannot be read. */
+static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr dom, const char *instance_uuid,
+                        const char *display_name)
+{
+        char name[DOMAIN_NAME_MAX];
+        virDomainInfo info;
+        int state, reason;
+
+        if (virDomainGetState(dom, &state, &reason, 0) < 0 || virDomainGetInfo(dom, &info) < 0)
+                return -EIO;
+        (void)domain_name_from_instance(instance_uuid, name);
+        pw_obj_begin(w, key);
+        pw_str(w, "instance_uuid", instance_uuid);
+        pw_str(w, "domain_name", name);
+        pw_str(w, "display_name", display_name);
+        pw_str(w, "state", state_word(state));
+        pw_str(w, "reason", reason_word(state, reason));
+        pw_u64(w, "vcpus", info.nrVirtCpu);
+        pw_u64(w, "memory_mb", info.maxMem / 1024);
+        pw_obj_end(w);
+        return 0;
+}
+
+static int reply_one(struct modrt_call *call, virDomainPtr dom, const char *instance_uuid, const char *display_name)
+{
+        char name[DOMAIN_NAME_MAX];
+        struct lv_err e;
+
+        if (reply_domain(call->reply, "domain", dom, instance_uuid, display_name) < 0) {
+                capture_error(&e);
+                (void)domain_name_from_instance(instance_uuid, name);
+                return fail_libvirt(call, &e, -EIO, "cannot read the state of domain", name);
+        }
+        return 0;
+}
+
+/* Our domain for instance_uuid. 0 and *ret_dom; otherwise the call failed with
+ * -ENOTCONN, -ENOENT (none of ours), -EEXIST (the derived name is taken by a
+ * domain without our mark) or a translated libvirt error. */
+static int lookup_ours(struct lv *lv, struct modrt_call *call, const char *instance_uuid, virDomainPtr *ret_dom,
+                       char ret_display[LIBVIRT_MAX_NAME + 1])
+{
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char name[DOMAIN_NAME_MAX];
+        struct lv_err e;
+        int r;
+
+        r = need_conn(lv, call);
+        if (r < 0)
+                return r;
+        (void)domain_name_from_instance(instance_uuid, name);
+        dom = virDomainLookupByName(lv->conn, name);
+        if (!dom) {
+                capture_error(&e);
+                if (e.code == VIR_ERR_NO_DOMAIN)
+                        return fail(call, -ENOENT, "no domain of ours for instance %s", instance_uuid);
+                return fail_libvirt(call, &e, -EIO, "cannot look up domain", name);
+        }
+        r = domain_is_ours(dom, ret_display);
+        if (r == 0)
+                return fail(call, -EEXIST,
+                            "domain %s exists but does not carry nova-hypervisor's mark for instance %s; "
+                            "not touching it",
+                            name, instance_uuid);
+        if (r == -ENOENT)
+                return fail(call, -ENOENT, "no domain of ours for instance %s", instance_uuid);
+        if (r < 0) {
+                capture_error(&e);
+                return fail_libvirt(call, &e, -EIO, "cannot read the metadata of domain", name);
+        }
+        *ret_dom = TAKE_PTR(dom);
+        return 0;
+}
+
+static void set_audit(struct modrt_call *call, const char *instance_uuid)
+{
+        (void)snprintf(call->audit, sizeof(call->audit), "domain=%s%s", LIBVIRT_DOMAIN_PREFIX, instance_uuid);
+}
+
+static int handle_define(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        const char *display = proto_get_str(call->req, "name", "");
+        const struct proto_value *plist = proto_get(call->req, "ports");
+        struct domain_port ports[LIBVIRT_MAX_PORTS];
+        _cleanup_domain_ virDomainPtr existing = NULL, dom = NULL;
+        _cleanup_free_ char *xml = NULL;
+        char name[DOMAIN_NAME_MAX];
+        struct domain_spec spec;
+        struct lv_err e;
+        size_t n = 0;
+        int r;
+
+        set_audit(call, uuid);
+        (void)domain_name_from_instance(uuid, name);
+        for (const struct proto_value *p = plist ? plist->child : NULL; p; p = p->next) {
+                if (n == ARRAY_SIZE(ports))
+                        return fail(call, -EINVAL, "more than %d ports", LIBVIRT_MAX_PORTS);
+                ports[n].port_uuid = proto_get_str(p, "port_uuid", "");
+                ports[n].mac = proto_get_str(p, "mac", "");
+                ports[n].mtu = (uint32_t)proto_get_u64(p, "mtu", 0);
+                n++;
+        }
+        if (!lv->domain_type)
+                return fail(call, -EPROTONOSUPPORT,
+                            "libvirt_uri %s: domains are only generated for the qemu:// and test:// drivers", lv->uri);
+        spec = (struct domain_spec){
+                .type = lv->domain_type,
+                .instance_uuid = uuid,
+                .display_name = display,
+                .vcpus = proto_get_u64(call->req, "vcpus", 0),
+                .memory_mb = proto_get_u64(call->req, "memory_mb", 0),
+                .ports = ports,
+                .n_ports = n,
+        };
+        xml = malloc(DOMAIN_XML_MAX);
+        if (!xml)
+                return fail(call, -ENOMEM, "out of memory");
+        r = domain_xml_build(&spec, xml, DOMAIN_XML_MAX);
+        if (r < 0)
+                return fail(call, r, "cannot generate the document of domain %s: %s", name, strerror(-r));
+        r = need_conn(lv, call);
+        if (r < 0)
+                return r;
+
+        /* Redefine our own domain; never take over a foreign one. */
+        existing = virDomainLookupByName(lv->conn, name);
+        if (!existing) {
+                capture_error(&e);
+                if (e.code != VIR_ERR_NO_DOMAIN)
+                        return fail_libvirt(call, &e, -EIO, "cannot look up domain", name);
+                existing = virDomainLookupByUUIDString(lv->conn, uuid);
+                if (existing)
+                        return fail(call, -EEXIST, "uuid %s is already used by domain '%s'; not touching it", uuid,
+                                    virDomainGetName(existing));
+                capture_error(&e);
+                if (e.code != VIR_ERR_NO_DOMAIN)
+                        return fail_libvirt(call, &e, -EIO, "cannot look up the uuid of domain", name);
+        } else {
+                r = domain_is_ours(existing, NULL);
+                if (r == 0)
+                        return fail(call, -EEXIST,
+                                    "domain %s exists but does not carry nova-hypervisor's mark; not touching it",
+                                    name);
+                if (r < 0 && r != -ENOENT) {
+                        capture_error(&e);
+                        return fail_libvirt(call, &e, -EIO, "cannot read the metadata of domain", name);
+                }
+        }
+        virResetLastError();
+
+        dom = virDomainDefineXMLFlags(lv->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+        if (!dom) {
+                capture_error(&e);
+                return fail_libvirt(call, &e, -EINVAL, "libvirt refused the definition of domain", name);
+        }
+        log_info("domain %s %s (%zu ports, %llu vcpus, %llu MiB)", name, existing ? "redefined" : "defined", n,
+                 (unsigned long long)spec.vcpus, (unsigned long long)spec.memory_mb);
+        return reply_one(call, dom, uuid, display);
+}
+
+static int handle_start(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char display[LIBVIRT_MAX_NAME + 1] = "", name[DOMAIN_NAME_MAX];
+        struct lv_err e;
+        int r;
+
+        set_audit(call, uuid);
+        (void)domain_name_from_instance(uuid, name);
+        r = lookup_ours(lv, call, uuid, &dom, display);
+        if (r < 0)
+                return r;
+        shutdown_timer_cancel(lv, uuid); /* an explicit start overrides a pending shutdown deadline */
+        if (virDomainIsActive(dom) != 1 && virDomainCreate(dom) < 0) {
+                capture_error(&e);
+                if (virDomainIsActive(dom) != 1) /* lost a race with another start: fine */
+                        return fail_libvirt(call, &e, -EIO, "cannot start domain", name);
+        }
+        return reply_one(call, dom, uuid, display);
+}
+
+static int handle_shutdown(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        uint64_t timeout_s = proto_get_u64(call->req, "timeout_s", lv->shutdown_timeout_s);
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char display[LIBVIRT_MAX_NAME + 1] = "", name[DOMAIN_NAME_MAX];
+        struct lv_err e;
+        int r;
+
+        set_audit(call, uuid);
+        (void)domain_name_from_instance(uuid, name);
+        r = lookup_ours(lv, call, uuid, &dom, display);
+        if (r < 0)
+                return r;
+        if (virDomainIsActive(dom) != 1)
+                return reply_one(call, dom, uuid, display); /* already stopped */
+        if (virDomainShutdown(dom) < 0) {
+                capture_error(&e);
+                if (virDomainIsActive(dom) == 0)
+                        return reply_one(call, dom, uuid, display);
+                return fail_libvirt(call, &e, -EIO, "cannot shut down domain", name);
+        }
+        if (virDomainIsActive(dom) == 1) {
+                r = shutdown_timer_arm(lv, uuid, timeout_s);
+                if (r < 0)
+                        log_warn("domain %s: cannot arm the %llu s shutdown deadline: %s", name,
+                                 (unsigned long long)timeout_s, strerror(-r));
+                else
+                        log_info("domain %s: shutdown requested; destroying it in %llu s if still running", name,
+                                 (unsigned long long)timeout_s);
+        }
+        return reply_one(call, dom, uuid, display);
+}
+
+static int handle_reboot(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char display[LIBVIRT_MAX_NAME + 1] = "", name[DOMAIN_NAME_MAX];
+        struct lv_err e;
+        int r;
+
+        set_audit(call, uuid);
+        (void)domain_name_from_instance(uuid, name);
+        r = lookup_ours(lv, call, uuid, &dom, display);
+        if (r < 0)
+                return r;
+        if (virDomainReboot(dom, 0) < 0) {
+                capture_error(&e);
+                return fail_libvirt(call, &e, -EIO, "cannot reboot domain", name);
+        }
+        return reply_one(call, dom, uuid, display);
+}
+
+static int handle_destroy(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char display[LIBVIRT_MAX_NAME + 1] = "", name[DOMAIN_NAME_MAX];
+        struct lv_err e;
+        int r;
+
+        set_audit(call, uuid);
+        (void)domain_name_from_instance(uuid, name);
+        r = lookup_ours(lv, call, uuid, &dom, display);
+        if (r < 0)
+                return r;
+        shutdown_timer_cancel(lv, uuid);
+        if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {
+                capture_error(&e);
+                if (virDomainIsActive(dom) != 0) /* stopped meanwhile: fine */
+                        return fail_libvirt(call, &e, -EIO, "cannot destroy domain", name);
+        }
+        return reply_one(call, dom, uuid, display);
+}
+
+static int handle_undefine(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char name[DOMAIN_NAME_MAX];
+        struct lv_err e;
+        int r;
+
+        set_audit(call, uuid);
+        (void)domain_name_from_instance(uuid, name);
+        r = lookup_ours(lv, call, uuid, &dom, NULL);
+        if (r < 0)
+                return r;
+        /* libvirt would turn a running domain into a transient one that vanishes
+         * when it stops: refuse, the caller destroys first. */
+        if (virDomainIsActive(dom) == 1)
+                return fail(call, -EBUSY, "domain %s is running; destroy it before undefining it", name);
+        shutdown_timer_cancel(lv, uuid);
+        if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                                VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0) {
+                capture_error(&e);
+                return fail_libvirt(call, &e, -EIO, "cannot undefine domain", name);
+        }
+        log_info("domain %s undefined", name);
+        return 0;
+}
+
+static int handle_state(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char display[LIBVIRT_MAX_NAME + 1] = "";
+        int r;
+
+        r = lookup_ours(lv, call, uuid, &dom, display);
+        if (r < 0)
+                return r;
+        return reply_one(call, dom, uuid, display);
+}
+
+static int handle_list(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        virDomainPtr *doms = NULL;
+        uint64_t total = 0, shown = 0;
+        struct lv_err e;
+        int n, r;
+
+        r = need_conn(lv, call);
+        if (r < 0)
+                return r;
+        n = virConnectListAllDomains(lv->conn, &doms, 0);
+        if (n < 0) {
+                capture_error(&e);
+                return fail(call, errno_from_libvirt(e.code, -EIO), "cannot list domains: %s", e.msg);
+        }
+        /* Only our domains; what fits one frame, and how many there are. */
+        pw_list_begin(call->reply, "domains");
+        for (int i = 0; i < n; i++) {
+                char uuid[UUID_STR_LEN + 1], display[LIBVIRT_MAX_NAME + 1] = "";
+
+                if (domain_name_is_derived(virDomainGetName(doms[i]), uuid) && domain_is_ours(doms[i], display) == 1) {
+                        total++;
+                        if (shown == total - 1 && call->reply->n_values + DOMAIN_REPLY_VALUES + 4 <= PROTO_MAX_NODES &&
+                            call->reply->len + DOMAIN_REPLY_MAX_BYTES + 64 <= PROTO_MAX_FRAME &&
+                            reply_domain(call->reply, NULL, doms[i], uuid, display) == 0)
+                                shown++;
+                }
+                (void)virDomainFree(doms[i]);
+        }
+        free(doms);
+        virResetLastError();
+        pw_list_end(call->reply);
+        pw_u64(call->reply, "total", total);
+        pw_bool(call->reply, "truncated", shown < total);
+        return 0;
+}
+
+static const struct modrt_entry entries[_LIBVIRT_MAX] = {
+        [LIBVIRT_DOMAIN_DEFINE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_DEFINE], handle_define },
+        [LIBVIRT_DOMAIN_START] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_START], handle_start },
+        [LIBVIRT_DOMAIN_SHUTDOWN] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_SHUTDOWN], handle_shutdown },
+        [LIBVIRT_DOMAIN_REBOOT] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_REBOOT], handle_reboot },
+        [LIBVIRT_DOMAIN_DESTROY] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_DESTROY], handle_destroy },
+        [LIBVIRT_DOMAIN_UNDEFINE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_UNDEFINE], handle_undefine },
+        [LIBVIRT_DOMAIN_STATE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_STATE], handle_state },
+        [LIBVIRT_DOMAIN_LIST] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_LIST], handle_list },
+};
+
+/* ---- module life ---- */
+
+/* We report libvirt's errors ourselves, once, with context. */
+static void silent_error(void *data, virErrorPtr error)
+{
+        (void)data;
+        (void)error;
+}
+
+static void on_core_readable(int watch, int fd, int events, void *opaque)
+{
+        struct lv *lv = opaque;
+        int r;
+
+        (void)fd;
+        (void)events;
+        r = modrt_dispatch(lv->rt);
+        if (r < 0) {
+                /* The runtime closed the socket: stop watching it before poll sees a stale fd. */
+                (void)virEventRemoveHandle(watch);
+                lv->watch = -1;
+                lv->result = r;
+                lv->stop = true;
+        }
+}
+
+static int lv_init(struct modrt *rt, void **ret_state)
+{
+        const struct nova_config *cfg = modrt_config(rt);
+        struct lv *lv;
+
+        if (virInitialize() < 0) {
+                log_err("cannot initialise libvirt");
+                return -EIO;
+        }
+        virSetErrorFunc(NULL, silent_error);
+        if (virEventRegisterDefaultImpl() < 0) {
+                log_err("cannot set up libvirt's event loop");
+                return -EIO;
+        }
+        lv = calloc(1, sizeof(*lv));
+        if (!lv)
+                return -ENOMEM;
+        lv->ev = malloc(sizeof(*lv->ev));
+        if (!lv->ev) {
+                free(lv);
+                return -ENOMEM;
+        }
+        lv->rt = rt;
+        lv->uri = cfg->libvirt_uri;
+        lv->shutdown_timeout_s = cfg->shutdown_timeout_s;
+        lv->lifecycle_cb = -1;
+        lv->retry_timer = -1;
+        lv->watch = -1;
+        lv->backoff_ms = BACKOFF_MIN_MS;
+        if (domain_type_from_uri(lv->uri, &lv->domain_type) < 0) {
+                lv->domain_type = NULL;
+                log_warn("libvirt_uri %s: domains are only generated for the qemu:// and test:// drivers", lv->uri);
+        }
+        if (conn_open(lv) < 0) {
+                log_warn("libvirt at %s is unreachable (%s); retrying in the background", lv->uri, lv->last_error);
+                arm_retry(lv);
+        } else {
+                log_info("connected to libvirt at %s", lv->uri);
+        }
+        *ret_state = lv;
+        return 0;
+}
+
+static int lv_run(struct modrt *rt, void *state)
+{
+        struct lv *lv = state;
+
+        lv->stop = false;
+        lv->result = 0;
+        lv->watch = virEventAddHandle(modrt_fd(rt), VIR_EVENT_HANDLE_READABLE, on_core_readable, lv, NULL);
+        if (lv->watch < 0) {
+                log_err("cannot watch the core's socket in libvirt's event loop");
+                return -EIO;
+        }
+        /* A (new) core learns at once that libvirt is out of reach. */
+        if (!lv->conn || lv->lost)
+                emit_connection(lv, false);
+        while (!lv->stop && !modrt_should_exit(rt))
+                if (virEventRunDefaultImpl() < 0) {
+                        log_err("libvirt's event loop failed");
+                        lv->result = -EIO;
+                        break;
+                }
+        if (lv->watch >= 0) {
+                (void)virEventRemoveHandle(lv->watch);
+                lv->watch = -1;
+        }
+        return lv->result;
+}
+
+static void lv_done(void *state)
+{
+        struct lv *lv = state;
+
+        if (!lv)
+                return;
+        while (lv->timers)
+                shutdown_timer_cancel(lv, lv->timers->instance_uuid);
+        if (lv->retry_timer >= 0)
+                (void)virEventRemoveTimeout(lv->retry_timer);
+        conn_drop(lv);
+        free(lv->ev);
+        free(lv);
+}
+
+static const struct modrt_module libvirt_module = {
+        .protocol = &libvirt_protocol,
+        .entries = entries,
+        .n_entries = ARRAY_SIZE(entries),
+        .init = lv_init,
+        .done = lv_done,
+        .run = lv_run,
+};
+
+int main(int argc, char **argv) { return modrt_main(&libvirt_module, argc, argv); }

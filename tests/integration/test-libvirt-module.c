@@ -1,0 +1,558 @@
+/* test-libvirt-module.c - the real nova-libvirt module on a socketpair,
+ * driven frame by frame as the core would, against libvirt's in-process
+ * test:///default driver (and an unreachable URI). Privileges are read from
+ * /proc/<pid>/status, never taken from the module's word. */
+#include "domain-xml.h"
+#include "libvirt-protocol.h"
+#include "proto.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define IID "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+#define UNREACHABLE_URI "qemu+unix:///system?socket=/nonexistent/sock"
+#define MAX_EVENTS 64
+
+/* One event frame the module sent. */
+struct ev {
+        char name[PROTO_MAX_NAME + 1];          /* "domain_lifecycle" or "libvirt_connection" */
+        char instance_uuid[UUID_STR_LEN + 1];   /* domain_lifecycle: whose domain */
+        char event[32], detail[32], state[16];  /* domain_lifecycle: the contract's words */
+        bool connected;                         /* libvirt_connection */
+        char uri[256], error[256];              /* libvirt_connection */
+};
+
+/* A module process on our end of a socketpair. */
+struct lvmod {
+        pid_t pid;                   /* the nova-libvirt process */
+        int fd;                      /* our end, -1 once closed */
+        uint32_t next_id;            /* next request id */
+        struct proto_msg *msg;       /* last frame received */
+        struct proto_writer *w;      /* request being built */
+        char dir[PATH_MAX];          /* temp dir with module.conf and module.log */
+        char log[PATH_MAX];          /* the module's stderr */
+        struct ev events[MAX_EVENTS];/* every event received, in order */
+        size_t n_events;
+        char err[256];               /* last reply: error text */
+        char state[16];              /* last reply: domain.state */
+        uint64_t vcpus, memory_mb;   /* last reply: domain.vcpus, domain.memory_mb */
+};
+
+static void lvmod_start(struct lvmod *m, const char *uri, const char *extra_config)
+{
+        char prog[PATH_MAX], conf[PATH_MAX + 16], text[512], err[256];
+        const char *bin = getenv("NOVA_BIN");
+        uint8_t buf[PROTO_MAX_FRAME];
+        int sv[2], fd;
+        ssize_t n;
+
+        memset(m, 0, sizeof(*m));
+        ck_assert_ptr_nonnull(mkdtemp(strcpy(m->dir, "/tmp/test-libvirt-module-XXXXXX")));
+        ck_assert_int_eq(xsnprintf(conf, sizeof(conf), "%s/module.conf", m->dir), 0);
+        ck_assert_int_eq(xsnprintf(m->log, sizeof(m->log), "%s/module.log", m->dir), 0);
+        ck_assert_int_eq(xsnprintf(text, sizeof(text), "libvirt_uri = %s\nshutdown_timeout_s = 30\n%s", uri,
+                                   extra_config ? extra_config : ""),
+                         0);
+        fd = open(conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write_all(fd, text, strlen(text)), 0);
+        close(fd);
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(xsnprintf(prog, sizeof(prog), "%s/nova-libvirt", bin ? bin : "build/bin"), 0);
+        m->pid = fork();
+        ck_assert_int_ge(m->pid, 0);
+        if (m->pid == 0) {
+                int log = open(m->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+                if (log >= 0)
+                        dup2(log, 2);
+                dup2(sv[1], 3);
+                execl(prog, "nova-libvirt", "--fd", "3", "--config", conf, (char *)NULL);
+                _exit(127);
+        }
+        close(sv[1]);
+        m->fd = sv[0];
+        m->next_id = 1;
+        m->msg = malloc(sizeof(*m->msg));
+        m->w = malloc(sizeof(*m->w));
+        ck_assert(m->msg && m->w);
+
+        /* The first frame is the hello. */
+        struct pollfd p = { m->fd, POLLIN, 0 };
+        ck_assert_msg(poll(&p, 1, 10000) == 1, "no hello from %s", prog);
+        n = recv(m->fd, buf, sizeof(buf), 0);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(proto_decode(buf, (size_t)n, m->msg, err, sizeof(err)), 0);
+        ck_assert_int_eq(m->msg->type, PROTO_HELLO);
+        ck_assert_str_eq(m->msg->name, "libvirt");
+        ck_assert_uint_eq(proto_get(m->msg->body, "entrypoints")->count, _LIBVIRT_MAX);
+        ck_assert_uint_eq(proto_get_u64(m->msg->body, "caps_effective", 1), 0);
+        ck_assert(proto_get_bool(m->msg->body, "no_new_privs", false));
+}
+
+static void copy_str(char *dst, size_t size, const struct proto_value *obj, const char *key)
+{
+        (void)snprintf(dst, size, "%s", proto_get_str(obj, key, ""));
+}
+
+/* Read one frame within timeout_ms: 1 and m->msg, 0 on timeout, -1 when the module hung up. Events are recorded. */
+static int recv_frame(struct lvmod *m, int timeout_ms)
+{
+        static uint8_t buf[PROTO_MAX_FRAME];
+        struct pollfd p = { m->fd, POLLIN, 0 };
+        char err[256];
+        ssize_t n;
+        int r;
+
+        r = poll(&p, 1, timeout_ms);
+        ck_assert_int_ge(r, 0);
+        if (r == 0)
+                return 0;
+        n = recv(m->fd, buf, sizeof(buf), 0);
+        if (n == 0)
+                return -1;
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(proto_decode(buf, (size_t)n, m->msg, err, sizeof(err)), 0);
+        if (m->msg->type == PROTO_EVENT) {
+                struct ev *e;
+                ck_assert_uint_lt(m->n_events, MAX_EVENTS);
+                e = &m->events[m->n_events++];
+                (void)snprintf(e->name, sizeof(e->name), "%s", m->msg->name);
+                copy_str(e->instance_uuid, sizeof(e->instance_uuid), m->msg->body, "instance_uuid");
+                copy_str(e->event, sizeof(e->event), m->msg->body, "event");
+                copy_str(e->detail, sizeof(e->detail), m->msg->body, "detail");
+                copy_str(e->state, sizeof(e->state), m->msg->body, "state");
+                copy_str(e->uri, sizeof(e->uri), m->msg->body, "uri");
+                copy_str(e->error, sizeof(e->error), m->msg->body, "error");
+                e->connected = proto_get_bool(m->msg->body, "connected", false);
+        }
+        return 1;
+}
+
+/* Send the built request; read frames (recording events) until its reply. The reply's status. */
+static int lv_call(struct lvmod *m)
+{
+        const uint8_t *frame;
+        size_t len;
+        uint32_t id = m->next_id++;
+
+        pw_set_id(m->w, id);
+        ck_assert_int_eq(pw_finish(m->w, &frame, &len), 0);
+        ck_assert_int_eq(send(m->fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
+        for (;;) {
+                int r = recv_frame(m, 10000);
+                ck_assert_msg(r == 1, "no reply to %s (%s)", m->msg->name, r == 0 ? "timeout" : "module hung up");
+                if (m->msg->type != PROTO_REPLY)
+                        continue;
+                ck_assert_uint_eq(m->msg->id, id);
+                const struct proto_value *dom = proto_get(m->msg->body, "domain");
+                copy_str(m->err, sizeof(m->err), m->msg->body, "error");
+                copy_str(m->state, sizeof(m->state), dom, "state");
+                m->vcpus = proto_get_u64(dom, "vcpus", 0);
+                m->memory_mb = proto_get_u64(dom, "memory_mb", 0);
+                if (dom) {
+                        ck_assert_str_eq(proto_get_str(dom, "instance_uuid", ""),
+                                         proto_get_str(dom, "domain_name", "") + strlen(LIBVIRT_DOMAIN_PREFIX));
+                        ck_assert_ptr_nonnull(proto_get(dom, "reason"));
+                        ck_assert_ptr_nonnull(proto_get(dom, "display_name"));
+                }
+                return m->msg->status;
+        }
+}
+
+static int call_uuid(struct lvmod *m, const char *ep, const char *uuid)
+{
+        pw_init(m->w, PROTO_REQUEST, 0, 0, ep);
+        pw_str(m->w, "instance_uuid", uuid);
+        return lv_call(m);
+}
+
+static void build_define(struct lvmod *m, const char *uuid, const char *name, uint64_t vcpus, uint64_t memory_mb,
+                         size_t n_ports)
+{
+        char port[UUID_STR_LEN + 1], mac[MAC_STR_LEN + 1];
+
+        pw_init(m->w, PROTO_REQUEST, 0, 0, "domain_define");
+        pw_str(m->w, "instance_uuid", uuid);
+        pw_str(m->w, "name", name);
+        pw_u64(m->w, "vcpus", vcpus);
+        pw_u64(m->w, "memory_mb", memory_mb);
+        pw_list_begin(m->w, "ports");
+        for (size_t i = 0; i < n_ports; i++) {
+                (void)snprintf(port, sizeof(port), "%08zx-aaaa-4bbb-8ccc-%012zx", 0xb0000000 + i, i);
+                (void)snprintf(mac, sizeof(mac), "fa:16:3e:00:02:%02zx", i);
+                pw_obj_begin(m->w, NULL);
+                pw_str(m->w, "port_uuid", port);
+                pw_str(m->w, "mac", mac);
+                pw_u64(m->w, "mtu", 1450);
+                pw_obj_end(m->w);
+        }
+        pw_list_end(m->w);
+}
+
+/* Total of our domains in a domain_list reply (the list is left in m->msg). */
+static uint64_t list_total(struct lvmod *m)
+{
+        pw_init(m->w, PROTO_REQUEST, 0, 0, "domain_list");
+        ck_assert_int_eq(lv_call(m), 0);
+        ck_assert(!proto_get_bool(m->msg->body, "truncated", true));
+        ck_assert_uint_eq(proto_get(m->msg->body, "domains")->count, proto_get_u64(m->msg->body, "total", 99));
+        return proto_get_u64(m->msg->body, "total", 99);
+}
+
+/* Index of a recorded event from index `from` on matching (name, uuid or NULL, event or NULL), reading
+ * more frames for up to timeout_ms; -1 when none came. */
+static int wait_event(struct lvmod *m, size_t from, const char *name, const char *uuid, const char *event,
+                      int timeout_ms)
+{
+        uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
+        size_t seen = from;
+
+        for (;;) {
+                for (; seen < m->n_events; seen++) {
+                        const struct ev *e = &m->events[seen];
+                        if (streq(e->name, name) && (!uuid || streq(e->instance_uuid, uuid)) &&
+                            (!event || streq(e->event, event)))
+                                return (int)seen;
+                }
+                uint64_t now = now_usec();
+                if (now >= deadline)
+                        return -1;
+                int r = recv_frame(m, (int)((deadline - now) / 1000) + 1);
+                if (r <= 0)
+                        return -1;
+                ck_assert_int_eq(m->msg->type, PROTO_EVENT);
+        }
+}
+
+/* Wait (bounded) for the module to exit; its exit status, or -1 on timeout. */
+static int wait_exit(struct lvmod *m, int timeout_ms)
+{
+        uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
+        int status;
+
+        while (now_usec() < deadline) {
+                pid_t r = waitpid(m->pid, &status, WNOHANG);
+                ck_assert_int_ge(r, 0);
+                if (r == m->pid) {
+                        ck_assert(WIFEXITED(status));
+                        return WEXITSTATUS(status);
+                }
+                usleep(10 * 1000);
+        }
+        return -1;
+}
+
+static void lvmod_free(struct lvmod *m)
+{
+        char path[PATH_MAX + 16];
+
+        if (m->fd >= 0)
+                close(m->fd);
+        free(m->msg);
+        free(m->w);
+        if (getenv("KEEP_LOGS")) {
+                fprintf(stderr, "module log kept in %s\n", m->log);
+                return;
+        }
+        (void)snprintf(path, sizeof(path), "%s/module.conf", m->dir);
+        unlink(path);
+        unlink(m->log);
+        rmdir(m->dir);
+}
+
+static bool log_contains(struct lvmod *m, const char *needle)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        if (read_file_bounded(m->log, 1 << 20, &text, &len) < 0)
+                return false;
+        return strstr(text, needle) != NULL;
+}
+
+START_TEST(test_domain_lifecycle)
+{
+        struct lvmod m;
+        struct proc_security sec;
+        char line[256];
+        int i;
+
+        lvmod_start(&m, "test:///default", NULL);
+        ck_assert_int_eq(proc_security_read(m.pid, &sec), 0);
+        ck_assert_uint_eq(sec.cap_eff, 0);
+        ck_assert_uint_eq(sec.cap_prm, 0);
+        ck_assert(sec.no_new_privs);
+
+        /* Nothing of ours yet: libvirt's own "test" domain is not listed. */
+        ck_assert_uint_eq(list_total(&m), 0);
+
+        build_define(&m, IID, "web-1", 2, 128, 2);
+        ck_assert_msg(lv_call(&m) == 0, "define: %s", m.err);
+        ck_assert_str_eq(m.state, "shutoff");
+        ck_assert_uint_eq(m.vcpus, 2);
+        ck_assert_uint_eq(m.memory_mb, 128);
+        ck_assert_str_eq(proto_get_str(proto_get(m.msg->body, "domain"), "display_name", ""), "web-1");
+        ck_assert_int_ge(wait_event(&m, 0, "domain_lifecycle", IID, "defined", 2000), 0);
+
+        /* Define again: redefined with the new document, not duplicated. */
+        build_define(&m, IID, "web-1", 3, 160, 2);
+        ck_assert_msg(lv_call(&m) == 0, "redefine: %s", m.err);
+        ck_assert_uint_eq(m.vcpus, 3);
+        ck_assert_uint_eq(m.memory_mb, 160);
+
+        ck_assert_int_eq(call_uuid(&m, "domain_state", IID), 0);
+        ck_assert_str_eq(m.state, "shutoff");
+
+        ck_assert_msg(call_uuid(&m, "domain_start", IID) == 0, "start: %s", m.err);
+        ck_assert_str_eq(m.state, "running");
+        i = wait_event(&m, 0, "domain_lifecycle", IID, "started", 2000);
+        ck_assert_int_ge(i, 0);
+        ck_assert_str_eq(m.events[i].detail, "booted");
+        ck_assert_str_eq(m.events[i].state, "running");
+        ck_assert_int_eq(call_uuid(&m, "domain_state", IID), 0);
+        ck_assert_str_eq(m.state, "running");
+        ck_assert_int_eq(call_uuid(&m, "domain_start", IID), 0); /* idempotent */
+        ck_assert_str_eq(m.state, "running");
+
+        /* Exactly our one domain. */
+        ck_assert_uint_eq(list_total(&m), 1);
+        const struct proto_value *d = proto_get(m.msg->body, "domains")->child;
+        ck_assert_str_eq(proto_get_str(d, "instance_uuid", ""), IID);
+        ck_assert_str_eq(proto_get_str(d, "domain_name", ""), "nova-" IID);
+        ck_assert_str_eq(proto_get_str(d, "state", ""), "running");
+
+        ck_assert_msg(call_uuid(&m, "domain_reboot", IID) == 0, "reboot: %s", m.err);
+        ck_assert_str_eq(m.state, "running");
+
+        /* The test driver powers off at once. */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_shutdown");
+        pw_str(m.w, "instance_uuid", IID);
+        pw_u64(m.w, "timeout_s", 1);
+        ck_assert_msg(lv_call(&m) == 0, "shutdown: %s", m.err);
+        ck_assert_int_eq(call_uuid(&m, "domain_state", IID), 0);
+        ck_assert_str_eq(m.state, "shutoff");
+        ck_assert_int_ge(wait_event(&m, 0, "domain_lifecycle", IID, "stopped", 2000), 0);
+        ck_assert_int_eq(call_uuid(&m, "domain_shutdown", IID), 0); /* stopped already: fine */
+        ck_assert_str_eq(m.state, "shutoff");
+
+        /* Start again; the earlier shutdown's deadline must not destroy it. */
+        size_t before = m.n_events;
+        ck_assert_int_eq(call_uuid(&m, "domain_start", IID), 0);
+        ck_assert_str_eq(m.state, "running");
+        ck_assert_int_ge(wait_event(&m, before, "domain_lifecycle", IID, "started", 2000), 0);
+        for (size_t k = before; k < m.n_events; k++)
+                ck_assert_str_ne(m.events[k].event, "stopped");
+        if (recv_frame(&m, 1500) != 0) /* past the 1 s deadline: nothing happens */
+                ck_abort_msg("unexpected %s frame: %s (%s)", m.msg->name, m.events[m.n_events - 1].event,
+                             m.events[m.n_events - 1].detail);
+        ck_assert_int_eq(call_uuid(&m, "domain_state", IID), 0);
+        ck_assert_str_eq(m.state, "running");
+        /* A running domain is not undefined behind the caller's back. */
+        ck_assert_int_eq(call_uuid(&m, "domain_undefine", IID), -EBUSY);
+        ck_assert_ptr_nonnull(strstr(m.err, "destroy it"));
+
+        before = m.n_events;
+        ck_assert_int_eq(call_uuid(&m, "domain_destroy", IID), 0);
+        ck_assert_str_eq(m.state, "shutoff");
+        ck_assert_int_eq(call_uuid(&m, "domain_destroy", IID), 0); /* idempotent */
+        ck_assert_str_eq(m.state, "shutoff");
+        i = wait_event(&m, before, "domain_lifecycle", IID, "stopped", 2000);
+        ck_assert_int_ge(i, 0);
+        ck_assert_str_eq(m.events[i].detail, "destroyed");
+        ck_assert_str_eq(m.events[i].state, "shutoff");
+        ck_assert_int_eq(call_uuid(&m, "domain_reboot", IID), -EINVAL); /* not running */
+        ck_assert_ptr_nonnull(strstr(m.err, "nova-" IID));
+
+        ck_assert_int_eq(call_uuid(&m, "domain_undefine", IID), 0);
+        ck_assert_int_ge(wait_event(&m, 0, "domain_lifecycle", IID, "undefined", 2000), 0);
+        ck_assert_int_eq(call_uuid(&m, "domain_undefine", IID), -ENOENT);
+        ck_assert_ptr_nonnull(strstr(m.err, IID));
+        ck_assert_int_eq(call_uuid(&m, "domain_state", IID), -ENOENT);
+        ck_assert_int_eq(call_uuid(&m, "domain_start", IID), -ENOENT);
+        ck_assert_uint_eq(list_total(&m), 0);
+
+        /* Events only ever named our instance. */
+        for (size_t k = 0; k < m.n_events; k++)
+                if (streq(m.events[k].name, "domain_lifecycle"))
+                        ck_assert_str_eq(m.events[k].instance_uuid, IID);
+
+        /* The core goes away: the module exits cleanly. */
+        close(m.fd);
+        m.fd = -1;
+        ck_assert_int_eq(wait_exit(&m, 5000), 0);
+
+        (void)snprintf(line, sizeof(line), "audit: domain_define instance_uuid=%s name=web-1 vcpus=2 memory_mb=128 "
+                                           "ports=[2] domain=nova-%s result=ok", IID, IID);
+        ck_assert_msg(log_contains(&m, line), "missing audit line: %s", line);
+        (void)snprintf(line, sizeof(line),
+                       "audit: domain_undefine instance_uuid=%s domain=nova-%s result=error errno=%d", IID, IID,
+                       ENOENT);
+        ck_assert_msg(log_contains(&m, line), "missing audit line: %s", line);
+        lvmod_free(&m);
+}
+END_TEST
+
+START_TEST(test_refusals_define_nothing)
+{
+        static const char *const bad_uuids[] = { "../../etc/passwd", "/var/lib/libvirt/qemu/x.xml", "test",
+                                                 "nova-" IID, "3F2504E0-4F89-41D3-9A0C-0305E82C3301" };
+        static const char *const bad_names[] = { "a/b", "a<b", "../x", "", "-x", "a b",
+                                                 "0123456789012345678901234567890123456789012345678901234567890123" };
+        struct lvmod m;
+
+        lvmod_start(&m, "test:///default", NULL);
+        for (size_t i = 0; i < ARRAY_SIZE(bad_uuids); i++) {
+                build_define(&m, bad_uuids[i], "web-1", 1, 64, 1);
+                ck_assert_int_eq(lv_call(&m), -EINVAL);
+                ck_assert_int_eq(call_uuid(&m, "domain_start", bad_uuids[i]), -EINVAL);
+                ck_assert_int_eq(call_uuid(&m, "domain_undefine", bad_uuids[i]), -EINVAL);
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
+                build_define(&m, IID, bad_names[i], 1, 64, 1);
+                ck_assert_msg(lv_call(&m) == -EINVAL, "name '%s' accepted", bad_names[i]);
+        }
+        build_define(&m, IID, "web-1", 1, 64, LIBVIRT_MAX_PORTS + 1);
+        ck_assert_int_eq(lv_call(&m), -EINVAL);
+        build_define(&m, IID, "web-1", 0, 64, 1);
+        ck_assert_int_eq(lv_call(&m), -EINVAL);
+        build_define(&m, IID, "web-1", LIBVIRT_MAX_VCPUS + 1, 64, 1);
+        ck_assert_int_eq(lv_call(&m), -EINVAL);
+        build_define(&m, IID, "web-1", 1, LIBVIRT_MIN_MEMORY_MB - 1, 1);
+        ck_assert_int_eq(lv_call(&m), -EINVAL);
+        /* A name or a document instead of identifiers: unknown members. */
+        build_define(&m, IID, "web-1", 1, 64, 1);
+        pw_str(m.w, "xml", "<domain/>");
+        ck_assert_int_eq(lv_call(&m), -EINVAL);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_start");
+        pw_str(m.w, "domain_name", "test");
+        ck_assert_int_eq(lv_call(&m), -EINVAL);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_undefine_all");
+        ck_assert_int_eq(lv_call(&m), -ENOSYS);
+        ck_assert_uint_eq(list_total(&m), 0);
+
+        /* The full 16 ports are fine; the largest define still fits. */
+        build_define(&m, IID, "web-1", 1, 64, LIBVIRT_MAX_PORTS);
+        ck_assert_msg(lv_call(&m) == 0, "define 16 ports: %s", m.err);
+        ck_assert_int_eq(call_uuid(&m, "domain_undefine", IID), 0);
+        ck_assert_uint_eq(list_total(&m), 0);
+
+        /* SIGTERM: out of the event loop promptly, exit 0. */
+        uint64_t t0 = now_usec();
+        ck_assert_int_eq(kill(m.pid, SIGTERM), 0);
+        ck_assert_int_eq(wait_exit(&m, 3000), 0);
+        ck_assert_uint_lt(now_usec() - t0, 1000 * 1000);
+        lvmod_free(&m);
+}
+END_TEST
+
+START_TEST(test_unreachable_libvirt)
+{
+        struct lvmod m;
+        int i;
+
+        lvmod_start(&m, UNREACHABLE_URI, "log_level = debug\n");
+        /* The module runs and tells the core libvirt is out of reach. */
+        i = wait_event(&m, 0, "libvirt_connection", NULL, NULL, 3000);
+        ck_assert_int_ge(i, 0);
+        ck_assert(!m.events[i].connected);
+        ck_assert_str_eq(m.events[i].uri, UNREACHABLE_URI);
+        ck_assert_ptr_nonnull(strstr(m.events[i].error, "/nonexistent/sock"));
+
+        /* Requests fail at once with a clear reason, and keep failing while it retries. */
+        for (int round = 0; round < 3; round++) {
+                uint64_t t0 = now_usec();
+                pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+                ck_assert_int_eq(lv_call(&m), -ENOTCONN);
+                ck_assert_uint_lt(now_usec() - t0, 1000 * 1000);
+                ck_assert_msg(strstr(m.err, "libvirt at " UNREACHABLE_URI " is unreachable (") &&
+                                      strstr(m.err, "/nonexistent/sock") && strstr(m.err, "); reconnecting"),
+                              "unclear error: %s", m.err);
+                build_define(&m, IID, "web-1", 1, 64, 1);
+                ck_assert_int_eq(lv_call(&m), -ENOTCONN);
+                ck_assert_int_eq(call_uuid(&m, "domain_state", IID), -ENOTCONN);
+                ck_assert_int_eq(recv_frame(&m, 400), 0); /* retries say nothing new */
+        }
+        ck_assert(log_contains(&m, "is unreachable"));
+        /* It keeps retrying with a doubling backoff. */
+        ck_assert(log_contains(&m, "still unreachable (Failed to connect socket to '/nonexistent/sock'"));
+        ck_assert(log_contains(&m, "next attempt in 200 ms"));
+        ck_assert(log_contains(&m, "next attempt in 400 ms"));
+
+        /* SIGTERM while it waits for libvirt: exits promptly. */
+        ck_assert_int_eq(kill(m.pid, SIGTERM), 0);
+        ck_assert_int_eq(wait_exit(&m, 3000), 0);
+        lvmod_free(&m);
+}
+END_TEST
+
+/* libvirt comes within reach later (a test driver whose node file appears): the module
+ * connects on a retry, says so, and serves requests with events flowing again. */
+START_TEST(test_reconnect_when_libvirt_appears)
+{
+        char dir[] = "/tmp/test-libvirt-node-XXXXXX", node[PATH_MAX], uri[PATH_MAX + 16];
+        struct lvmod m;
+        int i, fd;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(xsnprintf(node, sizeof(node), "%s/node.xml", dir), 0);
+        ck_assert_int_eq(xsnprintf(uri, sizeof(uri), "test://%s", node), 0);
+        lvmod_start(&m, uri, NULL);
+        i = wait_event(&m, 0, "libvirt_connection", NULL, NULL, 3000);
+        ck_assert_int_ge(i, 0);
+        ck_assert(!m.events[i].connected);
+        ck_assert_str_eq(m.events[i].uri, uri);
+        ck_assert_str_ne(m.events[i].error, "");
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+        ck_assert_int_eq(lv_call(&m), -ENOTCONN);
+
+        fd = open(node, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write_all(fd, "<node/>\n", 8), 0);
+        close(fd);
+        i = wait_event(&m, (size_t)i + 1, "libvirt_connection", NULL, NULL, 15000);
+        ck_assert_msg(i >= 0, "no reconnect within the backoff");
+        ck_assert(m.events[i].connected);
+        ck_assert_str_eq(m.events[i].error, "");
+
+        ck_assert_uint_eq(list_total(&m), 0);
+        build_define(&m, IID, "later", 1, 64, 1);
+        ck_assert_msg(lv_call(&m) == 0, "define after reconnect: %s", m.err);
+        ck_assert_int_eq(call_uuid(&m, "domain_start", IID), 0);
+        ck_assert_int_ge(wait_event(&m, 0, "domain_lifecycle", IID, "started", 2000), 0);
+        ck_assert_int_eq(call_uuid(&m, "domain_destroy", IID), 0);
+        ck_assert_int_eq(call_uuid(&m, "domain_undefine", IID), 0);
+
+        close(m.fd);
+        m.fd = -1;
+        ck_assert_int_eq(wait_exit(&m, 5000), 0);
+        lvmod_free(&m);
+        unlink(node);
+        rmdir(dir);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("libvirt-module");
+        TCase *tc = tcase_create("raw-module");
+        SRunner *sr;
+        int failed;
+
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_domain_lifecycle);
+        tcase_add_test(tc, test_refusals_define_nothing);
+        tcase_add_test(tc, test_unreachable_libvirt);
+        tcase_add_test(tc, test_reconnect_when_libvirt_appears);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
