@@ -11,6 +11,8 @@ PACKAGES=(
   check                  # unit test framework
   libvirt-dev            # libvirt API for domain management
   libvirt-clients        # virsh, for integration tests
+  libvirt-daemon-driver-qemu # libvirt's QEMU driver, run in-process as qemu:///embed by test-qemu
+  qemu-system-x86        # qemu-system-x86_64 (software emulation), for test-qemu
   libnl-3-dev            # netlink core
   libnl-route-3-dev      # netlink route (links, addresses)
   libcap-ng-dev          # dropping capabilities

@@ -1,8 +1,10 @@
 #!/bin/bash
 # The sandbox (make run): the whole service on this machine without touching
 # the host: private state and run dirs, a private network namespace where
-# every tap lives, the core with its modules. It creates a demo port, shows
-# `status` and `port list`, and tears everything down again.
+# every tap lives, the core with its modules, libvirt's in-process test
+# driver. It boots a demo instance with a port, shows `status`, the instance
+# and its tap, and tears everything down again.
+# NOVA_SANDBOX_LIBVIRT_URI picks another libvirt (e.g. qemu:///embed?root=DIR).
 #
 #   make run            set up, demo, tear down
 #   make run KEEP=1     leave it running and print how to use the CLI
@@ -16,6 +18,7 @@ BIN=$PWD/build/bin
 SOCK=$SB/run/nova-hypervisor.socket
 CLI=("$BIN/nova-hypervisor" --socket "$SOCK")
 DEMO_PORT=5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50
+LIBVIRT_URI=${NOVA_SANDBOX_LIBVIRT_URI:-test:///default}
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -61,7 +64,8 @@ cat > "$SB/nova.conf" <<CONF
 # sandbox configuration of nova-compute (same keys as snap set)
 state_dir = $SB/state
 run_dir = $SB/run
-plugs = network-control
+plugs = network-control libvirt
+libvirt_uri = $LIBVIRT_URI
 CONF
 
 say "starting nova-compute in network namespace $NS"
@@ -71,19 +75,24 @@ for _ in $(seq 100); do
 	"${CLI[@]}" status >/dev/null 2>&1 && break
 	sleep 0.05
 done
-# Wait until the module has said hello (bounded).
+# Wait until both modules have said hello (bounded).
 for _ in $(seq 100); do
-	"${CLI[@]}" --json status | tr -d ' \n' | grep -q '"plug":"network-control".*"state":"running"' && break
+	st=$("${CLI[@]}" --json status | tr -d ' \n')
+	echo "$st" | grep -q '"plug":"network-control","summary":"[^"]*","connected":true,"module":{"program":"[^"]*","state":"running"' &&
+		echo "$st" | grep -q '"plug":"libvirt","summary":"[^"]*","connected":true,"module":{"program":"[^"]*","state":"running"' && break
 	sleep 0.05
 done
 
-say "nova-hypervisor port create (demo port)"
-"${CLI[@]}" port create --port-uuid "$DEMO_PORT" --mtu 1450
+say "nova-hypervisor boot demo --port uuid=$DEMO_PORT,mtu=1450 --wait"
+"${CLI[@]}" boot demo --vcpus 1 --memory 64 --port "uuid=$DEMO_PORT,mtu=1450" --wait
 
 say "nova-hypervisor status"
 "${CLI[@]}" status
 
-say "nova-hypervisor port list"
+say "nova-hypervisor list"
+"${CLI[@]}" list
+
+say "nova-hypervisor port list (the instance's tap)"
 "${CLI[@]}" port list
 
 say "the kernel's view (ip -d link in $NS)"
@@ -95,8 +104,9 @@ if [ "${KEEP:-0}" = 1 ]; then
 
 The sandbox keeps running (log: $SB/nova.log). Try:
   $BIN/nova-hypervisor --socket $SOCK status
-  $BIN/nova-hypervisor --socket $SOCK port create --mtu 9000
-  $BIN/nova-hypervisor --socket $SOCK plug disconnect network-control
+  $BIN/nova-hypervisor --socket $SOCK boot web --count 5
+  $BIN/nova-hypervisor --socket $SOCK stop demo --wait
+  $BIN/nova-hypervisor --socket $SOCK plug disconnect libvirt
   curl --unix-socket $SOCK http://localhost/v1/status
   ip -n $NS link
 Stop it with: make run-stop
@@ -105,6 +115,6 @@ EOF2
 fi
 
 say "tearing down"
-"${CLI[@]}" port delete "$DEMO_PORT"
+"${CLI[@]}" delete demo --wait
 stop_sandbox
 echo "sandbox removed; nothing left on the host"

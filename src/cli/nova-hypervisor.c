@@ -111,6 +111,24 @@ static int cmd_status(void)
         printf("core: nova-compute %s, pid %lld, %s, capabilities [%s], no_new_privs %s\n", jstr(core, "version"),
                (long long)jint(core, "pid"), jbool(core, "snap") ? "inside a snap" : "outside a snap",
                jstr(core, "capabilities") ? jstr(core, "capabilities") : "", jbool(core, "no_new_privs") ? "yes" : "no");
+        {
+                struct json_object *inst = jobj(resp, "instances"), *rec = jobj(resp, "reconcile");
+                if (inst)
+                        printf("instances: %lld (%lld active, %lld stopped, %lld error, %lld busy)\n",
+                               (long long)jint(inst, "total"), (long long)jint(inst, "active"),
+                               (long long)jint(inst, "stopped"), (long long)jint(inst, "error"),
+                               (long long)jint(inst, "busy"));
+                if (rec && jint(rec, "runs") > 0)
+                        printf("reconcile: %lld passes, last %llds ago: %lld orphan domains, %lld orphan taps, "
+                               "%lld reaped, %lld repaired%s%s\n",
+                               (long long)jint(rec, "runs"), (long long)jint(rec, "seconds_ago"),
+                               (long long)jint(rec, "orphan_domains"), (long long)jint(rec, "orphan_taps"),
+                               (long long)jint(rec, "reaped"), (long long)jint(rec, "repaired"),
+                               jstr(rec, "last_error") ? "; error: " : "",
+                               jstr(rec, "last_error") ? jstr(rec, "last_error") : "");
+                else if (rec)
+                        printf("reconcile: not yet (needs the libvirt and network-control modules)\n");
+        }
         printf("\n%-17s %-9s %-11s %-7s %-16s %s\n", "PLUG", "CONNECTED", "MODULE", "PID", "CAPABILITIES",
                "NOTE");
         for (size_t i = 0; plugs && i < json_object_array_length(plugs); i++) {

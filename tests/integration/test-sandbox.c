@@ -50,8 +50,12 @@ START_TEST(test_make_run_demo_and_teardown)
         ck_assert_int_eq(run_sandbox(dir, ns, "0", NULL, out), 0);
         ck_assert(file_contains(out, "nova-hypervisor status"));
         ck_assert(file_contains(out, "network-control   yes       running"));
-        ck_assert(file_contains(out, "fix: sudo snap connect nova-hypervisor:libvirt"));
+        ck_assert(file_contains(out, "libvirt           yes       running"));
+        ck_assert(file_contains(out, "fix: sudo snap connect nova-hypervisor:openvswitch"));
+        ck_assert(file_contains(out, "state:       active"));
+        ck_assert(file_contains(out, "power:       running"));
         ck_assert(file_contains(out, "5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50 tap5e1f0c1a-7d"));
+        ck_assert(file_contains(out, "deleted demo"));
         ck_assert(file_contains(out, "mtu 1450"));          /* the kernel's own view */
         ck_assert(file_contains(out, "nothing left on the host"));
         /* And really nothing: no namespace, no directory. */
@@ -79,6 +83,9 @@ START_TEST(test_make_run_keep_then_stop)
         ck_assert_int_eq(xsnprintf(c.socket, sizeof(c.socket), "%s", sock), 0);
         ck_assert_int_eq(core_api(&c, "GET", "/v1/ports", NULL, &resp), 200);
         ck_assert_ptr_nonnull(strstr(json_object_to_json_string(resp), "5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50"));
+        json_object_put(resp);
+        ck_assert_int_eq(core_api(&c, "GET", "/v1/instances/demo", NULL, &resp), 200);
+        ck_assert_ptr_nonnull(strstr(json_object_to_json_string(resp), "\"vm_state\":\"active\""));
         json_object_put(resp);
         /* A second `make run` refuses instead of trampling on it. */
         ck_assert_int_ne(run_sandbox(dir, ns, "0", NULL, out), 0);

@@ -557,6 +557,43 @@ START_TEST(test_load_file)
 }
 END_TEST
 
+START_TEST(test_module_keys)
+{
+        static const char *const good_uris[] = { "qemu:///system", "test:///default", "qemu:///embed?root=/tmp/x",
+                                                 "qemu+unix:///system?socket=/run/l.sock", "qemu+ssh://host/system" };
+        static const char *const bad_uris[] = { "", "system", "://x", "QEMU:///system", "qemu:///sys tem",
+                                                "qemu:///s\"x", "qemu:///a'b", "q_emu:///x" };
+        struct nova_config c, before;
+        char err[256];
+
+        config_defaults(&c);
+        ck_assert_str_eq(c.libvirt_uri, "qemu:///system");
+        ck_assert_uint_eq(c.shutdown_timeout_s, 60);
+        ck_assert_str_eq(c.orphan_policy, "report");
+        for (size_t i = 0; i < ARRAY_SIZE(good_uris); i++) {
+                ck_assert_int_eq(config_set(&c, "libvirt_uri", good_uris[i], err, sizeof(err)), 0);
+                ck_assert_str_eq(c.libvirt_uri, good_uris[i]);
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(bad_uris); i++) {
+                before = c;
+                ck_assert_int_eq(config_set(&c, "libvirt_uri", bad_uris[i], err, sizeof(err)), -EINVAL);
+                ck_assert_msg(strstr(err, "libvirt_uri"), "error does not name the key: %s", err);
+                ck_assert_int_eq(memcmp(&c, &before, sizeof(c)), 0);
+        }
+        ck_assert_int_eq(config_set(&c, "shutdown_timeout_s", "0", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "shutdown_timeout_s", "3600", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "shutdown_timeout_s", "3601", err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(config_set(&c, "orphan_policy", "reap", err, sizeof(err)), 0);
+        ck_assert_str_eq(c.orphan_policy, "reap");
+        ck_assert_int_eq(config_set(&c, "orphan_policy", "delete", err, sizeof(err)), -EINVAL);
+        ck_assert_str_eq(c.orphan_policy, "reap");
+        ck_assert_int_eq(config_parse("libvirt_uri = test:///default\norphan_policy = report\n", 53, &c, err,
+                                      sizeof(err)),
+                         0);
+        ck_assert_str_eq(c.libvirt_uri, "test:///default");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
         Suite *s = suite_create("config");
@@ -572,6 +609,7 @@ static Suite *config_suite(void)
         tcase_add_test(tc, test_number_bounds);
         tcase_add_test(tc, test_paths);
         tcase_add_test(tc, test_order_independent_cross_check);
+        tcase_add_test(tc, test_module_keys);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("errors");
