@@ -59,7 +59,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps run run-stop check check-ovs-link check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps run run-stop check check-ovs-link bench-boot check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -145,6 +145,10 @@ run-stop:
 
 bench: $(PROGRAMS)
 	bash bench/privsep-rtt
+	bash bench/boot
+
+bench-boot: $(PROGRAMS)
+	bash bench/boot
 
 clean:
 	rm -rf $(BUILD)

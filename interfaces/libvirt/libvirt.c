@@ -672,7 +672,12 @@ static int handle_define(void *state, struct modrt_call *call)
         }
         virResetLastError();
 
-        dom = virDomainDefineXMLFlags(lv->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+        /* No VIR_DOMAIN_DEFINE_VALIDATE: it re-reads and re-parses libvirt's RNG
+         * schemas on every call (most of the cost of a boot, see bench/boot).
+         * Every document domain-xml.c can produce is validated against those
+         * schemas by tests/unit/test-domain-xml.c; libvirt still parses and
+         * checks the definition semantically here. */
+        dom = virDomainDefineXMLFlags(lv->conn, xml, 0);
         if (!dom) {
                 capture_error(&e);
                 return fail_libvirt(call, &e, -EINVAL, "libvirt refused the definition of domain", name);
