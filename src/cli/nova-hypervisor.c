@@ -636,7 +636,7 @@ static int cmd_instance_action(const char *action, int argc, char **argv)
                 if (argv[k][0] != '-')
                         (void)strscpy(items[n++].label, argv[k], sizeof(items[0].label));
         for (size_t k = 0; all && k < json_object_array_length(jobj(all, "instances")); k++)
-                (void)strscpy(items[n++].label, jstr(json_object_array_get_idx(jobj(all, "instances"), k), "uuid"),
+                (void)strscpy(items[n++].label, jstr(json_object_array_get_idx(jobj(all, "instances"), k), "name"),
                               sizeof(items[0].label));
         json_object_put(all);
         if (n == 0) {
