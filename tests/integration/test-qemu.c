@@ -49,12 +49,12 @@
 #include <time.h>
 
 #define QEMU_BINARY "qemu-system-x86_64"
-#define QEMU_CONF                                                                       \
-        "user = \"+4294967295\"\n"                                                       \
-        "group = \"+4294967295\"\n"                                                      \
-        "security_driver = \"none\"\n"                                                   \
-        "remember_owner = 0\n"                                                          \
-        "stdio_handler = \"file\"\n"                                                     \
+#define QEMU_CONF                        \
+        "user = \"+4294967295\"\n"       \
+        "group = \"+4294967295\"\n"      \
+        "security_driver = \"none\"\n"   \
+        "remember_owner = 0\n"           \
+        "stdio_handler = \"file\"\n"     \
         "cgroup_controllers = [ ]\n"
 
 static struct core core;
