@@ -117,7 +117,7 @@ check: check-unit check-integration check-ovs-link fuzz-run
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
-FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS)
+FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) src/core/instances.c
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)

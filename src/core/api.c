@@ -507,85 +507,6 @@ static bool port_in_use(const char *port_uuid)
         return false;
 }
 
-/* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
-static int parse_boot(struct json_object *body, struct instance *ret, char *err, size_t errlen)
-{
-        struct instance t = { 0 };
-        bool have_name = false;
-
-        t.vcpus = 1;
-        t.memory_mb = 64;
-        if (uuid_generate(t.uuid) < 0)
-                return -EIO;
-        json_object_object_foreach(body, key, val) {
-                const char *s = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
-                int64_t n = json_object_is_type(val, json_type_int) ? json_object_get_int64(val) : -1;
-
-                if (streq(key, "name") && s && instance_name_is_valid(s)) {
-                        (void)strscpy(t.name, s, sizeof(t.name));
-                        have_name = true;
-                } else if (streq(key, "uuid") && s && uuid_is_valid(s))
-                        memcpy(t.uuid, s, sizeof(t.uuid));
-                else if (streq(key, "vcpus") && n >= 1 && n <= LIBVIRT_MAX_VCPUS)
-                        t.vcpus = (uint32_t)n;
-                else if (streq(key, "memory_mb") && n >= LIBVIRT_MIN_MEMORY_MB && n <= LIBVIRT_MAX_MEMORY_MB)
-                        t.memory_mb = (uint32_t)n;
-                else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
-                         json_object_array_length(val) <= LIBVIRT_MAX_PORTS) {
-                        for (size_t i = 0; i < json_object_array_length(val); i++) {
-                                struct json_object *p = json_object_array_get_idx(val, i);
-                                struct instance_port *ip = &t.ports[i];
-                                if (!json_object_is_type(p, json_type_object)) {
-                                        (void)snprintf(err, errlen, "ports[%zu]: must be an object", i);
-                                        return -EINVAL;
-                                }
-                                if (uuid_generate(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
-                                        return -EIO;
-                                ip->mtu = 1500;
-                                json_object_object_foreach(p, pk, pv) {
-                                        const char *ps = json_object_is_type(pv, json_type_string) ? json_object_get_string(pv) : NULL;
-                                        int64_t pn = json_object_is_type(pv, json_type_int) ? json_object_get_int64(pv) : -1;
-                                        if (streq(pk, "port_uuid") && ps && uuid_is_valid(ps))
-                                                memcpy(ip->port_uuid, ps, sizeof(ip->port_uuid));
-                                        else if (streq(pk, "mac") && ps && mac_is_valid(ps))
-                                                memcpy(ip->mac, ps, sizeof(ip->mac));
-                                        else if (streq(pk, "mtu") && pn >= NETCTL_MTU_MIN && pn <= NETCTL_MTU_MAX)
-                                                ip->mtu = (uint32_t)pn;
-                                        else {
-                                                (void)snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
-                                                               streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
-                                                               : streq(pk, "mac")     ? "not a lowercase unicast MAC address"
-                                                               : streq(pk, "mtu")     ? "must be an integer in 68..65535"
-                                                                                      : "unknown field");
-                                                return -EINVAL;
-                                        }
-                                }
-                                for (size_t k = 0; k < i; k++)
-                                        if (streq(t.ports[k].port_uuid, ip->port_uuid)) {
-                                                (void)snprintf(err, errlen, "ports[%zu]: port %s is listed twice", i, ip->port_uuid);
-                                                return -EINVAL;
-                                        }
-                        }
-                        t.n_ports = json_object_array_length(val);
-                } else {
-                        (void)snprintf(err, errlen, "%.32s: %s", key,
-                                       streq(key, "name")        ? "1..63 characters of A-Z a-z 0-9 . _ - (not starting with . or -)"
-                                       : streq(key, "uuid")      ? "not a canonical lowercase UUID"
-                                       : streq(key, "vcpus")     ? "must be an integer in 1..64"
-                                       : streq(key, "memory_mb") ? "must be an integer in 16..1048576"
-                                       : streq(key, "ports")     ? "must be a list of at most 16 port objects"
-                                                                 : "unknown field");
-                        return -EINVAL;
-                }
-        }
-        if (!have_name) {
-                (void)snprintf(err, errlen, "name: required");
-                return -EINVAL;
-        }
-        *ret = t;
-        return 0;
-}
-
 static void handle_instance_create(struct api_conn *c, const struct http_request *req)
 {
         struct json_object *body = NULL;
@@ -597,7 +518,7 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         r = parse_body(req, &body, err, sizeof(err));
         if (r < 0)
                 return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
-        r = parse_boot(body, &tmpl, err, sizeof(err));
+        r = instance_parse_boot_request(body, &tmpl, err, sizeof(err));
         json_object_put(body);
         if (r < 0)
                 return respond_error(c, 400, err, -1);

@@ -248,6 +248,7 @@ int instance_remove(struct instance *inst)
 
 int instances_load(const char *state_dir, unsigned *ret_skipped)
 {
+        /* instance_parse_stored() is declared in instances.h */
         _cleanup_(closedirp) DIR *d = NULL;
         unsigned skipped = 0;
         struct dirent *de;
@@ -265,7 +266,6 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
         while ((de = readdir(d))) {
                 _cleanup_free_ char *text = NULL;
                 struct instance tmp, *inst;
-                struct json_object *o;
                 char path[PATH_MAX], why[128] = "";
                 size_t n = strlen(de->d_name);
 
@@ -273,10 +273,10 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
                         continue; /* temp files of an interrupted write, or foreign files */
                 if (xsnprintf(path, sizeof(path), "%s/%s", store.dir, de->d_name) < 0)
                         continue;
-                r = read_file_bounded(path, 64 * 1024, &text, NULL);
-                o = r == 0 ? json_tokener_parse(text) : NULL;
-                r = o ? instance_from_json(o, &tmp, why, sizeof(why)) : -EBADMSG;
-                json_object_put(o);
+                size_t len = 0;
+                r = read_file_bounded(path, 64 * 1024, &text, &len);
+                if (r == 0)
+                        r = instance_parse_stored(text, len, &tmp, why, sizeof(why));
                 if (r == 0 && strncmp(de->d_name, tmp.uuid, UUID_STR_LEN) != 0)
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "file name and uuid differ");
                 if (r == 0 && (instance_find(tmp.uuid) || instance_find_by_name(tmp.name)))
@@ -311,3 +311,104 @@ void instances_free(void)
         }
         store.count = 0;
 }
+
+int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen)
+{
+        struct json_tokener *tok = json_tokener_new_ex(8);
+        struct json_object *o;
+        int r;
+
+        if (!tok)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(tok, text, (int)len);
+        if (!o || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != len) {
+                (void)snprintf(why, whylen, "not a single JSON document");
+                json_object_put(o);
+                json_tokener_free(tok);
+                return -EBADMSG;
+        }
+        json_tokener_free(tok);
+        r = instance_from_json(o, ret, why, whylen);
+        json_object_put(o);
+        return r;
+}
+
+/* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
+int instance_parse_boot_request(struct json_object *body, struct instance *ret, char *err, size_t errlen)
+{
+        struct instance t = { 0 };
+        bool have_name = false;
+
+        t.vcpus = 1;
+        t.memory_mb = 64;
+        if (uuid_generate(t.uuid) < 0)
+                return -EIO;
+        json_object_object_foreach(body, key, val) {
+                const char *s = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
+                int64_t n = json_object_is_type(val, json_type_int) ? json_object_get_int64(val) : -1;
+
+                if (streq(key, "name") && s && instance_name_is_valid(s)) {
+                        (void)strscpy(t.name, s, sizeof(t.name));
+                        have_name = true;
+                } else if (streq(key, "uuid") && s && uuid_is_valid(s))
+                        memcpy(t.uuid, s, sizeof(t.uuid));
+                else if (streq(key, "vcpus") && n >= 1 && n <= LIBVIRT_MAX_VCPUS)
+                        t.vcpus = (uint32_t)n;
+                else if (streq(key, "memory_mb") && n >= LIBVIRT_MIN_MEMORY_MB && n <= LIBVIRT_MAX_MEMORY_MB)
+                        t.memory_mb = (uint32_t)n;
+                else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
+                         json_object_array_length(val) <= LIBVIRT_MAX_PORTS) {
+                        for (size_t i = 0; i < json_object_array_length(val); i++) {
+                                struct json_object *p = json_object_array_get_idx(val, i);
+                                struct instance_port *ip = &t.ports[i];
+                                if (!json_object_is_type(p, json_type_object)) {
+                                        (void)snprintf(err, errlen, "ports[%zu]: must be an object", i);
+                                        return -EINVAL;
+                                }
+                                if (uuid_generate(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
+                                        return -EIO;
+                                ip->mtu = 1500;
+                                json_object_object_foreach(p, pk, pv) {
+                                        const char *ps = json_object_is_type(pv, json_type_string) ? json_object_get_string(pv) : NULL;
+                                        int64_t pn = json_object_is_type(pv, json_type_int) ? json_object_get_int64(pv) : -1;
+                                        if (streq(pk, "port_uuid") && ps && uuid_is_valid(ps))
+                                                memcpy(ip->port_uuid, ps, sizeof(ip->port_uuid));
+                                        else if (streq(pk, "mac") && ps && mac_is_valid(ps))
+                                                memcpy(ip->mac, ps, sizeof(ip->mac));
+                                        else if (streq(pk, "mtu") && pn >= 68 && pn <= 65535)
+                                                ip->mtu = (uint32_t)pn;
+                                        else {
+                                                (void)snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
+                                                               streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
+                                                               : streq(pk, "mac")     ? "not a lowercase unicast MAC address"
+                                                               : streq(pk, "mtu")     ? "must be an integer in 68..65535"
+                                                                                      : "unknown field");
+                                                return -EINVAL;
+                                        }
+                                }
+                                for (size_t k = 0; k < i; k++)
+                                        if (streq(t.ports[k].port_uuid, ip->port_uuid)) {
+                                                (void)snprintf(err, errlen, "ports[%zu]: port %s is listed twice", i, ip->port_uuid);
+                                                return -EINVAL;
+                                        }
+                        }
+                        t.n_ports = json_object_array_length(val);
+                } else {
+                        (void)snprintf(err, errlen, "%.32s: %s", key,
+                                       streq(key, "name")        ? "1..63 characters of A-Z a-z 0-9 . _ - (not starting with . or -)"
+                                       : streq(key, "uuid")      ? "not a canonical lowercase UUID"
+                                       : streq(key, "vcpus")     ? "must be an integer in 1..64"
+                                       : streq(key, "memory_mb") ? "must be an integer in 16..1048576"
+                                       : streq(key, "ports")     ? "must be a list of at most 16 port objects"
+                                                                 : "unknown field");
+                        return -EINVAL;
+                }
+        }
+        if (!have_name) {
+                (void)snprintf(err, errlen, "name: required");
+                return -EINVAL;
+        }
+        *ret = t;
+        return 0;
+}
+

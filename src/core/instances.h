@@ -8,6 +8,8 @@
 #include "libvirt-protocol.h"
 #include "names.h"
 
+#include <json-c/json.h>
+
 #define INSTANCES_MAX 4096
 
 struct instance_port {
@@ -53,6 +55,13 @@ int instance_add(const struct instance *tmpl, struct instance **ret);
 int instance_save(struct instance *inst);
 /* Remove the file and free inst. 0 or -errno (then inst is kept). */
 int instance_remove(struct instance *inst);
+
+/* Decoders (fuzzed): a stored instance file, and an API boot request body
+ * {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]}
+ * (missing identifiers are generated). 0, or -EBADMSG/-EINVAL with the reason;
+ * *ret untouched on error. */
+int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen);
+int instance_parse_boot_request(struct json_object *body, struct instance *ret, char *err, size_t errlen);
 
 /* JSON view of an instance for the API (caller puts it). */
 struct json_object *instance_to_json(const struct instance *inst);

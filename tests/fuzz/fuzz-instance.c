@@ -1,0 +1,52 @@
+/* fuzz-instance.c - the two decoders of instance data: a stored instance
+ * file (byte 0 even) and an API boot request body (byte 0 odd). Anything
+ * accepted must be fully valid; anything refused must leave the output
+ * untouched. */
+#include "instances.h"
+
+#include <json-c/json.h>
+
+static void check_valid(const struct instance *i)
+{
+        if (!uuid_is_valid(i->uuid) || !instance_name_is_valid(i->name) || i->vcpus < 1 ||
+            i->vcpus > LIBVIRT_MAX_VCPUS || i->memory_mb < LIBVIRT_MIN_MEMORY_MB ||
+            i->memory_mb > LIBVIRT_MAX_MEMORY_MB || i->n_ports > LIBVIRT_MAX_PORTS)
+                __builtin_trap();
+        for (size_t p = 0; p < i->n_ports; p++) {
+                char tap[IFNAME_MAX];
+                if (!uuid_is_valid(i->ports[p].port_uuid) || !mac_is_valid(i->ports[p].mac) || i->ports[p].mtu < 68 ||
+                    i->ports[p].mtu > 65535 || tap_name_from_port(i->ports[p].port_uuid, tap) != 0)
+                        __builtin_trap();
+        }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        struct instance out, sentinel;
+        char why[256];
+        int r;
+
+        if (size < 1 || size > 64 * 1024)
+                return 0;
+        memset(&sentinel, 0xa5, sizeof(sentinel));
+        out = sentinel;
+        if ((data[0] & 1) == 0) {
+                r = instance_parse_stored((const char *)data + 1, size - 1, &out, why, sizeof(why));
+        } else {
+                struct json_tokener *tok = json_tokener_new_ex(8);
+                struct json_object *o = json_tokener_parse_ex(tok, (const char *)data + 1, (int)(size - 1));
+                json_tokener_free(tok);
+                if (!o || !json_object_is_type(o, json_type_object)) {
+                        json_object_put(o);
+                        return 0;
+                }
+                r = instance_parse_boot_request(o, &out, why, sizeof(why));
+                json_object_put(o);
+        }
+        if (r == 0)
+                check_valid(&out);
+        else if (memcmp(&out, &sentinel, sizeof(out)) != 0)
+                __builtin_trap();
+        return 0;
+}
