@@ -59,7 +59,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps run run-stop check check-ovs-link bench-boot check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps run run-stop check check-reset check-ovs-link bench-boot check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -99,19 +99,27 @@ $(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integr
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
 
+TALLY := $(BUILD)/check-tally
+
 check-unit: $(UNIT_TESTS)
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+	@TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(UNIT_TESTS)
 
 # Integration tests run against the real kernel in private network namespaces (root).
 check-integration: $(INTEGRATION_TESTS) $(PROGRAMS)
-	@set -e; for t in $(INTEGRATION_TESTS); do echo "== $$t"; NOVA_BIN=$(abspath $(BUILD)/bin) $$t; done
+	@NOVA_BIN=$(abspath $(BUILD)/bin) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(INTEGRATION_TESTS)
 
 # The OVS build path (libopenvswitch from pkg-config or the cache) must keep linking.
 check-ovs-link: $(BUILD)/bin/ovs-link-smoke
 	$(BUILD)/bin/ovs-link-smoke
 
-check: check-unit check-integration check-ovs-link fuzz-run
-	@echo "make check: all passed"
+check-reset:
+	@mkdir -p $(BUILD) && rm -f $(TALLY)
+
+# Ordered: the tally is reset first, the total printed last (one line CI reads).
+check:
+	@$(MAKE) --no-print-directory check-reset
+	@$(MAKE) --no-print-directory check-unit check-integration check-ovs-link fuzz-run
+	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f}' $(TALLY)
 
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_CC ?= clang
@@ -130,7 +138,8 @@ fuzz-run: $(FUZZERS)
 		mkdir -p $(BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/work-$$n $$corpus 2>&1 \
 		| grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true; \
-		test "$${PIPESTATUS[0]}" = 0 || { echo "fuzzer $$n failed"; exit 1; }; done
+		test "$${PIPESTATUS[0]}" = 0 || { echo "fuzzer $$n failed"; echo "0 1" >> $(abspath $(TALLY)); exit 1; }; \
+		echo "1 0" >> $(abspath $(TALLY)); done
 
 # ---- setup, sandbox, bench ----
 deps:
