@@ -34,7 +34,8 @@ override CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-o
 override LDFLAGS += -fsanitize=address,undefined
 endif
 
-INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Iinterfaces/libvirt -Itests/integration
+INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Iinterfaces/libvirt -Iinterfaces/openvswitch \
+	-Itests/integration
 LIBVIRT_CFLAGS := $(shell pkg-config --cflags libvirt 2>/dev/null)
 LIBVIRT_LIBS := $(shell pkg-config --libs libvirt 2>/dev/null)
 
@@ -46,13 +47,15 @@ NETCTL_PROTO_SRCS := interfaces/network-control/netctl-protocol.c
 NETCTL_SRCS := interfaces/network-control/network-control.c interfaces/network-control/tap.c
 LIBVIRT_PROTO_SRCS := interfaces/libvirt/libvirt-protocol.c
 LIBVIRT_SRCS := interfaces/libvirt/libvirt.c interfaces/libvirt/domain-xml.c
-PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS)
+OVS_PROTO_SRCS := interfaces/openvswitch/ovs-protocol.c
+OVS_MODULE_SRCS := interfaces/openvswitch/openvswitch.c
+PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS) $(OVS_PROTO_SRCS)
 CLI_SRCS := src/cli/nova-hypervisor.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 PROGRAMS := $(BUILD)/bin/nova-compute $(BUILD)/bin/nova-hypervisor $(BUILD)/bin/nova-network-control \
-	$(BUILD)/bin/nova-libvirt
+	$(BUILD)/bin/nova-libvirt $(BUILD)/bin/nova-openvswitch
 LIBNOVA := $(BUILD)/lib/libnova.a
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
@@ -85,6 +88,16 @@ $(BUILD)/bin/nova-network-control: $(call obj,$(NETCTL_SRCS) $(NETCTL_PROTO_SRCS
 $(BUILD)/bin/nova-libvirt: $(call obj,$(LIBVIRT_SRCS) $(LIBVIRT_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) -o $@
+
+# The openvswitch module compiles against libopenvswitch (pkg-config or the
+# cache that make deps builds); only its own sources see the OVS headers.
+$(BUILD)/obj/interfaces/openvswitch/openvswitch.o: interfaces/openvswitch/openvswitch.c $(OVS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(OVS_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bin/nova-openvswitch: $(call obj,$(OVS_MODULE_SRCS) $(OVS_PROTO_SRCS)) $(LIBNOVA) $(OVS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.o %.a,$^) $(PKG_LIBS) $(OVS_LIBS) -o $@
 
 # Tests link everything but the programs' main files.
 TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(PROTO_SRCS) \

@@ -2,8 +2,9 @@
 # The sandbox (make run): the whole service on this machine without touching
 # the host: private state and run dirs, a private network namespace where
 # every tap lives, the core with its modules, libvirt's in-process test
-# driver. It boots a demo instance with a port, shows `status`, the instance
-# and its tap, and tears everything down again.
+# driver, and a private ovsdb-server + ovs-vswitchd (userspace datapath) whose
+# taps live in that namespace too. It boots a demo instance with a port, shows
+# `status`, the instance, its tap and its OVS port, and tears everything down.
 # NOVA_SANDBOX_LIBVIRT_URI picks another libvirt (e.g. qemu:///embed?root=DIR).
 #
 #   make run            set up, demo, tear down
@@ -22,6 +23,16 @@ LIBVIRT_URI=${NOVA_SANDBOX_LIBVIRT_URI:-test:///default}
 
 say() { printf '\n== %s\n' "$*"; }
 
+stop_ovs() {
+	for p in "$SB/ovs/vswitchd.pid" "$SB/ovs/ovsdb.pid"; do
+		if [ -f "$p" ]; then
+			pid=$(cat "$p")
+			kill -TERM "$pid" 2>/dev/null || true
+			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		fi
+	done
+}
+
 stop_sandbox() {
 	if [ -f "$SB/core.pid" ]; then
 		pid=$(cat "$SB/core.pid")
@@ -32,6 +43,7 @@ stop_sandbox() {
 			kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" || true
 		fi
 	fi
+	stop_ovs
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "$SB"
 }
@@ -57,15 +69,28 @@ if ip netns list 2>/dev/null | grep -qw "^$NS"; then
 fi
 
 trap 'echo "sandbox failed; log: $SB/nova.log"; [ "${KEEP:-0}" = 1 ] || stop_sandbox' ERR
-mkdir -p "$SB/state" "$SB/run"
+mkdir -p "$SB/state" "$SB/run" "$SB/ovs"
 ip netns add "$NS"
 ip -n "$NS" link set lo up
+
+say "starting a private ovsdb-server and ovs-vswitchd (userspace datapath) in $NS"
+ovsdb-tool create "$SB/ovs/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+ovsdb-server --remote="punix:$SB/ovs/db.sock" --unixctl="$SB/ovs/ovsdb.ctl" --pidfile="$SB/ovs/ovsdb.pid" \
+	--log-file="$SB/ovs/ovsdb.log" --detach "$SB/ovs/conf.db"
+ovs-vsctl --db="unix:$SB/ovs/db.sock" --no-wait init
+OVS_RUNDIR="$SB/ovs" ip netns exec "$NS" ovs-vswitchd "unix:$SB/ovs/db.sock" --pidfile="$SB/ovs/vswitchd.pid" \
+	--unixctl="$SB/ovs/vswitchd.ctl" --log-file="$SB/ovs/vswitchd.log" --detach
 cat > "$SB/nova.conf" <<CONF
 # sandbox configuration of nova-compute (same keys as snap set)
 state_dir = $SB/state
 run_dir = $SB/run
-plugs = network-control libvirt
+plugs = network-control libvirt openvswitch
 libvirt_uri = $LIBVIRT_URI
+vif_type = ovs
+ovsdb_socket = unix:$SB/ovs/db.sock
+integration_bridge = br-int
+bridge_create = true
+bridge_datapath_type = netdev
 CONF
 
 say "starting nova-compute in network namespace $NS"
@@ -78,8 +103,12 @@ done
 # Wait until both modules have said hello (bounded).
 for _ in $(seq 100); do
 	st=$("${CLI[@]}" --json status | tr -d ' \n')
-	echo "$st" | grep -q '"plug":"network-control","summary":"[^"]*","connected":true,"module":{"program":"[^"]*","state":"running"' &&
-		echo "$st" | grep -q '"plug":"libvirt","summary":"[^"]*","connected":true,"module":{"program":"[^"]*","state":"running"' && break
+	running=0
+	for plug in network-control libvirt openvswitch; do
+		echo "$st" | grep -q "\"plug\":\"$plug\",\"summary\":\"[^\"]*\",\"connected\":true,\"module\":{\"program\":\"[^\"]*\",\"state\":\"running\"" &&
+			running=$((running + 1))
+	done
+	[ "$running" = 3 ] && break
 	sleep 0.05
 done
 
@@ -95,6 +124,9 @@ say "nova-hypervisor list"
 say "nova-hypervisor port list (the instance's tap)"
 "${CLI[@]}" port list
 
+say "nova-hypervisor ports (the instance's port on the integration bridge)"
+"${CLI[@]}" ports
+
 say "the kernel's view (ip -d link in $NS)"
 ip -n "$NS" -d link show "tap${DEMO_PORT:0:11}" | sed -n '1,3p'
 
@@ -109,6 +141,7 @@ The sandbox keeps running (log: $SB/nova.log). Try:
   $BIN/nova-hypervisor --socket $SOCK plug disconnect libvirt
   curl --unix-socket $SOCK http://localhost/v1/status
   ip -n $NS link
+  ovs-vsctl --db=unix:$SB/ovs/db.sock show
 Stop it with: make run-stop
 EOF2
 	exit 0

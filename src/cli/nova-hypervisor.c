@@ -681,6 +681,47 @@ static int cmd_instance_action(const char *action, int argc, char **argv)
         return r;
 }
 
+/* Our ports on the integration bridge, in the shape of `ovs-vsctl show`. */
+static int cmd_ports(void)
+{
+        struct json_object *resp = NULL, *ports;
+        const char *bridge = NULL;
+        int r = call("GET", "/v1/vifs", NULL, &resp);
+
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json) {
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+                json_object_put(resp);
+                return 0;
+        }
+        ports = jobj(resp, "ports");
+        if (!ports || json_object_array_length(ports) == 0)
+                printf("(no ports of nova-hypervisor on the integration bridge)\n");
+        for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
+                struct json_object *p = json_object_array_get_idx(ports, i);
+                const char *err = jstr(p, "error"), *inst = jstr(p, "instance_name");
+
+                if (!bridge || !streq(bridge, jstr(p, "bridge"))) {
+                        bridge = jstr(p, "bridge");
+                        printf("Bridge %s\n", bridge);
+                }
+                printf("    Port %s\n        Interface %s\n", jstr(p, "name"), jstr(p, "name"));
+                printf("            ofport: %lld, link_state: %s, mtu_request: %lld\n", (long long)jint(p, "ofport"),
+                       jstr(p, "link_state") ? jstr(p, "link_state") : "-", (long long)jint(p, "mtu"));
+                printf("            external_ids: {attached-mac=\"%s\", iface-id=\"%s\", iface-status=%s, vm-uuid=\"%s\"}\n",
+                       jstr(p, "mac"), jstr(p, "port_uuid"), jstr(p, "iface_status"), jstr(p, "instance_uuid"));
+                printf("            instance: %s\n", inst ? inst : "(none: an orphan)");
+                if (err)
+                        printf("            error: \"%s\"\n", err);
+        }
+        if (jbool(resp, "truncated"))
+                printf("(%lld ports in all; the first %zu are shown)\n", (long long)jint(resp, "total"),
+                       json_object_array_length(ports));
+        json_object_put(resp);
+        return 0;
+}
+
 static void usage(FILE *f)
 {
         fprintf(f, "usage: nova-hypervisor [--socket PATH] [--json] COMMAND\n"
@@ -692,6 +733,7 @@ static void usage(FILE *f)
                    "  list | show NAME|UUID                  instances\n"
                    "  stop|start|reboot NAME|UUID... [--wait]\n"
                    "  delete NAME|UUID... [--wait] | delete --all\n"
+                   "  ports                                  our ports on the integration bridge (OVS)\n"
                    "  port create [--port-uuid U] [--mac M] [--mtu N]\n"
                    "  port list | show UUID | delete UUID\n"
                    "socket: --socket, $NOVA_HYPERVISOR_SOCKET, or the default of the install\n");
@@ -734,6 +776,8 @@ int main(int argc, char **argv)
                 return cmd_plug(argc - i - 1, argv + i + 1);
         if (streq(argv[i], "port"))
                 return cmd_port(argc - i - 1, argv + i + 1);
+        if (streq(argv[i], "ports") && argc == i + 1)
+                return cmd_ports();
         if (streq(argv[i], "boot"))
                 return cmd_boot(argc - i, argv + i);
         if (streq(argv[i], "list") && argc == i + 1)

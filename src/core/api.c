@@ -257,6 +257,7 @@ static void handle_status(struct api_conn *c)
                                                                        : NULL);
                 json_object_object_add(rec, "orphan_domains", json_object_new_int((int)rr.orphan_domains));
                 json_object_object_add(rec, "orphan_taps", json_object_new_int((int)rr.orphan_taps));
+                json_object_object_add(rec, "orphan_vifs", json_object_new_int((int)rr.orphan_vifs));
                 json_object_object_add(rec, "reaped", json_object_new_int((int)rr.reaped));
                 json_object_object_add(rec, "repaired", json_object_new_int((int)rr.repaired));
                 json_object_object_add(rec, "last_error", rr.last_error[0] ? json_object_new_string(rr.last_error) : NULL);
@@ -598,6 +599,47 @@ static void handle_domain_list(struct api_conn *c)
                 respond_error(c, status_for_errno(r), err, r == -ENOTCONN || r == -EAGAIN ? PLUG_LIBVIRT : -1);
 }
 
+static void on_vifs_reply(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+        struct json_object *root, *ports;
+
+        c->call = NULL;
+        if (res->status < 0)
+                return respond_error(c, status_for_errno(res->status), res->error,
+                                     res->status == -ENOTCONN ? PLUG_OPENVSWITCH : -1);
+        root = json_object_new_object();
+        ports = value_to_json(proto_get(res->body, "ports"));
+        /* Join with the store: which instance each port belongs to. */
+        for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
+                struct json_object *p = json_object_array_get_idx(ports, i), *v;
+                struct instance *inst = json_object_object_get_ex(p, "instance_uuid", &v)
+                                                ? instance_find(json_object_get_string(v))
+                                                : NULL;
+                json_object_object_add(p, "instance_name", inst ? json_object_new_string(inst->name) : NULL);
+        }
+        json_object_object_add(root, "ports", ports);
+        json_object_object_add(root, "total", json_object_new_uint64(proto_get_u64(res->body, "total", 0)));
+        json_object_object_add(root, "truncated", json_object_new_boolean(proto_get_bool(res->body, "truncated", false)));
+        respond_json(c, 200, root);
+}
+
+/* Our ports on the integration bridge, as the openvswitch module lists them. */
+static void handle_vif_list(struct api_conn *c)
+{
+        struct proto_writer *w = malloc(sizeof(*w));
+        char err[512];
+        int r;
+
+        if (!w)
+                return respond_error(c, 500, "out of memory", -1);
+        pw_init(w, PROTO_REQUEST, 0, 0, "port_list");
+        r = modules_call(PLUG_OPENVSWITCH, w, 0, on_vifs_reply, c, &c->call, err, sizeof(err));
+        free(w);
+        if (r < 0)
+                respond_error(c, status_for_errno(r), err, r == -ENOTCONN || r == -EAGAIN ? PLUG_OPENVSWITCH : -1);
+}
+
 /* ---- routing ---- */
 
 static void route(struct api_conn *c, const struct http_request *req)
@@ -639,6 +681,8 @@ static void route(struct api_conn *c, const struct http_request *req)
         }
         if (streq(p, "/v1/domains") && get)
                 return handle_domain_list(c);
+        if (streq(p, "/v1/vifs") && get)
+                return handle_vif_list(c);
         if (streq(p, "/v1/instances")) {
                 if (get)
                         return handle_instance_list(c);

@@ -5,12 +5,14 @@
 #include "modules.h"
 
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdarg.h>
 
 /* ---- steps ---- */
 
 enum step_id {
         STEP_TAP,    /* network-control: the port's tap */
+        STEP_OVS,    /* openvswitch: the port on the integration bridge (vif_type = ovs) */
         STEP_DEFINE, /* libvirt: the domain definition */
         STEP_START,  /* libvirt: the domain running */
         _STEP_MAX,
@@ -27,6 +29,7 @@ struct step_def {
 /* In pipeline order. Later issues insert their steps between TAP and DEFINE. */
 static const struct step_def steps[_STEP_MAX] = {
         [STEP_TAP] = { "tap", PLUG_NETWORK_CONTROL, true, "tap_create", "tap_delete" },
+        [STEP_OVS] = { "ovs", PLUG_OPENVSWITCH, true, "port_add", "port_del" },
         [STEP_DEFINE] = { "define", PLUG_LIBVIRT, false, "domain_define", "domain_undefine" },
         [STEP_START] = { "start", PLUG_LIBVIRT, false, "domain_start", "domain_destroy" },
 };
@@ -37,7 +40,7 @@ struct unit {
         bool undo;
 };
 
-#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 1 + 2) + 4)
+#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 2 + 2) + 4)
 
 enum op_kind { OP_BOOT, OP_DELETE, OP_STOP, OP_START, OP_REBOOT, OP_REPAIR };
 
@@ -78,11 +81,15 @@ static struct {
                 bool failed;
                 struct json_object *domains; /* instance_uuid -> state */
                 struct json_object *taps;    /* port_uuid -> true */
-                bool taps_truncated, domains_truncated;
+                struct json_object *vifs;    /* port_uuid -> true (OVS ports of ours) */
+                bool taps_truncated, domains_truncated, vifs_truncated;
         } pass;
 } lc;
 
 static void op_next(struct op *op);
+
+/* Ports are plugged into OVS (vif_type = ovs) rather than left as bare taps. */
+static bool ovs_in_use(void) { return streq(lc.cfg.vif_type, "ovs"); }
 
 /* ---- requests ---- */
 
@@ -96,6 +103,14 @@ static void build_unit(const struct instance *inst, const struct unit *u, struct
         case STEP_TAP:
                 pw_str(w, "port_uuid", p->port_uuid);
                 if (!u->undo) {
+                        pw_str(w, "mac", p->mac);
+                        pw_u64(w, "mtu", p->mtu);
+                }
+                break;
+        case STEP_OVS:
+                pw_str(w, "port_uuid", p->port_uuid);
+                if (!u->undo) {
+                        pw_str(w, "instance_uuid", inst->uuid);
                         pw_str(w, "mac", p->mac);
                         pw_u64(w, "mtu", p->mtu);
                 }
@@ -131,6 +146,8 @@ static void plan_boot(struct op *op, bool start)
         op->n_units = 0;
         for (int s = 0; s < _STEP_MAX; s++) {
                 if (s == STEP_START && !start)
+                        continue;
+                if (s == STEP_OVS && !ovs_in_use())
                         continue;
                 if (steps[s].per_port)
                         for (size_t p = 0; p < op->inst->n_ports; p++)
@@ -611,7 +628,7 @@ static void repair(struct instance *inst, const char *why)
 static void reconcile_finish(void)
 {
         struct json_object *v;
-        unsigned orphan_domains = 0, orphan_taps = 0, reaped = 0;
+        unsigned orphan_domains = 0, orphan_taps = 0, orphan_vifs = 0, reaped = 0;
         bool reap_orphans = streq(lc.cfg.orphan_policy, "reap");
 
         /* Orphans: resources of ours that no instance claims. */
@@ -645,11 +662,28 @@ static void reconcile_finish(void)
                         reaped++;
                 }
         }
+        json_object_object_foreach(lc.pass.vifs, vport, vpresent) {
+                bool owned = false;
+                (void)vpresent;
+                for (struct instance *i = instances_first(); i && !owned; i = i->next)
+                        for (size_t p = 0; p < i->n_ports; p++)
+                                if (streq(i->ports[p].port_uuid, vport))
+                                        owned = true;
+                if (owned)
+                        continue;
+                orphan_vifs++;
+                log_warn("reconcile: OVS port of port %s carries our mark but no instance owns it (%s)", vport,
+                         reap_orphans ? "reaping it" : "orphan_policy = report");
+                if (reap_orphans) {
+                        reap(PLUG_OPENVSWITCH, "port_del", "port_uuid", vport);
+                        reaped++;
+                }
+        }
         /* Instances: sync power state, finish interrupted work, repair what is missing. */
         lc.report.repaired = 0;
         for (struct instance *i = instances_first(), *next; i; i = next) {
                 bool has_domain = json_object_object_get_ex(lc.pass.domains, i->uuid, &v);
-                bool taps_ok = true;
+                bool taps_ok = true, vifs_ok = true;
                 char err[256];
                 int plug;
 
@@ -659,6 +693,9 @@ static void reconcile_finish(void)
                 for (size_t p = 0; p < i->n_ports && !lc.pass.taps_truncated; p++)
                         if (!json_object_object_get_ex(lc.pass.taps, i->ports[p].port_uuid, NULL))
                                 taps_ok = false;
+                for (size_t p = 0; ovs_in_use() && p < i->n_ports && !lc.pass.vifs_truncated; p++)
+                        if (!json_object_object_get_ex(lc.pass.vifs, i->ports[p].port_uuid, NULL))
+                                vifs_ok = false;
                 if (has_domain)
                         (void)strscpy(i->power_state, json_object_get_string(v), sizeof(i->power_state));
                 if (streq(i->task, "deleting")) {
@@ -678,8 +715,9 @@ static void reconcile_finish(void)
                 }
                 if (streq(i->vm_state, "error"))
                         continue; /* the operator decides: delete, or start to repair */
-                if (!has_domain || (!lc.pass.domains_truncated && !taps_ok)) {
-                        repair(i, !has_domain ? "its domain is missing" : "a tap is missing");
+                if ((!has_domain && !lc.pass.domains_truncated) || !taps_ok || !vifs_ok) {
+                        repair(i, !has_domain ? "its domain is missing" : !taps_ok ? "a tap is missing"
+                                                                                 : "an OVS port is missing");
                         continue;
                 }
                 if (streq(i->vm_state, "active") && (streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))) {
@@ -690,18 +728,21 @@ static void reconcile_finish(void)
         }
         lc.report.orphan_domains = orphan_domains;
         lc.report.orphan_taps = orphan_taps;
+        lc.report.orphan_vifs = orphan_vifs;
         lc.report.reaped = reaped;
         lc.report.runs++;
         lc.report.last_usec = now_usec();
         lc.report.last_error[0] = '\0';
-        log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u reaped, %u being repaired",
-                 instances_count(), orphan_domains, orphan_taps, reaped, lc.report.repaired);
+        log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u reaped, "
+                 "%u being repaired",
+                 instances_count(), orphan_domains, orphan_taps, orphan_vifs, reaped, lc.report.repaired);
 }
 
 static void reconcile_done(void)
 {
         json_object_put(lc.pass.domains);
         json_object_put(lc.pass.taps);
+        json_object_put(lc.pass.vifs);
         memset(&lc.pass, 0, sizeof(lc.pass));
         lc.reconciling = false;
         if (lc.reconcile_again) {
@@ -727,33 +768,42 @@ static void reconcile_maybe_finish(void)
         reconcile_done();
 }
 
+enum listing { LIST_DOMAINS = 1, LIST_TAPS, LIST_VIFS };
+
 static void on_list_reply(const struct module_result *res, void *userdata)
 {
-        bool is_domains = userdata != NULL;
+        static const char *const names[] = { [LIST_DOMAINS] = "domain_list", [LIST_TAPS] = "tap_list",
+                                             [LIST_VIFS] = "port_list" };
+        enum listing kind = (enum listing)(intptr_t)userdata;
+        struct json_object *into = kind == LIST_DOMAINS ? lc.pass.domains : kind == LIST_TAPS ? lc.pass.taps
+                                                                                              : lc.pass.vifs;
         const struct proto_value *list;
+        bool truncated;
 
         lc.pass.pending--;
         if (res->status < 0) {
-                reconcile_note_failure(is_domains ? "domain_list" : "tap_list", res->error);
+                reconcile_note_failure(names[kind], res->error);
                 reconcile_maybe_finish();
                 return;
         }
-        list = proto_get(res->body, is_domains ? "domains" : "taps");
+        list = proto_get(res->body, kind == LIST_DOMAINS ? "domains" : kind == LIST_TAPS ? "taps" : "ports");
         for (const struct proto_value *e = list ? list->child : NULL; e; e = e->next) {
-                if (is_domains)
-                        json_object_object_add(lc.pass.domains, proto_get_str(e, "instance_uuid", ""),
+                if (kind == LIST_DOMAINS)
+                        json_object_object_add(into, proto_get_str(e, "instance_uuid", ""),
                                                json_object_new_string(proto_get_str(e, "state", "unknown")));
                 else
-                        json_object_object_add(lc.pass.taps, proto_get_str(e, "port_uuid", ""),
-                                               json_object_new_boolean(true));
+                        json_object_object_add(into, proto_get_str(e, "port_uuid", ""), json_object_new_boolean(true));
         }
-        if (is_domains)
-                lc.pass.domains_truncated = proto_get_bool(res->body, "truncated", false);
-        else {
-                lc.pass.taps_truncated = proto_get_bool(res->body, "truncated", false);
-                if (lc.pass.taps_truncated)
-                        log_warn("reconcile: more taps than one listing holds; missing taps are not checked this pass");
-        }
+        truncated = proto_get_bool(res->body, "truncated", false);
+        if (kind == LIST_DOMAINS)
+                lc.pass.domains_truncated = truncated;
+        else if (kind == LIST_TAPS)
+                lc.pass.taps_truncated = truncated;
+        else
+                lc.pass.vifs_truncated = truncated;
+        if (truncated)
+                log_warn("reconcile: %s is longer than one reply holds; missing items are not judged this pass",
+                         names[kind]);
         reconcile_maybe_finish();
 }
 
@@ -762,8 +812,10 @@ static void reconcile_start(void)
         static const struct {
                 enum plug_id plug;
                 const char *entrypoint;
-                bool is_domains;
-        } lists[] = { { PLUG_LIBVIRT, "domain_list", true }, { PLUG_NETWORK_CONTROL, "tap_list", false } };
+                enum listing kind;
+        } lists[] = { { PLUG_LIBVIRT, "domain_list", LIST_DOMAINS },
+                      { PLUG_NETWORK_CONTROL, "tap_list", LIST_TAPS },
+                      { PLUG_OPENVSWITCH, "port_list", LIST_VIFS } };
         struct proto_writer *w;
         char err[256];
 
@@ -771,8 +823,9 @@ static void reconcile_start(void)
                 lc.reconcile_again = true;
                 return;
         }
-        /* Both facts are needed to judge an instance; wait for both modules. */
-        if (!modules_ready(PLUG_LIBVIRT) || !modules_ready(PLUG_NETWORK_CONTROL))
+        /* Every fact is needed to judge an instance; wait for every module. */
+        if (!modules_ready(PLUG_LIBVIRT) || !modules_ready(PLUG_NETWORK_CONTROL) ||
+            (ovs_in_use() && !modules_ready(PLUG_OPENVSWITCH)))
                 return;
         w = malloc(sizeof(*w));
         if (!w)
@@ -780,10 +833,13 @@ static void reconcile_start(void)
         lc.reconciling = true;
         lc.pass.domains = json_object_new_object();
         lc.pass.taps = json_object_new_object();
-        lc.pass.pending = 1; /* held until both calls are out */
+        lc.pass.vifs = json_object_new_object();
+        lc.pass.pending = 1; /* held until every call is out */
         for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+                if (lists[i].kind == LIST_VIFS && !ovs_in_use())
+                        continue;
                 pw_init(w, PROTO_REQUEST, 0, 0, lists[i].entrypoint);
-                if (modules_call(lists[i].plug, w, 0, on_list_reply, lists[i].is_domains ? (void *)1 : NULL, NULL, err,
+                if (modules_call(lists[i].plug, w, 0, on_list_reply, (void *)(intptr_t)lists[i].kind, NULL, err,
                                  sizeof(err)) < 0)
                         reconcile_note_failure(lists[i].entrypoint, err);
                 else
@@ -798,13 +854,16 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
 {
         if (plug == PLUG_LIBVIRT && streq(event, "domain_lifecycle"))
                 on_domain_event(body);
-        else if (plug == PLUG_LIBVIRT && streq(event, "libvirt_connection") && proto_get_bool(body, "connected", false))
-                reconcile_start();
+        else if ((plug == PLUG_LIBVIRT && streq(event, "libvirt_connection")) ||
+                 (plug == PLUG_OPENVSWITCH && streq(event, "ovsdb_connection"))) {
+                if (proto_get_bool(body, "connected", false))
+                        reconcile_start(); /* the backend may have changed while we could not see it */
+        }
 }
 
 static void on_module_ready(enum plug_id plug)
 {
-        if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL)
+        if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH)
                 reconcile_start();
 }
 
@@ -836,6 +895,7 @@ void lifecycle_free(void)
                 }
         json_object_put(lc.pass.domains);
         json_object_put(lc.pass.taps);
+        json_object_put(lc.pass.vifs);
         memset(&lc.pass, 0, sizeof(lc.pass));
         modules_set_handlers(NULL, NULL);
 }

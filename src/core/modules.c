@@ -4,6 +4,7 @@
 #include "log.h"
 #include "libvirt-protocol.h"
 #include "netctl-protocol.h"
+#include "ovs-protocol.h"
 #include "spawner.h"
 
 #include <limits.h>
@@ -72,6 +73,7 @@ bool modules_ready(enum plug_id plug)
 
 static const struct module_protocol *const protocols[_PLUG_MAX] = {
         [PLUG_LIBVIRT] = &libvirt_protocol,
+        [PLUG_OPENVSWITCH] = &ovs_protocol,
         [PLUG_NETWORK_CONTROL] = &netctl_protocol,
 };
 

@@ -258,6 +258,81 @@ static int parse_orphan_policy(const struct config_key *k, const char *value, vo
         return -EINVAL;
 }
 
+/* One of a fixed set of words, listed in k->name's table below. */
+static int parse_word(const char *value, void *field, size_t size, const char *const *words, char *why, size_t whylen)
+{
+        char list[128] = "";
+
+        for (size_t i = 0; words[i]; i++) {
+                if (streq(value, words[i]))
+                        return strscpy(field, value, size);
+                (void)snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", words[i]);
+        }
+        fmt_msg(why, whylen, "must be one of %s", list);
+        return -EINVAL;
+}
+
+static int parse_vif_type(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        static const char *const words[] = { "ovs", "tap", NULL };
+        return parse_word(value, field, k->size, words, why, whylen);
+}
+
+static int parse_datapath_type(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        static const char *const words[] = { "system", "netdev", NULL };
+        return parse_word(value, field, k->size, words, why, whylen);
+}
+
+static int parse_bool(const struct config_key *k _unused_, const char *value, void *field, char *why, size_t whylen)
+{
+        bool v;
+
+        if (streq(value, "true") || streq(value, "yes"))
+                v = true;
+        else if (streq(value, "false") || streq(value, "no"))
+                v = false;
+        else {
+                fmt_msg(why, whylen, "must be true or false");
+                return -EINVAL;
+        }
+        memcpy(field, &v, sizeof(v));
+        return 0;
+}
+
+/* An OVS bridge name: 1..15 of [A-Za-z0-9_.-], not starting with '-' or '.'. */
+static int parse_bridge(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        size_t n = strlen(value);
+
+        if (n == 0 || n >= k->size || value[0] == '-' || value[0] == '.') {
+                fmt_msg(why, whylen, "must be a bridge name of 1..%zu characters", k->size - 1);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char c = value[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                      c == '-' || c == '.')) {
+                        fmt_msg(why, whylen, "invalid character in bridge name '%.32s'", value);
+                        return -EINVAL;
+                }
+        }
+        return strscpy(field, value, k->size);
+}
+
+/* "unix:" + an absolute path (the openvswitch plug grants a unix socket). */
+static int parse_ovsdb_socket(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        char path[256];
+
+        if (strncmp(value, "unix:", 5) != 0 || value[5] != '/' || strlen(value) >= k->size ||
+            strscpy(path, value + 5, sizeof(path)) < 0 || strstr(path, "/../") || strchr(path, ' ')) {
+                fmt_msg(why, whylen, "must be unix:<absolute path of the ovsdb-server socket>");
+                return -EINVAL;
+        }
+        return strscpy(field, value, k->size);
+}
+
 #define FIELD(f) offsetof(struct nova_config, f), sizeof(((struct nova_config *)NULL)->f)
 
 static const struct config_key config_keys[] = {
@@ -275,6 +350,12 @@ static const struct config_key config_keys[] = {
         { "libvirt_uri", parse_uri, FIELD(libvirt_uri), 0, 0 },
         { "shutdown_timeout_s", parse_number, FIELD(shutdown_timeout_s), 0, 3600 },
         { "orphan_policy", parse_orphan_policy, FIELD(orphan_policy), 0, 0 },
+        { "vif_type", parse_vif_type, FIELD(vif_type), 0, 0 },
+        { "ovsdb_socket", parse_ovsdb_socket, FIELD(ovsdb_socket), 0, 0 },
+        { "integration_bridge", parse_bridge, FIELD(integration_bridge), 0, 0 },
+        { "bridge_create", parse_bool, FIELD(bridge_create), 0, 0 },
+        { "bridge_datapath_type", parse_datapath_type, FIELD(bridge_datapath_type), 0, 0 },
+        { "port_timeout_ms", parse_number, FIELD(port_timeout_ms), 100, 60000 },
 };
 
 static const struct config_key *find_key(const char *name)
@@ -329,6 +410,12 @@ void config_defaults(struct nova_config *cfg)
         (void)strscpy(cfg->libvirt_uri, "qemu:///system", sizeof(cfg->libvirt_uri));
         cfg->shutdown_timeout_s = 60;
         (void)strscpy(cfg->orphan_policy, "report", sizeof(cfg->orphan_policy));
+        (void)strscpy(cfg->vif_type, "ovs", sizeof(cfg->vif_type));
+        (void)strscpy(cfg->ovsdb_socket, "unix:/run/openvswitch/db.sock", sizeof(cfg->ovsdb_socket));
+        (void)strscpy(cfg->integration_bridge, "br-int", sizeof(cfg->integration_bridge));
+        cfg->bridge_create = false;
+        (void)strscpy(cfg->bridge_datapath_type, "system", sizeof(cfg->bridge_datapath_type));
+        cfg->port_timeout_ms = 5000;
 }
 
 int config_parse(const char *text, size_t len, struct nova_config *cfg, char *err, size_t errlen)

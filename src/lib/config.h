@@ -30,6 +30,12 @@ struct nova_config {
         char libvirt_uri[256];        /* libvirt module: scheme://..., default qemu:///system (sandbox: test:///default) */
         uint32_t shutdown_timeout_s;  /* graceful shutdown before destroy; 0..3600; default 60 */
         char orphan_policy[8];        /* domains/taps of ours without an instance: report|reap; default report */
+        char vif_type[8];             /* how ports are plugged: ovs (tap + OVS port) | tap (tap only); default ovs */
+        char ovsdb_socket[256];       /* openvswitch module: unix:<absolute path>; default unix:/run/openvswitch/db.sock */
+        char integration_bridge[16];  /* the one bridge ports go on (allowlist); default br-int */
+        bool bridge_create;           /* create the integration bridge when missing; default false */
+        char bridge_datapath_type[8]; /* system | netdev (userspace datapath, the sandbox); default system */
+        uint32_t port_timeout_ms;     /* wait for ovs-vswitchd to assign an ofport; 100..60000; default 5000 */
 };
 
 /* Fill *cfg with the built-in defaults (every byte defined, so structs compare with memcmp). */

@@ -24,6 +24,18 @@ struct modrt {
         uint8_t *rxbuf;                  /* one frame + 1 byte to detect oversize */
         struct log_ratelimit refusals;   /* refused requests are logged, rate-limited */
         struct nova_config cfg;          /* --config FILE over the defaults */
+        uint64_t generation;             /* bumped per core connection: stale deferred answers are dropped */
+        const struct modrt_entry *current; /* entry being dispatched (for modrt_defer) */
+        uint32_t current_id;
+};
+
+struct modrt_deferred {
+        uint64_t generation;             /* connection it belongs to */
+        uint32_t id;                     /* request id */
+        char name[PROTO_MAX_NAME + 1];   /* entrypoint */
+        bool privileged;                 /* audit on completion */
+        char ids[512];                   /* audit identifiers of the request */
+        char audit[128];                 /* audit extra from the handler */
 };
 
 const struct nova_config *modrt_config(const struct modrt *rt) { return &rt->cfg; }
@@ -131,6 +143,8 @@ static int send_hello(struct modrt *rt)
 }
 
 /* "port_uuid=... mtu=1500" from the scalar members of a validated request. */
+static void format_identifiers(const struct proto_value *req, char *buf, size_t size);
+
 static void format_identifiers(const struct proto_value *req, char *buf, size_t size)
 {
         size_t used = 0;
@@ -172,6 +186,53 @@ static void disconnect(struct modrt *rt)
 {
         signal_fd = -1;
         rt->fd = safe_close(rt->fd);
+        rt->generation++;
+}
+
+struct modrt_deferred *modrt_defer(struct modrt *rt, struct modrt_call *call)
+{
+        struct modrt_deferred *d = calloc(1, sizeof(*d));
+
+        if (!d || !rt->current)
+                return free(d), NULL;
+        d->generation = rt->generation;
+        d->id = rt->current_id;
+        (void)strscpy(d->name, rt->current->ep->name, sizeof(d->name));
+        d->privileged = rt->current->ep->privileged;
+        format_identifiers(call->req, d->ids, sizeof(d->ids));
+        (void)strscpy(d->audit, call->audit, sizeof(d->audit));
+        return d;
+}
+
+int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,
+                   void (*fill)(struct proto_writer *w, void *userdata), void *userdata)
+{
+        int r;
+
+        if (d->privileged) {
+                if (status < 0)
+                        log_audit("%s%s%s%s result=error errno=%d (%s)", d->name, d->ids, d->audit[0] ? " " : "",
+                                  d->audit, -status, err_text ? err_text : strerror(-status));
+                else
+                        log_audit("%s%s%s%s result=ok", d->name, d->ids, d->audit[0] ? " " : "", d->audit);
+        }
+        if (d->generation != rt->generation || rt->fd < 0) {
+                free(d);
+                return -ENOTCONN;
+        }
+        pw_init(rt->tx, PROTO_REPLY, d->id, status < 0 ? status : 0, d->name);
+        if (status < 0)
+                pw_str(rt->tx, "error", err_text ? err_text : strerror(-status));
+        else if (fill)
+                fill(rt->tx, userdata);
+        r = send_frame(rt, rt->tx);
+        if (r == -EMSGSIZE || r == -EINVAL) {
+                pw_init(rt->tx, PROTO_REPLY, d->id, r, d->name);
+                pw_str(rt->tx, "error", "reply does not fit the protocol limits");
+                r = send_frame(rt, rt->tx);
+        }
+        free(d);
+        return r;
 }
 
 int modrt_dispatch(struct modrt *rt)
@@ -239,7 +300,12 @@ int modrt_dispatch(struct modrt *rt)
         pw_init(rt->tx, PROTO_REPLY, rt->rx->id, 0, rt->rx->name);
         call.req = rt->rx->body;
         call.reply = rt->tx;
+        rt->current = entry;
+        rt->current_id = rt->rx->id;
         r = entry->handler(rt->state, &call);
+        rt->current = NULL;
+        if (r == MODRT_DEFERRED)
+                return 0; /* answered later with modrt_complete(); audited then */
         if (entry->ep->privileged) {
                 char ids[512];
                 format_identifiers(rt->rx->body, ids, sizeof(ids));

@@ -22,8 +22,23 @@ struct modrt_call {
         char audit[128];                 /* extra audit detail, e.g. "tap=tap0123abcd-ef" */
 };
 
-/* Handler: do the work, 0 or -errno. On failure members it wrote are dropped. */
+/* Handler: do the work, 0 or -errno. On failure members it wrote are dropped.
+ * A handler that must wait (e.g. for ovs-vswitchd to assign an ofport) takes
+ * a token with modrt_defer() and returns MODRT_DEFERRED; it answers later,
+ * from its event loop, with modrt_complete(). */
 typedef int (*modrt_handler_t)(void *state, struct modrt_call *call);
+#define MODRT_DEFERRED 1
+
+struct modrt_deferred;
+/* Take over the answer of the call being handled (copies id, entrypoint and
+ * the audit identifiers). NULL on allocation failure (then answer at once). */
+struct modrt_deferred *modrt_defer(struct modrt *rt, struct modrt_call *call);
+/* Answer a deferred call: status 0 with the members fill() writes (fill may be
+ * NULL), or status -errno with err_text. Writes the audit line of privileged
+ * calls. If the core connection it came on is gone, the answer is dropped.
+ * Frees d. Returns 0 or -errno from sending. */
+int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,
+                   void (*fill)(struct proto_writer *w, void *userdata), void *userdata);
 
 struct modrt_entry {
         const struct proto_entrypoint *ep; /* name, schema, privileged flag */

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define PLUGS "plugs = network-control libvirt\nlibvirt_uri = test:///default\nmodule_timeout_ms = 3000\n"
+#define PLUGS "plugs = network-control libvirt\nlibvirt_uri = test:///default\nvif_type = tap\nmodule_timeout_ms = 3000\n"
 
 static struct core core;
 

@@ -248,7 +248,7 @@ static void setup(void)
         memset(&core, 0, sizeof(core));
         (void)snprintf(lines, sizeof(lines),
                        "plugs = network-control libvirt\n"
-                       "libvirt_uri = qemu:///embed?root=%s\n"
+                       "libvirt_uri = qemu:///embed?root=%s\nvif_type = tap\n"
                        "module_timeout_ms = 30000\n"
                        "shutdown_timeout_s = 1\n",
                        embed_root);

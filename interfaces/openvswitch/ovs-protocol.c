@@ -1,0 +1,43 @@
+/* ovs-protocol.c - request schemas of the openvswitch module's entrypoints. */
+#include "ovs-protocol.h"
+
+#include "plugs.h"
+
+static const struct schema_field port_fields[] = {
+        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "mac", .kind = SCH_MAC, .required = true },
+        { .name = "mtu", .kind = SCH_U64, .required = true, .min = 68, .max = 65535 },
+        { .name = NULL },
+};
+
+static const struct schema_field add_many_req[] = {
+        { .name = "ports", .kind = SCH_LIST, .required = true, .min = 1, .max = OVS_MAX_BATCH, .item = SCH_OBJ,
+          .fields = port_fields },
+        { .name = NULL },
+};
+
+static const struct schema_field port_only_req[] = {
+        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
+        { .name = NULL },
+};
+
+static const struct schema_field empty_req[] = {
+        { .name = NULL },
+};
+
+/* Adding and removing ports uses the plug's privilege (the ovsdb socket is
+ * root-equivalent for networking): audited. Reads are not. */
+const struct proto_entrypoint ovs_entrypoints[_OVS_MAX] = {
+        [OVS_PORT_ADD] = { "port_add", port_fields, true },
+        [OVS_PORT_ADD_MANY] = { "port_add_many", add_many_req, true },
+        [OVS_PORT_DEL] = { "port_del", port_only_req, true },
+        [OVS_PORT_LIST] = { "port_list", empty_req, false },
+        [OVS_PORT_GET] = { "port_get", port_only_req, false },
+};
+
+const struct module_protocol ovs_protocol = {
+        .plug = PLUG_OPENVSWITCH,
+        .entrypoints = ovs_entrypoints,
+        .n_entrypoints = _OVS_MAX,
+};

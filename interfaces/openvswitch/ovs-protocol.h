@@ -1,0 +1,51 @@
+/* ovs-protocol.h - the entrypoints of the openvswitch module, as both the
+ * module (dispatch) and the core (request validation) know them.
+ *
+ * Identifiers in, names derived inside: the OVS Port and Interface are named
+ * after the port's tap (tap_name_from_port()); the bridge is the configured
+ * integration_bridge (an allowlist fixed at start, never from a request).
+ *
+ * port_add {port_uuid, instance_uuid, mac, mtu}: one OVSDB transaction that
+ * creates Port + Interface on the integration bridge with external_ids
+ *   iface-id=<port_uuid> attached-mac=<mac> iface-status=active
+ *   vm-uuid=<instance_uuid> vm-id=<instance_uuid>
+ *   nova-hypervisor-port=<port_uuid>            (our ownership mark, on Port and Interface)
+ * and mtu_request=<mtu>; then waits until ovs-vswitchd has assigned an ofport
+ * (or set Interface.error) within port_timeout_ms. Idempotent: an existing port
+ * of ours with that name is converged (external_ids, mtu_request).
+ * On Interface.error or timeout the port is removed again and the call fails:
+ * -ENODEV (error text from ovs-vswitchd) or -ETIMEDOUT.
+ * port_add_many {ports: [{port_uuid, instance_uuid, mac, mtu}...]}: the same in
+ * ONE transaction for up to OVS_MAX_BATCH ports; all or nothing.
+ * port_del {port_uuid}: -ENOENT when there is no port of ours for it.
+ * port_get {port_uuid}, port_list {} (ours only, by the mark).
+ *
+ * Replies: port_add, port_get: { port: PORT }; port_add_many: { ports: [PORT...] };
+ * port_list: { ports: [PORT...], total, truncated }; port_del: {}.
+ * PORT = { port_uuid, instance_uuid, name, bridge, ofport (i64, -1 = none yet),
+ *          mac, mtu, iface_status, link_state, error (only when OVS reports one) }
+ * -EEXIST: a Port/Interface with our derived name exists without our mark.
+ * -ENOTCONN: ovsdb-server is unreachable (the module reconnects by itself).
+ *
+ * Events (module -> core): "ovsdb_connection" { connected: bool, socket, error } */
+#ifndef NOVA_OVS_PROTOCOL_H
+#define NOVA_OVS_PROTOCOL_H
+
+#include "schema.h"
+
+#define OVS_MARK_KEY "nova-hypervisor-port"
+#define OVS_MAX_BATCH 256
+
+enum ovs_entrypoint_id {
+        OVS_PORT_ADD,
+        OVS_PORT_ADD_MANY,
+        OVS_PORT_DEL,
+        OVS_PORT_LIST,
+        OVS_PORT_GET,
+        _OVS_MAX,
+};
+
+extern const struct proto_entrypoint ovs_entrypoints[_OVS_MAX];
+extern const struct module_protocol ovs_protocol;
+
+#endif
