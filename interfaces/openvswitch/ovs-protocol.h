@@ -34,7 +34,7 @@
 #include "schema.h"
 
 #define OVS_MARK_KEY "nova-hypervisor-port"
-#define OVS_MAX_BATCH 256
+#define OVS_MAX_BATCH 200 /* a reply of 200 ports (~2000 values) fits one frame */
 
 enum ovs_entrypoint_id {
         OVS_PORT_ADD,

@@ -393,7 +393,7 @@ static void handle_port_create(struct api_conn *c, const struct http_request *re
         r = parse_body(req, &body, err, sizeof(err));
         if (r < 0)
                 return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
-        if (uuid_generate(uuid) < 0 || mac_generate(mac) < 0) {
+        if (uuid_new_str(uuid) < 0 || mac_generate(mac) < 0) {
                 json_object_put(body);
                 return respond_error(c, 500, "cannot generate identifiers", -1);
         }

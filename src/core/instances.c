@@ -341,7 +341,7 @@ int instance_parse_boot_request(struct json_object *body, struct instance *ret, 
 
         t.vcpus = 1;
         t.memory_mb = 64;
-        if (uuid_generate(t.uuid) < 0)
+        if (uuid_new_str(t.uuid) < 0)
                 return -EIO;
         json_object_object_foreach(body, key, val) {
                 const char *s = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
@@ -365,7 +365,7 @@ int instance_parse_boot_request(struct json_object *body, struct instance *ret, 
                                         (void)snprintf(err, errlen, "ports[%zu]: must be an object", i);
                                         return -EINVAL;
                                 }
-                                if (uuid_generate(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
+                                if (uuid_new_str(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
                                         return -EIO;
                                 ip->mtu = 1500;
                                 json_object_object_foreach(p, pk, pv) {

@@ -401,7 +401,11 @@ static void op_next(struct op *op)
                         op->kind == OP_STOP ? "domain_shutdown" : op->kind == OP_REBOOT ? "domain_reboot" : "domain_start");
                 pw_str(w, "instance_uuid", op->inst->uuid);
         }
-        r = modules_call(steps[u->step].plug, w, 0, on_unit_reply, op, &op->call, err, sizeof(err));
+        /* OVS calls wait for ovs-vswitchd (port_timeout_ms) inside the module:
+         * give them that on top, so the module always answers with the reason. */
+        r = modules_call(steps[u->step].plug, w,
+                         u->step == STEP_OVS ? ((uint64_t)lc.cfg.port_timeout_ms + lc.cfg.module_timeout_ms) * 1000 : 0,
+                         on_unit_reply, op, &op->call, err, sizeof(err));
         free(w);
         if (r < 0)
                 op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)steps[u->step].plug : -1);

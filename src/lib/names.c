@@ -91,7 +91,7 @@ bool port_dev_name_is_ours(const char *prefix, const char *name)
         return true;
 }
 
-int uuid_generate(char ret[UUID_STR_LEN + 1])
+int uuid_new_str(char ret[UUID_STR_LEN + 1])
 {
         uint8_t b[16];
 

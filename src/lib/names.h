@@ -27,7 +27,7 @@ int port_dev_name(const char *prefix, const char *port_uuid, char ret[IFNAME_MAX
 bool port_dev_name_is_ours(const char *prefix, const char *name);
 
 /* Fill ret with a random version-4 UUID (getrandom). 0 or -errno. */
-int uuid_generate(char ret[UUID_STR_LEN + 1]);
+int uuid_new_str(char ret[UUID_STR_LEN + 1]);
 /* A random locally administered unicast MAC with nova's fa:16:3e prefix. */
 int mac_generate(char ret[MAC_STR_LEN + 1]);
 

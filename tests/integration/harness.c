@@ -49,6 +49,53 @@ void harness_enter_netns(const char *test_name)
         nl_socket_free(sk);
 }
 
+/* A failed assertion ends the test process before its teardown runs: stop
+ * whatever it started from an exit handler, so nothing outlives the test. */
+#define TRACK_MAX 8
+static struct core *tracked_cores[TRACK_MAX];
+static struct ovs_fixture *tracked_fixtures[TRACK_MAX];
+static pid_t tracked_core_owner[TRACK_MAX], tracked_fixture_owner[TRACK_MAX]; /* only the starter stops it */
+
+static void stop_leftovers(void)
+{
+        pid_t self = getpid();
+
+        for (int i = 0; i < TRACK_MAX; i++) {
+                struct core *c = tracked_cores[i];
+                if (c && c->pid > 0 && tracked_core_owner[i] == self) {
+                        kill(c->pid, SIGTERM);
+                        for (int t = 0; t < 500 && waitpid(c->pid, NULL, WNOHANG) != c->pid; t++)
+                                sleep_ms(10);
+                        kill(c->pid, SIGKILL);
+                        c->pid = 0;
+                }
+        }
+        for (int i = 0; i < TRACK_MAX; i++)
+                if (tracked_fixtures[i] && tracked_fixture_owner[i] == self)
+                        ovs_fixture_stop(tracked_fixtures[i]);
+}
+
+static void track(void **slots, pid_t *owners, void *p)
+{
+        static bool registered;
+
+        if (!registered) {
+                atexit(stop_leftovers);
+                registered = true;
+        }
+        for (int i = 0; i < TRACK_MAX; i++)
+                if (slots[i] == p) {
+                        owners[i] = getpid();
+                        return;
+                }
+        for (int i = 0; i < TRACK_MAX; i++)
+                if (!slots[i]) {
+                        slots[i] = p;
+                        owners[i] = getpid();
+                        return;
+                }
+}
+
 static const char *bin_dir(void)
 {
         const char *b = getenv("NOVA_BIN");
@@ -88,6 +135,7 @@ void core_start(struct core *c, const char *config_lines)
                 _exit(127);
         }
         close(logfd);
+        track((void **)tracked_cores, tracked_core_owner, c);
         for (int i = 0; i < 500; i++) {
                 int status = api_request(c->socket, "GET", "/v1/status", NULL, 2000, &st);
                 if (status == 200) {
@@ -256,7 +304,7 @@ bool file_contains(const char *path, const char *needle)
 
 void random_port_uuid(char ret[37])
 {
-        ck_assert_int_eq(uuid_generate(ret), 0);
+        ck_assert_int_eq(uuid_new_str(ret), 0);
 }
 
 int foreign_veth_add(const char *name)
@@ -282,4 +330,247 @@ int foreign_veth_add(const char *name)
         rtnl_link_veth_release(veth);
         nl_socket_free(sk);
         return r < 0 ? -EIO : 0;
+}
+
+/* ---- Open vSwitch daemons for tests ---- */
+
+#include <stdarg.h>
+
+#define OVS_SCHEMA "/usr/share/openvswitch/vswitch.ovsschema"
+#define OVS_MAX_ARGS 64
+
+/* In a child about to exec an OVS program: its run/log/db directories are the
+ * fixture's, and the sbin directories are on PATH. */
+static void ovs_child_env(const char *dir)
+{
+        const char *path = getenv("PATH");
+        char buf[4096];
+
+        (void)setenv("OVS_RUNDIR", dir, 1);
+        (void)setenv("OVS_LOGDIR", dir, 1);
+        (void)setenv("OVS_DBDIR", dir, 1);
+        (void)snprintf(buf, sizeof(buf), "%s%s/usr/sbin:/usr/bin:/sbin:/bin", path ? path : "", path ? ":" : "");
+        (void)setenv("PATH", buf, 1);
+}
+
+/* Run argv (NULL-terminated) to its end. Its stdout goes to *ret_out when
+ * ret_out is not NULL, else to our stderr. 0, -EIO (exit status not 0) or -errno. */
+static int ovs_run_prog(const char *dir, char *const argv[], char **ret_out)
+{
+        _cleanup_close_ int rd = -1;
+        _cleanup_free_ char *out = NULL;
+        size_t len = 0, cap = 0;
+        int fds[2], status;
+        pid_t pid;
+
+        if (ret_out) {
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return -errno;
+                rd = fds[0];
+        }
+        pid = fork();
+        if (pid < 0) {
+                if (ret_out)
+                        (void)close(fds[1]);
+                return -errno;
+        }
+        if (pid == 0) {
+                ovs_child_env(dir);
+                (void)dup2(ret_out ? fds[1] : STDERR_FILENO, STDOUT_FILENO);
+                execvp(argv[0], argv);
+                fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+                _exit(127);
+        }
+        if (ret_out) {
+                (void)close(fds[1]);
+                for (;;) {
+                        ssize_t n;
+
+                        if (cap - len < 4096) {
+                                char *bigger = realloc(out, cap + 65536);
+                                if (!bigger)
+                                        break;
+                                out = bigger;
+                                cap += 65536;
+                        }
+                        n = read(rd, out + len, cap - len - 1);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0)
+                                break;
+                        len += (size_t)n;
+                }
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (ret_out) {
+                if (!out)
+                        return -ENOMEM;
+                while (len > 0 && out[len - 1] == '\n')
+                        len--;
+                out[len] = '\0';
+                *ret_out = TAKE_PTR(out);
+        }
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static pid_t ovs_read_pidfile(const struct ovs_fixture *f, const char *name)
+{
+        char path[PATH_MAX];
+        _cleanup_free_ char *buf = NULL;
+        uint32_t pid;
+
+        if (xsnprintf(path, sizeof(path), "%s/%s", f->dir, name) < 0 || read_file_bounded(path, 64, &buf, NULL) < 0)
+                return 0;
+        buf[strcspn(buf, "\n")] = '\0';
+        return parse_u32(buf, 1, INT32_MAX, &pid) < 0 ? 0 : (pid_t)pid;
+}
+
+/* SIGTERM, wait up to 5 s, then SIGKILL. */
+static void ovs_kill_wait(pid_t pid)
+{
+        if (pid <= 0 || !process_alive(pid))
+                return;
+        (void)kill(pid, SIGTERM);
+        (void)kill(pid, SIGCONT); /* a test may have frozen it */
+        if (wait_process_gone(pid, 5000))
+                return;
+        (void)kill(pid, SIGKILL);
+        (void)wait_process_gone(pid, 2000);
+}
+
+int ovs_fixture_start_ovsdb(struct ovs_fixture *f)
+{
+        char remote[PATH_MAX + 8], unixctl[PATH_MAX + 16], pidfile[PATH_MAX + 16], logfile[PATH_MAX + 16],
+                db[PATH_MAX];
+        char *argv[] = { "ovsdb-server", remote, unixctl, pidfile, logfile, "-vconsole:err", "--detach", db, NULL };
+        int r;
+
+        if (xsnprintf(remote, sizeof(remote), "--remote=punix:%s", f->db_sock) < 0 ||
+            xsnprintf(unixctl, sizeof(unixctl), "--unixctl=%s/ovsdb.ctl", f->dir) < 0 ||
+            xsnprintf(pidfile, sizeof(pidfile), "--pidfile=%s/ovsdb.pid", f->dir) < 0 ||
+            xsnprintf(logfile, sizeof(logfile), "--log-file=%s/ovsdb.log", f->dir) < 0 ||
+            xsnprintf(db, sizeof(db), "%s/conf.db", f->dir) < 0)
+                return -ENAMETOOLONG;
+        /* --detach returns once the server listens. */
+        r = ovs_run_prog(f->dir, argv, NULL);
+        if (r < 0)
+                return r;
+        f->ovsdb_pid = ovs_read_pidfile(f, "ovsdb.pid");
+        return f->ovsdb_pid > 0 ? 0 : -ESRCH;
+}
+
+int ovs_fixture_stop_ovsdb(struct ovs_fixture *f)
+{
+        pid_t pid = ovs_read_pidfile(f, "ovsdb.pid");
+
+        if (pid <= 0)
+                pid = f->ovsdb_pid;
+        if (pid <= 0)
+                return -ESRCH;
+        ovs_kill_wait(pid);
+        f->ovsdb_pid = 0;
+        return process_alive(pid) ? -EBUSY : 0;
+}
+
+int ovs_fixture_restart_ovsdb(struct ovs_fixture *f)
+{
+        int r = ovs_fixture_stop_ovsdb(f);
+
+        return r < 0 ? r : ovs_fixture_start_ovsdb(f);
+}
+
+int ovs_vsctl(const struct ovs_fixture *f, char **ret_out, ...)
+{
+        char dbarg[PATH_MAX + 16];
+        char *argv[OVS_MAX_ARGS + 4] = { "ovs-vsctl", dbarg, "--timeout=10" };
+        size_t n = 3;
+        va_list ap;
+        char *a;
+
+        if (xsnprintf(dbarg, sizeof(dbarg), "--db=unix:%s", f->db_sock) < 0)
+                return -ENAMETOOLONG;
+        va_start(ap, ret_out);
+        while ((a = va_arg(ap, char *)) && n < OVS_MAX_ARGS + 3)
+                argv[n++] = a;
+        va_end(ap);
+        if (a)
+                return -E2BIG;
+        argv[n] = NULL;
+        return ovs_run_prog(f->dir, argv, ret_out);
+}
+
+int ovs_fixture_add_bridge(const struct ovs_fixture *f, const char *bridge)
+{
+        return ovs_vsctl(f, NULL, "add-br", bridge, "--", "set", "Bridge", bridge, "datapath_type=netdev", (char *)NULL);
+}
+
+int ovs_fixture_start(struct ovs_fixture *f)
+{
+        char remote[PATH_MAX + 8], unixctl[PATH_MAX + 16], pidfile[PATH_MAX + 16], logfile[PATH_MAX + 16],
+                db[PATH_MAX];
+        char *create[] = { "ovsdb-tool", "create", db, OVS_SCHEMA, NULL };
+        char *vswitchd[] = { "ovs-vswitchd", remote, unixctl, pidfile, logfile, "-vconsole:err", "--detach", NULL };
+        int r;
+
+        memset(f, 0, sizeof(*f));
+        if (xsnprintf(f->dir, sizeof(f->dir), "/tmp/nova-ovs-XXXXXX") < 0 || !mkdtemp(f->dir))
+                return -errno;
+        if (xsnprintf(f->db_sock, sizeof(f->db_sock), "%s/db.sock", f->dir) < 0 ||
+            xsnprintf(db, sizeof(db), "%s/conf.db", f->dir) < 0 ||
+            xsnprintf(remote, sizeof(remote), "unix:%s", f->db_sock) < 0 ||
+            xsnprintf(unixctl, sizeof(unixctl), "--unixctl=%s/vswitchd.ctl", f->dir) < 0 ||
+            xsnprintf(pidfile, sizeof(pidfile), "--pidfile=%s/vswitchd.pid", f->dir) < 0 ||
+            xsnprintf(logfile, sizeof(logfile), "--log-file=%s/vswitchd.log", f->dir) < 0) {
+                r = -ENAMETOOLONG;
+                goto fail;
+        }
+        track((void **)tracked_fixtures, tracked_fixture_owner, f);
+        r = ovs_run_prog(f->dir, create, NULL);
+        if (r < 0)
+                goto fail;
+        r = ovs_fixture_start_ovsdb(f);
+        if (r < 0)
+                goto fail;
+        r = ovs_vsctl(f, NULL, "--no-wait", "init", (char *)NULL);
+        if (r < 0)
+                goto fail;
+        /* In this process's network namespace; --detach returns once it runs. */
+        r = ovs_run_prog(f->dir, vswitchd, NULL);
+        if (r < 0)
+                goto fail;
+        f->vswitchd_pid = ovs_read_pidfile(f, "vswitchd.pid");
+        if (f->vswitchd_pid <= 0) {
+                r = -ESRCH;
+                goto fail;
+        }
+        /* Without --no-wait, ovs-vsctl returns once ovs-vswitchd has applied the change. */
+        r = ovs_vsctl(f, NULL, "set", "Open_vSwitch", ".", "external_ids:nova-test=ready", (char *)NULL);
+        if (r < 0)
+                goto fail;
+        return 0;
+fail:
+        ovs_fixture_stop(f);
+        return r;
+}
+
+void ovs_fixture_stop(struct ovs_fixture *f)
+{
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *e;
+        pid_t pid;
+
+        if (f->dir[0] == '\0')
+                return;
+        pid = ovs_read_pidfile(f, "vswitchd.pid");
+        ovs_kill_wait(pid > 0 ? pid : f->vswitchd_pid);
+        (void)ovs_fixture_stop_ovsdb(f);
+        f->vswitchd_pid = 0;
+        d = opendir(f->dir);
+        while (d && (e = readdir(d)))
+                if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+                        (void)unlinkat(dirfd(d), e->d_name, 0);
+        (void)rmdir(f->dir);
+        f->dir[0] = '\0';
 }

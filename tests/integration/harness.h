@@ -72,3 +72,37 @@ void random_port_uuid(char ret[37]);
  * ours: no tap, no mark). 0 or -errno. */
 int foreign_veth_add(const char *name);
 #endif
+
+#ifndef NOVA_TEST_HARNESS_OVS_H
+#define NOVA_TEST_HARNESS_OVS_H
+/* Private Open vSwitch daemons for tests: an ovsdb-server and an ovs-vswitchd
+ * (userspace datapath) in a fresh directory under /tmp, with their sockets,
+ * pidfiles and logs in it. ovs-vswitchd runs in the caller's network namespace
+ * (enter one first: harness_enter_netns). Tests check OVS state with
+ * ovs-vsctl (ovs_vsctl), never through the module under test. */
+struct ovs_fixture {
+        char dir[PATH_MAX];        /* conf.db, db.sock, *.pid, *.ctl, *.log */
+        char db_sock[PATH_MAX];    /* <dir>/db.sock (ovsdb_socket = unix:<db_sock>) */
+        pid_t ovsdb_pid, vswitchd_pid;
+};
+/* Create the database, start ovsdb-server, initialise it, start ovs-vswitchd
+ * and wait until it has applied the configuration. 0 or -errno (the daemons
+ * started so far are stopped again). */
+int ovs_fixture_start(struct ovs_fixture *f);
+/* Stop both daemons (SIGTERM by their pidfiles, SIGKILL after 5 s), wait, and
+ * remove the directory. Accepts a fixture that never started. */
+void ovs_fixture_stop(struct ovs_fixture *f);
+/* Stop only ovsdb-server (its database file stays). 0 or -errno. */
+int ovs_fixture_stop_ovsdb(struct ovs_fixture *f);
+/* Start ovsdb-server again on the same database and socket. 0 or -errno. */
+int ovs_fixture_start_ovsdb(struct ovs_fixture *f);
+/* Stop and start ovsdb-server. 0 or -errno. */
+int ovs_fixture_restart_ovsdb(struct ovs_fixture *f);
+/* Run `ovs-vsctl --db=unix:<db_sock> --timeout=10 ARGS...` (a NULL-terminated
+ * list of arguments). Its stdout (trailing newline removed) goes to *ret_out
+ * when ret_out is not NULL (free it); stderr is the test's. 0 when it exited
+ * 0, -EIO when it exited otherwise, -errno when it could not run. */
+int ovs_vsctl(const struct ovs_fixture *f, char **ret_out, ...) __attribute__((sentinel));
+/* Add a bridge with datapath_type=netdev (waits until ovs-vswitchd has it). 0 or -errno. */
+int ovs_fixture_add_bridge(const struct ovs_fixture *f, const char *bridge);
+#endif

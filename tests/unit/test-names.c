@@ -206,7 +206,7 @@ START_TEST(test_uuid_generate)
                 char u[UUID_STR_LEN + 1];
 
                 memset(u, 'Q', sizeof(u));
-                ck_assert_int_eq(uuid_generate(u), 0);
+                ck_assert_int_eq(uuid_new_str(u), 0);
                 ck_assert_uint_eq(strlen(u), UUID_STR_LEN);
                 ck_assert_msg(uuid_is_valid(u), "'%s' is not a valid UUID", u);
                 ck_assert_msg(u[14] == '4', "'%s': version nibble is not 4", u);
