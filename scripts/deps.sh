@@ -25,6 +25,7 @@ PACKAGES=(
   openvswitch-switch     # ovsdb-server/ovs-vswitchd for integration tests
   libssl-dev             # TLS; also needed by libopenvswitch
   python3-oslo.privsep   # privsep helper interop
+  python3-ovsdbapp       # os-vif's OVSDB library: the ovsdbapp anchor of bench/vif-plug
   iproute2               # ip(8), for tests
   squashfs-tools         # mksquashfs, for building the snap
   autoconf               # OVS build (configure regeneration)

@@ -39,6 +39,13 @@ static void check_valid(const struct nova_config *c)
         CHECK(c->stop_timeout_ms >= 100 && c->stop_timeout_ms <= 60000);
         CHECK(streq(c->log_level, "debug") || streq(c->log_level, "info") ||
               streq(c->log_level, "warning") || streq(c->log_level, "error"));
+        CHECK(strstr(c->libvirt_uri, "://") != NULL);
+        CHECK(streq(c->orphan_policy, "report") || streq(c->orphan_policy, "reap"));
+        CHECK(streq(c->vif_type, "ovs") || streq(c->vif_type, "tap"));
+        CHECK(strncmp(c->ovsdb_socket, "unix:/", 6) == 0);
+        CHECK(c->integration_bridge[0] != '\0' && c->integration_bridge[0] != '-');
+        CHECK(streq(c->bridge_datapath_type, "system") || streq(c->bridge_datapath_type, "netdev"));
+        CHECK(c->port_timeout_ms >= 100 && c->port_timeout_ms <= 60000 && c->shutdown_timeout_s <= 3600);
 }
 
 /* Write c back as a config file. */
@@ -57,17 +64,23 @@ static int serialize(const struct nova_config *c, char *buf, size_t size)
         return xsnprintf(buf, size,
                          "state_dir = %s\nrun_dir = %s\napi_socket = %s\nmodule_dir = %s\nplugs = %s\n"
                          "module_timeout_ms = %u\nrestart_min_ms = %u\nrestart_max_ms = %u\n"
-                         "stable_after_ms = %u\nstop_timeout_ms = %u\nlog_level = %s\n",
+                         "stable_after_ms = %u\nstop_timeout_ms = %u\nlog_level = %s\n"
+                         "libvirt_uri = %s\nshutdown_timeout_s = %u\norphan_policy = %s\nvif_type = %s\n"
+                         "ovsdb_socket = %s\nintegration_bridge = %s\nbridge_create = %s\n"
+                         "bridge_datapath_type = %s\nport_timeout_ms = %u\n",
                          c->state_dir, c->run_dir, c->api_socket, c->module_dir, n ? plugs : "none",
                          c->module_timeout_ms, c->restart_min_ms, c->restart_max_ms,
-                         c->stable_after_ms, c->stop_timeout_ms, c->log_level);
+                         c->stable_after_ms, c->stop_timeout_ms, c->log_level, c->libvirt_uri,
+                         c->shutdown_timeout_s, c->orphan_policy, c->vif_type, c->ovsdb_socket,
+                         c->integration_bridge, c->bridge_create ? "true" : "false", c->bridge_datapath_type,
+                         c->port_timeout_ms);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct nova_config defaults, c, again;
-        char err[256], text[2048];
+        char err[256], text[8192];
         int r;
 
         config_defaults(&defaults);

@@ -594,6 +594,46 @@ START_TEST(test_module_keys)
 }
 END_TEST
 
+START_TEST(test_ovs_keys)
+{
+        struct nova_config c, before;
+        char err[256];
+        static const struct {
+                const char *key, *value;
+        } bad[] = {
+                { "vif_type", "bridge" },          { "ovsdb_socket", "/run/openvswitch/db.sock" },
+                { "ovsdb_socket", "tcp:1.2.3.4:6640" }, { "ovsdb_socket", "unix:relative" },
+                { "ovsdb_socket", "unix:/a/../b" },  { "integration_bridge", "" },
+                { "integration_bridge", "-br" },     { "integration_bridge", "br int" },
+                { "integration_bridge", "a-very-long-bridge-name" }, { "bridge_create", "maybe" },
+                { "bridge_datapath_type", "dpdk" },  { "port_timeout_ms", "99" },
+                { "port_timeout_ms", "60001" },
+        };
+
+        config_defaults(&c);
+        ck_assert_str_eq(c.vif_type, "ovs");
+        ck_assert_str_eq(c.ovsdb_socket, "unix:/run/openvswitch/db.sock");
+        ck_assert_str_eq(c.integration_bridge, "br-int");
+        ck_assert(!c.bridge_create);
+        ck_assert_str_eq(c.bridge_datapath_type, "system");
+        ck_assert_uint_eq(c.port_timeout_ms, 5000);
+        ck_assert_int_eq(config_set(&c, "vif_type", "tap", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "ovsdb_socket", "unix:/tmp/ovs/db.sock", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "integration_bridge", "br-int.2_x", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "bridge_create", "yes", err, sizeof(err)), 0);
+        ck_assert(c.bridge_create);
+        ck_assert_int_eq(config_set(&c, "bridge_datapath_type", "netdev", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "port_timeout_ms", "100", err, sizeof(err)), 0);
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                before = c;
+                ck_assert_msg(config_set(&c, bad[i].key, bad[i].value, err, sizeof(err)) == -EINVAL, "%s = %s accepted",
+                              bad[i].key, bad[i].value);
+                ck_assert_msg(strstr(err, bad[i].key), "error does not name %s: %s", bad[i].key, err);
+                ck_assert_int_eq(memcmp(&c, &before, sizeof(c)), 0);
+        }
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
         Suite *s = suite_create("config");
@@ -610,6 +650,7 @@ static Suite *config_suite(void)
         tcase_add_test(tc, test_paths);
         tcase_add_test(tc, test_order_independent_cross_check);
         tcase_add_test(tc, test_module_keys);
+        tcase_add_test(tc, test_ovs_keys);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("errors");
