@@ -69,36 +69,13 @@ static inline void domain_freep(virDomainPtr *d)
 
 /* Protocol strings must be clean UTF-8 without control characters; libvirt's
  * (possibly translated, possibly cut) text is made so. */
-static void text_make_clean(char *s)
-{
-        size_t n = strlen(s);
-
-        for (size_t i = 0; i < n; i++)
-                if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-                        s[i] = ' ';
-        if (!proto_text_is_clean(s, n))
-                for (size_t i = 0; i < n; i++)
-                        if ((unsigned char)s[i] >= 0x80)
-                                s[i] = '?';
-}
-
-/* Format into dst, cut to size and made clean: for operator text, where a cut is fine. */
-_printf_(3, 4) static void text_printf(char *dst, size_t size, const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        (void)vsnprintf(dst, size, fmt, ap);
-        va_end(ap);
-        text_make_clean(dst);
-}
 
 static void capture_error(struct lv_err *e)
 {
         virErrorPtr v = virGetLastError();
 
         e->code = v ? v->code : VIR_ERR_OK;
-        text_printf(e->msg, sizeof(e->msg), "%s", v && v->message ? v->message : "unknown libvirt error");
+        proto_text_printf(e->msg, sizeof(e->msg), "%s", v && v->message ? v->message : "unknown libvirt error");
 }
 
 /* Set call->err (cleaned) and return r. */
@@ -109,7 +86,7 @@ _printf_(3, 4) static int fail(struct modrt_call *call, int r, const char *fmt, 
         va_start(ap, fmt);
         (void)vsnprintf(call->err, sizeof(call->err), fmt, ap);
         va_end(ap);
-        text_make_clean(call->err);
+        proto_text_sanitize(call->err);
         return r;
 }
 
@@ -285,7 +262,7 @@ static void set_last_error(struct lv *lv, const char *prefix)
         struct lv_err e;
 
         capture_error(&e);
-        text_printf(lv->last_error, sizeof(lv->last_error), "%s%s", prefix, e.msg);
+        proto_text_printf(lv->last_error, sizeof(lv->last_error), "%s%s", prefix, e.msg);
 }
 
 static void conn_drop(struct lv *lv)
@@ -368,7 +345,7 @@ static void connection_lost(struct lv *lv, const char *why)
         if (lv->lost)
                 return;
         lv->lost = true;
-        text_printf(lv->last_error, sizeof(lv->last_error), "%s", why);
+        proto_text_printf(lv->last_error, sizeof(lv->last_error), "%s", why);
         log_warn("lost libvirt at %s (%s); reconnecting", lv->uri, why);
         emit_connection(lv, false);
         lv->backoff_ms = BACKOFF_MIN_MS;

@@ -125,29 +125,6 @@ struct ovs {
 
 /* Protocol strings must be clean UTF-8 without control characters; OVS's
  * text (JSON error objects, kernel messages) is made so. */
-static void text_make_clean(char *s)
-{
-        size_t n = strlen(s);
-
-        for (size_t i = 0; i < n; i++)
-                if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-                        s[i] = ' ';
-        if (!proto_text_is_clean(s, n))
-                for (size_t i = 0; i < n; i++)
-                        if ((unsigned char)s[i] >= 0x80)
-                                s[i] = '?';
-}
-
-/* Format into dst, cut to size and made clean: operator text, where a cut is fine. */
-_printf_(3, 4) static void text_printf(char *dst, size_t size, const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        (void)vsnprintf(dst, size, fmt, ap);
-        va_end(ap);
-        text_make_clean(dst);
-}
 
 /* Set call->err (cleaned) and return r. */
 _printf_(3, 4) static int call_fail(struct modrt_call *call, int r, const char *fmt, ...)
@@ -157,23 +134,23 @@ _printf_(3, 4) static int call_fail(struct modrt_call *call, int r, const char *
         va_start(ap, fmt);
         (void)vsnprintf(call->err, sizeof(call->err), fmt, ap);
         va_end(ap);
-        text_make_clean(call->err);
+        proto_text_sanitize(call->err);
         return r;
 }
 
 static int unreachable_text(const struct ovs *ovs, char *buf, size_t size)
 {
-        text_printf(buf, size, "ovsdb-server at %s is unreachable; reconnecting", ovs->socket);
+        proto_text_printf(buf, size, "ovsdb-server at %s is unreachable; reconnecting", ovs->socket);
         return -ENOTCONN;
 }
 
 static int bridge_missing_text(const struct ovs *ovs, char *buf, size_t size)
 {
         if (ovs->cfg->bridge_create)
-                text_printf(buf, size, "integration bridge %s does not exist in ovsdb-server at %s yet (bridge_create = true)%s%s",
+                proto_text_printf(buf, size, "integration bridge %s does not exist in ovsdb-server at %s yet (bridge_create = true)%s%s",
                             ovs->bridge, ovs->socket, ovs->bridge_error[0] ? ": " : "", ovs->bridge_error);
         else
-                text_printf(buf, size,
+                proto_text_printf(buf, size,
                             "integration bridge %s does not exist in ovsdb-server at %s; create it (ovs-vsctl add-br %s) "
                             "or set bridge_create = true (config keys integration_bridge, bridge_create)",
                             ovs->bridge, ovs->socket, ovs->bridge);
@@ -255,7 +232,7 @@ static const struct ovsrec_port *port_ours(const struct ovs *ovs, const struct o
 /* A short, clean copy of an OVS string for a reply ("" for NULL). */
 static void ovs_text(char *dst, size_t size, const char *s)
 {
-        text_printf(dst, size, "%s", s ? s : "");
+        proto_text_printf(dst, size, "%s", s ? s : "");
 }
 
 /* One PORT object (contract: port_uuid, instance_uuid, name, bridge, ofport,
@@ -324,7 +301,7 @@ static void conn_update(struct ovs *ovs)
 
                 ovs->conn = CONN_DOWN;
                 ovs->seqno_down = seqno;
-                text_printf(ovs->last_error, sizeof(ovs->last_error), "%s",
+                proto_text_printf(ovs->last_error, sizeof(ovs->last_error), "%s",
                             err ? ovs_retval_to_string(err) : "connection closed");
                 if (was_up)
                         log_warn("lost ovsdb-server at %s (%s); reconnecting", ovs->socket, ovs->last_error);
@@ -356,7 +333,7 @@ static void bridge_maintain(struct ovs *ovs)
                                  ovs->cfg->bridge_datapath_type);
                         ovs->bridge_error[0] = '\0';
                 } else if (st != TXN_TRY_AGAIN) {
-                        text_printf(ovs->bridge_error, sizeof(ovs->bridge_error),
+                        proto_text_printf(ovs->bridge_error, sizeof(ovs->bridge_error),
                                     "cannot create integration bridge %s: %s", ovs->bridge,
                                     ovsdb_idl_txn_get_error(ovs->bridge_txn));
                         log_err("%s", ovs->bridge_error);
@@ -374,7 +351,7 @@ static void bridge_maintain(struct ovs *ovs)
         ovs->bridge_blocked = false;
         root = ovsrec_open_vswitch_first(ovs->idl);
         if (!root) {
-                text_printf(ovs->bridge_error, sizeof(ovs->bridge_error),
+                proto_text_printf(ovs->bridge_error, sizeof(ovs->bridge_error),
                             "cannot create integration bridge %s: ovsdb-server at %s has no Open_vSwitch record "
                             "(has ovs-vsctl init run?)",
                             ovs->bridge, ovs->socket);
@@ -443,7 +420,7 @@ _printf_(3, 4) static void req_set_error(struct req *q, int error, const char *f
         va_start(ap, fmt);
         (void)vsnprintf(q->err_text, sizeof(q->err_text), fmt, ap);
         va_end(ap);
-        text_make_clean(q->err_text);
+        proto_text_sanitize(q->err_text);
 }
 
 /* Append to the failure text (cut when it does not fit). */
@@ -455,7 +432,7 @@ _printf_(2, 3) static void req_add_note(struct req *q, const char *fmt, ...)
         va_start(ap, fmt);
         (void)vsnprintf(q->err_text + used, sizeof(q->err_text) - used, fmt, ap);
         va_end(ap);
-        text_make_clean(q->err_text);
+        proto_text_sanitize(q->err_text);
 }
 
 static bool req_may_try(const struct ovs *ovs, const struct req *q)
@@ -776,7 +753,7 @@ static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
                 }
                 return STEP_IDLE;
         }
-        text_printf(why, sizeof(why), "%s", ovsdb_idl_txn_get_error(q->txn));
+        proto_text_printf(why, sizeof(why), "%s", ovsdb_idl_txn_get_error(q->txn));
         ovsdb_idl_txn_destroy(TAKE_PTR(q->txn));
         switch (st) {
         case TXN_TRY_AGAIN:
@@ -848,7 +825,7 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
         }
         if (now < q->deadline)
                 return STEP_IDLE;
-        text_printf(what, sizeof(what), "ovs-vswitchd assigned no ofport to %zu of %zu port(s) (is it running?)",
+        proto_text_printf(what, sizeof(what), "ovs-vswitchd assigned no ofport to %zu of %zu port(s) (is it running?)",
                     q->n - ready, q->n);
         set_deadline_error(ovs, q, what);
         return req_fail(ovs, q);
@@ -978,7 +955,7 @@ static int handle_add(void *state, struct modrt_call *call)
                 free(q);
                 return call_fail(call, -EINVAL, "port_uuid: cannot derive a port name");
         }
-        text_printf(call->audit, sizeof(call->audit), "port=%s bridge=%s", q->ports[0].name, ovs->bridge);
+        proto_text_printf(call->audit, sizeof(call->audit), "port=%s bridge=%s", q->ports[0].name, ovs->bridge);
         r = need_conn(ovs, call);
         if (r < 0) {
                 free(q);
@@ -1017,7 +994,7 @@ static int handle_add_many(void *state, struct modrt_call *call)
                                 return r;
                         }
         }
-        text_printf(call->audit, sizeof(call->audit), "port=%s+%zu bridge=%s", q->ports[0].name, n - 1, ovs->bridge);
+        proto_text_printf(call->audit, sizeof(call->audit), "port=%s+%zu bridge=%s", q->ports[0].name, n - 1, ovs->bridge);
         r = need_conn(ovs, call);
         if (r < 0) {
                 free(q);
@@ -1040,7 +1017,7 @@ static int handle_del(void *state, struct modrt_call *call)
                 free(q);
                 return call_fail(call, -EINVAL, "port_uuid: cannot derive a port name");
         }
-        text_printf(call->audit, sizeof(call->audit), "port=%s bridge=%s", q->ports[0].name, ovs->bridge);
+        proto_text_printf(call->audit, sizeof(call->audit), "port=%s bridge=%s", q->ports[0].name, ovs->bridge);
         r = need_conn(ovs, call);
         if (r < 0) {
                 free(q);

@@ -87,6 +87,31 @@ bool proto_text_is_clean(const char *s, size_t len)
         return true;
 }
 
+void proto_text_sanitize(char *s)
+{
+        size_t n = strlen(s);
+
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                        s[i] = ' ';
+        if (!proto_text_is_clean(s, n))
+                for (size_t i = 0; i < n; i++)
+                        if ((unsigned char)s[i] >= 0x80)
+                                s[i] = '?';
+}
+
+void proto_text_printf(char *dst, size_t size, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (size == 0)
+                return;
+        va_start(ap, fmt);
+        (void)vsnprintf(dst, size, fmt, ap);
+        va_end(ap);
+        proto_text_sanitize(dst);
+}
+
 /* ---- decoder ---- */
 
 struct decoder {

@@ -116,6 +116,13 @@ bool proto_get_bool(const struct proto_value *obj, const char *key, bool dflt);
 
 /* True when s (len bytes) is valid UTF-8 without control characters. */
 bool proto_text_is_clean(const char *s, size_t len);
+/* Make foreign text (libvirt or OVS error messages, possibly translated or
+ * cut mid-character) safe to send: control characters become spaces and, if
+ * the result is still not clean UTF-8, every non-ASCII byte becomes '?'. */
+void proto_text_sanitize(char *s);
+/* snprintf into dst (cut to size, for operator text) and sanitize it. */
+void proto_text_printf(char *dst, size_t size, const char *fmt, ...) _printf_(3, 4);
+
 /* True for names: 1..PROTO_MAX_NAME of [a-z0-9_-], starting with a letter. */
 bool proto_name_is_valid(const char *s, size_t len);
 

@@ -1598,6 +1598,22 @@ START_TEST(test_bug_writer_node_limit)
 }
 END_TEST
 
+START_TEST(test_text_sanitize)
+{
+        char a[] = "line1\nline2\tx\x7f", b[] = "cut mid-character \xc3", c[] = "caf\xc3\xa9", d[16];
+
+        proto_text_sanitize(a);
+        ck_assert_str_eq(a, "line1 line2 x ");
+        proto_text_sanitize(b); /* not clean UTF-8: non-ASCII bytes go */
+        ck_assert_str_eq(b, "cut mid-character ?");
+        proto_text_sanitize(c); /* clean UTF-8 stays */
+        ck_assert_str_eq(c, "caf\xc3\xa9");
+        proto_text_printf(d, sizeof(d), "%s", "0123456789abcdefghij\n");
+        ck_assert_str_eq(d, "0123456789abcde");
+        ck_assert(proto_text_is_clean(d, strlen(d)));
+}
+END_TEST
+
 START_TEST(test_text_refuses_misleading_unicode)
 {
         /* right-to-left override, line separator, zero-width space, BOM */
@@ -1672,6 +1688,7 @@ static Suite *proto_suite(void)
         tc = tcase_create("regressions");
         tcase_add_test(tc, test_bug_writer_node_limit);
         tcase_add_test(tc, test_text_refuses_misleading_unicode);
+        tcase_add_test(tc, test_text_sanitize);
         suite_add_tcase(s, tc);
         return s;
 }
