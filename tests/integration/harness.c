@@ -11,6 +11,7 @@
 #include <netlink/route/link/veth.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -573,4 +574,32 @@ void ovs_fixture_stop(struct ovs_fixture *f)
                         (void)unlinkat(dirfd(d), e->d_name, 0);
         (void)rmdir(f->dir);
         f->dir[0] = '\0';
+}
+
+pid_t module_exec(const char *program, const char *config_path, const char *log_path, int *ret_fd)
+{
+        char prog[PATH_MAX];
+        int sv[2];
+        pid_t pid;
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(xsnprintf(prog, sizeof(prog), "%s/%s", bin_dir(), program), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                if (log_path) {
+                        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+                        if (log >= 0)
+                                dup2(log, 2);
+                }
+                dup2(sv[1], 3);
+                if (config_path)
+                        execl(prog, program, "--fd", "3", "--config", config_path, (char *)NULL);
+                else
+                        execl(prog, program, "--fd", "3", (char *)NULL);
+                _exit(127);
+        }
+        close(sv[1]);
+        *ret_fd = sv[0];
+        return pid;
 }

@@ -106,3 +106,12 @@ int ovs_vsctl(const struct ovs_fixture *f, char **ret_out, ...) __attribute__((s
 /* Add a bridge with datapath_type=netdev (waits until ovs-vswitchd has it). 0 or -errno. */
 int ovs_fixture_add_bridge(const struct ovs_fixture *f, const char *bridge);
 #endif
+
+#ifndef NOVA_TEST_HARNESS_MODULE_H
+#define NOVA_TEST_HARNESS_MODULE_H
+/* Start $NOVA_BIN/<program> --fd 3 [--config config_path] as the core would,
+ * on a fresh SOCK_SEQPACKET socketpair, its stderr appended to log_path (or
+ * the test's own when NULL). Returns the pid and the test's end in *ret_fd;
+ * aborts the test on failure. */
+pid_t module_exec(const char *program, const char *config_path, const char *log_path, int *ret_fd);
+#endif

@@ -2,6 +2,8 @@
  * driven frame by frame as the core would, against libvirt's in-process
  * test:///default driver (and an unreachable URI). Privileges are read from
  * /proc/<pid>/status, never taken from the module's word. */
+#include "harness.h"
+
 #include "domain-xml.h"
 #include "libvirt-protocol.h"
 #include "proto.h"
@@ -45,10 +47,9 @@ struct lvmod {
 
 static void lvmod_start(struct lvmod *m, const char *uri, const char *extra_config)
 {
-        char prog[PATH_MAX], conf[PATH_MAX + 16], text[512], err[256];
-        const char *bin = getenv("NOVA_BIN");
+        char conf[PATH_MAX + 16], text[512], err[256];
         uint8_t buf[PROTO_MAX_FRAME];
-        int sv[2], fd;
+        int fd;
         ssize_t n;
 
         memset(m, 0, sizeof(*m));
@@ -63,20 +64,7 @@ static void lvmod_start(struct lvmod *m, const char *uri, const char *extra_conf
         ck_assert_int_eq(write_all(fd, text, strlen(text)), 0);
         close(fd);
 
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-        ck_assert_int_eq(xsnprintf(prog, sizeof(prog), "%s/nova-libvirt", bin ? bin : "build/bin"), 0);
-        m->pid = fork();
-        ck_assert_int_ge(m->pid, 0);
-        if (m->pid == 0) {
-                int log = open(m->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-                if (log >= 0)
-                        dup2(log, 2);
-                dup2(sv[1], 3);
-                execl(prog, "nova-libvirt", "--fd", "3", "--config", conf, (char *)NULL);
-                _exit(127);
-        }
-        close(sv[1]);
-        m->fd = sv[0];
+        m->pid = module_exec("nova-libvirt", conf, m->log, &m->fd);
         m->next_id = 1;
         m->msg = malloc(sizeof(*m->msg));
         m->w = malloc(sizeof(*m->w));
@@ -84,7 +72,7 @@ static void lvmod_start(struct lvmod *m, const char *uri, const char *extra_conf
 
         /* The first frame is the hello. */
         struct pollfd p = { m->fd, POLLIN, 0 };
-        ck_assert_msg(poll(&p, 1, 10000) == 1, "no hello from %s", prog);
+        ck_assert_msg(poll(&p, 1, 10000) == 1, "no hello from nova-libvirt; see %s", m->log);
         n = recv(m->fd, buf, sizeof(buf), 0);
         ck_assert_int_gt(n, 0);
         ck_assert_int_eq(proto_decode(buf, (size_t)n, m->msg, err, sizeof(err)), 0);

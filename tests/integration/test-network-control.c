@@ -296,26 +296,11 @@ struct raw_module {
 
 static void raw_start(struct raw_module *m)
 {
-        char prog[PATH_MAX], err[256];
-        const char *bin = getenv("NOVA_BIN");
+        char err[256];
         uint8_t buf[PROTO_MAX_FRAME];
-        int sv[2];
         ssize_t n;
 
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-        ck_assert_int_eq(xsnprintf(prog, sizeof(prog), "%s/nova-network-control", bin ? bin : "build/bin"), 0);
-        m->pid = fork();
-        ck_assert_int_ge(m->pid, 0);
-        if (m->pid == 0) {
-                int log = open(RAW_LOG, O_WRONLY | O_CREAT | O_APPEND, 0600);
-                if (log >= 0)
-                        dup2(log, 2);
-                dup2(sv[1], 3);
-                execl(prog, "nova-network-control", "--fd", "3", (char *)NULL);
-                _exit(127);
-        }
-        close(sv[1]);
-        m->fd = sv[0];
+        m->pid = module_exec("nova-network-control", NULL, RAW_LOG, &m->fd);
         m->msg = malloc(sizeof(*m->msg));
         m->w = malloc(sizeof(*m->w));
         ck_assert(m->msg && m->w);

@@ -169,9 +169,7 @@ static bool mod_wait_event(struct mod *m, bool connected, int timeout_ms)
 
 static void mod_start(struct mod *m, const char *bridge, const char *extra_config)
 {
-        char prog[PATH_MAX], conf[PATH_MAX], text[1024];
-        const char *bin = getenv("NOVA_BIN");
-        int sv[2];
+        char conf[PATH_MAX], text[1024];
 
         memset(m, 0, sizeof(*m));
         if (ovs.vswitchd_pid > 0)
@@ -184,20 +182,7 @@ static void mod_start(struct mod *m, const char *bridge, const char *extra_confi
                                    ovs.db_sock, bridge, extra_config ? extra_config : "port_timeout_ms = 5000\n"),
                          0);
         ck_assert_int_eq(write_file_atomic(conf, text, strlen(text), 0600), 0);
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-        ck_assert_int_eq(xsnprintf(prog, sizeof(prog), "%s/nova-openvswitch", bin ? bin : "build/bin"), 0);
-        m->pid = fork();
-        ck_assert_int_ge(m->pid, 0);
-        if (m->pid == 0) {
-                int log = open(m->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-                if (log >= 0)
-                        dup2(log, 2);
-                dup2(sv[1], 3);
-                execl(prog, "nova-openvswitch", "--fd", "3", "--config", conf, (char *)NULL);
-                _exit(127);
-        }
-        close(sv[1]);
-        m->fd = sv[0];
+        m->pid = module_exec("nova-openvswitch", conf, m->log, &m->fd);
         m->msg = malloc(sizeof(*m->msg));
         m->w = malloc(sizeof(*m->w));
         ck_assert(m->msg && m->w);

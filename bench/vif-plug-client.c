@@ -1,0 +1,487 @@
+/* vif-plug-client.c - VIF plug latency through our openvswitch module, measured
+ * the way the core makes the calls: nova-openvswitch started on a
+ * SOCK_SEQPACKET socketpair (`--fd 3 --config FILE`), its HELLO decoded, its
+ * ovsdb_connection event awaited, then port_add / port_add_many requests built
+ * with pw_*, sent, and their replies received and decoded with proto_decode().
+ * A port_add reply comes once ovs-vswitchd has assigned the ofport, so a round
+ * trip is request -> OVSDB commit -> ovs-vswitchd -> ofport -> reply.
+ *
+ *   vif-plug-client CONFIG UUID_FILE [N]      (N default 1000)
+ *
+ * CONFIG is the module's configuration (ovsdb_socket, integration_bridge,
+ * port_timeout_ms); the bridge must exist. UUID_FILE holds port UUIDs, one a
+ * line; the module plugs the existing tap "tap" + first 11 chars of each.
+ * Environment: NOVA_BIN (default build/bin) is where nova-openvswitch is;
+ * VSWITCHD_PID (optional): between measurements wait until that process used
+ * no CPU for a while (as bench/vif-floor.c does); without it, a fixed pause.
+ * Prints (one line each):
+ *   ours single reps=20 per_port_ms_median=X min=Y max=Z
+ *   ours sequential n=N total_s=X per_port_ms=Y
+ *   ours batched n=N batch=200 total_s=X per_port_ms=Y batch_s=A,B,...
+ *   ours cleanup deleted=D left=0 */
+#include "proto.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define PLUG_NAME "openvswitch"
+#define INSTANCE_UUID "0b5e1d4c-7a2f-4c3e-9d8b-5f6a7e8c9d01" /* the same as vif-floor.c */
+#define MTU 1500
+#define BATCH 200           /* OVS_MAX_BATCH */
+#define SINGLE_REPS 20
+#define WARMUP_REPS 2
+#define MAX_PORTS 4000
+#define DEL_WINDOW 32       /* port_del requests in flight during the cleanup */
+#define WAIT_MS 120000      /* any single wait for the module */
+
+struct port {
+        char uuid[37];
+        char mac[18];
+};
+
+static struct proto_writer writer;   /* 64 KiB: static, not on the stack */
+static struct proto_msg rx;          /* ~170 KiB decode arena */
+static uint8_t rxbuf[PROTO_MAX_FRAME + 1];
+static uint32_t next_id;
+static pid_t module_pid = -1;
+static struct port ports[MAX_PORTS];
+static size_t n_ports;
+static long vswitchd_pid;
+static bool connected;
+
+_printf_(1, 2) _noreturn_ static void die(const char *fmt, ...)
+{
+        va_list ap;
+
+        fprintf(stderr, "vif-plug-client: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        if (module_pid > 0) {
+                (void)kill(module_pid, SIGTERM);
+                (void)waitpid(module_pid, NULL, 0);
+        }
+        exit(1);
+}
+
+static double now_s(void)
+{
+        struct timespec t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+        struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+
+        while (nanosleep(&t, &t) < 0 && errno == EINTR)
+                ;
+}
+
+static void load_uuids(const char *path, size_t want)
+{
+        char line[128];
+        FILE *f = fopen(path, "r");
+
+        if (!f)
+                die("%s: %s", path, strerror(errno));
+        while (n_ports < want && fgets(line, sizeof(line), f)) {
+                struct port *p = &ports[n_ports];
+
+                line[strcspn(line, "\r\n")] = '\0';
+                if (strlen(line) != 36)
+                        die("%s: line %zu is not a UUID", path, n_ports + 1);
+                memcpy(p->uuid, line, 37);
+                snprintf(p->mac, sizeof(p->mac), "fa:16:3e:%02x:%02x:%02x", (unsigned)(n_ports >> 16) & 0xff,
+                         (unsigned)(n_ports >> 8) & 0xff, (unsigned)n_ports & 0xff);
+                n_ports++;
+        }
+        fclose(f);
+        if (n_ports < want)
+                die("%s: %zu UUIDs, need %zu", path, n_ports, want);
+}
+
+static pid_t start_module(const char *bin_dir, const char *config, int *ret_fd)
+{
+        char path[4096];
+        int sv[2];
+        pid_t pid;
+
+        if (snprintf(path, sizeof(path), "%s/nova-openvswitch", bin_dir) >= (int)sizeof(path))
+                die("NOVA_BIN too long");
+        if (access(path, X_OK) < 0)
+                die("%s: %s (run make first, or set NOVA_BIN)", path, strerror(errno));
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                die("socketpair: %s", strerror(errno));
+        pid = fork();
+        if (pid < 0)
+                die("fork: %s", strerror(errno));
+        if (pid == 0) {
+                if (sv[1] == 3) {
+                        if (fcntl(3, F_SETFD, 0) < 0) /* dup2 onto itself would keep CLOEXEC */
+                                _exit(126);
+                } else if (dup2(sv[1], 3) < 0) /* the copy on 3 is not close-on-exec */
+                        _exit(126);
+                execl(path, "nova-openvswitch", "--fd", "3", "--config", config, (char *)NULL);
+                _exit(127);
+        }
+        close(sv[1]);
+        *ret_fd = sv[0];
+        return pid;
+}
+
+/* Receive and decode one frame into rx (waiting at most WAIT_MS). */
+static void recv_frame(int fd, const char *what)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        char why[256];
+        ssize_t n;
+        int r;
+
+        do
+                r = poll(&p, 1, WAIT_MS);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                die("poll (%s): %s", what, strerror(errno));
+        if (r == 0)
+                die("no frame from the module within %d ms (waiting for %s)", WAIT_MS, what);
+        do
+                n = recv(fd, rxbuf, sizeof(rxbuf), MSG_TRUNC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                die("recv (%s): %s", what, strerror(errno));
+        if (n == 0)
+                die("module closed the connection (waiting for %s)", what);
+        if (n > PROTO_MAX_FRAME)
+                die("%s: frame of %zd bytes", what, n);
+        if (proto_decode(rxbuf, (size_t)n, &rx, why, sizeof(why)) < 0)
+                die("%s: cannot decode: %s", what, why);
+}
+
+/* The next reply (events noted on the way). */
+static void recv_reply(int fd, const char *what)
+{
+        for (;;) {
+                recv_frame(fd, what);
+                if (rx.type == PROTO_REPLY)
+                        return;
+                if (rx.type == PROTO_EVENT && streq(rx.name, "ovsdb_connection")) {
+                        connected = proto_get_bool(rx.body, "connected", false);
+                        if (!connected)
+                                die("the module lost ovsdb-server: %s", proto_get_str(rx.body, "error", "?"));
+                        continue;
+                }
+                if (rx.type != PROTO_EVENT)
+                        die("%s: unexpected %s frame", what, proto_type_name(rx.type));
+        }
+}
+
+static void check_hello(int fd, pid_t pid)
+{
+        const struct proto_value *eps;
+        int found = 0;
+
+        recv_frame(fd, "hello");
+        if (rx.type != PROTO_HELLO || !streq(rx.name, PLUG_NAME))
+                die("expected a hello from %s, got %s '%s'", PLUG_NAME, proto_type_name(rx.type), rx.name);
+        if (proto_get_u64(rx.body, "version", 0) != PROTO_VERSION)
+                die("hello: protocol version mismatch");
+        if (proto_get_u64(rx.body, "pid", 0) != (uint64_t)pid)
+                die("hello: names another pid");
+        eps = proto_get(rx.body, "entrypoints");
+        if (!eps || eps->type != PV_LIST)
+                die("hello: no entrypoint list");
+        for (const struct proto_value *e = eps->child; e; e = e->next)
+                if (e->type == PV_STR &&
+                    (streq(e->v.s, "port_add") || streq(e->v.s, "port_add_many") || streq(e->v.s, "port_del") ||
+                     streq(e->v.s, "port_list")))
+                        found++;
+        if (found != 4)
+                die("hello: module does not offer port_add, port_add_many, port_del and port_list");
+        /* Then the module says when its replica of ovsdb-server is in sync. */
+        while (!connected) {
+                recv_frame(fd, "ovsdb_connection");
+                if (rx.type != PROTO_EVENT || !streq(rx.name, "ovsdb_connection"))
+                        die("expected the ovsdb_connection event, got %s '%s'", proto_type_name(rx.type), rx.name);
+                if (!proto_get_bool(rx.body, "connected", false))
+                        die("the module cannot reach ovsdb-server: %s", proto_get_str(rx.body, "error", "?"));
+                connected = true;
+        }
+}
+
+static void port_fields(const struct port *p)
+{
+        pw_str(&writer, "port_uuid", p->uuid);
+        pw_str(&writer, "instance_uuid", INSTANCE_UUID);
+        pw_str(&writer, "mac", p->mac);
+        pw_u64(&writer, "mtu", MTU);
+}
+
+/* Send the request in writer; its id. */
+static uint32_t send_req(int fd, const char *entrypoint)
+{
+        const uint8_t *buf;
+        size_t len;
+        uint32_t id = ++next_id;
+
+        pw_set_id(&writer, id);
+        if (pw_finish(&writer, &buf, &len) < 0)
+                die("%s: cannot build the request", entrypoint);
+        if (send(fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
+                die("send (%s): %s", entrypoint, strerror(errno));
+        return id;
+}
+
+/* Send and wait for the reply to it; the reply's status (reply in rx). */
+static int call(int fd, const char *entrypoint)
+{
+        uint32_t id = send_req(fd, entrypoint);
+
+        recv_reply(fd, entrypoint);
+        if (rx.id != id || !streq(rx.name, entrypoint))
+                die("%s: expected reply %u, got %u '%s'", entrypoint, id, rx.id, rx.name);
+        return rx.status;
+}
+
+static void check_port(const struct proto_value *port, const struct port *want, const char *what)
+{
+        const struct proto_value *of = proto_get(port, "ofport");
+
+        if (!port || port->type != PV_OBJ)
+                die("%s: reply without a port object", what);
+        if (!streq(proto_get_str(port, "port_uuid", ""), want->uuid))
+                die("%s: reply names port %s, expected %s", what, proto_get_str(port, "port_uuid", "?"), want->uuid);
+        if (!of || of->type != PV_I64 || of->v.i <= 0)
+                die("%s: port %s has no ofport in the reply", what, want->uuid);
+}
+
+/* port_add of port k; the seconds from building the request to its decoded reply. */
+static double port_add(int fd, size_t k)
+{
+        double t0 = now_s();
+        int st;
+
+        pw_init(&writer, PROTO_REQUEST, 0, 0, "port_add");
+        port_fields(&ports[k]);
+        st = call(fd, "port_add");
+        if (st != 0)
+                die("port_add %s failed: %s (%s)", ports[k].uuid, strerror(-st), proto_get_str(rx.body, "error", "?"));
+        check_port(proto_get(rx.body, "port"), &ports[k], "port_add");
+        return now_s() - t0;
+}
+
+/* port_add_many of ports [first, first+n); seconds until the reply. */
+static double port_add_many(int fd, size_t first, size_t n)
+{
+        const struct proto_value *list;
+        const struct proto_value *it;
+        double t0 = now_s();
+        size_t k = first;
+        int st;
+
+        pw_init(&writer, PROTO_REQUEST, 0, 0, "port_add_many");
+        pw_list_begin(&writer, "ports");
+        for (size_t i = first; i < first + n; i++) {
+                pw_obj_begin(&writer, NULL);
+                port_fields(&ports[i]);
+                pw_obj_end(&writer);
+        }
+        pw_list_end(&writer);
+        st = call(fd, "port_add_many");
+        if (st != 0)
+                die("port_add_many of %zu failed: %s (%s)", n, strerror(-st), proto_get_str(rx.body, "error", "?"));
+        list = proto_get(rx.body, "ports");
+        if (!list || list->type != PV_LIST || list->count != n)
+                die("port_add_many: reply with %u ports, expected %zu", list ? list->count : 0, n);
+        for (it = list->child; it; it = it->next, k++)
+                check_port(it, &ports[k], "port_add_many");
+        return now_s() - t0;
+}
+
+static void port_del(int fd, size_t k)
+{
+        int st;
+
+        pw_init(&writer, PROTO_REQUEST, 0, 0, "port_del");
+        pw_str(&writer, "port_uuid", ports[k].uuid);
+        st = call(fd, "port_del");
+        if (st != 0)
+                die("port_del %s failed: %s (%s)", ports[k].uuid, strerror(-st), proto_get_str(rx.body, "error", "?"));
+}
+
+/* port_del of ports [0, n), DEL_WINDOW in flight (not timed). */
+static void port_del_all(int fd, size_t n)
+{
+        size_t sent = 0, done = 0;
+
+        while (done < n) {
+                while (sent < n && sent - done < DEL_WINDOW) {
+                        pw_init(&writer, PROTO_REQUEST, 0, 0, "port_del");
+                        pw_str(&writer, "port_uuid", ports[sent].uuid);
+                        (void)send_req(fd, "port_del");
+                        sent++;
+                }
+                recv_reply(fd, "port_del");
+                if (!streq(rx.name, "port_del"))
+                        die("port_del: got a reply to '%s'", rx.name);
+                if (rx.status != 0)
+                        die("port_del (request %u) failed: %s (%s)", rx.id, strerror(-rx.status),
+                            proto_get_str(rx.body, "error", "?"));
+                done++;
+        }
+}
+
+/* Our ports on the bridge, by the module's port_list (total). */
+static uint64_t port_count(int fd)
+{
+        int st;
+
+        pw_init(&writer, PROTO_REQUEST, 0, 0, "port_list");
+        st = call(fd, "port_list");
+        if (st != 0)
+                die("port_list failed: %s (%s)", strerror(-st), proto_get_str(rx.body, "error", "?"));
+        return proto_get_u64(rx.body, "total", UINT64_MAX);
+}
+
+static unsigned long long proc_cpu_ticks(long pid)
+{
+        char path[64], buf[1024];
+        unsigned long long ut = 0, st = 0;
+        FILE *f;
+        char *p;
+
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        f = fopen(path, "r");
+        if (!f)
+                return 0;
+        if (!fgets(buf, sizeof(buf), f))
+                buf[0] = '\0';
+        fclose(f);
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+                return 0;
+        return ut + st;
+}
+
+/* Between measurements: until ovs-vswitchd used no CPU for two samples of
+ * 50 ms (at most 10 s), or 200 ms without VSWITCHD_PID (as vif-floor.c). */
+static void settle(void)
+{
+        unsigned long long last;
+        int quiet = 0;
+
+        if (vswitchd_pid <= 0) {
+                sleep_ms(200);
+                return;
+        }
+        last = proc_cpu_ticks(vswitchd_pid);
+        for (int i = 0; i < 200 && quiet < 2; i++) {
+                unsigned long long t;
+
+                sleep_ms(50);
+                t = proc_cpu_ticks(vswitchd_pid);
+                quiet = t == last ? quiet + 1 : 0;
+                last = t;
+        }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+
+        return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+        const char *bin = getenv("NOVA_BIN"), *env = getenv("VSWITCHD_PID");
+        double single[SINGLE_REPS], batch_s[MAX_PORTS / BATCH + 1], t, seq_s, many_s;
+        size_t n = 1000, nb = 0;
+        uint64_t c;
+        int fd, status;
+
+        if (argc < 3 || argc > 4)
+                die("usage: %s CONFIG UUID_FILE [N]", argv[0]);
+        if (argc == 4) {
+                char *end;
+                n = strtoul(argv[3], &end, 10);
+                if (*end || n == 0 || n > MAX_PORTS)
+                        die("N must be 1..%d", MAX_PORTS);
+        }
+        if (!bin || !*bin)
+                bin = "build/bin";
+        if (env && *env)
+                vswitchd_pid = strtol(env, NULL, 10);
+        load_uuids(argv[2], n);
+
+        module_pid = start_module(bin, argv[1], &fd);
+        check_hello(fd, module_pid);
+        c = port_count(fd);
+        if (c != 0)
+                die("the bridge already has %llu ports of ours", (unsigned long long)c);
+
+        /* One port at a time: median of SINGLE_REPS round trips, port_del in between. */
+        for (int i = -WARMUP_REPS; i < SINGLE_REPS; i++) {
+                t = port_add(fd, 0);
+                if (i >= 0)
+                        single[i] = t;
+                port_del(fd, 0);
+                settle();
+        }
+        qsort(single, SINGLE_REPS, sizeof(double), cmp_double);
+        printf("ours single reps=%d per_port_ms_median=%.3f min=%.3f max=%.3f\n", SINGLE_REPS,
+               single[SINGLE_REPS / 2] * 1e3, single[0] * 1e3, single[SINGLE_REPS - 1] * 1e3);
+        fflush(stdout);
+
+        /* n ports, one port_add each, sequential. */
+        t = now_s();
+        for (size_t k = 0; k < n; k++)
+                (void)port_add(fd, k);
+        seq_s = now_s() - t;
+        c = port_count(fd);
+        if (c != n)
+                die("after the sequential adds: %llu ports of ours, expected %zu", (unsigned long long)c, n);
+        printf("ours sequential n=%zu total_s=%.3f per_port_ms=%.3f\n", n, seq_s, seq_s * 1e3 / (double)n);
+        fflush(stdout);
+        port_del_all(fd, n);
+        settle();
+
+        /* n ports, port_add_many of BATCH each. */
+        t = now_s();
+        for (size_t k = 0; k < n; k += BATCH)
+                batch_s[nb++] = port_add_many(fd, k, n - k < BATCH ? n - k : BATCH);
+        many_s = now_s() - t;
+        c = port_count(fd);
+        if (c != n)
+                die("after the batched adds: %llu ports of ours, expected %zu", (unsigned long long)c, n);
+        printf("ours batched n=%zu batch=%d total_s=%.3f per_port_ms=%.3f batch_s=", n, BATCH, many_s,
+               many_s * 1e3 / (double)n);
+        for (size_t b = 0; b < nb; b++)
+                printf("%s%.3f", b ? "," : "", batch_s[b]);
+        printf("\n");
+        fflush(stdout);
+
+        port_del_all(fd, n);
+        c = port_count(fd);
+        if (c != 0)
+                die("after the cleanup: %llu ports of ours left", (unsigned long long)c);
+        printf("ours cleanup deleted=%zu left=0\n", n);
+        settle();
+
+        close(fd); /* the module sees EOF and exits */
+        while (waitpid(module_pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        die("waitpid: %s", strerror(errno));
+        module_pid = -1;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                die("module ended with status 0x%x", status);
+        return 0;
+}
