@@ -6,15 +6,21 @@
  * interfaces, external_ids mark; Bridge.ports mutated), then the IDL is run
  * until every inserted Interface has ofport > 0.
  *
- *   vif-floor DB_SOCKET UUID_FILE [N]     (DB_SOCKET: unix:/path; N default 1000)
+ *   vif-floor DB_SOCKET UUID_FILE [N [PHASES]]
+ *
+ * DB_SOCKET: unix:/path; N: ports of the bulk phases (default 1000); PHASES:
+ * single, bulk (sequential, then batched), batched (only that) or all (default).
  *
  * UUID_FILE holds port UUIDs, one a line; port i is "tap" + the first 11
  * chars of line i, a tap that must exist in ovs-vswitchd's namespace.
- * Environment: VSWITCHD_PID (optional): between measurements wait until that
- * process used no CPU for a while (so a deletion does not land in the next
- * measurement); without it, a fixed pause.
+ * Environment: REPS (default 20): rounds of the single-port phase (after 2
+ * warm-up rounds).
+ * Between measurements the program waits until ovs-vswitchd has applied every
+ * change so far (so a deletion does not land in the next measurement): it runs
+ * `ovs-vsctl set Open_vSwitch . external_ids:vif-bench-sync=K`, which returns
+ * once ovs-vswitchd reached the new next_cfg (vif-plug-client does the same).
  * Prints (one line each):
- *   floor single reps=20 per_port_ms_median=X min=Y max=Z
+ *   floor single reps=20 per_port_ms_median=X min=.. p25=.. p75=.. max=..
  *   floor sequential n=N total_s=X per_port_ms=Y
  *   floor batched n=N batch=200 total_s=X per_port_ms=Y batch_s=A,B,... */
 
@@ -39,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BRIDGE "br-int"
@@ -46,10 +53,14 @@
 #define INSTANCE_UUID "0b5e1d4c-7a2f-4c3e-9d8b-5f6a7e8c9d01"
 #define MTU 1500
 #define BATCH 200          /* OVS_MAX_BATCH */
-#define SINGLE_REPS 20
+#define SINGLE_REPS 20     /* default of REPS */
+#define MAX_REPS 1000
 #define WARMUP_REPS 2
 #define MAX_PORTS 4000
 #define WAIT_MS 120000     /* any single wait */
+#ifndef SETTLE_MS
+#define SETTLE_MS 100      /* after ovs-vswitchd caught up: its follow-up work (~100 ms) */
+#endif
 
 struct port {
         char uuid[37];
@@ -62,7 +73,8 @@ struct port {
 static struct ovsdb_idl *idl;
 static struct port ports[MAX_PORTS];
 static size_t n_ports;
-static long vswitchd_pid;
+static const char *db_remote;
+static unsigned sync_count;
 
 OVS_NO_RETURN static void die(const char *fmt, ...) OVS_PRINTF_FORMAT(1, 2);
 static void die(const char *fmt, ...)
@@ -149,47 +161,52 @@ static void run_for(long long ms)
         }
 }
 
-static unsigned long long proc_cpu_ticks(long pid)
+/* Start `ovs-vsctl set Open_vSwitch . external_ids:vif-bench-sync=K` (waits for ovs-vswitchd). */
+static pid_t sync_start(void)
 {
-        char path[64], buf[1024];
-        unsigned long long ut = 0, st = 0;
-        FILE *f;
-        char *p;
+        char db[512], val[64];
+        pid_t pid;
 
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        f = fopen(path, "r");
-        if (!f)
-                return 0;
-        if (!fgets(buf, sizeof(buf), f))
-                buf[0] = '\0';
-        fclose(f);
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-                return 0;
-        return ut + st;
+        snprintf(db, sizeof(db), "--db=%s", db_remote);
+        snprintf(val, sizeof(val), "external_ids:vif-bench-sync=%d-%u", (int)getpid(), ++sync_count);
+        pid = fork();
+        if (pid < 0)
+                die("fork: %s", strerror(errno));
+        if (pid == 0) {
+                execlp("ovs-vsctl", "ovs-vsctl", db, "--timeout=120", "set", "Open_vSwitch", ".", val, (char *)NULL);
+                _exit(127);
+        }
+        return pid;
 }
 
-/* Between measurements: until ovs-vswitchd used no CPU for two samples of
- * 50 ms (at most 10 s), or 200 ms without VSWITCHD_PID. The replica is kept
- * current meanwhile. */
+/* Between measurements: until ovs-vswitchd applied every change so far, then
+ * SETTLE_MS more; the replica is kept current meanwhile, so that no update of
+ * the previous step is processed inside the next measurement. ovs-vsctl runs
+ * twice, because ovs-vswitchd reports cur_cfg before it has finished removing
+ * ports from the datapath (~12 ms a port), and the second change waits for that. */
 static void settle(void)
 {
-        unsigned long long last;
-        int quiet = 0;
+        for (int i = 0; i < 2; i++) {
+                pid_t pid = sync_start();
+                int status;
 
-        if (vswitchd_pid <= 0) {
-                run_for(200);
-                return;
-        }
-        last = proc_cpu_ticks(vswitchd_pid);
-        for (int i = 0; i < 200 && quiet < 2; i++) {
-                unsigned long long t;
+                for (;;) {
+                        pid_t r;
 
-                run_for(50);
-                t = proc_cpu_ticks(vswitchd_pid);
-                quiet = t == last ? quiet + 1 : 0;
-                last = t;
+                        ovsdb_idl_run(idl);
+                        r = waitpid(pid, &status, WNOHANG);
+                        if (r == pid)
+                                break;
+                        if (r < 0 && errno != EINTR)
+                                die("waitpid: %s", strerror(errno));
+                        ovsdb_idl_wait(idl);
+                        poll_timer_wait(5);
+                        poll_block();
+                }
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        die("ovs-vsctl (waiting for ovs-vswitchd) failed with status 0x%x", status);
         }
+        run_for(SETTLE_MS);
 }
 
 struct range {
@@ -362,20 +379,34 @@ static void monitor_columns(void)
 
 int main(int argc, char **argv)
 {
-        double single[SINGLE_REPS], batch_s[MAX_PORTS / BATCH + 1], t, seq_s, many_s;
+        double single[MAX_REPS], batch_s[MAX_PORTS / BATCH + 1], t, seq_s, many_s;
         size_t n = 1000, nb = 0;
-        const char *env = getenv("VSWITCHD_PID");
+        bool do_single = true, do_bulk = true, do_seq = true;
+        const char *reps_env = getenv("REPS");
+        int reps = SINGLE_REPS;
 
-        if (argc < 3 || argc > 4)
+        if (argc < 3 || argc > 5)
                 die("usage: %s unix:DB_SOCKET UUID_FILE [N]", argv[0]);
-        if (argc == 4) {
+        if (argc >= 4) {
                 char *end;
                 n = strtoul(argv[3], &end, 10);
                 if (*end || n == 0 || n > MAX_PORTS)
                         die("N must be 1..%d", MAX_PORTS);
         }
-        if (env && *env)
-                vswitchd_pid = strtol(env, NULL, 10);
+        if (argc == 5) {
+                do_single = !strcmp(argv[4], "single") || !strcmp(argv[4], "all");
+                do_bulk = !strcmp(argv[4], "bulk") || !strcmp(argv[4], "all") || !strcmp(argv[4], "batched");
+                do_seq = strcmp(argv[4], "batched") != 0;
+                if (!do_single && !do_bulk)
+                        die("PHASES is single, bulk, batched or all");
+        }
+        if (reps_env && *reps_env) {
+                char *end;
+                reps = (int)strtol(reps_env, &end, 10);
+                if (*end || reps < 1 || reps > MAX_REPS)
+                        die("REPS must be 1..%d", MAX_REPS);
+        }
+        db_remote = argv[1];
         load_uuids(argv[2], n);
 
         set_program_name("vif-floor");
@@ -387,29 +418,40 @@ int main(int argc, char **argv)
                 die("bridge %s already has %zu marked ports", BRIDGE, count_marked());
 
         /* One port at a time: median of SINGLE_REPS adds, deleted in between. */
-        for (int i = -WARMUP_REPS; i < SINGLE_REPS; i++) {
+        for (int i = -WARMUP_REPS; do_single && i < reps; i++) {
                 t = add_ports(0, 1);
                 if (i >= 0)
                         single[i] = t;
                 del_ports(0, 1);
                 settle();
         }
-        qsort(single, SINGLE_REPS, sizeof(double), cmp_double);
-        printf("floor single reps=%d per_port_ms_median=%.3f min=%.3f max=%.3f\n", SINGLE_REPS,
-               single[SINGLE_REPS / 2] * 1e3, single[0] * 1e3, single[SINGLE_REPS - 1] * 1e3);
-        fflush(stdout);
+        if (do_single) {
+                qsort(single, (size_t)reps, sizeof(double), cmp_double);
+                printf("floor single reps=%d per_port_ms_median=%.3f min=%.3f p25=%.3f p75=%.3f max=%.3f\n", reps,
+                       single[reps / 2] * 1e3, single[0] * 1e3, single[reps / 4] * 1e3, single[reps * 3 / 4] * 1e3,
+                       single[reps - 1] * 1e3);
+                printf("floor single samples_ms=");
+                for (int i = 0; i < reps; i++)
+                        printf("%s%.3f", i ? "," : "", single[i] * 1e3);
+                printf("\n");
+                fflush(stdout);
+        }
+        if (!do_bulk)
+                goto out;
 
-        /* n ports, one transaction each, sequential. */
-        t = now_s();
-        for (size_t k = 0; k < n; k++)
-                (void)add_ports(k, 1);
-        seq_s = now_s() - t;
-        if (count_marked() != n)
-                die("after the sequential adds: %zu marked ports, expected %zu", count_marked(), n);
-        printf("floor sequential n=%zu total_s=%.3f per_port_ms=%.3f\n", n, seq_s, seq_s * 1e3 / (double)n);
-        fflush(stdout);
-        del_ports(0, n);
-        settle();
+        if (do_seq) {
+                /* n ports, one transaction each, sequential. */
+                t = now_s();
+                for (size_t k = 0; k < n; k++)
+                        (void)add_ports(k, 1);
+                seq_s = now_s() - t;
+                if (count_marked() != n)
+                        die("after the sequential adds: %zu marked ports, expected %zu", count_marked(), n);
+                printf("floor sequential n=%zu total_s=%.3f per_port_ms=%.3f\n", n, seq_s, seq_s * 1e3 / (double)n);
+                fflush(stdout);
+                del_ports(0, n);
+                settle();
+        }
 
         /* n ports in transactions of BATCH. */
         t = now_s();
@@ -425,9 +467,10 @@ int main(int argc, char **argv)
         printf("\n");
         fflush(stdout);
         del_ports(0, n);
-        settle();
+        settle(); /* ovs-vswitchd is restarted or stopped next: let it finish first */
+out:
         if (count_marked() != 0)
-                die("after the deletion: %zu marked ports left", count_marked());
+                die("at the end: %zu marked ports left", count_marked());
         ovsdb_idl_destroy(idl);
         return 0;
 }

@@ -6,16 +6,21 @@
  * A port_add reply comes once ovs-vswitchd has assigned the ofport, so a round
  * trip is request -> OVSDB commit -> ovs-vswitchd -> ofport -> reply.
  *
- *   vif-plug-client CONFIG UUID_FILE [N]      (N default 1000)
+ *   vif-plug-client CONFIG UUID_FILE [N [PHASES]]
+ *
+ * N: ports of the bulk phases (default 1000); PHASES: single, bulk (sequential,
+ * then batched), batched (only that) or all (default).
  *
  * CONFIG is the module's configuration (ovsdb_socket, integration_bridge,
  * port_timeout_ms); the bridge must exist. UUID_FILE holds port UUIDs, one a
  * line; the module plugs the existing tap "tap" + first 11 chars of each.
  * Environment: NOVA_BIN (default build/bin) is where nova-openvswitch is;
- * VSWITCHD_PID (optional): between measurements wait until that process used
- * no CPU for a while (as bench/vif-floor.c does); without it, a fixed pause.
+ * REPS (default 20): rounds of the single-port phase (after 2 warm-up rounds);
+ * OVSDB (unix:/path of ovsdb-server, required): between measurements the
+ * client waits until ovs-vswitchd has applied every change so far, with
+ * `ovs-vsctl set Open_vSwitch . external_ids:vif-bench-sync=K` (as vif-floor.c).
  * Prints (one line each):
- *   ours single reps=20 per_port_ms_median=X min=Y max=Z
+ *   ours single reps=20 per_port_ms_median=X min=.. p25=.. p75=.. max=..
  *   ours sequential n=N total_s=X per_port_ms=Y
  *   ours batched n=N batch=200 total_s=X per_port_ms=Y batch_s=A,B,...
  *   ours cleanup deleted=D left=0 */
@@ -33,11 +38,15 @@
 #define INSTANCE_UUID "0b5e1d4c-7a2f-4c3e-9d8b-5f6a7e8c9d01" /* the same as vif-floor.c */
 #define MTU 1500
 #define BATCH 200           /* OVS_MAX_BATCH */
-#define SINGLE_REPS 20
+#define SINGLE_REPS 20     /* default of REPS */
+#define MAX_REPS 1000
 #define WARMUP_REPS 2
 #define MAX_PORTS 4000
 #define DEL_WINDOW 32       /* port_del requests in flight during the cleanup */
 #define WAIT_MS 120000      /* any single wait for the module */
+#ifndef SETTLE_MS
+#define SETTLE_MS 100       /* after ovs-vswitchd caught up: its follow-up work (~100 ms) */
+#endif
 
 struct port {
         char uuid[37];
@@ -51,7 +60,8 @@ static uint32_t next_id;
 static pid_t module_pid = -1;
 static struct port ports[MAX_PORTS];
 static size_t n_ports;
-static long vswitchd_pid;
+static const char *db_remote;
+static unsigned sync_count;
 static bool connected;
 
 _printf_(1, 2) _noreturn_ static void die(const char *fmt, ...)
@@ -351,46 +361,35 @@ static uint64_t port_count(int fd)
         return proto_get_u64(rx.body, "total", UINT64_MAX);
 }
 
-static unsigned long long proc_cpu_ticks(long pid)
-{
-        char path[64], buf[1024];
-        unsigned long long ut = 0, st = 0;
-        FILE *f;
-        char *p;
-
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        f = fopen(path, "r");
-        if (!f)
-                return 0;
-        if (!fgets(buf, sizeof(buf), f))
-                buf[0] = '\0';
-        fclose(f);
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-                return 0;
-        return ut + st;
-}
-
-/* Between measurements: until ovs-vswitchd used no CPU for two samples of
- * 50 ms (at most 10 s), or 200 ms without VSWITCHD_PID (as vif-floor.c). */
+/* Between measurements: until ovs-vswitchd applied every change so far, then
+ * SETTLE_MS more for the module to take in the last updates (as vif-floor.c).
+ * ovs-vsctl returns once ovs-vswitchd reached the new next_cfg; it runs twice,
+ * because ovs-vswitchd reports cur_cfg before it has finished removing ports
+ * from the datapath (~12 ms a port), and the second change waits for that. */
 static void settle(void)
 {
-        unsigned long long last;
-        int quiet = 0;
+        char db[512], val[64];
+        int status;
+        pid_t pid;
 
-        if (vswitchd_pid <= 0) {
-                sleep_ms(200);
-                return;
+        snprintf(db, sizeof(db), "--db=%s", db_remote);
+        for (int i = 0; i < 2; i++) {
+                snprintf(val, sizeof(val), "external_ids:vif-bench-sync=%d-%u", (int)getpid(), ++sync_count);
+                pid = fork();
+                if (pid < 0)
+                        die("fork: %s", strerror(errno));
+                if (pid == 0) {
+                        execlp("ovs-vsctl", "ovs-vsctl", db, "--timeout=120", "set", "Open_vSwitch", ".", val,
+                               (char *)NULL);
+                        _exit(127);
+                }
+                while (waitpid(pid, &status, 0) < 0)
+                        if (errno != EINTR)
+                                die("waitpid: %s", strerror(errno));
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        die("ovs-vsctl (waiting for ovs-vswitchd) failed with status 0x%x", status);
         }
-        last = proc_cpu_ticks(vswitchd_pid);
-        for (int i = 0; i < 200 && quiet < 2; i++) {
-                unsigned long long t;
-
-                sleep_ms(50);
-                t = proc_cpu_ticks(vswitchd_pid);
-                quiet = t == last ? quiet + 1 : 0;
-                last = t;
-        }
+        sleep_ms(SETTLE_MS);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -402,24 +401,41 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-        const char *bin = getenv("NOVA_BIN"), *env = getenv("VSWITCHD_PID");
-        double single[SINGLE_REPS], batch_s[MAX_PORTS / BATCH + 1], t, seq_s, many_s;
+        const char *bin = getenv("NOVA_BIN");
+        double single[MAX_REPS], batch_s[MAX_PORTS / BATCH + 1], t, seq_s, many_s;
         size_t n = 1000, nb = 0;
+        bool do_single = true, do_bulk = true, do_seq = true;
+        const char *reps_env = getenv("REPS");
+        int reps = SINGLE_REPS;
         uint64_t c;
         int fd, status;
 
-        if (argc < 3 || argc > 4)
+        if (argc < 3 || argc > 5)
                 die("usage: %s CONFIG UUID_FILE [N]", argv[0]);
-        if (argc == 4) {
+        if (argc >= 4) {
                 char *end;
                 n = strtoul(argv[3], &end, 10);
                 if (*end || n == 0 || n > MAX_PORTS)
                         die("N must be 1..%d", MAX_PORTS);
         }
+        if (argc == 5) {
+                do_single = !strcmp(argv[4], "single") || !strcmp(argv[4], "all");
+                do_bulk = !strcmp(argv[4], "bulk") || !strcmp(argv[4], "all") || !strcmp(argv[4], "batched");
+                do_seq = strcmp(argv[4], "batched") != 0;
+                if (!do_single && !do_bulk)
+                        die("PHASES is single, bulk, batched or all");
+        }
+        if (reps_env && *reps_env) {
+                char *end;
+                reps = (int)strtol(reps_env, &end, 10);
+                if (*end || reps < 1 || reps > MAX_REPS)
+                        die("REPS must be 1..%d", MAX_REPS);
+        }
         if (!bin || !*bin)
                 bin = "build/bin";
-        if (env && *env)
-                vswitchd_pid = strtol(env, NULL, 10);
+        db_remote = getenv("OVSDB");
+        if (!db_remote || strncmp(db_remote, "unix:", 5) != 0)
+                die("OVSDB=unix:/path of ovsdb-server is required (to wait for ovs-vswitchd between measurements)");
         load_uuids(argv[2], n);
 
         module_pid = start_module(bin, argv[1], &fd);
@@ -429,30 +445,41 @@ int main(int argc, char **argv)
                 die("the bridge already has %llu ports of ours", (unsigned long long)c);
 
         /* One port at a time: median of SINGLE_REPS round trips, port_del in between. */
-        for (int i = -WARMUP_REPS; i < SINGLE_REPS; i++) {
+        for (int i = -WARMUP_REPS; do_single && i < reps; i++) {
                 t = port_add(fd, 0);
                 if (i >= 0)
                         single[i] = t;
                 port_del(fd, 0);
                 settle();
         }
-        qsort(single, SINGLE_REPS, sizeof(double), cmp_double);
-        printf("ours single reps=%d per_port_ms_median=%.3f min=%.3f max=%.3f\n", SINGLE_REPS,
-               single[SINGLE_REPS / 2] * 1e3, single[0] * 1e3, single[SINGLE_REPS - 1] * 1e3);
-        fflush(stdout);
+        if (do_single) {
+                qsort(single, (size_t)reps, sizeof(double), cmp_double);
+                printf("ours single reps=%d per_port_ms_median=%.3f min=%.3f p25=%.3f p75=%.3f max=%.3f\n", reps,
+                       single[reps / 2] * 1e3, single[0] * 1e3, single[reps / 4] * 1e3, single[reps * 3 / 4] * 1e3,
+                       single[reps - 1] * 1e3);
+                printf("ours single samples_ms=");
+                for (int i = 0; i < reps; i++)
+                        printf("%s%.3f", i ? "," : "", single[i] * 1e3);
+                printf("\n");
+                fflush(stdout);
+        }
+        if (!do_bulk)
+                goto out;
 
-        /* n ports, one port_add each, sequential. */
-        t = now_s();
-        for (size_t k = 0; k < n; k++)
-                (void)port_add(fd, k);
-        seq_s = now_s() - t;
-        c = port_count(fd);
-        if (c != n)
-                die("after the sequential adds: %llu ports of ours, expected %zu", (unsigned long long)c, n);
-        printf("ours sequential n=%zu total_s=%.3f per_port_ms=%.3f\n", n, seq_s, seq_s * 1e3 / (double)n);
-        fflush(stdout);
-        port_del_all(fd, n);
-        settle();
+        if (do_seq) {
+                /* n ports, one port_add each, sequential. */
+                t = now_s();
+                for (size_t k = 0; k < n; k++)
+                        (void)port_add(fd, k);
+                seq_s = now_s() - t;
+                c = port_count(fd);
+                if (c != n)
+                        die("after the sequential adds: %llu ports of ours, expected %zu", (unsigned long long)c, n);
+                printf("ours sequential n=%zu total_s=%.3f per_port_ms=%.3f\n", n, seq_s, seq_s * 1e3 / (double)n);
+                fflush(stdout);
+                port_del_all(fd, n);
+                settle();
+        }
 
         /* n ports, port_add_many of BATCH each. */
         t = now_s();
@@ -470,11 +497,12 @@ int main(int argc, char **argv)
         fflush(stdout);
 
         port_del_all(fd, n);
+        settle(); /* ovs-vswitchd is restarted or stopped next: let it finish first */
+out:
         c = port_count(fd);
         if (c != 0)
-                die("after the cleanup: %llu ports of ours left", (unsigned long long)c);
-        printf("ours cleanup deleted=%zu left=0\n", n);
-        settle();
+                die("at the end: %llu ports of ours left", (unsigned long long)c);
+        printf("ours cleanup deleted=%zu left=0\n", do_bulk ? n : 1);
 
         close(fd); /* the module sees EOF and exits */
         while (waitpid(module_pid, &status, 0) < 0)
