@@ -20,9 +20,10 @@
  * `ovs-vsctl set Open_vSwitch . external_ids:vif-bench-sync=K`, which returns
  * once ovs-vswitchd reached the new next_cfg (vif-plug-client does the same).
  * Prints (one line each):
- *   floor single reps=20 per_port_ms_median=X min=.. p25=.. p75=.. max=..
- *   floor sequential n=N total_s=X per_port_ms=Y
- *   floor batched n=N batch=200 total_s=X per_port_ms=Y batch_s=A,B,... */
+ *   floor single reps=20 per_port_ms_median=X min=.. p25=.. p75=.. max=.. cpu_ms_per_port=C
+ *   floor single samples_ms=A,B,... (sorted)
+ *   floor sequential n=N total_s=X per_port_ms=Y cpu_ms_per_port=C
+ *   floor batched n=N batch=200 total_s=X per_port_ms=Y cpu_ms_per_port=C batch_s=A,B,... */
 
 /* OVS's build configuration precedes every OVS header (as in openvswitch.c). */
 #include <openvswitch/../../config.h>
@@ -39,6 +40,7 @@
 #include "uuid.h"
 #include "vswitch-idl.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -349,6 +351,38 @@ static size_t count_marked(void)
         return n;
 }
 
+/* CPU time of every thread of pid so far, in ms (schedstat: ns on a CPU). */
+static double cpu_ms(pid_t pid)
+{
+        char path[96];
+        struct dirent *e;
+        double ms = 0;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                return 0;
+        while ((e = readdir(d))) {
+                unsigned long long ns;
+                FILE *f;
+
+                if (e->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, e->d_name);
+                f = fopen(path, "r");
+                if (!f)
+                        continue;
+                if (fscanf(f, "%llu", &ns) == 1)
+                        ms += (double)ns / 1e6;
+                fclose(f);
+        }
+        closedir(d);
+        return ms;
+}
+
+static double cpu_now(void) { return cpu_ms(getpid()); }
+
 static int cmp_double(const void *a, const void *b)
 {
         double x = *(const double *)a, y = *(const double *)b;
@@ -381,6 +415,7 @@ int main(int argc, char **argv)
 {
         double single[MAX_REPS], batch_s[MAX_PORTS / BATCH + 1], t, seq_s, many_s;
         size_t n = 1000, nb = 0;
+        double c0, cpu_single = 0, cpu_seq = 0, cpu_many = 0;
         bool do_single = true, do_bulk = true, do_seq = true;
         const char *reps_env = getenv("REPS");
         int reps = SINGLE_REPS;
@@ -419,17 +454,21 @@ int main(int argc, char **argv)
 
         /* One port at a time: median of SINGLE_REPS adds, deleted in between. */
         for (int i = -WARMUP_REPS; do_single && i < reps; i++) {
+                c0 = cpu_now();
                 t = add_ports(0, 1);
-                if (i >= 0)
+                if (i >= 0) {
                         single[i] = t;
+                        cpu_single += cpu_now() - c0;
+                }
                 del_ports(0, 1);
                 settle();
         }
         if (do_single) {
                 qsort(single, (size_t)reps, sizeof(double), cmp_double);
-                printf("floor single reps=%d per_port_ms_median=%.3f min=%.3f p25=%.3f p75=%.3f max=%.3f\n", reps,
+                printf("floor single reps=%d per_port_ms_median=%.3f min=%.3f p25=%.3f p75=%.3f max=%.3f cpu_ms_per_port=%.3f\n",
+                       reps,
                        single[reps / 2] * 1e3, single[0] * 1e3, single[reps / 4] * 1e3, single[reps * 3 / 4] * 1e3,
-                       single[reps - 1] * 1e3);
+                       single[reps - 1] * 1e3, cpu_single / reps);
                 printf("floor single samples_ms=");
                 for (int i = 0; i < reps; i++)
                         printf("%s%.3f", i ? "," : "", single[i] * 1e3);
@@ -441,27 +480,32 @@ int main(int argc, char **argv)
 
         if (do_seq) {
                 /* n ports, one transaction each, sequential. */
+                c0 = cpu_now();
                 t = now_s();
                 for (size_t k = 0; k < n; k++)
                         (void)add_ports(k, 1);
                 seq_s = now_s() - t;
+                cpu_seq = cpu_now() - c0;
                 if (count_marked() != n)
                         die("after the sequential adds: %zu marked ports, expected %zu", count_marked(), n);
-                printf("floor sequential n=%zu total_s=%.3f per_port_ms=%.3f\n", n, seq_s, seq_s * 1e3 / (double)n);
+                printf("floor sequential n=%zu total_s=%.3f per_port_ms=%.3f cpu_ms_per_port=%.3f\n", n, seq_s,
+                       seq_s * 1e3 / (double)n, cpu_seq / (double)n);
                 fflush(stdout);
                 del_ports(0, n);
                 settle();
         }
 
         /* n ports in transactions of BATCH. */
+        c0 = cpu_now();
         t = now_s();
         for (size_t k = 0; k < n; k += BATCH)
                 batch_s[nb++] = add_ports(k, n - k < BATCH ? n - k : BATCH);
         many_s = now_s() - t;
+        cpu_many = cpu_now() - c0;
         if (count_marked() != n)
                 die("after the batched adds: %zu marked ports, expected %zu", count_marked(), n);
-        printf("floor batched n=%zu batch=%d total_s=%.3f per_port_ms=%.3f batch_s=", n, BATCH, many_s,
-               many_s * 1e3 / (double)n);
+        printf("floor batched n=%zu batch=%d total_s=%.3f per_port_ms=%.3f cpu_ms_per_port=%.3f batch_s=", n, BATCH,
+               many_s, many_s * 1e3 / (double)n, cpu_many / (double)n);
         for (size_t b = 0; b < nb; b++)
                 printf("%s%.3f", b ? "," : "", batch_s[b]);
         printf("\n");

@@ -20,12 +20,14 @@
  * client waits until ovs-vswitchd has applied every change so far, with
  * `ovs-vsctl set Open_vSwitch . external_ids:vif-bench-sync=K` (as vif-floor.c).
  * Prints (one line each):
- *   ours single reps=20 per_port_ms_median=X min=.. p25=.. p75=.. max=..
- *   ours sequential n=N total_s=X per_port_ms=Y
- *   ours batched n=N batch=200 total_s=X per_port_ms=Y batch_s=A,B,...
+ *   ours single reps=20 per_port_ms_median=X min=.. p25=.. p75=.. max=.. cpu_ms_per_port=C
+ *   ours single samples_ms=A,B,... (sorted)
+ *   ours sequential n=N total_s=X per_port_ms=Y cpu_ms_per_port=C
+ *   ours batched n=N batch=200 total_s=X per_port_ms=Y cpu_ms_per_port=C batch_s=A,B,...
  *   ours cleanup deleted=D left=0 */
 #include "proto.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -392,6 +394,38 @@ static void settle(void)
         sleep_ms(SETTLE_MS);
 }
 
+/* CPU time of every thread of pid so far, in ms (schedstat: ns on a CPU). */
+static double cpu_ms(pid_t pid)
+{
+        char path[96];
+        struct dirent *e;
+        double ms = 0;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                return 0;
+        while ((e = readdir(d))) {
+                unsigned long long ns;
+                FILE *f;
+
+                if (e->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, e->d_name);
+                f = fopen(path, "r");
+                if (!f)
+                        continue;
+                if (fscanf(f, "%llu", &ns) == 1)
+                        ms += (double)ns / 1e6;
+                fclose(f);
+        }
+        closedir(d);
+        return ms;
+}
+
+static double cpu_now(void) { return cpu_ms(getpid()) + cpu_ms(module_pid); }
+
 static int cmp_double(const void *a, const void *b)
 {
         double x = *(const double *)a, y = *(const double *)b;
@@ -404,6 +438,7 @@ int main(int argc, char **argv)
         const char *bin = getenv("NOVA_BIN");
         double single[MAX_REPS], batch_s[MAX_PORTS / BATCH + 1], t, seq_s, many_s;
         size_t n = 1000, nb = 0;
+        double c0, cpu_single = 0, cpu_seq = 0, cpu_many = 0;
         bool do_single = true, do_bulk = true, do_seq = true;
         const char *reps_env = getenv("REPS");
         int reps = SINGLE_REPS;
@@ -446,17 +481,21 @@ int main(int argc, char **argv)
 
         /* One port at a time: median of SINGLE_REPS round trips, port_del in between. */
         for (int i = -WARMUP_REPS; do_single && i < reps; i++) {
+                c0 = cpu_now();
                 t = port_add(fd, 0);
-                if (i >= 0)
+                if (i >= 0) {
                         single[i] = t;
+                        cpu_single += cpu_now() - c0;
+                }
                 port_del(fd, 0);
                 settle();
         }
         if (do_single) {
                 qsort(single, (size_t)reps, sizeof(double), cmp_double);
-                printf("ours single reps=%d per_port_ms_median=%.3f min=%.3f p25=%.3f p75=%.3f max=%.3f\n", reps,
+                printf("ours single reps=%d per_port_ms_median=%.3f min=%.3f p25=%.3f p75=%.3f max=%.3f cpu_ms_per_port=%.3f\n",
+                       reps,
                        single[reps / 2] * 1e3, single[0] * 1e3, single[reps / 4] * 1e3, single[reps * 3 / 4] * 1e3,
-                       single[reps - 1] * 1e3);
+                       single[reps - 1] * 1e3, cpu_single / reps);
                 printf("ours single samples_ms=");
                 for (int i = 0; i < reps; i++)
                         printf("%s%.3f", i ? "," : "", single[i] * 1e3);
@@ -468,29 +507,34 @@ int main(int argc, char **argv)
 
         if (do_seq) {
                 /* n ports, one port_add each, sequential. */
+                c0 = cpu_now();
                 t = now_s();
                 for (size_t k = 0; k < n; k++)
                         (void)port_add(fd, k);
                 seq_s = now_s() - t;
+                cpu_seq = cpu_now() - c0;
                 c = port_count(fd);
                 if (c != n)
                         die("after the sequential adds: %llu ports of ours, expected %zu", (unsigned long long)c, n);
-                printf("ours sequential n=%zu total_s=%.3f per_port_ms=%.3f\n", n, seq_s, seq_s * 1e3 / (double)n);
+                printf("ours sequential n=%zu total_s=%.3f per_port_ms=%.3f cpu_ms_per_port=%.3f\n", n, seq_s,
+                       seq_s * 1e3 / (double)n, cpu_seq / (double)n);
                 fflush(stdout);
                 port_del_all(fd, n);
                 settle();
         }
 
         /* n ports, port_add_many of BATCH each. */
+        c0 = cpu_now();
         t = now_s();
         for (size_t k = 0; k < n; k += BATCH)
                 batch_s[nb++] = port_add_many(fd, k, n - k < BATCH ? n - k : BATCH);
         many_s = now_s() - t;
+        cpu_many = cpu_now() - c0;
         c = port_count(fd);
         if (c != n)
                 die("after the batched adds: %llu ports of ours, expected %zu", (unsigned long long)c, n);
-        printf("ours batched n=%zu batch=%d total_s=%.3f per_port_ms=%.3f batch_s=", n, BATCH, many_s,
-               many_s * 1e3 / (double)n);
+        printf("ours batched n=%zu batch=%d total_s=%.3f per_port_ms=%.3f cpu_ms_per_port=%.3f batch_s=", n, BATCH,
+               many_s, many_s * 1e3 / (double)n, cpu_many / (double)n);
         for (size_t b = 0; b < nb; b++)
                 printf("%s%.3f", b ? "," : "", batch_s[b]);
         printf("\n");
