@@ -106,7 +106,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
         else if (slash)
                 *slash = '\0';
         else
-                strcpy(dir, ".");
+                (void)strscpy(dir, ".", sizeof(dir));
 
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
