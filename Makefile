@@ -35,7 +35,7 @@ override LDFLAGS += -fsanitize=address,undefined
 endif
 
 INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Iinterfaces/libvirt -Iinterfaces/openvswitch \
-	-Itests/integration
+	-Iinterfaces/firewall-control -Itests/integration
 LIBVIRT_CFLAGS := $(shell pkg-config --cflags libvirt 2>/dev/null)
 LIBVIRT_LIBS := $(shell pkg-config --libs libvirt 2>/dev/null)
 
@@ -49,13 +49,17 @@ LIBVIRT_PROTO_SRCS := interfaces/libvirt/libvirt-protocol.c
 LIBVIRT_SRCS := interfaces/libvirt/libvirt.c interfaces/libvirt/domain-xml.c
 OVS_PROTO_SRCS := interfaces/openvswitch/ovs-protocol.c
 OVS_MODULE_SRCS := interfaces/openvswitch/openvswitch.c
-PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS) $(OVS_PROTO_SRCS)
+FW_PROTO_SRCS := interfaces/firewall-control/fw-protocol.c
+# fw-nft.c and fw-state.c are pure (text builder, JSON decoder): unit-tested and fuzzed.
+FW_LIB_SRCS := interfaces/firewall-control/fw-nft.c interfaces/firewall-control/fw-state.c
+FW_SRCS := interfaces/firewall-control/firewall-control.c $(FW_LIB_SRCS)
+PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS) $(OVS_PROTO_SRCS) $(FW_PROTO_SRCS)
 CLI_SRCS := src/cli/nova-hypervisor.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 PROGRAMS := $(BUILD)/bin/nova-compute $(BUILD)/bin/nova-hypervisor $(BUILD)/bin/nova-network-control \
-	$(BUILD)/bin/nova-libvirt $(BUILD)/bin/nova-openvswitch
+	$(BUILD)/bin/nova-libvirt $(BUILD)/bin/nova-openvswitch $(BUILD)/bin/nova-firewall-control
 LIBNOVA := $(BUILD)/lib/libnova.a
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
@@ -89,6 +93,12 @@ $(BUILD)/bin/nova-libvirt: $(call obj,$(LIBVIRT_SRCS) $(LIBVIRT_PROTO_SRCS)) $(L
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) -o $@
 
+NFT_LIBS := $(shell pkg-config --libs libnftables 2>/dev/null)
+
+$(BUILD)/bin/nova-firewall-control: $(call obj,$(FW_SRCS) $(FW_PROTO_SRCS)) $(LIBNOVA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(NFT_LIBS) -o $@
+
 # The openvswitch module compiles against libopenvswitch (pkg-config or the
 # cache that make deps builds); only its own sources see the OVS headers.
 $(BUILD)/obj/interfaces/openvswitch/openvswitch.o: interfaces/openvswitch/openvswitch.c $(OVS_STAMP)
@@ -101,7 +111,7 @@ $(BUILD)/bin/nova-openvswitch: $(call obj,$(OVS_MODULE_SRCS) $(OVS_PROTO_SRCS)) 
 
 # Tests link everything but the programs' main files.
 TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(PROTO_SRCS) \
-	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c) $(LIBNOVA)
+	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c $(FW_LIB_SRCS)) $(LIBNOVA)
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
@@ -138,7 +148,7 @@ check:
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
-FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) src/core/instances.c
+FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)

@@ -1,0 +1,215 @@
+/* fw-nft.c - see fw-nft.h */
+#include "fw-nft.h"
+
+#include "fw-protocol.h"
+
+#include <stdarg.h>
+
+#define T "inet " FW_TABLE
+#define B "bridge " FW_TABLE
+
+void sbuf_printf(struct sbuf *b, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        if (b->err)
+                return;
+        for (;;) {
+                size_t room = b->cap - b->len;
+                va_start(ap, fmt);
+                n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+                va_end(ap);
+                if (n < 0) {
+                        b->err = -EINVAL;
+                        return;
+                }
+                if ((size_t)n < room) {
+                        b->len += (size_t)n;
+                        return;
+                }
+                size_t cap = b->cap ? b->cap * 2 : 4096;
+                while (cap - b->len <= (size_t)n)
+                        cap *= 2;
+                char *p = realloc(b->p, cap);
+                if (!p) {
+                        b->err = -ENOMEM;
+                        return;
+                }
+                b->p = p;
+                b->cap = cap;
+        }
+}
+
+void sbuf_reset(struct sbuf *b)
+{
+        b->len = 0;
+        b->err = 0;
+        if (b->p)
+                b->p[0] = '\0';
+}
+
+void sbuf_free(struct sbuf *b)
+{
+        free(b->p);
+        *b = (struct sbuf){ 0 };
+}
+
+void fw_build_skeleton(struct sbuf *b)
+{
+        sbuf_printf(b,
+                "add table " T " { comment \"nova-hypervisor: security groups (firewall-control module); do not edit\"; }\n"
+                "add set " T " nd { type icmpv6_type; elements = { nd-neighbor-solicit, nd-neighbor-advert, "
+                "nd-router-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report }; }\n"
+                "add set " T " dhcp_client { type inet_service . inet_service; elements = { 68 . 67, 546 . 547 }; }\n"
+                "add set " T " dhcp_server { type inet_service . inet_service; elements = { 67 . 68, 547 . 546 }; }\n"
+                "add map " T " ports { type ifname : verdict; }\n"
+                "add chain " T " common\n"
+                "add rule " T " common icmpv6 type @nd accept\n"
+                "add rule " T " common ct state invalid drop\n"
+                "add rule " T " common ct state established,related accept\n"
+                "add chain " T " forward { type filter hook forward priority filter; policy accept; }\n"
+                "add rule " T " forward iifname vmap @ports comment \"" FW_OWNER_MARK "\"\n"
+                "add table " B " { comment \"nova-hypervisor: anti-spoofing (firewall-control module); do not edit\"; }\n"
+                "add set " B " taps { type ifname; }\n"
+                "add set " B " vm_mac { type ifname . ether_addr; }\n"
+                "add set " B " vm_ip4 { type ifname . ipv4_addr; }\n"
+                "add set " B " vm_ip6 { type ifname . ipv6_addr; }\n"
+                "add set " B " guard { type ifname . ether_addr; }\n"
+                "add chain " B " from_vm\n"
+                "add chain " B " prerouting { type filter hook prerouting priority filter; policy accept; }\n"
+                "add rule " B " prerouting iifname @taps jump from_vm comment \"" FW_OWNER_MARK "\"\n"
+                "add rule " B " prerouting iifname . ether saddr @guard drop\n"
+                "add rule " B " from_vm iifname . ether saddr != @vm_mac drop\n"
+                "add rule " B " from_vm icmpv6 type nd-router-advert drop\n"
+                "add rule " B " from_vm udp sport 67 drop\n"
+                "add rule " B " from_vm udp sport 547 drop\n"
+                "add rule " B " from_vm ether type arp iifname . arp saddr ether != @vm_mac drop\n"
+                "add rule " B " from_vm ether type arp iifname . arp saddr ip @vm_ip4 accept\n"
+                "add rule " B " from_vm ether type arp arp saddr ip 0.0.0.0 accept\n"
+                "add rule " B " from_vm ether type arp drop\n"
+                "add rule " B " from_vm iifname . ip saddr @vm_ip4 accept\n"
+                "add rule " B " from_vm ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept\n"
+                "add rule " B " from_vm iifname . ip6 saddr @vm_ip6 accept\n"
+                "add rule " B " from_vm ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept\n"
+                "add rule " B " from_vm drop\n");
+}
+
+void fw_build_drop_tables(struct sbuf *b, bool inet, bool bridge)
+{
+        if (inet)
+                sbuf_printf(b, "delete table " T "\n");
+        if (bridge)
+                sbuf_printf(b, "delete table " B "\n");
+}
+
+void fw_build_rule_match(struct sbuf *b, const struct secrule *r)
+{
+        const char *l3 = r->family == 6 ? "ip6" : "ip";
+
+        sbuf_printf(b, "meta nfproto %s", r->family == 6 ? "ipv6" : "ipv4");
+        if (r->has_remote && r->remote.prefix > 0) {
+                char cidr[CIDR_STR_MAX];
+                cidr_format(&r->remote, cidr);
+                sbuf_printf(b, " %s %s %s", l3, r->dir == SECRULE_EGRESS ? "daddr" : "saddr", cidr);
+        }
+        if (r->proto >= 0)
+                sbuf_printf(b, " meta l4proto %d", r->proto);
+        if (r->port_min) {
+                if (r->port_min == r->port_max)
+                        sbuf_printf(b, " th dport %u", r->port_min);
+                else
+                        sbuf_printf(b, " th dport %u-%u", r->port_min, r->port_max);
+        }
+        if (r->icmp_type >= 0)
+                sbuf_printf(b, " %s type %d", r->family == 6 ? "icmpv6" : "icmp", r->icmp_type);
+        if (r->icmp_code >= 0)
+                sbuf_printf(b, " %s code %d", r->family == 6 ? "icmpv6" : "icmp", r->icmp_code);
+}
+
+static void group_chain(struct sbuf *b, const char *gid, const char *dir, enum secrule_dir want,
+                        const struct secrule *rules, size_t n, bool exists)
+{
+        if (exists)
+                sbuf_printf(b, "flush chain " T " sg-%s-%s\n", gid, dir);
+        sbuf_printf(b, "add chain " T " sg-%s-%s { comment \"nova-hypervisor:group=%s\"; ", gid, dir, gid);
+        for (size_t i = 0; i < n; i++) {
+                char text[SECRULE_TEXT_MAX];
+                if (rules[i].dir != want || secrule_format(&rules[i], text, sizeof(text)) < 0)
+                        continue;
+                fw_build_rule_match(b, &rules[i]);
+                sbuf_printf(b, " accept comment \"%s\"; ", text);
+        }
+        sbuf_printf(b, "}\n");
+}
+
+void fw_build_group(struct sbuf *b, const char *group_id, const struct secrule *rules, size_t n, bool exists)
+{
+        group_chain(b, group_id, "in", SECRULE_INGRESS, rules, n, exists);
+        group_chain(b, group_id, "out", SECRULE_EGRESS, rules, n, exists);
+}
+
+void fw_build_group_remove(struct sbuf *b, const char *group_id)
+{
+        sbuf_printf(b, "delete chain " T " sg-%s-in\ndelete chain " T " sg-%s-out\n", group_id, group_id);
+}
+
+void fw_build_port_chain(struct sbuf *b, const struct fw_port *p, bool exists)
+{
+        char mac[MAC_STR_LEN + 1];
+
+        mac_format(p->mac, mac);
+        if (exists)
+                sbuf_printf(b, "flush chain " T " port-%s\n", p->uuid);
+        sbuf_printf(b, "add chain " T " port-%s { comment \"nova-hypervisor:port=%s\"; jump common; "
+                       "ether saddr %s udp sport . udp dport @dhcp_client accept; ", p->uuid, p->uuid, mac);
+        for (size_t i = 0; i < p->n_groups; i++)
+                sbuf_printf(b, "ether saddr %s jump sg-%s-out comment \"nh group %s\"; ", mac, p->groups[i],
+                            p->groups[i]);
+        sbuf_printf(b, "ether saddr %s drop comment \"nh mac %s\"; udp sport . udp dport @dhcp_server accept; ",
+                    mac, mac);
+        for (size_t i = 0; i < p->n_groups; i++)
+                sbuf_printf(b, "jump sg-%s-in; ", p->groups[i]);
+        sbuf_printf(b, "drop; }\n");
+}
+
+void fw_build_port_chain_remove(struct sbuf *b, const char *port_uuid)
+{
+        sbuf_printf(b, "delete chain " T " port-%s\n", port_uuid);
+}
+
+void fw_build_port_elements(struct sbuf *b, const struct fw_port *p, bool add)
+{
+        const char *verb = add ? "add" : "delete";
+        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
+
+        if (port_dev_name("tap", p->uuid, tap) < 0 || port_dev_name("qbr", p->uuid, qbr) < 0 ||
+            port_dev_name("qvb", p->uuid, qvb) < 0) {
+                b->err = -EINVAL;
+                return;
+        }
+        mac_format(p->mac, mac);
+        ipv6_link_local_from_mac(p->mac, ll);
+        if (add)
+                sbuf_printf(b, "add element " T " ports { \"%s\" : jump port-%s }\n", qbr, p->uuid);
+        else
+                sbuf_printf(b, "delete element " T " ports { \"%s\" }\n", qbr);
+        sbuf_printf(b, "%s element " B " taps { \"%s\" }\n", verb, tap);
+        sbuf_printf(b, "%s element " B " vm_mac { \"%s\" . %s }\n", verb, tap, mac);
+        sbuf_printf(b, "%s element " B " guard { \"%s\" . %s }\n", verb, qvb, mac);
+        sbuf_printf(b, "%s element " B " vm_ip6 { \"%s\" . %s", verb, tap, ll);
+        for (size_t i = 0; i < p->n_ips; i++)
+                if (strchr(p->ips[i], ':') && !streq(p->ips[i], ll))
+                        sbuf_printf(b, ", \"%s\" . %s", tap, p->ips[i]);
+        sbuf_printf(b, " }\n");
+        size_t n4 = 0;
+        for (size_t i = 0; i < p->n_ips; i++)
+                n4 += !strchr(p->ips[i], ':');
+        if (n4 == 0)
+                return;
+        sbuf_printf(b, "%s element " B " vm_ip4 { ", verb);
+        for (size_t i = 0, k = 0; i < p->n_ips; i++)
+                if (!strchr(p->ips[i], ':'))
+                        sbuf_printf(b, "%s\"%s\" . %s", k++ ? ", " : "", tap, p->ips[i]);
+        sbuf_printf(b, " }\n");
+}

@@ -1,0 +1,430 @@
+/* fw-state.c - see fw-state.h */
+#include "fw-state.h"
+
+#include "fw-protocol.h"
+
+#include <json-c/json.h>
+
+static void json_putp(struct json_object **o)
+{
+        if (*o)
+                json_object_put(*o);
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* "<prefix><uuid><suffix>" -> uuid (copied), or false. */
+static bool name_uuid(const char *name, const char *prefix, const char *suffix, char ret[UUID_STR_LEN + 1])
+{
+        size_t pl = strlen(prefix), sl = strlen(suffix);
+
+        if (!name || strlen(name) != pl + UUID_STR_LEN + sl || strncmp(name, prefix, pl) != 0 ||
+            !streq(name + pl + UUID_STR_LEN, suffix))
+                return false;
+        memcpy(ret, name + pl, UUID_STR_LEN);
+        ret[UUID_STR_LEN] = '\0';
+        return uuid_is_valid(ret);
+}
+
+struct fw_snap_port *fw_snap_port_find(struct fw_snap *s, const char *uuid)
+{
+        for (size_t i = 0; i < s->n_ports; i++)
+                if (streq(s->ports[i].port.uuid, uuid))
+                        return &s->ports[i];
+        return NULL;
+}
+
+struct fw_snap_group *fw_snap_group_find(struct fw_snap *s, const char *id)
+{
+        for (size_t i = 0; i < s->n_groups; i++)
+                if (streq(s->groups[i].id, id))
+                        return &s->groups[i];
+        return NULL;
+}
+
+static struct fw_snap_port *port_get(struct fw_snap *s, const char *uuid)
+{
+        struct fw_snap_port *p = fw_snap_port_find(s, uuid);
+
+        if (p)
+                return p;
+        if (s->n_ports % 64 == 0) {
+                p = reallocarray(s->ports, s->n_ports + 64, sizeof(*p));
+                if (!p)
+                        return NULL;
+                s->ports = p;
+        }
+        p = &s->ports[s->n_ports++];
+        *p = (struct fw_snap_port){ 0 };
+        memcpy(p->port.uuid, uuid, UUID_STR_LEN + 1);
+        return p;
+}
+
+static struct fw_snap_group *group_get(struct fw_snap *s, const char *id)
+{
+        struct fw_snap_group *g = fw_snap_group_find(s, id);
+
+        if (g)
+                return g;
+        if (s->n_groups % 64 == 0) {
+                g = reallocarray(s->groups, s->n_groups + 64, sizeof(*g));
+                if (!g)
+                        return NULL;
+                s->groups = g;
+        }
+        g = &s->groups[s->n_groups++];
+        *g = (struct fw_snap_group){ 0 };
+        memcpy(g->id, id, UUID_STR_LEN + 1);
+        return g;
+}
+
+/* The port whose derived device name (prefix + 11 chars) is name. */
+static struct fw_snap_port *port_by_dev(struct fw_snap *s, const char *prefix, const char *name)
+{
+        char dev[IFNAME_MAX];
+
+        if (!name)
+                return NULL;
+        for (size_t i = 0; i < s->n_ports; i++)
+                if (port_dev_name(prefix, s->ports[i].port.uuid, dev) == 0 && streq(dev, name))
+                        return &s->ports[i];
+        return NULL;
+}
+
+/* Flags of the fixed objects, to tell whether the skeleton is complete. */
+enum {
+        SK_ND = 1 << 0, SK_DHCP_C = 1 << 1, SK_DHCP_S = 1 << 2, SK_PORTS = 1 << 3, SK_COMMON = 1 << 4,
+        SK_FORWARD = 1 << 5, SK_TAPS = 1 << 6, SK_VM_MAC = 1 << 7, SK_VM_IP4 = 1 << 8, SK_VM_IP6 = 1 << 9,
+        SK_GUARD = 1 << 10, SK_FROM_VM = 1 << 11, SK_PREROUTING = 1 << 12,
+        SK_ALL = (1 << 13) - 1,
+};
+
+static int parse_doc(const char *text, struct json_object **ret_items)
+{
+        struct json_object *root, *items;
+
+        root = json_tokener_parse(text);
+        if (!root)
+                return -EBADMSG;
+        if (!json_object_is_type(root, json_type_object) || !json_object_object_get_ex(root, "nftables", &items) ||
+            !json_object_is_type(items, json_type_array)) {
+                json_object_put(root);
+                return -EBADMSG;
+        }
+        *ret_items = root;
+        return 0;
+}
+
+/* First pass: chains (port and group chains create their records). */
+static int pass_chains(struct fw_snap *s, struct json_object *items, bool inet, unsigned *sk)
+{
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+                struct json_object *it = json_object_array_get_idx(items, i), *c;
+                char id[UUID_STR_LEN + 1];
+                const char *name;
+
+                if (!json_object_object_get_ex(it, "chain", &c))
+                        continue;
+                name = jstr(c, "name");
+                if (!name || !streq_ptr(jstr(c, "table"), FW_TABLE))
+                        continue;
+                if (!inet) {
+                        if (streq(name, "from_vm"))
+                                *sk |= SK_FROM_VM;
+                        else if (streq(name, "prerouting"))
+                                *sk |= SK_PREROUTING;
+                        continue;
+                }
+                if (streq(name, "common"))
+                        *sk |= SK_COMMON;
+                else if (streq(name, "forward"))
+                        *sk |= SK_FORWARD;
+                else if (name_uuid(name, "port-", "", id)) {
+                        struct fw_snap_port *p = port_get(s, id);
+                        if (!p)
+                                return -ENOMEM;
+                        p->has_chain = true;
+                } else if (name_uuid(name, "sg-", "-in", id) || name_uuid(name, "sg-", "-out", id)) {
+                        struct fw_snap_group *g = group_get(s, id);
+                        if (!g)
+                                return -ENOMEM;
+                        if (name[strlen(name) - 1] == 'n')
+                                g->has_in = true;
+                        else
+                                g->has_out = true;
+                }
+        }
+        return 0;
+}
+
+static int group_add_rule(struct fw_snap_group *g, const struct secrule *r)
+{
+        if (g->n_rules % 16 == 0) {
+                struct secrule *p = reallocarray(g->rules, g->n_rules + 16, sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                g->rules = p;
+        }
+        g->rules[g->n_rules++] = *r;
+        return 0;
+}
+
+static int pass_rules(struct fw_snap *s, struct json_object *items, bool inet, bool *ours)
+{
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+                struct json_object *it = json_object_array_get_idx(items, i), *ru;
+                const char *chain, *comment;
+                char id[UUID_STR_LEN + 1];
+
+                if (!json_object_object_get_ex(it, "rule", &ru) || !streq_ptr(jstr(ru, "table"), FW_TABLE))
+                        continue;
+                chain = jstr(ru, "chain");
+                comment = jstr(ru, "comment");
+                if (!chain)
+                        continue;
+                if ((inet && streq(chain, "forward")) || (!inet && streq(chain, "prerouting"))) {
+                        if (streq_ptr(comment, FW_OWNER_MARK))
+                                *ours = true;
+                        continue;
+                }
+                if (!inet)
+                        continue;
+                if (name_uuid(chain, "port-", "", id)) {
+                        struct fw_snap_port *p = fw_snap_port_find(s, id);
+                        char gid[UUID_STR_LEN + 1];
+                        if (!p || !comment)
+                                continue;
+                        if (strncmp(comment, "nh group ", 9) == 0) {
+                                if (!uuid_is_valid(comment + 9) || p->port.n_groups == PORT_MAX_GROUPS) {
+                                        p->tampered = true;
+                                        continue;
+                                }
+                                memcpy(gid, comment + 9, UUID_STR_LEN + 1);
+                                memcpy(p->port.groups[p->port.n_groups++], gid, UUID_STR_LEN + 1);
+                        } else if (strncmp(comment, "nh mac ", 7) == 0) {
+                                if (mac_parse(comment + 7, p->port.mac) < 0)
+                                        p->tampered = true;
+                        } else
+                                p->tampered = true;
+                        continue;
+                }
+                bool in = name_uuid(chain, "sg-", "-in", id);
+                if (in || name_uuid(chain, "sg-", "-out", id)) {
+                        struct fw_snap_group *g = fw_snap_group_find(s, id);
+                        struct secrule r;
+                        if (!g)
+                                continue;
+                        if (!comment || secrule_parse(comment, &r) < 0 ||
+                            r.dir != (in ? SECRULE_INGRESS : SECRULE_EGRESS)) {
+                                g->tampered = true;
+                                continue;
+                        }
+                        if (group_add_rule(g, &r) < 0)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+/* The two members of {"concat": [a, b]} as strings. */
+static bool concat2(struct json_object *e, const char **a, const char **b)
+{
+        struct json_object *c;
+
+        if (json_object_is_type(e, json_type_object) && json_object_object_get_ex(e, "elem", &c))
+                e = json_object_object_get_ex(c, "val", &c) ? c : e; /* element with a comment */
+        if (!json_object_is_type(e, json_type_object) || !json_object_object_get_ex(e, "concat", &c) ||
+            !json_object_is_type(c, json_type_array) || json_object_array_length(c) != 2)
+                return false;
+        struct json_object *x = json_object_array_get_idx(c, 0), *y = json_object_array_get_idx(c, 1);
+        if (!json_object_is_type(x, json_type_string) || !json_object_is_type(y, json_type_string))
+                return false;
+        *a = json_object_get_string(x);
+        *b = json_object_get_string(y);
+        return true;
+}
+
+static void port_add_ip(struct fw_snap_port *p, const char *ip)
+{
+        char canon[IP_STR_MAX], ll[IP_STR_MAX];
+
+        if (ip_canonical(ip, canon) < 0) {
+                p->tampered = true;
+                return;
+        }
+        ipv6_link_local_from_mac(p->port.mac, ll);
+        if (streq(canon, ll)) {
+                p->has_ll = true;
+                return;
+        }
+        if (p->port.n_ips == PORT_MAX_IPS) {
+                p->tampered = true;
+                return;
+        }
+        memcpy(p->port.ips[p->port.n_ips++], canon, IP_STR_MAX);
+}
+
+static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, unsigned *sk)
+{
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+                struct json_object *it = json_object_array_get_idx(items, i), *set, *elems;
+                bool is_map = json_object_object_get_ex(it, "map", &set);
+                const char *name;
+
+                if (!is_map && !json_object_object_get_ex(it, "set", &set))
+                        continue;
+                name = jstr(set, "name");
+                if (!name || !streq_ptr(jstr(set, "table"), FW_TABLE))
+                        continue;
+                static const struct {
+                        bool inet, map;
+                        const char *name;
+                        unsigned flag;
+                } fixed[] = {
+                        { true, false, "nd", SK_ND },        { true, false, "dhcp_client", SK_DHCP_C },
+                        { true, false, "dhcp_server", SK_DHCP_S }, { true, true, "ports", SK_PORTS },
+                        { false, false, "taps", SK_TAPS },   { false, false, "vm_mac", SK_VM_MAC },
+                        { false, false, "vm_ip4", SK_VM_IP4 }, { false, false, "vm_ip6", SK_VM_IP6 },
+                        { false, false, "guard", SK_GUARD },
+                };
+                for (size_t k = 0; k < ARRAY_SIZE(fixed); k++)
+                        if (fixed[k].inet == inet && fixed[k].map == is_map && streq(fixed[k].name, name))
+                                *sk |= fixed[k].flag;
+                if (!json_object_object_get_ex(set, "elem", &elems) || !json_object_is_type(elems, json_type_array))
+                        continue;
+                for (size_t e = 0; e < json_object_array_length(elems); e++) {
+                        struct json_object *el = json_object_array_get_idx(elems, e);
+                        const char *a = NULL, *b = NULL;
+                        struct fw_snap_port *p;
+
+                        if (inet && is_map && streq(name, "ports")) {
+                                struct json_object *data, *jump;
+                                char id[UUID_STR_LEN + 1];
+                                if (!json_object_is_type(el, json_type_array) || json_object_array_length(el) != 2)
+                                        continue;
+                                a = json_object_get_string(json_object_array_get_idx(el, 0));
+                                data = json_object_array_get_idx(el, 1);
+                                if (!json_object_is_type(data, json_type_object) ||
+                                    !json_object_object_get_ex(data, "jump", &jump) ||
+                                    !name_uuid(jstr(jump, "target"), "port-", "", id))
+                                        continue;
+                                p = fw_snap_port_find(s, id);
+                                char qbr[IFNAME_MAX];
+                                if (p && port_dev_name("qbr", id, qbr) == 0 && streq_ptr(a, qbr))
+                                        p->has_dispatch = true;
+                                continue;
+                        }
+                        if (inet)
+                                continue;
+                        if (streq(name, "taps")) {
+                                if (json_object_is_type(el, json_type_string) &&
+                                    (p = port_by_dev(s, "tap", json_object_get_string(el))))
+                                        p->has_tap = true;
+                                else
+                                        s->orphan_elements++;
+                                continue;
+                        }
+                        if (!concat2(el, &a, &b)) {
+                                s->orphan_elements++;
+                                continue;
+                        }
+                        p = port_by_dev(s, streq(name, "guard") ? "qvb" : "tap", a);
+                        if (!p) {
+                                s->orphan_elements++;
+                                continue;
+                        }
+                        if (streq(name, "vm_mac") || streq(name, "guard")) {
+                                uint8_t mac[6];
+                                if (mac_parse(b, mac) < 0 || memcmp(mac, p->port.mac, 6) != 0)
+                                        p->tampered = true;
+                                else if (streq(name, "guard"))
+                                        p->has_guard = true;
+                                else
+                                        p->has_mac = true;
+                        } else if (streq(name, "vm_ip4") || streq(name, "vm_ip6"))
+                                port_add_ip(p, b);
+                }
+        }
+}
+
+int fw_snap_parse(const char *inet_json, const char *bridge_json, struct fw_snap *ret)
+{
+        _cleanup_(json_putp) struct json_object *inet_root = NULL, *bridge_root = NULL;
+        struct json_object *inet_items = NULL, *bridge_items = NULL;
+        struct fw_snap s = { 0 };
+        unsigned sk = 0;
+        int r;
+
+        if (inet_json && inet_json[0]) {
+                if ((r = parse_doc(inet_json, &inet_root)) < 0)
+                        return r;
+                json_object_object_get_ex(inet_root, "nftables", &inet_items);
+        }
+        if (bridge_json && bridge_json[0]) {
+                if ((r = parse_doc(bridge_json, &bridge_root)) < 0)
+                        return r;
+                json_object_object_get_ex(bridge_root, "nftables", &bridge_items);
+        }
+        for (int pass = 0; pass < 2; pass++) {
+                struct json_object *items = pass == 0 ? inet_items : bridge_items;
+                if (!items)
+                        continue;
+                for (size_t i = 0; i < json_object_array_length(items); i++) {
+                        struct json_object *t;
+                        if (json_object_object_get_ex(json_object_array_get_idx(items, i), "table", &t) &&
+                            streq_ptr(jstr(t, "name"), FW_TABLE)) {
+                                if (pass == 0 && streq_ptr(jstr(t, "family"), "inet"))
+                                        s.inet_exists = true;
+                                if (pass == 1 && streq_ptr(jstr(t, "family"), "bridge"))
+                                        s.bridge_exists = true;
+                        }
+                }
+        }
+        if (inet_items && ((r = pass_chains(&s, inet_items, true, &sk)) < 0 ||
+                           (r = pass_rules(&s, inet_items, true, &s.inet_ours)) < 0))
+                goto fail;
+        if (inet_items)
+                pass_sets(&s, inet_items, true, &sk);
+        if (bridge_items) {
+                if ((r = pass_chains(&s, bridge_items, false, &sk)) < 0 ||
+                    (r = pass_rules(&s, bridge_items, false, &s.bridge_ours)) < 0)
+                        goto fail;
+                pass_sets(&s, bridge_items, false, &sk);
+        }
+        s.inet_ours = s.inet_ours && s.inet_exists;
+        s.bridge_ours = s.bridge_ours && s.bridge_exists;
+        s.skeleton_ok = s.inet_ours && s.bridge_ours && sk == SK_ALL;
+        for (size_t i = 0; i < s.n_ports; i++) {
+                struct fw_snap_port *p = &s.ports[i];
+                for (size_t k = 0; k < p->port.n_groups; k++) {
+                        struct fw_snap_group *g = fw_snap_group_find(&s, p->port.groups[k]);
+                        if (g)
+                                g->refs++;
+                        else
+                                p->tampered = true; /* jumps to a group chain that is gone */
+                }
+                if (!p->has_dispatch || !p->has_mac || !p->has_tap || !p->has_guard || !p->has_ll)
+                        p->tampered = true;
+        }
+        *ret = s;
+        return 0;
+fail:
+        fw_snap_free(&s);
+        return r;
+}
+
+void fw_snap_free(struct fw_snap *s)
+{
+        for (size_t i = 0; i < s->n_groups; i++)
+                free(s->groups[i].rules);
+        free(s->groups);
+        free(s->ports);
+        *s = (struct fw_snap){ 0 };
+}

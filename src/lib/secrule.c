@@ -1,0 +1,483 @@
+/* secrule.c - see secrule.h */
+#include "secrule.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+
+_printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (err && errlen > 0) {
+                va_start(ap, fmt);
+                (void)vsnprintf(err, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+bool secrule_proto_has_ports(int proto)
+{
+        return proto == 6 || proto == 17 || proto == 33 || proto == 132 || proto == 136;
+}
+
+int secrule_icmp_proto(uint8_t family) { return family == 6 ? 58 : 1; }
+
+int secrule_check(const struct secrule *r, char *err, size_t errlen)
+{
+        if (r->dir != SECRULE_INGRESS && r->dir != SECRULE_EGRESS)
+                return fail(err, errlen, "direction must be ingress or egress");
+        if (r->family != 4 && r->family != 6)
+                return fail(err, errlen, "ethertype must be IPv4 or IPv6");
+        if (r->proto < -1 || r->proto > 255)
+                return fail(err, errlen, "protocol must be 0..255 or any");
+        if (r->port_min || r->port_max) {
+                if (!secrule_proto_has_ports(r->proto))
+                        return fail(err, errlen, "a port range needs protocol tcp, udp, sctp, dccp or udplite");
+                if (r->port_min < 1 || r->port_max < 1)
+                        return fail(err, errlen, "port range: ports are 1..65535");
+                if (r->port_min > r->port_max)
+                        return fail(err, errlen, "port range: minimum %u is above maximum %u", r->port_min,
+                                    r->port_max);
+        }
+        if (r->icmp_type < -1 || r->icmp_type > 255 || r->icmp_code < -1 || r->icmp_code > 255)
+                return fail(err, errlen, "ICMP type and code are 0..255");
+        if (r->icmp_type >= 0 || r->icmp_code >= 0) {
+                if (r->proto != secrule_icmp_proto(r->family))
+                        return fail(err, errlen, "an ICMP type/code needs protocol %s with ethertype %s",
+                                    r->family == 6 ? "ipv6-icmp" : "icmp", r->family == 6 ? "IPv6" : "IPv4");
+                if (r->icmp_type < 0)
+                        return fail(err, errlen, "an ICMP code needs an ICMP type");
+        }
+        if (r->proto == 58 && r->family == 4)
+                return fail(err, errlen, "protocol ipv6-icmp needs ethertype IPv6");
+        if (r->proto == 1 && r->family == 6)
+                return fail(err, errlen, "protocol icmp needs ethertype IPv4 (use ipv6-icmp)");
+        if (r->has_remote) {
+                if (r->remote.family != r->family)
+                        return fail(err, errlen, "remote prefix is IPv%u but ethertype is IPv%u", r->remote.family,
+                                    r->family);
+                if (r->remote.prefix > (r->family == 4 ? 32 : 128))
+                        return fail(err, errlen, "remote prefix length out of range");
+        }
+        return 0;
+}
+
+static int put_num_or_dash(char *buf, size_t size, long v, bool present)
+{
+        return present ? xsnprintf(buf, size, "%ld", v) : xsnprintf(buf, size, "-");
+}
+
+int secrule_format(const struct secrule *r, char *buf, size_t size)
+{
+        char proto[8], pmin[8], pmax[8], it[8], ic[8], remote[CIDR_STR_MAX];
+        int k;
+
+        if ((k = put_num_or_dash(proto, sizeof(proto), r->proto, r->proto >= 0)) < 0 ||
+            (k = put_num_or_dash(pmin, sizeof(pmin), r->port_min, r->port_min > 0)) < 0 ||
+            (k = put_num_or_dash(pmax, sizeof(pmax), r->port_max, r->port_max > 0)) < 0 ||
+            (k = put_num_or_dash(it, sizeof(it), r->icmp_type, r->icmp_type >= 0)) < 0 ||
+            (k = put_num_or_dash(ic, sizeof(ic), r->icmp_code, r->icmp_code >= 0)) < 0)
+                return k;
+        if (r->proto < 0)
+                memcpy(proto, "any", 4);
+        if (r->has_remote)
+                cidr_format(&r->remote, remote);
+        else
+                memcpy(remote, "-", 2);
+        return xsnprintf(buf, size, "nh %s %u %s %s %s %s %s %s", r->dir == SECRULE_EGRESS ? "out" : "in",
+                         r->family, proto, pmin, pmax, it, ic, remote);
+}
+
+/* A field of the canonical text: "-" (absent) or a decimal in [min, max]
+ * without leading zeros or signs. */
+static int field_num(const char *s, long min, long max, long *ret)
+{
+        uint64_t v;
+
+        if (streq(s, "-")) {
+                *ret = -1;
+                return 0;
+        }
+        if (s[0] == '0' && s[1] != '\0')
+                return -EINVAL;
+        if (parse_u64(s, (uint64_t)min, (uint64_t)max, &v) < 0)
+                return -EINVAL;
+        *ret = (long)v;
+        return 0;
+}
+
+int secrule_parse(const char *s, struct secrule *ret)
+{
+        char copy[SECRULE_TEXT_MAX], *f[9], *save = NULL, *tok;
+        struct secrule r = { 0 };
+        long v;
+        size_t n = 0;
+
+        if (!s || strscpy(copy, s, sizeof(copy)) < 0)
+                return -EINVAL;
+        /* Exactly single spaces between 9 fields, nothing else. */
+        if (copy[0] == ' ' || strstr(copy, "  ") || (copy[0] && copy[strlen(copy) - 1] == ' '))
+                return -EINVAL;
+        for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+                if (n == ARRAY_SIZE(f))
+                        return -EINVAL;
+                f[n++] = tok;
+        }
+        if (n != ARRAY_SIZE(f) || !streq(f[0], "nh"))
+                return -EINVAL;
+        if (streq(f[1], "in"))
+                r.dir = SECRULE_INGRESS;
+        else if (streq(f[1], "out"))
+                r.dir = SECRULE_EGRESS;
+        else
+                return -EINVAL;
+        if (streq(f[2], "4") || streq(f[2], "6"))
+                r.family = (uint8_t)(f[2][0] - '0');
+        else
+                return -EINVAL;
+        if (streq(f[3], "any"))
+                r.proto = -1;
+        else if (field_num(f[3], 0, 255, &v) < 0 || v < 0)
+                return -EINVAL;
+        else
+                r.proto = (int16_t)v;
+        if (field_num(f[4], 1, 65535, &v) < 0)
+                return -EINVAL;
+        r.port_min = v < 0 ? 0 : (uint16_t)v;
+        if (field_num(f[5], 1, 65535, &v) < 0)
+                return -EINVAL;
+        r.port_max = v < 0 ? 0 : (uint16_t)v;
+        if (field_num(f[6], 0, 255, &v) < 0)
+                return -EINVAL;
+        r.icmp_type = (int16_t)v;
+        if (field_num(f[7], 0, 255, &v) < 0)
+                return -EINVAL;
+        r.icmp_code = (int16_t)v;
+        if (!streq(f[8], "-")) {
+                if (cidr_parse(f[8], false, &r.remote) < 0 || !cidr_is_canonical(f[8]))
+                        return -EINVAL;
+                r.has_remote = true;
+        }
+        if ((r.port_min == 0) != (r.port_max == 0))
+                return -EINVAL;
+        if (secrule_check(&r, NULL, 0) < 0)
+                return -EINVAL;
+        *ret = r;
+        return 0;
+}
+
+bool secrule_equal(const struct secrule *a, const struct secrule *b)
+{
+        char x[SECRULE_TEXT_MAX], y[SECRULE_TEXT_MAX];
+
+        if (secrule_format(a, x, sizeof(x)) < 0 || secrule_format(b, y, sizeof(y)) < 0)
+                return false;
+        return streq(x, y);
+}
+
+static const struct {
+        const char *name;
+        int num;
+} proto_names[] = {
+        { "tcp", 6 }, { "udp", 17 }, { "icmp", 1 }, { "ipv6-icmp", 58 }, { "icmpv6", 58 },
+        { "sctp", 132 }, { "dccp", 33 }, { "udplite", 136 }, { "gre", 47 }, { "esp", 50 },
+        { "ah", 51 }, { "vrrp", 112 },
+};
+
+int secrule_proto_parse(const char *s, int *ret)
+{
+        uint64_t v;
+
+        if (!s || streq(s, "any") || streq(s, "")) {
+                *ret = -1;
+                return 0;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(proto_names); i++)
+                if (streq(proto_names[i].name, s)) {
+                        *ret = proto_names[i].num;
+                        return 0;
+                }
+        if (parse_u64(s, 0, 255, &v) < 0)
+                return -EINVAL;
+        *ret = (int)v;
+        return 0;
+}
+
+const char *secrule_proto_name(int proto, char buf[8])
+{
+        if (proto < 0)
+                return "any";
+        for (size_t i = 0; i < ARRAY_SIZE(proto_names); i++)
+                if (proto_names[i].num == proto)
+                        return proto_names[i].name;
+        (void)snprintf(buf, 8, "%u", (unsigned)proto & 0xffu);
+        return buf;
+}
+
+int ip_parse(const char *s, uint8_t *ret_family, uint8_t ret_addr[16])
+{
+        uint8_t a[16] = { 0 };
+
+        if (!s || strlen(s) >= IP_STR_MAX)
+                return -EINVAL;
+        if (strchr(s, ':')) {
+                if (inet_pton(AF_INET6, s, a) != 1)
+                        return -EINVAL;
+                *ret_family = 6;
+        } else {
+                if (inet_pton(AF_INET, s, a) != 1)
+                        return -EINVAL;
+                *ret_family = 4;
+        }
+        memcpy(ret_addr, a, 16);
+        return 0;
+}
+
+bool ip_is_valid(const char *s)
+{
+        uint8_t fam, a[16];
+
+        return ip_parse(s, &fam, a) == 0;
+}
+
+int ip_canonical(const char *s, char buf[IP_STR_MAX])
+{
+        uint8_t fam, a[16];
+
+        if (ip_parse(s, &fam, a) < 0)
+                return -EINVAL;
+        return inet_ntop(fam == 6 ? AF_INET6 : AF_INET, a, buf, IP_STR_MAX) ? 0 : -EINVAL;
+}
+
+int cidr_parse(const char *s, bool normalize, struct cidr *ret)
+{
+        char addr[IP_STR_MAX];
+        const char *slash;
+        struct cidr c = { 0 };
+        uint64_t len;
+        size_t alen;
+
+        if (!s)
+                return -EINVAL;
+        slash = strchr(s, '/');
+        alen = slash ? (size_t)(slash - s) : strlen(s);
+        if (alen == 0 || alen >= sizeof(addr))
+                return -EINVAL;
+        memcpy(addr, s, alen);
+        addr[alen] = '\0';
+        if (ip_parse(addr, &c.family, c.addr) < 0)
+                return -EINVAL;
+        if (slash) {
+                if (slash[1] == '\0' || (slash[1] == '0' && slash[2] != '\0') ||
+                    parse_u64(slash + 1, 0, c.family == 4 ? 32 : 128, &len) < 0)
+                        return -EINVAL;
+                c.prefix = (uint8_t)len;
+        } else
+                c.prefix = c.family == 4 ? 32 : 128;
+        for (unsigned bit = c.prefix; bit < (c.family == 4 ? 32u : 128u); bit++) {
+                uint8_t mask = (uint8_t)(0x80u >> (bit % 8));
+                if (c.addr[bit / 8] & mask) {
+                        if (!normalize)
+                                return -EINVAL;
+                        c.addr[bit / 8] &= (uint8_t)~mask;
+                }
+        }
+        *ret = c;
+        return 0;
+}
+
+void cidr_format(const struct cidr *c, char buf[CIDR_STR_MAX])
+{
+        char a[IP_STR_MAX] = "?";
+
+        (void)inet_ntop(c->family == 6 ? AF_INET6 : AF_INET, c->addr, a, sizeof(a));
+        (void)snprintf(buf, CIDR_STR_MAX, "%s/%u", a, c->prefix);
+}
+
+bool cidr_is_canonical(const char *s)
+{
+        struct cidr c;
+        char back[CIDR_STR_MAX];
+
+        if (cidr_parse(s, false, &c) < 0)
+                return false;
+        cidr_format(&c, back);
+        return streq(back, s);
+}
+
+void ipv6_link_local_from_mac(const uint8_t mac[6], char buf[IP_STR_MAX])
+{
+        uint8_t a[16] = { 0xfe, 0x80 };
+
+        a[8] = mac[0] ^ 0x02;
+        a[9] = mac[1];
+        a[10] = mac[2];
+        a[11] = 0xff;
+        a[12] = 0xfe;
+        a[13] = mac[3];
+        a[14] = mac[4];
+        a[15] = mac[5];
+        (void)inet_ntop(AF_INET6, a, buf, IP_STR_MAX);
+}
+
+/* ---- JSON ---- */
+
+static int json_port(struct json_object *v, const char *name, long max, long *ret, char *err, size_t errlen)
+{
+        int64_t n;
+
+        if (!v || json_object_is_type(v, json_type_null)) {
+                *ret = -1;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_int))
+                return fail(err, errlen, "%s: must be an integer", name);
+        n = json_object_get_int64(v);
+        if (n < 0 || n > max)
+                return fail(err, errlen, "%s: %lld is outside 0..%ld", name, (long long)n, max);
+        *ret = (long)n;
+        return 0;
+}
+
+int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, size_t errlen)
+{
+        struct secrule r = { .proto = -1, .icmp_type = -1, .icmp_code = -1, .family = 4 };
+        struct json_object *v;
+        long pmin = -1, pmax = -1;
+        int k;
+
+        if (!o || !json_object_is_type(o, json_type_object))
+                return fail(err, errlen, "rule: must be an object");
+        json_object_object_foreach(o, key, val) {
+                static const char *const known[] = { "id", "direction", "ethertype", "protocol", "port_range_min",
+                                                     "port_range_max", "remote_ip_prefix" };
+                bool ok = false;
+                (void)val;
+                for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+                        ok = ok || streq(known[i], key);
+                if (!ok)
+                        return fail(err, errlen, "rule: unknown field '%.32s'", key);
+        }
+        if (json_object_object_get_ex(o, "id", &v) && !json_object_is_type(v, json_type_null)) {
+                if (!json_object_is_type(v, json_type_string) || !uuid_is_valid(json_object_get_string(v)))
+                        return fail(err, errlen, "id: not a canonical lowercase UUID");
+                memcpy(r.uuid, json_object_get_string(v), UUID_STR_LEN + 1);
+        }
+        if (!json_object_object_get_ex(o, "direction", &v) || !json_object_is_type(v, json_type_string))
+                return fail(err, errlen, "direction: required, ingress or egress");
+        if (streq(json_object_get_string(v), "ingress"))
+                r.dir = SECRULE_INGRESS;
+        else if (streq(json_object_get_string(v), "egress"))
+                r.dir = SECRULE_EGRESS;
+        else
+                return fail(err, errlen, "direction: '%.16s' is not ingress or egress", json_object_get_string(v));
+        if (json_object_object_get_ex(o, "ethertype", &v) && !json_object_is_type(v, json_type_null)) {
+                const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+                if (streq(s, "IPv4"))
+                        r.family = 4;
+                else if (streq(s, "IPv6"))
+                        r.family = 6;
+                else
+                        return fail(err, errlen, "ethertype: must be IPv4 or IPv6");
+        }
+        if (json_object_object_get_ex(o, "protocol", &v) && !json_object_is_type(v, json_type_null)) {
+                int p;
+                if (json_object_is_type(v, json_type_int)) {
+                        int64_t n = json_object_get_int64(v);
+                        if (n < 0 || n > 255)
+                                return fail(err, errlen, "protocol: %lld is outside 0..255", (long long)n);
+                        p = (int)n;
+                } else if (!json_object_is_type(v, json_type_string) ||
+                           secrule_proto_parse(json_object_get_string(v), &p) < 0)
+                        return fail(err, errlen, "protocol: not a protocol name or number 0..255");
+                r.proto = (int16_t)p;
+        }
+        /* neutron: "icmp" with IPv6 means ipv6-icmp */
+        if (r.proto == 1 && r.family == 6)
+                r.proto = 58;
+        json_object_object_get_ex(o, "port_range_min", &v);
+        if ((k = json_port(v, "port_range_min", 65535, &pmin, err, errlen)) < 0)
+                return k;
+        json_object_object_get_ex(o, "port_range_max", &v);
+        if ((k = json_port(v, "port_range_max", 65535, &pmax, err, errlen)) < 0)
+                return k;
+        if (r.proto >= 0 && r.proto == secrule_icmp_proto(r.family)) {
+                if (pmin > 255 || pmax > 255)
+                        return fail(err, errlen, "ICMP type (port_range_min) and code (port_range_max) are 0..255");
+                r.icmp_type = (int16_t)pmin;
+                r.icmp_code = (int16_t)pmax;
+        } else if (pmin >= 0 || pmax >= 0) {
+                if (pmin < 0)
+                        pmin = pmax;
+                if (pmax < 0)
+                        pmax = pmin;
+                if (pmin == 0 || pmax == 0)
+                        return fail(err, errlen, "port range: ports are 1..65535 (0 is not a port)");
+                r.port_min = (uint16_t)pmin;
+                r.port_max = (uint16_t)pmax;
+        }
+        if (json_object_object_get_ex(o, "remote_ip_prefix", &v) && !json_object_is_type(v, json_type_null)) {
+                if (!json_object_is_type(v, json_type_string) ||
+                    cidr_parse(json_object_get_string(v), true, &r.remote) < 0)
+                        return fail(err, errlen, "remote_ip_prefix: '%.48s' is not an IPv4 or IPv6 CIDR",
+                                    json_object_get_string(v));
+                r.has_remote = true;
+        }
+        if ((k = secrule_check(&r, err, errlen)) < 0)
+                return k;
+        *ret = r;
+        return 0;
+}
+
+struct json_object *secrule_to_json(const struct secrule *r)
+{
+        struct json_object *o = json_object_new_object();
+        char pbuf[8], cidr[CIDR_STR_MAX];
+
+        if (!o)
+                return NULL;
+        if (r->uuid[0])
+                json_object_object_add(o, "id", json_object_new_string(r->uuid));
+        json_object_object_add(o, "direction", json_object_new_string(r->dir == SECRULE_EGRESS ? "egress" : "ingress"));
+        json_object_object_add(o, "ethertype", json_object_new_string(r->family == 6 ? "IPv6" : "IPv4"));
+        json_object_object_add(o, "protocol",
+                               r->proto < 0 ? NULL : json_object_new_string(secrule_proto_name(r->proto, pbuf)));
+        if (r->icmp_type >= 0 || r->icmp_code >= 0) {
+                json_object_object_add(o, "port_range_min", r->icmp_type < 0 ? NULL : json_object_new_int(r->icmp_type));
+                json_object_object_add(o, "port_range_max", r->icmp_code < 0 ? NULL : json_object_new_int(r->icmp_code));
+        } else {
+                json_object_object_add(o, "port_range_min", r->port_min ? json_object_new_int(r->port_min) : NULL);
+                json_object_object_add(o, "port_range_max", r->port_max ? json_object_new_int(r->port_max) : NULL);
+        }
+        if (r->has_remote)
+                cidr_format(&r->remote, cidr);
+        json_object_object_add(o, "remote_ip_prefix", r->has_remote ? json_object_new_string(cidr) : NULL);
+        return o;
+}
+
+static int cmp_text(const void *a, const void *b) { return strcmp(a, b); }
+
+uint64_t secrule_digest(const struct secrule *rules, size_t n)
+{
+        _cleanup_free_ char(*texts)[SECRULE_TEXT_MAX] = NULL;
+        uint64_t h = 0xcbf29ce484222325ULL;
+
+        if (n > 0) {
+                texts = calloc(n, sizeof(*texts));
+                if (!texts)
+                        return 0;
+                for (size_t i = 0; i < n; i++)
+                        (void)secrule_format(&rules[i], texts[i], SECRULE_TEXT_MAX);
+                qsort(texts, n, SECRULE_TEXT_MAX, cmp_text);
+        }
+        for (size_t i = 0; i < n; i++) {
+                for (const char *p = texts[i]; *p; p++) {
+                        h ^= (uint8_t)*p;
+                        h *= 0x100000001b3ULL;
+                }
+                h ^= '\n';
+                h *= 0x100000001b3ULL;
+        }
+        return h;
+}
