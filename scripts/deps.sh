@@ -27,6 +27,9 @@ PACKAGES=(
   python3-oslo.privsep   # privsep helper interop
   python3-ovsdbapp       # os-vif's OVSDB library: the ovsdbapp anchor of bench/vif-plug
   iproute2               # ip(8), for tests
+  iputils-ping           # ping, for the firewall packet tests
+  ethtool                # turning veth checksum offload off in packet tests (OVS userspace datapath)
+  iptables               # iptables-restore (nf_tables backend): the anchor of bench/secgroups
   squashfs-tools         # mksquashfs, for building the snap
   autoconf               # OVS build (configure regeneration)
   automake               # OVS build
