@@ -52,6 +52,9 @@ static int nft_run(struct fw *fw, const char *text, char *err, size_t errlen)
         msg = nft_ctx_get_error_buffer(fw->nft);
         if (r == 0)
                 return 0;
+        log_warn("nftables refused a batch of %zu bytes: %.300s", strlen(text), msg ? msg : "");
+        if (getenv("NOVA_FW_TRACE"))
+                log_warn("batch:\n%s", text);
         if (err && errlen) {
                 proto_text_printf(err, errlen, "nftables refused the change: %s", msg && msg[0] ? msg : "(no message)");
                 char *nl = strchr(err, '\n');

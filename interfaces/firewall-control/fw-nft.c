@@ -61,8 +61,6 @@ void fw_build_skeleton(struct sbuf *b)
                 "add table " T " { comment \"nova-hypervisor: security groups (firewall-control module); do not edit\"; }\n"
                 "add set " T " nd { type icmpv6_type; elements = { nd-neighbor-solicit, nd-neighbor-advert, "
                 "nd-router-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report }; }\n"
-                "add set " T " dhcp_client { type inet_service . inet_service; elements = { 68 . 67, 546 . 547 }; }\n"
-                "add set " T " dhcp_server { type inet_service . inet_service; elements = { 67 . 68, 547 . 546 }; }\n"
                 "add map " T " ports { type ifname : verdict; }\n"
                 "add chain " T " common\n"
                 "add rule " T " common icmpv6 type @nd accept\n"
@@ -161,13 +159,17 @@ void fw_build_port_chain(struct sbuf *b, const struct fw_port *p, bool exists)
         mac_format(p->mac, mac);
         if (exists)
                 sbuf_printf(b, "flush chain " T " port-%s\n", p->uuid);
+        /* Only literal matches and jumps here: a named-set reference would make
+         * libnftables fetch every set (and chain) to resolve it, and a port
+         * change must cost the same whatever the number of ports. */
         sbuf_printf(b, "add chain " T " port-%s { comment \"nova-hypervisor:port=%s\"; jump common; "
-                       "ether saddr %s udp sport . udp dport @dhcp_client accept; ", p->uuid, p->uuid, mac);
+                       "ether saddr %s udp sport 68 udp dport 67 accept; "
+                       "ether saddr %s udp sport 546 udp dport 547 accept; ", p->uuid, p->uuid, mac, mac);
         for (size_t i = 0; i < p->n_groups; i++)
                 sbuf_printf(b, "ether saddr %s jump sg-%s-out comment \"nh group %s\"; ", mac, p->groups[i],
                             p->groups[i]);
-        sbuf_printf(b, "ether saddr %s drop comment \"nh mac %s\"; udp sport . udp dport @dhcp_server accept; ",
-                    mac, mac);
+        sbuf_printf(b, "ether saddr %s drop comment \"nh mac %s\"; udp sport 67 udp dport 68 accept; "
+                       "udp sport 547 udp dport 546 accept; ", mac, mac);
         for (size_t i = 0; i < p->n_groups; i++)
                 sbuf_printf(b, "jump sg-%s-in; ", p->groups[i]);
         sbuf_printf(b, "drop; }\n");

@@ -7,7 +7,7 @@
  *     map ports { qbrXXXXXXXX-XX : jump port-<uuid> }
  *     chain forward  (hook forward): iifname vmap @ports
  *     chain common:  ND/MLD accept, ct invalid drop, ct established,related accept
- *     chain port-<uuid>: jump common; DHCP client out; [ether saddr MAC] jump sg-<g>-out...;
+ *     chain port-<uuid>: jump common; DHCP client out (literal matches only); [ether saddr MAC] jump sg-<g>-out...;
  *                        [ether saddr MAC] drop; DHCP server in; jump sg-<g>-in...; drop
  *     chain sg-<group uuid>-in / -out: one accept rule per security-group rule,
  *                        commented with its canonical text (secrule_format)

@@ -100,10 +100,10 @@ static struct fw_snap_port *port_by_dev(struct fw_snap *s, const char *prefix, c
 
 /* Flags of the fixed objects, to tell whether the skeleton is complete. */
 enum {
-        SK_ND = 1 << 0, SK_DHCP_C = 1 << 1, SK_DHCP_S = 1 << 2, SK_PORTS = 1 << 3, SK_COMMON = 1 << 4,
+        SK_ND = 1 << 0, SK_PORTS = 1 << 3, SK_COMMON = 1 << 4,
         SK_FORWARD = 1 << 5, SK_TAPS = 1 << 6, SK_VM_MAC = 1 << 7, SK_VM_IP4 = 1 << 8, SK_VM_IP6 = 1 << 9,
         SK_GUARD = 1 << 10, SK_FROM_VM = 1 << 11, SK_PREROUTING = 1 << 12,
-        SK_ALL = (1 << 13) - 1,
+        SK_ALL = ((1 << 13) - 1) & ~((1 << 1) | (1 << 2)),
 };
 
 static int parse_doc(const char *text, struct json_object **ret_items)
@@ -288,8 +288,7 @@ static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, u
                         const char *name;
                         unsigned flag;
                 } fixed[] = {
-                        { true, false, "nd", SK_ND },        { true, false, "dhcp_client", SK_DHCP_C },
-                        { true, false, "dhcp_server", SK_DHCP_S }, { true, true, "ports", SK_PORTS },
+                        { true, false, "nd", SK_ND },        { true, true, "ports", SK_PORTS },
                         { false, false, "taps", SK_TAPS },   { false, false, "vm_mac", SK_VM_MAC },
                         { false, false, "vm_ip4", SK_VM_IP4 }, { false, false, "vm_ip6", SK_VM_IP6 },
                         { false, false, "guard", SK_GUARD },

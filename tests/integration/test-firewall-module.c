@@ -1,0 +1,670 @@
+/* test-firewall-module.c - the real nova-firewall-control module, driven over
+ * a raw socketpair as the core drives it, filtering real packets.
+ *
+ * Topology (all in private namespaces; the module runs in the test's own):
+ *   [ns vm]  eth0 (the instance's NIC stand-in, port MAC and IP)
+ *       |  veth
+ *   tapXXXXXXXX-XX -- qbrXXXXXXXX-XX (Linux bridge) -- qvbXXXXXXXX-XX
+ *                                                       |  veth
+ *                                        qvoXXXXXXXX-XX on br-int (private ovs-vswitchd, userspace datapath)
+ *                                                       |
+ *   [ns rem] eth0 (the remote host) -- veth -- remXXXX on br-int
+ * The hybrid plumbing is built here with ip(8) so that this test exercises
+ * only the firewall module; the lifecycle tests use network-control's own.
+ * Facts come from outside the module: packets counted by nftables counters
+ * inside the receiving namespace, `nft` listings, /proc/<pid>/status. */
+#include "harness.h"
+
+#include "fw-protocol.h"
+#include "names.h"
+#include "proto.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define TIMEOUT_MS 20000
+#define VM_IP "10.9.0.5"
+#define REM_IP "10.9.0.9"
+#define VM_MAC "fa:16:3e:12:34:56"
+#define GROUP_A "aaaaaaaa-0000-4000-8000-000000000001"
+#define GROUP_B "bbbbbbbb-0000-4000-8000-000000000002"
+
+static struct ovs_fixture ovs;
+static char port_uuid[37], tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], qvo[IFNAME_MAX];
+static char ns_vm[32], ns_rem[32];
+
+/* ---- shell helpers (test code only: the daemon never runs a shell) ---- */
+
+_printf_(1, 2) static int sh(const char *fmt, ...)
+{
+        char cmd[2048];
+        va_list ap;
+        int status;
+        pid_t pid;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_WRONLY);
+                if (!getenv("FW_TEST_VERBOSE") && devnull >= 0) {
+                        (void)dup2(devnull, STDOUT_FILENO);
+                        (void)dup2(devnull, STDERR_FILENO);
+                }
+                (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+                _exit(127);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* stdout of a shell command (malloc'd). */
+_printf_(1, 2) static char *sh_out(const char *fmt, ...)
+{
+        char cmd[2048];
+        va_list ap;
+        FILE *f;
+        char *buf = NULL;
+        size_t cap = 0, len = 0;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+        f = popen(cmd, "r");
+        ck_assert_ptr_nonnull(f);
+        for (;;) {
+                if (len + 4096 > cap) {
+                        cap = cap ? cap * 2 : 8192;
+                        buf = realloc(buf, cap);
+                        ck_assert_ptr_nonnull(buf);
+                }
+                size_t n = fread(buf + len, 1, cap - len - 1, f);
+                if (n == 0)
+                        break;
+                len += n;
+        }
+        buf[len] = '\0';
+        (void)pclose(f);
+        return buf;
+}
+
+/* TCP from ns to ip:port reaches the other side's kernel (accepted or refused)
+ * rather than being dropped on the way (timeout). */
+static bool tcp_reaches(const char *ns, const char *ip, unsigned port)
+{
+        return sh("ip netns exec %s /usr/bin/python3 -c \"\n"
+                  "import socket,sys\n"
+                  "s=socket.socket(); s.settimeout(1.0)\n"
+                  "try:\n s.connect(('%s',%u)); sys.exit(0)\n"
+                  "except ConnectionRefusedError: sys.exit(0)\n"
+                  "except OSError: sys.exit(1)\n\"",
+                  ns, ip, port) == 0;
+}
+
+/* UDP from ns to ip:port gets an answer (ICMP port unreachable comes back). */
+static bool udp_reaches(const char *ns, const char *ip, unsigned port)
+{
+        return sh("ip netns exec %s /usr/bin/python3 -c \"\n"
+                  "import socket,sys\n"
+                  "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(1.0); s.connect(('%s',%u))\n"
+                  "try:\n s.send(b'x'); s.recv(10); sys.exit(0)\n"
+                  "except ConnectionRefusedError: sys.exit(0)\n"
+                  "except OSError: sys.exit(1)\n\"",
+                  ns, ip, port) == 0;
+}
+
+static bool ping_ok(const char *ns, const char *ip) { return sh("ip netns exec %s ping -c1 -W1 %s", ns, ip) == 0; }
+
+/* Packets counted by the counter rule `name` of table ip cnt in ns. */
+static long counter(const char *ns, const char *name)
+{
+        _cleanup_free_ char *out = sh_out("ip netns exec %s nft list counter ip cnt %s 2>/dev/null", ns, name);
+        const char *p = strstr(out, "packets ");
+
+        return p ? strtol(p + 8, NULL, 10) : -1;
+}
+
+static size_t ruleset_lines(void)
+{
+        _cleanup_free_ char *out = sh_out("nft list table inet " FW_TABLE " 2>/dev/null; nft list table bridge " FW_TABLE
+                                          " 2>/dev/null");
+        size_t n = 0;
+
+        for (char *p = out; *p; p++)
+                n += *p == '\n';
+        return n;
+}
+
+/* ---- topology ---- */
+
+static void topo_setup(void)
+{
+        random_port_uuid(port_uuid);
+        ck_assert_int_eq(port_dev_name("tap", port_uuid, tap), 0);
+        ck_assert_int_eq(port_dev_name("qbr", port_uuid, qbr), 0);
+        ck_assert_int_eq(port_dev_name("qvb", port_uuid, qvb), 0);
+        ck_assert_int_eq(port_dev_name("qvo", port_uuid, qvo), 0);
+        (void)snprintf(ns_vm, sizeof(ns_vm), "fwvm%d", (int)getpid());
+        (void)snprintf(ns_rem, sizeof(ns_rem), "fwrem%d", (int)getpid());
+        ck_assert_int_eq(ovs_fixture_start(&ovs), 0);
+        ck_assert_int_eq(ovs_fixture_add_bridge(&ovs, "br-int"), 0);
+        ck_assert_int_eq(sh("ip netns add %s && ip netns add %s", ns_vm, ns_rem), 0);
+        ck_assert_int_eq(sh("ip link add %s type bridge && ip link set %s up && "
+                            "ip link add %s type veth peer name eth0 netns %s && ip link set %s master %s up && "
+                            "ip link add %s type veth peer name %s && ip link set %s master %s up && ip link set %s up",
+                            qbr, qbr, tap, ns_vm, tap, qbr, qvb, qvo, qvb, qbr, qvo),
+                         0);
+        ck_assert_int_eq(sh("ip link add rem%d type veth peer name eth0 netns %s && ip link set rem%d up", (int)getpid() % 10000,
+                            ns_rem, (int)getpid() % 10000),
+                         0);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", qvo, (char *)NULL), 0);
+        char rem[16];
+        (void)snprintf(rem, sizeof(rem), "rem%d", (int)getpid() % 10000);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", rem, (char *)NULL), 0);
+        /* the userspace datapath reads veths through AF_PACKET: no checksum offload */
+        ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip link set eth0 address %s; "
+                            "ip addr add %s/24 dev eth0; ethtool -K eth0 tx off; ip link set eth0 up'",
+                            ns_vm, VM_MAC, VM_IP),
+                         0);
+        ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip addr add %s/24 dev eth0; "
+                            "ethtool -K eth0 tx off; ip link set eth0 up'",
+                            ns_rem, REM_IP),
+                         0);
+        /* counters where packets arrive (TCP SYNs and UDP, by destination port) */
+        ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
+                            "table ip cnt {\n counter syn22 {}\n counter syn23 {}\n counter syn80 {}\n counter udp5000 {}\n"
+                            " counter spoofed {}\n"
+                            " chain in { type filter hook input priority 0;\n"
+                            "  tcp dport 22 tcp flags syn counter name syn22\n"
+                            "  tcp dport 23 tcp flags syn counter name syn23\n"
+                            "  tcp dport 80 tcp flags syn counter name syn80\n"
+                            "  udp dport 5000 counter name udp5000\n"
+                            "  ip saddr 10.9.0.66 counter name spoofed\n }\n}\nEOF",
+                            ns_vm),
+                         0);
+        ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
+                            "table ip cnt {\n counter spoofed {}\n counter from_vm {}\n"
+                            " chain in { type filter hook prerouting priority 0;\n"
+                            "  ip saddr 10.9.0.66 counter name spoofed\n"
+                            "  ip saddr " VM_IP " counter name from_vm\n }\n}\nEOF",
+                            ns_rem),
+                         0);
+        /* without the firewall everything passes (the plumbing works) */
+        ck_assert_msg(ping_ok(ns_rem, VM_IP), "no connectivity through the plumbing before any rule");
+}
+
+static void topo_teardown(void)
+{
+        (void)sh("ip netns del %s; ip netns del %s; ip link del %s; ip link del %s; ip link del %s", ns_vm, ns_rem, qbr,
+                 tap, qvb);
+        (void)sh("nft delete table inet " FW_TABLE "; nft delete table bridge " FW_TABLE);
+        ovs_fixture_stop(&ovs);
+}
+
+/* ---- the module on a raw socketpair ---- */
+
+struct mod {
+        pid_t pid;
+        int fd;
+        struct proto_msg *msg;
+        struct proto_writer *w;
+        char log[PATH_MAX];
+        uint32_t next_id;
+};
+
+static struct mod m;
+
+static int mod_recv(int timeout_ms)
+{
+        static uint8_t buf[PROTO_MAX_FRAME];
+        struct pollfd p = { .fd = m.fd, .events = POLLIN };
+        char err[256];
+        ssize_t n;
+
+        if (poll(&p, 1, timeout_ms) == 0)
+                return 0;
+        n = recv(m.fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+                return -1;
+        ck_assert_msg(proto_decode(buf, (size_t)n, m.msg, err, sizeof(err)) == 0, "bad frame: %s", err);
+        return 1;
+}
+
+static void mod_start(void)
+{
+        memset(&m, 0, sizeof(m));
+        (void)snprintf(m.log, sizeof(m.log), "/tmp/nova-it-fwmod-%d.log", (int)getpid());
+        m.pid = module_exec("nova-firewall-control", NULL, m.log, &m.fd);
+        m.msg = malloc(sizeof(*m.msg));
+        m.w = malloc(sizeof(*m.w));
+        ck_assert(m.msg && m.w);
+        ck_assert_int_eq(mod_recv(TIMEOUT_MS), 1);
+        ck_assert_int_eq(m.msg->type, PROTO_HELLO);
+        ck_assert_str_eq(m.msg->name, "firewall-control");
+        ck_assert_uint_eq(proto_get(m.msg->body, "entrypoints")->count, _FW_MAX);
+}
+
+static void mod_stop(void)
+{
+        int status;
+
+        close(m.fd);
+        ck_assert_int_eq(waitpid(m.pid, &status, 0), m.pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "module exit status %d; see %s", status, m.log);
+        free(m.msg);
+        free(m.w);
+}
+
+static int mod_call(void)
+{
+        const uint8_t *frame;
+        size_t len;
+        uint32_t id = ++m.next_id;
+
+        pw_set_id(m.w, id);
+        ck_assert_int_eq(pw_finish(m.w, &frame, &len), 0);
+        ck_assert_int_eq(send(m.fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
+        for (;;) {
+                int r = mod_recv(TIMEOUT_MS);
+                ck_assert_msg(r == 1, "no reply from the module; see %s", m.log);
+                if (m.msg->type == PROTO_REPLY) {
+                        ck_assert_uint_eq(m.msg->id, id);
+                        return m.msg->status;
+                }
+        }
+}
+
+static const char *reply_error(void) { return proto_get_str(m.msg->body, "error", ""); }
+
+struct rule_spec {
+        const char *dir;
+        unsigned ethertype, proto, pmin, pmax;
+        int icmp_type;
+        const char *remote;
+};
+
+static void write_rules(const struct rule_spec *rules, size_t n)
+{
+        pw_list_begin(m.w, "rules");
+        for (size_t i = 0; i < n; i++) {
+                pw_obj_begin(m.w, NULL);
+                pw_str(m.w, "direction", rules[i].dir);
+                pw_u64(m.w, "ethertype", rules[i].ethertype);
+                if (rules[i].proto)
+                        pw_u64(m.w, "protocol", rules[i].proto);
+                if (rules[i].pmin) {
+                        pw_u64(m.w, "port_min", rules[i].pmin);
+                        pw_u64(m.w, "port_max", rules[i].pmax);
+                }
+                if (rules[i].icmp_type >= 0)
+                        pw_u64(m.w, "icmp_type", (unsigned)rules[i].icmp_type);
+                if (rules[i].remote)
+                        pw_str(m.w, "remote", rules[i].remote);
+                pw_obj_end(m.w);
+        }
+        pw_list_end(m.w);
+}
+
+/* port_rules_apply for our port with one group. */
+static int apply(const char *group, const struct rule_spec *rules, size_t n, const char *mac, const char *ip)
+{
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_rules_apply");
+        pw_str(m.w, "port_uuid", port_uuid);
+        pw_str(m.w, "mac", mac);
+        pw_list_begin(m.w, "ips");
+        pw_str(m.w, NULL, ip);
+        pw_list_end(m.w);
+        pw_list_begin(m.w, "groups");
+        pw_obj_begin(m.w, NULL);
+        pw_str(m.w, "id", group);
+        write_rules(rules, n);
+        pw_obj_end(m.w);
+        pw_list_end(m.w);
+        return mod_call();
+}
+
+/* Group A: ssh and ping from anywhere, udp 53, all egress (a neutron default group plus rules). */
+static const struct rule_spec group_a[] = {
+        { "ingress", 4, 6, 22, 22, -1, NULL },
+        { "ingress", 4, 1, 0, 0, 8, NULL },
+        { "ingress", 4, 17, 53, 53, -1, "10.9.0.0/24" },
+        { "egress", 4, 0, 0, 0, -1, NULL },
+        { "egress", 6, 0, 0, 0, -1, NULL },
+};
+/* Group B: only http in, all egress. */
+static const struct rule_spec group_b[] = {
+        { "ingress", 4, 6, 80, 80, -1, NULL },
+        { "egress", 4, 0, 0, 0, -1, NULL },
+};
+
+/* Each test starts from no tables of ours and a fresh module. */
+static void setup(void)
+{
+        (void)sh("nft delete table inet " FW_TABLE "; nft delete table bridge " FW_TABLE);
+        mod_start();
+}
+
+static void teardown(void) { mod_stop(); }
+
+/* ---- tests ---- */
+
+START_TEST(test_privileges_and_tables)
+{
+        struct proc_security sec;
+        _cleanup_free_ char *inet = NULL;
+
+        ck_assert_int_eq(proc_security_read(m.pid, &sec), 0);
+        ck_assert_uint_eq(sec.cap_eff, 1ULL << CAP_NET_ADMIN);
+        ck_assert_uint_eq(sec.cap_prm, 1ULL << CAP_NET_ADMIN);
+        ck_assert_uint_eq(sec.cap_bnd, 1ULL << CAP_NET_ADMIN);
+        ck_assert(sec.no_new_privs);
+        /* the module set up both tables and br_netfilter at start */
+        inet = sh_out("nft list table inet " FW_TABLE);
+        ck_assert_ptr_nonnull(strstr(inet, "iifname vmap @ports"));
+        ck_assert_int_eq(sh("nft list table bridge " FW_TABLE), 0);
+        _cleanup_free_ char *brnf = sh_out("cat /proc/sys/net/bridge/bridge-nf-call-iptables");
+        ck_assert_int_eq(brnf[0], '1');
+}
+END_TEST
+
+START_TEST(test_stateful_filtering_with_real_packets)
+{
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+
+        /* allowed ingress */
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(ping_ok(ns_rem, VM_IP));
+        ck_assert(udp_reaches(ns_rem, VM_IP, 53));
+        /* everything else ingress is dropped: the SYN never arrives */
+        long before = counter(ns_vm, "syn23");
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        ck_assert_int_eq(counter(ns_vm, "syn23"), before);
+        ck_assert(!udp_reaches(ns_rem, VM_IP, 5000));
+        ck_assert_int_eq(counter(ns_vm, "udp5000"), 0);
+        /* egress is allowed and its replies come back although no ingress
+         * rule allows them (conntrack): the remote answers with RST/ICMP */
+        ck_assert(tcp_reaches(ns_vm, REM_IP, 4444));
+        ck_assert(udp_reaches(ns_vm, REM_IP, 4444));
+        ck_assert(ping_ok(ns_vm, REM_IP));
+}
+END_TEST
+
+START_TEST(test_anti_spoofing)
+{
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(ping_ok(ns_vm, REM_IP));
+        long from_vm = counter(ns_rem, "from_vm");
+        ck_assert_int_gt(from_vm, 0);
+
+        /* a spoofed source IP leaves the instance but never reaches the remote */
+        ck_assert_int_eq(sh("ip netns exec %s ip addr add 10.9.0.66/24 dev eth0", ns_vm), 0);
+        (void)sh("ip netns exec %s ping -c2 -W1 -I 10.9.0.66 %s", ns_vm, REM_IP);
+        ck_assert_int_eq(counter(ns_rem, "spoofed"), 0);
+        ck_assert_int_eq(sh("ip netns exec %s ip addr del 10.9.0.66/24 dev eth0", ns_vm), 0);
+
+        /* a spoofed source MAC: nothing from the instance gets through */
+        ck_assert_int_eq(sh("ip netns exec %s ip link set eth0 address fa:16:3e:66:66:66", ns_vm), 0);
+        (void)sh("ip netns exec %s ip neigh flush all", ns_rem);
+        from_vm = counter(ns_rem, "from_vm");
+        ck_assert(!ping_ok(ns_vm, REM_IP));
+        ck_assert_int_eq(counter(ns_rem, "from_vm"), from_vm);
+        ck_assert_int_eq(sh("ip netns exec %s ip link set eth0 address %s", ns_vm, VM_MAC), 0);
+        ck_assert(ping_ok(ns_vm, REM_IP));
+}
+END_TEST
+
+/* Flipping the port between two groups while a sender hammers a port that
+ * neither allows: not one packet may get through during the changes. */
+START_TEST(test_group_change_is_atomic)
+{
+        pid_t sender;
+        int status;
+
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        sender = fork();
+        ck_assert_int_ge(sender, 0);
+        if (sender == 0) {
+                (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                execl("/bin/sh", "sh", "-c",
+                      "exec ip netns exec \"$0\" /usr/bin/python3 -c \"\n"
+                      "import socket,time\n"
+                      "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                      "end=time.time()+6\n"
+                      "while time.time()<end:\n"
+                      " try: s.sendto(b'x',('" VM_IP "',5000))\n"
+                      " except OSError: pass\n\"",
+                      ns_rem, (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 40; i++) {
+                if (i % 2 == 0)
+                        ck_assert_msg(apply(GROUP_B, group_b, ARRAY_SIZE(group_b), VM_MAC, VM_IP) == 0, "%s",
+                                      reply_error());
+                else
+                        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s",
+                                      reply_error());
+        }
+        ck_assert_int_eq(waitpid(sender, &status, 0), sender);
+        ck_assert_int_eq(counter(ns_vm, "udp5000"), 0);
+        /* the last apply (A) is in force, B's rule is gone, one group chain pair left */
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 80));
+        ck_assert_int_ne(sh("nft list chain inet " FW_TABLE " sg-" GROUP_B "-in"), 0);
+
+        /* changing the group's rules (same group id) applies at once */
+        static const struct rule_spec a2[] = { { "ingress", 4, 6, 23, 23, -1, NULL },
+                                               { "egress", 4, 0, 0, 0, -1, NULL } };
+        ck_assert_msg(apply(GROUP_A, a2, ARRAY_SIZE(a2), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 23));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 22));
+}
+END_TEST
+
+START_TEST(test_read_back_list_remove)
+{
+        const struct proto_value *groups, *rules;
+
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "rules_get");
+        pw_str(m.w, "port_uuid", port_uuid);
+        ck_assert_int_eq(mod_call(), 0);
+        ck_assert_str_eq(proto_get_str(m.msg->body, "mac", ""), VM_MAC);
+        ck_assert(proto_get_bool(m.msg->body, "complete", false));
+        ck_assert_str_eq(proto_get(m.msg->body, "ips")->child->v.s, VM_IP);
+        groups = proto_get(m.msg->body, "groups");
+        ck_assert_uint_eq(groups->count, 1);
+        ck_assert_str_eq(proto_get_str(groups->child, "id", ""), GROUP_A);
+        rules = proto_get(groups->child, "rules");
+        ck_assert_uint_eq(rules->count, ARRAY_SIZE(group_a));
+        /* what the kernel holds decodes to exactly the rules sent */
+        bool seen_udp53 = false;
+        for (const struct proto_value *r = rules->child; r; r = r->next)
+                if (proto_get_u64(r, "protocol", 0) == 17) {
+                        seen_udp53 = true;
+                        ck_assert_uint_eq(proto_get_u64(r, "port_min", 0), 53);
+                        ck_assert_str_eq(proto_get_str(r, "remote", ""), "10.9.0.0/24");
+                }
+        ck_assert(seen_udp53);
+
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "rules_list");
+        ck_assert_int_eq(mod_call(), 0);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "total", 0), 1);
+        ck_assert_str_eq(proto_get_str(proto_get(m.msg->body, "ports")->child, "port_uuid", ""), port_uuid);
+
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_rules_remove");
+        pw_str(m.w, "port_uuid", port_uuid);
+        ck_assert_msg(mod_call() == 0, "%s", reply_error());
+        /* chain, group chains and elements are gone; traffic passes unfiltered again */
+        _cleanup_free_ char *inet = sh_out("nft list table inet " FW_TABLE);
+        ck_assert_ptr_null(strstr(inet, port_uuid));
+        ck_assert_ptr_null(strstr(inet, GROUP_A));
+        _cleanup_free_ char *bridge = sh_out("nft list table bridge " FW_TABLE);
+        ck_assert_ptr_null(strstr(bridge, tap));
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 23));
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_rules_remove");
+        pw_str(m.w, "port_uuid", port_uuid);
+        ck_assert_int_eq(mod_call(), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_restart_keeps_ruleset_unduplicated)
+{
+        size_t lines;
+
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        lines = ruleset_lines();
+        mod_stop();
+        /* the ruleset outlives the module */
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        mod_start();
+        ck_assert_uint_eq(ruleset_lines(), lines);
+        /* the same apply again changes nothing */
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_uint_eq(ruleset_lines(), lines);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        /* a process crash (SIGKILL) loses nothing either */
+        ck_assert_int_eq(kill(m.pid, SIGKILL), 0);
+        int status;
+        ck_assert_int_eq(waitpid(m.pid, &status, 0), m.pid);
+        close(m.fd);
+        free(m.msg);
+        free(m.w);
+        mod_start();
+        ck_assert_uint_eq(ruleset_lines(), lines);
+}
+END_TEST
+
+START_TEST(test_bad_input_changes_nothing)
+{
+        static const struct rule_spec bad_cidr_family[] = { { "ingress", 4, 6, 22, 22, -1, "fd00::/64" } };
+        static const struct rule_spec icmp_on_tcp[] = { { "ingress", 4, 6, 0, 0, 8, NULL } };
+        static const struct rule_spec ports_on_icmp[] = { { "ingress", 4, 1, 22, 22, -1, NULL } };
+        static const struct rule_spec reversed[] = { { "ingress", 4, 6, 90, 80, -1, NULL } };
+        size_t lines;
+
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        lines = ruleset_lines();
+        ck_assert_int_eq(apply(GROUP_B, bad_cidr_family, 1, VM_MAC, VM_IP), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(reply_error(), "IPv6"));
+        ck_assert_int_eq(apply(GROUP_B, icmp_on_tcp, 1, VM_MAC, VM_IP), -EINVAL);
+        ck_assert_int_eq(apply(GROUP_B, ports_on_icmp, 1, VM_MAC, VM_IP), -EINVAL);
+        ck_assert_int_eq(apply(GROUP_B, reversed, 1, VM_MAC, VM_IP), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(reply_error(), "above"));
+        /* refused by the schema: port 0, port > 65535, CIDR garbage, bad IP, too many rules */
+        static const char *const garbage[] = { "10.0.0.0/33", "10.0.0.1/8", "ten/8", "10.0.0.0/8; drop", "" };
+        for (size_t i = 0; i < ARRAY_SIZE(garbage); i++) {
+                struct rule_spec r = { "ingress", 4, 6, 22, 22, -1, garbage[i] };
+                ck_assert_int_eq(apply(GROUP_B, &r, 1, VM_MAC, VM_IP), -EINVAL);
+        }
+        ck_assert_int_eq(apply(GROUP_B, group_b, 1, VM_MAC, "10.9.0.300"), -EINVAL);
+        /* port_min 0 and 70000 directly on the wire */
+        for (int k = 0; k < 2; k++) {
+                pw_init(m.w, PROTO_REQUEST, 0, 0, "port_rules_apply");
+                pw_str(m.w, "port_uuid", port_uuid);
+                pw_str(m.w, "mac", VM_MAC);
+                pw_list_begin(m.w, "ips");
+                pw_list_end(m.w);
+                pw_list_begin(m.w, "groups");
+                pw_obj_begin(m.w, NULL);
+                pw_str(m.w, "id", GROUP_B);
+                pw_list_begin(m.w, "rules");
+                pw_obj_begin(m.w, NULL);
+                pw_str(m.w, "direction", "ingress");
+                pw_u64(m.w, "ethertype", 4);
+                pw_u64(m.w, "protocol", 6);
+                pw_u64(m.w, "port_min", k == 0 ? 0 : 22);
+                pw_u64(m.w, "port_max", k == 0 ? 22 : 70000);
+                pw_obj_end(m.w);
+                pw_list_end(m.w);
+                pw_obj_end(m.w);
+                pw_list_end(m.w);
+                ck_assert_int_eq(mod_call(), -EINVAL);
+        }
+        /* 201 rules in one group: more than a port may have */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_rules_apply");
+        pw_str(m.w, "port_uuid", port_uuid);
+        pw_str(m.w, "mac", VM_MAC);
+        pw_list_begin(m.w, "ips");
+        pw_list_end(m.w);
+        pw_list_begin(m.w, "groups");
+        pw_obj_begin(m.w, NULL);
+        pw_str(m.w, "id", GROUP_B);
+        pw_list_begin(m.w, "rules");
+        for (unsigned i = 0; i < PORT_MAX_RULES + 1; i++) {
+                pw_obj_begin(m.w, NULL);
+                pw_str(m.w, "direction", "ingress");
+                pw_u64(m.w, "ethertype", 4);
+                pw_u64(m.w, "protocol", 6);
+                pw_u64(m.w, "port_min", 1000 + i);
+                pw_u64(m.w, "port_max", 1000 + i);
+                pw_obj_end(m.w);
+        }
+        pw_list_end(m.w);
+        pw_obj_end(m.w);
+        pw_list_end(m.w);
+        ck_assert_int_eq(mod_call(), -EINVAL);
+        /* nothing changed by any of it, and the port still filters as before */
+        ck_assert_uint_eq(ruleset_lines(), lines);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 80));
+}
+END_TEST
+
+START_TEST(test_foreign_table_is_left_alone)
+{
+        mod_stop();
+        ck_assert_int_eq(sh("nft delete table inet " FW_TABLE "; nft delete table bridge " FW_TABLE), 0);
+        ck_assert_int_eq(sh("nft add table inet " FW_TABLE " && nft add chain inet " FW_TABLE " mine"), 0);
+        mod_start();
+        ck_assert_int_eq(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP), -EEXIST);
+        ck_assert_ptr_nonnull(strstr(reply_error(), "not created by nova-hypervisor"));
+        ck_assert_int_eq(sh("nft list chain inet " FW_TABLE " mine"), 0);
+        ck_assert_int_ne(sh("nft list table bridge " FW_TABLE), 0);
+        ck_assert_int_eq(sh("nft delete table inet " FW_TABLE), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("firewall-module");
+        TCase *tc = tcase_create("packets");
+
+        tcase_add_unchecked_fixture(tc, topo_setup, topo_teardown);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_privileges_and_tables);
+        tcase_add_test(tc, test_stateful_filtering_with_real_packets);
+        tcase_add_test(tc, test_anti_spoofing);
+        tcase_add_test(tc, test_group_change_is_atomic);
+        tcase_add_test(tc, test_read_back_list_remove);
+        tcase_add_test(tc, test_restart_keeps_ruleset_unduplicated);
+        tcase_add_test(tc, test_bad_input_changes_nothing);
+        tcase_add_test(tc, test_foreign_table_is_left_alone);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr;
+        int failed;
+
+        harness_enter_netns("test-firewall-module");
+        sr = srunner_create(suite());
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
