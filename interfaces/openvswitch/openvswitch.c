@@ -19,10 +19,12 @@
 #endif
 
 #include "openvswitch/poll-loop.h"
+#include "openvswitch/shash.h"
 #include "openvswitch/vlog.h"
 #include "ovsdb-idl.h"
 #include "smap.h"
 #include "timeval.h"
+#include "uuid.h"
 #include "vswitch-idl.h"
 
 /* Our util.h defines ARRAY_SIZE with the same meaning as OVS's. */
@@ -70,6 +72,8 @@ enum req_state {
         ST_UNDOING, /* the removal is in flight */
 };
 
+struct req;
+
 /* One port of a port_add/port_add_many/port_del/port_get request. */
 struct port_spec {
         char port_uuid[UUID_STR_LEN + 1];
@@ -79,6 +83,9 @@ struct port_spec {
         int64_t mtu;
         bool inserting;                  /* the transaction being built inserts it */
         bool inserted;                   /* a transaction of this call that inserts it was sent */
+        struct req *req;                 /* the request it belongs to */
+        bool changed;                    /* ST_WAIT: its Interface changed since it was last looked at */
+        bool ready;                      /* ST_WAIT: its Interface has an ofport */
 };
 
 /* A request that cannot be answered at once. */
@@ -87,6 +94,7 @@ struct req {
         enum req_kind kind;
         enum req_state state;
         bool many;                       /* port_add_many: the reply is a list */
+        bool named;                      /* its ports are in ovs->busy */
         bool blocked;                    /* ST_BUILD/ST_UNDO: wait for the replica to change ... */
         unsigned int blocked_seqno;      /* ... from this seqno */
         bool sent;                       /* a change of this request reached the server once */
@@ -95,6 +103,9 @@ struct req {
         long long started;               /* time_msec() at arrival */
         long long deadline;              /* answer by then */
         long long committed;             /* when the insert committed (ST_WAIT) */
+        bool scanned;                    /* ST_WAIT: every port was looked at once */
+        bool changed;                    /* ST_WAIT: some port's Interface changed since the last step */
+        size_t n_ready;                  /* ST_WAIT: ports whose Interface has an ofport */
         int error;                       /* the failure being reported, 0 while fine */
         char err_text[256];
         size_t n;
@@ -118,6 +129,7 @@ struct ovs {
         unsigned int bridge_seqno;
         char bridge_error[256];          /* why the creation failed, "" when it did not */
         struct req *reqs;                /* requests in progress (and removals still owed) */
+        struct shash busy;               /* name -> struct port_spec of every port_add/port_del in progress */
         struct proto_writer *ev;         /* builder of event frames */
 };
 
@@ -191,8 +203,26 @@ static const struct ovsrec_interface *iface_by_name(const struct ovs *ovs, const
         return i;
 }
 
+/* Whether p is one of br's ports. The IDL parses Bridge.ports in the order of
+ * its datum, whose keys (the Port UUIDs) are kept sorted: a binary search
+ * answers in O(log n) rather than a scan per port on a bridge of thousands.
+ * Only a port that is not found is confirmed by a scan (rare: ours are on the
+ * bridge), so an unexpected order can never give a wrong answer. */
 static bool port_on_bridge(const struct ovsrec_bridge *br, const struct ovsrec_port *p)
 {
+        size_t lo = 0, hi = br ? br->n_ports : 0;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = uuid_compare_3way(&br->ports[mid]->header_.uuid, &p->header_.uuid);
+
+                if (c == 0)
+                        return br->ports[mid] == p;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         for (size_t i = 0; br && i < br->n_ports; i++)
                 if (br->ports[i] == p)
                         return true;
@@ -377,10 +407,65 @@ static void bridge_maintain(struct ovs *ovs)
         bridge_maintain(ovs); /* settles at once when the commit could not be sent */
 }
 
+/* ---- ports in progress ---- */
+
+/* ovs->busy finds, by name, the port of a change in progress: a request for a
+ * port that another one holds is refused at once (O(1) a port, however many
+ * ports are in flight), and a committed port_add that waits for ovs-vswitchd
+ * to assign its ofports learns which of its ports to look at again. The IDL
+ * tracks the Interface columns that matter (ofport, error; inserts and
+ * deletes come with them), so after each ovsdb_idl_run() only the waiting
+ * ports whose Interface changed are looked at, not every waiting port after
+ * every update. */
+
+/* The first of q's ports that a change in progress holds, or NULL. */
+static const char *req_conflict(const struct ovs *ovs, const struct req *q)
+{
+        for (size_t k = 0; k < q->n; k++)
+                if (shash_find(&ovs->busy, q->ports[k].name))
+                        return q->ports[k].name;
+        return NULL;
+}
+
+/* q holds its ports (names are unique: req_conflict() and handle_add_many()
+ * checked). */
+static void req_hold(struct ovs *ovs, struct req *q)
+{
+        for (size_t k = 0; k < q->n; k++)
+                shash_add(&ovs->busy, q->ports[k].name, &q->ports[k]);
+        q->named = true;
+}
+
+static void req_release(struct ovs *ovs, struct req *q)
+{
+        for (size_t k = 0; q->named && k < q->n; k++)
+                shash_find_and_delete(&ovs->busy, q->ports[k].name);
+        q->named = false;
+}
+
+/* Mark the waiting ports whose Interface changed in the last ovsdb_idl_run().
+ * The IDL keeps deleted rows readable until ovsdb_idl_track_clear(). */
+static void note_iface_changes(struct ovs *ovs)
+{
+        const struct ovsrec_interface *i;
+
+        if (shash_is_empty(&ovs->busy))
+                return;
+        OVSREC_INTERFACE_FOR_EACH_TRACKED (i, ovs->idl) {
+                struct port_spec *s = i->name ? shash_find_data(&ovs->busy, i->name) : NULL;
+
+                if (s && s->req->state == ST_WAIT) {
+                        s->changed = true;
+                        s->req->changed = true;
+                }
+        }
+}
+
 /* ---- requests ---- */
 
-static void req_free(struct req *q)
+static void req_free(struct ovs *ovs, struct req *q)
 {
+        req_release(ovs, q);
         if (q->txn)
                 ovsdb_idl_txn_destroy(q->txn);
         free(q);
@@ -444,20 +529,6 @@ static void req_block(const struct ovs *ovs, struct req *q)
 {
         q->blocked = true;
         q->blocked_seqno = ovsdb_idl_get_seqno(ovs->idl);
-}
-
-/* Whether another request in progress (or a removal still owed) names one of q's ports. */
-static const char *req_conflict(const struct ovs *ovs, const struct req *q)
-{
-        for (const struct req *o = ovs->reqs; o; o = o->next) {
-                if (o == q || o->kind == REQ_GET || o->kind == REQ_LIST)
-                        continue;
-                for (size_t i = 0; i < o->n; i++)
-                        for (size_t j = 0; j < q->n; j++)
-                                if (streq(o->ports[i].name, q->ports[j].name))
-                                        return q->ports[j].name;
-        }
-        return NULL;
 }
 
 /* Build the port_add transaction: insert what is missing, converge what is
@@ -782,6 +853,7 @@ static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
                 }
                 q->committed = now;
                 q->state = ST_WAIT;
+                q->scanned = false;
                 return STEP_AGAIN;
         default:
                 if (undo) {
@@ -796,27 +868,73 @@ static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
         }
 }
 
-/* Committed port_add: wait until every Interface has an ofport, or one has an error. */
+/* Look at one waiting port again: 1 when its Interface has an ofport, 0 while
+ * it has none (or is not there), -1 when ovs-vswitchd reports an error (q's
+ * error is set). */
+static int wait_check(const struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q, struct port_spec *s)
+{
+        const struct ovsrec_port *p = br ? port_ours(ovs, br, s->name, s->port_uuid) : NULL;
+        const struct ovsrec_interface *i = p ? port_iface(p) : NULL;
+        bool ready;
+
+        s->changed = false;
+        if (i && i->error && i->error[0]) {
+                req_set_error(q, -ENODEV, "ovs-vswitchd cannot add port %s: %s", s->name, i->error);
+                return -1;
+        }
+        ready = i && i->n_ofport && i->ofport[0] > 0;
+        if (ready != s->ready) {
+                s->ready = ready;
+                if (ready)
+                        q->n_ready++;
+                else
+                        q->n_ready--;
+        }
+        return ready;
+}
+
+/* Look at every port of q; -1 when one has an error. */
+static int wait_check_all(const struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q)
+{
+        for (size_t k = 0; k < q->n; k++)
+                if (wait_check(ovs, br, q, &q->ports[k]) < 0)
+                        return -1;
+        return 0;
+}
+
+/* Committed port_add: wait until every Interface has an ofport, or one has an
+ * error. The first step looks at every port (the ofports may have come with
+ * the commit's own update); later steps only at those whose Interface changed.
+ * Before answering, every port is looked at once more, so the reply reflects
+ * the replica as it is (a port moved or removed meanwhile is waited for). */
 static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
 {
-        const struct ovsrec_bridge *br = bridge_find(ovs);
-        size_t ready = 0;
+        const struct ovsrec_bridge *br;
         char what[128];
+        int r = 0;
 
-        for (size_t k = 0; k < q->n; k++) {
-                const struct ovsrec_port *p = br ? port_ours(ovs, br, q->ports[k].name, q->ports[k].port_uuid) : NULL;
-                const struct ovsrec_interface *i = p ? port_iface(p) : NULL;
-
-                if (!i)
-                        continue;
-                if (i->error && i->error[0]) {
-                        req_set_error(q, -ENODEV, "ovs-vswitchd cannot add port %s: %s", q->ports[k].name, i->error);
-                        return req_fail(ovs, q);
+        if (q->scanned && !q->changed && now < q->deadline)
+                return STEP_IDLE;
+        br = bridge_find(ovs);
+        if (!q->scanned || now >= q->deadline) {
+                if (!q->scanned) {
+                        q->scanned = true;
+                        q->n_ready = 0;
+                        for (size_t k = 0; k < q->n; k++)
+                                q->ports[k].ready = false;
                 }
-                if (i->n_ofport && i->ofport[0] > 0)
-                        ready++;
+                r = wait_check_all(ovs, br, q);
+        } else {
+                for (size_t k = 0; k < q->n && r == 0; k++)
+                        if (q->ports[k].changed && wait_check(ovs, br, q, &q->ports[k]) < 0)
+                                r = -1;
+                if (r == 0 && q->n_ready == q->n)
+                        r = wait_check_all(ovs, br, q);
         }
-        if (ready == q->n) {
+        q->changed = false;
+        if (r < 0)
+                return req_fail(ovs, q);
+        if (q->n_ready == q->n) {
                 log_debug("%s %s%s: ofport assigned %lld ms after the commit, %lld ms after the request",
                           q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
                           now - q->committed, now - q->started);
@@ -826,7 +944,7 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
         if (now < q->deadline)
                 return STEP_IDLE;
         proto_text_printf(what, sizeof(what), "ovs-vswitchd assigned no ofport to %zu of %zu port(s) (is it running?)",
-                    q->n - ready, q->n);
+                          q->n - q->n_ready, q->n);
         set_deadline_error(ovs, q, what);
         return req_fail(ovs, q);
 }
@@ -867,7 +985,7 @@ static void reqs_run(struct ovs *ovs)
 
                 if (req_step(ovs, q)) {
                         *pq = q->next;
-                        req_free(q);
+                        req_free(ovs, q);
                 } else {
                         pq = &q->next;
                 }
@@ -894,6 +1012,8 @@ static struct req *req_new(struct ovs *ovs, enum req_kind kind, size_t n)
         q->kind = kind;
         q->state = ST_BUILD;
         q->n = n;
+        for (size_t k = 0; k < n; k++)
+                q->ports[k].req = q;
         q->started = time_msec();
         q->deadline = q->started + ovs->cfg->port_timeout_ms;
         return q;
@@ -927,9 +1047,10 @@ static int req_start(struct ovs *ovs, struct modrt_call *call, struct req *q)
         }
         q->next = ovs->reqs;
         ovs->reqs = q;
+        req_hold(ovs, q);
         if (req_step(ovs, q)) {
                 ovs->reqs = q->next;
-                req_free(q);
+                req_free(ovs, q);
         }
         return MODRT_DEFERRED;
 }
@@ -1165,6 +1286,9 @@ static void monitor_columns(struct ovsdb_idl *idl)
         ovsdb_idl_add_table(idl, &ovsrec_table_interface);
         for (size_t i = 0; i < ARRAY_SIZE(cols); i++)
                 ovsdb_idl_add_column(idl, cols[i]);
+        /* What a waiting port_add needs to hear about (note_iface_changes()). */
+        ovsdb_idl_track_add_column(idl, &ovsrec_interface_col_ofport);
+        ovsdb_idl_track_add_column(idl, &ovsrec_interface_col_error);
 }
 
 static int ovs_init(struct modrt *rt, void **ret_state)
@@ -1195,6 +1319,7 @@ static int ovs_init(struct modrt *rt, void **ret_state)
         ovs->socket = cfg->ovsdb_socket;
         ovs->bridge = cfg->integration_bridge;
         ovs->conn = CONN_CONNECTING;
+        shash_init(&ovs->busy);
         ovs->idl = ovsdb_idl_create(ovs->socket, &ovsrec_idl_class, false, true);
         monitor_columns(ovs->idl);
         ovs->port_by_name = ovsdb_idl_index_create1(ovs->idl, &ovsrec_port_col_name);
@@ -1215,6 +1340,27 @@ static void reqs_cancel(struct ovs *ovs, const char *why)
                 }
 }
 
+/* Serve the frames the core sent. poll_block() does not say which descriptor
+ * woke it, so one non-blocking poll() asks (about 0.5 us here); frames are
+ * served while the socket has more, at most DISPATCH_BURST, so that a flood of
+ * requests cannot keep the replica from being read. */
+static int core_serve(struct modrt *rt, int fd)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        for (int i = 0; i < DISPATCH_BURST && !modrt_should_exit(rt); i++) {
+                int r;
+
+                p.revents = 0;
+                if (poll(&p, 1, 0) <= 0)
+                        break;
+                r = modrt_dispatch(rt);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int ovs_run(struct modrt *rt, void *state)
 {
         struct ovs *ovs = state;
@@ -1224,12 +1370,17 @@ static int ovs_run(struct modrt *rt, void *state)
         if (ovs->conn == CONN_DOWN)
                 emit_connection(ovs, false);
         while (!modrt_should_exit(rt)) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int r;
 
+                /* The replica: what changed is applied, waiting ports whose
+                 * Interface changed are looked at, then the tracked changes
+                 * are dropped (the next run brings only new ones). */
                 ovsdb_idl_run(ovs->idl);
                 conn_update(ovs);
                 bridge_maintain(ovs);
+                note_iface_changes(ovs);
                 reqs_run(ovs);
+                ovsdb_idl_track_clear(ovs->idl);
 
                 ovsdb_idl_wait(ovs->idl);
                 if (ovs->bridge_txn)
@@ -1238,18 +1389,9 @@ static int ovs_run(struct modrt *rt, void *state)
                 reqs_wait(ovs);
                 poll_block();
 
-                /* poll_block() does not say what woke it: ask the core's socket
-                 * without blocking, and serve what is there. */
-                for (int i = 0; i < DISPATCH_BURST && !modrt_should_exit(rt); i++) {
-                        int r;
-
-                        p.revents = 0;
-                        if (poll(&p, 1, 0) <= 0)
-                                break;
-                        r = modrt_dispatch(rt);
-                        if (r < 0)
-                                return r;
-                }
+                r = core_serve(rt, fd);
+                if (r < 0)
+                        return r;
         }
         reqs_cancel(ovs, "the openvswitch module is stopping");
         return 0;
@@ -1265,8 +1407,9 @@ static void ovs_done(void *state)
         while (ovs->reqs) {
                 struct req *q = ovs->reqs;
                 ovs->reqs = q->next;
-                req_free(q);
+                req_free(ovs, q);
         }
+        shash_destroy(&ovs->busy);
         if (ovs->bridge_txn)
                 ovsdb_idl_txn_destroy(ovs->bridge_txn);
         ovsdb_idl_destroy(ovs->idl);
