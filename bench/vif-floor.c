@@ -20,7 +20,7 @@
  * `ovs-vsctl set Open_vSwitch . external_ids:vif-bench-sync=K`, which returns
  * once ovs-vswitchd reached the new next_cfg (vif-plug-client does the same).
  * Prints (one line each):
- *   floor single reps=20 per_port_ms_median=X min=.. p25=.. p75=.. max=.. cpu_ms_per_port=C
+ *   floor single reps=20 per_port_ms_median=X min=.. p10=.. p25=.. p75=.. p90=.. max=.. cpu_ms_per_port=C
  *   floor single samples_ms=A,B,... (sorted)
  *   floor sequential n=N total_s=X per_port_ms=Y cpu_ms_per_port=C
  *   floor batched n=N batch=200 total_s=X per_port_ms=Y cpu_ms_per_port=C batch_s=A,B,... */
@@ -465,10 +465,10 @@ int main(int argc, char **argv)
         }
         if (do_single) {
                 qsort(single, (size_t)reps, sizeof(double), cmp_double);
-                printf("floor single reps=%d per_port_ms_median=%.3f min=%.3f p25=%.3f p75=%.3f max=%.3f cpu_ms_per_port=%.3f\n",
-                       reps,
-                       single[reps / 2] * 1e3, single[0] * 1e3, single[reps / 4] * 1e3, single[reps * 3 / 4] * 1e3,
-                       single[reps - 1] * 1e3, cpu_single / reps);
+                printf("floor single reps=%d per_port_ms_median=%.3f min=%.3f p10=%.3f p25=%.3f p75=%.3f p90=%.3f max=%.3f "
+                       "cpu_ms_per_port=%.3f\n",
+                       reps, single[reps / 2] * 1e3, single[0] * 1e3, single[reps / 10] * 1e3, single[reps / 4] * 1e3,
+                       single[reps * 3 / 4] * 1e3, single[reps * 9 / 10] * 1e3, single[reps - 1] * 1e3, cpu_single / reps);
                 printf("floor single samples_ms=");
                 for (int i = 0; i < reps; i++)
                         printf("%s%.3f", i ? "," : "", single[i] * 1e3);
