@@ -19,7 +19,6 @@
 
 #define BRNF_IPV4 "/proc/sys/net/bridge/bridge-nf-call-iptables"
 #define BRNF_IPV6 "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
-#define PORT_REPLY_MAX_VALUES (8 + PORT_MAX_IPS + PORT_MAX_GROUPS)
 
 struct fw_group_req {
         char id[UUID_STR_LEN + 1];
@@ -210,15 +209,12 @@ static int read_group(struct fw *fw, const struct proto_value *g, char *err, siz
 {
         struct fw_group_req *gr;
         const char *id = proto_get_str(g, "id", "");
-        size_t total = 0;
 
-        for (size_t i = 0; i < fw->n_groups; i++) {
+        for (size_t i = 0; i < fw->n_groups; i++)
                 if (streq(fw->groups[i].id, id)) {
                         (void)snprintf(err, errlen, "groups: %s is listed twice", id);
                         return -EINVAL;
                 }
-                total += fw->groups[i].n_rules;
-        }
         if (fw->n_groups == FW_MAX_BATCH_GROUPS) {
                 (void)snprintf(err, errlen, "groups: more than %d", FW_MAX_BATCH_GROUPS);
                 return -EINVAL;
@@ -320,26 +316,10 @@ static bool port_same_elements(const struct fw_snap_port *sp, const struct fw_po
 /* Delete exactly the elements the snapshot says exist for sp. */
 static void build_old_elements_delete(struct sbuf *b, const struct fw_snap_port *sp)
 {
-        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
+        const struct fw_elements e = { .dispatch = sp->has_dispatch, .tap = sp->has_tap, .mac = sp->has_mac,
+                                       .guard = sp->has_guard, .ll = sp->has_ll };
 
-        (void)port_dev_name("tap", sp->port.uuid, tap);
-        (void)port_dev_name("qbr", sp->port.uuid, qbr);
-        (void)port_dev_name("qvb", sp->port.uuid, qvb);
-        mac_format(sp->port.mac, mac);
-        ipv6_link_local_from_mac(sp->port.mac, ll);
-        if (sp->has_dispatch)
-                sbuf_printf(b, "delete element inet " FW_TABLE " ports { \"%s\" }\n", qbr);
-        if (sp->has_tap)
-                sbuf_printf(b, "delete element bridge " FW_TABLE " taps { \"%s\" }\n", tap);
-        if (sp->has_mac)
-                sbuf_printf(b, "delete element bridge " FW_TABLE " vm_mac { \"%s\" . %s }\n", tap, mac);
-        if (sp->has_guard)
-                sbuf_printf(b, "delete element bridge " FW_TABLE " guard { \"%s\" . %s }\n", qvb, mac);
-        if (sp->has_ll)
-                sbuf_printf(b, "delete element bridge " FW_TABLE " vm_ip6 { \"%s\" . %s }\n", tap, ll);
-        for (size_t i = 0; i < sp->port.n_ips; i++)
-                sbuf_printf(b, "delete element bridge " FW_TABLE " %s { \"%s\" . %s }\n",
-                            strchr(sp->port.ips[i], ':') ? "vm_ip6" : "vm_ip4", tap, sp->port.ips[i]);
+        fw_build_port_elements_delete(b, &sp->port, &e);
 }
 
 /* References each group will have once the request is applied. */
@@ -401,7 +381,7 @@ static void build_apply(struct fw *fw)
                         continue;
                 if (sp)
                         build_old_elements_delete(b, sp);
-                fw_build_port_elements(b, p, true);
+                fw_build_port_elements(b, p);
         }
         build_group_gc(fw, b, NULL);
 }

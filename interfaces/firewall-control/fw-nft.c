@@ -180,38 +180,66 @@ void fw_build_port_chain_remove(struct sbuf *b, const char *port_uuid)
         sbuf_printf(b, "delete chain " T " port-%s\n", port_uuid);
 }
 
-void fw_build_port_elements(struct sbuf *b, const struct fw_port *p, bool add)
+/* The port's three device names, or false (then b carries the error). */
+static bool port_devs(struct sbuf *b, const char *uuid, char tap[IFNAME_MAX], char qbr[IFNAME_MAX],
+                      char qvb[IFNAME_MAX])
 {
-        const char *verb = add ? "add" : "delete";
-        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
-
-        if (port_dev_name("tap", p->uuid, tap) < 0 || port_dev_name("qbr", p->uuid, qbr) < 0 ||
-            port_dev_name("qvb", p->uuid, qvb) < 0) {
+        if (port_dev_name("tap", uuid, tap) < 0 || port_dev_name("qbr", uuid, qbr) < 0 ||
+            port_dev_name("qvb", uuid, qvb) < 0) {
                 b->err = -EINVAL;
-                return;
+                return false;
         }
+        return true;
+}
+
+void fw_build_port_elements(struct sbuf *b, const struct fw_port *p)
+{
+        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
+        size_t n4 = 0;
+
+        if (!port_devs(b, p->uuid, tap, qbr, qvb))
+                return;
         mac_format(p->mac, mac);
         ipv6_link_local_from_mac(p->mac, ll);
-        if (add)
-                sbuf_printf(b, "add element " T " ports { \"%s\" : jump port-%s }\n", qbr, p->uuid);
-        else
-                sbuf_printf(b, "delete element " T " ports { \"%s\" }\n", qbr);
-        sbuf_printf(b, "%s element " B " taps { \"%s\" }\n", verb, tap);
-        sbuf_printf(b, "%s element " B " vm_mac { \"%s\" . %s }\n", verb, tap, mac);
-        sbuf_printf(b, "%s element " B " guard { \"%s\" . %s }\n", verb, qvb, mac);
-        sbuf_printf(b, "%s element " B " vm_ip6 { \"%s\" . %s", verb, tap, ll);
+        sbuf_printf(b, "add element " T " ports { \"%s\" : jump port-%s }\n", qbr, p->uuid);
+        sbuf_printf(b, "add element " B " taps { \"%s\" }\n", tap);
+        sbuf_printf(b, "add element " B " vm_mac { \"%s\" . %s }\n", tap, mac);
+        sbuf_printf(b, "add element " B " guard { \"%s\" . %s }\n", qvb, mac);
+        sbuf_printf(b, "add element " B " vm_ip6 { \"%s\" . %s", tap, ll);
         for (size_t i = 0; i < p->n_ips; i++)
                 if (strchr(p->ips[i], ':') && !streq(p->ips[i], ll))
                         sbuf_printf(b, ", \"%s\" . %s", tap, p->ips[i]);
         sbuf_printf(b, " }\n");
-        size_t n4 = 0;
         for (size_t i = 0; i < p->n_ips; i++)
                 n4 += !strchr(p->ips[i], ':');
         if (n4 == 0)
                 return;
-        sbuf_printf(b, "%s element " B " vm_ip4 { ", verb);
+        sbuf_printf(b, "add element " B " vm_ip4 { ");
         for (size_t i = 0, k = 0; i < p->n_ips; i++)
                 if (!strchr(p->ips[i], ':'))
                         sbuf_printf(b, "%s\"%s\" . %s", k++ ? ", " : "", tap, p->ips[i]);
         sbuf_printf(b, " }\n");
+}
+
+void fw_build_port_elements_delete(struct sbuf *b, const struct fw_port *p, const struct fw_elements *e)
+{
+        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
+
+        if (!port_devs(b, p->uuid, tap, qbr, qvb))
+                return;
+        mac_format(p->mac, mac);
+        ipv6_link_local_from_mac(p->mac, ll);
+        if (e->dispatch)
+                sbuf_printf(b, "delete element " T " ports { \"%s\" }\n", qbr);
+        if (e->tap)
+                sbuf_printf(b, "delete element " B " taps { \"%s\" }\n", tap);
+        if (e->mac)
+                sbuf_printf(b, "delete element " B " vm_mac { \"%s\" . %s }\n", tap, mac);
+        if (e->guard)
+                sbuf_printf(b, "delete element " B " guard { \"%s\" . %s }\n", qvb, mac);
+        if (e->ll)
+                sbuf_printf(b, "delete element " B " vm_ip6 { \"%s\" . %s }\n", tap, ll);
+        for (size_t i = 0; i < p->n_ips; i++)
+                sbuf_printf(b, "delete element " B " %s { \"%s\" . %s }\n", strchr(p->ips[i], ':') ? "vm_ip6" : "vm_ip4",
+                            tap, p->ips[i]);
 }

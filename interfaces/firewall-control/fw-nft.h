@@ -56,8 +56,14 @@ void fw_build_group(struct sbuf *b, const char *group_id, const struct secrule *
 void fw_build_group_remove(struct sbuf *b, const char *group_id);
 /* The port's chain: replaced whole when it exists. */
 void fw_build_port_chain(struct sbuf *b, const struct fw_port *p, bool exists);
-/* The port's dispatch element and anti-spoofing elements: add (true) or delete (false). */
-void fw_build_port_elements(struct sbuf *b, const struct fw_port *p, bool add);
+/* The port's dispatch element and anti-spoofing elements. */
+void fw_build_port_elements(struct sbuf *b, const struct fw_port *p);
+/* Which of a port's elements exist (a delete of a missing one fails the batch). */
+struct fw_elements {
+        bool dispatch, tap, mac, guard, ll; /* the port's IPs are deleted as listed in p->ips */
+};
+/* Delete exactly the elements e says exist, for p as the kernel holds it. */
+void fw_build_port_elements_delete(struct sbuf *b, const struct fw_port *p, const struct fw_elements *e);
 void fw_build_port_chain_remove(struct sbuf *b, const char *port_uuid);
 
 /* The nft statement of one rule (without verdict/comment), for tests. */

@@ -100,10 +100,10 @@ static struct fw_snap_port *port_by_dev(struct fw_snap *s, const char *prefix, c
 
 /* Flags of the fixed objects, to tell whether the skeleton is complete. */
 enum {
-        SK_ND = 1 << 0, SK_PORTS = 1 << 3, SK_COMMON = 1 << 4,
-        SK_FORWARD = 1 << 5, SK_TAPS = 1 << 6, SK_VM_MAC = 1 << 7, SK_VM_IP4 = 1 << 8, SK_VM_IP6 = 1 << 9,
-        SK_GUARD = 1 << 10, SK_FROM_VM = 1 << 11, SK_PREROUTING = 1 << 12,
-        SK_ALL = ((1 << 13) - 1) & ~((1 << 1) | (1 << 2)),
+        SK_ND = 1 << 0, SK_PORTS = 1 << 1, SK_COMMON = 1 << 2, SK_FORWARD = 1 << 3, SK_TAPS = 1 << 4,
+        SK_VM_MAC = 1 << 5, SK_VM_IP4 = 1 << 6, SK_VM_IP6 = 1 << 7, SK_GUARD = 1 << 8, SK_FROM_VM = 1 << 9,
+        SK_PREROUTING = 1 << 10,
+        SK_ALL = (1 << 11) - 1,
 };
 
 static int parse_doc(const char *text, struct json_object **ret_items)
