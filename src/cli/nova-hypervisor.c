@@ -11,6 +11,7 @@
 #include "libvirt-protocol.h"
 #include "names.h"
 #include "plugs.h"
+#include "secrule.h"
 #include "snapctl.h"
 
 #include <getopt.h>
@@ -192,6 +193,270 @@ static void print_port_header(void)
         printf("%-36s %-15s %-17s %-5s %-5s %s\n", "PORT", "TAP", "MAC", "MTU", "ADMIN", "OPERSTATE");
 }
 
+
+/* ---- security groups ---- */
+
+static void print_instance_detail(struct json_object *i);
+
+static void print_rule_row(struct json_object *r)
+{
+        const char *proto = jstr(r, "protocol"), *remote = jstr(r, "remote_ip_prefix");
+        char range[32] = "-";
+        struct json_object *mn = jobj(r, "port_range_min"), *mx = jobj(r, "port_range_max");
+        bool icmp = proto && (streq(proto, "icmp") || streq(proto, "ipv6-icmp"));
+
+        if (mn && mx)
+                (void)snprintf(range, sizeof(range), icmp ? "type %lld code %lld" : "%lld-%lld",
+                               (long long)json_object_get_int64(mn), (long long)json_object_get_int64(mx));
+        else if (mn)
+                (void)snprintf(range, sizeof(range), icmp ? "type %lld" : "%lld", (long long)json_object_get_int64(mn));
+        printf("  %-36s %-8s %-5s %-9s %-16s %s\n", jstr(r, "id"), jstr(r, "direction"), jstr(r, "ethertype"),
+               proto ? proto : "any", range, remote ? remote : "any");
+}
+
+static void print_secgroup(struct json_object *g, bool rules)
+{
+        struct json_object *list = jobj(g, "rules"), *ports = jobj(g, "ports");
+
+        printf("%-20s %-36s %3zu rules %3zu ports  %s\n", jstr(g, "name"), jstr(g, "id"),
+               list ? json_object_array_length(list) : 0, ports ? json_object_array_length(ports) : 0,
+               jstr(g, "description") ? jstr(g, "description") : "");
+        if (!rules)
+                return;
+        if (list && json_object_array_length(list) > 0)
+                printf("  %-36s %-8s %-5s %-9s %-16s %s\n", "RULE", "DIR", "ETHER", "PROTOCOL", "PORTS", "REMOTE");
+        for (size_t i = 0; list && i < json_object_array_length(list); i++)
+                print_rule_row(json_object_array_get_idx(list, i));
+        for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
+                struct json_object *p = json_object_array_get_idx(ports, i);
+                printf("  port %s (instance %s)%s\n", jstr(p, "port_uuid"), jstr(p, "instance"),
+                       jbool(p, "filtered") ? "" : " UNFILTERED");
+        }
+}
+
+/* After a change: say when the kernel does not have it yet. */
+static void print_pending(struct json_object *resp)
+{
+        if (!jbool(resp, "applied") && jstr(resp, "pending"))
+                fprintf(stderr, "note: stored, %s\n", jstr(resp, "pending"));
+}
+
+static int rule_add(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "direction", required_argument, NULL, 'd' }, { "ethertype", required_argument, NULL, 'e' },
+                { "protocol", required_argument, NULL, 'p' },  { "port", required_argument, NULL, 'P' },
+                { "icmp-type", required_argument, NULL, 't' }, { "icmp-code", required_argument, NULL, 'c' },
+                { "remote", required_argument, NULL, 'r' },    { 0 },
+        };
+        struct json_object *b = json_object_new_object(), *resp = NULL;
+        char path[160];
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                uint32_t lo, hi;
+                char buf[32], *sep;
+                switch (c) {
+                case 'd':
+                        json_object_object_add(b, "direction", json_object_new_string(optarg));
+                        break;
+                case 'e':
+                        json_object_object_add(b, "ethertype", json_object_new_string(optarg));
+                        break;
+                case 'p':
+                        json_object_object_add(b, "protocol", json_object_new_string(optarg));
+                        break;
+                case 'P':
+                        if (strscpy(buf, optarg, sizeof(buf)) < 0)
+                                goto bad_port;
+                        sep = strpbrk(buf, ":-");
+                        if (sep)
+                                *sep++ = '\0';
+                        if (parse_u32(buf, 0, 65535, &lo) < 0 || (sep && parse_u32(sep, 0, 65535, &hi) < 0))
+                                goto bad_port;
+                        json_object_object_add(b, "port_range_min", json_object_new_int((int)lo));
+                        json_object_object_add(b, "port_range_max", json_object_new_int((int)(sep ? hi : lo)));
+                        break;
+                case 't':
+                case 'c':
+                        if (parse_u32(optarg, 0, 255, &lo) < 0) {
+                                fprintf(stderr, "error: --icmp-%s: 0..255\n", c == 't' ? "type" : "code");
+                                json_object_put(b);
+                                return 2;
+                        }
+                        json_object_object_add(b, c == 't' ? "port_range_min" : "port_range_max",
+                                               json_object_new_int((int)lo));
+                        break;
+                case 'r':
+                        json_object_object_add(b, "remote_ip_prefix", json_object_new_string(optarg));
+                        break;
+                default:
+                        json_object_put(b);
+                        return 2;
+                }
+        }
+        if (optind != argc - 1 || !jobj(b, "direction")) {
+                fprintf(stderr, "usage: nova-hypervisor secgroup rule add GROUP --direction ingress|egress\n"
+                                "         [--ethertype IPv4|IPv6] [--protocol tcp|udp|icmp|icmpv6|any|N]\n"
+                                "         [--port N[:M]] [--icmp-type T [--icmp-code C]] [--remote CIDR]\n");
+                json_object_put(b);
+                return 2;
+        }
+        if (strlen(argv[optind]) > 80 || xsnprintf(path, sizeof(path), "/v1/secgroups/%s/rules", argv[optind]) < 0) {
+                json_object_put(b);
+                return 2;
+        }
+        r = call("POST", path, json_object_to_json_string(b), &resp);
+        json_object_put(b);
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json)
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        else {
+                printf("  %-36s %-8s %-5s %-9s %-16s %s\n", "RULE", "DIR", "ETHER", "PROTOCOL", "PORTS", "REMOTE");
+                print_rule_row(jobj(resp, "result"));
+        }
+        print_pending(resp);
+        json_object_put(resp);
+        return 0;
+bad_port:
+        fprintf(stderr, "error: --port: N or N:M with ports 1..65535\n");
+        json_object_put(b);
+        return 2;
+}
+
+static bool ref_ok(const char *ref)
+{
+        size_t n = strlen(ref);
+        if (n == 0 || n > 63)
+                return false;
+        for (const char *p = ref; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+                      *p == '_' || *p == '-'))
+                        return false;
+        return true;
+}
+
+static int cmd_secgroup(int argc, char **argv)
+{
+        struct json_object *resp = NULL;
+        char path[160];
+        int r;
+
+        if (argc >= 1 && streq(argv[0], "list") && argc == 1) {
+                struct json_object *list;
+                r = call("GET", "/v1/secgroups", NULL, &resp);
+                if (r < 0)
+                        return exit_for(r);
+                if (opt_json)
+                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+                else
+                        for (size_t i = 0; (list = jobj(resp, "secgroups")) && i < json_object_array_length(list); i++)
+                                print_secgroup(json_object_array_get_idx(list, i), false);
+                json_object_put(resp);
+                return 0;
+        }
+        if (argc >= 2 && streq(argv[0], "create") && (argc == 2 || (argc == 4 && streq(argv[2], "--description")))) {
+                struct json_object *b = json_object_new_object();
+                json_object_object_add(b, "name", json_object_new_string(argv[1]));
+                if (argc == 4)
+                        json_object_object_add(b, "description", json_object_new_string(argv[3]));
+                r = call("POST", "/v1/secgroups", json_object_to_json_string(b), &resp);
+                json_object_put(b);
+                if (r < 0)
+                        return exit_for(r);
+                if (opt_json)
+                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+                else
+                        print_secgroup(resp, true);
+                json_object_put(resp);
+                return 0;
+        }
+        if (argc == 2 && (streq(argv[0], "show") || streq(argv[0], "delete"))) {
+                if (!ref_ok(argv[1]) || xsnprintf(path, sizeof(path), "/v1/secgroups/%s", argv[1]) < 0) {
+                        fprintf(stderr, "error: '%s' is not a group name or id\n", argv[1]);
+                        return 2;
+                }
+                r = call(argv[0][0] == 's' ? "GET" : "DELETE", path, NULL, &resp);
+                if (r < 0)
+                        return exit_for(r);
+                if (opt_json)
+                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+                else if (argv[0][0] == 's')
+                        print_secgroup(resp, true);
+                else
+                        printf("deleted security group %s\n", argv[1]);
+                json_object_put(resp);
+                return 0;
+        }
+        if (argc >= 2 && streq(argv[0], "rule") && streq(argv[1], "add"))
+                return rule_add(argc - 1, argv + 1);
+        if (argc == 3 && streq(argv[0], "rule") && streq(argv[1], "delete")) {
+                if (!uuid_is_valid(argv[2])) {
+                        fprintf(stderr, "error: '%s' is not a rule id (a lowercase UUID)\n", argv[2]);
+                        return 2;
+                }
+                (void)snprintf(path, sizeof(path), "/v1/secgroup-rules/%s", argv[2]);
+                r = call("DELETE", path, NULL, &resp);
+                if (r < 0)
+                        return exit_for(r);
+                if (opt_json)
+                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+                else
+                        printf("deleted rule %s\n", argv[2]);
+                print_pending(resp);
+                json_object_put(resp);
+                return 0;
+        }
+        fprintf(stderr, "usage: nova-hypervisor secgroup list | show GROUP | delete GROUP\n"
+                        "       nova-hypervisor secgroup create NAME [--description TEXT]\n"
+                        "       nova-hypervisor secgroup rule add GROUP --direction ingress|egress [...]\n"
+                        "       nova-hypervisor secgroup rule delete RULE_ID\n");
+        return 2;
+}
+
+/* port set UUID --secgroup G [--secgroup G]... | --no-secgroup */
+static int port_set(int argc, char **argv)
+{
+        struct json_object *groups = json_object_new_array(), *b, *resp = NULL;
+        bool none = false;
+        char path[128];
+        int r;
+
+        for (int i = 2; i < argc; i++) {
+                if (streq(argv[i], "--secgroup") && i + 1 < argc)
+                        json_object_array_add(groups, json_object_new_string(argv[++i]));
+                else if (streq(argv[i], "--no-secgroup"))
+                        none = true;
+                else {
+                        json_object_put(groups);
+                        goto usage;
+                }
+        }
+        if (argc < 3 || !uuid_is_valid(argv[1]) || (none == (json_object_array_length(groups) > 0))) {
+                json_object_put(groups);
+                goto usage;
+        }
+        b = json_object_new_object();
+        json_object_object_add(b, "secgroups", groups);
+        (void)snprintf(path, sizeof(path), "/v1/ports/%s/secgroups", argv[1]);
+        r = call("POST", path, json_object_to_json_string(b), &resp);
+        json_object_put(b);
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json)
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        else
+                print_instance_detail(jobj(resp, "result"));
+        print_pending(resp);
+        json_object_put(resp);
+        return 0;
+usage:
+        fprintf(stderr, "usage: nova-hypervisor port set PORT_UUID --secgroup GROUP [--secgroup GROUP]... | --no-secgroup\n");
+        return 2;
+}
+
 static int cmd_port(int argc, char **argv)
 {
         struct json_object *resp = NULL, *body = NULL;
@@ -200,6 +465,8 @@ static int cmd_port(int argc, char **argv)
 
         if (argc < 1)
                 goto usage;
+        if (streq(argv[0], "set"))
+                return port_set(argc, argv);
         if (streq(argv[0], "list") && argc == 1) {
                 struct json_object *ports;
                 r = call("GET", "/v1/ports", NULL, &resp);
@@ -294,7 +561,8 @@ static int cmd_port(int argc, char **argv)
         }
 usage:
         fprintf(stderr, "usage: nova-hypervisor port create [--port-uuid UUID] [--mac MAC] [--mtu N]\n"
-                        "       nova-hypervisor port list | show UUID | delete UUID\n");
+                        "       nova-hypervisor port list | show UUID | delete UUID\n"
+                        "       nova-hypervisor port set UUID --secgroup GROUP... | --no-secgroup\n");
         return 2;
 fail_usage:
         json_object_put(body);
@@ -335,12 +603,26 @@ static void print_instance_detail(struct json_object *i)
                 printf("fault:       %s\n", fault);
         for (size_t k = 0; ports && k < json_object_array_length(ports); k++) {
                 struct json_object *p = json_object_array_get_idx(ports, k);
+                struct json_object *ips = jobj(p, "ips"), *names = jobj(p, "secgroup_names");
                 printf("port %zu:      %s tap %s mac %s mtu %lld\n", k, jstr(p, "port_uuid"), jstr(p, "tap"),
                        jstr(p, "mac"), (long long)jint(p, "mtu"));
+                printf("             ips:");
+                for (size_t j = 0; ips && j < json_object_array_length(ips); j++)
+                        printf(" %s", json_object_get_string(json_object_array_get_idx(ips, j)));
+                printf("%s\n             security groups:", ips && json_object_array_length(ips) ? "" : " -");
+                for (size_t j = 0; names && j < json_object_array_length(names); j++)
+                        printf(" %s", json_object_get_string(json_object_array_get_idx(names, j)));
+                if (!names || json_object_array_length(names) == 0)
+                        printf(" - (all traffic dropped once filtered)");
+                if (jbool(p, "filtered"))
+                        printf("\n             filtered: yes (bridge %s)\n", jstr(p, "bridge") ? jstr(p, "bridge") : "-");
+                else
+                        printf("\n             filtered: NO: %s%s%s\n", jstr(p, "unfiltered_reason"),
+                               jstr(p, "fix") ? "; fix: " : "", jstr(p, "fix") ? jstr(p, "fix") : "");
         }
 }
 
-/* Port spec: "" or comma-separated uuid=..., mac=..., mtu=... */
+/* Port spec: "" or comma-separated uuid=..., mac=..., mtu=..., ip=... (ip repeatable) */
 static int parse_port_spec(const char *spec, struct json_object *port)
 {
         char buf[256], *save = NULL;
@@ -359,7 +641,14 @@ static int parse_port_spec(const char *spec, struct json_object *port)
                         json_object_object_add(port, "mac", json_object_new_string(eq));
                 else if (streq(kv, "mtu") && parse_u32(eq, 68, 65535, &mtu) == 0)
                         json_object_object_add(port, "mtu", json_object_new_int((int)mtu));
-                else
+                else if (streq(kv, "ip") && ip_is_valid(eq)) {
+                        struct json_object *ips = jobj(port, "ips");
+                        if (!ips) {
+                                ips = json_object_new_array();
+                                json_object_object_add(port, "ips", ips);
+                        }
+                        json_object_array_add(ips, json_object_new_string(eq));
+                } else
                         return -EINVAL;
         }
         return 0;
@@ -441,15 +730,33 @@ static int run_bulk(struct bulk_item *items, size_t n, const char *verb)
         return (int)failed;
 }
 
+/* Say on stderr, once per instance, that its ports are not filtered and how to fix it. */
+static void warn_unfiltered(struct json_object *inst)
+{
+        struct json_object *ports = jobj(inst, "ports");
+
+        for (size_t k = 0; ports && k < json_object_array_length(ports); k++) {
+                struct json_object *p = json_object_array_get_idx(ports, k);
+                if (jbool(p, "filtered"))
+                        continue;
+                fprintf(stderr, "warning: port %s of %s is UNFILTERED (no security groups apply): %s\n",
+                        jstr(p, "port_uuid"), jstr(inst, "name"), jstr(p, "unfiltered_reason"));
+                if (jstr(p, "fix"))
+                        fprintf(stderr, "fix: %s\n", jstr(p, "fix"));
+                return;
+        }
+}
+
 static int cmd_boot(int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "vcpus", required_argument, NULL, 'c' }, { "memory", required_argument, NULL, 'm' },
                 { "port", required_argument, NULL, 'p' },  { "ports", required_argument, NULL, 'n' },
                 { "count", required_argument, NULL, 'N' }, { "wait", no_argument, NULL, 'w' },
+                { "secgroup", required_argument, NULL, 'g' },
                 { 0 },
         };
-        struct json_object *ports = json_object_new_array();
+        struct json_object *ports = json_object_new_array(), *groups = NULL;
         uint32_t vcpus = 1, memory = 64, nports = 1, count = 0;
         bool wait = false, explicit_ports = false;
         const char *name;
@@ -496,13 +803,18 @@ static int cmd_boot(int argc, char **argv)
                 case 'w':
                         wait = true;
                         break;
+                case 'g':
+                        if (!groups)
+                                groups = json_object_new_array();
+                        json_object_array_add(groups, json_object_new_string(optarg));
+                        break;
                 default:
                         goto out;
                 }
         }
         if (optind != argc - 1 || !instance_name_is_valid(argv[optind])) {
-                fprintf(stderr, "usage: nova-hypervisor boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..]...\n"
-                                "                            [--ports N] [--count N] [--wait]\n"
+                fprintf(stderr, "usage: nova-hypervisor boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]...\n"
+                                "                            [--ports N] [--secgroup NAME]... [--count N] [--wait]\n"
                                 "NAME: 1..63 characters of A-Z a-z 0-9 . _ -\n");
                 goto out;
         }
@@ -526,6 +838,8 @@ static int cmd_boot(int argc, char **argv)
                         json_object_object_add(b, "vcpus", json_object_new_int((int)vcpus));
                         json_object_object_add(b, "memory_mb", json_object_new_int((int)memory));
                         json_object_object_add(b, "ports", json_object_get(ports));
+                        if (groups)
+                                json_object_object_add(b, "secgroups", json_object_get(groups));
                         items[k].body = strdup(json_object_to_json_string(b));
                         json_object_put(b);
                         (void)strscpy(items[k].method, "POST", sizeof(items[k].method));
@@ -543,6 +857,8 @@ static int cmd_boot(int argc, char **argv)
                 json_object_object_add(b, "vcpus", json_object_new_int((int)vcpus));
                 json_object_object_add(b, "memory_mb", json_object_new_int((int)memory));
                 json_object_object_add(b, "ports", json_object_get(ports));
+                if (groups)
+                        json_object_object_add(b, "secgroups", json_object_get(groups));
                 r = call("POST", wait ? "/v1/instances?wait=1" : "/v1/instances", json_object_to_json_string(b), &resp);
                 json_object_put(b);
                 if (r < 0) {
@@ -553,11 +869,13 @@ static int cmd_boot(int argc, char **argv)
                         printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
                 else
                         print_instance_detail(resp);
+                warn_unfiltered(resp);
                 json_object_put(resp);
                 r = 0;
         }
 out:
         json_object_put(ports);
+        json_object_put(groups);
         return r;
 }
 
@@ -728,14 +1046,19 @@ static void usage(FILE *f)
                    "commands:\n"
                    "  status                             the core and every plug: connected, module, fix\n"
                    "  plug connect|disconnect PLUG       outside a snap: stand-in for snap connect\n"
-                   "  boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..]... [--ports N]\n"
-                   "            [--count N] [--wait]          boot one instance (or NAME-1..NAME-N, with progress)\n"
+                   "  boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]... [--ports N]\n"
+                   "            [--secgroup G]... [--count N] [--wait]  boot one instance (or NAME-1..NAME-N)\n"
                    "  list | show NAME|UUID                  instances\n"
                    "  stop|start|reboot NAME|UUID... [--wait]\n"
                    "  delete NAME|UUID... [--wait] | delete --all\n"
                    "  ports                                  our ports on the integration bridge (OVS)\n"
                    "  port create [--port-uuid U] [--mac M] [--mtu N]\n"
                    "  port list | show UUID | delete UUID\n"
+                   "  port set UUID --secgroup GROUP... | --no-secgroup   the port's security groups\n"
+                   "  secgroup list | show G | delete G | create NAME [--description TEXT]\n"
+                   "  secgroup rule add G --direction ingress|egress [--ethertype IPv4|IPv6]\n"
+                   "           [--protocol P] [--port N[:M]] [--icmp-type T] [--icmp-code C] [--remote CIDR]\n"
+                   "  secgroup rule delete RULE_ID\n"
                    "socket: --socket, $NOVA_HYPERVISOR_SOCKET, or the default of the install\n");
 }
 
@@ -776,6 +1099,8 @@ int main(int argc, char **argv)
                 return cmd_plug(argc - i - 1, argv + i + 1);
         if (streq(argv[i], "port"))
                 return cmd_port(argc - i - 1, argv + i + 1);
+        if (streq(argv[i], "secgroup"))
+                return cmd_secgroup(argc - i - 1, argv + i + 1);
         if (streq(argv[i], "ports") && argc == i + 1)
                 return cmd_ports();
         if (streq(argv[i], "boot"))

@@ -1,6 +1,8 @@
 /* api.c - see api.h */
 #include "api.h"
 
+#include "firewall.h"
+#include "secgroups.h"
 #include "http.h"
 #include "instances.h"
 #include "lifecycle.h"
@@ -17,6 +19,21 @@
 #define API_MAX_CONNECTIONS 64
 #define API_IDLE_TIMEOUT_USEC (30 * 1000000ULL) /* a client that sends nothing for this long is dropped */
 
+/* A security-group change: sent to firewall-control first, stored when it
+ * took (or at once when no filtered port is affected). */
+enum sg_change_kind { SGC_RULE_ADD, SGC_RULE_DELETE, SGC_PORT_SET };
+struct sg_change {
+        struct api_conn *c;                     /* NULL once the client is gone */
+        enum sg_change_kind kind;
+        char group_id[UUID_STR_LEN + 1];        /* rule add */
+        struct secrule rule;                    /* rule add: with its new id */
+        char rule_id[UUID_STR_LEN + 1];         /* rule delete */
+        char port_uuid[UUID_STR_LEN + 1];       /* port set */
+        char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
+        size_t n_groups;
+        char pending[512];                      /* why the kernel was not updated ("" when it was) */
+};
+
 struct api_conn {
         struct api_conn *next;          /* in the connection list */
         int fd;
@@ -32,6 +49,7 @@ struct api_conn {
         struct module_call *call;       /* pending module call, cancelled if we go away */
         struct lifecycle_waiter *waiter; /* pending instance operation (?wait=1), cancelled likewise */
         char port_uuid[UUID_STR_LEN + 1]; /* request context for module replies */
+        struct sg_change *change;       /* security-group change in flight; it outlives us */
 };
 
 static struct {
@@ -52,6 +70,8 @@ static void conn_free(struct api_conn *c)
                 }
         module_call_cancel(c->call);
         lifecycle_waiter_cancel(c->waiter);
+        if (c->change)
+                c->change->c = NULL; /* the change still lands in the store; nobody hears of it */
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
         safe_close(c->fd);
@@ -62,6 +82,7 @@ static void conn_free(struct api_conn *c)
 }
 
 static void conn_process(struct api_conn *c);
+static struct json_object *instance_json(const struct instance *inst);
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
@@ -491,7 +512,37 @@ static void on_instance_done(int status, const char *error, int plug, struct ins
                 json_object_object_add(root, "deleted", json_object_new_string(c->port_uuid));
                 return respond_json(c, 200, root);
         }
-        respond_json(c, 200, instance_to_json(inst));
+        respond_json(c, 200, instance_json(inst));
+}
+
+/* The API view of an instance: the store's, with each port's group names
+ * and, for an unfiltered port, why and what to do about it. */
+static struct json_object *instance_json(const struct instance *inst)
+{
+        struct json_object *o = instance_to_json(inst), *ports;
+        char fix[128];
+
+        if (!json_object_object_get_ex(o, "ports", &ports))
+                return o;
+        if (plug_fix_text(PLUG_FIREWALL_CONTROL, fix, sizeof(fix)) < 0)
+                fix[0] = '\0';
+        for (size_t i = 0; i < inst->n_ports && i < json_object_array_length(ports); i++) {
+                struct json_object *p = json_object_array_get_idx(ports, i), *names = json_object_new_array();
+                for (size_t k = 0; k < inst->ports[i].n_secgroups; k++) {
+                        const struct secgroup *g = secgroup_find(inst->ports[i].secgroups[k]);
+                        json_object_array_add(names, json_object_new_string(g ? g->name : "(deleted)"));
+                }
+                json_object_object_add(p, "secgroup_names", names);
+                if (!inst->ports[i].filtered)
+                        json_object_object_add(p, "unfiltered_reason",
+                                               json_object_new_string(firewall_connected()
+                                                                              ? "booted before firewall-control was "
+                                                                                "connected; being re-plumbed"
+                                                                              : "firewall-control is not connected"));
+                if (!inst->ports[i].filtered && !firewall_connected() && fix[0])
+                        json_object_object_add(p, "fix", json_object_new_string(fix));
+        }
+        return o;
 }
 
 static struct instance *find_instance(const char *id)
@@ -519,7 +570,7 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         r = parse_body(req, &body, err, sizeof(err));
         if (r < 0)
                 return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
-        r = instance_parse_boot_request(body, &tmpl, err, sizeof(err));
+        r = instance_parse_boot_request(body, secgroup_resolve, &tmpl, err, sizeof(err));
         json_object_put(body);
         if (r < 0)
                 return respond_error(c, 400, err, -1);
@@ -532,7 +583,7 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         if (r < 0)
                 return respond_error(c, status_for_errno(r), err, plug);
         if (!wait)
-                respond_json(c, 202, instance_to_json(inst));
+                respond_json(c, 202, instance_json(inst));
 }
 
 static void handle_instance_op(struct api_conn *c, const struct http_request *req, const char *id, const char *action)
@@ -554,7 +605,7 @@ static void handle_instance_op(struct api_conn *c, const struct http_request *re
         if (r < 0)
                 return respond_error(c, status_for_errno(r), err, plug);
         if (!wait)
-                respond_json(c, 202, instance_to_json(inst));
+                respond_json(c, 202, instance_json(inst));
 }
 
 static void handle_instance_list(struct api_conn *c)
@@ -562,7 +613,7 @@ static void handle_instance_list(struct api_conn *c)
         struct json_object *root = json_object_new_object(), *list = json_object_new_array();
 
         for (struct instance *i = instances_first(); i; i = i->next)
-                json_object_array_add(list, instance_to_json(i));
+                json_object_array_add(list, instance_json(i));
         json_object_object_add(root, "instances", list);
         respond_json(c, 200, root);
 }
@@ -640,6 +691,348 @@ static void handle_vif_list(struct api_conn *c)
                 respond_error(c, status_for_errno(r), err, r == -ENOTCONN || r == -EAGAIN ? PLUG_OPENVSWITCH : -1);
 }
 
+
+/* ---- security groups ---- */
+
+static struct json_object *secgroup_json(const struct secgroup *g)
+{
+        struct json_object *o = secgroup_to_json(g), *ports = json_object_new_array();
+
+        for (struct instance *i = instances_first(); i; i = i->next)
+                for (size_t p = 0; p < i->n_ports; p++)
+                        for (size_t k = 0; k < i->ports[p].n_secgroups; k++)
+                                if (streq(i->ports[p].secgroups[k], g->id)) {
+                                        struct json_object *e = json_object_new_object();
+                                        json_object_object_add(e, "port_uuid",
+                                                               json_object_new_string(i->ports[p].port_uuid));
+                                        json_object_object_add(e, "instance", json_object_new_string(i->name));
+                                        json_object_object_add(e, "filtered",
+                                                               json_object_new_boolean(i->ports[p].filtered));
+                                        json_object_array_add(ports, e);
+                                }
+        json_object_object_add(o, "ports", ports);
+        return o;
+}
+
+static void handle_secgroup_list(struct api_conn *c)
+{
+        struct json_object *root = json_object_new_object(), *list = json_object_new_array();
+
+        for (const struct secgroup *g = secgroups_first(); g; g = g->next)
+                json_object_array_add(list, secgroup_json(g));
+        json_object_object_add(root, "secgroups", list);
+        respond_json(c, 200, root);
+}
+
+static void handle_secgroup_create(struct api_conn *c, const struct http_request *req)
+{
+        struct json_object *body = NULL;
+        const char *name = NULL, *desc = "";
+        struct secgroup *g;
+        char err[256];
+        int r;
+
+        r = parse_body(req, &body, err, sizeof(err));
+        if (r < 0)
+                return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
+        json_object_object_foreach(body, key, val) {
+                const char *str = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
+                if (streq(key, "name") && str)
+                        name = str;
+                else if (streq(key, "description") && str)
+                        desc = str;
+                else {
+                        (void)snprintf(err, sizeof(err), "%.32s: %s", key,
+                                       streq(key, "name") || streq(key, "description") ? "must be a string"
+                                                                                     : "unknown field");
+                        json_object_put(body);
+                        return respond_error(c, 400, err, -1);
+                }
+        }
+        if (!name || !secgroup_name_is_valid(name)) {
+                json_object_put(body);
+                return respond_error(c, 400, "name: required, 1..63 characters of A-Z a-z 0-9 . _ - (not starting "
+                                             "with . or -, not a UUID)", -1);
+        }
+        r = secgroup_create(name, desc, &g);
+        if (r < 0) {
+                (void)snprintf(err, sizeof(err),
+                               r == -EEXIST   ? "a security group named '%s' exists"
+                               : r == -EINVAL ? "description: at most 255 printable characters (group '%s')"
+                               : r == -ENOSPC ? "no room for group '%s': at most 256 security groups"
+                                              : "cannot record security group '%s'",
+                               name);
+                json_object_put(body);
+                return respond_error(c, status_for_errno(r), err, -1);
+        }
+        json_object_put(body);
+        log_info("security group %s (%s) created", g->name, g->id);
+        respond_json(c, 201, secgroup_json(g));
+}
+
+static void handle_secgroup_delete(struct api_conn *c, struct secgroup *g)
+{
+        char err[256], id[UUID_STR_LEN + 1], name[SECGROUP_NAME_MAX + 1];
+        struct json_object *root;
+        int r;
+
+        for (struct instance *i = instances_first(); i; i = i->next)
+                for (size_t p = 0; p < i->n_ports; p++)
+                        for (size_t k = 0; k < i->ports[p].n_secgroups; k++)
+                                if (streq(i->ports[p].secgroups[k], g->id)) {
+                                        (void)snprintf(err, sizeof(err),
+                                                       "security group '%s' is in use by port %s of instance %s",
+                                                       g->name, i->ports[p].port_uuid, i->name);
+                                        return respond_error(c, 409, err, -1);
+                                }
+        memcpy(id, g->id, sizeof(id));
+        memcpy(name, g->name, sizeof(name));
+        r = secgroup_delete(g);
+        if (r == -EPERM)
+                return respond_error(c, 409, "the group 'default' cannot be deleted", -1);
+        if (r < 0)
+                return respond_error(c, 500, "cannot record the change", -1);
+        log_info("security group %s (%s) deleted", name, id);
+        root = json_object_new_object();
+        json_object_object_add(root, "deleted", json_object_new_string(id));
+        respond_json(c, 200, root);
+}
+
+/* Put the change into the store (the kernel has it, or nothing needed it). */
+static int sg_change_store(struct sg_change *ch, struct json_object **ret, char *err, size_t errlen)
+{
+        struct secgroup *g;
+        size_t idx;
+        int r;
+
+        switch (ch->kind) {
+        case SGC_RULE_ADD: {
+                const struct secrule *stored;
+                g = secgroup_find(ch->group_id);
+                if (!g)
+                        return snprintf(err, errlen, "the group was deleted meanwhile"), -ENOENT;
+                r = secgroup_rule_add(g, &ch->rule, NULL, &stored);
+                if (r < 0)
+                        return snprintf(err, errlen, "cannot record the rule: %s", strerror(-r)), r;
+                *ret = secrule_to_json(stored);
+                log_info("security group %s: rule %s added", g->name, stored->uuid);
+                return 0;
+        }
+        case SGC_RULE_DELETE:
+                g = secgroup_find_rule(ch->rule_id, &idx);
+                if (!g)
+                        return snprintf(err, errlen, "the rule was deleted meanwhile"), -ENOENT;
+                r = secgroup_rule_delete(g, idx);
+                if (r < 0)
+                        return snprintf(err, errlen, "cannot record the change: %s", strerror(-r)), r;
+                *ret = json_object_new_object();
+                json_object_object_add(*ret, "deleted", json_object_new_string(ch->rule_id));
+                log_info("security group %s: rule %s deleted", g->name, ch->rule_id);
+                return 0;
+        case SGC_PORT_SET: {
+                struct instance *inst;
+                struct instance_port *ip = instance_find_port(ch->port_uuid, &inst), saved;
+                if (!ip)
+                        return snprintf(err, errlen, "the port's instance was deleted meanwhile"), -ENOENT;
+                saved = *ip;
+                memcpy(ip->secgroups, ch->groups, ch->n_groups * sizeof(ch->groups[0]));
+                ip->n_secgroups = ch->n_groups;
+                r = instance_save(inst);
+                if (r < 0) {
+                        *ip = saved;
+                        return snprintf(err, errlen, "cannot record the change: %s", strerror(-r)), r;
+                }
+                *ret = instance_json(inst);
+                log_info("port %s of instance %s: %zu security group(s) set", ch->port_uuid, inst->name, ch->n_groups);
+                return 0;
+        }
+        }
+        return -EINVAL;
+}
+
+static void sg_change_finish(struct sg_change *ch, int status, const char *error, int plug)
+{
+        struct api_conn *c = ch->c;
+        struct json_object *result = NULL;
+        char err[256];
+        int r = status;
+
+        if (status == 0) {
+                r = sg_change_store(ch, &result, err, sizeof(err));
+                if (r < 0) {
+                        error = err;
+                        plug = -1;
+                        firewall_sync(); /* the kernel has a change the store does not: take it back */
+                }
+        }
+        if (c) {
+                c->change = NULL;
+                if (r < 0)
+                        respond_error(c, status_for_errno(r), error, plug);
+                else {
+                        struct json_object *root = json_object_new_object();
+                        json_object_object_add(root, "result", result);
+                        json_object_object_add(root, "applied", json_object_new_boolean(!ch->pending[0]));
+                        if (ch->pending[0])
+                                json_object_object_add(root, "pending", json_object_new_string(ch->pending));
+                        result = NULL;
+                        respond_json(c, ch->kind == SGC_RULE_ADD ? 201 : 200, root);
+                }
+        }
+        json_object_put(result);
+        free(ch);
+}
+
+static void on_sg_pushed(int status, const char *error, int plug, void *userdata)
+{
+        sg_change_finish(userdata, status, error, plug);
+}
+
+/* Send the change to the kernel when a filtered port needs it, then store it. */
+static void sg_change_run(struct api_conn *c, struct sg_change *ch, const struct instance_port *port,
+                          const struct secgroup *next)
+{
+        char err[512];
+        int r, plug = -1;
+
+        ch->c = c;
+        if (port && !port->filtered) {
+                r = 1;
+                (void)snprintf(ch->pending, sizeof(ch->pending), "the port is unfiltered (%s)",
+                               firewall_connected() ? "it is being re-plumbed" : "firewall-control is not connected");
+        } else if (port)
+                r = firewall_push_port(port, ch->groups, ch->n_groups, on_sg_pushed, ch, err, sizeof(err), &plug);
+        else
+                r = firewall_push_group(next, on_sg_pushed, ch, err, sizeof(err), &plug);
+        if (r < 0 && (r == -ENOTCONN || r == -EAGAIN)) {
+                /* Stored now; the firewall sync applies it when the module is back. */
+                (void)snprintf(ch->pending, sizeof(ch->pending), "not in the kernel yet: %.480s", err);
+                r = 1;
+        }
+        if (r < 0) {
+                free(ch);
+                return respond_error(c, status_for_errno(r), err, plug);
+        }
+        if (r == 1)
+                return sg_change_finish(ch, 0, NULL, -1);
+        c->change = ch;
+}
+
+static void handle_rule_add(struct api_conn *c, const struct http_request *req, struct secgroup *g)
+{
+        _cleanup_free_ struct secgroup *next = NULL;
+        struct json_object *body = NULL;
+        struct sg_change *ch;
+        char err[256];
+        int r;
+
+        r = parse_body(req, &body, err, sizeof(err));
+        if (r < 0)
+                return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
+        ch = calloc(1, sizeof(*ch));
+        next = malloc(sizeof(*next));
+        if (!ch || !next) {
+                free(ch);
+                json_object_put(body);
+                return respond_error(c, 500, "out of memory", -1);
+        }
+        ch->kind = SGC_RULE_ADD;
+        r = secrule_from_json(body, &ch->rule, err, sizeof(err));
+        json_object_put(body);
+        if (r < 0) {
+                free(ch);
+                return respond_error(c, 400, err, -1);
+        }
+        for (size_t i = 0; i < g->n_rules; i++)
+                if (secrule_equal(&g->rules[i], &ch->rule)) {
+                        (void)snprintf(err, sizeof(err), "security group '%s' already has this rule (%s)", g->name,
+                                       g->rules[i].uuid);
+                        free(ch);
+                        return respond_error(c, 409, err, -1);
+                }
+        if (g->n_rules >= SECGROUP_MAX_RULES) {
+                (void)snprintf(err, sizeof(err), "security group '%s' has %d rules, the most a group holds", g->name,
+                               SECGROUP_MAX_RULES);
+                free(ch);
+                return respond_error(c, 409, err, -1);
+        }
+        if ((ch->rule.uuid[0] && secgroup_find_rule(ch->rule.uuid, NULL)) ||
+            (!ch->rule.uuid[0] && uuid_new_str(ch->rule.uuid) < 0)) {
+                free(ch);
+                return respond_error(c, 409, "id: a rule with this id exists", -1);
+        }
+        memcpy(ch->group_id, g->id, sizeof(ch->group_id));
+        secgroup_with_rule(g, &ch->rule, SIZE_MAX, next);
+        sg_change_run(c, ch, NULL, next);
+}
+
+static void handle_rule_delete(struct api_conn *c, const char *rule_id)
+{
+        _cleanup_free_ struct secgroup *next = NULL;
+        struct secgroup *g;
+        struct sg_change *ch;
+        size_t idx;
+
+        g = uuid_is_valid(rule_id) ? secgroup_find_rule(rule_id, &idx) : NULL;
+        if (!g)
+                return respond_error(c, 404, "no such security-group rule", -1);
+        ch = calloc(1, sizeof(*ch));
+        next = malloc(sizeof(*next));
+        if (!ch || !next) {
+                free(ch);
+                return respond_error(c, 500, "out of memory", -1);
+        }
+        ch->kind = SGC_RULE_DELETE;
+        memcpy(ch->rule_id, rule_id, sizeof(ch->rule_id));
+        secgroup_with_rule(g, NULL, idx, next);
+        sg_change_run(c, ch, NULL, next);
+}
+
+static void handle_port_secgroups(struct api_conn *c, const struct http_request *req, const char *port_uuid)
+{
+        struct json_object *body = NULL, *list = NULL;
+        struct instance *inst = NULL;
+        struct instance_port *ip = uuid_is_valid(port_uuid) ? instance_find_port(port_uuid, &inst) : NULL;
+        struct sg_change *ch;
+        char err[256];
+        int r;
+
+        if (!ip)
+                return respond_error(c, 404, "no instance has this port", -1);
+        if (inst->op) {
+                (void)snprintf(err, sizeof(err), "instance %s is busy (%s); retry when it is done", inst->name,
+                               inst->task);
+                return respond_error(c, 409, err, -1);
+        }
+        r = parse_body(req, &body, err, sizeof(err));
+        if (r < 0)
+                return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
+        json_object_object_foreach(body, key, val) {
+                if (!streq(key, "secgroups")) {
+                        (void)snprintf(err, sizeof(err), "%.32s: unknown field", key);
+                        json_object_put(body);
+                        return respond_error(c, 400, err, -1);
+                }
+                list = val;
+        }
+        ch = calloc(1, sizeof(*ch));
+        if (!ch) {
+                json_object_put(body);
+                return respond_error(c, 500, "out of memory", -1);
+        }
+        r = list ? instance_port_parse_secgroups(list, secgroup_resolve, ch->groups, &ch->n_groups, err, sizeof(err))
+                 : (snprintf(err, sizeof(err), "secgroups: required (a list; [] leaves the port with no group: "
+                                               "all traffic dropped)"), -EINVAL);
+        json_object_put(body);
+        if (r < 0) {
+                free(ch);
+                return respond_error(c, r == -ENOENT ? 404 : 400, err, -1);
+        }
+        ch->kind = SGC_PORT_SET;
+        memcpy(ch->port_uuid, ip->port_uuid, sizeof(ch->port_uuid));
+        sg_change_run(c, ch, ip, NULL);
+}
+
 /* ---- routing ---- */
 
 static void route(struct api_conn *c, const struct http_request *req)
@@ -672,6 +1065,47 @@ static void route(struct api_conn *c, const struct http_request *req)
                         return handle_port_create(c, req);
                 return respond_error(c, 405, "method not allowed", -1);
         }
+        if (strncmp(p, "/v1/ports/", 10) == 0 && strlen(p + 10) == UUID_STR_LEN + 10 &&
+            streq(p + 10 + UUID_STR_LEN, "/secgroups")) {
+                char port[UUID_STR_LEN + 1];
+                memcpy(port, p + 10, UUID_STR_LEN);
+                port[UUID_STR_LEN] = '\0';
+                if (post || streq(req->method, "PUT"))
+                        return handle_port_secgroups(c, req, port);
+                return respond_error(c, 405, "method not allowed", -1);
+        }
+        if (streq(p, "/v1/secgroups")) {
+                if (get)
+                        return handle_secgroup_list(c);
+                if (post)
+                        return handle_secgroup_create(c, req);
+                return respond_error(c, 405, "method not allowed", -1);
+        }
+        if (strncmp(p, "/v1/secgroups/", 14) == 0) {
+                char ref[80];
+                const char *rest = p + 14, *slash = strchr(rest, '/');
+                size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+                struct secgroup *g;
+                if (n == 0 || n >= sizeof(ref))
+                        return respond_error(c, 404, "no such security group", -1);
+                memcpy(ref, rest, n);
+                ref[n] = '\0';
+                g = secgroup_find(ref);
+                if (!g)
+                        return respond_error(c, 404, "no such security group", -1);
+                if (!slash && get)
+                        return respond_json(c, 200, secgroup_json(g));
+                if (!slash && del)
+                        return handle_secgroup_delete(c, g);
+                if (slash && streq(slash, "/rules") && post)
+                        return handle_rule_add(c, req, g);
+                return respond_error(c, 405, "method not allowed", -1);
+        }
+        if (strncmp(p, "/v1/secgroup-rules/", 19) == 0) {
+                if (del)
+                        return handle_rule_delete(c, p + 19);
+                return respond_error(c, 405, "method not allowed", -1);
+        }
         if (strncmp(p, "/v1/ports/", 10) == 0 && !strchr(p + 10, '/')) {
                 if (get)
                         return handle_port_one(c, "tap_get", p + 10);
@@ -702,7 +1136,7 @@ static void route(struct api_conn *c, const struct http_request *req)
                         struct instance *inst = find_instance(id);
                         if (!inst)
                                 return respond_error(c, 404, "no such instance", -1);
-                        return respond_json(c, 200, instance_to_json(inst));
+                        return respond_json(c, 200, instance_json(inst));
                 }
                 if (!slash && del)
                         return handle_instance_op(c, req, id, "delete");

@@ -38,6 +38,78 @@ static int instance_path(const char *uuid, char *buf, size_t size)
         return xsnprintf(buf, size, "%s/%s.json", store.dir, uuid);
 }
 
+struct instance_port *instance_find_port(const char *port_uuid, struct instance **ret_inst)
+{
+        for (struct instance *i = store.list; i; i = i->next)
+                for (size_t p = 0; p < i->n_ports; p++)
+                        if (streq(i->ports[p].port_uuid, port_uuid)) {
+                                if (ret_inst)
+                                        *ret_inst = i;
+                                return &i->ports[p];
+                        }
+        return NULL;
+}
+
+/* ips, secgroups, filtered: the same members in the API view and the store. */
+static void port_security_to_json(const struct instance_port *ip, struct json_object *p)
+{
+        struct json_object *ips = json_object_new_array(), *groups = json_object_new_array();
+
+        for (size_t k = 0; k < ip->n_ips; k++)
+                json_object_array_add(ips, json_object_new_string(ip->ips[k]));
+        for (size_t k = 0; k < ip->n_secgroups; k++)
+                json_object_array_add(groups, json_object_new_string(ip->secgroups[k]));
+        json_object_object_add(p, "ips", ips);
+        json_object_object_add(p, "secgroups", groups);
+        json_object_object_add(p, "filtered", json_object_new_boolean(ip->filtered));
+}
+
+/* "ips" of a port: canonical addresses, no repeats. 0 or -EINVAL with the reason. */
+static int parse_ips(struct json_object *list, struct instance_port *ip, char *err, size_t errlen)
+{
+        size_t n;
+
+        if (!json_object_is_type(list, json_type_array) || (n = json_object_array_length(list)) > PORT_MAX_IPS)
+                return snprintf(err, errlen, "ips: must be a list of at most %d IP addresses", PORT_MAX_IPS), -EINVAL;
+        for (size_t k = 0; k < n; k++) {
+                struct json_object *v = json_object_array_get_idx(list, k);
+                const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+                if (ip_canonical(s, ip->ips[k]) < 0)
+                        return snprintf(err, errlen, "ips[%zu]: '%.48s' is not an IPv4 or IPv6 address", k, s), -EINVAL;
+                for (size_t j = 0; j < k; j++)
+                        if (streq(ip->ips[j], ip->ips[k]))
+                                return snprintf(err, errlen, "ips[%zu]: %s is listed twice", k, ip->ips[k]), -EINVAL;
+        }
+        ip->n_ips = n;
+        return 0;
+}
+
+int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve,
+                                  char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err, size_t errlen)
+{
+        char ids[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
+        size_t n;
+
+        if (!json_object_is_type(list, json_type_array) || (n = json_object_array_length(list)) > PORT_MAX_GROUPS)
+                return snprintf(err, errlen, "secgroups: must be a list of at most %d group names or ids",
+                                PORT_MAX_GROUPS), -EINVAL;
+        for (size_t k = 0; k < n; k++) {
+                struct json_object *v = json_object_array_get_idx(list, k);
+                const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+                if (!s)
+                        return snprintf(err, errlen, "secgroups[%zu]: must be a group name or id", k), -EINVAL;
+                if (!resolve || resolve(s, ids[k]) < 0)
+                        return snprintf(err, errlen, "secgroups[%zu]: no security group '%.64s'", k, s), -ENOENT;
+                for (size_t j = 0; j < k; j++)
+                        if (streq(ids[j], ids[k]))
+                                return snprintf(err, errlen, "secgroups[%zu]: group '%.64s' is listed twice", k, s),
+                                       -EINVAL;
+        }
+        memcpy(ret, ids, n * sizeof(ids[0]));
+        *ret_n = n;
+        return 0;
+}
+
 struct json_object *instance_to_json(const struct instance *inst)
 {
         struct json_object *o = json_object_new_object(), *ports = json_object_new_array();
@@ -61,6 +133,9 @@ struct json_object *instance_to_json(const struct instance *inst)
                 json_object_object_add(p, "mtu", json_object_new_int((int)inst->ports[i].mtu));
                 if (tap_name_from_port(inst->ports[i].port_uuid, tap) == 0)
                         json_object_object_add(p, "tap", json_object_new_string(tap));
+                if (inst->ports[i].filtered && port_dev_name("qbr", inst->ports[i].port_uuid, tap) == 0)
+                        json_object_object_add(p, "bridge", json_object_new_string(tap));
+                port_security_to_json(&inst->ports[i], p);
                 json_object_array_add(ports, p);
         }
         json_object_object_add(o, "ports", ports);
@@ -86,6 +161,7 @@ static struct json_object *instance_to_stored_json(const struct instance *inst)
                 json_object_object_add(p, "port_uuid", json_object_new_string(inst->ports[i].port_uuid));
                 json_object_object_add(p, "mac", json_object_new_string(inst->ports[i].mac));
                 json_object_object_add(p, "mtu", json_object_new_int((int)inst->ports[i].mtu));
+                port_security_to_json(&inst->ports[i], p);
                 json_object_array_add(ports, p);
         }
         json_object_object_add(o, "ports", ports);
@@ -174,6 +250,30 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
                         BAD("ports[%zu]", i);
                 memcpy(ip->port_uuid, pu, UUID_STR_LEN + 1);
                 memcpy(ip->mac, mac, MAC_STR_LEN + 1);
+                /* ips, secgroups, filtered: absent in files written before security groups */
+                if (json_object_object_get_ex(p, "ips", &v) && parse_ips(v, ip, why, whylen) < 0)
+                        BAD("ports[%zu].ips", i);
+                if (json_object_object_get_ex(p, "secgroups", &v)) {
+                        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : SIZE_MAX;
+                        if (n > PORT_MAX_GROUPS)
+                                BAD("ports[%zu].secgroups", i);
+                        for (size_t k = 0; k < n; k++) {
+                                struct json_object *g = json_object_array_get_idx(v, k);
+                                const char *gs = json_object_is_type(g, json_type_string) ? json_object_get_string(g) : "";
+                                if (!uuid_is_valid(gs))
+                                        BAD("ports[%zu].secgroups[%zu]", i, k);
+                                for (size_t j = 0; j < k; j++)
+                                        if (streq(ip->secgroups[j], gs))
+                                                BAD("ports[%zu].secgroups[%zu] repeated", i, k);
+                                memcpy(ip->secgroups[k], gs, UUID_STR_LEN + 1);
+                        }
+                        ip->n_secgroups = n;
+                }
+                if (json_object_object_get_ex(p, "filtered", &v)) {
+                        if (!json_object_is_type(v, json_type_boolean))
+                                BAD("ports[%zu].filtered", i);
+                        ip->filtered = json_object_get_boolean(v);
+                }
         }
         inst.n_ports = json_object_array_length(ports);
 #undef BAD
@@ -334,10 +434,14 @@ int instance_parse_stored(const char *text, size_t len, struct instance *ret, ch
 }
 
 /* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
-int instance_parse_boot_request(struct json_object *body, struct instance *ret, char *err, size_t errlen)
+int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, struct instance *ret, char *err,
+                                size_t errlen)
 {
         struct instance t = { 0 };
-        bool have_name = false;
+        bool have_name = false, port_groups[LIBVIRT_MAX_PORTS] = { false };
+        char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
+        size_t n_groups = 0;
+        int r;
 
         t.vcpus = 1;
         t.memory_mb = 64;
@@ -356,7 +460,16 @@ int instance_parse_boot_request(struct json_object *body, struct instance *ret, 
                         t.vcpus = (uint32_t)n;
                 else if (streq(key, "memory_mb") && n >= LIBVIRT_MIN_MEMORY_MB && n <= LIBVIRT_MAX_MEMORY_MB)
                         t.memory_mb = (uint32_t)n;
-                else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
+                else if (streq(key, "secgroups")) {
+                        r = instance_port_parse_secgroups(val, resolve, groups, &n_groups, err, errlen);
+                        if (r < 0)
+                                return r;
+                        if (n_groups == 0) {
+                                (void)snprintf(err, errlen, "secgroups: give at least one group, or leave it out "
+                                                            "for the group 'default'");
+                                return -EINVAL;
+                        }
+                } else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
                          json_object_array_length(val) <= LIBVIRT_MAX_PORTS) {
                         for (size_t i = 0; i < json_object_array_length(val); i++) {
                                 struct json_object *p = json_object_array_get_idx(val, i);
@@ -377,7 +490,22 @@ int instance_parse_boot_request(struct json_object *body, struct instance *ret, 
                                                 memcpy(ip->mac, ps, sizeof(ip->mac));
                                         else if (streq(pk, "mtu") && pn >= 68 && pn <= 65535)
                                                 ip->mtu = (uint32_t)pn;
-                                        else {
+                                        else if (streq(pk, "ips")) {
+                                                char why[128];
+                                                if (parse_ips(pv, ip, why, sizeof(why)) < 0) {
+                                                        (void)snprintf(err, errlen, "ports[%zu].%s", i, why);
+                                                        return -EINVAL;
+                                                }
+                                        } else if (streq(pk, "secgroups")) {
+                                                char why[160];
+                                                r = instance_port_parse_secgroups(pv, resolve, ip->secgroups,
+                                                                                  &ip->n_secgroups, why, sizeof(why));
+                                                if (r < 0) {
+                                                        (void)snprintf(err, errlen, "ports[%zu].%s", i, why);
+                                                        return r;
+                                                }
+                                                port_groups[i] = true;
+                                        } else {
                                                 (void)snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
                                                                streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
                                                                : streq(pk, "mac")     ? "not a lowercase unicast MAC address"
@@ -408,6 +536,14 @@ int instance_parse_boot_request(struct json_object *body, struct instance *ret, 
                 (void)snprintf(err, errlen, "name: required");
                 return -EINVAL;
         }
+        /* Ports without their own list: the request's groups, else "default" (when it exists). */
+        if (n_groups == 0 && resolve && resolve("default", groups[0]) == 0)
+                n_groups = 1;
+        for (size_t i = 0; i < t.n_ports; i++)
+                if (!port_groups[i]) {
+                        memcpy(t.ports[i].secgroups, groups, n_groups * sizeof(groups[0]));
+                        t.ports[i].n_secgroups = n_groups;
+                }
         *ret = t;
         return 0;
 }

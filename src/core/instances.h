@@ -7,6 +7,7 @@
 
 #include "libvirt-protocol.h"
 #include "names.h"
+#include "secrule.h"
 
 #include <json-c/json.h>
 
@@ -16,7 +17,16 @@ struct instance_port {
         char port_uuid[UUID_STR_LEN + 1];
         char mac[MAC_STR_LEN + 1];
         uint32_t mtu;
+        char ips[PORT_MAX_IPS][IP_STR_MAX];                 /* fixed IPs, canonical text (anti-spoofing) */
+        size_t n_ips;
+        char secgroups[PORT_MAX_GROUPS][UUID_STR_LEN + 1]; /* security group ids */
+        size_t n_secgroups;
+        bool filtered;  /* plumbed through a qbr bridge and under firewall-control's rules;
+                         * false: the tap sits on OVS directly and nothing filters it */
 };
+
+/* Resolves a security group name or id to its id: 0 or -ENOENT. */
+typedef int (*secgroup_resolve_fn)(const char *ref, char ret_id[UUID_STR_LEN + 1]);
 
 /* vm_state: the intent. active (should run), stopped (defined, off), error
  * (an operation failed; resources were rolled back or are being repaired).
@@ -57,11 +67,22 @@ int instance_save(struct instance *inst);
 int instance_remove(struct instance *inst);
 
 /* Decoders (fuzzed): a stored instance file, and an API boot request body
- * {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]}
- * (missing identifiers are generated). 0, or -EBADMSG/-EINVAL with the reason;
- * *ret untouched on error. */
+ * {"name","uuid"?,"vcpus"?,"memory_mb"?,"secgroups"?:[ref...],
+ *  "ports"?:[{"port_uuid"?,"mac"?,"mtu"?,"ips"?:[ip...],"secgroups"?:[ref...]}]}
+ * (missing identifiers are generated). Security groups are names or ids,
+ * resolved with resolve (NULL: none exist); a port without its own list gets
+ * the request's, else the group "default" when it resolves. The filtered
+ * flag is left false (lifecycle decides). 0, or -EBADMSG/-EINVAL with the
+ * reason; *ret untouched on error. */
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen);
-int instance_parse_boot_request(struct json_object *body, struct instance *ret, char *err, size_t errlen);
+int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, struct instance *ret, char *err,
+                                size_t errlen);
+/* Set a port's groups from a JSON list of refs (API "port set"). Checks
+ * count, duplicates and resolution. 0 or -EINVAL/-ENOENT with the reason. */
+int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve,
+                                  char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err,
+                                  size_t errlen);
+struct instance_port *instance_find_port(const char *port_uuid, struct instance **ret_inst);
 
 /* JSON view of an instance for the API (caller puts it). */
 struct json_object *instance_to_json(const struct instance *inst);

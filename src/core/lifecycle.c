@@ -1,6 +1,7 @@
 /* lifecycle.c - see lifecycle.h */
 #include "lifecycle.h"
 
+#include "firewall.h"
 #include "log.h"
 #include "modules.h"
 
@@ -13,6 +14,7 @@
 enum step_id {
         STEP_TAP,    /* network-control: the port's tap */
         STEP_OVS,    /* openvswitch: the port on the integration bridge (vif_type = ovs) */
+        STEP_FIREWALL, /* firewall-control: the port's security-group rules (filtered ports) */
         STEP_DEFINE, /* libvirt: the domain definition */
         STEP_START,  /* libvirt: the domain running */
         _STEP_MAX,
@@ -30,6 +32,7 @@ struct step_def {
 static const struct step_def steps[_STEP_MAX] = {
         [STEP_TAP] = { "tap", PLUG_NETWORK_CONTROL, true, "tap_create", "tap_delete" },
         [STEP_OVS] = { "ovs", PLUG_OPENVSWITCH, true, "port_add", "port_del" },
+        [STEP_FIREWALL] = { "firewall", PLUG_FIREWALL_CONTROL, true, "port_rules_apply", "port_rules_remove" },
         [STEP_DEFINE] = { "define", PLUG_LIBVIRT, false, "domain_define", "domain_undefine" },
         [STEP_START] = { "start", PLUG_LIBVIRT, false, "domain_start", "domain_destroy" },
 };
@@ -40,7 +43,7 @@ struct unit {
         bool undo;
 };
 
-#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 2 + 2) + 4)
+#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 3 + 2) + 4)
 
 enum op_kind { OP_BOOT, OP_DELETE, OP_STOP, OP_START, OP_REBOOT, OP_REPAIR };
 
@@ -93,7 +96,8 @@ static bool ovs_in_use(void) { return streq(lc.cfg.vif_type, "ovs"); }
 
 /* ---- requests ---- */
 
-static void build_unit(const struct instance *inst, const struct unit *u, struct proto_writer *w)
+static int build_unit(const struct instance *inst, const struct unit *u, struct proto_writer *w, char *err,
+                      size_t errlen)
 {
         const struct step_def *s = &steps[u->step];
         const struct instance_port *p = &inst->ports[u->port];
@@ -105,6 +109,8 @@ static void build_unit(const struct instance *inst, const struct unit *u, struct
                 if (!u->undo) {
                         pw_str(w, "mac", p->mac);
                         pw_u64(w, "mtu", p->mtu);
+                        if (p->filtered)
+                                pw_bool(w, "hybrid", true); /* tap -> qbr bridge -> qvb/qvo veth */
                 }
                 break;
         case STEP_OVS:
@@ -113,7 +119,14 @@ static void build_unit(const struct instance *inst, const struct unit *u, struct
                         pw_str(w, "instance_uuid", inst->uuid);
                         pw_str(w, "mac", p->mac);
                         pw_u64(w, "mtu", p->mtu);
+                        if (p->filtered)
+                                pw_bool(w, "hybrid", true); /* OVS gets qvo..., not the tap */
                 }
+                break;
+        case STEP_FIREWALL:
+                if (!u->undo)
+                        return firewall_port_request(p, NULL, w, err, errlen);
+                pw_str(w, "port_uuid", p->port_uuid);
                 break;
         case STEP_DEFINE:
                 pw_str(w, "instance_uuid", inst->uuid);
@@ -138,6 +151,7 @@ static void build_unit(const struct instance *inst, const struct unit *u, struct
         case _STEP_MAX:
                 break;
         }
+        return 0;
 }
 
 /* The forward plan of a boot (or repair): every step, per port where needed. */
@@ -149,9 +163,16 @@ static void plan_boot(struct op *op, bool start)
                         continue;
                 if (s == STEP_OVS && !ovs_in_use())
                         continue;
+                /* Rules for filtered ports while the plug is connected; when it is not, the
+                 * kernel keeps what was last applied and the firewall sync catches up later. */
+                if (s == STEP_FIREWALL && !firewall_connected())
+                        continue;
                 if (steps[s].per_port)
-                        for (size_t p = 0; p < op->inst->n_ports; p++)
+                        for (size_t p = 0; p < op->inst->n_ports; p++) {
+                                if (s == STEP_FIREWALL && !op->inst->ports[p].filtered)
+                                        continue;
                                 op->units[op->n_units++] = (struct unit){ (enum step_id)s, (uint8_t)p, false };
+                        }
                 else
                         op->units[op->n_units++] = (struct unit){ (enum step_id)s, 0, false };
         }
@@ -394,7 +415,12 @@ static void op_next(struct op *op)
                 op_unit_failed(op, -ENOMEM, "out of memory", -1);
                 return;
         }
-        build_unit(op->inst, u, w);
+        r = build_unit(op->inst, u, w, err, sizeof(err));
+        if (r < 0) {
+                free(w);
+                op_unit_failed(op, r, err, -1);
+                return;
+        }
         if (op->kind == OP_STOP || op->kind == OP_REBOOT || (op->kind == OP_START && u->step == STEP_START)) {
                 /* power actions use their own entrypoints */
                 pw_init(w, PROTO_REQUEST, 0, 0,
@@ -456,6 +482,16 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
         int r;
 
         *ret_plug = -1;
+        /* Filtered when firewall-control is connected (tap -> qbr -> veth -> OVS, rules
+         * applied); otherwise the tap goes straight onto OVS and the port is unfiltered. */
+        for (size_t i = 0; i < tmp.n_ports; i++) {
+                char why[200];
+                tmp.ports[i].filtered = firewall_connected();
+                if (firewall_port_rule_count(&tmp.ports[i], NULL, why, sizeof(why)) < 0) {
+                        (void)snprintf(err, errlen, "port %s: %s", tmp.ports[i].port_uuid, why);
+                        return -EINVAL;
+                }
+        }
         /* Check the plugs on a dry plan before the instance exists at all. */
         probe.inst = &tmp;
         plan_boot(&probe, true);
@@ -629,6 +665,38 @@ static void repair(struct instance *inst, const char *why)
         (void)op_launch(op, NULL, NULL, NULL);
 }
 
+int lifecycle_refilter(struct instance *inst)
+{
+        struct op *op;
+        char err[256];
+        int plug;
+
+        if (inst->op || streq(inst->vm_state, "error"))
+                return -EBUSY;
+        op = op_new(inst, OP_REPAIR);
+        if (!op)
+                return -ENOMEM;
+        for (size_t p = 0; p < inst->n_ports; p++)
+                inst->ports[p].filtered = true;
+        plan_boot(op, streq(inst->vm_state, "active"));
+        if (ovs_in_use()) {
+                /* Take the taps off OVS first: a tap cannot join its bridge while it is an OVS port. */
+                memmove(&op->units[inst->n_ports], op->units, op->n_units * sizeof(op->units[0]));
+                for (size_t p = 0; p < inst->n_ports; p++)
+                        op->units[p] = (struct unit){ STEP_OVS, (uint8_t)p, true };
+                op->n_units += inst->n_ports;
+        }
+        if (check_plugs(op, err, sizeof(err), &plug) < 0) {
+                for (size_t p = 0; p < inst->n_ports; p++)
+                        inst->ports[p].filtered = false;
+                free(op);
+                return -EAGAIN;
+        }
+        log_info("instance %s (%s): firewall-control is connected; re-plumbing its ports through a bridge and "
+                 "applying their security groups", inst->name, inst->uuid);
+        return op_launch(op, NULL, NULL, NULL);
+}
+
 static void reconcile_finish(void)
 {
         struct json_object *v;
@@ -694,9 +762,13 @@ static void reconcile_finish(void)
                 next = i->next;
                 if (i->op)
                         continue;
-                for (size_t p = 0; p < i->n_ports && !lc.pass.taps_truncated; p++)
-                        if (!json_object_object_get_ex(lc.pass.taps, i->ports[p].port_uuid, NULL))
+                for (size_t p = 0; p < i->n_ports && !lc.pass.taps_truncated; p++) {
+                        struct json_object *hybrid;
+                        /* present, and plumbed the way the port needs (bridge for a filtered port) */
+                        if (!json_object_object_get_ex(lc.pass.taps, i->ports[p].port_uuid, &hybrid) ||
+                            json_object_get_boolean(hybrid) != i->ports[p].filtered)
                                 taps_ok = false;
+                }
                 for (size_t p = 0; ovs_in_use() && p < i->n_ports && !lc.pass.vifs_truncated; p++)
                         if (!json_object_object_get_ex(lc.pass.vifs, i->ports[p].port_uuid, NULL))
                                 vifs_ok = false;
@@ -720,8 +792,9 @@ static void reconcile_finish(void)
                 if (streq(i->vm_state, "error"))
                         continue; /* the operator decides: delete, or start to repair */
                 if ((!has_domain && !lc.pass.domains_truncated) || !taps_ok || !vifs_ok) {
-                        repair(i, !has_domain ? "its domain is missing" : !taps_ok ? "a tap is missing"
-                                                                                 : "an OVS port is missing");
+                        repair(i, !has_domain ? "its domain is missing"
+                                  : !taps_ok  ? "a tap (or the bridge of a filtered port) is missing"
+                                              : "an OVS port is missing");
                         continue;
                 }
                 if (streq(i->vm_state, "active") && (streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))) {
@@ -740,6 +813,7 @@ static void reconcile_finish(void)
         log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u reaped, "
                  "%u being repaired",
                  instances_count(), orphan_domains, orphan_taps, orphan_vifs, reaped, lc.report.repaired);
+        firewall_sync();
 }
 
 static void reconcile_done(void)
@@ -795,6 +869,9 @@ static void on_list_reply(const struct module_result *res, void *userdata)
                 if (kind == LIST_DOMAINS)
                         json_object_object_add(into, proto_get_str(e, "instance_uuid", ""),
                                                json_object_new_string(proto_get_str(e, "state", "unknown")));
+                else if (kind == LIST_TAPS) /* value: the tap is plumbed through its qbr bridge */
+                        json_object_object_add(into, proto_get_str(e, "port_uuid", ""),
+                                               json_object_new_boolean(proto_get_bool(e, "hybrid", false)));
                 else
                         json_object_object_add(into, proto_get_str(e, "port_uuid", ""), json_object_new_boolean(true));
         }
@@ -869,6 +946,8 @@ static void on_module_ready(enum plug_id plug)
 {
         if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH)
                 reconcile_start();
+        else if (plug == PLUG_FIREWALL_CONTROL)
+                firewall_sync();
 }
 
 void lifecycle_reconcile_report(struct reconcile_report *ret) { *ret = lc.report; }

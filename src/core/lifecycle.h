@@ -41,6 +41,11 @@ int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata
 int lifecycle_power(struct instance *inst, const char *action, lifecycle_done_cb cb, void *userdata,
                     struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug);
 void lifecycle_waiter_cancel(struct lifecycle_waiter *w);
+/* Mark every port of an idle instance filtered and converge it (tap into a
+ * qbr bridge, qvo on OVS, rules applied): what firewall-control's arrival
+ * means for instances booted without it. 0 launched, -EBUSY (busy or in
+ * error), -EAGAIN (a plug the plan needs is not ready; nothing changed). */
+int lifecycle_refilter(struct instance *inst);
 
 /* What the last reconcile found, for status. */
 struct reconcile_report {

@@ -6,6 +6,7 @@
  * core does no privileged work itself: it asks modules. */
 #include "api.h"
 #include "config.h"
+#include "firewall.h"
 #include "instances.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -368,6 +369,20 @@ int main(int argc, char **argv)
                 log_info("instance store: %zu instances%s", instances_count(),
                          skipped ? " (some files were unusable: see above)" : "");
         }
+        {
+                char why[256] = "";
+                r = secgroups_load(cfg.state_dir, why, sizeof(why));
+                if (r < 0) {
+                        /* Starting without the operator's rules would apply the wrong ones: refuse. */
+                        log_err("cannot load the security groups under %s: %s", cfg.state_dir,
+                                why[0] ? why : strerror(-r));
+                        goto out;
+                }
+                log_info("security groups: %zu", secgroups_count());
+        }
+        r = firewall_init(event);
+        if (r < 0)
+                goto out;
         r = lifecycle_init(event, &cfg);
         if (r < 0) {
                 log_err("cannot set up the lifecycle engine: %s", strerror(-r));
@@ -409,6 +424,8 @@ out:
                 (void)unlink(module_socket);
         safe_close(module_fd);
         modules_free();
+        firewall_free();
+        secgroups_free();
         sv[0] = safe_close(sv[0]); /* the spawner stops the modules and exits */
         if (spawner_pid > 0)
                 while (waitpid(spawner_pid, NULL, 0) < 0 && errno == EINTR)

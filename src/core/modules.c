@@ -2,6 +2,7 @@
 #include "modules.h"
 
 #include "log.h"
+#include "fw-protocol.h"
 #include "libvirt-protocol.h"
 #include "netctl-protocol.h"
 #include "ovs-protocol.h"
@@ -75,6 +76,7 @@ static const struct module_protocol *const protocols[_PLUG_MAX] = {
         [PLUG_LIBVIRT] = &libvirt_protocol,
         [PLUG_OPENVSWITCH] = &ovs_protocol,
         [PLUG_NETWORK_CONTROL] = &netctl_protocol,
+        [PLUG_FIREWALL_CONTROL] = &fw_protocol,
 };
 
 const struct module_protocol *modules_protocol(enum plug_id plug)

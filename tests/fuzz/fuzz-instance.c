@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         json_object_put(o);
                         return 0;
                 }
-                r = instance_parse_boot_request(o, &out, why, sizeof(why));
+                r = instance_parse_boot_request(o, NULL, &out, why, sizeof(why));
                 json_object_put(o);
         }
         if (r == 0)

@@ -1,0 +1,402 @@
+/* firewall.c - see firewall.h */
+#include "firewall.h"
+
+#include "fw-protocol.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "modules.h"
+
+#include <json-c/json.h>
+
+struct push {
+        firewall_done_cb cb;
+        void *userdata;
+};
+
+static struct {
+        sd_event *event;
+        bool pushing;                 /* a group or port change is in flight */
+        bool syncing, sync_again;
+        unsigned pending;             /* applies/removes of the pass in flight */
+        struct firewall_report report, pass;
+} fw;
+
+bool firewall_connected(void)
+{
+        struct module_status st;
+
+        modules_get_status(PLUG_FIREWALL_CONTROL, &st);
+        return st.connected;
+}
+
+/* The stored group of id, or override when it has that id. */
+static const struct secgroup *group_for(const char *id, const struct secgroup *override)
+{
+        if (override && streq(override->id, id))
+                return override;
+        return secgroup_find(id);
+}
+
+static int count_rules(char groups[][UUID_STR_LEN + 1], size_t n, const struct secgroup *override, char *err,
+                       size_t errlen)
+{
+        size_t total = 0;
+
+        for (size_t k = 0; k < n; k++) {
+                const struct secgroup *g = group_for(groups[k], override);
+                if (!g) {
+                        (void)snprintf(err, errlen, "security group %s no longer exists", groups[k]);
+                        return -ENOENT;
+                }
+                total += g->n_rules;
+        }
+        if (total > PORT_MAX_RULES) {
+                (void)snprintf(err, errlen, "the port's groups would hold %zu rules; a port takes at most %d", total,
+                               PORT_MAX_RULES);
+                return -E2BIG;
+        }
+        return (int)total;
+}
+
+int firewall_port_rule_count(const struct instance_port *p, const struct secgroup *override, char *err, size_t errlen)
+{
+        return count_rules((char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, err, errlen);
+}
+
+static int port_request(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+                        const struct secgroup *override, struct proto_writer *w, char *err, size_t errlen)
+{
+        int r = count_rules(groups, n_groups, override, err, errlen);
+
+        if (r < 0)
+                return r;
+        pw_init(w, PROTO_REQUEST, 0, 0, "port_rules_apply");
+        pw_str(w, "port_uuid", p->port_uuid);
+        pw_str(w, "mac", p->mac);
+        pw_list_begin(w, "ips");
+        for (size_t k = 0; k < p->n_ips; k++)
+                pw_str(w, NULL, p->ips[k]);
+        pw_list_end(w);
+        pw_list_begin(w, "groups");
+        for (size_t k = 0; k < n_groups; k++) {
+                const struct secgroup *g = group_for(groups[k], override);
+                pw_obj_begin(w, NULL);
+                pw_str(w, "id", g->id);
+                pw_list_begin(w, "rules");
+                for (size_t i = 0; i < g->n_rules; i++) {
+                        pw_obj_begin(w, NULL);
+                        fw_rule_write(w, &g->rules[i]);
+                        pw_obj_end(w);
+                }
+                pw_list_end(w);
+                pw_obj_end(w);
+        }
+        pw_list_end(w);
+        return 0;
+}
+
+int firewall_port_request(const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
+                          char *err, size_t errlen)
+{
+        return port_request(p, (char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, w, err, errlen);
+}
+
+/* ---- pushes (API changes) ---- */
+
+static void on_push_reply(const struct module_result *res, void *userdata)
+{
+        struct push *push = userdata;
+
+        fw.pushing = false;
+        push->cb(res->status, res->error, res->status == -ENOTCONN || res->status == -EAGAIN
+                                                  ? (int)PLUG_FIREWALL_CONTROL : -1, push->userdata);
+        free(push);
+        firewall_sync(); /* a boot that raced the change may have installed the old rules */
+}
+
+static int push(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+                const struct secgroup *override, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
+                int *ret_plug)
+{
+        _cleanup_free_ struct proto_writer *w = NULL;
+        struct push *ps;
+        int r;
+
+        *ret_plug = -1;
+        if (fw.pushing) {
+                (void)snprintf(err, errlen, "another security-group change is being applied; retry");
+                return -EBUSY;
+        }
+        r = modules_check_ready(PLUG_FIREWALL_CONTROL, err, errlen);
+        if (r < 0) {
+                *ret_plug = PLUG_FIREWALL_CONTROL;
+                return r;
+        }
+        w = malloc(sizeof(*w));
+        ps = malloc(sizeof(*ps));
+        if (!w || !ps) {
+                free(ps);
+                return -ENOMEM;
+        }
+        r = port_request(p, groups, n_groups, override, w, err, errlen);
+        if (r < 0) {
+                free(ps);
+                return r;
+        }
+        ps->cb = cb;
+        ps->userdata = userdata;
+        r = modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_push_reply, ps, NULL, err, errlen);
+        if (r < 0) {
+                free(ps);
+                if (r == -ENOTCONN || r == -EAGAIN)
+                        *ret_plug = PLUG_FIREWALL_CONTROL;
+                return r;
+        }
+        fw.pushing = true;
+        return 0;
+}
+
+int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
+                        int *ret_plug)
+{
+        const struct instance_port *first = NULL;
+        int r;
+
+        *ret_plug = -1;
+        /* Every port of the group must still fit; one of them carries the change. */
+        for (struct instance *i = instances_first(); i; i = i->next)
+                for (size_t p = 0; p < i->n_ports; p++) {
+                        const struct instance_port *ip = &i->ports[p];
+                        bool uses = false;
+                        char why[200];
+                        for (size_t k = 0; k < ip->n_secgroups; k++)
+                                uses = uses || streq(ip->secgroups[k], next->id);
+                        if (!uses)
+                                continue;
+                        r = firewall_port_rule_count(ip, next, why, sizeof(why));
+                        if (r == -E2BIG) {
+                                (void)snprintf(err, errlen, "port %s of instance %s: %s", ip->port_uuid, i->name, why);
+                                return r;
+                        }
+                        if (ip->filtered && !first && r >= 0)
+                                first = ip;
+                }
+        if (!first)
+                return 1;
+        return push(first, (char(*)[UUID_STR_LEN + 1])first->secgroups, first->n_secgroups, next, cb, userdata, err,
+                    errlen, ret_plug);
+}
+
+int firewall_push_port(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+                       firewall_done_cb cb, void *userdata, char *err, size_t errlen, int *ret_plug)
+{
+        int r;
+
+        *ret_plug = -1;
+        r = count_rules(groups, n_groups, NULL, err, errlen);
+        if (r < 0)
+                return r;
+        if (!p->filtered)
+                return 1;
+        return push(p, groups, n_groups, NULL, cb, userdata, err, errlen, ret_plug);
+}
+
+/* ---- reconcile ---- */
+
+static void sync_start(void);
+
+static void sync_finish_one(void)
+{
+        if (--fw.pending > 0)
+                return;
+        fw.pass.runs = fw.report.runs + 1;
+        fw.report = fw.pass;
+        log_info("firewall: %u port(s) applied, %u removed, %u instance(s) re-plumbed, %u port(s) unfiltered%s%s",
+                 fw.report.applied, fw.report.removed, fw.report.replumbed, fw.report.unfiltered,
+                 fw.report.last_error[0] ? "; last error: " : "", fw.report.last_error);
+        fw.syncing = false;
+        if (fw.sync_again) {
+                fw.sync_again = false;
+                sync_start();
+        }
+}
+
+static void on_sync_call(const struct module_result *res, void *userdata)
+{
+        const char *what = userdata;
+
+        if (res->status < 0 && !(res->status == -ENOENT && streq(what, "remove"))) {
+                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "%s: %.200s", what, res->error);
+                log_warn("firewall: %s", fw.pass.last_error);
+        }
+        sync_finish_one();
+}
+
+static void sync_call(struct proto_writer *w, const char *what)
+{
+        char err[256];
+
+        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_sync_call, (void *)what, NULL, err, sizeof(err)) < 0) {
+                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "%s: %.200s", what, err);
+                return;
+        }
+        fw.pending++;
+}
+
+/* Same groups (as sets) and every group's rules as stored? */
+static bool port_current(const struct instance_port *ip, const struct proto_value *kport, struct json_object *digests)
+{
+        const struct proto_value *kg = proto_get(kport, "groups");
+        size_t n = 0;
+
+        if (!proto_get_bool(kport, "complete", false))
+                return false;
+        for (const struct proto_value *e = kg ? kg->child : NULL; e; e = e->next) {
+                bool found = false;
+                n++;
+                for (size_t k = 0; k < ip->n_secgroups && !found; k++)
+                        found = e->type == PV_STR && streq(e->v.s, ip->secgroups[k]);
+                if (!found)
+                        return false;
+        }
+        if (n != ip->n_secgroups)
+                return false;
+        for (size_t k = 0; k < ip->n_secgroups; k++) {
+                const struct secgroup *g = secgroup_find(ip->secgroups[k]);
+                struct json_object *d;
+                char want[17];
+                if (!g || !json_object_object_get_ex(digests, g->id, &d))
+                        return false;
+                (void)snprintf(want, sizeof(want), "%016llx", (unsigned long long)secrule_digest(g->rules, g->n_rules));
+                if (!streq(json_object_get_string(d), want))
+                        return false;
+        }
+        return true;
+}
+
+static void on_rules_list(const struct module_result *res, void *userdata)
+{
+        struct json_object *digests;
+        const struct proto_value *groups, *ports;
+
+        (void)userdata;
+        if (res->status < 0) {
+                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "rules_list: %.200s", res->error);
+                log_warn("firewall: %s", fw.pass.last_error);
+                sync_finish_one();
+                return;
+        }
+        digests = json_object_new_object();
+        groups = proto_get(res->body, "groups");
+        ports = proto_get(res->body, "ports");
+        for (const struct proto_value *g = groups ? groups->child : NULL; g; g = g->next)
+                json_object_object_add(digests, proto_get_str(g, "id", ""),
+                                       json_object_new_string(proto_get_str(g, "digest", "")));
+
+        /* Rules of ports that no filtered port of an idle instance claims. */
+        for (const struct proto_value *kp = ports ? ports->child : NULL; kp; kp = kp->next) {
+                const char *uuid = proto_get_str(kp, "port_uuid", "");
+                struct instance *inst = NULL;
+                struct instance_port *ip = instance_find_port(uuid, &inst);
+                _cleanup_free_ struct proto_writer *w = NULL;
+                if (ip && (ip->filtered || inst->op))
+                        continue;
+                w = malloc(sizeof(*w));
+                if (!w)
+                        break;
+                log_info("firewall: rules of port %s belong to no %sinstance port; removing them", uuid,
+                         ip ? "filtered " : "");
+                pw_init(w, PROTO_REQUEST, 0, 0, "port_rules_remove");
+                pw_str(w, "port_uuid", uuid);
+                sync_call(w, "remove");
+                fw.pass.removed++;
+        }
+        /* Filtered ports of idle instances: missing or stale means apply. */
+        for (struct instance *i = instances_first(); i; i = i->next) {
+                bool unfiltered = false;
+                for (size_t p = 0; p < i->n_ports; p++) {
+                        struct instance_port *ip = &i->ports[p];
+                        const struct proto_value *kp = NULL;
+                        _cleanup_free_ struct proto_writer *w = NULL;
+                        char err[256];
+                        if (!ip->filtered) {
+                                unfiltered = true;
+                                fw.pass.unfiltered++;
+                                continue;
+                        }
+                        if (i->op)
+                                continue;
+                        for (const struct proto_value *e = ports ? ports->child : NULL; e && !kp; e = e->next)
+                                if (streq(proto_get_str(e, "port_uuid", ""), ip->port_uuid))
+                                        kp = e;
+                        /* Not listed (or the list was cut short): apply; it is idempotent. */
+                        if (kp && port_current(ip, kp, digests))
+                                continue;
+                        w = malloc(sizeof(*w));
+                        if (!w)
+                                break;
+                        if (firewall_port_request(ip, NULL, w, err, sizeof(err)) < 0) {
+                                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "port %s: %.200s",
+                                               ip->port_uuid, err);
+                                log_warn("firewall: %s", fw.pass.last_error);
+                                continue;
+                        }
+                        log_info("firewall: port %s of instance %s: rules %s; applying", ip->port_uuid, i->name,
+                                 kp ? "differ from the store" : "missing");
+                        sync_call(w, "apply");
+                        fw.pass.applied++;
+                }
+                /* Booted while firewall-control was not connected: plumb it through a bridge now. */
+                if (unfiltered && !i->op && !streq(i->vm_state, "error") && lifecycle_refilter(i) == 0)
+                        fw.pass.replumbed++;
+        }
+        json_object_put(digests);
+        sync_finish_one();
+}
+
+static void sync_start(void)
+{
+        _cleanup_free_ struct proto_writer *w = NULL;
+        char err[256];
+
+        if (fw.syncing) {
+                fw.sync_again = true;
+                return;
+        }
+        if (!modules_ready(PLUG_FIREWALL_CONTROL))
+                return;
+        w = malloc(sizeof(*w));
+        if (!w)
+                return;
+        memset(&fw.pass, 0, sizeof(fw.pass));
+        pw_init(w, PROTO_REQUEST, 0, 0, "rules_list");
+        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, NULL, NULL, err, sizeof(err)) < 0) {
+                (void)snprintf(fw.report.last_error, sizeof(fw.report.last_error), "rules_list: %.200s", err);
+                log_warn("firewall: %s", fw.report.last_error);
+                return;
+        }
+        fw.syncing = true;
+        fw.pending = 1; /* the list; each apply/remove adds one */
+}
+
+void firewall_sync(void) { sync_start(); }
+
+void firewall_report(struct firewall_report *ret)
+{
+        *ret = fw.report;
+        if (!modules_ready(PLUG_FIREWALL_CONTROL)) {
+                /* No pass can run: count the unfiltered ports from the store. */
+                ret->unfiltered = 0;
+                for (struct instance *i = instances_first(); i; i = i->next)
+                        for (size_t p = 0; p < i->n_ports; p++)
+                                ret->unfiltered += !i->ports[p].filtered;
+        }
+}
+
+int firewall_init(sd_event *event)
+{
+        fw.event = event;
+        return 0;
+}
+
+void firewall_free(void) { memset(&fw, 0, sizeof(fw)); }
