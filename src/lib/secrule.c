@@ -59,6 +59,11 @@ int secrule_check(const struct secrule *r, char *err, size_t errlen)
                                     r->family);
                 if (r->remote.prefix > (r->family == 4 ? 32 : 128))
                         return fail(err, errlen, "remote prefix length out of range");
+                /* a network address (host bits and unused bytes zero), or its
+                 * canonical text would not parse back */
+                for (unsigned bit = r->remote.prefix; bit < 128; bit++)
+                        if (r->remote.addr[bit / 8] & (0x80u >> (bit % 8)))
+                                return fail(err, errlen, "remote prefix has host bits set");
         }
         return 0;
 }
@@ -323,6 +328,18 @@ void ipv6_link_local_from_mac(const uint8_t mac[6], char buf[IP_STR_MAX])
 
 /* ---- JSON ---- */
 
+/* The text of a JSON string, or NULL when v is not a string or holds a NUL
+ * (then the C string would be only a prefix of it). */
+static const char *json_text(struct json_object *v)
+{
+        const char *s;
+
+        if (!json_object_is_type(v, json_type_string))
+                return NULL;
+        s = json_object_get_string(v);
+        return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
+}
+
 static int json_port(struct json_object *v, const char *name, long max, long *ret, char *err, size_t errlen)
 {
         int64_t n;
@@ -360,20 +377,20 @@ int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, siz
                         return fail(err, errlen, "rule: unknown field '%.32s'", key);
         }
         if (json_object_object_get_ex(o, "id", &v) && !json_object_is_type(v, json_type_null)) {
-                if (!json_object_is_type(v, json_type_string) || !uuid_is_valid(json_object_get_string(v)))
+                if (!json_text(v) || !uuid_is_valid(json_text(v)))
                         return fail(err, errlen, "id: not a canonical lowercase UUID");
-                memcpy(r.uuid, json_object_get_string(v), UUID_STR_LEN + 1);
+                memcpy(r.uuid, json_text(v), UUID_STR_LEN + 1);
         }
         if (!json_object_object_get_ex(o, "direction", &v) || !json_object_is_type(v, json_type_string))
                 return fail(err, errlen, "direction: required, ingress or egress");
-        if (streq(json_object_get_string(v), "ingress"))
+        if (streq_ptr(json_text(v), "ingress"))
                 r.dir = SECRULE_INGRESS;
-        else if (streq(json_object_get_string(v), "egress"))
+        else if (streq_ptr(json_text(v), "egress"))
                 r.dir = SECRULE_EGRESS;
         else
                 return fail(err, errlen, "direction: '%.16s' is not ingress or egress", json_object_get_string(v));
         if (json_object_object_get_ex(o, "ethertype", &v) && !json_object_is_type(v, json_type_null)) {
-                const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+                const char *s = json_text(v) ? json_text(v) : "";
                 if (streq(s, "IPv4"))
                         r.family = 4;
                 else if (streq(s, "IPv6"))
@@ -388,8 +405,7 @@ int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, siz
                         if (n < 0 || n > 255)
                                 return fail(err, errlen, "protocol: %lld is outside 0..255", (long long)n);
                         p = (int)n;
-                } else if (!json_object_is_type(v, json_type_string) ||
-                           secrule_proto_parse(json_object_get_string(v), &p) < 0)
+                } else if (!json_text(v) || secrule_proto_parse(json_text(v), &p) < 0)
                         return fail(err, errlen, "protocol: not a protocol name or number 0..255");
                 r.proto = (int16_t)p;
         }
@@ -418,8 +434,7 @@ int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, siz
                 r.port_max = (uint16_t)pmax;
         }
         if (json_object_object_get_ex(o, "remote_ip_prefix", &v) && !json_object_is_type(v, json_type_null)) {
-                if (!json_object_is_type(v, json_type_string) ||
-                    cidr_parse(json_object_get_string(v), true, &r.remote) < 0)
+                if (!json_text(v) || cidr_parse(json_text(v), true, &r.remote) < 0)
                         return fail(err, errlen, "remote_ip_prefix: '%.48s' is not an IPv4 or IPv6 CIDR",
                                     json_object_get_string(v));
                 r.has_remote = true;
