@@ -130,6 +130,15 @@ static int cmd_status(void)
                 else if (rec)
                         printf("reconcile: not yet (needs the libvirt and network-control modules)\n");
         }
+        {
+                struct json_object *fw = jobj(resp, "firewall");
+                if (fw)
+                        printf("security groups: %lld groups, %lld unfiltered ports%s%s%s\n", (long long)jint(fw, "secgroups"),
+                               (long long)jint(fw, "unfiltered_ports"),
+                               jint(fw, "unfiltered_ports") ? " (connect firewall-control to filter them)" : "",
+                               jstr(fw, "last_error") ? "; error: " : "",
+                               jstr(fw, "last_error") ? jstr(fw, "last_error") : "");
+        }
         printf("\n%-17s %-9s %-11s %-7s %-16s %s\n", "PLUG", "CONNECTED", "MODULE", "PID", "CAPABILITIES",
                "NOTE");
         for (size_t i = 0; plugs && i < json_object_array_length(plugs); i++) {

@@ -284,6 +284,19 @@ static void handle_status(struct api_conn *c)
                 json_object_object_add(rec, "last_error", rr.last_error[0] ? json_object_new_string(rr.last_error) : NULL);
                 json_object_object_add(root, "reconcile", rec);
         }
+        {
+                struct json_object *fwo = json_object_new_object();
+                struct firewall_report fr;
+                firewall_report(&fr);
+                json_object_object_add(fwo, "secgroups", json_object_new_int64((int64_t)secgroups_count()));
+                json_object_object_add(fwo, "runs", json_object_new_uint64(fr.runs));
+                json_object_object_add(fwo, "applied", json_object_new_int((int)fr.applied));
+                json_object_object_add(fwo, "removed", json_object_new_int((int)fr.removed));
+                json_object_object_add(fwo, "replumbed", json_object_new_int((int)fr.replumbed));
+                json_object_object_add(fwo, "unfiltered_ports", json_object_new_int((int)fr.unfiltered));
+                json_object_object_add(fwo, "last_error", fr.last_error[0] ? json_object_new_string(fr.last_error) : NULL);
+                json_object_object_add(root, "firewall", fwo);
+        }
         json_object_object_add(root, "core", core);
         json_object_object_add(root, "plugs", plugs);
         respond_json(c, 200, root);

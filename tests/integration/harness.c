@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <sys/socket.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -335,7 +336,6 @@ int foreign_veth_add(const char *name)
 
 /* ---- Open vSwitch daemons for tests ---- */
 
-#include <stdarg.h>
 
 #define OVS_SCHEMA "/usr/share/openvswitch/vswitch.ovsschema"
 #define OVS_MAX_ARGS 64
@@ -603,3 +603,64 @@ pid_t module_exec(const char *program, const char *config_path, const char *log_
         *ret_fd = sv[0];
         return pid;
 }
+
+/* ---- shell helpers (test code only: the daemon never runs a shell) ---- */
+
+
+int sh(const char *fmt, ...)
+{
+        char cmd[2048];
+        va_list ap;
+        int status;
+        pid_t pid;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_WRONLY);
+                if (!getenv("FW_TEST_VERBOSE") && devnull >= 0) {
+                        (void)dup2(devnull, STDOUT_FILENO);
+                        (void)dup2(devnull, STDERR_FILENO);
+                }
+                (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+                _exit(127);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* stdout of a shell command (malloc'd). */
+char *sh_out(const char *fmt, ...)
+{
+        char cmd[2048];
+        va_list ap;
+        FILE *f;
+        char *buf = NULL;
+        size_t cap = 0, len = 0;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+        f = popen(cmd, "r");
+        ck_assert_ptr_nonnull(f);
+        for (;;) {
+                if (len + 4096 > cap) {
+                        cap = cap ? cap * 2 : 8192;
+                        buf = realloc(buf, cap);
+                        ck_assert_ptr_nonnull(buf);
+                }
+                size_t n = fread(buf + len, 1, cap - len - 1, f);
+                if (n == 0)
+                        break;
+                len += n;
+        }
+        buf[len] = '\0';
+        (void)pclose(f);
+        return buf;
+}
+

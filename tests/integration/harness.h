@@ -115,3 +115,13 @@ int ovs_fixture_add_bridge(const struct ovs_fixture *f, const char *bridge);
  * aborts the test on failure. */
 pid_t module_exec(const char *program, const char *config_path, const char *log_path, int *ret_fd);
 #endif
+
+#ifndef NOVA_TEST_HARNESS_SH_H
+#define NOVA_TEST_HARNESS_SH_H
+/* Test code only (the daemon never runs a shell): run a /bin/sh command line
+ * with PATH set to the system's; its output is discarded unless
+ * $FW_TEST_VERBOSE is set. Returns the exit status (128 when killed). */
+_printf_(1, 2) int sh(const char *fmt, ...);
+/* The stdout of a /bin/sh command line (malloc'd, NUL-terminated). */
+_printf_(1, 2) char *sh_out(const char *fmt, ...);
+#endif

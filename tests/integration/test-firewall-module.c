@@ -39,65 +39,6 @@ static struct ovs_fixture ovs;
 static char port_uuid[37], tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], qvo[IFNAME_MAX];
 static char ns_vm[32], ns_rem[32];
 
-/* ---- shell helpers (test code only: the daemon never runs a shell) ---- */
-
-_printf_(1, 2) static int sh(const char *fmt, ...)
-{
-        char cmd[2048];
-        va_list ap;
-        int status;
-        pid_t pid;
-
-        va_start(ap, fmt);
-        (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                int devnull = open("/dev/null", O_WRONLY);
-                if (!getenv("FW_TEST_VERBOSE") && devnull >= 0) {
-                        (void)dup2(devnull, STDOUT_FILENO);
-                        (void)dup2(devnull, STDERR_FILENO);
-                }
-                (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
-                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-                _exit(127);
-        }
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-/* stdout of a shell command (malloc'd). */
-_printf_(1, 2) static char *sh_out(const char *fmt, ...)
-{
-        char cmd[2048];
-        va_list ap;
-        FILE *f;
-        char *buf = NULL;
-        size_t cap = 0, len = 0;
-
-        va_start(ap, fmt);
-        (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
-        f = popen(cmd, "r");
-        ck_assert_ptr_nonnull(f);
-        for (;;) {
-                if (len + 4096 > cap) {
-                        cap = cap ? cap * 2 : 8192;
-                        buf = realloc(buf, cap);
-                        ck_assert_ptr_nonnull(buf);
-                }
-                size_t n = fread(buf + len, 1, cap - len - 1, f);
-                if (n == 0)
-                        break;
-                len += n;
-        }
-        buf[len] = '\0';
-        (void)pclose(f);
-        return buf;
-}
-
 /* TCP from ns to ip:port reaches the other side's kernel (accepted or refused)
  * rather than being dropped on the way (timeout). */
 static bool tcp_reaches(const char *ns, const char *ip, unsigned port)
