@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static void sleep_ms(int ms)
+void sleep_ms(int ms)
 {
         struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)

@@ -61,6 +61,9 @@ int link_count(void);
 /* Whether the file contains the substring (bounded read). */
 bool file_contains(const char *path, const char *needle);
 
+/* Sleep (test waits between checks of a condition). */
+void sleep_ms(int ms);
+
 /* A fresh random port UUID. */
 void random_port_uuid(char ret[37]);
 
