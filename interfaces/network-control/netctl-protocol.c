@@ -8,6 +8,8 @@ static const struct schema_field tap_create_req[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },
         { .name = "mtu", .kind = SCH_U64, .required = true, .min = NETCTL_MTU_MIN, .max = NETCTL_MTU_MAX },
+        /* hybrid plugging: tap -> qbr bridge -> qvb/qvo veth pair (qvo goes to OVS) */
+        { .name = "hybrid", .kind = SCH_BOOL, .required = false },
         { .name = NULL },
 };
 

@@ -1,5 +1,21 @@
 /* netctl-protocol.h - the entrypoints of the network-control module, as both
- * the module (dispatch) and the core (request validation) know them. */
+ * the module (dispatch) and the core (request validation) know them.
+ *
+ * tap_create {port_uuid, mac, mtu, hybrid (bool, optional, default false)}:
+ *   the tap tap<11> (MTU, MAC, mark, up). hybrid true: also the per-port
+ *   bridge qbr<11> and the veth pair qvb<11> (in qbr) / qvo<11> (for OVS),
+ *   the tap in qbr. hybrid false: hybrid pieces of ours are removed.
+ * tap_delete {port_uuid}: the tap and the port's hybrid pieces of ours.
+ * tap_get {port_uuid}, tap_list {}.
+ *
+ * Replies: tap_create, tap_get: { tap: TAP }; tap_list: { taps: [TAP...],
+ * total, truncated }; tap_delete: {}.
+ * TAP = { name, port_uuid, mac, mtu, ifindex, admin_up, carrier, operstate,
+ *         hybrid (bool), ovs_dev (the device OVS plugs: qvo<11> when hybrid,
+ *         else the tap name), bridge (qbr<11>, present only when hybrid) }
+ * -EEXIST: a device with one of the derived names is not ours (create);
+ * -EPERM: the tap's name is taken by a device not ours (delete);
+ * -EBUSY: hybrid, but the tap or qvb is a port of a foreign master. */
 #ifndef NOVA_NETCTL_PROTOCOL_H
 #define NOVA_NETCTL_PROTOCOL_H
 

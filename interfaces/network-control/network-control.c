@@ -1,14 +1,19 @@
 /* network-control.c - nova-network-control: the module that owns the
  * network-control plug. It keeps CAP_NET_ADMIN only, takes port UUIDs, MACs
- * and MTUs, derives the tap name itself and touches nothing else. */
+ * and MTUs, derives the device names itself (tap, and for hybrid plugging
+ * qbr, qvb, qvo) and touches nothing else. */
 #include "modrt.h"
 #include "names.h"
 #include "netctl-protocol.h"
 #include "tap.h"
 
-#define TAP_REPLY_VALUES 9      /* values reply_tap() writes */
-#define TAP_REPLY_MAX_BYTES 256 /* bytes reply_tap() writes, at most */
+/* Values reply_tap() writes for t: the object, 10 members, bridge when hybrid. */
+#define TAP_REPLY_VALUES(t) (11u + ((t)->hybrid ? 1u : 0u))
+#define TAP_REPLY_MAX_BYTES 256 /* bytes reply_tap() writes, at most (about 240) */
 
+/* TAP = { name, port_uuid, mac, mtu, ifindex, admin_up, carrier, operstate,
+ *         hybrid, ovs_dev (qvo name when hybrid, else the tap name),
+ *         bridge (qbr name, only when hybrid) } */
 static void reply_tap(struct proto_writer *w, const char *key, const struct tap_info *t)
 {
         char mac[MAC_STR_LEN + 1];
@@ -23,24 +28,43 @@ static void reply_tap(struct proto_writer *w, const char *key, const struct tap_
         pw_bool(w, "admin_up", t->admin_up);
         pw_bool(w, "carrier", t->carrier);
         pw_str(w, "operstate", t->operstate);
+        pw_bool(w, "hybrid", t->hybrid);
+        pw_str(w, "ovs_dev", t->ovs_dev);
+        if (t->hybrid)
+                pw_str(w, "bridge", t->bridge);
         pw_obj_end(w);
 }
 
 /* Operator-facing text for the errors the tap layer returns. */
-static void explain(struct modrt_call *call, int r, const char *port_uuid)
+static void explain(struct modrt_call *call, int r, const char *port_uuid, bool hybrid)
 {
-        char name[IFNAME_MAX] = "?";
+        char name[IFNAME_MAX] = "?", qbr[IFNAME_MAX] = "?", qvb[IFNAME_MAX] = "?", qvo[IFNAME_MAX] = "?";
 
         (void)tap_name_from_port(port_uuid, name);
+        (void)port_dev_name(QBR_PREFIX, port_uuid, qbr);
+        (void)port_dev_name(QVB_PREFIX, port_uuid, qvb);
+        (void)port_dev_name(QVO_PREFIX, port_uuid, qvo);
         switch (r) {
         case -ENOENT:
                 (void)snprintf(call->err, sizeof(call->err), "no tap %s for port %s", name, port_uuid);
                 break;
         case -EEXIST:
         case -EPERM:
+                if (hybrid)
+                        (void)snprintf(call->err, sizeof(call->err),
+                                       "one of the devices %s, %s, %s/%s exists but was not created by nova-hypervisor "
+                                       "for port %s; not touching it",
+                                       name, qbr, qvb, qvo, port_uuid);
+                else
+                        (void)snprintf(call->err, sizeof(call->err),
+                                       "device %s exists but was not created by nova-hypervisor for port %s; not touching it",
+                                       name, port_uuid);
+                break;
+        case -EBUSY:
                 (void)snprintf(call->err, sizeof(call->err),
-                               "device %s exists but was not created by nova-hypervisor for port %s; not touching it",
-                               name, port_uuid);
+                               "%s or %s is a port of another master (e.g. Open vSwitch's datapath); remove it from there "
+                               "before plugging port %s hybrid",
+                               name, qvb, port_uuid);
                 break;
         default:
                 (void)snprintf(call->err, sizeof(call->err), "%s (port %s): %s", name, port_uuid, strerror(-r));
@@ -50,6 +74,8 @@ static void explain(struct modrt_call *call, int r, const char *port_uuid)
 static int handle_tap_create(void *state, struct modrt_call *call)
 {
         const char *port_uuid = proto_get_str(call->req, "port_uuid", "");
+        bool hybrid = proto_get_bool(call->req, "hybrid", false);
+        char qbr[IFNAME_MAX] = "", qvo[IFNAME_MAX] = "";
         uint8_t mac[6];
         struct tap_info info;
         int r;
@@ -57,10 +83,16 @@ static int handle_tap_create(void *state, struct modrt_call *call)
         if (mac_parse(proto_get_str(call->req, "mac", ""), mac) < 0)
                 return -EINVAL; /* unreachable: the schema checked it */
         (void)tap_name_from_port(port_uuid, info.name);
-        (void)snprintf(call->audit, sizeof(call->audit), "tap=%s", info.name);
-        r = tap_create(state, port_uuid, mac, (uint32_t)proto_get_u64(call->req, "mtu", 0), &info);
+        if (hybrid) {
+                (void)port_dev_name(QBR_PREFIX, port_uuid, qbr);
+                (void)port_dev_name(QVO_PREFIX, port_uuid, qvo);
+                (void)snprintf(call->audit, sizeof(call->audit), "tap=%s bridge=%s ovs_dev=%s", info.name, qbr, qvo);
+        } else {
+                (void)snprintf(call->audit, sizeof(call->audit), "tap=%s", info.name);
+        }
+        r = tap_create(state, port_uuid, mac, (uint32_t)proto_get_u64(call->req, "mtu", 0), hybrid, &info);
         if (r < 0) {
-                explain(call, r, port_uuid);
+                explain(call, r, port_uuid, hybrid);
                 return r;
         }
         reply_tap(call->reply, "tap", &info);
@@ -77,7 +109,7 @@ static int handle_tap_delete(void *state, struct modrt_call *call)
         (void)snprintf(call->audit, sizeof(call->audit), "tap=%s", name);
         r = tap_delete(state, port_uuid);
         if (r < 0) {
-                explain(call, r, port_uuid);
+                explain(call, r, port_uuid, false);
                 return r;
         }
         return 0;
@@ -91,7 +123,7 @@ static int handle_tap_get(void *state, struct modrt_call *call)
 
         r = tap_get(state, port_uuid, &info);
         if (r < 0) {
-                explain(call, r, port_uuid);
+                explain(call, r, port_uuid, false);
                 return r;
         }
         reply_tap(call->reply, "tap", &info);
@@ -114,7 +146,7 @@ static int handle_tap_list(void *state, struct modrt_call *call)
         size_t shown = 0;
         pw_list_begin(call->reply, "taps");
         for (; shown < n; shown++) {
-                if (call->reply->n_values + TAP_REPLY_VALUES + 4 > PROTO_MAX_NODES ||
+                if (call->reply->n_values + TAP_REPLY_VALUES(&taps[shown]) + 4 > PROTO_MAX_NODES ||
                     call->reply->len + TAP_REPLY_MAX_BYTES + 64 > PROTO_MAX_FRAME)
                         break;
                 reply_tap(call->reply, NULL, &taps[shown]);

@@ -10,7 +10,15 @@
  * Creation: TUNSETIFF with IFF_TUN_EXCL (fails instead of attaching to a
  * device that appeared meanwhile) makes a non-persistent tap that lives only
  * as long as our fd; the change request is sent while we hold it and
- * TUNSETPERSIST comes last, so any failure before it is undone by close(). */
+ * TUNSETPERSIST comes last, so any failure before it is undone by close().
+ *
+ * Hybrid plumbing: every device of the port is looked at first and the call
+ * is refused before anything changes when one is not ours (or is held by a
+ * foreign master). Then qbr and the veth pair are made (RTM_NEWLINK with
+ * NLM_F_EXCL, built in stack buffers), configured (MTU, mark, master), given
+ * addr_gen_mode none while still down, the tap is made or converged into qbr,
+ * and everything is brought up last. The ifindexes of what this call created
+ * are kept so that a failing step removes exactly those again. */
 #include "tap.h"
 
 #include <fcntl.h>
@@ -21,6 +29,7 @@
 #include <linux/if_link.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
+#include <linux/veth.h>
 #include <linux/rtnetlink.h>
 
 #include <netlink/addr.h>
@@ -38,6 +47,8 @@
 #define SOCK_SNDBUF (32 * 1024)         /* requests are small */
 #define DUMP_RETRIES 3                  /* NLM_F_DUMP_INTR: link list changed under the dump */
 #define ATTR_SPACE(len) NLA_ALIGN(NLA_HDRLEN + (len)) /* bytes one attribute takes */
+#define LINK_REQ_SIZE 512               /* a link request built in a stack buffer */
+#define IPV6_MTU_MIN 1280               /* below it a device has no IPv6 (and no link-local address) */
 
 
 /* RFC 2863 operational states as the kernel reports them (IF_OPER_*), the
@@ -66,6 +77,11 @@ struct link_view {
         const char *alias;       /* IFLA_IFALIAS or NULL */
         const char *kind;        /* IFLA_INFO_KIND or NULL */
         int tun_type;            /* IFLA_TUN_TYPE (IFF_TUN/IFF_TAP) or -1 when not reported */
+        int master;              /* IFLA_MASTER, 0 when none */
+        int link;                /* IFLA_LINK (a veth's peer), 0 when not reported */
+        bool link_netns;         /* IFLA_LINK_NETNSID: the peer is in another namespace */
+        int64_t br_stp_state;    /* bridge: IFLA_BR_STP_STATE, -1 when not reported */
+        int64_t br_forward_delay; /* bridge: IFLA_BR_FORWARD_DELAY (1/100 s), -1 when not reported */
         uint32_t mtu;            /* IFLA_MTU, 0 when not reported */
         const uint8_t *addr;     /* IFLA_ADDRESS or NULL */
         int addr_len;            /* length of addr in bytes */
@@ -312,7 +328,7 @@ static const char *nla_str(const struct nlattr *a)
 static int link_view_parse(struct nlmsghdr *nlh, struct link_view *ret)
 {
         struct nlattr *tb[IFLA_MAX + 1];
-        struct link_view v = { .tun_type = -1 };
+        struct link_view v = { .tun_type = -1, .br_stp_state = -1, .br_forward_delay = -1 };
         const struct ifinfomsg *ifi;
         int r;
 
@@ -337,17 +353,31 @@ static int link_view_parse(struct nlmsghdr *nlh, struct link_view *ret)
         }
         if (tb[IFLA_OPERSTATE] && nla_len(tb[IFLA_OPERSTATE]) >= 1)
                 v.operstate = nla_get_u8(tb[IFLA_OPERSTATE]);
+        if (tb[IFLA_MASTER] && nla_len(tb[IFLA_MASTER]) >= (int)sizeof(uint32_t))
+                v.master = (int)nla_get_u32(tb[IFLA_MASTER]);
+        if (tb[IFLA_LINK] && nla_len(tb[IFLA_LINK]) >= (int)sizeof(uint32_t))
+                v.link = (int)nla_get_u32(tb[IFLA_LINK]);
+        v.link_netns = tb[IFLA_LINK_NETNSID] != NULL;
         if (tb[IFLA_LINKINFO]) {
                 struct nlattr *li[IFLA_INFO_MAX + 1];
 
                 if (nla_parse_nested(li, IFLA_INFO_MAX, tb[IFLA_LINKINFO], NULL) == 0) {
                         v.kind = nla_str(li[IFLA_INFO_KIND]);
-                        if (li[IFLA_INFO_DATA]) {
+                        if (li[IFLA_INFO_DATA] && v.kind && streq(v.kind, "tun")) {
                                 struct nlattr *td[IFLA_TUN_MAX + 1];
 
                                 if (nla_parse_nested(td, IFLA_TUN_MAX, li[IFLA_INFO_DATA], NULL) == 0 &&
                                     td[IFLA_TUN_TYPE] && nla_len(td[IFLA_TUN_TYPE]) >= 1)
                                         v.tun_type = nla_get_u8(td[IFLA_TUN_TYPE]);
+                        } else if (li[IFLA_INFO_DATA] && v.kind && streq(v.kind, "bridge")) {
+                                struct nlattr *bd[IFLA_BR_MAX + 1];
+
+                                if (nla_parse_nested(bd, IFLA_BR_MAX, li[IFLA_INFO_DATA], NULL) == 0) {
+                                        if (bd[IFLA_BR_STP_STATE] && nla_len(bd[IFLA_BR_STP_STATE]) >= 4)
+                                                v.br_stp_state = nla_get_u32(bd[IFLA_BR_STP_STATE]);
+                                        if (bd[IFLA_BR_FORWARD_DELAY] && nla_len(bd[IFLA_BR_FORWARD_DELAY]) >= 4)
+                                                v.br_forward_delay = nla_get_u32(bd[IFLA_BR_FORWARD_DELAY]);
+                                }
                         }
                 }
         }
@@ -378,6 +408,15 @@ static bool view_is_ours(const struct link_view *v, const char *name, const char
         return view_is_tap(v) && streq(v->name, name) && streq_ptr(mark_port(v->alias), port_uuid);
 }
 
+/* Our device of kind ("tun" = our tap) for exactly port_uuid, under exactly name. */
+static bool view_is_ours_kind(const struct link_view *v, const char *name, const char *kind, const char *port_uuid)
+{
+        if (streq(kind, "tun"))
+                return view_is_ours(v, name, port_uuid);
+        return v->kind && streq(v->kind, kind) && v->type == ARPHRD_ETHER && streq(v->name, name) &&
+               streq_ptr(mark_port(v->alias), port_uuid);
+}
+
 /* Fill *ret from a parsed link of ours. */
 static void view_to_info(const struct link_view *v, const char *port_uuid, struct tap_info *ret)
 {
@@ -392,6 +431,8 @@ static void view_to_info(const struct link_view *v, const char *port_uuid, struc
         t.admin_up = v->flags & IFF_UP;
         t.carrier = v->flags & IFF_LOWER_UP;
         (void)strscpy(t.operstate, operstate_name(v->operstate), sizeof(t.operstate));
+        t.master = v->master;
+        (void)strscpy(t.ovs_dev, v->name, sizeof(t.ovs_dev)); /* plain until hybrid_fill() says otherwise */
         *ret = t;
 }
 
@@ -455,10 +496,11 @@ static int msg_transact_ack(struct tap_ctx *ctx, struct nl_msg *msg)
         return transact(ctx, nlh, NULL, NULL, NULL);
 }
 
-/* The one change request: MTU, MAC, mark and IFF_UP of ifindex.
+/* The one change request of a tap: MTU, MAC, mark, IFF_UP and, when
+ * master > 0, IFLA_MASTER of ifindex (master 0 leaves the master alone).
  * cur_flags are the link's current flags (so nothing but IFF_UP changes). */
 static int link_apply(struct tap_ctx *ctx, int ifindex, unsigned cur_flags, const uint8_t mac[6],
-                      uint32_t mtu, const char *mark)
+                      uint32_t mtu, const char *mark, int master)
 {
         _cleanup_(rtnl_link_putp) struct rtnl_link *orig = NULL, *changes = NULL;
         _cleanup_(nl_addr_putp) struct nl_addr *addr = NULL;
@@ -478,6 +520,8 @@ static int link_apply(struct tap_ctx *ctx, int ifindex, unsigned cur_flags, cons
         rtnl_link_set_addr(changes, addr);
         rtnl_link_set_ifalias(changes, mark);
         rtnl_link_set_flags(changes, IFF_UP);
+        if (master > 0)
+                rtnl_link_set_master(changes, master);
 
         r = rtnl_link_build_change_request(orig, changes, 0, &msg);
         if (r < 0)
@@ -506,7 +550,148 @@ static int link_del(struct tap_ctx *ctx, int ifindex)
         return r == -ENODEV ? -ENOENT : r;
 }
 
-/* ---- public API ---- */
+/* ---- hybrid devices: requests built in stack buffers ---- */
+
+/* One link request in a stack buffer. */
+union link_req {
+        struct nlmsghdr nlh;
+        uint8_t raw[LINK_REQ_SIZE];
+};
+
+/* Start a link request of type for ifindex (0: none, the name is an
+ * attribute). Every one asks for the kernel's ACK. Returns its ifinfomsg. */
+static struct ifinfomsg *link_req_init(union link_req *req, uint16_t type, uint16_t flags, int ifindex)
+{
+        struct ifinfomsg *ifi;
+
+        memset(req, 0, sizeof(*req));
+        req->nlh.nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
+        req->nlh.nlmsg_type = type;
+        req->nlh.nlmsg_flags = flags | NLM_F_ACK;
+        ifi = NLMSG_DATA(&req->nlh);
+        ifi->ifi_family = AF_UNSPEC;
+        ifi->ifi_index = ifindex;
+        return ifi;
+}
+
+static bool put_u32(union link_req *req, uint16_t type, uint32_t v)
+{
+        return put_attr(&req->nlh, sizeof(*req), type, &v, sizeof(v)) != NULL;
+}
+
+static bool put_str(union link_req *req, uint16_t type, const char *s)
+{
+        return put_attr(&req->nlh, sizeof(*req), type, s, strlen(s) + 1) != NULL;
+}
+
+static struct nlattr *nest_begin(union link_req *req, uint16_t type)
+{
+        return put_attr(&req->nlh, sizeof(*req), type | NLA_F_NESTED, NULL, 0);
+}
+
+/* Create the bridge name, down, with MTU mtu, forward delay 0 and no STP.
+ * NLM_F_EXCL: -EEXIST when the name was taken meanwhile. */
+static int bridge_create(struct tap_ctx *ctx, const char *name, uint32_t mtu)
+{
+        union link_req req;
+        struct nlattr *info, *data;
+
+        (void)link_req_init(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+        if (!put_str(&req, IFLA_IFNAME, name) || !put_u32(&req, IFLA_MTU, mtu) ||
+            !(info = nest_begin(&req, IFLA_LINKINFO)) || !put_str(&req, IFLA_INFO_KIND, "bridge") ||
+            !(data = nest_begin(&req, IFLA_INFO_DATA)) || !put_u32(&req, IFLA_BR_FORWARD_DELAY, 0) ||
+            !put_u32(&req, IFLA_BR_STP_STATE, 0))
+                return -EINVAL;
+        end_nest(&req.nlh, data);
+        end_nest(&req.nlh, info);
+        return transact(ctx, &req.nlh, NULL, NULL, NULL);
+}
+
+/* Set one u32 bridge option (IFLA_BR_*) of an existing bridge. A change of
+ * the bridge's own options goes through RTM_NEWLINK (changelink); without
+ * NLM_F_CREATE it never creates anything. */
+static int bridge_set_option(struct tap_ctx *ctx, int ifindex, uint16_t option, uint32_t value)
+{
+        union link_req req;
+        struct nlattr *info, *data;
+
+        (void)link_req_init(&req, RTM_NEWLINK, 0, ifindex);
+        if (!(info = nest_begin(&req, IFLA_LINKINFO)) || !put_str(&req, IFLA_INFO_KIND, "bridge") ||
+            !(data = nest_begin(&req, IFLA_INFO_DATA)) || !put_u32(&req, option, value))
+                return -EINVAL;
+        end_nest(&req.nlh, data);
+        end_nest(&req.nlh, info);
+        return transact(ctx, &req.nlh, NULL, NULL, NULL);
+}
+
+/* Create the veth pair name/peer, both down with MTU mtu. */
+static int veth_create(struct tap_ctx *ctx, const char *name, const char *peer, uint32_t mtu)
+{
+        struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
+        union link_req req;
+        struct nlattr *info, *data, *p;
+
+        (void)link_req_init(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+        if (!put_str(&req, IFLA_IFNAME, name) || !put_u32(&req, IFLA_MTU, mtu) ||
+            !(info = nest_begin(&req, IFLA_LINKINFO)) || !put_str(&req, IFLA_INFO_KIND, "veth") ||
+            !(data = nest_begin(&req, IFLA_INFO_DATA)) ||
+            /* VETH_INFO_PEER: an ifinfomsg, then the peer's attributes */
+            !(p = put_attr(&req.nlh, sizeof(req), VETH_INFO_PEER, &peer_ifi, sizeof(peer_ifi))) ||
+            !put_str(&req, IFLA_IFNAME, peer) || !put_u32(&req, IFLA_MTU, mtu))
+                return -EINVAL;
+        end_nest(&req.nlh, p);
+        end_nest(&req.nlh, data);
+        end_nest(&req.nlh, info);
+        return transact(ctx, &req.nlh, NULL, NULL, NULL);
+}
+
+/* MTU, mark and, when master > 0, IFLA_MASTER of ifindex; no flag changes. */
+static int dev_configure(struct tap_ctx *ctx, int ifindex, uint32_t mtu, const char *mark, int master)
+{
+        union link_req req;
+
+        (void)link_req_init(&req, RTM_SETLINK, 0, ifindex);
+        if (!put_u32(&req, IFLA_MTU, mtu) || !put_str(&req, IFLA_IFALIAS, mark) ||
+            (master > 0 && !put_u32(&req, IFLA_MASTER, (uint32_t)master)))
+                return -EINVAL;
+        return transact(ctx, &req.nlh, NULL, NULL, NULL);
+}
+
+/* IPv6 addr_gen_mode none on ifindex, so it never gets a link-local address;
+ * sent while the device is down (the kernel applies IFLA_AF_SPEC after the
+ * flags of the same request). A device with an MTU below 1280, or on a host
+ * without IPv6, has no IPv6 at all: nothing to do. */
+static int dev_addr_gen_none(struct tap_ctx *ctx, int ifindex, uint32_t mtu)
+{
+        uint8_t mode = IN6_ADDR_GEN_MODE_NONE;
+        union link_req req;
+        struct nlattr *af, *in6;
+        int r;
+
+        if (mtu < IPV6_MTU_MIN)
+                return 0;
+        (void)link_req_init(&req, RTM_SETLINK, 0, ifindex);
+        if (!(af = nest_begin(&req, IFLA_AF_SPEC)) || !(in6 = nest_begin(&req, AF_INET6)) ||
+            !put_attr(&req.nlh, sizeof(req), IFLA_INET6_ADDR_GEN_MODE, &mode, sizeof(mode)))
+                return -EINVAL;
+        end_nest(&req.nlh, in6);
+        end_nest(&req.nlh, af);
+        r = transact(ctx, &req.nlh, NULL, NULL, NULL);
+        return r == -EAFNOSUPPORT ? 0 : r;
+}
+
+/* IFF_UP on ifindex; no other flag changes. */
+static int dev_set_up(struct tap_ctx *ctx, int ifindex)
+{
+        union link_req req;
+        struct ifinfomsg *ifi = link_req_init(&req, RTM_SETLINK, 0, ifindex);
+
+        ifi->ifi_flags = IFF_UP;
+        ifi->ifi_change = IFF_UP;
+        return transact(ctx, &req.nlh, NULL, NULL, NULL);
+}
+
+/* ---- the devices of one port ---- */
 
 /* Unicast and not all zero (the rule of mac_is_valid()). */
 static bool mac_ok(const uint8_t mac[6])
@@ -523,66 +708,213 @@ static int mark_for(const char *port_uuid, char ret[TAP_MARK_MAX])
         return xsnprintf(ret, TAP_MARK_MAX, "%s%s", TAP_MARK_PREFIX, port_uuid);
 }
 
-/* Read back our tap into *ret (if ret). */
-static int read_back(struct tap_ctx *ctx, const char *name, const char *port_uuid,
-                     struct tap_info *ret)
-{
-        struct link_view v;
-        int r;
+/* The names and the mark of one port's devices, all derived from its UUID. */
+struct port_devs {
+        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], qvo[IFNAME_MAX];
+        char mark[TAP_MARK_MAX];
+};
 
-        if (!ret)
-                return 0;
-        r = link_get(ctx, name, &v);
-        if (r < 0)
-                return r;
-        if (!view_is_ours(&v, name, port_uuid))
-                return -ENOENT;
-        view_to_info(&v, port_uuid, ret);
+static int port_devs_init(const char *port_uuid, struct port_devs *ret)
+{
+        struct port_devs d;
+
+        if (tap_name_from_port(port_uuid, d.tap) < 0 || port_dev_name(QBR_PREFIX, port_uuid, d.qbr) < 0 ||
+            port_dev_name(QVB_PREFIX, port_uuid, d.qvb) < 0 || port_dev_name(QVO_PREFIX, port_uuid, d.qvo) < 0 ||
+            mark_for(port_uuid, d.mark) < 0)
+                return -EINVAL;
+        *ret = d;
         return 0;
 }
 
-/* Converge an existing device of our name: ours → apply, else -EEXIST. */
-static int converge(struct tap_ctx *ctx, const struct link_view *v, const char *name,
-                    const char *port_uuid, const uint8_t mac[6], uint32_t mtu, const char *mark,
-                    struct tap_info *ret)
+/* What one derived name stands for now. Scalars only: the view it was read
+ * from is gone after the next request. */
+struct dev_state {
+        bool exists;              /* a device answers to the name (its own, or an altname) */
+        bool ours;                /* exactly that name, the expected kind, our mark for this port */
+        int ifindex;
+        unsigned flags;           /* ifi_flags */
+        int master;               /* IFLA_MASTER, 0 when none */
+        int peer;                 /* a veth's peer in this namespace, 0 otherwise */
+        int64_t br_stp_state;     /* bridge options, -1 when not reported */
+        int64_t br_forward_delay;
+};
+
+/* Look name up as a device of kind for port_uuid. 0 (exists false when absent) or -errno. */
+static int dev_probe(struct tap_ctx *ctx, const char *name, const char *kind, const char *port_uuid,
+                     struct dev_state *ret)
 {
+        struct dev_state d = { .br_stp_state = -1, .br_forward_delay = -1 };
+        struct link_view v;
         int r;
 
-        if (!view_is_ours(v, name, port_uuid))
-                return -EEXIST;
-        r = link_apply(ctx, v->ifindex, v->flags, mac, mtu, mark);
+        r = link_get(ctx, name, &v);
+        if (r == -ENOENT) {
+                *ret = d;
+                return 0;
+        }
         if (r < 0)
                 return r;
-        return read_back(ctx, name, port_uuid, ret);
+        d.exists = true;
+        d.ours = view_is_ours_kind(&v, name, kind, port_uuid);
+        d.ifindex = v.ifindex;
+        d.flags = v.flags;
+        d.master = v.master;
+        d.peer = v.link_netns ? 0 : v.link;
+        d.br_stp_state = v.br_stp_state;
+        d.br_forward_delay = v.br_forward_delay;
+        *ret = d;
+        return 0;
 }
 
-int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu,
-               struct tap_info *ret)
+/* The ifindex of a device this call has just created (still without our
+ * mark): it must carry exactly name, be of kind and have no alias yet. */
+static int created_ifindex(struct tap_ctx *ctx, const char *name, const char *kind, int *ret)
 {
-        char name[IFNAME_MAX], mark[TAP_MARK_MAX];
-        _cleanup_close_ int fd = -1;
         struct link_view v;
-        struct ifreq ifr = { 0 };
-        int ifindex, r;
-
-        if (!ctx || !mac || tap_name_from_port(port_uuid, name) < 0 || !mac_ok(mac))
-                return -EINVAL;
-        if (mtu < TAP_MTU_MIN || mtu > TAP_MTU_MAX)
-                return -ERANGE;
-        r = mark_for(port_uuid, mark);
-        if (r < 0)
-                return r;
+        int r;
 
         r = link_get(ctx, name, &v);
-        if (r == 0)
-                return converge(ctx, &v, name, port_uuid, mac, mtu, mark, ret);
-        if (r != -ENOENT)
+        if (r < 0)
+                return r == -ENOENT ? -EIO : r;
+        if (!streq(v.name, name) || !v.kind || !streq(v.kind, kind) || v.alias)
+                return -EIO;
+        *ret = v.ifindex;
+        return 0;
+}
+
+/* The hybrid pieces of one port as found. */
+struct hybrid_state {
+        struct dev_state qbr, qvb, qvo;
+};
+
+static int hybrid_probe(struct tap_ctx *ctx, const struct port_devs *n, const char *port_uuid,
+                        struct hybrid_state *ret)
+{
+        struct hybrid_state h;
+        int r;
+
+        if ((r = dev_probe(ctx, n->qbr, "bridge", port_uuid, &h.qbr)) < 0 ||
+            (r = dev_probe(ctx, n->qvb, "veth", port_uuid, &h.qvb)) < 0 ||
+            (r = dev_probe(ctx, n->qvo, "veth", port_uuid, &h.qvo)) < 0)
                 return r;
+        *ret = h;
+        return 0;
+}
+
+/* Our veth pair: both ends ours and each other's peer. Only a whole pair is
+ * ever touched (deleting one end deletes the other). */
+static bool pair_is_ours(const struct hybrid_state *h)
+{
+        return h->qvb.ours && h->qvo.ours && h->qvb.peer == h->qvo.ifindex && h->qvo.peer == h->qvb.ifindex;
+}
+
+/* Remove what of the hybrid pieces is ours: the pair as a whole, then qbr
+ * (its ports, the tap among them, are released). Foreign ones stay.
+ * *ret_removed (may be NULL): something was removed. */
+static int hybrid_remove(struct tap_ctx *ctx, const struct hybrid_state *h, bool *ret_removed)
+{
+        bool removed = false;
+        int r;
+
+        if (pair_is_ours(h)) {
+                r = link_del(ctx, h->qvb.ifindex); /* qvo goes with it */
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                removed |= r == 0;
+        }
+        if (h->qbr.ours) {
+                r = link_del(ctx, h->qbr.ifindex);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                removed |= r == 0;
+        }
+        if (ret_removed)
+                *ret_removed = removed;
+        return 0;
+}
+
+/* Fill the hybrid members of t (a tap of ours read with view_to_info()):
+ * hybrid when t's master is our qbr, whose port qvb is one end of our pair.
+ * A tap without master costs no lookup. */
+static int hybrid_fill(struct tap_ctx *ctx, const struct port_devs *n, struct tap_info *t)
+{
+        struct dev_state qbr, qvb, qvo;
+        int r;
+
+        t->hybrid = false;
+        t->bridge[0] = '\0';
+        (void)strscpy(t->ovs_dev, t->name, sizeof(t->ovs_dev));
+        if (t->master <= 0)
+                return 0;
+        r = dev_probe(ctx, n->qbr, "bridge", t->port_uuid, &qbr);
+        if (r < 0 || !qbr.ours || qbr.ifindex != t->master)
+                return r;
+        r = dev_probe(ctx, n->qvb, "veth", t->port_uuid, &qvb);
+        if (r < 0 || !qvb.ours || qvb.master != qbr.ifindex)
+                return r;
+        r = dev_probe(ctx, n->qvo, "veth", t->port_uuid, &qvo);
+        if (r < 0 || !qvo.ours || qvb.peer != qvo.ifindex || qvo.peer != qvb.ifindex)
+                return r;
+        t->hybrid = true;
+        (void)strscpy(t->bridge, n->qbr, sizeof(t->bridge));
+        (void)strscpy(t->ovs_dev, n->qvo, sizeof(t->ovs_dev));
+        return 0;
+}
+
+/* Our tap of the port with its hybrid members. -ENOENT if absent or not ours. */
+static int info_read(struct tap_ctx *ctx, const struct port_devs *n, const char *port_uuid, struct tap_info *ret)
+{
+        struct tap_info t;
+        struct link_view v;
+        int r;
+
+        r = link_get(ctx, n->tap, &v);
+        if (r < 0)
+                return r;
+        if (!view_is_ours(&v, n->tap, port_uuid))
+                return -ENOENT;
+        view_to_info(&v, port_uuid, &t);
+        r = hybrid_fill(ctx, n, &t);
+        if (r < 0)
+                return r;
+        *ret = t;
+        return 0;
+}
+
+/* Ifindexes of the devices one tap_create call made (0: not made by it). */
+struct made {
+        int tap, qbr, qvb;
+};
+
+/* Remove what this call made, newest first (deleting qvb takes qvo). */
+static void made_undo(struct tap_ctx *ctx, const struct made *m)
+{
+        if (m->tap > 0)
+                (void)link_del(ctx, m->tap);
+        if (m->qvb > 0)
+                (void)link_del(ctx, m->qvb);
+        if (m->qbr > 0)
+                (void)link_del(ctx, m->qbr);
+}
+
+/* Create or converge the tap: MTU, MAC, mark, IFF_UP and, when master > 0,
+ * IFLA_MASTER, in one change request. cur is what dev_probe() found under
+ * the name. *ret_made is set to the tap's ifindex when this call made it. */
+static int tap_ensure(struct tap_ctx *ctx, const struct port_devs *n, const char *port_uuid, const uint8_t mac[6],
+                      uint32_t mtu, int master, const struct dev_state *cur, int *ret_made)
+{
+        _cleanup_close_ int fd = -1;
+        struct ifreq ifr = { 0 };
+        struct link_view v;
+        int ifindex, r;
+
+        if (cur->exists)
+                return cur->ours ? link_apply(ctx, cur->ifindex, cur->flags, mac, mtu, n->mark, master) : -EEXIST;
 
         fd = open(TUN_DEV_PATH, O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        r = strscpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+        r = strscpy(ifr.ifr_name, n->tap, sizeof(ifr.ifr_name));
         if (r < 0)
                 return r;
         ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL;
@@ -590,68 +922,182 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
                 if (errno != EBUSY)
                         return -errno;
                 /* The name appeared since we looked: decide again, once. */
-                r = link_get(ctx, name, &v);
+                r = link_get(ctx, n->tap, &v);
                 if (r < 0)
                         return r == -ENOENT ? -EBUSY : r;
-                return converge(ctx, &v, name, port_uuid, mac, mtu, mark, ret);
+                if (!view_is_ours(&v, n->tap, port_uuid))
+                        return -EEXIST;
+                if (master > 0 && v.master > 0 && v.master != master)
+                        return -EBUSY;
+                return link_apply(ctx, v.ifindex, v.flags, mac, mtu, n->mark, master);
         }
 
         /* The tap exists now and disappears with fd until TUNSETPERSIST. */
-        r = link_get(ctx, name, &v);
+        r = link_get(ctx, n->tap, &v);
         if (r < 0)
                 return r;
-        if (!view_is_tap(&v) || !streq(v.name, name))
+        if (!view_is_tap(&v) || !streq(v.name, n->tap))
                 return -EIO;
         ifindex = v.ifindex;
-        r = link_apply(ctx, ifindex, v.flags, mac, mtu, mark);
+        r = link_apply(ctx, ifindex, v.flags, mac, mtu, n->mark, master);
         if (r < 0)
                 return r;
         if (ioctl(fd, TUNSETPERSIST, 1) < 0)
                 return -errno;
-        fd = safe_close(fd);
+        /* Persistent from here on: the caller undoes it explicitly. */
+        *ret_made = ifindex;
+        return 0;
+}
 
-        /* Persistent from here on: undo explicitly. */
-        r = read_back(ctx, name, port_uuid, ret);
+/* The hybrid plumbing of a port whose devices were probed into tap and h.
+ * What it creates is recorded in *made (the caller undoes it on failure). */
+static int hybrid_plumb(struct tap_ctx *ctx, const struct port_devs *n, const char *port_uuid, const uint8_t mac[6],
+                        uint32_t mtu, const struct dev_state *tap, const struct hybrid_state *h, struct made *made)
+{
+        int qbr, qvb, qvo, r;
+
+        /* Decided before anything changes: nothing of another owner, no
+         * port of ours held by a foreign master (e.g. OVS's datapath). */
+        if (h->qbr.exists && !h->qbr.ours)
+                return -EEXIST;
+        if ((h->qvb.exists || h->qvo.exists) && !pair_is_ours(h))
+                return -EEXIST;
+        qbr = h->qbr.exists ? h->qbr.ifindex : 0;
+        if ((tap->exists && tap->master > 0 && tap->master != qbr) ||
+            (h->qvb.exists && h->qvb.master > 0 && h->qvb.master != qbr))
+                return -EBUSY;
+
+        if (!h->qbr.exists) {
+                r = bridge_create(ctx, n->qbr, mtu);
+                if (r < 0)
+                        return r;
+                r = created_ifindex(ctx, n->qbr, "bridge", &made->qbr);
+                if (r < 0)
+                        return r;
+                qbr = made->qbr;
+        } else {
+                /* Ours already: converge its options (STP off first, the kernel refuses
+                 * a forward delay of 0 while STP is on). */
+                if (h->qbr.br_stp_state != 0 && (r = bridge_set_option(ctx, qbr, IFLA_BR_STP_STATE, 0)) < 0)
+                        return r;
+                if (h->qbr.br_forward_delay != 0 && (r = bridge_set_option(ctx, qbr, IFLA_BR_FORWARD_DELAY, 0)) < 0)
+                        return r;
+        }
+        if (!h->qvb.exists) {
+                r = veth_create(ctx, n->qvb, n->qvo, mtu);
+                if (r < 0)
+                        return r;
+                r = created_ifindex(ctx, n->qvb, "veth", &made->qvb);
+                if (r < 0)
+                        return r;
+                qvb = made->qvb;
+                r = created_ifindex(ctx, n->qvo, "veth", &qvo);
+                if (r < 0)
+                        return r;
+        } else {
+                qvb = h->qvb.ifindex;
+                qvo = h->qvo.ifindex;
+        }
+
+        /* The veth ends: MTU, mark, qvb into qbr, no IPv6 addresses; then the tap into qbr. */
+        if ((r = dev_configure(ctx, qvb, mtu, n->mark, qbr)) < 0 || (r = dev_configure(ctx, qvo, mtu, n->mark, 0)) < 0 ||
+            (r = dev_addr_gen_none(ctx, qvb, mtu)) < 0 || (r = dev_addr_gen_none(ctx, qvo, mtu)) < 0)
+                return r;
+        r = tap_ensure(ctx, n, port_uuid, mac, mtu, qbr, tap, &made->tap);
+        if (r < 0)
+                return r;
+        /* The bridge last: an MTU set on it explicitly stays (no adjusting to its ports). */
+        if ((r = dev_configure(ctx, qbr, mtu, n->mark, 0)) < 0 || (r = dev_addr_gen_none(ctx, qbr, mtu)) < 0)
+                return r;
+        if ((r = dev_set_up(ctx, qbr)) < 0 || (r = dev_set_up(ctx, qvb)) < 0 || (r = dev_set_up(ctx, qvo)) < 0)
+                return r;
+        return 0;
+}
+
+/* ---- public API ---- */
+
+int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu, bool hybrid,
+               struct tap_info *ret)
+{
+        struct port_devs n;
+        struct dev_state tap;
+        struct hybrid_state h;
+        struct made made = { 0 };
+        struct tap_info info;
+        int r;
+
+        if (!ctx || !mac || port_devs_init(port_uuid, &n) < 0 || !mac_ok(mac))
+                return -EINVAL;
+        if (mtu < TAP_MTU_MIN || mtu > TAP_MTU_MAX)
+                return -ERANGE;
+
+        r = dev_probe(ctx, n.tap, "tun", port_uuid, &tap);
+        if (r < 0)
+                return r;
+        if (tap.exists && !tap.ours)
+                return -EEXIST;
+        r = hybrid_probe(ctx, &n, port_uuid, &h);
+        if (r < 0)
+                return r;
+
+        if (hybrid) {
+                r = hybrid_plumb(ctx, &n, port_uuid, mac, mtu, &tap, &h, &made);
+        } else {
+                /* Plain: the tap as it is (its master, e.g. OVS's, untouched) and
+                 * no hybrid pieces of ours left. */
+                r = tap_ensure(ctx, &n, port_uuid, mac, mtu, 0, &tap, &made.tap);
+                if (r >= 0)
+                        r = hybrid_remove(ctx, &h, NULL);
+        }
+        if (r >= 0)
+                r = info_read(ctx, &n, port_uuid, &info);
+        if (r >= 0 && info.hybrid != hybrid)
+                r = -EIO; /* the kernel does not show what was just set up */
         if (r < 0) {
-                (void)link_del(ctx, ifindex);
+                made_undo(ctx, &made);
                 return r;
         }
+        if (ret)
+                *ret = info;
         return 0;
 }
 
 int tap_delete(struct tap_ctx *ctx, const char *port_uuid)
 {
-        char name[IFNAME_MAX];
-        struct link_view v;
+        struct port_devs n;
+        struct dev_state tap;
+        struct hybrid_state h;
+        bool removed = false;
         int r;
 
-        if (!ctx || tap_name_from_port(port_uuid, name) < 0)
+        if (!ctx || port_devs_init(port_uuid, &n) < 0)
                 return -EINVAL;
-        r = link_get(ctx, name, &v);
+        r = dev_probe(ctx, n.tap, "tun", port_uuid, &tap);
         if (r < 0)
                 return r;
-        if (!view_is_ours(&v, name, port_uuid))
+        if (tap.exists && !tap.ours)
                 return -EPERM;
+        r = hybrid_probe(ctx, &n, port_uuid, &h);
+        if (r < 0)
+                return r;
+        r = hybrid_remove(ctx, &h, &removed);
+        if (r < 0)
+                return r;
+        if (!tap.exists)
+                return removed ? 0 : -ENOENT;
         /* By index: the device checked is the device deleted, even if the
          * name moved in between. */
-        return link_del(ctx, v.ifindex);
+        r = link_del(ctx, tap.ifindex);
+        return r == -ENOENT && removed ? 0 : r;
 }
 
 int tap_get(struct tap_ctx *ctx, const char *port_uuid, struct tap_info *ret)
 {
-        char name[IFNAME_MAX];
-        struct link_view v;
-        int r;
+        struct port_devs n;
 
-        if (!ctx || !ret || tap_name_from_port(port_uuid, name) < 0)
+        if (!ctx || !ret || port_devs_init(port_uuid, &n) < 0)
                 return -EINVAL;
-        r = link_get(ctx, name, &v);
-        if (r < 0)
-                return r;
-        if (!view_is_ours(&v, name, port_uuid))
-                return -ENOENT;
-        view_to_info(&v, port_uuid, ret);
-        return 0;
+        return info_read(ctx, &n, port_uuid, ret);
 }
 
 /* tap_list()'s growing result. */
@@ -685,6 +1131,25 @@ static int on_dump_msg(struct nlmsghdr *nlh, void *userdata)
         return 0;
 }
 
+/* After the dump: the hybrid members of the taps that have a master. */
+static int list_fill_hybrid(struct tap_ctx *ctx, struct list_acc *acc)
+{
+        for (size_t i = 0; i < acc->n; i++) {
+                struct tap_info *t = &acc->items[i];
+                struct port_devs n;
+                int r;
+
+                if (t->master <= 0)
+                        continue;
+                if (port_devs_init(t->port_uuid, &n) < 0)
+                        return -EINVAL; /* unreachable: the uuid came from a valid mark */
+                r = hybrid_fill(ctx, &n, t);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n)
 {
         if (!ctx || !ret || !ret_n)
@@ -714,6 +1179,8 @@ int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n)
                 end_nest(&req.nlh, nest);
 
                 r = transact(ctx, &req.nlh, on_dump_msg, &acc, &intr);
+                if (r >= 0 && !intr)
+                        r = list_fill_hybrid(ctx, &acc);
                 if (r < 0 || intr) {
                         free(acc.items);
                         if (r < 0)

@@ -10,6 +10,10 @@
 #define MAC_STR_LEN 17    /* xx:xx:xx:xx:xx:xx, lowercase hex */
 #define IFNAME_MAX 16     /* IFNAMSIZ, including the NUL */
 #define TAP_PREFIX "tap"
+/* Hybrid plugging (tap -> qbr bridge -> qvb/qvo veth pair -> OVS), as nova names it. */
+#define QBR_PREFIX "qbr" /* the per-port Linux bridge */
+#define QVB_PREFIX "qvb" /* the veth end enslaved to the qbr bridge */
+#define QVO_PREFIX "qvo" /* the veth end plugged into OVS */
 #define PORT_NAME_CHARS 11 /* nova: prefix + first 11 chars of the port UUID */
 
 /* Canonical lowercase UUID, exactly 36 chars. */

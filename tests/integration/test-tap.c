@@ -20,7 +20,9 @@
 #include <netlink/cache.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
+#include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/inet6.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/socket.h>
 
@@ -57,6 +59,10 @@ struct seen {
         unsigned flags;
         char alias[128];
         char type[16];
+        int master;        /* IFLA_MASTER, 0 when none */
+        int link;          /* IFLA_LINK: a veth's peer */
+        int addr_gen_mode; /* IPv6 IFLA_INET6_ADDR_GEN_MODE, -1 when not reported */
+        uint8_t operstate; /* IF_OPER_* */
 };
 
 static struct seen look(const char *name)
@@ -81,6 +87,11 @@ static struct seen look(const char *name)
         const char *ty = rtnl_link_get_type(link);
         if (ty)
                 ck_assert_int_eq(strscpy(s.type, ty, sizeof(s.type)), 0);
+        s.master = rtnl_link_get_master(link);
+        s.link = rtnl_link_get_link(link);
+        uint8_t mode;
+        s.addr_gen_mode = rtnl_link_inet6_get_addr_gen_mode(link, &mode) == 0 ? mode : -1;
+        s.operstate = rtnl_link_get_operstate(link);
         rtnl_link_put(link);
         return s;
 }
@@ -149,7 +160,7 @@ START_TEST(create_sets_everything)
         mark_of(u, mark, sizeof(mark));
         ck_assert(!look(name).exists);
 
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1450, &t), 0);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1450, false, &t), 0);
         struct seen s = look(name);
         ck_assert(s.exists);
         ck_assert_uint_eq(s.mtu, 1450);
@@ -168,8 +179,8 @@ START_TEST(create_sets_everything)
         ck_assert(!t.carrier); /* nobody holds the tap */
 
         /* ret may be NULL; the limits of the range are accepted */
-        ck_assert_int_eq(tap_create(ctx, "11111111-2222-4333-8444-555555555556", MAC2, 68, NULL), -EEXIST);
-        ck_assert_int_eq(tap_create(ctx, "21111111-2222-4333-8444-555555555555", MAC2, 68, NULL), 0);
+        ck_assert_int_eq(tap_create(ctx, "11111111-2222-4333-8444-555555555556", MAC2, 68, false, NULL), -EEXIST);
+        ck_assert_int_eq(tap_create(ctx, "21111111-2222-4333-8444-555555555555", MAC2, 68, false, NULL), 0);
         name_of("21111111-2222-4333-8444-555555555555", name);
         ck_assert_uint_eq(look(name).mtu, 68);
 }
@@ -182,14 +193,14 @@ START_TEST(create_again_converges)
         struct tap_info t;
 
         name_of(u, name);
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, NULL), 0);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, NULL), 0);
         struct seen before = look(name);
         int links = count_links();
 
         outside_set(name, NULL, 0); /* someone took it down */
         ck_assert(!(look(name).flags & IFF_UP));
 
-        ck_assert_int_eq(tap_create(ctx, u, MAC2, 9000, &t), 0);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 9000, false, &t), 0);
         struct seen after = look(name);
         ck_assert(after.exists);
         ck_assert_int_eq(after.ifindex, before.ifindex); /* same device, not a new one */
@@ -201,7 +212,7 @@ START_TEST(create_again_converges)
         ck_assert_int_eq(t.ifindex, before.ifindex);
 
         /* and once more with identical values: still fine, still one */
-        ck_assert_int_eq(tap_create(ctx, u, MAC2, 9000, NULL), 0);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 9000, false, NULL), 0);
         ck_assert_int_eq(count_links(), links);
 }
 END_TEST
@@ -213,7 +224,7 @@ START_TEST(delete_removes_and_reports_absent)
 
         name_of(u, name);
         ck_assert_int_eq(tap_delete(ctx, u), -ENOENT);
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, NULL), 0);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, NULL), 0);
         ck_assert(look(name).exists);
         ck_assert_int_eq(tap_delete(ctx, u), 0);
         ck_assert(!look(name).exists);
@@ -228,7 +239,7 @@ START_TEST(delete_while_held)
         struct ifreq ifr = { 0 };
 
         name_of(u, name);
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, NULL), 0);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, NULL), 0);
         int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(strscpy(ifr.ifr_name, name, sizeof(ifr.ifr_name)), 0);
@@ -253,7 +264,7 @@ START_TEST(foreign_tap_without_mark)
         ck_assert(before.exists);
         int links = count_links();
 
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1400, &t), -EEXIST);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1400, false, &t), -EEXIST);
         ck_assert_int_eq(tap_delete(ctx, u), -EPERM);
         ck_assert_int_eq(tap_get(ctx, u, &t), -ENOENT);
 
@@ -278,8 +289,8 @@ START_TEST(foreign_mark_of_another_port)
 
         name_of(a, name);
         mark_of(a, mark_a, sizeof(mark_a));
-        ck_assert_int_eq(tap_create(ctx, a, MAC1, 1500, NULL), 0);
-        ck_assert_int_eq(tap_create(ctx, b, MAC2, 9000, NULL), -EEXIST);
+        ck_assert_int_eq(tap_create(ctx, a, MAC1, 1500, false, NULL), 0);
+        ck_assert_int_eq(tap_create(ctx, b, MAC2, 9000, false, NULL), -EEXIST);
         ck_assert_int_eq(tap_delete(ctx, b), -EPERM);
         ck_assert_int_eq(tap_get(ctx, b, &t), -ENOENT);
         struct seen s = look(name);
@@ -290,7 +301,7 @@ START_TEST(foreign_mark_of_another_port)
         /* a tap with our name whose mark was altered is no longer ours */
         outside_set(name, "nova-hypervisor:port=", -1);
         ck_assert_int_eq(tap_delete(ctx, a), -EPERM);
-        ck_assert_int_eq(tap_create(ctx, a, MAC1, 1500, NULL), -EEXIST);
+        ck_assert_int_eq(tap_create(ctx, a, MAC1, 1500, false, NULL), -EEXIST);
         ck_assert(look(name).exists);
 }
 END_TEST
@@ -306,7 +317,7 @@ START_TEST(tun_not_tap_with_our_mark)
         outside_set(name, mark, -1); /* even carrying our exact mark */
         struct seen before = look(name);
 
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, NULL), -EEXIST);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, NULL), -EEXIST);
         ck_assert_int_eq(tap_delete(ctx, u), -EPERM);
         struct seen after = look(name);
         ck_assert(after.exists);
@@ -339,7 +350,7 @@ START_TEST(non_tun_device_with_our_name)
         ck_assert(before.exists);
         ck_assert_str_ne(before.type, "tun");
 
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, &t), -EEXIST);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, &t), -EEXIST);
         ck_assert_int_eq(tap_delete(ctx, u), -EPERM);
         ck_assert_int_eq(tap_get(ctx, u, &t), -ENOENT);
         struct seen after = look(name);
@@ -383,7 +394,7 @@ START_TEST(altname_does_not_pass_for_our_name)
 
         ck_assert_int_eq(tap_get(ctx, u, &t), -ENOENT);
         ck_assert_int_eq(tap_delete(ctx, u), -EPERM);
-        ck_assert_int_eq(tap_create(ctx, u, MAC2, 9000, &t), -EEXIST);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 9000, false, &t), -EEXIST);
         struct seen after = look("foreigntap0");
         ck_assert_int_eq(after.ifindex, before.ifindex);
         ck_assert_uint_eq(after.mtu, before.mtu);
@@ -408,17 +419,17 @@ START_TEST(invalid_arguments_create_nothing)
         int links = count_links();
 
         for (size_t i = 0; i < ARRAY_SIZE(bad_uuids); i++) {
-                ck_assert_int_eq(tap_create(ctx, bad_uuids[i], MAC1, 1500, &t), -EINVAL);
+                ck_assert_int_eq(tap_create(ctx, bad_uuids[i], MAC1, 1500, false, &t), -EINVAL);
                 ck_assert_int_eq(tap_delete(ctx, bad_uuids[i]), -EINVAL);
                 ck_assert_int_eq(tap_get(ctx, bad_uuids[i], &t), -EINVAL);
         }
-        ck_assert_int_eq(tap_create(ctx, NULL, MAC1, 1500, &t), -EINVAL);
-        ck_assert_int_eq(tap_create(ctx, u, mcast, 1500, &t), -EINVAL);
-        ck_assert_int_eq(tap_create(ctx, u, zero, 1500, &t), -EINVAL);
-        ck_assert_int_eq(tap_create(ctx, u, bcast, 1500, &t), -EINVAL);
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 67, &t), -ERANGE);
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 70000, &t), -ERANGE);
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 0, &t), -ERANGE);
+        ck_assert_int_eq(tap_create(ctx, NULL, MAC1, 1500, false, &t), -EINVAL);
+        ck_assert_int_eq(tap_create(ctx, u, mcast, 1500, false, &t), -EINVAL);
+        ck_assert_int_eq(tap_create(ctx, u, zero, 1500, false, &t), -EINVAL);
+        ck_assert_int_eq(tap_create(ctx, u, bcast, 1500, false, &t), -EINVAL);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 67, false, &t), -ERANGE);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 70000, false, &t), -ERANGE);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 0, false, &t), -ERANGE);
         ck_assert_int_eq(count_links(), links);
 }
 END_TEST
@@ -434,16 +445,16 @@ START_TEST(kernel_refusal_rolls_back)
 
         name_of(u, name);
         memset(&t, 0xa5, sizeof(t));
-        int r = tap_create(ctx, u, MAC1, 65535, &t);
+        int r = tap_create(ctx, u, MAC1, 65535, false, &t);
         ck_assert_msg(r == -EINVAL, "tap_create mtu 65535: %d (%s)", r, strerror(-r));
         ck_assert(!look(name).exists);
         ck_assert_int_eq(count_links(), links);
         ck_assert_uint_eq(((uint8_t *)&t)[0], 0xa5); /* ret untouched on failure */
 
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 65521, &t), 0); /* the real maximum */
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 65521, false, &t), 0); /* the real maximum */
         ck_assert_uint_eq(look(name).mtu, 65521);
         /* converge to a refused MTU: error, and the existing tap is kept */
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 65522, NULL), -EINVAL);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 65522, false, NULL), -EINVAL);
         ck_assert(look(name).exists);
 }
 END_TEST
@@ -457,7 +468,7 @@ START_TEST(get_reports_the_kernel_view)
 
         name_of(u, name);
         ck_assert_int_eq(tap_get(ctx, u, &t), -ENOENT);
-        ck_assert_int_eq(tap_create(ctx, u, MAC2, 1280, NULL), 0);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 1280, false, NULL), 0);
         struct seen s = look(name);
 
         memset(&t, 0, sizeof(t));
@@ -518,7 +529,7 @@ START_TEST(list_only_ours)
         ck_assert_ptr_null(l);
 
         for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
-                ck_assert_int_eq(tap_create(ctx, ours[i], MAC1, (uint32_t)(1400 + i), NULL), 0);
+                ck_assert_int_eq(tap_create(ctx, ours[i], MAC1, (uint32_t)(1400 + i), false, NULL), 0);
         name_of(foreign, name);
         make_foreign_tun(name, IFF_TAP);
         /* a tap carrying a valid mark under a name not derived from it */
@@ -547,6 +558,497 @@ START_TEST(list_only_ours)
 }
 END_TEST
 
+/* ---- hybrid plugging: tap -> qbr -> qvb/qvo ---- */
+
+struct hnames {
+        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], qvo[IFNAME_MAX];
+        char mark[128];
+};
+
+static struct hnames hnames_of(const char *uuid)
+{
+        struct hnames h;
+
+        name_of(uuid, h.tap);
+        ck_assert_int_eq(port_dev_name(QBR_PREFIX, uuid, h.qbr), 0);
+        ck_assert_int_eq(port_dev_name(QVB_PREFIX, uuid, h.qvb), 0);
+        ck_assert_int_eq(port_dev_name(QVO_PREFIX, uuid, h.qvo), 0);
+        mark_of(uuid, h.mark, sizeof(h.mark));
+        return h;
+}
+
+/* None of the port's four devices exists. */
+static void assert_none_of(const struct hnames *h)
+{
+        ck_assert_msg(!look(h->tap).exists, "%s exists", h->tap);
+        ck_assert_msg(!look(h->qbr).exists, "%s exists", h->qbr);
+        ck_assert_msg(!look(h->qvb).exists, "%s exists", h->qvb);
+        ck_assert_msg(!look(h->qvo).exists, "%s exists", h->qvo);
+}
+
+/* Bridge options as the kernel reports them (IFLA_INFO_DATA), read on a
+ * socket of their own. */
+struct br_opts {
+        long stp_state, forward_delay;
+};
+
+static int on_bridge_link(struct nl_msg *msg, void *arg)
+{
+        struct br_opts *o = arg;
+        struct nlattr *tb[IFLA_MAX + 1], *li[IFLA_INFO_MAX + 1], *bd[IFLA_BR_MAX + 1];
+
+        if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL) < 0 || !tb[IFLA_LINKINFO] ||
+            nla_parse_nested(li, IFLA_INFO_MAX, tb[IFLA_LINKINFO], NULL) < 0 || !li[IFLA_INFO_DATA] ||
+            nla_parse_nested(bd, IFLA_BR_MAX, li[IFLA_INFO_DATA], NULL) < 0)
+                return NL_SKIP;
+        if (bd[IFLA_BR_STP_STATE])
+                o->stp_state = nla_get_u32(bd[IFLA_BR_STP_STATE]);
+        if (bd[IFLA_BR_FORWARD_DELAY])
+                o->forward_delay = nla_get_u32(bd[IFLA_BR_FORWARD_DELAY]);
+        return NL_OK;
+}
+
+static struct br_opts bridge_opts(const char *name)
+{
+        struct br_opts o = { -1, -1 };
+        struct nl_sock *sk = nl_socket_alloc();
+        struct nl_msg *msg = NULL;
+
+        ck_assert_ptr_nonnull(sk);
+        ck_assert_int_eq(nl_connect(sk, NETLINK_ROUTE), 0);
+        ck_assert_int_eq(rtnl_link_build_get_request(0, name, &msg), 0);
+        ck_assert_int_ge(nl_send_auto(sk, msg), 0);
+        nlmsg_free(msg);
+        nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, on_bridge_link, &o);
+        ck_assert_int_ge(nl_recvmsgs_default(sk), 0);
+        nl_socket_free(sk);
+        return o;
+}
+
+/* Set u32 bridge options from outside (RTM_NEWLINK changelink). */
+static void outside_bridge_set(const char *name, uint16_t a1, uint32_t v1, uint16_t a2, uint32_t v2)
+{
+        struct nl_msg *msg = nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
+        struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = look(name).ifindex };
+
+        ck_assert_int_gt(ifi.ifi_index, 0);
+        ck_assert_int_eq(nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO), 0);
+        struct nlattr *li = nla_nest_start(msg, IFLA_LINKINFO);
+        ck_assert_int_eq(nla_put_string(msg, IFLA_INFO_KIND, "bridge"), 0);
+        struct nlattr *data = nla_nest_start(msg, IFLA_INFO_DATA);
+        ck_assert_int_eq(nla_put_u32(msg, a1, v1), 0);
+        ck_assert_int_eq(nla_put_u32(msg, a2, v2), 0);
+        nla_nest_end(msg, data);
+        nla_nest_end(msg, li);
+        ck_assert_int_eq(nl_send_sync(vsk, msg), 0); /* frees msg */
+}
+
+static void make_foreign_bridge(const char *name)
+{
+        struct rtnl_link *l = rtnl_link_alloc();
+
+        rtnl_link_set_name(l, name);
+        ck_assert_int_eq(rtnl_link_set_type(l, "bridge"), 0);
+        ck_assert_int_eq(rtnl_link_add(vsk, l, NLM_F_CREATE | NLM_F_EXCL), 0);
+        rtnl_link_put(l);
+}
+
+static void outside_delete(const char *name)
+{
+        struct rtnl_link *l = rtnl_link_alloc();
+
+        rtnl_link_set_name(l, name);
+        ck_assert_int_eq(rtnl_link_delete(vsk, l), 0);
+        rtnl_link_put(l);
+}
+
+/* IPv6 addresses (of any scope) on ifindex. */
+static int ipv6_addr_count(int ifindex)
+{
+        struct nl_cache *cache = NULL;
+        int n = 0;
+
+        ck_assert_int_eq(rtnl_addr_alloc_cache(vsk, &cache), 0);
+        for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+                struct rtnl_addr *a = (struct rtnl_addr *)o;
+                if (rtnl_addr_get_family(a) == AF_INET6 && rtnl_addr_get_ifindex(a) == ifindex)
+                        n++;
+        }
+        nl_cache_free(cache);
+        return n;
+}
+
+/* Wait (linkwatch is asynchronous) until name is operationally up. */
+static void wait_oper_up(const char *name)
+{
+        for (int i = 0; i < 300 && look(name).operstate != IF_OPER_UP; i++)
+                usleep(10000);
+        ck_assert_msg(look(name).operstate == IF_OPER_UP, "%s not operationally up", name);
+}
+
+/* Every fact of complete hybrid plumbing of h, MTU mtu, from outside. */
+static void assert_hybrid(const struct hnames *h, unsigned mtu)
+{
+        struct seen tap = look(h->tap), qbr = look(h->qbr), qvb = look(h->qvb), qvo = look(h->qvo);
+        const struct seen *all[] = { &tap, &qbr, &qvb, &qvo };
+        const char *names[] = { h->tap, h->qbr, h->qvb, h->qvo };
+
+        for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+                ck_assert_msg(all[i]->exists, "%s missing", names[i]);
+                ck_assert_msg(streq(all[i]->alias, h->mark), "%s alias '%s'", names[i], all[i]->alias);
+                ck_assert_msg(all[i]->mtu == mtu, "%s mtu %u, want %u", names[i], all[i]->mtu, mtu);
+                ck_assert_msg(all[i]->flags & IFF_UP, "%s not up", names[i]);
+        }
+        ck_assert_str_eq(tap.type, "tun");
+        ck_assert_str_eq(qbr.type, "bridge");
+        ck_assert_str_eq(qvb.type, "veth");
+        ck_assert_str_eq(qvo.type, "veth");
+        ck_assert_int_eq(tap.master, qbr.ifindex);
+        ck_assert_int_eq(qvb.master, qbr.ifindex);
+        ck_assert_int_eq(qvo.master, 0);
+        ck_assert_int_eq(qbr.master, 0);
+        ck_assert_int_eq(qvb.link, qvo.ifindex);
+        ck_assert_int_eq(qvo.link, qvb.ifindex);
+        if (mtu >= 1280) { /* below it the devices have no IPv6 at all */
+                ck_assert_int_eq(qbr.addr_gen_mode, IN6_ADDR_GEN_MODE_NONE);
+                ck_assert_int_eq(qvb.addr_gen_mode, IN6_ADDR_GEN_MODE_NONE);
+                ck_assert_int_eq(qvo.addr_gen_mode, IN6_ADDR_GEN_MODE_NONE);
+        }
+        struct br_opts o = bridge_opts(h->qbr);
+        ck_assert_int_eq(o.stp_state, 0);
+        ck_assert_int_eq(o.forward_delay, 0);
+}
+
+START_TEST(hybrid_create_plumbs_four_devices)
+{
+        const char *u = "c1111111-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+        struct tap_info t;
+
+        assert_none_of(&h);
+        int links = count_links();
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1450, true, &t), 0);
+        assert_hybrid(&h, 1450);
+        ck_assert_int_eq(count_links(), links + 4);
+        ck_assert_mem_eq(look(h.tap).mac, MAC1, 6);
+
+        /* The read-back says so. */
+        ck_assert_str_eq(t.name, h.tap);
+        ck_assert_str_eq(t.port_uuid, u);
+        ck_assert(t.hybrid);
+        ck_assert_str_eq(t.bridge, h.qbr);
+        ck_assert_str_eq(t.ovs_dev, h.qvo);
+        ck_assert_int_eq(t.master, look(h.qbr).ifindex);
+        ck_assert_uint_eq(t.mtu, 1450);
+
+        /* No IPv6 link-local address on qbr/qvb/qvo once the links are
+         * operationally up (addrconf runs when they are) ... */
+        wait_oper_up(h.qvb);
+        wait_oper_up(h.qvo);
+        wait_oper_up(h.qbr);
+        ck_assert_int_eq(ipv6_addr_count(look(h.qbr).ifindex), 0);
+        ck_assert_int_eq(ipv6_addr_count(look(h.qvb).ifindex), 0);
+        ck_assert_int_eq(ipv6_addr_count(look(h.qvo).ifindex), 0);
+        /* ... while a veth pair with the namespace's defaults gets them: the check can fail. */
+        ck_assert_int_eq(rtnl_link_veth_add(vsk, "ctlveth0", "ctlveth1", getpid()), 0);
+        outside_set("ctlveth0", NULL, 1);
+        outside_set("ctlveth1", NULL, 1);
+        wait_oper_up("ctlveth0");
+        int ctl = look("ctlveth0").ifindex;
+        for (int i = 0; i < 300 && ipv6_addr_count(ctl) == 0; i++)
+                usleep(10000);
+        ck_assert_int_gt(ipv6_addr_count(ctl), 0);
+        outside_delete("ctlveth0");
+
+        /* Idempotent: the same call again changes nothing, a new MTU/MAC converges all four. */
+        struct seen tap0 = look(h.tap), qbr0 = look(h.qbr), qvb0 = look(h.qvb), qvo0 = look(h.qvo);
+        links = count_links();
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1450, true, NULL), 0);
+        assert_hybrid(&h, 1450);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 9000, true, &t), 0);
+        assert_hybrid(&h, 9000);
+        ck_assert_mem_eq(look(h.tap).mac, MAC2, 6);
+        ck_assert_int_eq(count_links(), links);
+        ck_assert_int_eq(look(h.tap).ifindex, tap0.ifindex);
+        ck_assert_int_eq(look(h.qbr).ifindex, qbr0.ifindex);
+        ck_assert_int_eq(look(h.qvb).ifindex, qvb0.ifindex);
+        ck_assert_int_eq(look(h.qvo).ifindex, qvo0.ifindex);
+        ck_assert(t.hybrid);
+
+        /* tap_get reports the plumbing. */
+        memset(&t, 0, sizeof(t));
+        ck_assert_int_eq(tap_get(ctx, u, &t), 0);
+        ck_assert(t.hybrid);
+        ck_assert_str_eq(t.bridge, h.qbr);
+        ck_assert_str_eq(t.ovs_dev, h.qvo);
+        ck_assert_uint_eq(t.mtu, 9000);
+
+        /* Delete removes all four. */
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+        assert_none_of(&h);
+        ck_assert_int_eq(count_links(), links - 4);
+        ck_assert_int_eq(tap_delete(ctx, u), -ENOENT);
+        ck_assert_int_eq(tap_get(ctx, u, &t), -ENOENT);
+}
+END_TEST
+
+START_TEST(hybrid_converges_what_was_changed)
+{
+        const char *u = "c2222222-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+        struct tap_info t;
+
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, NULL), 0);
+        assert_hybrid(&h, 1500);
+        int links = count_links();
+
+        /* Someone takes qvo down, releases qvb from the bridge, turns STP on. */
+        outside_set(h.qvo, NULL, 0);
+        ck_assert_int_eq(rtnl_link_release_ifindex(vsk, look(h.qvb).ifindex), 0);
+        outside_bridge_set(h.qbr, IFLA_BR_FORWARD_DELAY, 1500, IFLA_BR_STP_STATE, 1);
+        ck_assert_int_eq(bridge_opts(h.qbr).stp_state, 1);
+        ck_assert_int_eq(bridge_opts(h.qbr).forward_delay, 1500);
+        ck_assert_int_eq(look(h.qvb).master, 0);
+
+        /* Not wired any more: not reported as hybrid. */
+        ck_assert_int_eq(tap_get(ctx, u, &t), 0);
+        ck_assert(!t.hybrid);
+        ck_assert_str_eq(t.ovs_dev, h.tap);
+        ck_assert_str_eq(t.bridge, "");
+
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, &t), 0);
+        assert_hybrid(&h, 1500);
+        ck_assert(t.hybrid);
+        ck_assert_int_eq(count_links(), links);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+        assert_none_of(&h);
+}
+END_TEST
+
+START_TEST(hybrid_foreign_device_refused_nothing_left)
+{
+        const char *u = "c3333333-2222-4333-8444-555555555555";
+        const char *v = "c3444444-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u), hv = hnames_of(v);
+        struct tap_info t;
+
+        /* A bridge named qbr<11> without our mark. */
+        make_foreign_bridge(h.qbr);
+        struct seen before = look(h.qbr);
+        int links = count_links();
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, &t), -EEXIST);
+        ck_assert_int_eq(count_links(), links);
+        ck_assert(!look(h.tap).exists);
+        ck_assert(!look(h.qvb).exists);
+        ck_assert(!look(h.qvo).exists);
+        struct seen after = look(h.qbr);
+        ck_assert_int_eq(after.ifindex, before.ifindex);
+        ck_assert_str_eq(after.alias, "");
+        ck_assert_uint_eq(after.flags, before.flags);
+        ck_assert_uint_eq(after.mtu, before.mtu);
+
+        /* Plain plugging does not care about it, and deleting the port leaves it. */
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, &t), 0);
+        ck_assert(!t.hybrid);
+        ck_assert_str_eq(t.ovs_dev, h.tap);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+        ck_assert(!look(h.tap).exists);
+        ck_assert_int_eq(look(h.qbr).ifindex, before.ifindex);
+        outside_delete(h.qbr);
+
+        /* A veth named qvo<11> (peer of something else) without our mark. */
+        ck_assert_int_eq(rtnl_link_veth_add(vsk, hv.qvo, "fpeerqvo0", getpid()), 0);
+        before = look(hv.qvo);
+        links = count_links();
+        ck_assert_int_eq(tap_create(ctx, v, MAC1, 1500, true, &t), -EEXIST);
+        ck_assert_int_eq(count_links(), links);
+        ck_assert(!look(hv.tap).exists);
+        ck_assert(!look(hv.qbr).exists);
+        ck_assert(!look(hv.qvb).exists);
+        ck_assert_int_eq(look(hv.qvo).ifindex, before.ifindex);
+        ck_assert_str_eq(look(hv.qvo).alias, "");
+
+        /* Even with our mark on it, a qvo whose peer is not our qvb is not our pair. */
+        outside_set(hv.qvo, hv.mark, -1);
+        ck_assert_int_eq(tap_create(ctx, v, MAC1, 1500, true, &t), -EEXIST);
+        ck_assert_int_eq(count_links(), links);
+        ck_assert(look("fpeerqvo0").exists);
+        ck_assert_int_eq(tap_delete(ctx, v), -ENOENT); /* nothing of ours; the pair is left alone */
+        ck_assert(look(hv.qvo).exists);
+        outside_delete(hv.qvo);
+}
+END_TEST
+
+START_TEST(hybrid_rollback_on_kernel_refusal)
+{
+        /* 65522 is fine for the bridge and the veths, a tap refuses it (max
+         * 65521): the tap step comes after qbr and the pair are made. */
+        const char *u = "c4444444-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+        struct tap_info t;
+        int links = count_links();
+
+        memset(&t, 0xa5, sizeof(t));
+        int r = tap_create(ctx, u, MAC1, 65522, true, &t);
+        ck_assert_msg(r == -EINVAL, "tap_create hybrid mtu 65522: %d (%s)", r, strerror(-r));
+        assert_none_of(&h);
+        ck_assert_int_eq(count_links(), links);
+        ck_assert_uint_eq(((uint8_t *)&t)[0], 0xa5); /* ret untouched on failure */
+
+        /* An existing plain tap stays as it was; what the call made goes again. */
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, NULL), 0);
+        struct seen tap0 = look(h.tap);
+        links = count_links();
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 65522, true, NULL), -EINVAL);
+        ck_assert_int_eq(count_links(), links);
+        ck_assert(!look(h.qbr).exists);
+        ck_assert(!look(h.qvb).exists);
+        ck_assert(!look(h.qvo).exists);
+        struct seen tap1 = look(h.tap);
+        ck_assert_int_eq(tap1.ifindex, tap0.ifindex);
+        ck_assert_uint_eq(tap1.mtu, 1500);
+        ck_assert_int_eq(tap1.master, 0);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+}
+END_TEST
+
+START_TEST(hybrid_plain_conversions)
+{
+        const char *u = "c5555555-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+        struct tap_info t;
+        int links = count_links();
+
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, &t), 0);
+        ck_assert(!t.hybrid);
+        int tap_ifindex = look(h.tap).ifindex;
+
+        /* plain -> hybrid: the same tap, now behind qbr */
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, &t), 0);
+        assert_hybrid(&h, 1500);
+        ck_assert_int_eq(look(h.tap).ifindex, tap_ifindex);
+        ck_assert(t.hybrid);
+        ck_assert_int_eq(count_links(), links + 4);
+
+        /* hybrid -> plain: qbr, qvb, qvo go, the tap stays, up, without master */
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 1400, false, &t), 0);
+        ck_assert(!t.hybrid);
+        ck_assert_str_eq(t.ovs_dev, h.tap);
+        ck_assert_str_eq(t.bridge, "");
+        ck_assert(!look(h.qbr).exists);
+        ck_assert(!look(h.qvb).exists);
+        ck_assert(!look(h.qvo).exists);
+        struct seen tap = look(h.tap);
+        ck_assert_int_eq(tap.ifindex, tap_ifindex);
+        ck_assert_int_eq(tap.master, 0);
+        ck_assert(tap.flags & IFF_UP);
+        ck_assert_uint_eq(tap.mtu, 1400);
+        ck_assert_str_eq(tap.alias, h.mark);
+        ck_assert_int_eq(count_links(), links + 1);
+        ck_assert_int_eq(tap_get(ctx, u, &t), 0);
+        ck_assert(!t.hybrid);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+        ck_assert_int_eq(count_links(), links);
+}
+END_TEST
+
+START_TEST(hybrid_refuses_tap_held_elsewhere)
+{
+        /* e.g. still a port of OVS's kernel datapath: moving it is not ours to do */
+        const char *u = "c6666666-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, NULL), 0);
+        make_foreign_bridge("foreignbr0");
+        int fbr = look("foreignbr0").ifindex;
+        ck_assert_int_eq(rtnl_link_enslave_ifindex(vsk, fbr, look(h.tap).ifindex), 0);
+        int links = count_links();
+
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, NULL), -EBUSY);
+        ck_assert_int_eq(count_links(), links);
+        ck_assert_int_eq(look(h.tap).master, fbr);
+        ck_assert(!look(h.qbr).exists);
+        ck_assert(!look(h.qvb).exists);
+        ck_assert(!look(h.qvo).exists);
+
+        /* Plain plugging leaves the master alone. */
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 1500, false, NULL), 0);
+        ck_assert_int_eq(look(h.tap).master, fbr);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+        ck_assert(look("foreignbr0").exists);
+        outside_delete("foreignbr0");
+}
+END_TEST
+
+START_TEST(hybrid_delete_leftovers_and_foreign_mark)
+{
+        /* Same first 11 characters, another port. */
+        const char *a = "c7777777-aa11-4333-8444-555555555555";
+        const char *b = "c7777777-aa22-4333-8444-555555555555";
+        struct hnames h = hnames_of(a);
+        struct tap_info t;
+
+        ck_assert_int_eq(tap_create(ctx, a, MAC1, 1500, true, NULL), 0);
+        int links = count_links();
+        ck_assert_int_eq(tap_create(ctx, b, MAC2, 1500, true, NULL), -EEXIST);
+        ck_assert_int_eq(tap_delete(ctx, b), -EPERM);
+        ck_assert_int_eq(tap_get(ctx, b, &t), -ENOENT);
+        ck_assert_int_eq(count_links(), links);
+        assert_hybrid(&h, 1500);
+
+        /* The tap went behind our back: delete still clears qbr and the pair. */
+        outside_delete(h.tap);
+        ck_assert_int_eq(tap_get(ctx, a, &t), -ENOENT);
+        ck_assert_int_eq(tap_delete(ctx, a), 0);
+        assert_none_of(&h);
+        ck_assert_int_eq(tap_delete(ctx, a), -ENOENT);
+}
+END_TEST
+
+START_TEST(list_reports_hybrid)
+{
+        static const char *plain[] = { "c8888888-0100-4333-8444-555555555555", "c8888888-0200-4333-8444-555555555555" };
+        static const char *hyb[] = { "c8888888-0300-4333-8444-555555555555", "c8888888-0400-4333-8444-555555555555" };
+        struct tap_info *l = NULL;
+        size_t n = 0, seen_plain = 0, seen_hybrid = 0;
+
+        for (size_t i = 0; i < ARRAY_SIZE(plain); i++)
+                ck_assert_int_eq(tap_create(ctx, plain[i], MAC1, 1500, false, NULL), 0);
+        for (size_t i = 0; i < ARRAY_SIZE(hyb); i++)
+                ck_assert_int_eq(tap_create(ctx, hyb[i], MAC1, 1500, true, NULL), 0);
+        ck_assert_int_eq(tap_list(ctx, &l, &n), 0);
+        for (size_t j = 0; j < n; j++) {
+                struct hnames h = hnames_of(l[j].port_uuid);
+                for (size_t i = 0; i < ARRAY_SIZE(plain); i++)
+                        if (streq(l[j].port_uuid, plain[i])) {
+                                seen_plain++;
+                                ck_assert(!l[j].hybrid);
+                                ck_assert_str_eq(l[j].ovs_dev, h.tap);
+                                ck_assert_str_eq(l[j].bridge, "");
+                        }
+                for (size_t i = 0; i < ARRAY_SIZE(hyb); i++)
+                        if (streq(l[j].port_uuid, hyb[i])) {
+                                seen_hybrid++;
+                                ck_assert(l[j].hybrid);
+                                ck_assert_str_eq(l[j].name, h.tap);
+                                ck_assert_str_eq(l[j].ovs_dev, h.qvo);
+                                ck_assert_str_eq(l[j].bridge, h.qbr);
+                                ck_assert_int_eq(l[j].master, look(h.qbr).ifindex);
+                        }
+        }
+        free(l);
+        ck_assert_uint_eq(seen_plain, ARRAY_SIZE(plain));
+        ck_assert_uint_eq(seen_hybrid, ARRAY_SIZE(hyb));
+        for (size_t i = 0; i < ARRAY_SIZE(plain); i++)
+                ck_assert_int_eq(tap_delete(ctx, plain[i]), 0);
+        for (size_t i = 0; i < ARRAY_SIZE(hyb); i++) {
+                ck_assert_int_eq(tap_delete(ctx, hyb[i]), 0);
+                struct hnames h = hnames_of(hyb[i]);
+                assert_none_of(&h);
+        }
+}
+END_TEST
+
 static Suite *tap_suite(void)
 {
         Suite *s = suite_create("tap");
@@ -567,6 +1069,14 @@ static Suite *tap_suite(void)
         tcase_add_test(tc, kernel_refusal_rolls_back);
         tcase_add_test(tc, get_reports_the_kernel_view);
         tcase_add_test(tc, list_only_ours);
+        tcase_add_test(tc, hybrid_create_plumbs_four_devices);
+        tcase_add_test(tc, hybrid_converges_what_was_changed);
+        tcase_add_test(tc, hybrid_foreign_device_refused_nothing_left);
+        tcase_add_test(tc, hybrid_rollback_on_kernel_refusal);
+        tcase_add_test(tc, hybrid_plain_conversions);
+        tcase_add_test(tc, hybrid_refuses_tap_held_elsewhere);
+        tcase_add_test(tc, hybrid_delete_leftovers_and_foreign_mark);
+        tcase_add_test(tc, list_reports_hybrid);
         suite_add_tcase(s, tc);
         return s;
 }
