@@ -55,6 +55,42 @@ void sbuf_free(struct sbuf *b)
         *b = (struct sbuf){ 0 };
 }
 
+/* The builders write only validated values; anything else fails the batch. */
+static bool refuse(struct sbuf *b)
+{
+        if (!b->err)
+                b->err = -EINVAL;
+        return false;
+}
+
+static bool id_ok(struct sbuf *b, const char *id)
+{
+        return uuid_is_valid(id) || refuse(b);
+}
+
+static bool port_ok(struct sbuf *b, const struct fw_port *p, bool groups, bool ips)
+{
+        char canon[IP_STR_MAX];
+
+        if (!id_ok(b, p->uuid))
+                return false;
+        if (groups) {
+                if (p->n_groups > PORT_MAX_GROUPS)
+                        return refuse(b);
+                for (size_t i = 0; i < p->n_groups; i++)
+                        if (!id_ok(b, p->groups[i]))
+                                return false;
+        }
+        if (ips) {
+                if (p->n_ips > PORT_MAX_IPS)
+                        return refuse(b);
+                for (size_t i = 0; i < p->n_ips; i++)
+                        if (ip_canonical(p->ips[i], canon) < 0 || !streq(canon, p->ips[i]))
+                                return refuse(b);
+        }
+        return true;
+}
+
 void fw_build_skeleton(struct sbuf *b)
 {
         sbuf_printf(b,
@@ -133,8 +169,12 @@ static void group_chain(struct sbuf *b, const char *gid, const char *dir, enum s
         sbuf_printf(b, "add chain " T " sg-%s-%s { comment \"nova-hypervisor:group=%s\"; ", gid, dir, gid);
         for (size_t i = 0; i < n; i++) {
                 char text[SECRULE_TEXT_MAX];
-                if (rules[i].dir != want || secrule_format(&rules[i], text, sizeof(text)) < 0)
+                if (rules[i].dir != want)
                         continue;
+                if (secrule_check(&rules[i], NULL, 0) < 0 || secrule_format(&rules[i], text, sizeof(text)) < 0) {
+                        refuse(b); /* never leave a rule out silently */
+                        return;
+                }
                 fw_build_rule_match(b, &rules[i]);
                 sbuf_printf(b, " accept comment \"%s\"; ", text);
         }
@@ -143,12 +183,16 @@ static void group_chain(struct sbuf *b, const char *gid, const char *dir, enum s
 
 void fw_build_group(struct sbuf *b, const char *group_id, const struct secrule *rules, size_t n, bool exists)
 {
+        if (!id_ok(b, group_id))
+                return;
         group_chain(b, group_id, "in", SECRULE_INGRESS, rules, n, exists);
         group_chain(b, group_id, "out", SECRULE_EGRESS, rules, n, exists);
 }
 
 void fw_build_group_remove(struct sbuf *b, const char *group_id)
 {
+        if (!id_ok(b, group_id))
+                return;
         sbuf_printf(b, "delete chain " T " sg-%s-in\ndelete chain " T " sg-%s-out\n", group_id, group_id);
 }
 
@@ -156,6 +200,8 @@ void fw_build_port_chain(struct sbuf *b, const struct fw_port *p, bool exists)
 {
         char mac[MAC_STR_LEN + 1];
 
+        if (!port_ok(b, p, true, false))
+                return;
         mac_format(p->mac, mac);
         if (exists)
                 sbuf_printf(b, "flush chain " T " port-%s\n", p->uuid);
@@ -177,6 +223,8 @@ void fw_build_port_chain(struct sbuf *b, const struct fw_port *p, bool exists)
 
 void fw_build_port_chain_remove(struct sbuf *b, const char *port_uuid)
 {
+        if (!id_ok(b, port_uuid))
+                return;
         sbuf_printf(b, "delete chain " T " port-%s\n", port_uuid);
 }
 
@@ -197,7 +245,7 @@ void fw_build_port_elements(struct sbuf *b, const struct fw_port *p)
         char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
         size_t n4 = 0;
 
-        if (!port_devs(b, p->uuid, tap, qbr, qvb))
+        if (!port_ok(b, p, false, true) || !port_devs(b, p->uuid, tap, qbr, qvb))
                 return;
         mac_format(p->mac, mac);
         ipv6_link_local_from_mac(p->mac, ll);
@@ -225,7 +273,7 @@ void fw_build_port_elements_delete(struct sbuf *b, const struct fw_port *p, cons
 {
         char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
 
-        if (!port_devs(b, p->uuid, tap, qbr, qvb))
+        if (!port_ok(b, p, false, true) || !port_devs(b, p->uuid, tap, qbr, qvb))
                 return;
         mac_format(p->mac, mac);
         ipv6_link_local_from_mac(p->mac, ll);

@@ -4,6 +4,7 @@
 #include "fw-protocol.h"
 
 #include <json-c/json.h>
+#include <limits.h>
 
 static void json_putp(struct json_object **o)
 {
@@ -106,19 +107,31 @@ enum {
         SK_ALL = (1 << 11) - 1,
 };
 
-static int parse_doc(const char *text, struct json_object **ret_items)
+/* One JSON document, wholly consumed (nft ends it with a newline). */
+static int parse_doc(const char *text, struct json_object **ret_root)
 {
         struct json_object *root, *items;
+        struct json_tokener *tok;
+        size_t len = strlen(text), end;
+        bool ok;
 
-        root = json_tokener_parse(text);
-        if (!root)
+        if (len > INT_MAX)
                 return -EBADMSG;
-        if (!json_object_is_type(root, json_type_object) || !json_object_object_get_ex(root, "nftables", &items) ||
-            !json_object_is_type(items, json_type_array)) {
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        root = json_tokener_parse_ex(tok, text, (int)len);
+        ok = root && json_tokener_get_error(tok) == json_tokener_success;
+        end = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+        for (; ok && end < len; end++)
+                ok = strchr(" \t\r\n", text[end]) != NULL;
+        if (!ok || !json_object_is_type(root, json_type_object) ||
+            !json_object_object_get_ex(root, "nftables", &items) || !json_object_is_type(items, json_type_array)) {
                 json_object_put(root);
                 return -EBADMSG;
         }
-        *ret_items = root;
+        *ret_root = root;
         return 0;
 }
 
@@ -353,12 +366,135 @@ static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, u
         }
 }
 
+/* nft's JSON of "<protocol> <field> <value>" */
+#define MATCH(proto, field, value)                                                                     \
+        "{\"match\":{\"op\":\"==\",\"left\":{\"payload\":{\"protocol\":\"" proto "\",\"field\":\"" field \
+        "\"}},\"right\":" value "}}"
+#define SADDR MATCH("ether", "saddr", "\"%s\"")
+
+/* Rule k of p's chain as fw_build_port_chain writes it and nft lists it
+ * back: its expressions (JSON text) and comment. False past the last rule. */
+static bool port_rule_expected(const struct fw_port *p, size_t k, char *expr, size_t size, char *comment,
+                               size_t csize)
+{
+        char mac[MAC_STR_LEN + 1];
+        size_t n = p->n_groups;
+
+        mac_format(p->mac, mac);
+        comment[0] = '\0';
+        if (k == 0)
+                (void)snprintf(expr, size, "[{\"jump\":{\"target\":\"common\"}}]");
+        else if (k == 1 || k == 2)
+                (void)snprintf(expr, size, "[" SADDR "," MATCH("udp", "sport", "%d") "," MATCH("udp", "dport", "%d")
+                               ",{\"accept\":null}]", mac, k == 1 ? 68 : 546, k == 1 ? 67 : 547);
+        else if (k < 3 + n) {
+                (void)snprintf(expr, size, "[" SADDR ",{\"jump\":{\"target\":\"sg-%s-out\"}}]", mac, p->groups[k - 3]);
+                (void)snprintf(comment, csize, "nh group %s", p->groups[k - 3]);
+        } else if (k == 3 + n) {
+                (void)snprintf(expr, size, "[" SADDR ",{\"drop\":null}]", mac);
+                (void)snprintf(comment, csize, "nh mac %s", mac);
+        } else if (k == 4 + n || k == 5 + n)
+                (void)snprintf(expr, size, "[" MATCH("udp", "sport", "%d") "," MATCH("udp", "dport", "%d")
+                               ",{\"accept\":null}]", k == 4 + n ? 67 : 547, k == 4 + n ? 68 : 546);
+        else if (k < 6 + 2 * n)
+                (void)snprintf(expr, size, "[{\"jump\":{\"target\":\"sg-%s-in\"}}]", p->groups[k - 6 - n]);
+        else if (k == 6 + 2 * n)
+                (void)snprintf(expr, size, "[{\"drop\":null}]");
+        else
+                return false;
+        return true;
+}
+
+static bool port_rule_ok(const struct fw_port *p, size_t k, struct json_object *rule)
+{
+        char expr[512], comment[64];
+        struct json_object *want, *have;
+        bool ok;
+
+        if (!port_rule_expected(p, k, expr, sizeof(expr), comment, sizeof(comment)) ||
+            !streq_ptr(jstr(rule, "comment"), comment[0] ? comment : NULL) ||
+            !json_object_object_get_ex(rule, "expr", &have))
+                return false;
+        want = json_tokener_parse(expr);
+        ok = want && json_object_equal(want, have);
+        json_object_put(want);
+        return ok;
+}
+
+/* Every rule of every port chain, in order, is exactly one the builder wrote
+ * for the port's MAC and groups (read from the comments), and none is missing:
+ * a rule added, changed or removed anywhere in a port chain marks the port. */
+static int pass_port_chains(struct fw_snap *s, struct json_object *items)
+{
+        _cleanup_free_ size_t *seen = calloc(s->n_ports + 1, sizeof(*seen));
+        struct fw_snap_port *p = NULL; /* nft lists the rules of a chain together: look up once per chain */
+
+        if (!seen)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+                struct json_object *ru;
+                char id[UUID_STR_LEN + 1];
+
+                if (!json_object_object_get_ex(json_object_array_get_idx(items, i), "rule", &ru) ||
+                    !streq_ptr(jstr(ru, "table"), FW_TABLE) || !name_uuid(jstr(ru, "chain"), "port-", "", id))
+                        continue;
+                if (!p || !streq(p->port.uuid, id))
+                        p = fw_snap_port_find(s, id);
+                if (!p)
+                        continue;
+                if (!port_rule_ok(&p->port, seen[p - s->ports]++, ru))
+                        p->tampered = true;
+        }
+        for (size_t i = 0; i < s->n_ports; i++)
+                if (seen[i] != 7 + 2 * s->ports[i].port.n_groups)
+                        s->ports[i].tampered = true;
+        return 0;
+}
+
+/* The fixed chains hold exactly the skeleton's rules (a rule slipped into
+ * forward, common, prerouting or from_vm would bypass every port). Counted
+ * against the skeleton text itself. */
+static int fixed_chains_ok(struct json_object *inet_items, struct json_object *bridge_items, bool *ret)
+{
+        static const struct {
+                bool inet;
+                const char *name;
+        } fixed[] = { { true, "common" }, { true, "forward" }, { false, "prerouting" }, { false, "from_vm" } };
+        struct sbuf sk = { 0 };
+
+        fw_build_skeleton(&sk);
+        if (sk.err)
+                return sk.err;
+        *ret = true;
+        for (size_t f = 0; f < ARRAY_SIZE(fixed); f++) {
+                struct json_object *items = fixed[f].inet ? inet_items : bridge_items;
+                char line[64];
+                size_t want = 0, have = 0;
+
+                (void)snprintf(line, sizeof(line), "add rule %s " FW_TABLE " %s ", fixed[f].inet ? "inet" : "bridge",
+                               fixed[f].name);
+                for (const char *q = sk.p; (q = strstr(q, line)); q += strlen(line))
+                        want++;
+                for (size_t i = 0; items && i < json_object_array_length(items); i++) {
+                        struct json_object *ru;
+                        if (json_object_object_get_ex(json_object_array_get_idx(items, i), "rule", &ru) &&
+                            streq_ptr(jstr(ru, "table"), FW_TABLE) && streq_ptr(jstr(ru, "chain"), fixed[f].name))
+                                have++;
+                }
+                if (want != have)
+                        *ret = false;
+        }
+        sbuf_free(&sk);
+        return 0;
+}
+
 int fw_snap_parse(const char *inet_json, const char *bridge_json, struct fw_snap *ret)
 {
         _cleanup_(json_putp) struct json_object *inet_root = NULL, *bridge_root = NULL;
         struct json_object *inet_items = NULL, *bridge_items = NULL;
         struct fw_snap s = { 0 };
         unsigned sk = 0;
+        bool fixed_ok = false;
         int r;
 
         if (inet_json && inet_json[0]) {
@@ -389,6 +525,8 @@ int fw_snap_parse(const char *inet_json, const char *bridge_json, struct fw_snap
         if (inet_items && ((r = pass_chains(&s, inet_items, true, &sk)) < 0 ||
                            (r = pass_rules(&s, inet_items, true, &s.inet_ours)) < 0))
                 goto fail;
+        if (inet_items && (r = pass_port_chains(&s, inet_items)) < 0)
+                goto fail;
         if (inet_items)
                 pass_sets(&s, inet_items, true, &sk);
         if (bridge_items) {
@@ -399,7 +537,9 @@ int fw_snap_parse(const char *inet_json, const char *bridge_json, struct fw_snap
         }
         s.inet_ours = s.inet_ours && s.inet_exists;
         s.bridge_ours = s.bridge_ours && s.bridge_exists;
-        s.skeleton_ok = s.inet_ours && s.bridge_ours && sk == SK_ALL;
+        if ((r = fixed_chains_ok(inet_items, bridge_items, &fixed_ok)) < 0)
+                goto fail;
+        s.skeleton_ok = s.inet_ours && s.bridge_ours && sk == SK_ALL && fixed_ok;
         for (size_t i = 0; i < s.n_ports; i++) {
                 struct fw_snap_port *p = &s.ports[i];
                 for (size_t k = 0; k < p->port.n_groups; k++) {
