@@ -1,8 +1,10 @@
 /* openvswitch.c - nova-openvswitch: the module that owns the openvswitch plug.
  * It keeps no capability; its privilege is the ovsdb-server socket. It takes
  * port identifiers, derives the OVS Port/Interface name itself (the port's tap
- * name), works only on the configured integration bridge and only on ports
- * carrying our ownership mark, and reports ovsdb-server coming and going.
+ * name, or with hybrid plugging the port's qvo veth end), works only on the
+ * configured integration bridge and only on ports carrying our ownership mark,
+ * and reports ovsdb-server coming and going. A port has one OVS Port: the
+ * other name of the same port (tap vs qvo) is replaced in the same transaction.
  *
  * Everything runs in OVS's own poll loop: the OVSDB IDL (a replica of the
  * Open_vSwitch, Bridge, Port and Interface columns we need), the core's socket
@@ -79,7 +81,9 @@ struct port_spec {
         char port_uuid[UUID_STR_LEN + 1];
         char instance_uuid[UUID_STR_LEN + 1];
         char mac[MAC_STR_LEN + 1];
-        char name[IFNAME_MAX];           /* derived: tap + 11 chars of port_uuid */
+        char name[IFNAME_MAX];           /* derived: tap (or, hybrid, qvo) + 11 chars of port_uuid */
+        char other[IFNAME_MAX];          /* the port's other name (qvo, or tap when hybrid) */
+        bool hybrid;                     /* port_add: the OVS port is the qvo veth end */
         int64_t mtu;
         bool inserting;                  /* the transaction being built inserts it */
         bool inserted;                   /* a transaction of this call that inserts it was sent */
@@ -237,19 +241,34 @@ static const struct ovsrec_interface *port_iface(const struct ovsrec_port *p)
                        : NULL;
 }
 
+/* The two names a port's OVS Port may have: the tap (plain plugging) or the
+ * qvo end of the veth pair (hybrid plugging). */
+static int port_names(const char *port_uuid, bool hybrid, char ret_name[IFNAME_MAX], char ret_other[IFNAME_MAX])
+{
+        char tap[IFNAME_MAX], qvo[IFNAME_MAX];
+
+        if (tap_name_from_port(port_uuid, tap) < 0 || port_dev_name(QVO_PREFIX, port_uuid, qvo) < 0)
+                return -EINVAL;
+        memcpy(ret_name, hybrid ? qvo : tap, IFNAME_MAX);
+        memcpy(ret_other, hybrid ? tap : qvo, IFNAME_MAX);
+        return 0;
+}
+
 /* The port UUID a Port is marked for, when the mark is well formed and the
- * Port carries the name derived from it; NULL for anything else. */
+ * Port carries one of the names derived from it (tap or qvo); NULL for
+ * anything else. */
 static const char *port_owner(const struct ovsrec_port *p)
 {
         const char *mark = smap_get(&p->external_ids, OVS_MARK_KEY);
-        char name[IFNAME_MAX];
+        char tap[IFNAME_MAX], qvo[IFNAME_MAX];
 
-        if (!mark || !uuid_is_valid(mark) || tap_name_from_port(mark, name) < 0 || !p->name || !streq(p->name, name))
+        if (!mark || !uuid_is_valid(mark) || port_names(mark, false, tap, qvo) < 0 || !p->name ||
+            !(streq(p->name, tap) || streq(p->name, qvo)))
                 return NULL;
         return mark;
 }
 
-/* Our Port for port_uuid on the integration bridge, or NULL. */
+/* Our Port named name for port_uuid on the integration bridge, or NULL. */
 static const struct ovsrec_port *port_ours(const struct ovs *ovs, const struct ovsrec_bridge *br, const char *name,
                                            const char *port_uuid)
 {
@@ -257,6 +276,15 @@ static const struct ovsrec_port *port_ours(const struct ovs *ovs, const struct o
         const char *owner = p ? port_owner(p) : NULL;
 
         return owner && streq(owner, port_uuid) && port_on_bridge(br, p) ? p : NULL;
+}
+
+/* Our Port of s's port under either of its names (s->name first), or NULL. */
+static const struct ovsrec_port *port_ours_any(const struct ovs *ovs, const struct ovsrec_bridge *br,
+                                               const struct port_spec *s)
+{
+        const struct ovsrec_port *p = port_ours(ovs, br, s->name, s->port_uuid);
+
+        return p ? p : port_ours(ovs, br, s->other, s->port_uuid);
 }
 
 /* A short, clean copy of an OVS string for a reply ("" for NULL). */
@@ -418,11 +446,13 @@ static void bridge_maintain(struct ovs *ovs)
  * ports whose Interface changed are looked at, not every waiting port after
  * every update. */
 
-/* The first of q's ports that a change in progress holds, or NULL. */
+/* The first of q's ports that a change in progress holds, or NULL. A port
+ * is held under both of its names (tap and qvo): one request at a time per
+ * port, whichever way it is plugged. */
 static const char *req_conflict(const struct ovs *ovs, const struct req *q)
 {
         for (size_t k = 0; k < q->n; k++)
-                if (shash_find(&ovs->busy, q->ports[k].name))
+                if (shash_find(&ovs->busy, q->ports[k].name) || shash_find(&ovs->busy, q->ports[k].other))
                         return q->ports[k].name;
         return NULL;
 }
@@ -431,15 +461,19 @@ static const char *req_conflict(const struct ovs *ovs, const struct req *q)
  * checked). */
 static void req_hold(struct ovs *ovs, struct req *q)
 {
-        for (size_t k = 0; k < q->n; k++)
+        for (size_t k = 0; k < q->n; k++) {
                 shash_add(&ovs->busy, q->ports[k].name, &q->ports[k]);
+                shash_add(&ovs->busy, q->ports[k].other, &q->ports[k]);
+        }
         q->named = true;
 }
 
 static void req_release(struct ovs *ovs, struct req *q)
 {
-        for (size_t k = 0; q->named && k < q->n; k++)
+        for (size_t k = 0; q->named && k < q->n; k++) {
                 shash_find_and_delete(&ovs->busy, q->ports[k].name);
+                shash_find_and_delete(&ovs->busy, q->ports[k].other);
+        }
         q->named = false;
 }
 
@@ -568,6 +602,12 @@ static int add_build(struct ovs *ovs, struct req *q, struct ovsdb_idl_txn **ret_
                 };
 
                 s->inserting = false;
+                /* One OVS Port per port: ours under the other name (plain <-> hybrid) goes
+                 * in this same transaction. Not restored if the call fails later: its
+                 * device has been replugged by network-control anyway. */
+                const struct ovsrec_port *o = port_ours(ovs, br, s->other, s->port_uuid);
+                if (o)
+                        ovsrec_bridge_update_ports_delvalue(br, o);
                 if (p) {
                         const char *owner = port_owner(p);
                         const struct ovsrec_interface *i = port_iface(p);
@@ -628,17 +668,20 @@ static int add_build(struct ovs *ovs, struct req *q, struct ovsdb_idl_txn **ret_
         return 0;
 }
 
-/* Build the port_del transaction. 0 with *ret_txn committed, 1 when the port
- * is already gone after an earlier attempt of this request, or -errno. */
+/* Build the port_del transaction: our Port of the port under either name
+ * (both, should both exist). 0 with *ret_txn committed, 1 when the port is
+ * already gone after an earlier attempt of this request, or -errno. */
 static int del_build(struct ovs *ovs, struct req *q, struct ovsdb_idl_txn **ret_txn)
 {
         const struct ovsrec_bridge *br = bridge_find(ovs);
-        const struct ovsrec_port *p = br ? port_ours(ovs, br, q->ports[0].name, q->ports[0].port_uuid) : NULL;
+        const struct port_spec *s = &q->ports[0];
+        const struct ovsrec_port *p = br ? port_ours(ovs, br, s->name, s->port_uuid) : NULL;
+        const struct ovsrec_port *o = br ? port_ours(ovs, br, s->other, s->port_uuid) : NULL;
         char text[256];
         int r;
 
         *ret_txn = NULL;
-        if (!p) {
+        if (!p && !o) {
                 if (q->sent)
                         return 1;
                 if (!br) {
@@ -651,8 +694,11 @@ static int del_build(struct ovs *ovs, struct req *q, struct ovsdb_idl_txn **ret_
                 return -ENOENT;
         }
         *ret_txn = ovsdb_idl_txn_create(ovs->idl);
-        ovsdb_idl_txn_add_comment(*ret_txn, "nova-hypervisor: port_del %s", q->ports[0].name);
-        ovsrec_bridge_update_ports_delvalue(br, p);
+        ovsdb_idl_txn_add_comment(*ret_txn, "nova-hypervisor: port_del %s", p ? p->name : o->name);
+        if (p)
+                ovsrec_bridge_update_ports_delvalue(br, p);
+        if (o)
+                ovsrec_bridge_update_ports_delvalue(br, o);
         (void)ovsdb_idl_txn_commit(*ret_txn);
         return 0;
 }
@@ -706,7 +752,7 @@ static void read_answer(struct ovs *ovs, struct req *q)
 
         if (!br)
                 req_set_error(q, bridge_missing_text(ovs, text, sizeof(text)), "%s", text);
-        else if (q->kind == REQ_GET && !port_ours(ovs, br, q->ports[0].name, q->ports[0].port_uuid))
+        else if (q->kind == REQ_GET && !port_ours_any(ovs, br, &q->ports[0]))
                 req_set_error(q, -ENOENT, "no port of ours for port %s on bridge %s", q->ports[0].port_uuid,
                               ovs->bridge);
         req_answer(ovs, q, q->error);
@@ -1026,7 +1072,26 @@ static int spec_from(const struct proto_value *o, struct port_spec *s)
             strscpy(s->mac, proto_get_str(o, "mac", ""), sizeof(s->mac)) < 0)
                 return -EINVAL;
         s->mtu = (int64_t)proto_get_u64(o, "mtu", 1500);
-        return tap_name_from_port(s->port_uuid, s->name);
+        s->hybrid = proto_get_bool(o, "hybrid", false);
+        return port_names(s->port_uuid, s->hybrid, s->name, s->other);
+}
+
+/* A port_del/port_get spec from the request's port_uuid: both names, and
+ * the one of an existing Port of ours in s->name (for the audit line). */
+static int spec_from_uuid(const struct ovs *ovs, const struct proto_value *req, struct port_spec *s)
+{
+        const struct ovsrec_bridge *br = ovs->conn == CONN_UP ? bridge_find(ovs) : NULL;
+        char tmp[IFNAME_MAX];
+
+        if (strscpy(s->port_uuid, proto_get_str(req, "port_uuid", ""), sizeof(s->port_uuid)) < 0 ||
+            port_names(s->port_uuid, false, s->name, s->other) < 0)
+                return -EINVAL;
+        if (br && !port_ours(ovs, br, s->name, s->port_uuid) && port_ours(ovs, br, s->other, s->port_uuid)) {
+                memcpy(tmp, s->name, sizeof(tmp));
+                memcpy(s->name, s->other, sizeof(s->name));
+                memcpy(s->other, tmp, sizeof(s->other));
+        }
+        return 0;
 }
 
 /* Take the request over: queue it, try it at once, answer later if it must wait. */
@@ -1108,9 +1173,9 @@ static int handle_add_many(void *state, struct modrt_call *call)
                         return call_fail(call, -EINVAL, "ports[%zu].port_uuid: cannot derive a port name", k);
                 }
                 for (size_t j = 0; j < k; j++)
-                        if (streq(q->ports[j].name, q->ports[k].name)) {
+                        if (streq(q->ports[j].name, q->ports[k].name) || streq(q->ports[j].name, q->ports[k].other)) {
                                 r = call_fail(call, -EINVAL, "ports[%zu] and ports[%zu] both derive the port name %s", j,
-                                              k, q->ports[k].name);
+                                              k, q->ports[j].name);
                                 free(q);
                                 return r;
                         }
@@ -1133,8 +1198,7 @@ static int handle_del(void *state, struct modrt_call *call)
         q = req_new(ovs, REQ_DEL, 1);
         if (!q)
                 return call_fail(call, -ENOMEM, "out of memory");
-        if (strscpy(q->ports[0].port_uuid, proto_get_str(call->req, "port_uuid", ""), sizeof(q->ports[0].port_uuid)) < 0 ||
-            tap_name_from_port(q->ports[0].port_uuid, q->ports[0].name) < 0) {
+        if (spec_from_uuid(ovs, call->req, &q->ports[0]) < 0) {
                 free(q);
                 return call_fail(call, -EINVAL, "port_uuid: cannot derive a port name");
         }
@@ -1160,9 +1224,7 @@ static int handle_read(struct ovs *ovs, struct modrt_call *call, enum req_kind k
         q = req_new(ovs, kind, kind == REQ_GET ? 1 : 0);
         if (!q)
                 return call_fail(call, -ENOMEM, "out of memory");
-        if (kind == REQ_GET && (strscpy(q->ports[0].port_uuid, proto_get_str(call->req, "port_uuid", ""),
-                                        sizeof(q->ports[0].port_uuid)) < 0 ||
-                                tap_name_from_port(q->ports[0].port_uuid, q->ports[0].name) < 0)) {
+        if (kind == REQ_GET && spec_from_uuid(ovs, call->req, &q->ports[0]) < 0) {
                 free(q);
                 return call_fail(call, -EINVAL, "port_uuid: cannot derive a port name");
         }
@@ -1173,7 +1235,7 @@ static int handle_read(struct ovs *ovs, struct modrt_call *call, enum req_kind k
                 r = 0;
                 if (!br)
                         r = bridge_missing_text(ovs, call->err, sizeof(call->err));
-                else if (kind == REQ_GET && !port_ours(ovs, br, q->ports[0].name, q->ports[0].port_uuid))
+                else if (kind == REQ_GET && !port_ours_any(ovs, br, &q->ports[0]))
                         r = call_fail(call, -ENOENT, "no port of ours for port %s on bridge %s", q->ports[0].port_uuid,
                                       ovs->bridge);
                 else if (kind == REQ_GET)
@@ -1219,8 +1281,7 @@ static void fill_get(struct proto_writer *w, void *userdata)
 {
         const struct fill_ctx *ctx = userdata;
         const struct ovsrec_bridge *br = bridge_find(ctx->ovs);
-        const struct ovsrec_port *p = br ? port_ours(ctx->ovs, br, ctx->q->ports[0].name, ctx->q->ports[0].port_uuid)
-                                         : NULL;
+        const struct ovsrec_port *p = br ? port_ours_any(ctx->ovs, br, &ctx->q->ports[0]) : NULL;
 
         if (p)
                 write_port(ctx->ovs, w, "port", p);

@@ -8,6 +8,8 @@ static const struct schema_field port_fields[] = {
         { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },
         { .name = "mtu", .kind = SCH_U64, .required = true, .min = 68, .max = 65535 },
+        /* hybrid plugging: the OVS port is the qvo veth end, not the tap */
+        { .name = "hybrid", .kind = SCH_BOOL, .required = false },
         { .name = NULL },
 };
 

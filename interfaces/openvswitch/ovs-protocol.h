@@ -2,27 +2,35 @@
  * module (dispatch) and the core (request validation) know them.
  *
  * Identifiers in, names derived inside: the OVS Port and Interface are named
- * after the port's tap (tap_name_from_port()); the bridge is the configured
- * integration_bridge (an allowlist fixed at start, never from a request).
+ * after the port's tap (tap_name_from_port()) or, with hybrid plugging, after
+ * the port's qvo veth end (port_dev_name(QVO_PREFIX, ...)); the bridge is the
+ * configured integration_bridge (an allowlist fixed at start, never from a
+ * request). A Port of ours carries one of those two names of its port.
  *
- * port_add {port_uuid, instance_uuid, mac, mtu}: one OVSDB transaction that
+ * port_add {port_uuid, instance_uuid, mac, mtu, hybrid (bool, optional,
+ * default false: tap<11>; true: qvo<11>)}: one OVSDB transaction that
  * creates Port + Interface on the integration bridge with external_ids
  *   iface-id=<port_uuid> attached-mac=<mac> iface-status=active
  *   vm-uuid=<instance_uuid> vm-id=<instance_uuid>
  *   nova-hypervisor-port=<port_uuid>            (our ownership mark, on Port and Interface)
  * and mtu_request=<mtu>; then waits until ovs-vswitchd has assigned an ofport
  * (or set Interface.error) within port_timeout_ms. Idempotent: an existing port
- * of ours with that name is converged (external_ids, mtu_request).
+ * of ours with that name is converged (external_ids, mtu_request). A Port of
+ * ours of the same port under the other name (tap vs qvo) is removed in the
+ * same transaction (one OVS port per port); it is not put back if the call
+ * fails afterwards.
  * On Interface.error or timeout the port is removed again and the call fails:
  * -ENODEV (error text from ovs-vswitchd) or -ETIMEDOUT.
- * port_add_many {ports: [{port_uuid, instance_uuid, mac, mtu}...]}: the same in
- * ONE transaction for up to OVS_MAX_BATCH ports; all or nothing.
- * port_del {port_uuid}: -ENOENT when there is no port of ours for it.
- * port_get {port_uuid}, port_list {} (ours only, by the mark).
+ * port_add_many {ports: [{port_uuid, instance_uuid, mac, mtu, hybrid}...]}: the
+ * same in ONE transaction for up to OVS_MAX_BATCH ports; all or nothing.
+ * port_del {port_uuid}: our Port of the port under either name; -ENOENT when
+ * there is none.
+ * port_get {port_uuid} (either name), port_list {} (ours only, by the mark).
  *
  * Replies: port_add, port_get: { port: PORT }; port_add_many: { ports: [PORT...] };
  * port_list: { ports: [PORT...], total, truncated }; port_del: {}.
- * PORT = { port_uuid, instance_uuid, name, bridge, ofport (i64, -1 = none yet),
+ * PORT = { port_uuid, instance_uuid, name (the OVS Port/Interface name: tap<11>,
+ *          or qvo<11> when hybrid), bridge, ofport (i64, -1 = none yet),
  *          mac, mtu, iface_status, link_state, error (only when OVS reports one) }
  * -EEXIST: a Port/Interface with our derived name exists without our mark.
  * -ENOTCONN: ovsdb-server is unreachable (the module reconnects by itself).

@@ -757,6 +757,233 @@ START_TEST(test_bridge_created_with_datapath_type)
 }
 END_TEST
 
+/* ---- hybrid plugging: the OVS port is the qvo end of a veth pair ---- */
+
+static int port_add_hybrid(struct mod *m, const char *port_uuid, const char *instance_uuid, const char *mac,
+                           unsigned mtu, bool hybrid)
+{
+        pw_init(m->w, PROTO_REQUEST, 0, 0, "port_add");
+        port_fields(m->w, port_uuid, instance_uuid, mac, mtu);
+        pw_bool(m->w, "hybrid", hybrid);
+        return mod_call(m);
+}
+
+/* The database log record carrying comment (exactly one), cut before the
+ * next record; malloc'd. (noinline: gcc 12 sees a dangling pointer that is not.) */
+__attribute__((noinline)) static char *log_record(const char *comment)
+{
+        char db[PATH_MAX], out[PATH_MAX], quoted[160];
+        char *log = NULL;
+
+        ck_assert_int_eq(xsnprintf(db, sizeof(db), "%s/conf.db", ovs.dir), 0);
+        ck_assert_int_eq(xsnprintf(out, sizeof(out), "%s/showlog.txt", ovs.dir), 0);
+        run_to_file((char *const[]){ "ovsdb-tool", "show-log", "-m", db, NULL }, out);
+        ck_assert_int_eq(read_file_bounded(out, 64 * 1024 * 1024, &log, NULL), 0);
+        (void)unlink(out);
+        (void)snprintf(quoted, sizeof(quoted), "\"%s\"", comment);
+        char *rec = strstr(log, quoted);
+        ck_assert_msg(rec, "no record with comment %s", quoted);
+        ck_assert_ptr_null(strstr(rec + 1, quoted));
+        char *end = strstr(rec, "\nrecord ");
+        if (end)
+                *end = '\0';
+        memmove(log, rec, strlen(rec) + 1);
+        return log;
+}
+
+START_TEST(test_hybrid_port)
+{
+        char uuid[37], inst[37], tap[IFNAME_MAX], qvb[IFNAME_MAX], qvo[IFNAME_MAX], want[512], comment[96];
+        const struct proto_value *port, *list;
+        int64_t ofport;
+        struct mod m;
+
+        random_port_uuid(uuid);
+        random_port_uuid(inst);
+        ck_assert_int_eq(tap_name_from_port(uuid, tap), 0);
+        ck_assert_int_eq(port_dev_name(QVB_PREFIX, uuid, qvb), 0);
+        ck_assert_int_eq(port_dev_name(QVO_PREFIX, uuid, qvo), 0);
+        /* What network-control makes for a hybrid port: here the veth pair and the tap. */
+        ck_assert_int_eq(sh("ip link add %s type veth peer name %s && ip link set %s up && ip link set %s up", qvo, qvb,
+                            qvo, qvb),
+                         0);
+        tap_make(tap);
+        mod_start(&m, "br-int", NULL);
+        mod_ready(&m);
+        int before = bridge_port_count("br-int");
+
+        /* hybrid: the OVS port is qvo, and it gets an ofport from ovs-vswitchd */
+        ck_assert_msg(port_add_hybrid(&m, uuid, inst, "fa:16:3e:00:30:01", 1450, true) == 0, "port_add: %s",
+                      reply_error(&m));
+        port = proto_get(m.msg->body, "port");
+        ck_assert_str_eq(proto_get_str(port, "name", ""), qvo);
+        ck_assert_str_eq(proto_get_str(port, "port_uuid", ""), uuid);
+        ofport = reply_ofport(&m);
+        ck_assert_int_gt(ofport, 0);
+        ck_assert(bridge_has_port("br-int", qvo));
+        ck_assert(!bridge_has_port("br-int", tap));
+        ck_assert_int_eq(bridge_port_count("br-int"), before + 1);
+        _cleanup_free_ char *ids = vsctl_out("get", "Interface", qvo, "external_ids");
+        (void)snprintf(want, sizeof(want),
+                       "{attached-mac=\"fa:16:3e:00:30:01\", iface-id=\"%s\", iface-status=active, "
+                       "nova-hypervisor-port=\"%s\", vm-id=\"%s\", vm-uuid=\"%s\"}",
+                       uuid, uuid, inst, inst);
+        ck_assert_str_eq(ids, want);
+        _cleanup_free_ char *ofp = vsctl_out("get", "Interface", qvo, "ofport");
+        ck_assert_int_eq(strtoll(ofp, NULL, 10), ofport);
+
+        /* port_get and port_list find it by the port UUID, under its qvo name. */
+        ck_assert_int_eq(port_op(&m, "port_get", uuid), 0);
+        ck_assert_str_eq(proto_get_str(proto_get(m.msg->body, "port"), "name", ""), qvo);
+        ck_assert_int_eq(reply_ofport(&m), ofport);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_list");
+        ck_assert_int_eq(mod_call(&m), 0);
+        bool listed = false;
+        for (list = proto_get(m.msg->body, "ports")->child; list; list = list->next)
+                if (streq(proto_get_str(list, "port_uuid", ""), uuid)) {
+                        ck_assert(!listed);
+                        listed = true;
+                        ck_assert_str_eq(proto_get_str(list, "name", ""), qvo);
+                }
+        ck_assert(listed);
+
+        /* Idempotent. */
+        ck_assert_int_eq(port_add_hybrid(&m, uuid, inst, "fa:16:3e:00:30:01", 1450, true), 0);
+        ck_assert_int_eq(reply_ofport(&m), ofport);
+        ck_assert_int_eq(bridge_port_count("br-int"), before + 1);
+
+        /* hybrid -> plain: the tap port replaces the qvo port, in one transaction. */
+        ck_assert_msg(port_add_hybrid(&m, uuid, inst, "fa:16:3e:00:30:01", 1450, false) == 0, "port_add: %s",
+                      reply_error(&m));
+        ck_assert_str_eq(proto_get_str(proto_get(m.msg->body, "port"), "name", ""), tap);
+        ck_assert_int_gt(reply_ofport(&m), 0);
+        ck_assert(bridge_has_port("br-int", tap));
+        ck_assert(!bridge_has_port("br-int", qvo));
+        ck_assert(!interface_exists(qvo));
+        ck_assert_int_eq(bridge_port_count("br-int"), before + 1);
+        (void)snprintf(comment, sizeof(comment), "nova-hypervisor: port_add %s", tap);
+        _cleanup_free_ char *rec = log_record(comment);
+        (void)snprintf(want, sizeof(want), "table Port insert row \"%s\"", tap);
+        ck_assert_msg(strstr(rec, want), "%s: no insert of %s in:\n%s", comment, tap, rec);
+        (void)snprintf(want, sizeof(want), "row \"%s\"", qvo);
+        char *del = strstr(rec, want);
+        ck_assert_msg(del && strstr(del, "delete row"), "%s: no delete of %s in:\n%s", comment, qvo, rec);
+
+        /* plain -> hybrid: back to qvo, still one port. */
+        ck_assert_int_eq(port_add_hybrid(&m, uuid, inst, "fa:16:3e:00:30:01", 1450, true), 0);
+        ck_assert_str_eq(proto_get_str(proto_get(m.msg->body, "port"), "name", ""), qvo);
+        ck_assert_int_gt(reply_ofport(&m), 0);
+        ck_assert(bridge_has_port("br-int", qvo));
+        ck_assert(!bridge_has_port("br-int", tap));
+        ck_assert_int_eq(bridge_port_count("br-int"), before + 1);
+
+        /* port_del finds the qvo port by the UUID. */
+        ck_assert_int_eq(port_op(&m, "port_del", uuid), 0);
+        ck_assert(!bridge_has_port("br-int", qvo));
+        ck_assert(!interface_exists(qvo));
+        ck_assert_int_eq(bridge_port_count("br-int"), before);
+        ck_assert_int_eq(port_op(&m, "port_get", uuid), -ENOENT);
+        ck_assert_int_eq(port_op(&m, "port_del", uuid), -ENOENT);
+
+        /* The same port twice in one batch, once per plugging: refused. */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_add_many");
+        pw_list_begin(m.w, "ports");
+        for (int i = 0; i < 2; i++) {
+                pw_obj_begin(m.w, NULL);
+                port_fields(m.w, uuid, inst, "fa:16:3e:00:30:01", 1500);
+                pw_bool(m.w, "hybrid", i == 1);
+                pw_obj_end(m.w);
+        }
+        pw_list_end(m.w);
+        ck_assert_int_eq(mod_call(&m), -EINVAL);
+        /* A batch of one hybrid and one plain port. */
+        char uuid2[37], tap2[IFNAME_MAX];
+        random_port_uuid(uuid2);
+        ck_assert_int_eq(tap_name_from_port(uuid2, tap2), 0);
+        tap_make(tap2);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_add_many");
+        pw_list_begin(m.w, "ports");
+        pw_obj_begin(m.w, NULL);
+        port_fields(m.w, uuid, inst, "fa:16:3e:00:30:01", 1500);
+        pw_bool(m.w, "hybrid", true);
+        pw_obj_end(m.w);
+        pw_obj_begin(m.w, NULL);
+        port_fields(m.w, uuid2, inst, "fa:16:3e:00:30:02", 1500);
+        pw_obj_end(m.w);
+        pw_list_end(m.w);
+        ck_assert_msg(mod_call(&m) == 0, "port_add_many: %s", reply_error(&m));
+        list = proto_get(m.msg->body, "ports");
+        ck_assert_uint_eq(list->count, 2);
+        ck_assert_str_eq(proto_get_str(list->child, "name", ""), qvo);
+        ck_assert_str_eq(proto_get_str(list->child->next, "name", ""), tap2);
+        ck_assert(bridge_has_port("br-int", qvo));
+        ck_assert(bridge_has_port("br-int", tap2));
+        ck_assert_int_eq(port_op(&m, "port_del", uuid), 0);
+        ck_assert_int_eq(port_op(&m, "port_del", uuid2), 0);
+        ck_assert_int_eq(bridge_port_count("br-int"), before);
+
+        (void)snprintf(want, sizeof(want),
+                       "audit: port_add port_uuid=%s instance_uuid=%s mac=fa:16:3e:00:30:01 mtu=1450 hybrid=true port=%s "
+                       "bridge=br-int result=ok",
+                       uuid, inst, qvo);
+        ck_assert_msg(file_contains(m.log, want), "missing audit line: %s", want);
+        (void)snprintf(want, sizeof(want), "audit: port_del port_uuid=%s port=%s bridge=br-int result=ok", uuid, qvo);
+        ck_assert_msg(file_contains(m.log, want), "missing audit line: %s", want);
+        mod_stop(&m);
+        ck_assert_int_eq(sh("ip link del %s", qvo), 0);
+        tap_remove(tap);
+        tap_remove(tap2);
+}
+END_TEST
+
+/* A foreign Port named like our qvo, without our mark: never touched. */
+START_TEST(test_hybrid_foreign_qvo)
+{
+        char uuid[37], inst[37], tap[IFNAME_MAX], qvo[IFNAME_MAX];
+        struct mod m;
+
+        random_port_uuid(uuid);
+        random_port_uuid(inst);
+        ck_assert_int_eq(tap_name_from_port(uuid, tap), 0);
+        ck_assert_int_eq(port_dev_name(QVO_PREFIX, uuid, qvo), 0);
+        tap_make(tap);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", qvo, "--", "set", "Interface", qvo, "type=internal",
+                                   (char *)NULL),
+                         0);
+        mod_start(&m, "br-int", NULL);
+        mod_ready(&m);
+        int before = bridge_port_count("br-int");
+
+        ck_assert_int_eq(port_add_hybrid(&m, uuid, inst, "fa:16:3e:00:40:01", 1500, true), -EEXIST);
+        ck_assert_msg(strstr(reply_error(&m), "without our mark") && strstr(reply_error(&m), qvo), "error: %s",
+                      reply_error(&m));
+        ck_assert_int_eq(port_op(&m, "port_get", uuid), -ENOENT);
+        ck_assert_int_eq(port_op(&m, "port_del", uuid), -ENOENT);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_list");
+        ck_assert_int_eq(mod_call(&m), 0);
+        for (const struct proto_value *p = proto_get(m.msg->body, "ports")->child; p; p = p->next)
+                ck_assert_str_ne(proto_get_str(p, "name", ""), qvo);
+
+        /* Plain plugging of the same port: the tap port is added, the foreign qvo port stays as it was. */
+        ck_assert_msg(port_add_hybrid(&m, uuid, inst, "fa:16:3e:00:40:01", 1500, false) == 0, "port_add: %s",
+                      reply_error(&m));
+        ck_assert_str_eq(proto_get_str(proto_get(m.msg->body, "port"), "name", ""), tap);
+        ck_assert(bridge_has_port("br-int", qvo));
+        ck_assert_int_eq(bridge_port_count("br-int"), before + 1);
+        ck_assert_int_eq(port_op(&m, "port_del", uuid), 0);
+        ck_assert(!bridge_has_port("br-int", tap));
+        ck_assert(bridge_has_port("br-int", qvo));
+        _cleanup_free_ char *ids = vsctl_out("get", "Interface", qvo, "external_ids");
+        ck_assert_str_eq(ids, "{}");
+        _cleanup_free_ char *pids = vsctl_out("get", "Port", qvo, "external_ids");
+        ck_assert_str_eq(pids, "{}");
+        ck_assert_int_eq(bridge_port_count("br-int"), before);
+        mod_stop(&m);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "del-port", "br-int", qvo, (char *)NULL), 0);
+        tap_remove(tap);
+}
+END_TEST
+
 /* Last: it restarts the shared ovsdb-server. */
 START_TEST(test_ovsdb_restart)
 {
@@ -829,6 +1056,8 @@ int main(void)
         tcase_add_test(tc, test_refusals_change_nothing);
         tcase_add_test(tc, test_bridge_missing_without_create);
         tcase_add_test(tc, test_bridge_created_with_datapath_type);
+        tcase_add_test(tc, test_hybrid_port);
+        tcase_add_test(tc, test_hybrid_foreign_qvo);
         tcase_add_test(tc, test_ovsdb_restart);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
