@@ -84,7 +84,7 @@ cat > "$SB/nova.conf" <<CONF
 # sandbox configuration of nova-compute (same keys as snap set)
 state_dir = $SB/state
 run_dir = $SB/run
-plugs = network-control libvirt openvswitch
+plugs = network-control libvirt openvswitch firewall-control
 libvirt_uri = $LIBVIRT_URI
 vif_type = ovs
 ovsdb_socket = unix:$SB/ovs/db.sock
@@ -104,16 +104,21 @@ done
 for _ in $(seq 100); do
 	st=$("${CLI[@]}" --json status | tr -d ' \n')
 	running=0
-	for plug in network-control libvirt openvswitch; do
+	for plug in network-control libvirt openvswitch firewall-control; do
 		echo "$st" | grep -q "\"plug\":\"$plug\",\"summary\":\"[^\"]*\",\"connected\":true,\"module\":{\"program\":\"[^\"]*\",\"state\":\"running\"" &&
 			running=$((running + 1))
 	done
-	[ "$running" = 3 ] && break
+	[ "$running" = 4 ] && break
 	sleep 0.05
 done
 
-say "nova-hypervisor boot demo --port uuid=$DEMO_PORT,mtu=1450 --wait"
-"${CLI[@]}" boot demo --vcpus 1 --memory 64 --port "uuid=$DEMO_PORT,mtu=1450" --wait
+say "nova-hypervisor secgroup create ssh; secgroup rule add ssh --direction ingress --protocol tcp --port 22"
+"${CLI[@]}" secgroup create ssh --description "ssh from anywhere"
+"${CLI[@]}" secgroup rule add ssh --direction ingress --protocol tcp --port 22
+
+say "nova-hypervisor boot demo --port uuid=$DEMO_PORT,mtu=1450,ip=10.0.0.5 --secgroup default --secgroup ssh --wait"
+"${CLI[@]}" boot demo --vcpus 1 --memory 64 --port "uuid=$DEMO_PORT,mtu=1450,ip=10.0.0.5" --secgroup default \
+	--secgroup ssh --wait
 
 say "nova-hypervisor status"
 "${CLI[@]}" status
@@ -127,8 +132,11 @@ say "nova-hypervisor port list (the instance's tap)"
 say "nova-hypervisor ports (the instance's port on the integration bridge)"
 "${CLI[@]}" ports
 
-say "the kernel's view (ip -d link in $NS)"
-ip -n "$NS" -d link show "tap${DEMO_PORT:0:11}" | sed -n '1,3p'
+say "the kernel's view (ip link in $NS): tap -> qbr bridge -> qvb/qvo veth -> OVS"
+ip -n "$NS" -br link show | grep -E "(tap|qbr|qvb|qvo)${DEMO_PORT:0:11}"
+
+say "the port's security-group chain (nft list chain inet nova_hypervisor port-$DEMO_PORT in $NS)"
+ip netns exec "$NS" nft list chain inet nova_hypervisor "port-$DEMO_PORT"
 
 if [ "${KEEP:-0}" = 1 ]; then
 	trap - ERR

@@ -386,7 +386,7 @@ static void call_netctl(struct api_conn *c, struct proto_writer *w)
                               r == -ENOTCONN || r == -EAGAIN ? PLUG_NETWORK_CONTROL : -1);
 }
 
-/* Parse a JSON object body strictly: at most 64 KiB, depth 4, fully consumed. */
+/* Parse a JSON object body strictly: at most 64 KiB, depth 6, fully consumed. */
 static int parse_body(const struct http_request *req, struct json_object **ret, char *err, size_t errlen)
 {
         struct json_tokener *tok;
@@ -400,7 +400,7 @@ static int parse_body(const struct http_request *req, struct json_object **ret, 
                 (void)snprintf(err, errlen, "request body larger than 64 KiB");
                 return -EMSGSIZE;
         }
-        tok = json_tokener_new_ex(4);
+        tok = json_tokener_new_ex(6); /* {ports: [{ips: [...]}]} */
         if (!tok)
                 return -ENOMEM;
         obj = json_tokener_parse_ex(tok, req->body, (int)req->body_len);

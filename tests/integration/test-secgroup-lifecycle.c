@@ -1,0 +1,535 @@
+/* test-secgroup-lifecycle.c - security groups end to end through the core: the real
+ * nova-compute with network-control, openvswitch, libvirt (test:///default)
+ * and firewall-control, a private ovsdb-server/ovs-vswitchd (userspace
+ * datapath), all in this test's network namespace.
+ *
+ * What the core promises, checked from outside it: a port booted while
+ * firewall-control is connected is plumbed tap -> qbr -> qvb/qvo with qvo on
+ * OVS and its rules in the kernel; without the plug the tap sits on OVS and
+ * the API says the port is unfiltered and how to fix it, and connecting the
+ * plug re-plumbs and filters it live; group and port changes reach the
+ * kernel's chains; bad input changes neither store nor kernel; restarts
+ * leave the ruleset as it was; rules nobody owns are removed and rules
+ * removed behind our back come back. Facts come from netlink (link_facts),
+ * ovs-vsctl and `nft list`, never from the core's own word.
+ * (Packet-level filtering through the same plumbing: test-firewall-module.) */
+#include "harness.h"
+
+#include "apiclient.h"
+#include "fw-protocol.h"
+#include "names.h"
+
+#include <check.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static struct core core;
+static struct ovs_fixture ovs;
+
+#define PLUGS3 "network-control libvirt openvswitch"
+#define PLUGS4 "network-control libvirt openvswitch firewall-control"
+
+static void start_core(const char *plugs)
+{
+        char lines[8192];
+
+        (void)snprintf(lines, sizeof(lines),
+                       "plugs = %s\nlibvirt_uri = test:///default\nvif_type = ovs\novsdb_socket = unix:%s\n"
+                       "integration_bridge = br-int\nbridge_datapath_type = netdev\nbridge_create = true\n"
+                       "module_timeout_ms = 5000\nport_timeout_ms = 5000\n",
+                       plugs, ovs.db_sock);
+        core_start(&core, lines);
+        ck_assert_int_gt(core_wait_module_running(&core, "network-control", 0, 5000), 0);
+        ck_assert_int_gt(core_wait_module_running(&core, "libvirt", 0, 5000), 0);
+        ck_assert_int_gt(core_wait_module_running(&core, "openvswitch", 0, 5000), 0);
+        if (strstr(plugs, "firewall-control"))
+                ck_assert_int_gt(core_wait_module_running(&core, "firewall-control", 0, 5000), 0);
+}
+
+static void setup(void)
+{
+        memset(&core, 0, sizeof(core));
+        memset(&ovs, 0, sizeof(ovs));
+        ck_assert_int_eq(ovs_fixture_start(&ovs), 0);
+}
+
+static void teardown(void)
+{
+        core_stop(&core);
+        ovs_fixture_stop(&ovs);
+        (void)sh("nft delete table inet " FW_TABLE "; nft delete table bridge " FW_TABLE);
+}
+
+/* ---- facts from outside the core ---- */
+
+static struct json_object *jget(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+        struct json_object *v = jget(o, key);
+        return v ? json_object_get_string(v) : NULL;
+}
+
+static bool on_bridge(const char *name)
+{
+        _cleanup_free_ char *out = NULL;
+        bool found = false;
+        char *save = NULL;
+
+        ck_assert_int_eq(ovs_vsctl(&ovs, &out, "list-ports", "br-int", (char *)NULL), 0);
+        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                found |= streq(l, name);
+        return found;
+}
+
+static bool link_exists(const char *name)
+{
+        struct link_facts f;
+        return link_facts_get(name, &f) == 0;
+}
+
+/* The master of a link, from `ip -o link show` ("" when none). */
+static void link_master(const char *name, char ret[IFNAME_MAX])
+{
+        _cleanup_free_ char *out = sh_out("ip -o link show dev %s 2>/dev/null", name);
+        const char *m = strstr(out, " master ");
+
+        ret[0] = '\0';
+        if (m)
+                (void)sscanf(m + 8, "%15s", ret);
+}
+
+/* `nft list chain` text of one of our chains ("" when absent). */
+static char *chain_text(const char *chain)
+{
+        return sh_out("nft list chain inet " FW_TABLE " %s 2>/dev/null", chain);
+}
+
+static bool chain_exists(const char *chain)
+{
+        _cleanup_free_ char *t = chain_text(chain);
+        return strstr(t, "chain ") != NULL;
+}
+
+static size_t ruleset_lines(void)
+{
+        _cleanup_free_ char *out = sh_out("nft list table inet " FW_TABLE " 2>/dev/null; nft list table bridge " FW_TABLE
+                                          " 2>/dev/null");
+        size_t n = 0;
+
+        for (char *p = out; *p; p++)
+                n += *p == '\n';
+        return n;
+}
+
+static void port_chain(const char *port, char ret[64])
+{
+        (void)snprintf(ret, 64, "port-%s", port);
+}
+
+/* ---- API helpers ---- */
+
+static int api(const char *method, const char *path, const char *body, struct json_object **ret)
+{
+        struct json_object *tmp = NULL;
+        int st = core_api(&core, method, path, body, ret ? ret : &tmp);
+        json_object_put(tmp);
+        return st;
+}
+
+/* Create a group; its id in ret. */
+static void group_create(const char *name, char ret[37])
+{
+        struct json_object *resp = NULL;
+        char body[128];
+
+        (void)snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+        ck_assert_int_eq(api("POST", "/v1/secgroups", body, &resp), 201);
+        ck_assert_ptr_nonnull(jstr(resp, "id"));
+        memcpy(ret, jstr(resp, "id"), 37);
+        json_object_put(resp);
+}
+
+static const char *group_id(const char *name, char ret[37])
+{
+        struct json_object *resp = NULL;
+        char path[128];
+
+        (void)snprintf(path, sizeof(path), "/v1/secgroups/%s", name);
+        ck_assert_int_eq(api("GET", path, NULL, &resp), 200);
+        memcpy(ret, jstr(resp, "id"), 37);
+        json_object_put(resp);
+        return ret;
+}
+
+static int rule_add(const char *group, const char *rule, struct json_object **ret)
+{
+        char path[128];
+
+        (void)snprintf(path, sizeof(path), "/v1/secgroups/%s/rules", group);
+        return api("POST", path, rule, ret);
+}
+
+static size_t group_rules(const char *group)
+{
+        struct json_object *resp = NULL;
+        char path[128];
+        size_t n;
+
+        (void)snprintf(path, sizeof(path), "/v1/secgroups/%s", group);
+        ck_assert_int_eq(api("GET", path, NULL, &resp), 200);
+        n = json_object_array_length(jget(resp, "rules"));
+        json_object_put(resp);
+        return n;
+}
+
+/* Boot one instance with one port; groups: JSON list or NULL. Returns the port's API view (put it). */
+static struct json_object *boot(const char *name, const char *port, const char *groups)
+{
+        struct json_object *resp = NULL, *p;
+        char body[1024];
+
+        (void)snprintf(body, sizeof(body),
+                       "{\"name\":\"%s\",%s%s%s\"ports\":[{\"port_uuid\":\"%s\",\"mac\":\"fa:16:3e:%c%c:%c%c:%c%c\","
+                       "\"ips\":[\"10.1.%d.%d\"]}]}",
+                       name, groups ? "\"secgroups\":" : "", groups ? groups : "", groups ? "," : "", port, port[0],
+                       port[1], port[2], port[3], port[4], port[5], (unsigned char)port[6] % 200,
+                       (unsigned char)port[7] % 200 + 2);
+        {
+                int st = api("POST", "/v1/instances?wait=1", body, &resp);
+                ck_assert_msg(st == 200, "boot %s: HTTP %d %s", body, st, json_object_to_json_string(resp));
+        }
+        p = json_object_get(json_object_array_get_idx(jget(resp, "ports"), 0));
+        json_object_put(resp);
+        return p;
+}
+
+static bool port_filtered(const char *inst)
+{
+        struct json_object *resp = NULL;
+        char path[128];
+        bool f;
+
+        (void)snprintf(path, sizeof(path), "/v1/instances/%s", inst);
+        ck_assert_int_eq(api("GET", path, NULL, &resp), 200);
+        f = json_object_get_boolean(jget(json_object_array_get_idx(jget(resp, "ports"), 0), "filtered"));
+        json_object_put(resp);
+        return f;
+}
+
+static void wait_until(bool (*cond)(const void *), const void *arg, int timeout_ms, const char *what)
+{
+        for (int t = 0; t < timeout_ms; t += 20) {
+                if (cond(arg))
+                        return;
+                sleep_ms(20);
+        }
+        ck_abort_msg("timed out waiting for %s (core log: %s)", what, core.log);
+}
+
+static bool cond_chain(const void *chain) { return chain_exists(chain); }
+static bool cond_no_chain(const void *chain) { return !chain_exists(chain); }
+static bool cond_lines(const void *n) { return ruleset_lines() == *(const size_t *)n; }
+static bool cond_on_bridge(const void *name) { return on_bridge(name); }
+
+/* The core's firewall sync has completed a pass since it started (GET /v1/status). */
+static bool cond_synced(const void *unused)
+{
+        struct json_object *resp = NULL;
+        bool done;
+
+        (void)unused;
+        ck_assert_int_eq(api("GET", "/v1/status", NULL, &resp), 200);
+        done = json_object_get_int64(jget(jget(resp, "firewall"), "runs")) > 0;
+        json_object_put(resp);
+        return done;
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_boot_filtered_plumbing_and_rules)
+{
+        char port[37], tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], qvo[IFNAME_MAX], master[IFNAME_MAX];
+        char chain[64], def[37], sg_out[64];
+        struct json_object *p, *resp = NULL;
+        struct link_facts f;
+
+        start_core(PLUGS4);
+        random_port_uuid(port);
+        ck_assert_int_eq(port_dev_name("tap", port, tap), 0);
+        ck_assert_int_eq(port_dev_name("qbr", port, qbr), 0);
+        ck_assert_int_eq(port_dev_name("qvb", port, qvb), 0);
+        ck_assert_int_eq(port_dev_name("qvo", port, qvo), 0);
+        p = boot("web1", port, NULL);
+        ck_assert(json_object_get_boolean(jget(p, "filtered")));
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(jget(p, "secgroup_names"), 0)), "default");
+        json_object_put(p);
+
+        /* the plumbing, as the kernel and OVS report it */
+        ck_assert_int_eq(link_facts_get(qbr, &f), 0);
+        ck_assert_str_eq(f.kind, "bridge");
+        ck_assert_int_eq(link_facts_get(qvo, &f), 0);
+        ck_assert_str_eq(f.kind, "veth");
+        link_master(tap, master);
+        ck_assert_str_eq(master, qbr);
+        link_master(qvb, master);
+        ck_assert_str_eq(master, qbr);
+        ck_assert(on_bridge(qvo));
+        ck_assert(!on_bridge(tap));
+
+        /* the rules: the port's chain jumps to the default group's egress chain */
+        port_chain(port, chain);
+        ck_assert(chain_exists(chain));
+        (void)snprintf(sg_out, sizeof(sg_out), "sg-%s-out", group_id("default", def));
+        {
+                _cleanup_free_ char *t = chain_text(chain);
+                ck_assert_msg(strstr(t, sg_out), "port chain does not use the default group:\n%s", t);
+        }
+        ck_assert(chain_exists(sg_out));
+
+        /* delete: rules, bridge, veths, tap and OVS port all gone */
+        ck_assert_int_eq(api("DELETE", "/v1/instances/web1?wait=1", NULL, &resp), 200);
+        json_object_put(resp);
+        ck_assert(!chain_exists(chain));
+        ck_assert(!link_exists(qbr));
+        ck_assert(!link_exists(qvb));
+        ck_assert(!link_exists(qvo));
+        ck_assert(!link_exists(tap));
+        ck_assert(!on_bridge(qvo));
+}
+END_TEST
+
+START_TEST(test_unfiltered_without_plug_then_connect_filters_live)
+{
+        char port[37], tap[IFNAME_MAX], qvo[IFNAME_MAX], qbr[IFNAME_MAX], chain[64], master[IFNAME_MAX];
+        struct json_object *p, *resp = NULL;
+
+        start_core(PLUGS3);
+        random_port_uuid(port);
+        ck_assert_int_eq(port_dev_name("tap", port, tap), 0);
+        ck_assert_int_eq(port_dev_name("qvo", port, qvo), 0);
+        ck_assert_int_eq(port_dev_name("qbr", port, qbr), 0);
+        p = boot("plain1", port, NULL);
+        ck_assert(!json_object_get_boolean(jget(p, "filtered")));
+        ck_assert_ptr_nonnull(strstr(jstr(p, "unfiltered_reason"), "firewall-control is not connected"));
+        ck_assert_ptr_nonnull(strstr(jstr(p, "fix"), "snap connect nova-hypervisor:firewall-control"));
+        json_object_put(p);
+        ck_assert(on_bridge(tap));
+        ck_assert(!link_exists(qbr));
+
+        /* connect the plug: the instance is re-plumbed and its rules applied */
+        ck_assert_int_eq(api("POST", "/v1/plugs/firewall-control/connect", NULL, &resp), 200);
+        json_object_put(resp);
+        port_chain(port, chain);
+        wait_until(cond_chain, chain, 15000, "the port's chain after connecting firewall-control");
+        wait_until(cond_on_bridge, qvo, 15000, "qvo on br-int after the re-plumb");
+        for (int t = 0; t < 5000 && !port_filtered("plain1"); t += 20)
+                sleep_ms(20);
+        ck_assert(port_filtered("plain1"));
+        ck_assert(!on_bridge(tap));
+        link_master(tap, master);
+        ck_assert_str_eq(master, qbr);
+}
+END_TEST
+
+START_TEST(test_group_changes_reach_kernel_bad_input_changes_nothing)
+{
+        static const char *const bad[] = {
+                "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":0,\"port_range_max\":0}",
+                "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":1,\"port_range_max\":70000}",
+                "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":90,\"port_range_max\":80}",
+                "{\"direction\":\"ingress\",\"remote_ip_prefix\":\"10.0.0.0/33\"}",
+                "{\"direction\":\"ingress\",\"remote_ip_prefix\":\"garbage\"}",
+                "{\"direction\":\"ingress\",\"ethertype\":\"IPv6\",\"remote_ip_prefix\":\"10.0.0.0/8\"}",
+                "{\"direction\":\"sideways\"}",
+                "{\"direction\":\"ingress\",\"protocol\":\"bogus\"}",
+                "{\"direction\":\"ingress\",\"protocol\":\"udp\",\"port_range_min\":53,\"extra\":1}",
+                "not json",
+        };
+        char port[37], web[37], chain[64], sg_in[64], path[PATH_MAX];
+        struct json_object *p, *resp = NULL;
+        size_t lines, nrules;
+        _cleanup_free_ char *store_before = NULL, *store_after = NULL;
+        size_t len;
+
+        start_core(PLUGS4);
+        group_create("web", web);
+        ck_assert_int_eq(rule_add("web", "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":80,"
+                                         "\"port_range_max\":80}", NULL), 201);
+        random_port_uuid(port);
+        p = boot("web2", port, "[\"web\"]");
+        ck_assert(json_object_get_boolean(jget(p, "filtered")));
+        json_object_put(p);
+        (void)snprintf(sg_in, sizeof(sg_in), "sg-%s-in", web);
+        {
+                _cleanup_free_ char *t = chain_text(sg_in);
+                ck_assert_msg(strstr(t, "tcp dport 80"), "rule not in the group's chain:\n%s", t);
+        }
+        /* a change to the group reaches the chain its port already uses, and the answer says so */
+        ck_assert_int_eq(rule_add("web", "{\"direction\":\"ingress\",\"protocol\":\"udp\",\"port_range_min\":53,"
+                                         "\"port_range_max\":53,\"remote_ip_prefix\":\"10.2.0.0/16\"}", &resp), 201);
+        ck_assert(json_object_get_boolean(jget(resp, "applied")));
+        json_object_put(resp);
+        {
+                _cleanup_free_ char *t = chain_text(sg_in);
+                ck_assert_msg(strstr(t, "udp dport 53") && strstr(t, "10.2.0.0/16"), "new rule missing:\n%s", t);
+        }
+
+        /* bad input: refused with a reason; store and kernel unchanged */
+        lines = ruleset_lines();
+        nrules = group_rules("web");
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/state/secgroups.json", core.dir), 0);
+        ck_assert_int_eq(read_file_bounded(path, 1 << 22, &store_before, &len), 0);
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                int st = rule_add("web", bad[i], &resp);
+                ck_assert_msg(st == 400, "%s: HTTP %d", bad[i], st);
+                ck_assert_ptr_nonnull(jstr(jget(resp, "error"), "message"));
+                json_object_put(resp);
+        }
+        /* a duplicate rule is a conflict, not a second copy */
+        ck_assert_int_eq(rule_add("web", "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":80,"
+                                         "\"port_range_max\":80}", NULL), 409);
+        /* a port cannot reference more than PORT_MAX_GROUPS groups, nor one that does not exist */
+        (void)snprintf(path, sizeof(path), "/v1/ports/%s/secgroups", port);
+        ck_assert_int_eq(api("POST", path, "{\"secgroups\":[\"web\",\"web\"]}", NULL), 400);
+        ck_assert_int_eq(api("POST", path, "{\"secgroups\":[\"nosuchgroup\"]}", NULL), 404);
+        ck_assert_int_eq(api("POST", path, "{\"secgroups\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}", NULL),
+                         400);
+        /* the group in use cannot be deleted */
+        ck_assert_int_eq(api("DELETE", "/v1/secgroups/web", NULL, NULL), 409);
+        ck_assert_int_eq(api("DELETE", "/v1/secgroups/default", NULL, NULL), 409);
+        ck_assert_uint_eq(group_rules("web"), nrules);
+        ck_assert_uint_eq(ruleset_lines(), lines);
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/state/secgroups.json", core.dir), 0);
+        ck_assert_int_eq(read_file_bounded(path, 1 << 22, &store_after, &len), 0);
+        ck_assert_str_eq(store_before, store_after);
+
+        /* at most SECGROUP_MAX_RULES rules in a group */
+        for (int i = 0; i < SECGROUP_MAX_RULES - (int)nrules; i++) {
+                char rule[160];
+                (void)snprintf(rule, sizeof(rule), "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":%d,"
+                                                   "\"port_range_max\":%d}", 1000 + i, 1000 + i);
+                ck_assert_int_eq(rule_add("web", rule, NULL), 201);
+        }
+        ck_assert_int_eq(rule_add("web", "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":9999,"
+                                         "\"port_range_max\":9999}", NULL), 409);
+        ck_assert_uint_eq(group_rules("web"), SECGROUP_MAX_RULES);
+        port_chain(port, chain);
+        ck_assert(chain_exists(chain));
+}
+END_TEST
+
+START_TEST(test_port_set_switches_groups)
+{
+        char port[37], web[37], def[37], chain[64], sg[64];
+        struct json_object *p, *resp = NULL;
+        char path[PATH_MAX];
+
+        start_core(PLUGS4);
+        group_create("ssh", web);
+        random_port_uuid(port);
+        p = boot("sw1", port, NULL);
+        json_object_put(p);
+        port_chain(port, chain);
+        (void)snprintf(path, sizeof(path), "/v1/ports/%s/secgroups", port);
+        ck_assert_int_eq(api("POST", path, "{\"secgroups\":[\"ssh\"]}", &resp), 200);
+        ck_assert(json_object_get_boolean(jget(resp, "applied")));
+        json_object_put(resp);
+        {
+                _cleanup_free_ char *t = chain_text(chain);
+                (void)snprintf(sg, sizeof(sg), "sg-%s-out", web);
+                ck_assert_msg(strstr(t, sg), "port chain does not jump to the new group:\n%s", t);
+                (void)snprintf(sg, sizeof(sg), "sg-%s-out", group_id("default", def));
+                ck_assert_msg(!strstr(t, sg), "port chain still jumps to the old group:\n%s", t);
+        }
+        /* the store has it too */
+        ck_assert_int_eq(api("GET", "/v1/instances/sw1", NULL, &resp), 200);
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
+                                 jget(json_object_array_get_idx(jget(resp, "ports"), 0), "secgroups"), 0)),
+                         web);
+        json_object_put(resp);
+}
+END_TEST
+
+START_TEST(test_restart_keeps_ruleset_and_repairs_drift)
+{
+        char port[37], port2[37], chain[64], chain2[64], path[PATH_MAX];
+        struct json_object *p;
+        pid_t fwpid;
+        size_t lines;
+
+        start_core(PLUGS4);
+        random_port_uuid(port);
+        random_port_uuid(port2);
+        p = boot("r1", port, NULL);
+        json_object_put(p);
+        p = boot("r2", port2, NULL);
+        json_object_put(p);
+        port_chain(port, chain);
+        port_chain(port2, chain2);
+        lines = ruleset_lines();
+        ck_assert_uint_gt(lines, 10);
+
+        /* core restart: same ruleset, nothing duplicated */
+        core_stop(&core);
+        ck_assert_uint_eq(ruleset_lines(), lines);
+        start_core(PLUGS4);
+        wait_until(cond_synced, NULL, 10000, "a firewall sync pass after the restart");
+        ck_assert_uint_eq(ruleset_lines(), lines);
+
+        /* drift: a port's chain flushed behind our back comes back after the module restarts */
+        ck_assert_int_eq(sh("nft flush chain inet " FW_TABLE " %s", chain), 0);
+        ck_assert_uint_lt(ruleset_lines(), lines);
+        fwpid = core_module_pid(&core, "firewall-control");
+        ck_assert_int_gt(fwpid, 0);
+        ck_assert_int_eq(kill(fwpid, SIGKILL), 0);
+        ck_assert_int_gt(core_wait_module_running(&core, "firewall-control", fwpid, 10000), 0);
+        wait_until(cond_lines, &lines, 10000, "the flushed chain to be re-applied");
+
+        /* rules of a port no instance owns are removed: drop r2 from the store while the core is down */
+        core_stop(&core);
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/state/instances", core.dir), 0);
+        {
+                _cleanup_free_ char *out = sh_out("grep -l '\"name\":\"r2\"' %s/*.json", path);
+                out[strcspn(out, "\n")] = '\0';
+                ck_assert_int_eq(unlink(out), 0);
+        }
+        start_core(PLUGS4);
+        wait_until(cond_no_chain, chain2, 10000, "the orphan port's chain to be removed");
+        ck_assert(chain_exists(chain));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+        Suite *s = suite_create("secgroup-lifecycle");
+        TCase *tc = tcase_create("core");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 180);
+        tcase_add_test(tc, test_boot_filtered_plumbing_and_rules);
+        tcase_add_test(tc, test_unfiltered_without_plug_then_connect_filters_live);
+        tcase_add_test(tc, test_group_changes_reach_kernel_bad_input_changes_nothing);
+        tcase_add_test(tc, test_port_set_switches_groups);
+        tcase_add_test(tc, test_restart_keeps_ruleset_and_repairs_drift);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr;
+        int failed;
+
+        harness_enter_netns("test-secgroup-lifecycle");
+        sr = srunner_create(suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
