@@ -366,59 +366,86 @@ static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, u
         }
 }
 
-/* nft's JSON of "<protocol> <field> <value>" */
-#define MATCH(proto, field, value)                                                                     \
-        "{\"match\":{\"op\":\"==\",\"left\":{\"payload\":{\"protocol\":\"" proto "\",\"field\":\"" field \
-        "\"}},\"right\":" value "}}"
-#define SADDR MATCH("ether", "saddr", "\"%s\"")
-
-/* Rule k of p's chain as fw_build_port_chain writes it and nft lists it
- * back: its expressions (JSON text) and comment. False past the last rule. */
-static bool port_rule_expected(const struct fw_port *p, size_t k, char *expr, size_t size, char *comment,
-                               size_t csize)
+/* o is an object with exactly one member, key; its value in *ret. */
+static bool obj1(struct json_object *o, const char *key, struct json_object **ret)
 {
-        char mac[MAC_STR_LEN + 1];
-        size_t n = p->n_groups;
-
-        mac_format(p->mac, mac);
-        comment[0] = '\0';
-        if (k == 0)
-                (void)snprintf(expr, size, "[{\"jump\":{\"target\":\"common\"}}]");
-        else if (k == 1 || k == 2)
-                (void)snprintf(expr, size, "[" SADDR "," MATCH("udp", "sport", "%d") "," MATCH("udp", "dport", "%d")
-                               ",{\"accept\":null}]", mac, k == 1 ? 68 : 546, k == 1 ? 67 : 547);
-        else if (k < 3 + n) {
-                (void)snprintf(expr, size, "[" SADDR ",{\"jump\":{\"target\":\"sg-%s-out\"}}]", mac, p->groups[k - 3]);
-                (void)snprintf(comment, csize, "nh group %s", p->groups[k - 3]);
-        } else if (k == 3 + n) {
-                (void)snprintf(expr, size, "[" SADDR ",{\"drop\":null}]", mac);
-                (void)snprintf(comment, csize, "nh mac %s", mac);
-        } else if (k == 4 + n || k == 5 + n)
-                (void)snprintf(expr, size, "[" MATCH("udp", "sport", "%d") "," MATCH("udp", "dport", "%d")
-                               ",{\"accept\":null}]", k == 4 + n ? 67 : 547, k == 4 + n ? 68 : 546);
-        else if (k < 6 + 2 * n)
-                (void)snprintf(expr, size, "[{\"jump\":{\"target\":\"sg-%s-in\"}}]", p->groups[k - 6 - n]);
-        else if (k == 6 + 2 * n)
-                (void)snprintf(expr, size, "[{\"drop\":null}]");
-        else
-                return false;
-        return true;
+        return json_object_is_type(o, json_type_object) && json_object_object_length(o) == 1 &&
+               json_object_object_get_ex(o, key, ret);
 }
 
+/* nft's JSON of "<proto> <field> <value>": {"match": {"op": "==", "left":
+ * {"payload": {"protocol", "field"}}, "right": value}}; a string value when
+ * str is set, else the number num. */
+static bool is_match(struct json_object *e, const char *proto, const char *field, const char *str, int num)
+{
+        struct json_object *m, *v, *pl;
+
+        if (!obj1(e, "match", &m) || !json_object_is_type(m, json_type_object) || json_object_object_length(m) != 3 ||
+            !streq_ptr(jstr(m, "op"), "==") || !json_object_object_get_ex(m, "left", &v) || !obj1(v, "payload", &pl) ||
+            !json_object_is_type(pl, json_type_object) || json_object_object_length(pl) != 2 ||
+            !streq_ptr(jstr(pl, "protocol"), proto) || !streq_ptr(jstr(pl, "field"), field) ||
+            !json_object_object_get_ex(m, "right", &v))
+                return false;
+        if (str)
+                return streq_ptr(jstr(m, "right"), str);
+        return json_object_is_type(v, json_type_int) && json_object_get_int64(v) == num;
+}
+
+/* {"accept": null} / {"drop": null} / {"jump": {"target": target}} */
+static bool is_verdict(struct json_object *e, const char *verdict, const char *target)
+{
+        struct json_object *v;
+
+        if (!obj1(e, verdict, &v))
+                return false;
+        if (!target)
+                return v == NULL;
+        return json_object_is_type(v, json_type_object) && json_object_object_length(v) == 1 &&
+               streq_ptr(jstr(v, "target"), target);
+}
+
+/* Is rule the k-th rule of p's chain as fw_build_port_chain writes it and
+ * nft lists it back (its expressions and comment)? */
 static bool port_rule_ok(const struct fw_port *p, size_t k, struct json_object *rule)
 {
-        char expr[512], comment[64];
-        struct json_object *want, *have;
-        bool ok;
+        struct json_object *ex, *e[4];
+        char mac[MAC_STR_LEN + 1], want[64] = "", target[UUID_STR_LEN + 16];
+        size_t n = p->n_groups, len;
 
-        if (!port_rule_expected(p, k, expr, sizeof(expr), comment, sizeof(comment)) ||
-            !streq_ptr(jstr(rule, "comment"), comment[0] ? comment : NULL) ||
-            !json_object_object_get_ex(rule, "expr", &have))
+        if (!json_object_object_get_ex(rule, "expr", &ex) || !json_object_is_type(ex, json_type_array))
                 return false;
-        want = json_tokener_parse(expr);
-        ok = want && json_object_equal(want, have);
-        json_object_put(want);
-        return ok;
+        len = json_object_array_length(ex);
+        for (size_t i = 0; i < ARRAY_SIZE(e); i++)
+                e[i] = i < len ? json_object_array_get_idx(ex, i) : NULL;
+        mac_format(p->mac, mac);
+        if (k == 3 + n)
+                (void)snprintf(want, sizeof(want), "nh mac %s", mac);
+        else if (k >= 3 && k < 3 + n)
+                (void)snprintf(want, sizeof(want), "nh group %s", p->groups[k - 3]);
+        if (!streq_ptr(jstr(rule, "comment"), want[0] ? want : NULL))
+                return false;
+        if (k == 0) /* jump common */
+                return len == 1 && is_verdict(e[0], "jump", "common");
+        if (k == 1 || k == 2) /* DHCP client out, from the port's MAC */
+                return len == 4 && is_match(e[0], "ether", "saddr", mac, 0) &&
+                       is_match(e[1], "udp", "sport", NULL, k == 1 ? 68 : 546) &&
+                       is_match(e[2], "udp", "dport", NULL, k == 1 ? 67 : 547) && is_verdict(e[3], "accept", NULL);
+        if (k < 3 + n) { /* the groups' egress rules, for frames from the port's MAC */
+                (void)snprintf(target, sizeof(target), "sg-%s-out", p->groups[k - 3]);
+                return len == 2 && is_match(e[0], "ether", "saddr", mac, 0) && is_verdict(e[1], "jump", target);
+        }
+        if (k == 3 + n) /* nothing else from the port's MAC */
+                return len == 2 && is_match(e[0], "ether", "saddr", mac, 0) && is_verdict(e[1], "drop", NULL);
+        if (k == 4 + n || k == 5 + n) /* DHCP server in */
+                return len == 3 && is_match(e[0], "udp", "sport", NULL, k == 4 + n ? 67 : 547) &&
+                       is_match(e[1], "udp", "dport", NULL, k == 4 + n ? 68 : 546) && is_verdict(e[2], "accept", NULL);
+        if (k < 6 + 2 * n) { /* the groups' ingress rules */
+                (void)snprintf(target, sizeof(target), "sg-%s-in", p->groups[k - 6 - n]);
+                return len == 1 && is_verdict(e[0], "jump", target);
+        }
+        if (k == 6 + 2 * n) /* everything else */
+                return len == 1 && is_verdict(e[0], "drop", NULL);
+        return false; /* past the last rule */
 }
 
 /* Every rule of every port chain, in order, is exactly one the builder wrote
