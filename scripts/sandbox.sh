@@ -133,7 +133,8 @@ say "nova-hypervisor ports (the instance's port on the integration bridge)"
 "${CLI[@]}" ports
 
 say "the kernel's view (ip link in $NS): tap -> qbr bridge -> qvb/qvo veth -> OVS"
-ip -n "$NS" -br link show | grep -E "(tap|qbr|qvb|qvo)${DEMO_PORT:0:11}"
+ip -n "$NS" -o link show | grep -E "(tap|qbr|qvb|qvo)${DEMO_PORT:0:11}" | sed 's/ link\/ether.*//; s/qdisc [a-z_]* //; s/state [A-Z]* //'
+
 
 say "the port's security-group chain (nft list chain inet nova_hypervisor port-$DEMO_PORT in $NS)"
 ip netns exec "$NS" nft list chain inet nova_hypervisor "port-$DEMO_PORT"

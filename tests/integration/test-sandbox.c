@@ -52,10 +52,16 @@ START_TEST(test_make_run_demo_and_teardown)
         ck_assert(file_contains(out, "network-control   yes       running"));
         ck_assert(file_contains(out, "libvirt           yes       running"));
         ck_assert(file_contains(out, "openvswitch       yes       running"));
-        ck_assert(file_contains(out, "fix: sudo snap connect nova-hypervisor:firewall-control"));
+        ck_assert(file_contains(out, "firewall-control  yes       running"));
+        ck_assert(file_contains(out, "fix: sudo snap connect nova-hypervisor:hardware-observe"));
+        /* the port is filtered: bridge and veth pair, its chain jumps to both groups */
+        ck_assert(file_contains(out, "filtered: yes (bridge qbr5e1f0c1a-7d)"));
+        ck_assert(file_contains(out, "security groups: default ssh"));
+        ck_assert(file_contains(out, "chain port-5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50"));
+        ck_assert(file_contains(out, "jump sg-"));
         /* nova-hypervisor ports: the demo port on the integration bridge, with an ofport */
         ck_assert(file_contains(out, "Bridge br-int"));
-        ck_assert(file_contains(out, "Interface tap5e1f0c1a-7d"));
+        ck_assert(file_contains(out, "Interface qvo5e1f0c1a-7d"));
         ck_assert(file_contains(out, "iface-id=\"5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50\""));
         ck_assert(file_contains(out, "instance: demo"));
         ck_assert(file_contains(out, "state:       active"));
