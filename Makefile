@@ -191,6 +191,8 @@ bench-vif: $(PROGRAMS)
 bench-secgroups: $(BUILD)/bin/nova-firewall-control $(LIBNOVA)
 	bash bench/secgroups
 
+include mk/snap.mk
+
 clean:
 	rm -rf $(BUILD)
 

@@ -31,6 +31,8 @@ PACKAGES=(
   ethtool                # turning veth checksum offload off in packet tests (OVS userspace datapath)
   iptables               # iptables-restore (nf_tables backend): the anchor of bench/secgroups
   squashfs-tools         # mksquashfs, for building the snap
+  python3-yaml           # scripts/snapmeta.py: meta/snap.yaml and the checks derived from snapcraft.yaml
+  strace                 # the confinement conformance test traces each module's workload
   autoconf               # OVS build (configure regeneration)
   automake               # OVS build
   libtool                # OVS build (libopenvswitch.la)

@@ -1,0 +1,33 @@
+# ---- the snap, built offline (no snapcraft, no network) ----
+#
+#   make install DESTDIR=D PREFIX=P   programs, app wrappers and the hooks' library under D/P
+#   make snap                         build/nova-hypervisor_<version>_amd64.snap (scripts/mksnap.sh)
+#   make store-request                the store auto-connect request text, from interfaces/*/MANIFEST.md
+#   make check-snap-consistency       snapcraft.yaml plugs, module apps, hooks, src/lib/plugs.c and
+#                                     interfaces/*/ agree (part of make check)
+
+PREFIX ?= /usr/local
+SNAP_PY := /usr/bin/python3
+SNAP_VERSION := $(shell $(SNAP_PY) scripts/snapmeta.py version snapcraft.yaml 2>/dev/null)
+SNAP_FILE := $(BUILD)/nova-hypervisor_$(SNAP_VERSION)_amd64.snap
+SNAP_PRIME := $(BUILD)/snap/prime
+SNAP_WRAPPERS := snap/local/nova-compute-daemon snap/local/nova-module
+SNAP_SHARE := snap/local/hooklib.sh
+
+.PHONY: install snap store-request check-snap-consistency
+
+install: $(PROGRAMS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nova-hypervisor
+	install -m 0755 $(PROGRAMS) $(SNAP_WRAPPERS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(wildcard $(SNAP_SHARE)) $(DESTDIR)$(PREFIX)/share/nova-hypervisor/
+
+snap: $(SNAP_FILE)
+
+$(SNAP_FILE): $(PROGRAMS) $(SNAP_WRAPPERS) $(wildcard $(SNAP_SHARE)) snapcraft.yaml $(wildcard snap/hooks/*) \
+		scripts/mksnap.sh scripts/snapmeta.py
+	rm -rf $(SNAP_PRIME)
+	@$(MAKE) --no-print-directory install DESTDIR=$(abspath $(SNAP_PRIME)) PREFIX=
+	bash scripts/mksnap.sh $(SNAP_PRIME) $(BUILD)
+
+# The packaging test unpacks the snap and starts its apps from their wrappers.
+$(BUILD)/tests/test-snap-package: $(SNAP_FILE)
