@@ -27,6 +27,8 @@ struct fw_group_req {
 };
 
 struct fw {
+        struct modrt *rt;
+        bool serving;                    /* past init: a rebuild now is news for the core */
         struct nft_ctx *nft;
         struct fw_snap snap;
         bool snap_valid;
@@ -175,6 +177,15 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
         if (!fw->snap.skeleton_ok) {
                 (void)snprintf(err, errlen, "nftables tables were created but do not read back complete");
                 return -EIO;
+        }
+        if (fw->serving) {
+                /* Every port's rules went with the old tables: the core re-applies them. */
+                struct proto_writer *w = malloc(sizeof(*w));
+                if (w) {
+                        pw_init(w, PROTO_EVENT, 0, 0, "ruleset_rebuilt");
+                        (void)modrt_send_event(fw->rt, w);
+                        free(w);
+                }
         }
         return 0;
 }
@@ -591,14 +602,18 @@ static int handle_remove(void *state, struct modrt_call *call)
 
 static int reload_for_query(struct fw *fw, struct modrt_call *call)
 {
-        int r = ensure_ready(fw, call->err, sizeof(call->err));
+        int r;
 
-        if (r < 0)
-                return r;
-        /* queries report what the kernel holds now, not our picture of it */
-        r = snap_reload(fw);
-        if (r < 0)
-                (void)snprintf(call->err, sizeof(call->err), "cannot read the nftables ruleset: %s", strerror(-r));
+        /* Queries report what the kernel holds now, not our picture of it; a
+         * damaged skeleton found here is rebuilt at once (and the core told). */
+        fw->snap_valid = false;
+        r = ensure_ready(fw, call->err, sizeof(call->err)); /* reads the ruleset once, rebuilds if needed */
+        if (r == 0 && !fw->snap_valid) {
+                r = snap_reload(fw);
+                if (r < 0)
+                        (void)snprintf(call->err, sizeof(call->err), "cannot read the nftables ruleset: %s",
+                                       strerror(-r));
+        }
         return r;
 }
 
@@ -696,6 +711,7 @@ static int fw_init(struct modrt *rt, void **ret_state)
         fw = calloc(1, sizeof(*fw));
         if (!fw)
                 return -ENOMEM;
+        fw->rt = rt;
         fw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
         if (!fw->nft) {
                 free(fw);
@@ -714,6 +730,7 @@ static int fw_init(struct modrt *rt, void **ret_state)
                 log_warn("security groups not ready: %s", err);
         else
                 log_info("nftables tables ready: %zu ports, %zu groups", fw->snap.n_ports, fw->snap.n_groups);
+        fw->serving = true;
         *ret_state = fw;
         return 0;
 }

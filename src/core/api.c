@@ -10,6 +10,7 @@
 #include "modules.h"
 #include "names.h"
 #include "netctl-protocol.h"
+#include "observe.h"
 #include "snapctl.h"
 
 #include <json-c/json.h>
@@ -50,6 +51,7 @@ struct api_conn {
         struct lifecycle_waiter *waiter; /* pending instance operation (?wait=1), cancelled likewise */
         char port_uuid[UUID_STR_LEN + 1]; /* request context for module replies */
         struct sg_change *change;       /* security-group change in flight; it outlives us */
+        struct observe_query *observe;  /* host/stats/metrics query in flight, cancelled if we go away */
 };
 
 static struct {
@@ -70,6 +72,7 @@ static void conn_free(struct api_conn *c)
                 }
         module_call_cancel(c->call);
         lifecycle_waiter_cancel(c->waiter);
+        observe_cancel(c->observe);
         if (c->change)
                 c->change->c = NULL; /* the change still lands in the store; nobody hears of it */
         sd_event_source_disable_unref(c->io);
@@ -92,14 +95,14 @@ static void conn_update_events(struct api_conn *c)
         (void)sd_event_source_set_io_events(c->io, ev | EPOLLRDHUP);
 }
 
-/* Queue a response; ownership of body_json's string stays with the caller. */
-static void conn_respond(struct api_conn *c, int status, const char *body)
+/* Queue a response of content_type; ownership of body stays with the caller. */
+static void conn_respond_typed(struct api_conn *c, int status, const char *content_type, const char *body)
 {
         size_t len;
         int r;
 
         c->call = NULL;
-        r = http_format_response(status, "application/json", body, strlen(body), c->keep_alive, &c->out, &len);
+        r = http_format_response(status, content_type, body, strlen(body), c->keep_alive, &c->out, &len);
         if (r < 0) {
                 static const char fallback[] = "HTTP/1.1 500 Internal Server Error\r\n"
                                                "Content-Length: 0\r\nConnection: close\r\n\r\n";
@@ -111,6 +114,11 @@ static void conn_respond(struct api_conn *c, int status, const char *body)
         c->out_len = len;
         c->out_off = 0;
         conn_update_events(c);
+}
+
+static void conn_respond(struct api_conn *c, int status, const char *body)
+{
+        conn_respond_typed(c, status, "application/json", body);
 }
 
 static void respond_json(struct api_conn *c, int status, struct json_object *obj)
@@ -1046,6 +1054,26 @@ static void handle_port_secgroups(struct api_conn *c, const struct http_request 
         sg_change_run(c, ch, ip, NULL);
 }
 
+/* ---- host, stats, metrics (observe.c) ---- */
+
+static void on_observe_done(int status, const char *content_type, const char *body, void *userdata)
+{
+        struct api_conn *c = userdata;
+
+        c->observe = NULL;
+        conn_respond_typed(c, status, content_type, body);
+}
+
+static void handle_observe(struct api_conn *c, enum observe_kind kind, const char *instance_id)
+{
+        struct instance *inst = NULL;
+
+        if (instance_id && !(inst = find_instance(instance_id)))
+                return respond_error(c, 404, "no such instance", -1);
+        if (observe_start(api.ctx.cfg, kind, inst, on_observe_done, c, &c->observe) < 0)
+                respond_error(c, 500, "out of memory", -1);
+}
+
 /* ---- routing ---- */
 
 static void route(struct api_conn *c, const struct http_request *req)
@@ -1126,6 +1154,17 @@ static void route(struct api_conn *c, const struct http_request *req)
                         return handle_port_one(c, "tap_delete", p + 10);
                 return respond_error(c, 405, "method not allowed", -1);
         }
+        if (streq(p, "/v1/host") && get)
+                return handle_observe(c, OBSERVE_HOST, NULL);
+        if (streq(p, "/v1/stats") && get)
+                return handle_observe(c, OBSERVE_STATS, NULL);
+        if (strncmp(p, "/v1/stats/", 10) == 0 && get) {
+                if (strlen(p + 10) == 0 || strlen(p + 10) > UUID_STR_LEN || strchr(p + 10, '/'))
+                        return respond_error(c, 404, "no such instance", -1);
+                return handle_observe(c, OBSERVE_STATS, p + 10);
+        }
+        if ((streq(p, "/metrics") || streq(p, "/v1/metrics")) && get)
+                return handle_observe(c, OBSERVE_METRICS, NULL);
         if (streq(p, "/v1/domains") && get)
                 return handle_domain_list(c);
         if (streq(p, "/v1/vifs") && get)

@@ -940,6 +940,10 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
                 if (proto_get_bool(body, "connected", false))
                         reconcile_start(); /* the backend may have changed while we could not see it */
         }
+        else if (plug == PLUG_FIREWALL_CONTROL && streq(event, "ruleset_rebuilt")) {
+                log_warn("firewall-control rebuilt its damaged nftables tables; re-applying every port");
+                firewall_sync();
+        }
 }
 
 static void on_module_ready(enum plug_id plug)

@@ -491,6 +491,23 @@ START_TEST(test_restart_keeps_ruleset_and_repairs_drift)
         ck_assert_int_gt(core_wait_module_running(&core, "firewall-control", fwpid, 10000), 0);
         wait_until(cond_lines, &lines, 10000, "the flushed chain to be re-applied");
 
+        /* a rule slipped into a fixed chain (a bypass for every port): the next sync finds it,
+         * the module rebuilds its tables and the core re-applies every port */
+        ck_assert_int_eq(sh("nft insert rule inet " FW_TABLE " forward accept"), 0);
+        ck_assert_uint_eq(ruleset_lines(), lines + 1);
+        {
+                char setpath[PATH_MAX];
+                ck_assert_int_eq(xsnprintf(setpath, sizeof(setpath), "/v1/ports/%s/secgroups", port), 0);
+                ck_assert_int_eq(api("POST", setpath, "{\"secgroups\":[\"default\"]}", NULL), 200);
+        }
+        wait_until(cond_lines, &lines, 10000, "the tables to be rebuilt and every port re-applied");
+        {
+                _cleanup_free_ char *fwd = chain_text("forward");
+                ck_assert_msg(!strstr(fwd, "\t\taccept\n"), "the foreign rule survived:\n%s", fwd);
+        }
+        ck_assert(chain_exists(chain));
+        ck_assert(chain_exists(chain2));
+
         /* rules of a port no instance owns are removed: drop r2 from the store while the core is down */
         core_stop(&core);
         ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/state/instances", core.dir), 0);
