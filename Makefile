@@ -35,7 +35,8 @@ override LDFLAGS += -fsanitize=address,undefined
 endif
 
 INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Iinterfaces/libvirt -Iinterfaces/openvswitch \
-	-Iinterfaces/firewall-control -Itests/integration
+	-Iinterfaces/firewall-control -Iinterfaces/hardware-observe -Iinterfaces/system-observe \
+	-Iinterfaces/network-observe -Iinterfaces/process-control -Itests/integration
 LIBVIRT_CFLAGS := $(shell pkg-config --cflags libvirt 2>/dev/null)
 LIBVIRT_LIBS := $(shell pkg-config --libs libvirt 2>/dev/null)
 
@@ -53,13 +54,21 @@ FW_PROTO_SRCS := interfaces/firewall-control/fw-protocol.c
 # fw-nft.c and fw-state.c are pure (text builder, JSON decoder): unit-tested and fuzzed.
 FW_LIB_SRCS := interfaces/firewall-control/fw-nft.c interfaces/firewall-control/fw-state.c
 FW_SRCS := interfaces/firewall-control/firewall-control.c $(FW_LIB_SRCS)
-PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS) $(OVS_PROTO_SRCS) $(FW_PROTO_SRCS)
+# The observe and process modules: one protocol file (shared with the core) and one main each.
+HW_PROTO_SRCS := interfaces/hardware-observe/hw-protocol.c
+HW_SRCS := interfaces/hardware-observe/hardware-observe.c
+SYSOBS_PROTO_SRCS := interfaces/system-observe/sysobs-protocol.c
+NETOBS_PROTO_SRCS := interfaces/network-observe/netobs-protocol.c
+PROCCTL_PROTO_SRCS := interfaces/process-control/procctl-protocol.c
+PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS) $(OVS_PROTO_SRCS) $(FW_PROTO_SRCS) $(HW_PROTO_SRCS) \
+	$(SYSOBS_PROTO_SRCS) $(NETOBS_PROTO_SRCS) $(PROCCTL_PROTO_SRCS)
 CLI_SRCS := src/cli/nova-hypervisor.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 PROGRAMS := $(BUILD)/bin/nova-compute $(BUILD)/bin/nova-hypervisor $(BUILD)/bin/nova-network-control \
-	$(BUILD)/bin/nova-libvirt $(BUILD)/bin/nova-openvswitch $(BUILD)/bin/nova-firewall-control
+	$(BUILD)/bin/nova-libvirt $(BUILD)/bin/nova-openvswitch $(BUILD)/bin/nova-firewall-control \
+	$(BUILD)/bin/nova-hardware-observe
 LIBNOVA := $(BUILD)/lib/libnova.a
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
@@ -92,6 +101,10 @@ $(BUILD)/bin/nova-network-control: $(call obj,$(NETCTL_SRCS) $(NETCTL_PROTO_SRCS
 $(BUILD)/bin/nova-libvirt: $(call obj,$(LIBVIRT_SRCS) $(LIBVIRT_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) -o $@
+
+$(BUILD)/bin/nova-hardware-observe: $(call obj,$(HW_SRCS) $(HW_PROTO_SRCS)) $(LIBNOVA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
 NFT_LIBS := $(shell pkg-config --libs libnftables 2>/dev/null)
 

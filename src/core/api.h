@@ -8,6 +8,9 @@
  *   POST   /v1/ports                      {"port_uuid"?, "mac"?, "mtu"?} create a port's tap
  *   GET    /v1/ports/<port_uuid>
  *   DELETE /v1/ports/<port_uuid>
+ *   GET    /v1/host                       inventory (hardware-observe) and placement summary
+ *   GET    /v1/stats[/<instance>]         load, instance CPU/RSS (system-observe), VIF counters (network-observe)
+ *   GET    /metrics                       the same in Prometheus text format (also /v1/metrics)
  *
  * Errors: {"error": {"code": N, "message": "...", "plug": "...", "fix": "..."}}
  * (plug and fix only when a plug is the cause). */

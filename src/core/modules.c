@@ -3,6 +3,10 @@
 
 #include "log.h"
 #include "fw-protocol.h"
+#include "hw-protocol.h"
+#include "netobs-protocol.h"
+#include "procctl-protocol.h"
+#include "sysobs-protocol.h"
 #include "libvirt-protocol.h"
 #include "netctl-protocol.h"
 #include "ovs-protocol.h"
@@ -77,6 +81,10 @@ static const struct module_protocol *const protocols[_PLUG_MAX] = {
         [PLUG_OPENVSWITCH] = &ovs_protocol,
         [PLUG_NETWORK_CONTROL] = &netctl_protocol,
         [PLUG_FIREWALL_CONTROL] = &fw_protocol,
+        [PLUG_HARDWARE_OBSERVE] = &hw_protocol,
+        [PLUG_SYSTEM_OBSERVE] = &sysobs_protocol,
+        [PLUG_NETWORK_OBSERVE] = &netobs_protocol,
+        [PLUG_PROCESS_CONTROL] = &procctl_protocol,
 };
 
 const struct module_protocol *modules_protocol(enum plug_id plug)

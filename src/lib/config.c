@@ -1,6 +1,8 @@
 /* config.c - see config.h */
 #include "config.h"
 
+#include "procfs.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/un.h>
@@ -333,6 +335,51 @@ static int parse_ovsdb_socket(const struct config_key *k, const char *value, voi
         return strscpy(field, value, k->size);
 }
 
+/* A decimal ratio with up to 3 places ("16", "1.5", "0.125") in thousandths, within [min, max] thousandths. */
+static int parse_ratio(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        uint64_t whole = 0, frac = 0;
+        const char *p = value;
+        unsigned digits = 0, places = 0;
+        uint32_t v;
+
+        for (; *p >= '0' && *p <= '9'; p++)
+                if (++digits > 7 || (whole = whole * 10 + (uint64_t)(*p - '0')) > 10000000)
+                        break;
+        if (*p == '.' && digits > 0)
+                for (p++; *p >= '0' && *p <= '9' && places < 4; p++, places++)
+                        frac = frac * 10 + (uint64_t)(*p - '0');
+        if (digits == 0 || *p != '\0' || places > 3 || (places == 0 && p[-1] == '.')) {
+                fmt_msg(why, whylen, "must be a decimal number with at most 3 places, e.g. 16.0: '%.32s'", value);
+                return -EINVAL;
+        }
+        while (places++ < 3)
+                frac *= 10;
+        if (whole * 1000 + frac < k->min || whole * 1000 + frac > k->max) {
+                fmt_msg(why, whylen, "must be between %u.%03u and %u.%03u", k->min / 1000, k->min % 1000, k->max / 1000,
+                        k->max % 1000);
+                return -EINVAL;
+        }
+        v = (uint32_t)(whole * 1000 + frac);
+        memcpy(field, &v, sizeof(v));
+        return 0;
+}
+
+/* A cpu list ("0-3,6"; "" = none): ascending ranges of CPU numbers below 4096. */
+static int parse_cpu_set(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        struct cpuset set;
+        size_t n = strlen(value);
+
+        if (n >= k->size || (n > 0 && (value[n - 1] == '\n' || cpuset_parse(value, n, &set) < 0 ||
+                                       cpuset_count(&set) == 0))) {
+                fmt_msg(why, whylen, "must be a cpu list like 0-3,6 (CPUs 0..%d), or empty: '%.32s'",
+                        CPUSET_MAX_CPUS - 1, value);
+                return -EINVAL;
+        }
+        return strscpy(field, value, k->size);
+}
+
 #define FIELD(f) offsetof(struct nova_config, f), sizeof(((struct nova_config *)NULL)->f)
 
 static const struct config_key config_keys[] = {
@@ -356,6 +403,10 @@ static const struct config_key config_keys[] = {
         { "bridge_create", parse_bool, FIELD(bridge_create), 0, 0 },
         { "bridge_datapath_type", parse_datapath_type, FIELD(bridge_datapath_type), 0, 0 },
         { "port_timeout_ms", parse_number, FIELD(port_timeout_ms), 100, 60000 },
+        { "cpu_allocation_ratio", parse_ratio, FIELD(cpu_allocation_ratio_milli), 1, 1000000 },
+        { "ram_allocation_ratio", parse_ratio, FIELD(ram_allocation_ratio_milli), 1, 1000000 },
+        { "disk_allocation_ratio", parse_ratio, FIELD(disk_allocation_ratio_milli), 1, 1000000 },
+        { "cpu_set", parse_cpu_set, FIELD(cpu_set), 0, 0 },
 };
 
 static const struct config_key *find_key(const char *name)
@@ -416,6 +467,9 @@ void config_defaults(struct nova_config *cfg)
         cfg->bridge_create = false;
         (void)strscpy(cfg->bridge_datapath_type, "system", sizeof(cfg->bridge_datapath_type));
         cfg->port_timeout_ms = 5000;
+        cfg->cpu_allocation_ratio_milli = 16000;
+        cfg->ram_allocation_ratio_milli = 1500;
+        cfg->disk_allocation_ratio_milli = 1000;
 }
 
 int config_parse(const char *text, size_t len, struct nova_config *cfg, char *err, size_t errlen)

@@ -36,6 +36,13 @@ struct nova_config {
         bool bridge_create;           /* create the integration bridge when missing; default false */
         char bridge_datapath_type[8]; /* system | netdev (userspace datapath, the sandbox); default system */
         uint32_t port_timeout_ms;     /* wait for ovs-vswitchd to assign an ofport; 100..60000; default 5000 */
+        /* Placement (`nova-hypervisor host`): capacity = total * ratio. Stored in
+         * thousandths ("16.0" -> 16000); written as decimals with up to 3 places, 0.001..1000. */
+        uint32_t cpu_allocation_ratio_milli;  /* key cpu_allocation_ratio; default 16.0 (nova's) */
+        uint32_t ram_allocation_ratio_milli;  /* key ram_allocation_ratio; default 1.5 (nova's) */
+        uint32_t disk_allocation_ratio_milli; /* key disk_allocation_ratio; default 1.0 (nova's) */
+        char cpu_set[256];            /* CPUs instances are pinned to when boot gives no --cpu-set (process-control);
+                                       * a cpu list "0-3,6", "" = no pinning (default) */
 };
 
 /* Fill *cfg with the built-in defaults (every byte defined, so structs compare with memcmp). */

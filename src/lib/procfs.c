@@ -1,0 +1,597 @@
+/* procfs.c - see procfs.h */
+#include "procfs.h"
+
+#include "names.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#define PATH_MAX_PROCFS 4096 /* readlink target and pidfile path buffers */
+
+/* ---- cpu sets ---- */
+
+bool cpuset_has(const struct cpuset *set, unsigned cpu)
+{
+        return cpu < CPUSET_MAX_CPUS && (set->bits[cpu / 64] >> (cpu % 64)) & 1;
+}
+
+void cpuset_add(struct cpuset *set, unsigned cpu)
+{
+        if (cpu < CPUSET_MAX_CPUS)
+                set->bits[cpu / 64] |= 1ULL << (cpu % 64);
+}
+
+unsigned cpuset_count(const struct cpuset *set)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < ARRAY_SIZE(set->bits); i++)
+                n += (unsigned)__builtin_popcountll(set->bits[i]);
+        return n;
+}
+
+bool cpuset_subset(const struct cpuset *a, const struct cpuset *b)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(a->bits); i++)
+                if (a->bits[i] & ~b->bits[i])
+                        return false;
+        return true;
+}
+
+/* A decimal number of 1..5 digits at *p (no sign); advances *p. */
+static int parse_cpu_number(const char **p, const char *end, unsigned *ret)
+{
+        unsigned v = 0, digits = 0;
+
+        while (*p < end && **p >= '0' && **p <= '9') {
+                if (++digits > 5)
+                        return -ERANGE;
+                v = v * 10 + (unsigned)(**p - '0');
+                (*p)++;
+        }
+        if (digits == 0)
+                return -EINVAL;
+        if (v >= CPUSET_MAX_CPUS)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int cpuset_parse(const char *s, size_t len, struct cpuset *ret)
+{
+        struct cpuset set = {};
+        const char *p = s, *end = s + len;
+        int r;
+
+        if (len > 0 && s[len - 1] == '\n')
+                end--;
+        while (p < end) {
+                unsigned a, b;
+
+                r = parse_cpu_number(&p, end, &a);
+                if (r < 0)
+                        return r;
+                b = a;
+                if (p < end && *p == '-') {
+                        p++;
+                        r = parse_cpu_number(&p, end, &b);
+                        if (r < 0)
+                                return r;
+                        if (b < a)
+                                return -EINVAL;
+                }
+                for (unsigned c = a; c <= b; c++)
+                        cpuset_add(&set, c);
+                if (p < end) {
+                        if (*p != ',' || p + 1 == end)
+                                return -EINVAL;
+                        p++;
+                }
+        }
+        *ret = set;
+        return 0;
+}
+
+int cpuset_format(const struct cpuset *set, char *buf, size_t size)
+{
+        size_t used = 0;
+
+        if (size == 0)
+                return -ENAMETOOLONG;
+        buf[0] = '\0';
+        for (unsigned c = 0; c < CPUSET_MAX_CPUS; c++) {
+                unsigned last = c;
+                int n;
+
+                if (!cpuset_has(set, c))
+                        continue;
+                while (last + 1 < CPUSET_MAX_CPUS && cpuset_has(set, last + 1))
+                        last++;
+                if (last == c)
+                        n = snprintf(buf + used, size - used, "%s%u", used ? "," : "", c);
+                else
+                        n = snprintf(buf + used, size - used, "%s%u-%u", used ? "," : "", c, last);
+                if (n < 0 || (size_t)n >= size - used) {
+                        buf[0] = '\0';
+                        return -ENAMETOOLONG;
+                }
+                used += (size_t)n;
+                c = last;
+        }
+        return 0;
+}
+
+/* ---- line helpers ---- */
+
+/* Next line of [*p, end): its start and length (without '\n'); advances *p. */
+static bool next_line(const char **p, const char *end, const char **ret_line, size_t *ret_len)
+{
+        const char *nl;
+
+        if (*p >= end)
+                return false;
+        nl = memchr(*p, '\n', (size_t)(end - *p));
+        *ret_line = *p;
+        *ret_len = nl ? (size_t)(nl - *p) : (size_t)(end - *p);
+        *p = nl ? nl + 1 : end;
+        return true;
+}
+
+/* Unsigned decimal at [*p, end) (at most 19 digits); advances *p. */
+static int parse_dec(const char **p, const char *end, uint64_t *ret)
+{
+        uint64_t v = 0;
+        unsigned digits = 0;
+
+        while (*p < end && **p >= '0' && **p <= '9') {
+                if (++digits > 19)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t)(**p - '0');
+                (*p)++;
+        }
+        if (digits == 0)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* "12.34" -> 12 * scale + fraction scaled (scale 100 or 1000; extra digits cut). */
+static int parse_fixed(const char **p, const char *end, uint64_t scale, uint64_t *ret)
+{
+        uint64_t whole, frac = 0, unit = scale;
+        int r = parse_dec(p, end, &whole);
+
+        if (r < 0)
+                return r;
+        if (whole > UINT64_MAX / scale / 2)
+                return -ERANGE;
+        if (*p < end && **p == '.') {
+                (*p)++;
+                if (*p >= end || **p < '0' || **p > '9')
+                        return -EINVAL;
+                while (*p < end && **p >= '0' && **p <= '9') {
+                        unit /= 10;
+                        frac += (uint64_t)(**p - '0') * unit;
+                        (*p)++;
+                }
+        }
+        *ret = whole * scale + frac;
+        return 0;
+}
+
+static void skip_blanks(const char **p, const char *end)
+{
+        while (*p < end && (**p == ' ' || **p == '\t'))
+                (*p)++;
+}
+
+/* ---- meminfo, cpuinfo ---- */
+
+int meminfo_get(const char *text, size_t len, const char *key, uint64_t *ret)
+{
+        const char *p = text, *end = text + len, *line;
+        size_t n, klen = strlen(key);
+
+        while (next_line(&p, end, &line, &n)) {
+                const char *q = line, *lend = line + n;
+                uint64_t v;
+
+                if (n > 5 && memcmp(q, "Node ", 5) == 0) { /* node meminfo: "Node 0 MemTotal: ..." */
+                        q += 5;
+                        while (q < lend && *q >= '0' && *q <= '9')
+                                q++;
+                        skip_blanks(&q, lend);
+                }
+                if ((size_t)(lend - q) <= klen || memcmp(q, key, klen) != 0 || q[klen] != ':')
+                        continue;
+                q += klen + 1;
+                skip_blanks(&q, lend);
+                if (parse_dec(&q, lend, &v) < 0)
+                        return -EINVAL;
+                *ret = v;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int cpuinfo_get(const char *text, size_t len, const char *key, char *buf, size_t size)
+{
+        const char *p = text, *end = text + len, *line;
+        size_t n, klen = strlen(key);
+
+        while (next_line(&p, end, &line, &n)) {
+                const char *q = line + klen, *lend = line + n;
+
+                if (n < klen || memcmp(line, key, klen) != 0)
+                        continue;
+                skip_blanks(&q, lend);
+                if (q >= lend || *q != ':')
+                        continue;
+                q++;
+                skip_blanks(&q, lend);
+                while (lend > q && (lend[-1] == ' ' || lend[-1] == '\t'))
+                        lend--;
+                if ((size_t)(lend - q) >= size)
+                        return -ENAMETOOLONG;
+                memcpy(buf, q, (size_t)(lend - q));
+                buf[lend - q] = '\0';
+                return 0;
+        }
+        return -ENOENT;
+}
+
+bool cpu_flags_has(const char *flags, const char *flag)
+{
+        size_t n = strlen(flag);
+
+        for (const char *p = flags; (p = strstr(p, flag)); p += n)
+                if ((p == flags || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+                        return true;
+        return false;
+}
+
+/* ---- PSI, loadavg ---- */
+
+static int psi_line(const char *q, const char *end, uint64_t *a10, uint64_t *a60, uint64_t *a300, uint64_t *total)
+{
+        static const char *const keys[] = { "avg10=", "avg60=", "avg300=", "total=" };
+        uint64_t *vals[] = { a10, a60, a300, total };
+
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+                size_t k = strlen(keys[i]);
+                int r;
+
+                skip_blanks(&q, end);
+                if ((size_t)(end - q) < k || memcmp(q, keys[i], k) != 0)
+                        return -EINVAL;
+                q += k;
+                r = i < 3 ? parse_fixed(&q, end, 100, vals[i]) : parse_dec(&q, end, vals[i]);
+                if (r < 0)
+                        return r;
+        }
+        skip_blanks(&q, end);
+        return q == end ? 0 : -EINVAL;
+}
+
+int psi_parse(const char *text, size_t len, struct psi *ret)
+{
+        const char *p = text, *end = text + len, *line;
+        struct psi v = {};
+        bool some = false;
+        size_t n;
+        int r;
+
+        while (next_line(&p, end, &line, &n)) {
+                if (n >= 5 && memcmp(line, "some ", 5) == 0 && !some) {
+                        r = psi_line(line + 5, line + n, &v.some_avg10, &v.some_avg60, &v.some_avg300, &v.some_total);
+                        some = true;
+                } else if (n >= 5 && memcmp(line, "full ", 5) == 0 && !v.has_full) {
+                        r = psi_line(line + 5, line + n, &v.full_avg10, &v.full_avg60, &v.full_avg300, &v.full_total);
+                        v.has_full = true;
+                } else if (n == 0) {
+                        continue;
+                } else {
+                        return -EINVAL;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (!some)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int loadavg_parse(const char *text, size_t len, struct loadavg *ret)
+{
+        const char *p = text, *end = text + len;
+        struct loadavg v;
+        uint64_t *avgs[] = { &v.load1, &v.load5, &v.load15 };
+        int r;
+
+        for (size_t i = 0; i < ARRAY_SIZE(avgs); i++) {
+                r = parse_fixed(&p, end, 1000, avgs[i]);
+                if (r < 0)
+                        return r;
+                if (p >= end || *p != ' ')
+                        return -EINVAL;
+                p++;
+        }
+        r = parse_dec(&p, end, &v.running);
+        if (r < 0)
+                return r;
+        if (p >= end || *p != '/')
+                return -EINVAL;
+        p++;
+        r = parse_dec(&p, end, &v.tasks);
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}
+
+/* ---- /proc/<pid>/stat ---- */
+
+int proc_stat_parse(const char *text, size_t len, struct proc_stat *ret)
+{
+        const char *end = text + len, *p;
+        struct proc_stat v = {};
+        uint64_t skip;
+        int r;
+
+        /* "pid (comm) S f4 f5 ...": comm may hold anything, so the last ')' ends it. */
+        for (p = end; p > text && p[-1] != ')'; p--)
+                ;
+        if (p == text || p >= end || *p != ' ')
+                return -EINVAL;
+        p++;
+        if (p >= end || !isalpha((unsigned char)*p))
+                return -EINVAL;
+        v.state = *p++;
+        /* fields 4..24; we need 14 utime, 15 stime, 20 num_threads, 22 starttime, 24 rss */
+        for (int field = 4; field <= 24; field++) {
+                uint64_t *dst = field == 14 ? &v.utime : field == 15 ? &v.stime : field == 20 ? &v.num_threads :
+                                field == 22 ? &v.starttime : field == 24 ? &v.rss_pages : &skip;
+                if (p >= end || *p != ' ')
+                        return -EINVAL;
+                p++;
+                if (p < end && *p == '-') { /* some fields (priority, nice, tty) may be negative */
+                        if (dst != &skip)
+                                return -EINVAL;
+                        p++;
+                }
+                r = parse_dec(&p, end, dst);
+                if (r < 0)
+                        return r;
+        }
+        *ret = v;
+        return 0;
+}
+
+/* ---- QEMU processes of our instances ---- */
+
+#define DOMAIN_PREFIX "nova-"
+
+int qemu_cmdline_instance(const char *cmdline, size_t len, char ret_uuid[37])
+{
+        const char *args[256];
+        size_t n = 0;
+        char uuid[UUID_STR_LEN + 1] = "";
+        bool named = false;
+
+        for (const char *p = cmdline, *end = cmdline + len; p < end && n < ARRAY_SIZE(args);) {
+                const char *z = memchr(p, '\0', (size_t)(end - p));
+                if (!z)
+                        break; /* an unterminated last argument is not an argument */
+                args[n++] = p;
+                p = z + 1;
+        }
+        for (size_t i = 0; i + 1 < n; i++) {
+                if (streq(args[i], "-uuid")) {
+                        if (uuid[0] || strlen(args[i + 1]) != UUID_STR_LEN || !uuid_is_valid(args[i + 1]))
+                                return -ENOENT; /* twice, or not canonical: not ours */
+                        memcpy(uuid, args[i + 1], UUID_STR_LEN + 1);
+                }
+        }
+        if (!uuid[0])
+                return -ENOENT;
+        for (size_t i = 0; i + 1 < n; i++) {
+                const char *v = args[i + 1];
+                size_t plen = strlen(DOMAIN_PREFIX);
+
+                if (!streq(args[i], "-name"))
+                        continue;
+                if (strncmp(v, "guest=", 6) == 0)
+                        v += 6;
+                if (strncmp(v, DOMAIN_PREFIX, plen) == 0 && strncmp(v + plen, uuid, UUID_STR_LEN) == 0 &&
+                    (v[plen + UUID_STR_LEN] == '\0' || v[plen + UUID_STR_LEN] == ','))
+                        named = true;
+                else
+                        return -ENOENT;
+        }
+        if (!named)
+                return -ENOENT;
+        memcpy(ret_uuid, uuid, UUID_STR_LEN + 1);
+        return 0;
+}
+
+bool qemu_exe_is_emulator(const char *exe)
+{
+        const char *base = strrchr(exe, '/');
+        size_t n;
+
+        base = base ? base + 1 : exe;
+        n = strlen(base);
+        if (n > 10 && streq(base + n - 10, " (deleted)"))
+                n -= 10;
+        if (n > 12 && strncmp(base, "qemu-system-", 12) == 0)
+                return true;
+        return n == 8 && strncmp(base, "qemu-kvm", 8) == 0;
+}
+
+int read_at_bounded(int dirfd, const char *path, char *buf, size_t max, size_t *ret_len)
+{
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        size_t len = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (max == 0)
+                return -EINVAL;
+        for (;;) {
+                ssize_t k = read(fd, buf + len, max - 1 - len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                len += (size_t)k;
+                if (len == max - 1) {
+                        char extra;
+                        k = read(fd, &extra, 1);
+                        if (k > 0)
+                                return -EFBIG;
+                        break;
+                }
+        }
+        buf[len] = '\0';
+        *ret_len = len;
+        return 0;
+}
+
+/* Whether the process behind dirfd is a QEMU emulator marked for an instance; its UUID. */
+static int process_mark(int dirfd, char ret_uuid[UUID_STR_LEN + 1])
+{
+        char exe[PATH_MAX_PROCFS], cmdline[16384];
+        size_t len;
+        ssize_t k;
+        int r;
+
+        k = readlinkat(dirfd, "exe", exe, sizeof(exe) - 1);
+        if (k < 0)
+                return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
+        exe[k] = '\0';
+        if (!qemu_exe_is_emulator(exe))
+                return -ENOENT;
+        r = read_at_bounded(dirfd, "cmdline", cmdline, sizeof(cmdline), &len);
+        if (r == -EFBIG)
+                len = sizeof(cmdline) - 1; /* the mark comes early; the cut last argument is ignored */
+        else if (r < 0)
+                return r == -ESRCH ? -ENOENT : r;
+        return qemu_cmdline_instance(cmdline, len, ret_uuid);
+}
+
+static int open_pid_dir(const char *proc_root, pid_t pid)
+{
+        char path[64];
+        int fd;
+
+        if (xsnprintf(path, sizeof(path), "%.40s/%d", proc_root, (int)pid) < 0)
+                return -ENAMETOOLONG;
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+int qemu_process_foreach(const char *proc_root, int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, void *userdata),
+                         void *userdata)
+{
+        _cleanup_(closedirp) DIR *d = opendir(proc_root);
+        struct dirent *de;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                char uuid[UUID_STR_LEN + 1];
+                uint32_t pid;
+                _cleanup_close_ int fd = -1;
+                int r;
+
+                if (parse_u32(de->d_name, 1, INT32_MAX, &pid) < 0)
+                        continue;
+                fd = open_pid_dir(proc_root, (pid_t)pid);
+                if (fd < 0)
+                        continue; /* gone meanwhile */
+                if (process_mark(fd, uuid) < 0)
+                        continue;
+                r = cb((pid_t)pid, uuid, fd, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+struct find_ctx {
+        const char *uuid;
+        pid_t pid;
+        int dirfd;
+        unsigned matches;
+};
+
+static int find_cb(pid_t pid, const char *instance_uuid, int dirfd, void *userdata)
+{
+        struct find_ctx *f = userdata;
+
+        if (!streq(instance_uuid, f->uuid))
+                return 0;
+        f->matches++;
+        if (f->dirfd < 0) {
+                f->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+                if (f->dirfd < 0)
+                        return -errno;
+                f->pid = pid;
+        }
+        return 0;
+}
+
+int qemu_process_find(const char *proc_root, const char *libvirt_run, const char *instance_uuid, pid_t *ret_pid,
+                      int *ret_dirfd, const char **ret_found_by)
+{
+        struct find_ctx f = { .uuid = instance_uuid, .dirfd = -1 };
+        int r;
+
+        if (!uuid_is_valid(instance_uuid))
+                return -EINVAL;
+        if (libvirt_run) {
+                char path[PATH_MAX_PROCFS], text[32];
+                _cleanup_close_ int dfd = open(libvirt_run, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                uint32_t pid;
+                size_t len;
+
+                if (dfd >= 0 && xsnprintf(path, sizeof(path), DOMAIN_PREFIX "%s.pid", instance_uuid) == 0 &&
+                    read_at_bounded(dfd, path, text, sizeof(text), &len) == 0) {
+                        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+                                text[--len] = '\0';
+                        if (parse_u32(text, 1, INT32_MAX, &pid) == 0) {
+                                char uuid[UUID_STR_LEN + 1];
+                                int fd = open_pid_dir(proc_root, (pid_t)pid);
+                                if (fd >= 0 && process_mark(fd, uuid) == 0 && streq(uuid, instance_uuid)) {
+                                        *ret_pid = (pid_t)pid;
+                                        *ret_dirfd = fd;
+                                        if (ret_found_by)
+                                                *ret_found_by = "libvirt-pidfile";
+                                        return 0;
+                                }
+                                safe_close(fd);
+                        }
+                }
+        }
+        r = qemu_process_foreach(proc_root, find_cb, &f);
+        if (r < 0) {
+                safe_close(f.dirfd);
+                return r;
+        }
+        if (f.dirfd < 0)
+                return -ENOENT;
+        if (f.matches > 1) { /* two processes claim one instance: touch neither */
+                safe_close(f.dirfd);
+                return -ENOTUNIQ;
+        }
+        *ret_pid = f.pid;
+        *ret_dirfd = f.dirfd;
+        if (ret_found_by)
+                *ret_found_by = "cmdline";
+        return 0;
+}
