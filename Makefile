@@ -62,7 +62,7 @@ NETOBS_PROTO_SRCS := interfaces/network-observe/netobs-protocol.c
 PROCCTL_PROTO_SRCS := interfaces/process-control/procctl-protocol.c
 PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS) $(OVS_PROTO_SRCS) $(FW_PROTO_SRCS) $(HW_PROTO_SRCS) \
 	$(SYSOBS_PROTO_SRCS) $(NETOBS_PROTO_SRCS) $(PROCCTL_PROTO_SRCS)
-CLI_SRCS := src/cli/nova-hypervisor.c
+CLI_SRCS := $(wildcard src/cli/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 

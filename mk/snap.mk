@@ -31,3 +31,5 @@ $(SNAP_FILE): $(PROGRAMS) $(SNAP_WRAPPERS) $(wildcard $(SNAP_SHARE)) snapcraft.y
 
 # The packaging test unpacks the snap and starts its apps from their wrappers.
 $(BUILD)/tests/test-snap-package: $(SNAP_FILE)
+
+$(BUILD)/tests/test-snap-hooks: $(SNAP_FILE)

@@ -1,2 +1,135 @@
-# hooklib.sh - sourced by the hooks in meta/hooks/ (POSIX sh; installed as
-# $SNAP/share/nova-hypervisor/hooklib.sh). Placeholder until the hooks land.
+# hooklib.sh - sourced by the hooks in meta/hooks/ (POSIX sh), installed as
+# $SNAP/share/nova-hypervisor/hooklib.sh. Services are controlled only through
+# snapctl (start --enable, stop --disable, restart); the core is told through
+# its API with the snap's own CLI. The module apps are named after their plugs
+# and the plug list is the daemon's own table (`nova-hypervisor plug names`).
+
+NOVA_SNAP="${SNAP_INSTANCE_NAME:-${SNAP_NAME:-nova-hypervisor}}"
+NOVA_CLI="$SNAP/bin/nova-hypervisor"
+NOVA_CONF="$SNAP_DATA/nova-hypervisor.conf"
+
+log() {
+        echo "nova-hypervisor $HOOK_NAME: $*" >&2
+}
+
+# Is $1 one of the lines of $2?
+in_list() {
+        case "
+$2
+" in
+        *"
+$1
+"*) return 0 ;;
+        esac
+        return 1
+}
+
+module_plugs() {
+        "$NOVA_CLI" plug names
+}
+
+# Tell the core to re-read the plug set; it reads it at start anyway, so a
+# core that is not running (yet) is not an error.
+tell_core_refresh() {
+        "$NOVA_CLI" plug refresh >/dev/null 2>&1 || log "core not reachable; it reads the plugs when it starts"
+}
+
+# install, post-refresh: enable and start exactly the module apps whose plugs
+# are connected, stop and disable the others.
+align_modules() {
+        connected=$(snapctl is-connected --list) || {
+                log "snapctl is-connected --list failed"
+                return 1
+        }
+        for plug in $(module_plugs); do
+                if in_list "$plug" "$connected"; then
+                        snapctl start --enable "$NOVA_SNAP.$plug"
+                else
+                        snapctl stop --disable "$NOVA_SNAP.$plug"
+                fi
+        done
+}
+
+# connect-plug-<plug>: enable and restart that module's app (a restart: new
+# seccomp rules reach only a new process), then tell the core.
+plug_connected() {
+        snapctl start --enable "$NOVA_SNAP.$1"
+        snapctl restart "$NOVA_SNAP.$1"
+        tell_core_refresh
+}
+
+# disconnect-plug-<plug>: stop and disable the app, tell the core. snapctl
+# is-connected still says connected while this hook runs, so the core is
+# told the plug is going rather than asked to re-read.
+plug_disconnected() {
+        snapctl stop --disable "$NOVA_SNAP.$1"
+        "$NOVA_CLI" plug disconnecting "$1" >/dev/null 2>&1 ||
+                log "core not reachable; it reads the plugs when it starts"
+}
+
+# The apps that read a config key (snap spelling). The core reads everything.
+key_consumers() {
+        case "$1" in
+        libvirt-uri) echo libvirt ;;
+        ovsdb-socket | integration-bridge | bridge-create | bridge-datapath-type) echo openvswitch ;;
+        port-timeout-ms) echo "nova-compute openvswitch" ;;
+        log-level) echo "nova-compute $(module_plugs)" ;;
+        *) echo nova-compute ;;
+        esac
+}
+
+# "key = value" of a config file -> "key value" lines in snap spelling.
+conf_pairs() {
+        [ -f "$1" ] || return 0
+        while IFS= read -r line; do
+                case "$line" in
+                "" | "#"*) continue ;;
+                esac
+                key=${line%% = *}
+                echo "$(echo "$key" | tr _ -) ${line#* = }"
+        done <"$1"
+}
+
+# configure: validate every key; refuse (non-zero, message naming the key,
+# nothing written or restarted) or write the config file atomically and
+# restart only the apps that read a key whose value changed.
+configure() {
+        new="$NOVA_CONF.new"
+        snapctl get -d >"$SNAP_DATA/snap-config.json" || {
+                log "snapctl get -d failed"
+                return 1
+        }
+        if ! "$NOVA_CLI" config-check <"$SNAP_DATA/snap-config.json" >"$new" 2>"$SNAP_DATA/config-check.err"; then
+                msg=$(cat "$SNAP_DATA/config-check.err")
+                rm -f "$new" "$SNAP_DATA/config-check.err" "$SNAP_DATA/snap-config.json"
+                echo "${msg#error: }" >&2
+                return 1
+        fi
+        rm -f "$SNAP_DATA/config-check.err" "$SNAP_DATA/snap-config.json"
+        old_pairs=$(conf_pairs "$NOVA_CONF")
+        new_pairs=$(conf_pairs "$new")
+        changed=""
+        for pair in $(printf '%s\n%s\n' "$old_pairs" "$new_pairs" | cut -d' ' -f1 | sort -u); do
+                o=$(printf '%s\n' "$old_pairs" | grep "^$pair " || true)
+                n=$(printf '%s\n' "$new_pairs" | grep "^$pair " || true)
+                [ "$o" = "$n" ] || changed="$changed $pair"
+        done
+        mv -f "$new" "$NOVA_CONF"
+        [ -n "$changed" ] || return 0
+        apps=""
+        for key in $changed; do
+                for app in $(key_consumers "$key"); do
+                        in_list "$app" "$apps" || apps="$apps
+$app"
+                done
+        done
+        connected=$(snapctl is-connected --list 2>/dev/null || true)
+        for app in $apps; do
+                # A module app whose plug is not connected is stopped and stays so.
+                if [ "$app" != nova-compute ] && ! in_list "$app" "$connected"; then
+                        continue
+                fi
+                log "restarting $app (changed:$changed)"
+                snapctl restart "$NOVA_SNAP.$app"
+        done
+}

@@ -8,6 +8,7 @@
  * Human tables by default, --json for scripts (the API's JSON, unchanged).
  * Exit status: 0 ok, 1 the request failed, 2 usage, 3 the core is unreachable. */
 #include "apiclient.h"
+#include "snap-commands.h"
 #include "libvirt-protocol.h"
 #include "names.h"
 #include "plugs.h"
@@ -166,8 +167,23 @@ static int cmd_plug(int argc, char **argv)
         char path[128];
         int r;
 
-        if (argc != 2 || (!streq(argv[0], "connect") && !streq(argv[0], "disconnect"))) {
-                fprintf(stderr, "usage: nova-hypervisor plug connect|disconnect PLUG\n");
+        if (argc == 1 && streq(argv[0], "names")) {
+                /* The plug table, for the snap's hooks. */
+                for (int i = 0; i < _PLUG_MAX; i++)
+                        printf("%s\n", plug_table[i].name);
+                return 0;
+        }
+        if (argc == 1 && streq(argv[0], "refresh")) {
+                /* Inside the snap: re-read `snapctl is-connected --list` (the hooks call this). */
+                r = call("POST", "/v1/plugs/refresh", NULL, &resp);
+                if (r < 0)
+                        return exit_for(r);
+                json_object_put(resp);
+                return 0;
+        }
+        if (argc != 2 || (!streq(argv[0], "connect") && !streq(argv[0], "disconnect") &&
+                          !streq(argv[0], "disconnecting"))) {
+                fprintf(stderr, "usage: nova-hypervisor plug connect|disconnect PLUG | plug names | plug refresh\n");
                 return 2;
         }
         if (plug_from_name(argv[1]) < 0) {
@@ -184,6 +200,8 @@ static int cmd_plug(int argc, char **argv)
                 return exit_for(r);
         if (opt_json)
                 printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        else if (streq(argv[0], "disconnecting"))
+                printf("plug %s being disconnected by snapd; module %s\n", argv[1], jstr(jobj(resp, "module"), "state"));
         else
                 printf("plug %s %s; module %s\n", argv[1], argv[0][0] == 'c' ? "connected" : "disconnected",
                        jstr(jobj(resp, "module"), "state"));
@@ -1055,6 +1073,8 @@ static void usage(FILE *f)
                    "commands:\n"
                    "  status                             the core and every plug: connected, module, fix\n"
                    "  plug connect|disconnect PLUG       outside a snap: stand-in for snap connect\n"
+                   "  plug names | refresh | disconnecting PLUG   for the snap's hooks\n"
+                   "  config-check                       snap configuration (snapctl get -d) on stdin -> config file\n"
                    "  boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]... [--ports N]\n"
                    "            [--secgroup G]... [--count N] [--wait]  boot one instance (or NAME-1..NAME-N)\n"
                    "  list | show NAME|UUID                  instances\n"
@@ -1098,6 +1118,8 @@ int main(int argc, char **argv)
                 }
         if (!opt_socket)
                 opt_socket = default_socket();
+        if (i < argc && streq(argv[i], "config-check"))
+                return cmd_config_check(argc - i - 1, argv + i + 1);
         if (i >= argc) {
                 usage(stderr);
                 return 2;

@@ -337,6 +337,24 @@ static void handle_plug_change(struct api_conn *c, const char *name, bool connec
         respond_json(c, 200, module_json((enum plug_id)plug));
 }
 
+/* Inside the snap: the disconnect-plug hook says snapd is taking the plug
+ * away. `snapctl is-connected` still says connected while that hook runs, so
+ * the hook's word is what the core goes by; the next refresh re-reads snapd. */
+static void handle_plug_disconnecting(struct api_conn *c, const char *name)
+{
+        int plug = plug_from_name(name);
+        char msg[256];
+
+        if (plug < 0) {
+                (void)snprintf(msg, sizeof(msg), "unknown plug '%.64s'", name);
+                return respond_error(c, 404, msg, -1);
+        }
+        if (!api.ctx.snap)
+                return respond_error(c, 409, "outside a snap use /v1/plugs/<plug>/disconnect", -1);
+        (void)modules_set_connected((enum plug_id)plug, false);
+        respond_json(c, 200, module_json((enum plug_id)plug));
+}
+
 static void handle_plug_refresh(struct api_conn *c)
 {
         bool connected[_PLUG_MAX];
@@ -1097,6 +1115,8 @@ static void route(struct api_conn *c, const struct http_request *req)
                                 return handle_plug_change(c, name, true);
                         if (streq(slash, "/disconnect"))
                                 return handle_plug_change(c, name, false);
+                        if (streq(slash, "/disconnecting"))
+                                return handle_plug_disconnecting(c, name);
                 }
         }
         if (streq(p, "/v1/ports")) {

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "modules.h"
 #include "snapctl.h"
+#include "health.h"
 #include "spawner.h"
 
 #include <cap-ng.h>
@@ -411,6 +412,11 @@ int main(int argc, char **argv)
                 log_err("cannot serve the API: %s", strerror(-r));
                 goto out;
         }
+        if (snap) {
+                r = health_start(event, streq(cfg.vif_type, "ovs"));
+                if (r < 0)
+                        log_warn("cannot report health to snapd: %s", strerror(-r));
+        }
         log_info("serving %s (state %s, modules from %s, %s)", cfg.api_socket, cfg.state_dir, module_dir,
                  snap ? "inside a snap" : "supervising modules");
         (void)sd_notify(0, "READY=1");
@@ -418,6 +424,7 @@ int main(int argc, char **argv)
         exit_code = r == 0 ? 0 : 1;
         log_info("shutting down");
 out:
+        health_stop();
         api_stop();
         (void)unlink(cfg.api_socket);
         if (module_socket[0])

@@ -1,0 +1,177 @@
+/* health.c - see health.h */
+#include "health.h"
+
+#include "log.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#define HEALTH_INTERVAL_USEC (1000 * 1000ULL)
+
+const char *health_status_name(enum health_status h)
+{
+        switch (h) {
+        case HEALTH_OKAY:
+                return "okay";
+        case HEALTH_WAITING:
+                return "waiting";
+        case HEALTH_ERROR:
+                return "error";
+        }
+        return "error";
+}
+
+/* Append ", name" (or "name") to a list; a list that no longer fits ends in ",…" once. */
+static void list_add(char *list, size_t size, const char *name)
+{
+        size_t n = strlen(list);
+
+        if (n && list[n - 1] == '.')
+                return; /* already truncated */
+        if (n + strlen(name) + 3 >= size) {
+                if (n + 5 < size)
+                        memcpy(list + n, ",...", 5);
+                return;
+        }
+        (void)snprintf(list + n, size - n, "%s%s", n ? ", " : "", name);
+}
+
+static void format_msg(char *msg, size_t msglen, const char *head, const char *list)
+{
+        size_t max = msglen - 1 < HEALTH_MESSAGE_MAX ? msglen - 1 : HEALTH_MESSAGE_MAX;
+        char tmp[256];
+
+        (void)snprintf(tmp, sizeof(tmp), "%s%s", head, list);
+        if (strlen(tmp) > max) {
+                tmp[max] = '\0';
+                memcpy(tmp + max - 3, "...", 3);
+        }
+        (void)strscpy(msg, tmp, msglen);
+}
+
+enum health_status health_compute(const struct module_status st[_PLUG_MAX], bool ovs_in_use, char *msg,
+                                  size_t msglen)
+{
+        char failed[128] = "", disconnected[128] = "", starting[128] = "";
+
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                const struct module_status *s = &st[i];
+                bool needed = i == PLUG_LIBVIRT || i == PLUG_NETWORK_CONTROL || (i == PLUG_OPENVSWITCH && ovs_in_use);
+
+                if (!s->connected) {
+                        if (needed)
+                                list_add(disconnected, sizeof(disconnected), plug_table[i].name);
+                        continue;
+                }
+                if (s->state == MOD_RUNNING)
+                        continue;
+                if (s->state == MOD_UNAVAILABLE || s->state == MOD_BACKOFF ||
+                    (s->state == MOD_STARTING && s->last_error[0]))
+                        list_add(failed, sizeof(failed), plug_table[i].name);
+                else
+                        list_add(starting, sizeof(starting), plug_table[i].name);
+        }
+        if (failed[0]) {
+                format_msg(msg, msglen, "module failed: ", failed);
+                return HEALTH_ERROR;
+        }
+        if (disconnected[0]) {
+                format_msg(msg, msglen, "waiting for plugs: ", disconnected);
+                return HEALTH_WAITING;
+        }
+        if (starting[0]) {
+                format_msg(msg, msglen, "waiting for modules: ", starting);
+                return HEALTH_WAITING;
+        }
+        if (msglen)
+                msg[0] = '\0';
+        return HEALTH_OKAY;
+}
+
+static struct {
+        sd_event *event;
+        sd_event_source *timer;
+        sd_event_source *child;     /* the snapctl in flight, NULL when none */
+        bool ovs_in_use;
+        bool reported;              /* a report has been made (reported_* valid) */
+        enum health_status reported_status;
+        char reported_msg[HEALTH_MESSAGE_MAX + 1];
+} health;
+
+static int on_snapctl_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+        (void)userdata;
+        if (si->si_code != CLD_EXITED || si->si_status != 0) {
+                log_warn("snapctl set-health failed (%s %d); will retry",
+                         si->si_code == CLD_EXITED ? "exit status" : "signal", si->si_status);
+                health.reported = false;
+        }
+        health.child = sd_event_source_unref(s);
+        return 0;
+}
+
+static int report(enum health_status h, const char *msg)
+{
+        char *argv[] = { (char *)"snapctl", (char *)"set-health", (char *)health_status_name(h),
+                         h == HEALTH_OKAY ? NULL : (char *)msg, NULL };
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+                sigset_t none;
+
+                sigemptyset(&none);
+                (void)sigprocmask(SIG_SETMASK, &none, NULL);
+                if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0)
+                        _exit(127);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        return sd_event_add_child(health.event, &health.child, pid, WEXITED, on_snapctl_exit, NULL);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct module_status st[_PLUG_MAX];
+        char msg[HEALTH_MESSAGE_MAX + 1];
+        enum health_status h;
+        int r;
+
+        (void)userdata;
+        for (int i = 0; i < _PLUG_MAX; i++)
+                modules_get_status((enum plug_id)i, &st[i]);
+        h = health_compute(st, health.ovs_in_use, msg, sizeof(msg));
+        if (!health.child && (!health.reported || h != health.reported_status || !streq(msg, health.reported_msg))) {
+                r = report(h, msg);
+                if (r < 0)
+                        log_warn("cannot run snapctl set-health: %s", strerror(-r));
+                else {
+                        log_info("health: %s%s%s", health_status_name(h), msg[0] ? ": " : "", msg);
+                        health.reported = true;
+                        health.reported_status = h;
+                        (void)strscpy(health.reported_msg, msg, sizeof(health.reported_msg));
+                }
+        }
+        return sd_event_source_set_time(s, usec + HEALTH_INTERVAL_USEC);
+}
+
+int health_start(sd_event *event, bool ovs_in_use)
+{
+        int r;
+
+        health.event = event;
+        health.ovs_in_use = ovs_in_use;
+        r = sd_event_add_time_relative(event, &health.timer, CLOCK_MONOTONIC, 0, 100000, on_timer, NULL);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(health.timer, SD_EVENT_ON);
+}
+
+void health_stop(void)
+{
+        health.timer = sd_event_source_disable_unref(health.timer);
+        health.child = sd_event_source_disable_unref(health.child);
+}

@@ -1,0 +1,410 @@
+/* test-snap-hooks.c - the snap's hooks (meta/hooks/ of the packed snap) run
+ * as snapd would run them: $SNAP, $SNAP_DATA, $SNAP_COMMON set, with a real
+ * nova-compute from the snap in snap mode where the hook talks to it.
+ *
+ * snapd cannot run here: a stand-in `snapctl` on PATH plays snapd. It answers
+ * `is-connected` and `get -d` from files the test writes, and it is also the
+ * stand-in service control: `start --enable`, `stop --disable`, `restart` and
+ * `set-health` are only recorded (one line per call in snapctl.calls), which
+ * is what the tests check. */
+#include "harness.h"
+
+#include "apiclient.h"
+#include "plugs.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static char dir[PATH_MAX], snap_dir[PATH_MAX], data_dir[PATH_MAX], common_dir[PATH_MAX], api_sock[PATH_MAX],
+        log_path[PATH_MAX], calls_file[PATH_MAX], connected_file[PATH_MAX], config_file[PATH_MAX],
+        conf_path[PATH_MAX], app_path[4096];
+static pid_t core_pid;
+
+static void set_file(const char *path, const char *text)
+{
+        ck_assert_int_eq(write_file_atomic(path, text, strlen(text), 0644), 0);
+}
+
+static char *read_all(const char *path)
+{
+        char *s = sh_out("cat %s 2>/dev/null", path);
+        return s;
+}
+
+static void setup(void)
+{
+        const char *bin = getenv("NOVA_BIN");
+        char pattern[PATH_MAX], path[PATH_MAX], script[2048];
+        glob_t g;
+
+        ck_assert_int_eq(xsnprintf(pattern, sizeof(pattern), "%s/../nova-hypervisor_*_amd64.snap", bin ? bin : "build/bin"), 0);
+        ck_assert_msg(glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc == 1, "expected one snap at %s (make snap)", pattern);
+        ck_assert_int_eq(xsnprintf(dir, sizeof(dir), "/tmp/nova-snaphooks-XXXXXX"), 0);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(xsnprintf(snap_dir, sizeof(snap_dir), "%s/snap", dir), 0);
+        ck_assert_int_eq(sh("unsquashfs -q -n -d %s %s", snap_dir, g.gl_pathv[0]), 0);
+        globfree(&g);
+        ck_assert_int_eq(xsnprintf(data_dir, sizeof(data_dir), "%s/data", dir), 0);
+        ck_assert_int_eq(xsnprintf(common_dir, sizeof(common_dir), "%s/common", dir), 0);
+        ck_assert_int_eq(mkdir(data_dir, 0755), 0);
+        ck_assert_int_eq(mkdir(common_dir, 0755), 0);
+        ck_assert_int_eq(xsnprintf(log_path, sizeof(log_path), "%s/log", dir), 0);
+        ck_assert_int_eq(xsnprintf(calls_file, sizeof(calls_file), "%s/snapctl.calls", dir), 0);
+        ck_assert_int_eq(xsnprintf(connected_file, sizeof(connected_file), "%s/connected", dir), 0);
+        ck_assert_int_eq(xsnprintf(config_file, sizeof(config_file), "%s/snap-config.json", dir), 0);
+        ck_assert_int_eq(xsnprintf(conf_path, sizeof(conf_path), "%s/nova-hypervisor.conf", data_dir), 0);
+        ck_assert_int_eq(xsnprintf(api_sock, sizeof(api_sock), "%s/run/nova-hypervisor.socket", data_dir), 0);
+        set_file(connected_file, "network-bind\n");
+        set_file(config_file, "{}\n");
+        ck_assert_int_eq(xsnprintf(script, sizeof(script),
+                                   "#!/bin/sh\n"
+                                   "# stand-in for snapctl and for service control: snapd cannot run here\n"
+                                   "echo \"$*\" >> %s\n"
+                                   "case \"$1 $2\" in\n"
+                                   "  'is-connected --list') cat %s ;;\n"
+                                   "  'is-connected '*) grep -qx \"$2\" %s ;;\n"
+                                   "  'get -d') cat %s ;;\n"
+                                   "  'start --enable'|'stop --disable'|'restart '*|'set-health '*) ;;\n"
+                                   "  *) echo \"error: unsupported in the stand-in: $*\" >&2; exit 1 ;;\n"
+                                   "esac\n",
+                                   calls_file, connected_file, connected_file, config_file),
+                         0);
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/bin", dir), 0);
+        ck_assert_int_eq(mkdir(path, 0755), 0);
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/bin/snapctl", dir), 0);
+        ck_assert_int_eq(write_file_atomic(path, script, strlen(script), 0755), 0);
+        ck_assert_int_eq(xsnprintf(app_path, sizeof(app_path), "%s/bin:/usr/sbin:/usr/bin:/sbin:/bin", dir), 0);
+        setenv("SNAP", snap_dir, 1);
+        setenv("SNAP_DATA", data_dir, 1);
+        setenv("SNAP_COMMON", common_dir, 1);
+        setenv("SNAP_NAME", "nova-hypervisor", 1);
+        setenv("SNAP_INSTANCE_NAME", "nova-hypervisor", 1);
+        core_pid = 0;
+}
+
+static void teardown(void)
+{
+        int status;
+
+        if (core_pid > 0) {
+                kill(core_pid, SIGTERM);
+                waitpid(core_pid, &status, 0);
+        }
+        if (!getenv("KEEP"))
+                (void)sh("rm -rf %s", dir);
+}
+
+/* Run meta/hooks/<hook> as snapd would (stdout+stderr to err_out when not NULL). Exit status. */
+static int run_hook(const char *hook, char *err_out, size_t errlen)
+{
+        char path[PATH_MAX], out[PATH_MAX];
+        int status;
+        pid_t pid;
+
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/meta/hooks/%s", snap_dir, hook), 0);
+        ck_assert_int_eq(xsnprintf(out, sizeof(out), "%s/hook.out", dir), 0);
+        ck_assert_int_eq(access(path, X_OK), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (setenv("PATH", app_path, 1) < 0 || chdir(data_dir) < 0 || fd < 0 || dup2(fd, 1) < 0 ||
+                    dup2(fd, 2) < 0)
+                        _exit(127);
+                execl(path, hook, (char *)NULL);
+                _exit(127);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        if (err_out) {
+                char *s = read_all(out);
+                (void)strscpy(err_out, s, errlen);
+                free(s);
+        }
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* The service-control calls recorded since the last clear, one per line. */
+static char *service_calls(void)
+{
+        return sh_out("grep -E '^(start|stop|restart) ' %s 2>/dev/null || true", calls_file);
+}
+
+static void clear_calls(void)
+{
+        (void)unlink(calls_file);
+}
+
+static void start_core(void)
+{
+        struct json_object *st = NULL;
+        char path[PATH_MAX];
+
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/bin/nova-compute-daemon", snap_dir), 0);
+        core_pid = fork();
+        ck_assert_int_ge(core_pid, 0);
+        if (core_pid == 0) {
+                int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (setenv("PATH", app_path, 1) < 0 || log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+                        _exit(127);
+                execl(path, "nova-compute-daemon", (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500 && api_request(api_sock, "GET", "/v1/status", NULL, 2000, &st) != 200; i++)
+                sleep_ms(10);
+        ck_assert_msg(st, "core did not come up; see %s", log_path);
+        json_object_put(st);
+}
+
+static bool core_says_connected(const char *plug)
+{
+        struct json_object *root = NULL, *plugs, *v;
+        bool connected = false;
+
+        ck_assert_int_eq(api_request(api_sock, "GET", "/v1/status", NULL, 5000, &root), 200);
+        ck_assert(json_object_object_get_ex(root, "plugs", &plugs));
+        for (size_t i = 0; i < json_object_array_length(plugs); i++) {
+                struct json_object *p = json_object_array_get_idx(plugs, i);
+                if (streq(json_object_get_string(json_object_object_get(p, "plug")), plug) &&
+                    json_object_object_get_ex(p, "connected", &v))
+                        connected = json_object_get_boolean(v);
+        }
+        json_object_put(root);
+        return connected;
+}
+
+START_TEST(test_install_and_post_refresh_align_module_apps)
+{
+        static const char *const hooks[] = { "install", "post-refresh" };
+
+        for (size_t h = 0; h < ARRAY_SIZE(hooks); h++) {
+                char *calls, want[128];
+
+                clear_calls();
+                set_file(connected_file, "libvirt\nnetwork-bind\nnetwork-control\n");
+                ck_assert_int_eq(run_hook(hooks[h], NULL, 0), 0);
+                calls = service_calls();
+                /* Exactly one call per module app: enabled+started when connected, else stopped+disabled. */
+                for (int i = 0; i < _PLUG_MAX; i++) {
+                        bool on = i == PLUG_LIBVIRT || i == PLUG_NETWORK_CONTROL;
+                        ck_assert_int_eq(xsnprintf(want, sizeof(want), "%s nova-hypervisor.%s\n",
+                                                   on ? "start --enable" : "stop --disable", plug_table[i].name),
+                                         0);
+                        ck_assert_msg(strstr(calls, want), "%s: no '%s' in:\n%s", hooks[h], want, calls);
+                }
+                int lines = 0;
+                for (const char *p = calls; (p = strchr(p, '\n')); p++)
+                        lines++;
+                ck_assert_int_eq(lines, _PLUG_MAX);
+                ck_assert_ptr_null(strstr(calls, "nova-compute"));
+                free(calls);
+        }
+}
+END_TEST
+
+START_TEST(test_connect_and_disconnect_hooks)
+{
+        char *calls;
+
+        set_file(connected_file, "network-bind\nnetwork-control\n");
+        start_core();
+        ck_assert(!core_says_connected("firewall-control"));
+
+        /* snapd records the connection, then runs connect-plug-firewall-control. */
+        clear_calls();
+        set_file(connected_file, "firewall-control\nnetwork-bind\nnetwork-control\n");
+        ck_assert_int_eq(run_hook("connect-plug-firewall-control", NULL, 0), 0);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "start --enable nova-hypervisor.firewall-control\n"
+                                "restart nova-hypervisor.firewall-control\n");
+        free(calls);
+        ck_assert(core_says_connected("firewall-control"));
+        ck_assert(core_says_connected("network-control"));
+
+        /* disconnect-plug-network-control runs while snapd still says connected. */
+        clear_calls();
+        ck_assert_int_eq(run_hook("disconnect-plug-network-control", NULL, 0), 0);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "stop --disable nova-hypervisor.network-control\n");
+        free(calls);
+        ck_assert(!core_says_connected("network-control"));
+        ck_assert(core_says_connected("firewall-control"));
+
+        /* Without a core the hooks still do their part and succeed. */
+        kill(core_pid, SIGTERM);
+        waitpid(core_pid, NULL, 0);
+        core_pid = 0;
+        clear_calls();
+        ck_assert_int_eq(run_hook("connect-plug-libvirt", NULL, 0), 0);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "start --enable nova-hypervisor.libvirt\nrestart nova-hypervisor.libvirt\n");
+        free(calls);
+}
+END_TEST
+
+START_TEST(test_configure_refuses_bad_values)
+{
+        static const struct {
+                const char *json, *key;
+        } bad[] = {
+                { "{\"module-timeout-ms\": 5}", "module-timeout-ms" },
+                { "{\"module-timeout-ms\": \"soon\"}", "module-timeout-ms" },
+                { "{\"libvirt-uri\": \"not a uri\"}", "libvirt-uri" },
+                { "{\"integration-bridge\": \"br int\"}", "integration-bridge" },
+                { "{\"integration-bridge\": \"a-bridge-name-too-long\"}", "integration-bridge" },
+                { "{\"bridge-create\": \"maybe\"}", "bridge-create" },
+                { "{\"ovsdb-socket\": \"tcp:1.2.3.4:6640\"}", "ovsdb-socket" },
+                { "{\"log-level\": \"chatty\"}", "log-level" },
+                { "{\"libvirt-uri\": \"test:///default\", \"shutdown-timeout-s\": 99999}", "shutdown-timeout-s" },
+                { "{\"state-dir\": \"/tmp\"}", "state-dir" },
+                { "{\"plugs\": \"libvirt\"}", "plugs" },
+                { "{\"no-such-key\": 1}", "no-such-key" },
+                { "{\"port-timeout-ms\": 1.5}", "port-timeout-ms" },
+                { "{\"libvirt-uri\": {\"nested\": 1}}", "libvirt-uri" },
+                { "{\"libvirt-uri\": \"test:///default\\nrun_dir = /tmp\"}", "libvirt-uri" },
+        };
+        static const char good[] = "libvirt_uri = qemu:///system\n";
+        char out[1024], *calls, *conf;
+
+        set_file(connected_file, "libvirt\nnetwork-bind\n");
+        set_file(conf_path, good);
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                clear_calls();
+                set_file(config_file, bad[i].json);
+                ck_assert_msg(run_hook("configure", out, sizeof(out)) != 0, "%s accepted", bad[i].json);
+                ck_assert_msg(strstr(out, bad[i].key), "%s: message does not name %s: %s", bad[i].json, bad[i].key, out);
+                /* Nothing applied: the config file is unchanged, nothing restarted. */
+                conf = read_all(conf_path);
+                ck_assert_str_eq(conf, good);
+                free(conf);
+                calls = service_calls();
+                ck_assert_str_eq(calls, "");
+                free(calls);
+        }
+        /* The cross-field check names both keys. */
+        set_file(config_file, "{\"restart-min-ms\": 50000, \"restart-max-ms\": 40000}");
+        ck_assert_int_ne(run_hook("configure", out, sizeof(out)), 0);
+        ck_assert_msg(strstr(out, "restart-max-ms") && strstr(out, "restart-min-ms"), "%s", out);
+}
+END_TEST
+
+START_TEST(test_configure_applies_and_restarts_only_readers)
+{
+        char out[1024], *calls, *conf;
+
+        set_file(connected_file, "libvirt\nnetwork-bind\nnetwork-control\n");
+        /* First configuration: the libvirt module reads libvirt-uri, nobody else. */
+        clear_calls();
+        set_file(config_file, "{\"libvirt-uri\": \"test:///default\"}\n");
+        ck_assert_msg(run_hook("configure", out, sizeof(out)) == 0, "%s", out);
+        conf = read_all(conf_path);
+        ck_assert_str_eq(conf, "libvirt_uri = test:///default\n");
+        free(conf);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "restart nova-hypervisor.libvirt\n");
+        free(calls);
+
+        /* The same configuration again: nothing restarts. */
+        clear_calls();
+        ck_assert_int_eq(run_hook("configure", NULL, 0), 0);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "");
+        free(calls);
+
+        /* A core key: only the core restarts (modules reconnect to it by themselves). */
+        clear_calls();
+        set_file(config_file, "{\"libvirt-uri\": \"test:///default\", \"module-timeout-ms\": 20000}");
+        ck_assert_int_eq(run_hook("configure", NULL, 0), 0);
+        conf = read_all(conf_path);
+        ck_assert_str_eq(conf, "libvirt_uri = test:///default\nmodule_timeout_ms = 20000\n");
+        free(conf);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "restart nova-hypervisor.nova-compute\n");
+        free(calls);
+
+        /* An OVS key while openvswitch is not connected: its app stays stopped, nothing else restarts. */
+        clear_calls();
+        set_file(config_file, "{\"libvirt-uri\": \"test:///default\", \"module-timeout-ms\": 20000, "
+                              "\"integration-bridge\": \"br-nova\", \"bridge-create\": true}");
+        ck_assert_int_eq(run_hook("configure", NULL, 0), 0);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "");
+        free(calls);
+        ck_assert(file_contains(conf_path, "integration_bridge = br-nova\n"));
+        ck_assert(file_contains(conf_path, "bridge_create = true\n"));
+
+        /* log-level: the core and every connected module app. */
+        clear_calls();
+        set_file(config_file, "{\"libvirt-uri\": \"test:///default\", \"module-timeout-ms\": 20000, "
+                              "\"integration-bridge\": \"br-nova\", \"bridge-create\": true, \"log-level\": \"debug\"}");
+        ck_assert_int_eq(run_hook("configure", NULL, 0), 0);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "restart nova-hypervisor.nova-compute\nrestart nova-hypervisor.libvirt\n"
+                                "restart nova-hypervisor.network-control\n");
+        free(calls);
+
+        /* Unset everything: back to defaults, the readers of what was set restart. */
+        clear_calls();
+        set_file(config_file, "{}");
+        ck_assert_int_eq(run_hook("configure", NULL, 0), 0);
+        conf = read_all(conf_path);
+        ck_assert_str_eq(conf, "");
+        free(conf);
+
+        /* The core started from its wrapper takes the written file. */
+        set_file(config_file, "{\"module-timeout-ms\": 1234}");
+        ck_assert_int_eq(run_hook("configure", NULL, 0), 0);
+        start_core();
+        ck_assert(file_contains(log_path, "serving"));
+}
+END_TEST
+
+START_TEST(test_core_reports_health)
+{
+        char *calls;
+
+        /* Only network-control: the core waits for the plugs it needs to boot. */
+        set_file(connected_file, "network-bind\nnetwork-control\n");
+        start_core();
+        for (int i = 0; i < 300 && !file_contains(calls_file, "set-health"); i++)
+                sleep_ms(10);
+        calls = sh_out("grep '^set-health' %s", calls_file);
+        ck_assert_str_eq(calls, "set-health waiting waiting for plugs: libvirt, openvswitch\n");
+        free(calls);
+
+        /* Connected, but the module apps have not started yet. */
+        set_file(connected_file, "libvirt\nnetwork-bind\nnetwork-control\nopenvswitch\n");
+        ck_assert_int_eq(run_hook("connect-plug-libvirt", NULL, 0), 0);
+        for (int i = 0; i < 300 && !file_contains(calls_file, "waiting for modules"); i++)
+                sleep_ms(10);
+        calls = sh_out("grep '^set-health' %s | tail -1", calls_file);
+        ck_assert_str_eq(calls, "set-health waiting waiting for modules: libvirt, openvswitch, network-control\n");
+        free(calls);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("snap-hooks");
+        TCase *tc = tcase_create("hooks");
+        SRunner *sr;
+        int failed;
+
+        harness_enter_netns("test-snap-hooks");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_install_and_post_refresh_align_module_apps);
+        tcase_add_test(tc, test_connect_and_disconnect_hooks);
+        tcase_add_test(tc, test_configure_refuses_bad_values);
+        tcase_add_test(tc, test_configure_applies_and_restarts_only_readers);
+        tcase_add_test(tc, test_core_reports_health);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
