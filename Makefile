@@ -58,8 +58,11 @@ FW_SRCS := interfaces/firewall-control/firewall-control.c $(FW_LIB_SRCS)
 HW_PROTO_SRCS := interfaces/hardware-observe/hw-protocol.c
 HW_SRCS := interfaces/hardware-observe/hardware-observe.c
 SYSOBS_PROTO_SRCS := interfaces/system-observe/sysobs-protocol.c
+SYSOBS_SRCS := interfaces/system-observe/system-observe.c
 NETOBS_PROTO_SRCS := interfaces/network-observe/netobs-protocol.c
+NETOBS_SRCS := interfaces/network-observe/network-observe.c
 PROCCTL_PROTO_SRCS := interfaces/process-control/procctl-protocol.c
+PROCCTL_SRCS := interfaces/process-control/process-control.c
 PROTO_SRCS := $(NETCTL_PROTO_SRCS) $(LIBVIRT_PROTO_SRCS) $(OVS_PROTO_SRCS) $(FW_PROTO_SRCS) $(HW_PROTO_SRCS) \
 	$(SYSOBS_PROTO_SRCS) $(NETOBS_PROTO_SRCS) $(PROCCTL_PROTO_SRCS)
 CLI_SRCS := $(wildcard src/cli/*.c)
@@ -68,7 +71,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 PROGRAMS := $(BUILD)/bin/nova-compute $(BUILD)/bin/nova-hypervisor $(BUILD)/bin/nova-network-control \
 	$(BUILD)/bin/nova-libvirt $(BUILD)/bin/nova-openvswitch $(BUILD)/bin/nova-firewall-control \
-	$(BUILD)/bin/nova-hardware-observe
+	$(BUILD)/bin/nova-hardware-observe $(BUILD)/bin/nova-system-observe $(BUILD)/bin/nova-network-observe \
+	$(BUILD)/bin/nova-process-control
 LIBNOVA := $(BUILD)/lib/libnova.a
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
@@ -103,6 +107,18 @@ $(BUILD)/bin/nova-libvirt: $(call obj,$(LIBVIRT_SRCS) $(LIBVIRT_PROTO_SRCS)) $(L
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) -o $@
 
 $(BUILD)/bin/nova-hardware-observe: $(call obj,$(HW_SRCS) $(HW_PROTO_SRCS)) $(LIBNOVA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/bin/nova-system-observe: $(call obj,$(SYSOBS_SRCS) $(SYSOBS_PROTO_SRCS)) $(LIBNOVA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/bin/nova-network-observe: $(call obj,$(NETOBS_SRCS) $(NETOBS_PROTO_SRCS)) $(LIBNOVA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/bin/nova-process-control: $(call obj,$(PROCCTL_SRCS) $(PROCCTL_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 

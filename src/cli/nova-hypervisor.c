@@ -11,6 +11,7 @@
 #include "snap-commands.h"
 #include "libvirt-protocol.h"
 #include "names.h"
+#include "observe-cmds.h"
 #include "plugs.h"
 #include "secrule.h"
 #include "snapctl.h"
@@ -1088,6 +1089,9 @@ static void usage(FILE *f)
                    "  secgroup rule add G --direction ingress|egress [--ethertype IPv4|IPv6]\n"
                    "           [--protocol P] [--port N[:M]] [--icmp-type T] [--icmp-code C] [--remote CIDR]\n"
                    "  secgroup rule delete RULE_ID\n"
+                   "  host                                   inventory and placement (VCPU, MEMORY_MB, DISK_GB)\n"
+                   "  stats [NAME|UUID]                      load, instance CPU/RSS, per-VIF counters\n"
+                   "  pin NAME|UUID --cpus LIST [--priority N]  pin the instance's QEMU threads\n"
                    "socket: --socket, $NOVA_HYPERVISOR_SOCKET, or the default of the install\n");
 }
 
@@ -1134,6 +1138,12 @@ int main(int argc, char **argv)
                 return cmd_secgroup(argc - i - 1, argv + i + 1);
         if (streq(argv[i], "ports") && argc == i + 1)
                 return cmd_ports();
+        if (streq(argv[i], "host"))
+                return cmd_host(opt_socket, opt_json, argc - i - 1, argv + i + 1);
+        if (streq(argv[i], "stats"))
+                return cmd_stats(opt_socket, opt_json, argc - i - 1, argv + i + 1);
+        if (streq(argv[i], "pin"))
+                return cmd_pin(opt_socket, opt_json, argc - i - 1, argv + i + 1);
         if (streq(argv[i], "boot"))
                 return cmd_boot(argc - i, argv + i);
         if (streq(argv[i], "list") && argc == i + 1)

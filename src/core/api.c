@@ -1092,6 +1092,60 @@ static void handle_observe(struct api_conn *c, enum observe_kind kind, const cha
                 respond_error(c, 500, "out of memory", -1);
 }
 
+/* ---- CPU pinning (process-control) ---- */
+
+static void on_pin_reply(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+
+        c->call = NULL;
+        if (res->status < 0)
+                return respond_error(c, status_for_errno(res->status), res->error,
+                                     res->status == -ENOTCONN ? PLUG_PROCESS_CONTROL : -1);
+        respond_json(c, 200, value_to_json(res->body));
+}
+
+/* POST /v1/instances/<id>/pin {"cpus": "0-1", "priority"?: "-5"}: the instance
+ * names the process; process-control finds it. GET .../affinity reads it back. */
+static void handle_instance_pin(struct api_conn *c, const struct http_request *req, const char *id, bool pin)
+{
+        struct instance *inst = find_instance(id);
+        struct json_object *body = NULL;
+        struct proto_writer *w;
+        char err[512];
+        int r;
+
+        if (!inst)
+                return respond_error(c, 404, "no such instance", -1);
+        if (!(w = malloc(sizeof(*w))))
+                return respond_error(c, 500, "out of memory", -1);
+        pw_init(w, PROTO_REQUEST, 0, 0, pin ? "instance_pin" : "instance_affinity");
+        pw_str(w, "instance_uuid", inst->uuid);
+        if (pin) {
+                r = parse_body(req, &body, err, sizeof(err));
+                if (r < 0) {
+                        free(w);
+                        return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
+                }
+                json_object_object_foreach(body, key, val) {
+                        if ((!streq(key, "cpus") && !streq(key, "priority")) || !json_object_is_type(val, json_type_string)) {
+                                (void)snprintf(err, sizeof(err),
+                                               "%.32s: unknown field or not a string (pin takes cpus and priority; "
+                                               "the process is found from the instance, never given)", key);
+                                json_object_put(body);
+                                free(w);
+                                return respond_error(c, 400, err, -1);
+                        }
+                        pw_str(w, key, json_object_get_string(val));
+                }
+                json_object_put(body);
+        }
+        r = modules_call(PLUG_PROCESS_CONTROL, w, 0, on_pin_reply, c, &c->call, err, sizeof(err));
+        free(w);
+        if (r < 0)
+                respond_error(c, status_for_errno(r), err, r == -ENOTCONN || r == -EAGAIN ? PLUG_PROCESS_CONTROL : -1);
+}
+
 /* ---- routing ---- */
 
 static void route(struct api_conn *c, const struct http_request *req)
@@ -1212,6 +1266,10 @@ static void route(struct api_conn *c, const struct http_request *req)
                 }
                 if (!slash && del)
                         return handle_instance_op(c, req, id, "delete");
+                if (slash && post && streq(slash, "/pin"))
+                        return handle_instance_pin(c, req, id, true);
+                if (slash && get && streq(slash, "/affinity"))
+                        return handle_instance_pin(c, req, id, false);
                 if (slash && post && (streq(slash, "/stop") || streq(slash, "/start") || streq(slash, "/reboot")))
                         return handle_instance_op(c, req, id, slash + 1);
                 return respond_error(c, 405, "method not allowed", -1);

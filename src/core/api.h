@@ -10,6 +10,8 @@
  *   DELETE /v1/ports/<port_uuid>
  *   GET    /v1/host                       inventory (hardware-observe) and placement summary
  *   GET    /v1/stats[/<instance>]         load, instance CPU/RSS (system-observe), VIF counters (network-observe)
+ *   POST   /v1/instances/<id>/pin         {"cpus", "priority"?}: pin the instance's QEMU threads (process-control)
+ *   GET    /v1/instances/<id>/affinity    the threads' affinity, as the kernel reports it
  *   GET    /metrics                       the same in Prometheus text format (also /v1/metrics)
  *
  * Errors: {"error": {"code": N, "message": "...", "plug": "...", "fix": "..."}}

@@ -346,6 +346,17 @@ int proc_stat_parse(const char *text, size_t len, struct proc_stat *ret)
                 ;
         if (p == text || p >= end || *p != ' ')
                 return -EINVAL;
+        {
+                const char *open = memchr(text, '(', (size_t)(p - text));
+                size_t n;
+                if (!open || open >= p - 1)
+                        return -EINVAL;
+                n = (size_t)(p - 1 - (open + 1));
+                if (n >= sizeof(v.comm))
+                        return -EINVAL;
+                memcpy(v.comm, open + 1, n);
+                v.comm[n] = '\0';
+        }
         p++;
         if (p >= end || !isalpha((unsigned char)*p))
                 return -EINVAL;
@@ -471,11 +482,23 @@ static int process_mark(int dirfd, char ret_uuid[UUID_STR_LEN + 1])
         int r;
 
         k = readlinkat(dirfd, "exe", exe, sizeof(exe) - 1);
-        if (k < 0)
+        if (k < 0 && (errno == EACCES || errno == EPERM)) {
+                /* Not ours to inspect (another user, more capabilities): its task name. */
+                char stat_text[2048];
+                struct proc_stat st;
+
+                if (read_at_bounded(dirfd, "stat", stat_text, sizeof(stat_text), &len) < 0 ||
+                    proc_stat_parse(stat_text, len, &st) < 0)
+                        return -ENOENT;
+                if (!qemu_exe_is_emulator(st.comm) && !(strlen(st.comm) == 15 && strncmp(st.comm, "qemu-system-", 12) == 0))
+                        return -ENOENT;
+        } else if (k < 0) {
                 return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
-        exe[k] = '\0';
-        if (!qemu_exe_is_emulator(exe))
-                return -ENOENT;
+        } else {
+                exe[k] = '\0';
+                if (!qemu_exe_is_emulator(exe))
+                        return -ENOENT;
+        }
         r = read_at_bounded(dirfd, "cmdline", cmdline, sizeof(cmdline), &len);
         if (r == -EFBIG)
                 len = sizeof(cmdline) - 1; /* the mark comes early; the cut last argument is ignored */

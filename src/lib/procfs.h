@@ -59,6 +59,7 @@ int loadavg_parse(const char *text, size_t len, struct loadavg *ret) _warn_unuse
 /* /proc/<pid>/stat: clock ticks in user and system mode, threads, start time
  * (ticks after boot), resident pages. The comm field may hold spaces and ')'. */
 struct proc_stat {
+        char comm[16];  /* the task name (first 15 bytes of the executable's name unless changed) */
         char state;
         uint64_t utime, stime, num_threads, starttime, rss_pages;
 };
@@ -76,7 +77,10 @@ int qemu_cmdline_instance(const char *cmdline, size_t len, char ret_uuid[37]) _w
 bool qemu_exe_is_emulator(const char *exe);
 
 /* The QEMU process of instance_uuid: a process whose executable is a QEMU
- * system emulator and whose command line carries the mark for exactly this
+ * system emulator (its /proc/<pid>/exe when we may read it; a process of
+ * another user, e.g. libvirt-qemu, or with more capabilities than ours hides
+ * it, and then its task name from /proc/<pid>/stat: "qemu-system-*" or
+ * "qemu-kvm") and whose command line carries the mark for exactly this
  * instance. proc_root is "/proc" (tests may not change it: it is a parameter
  * so the fuzzers need no /proc). The libvirt QEMU driver's pidfile
  * (<libvirt_run>/nova-<uuid>.pid, e.g. /run/libvirt/qemu) is tried first when

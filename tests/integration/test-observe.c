@@ -1,0 +1,515 @@
+/* test-observe.c - the four observe/process modules through the real core, in
+ * a private network namespace, checked against the machine itself: nproc,
+ * /proc/meminfo, /sys/devices/system/node, lspci (where installed); VIF
+ * counters after real frames through a port's tap; pinning read back from
+ * /proc/<pid>/status; capabilities from /proc/<pid>/status.
+ *
+ * Stand-in: libvirt's test:///default driver runs no QEMU, so a copy of this
+ * test program named qemu-system-x86_64, started with the command line
+ * libvirt gives QEMU for our domain (-name guest=nova-<uuid> -uuid <uuid>)
+ * and registered as an instance of ours (booted with that UUID), stands in
+ * for the QEMU process. It runs three threads so pinning must reach all. */
+#include "harness.h"
+
+#include "names.h"
+#include "procfs.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define PLUGS "plugs = network-control libvirt hardware-observe system-observe network-observe process-control\n" \
+              "libvirt_uri = test:///default\nvif_type = tap\nmodule_timeout_ms = 5000\n" \
+              "cpu_allocation_ratio = 4.0\nram_allocation_ratio = 1.0\n"
+
+static struct core core;
+static char fake_dir[PATH_MAX];
+
+static void setup(void)
+{
+        static const char *const mods[] = { "hardware-observe", "system-observe", "network-observe",
+                                            "process-control", "network-control", "libvirt" };
+
+        memset(&core, 0, sizeof(core));
+        core_start(&core, PLUGS);
+        for (size_t i = 0; i < ARRAY_SIZE(mods); i++)
+                ck_assert_msg(core_wait_module_running(&core, mods[i], 0, 5000) > 0, "%s not running", mods[i]);
+}
+
+static void teardown(void) { core_stop(&core); }
+
+static struct json_object *jget(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static int64_t jint(struct json_object *o, const char *key) { return json_object_get_int64(jget(o, key)); }
+static const char *jstr(struct json_object *o, const char *key)
+{
+        struct json_object *v = jget(o, key);
+        return v ? json_object_get_string(v) : "";
+}
+
+/* "0x8086" -> "8086" */
+static const char *hex(const char *s) { return strncmp(s, "0x", 2) == 0 ? s + 2 : s; }
+
+static char *read_text(const char *path)
+{
+        char *buf = NULL;
+        size_t len;
+        ck_assert_int_eq(read_file_bounded(path, 1 << 20, &buf, &len), 0);
+        return buf;
+}
+
+/* ---- the QEMU stand-in ---- */
+
+static void *idle_thread(void *arg)
+{
+        (void)arg;
+        for (;;)
+                pause();
+        return NULL;
+}
+
+static _noreturn_ void fake_qemu_main(void)
+{
+        pthread_t t;
+        for (int i = 0; i < 2; i++)
+                (void)pthread_create(&t, NULL, idle_thread, NULL);
+        for (;;)
+                pause();
+}
+
+/* Start the stand-in for instance uuid. exe_name: its executable's name. */
+static pid_t fake_qemu_start(const char *uuid, const char *exe_name)
+{
+        char exe[PATH_MAX + 64], name_arg[64];
+        pid_t pid;
+
+        if (!fake_dir[0]) {
+                (void)snprintf(fake_dir, sizeof(fake_dir), "/tmp/nova-fakeqemu-XXXXXX");
+                ck_assert_ptr_nonnull(mkdtemp(fake_dir));
+        }
+        (void)snprintf(exe, sizeof(exe), "%s/%s", fake_dir, exe_name);
+        if (access(exe, X_OK) != 0)
+                ck_assert_int_eq(sh("cp /proc/%d/exe '%s' && chmod 755 '%s'", (int)getpid(), exe, exe), 0);
+        (void)snprintf(name_arg, sizeof(name_arg), "guest=nova-%s,debug-threads=on", uuid);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char *argv[] = { (char *)exe_name, "-name", name_arg, "-uuid", (char *)uuid, "-S", NULL };
+                char *envp[] = { "NOVA_TEST_FAKE_QEMU=1", NULL };
+                execve(exe, argv, envp);
+                _exit(127);
+        }
+        /* until its threads exist */
+        for (int i = 0; i < 200; i++) {
+                char path[64], *st;
+                (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+                if (access(path, R_OK) != 0)
+                        break;
+                st = read_text(path);
+                bool ready = strstr(st, "Threads:\t3") != NULL;
+                free(st);
+                if (ready)
+                        break;
+                sleep_ms(10);
+        }
+        return pid;
+}
+
+static void fake_qemu_stop(pid_t pid)
+{
+        (void)kill(pid, SIGKILL);
+        (void)waitpid(pid, NULL, 0);
+}
+
+/* Cpus_allowed_list of every thread of pid, all equal to want. */
+static void assert_threads_pinned(pid_t pid, const char *want)
+{
+        char path[128];
+        DIR *d;
+        struct dirent *de;
+        int n = 0;
+
+        (void)snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d))) {
+                char p2[512], *st, *line;
+                if (de->d_name[0] == '.')
+                        continue;
+                (void)snprintf(p2, sizeof(p2), "/proc/%d/task/%s/status", (int)pid, de->d_name);
+                st = read_text(p2);
+                line = strstr(st, "Cpus_allowed_list:\t");
+                ck_assert_ptr_nonnull(line);
+                line += strlen("Cpus_allowed_list:\t");
+                line[strcspn(line, "\n")] = '\0';
+                ck_assert_msg(streq(line, want), "thread %s: Cpus_allowed_list %s, want %s", de->d_name, line, want);
+                free(st);
+                n++;
+        }
+        closedir(d);
+        ck_assert_int_eq(n, 3);
+}
+
+static void boot_instance(const char *name, const char *uuid, const char *port_uuid)
+{
+        struct json_object *resp = NULL;
+        char body[512];
+
+        (void)snprintf(body, sizeof(body),
+                       "{\"name\":\"%s\",\"uuid\":\"%s\",\"vcpus\":2,\"memory_mb\":128,"
+                       "\"ports\":[{\"port_uuid\":\"%s\",\"mac\":\"fa:16:3e:00:00:01\",\"mtu\":1500}]}",
+                       name, uuid, port_uuid);
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/instances?wait=1", body, &resp), 200);
+        json_object_put(resp);
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_module_capabilities_from_the_kernel)
+{
+        static const struct {
+                const char *plug;
+                uint64_t caps;
+        } want[] = {
+                { "hardware-observe", 0 },
+                { "system-observe", 0 },
+                { "network-observe", 0 },
+                { "process-control", 1ULL << CAP_SYS_NICE },
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+                struct proc_security sec;
+                pid_t pid = core_module_pid(&core, want[i].plug);
+
+                ck_assert_int_gt(pid, 0);
+                ck_assert_int_eq(proc_security_read(pid, &sec), 0);
+                ck_assert_msg(sec.cap_eff == want[i].caps, "%s: CapEff %llx", want[i].plug, (unsigned long long)sec.cap_eff);
+                ck_assert_uint_eq(sec.cap_prm, want[i].caps);
+                ck_assert_uint_eq(sec.cap_bnd, want[i].caps);
+                ck_assert_uint_eq(sec.cap_amb, 0);
+                ck_assert(sec.no_new_privs);
+        }
+}
+END_TEST
+
+START_TEST(test_inventory_matches_the_machine)
+{
+        struct json_object *resp = NULL, *hw, *cpu, *mem, *numa, *pci, *place;
+        char *meminfo = read_text("/proc/meminfo"), *out;
+        uint64_t total_kb;
+        long nproc;
+
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/host", NULL, &resp), 200);
+        hw = jget(resp, "hardware");
+        ck_assert(json_object_get_boolean(jget(hw, "available")));
+        cpu = jget(hw, "cpu");
+        mem = jget(hw, "memory");
+
+        /* nproc */
+        out = sh_out("nproc");
+        ck_assert_int_eq(parse_u64(strtok(out, "\n"), 1, 1 << 20, (uint64_t *)&nproc), 0);
+        free(out);
+        ck_assert_int_eq(jint(cpu, "threads"), nproc);
+        ck_assert_int_ge(jint(cpu, "cores"), 1);
+        ck_assert_int_le(jint(cpu, "cores"), nproc);
+        ck_assert_int_ge(jint(cpu, "sockets"), 1);
+        /* virtualisation support is what the flags say */
+        out = sh_out("grep -m1 -o -w -E 'vmx|svm' /proc/cpuinfo || true");
+        out[strcspn(out, "\n")] = '\0';
+        ck_assert_str_eq(jstr(cpu, "virtualization"), out);
+        free(out);
+
+        /* /proc/meminfo */
+        ck_assert_int_eq(meminfo_get(meminfo, strlen(meminfo), "MemTotal", &total_kb), 0);
+        ck_assert_int_eq(jint(mem, "total_kb"), (int64_t)total_kb);
+        free(meminfo);
+
+        /* /sys/devices/system/node */
+        numa = jget(hw, "numa");
+        out = sh_out("ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l");
+        ck_assert_int_eq((int)json_object_array_length(numa), atoi(out));
+        free(out);
+        for (size_t i = 0; i < json_object_array_length(numa); i++) {
+                struct json_object *n = json_object_array_get_idx(numa, i);
+                char path[128], *cpus;
+                (void)snprintf(path, sizeof(path), "/sys/devices/system/node/node%lld/cpulist", (long long)jint(n, "node"));
+                cpus = read_text(path);
+                cpus[strcspn(cpus, "\n")] = '\0';
+                ck_assert_str_eq(jstr(n, "cpus"), cpus);
+                free(cpus);
+                ck_assert_int_gt(jint(n, "memory_total_kb"), 0);
+        }
+
+        /* lspci, where installed: the same devices, classes and ids */
+        pci = jget(hw, "pci");
+        if (access("/usr/bin/lspci", X_OK) == 0) {
+                out = sh_out("lspci -D -n | wc -l");
+                ck_assert_int_eq(jint(hw, "pci_total"), atoi(out));
+                free(out);
+                for (size_t i = 0; i < json_object_array_length(pci); i++) {
+                        struct json_object *d = json_object_array_get_idx(pci, i);
+                        char want[128];
+                        /* lspci -n: "0000:00:03.0 0200: 1af4:1041" (class without prog-if) */
+                        (void)snprintf(want, sizeof(want), "%s %.4s: %s:%s", jstr(d, "address"), hex(jstr(d, "class")),
+                                       hex(jstr(d, "vendor")), hex(jstr(d, "device")));
+                        out = sh_out("lspci -D -n -s %s", jstr(d, "address"));
+                        ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "lspci says '%s', we say '%s'", out, want);
+                        free(out);
+                }
+        } else {
+                fprintf(stderr, "test-observe: lspci not installed; PCI compared with sysfs only\n");
+                out = sh_out("ls /sys/bus/pci/devices | wc -l");
+                ck_assert_int_eq(jint(hw, "pci_total"), atoi(out));
+                free(out);
+        }
+
+        /* placement: totals from the inventory, ratios from config, used from the store */
+        place = jget(resp, "placement");
+        ck_assert_int_eq(jint(jget(place, "VCPU"), "total"), nproc);
+        ck_assert_int_eq(jint(jget(place, "VCPU"), "capacity"), nproc * 4);
+        ck_assert_int_eq(jint(jget(place, "MEMORY_MB"), "total"), (int64_t)(total_kb / 1024));
+        ck_assert_int_eq(jint(jget(place, "VCPU"), "used"), 0);
+        json_object_put(resp);
+
+        char uuid[37], port[37];
+        random_port_uuid(uuid);
+        random_port_uuid(port);
+        boot_instance("sized", uuid, port);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/host", NULL, &resp), 200);
+        place = jget(resp, "placement");
+        ck_assert_int_eq(jint(jget(place, "VCPU"), "used"), 2);
+        ck_assert_int_eq(jint(jget(place, "VCPU"), "free"), nproc * 4 - 2);
+        ck_assert_int_eq(jint(jget(place, "MEMORY_MB"), "used"), 128);
+        json_object_put(resp);
+}
+END_TEST
+
+/* Frames written into the tap by "the guest" are received by the kernel: rx counters move by exactly that. */
+START_TEST(test_vif_counters_move_with_real_frames)
+{
+        char uuid[37], port[37], tap[IFNAME_MAX], path[160];
+        struct json_object *resp = NULL, *insts, *links, *link = NULL;
+        struct ifreq ifr = {};
+        uint8_t frame[100] = {};
+        int fd;
+        int64_t rx0, rxb0;
+
+        random_port_uuid(uuid);
+        random_port_uuid(port);
+        boot_instance("talker", uuid, port);
+        ck_assert_int_eq(tap_name_from_port(port, tap), 0);
+
+        (void)snprintf(path, sizeof(path), "/v1/stats/%s", uuid);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        insts = jget(resp, "instances");
+        ck_assert_int_eq((int)json_object_array_length(insts), 1);
+        links = jget(json_object_array_get_idx(jget(json_object_array_get_idx(insts, 0), "vifs"), 0), "links");
+        ck_assert_int_eq((int)json_object_array_length(links), 1);
+        link = json_object_array_get_idx(links, 0);
+        ck_assert_str_eq(jstr(link, "name"), tap);
+        ck_assert_str_eq(jstr(link, "kind"), "tap");
+        rx0 = jint(link, "rx_packets");
+        rxb0 = jint(link, "rx_bytes");
+        json_object_put(resp);
+
+        /* Attach to the tap as QEMU would and send 25 Ethernet frames from "the guest". */
+        fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+        memcpy(ifr.ifr_name, tap, strlen(tap) + 1);
+        ck_assert_int_eq(ioctl(fd, TUNSETIFF, &ifr), 0);
+        memset(frame, 0xff, 6);                                         /* broadcast */
+        memcpy(frame + 6, "\xfa\x16\x3e\x00\x00\x01", 6);               /* the port's MAC */
+        frame[12] = 0x88, frame[13] = 0xb5;                             /* local experimental ethertype */
+        for (int i = 0; i < 25; i++)
+                ck_assert_int_eq(write(fd, frame, sizeof(frame)), (int)sizeof(frame));
+
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        insts = jget(resp, "instances");
+        links = jget(json_object_array_get_idx(jget(json_object_array_get_idx(insts, 0), "vifs"), 0), "links");
+        link = json_object_array_get_idx(links, 0);
+        ck_assert_int_eq(jint(link, "rx_packets") - rx0, 25);
+        ck_assert_int_eq(jint(link, "rx_bytes") - rxb0, 25 * (int64_t)sizeof(frame));
+        json_object_put(resp);
+
+        /* The same counters in the Prometheus endpoint. */
+        char *text = sh_out("curl -s --unix-socket '%s' http://localhost/metrics", core.socket), want[256];
+        (void)snprintf(want, sizeof(want), "nova_vif_rx_packets_total{device=\"%s\",kind=\"tap\",port_uuid=\"%s\",instance_uuid=\"%s\"} %lld",
+                       tap, port, uuid, (long long)(rx0 + 25));
+        ck_assert_msg(strstr(text, want), "missing in /metrics: %s", want);
+        ck_assert(strstr(text, "nova_observe_available{plug=\"network-observe\"} 1"));
+        ck_assert(strstr(text, "# TYPE nova_vif_rx_packets_total counter"));
+        free(text);
+        close(fd);
+}
+END_TEST
+
+START_TEST(test_pinning_seen_in_proc_and_foreign_refused)
+{
+        char uuid[37], port[37], path[160], body[128];
+        struct json_object *resp = NULL, *procs;
+        pid_t fake, foreign;
+        long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+        char last[32];
+
+        random_port_uuid(uuid);
+        random_port_uuid(port);
+        boot_instance("pinned", uuid, port);
+        fake = fake_qemu_start(uuid, "qemu-system-x86_64");
+
+        /* system-observe finds it by its command line and mark */
+        (void)snprintf(path, sizeof(path), "/v1/stats/%s", uuid);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        procs = jget(json_object_array_get_idx(jget(resp, "instances"), 0), "process");
+        ck_assert(json_object_get_boolean(jget(procs, "available")));
+        ck_assert_int_eq(jint(procs, "pid"), fake);
+        ck_assert_str_eq(jstr(procs, "found_by"), "cmdline");
+        ck_assert_int_eq(jint(procs, "threads"), 3);
+        ck_assert_int_gt(jint(procs, "rss_kb"), 0);
+        json_object_put(resp);
+
+        /* pin to the last CPU, every thread */
+        (void)snprintf(last, sizeof(last), "%ld", nproc - 1);
+        (void)snprintf(path, sizeof(path), "/v1/instances/pinned/pin");
+        (void)snprintf(body, sizeof(body), "{\"cpus\":\"%s\",\"priority\":\"5\"}", last);
+        ck_assert_int_eq(core_api(&core, "POST", path, body, &resp), 200);
+        ck_assert_int_eq(jint(resp, "pid"), fake);
+        ck_assert_int_eq(jint(resp, "threads"), 3);
+        json_object_put(resp);
+        assert_threads_pinned(fake, last);
+        char *nice = sh_out("ps -o ni= -p %d", (int)fake);
+        ck_assert_int_eq(atoi(nice), 5);
+        free(nice);
+
+        /* a pid is never accepted */
+        (void)snprintf(body, sizeof(body), "{\"cpus\":\"0\",\"pid\":\"%d\"}", (int)getpid());
+        ck_assert_int_eq(core_api(&core, "POST", path, body, &resp), 400);
+        json_object_put(resp);
+        /* bad cpu lists change nothing */
+        ck_assert_int_eq(core_api(&core, "POST", path, "{\"cpus\":\"1-0\"}", &resp), 400);
+        json_object_put(resp);
+        ck_assert_int_eq(core_api(&core, "POST", path, "{\"cpus\":\"4095\"}", &resp), 400);
+        json_object_put(resp);
+        assert_threads_pinned(fake, last);
+        fake_qemu_stop(fake);
+
+        /* A foreign process with the mark but not a QEMU executable: refused, untouched. */
+        foreign = fake_qemu_start(uuid, "not-qemu");
+        ck_assert_int_eq(core_api(&core, "POST", path, "{\"cpus\":\"0\"}", &resp), 404);
+        json_object_put(resp);
+        char *before = sh_out("grep Cpus_allowed_list /proc/%d/status", (int)foreign);
+        char want[64];
+        (void)snprintf(want, sizeof(want), "Cpus_allowed_list:\t0-%ld\n", nproc - 1);
+        if (nproc == 1)
+                (void)snprintf(want, sizeof(want), "Cpus_allowed_list:\t0\n");
+        ck_assert_str_eq(before, want);
+        free(before);
+        fake_qemu_stop(foreign);
+        (void)sh("rm -rf '%s'", fake_dir);
+
+        /* No process at all: the instance exists, its process does not. */
+        ck_assert_int_eq(core_api(&core, "POST", path, "{\"cpus\":\"0\"}", &resp), 404);
+        json_object_put(resp);
+        /* an instance that is not ours */
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/instances/nobody/pin", "{\"cpus\":\"0\"}", &resp), 404);
+        json_object_put(resp);
+}
+END_TEST
+
+START_TEST(test_disconnected_plugs_say_so)
+{
+        static const char *const plugs[] = { "hardware-observe", "system-observe", "network-observe", "process-control" };
+        struct json_object *resp = NULL, *hw, *vcpu;
+        char *out;
+
+        for (size_t i = 0; i < ARRAY_SIZE(plugs); i++) {
+                char path[96];
+                (void)snprintf(path, sizeof(path), "/v1/plugs/%s/disconnect", plugs[i]);
+                ck_assert_int_eq(core_api(&core, "POST", path, NULL, &resp), 200);
+                json_object_put(resp);
+        }
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/host", NULL, &resp), 200);
+        hw = jget(resp, "hardware");
+        ck_assert(!json_object_get_boolean(jget(hw, "available")));
+        ck_assert_str_eq(jstr(hw, "plug"), "hardware-observe");
+        ck_assert_str_eq(jstr(hw, "fix"), "sudo snap connect nova-hypervisor:hardware-observe");
+        vcpu = jget(jget(resp, "placement"), "VCPU");
+        ck_assert(json_object_is_type(jget(vcpu, "total"), json_type_null));
+        ck_assert(strlen(jstr(vcpu, "unknown")) > 0);
+        json_object_put(resp);
+
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/stats", NULL, &resp), 200);
+        ck_assert(!json_object_get_boolean(jget(jget(resp, "load"), "available")));
+        ck_assert_str_eq(jstr(jget(resp, "load"), "plug"), "system-observe");
+        ck_assert(!json_object_get_boolean(jget(jget(resp, "links"), "available")));
+        ck_assert_str_eq(jstr(jget(resp, "links"), "plug"), "network-observe");
+        json_object_put(resp);
+
+        out = sh_out("curl -s --unix-socket '%s' http://localhost/metrics", core.socket);
+        ck_assert(strstr(out, "nova_observe_available{plug=\"hardware-observe\"} 0"));
+        ck_assert(strstr(out, "nova_observe_available{plug=\"system-observe\"} 0"));
+        free(out);
+
+        /* the CLI says it too, with the fix */
+        out = sh_out("%s/nova-hypervisor --socket '%s' host", getenv("NOVA_BIN"), core.socket);
+        ck_assert_msg(strstr(out, "inventory: not available (hardware-observe plug not connected)"), "%s", out);
+        ck_assert(strstr(out, "fix: sudo snap connect nova-hypervisor:hardware-observe"));
+        free(out);
+
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/instances/x/pin", "{\"cpus\":\"0\"}", &resp), 404);
+        json_object_put(resp);
+}
+END_TEST
+
+START_TEST(test_cli_host_and_stats)
+{
+        char *out = sh_out("%s/nova-hypervisor --socket '%s' host", getenv("NOVA_BIN"), core.socket);
+        ck_assert_msg(strstr(out, "VCPU"), "%s", out);
+        ck_assert(strstr(out, "MEMORY_MB"));
+        ck_assert(strstr(out, "numa node 0"));
+        free(out);
+        out = sh_out("%s/nova-hypervisor --socket '%s' --json stats", getenv("NOVA_BIN"), core.socket);
+        ck_assert_msg(strstr(out, "\"load1\""), "%s", out);
+        free(out);
+        ck_assert_int_ne(sh("%s/nova-hypervisor --socket '%s' stats no-such-instance", getenv("NOVA_BIN"), core.socket), 0);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("observe");
+        TCase *tc = tcase_create("observe");
+        SRunner *sr;
+        int failed;
+
+        if (getenv("NOVA_TEST_FAKE_QEMU"))
+                fake_qemu_main();
+        harness_enter_netns("test-observe");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_module_capabilities_from_the_kernel);
+        tcase_add_test(tc, test_inventory_matches_the_machine);
+        tcase_add_test(tc, test_vif_counters_move_with_real_frames);
+        tcase_add_test(tc, test_pinning_seen_in_proc_and_foreign_refused);
+        tcase_add_test(tc, test_disconnected_plugs_say_so);
+        tcase_add_test(tc, test_cli_host_and_stats);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        if (fake_dir[0])
+                (void)sh("rm -rf '%s'", fake_dir);
+        return failed ? 1 : 0;
+}
