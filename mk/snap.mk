@@ -33,3 +33,16 @@ $(SNAP_FILE): $(PROGRAMS) $(SNAP_WRAPPERS) $(wildcard $(SNAP_SHARE)) snapcraft.y
 $(BUILD)/tests/test-snap-package: $(SNAP_FILE)
 
 $(BUILD)/tests/test-snap-hooks: $(SNAP_FILE)
+
+# The store auto-connect request text, from interfaces/*/MANIFEST.md.
+store-request:
+	@$(SNAP_PY) scripts/snapmeta.py store-request .
+
+# snapcraft.yaml's plugs, the module apps, the hooks, src/lib/plugs.c and
+# interfaces/*/ must agree; one line per disagreement. Counted in make check's tally.
+check-snap-consistency:
+	@mkdir -p $(BUILD)
+	@if $(SNAP_PY) scripts/snapmeta.py check .; then echo "1 0" >> $(abspath $(TALLY)); \
+	else echo "0 1" >> $(abspath $(TALLY)); exit 1; fi
+
+check-unit: check-snap-consistency
