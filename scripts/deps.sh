@@ -37,7 +37,8 @@ PACKAGES=(
   automake               # OVS build
   libtool                # OVS build (libopenvswitch.la)
   python3-six            # OVS build scripts (IDL generator)
-  curl                   # health-check/HTTP tests
+  curl                   # health-check/HTTP tests, and /metrics in test-observe
+  pciutils               # lspci: test-observe compares the PCI inventory with it
 )
 
 if [[ ${EUID:-$(id -u)} -ne 0 ]]; then

@@ -1,0 +1,182 @@
+/* test-procfs.c - the procfs/sysfs parsers of the observe and process modules,
+ * the QEMU mark, the pin request checks, and the placement config keys. */
+#include "config.h"
+#include "procctl-protocol.h"
+#include "procfs.h"
+
+#include <check.h>
+
+START_TEST(test_cpuset)
+{
+        struct cpuset s, t;
+        char buf[64];
+
+        ck_assert_int_eq(cpuset_parse("0-3,8,10-11\n", 12, &s), 0);
+        ck_assert_uint_eq(cpuset_count(&s), 7);
+        ck_assert(cpuset_has(&s, 10) && !cpuset_has(&s, 9));
+        ck_assert_int_eq(cpuset_format(&s, buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, "0-3,8,10-11");
+        ck_assert_int_eq(cpuset_parse("", 0, &s), 0);
+        ck_assert_uint_eq(cpuset_count(&s), 0);
+        /* refusals leave *ret untouched */
+        ck_assert_int_eq(cpuset_parse("1", 1, &s), 0);
+        static const char *const bad[] = { "3-1", "1,", ",1", "1--2", "-1", "a", "1 2", "+1", "0-", "1,,2" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                t = s;
+                ck_assert_msg(cpuset_parse(bad[i], strlen(bad[i]), &s) == -EINVAL, "%s", bad[i]);
+                ck_assert(memcmp(&s, &t, sizeof(s)) == 0);
+        }
+        ck_assert_int_eq(cpuset_parse("4096", 4, &s), -ERANGE);
+        ck_assert_int_eq(cpuset_parse("0-99999", 7, &s), -ERANGE);
+        ck_assert_int_eq(cpuset_parse("0-1", 3, &t), 0);
+        ck_assert_int_eq(cpuset_parse("0-3", 3, &s), 0);
+        ck_assert(cpuset_subset(&t, &s) && !cpuset_subset(&s, &t));
+}
+END_TEST
+
+START_TEST(test_meminfo_cpuinfo)
+{
+        const char *mi = "MemTotal:       24684096 kB\nMemFree: 100 kB\nHugePages_Total:       4\n";
+        const char *node = "Node 0 MemTotal:       6514904 kB\nNode 0 MemFree: 5 kB\n";
+        const char *ci = "processor\t: 0\nmodel name\t: AMD EPYC  \nflags\t\t: fpu svm sse\n";
+        uint64_t v;
+        char buf[32];
+
+        ck_assert_int_eq(meminfo_get(mi, strlen(mi), "MemTotal", &v), 0);
+        ck_assert_uint_eq(v, 24684096);
+        ck_assert_int_eq(meminfo_get(mi, strlen(mi), "HugePages_Total", &v), 0);
+        ck_assert_uint_eq(v, 4);
+        ck_assert_int_eq(meminfo_get(mi, strlen(mi), "Mem", &v), -ENOENT);
+        ck_assert_int_eq(meminfo_get(node, strlen(node), "MemFree", &v), 0);
+        ck_assert_uint_eq(v, 5);
+        ck_assert_int_eq(cpuinfo_get(ci, strlen(ci), "model name", buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, "AMD EPYC");
+        ck_assert_int_eq(cpuinfo_get(ci, strlen(ci), "flags", buf, 4), -ENAMETOOLONG);
+        ck_assert(cpu_flags_has("fpu svm sse", "svm"));
+        ck_assert(!cpu_flags_has("fpu svmx sse", "svm"));
+}
+END_TEST
+
+START_TEST(test_psi_loadavg_stat)
+{
+        const char *psi = "some avg10=55.85 avg60=60.79 avg300=64.31 total=1497082677\n"
+                          "full avg10=0.00 avg60=0.01 avg300=0.00 total=7\n";
+        const char *stat = "12 (qemu (x) y) S 1 12 12 0 -1 4194560 100 0 0 0 5 7 0 0 20 0 3 0 1234 100000 250 1";
+        struct psi p;
+        struct loadavg la;
+        struct proc_stat st;
+
+        ck_assert_int_eq(psi_parse(psi, strlen(psi), &p), 0);
+        ck_assert_uint_eq(p.some_avg10, 5585);
+        ck_assert_uint_eq(p.some_total, 1497082677);
+        ck_assert(p.has_full);
+        ck_assert_uint_eq(p.full_avg60, 1);
+        ck_assert_int_eq(psi_parse("some avg10=1.0\n", 15, &p), -EINVAL);
+        ck_assert_int_eq(loadavg_parse("0.52 1.5 10.00 2/312 4242\n", 26, &la), 0);
+        ck_assert_uint_eq(la.load1, 520);
+        ck_assert_uint_eq(la.load5, 1500);
+        ck_assert_uint_eq(la.load15, 10000);
+        ck_assert_uint_eq(la.tasks, 312);
+        ck_assert_int_eq(proc_stat_parse(stat, strlen(stat), &st), 0);
+        ck_assert_str_eq(st.comm, "qemu (x) y");
+        ck_assert_uint_eq(st.utime, 5);
+        ck_assert_uint_eq(st.stime, 7);
+        ck_assert_uint_eq(st.num_threads, 3);
+        ck_assert_uint_eq(st.rss_pages, 250);
+        ck_assert_int_eq(proc_stat_parse("12 (x) S 1", 10, &st), -EINVAL);
+}
+END_TEST
+
+#define U "5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50"
+
+START_TEST(test_qemu_mark)
+{
+        static const char good[] = "qemu-system-x86_64\0-name\0guest=nova-" U ",debug-threads=on\0-uuid\0" U "\0";
+        static const char legacy[] = "qemu-kvm\0-name\0nova-" U "\0-uuid\0" U "\0";
+        static const char other_name[] = "qemu\0-name\0guest=nova-5e1f0c1a-7d3b-4c2e-9a8f-000000000000\0-uuid\0" U "\0";
+        static const char no_name[] = "qemu\0-uuid\0" U "\0";
+        static const char upper[] = "qemu\0-name\0guest=nova-" U "\0-uuid\0" "5E1F0C1A-7d3b-4c2e-9a8f-0b1c2d3e4f50\0";
+        static const char cut[] = "qemu\0-name\0guest=nova-" U "\0-uuid\0" U;
+        char uuid[37];
+
+        ck_assert_int_eq(qemu_cmdline_instance(good, sizeof(good) - 1, uuid), 0);
+        ck_assert_str_eq(uuid, U);
+        ck_assert_int_eq(qemu_cmdline_instance(legacy, sizeof(legacy) - 1, uuid), 0);
+        ck_assert_int_eq(qemu_cmdline_instance(other_name, sizeof(other_name) - 1, uuid), -ENOENT);
+        ck_assert_int_eq(qemu_cmdline_instance(no_name, sizeof(no_name) - 1, uuid), -ENOENT);
+        ck_assert_int_eq(qemu_cmdline_instance(upper, sizeof(upper) - 1, uuid), -ENOENT);
+        ck_assert_int_eq(qemu_cmdline_instance(cut, sizeof(cut) - 1, uuid), -ENOENT);
+        ck_assert(qemu_exe_is_emulator("/usr/bin/qemu-system-x86_64"));
+        ck_assert(qemu_exe_is_emulator("/usr/bin/qemu-system-x86_64 (deleted)"));
+        ck_assert(qemu_exe_is_emulator("qemu-kvm"));
+        ck_assert(!qemu_exe_is_emulator("/usr/bin/qemu-system-"));
+        ck_assert(!qemu_exe_is_emulator("/bin/sleep"));
+        ck_assert(!qemu_exe_is_emulator("/tmp/qemu-kvmx"));
+}
+END_TEST
+
+START_TEST(test_pin_request_checks)
+{
+        ck_assert(procctl_cpus_text_ok("0-3,6"));
+        ck_assert(!procctl_cpus_text_ok(""));
+        ck_assert(!procctl_cpus_text_ok("0\n"));
+        ck_assert(!procctl_cpus_text_ok("3-1"));
+        ck_assert(procctl_priority_text_ok("-20") && procctl_priority_text_ok("19") && procctl_priority_text_ok("0"));
+        ck_assert(!procctl_priority_text_ok("20") && !procctl_priority_text_ok("-21") && !procctl_priority_text_ok("+1"));
+        ck_assert(!procctl_priority_text_ok("-0") && !procctl_priority_text_ok("05") && !procctl_priority_text_ok(""));
+        ck_assert_int_eq(procctl_priority_value("-5"), -5);
+}
+END_TEST
+
+START_TEST(test_placement_config)
+{
+        struct nova_config c, before;
+        char err[256];
+
+        config_defaults(&c);
+        ck_assert_uint_eq(c.cpu_allocation_ratio_milli, 16000);
+        ck_assert_uint_eq(c.ram_allocation_ratio_milli, 1500);
+        ck_assert_uint_eq(c.disk_allocation_ratio_milli, 1000);
+        ck_assert_str_eq(c.cpu_set, "");
+        ck_assert_int_eq(config_set(&c, "cpu_allocation_ratio", "4.5", err, sizeof(err)), 0);
+        ck_assert_uint_eq(c.cpu_allocation_ratio_milli, 4500);
+        ck_assert_int_eq(config_set(&c, "ram_allocation_ratio", "0.125", err, sizeof(err)), 0);
+        ck_assert_uint_eq(c.ram_allocation_ratio_milli, 125);
+        ck_assert_int_eq(config_set(&c, "cpu_set", "0-1,3", err, sizeof(err)), 0);
+        ck_assert_str_eq(c.cpu_set, "0-1,3");
+        static const char *const bad_ratio[] = { "", "0", "1.2345", "-1", "1.", ".5", "1e3", "1000.001", "abc" };
+        for (size_t i = 0; i < sizeof(bad_ratio) / sizeof(bad_ratio[0]); i++) {
+                before = c;
+                ck_assert_msg(config_set(&c, "cpu_allocation_ratio", bad_ratio[i], err, sizeof(err)) == -EINVAL, "%s",
+                              bad_ratio[i]);
+                ck_assert(memcmp(&c, &before, sizeof(c)) == 0);
+        }
+        before = c;
+        ck_assert_int_eq(config_set(&c, "cpu_set", "3-1", err, sizeof(err)), -EINVAL);
+        ck_assert(strstr(err, "cpu list"));
+        ck_assert(memcmp(&c, &before, sizeof(c)) == 0);
+        ck_assert_int_eq(config_set(&c, "cpu_set", "", err, sizeof(err)), 0);
+        ck_assert_str_eq(c.cpu_set, "");
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("procfs");
+        TCase *tc = tcase_create("parsers");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_cpuset);
+        tcase_add_test(tc, test_meminfo_cpuinfo);
+        tcase_add_test(tc, test_psi_loadavg_stat);
+        tcase_add_test(tc, test_qemu_mark);
+        tcase_add_test(tc, test_pin_request_checks);
+        tcase_add_test(tc, test_placement_config);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
