@@ -41,8 +41,9 @@ struct nova_config {
         uint32_t cpu_allocation_ratio_milli;  /* key cpu_allocation_ratio; default 16.0 (nova's) */
         uint32_t ram_allocation_ratio_milli;  /* key ram_allocation_ratio; default 1.5 (nova's) */
         uint32_t disk_allocation_ratio_milli; /* key disk_allocation_ratio; default 1.0 (nova's) */
-        char cpu_set[256];            /* CPUs instances are pinned to when boot gives no --cpu-set (process-control);
-                                       * a cpu list "0-3,6", "" = no pinning (default) */
+        char cpu_set[256];            /* default CPUs for instance pinning (process-control); a cpu list "0-3,6",
+                                       * "" = no pinning (default). Validated, but the boot pipeline does not apply
+                                       * it yet: today pinning is `nova-hypervisor pin` / POST .../pin */
 };
 
 /* Fill *cfg with the built-in defaults (every byte defined, so structs compare with memcmp). */
