@@ -11,7 +11,8 @@
  *       `distinct` one RULES-rule group per port (as many ports a call as the
  *       32 groups of a call and the frame limits allow: 13 with 20 rules).
  *       Prints: ours full mode=M ports=N rules=R batch=B calls=C total_s=T
- *               max_call_ms=X module_cpu_s=Y rss_kb=Z hwm_kb=W
+ *               max_call_ms=X module_cpu_s=Y rss_kb=Z hwm_kb=W after_read_rss_kb=R after_read_hwm_kb=H
+ *       (R, H: after the checks, rules_list and rules_get, read the ruleset back)
  *   secgroups-client oneport shared|distinct SIZES REPS [RULES]
  *       Fresh module; for each N of SIZES (comma-separated, increasing): bring
  *       the ruleset to N ports (batched as above, timed as setup), all in one
@@ -489,9 +490,12 @@ static void mode_full(bool shared, unsigned ports)
         long rss = module_status_kb("VmRSS"), hwm = module_status_kb("VmHWM");
         check_total(ports);
         check_port(ports / 2, shared ? SHARED_GROUP : ports / 2, 0);
+        /* rules_list and rules_get read the whole ruleset back (as the core's reconcile does) */
+        long rss_read = module_status_kb("VmRSS"), hwm_read = module_status_kb("VmHWM");
         printf("ours full mode=%s ports=%u rules=%u batch=%u calls=%u total_s=%.4f max_call_ms=%.2f "
-               "module_cpu_s=%.3f rss_kb=%ld hwm_kb=%ld\n",
-               shared ? "shared" : "distinct", ports, n_rules, batch, calls, total, max * 1e3, cpu, rss, hwm);
+               "module_cpu_s=%.3f rss_kb=%ld hwm_kb=%ld after_read_rss_kb=%ld after_read_hwm_kb=%ld\n",
+               shared ? "shared" : "distinct", ports, n_rules, batch, calls, total, max * 1e3, cpu, rss, hwm,
+               rss_read, hwm_read);
         fflush(stdout);
         stop_module();
 }
