@@ -46,3 +46,6 @@ check-snap-consistency:
 	else echo "0 1" >> $(abspath $(TALLY)); exit 1; fi
 
 check-unit: check-snap-consistency
+
+# The snapd policy data is compiled into libnova (.incbin).
+$(BUILD)/obj/src/lib/snapd-policy.o: data/snapd-policy.json

@@ -1076,6 +1076,7 @@ static void usage(FILE *f)
                    "  plug connect|disconnect PLUG       outside a snap: stand-in for snap connect\n"
                    "  plug names | refresh | disconnecting PLUG   for the snap's hooks\n"
                    "  config-check                       snap configuration (snapctl get -d) on stdin -> config file\n"
+                   "  explain-denial [FILE]              which snap interface grants each AppArmor/seccomp denial\n"
                    "  boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]... [--ports N]\n"
                    "            [--secgroup G]... [--count N] [--wait]  boot one instance (or NAME-1..NAME-N)\n"
                    "  list | show NAME|UUID                  instances\n"
@@ -1124,6 +1125,8 @@ int main(int argc, char **argv)
                 opt_socket = default_socket();
         if (i < argc && streq(argv[i], "config-check"))
                 return cmd_config_check(argc - i - 1, argv + i + 1);
+        if (i < argc && streq(argv[i], "explain-denial"))
+                return cmd_explain_denial(argc - i - 1, argv + i + 1);
         if (i >= argc) {
                 usage(stderr);
                 return 2;
