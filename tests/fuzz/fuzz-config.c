@@ -46,6 +46,10 @@ static void check_valid(const struct nova_config *c)
         CHECK(c->integration_bridge[0] != '\0' && c->integration_bridge[0] != '-');
         CHECK(streq(c->bridge_datapath_type, "system") || streq(c->bridge_datapath_type, "netdev"));
         CHECK(c->port_timeout_ms >= 100 && c->port_timeout_ms <= 60000 && c->shutdown_timeout_s <= 3600);
+        CHECK(c->cpu_allocation_ratio_milli >= 1 && c->cpu_allocation_ratio_milli <= 1000000);
+        CHECK(c->ram_allocation_ratio_milli >= 1 && c->ram_allocation_ratio_milli <= 1000000);
+        CHECK(c->disk_allocation_ratio_milli >= 1 && c->disk_allocation_ratio_milli <= 1000000);
+        CHECK(memchr(c->cpu_set, '\0', sizeof(c->cpu_set)) != NULL);
 }
 
 /* Write c back as a config file. */
@@ -67,13 +71,17 @@ static int serialize(const struct nova_config *c, char *buf, size_t size)
                          "stable_after_ms = %u\nstop_timeout_ms = %u\nlog_level = %s\n"
                          "libvirt_uri = %s\nshutdown_timeout_s = %u\norphan_policy = %s\nvif_type = %s\n"
                          "ovsdb_socket = %s\nintegration_bridge = %s\nbridge_create = %s\n"
-                         "bridge_datapath_type = %s\nport_timeout_ms = %u\n",
+                         "bridge_datapath_type = %s\nport_timeout_ms = %u\n"
+                         "cpu_allocation_ratio = %u.%03u\nram_allocation_ratio = %u.%03u\n"
+                         "disk_allocation_ratio = %u.%03u\ncpu_set = %s\n",
                          c->state_dir, c->run_dir, c->api_socket, c->module_dir, n ? plugs : "none",
                          c->module_timeout_ms, c->restart_min_ms, c->restart_max_ms,
                          c->stable_after_ms, c->stop_timeout_ms, c->log_level, c->libvirt_uri,
                          c->shutdown_timeout_s, c->orphan_policy, c->vif_type, c->ovsdb_socket,
                          c->integration_bridge, c->bridge_create ? "true" : "false", c->bridge_datapath_type,
-                         c->port_timeout_ms);
+                         c->port_timeout_ms, c->cpu_allocation_ratio_milli / 1000, c->cpu_allocation_ratio_milli % 1000,
+                         c->ram_allocation_ratio_milli / 1000, c->ram_allocation_ratio_milli % 1000,
+                         c->disk_allocation_ratio_milli / 1000, c->disk_allocation_ratio_milli % 1000, c->cpu_set);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
