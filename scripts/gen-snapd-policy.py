@@ -13,6 +13,50 @@ import json
 import sys
 
 
+# The reference lists the abstractions the default template includes
+# (<abstractions/base>, <abstractions/openssl>, ...) without expanding their
+# file rules. These are the rules of AppArmor's abstractions/base and
+# abstractions/openssl that every C program hits (dynamic loader, shared
+# libraries, /dev/null, glibc's sysconf reads); check them against
+# /var/lib/snapd/apparmor/profiles/snap.nova-hypervisor.* on the test VM.
+ABSTRACTION_FILES = [
+    ("/etc/ld.so.cache", "mr"),
+    ("/etc/ld.so.conf", "r"),
+    ("/etc/ld.so.conf.d/{,*.conf}", "r"),
+    ("/etc/ld.so.preload", "r"),
+    ("/{usr/,}lib{,32,64}/ld{,32,64}-*.so", "mr"),
+    ("/{usr/,}lib/@{multiarch}/ld{,32,64}-*.so", "mr"),
+    ("/{usr/,}lib{,32,64}/**.so*", "mr"),
+    ("/{usr/,}lib/@{multiarch}/**.so*", "mr"),
+    ("/dev/log", "w"),
+    ("/dev/random", "r"),
+    ("/dev/urandom", "r"),
+    ("/dev/null", "rw"),
+    ("/dev/zero", "rw"),
+    ("/dev/full", "rw"),
+    ("/etc/locale.alias", "r"),
+    ("/etc/localtime", "r"),
+    ("/usr/share/locale/**", "r"),
+    ("/usr/lib/locale/**", "mr"),
+    ("@{PROC}/filesystems", "r"),
+    ("@{PROC}/sys/kernel/version", "r"),
+    ("@{PROC}/sys/kernel/ngroups_max", "r"),
+    ("@{PROC}/sys/kernel/cap_last_cap", "r"),
+    ("@{PROC}/sys/vm/overcommit_memory", "r"),
+    ("@{PROC}/meminfo", "r"),
+    ("@{PROC}/stat", "r"),
+    ("@{PROC}/cpuinfo", "r"),
+    ("/sys/devices/system/cpu/", "r"),
+    ("/sys/devices/system/cpu/online", "r"),
+    ("@{PROC}/@{pid}/maps", "r"),
+    ("@{PROC}/@{pid}/auxv", "r"),
+    ("@{PROC}/@{pid}/status", "r"),
+    # abstractions/openssl
+    ("/etc/ssl/openssl.cnf", "r"),
+    ("@{PROC}/sys/crypto/fips_enabled", "r"),
+]
+
+
 def files(rules):
     out = []
     for f in rules:
@@ -58,7 +102,8 @@ def main(argv):
         "store_review": "auto",
         "capabilities": t.get("capabilities", []),
         "capabilities_denied": [],
-        "files": files(t.get("files", [])),
+        "files": files(t.get("files", []))
+        + [{"path": p, "perms": m, "abstraction": True} for p, m in ABSTRACTION_FILES],
         "network": t.get("network", []),
         "syscalls": [x for x in s.get("syscalls", []) if not x.startswith("~")],
         "kmod": [],
