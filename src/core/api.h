@@ -4,6 +4,7 @@
  *   POST   /v1/plugs/<plug>/connect       outside a snap: stands in for `snap connect`
  *   POST   /v1/plugs/<plug>/disconnect    outside a snap: stands in for `snap disconnect`
  *   POST   /v1/plugs/refresh              inside a snap: re-read `snapctl is-connected --list`
+ *   POST   /v1/plugs/<plug>/disconnecting inside a snap: the disconnect-plug hook says the plug is going
  *   GET    /v1/ports                      taps of our ports (network-control)
  *   POST   /v1/ports                      {"port_uuid"?, "mac"?, "mtu"?} create a port's tap
  *   GET    /v1/ports/<port_uuid>
