@@ -629,6 +629,12 @@ static void print_instance_detail(struct json_object *i)
                jstr(i, "power_state"), (long long)jint(i, "vcpus"), (long long)jint(i, "memory_mb"));
         if (fault)
                 printf("fault:       %s\n", fault);
+        if (jstr(i, "cpu_set")) {
+                struct json_object *pin = jobj(i, "pinning");
+                printf("cpu_set:     %s\npinning:     %s%s%s\n", jstr(i, "cpu_set"),
+                       pin && jstr(pin, "message") ? jstr(pin, "message") : "-",
+                       pin && jstr(pin, "fix") ? "; fix: " : "", pin && jstr(pin, "fix") ? jstr(pin, "fix") : "");
+        }
         for (size_t k = 0; ports && k < json_object_array_length(ports); k++) {
                 struct json_object *p = json_object_array_get_idx(ports, k);
                 struct json_object *ips = jobj(p, "ips"), *names = jobj(p, "secgroup_names");
@@ -775,19 +781,32 @@ static void warn_unfiltered(struct json_object *inst)
         }
 }
 
+/* Say on stderr that the instance's cpu_set could not be applied, and the fix. */
+static void warn_unpinned(struct json_object *inst)
+{
+        struct json_object *pin = jobj(inst, "pinning");
+        const char *state = pin ? jstr(pin, "state") : NULL;
+
+        if (!state || streq(state, "applied") || streq(state, "pending"))
+                return;
+        fprintf(stderr, "warning: %s of %s: the instance runs UNPINNED\n", jstr(pin, "message"), jstr(inst, "name"));
+        if (jstr(pin, "fix"))
+                fprintf(stderr, "fix: %s\n", jstr(pin, "fix"));
+}
+
 static int cmd_boot(int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "vcpus", required_argument, NULL, 'c' }, { "memory", required_argument, NULL, 'm' },
                 { "port", required_argument, NULL, 'p' },  { "ports", required_argument, NULL, 'n' },
                 { "count", required_argument, NULL, 'N' }, { "wait", no_argument, NULL, 'w' },
-                { "secgroup", required_argument, NULL, 'g' },
+                { "secgroup", required_argument, NULL, 'g' }, { "cpu-set", required_argument, NULL, 's' },
                 { 0 },
         };
         struct json_object *ports = json_object_new_array(), *groups = NULL;
         uint32_t vcpus = 1, memory = 64, nports = 1, count = 0;
         bool wait = false, explicit_ports = false;
-        const char *name;
+        const char *name, *cpu_set = NULL;
         int c, r = 2;
 
         optind = 1;
@@ -831,6 +850,9 @@ static int cmd_boot(int argc, char **argv)
                 case 'w':
                         wait = true;
                         break;
+                case 's': /* checked by nova-compute (syntax and online CPUs); "" = no pinning */
+                        cpu_set = optarg;
+                        break;
                 case 'g':
                         if (!groups)
                                 groups = json_object_new_array();
@@ -842,7 +864,7 @@ static int cmd_boot(int argc, char **argv)
         }
         if (optind != argc - 1 || !instance_name_is_valid(argv[optind])) {
                 fprintf(stderr, "usage: nova-hypervisor boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]...\n"
-                                "                            [--ports N] [--secgroup NAME]... [--count N] [--wait]\n"
+                                "                            [--ports N] [--secgroup NAME]... [--cpu-set LIST] [--count N] [--wait]\n"
                                 "NAME: 1..63 characters of A-Z a-z 0-9 . _ -\n");
                 goto out;
         }
@@ -868,6 +890,8 @@ static int cmd_boot(int argc, char **argv)
                         json_object_object_add(b, "ports", json_object_get(ports));
                         if (groups)
                                 json_object_object_add(b, "secgroups", json_object_get(groups));
+                        if (cpu_set)
+                                json_object_object_add(b, "cpu_set", json_object_new_string(cpu_set));
                         items[k].body = strdup(json_object_to_json_string(b));
                         json_object_put(b);
                         (void)strscpy(items[k].method, "POST", sizeof(items[k].method));
@@ -887,6 +911,8 @@ static int cmd_boot(int argc, char **argv)
                 json_object_object_add(b, "ports", json_object_get(ports));
                 if (groups)
                         json_object_object_add(b, "secgroups", json_object_get(groups));
+                if (cpu_set)
+                        json_object_object_add(b, "cpu_set", json_object_new_string(cpu_set));
                 r = call("POST", wait ? "/v1/instances?wait=1" : "/v1/instances", json_object_to_json_string(b), &resp);
                 json_object_put(b);
                 if (r < 0) {
@@ -898,6 +924,7 @@ static int cmd_boot(int argc, char **argv)
                 else
                         print_instance_detail(resp);
                 warn_unfiltered(resp);
+                warn_unpinned(resp);
                 json_object_put(resp);
                 r = 0;
         }
@@ -1078,7 +1105,8 @@ static void usage(FILE *f)
                    "  config-check                       snap configuration (snapctl get -d) on stdin -> config file\n"
                    "  explain-denial [FILE]              which snap interface grants each AppArmor/seccomp denial\n"
                    "  boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]... [--ports N]\n"
-                   "            [--secgroup G]... [--count N] [--wait]  boot one instance (or NAME-1..NAME-N)\n"
+                   "            [--secgroup G]... [--cpu-set LIST] [--count N] [--wait]\n"
+                   "            boot one instance (or NAME-1..NAME-N); --cpu-set pins its QEMU (default: config cpu_set)\n"
                    "  list | show NAME|UUID                  instances\n"
                    "  stop|start|reboot NAME|UUID... [--wait]\n"
                    "  delete NAME|UUID... [--wait] | delete --all\n"

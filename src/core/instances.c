@@ -2,6 +2,8 @@
 #include "instances.h"
 
 #include "log.h"
+#include "plugs.h"
+#include "procfs.h"
 
 #include <dirent.h>
 #include <json-c/json.h>
@@ -48,6 +50,67 @@ struct instance_port *instance_find_port(const char *port_uuid, struct instance 
                                 return &i->ports[p];
                         }
         return NULL;
+}
+
+int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX])
+{
+        struct cpuset set;
+        char canon[INSTANCE_CPU_SET_MAX];
+        size_t n = strlen(s);
+
+        if (n == 0 || n >= INSTANCE_CPU_SET_MAX || s[n - 1] == '\n' || cpuset_parse(s, n, &set) < 0 ||
+            cpuset_count(&set) == 0 || cpuset_format(&set, canon, sizeof(canon)) < 0)
+                return -EINVAL;
+        memcpy(ret, canon, sizeof(canon));
+        return 0;
+}
+
+static bool is_pin_state(const char *s)
+{
+        return s && (streq(s, "pending") || streq(s, "applied") || streq(s, "unplugged") || streq(s, "failed"));
+}
+
+void instance_pin_message(const struct instance *inst, char *buf, size_t size)
+{
+        const char *st = inst->pin_state;
+
+        if (!inst->cpu_set[0])
+                (void)snprintf(buf, size, "%s", "");
+        else if (streq(st, "applied"))
+                (void)snprintf(buf, size, "cpu_set %s applied (%s)", inst->cpu_set, inst->pin_detail);
+        else if (streq(st, "unplugged"))
+                (void)snprintf(buf, size, "cpu_set %s not applied: process-control is not connected", inst->cpu_set);
+        else if (streq(st, "failed"))
+                (void)snprintf(buf, size, "cpu_set %s not applied: %s", inst->cpu_set, inst->pin_detail);
+        else
+                (void)snprintf(buf, size, "cpu_set %s not applied yet: %s", inst->cpu_set,
+                               streq(inst->vm_state, "active") ? "pinned once the instance's QEMU runs"
+                                                               : "the instance is not running");
+}
+
+/* "cpu_set" and "pinning" of the API view. */
+static void pinning_to_json(const struct instance *inst, struct json_object *o)
+{
+        struct json_object *p;
+        char msg[512], fix[128];
+
+        if (!inst->cpu_set[0]) {
+                json_object_object_add(o, "cpu_set", NULL);
+                json_object_object_add(o, "pinning", NULL);
+                return;
+        }
+        json_object_object_add(o, "cpu_set", json_object_new_string(inst->cpu_set));
+        p = json_object_new_object();
+        instance_pin_message(inst, msg, sizeof(msg));
+        json_object_object_add(p, "state", json_object_new_string(inst->pin_state));
+        json_object_object_add(p, "applied", json_object_new_boolean(streq(inst->pin_state, "applied")));
+        json_object_object_add(p, "message", json_object_new_string(msg));
+        if (streq(inst->pin_state, "unplugged") && plug_fix_text(PLUG_PROCESS_CONTROL, fix, sizeof(fix)) == 0) {
+                json_object_object_add(p, "plug", json_object_new_string(plug_table[PLUG_PROCESS_CONTROL].name));
+                json_object_object_add(p, "fix", json_object_new_string(fix));
+        } else
+                json_object_object_add(p, "fix", NULL);
+        json_object_object_add(o, "pinning", p);
 }
 
 /* ips, secgroups, filtered: the same members in the API view and the store. */
@@ -124,6 +187,7 @@ struct json_object *instance_to_json(const struct instance *inst)
         json_object_object_add(o, "power_state", json_object_new_string(inst->power_state));
         json_object_object_add(o, "fault", inst->fault[0] ? json_object_new_string(inst->fault) : NULL);
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
+        pinning_to_json(inst, o);
         (void)snprintf(domain, sizeof(domain), "%s%s", LIBVIRT_DOMAIN_PREFIX, inst->uuid);
         json_object_object_add(o, "domain", json_object_new_string(domain));
         for (size_t i = 0; i < inst->n_ports; i++) {
@@ -156,6 +220,9 @@ static struct json_object *instance_to_stored_json(const struct instance *inst)
         json_object_object_add(o, "task", json_object_new_string(inst->task));
         json_object_object_add(o, "fault", json_object_new_string(inst->fault));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
+        json_object_object_add(o, "cpu_set", json_object_new_string(inst->cpu_set));
+        json_object_object_add(o, "pin_state", json_object_new_string(inst->pin_state));
+        json_object_object_add(o, "pin_detail", json_object_new_string(inst->pin_detail));
         for (size_t i = 0; i < inst->n_ports; i++) {
                 struct json_object *p = json_object_new_object();
                 json_object_object_add(p, "port_uuid", json_object_new_string(inst->ports[i].port_uuid));
@@ -193,7 +260,8 @@ static bool get_u32(struct json_object *o, const char *key, uint32_t min, uint32
 static bool is_vm_state(const char *s) { return s && (streq(s, "active") || streq(s, "stopped") || streq(s, "error")); }
 static bool is_task(const char *s)
 {
-        static const char *const tasks[] = { "", "building", "deleting", "stopping", "starting", "rebooting" };
+        static const char *const tasks[] = { "", "building", "deleting", "stopping", "starting", "rebooting",
+                                             "pinning" };
         for (size_t i = 0; s && i < ARRAY_SIZE(tasks); i++)
                 if (streq(s, tasks[i]))
                         return true;
@@ -239,6 +307,19 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
         if (!json_object_object_get_ex(o, "created_at", &v) || !json_object_is_type(v, json_type_int))
                 BAD("created_at");
         inst.created_at = (uint64_t)json_object_get_int64(v);
+        /* cpu_set, pin_state, pin_detail: absent in files written before pinning */
+        if (json_object_object_get_ex(o, "cpu_set", &v)) {
+                s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+                if (!s || (s[0] && (instance_cpu_set_canonical(s, inst.cpu_set) < 0 || !streq(s, inst.cpu_set))))
+                        BAD("cpu_set");
+                s = get_str(o, "pin_state");
+                if (!s || (inst.cpu_set[0] ? !is_pin_state(s) : s[0] != '\0'))
+                        BAD("pin_state");
+                (void)strscpy(inst.pin_state, s, sizeof(inst.pin_state));
+                s = get_str(o, "pin_detail");
+                if (!s || strscpy(inst.pin_detail, s, sizeof(inst.pin_detail)) < 0)
+                        BAD("pin_detail");
+        }
         if (!json_object_object_get_ex(o, "ports", &ports) || !json_object_is_type(ports, json_type_array) ||
             json_object_array_length(ports) > LIBVIRT_MAX_PORTS)
                 BAD("ports");
@@ -434,11 +515,11 @@ int instance_parse_stored(const char *text, size_t len, struct instance *ret, ch
 }
 
 /* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
-int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, struct instance *ret, char *err,
-                                size_t errlen)
+int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const char *default_cpu_set,
+                                struct instance *ret, char *err, size_t errlen)
 {
         struct instance t = { 0 };
-        bool have_name = false, port_groups[LIBVIRT_MAX_PORTS] = { false };
+        bool have_name = false, have_cpu_set = false, port_groups[LIBVIRT_MAX_PORTS] = { false };
         char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
         size_t n_groups = 0;
         int r;
@@ -460,6 +541,8 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                         t.vcpus = (uint32_t)n;
                 else if (streq(key, "memory_mb") && n >= LIBVIRT_MIN_MEMORY_MB && n <= LIBVIRT_MAX_MEMORY_MB)
                         t.memory_mb = (uint32_t)n;
+                else if (streq(key, "cpu_set") && s && (!s[0] || instance_cpu_set_canonical(s, t.cpu_set) == 0))
+                        have_cpu_set = true;
                 else if (streq(key, "secgroups")) {
                         r = instance_port_parse_secgroups(val, resolve, groups, &n_groups, err, errlen);
                         if (r < 0)
@@ -528,6 +611,8 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                                        : streq(key, "vcpus")     ? "must be an integer in 1..64"
                                        : streq(key, "memory_mb") ? "must be an integer in 16..1048576"
                                        : streq(key, "ports")     ? "must be a list of at most 16 port objects"
+                                       : streq(key, "cpu_set")   ? "must be a cpu list like \"2-3,6\" (ascending ranges, "
+                                                                   "CPUs below 4096), or \"\" for no pinning"
                                                                  : "unknown field");
                         return -EINVAL;
                 }
@@ -536,6 +621,13 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                 (void)snprintf(err, errlen, "name: required");
                 return -EINVAL;
         }
+        if (!have_cpu_set && default_cpu_set && default_cpu_set[0] &&
+            instance_cpu_set_canonical(default_cpu_set, t.cpu_set) < 0) {
+                (void)snprintf(err, errlen, "cpu_set: the config default '%.64s' is not a cpu list", default_cpu_set);
+                return -EINVAL;
+        }
+        if (t.cpu_set[0])
+                (void)strscpy(t.pin_state, "pending", sizeof(t.pin_state));
         /* Ports without their own list: the request's groups, else "default" (when it exists). */
         if (n_groups == 0 && resolve && resolve("default", groups[0]) == 0)
                 n_groups = 1;

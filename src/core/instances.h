@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #define INSTANCES_MAX 4096
+#define INSTANCE_CPU_SET_MAX 256 /* bytes of a canonical cpu list, with the NUL */
 
 struct instance_port {
         char port_uuid[UUID_STR_LEN + 1];
@@ -44,6 +45,16 @@ struct instance {
         char power_state[16];                   /* from libvirt: running | shutoff | ... | unknown */
         char fault[256];                        /* why the last operation failed, "" when none */
         uint64_t created_at;                    /* unix seconds */
+        /* CPU pinning of the instance's QEMU threads (process-control), redone each
+         * time QEMU starts (boot, start, reboot, repair). cpu_set: canonical cpu
+         * list, "" = no pinning (then pin_state is "" too). pin_state: pending (not
+         * pinned yet: not running, or the pin step has not run) | applied |
+         * unplugged (process-control is not connected) | failed (pin_detail says
+         * why; e.g. no QEMU process under libvirt's test driver). pin_detail:
+         * applied: "pid N, T threads"; unplugged/failed: the reason. */
+        char cpu_set[INSTANCE_CPU_SET_MAX];
+        char pin_state[16];
+        char pin_detail[192];
         void *op;                               /* the operation in progress (lifecycle.c), not stored */
 };
 
@@ -67,16 +78,25 @@ int instance_save(struct instance *inst);
 int instance_remove(struct instance *inst);
 
 /* Decoders (fuzzed): a stored instance file, and an API boot request body
- * {"name","uuid"?,"vcpus"?,"memory_mb"?,"secgroups"?:[ref...],
+ * {"name","uuid"?,"vcpus"?,"memory_mb"?,"secgroups"?:[ref...],"cpu_set"?,
  *  "ports"?:[{"port_uuid"?,"mac"?,"mtu"?,"ips"?:[ip...],"secgroups"?:[ref...]}]}
- * (missing identifiers are generated). Security groups are names or ids,
+ * (missing identifiers are generated). "cpu_set": a cpu list ("2-3,6"),
+ * stored canonical, "" = no pinning; when absent, default_cpu_set applies
+ * (the config key cpu_set; NULL or "" = none). Whether the CPUs are online is
+ * the lifecycle's check; pin_state starts "pending" when a cpu_set is set. Security groups are names or ids,
  * resolved with resolve (NULL: none exist); a port without its own list gets
  * the request's, else the group "default" when it resolves. The filtered
  * flag is left false (lifecycle decides). 0, or -EBADMSG/-EINVAL with the
  * reason; *ret untouched on error. */
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen);
-int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, struct instance *ret, char *err,
-                                size_t errlen);
+int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const char *default_cpu_set,
+                                struct instance *ret, char *err, size_t errlen);
+/* Canonical form of a non-empty cpu list into ret: 0, or -EINVAL (syntax,
+ * empty, too long). */
+int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX]);
+/* "cpu_set 2-3 applied (pid 12, 3 threads)" / "cpu_set 2-3 not applied: <why>"
+ * into buf ("" when the instance has no cpu_set). */
+void instance_pin_message(const struct instance *inst, char *buf, size_t size);
 /* Set a port's groups from a JSON list of refs (API "port set"). Checks
  * count, duplicates and resolution. 0 or -EINVAL/-ENOENT with the reason. */
 int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve,

@@ -4,6 +4,7 @@
 #include "firewall.h"
 #include "log.h"
 #include "modules.h"
+#include "procfs.h"
 
 #include <json-c/json.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@ enum step_id {
         STEP_FIREWALL, /* firewall-control: the port's security-group rules (filtered ports) */
         STEP_DEFINE, /* libvirt: the domain definition */
         STEP_START,  /* libvirt: the domain running */
+        STEP_PIN,    /* process-control: QEMU's threads on the instance's cpu_set (optional plug, see op_pin_skip) */
         _STEP_MAX,
 };
 
@@ -35,6 +37,8 @@ static const struct step_def steps[_STEP_MAX] = {
         [STEP_FIREWALL] = { "firewall", PLUG_FIREWALL_CONTROL, true, "port_rules_apply", "port_rules_remove" },
         [STEP_DEFINE] = { "define", PLUG_LIBVIRT, false, "domain_define", "domain_undefine" },
         [STEP_START] = { "start", PLUG_LIBVIRT, false, "domain_start", "domain_destroy" },
+        /* No undo: the affinity goes with the QEMU process. */
+        [STEP_PIN] = { "pin", PLUG_PROCESS_CONTROL, false, "instance_pin", NULL },
 };
 
 struct unit {
@@ -43,13 +47,14 @@ struct unit {
         bool undo;
 };
 
-#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 3 + 2) + 4)
+#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 3 + 3) + 4)
 
-enum op_kind { OP_BOOT, OP_DELETE, OP_STOP, OP_START, OP_REBOOT, OP_REPAIR };
+enum op_kind { OP_BOOT, OP_DELETE, OP_STOP, OP_START, OP_REBOOT, OP_REPAIR, OP_PIN };
 
 static const char *const op_task[] = {
         [OP_BOOT] = "building", [OP_DELETE] = "deleting", [OP_STOP] = "stopping",
         [OP_START] = "starting", [OP_REBOOT] = "rebooting", [OP_REPAIR] = "building",
+        [OP_PIN] = "pinning",
 };
 
 struct lifecycle_waiter {
@@ -90,6 +95,39 @@ static struct {
 } lc;
 
 static void op_next(struct op *op);
+
+/* libvirt's test driver runs no QEMU: a pin finds no process there. */
+static bool test_driver(void) { return strncmp(lc.cfg.libvirt_uri, "test:", 5) == 0; }
+
+_printf_(3, 4) static void pin_record(struct instance *inst, const char *state, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (!inst->cpu_set[0])
+                return;
+        (void)strscpy(inst->pin_state, state, sizeof(inst->pin_state));
+        va_start(ap, fmt);
+        (void)vsnprintf(inst->pin_detail, sizeof(inst->pin_detail), fmt, ap);
+        va_end(ap);
+}
+
+/* The pin step cannot run (process-control not connected or its module not
+ * ready): record why, and the operation goes on without it. */
+static bool op_pin_skip(struct op *op)
+{
+        char err[256];
+        int r = modules_check_ready(PLUG_PROCESS_CONTROL, err, sizeof(err));
+
+        if (r == 0)
+                return false;
+        if (r == -ENOTCONN)
+                pin_record(op->inst, "unplugged", "process-control is not connected");
+        else
+                pin_record(op->inst, "failed", "%s", err);
+        log_warn("instance %s (%s): cpu_set %s not applied: %s", op->inst->name, op->inst->uuid, op->inst->cpu_set,
+                 r == -ENOTCONN ? "process-control is not connected" : err);
+        return true;
+}
 
 /* Ports are plugged into OVS (vif_type = ovs) rather than left as bare taps. */
 static bool ovs_in_use(void) { return streq(lc.cfg.vif_type, "ovs"); }
@@ -148,6 +186,10 @@ static int build_unit(const struct instance *inst, const struct unit *u, struct 
         case STEP_START:
                 pw_str(w, "instance_uuid", inst->uuid);
                 break;
+        case STEP_PIN:
+                pw_str(w, "instance_uuid", inst->uuid);
+                pw_str(w, "cpus", inst->cpu_set);
+                break;
         case _STEP_MAX:
                 break;
         }
@@ -159,7 +201,9 @@ static void plan_boot(struct op *op, bool start)
 {
         op->n_units = 0;
         for (int s = 0; s < _STEP_MAX; s++) {
-                if (s == STEP_START && !start)
+                if ((s == STEP_START || s == STEP_PIN) && !start)
+                        continue;
+                if (s == STEP_PIN && !op->inst->cpu_set[0])
                         continue;
                 if (s == STEP_OVS && !ovs_in_use())
                         continue;
@@ -186,6 +230,8 @@ static void plan_undo(struct op *op, const struct unit *done, size_t n)
         memcpy(tmp, done, n * sizeof(*done));
         op->n_units = 0;
         for (size_t i = n; i-- > 0;) {
+                if (!steps[tmp[i].step].undo_ep)
+                        continue; /* nothing to take back (pin) */
                 tmp[i].undo = true;
                 op->units[op->n_units++] = tmp[i];
         }
@@ -200,8 +246,8 @@ static int check_plugs(const struct op *op, char *err, size_t errlen, int *ret_p
                 enum plug_id plug = steps[op->units[i].step].plug;
                 int r;
 
-                if (seen[plug])
-                        continue;
+                if (seen[plug] || op->units[i].step == STEP_PIN)
+                        continue; /* pinning is optional: without its plug the instance runs unpinned, and says so */
                 seen[plug] = true;
                 r = modules_check_ready(plug, err, errlen);
                 if (r < 0) {
@@ -283,9 +329,11 @@ static void op_finish(struct op *op)
                         break;
                 case OP_STOP:
                         (void)strscpy(inst->vm_state, "stopped", sizeof(inst->vm_state));
+                        pin_record(inst, "pending", "%s", ""); /* QEMU is gone, and its affinity with it */
                         break;
                 case OP_REBOOT:
                 case OP_DELETE:
+                case OP_PIN:
                         break;
                 }
         } else {
@@ -365,6 +413,32 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
         const struct unit *u = &op->units[op->pos];
 
         op->call = NULL;
+        if (u->step == STEP_PIN) {
+                if (res->status == 0)
+                        pin_record(op->inst, "applied", "pid %llu, %llu threads",
+                                   (unsigned long long)proto_get_u64(res->body, "pid", 0),
+                                   (unsigned long long)proto_get_u64(res->body, "threads", 0));
+                else if (res->status == -ENOENT && test_driver())
+                        pin_record(op->inst, "failed", "no QEMU process found (libvirt's test driver, %s, starts none)",
+                                   lc.cfg.libvirt_uri);
+                else if (res->status == -ENOTCONN)
+                        pin_record(op->inst, "unplugged", "process-control is not connected");
+                else {
+                        pin_record(op->inst, "failed", "%s", res->error);
+                        /* A boot that asked for pinning and could not get it fails (and rolls
+                         * back); a start, reboot or repair keeps the guest running, unpinned. */
+                        if (op->kind == OP_BOOT) {
+                                op_unit_failed(op, res->status, res->error, -1);
+                                return;
+                        }
+                }
+                if (!streq(op->inst->pin_state, "applied"))
+                        log_warn("instance %s (%s): cpu_set %s not applied: %s", op->inst->name, op->inst->uuid,
+                                 op->inst->cpu_set, op->inst->pin_detail);
+                op->pos++;
+                op_next(op);
+                return;
+        }
         if (res->status < 0 && !(u->undo && res->status == -ENOENT)) {
                 op_unit_failed(op, res->status, res->error,
                                res->status == -ENOTCONN || res->status == -EAGAIN ? (int)steps[u->step].plug : -1);
@@ -406,6 +480,11 @@ static void op_next(struct op *op)
                 return;
         }
         u = &op->units[op->pos];
+        if (u->step == STEP_PIN && op_pin_skip(op)) {
+                op->pos++;
+                op_next(op);
+                return;
+        }
         if (!u->undo && lc.fault_step[0] && streq(lc.fault_step, steps[u->step].name)) {
                 op_unit_failed(op, -EIO, "injected fault (NOVA_TEST_FAULT_STEP)", -1);
                 return;
@@ -421,7 +500,7 @@ static void op_next(struct op *op)
                 op_unit_failed(op, r, err, -1);
                 return;
         }
-        if (op->kind == OP_STOP || op->kind == OP_REBOOT || (op->kind == OP_START && u->step == STEP_START)) {
+        if (u->step == STEP_START && (op->kind == OP_STOP || op->kind == OP_REBOOT || op->kind == OP_START)) {
                 /* power actions use their own entrypoints */
                 pw_init(w, PROTO_REQUEST, 0, 0,
                         op->kind == OP_STOP ? "domain_shutdown" : op->kind == OP_REBOOT ? "domain_reboot" : "domain_start");
@@ -472,6 +551,25 @@ static int op_launch(struct op *op, lifecycle_done_cb cb, void *userdata, struct
         return 0;
 }
 
+/* A cpu_set must name online CPUs: 0 or -EINVAL with the reason. (When the
+ * online list cannot be read, process-control's own check decides.) */
+static int cpu_set_check_online(const char *cpu_set, char *err, size_t errlen)
+{
+        _cleanup_free_ char *text = NULL;
+        struct cpuset want, online;
+        size_t len;
+
+        if (!cpu_set[0] || read_file_bounded("/sys/devices/system/cpu/online", 4096, &text, &len) < 0 ||
+            cpuset_parse(text, len, &online) < 0)
+                return 0;
+        if (cpuset_parse(cpu_set, strlen(cpu_set), &want) == 0 && cpuset_subset(&want, &online))
+                return 0;
+        while (len > 0 && text[len - 1] == '\n')
+                text[--len] = '\0';
+        (void)snprintf(err, errlen, "cpu_set %s: not all of these CPUs are online (online: %.64s)", cpu_set, text);
+        return -EINVAL;
+}
+
 int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                    struct instance **ret_inst, char *err, size_t errlen, int *ret_plug)
 {
@@ -492,6 +590,9 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
                         return -EINVAL;
                 }
         }
+        r = cpu_set_check_online(tmp.cpu_set, err, errlen);
+        if (r < 0)
+                return r;
         /* Check the plugs on a dry plan before the instance exists at all. */
         probe.inst = &tmp;
         plan_boot(&probe, true);
@@ -502,6 +603,12 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
         (void)strscpy(tmp.task, "building", sizeof(tmp.task));
         (void)strscpy(tmp.power_state, "nostate", sizeof(tmp.power_state));
         tmp.fault[0] = '\0';
+        if (tmp.cpu_set[0]) {
+                /* Said at once (the 202 answer too) when pinning cannot happen. */
+                struct op o = { .inst = &tmp };
+                pin_record(&tmp, "pending", "%s", "");
+                (void)op_pin_skip(&o);
+        }
         r = instance_add(&tmp, &inst);
         if (r == -EEXIST) {
                 (void)snprintf(err, errlen, "an instance named %s (or with uuid %s) already exists", tmp.name, tmp.uuid);
@@ -584,8 +691,11 @@ int lifecycle_power(struct instance *inst, const char *action, lifecycle_done_cb
                 op->kind = OP_REPAIR; /* start of an instance in error: converge it */
                 (void)strscpy(inst->vm_state, "active", sizeof(inst->vm_state));
                 plan_boot(op, true);
-        } else
+        } else {
                 op->units[op->n_units++] = (struct unit){ STEP_START, 0, false };
+                if (kind != OP_STOP && inst->cpu_set[0]) /* a new QEMU process (start): pin it again */
+                        op->units[op->n_units++] = (struct unit){ STEP_PIN, 0, false };
+        }
         r = check_plugs(op, err, errlen, ret_plug);
         if (r < 0) {
                 free(op);
@@ -617,6 +727,7 @@ static void on_domain_event(const struct proto_value *body)
         /* The guest stopped by itself (or crashed): record it, as nova's power sync does. */
         if (streq(inst->vm_state, "active") && (streq(state, "shutoff") || streq(state, "crashed"))) {
                 (void)strscpy(inst->vm_state, "stopped", sizeof(inst->vm_state));
+                pin_record(inst, "pending", "%s", "");
                 log_info("instance %s (%s) stopped outside our control (%s)", inst->name, inst->uuid, state);
                 (void)instance_save(inst);
         }
@@ -946,9 +1057,30 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
         }
 }
 
+/* process-control is ready: pin every idle running instance whose cpu_set is
+ * not applied (booted while the plug was disconnected, or the module was down). */
+static void repin_all(void)
+{
+        for (struct instance *i = instances_first(); i; i = i->next) {
+                struct op *op;
+                if (i->op || !i->cpu_set[0] || streq(i->pin_state, "applied") || !streq(i->vm_state, "active") ||
+                    !streq(i->power_state, "running"))
+                        continue;
+                op = op_new(i, OP_PIN);
+                if (!op)
+                        return;
+                op->units[op->n_units++] = (struct unit){ STEP_PIN, 0, false };
+                log_info("instance %s (%s): process-control is ready; pinning to cpu_set %s", i->name, i->uuid,
+                         i->cpu_set);
+                (void)op_launch(op, NULL, NULL, NULL);
+        }
+}
+
 static void on_module_ready(enum plug_id plug)
 {
-        if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH)
+        if (plug == PLUG_PROCESS_CONTROL)
+                repin_all();
+        else if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH)
                 reconcile_start();
         else if (plug == PLUG_FIREWALL_CONTROL)
                 firewall_sync();

@@ -8,6 +8,16 @@
  * already gone. Stop/start/reboot go to libvirt only. Every plug an
  * operation needs must be ready before anything changes.
  *
+ * Pinning: an instance with a cpu_set gets a PIN step after START (boot,
+ * start, reboot, repair: QEMU is a new process each time) that asks
+ * process-control to pin every QEMU thread. That plug is optional: when it is
+ * not connected (or its module not ready) the step is skipped and the
+ * instance records pin_state "unplugged" (or "failed" with why); when it
+ * becomes ready, running instances not pinned are pinned. No QEMU process
+ * under libvirt's test driver is recorded ("no QEMU process found"), not a
+ * failure; any other pin error fails (and rolls back) a boot, while a start,
+ * reboot or repair keeps the guest running unpinned and records why.
+ *
  * Reconcile runs whenever the libvirt or network-control module becomes ready
  * (core start, module restart): instances in the store are compared with the
  * domains and taps that exist; power state is synced, instances missing their

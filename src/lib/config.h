@@ -42,8 +42,10 @@ struct nova_config {
         uint32_t ram_allocation_ratio_milli;  /* key ram_allocation_ratio; default 1.5 (nova's) */
         uint32_t disk_allocation_ratio_milli; /* key disk_allocation_ratio; default 1.0 (nova's) */
         char cpu_set[256];            /* default CPUs for instance pinning (process-control); a cpu list "0-3,6",
-                                       * "" = no pinning (default). Validated, but the boot pipeline does not apply
-                                       * it yet: today pinning is `nova-hypervisor pin` / POST .../pin */
+                                       * "" = no pinning (default). Applies to boots that give no "cpu_set"
+                                       * (--cpu-set): the boot's PIN step (after START, again on start, reboot
+                                       * and repair) pins every QEMU thread; without process-control connected
+                                       * the instance runs unpinned and says so (pinning.state "unplugged") */
 };
 
 /* Fill *cfg with the built-in defaults (every byte defined, so structs compare with memcmp). */

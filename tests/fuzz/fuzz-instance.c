@@ -1,5 +1,6 @@
 /* fuzz-instance.c - the two decoders of instance data: a stored instance
- * file (byte 0 even) and an API boot request body (byte 0 odd). Anything
+ * file (byte 0 even) and an API boot request body (byte 0 odd; bit 1 set:
+ * with a config default cpu_set). Anything
  * accepted must be fully valid; anything refused must leave the output
  * untouched. */
 #include "instances.h"
@@ -11,6 +12,18 @@ static void check_valid(const struct instance *i)
         if (!uuid_is_valid(i->uuid) || !instance_name_is_valid(i->name) || i->vcpus < 1 ||
             i->vcpus > LIBVIRT_MAX_VCPUS || i->memory_mb < LIBVIRT_MIN_MEMORY_MB ||
             i->memory_mb > LIBVIRT_MAX_MEMORY_MB || i->n_ports > LIBVIRT_MAX_PORTS)
+                __builtin_trap();
+        /* cpu_set: "" or a canonical non-empty cpu list; a pin state exactly when there is one */
+        if (memchr(i->cpu_set, '\0', sizeof(i->cpu_set)) == NULL || memchr(i->pin_state, '\0', sizeof(i->pin_state)) == NULL ||
+            memchr(i->pin_detail, '\0', sizeof(i->pin_detail)) == NULL)
+                __builtin_trap();
+        if (i->cpu_set[0]) {
+                char canon[INSTANCE_CPU_SET_MAX];
+                if (instance_cpu_set_canonical(i->cpu_set, canon) != 0 || !streq(canon, i->cpu_set) ||
+                    !(streq(i->pin_state, "pending") || streq(i->pin_state, "applied") ||
+                      streq(i->pin_state, "unplugged") || streq(i->pin_state, "failed")))
+                        __builtin_trap();
+        } else if (i->pin_state[0])
                 __builtin_trap();
         for (size_t p = 0; p < i->n_ports; p++) {
                 char tap[IFNAME_MAX];
@@ -41,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         json_object_put(o);
                         return 0;
                 }
-                r = instance_parse_boot_request(o, NULL, &out, why, sizeof(why));
+                r = instance_parse_boot_request(o, NULL, (data[0] & 2) ? "3,1-2" : NULL, &out, why, sizeof(why));
                 json_object_put(o);
         }
         if (r == 0)

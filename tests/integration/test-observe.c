@@ -427,6 +427,149 @@ START_TEST(test_pinning_seen_in_proc_and_foreign_refused)
 }
 END_TEST
 
+/* The instance's pinning, read back through the API. */
+static void instance_pinning(const char *id, char *state, size_t ssize, char *message, size_t msize)
+{
+        struct json_object *resp = NULL, *pin;
+        char path[160];
+
+        (void)snprintf(path, sizeof(path), "/v1/instances/%s", id);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        pin = jget(resp, "pinning");
+        (void)snprintf(state, ssize, "%s", jstr(pin, "state"));
+        (void)snprintf(message, msize, "%s", jstr(pin, "message"));
+        json_object_put(resp);
+}
+
+/* Boot with a cpu_set: the PIN step after START pins every thread of the
+ * instance's QEMU (the stand-in, registered by booting with its UUID), and
+ * again after a stop/start (a new QEMU process each time). */
+START_TEST(test_boot_cpu_set_pins_the_qemu_threads)
+{
+        char uuid[37], port[37], body[512], want[48], state[32], msg[512];
+        struct json_object *resp = NULL, *pin;
+        long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t all;
+        pid_t fake;
+        char *out;
+
+        /* the last CPU, or the last two: never the whole set the stand-in starts with (nproc > 1) */
+        if (nproc >= 3)
+                (void)snprintf(want, sizeof(want), "%ld-%ld", nproc - 2, nproc - 1);
+        else
+                (void)snprintf(want, sizeof(want), "%ld", nproc - 1);
+        random_port_uuid(uuid);
+        random_port_uuid(port);
+        fake = fake_qemu_start(uuid, "qemu-system-x86_64");
+        (void)snprintf(body, sizeof(body),
+                       "{\"name\":\"cpuset\",\"uuid\":\"%s\",\"cpu_set\":\"%s\","
+                       "\"ports\":[{\"port_uuid\":\"%s\"}]}", uuid, want, port);
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/instances?wait=1", body, &resp), 200);
+        ck_assert_str_eq(jstr(resp, "vm_state"), "active");
+        ck_assert_str_eq(jstr(resp, "cpu_set"), want);
+        pin = jget(resp, "pinning");
+        ck_assert_msg(json_object_get_boolean(jget(pin, "applied")), "%s", jstr(pin, "message"));
+        ck_assert_str_eq(jstr(pin, "state"), "applied");
+        json_object_put(resp);
+        /* the kernel's word, not the core's */
+        assert_threads_pinned(fake, want);
+        out = sh_out("%s/nova-hypervisor --socket '%s' show cpuset", getenv("NOVA_BIN"), core.socket);
+        ck_assert_msg(strstr(out, "cpu_set:") && strstr(out, want) && strstr(out, "applied (pid "), "%s", out);
+        free(out);
+
+        /* stop, unpin by hand, start: pinned again */
+        ck_assert_int_eq(sh("%s/nova-hypervisor --socket '%s' stop cpuset --wait", getenv("NOVA_BIN"), core.socket), 0);
+        instance_pinning("cpuset", state, sizeof(state), msg, sizeof(msg));
+        ck_assert_str_eq(state, "pending");
+        CPU_ZERO(&all);
+        for (long c = 0; c < nproc; c++)
+                CPU_SET(c, &all);
+        ck_assert_int_eq(sched_setaffinity(fake, sizeof(all), &all), 0);
+        ck_assert_int_eq(sh("%s/nova-hypervisor --socket '%s' start cpuset --wait", getenv("NOVA_BIN"), core.socket), 0);
+        instance_pinning("cpuset", state, sizeof(state), msg, sizeof(msg));
+        ck_assert_msg(streq(state, "applied"), "%s", msg);
+        {
+                char path[64], *st, *line;
+                (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)fake);
+                st = read_text(path);
+                line = strstr(st, "Cpus_allowed_list:\t");
+                ck_assert_ptr_nonnull(line);
+                line += strlen("Cpus_allowed_list:\t");
+                line[strcspn(line, "\n")] = '\0';
+                ck_assert_str_eq(line, want);
+                free(st);
+        }
+        fake_qemu_stop(fake);
+}
+END_TEST
+
+/* Without process-control the boot succeeds, unpinned, and says so with the
+ * fix; once the plug is connected the core tries again (the test driver has
+ * no QEMU: "no QEMU process found"). A bad cpu_set creates nothing. */
+START_TEST(test_boot_cpu_set_without_process_control)
+{
+        struct json_object *resp = NULL, *pin;
+        char state[32], msg[512];
+        char *out;
+        int n_before;
+
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/plugs/process-control/disconnect", NULL, &resp), 200);
+        json_object_put(resp);
+        out = sh_out("%s/nova-hypervisor --socket '%s' boot loose --cpu-set 0 --ports 0 --wait 2>&1; echo rc=$?",
+                     getenv("NOVA_BIN"), core.socket);
+        ck_assert_msg(strstr(out, "rc=0"), "%s", out);
+        ck_assert_msg(strstr(out, "warning: cpu_set 0 not applied: process-control is not connected"), "%s", out);
+        ck_assert_msg(strstr(out, "fix: sudo snap connect nova-hypervisor:process-control"), "%s", out);
+        free(out);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/loose", NULL, &resp), 200);
+        ck_assert_str_eq(jstr(resp, "vm_state"), "active");
+        pin = jget(resp, "pinning");
+        ck_assert(!json_object_get_boolean(jget(pin, "applied")));
+        ck_assert_str_eq(jstr(pin, "state"), "unplugged");
+        ck_assert_str_eq(jstr(pin, "message"), "cpu_set 0 not applied: process-control is not connected");
+        ck_assert_str_eq(jstr(pin, "fix"), "sudo snap connect nova-hypervisor:process-control");
+        json_object_put(resp);
+        out = sh_out("%s/nova-hypervisor --socket '%s' show loose", getenv("NOVA_BIN"), core.socket);
+        ck_assert_msg(strstr(out, "cpu_set 0 not applied: process-control is not connected; fix: sudo snap connect "
+                                  "nova-hypervisor:process-control"), "%s", out);
+        free(out);
+
+        /* Bad cpu_sets: 400, nothing created. */
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances", NULL, &resp), 200);
+        n_before = (int)json_object_array_length(jget(resp, "instances"));
+        json_object_put(resp);
+        static const char *const bad[] = { "\"1-0\"", "\"0,,1\"", "\"x\"", "\"4095\"", "3", "\" 0\"" };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                char body[160];
+                (void)snprintf(body, sizeof(body), "{\"name\":\"badpin\",\"cpu_set\":%s}", bad[i]);
+                ck_assert_int_eq(core_api(&core, "POST", "/v1/instances?wait=1", body, &resp), 400);
+                ck_assert_msg(strstr(jstr(jget(resp, "error"), "message"), "cpu_set"), "%s",
+                              json_object_to_json_string(resp));
+                json_object_put(resp);
+        }
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/badpin", NULL, &resp), 404);
+        json_object_put(resp);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances", NULL, &resp), 200);
+        ck_assert_int_eq((int)json_object_array_length(jget(resp, "instances")), n_before);
+        json_object_put(resp);
+        ck_assert_int_ne(sh("%s/nova-hypervisor --socket '%s' boot badpin --cpu-set 2-1 --ports 0", getenv("NOVA_BIN"),
+                            core.socket), 0);
+
+        /* Connected again: the core pins what it could not; the test driver runs no QEMU. */
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/plugs/process-control/connect", NULL, &resp), 200);
+        json_object_put(resp);
+        ck_assert(core_wait_module_running(&core, "process-control", 0, 5000) > 0);
+        for (int i = 0; i < 200; i++) {
+                instance_pinning("loose", state, sizeof(state), msg, sizeof(msg));
+                if (!streq(state, "unplugged"))
+                        break;
+                sleep_ms(20);
+        }
+        ck_assert_str_eq(state, "failed");
+        ck_assert_msg(strstr(msg, "cpu_set 0 not applied: no QEMU process found"), "%s", msg);
+}
+END_TEST
+
 START_TEST(test_disconnected_plugs_say_so)
 {
         static const char *const plugs[] = { "hardware-observe", "system-observe", "network-observe", "process-control" };
@@ -502,6 +645,8 @@ int main(void)
         tcase_add_test(tc, test_inventory_matches_the_machine);
         tcase_add_test(tc, test_vif_counters_move_with_real_frames);
         tcase_add_test(tc, test_pinning_seen_in_proc_and_foreign_refused);
+        tcase_add_test(tc, test_boot_cpu_set_pins_the_qemu_threads);
+        tcase_add_test(tc, test_boot_cpu_set_without_process_control);
         tcase_add_test(tc, test_disconnected_plugs_say_so);
         tcase_add_test(tc, test_cli_host_and_stats);
         suite_add_tcase(s, tc);
