@@ -3,8 +3,10 @@
 # the host: private state and run dirs, a private network namespace where
 # every tap lives, the core with its modules, libvirt's in-process test
 # driver, and a private ovsdb-server + ovs-vswitchd (userspace datapath) whose
-# taps live in that namespace too. It boots a demo instance with a port, shows
-# `status`, the instance, its tap and its OVS port, and tears everything down.
+# taps live in that namespace too. Every plug is connected (all eight
+# modules run). It boots a demo instance with a port, shows `status`, the
+# instance, its tap and its OVS port, the host inventory (`host`) and the
+# demo's load and counters (`stats demo`), and tears everything down.
 # NOVA_SANDBOX_LIBVIRT_URI picks another libvirt (e.g. qemu:///embed?root=DIR).
 #
 #   make run            set up, demo, tear down
@@ -20,6 +22,7 @@ SOCK=$SB/run/nova-hypervisor.socket
 CLI=("$BIN/nova-hypervisor" --socket "$SOCK")
 DEMO_PORT=5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50
 LIBVIRT_URI=${NOVA_SANDBOX_LIBVIRT_URI:-test:///default}
+PLUGS="network-control libvirt openvswitch firewall-control hardware-observe system-observe network-observe process-control"
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -84,7 +87,7 @@ cat > "$SB/nova.conf" <<CONF
 # sandbox configuration of nova-compute (same keys as snap set)
 state_dir = $SB/state
 run_dir = $SB/run
-plugs = network-control libvirt openvswitch firewall-control
+plugs = $PLUGS
 libvirt_uri = $LIBVIRT_URI
 vif_type = ovs
 ovsdb_socket = unix:$SB/ovs/db.sock
@@ -100,15 +103,15 @@ for _ in $(seq 100); do
 	"${CLI[@]}" status >/dev/null 2>&1 && break
 	sleep 0.05
 done
-# Wait until both modules have said hello (bounded).
+# Wait until every module has said hello (bounded).
 for _ in $(seq 100); do
 	st=$("${CLI[@]}" --json status | tr -d ' \n')
 	running=0
-	for plug in network-control libvirt openvswitch firewall-control; do
+	for plug in $PLUGS; do
 		echo "$st" | grep -q "\"plug\":\"$plug\",\"summary\":\"[^\"]*\",\"connected\":true,\"module\":{\"program\":\"[^\"]*\",\"state\":\"running\"" &&
 			running=$((running + 1))
 	done
-	[ "$running" = 4 ] && break
+	[ "$running" = 8 ] && break
 	sleep 0.05
 done
 
@@ -139,6 +142,12 @@ ip -n "$NS" -o link show | grep -E "(tap|qbr|qvb|qvo)${DEMO_PORT:0:11}" | sed 's
 say "the port's security-group chain (nft list chain inet nova_hypervisor port-$DEMO_PORT in $NS)"
 ip netns exec "$NS" nft list chain inet nova_hypervisor "port-$DEMO_PORT"
 
+say "nova-hypervisor host (inventory from hardware-observe, placement summary from the instance store)"
+"${CLI[@]}" host
+
+say "nova-hypervisor stats demo (load from system-observe, the port's counters from network-observe)"
+"${CLI[@]}" stats demo
+
 if [ "${KEEP:-0}" = 1 ]; then
 	trap - ERR
 	cat <<EOF2
@@ -146,6 +155,9 @@ if [ "${KEEP:-0}" = 1 ]; then
 The sandbox keeps running (log: $SB/nova.log). Try:
   $BIN/nova-hypervisor --socket $SOCK status
   $BIN/nova-hypervisor --socket $SOCK boot web --count 5
+  $BIN/nova-hypervisor --socket $SOCK host
+  $BIN/nova-hypervisor --socket $SOCK stats demo
+  curl --unix-socket $SOCK http://localhost/metrics
   $BIN/nova-hypervisor --socket $SOCK stop demo --wait
   $BIN/nova-hypervisor --socket $SOCK plug disconnect libvirt
   curl --unix-socket $SOCK http://localhost/v1/status

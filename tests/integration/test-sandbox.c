@@ -53,7 +53,31 @@ START_TEST(test_make_run_demo_and_teardown)
         ck_assert(file_contains(out, "libvirt           yes       running"));
         ck_assert(file_contains(out, "openvswitch       yes       running"));
         ck_assert(file_contains(out, "firewall-control  yes       running"));
-        ck_assert(file_contains(out, "fix: sudo snap connect nova-hypervisor:hardware-observe"));
+        /* every plug connected, every module running, nothing to fix */
+        ck_assert(file_contains(out, "hardware-observe  yes       running"));
+        ck_assert(file_contains(out, "system-observe    yes       running"));
+        ck_assert(file_contains(out, "network-observe   yes       running"));
+        ck_assert(file_contains(out, "process-control   yes       running     "));
+        ck_assert(!file_contains(out, "fix: sudo snap connect"));
+        ck_assert(!file_contains(out, "inventory: not available"));
+        /* nova-hypervisor host: the inventory and the placement summary, checked against the machine */
+        ck_assert(file_contains(out, "== nova-hypervisor host"));
+        ck_assert(file_contains(out, "resource    total  ratio  capacity  used  free"));
+        {
+                char *vcpu = sh_out("grep -E '^VCPU ' '%s' | awk '{print $2, $5}'", out);
+                char want[64];
+                (void)snprintf(want, sizeof(want), "%ld 1\n", sysconf(_SC_NPROCESSORS_ONLN)); /* the demo: 1 vcpu */
+                ck_assert_str_eq(vcpu, want);
+                free(vcpu);
+        }
+        ck_assert(file_contains(out, "numa node 0: cpus "));
+        /* nova-hypervisor stats demo: load, and the demo port's links with their counters */
+        ck_assert(file_contains(out, "== nova-hypervisor stats demo"));
+        ck_assert(file_contains(out, "load:   "));
+        ck_assert(file_contains(out, "instance demo ("));
+        ck_assert(file_contains(out, "  port 5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50"));
+        ck_assert(file_contains(out, "tap5e1f0c1a-7d  tap    rx "));
+        ck_assert(file_contains(out, "qvo5e1f0c1a-7d  veth   rx "));
         /* the port is filtered: bridge and veth pair, its chain jumps to both groups */
         ck_assert(file_contains(out, "filtered: yes (bridge qbr5e1f0c1a-7d)"));
         ck_assert(file_contains(out, "security groups: default ssh"));
