@@ -1057,14 +1057,16 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
         }
 }
 
-/* process-control is ready: pin every idle running instance whose cpu_set is
+/* process-control is ready: pin every idle active instance whose cpu_set is
  * not applied (booted while the plug was disconnected, or the module was down). */
 static void repin_all(void)
 {
         for (struct instance *i = instances_first(); i; i = i->next) {
                 struct op *op;
+                /* power "unknown" (core just started, reconcile not done) counts: a pin
+                 * state recorded before the restart must not go stale */
                 if (i->op || !i->cpu_set[0] || streq(i->pin_state, "applied") || !streq(i->vm_state, "active") ||
-                    !streq(i->power_state, "running"))
+                    streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))
                         continue;
                 op = op_new(i, OP_PIN);
                 if (!op)
