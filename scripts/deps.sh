@@ -39,6 +39,8 @@ PACKAGES=(
   python3-six            # OVS build scripts (IDL generator)
   curl                   # health-check/HTTP tests, and /metrics in test-observe
   pciutils               # lspci: test-observe compares the PCI inventory with it
+  ovn-central            # OVN NB/SB schemas, ovn-northd, ovn-nbctl/ovn-sbctl: make run-multihost, test-ovn-multihost
+  ovn-host               # ovn-controller, one per "host" in make run-multihost and test-ovn-multihost
 )
 
 if [[ ${EUID:-$(id -u)} -ne 0 ]]; then

@@ -72,7 +72,7 @@ key_consumers() {
         case "$1" in
         libvirt-uri) echo libvirt ;;
         ovsdb-socket | integration-bridge | bridge-create | bridge-datapath-type) echo openvswitch ;;
-        port-timeout-ms) echo "nova-compute openvswitch" ;;
+        port-timeout-ms | ovn | ovn-wait-ms | ovn-timeout-policy) echo "nova-compute openvswitch" ;;
         log-level) echo "nova-compute $(module_plugs)" ;;
         *) echo nova-compute ;;
         esac

@@ -610,6 +610,8 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         if (r < 0)
                 return respond_error(c, r == -EMSGSIZE ? 413 : 400, err, -1);
         r = instance_parse_boot_request(body, secgroup_resolve, api.ctx.cfg->cpu_set, &tmpl, err, sizeof(err));
+        if (r == 0)
+                r = instance_apply_network_mtu(body, api.ctx.cfg->network_mtu, &tmpl, err, sizeof(err));
         json_object_put(body);
         if (r < 0)
                 return respond_error(c, 400, err, -1);

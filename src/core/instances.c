@@ -640,3 +640,32 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
         return 0;
 }
 
+
+int instance_apply_network_mtu(struct json_object *body, uint32_t network_mtu, struct instance *inst, char *err,
+                               size_t errlen)
+{
+        struct json_object *ports, *mtu;
+        uint32_t want[LIBVIRT_MAX_PORTS];
+
+        if (network_mtu == 0 || !json_object_object_get_ex(body, "ports", &ports) ||
+            !json_object_is_type(ports, json_type_array))
+                return 0;
+        for (size_t i = 0; i < inst->n_ports; i++) {
+                struct json_object *p = json_object_array_get_idx(ports, i);
+
+                want[i] = network_mtu;
+                if (!p || !json_object_object_get_ex(p, "mtu", &mtu))
+                        continue;
+                if (inst->ports[i].mtu > network_mtu) {
+                        (void)snprintf(err, errlen,
+                                       "ports[%zu].mtu: %u exceeds the network's MTU %u (config key network_mtu; "
+                                       "an overlay needs room for its header, Geneve 58 bytes)",
+                                       i, inst->ports[i].mtu, network_mtu);
+                        return -EINVAL;
+                }
+                want[i] = inst->ports[i].mtu;
+        }
+        for (size_t i = 0; i < inst->n_ports; i++)
+                inst->ports[i].mtu = want[i];
+        return 0;
+}

@@ -91,6 +91,14 @@ int instance_remove(struct instance *inst);
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen);
 int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const char *default_cpu_set,
                                 struct instance *ret, char *err, size_t errlen);
+/* The network's MTU (config key network_mtu; 0 = not set: nothing to do) on
+ * a parsed boot request: ports of body that give no "mtu" get network_mtu;
+ * one that gives more is refused (an overlay such as Geneve needs 58 bytes of
+ * the underlay's MTU, so a larger port MTU breaks TCP silently). body is the
+ * request instance_parse_boot_request() accepted into *inst. 0, or -EINVAL
+ * with the reason in err and *inst unchanged. */
+int instance_apply_network_mtu(struct json_object *body, uint32_t network_mtu, struct instance *inst, char *err,
+                               size_t errlen);
 /* Canonical form of a non-empty cpu list into ret: 0, or -EINVAL (syntax,
  * empty, too long). */
 int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX]);

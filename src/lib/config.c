@@ -380,6 +380,26 @@ static int parse_cpu_set(const struct config_key *k, const char *value, void *fi
         return strscpy(field, value, k->size);
 }
 
+static int parse_ovn_timeout_policy(const struct config_key *k, const char *value, void *field, char *why,
+                                    size_t whylen)
+{
+        static const char *const words[] = { "fail", "continue", NULL };
+        return parse_word(value, field, k->size, words, why, whylen);
+}
+
+/* An MTU in k->min..k->max, or 0 for "not set". */
+static int parse_mtu_or_zero(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        uint32_t v;
+
+        if (parse_u32(value, 0, k->max, &v) < 0 || (v != 0 && v < k->min)) {
+                fmt_msg(why, whylen, "must be 0 (not set) or an MTU between %u and %u: '%.32s'", k->min, k->max, value);
+                return -EINVAL;
+        }
+        memcpy(field, &v, sizeof(v));
+        return 0;
+}
+
 #define FIELD(f) offsetof(struct nova_config, f), sizeof(((struct nova_config *)NULL)->f)
 
 static const struct config_key config_keys[] = {
@@ -403,6 +423,10 @@ static const struct config_key config_keys[] = {
         { "bridge_create", parse_bool, FIELD(bridge_create), 0, 0 },
         { "bridge_datapath_type", parse_datapath_type, FIELD(bridge_datapath_type), 0, 0 },
         { "port_timeout_ms", parse_number, FIELD(port_timeout_ms), 100, 60000 },
+        { "ovn", parse_bool, FIELD(ovn), 0, 0 },
+        { "ovn_wait_ms", parse_number, FIELD(ovn_wait_ms), 100, 600000 },
+        { "ovn_timeout_policy", parse_ovn_timeout_policy, FIELD(ovn_timeout_policy), 0, 0 },
+        { "network_mtu", parse_mtu_or_zero, FIELD(network_mtu), 68, 65535 },
         { "cpu_allocation_ratio", parse_ratio, FIELD(cpu_allocation_ratio_milli), 1, 1000000 },
         { "ram_allocation_ratio", parse_ratio, FIELD(ram_allocation_ratio_milli), 1, 1000000 },
         { "disk_allocation_ratio", parse_ratio, FIELD(disk_allocation_ratio_milli), 1, 1000000 },
@@ -467,6 +491,10 @@ void config_defaults(struct nova_config *cfg)
         cfg->bridge_create = false;
         (void)strscpy(cfg->bridge_datapath_type, "system", sizeof(cfg->bridge_datapath_type));
         cfg->port_timeout_ms = 5000;
+        cfg->ovn = false;
+        cfg->ovn_wait_ms = 30000;
+        (void)strscpy(cfg->ovn_timeout_policy, "fail", sizeof(cfg->ovn_timeout_policy));
+        cfg->network_mtu = 0;
         cfg->cpu_allocation_ratio_milli = 16000;
         cfg->ram_allocation_ratio_milli = 1500;
         cfg->disk_allocation_ratio_milli = 1000;

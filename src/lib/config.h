@@ -36,6 +36,15 @@ struct nova_config {
         bool bridge_create;           /* create the integration bridge when missing; default false */
         char bridge_datapath_type[8]; /* system | netdev (userspace datapath, the sandbox); default system */
         uint32_t port_timeout_ms;     /* wait for ovs-vswitchd to assign an ofport; 100..60000; default 5000 */
+        bool ovn;                     /* OVN plugging: iface-id is the logical port (the port UUID) and port_add
+                                       * also waits for ovn-controller's external_ids:ovn-installed=true; default false */
+        uint32_t ovn_wait_ms;         /* with ovn: how long port_add waits for ovn-installed after the ofport;
+                                       * 100..600000; default 30000 */
+        char ovn_timeout_policy[12];  /* with ovn, when ovn_wait_ms passes: fail (the boot fails and is rolled back)
+                                       * | continue (the boot succeeds, the port shows ovn_binding "pending"); default fail */
+        uint32_t network_mtu;         /* the network's MTU (e.g. 1442 on a Geneve overlay of a 1500 underlay): the MTU of
+                                       * ports that give none, and the most a port may give; 0 = unset (ports default
+                                       * to 1500, any 68..65535 allowed; default); else 68..65535 */
         /* Placement (`nova-hypervisor host`): capacity = total * ratio. Stored in
          * thousandths ("16.0" -> 16000); written as decimals with up to 3 places, 0.001..1000. */
         uint32_t cpu_allocation_ratio_milli;  /* key cpu_allocation_ratio; default 16.0 (nova's) */

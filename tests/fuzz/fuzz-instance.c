@@ -55,6 +55,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         return 0;
                 }
                 r = instance_parse_boot_request(o, NULL, (data[0] & 2) ? "3,1-2" : NULL, &out, why, sizeof(why));
+                if (r == 0 && (data[0] & 4)) {
+                        /* network_mtu: ports end at or below it, or the request is refused unchanged */
+                        struct instance before = out;
+                        int m = instance_apply_network_mtu(o, 1442, &out, why, sizeof(why));
+
+                        if (m < 0 && memcmp(&out, &before, sizeof(out)) != 0)
+                                __builtin_trap();
+                        for (size_t i = 0; m == 0 && i < out.n_ports; i++)
+                                if (out.ports[i].mtu > 1442)
+                                        __builtin_trap();
+                }
                 json_object_put(o);
         }
         if (r == 0)

@@ -607,7 +607,11 @@ START_TEST(test_ovs_keys)
                 { "integration_bridge", "-br" },     { "integration_bridge", "br int" },
                 { "integration_bridge", "a-very-long-bridge-name" }, { "bridge_create", "maybe" },
                 { "bridge_datapath_type", "dpdk" },  { "port_timeout_ms", "99" },
-                { "port_timeout_ms", "60001" },
+                { "port_timeout_ms", "60001" },      { "ovn", "on" },
+                { "ovn_wait_ms", "99" },             { "ovn_wait_ms", "600001" },
+                { "ovn_timeout_policy", "ignore" },  { "ovn_timeout_policy", "" },
+                { "network_mtu", "67" },             { "network_mtu", "65536" },
+                { "network_mtu", "-1" },             { "network_mtu", "1442x" },
         };
 
         config_defaults(&c);
@@ -623,7 +627,23 @@ START_TEST(test_ovs_keys)
         ck_assert_int_eq(config_set(&c, "bridge_create", "yes", err, sizeof(err)), 0);
         ck_assert(c.bridge_create);
         ck_assert_int_eq(config_set(&c, "bridge_datapath_type", "netdev", err, sizeof(err)), 0);
+        ck_assert(!c.ovn);
+        ck_assert_uint_eq(c.ovn_wait_ms, 30000);
+        ck_assert_str_eq(c.ovn_timeout_policy, "fail");
+        ck_assert_uint_eq(c.network_mtu, 0);
         ck_assert_int_eq(config_set(&c, "port_timeout_ms", "100", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "ovn", "true", err, sizeof(err)), 0);
+        ck_assert(c.ovn);
+        ck_assert_int_eq(config_set(&c, "ovn_wait_ms", "100", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "ovn_wait_ms", "600000", err, sizeof(err)), 0);
+        ck_assert_uint_eq(c.ovn_wait_ms, 600000);
+        ck_assert_int_eq(config_set(&c, "ovn_timeout_policy", "continue", err, sizeof(err)), 0);
+        ck_assert_str_eq(c.ovn_timeout_policy, "continue");
+        ck_assert_int_eq(config_set(&c, "network_mtu", "1442", err, sizeof(err)), 0);
+        ck_assert_uint_eq(c.network_mtu, 1442);
+        ck_assert_int_eq(config_set(&c, "network_mtu", "0", err, sizeof(err)), 0);
+        ck_assert_uint_eq(c.network_mtu, 0);
+        ck_assert_int_eq(config_set(&c, "network_mtu", "68", err, sizeof(err)), 0);
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
                 before = c;
                 ck_assert_msg(config_set(&c, bad[i].key, bad[i].value, err, sizeof(err)) == -EINVAL, "%s = %s accepted",
