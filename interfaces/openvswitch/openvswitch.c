@@ -43,13 +43,19 @@
 #define UNDO_GRACE_MS 2000     /* after a failure, how long an answer may wait for the removal */
 #define DISPATCH_BURST 64      /* core frames served per loop iteration, at most */
 #define OVS_TEXT_MAX 200       /* OVS text (errors, statuses) kept for messages and replies */
-/* A PORT object in a reply: the object and 10 members at most. */
+/* A PORT object in a reply: the object and 10 members at most, 11 with ovn
+ * (ovn_binding). */
 #define PORT_VALUES 11
+#define PORT_VALUES_OVN 12
 /* Bytes of one PORT, at most: fixed keys, UUIDs, names, and the error text. */
 #define PORT_MAX_BYTES (300 + OVS_TEXT_MAX)
 /* The most ports a port_add_many reply can carry within the frame limits
  * (a successful PORT has no error member: one value less). */
 #define ADD_MANY_REPLY_MAX ((PROTO_MAX_NODES - 8) / (PORT_VALUES - 1))
+#define ADD_MANY_REPLY_MAX_OVN ((PROTO_MAX_NODES - 8) / (PORT_VALUES_OVN - 1))
+/* The external_ids key ovn-controller sets to "true" on an Interface once the
+ * flows of its logical port are installed (ovn-controller(8)). */
+#define OVN_INSTALLED_KEY "ovn-installed"
 
 /* The external_ids our Interfaces carry, in the order of the contract. */
 enum { XID_IFACE_ID, XID_ATTACHED_MAC, XID_IFACE_STATUS, XID_VM_UUID, XID_VM_ID, XID_MARK, _XID_MAX };
@@ -90,6 +96,7 @@ struct port_spec {
         struct req *req;                 /* the request it belongs to */
         bool changed;                    /* ST_WAIT: its Interface changed since it was last looked at */
         bool ready;                      /* ST_WAIT: its Interface has an ofport */
+        bool installed;                  /* ST_WAIT: its Interface has ovn-installed=true (ovn only) */
 };
 
 /* A request that cannot be answered at once. */
@@ -110,6 +117,9 @@ struct req {
         bool scanned;                    /* ST_WAIT: every port was looked at once */
         bool changed;                    /* ST_WAIT: some port's Interface changed since the last step */
         size_t n_ready;                  /* ST_WAIT: ports whose Interface has an ofport */
+        size_t n_installed;              /* ST_WAIT: ports whose Interface has ovn-installed=true */
+        bool ovn_waiting;                /* ST_WAIT, ovn: every ofport is there; deadline is now the ovn_wait_ms one */
+        long long ofports_at;            /* when the last ofport came (ovn_waiting) */
         int error;                       /* the failure being reported, 0 while fine */
         char err_text[256];
         size_t n;
@@ -293,6 +303,12 @@ static void ovs_text(char *dst, size_t size, const char *s)
         proto_text_printf(dst, size, "%s", s ? s : "");
 }
 
+/* Whether ovn-controller has marked the Interface installed. */
+static bool iface_ovn_installed(const struct ovsrec_interface *i)
+{
+        return i && streq_ptr(smap_get(&i->external_ids, OVN_INSTALLED_KEY), "true");
+}
+
 /* One PORT object (contract: port_uuid, instance_uuid, name, bridge, ofport,
  * mac, mtu, iface_status, link_state, error when OVS reports one). */
 static void write_port(const struct ovs *ovs, struct proto_writer *w, const char *key, const struct ovsrec_port *p)
@@ -318,6 +334,8 @@ static void write_port(const struct ovs *ovs, struct proto_writer *w, const char
         pw_str(w, "link_state", link);
         if (error[0])
                 pw_str(w, "error", error);
+        if (ovs->cfg->ovn)
+                pw_str(w, "ovn_binding", iface_ovn_installed(i) ? "installed" : "pending");
         pw_obj_end(w);
 }
 
@@ -916,12 +934,12 @@ static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
 
 /* Look at one waiting port again: 1 when its Interface has an ofport, 0 while
  * it has none (or is not there), -1 when ovs-vswitchd reports an error (q's
- * error is set). */
+ * error is set). With ovn, also whether ovn-controller marked it installed. */
 static int wait_check(const struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q, struct port_spec *s)
 {
         const struct ovsrec_port *p = br ? port_ours(ovs, br, s->name, s->port_uuid) : NULL;
         const struct ovsrec_interface *i = p ? port_iface(p) : NULL;
-        bool ready;
+        bool ready, installed;
 
         s->changed = false;
         if (i && i->error && i->error[0]) {
@@ -936,7 +954,31 @@ static int wait_check(const struct ovs *ovs, const struct ovsrec_bridge *br, str
                 else
                         q->n_ready--;
         }
+        installed = ovs->cfg->ovn && iface_ovn_installed(i);
+        if (installed != s->installed) {
+                s->installed = installed;
+                if (installed)
+                        q->n_installed++;
+                else
+                        q->n_installed--;
+        }
         return ready;
+}
+
+/* Every port of q is as far as the call waits for: an ofport, and with ovn
+ * ovn-installed=true. */
+static bool wait_done(const struct ovs *ovs, const struct req *q)
+{
+        return q->n_ready == q->n && (!ovs->cfg->ovn || q->n_installed == q->n);
+}
+
+/* The first port of q that ovn-controller has not marked installed yet. */
+static const char *first_pending(const struct req *q)
+{
+        for (size_t k = 0; k < q->n; k++)
+                if (!q->ports[k].installed)
+                        return q->ports[k].port_uuid;
+        return "";
 }
 
 /* Look at every port of q; -1 when one has an error. */
@@ -966,29 +1008,64 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
                 if (!q->scanned) {
                         q->scanned = true;
                         q->n_ready = 0;
-                        for (size_t k = 0; k < q->n; k++)
+                        q->n_installed = 0;
+                        for (size_t k = 0; k < q->n; k++) {
                                 q->ports[k].ready = false;
+                                q->ports[k].installed = false;
+                        }
                 }
                 r = wait_check_all(ovs, br, q);
         } else {
                 for (size_t k = 0; k < q->n && r == 0; k++)
                         if (q->ports[k].changed && wait_check(ovs, br, q, &q->ports[k]) < 0)
                                 r = -1;
-                if (r == 0 && q->n_ready == q->n)
+                if (r == 0 && wait_done(ovs, q))
                         r = wait_check_all(ovs, br, q);
         }
         q->changed = false;
         if (r < 0)
                 return req_fail(ovs, q);
-        if (q->n_ready == q->n) {
-                log_debug("%s %s%s: ofport assigned %lld ms after the commit, %lld ms after the request",
-                          q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
-                          now - q->committed, now - q->started);
+        if (wait_done(ovs, q)) {
+                if (ovs->cfg->ovn)
+                        log_info("%s %s%s: ovn-installed %lld ms after the commit (ofport after %lld ms), %lld ms after "
+                                 "the request",
+                                 q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
+                                 now - q->committed, (q->ovn_waiting ? q->ofports_at : now) - q->committed,
+                                 now - q->started);
+                else
+                        log_debug("%s %s%s: ofport assigned %lld ms after the commit, %lld ms after the request",
+                                  q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
+                                  now - q->committed, now - q->started);
                 req_answer(ovs, q, 0);
                 return STEP_DONE;
         }
+        if (ovs->cfg->ovn && q->n_ready == q->n && !q->ovn_waiting) {
+                /* Every ofport is there: now ovn-controller has ovn_wait_ms to
+                 * bind the logical ports and install their flows. */
+                q->ovn_waiting = true;
+                q->ofports_at = now;
+                q->deadline = now + ovs->cfg->ovn_wait_ms;
+                return STEP_IDLE;
+        }
         if (now < q->deadline)
                 return STEP_IDLE;
+        if (q->ovn_waiting && q->n_ready == q->n && ovs->conn == CONN_UP) {
+                if (streq(ovs->cfg->ovn_timeout_policy, "continue")) {
+                        log_warn("%s %s%s: ovn-controller did not mark %zu of %zu port(s) installed within %u ms "
+                                 "(ovn_wait_ms); continuing (ovn_timeout_policy = continue), the port shows "
+                                 "ovn_binding pending",
+                                 q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
+                                 q->n - q->n_installed, q->n, ovs->cfg->ovn_wait_ms);
+                        req_answer(ovs, q, 0);
+                        return STEP_DONE;
+                }
+                req_set_error(q, -ETIMEDOUT,
+                              "ovn-controller did not mark logical port %s installed (external_ids:ovn-installed) within "
+                              "%u ms (ovn_wait_ms; ovn_timeout_policy = fail): is ovn-controller running on this host, "
+                              "and does the logical port exist in the OVN northbound database (ovn-nbctl lsp-add)?",
+                              first_pending(q), ovs->cfg->ovn_wait_ms);
+                return req_fail(ovs, q);
+        }
         proto_text_printf(what, sizeof(what), "ovs-vswitchd assigned no ofport to %zu of %zu port(s) (is it running?)",
                           q->n - q->n_ready, q->n);
         set_deadline_error(ovs, q, what);
@@ -1160,9 +1237,9 @@ static int handle_add_many(void *state, struct modrt_call *call)
 
         if (n == 0)
                 return call_fail(call, -EINVAL, "ports: empty");
-        if (n > ADD_MANY_REPLY_MAX)
+        if (n > (ovs->cfg->ovn ? ADD_MANY_REPLY_MAX_OVN : ADD_MANY_REPLY_MAX))
                 return call_fail(call, -E2BIG, "ports: at most %d ports per port_add_many fit one reply; split the batch",
-                                 ADD_MANY_REPLY_MAX);
+                                 ovs->cfg->ovn ? ADD_MANY_REPLY_MAX_OVN : ADD_MANY_REPLY_MAX);
         q = req_new(ovs, REQ_ADD, n);
         if (!q)
                 return call_fail(call, -ENOMEM, "out of memory");
@@ -1301,7 +1378,7 @@ static void fill_list(struct proto_writer *w, void *userdata)
                 if (!port_owner(p))
                         continue;
                 total++;
-                if (shown == total - 1 && w->n_values + PORT_VALUES + 4 <= PROTO_MAX_NODES &&
+                if (shown == total - 1 && w->n_values + PORT_VALUES_OVN + 4 <= PROTO_MAX_NODES &&
                     w->len + PORT_MAX_BYTES + 64 <= PROTO_MAX_FRAME) {
                         write_port(ctx->ovs, w, NULL, p);
                         shown++;
@@ -1350,6 +1427,8 @@ static void monitor_columns(struct ovsdb_idl *idl)
         /* What a waiting port_add needs to hear about (note_iface_changes()). */
         ovsdb_idl_track_add_column(idl, &ovsrec_interface_col_ofport);
         ovsdb_idl_track_add_column(idl, &ovsrec_interface_col_error);
+        /* ... and, with ovn, external_ids:ovn-installed set by ovn-controller. */
+        ovsdb_idl_track_add_column(idl, &ovsrec_interface_col_external_ids);
 }
 
 static int ovs_init(struct modrt *rt, void **ret_state)
@@ -1387,6 +1466,9 @@ static int ovs_init(struct modrt *rt, void **ret_state)
         ovs->iface_by_name = ovsdb_idl_index_create1(ovs->idl, &ovsrec_interface_col_name);
         log_info("using ovsdb-server at %s, integration bridge %s%s", ovs->socket, ovs->bridge,
                  cfg->bridge_create ? " (created when missing)" : "");
+        if (cfg->ovn)
+                log_info("ovn: port_add waits up to %u ms for ovn-controller's ovn-installed (on timeout: %s)",
+                         cfg->ovn_wait_ms, cfg->ovn_timeout_policy);
         *ret_state = ovs;
         return 0;
 }

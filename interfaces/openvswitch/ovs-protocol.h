@@ -21,6 +21,13 @@
  * fails afterwards.
  * On Interface.error or timeout the port is removed again and the call fails:
  * -ENODEV (error text from ovs-vswitchd) or -ETIMEDOUT.
+ * With the config key ovn: iface-id is the logical port's name, which is the
+ * port UUID exactly as given; after the ofports the call also waits until
+ * ovn-controller has set external_ids:ovn-installed=true on every Interface,
+ * within ovn_wait_ms (counted from the last ofport). When that passes:
+ * ovn_timeout_policy = fail: -ETIMEDOUT naming the logical port (the ports the
+ * call inserted are removed; the core rolls the boot back); continue: success,
+ * the PORTs say ovn_binding "pending".
  * port_add_many {ports: [{port_uuid, instance_uuid, mac, mtu, hybrid}...]}: the
  * same in ONE transaction for up to OVS_MAX_BATCH ports; all or nothing.
  * port_del {port_uuid}: our Port of the port under either name; -ENOENT when
@@ -31,7 +38,9 @@
  * port_list: { ports: [PORT...], total, truncated }; port_del: {}.
  * PORT = { port_uuid, instance_uuid, name (the OVS Port/Interface name: tap<11>,
  *          or qvo<11> when hybrid), bridge, ofport (i64, -1 = none yet),
- *          mac, mtu, iface_status, link_state, error (only when OVS reports one) }
+ *          mac, mtu, iface_status, link_state, error (only when OVS reports one),
+ *          ovn_binding (only with ovn: "installed" once ovn-controller set
+ *          ovn-installed=true on the Interface, else "pending") }
  * -EEXIST: a Port/Interface with our derived name exists without our mark.
  * -ENOTCONN: ovsdb-server is unreachable (the module reconnects by itself).
  *

@@ -1085,6 +1085,12 @@ static int cmd_ports(void)
                 printf("            external_ids: {attached-mac=\"%s\", iface-id=\"%s\", iface-status=%s, vm-uuid=\"%s\"}\n",
                        jstr(p, "mac"), jstr(p, "port_uuid"), jstr(p, "iface_status"), jstr(p, "instance_uuid"));
                 printf("            instance: %s\n", inst ? inst : "(none: an orphan)");
+                if (jstr(p, "ovn_binding"))
+                        printf("            ovn: logical port %s, %s\n", jstr(p, "port_uuid"),
+                               streq(jstr(p, "ovn_binding"), "installed")
+                                       ? "ovn-installed (bound to this chassis, flows in)"
+                                       : "not installed yet (ovn-controller has not bound it: is it running, does the "
+                                         "logical port exist?)");
                 if (err)
                         printf("            error: \"%s\"\n", err);
         }

@@ -506,10 +506,13 @@ static void op_next(struct op *op)
                         op->kind == OP_STOP ? "domain_shutdown" : op->kind == OP_REBOOT ? "domain_reboot" : "domain_start");
                 pw_str(w, "instance_uuid", op->inst->uuid);
         }
-        /* OVS calls wait for ovs-vswitchd (port_timeout_ms) inside the module:
-         * give them that on top, so the module always answers with the reason. */
+        /* OVS calls wait for ovs-vswitchd (port_timeout_ms) and, with ovn, for
+         * ovn-controller (ovn_wait_ms) inside the module: give them that on
+         * top, so the module always answers with the reason. */
         r = modules_call(steps[u->step].plug, w,
-                         u->step == STEP_OVS ? ((uint64_t)lc.cfg.port_timeout_ms + lc.cfg.module_timeout_ms) * 1000 : 0,
+                         u->step == STEP_OVS ? ((uint64_t)lc.cfg.port_timeout_ms + (lc.cfg.ovn ? lc.cfg.ovn_wait_ms : 0) +
+                                                lc.cfg.module_timeout_ms) * 1000
+                                             : 0,
                          on_unit_reply, op, &op->call, err, sizeof(err));
         free(w);
         if (r < 0)
