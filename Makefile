@@ -3,6 +3,7 @@
 #   make            build/bin/: nova-compute, nova-hypervisor, nova-<plug> modules
 #   make deps       install the Debian packages (root) and build libopenvswitch into a cache
 #   make run        the sandbox: private OVS/netns/state, core + modules, a demo port (KEEP=1 keeps it)
+#   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
 #   make check      unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make fuzz       libFuzzer targets in build/fuzz/
 #   make bench      bench/privsep-rtt: our module round trip vs oslo.privsep vs the socketpair floor
@@ -79,7 +80,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps run run-stop check check-reset check-ovs-link bench-boot bench-vif bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -203,6 +204,10 @@ run:
 
 run-stop:
 	@bash scripts/sandbox.sh stop
+
+# Two hypervisor hosts sharing a network through OVN, in namespaces (KEEP=1 keeps them).
+run-multihost: $(PROGRAMS)
+	@KEEP=$(KEEP) bash scripts/multihost.sh
 
 bench: $(PROGRAMS)
 	bash bench/privsep-rtt
