@@ -15,6 +15,7 @@
 #include "modrt.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <nftables/libnftables.h>
 
 #define BRNF_IPV4 "/proc/sys/net/bridge/bridge-nf-call-iptables"
@@ -96,12 +97,18 @@ static int snap_reload(struct fw *fw)
         int r;
 
         fw->snap_valid = false;
+        fw_snap_free(&fw->snap); /* never hold the old picture next to the new listing */
         if ((r = nft_list(fw, "inet", &inet)) < 0 || (r = nft_list(fw, "bridge", &bridge)) < 0)
                 return r;
         r = fw_snap_parse(inet, bridge, &s);
+        free(inet);
+        free(bridge);
+        inet = bridge = NULL;
+        /* the listing texts and JSON trees are large (hundreds of MB at
+         * thousands of ports): hand the freed pages back */
+        (void)malloc_trim(0);
         if (r < 0)
                 return r;
-        fw_snap_free(&fw->snap);
         fw->snap = s;
         fw->snap_valid = true;
         return 0;
@@ -349,11 +356,45 @@ static unsigned refs_after(struct fw *fw, const char *gid)
         return refs;
 }
 
+static int cmp_size(const void *a, const void *b)
+{
+        size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* Positions in fw->snap.groups, ascending and unique, of the groups the
+ * snapshot's chains of the request's ports (and of removed) jump to: the
+ * only groups whose references can drop. Returns how many. */
+static size_t gc_candidates(struct fw *fw, const struct fw_port *removed, size_t *ret)
+{
+        size_t n = 0, w = 0;
+
+        for (size_t i = 0; i <= fw->n_ports; i++) {
+                const char *uuid = i < fw->n_ports ? fw->ports[i].uuid : removed ? removed->uuid : NULL;
+                struct fw_snap_port *sp = uuid ? fw_snap_port_find(&fw->snap, uuid) : NULL;
+                for (size_t k = 0; sp && sp->has_chain && k < sp->port.n_groups; k++) {
+                        struct fw_snap_group *g = fw_snap_group_find(&fw->snap, sp->port.groups[k]);
+                        if (g)
+                                ret[n++] = (size_t)(g - fw->snap.groups);
+                }
+        }
+        qsort(ret, n, sizeof(*ret), cmp_size);
+        for (size_t i = 0; i < n; i++)
+                if (w == 0 || ret[w - 1] != ret[i])
+                        ret[w++] = ret[i];
+        return w;
+}
+
+#define GC_CANDIDATES_MAX ((FW_MAX_BATCH + 1) * PORT_MAX_GROUPS)
+
 /* Groups referenced now by the ports of the request that nothing will reference afterwards. */
 static void build_group_gc(struct fw *fw, struct sbuf *b, const struct fw_port *removed)
 {
-        for (size_t i = 0; i < fw->snap.n_groups; i++) {
-                struct fw_snap_group *g = &fw->snap.groups[i];
+        size_t cand[GC_CANDIDATES_MAX], n = gc_candidates(fw, removed, cand);
+
+        for (size_t c = 0; c < n; c++) {
+                struct fw_snap_group *g = &fw->snap.groups[cand[c]];
                 unsigned refs = refs_after(fw, g->id);
                 if (removed) {
                         struct fw_snap_port *sp = fw_snap_port_find(&fw->snap, removed->uuid);
@@ -399,20 +440,11 @@ static void build_apply(struct fw *fw)
 
 static void snap_update_group(struct fw_snap *s, const struct fw_group_req *gr)
 {
-        struct fw_snap_group *g = fw_snap_group_find(s, gr->id);
+        /* found, or appended (the reload after a failure would find it anyway) */
+        struct fw_snap_group *g = fw_snap_group_get(s, gr->id);
 
-        if (!g) {
-                /* append (the reload after a failure would find it anyway) */
-                if (s->n_groups % 64 == 0) {
-                        struct fw_snap_group *ng = reallocarray(s->groups, s->n_groups + 64, sizeof(*ng));
-                        if (!ng)
-                                return;
-                        s->groups = ng;
-                }
-                g = &s->groups[s->n_groups++];
-                *g = (struct fw_snap_group){ 0 };
-                memcpy(g->id, gr->id, UUID_STR_LEN + 1);
-        }
+        if (!g)
+                return;
         free(g->rules);
         g->rules = NULL;
         g->n_rules = 0;
@@ -447,6 +479,8 @@ static void snap_recount(struct fw_snap *s)
                 }
                 s->groups[w++] = s->groups[i];
         }
+        if (w != s->n_groups)
+                fw_snap_reindex(s);
         s->n_groups = w;
 }
 
@@ -455,24 +489,21 @@ static int snap_after_apply(struct fw *fw)
 {
         struct fw_snap *s = &fw->snap;
 
-        /* groups the batch deleted */
-        for (size_t i = 0; i < s->n_groups; i++)
+        size_t cand[GC_CANDIDATES_MAX], n = gc_candidates(fw, NULL, cand);
+
+        /* groups the batch deleted (only those the request's ports jumped to can be) */
+        for (size_t c = 0; c < n; c++) {
+                size_t i = cand[c];
                 if (refs_after(fw, s->groups[i].id) == 0 && !group_in_request(fw, s->groups[i].id) &&
                     s->groups[i].refs > 0)
                         s->groups[i].has_in = s->groups[i].has_out = false;
+        }
         for (size_t i = 0; i < fw->n_groups; i++)
                 snap_update_group(s, &fw->groups[i]);
         for (size_t i = 0; i < fw->n_ports; i++) {
-                struct fw_snap_port *sp = fw_snap_port_find(s, fw->ports[i].uuid);
-                if (!sp) {
-                        if (s->n_ports % 64 == 0) {
-                                sp = reallocarray(s->ports, s->n_ports + 64, sizeof(*sp));
-                                if (!sp)
-                                        return -ENOMEM;
-                                s->ports = sp;
-                        }
-                        sp = &s->ports[s->n_ports++];
-                }
+                struct fw_snap_port *sp = fw_snap_port_get(s, fw->ports[i].uuid);
+                if (!sp)
+                        return -ENOMEM;
                 *sp = (struct fw_snap_port){ .port = fw->ports[i], .has_chain = true, .has_dispatch = true,
                                              .has_mac = true, .has_tap = true, .has_guard = true, .has_ll = true };
         }
@@ -583,15 +614,19 @@ static int handle_remove(void *state, struct modrt_call *call)
                 r = nft_run(fw, fw->cmd.p, call->err, sizeof(call->err));
                 if (r == 0) {
                         /* drop the port, mark emptied groups, recount */
-                        for (size_t i = 0; i < fw->snap.n_groups; i++) {
-                                struct fw_snap_group *g = &fw->snap.groups[i];
+                        /* (only groups the port jumped to can lose their last reference) */
+                        for (size_t j = 0; sp->has_chain && j < sp->port.n_groups; j++) {
+                                struct fw_snap_group *g = fw_snap_group_find(&fw->snap, sp->port.groups[j]);
+                                if (!g)
+                                        continue;
                                 unsigned left = g->refs;
-                                for (size_t k = 0; sp->has_chain && k < sp->port.n_groups; k++)
+                                for (size_t k = 0; k < sp->port.n_groups; k++)
                                         left -= streq(sp->port.groups[k], g->id);
                                 if (left == 0 && g->refs > 0)
                                         g->has_in = g->has_out = false;
                         }
                         *sp = fw->snap.ports[--fw->snap.n_ports];
+                        fw_snap_reindex(&fw->snap);
                         snap_recount(&fw->snap);
                         return 0;
                 }

@@ -34,23 +34,118 @@ static bool name_uuid(const char *name, const char *prefix, const char *suffix, 
         return uuid_is_valid(ret);
 }
 
+static size_t hash_mem(const char *k, size_t len)
+{
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
+        return (size_t)(h ^ (h >> 29));
+}
+
+static const char *port_key(const struct fw_snap *s, size_t i) { return s->ports[i].port.uuid; }
+static const char *group_key(const struct fw_snap *s, size_t i) { return s->groups[i].id; }
+
+/* Index the first n records by the first len bytes of their key (len 0: the
+ * whole key). Records with equal keys: the first one is found first. */
+static int ix_build(struct fw_snap_index *ix, const struct fw_snap *s, size_t n,
+                    const char *(*key)(const struct fw_snap *, size_t), size_t len)
+{
+        size_t cap = 64;
+
+        while (cap < 2 * n + 2)
+                cap *= 2;
+        if (cap != ix->cap || !ix->slot) {
+                uint32_t *slot = calloc(cap, sizeof(*slot));
+                if (!slot)
+                        return -ENOMEM;
+                free(ix->slot);
+                ix->slot = slot;
+                ix->cap = cap;
+        } else
+                memset(ix->slot, 0, cap * sizeof(*ix->slot));
+        for (size_t i = 0; i < n; i++) {
+                const char *k = key(s, i);
+                size_t h = hash_mem(k, len ? len : strlen(k)) & (cap - 1);
+                while (ix->slot[h])
+                        h = (h + 1) & (cap - 1);
+                ix->slot[h] = (uint32_t)i + 1;
+        }
+        ix->n = n;
+        return 0;
+}
+
+/* Position of the first record whose key matches, -1 if none, -2 when the
+ * index cannot be built (the caller scans). */
+static long ix_find(struct fw_snap_index *ix, const struct fw_snap *s, size_t n,
+                    const char *(*key)(const struct fw_snap *, size_t), const char *k, size_t len)
+{
+        size_t klen = len ? len : strlen(k);
+
+        if (n > UINT32_MAX - 1)
+                return -2;
+        if ((ix->n != n || !ix->slot) && ix_build(ix, s, n, key, len) < 0)
+                return -2;
+        for (size_t h = hash_mem(k, klen) & (ix->cap - 1); ix->slot[h]; h = (h + 1) & (ix->cap - 1)) {
+                size_t i = ix->slot[h] - 1;
+                const char *c = key(s, i);
+                if (len ? strncmp(c, k, len) == 0 && strlen(c) >= len : streq(c, k))
+                        return (long)i;
+        }
+        return -1;
+}
+
+/* Record that position n - 1 was just appended (keeps the index current
+ * without a rebuild when there is room). */
+static void ix_append(struct fw_snap_index *ix, const struct fw_snap *s, size_t n,
+                      const char *(*key)(const struct fw_snap *, size_t))
+{
+        const char *k;
+        size_t h;
+
+        if (!ix->slot || ix->n != n - 1 || 2 * n + 2 > ix->cap)
+                return; /* rebuilt at the next lookup */
+        k = key(s, n - 1);
+        for (h = hash_mem(k, strlen(k)) & (ix->cap - 1); ix->slot[h]; h = (h + 1) & (ix->cap - 1))
+                ;
+        ix->slot[h] = (uint32_t)n;
+        ix->n = n;
+}
+
+void fw_snap_reindex(struct fw_snap *s)
+{
+        s->port_ix.n = s->group_ix.n = SIZE_MAX;
+}
+
 struct fw_snap_port *fw_snap_port_find(struct fw_snap *s, const char *uuid)
 {
-        for (size_t i = 0; i < s->n_ports; i++)
-                if (streq(s->ports[i].port.uuid, uuid))
-                        return &s->ports[i];
+        long i = ix_find(&s->port_ix, s, s->n_ports, port_key, uuid, 0);
+
+        if (i >= 0)
+                return &s->ports[i];
+        if (i == -1)
+                return NULL;
+        for (size_t k = 0; k < s->n_ports; k++)
+                if (streq(s->ports[k].port.uuid, uuid))
+                        return &s->ports[k];
         return NULL;
 }
 
 struct fw_snap_group *fw_snap_group_find(struct fw_snap *s, const char *id)
 {
-        for (size_t i = 0; i < s->n_groups; i++)
-                if (streq(s->groups[i].id, id))
-                        return &s->groups[i];
+        long i = ix_find(&s->group_ix, s, s->n_groups, group_key, id, 0);
+
+        if (i >= 0)
+                return &s->groups[i];
+        if (i == -1)
+                return NULL;
+        for (size_t k = 0; k < s->n_groups; k++)
+                if (streq(s->groups[k].id, id))
+                        return &s->groups[k];
         return NULL;
 }
 
-static struct fw_snap_port *port_get(struct fw_snap *s, const char *uuid)
+struct fw_snap_port *fw_snap_port_get(struct fw_snap *s, const char *uuid)
 {
         struct fw_snap_port *p = fw_snap_port_find(s, uuid);
 
@@ -65,10 +160,11 @@ static struct fw_snap_port *port_get(struct fw_snap *s, const char *uuid)
         p = &s->ports[s->n_ports++];
         *p = (struct fw_snap_port){ 0 };
         memcpy(p->port.uuid, uuid, UUID_STR_LEN + 1);
+        ix_append(&s->port_ix, s, s->n_ports, port_key);
         return p;
 }
 
-static struct fw_snap_group *group_get(struct fw_snap *s, const char *id)
+struct fw_snap_group *fw_snap_group_get(struct fw_snap *s, const char *id)
 {
         struct fw_snap_group *g = fw_snap_group_find(s, id);
 
@@ -83,16 +179,35 @@ static struct fw_snap_group *group_get(struct fw_snap *s, const char *id)
         g = &s->groups[s->n_groups++];
         *g = (struct fw_snap_group){ 0 };
         memcpy(g->id, id, UUID_STR_LEN + 1);
+        ix_append(&s->group_ix, s, s->n_groups, group_key);
         return g;
 }
 
-/* The port whose derived device name (prefix + 11 chars) is name. */
-static struct fw_snap_port *port_by_dev(struct fw_snap *s, const char *prefix, const char *name)
+/* The device names of the ports (prefix + the first PORT_NAME_CHARS of the
+ * uuid), indexed once per bridge pass. */
+struct dev_index {
+        struct fw_snap_index ix;
+        bool ok;
+};
+
+/* The port whose derived device name (prefix + 11 chars) is name: the first
+ * one in array order, as a scan would find. */
+static struct fw_snap_port *port_by_dev(struct fw_snap *s, struct dev_index *di, const char *prefix, const char *name)
 {
         char dev[IFNAME_MAX];
+        size_t pl = strlen(prefix);
 
         if (!name)
                 return NULL;
+        if (di->ok) {
+                if (strlen(name) != pl + PORT_NAME_CHARS || strncmp(name, prefix, pl) != 0)
+                        return NULL;
+                long i = ix_find(&di->ix, s, s->n_ports, port_key, name + pl, PORT_NAME_CHARS);
+                if (i >= 0 && port_dev_name(prefix, s->ports[i].port.uuid, dev) == 0 && streq(dev, name))
+                        return &s->ports[i];
+                if (i != -2)
+                        return NULL;
+        }
         for (size_t i = 0; i < s->n_ports; i++)
                 if (port_dev_name(prefix, s->ports[i].port.uuid, dev) == 0 && streq(dev, name))
                         return &s->ports[i];
@@ -160,12 +275,12 @@ static int pass_chains(struct fw_snap *s, struct json_object *items, bool inet, 
                 else if (streq(name, "forward"))
                         *sk |= SK_FORWARD;
                 else if (name_uuid(name, "port-", "", id)) {
-                        struct fw_snap_port *p = port_get(s, id);
+                        struct fw_snap_port *p = fw_snap_port_get(s, id);
                         if (!p)
                                 return -ENOMEM;
                         p->has_chain = true;
                 } else if (name_uuid(name, "sg-", "-in", id) || name_uuid(name, "sg-", "-out", id)) {
-                        struct fw_snap_group *g = group_get(s, id);
+                        struct fw_snap_group *g = fw_snap_group_get(s, id);
                         if (!g)
                                 return -ENOMEM;
                         if (name[strlen(name) - 1] == 'n')
@@ -286,6 +401,10 @@ static void port_add_ip(struct fw_snap_port *p, const char *ip)
 
 static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, unsigned *sk)
 {
+        struct dev_index di = { 0 };
+
+        /* no port record is added from here on: index the device names once */
+        di.ok = !inet && s->n_ports < UINT32_MAX - 1 && ix_build(&di.ix, s, s->n_ports, port_key, PORT_NAME_CHARS) == 0;
         for (size_t i = 0; i < json_object_array_length(items); i++) {
                 struct json_object *it = json_object_array_get_idx(items, i), *set, *elems;
                 bool is_map = json_object_object_get_ex(it, "map", &set);
@@ -337,7 +456,7 @@ static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, u
                                 continue;
                         if (streq(name, "taps")) {
                                 if (json_object_is_type(el, json_type_string) &&
-                                    (p = port_by_dev(s, "tap", json_object_get_string(el))))
+                                    (p = port_by_dev(s, &di, "tap", json_object_get_string(el))))
                                         p->has_tap = true;
                                 else
                                         s->orphan_elements++;
@@ -347,7 +466,7 @@ static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, u
                                 s->orphan_elements++;
                                 continue;
                         }
-                        p = port_by_dev(s, streq(name, "guard") ? "qvb" : "tap", a);
+                        p = port_by_dev(s, &di, streq(name, "guard") ? "qvb" : "tap", a);
                         if (!p) {
                                 s->orphan_elements++;
                                 continue;
@@ -364,6 +483,7 @@ static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, u
                                 port_add_ip(p, b);
                 }
         }
+        free(di.ix.slot);
 }
 
 /* o is an object with exactly one member, key; its value in *ret. */
@@ -592,5 +712,7 @@ void fw_snap_free(struct fw_snap *s)
                 free(s->groups[i].rules);
         free(s->groups);
         free(s->ports);
+        free(s->port_ix.slot);
+        free(s->group_ix.slot);
         *s = (struct fw_snap){ 0 };
 }

@@ -27,6 +27,14 @@ struct fw_snap_port {
         bool tampered;             /* port chain or elements disagree */
 };
 
+/* Open-addressing hash of array positions (slot: index + 1, 0 empty), keyed
+ * by port UUID / group id; n is how many entries it holds (rebuilt when it
+ * does not match the array). */
+struct fw_snap_index {
+        uint32_t *slot;
+        size_t cap, n;
+};
+
 struct fw_snap {
         bool inet_exists, bridge_exists;   /* a table of that family and name exists */
         bool inet_ours, bridge_ours;       /* ...and carries our owner mark */
@@ -36,6 +44,7 @@ struct fw_snap {
         struct fw_snap_group *groups;
         size_t n_groups;
         unsigned orphan_elements;          /* bridge elements of taps without a port chain */
+        struct fw_snap_index port_ix, group_ix; /* lookups by uuid/id (private to fw-state.c) */
 };
 
 /* Decode the JSON texts of the two listings (either may be NULL or "" when
@@ -46,5 +55,10 @@ void fw_snap_free(struct fw_snap *s);
 
 struct fw_snap_port *fw_snap_port_find(struct fw_snap *s, const char *uuid);
 struct fw_snap_group *fw_snap_group_find(struct fw_snap *s, const char *id);
+/* Find or append a zeroed record with that uuid/id; NULL on -ENOMEM. */
+struct fw_snap_port *fw_snap_port_get(struct fw_snap *s, const char *uuid);
+struct fw_snap_group *fw_snap_group_get(struct fw_snap *s, const char *id);
+/* Call after moving or removing records of s->ports/s->groups in place. */
+void fw_snap_reindex(struct fw_snap *s);
 
 #endif
