@@ -46,6 +46,9 @@ vsctl() { local h=$1; shift; ovs-vsctl --db="unix:$D/$h/db.sock" --timeout=10 "$
 cli() { local h=$1; shift; "$BIN/nova-hypervisor" --socket "$D/$h/run/nova-hypervisor.socket" "$@"; }
 host_ip() { [ "$1" = a ] && echo 192.0.2.1 || echo 192.0.2.2; }
 
+# Whether pid runs (a zombie that its parent has not reaped yet does not).
+alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
 # Stop the process of a pidfile (TERM, then KILL after 5 s), bounded.
 stop_pidfile() {
 	[ -f "$1" ] || return 0
@@ -53,7 +56,7 @@ stop_pidfile() {
 	pid=$(cat "$1" 2>/dev/null) || return 0
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	for _ in $(seq 100); do alive "$pid" || return 0; sleep 0.05; done
 	kill -KILL "$pid" 2>/dev/null || true
 }
 

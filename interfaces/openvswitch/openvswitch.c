@@ -1060,9 +1060,8 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
                         return STEP_DONE;
                 }
                 req_set_error(q, -ETIMEDOUT,
-                              "ovn-controller did not mark logical port %s installed (external_ids:ovn-installed) within "
-                              "%u ms (ovn_wait_ms; ovn_timeout_policy = fail): is ovn-controller running on this host, "
-                              "and does the logical port exist in the OVN northbound database (ovn-nbctl lsp-add)?",
+                              "ovn-controller did not mark logical port %s ovn-installed within %u ms (ovn_wait_ms, "
+                              "ovn_timeout_policy fail): is ovn-controller running here, does the port exist in OVN NB?",
                               first_pending(q), ovs->cfg->ovn_wait_ms);
                 return req_fail(ovs, q);
         }
