@@ -80,7 +80,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -214,12 +214,16 @@ bench: $(PROGRAMS)
 	bash bench/boot
 	bash bench/vif-plug
 	bash bench/secgroups
+	bash bench/multihost
 
 bench-boot: $(PROGRAMS)
 	bash bench/boot
 
 bench-vif: $(PROGRAMS)
 	bash bench/vif-plug
+
+bench-multihost: $(PROGRAMS)
+	bash bench/multihost
 
 # bench/secgroups builds its client from libnova.a, as bench/vif-plug does.
 bench-secgroups: $(BUILD)/bin/nova-firewall-control $(LIBNOVA)

@@ -187,7 +187,7 @@ standin() {
 	ip -n "$P-$h-vm" link set eth0 up
 	setsid ip netns exec "$P-$h" python3 scripts/guest-standin.py "$tap" "$relay" >>"$D/$h/standin.log" 2>&1 &
 	echo $! >"$D/$h/standin.pid"
-	for _ in $(seq 100); do grep -q relaying "$D/$h/standin.log" 2>/dev/null && return 0; sleep 0.05; done
+	for _ in $(seq 100); do grep -q "relaying\|waiting for" "$D/$h/standin.log" 2>/dev/null && return 0; sleep 0.05; done
 	echo "multihost: the stand-in on $tap did not start: $(cat "$D/$h/standin.log")" >&2
 	return 1
 }
