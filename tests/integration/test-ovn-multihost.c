@@ -275,6 +275,13 @@ START_TEST(test_ovn_wait_timeout_fails_and_rolls_back)
         s = out_trim(sh_out("ovs-vsctl --db=unix:%s/a/db.sock --timeout=10 list-ports br-int | grep -c ^tap", dir));
         ck_assert_str_eq(s, "0");
         free(s);
+        /* a port MTU above network_mtu (1442) is refused before anything is made */
+        s = sh_out("%s/nova-hypervisor --socket %s/a/run/nova-hypervisor.socket boot big --port uuid=" PORT_B
+                   ",mtu=1500 --wait 2>&1; echo rc=$?; %s/nova-hypervisor --socket %s/a/run/nova-hypervisor.socket list",
+                   getenv("NOVA_BIN"), dir, getenv("NOVA_BIN"), dir);
+        ck_assert_msg(strstr(s, "exceeds the network's MTU 1442") && strstr(s, "rc=1") && !strstr(s, "big "), "%s", s);
+        free(s);
+        ck_assert_int_ne(sh("ip -n %s-a link show tap%.11s", prefix, PORT_B), 0);
         mh_down();
 }
 END_TEST
