@@ -66,10 +66,8 @@ static int nft_run(struct fw *fw, const char *text, char *err, size_t errlen)
         return -EIO;
 }
 
-/* JSON listing of our table of one family; "" when it does not exist. The
- * text stays in libnftables' output buffer until its next command: *ret
- * points there (copy is false) or is a copy to free (copy true). */
-static int nft_list(struct fw *fw, const char *family, bool copy, const char **ret)
+/* JSON listing of our table of one family; "" when it does not exist. */
+static int nft_list(struct fw *fw, const char *family, char **ret)
 {
         char cmd[64];
         const char *out;
@@ -82,43 +80,32 @@ static int nft_list(struct fw *fw, const char *family, bool copy, const char **r
         out = nft_ctx_get_output_buffer(fw->nft);
         if (r != 0) {
                 const char *e = nft_ctx_get_error_buffer(fw->nft);
-                if (e && strstr(e, "No such file or directory"))
-                        out = "";
-                else
-                        return -EIO;
+                if (e && strstr(e, "No such file or directory")) {
+                        *ret = strdup("");
+                        return *ret ? 0 : -ENOMEM;
+                }
+                return -EIO;
         }
-        if (!out)
-                out = "";
-        if (copy && !(out = strdup(out)))
-                return -ENOMEM;
-        *ret = out;
-        return 0;
+        *ret = strdup(out ? out : "");
+        return *ret ? 0 : -ENOMEM;
 }
 
 static int snap_reload(struct fw *fw)
 {
-        _cleanup_free_ char *bridge = NULL;
-        const char *inet = NULL, *b = NULL;
+        _cleanup_free_ char *inet = NULL, *bridge = NULL;
         struct fw_snap s;
         int r;
 
         fw->snap_valid = false;
         fw_snap_free(&fw->snap); /* never hold the old picture next to the new listing */
-        /* the bridge listing (sets only, small) copied; the inet one (every
-         * chain and rule) parsed where libnftables wrote it */
-        if ((r = nft_list(fw, "bridge", true, &b)) < 0)
-                return r;
-        bridge = (char *)b;
-        if ((r = nft_list(fw, "inet", false, &inet)) < 0)
+        if ((r = nft_list(fw, "inet", &inet)) < 0 || (r = nft_list(fw, "bridge", &bridge)) < 0)
                 return r;
         r = fw_snap_parse(inet, bridge, &s);
-        /* libnftables keeps its output buffer at its largest size: replace it,
-         * and hand the freed pages (listing, JSON trees: hundreds of MB at
-         * thousands of ports) back */
-        if (nft_ctx_unbuffer_output(fw->nft) < 0 || nft_ctx_buffer_output(fw->nft) < 0)
-                log_warn("cannot reset the libnftables output buffer");
+        free(inet);
         free(bridge);
-        bridge = NULL;
+        inet = bridge = NULL;
+        /* the listing texts and JSON trees are large (hundreds of MB at
+         * thousands of ports): hand the freed pages back */
         (void)malloc_trim(0);
         if (r < 0)
                 return r;
