@@ -172,36 +172,6 @@ static int status_for_errno(int r)
         }
 }
 
-/* ---- protocol values to JSON ---- */
-
-static struct json_object *value_to_json(const struct proto_value *v)
-{
-        struct json_object *o;
-
-        switch (v->type) {
-        case PV_U64:
-                return json_object_new_uint64(v->v.u);
-        case PV_I64:
-                return json_object_new_int64(v->v.i);
-        case PV_BOOL:
-                return json_object_new_boolean(v->v.b);
-        case PV_STR:
-                return json_object_new_string_len(v->v.s, (int)v->count);
-        case PV_LIST:
-                o = json_object_new_array();
-                for (const struct proto_value *i = v->child; i; i = i->next)
-                        json_object_array_add(o, value_to_json(i));
-                return o;
-        case PV_OBJ:
-                o = json_object_new_object();
-                for (const struct proto_value *m = v->child; m; m = m->next)
-                        json_object_object_add(o, m->key, value_to_json(m));
-                return o;
-        default:
-                return NULL;
-        }
-}
-
 /* ---- status ---- */
 
 static struct json_object *module_json(enum plug_id plug)
@@ -386,10 +356,10 @@ static void on_port_reply(const struct module_result *res, void *userdata)
                                      res->status == -ENOTCONN ? PLUG_NETWORK_CONTROL : -1);
         tap = proto_get(res->body, "tap");
         if (tap)
-                return respond_json(c, 200, value_to_json(tap));
+                return respond_json(c, 200, proto_value_to_json(tap));
         if (proto_get(res->body, "taps")) {
                 struct json_object *root = json_object_new_object();
-                json_object_object_add(root, "ports", value_to_json(proto_get(res->body, "taps")));
+                json_object_object_add(root, "ports", proto_value_to_json(proto_get(res->body, "taps")));
                 json_object_object_add(root, "total", json_object_new_uint64(proto_get_u64(res->body, "total", 0)));
                 json_object_object_add(root, "truncated",
                                        json_object_new_boolean(proto_get_bool(res->body, "truncated", false)));
@@ -669,7 +639,7 @@ static void on_domains_reply(const struct module_result *res, void *userdata)
                 return respond_error(c, status_for_errno(res->status), res->error,
                                      res->status == -ENOTCONN ? PLUG_LIBVIRT : -1);
         root = json_object_new_object();
-        json_object_object_add(root, "domains", value_to_json(proto_get(res->body, "domains")));
+        json_object_object_add(root, "domains", proto_value_to_json(proto_get(res->body, "domains")));
         json_object_object_add(root, "total", json_object_new_uint64(proto_get_u64(res->body, "total", 0)));
         json_object_object_add(root, "truncated", json_object_new_boolean(proto_get_bool(res->body, "truncated", false)));
         respond_json(c, 200, root);
@@ -701,7 +671,7 @@ static void on_vifs_reply(const struct module_result *res, void *userdata)
                 return respond_error(c, status_for_errno(res->status), res->error,
                                      res->status == -ENOTCONN ? PLUG_OPENVSWITCH : -1);
         root = json_object_new_object();
-        ports = value_to_json(proto_get(res->body, "ports"));
+        ports = proto_value_to_json(proto_get(res->body, "ports"));
         /* Join with the store: which instance each port belongs to. */
         for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
                 struct json_object *p = json_object_array_get_idx(ports, i), *v;
@@ -1104,7 +1074,7 @@ static void on_pin_reply(const struct module_result *res, void *userdata)
         if (res->status < 0)
                 return respond_error(c, status_for_errno(res->status), res->error,
                                      res->status == -ENOTCONN ? PLUG_PROCESS_CONTROL : -1);
-        respond_json(c, 200, value_to_json(res->body));
+        respond_json(c, 200, proto_value_to_json(res->body));
 }
 
 /* POST /v1/instances/<id>/pin {"cpus": "0-1", "priority"?: "-5"}: the instance

@@ -1,6 +1,8 @@
 /* modules.c - see modules.h */
 #include "modules.h"
 
+#include <json-c/json.h>
+
 #include "log.h"
 #include "fw-protocol.h"
 #include "hw-protocol.h"
@@ -885,4 +887,32 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
         if (ret_call)
                 *ret_call = call;
         return 0;
+}
+
+struct json_object *proto_value_to_json(const struct proto_value *v)
+{
+        struct json_object *o;
+
+        switch (v->type) {
+        case PV_U64:
+                return json_object_new_uint64(v->v.u);
+        case PV_I64:
+                return json_object_new_int64(v->v.i);
+        case PV_BOOL:
+                return json_object_new_boolean(v->v.b);
+        case PV_STR:
+                return json_object_new_string_len(v->v.s, (int)v->count);
+        case PV_LIST:
+                o = json_object_new_array();
+                for (const struct proto_value *i = v->child; i; i = i->next)
+                        json_object_array_add(o, proto_value_to_json(i));
+                return o;
+        case PV_OBJ:
+                o = json_object_new_object();
+                for (const struct proto_value *m = v->child; m; m = m->next)
+                        json_object_object_add(o, m->key, proto_value_to_json(m));
+                return o;
+        default:
+                return NULL;
+        }
 }

@@ -92,6 +92,10 @@ void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready);
 /* True when the plug is connected and its module answers requests. */
 bool modules_ready(enum plug_id plug);
 
+/* A module's reply value as JSON for the API (caller puts it); NULL for an unknown type. */
+struct json_object;
+struct json_object *proto_value_to_json(const struct proto_value *v);
+
 /* The protocol the core expects from plug's module, NULL when this build has none. */
 const struct module_protocol *modules_protocol(enum plug_id plug);
 

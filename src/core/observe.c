@@ -47,33 +47,6 @@ struct observe_query {
         struct part parts[_PART_MAX];
 };
 
-static struct json_object *value_to_json(const struct proto_value *v)
-{
-        struct json_object *o;
-
-        switch (v->type) {
-        case PV_U64:
-                return json_object_new_uint64(v->v.u);
-        case PV_I64:
-                return json_object_new_int64(v->v.i);
-        case PV_BOOL:
-                return json_object_new_boolean(v->v.b);
-        case PV_STR:
-                return json_object_new_string_len(v->v.s, (int)v->count);
-        case PV_LIST:
-                o = json_object_new_array();
-                for (const struct proto_value *i = v->child; i; i = i->next)
-                        json_object_array_add(o, value_to_json(i));
-                return o;
-        case PV_OBJ:
-                o = json_object_new_object();
-                for (const struct proto_value *m = v->child; m; m = m->next)
-                        json_object_object_add(o, m->key, value_to_json(m));
-                return o;
-        default:
-                return NULL;
-        }
-}
 
 /* {"available": false, "plug", "error", "fix"}: what a section says instead of blanks. */
 static struct json_object *unavailable(enum plug_id plug, const char *error)
@@ -462,7 +435,7 @@ static void on_part_reply(const struct module_result *res, void *userdata)
         if (res->status < 0)
                 p->body = unavailable(parts[p->id].plug, res->error ? res->error : strerror(-res->status));
         else
-                p->body = value_to_json(res->body);
+                p->body = proto_value_to_json(res->body);
         if (--q->pending == 0)
                 query_finish(q);
 }
