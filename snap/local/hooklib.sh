@@ -37,10 +37,20 @@ tell_core_refresh() {
 # install, post-refresh: enable and start exactly the module apps whose plugs
 # are connected, stop and disable the others.
 align_modules() {
-        connected=$(snapctl is-connected --list) || {
-                log "snapctl is-connected --list failed"
-                return 1
-        }
+        # Older snapd (Debian 12's 2.57, the e2e guest's) has no --list
+        # ("unknown flag"): ask plug by plug there.
+        if ! connected=$(snapctl is-connected --list 2>/dev/null); then
+                connected=
+                for plug in $(module_plugs); do
+                        if snapctl is-connected "$plug"; then
+                                connected="$connected
+$plug"
+                        elif [ $? -ne 1 ]; then
+                                log "snapctl is-connected $plug failed"
+                                return 1
+                        fi
+                done
+        fi
         for plug in $(module_plugs); do
                 if in_list "$plug" "$connected"; then
                         snapctl start --enable "$NOVA_SNAP.$plug"
