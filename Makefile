@@ -172,6 +172,7 @@ check-reset:
 check:
 	@$(MAKE) --no-print-directory check-reset
 	@$(MAKE) --no-print-directory check-unit check-integration check-ovs-link fuzz-run
+	@$(MAKE) --no-print-directory e2e-skip-note
 	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f}' $(TALLY)
 
 # ---- fuzzing (clang libFuzzer) ----
@@ -230,6 +231,7 @@ bench-secgroups: $(BUILD)/bin/nova-firewall-control $(LIBNOVA)
 	bash bench/secgroups
 
 include mk/snap.mk
+include mk/e2e.mk
 
 clean:
 	rm -rf $(BUILD)

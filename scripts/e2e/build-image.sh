@@ -18,15 +18,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${NOVA_E2E_CACHE:-/var/cache/nova-hypervisor-e2e}
 mirror=${NOVA_E2E_MIRROR:-http://deb.debian.org/debian}
-suite=bookworm
+suite=${NOVA_E2E_SUITE:-bookworm}
 
 # Guest packages. Debootstrap installs no Recommends, so list what we need.
 pkgs=(systemd systemd-sysv udev dbus dbus-user-session kmod iproute2 procps
       linux-image-amd64 initramfs-tools apparmor squashfs-tools snapd
       libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
       openvswitch-switch nftables
-      libnl-3-200 libnl-route-3-200 libcap-ng0 libjson-c5 libnftables1 libsystemd0 libssl3
+      libnl-3-200 libnl-route-3-200 libcap-ng0 libjson-c5 libnftables1 libsystemd0
       curl ca-certificates)
+# libssl3 is libssl3t64 from trixie on
+[ "$suite" = bookworm ] && pkgs+=(libssl3)
 
 key=$( { cat "$0"; echo "$mirror $suite"; } | sha256sum | cut -c1-16)
 out="$cache_root/$key"
