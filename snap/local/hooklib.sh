@@ -105,7 +105,10 @@ conf_pairs() {
 # restart only the apps that read a key whose value changed.
 configure() {
         new="$NOVA_CONF.new"
-        snapctl get -d >"$SNAP_DATA/snap-config.json" || {
+        # snapd refuses `get -d` without keys ("get which option?"): name them all
+        keys=$("$NOVA_CLI" config-check --keys) || return 1
+        # shellcheck disable=SC2086 # one word per key
+        snapctl get -d $keys >"$SNAP_DATA/snap-config.json" || {
                 log "snapctl get -d failed"
                 return 1
         }

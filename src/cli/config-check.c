@@ -11,9 +11,18 @@ int cmd_config_check(int argc, char **argv)
         char err[512];
         int r;
 
-        (void)argv;
+        if (argc == 1 && streq(argv[0], "--keys")) {
+                /* every snap key, for `snapctl get -d $(nova-hypervisor config-check --keys)` */
+                for (size_t i = 0; config_key_name(i); i++) {
+                        char key[64];
+                        if (snapconfig_snap_key(config_key_name(i), key, sizeof(key)) == 0)
+                                printf("%s\n", key);
+                }
+                return fflush(stdout) == 0 ? 0 : 1;
+        }
         if (argc != 0) {
-                fprintf(stderr, "usage: snapctl get -d | nova-hypervisor config-check\n");
+                fprintf(stderr, "usage: snapctl get -d KEY... | nova-hypervisor config-check\n"
+                                "       nova-hypervisor config-check --keys\n");
                 return 2;
         }
         json = malloc(SNAPCONFIG_MAX_JSON + 2);

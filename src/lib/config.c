@@ -433,6 +433,8 @@ static const struct config_key config_keys[] = {
         { "cpu_set", parse_cpu_set, FIELD(cpu_set), 0, 0 },
 };
 
+const char *config_key_name(size_t i) { return i < ARRAY_SIZE(config_keys) ? config_keys[i].name : NULL; }
+
 static const struct config_key *find_key(const char *name)
 {
         for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++)

@@ -74,6 +74,8 @@ int config_load_file(const char *path, struct nova_config *cfg, char *err, size_
 /* Set one key (used for command-line overrides like --state-dir and later `snap set`); same validation,
  * including the cross-field checks against the other current values. 0 or -EINVAL, *cfg unchanged on error. */
 int config_set(struct nova_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+/* The i-th key of the table (every key config_parse() knows), NULL past the end. */
+const char *config_key_name(size_t i);
 
 /* Fill derived values (api_socket from run_dir when empty) after all sources are applied. */
 void config_finish(struct nova_config *cfg);

@@ -130,6 +130,9 @@ int snapconfig_to_config(const char *json, size_t len, char **ret_text, char *er
                 for (char *p = it.key; *p; p++)
                         if (*p == '-')
                                 *p = '_';
+                /* `snapctl get -d KEY...` answers "" for a key that is not set */
+                if (json_object_is_type(val, json_type_string) && json_object_get_string_len(val) == 0)
+                        continue;
                 for (size_t i = 0; i < ARRAY_SIZE(fixed_keys); i++)
                         if (streq(it.key, fixed_keys[i])) {
                                 (void)snprintf(err, errlen, "%s: fixed inside the snap (state under $SNAP_COMMON, "

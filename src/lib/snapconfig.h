@@ -20,6 +20,10 @@
  * untouched. 0, -EINVAL, -EFBIG or -ENOMEM. */
 int snapconfig_to_config(const char *json, size_t len, char **ret_text, char *err, size_t errlen);
 
+/* An empty string is an unset key: real snapd refuses `snapctl get -d` without
+ * keys, so the hook names every key (`config-check --keys`) and snapd answers
+ * "" for those not set. */
+
 /* Snap key for a config key ("libvirt_uri" -> "libvirt-uri") into buf. 0 or -ENAMETOOLONG. */
 int snapconfig_snap_key(const char *config_key, char *buf, size_t size);
 

@@ -67,7 +67,8 @@ static void setup(void)
                                    "case \"$1 $2\" in\n"
                                    "  'is-connected --list') cat %s ;;\n"
                                    "  'is-connected '*) grep -qx \"$2\" %s ;;\n"
-                                   "  'get -d') cat %s ;;\n"
+                                   "  'get -d') [ $# -gt 2 ] || { echo 'error: error running snapctl: get which option?' >&2; "
+                                   "exit 1; }; cat %s ;;\n"
                                    "  'start --enable'|'stop --disable'|'restart '*|'set-health '*) ;;\n"
                                    "  *) echo \"error: unsupported in the stand-in: $*\" >&2; exit 1 ;;\n"
                                    "esac\n",
@@ -312,6 +313,23 @@ START_TEST(test_configure_applies_and_restarts_only_readers)
         ck_assert_int_eq(run_hook("configure", NULL, 0), 0);
         calls = service_calls();
         ck_assert_str_eq(calls, "");
+        free(calls);
+
+        /* What real snapd answers for named keys that are not set: "" (fixed keys included).
+         * Unset means unset: same file, nothing restarts; and the hook named every key. */
+        clear_calls();
+        set_file(config_file, "{\"libvirt-uri\": \"test:///default\", \"state-dir\": \"\", \"plugs\": \"\", "
+                              "\"module-timeout-ms\": \"\"}\n");
+        ck_assert_msg(run_hook("configure", out, sizeof(out)) == 0, "%s", out);
+        conf = read_all(conf_path);
+        ck_assert_str_eq(conf, "libvirt_uri = test:///default\n");
+        free(conf);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "");
+        free(calls);
+        calls = read_all(calls_file);
+        ck_assert_msg(strstr(calls, "get -d state-dir ") && strstr(calls, " libvirt-uri ") && strstr(calls, " cpu-set"),
+                      "the hook did not name the keys: %s", calls);
         free(calls);
 
         /* A core key: only the core restarts (modules reconnect to it by themselves). */
