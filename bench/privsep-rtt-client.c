@@ -10,11 +10,8 @@
  * Prints:  ours tap_get calls=N per_call_us_median=X min=Y max=Z
  * (5 batches of N calls after a warm-up; X is the median of the batch means,
  * the same statistic as ../shared/bench/oslo_privsep_rtt.py). */
-#include "proto.h"
+#include "benchlib.h"
 
-#include <fcntl.h>
-#include <stdarg.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,103 +24,7 @@
 
 static struct proto_writer writer;   /* 64 KiB: static, not on the stack */
 static struct proto_msg rx;          /* ~170 KiB decode arena */
-static uint8_t rxbuf[PROTO_MAX_FRAME + 1];
 static uint32_t next_id;
-static pid_t module_pid = -1;
-
-_printf_(1, 2) _noreturn_ static void die(const char *fmt, ...)
-{
-        va_list ap;
-
-        fprintf(stderr, "privsep-rtt-client: ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        if (module_pid > 0) {
-                (void)kill(module_pid, SIGTERM);
-                (void)waitpid(module_pid, NULL, 0);
-        }
-        exit(1);
-}
-
-static double now_s(void)
-{
-        struct timespec t;
-
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static pid_t start_module(const char *bin_dir, int *ret_fd)
-{
-        char path[4096];
-        int sv[2];
-        pid_t pid;
-
-        if (snprintf(path, sizeof(path), "%s/nova-network-control", bin_dir) >= (int)sizeof(path))
-                die("NOVA_BIN too long");
-        if (access(path, X_OK) < 0)
-                die("%s: %s (run make first, or set NOVA_BIN)", path, strerror(errno));
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                die("socketpair: %s", strerror(errno));
-        pid = fork();
-        if (pid < 0)
-                die("fork: %s", strerror(errno));
-        if (pid == 0) {
-                if (sv[1] == 3) {
-                        if (fcntl(3, F_SETFD, 0) < 0) /* dup2 onto itself would keep CLOEXEC */
-                                _exit(126);
-                } else if (dup2(sv[1], 3) < 0) /* the copy on 3 is not close-on-exec */
-                        _exit(126);
-                execl(path, "nova-network-control", "--fd", "3", (char *)NULL);
-                _exit(127);
-        }
-        close(sv[1]);
-        *ret_fd = sv[0];
-        return pid;
-}
-
-/* Receive and decode one frame into rx. */
-static void recv_frame(int fd, const char *what)
-{
-        char why[256];
-        ssize_t n;
-
-        do
-                n = recv(fd, rxbuf, sizeof(rxbuf), MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                die("recv (%s): %s", what, strerror(errno));
-        if (n == 0)
-                die("module closed the connection (waiting for %s)", what);
-        if (n > PROTO_MAX_FRAME)
-                die("%s: frame of %zd bytes", what, n);
-        if (proto_decode(rxbuf, (size_t)n, &rx, why, sizeof(why)) < 0)
-                die("%s: cannot decode: %s", what, why);
-}
-
-static void check_hello(int fd, pid_t pid)
-{
-        const struct proto_value *eps;
-        bool has_get = false;
-
-        recv_frame(fd, "hello");
-        if (rx.type != PROTO_HELLO || !streq(rx.name, PLUG_NAME))
-                die("expected a hello from %s, got %s '%s'", PLUG_NAME, proto_type_name(rx.type), rx.name);
-        if (proto_get_u64(rx.body, "version", 0) != PROTO_VERSION)
-                die("hello: protocol version mismatch");
-        if (proto_get_u64(rx.body, "pid", 0) != (uint64_t)pid)
-                die("hello: names another pid");
-        eps = proto_get(rx.body, "entrypoints");
-        if (!eps || eps->type != PV_LIST)
-                die("hello: no entrypoint list");
-        for (const struct proto_value *e = eps->child; e; e = e->next)
-                if (e->type == PV_STR && streq(e->v.s, "tap_get"))
-                        has_get = true;
-        if (!has_get)
-                die("hello: module does not offer tap_get");
-}
 
 /* One full round trip: build, send, receive, decode, check. Returns the reply's status. */
 static int call(int fd, const char *entrypoint, bool with_mac_mtu)
@@ -142,7 +43,7 @@ static int call(int fd, const char *entrypoint, bool with_mac_mtu)
                 die("%s: cannot build the request", entrypoint);
         if (send(fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
                 die("send (%s): %s", entrypoint, strerror(errno));
-        recv_frame(fd, entrypoint);
+        bench_recv_frame(fd, -1, &rx, entrypoint);
         if (rx.type != PROTO_REPLY || rx.id != id || !streq(rx.name, entrypoint))
                 die("%s: expected reply %u, got %s %u '%s'", entrypoint, id, proto_type_name(rx.type), rx.id,
                     rx.name);
@@ -179,6 +80,7 @@ int main(int argc, char **argv)
         long n = 20000;
         int fd, st, status;
 
+        bench_name = "privsep-rtt-client";
         if (argc > 1) {
                 char *end;
                 n = strtol(argv[1], &end, 10);
@@ -188,8 +90,8 @@ int main(int argc, char **argv)
         if (!bin || !*bin)
                 bin = "build/bin";
 
-        module_pid = start_module(bin, &fd);
-        check_hello(fd, module_pid);
+        bench_module_start(bin, "nova-network-control", NULL, NULL, &fd);
+        bench_check_hello(fd, -1, &rx, PLUG_NAME, bench_module_pid, (const char *const[]){ "tap_get", NULL });
 
         st = call(fd, "tap_create", true);
         if (st != 0)
@@ -213,10 +115,10 @@ int main(int argc, char **argv)
         if (st != 0)
                 die("tap_delete failed: %s (%s)", strerror(-st), proto_get_str(rx.body, "error", "?"));
         close(fd); /* the module sees EOF and exits */
-        while (waitpid(module_pid, &status, 0) < 0)
+        while (waitpid(bench_module_pid, &status, 0) < 0)
                 if (errno != EINTR)
                         die("waitpid: %s", strerror(errno));
-        module_pid = -1;
+        bench_module_pid = -1;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 die("module ended with status 0x%x", status);
         return 0;

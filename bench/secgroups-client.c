@@ -40,7 +40,7 @@
  * Environment: NOVA_BIN (default build/bin), MODULE_LOG (the module's stderr;
  * default: inherited). */
 #include "names.h"
-#include "proto.h"
+#include "benchlib.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -62,35 +62,9 @@
 
 static struct proto_writer writer;
 static struct proto_msg rx;
-static uint8_t rxbuf[PROTO_MAX_FRAME + 1];
 static uint32_t next_id;
-static pid_t module_pid = -1;
 static int module_fd = -1;
 static unsigned n_rules = 20;
-
-_printf_(1, 2) _noreturn_ static void die(const char *fmt, ...)
-{
-        va_list ap;
-
-        fprintf(stderr, "secgroups-client: ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        if (module_pid > 0) {
-                (void)kill(module_pid, SIGTERM);
-                (void)waitpid(module_pid, NULL, 0);
-        }
-        exit(1);
-}
-
-static double now_s(void)
-{
-        struct timespec t;
-
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* ---- names and rules of port/group index i ---- */
 
@@ -173,66 +147,10 @@ static void write_port_identity(unsigned i)
 static void start_module(void)
 {
         const char *bin = getenv("NOVA_BIN");
-        const char *log = getenv("MODULE_LOG");
-        char path[4096];
-        int sv[2];
 
-        if (!bin || !*bin)
-                bin = "build/bin";
-        if (snprintf(path, sizeof(path), "%s/nova-firewall-control", bin) >= (int)sizeof(path))
-                die("NOVA_BIN too long");
-        if (access(path, X_OK) < 0)
-                die("%s: %s (run make first, or set NOVA_BIN)", path, strerror(errno));
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                die("socketpair: %s", strerror(errno));
-        module_pid = fork();
-        if (module_pid < 0)
-                die("fork: %s", strerror(errno));
-        if (module_pid == 0) {
-                if (log && *log) {
-                        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
-                                _exit(126);
-                }
-                if (sv[1] == 3) {
-                        if (fcntl(3, F_SETFD, 0) < 0) /* dup2 onto itself would keep CLOEXEC */
-                                _exit(126);
-                } else if (dup2(sv[1], 3) < 0) /* the copy on 3 is not close-on-exec */
-                        _exit(126);
-                execl(path, "nova-firewall-control", "--fd", "3", (char *)NULL);
-                _exit(127);
-        }
-        close(sv[1]);
-        module_fd = sv[0];
-}
-
-static void recv_frame(const char *what)
-{
-        char why[256];
-        ssize_t n;
-
-        do
-                n = recv(module_fd, rxbuf, sizeof(rxbuf), MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                die("recv (%s): %s", what, strerror(errno));
-        if (n == 0)
-                die("module closed the connection (waiting for %s)", what);
-        if (n > PROTO_MAX_FRAME)
-                die("%s: frame of %zd bytes", what, n);
-        if (proto_decode(rxbuf, (size_t)n, &rx, why, sizeof(why)) < 0)
-                die("%s: cannot decode: %s", what, why);
-}
-
-static void check_hello(void)
-{
-        recv_frame("hello");
-        if (rx.type != PROTO_HELLO || !streq(rx.name, PLUG_NAME))
-                die("expected a hello from %s, got %s '%s'", PLUG_NAME, proto_type_name(rx.type), rx.name);
-        if (proto_get_u64(rx.body, "version", 0) != PROTO_VERSION)
-                die("hello: protocol version mismatch");
-        if (proto_get_u64(rx.body, "pid", 0) != (uint64_t)module_pid)
-                die("hello: names another pid");
+        bench_module_start(bin && *bin ? bin : "build/bin", "nova-firewall-control", NULL, getenv("MODULE_LOG"),
+                           &module_fd);
+        bench_check_hello(module_fd, -1, &rx, PLUG_NAME, bench_module_pid, NULL);
 }
 
 static void begin(const char *entrypoint)
@@ -256,7 +174,7 @@ static double call(const char *what)
         if (send(module_fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
                 die("send (%s): %s", what, strerror(errno));
         do
-                recv_frame(what);
+                bench_recv_frame(module_fd, -1, &rx, what);
         while (rx.type == PROTO_EVENT);
         t = now_s() - t;
         if (rx.type != PROTO_REPLY || rx.id != next_id)
@@ -272,10 +190,10 @@ static void stop_module(void)
 
         close(module_fd);
         module_fd = -1;
-        while (waitpid(module_pid, &status, 0) < 0)
+        while (waitpid(bench_module_pid, &status, 0) < 0)
                 if (errno != EINTR)
                         die("waitpid: %s", strerror(errno));
-        module_pid = -1;
+        bench_module_pid = -1;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 die("module ended with status 0x%x", status);
 }
@@ -288,7 +206,7 @@ static long module_status_kb(const char *key)
         long v = -1;
         FILE *f;
 
-        (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)module_pid);
+        (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)bench_module_pid);
         f = fopen(path, "re");
         if (!f)
                 die("%s: %s", path, strerror(errno));
@@ -309,7 +227,7 @@ static void module_cpu(double *user, double *sys)
         ssize_t n;
         int fd;
 
-        (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)module_pid);
+        (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)bench_module_pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 die("%s: %s", path, strerror(errno));
@@ -341,7 +259,7 @@ static double module_oncpu_s(void)
         unsigned long long ns = 0;
         FILE *f;
 
-        (void)snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)module_pid);
+        (void)snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)bench_module_pid);
         f = fopen(path, "re");
         if (!f || fscanf(f, "%llu", &ns) != 1)
                 die("%s: cannot read", path);
@@ -478,7 +396,6 @@ static void mode_full(bool shared, unsigned ports)
         double total = 0, max = 0, cpu0;
 
         start_module();
-        check_hello();
         cpu0 = module_cpu_s();
         for (unsigned from = 0; from < ports; from += batch, calls++) {
                 unsigned n = ports - from < batch ? ports - from : batch;
@@ -511,7 +428,6 @@ static void mode_oneport(bool shared, const unsigned *sizes, unsigned n_sizes, u
         if (!mod || !add || !rem || !variant)
                 die("out of memory");
         start_module();
-        check_hello();
         for (unsigned z = 0; z < n_sizes; z++) {
                 unsigned n = sizes[z], calls = 0, last = 0;
                 double setup = 0;
@@ -575,6 +491,7 @@ static unsigned parse_u(const char *s, unsigned lo, unsigned hi, const char *wha
 
 int main(int argc, char **argv)
 {
+        bench_name = "secgroups-client";
         if (argc >= 3 && streq(argv[1], "full") && argc <= 5) {
                 if (!streq(argv[2], "shared") && !streq(argv[2], "distinct"))
                         die("full: mode is shared or distinct");

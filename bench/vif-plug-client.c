@@ -27,7 +27,7 @@
  *   ours sequential n=N total_s=X per_port_ms=Y cpu_ms_per_port=C
  *   ours batched n=N batch=200 total_s=X per_port_ms=Y cpu_ms_per_port=C batch_s=A,B,...
  *   ours cleanup deleted=D left=0 */
-#include "proto.h"
+#include "benchlib.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -60,38 +60,12 @@ struct port {
 
 static struct proto_writer writer;   /* 64 KiB: static, not on the stack */
 static struct proto_msg rx;          /* ~170 KiB decode arena */
-static uint8_t rxbuf[PROTO_MAX_FRAME + 1];
 static uint32_t next_id;
-static pid_t module_pid = -1;
 static struct port ports[MAX_PORTS];
 static size_t n_ports;
 static const char *db_remote;
 static unsigned sync_count;
 static bool connected;
-
-_printf_(1, 2) _noreturn_ static void die(const char *fmt, ...)
-{
-        va_list ap;
-
-        fprintf(stderr, "vif-plug-client: ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        if (module_pid > 0) {
-                (void)kill(module_pid, SIGTERM);
-                (void)waitpid(module_pid, NULL, 0);
-        }
-        exit(1);
-}
-
-static double now_s(void)
-{
-        struct timespec t;
-
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static void sleep_ms(long ms)
 {
@@ -124,68 +98,11 @@ static void load_uuids(const char *path, size_t want)
                 die("%s: %zu UUIDs, need %zu", path, n_ports, want);
 }
 
-static pid_t start_module(const char *bin_dir, const char *config, int *ret_fd)
-{
-        char path[4096];
-        int sv[2];
-        pid_t pid;
-
-        if (snprintf(path, sizeof(path), "%s/nova-openvswitch", bin_dir) >= (int)sizeof(path))
-                die("NOVA_BIN too long");
-        if (access(path, X_OK) < 0)
-                die("%s: %s (run make first, or set NOVA_BIN)", path, strerror(errno));
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                die("socketpair: %s", strerror(errno));
-        pid = fork();
-        if (pid < 0)
-                die("fork: %s", strerror(errno));
-        if (pid == 0) {
-                if (sv[1] == 3) {
-                        if (fcntl(3, F_SETFD, 0) < 0) /* dup2 onto itself would keep CLOEXEC */
-                                _exit(126);
-                } else if (dup2(sv[1], 3) < 0) /* the copy on 3 is not close-on-exec */
-                        _exit(126);
-                execl(path, "nova-openvswitch", "--fd", "3", "--config", config, (char *)NULL);
-                _exit(127);
-        }
-        close(sv[1]);
-        *ret_fd = sv[0];
-        return pid;
-}
-
-/* Receive and decode one frame into rx (waiting at most WAIT_MS). */
-static void recv_frame(int fd, const char *what)
-{
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        char why[256];
-        ssize_t n;
-        int r;
-
-        do
-                r = poll(&p, 1, WAIT_MS);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-                die("poll (%s): %s", what, strerror(errno));
-        if (r == 0)
-                die("no frame from the module within %d ms (waiting for %s)", WAIT_MS, what);
-        do
-                n = recv(fd, rxbuf, sizeof(rxbuf), MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                die("recv (%s): %s", what, strerror(errno));
-        if (n == 0)
-                die("module closed the connection (waiting for %s)", what);
-        if (n > PROTO_MAX_FRAME)
-                die("%s: frame of %zd bytes", what, n);
-        if (proto_decode(rxbuf, (size_t)n, &rx, why, sizeof(why)) < 0)
-                die("%s: cannot decode: %s", what, why);
-}
-
 /* The next reply (events noted on the way). */
 static void recv_reply(int fd, const char *what)
 {
         for (;;) {
-                recv_frame(fd, what);
+                bench_recv_frame(fd, WAIT_MS, &rx, what);
                 if (rx.type == PROTO_REPLY)
                         return;
                 if (rx.type == PROTO_EVENT && streq(rx.name, "ovsdb_connection")) {
@@ -201,29 +118,12 @@ static void recv_reply(int fd, const char *what)
 
 static void check_hello(int fd, pid_t pid)
 {
-        const struct proto_value *eps;
-        int found = 0;
+        static const char *const need[] = { "port_add", "port_add_many", "port_del", "port_list", NULL };
 
-        recv_frame(fd, "hello");
-        if (rx.type != PROTO_HELLO || !streq(rx.name, PLUG_NAME))
-                die("expected a hello from %s, got %s '%s'", PLUG_NAME, proto_type_name(rx.type), rx.name);
-        if (proto_get_u64(rx.body, "version", 0) != PROTO_VERSION)
-                die("hello: protocol version mismatch");
-        if (proto_get_u64(rx.body, "pid", 0) != (uint64_t)pid)
-                die("hello: names another pid");
-        eps = proto_get(rx.body, "entrypoints");
-        if (!eps || eps->type != PV_LIST)
-                die("hello: no entrypoint list");
-        for (const struct proto_value *e = eps->child; e; e = e->next)
-                if (e->type == PV_STR &&
-                    (streq(e->v.s, "port_add") || streq(e->v.s, "port_add_many") || streq(e->v.s, "port_del") ||
-                     streq(e->v.s, "port_list")))
-                        found++;
-        if (found != 4)
-                die("hello: module does not offer port_add, port_add_many, port_del and port_list");
+        bench_check_hello(fd, WAIT_MS, &rx, PLUG_NAME, pid, need);
         /* Then the module says when its replica of ovsdb-server is in sync. */
         while (!connected) {
-                recv_frame(fd, "ovsdb_connection");
+                bench_recv_frame(fd, WAIT_MS, &rx, "ovsdb_connection");
                 if (rx.type != PROTO_EVENT || !streq(rx.name, "ovsdb_connection"))
                         die("expected the ovsdb_connection event, got %s '%s'", proto_type_name(rx.type), rx.name);
                 if (!proto_get_bool(rx.body, "connected", false))
@@ -427,7 +327,7 @@ static double cpu_ms(pid_t pid)
         return ms;
 }
 
-static double cpu_now(void) { return cpu_ms(getpid()) + cpu_ms(module_pid); }
+static double cpu_now(void) { return cpu_ms(getpid()) + cpu_ms(bench_module_pid); }
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -448,6 +348,7 @@ int main(int argc, char **argv)
         uint64_t c;
         int fd, status;
 
+        bench_name = "vif-plug-client";
         if (argc < 3 || argc > 5)
                 die("usage: %s CONFIG UUID_FILE [N]", argv[0]);
         if (argc >= 4) {
@@ -476,8 +377,8 @@ int main(int argc, char **argv)
                 die("OVSDB=unix:/path of ovsdb-server is required (to wait for ovs-vswitchd between measurements)");
         load_uuids(argv[2], n);
 
-        module_pid = start_module(bin, argv[1], &fd);
-        check_hello(fd, module_pid);
+        bench_module_start(bin, "nova-openvswitch", argv[1], NULL, &fd);
+        check_hello(fd, bench_module_pid);
         c = port_count(fd);
         if (c != 0)
                 die("the bridge already has %llu ports of ours", (unsigned long long)c);
@@ -563,10 +464,10 @@ out:
         printf("ours cleanup deleted=%zu left=0\n", do_bulk ? n : 1);
 
         close(fd); /* the module sees EOF and exits */
-        while (waitpid(module_pid, &status, 0) < 0)
+        while (waitpid(bench_module_pid, &status, 0) < 0)
                 if (errno != EINTR)
                         die("waitpid: %s", strerror(errno));
-        module_pid = -1;
+        bench_module_pid = -1;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 die("module ended with status 0x%x", status);
         return 0;
