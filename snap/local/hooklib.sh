@@ -34,23 +34,24 @@ tell_core_refresh() {
         "$NOVA_CLI" plug refresh >/dev/null 2>&1 || log "core not reachable; it reads the plugs when it starts"
 }
 
+# The connected plugs of ours, one per line. Older snapd (Debian 12's 2.57,
+# the e2e guest's) has no --list ("unknown flag"): ask plug by plug there.
+connected_plugs() {
+        snapctl is-connected --list 2>/dev/null && return 0
+        for plug in $(module_plugs); do
+                if snapctl is-connected "$plug"; then
+                        echo "$plug"
+                elif [ $? -ne 1 ]; then
+                        log "snapctl is-connected $plug failed"
+                        return 1
+                fi
+        done
+}
+
 # install, post-refresh: enable and start exactly the module apps whose plugs
 # are connected, stop and disable the others.
 align_modules() {
-        # Older snapd (Debian 12's 2.57, the e2e guest's) has no --list
-        # ("unknown flag"): ask plug by plug there.
-        if ! connected=$(snapctl is-connected --list 2>/dev/null); then
-                connected=
-                for plug in $(module_plugs); do
-                        if snapctl is-connected "$plug"; then
-                                connected="$connected
-$plug"
-                        elif [ $? -ne 1 ]; then
-                                log "snapctl is-connected $plug failed"
-                                return 1
-                        fi
-                done
-        fi
+        connected=$(connected_plugs) || return 1
         for plug in $(module_plugs); do
                 if in_list "$plug" "$connected"; then
                         snapctl start --enable "$NOVA_SNAP.$plug"
@@ -136,7 +137,10 @@ configure() {
 $app"
                 done
         done
-        connected=$(snapctl is-connected --list 2>/dev/null || true)
+        connected=$(connected_plugs) || {
+                log "cannot tell which plugs are connected; restarting only what is not a module app"
+                connected=
+        }
         for app in $apps; do
                 # A module app whose plug is not connected is stopped and stays so.
                 if [ "$app" != nova-compute ] && ! in_list "$app" "$connected"; then

@@ -335,7 +335,7 @@ static void handle_plug_refresh(struct api_conn *c)
                 return respond_error(c, 409, "outside a snap use /v1/plugs/<plug>/connect or disconnect", -1);
         r = snapctl_connected_plugs(connected);
         if (r < 0) {
-                (void)snprintf(msg, sizeof(msg), "snapctl is-connected --list failed: %s", strerror(-r));
+                (void)snprintf(msg, sizeof(msg), "snapctl is-connected failed: %s", strerror(-r));
                 return respond_error(c, 502, msg, -1);
         }
         for (int i = 0; i < _PLUG_MAX; i++)

@@ -279,7 +279,7 @@ int main(int argc, char **argv)
         if (snap) {
                 r = snapctl_connected_plugs(plugs_connected);
                 if (r < 0)
-                        log_warn("snapctl is-connected --list failed (%s); assuming no plug is connected",
+                        log_warn("snapctl is-connected failed (%s); assuming no plug is connected",
                                  strerror(-r));
         } else {
                 r = load_plugs(plugs_connected);

@@ -113,6 +113,22 @@ int run_capture(char *const argv[], size_t max, char **ret_out, char **ret_err)
         return WEXITSTATUS(status);
 }
 
+/* snapd before 2.59 (Debian 12 has 2.57) has no `is-connected --list` and
+ * answers "unknown flag `list'": ask about each plug of ours instead. */
+static int connected_plugs_one_by_one(bool ret_connected[_PLUG_MAX])
+{
+        bool connected[_PLUG_MAX] = { false };
+
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                int r = snapctl_is_connected(plug_table[i].name);
+                if (r < 0)
+                        return r;
+                connected[i] = r > 0;
+        }
+        memcpy(ret_connected, connected, sizeof(connected));
+        return 0;
+}
+
 int snapctl_connected_plugs(bool ret_connected[_PLUG_MAX])
 {
         char *argv[] = { (char *)"snapctl", (char *)"is-connected", (char *)"--list", NULL };
@@ -124,6 +140,8 @@ int snapctl_connected_plugs(bool ret_connected[_PLUG_MAX])
         r = run_capture(argv, 64 * 1024, &out, &err);
         if (r < 0)
                 return r;
+        if (r != 0 && strstr(err, "unknown flag"))
+                return connected_plugs_one_by_one(ret_connected);
         if (r != 0 || err[0] != '\0')
                 return -EIO;
         for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

@@ -21,6 +21,7 @@
 static char dir[PATH_MAX], api_sock[PATH_MAX], mod_sock[PATH_MAX], connected_file[PATH_MAX], calls_file[PATH_MAX],
         log_path[PATH_MAX];
 static pid_t core_pid;
+static bool old_snapd; /* the stand-in answers like snapd 2.57: no is-connected --list */
 
 static void msleep(int ms)
 {
@@ -54,7 +55,7 @@ static pid_t spawn(const char *prog, const char *arg1, const char *arg2)
 
 static void setup(void)
 {
-        char path[PATH_MAX], script[2048], envpath[4096];
+        char path[PATH_MAX], script[2048], envpath[4096], list_answer[PATH_MAX + 16];
         struct json_object *st = NULL;
 
         ck_assert_int_eq(xsnprintf(dir, sizeof(dir), "/tmp/nova-snap-XXXXXX"), 0);
@@ -67,16 +68,20 @@ static void setup(void)
         ck_assert_int_eq(xsnprintf(connected_file, sizeof(connected_file), "%s/connected", dir), 0);
         ck_assert_int_eq(xsnprintf(calls_file, sizeof(calls_file), "%s/snapctl.calls", dir), 0);
         ck_assert_int_eq(xsnprintf(log_path, sizeof(log_path), "%s/log", dir), 0);
+        if (old_snapd)
+                (void)strscpy(list_answer, "echo \"error: unknown flag \\`list'\" >&2; exit 1", sizeof(list_answer));
+        else
+                ck_assert_int_eq(xsnprintf(list_answer, sizeof(list_answer), "cat %s", connected_file), 0);
         ck_assert_int_eq(xsnprintf(script, sizeof(script),
                                    "#!/bin/sh\n"
                                    "# stand-in for snapctl: snapd cannot run here\n"
                                    "echo \"$*\" >> %s\n"
                                    "case \"$1 $2\" in\n"
-                                   "  'is-connected --list') cat %s ;;\n"
+                                   "  'is-connected --list') %s ;;\n"
                                    "  'is-connected '*) grep -qx \"$2\" %s ;;\n"
                                    "  *) echo \"error: unsupported in the stand-in: $*\" >&2; exit 1 ;;\n"
                                    "esac\n",
-                                   calls_file, connected_file, connected_file),
+                                   calls_file, list_answer, connected_file),
                          0);
         ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/bin/snapctl", dir), 0);
         ck_assert_int_eq(write_file_atomic(path, script, strlen(script), 0755), 0);
@@ -239,6 +244,42 @@ START_TEST(test_disconnected_plug_module_exits_cleanly)
 }
 END_TEST
 
+/* snapd 2.57 (Debian 12, the e2e guest) has no `is-connected --list`: the
+ * core asks plug by plug, at start and on refresh (under make e2e the core
+ * saw no plug at all and refused every module app). */
+START_TEST(test_old_snapd_without_list)
+{
+        struct json_object *resp = NULL;
+        char buf[64];
+        pid_t mod;
+        int status;
+
+        ck_assert(file_contains(calls_file, "is-connected --list"));
+        ck_assert(file_contains(calls_file, "is-connected network-control"));
+        ck_assert_str_eq(module_field("connected", buf, sizeof(buf)), "true");
+        mod = spawn("nova-network-control", "--connect", mod_sock);
+        ck_assert_msg(wait_state("running", 5000), "module did not register; see %s", log_path);
+
+        set_connected("network-bind\n");
+        ck_assert_int_eq(api_request(api_sock, "POST", "/v1/plugs/refresh", NULL, 5000, &resp), 200);
+        json_object_put(resp);
+        ck_assert_str_eq(module_field("connected", buf, sizeof(buf)), "false");
+        kill(mod, SIGTERM); /* snapctl stop --disable, in the snap */
+        waitpid(mod, &status, 0);
+
+        set_connected("network-control\n");
+        ck_assert_int_eq(api_request(api_sock, "POST", "/v1/plugs/refresh", NULL, 5000, &resp), 200);
+        json_object_put(resp);
+        ck_assert_str_eq(module_field("connected", buf, sizeof(buf)), "true");
+}
+END_TEST
+
+static void setup_old_snapd(void)
+{
+        old_snapd = true;
+        setup();
+}
+
 int main(void)
 {
         Suite *s = suite_create("snap-mode");
@@ -252,6 +293,11 @@ int main(void)
         tcase_add_test(tc, test_plug_state_from_snapctl);
         tcase_add_test(tc, test_module_app_connects_and_serves);
         tcase_add_test(tc, test_disconnected_plug_module_exits_cleanly);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("snapd-2.57");
+        tcase_add_checked_fixture(tc, setup_old_snapd, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_old_snapd_without_list);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
