@@ -790,4 +790,62 @@ static const struct modrt_module firewall_control_module = {
         .done = fw_done,
 };
 
-int main(int argc, char **argv) { return modrt_main(&firewall_control_module, argc, argv); }
+/* nova-firewall-control --purge: for the snap's remove hook, after the core
+ * deleted every instance. Deletes our tables (only those that carry our owner
+ * mark; a foreign table of the same name is left alone) and nothing else.
+ * Takes no input: nothing to validate, no name from outside. */
+static int purge_main(void)
+{
+        _cleanup_(sbuf_free) struct sbuf b = { 0 };
+        struct fw fw = { 0 };
+        char err[256] = "";
+        int r;
+
+        log_init("firewall-control", LOG_LVL_INFO);
+        r = modrt_drop_privileges(plug_table[PLUG_FIREWALL_CONTROL].caps, err, sizeof(err));
+        if (r < 0) {
+                log_err("%s", err);
+                return 1;
+        }
+        fw.nft = nft_ctx_new(NFT_CTX_DEFAULT);
+        if (!fw.nft || nft_ctx_buffer_output(fw.nft) < 0 || nft_ctx_buffer_error(fw.nft) < 0) {
+                log_err("cannot set up libnftables");
+                return 1;
+        }
+        r = snap_reload(&fw);
+        if (r < 0) {
+                log_err("cannot read our nftables tables: %s", strerror(-r));
+                goto out;
+        }
+        if (fw.snap.inet_exists && !fw.snap.inet_ours)
+                log_warn("table inet " FW_TABLE " is not ours (no owner mark): left alone");
+        if (fw.snap.bridge_exists && !fw.snap.bridge_ours)
+                log_warn("table bridge " FW_TABLE " is not ours (no owner mark): left alone");
+        if (fw.snap.n_ports)
+                log_warn("purging with %zu port(s) still filtered", fw.snap.n_ports);
+        fw_build_drop_tables(&b, fw.snap.inet_ours, fw.snap.bridge_ours);
+        if (b.err) {
+                r = b.err;
+                goto out;
+        }
+        if (b.len) {
+                r = nft_run(&fw, b.p, err, sizeof(err));
+                if (r < 0) {
+                        log_err("%s", err);
+                        goto out;
+                }
+        }
+        log_info("purged: %s%s%s", fw.snap.inet_ours ? "table inet " FW_TABLE " " : "",
+                 fw.snap.bridge_ours ? "table bridge " FW_TABLE : "", b.len ? "" : "nothing of ours");
+out:
+        fw_snap_free(&fw.snap);
+        nft_ctx_free(fw.nft);
+        return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc == 2 && streq(argv[1], "--purge"))
+                return purge_main();
+        return modrt_main(&firewall_control_module, argc, argv);
+}

@@ -121,6 +121,16 @@ s_health_okay() {
 		{ health; return 1; }
 	health
 }
+# The operator lets the snap create the integration bridge on the host's OVS
+# (through the real configure hook: only the openvswitch app restarts).
+s_bridge_create() {
+	local core_pid; core_pid=$(svc_pid nova-compute)
+	snap set "$SNAP" bridge-create=true || return 1
+	wait_for 60 sh -c "ovs-vsctl br-exists br-int" || { ovs-vsctl show; echo "br-int not created"; return 1; }
+	wait_for 30 sh -c "$SNAP status | grep -Eq '^openvswitch +yes +running'" || { status; return 1; }
+	[ "$(svc_pid nova-compute)" = "$core_pid" ] || { echo "nova-compute restarted by a key only openvswitch reads"; return 1; }
+	ovs-vsctl show
+}
 s_inventory() { "$SNAP" host && "$SNAP" stats && "$SNAP" ports && "$SNAP" list; }
 
 s_disconnect() {
@@ -154,12 +164,12 @@ s_no_denials() {
 s_remove() {
 	snap remove --purge "$SNAP" || return 1
 	local left=""
-	ip -o link show | grep -E ' (tap|nova)[^:]*:' && left="$left links"
+	ip -o link show | grep -E ' (tap|qbr|qvb|qvo)[0-9a-f]{8}-[0-9a-f]{2}[:@]' && left="$left links"
 	ovs-vsctl list-ports br-int 2>/dev/null | grep . && left="$left ovs-ports"
 	nft list tables 2>/dev/null | grep -i nova && left="$left nft-tables"
 	virsh -c qemu:///system list --all --name 2>/dev/null | grep . && left="$left domains"
 	snap list "$SNAP" 2>/dev/null && left="$left snap"
-	[ -z "$left" ] || { echo "left behind:$left"; return 1; }
+	[ -z "$left" ] || { journalctl -b --no-pager -o cat | grep -E 'nova-hypervisor remove|remove-hook|purge' | tail -40; echo "left behind:$left"; return 1; }
 	echo "nothing left"
 }
 
@@ -225,6 +235,7 @@ for p in "${PLUGS[@]}"; do
 	[ "$(svc_state "$p")" = active ] && connected+=("$p")
 done
 step 2-health-okay s_health_okay
+step 3-bridge-create s_bridge_create
 step 3-inventory-stats s_inventory
 step 3-secgroup s_secgroup
 if step 3-boot-instance s_boot; then

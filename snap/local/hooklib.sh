@@ -150,3 +150,44 @@ $app"
                 snapctl restart "$NOVA_SNAP.$app"
         done
 }
+
+# remove: run the core with its modules (the services are stopped: it starts
+# the connected plugs' modules itself, asking snapctl which), delete every instance through the
+# normal path, stop it, then drop our nftables tables. The core's store is in
+# $SNAP_COMMON/$SNAP_DATA, which snapd deletes after this hook.
+purge_host() {
+        sock="$SNAP_DATA/run/remove-hook.socket"
+        connected=$(connected_plugs) || connected=
+        conf=
+        [ -f "$NOVA_CONF" ] && conf="--config $NOVA_CONF"
+        # shellcheck disable=SC2086 # optional --config FILE
+        "$SNAP/bin/nova-compute" $conf --spawn-modules --api-socket "$sock" &
+        core=$!
+        # up, and no connected plug's module still starting
+        i=0
+        until out=$("$NOVA_CLI" --socket "$sock" status 2>/dev/null) &&
+                ! echo "$out" | grep -Eq '^[a-z-]+ +yes +(starting|backoff)'; do
+                i=$((i + 1))
+                if [ $i -gt 150 ] || ! kill -0 "$core" 2>/dev/null; then
+                        log "the core did not come up; instances of ours may remain"
+                        kill "$core" 2>/dev/null
+                        wait "$core" 2>/dev/null
+                        return 1
+                fi
+                sleep 0.2
+        done
+        if ! "$NOVA_CLI" --socket "$sock" delete --all --wait >&2; then
+                log "could not delete every instance (see above)"
+        fi
+        # ports created without an instance (nova-hypervisor port create)
+        for port in $("$NOVA_CLI" --socket "$sock" port list 2>/dev/null |
+                awk 'length($1) == 36 && $1 ~ /^[0-9a-f-]+$/ { print $1 }'); do
+                "$NOVA_CLI" --socket "$sock" port delete "$port" >/dev/null || log "could not delete port $port"
+        done
+        kill "$core"
+        wait "$core"
+        if in_list firewall-control "$connected"; then
+                "$SNAP/bin/nova-firewall-control" --purge || log "could not drop our nftables tables"
+        fi
+        return 0
+}

@@ -35,9 +35,11 @@ static bool plugs_connected[_PLUG_MAX];
 static void usage(void)
 {
         printf("usage: nova-compute [--config FILE] [--state-dir DIR] [--run-dir DIR] [--api-socket PATH]\n"
-               "                    [--module-dir DIR] [--plugs LIST] [-v]\n"
+               "                    [--module-dir DIR] [--plugs LIST] [--spawn-modules] [-v]\n"
                "The nova-hypervisor core daemon. Outside a snap it starts one module per\n"
-               "connected plug (--plugs, or the config key plugs); inside a snap snapd decides.\n");
+               "connected plug (--plugs, or the config key plugs); inside a snap snapd decides.\n"
+               "--spawn-modules: inside a snap too, start the modules of the connected plugs\n"
+               "itself (the remove hook, after snapd stopped the services).\n");
 }
 
 static int plugs_state_path(char *buf, size_t size)
@@ -192,6 +194,7 @@ int main(int argc, char **argv)
                 { "api-socket", required_argument, NULL, 'a' },
                 { "module-dir", required_argument, NULL, 'm' },
                 { "plugs", required_argument, NULL, 'p' },
+                { "spawn-modules", no_argument, NULL, 'S' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
@@ -204,7 +207,7 @@ int main(int argc, char **argv)
         struct api_context actx = { 0 };
         char err[512], module_dir[PATH_MAX];
         sd_event *event = NULL;
-        bool snap = in_snap(), verbose = false;
+        bool snap = in_snap(), verbose = false, spawn_modules = false, supervise;
         int sv[2] = { -1, -1 }, listen_fd, module_fd = -1, c, r, exit_code = 1;
         char module_socket[PATH_MAX] = "";
         pid_t spawner_pid = 0;
@@ -223,6 +226,9 @@ int main(int argc, char **argv)
                 case 'p':
                         overrides[c] = optarg;
                         break;
+                case 'S':
+                        spawn_modules = true;
+                        break;
                 case 'v':
                         verbose = true;
                         break;
@@ -238,6 +244,9 @@ int main(int argc, char **argv)
                 usage();
                 return 2;
         }
+        /* Outside a snap, or asked to (the snap's remove hook: its services are
+         * stopped, so the core runs the modules itself to undo what is ours). */
+        supervise = !snap || spawn_modules;
         config_defaults(&cfg);
         if (snap && apply_snap_defaults(&cfg) < 0) {
                 log_err("SNAP is set but SNAP_COMMON/SNAP_DATA are not usable");
@@ -302,7 +311,7 @@ int main(int argc, char **argv)
         }
 
         /* Inside a snap systemd starts the module apps; they connect to us here. */
-        if (snap) {
+        if (!supervise) {
                 if (xsnprintf(module_socket, sizeof(module_socket), "%s/modules.socket", cfg.run_dir) < 0) {
                         log_err("run_dir too long for the module socket");
                         return 1;
@@ -315,7 +324,7 @@ int main(int argc, char **argv)
         }
 
         /* Outside a snap: the spawner keeps the module capabilities, we keep none. */
-        if (!snap) {
+        if (supervise) {
                 if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
                         log_err("socketpair: %s", strerror(errno));
                         return 1;
@@ -403,7 +412,7 @@ int main(int argc, char **argv)
                 module_fd = -1;
         }
         actx.cfg = &cfg;
-        actx.snap = snap;
+        actx.snap = !supervise;
         actx.spawner_pid = spawner_pid;
         actx.started_usec = now_usec();
         actx.save_plugs = snap ? NULL : save_plugs;
@@ -412,13 +421,13 @@ int main(int argc, char **argv)
                 log_err("cannot serve the API: %s", strerror(-r));
                 goto out;
         }
-        if (snap) {
+        if (!supervise) {
                 r = health_start(event, streq(cfg.vif_type, "ovs"));
                 if (r < 0)
                         log_warn("cannot report health to snapd: %s", strerror(-r));
         }
         log_info("serving %s (state %s, modules from %s, %s)", cfg.api_socket, cfg.state_dir, module_dir,
-                 snap ? "inside a snap" : "supervising modules");
+                 !supervise ? "inside a snap" : "supervising modules");
         (void)sd_notify(0, "READY=1");
         r = sd_event_loop(event);
         exit_code = r == 0 ? 0 : 1;

@@ -10,6 +10,7 @@
 #include "harness.h"
 
 #include "apiclient.h"
+#include "names.h"
 #include "plugs.h"
 
 #include <check.h>
@@ -241,6 +242,62 @@ START_TEST(test_hooks_on_snapd_without_list)
 }
 END_TEST
 
+/* remove: snapd has stopped the services; the hook runs the core with the
+ * connected plugs' modules itself and undoes what is ours on the host: here a
+ * port's tap (network-control) and our nftables tables (firewall-control),
+ * made by a core run the same way beforehand. A foreign table is left alone. */
+START_TEST(test_remove_hook_leaves_nothing)
+{
+        char out[8192], path[PATH_MAX], sock[PATH_MAX], body[128], uuid[37], tap[IFNAME_MAX];
+        struct json_object *resp = NULL;
+        struct link_facts f;
+        char *tables;
+        int status;
+        pid_t pid;
+
+        set_file(connected_file, "network-bind\nnetwork-control\nfirewall-control\n");
+        ck_assert_int_eq(sh("nft add table inet foreign_keep"), 0);
+        ck_assert_int_eq(xsnprintf(sock, sizeof(sock), "%s/run/setup.socket", data_dir), 0);
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/bin/nova-compute", snap_dir), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (setenv("PATH", app_path, 1) < 0 || log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+                        _exit(127);
+                execl(path, "nova-compute", "--spawn-modules", "--api-socket", sock, (char *)NULL);
+                _exit(127);
+        }
+        random_port_uuid(uuid);
+        (void)snprintf(body, sizeof(body), "{\"port_uuid\":\"%s\"}", uuid);
+        for (int i = 0; i < 500 && api_request(sock, "POST", "/v1/ports", body, 2000, &resp) != 200; i++) {
+                json_object_put(resp);
+                resp = NULL;
+                sleep_ms(20);
+        }
+        ck_assert_msg(resp, "no port created; see %s", log_path);
+        json_object_put(resp);
+        ck_assert_int_eq(tap_name_from_port(uuid, tap), 0);
+        ck_assert_int_eq(link_facts_get(tap, &f), 0);
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        tables = sh_out("nft list tables");
+        ck_assert_msg(strstr(tables, "table inet nova_hypervisor") && strstr(tables, "table bridge nova_hypervisor"),
+                      "%s", tables);
+        free(tables);
+        ck_assert_int_eq(link_facts_get(tap, &f), 0); /* a stopped core leaves the host as it was */
+
+        ck_assert_msg(run_hook("remove", out, sizeof(out)) == 0, "%s", out);
+        ck_assert_msg(link_facts_get(tap, &f) == -ENOENT, "tap %s left; hook said: %s", tap,
+                      strlen(out) > 1500 ? out + strlen(out) - 1500 : out);
+        tables = sh_out("nft list tables");
+        ck_assert_msg(!strstr(tables, "nova_hypervisor"), "tables left: %s; hook said: %s", tables, out);
+        ck_assert_msg(strstr(tables, "table inet foreign_keep"), "%s", tables);
+        free(tables);
+        (void)sh("nft delete table inet foreign_keep");
+}
+END_TEST
+
 START_TEST(test_connect_and_disconnect_hooks)
 {
         char *calls;
@@ -452,6 +509,7 @@ int main(void)
         tcase_add_test(tc, test_install_and_post_refresh_align_module_apps);
         tcase_add_test(tc, test_hooks_on_snapd_without_list);
         tcase_add_test(tc, test_connect_and_disconnect_hooks);
+        tcase_add_test(tc, test_remove_hook_leaves_nothing);
         tcase_add_test(tc, test_configure_refuses_bad_values);
         tcase_add_test(tc, test_configure_applies_and_restarts_only_readers);
         tcase_add_test(tc, test_core_reports_health);
