@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 snapfile=${1:-build/nova-hypervisor_0.1.0_amd64.snap}
 outdir=${NOVA_E2E_OUT:-build/e2e}
-timeout_s=${NOVA_E2E_TIMEOUT:-1800}
+timeout_s=${NOVA_E2E_TIMEOUT:-3000}
 mem=${NOVA_E2E_MEM:-3072}
 [ -f "$snapfile" ] || { echo "e2e: $snapfile missing (make snap)" >&2; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "e2e: qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 1; }
