@@ -84,7 +84,18 @@ t_vm=$(( $(date +%s) - t_boot ))
 for f in journal.txt scenario.err; do
 	debugfs -R "dump /out/$f $outdir/$f" "$outdir/scenario.ext4" >/dev/null 2>&1 || true
 done
-[ -s "$outdir/journal.txt" ] && echo "e2e: guest journal $outdir/journal.txt ($(wc -l <"$outdir/journal.txt") lines)"
+if [ -s "$outdir/journal.txt" ]; then
+	echo "e2e: guest journal $outdir/journal.txt ($(wc -l <"$outdir/journal.txt") lines)"
+	# every denial of ours over the whole run, explained here (the guest's
+	# copy of the CLI is gone once the snap is removed)
+	if grep -E 'apparmor="DENIED".*profile="snap\.nova-hypervisor\.|type=1326.*snap\.nova-hypervisor\.' \
+		"$outdir/journal.txt" >"$outdir/denials.txt"; then
+		echo "e2e: $(wc -l <"$outdir/denials.txt") denial line(s) of ours in the journal:"
+		build/bin/nova-hypervisor explain-denial "$outdir/denials.txt" || true
+	else
+		echo "e2e: no AppArmor or seccomp denial of snap.nova-hypervisor.* in the guest journal"
+	fi
+fi
 
 pass=$(grep -c '^STEP .* PASS ' "$outdir/results.log" || true)
 fail=$(grep -c '^STEP .* FAIL ' "$outdir/results.log" || true)

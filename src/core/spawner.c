@@ -1,6 +1,8 @@
 /* spawner.c - see spawner.h */
 #include "spawner.h"
 
+#include "snapctl.h"
+
 #include "log.h"
 
 #include <cap-ng.h>
@@ -92,7 +94,8 @@ _noreturn_ static void exec_module(const struct spawner_config *cfg, enum plug_i
         for (int s = 1; s < NSIG; s++)
                 (void)signal(s, SIG_DFL);
         (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-        for (unsigned cap = 0; cap <= CAP_LAST_CAP; cap++)
+        /* (inside a snap the profile bounds the module; setpcap is not granted) */
+        for (unsigned cap = 0; cap <= CAP_LAST_CAP && !in_snap(); cap++)
                 if (!(p->caps & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
                         _exit(126);
         if (sock != 3) {
@@ -204,13 +207,16 @@ static bool any_child(void)
 
 static int drop_to_spawner_privileges(void)
 {
-        uint64_t keep = plug_all_caps() | (1ULL << CAP_SETPCAP);
+        /* Inside a snap (the remove hook) no interface grants setpcap: the
+         * bounding set stays as the snap's profile bounds it. */
+        bool bound = !in_snap();
+        uint64_t keep = plug_all_caps() | (bound ? 1ULL << CAP_SETPCAP : 0);
 
         capng_clear(CAPNG_SELECT_BOTH);
         for (unsigned cap = 0; cap <= CAP_LAST_CAP; cap++)
                 if (keep & (1ULL << cap))
                         (void)capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, cap);
-        if (capng_apply(CAPNG_SELECT_BOTH) < 0)
+        if (capng_apply(bound ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS) < 0)
                 return -EPERM;
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return -errno;

@@ -69,7 +69,9 @@ int modrt_drop_privileges(uint64_t keep, char *err, size_t errlen)
                 (void)snprintf(err, errlen, "cannot read own capabilities");
                 return -EIO;
         }
-        can_bound = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
+        /* Inside a snap no interface grants setpcap (AppArmor logs a denial for
+         * each try) and the snap's profile bounds us anyway: leave the set. */
+        can_bound = !in_snap() && capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
         capng_clear(CAPNG_SELECT_BOTH);
         for (unsigned cap = 0; cap <= CAP_LAST_CAP; cap++)
                 if (keep & (1ULL << cap))
