@@ -674,6 +674,9 @@ static int build_apply(struct fw *fw, char *err, size_t errlen)
 {
         struct sbuf *b = &fw->cmd;
         struct fw_plan *plan = &fw->plan;
+        const struct fw_port *elem_ports[FW_MAX_BATCH];
+        unsigned elem_shards[FW_MAX_BATCH];
+        size_t n_elem = 0;
         int r;
 
         sbuf_reset(b);
@@ -703,8 +706,10 @@ static int build_apply(struct fw *fw, char *err, size_t errlen)
                         continue;
                 if (sp)
                         build_old_elements_delete(b, sp);
-                fw_build_port_elements(b, plan->port_shard[i], p);
+                elem_ports[n_elem] = p;
+                elem_shards[n_elem++] = plan->port_shard[i];
         }
+        fw_build_elements(b, elem_ports, elem_shards, n_elem); /* after the chains they jump to */
         build_gc(fw, b);
         return b->err;
 }

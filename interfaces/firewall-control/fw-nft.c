@@ -361,36 +361,89 @@ static bool port_devs(struct sbuf *b, const char *uuid, char tap[IFNAME_MAX], ch
 
 /* Elements are added with `add set|map` of the existing set and its type
  * (the set is left as it is, the elements are added): unlike `add element`,
- * that needs no chain or set cache in libnftables. */
+ * that needs no chain or set cache in libnftables. One command per set for
+ * all the ports of a batch: libnftables' cost is per command. */
+void fw_build_elements(struct sbuf *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+{
+        static const struct {
+                const char *set, *type;
+        } bridge_sets[] = {
+                { "taps", "ifname" }, { "vm_mac", "ifname . ether_addr" }, { "guard", "ifname . ether_addr" },
+                { "vm_ip6", "ifname . ipv6_addr" }, { "vm_ip4", "ifname . ipv4_addr" },
+        };
+        char t[FW_TABLE_NAME_MAX + 8];
+
+        for (size_t i = 0; i < n; i++) {
+                char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX];
+                if (!shard_ok(b, shards[i], t) || !port_ok(b, ports[i], false, true) ||
+                    !port_devs(b, ports[i]->uuid, tap, qbr, qvb))
+                        return;
+        }
+        /* the dispatch elements, one command per shard (in order of first use) */
+        for (size_t i = 0; i < n; i++) {
+                bool first = true;
+                for (size_t k = 0; k < i && first; k++)
+                        first = shards[k] != shards[i];
+                if (!first)
+                        continue;
+                (void)shard_ok(b, shards[i], t);
+                sbuf_printf(b, "add map %s ports { type ifname : verdict; elements = { ", t);
+                for (size_t k = i, m = 0; k < n; k++) {
+                        char qbr[IFNAME_MAX];
+                        if (shards[k] != shards[i] || port_dev_name("qbr", ports[k]->uuid, qbr) < 0)
+                                continue;
+                        sbuf_printf(b, "%s\"%s\" : jump port-%s", m++ ? ", " : "", qbr, ports[k]->uuid);
+                }
+                sbuf_printf(b, " }; }\n");
+        }
+        /* the anti-spoofing elements, one command per set */
+        for (size_t s = 0; s < ARRAY_SIZE(bridge_sets); s++) {
+                size_t m = 0;
+                for (size_t i = 0; i < n; i++) {
+                        const struct fw_port *p = ports[i];
+                        char tap[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
+                        (void)port_dev_name("tap", p->uuid, tap);
+                        (void)port_dev_name("qvb", p->uuid, qvb);
+                        mac_format(p->mac, mac);
+                        ipv6_link_local_from_mac(p->mac, ll);
+#define ELEM(...)                                                                                               \
+        do {                                                                                                    \
+                sbuf_printf(b, m++ ? ", " : "add set " B " %s { type %s; elements = { ", bridge_sets[s].set,     \
+                            bridge_sets[s].type);                                                               \
+                sbuf_printf(b, __VA_ARGS__);                                                                    \
+        } while (0)
+                        switch (s) {
+                        case 0:
+                                ELEM("\"%s\"", tap);
+                                break;
+                        case 1:
+                                ELEM("\"%s\" . %s", tap, mac);
+                                break;
+                        case 2:
+                                ELEM("\"%s\" . %s", qvb, mac);
+                                break;
+                        case 3:
+                                ELEM("\"%s\" . %s", tap, ll);
+                                for (size_t k = 0; k < p->n_ips; k++)
+                                        if (strchr(p->ips[k], ':') && !streq(p->ips[k], ll))
+                                                ELEM("\"%s\" . %s", tap, p->ips[k]);
+                                break;
+                        default:
+                                for (size_t k = 0; k < p->n_ips; k++)
+                                        if (!strchr(p->ips[k], ':'))
+                                                ELEM("\"%s\" . %s", tap, p->ips[k]);
+                                break;
+                        }
+#undef ELEM
+                }
+                if (m)
+                        sbuf_printf(b, " }; }\n");
+        }
+}
+
 void fw_build_port_elements(struct sbuf *b, unsigned shard, const struct fw_port *p)
 {
-        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
-        char t[FW_TABLE_NAME_MAX + 8];
-        size_t n4 = 0;
-
-        if (!shard_ok(b, shard, t) || !port_ok(b, p, false, true) || !port_devs(b, p->uuid, tap, qbr, qvb))
-                return;
-        mac_format(p->mac, mac);
-        ipv6_link_local_from_mac(p->mac, ll);
-        sbuf_printf(b, "add map %s ports { type ifname : verdict; elements = { \"%s\" : jump port-%s }; }\n", t, qbr,
-                    p->uuid);
-        sbuf_printf(b, "add set " B " taps { type ifname; elements = { \"%s\" }; }\n", tap);
-        sbuf_printf(b, "add set " B " vm_mac { type ifname . ether_addr; elements = { \"%s\" . %s }; }\n", tap, mac);
-        sbuf_printf(b, "add set " B " guard { type ifname . ether_addr; elements = { \"%s\" . %s }; }\n", qvb, mac);
-        sbuf_printf(b, "add set " B " vm_ip6 { type ifname . ipv6_addr; elements = { \"%s\" . %s", tap, ll);
-        for (size_t i = 0; i < p->n_ips; i++)
-                if (strchr(p->ips[i], ':') && !streq(p->ips[i], ll))
-                        sbuf_printf(b, ", \"%s\" . %s", tap, p->ips[i]);
-        sbuf_printf(b, " }; }\n");
-        for (size_t i = 0; i < p->n_ips; i++)
-                n4 += !strchr(p->ips[i], ':');
-        if (n4 == 0)
-                return;
-        sbuf_printf(b, "add set " B " vm_ip4 { type ifname . ipv4_addr; elements = { ");
-        for (size_t i = 0, k = 0; i < p->n_ips; i++)
-                if (!strchr(p->ips[i], ':'))
-                        sbuf_printf(b, "%s\"%s\" . %s", k++ ? ", " : "", tap, p->ips[i]);
-        sbuf_printf(b, " }; }\n");
+        fw_build_elements(b, &p, &shard, 1);
 }
 
 void fw_build_port_elements_delete(struct sbuf *b, unsigned shard, const struct fw_port *p,

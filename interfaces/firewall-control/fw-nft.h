@@ -95,6 +95,8 @@ void fw_build_group_remove(struct sbuf *b, unsigned shard, const char *group_id)
 void fw_build_port_chain(struct sbuf *b, unsigned shard, const struct fw_port *p, bool exists);
 /* The port's dispatch element (in its shard) and anti-spoofing elements. */
 void fw_build_port_elements(struct sbuf *b, unsigned shard, const struct fw_port *p);
+/* The same for n ports (ports[i] in shards[i]), one command per map and set. */
+void fw_build_elements(struct sbuf *b, const struct fw_port *const *ports, const unsigned *shards, size_t n);
 /* Which of a port's elements exist (a delete of a missing one fails the batch). */
 struct fw_elements {
         bool dispatch, tap, mac, guard, ll; /* the port's IPs are deleted as listed in p->ips */

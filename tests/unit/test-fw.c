@@ -508,6 +508,49 @@ START_TEST(test_port_elements)
 }
 END_TEST
 
+/* Many ports' elements: one command per map (per shard, in order of first
+ * use) and per set, each element as the single-port form writes it. */
+START_TEST(test_elements_grouped)
+{
+        struct fw_port p1 = port1(), p2 = port2(), p3 = port3();
+        const struct fw_port *ports[] = { &p1, &p3, &p2 };
+        const unsigned shards[] = { 0, 1, 0 };
+        struct sbuf b = { 0 };
+
+        fw_build_elements(&b, ports, shards, ARRAY_SIZE(ports));
+        ck_assert_int_eq(b.err, 0);
+        ck_assert_str_eq(b.p,
+                "add map " T " ports { type ifname : verdict; elements = { \"qbr3f2504e0-4f\" : jump port-" P1
+                ", \"qbr6ba7b810-9d\" : jump port-" P2 " }; }\n"
+                "add map " T1 " ports { type ifname : verdict; elements = { \"qbr0f0e0d0c-0b\" : jump port-" P3 " }; }\n"
+                "add set " B " taps { type ifname; elements = { \"tap3f2504e0-4f\", \"tap0f0e0d0c-0b\", \"tap6ba7b810-9d\" }; }\n"
+                "add set " B " vm_mac { type ifname . ether_addr; elements = { \"tap3f2504e0-4f\" . " MAC1
+                ", \"tap0f0e0d0c-0b\" . " MAC3 ", \"tap6ba7b810-9d\" . " MAC2 " }; }\n"
+                "add set " B " guard { type ifname . ether_addr; elements = { \"qvb3f2504e0-4f\" . " MAC1
+                ", \"qvb0f0e0d0c-0b\" . " MAC3 ", \"qvb6ba7b810-9d\" . " MAC2 " }; }\n"
+                "add set " B " vm_ip6 { type ifname . ipv6_addr; elements = { \"tap3f2504e0-4f\" . " LL1
+                ", \"tap3f2504e0-4f\" . 2001:db8::5, \"tap0f0e0d0c-0b\" . fe80::f816:3eff:fe00:3"
+                ", \"tap6ba7b810-9d\" . fe80::f816:3eff:feab:cdef }; }\n"
+                "add set " B " vm_ip4 { type ifname . ipv4_addr; elements = { \"tap3f2504e0-4f\" . 10.0.0.5"
+                ", \"tap0f0e0d0c-0b\" . 10.0.0.7, \"tap6ba7b810-9d\" . 10.0.0.6 }; }\n");
+        /* nothing for no port; one bad port fails the whole batch */
+        sbuf_reset(&b);
+        fw_build_elements(&b, ports, shards, 0);
+        ck_assert_int_eq(b.err, 0);
+        ck_assert_uint_eq(b.len, 0);
+        p3.ips[0][0] = 'x';
+        fw_build_elements(&b, ports, shards, ARRAY_SIZE(ports));
+        ck_assert_int_eq(b.err, -EINVAL);
+        ck_assert_uint_eq(b.len, 0);
+        p3 = port3();
+        const unsigned bad_shard[] = { 0, FW_MAX_SHARDS, 0 };
+        sbuf_reset(&b);
+        fw_build_elements(&b, ports, bad_shard, ARRAY_SIZE(ports));
+        ck_assert_int_eq(b.err, -EINVAL);
+        sbuf_free(&b);
+}
+END_TEST
+
 START_TEST(test_port_elements_delete)
 {
         struct sbuf b = { 0 };
@@ -1751,6 +1794,7 @@ static Suite *fw_suite(void)
         tcase_add_test(tc, test_group_chains);
         tcase_add_test(tc, test_port_chain);
         tcase_add_test(tc, test_port_elements);
+        tcase_add_test(tc, test_elements_grouped);
         tcase_add_test(tc, test_port_elements_delete);
         tcase_add_test(tc, test_builders_refuse_unvalidated);
         tcase_add_test(tc, test_fixture_is_current);
