@@ -2,12 +2,15 @@
  * firewall-control plug. It keeps CAP_NET_ADMIN only and talks to nftables
  * through libnftables (netlink; no iptables, no nft binary, no modprobe).
  *
- * It keeps a picture of its two tables (fw_snap), read from the kernel at
- * start and after any failed batch, and updated in place after each commit,
- * so that a port change is one small batch whatever the number of ports:
- * existing chains are replaced with "flush chain" + "add chain { rules }",
- * which needs no chain cache, and set elements are only touched when the
- * port's MAC or addresses change. */
+ * It keeps a picture of its tables (fw_snap), read from the kernel at start
+ * and after any failed batch, and updated in place after each commit, so
+ * that a port change is one small batch whatever the number of ports:
+ * ports live in shard tables of at most FW_SHARD_PORTS (the kernel checks a
+ * whole table at each commit that adds rules to it), existing chains are
+ * replaced with "flush chain" + "add chain { rules }" and elements added with
+ * "add set { elements }" (libnftables then needs no chain or set cache), set
+ * elements are only touched when the port's MAC or addresses change, and a
+ * group's chains are rewritten in another shard only when they differ. */
 #include "fw-nft.h"
 #include "fw-protocol.h"
 #include "fw-state.h"
@@ -15,8 +18,13 @@
 #include "modrt.h"
 
 #include <fcntl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <malloc.h>
 #include <nftables/libnftables.h>
+#include <sys/socket.h>
 
 #define BRNF_IPV4 "/proc/sys/net/bridge/bridge-nf-call-iptables"
 #define BRNF_IPV6 "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
@@ -25,6 +33,27 @@ struct fw_group_req {
         char id[UUID_STR_LEN + 1];
         struct secrule rules[PORT_MAX_RULES];
         size_t n_rules;
+};
+
+#define NL_BUF_SIZE (64 * 1024) /* one recv() of the kernel's table dump */
+#define GC_CANDIDATES_MAX ((FW_MAX_BATCH + 1) * PORT_MAX_GROUPS)
+
+/* One shard's copy of a request group to (re)write. */
+struct fw_group_write {
+        size_t req;          /* index in fw->groups */
+        unsigned shard;
+        bool half;           /* one of its chains exists alone: deleted first */
+};
+
+/* What build_apply decided, for snap_after_apply. */
+struct fw_plan {
+        unsigned port_shard[FW_MAX_BATCH];            /* the shard of each request port */
+        bool new_shard[FW_MAX_SHARDS];                /* shards the batch creates */
+        int delta[FW_MAX_BATCH_GROUPS][FW_MAX_SHARDS]; /* references each request group gains in each shard */
+        struct fw_group_write writes[FW_MAX_BATCH_GROUPS * FW_MAX_SHARDS];
+        size_t n_writes;
+        size_t gc[GC_CANDIDATES_MAX];                 /* positions in snap.groups the batch deletes */
+        size_t n_gc;
 };
 
 struct fw {
@@ -39,9 +68,24 @@ struct fw {
         size_t n_groups;
         struct fw_port ports[FW_MAX_BATCH];
         size_t n_ports;
+        struct fw_plan plan;
+        uint8_t nl_buf[NL_BUF_SIZE];
+        uint32_t nl_seq;
 };
 
-/* ---- libnftables ---- */
+/* ---- libnftables and the table dump ---- */
+
+/* A libnftables context with buffered output and errors, or NULL. */
+static struct nft_ctx *nft_open(void)
+{
+        struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+
+        if (nft && (nft_ctx_buffer_output(nft) < 0 || nft_ctx_buffer_error(nft) < 0)) {
+                nft_ctx_free(nft);
+                return NULL;
+        }
+        return nft;
+}
 
 /* Run a batch; on failure the first lines of nftables' message go to err. */
 static int nft_run(struct fw *fw, const char *text, char *err, size_t errlen)
@@ -66,14 +110,14 @@ static int nft_run(struct fw *fw, const char *text, char *err, size_t errlen)
         return -EIO;
 }
 
-/* JSON listing of our table of one family; "" when it does not exist. */
-static int nft_list(struct fw *fw, const char *family, char **ret)
+/* JSON listing of one of our tables; "" when it does not exist. */
+static int nft_list(struct fw *fw, const char *family, const char *table, char **ret)
 {
         char cmd[64];
         const char *out;
         int r;
 
-        (void)snprintf(cmd, sizeof(cmd), "list table %s " FW_TABLE, family);
+        (void)snprintf(cmd, sizeof(cmd), "list table %s %s", family, table);
         nft_ctx_output_set_flags(fw->nft, NFT_CTX_OUTPUT_JSON);
         r = nft_run_cmd_from_buffer(fw->nft, cmd);
         nft_ctx_output_set_flags(fw->nft, 0);
@@ -90,25 +134,85 @@ static int nft_list(struct fw *fw, const char *family, char **ret)
         return *ret ? 0 : -ENOMEM;
 }
 
+/* Which of our tables exist: the kernel's table list over netlink (one
+ * message per table of the namespace). libnftables' `list tables` reads
+ * every rule of every table first (seconds with thousands of ports). */
+static int nft_tables(struct fw *fw, struct fw_tables *ret)
+{
+        for (int attempt = 0; attempt < 3; attempt++) {
+                _cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+                struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+                struct {
+                        struct nlmsghdr h;
+                        struct nfgenmsg g;
+                } req = {
+                        .h = { .nlmsg_len = sizeof(req), .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+                               .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = ++fw->nl_seq },
+                        .g = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0 },
+                };
+                struct fw_tables t = { 0 };
+                int r = 0;
+
+                if (fd < 0)
+                        return -errno;
+                if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)sizeof(req))
+                        return -errno;
+                while (r == 0) {
+                        struct iovec iov = { .iov_base = fw->nl_buf, .iov_len = sizeof(fw->nl_buf) };
+                        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+                        ssize_t n = recvmsg(fd, &mh, 0);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0)
+                                return -errno;
+                        if (n == 0 || (mh.msg_flags & MSG_TRUNC))
+                                return -EBADMSG;
+                        r = fw_tables_feed(&t, fw->nl_buf, (size_t)n, req.h.nlmsg_seq);
+                }
+                if (r == -EINTR)
+                        continue; /* the ruleset changed during the dump */
+                if (r < 0)
+                        return r;
+                *ret = t;
+                return 0;
+        }
+        return -EAGAIN;
+}
+
+/* Read our tables back into fw->snap: one shard at a time (its listing and
+ * JSON tree freed before the next), then the bridge table. */
 static int snap_reload(struct fw *fw)
 {
-        _cleanup_free_ char *inet = NULL, *bridge = NULL;
-        struct fw_snap s;
+        struct fw_tables t = { 0 };
+        struct fw_snap s = { 0 };
+        char *bridge = NULL;
         int r;
 
         fw->snap_valid = false;
         fw_snap_free(&fw->snap); /* never hold the old picture next to the new listing */
-        if ((r = nft_list(fw, "inet", &inet)) < 0 || (r = nft_list(fw, "bridge", &bridge)) < 0)
+        if ((r = nft_tables(fw, &t)) < 0)
                 return r;
-        r = fw_snap_parse(inet, bridge, &s);
-        free(inet);
+        for (unsigned k = 0; k < FW_MAX_SHARDS && r == 0; k++) {
+                char table[FW_TABLE_NAME_MAX], *text = NULL;
+                if (!t.inet[k])
+                        continue;
+                fw_shard_table(k, table);
+                if ((r = nft_list(fw, "inet", table, &text)) == 0)
+                        r = fw_snap_add_inet(&s, text);
+                free(text);
+        }
+        if (r == 0 && t.bridge)
+                r = nft_list(fw, "bridge", FW_TABLE, &bridge);
+        if (r == 0)
+                r = fw_snap_finish(&s, bridge);
         free(bridge);
-        inet = bridge = NULL;
-        /* the listing texts and JSON trees are large (hundreds of MB at
-         * thousands of ports): hand the freed pages back */
+        /* the listing texts and JSON trees are large (megabytes per shard):
+         * hand the freed pages back */
         (void)malloc_trim(0);
-        if (r < 0)
+        if (r < 0) {
+                fw_snap_free(&s);
                 return r;
+        }
         fw->snap = s;
         fw->snap_valid = true;
         return 0;
@@ -142,58 +246,95 @@ static int brnf_ensure(char *err, size_t errlen)
         return 0;
 }
 
+/* Delete exactly the elements the snapshot says exist for sp. */
+static void build_old_elements_delete(struct sbuf *b, const struct fw_snap_port *sp)
+{
+        const struct fw_elements e = { .dispatch = sp->has_dispatch, .tap = sp->has_tap, .mac = sp->has_mac,
+                                       .guard = sp->has_guard, .ll = sp->has_ll };
+
+        fw_build_port_elements_delete(b, sp->shard, &sp->port, &e);
+}
+
+/* The repair batch of a snapshot that is not ready: a damaged bridge table
+ * takes everything of ours with it (every port's anti-spoofing is gone);
+ * else each damaged shard of ours is dropped with its ports' bridge elements,
+ * and shard 0 is made again. Foreign tables are never named. */
+static void build_repair(struct fw *fw, struct sbuf *b)
+{
+        const struct fw_snap *s = &fw->snap;
+        bool all = !s->bridge_complete;
+
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                const struct fw_snap_shard *sh = &s->shards[k];
+                if (!sh->ours || (sh->complete && !all))
+                        continue;
+                log_warn("nftables table inet %s%s%u is damaged: rebuilding it", FW_TABLE, k ? "_" : "", k);
+                for (size_t i = 0; !all && i < s->n_ports; i++)
+                        if (s->ports[i].shard == k)
+                                build_old_elements_delete(b, &s->ports[i]);
+                fw_build_drop_shard(b, k);
+        }
+        if (all && s->bridge_exists) {
+                log_warn("nftables table bridge %s is damaged: rebuilding every table", FW_TABLE);
+                fw_build_drop_bridge(b);
+        }
+        if (all || !s->shards[0].complete)
+                fw_build_shard_skeleton(b, 0);
+        if (all)
+                fw_build_bridge_skeleton(b);
+}
+
 /* Our tables exist, are ours and complete. A damaged skeleton of ours is
- * rebuilt from scratch (the core's reconcile then re-applies every port). */
+ * rebuilt (the core's reconcile then re-applies the ports it lost). */
 static int ensure_ready(struct fw *fw, char *err, size_t errlen)
 {
+        const struct fw_snap *s = &fw->snap;
+        bool inet_foreign, bridge_foreign, fresh;
         int r;
 
         if ((r = brnf_ensure(err, errlen)) < 0)
                 return r;
-        if (fw->snap_valid && fw->snap.skeleton_ok)
+        if (fw->snap_valid && fw_snap_ready(s))
                 return 0;
         if ((r = snap_reload(fw)) < 0) {
                 (void)snprintf(err, errlen, "cannot read the nftables ruleset: %s", strerror(-r));
                 return r;
         }
-        if (fw->snap.skeleton_ok)
+        if (fw_snap_ready(s))
                 return 0;
-        if ((fw->snap.inet_exists && !fw->snap.inet_ours) || (fw->snap.bridge_exists && !fw->snap.bridge_ours)) {
+        inet_foreign = s->shards[0].exists && !s->shards[0].ours;
+        bridge_foreign = s->bridge_exists && !s->bridge_ours;
+        if (inet_foreign || bridge_foreign) {
                 (void)snprintf(err, errlen,
                                "an nftables table named %s exists (%s%s%s) but was not created by nova-hypervisor; "
                                "not touching it",
-                               FW_TABLE, fw->snap.inet_exists && !fw->snap.inet_ours ? "inet" : "",
-                               fw->snap.inet_exists && !fw->snap.inet_ours && fw->snap.bridge_exists &&
-                                               !fw->snap.bridge_ours
-                                       ? ", "
-                                       : "",
-                               fw->snap.bridge_exists && !fw->snap.bridge_ours ? "bridge" : "");
+                               FW_TABLE, inet_foreign ? "inet" : "", inet_foreign && bridge_foreign ? ", " : "",
+                               bridge_foreign ? "bridge" : "");
                 return -EEXIST;
         }
+        fresh = !s->shards[0].exists && !s->bridge_exists;
         sbuf_reset(&fw->cmd);
-        if (fw->snap.inet_exists || fw->snap.bridge_exists)
-                log_warn("our nftables tables are incomplete: rebuilding them");
-        fw_build_drop_tables(&fw->cmd, fw->snap.inet_exists, fw->snap.bridge_exists);
-        fw_build_skeleton(&fw->cmd);
+        build_repair(fw, &fw->cmd);
         if (fw->cmd.err)
                 return fw->cmd.err;
         if ((r = nft_run(fw, fw->cmd.p, err, errlen)) < 0)
                 return r;
         if ((r = snap_reload(fw)) < 0)
                 return r;
-        if (!fw->snap.skeleton_ok) {
+        if (!fw_snap_ready(s)) {
                 (void)snprintf(err, errlen, "nftables tables were created but do not read back complete");
                 return -EIO;
         }
         if (fw->serving) {
-                /* Every port's rules went with the old tables: the core re-applies them. */
+                /* The rules of the ports in what was rebuilt are gone: the core re-applies them. */
                 struct proto_writer *w = malloc(sizeof(*w));
                 if (w) {
                         pw_init(w, PROTO_EVENT, 0, 0, "ruleset_rebuilt");
                         (void)modrt_send_event(fw->rt, w);
                         free(w);
                 }
-        }
+        } else if (!fresh)
+                log_warn("rebuilt damaged nftables tables at start");
         return 0;
 }
 
@@ -331,29 +472,155 @@ static bool port_same_elements(const struct fw_snap_port *sp, const struct fw_po
         return true;
 }
 
-/* Delete exactly the elements the snapshot says exist for sp. */
-static void build_old_elements_delete(struct sbuf *b, const struct fw_snap_port *sp)
+/* Does the shard's copy of the group hold exactly the request's rules, in
+ * the order the builder writes them (each direction's rules in request order)? */
+static bool group_same(const struct fw_snap_group *g, const struct fw_group_req *gr)
 {
-        const struct fw_elements e = { .dispatch = sp->has_dispatch, .tap = sp->has_tap, .mac = sp->has_mac,
-                                       .guard = sp->has_guard, .ll = sp->has_ll };
+        static const enum secrule_dir dirs[] = { SECRULE_INGRESS, SECRULE_EGRESS };
 
-        fw_build_port_elements_delete(b, &sp->port, &e);
+        if (g->tampered || !g->has_in || !g->has_out)
+                return false;
+        for (size_t d = 0; d < ARRAY_SIZE(dirs); d++) {
+                size_t i = 0, k = 0;
+                for (;;) {
+                        while (i < gr->n_rules && gr->rules[i].dir != dirs[d])
+                                i++;
+                        while (k < g->n_rules && g->rules[k].dir != dirs[d])
+                                k++;
+                        if (i == gr->n_rules || k == g->n_rules) {
+                                if (i != gr->n_rules || k != g->n_rules)
+                                        return false;
+                                break;
+                        }
+                        if (!secrule_equal(&gr->rules[i++], &g->rules[k++]))
+                                return false;
+                }
+        }
+        return true;
 }
 
-/* References each group will have once the request is applied. */
-static unsigned refs_after(struct fw *fw, const char *gid)
+static long group_req_index(struct fw *fw, const char *id)
 {
-        struct fw_snap_group *g = fw_snap_group_find(&fw->snap, gid);
-        unsigned refs = g ? g->refs : 0;
+        for (size_t i = 0; i < fw->n_groups; i++)
+                if (streq(fw->groups[i].id, id))
+                        return (long)i;
+        return -1;
+}
 
+/* A shard a new port may go to: complete and ours, or made by this batch. */
+static bool shard_usable(struct fw *fw, unsigned k)
+{
+        return fw->snap.shards[k].complete || fw->plan.new_shard[k];
+}
+
+/* Each request port's shard: its own when its chain exists, else the usable
+ * shard with the fewest ports that has room (the lowest first), else a new
+ * one at the lowest index no table has (a foreign table's index is never
+ * used). -ENOSPC when every index is taken. */
+static int plan_shards(struct fw *fw, char *err, size_t errlen)
+{
+        struct fw_plan *plan = &fw->plan;
+        unsigned count[FW_MAX_SHARDS];
+
+        memset(plan->new_shard, 0, sizeof(plan->new_shard));
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                count[k] = fw->snap.shards[k].n_ports;
         for (size_t i = 0; i < fw->n_ports; i++) {
                 struct fw_snap_port *sp = fw_snap_port_find(&fw->snap, fw->ports[i].uuid);
-                for (size_t k = 0; sp && sp->has_chain && k < sp->port.n_groups; k++)
-                        refs -= streq(sp->port.groups[k], gid);
-                for (size_t k = 0; k < fw->ports[i].n_groups; k++)
-                        refs += streq(fw->ports[i].groups[k], gid);
+                long best = -1;
+
+                if (sp) {
+                        plan->port_shard[i] = sp->shard;
+                        continue;
+                }
+                for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                        if (shard_usable(fw, k) && count[k] < FW_SHARD_PORTS && (best < 0 || count[k] < count[best]))
+                                best = k;
+                for (unsigned k = 1; best < 0 && k < FW_MAX_SHARDS; k++)
+                        if (!fw->snap.shards[k].exists && !plan->new_shard[k]) {
+                                plan->new_shard[k] = true;
+                                best = k;
+                        }
+                if (best < 0) {
+                        (void)snprintf(err, errlen, "no room for port %s: %d tables of %d ports are full or taken",
+                                       fw->ports[i].uuid, FW_MAX_SHARDS, FW_SHARD_PORTS);
+                        return -ENOSPC;
+                }
+                plan->port_shard[i] = (unsigned)best;
+                count[best]++;
         }
-        return refs;
+        return 0;
+}
+
+/* References the request's groups gain (or lose) in each shard. */
+static void plan_deltas(struct fw *fw)
+{
+        struct fw_plan *plan = &fw->plan;
+
+        memset(plan->delta, 0, sizeof(plan->delta));
+        for (size_t i = 0; i < fw->n_ports; i++) {
+                struct fw_snap_port *sp = fw_snap_port_find(&fw->snap, fw->ports[i].uuid);
+                unsigned k = plan->port_shard[i];
+                long gi;
+
+                for (size_t j = 0; sp && j < sp->port.n_groups; j++)
+                        if ((gi = group_req_index(fw, sp->port.groups[j])) >= 0)
+                                plan->delta[gi][k]--;
+                for (size_t j = 0; j < fw->ports[i].n_groups; j++)
+                        if ((gi = group_req_index(fw, fw->ports[i].groups[j])) >= 0)
+                                plan->delta[gi][k]++;
+        }
+}
+
+/* References of a group in a shard once the request is applied (removed: a
+ * port whose chain goes). */
+static unsigned refs_after(struct fw *fw, unsigned shard, const char *gid, const struct fw_snap_port *removed)
+{
+        struct fw_snap_group *g = fw_snap_group_find(&fw->snap, shard, gid);
+        long gi = group_req_index(fw, gid), refs = g ? g->refs : 0;
+
+        if (gi >= 0)
+                refs += fw->plan.delta[gi][shard];
+        else
+                for (size_t i = 0; i < fw->n_ports; i++) {
+                        struct fw_snap_port *sp = fw_snap_port_find(&fw->snap, fw->ports[i].uuid);
+                        for (size_t k = 0; sp && fw->plan.port_shard[i] == shard && k < sp->port.n_groups; k++)
+                                refs -= streq(sp->port.groups[k], gid);
+                }
+        for (size_t k = 0; removed && removed->shard == shard && k < removed->port.n_groups; k++)
+                refs -= streq(removed->port.groups[k], gid);
+        return refs > 0 ? (unsigned)refs : 0;
+}
+
+/* Which shards' copies of each request group are written: every shard where
+ * it has references afterwards and either has no copy (or half of one), or
+ * has a port of the request that uses it (what a port's apply always
+ * rewrote), or holds other rules (a group change reaches every shard in the
+ * same batch). Copies that already hold the request's rules elsewhere are
+ * left alone: adding a port of a big group touches one shard. */
+static void plan_group_writes(struct fw *fw)
+{
+        struct fw_plan *plan = &fw->plan;
+        bool touched[FW_MAX_SHARDS];
+
+        plan->n_writes = 0;
+        for (size_t gi = 0; gi < fw->n_groups; gi++) {
+                const struct fw_group_req *gr = &fw->groups[gi];
+                memset(touched, 0, sizeof(touched));
+                for (size_t i = 0; i < fw->n_ports; i++)
+                        for (size_t j = 0; j < fw->ports[i].n_groups; j++)
+                                touched[plan->port_shard[i]] |= streq(fw->ports[i].groups[j], gr->id);
+                for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                        struct fw_snap_group *g;
+                        if (!shard_usable(fw, k) || refs_after(fw, k, gr->id, NULL) == 0)
+                                continue;
+                        g = plan->new_shard[k] ? NULL : fw_snap_group_find(&fw->snap, k, gr->id);
+                        if (g && !touched[k] && group_same(g, gr))
+                                continue;
+                        plan->writes[plan->n_writes++] = (struct fw_group_write){
+                                .req = gi, .shard = k, .half = g && g->has_in != g->has_out };
+                }
+        }
 }
 
 static int cmp_size(const void *a, const void *b)
@@ -363,85 +630,112 @@ static int cmp_size(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-/* Positions in fw->snap.groups, ascending and unique, of the groups the
- * snapshot's chains of the request's ports (and of removed) jump to: the
- * only groups whose references can drop. Returns how many. */
-static size_t gc_candidates(struct fw *fw, const struct fw_port *removed, size_t *ret)
+/* Positions in fw->snap.groups of the copies that nothing references once
+ * the request is applied (and removed, a port whose chain goes, is gone):
+ * only the copies the snapshot's chains of those ports jump to can be. */
+static void plan_gc(struct fw *fw, const struct fw_snap_port *removed)
 {
+        struct fw_plan *plan = &fw->plan;
         size_t n = 0, w = 0;
 
         for (size_t i = 0; i <= fw->n_ports; i++) {
-                const char *uuid = i < fw->n_ports ? fw->ports[i].uuid : removed ? removed->uuid : NULL;
-                struct fw_snap_port *sp = uuid ? fw_snap_port_find(&fw->snap, uuid) : NULL;
-                for (size_t k = 0; sp && sp->has_chain && k < sp->port.n_groups; k++) {
-                        struct fw_snap_group *g = fw_snap_group_find(&fw->snap, sp->port.groups[k]);
+                const struct fw_snap_port *sp = i < fw->n_ports ? fw_snap_port_find(&fw->snap, fw->ports[i].uuid)
+                                                                : removed;
+                for (size_t k = 0; sp && k < sp->port.n_groups; k++) {
+                        struct fw_snap_group *g = fw_snap_group_find(&fw->snap, sp->shard, sp->port.groups[k]);
                         if (g)
-                                ret[n++] = (size_t)(g - fw->snap.groups);
+                                plan->gc[n++] = (size_t)(g - fw->snap.groups);
                 }
         }
-        qsort(ret, n, sizeof(*ret), cmp_size);
-        for (size_t i = 0; i < n; i++)
-                if (w == 0 || ret[w - 1] != ret[i])
-                        ret[w++] = ret[i];
-        return w;
+        qsort(plan->gc, n, sizeof(*plan->gc), cmp_size);
+        for (size_t i = 0; i < n; i++) {
+                struct fw_snap_group *g = &fw->snap.groups[plan->gc[i]];
+                if ((w > 0 && plan->gc[w - 1] == plan->gc[i]) || g->refs == 0 ||
+                    refs_after(fw, g->shard, g->id, removed) > 0)
+                        continue;
+                plan->gc[w++] = plan->gc[i];
+        }
+        plan->n_gc = w;
 }
 
-#define GC_CANDIDATES_MAX ((FW_MAX_BATCH + 1) * PORT_MAX_GROUPS)
-
-/* Groups referenced now by the ports of the request that nothing will reference afterwards. */
-static void build_group_gc(struct fw *fw, struct sbuf *b, const struct fw_port *removed)
+static void build_gc(struct fw *fw, struct sbuf *b)
 {
-        size_t cand[GC_CANDIDATES_MAX], n = gc_candidates(fw, removed, cand);
-
-        for (size_t c = 0; c < n; c++) {
-                struct fw_snap_group *g = &fw->snap.groups[cand[c]];
-                unsigned refs = refs_after(fw, g->id);
-                if (removed) {
-                        struct fw_snap_port *sp = fw_snap_port_find(&fw->snap, removed->uuid);
-                        for (size_t k = 0; sp && sp->has_chain && k < sp->port.n_groups; k++)
-                                refs -= streq(sp->port.groups[k], g->id);
-                }
-                if (refs == 0 && !group_in_request(fw, g->id) && g->refs > 0) {
-                        if (g->has_in)
-                                sbuf_printf(b, "delete chain inet " FW_TABLE " sg-%s-in\n", g->id);
-                        if (g->has_out)
-                                sbuf_printf(b, "delete chain inet " FW_TABLE " sg-%s-out\n", g->id);
-                }
+        for (size_t i = 0; i < fw->plan.n_gc; i++) {
+                const struct fw_snap_group *g = &fw->snap.groups[fw->plan.gc[i]];
+                if (g->has_in)
+                        fw_build_group_chain_remove(b, g->shard, g->id, "in");
+                if (g->has_out)
+                        fw_build_group_chain_remove(b, g->shard, g->id, "out");
         }
 }
 
-static void build_apply(struct fw *fw)
+/* The batch of the request in fw->groups/ports, and its plan. */
+static int build_apply(struct fw *fw, char *err, size_t errlen)
 {
         struct sbuf *b = &fw->cmd;
+        struct fw_plan *plan = &fw->plan;
+        const struct fw_port *elem_ports[FW_MAX_BATCH];
+        unsigned elem_shards[FW_MAX_BATCH];
+        size_t n_elem = 0;
+        int r;
 
         sbuf_reset(b);
-        for (size_t i = 0; i < fw->n_groups; i++) {
-                struct fw_snap_group *g = fw_snap_group_find(&fw->snap, fw->groups[i].id);
-                if (g && g->has_in != g->has_out) {
-                        /* half a group: drop the half and recreate both */
-                        sbuf_printf(b, "delete chain inet " FW_TABLE " sg-%s-%s\n", g->id, g->has_in ? "in" : "out");
-                        g = NULL;
-                }
-                fw_build_group(b, fw->groups[i].id, fw->groups[i].rules, fw->groups[i].n_rules, g != NULL);
+        if ((r = plan_shards(fw, err, errlen)) < 0)
+                return r;
+        plan_deltas(fw);
+        plan_group_writes(fw);
+        plan_gc(fw, NULL);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                if (plan->new_shard[k])
+                        fw_build_shard_skeleton(b, k);
+        for (size_t i = 0; i < plan->n_writes; i++) {
+                const struct fw_group_write *gw = &plan->writes[i];
+                const struct fw_group_req *gr = &fw->groups[gw->req];
+                struct fw_snap_group *g = plan->new_shard[gw->shard] ? NULL
+                                                                     : fw_snap_group_find(&fw->snap, gw->shard, gr->id);
+                if (gw->half) /* half a group: drop the half and make both */
+                        fw_build_group_chain_remove(b, gw->shard, gr->id, g->has_in ? "in" : "out");
+                fw_build_group(b, gw->shard, gr->id, gr->rules, gr->n_rules, g && !gw->half);
         }
         for (size_t i = 0; i < fw->n_ports; i++) {
                 struct fw_port *p = &fw->ports[i];
                 struct fw_snap_port *sp = fw_snap_port_find(&fw->snap, p->uuid);
 
-                fw_build_port_chain(b, p, sp && sp->has_chain);
+                fw_build_port_chain(b, plan->port_shard[i], p, sp != NULL);
                 if (sp && port_same_elements(sp, p))
                         continue;
                 if (sp)
                         build_old_elements_delete(b, sp);
-                fw_build_port_elements(b, p);
+                elem_ports[n_elem] = p;
+                elem_shards[n_elem++] = plan->port_shard[i];
         }
-        build_group_gc(fw, b, NULL);
+        fw_build_elements(b, elem_ports, elem_shards, n_elem); /* after the chains they jump to */
+        build_gc(fw, b);
+        return b->err;
 }
 
-static void snap_update_group(struct fw_snap *s, const struct fw_group_req *gr)
+/* Drop the group copies whose chains are both gone, and re-index. */
+static void snap_compact_groups(struct fw_snap *s)
+{
+        size_t w = 0;
+
+        for (size_t i = 0; i < s->n_groups; i++) {
+                if (!s->groups[i].has_in && !s->groups[i].has_out) {
+                        free(s->groups[i].rules);
+                        continue;
+                }
+                s->groups[w++] = s->groups[i];
+        }
+        if (w != s->n_groups) {
+                s->n_groups = w;
+                fw_snap_reindex(s);
+        }
+}
+
+static void snap_write_group(struct fw_snap *s, unsigned shard, const struct fw_group_req *gr)
 {
         /* found, or appended (the reload after a failure would find it anyway) */
-        struct fw_snap_group *g = fw_snap_group_get(s, gr->id);
+        struct fw_snap_group *g = fw_snap_group_get(s, shard, gr->id);
 
         if (!g)
                 return;
@@ -459,55 +753,43 @@ static void snap_update_group(struct fw_snap *s, const struct fw_group_req *gr)
         g->tampered = false;
 }
 
-static void snap_recount(struct fw_snap *s)
+/* Count a port's group references in its shard (sign -1: take them back). */
+static void snap_port_refs(struct fw_snap *s, const struct fw_snap_port *sp, int sign)
 {
-        size_t w = 0;
-
-        for (size_t i = 0; i < s->n_groups; i++)
-                s->groups[i].refs = 0;
-        for (size_t i = 0; i < s->n_ports; i++)
-                for (size_t k = 0; k < s->ports[i].port.n_groups; k++) {
-                        struct fw_snap_group *g = fw_snap_group_find(s, s->ports[i].port.groups[k]);
-                        if (g)
-                                g->refs++;
-                }
-        /* groups that lost their last port were deleted in the batch */
-        for (size_t i = 0; i < s->n_groups; i++) {
-                if (s->groups[i].refs == 0 && s->groups[i].has_in == false && s->groups[i].has_out == false) {
-                        free(s->groups[i].rules);
-                        continue;
-                }
-                s->groups[w++] = s->groups[i];
+        for (size_t k = 0; k < sp->port.n_groups; k++) {
+                struct fw_snap_group *g = fw_snap_group_find(s, sp->shard, sp->port.groups[k]);
+                if (g && (sign > 0 || g->refs > 0))
+                        g->refs += (unsigned)sign;
         }
-        if (w != s->n_groups)
-                fw_snap_reindex(s);
-        s->n_groups = w;
 }
 
 /* After a successful apply: the snapshot is what we just wrote. */
 static int snap_after_apply(struct fw *fw)
 {
         struct fw_snap *s = &fw->snap;
+        const struct fw_plan *plan = &fw->plan;
 
-        size_t cand[GC_CANDIDATES_MAX], n = gc_candidates(fw, NULL, cand);
-
-        /* groups the batch deleted (only those the request's ports jumped to can be) */
-        for (size_t c = 0; c < n; c++) {
-                size_t i = cand[c];
-                if (refs_after(fw, s->groups[i].id) == 0 && !group_in_request(fw, s->groups[i].id) &&
-                    s->groups[i].refs > 0)
-                        s->groups[i].has_in = s->groups[i].has_out = false;
-        }
-        for (size_t i = 0; i < fw->n_groups; i++)
-                snap_update_group(s, &fw->groups[i]);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                if (plan->new_shard[k])
+                        s->shards[k] = (struct fw_snap_shard){ .exists = true, .ours = true, .complete = true };
+        for (size_t i = 0; i < plan->n_gc; i++)
+                s->groups[plan->gc[i]].has_in = s->groups[plan->gc[i]].has_out = false;
+        for (size_t i = 0; i < plan->n_writes; i++)
+                snap_write_group(s, plan->writes[i].shard, &fw->groups[plan->writes[i].req]);
         for (size_t i = 0; i < fw->n_ports; i++) {
-                struct fw_snap_port *sp = fw_snap_port_get(s, fw->ports[i].uuid);
-                if (!sp)
+                struct fw_snap_port *sp = fw_snap_port_find(s, fw->ports[i].uuid);
+                if (sp)
+                        snap_port_refs(s, sp, -1);
+                else if (!(sp = fw_snap_port_get(s, fw->ports[i].uuid)))
                         return -ENOMEM;
-                *sp = (struct fw_snap_port){ .port = fw->ports[i], .has_chain = true, .has_dispatch = true,
-                                             .has_mac = true, .has_tap = true, .has_guard = true, .has_ll = true };
+                else
+                        s->shards[plan->port_shard[i]].n_ports++;
+                *sp = (struct fw_snap_port){ .port = fw->ports[i], .shard = plan->port_shard[i], .has_chain = true,
+                                             .has_dispatch = true, .has_mac = true, .has_tap = true,
+                                             .has_guard = true, .has_ll = true };
+                snap_port_refs(s, sp, +1);
         }
-        snap_recount(s);
+        snap_compact_groups(s);
         return 0;
 }
 
@@ -520,9 +802,8 @@ static int apply_request(struct fw *fw, char *err, size_t errlen)
         for (int attempt = 0; attempt < 2; attempt++) {
                 if ((r = ensure_ready(fw, err, errlen)) < 0)
                         return r;
-                build_apply(fw);
-                if (fw->cmd.err)
-                        return fw->cmd.err;
+                if ((r = build_apply(fw, err, errlen)) < 0)
+                        return r;
                 r = nft_run(fw, fw->cmd.p, err, errlen);
                 if (r == 0) {
                         if (snap_after_apply(fw) < 0)
@@ -584,53 +865,69 @@ static int handle_apply_many(void *state, struct modrt_call *call)
         return r;
 }
 
+/* Remove a port: its elements, its chain, the group copies of its shard that
+ * nothing else uses; or, when it is the last port of a shard other than 0,
+ * that shard's whole table. */
 static int handle_remove(void *state, struct modrt_call *call)
 {
         struct fw *fw = state;
         const char *uuid = proto_get_str(call->req, "port_uuid", "");
-        struct fw_snap_port *sp;
-        struct fw_port gone;
         int r;
 
         (void)snprintf(call->audit, sizeof(call->audit), "port=%s", uuid);
         for (int attempt = 0; attempt < 2; attempt++) {
+                struct fw_snap *s = &fw->snap;
+                struct fw_snap_port *sp;
+                unsigned k;
+                bool drop_shard;
+
                 if ((r = ensure_ready(fw, call->err, sizeof(call->err))) < 0)
                         return r;
-                sp = fw_snap_port_find(&fw->snap, uuid);
+                sp = fw_snap_port_find(s, uuid);
                 if (!sp) {
                         (void)snprintf(call->err, sizeof(call->err), "port %s has no security-group rules of ours",
                                        uuid);
                         return -ENOENT;
                 }
-                gone = sp->port;
+                k = sp->shard;
+                drop_shard = k > 0 && s->shards[k].n_ports == 1;
                 fw->n_groups = fw->n_ports = 0;
+                fw->plan.n_gc = 0;
                 sbuf_reset(&fw->cmd);
-                build_old_elements_delete(&fw->cmd, sp);
-                if (sp->has_chain)
-                        fw_build_port_chain_remove(&fw->cmd, uuid);
-                build_group_gc(fw, &fw->cmd, &gone);
+                if (drop_shard) {
+                        /* the bridge elements, then the table with everything in it */
+                        struct fw_elements e = { .tap = sp->has_tap, .mac = sp->has_mac, .guard = sp->has_guard,
+                                                 .ll = sp->has_ll };
+                        fw_build_port_elements_delete(&fw->cmd, k, &sp->port, &e);
+                        fw_build_drop_shard(&fw->cmd, k);
+                } else {
+                        build_old_elements_delete(&fw->cmd, sp);
+                        fw_build_port_chain_remove(&fw->cmd, k, uuid);
+                        plan_gc(fw, sp);
+                        build_gc(fw, &fw->cmd);
+                }
                 if (fw->cmd.err)
                         return fw->cmd.err;
                 r = nft_run(fw, fw->cmd.p, call->err, sizeof(call->err));
-                if (r == 0) {
-                        /* drop the port, mark emptied groups, recount */
-                        /* (only groups the port jumped to can lose their last reference) */
-                        for (size_t j = 0; sp->has_chain && j < sp->port.n_groups; j++) {
-                                struct fw_snap_group *g = fw_snap_group_find(&fw->snap, sp->port.groups[j]);
-                                if (!g)
-                                        continue;
-                                unsigned left = g->refs;
-                                for (size_t k = 0; k < sp->port.n_groups; k++)
-                                        left -= streq(sp->port.groups[k], g->id);
-                                if (left == 0 && g->refs > 0)
-                                        g->has_in = g->has_out = false;
-                        }
-                        *sp = fw->snap.ports[--fw->snap.n_ports];
-                        fw_snap_reindex(&fw->snap);
-                        snap_recount(&fw->snap);
-                        return 0;
+                if (r != 0) {
+                        fw->snap_valid = false;
+                        continue;
                 }
-                fw->snap_valid = false;
+                if (drop_shard) {
+                        for (size_t i = 0; i < s->n_groups; i++)
+                                if (s->groups[i].shard == k)
+                                        s->groups[i].has_in = s->groups[i].has_out = false;
+                        s->shards[k] = (struct fw_snap_shard){ 0 };
+                } else {
+                        for (size_t i = 0; i < fw->plan.n_gc; i++)
+                                s->groups[fw->plan.gc[i]].has_in = s->groups[fw->plan.gc[i]].has_out = false;
+                        snap_port_refs(s, sp, -1);
+                        s->shards[k].n_ports--;
+                }
+                *sp = s->ports[--s->n_ports];
+                fw_snap_reindex(s);
+                snap_compact_groups(s);
+                return 0;
         }
         return r;
 }
@@ -652,6 +949,31 @@ static int reload_for_query(struct fw *fw, struct modrt_call *call)
         return r;
 }
 
+/* A group as rules_list shows it: one entry however many shards hold a copy
+ * (from its copy in the lowest shard); "tampered" when a copy is, is half, or
+ * holds other rules than the others. False for every copy but the first. */
+static bool group_summary(struct fw_snap *s, const struct fw_snap_group *g, uint64_t *ret_digest, bool *ret_ok,
+                          unsigned *ret_copies)
+{
+        uint64_t digest = secrule_digest(g->rules, g->n_rules);
+        bool ok = !g->tampered && g->has_in && g->has_out;
+        unsigned copies = 1;
+
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                const struct fw_snap_group *c;
+                if (k == g->shard || !s->shards[k].ours || !(c = fw_snap_group_find(s, k, g->id)))
+                        continue;
+                if (k < g->shard)
+                        return false;
+                copies++;
+                ok = ok && !c->tampered && c->has_in && c->has_out && secrule_digest(c->rules, c->n_rules) == digest;
+        }
+        *ret_digest = digest;
+        *ret_ok = ok;
+        *ret_copies = copies;
+        return true;
+}
+
 static int handle_list(void *state, struct modrt_call *call)
 {
         struct fw *fw = state;
@@ -664,26 +986,32 @@ static int handle_list(void *state, struct modrt_call *call)
         for (size_t i = 0; i < fw->snap.n_groups; i++) {
                 const struct fw_snap_group *g = &fw->snap.groups[i];
                 char digest[17];
-                if (call->reply->n_values + 8 > PROTO_MAX_NODES / 4)
+                uint64_t d;
+                unsigned copies;
+                bool ok;
+                if (call->reply->n_values + 9 > PROTO_MAX_NODES / 4)
                         break;
-                (void)snprintf(digest, sizeof(digest), "%016llx",
-                               (unsigned long long)secrule_digest(g->rules, g->n_rules));
+                if (!group_summary(&fw->snap, g, &d, &ok, &copies))
+                        continue;
+                (void)snprintf(digest, sizeof(digest), "%016llx", (unsigned long long)d);
                 pw_obj_begin(call->reply, NULL);
                 pw_str(call->reply, "id", g->id);
                 pw_u64(call->reply, "rules", g->n_rules);
-                pw_str(call->reply, "digest", g->tampered || !g->has_in || !g->has_out ? "tampered" : digest);
+                pw_str(call->reply, "digest", ok ? digest : "tampered");
+                pw_u64(call->reply, "shards", copies);
                 pw_obj_end(call->reply);
         }
         pw_list_end(call->reply);
         pw_list_begin(call->reply, "ports");
         for (; shown < fw->snap.n_ports; shown++) {
                 const struct fw_snap_port *p = &fw->snap.ports[shown];
-                if (call->reply->n_values + 6 + PORT_MAX_GROUPS + 8 > PROTO_MAX_NODES ||
-                    call->reply->len + 64 + 48 * PORT_MAX_GROUPS + 256 > PROTO_MAX_FRAME)
+                if (call->reply->n_values + 7 + PORT_MAX_GROUPS + 8 > PROTO_MAX_NODES ||
+                    call->reply->len + 80 + 48 * PORT_MAX_GROUPS + 256 > PROTO_MAX_FRAME)
                         break;
                 pw_obj_begin(call->reply, NULL);
                 pw_str(call->reply, "port_uuid", p->port.uuid);
                 pw_bool(call->reply, "complete", !p->tampered && p->has_chain);
+                pw_u64(call->reply, "shard", p->shard);
                 pw_list_begin(call->reply, "groups");
                 for (size_t k = 0; k < p->port.n_groups; k++)
                         pw_str(call->reply, NULL, p->port.groups[k]);
@@ -701,7 +1029,7 @@ static int handle_get(void *state, struct modrt_call *call)
         struct fw *fw = state;
         const char *uuid = proto_get_str(call->req, "port_uuid", "");
         const struct fw_snap_port *p;
-        char mac[MAC_STR_LEN + 1];
+        char mac[MAC_STR_LEN + 1], table[FW_TABLE_NAME_MAX];
         int r;
 
         if ((r = reload_for_query(fw, call)) < 0)
@@ -712,16 +1040,19 @@ static int handle_get(void *state, struct modrt_call *call)
                 return -ENOENT;
         }
         mac_format(p->port.mac, mac);
+        fw_shard_table(p->shard, table);
         pw_str(call->reply, "port_uuid", uuid);
         pw_str(call->reply, "mac", mac);
         pw_bool(call->reply, "complete", !p->tampered);
+        pw_u64(call->reply, "shard", p->shard);
+        pw_str(call->reply, "table", table);
         pw_list_begin(call->reply, "ips");
         for (size_t i = 0; i < p->port.n_ips; i++)
                 pw_str(call->reply, NULL, p->port.ips[i]);
         pw_list_end(call->reply);
         pw_list_begin(call->reply, "groups");
         for (size_t i = 0; i < p->port.n_groups; i++) {
-                const struct fw_snap_group *g = fw_snap_group_find(&fw->snap, p->port.groups[i]);
+                const struct fw_snap_group *g = fw_snap_group_find(&fw->snap, p->shard, p->port.groups[i]);
                 reply_group(call->reply, p->port.groups[i], g ? g->rules : NULL, g ? g->n_rules : 0);
         }
         pw_list_end(call->reply);
@@ -747,13 +1078,8 @@ static int fw_init(struct modrt *rt, void **ret_state)
         if (!fw)
                 return -ENOMEM;
         fw->rt = rt;
-        fw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+        fw->nft = nft_open();
         if (!fw->nft) {
-                free(fw);
-                return -ENOMEM;
-        }
-        if (nft_ctx_buffer_output(fw->nft) < 0 || nft_ctx_buffer_error(fw->nft) < 0) {
-                nft_ctx_free(fw->nft);
                 free(fw);
                 return -ENOMEM;
         }
@@ -763,8 +1089,13 @@ static int fw_init(struct modrt *rt, void **ret_state)
         r = ensure_ready(fw, err, sizeof(err));
         if (r < 0)
                 log_warn("security groups not ready: %s", err);
-        else
-                log_info("nftables tables ready: %zu ports, %zu groups", fw->snap.n_ports, fw->snap.n_groups);
+        else {
+                unsigned shards = 0;
+                for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                        shards += fw->snap.shards[k].ours;
+                log_info("nftables tables ready: %zu ports in %u shard tables, %zu group chain pairs", fw->snap.n_ports,
+                         shards, fw->snap.n_groups);
+        }
         fw->serving = true;
         *ret_state = fw;
         return 0;
@@ -798,6 +1129,7 @@ static int purge_main(void)
 {
         _cleanup_(sbuf_free) struct sbuf b = { 0 };
         struct fw fw = { 0 };
+        unsigned n_dropped = 0;
         char err[256] = "";
         int r;
 
@@ -817,13 +1149,26 @@ static int purge_main(void)
                 log_err("cannot read our nftables tables: %s", strerror(-r));
                 goto out;
         }
-        if (fw.snap.inet_exists && !fw.snap.inet_ours)
-                log_warn("table inet " FW_TABLE " is not ours (no owner mark): left alone");
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                char table[FW_TABLE_NAME_MAX];
+                if (!fw.snap.shards[k].exists)
+                        continue;
+                fw_shard_table(k, table);
+                if (!fw.snap.shards[k].ours) {
+                        log_warn("table inet %s is not ours (no owner mark): left alone", table);
+                        continue;
+                }
+                fw_build_drop_shard(&b, k);
+                n_dropped++;
+        }
         if (fw.snap.bridge_exists && !fw.snap.bridge_ours)
                 log_warn("table bridge " FW_TABLE " is not ours (no owner mark): left alone");
+        if (fw.snap.bridge_ours) {
+                fw_build_drop_bridge(&b);
+                n_dropped++;
+        }
         if (fw.snap.n_ports)
                 log_warn("purging with %zu port(s) still filtered", fw.snap.n_ports);
-        fw_build_drop_tables(&b, fw.snap.inet_ours, fw.snap.bridge_ours);
         if (b.err) {
                 r = b.err;
                 goto out;
@@ -835,8 +1180,7 @@ static int purge_main(void)
                         goto out;
                 }
         }
-        log_info("purged: %s%s%s", fw.snap.inet_ours ? "table inet " FW_TABLE " " : "",
-                 fw.snap.bridge_ours ? "table bridge " FW_TABLE : "", b.len ? "" : "nothing of ours");
+        log_info("purged: %u table(s) of ours dropped", n_dropped);
 out:
         fw_snap_free(&fw.snap);
         nft_ctx_free(fw.nft);

@@ -5,7 +5,6 @@
 
 #include <stdarg.h>
 
-#define T "inet " FW_TABLE
 #define B "bridge " FW_TABLE
 
 void sbuf_printf(struct sbuf *b, const char *fmt, ...)
@@ -91,51 +90,154 @@ static bool port_ok(struct sbuf *b, const struct fw_port *p, bool groups, bool i
         return true;
 }
 
-void fw_build_skeleton(struct sbuf *b)
+void fw_shard_table(unsigned shard, char ret[FW_TABLE_NAME_MAX])
+{
+        if (shard == 0)
+                (void)snprintf(ret, FW_TABLE_NAME_MAX, "%s", FW_TABLE);
+        else
+                (void)snprintf(ret, FW_TABLE_NAME_MAX, "%s_%u", FW_TABLE, shard);
+}
+
+int fw_shard_from_table(const char *name)
+{
+        size_t pl = strlen(FW_TABLE), len;
+        unsigned k = 0;
+
+        if (!name || strncmp(name, FW_TABLE, pl) != 0)
+                return -1;
+        if (name[pl] == '\0')
+                return 0;
+        name += pl;
+        len = strlen(name);
+        if (name[0] != '_' || len < 2 || len > 4 || name[1] == '0')
+                return -1;
+        for (size_t i = 1; i < len; i++) {
+                if (name[i] < '0' || name[i] > '9')
+                        return -1;
+                k = k * 10 + (unsigned)(name[i] - '0');
+        }
+        return k < FW_MAX_SHARDS ? (int)k : -1;
+}
+
+/* "inet <shard's table>", or false (then b carries the error). */
+static bool shard_ok(struct sbuf *b, unsigned shard, char ret[FW_TABLE_NAME_MAX + 8])
+{
+        char name[FW_TABLE_NAME_MAX];
+
+        if (shard >= FW_MAX_SHARDS)
+                return refuse(b);
+        fw_shard_table(shard, name);
+        (void)snprintf(ret, FW_TABLE_NAME_MAX + 8, "inet %s", name);
+        return true;
+}
+
+/* The fixed chains' rules: the skeleton writes them, the decoder counts them. */
+static const char *const common_rules[] = {
+        "icmpv6 type @nd accept",
+        "ct state invalid drop",
+        "ct state established,related accept",
+};
+static const char *const forward_rules[] = {
+        "iifname vmap @ports comment \"" FW_OWNER_MARK "\"",
+};
+static const char *const prerouting_rules[] = {
+        "iifname @taps jump from_vm comment \"" FW_OWNER_MARK "\"",
+        "iifname . ether saddr @guard drop",
+};
+static const char *const from_vm_rules[] = {
+        "iifname . ether saddr != @vm_mac drop",
+        "icmpv6 type nd-router-advert drop",
+        "udp sport 67 drop",
+        "udp sport 547 drop",
+        "ether type arp iifname . arp saddr ether != @vm_mac drop",
+        "ether type arp iifname . arp saddr ip @vm_ip4 accept",
+        "ether type arp arp saddr ip 0.0.0.0 accept",
+        "ether type arp drop",
+        "iifname . ip saddr @vm_ip4 accept",
+        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
+        "iifname . ip6 saddr @vm_ip6 accept",
+        "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept",
+        "drop",
+};
+
+static const struct {
+        bool inet;
+        const char *name, *base; /* base: the hook, type and policy of a base chain */
+        const char *const *rules;
+        size_t n_rules;
+} fixed_chains[] = {
+        /* in creation order: a chain exists before a rule jumps to it */
+        { true, "common", NULL, common_rules, ARRAY_SIZE(common_rules) },
+        { true, "forward", "type filter hook forward priority filter; policy accept; ", forward_rules,
+          ARRAY_SIZE(forward_rules) },
+        { false, "from_vm", NULL, from_vm_rules, ARRAY_SIZE(from_vm_rules) },
+        { false, "prerouting", "type filter hook prerouting priority filter; policy accept; ", prerouting_rules,
+          ARRAY_SIZE(prerouting_rules) },
+};
+
+size_t fw_fixed_chain_rules(bool inet, const char *chain)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(fixed_chains); i++)
+                if (fixed_chains[i].inet == inet && streq(fixed_chains[i].name, chain))
+                        return fixed_chains[i].n_rules;
+        return 0;
+}
+
+static void fixed_chains_build(struct sbuf *b, bool inet, const char *table)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(fixed_chains); i++) {
+                if (fixed_chains[i].inet != inet)
+                        continue;
+                sbuf_printf(b, "add chain %s %s { %s", table, fixed_chains[i].name,
+                            fixed_chains[i].base ? fixed_chains[i].base : "");
+                for (size_t k = 0; k < fixed_chains[i].n_rules; k++)
+                        sbuf_printf(b, "%s; ", fixed_chains[i].rules[k]);
+                sbuf_printf(b, "}\n");
+        }
+}
+
+void fw_build_shard_skeleton(struct sbuf *b, unsigned shard)
+{
+        char t[FW_TABLE_NAME_MAX + 8];
+
+        if (!shard_ok(b, shard, t))
+                return;
+        sbuf_printf(b,
+                "add table %s { comment \"nova-hypervisor: security groups (firewall-control module); do not edit\"; }\n"
+                "add set %s nd { type icmpv6_type; elements = { nd-neighbor-solicit, nd-neighbor-advert, "
+                "nd-router-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report }; }\n"
+                "add map %s ports { type ifname : verdict; }\n",
+                t, t, t);
+        fixed_chains_build(b, true, t);
+}
+
+void fw_build_bridge_skeleton(struct sbuf *b)
 {
         sbuf_printf(b,
-                "add table " T " { comment \"nova-hypervisor: security groups (firewall-control module); do not edit\"; }\n"
-                "add set " T " nd { type icmpv6_type; elements = { nd-neighbor-solicit, nd-neighbor-advert, "
-                "nd-router-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report }; }\n"
-                "add map " T " ports { type ifname : verdict; }\n"
-                "add chain " T " common\n"
-                "add rule " T " common icmpv6 type @nd accept\n"
-                "add rule " T " common ct state invalid drop\n"
-                "add rule " T " common ct state established,related accept\n"
-                "add chain " T " forward { type filter hook forward priority filter; policy accept; }\n"
-                "add rule " T " forward iifname vmap @ports comment \"" FW_OWNER_MARK "\"\n"
                 "add table " B " { comment \"nova-hypervisor: anti-spoofing (firewall-control module); do not edit\"; }\n"
                 "add set " B " taps { type ifname; }\n"
                 "add set " B " vm_mac { type ifname . ether_addr; }\n"
                 "add set " B " vm_ip4 { type ifname . ipv4_addr; }\n"
                 "add set " B " vm_ip6 { type ifname . ipv6_addr; }\n"
-                "add set " B " guard { type ifname . ether_addr; }\n"
-                "add chain " B " from_vm\n"
-                "add chain " B " prerouting { type filter hook prerouting priority filter; policy accept; }\n"
-                "add rule " B " prerouting iifname @taps jump from_vm comment \"" FW_OWNER_MARK "\"\n"
-                "add rule " B " prerouting iifname . ether saddr @guard drop\n"
-                "add rule " B " from_vm iifname . ether saddr != @vm_mac drop\n"
-                "add rule " B " from_vm icmpv6 type nd-router-advert drop\n"
-                "add rule " B " from_vm udp sport 67 drop\n"
-                "add rule " B " from_vm udp sport 547 drop\n"
-                "add rule " B " from_vm ether type arp iifname . arp saddr ether != @vm_mac drop\n"
-                "add rule " B " from_vm ether type arp iifname . arp saddr ip @vm_ip4 accept\n"
-                "add rule " B " from_vm ether type arp arp saddr ip 0.0.0.0 accept\n"
-                "add rule " B " from_vm ether type arp drop\n"
-                "add rule " B " from_vm iifname . ip saddr @vm_ip4 accept\n"
-                "add rule " B " from_vm ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept\n"
-                "add rule " B " from_vm iifname . ip6 saddr @vm_ip6 accept\n"
-                "add rule " B " from_vm ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept\n"
-                "add rule " B " from_vm drop\n");
+                "add set " B " guard { type ifname . ether_addr; }\n");
+        fixed_chains_build(b, false, B);
 }
 
-void fw_build_drop_tables(struct sbuf *b, bool inet, bool bridge)
+void fw_build_skeleton(struct sbuf *b)
 {
-        if (inet)
-                sbuf_printf(b, "delete table " T "\n");
-        if (bridge)
-                sbuf_printf(b, "delete table " B "\n");
+        fw_build_shard_skeleton(b, 0);
+        fw_build_bridge_skeleton(b);
 }
+
+void fw_build_drop_shard(struct sbuf *b, unsigned shard)
+{
+        char t[FW_TABLE_NAME_MAX + 8];
+
+        if (shard_ok(b, shard, t))
+                sbuf_printf(b, "delete table %s\n", t);
+}
+
+void fw_build_drop_bridge(struct sbuf *b) { sbuf_printf(b, "delete table " B "\n"); }
 
 void fw_build_rule_match(struct sbuf *b, const struct secrule *r)
 {
@@ -161,12 +263,12 @@ void fw_build_rule_match(struct sbuf *b, const struct secrule *r)
                 sbuf_printf(b, " %s code %d", r->family == 6 ? "icmpv6" : "icmp", r->icmp_code);
 }
 
-static void group_chain(struct sbuf *b, const char *gid, const char *dir, enum secrule_dir want,
+static void group_chain(struct sbuf *b, const char *t, const char *gid, const char *dir, enum secrule_dir want,
                         const struct secrule *rules, size_t n, bool exists)
 {
         if (exists)
-                sbuf_printf(b, "flush chain " T " sg-%s-%s\n", gid, dir);
-        sbuf_printf(b, "add chain " T " sg-%s-%s { comment \"nova-hypervisor:group=%s\"; ", gid, dir, gid);
+                sbuf_printf(b, "flush chain %s sg-%s-%s\n", t, gid, dir);
+        sbuf_printf(b, "add chain %s sg-%s-%s { comment \"nova-hypervisor:group=%s\"; ", t, gid, dir, gid);
         for (size_t i = 0; i < n; i++) {
                 char text[SECRULE_TEXT_MAX];
                 if (rules[i].dir != want)
@@ -181,36 +283,51 @@ static void group_chain(struct sbuf *b, const char *gid, const char *dir, enum s
         sbuf_printf(b, "}\n");
 }
 
-void fw_build_group(struct sbuf *b, const char *group_id, const struct secrule *rules, size_t n, bool exists)
+void fw_build_group(struct sbuf *b, unsigned shard, const char *group_id, const struct secrule *rules, size_t n,
+                    bool exists)
 {
-        if (!id_ok(b, group_id))
+        char t[FW_TABLE_NAME_MAX + 8];
+
+        if (!shard_ok(b, shard, t) || !id_ok(b, group_id))
                 return;
-        group_chain(b, group_id, "in", SECRULE_INGRESS, rules, n, exists);
-        group_chain(b, group_id, "out", SECRULE_EGRESS, rules, n, exists);
+        group_chain(b, t, group_id, "in", SECRULE_INGRESS, rules, n, exists);
+        group_chain(b, t, group_id, "out", SECRULE_EGRESS, rules, n, exists);
 }
 
-void fw_build_group_remove(struct sbuf *b, const char *group_id)
+void fw_build_group_chain_remove(struct sbuf *b, unsigned shard, const char *group_id, const char *dir)
 {
-        if (!id_ok(b, group_id))
+        char t[FW_TABLE_NAME_MAX + 8];
+
+        if (!shard_ok(b, shard, t) || !id_ok(b, group_id))
                 return;
-        sbuf_printf(b, "delete chain " T " sg-%s-in\ndelete chain " T " sg-%s-out\n", group_id, group_id);
+        if (!streq(dir, "in") && !streq(dir, "out")) {
+                refuse(b);
+                return;
+        }
+        sbuf_printf(b, "delete chain %s sg-%s-%s\n", t, group_id, dir);
 }
 
-void fw_build_port_chain(struct sbuf *b, const struct fw_port *p, bool exists)
+void fw_build_group_remove(struct sbuf *b, unsigned shard, const char *group_id)
 {
-        char mac[MAC_STR_LEN + 1];
+        fw_build_group_chain_remove(b, shard, group_id, "in");
+        fw_build_group_chain_remove(b, shard, group_id, "out");
+}
 
-        if (!port_ok(b, p, true, false))
+void fw_build_port_chain(struct sbuf *b, unsigned shard, const struct fw_port *p, bool exists)
+{
+        char mac[MAC_STR_LEN + 1], t[FW_TABLE_NAME_MAX + 8];
+
+        if (!shard_ok(b, shard, t) || !port_ok(b, p, true, false))
                 return;
         mac_format(p->mac, mac);
         if (exists)
-                sbuf_printf(b, "flush chain " T " port-%s\n", p->uuid);
+                sbuf_printf(b, "flush chain %s port-%s\n", t, p->uuid);
         /* Only literal matches and jumps here: a named-set reference would make
          * libnftables fetch every set (and chain) to resolve it, and a port
          * change must cost the same whatever the number of ports. */
-        sbuf_printf(b, "add chain " T " port-%s { comment \"nova-hypervisor:port=%s\"; jump common; "
+        sbuf_printf(b, "add chain %s port-%s { comment \"nova-hypervisor:port=%s\"; jump common; "
                        "ether saddr %s udp sport 68 udp dport 67 accept; "
-                       "ether saddr %s udp sport 546 udp dport 547 accept; ", p->uuid, p->uuid, mac, mac);
+                       "ether saddr %s udp sport 546 udp dport 547 accept; ", t, p->uuid, p->uuid, mac, mac);
         for (size_t i = 0; i < p->n_groups; i++)
                 sbuf_printf(b, "ether saddr %s jump sg-%s-out comment \"nh group %s\"; ", mac, p->groups[i],
                             p->groups[i]);
@@ -221,11 +338,13 @@ void fw_build_port_chain(struct sbuf *b, const struct fw_port *p, bool exists)
         sbuf_printf(b, "drop; }\n");
 }
 
-void fw_build_port_chain_remove(struct sbuf *b, const char *port_uuid)
+void fw_build_port_chain_remove(struct sbuf *b, unsigned shard, const char *port_uuid)
 {
-        if (!id_ok(b, port_uuid))
+        char t[FW_TABLE_NAME_MAX + 8];
+
+        if (!shard_ok(b, shard, t) || !id_ok(b, port_uuid))
                 return;
-        sbuf_printf(b, "delete chain " T " port-%s\n", port_uuid);
+        sbuf_printf(b, "delete chain %s port-%s\n", t, port_uuid);
 }
 
 /* The port's three device names, or false (then b carries the error). */
@@ -240,45 +359,105 @@ static bool port_devs(struct sbuf *b, const char *uuid, char tap[IFNAME_MAX], ch
         return true;
 }
 
-void fw_build_port_elements(struct sbuf *b, const struct fw_port *p)
+/* Elements are added with `add set|map` of the existing set and its type
+ * (the set is left as it is, the elements are added): unlike `add element`,
+ * that needs no chain or set cache in libnftables. One command per set for
+ * all the ports of a batch: libnftables' cost is per command. */
+void fw_build_elements(struct sbuf *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
 {
-        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
-        size_t n4 = 0;
+        static const struct {
+                const char *set, *type;
+        } bridge_sets[] = {
+                { "taps", "ifname" }, { "vm_mac", "ifname . ether_addr" }, { "guard", "ifname . ether_addr" },
+                { "vm_ip6", "ifname . ipv6_addr" }, { "vm_ip4", "ifname . ipv4_addr" },
+        };
+        char t[FW_TABLE_NAME_MAX + 8];
 
-        if (!port_ok(b, p, false, true) || !port_devs(b, p->uuid, tap, qbr, qvb))
-                return;
-        mac_format(p->mac, mac);
-        ipv6_link_local_from_mac(p->mac, ll);
-        sbuf_printf(b, "add element " T " ports { \"%s\" : jump port-%s }\n", qbr, p->uuid);
-        sbuf_printf(b, "add element " B " taps { \"%s\" }\n", tap);
-        sbuf_printf(b, "add element " B " vm_mac { \"%s\" . %s }\n", tap, mac);
-        sbuf_printf(b, "add element " B " guard { \"%s\" . %s }\n", qvb, mac);
-        sbuf_printf(b, "add element " B " vm_ip6 { \"%s\" . %s", tap, ll);
-        for (size_t i = 0; i < p->n_ips; i++)
-                if (strchr(p->ips[i], ':') && !streq(p->ips[i], ll))
-                        sbuf_printf(b, ", \"%s\" . %s", tap, p->ips[i]);
-        sbuf_printf(b, " }\n");
-        for (size_t i = 0; i < p->n_ips; i++)
-                n4 += !strchr(p->ips[i], ':');
-        if (n4 == 0)
-                return;
-        sbuf_printf(b, "add element " B " vm_ip4 { ");
-        for (size_t i = 0, k = 0; i < p->n_ips; i++)
-                if (!strchr(p->ips[i], ':'))
-                        sbuf_printf(b, "%s\"%s\" . %s", k++ ? ", " : "", tap, p->ips[i]);
-        sbuf_printf(b, " }\n");
+        for (size_t i = 0; i < n; i++) {
+                char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX];
+                if (!shard_ok(b, shards[i], t) || !port_ok(b, ports[i], false, true) ||
+                    !port_devs(b, ports[i]->uuid, tap, qbr, qvb))
+                        return;
+        }
+        /* the dispatch elements, one command per shard (in order of first use) */
+        for (size_t i = 0; i < n; i++) {
+                bool first = true;
+                for (size_t k = 0; k < i && first; k++)
+                        first = shards[k] != shards[i];
+                if (!first)
+                        continue;
+                (void)shard_ok(b, shards[i], t);
+                sbuf_printf(b, "add map %s ports { type ifname : verdict; elements = { ", t);
+                for (size_t k = i, m = 0; k < n; k++) {
+                        char qbr[IFNAME_MAX];
+                        if (shards[k] != shards[i] || port_dev_name("qbr", ports[k]->uuid, qbr) < 0)
+                                continue;
+                        sbuf_printf(b, "%s\"%s\" : jump port-%s", m++ ? ", " : "", qbr, ports[k]->uuid);
+                }
+                sbuf_printf(b, " }; }\n");
+        }
+        /* the anti-spoofing elements, one command per set */
+        for (size_t s = 0; s < ARRAY_SIZE(bridge_sets); s++) {
+                size_t m = 0;
+                for (size_t i = 0; i < n; i++) {
+                        const struct fw_port *p = ports[i];
+                        char tap[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
+                        (void)port_dev_name("tap", p->uuid, tap);
+                        (void)port_dev_name("qvb", p->uuid, qvb);
+                        mac_format(p->mac, mac);
+                        ipv6_link_local_from_mac(p->mac, ll);
+#define ELEM(...)                                                                                               \
+        do {                                                                                                    \
+                sbuf_printf(b, m++ ? ", " : "add set " B " %s { type %s; elements = { ", bridge_sets[s].set,     \
+                            bridge_sets[s].type);                                                               \
+                sbuf_printf(b, __VA_ARGS__);                                                                    \
+        } while (0)
+                        switch (s) {
+                        case 0:
+                                ELEM("\"%s\"", tap);
+                                break;
+                        case 1:
+                                ELEM("\"%s\" . %s", tap, mac);
+                                break;
+                        case 2:
+                                ELEM("\"%s\" . %s", qvb, mac);
+                                break;
+                        case 3:
+                                ELEM("\"%s\" . %s", tap, ll);
+                                for (size_t k = 0; k < p->n_ips; k++)
+                                        if (strchr(p->ips[k], ':') && !streq(p->ips[k], ll))
+                                                ELEM("\"%s\" . %s", tap, p->ips[k]);
+                                break;
+                        default:
+                                for (size_t k = 0; k < p->n_ips; k++)
+                                        if (!strchr(p->ips[k], ':'))
+                                                ELEM("\"%s\" . %s", tap, p->ips[k]);
+                                break;
+                        }
+#undef ELEM
+                }
+                if (m)
+                        sbuf_printf(b, " }; }\n");
+        }
 }
 
-void fw_build_port_elements_delete(struct sbuf *b, const struct fw_port *p, const struct fw_elements *e)
+void fw_build_port_elements(struct sbuf *b, unsigned shard, const struct fw_port *p)
+{
+        fw_build_elements(b, &p, &shard, 1);
+}
+
+void fw_build_port_elements_delete(struct sbuf *b, unsigned shard, const struct fw_port *p,
+                                   const struct fw_elements *e)
 {
         char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], mac[MAC_STR_LEN + 1], ll[IP_STR_MAX];
+        char t[FW_TABLE_NAME_MAX + 8];
 
-        if (!port_ok(b, p, false, true) || !port_devs(b, p->uuid, tap, qbr, qvb))
+        if (!shard_ok(b, shard, t) || !port_ok(b, p, false, true) || !port_devs(b, p->uuid, tap, qbr, qvb))
                 return;
         mac_format(p->mac, mac);
         ipv6_link_local_from_mac(p->mac, ll);
         if (e->dispatch)
-                sbuf_printf(b, "delete element " T " ports { \"%s\" }\n", qbr);
+                sbuf_printf(b, "delete element %s ports { \"%s\" }\n", t, qbr);
         if (e->tap)
                 sbuf_printf(b, "delete element " B " taps { \"%s\" }\n", tap);
         if (e->mac)

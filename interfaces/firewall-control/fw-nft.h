@@ -2,19 +2,35 @@
  * text for libnftables, built only from decoded values (UUIDs, MACs, parsed
  * addresses, numbers): no caller-supplied string ever reaches nftables.
  *
- *   table inet nova_hypervisor   (stateful filtering; br_netfilter passes bridged
- *                                 IPv4/IPv6 through its forward hook with conntrack)
- *     map ports { qbrXXXXXXXX-XX : jump port-<uuid> }
- *     chain forward  (hook forward): iifname vmap @ports
+ *   table inet nova_hypervisor[_<k>]  shard k (0: no suffix; 1..255): stateful filtering
+ *                                 (br_netfilter passes bridged IPv4/IPv6 through its
+ *                                 forward hook with conntrack); at most FW_SHARD_PORTS
+ *                                 ports each, every shard a complete skeleton:
+ *     set nd, map ports { qbrXXXXXXXX-XX : jump port-<uuid> }
+ *     chain forward  (hook forward): iifname vmap @ports (the owner mark)
  *     chain common:  ND/MLD accept, ct invalid drop, ct established,related accept
  *     chain port-<uuid>: jump common; DHCP client out (literal matches only); [ether saddr MAC] jump sg-<g>-out...;
  *                        [ether saddr MAC] drop; DHCP server in; jump sg-<g>-in...; drop
  *     chain sg-<group uuid>-in / -out: one accept rule per security-group rule,
- *                        commented with its canonical text (secrule_format)
- *   table bridge nova_hypervisor (anti-spoofing, before br_netfilter)
+ *                        commented with its canonical text (secrule_format); in
+ *                        each shard that has a port of the group
+ *   table bridge nova_hypervisor (anti-spoofing, before br_netfilter; one for all shards)
  *     sets taps, vm_mac (tap . mac), vm_ip4 (tap . ip), vm_ip6 (tap . ip6), guard (qvb . mac)
  *     chain prerouting: iifname @taps jump from_vm; iifname . ether saddr @guard drop
  *     chain from_vm: source MAC/IP/ARP checks against the sets, RA and DHCP-server drop
+ *
+ * Why shards: the kernel re-validates every chain of a table on each commit
+ * that adds a rule to it, so a port's change costs what its table holds; a
+ * packet goes through every shard's forward chain (same hook and priority),
+ * and only its own shard's map has its qbr (the others fall through, policy
+ * accept). A port stays in the shard that holds its chain.
+ *
+ * Chains are written whole in the block form (`add chain T C { rule; ... }`)
+ * and set elements as `add set|map T S { type ...; elements = { ... }; }`:
+ * libnftables then reads only the table list from the kernel, where
+ * `add rule` and `add element` make it read every chain and set of the
+ * network namespace first (a cost that grows with the number of ports).
+ * Deletes still make it read them (port and shard removal only).
  *
  * On the bridged path both iifname and oifname are the port's qbr, so the
  * direction is told by the source MAC: frames from the instance carry its MAC
@@ -25,6 +41,15 @@
 #include "secrule.h"
 
 #define FW_OWNER_MARK "nova-hypervisor v1" /* comment of the forward chain's dispatch rule */
+#define FW_SHARD_PORTS 64   /* ports of one shard table at most */
+#define FW_MAX_SHARDS 256   /* shard indexes 0..255 */
+#define FW_TABLE_NAME_MAX 32 /* "nova_hypervisor_255" and its NUL, with room */
+
+/* The inet table of shard k (k < FW_MAX_SHARDS): FW_TABLE, or FW_TABLE "_<k>". */
+void fw_shard_table(unsigned shard, char ret[FW_TABLE_NAME_MAX]);
+/* The shard whose inet table is called name, or -1 (not one of our names:
+ * exactly FW_TABLE, or FW_TABLE "_" and 1..255 without leading zeros). */
+int fw_shard_from_table(const char *name);
 
 /* A growing text buffer; the first error is sticky. */
 struct sbuf {
@@ -46,25 +71,40 @@ struct fw_port {
         size_t n_groups;
 };
 
-/* Both tables with their sets, maps and fixed chains (a fresh install). */
+/* One shard's inet table with its set, map and fixed chains. */
+void fw_build_shard_skeleton(struct sbuf *b, unsigned shard);
+/* The bridge table with its sets and fixed chains. */
+void fw_build_bridge_skeleton(struct sbuf *b);
+/* Shard 0 and the bridge table (a fresh install). */
 void fw_build_skeleton(struct sbuf *b);
-/* Delete both tables (repair of a damaged skeleton). Only names ours. */
-void fw_build_drop_tables(struct sbuf *b, bool inet, bool bridge);
+/* Delete a shard's table, or the bridge table (repair, or a shard's last port
+ * gone). Only names ours. */
+void fw_build_drop_shard(struct sbuf *b, unsigned shard);
+void fw_build_drop_bridge(struct sbuf *b);
+/* Rules the skeleton puts in a fixed chain ("common", "forward" of a shard;
+ * "prerouting", "from_vm" of the bridge table); 0 for any other name. */
+size_t fw_fixed_chain_rules(bool inet, const char *chain);
 
-/* The chains of a group: replaced whole (flush + rules) when they exist. */
-void fw_build_group(struct sbuf *b, const char *group_id, const struct secrule *rules, size_t n, bool exists);
-void fw_build_group_remove(struct sbuf *b, const char *group_id);
-/* The port's chain: replaced whole when it exists. */
-void fw_build_port_chain(struct sbuf *b, const struct fw_port *p, bool exists);
-/* The port's dispatch element and anti-spoofing elements. */
-void fw_build_port_elements(struct sbuf *b, const struct fw_port *p);
+/* The chains of a group in a shard: replaced whole (flush + rules) when they exist. */
+void fw_build_group(struct sbuf *b, unsigned shard, const char *group_id, const struct secrule *rules, size_t n,
+                    bool exists);
+/* Delete one chain of a group ("in" or "out"), or both. */
+void fw_build_group_chain_remove(struct sbuf *b, unsigned shard, const char *group_id, const char *dir);
+void fw_build_group_remove(struct sbuf *b, unsigned shard, const char *group_id);
+/* The port's chain in its shard: replaced whole when it exists. */
+void fw_build_port_chain(struct sbuf *b, unsigned shard, const struct fw_port *p, bool exists);
+/* The port's dispatch element (in its shard) and anti-spoofing elements. */
+void fw_build_port_elements(struct sbuf *b, unsigned shard, const struct fw_port *p);
+/* The same for n ports (ports[i] in shards[i]), one command per map and set. */
+void fw_build_elements(struct sbuf *b, const struct fw_port *const *ports, const unsigned *shards, size_t n);
 /* Which of a port's elements exist (a delete of a missing one fails the batch). */
 struct fw_elements {
         bool dispatch, tap, mac, guard, ll; /* the port's IPs are deleted as listed in p->ips */
 };
 /* Delete exactly the elements e says exist, for p as the kernel holds it. */
-void fw_build_port_elements_delete(struct sbuf *b, const struct fw_port *p, const struct fw_elements *e);
-void fw_build_port_chain_remove(struct sbuf *b, const char *port_uuid);
+void fw_build_port_elements_delete(struct sbuf *b, unsigned shard, const struct fw_port *p,
+                                   const struct fw_elements *e);
+void fw_build_port_chain_remove(struct sbuf *b, unsigned shard, const char *port_uuid);
 
 /* The nft statement of one rule (without verdict/comment), for tests. */
 void fw_build_rule_match(struct sbuf *b, const struct secrule *r);

@@ -19,13 +19,17 @@
  * ports_rules_apply {groups: [GROUP...], ports: [{port_uuid, mac, ips, groups: [id...]}...]}
  *     The same for up to FW_MAX_BATCH ports in one batch (bulk and reconcile).
  * port_rules_remove {port_uuid}: -ENOENT when the port has no rules of ours.
- * rules_list {}: { ports: [{port_uuid, groups: [id...]}...], groups: [{id, rules, digest}...],
- *                  total, truncated } (digest: secrule_digest() in hex)
- * rules_get {port_uuid}: { port_uuid, mac, ips: [...], groups: [GROUP...] } read from the kernel.
+ * rules_list {}: { ports: [{port_uuid, complete, shard, groups: [id...]}...],
+ *                  groups: [{id, rules, digest, shards}...], total, truncated }
+ *     (digest: secrule_digest() in hex, or "tampered" when a copy is, or the
+ *     copies of a group in different shards disagree; shards: how many hold one)
+ * rules_get {port_uuid}: { port_uuid, mac, complete, shard, table, ips: [...], groups: [GROUP...] }
+ *     read from the kernel (table: the inet table that holds the port's chain).
  *
  * Errors: -EINVAL bad rule (the reason in the error text), -EEXIST our table
  * name is taken by a table that is not ours, -ENOPKG br_netfilter is missing,
- * -EIO nftables refused the batch (its message in the error text). */
+ * -ENOSPC every shard table is full or taken, -EIO nftables refused the batch
+ * (its message in the error text). */
 #ifndef NOVA_FW_PROTOCOL_H
 #define NOVA_FW_PROTOCOL_H
 

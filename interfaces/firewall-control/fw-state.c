@@ -5,6 +5,10 @@
 
 #include <json-c/json.h>
 #include <limits.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 
 static void json_putp(struct json_object **o)
 {
@@ -43,13 +47,53 @@ static size_t hash_mem(const char *k, size_t len)
         return (size_t)(h ^ (h >> 29));
 }
 
-static const char *port_key(const struct fw_snap *s, size_t i) { return s->ports[i].port.uuid; }
-static const char *group_key(const struct fw_snap *s, size_t i) { return s->groups[i].id; }
+/* How records are hashed and matched, for one index. */
+struct ix_ops {
+        size_t (*hash)(const struct fw_snap *s, size_t i);               /* of record i */
+        bool (*match)(const struct fw_snap *s, size_t i, const void *key); /* record i has key */
+};
 
-/* Index the first n records by the first len bytes of their key (len 0: the
- * whole key). Records with equal keys: the first one is found first. */
-static int ix_build(struct fw_snap_index *ix, const struct fw_snap *s, size_t n,
-                    const char *(*key)(const struct fw_snap *, size_t), size_t len)
+struct group_key {
+        const char *id;
+        unsigned shard;
+};
+
+static size_t group_hash_of(const char *id, unsigned shard)
+{
+        return hash_mem(id, strlen(id)) ^ ((size_t)shard * 0x9e3779b97f4a7c15ULL);
+}
+
+static size_t port_hash(const struct fw_snap *s, size_t i)
+{
+        return hash_mem(s->ports[i].port.uuid, strlen(s->ports[i].port.uuid));
+}
+
+static bool port_match(const struct fw_snap *s, size_t i, const void *key) { return streq(s->ports[i].port.uuid, key); }
+
+static size_t group_hash(const struct fw_snap *s, size_t i) { return group_hash_of(s->groups[i].id, s->groups[i].shard); }
+
+static bool group_match(const struct fw_snap *s, size_t i, const void *key)
+{
+        const struct group_key *k = key;
+
+        return s->groups[i].shard == k->shard && streq(s->groups[i].id, k->id);
+}
+
+/* By the first PORT_NAME_CHARS of the uuid: what a device name carries. */
+static size_t dev_hash(const struct fw_snap *s, size_t i) { return hash_mem(s->ports[i].port.uuid, PORT_NAME_CHARS); }
+
+static bool dev_match(const struct fw_snap *s, size_t i, const void *key)
+{
+        return strncmp(s->ports[i].port.uuid, key, PORT_NAME_CHARS) == 0;
+}
+
+static const struct ix_ops port_ops = { port_hash, port_match };
+static const struct ix_ops group_ops = { group_hash, group_match };
+static const struct ix_ops dev_ops = { dev_hash, dev_match };
+
+/* Index the first n records. Records with equal keys: the first one is
+ * found first. */
+static int ix_build(struct fw_snap_index *ix, const struct fw_snap *s, size_t n, const struct ix_ops *ops)
 {
         size_t cap = 64;
 
@@ -65,8 +109,7 @@ static int ix_build(struct fw_snap_index *ix, const struct fw_snap *s, size_t n,
         } else
                 memset(ix->slot, 0, cap * sizeof(*ix->slot));
         for (size_t i = 0; i < n; i++) {
-                const char *k = key(s, i);
-                size_t h = hash_mem(k, len ? len : strlen(k)) & (cap - 1);
+                size_t h = ops->hash(s, i) & (cap - 1);
                 while (ix->slot[h])
                         h = (h + 1) & (cap - 1);
                 ix->slot[h] = (uint32_t)i + 1;
@@ -75,38 +118,30 @@ static int ix_build(struct fw_snap_index *ix, const struct fw_snap *s, size_t n,
         return 0;
 }
 
-/* Position of the first record whose key matches, -1 if none, -2 when the
- * index cannot be built (the caller scans). */
-static long ix_find(struct fw_snap_index *ix, const struct fw_snap *s, size_t n,
-                    const char *(*key)(const struct fw_snap *, size_t), const char *k, size_t len)
+/* Position of the first record that matches key (whose hash is h), -1 if
+ * none, -2 when the index cannot be built (the caller scans). */
+static long ix_find(struct fw_snap_index *ix, const struct fw_snap *s, size_t n, const struct ix_ops *ops,
+                    const void *key, size_t h)
 {
-        size_t klen = len ? len : strlen(k);
-
         if (n > UINT32_MAX - 1)
                 return -2;
-        if ((ix->n != n || !ix->slot) && ix_build(ix, s, n, key, len) < 0)
+        if ((ix->n != n || !ix->slot) && ix_build(ix, s, n, ops) < 0)
                 return -2;
-        for (size_t h = hash_mem(k, klen) & (ix->cap - 1); ix->slot[h]; h = (h + 1) & (ix->cap - 1)) {
-                size_t i = ix->slot[h] - 1;
-                const char *c = key(s, i);
-                if (len ? strncmp(c, k, len) == 0 && strlen(c) >= len : streq(c, k))
-                        return (long)i;
-        }
+        for (h &= ix->cap - 1; ix->slot[h]; h = (h + 1) & (ix->cap - 1))
+                if (ops->match(s, ix->slot[h] - 1, key))
+                        return (long)(ix->slot[h] - 1);
         return -1;
 }
 
 /* Record that position n - 1 was just appended (keeps the index current
  * without a rebuild when there is room). */
-static void ix_append(struct fw_snap_index *ix, const struct fw_snap *s, size_t n,
-                      const char *(*key)(const struct fw_snap *, size_t))
+static void ix_append(struct fw_snap_index *ix, const struct fw_snap *s, size_t n, const struct ix_ops *ops)
 {
-        const char *k;
         size_t h;
 
         if (!ix->slot || ix->n != n - 1 || 2 * n + 2 > ix->cap)
                 return; /* rebuilt at the next lookup */
-        k = key(s, n - 1);
-        for (h = hash_mem(k, strlen(k)) & (ix->cap - 1); ix->slot[h]; h = (h + 1) & (ix->cap - 1))
+        for (h = ops->hash(s, n - 1) & (ix->cap - 1); ix->slot[h]; h = (h + 1) & (ix->cap - 1))
                 ;
         ix->slot[h] = (uint32_t)n;
         ix->n = n;
@@ -119,7 +154,7 @@ void fw_snap_reindex(struct fw_snap *s)
 
 struct fw_snap_port *fw_snap_port_find(struct fw_snap *s, const char *uuid)
 {
-        long i = ix_find(&s->port_ix, s, s->n_ports, port_key, uuid, 0);
+        long i = ix_find(&s->port_ix, s, s->n_ports, &port_ops, uuid, hash_mem(uuid, strlen(uuid)));
 
         if (i >= 0)
                 return &s->ports[i];
@@ -131,16 +166,17 @@ struct fw_snap_port *fw_snap_port_find(struct fw_snap *s, const char *uuid)
         return NULL;
 }
 
-struct fw_snap_group *fw_snap_group_find(struct fw_snap *s, const char *id)
+struct fw_snap_group *fw_snap_group_find(struct fw_snap *s, unsigned shard, const char *id)
 {
-        long i = ix_find(&s->group_ix, s, s->n_groups, group_key, id, 0);
+        const struct group_key key = { id, shard };
+        long i = ix_find(&s->group_ix, s, s->n_groups, &group_ops, &key, group_hash_of(id, shard));
 
         if (i >= 0)
                 return &s->groups[i];
         if (i == -1)
                 return NULL;
         for (size_t k = 0; k < s->n_groups; k++)
-                if (streq(s->groups[k].id, id))
+                if (s->groups[k].shard == shard && streq(s->groups[k].id, id))
                         return &s->groups[k];
         return NULL;
 }
@@ -160,13 +196,13 @@ struct fw_snap_port *fw_snap_port_get(struct fw_snap *s, const char *uuid)
         p = &s->ports[s->n_ports++];
         *p = (struct fw_snap_port){ 0 };
         memcpy(p->port.uuid, uuid, UUID_STR_LEN + 1);
-        ix_append(&s->port_ix, s, s->n_ports, port_key);
+        ix_append(&s->port_ix, s, s->n_ports, &port_ops);
         return p;
 }
 
-struct fw_snap_group *fw_snap_group_get(struct fw_snap *s, const char *id)
+struct fw_snap_group *fw_snap_group_get(struct fw_snap *s, unsigned shard, const char *id)
 {
-        struct fw_snap_group *g = fw_snap_group_find(s, id);
+        struct fw_snap_group *g = fw_snap_group_find(s, shard, id);
 
         if (g)
                 return g;
@@ -177,9 +213,9 @@ struct fw_snap_group *fw_snap_group_get(struct fw_snap *s, const char *id)
                 s->groups = g;
         }
         g = &s->groups[s->n_groups++];
-        *g = (struct fw_snap_group){ 0 };
+        *g = (struct fw_snap_group){ .shard = shard };
         memcpy(g->id, id, UUID_STR_LEN + 1);
-        ix_append(&s->group_ix, s, s->n_groups, group_key);
+        ix_append(&s->group_ix, s, s->n_groups, &group_ops);
         return g;
 }
 
@@ -202,7 +238,7 @@ static struct fw_snap_port *port_by_dev(struct fw_snap *s, struct dev_index *di,
         if (di->ok) {
                 if (strlen(name) != pl + PORT_NAME_CHARS || strncmp(name, prefix, pl) != 0)
                         return NULL;
-                long i = ix_find(&di->ix, s, s->n_ports, port_key, name + pl, PORT_NAME_CHARS);
+                long i = ix_find(&di->ix, s, s->n_ports, &dev_ops, name + pl, hash_mem(name + pl, PORT_NAME_CHARS));
                 if (i >= 0 && port_dev_name(prefix, s->ports[i].port.uuid, dev) == 0 && streq(dev, name))
                         return &s->ports[i];
                 if (i != -2)
@@ -214,13 +250,26 @@ static struct fw_snap_port *port_by_dev(struct fw_snap *s, struct dev_index *di,
         return NULL;
 }
 
-/* Flags of the fixed objects, to tell whether the skeleton is complete. */
+/* Flags of the fixed objects, to tell whether a table's skeleton is complete. */
 enum {
-        SK_ND = 1 << 0, SK_PORTS = 1 << 1, SK_COMMON = 1 << 2, SK_FORWARD = 1 << 3, SK_TAPS = 1 << 4,
-        SK_VM_MAC = 1 << 5, SK_VM_IP4 = 1 << 6, SK_VM_IP6 = 1 << 7, SK_GUARD = 1 << 8, SK_FROM_VM = 1 << 9,
-        SK_PREROUTING = 1 << 10,
-        SK_ALL = (1 << 11) - 1,
+        SK_ND = 1 << 0, SK_PORTS = 1 << 1, SK_COMMON = 1 << 2, SK_FORWARD = 1 << 3,
+        SK_INET_ALL = (1 << 4) - 1,
+        SK_TAPS = 1 << 0, SK_VM_MAC = 1 << 1, SK_VM_IP4 = 1 << 2, SK_VM_IP6 = 1 << 3, SK_GUARD = 1 << 4,
+        SK_FROM_VM = 1 << 5, SK_PREROUTING = 1 << 6,
+        SK_BRIDGE_ALL = (1 << 7) - 1,
 };
+
+/* The member key of items[i] (the item's only kind: "chain", "rule", ...) if
+ * it belongs to table, else NULL. */
+static struct json_object *item_of(struct json_object *items, size_t i, const char *kind, const char *table)
+{
+        struct json_object *o;
+
+        if (!json_object_object_get_ex(json_object_array_get_idx(items, i), kind, &o) ||
+            !streq_ptr(jstr(o, "table"), table))
+                return NULL;
+        return o;
+}
 
 /* One JSON document, wholly consumed (nft ends it with a newline). */
 static int parse_doc(const char *text, struct json_object **ret_root)
@@ -250,20 +299,20 @@ static int parse_doc(const char *text, struct json_object **ret_root)
         return 0;
 }
 
-/* First pass: chains (port and group chains create their records). */
-static int pass_chains(struct fw_snap *s, struct json_object *items, bool inet, unsigned *sk)
+/* Chains of one table: the fixed ones set their flag; in a shard (shard >=
+ * 0), port and group chains create their records. A port chain that another
+ * shard holds already marks that port and *dup. */
+static int pass_chains(struct fw_snap *s, struct json_object *items, const char *table, int shard, unsigned *sk,
+                       bool *dup)
 {
         for (size_t i = 0; i < json_object_array_length(items); i++) {
-                struct json_object *it = json_object_array_get_idx(items, i), *c;
+                struct json_object *c = item_of(items, i, "chain", table);
                 char id[UUID_STR_LEN + 1];
-                const char *name;
+                const char *name = jstr(c, "name");
 
-                if (!json_object_object_get_ex(it, "chain", &c))
+                if (!name)
                         continue;
-                name = jstr(c, "name");
-                if (!name || !streq_ptr(jstr(c, "table"), FW_TABLE))
-                        continue;
-                if (!inet) {
+                if (shard < 0) {
                         if (streq(name, "from_vm"))
                                 *sk |= SK_FROM_VM;
                         else if (streq(name, "prerouting"))
@@ -275,12 +324,21 @@ static int pass_chains(struct fw_snap *s, struct json_object *items, bool inet, 
                 else if (streq(name, "forward"))
                         *sk |= SK_FORWARD;
                 else if (name_uuid(name, "port-", "", id)) {
-                        struct fw_snap_port *p = fw_snap_port_get(s, id);
+                        struct fw_snap_port *p = fw_snap_port_find(s, id);
+                        if (p) {
+                                if (p->shard != (unsigned)shard) {
+                                        p->tampered = true;
+                                        *dup = true;
+                                }
+                                continue;
+                        }
+                        p = fw_snap_port_get(s, id);
                         if (!p)
                                 return -ENOMEM;
+                        p->shard = (unsigned)shard;
                         p->has_chain = true;
                 } else if (name_uuid(name, "sg-", "-in", id) || name_uuid(name, "sg-", "-out", id)) {
-                        struct fw_snap_group *g = fw_snap_group_get(s, id);
+                        struct fw_snap_group *g = fw_snap_group_get(s, (unsigned)shard, id);
                         if (!g)
                                 return -ENOMEM;
                         if (name[strlen(name) - 1] == 'n')
@@ -304,30 +362,32 @@ static int group_add_rule(struct fw_snap_group *g, const struct secrule *r)
         return 0;
 }
 
-static int pass_rules(struct fw_snap *s, struct json_object *items, bool inet, bool *ours)
+/* Is the owner mark on a rule of the table's dispatching chain? */
+static bool owner_marked(struct json_object *items, const char *table, const char *chain)
 {
         for (size_t i = 0; i < json_object_array_length(items); i++) {
-                struct json_object *it = json_object_array_get_idx(items, i), *ru;
-                const char *chain, *comment;
+                struct json_object *ru = item_of(items, i, "rule", table);
+                if (ru && streq_ptr(jstr(ru, "chain"), chain) && streq_ptr(jstr(ru, "comment"), FW_OWNER_MARK))
+                        return true;
+        }
+        return false;
+}
+
+/* Rules of a shard's port and group chains: the port's groups and MAC from
+ * the comments of its chain, the groups' rules from theirs. */
+static int pass_rules(struct fw_snap *s, struct json_object *items, const char *table, unsigned shard)
+{
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+                struct json_object *ru = item_of(items, i, "rule", table);
+                const char *chain = jstr(ru, "chain"), *comment = jstr(ru, "comment");
                 char id[UUID_STR_LEN + 1];
 
-                if (!json_object_object_get_ex(it, "rule", &ru) || !streq_ptr(jstr(ru, "table"), FW_TABLE))
-                        continue;
-                chain = jstr(ru, "chain");
-                comment = jstr(ru, "comment");
                 if (!chain)
-                        continue;
-                if ((inet && streq(chain, "forward")) || (!inet && streq(chain, "prerouting"))) {
-                        if (streq_ptr(comment, FW_OWNER_MARK))
-                                *ours = true;
-                        continue;
-                }
-                if (!inet)
                         continue;
                 if (name_uuid(chain, "port-", "", id)) {
                         struct fw_snap_port *p = fw_snap_port_find(s, id);
                         char gid[UUID_STR_LEN + 1];
-                        if (!p || !comment)
+                        if (!p || p->shard != shard || !comment)
                                 continue;
                         if (strncmp(comment, "nh group ", 9) == 0) {
                                 if (!uuid_is_valid(comment + 9) || p->port.n_groups == PORT_MAX_GROUPS) {
@@ -345,7 +405,7 @@ static int pass_rules(struct fw_snap *s, struct json_object *items, bool inet, b
                 }
                 bool in = name_uuid(chain, "sg-", "-in", id);
                 if (in || name_uuid(chain, "sg-", "-out", id)) {
-                        struct fw_snap_group *g = fw_snap_group_find(s, id);
+                        struct fw_snap_group *g = fw_snap_group_find(s, shard, id);
                         struct secrule r;
                         if (!g)
                                 continue;
@@ -399,21 +459,24 @@ static void port_add_ip(struct fw_snap_port *p, const char *ip)
         memcpy(p->port.ips[p->port.n_ips++], canon, IP_STR_MAX);
 }
 
-static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, unsigned *sk)
+/* Sets and maps of one table: a shard's (shard >= 0: the ports map's
+ * elements) or the bridge table's (shard < 0: the anti-spoofing elements). */
+static void pass_sets(struct fw_snap *s, struct json_object *items, const char *table, int shard, unsigned *sk)
 {
         struct dev_index di = { 0 };
+        bool inet = shard >= 0;
 
         /* no port record is added from here on: index the device names once */
-        di.ok = !inet && s->n_ports < UINT32_MAX - 1 && ix_build(&di.ix, s, s->n_ports, port_key, PORT_NAME_CHARS) == 0;
+        di.ok = !inet && s->n_ports < UINT32_MAX - 1 && ix_build(&di.ix, s, s->n_ports, &dev_ops) == 0;
         for (size_t i = 0; i < json_object_array_length(items); i++) {
-                struct json_object *it = json_object_array_get_idx(items, i), *set, *elems;
-                bool is_map = json_object_object_get_ex(it, "map", &set);
+                struct json_object *set = item_of(items, i, "map", table), *elems;
+                bool is_map = set != NULL;
                 const char *name;
 
-                if (!is_map && !json_object_object_get_ex(it, "set", &set))
+                if (!is_map && !(set = item_of(items, i, "set", table)))
                         continue;
                 name = jstr(set, "name");
-                if (!name || !streq_ptr(jstr(set, "table"), FW_TABLE))
+                if (!name)
                         continue;
                 static const struct {
                         bool inet, map;
@@ -448,7 +511,8 @@ static void pass_sets(struct fw_snap *s, struct json_object *items, bool inet, u
                                         continue;
                                 p = fw_snap_port_find(s, id);
                                 char qbr[IFNAME_MAX];
-                                if (p && port_dev_name("qbr", id, qbr) == 0 && streq_ptr(a, qbr))
+                                if (p && p->shard == (unsigned)shard && port_dev_name("qbr", id, qbr) == 0 &&
+                                    streq_ptr(a, qbr))
                                         p->has_dispatch = true;
                                 continue;
                         }
@@ -568,129 +632,129 @@ static bool port_rule_ok(const struct fw_port *p, size_t k, struct json_object *
         return false; /* past the last rule */
 }
 
-/* Every rule of every port chain, in order, is exactly one the builder wrote
- * for the port's MAC and groups (read from the comments), and none is missing:
- * a rule added, changed or removed anywhere in a port chain marks the port. */
-static int pass_port_chains(struct fw_snap *s, struct json_object *items)
+/* Every rule of every port chain of the shard (its records from first on),
+ * in order, is exactly one the builder wrote for the port's MAC and groups
+ * (read from the comments), and none is missing: a rule added, changed or
+ * removed anywhere in a port chain marks the port. */
+static int pass_port_chains(struct fw_snap *s, struct json_object *items, const char *table, size_t first)
 {
-        _cleanup_free_ size_t *seen = calloc(s->n_ports + 1, sizeof(*seen));
+        _cleanup_free_ size_t *seen = calloc(s->n_ports - first + 1, sizeof(*seen));
         struct fw_snap_port *p = NULL; /* nft lists the rules of a chain together: look up once per chain */
 
         if (!seen)
                 return -ENOMEM;
         for (size_t i = 0; i < json_object_array_length(items); i++) {
-                struct json_object *ru;
+                struct json_object *ru = item_of(items, i, "rule", table);
                 char id[UUID_STR_LEN + 1];
 
-                if (!json_object_object_get_ex(json_object_array_get_idx(items, i), "rule", &ru) ||
-                    !streq_ptr(jstr(ru, "table"), FW_TABLE) || !name_uuid(jstr(ru, "chain"), "port-", "", id))
+                if (!ru || !name_uuid(jstr(ru, "chain"), "port-", "", id))
                         continue;
                 if (!p || !streq(p->port.uuid, id))
                         p = fw_snap_port_find(s, id);
-                if (!p)
-                        continue;
-                if (!port_rule_ok(&p->port, seen[p - s->ports]++, ru))
+                if (!p || (size_t)(p - s->ports) < first)
+                        continue; /* another shard's port */
+                if (!port_rule_ok(&p->port, seen[p - s->ports - first]++, ru))
                         p->tampered = true;
         }
-        for (size_t i = 0; i < s->n_ports; i++)
-                if (seen[i] != 7 + 2 * s->ports[i].port.n_groups)
+        for (size_t i = first; i < s->n_ports; i++)
+                if (seen[i - first] != 7 + 2 * s->ports[i].port.n_groups)
                         s->ports[i].tampered = true;
         return 0;
 }
 
-/* The fixed chains hold exactly the skeleton's rules (a rule slipped into
- * forward, common, prerouting or from_vm would bypass every port). Counted
- * against the skeleton text itself. */
-static int fixed_chains_ok(struct json_object *inet_items, struct json_object *bridge_items, bool *ret)
+/* The fixed chains of a table hold exactly the skeleton's rules (a rule
+ * slipped into forward, common, prerouting or from_vm would bypass every
+ * port of the table). */
+static bool fixed_chains_ok(struct json_object *items, const char *table, bool inet)
 {
-        static const struct {
-                bool inet;
-                const char *name;
-        } fixed[] = { { true, "common" }, { true, "forward" }, { false, "prerouting" }, { false, "from_vm" } };
-        struct sbuf sk = { 0 };
+        static const char *const inet_chains[] = { "common", "forward" };
+        static const char *const bridge_chains[] = { "prerouting", "from_vm" };
+        const char *const *chains = inet ? inet_chains : bridge_chains;
 
-        fw_build_skeleton(&sk);
-        if (sk.err)
-                return sk.err;
-        *ret = true;
-        for (size_t f = 0; f < ARRAY_SIZE(fixed); f++) {
-                struct json_object *items = fixed[f].inet ? inet_items : bridge_items;
-                char line[64];
-                size_t want = 0, have = 0;
-
-                (void)snprintf(line, sizeof(line), "add rule %s " FW_TABLE " %s ", fixed[f].inet ? "inet" : "bridge",
-                               fixed[f].name);
-                for (const char *q = sk.p; (q = strstr(q, line)); q += strlen(line))
-                        want++;
-                for (size_t i = 0; items && i < json_object_array_length(items); i++) {
-                        struct json_object *ru;
-                        if (json_object_object_get_ex(json_object_array_get_idx(items, i), "rule", &ru) &&
-                            streq_ptr(jstr(ru, "table"), FW_TABLE) && streq_ptr(jstr(ru, "chain"), fixed[f].name))
+        for (size_t f = 0; f < 2; f++) {
+                size_t have = 0;
+                for (size_t i = 0; i < json_object_array_length(items); i++) {
+                        struct json_object *ru = item_of(items, i, "rule", table);
+                        if (ru && streq_ptr(jstr(ru, "chain"), chains[f]))
                                 have++;
                 }
-                if (want != have)
-                        *ret = false;
+                if (have != fw_fixed_chain_rules(inet, chains[f]))
+                        return false;
         }
-        sbuf_free(&sk);
+        return true;
+}
+
+/* The first table of that family the listing names (whose name our shard's
+ * or bridge table's must be), or NULL. */
+static const char *doc_table(struct json_object *items, const char *family)
+{
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+                struct json_object *t;
+                if (json_object_object_get_ex(json_object_array_get_idx(items, i), "table", &t) &&
+                    streq_ptr(jstr(t, "family"), family) && jstr(t, "name"))
+                        return jstr(t, "name");
+        }
+        return NULL;
+}
+
+int fw_snap_add_inet(struct fw_snap *s, const char *json)
+{
+        _cleanup_(json_putp) struct json_object *root = NULL;
+        struct json_object *items;
+        struct fw_snap_shard *sh;
+        char table[FW_TABLE_NAME_MAX];
+        unsigned sk = 0;
+        bool dup = false;
+        size_t first = s->n_ports;
+        int shard, r;
+
+        if (!json || !json[0])
+                return 0;
+        if ((r = parse_doc(json, &root)) < 0)
+                return r;
+        (void)json_object_object_get_ex(root, "nftables", &items);
+        shard = fw_shard_from_table(doc_table(items, "inet"));
+        if (shard < 0 || s->shards[shard].exists)
+                return 0;
+        sh = &s->shards[shard];
+        fw_shard_table((unsigned)shard, table);
+        sh->exists = true;
+        /* a table of our name without the mark is not ours: nothing in it is read as ours */
+        sh->ours = owner_marked(items, table, "forward");
+        if (!sh->ours)
+                return 0;
+        if ((r = pass_chains(s, items, table, shard, &sk, &dup)) < 0 ||
+            (r = pass_rules(s, items, table, (unsigned)shard)) < 0 ||
+            (r = pass_port_chains(s, items, table, first)) < 0)
+                return r;
+        pass_sets(s, items, table, shard, &sk);
+        sh->n_ports = (unsigned)(s->n_ports - first);
+        sh->complete = sk == SK_INET_ALL && fixed_chains_ok(items, table, true) && !dup;
         return 0;
 }
 
-int fw_snap_parse(const char *inet_json, const char *bridge_json, struct fw_snap *ret)
+int fw_snap_finish(struct fw_snap *s, const char *bridge_json)
 {
-        _cleanup_(json_putp) struct json_object *inet_root = NULL, *bridge_root = NULL;
-        struct json_object *inet_items = NULL, *bridge_items = NULL;
-        struct fw_snap s = { 0 };
+        _cleanup_(json_putp) struct json_object *root = NULL;
+        struct json_object *items = NULL;
         unsigned sk = 0;
-        bool fixed_ok = false;
         int r;
 
-        if (inet_json && inet_json[0]) {
-                if ((r = parse_doc(inet_json, &inet_root)) < 0)
-                        return r;
-                json_object_object_get_ex(inet_root, "nftables", &inet_items);
-        }
         if (bridge_json && bridge_json[0]) {
-                if ((r = parse_doc(bridge_json, &bridge_root)) < 0)
+                if ((r = parse_doc(bridge_json, &root)) < 0)
                         return r;
-                json_object_object_get_ex(bridge_root, "nftables", &bridge_items);
+                (void)json_object_object_get_ex(root, "nftables", &items);
+                s->bridge_exists = streq_ptr(doc_table(items, "bridge"), FW_TABLE);
+                s->bridge_ours = s->bridge_exists && owner_marked(items, FW_TABLE, "prerouting");
+                if ((r = pass_chains(s, items, FW_TABLE, -1, &sk, NULL)) < 0)
+                        return r;
+                pass_sets(s, items, FW_TABLE, -1, &sk);
+                s->bridge_complete = s->bridge_ours && sk == SK_BRIDGE_ALL && fixed_chains_ok(items, FW_TABLE, false);
         }
-        for (int pass = 0; pass < 2; pass++) {
-                struct json_object *items = pass == 0 ? inet_items : bridge_items;
-                if (!items)
-                        continue;
-                for (size_t i = 0; i < json_object_array_length(items); i++) {
-                        struct json_object *t;
-                        if (json_object_object_get_ex(json_object_array_get_idx(items, i), "table", &t) &&
-                            streq_ptr(jstr(t, "name"), FW_TABLE)) {
-                                if (pass == 0 && streq_ptr(jstr(t, "family"), "inet"))
-                                        s.inet_exists = true;
-                                if (pass == 1 && streq_ptr(jstr(t, "family"), "bridge"))
-                                        s.bridge_exists = true;
-                        }
-                }
-        }
-        if (inet_items && ((r = pass_chains(&s, inet_items, true, &sk)) < 0 ||
-                           (r = pass_rules(&s, inet_items, true, &s.inet_ours)) < 0))
-                goto fail;
-        if (inet_items && (r = pass_port_chains(&s, inet_items)) < 0)
-                goto fail;
-        if (inet_items)
-                pass_sets(&s, inet_items, true, &sk);
-        if (bridge_items) {
-                if ((r = pass_chains(&s, bridge_items, false, &sk)) < 0 ||
-                    (r = pass_rules(&s, bridge_items, false, &s.bridge_ours)) < 0)
-                        goto fail;
-                pass_sets(&s, bridge_items, false, &sk);
-        }
-        s.inet_ours = s.inet_ours && s.inet_exists;
-        s.bridge_ours = s.bridge_ours && s.bridge_exists;
-        if ((r = fixed_chains_ok(inet_items, bridge_items, &fixed_ok)) < 0)
-                goto fail;
-        s.skeleton_ok = s.inet_ours && s.bridge_ours && sk == SK_ALL && fixed_ok;
-        for (size_t i = 0; i < s.n_ports; i++) {
-                struct fw_snap_port *p = &s.ports[i];
+        for (size_t i = 0; i < s->n_ports; i++) {
+                struct fw_snap_port *p = &s->ports[i];
                 for (size_t k = 0; k < p->port.n_groups; k++) {
-                        struct fw_snap_group *g = fw_snap_group_find(&s, p->port.groups[k]);
+                        struct fw_snap_group *g = fw_snap_group_find(s, p->shard, p->port.groups[k]);
                         if (g)
                                 g->refs++;
                         else
@@ -699,11 +763,35 @@ int fw_snap_parse(const char *inet_json, const char *bridge_json, struct fw_snap
                 if (!p->has_dispatch || !p->has_mac || !p->has_tap || !p->has_guard || !p->has_ll)
                         p->tampered = true;
         }
+        s->finished = true;
+        return 0;
+}
+
+int fw_snap_parse(const char *const *inet_json, size_t n, const char *bridge_json, struct fw_snap *ret)
+{
+        struct fw_snap s = { 0 };
+        int r = 0;
+
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = fw_snap_add_inet(&s, inet_json[i]);
+        if (r == 0)
+                r = fw_snap_finish(&s, bridge_json);
+        if (r < 0) {
+                fw_snap_free(&s);
+                return r;
+        }
         *ret = s;
         return 0;
-fail:
-        fw_snap_free(&s);
-        return r;
+}
+
+bool fw_snap_ready(const struct fw_snap *s)
+{
+        if (!s->shards[0].complete || !s->bridge_complete)
+                return false;
+        for (size_t k = 1; k < FW_MAX_SHARDS; k++)
+                if (s->shards[k].ours && !s->shards[k].complete)
+                        return false;
+        return true;
 }
 
 void fw_snap_free(struct fw_snap *s)
@@ -715,4 +803,78 @@ void fw_snap_free(struct fw_snap *s)
         free(s->port_ix.slot);
         free(s->group_ix.slot);
         *s = (struct fw_snap){ 0 };
+}
+
+/* ---- which tables exist: the kernel's NFT_MSG_GETTABLE dump ---- */
+
+/* The table name of a NEWTABLE message's attributes, or NULL. */
+static const char *table_name_attr(const uint8_t *a, size_t len, char ret[FW_TABLE_NAME_MAX])
+{
+        while (len >= (size_t)NLA_HDRLEN) {
+                struct nlattr nla;
+                memcpy(&nla, a, sizeof(nla));
+                if (nla.nla_len < (size_t)NLA_HDRLEN || nla.nla_len > len)
+                        return NULL;
+                if ((nla.nla_type & NLA_TYPE_MASK) == NFTA_TABLE_NAME) {
+                        size_t n = (size_t)nla.nla_len - (size_t)NLA_HDRLEN;
+                        const char *v = (const char *)a + NLA_HDRLEN;
+                        /* NUL-terminated within the attribute, and short */
+                        if (n == 0 || n > FW_TABLE_NAME_MAX || v[n - 1] != '\0' || strlen(v) != n - 1)
+                                return NULL;
+                        memcpy(ret, v, n);
+                        return ret;
+                }
+                size_t step = NLA_ALIGN((size_t)nla.nla_len);
+                if (step >= len)
+                        break;
+                a += step;
+                len -= step;
+        }
+        return NULL;
+}
+
+int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t seq)
+{
+        const uint8_t *p = buf;
+
+        while (len > 0) {
+                struct nlmsghdr h;
+                if (len < sizeof(h))
+                        return -EBADMSG;
+                memcpy(&h, p, sizeof(h));
+                if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len || h.nlmsg_seq != seq)
+                        return -EBADMSG;
+                if (h.nlmsg_flags & NLM_F_DUMP_INTR)
+                        return -EINTR;
+                if (h.nlmsg_type == NLMSG_DONE)
+                        return 1;
+                if (h.nlmsg_type == NLMSG_ERROR) {
+                        struct nlmsgerr e;
+                        if (h.nlmsg_len < (size_t)NLMSG_HDRLEN + sizeof(e))
+                                return -EBADMSG;
+                        memcpy(&e, p + NLMSG_HDRLEN, sizeof(e));
+                        if (e.error < 0 && e.error > -4096)
+                                return e.error;
+                        if (e.error != 0)
+                                return -EBADMSG;
+                } else if (h.nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE)) {
+                        struct nfgenmsg g;
+                        char name[FW_TABLE_NAME_MAX];
+                        if (h.nlmsg_len < (size_t)NLMSG_HDRLEN + sizeof(g))
+                                return -EBADMSG;
+                        memcpy(&g, p + NLMSG_HDRLEN, sizeof(g));
+                        size_t off = (size_t)NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(g));
+                        const char *n = h.nlmsg_len > off ? table_name_attr(p + off, h.nlmsg_len - off, name) : NULL;
+                        int k = fw_shard_from_table(n);
+                        if (g.nfgen_family == NFPROTO_INET && k >= 0)
+                                t->inet[k] = true;
+                        else if (g.nfgen_family == NFPROTO_BRIDGE && streq_ptr(n, FW_TABLE))
+                                t->bridge = true;
+                }
+                if (NLMSG_ALIGN(h.nlmsg_len) >= len)
+                        break;
+                p += NLMSG_ALIGN(h.nlmsg_len);
+                len -= NLMSG_ALIGN(h.nlmsg_len);
+        }
+        return 0;
 }

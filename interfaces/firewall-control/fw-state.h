@@ -1,26 +1,33 @@
-/* fw-state.h - what the kernel holds in our two nftables tables, decoded from
- * libnftables' JSON listing (`list table inet|bridge nova_hypervisor`).
+/* fw-state.h - what the kernel holds in our nftables tables, decoded from
+ * libnftables' JSON listings (`list table inet nova_hypervisor[_<k>]`, one per
+ * shard, and `list table bridge nova_hypervisor`), and which of our tables
+ * exist, decoded from the kernel's NFT_MSG_GETTABLE dump.
  * The decoder trusts nothing: names must have our exact shapes, rule comments
  * must be canonical secrule texts, addresses must parse; anything else marks
- * the snapshot (tampered) instead of being used. (Fuzzed.) */
+ * the snapshot (tampered) instead of being used. Only tables that carry our
+ * owner mark are decoded into ports and groups. (Fuzzed.) */
 #ifndef NOVA_FW_STATE_H
 #define NOVA_FW_STATE_H
 
 #include "fw-nft.h"
 
+/* One shard's copy of a group's chains (a group has one per shard that has
+ * one of its ports). */
 struct fw_snap_group {
         char id[UUID_STR_LEN + 1];
+        unsigned shard;            /* the shard table holding these chains */
         bool has_in, has_out;      /* both chains exist */
         bool tampered;             /* a rule in its chains is not one of ours */
         struct secrule *rules;     /* decoded from the rule comments, in chain order */
         size_t n_rules;
-        unsigned refs;             /* port chains that jump to it */
+        unsigned refs;             /* port chains of the same shard that jump to it */
 };
 
 struct fw_snap_port {
         struct fw_port port;       /* uuid, mac, ips (without the derived link-local), groups */
+        unsigned shard;            /* the shard table holding port-<uuid> */
         bool has_chain;            /* port-<uuid> exists */
-        bool has_dispatch;         /* ports map: qbr -> jump port-<uuid> */
+        bool has_dispatch;         /* its shard's ports map: qbr -> jump port-<uuid> */
         bool has_mac;              /* vm_mac element (tap . mac) */
         bool has_tap, has_guard;   /* taps element; guard element (qvb . mac) */
         bool has_ll;               /* vm_ip6 element of the derived link-local */
@@ -28,17 +35,27 @@ struct fw_snap_port {
 };
 
 /* Open-addressing hash of array positions (slot: index + 1, 0 empty), keyed
- * by port UUID / group id; n is how many entries it holds (rebuilt when it
- * does not match the array). */
+ * by port UUID / group id and shard; n is how many entries it holds (rebuilt
+ * when it does not match the array). */
 struct fw_snap_index {
         uint32_t *slot;
         size_t cap, n;
 };
 
+struct fw_snap_shard {
+        bool exists;               /* a table of family inet and the shard's name exists */
+        bool ours;                 /* ...and carries our owner mark (else: foreign, never touched) */
+        bool complete;             /* ours, with every fixed set, map and chain, the fixed chains exact,
+                                    * and no port chain that another shard holds too */
+        unsigned n_ports;          /* port records in it */
+};
+
 struct fw_snap {
-        bool inet_exists, bridge_exists;   /* a table of that family and name exists */
-        bool inet_ours, bridge_ours;       /* ...and carries our owner mark */
-        bool skeleton_ok;                  /* every fixed set, map and chain is there */
+        struct fw_snap_shard shards[FW_MAX_SHARDS];
+        bool bridge_exists;                /* the bridge table exists */
+        bool bridge_ours;                  /* ...and carries our owner mark */
+        bool bridge_complete;              /* ...with every fixed set and chain, the fixed chains exact */
+        bool finished;                     /* fw_snap_finish() ran */
         struct fw_snap_port *ports;
         size_t n_ports;
         struct fw_snap_group *groups;
@@ -47,18 +64,39 @@ struct fw_snap {
         struct fw_snap_index port_ix, group_ix; /* lookups by uuid/id (private to fw-state.c) */
 };
 
-/* Decode the JSON texts of the two listings (either may be NULL or "" when
- * the table does not exist). 0, -ENOMEM, or -EBADMSG when a text is not an
- * nftables JSON document at all. */
-int fw_snap_parse(const char *inet_json, const char *bridge_json, struct fw_snap *ret);
+/* Decode one inet listing into s (start from a zeroed s). Its shard comes
+ * from the name of the table it lists; a listing of no shard table, or of a
+ * shard already decoded, adds nothing. Call before fw_snap_finish().
+ * 0, -ENOMEM, or -EBADMSG when the text is not an nftables JSON document. */
+int fw_snap_add_inet(struct fw_snap *s, const char *json);
+/* Decode the bridge listing (NULL or "" when the table does not exist) and
+ * settle what needs every table: references, elements, completeness. Once. */
+int fw_snap_finish(struct fw_snap *s, const char *bridge_json);
+/* Both at once: n inet listings (any may be NULL or ""), then the bridge
+ * listing. On error ret is untouched. */
+int fw_snap_parse(const char *const *inet_json, size_t n, const char *bridge_json, struct fw_snap *ret);
 void fw_snap_free(struct fw_snap *s);
 
+/* The shards and bridge table complete, shard 0 among them; no foreign shard table is ours to fix. */
+bool fw_snap_ready(const struct fw_snap *s);
+
 struct fw_snap_port *fw_snap_port_find(struct fw_snap *s, const char *uuid);
-struct fw_snap_group *fw_snap_group_find(struct fw_snap *s, const char *id);
-/* Find or append a zeroed record with that uuid/id; NULL on -ENOMEM. */
+struct fw_snap_group *fw_snap_group_find(struct fw_snap *s, unsigned shard, const char *id);
+/* Find or append a zeroed record with that uuid (shard 0) / id and shard; NULL on -ENOMEM. */
 struct fw_snap_port *fw_snap_port_get(struct fw_snap *s, const char *uuid);
-struct fw_snap_group *fw_snap_group_get(struct fw_snap *s, const char *id);
+struct fw_snap_group *fw_snap_group_get(struct fw_snap *s, unsigned shard, const char *id);
 /* Call after moving or removing records of s->ports/s->groups in place. */
 void fw_snap_reindex(struct fw_snap *s);
+
+/* Which of our tables exist, from an NFT_MSG_GETTABLE dump. */
+struct fw_tables {
+        bool bridge;                       /* bridge nova_hypervisor */
+        bool inet[FW_MAX_SHARDS];          /* inet nova_hypervisor[_<k>] */
+};
+/* Feed the netlink messages of one recv() of the dump whose requests carried
+ * seq. 1 once the dump is done, 0 when more is to come, -EBADMSG for anything
+ * malformed, -EINTR when the dump was interrupted by a change (ask again),
+ * or the -errno of the kernel's NLMSG_ERROR. */
+int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t seq);
 
 #endif

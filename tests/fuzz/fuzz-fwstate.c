@@ -1,13 +1,18 @@
 /* fuzz-fwstate.c - libFuzzer target for fw_snap_parse(), the decoder of the
- * `nft -j list table` listings of the firewall-control module's two tables.
+ * `nft -j list table` listings of the firewall-control module's tables (one
+ * inet table per shard, one bridge table), and for fw_tables_feed(), the
+ * decoder of the kernel's table dump.
  *
- * The input is the inet listing, a NUL byte, then the bridge listing (no NUL:
- * the bridge table is absent). A refusal is -EBADMSG or -ENOMEM and leaves
- * the result untouched. A decoded snapshot must keep every promise of
- * fw-state.h (only well-formed names, canonical addresses, checked rules,
- * consistent flags and reference counts), and everything in it must be
- * usable as is by the builders, as the module uses it: rebuilding a port's
- * chain, deleting its elements, rewriting a group. Any violation aborts. */
+ * The input is NUL-separated: the first inet listing, the bridge listing,
+ * then any further inet listings (other shards); without a NUL the bridge
+ * table is absent. The whole input is also fed to fw_tables_feed() as netlink
+ * messages. A refusal is -EBADMSG or -ENOMEM and leaves the result untouched.
+ * A decoded snapshot must keep every promise of fw-state.h (only well-formed
+ * names, canonical addresses, checked rules, consistent flags, shards and
+ * reference counts; nothing decoded from a table without our mark), and
+ * everything in it must be usable as is by the builders, as the module uses
+ * it: rebuilding a port's chain in its shard, deleting its elements,
+ * rewriting a group's copy. Any violation aborts. */
 #include "fw-nft.h"
 #include "fw-state.h"
 
@@ -32,6 +37,7 @@ static void check_port(struct fw_snap *s, struct fw_snap_port *p)
         CHECK(uuid_is_valid(p->port.uuid));
         CHECK(fw_snap_port_find(s, p->port.uuid) == p);
         CHECK(p->has_chain); /* a port is known by its chain */
+        CHECK(p->shard < FW_MAX_SHARDS && s->shards[p->shard].ours); /* ...in a table of ours */
         CHECK(p->port.n_ips <= PORT_MAX_IPS);
         ipv6_link_local_from_mac(p->port.mac, ll);
         for (size_t i = 0; i < p->port.n_ips; i++) {
@@ -42,20 +48,20 @@ static void check_port(struct fw_snap *s, struct fw_snap_port *p)
         CHECK(p->port.n_groups <= PORT_MAX_GROUPS);
         for (size_t i = 0; i < p->port.n_groups; i++) {
                 CHECK(uuid_is_valid(p->port.groups[i]));
-                CHECK(p->tampered || fw_snap_group_find(s, p->port.groups[i]) != NULL);
+                CHECK(p->tampered || fw_snap_group_find(s, p->shard, p->port.groups[i]) != NULL);
         }
         if (!p->tampered)
                 CHECK(p->has_dispatch && p->has_mac && p->has_tap && p->has_guard && p->has_ll);
 
         /* the module rebuilds the chain and deletes the elements of what it read */
         sbuf_reset(&sb);
-        fw_build_port_chain(&sb, &p->port, p->has_chain);
+        fw_build_port_chain(&sb, p->shard, &p->port, p->has_chain);
         CHECK(sb.err == 0);
         sbuf_reset(&sb);
-        fw_build_port_elements_delete(&sb, &p->port, &e);
+        fw_build_port_elements_delete(&sb, p->shard, &p->port, &e);
         CHECK(sb.err == 0);
         sbuf_reset(&sb);
-        fw_build_port_elements(&sb, &p->port);
+        fw_build_port_elements(&sb, p->shard, &p->port);
         CHECK(sb.err == 0);
 }
 
@@ -64,19 +70,20 @@ static void check_group(struct fw_snap *s, struct fw_snap_group *g)
         unsigned refs = 0;
 
         CHECK(uuid_is_valid(g->id));
-        CHECK(fw_snap_group_find(s, g->id) == g);
+        CHECK(g->shard < FW_MAX_SHARDS && s->shards[g->shard].ours);
+        CHECK(fw_snap_group_find(s, g->shard, g->id) == g);
         CHECK(g->has_in || g->has_out); /* a group is known by its chains */
         CHECK(g->n_rules == 0 || g->rules != NULL);
         for (size_t i = 0; i < g->n_rules; i++)
                 CHECK(secrule_check(&g->rules[i], NULL, 0) == 0);
         for (size_t i = 0; i < s->n_ports; i++)
-                for (size_t k = 0; k < s->ports[i].port.n_groups; k++)
+                for (size_t k = 0; s->ports[i].shard == g->shard && k < s->ports[i].port.n_groups; k++)
                         refs += streq(s->ports[i].port.groups[k], g->id);
         CHECK(g->refs == refs);
         (void)secrule_digest(g->rules, g->n_rules);
 
         sbuf_reset(&sb);
-        fw_build_group(&sb, g->id, g->rules, g->n_rules, g->has_in && g->has_out);
+        fw_build_group(&sb, g->shard, g->id, g->rules, g->n_rules, g->has_in && g->has_out);
         CHECK(sb.err == 0);
         /* every rule comes back as its canonical comment */
         for (size_t i = 0; i < g->n_rules; i++) {
@@ -86,45 +93,88 @@ static void check_group(struct fw_snap *s, struct fw_snap_group *g)
         }
 }
 
+static void check_snap(struct fw_snap *s)
+{
+        size_t ports = 0;
+
+        CHECK(s->finished);
+        CHECK(!s->bridge_ours || s->bridge_exists);
+        CHECK(!s->bridge_complete || s->bridge_ours);
+        CHECK(!fw_snap_ready(s) || (s->shards[0].complete && s->bridge_complete));
+        CHECK(s->n_ports == 0 || s->ports != NULL);
+        CHECK(s->n_groups == 0 || s->groups != NULL);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                const struct fw_snap_shard *sh = &s->shards[k];
+                size_t n = 0;
+                CHECK(!sh->ours || sh->exists);
+                CHECK(!sh->complete || sh->ours);
+                for (size_t i = 0; i < s->n_ports; i++)
+                        n += s->ports[i].shard == k;
+                CHECK(sh->n_ports == n);
+                ports += n;
+        }
+        CHECK(ports == s->n_ports);
+        for (size_t i = 0; i < s->n_ports; i++)
+                check_port(s, &s->ports[i]);
+        for (size_t i = 0; i < s->n_groups; i++)
+                check_group(s, &s->groups[i]);
+}
+
+/* The table dump decoder on the same bytes: a result or a refusal, and only
+ * names of ours ever marked. */
+static void check_tables(const uint8_t *data, size_t size)
+{
+        struct fw_tables t = { 0 };
+        uint32_t seq = 0;
+        int r;
+
+        if (size >= 12)
+                memcpy(&seq, data + 8, sizeof(seq)); /* the first message's */
+        r = fw_tables_feed(&t, data, size, seq);
+        CHECK(r == 0 || r == 1 || (r < 0 && r > -4096));
+}
+
+#define MAX_LISTINGS 16
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct fw_snap s, sentinel;
-        char *inet, *bridge = NULL;
-        const uint8_t *nul;
+        const char *inets[MAX_LISTINGS];
+        char *text, *bridge = NULL, *p;
+        size_t n = 0;
         int r;
 
         if (size > 256 * 1024)
                 return 0;
-        inet = malloc(size + 1);
-        if (!inet)
+        check_tables(data, size);
+        text = malloc(size + 1);
+        if (!text)
                 return 0;
-        memcpy(inet, data, size);
-        inet[size] = '\0';
-        nul = memchr(data, '\0', size);
-        if (nul)
-                bridge = inet + (nul - data) + 1; /* up to the next NUL or the end */
+        memcpy(text, data, size);
+        text[size] = '\0';
+        /* segments: inet, bridge, inet... (each up to its NUL) */
+        inets[n++] = text;
+        p = memchr(text, '\0', size);
+        if (p && p < text + size) {
+                bridge = p + 1;
+                for (char *q = bridge; n < MAX_LISTINGS && (q = memchr(q, '\0', (size_t)(text + size - q))) &&
+                                       q < text + size;)
+                        inets[n++] = ++q;
+        }
 
         memset(&sentinel, 0xa5, sizeof(sentinel));
         s = sentinel;
-        r = fw_snap_parse(inet, bridge, &s);
+        r = fw_snap_parse(inets, n, bridge, &s);
         if (r < 0) {
                 CHECK(r == -EBADMSG || r == -ENOMEM);
                 CHECK(memcmp(&s, &sentinel, sizeof(s)) == 0);
-                free(inet);
+                free(text);
                 return 0;
         }
         CHECK(r == 0);
-        CHECK(!s.inet_ours || s.inet_exists);
-        CHECK(!s.bridge_ours || s.bridge_exists);
-        CHECK(!s.skeleton_ok || (s.inet_ours && s.bridge_ours));
-        CHECK(s.n_ports == 0 || s.ports != NULL);
-        CHECK(s.n_groups == 0 || s.groups != NULL);
-        for (size_t i = 0; i < s.n_ports; i++)
-                check_port(&s, &s.ports[i]);
-        for (size_t i = 0; i < s.n_groups; i++)
-                check_group(&s, &s.groups[i]);
+        check_snap(&s);
         fw_snap_free(&s);
         CHECK(s.n_ports == 0 && s.ports == NULL && s.n_groups == 0 && s.groups == NULL);
-        free(inet);
+        free(text);
         return 0;
 }

@@ -105,7 +105,7 @@ static void valid_rule(const struct secrule *r)
 
         /* the group chain: built, commented with the canonical text */
         sbuf_reset(&sb);
-        fw_build_group(&sb, GROUP, r, 1, true);
+        fw_build_group(&sb, 0, GROUP, r, 1, true);
         CHECK(sb.err == 0);
         CHECK(strstr(sb.p, text) != NULL);
 }

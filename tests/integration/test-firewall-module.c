@@ -11,10 +11,14 @@
  *   [ns rem] eth0 (the remote host) -- veth -- remXXXX on br-int
  * The hybrid plumbing is built here with ip(8) so that this test exercises
  * only the firewall module; the lifecycle tests use network-control's own.
+ * The shard tests plumb a second instance the same way ([ns vmb], its own
+ * tap/qbr/qvb/qvo) and fill the first shard table with ports that have no
+ * devices (nftables does not care), so that the second one lands in shard 1.
  * Facts come from outside the module: packets counted by nftables counters
  * inside the receiving namespace, `nft` listings, /proc/<pid>/status. */
 #include "harness.h"
 
+#include "fw-nft.h"
 #include "fw-protocol.h"
 #include "names.h"
 #include "proto.h"
@@ -34,10 +38,13 @@
 #define VM_MAC "fa:16:3e:12:34:56"
 #define GROUP_A "aaaaaaaa-0000-4000-8000-000000000001"
 #define GROUP_B "bbbbbbbb-0000-4000-8000-000000000002"
+#define VMB_MAC "fa:16:3e:12:34:57"
+#define VMB_IP "10.9.0.6"
 
 static struct ovs_fixture ovs;
 static char port_uuid[37], tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], qvo[IFNAME_MAX];
 static char ns_vm[32], ns_rem[32];
+static char vmb_uuid[37], ns_vmb[32]; /* the second instance of the shard tests (plumbed by them) */
 
 /* TCP from ns to ip:port reaches the other side's kernel (accepted or refused)
  * rather than being dropped on the way (timeout). */
@@ -75,10 +82,13 @@ static long counter(const char *ns, const char *name)
         return p ? strtol(p + 8, NULL, 10) : -1;
 }
 
+/* Our inet tables (shards) as `nft list tables` shows them, one name a line. */
+#define OUR_INET_TABLES "nft list tables | awk '$2 == \"inet\" && $3 ~ /^" FW_TABLE "(_[0-9]+)?$/ { print $3 }' | sort"
+
 static size_t ruleset_lines(void)
 {
-        _cleanup_free_ char *out = sh_out("nft list table inet " FW_TABLE " 2>/dev/null; nft list table bridge " FW_TABLE
-                                          " 2>/dev/null");
+        _cleanup_free_ char *out = sh_out("for t in $(" OUR_INET_TABLES "); do nft list table inet $t; done 2>/dev/null; "
+                                          "nft list table bridge " FW_TABLE " 2>/dev/null");
         size_t n = 0;
 
         for (char *p = out; *p; p++)
@@ -88,38 +98,27 @@ static size_t ruleset_lines(void)
 
 /* ---- topology ---- */
 
-static void topo_setup(void)
+/* tap -> qbr -> qvb/qvo on br-int for a port, its instance's NIC in ns (up
+ * with mac and ip), and the counters where its packets arrive. */
+static void plumb_instance(const char *uuid, const char *ns, const char *mac, const char *ip)
 {
-        random_port_uuid(port_uuid);
-        ck_assert_int_eq(port_dev_name("tap", port_uuid, tap), 0);
-        ck_assert_int_eq(port_dev_name("qbr", port_uuid, qbr), 0);
-        ck_assert_int_eq(port_dev_name("qvb", port_uuid, qvb), 0);
-        ck_assert_int_eq(port_dev_name("qvo", port_uuid, qvo), 0);
-        (void)snprintf(ns_vm, sizeof(ns_vm), "fwvm%d", (int)getpid());
-        (void)snprintf(ns_rem, sizeof(ns_rem), "fwrem%d", (int)getpid());
-        ck_assert_int_eq(ovs_fixture_start(&ovs), 0);
-        ck_assert_int_eq(ovs_fixture_add_bridge(&ovs, "br-int"), 0);
-        ck_assert_int_eq(sh("ip netns add %s && ip netns add %s", ns_vm, ns_rem), 0);
+        char t[IFNAME_MAX], b[IFNAME_MAX], v[IFNAME_MAX], o[IFNAME_MAX];
+
+        ck_assert_int_eq(port_dev_name("tap", uuid, t), 0);
+        ck_assert_int_eq(port_dev_name("qbr", uuid, b), 0);
+        ck_assert_int_eq(port_dev_name("qvb", uuid, v), 0);
+        ck_assert_int_eq(port_dev_name("qvo", uuid, o), 0);
+        ck_assert_int_eq(sh("ip netns add %s", ns), 0);
         ck_assert_int_eq(sh("ip link add %s type bridge && ip link set %s up && "
                             "ip link add %s type veth peer name eth0 netns %s && ip link set %s master %s up && "
                             "ip link add %s type veth peer name %s && ip link set %s master %s up && ip link set %s up",
-                            qbr, qbr, tap, ns_vm, tap, qbr, qvb, qvo, qvb, qbr, qvo),
+                            b, b, t, ns, t, b, v, o, v, b, o),
                          0);
-        ck_assert_int_eq(sh("ip link add rem%d type veth peer name eth0 netns %s && ip link set rem%d up", (int)getpid() % 10000,
-                            ns_rem, (int)getpid() % 10000),
-                         0);
-        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", qvo, (char *)NULL), 0);
-        char rem[16];
-        (void)snprintf(rem, sizeof(rem), "rem%d", (int)getpid() % 10000);
-        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", rem, (char *)NULL), 0);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", o, (char *)NULL), 0);
         /* the userspace datapath reads veths through AF_PACKET: no checksum offload */
         ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip link set eth0 address %s; "
                             "ip addr add %s/24 dev eth0; ethtool -K eth0 tx off; ip link set eth0 up'",
-                            ns_vm, VM_MAC, VM_IP),
-                         0);
-        ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip addr add %s/24 dev eth0; "
-                            "ethtool -K eth0 tx off; ip link set eth0 up'",
-                            ns_rem, REM_IP),
+                            ns, mac, ip),
                          0);
         /* counters where packets arrive (TCP SYNs and UDP, by destination port) */
         ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
@@ -131,7 +130,47 @@ static void topo_setup(void)
                             "  tcp dport 80 tcp flags syn counter name syn80\n"
                             "  udp dport 5000 counter name udp5000\n"
                             "  ip saddr 10.9.0.66 counter name spoofed\n }\n}\nEOF",
-                            ns_vm),
+                            ns),
+                         0);
+}
+
+static void unplumb_instance(const char *uuid, const char *ns)
+{
+        char t[IFNAME_MAX], b[IFNAME_MAX], v[IFNAME_MAX], o[IFNAME_MAX];
+
+        if (port_dev_name("tap", uuid, t) < 0 || port_dev_name("qbr", uuid, b) < 0 ||
+            port_dev_name("qvb", uuid, v) < 0 || port_dev_name("qvo", uuid, o) < 0)
+                return;
+        (void)ovs_vsctl(&ovs, NULL, "--if-exists", "del-port", "br-int", o, (char *)NULL);
+        (void)sh("ip netns del %s; ip link del %s; ip link del %s; ip link del %s", ns, b, t, v);
+}
+
+static void topo_setup(void)
+{
+        random_port_uuid(port_uuid);
+        ck_assert_int_eq(port_dev_name("tap", port_uuid, tap), 0);
+        ck_assert_int_eq(port_dev_name("qbr", port_uuid, qbr), 0);
+        ck_assert_int_eq(port_dev_name("qvb", port_uuid, qvb), 0);
+        ck_assert_int_eq(port_dev_name("qvo", port_uuid, qvo), 0);
+        (void)snprintf(ns_vm, sizeof(ns_vm), "fwvm%d", (int)getpid());
+        (void)snprintf(ns_rem, sizeof(ns_rem), "fwrem%d", (int)getpid());
+        /* instance B: its device names (first 11 characters) differ from ours */
+        memcpy(vmb_uuid, port_uuid, sizeof(vmb_uuid));
+        memcpy(vmb_uuid, "bbbbbbbb", 8);
+        (void)snprintf(ns_vmb, sizeof(ns_vmb), "fwvmb%d", (int)getpid());
+        ck_assert_int_eq(ovs_fixture_start(&ovs), 0);
+        ck_assert_int_eq(ovs_fixture_add_bridge(&ovs, "br-int"), 0);
+        plumb_instance(port_uuid, ns_vm, VM_MAC, VM_IP);
+        ck_assert_int_eq(sh("ip netns add %s", ns_rem), 0);
+        ck_assert_int_eq(sh("ip link add rem%d type veth peer name eth0 netns %s && ip link set rem%d up", (int)getpid() % 10000,
+                            ns_rem, (int)getpid() % 10000),
+                         0);
+        char rem[16];
+        (void)snprintf(rem, sizeof(rem), "rem%d", (int)getpid() % 10000);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", rem, (char *)NULL), 0);
+        ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip addr add %s/24 dev eth0; "
+                            "ethtool -K eth0 tx off; ip link set eth0 up'",
+                            ns_rem, REM_IP),
                          0);
         ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
                             "table ip cnt {\n counter spoofed {}\n counter from_vm {}\n"
@@ -144,11 +183,19 @@ static void topo_setup(void)
         ck_assert_msg(ping_ok(ns_rem, VM_IP), "no connectivity through the plumbing before any rule");
 }
 
+/* Every table of ours (all shards, the bridge table), as a fresh install has none. */
+static void drop_our_tables(void)
+{
+        (void)sh("for t in $(" OUR_INET_TABLES "); do nft delete table inet $t; done; "
+                 "nft delete table bridge " FW_TABLE " 2>/dev/null; true");
+}
+
 static void topo_teardown(void)
 {
+        unplumb_instance(vmb_uuid, ns_vmb); /* when a shard test left it */
         (void)sh("ip netns del %s; ip netns del %s; ip link del %s; ip link del %s; ip link del %s", ns_vm, ns_rem, qbr,
                  tap, qvb);
-        (void)sh("nft delete table inet " FW_TABLE "; nft delete table bridge " FW_TABLE);
+        drop_our_tables();
         ovs_fixture_stop(&ovs);
 }
 
@@ -274,6 +321,101 @@ static int apply(const char *group, const struct rule_spec *rules, size_t n, con
         return mod_call();
 }
 
+/* Filler port i: no devices (nftables does not mind), its own uuid (the
+ * first 11 characters, which name its devices, unique), MAC and IP. */
+static void filler_port(unsigned i, char uuid[37], char mac[18], char ip[16])
+{
+        (void)snprintf(uuid, 37, "%08x-0000-4000-8000-000000000000", 0xd0000000U + i);
+        (void)snprintf(mac, 18, "fa:16:3e:dd:%02x:%02x", (i >> 8) & 0xff, i & 0xff);
+        (void)snprintf(ip, 16, "10.77.%u.%u", (i >> 8) & 0xff, i & 0xff);
+}
+
+static void write_batch_port(const char *uuid, const char *mac, const char *ip, const char *group)
+{
+        pw_obj_begin(m.w, NULL);
+        pw_str(m.w, "port_uuid", uuid);
+        pw_str(m.w, "mac", mac);
+        pw_list_begin(m.w, "ips");
+        pw_str(m.w, NULL, ip);
+        pw_list_end(m.w);
+        pw_list_begin(m.w, "groups");
+        pw_str(m.w, NULL, group);
+        pw_list_end(m.w);
+        pw_obj_end(m.w);
+}
+
+/* ports_rules_apply of fillers first..first+n-1 and, when extra is set, of
+ * that port too (mac, ip), all in one group. */
+static int apply_many(const char *group, const struct rule_spec *rules, size_t n_rules, unsigned first, unsigned n,
+                      const char *extra, const char *extra_mac, const char *extra_ip)
+{
+        char uuid[37], mac[18], ip[16];
+
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "ports_rules_apply");
+        pw_list_begin(m.w, "groups");
+        pw_obj_begin(m.w, NULL);
+        pw_str(m.w, "id", group);
+        write_rules(rules, n_rules);
+        pw_obj_end(m.w);
+        pw_list_end(m.w);
+        pw_list_begin(m.w, "ports");
+        if (extra)
+                write_batch_port(extra, extra_mac, extra_ip, group);
+        for (unsigned i = first; i < first + n; i++) {
+                filler_port(i, uuid, mac, ip);
+                write_batch_port(uuid, mac, ip, group);
+        }
+        pw_list_end(m.w);
+        return mod_call();
+}
+
+static int remove_port(const char *uuid)
+{
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_rules_remove");
+        pw_str(m.w, "port_uuid", uuid);
+        return mod_call();
+}
+
+/* rules_get of a port: its shard and table, as the module reads them back. */
+static void assert_port_shard(const char *uuid, unsigned shard)
+{
+        char table[32];
+
+        (void)snprintf(table, sizeof(table), shard ? FW_TABLE "_%u" : FW_TABLE, shard);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "rules_get");
+        pw_str(m.w, "port_uuid", uuid);
+        ck_assert_msg(mod_call() == 0, "rules_get %s: %s", uuid, reply_error());
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "shard", 999), shard);
+        ck_assert_str_eq(proto_get_str(m.msg->body, "table", ""), table);
+        ck_assert(proto_get_bool(m.msg->body, "complete", false));
+}
+
+static uint64_t ports_total(void)
+{
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "rules_list");
+        ck_assert_int_eq(mod_call(), 0);
+        return proto_get_u64(m.msg->body, "total", 0);
+}
+
+/* The kernel's nftables generation: one more per committed batch. */
+static long nft_genid(void)
+{
+        _cleanup_free_ char *out = sh_out("/usr/bin/python3 -c \"\n"
+                                          "import socket,struct\n"
+                                          "s=socket.socket(socket.AF_NETLINK,socket.SOCK_RAW,12)\n"
+                                          "s.send(struct.pack('=IHHIIBBH',20,(10<<8)|16,1,1,0,0,0,0))\n"
+                                          "d=s.recv(4096); o=20\n"
+                                          "while o+4<=len(d):\n"
+                                          " l,t=struct.unpack_from('=HH',d,o)\n"
+                                          " if t&0x3fff==1: print(struct.unpack_from('>I',d,o+4)[0]); break\n"
+                                          " o+=(l+3)&~3\n\"");
+        char *end;
+        long v = strtol(out, &end, 10);
+
+        ck_assert_msg(end != out, "no nftables generation: '%s'", out);
+        return v;
+}
+
 /* Group A: ssh and ping from anywhere, udp 53, all egress (a neutron default group plus rules). */
 static const struct rule_spec group_a[] = {
         { "ingress", 4, 6, 22, 22, -1, NULL },
@@ -291,7 +433,7 @@ static const struct rule_spec group_b[] = {
 /* Each test starts from no tables of ours and a fresh module. */
 static void setup(void)
 {
-        (void)sh("nft delete table inet " FW_TABLE "; nft delete table bridge " FW_TABLE);
+        drop_our_tables();
         mod_start();
 }
 
@@ -576,6 +718,135 @@ START_TEST(test_foreign_table_is_left_alone)
 }
 END_TEST
 
+
+/* More ports than one shard holds: a second shard table appears, a port in
+ * either filters the same real packets, a group shared by both shards
+ * changes in both with one commit, a restart reads both back, and the
+ * second shard's table goes with its last port, leaving shard 0 as it was. */
+START_TEST(test_shards_with_real_packets)
+{
+        static const struct rule_spec a2[] = { { "ingress", 4, 6, 23, 23, -1, NULL },
+                                               { "egress", 4, 0, 0, 0, -1, NULL } };
+        const char *const ns_of[] = { ns_vm, ns_vmb }, *const ip_of[] = { VM_IP, VMB_IP };
+        char uuid[37], mac[18], ip[16];
+        size_t lines;
+        long gen;
+
+        plumb_instance(vmb_uuid, ns_vmb, VMB_MAC, VMB_IP);
+        /* shard 0: our port A and FW_SHARD_PORTS - 1 fillers, all in group A */
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_msg(apply_many(GROUP_A, group_a, ARRAY_SIZE(group_a), 0, FW_SHARD_PORTS - 1, NULL, NULL, NULL) == 0,
+                      "%s", reply_error());
+        {
+                _cleanup_free_ char *tables = sh_out(OUR_INET_TABLES);
+                ck_assert_str_eq(tables, FW_TABLE "\n");
+        }
+        /* six more, port B among them: a second shard */
+        ck_assert_msg(apply_many(GROUP_A, group_a, ARRAY_SIZE(group_a), FW_SHARD_PORTS - 1, 5, vmb_uuid, VMB_MAC,
+                                 VMB_IP) == 0,
+                      "%s", reply_error());
+        {
+                _cleanup_free_ char *tables = sh_out(OUR_INET_TABLES);
+                ck_assert_str_eq(tables, FW_TABLE "\n" FW_TABLE "_1\n");
+        }
+        ck_assert_int_eq(sh("nft list chain inet " FW_TABLE "_1 port-%s >/dev/null", vmb_uuid), 0);
+        ck_assert_int_eq(sh("nft list chain inet " FW_TABLE "_1 sg-" GROUP_A "-in >/dev/null"), 0);
+        assert_port_shard(port_uuid, 0);
+        assert_port_shard(vmb_uuid, 1);
+        ck_assert_uint_eq(ports_total(), FW_SHARD_PORTS + 6);
+
+        /* the same filtering for a port of either shard */
+        for (size_t i = 0; i < 2; i++) {
+                ck_assert_msg(tcp_reaches(ns_rem, ip_of[i], 22), "ssh to %s dropped", ip_of[i]);
+                long before = counter(ns_of[i], "syn23");
+                ck_assert_msg(!tcp_reaches(ns_rem, ip_of[i], 23), "telnet to %s passed", ip_of[i]);
+                ck_assert_int_eq(counter(ns_of[i], "syn23"), before);
+                ck_assert_msg(tcp_reaches(ns_of[i], REM_IP, 4444), "egress of %s dropped", ip_of[i]);
+        }
+
+        /* group A changed through port A: both shards' copies, in one commit */
+        gen = nft_genid();
+        ck_assert_msg(apply(GROUP_A, a2, ARRAY_SIZE(a2), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_int_eq(nft_genid(), gen + 1);
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *chain = sh_out("nft list chain inet %s sg-" GROUP_A "-in", i ? FW_TABLE "_1" : FW_TABLE);
+                ck_assert_msg(strstr(chain, "dport 23 accept") && !strstr(chain, "dport 22 accept"), "%s", chain);
+        }
+        for (size_t i = 0; i < 2; i++) {
+                ck_assert_msg(tcp_reaches(ns_rem, ip_of[i], 23), "telnet to %s dropped after the change", ip_of[i]);
+                ck_assert_msg(!tcp_reaches(ns_rem, ip_of[i], 22), "ssh to %s passed after the change", ip_of[i]);
+        }
+
+        /* a restart reads both shards back: nothing duplicated, nothing moved */
+        lines = ruleset_lines();
+        mod_stop();
+        mod_start();
+        ck_assert_uint_eq(ruleset_lines(), lines);
+        ck_assert_uint_eq(ports_total(), FW_SHARD_PORTS + 6);
+        assert_port_shard(vmb_uuid, 1);
+        ck_assert_msg(apply(GROUP_A, a2, ARRAY_SIZE(a2), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_uint_eq(ruleset_lines(), lines);
+
+        /* shard 1's ports removed: its table goes, shard 0 stays exactly as it was */
+        _cleanup_free_ char *shard0 = sh_out("nft list table inet " FW_TABLE);
+        ck_assert_msg(remove_port(vmb_uuid) == 0, "%s", reply_error());
+        for (unsigned i = FW_SHARD_PORTS - 1; i < FW_SHARD_PORTS + 4; i++) {
+                filler_port(i, uuid, mac, ip);
+                if (i == FW_SHARD_PORTS + 3) {
+                        _cleanup_free_ char *tables = sh_out(OUR_INET_TABLES);
+                        ck_assert_str_eq(tables, FW_TABLE "\n" FW_TABLE "_1\n"); /* until its last port */
+                }
+                ck_assert_msg(remove_port(uuid) == 0, "%s", reply_error());
+        }
+        {
+                _cleanup_free_ char *tables = sh_out(OUR_INET_TABLES);
+                ck_assert_str_eq(tables, FW_TABLE "\n");
+                _cleanup_free_ char *now = sh_out("nft list table inet " FW_TABLE);
+                ck_assert_str_eq(now, shard0);
+                _cleanup_free_ char *bridge = sh_out("nft list table bridge " FW_TABLE);
+                char tap_b[IFNAME_MAX];
+                ck_assert_int_eq(port_dev_name("tap", vmb_uuid, tap_b), 0);
+                ck_assert_ptr_null(strstr(bridge, tap_b));
+        }
+        ck_assert_uint_eq(ports_total(), FW_SHARD_PORTS);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 23));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 22));
+        unplumb_instance(vmb_uuid, ns_vmb);
+}
+END_TEST
+
+/* A table named like a shard that is not ours: its index is skipped, it is
+ * never written to, and it outlives our shards. */
+START_TEST(test_foreign_shard_table_is_skipped)
+{
+        char uuid[37], mac[18], ip[16];
+
+        ck_assert_int_eq(sh("nft add table inet " FW_TABLE "_1 && nft add chain inet " FW_TABLE "_1 mine"), 0);
+        mod_stop();
+        mod_start(); /* it exists when the module reads the ruleset */
+        ck_assert_msg(apply_many(GROUP_B, group_b, ARRAY_SIZE(group_b), 0, FW_SHARD_PORTS + 1, NULL, NULL, NULL) == 0,
+                      "%s", reply_error());
+        {
+                _cleanup_free_ char *tables = sh_out(OUR_INET_TABLES);
+                ck_assert_str_eq(tables, FW_TABLE "\n" FW_TABLE "_1\n" FW_TABLE "_2\n");
+                _cleanup_free_ char *foreign = sh_out("nft list table inet " FW_TABLE "_1");
+                ck_assert_msg(strstr(foreign, "chain mine") && !strstr(foreign, "port-") && !strstr(foreign, "sg-") &&
+                                      !strstr(foreign, "ports"),
+                              "%s", foreign);
+        }
+        filler_port(FW_SHARD_PORTS, uuid, mac, ip);
+        assert_port_shard(uuid, 2);
+        ck_assert_msg(remove_port(uuid) == 0, "%s", reply_error());
+        {
+                _cleanup_free_ char *tables = sh_out(OUR_INET_TABLES);
+                ck_assert_str_eq(tables, FW_TABLE "\n" FW_TABLE "_1\n");
+        }
+        ck_assert_int_eq(sh("nft list chain inet " FW_TABLE "_1 mine >/dev/null"), 0);
+        ck_assert_uint_eq(ports_total(), FW_SHARD_PORTS);
+        ck_assert_int_eq(sh("nft delete table inet " FW_TABLE "_1"), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("firewall-module");
@@ -592,6 +863,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_restart_keeps_ruleset_unduplicated);
         tcase_add_test(tc, test_bad_input_changes_nothing);
         tcase_add_test(tc, test_foreign_table_is_left_alone);
+        tcase_add_test(tc, test_shards_with_real_packets);
+        tcase_add_test(tc, test_foreign_shard_table_is_skipped);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1,21 +1,32 @@
 /* test-fw.c - unit tests for the firewall-control module's pure parts:
  * fw-nft.c (the nftables batch texts), fw-state.c (the decoder of
- * `nft -j list table` snapshots) and fw-protocol.c (RULE on the wire).
+ * `nft -j list table` snapshots and of the kernel's table dump) and
+ * fw-protocol.c (RULE on the wire).
  *
  * The decoder runs on real kernel listings stored in tests/unit/fixtures/:
- * the batch that the builders produce for two ports and two groups
- * (fw-batch.nft), applied with nft in a scratch network namespace and listed
- * back as JSON (fw-inet.json, fw-bridge.json). Tampered variants are made
- * from them by editing the JSON. To regenerate after a builder change:
+ * the batch that the builders produce for three ports and two groups in two
+ * shards (fw-batch.nft: P1, P2 in shard 0, P3 in shard 1, group G1 in both),
+ * applied with nft in a scratch network namespace and listed back as JSON
+ * (fw-inet.json, fw-inet-1.json, fw-bridge.json), and a foreign table named
+ * like shard 3 (fw-foreign-3.nft, listed as fw-inet-3-foreign.json). Tampered
+ * variants are made from them by editing the JSON. To regenerate after a
+ * builder change:
  *
  *   build/tests/test-fw --print-batch > tests/unit/fixtures/fw-batch.nft
  *   ip netns add fwfix && ip netns exec fwfix nft -f tests/unit/fixtures/fw-batch.nft
+ *   ip netns exec fwfix nft -f tests/unit/fixtures/fw-foreign-3.nft
  *   ip netns exec fwfix nft -j list table inet nova_hypervisor > tests/unit/fixtures/fw-inet.json
+ *   ip netns exec fwfix nft -j list table inet nova_hypervisor_1 > tests/unit/fixtures/fw-inet-1.json
+ *   ip netns exec fwfix nft -j list table inet nova_hypervisor_3 > tests/unit/fixtures/fw-inet-3-foreign.json
  *   ip netns exec fwfix nft -j list table bridge nova_hypervisor > tests/unit/fixtures/fw-bridge.json
  *   ip netns del fwfix
  */
 #include <check.h>
 #include <libgen.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <unistd.h>
 
 #include "fw-nft.h"
@@ -24,12 +35,15 @@
 
 #define P1 "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 #define P2 "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+#define P3 "0f0e0d0c-0b0a-4908-8706-050403020100"
 #define G1 "11111111-2222-4333-8444-555555555555"
 #define G2 "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 #define MAC1 "fa:16:3e:00:00:01"
 #define MAC2 "fa:16:3e:ab:cd:ef"
+#define MAC3 "fa:16:3e:00:00:03"
 #define LL1 "fe80::f816:3eff:fe00:1"
 #define T "inet nova_hypervisor"
+#define T1 "inet nova_hypervisor_1"
 #define B "bridge nova_hypervisor"
 
 static const char *const g1_texts[] = { "nh in 4 6 22 22 - - 10.0.0.0/8", "nh in 4 1 - - 8 - -",
@@ -70,19 +84,30 @@ static struct fw_port port2(void)
                                  .n_ips = 1, .groups = { G1 }, .n_groups = 1 };
 }
 
-/* The batch of the fixtures: skeleton, both groups, both ports. */
+static struct fw_port port3(void)
+{
+        return (struct fw_port){ .uuid = P3, .mac = { 0xfa, 0x16, 0x3e, 0x00, 0x00, 0x03 }, .ips = { "10.0.0.7" },
+                                 .n_ips = 1, .groups = { G1 }, .n_groups = 1 };
+}
+
+/* The batch of the fixtures: shard 0 with both groups and P1, P2; shard 1
+ * with its own copy of G1 and P3. */
 static void build_fixture_batch(struct sbuf *b)
 {
-        struct fw_port p1 = port1(), p2 = port2();
+        struct fw_port p1 = port1(), p2 = port2(), p3 = port3();
 
         rules_init();
         fw_build_skeleton(b);
-        fw_build_group(b, G1, g1, ARRAY_SIZE(g1), false);
-        fw_build_group(b, G2, g2, ARRAY_SIZE(g2), false);
-        fw_build_port_chain(b, &p1, false);
-        fw_build_port_elements(b, &p1);
-        fw_build_port_chain(b, &p2, false);
-        fw_build_port_elements(b, &p2);
+        fw_build_group(b, 0, G1, g1, ARRAY_SIZE(g1), false);
+        fw_build_group(b, 0, G2, g2, ARRAY_SIZE(g2), false);
+        fw_build_port_chain(b, 0, &p1, false);
+        fw_build_port_elements(b, 0, &p1);
+        fw_build_port_chain(b, 0, &p2, false);
+        fw_build_port_elements(b, 0, &p2);
+        fw_build_shard_skeleton(b, 1);
+        fw_build_group(b, 1, G1, g1, ARRAY_SIZE(g1), false);
+        fw_build_port_chain(b, 1, &p3, false);
+        fw_build_port_elements(b, 1, &p3);
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -158,40 +183,97 @@ START_TEST(test_skeleton)
         ck_assert_uint_eq(count(b.p, "add table " T " {"), 1);
         ck_assert_uint_eq(count(b.p, "add table " B " {"), 1);
         ck_assert_uint_eq(count(b.p, "comment \"" FW_OWNER_MARK "\""), 2);
-        ck_assert_ptr_nonnull(strstr(b.p, "add rule " T " forward iifname vmap @ports comment \"" FW_OWNER_MARK "\"\n"));
-        ck_assert_ptr_nonnull(strstr(b.p, "add rule " B " prerouting iifname @taps jump from_vm comment \"" FW_OWNER_MARK "\"\n"));
+        /* fixed chains in the block form: libnftables needs no chain cache */
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " T " forward { type filter hook forward priority filter; policy accept; "
+                                          "iifname vmap @ports comment \"" FW_OWNER_MARK "\"; }\n"));
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " B " prerouting { type filter hook prerouting priority filter; "
+                                          "policy accept; iifname @taps jump from_vm comment \"" FW_OWNER_MARK "\"; "
+                                          "iifname . ether saddr @guard drop; }\n"));
+        ck_assert_ptr_null(strstr(b.p, "add rule"));
         /* every fixed object the decoder requires */
         static const char *const objs[] = {
-                "add set " T " nd {", "add map " T " ports {", "add chain " T " common\n",
-                "add chain " T " forward { type filter hook forward priority filter; policy accept; }",
+                "add set " T " nd {", "add map " T " ports {", "add chain " T " common {",
+                "add chain " T " forward { type filter hook forward priority filter; policy accept; ",
                 "add set " B " taps {", "add set " B " vm_mac {", "add set " B " vm_ip4 {", "add set " B " vm_ip6 {",
-                "add set " B " guard {", "add chain " B " from_vm\n",
-                "add chain " B " prerouting { type filter hook prerouting priority filter; policy accept; }",
+                "add set " B " guard {", "add chain " B " from_vm {",
+                "add chain " B " prerouting { type filter hook prerouting priority filter; policy accept; ",
         };
         for (size_t i = 0; i < ARRAY_SIZE(objs); i++)
                 ck_assert_msg(count(b.p, objs[i]) == 1, "skeleton lacks '%s'", objs[i]);
+        /* a chain is made before a rule jumps to it */
+        ck_assert(strstr(b.p, "add chain " B " from_vm {") < strstr(b.p, "add chain " B " prerouting {"));
         /* stateful: invalid dropped, replies accepted, before any port chain runs */
-        ck_assert_ptr_nonnull(strstr(b.p, "add rule " T " common ct state invalid drop\n"));
-        ck_assert_ptr_nonnull(strstr(b.p, "add rule " T " common ct state established,related accept\n"));
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " T " common { icmpv6 type @nd accept; ct state invalid drop; "
+                                          "ct state established,related accept; }\n"));
         /* anti-spoofing ends in drop; nothing is flushed or deleted */
-        ck_assert_ptr_nonnull(strstr(b.p, "add rule " B " from_vm drop\n"));
+        ck_assert_ptr_nonnull(strstr(b.p, "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept; "
+                                          "drop; }\n"));
         ck_assert_ptr_null(strstr(b.p, "flush"));
         ck_assert_ptr_null(strstr(b.p, "delete"));
         ck_assert_int_eq(b.p[b.len - 1], '\n');
+        /* the decoder counts the fixed chains' rules from the same table */
+        ck_assert_uint_eq(fw_fixed_chain_rules(true, "common"), 3);
+        ck_assert_uint_eq(fw_fixed_chain_rules(true, "forward"), 1);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "prerouting"), 2);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "from_vm"), 13);
+        ck_assert_uint_eq(fw_fixed_chain_rules(true, "from_vm"), 0);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "port-" P1), 0);
         sbuf_free(&b);
 
-        fw_build_drop_tables(&b, true, true);
-        ck_assert_str_eq(b.p, "delete table " T "\ndelete table " B "\n");
+        /* the skeleton of another shard: the same inet objects in its own table, no bridge table */
+        struct sbuf z = { 0 };
+        fw_build_shard_skeleton(&b, 7);
+        fw_build_shard_skeleton(&z, 0);
+        ck_assert_int_eq(b.err, 0);
+        ck_assert_ptr_null(strstr(b.p, "bridge"));
+        ck_assert_uint_eq(count(b.p, "inet nova_hypervisor_7 "), count(z.p, "inet nova_hypervisor "));
+        ck_assert_uint_eq(count(b.p, "\n"), count(z.p, "\n"));
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain inet nova_hypervisor_7 forward { type filter hook forward priority "
+                                          "filter; policy accept; iifname vmap @ports comment \"" FW_OWNER_MARK "\"; }\n"));
+        sbuf_free(&z);
         sbuf_reset(&b);
-        fw_build_drop_tables(&b, false, true);
-        ck_assert_str_eq(b.p, "delete table " B "\n");
-        sbuf_reset(&b);
-        fw_build_drop_tables(&b, true, false);
-        ck_assert_str_eq(b.p, "delete table " T "\n");
-        sbuf_reset(&b);
-        fw_build_drop_tables(&b, false, false);
-        ck_assert_uint_eq(b.len, 0);
+        fw_build_shard_skeleton(&b, FW_MAX_SHARDS);
+        ck_assert_int_eq(b.err, -EINVAL);
         sbuf_free(&b);
+
+        fw_build_drop_shard(&b, 0);
+        fw_build_drop_bridge(&b);
+        fw_build_drop_shard(&b, 255);
+        ck_assert_str_eq(b.p, "delete table " T "\ndelete table " B "\ndelete table inet nova_hypervisor_255\n");
+        sbuf_reset(&b);
+        fw_build_drop_shard(&b, 256);
+        ck_assert_int_eq(b.err, -EINVAL);
+        sbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_shard_names)
+{
+        static const struct {
+                const char *name;
+                int shard;
+        } cases[] = {
+                { "nova_hypervisor", 0 },     { "nova_hypervisor_1", 1 },     { "nova_hypervisor_64", 64 },
+                { "nova_hypervisor_255", 255 }, { "nova_hypervisor_256", -1 }, { "nova_hypervisor_0", -1 },
+                { "nova_hypervisor_01", -1 },  { "nova_hypervisor_", -1 },     { "nova_hypervisor_1x", -1 },
+                { "nova_hypervisor_-1", -1 },  { "nova_hypervisor_1000", -1 }, { "nova_hypervisor1", -1 },
+                { "nova_hypervisor_ 1", -1 },  { "nova_hyperviso", -1 },       { "", -1 },
+                { "xnova_hypervisor", -1 },    { "nova_hypervisor_+1", -1 },
+        };
+        char name[FW_TABLE_NAME_MAX];
+
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+                ck_assert_msg(fw_shard_from_table(cases[i].name) == cases[i].shard, "'%s': %d", cases[i].name,
+                              fw_shard_from_table(cases[i].name));
+        ck_assert_int_eq(fw_shard_from_table(NULL), -1);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                fw_shard_table(k, name);
+                ck_assert_int_eq(fw_shard_from_table(name), (int)k);
+        }
+        fw_shard_table(0, name);
+        ck_assert_str_eq(name, "nova_hypervisor");
+        fw_shard_table(12, name);
+        ck_assert_str_eq(name, "nova_hypervisor_12");
 }
 END_TEST
 
@@ -234,7 +316,7 @@ START_TEST(test_group_chains)
         struct sbuf b = { 0 };
 
         rules_init();
-        fw_build_group(&b, G1, g1, ARRAY_SIZE(g1), false);
+        fw_build_group(&b, 0, G1, g1, ARRAY_SIZE(g1), false);
         ck_assert_int_eq(b.err, 0);
         ck_assert_str_eq(b.p,
                 "add chain " T " sg-" G1 "-in { comment \"nova-hypervisor:group=" G1 "\"; "
@@ -246,7 +328,7 @@ START_TEST(test_group_chains)
 
         /* an existing group is flushed and refilled (no delete: ports keep jumping to it) */
         sbuf_reset(&b);
-        fw_build_group(&b, G2, g2, ARRAY_SIZE(g2), true);
+        fw_build_group(&b, 0, G2, g2, ARRAY_SIZE(g2), true);
         ck_assert_str_eq(b.p,
                 "flush chain " T " sg-" G2 "-in\n"
                 "add chain " T " sg-" G2 "-in { comment \"nova-hypervisor:group=" G2 "\"; "
@@ -258,7 +340,7 @@ START_TEST(test_group_chains)
 
         /* a group without rules: both chains exist and are empty (its ports drop everything) */
         sbuf_reset(&b);
-        fw_build_group(&b, G1, NULL, 0, false);
+        fw_build_group(&b, 0, G1, NULL, 0, false);
         ck_assert_str_eq(b.p, "add chain " T " sg-" G1 "-in { comment \"nova-hypervisor:group=" G1 "\"; }\n"
                               "add chain " T " sg-" G1 "-out { comment \"nova-hypervisor:group=" G1 "\"; }\n");
 
@@ -270,15 +352,34 @@ START_TEST(test_group_chains)
                 many[i] = R(text);
         }
         sbuf_reset(&b);
-        fw_build_group(&b, G2, many, SECGROUP_MAX_RULES, false);
+        fw_build_group(&b, 0, G2, many, SECGROUP_MAX_RULES, false);
         ck_assert_int_eq(b.err, 0);
         ck_assert_uint_eq(count(b.p, " accept comment \"nh in 4 6 "), SECGROUP_MAX_RULES / 2);
         ck_assert_uint_eq(count(b.p, " accept comment \"nh out 4 6 "), SECGROUP_MAX_RULES / 2);
         ck_assert_ptr_nonnull(strstr(b.p, "th dport 1099-2099 accept comment \"nh out 4 6 1099 2099 - - -\"; }\n"));
 
         sbuf_reset(&b);
-        fw_build_group_remove(&b, G1);
+        fw_build_group_remove(&b, 0, G1);
         ck_assert_str_eq(b.p, "delete chain " T " sg-" G1 "-in\ndelete chain " T " sg-" G1 "-out\n");
+
+        /* another shard's copy: the same text in its own table */
+        struct sbuf z = { 0 };
+        sbuf_reset(&b);
+        fw_build_group(&b, 1, G2, g2, ARRAY_SIZE(g2), true);
+        fw_build_group(&z, 0, G2, g2, ARRAY_SIZE(g2), true);
+        ck_assert_int_eq(b.err, 0);
+        ck_assert_uint_eq(count(b.p, T1 " sg-" G2 "-"), 4);
+        ck_assert_uint_eq(count(b.p, T " "), 0);
+        ck_assert_uint_eq(b.len, z.len + 4 * 2);
+        sbuf_free(&z);
+        sbuf_reset(&b);
+        fw_build_group_chain_remove(&b, 1, G1, "out");
+        ck_assert_str_eq(b.p, "delete chain " T1 " sg-" G1 "-out\n");
+        fw_build_group_chain_remove(&b, 1, G1, "sideways");
+        ck_assert_int_eq(b.err, -EINVAL);
+        sbuf_reset(&b);
+        fw_build_group(&b, FW_MAX_SHARDS, G1, g1, ARRAY_SIZE(g1), false);
+        ck_assert_int_eq(b.err, -EINVAL);
         sbuf_free(&b);
 }
 END_TEST
@@ -298,7 +399,7 @@ START_TEST(test_port_chain)
         struct sbuf b = { 0 };
         struct fw_port p = port1();
 
-        fw_build_port_chain(&b, &p, false);
+        fw_build_port_chain(&b, 0, &p, false);
         ck_assert_int_eq(b.err, 0);
         ck_assert_str_eq(b.p, PORT1_CHAIN);
         /* frames from the instance must carry its MAC to reach any egress rule,
@@ -309,13 +410,13 @@ START_TEST(test_port_chain)
         ck_assert_ptr_null(strstr(b.p, "10.0.0.5"));
 
         sbuf_reset(&b);
-        fw_build_port_chain(&b, &p, true);
+        fw_build_port_chain(&b, 0, &p, true);
         ck_assert_str_eq(b.p, "flush chain " T " port-" P1 "\n" PORT1_CHAIN);
 
         /* no groups: DHCP only, then drop */
         p.n_groups = 0;
         sbuf_reset(&b);
-        fw_build_port_chain(&b, &p, false);
+        fw_build_port_chain(&b, 0, &p, false);
         ck_assert_str_eq(b.p, "add chain " T " port-" P1 " { comment \"nova-hypervisor:port=" P1 "\"; jump common; "
                               "ether saddr " MAC1 " udp sport 68 udp dport 67 accept; "
                               "ether saddr " MAC1 " udp sport 546 udp dport 547 accept; "
@@ -323,8 +424,28 @@ START_TEST(test_port_chain)
                               "udp sport 67 udp dport 68 accept; udp sport 547 udp dport 546 accept; drop; }\n");
 
         sbuf_reset(&b);
-        fw_build_port_chain_remove(&b, P1);
+        fw_build_port_chain_remove(&b, 0, P1);
         ck_assert_str_eq(b.p, "delete chain " T " port-" P1 "\n");
+        sbuf_reset(&b);
+        fw_build_port_chain_remove(&b, 1, P1);
+        ck_assert_str_eq(b.p, "delete chain " T1 " port-" P1 "\n");
+
+        /* in shard 1: the same chain in its table (its jumps stay inside that table) */
+        p = port1();
+        sbuf_reset(&b);
+        fw_build_port_chain(&b, 1, &p, true);
+        ck_assert_str_eq(b.p, "flush chain " T1 " port-" P1 "\n"
+                              "add chain " T1 " port-" P1 " { comment \"nova-hypervisor:port=" P1 "\"; jump common; "
+                              "ether saddr " MAC1 " udp sport 68 udp dport 67 accept; "
+                              "ether saddr " MAC1 " udp sport 546 udp dport 547 accept; "
+                              "ether saddr " MAC1 " jump sg-" G1 "-out comment \"nh group " G1 "\"; "
+                              "ether saddr " MAC1 " jump sg-" G2 "-out comment \"nh group " G2 "\"; "
+                              "ether saddr " MAC1 " drop comment \"nh mac " MAC1 "\"; "
+                              "udp sport 67 udp dport 68 accept; udp sport 547 udp dport 546 accept; "
+                              "jump sg-" G1 "-in; jump sg-" G2 "-in; drop; }\n");
+        sbuf_reset(&b);
+        fw_build_port_chain(&b, 256, &p, false);
+        ck_assert_int_eq(b.err, -EINVAL);
         sbuf_free(&b);
 }
 END_TEST
@@ -334,21 +455,42 @@ START_TEST(test_port_elements)
         struct sbuf b = { 0 };
         struct fw_port p = port1();
 
-        fw_build_port_elements(&b, &p);
+        fw_build_port_elements(&b, 0, &p);
         ck_assert_int_eq(b.err, 0);
+        /* the existing set or map named with its type: elements added, no chain or set cache needed */
         ck_assert_str_eq(b.p,
-                "add element " T " ports { \"qbr3f2504e0-4f\" : jump port-" P1 " }\n"
-                "add element " B " taps { \"tap3f2504e0-4f\" }\n"
-                "add element " B " vm_mac { \"tap3f2504e0-4f\" . " MAC1 " }\n"
-                "add element " B " guard { \"qvb3f2504e0-4f\" . " MAC1 " }\n"
-                "add element " B " vm_ip6 { \"tap3f2504e0-4f\" . " LL1 ", \"tap3f2504e0-4f\" . 2001:db8::5 }\n"
-                "add element " B " vm_ip4 { \"tap3f2504e0-4f\" . 10.0.0.5 }\n");
+                "add map " T " ports { type ifname : verdict; elements = { \"qbr3f2504e0-4f\" : jump port-" P1 " }; }\n"
+                "add set " B " taps { type ifname; elements = { \"tap3f2504e0-4f\" }; }\n"
+                "add set " B " vm_mac { type ifname . ether_addr; elements = { \"tap3f2504e0-4f\" . " MAC1 " }; }\n"
+                "add set " B " guard { type ifname . ether_addr; elements = { \"qvb3f2504e0-4f\" . " MAC1 " }; }\n"
+                "add set " B " vm_ip6 { type ifname . ipv6_addr; elements = { \"tap3f2504e0-4f\" . " LL1
+                ", \"tap3f2504e0-4f\" . 2001:db8::5 }; }\n"
+                "add set " B " vm_ip4 { type ifname . ipv4_addr; elements = { \"tap3f2504e0-4f\" . 10.0.0.5 }; }\n");
+        ck_assert_ptr_null(strstr(b.p, "add element"));
+        /* the types are the skeleton's */
+        struct sbuf sk = { 0 };
+        fw_build_skeleton(&sk);
+        ck_assert_ptr_nonnull(strstr(sk.p, "add map " T " ports { type ifname : verdict; }\n"));
+        ck_assert_ptr_nonnull(strstr(sk.p, "add set " B " taps { type ifname; }\n"));
+        ck_assert_ptr_nonnull(strstr(sk.p, "add set " B " vm_mac { type ifname . ether_addr; }\n"));
+        ck_assert_ptr_nonnull(strstr(sk.p, "add set " B " guard { type ifname . ether_addr; }\n"));
+        ck_assert_ptr_nonnull(strstr(sk.p, "add set " B " vm_ip6 { type ifname . ipv6_addr; }\n"));
+        ck_assert_ptr_nonnull(strstr(sk.p, "add set " B " vm_ip4 { type ifname . ipv4_addr; }\n"));
+        sbuf_free(&sk);
+
+        /* in shard 1: the dispatch element in its table, the bridge table is shared */
+        sbuf_reset(&b);
+        fw_build_port_elements(&b, 1, &p);
+        ck_assert_ptr_nonnull(strstr(b.p, "add map " T1 " ports { type ifname : verdict; elements = "
+                                          "{ \"qbr3f2504e0-4f\" : jump port-" P1 " }; }\n"));
+        ck_assert_uint_eq(count(b.p, "add set " B " "), 5);
 
         /* no IPs: the link-local address only, no vm_ip4 element */
         p.n_ips = 0;
         sbuf_reset(&b);
-        fw_build_port_elements(&b, &p);
-        ck_assert_ptr_nonnull(strstr(b.p, "add element " B " vm_ip6 { \"tap3f2504e0-4f\" . " LL1 " }\n"));
+        fw_build_port_elements(&b, 0, &p);
+        ck_assert_ptr_nonnull(strstr(b.p, "add set " B " vm_ip6 { type ifname . ipv6_addr; elements = "
+                                          "{ \"tap3f2504e0-4f\" . " LL1 " }; }\n"));
         ck_assert_ptr_null(strstr(b.p, "vm_ip4"));
 
         /* the link-local address listed as an IP is not added twice; IPv4 in order */
@@ -358,9 +500,53 @@ START_TEST(test_port_elements)
         memcpy(p.ips[2], "10.0.0.8", sizeof("10.0.0.8"));
         p.n_ips = 3;
         sbuf_reset(&b);
-        fw_build_port_elements(&b, &p);
+        fw_build_port_elements(&b, 0, &p);
         ck_assert_uint_eq(count(b.p, LL1), 1);
-        ck_assert_ptr_nonnull(strstr(b.p, "add element " B " vm_ip4 { \"tap3f2504e0-4f\" . 10.0.0.7, \"tap3f2504e0-4f\" . 10.0.0.8 }\n"));
+        ck_assert_ptr_nonnull(strstr(b.p, "add set " B " vm_ip4 { type ifname . ipv4_addr; elements = "
+                                          "{ \"tap3f2504e0-4f\" . 10.0.0.7, \"tap3f2504e0-4f\" . 10.0.0.8 }; }\n"));
+        sbuf_free(&b);
+}
+END_TEST
+
+/* Many ports' elements: one command per map (per shard, in order of first
+ * use) and per set, each element as the single-port form writes it. */
+START_TEST(test_elements_grouped)
+{
+        struct fw_port p1 = port1(), p2 = port2(), p3 = port3();
+        const struct fw_port *ports[] = { &p1, &p3, &p2 };
+        const unsigned shards[] = { 0, 1, 0 };
+        struct sbuf b = { 0 };
+
+        fw_build_elements(&b, ports, shards, ARRAY_SIZE(ports));
+        ck_assert_int_eq(b.err, 0);
+        ck_assert_str_eq(b.p,
+                "add map " T " ports { type ifname : verdict; elements = { \"qbr3f2504e0-4f\" : jump port-" P1
+                ", \"qbr6ba7b810-9d\" : jump port-" P2 " }; }\n"
+                "add map " T1 " ports { type ifname : verdict; elements = { \"qbr0f0e0d0c-0b\" : jump port-" P3 " }; }\n"
+                "add set " B " taps { type ifname; elements = { \"tap3f2504e0-4f\", \"tap0f0e0d0c-0b\", \"tap6ba7b810-9d\" }; }\n"
+                "add set " B " vm_mac { type ifname . ether_addr; elements = { \"tap3f2504e0-4f\" . " MAC1
+                ", \"tap0f0e0d0c-0b\" . " MAC3 ", \"tap6ba7b810-9d\" . " MAC2 " }; }\n"
+                "add set " B " guard { type ifname . ether_addr; elements = { \"qvb3f2504e0-4f\" . " MAC1
+                ", \"qvb0f0e0d0c-0b\" . " MAC3 ", \"qvb6ba7b810-9d\" . " MAC2 " }; }\n"
+                "add set " B " vm_ip6 { type ifname . ipv6_addr; elements = { \"tap3f2504e0-4f\" . " LL1
+                ", \"tap3f2504e0-4f\" . 2001:db8::5, \"tap0f0e0d0c-0b\" . fe80::f816:3eff:fe00:3"
+                ", \"tap6ba7b810-9d\" . fe80::f816:3eff:feab:cdef }; }\n"
+                "add set " B " vm_ip4 { type ifname . ipv4_addr; elements = { \"tap3f2504e0-4f\" . 10.0.0.5"
+                ", \"tap0f0e0d0c-0b\" . 10.0.0.7, \"tap6ba7b810-9d\" . 10.0.0.6 }; }\n");
+        /* nothing for no port; one bad port fails the whole batch */
+        sbuf_reset(&b);
+        fw_build_elements(&b, ports, shards, 0);
+        ck_assert_int_eq(b.err, 0);
+        ck_assert_uint_eq(b.len, 0);
+        p3.ips[0][0] = 'x';
+        fw_build_elements(&b, ports, shards, ARRAY_SIZE(ports));
+        ck_assert_int_eq(b.err, -EINVAL);
+        ck_assert_uint_eq(b.len, 0);
+        p3 = port3();
+        const unsigned bad_shard[] = { 0, FW_MAX_SHARDS, 0 };
+        sbuf_reset(&b);
+        fw_build_elements(&b, ports, bad_shard, ARRAY_SIZE(ports));
+        ck_assert_int_eq(b.err, -EINVAL);
         sbuf_free(&b);
 }
 END_TEST
@@ -371,7 +557,7 @@ START_TEST(test_port_elements_delete)
         struct fw_port p = port1();
         struct fw_elements all = { true, true, true, true, true }, none = { 0 };
 
-        fw_build_port_elements_delete(&b, &p, &all);
+        fw_build_port_elements_delete(&b, 0, &p, &all);
         ck_assert_int_eq(b.err, 0);
         ck_assert_str_eq(b.p,
                 "delete element " T " ports { \"qbr3f2504e0-4f\" }\n"
@@ -385,14 +571,22 @@ START_TEST(test_port_elements_delete)
         /* exactly what exists: a missing element in a delete fails the whole batch */
         p.n_ips = 0;
         sbuf_reset(&b);
-        fw_build_port_elements_delete(&b, &p, &none);
+        fw_build_port_elements_delete(&b, 0, &p, &none);
         ck_assert_int_eq(b.err, 0);
         ck_assert_uint_eq(b.len, 0);
         struct fw_elements some = { .tap = true, .guard = true };
         sbuf_reset(&b);
-        fw_build_port_elements_delete(&b, &p, &some);
+        fw_build_port_elements_delete(&b, 0, &p, &some);
         ck_assert_str_eq(b.p, "delete element " B " taps { \"tap3f2504e0-4f\" }\n"
                               "delete element " B " guard { \"qvb3f2504e0-4f\" . " MAC1 " }\n");
+        /* the dispatch element of a port of shard 1 is in its table */
+        struct fw_elements dispatch = { .dispatch = true };
+        sbuf_reset(&b);
+        fw_build_port_elements_delete(&b, 1, &p, &dispatch);
+        ck_assert_str_eq(b.p, "delete element " T1 " ports { \"qbr3f2504e0-4f\" }\n");
+        sbuf_reset(&b);
+        fw_build_port_elements_delete(&b, FW_MAX_SHARDS, &p, &dispatch);
+        ck_assert_int_eq(b.err, -EINVAL);
         sbuf_free(&b);
 }
 END_TEST
@@ -419,28 +613,28 @@ START_TEST(test_builders_refuse_unvalidated)
                 p = port1();
                 ck_assert_int_eq(strscpy(p.uuid, evil[i], sizeof(p.uuid)), 0);
                 sbuf_reset(&b);
-                fw_build_port_chain(&b, &p, true);
+                fw_build_port_chain(&b, 0, &p, true);
                 ck_assert_msg(b.err == -EINVAL, "port chain of uuid '%s' built", p.uuid);
                 sbuf_reset(&b);
-                fw_build_port_elements(&b, &p);
+                fw_build_port_elements(&b, 0, &p);
                 ck_assert_int_eq(b.err, -EINVAL);
                 sbuf_reset(&b);
-                fw_build_port_elements_delete(&b, &p, &all);
+                fw_build_port_elements_delete(&b, 0, &p, &all);
                 ck_assert_int_eq(b.err, -EINVAL);
                 sbuf_reset(&b);
-                fw_build_port_chain_remove(&b, evil[i]);
+                fw_build_port_chain_remove(&b, 0, evil[i]);
                 ck_assert_int_eq(b.err, -EINVAL);
                 /* group ids */
                 p = port1();
                 ck_assert_int_eq(strscpy(p.groups[1], evil[i], sizeof(p.groups[1])), 0);
                 sbuf_reset(&b);
-                fw_build_port_chain(&b, &p, false);
+                fw_build_port_chain(&b, 0, &p, false);
                 ck_assert_msg(b.err == -EINVAL, "port chain with group '%s' built", p.groups[1]);
                 sbuf_reset(&b);
-                fw_build_group(&b, evil[i], g1, ARRAY_SIZE(g1), true);
+                fw_build_group(&b, 0, evil[i], g1, ARRAY_SIZE(g1), true);
                 ck_assert_int_eq(b.err, -EINVAL);
                 sbuf_reset(&b);
-                fw_build_group_remove(&b, evil[i]);
+                fw_build_group_remove(&b, 0, evil[i]);
                 ck_assert_int_eq(b.err, -EINVAL);
         }
         /* addresses must be canonical */
@@ -450,34 +644,34 @@ START_TEST(test_builders_refuse_unvalidated)
                 p = port1();
                 ck_assert_int_eq(strscpy(p.ips[1], bad_ips[i], sizeof(p.ips[1])), 0);
                 sbuf_reset(&b);
-                fw_build_port_elements(&b, &p);
+                fw_build_port_elements(&b, 0, &p);
                 ck_assert_msg(b.err == -EINVAL, "elements with ip '%s' built", p.ips[1]);
                 sbuf_reset(&b);
-                fw_build_port_elements_delete(&b, &p, &all);
+                fw_build_port_elements_delete(&b, 0, &p, &all);
                 ck_assert_msg(b.err == -EINVAL, "element delete with ip '%s' built", p.ips[1]);
         }
         p = port1();
         p.n_ips = PORT_MAX_IPS + 1;
         sbuf_reset(&b);
-        fw_build_port_elements(&b, &p);
+        fw_build_port_elements(&b, 0, &p);
         ck_assert_int_eq(b.err, -EINVAL);
         p = port1();
         p.n_groups = PORT_MAX_GROUPS + 1;
         sbuf_reset(&b);
-        fw_build_port_chain(&b, &p, false);
+        fw_build_port_chain(&b, 0, &p, false);
         ck_assert_int_eq(b.err, -EINVAL);
 
         /* rules must pass secrule_check; none is dropped silently */
         struct secrule bad[2] = { g1[0], g1[1] };
         bad[1].icmp_type = 300;
         sbuf_reset(&b);
-        fw_build_group(&b, G1, bad, 2, false);
+        fw_build_group(&b, 0, G1, bad, 2, false);
         ck_assert_int_eq(b.err, -EINVAL);
         bad[1] = g1[1];
         bad[1].remote = (struct cidr){ .family = 4, .prefix = 8, .addr = { 10, 0, 0, 1 } };
         bad[1].has_remote = true;
         sbuf_reset(&b);
-        fw_build_group(&b, G1, bad, 2, false);
+        fw_build_group(&b, 0, G1, bad, 2, false);
         ck_assert_int_eq(b.err, -EINVAL);
         sbuf_free(&b);
 }
@@ -536,11 +730,19 @@ END_TEST
 
 static struct fw_snap S;
 
-static int snap(const char *inet, const char *bridge)
+/* Decode the listings of up to three shards and the bridge table. */
+static int snap3(const char *inet, const char *inet1, const char *inet2, const char *bridge)
 {
+        const char *const inets[] = { inet, inet1, inet2 };
+
         fw_snap_free(&S);
-        return fw_snap_parse(inet, bridge, &S);
+        return fw_snap_parse(inets, ARRAY_SIZE(inets), bridge, &S);
 }
+
+static int snap(const char *inet, const char *bridge) { return snap3(inet, NULL, NULL, bridge); }
+
+#define SHARD0_OK(s) ((s).shards[0].exists && (s).shards[0].ours && (s).shards[0].complete)
+#define BRIDGE_OK(s) ((s).bridge_exists && (s).bridge_ours && (s).bridge_complete)
 
 static void snap_teardown(void) { fw_snap_free(&S); }
 
@@ -562,6 +764,23 @@ static void assert_port_ok(const struct fw_snap_port *p)
         ck_assert(p->has_chain && p->has_dispatch && p->has_mac && p->has_tap && p->has_guard && p->has_ll);
 }
 
+static struct fw_snap_port *port(const char *uuid)
+{
+        struct fw_snap_port *p = fw_snap_port_find(&S, uuid);
+
+        ck_assert_msg(p, "port %s not decoded", uuid);
+        return p;
+}
+
+/* Shard 0's copy of a group. */
+static struct fw_snap_group *group(const char *id)
+{
+        struct fw_snap_group *g = fw_snap_group_find(&S, 0, id);
+
+        ck_assert_msg(g, "group %s not decoded", id);
+        return g;
+}
+
 START_TEST(test_decode_fixture)
 {
         _cleanup_free_ char *inet = fixture("fw-inet.json"), *bridge = fixture("fw-bridge.json");
@@ -571,10 +790,12 @@ START_TEST(test_decode_fixture)
 
         rules_init();
         ck_assert_int_eq(snap(inet, bridge), 0);
-        ck_assert(S.inet_exists && S.bridge_exists && S.inet_ours && S.bridge_ours && S.skeleton_ok);
+        ck_assert(SHARD0_OK(S) && BRIDGE_OK(S) && fw_snap_ready(&S) && S.finished);
         ck_assert_uint_eq(S.n_ports, 2);
+        ck_assert_uint_eq(S.shards[0].n_ports, 2);
+        ck_assert(!S.shards[1].exists);
         ck_assert_uint_eq(S.n_groups, 2);
-        ck_assert_uint_eq(S.orphan_elements, 0);
+        ck_assert_uint_eq(S.orphan_elements, 5); /* P3's: its shard was not read */
 
         sp = fw_snap_port_find(&S, P1);
         ck_assert_ptr_nonnull(sp);
@@ -596,26 +817,29 @@ START_TEST(test_decode_fixture)
         ck_assert_uint_eq(sp->port.n_groups, 1);
         ck_assert_str_eq(sp->port.groups[0], G1);
 
-        sg = fw_snap_group_find(&S, G1);
+        sg = fw_snap_group_find(&S, 0, G1);
         ck_assert_ptr_nonnull(sg);
         ck_assert(sg->has_in && sg->has_out && !sg->tampered);
+        ck_assert_uint_eq(sg->shard, 0);
         ck_assert_uint_eq(sg->refs, 2);
         assert_rules(sg, g1, ARRAY_SIZE(g1));
         ck_assert_uint_eq(secrule_digest(sg->rules, sg->n_rules), secrule_digest(g1, ARRAY_SIZE(g1)));
-        sg = fw_snap_group_find(&S, G2);
+        sg = fw_snap_group_find(&S, 0, G2);
         ck_assert_ptr_nonnull(sg);
         ck_assert(sg->has_in && sg->has_out && !sg->tampered);
         ck_assert_uint_eq(sg->refs, 1);
+        ck_assert_ptr_null(fw_snap_group_find(&S, 1, G2));
         assert_rules(sg, g2, ARRAY_SIZE(g2));
 
         ck_assert_ptr_null(fw_snap_port_find(&S, G1));
-        ck_assert_ptr_null(fw_snap_group_find(&S, P1));
+        ck_assert_ptr_null(fw_snap_group_find(&S, 0, P1));
 
         /* what was read back rebuilds the very same port chain */
         struct sbuf a = { 0 }, b = { 0 };
         sp = fw_snap_port_find(&S, P1);
-        fw_build_port_chain(&a, &sp->port, false);
-        fw_build_port_chain(&b, &want, false);
+        ck_assert_uint_eq(sp->shard, 0);
+        fw_build_port_chain(&a, sp->shard, &sp->port, false);
+        fw_build_port_chain(&b, 0, &want, false);
         ck_assert_str_eq(a.p, b.p);
         sbuf_free(&a);
         sbuf_free(&b);
@@ -625,25 +849,27 @@ END_TEST
 START_TEST(test_decode_empty)
 {
         ck_assert_int_eq(snap(NULL, NULL), 0);
-        ck_assert(!S.inet_exists && !S.bridge_exists && !S.inet_ours && !S.bridge_ours && !S.skeleton_ok);
+        ck_assert(!S.shards[0].exists && !S.bridge_exists && !S.shards[0].ours && !S.bridge_ours && !fw_snap_ready(&S));
         ck_assert_uint_eq(S.n_ports + S.n_groups + S.orphan_elements, 0);
         ck_assert_int_eq(snap("", ""), 0);
-        ck_assert(!S.inet_exists && !S.skeleton_ok);
+        ck_assert(!S.shards[0].exists && !fw_snap_ready(&S));
         ck_assert_int_eq(snap("{\"nftables\":[]}", "{\"nftables\":[]}"), 0);
-        ck_assert(!S.inet_exists && !S.bridge_exists && !S.skeleton_ok);
+        ck_assert(!S.shards[0].exists && !S.bridge_exists && !fw_snap_ready(&S));
+        ck_assert_int_eq(fw_snap_parse(NULL, 0, NULL, &S), 0);
+        ck_assert(!S.shards[0].exists && !fw_snap_ready(&S));
 
         /* one table only */
         _cleanup_free_ char *inet = fixture("fw-inet.json"), *bridge = fixture("fw-bridge.json");
         ck_assert_int_eq(snap(inet, NULL), 0);
-        ck_assert(S.inet_exists && S.inet_ours && !S.bridge_exists && !S.skeleton_ok);
+        ck_assert(SHARD0_OK(S) && !S.bridge_exists && !fw_snap_ready(&S));
         ck_assert_int_eq(snap(NULL, bridge), 0);
-        ck_assert(!S.inet_exists && S.bridge_exists && S.bridge_ours && !S.skeleton_ok);
+        ck_assert(!S.shards[0].exists && BRIDGE_OK(S) && !fw_snap_ready(&S));
         ck_assert_uint_eq(S.n_ports, 0);
-        /* no port chains: every bridge element is an orphan (2 taps, 2 vm_mac, 2 guard, 3 vm_ip6, 2 vm_ip4) */
-        ck_assert_uint_eq(S.orphan_elements, 11);
+        /* no port chains: every bridge element is an orphan (3 taps, 3 vm_mac, 3 guard, 4 vm_ip6, 3 vm_ip4) */
+        ck_assert_uint_eq(S.orphan_elements, 16);
         /* the listings swapped: neither table is where it should be */
         ck_assert_int_eq(snap(bridge, inet), 0);
-        ck_assert(!S.inet_exists && !S.bridge_exists && !S.skeleton_ok);
+        ck_assert(!S.shards[0].exists && !S.bridge_exists && !fw_snap_ready(&S));
 }
 END_TEST
 
@@ -686,10 +912,232 @@ START_TEST(test_decode_garbage)
                      "{\"set\":{\"name\":\"vm_mac\",\"table\":\"nova_hypervisor\",\"elem\":[1,{\"concat\":5},"
                      "{\"concat\":[1,2]},{\"concat\":[\"a\"]},{\"elem\":5},{\"elem\":{\"val\":{\"concat\":[\"tap\",\"x\"]}}}]}}]}"),
                 0);
-        ck_assert(!S.inet_exists && !S.skeleton_ok);
+        ck_assert(!S.shards[0].exists && !fw_snap_ready(&S));
         ck_assert_uint_eq(S.n_ports, 0);
         ck_assert_uint_eq(S.n_groups, 0);
         ck_assert_uint_eq(S.orphan_elements, 10); /* 4 taps, 6 vm_mac: none names one of our ports */
+}
+END_TEST
+
+/* Two shards: each port in the shard whose table holds its chain, a group
+ * copy per shard that has one of its ports. */
+START_TEST(test_decode_shards)
+{
+        _cleanup_free_ char *inet = fixture("fw-inet.json"), *inet1 = fixture("fw-inet-1.json"),
+                            *bridge = fixture("fw-bridge.json");
+        struct fw_snap_group *sg;
+
+        rules_init();
+        for (int order = 0; order < 2; order++) {
+                /* the order of the listings does not matter */
+                ck_assert_int_eq(order ? snap3(inet1, NULL, inet, bridge) : snap3(inet, inet1, NULL, bridge), 0);
+                ck_assert(SHARD0_OK(S) && BRIDGE_OK(S) && fw_snap_ready(&S));
+                ck_assert(S.shards[1].exists && S.shards[1].ours && S.shards[1].complete);
+                ck_assert(!S.shards[2].exists && !S.shards[3].exists);
+                ck_assert_uint_eq(S.n_ports, 3);
+                ck_assert_uint_eq(S.shards[0].n_ports, 2);
+                ck_assert_uint_eq(S.shards[1].n_ports, 1);
+                ck_assert_uint_eq(S.n_groups, 3); /* G1 in both shards, G2 in shard 0 */
+                ck_assert_uint_eq(S.orphan_elements, 0);
+                assert_port_ok(port(P1));
+                assert_port_ok(port(P2));
+                assert_port_ok(port(P3));
+                ck_assert_uint_eq(port(P1)->shard, 0);
+                ck_assert_uint_eq(port(P2)->shard, 0);
+                ck_assert_uint_eq(port(P3)->shard, 1);
+                ck_assert_mem_eq(port(P3)->port.mac, port3().mac, 6);
+                ck_assert_uint_eq(port(P3)->port.n_ips, 1);
+                ck_assert_str_eq(port(P3)->port.ips[0], "10.0.0.7");
+                ck_assert_uint_eq(port(P3)->port.n_groups, 1);
+                ck_assert_str_eq(port(P3)->port.groups[0], G1);
+                sg = fw_snap_group_find(&S, 0, G1);
+                ck_assert_ptr_nonnull(sg);
+                ck_assert_uint_eq(sg->refs, 2);
+                sg = fw_snap_group_find(&S, 1, G1);
+                ck_assert_ptr_nonnull(sg);
+                ck_assert(sg->has_in && sg->has_out && !sg->tampered);
+                ck_assert_uint_eq(sg->shard, 1);
+                ck_assert_uint_eq(sg->refs, 1);
+                assert_rules(sg, g1, ARRAY_SIZE(g1));
+                ck_assert_ptr_null(fw_snap_group_find(&S, 1, G2));
+                ck_assert_ptr_nonnull(fw_snap_group_find(&S, 0, G2));
+                ck_assert_ptr_null(fw_snap_group_find(&S, 2, G1));
+        }
+        /* what was read back of P3 rebuilds its chain in its shard */
+        struct fw_port want = port3();
+        struct sbuf a = { 0 }, b = { 0 };
+        fw_build_port_chain(&a, port(P3)->shard, &port(P3)->port, true);
+        fw_build_port_chain(&b, 1, &want, true);
+        ck_assert_str_eq(a.p, b.p);
+        sbuf_free(&a);
+        sbuf_free(&b);
+
+        /* a shard listed twice counts once */
+        ck_assert_int_eq(snap3(inet, inet1, inet1, bridge), 0);
+        ck_assert_uint_eq(S.n_ports, 3);
+        ck_assert_uint_eq(fw_snap_group_find(&S, 1, G1)->refs, 1);
+        ck_assert(fw_snap_ready(&S));
+
+        /* shard 1 alone (shard 0 missing: not ready, the module makes it) */
+        ck_assert_int_eq(snap3(NULL, inet1, NULL, bridge), 0);
+        ck_assert(!S.shards[0].exists && S.shards[1].complete && !fw_snap_ready(&S));
+        ck_assert_uint_eq(S.n_ports, 1);
+        ck_assert_uint_eq(S.orphan_elements, 11); /* P1's and P2's */
+
+        /* a listing of a table that is not a shard's, or of another family, adds nothing */
+        _cleanup_free_ char *odd = strdup(inet1);
+        char *at = strstr(odd, "\"nova_hypervisor_1\"");
+        ck_assert_ptr_nonnull(at);
+        memcpy(at, "\"nova_hypervisorX1\"", 19);
+        ck_assert_int_eq(snap3(inet, odd, NULL, bridge), 0);
+        ck_assert(!S.shards[1].exists);
+        ck_assert_uint_eq(S.n_ports, 2);
+        ck_assert_int_eq(snap3(inet, NULL, NULL, inet1), 0);
+        ck_assert(!S.bridge_exists && !S.shards[1].exists);
+}
+END_TEST
+
+/* The same port chain in two shards: the port is kept where it was first
+ * read and marked, the other shard is damaged (the module rebuilds it). */
+START_TEST(test_decode_port_in_two_shards)
+{
+        _cleanup_free_ char *inet = fixture("fw-inet.json"), *inet1 = fixture("fw-inet-1.json"),
+                            *bridge = fixture("fw-bridge.json");
+        /* shard 1's port chain renamed to P1's, its comments and jumps too */
+        for (char *at = inet1; (at = strstr(at, P3)); at += UUID_STR_LEN)
+                memcpy(at, P1, UUID_STR_LEN);
+        for (char *at = inet1; (at = strstr(at, MAC3)); at += strlen(MAC3))
+                memcpy(at, MAC1, strlen(MAC1));
+
+        ck_assert_int_eq(snap3(inet, inet1, NULL, bridge), 0);
+        ck_assert(S.shards[0].complete && S.shards[1].ours && !S.shards[1].complete && !fw_snap_ready(&S));
+        ck_assert_uint_eq(port(P1)->shard, 0);
+        ck_assert(port(P1)->tampered);
+        ck_assert_uint_eq(S.n_ports, 2);
+        ck_assert_uint_eq(S.shards[1].n_ports, 0);
+        assert_port_ok(port(P2));
+        /* the other way round: the port belongs to shard 1, shard 0 is the damaged one */
+        ck_assert_int_eq(snap3(inet1, inet, NULL, bridge), 0);
+        ck_assert_uint_eq(port(P1)->shard, 1);
+        ck_assert(port(P1)->tampered && !S.shards[0].complete && S.shards[1].complete);
+}
+END_TEST
+
+/* A table named like a shard (nova_hypervisor_3) without our mark: foreign,
+ * its chains are not ours even when they look like them. */
+START_TEST(test_decode_foreign_shard)
+{
+        _cleanup_free_ char *inet = fixture("fw-inet.json"), *inet1 = fixture("fw-inet-1.json"),
+                            *foreign = fixture("fw-inet-3-foreign.json"), *bridge = fixture("fw-bridge.json");
+
+        ck_assert_ptr_nonnull(strstr(foreign, "\"nova_hypervisor_3\""));
+        ck_assert_ptr_nonnull(strstr(foreign, "port-"));
+        ck_assert_int_eq(snap3(inet, foreign, inet1, bridge), 0);
+        ck_assert(S.shards[3].exists && !S.shards[3].ours && !S.shards[3].complete);
+        ck_assert_uint_eq(S.shards[3].n_ports, 0);
+        ck_assert(fw_snap_ready(&S)); /* ours are complete; the foreign one is left alone */
+        ck_assert_uint_eq(S.n_ports, 3);
+        for (size_t i = 0; i < S.n_ports; i++)
+                ck_assert_uint_ne(S.ports[i].shard, 3);
+        for (size_t i = 0; i < S.n_groups; i++)
+                ck_assert_uint_ne(S.groups[i].shard, 3);
+        /* a foreign shard 0 is refused (never ready) */
+        ck_assert_int_eq(snap3(NULL, foreign, inet1, bridge), 0);
+        ck_assert(!fw_snap_ready(&S) && !S.shards[0].exists);
+}
+END_TEST
+
+/* ---- the kernel's table dump ---- */
+
+/* Append one NEWTABLE message (family, name) to buf at *len. */
+static void nl_table(uint8_t *buf, size_t *len, uint32_t seq, uint8_t family, const char *name, uint16_t flags)
+{
+        struct nlmsghdr h = { .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE, .nlmsg_flags = flags,
+                              .nlmsg_seq = seq };
+        struct nfgenmsg g = { .nfgen_family = family, .version = NFNETLINK_V0 };
+        struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + strlen(name) + 1), .nla_type = NFTA_TABLE_NAME };
+        struct nlattr u = { .nla_len = NLA_HDRLEN + 4, .nla_type = NFTA_TABLE_FLAGS };
+        size_t at = *len, off = NLMSG_HDRLEN;
+
+        memset(buf + at, 0, 256);
+        memcpy(buf + at + off, &g, sizeof(g));
+        off += NLMSG_ALIGN(sizeof(g));
+        memcpy(buf + at + off, &u, sizeof(u)); /* another attribute first */
+        off += NLA_ALIGN(u.nla_len);
+        memcpy(buf + at + off, &a, sizeof(a));
+        memcpy(buf + at + off + NLA_HDRLEN, name, strlen(name) + 1);
+        off += NLA_ALIGN(a.nla_len);
+        h.nlmsg_len = (uint32_t)off;
+        memcpy(buf + at, &h, sizeof(h));
+        *len += NLMSG_ALIGN(off);
+}
+
+static void nl_done(uint8_t *buf, size_t *len, uint32_t seq, uint16_t type, int error)
+{
+        struct nlmsghdr h = { .nlmsg_len = NLMSG_HDRLEN + 4, .nlmsg_type = type, .nlmsg_seq = seq };
+
+        if (type == NLMSG_ERROR)
+                h.nlmsg_len = NLMSG_HDRLEN + sizeof(struct nlmsgerr);
+        memset(buf + *len, 0, h.nlmsg_len);
+        memcpy(buf + *len, &h, sizeof(h));
+        memcpy(buf + *len + NLMSG_HDRLEN, &error, sizeof(error));
+        *len += NLMSG_ALIGN(h.nlmsg_len);
+}
+
+START_TEST(test_tables_feed)
+{
+        uint8_t buf[4096];
+        size_t len = 0;
+        struct fw_tables t = { 0 };
+
+        nl_table(buf, &len, 7, NFPROTO_INET, "nova_hypervisor", 0);
+        nl_table(buf, &len, 7, NFPROTO_INET, "nova_hypervisor_3", 0);
+        nl_table(buf, &len, 7, NFPROTO_INET, "filter", 0);
+        nl_table(buf, &len, 7, NFPROTO_IPV4, "nova_hypervisor_4", 0); /* not inet */
+        nl_table(buf, &len, 7, NFPROTO_INET, "nova_hypervisor_03", 0);
+        nl_table(buf, &len, 7, NFPROTO_BRIDGE, "nova_hypervisor", 0);
+        ck_assert_int_eq(fw_tables_feed(&t, buf, len, 7), 0); /* more to come */
+        ck_assert(t.inet[0] && t.inet[3] && t.bridge);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                ck_assert(t.inet[k] == (k == 0 || k == 3));
+        len = 0;
+        nl_table(buf, &len, 7, NFPROTO_INET, "nova_hypervisor_255", 0);
+        nl_done(buf, &len, 7, NLMSG_DONE, 0);
+        ck_assert_int_eq(fw_tables_feed(&t, buf, len, 7), 1);
+        ck_assert(t.inet[255]);
+
+        /* the kernel's error, an interrupted dump, another request's answer, garbage */
+        len = 0;
+        nl_done(buf, &len, 7, NLMSG_ERROR, -EPERM);
+        ck_assert_int_eq(fw_tables_feed(&t, buf, len, 7), -EPERM);
+        len = 0;
+        nl_table(buf, &len, 7, NFPROTO_INET, "nova_hypervisor_5", NLM_F_DUMP_INTR);
+        ck_assert_int_eq(fw_tables_feed(&t, buf, len, 7), -EINTR);
+        len = 0;
+        nl_table(buf, &len, 8, NFPROTO_INET, "nova_hypervisor_5", 0);
+        ck_assert_int_eq(fw_tables_feed(&t, buf, len, 7), -EBADMSG);
+        ck_assert(!t.inet[5]);
+        len = 0;
+        nl_table(buf, &len, 7, NFPROTO_INET, "nova_hypervisor_6", 0);
+        for (size_t cut = 1; cut < len; cut++) {
+                struct nlmsghdr h;
+                int r;
+                memcpy(&h, buf, sizeof(h));
+                r = fw_tables_feed(&t, buf, cut, 7);
+                ck_assert_msg(r == -EBADMSG || (cut >= h.nlmsg_len && r == 0), "cut %zu: %d", cut, r);
+        }
+        /* a name without its NUL, or longer than any of ours, names nothing */
+        struct fw_tables u = { 0 };
+        len = 0;
+        nl_table(buf, &len, 7, NFPROTO_INET, "nova_hypervisor_9", 0);
+        buf[len - 4 + 1] = 'x'; /* "_9\0" -> "_9x", the attribute's last byte no NUL */
+        ck_assert_int_eq(fw_tables_feed(&u, buf, len, 7), 0);
+        len = 0;
+        nl_table(buf, &len, 7, NFPROTO_INET, "nova_hypervisor_9_with_a_very_long_name", 0);
+        ck_assert_int_eq(fw_tables_feed(&u, buf, len, 7), 0);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                ck_assert(!u.inet[k]);
+        ck_assert_int_eq(fw_tables_feed(&u, buf, 0, 7), 0);
 }
 END_TEST
 
@@ -862,67 +1310,68 @@ static void set_comment(struct json_object *rule, const char *comment)
 }
 
 /* Decode the fixture after edit(inet doc, bridge doc). */
-#define EDITED(edit)                                                                  \
-        do {                                                                          \
-                struct doc _i, _b;                                                    \
-                doc_load(&_i, "fw-inet.json");                                        \
-                doc_load(&_b, "fw-bridge.json");                                      \
-                {                                                                     \
-                        struct doc *inet = &_i, *bridge = &_b;                        \
-                        (void)inet;                                                   \
-                        (void)bridge;                                                 \
-                        edit;                                                         \
-                }                                                                     \
-                ck_assert_int_eq(snap(doc_text(&_i), doc_text(&_b)), 0);              \
-                doc_free(&_i);                                                        \
-                doc_free(&_b);                                                        \
+/* Decode the fixture (both shards, the bridge table) after edit(inet doc,
+ * inet1 doc, bridge doc). */
+#define EDITED(edit)                                                                           \
+        do {                                                                                   \
+                struct doc _i, _i1, _b;                                                        \
+                doc_load(&_i, "fw-inet.json");                                                 \
+                doc_load(&_i1, "fw-inet-1.json");                                              \
+                doc_load(&_b, "fw-bridge.json");                                               \
+                {                                                                              \
+                        struct doc *inet = &_i, *inet1 = &_i1, *bridge = &_b;                  \
+                        (void)inet;                                                            \
+                        (void)inet1;                                                           \
+                        (void)bridge;                                                          \
+                        edit;                                                                  \
+                }                                                                              \
+                ck_assert_int_eq(snap3(doc_text(&_i), doc_text(&_i1), NULL, doc_text(&_b)), 0); \
+                doc_free(&_i);                                                                 \
+                doc_free(&_i1);                                                                \
+                doc_free(&_b);                                                                 \
         } while (0)
-
-static struct fw_snap_port *port(const char *uuid)
-{
-        struct fw_snap_port *p = fw_snap_port_find(&S, uuid);
-
-        ck_assert_msg(p, "port %s not decoded", uuid);
-        return p;
-}
-
-static struct fw_snap_group *group(const char *id)
-{
-        struct fw_snap_group *g = fw_snap_group_find(&S, id);
-
-        ck_assert_msg(g, "group %s not decoded", id);
-        return g;
-}
 
 /* The edit machinery itself changes nothing. */
 START_TEST(test_tamper_baseline)
 {
         EDITED((void)0);
-        ck_assert(S.skeleton_ok);
+        ck_assert(fw_snap_ready(&S));
+        ck_assert_uint_eq(S.orphan_elements, 0);
         assert_port_ok(port(P1));
         assert_port_ok(port(P2));
+        assert_port_ok(port(P3));
         ck_assert(!group(G1)->tampered && !group(G2)->tampered);
 }
 END_TEST
 
 START_TEST(test_tamper_owner_mark)
 {
-        /* no mark on the inet dispatch rule: not ours, never touched */
+        /* no mark on the inet dispatch rule: not ours, never touched, nothing in it read as ours */
         EDITED(set_comment(rule_at(inet, "forward", 0), NULL));
-        ck_assert(S.inet_exists && !S.inet_ours && S.bridge_ours && !S.skeleton_ok);
+        ck_assert(S.shards[0].exists && !S.shards[0].ours && !S.shards[0].complete && S.bridge_ours && !fw_snap_ready(&S));
+        ck_assert_ptr_null(fw_snap_port_find(&S, P1));
+        ck_assert_ptr_null(fw_snap_group_find(&S, 0, G1));
+        assert_port_ok(port(P3)); /* another shard: decoded as before */
         EDITED(set_comment(rule_at(inet, "forward", 0), "nova-hypervisor v2"));
-        ck_assert(S.inet_exists && !S.inet_ours && !S.skeleton_ok);
+        ck_assert(S.shards[0].exists && !S.shards[0].ours && !fw_snap_ready(&S));
         EDITED(set_comment(rule_at(inet, "forward", 0), FW_OWNER_MARK " "));
-        ck_assert(!S.inet_ours);
+        ck_assert(!S.shards[0].ours);
         /* the mark in another chain does not count */
         EDITED(set_comment(rule_at(inet, "forward", 0), NULL);
                set_comment(rule_at(inet, "common", 0), FW_OWNER_MARK));
-        ck_assert(!S.inet_ours);
+        ck_assert(!S.shards[0].ours);
         /* the same for the bridge table */
         EDITED(set_comment(rule_at(bridge, "prerouting", 0), NULL));
-        ck_assert(S.inet_ours && S.bridge_exists && !S.bridge_ours && !S.skeleton_ok);
+        ck_assert(S.shards[0].ours && S.bridge_exists && !S.bridge_ours && !fw_snap_ready(&S));
         EDITED(doc_drop_rule(bridge, "prerouting", 0));
-        ck_assert(!S.bridge_ours && !S.skeleton_ok);
+        ck_assert(!S.bridge_ours && !fw_snap_ready(&S));
+        /* shard 1 without its mark: foreign, which does not stop the others being ready */
+        EDITED(set_comment(rule_at(inet1, "forward", 0), NULL));
+        ck_assert(S.shards[1].exists && !S.shards[1].ours && fw_snap_ready(&S));
+        ck_assert_ptr_null(fw_snap_port_find(&S, P3));
+        ck_assert_ptr_null(fw_snap_group_find(&S, 1, G1));
+        ck_assert_uint_eq(S.orphan_elements, 5); /* P3's bridge elements */
+        assert_port_ok(port(P1));
 }
 END_TEST
 
@@ -940,7 +1389,15 @@ START_TEST(test_tamper_skeleton)
 
         for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
                 EDITED(doc_drop_object(fixed[i].inet ? inet : bridge, fixed[i].kind, fixed[i].name));
-                ck_assert_msg(!S.skeleton_ok, "skeleton_ok without %s %s", fixed[i].kind, fixed[i].name);
+                ck_assert_msg(!fw_snap_ready(&S), "ready without %s %s", fixed[i].kind, fixed[i].name);
+                ck_assert(fixed[i].inet ? !S.shards[0].complete && S.bridge_complete : S.shards[0].complete && !S.bridge_complete);
+                ck_assert(S.shards[1].complete);
+                if (!fixed[i].inet)
+                        continue;
+                /* the same in shard 1: only shard 1 is incomplete */
+                EDITED(doc_drop_object(inet1, fixed[i].kind, fixed[i].name));
+                ck_assert_msg(!fw_snap_ready(&S), "ready without shard 1's %s %s", fixed[i].kind, fixed[i].name);
+                ck_assert(S.shards[0].complete && !S.shards[1].complete && S.shards[1].ours);
         }
         /* a rule slipped into a fixed chain (an accept before the dispatch or the
          * anti-spoofing checks would bypass every port), or one of them gone */
@@ -952,16 +1409,23 @@ START_TEST(test_tamper_skeleton)
                                                  "\"expr\":[{\"accept\":null}]}"
                                                : "{\"family\":\"bridge\",\"table\":\"nova_hypervisor\",\"handle\":999,"
                                                  "\"expr\":[{\"accept\":null}]}"));
-                ck_assert_msg(!S.skeleton_ok, "foreign rule in %s not seen", fixed_chains[i]);
-                ck_assert(S.inet_ours && S.bridge_ours); /* still ours: rebuilt, not refused */
+                ck_assert_msg(!fw_snap_ready(&S), "foreign rule in %s not seen", fixed_chains[i]);
+                ck_assert(S.shards[0].ours && S.bridge_ours); /* still ours: rebuilt, not refused */
                 EDITED(doc_drop_rule(in_inet ? inet : bridge, fixed_chains[i], -1));
-                ck_assert_msg(!S.skeleton_ok, "rule missing in %s not seen", fixed_chains[i]);
+                ck_assert_msg(!fw_snap_ready(&S), "rule missing in %s not seen", fixed_chains[i]);
+                if (!in_inet)
+                        continue;
+                EDITED(doc_insert_rule(inet1, fixed_chains[i], 0,
+                                       "{\"family\":\"inet\",\"table\":\"nova_hypervisor_1\",\"handle\":999,"
+                                       "\"expr\":[{\"accept\":null}]}"));
+                ck_assert_msg(!fw_snap_ready(&S) && !S.shards[1].complete && S.shards[1].ours && S.shards[0].complete,
+                              "foreign rule in shard 1's %s not seen", fixed_chains[i]);
         }
         /* a map named like a set, or a set in the other table, does not count */
         EDITED(json_object_object_add(json_object_array_get_idx(doc_items(inet), 3), "set",
                                       json_object_get(json_object_object_get(json_object_array_get_idx(doc_items(inet), 3), "map")));
                json_object_object_del(json_object_array_get_idx(doc_items(inet), 3), "map"));
-        ck_assert(!S.skeleton_ok);
+        ck_assert(!fw_snap_ready(&S));
 }
 END_TEST
 
@@ -1081,7 +1545,7 @@ START_TEST(test_tamper_group_chain)
                        doc_drop_rule(inet, "sg-" G2 "-in", 0);
                while (rule_index(doc_items(inet), "sg-" G2 "-out", 0) >= 0)
                        doc_drop_rule(inet, "sg-" G2 "-out", 0));
-        ck_assert_ptr_null(fw_snap_group_find(&S, G2));
+        ck_assert_ptr_null(fw_snap_group_find(&S, 0, G2));
         ck_assert(port(P1)->tampered);
         assert_port_ok(port(P2));
 }
@@ -1325,10 +1789,12 @@ static Suite *fw_suite(void)
         tc = tcase_create("nft");
         tcase_add_test(tc, test_sbuf);
         tcase_add_test(tc, test_skeleton);
+        tcase_add_test(tc, test_shard_names);
         tcase_add_test(tc, test_rule_match);
         tcase_add_test(tc, test_group_chains);
         tcase_add_test(tc, test_port_chain);
         tcase_add_test(tc, test_port_elements);
+        tcase_add_test(tc, test_elements_grouped);
         tcase_add_test(tc, test_port_elements_delete);
         tcase_add_test(tc, test_builders_refuse_unvalidated);
         tcase_add_test(tc, test_fixture_is_current);
@@ -1339,6 +1805,10 @@ static Suite *fw_suite(void)
         tcase_add_test(tc, test_decode_fixture);
         tcase_add_test(tc, test_decode_empty);
         tcase_add_test(tc, test_decode_garbage);
+        tcase_add_test(tc, test_decode_shards);
+        tcase_add_test(tc, test_decode_port_in_two_shards);
+        tcase_add_test(tc, test_decode_foreign_shard);
+        tcase_add_test(tc, test_tables_feed);
         tcase_add_test(tc, test_tamper_baseline);
         tcase_add_test(tc, test_tamper_owner_mark);
         tcase_add_test(tc, test_tamper_skeleton);
