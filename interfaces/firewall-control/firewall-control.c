@@ -33,6 +33,7 @@ struct fw_group_req {
         char id[UUID_STR_LEN + 1];
         struct secrule rules[PORT_MAX_RULES];
         size_t n_rules;
+        uint64_t digest;   /* secrule_digest(rules) */
 };
 
 #define NL_BUF_SIZE (64 * 1024) /* one recv() of the kernel's table dump */
@@ -69,6 +70,7 @@ struct fw {
         struct fw_port ports[FW_MAX_BATCH];
         size_t n_ports;
         struct fw_plan plan;
+        char rule_texts[PORT_MAX_RULES][SECRULE_TEXT_MAX]; /* one group's rules, canonical (read_group) */
         uint8_t nl_buf[NL_BUF_SIZE];
         uint32_t nl_seq;
 };
@@ -391,14 +393,20 @@ static int read_group(struct fw *fw, const struct proto_value *g, char *err, siz
                         (void)snprintf(err, errlen, "group %s rule %zu: %s", id, gr->n_rules + 1, why);
                         return -EINVAL;
                 }
+                /* duplicates by canonical text, each rule formatted once */
+                if (secrule_format(&gr->rules[gr->n_rules], fw->rule_texts[gr->n_rules], SECRULE_TEXT_MAX) < 0) {
+                        (void)snprintf(err, errlen, "group %s rule %zu: cannot be written", id, gr->n_rules + 1);
+                        return -EINVAL;
+                }
                 for (size_t k = 0; k < gr->n_rules; k++)
-                        if (secrule_equal(&gr->rules[k], &gr->rules[gr->n_rules])) {
+                        if (streq(fw->rule_texts[k], fw->rule_texts[gr->n_rules])) {
                                 (void)snprintf(err, errlen, "group %s rule %zu: duplicate of rule %zu", id,
                                                gr->n_rules + 1, k + 1);
                                 return -EINVAL;
                         }
                 gr->n_rules++;
         }
+        gr->digest = secrule_digest(gr->rules, gr->n_rules);
         fw->n_groups++;
         return 0;
 }
@@ -472,31 +480,12 @@ static bool port_same_elements(const struct fw_snap_port *sp, const struct fw_po
         return true;
 }
 
-/* Does the shard's copy of the group hold exactly the request's rules, in
- * the order the builder writes them (each direction's rules in request order)? */
+/* Does the shard's copy of the group hold the request's rules? By digest
+ * (the order of accept rules changes nothing; the core's reconcile trusts
+ * the same digest), not by formatting every rule of every copy per request. */
 static bool group_same(const struct fw_snap_group *g, const struct fw_group_req *gr)
 {
-        static const enum secrule_dir dirs[] = { SECRULE_INGRESS, SECRULE_EGRESS };
-
-        if (g->tampered || !g->has_in || !g->has_out)
-                return false;
-        for (size_t d = 0; d < ARRAY_SIZE(dirs); d++) {
-                size_t i = 0, k = 0;
-                for (;;) {
-                        while (i < gr->n_rules && gr->rules[i].dir != dirs[d])
-                                i++;
-                        while (k < g->n_rules && g->rules[k].dir != dirs[d])
-                                k++;
-                        if (i == gr->n_rules || k == g->n_rules) {
-                                if (i != gr->n_rules || k != g->n_rules)
-                                        return false;
-                                break;
-                        }
-                        if (!secrule_equal(&gr->rules[i++], &g->rules[k++]))
-                                return false;
-                }
-        }
-        return true;
+        return !g->tampered && g->has_in && g->has_out && g->n_rules == gr->n_rules && g->digest == gr->digest;
 }
 
 static long group_req_index(struct fw *fw, const char *id)
@@ -749,6 +738,7 @@ static void snap_write_group(struct fw_snap *s, unsigned shard, const struct fw_
                         g->n_rules = gr->n_rules;
                 }
         }
+        g->digest = gr->digest;
         g->has_in = g->has_out = true;
         g->tampered = false;
 }
@@ -955,7 +945,7 @@ static int reload_for_query(struct fw *fw, struct modrt_call *call)
 static bool group_summary(struct fw_snap *s, const struct fw_snap_group *g, uint64_t *ret_digest, bool *ret_ok,
                           unsigned *ret_copies)
 {
-        uint64_t digest = secrule_digest(g->rules, g->n_rules);
+        uint64_t digest = g->digest;
         bool ok = !g->tampered && g->has_in && g->has_out;
         unsigned copies = 1;
 
@@ -966,7 +956,7 @@ static bool group_summary(struct fw_snap *s, const struct fw_snap_group *g, uint
                 if (k < g->shard)
                         return false;
                 copies++;
-                ok = ok && !c->tampered && c->has_in && c->has_out && secrule_digest(c->rules, c->n_rules) == digest;
+                ok = ok && !c->tampered && c->has_in && c->has_out && c->digest == digest;
         }
         *ret_digest = digest;
         *ret_ok = ok;

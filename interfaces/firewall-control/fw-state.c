@@ -751,6 +751,8 @@ int fw_snap_finish(struct fw_snap *s, const char *bridge_json)
                 pass_sets(s, items, FW_TABLE, -1, &sk);
                 s->bridge_complete = s->bridge_ours && sk == SK_BRIDGE_ALL && fixed_chains_ok(items, FW_TABLE, false);
         }
+        for (size_t i = 0; i < s->n_groups; i++)
+                s->groups[i].digest = secrule_digest(s->groups[i].rules, s->groups[i].n_rules);
         for (size_t i = 0; i < s->n_ports; i++) {
                 struct fw_snap_port *p = &s->ports[i];
                 for (size_t k = 0; k < p->port.n_groups; k++) {

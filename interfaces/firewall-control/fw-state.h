@@ -20,6 +20,7 @@ struct fw_snap_group {
         bool tampered;             /* a rule in its chains is not one of ours */
         struct secrule *rules;     /* decoded from the rule comments, in chain order */
         size_t n_rules;
+        uint64_t digest;           /* secrule_digest(rules, n_rules), kept current with them */
         unsigned refs;             /* port chains of the same shard that jump to it */
 };
 

@@ -80,7 +80,7 @@ static void check_group(struct fw_snap *s, struct fw_snap_group *g)
                 for (size_t k = 0; s->ports[i].shard == g->shard && k < s->ports[i].port.n_groups; k++)
                         refs += streq(s->ports[i].port.groups[k], g->id);
         CHECK(g->refs == refs);
-        (void)secrule_digest(g->rules, g->n_rules);
+        CHECK(g->digest == secrule_digest(g->rules, g->n_rules));
 
         sbuf_reset(&sb);
         fw_build_group(&sb, g->shard, g->id, g->rules, g->n_rules, g->has_in && g->has_out);

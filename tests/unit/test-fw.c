@@ -824,6 +824,7 @@ START_TEST(test_decode_fixture)
         ck_assert_uint_eq(sg->refs, 2);
         assert_rules(sg, g1, ARRAY_SIZE(g1));
         ck_assert_uint_eq(secrule_digest(sg->rules, sg->n_rules), secrule_digest(g1, ARRAY_SIZE(g1)));
+        ck_assert_uint_eq(sg->digest, secrule_digest(g1, ARRAY_SIZE(g1))); /* kept with the copy */
         sg = fw_snap_group_find(&S, 0, G2);
         ck_assert_ptr_nonnull(sg);
         ck_assert(sg->has_in && sg->has_out && !sg->tampered);
@@ -959,6 +960,8 @@ START_TEST(test_decode_shards)
                 ck_assert_uint_eq(sg->shard, 1);
                 ck_assert_uint_eq(sg->refs, 1);
                 assert_rules(sg, g1, ARRAY_SIZE(g1));
+                ck_assert_uint_eq(sg->digest, fw_snap_group_find(&S, 0, G1)->digest);
+                ck_assert_uint_ne(sg->digest, fw_snap_group_find(&S, 0, G2)->digest);
                 ck_assert_ptr_null(fw_snap_group_find(&S, 1, G2));
                 ck_assert_ptr_nonnull(fw_snap_group_find(&S, 0, G2));
                 ck_assert_ptr_null(fw_snap_group_find(&S, 2, G1));
