@@ -89,6 +89,18 @@ static struct nft_ctx *nft_open(void)
         return nft;
 }
 
+/* A context whose output and errors are captured in buffers; NULL on failure. */
+static struct nft_ctx *nft_open(void)
+{
+        struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+
+        if (nft && (nft_ctx_buffer_output(nft) < 0 || nft_ctx_buffer_error(nft) < 0)) {
+                nft_ctx_free(nft);
+                return NULL;
+        }
+        return nft;
+}
+
 /* Run a batch; on failure the first lines of nftables' message go to err. */
 static int nft_run(struct fw *fw, const char *text, char *err, size_t errlen)
 {
@@ -1129,8 +1141,8 @@ static int purge_main(void)
                 log_err("%s", err);
                 return 1;
         }
-        fw.nft = nft_ctx_new(NFT_CTX_DEFAULT);
-        if (!fw.nft || nft_ctx_buffer_output(fw.nft) < 0 || nft_ctx_buffer_error(fw.nft) < 0) {
+        fw.nft = nft_open();
+        if (!fw.nft) {
                 log_err("cannot set up libnftables");
                 return 1;
         }

@@ -78,6 +78,7 @@ while kill -0 "$qemu_pid" 2>/dev/null; do
 done
 wait "$qemu_pid" 2>/dev/null || true
 qemu_pid=
+sed -i 's/\r$//' "$outdir/results.log" # the guest's serial line ends in CR LF
 sed -n "$((seen + 1)),\$p" "$outdir/results.log" | grep -E '^(STEP|RESULT|GUEST-EXIT)' || true
 t_vm=$(( $(date +%s) - t_boot ))
 

@@ -121,9 +121,12 @@ static int on_snapctl_output(sd_event_source *s, int fd, uint32_t revents, void 
                 log_info("snapctl set-health: %s", buf);
                 return 0;
         }
-        while (waitpid(health.child_pid, &status, 0) < 0 && errno == EINTR)
+        while ((n = waitpid(health.child_pid, &status, 0)) < 0 && errno == EINTR)
                 ;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (n < 0) {
+                log_warn("cannot reap snapctl set-health: %s; will retry", strerror(errno));
+                health.reported = false;
+        } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 log_warn("snapctl set-health failed (%s %d); will retry",
                          WIFEXITED(status) ? "exit status" : "signal",
                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));

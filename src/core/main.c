@@ -141,8 +141,7 @@ static int drop_all_privileges(void)
         int r;
 
         capng_clear(CAPNG_SELECT_BOTH);
-        /* the bounding set needs setpcap, which no snap interface grants */
-        if ((in_snap() || capng_apply(CAPNG_SELECT_BOTH) < 0) && capng_apply(CAPNG_SELECT_CAPS) < 0)
+        if ((!bounding_set_ours() || capng_apply(CAPNG_SELECT_BOTH) < 0) && capng_apply(CAPNG_SELECT_CAPS) < 0)
                 return -EPERM;
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
                 return -errno;

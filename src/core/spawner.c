@@ -94,8 +94,7 @@ _noreturn_ static void exec_module(const struct spawner_config *cfg, enum plug_i
         for (int s = 1; s < NSIG; s++)
                 (void)signal(s, SIG_DFL);
         (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-        /* (inside a snap the profile bounds the module; setpcap is not granted) */
-        for (unsigned cap = 0; cap <= CAP_LAST_CAP && !in_snap(); cap++)
+        for (unsigned cap = 0; cap <= CAP_LAST_CAP && bounding_set_ours(); cap++)
                 if (!(p->caps & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
                         _exit(126);
         if (sock != 3) {
@@ -207,9 +206,7 @@ static bool any_child(void)
 
 static int drop_to_spawner_privileges(void)
 {
-        /* Inside a snap (the remove hook) no interface grants setpcap: the
-         * bounding set stays as the snap's profile bounds it. */
-        bool bound = !in_snap();
+        bool bound = bounding_set_ours(); /* not inside a snap (the remove hook) */
         uint64_t keep = plug_all_caps() | (bound ? 1ULL << CAP_SETPCAP : 0);
 
         capng_clear(CAPNG_SELECT_BOTH);

@@ -69,9 +69,7 @@ int modrt_drop_privileges(uint64_t keep, char *err, size_t errlen)
                 (void)snprintf(err, errlen, "cannot read own capabilities");
                 return -EIO;
         }
-        /* Inside a snap no interface grants setpcap (AppArmor logs a denial for
-         * each try) and the snap's profile bounds us anyway: leave the set. */
-        can_bound = !in_snap() && capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
+        can_bound = bounding_set_ours() && capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
         capng_clear(CAPNG_SELECT_BOTH);
         for (unsigned cap = 0; cap <= CAP_LAST_CAP; cap++)
                 if (keep & (1ULL << cap))

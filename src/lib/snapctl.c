@@ -12,6 +12,11 @@ bool in_snap(void)
         return s && *s;
 }
 
+bool bounding_set_ours(void)
+{
+        return !in_snap();
+}
+
 static int append(int fd, char *buf, size_t *len, size_t max)
 {
         char tmp[512];

@@ -8,6 +8,11 @@
 /* True when running inside a snap. */
 bool in_snap(void);
 
+/* Whether this process may shrink its capability bounding set: never inside
+ * a snap, where no interface grants setpcap (AppArmor logs a denial for each
+ * try) and the snap's profile bounds every process anyway. */
+bool bounding_set_ours(void);
+
 /* `snapctl is-connected --list`: ret_connected[i] for every plug of ours.
  * 0, or -errno (snapctl missing, failed, or printed an error). */
 int snapctl_connected_plugs(bool ret_connected[_PLUG_MAX]);

@@ -141,21 +141,32 @@ static void clear_calls(void)
         (void)unlink(calls_file);
 }
 
-static void start_core(void)
+/* Start $SNAP/bin/<prog> with the apps' PATH (the stand-in snapctl first),
+ * stdout and stderr appended to the test log. argv[0] is prog. */
+static pid_t spawn_app(const char *prog, char *const argv[])
 {
-        struct json_object *st = NULL;
         char path[PATH_MAX];
+        pid_t pid;
 
-        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/bin/nova-compute-daemon", snap_dir), 0);
-        core_pid = fork();
-        ck_assert_int_ge(core_pid, 0);
-        if (core_pid == 0) {
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/bin/%s", snap_dir, prog), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
                 int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
                 if (setenv("PATH", app_path, 1) < 0 || log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
                         _exit(127);
-                execl(path, "nova-compute-daemon", (char *)NULL);
+                execv(path, argv);
                 _exit(127);
         }
+        return pid;
+}
+
+static void start_core(void)
+{
+        char *const argv[] = { (char *)"nova-compute-daemon", NULL };
+        struct json_object *st = NULL;
+
+        core_pid = spawn_app("nova-compute-daemon", argv);
         for (int i = 0; i < 500 && api_request(api_sock, "GET", "/v1/status", NULL, 2000, &st) != 200; i++)
                 sleep_ms(10);
         ck_assert_msg(st, "core did not come up; see %s", log_path);
@@ -248,7 +259,7 @@ END_TEST
  * made by a core run the same way beforehand. A foreign table is left alone. */
 START_TEST(test_remove_hook_leaves_nothing)
 {
-        char out[8192], path[PATH_MAX], sock[PATH_MAX], body[128], uuid[37], tap[IFNAME_MAX];
+        char out[8192], sock[PATH_MAX], body[128], uuid[37], tap[IFNAME_MAX];
         struct json_object *resp = NULL;
         struct link_facts f;
         char *tables;
@@ -258,16 +269,8 @@ START_TEST(test_remove_hook_leaves_nothing)
         set_file(connected_file, "network-bind\nnetwork-control\nfirewall-control\n");
         ck_assert_int_eq(sh("nft add table inet foreign_keep"), 0);
         ck_assert_int_eq(xsnprintf(sock, sizeof(sock), "%s/run/setup.socket", data_dir), 0);
-        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/bin/nova-compute", snap_dir), 0);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                if (setenv("PATH", app_path, 1) < 0 || log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
-                        _exit(127);
-                execl(path, "nova-compute", "--spawn-modules", "--api-socket", sock, (char *)NULL);
-                _exit(127);
-        }
+        char *const argv[] = { (char *)"nova-compute", (char *)"--spawn-modules", (char *)"--api-socket", sock, NULL };
+        pid = spawn_app("nova-compute", argv);
         random_port_uuid(uuid);
         (void)snprintf(body, sizeof(body), "{\"port_uuid\":\"%s\"}", uuid);
         for (int i = 0; i < 500 && api_request(sock, "POST", "/v1/ports", body, 2000, &resp) != 200; i++) {
