@@ -54,7 +54,9 @@ OVS_MODULE_SRCS := interfaces/openvswitch/openvswitch.c
 FW_PROTO_SRCS := interfaces/firewall-control/fw-protocol.c
 # fw-nft.c and fw-state.c are pure (text builder, JSON decoder): unit-tested and fuzzed.
 FW_LIB_SRCS := interfaces/firewall-control/fw-nft.c interfaces/firewall-control/fw-state.c
-FW_SRCS := interfaces/firewall-control/firewall-control.c $(FW_LIB_SRCS)
+# fw-nl.c builds the netlink batches with libnftnl (tested against the kernel: test-fw-nl).
+FW_NL_SRCS := interfaces/firewall-control/fw-nl.c
+FW_SRCS := interfaces/firewall-control/firewall-control.c $(FW_NL_SRCS) $(FW_LIB_SRCS)
 # The observe and process modules: one protocol file (shared with the core) and one main each.
 HW_PROTO_SRCS := interfaces/hardware-observe/hw-protocol.c
 HW_SRCS := interfaces/hardware-observe/hardware-observe.c
@@ -123,7 +125,7 @@ $(BUILD)/bin/nova-process-control: $(call obj,$(PROCCTL_SRCS) $(PROCCTL_PROTO_SR
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
-NFT_LIBS := $(shell pkg-config --libs libnftables 2>/dev/null)
+NFT_LIBS := $(shell pkg-config --libs libnftables libnftnl 2>/dev/null)
 
 $(BUILD)/bin/nova-firewall-control: $(call obj,$(FW_SRCS) $(FW_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
@@ -151,6 +153,13 @@ $(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integr
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
+
+# The netlink builder's test also needs libnftnl (and libnftables as its reference).
+$(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
+		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@
 
 TALLY := $(BUILD)/check-tally
 

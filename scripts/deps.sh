@@ -19,7 +19,8 @@ PACKAGES=(
   libcap-ng-utils        # pscap/captest for checking capabilities
   libjson-c-dev          # JSON parsing/serialisation
   libsystemd-dev         # sd_notify / journal integration
-  libnftables-dev        # programmatic nftables rules
+  libnftables-dev        # programmatic nftables rules (skeletons, listings)
+  libnftnl-dev           # nftables netlink batches (ports and groups)
   nftables               # nft CLI for tests
   openvswitch-source     # OVS source tarball, built by scripts/build-ovs.sh
   openvswitch-switch     # ovsdb-server/ovs-vswitchd for integration tests

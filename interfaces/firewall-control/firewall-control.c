@@ -12,6 +12,7 @@
  * elements are only touched when the port's MAC or addresses change, and a
  * group's chains are rewritten in another shard only when they differ. */
 #include "fw-nft.h"
+#include "fw-nl.h"
 #include "fw-protocol.h"
 #include "fw-state.h"
 #include "log.h"
@@ -63,7 +64,9 @@ struct fw {
         struct nft_ctx *nft;
         struct fw_snap snap;
         bool snap_valid;
-        struct sbuf cmd;
+        struct sbuf cmd;                 /* text batches: skeletons, repairs */
+        struct fw_nl nl;                 /* netlink batches: ports and groups */
+        int nl_fd;                       /* their socket (-1: not open yet) */
         /* one request's decoded groups and ports (static size: no allocation per call) */
         struct fw_group_req groups[FW_MAX_BATCH_GROUPS];
         size_t n_groups;
@@ -76,18 +79,6 @@ struct fw {
 };
 
 /* ---- libnftables and the table dump ---- */
-
-/* A libnftables context with buffered output and errors, or NULL. */
-static struct nft_ctx *nft_open(void)
-{
-        struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-
-        if (nft && (nft_ctx_buffer_output(nft) < 0 || nft_ctx_buffer_error(nft) < 0)) {
-                nft_ctx_free(nft);
-                return NULL;
-        }
-        return nft;
-}
 
 /* A context whose output and errors are captured in buffers; NULL on failure. */
 static struct nft_ctx *nft_open(void)
@@ -122,6 +113,27 @@ static int nft_run(struct fw *fw, const char *text, char *err, size_t errlen)
                         *nl = '\0';
         }
         return -EIO;
+}
+
+/* Send a built batch on our netlink socket (opened on first use). */
+static int nl_commit(struct fw *fw, struct fw_nl *b, char *err, size_t errlen)
+{
+        int r;
+
+        if (fw->nl_fd < 0 && (fw->nl_fd = fw_nl_socket()) < 0) {
+                r = fw->nl_fd;
+                fw->nl_fd = -1;
+                proto_text_printf(err, errlen, "cannot open a netfilter netlink socket: %s", strerror(-r));
+                return r;
+        }
+        r = fw_nl_commit(fw->nl_fd, b, fw->nl_buf, sizeof(fw->nl_buf), err, errlen);
+        if (r == -EMSGSIZE || r == -ENOBUFS) { /* a socket in doubt is not reused */
+                close(fw->nl_fd);
+                fw->nl_fd = -1;
+        }
+        if (r < 0)
+                log_warn("%s", err);
+        return r;
 }
 
 /* JSON listing of one of our tables; "" when it does not exist. */
@@ -261,12 +273,31 @@ static int brnf_ensure(char *err, size_t errlen)
 }
 
 /* Delete exactly the elements the snapshot says exist for sp. */
+static struct fw_elements old_elements(const struct fw_snap_port *sp)
+{
+        return (struct fw_elements){ .dispatch = sp->has_dispatch, .tap = sp->has_tap, .mac = sp->has_mac,
+                                     .guard = sp->has_guard, .ll = sp->has_ll };
+}
+
 static void build_old_elements_delete(struct sbuf *b, const struct fw_snap_port *sp)
 {
-        const struct fw_elements e = { .dispatch = sp->has_dispatch, .tap = sp->has_tap, .mac = sp->has_mac,
-                                       .guard = sp->has_guard, .ll = sp->has_ll };
+        const struct fw_elements e = old_elements(sp);
 
         fw_build_port_elements_delete(b, sp->shard, &sp->port, &e);
+}
+
+static void nl_old_elements_delete(struct fw_nl *b, const struct fw_snap_port *sp)
+{
+        const struct fw_elements e = old_elements(sp);
+
+        fw_nl_port_elements_delete(b, sp->shard, &sp->port, &e);
+}
+
+/* A netlink batch numbered after our last message. */
+static struct fw_nl *nl_begin(struct fw *fw)
+{
+        fw_nl_begin(&fw->nl, fw->nl_seq + 1);
+        return &fw->nl;
 }
 
 /* The repair batch of a snapshot that is not ready: a damaged bridge table
@@ -659,28 +690,30 @@ static void plan_gc(struct fw *fw, const struct fw_snap_port *removed)
         plan->n_gc = w;
 }
 
-static void build_gc(struct fw *fw, struct sbuf *b)
+static void build_gc(struct fw *fw, struct fw_nl *b)
 {
         for (size_t i = 0; i < fw->plan.n_gc; i++) {
                 const struct fw_snap_group *g = &fw->snap.groups[fw->plan.gc[i]];
                 if (g->has_in)
-                        fw_build_group_chain_remove(b, g->shard, g->id, "in");
+                        fw_nl_group_chain_remove(b, g->shard, g->id, "in");
                 if (g->has_out)
-                        fw_build_group_chain_remove(b, g->shard, g->id, "out");
+                        fw_nl_group_chain_remove(b, g->shard, g->id, "out");
         }
 }
 
-/* The batch of the request in fw->groups/ports, and its plan. */
+/* The batches of the request in fw->groups/ports, and its plan: the new
+ * shards' skeletons as text in fw->cmd (empty when none), everything else
+ * as one netlink batch in fw->nl. */
 static int build_apply(struct fw *fw, char *err, size_t errlen)
 {
-        struct sbuf *b = &fw->cmd;
+        struct fw_nl *b;
         struct fw_plan *plan = &fw->plan;
         const struct fw_port *elem_ports[FW_MAX_BATCH];
         unsigned elem_shards[FW_MAX_BATCH];
         size_t n_elem = 0;
         int r;
 
-        sbuf_reset(b);
+        sbuf_reset(&fw->cmd);
         if ((r = plan_shards(fw, err, errlen)) < 0)
                 return r;
         plan_deltas(fw);
@@ -688,31 +721,34 @@ static int build_apply(struct fw *fw, char *err, size_t errlen)
         plan_gc(fw, NULL);
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
                 if (plan->new_shard[k])
-                        fw_build_shard_skeleton(b, k);
+                        fw_build_shard_skeleton(&fw->cmd, k);
+        if (fw->cmd.err)
+                return fw->cmd.err;
+        b = nl_begin(fw);
         for (size_t i = 0; i < plan->n_writes; i++) {
                 const struct fw_group_write *gw = &plan->writes[i];
                 const struct fw_group_req *gr = &fw->groups[gw->req];
                 struct fw_snap_group *g = plan->new_shard[gw->shard] ? NULL
                                                                      : fw_snap_group_find(&fw->snap, gw->shard, gr->id);
                 if (gw->half) /* half a group: drop the half and make both */
-                        fw_build_group_chain_remove(b, gw->shard, gr->id, g->has_in ? "in" : "out");
-                fw_build_group(b, gw->shard, gr->id, gr->rules, gr->n_rules, g && !gw->half);
+                        fw_nl_group_chain_remove(b, gw->shard, gr->id, g->has_in ? "in" : "out");
+                fw_nl_group(b, gw->shard, gr->id, gr->rules, gr->n_rules, g && !gw->half);
         }
         for (size_t i = 0; i < fw->n_ports; i++) {
                 struct fw_port *p = &fw->ports[i];
                 struct fw_snap_port *sp = fw_snap_port_find(&fw->snap, p->uuid);
 
-                fw_build_port_chain(b, plan->port_shard[i], p, sp != NULL);
+                fw_nl_port_chain(b, plan->port_shard[i], p, sp != NULL);
                 if (sp && port_same_elements(sp, p))
                         continue;
                 if (sp)
-                        build_old_elements_delete(b, sp);
+                        nl_old_elements_delete(b, sp);
                 elem_ports[n_elem] = p;
                 elem_shards[n_elem++] = plan->port_shard[i];
         }
-        fw_build_elements(b, elem_ports, elem_shards, n_elem); /* after the chains they jump to */
+        fw_nl_elements(b, elem_ports, elem_shards, n_elem); /* after the chains they jump to */
         build_gc(fw, b);
-        return b->err;
+        return fw_nl_end(b);
 }
 
 /* Drop the group copies whose chains are both gone, and re-index. */
@@ -806,7 +842,11 @@ static int apply_request(struct fw *fw, char *err, size_t errlen)
                         return r;
                 if ((r = build_apply(fw, err, errlen)) < 0)
                         return r;
-                r = nft_run(fw, fw->cmd.p, err, errlen);
+                /* new shard tables first: empty and complete, a later failure leaves them usable */
+                r = fw->cmd.len ? nft_run(fw, fw->cmd.p, err, errlen) : 0;
+                if (r == 0)
+                        r = nl_commit(fw, &fw->nl, err, errlen);
+                fw->nl_seq = fw->nl.seq;
                 if (r == 0) {
                         if (snap_after_apply(fw) < 0)
                                 fw->snap_valid = false;
@@ -895,22 +935,23 @@ static int handle_remove(void *state, struct modrt_call *call)
                 drop_shard = k > 0 && s->shards[k].n_ports == 1;
                 fw->n_groups = fw->n_ports = 0;
                 fw->plan.n_gc = 0;
-                sbuf_reset(&fw->cmd);
+                struct fw_nl *b = nl_begin(fw);
                 if (drop_shard) {
                         /* the bridge elements, then the table with everything in it */
-                        struct fw_elements e = { .tap = sp->has_tap, .mac = sp->has_mac, .guard = sp->has_guard,
-                                                 .ll = sp->has_ll };
-                        fw_build_port_elements_delete(&fw->cmd, k, &sp->port, &e);
-                        fw_build_drop_shard(&fw->cmd, k);
+                        struct fw_elements e = old_elements(sp);
+                        e.dispatch = false;
+                        fw_nl_port_elements_delete(b, k, &sp->port, &e);
+                        fw_nl_drop_shard(b, k);
                 } else {
-                        build_old_elements_delete(&fw->cmd, sp);
-                        fw_build_port_chain_remove(&fw->cmd, k, uuid);
+                        nl_old_elements_delete(b, sp);
+                        fw_nl_port_chain_remove(b, k, uuid);
                         plan_gc(fw, sp);
-                        build_gc(fw, &fw->cmd);
+                        build_gc(fw, b);
                 }
-                if (fw->cmd.err)
-                        return fw->cmd.err;
-                r = nft_run(fw, fw->cmd.p, call->err, sizeof(call->err));
+                if ((r = fw_nl_end(b)) < 0)
+                        return r;
+                r = nl_commit(fw, b, call->err, sizeof(call->err));
+                fw->nl_seq = b->seq;
                 if (r != 0) {
                         fw->snap_valid = false;
                         continue;
@@ -1080,6 +1121,7 @@ static int fw_init(struct modrt *rt, void **ret_state)
         if (!fw)
                 return -ENOMEM;
         fw->rt = rt;
+        fw->nl_fd = -1;
         fw->nft = nft_open();
         if (!fw->nft) {
                 free(fw);
@@ -1111,6 +1153,9 @@ static void fw_done(void *state)
                 return;
         fw_snap_free(&fw->snap);
         sbuf_free(&fw->cmd);
+        fw_nl_free(&fw->nl);
+        if (fw->nl_fd >= 0)
+                close(fw->nl_fd);
         nft_ctx_free(fw->nft);
         free(fw);
 }

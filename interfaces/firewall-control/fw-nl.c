@@ -1,0 +1,879 @@
+/* fw-nl.c - see fw-nl.h */
+#include "fw-nl.h"
+
+#include "fw-protocol.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/if_arp.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+
+/* Room reserved before each message: libnftnl writes without bounds. A rule
+ * has at most 12 expressions of < 100 bytes and a comment of < 140; a set
+ * element < 200 bytes (a 48-byte key, a verdict naming a 41-byte chain). */
+#define MSG_ROOM 8192
+#define ELEM_ROOM 512
+#define CHAIN_NAME_MAX 64
+
+static bool fail(struct fw_nl *b, int err)
+{
+        if (!b->err)
+                b->err = err;
+        return false;
+}
+
+static bool reserve(struct fw_nl *b, size_t need)
+{
+        size_t cap;
+        uint8_t *p;
+
+        if (b->err)
+                return false;
+        if (b->len + need <= b->cap)
+                return true;
+        cap = b->cap ? b->cap : 65536;
+        while (cap < b->len + need)
+                cap *= 2;
+        p = realloc(b->buf, cap);
+        if (!p)
+                return fail(b, -ENOMEM);
+        /* libnftnl leaves padding bytes as they are: no stale bytes on the wire */
+        memset(p + b->cap, 0, cap - b->cap);
+        b->buf = p;
+        b->cap = cap;
+        return true;
+}
+
+static struct nlmsghdr *msg_start(struct fw_nl *b, uint16_t type, uint16_t family, uint16_t flags, size_t room)
+{
+        if (b->ended)
+                return fail(b, -EINVAL), NULL;
+        if (!reserve(b, room))
+                return NULL;
+        return nftnl_nlmsg_build_hdr((char *)b->buf + b->len, type, family, flags, b->seq++);
+}
+
+static void msg_done(struct fw_nl *b, struct nlmsghdr *h, size_t room)
+{
+        if (h->nlmsg_len > room) /* cannot happen with the sizes above; never send it */
+                abort();
+        b->last = b->len;
+        b->len += NLMSG_ALIGN(h->nlmsg_len);
+        b->n_msgs++;
+}
+
+void fw_nl_begin(struct fw_nl *b, uint32_t seq)
+{
+        b->len = b->last = 0;
+        b->n_msgs = 0;
+        b->err = 0;
+        b->ended = false;
+        b->seq0 = seq;
+        b->seq = seq + 1;
+        if (!reserve(b, NLMSG_SPACE(sizeof(struct nfgenmsg))))
+                return;
+        struct nlmsghdr *h = nftnl_batch_begin((char *)b->buf, seq);
+        b->len = NLMSG_ALIGN(h->nlmsg_len);
+}
+
+int fw_nl_end(struct fw_nl *b)
+{
+        if (b->err)
+                return b->err;
+        if (b->ended || !b->n_msgs)
+                return 0;
+        if (!reserve(b, NLMSG_SPACE(sizeof(struct nfgenmsg))))
+                return b->err;
+        ((struct nlmsghdr *)(b->buf + b->last))->nlmsg_flags |= NLM_F_ACK;
+        struct nlmsghdr *h = nftnl_batch_end((char *)b->buf + b->len, b->seq++);
+        b->len += NLMSG_ALIGN(h->nlmsg_len);
+        b->ended = true;
+        return 0;
+}
+
+bool fw_nl_empty(const struct fw_nl *b) { return b->n_msgs == 0; }
+
+void fw_nl_free(struct fw_nl *b)
+{
+        free(b->buf);
+        *b = (struct fw_nl){ 0 };
+}
+
+void fw_nl_describe(const struct fw_nl *b, uint32_t seq, char *buf, size_t size)
+{
+        static const char *const names[NFT_MSG_MAX] = {
+                [NFT_MSG_NEWTABLE] = "NEWTABLE", [NFT_MSG_DELTABLE] = "DELTABLE", [NFT_MSG_NEWCHAIN] = "NEWCHAIN",
+                [NFT_MSG_DELCHAIN] = "DELCHAIN", [NFT_MSG_NEWRULE] = "NEWRULE",   [NFT_MSG_DELRULE] = "DELRULE",
+                [NFT_MSG_NEWSETELEM] = "NEWSETELEM", [NFT_MSG_DELSETELEM] = "DELSETELEM",
+        };
+        size_t off = 0;
+
+        while (off + sizeof(struct nlmsghdr) <= b->len) {
+                const struct nlmsghdr *h = (const void *)(b->buf + off);
+                if (h->nlmsg_len < sizeof(*h) || off + h->nlmsg_len > b->len)
+                        break;
+                if (h->nlmsg_seq == seq) {
+                        unsigned t = h->nlmsg_type & 0xff;
+                        const struct nfgenmsg *g = NLMSG_DATA(h);
+                        (void)snprintf(buf, size, "%s %s (message %u of %u)",
+                                       t < NFT_MSG_MAX && names[t] ? names[t] : "message",
+                                       g->nfgen_family == NFPROTO_BRIDGE ? "bridge" : "inet", seq - b->seq0,
+                                       b->n_msgs);
+                        return;
+                }
+                off += NLMSG_ALIGN(h->nlmsg_len);
+        }
+        (void)snprintf(buf, size, "?");
+}
+
+/* ---- names ---- */
+
+static bool shard_table(struct fw_nl *b, unsigned shard, char t[FW_TABLE_NAME_MAX])
+{
+        if (shard >= FW_MAX_SHARDS)
+                return fail(b, -EINVAL);
+        fw_shard_table(shard, t);
+        return true;
+}
+
+static bool id_ok(struct fw_nl *b, const char *id) { return uuid_is_valid(id) || fail(b, -EINVAL); }
+
+static bool port_ok(struct fw_nl *b, const struct fw_port *p, bool groups, bool ips)
+{
+        char canon[IP_STR_MAX];
+
+        if (!id_ok(b, p->uuid))
+                return false;
+        if (groups) {
+                if (p->n_groups > PORT_MAX_GROUPS)
+                        return fail(b, -EINVAL);
+                for (size_t i = 0; i < p->n_groups; i++)
+                        if (!id_ok(b, p->groups[i]))
+                                return false;
+        }
+        if (ips) {
+                if (p->n_ips > PORT_MAX_IPS)
+                        return fail(b, -EINVAL);
+                for (size_t i = 0; i < p->n_ips; i++)
+                        if (ip_canonical(p->ips[i], canon) < 0 || !streq(canon, p->ips[i]))
+                                return fail(b, -EINVAL);
+        }
+        return true;
+}
+
+/* ---- expressions: the same ones libnftables emits for the builders' text ---- */
+
+struct rule {
+        struct nftnl_rule *r;
+        bool oom;
+};
+
+static struct nftnl_expr *expr(struct rule *r, const char *name)
+{
+        struct nftnl_expr *e = r->oom ? NULL : nftnl_expr_alloc(name);
+
+        if (!e)
+                r->oom = true;
+        return e;
+}
+
+static void add(struct rule *r, struct nftnl_expr *e)
+{
+        if (e)
+                nftnl_rule_add_expr(r->r, e);
+}
+
+static void e_meta(struct rule *r, uint32_t key)
+{
+        struct nftnl_expr *e = expr(r, "meta");
+
+        if (e) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+        }
+        add(r, e);
+}
+
+static void e_payload(struct rule *r, uint32_t base, uint32_t offset, uint32_t len)
+{
+        struct nftnl_expr *e = expr(r, "payload");
+
+        if (e) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+        }
+        add(r, e);
+}
+
+static void e_cmp(struct rule *r, enum nft_cmp_ops op, const void *data, uint32_t len)
+{
+        struct nftnl_expr *e = expr(r, "cmp");
+
+        if (e) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+                nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+        }
+        add(r, e);
+}
+
+static void e_mask(struct rule *r, const uint8_t *mask, uint32_t len)
+{
+        static const uint8_t zero[16];
+        struct nftnl_expr *e = expr(r, "bitwise");
+
+        if (e) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+                nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+                nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+        }
+        add(r, e);
+}
+
+static void e_verdict(struct rule *r, int verdict, const char *chain)
+{
+        struct nftnl_expr *e = expr(r, "immediate");
+
+        if (e) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+                if (chain)
+                        nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+        }
+        add(r, e);
+}
+
+/* `meta KEY VALUE` of a one-byte key (nfproto, l4proto) */
+static void m_meta8(struct rule *r, uint32_t key, uint8_t value)
+{
+        e_meta(r, key);
+        e_cmp(r, NFT_CMP_EQ, &value, 1);
+}
+
+/* `ether saddr MAC` in the inet family: libnftables adds `meta iiftype ether` */
+static void m_ether_saddr(struct rule *r, const uint8_t mac[6])
+{
+        uint16_t ether = ARPHRD_ETHER;
+
+        e_meta(r, NFT_META_IIFTYPE);
+        e_cmp(r, NFT_CMP_EQ, &ether, sizeof(ether));
+        e_payload(r, NFT_PAYLOAD_LL_HEADER, 6, 6);
+        e_cmp(r, NFT_CMP_EQ, mac, 6);
+}
+
+/* `udp sport S udp dport D`: the l4proto dependency, then one 4-byte load
+ * (libnftables merges the two adjacent fields) */
+static void m_udp_ports(struct rule *r, uint16_t sport, uint16_t dport)
+{
+        uint8_t v[4] = { (uint8_t)(sport >> 8), (uint8_t)sport, (uint8_t)(dport >> 8), (uint8_t)dport };
+
+        m_meta8(r, NFT_META_L4PROTO, IPPROTO_UDP);
+        e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 4);
+        e_cmp(r, NFT_CMP_EQ, v, sizeof(v));
+}
+
+/* `ip[6] saddr|daddr CIDR`: a whole-byte prefix loads just its bytes; any
+ * other prefix loads the address and masks it */
+static void m_cidr(struct rule *r, const struct cidr *c, bool daddr)
+{
+        uint32_t alen = c->family == 6 ? 16 : 4;
+        uint32_t off = c->family == 6 ? (daddr ? 24 : 8) : (daddr ? 16 : 12);
+        uint8_t mask[16] = { 0 };
+
+        if (c->prefix % 8 == 0) {
+                e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, c->prefix / 8u);
+                e_cmp(r, NFT_CMP_EQ, c->addr, c->prefix / 8u);
+                return;
+        }
+        for (unsigned i = 0; i < c->prefix; i++)
+                mask[i / 8] |= (uint8_t)(0x80 >> (i % 8));
+        e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, alen);
+        e_mask(r, mask, alen);
+        e_cmp(r, NFT_CMP_EQ, c->addr, alen);
+}
+
+/* fw_build_rule_match's statement */
+static void m_secrule(struct rule *r, const struct secrule *s)
+{
+        m_meta8(r, NFT_META_NFPROTO, s->family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+        if (s->has_remote && s->remote.prefix > 0)
+                m_cidr(r, &s->remote, s->dir == SECRULE_EGRESS);
+        if (s->proto >= 0)
+                m_meta8(r, NFT_META_L4PROTO, (uint8_t)s->proto);
+        if (s->port_min) {
+                uint8_t lo[2] = { (uint8_t)(s->port_min >> 8), (uint8_t)s->port_min };
+                uint8_t hi[2] = { (uint8_t)(s->port_max >> 8), (uint8_t)s->port_max };
+                e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+                if (s->port_min == s->port_max)
+                        e_cmp(r, NFT_CMP_EQ, lo, 2);
+                else {
+                        e_cmp(r, NFT_CMP_GTE, lo, 2);
+                        e_cmp(r, NFT_CMP_LTE, hi, 2);
+                }
+        }
+        if (s->icmp_type >= 0 && s->icmp_code >= 0) { /* type and code: one 2-byte load */
+                uint8_t v[2] = { (uint8_t)s->icmp_type, (uint8_t)s->icmp_code };
+                e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2);
+                e_cmp(r, NFT_CMP_EQ, v, 2);
+        } else if (s->icmp_type >= 0) {
+                uint8_t v = (uint8_t)s->icmp_type;
+                e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+                e_cmp(r, NFT_CMP_EQ, &v, 1);
+        }
+}
+
+/* ---- messages ---- */
+
+static struct rule rule_new(struct fw_nl *b, const char *table, const char *chain)
+{
+        struct rule r = { .r = b->err ? NULL : nftnl_rule_alloc() };
+
+        if (!r.r) {
+                fail(b, -ENOMEM);
+                return r;
+        }
+        nftnl_rule_set_u32(r.r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+        nftnl_rule_set_str(r.r, NFTNL_RULE_TABLE, table);
+        nftnl_rule_set_str(r.r, NFTNL_RULE_CHAIN, chain);
+        return r;
+}
+
+/* Append the rule (with its comment, when there is one) and free it. */
+static void rule_put(struct fw_nl *b, struct rule *r, const char *comment)
+{
+        struct nlmsghdr *h;
+
+        if (!r->r)
+                return;
+        if (r->oom)
+                fail(b, -ENOMEM);
+        if (comment && !b->err) {
+                struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+                if (!u || !nftnl_udata_put_strz(u, NFTNL_UDATA_RULE_COMMENT, comment))
+                        fail(b, u ? -EINVAL : -ENOMEM);
+                else
+                        nftnl_rule_set_data(r->r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(u),
+                                            nftnl_udata_buf_len(u));
+                nftnl_udata_buf_free(u);
+        }
+        h = msg_start(b, NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND, MSG_ROOM);
+        if (h) {
+                nftnl_rule_nlmsg_build_payload(h, r->r);
+                msg_done(b, h, MSG_ROOM);
+        }
+        nftnl_rule_free(r->r);
+        r->r = NULL;
+}
+
+static void rule_verdict(struct fw_nl *b, const char *table, const char *chain, int verdict, const char *target,
+                         const char *comment)
+{
+        struct rule r = rule_new(b, table, chain);
+
+        e_verdict(&r, verdict, target);
+        rule_put(b, &r, comment);
+}
+
+/* NEWCHAIN (add: an existing chain is left as it is) with our comment,
+ * DELCHAIN, or DELRULE of every rule (flush). */
+static void chain_msg(struct fw_nl *b, uint16_t type, const char *table, const char *chain, const char *comment)
+{
+        struct nftnl_chain *c = b->err ? NULL : nftnl_chain_alloc();
+        struct nlmsghdr *h;
+
+        if (!c) {
+                fail(b, -ENOMEM);
+                return;
+        }
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
+        if (comment) {
+                struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+                if (!u || !nftnl_udata_put_strz(u, NFTNL_UDATA_CHAIN_COMMENT, comment))
+                        fail(b, u ? -EINVAL : -ENOMEM);
+                else
+                        nftnl_chain_set_data(c, NFTNL_CHAIN_USERDATA, nftnl_udata_buf_data(u),
+                                             nftnl_udata_buf_len(u));
+                nftnl_udata_buf_free(u);
+        }
+        if (type == NFT_MSG_DELRULE) {
+                struct nftnl_rule *r = nftnl_rule_alloc();
+                if (!r)
+                        fail(b, -ENOMEM);
+                else {
+                        nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+                        nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+                        nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+                        if ((h = msg_start(b, type, NFPROTO_INET, 0, MSG_ROOM))) {
+                                nftnl_rule_nlmsg_build_payload(h, r);
+                                msg_done(b, h, MSG_ROOM);
+                        }
+                        nftnl_rule_free(r);
+                }
+        } else if ((h = msg_start(b, type, NFPROTO_INET, type == NFT_MSG_NEWCHAIN ? NLM_F_CREATE : 0, MSG_ROOM))) {
+                nftnl_chain_nlmsg_build_payload(h, c);
+                msg_done(b, h, MSG_ROOM);
+        }
+        nftnl_chain_free(c);
+}
+
+static void group_chain(struct fw_nl *b, const char *t, const char *gid, const char *dir, enum secrule_dir want,
+                        const struct secrule *rules, size_t n, bool exists)
+{
+        char chain[CHAIN_NAME_MAX], comment[CHAIN_NAME_MAX];
+
+        (void)snprintf(chain, sizeof(chain), "sg-%s-%s", gid, dir);
+        (void)snprintf(comment, sizeof(comment), "nova-hypervisor:group=%s", gid);
+        if (exists)
+                chain_msg(b, NFT_MSG_DELRULE, t, chain, NULL);
+        chain_msg(b, NFT_MSG_NEWCHAIN, t, chain, comment);
+        for (size_t i = 0; i < n && !b->err; i++) {
+                char text[SECRULE_TEXT_MAX];
+                struct rule r;
+                if (rules[i].dir != want)
+                        continue;
+                if (secrule_check(&rules[i], NULL, 0) < 0 || secrule_format(&rules[i], text, sizeof(text)) < 0) {
+                        fail(b, -EINVAL); /* never leave a rule out silently */
+                        return;
+                }
+                r = rule_new(b, t, chain);
+                m_secrule(&r, &rules[i]);
+                e_verdict(&r, NF_ACCEPT, NULL);
+                rule_put(b, &r, text);
+        }
+}
+
+void fw_nl_group(struct fw_nl *b, unsigned shard, const char *group_id, const struct secrule *rules, size_t n,
+                 bool exists)
+{
+        char t[FW_TABLE_NAME_MAX];
+
+        if (!shard_table(b, shard, t) || !id_ok(b, group_id))
+                return;
+        group_chain(b, t, group_id, "in", SECRULE_INGRESS, rules, n, exists);
+        group_chain(b, t, group_id, "out", SECRULE_EGRESS, rules, n, exists);
+}
+
+void fw_nl_group_chain_remove(struct fw_nl *b, unsigned shard, const char *group_id, const char *dir)
+{
+        char t[FW_TABLE_NAME_MAX], chain[CHAIN_NAME_MAX];
+
+        if (!shard_table(b, shard, t) || !id_ok(b, group_id))
+                return;
+        if (!streq(dir, "in") && !streq(dir, "out")) {
+                fail(b, -EINVAL);
+                return;
+        }
+        (void)snprintf(chain, sizeof(chain), "sg-%s-%s", group_id, dir);
+        chain_msg(b, NFT_MSG_DELCHAIN, t, chain, NULL);
+}
+
+void fw_nl_port_chain(struct fw_nl *b, unsigned shard, const struct fw_port *p, bool exists)
+{
+        char t[FW_TABLE_NAME_MAX], chain[CHAIN_NAME_MAX], comment[CHAIN_NAME_MAX], target[CHAIN_NAME_MAX];
+        char mac[MAC_STR_LEN + 1];
+        struct rule r;
+
+        if (!shard_table(b, shard, t) || !port_ok(b, p, true, false))
+                return;
+        mac_format(p->mac, mac);
+        (void)snprintf(chain, sizeof(chain), "port-%s", p->uuid);
+        (void)snprintf(comment, sizeof(comment), "nova-hypervisor:port=%s", p->uuid);
+        if (exists)
+                chain_msg(b, NFT_MSG_DELRULE, t, chain, NULL);
+        chain_msg(b, NFT_MSG_NEWCHAIN, t, chain, comment);
+        rule_verdict(b, t, chain, NFT_JUMP, "common", NULL);
+        /* DHCP and DHCPv6 client requests from the port's MAC */
+        r = rule_new(b, t, chain);
+        m_ether_saddr(&r, p->mac);
+        m_udp_ports(&r, 68, 67);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        r = rule_new(b, t, chain);
+        m_ether_saddr(&r, p->mac);
+        m_udp_ports(&r, 546, 547);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        for (size_t i = 0; i < p->n_groups; i++) {
+                char c[CHAIN_NAME_MAX];
+                (void)snprintf(target, sizeof(target), "sg-%s-out", p->groups[i]);
+                (void)snprintf(c, sizeof(c), "nh group %s", p->groups[i]);
+                r = rule_new(b, t, chain);
+                m_ether_saddr(&r, p->mac);
+                e_verdict(&r, NFT_JUMP, target);
+                rule_put(b, &r, c);
+        }
+        {
+                char c[CHAIN_NAME_MAX];
+                (void)snprintf(c, sizeof(c), "nh mac %s", mac);
+                r = rule_new(b, t, chain);
+                m_ether_saddr(&r, p->mac);
+                e_verdict(&r, NF_DROP, NULL);
+                rule_put(b, &r, c);
+        }
+        /* DHCP and DHCPv6 server replies towards the port */
+        r = rule_new(b, t, chain);
+        m_udp_ports(&r, 67, 68);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        r = rule_new(b, t, chain);
+        m_udp_ports(&r, 547, 546);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        for (size_t i = 0; i < p->n_groups; i++) {
+                (void)snprintf(target, sizeof(target), "sg-%s-in", p->groups[i]);
+                rule_verdict(b, t, chain, NFT_JUMP, target, NULL);
+        }
+        rule_verdict(b, t, chain, NF_DROP, NULL, NULL);
+}
+
+void fw_nl_port_chain_remove(struct fw_nl *b, unsigned shard, const char *port_uuid)
+{
+        char t[FW_TABLE_NAME_MAX], chain[CHAIN_NAME_MAX];
+
+        if (!shard_table(b, shard, t) || !id_ok(b, port_uuid))
+                return;
+        (void)snprintf(chain, sizeof(chain), "port-%s", port_uuid);
+        chain_msg(b, NFT_MSG_DELCHAIN, t, chain, NULL);
+}
+
+void fw_nl_drop_shard(struct fw_nl *b, unsigned shard)
+{
+        char t[FW_TABLE_NAME_MAX];
+        struct nftnl_table *tb;
+        struct nlmsghdr *h;
+
+        if (!shard_table(b, shard, t))
+                return;
+        if (!(tb = nftnl_table_alloc())) {
+                fail(b, -ENOMEM);
+                return;
+        }
+        nftnl_table_set_u32(tb, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+        nftnl_table_set_str(tb, NFTNL_TABLE_NAME, t);
+        if ((h = msg_start(b, NFT_MSG_DELTABLE, NFPROTO_INET, 0, MSG_ROOM))) {
+                nftnl_table_nlmsg_build_payload(h, tb);
+                msg_done(b, h, MSG_ROOM);
+        }
+        nftnl_table_free(tb);
+}
+
+/* ---- set and map elements ---- */
+
+/* A set's key (concatenations: each field padded to 4 bytes), and for the
+ * dispatch map the chain an element jumps to. */
+struct key {
+        uint8_t data[48];
+        uint32_t len;
+};
+
+static void key_ifname(struct key *k, const char *name)
+{
+        memset(k->data, 0, sizeof(k->data));
+        k->len = IFNAME_MAX;
+        memcpy(k->data, name, strnlen(name, IFNAME_MAX - 1));
+}
+
+static void key_add(struct key *k, const void *v, uint32_t len)
+{
+        memcpy(k->data + k->len, v, len);
+        k->len += (len + 3u) & ~3u;
+}
+
+static void key_ip(struct key *k, const char *ip)
+{
+        uint8_t a[16];
+        bool v6 = strchr(ip, ':') != NULL;
+
+        if (inet_pton(v6 ? AF_INET6 : AF_INET, ip, a) == 1)
+                key_add(k, a, v6 ? 16 : 4);
+        else
+                k->len = 0; /* not reached: port_ok checked it */
+}
+
+struct elems {
+        struct nftnl_set *s;
+        uint16_t family;
+        size_t n;
+        bool oom;
+};
+
+static void elems_open(struct fw_nl *b, struct elems *e, uint16_t family, const char *table, const char *set)
+{
+        *e = (struct elems){ .family = family, .s = b->err ? NULL : nftnl_set_alloc() };
+        if (!e->s) {
+                fail(b, -ENOMEM);
+                return;
+        }
+        nftnl_set_set_u32(e->s, NFTNL_SET_FAMILY, family);
+        nftnl_set_set_str(e->s, NFTNL_SET_TABLE, table);
+        nftnl_set_set_str(e->s, NFTNL_SET_NAME, set);
+}
+
+static void elem(struct elems *e, const struct key *k, const char *jump)
+{
+        struct nftnl_set_elem *x;
+
+        if (!e->s || e->oom || !k->len) {
+                e->oom |= e->s && !k->len;
+                return;
+        }
+        if (!(x = nftnl_set_elem_alloc())) {
+                e->oom = true;
+                return;
+        }
+        nftnl_set_elem_set(x, NFTNL_SET_ELEM_KEY, k->data, k->len);
+        if (jump) {
+                nftnl_set_elem_set_u32(x, NFTNL_SET_ELEM_VERDICT, (uint32_t)NFT_JUMP);
+                nftnl_set_elem_set_str(x, NFTNL_SET_ELEM_CHAIN, jump);
+        }
+        nftnl_set_elem_add(e->s, x);
+        e->n++;
+}
+
+/* One NEWSETELEM (add: present elements are fine) or DELSETELEM message. */
+static void elems_close(struct fw_nl *b, struct elems *e, uint16_t type)
+{
+        struct nlmsghdr *h;
+        size_t room = 1024 + e->n * ELEM_ROOM;
+
+        if (!e->s)
+                return;
+        if (e->oom)
+                fail(b, -ENOMEM);
+        if (e->n && (h = msg_start(b, type, e->family, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0, room))) {
+                nftnl_set_elems_nlmsg_build_payload(h, e->s);
+                msg_done(b, h, room);
+        }
+        nftnl_set_free(e->s);
+        e->s = NULL;
+}
+
+struct port_keys {
+        char tap[IFNAME_MAX], qbr[IFNAME_MAX], qvb[IFNAME_MAX], ll[IP_STR_MAX];
+};
+
+static bool port_keys(struct fw_nl *b, const struct fw_port *p, struct port_keys *k)
+{
+        if (port_dev_name("tap", p->uuid, k->tap) < 0 || port_dev_name("qbr", p->uuid, k->qbr) < 0 ||
+            port_dev_name("qvb", p->uuid, k->qvb) < 0)
+                return fail(b, -EINVAL);
+        ipv6_link_local_from_mac(p->mac, k->ll);
+        return true;
+}
+
+enum { S_TAPS, S_MAC, S_GUARD, S_IP6, S_IP4, N_BRIDGE_SETS };
+static const char *const bridge_sets[N_BRIDGE_SETS] = { "taps", "vm_mac", "guard", "vm_ip6", "vm_ip4" };
+
+/* The elements of set s for port p; all of them, or (delete) what e says exists. */
+static void bridge_elems(struct elems *x, unsigned s, const struct fw_port *p, const struct port_keys *pk,
+                         const struct fw_elements *e)
+{
+        struct key k;
+
+        switch (s) {
+        case S_TAPS:
+                if (!e || e->tap) {
+                        key_ifname(&k, pk->tap);
+                        elem(x, &k, NULL);
+                }
+                break;
+        case S_MAC:
+        case S_GUARD:
+                if (!e || (s == S_MAC ? e->mac : e->guard)) {
+                        key_ifname(&k, s == S_MAC ? pk->tap : pk->qvb);
+                        key_add(&k, p->mac, 6);
+                        elem(x, &k, NULL);
+                }
+                break;
+        case S_IP6:
+                if (!e || e->ll) {
+                        key_ifname(&k, pk->tap);
+                        key_ip(&k, pk->ll);
+                        elem(x, &k, NULL);
+                }
+                for (size_t i = 0; i < p->n_ips; i++)
+                        if (strchr(p->ips[i], ':') && (e || !streq(p->ips[i], pk->ll))) {
+                                key_ifname(&k, pk->tap);
+                                key_ip(&k, p->ips[i]);
+                                elem(x, &k, NULL);
+                        }
+                break;
+        default:
+                for (size_t i = 0; i < p->n_ips; i++)
+                        if (!strchr(p->ips[i], ':')) {
+                                key_ifname(&k, pk->tap);
+                                key_ip(&k, p->ips[i]);
+                                elem(x, &k, NULL);
+                        }
+                break;
+        }
+}
+
+void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+{
+        char t[FW_TABLE_NAME_MAX];
+        struct elems x;
+
+        for (size_t i = 0; i < n; i++) {
+                struct port_keys pk;
+                if (!shard_table(b, shards[i], t) || !port_ok(b, ports[i], false, true) ||
+                    !port_keys(b, ports[i], &pk))
+                        return;
+        }
+        /* the dispatch elements: one message per shard (in order of first use) */
+        for (size_t i = 0; i < n; i++) {
+                bool first = true;
+                for (size_t k = 0; k < i && first; k++)
+                        first = shards[k] != shards[i];
+                if (!first)
+                        continue;
+                fw_shard_table(shards[i], t);
+                elems_open(b, &x, NFPROTO_INET, t, "ports");
+                for (size_t k = i; k < n; k++) {
+                        struct port_keys pk;
+                        struct key key;
+                        char jump[CHAIN_NAME_MAX];
+                        if (shards[k] != shards[i] || !port_keys(b, ports[k], &pk))
+                                continue;
+                        key_ifname(&key, pk.qbr);
+                        (void)snprintf(jump, sizeof(jump), "port-%s", ports[k]->uuid);
+                        elem(&x, &key, jump);
+                }
+                elems_close(b, &x, NFT_MSG_NEWSETELEM);
+        }
+        /* the anti-spoofing elements: one message per set */
+        for (unsigned s = 0; s < N_BRIDGE_SETS; s++) {
+                elems_open(b, &x, NFPROTO_BRIDGE, FW_TABLE, bridge_sets[s]);
+                for (size_t i = 0; i < n; i++) {
+                        struct port_keys pk;
+                        if (port_keys(b, ports[i], &pk))
+                                bridge_elems(&x, s, ports[i], &pk, NULL);
+                }
+                elems_close(b, &x, NFT_MSG_NEWSETELEM);
+        }
+}
+
+void fw_nl_port_elements_delete(struct fw_nl *b, unsigned shard, const struct fw_port *p,
+                                const struct fw_elements *e)
+{
+        char t[FW_TABLE_NAME_MAX];
+        struct port_keys pk;
+        struct elems x;
+
+        if (!shard_table(b, shard, t) || !port_ok(b, p, false, true) || !port_keys(b, p, &pk))
+                return;
+        if (e->dispatch) {
+                struct key k;
+                key_ifname(&k, pk.qbr);
+                elems_open(b, &x, NFPROTO_INET, t, "ports");
+                elem(&x, &k, NULL);
+                elems_close(b, &x, NFT_MSG_DELSETELEM);
+        }
+        for (unsigned s = 0; s < N_BRIDGE_SETS; s++) {
+                elems_open(b, &x, NFPROTO_BRIDGE, FW_TABLE, bridge_sets[s]);
+                bridge_elems(&x, s, p, &pk, e);
+                elems_close(b, &x, NFT_MSG_DELSETELEM);
+        }
+}
+
+/* ---- sending ---- */
+
+int fw_nl_socket(void)
+{
+        int size = 16 * 1024 * 1024, on = 1;
+        struct sockaddr_nl local = { .nl_family = AF_NETLINK };
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+
+        if (fd < 0)
+                return -errno;
+        /* a batch goes in one sendmsg: the send buffer must hold the largest */
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+                (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        /* an error names the message it refuses by its header, not a copy of it */
+        (void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &on, sizeof(on));
+        if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
+                int e = -errno;
+                close(fd);
+                return e;
+        }
+        return fd;
+}
+
+int fw_nl_commit(int fd, struct fw_nl *b, uint8_t *rbuf, size_t rlen, char *err, size_t errlen)
+{
+        struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+        uint32_t last_seq;
+        bool acked = false;
+        ssize_t n;
+        int r;
+
+        if ((r = fw_nl_end(b)) < 0) {
+                (void)snprintf(err, errlen, "cannot build the nftables batch: %s", strerror(-r));
+                return r;
+        }
+        if (fw_nl_empty(b))
+                return 0;
+        last_seq = ((const struct nlmsghdr *)(b->buf + b->last))->nlmsg_seq;
+        do
+                n = sendto(fd, b->buf, b->len, 0, (struct sockaddr *)&kernel, sizeof(kernel));
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)b->len) {
+                r = n < 0 ? -errno : -EIO;
+                (void)snprintf(err, errlen, "cannot send an nftables batch of %zu bytes: %s", b->len, strerror(-r));
+                return r;
+        }
+        /* The kernel handles a batch inside sendmsg(): its answers (the ACK
+         * of the last message, an error for each message it refused, and
+         * then nothing was applied) are all queued by now. */
+        for (;;) {
+                n = recv(fd, rbuf, rlen, MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                        break;
+                if (n <= 0) {
+                        if (!r) {
+                                r = n < 0 ? -errno : -EIO;
+                                (void)snprintf(err, errlen, "cannot read nftables' answer: %s", strerror(-r));
+                        }
+                        break;
+                }
+                size_t left = (size_t)n;
+                for (struct nlmsghdr *h = (void *)rbuf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+                        const struct nlmsgerr *e = NLMSG_DATA(h);
+                        char what[96];
+                        if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+                                continue;
+                        if (e->error == 0) {
+                                acked |= h->nlmsg_seq == last_seq;
+                                continue;
+                        }
+                        if (r)
+                                continue; /* the first refusal is the one to report */
+                        r = e->error < 0 ? e->error : -EIO;
+                        fw_nl_describe(b, h->nlmsg_seq, what, sizeof(what));
+                        (void)snprintf(err, errlen, "nftables refused the change (%s of a batch of %zu bytes): %s",
+                                       what, b->len, strerror(-r));
+                }
+        }
+        if (r == 0 && !acked) {
+                (void)snprintf(err, errlen, "nftables did not acknowledge a batch of %u messages", b->n_msgs);
+                r = -EIO;
+        }
+        return r;
+}

@@ -1,0 +1,395 @@
+/* test-fw-nl.c - the netlink batches of fw-nl.c make exactly the objects
+ * libnftables makes from fw-nft.c's text, in the real kernel.
+ *
+ * Two private network namespaces get the same skeleton (text). Then every
+ * step is applied twice: as text through libnftables in one, as a libnftnl
+ * batch through fw_nl_commit in the other, and the two `nft list ruleset`
+ * texts must be equal (and hold what the step wrote, so two empty listings
+ * never pass). Steps: groups with every rule shape (families, protocols,
+ * port ranges, ICMP type/code, remote prefixes on and off byte boundaries)
+ * and 400 random rules, port chains new and replaced, the dispatch and
+ * anti-spoofing elements of ports in two shards, their deletes, chain and
+ * shard removal. Then a batch the kernel refuses changes nothing, and a
+ * builder given a bad value sends nothing. Root only. */
+#include "fw-nft.h"
+#include "fw-nl.h"
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <fcntl.h>
+#include <nftables/libnftables.h>
+#include <sched.h>
+
+#define NS_TEXT "nova-fwnl-text"
+#define NS_NL "nova-fwnl-nl"
+
+static struct nft_ctx *text_ctx, *nl_list_ctx;
+static int nl_fd = -1;
+static struct fw_nl batch;
+static uint8_t rbuf[65536];
+
+static const char *const G1 = "11111111-2222-4333-8444-555555555555";
+static const char *const G2 = "21111111-2222-4333-8444-555555555555";
+static const char *const P1 = "a1b2c3d4-e5f6-4789-8abc-def012345678";
+static const char *const P2 = "b1b2c3d4-e5f6-4789-8abc-def012345678";
+
+static const char *const shapes[] = {
+        "nh in 4 any - - - - -",           "nh out 6 any - - - - -",
+        "nh in 4 6 22 22 - - 10.0.0.0/8",   "nh in 4 6 80 443 - - -",
+        "nh in 4 17 53 53 - - -",           "nh in 4 1 - - 8 - -",
+        "nh in 4 1 - - 3 4 -",              "nh in 4 1 - - 0 0 -",
+        "nh in 6 58 - - 128 - -",           "nh in 6 58 - - 128 0 -",
+        "nh in 6 58 - - - - -",             "nh in 4 any - - - - 10.0.0.1/32",
+        "nh out 6 any - - - - 2001:db8::/32", "nh in 6 17 1000 2000 - - 2001:db8::/32",
+        "nh out 6 6 443 443 - - ::/0",      "nh in 4 any - - - - 10.1.128.0/17",
+        "nh out 4 132 5 6 - - 10.1.2.0/23", "nh in 6 6 1 65535 - - 2001:db8:0:0:8000::/65",
+        "nh in 6 any - - - - 2000::/4",     "nh out 4 47 - - - - 192.168.7.0/24",
+        "nh in 4 6 65535 65535 - - 0.0.0.0/0", "nh out 6 any - - - - fe80::1/128",
+};
+
+static struct secrule rule_of(const char *text)
+{
+        struct secrule r;
+
+        ck_assert_msg(secrule_parse(text, &r) == 0, "bad rule text in the test: %s", text);
+        return r;
+}
+
+static int ns_fd(const char *name)
+{
+        char path[128];
+
+        (void)snprintf(path, sizeof(path), "/run/netns/%s", name);
+        return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static struct nft_ctx *ctx_in(const char *ns)
+{
+        int fd = ns_fd(ns);
+        struct nft_ctx *c;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(setns(fd, CLONE_NEWNET), 0);
+        close(fd);
+        c = nft_ctx_new(NFT_CTX_DEFAULT); /* its netlink socket lives in ns */
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(nft_ctx_buffer_output(c), 0);
+        ck_assert_int_eq(nft_ctx_buffer_error(c), 0);
+        return c;
+}
+
+static void setup(void)
+{
+        int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+
+        if (geteuid() != 0) {
+                fprintf(stderr, "test-fw-nl: needs root (network namespaces, nftables)\n");
+                exit(77);
+        }
+        (void)sh("ip netns del " NS_TEXT " 2>/dev/null; ip netns del " NS_NL " 2>/dev/null");
+        ck_assert_int_eq(sh("ip netns add " NS_TEXT " && ip netns add " NS_NL), 0);
+        text_ctx = ctx_in(NS_TEXT);
+        nl_list_ctx = ctx_in(NS_NL);
+        nl_fd = fw_nl_socket(); /* in NS_NL, where setns left us */
+        ck_assert_int_ge(nl_fd, 0);
+        ck_assert_int_eq(setns(home, CLONE_NEWNET), 0);
+        close(home);
+}
+
+static void teardown(void)
+{
+        nft_ctx_free(text_ctx);
+        nft_ctx_free(nl_list_ctx);
+        close(nl_fd);
+        fw_nl_free(&batch);
+        (void)sh("ip netns del " NS_TEXT "; ip netns del " NS_NL);
+}
+
+static void run_text(struct nft_ctx *c, const struct sbuf *b)
+{
+        ck_assert_int_eq(b->err, 0);
+        ck_assert_msg(nft_run_cmd_from_buffer(c, b->p) == 0, "libnftables refused:\n%s\n%s",
+                      nft_ctx_get_error_buffer(c), b->p);
+}
+
+static char *listing(struct nft_ctx *c)
+{
+        ck_assert_int_eq(nft_run_cmd_from_buffer(c, "list ruleset"), 0);
+        return strdup(nft_ctx_get_output_buffer(c));
+}
+
+/* The kernel's objects as nft prints them at the netlink level (every
+ * expression with its bytes, every element's key), without the handles:
+ * `list ruleset` alone prints some different objects alike (a /8 prefix
+ * loaded as one byte or as a masked word). Sorted: a hash set lists its
+ * elements in an order of its own (the order of rules is compared by the
+ * plain listing). */
+static char *netlink_listing(const char *ns)
+{
+        char *out = sh_out("ip netns exec %s nft --debug=netlink list ruleset 2>&1 | "
+                           "sed -E 's/^((inet|bridge) [^ ]+ [^ ]+)( [0-9]+)+$/\\1/' | sort", ns);
+
+        ck_assert_ptr_nonnull(out);
+        return out;
+}
+
+/* Both namespaces hold the same ruleset, and it contains each of must. */
+static void same(const char *step, const char *const *must)
+{
+        _cleanup_free_ char *a = listing(text_ctx), *b = listing(nl_list_ctx);
+        _cleanup_free_ char *na = netlink_listing(NS_TEXT), *nb = netlink_listing(NS_NL);
+
+        if (!streq(a, b) || !streq(na, nb)) { /* the difference, not megabytes of listing */
+                FILE *f;
+                if ((f = fopen("/tmp/test-fw-nl.text", "w")))
+                        fprintf(f, "%s\n%s", a, na), fclose(f);
+                if ((f = fopen("/tmp/test-fw-nl.netlink", "w")))
+                        fprintf(f, "%s\n%s", b, nb), fclose(f);
+                (void)sh("diff /tmp/test-fw-nl.text /tmp/test-fw-nl.netlink | head -40 >&2");
+        }
+        ck_assert_msg(streq(a, b), "%s: the listings differ (diff above)", step);
+        ck_assert_msg(strstr(na, "[ immediate reg 0"), "%s: no netlink-level listing", step);
+        ck_assert_msg(streq(na, nb), "%s: the netlink-level listings differ (diff above)", step);
+        for (size_t i = 0; must && must[i]; i++)
+                ck_assert_msg(strstr(a, must[i]), "%s: '%s' not in the listing\n%s", step, must[i], a);
+}
+
+static void commit_ok(void)
+{
+        char err[256] = "";
+
+        ck_assert_msg(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)) == 0, "commit: %s", err);
+}
+
+static void skeleton_both(void)
+{
+        _cleanup_(sbuf_free) struct sbuf t = { 0 };
+
+        fw_build_skeleton(&t);
+        fw_build_shard_skeleton(&t, 1);
+        run_text(text_ctx, &t);
+        run_text(nl_list_ctx, &t);
+}
+
+static struct fw_port port_of(const char *uuid, uint8_t last, const char *g0, const char *g1)
+{
+        struct fw_port p = { .mac = { 0xfa, 0x16, 0x3e, 0x00, 0x01, last } };
+
+        (void)snprintf(p.uuid, sizeof(p.uuid), "%s", uuid);
+        (void)snprintf(p.ips[p.n_ips++], IP_STR_MAX, "10.0.0.%u", last);
+        (void)snprintf(p.ips[p.n_ips++], IP_STR_MAX, "2001:db8::%u", last);
+        (void)snprintf(p.groups[p.n_groups++], UUID_STR_LEN + 1, "%s", g0);
+        if (g1)
+                (void)snprintf(p.groups[p.n_groups++], UUID_STR_LEN + 1, "%s", g1);
+        return p;
+}
+
+/* A random checked rule in canonical text. */
+static void random_rule(unsigned *seed, char out[SECRULE_TEXT_MAX])
+{
+        static const int protos[] = { -1, 6, 17, 132, 1, 47 };
+        int fam = rand_r(seed) % 2 ? 6 : 4, proto = protos[rand_r(seed) % ARRAY_SIZE(protos)];
+        char pmin[12] = "-", pmax[12] = "-", type[12] = "-", code[12] = "-", remote[CIDR_STR_MAX + 8] = "-", pr[12] = "any";
+
+        if (proto == 1 && fam == 6)
+                proto = 58;
+        if (proto >= 0)
+                (void)snprintf(pr, sizeof(pr), "%d", proto);
+        if ((proto == 6 || proto == 17 || proto == 132) && rand_r(seed) % 2) {
+                unsigned lo = 1 + (unsigned)rand_r(seed) % 65535, hi = lo + (unsigned)rand_r(seed) % 3 * (unsigned)rand_r(seed) % 2000;
+                (void)snprintf(pmin, sizeof(pmin), "%u", lo);
+                (void)snprintf(pmax, sizeof(pmax), "%u", hi > 65535 ? 65535 : hi);
+        }
+        if ((proto == 1 || proto == 58) && rand_r(seed) % 2) {
+                (void)snprintf(type, sizeof(type), "%d", rand_r(seed) % 256);
+                if (rand_r(seed) % 2)
+                        (void)snprintf(code, sizeof(code), "%d", rand_r(seed) % 256);
+        }
+        if (rand_r(seed) % 3) {
+                uint8_t a[16];
+                unsigned len = fam == 6 ? 128 : 32, prefix = (unsigned)rand_r(seed) % (len + 1);
+                char txt[INET6_ADDRSTRLEN];
+                for (size_t i = 0; i < sizeof(a); i++)
+                        a[i] = (uint8_t)rand_r(seed);
+                for (unsigned bit = prefix; bit < 128; bit++)
+                        a[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+                ck_assert_ptr_nonnull(inet_ntop(fam == 6 ? AF_INET6 : AF_INET, a, txt, sizeof(txt)));
+                (void)snprintf(remote, sizeof(remote), "%s/%u", txt, prefix);
+        }
+        (void)snprintf(out, SECRULE_TEXT_MAX, "nh %s %d %s %s %s %s %s %s", rand_r(seed) % 2 ? "in" : "out", fam,
+                       pr, pmin, pmax, type, code, remote);
+}
+
+START_TEST(test_same_objects_as_libnftables)
+{
+        static struct secrule rules[SECGROUP_MAX_RULES];
+        _cleanup_(sbuf_free) struct sbuf t = { 0 };
+        size_t n = 0;
+
+        skeleton_both();
+        same("skeleton", (const char *const[]){ "table inet nova_hypervisor_1", "table bridge nova_hypervisor", NULL });
+
+        /* every rule shape, in shard 0; G2 with no rules, in both shards */
+        for (size_t i = 0; i < ARRAY_SIZE(shapes); i++)
+                rules[n++] = rule_of(shapes[i]);
+        sbuf_reset(&t);
+        fw_build_group(&t, 0, G1, rules, n, false);
+        fw_build_group(&t, 0, G2, NULL, 0, false);
+        fw_build_group(&t, 1, G2, NULL, 0, false);
+        run_text(text_ctx, &t);
+        fw_nl_begin(&batch, 100);
+        fw_nl_group(&batch, 0, G1, rules, n, false);
+        fw_nl_group(&batch, 0, G2, NULL, 0, false);
+        fw_nl_group(&batch, 1, G2, NULL, 0, false);
+        commit_ok();
+        same("groups", (const char *const[]){ "tcp dport 80-443", "icmpv6 type echo-request icmpv6 code",
+                                              "ip6 saddr 2001:db8:0:0:8000::/65", "ip saddr 10.1.128.0/17",
+                                              "sctp dport 5-6", "chain sg-21111111-2222-4333-8444-555555555555-out",
+                                              NULL });
+
+        /* 400 random rules: four groups of 100 in shard 1, then rewritten (exists) */
+        unsigned seed = 20261123;
+        for (int round = 0; round < 2; round++) {
+                sbuf_reset(&t);
+                fw_nl_begin(&batch, 200 + (uint32_t)round * 1000);
+                for (unsigned g = 0; g < 4; g++) {
+                        char gid[UUID_STR_LEN + 1];
+                        (void)snprintf(gid, sizeof(gid), "3111111%u-2222-4333-8444-555555555555", g);
+                        for (n = 0; n < SECGROUP_MAX_RULES; n++) {
+                                char text[SECRULE_TEXT_MAX];
+                                random_rule(&seed, text);
+                                rules[n] = rule_of(text);
+                        }
+                        fw_build_group(&t, 1, gid, rules, n, round > 0);
+                        fw_nl_group(&batch, 1, gid, rules, n, round > 0);
+                }
+                run_text(text_ctx, &t);
+                commit_ok();
+                same(round ? "random rules rewritten" : "random rules", NULL);
+        }
+
+        /* ports in both shards, their chains and elements in one batch each */
+        struct fw_port p1 = port_of(P1, 1, G1, G2), p2 = port_of(P2, 2, G2, NULL);
+        const struct fw_port *ports[] = { &p1, &p2 };
+        const unsigned shards[] = { 0, 1 };
+        sbuf_reset(&t);
+        fw_build_port_chain(&t, 0, &p1, false);
+        fw_build_port_chain(&t, 1, &p2, false);
+        fw_build_elements(&t, ports, shards, 2);
+        run_text(text_ctx, &t);
+        fw_nl_begin(&batch, 3000);
+        fw_nl_port_chain(&batch, 0, &p1, false);
+        fw_nl_port_chain(&batch, 1, &p2, false);
+        fw_nl_elements(&batch, ports, shards, 2);
+        commit_ok();
+        same("ports", (const char *const[]){ "\"qbra1b2c3d4-e5\" : jump port-" "a1b2c3d4-e5f6-4789-8abc-def012345678",
+                                             "\"tapb1b2c3d4-e5\" . 10.0.0.2", "fe80::f816:3eff:fe00:102",
+                                             "\"qvba1b2c3d4-e5\" . fa:16:3e:00:01:01",
+                                             "ether saddr fa:16:3e:00:01:01 udp sport 68 udp dport 67 accept", NULL });
+
+        /* p1 replaced: other groups (the chain flushed and written again) */
+        p1 = port_of(P1, 1, G2, NULL);
+        sbuf_reset(&t);
+        fw_build_port_chain(&t, 0, &p1, true);
+        run_text(text_ctx, &t);
+        fw_nl_begin(&batch, 4000);
+        fw_nl_port_chain(&batch, 0, &p1, true);
+        commit_ok();
+        same("port replaced", NULL);
+
+        /* p2 goes: its elements, its chain, its shard's G2 chains; then shard 1 */
+        const struct fw_elements all = { .dispatch = true, .tap = true, .mac = true, .guard = true, .ll = true };
+        sbuf_reset(&t);
+        fw_build_port_elements_delete(&t, 1, &p2, &all);
+        fw_build_port_chain_remove(&t, 1, P2);
+        fw_build_group_chain_remove(&t, 1, G2, "in");
+        fw_build_group_chain_remove(&t, 1, G2, "out");
+        run_text(text_ctx, &t);
+        fw_nl_begin(&batch, 5000);
+        fw_nl_port_elements_delete(&batch, 1, &p2, &all);
+        fw_nl_port_chain_remove(&batch, 1, P2);
+        fw_nl_group_chain_remove(&batch, 1, G2, "in");
+        fw_nl_group_chain_remove(&batch, 1, G2, "out");
+        commit_ok();
+        same("port removed", (const char *const[]){ "\"tapa1b2c3d4-e5\"", NULL });
+        {
+                _cleanup_free_ char *l = listing(nl_list_ctx);
+                ck_assert_ptr_null(strstr(l, "tapb1b2c3d4-e5"));
+                ck_assert_ptr_null(strstr(l, "port-b1b2c3d4"));
+        }
+        sbuf_reset(&t);
+        fw_build_drop_shard(&t, 1);
+        run_text(text_ctx, &t);
+        fw_nl_begin(&batch, 6000);
+        fw_nl_drop_shard(&batch, 1);
+        commit_ok();
+        same("shard dropped", (const char *const[]){ "table inet nova_hypervisor {", NULL });
+        {
+                _cleanup_free_ char *l = listing(nl_list_ctx);
+                ck_assert_ptr_null(strstr(l, "nova_hypervisor_1"));
+        }
+}
+END_TEST
+
+START_TEST(test_refused_batch_changes_nothing)
+{
+        struct fw_port p1 = port_of(P1, 1, G2, NULL);
+        struct fw_port bad = p1;
+        char err[256] = "";
+        int r;
+
+        skeleton_both();
+        fw_nl_begin(&batch, 10);
+        fw_nl_group(&batch, 0, G2, NULL, 0, false);
+        commit_ok();
+        _cleanup_free_ char *before = listing(nl_list_ctx);
+
+        /* a valid port chain, then a chain the kernel does not have: nothing applied */
+        fw_nl_begin(&batch, 20);
+        fw_nl_port_chain(&batch, 0, &p1, false);
+        fw_nl_group_chain_remove(&batch, 0, G1, "in");
+        r = fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err));
+        ck_assert_int_eq(r, -ENOENT);
+        ck_assert_msg(strstr(err, "DELCHAIN inet") && strstr(err, "No such file"), "message: %s", err);
+        _cleanup_free_ char *after = listing(nl_list_ctx);
+        ck_assert_str_eq(before, after);
+
+        /* a value no builder accepts: the batch is not sent at all */
+        (void)snprintf(bad.uuid, sizeof(bad.uuid), "not-a-uuid; flush ruleset");
+        fw_nl_begin(&batch, 30);
+        fw_nl_port_chain(&batch, 0, &p1, false);
+        fw_nl_port_chain(&batch, 0, &bad, false);
+        r = fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err));
+        ck_assert_int_eq(r, -EINVAL);
+        ck_assert_msg(strstr(err, "cannot build"), "message: %s", err);
+        fw_nl_begin(&batch, 40);
+        fw_nl_drop_shard(&batch, FW_MAX_SHARDS);
+        ck_assert_int_eq(fw_nl_end(&batch), -EINVAL);
+        _cleanup_free_ char *last = listing(nl_list_ctx);
+        ck_assert_str_eq(before, last);
+
+        /* an empty batch sends nothing and succeeds */
+        fw_nl_begin(&batch, 50);
+        ck_assert_int_eq(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)), 0);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("fw-nl");
+        TCase *tc = tcase_create("kernel");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_same_objects_as_libnftables);
+        tcase_add_test(tc, test_refused_batch_changes_nothing);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
