@@ -25,12 +25,13 @@
  * and only its own shard's map has its qbr (the others fall through, policy
  * accept). A port stays in the shard that holds its chain.
  *
- * Chains are written whole in the block form (`add chain T C { rule; ... }`)
- * and set elements as `add set|map T S { type ...; elements = { ... }; }`:
- * libnftables then reads only the table list from the kernel, where
- * `add rule` and `add element` make it read every chain and set of the
- * network namespace first (a cost that grows with the number of ports).
- * Deletes still make it read them (port and shard removal only).
+ * The text here is what libnftables runs for the skeletons (a new shard,
+ * the bridge table), repairs and --purge, and the reference of fw-nl.c: the
+ * ports' and groups' objects (port and group chains, set and map elements,
+ * their removal) are sent as libnftnl netlink batches built by fw-nl.c, which
+ * test-fw-nl checks against this text in the kernel. libnftables costs about
+ * 40 us per rule and, for `add rule`/`add element`/deletes, reads every chain
+ * and set of the network namespace first; a netlink batch reads nothing.
  *
  * On the bridged path both iifname and oifname are the port's qbr, so the
  * direction is told by the source MAC: frames from the instance carry its MAC
