@@ -6,11 +6,12 @@
  * and after any failed batch, and updated in place after each commit, so
  * that a port change is one small batch whatever the number of ports:
  * ports live in shard tables of at most FW_SHARD_PORTS (the kernel checks a
- * whole table at each commit that adds rules to it), existing chains are
- * replaced with "flush chain" + "add chain { rules }" and elements added with
- * "add set { elements }" (libnftables then needs no chain or set cache), set
- * elements are only touched when the port's MAC or addresses change, and a
- * group's chains are rewritten in another shard only when they differ. */
+ * whole table at each commit that adds rules to it), a change is one
+ * libnftnl netlink batch (fw-nl.c: nothing read from the kernel first),
+ * existing chains are flushed and written again, set elements are only
+ * touched when the port's MAC or addresses change, and a group's chains are
+ * rewritten in another shard only when they differ. Skeletons, repairs and
+ * listings go through libnftables. */
 #include "fw-nft.h"
 #include "fw-nl.h"
 #include "fw-protocol.h"
@@ -948,9 +949,7 @@ static int handle_remove(void *state, struct modrt_call *call)
                         plan_gc(fw, sp);
                         build_gc(fw, b);
                 }
-                if ((r = fw_nl_end(b)) < 0)
-                        return r;
-                r = nl_commit(fw, b, call->err, sizeof(call->err));
+                r = nl_commit(fw, b, call->err, sizeof(call->err)); /* ends the batch; a builder's error stops it */
                 fw->nl_seq = b->seq;
                 if (r != 0) {
                         fw->snap_valid = false;

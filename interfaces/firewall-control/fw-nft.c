@@ -67,27 +67,32 @@ static bool id_ok(struct sbuf *b, const char *id)
         return uuid_is_valid(id) || refuse(b);
 }
 
-static bool port_ok(struct sbuf *b, const struct fw_port *p, bool groups, bool ips)
+bool fw_port_valid(const struct fw_port *p, bool groups, bool ips)
 {
         char canon[IP_STR_MAX];
 
-        if (!id_ok(b, p->uuid))
+        if (!uuid_is_valid(p->uuid))
                 return false;
         if (groups) {
                 if (p->n_groups > PORT_MAX_GROUPS)
-                        return refuse(b);
+                        return false;
                 for (size_t i = 0; i < p->n_groups; i++)
-                        if (!id_ok(b, p->groups[i]))
+                        if (!uuid_is_valid(p->groups[i]))
                                 return false;
         }
         if (ips) {
                 if (p->n_ips > PORT_MAX_IPS)
-                        return refuse(b);
+                        return false;
                 for (size_t i = 0; i < p->n_ips; i++)
                         if (ip_canonical(p->ips[i], canon) < 0 || !streq(canon, p->ips[i]))
-                                return refuse(b);
+                                return false;
         }
         return true;
+}
+
+static bool port_ok(struct sbuf *b, const struct fw_port *p, bool groups, bool ips)
+{
+        return fw_port_valid(p, groups, ips) || refuse(b);
 }
 
 void fw_shard_table(unsigned shard, char ret[FW_TABLE_NAME_MAX])

@@ -107,6 +107,10 @@ void fw_build_port_elements_delete(struct sbuf *b, unsigned shard, const struct 
                                    const struct fw_elements *e);
 void fw_build_port_chain_remove(struct sbuf *b, unsigned shard, const char *port_uuid);
 
+/* What every builder (text and netlink) checks before naming a port: its
+ * UUID, and (when asked) its group UUIDs and canonical IPs, within bounds. */
+bool fw_port_valid(const struct fw_port *p, bool groups, bool ips);
+
 /* The nft statement of one rule (without verdict/comment), for tests. */
 void fw_build_rule_match(struct sbuf *b, const struct secrule *r);
 

@@ -149,25 +149,7 @@ static bool id_ok(struct fw_nl *b, const char *id) { return uuid_is_valid(id) ||
 
 static bool port_ok(struct fw_nl *b, const struct fw_port *p, bool groups, bool ips)
 {
-        char canon[IP_STR_MAX];
-
-        if (!id_ok(b, p->uuid))
-                return false;
-        if (groups) {
-                if (p->n_groups > PORT_MAX_GROUPS)
-                        return fail(b, -EINVAL);
-                for (size_t i = 0; i < p->n_groups; i++)
-                        if (!id_ok(b, p->groups[i]))
-                                return false;
-        }
-        if (ips) {
-                if (p->n_ips > PORT_MAX_IPS)
-                        return fail(b, -EINVAL);
-                for (size_t i = 0; i < p->n_ips; i++)
-                        if (ip_canonical(p->ips[i], canon) < 0 || !streq(canon, p->ips[i]))
-                                return fail(b, -EINVAL);
-        }
-        return true;
+        return fw_port_valid(p, groups, ips) || fail(b, -EINVAL);
 }
 
 /* ---- expressions: the same ones libnftables emits for the builders' text ---- */
