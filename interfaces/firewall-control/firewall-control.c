@@ -752,21 +752,15 @@ static int build_apply(struct fw *fw, char *err, size_t errlen)
         return fw_nl_end(b);
 }
 
-/* Drop the group copies whose chains are both gone, and re-index. */
-static void snap_compact_groups(struct fw_snap *s)
+/* Drop the group copies whose chains are both gone: of the positions in gc
+ * (ascending), or of all (gc NULL). From the end, so that the record that
+ * takes a removed one's place has been looked at already. */
+static void snap_drop_groups(struct fw_snap *s, const size_t *gc, size_t n)
 {
-        size_t w = 0;
-
-        for (size_t i = 0; i < s->n_groups; i++) {
-                if (!s->groups[i].has_in && !s->groups[i].has_out) {
-                        free(s->groups[i].rules);
-                        continue;
-                }
-                s->groups[w++] = s->groups[i];
-        }
-        if (w != s->n_groups) {
-                s->n_groups = w;
-                fw_snap_reindex(s);
+        for (size_t j = gc ? n : s->n_groups; j-- > 0;) {
+                size_t i = gc ? gc[j] : j;
+                if (!s->groups[i].has_in && !s->groups[i].has_out)
+                        fw_snap_group_remove(s, i);
         }
 }
 
@@ -828,7 +822,7 @@ static int snap_after_apply(struct fw *fw)
                                              .has_guard = true, .has_ll = true };
                 snap_port_refs(s, sp, +1);
         }
-        snap_compact_groups(s);
+        snap_drop_groups(s, plan->gc, plan->n_gc);
         return 0;
 }
 
@@ -966,9 +960,11 @@ static int handle_remove(void *state, struct modrt_call *call)
                         snap_port_refs(s, sp, -1);
                         s->shards[k].n_ports--;
                 }
-                *sp = s->ports[--s->n_ports];
-                fw_snap_reindex(s);
-                snap_compact_groups(s);
+                fw_snap_port_remove(s, (size_t)(sp - s->ports));
+                if (drop_shard)
+                        snap_drop_groups(s, NULL, 0);
+                else
+                        snap_drop_groups(s, fw->plan.gc, fw->plan.n_gc);
                 return 0;
         }
         return r;

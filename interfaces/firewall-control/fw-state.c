@@ -147,9 +147,59 @@ static void ix_append(struct fw_snap_index *ix, const struct fw_snap *s, size_t 
         ix->n = n;
 }
 
-void fw_snap_reindex(struct fw_snap *s)
+/* The slot that holds position pos (whose record hashes to h), or SIZE_MAX. */
+static size_t ix_slot_of(const struct fw_snap_index *ix, size_t pos, size_t h)
 {
-        s->port_ix.n = s->group_ix.n = SIZE_MAX;
+        for (h &= ix->cap - 1; ix->slot[h]; h = (h + 1) & (ix->cap - 1))
+                if (ix->slot[h] == pos + 1)
+                        return h;
+        return SIZE_MAX;
+}
+
+/* Record pos is about to be removed and the last one (n - 1) to take its
+ * place: the index follows (linear probing's backward-shift deletion, then
+ * the moved record's slot renumbered), or is marked for a rebuild when it is
+ * not current. */
+static void ix_remove(struct fw_snap_index *ix, const struct fw_snap *s, size_t n, const struct ix_ops *ops,
+                      size_t pos)
+{
+        size_t mask = ix->cap - 1, hole, j, last;
+
+        if (!ix->slot || ix->n != n || (hole = ix_slot_of(ix, pos, ops->hash(s, pos))) == SIZE_MAX) {
+                ix->n = SIZE_MAX;
+                return;
+        }
+        for (j = (hole + 1) & mask; ix->slot[j]; j = (j + 1) & mask) {
+                size_t home = ops->hash(s, ix->slot[j] - 1) & mask;
+                /* the entry at j may fill the hole unless its home lies cyclically in (hole, j] */
+                bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+                if (!stays) {
+                        ix->slot[hole] = ix->slot[j];
+                        hole = j;
+                }
+        }
+        ix->slot[hole] = 0;
+        if (pos != n - 1) {
+                if ((last = ix_slot_of(ix, n - 1, ops->hash(s, n - 1))) == SIZE_MAX) {
+                        ix->n = SIZE_MAX;
+                        return;
+                }
+                ix->slot[last] = (uint32_t)pos + 1;
+        }
+        ix->n = n - 1;
+}
+
+void fw_snap_port_remove(struct fw_snap *s, size_t i)
+{
+        ix_remove(&s->port_ix, s, s->n_ports, &port_ops, i);
+        s->ports[i] = s->ports[--s->n_ports];
+}
+
+void fw_snap_group_remove(struct fw_snap *s, size_t i)
+{
+        ix_remove(&s->group_ix, s, s->n_groups, &group_ops, i);
+        free(s->groups[i].rules);
+        s->groups[i] = s->groups[--s->n_groups];
 }
 
 struct fw_snap_port *fw_snap_port_find(struct fw_snap *s, const char *uuid)

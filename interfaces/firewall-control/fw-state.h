@@ -86,8 +86,10 @@ struct fw_snap_group *fw_snap_group_find(struct fw_snap *s, unsigned shard, cons
 /* Find or append a zeroed record with that uuid (shard 0) / id and shard; NULL on -ENOMEM. */
 struct fw_snap_port *fw_snap_port_get(struct fw_snap *s, const char *uuid);
 struct fw_snap_group *fw_snap_group_get(struct fw_snap *s, unsigned shard, const char *id);
-/* Call after moving or removing records of s->ports/s->groups in place. */
-void fw_snap_reindex(struct fw_snap *s);
+/* Remove record i; the last record takes its place (O(1): the index is kept,
+ * not rebuilt). A group's rules are freed. */
+void fw_snap_port_remove(struct fw_snap *s, size_t i);
+void fw_snap_group_remove(struct fw_snap *s, size_t i);
 
 /* Which of our tables exist, from an NFT_MSG_GETTABLE dump. */
 struct fw_tables {

@@ -1087,6 +1087,99 @@ static void nl_done(uint8_t *buf, size_t *len, uint32_t seq, uint16_t type, int 
         *len += NLMSG_ALIGN(h.nlmsg_len);
 }
 
+/* The index follows removals (backward-shift deletion, last record moved
+ * into the hole): after each one, every uuid/id finds its record, and the
+ * removed ones find nothing, as a scan of the arrays says. Small capacity
+ * first (64 slots: long probe chains that wrap around), then growth. */
+static bool scan_has_port(const struct fw_snap *s, const char *uuid)
+{
+        for (size_t i = 0; i < s->n_ports; i++)
+                if (streq(s->ports[i].port.uuid, uuid))
+                        return true;
+        return false;
+}
+
+START_TEST(test_snap_remove_keeps_index)
+{
+        struct fw_snap s = { 0 };
+        char ids[600][UUID_STR_LEN + 1];
+        bool gone[600] = { false };
+        unsigned seed = 12345, n_ids = 600;
+
+        for (unsigned i = 0; i < n_ids; i++) {
+                /* ids that differ in one place only: hashes cluster */
+                (void)snprintf(ids[i], sizeof(ids[i]), "%08x-0000-4000-8000-000000000000", i * 64);
+                ck_assert_ptr_nonnull(fw_snap_port_get(&s, ids[i]));
+                ck_assert_ptr_nonnull(fw_snap_group_get(&s, i % 3, ids[i]));
+                ck_assert_ptr_nonnull(fw_snap_group_find(&s, i % 3, ids[i]));
+        }
+        for (unsigned round = 0; round < 500; round++) {
+                unsigned v = (seed = seed * 1103515245 + 12345) % n_ids;
+                struct fw_snap_port *p = fw_snap_port_find(&s, ids[v]);
+                struct fw_snap_group *g = fw_snap_group_find(&s, v % 3, ids[v]);
+
+                ck_assert_int_eq(p != NULL, !gone[v]);
+                ck_assert_int_eq(g != NULL, !gone[v]);
+                if (!p)
+                        continue;
+                fw_snap_port_remove(&s, (size_t)(p - s.ports));
+                fw_snap_group_remove(&s, (size_t)(g - s.groups));
+                gone[v] = true;
+                if (round % 25 == 0)
+                        for (unsigned k = 0; k < n_ids; k++) {
+                                p = fw_snap_port_find(&s, ids[k]);
+                                ck_assert_int_eq(p != NULL, scan_has_port(&s, ids[k]));
+                                ck_assert_int_eq(p != NULL, !gone[k]);
+                                ck_assert(!p || streq(p->port.uuid, ids[k]));
+                                g = fw_snap_group_find(&s, k % 3, ids[k]);
+                                ck_assert_int_eq(g != NULL, !gone[k]);
+                                ck_assert(!g || (streq(g->id, ids[k]) && g->shard == k % 3));
+                                ck_assert_ptr_null(fw_snap_group_find(&s, (k + 1) % 3, ids[k]));
+                        }
+        }
+        fw_snap_free(&s);
+        s = (struct fw_snap){ 0 };
+        /* 31 records in 64 slots, many times over: probe chains that run
+         * past the last slot into the first */
+        for (unsigned trial = 0; trial < 300; trial++) {
+                struct fw_snap t = { 0 };
+                for (unsigned i = 0; i < 31; i++) {
+                        (void)snprintf(ids[i], sizeof(ids[i]), "%08x-0000-4000-8000-%012x", trial, i);
+                        ck_assert_ptr_nonnull(fw_snap_port_get(&t, ids[i]));
+                        gone[i] = false;
+                }
+                ck_assert_uint_eq(t.port_ix.cap, 64);
+                for (unsigned left = 31; left > 0; left--) {
+                        unsigned v = (seed = seed * 1103515245 + 12345) % 31;
+                        while (gone[v])
+                                v = (v + 1) % 31;
+                        fw_snap_port_remove(&t, (size_t)(fw_snap_port_find(&t, ids[v]) - t.ports));
+                        gone[v] = true;
+                        for (unsigned k = 0; k < 31; k++)
+                                ck_assert_int_eq(fw_snap_port_find(&t, ids[k]) != NULL, !gone[k]);
+                }
+                fw_snap_free(&t);
+        }
+        for (unsigned i = 0; i < n_ids; i++) {
+                (void)snprintf(ids[i], sizeof(ids[i]), "%08x-0000-4000-8000-000000000000", i * 64);
+                ck_assert_ptr_nonnull(fw_snap_port_get(&s, ids[i]));
+                gone[i] = i % 2 == 0;
+        }
+        for (unsigned i = 0; i < n_ids; i += 2)
+                fw_snap_port_remove(&s, (size_t)(fw_snap_port_find(&s, ids[i]) - s.ports));
+        /* the removed come back (appended, found again) */
+        for (unsigned k = 0; k < n_ids; k++)
+                if (gone[k]) {
+                        ck_assert_ptr_nonnull(fw_snap_port_get(&s, ids[k]));
+                        ck_assert_ptr_nonnull(fw_snap_port_find(&s, ids[k]));
+                }
+        ck_assert_uint_eq(s.n_ports, n_ids);
+        for (unsigned k = 0; k < n_ids; k++)
+                ck_assert_str_eq(fw_snap_port_find(&s, ids[k])->port.uuid, ids[k]);
+        fw_snap_free(&s);
+}
+END_TEST
+
 START_TEST(test_tables_feed)
 {
         uint8_t buf[4096];
@@ -1812,6 +1905,7 @@ static Suite *fw_suite(void)
         tcase_add_test(tc, test_decode_port_in_two_shards);
         tcase_add_test(tc, test_decode_foreign_shard);
         tcase_add_test(tc, test_tables_feed);
+        tcase_add_test(tc, test_snap_remove_keeps_index);
         tcase_add_test(tc, test_tamper_baseline);
         tcase_add_test(tc, test_tamper_owner_mark);
         tcase_add_test(tc, test_tamper_skeleton);
