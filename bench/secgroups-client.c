@@ -26,8 +26,18 @@
  *               ours setup mode=M n=N added=K batch=B calls=C total_s=T rss_kb=Z
  *               ours oneport mode=M n=N kind=modify|add|remove samples_ms=a,b,...
  *               ours cpu mode=M n=N calls=K module_cpu_ms_per_call=C system_share=S
+ *               ours floor mode=M n=N chains=C samples_ms=a,b,...
  *       (C: the module's time on a CPU per call of the samples, from schedstat;
  *       S: the kernel's part of it, from the clock ticks of /proc/<pid>/stat)
+ *       floor: the kernel's cost of the smallest commit in the same namespace
+ *       with the N ports' ruleset in place (its C chains, counted by a
+ *       GETCHAIN dump): REPS batches of one element added to a set of a
+ *       scratch table (`inet nova_bench_floor`, removed afterwards), each
+ *       timed from sendmsg to its ACK. Not the module: the client's own
+ *       netlink socket. Every commit walks all chains of the namespace (the
+ *       step of nf_tables_commit that makes the new generation visible), so
+ *       this is the part of a one-port change no ruleset layout with a chain
+ *       per port can avoid.
  *
  * Every phase is checked: rules_list must report exactly the ports applied,
  * and rules_get must read back the last modified group from the kernel.
@@ -42,7 +52,14 @@
 #include "names.h"
 #include "benchlib.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
@@ -379,6 +396,144 @@ static void check_port(unsigned i, unsigned g, unsigned v)
         }
 }
 
+/* ---- the kernel's floor: the smallest commit, from the client's own socket ---- */
+
+#define FLOOR_TABLE "nova_bench_floor"
+
+static struct mnl_socket *floor_nl;
+static uint32_t floor_seq = 1;
+
+static void floor_open(void)
+{
+        if (floor_nl)
+                return;
+        if (!(floor_nl = mnl_socket_open(NETLINK_NETFILTER)) || mnl_socket_bind(floor_nl, 0, MNL_SOCKET_AUTOPID) < 0)
+                die("floor: netlink socket: %s", strerror(errno));
+}
+
+/* Read until the ACK (or error) of message seq; die on an error. */
+static void floor_ack(uint32_t seq, const char *what)
+{
+        char buf[MNL_SOCKET_BUFFER_SIZE];
+
+        for (;;) {
+                ssize_t n = mnl_socket_recvfrom(floor_nl, buf, sizeof(buf));
+                if (n < 0)
+                        die("floor: %s: recv: %s", what, strerror(errno));
+                for (const struct nlmsghdr *h = (const void *)buf; mnl_nlmsg_ok(h, (int)n); h = mnl_nlmsg_next(h, (int *)&n)) {
+                        if (h->nlmsg_type != NLMSG_ERROR)
+                                continue;
+                        const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+                        if (e->error)
+                                die("floor: %s: %s", what, strerror(-e->error));
+                        if (h->nlmsg_seq == seq)
+                                return;
+                }
+        }
+}
+
+/* One batch with a single message: a table, a set, an element, or the
+ * table's removal; returns the seconds from sendmsg to its ACK. */
+static double floor_batch(uint16_t type, uint16_t flags, const struct nftnl_table *t, struct nftnl_set *set,
+                          const char *what)
+{
+        char buf[MNL_SOCKET_BUFFER_SIZE];
+        struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, sizeof(buf));
+        struct nlmsghdr *h;
+        uint32_t seq;
+        double t0;
+
+        nftnl_batch_begin(mnl_nlmsg_batch_current(b), floor_seq++);
+        mnl_nlmsg_batch_next(b);
+        seq = floor_seq++;
+        h = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), type, NFPROTO_INET, flags | NLM_F_ACK, seq);
+        if (t)
+                nftnl_table_nlmsg_build_payload(h, t);
+        else if (type == NFT_MSG_NEWSET)
+                nftnl_set_nlmsg_build_payload(h, set);
+        else
+                nftnl_set_elems_nlmsg_build_payload(h, set);
+        mnl_nlmsg_batch_next(b);
+        nftnl_batch_end(mnl_nlmsg_batch_current(b), floor_seq++);
+        mnl_nlmsg_batch_next(b);
+        t0 = now_s();
+        if (mnl_socket_sendto(floor_nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
+                die("floor: %s: send: %s", what, strerror(errno));
+        floor_ack(seq, what);
+        t0 = now_s() - t0;
+        mnl_nlmsg_batch_stop(b);
+        return t0;
+}
+
+/* The chains of every table of the namespace (a GETCHAIN dump). */
+static unsigned floor_count_chains(void)
+{
+        char buf[MNL_SOCKET_BUFFER_SIZE];
+        uint32_t seq = floor_seq++;
+        unsigned chains = 0;
+        struct nlmsghdr *h = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NLM_F_DUMP, seq);
+
+        if (mnl_socket_sendto(floor_nl, h, h->nlmsg_len) < 0)
+                die("floor: chain dump: %s", strerror(errno));
+        for (;;) {
+                ssize_t n = mnl_socket_recvfrom(floor_nl, buf, sizeof(buf));
+                if (n < 0)
+                        die("floor: chain dump: recv: %s", strerror(errno));
+                for (h = (void *)buf; mnl_nlmsg_ok(h, (int)n); h = mnl_nlmsg_next(h, (int *)&n)) {
+                        if (h->nlmsg_type == NLMSG_DONE)
+                                return chains;
+                        if (h->nlmsg_type == NLMSG_ERROR)
+                                die("floor: chain dump: %s",
+                                    strerror(-((const struct nlmsgerr *)mnl_nlmsg_get_payload(h))->error));
+                        chains += h->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN);
+                }
+        }
+}
+
+/* reps one-element commits into a scratch table, then the table removed. */
+static void floor_measure(const char *mode, unsigned n, unsigned reps)
+{
+        struct nftnl_table *t = nftnl_table_alloc();
+        struct nftnl_set *set = nftnl_set_alloc();
+        unsigned chains;
+
+        if (!t || !set)
+                die("out of memory");
+        floor_open();
+        chains = floor_count_chains();
+        nftnl_table_set_str(t, NFTNL_TABLE_NAME, FLOOR_TABLE);
+        nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+        nftnl_set_set_str(set, NFTNL_SET_TABLE, FLOOR_TABLE);
+        nftnl_set_set_str(set, NFTNL_SET_NAME, "s");
+        nftnl_set_set_u32(set, NFTNL_SET_FAMILY, NFPROTO_INET);
+        nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 4);
+        nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, 7); /* nft's ipv4_addr */
+        nftnl_set_set_u32(set, NFTNL_SET_ID, 1);
+        (void)floor_batch(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, t, NULL, "create " FLOOR_TABLE);
+        (void)floor_batch(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, NULL, set, "create its set");
+        printf("ours floor mode=%s n=%u chains=%u samples_ms=", mode, n, chains);
+        for (unsigned k = 0; k < reps; k++) {
+                struct nftnl_set *one = nftnl_set_alloc();
+                struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+                uint32_t key = htonl(0x0a000000U + k);
+                if (!one || !e)
+                        die("out of memory");
+                nftnl_set_set_str(one, NFTNL_SET_TABLE, FLOOR_TABLE);
+                nftnl_set_set_str(one, NFTNL_SET_NAME, "s");
+                nftnl_set_set_u32(one, NFTNL_SET_FAMILY, NFPROTO_INET);
+                nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof(key));
+                nftnl_set_elem_add(one, e);
+                printf("%s%.3f", k ? "," : "",
+                       floor_batch(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, NULL, one, "add an element") * 1e3);
+                nftnl_set_free(one);
+        }
+        putchar('\n');
+        fflush(stdout);
+        (void)floor_batch(NFT_MSG_DELTABLE, 0, t, NULL, "remove " FLOOR_TABLE);
+        nftnl_set_free(set);
+        nftnl_table_free(t);
+}
+
 /* ---- modes ---- */
 
 static void print_samples(const char *mode, unsigned n, const char *kind, const double *s, unsigned reps)
@@ -469,6 +624,7 @@ static void mode_oneport(bool shared, const unsigned *sizes, unsigned n_sizes, u
                 printf("ours cpu mode=%s n=%u calls=%u module_cpu_ms_per_call=%.2f system_share=%.2f\n", m, n, ncalls,
                        (c1 - c0) * 1e3 / ncalls, u1 - u0 + s1 - s0 > 0 ? (s1 - s0) / (u1 - u0 + s1 - s0) : 0.0);
                 fflush(stdout);
+                floor_measure(m, n, reps);
         }
         stop_module();
         free(mod);

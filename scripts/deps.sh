@@ -21,6 +21,7 @@ PACKAGES=(
   libsystemd-dev         # sd_notify / journal integration
   libnftables-dev        # programmatic nftables rules (skeletons, listings)
   libnftnl-dev           # nftables netlink batches (ports and groups)
+  libmnl-dev             # netlink sockets (bench/secgroups-client: the kernel floor)
   nftables               # nft CLI for tests
   openvswitch-source     # OVS source tarball, built by scripts/build-ovs.sh
   openvswitch-switch     # ovsdb-server/ovs-vswitchd for integration tests
