@@ -411,16 +411,24 @@ static void floor_open(void)
                 die("floor: netlink socket: %s", strerror(errno));
 }
 
+/* One recv() of the floor socket: its length (die on an error). */
+static int floor_recv(char *buf, size_t size, const char *what)
+{
+        ssize_t n = mnl_socket_recvfrom(floor_nl, buf, size);
+
+        if (n < 0)
+                die("floor: %s: recv: %s", what, strerror(errno));
+        return (int)n;
+}
+
 /* Read until the ACK (or error) of message seq; die on an error. */
 static void floor_ack(uint32_t seq, const char *what)
 {
         char buf[MNL_SOCKET_BUFFER_SIZE];
 
         for (;;) {
-                ssize_t n = mnl_socket_recvfrom(floor_nl, buf, sizeof(buf));
-                if (n < 0)
-                        die("floor: %s: recv: %s", what, strerror(errno));
-                for (const struct nlmsghdr *h = (const void *)buf; mnl_nlmsg_ok(h, (int)n); h = mnl_nlmsg_next(h, (int *)&n)) {
+                int len = floor_recv(buf, sizeof(buf), what);
+                for (const struct nlmsghdr *h = (const void *)buf; mnl_nlmsg_ok(h, len); h = mnl_nlmsg_next(h, &len)) {
                         if (h->nlmsg_type != NLMSG_ERROR)
                                 continue;
                         const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
@@ -476,10 +484,8 @@ static unsigned floor_count_chains(void)
         if (mnl_socket_sendto(floor_nl, h, h->nlmsg_len) < 0)
                 die("floor: chain dump: %s", strerror(errno));
         for (;;) {
-                ssize_t n = mnl_socket_recvfrom(floor_nl, buf, sizeof(buf));
-                if (n < 0)
-                        die("floor: chain dump: recv: %s", strerror(errno));
-                for (h = (void *)buf; mnl_nlmsg_ok(h, (int)n); h = mnl_nlmsg_next(h, (int *)&n)) {
+                int len = floor_recv(buf, sizeof(buf), "chain dump");
+                for (h = (void *)buf; mnl_nlmsg_ok(h, len); h = mnl_nlmsg_next(h, &len)) {
                         if (h->nlmsg_type == NLMSG_DONE)
                                 return chains;
                         if (h->nlmsg_type == NLMSG_ERROR)
