@@ -401,16 +401,21 @@ static void handle_reply(struct module *m, const struct proto_msg *msg)
  * 0; -EAGAIN (nothing yet); -ECONNRESET (peer gone); -EBADMSG with why. */
 static int read_frame(int fd, char *why, size_t whylen)
 {
-        ssize_t n = recv(fd, reg.rxbuf, PROTO_MAX_FRAME + 1, MSG_TRUNC | MSG_DONTWAIT);
+        size_t size = 0;
+        ssize_t n = proto_recv_frame(fd, reg.rxbuf, MSG_DONTWAIT, &size);
 
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        if (n == -EAGAIN || n == -EINTR)
                 return -EAGAIN;
-        if (n <= 0)
-                return -ECONNRESET;
-        if (n > PROTO_MAX_FRAME) {
-                (void)snprintf(why, whylen, "frame of %zd bytes (limit %d)", n, PROTO_MAX_FRAME);
+        if (n == -EMSGSIZE) {
+                (void)snprintf(why, whylen, "frame of %zu bytes (limit %d)", size, PROTO_MAX_FRAME);
                 return -EBADMSG;
         }
+        if (n == -EBADMSG) {
+                (void)snprintf(why, whylen, "empty frame (0 bytes)");
+                return -EBADMSG;
+        }
+        if (n <= 0)
+                return -ECONNRESET;
         if (proto_decode(reg.rxbuf, (size_t)n, reg.rx, why, whylen) < 0)
                 return -EBADMSG;
         return 0;

@@ -27,9 +27,13 @@ struct modrt {
         uint64_t generation;             /* bumped per core connection: stale deferred answers are dropped */
         const struct modrt_entry *current; /* entry being dispatched (for modrt_defer) */
         uint32_t current_id;
+        uint32_t last_id;                /* id of the last request on this connection */
+        bool have_last_id;               /* false until the first request of a connection */
+        struct modrt_deferred *deferred; /* calls answered later (every connection), newest first */
 };
 
 struct modrt_deferred {
+        struct modrt_deferred *prev, *next; /* rt->deferred list */
         uint64_t generation;             /* connection it belongs to */
         uint32_t id;                     /* request id */
         char name[PROTO_MAX_NAME + 1];   /* entrypoint */
@@ -187,6 +191,7 @@ static void disconnect(struct modrt *rt)
         signal_fd = -1;
         rt->fd = safe_close(rt->fd);
         rt->generation++;
+        rt->have_last_id = false;
 }
 
 struct modrt_deferred *modrt_defer(struct modrt *rt, struct modrt_call *call)
@@ -201,7 +206,57 @@ struct modrt_deferred *modrt_defer(struct modrt *rt, struct modrt_call *call)
         d->privileged = rt->current->ep->privileged;
         format_identifiers(call->req, d->ids, sizeof(d->ids));
         (void)strscpy(d->audit, call->audit, sizeof(d->audit));
+        d->next = rt->deferred;
+        if (rt->deferred)
+                rt->deferred->prev = d;
+        rt->deferred = d;
         return d;
+}
+
+static void deferred_unlink(struct modrt *rt, struct modrt_deferred *d)
+{
+        if (d->prev)
+                d->prev->next = d->next;
+        else if (rt->deferred == d)
+                rt->deferred = d->next;
+        if (d->next)
+                d->next->prev = d->prev;
+        d->prev = d->next = NULL;
+}
+
+/* True when request id of the current connection is deferred and not answered yet. */
+static bool id_in_flight(const struct modrt *rt, uint32_t id)
+{
+        for (const struct modrt_deferred *d = rt->deferred; d; d = d->next)
+                if (d->generation == rt->generation && d->id == id)
+                        return true;
+        return false;
+}
+
+/* The request ids of one connection: never 0 (hello and events carry 0),
+ * never one still in flight, and each after the one before in serial-number
+ * order (RFC 1982: (int32_t)(id - last) > 0, so the core's counter may wrap).
+ * The core numbers its requests to a module from one counter, so a repeated
+ * or older id is a replay or a confused peer: a protocol violation. 0 or
+ * -EBADMSG with the reason in why. */
+static int request_id_check(struct modrt *rt, uint32_t id, char *why, size_t whylen)
+{
+        if (id == 0) {
+                (void)snprintf(why, whylen, "request with id 0 (reserved for hello and events)");
+                return -EBADMSG;
+        }
+        if (id_in_flight(rt, id)) {
+                (void)snprintf(why, whylen, "request id %u is still in flight", id);
+                return -EBADMSG;
+        }
+        if (rt->have_last_id && (int32_t)(id - rt->last_id) <= 0) {
+                (void)snprintf(why, whylen, "request id %u after %u (ids must increase on a connection)", id,
+                               rt->last_id);
+                return -EBADMSG;
+        }
+        rt->last_id = id;
+        rt->have_last_id = true;
+        return 0;
 }
 
 int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,
@@ -209,6 +264,7 @@ int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const
 {
         int r;
 
+        deferred_unlink(rt, d);
         if (d->privileged) {
                 if (status < 0)
                         log_audit("%s%s%s%s result=error errno=%d (%s)", d->name, d->ids, d->audit[0] ? " " : "",
@@ -240,26 +296,28 @@ int modrt_dispatch(struct modrt *rt)
         const struct modrt_entry *entry = NULL;
         struct modrt_call call = { 0 };
         char why[256];
+        size_t size = 0;
         ssize_t n;
         int r;
 
-        n = recv(rt->fd, rt->rxbuf, PROTO_MAX_FRAME + 1, MSG_TRUNC);
-        if (n < 0) {
-                if (errno == EINTR || errno == EAGAIN)
-                        return 0;
-                r = -errno;
-                disconnect(rt);
-                return r == -ECONNRESET ? r : -ECONNRESET;
-        }
-        if (n == 0) {
-                disconnect(rt);
-                return -ECONNRESET;
-        }
-        if (n > PROTO_MAX_FRAME) {
-                log_err("protocol violation: frame of %zd bytes (limit %d); closing the connection", n,
+        n = proto_recv_frame(rt->fd, rt->rxbuf, 0, &size);
+        if (n == -EINTR || n == -EAGAIN)
+                return 0;
+        if (n == -EMSGSIZE) {
+                log_err("protocol violation: frame of %zu bytes (limit %d); closing the connection", size,
                         PROTO_MAX_FRAME);
                 disconnect(rt);
                 return -EBADMSG;
+        }
+        if (n == -EBADMSG) {
+                /* Not the end of the stream (see proto_recv_frame): a frame without even a header. */
+                log_err("protocol violation: empty frame (0 bytes); closing the connection");
+                disconnect(rt);
+                return -EBADMSG;
+        }
+        if (n <= 0) {
+                disconnect(rt);
+                return -ECONNRESET;
         }
         r = proto_decode(rt->rxbuf, (size_t)n, rt->rx, why, sizeof(why));
         if (r < 0) {
@@ -277,6 +335,11 @@ int modrt_dispatch(struct modrt *rt)
         if (rt->rx->type != PROTO_REQUEST) {
                 log_err("protocol violation: unexpected %s frame; closing the connection",
                         proto_type_name(rt->rx->type));
+                disconnect(rt);
+                return -EBADMSG;
+        }
+        if (request_id_check(rt, rt->rx->id, why, sizeof(why)) < 0) {
+                log_err("protocol violation: %s; closing the connection", why);
                 disconnect(rt);
                 return -EBADMSG;
         }

@@ -1,7 +1,9 @@
 /* proto.c - see proto.h for the wire format. */
 #include "proto.h"
 
+#include <poll.h>
 #include <stdarg.h>
+#include <sys/socket.h>
 
 static void put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put_u32(uint8_t *p, uint32_t v)
@@ -562,4 +564,26 @@ const char *proto_type_name(uint16_t type)
         default:
                 return "unknown";
         }
+}
+
+ssize_t proto_recv_frame(int fd, uint8_t *buf, int flags, size_t *ret_size)
+{
+        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+        ssize_t n = recv(fd, buf, PROTO_MAX_FRAME + 1, MSG_TRUNC | flags);
+
+        if (n < 0)
+                return -errno;
+        if (n > PROTO_MAX_FRAME) {
+                if (ret_size)
+                        *ret_size = (size_t)n;
+                return -EMSGSIZE;
+        }
+        if (n > 0)
+                return n;
+        /* 0 bytes: the end of the stream only when the receive side is shut down. */
+        if (poll(&p, 1, 0) < 0)
+                return -errno;
+        if (p.revents & (POLLRDHUP | POLLHUP))
+                return 0;
+        return -EBADMSG;
 }

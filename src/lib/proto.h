@@ -128,4 +128,17 @@ bool proto_name_is_valid(const char *s, size_t len);
 
 const char *proto_type_name(uint16_t type);
 
+/* Receive one frame (one SOCK_SEQPACKET datagram) from fd into buf, which
+ * holds PROTO_MAX_FRAME + 1 bytes; flags are added to recv()'s (e.g.
+ * MSG_DONTWAIT). On SOCK_SEQPACKET a read of 0 bytes is both how the end of
+ * the stream shows and what an empty datagram gives: the two are told apart by
+ * the socket's receive-shutdown state (POLLRDHUP/POLLHUP, set when the peer
+ * closed or shut down). Returns the frame's length (1..PROTO_MAX_FRAME), 0 at
+ * the end of the stream, -EBADMSG for an empty datagram from a live peer
+ * (a protocol violation: every frame has a 16-byte header), -EMSGSIZE for a
+ * datagram larger than PROTO_MAX_FRAME (*ret_size: its size), or -errno
+ * (-EAGAIN, -EINTR included). An empty datagram sent just before the peer
+ * closed counts as the end of the stream: the peer is gone either way. */
+ssize_t proto_recv_frame(int fd, uint8_t *buf, int flags, size_t *ret_size);
+
 #endif

@@ -292,6 +292,7 @@ struct raw_module {
         int fd;
         struct proto_msg *msg;
         struct proto_writer *w;
+        uint32_t next_id;        /* ids of raw_call(): increasing, as the core's */
 };
 
 static void raw_start(struct raw_module *m)
@@ -300,6 +301,7 @@ static void raw_start(struct raw_module *m)
         uint8_t buf[PROTO_MAX_FRAME];
         ssize_t n;
 
+        m->next_id = 0;
         m->pid = module_exec("nova-network-control", NULL, RAW_LOG, &m->fd);
         m->msg = malloc(sizeof(*m->msg));
         m->w = malloc(sizeof(*m->w));
@@ -329,14 +331,19 @@ static int raw_call_bytes(struct raw_module *m, const void *frame, size_t len)
         return m->msg->status;
 }
 
-static int raw_call(struct raw_module *m)
+/* Send the request in m->w with request id `id`; as raw_call_bytes(). */
+static int raw_call_id(struct raw_module *m, uint32_t id)
 {
         const uint8_t *frame;
         size_t len;
 
+        pw_set_id(m->w, id);
         ck_assert_int_eq(pw_finish(m->w, &frame, &len), 0);
         return raw_call_bytes(m, frame, len);
 }
+
+/* Send the request in m->w with the connection's next id (the id given to pw_init is replaced). */
+static int raw_call(struct raw_module *m) { return raw_call_id(m, ++m->next_id); }
 
 static void raw_finish(struct raw_module *m, int expect_exit_code)
 {
@@ -424,6 +431,80 @@ START_TEST(test_raw_socket_malformed_frame_closes)
         pw_init(m.w, PROTO_REPLY, 1, 0, "tap_list");
         ck_assert_int_eq(raw_call(&m), 1);
         raw_finish(&m, 1);
+}
+END_TEST
+
+static bool link_exists(const char *name)
+{
+        struct link_facts f;
+        return link_facts_get(name, &f) == 0;
+}
+
+/* Request ids: the core numbers its requests from one counter, so an id
+ * that repeats the one before (the probe's tap_create and tap_delete, both
+ * id 77), goes back, or is 0 is a protocol violation: logged, the connection
+ * closed, exit 1, and the request not executed. An empty datagram is not
+ * the end of the stream: also a violation (the end of the stream is a clean
+ * exit, see raw_finish(m, 0) elsewhere). */
+START_TEST(test_raw_request_ids_and_empty_frame)
+{
+        const char *port = "0a0b0c0d-1111-4222-8333-444444444444";
+        char tap[IFNAME_MAX];
+        struct raw_module m;
+
+        ck_assert_int_eq(tap_name_from_port(port, tap), 0);
+        (void)unlink(RAW_LOG);
+        raw_start(&m);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_create");
+        pw_str(m.w, "port_uuid", port);
+        pw_str(m.w, "mac", "fa:16:3e:00:00:77");
+        pw_u64(m.w, "mtu", 1500);
+        ck_assert_int_eq(raw_call_id(&m, 77), 0);
+        ck_assert(link_exists(tap));
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_delete");
+        pw_str(m.w, "port_uuid", port);
+        ck_assert_int_eq(raw_call_id(&m, 77), 1); /* hung up */
+        raw_finish(&m, 1);
+        ck_assert_msg(link_exists(tap), "the repeated request was executed");
+        ck_assert(file_contains(RAW_LOG, "protocol violation: request id 77 after 77"));
+
+        /* Going back is refused the same way; so is id 0. */
+        (void)unlink(RAW_LOG);
+        raw_start(&m);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_list");
+        ck_assert_int_eq(raw_call_id(&m, 500), 0);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_delete");
+        pw_str(m.w, "port_uuid", port);
+        ck_assert_int_eq(raw_call_id(&m, 499), 1);
+        raw_finish(&m, 1);
+        ck_assert(link_exists(tap));
+        ck_assert(file_contains(RAW_LOG, "protocol violation: request id 499 after 500"));
+        raw_start(&m);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_delete");
+        pw_str(m.w, "port_uuid", port);
+        ck_assert_int_eq(raw_call_id(&m, 0), 1);
+        raw_finish(&m, 1);
+        ck_assert(link_exists(tap));
+        ck_assert(file_contains(RAW_LOG, "protocol violation: request with id 0"));
+
+        /* Serial-number order: after 0xffffffff the core's counter goes on at 1. */
+        raw_start(&m);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_list");
+        ck_assert_int_eq(raw_call_id(&m, 0xffffffffu), 0);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_list");
+        ck_assert_int_eq(raw_call_id(&m, 1), 0);
+        /* An empty datagram from a live peer: a violation, not the end of the stream. */
+        ck_assert_int_eq(raw_call_bytes(&m, "", 0), 1);
+        raw_finish(&m, 1);
+        ck_assert(file_contains(RAW_LOG, "protocol violation: empty frame (0 bytes)"));
+
+        /* Each new connection starts afresh; the port goes. */
+        raw_start(&m);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_delete");
+        pw_str(m.w, "port_uuid", port);
+        ck_assert_int_eq(raw_call_id(&m, 77), 0);
+        raw_finish(&m, 0);
+        ck_assert(!link_exists(tap));
 }
 END_TEST
 
@@ -608,6 +689,7 @@ int main(void)
         tcase_set_timeout(raw_tc, 30);
         tcase_add_test(raw_tc, test_raw_socket_refusals);
         tcase_add_test(raw_tc, test_raw_socket_malformed_frame_closes);
+        tcase_add_test(raw_tc, test_raw_request_ids_and_empty_frame);
         tcase_add_test(raw_tc, test_raw_list_more_taps_than_one_frame);
         tcase_add_test(raw_tc, test_raw_hybrid);
         suite_add_tcase(s, raw_tc);

@@ -513,6 +513,53 @@ START_TEST(test_timeout_undoes_and_busy)
 }
 END_TEST
 
+/* A request whose id is still in flight (port_add waits for a frozen
+ * ovs-vswitchd) is a protocol violation: the module logs it, hangs up and
+ * exits 1 without executing it. */
+START_TEST(test_inflight_id_reused_is_a_violation)
+{
+        char uuid[37], inst[37], tap[IFNAME_MAX];
+        uint32_t id;
+        struct mod m;
+        int status;
+
+        random_port_uuid(uuid);
+        random_port_uuid(inst);
+        ck_assert_int_eq(tap_name_from_port(uuid, tap), 0);
+        tap_make(tap);
+        mod_start(&m, "br-int", "port_timeout_ms = 10000\n");
+        mod_ready(&m);
+        ck_assert_int_eq(kill(ovs.vswitchd_pid, SIGSTOP), 0);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_add");
+        port_fields(m.w, uuid, inst, "fa:16:3e:00:00:08", 1500);
+        id = mod_send(&m);
+        /* the same id again while the first waits for its ofport */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_del");
+        pw_str(m.w, "port_uuid", uuid);
+        m.next_id = id - 1;
+        ck_assert_uint_eq(mod_send(&m), id);
+        for (;;) {
+                int r = mod_recv(&m, TIMEOUT_MS);
+                ck_assert_msg(r != 0, "the module did not hang up; see %s", m.log);
+                if (r < 0)
+                        break;
+                ck_assert_msg(m.msg->type != PROTO_REPLY, "answered request %u: %d", m.msg->id, m.msg->status);
+        }
+        ck_assert_int_eq(waitpid(m.pid, &status, 0), m.pid);
+        ck_assert_int_eq(kill(ovs.vswitchd_pid, SIGCONT), 0);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status %d", status);
+        ck_assert_msg(file_contains(m.log, "protocol violation: request id"), "see %s", m.log);
+        char want[96];
+        (void)snprintf(want, sizeof(want), "request id %u is still in flight", id);
+        ck_assert_msg(file_contains(m.log, want), "see %s", m.log);
+        (void)ovs_vsctl(&ovs, NULL, "--if-exists", "del-port", "br-int", tap, (char *)NULL);
+        close(m.fd);
+        free(m.msg);
+        free(m.w);
+        tap_remove(tap);
+}
+END_TEST
+
 /* Several transactions in flight at once, answered independently. */
 START_TEST(test_concurrent_requests)
 {
@@ -1051,6 +1098,7 @@ int main(void)
         tcase_add_test(tc, test_port_lifecycle_seen_by_ovs);
         tcase_add_test(tc, test_missing_tap_is_enodev_and_leaves_nothing);
         tcase_add_test(tc, test_timeout_undoes_and_busy);
+        tcase_add_test(tc, test_inflight_id_reused_is_a_violation);
         tcase_add_test(tc, test_concurrent_requests);
         tcase_add_test(tc, test_add_many_in_one_transaction);
         tcase_add_test(tc, test_refusals_change_nothing);
