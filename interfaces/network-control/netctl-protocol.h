@@ -15,14 +15,22 @@
  *         else the tap name), bridge (qbr<11>, present only when hybrid) }
  * -EEXIST: a device with one of the derived names is not ours (create);
  * -EPERM: the tap's name is taken by a device not ours (delete);
- * -EBUSY: hybrid, but the tap or qvb is a port of a foreign master. */
+ * -EBUSY: a device of the port is held by a foreign master (hybrid: the tap
+ *   or qvb in anything but our qbr; plain: the tap in anything but our qbr or
+ *   Open vSwitch's datapath), or a foreign device sits in our qbr, which a
+ *   plain tap_create or tap_delete would delete; the error names the device.
+ * -ERANGE: the MTU is outside what the kernel allows for a device of the port.
+ * A refused tap_create changes nothing; an update that fails part-way is
+ * rolled back. */
 #ifndef NOVA_NETCTL_PROTOCOL_H
 #define NOVA_NETCTL_PROTOCOL_H
 
 #include "schema.h"
 
+/* The kernel's MTU limits of a tap (tap.h: TAP_MTU_MIN/TAP_MTU_MAX; a tap's
+ * max_mtu is 65535 - ETH_HLEN), the tightest of a port's devices. */
 #define NETCTL_MTU_MIN 68
-#define NETCTL_MTU_MAX 65535
+#define NETCTL_MTU_MAX 65521
 
 enum netctl_entrypoint_id {
         NETCTL_TAP_CREATE,

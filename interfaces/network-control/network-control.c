@@ -35,8 +35,9 @@ static void reply_tap(struct proto_writer *w, const char *key, const struct tap_
         pw_obj_end(w);
 }
 
-/* Operator-facing text for the errors the tap layer returns. */
-static void explain(struct modrt_call *call, int r, const char *port_uuid, bool hybrid)
+/* Operator-facing text for the errors the tap layer returns; detail is
+ * tap_ctx_detail() (the device concerned), "" when it has none. */
+static void explain(struct modrt_call *call, int r, const char *port_uuid, bool hybrid, const char *detail)
 {
         char name[IFNAME_MAX] = "?", qbr[IFNAME_MAX] = "?", qvb[IFNAME_MAX] = "?", qvo[IFNAME_MAX] = "?";
 
@@ -61,10 +62,18 @@ static void explain(struct modrt_call *call, int r, const char *port_uuid, bool 
                                        name, port_uuid);
                 break;
         case -EBUSY:
+                if (detail[0]) {
+                        (void)snprintf(call->err, sizeof(call->err), "port %s: %s; not touching it", port_uuid, detail);
+                        break;
+                }
                 (void)snprintf(call->err, sizeof(call->err),
                                "%s or %s is a port of another master (e.g. Open vSwitch's datapath); remove it from there "
                                "before plugging port %s hybrid",
                                name, qvb, port_uuid);
+                break;
+        case -ERANGE:
+                (void)snprintf(call->err, sizeof(call->err), "%s (port %s): %s", name, port_uuid,
+                               detail[0] ? detail : strerror(-r));
                 break;
         default:
                 (void)snprintf(call->err, sizeof(call->err), "%s (port %s): %s", name, port_uuid, strerror(-r));
@@ -92,7 +101,7 @@ static int handle_tap_create(void *state, struct modrt_call *call)
         }
         r = tap_create(state, port_uuid, mac, (uint32_t)proto_get_u64(call->req, "mtu", 0), hybrid, &info);
         if (r < 0) {
-                explain(call, r, port_uuid, hybrid);
+                explain(call, r, port_uuid, hybrid, tap_ctx_detail(state));
                 return r;
         }
         reply_tap(call->reply, "tap", &info);
@@ -109,7 +118,7 @@ static int handle_tap_delete(void *state, struct modrt_call *call)
         (void)snprintf(call->audit, sizeof(call->audit), "tap=%s", name);
         r = tap_delete(state, port_uuid);
         if (r < 0) {
-                explain(call, r, port_uuid, false);
+                explain(call, r, port_uuid, false, tap_ctx_detail(state));
                 return r;
         }
         return 0;
@@ -123,7 +132,7 @@ static int handle_tap_get(void *state, struct modrt_call *call)
 
         r = tap_get(state, port_uuid, &info);
         if (r < 0) {
-                explain(call, r, port_uuid, false);
+                explain(call, r, port_uuid, false, "");
                 return r;
         }
         reply_tap(call->reply, "tap", &info);

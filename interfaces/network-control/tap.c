@@ -22,6 +22,7 @@
 #include "tap.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/if.h>
@@ -65,6 +66,8 @@ struct tap_ctx {
         uint32_t port;          /* our netlink port id, replies are addressed to it */
         uint32_t seq;           /* last sequence number used (own counter, libnl's is not used) */
         uint8_t *buf;           /* RX_BUF_SIZE bytes, reused by every reply */
+        unsigned fail_countdown; /* tests only: the n-th changing request fails with -EIO (0: off) */
+        char detail[TAP_DETAIL_MAX]; /* what made the last tap_create/tap_delete fail, "" when unknown */
 };
 
 /* A link message parsed in place; pointers refer into ctx->buf and are only
@@ -86,6 +89,12 @@ struct link_view {
         const uint8_t *addr;     /* IFLA_ADDRESS or NULL */
         int addr_len;            /* length of addr in bytes */
         uint8_t operstate;       /* IF_OPER_*, IF_OPER_UNKNOWN when not reported */
+        uint32_t min_mtu, max_mtu; /* IFLA_MIN_MTU/IFLA_MAX_MTU, 0 when not reported */
+        int tun_persist;         /* tun: IFLA_TUN_PERSIST 0/1, -1 when not reported */
+        int tun_multi_queue;     /* tun: IFLA_TUN_MULTI_QUEUE 0/1, -1 when not reported */
+        bool tun_owner;          /* tun: IFLA_TUN_OWNER present (TUNSETOWNER was used) */
+        bool tun_group;          /* tun: IFLA_TUN_GROUP present (TUNSETGROUP was used) */
+        int addr_gen_mode;       /* IPv6 IFLA_INET6_ADDR_GEN_MODE, -1 when not reported */
 };
 
 /* Called for each data message of an exchange; a negative return is kept as the result. */
@@ -187,6 +196,23 @@ void tap_ctx_free(struct tap_ctx *ctx)
         free(ctx);
 }
 
+const char *tap_ctx_detail(const struct tap_ctx *ctx) { return ctx ? ctx->detail : ""; }
+
+void tap_ctx_fail_request(struct tap_ctx *ctx, unsigned n)
+{
+        if (ctx)
+                ctx->fail_countdown = n;
+}
+
+_printf_(2, 3) static void detail_set(struct tap_ctx *ctx, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(ctx->detail, sizeof(ctx->detail), fmt, ap);
+        va_end(ap);
+}
+
 /* ---- raw request building (stack buffers) ---- */
 
 /* Append one attribute to nlh (capacity cap bytes). Returns the attribute or NULL. */
@@ -251,6 +277,11 @@ static int transact(struct tap_ctx *ctx, struct nlmsghdr *nlh, msg_handler_t han
         bool until_ack = nlh->nlmsg_flags & (NLM_F_ACK | NLM_F_DUMP);
         bool intr = false;
         int herr = 0, r;
+
+        if (ctx->fail_countdown > 0 &&
+            (nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_SETLINK || nlh->nlmsg_type == RTM_DELLINK) &&
+            --ctx->fail_countdown == 0)
+                return -EIO; /* tap_ctx_fail_request(): a refusal the kernel could give, without sending */
 
         if (++ctx->seq == 0)
                 ctx->seq = 1;
@@ -328,7 +359,8 @@ static const char *nla_str(const struct nlattr *a)
 static int link_view_parse(struct nlmsghdr *nlh, struct link_view *ret)
 {
         struct nlattr *tb[IFLA_MAX + 1];
-        struct link_view v = { .tun_type = -1, .br_stp_state = -1, .br_forward_delay = -1 };
+        struct link_view v = { .tun_type = -1, .br_stp_state = -1, .br_forward_delay = -1, .tun_persist = -1,
+                               .tun_multi_queue = -1, .addr_gen_mode = -1 };
         const struct ifinfomsg *ifi;
         int r;
 
@@ -358,6 +390,18 @@ static int link_view_parse(struct nlmsghdr *nlh, struct link_view *ret)
         if (tb[IFLA_LINK] && nla_len(tb[IFLA_LINK]) >= (int)sizeof(uint32_t))
                 v.link = (int)nla_get_u32(tb[IFLA_LINK]);
         v.link_netns = tb[IFLA_LINK_NETNSID] != NULL;
+        if (tb[IFLA_MIN_MTU] && nla_len(tb[IFLA_MIN_MTU]) >= (int)sizeof(uint32_t))
+                v.min_mtu = nla_get_u32(tb[IFLA_MIN_MTU]);
+        if (tb[IFLA_MAX_MTU] && nla_len(tb[IFLA_MAX_MTU]) >= (int)sizeof(uint32_t))
+                v.max_mtu = nla_get_u32(tb[IFLA_MAX_MTU]);
+        if (tb[IFLA_AF_SPEC]) {
+                struct nlattr *af[AF_MAX + 1], *in6[IFLA_INET6_MAX + 1];
+
+                if (nla_parse_nested(af, AF_MAX, tb[IFLA_AF_SPEC], NULL) == 0 && af[AF_INET6] &&
+                    nla_parse_nested(in6, IFLA_INET6_MAX, af[AF_INET6], NULL) == 0 && in6[IFLA_INET6_ADDR_GEN_MODE] &&
+                    nla_len(in6[IFLA_INET6_ADDR_GEN_MODE]) >= 1)
+                        v.addr_gen_mode = nla_get_u8(in6[IFLA_INET6_ADDR_GEN_MODE]);
+        }
         if (tb[IFLA_LINKINFO]) {
                 struct nlattr *li[IFLA_INFO_MAX + 1];
 
@@ -366,9 +410,16 @@ static int link_view_parse(struct nlmsghdr *nlh, struct link_view *ret)
                         if (li[IFLA_INFO_DATA] && v.kind && streq(v.kind, "tun")) {
                                 struct nlattr *td[IFLA_TUN_MAX + 1];
 
-                                if (nla_parse_nested(td, IFLA_TUN_MAX, li[IFLA_INFO_DATA], NULL) == 0 &&
-                                    td[IFLA_TUN_TYPE] && nla_len(td[IFLA_TUN_TYPE]) >= 1)
-                                        v.tun_type = nla_get_u8(td[IFLA_TUN_TYPE]);
+                                if (nla_parse_nested(td, IFLA_TUN_MAX, li[IFLA_INFO_DATA], NULL) == 0) {
+                                        if (td[IFLA_TUN_TYPE] && nla_len(td[IFLA_TUN_TYPE]) >= 1)
+                                                v.tun_type = nla_get_u8(td[IFLA_TUN_TYPE]);
+                                        if (td[IFLA_TUN_PERSIST] && nla_len(td[IFLA_TUN_PERSIST]) >= 1)
+                                                v.tun_persist = nla_get_u8(td[IFLA_TUN_PERSIST]);
+                                        if (td[IFLA_TUN_MULTI_QUEUE] && nla_len(td[IFLA_TUN_MULTI_QUEUE]) >= 1)
+                                                v.tun_multi_queue = nla_get_u8(td[IFLA_TUN_MULTI_QUEUE]);
+                                        v.tun_owner = td[IFLA_TUN_OWNER] != NULL;
+                                        v.tun_group = td[IFLA_TUN_GROUP] != NULL;
+                                }
                         } else if (li[IFLA_INFO_DATA] && v.kind && streq(v.kind, "bridge")) {
                                 struct nlattr *bd[IFLA_BR_MAX + 1];
 
@@ -402,10 +453,20 @@ static const char *mark_port(const char *alias)
         return alias + plen;
 }
 
+/* The shape tap_ensure() gives a tap, beyond the mark (a second proof,
+ * see tap.h): persistent (a tap some process made for itself and holds is
+ * not), single-queue, no TUNSETOWNER/TUNSETGROUP. Attaching (QEMU) may change
+ * the PI and vnet-header flags, so those are not part of it. Attributes an
+ * old kernel does not report are not held against the device. */
+static bool view_has_our_tap_shape(const struct link_view *v)
+{
+        return view_is_tap(v) && v->tun_persist != 0 && v->tun_multi_queue != 1 && !v->tun_owner && !v->tun_group;
+}
+
 /* Our tap of exactly port_uuid, under exactly the derived name. */
 static bool view_is_ours(const struct link_view *v, const char *name, const char *port_uuid)
 {
-        return view_is_tap(v) && streq(v->name, name) && streq_ptr(mark_port(v->alias), port_uuid);
+        return view_has_our_tap_shape(v) && streq(v->name, name) && streq_ptr(mark_port(v->alias), port_uuid);
 }
 
 /* Our device of kind ("tun" = our tap) for exactly port_uuid, under exactly name. */
@@ -453,10 +514,9 @@ static int on_get_reply(struct nlmsghdr *nlh, void *userdata)
         return g->r;
 }
 
-/* RTM_GETLINK by name, one round trip. -ENOENT if absent. The view points
- * into ctx->buf. The kernel also resolves alternative names, so the caller
- * compares view->name with the name asked for. */
-static int link_get(struct tap_ctx *ctx, const char *name, struct link_view *ret)
+/* RTM_GETLINK by name (ifindex 0) or by ifindex (name NULL), one round
+ * trip. -ENOENT if absent. The view points into ctx->buf. */
+static int link_get_req(struct tap_ctx *ctx, const char *name, int ifindex, struct link_view *ret)
 {
         union {
                 struct nlmsghdr nlh;
@@ -472,7 +532,8 @@ static int link_get(struct tap_ctx *ctx, const char *name, struct link_view *ret
         req.nlh.nlmsg_type = RTM_GETLINK;
         ifi = NLMSG_DATA(&req.nlh);
         ifi->ifi_family = AF_UNSPEC;
-        if (!put_attr(&req.nlh, sizeof(req), IFLA_IFNAME, name, strnlen(name, IFNAMSIZ - 1) + 1) ||
+        ifi->ifi_index = name ? 0 : ifindex;
+        if ((name && !put_attr(&req.nlh, sizeof(req), IFLA_IFNAME, name, strnlen(name, IFNAMSIZ - 1) + 1)) ||
             !put_attr(&req.nlh, sizeof(req), IFLA_EXT_MASK, &ext_mask, sizeof(ext_mask)))
                 return -EINVAL;
 
@@ -485,6 +546,13 @@ static int link_get(struct tap_ctx *ctx, const char *name, struct link_view *ret
                 return g.r;
         *ret = g.view;
         return 0;
+}
+
+/* RTM_GETLINK by name. The kernel also resolves alternative names, so the
+ * caller compares view->name with the name asked for. */
+static int link_get(struct tap_ctx *ctx, const char *name, struct link_view *ret)
+{
+        return link_get_req(ctx, name, 0, ret);
 }
 
 /* Send a libnl-built message, wait for the kernel's ACK. */
@@ -661,9 +729,8 @@ static int dev_configure(struct tap_ctx *ctx, int ifindex, uint32_t mtu, const c
  * sent while the device is down (the kernel applies IFLA_AF_SPEC after the
  * flags of the same request). A device with an MTU below 1280, or on a host
  * without IPv6, has no IPv6 at all: nothing to do. */
-static int dev_addr_gen_none(struct tap_ctx *ctx, int ifindex, uint32_t mtu)
+static int dev_addr_gen(struct tap_ctx *ctx, int ifindex, uint32_t mtu, uint8_t mode)
 {
-        uint8_t mode = IN6_ADDR_GEN_MODE_NONE;
         union link_req req;
         struct nlattr *af, *in6;
         int r;
@@ -678,6 +745,11 @@ static int dev_addr_gen_none(struct tap_ctx *ctx, int ifindex, uint32_t mtu)
         end_nest(&req.nlh, af);
         r = transact(ctx, &req.nlh, NULL, NULL, NULL);
         return r == -EAFNOSUPPORT ? 0 : r;
+}
+
+static int dev_addr_gen_none(struct tap_ctx *ctx, int ifindex, uint32_t mtu)
+{
+        return dev_addr_gen(ctx, ifindex, mtu, IN6_ADDR_GEN_MODE_NONE);
 }
 
 /* IFF_UP on ifindex; no other flag changes. */
@@ -737,13 +809,19 @@ struct dev_state {
         int peer;                 /* a veth's peer in this namespace, 0 otherwise */
         int64_t br_stp_state;     /* bridge options, -1 when not reported */
         int64_t br_forward_delay;
+        uint32_t mtu, min_mtu, max_mtu; /* current MTU and the kernel's limits (0: not reported) */
+        uint8_t mac[6];           /* hardware address (has_mac) */
+        bool has_mac;
+        int addr_gen_mode;        /* IPv6 address generation, -1 when not reported */
+        char master_name[IFNAME_MAX]; /* the master's name and kind ("" when none or unreadable) */
+        char master_kind[16];
 };
 
 /* Look name up as a device of kind for port_uuid. 0 (exists false when absent) or -errno. */
 static int dev_probe(struct tap_ctx *ctx, const char *name, const char *kind, const char *port_uuid,
                      struct dev_state *ret)
 {
-        struct dev_state d = { .br_stp_state = -1, .br_forward_delay = -1 };
+        struct dev_state d = { .br_stp_state = -1, .br_forward_delay = -1, .addr_gen_mode = -1 };
         struct link_view v;
         int r;
 
@@ -762,6 +840,24 @@ static int dev_probe(struct tap_ctx *ctx, const char *name, const char *kind, co
         d.peer = v.link_netns ? 0 : v.link;
         d.br_stp_state = v.br_stp_state;
         d.br_forward_delay = v.br_forward_delay;
+        d.mtu = v.mtu;
+        d.min_mtu = v.min_mtu;
+        d.max_mtu = v.max_mtu;
+        d.addr_gen_mode = v.addr_gen_mode;
+        if (v.addr && v.addr_len == 6) {
+                memcpy(d.mac, v.addr, 6);
+                d.has_mac = true;
+        }
+        if (d.master > 0) {
+                /* The view is gone after this request: everything above is copied. */
+                r = link_get_req(ctx, NULL, d.master, &v);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                if (r == 0) {
+                        (void)strscpy(d.master_name, v.name, sizeof(d.master_name));
+                        (void)strscpy(d.master_kind, v.kind ? v.kind : "", sizeof(d.master_kind));
+                }
+        }
         *ret = d;
         return 0;
 }
@@ -806,6 +902,71 @@ static int hybrid_probe(struct tap_ctx *ctx, const struct port_devs *n, const ch
 static bool pair_is_ours(const struct hybrid_state *h)
 {
         return h->qvb.ours && h->qvo.ours && h->qvb.peer == h->qvo.ifindex && h->qvo.peer == h->qvb.ifindex;
+}
+
+/* What on_port_msg() looks for and found. */
+struct port_scan {
+        int master;                 /* the bridge */
+        int allow[2];               /* its ports that are ours (0: none) */
+        char foreign[IFNAME_MAX];   /* the first other port, "" when none */
+};
+
+/* transact() handler of bridge_foreign_port(): a port of the bridge that is not ours. */
+static int on_port_msg(struct nlmsghdr *nlh, void *userdata)
+{
+        struct port_scan *ps = userdata;
+        struct link_view v;
+
+        if (link_view_parse(nlh, &v) < 0 || v.master != ps->master || ps->foreign[0])
+                return 0;
+        if (v.ifindex == ps->allow[0] || v.ifindex == ps->allow[1])
+                return 0;
+        (void)strscpy(ps->foreign, v.name, sizeof(ps->foreign));
+        return 0;
+}
+
+/* The ports of bridge ifindex (one dump, filtered by the kernel on
+ * IFLA_MASTER and again here): 0 when every port is allow1 or allow2,
+ * -EBUSY with the first other one named in ctx->detail. */
+static int bridge_foreign_port(struct tap_ctx *ctx, const char *bridge, int ifindex, int allow1, int allow2)
+{
+        for (int attempt = 0; attempt < DUMP_RETRIES; attempt++) {
+                union {
+                        struct nlmsghdr nlh;
+                        uint8_t raw[NLMSG_SPACE(sizeof(struct ifinfomsg)) + 2 * ATTR_SPACE(sizeof(uint32_t))];
+                } req = { 0 };
+                uint32_t ext_mask = RTEXT_FILTER_SKIP_STATS, master = (uint32_t)ifindex;
+                struct port_scan ps = { .master = ifindex, .allow = { allow1, allow2 } };
+                bool intr = false;
+                int r;
+
+                req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+                req.nlh.nlmsg_type = RTM_GETLINK;
+                req.nlh.nlmsg_flags = NLM_F_DUMP;
+                ((struct ifinfomsg *)NLMSG_DATA(&req.nlh))->ifi_family = AF_UNSPEC;
+                if (!put_attr(&req.nlh, sizeof(req), IFLA_EXT_MASK, &ext_mask, sizeof(ext_mask)) ||
+                    !put_attr(&req.nlh, sizeof(req), IFLA_MASTER, &master, sizeof(master)))
+                        return -EINVAL;
+                r = transact(ctx, &req.nlh, on_port_msg, &ps, &intr);
+                if (r < 0)
+                        return r;
+                if (intr)
+                        continue;
+                if (!ps.foreign[0])
+                        return 0;
+                detail_set(ctx, "%s is a port of %s, which is ours and would be deleted; remove %s from it first",
+                           ps.foreign, bridge, ps.foreign);
+                return -EBUSY;
+        }
+        return -EAGAIN;
+}
+
+/* A master a port of ours may have without being "held elsewhere":
+ * Open vSwitch's kernel datapath (kind "openvswitch", where the openvswitch
+ * module plugs a tap or qvo). */
+static bool master_is_ovs(const struct dev_state *d)
+{
+        return streq(d->master_kind, "openvswitch");
 }
 
 /* Remove what of the hybrid pieces is ours: the pair as a whole, then qbr
@@ -956,16 +1117,8 @@ static int hybrid_plumb(struct tap_ctx *ctx, const struct port_devs *n, const ch
 {
         int qbr, qvb, qvo, r;
 
-        /* Decided before anything changes: nothing of another owner, no
-         * port of ours held by a foreign master (e.g. OVS's datapath). */
-        if (h->qbr.exists && !h->qbr.ours)
-                return -EEXIST;
-        if ((h->qvb.exists || h->qvo.exists) && !pair_is_ours(h))
-                return -EEXIST;
+        /* plan_check() has refused what is not ours or held elsewhere. */
         qbr = h->qbr.exists ? h->qbr.ifindex : 0;
-        if ((tap->exists && tap->master > 0 && tap->master != qbr) ||
-            (h->qvb.exists && h->qvb.master > 0 && h->qvb.master != qbr))
-                return -EBUSY;
 
         if (!h->qbr.exists) {
                 r = bridge_create(ctx, n->qbr, mtu);
@@ -1014,6 +1167,117 @@ static int hybrid_plumb(struct tap_ctx *ctx, const struct port_devs *n, const ch
         return 0;
 }
 
+/* Everything that would make tap_create refuse, decided before anything
+ * changes: devices not ours, MTUs outside a device's limits, ports of ours
+ * held by a foreign master, and (plain) foreign ports in our qbr, which a
+ * plain call deletes. 0, or -EEXIST / -ERANGE / -EBUSY with ctx->detail. */
+static int plan_check(struct tap_ctx *ctx, const struct port_devs *n, uint32_t mtu, bool hybrid,
+                      const struct dev_state *tap, const struct hybrid_state *h)
+{
+        const struct {
+                const struct dev_state *d;
+                const char *name;
+        } carry[] = { { tap, n->tap }, { &h->qbr, n->qbr }, { &h->qvb, n->qvb }, { &h->qvo, n->qvo } };
+        int qbr = h->qbr.exists && h->qbr.ours ? h->qbr.ifindex : 0;
+
+        if (tap->exists && !tap->ours) {
+                detail_set(ctx, "%s is not a tap of nova-hypervisor for this port", n->tap);
+                return -EEXIST;
+        }
+        if (hybrid && h->qbr.exists && !h->qbr.ours) {
+                detail_set(ctx, "%s is not a bridge of nova-hypervisor for this port", n->qbr);
+                return -EEXIST;
+        }
+        if (hybrid && (h->qvb.exists || h->qvo.exists) && !pair_is_ours(h)) {
+                detail_set(ctx, "%s/%s are not a veth pair of nova-hypervisor for this port", n->qvb, n->qvo);
+                return -EEXIST;
+        }
+        /* The kernel's limits of every device that exists and will get the MTU
+         * (new devices: TAP_MTU_MIN..TAP_MTU_MAX, checked by the caller). */
+        for (size_t i = 0; i < ARRAY_SIZE(carry); i++) {
+                const struct dev_state *d = carry[i].d;
+                if (!d->exists || !d->ours || (!hybrid && i > 0))
+                        continue;
+                if ((d->min_mtu && mtu < d->min_mtu) || (d->max_mtu && mtu > d->max_mtu)) {
+                        detail_set(ctx, "mtu %u: %s allows %u..%u", mtu, carry[i].name, d->min_mtu, d->max_mtu);
+                        return -ERANGE;
+                }
+        }
+        /* Ports of ours held by a foreign master: changing them would change
+         * the master too (a Linux bridge follows its ports' MTU). */
+        if (tap->exists && tap->master > 0 && tap->master != qbr && (hybrid || !master_is_ovs(tap))) {
+                detail_set(ctx, "%s is a port of %s (%s), which is not ours", n->tap,
+                           tap->master_name[0] ? tap->master_name : "another device",
+                           tap->master_kind[0] ? tap->master_kind : "unknown kind");
+                return -EBUSY;
+        }
+        if (hybrid && h->qvb.exists && h->qvb.master > 0 && h->qvb.master != qbr) {
+                detail_set(ctx, "%s is a port of %s, which is not ours", n->qvb,
+                           h->qvb.master_name[0] ? h->qvb.master_name : "another device");
+                return -EBUSY;
+        }
+        if (hybrid && h->qvo.exists && h->qvo.master > 0 && !master_is_ovs(&h->qvo)) {
+                detail_set(ctx, "%s is a port of %s (%s), not of Open vSwitch", n->qvo,
+                           h->qvo.master_name[0] ? h->qvo.master_name : "another device",
+                           h->qvo.master_kind[0] ? h->qvo.master_kind : "unknown kind");
+                return -EBUSY;
+        }
+        if (hybrid && h->qbr.exists && h->qbr.master > 0) {
+                detail_set(ctx, "%s is a port of %s, which is not ours", n->qbr,
+                           h->qbr.master_name[0] ? h->qbr.master_name : "another device");
+                return -EBUSY;
+        }
+        if (!hybrid && h->qbr.exists && h->qbr.ours)
+                return bridge_foreign_port(ctx, n->qbr, h->qbr.ifindex, tap->exists ? tap->ifindex : 0,
+                                           pair_is_ours(h) ? h->qvb.ifindex : 0);
+        return 0;
+}
+
+/* Set back what tap_create may have changed on a device of ours that
+ * existed before: up state, MTU, MAC, master (when restore_master; 0
+ * releases), IPv6 address generation, bridge options. Best effort: a
+ * failure here cannot be reported better than the one being rolled back. */
+static void dev_restore(struct tap_ctx *ctx, const struct dev_state *d, bool is_bridge, bool restore_master)
+{
+        union link_req req;
+        struct ifinfomsg *ifi;
+
+        if (!d->exists || !d->ours)
+                return;
+        ifi = link_req_init(&req, RTM_SETLINK, 0, d->ifindex);
+        ifi->ifi_flags = d->flags & IFF_UP;
+        ifi->ifi_change = IFF_UP;
+        if ((d->mtu && !put_u32(&req, IFLA_MTU, d->mtu)) ||
+            (d->has_mac && !put_attr(&req.nlh, sizeof(req), IFLA_ADDRESS, d->mac, 6)) ||
+            (restore_master && !put_u32(&req, IFLA_MASTER, (uint32_t)d->master)))
+                return;
+        (void)transact(ctx, &req.nlh, NULL, NULL, NULL);
+        if (d->addr_gen_mode >= 0)
+                (void)dev_addr_gen(ctx, d->ifindex, d->mtu, (uint8_t)d->addr_gen_mode);
+        if (is_bridge) {
+                /* forward delay first: the kernel checks it against STP being on */
+                if (d->br_forward_delay >= 0)
+                        (void)bridge_set_option(ctx, d->ifindex, IFLA_BR_FORWARD_DELAY, (uint32_t)d->br_forward_delay);
+                if (d->br_stp_state >= 0)
+                        (void)bridge_set_option(ctx, d->ifindex, IFLA_BR_STP_STATE, (uint32_t)d->br_stp_state);
+        }
+}
+
+/* Roll back a failed tap_create on the devices that existed before it
+ * (what it created is removed by made_undo() first). The bridge comes
+ * last, so its explicit MTU is the one that stays. */
+static void port_restore(struct tap_ctx *ctx, const struct dev_state *tap, const struct hybrid_state *h)
+{
+        int qbr = h->qbr.exists && h->qbr.ours ? h->qbr.ifindex : 0;
+
+        dev_restore(ctx, tap, false, tap->master == 0 || tap->master == qbr);
+        if (pair_is_ours(h)) {
+                dev_restore(ctx, &h->qvb, false, h->qvb.master == 0 || h->qvb.master == qbr);
+                dev_restore(ctx, &h->qvo, false, false);
+        }
+        dev_restore(ctx, &h->qbr, true, false);
+}
+
 /* ---- public API ---- */
 
 int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu, bool hybrid,
@@ -1028,15 +1292,23 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
 
         if (!ctx || !mac || port_devs_init(port_uuid, &n) < 0 || !mac_ok(mac))
                 return -EINVAL;
-        if (mtu < TAP_MTU_MIN || mtu > TAP_MTU_MAX)
+        ctx->detail[0] = '\0';
+        if (mtu < TAP_MTU_MIN || mtu > TAP_MTU_MAX) {
+                detail_set(ctx, "mtu %u: a tap allows %u..%u", mtu, TAP_MTU_MIN, TAP_MTU_MAX);
                 return -ERANGE;
+        }
 
         r = dev_probe(ctx, n.tap, "tun", port_uuid, &tap);
         if (r < 0)
                 return r;
-        if (tap.exists && !tap.ours)
+        if (tap.exists && !tap.ours) {
+                detail_set(ctx, "%s is not a tap of nova-hypervisor for this port", n.tap);
                 return -EEXIST;
+        }
         r = hybrid_probe(ctx, &n, port_uuid, &h);
+        if (r < 0)
+                return r;
+        r = plan_check(ctx, &n, mtu, hybrid, &tap, &h);
         if (r < 0)
                 return r;
 
@@ -1055,6 +1327,7 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
                 r = -EIO; /* the kernel does not show what was just set up */
         if (r < 0) {
                 made_undo(ctx, &made);
+                port_restore(ctx, &tap, &h);
                 return r;
         }
         if (ret)
@@ -1072,14 +1345,24 @@ int tap_delete(struct tap_ctx *ctx, const char *port_uuid)
 
         if (!ctx || port_devs_init(port_uuid, &n) < 0)
                 return -EINVAL;
+        ctx->detail[0] = '\0';
         r = dev_probe(ctx, n.tap, "tun", port_uuid, &tap);
         if (r < 0)
                 return r;
-        if (tap.exists && !tap.ours)
+        if (tap.exists && !tap.ours) {
+                detail_set(ctx, "%s is not a tap of nova-hypervisor for this port", n.tap);
                 return -EPERM;
+        }
         r = hybrid_probe(ctx, &n, port_uuid, &h);
         if (r < 0)
                 return r;
+        /* A device of someone else in our bridge: deleting the bridge would release it. */
+        if (h.qbr.exists && h.qbr.ours) {
+                r = bridge_foreign_port(ctx, n.qbr, h.qbr.ifindex, tap.exists ? tap.ifindex : 0,
+                                        pair_is_ours(&h) ? h.qvb.ifindex : 0);
+                if (r < 0)
+                        return r;
+        }
         r = hybrid_remove(ctx, &h, &removed);
         if (r < 0)
                 return r;

@@ -5,6 +5,16 @@
  * the ownership mark IFLA_IFALIAS "nova-hypervisor:port=<port_uuid>". Nothing
  * without that exact mark, or not of the expected kind, is ever changed.
  *
+ * What the mark proves: that whoever made or last changed the device meant it
+ * to be ours for that port. Anyone with CAP_NET_ADMIN in the namespace can
+ * write it, so it does not prove that we made the device. The second proof is
+ * the device's kind and shape, which the alias cannot give: a tap must be a
+ * tun device in tap mode that is persistent, single-queue and has no owner or
+ * group (as tap_ensure() makes it); qbr a bridge; qvb/qvo a veth pair whose
+ * ends are each other's peer. A forger who also makes a device of exactly
+ * that shape (holding CAP_NET_ADMIN already) is adopted: that is no
+ * escalation, and the MANIFEST says so.
+ *
  * Hybrid plugging (neutron's, for stateful filtering: packets of a tap on an
  * OVS bridge never reach netfilter): the tap is enslaved to a per-port Linux
  * bridge qbr<11> (forward delay 0, no STP), which also holds qvb<11>, one end
@@ -21,9 +31,15 @@
 
 /* Prefix of the ownership mark; the full mark is TAP_MARK_PREFIX + port UUID. */
 #define TAP_MARK_PREFIX "nova-hypervisor:port="
-/* Lowest and highest MTU tap_create accepts (the kernel may refuse more). */
+/* Lowest and highest MTU tap_create accepts: the kernel's limits of a tap
+ * (drivers/net/tun.c: min_mtu MIN_MTU 68, max_mtu MAX_MTU 65535 - ETH_HLEN =
+ * 65521); bridges and veths allow 68..65535, so the tap's limit binds a
+ * hybrid port too. Devices that exist are also checked against the
+ * IFLA_MIN_MTU/IFLA_MAX_MTU the kernel reports for them. */
 #define TAP_MTU_MIN 68u
-#define TAP_MTU_MAX 65535u
+#define TAP_MTU_MAX 65521u
+/* Bytes of tap_ctx_detail()'s text, NUL included. */
+#define TAP_DETAIL_MAX 160
 
 /* Owns one NETLINK_ROUTE libnl socket (opened once, O_CLOEXEC) and one
  * receive buffer reused by every request. */
@@ -33,6 +49,17 @@ struct tap_ctx;
 int tap_ctx_new(struct tap_ctx **ret);
 /* Close the socket and free ctx. Accepts NULL. */
 void tap_ctx_free(struct tap_ctx *ctx);
+/* Why the last tap_create/tap_delete on ctx failed, naming the device
+ * (e.g. "veth-admin0 is a port of qbr0a0b0c0d-11, which would be deleted"),
+ * or "" when there is nothing to add to the error number. Valid until the
+ * next call on ctx. */
+const char *tap_ctx_detail(const struct tap_ctx *ctx);
+/* Tests only (the module never calls it): make the n-th changing rtnetlink
+ * request (RTM_NEWLINK/SETLINK/DELLINK) from now on fail with -EIO without
+ * being sent, once, as a kernel refusal at that step would. Lets a test
+ * check that a failure at every step of tap_create leaves the port as it
+ * was. n = 0 disarms. */
+void tap_ctx_fail_request(struct tap_ctx *ctx, unsigned n);
 
 /* One of our taps as the kernel reports it. */
 struct tap_info {
@@ -52,15 +79,27 @@ struct tap_info {
 
 /* Create (or converge) the persistent tap (IFF_TAP|IFF_NO_PI) of port_uuid,
  * then set MTU, MAC, ownership mark and IFF_UP in one change request.
+ * Everything the kernel is known to refuse is checked before anything is
+ * changed; an update of existing devices is all or nothing: when a later
+ * step fails, the attributes changed so far (MTU, MAC, up state, master,
+ * bridge options, IPv6 address generation) are set back as they were and
+ * the devices this call created are removed. (The deletions of hybrid
+ * pieces by a plain call come last and cannot be taken back.)
  * hybrid: also create (or converge) qbr, the qvb/qvo pair, the tap and qvb as
  * ports of qbr, same MTU and mark on all, addr_gen_mode none on qbr/qvb/qvo,
  * all up. !hybrid: our qbr and qvb/qvo of this port, if any, are removed (the
  * tap stays, plain). Idempotent: what exists and is ours is converged.
  * -EEXIST if a device of one of the names exists that is not ours (for a
- * veth: not our pair), nothing changed; -EBUSY (hybrid) if the tap or qvb
- * already has a master other than our qbr (e.g. OVS's datapath), nothing
- * changed; -EINVAL bad uuid/mac (zero or multicast); -ERANGE mtu outside
- * 68..65535. When a later step fails, every device this call created is
+ * veth: not our pair), nothing changed; -EBUSY, nothing changed, when a
+ * device of ours is held by a foreign master: hybrid, the tap or qvb has a
+ * master other than our qbr (e.g. OVS's datapath); plain, the tap has a
+ * master that is neither our qbr nor Open vSwitch's datapath (a foreign
+ * bridge would follow the tap's MTU); either, qvo has a master other than
+ * OVS's datapath, or qbr has one; and (plain) our qbr, which a plain call
+ * removes, holds a device that is neither our tap nor our qvb.
+ * tap_ctx_detail() names the device. -EINVAL bad uuid/mac (zero or
+ * multicast); -ERANGE mtu outside TAP_MTU_MIN..TAP_MTU_MAX or outside the
+ * limits the kernel reports for an existing device of the port. When a later step fails, every device this call created is
  * removed again (devices that existed before are left). *ret (may be NULL)
  * is the read-back, untouched on failure. */
 int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu, bool hybrid,
@@ -69,8 +108,10 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
 /* Delete our tap of port_uuid and, when present and ours, its qbr and its
  * qvb/qvo pair (a pair only as a whole; devices of those names that are not
  * ours are left alone). -ENOENT if none of ours exists; -EPERM if a device
- * with the tap's name exists without our mark for exactly this port (then
- * nothing is touched). */
+ * with the tap's name exists without our mark for exactly this port; -EBUSY
+ * if our qbr holds a device that is neither our tap nor our qvb (an
+ * administrator's, which deleting the bridge would release; tap_ctx_detail()
+ * names it). Nothing is touched in either case. */
 int tap_delete(struct tap_ctx *ctx, const char *port_uuid);
 
 /* Read our tap of port_uuid, no heap allocation: one RTM_GETLINK round trip

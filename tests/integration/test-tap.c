@@ -434,10 +434,9 @@ START_TEST(invalid_arguments_create_nothing)
 }
 END_TEST
 
-START_TEST(kernel_refusal_rolls_back)
+START_TEST(kernel_limits_refused_before_any_change)
 {
-        /* In range for us, but a tap's max_mtu is 65535 - ETH_HLEN = 65521:
-         * the kernel refuses the change request after the tap was made. */
+        /* A tap's max_mtu is 65535 - ETH_HLEN = 65521: refused before the tap is made. */
         const char *u = "99999999-2222-4333-8444-555555555555";
         char name[IFNAME_MAX];
         struct tap_info t;
@@ -446,16 +445,24 @@ START_TEST(kernel_refusal_rolls_back)
         name_of(u, name);
         memset(&t, 0xa5, sizeof(t));
         int r = tap_create(ctx, u, MAC1, 65535, false, &t);
-        ck_assert_msg(r == -EINVAL, "tap_create mtu 65535: %d (%s)", r, strerror(-r));
+        ck_assert_msg(r == -ERANGE, "tap_create mtu 65535: %d (%s)", r, strerror(-r));
+        ck_assert_str_eq(tap_ctx_detail(ctx), "mtu 65535: a tap allows 68..65521");
         ck_assert(!look(name).exists);
         ck_assert_int_eq(count_links(), links);
         ck_assert_uint_eq(((uint8_t *)&t)[0], 0xa5); /* ret untouched on failure */
 
         ck_assert_int_eq(tap_create(ctx, u, MAC1, 65521, false, &t), 0); /* the real maximum */
         ck_assert_uint_eq(look(name).mtu, 65521);
-        /* converge to a refused MTU: error, and the existing tap is kept */
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 65522, false, NULL), -EINVAL);
-        ck_assert(look(name).exists);
+        /* The probe's case on a plain tap: another MAC and a refused MTU change nothing, the MAC included. */
+        struct seen before = look(name);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 65530, false, NULL), -ERANGE);
+        struct seen after = look(name);
+        ck_assert_int_eq(after.ifindex, before.ifindex);
+        ck_assert_uint_eq(after.mtu, 65521);
+        ck_assert_mem_eq(after.mac, MAC1, 6);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 65522, false, NULL), -ERANGE);
+        ck_assert_mem_eq(look(name).mac, MAC1, 6);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
 }
 END_TEST
 
@@ -879,10 +886,10 @@ START_TEST(hybrid_foreign_device_refused_nothing_left)
 }
 END_TEST
 
-START_TEST(hybrid_rollback_on_kernel_refusal)
+START_TEST(hybrid_refused_mtu_changes_nothing)
 {
         /* 65522 is fine for the bridge and the veths, a tap refuses it (max
-         * 65521): the tap step comes after qbr and the pair are made. */
+         * 65521): refused before qbr and the pair are made. */
         const char *u = "c4444444-2222-4333-8444-555555555555";
         struct hnames h = hnames_of(u);
         struct tap_info t;
@@ -890,7 +897,7 @@ START_TEST(hybrid_rollback_on_kernel_refusal)
 
         memset(&t, 0xa5, sizeof(t));
         int r = tap_create(ctx, u, MAC1, 65522, true, &t);
-        ck_assert_msg(r == -EINVAL, "tap_create hybrid mtu 65522: %d (%s)", r, strerror(-r));
+        ck_assert_msg(r == -ERANGE, "tap_create hybrid mtu 65522: %d (%s)", r, strerror(-r));
         assert_none_of(&h);
         ck_assert_int_eq(count_links(), links);
         ck_assert_uint_eq(((uint8_t *)&t)[0], 0xa5); /* ret untouched on failure */
@@ -899,7 +906,7 @@ START_TEST(hybrid_rollback_on_kernel_refusal)
         ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, false, NULL), 0);
         struct seen tap0 = look(h.tap);
         links = count_links();
-        ck_assert_int_eq(tap_create(ctx, u, MAC1, 65522, true, NULL), -EINVAL);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 65522, true, NULL), -ERANGE);
         ck_assert_int_eq(count_links(), links);
         ck_assert(!look(h.qbr).exists);
         ck_assert(!look(h.qvb).exists);
@@ -971,9 +978,17 @@ START_TEST(hybrid_refuses_tap_held_elsewhere)
         ck_assert(!look(h.qvb).exists);
         ck_assert(!look(h.qvo).exists);
 
-        /* Plain plugging leaves the master alone. */
-        ck_assert_int_eq(tap_create(ctx, u, MAC2, 1500, false, NULL), 0);
+        /* Plain plugging does not change a tap held by a foreign bridge either:
+         * the bridge would follow the tap's MTU down (the probe's finding). */
+        struct seen tap0 = look(h.tap), br0 = look("foreignbr0");
+        ck_assert_uint_eq(br0.mtu, 1500);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 1400, false, NULL), -EBUSY);
+        ck_assert_str_eq(tap_ctx_detail(ctx), "tapc6666666-22 is a port of foreignbr0 (bridge), which is not ours");
         ck_assert_int_eq(look(h.tap).master, fbr);
+        ck_assert_uint_eq(look(h.tap).mtu, tap0.mtu);
+        ck_assert_mem_eq(look(h.tap).mac, MAC1, 6);
+        ck_assert_uint_eq(look("foreignbr0").mtu, 1500);
+        /* Deleting our own tap is still ours to do. */
         ck_assert_int_eq(tap_delete(ctx, u), 0);
         ck_assert(look("foreignbr0").exists);
         outside_delete("foreignbr0");
@@ -1049,6 +1064,244 @@ START_TEST(list_reports_hybrid)
 }
 END_TEST
 
+/* ---- refusals change nothing; updates are all or nothing ---- */
+
+/* Everything tap_create may change on one port's devices, from outside. */
+struct port_snap {
+        struct seen d[4];          /* tap, qbr, qvb, qvo */
+        struct br_opts br;
+};
+
+static struct port_snap port_snap(const struct hnames *h)
+{
+        struct port_snap p = { .d = { look(h->tap), look(h->qbr), look(h->qvb), look(h->qvo) }, .br = { -1, -1 } };
+
+        if (p.d[1].exists)
+                p.br = bridge_opts(h->qbr);
+        return p;
+}
+
+static void assert_snap_eq(const struct port_snap *a, const struct port_snap *b, const char *what)
+{
+        static const char *const dev[] = { "tap", "qbr", "qvb", "qvo" };
+
+        for (size_t i = 0; i < 4; i++) {
+                const struct seen *x = &a->d[i], *y = &b->d[i];
+                ck_assert_msg(x->exists == y->exists, "%s: %s exists %d -> %d", what, dev[i], x->exists, y->exists);
+                if (!x->exists)
+                        continue;
+                ck_assert_msg(x->ifindex == y->ifindex, "%s: %s ifindex", what, dev[i]);
+                ck_assert_msg(x->mtu == y->mtu, "%s: %s mtu %u -> %u", what, dev[i], x->mtu, y->mtu);
+                ck_assert_msg(memcmp(x->mac, y->mac, 6) == 0, "%s: %s mac changed", what, dev[i]);
+                ck_assert_msg((x->flags & IFF_UP) == (y->flags & IFF_UP), "%s: %s up %u -> %u", what, dev[i],
+                              x->flags & IFF_UP, y->flags & IFF_UP);
+                ck_assert_msg(x->master == y->master, "%s: %s master %d -> %d", what, dev[i], x->master, y->master);
+                ck_assert_msg(streq(x->alias, y->alias), "%s: %s alias", what, dev[i]);
+                ck_assert_msg(x->addr_gen_mode == y->addr_gen_mode, "%s: %s addr_gen_mode %d -> %d", what, dev[i],
+                              x->addr_gen_mode, y->addr_gen_mode);
+        }
+        ck_assert_msg(a->br.stp_state == b->br.stp_state, "%s: stp %ld -> %ld", what, a->br.stp_state, b->br.stp_state);
+        ck_assert_msg(a->br.forward_delay == b->br.forward_delay, "%s: forward delay %ld -> %ld", what,
+                      a->br.forward_delay, b->br.forward_delay);
+}
+
+/* The probe's case: an existing hybrid port, the same UUID, another MAC and
+ * MTU 65530 (which a tap refuses): refused, and nothing of the four changed
+ * (before, qvb/qvo took MTU 65530 and the tap the new MAC). Plain too. */
+START_TEST(hybrid_probe_case_changes_nothing)
+{
+        const char *u = "c4555555-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, NULL), 0);
+        struct port_snap before = port_snap(&h);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 65530, true, NULL), -ERANGE);
+        struct port_snap after = port_snap(&h);
+        assert_snap_eq(&before, &after, "hybrid, mtu 65530");
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 65530, false, NULL), -ERANGE);
+        after = port_snap(&h);
+        assert_snap_eq(&before, &after, "plain, mtu 65530");
+        assert_hybrid(&h, 1500);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+}
+END_TEST
+
+/* Stand-in: after every check passes, the kernel refusing a later step
+ * cannot be provoked at will, so tap_ctx_fail_request() makes the n-th
+ * changing request fail (as a refusal would) for every n in turn. After each
+ * failure the port must be exactly as before; the sweep ends when the call
+ * gets through. Updates covered: an existing hybrid port that was tampered
+ * with (qvo down, STP on) to a new MAC and MTU; a plain tap to hybrid; a
+ * plain tap to a new MAC and MTU; hybrid to plain up to its first deletion
+ * (deletions come last and cannot be taken back: tap.h). */
+static void sweep(const char *u, const struct hnames *h, const uint8_t *mac, unsigned mtu, bool hybrid, unsigned max_n,
+                  const char *what)
+{
+        unsigned n;
+
+        for (n = 1; n <= 64; n++) {
+                struct port_snap before = port_snap(h);
+                tap_ctx_fail_request(ctx, n);
+                int r = tap_create(ctx, u, mac, mtu, hybrid, NULL);
+                tap_ctx_fail_request(ctx, 0);
+                if (r == 0)
+                        break;
+                ck_assert_msg(r == -EIO, "%s: step %u: %d (%s)", what, n, r, strerror(-r));
+                struct port_snap after = port_snap(h);
+                char label[96];
+                (void)snprintf(label, sizeof(label), "%s, failing step %u", what, n);
+                assert_snap_eq(&before, &after, label);
+                if (n == max_n)
+                        return;
+        }
+        ck_assert_msg(n > 1 && n <= 64, "%s: %u steps", what, n);
+}
+
+START_TEST(update_all_or_nothing_at_every_step)
+{
+        const char *u = "c4666666-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, NULL), 0);
+        outside_set(h.qvo, NULL, 0);
+        outside_bridge_set(h.qbr, IFLA_BR_FORWARD_DELAY, 1500, IFLA_BR_STP_STATE, 1);
+        sweep(u, &h, MAC2, 9000, true, 0, "hybrid update");
+        assert_hybrid(&h, 9000);
+        ck_assert_mem_eq(look(h.tap).mac, MAC2, 6);
+        /* hybrid -> plain, failing before the first deletion */
+        sweep(u, &h, MAC1, 1400, false, 2, "hybrid to plain");
+        assert_hybrid(&h, 9000);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1400, false, NULL), 0);
+        ck_assert(!look(h.qbr).exists);
+        /* plain -> plain, plain -> hybrid */
+        sweep(u, &h, MAC2, 1300, false, 0, "plain update");
+        ck_assert_uint_eq(look(h.tap).mtu, 1300);
+        outside_set(h.tap, NULL, 0);
+        sweep(u, &h, MAC1, 1450, true, 0, "plain to hybrid");
+        assert_hybrid(&h, 1450);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+        assert_none_of(&h);
+}
+END_TEST
+
+/* An administrator put a veth of theirs into our qbr: neither a plain
+ * tap_create (which removes the hybrid pieces) nor tap_delete deletes the
+ * bridge and releases it; both say EBUSY naming it and change nothing. */
+START_TEST(foreign_device_in_our_bridge_keeps_it)
+{
+        const char *u = "c4777777-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+        char want[TAP_DETAIL_MAX];
+
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, NULL), 0);
+        ck_assert_int_eq(rtnl_link_veth_add(vsk, "admveth0", "admveth1", getpid()), 0);
+        ck_assert_int_eq(rtnl_link_enslave_ifindex(vsk, look(h.qbr).ifindex, look("admveth0").ifindex), 0);
+        struct port_snap before = port_snap(&h);
+        int links = count_links();
+
+        (void)snprintf(want, sizeof(want), "admveth0 is a port of %s, which is ours and would be deleted; "
+                                           "remove admveth0 from it first", h.qbr);
+        ck_assert_int_eq(tap_create(ctx, u, MAC2, 1400, false, NULL), -EBUSY);
+        ck_assert_str_eq(tap_ctx_detail(ctx), want);
+        struct port_snap after = port_snap(&h);
+        assert_snap_eq(&before, &after, "plain tap_create");
+        ck_assert_int_eq(tap_delete(ctx, u), -EBUSY);
+        ck_assert_str_eq(tap_ctx_detail(ctx), want);
+        after = port_snap(&h);
+        assert_snap_eq(&before, &after, "tap_delete");
+        ck_assert_int_eq(look("admveth0").master, look(h.qbr).ifindex);
+        ck_assert_int_eq(count_links(), links);
+        /* Hybrid converging keeps the bridge and is allowed. */
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1500, true, NULL), 0);
+        ck_assert_int_eq(look("admveth0").master, look(h.qbr).ifindex);
+
+        /* Once the administrator takes it out, the port goes. */
+        ck_assert_int_eq(rtnl_link_release_ifindex(vsk, look("admveth0").ifindex), 0);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+        assert_none_of(&h);
+        outside_delete("admveth0");
+}
+END_TEST
+
+/* A tun/tap device made with TUNSETIFF flags and options of choice, persistent or held. */
+static int make_tap_shaped(const char *name, short extra_flags, int owner, bool persist)
+{
+        struct ifreq ifr = { 0 };
+        int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(strscpy(ifr.ifr_name, name, sizeof(ifr.ifr_name)), 0);
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | extra_flags;
+        ck_assert_msg(ioctl(fd, TUNSETIFF, &ifr) == 0, "TUNSETIFF %s: %m", name);
+        if (owner >= 0)
+                ck_assert_int_eq(ioctl(fd, TUNSETOWNER, owner), 0);
+        if (persist) {
+                ck_assert_int_eq(ioctl(fd, TUNSETPERSIST, 1), 0);
+                close(fd);
+                return -1;
+        }
+        return fd; /* the device lives as long as fd */
+}
+
+/* The mark alone does not make a tuntap device ours: a tap of another shape
+ * than ours (multi-queue, with an owner, or not persistent: a process made it
+ * for itself) carrying our mark is refused and left alone. One of exactly our
+ * shape with our mark is adopted: that is the limit of what the kernel lets us
+ * prove (its maker holds CAP_NET_ADMIN already), stated in the MANIFEST. */
+START_TEST(tuntap_with_our_mark_second_proof)
+{
+        static const char *const ports[] = { "c4888881-2222-4333-8444-555555555555",
+                                             "c4888882-2222-4333-8444-555555555555",
+                                             "c4888883-2222-4333-8444-555555555555" };
+        const char *adopted = "c4888884-2222-4333-8444-555555555555";
+        int held = -1;
+
+        for (size_t i = 0; i < ARRAY_SIZE(ports); i++) {
+                struct hnames h = hnames_of(ports[i]);
+                struct tap_info t;
+                struct tap_info *l = NULL;
+                size_t n = 0;
+
+                if (i == 0)
+                        (void)make_tap_shaped(h.tap, IFF_MULTI_QUEUE, -1, true);
+                else if (i == 1)
+                        (void)make_tap_shaped(h.tap, 0, 0, true);
+                else
+                        held = make_tap_shaped(h.tap, 0, -1, false);
+                outside_set(h.tap, h.mark, -1);
+                struct seen before = look(h.tap);
+                ck_assert_str_eq(before.alias, h.mark);
+                ck_assert_msg(tap_create(ctx, ports[i], MAC2, 1400, false, NULL) == -EEXIST, "shape %zu adopted", i);
+                ck_assert_int_eq(tap_delete(ctx, ports[i]), -EPERM);
+                ck_assert_int_eq(tap_get(ctx, ports[i], &t), -ENOENT);
+                ck_assert_int_eq(tap_list(ctx, &l, &n), 0);
+                for (size_t j = 0; j < n; j++)
+                        ck_assert_str_ne(l[j].port_uuid, ports[i]);
+                free(l);
+                struct seen after = look(h.tap);
+                ck_assert(after.exists);
+                ck_assert_int_eq(after.ifindex, before.ifindex);
+                ck_assert_uint_eq(after.mtu, before.mtu);
+                ck_assert_mem_eq(after.mac, before.mac, 6);
+                ck_assert_uint_eq(after.flags & IFF_UP, before.flags & IFF_UP);
+                if (i < 2)
+                        outside_delete(h.tap);
+        }
+        close(held);
+
+        /* Exactly our shape, with our mark: adopted (the documented limit). */
+        struct hnames h = hnames_of(adopted);
+        (void)make_tap_shaped(h.tap, 0, -1, true);
+        outside_set(h.tap, h.mark, -1);
+        int ifindex = look(h.tap).ifindex;
+        ck_assert_int_eq(tap_create(ctx, adopted, MAC2, 1400, false, NULL), 0);
+        ck_assert_int_eq(look(h.tap).ifindex, ifindex);
+        ck_assert_uint_eq(look(h.tap).mtu, 1400);
+        ck_assert_int_eq(tap_delete(ctx, adopted), 0);
+        ck_assert(!look(h.tap).exists);
+}
+END_TEST
+
 static Suite *tap_suite(void)
 {
         Suite *s = suite_create("tap");
@@ -1066,13 +1319,17 @@ static Suite *tap_suite(void)
         tcase_add_test(tc, non_tun_device_with_our_name);
         tcase_add_test(tc, altname_does_not_pass_for_our_name);
         tcase_add_test(tc, invalid_arguments_create_nothing);
-        tcase_add_test(tc, kernel_refusal_rolls_back);
+        tcase_add_test(tc, kernel_limits_refused_before_any_change);
         tcase_add_test(tc, get_reports_the_kernel_view);
         tcase_add_test(tc, list_only_ours);
         tcase_add_test(tc, hybrid_create_plumbs_four_devices);
         tcase_add_test(tc, hybrid_converges_what_was_changed);
         tcase_add_test(tc, hybrid_foreign_device_refused_nothing_left);
-        tcase_add_test(tc, hybrid_rollback_on_kernel_refusal);
+        tcase_add_test(tc, hybrid_refused_mtu_changes_nothing);
+        tcase_add_test(tc, hybrid_probe_case_changes_nothing);
+        tcase_add_test(tc, update_all_or_nothing_at_every_step);
+        tcase_add_test(tc, foreign_device_in_our_bridge_keeps_it);
+        tcase_add_test(tc, tuntap_with_our_mark_second_proof);
         tcase_add_test(tc, hybrid_plain_conversions);
         tcase_add_test(tc, hybrid_refuses_tap_held_elsewhere);
         tcase_add_test(tc, hybrid_delete_leftovers_and_foreign_mark);
