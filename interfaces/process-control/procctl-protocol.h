@@ -3,7 +3,8 @@
  *
  * Requests name an instance, never a process: the module finds the instance's
  * QEMU process itself (procfs.h: qemu_process_find, executable a QEMU system
- * emulator, command line carrying -uuid U and -name guest=nova-U) and refuses
+ * emulator, command line carrying -uuid U and -name guest=nova-U, uids and
+ * cgroup showing that libvirt started it for that domain) and refuses
  * everything else. A pid is not a member of any request.
  *
  * instance_pin {instance_uuid, cpus ("0-3,6": a non-empty cpu list),
@@ -12,7 +13,9 @@
  *   (sched_setaffinity per task) and, when given, the priority of every
  *   thread (setpriority). -> { pid, threads (threads changed), cpus
  *   (canonical list), priority (i64, present when set) }
- *   -ENOENT no QEMU process of that instance; -ENOTUNIQ two claim it;
+ *   -ENOENT no QEMU process of that instance; -ENOTUNIQ two carry the mark and
+ *   libvirt's evidence (procfs.h: struct qemu_evidence); -EPERM only processes
+ *   with the mark but without that evidence (impostors, never touched);
  *   -EINVAL CPUs outside the host's online set.
  * instance_affinity {instance_uuid}: read-only.
  *   -> { pid, found_by, priority (i64), threads: [{ tid, cpus }], total, truncated } */

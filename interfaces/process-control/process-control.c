@@ -2,6 +2,7 @@
  * process-control plug. It keeps CAP_SYS_NICE only, takes an instance UUID
  * (never a pid), finds that instance's QEMU process itself (procfs.h:
  * qemu_process_find) and sets the CPU affinity and priority of its threads. */
+#include "log.h"
 #include "modrt.h"
 #include "names.h"
 #include "procctl-protocol.h"
@@ -23,6 +24,11 @@ static void explain_find(struct modrt_call *call, int r, const char *uuid)
         else if (r == -ENOTUNIQ)
                 (void)snprintf(call->err, sizeof(call->err),
                                "more than one process claims instance %s; touching none", uuid);
+        else if (r == -EPERM)
+                (void)snprintf(call->err, sizeof(call->err),
+                               "no QEMU process of instance %s that libvirt started: a process with its mark runs, but "
+                               "not as root or qemu_user, or not in libvirt's machine cgroup of the domain; touching none",
+                               uuid);
         else
                 (void)snprintf(call->err, sizeof(call->err), "cannot look for the process of instance %s: %s", uuid,
                                strerror(-r));
@@ -80,7 +86,6 @@ static int handle_instance_pin(void *state, struct modrt_call *call)
         pid_t pid;
         int r;
 
-        (void)state;
         if (cpuset_parse(cpus_text, strlen(cpus_text), &want) < 0)
                 return -EINVAL; /* unreachable: the schema checked it */
         (void)cpuset_format(&want, canon, sizeof(canon));
@@ -93,7 +98,7 @@ static int handle_instance_pin(void *state, struct modrt_call *call)
                                online_text);
                 return -EINVAL;
         }
-        r = qemu_process_find("/proc", LIBVIRT_QEMU_RUN, uuid, &pid, &dirfd, &found_by);
+        r = qemu_process_find("/proc", LIBVIRT_QEMU_RUN, state, uuid, &pid, &dirfd, &found_by);
         if (r < 0) {
                 explain_find(call, r, uuid);
                 return r;
@@ -148,8 +153,7 @@ static int handle_instance_affinity(void *state, struct modrt_call *call)
         pid_t pid;
         int r, prio;
 
-        (void)state;
-        r = qemu_process_find("/proc", LIBVIRT_QEMU_RUN, uuid, &pid, &dirfd, &found_by);
+        r = qemu_process_find("/proc", LIBVIRT_QEMU_RUN, state, uuid, &pid, &dirfd, &found_by);
         if (r < 0) {
                 explain_find(call, r, uuid);
                 return r;
@@ -199,14 +203,23 @@ static const struct modrt_entry entries[_PROCCTL_MAX] = {
         [PROCCTL_INSTANCE_AFFINITY] = { &procctl_entrypoints[PROCCTL_INSTANCE_AFFINITY], handle_instance_affinity },
 };
 
+/* The evidence a process must carry to be taken for an instance's QEMU
+ * (procfs.h: struct qemu_evidence): uid 0 or qemu_user's, and libvirt's
+ * machine cgroup of the domain. */
 static int procctl_init(struct modrt *rt, void **ret_state)
 {
-        (void)rt;
-        *ret_state = NULL;
+        struct qemu_evidence *ev = malloc(sizeof(*ev));
+        const char *user = modrt_config(rt)->qemu_user;
+
+        if (!ev)
+                return -ENOMEM;
+        if (qemu_evidence_init(user, ev) < 0)
+                log_warn("qemu_user %s: no such user; only QEMU processes running as root are taken for instances'", user);
+        *ret_state = ev;
         return 0;
 }
 
-static void procctl_done(void *state) { (void)state; }
+static void procctl_done(void *state) { free(state); }
 
 static const struct modrt_module process_control_module = {
         .protocol = &procctl_protocol,

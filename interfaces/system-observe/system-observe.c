@@ -3,6 +3,7 @@
  * host's load, memory and pressure (PSI), and the QEMU processes of our
  * instances (found by libvirt's pidfile where the QEMU driver writes one, else
  * by their command line and our mark) with their CPU time and RSS. */
+#include "log.h"
 #include "modrt.h"
 #include "names.h"
 #include "procfs.h"
@@ -128,11 +129,10 @@ static int handle_instance_procs(void *state, struct modrt_call *call)
         struct procs_ctx ctx = { .w = call->reply, .ticks_per_sec = sysconf(_SC_CLK_TCK), .page_kb = sysconf(_SC_PAGESIZE) / 1024 };
         int r;
 
-        (void)state;
         if (ctx.ticks_per_sec <= 0 || ctx.page_kb <= 0)
                 return -EIO;
         pw_list_begin(call->reply, "procs");
-        r = qemu_process_foreach("/proc", procs_cb, &ctx);
+        r = qemu_process_foreach("/proc", state, procs_cb, &ctx);
         pw_list_end(call->reply);
         if (r < 0) {
                 (void)snprintf(call->err, sizeof(call->err), "cannot list processes in /proc: %s", strerror(-r));
@@ -150,12 +150,18 @@ static const struct modrt_entry entries[_SYSOBS_MAX] = {
 
 static int sysobs_init(struct modrt *rt, void **ret_state)
 {
-        (void)rt;
-        *ret_state = NULL;
+        struct qemu_evidence *ev = malloc(sizeof(*ev));
+        const char *user = modrt_config(rt)->qemu_user;
+
+        if (!ev)
+                return -ENOMEM;
+        if (qemu_evidence_init(user, ev) < 0)
+                log_warn("qemu_user %s: no such user; only QEMU processes running as root are taken for instances'", user);
+        *ret_state = ev;
         return 0;
 }
 
-static void sysobs_done(void *state) { (void)state; }
+static void sysobs_done(void *state) { free(state); }
 
 static const struct modrt_module system_observe_module = {
         .protocol = &sysobs_protocol,

@@ -303,6 +303,34 @@ static int parse_bool(const struct config_key *k _unused_, const char *value, vo
 }
 
 /* An OVS bridge name: 1..15 of [A-Za-z0-9_.-], not starting with '-' or '.'. */
+/* A user name as useradd takes it ([a-z_][a-z0-9_-]*, '$' last for machine
+ * accounts not needed here) or "+<uid>" as libvirt's qemu.conf writes one. */
+static int parse_user(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        size_t n = strlen(value);
+        uint32_t uid;
+
+        if (value[0] == '+') {
+                if (parse_u32(value + 1, 0, UINT32_MAX - 1, &uid) < 0 || n >= k->size) {
+                        fmt_msg(why, whylen, "must be a user name or +<uid>: '%.32s'", value);
+                        return -EINVAL;
+                }
+                return strscpy(field, value, k->size);
+        }
+        if (n == 0 || n >= k->size || !((value[0] >= 'a' && value[0] <= 'z') || value[0] == '_')) {
+                fmt_msg(why, whylen, "must be a user name of 1..%zu characters or +<uid>: '%.32s'", k->size - 1, value);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char c = value[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+                        fmt_msg(why, whylen, "invalid character in user name '%.32s'", value);
+                        return -EINVAL;
+                }
+        }
+        return strscpy(field, value, k->size);
+}
+
 static int parse_bridge(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
 {
         size_t n = strlen(value);
@@ -431,6 +459,7 @@ static const struct config_key config_keys[] = {
         { "ram_allocation_ratio", parse_ratio, FIELD(ram_allocation_ratio_milli), 1, 1000000 },
         { "disk_allocation_ratio", parse_ratio, FIELD(disk_allocation_ratio_milli), 1, 1000000 },
         { "cpu_set", parse_cpu_set, FIELD(cpu_set), 0, 0 },
+        { "qemu_user", parse_user, FIELD(qemu_user), 0, 0 },
 };
 
 const char *config_key_name(size_t i) { return i < ARRAY_SIZE(config_keys) ? config_keys[i].name : NULL; }
@@ -485,6 +514,7 @@ void config_defaults(struct nova_config *cfg)
         cfg->stop_timeout_ms = 5000;
         (void)strscpy(cfg->log_level, "info", sizeof(cfg->log_level));
         (void)strscpy(cfg->libvirt_uri, "qemu:///system", sizeof(cfg->libvirt_uri));
+        (void)strscpy(cfg->qemu_user, "libvirt-qemu", sizeof(cfg->qemu_user));
         cfg->shutdown_timeout_s = 60;
         (void)strscpy(cfg->orphan_policy, "report", sizeof(cfg->orphan_policy));
         (void)strscpy(cfg->vif_type, "ovs", sizeof(cfg->vif_type));

@@ -55,6 +55,10 @@ struct nova_config {
                                        * (--cpu-set): the boot's PIN step (after START, again on start, reboot
                                        * and repair) pins every QEMU thread; without process-control connected
                                        * the instance runs unpinned and says so (pinning.state "unplugged") */
+        char qemu_user[33];           /* the user the host's libvirt runs QEMU as (qemu.conf "user"): a user name
+                                       * or "+<uid>"; default libvirt-qemu (Debian's). process-control and
+                                       * system-observe accept a process as an instance's QEMU only when all its
+                                       * uids are 0 or this user's (and libvirt's machine cgroup holds it) */
 };
 
 /* Fill *cfg with the built-in defaults (every byte defined, so structs compare with memcmp). */

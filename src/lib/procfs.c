@@ -1,11 +1,14 @@
 /* procfs.c - see procfs.h */
 #include "procfs.h"
 
+#include <pwd.h>
+
 #include "names.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 #define PATH_MAX_PROCFS 4096 /* readlink target and pidfile path buffers */
@@ -473,8 +476,180 @@ int read_at_bounded(int dirfd, const char *path, char *buf, size_t max, size_t *
         return 0;
 }
 
-/* Whether the process behind dirfd is a QEMU emulator marked for an instance; its UUID. */
-static int process_mark(int dirfd, char ret_uuid[UUID_STR_LEN + 1])
+int qemu_evidence_init(const char *qemu_user, struct qemu_evidence *ret)
+{
+        struct qemu_evidence ev = { .uids = { 0 }, .n_uids = 1 };
+        uint32_t uid;
+        int r = 0;
+
+        if (qemu_user[0] == '+') {
+                if (parse_u32(qemu_user + 1, 0, UINT32_MAX - 1, &uid) < 0)
+                        r = -EINVAL;
+        } else {
+                struct passwd pw, *found = NULL;
+                char buf[4096];
+
+                if (getpwnam_r(qemu_user, &pw, buf, sizeof(buf), &found) != 0 || !found)
+                        r = -ENOENT;
+                else
+                        uid = (uint32_t)found->pw_uid;
+        }
+        if (r == 0 && uid != 0)
+                ev.uids[ev.n_uids++] = uid;
+        *ret = ev;
+        return r;
+}
+
+int proc_status_uids(const char *text, size_t len, uint32_t ret[4])
+{
+        const char *end = text + len, *p = text;
+        uint32_t v[4];
+
+        while (p < end && !((size_t)(end - p) >= 4 && memcmp(p, "Uid:", 4) == 0 && (p == text || p[-1] == '\n'))) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                if (!nl)
+                        return -EINVAL;
+                p = nl + 1;
+        }
+        if (p >= end)
+                return -EINVAL;
+        p += 4;
+        for (int i = 0; i < 4; i++) {
+                char num[16];
+                size_t n = 0;
+
+                while (p < end && (*p == '\t' || *p == ' '))
+                        p++;
+                while (p < end && *p >= '0' && *p <= '9' && n < sizeof(num) - 1)
+                        num[n++] = *p++;
+                num[n] = '\0';
+                if (n == 0 || (p < end && *p >= '0' && *p <= '9') || parse_u32(num, 0, UINT32_MAX, &v[i]) < 0)
+                        return -EINVAL;
+        }
+        if (p < end && *p != '\n')
+                return -EINVAL;
+        memcpy(ret, v, sizeof(v));
+        return 0;
+}
+
+/* libvirt's machine name of our domain nova-<uuid>: "qemu-" ["embed-" 8 hex
+ * "-"] <id> "-nova-" <uuid> (hypervisor/domain_driver.c,
+ * virDomainDriverGenerateMachineName; the session driver's
+ * "qemu-<user>-<id>-..." is not the host's libvirt and does not match). */
+static bool machine_name_is_instance(const char *name, size_t len, const char *uuid)
+{
+        const char *p = name, *end = name + len, *digits;
+        size_t ulen = strlen(uuid);
+
+        if (len < 5 || memcmp(p, "qemu-", 5) != 0)
+                return false;
+        p += 5;
+        if ((size_t)(end - p) > 6 && memcmp(p, "embed-", 6) == 0) {
+                p += 6;
+                for (int i = 0; i < 8; i++, p++)
+                        if (p >= end || !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                                return false;
+                if (p >= end || *p != '-')
+                        return false;
+                p++;
+        }
+        digits = p;
+        while (p < end && *p >= '0' && *p <= '9')
+                p++;
+        if (p == digits || p - digits > 10)
+                return false;
+        return (size_t)(end - p) == 6 + ulen && memcmp(p, "-nova-", 6) == 0 && memcmp(p + 6, uuid, ulen) == 0;
+}
+
+/* One cgroup path (not NUL-terminated): libvirt's machine cgroup of the
+ * instance, or a cgroup below it (libvirt's emulator/vcpuN/libvirt ones). */
+static bool cgroup_path_is_instance(const char *path, size_t len, const char *uuid)
+{
+        static const char systemd_prefix[] = "/machine.slice/machine-";
+        static const char libvirt_prefix[] = "/machine/";
+        static const char libvirt_suffix[] = ".libvirt-qemu";
+        const char *p, *end = path + len;
+        char name[128];
+        size_t n = 0;
+
+        if (len > sizeof(systemd_prefix) - 1 && memcmp(path, systemd_prefix, sizeof(systemd_prefix) - 1) == 0) {
+                /* systemd's unit name escaping: '-' is "\x2d"; a raw '-' or '\' is something else */
+                for (p = path + sizeof(systemd_prefix) - 1; p < end;) {
+                        char c;
+                        if ((size_t)(end - p) >= 6 && memcmp(p, ".scope", 6) == 0 && (p + 6 == end || p[6] == '/'))
+                                return machine_name_is_instance(name, n, uuid);
+                        if ((size_t)(end - p) >= 4 && memcmp(p, "\\x2d", 4) == 0) {
+                                c = '-';
+                                p += 4;
+                        } else if (*p == '-' || *p == '\\' || *p == '/') {
+                                return false;
+                        } else {
+                                c = *p++;
+                        }
+                        if (n + 1 >= sizeof(name))
+                                return false;
+                        name[n++] = c;
+                }
+                return false;
+        }
+        if (len > sizeof(libvirt_prefix) - 1 && memcmp(path, libvirt_prefix, sizeof(libvirt_prefix) - 1) == 0) {
+                const char *seg = path + sizeof(libvirt_prefix) - 1, *slash = memchr(seg, '/', (size_t)(end - seg));
+                const char *seg_end = slash ? slash : end;
+                size_t slen = sizeof(libvirt_suffix) - 1;
+
+                if ((size_t)(seg_end - seg) <= slen || memcmp(seg_end - slen, libvirt_suffix, slen) != 0)
+                        return false;
+                return machine_name_is_instance(seg, (size_t)(seg_end - seg) - slen, uuid);
+        }
+        return false;
+}
+
+bool qemu_cgroup_is_instance(const char *text, size_t len, const char *instance_uuid)
+{
+        const char *p = text, *end = text + len;
+
+        if (!uuid_is_valid(instance_uuid))
+                return false;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p)), *line_end = nl ? nl : end;
+                const char *c1 = memchr(p, ':', (size_t)(line_end - p));
+                const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(line_end - c1 - 1)) : NULL;
+
+                /* "<hierarchy>:<controllers>:<path>"; the path may itself hold ':' */
+                if (c2 && cgroup_path_is_instance(c2 + 1, (size_t)(line_end - c2 - 1), instance_uuid))
+                        return true;
+                p = line_end + 1;
+        }
+        return false;
+}
+
+/* Whether the process behind dirfd carries ev's evidence of being libvirt's
+ * QEMU of instance uuid (procfs.h: struct qemu_evidence). */
+static bool process_has_evidence(int dirfd, const struct qemu_evidence *ev, const char *uuid)
+{
+        char text[16384];
+        uint32_t uids[4];
+        size_t len;
+
+        if (read_at_bounded(dirfd, "status", text, sizeof(text), &len) < 0 || proc_status_uids(text, len, uids) < 0)
+                return false;
+        for (int i = 0; i < 4; i++) {
+                bool ok = false;
+                for (unsigned j = 0; j < ev->n_uids && j < ARRAY_SIZE(ev->uids); j++)
+                        ok |= uids[i] == ev->uids[j];
+                if (!ok)
+                        return false;
+        }
+        if (read_at_bounded(dirfd, "cgroup", text, sizeof(text), &len) < 0)
+                return false;
+        return qemu_cgroup_is_instance(text, len, uuid);
+}
+
+/* Whether the process behind dirfd is a QEMU emulator marked for an
+ * instance: 0 and its UUID, and in *ret_trusted whether it also carries the
+ * evidence of ev. */
+static int process_mark(int dirfd, const struct qemu_evidence *ev, char ret_uuid[UUID_STR_LEN + 1],
+                        bool *ret_trusted)
 {
         char exe[PATH_MAX_PROCFS], cmdline[16384];
         size_t len;
@@ -504,7 +679,11 @@ static int process_mark(int dirfd, char ret_uuid[UUID_STR_LEN + 1])
                 len = sizeof(cmdline) - 1; /* the mark comes early; the cut last argument is ignored */
         else if (r < 0)
                 return r == -ESRCH ? -ENOENT : r;
-        return qemu_cmdline_instance(cmdline, len, ret_uuid);
+        r = qemu_cmdline_instance(cmdline, len, ret_uuid);
+        if (r < 0)
+                return r;
+        *ret_trusted = process_has_evidence(dirfd, ev, ret_uuid);
+        return 0;
 }
 
 static int open_pid_dir(const char *proc_root, pid_t pid)
@@ -518,8 +697,10 @@ static int open_pid_dir(const char *proc_root, pid_t pid)
         return fd < 0 ? -errno : fd;
 }
 
-int qemu_process_foreach(const char *proc_root, int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, void *userdata),
-                         void *userdata)
+/* Every marked QEMU process, with or without evidence (trusted). */
+static int foreach_marked(const char *proc_root, const struct qemu_evidence *ev,
+                          int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, bool trusted, void *userdata),
+                          void *userdata)
 {
         _cleanup_(closedirp) DIR *d = opendir(proc_root);
         struct dirent *de;
@@ -537,28 +718,54 @@ int qemu_process_foreach(const char *proc_root, int (*cb)(pid_t pid, const char 
                 fd = open_pid_dir(proc_root, (pid_t)pid);
                 if (fd < 0)
                         continue; /* gone meanwhile */
-                if (process_mark(fd, uuid) < 0)
+                bool trusted = false;
+                if (process_mark(fd, ev, uuid, &trusted) < 0)
                         continue;
-                r = cb((pid_t)pid, uuid, fd, userdata);
+                r = cb((pid_t)pid, uuid, fd, trusted, userdata);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
+struct trusted_only {
+        int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, void *userdata);
+        void *userdata;
+};
+
+static int trusted_only_cb(pid_t pid, const char *instance_uuid, int dirfd, bool trusted, void *userdata)
+{
+        struct trusted_only *t = userdata;
+
+        return trusted ? t->cb(pid, instance_uuid, dirfd, t->userdata) : 0;
+}
+
+int qemu_process_foreach(const char *proc_root, const struct qemu_evidence *ev,
+                         int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, void *userdata), void *userdata)
+{
+        struct trusted_only t = { cb, userdata };
+
+        return foreach_marked(proc_root, ev, trusted_only_cb, &t);
+}
+
 struct find_ctx {
         const char *uuid;
         pid_t pid;
         int dirfd;
-        unsigned matches;
+        unsigned matches;       /* with the evidence */
+        unsigned impostors;     /* with the mark, without the evidence */
 };
 
-static int find_cb(pid_t pid, const char *instance_uuid, int dirfd, void *userdata)
+static int find_cb(pid_t pid, const char *instance_uuid, int dirfd, bool trusted, void *userdata)
 {
         struct find_ctx *f = userdata;
 
         if (!streq(instance_uuid, f->uuid))
                 return 0;
+        if (!trusted) {
+                f->impostors++;
+                return 0;
+        }
         f->matches++;
         if (f->dirfd < 0) {
                 f->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
@@ -569,8 +776,8 @@ static int find_cb(pid_t pid, const char *instance_uuid, int dirfd, void *userda
         return 0;
 }
 
-int qemu_process_find(const char *proc_root, const char *libvirt_run, const char *instance_uuid, pid_t *ret_pid,
-                      int *ret_dirfd, const char **ret_found_by)
+int qemu_process_find(const char *proc_root, const char *libvirt_run, const struct qemu_evidence *ev,
+                      const char *instance_uuid, pid_t *ret_pid, int *ret_dirfd, const char **ret_found_by)
 {
         struct find_ctx f = { .uuid = instance_uuid, .dirfd = -1 };
         int r;
@@ -589,8 +796,10 @@ int qemu_process_find(const char *proc_root, const char *libvirt_run, const char
                                 text[--len] = '\0';
                         if (parse_u32(text, 1, INT32_MAX, &pid) == 0) {
                                 char uuid[UUID_STR_LEN + 1];
+                                bool trusted = false;
                                 int fd = open_pid_dir(proc_root, (pid_t)pid);
-                                if (fd >= 0 && process_mark(fd, uuid) == 0 && streq(uuid, instance_uuid)) {
+                                if (fd >= 0 && process_mark(fd, ev, uuid, &trusted) == 0 && trusted &&
+                                    streq(uuid, instance_uuid)) {
                                         *ret_pid = (pid_t)pid;
                                         *ret_dirfd = fd;
                                         if (ret_found_by)
@@ -601,13 +810,13 @@ int qemu_process_find(const char *proc_root, const char *libvirt_run, const char
                         }
                 }
         }
-        r = qemu_process_foreach(proc_root, find_cb, &f);
+        r = foreach_marked(proc_root, ev, find_cb, &f);
         if (r < 0) {
                 safe_close(f.dirfd);
                 return r;
         }
         if (f.dirfd < 0)
-                return -ENOENT;
+                return f.impostors > 0 ? -EPERM : -ENOENT;
         if (f.matches > 1) { /* two processes claim one instance: touch neither */
                 safe_close(f.dirfd);
                 return -ENOTUNIQ;

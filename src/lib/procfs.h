@@ -76,27 +76,62 @@ int qemu_cmdline_instance(const char *cmdline, size_t len, char ret_uuid[37]) _w
  * suffix after a package upgrade is accepted). */
 bool qemu_exe_is_emulator(const char *exe);
 
+/* Evidence that the host's libvirt started a process for one of our
+ * domains, which the process's owner cannot forge unless privileged:
+ *  - every uid of the process (real, effective, saved, filesystem: the
+ *    Uid: line of /proc/<pid>/status) is 0 or the uid libvirt runs QEMU as
+ *    (config qemu_user); a user changes its own uids only within what it
+ *    holds already, and never to another user's;
+ *  - /proc/<pid>/cgroup places it in libvirt's machine cgroup of the domain
+ *    nova-<uuid>, anchored at the hierarchy's root (qemu_cgroup_is_instance):
+ *    those directories belong to root (made by systemd-machined or
+ *    libvirtd), and moving a process into a cgroup needs write access to
+ *    its cgroup.procs, so another user cannot put a process there; a
+ *    delegated subtree of a user (/user.slice/...) does not match. */
+struct qemu_evidence {
+        uint32_t uids[2];  /* accepted uids: 0 and qemu_user's */
+        unsigned n_uids;
+};
+/* uids for qemu_user ("name" or "+<uid>"): 0 and that user's uid. 0, or
+ * -ENOENT when the name is unknown (then *ret accepts uid 0 only). */
+int qemu_evidence_init(const char *qemu_user, struct qemu_evidence *ret);
+/* The four uids of a /proc/<pid>/status text ("Uid:\t0\t0\t0\t0"). 0 or -EINVAL. */
+int proc_status_uids(const char *text, size_t len, uint32_t ret[4]) _warn_unused_result_;
+/* True when a line of a /proc/<pid>/cgroup text has the path of libvirt's
+ * machine cgroup for domain nova-<instance_uuid>, or a cgroup below it:
+ * systemd-machined's "/machine.slice/machine-<escaped name>.scope" ('-' is
+ * written \x2d), or libvirt's own layout without systemd
+ * "/machine/<name>.libvirt-qemu"; the machine name is libvirt's
+ * "qemu-<id>-nova-<uuid>" (the embedded driver's "qemu-embed-<8 hex>-<id>-..."
+ * too, when not cut at 64 characters). */
+bool qemu_cgroup_is_instance(const char *text, size_t len, const char *instance_uuid);
+
 /* The QEMU process of instance_uuid: a process whose executable is a QEMU
  * system emulator (its /proc/<pid>/exe when we may read it; a process of
  * another user, e.g. libvirt-qemu, or with more capabilities than ours hides
  * it, and then its task name from /proc/<pid>/stat: "qemu-system-*" or
  * "qemu-kvm") and whose command line carries the mark for exactly this
- * instance. proc_root is "/proc" (tests may not change it: it is a parameter
+ * instance, and that carries the evidence of ev (libvirt started it for this
+ * domain); a process with the mark but without the evidence is ignored,
+ * so impostors can neither be touched nor block the real process with
+ * -ENOTUNIQ. proc_root is "/proc" (tests may not change it: it is a parameter
  * so the fuzzers need no /proc). The libvirt QEMU driver's pidfile
  * (<libvirt_run>/nova-<uuid>.pid, e.g. /run/libvirt/qemu) is tried first when
  * libvirt_run is not NULL; its pid is accepted only when it carries the
  * mark too. ret_found_by: "libvirt-pidfile" or "cmdline". On success the
  * caller owns *ret_dirfd, an O_DIRECTORY fd of /proc/<pid> that stays bound to
  * that process (reads through it fail with ESRCH once it is gone, even when
- * the pid is reused). 0, -ENOENT (no such process) or -errno. */
-int qemu_process_find(const char *proc_root, const char *libvirt_run, const char *instance_uuid, pid_t *ret_pid,
-                      int *ret_dirfd, const char **ret_found_by) _warn_unused_result_;
+ * the pid is reused). 0, -ENOENT (no such process), -EPERM (only processes
+ * with the mark but without the evidence) or -errno. */
+int qemu_process_find(const char *proc_root, const char *libvirt_run, const struct qemu_evidence *ev,
+                      const char *instance_uuid, pid_t *ret_pid, int *ret_dirfd,
+                      const char **ret_found_by) _warn_unused_result_;
 
-/* Every process of ours: calls cb for each QEMU process with a mark (pid,
- * instance UUID, an O_DIRECTORY fd of /proc/<pid> valid during the call).
- * Stops early when cb returns < 0 and returns that. */
-int qemu_process_foreach(const char *proc_root, int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, void *userdata),
-                         void *userdata);
+/* Every process of ours: calls cb for each QEMU process with a mark and the
+ * evidence of ev (pid, instance UUID, an O_DIRECTORY fd of /proc/<pid> valid
+ * during the call). Stops early when cb returns < 0 and returns that. */
+int qemu_process_foreach(const char *proc_root, const struct qemu_evidence *ev,
+                         int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, void *userdata), void *userdata);
 
 /* Read a file relative to dirfd (at most max-1 bytes, NUL-terminated). 0 and
  * *ret_len or -errno (-EFBIG when larger). */

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         memcpy(text, data + 1, len);
         text[len] = '\0';
-        switch (data[0] % 7) {
+        switch (data[0] % 8) {
         case 0: {
                 struct cpuset set, again;
                 static char buf[CPUSET_MAX_CPUS * 6];
@@ -77,6 +77,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (qemu_cmdline_instance(text, len, uuid) == 0)
                         CHECK(strlen(uuid) == 36);
                 (void)qemu_exe_is_emulator(text);
+                break;
+        }
+        case 7: {
+                uint32_t uids[4];
+                (void)proc_status_uids(text, len, uids);
+                (void)qemu_cgroup_is_instance(text, len, "5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50");
                 break;
         }
         }

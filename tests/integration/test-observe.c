@@ -8,7 +8,15 @@
  * test program named qemu-system-x86_64, started with the command line
  * libvirt gives QEMU for our domain (-name guest=nova-<uuid> -uuid <uuid>)
  * and registered as an instance of ours (booted with that UUID), stands in
- * for the QEMU process. It runs three threads so pinning must reach all. */
+ * for the QEMU process. It runs three threads so pinning must reach all.
+ * Like libvirt's QEMU it runs as root (a uid qemu_user allows) and in
+ * libvirt's machine cgroup of the domain: this (root) test makes the cgroup
+ * systemd-machined would make, /machine.slice/machine-qemu\x2d1\x2dnova\x2d
+ * <uuid>.scope, in the cgroup2 hierarchy, and moves the stand-in into it
+ * (removed again when it stops). Impostors are the probe's: a copy of
+ * /bin/sh named qemu-system-x86_64 and a process that renamed its task to
+ * qemu-system-x86, both as uid 65534 with the mark on their command line;
+ * and two that lack one piece of evidence each. */
 #include "harness.h"
 
 #include "names.h"
@@ -22,6 +30,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -31,6 +41,16 @@
 
 static struct core core;
 static char fake_dir[PATH_MAX];
+
+#define NOBODY 65534
+#define MAX_FAKES 8
+/* Processes started by claimant_start(): their cgroup (when given one) and
+ * the pipe holding a shell impostor's stdin, for fake_qemu_stop(). */
+static struct {
+        pid_t pid;
+        char scope[PATH_MAX];
+        int hold_fd;
+} fakes[MAX_FAKES];
 
 static void setup(void)
 {
@@ -88,48 +108,190 @@ static _noreturn_ void fake_qemu_main(void)
                 pause();
 }
 
-/* Start the stand-in for instance uuid. exe_name: its executable's name. */
-static pid_t fake_qemu_start(const char *uuid, const char *exe_name)
+/* Where the cgroup2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on a hybrid host). */
+static const char *cgroup2_root(void)
 {
-        char exe[PATH_MAX + 64], name_arg[64];
-        pid_t pid;
+        static char root[PATH_MAX];
+        char *out;
 
+        if (root[0])
+                return root;
+        out = sh_out("awk '$3 == \"cgroup2\" { print $2; exit }' /proc/self/mounts");
+        out[strcspn(out, "\n")] = '\0';
+        ck_assert_msg(out[0] == '/', "no cgroup2 hierarchy mounted");
+        (void)snprintf(root, sizeof(root), "%s", out);
+        free(out);
+        return root;
+}
+
+/* Move pid into the cgroup systemd-machined makes for libvirt's machine
+ * qemu-1-nova-<uuid>; its path into dir. */
+static void scope_enter(pid_t pid, const char *uuid, char *dir, size_t size)
+{
+        char esc[256] = "", slice[PATH_MAX], procs[PATH_MAX + 16];
+        size_t n = 0;
+        FILE *f;
+
+        for (const char *p = uuid; *p && n + 5 < sizeof(esc); p++) {
+                if (*p == '-') {
+                        memcpy(esc + n, "\\x2d", 4);
+                        n += 4;
+                } else {
+                        esc[n++] = *p;
+                }
+        }
+        esc[n] = '\0';
+        ck_assert_int_eq(xsnprintf(slice, sizeof(slice), "%s/machine.slice", cgroup2_root()), 0);
+        ck_assert_int_eq(xsnprintf(dir, size, "%s/machine-qemu\\x2d1\\x2dnova\\x2d%s.scope", slice, esc), 0);
+        /* machine.slice is shared with other tests that may remove it when they finish */
+        for (int attempt = 0; attempt < 3; attempt++) {
+                if (mkdir(slice, 0755) < 0)
+                        ck_assert_msg(errno == EEXIST, "mkdir %s: %m", slice);
+                if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+                        break;
+                ck_assert_msg(errno == ENOENT, "mkdir %s: %m", dir);
+        }
+        (void)snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+        f = fopen(procs, "we");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_gt(fprintf(f, "%d\n", (int)pid), 0);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+static void fake_dir_ensure(void)
+{
         if (!fake_dir[0]) {
                 (void)snprintf(fake_dir, sizeof(fake_dir), "/tmp/nova-fakeqemu-XXXXXX");
                 ck_assert_ptr_nonnull(mkdtemp(fake_dir));
+                ck_assert_int_eq(chmod(fake_dir, 0755), 0); /* impostors run as nobody */
         }
-        (void)snprintf(exe, sizeof(exe), "%s/%s", fake_dir, exe_name);
-        if (access(exe, X_OK) != 0)
-                ck_assert_int_eq(sh("cp /proc/%d/exe '%s' && chmod 755 '%s'", (int)getpid(), exe, exe), 0);
-        (void)snprintf(name_arg, sizeof(name_arg), "guest=nova-%s,debug-threads=on", uuid);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                char *argv[] = { (char *)exe_name, "-name", name_arg, "-uuid", (char *)uuid, "-S", NULL };
-                char *envp[] = { "NOVA_TEST_FAKE_QEMU=1", NULL };
-                execve(exe, argv, envp);
-                _exit(127);
-        }
-        /* until its threads exist */
+}
+
+static void drop_to_nobody(void)
+{
+        if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 || setresuid(NOBODY, NOBODY, NOBODY) < 0)
+                _exit(126);
+}
+
+static void fakes_add(pid_t pid, const char *scope, int hold_fd)
+{
+        for (size_t i = 0; i < MAX_FAKES; i++)
+                if (fakes[i].pid == 0) {
+                        fakes[i].pid = pid;
+                        (void)snprintf(fakes[i].scope, sizeof(fakes[i].scope), "%s", scope);
+                        fakes[i].hold_fd = hold_fd;
+                        return;
+                }
+        ck_abort_msg("too many fake processes");
+}
+
+/* Until pid runs `threads` threads. */
+static void wait_threads(pid_t pid, int threads)
+{
+        char want[32];
+
+        (void)snprintf(want, sizeof(want), "Threads:\t%d\n", threads);
         for (int i = 0; i < 200; i++) {
                 char path[64], *st;
                 (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
                 if (access(path, R_OK) != 0)
                         break;
                 st = read_text(path);
-                bool ready = strstr(st, "Threads:\t3") != NULL;
+                bool ready = strstr(st, want) != NULL;
                 free(st);
                 if (ready)
                         break;
                 sleep_ms(10);
         }
+}
+
+/* A copy of this program claiming instance uuid on its command line, as
+ * fake_qemu_main(). exe_name: the copy's name; uid: 0 or NOBODY; scope: in
+ * libvirt's machine cgroup of the domain; comm: when not NULL, the task name
+ * it gives itself (prctl PR_SET_NAME). */
+static pid_t claimant_start(const char *uuid, const char *exe_name, uid_t uid, bool scope, const char *comm)
+{
+        char exe[PATH_MAX + 64], name_arg[64], comm_env[64], dir[PATH_MAX] = "";
+        pid_t pid;
+
+        fake_dir_ensure();
+        (void)snprintf(exe, sizeof(exe), "%s/%s", fake_dir, exe_name);
+        if (access(exe, X_OK) != 0)
+                ck_assert_int_eq(sh("cp /proc/%d/exe '%s' && chmod 755 '%s'", (int)getpid(), exe, exe), 0);
+        (void)snprintf(name_arg, sizeof(name_arg), "guest=nova-%s,debug-threads=on", uuid);
+        (void)snprintf(comm_env, sizeof(comm_env), "NOVA_TEST_FAKE_COMM=%s", comm ? comm : "");
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char *argv[] = { (char *)exe_name, "-name", name_arg, "-uuid", (char *)uuid, "-S", NULL };
+                char *envp[] = { "NOVA_TEST_FAKE_QEMU=1", comm ? comm_env : NULL, NULL };
+                if (uid != 0)
+                        drop_to_nobody();
+                execve(exe, argv, envp);
+                _exit(127);
+        }
+        if (scope)
+                scope_enter(pid, uuid, dir, sizeof(dir));
+        fakes_add(pid, dir, -1);
+        wait_threads(pid, 3);
         return pid;
+}
+
+/* The probe's first impostor: a copy of /bin/sh named qemu-system-x86_64,
+ * as nobody, `sh -c 'read line' qemu-system-x86_64 -uuid U -name guest=nova-U`
+ * (it waits on a pipe this test holds). */
+static pid_t sh_impostor_start(const char *uuid)
+{
+        char dir[PATH_MAX + 8], exe[PATH_MAX + 64], name_arg[64];
+        int p[2];
+        pid_t pid;
+
+        fake_dir_ensure();
+        (void)snprintf(dir, sizeof(dir), "%s/sh", fake_dir);
+        (void)snprintf(exe, sizeof(exe), "%s/qemu-system-x86_64", dir);
+        if (access(exe, X_OK) != 0)
+                ck_assert_int_eq(sh("mkdir -p '%s' && chmod 755 '%s' && cp /bin/sh '%s' && chmod 755 '%s'", dir, dir,
+                                    exe, exe),
+                                 0);
+        (void)snprintf(name_arg, sizeof(name_arg), "guest=nova-%s", uuid);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char *argv[] = { "qemu-system-x86_64", "-c", "read line", "qemu-system-x86_64", "-uuid", (char *)uuid,
+                                 "-name", name_arg, NULL };
+                char *envp[] = { "PATH=/usr/bin:/bin", NULL };
+                if (dup2(p[0], 0) < 0)
+                        _exit(125);
+                drop_to_nobody();
+                execve(exe, argv, envp);
+                _exit(127);
+        }
+        close(p[0]);
+        fakes_add(pid, "", p[1]);
+        wait_threads(pid, 1);
+        return pid;
+}
+
+/* Start the stand-in for instance uuid, as libvirt would run it (root, in
+ * the domain's machine cgroup). exe_name: its executable's name. */
+static pid_t fake_qemu_start(const char *uuid, const char *exe_name)
+{
+        return claimant_start(uuid, exe_name, 0, true, NULL);
 }
 
 static void fake_qemu_stop(pid_t pid)
 {
         (void)kill(pid, SIGKILL);
         (void)waitpid(pid, NULL, 0);
+        for (size_t i = 0; i < MAX_FAKES; i++)
+                if (fakes[i].pid == pid) {
+                        if (fakes[i].scope[0])
+                                (void)rmdir(fakes[i].scope);
+                        if (fakes[i].hold_fd >= 0)
+                                close(fakes[i].hold_fd);
+                        fakes[i].pid = 0;
+                }
 }
 
 /* Cpus_allowed_list of every thread of pid, all equal to want. */
@@ -427,6 +589,101 @@ START_TEST(test_pinning_seen_in_proc_and_foreign_refused)
 }
 END_TEST
 
+/* Nice value and the affinity of every thread of pid, as one text. */
+static char *sched_facts(pid_t pid)
+{
+        return sh_out("ps -o ni= -p %d; for t in /proc/%d/task/*; do grep Cpus_allowed_list $t/status; done", (int)pid,
+                      (int)pid);
+}
+
+/* Issue 23, item 1: a process that only claims to be an instance's QEMU
+ * (the mark on its command line, a QEMU name) is never acted on. Each
+ * impostor alone: pin refused, its nice value and affinity untouched, not
+ * listed as the instance's process. Then with the real stand-in beside
+ * them: the stand-in is pinned (impostors cannot block it with ENOTUNIQ)
+ * and they stay untouched. */
+START_TEST(test_impostors_refused_and_untouched)
+{
+        char uuid[37], port[37], last[32], body[96];
+        struct json_object *resp = NULL, *procs;
+        long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+        pid_t imp[4], real;
+
+        random_port_uuid(uuid);
+        random_port_uuid(port);
+        boot_instance("claimed", uuid, port);
+        (void)snprintf(last, sizeof(last), "%ld", nproc - 1);
+        (void)snprintf(body, sizeof(body), "{\"cpus\":\"%s\",\"priority\":\"-20\"}", last);
+
+        imp[0] = sh_impostor_start(uuid);                                          /* the probe's sh copy */
+        imp[1] = claimant_start(uuid, "impostor", NOBODY, false, "qemu-system-x86"); /* the probe's prctl rename */
+        imp[2] = claimant_start(uuid, "qemu-system-x86_64", 0, false, NULL);       /* root, not libvirt's cgroup */
+        imp[3] = claimant_start(uuid, "qemu-system-x86_64", NOBODY, true, NULL);   /* libvirt's cgroup, not its uid */
+        /* all four at once: refused, none touched */
+        {
+                char *before[ARRAY_SIZE(imp)];
+                for (size_t j = 0; j < ARRAY_SIZE(imp); j++)
+                        before[j] = sched_facts(imp[j]);
+                ck_assert_int_eq(core_api(&core, "POST", "/v1/instances/claimed/pin", body, &resp), 409);
+                ck_assert_msg(strstr(json_object_to_json_string(resp), "not in libvirt's machine cgroup"), "%s",
+                              json_object_to_json_string(resp));
+                json_object_put(resp);
+                for (size_t j = 0; j < ARRAY_SIZE(imp); j++) {
+                        char *after = sched_facts(imp[j]);
+                        ck_assert_msg(streq(before[j], after), "impostor %zu changed: %s -> %s", j, before[j], after);
+                        free(after);
+                        free(before[j]);
+                }
+        }
+
+        /* system-observe does not list them as the instance's process either */
+        char path[96];
+        (void)snprintf(path, sizeof(path), "/v1/stats/%s", uuid);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        procs = jget(json_object_array_get_idx(jget(resp, "instances"), 0), "process");
+        ck_assert_msg(!json_object_get_boolean(jget(procs, "available")), "%s", json_object_to_json_string(resp));
+        json_object_put(resp);
+
+        /* each alone (the others stopped and gone) */
+        for (size_t i = 0; i < ARRAY_SIZE(imp); i++)
+                fake_qemu_stop(imp[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(imp); i++) {
+                pid_t one = i == 0   ? sh_impostor_start(uuid)
+                            : i == 1 ? claimant_start(uuid, "impostor", NOBODY, false, "qemu-system-x86")
+                            : i == 2 ? claimant_start(uuid, "qemu-system-x86_64", 0, false, NULL)
+                                     : claimant_start(uuid, "qemu-system-x86_64", NOBODY, true, NULL);
+                char *before = sched_facts(one), *after;
+                ck_assert_int_eq(core_api(&core, "POST", "/v1/instances/claimed/pin", body, &resp), 409);
+                json_object_put(resp);
+                after = sched_facts(one);
+                ck_assert_msg(streq(before, after), "impostor %zu alone changed: %s -> %s", i, before, after);
+                free(before);
+                free(after);
+                imp[i] = one;
+        }
+
+        /* The real one beside all four: pinned, they untouched. */
+        real = fake_qemu_start(uuid, "qemu-system-x86_64");
+        char *before[ARRAY_SIZE(imp)];
+        for (size_t j = 0; j < ARRAY_SIZE(imp); j++)
+                before[j] = sched_facts(imp[j]);
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/instances/claimed/pin", body, &resp), 200);
+        ck_assert_int_eq(jint(resp, "pid"), real);
+        json_object_put(resp);
+        assert_threads_pinned(real, last);
+        for (size_t j = 0; j < ARRAY_SIZE(imp); j++) {
+                char *after = sched_facts(imp[j]);
+                ck_assert_msg(streq(before[j], after), "impostor %zu changed: %s -> %s", j, before[j], after);
+                free(after);
+                free(before[j]);
+        }
+        fake_qemu_stop(real);
+        for (size_t i = 0; i < ARRAY_SIZE(imp); i++)
+                fake_qemu_stop(imp[i]);
+        (void)sh("rm -rf '%s'", fake_dir);
+}
+END_TEST
+
 /* The instance's pinning, read back through the API. */
 static void instance_pinning(const char *id, char *state, size_t ssize, char *message, size_t msize)
 {
@@ -636,8 +893,12 @@ int main(void)
         SRunner *sr;
         int failed;
 
-        if (getenv("NOVA_TEST_FAKE_QEMU"))
+        if (getenv("NOVA_TEST_FAKE_QEMU")) {
+                const char *comm = getenv("NOVA_TEST_FAKE_COMM");
+                if (comm && comm[0])
+                        (void)prctl(PR_SET_NAME, comm, 0, 0, 0);
                 fake_qemu_main();
+        }
         harness_enter_netns("test-observe");
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
@@ -645,6 +906,7 @@ int main(void)
         tcase_add_test(tc, test_inventory_matches_the_machine);
         tcase_add_test(tc, test_vif_counters_move_with_real_frames);
         tcase_add_test(tc, test_pinning_seen_in_proc_and_foreign_refused);
+        tcase_add_test(tc, test_impostors_refused_and_untouched);
         tcase_add_test(tc, test_boot_cpu_set_pins_the_qemu_threads);
         tcase_add_test(tc, test_boot_cpu_set_without_process_control);
         tcase_add_test(tc, test_disconnected_plugs_say_so);

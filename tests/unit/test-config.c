@@ -434,6 +434,28 @@ END_TEST
 
 /* ---- config_set ---- */
 
+START_TEST(test_qemu_user)
+{
+        static const char *const good[] = { "libvirt-qemu", "root", "qemu", "_svc", "+64055", "+0" };
+        static const char *const bad[] = { "", "Root", "-x", "a b", "../etc", "+", "+-1", "+4294967295", "+12x",
+                                           "averyveryveryverylonguser_name_over32c" };
+        struct nova_config c;
+        char err[256];
+
+        config_defaults(&c);
+        ck_assert_str_eq(c.qemu_user, "libvirt-qemu");
+        for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+                ck_assert_msg(config_set(&c, "qemu_user", good[i], err, sizeof(err)) == 0, "%s: %s", good[i], err);
+                ck_assert_str_eq(c.qemu_user, good[i]);
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                ck_assert_msg(config_set(&c, "qemu_user", bad[i], err, sizeof(err)) == -EINVAL, "%s accepted", bad[i]);
+                ck_assert_str_eq(c.qemu_user, "+0"); /* unchanged */
+                ck_assert_ptr_nonnull(strstr(err, "qemu_user"));
+        }
+}
+END_TEST
+
 START_TEST(test_set_every_key)
 {
         static const struct {
@@ -684,6 +706,7 @@ static Suite *config_suite(void)
 
         tc = tcase_create("set");
         tcase_add_test(tc, test_set_every_key);
+        tcase_add_test(tc, test_qemu_user);
         tcase_add_test(tc, test_set_errors);
         tcase_add_test(tc, test_load_file);
         suite_add_tcase(s, tc);

@@ -115,6 +115,80 @@ START_TEST(test_qemu_mark)
 }
 END_TEST
 
+/* The evidence of libvirt's QEMU: uids from /proc/<pid>/status, libvirt's
+ * machine cgroup of the domain from /proc/<pid>/cgroup (paths as systemd
+ * and libvirt name them for libvirt 9.0), and what must not pass. */
+START_TEST(test_qemu_evidence_parsers)
+{
+        static const char status[] = "Name:\tqemu-system-x86\nUmask:\t0022\nState:\tS (sleeping)\n"
+                                     "Uid:\t64055\t64055\t64055\t64055\nGid:\t120\t120\t120\t120\n";
+        static const char mixed[] = "Name:\tx\nUid:\t0\t65534\t0\t0\n";
+        static const char short_line[] = "Name:\tx\nUid:\t0\t0\t0\n";
+        static const char no_uid[] = "Name:\tx\nXUid:\t0\t0\t0\t0\n";
+        uint32_t uids[4];
+
+        ck_assert_int_eq(proc_status_uids(status, sizeof(status) - 1, uids), 0);
+        ck_assert_uint_eq(uids[0], 64055);
+        ck_assert_uint_eq(uids[3], 64055);
+        ck_assert_int_eq(proc_status_uids(mixed, sizeof(mixed) - 1, uids), 0);
+        ck_assert_uint_eq(uids[1], 65534);
+        ck_assert_int_eq(proc_status_uids(short_line, sizeof(short_line) - 1, uids), -EINVAL);
+        ck_assert_int_eq(proc_status_uids(no_uid, sizeof(no_uid) - 1, uids), -EINVAL);
+
+        static const char *const good[] = {
+                /* systemd-machined (cgroup v2), libvirt's nested cgroups below the scope */
+                "0::/machine.slice/machine-qemu\\x2d3\\x2dnova\\x2d5e1f0c1a\\x2d7d3b\\x2d4c2e\\x2d9a8f\\x2d0b1c2d3e4f50.scope/libvirt/emulator\n",
+                "0::/machine.slice/machine-qemu\\x2d17\\x2dnova\\x2d5e1f0c1a\\x2d7d3b\\x2d4c2e\\x2d9a8f\\x2d0b1c2d3e4f50.scope\n",
+                /* v1 with systemd: the name=systemd line */
+                "12:cpuset:/\n1:name=systemd:/machine.slice/machine-qemu\\x2d2\\x2dnova\\x2d5e1f0c1a\\x2d7d3b\\x2d4c2e\\x2d9a8f\\x2d0b1c2d3e4f50.scope\n0::/\n",
+                /* libvirt without systemd, and the embedded driver */
+                "4:cpu,cpuacct:/machine/qemu-1-nova-" U ".libvirt-qemu/emulator\n",
+                "0::/machine/qemu-embed-0a1b2c3d-1-nova-" U ".libvirt-qemu\n",
+        };
+        static const char *const bad[] = {
+                "0::/\n",
+                "0::/user.slice/user-65534.slice/machine.slice/machine-qemu\\x2d3\\x2dnova\\x2d5e1f0c1a\\x2d7d3b\\x2d4c2e\\x2d9a8f\\x2d0b1c2d3e4f50.scope\n",
+                "0::/machine.slice/machine-qemu\\x2d3\\x2dnova\\x2d5e1f0c1a\\x2d7d3b\\x2d4c2e\\x2d9a8f\\x2d0b1c2d3e4f51.scope\n",
+                "0::/machine.slice/machine-qemu-3-nova-" U ".scope\n",           /* not escaped: not systemd's */
+                "0::/machine.slice/machine-qemu\\x2dnobody\\x2d3\\x2dnova\\x2d5e1f0c1a\\x2d7d3b\\x2d4c2e\\x2d9a8f\\x2d0b1c2d3e4f50.scope\n",
+                "0::/machine.slice/machine-qemu\\x2d3\\x2dnova\\x2d5e1f0c1a\\x2d7d3b\\x2d4c2e\\x2d9a8f\\x2d0b1c2d3e4f50.scopex\n",
+                "0::/machine/qemu-1-nova-" U ".libvirt-lxc\n",
+                "0::/machine/qemu-1-nova-" U "x.libvirt-qemu\n",
+                "0::/machine/qemu--nova-" U ".libvirt-qemu\n",
+                "0::/machine/qemu-embed-0A1B2C3D-1-nova-" U ".libvirt-qemu\n",
+                "0::/machine/qemu-1-nova-" U,                                        /* no suffix */
+                "/machine/qemu-1-nova-" U ".libvirt-qemu\n",                       /* not a cgroup line */
+        };
+        /* What libvirt 9.0 (Debian 12, embedded QEMU driver, cgroup controllers on, no systemd) gave a real
+         * QEMU of domain nova-U on this machine (cgroup v1 controllers with a v2 hierarchy beside them). */
+        static const char real_libvirt[] =
+                "9:name=systemd:/\n8:pids:/\n"
+                "7:blkio:/machine/qemu-embed-42eae98f-1-nova-" U ".libvirt-qemu\n"
+                "6:freezer:/machine/qemu-embed-42eae98f-1-nova-" U ".libvirt-qemu\n5:devices:/\n"
+                "4:memory:/machine/qemu-embed-42eae98f-1-nova-" U ".libvirt-qemu\n"
+                "3:cpuset:/machine/qemu-embed-42eae98f-1-nova-" U ".libvirt-qemu/emulator\n2:cpuacct:/\n"
+                "1:cpu:/machine/qemu-embed-42eae98f-1-nova-" U ".libvirt-qemu/emulator\n"
+                "0::/machine/qemu-embed-42eae98f-1-nova-" U ".libvirt-qemu/emulator\n";
+        ck_assert(qemu_cgroup_is_instance(real_libvirt, sizeof(real_libvirt) - 1, U));
+        for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+                ck_assert_msg(qemu_cgroup_is_instance(good[i], strlen(good[i]), U), "good[%zu] refused", i);
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+                ck_assert_msg(!qemu_cgroup_is_instance(bad[i], strlen(bad[i]), U), "bad[%zu] accepted", i);
+        ck_assert(!qemu_cgroup_is_instance(good[0], strlen(good[0]), "5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f51"));
+
+        struct qemu_evidence ev;
+        ck_assert_int_eq(qemu_evidence_init("+64055", &ev), 0);
+        ck_assert_uint_eq(ev.n_uids, 2);
+        ck_assert_uint_eq(ev.uids[0], 0);
+        ck_assert_uint_eq(ev.uids[1], 64055);
+        ck_assert_int_eq(qemu_evidence_init("root", &ev), 0);
+        ck_assert_uint_eq(ev.n_uids, 1);
+        ck_assert_int_eq(qemu_evidence_init("no-such-user-here", &ev), -ENOENT);
+        ck_assert_uint_eq(ev.n_uids, 1);
+        ck_assert_uint_eq(ev.uids[0], 0);
+}
+END_TEST
+
 START_TEST(test_pin_request_checks)
 {
         ck_assert(procctl_cpus_text_ok("0-3,6"));
@@ -171,6 +245,7 @@ int main(void)
         tcase_add_test(tc, test_meminfo_cpuinfo);
         tcase_add_test(tc, test_psi_loadavg_stat);
         tcase_add_test(tc, test_qemu_mark);
+        tcase_add_test(tc, test_qemu_evidence_parsers);
         tcase_add_test(tc, test_pin_request_checks);
         tcase_add_test(tc, test_placement_config);
         suite_add_tcase(s, tc);
