@@ -508,6 +508,71 @@ START_TEST(test_raw_request_ids_and_empty_frame)
 }
 END_TEST
 
+/* Through the module: the probe's foreign veth in our qbr is not released
+ * (tap_delete and a plain tap_create answer EBUSY naming it, audited); the
+ * probe's MTU 65530 is refused by the schema before the module acts. */
+START_TEST(test_raw_foreign_device_in_our_bridge)
+{
+        const char *uuid = "0d0ffee0-5678-4abc-8def-000000000002";
+        char tap[IFNAME_MAX], qbr[IFNAME_MAX], want[160];
+        struct link_facts f, before_tap;
+        struct raw_module m;
+
+        ck_assert_int_eq(tap_name_from_port(uuid, tap), 0);
+        ck_assert_int_eq(port_dev_name(QBR_PREFIX, uuid, qbr), 0);
+        (void)unlink(RAW_LOG);
+        raw_start(&m);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_create");
+        pw_str(m.w, "port_uuid", uuid);
+        pw_str(m.w, "mac", "fa:16:3e:00:30:01");
+        pw_u64(m.w, "mtu", 1500);
+        pw_bool(m.w, "hybrid", true);
+        ck_assert_int_eq(raw_call(&m), 0);
+        ck_assert_int_eq(foreign_veth_add("admv0"), 0);
+        ck_assert_int_eq(sh("ip link set admv0 master %s", qbr), 0);
+        ck_assert_int_eq(link_facts_get(tap, &before_tap), 0);
+
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_delete");
+        pw_str(m.w, "port_uuid", uuid);
+        ck_assert_int_eq(raw_call(&m), -EBUSY);
+        (void)snprintf(want, sizeof(want), "admv0 is a port of %s, which is ours and would be deleted", qbr);
+        ck_assert_msg(strstr(proto_get_str(m.msg->body, "error", ""), want), "%s",
+                      proto_get_str(m.msg->body, "error", ""));
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_create");
+        pw_str(m.w, "port_uuid", uuid);
+        pw_str(m.w, "mac", "fa:16:3e:00:30:02");
+        pw_u64(m.w, "mtu", 1400);
+        ck_assert_int_eq(raw_call(&m), -EBUSY);
+        ck_assert_int_eq(link_facts_get(qbr, &f), 0);
+        ck_assert_int_eq(link_facts_get(tap, &f), 0);
+        ck_assert_uint_eq(f.mtu, before_tap.mtu);
+        ck_assert_str_eq(f.mac, before_tap.mac);
+        char *master = sh_out("ip -o link show admv0");
+        ck_assert_msg(strstr(master, qbr), "%s", master);
+        free(master);
+
+        /* MTU 65530 with another MAC (the probe's request): the schema's limit is the tap's, 65521. */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_create");
+        pw_str(m.w, "port_uuid", uuid);
+        pw_str(m.w, "mac", "fa:16:3e:00:30:03");
+        pw_u64(m.w, "mtu", 65530);
+        pw_bool(m.w, "hybrid", true);
+        ck_assert_int_eq(raw_call(&m), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(proto_get_str(m.msg->body, "error", ""), "68..65521"));
+        ck_assert_int_eq(link_facts_get(tap, &f), 0);
+        ck_assert_str_eq(f.mac, before_tap.mac);
+
+        ck_assert_int_eq(sh("ip link set admv0 nomaster && ip link del admv0"), 0);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_delete");
+        pw_str(m.w, "port_uuid", uuid);
+        ck_assert_int_eq(raw_call(&m), 0);
+        ck_assert_int_ne(link_facts_get(qbr, &f), 0);
+        raw_finish(&m, 0);
+        (void)snprintf(want, sizeof(want), "tap_delete port_uuid=%s tap=%s result=error errno=%d", uuid, tap, EBUSY);
+        ck_assert_msg(file_contains(RAW_LOG, want), "no audit line %s", want);
+}
+END_TEST
+
 START_TEST(test_raw_list_more_taps_than_one_frame)
 {
         struct raw_module m;
@@ -692,6 +757,7 @@ int main(void)
         tcase_add_test(raw_tc, test_raw_request_ids_and_empty_frame);
         tcase_add_test(raw_tc, test_raw_list_more_taps_than_one_frame);
         tcase_add_test(raw_tc, test_raw_hybrid);
+        tcase_add_test(raw_tc, test_raw_foreign_device_in_our_bridge);
         suite_add_tcase(s, raw_tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
