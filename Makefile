@@ -49,6 +49,10 @@ NETCTL_PROTO_SRCS := interfaces/network-control/netctl-protocol.c
 NETCTL_SRCS := interfaces/network-control/network-control.c interfaces/network-control/tap.c
 LIBVIRT_PROTO_SRCS := interfaces/libvirt/libvirt-protocol.c
 LIBVIRT_SRCS := interfaces/libvirt/libvirt.c interfaces/libvirt/domain-xml.c
+# The config drive writer (ISO 9660 by libisofs): its own objects and link line,
+# so only what uses it links libisofs.
+CONFIG_DRIVE_SRCS := interfaces/libvirt/config-drive.c
+ISOFS_LIBS := $(shell pkg-config --libs libisofs-1 2>/dev/null || echo -lisofs)
 OVS_PROTO_SRCS := interfaces/openvswitch/ovs-protocol.c
 OVS_MODULE_SRCS := interfaces/openvswitch/openvswitch.c
 FW_PROTO_SRCS := interfaces/firewall-control/fw-protocol.c
@@ -154,6 +158,12 @@ $(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integr
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
 
+# The config drive's tests link libisofs.
+$(BUILD)/tests/test-config-drive: tests/unit/test-config-drive.c $(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) \
+		$(ISOFS_LIBS) -o $@
+
 # The netlink builder's test also needs libnftnl (and libnftables as its reference).
 $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
 		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
@@ -193,6 +203,10 @@ FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c s
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/fuzz/fuzz-config-drive: tests/fuzz/fuzz-config-drive.c $(FUZZ_LIB_SRCS) $(CONFIG_DRIVE_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ $(PKG_LIBS) $(ISOFS_LIBS) -o $@
 
 fuzz: $(FUZZERS)
 
