@@ -164,6 +164,13 @@ $(BUILD)/tests/test-config-drive: tests/unit/test-config-drive.c $(call obj,$(CO
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) \
 		$(ISOFS_LIBS) -o $@
 
+# A real guest on a private libvirtd: the config drive writer and libisofs too.
+$(BUILD)/tests/test-guest-boot: tests/integration/test-guest-boot.c tests/integration/harness.c tests/integration/harness.h \
+		$(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS) $(PROGRAMS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
+
 # The netlink builder's test also needs libnftnl (and libnftables as its reference).
 $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
 		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
