@@ -14,7 +14,8 @@
  * address it read from its config drive, answers ping and TCP over the tap;
  * after a hard stop and a start its disk marker has counted two boots; all
  * volumes, the pool and the domain are deleted. Direct kernel boot (kernel +
- * initrd + cmdline, config drive only) is checked too.
+ * initrd + cmdline, the config drive as an IDE CD-ROM as nova attaches it)
+ * is checked too.
  *
  * Everything runs for real: libvirtd by scripts/libvirtd-private.sh (own
  * sockets, run/state/cache/log dirs, host_uuid, its own mount namespace),
@@ -299,11 +300,22 @@ static virStorageVolPtr upload_config_drive(virConnectPtr conn, virStoragePoolPt
 static char *domain_xml(const char *name, const char *uuid, const char *tap, const char *mac, const char *log,
                         bool from_disk)
 {
-        char disks[2048], os[1024], cmdline[256] = "", path[PATH_MAX + 16];
+        char disks[2048], os[1024], cmdline[256] = "", path[PATH_MAX + 16], config_disk[PATH_MAX + 256];
         char *xml = malloc(8192), *text = NULL;
         size_t len;
 
         ck_assert_ptr_nonnull(xml);
+        /* The config drive: a virtio disk beside the root disk; with direct
+         * kernel boot an IDE CD-ROM, as nova attaches it by default. */
+        ck_assert_int_eq(xsnprintf(config_disk, sizeof(config_disk),
+                                   from_disk ? "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                                               "<source file='%s/config.iso'/><backingStore/>"
+                                               "<target dev='vdb' bus='virtio'/><readonly/></disk>"
+                                             : "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+                                               "<source file='%s/config.iso'/><backingStore/>"
+                                               "<target dev='hdd' bus='ide'/><readonly/></disk>",
+                                   pool_dir),
+                         0);
         if (from_disk) {
                 ck_assert_int_eq(xsnprintf(os, sizeof(os), "<boot dev='hd'/>"), 0);
                 ck_assert_int_eq(xsnprintf(disks, sizeof(disks),
@@ -335,16 +347,14 @@ static char *domain_xml(const char *name, const char *uuid, const char *tap, con
                                    "<os><type arch='x86_64' machine='pc'>hvm</type>%s</os>"
                                    "<on_reboot>destroy</on_reboot>"
                                    "<devices>%s"
-                                   "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-                                   "<source file='%s/config.iso'/><backingStore/>"
-                                   "<target dev='vdb' bus='virtio'/><readonly/></disk>"
+                                   "%s"
                                    "<interface type='ethernet'><mac address='%s'/>"
                                    "<target dev='%s' managed='no'/><model type='virtio'/></interface>"
                                    "<serial type='pty'><log file='%s' append='off'/><target port='0'/></serial>"
                                    "<console type='pty'><target type='serial' port='0'/></console>"
                                    "<memballoon model='none'/>"
                                    "</devices></domain>",
-                                   name, uuid, os, disks, pool_dir, mac, tap, log),
+                                   name, uuid, os, disks, config_disk, mac, tap, log),
                          0);
         return xml;
 }
