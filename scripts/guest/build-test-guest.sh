@@ -22,7 +22,8 @@
 #     static ipv4 network's address/netmask, its default route;
 #   - counts its boots in /nova-boots on its FAT disk (when booted from disk) and prints
 #     "NOVA-GUEST disk boots=<n>";
-#   - prints "NOVA-GUEST uuid=<uuid> ip=<address>" (uuid from meta_data.json) on ttyS0;
+#   - prints "NOVA-GUEST uuid=<uuid> ip=<address> dev=<nic> up=<seconds since the kernel
+#     started>" (uuid from meta_data.json) on ttyS0;
 #   - answers ping (the kernel) and serves HTTP on port 80 (busybox httpd: /index.html holds
 #     the uuid) and a TCP echo of the uuid on port 7 (busybox nc);
 #   - on a config-2 problem prints "NOVA-GUEST error=<what>".
@@ -46,10 +47,25 @@ cd "$work"
 # ---- packages ----
 kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [[ -n $kpkg ]] || { log "cannot resolve linux-image-cloud-amd64 (apt-get update?)"; exit 1; }
-log "downloading $kpkg busybox-static"
-(apt-get download "$kpkg" busybox-static 2>&1 | grep -v "^W: Download is performed unsandboxed") >&2
-dpkg-deb -x "$(ls ./"$kpkg"_*.deb)" kernel
-dpkg-deb -x "$(ls ./busybox-static_*.deb)" bb
+# The .debs are kept in $cache_root/debs: a changed script rebuilds without the network.
+debs=$cache_root/debs
+mkdir -p "$debs"
+fetch() { # package -> path of its .deb (the candidate version)
+	local ver file
+	ver=$(apt-cache policy "$1" | awk '/Candidate:/ {print $2}')
+	file=$(ls "$debs/$1"_"${ver//:/%3a}"_*.deb 2>/dev/null | head -n 1 || true)
+	if [[ -z $file ]]; then
+		log "downloading $1 $ver"
+		(cd "$debs" && apt-get download "$1" 2>&1 | grep -v "^W: Download is performed unsandboxed") >&2 || true
+		file=$(ls "$debs/$1"_"${ver//:/%3a}"_*.deb 2>/dev/null | head -n 1 || true)
+	fi
+	[[ -n $file ]] || { log "no .deb of $1 $ver"; return 1; }
+	echo "$file"
+}
+kdeb=$(fetch "$kpkg")
+bbdeb=$(fetch busybox-static)
+dpkg-deb -x "$kdeb" kernel
+dpkg-deb -x "$bbdeb" bb
 kver=$(ls kernel/lib/modules)
 moddir=kernel/lib/modules/$kver/kernel
 cp "kernel/boot/vmlinuz-$kver" vmlinuz
@@ -164,7 +180,7 @@ done
 [ -n "$boots" ] && say "disk boots=$boots"
 httpd -p 80 -h /www
 (while :; do nc -l -p 7 -e cat /www/index.html 2>/dev/null || sleep 1; done) &
-say "uuid=$uuid ip=$ip dev=$dev"
+say "uuid=$uuid ip=$ip dev=$dev up=$(cut -d' ' -f1 /proc/uptime)"
 while :; do sleep 3600; done
 INIT
 chmod 755 $root/init
@@ -189,7 +205,7 @@ syslinux --install disk.raw
 
 {
 	echo "kernel $kpkg $kver $(stat -c %s vmlinuz)"
-	echo "busybox $(dpkg-deb -f "$(ls ./busybox-static_*.deb)" Version)"
+	echo "busybox $(dpkg-deb -f "$bbdeb" Version)"
 	echo "modules ${order[*]}"
 	echo "initrd.gz $(stat -c %s initrd.gz)"
 	echo "disk.raw $(stat -c %s disk.raw) (allocated $(du -k disk.raw | cut -f1) KiB)"

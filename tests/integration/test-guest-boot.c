@@ -372,6 +372,17 @@ static long wait_console(const char *log, const char *needle, int timeout_ms)
         return -1;
 }
 
+/* The guest's own uptime when it printed its line (its "up=" field), for the figures. */
+static char *guest_uptime(const char *log)
+{
+        char *out = sh_out("grep -a -o 'NOVA-GUEST uuid=.* up=[0-9.]*' '%s' | tail -n 1 | sed 's/.* up=//'", log);
+        size_t len = strlen(out);
+
+        while (len > 0 && out[len - 1] == '\n')
+                out[--len] = '\0';
+        return out;
+}
+
 static bool ping_guest(const struct net *net, int tries)
 {
         for (int i = 0; i < tries; i++)
@@ -496,6 +507,7 @@ START_TEST(test_boot_from_disk)
         uint64_t size;
         char *xml;
         const struct net *net = &net_disk;
+        char *up;
         long ms;
 
         ck_assert_int_eq(uuid_new_str(uuid), 0);
@@ -519,7 +531,11 @@ START_TEST(test_boot_from_disk)
         ck_assert_int_eq(xsnprintf(line, sizeof(line), "NOVA-GUEST uuid=%s ip=%s ", uuid, net->guest_ip), 0);
         ms = wait_console(log, line, BOOT_TIMEOUT_MS);
         ck_assert_msg(ms >= 0, "no '%s' on the console (%s)", line, log);
-        printf("test-guest-boot: boot from disk: console line after %ld ms (virDomainCreate returned -> line)\n", ms);
+        up = guest_uptime(log);
+        printf("test-guest-boot: boot from disk: console line %ld ms after virDomainCreate returned "
+               "(guest kernel uptime %s s)\n",
+               ms, up);
+        free(up);
         ck_assert_msg(file_contains(log, "NOVA-GUEST disk boots=1"), "first boot did not count 1");
         ck_assert_msg(!file_contains(log, "NOVA-GUEST error="), "guest reported an error");
 
@@ -557,6 +573,7 @@ START_TEST(test_direct_kernel_boot)
         virDomainPtr dom;
         char *xml;
         const struct net *net = &net_kernel;
+        char *up;
         long ms;
 
         ck_assert_int_eq(uuid_new_str(uuid), 0);
@@ -576,7 +593,11 @@ START_TEST(test_direct_kernel_boot)
         ck_assert_int_eq(xsnprintf(line, sizeof(line), "NOVA-GUEST uuid=%s ip=%s ", uuid, net->guest_ip), 0);
         ms = wait_console(log, line, BOOT_TIMEOUT_MS);
         ck_assert_msg(ms >= 0, "no '%s' on the console (%s)", line, log);
-        printf("test-guest-boot: direct kernel boot: console line after %ld ms\n", ms);
+        up = guest_uptime(log);
+        printf("test-guest-boot: direct kernel boot: console line %ld ms after virDomainCreate returned "
+               "(guest kernel uptime %s s)\n",
+               ms, up);
+        free(up);
         ck_assert_msg(!file_contains(log, "NOVA-GUEST disk boots="), "no disk, yet a boot was counted");
         ck_assert_msg(ping_guest(net, 20), "no ping answer from %s over %s", net->guest_ip, tap);
 
@@ -608,16 +629,21 @@ int main(void)
         if (getenv("NOVA_SRC"))
                 src_dir = getenv("NOVA_SRC");
         setvbuf(stdout, NULL, _IOLBF, 0); /* the figures survive Check's forked tests */
+        if (geteuid() != 0) {
+                fprintf(stderr, "test-guest-boot: needs root (network namespace, taps, libvirtd)\n");
+                return EXIT_FAILURE;
+        }
+        /* Before the private netns: a first build downloads two .debs. */
+        if (run_script_out(guest_dir, sizeof(guest_dir), "guest/build-test-guest.sh", NULL, NULL) < 0) {
+                fprintf(stderr, "test-guest-boot: building the test guest failed\n");
+                return EXIT_FAILURE;
+        }
         harness_enter_netns("test-guest-boot");
         if (!mkdtemp(tmpdir)) {
                 perror("mkdtemp");
                 return EXIT_FAILURE;
         }
         virSetErrorFunc(NULL, quiet_errors);
-        if (run_script_out(guest_dir, sizeof(guest_dir), "guest/build-test-guest.sh", NULL, NULL) < 0) {
-                fprintf(stderr, "test-guest-boot: building the test guest failed\n");
-                return EXIT_FAILURE;
-        }
         if (xsnprintf(libvirtd_dir, sizeof(libvirtd_dir), "%s/libvirtd", tmpdir) < 0 ||
             run_script_out(uri, sizeof(uri), "libvirtd-private.sh", "start", libvirtd_dir) < 0) {
                 fprintf(stderr, "test-guest-boot: the private libvirtd did not start\n");
