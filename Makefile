@@ -6,6 +6,7 @@
 #   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
 #   make check      unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make fuzz       libFuzzer targets in build/fuzz/
+#   make guest      the real test guest (cloud kernel, busybox initramfs, BIOS-bootable disk), cached
 #   make bench      bench/privsep-rtt: our module round trip vs oslo.privsep vs the socketpair floor
 
 SHELL := /bin/bash
@@ -86,7 +87,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -235,6 +236,10 @@ run:
 
 run-stop:
 	@bash scripts/sandbox.sh stop
+
+# The test guest (kernel, initramfs, bootable disk), cached in /var/cache/nova-hypervisor-build.
+guest:
+	@bash scripts/guest/build-test-guest.sh
 
 # Two hypervisor hosts sharing a network through OVN, in namespaces (KEEP=1 keeps them).
 run-multihost: $(PROGRAMS)

@@ -109,6 +109,7 @@ EOF
 	echo "libvirtd-private: libvirtd did not answer on $uri (exited, or not within 30 s); $dir/libvirtd.out:" >&2
 	tail -20 "$dir/libvirtd.out" >&2 || true
 	stop
+	kill -KILL "$pid" 2>/dev/null || true # when it hung before writing its pidfile
 	exit 1
 }
 
