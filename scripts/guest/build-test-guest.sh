@@ -22,8 +22,8 @@
 #     static ipv4 network's address/netmask, its default route;
 #   - counts its boots in /nova-boots on its FAT disk (when booted from disk) and prints
 #     "NOVA-GUEST disk boots=<n>";
-#   - prints "NOVA-GUEST uuid=<uuid> ip=<address> dev=<nic> up=<seconds since the kernel
-#     started>" (uuid from meta_data.json) on ttyS0;
+#   - prints "NOVA-GUEST uuid=<uuid> ip=<address> dev=<nic> mtu=<its MTU> up=<seconds since
+#     the kernel started>" (uuid from meta_data.json) on ttyS0;
 #   - answers ping (the kernel) and serves HTTP on port 80 (busybox httpd: /index.html holds
 #     the uuid) and a TCP echo of the uuid on port 7 (busybox nc);
 #   - on a config-2 problem prints "NOVA-GUEST error=<what>".
@@ -180,7 +180,7 @@ done
 [ -n "$boots" ] && say "disk boots=$boots"
 httpd -p 80 -h /www
 (while :; do nc -l -p 7 -e cat /www/index.html 2>/dev/null || sleep 1; done) &
-say "uuid=$uuid ip=$ip dev=$dev up=$(cut -d' ' -f1 /proc/uptime)"
+say "uuid=$uuid ip=$ip dev=$dev mtu=$(cat /sys/class/net/$dev/mtu 2>/dev/null) up=$(cut -d' ' -f1 /proc/uptime)"
 while :; do sleep 3600; done
 INIT
 chmod 755 $root/init

@@ -43,9 +43,10 @@
  * route the next test's packets. */
 struct net {
         const char *guest_ip, *host_ip, *subnet;
+        unsigned mtu; /* on the config drive; the guest must apply it */
 };
-static const struct net net_disk = { "10.0.0.5", "10.0.0.1", "10.0.0.0/24" };
-static const struct net net_kernel = { "10.0.1.5", "10.0.1.1", "10.0.1.0/24" };
+static const struct net net_disk = { "10.0.0.5", "10.0.0.1", "10.0.0.0/24", 1442 };
+static const struct net net_kernel = { "10.0.1.5", "10.0.1.1", "10.0.1.0/24", 1400 };
 #define BOOT_TIMEOUT_MS 240000
 
 static char tmpdir[] = "/tmp/test-guest-boot.XXXXXX";
@@ -277,10 +278,10 @@ static virStorageVolPtr upload_config_drive(virConnectPtr conn, virStoragePoolPt
         ck_assert_int_eq(xsnprintf(json, sizeof(json),
                                    "{\"uuid\":\"%s\",\"name\":\"guest\",\"hostname\":\"guest\","
                                    "\"public_keys\":[{\"name\":\"k\",\"data\":\"ssh-ed25519 AAAA test\"}],"
-                                   "\"ports\":[{\"port_id\":\"%s\",\"network_id\":\"%s\",\"mac\":\"%s\",\"mtu\":1500,"
+                                   "\"ports\":[{\"port_id\":\"%s\",\"network_id\":\"%s\",\"mac\":\"%s\",\"mtu\":%u,"
                                    "\"fixed_ips\":[{\"address\":\"%s\",\"subnet\":\"%s\","
                                    "\"gateway\":\"%s\"}]}]}",
-                                   uuid, port, port, mac, net->guest_ip, net->subnet, net->host_ip),
+                                   uuid, port, port, mac, net->mtu, net->guest_ip, net->subnet, net->host_ip),
                          0);
         o = json_tokener_parse(json);
         ck_assert_ptr_nonnull(o);
@@ -528,7 +529,7 @@ START_TEST(test_boot_from_disk)
         free(xml);
 
         ck_assert_msg(virDomainCreate(dom) == 0, "start: %s", virGetLastErrorMessage());
-        ck_assert_int_eq(xsnprintf(line, sizeof(line), "NOVA-GUEST uuid=%s ip=%s ", uuid, net->guest_ip), 0);
+        ck_assert_int_eq(xsnprintf(line, sizeof(line), "NOVA-GUEST uuid=%s ip=%s dev=eth0 mtu=%u ", uuid, net->guest_ip, net->mtu), 0);
         ms = wait_console(log, line, BOOT_TIMEOUT_MS);
         ck_assert_msg(ms >= 0, "no '%s' on the console (%s)", line, log);
         up = guest_uptime(log);
@@ -590,7 +591,7 @@ START_TEST(test_direct_kernel_boot)
         ck_assert_msg(dom != NULL, "define: %s\n%s", virGetLastErrorMessage(), xml);
         free(xml);
         ck_assert_msg(virDomainCreate(dom) == 0, "start: %s", virGetLastErrorMessage());
-        ck_assert_int_eq(xsnprintf(line, sizeof(line), "NOVA-GUEST uuid=%s ip=%s ", uuid, net->guest_ip), 0);
+        ck_assert_int_eq(xsnprintf(line, sizeof(line), "NOVA-GUEST uuid=%s ip=%s dev=eth0 mtu=%u ", uuid, net->guest_ip, net->mtu), 0);
         ms = wait_console(log, line, BOOT_TIMEOUT_MS);
         ck_assert_msg(ms >= 0, "no '%s' on the console (%s)", line, log);
         up = guest_uptime(log);
