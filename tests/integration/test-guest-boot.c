@@ -7,15 +7,16 @@
  *   - a qcow2 overlay volume on it, with <backingStore> and explicit formats;
  *   - a config drive made by our writer (config-drive.c), uploaded as a raw
  *     volume;
- *   - a domain with <disk type='file'>, explicit <driver type=...> and the
- *     full <backingStore> chain, a <serial> with <log file=...>, and an
- *     ethernet interface on a tap in this test's network namespace.
+ *   - a domain made by the libvirt module's generator (domain-xml.c):
+ *     <disk type='file'>, explicit <driver type=...> and the full
+ *     <backingStore> chain, the config drive as an IDE CD-ROM (as nova), a
+ *     <serial> with <log file=...>, and an ethernet interface on a tap in
+ *     this test's network namespace.
  * It boots from disk (SeaBIOS -> syslinux), the guest prints the uuid and the
  * address it read from its config drive, answers ping and TCP over the tap;
  * after a hard stop and a start its disk marker has counted two boots; all
  * volumes, the pool and the domain are deleted. Direct kernel boot (kernel +
- * initrd + cmdline, the config drive as an IDE CD-ROM as nova attaches it)
- * is checked too.
+ * initrd + cmdline, no root disk) is checked too.
  *
  * Everything runs for real: libvirtd by scripts/libvirtd-private.sh (own
  * sockets, run/state/cache/log dirs, host_uuid, its own mount namespace),
@@ -24,6 +25,7 @@
 #include "harness.h"
 
 #include "config-drive.h"
+#include "domain-xml.h"
 #include "image-inspect.h"
 #include "names.h"
 
@@ -298,65 +300,51 @@ static virStorageVolPtr upload_config_drive(virConnectPtr conn, virStoragePoolPt
 
 /* ---- the domain ---- */
 
-static char *domain_xml(const char *name, const char *uuid, const char *tap, const char *mac, const char *log,
-                        bool from_disk)
+/* The domain document, made by the libvirt module's own generator
+ * (domain-xml.c): the disks with explicit formats and the backing chain, the
+ * config drive as an IDE CD-ROM, the serial console's log. */
+static char *domain_xml(const char *uuid, const char *port, const char *mac, const struct net *net,
+                        const char *log, bool from_disk, char paths[5][PATH_MAX])
 {
-        char disks[2048], os[1024], cmdline[256] = "", path[PATH_MAX + 16], config_disk[PATH_MAX + 256];
-        char *xml = malloc(8192), *text = NULL;
+        static char cmdline[DOMAIN_CMDLINE_MAX + 1];
+        struct domain_port dport = { port, mac, net->mtu };
+        struct domain_disks disks = { 0 };
+        struct domain_spec spec = {
+                .type = "qemu",
+                .instance_uuid = uuid,
+                .display_name = "guest",
+                .vcpus = 1,
+                .memory_mb = 256,
+                .ports = &dport,
+                .n_ports = 1,
+                .disks = &disks,
+        };
+        char *xml = malloc(DOMAIN_XML_MAX), *text = NULL;
         size_t len;
 
         ck_assert_ptr_nonnull(xml);
-        /* The config drive: a virtio disk beside the root disk; with direct
-         * kernel boot an IDE CD-ROM, as nova attaches it by default. */
-        ck_assert_int_eq(xsnprintf(config_disk, sizeof(config_disk),
-                                   from_disk ? "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-                                               "<source file='%s/config.iso'/><backingStore/>"
-                                               "<target dev='vdb' bus='virtio'/><readonly/></disk>"
-                                             : "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
-                                               "<source file='%s/config.iso'/><backingStore/>"
-                                               "<target dev='hdd' bus='ide'/><readonly/></disk>",
-                                   pool_dir),
-                         0);
+        ck_assert_int_eq(xsnprintf(paths[0], PATH_MAX, "%s/root.qcow2", pool_dir), 0);
+        ck_assert_int_eq(xsnprintf(paths[1], PATH_MAX, "%s/base.raw", pool_dir), 0);
+        ck_assert_int_eq(xsnprintf(paths[2], PATH_MAX, "%s/config.iso", pool_dir), 0);
+        disks.config_path = paths[2];
+        disks.console_log = log;
         if (from_disk) {
-                ck_assert_int_eq(xsnprintf(os, sizeof(os), "<boot dev='hd'/>"), 0);
-                ck_assert_int_eq(xsnprintf(disks, sizeof(disks),
-                                           "<disk type='file' device='disk'>"
-                                           "<driver name='qemu' type='qcow2'/>"
-                                           "<source file='%s/root.qcow2'/>"
-                                           "<backingStore type='file'><format type='raw'/>"
-                                           "<source file='%s/base.raw'/><backingStore/></backingStore>"
-                                           "<target dev='vda' bus='virtio'/></disk>",
-                                           pool_dir, pool_dir),
-                                 0);
+                disks.root_path = paths[0];
+                disks.base_path = paths[1];
         } else {
-                ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/cmdline", guest_dir), 0);
-                ck_assert_int_eq(read_file_bounded(path, 255, &text, &len), 0);
+                ck_assert_int_eq(xsnprintf(paths[3], PATH_MAX, "%s/vmlinuz", guest_dir), 0);
+                ck_assert_int_eq(xsnprintf(paths[4], PATH_MAX, "%s/initrd.gz", guest_dir), 0);
+                ck_assert_int_eq(xsnprintf(cmdline, sizeof(cmdline), "%s/cmdline", guest_dir), 0);
+                ck_assert_int_eq(read_file_bounded(cmdline, DOMAIN_CMDLINE_MAX, &text, &len), 0);
                 while (len > 0 && text[len - 1] == '\n')
                         text[--len] = '\0';
                 ck_assert_int_eq(strscpy(cmdline, text, sizeof(cmdline)), 0);
                 free(text);
-                ck_assert_int_eq(xsnprintf(os, sizeof(os),
-                                           "<kernel>%s/vmlinuz</kernel><initrd>%s/initrd.gz</initrd>"
-                                           "<cmdline>%s</cmdline>",
-                                           guest_dir, guest_dir, cmdline),
-                                 0);
-                disks[0] = '\0';
+                disks.kernel = paths[3];
+                disks.initrd = paths[4];
+                disks.cmdline = cmdline;
         }
-        ck_assert_int_eq(xsnprintf(xml, 8192,
-                                   "<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
-                                   "<memory unit='MiB'>256</memory><vcpu>1</vcpu>"
-                                   "<os><type arch='x86_64' machine='pc'>hvm</type>%s</os>"
-                                   "<on_reboot>destroy</on_reboot>"
-                                   "<devices>%s"
-                                   "%s"
-                                   "<interface type='ethernet'><mac address='%s'/>"
-                                   "<target dev='%s' managed='no'/><model type='virtio'/></interface>"
-                                   "<serial type='pty'><log file='%s' append='off'/><target port='0'/></serial>"
-                                   "<console type='pty'><target type='serial' port='0'/></console>"
-                                   "<memballoon model='none'/>"
-                                   "</devices></domain>",
-                                   name, uuid, os, disks, config_disk, mac, tap, log),
-                         0);
+        ck_assert_int_eq(domain_xml_build(&spec, xml, DOMAIN_XML_MAX), 0);
         return xml;
 }
 
@@ -500,7 +488,7 @@ static int rm_rf(const char *dir)
 START_TEST(test_boot_from_disk)
 {
         char uuid[UUID_STR_LEN + 1], port[UUID_STR_LEN + 1], mac[MAC_STR_LEN + 1], tap[IFNAME_MAX];
-        char log[PATH_MAX], line[160], got[128];
+        char log[PATH_MAX], line[160], got[128], paths[5][PATH_MAX];
         virConnectPtr conn = connect_libvirtd();
         virStoragePoolPtr pool;
         virStorageVolPtr base, root, cd;
@@ -523,7 +511,7 @@ START_TEST(test_boot_from_disk)
         cd = upload_config_drive(conn, pool, uuid, port, mac, net);
 
         ck_assert_int_eq(xsnprintf(log, sizeof(log), "%s/console-disk.log", tmpdir), 0);
-        xml = domain_xml("nova-test-disk", uuid, tap, mac, log, true);
+        xml = domain_xml(uuid, port, mac, net, log, true, paths);
         dom = virDomainDefineXML(conn, xml);
         ck_assert_msg(dom != NULL, "define: %s\n%s", virGetLastErrorMessage(), xml);
         free(xml);
@@ -567,7 +555,7 @@ END_TEST
 START_TEST(test_direct_kernel_boot)
 {
         char uuid[UUID_STR_LEN + 1], port[UUID_STR_LEN + 1], mac[MAC_STR_LEN + 1], tap[IFNAME_MAX];
-        char log[PATH_MAX], line[160];
+        char log[PATH_MAX], line[160], paths[5][PATH_MAX];
         virConnectPtr conn = connect_libvirtd();
         virStoragePoolPtr pool;
         virStorageVolPtr cd;
@@ -586,7 +574,7 @@ START_TEST(test_direct_kernel_boot)
         cd = upload_config_drive(conn, pool, uuid, port, mac, net);
 
         ck_assert_int_eq(xsnprintf(log, sizeof(log), "%s/console-kernel.log", tmpdir), 0);
-        xml = domain_xml("nova-test-kernel", uuid, tap, mac, log, false);
+        xml = domain_xml(uuid, port, mac, net, log, false, paths);
         dom = virDomainDefineXML(conn, xml);
         ck_assert_msg(dom != NULL, "define: %s\n%s", virGetLastErrorMessage(), xml);
         free(xml);
