@@ -6,6 +6,7 @@
 #   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
 #   make check      unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make fuzz       libFuzzer targets in build/fuzz/
+#   make guest      the real test guest (cloud kernel, busybox initramfs, BIOS-bootable disk), cached
 #   make bench      bench/privsep-rtt: our module round trip vs oslo.privsep vs the socketpair floor
 
 SHELL := /bin/bash
@@ -49,6 +50,10 @@ NETCTL_PROTO_SRCS := interfaces/network-control/netctl-protocol.c
 NETCTL_SRCS := interfaces/network-control/network-control.c interfaces/network-control/tap.c
 LIBVIRT_PROTO_SRCS := interfaces/libvirt/libvirt-protocol.c
 LIBVIRT_SRCS := interfaces/libvirt/libvirt.c interfaces/libvirt/domain-xml.c
+# The config drive writer (ISO 9660 by libisofs): its own objects and link line,
+# so only what uses it links libisofs.
+CONFIG_DRIVE_SRCS := interfaces/libvirt/config-drive.c
+ISOFS_LIBS := $(shell pkg-config --libs libisofs-1 2>/dev/null || echo -lisofs)
 OVS_PROTO_SRCS := interfaces/openvswitch/ovs-protocol.c
 OVS_MODULE_SRCS := interfaces/openvswitch/openvswitch.c
 FW_PROTO_SRCS := interfaces/firewall-control/fw-protocol.c
@@ -82,7 +87,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -154,6 +159,19 @@ $(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integr
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
 
+# The config drive's tests link libisofs.
+$(BUILD)/tests/test-config-drive: tests/unit/test-config-drive.c $(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) \
+		$(ISOFS_LIBS) -o $@
+
+# A real guest on a private libvirtd: the config drive writer and libisofs too.
+$(BUILD)/tests/test-guest-boot: tests/integration/test-guest-boot.c tests/integration/harness.c tests/integration/harness.h \
+		$(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS) $(PROGRAMS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
+
 # The netlink builder's test also needs libnftnl (and libnftables as its reference).
 $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
 		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
@@ -194,6 +212,10 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ $(PKG_LIBS) -o $@
 
+$(BUILD)/fuzz/fuzz-config-drive: tests/fuzz/fuzz-config-drive.c $(FUZZ_LIB_SRCS) $(CONFIG_DRIVE_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ $(PKG_LIBS) $(ISOFS_LIBS) -o $@
+
 fuzz: $(FUZZERS)
 
 fuzz-run: $(FUZZERS)
@@ -214,6 +236,10 @@ run:
 
 run-stop:
 	@bash scripts/sandbox.sh stop
+
+# The test guest (kernel, initramfs, bootable disk), cached in /var/cache/nova-hypervisor-build.
+guest:
+	@bash scripts/guest/build-test-guest.sh
 
 # Two hypervisor hosts sharing a network through OVN, in namespaces (KEEP=1 keeps them).
 run-multihost: $(PROGRAMS)

@@ -43,6 +43,16 @@ PACKAGES=(
   pciutils               # lspci: test-observe compares the PCI inventory with it
   ovn-central            # OVN NB/SB schemas, ovn-northd, ovn-nbctl/ovn-sbctl: make run-multihost, test-ovn-multihost
   ovn-host               # ovn-controller, one per "host" in make run-multihost and test-ovn-multihost
+  qemu-utils             # qemu-img: libvirt's storage driver needs it for qcow2 volumes; image-inspect tests make fixtures with it
+  libisofs-dev           # config drive writer: ISO 9660 + Rock Ridge + Joliet, written to memory/callback
+  genisoimage            # isoinfo: test-config-drive reads the drive back with a real reader
+  libvirt-daemon         # libvirtd + the storage driver (dir pools, streams): the private libvirtd of test-guest-boot
+  busybox-static         # the test guest's userland (scripts/guest/build-test-guest.sh)
+  cpio                   # packing the test guest's initramfs
+  syslinux               # the test guest's BIOS boot loader on its FAT disk (no loop mounts)
+  syslinux-common        # syslinux's mbr.bin and ldlinux.c32
+  mtools                 # mcopy/mmd: files into the test guest's FAT image without mounting it
+  dosfstools             # mkfs.vfat -C: the test guest's FAT file systems
 )
 
 if [[ ${EUID:-$(id -u)} -ne 0 ]]; then

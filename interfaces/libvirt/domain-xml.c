@@ -110,6 +110,61 @@ int domain_xml_escape(const char *s, char *buf, size_t size)
         return b.err;
 }
 
+/* Printable ASCII that XML carries as it is (so the output stays bounded). */
+static bool xml_plain_char(char c, bool space_ok)
+{
+        return (c > 0x20 || (space_ok && c == 0x20)) && c <= 0x7e && !strchr("'\"<>&", c);
+}
+
+/* A path the module derived: absolute, bounded, plain characters, no "." or ".." component. */
+static bool disk_path_ok(const char *path)
+{
+        size_t len;
+
+        if (!path || path[0] != '/')
+                return false;
+        len = strnlen(path, DOMAIN_PATH_MAX + 1);
+        if (len > DOMAIN_PATH_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!xml_plain_char(path[i], false))
+                        return false;
+        for (const char *c = path; c; c = strchr(c + 1, '/'))
+                if (streq(c, "/.") || streq(c, "/..") || strncmp(c, "/./", 3) == 0 || strncmp(c, "/../", 4) == 0 ||
+                    strncmp(c, "//", 2) == 0)
+                        return false;
+        return true;
+}
+
+static int disks_check(const struct domain_disks *d)
+{
+        if (!d)
+                return 0;
+        if (!d->root_path != !d->base_path)
+                return -EINVAL; /* an overlay without its base, or a base alone */
+        if (d->root_path && (!disk_path_ok(d->root_path) || !disk_path_ok(d->base_path) ||
+                             streq(d->root_path, d->base_path)))
+                return -EINVAL;
+        if (d->config_path && !disk_path_ok(d->config_path))
+                return -EINVAL;
+        if (d->console_log && !disk_path_ok(d->console_log))
+                return -EINVAL;
+        if (!d->kernel != !d->initrd || (!d->kernel && d->cmdline))
+                return -EINVAL;
+        if (d->kernel && (!disk_path_ok(d->kernel) || !disk_path_ok(d->initrd)))
+                return -EINVAL;
+        if (d->cmdline) {
+                size_t len = strnlen(d->cmdline, DOMAIN_CMDLINE_MAX + 1);
+
+                if (len > DOMAIN_CMDLINE_MAX)
+                        return -EINVAL;
+                for (size_t i = 0; i < len; i++)
+                        if (!xml_plain_char(d->cmdline[i], true))
+                                return -EINVAL;
+        }
+        return 0;
+}
+
 static int spec_check(const struct domain_spec *spec)
 {
         size_t name_len;
@@ -136,7 +191,48 @@ static int spec_check(const struct domain_spec *spec)
                         if (streq(spec->ports[j].port_uuid, p->port_uuid))
                                 return -EINVAL; /* one tap per port: a duplicate would clash */
         }
-        return 0;
+        return disks_check(spec->disks);
+}
+
+static void xb_attr_path(struct xbuf *b, const char *before, const char *path, const char *after)
+{
+        xb_printf(b, "%s", before);
+        xb_escaped(b, path);
+        xb_printf(b, "%s", after);
+}
+
+/* <os> boot source: direct kernel, the root disk, or the network. */
+static void build_os_boot(struct xbuf *b, const struct domain_disks *d)
+{
+        if (d && d->kernel) {
+                xb_attr_path(b, "    <kernel>", d->kernel, "</kernel>\n");
+                xb_attr_path(b, "    <initrd>", d->initrd, "</initrd>\n");
+                if (d->cmdline)
+                        xb_attr_path(b, "    <cmdline>", d->cmdline, "</cmdline>\n");
+        } else if (d && d->root_path)
+                xb_printf(b, "    <boot dev='hd'/>\n");
+        else
+                xb_printf(b, "    <boot dev='network'/>\n");
+}
+
+static void build_disks(struct xbuf *b, const struct domain_disks *d)
+{
+        if (!d)
+                return;
+        if (d->root_path) {
+                xb_printf(b, "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n");
+                xb_attr_path(b, "      <source file='", d->root_path, "'/>\n");
+                xb_printf(b, "      <backingStore type='file'>\n        <format type='raw'/>\n");
+                xb_attr_path(b, "        <source file='", d->base_path, "'/>\n");
+                xb_printf(b, "        <backingStore/>\n      </backingStore>\n"
+                             "      <target dev='vda' bus='virtio'/>\n    </disk>\n");
+        }
+        if (d->config_path) {
+                xb_printf(b, "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n");
+                xb_attr_path(b, "      <source file='", d->config_path, "'/>\n");
+                xb_printf(b, "      <backingStore/>\n      <target dev='hdd' bus='ide'/>\n      <readonly/>\n"
+                             "    </disk>\n");
+        }
 }
 
 int domain_xml_build(const struct domain_spec *spec, char *buf, size_t size)
@@ -174,13 +270,15 @@ int domain_xml_build(const struct domain_spec *spec, char *buf, size_t size)
 
         xb_printf(&b, "  <memory unit='MiB'>%llu</memory>\n", (unsigned long long)spec->memory_mb);
         xb_printf(&b, "  <vcpu placement='static'>%llu</vcpu>\n", (unsigned long long)spec->vcpus);
-        xb_printf(&b, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <boot dev='network'/>\n"
-                      "  </os>\n");
+        xb_printf(&b, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
+        build_os_boot(&b, spec->disks);
+        xb_printf(&b, "  </os>\n");
         /* ACPI: without it libvirt starts QEMU with -no-acpi and a graceful shutdown never reaches the guest. */
         xb_printf(&b, "  <features>\n    <acpi/>\n    <apic/>\n  </features>\n");
         xb_printf(&b, "  <clock offset='utc'/>\n  <on_poweroff>destroy</on_poweroff>\n"
                       "  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n");
         xb_printf(&b, "  <devices>\n");
+        build_disks(&b, spec->disks);
         for (size_t i = 0; i < spec->n_ports; i++) {
                 const struct domain_port *p = &spec->ports[i];
                 char tap[IFNAME_MAX];
@@ -195,7 +293,10 @@ int domain_xml_build(const struct domain_spec *spec, char *buf, size_t size)
                           "    </interface>\n",
                           p->mac, tap, (unsigned)p->mtu);
         }
-        xb_printf(&b, "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n"
+        xb_printf(&b, "    <serial type='pty'>\n");
+        if (spec->disks && spec->disks->console_log) /* libvirt's <log>: virtlogd writes and bounds it */
+                xb_attr_path(&b, "      <log file='", spec->disks->console_log, "' append='off'/>\n");
+        xb_printf(&b, "      <target port='0'/>\n    </serial>\n"
                       "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n");
         xb_printf(&b, "  </devices>\n</domain>\n");
         if (b.err) {

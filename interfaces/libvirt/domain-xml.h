@@ -17,7 +17,8 @@
 
 /* Bytes of a derived domain name, NUL included: "nova-" + 36. */
 #define DOMAIN_NAME_MAX (sizeof(LIBVIRT_DOMAIN_PREFIX) - 1 + UUID_STR_LEN + 1)
-/* Buffer that always holds domain_xml_build()'s output (its worst case is under half of it). */
+/* Buffer that always holds domain_xml_build()'s output (diskless, its worst case is under
+ * half of it; with every disk at its longest it still fits: test-domain-xml checks both). */
 #define DOMAIN_XML_MAX 16384
 
 /* One network port of the instance. */
@@ -25,6 +26,23 @@ struct domain_port {
         const char *port_uuid;  /* canonical lowercase UUID; tap name derived from it */
         const char *mac;        /* canonical lowercase unicast MAC */
         uint32_t mtu;           /* 68..65535 */
+};
+
+/* Disk paths (absolute, at most DOMAIN_PATH_MAX bytes, printable ASCII without XML's
+ * special characters ' " < > &, no "." or ".." component or "//": the libvirt module
+ * derives them from its pool path and UUIDs, never from a request). Every disk carries an explicit driver type and its full backing chain;
+ * no disk is ever of type 'volume' and no format is left for libvirt to guess. */
+#define DOMAIN_PATH_MAX 512
+#define DOMAIN_CMDLINE_MAX 1024
+struct domain_disks {
+        const char *root_path;    /* qcow2 overlay (vda, virtio) or NULL: no root disk */
+        const char *base_path;    /* its raw backing file; required with root_path */
+        const char *config_path;  /* raw ISO 9660 config drive (IDE CD-ROM hdd, as nova) or NULL */
+        const char *console_log;  /* file of the serial console's <log> or NULL */
+        const char *kernel;       /* direct kernel boot: kernel and initrd files, or both NULL */
+        const char *initrd;
+        const char *cmdline;      /* with kernel: printable ASCII but ' " < > &, at most
+                                   * DOMAIN_CMDLINE_MAX; may be NULL */
 };
 
 /* Everything the document is made of. */
@@ -36,6 +54,7 @@ struct domain_spec {
         uint64_t memory_mb;               /* LIBVIRT_MIN_MEMORY_MB..LIBVIRT_MAX_MEMORY_MB, in MiB */
         const struct domain_port *ports;  /* n_ports entries, may be NULL when n_ports is 0 */
         size_t n_ports;                   /* 0..LIBVIRT_MAX_PORTS */
+        const struct domain_disks *disks; /* NULL: diskless, boots from the network */
 };
 
 /* "nova-" + instance_uuid into ret. 0 or -EINVAL for a bad UUID. */

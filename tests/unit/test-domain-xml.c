@@ -432,6 +432,148 @@ START_TEST(test_bounded_output)
 }
 END_TEST
 
+
+#define POOL "/var/lib/libvirt/images/nova"
+
+START_TEST(test_disks_validate)
+{
+        static char xml[DOMAIN_XML_MAX];
+        struct ports16 ps;
+        struct domain_disks disks = {
+                .root_path = POOL "/" IID ".root.qcow2",
+                .base_path = POOL "/base-0123.raw",
+                .config_path = POOL "/" IID ".config.iso",
+                .console_log = "/var/log/libvirt/qemu/nova-" IID ".console.log",
+        };
+        struct domain_spec spec;
+
+        make_ports(&ps, 1);
+        spec = make_spec("qemu", &ps, 1);
+        spec.disks = &disks;
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), 0);
+        assert_valid(xml);
+        assert_contains(xml, "<boot dev='hd'/>");
+        ck_assert_int_eq(count(xml, "<boot dev='network'/>"), 0);
+        /* the root disk: explicit qcow2 over explicit raw, and the chain ends there */
+        assert_contains(xml, "<disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"
+                             "      <source file='" POOL "/" IID ".root.qcow2'/>\n"
+                             "      <backingStore type='file'>\n        <format type='raw'/>\n"
+                             "        <source file='" POOL "/base-0123.raw'/>\n        <backingStore/>\n"
+                             "      </backingStore>\n      <target dev='vda' bus='virtio'/>");
+        /* the config drive: raw, read-only CD-ROM, no backing store */
+        assert_contains(xml, "<disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n"
+                             "      <source file='" POOL "/" IID ".config.iso'/>\n      <backingStore/>\n"
+                             "      <target dev='hdd' bus='ide'/>\n      <readonly/>");
+        assert_contains(xml, "<log file='/var/log/libvirt/qemu/nova-" IID ".console.log' append='off'/>");
+        ck_assert_int_eq(count(xml, "<driver name='qemu' type="), 2); /* every disk says its format */
+        ck_assert_int_eq(count(xml, "type='volume'"), 0);
+
+        /* a config drive and a console log only (diskless, network boot) */
+        disks.root_path = disks.base_path = NULL;
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), 0);
+        assert_valid(xml);
+        assert_contains(xml, "<boot dev='network'/>");
+        ck_assert_int_eq(count(xml, "<disk "), 1);
+
+        /* direct kernel boot */
+        disks.kernel = POOL "/kernel-1";
+        disks.initrd = POOL "/ramdisk-1";
+        disks.cmdline = "console=ttyS0 root=/dev/vda quiet";
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), 0);
+        assert_valid(xml);
+        assert_contains(xml, "<kernel>" POOL "/kernel-1</kernel>\n    <initrd>" POOL "/ramdisk-1</initrd>\n"
+                             "    <cmdline>console=ttyS0 root=/dev/vda quiet</cmdline>");
+        ck_assert_int_eq(count(xml, "<boot dev="), 0);
+}
+END_TEST
+
+START_TEST(test_disks_refused)
+{
+        static char xml[DOMAIN_XML_MAX], longpath[DOMAIN_PATH_MAX + 2];
+        static const char *const bad_paths[] = {
+                "relative/root.qcow2", "", "/a/../etc/shadow", "/a/./b", "/a//b", "/a/..", "/a/.",
+                "/a b", "/a'b", "/a\"b", "/a<b", "/a>b", "/a&b", "/a\tb", "/a\nb", "/a\x7f", "/a\xc3\xa9",
+        };
+        struct ports16 ps;
+        struct domain_disks good = { .root_path = POOL "/r.qcow2", .base_path = POOL "/b.raw",
+                                     .config_path = POOL "/c.iso", .console_log = POOL "/c.log" };
+        struct domain_disks d;
+        struct domain_spec spec;
+
+        make_ports(&ps, 1);
+        spec = make_spec("qemu", &ps, 1);
+        spec.disks = &d;
+        for (size_t i = 0; i < ARRAY_SIZE(bad_paths); i++) {
+                const char **fields[] = { &d.root_path, &d.base_path, &d.config_path, &d.console_log };
+
+                for (size_t f = 0; f < ARRAY_SIZE(fields); f++) {
+                        d = good;
+                        *fields[f] = bad_paths[i];
+                        memset(xml, 'x', 16);
+                        ck_assert_msg(domain_xml_build(&spec, xml, sizeof(xml)) == -EINVAL, "path '%s' (field %zu) accepted",
+                                      bad_paths[i], f);
+                }
+        }
+        memset(longpath, 'a', sizeof(longpath) - 1);
+        longpath[0] = '/';
+        d = good;
+        d.base_path = longpath;
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), -EINVAL);
+        longpath[DOMAIN_PATH_MAX] = '\0'; /* exactly the limit */
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), 0);
+
+        d = good;
+        d.base_path = NULL; /* an overlay without its base */
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), -EINVAL);
+        d = good;
+        d.root_path = NULL; /* a base alone */
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), -EINVAL);
+        d = good;
+        d.base_path = d.root_path; /* its own backing file */
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), -EINVAL);
+        d = good;
+        d.kernel = POOL "/k"; /* a kernel without initrd */
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), -EINVAL);
+        d = good;
+        d.cmdline = "console=ttyS0"; /* a command line without a kernel */
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), -EINVAL);
+        d.kernel = POOL "/k";
+        d.initrd = POOL "/i";
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), 0);
+        d.cmdline = "init=/bin/sh\n";
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), -EINVAL);
+        d.cmdline = "a='b'";
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_disks_bounded)
+{
+        static char xml[DOMAIN_XML_MAX];
+        static char paths[6][DOMAIN_PATH_MAX + 1], cmdline[DOMAIN_CMDLINE_MAX + 1];
+        struct ports16 ps;
+        struct domain_disks d;
+        struct domain_spec spec;
+
+        for (int i = 0; i < 6; i++) {
+                memset(paths[i], 'a' + i, DOMAIN_PATH_MAX);
+                paths[i][0] = '/';
+                paths[i][DOMAIN_PATH_MAX] = '\0';
+        }
+        memset(cmdline, 'c', DOMAIN_CMDLINE_MAX);
+        cmdline[DOMAIN_CMDLINE_MAX] = '\0';
+        d = (struct domain_disks){ paths[0], paths[1], paths[2], paths[3], paths[4], paths[5], cmdline };
+        make_ports(&ps, LIBVIRT_MAX_PORTS);
+        spec = make_spec("qemu", &ps, LIBVIRT_MAX_PORTS);
+        spec.display_name = "&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&";
+        spec.disks = &d;
+        /* the worst case with every disk still fits DOMAIN_XML_MAX */
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), 0);
+        ck_assert_uint_lt(strlen(xml) + 1, DOMAIN_XML_MAX);
+        assert_valid(xml);
+}
+END_TEST
+
 static Suite *domain_xml_suite(void)
 {
         Suite *s = suite_create("domain-xml");
@@ -446,6 +588,9 @@ static Suite *domain_xml_suite(void)
         tcase_add_test(tc, test_metadata_mark_text);
         tcase_add_test(tc, test_metadata_mark_live);
         tcase_add_test(tc, test_bounded_output);
+        tcase_add_test(tc, test_disks_validate);
+        tcase_add_test(tc, test_disks_refused);
+        tcase_add_test(tc, test_disks_bounded);
         suite_add_tcase(s, tc);
         return s;
 }

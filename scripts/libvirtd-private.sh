@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# libvirtd-private.sh - a private root libvirtd (QEMU + storage drivers) for tests and
+# the sandbox, that touches nothing of the host's libvirt.
+#
+#   libvirtd-private.sh start DIR   start it; prints the URI to reach it
+#   libvirtd-private.sh stop DIR    its domains' QEMU processes, then libvirtd: SIGTERM
+#                                   (SIGKILL after 5/10 s) and wait; DIR stays
+#   libvirtd-private.sh uri DIR     print the URI
+#
+# DIR (absolute, created when missing) holds everything: etc/ (libvirtd.conf, qemu.conf),
+# sock/ (unix_sock_dir: libvirt-sock, libvirt-admin-sock), run/ lib/ cache/ log/ (libvirt's
+# run, state, cache and log dirs), libvirtd.pid, libvirtd.out. libvirtd runs in a mount
+# namespace of its own (unshare -m) in which DIR's directories are bind-mounted over
+# /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/cache/libvirt and /var/log/libvirt, so
+# its domains, pools and QEMU monitors are all private; it inherits the caller's network
+# namespace (taps of a test's namespace are where QEMU opens them). Its host_uuid is
+# random. Reach it as qemu+unix:///system?socket=DIR/sock/libvirt-sock.
+#
+# QEMU runs as root without a security driver and without cgroups (a test machine);
+# serial logs are written by QEMU itself (stdio_handler = "file": no virtlogd).
+set -euo pipefail
+
+usage() { echo "usage: $0 start|stop|uri DIR" >&2; exit 2; }
+[[ $# -eq 2 ]] || usage
+cmd=$1
+dir=$2
+[[ $dir == /* ]] || { echo "libvirtd-private: DIR must be absolute" >&2; exit 2; }
+uri="qemu+unix:///system?socket=$dir/sock/libvirt-sock"
+
+# QEMU processes outlive libvirtd by design: stop them first (their pidfiles are in the
+# private run dir), then libvirtd.
+stop_qemus() {
+	local f pid
+	for f in "$dir"/run/qemu/*.pid; do
+		[[ -f $f ]] || continue
+		pid=$(cat "$f")
+		[[ $pid =~ ^[0-9]+$ ]] && grep -qa qemu-system "/proc/$pid/cmdline" 2>/dev/null || continue
+		kill -TERM "$pid" 2>/dev/null || continue
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+}
+
+stop() {
+	local pid
+	stop_qemus
+	[[ -f $dir/libvirtd.pid ]] || return 0
+	pid=$(cat "$dir/libvirtd.pid")
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || { rm -f "$dir/libvirtd.pid"; return 0; }
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	rm -f "$dir/libvirtd.pid"
+}
+
+start() {
+	local d uuid pid
+	command -v libvirtd >/dev/null || { echo "libvirtd-private: libvirtd not installed (libvirt-daemon)" >&2; exit 1; }
+	# The QEMU driver refuses to load unless the user and group it was built with exist.
+	getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+	getent passwd libvirt-qemu >/dev/null ||
+		useradd -r -g libvirt-qemu -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+	for d in etc sock run lib cache log; do mkdir -p "$dir/$d"; done
+	chmod 700 "$dir/sock"
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	cat > "$dir/etc/libvirtd.conf" <<EOF
+unix_sock_dir = "$dir/sock"
+unix_sock_rw_perms = "0700"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+host_uuid = "$uuid"
+log_outputs = "3:file:$dir/log/libvirtd.log"
+EOF
+	cat > "$dir/etc/qemu.conf" <<EOF
+user = "root"
+group = "root"
+security_driver = "none"
+remember_owner = 0
+dynamic_ownership = 0
+stdio_handler = "file"
+cgroup_controllers = [ ]
+EOF
+	rm -f "$dir/sock/libvirt-sock"
+	# setsid: its own session, so a test's terminal signals do not reach it.
+	setsid unshare --mount --propagation private -- /bin/sh -c '
+		set -e
+		d=$1
+		for m in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt cache:/var/cache/libvirt log:/var/log/libvirt; do
+			mkdir -p "${m#*:}"   # an empty mount point, as libvirt-daemon-system would make
+			mount --bind "$d/${m%%:*}" "${m#*:}"
+		done
+		exec libvirtd --config "$d/etc/libvirtd.conf" --pid-file "$d/libvirtd.pid"
+	' sh "$dir" </dev/null >"$dir/libvirtd.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		if [[ -S $dir/sock/libvirt-sock ]] && virsh -q -c "$uri" version >/dev/null 2>&1; then
+			echo "$uri"
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "libvirtd-private: libvirtd did not answer on $uri (exited, or not within 30 s); $dir/libvirtd.out:" >&2
+	tail -20 "$dir/libvirtd.out" >&2 || true
+	stop
+	kill -KILL "$pid" 2>/dev/null || true # when it hung before writing its pidfile
+	exit 1
+}
+
+case $cmd in
+start) start ;;
+stop) stop ;;
+uri) echo "$uri" ;;
+*) usage ;;
+esac
