@@ -40,7 +40,7 @@ struct tap_info {
         char port_uuid[UUID_STR_LEN + 1]; /* port UUID taken from our ownership mark */
         int ifindex;                      /* kernel interface index */
         uint32_t mtu;                     /* current MTU */
-        uint8_t mac[6];                   /* current hardware address */
+        uint8_t mac[6];                   /* current hardware address (fe:..., tap_mac_from_port) */
         bool admin_up;                    /* IFF_UP is set */
         bool carrier;                     /* IFF_LOWER_UP: false while no process holds the tap */
         char operstate[16];               /* "up", "down", "unknown", ... (RFC 2863 name) */
@@ -51,7 +51,9 @@ struct tap_info {
 };
 
 /* Create (or converge) the persistent tap (IFF_TAP|IFF_NO_PI) of port_uuid,
- * then set MTU, MAC, ownership mark and IFF_UP in one change request.
+ * then set MTU, MAC, ownership mark and IFF_UP in one change request. mac is
+ * the port's (the guest's, mac_parse() rules); the tap itself gets
+ * tap_mac_from_port(mac): fe + its last five bytes.
  * hybrid: also create (or converge) qbr, the qvb/qvo pair, the tap and qvb as
  * ports of qbr, same MTU and mark on all, addr_gen_mode none on qbr/qvb/qvo,
  * all up. !hybrid: our qbr and qvb/qvo of this port, if any, are removed (the
@@ -59,7 +61,7 @@ struct tap_info {
  * -EEXIST if a device of one of the names exists that is not ours (for a
  * veth: not our pair), nothing changed; -EBUSY (hybrid) if the tap or qvb
  * already has a master other than our qbr (e.g. OVS's datapath), nothing
- * changed; -EINVAL bad uuid/mac (zero or multicast); -ERANGE mtu outside
+ * changed; -EINVAL bad uuid/mac (zero, multicast, or fe:...); -ERANGE mtu outside
  * 68..65535. When a later step fails, every device this call created is
  * removed again (devices that existed before are left). *ret (may be NULL)
  * is the read-back, untouched on failure. */
