@@ -305,8 +305,8 @@ enum {
         SK_ND = 1 << 0, SK_PORTS = 1 << 1, SK_COMMON = 1 << 2, SK_FORWARD = 1 << 3,
         SK_INET_ALL = (1 << 4) - 1,
         SK_TAPS = 1 << 0, SK_VM_MAC = 1 << 1, SK_VM_IP4 = 1 << 2, SK_VM_IP6 = 1 << 3, SK_GUARD = 1 << 4,
-        SK_FROM_VM = 1 << 5, SK_PREROUTING = 1 << 6,
-        SK_BRIDGE_ALL = (1 << 7) - 1,
+        SK_FROM_VM = 1 << 5, SK_PREROUTING = 1 << 6, SK_BR_FORWARD = 1 << 7,
+        SK_BRIDGE_ALL = (1 << 8) - 1,
 };
 
 /* The member key of items[i] (the item's only kind: "chain", "rule", ...) if
@@ -367,6 +367,8 @@ static int pass_chains(struct fw_snap *s, struct json_object *items, const char 
                                 *sk |= SK_FROM_VM;
                         else if (streq(name, "prerouting"))
                                 *sk |= SK_PREROUTING;
+                        else if (streq(name, "forward"))
+                                *sk |= SK_BR_FORWARD;
                         continue;
                 }
                 if (streq(name, "common"))
@@ -718,10 +720,11 @@ static int pass_port_chains(struct fw_snap *s, struct json_object *items, const 
 static bool fixed_chains_ok(struct json_object *items, const char *table, bool inet)
 {
         static const char *const inet_chains[] = { "common", "forward" };
-        static const char *const bridge_chains[] = { "prerouting", "from_vm" };
+        static const char *const bridge_chains[] = { "prerouting", "from_vm", "forward" };
         const char *const *chains = inet ? inet_chains : bridge_chains;
+        size_t n = inet ? ARRAY_SIZE(inet_chains) : ARRAY_SIZE(bridge_chains);
 
-        for (size_t f = 0; f < 2; f++) {
+        for (size_t f = 0; f < n; f++) {
                 size_t have = 0;
                 for (size_t i = 0; i < json_object_array_length(items); i++) {
                         struct json_object *ru = item_of(items, i, "rule", table);

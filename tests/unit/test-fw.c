@@ -197,6 +197,7 @@ START_TEST(test_skeleton)
                 "add set " B " taps {", "add set " B " vm_mac {", "add set " B " vm_ip4 {", "add set " B " vm_ip6 {",
                 "add set " B " guard {", "add chain " B " from_vm {",
                 "add chain " B " prerouting { type filter hook prerouting priority filter; policy accept; ",
+                "add chain " B " forward { type filter hook forward priority filter; policy accept; ",
         };
         for (size_t i = 0; i < ARRAY_SIZE(objs); i++)
                 ck_assert_msg(count(b.p, objs[i]) == 1, "skeleton lacks '%s'", objs[i]);
@@ -215,7 +216,12 @@ START_TEST(test_skeleton)
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "common"), 3);
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "forward"), 1);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "prerouting"), 2);
-        ck_assert_uint_eq(fw_fixed_chain_rules(false, "from_vm"), 13);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "from_vm"), 14);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "forward"), 1);
+        /* an instance port is not a trunk: tagged frames dropped both ways */
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " B " from_vm { ether type { 8021q, 8021ad } drop; "));
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " B " forward { type filter hook forward priority filter; "
+                                          "policy accept; oifname @taps ether type { 8021q, 8021ad } drop; }\n"));
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "from_vm"), 0);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "port-" P1), 0);
         sbuf_free(&b);
@@ -1480,7 +1486,7 @@ START_TEST(test_tamper_skeleton)
                 { true, "set", "nd" }, { true, "map", "ports" }, { true, "chain", "common" }, { true, "chain", "forward" },
                 { false, "set", "taps" }, { false, "set", "vm_mac" }, { false, "set", "vm_ip4" },
                 { false, "set", "vm_ip6" }, { false, "set", "guard" }, { false, "chain", "from_vm" },
-                { false, "chain", "prerouting" },
+                { false, "chain", "prerouting" }, { false, "chain", "forward" },
         };
 
         for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
@@ -1497,9 +1503,9 @@ START_TEST(test_tamper_skeleton)
         }
         /* a rule slipped into a fixed chain (an accept before the dispatch or the
          * anti-spoofing checks would bypass every port), or one of them gone */
-        static const char *const fixed_chains[] = { "forward", "common", "prerouting", "from_vm" };
+        static const char *const fixed_chains[] = { "forward", "common", "prerouting", "from_vm", "forward" };
         for (size_t i = 0; i < ARRAY_SIZE(fixed_chains); i++) {
-                bool in_inet = i < 2;
+                bool in_inet = i < 2; /* the second "forward" is the bridge table's */
                 EDITED(doc_insert_rule(in_inet ? inet : bridge, fixed_chains[i], 0,
                                        in_inet ? "{\"family\":\"inet\",\"table\":\"nova_hypervisor\",\"handle\":999,"
                                                  "\"expr\":[{\"accept\":null}]}"
