@@ -940,6 +940,182 @@ START_TEST(test_vlan_tagged_frames_dropped_both_ways)
 }
 END_TEST
 
+/* ---- others change our tables: the module restores them at once ---- */
+
+/* Both our tables as `nft list` prints them (no handles), lines sorted: a
+ * rebuilt table lists its chains in the order they were made again. */
+static char *our_tables_text(void)
+{
+        return sh_out("(nft list table inet " FW_TABLE " 2>/dev/null; nft list table bridge " FW_TABLE
+                      " 2>/dev/null) | LC_ALL=C sort");
+}
+
+/* Wait until our tables read exactly `want` again; the time it took in ms, or -1. */
+static long wait_tables(const char *want, int timeout_ms)
+{
+        uint64_t t0 = now_usec();
+
+        for (;;) {
+                _cleanup_free_ char *now = our_tables_text();
+                if (streq(now, want))
+                        return (long)((now_usec() - t0) / 1000);
+                if (now_usec() - t0 > (uint64_t)timeout_ms * 1000) {
+                        FILE *f = fopen("/tmp/nova-it-fw-tables.diff", "w");
+                        if (f) {
+                                fprintf(f, "=== wanted\n%s=== found\n%s", want, now);
+                                fclose(f);
+                        }
+                        return -1;
+                }
+                sleep_ms(5);
+        }
+}
+
+static unsigned restores_logged(void)
+{
+        _cleanup_free_ char *n = sh_out("grep -c 'restored them with' %s", m.log);
+        return (unsigned)strtoul(n, NULL, 10);
+}
+
+/* Something else changes our tables; the module puts back exactly what it had,
+ * and the port filters as before. */
+START_TEST(test_foreign_changes_are_restored)
+{
+        char cmds[16][256];
+        size_t n = 0;
+        long gen;
+
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        /* our own commits are not taken for someone else's: one generation per change, no restore */
+        gen = nft_genid();
+        ck_assert_msg(apply(GROUP_B, group_b, ARRAY_SIZE(group_b), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        sleep_ms(300);
+        ck_assert_int_eq(nft_genid(), gen + 2);
+        ck_assert_uint_eq(restores_logged(), 0);
+        _cleanup_free_ char *want = our_tables_text();
+        ck_assert_ptr_nonnull(strstr(want, port_uuid));
+
+#define CMD(...) (void)snprintf(cmds[n++], sizeof(cmds[0]), __VA_ARGS__)
+        CMD("nft delete table inet " FW_TABLE);
+        CMD("nft delete table bridge " FW_TABLE);
+        CMD("nft delete chain inet " FW_TABLE " forward");
+        CMD("nft delete chain bridge " FW_TABLE " prerouting");
+        CMD("nft delete chain bridge " FW_TABLE " forward");
+        CMD("nft flush chain inet " FW_TABLE " port-%s", port_uuid);
+        CMD("nft flush chain bridge " FW_TABLE " from_vm");
+        CMD("nft flush map inet " FW_TABLE " ports");
+        CMD("nft flush set bridge " FW_TABLE " vm_mac");
+        CMD("nft insert rule inet " FW_TABLE " forward accept");
+        CMD("nft add table inet " FW_TABLE " '{ flags dormant; }'");
+        CMD("nft flush ruleset");
+#undef CMD
+        for (size_t i = 0; i < n; i++) {
+                unsigned before = restores_logged();
+                ck_assert_msg(sh("%s", cmds[i]) == 0, "%s failed", cmds[i]);
+                long ms = wait_tables(want, 5000);
+                ck_assert_msg(ms >= 0, "after `%s` our tables did not come back (see %s)", cmds[i], m.log);
+                fprintf(stderr, "test-firewall-module: `%s`: tables back within %ld ms\n", cmds[i], ms);
+                for (int t = 0; t < 1000 && restores_logged() == before; t += 10)
+                        sleep_ms(10);
+                ck_assert_uint_eq(restores_logged(), before + 1);
+                ck_assert_msg(tcp_reaches(ns_rem, VM_IP, 22), "after `%s`: ssh dropped", cmds[i]);
+                ck_assert_msg(!tcp_reaches(ns_rem, VM_IP, 23), "after `%s`: telnet passed", cmds[i]);
+        }
+        /* and the module still serves: a change, then a read-back */
+        ck_assert_msg(apply(GROUP_B, group_b, ARRAY_SIZE(group_b), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 80));
+        ck_assert_uint_eq(ports_total(), 1);
+}
+END_TEST
+
+/* Debian's nftables.service with its stock /etc/nftables.conf (`flush
+ * ruleset`, then an inet filter table of accept-all chains): stop runs
+ * `nft flush ruleset`, start `nft -f /etc/nftables.conf`; here both run in
+ * this test's namespace, never the host's. Our tables come back, theirs stay. */
+START_TEST(test_nftables_service_restart_with_debian_defaults)
+{
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        _cleanup_free_ char *want = our_tables_text();
+        _cleanup_free_ char *conf = sh_out("dpkg -S /etc/nftables.conf 2>/dev/null; grep -c 'flush ruleset' /etc/nftables.conf");
+        ck_assert_msg(strstr(conf, "nftables: /etc/nftables.conf"), "not Debian's packaged /etc/nftables.conf: %s", conf);
+
+        /* restart: stop, then start */
+        ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        ck_assert_int_eq(sh("nft -f /etc/nftables.conf"), 0);
+        ck_assert_msg(wait_tables(want, 5000) >= 0, "our tables did not come back after the restart");
+        ck_assert_int_eq(sh("nft list table inet filter >/dev/null"), 0);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        /* reload (start again on a running service): one transaction that flushes and loads */
+        ck_assert_int_eq(sh("nft -f /etc/nftables.conf"), 0);
+        ck_assert_msg(wait_tables(want, 5000) >= 0, "our tables did not come back after the reload");
+        ck_assert_int_eq(sh("nft list table inet filter >/dev/null"), 0);
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        ck_assert_int_eq(sh("nft delete table inet filter"), 0);
+}
+END_TEST
+
+/* The window: SYNs flooded to a port the group forbids while the ruleset
+ * is flushed; what reaches the instance, over the flood's rate, is how long
+ * it was open. */
+START_TEST(test_flush_window_under_100ms)
+{
+        char out_path[64];
+        pid_t sender;
+        int status;
+        long before, crossed;
+        unsigned long sent = 0;
+        double secs = 0;
+
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        _cleanup_free_ char *want = our_tables_text();
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        before = counter(ns_vm, "syn23");
+        (void)snprintf(out_path, sizeof(out_path), "/tmp/nova-it-flood-%d", (int)getpid());
+        sender = fork();
+        ck_assert_int_ge(sender, 0);
+        if (sender == 0) {
+                char code[4096];
+                (void)snprintf(code, sizeof(code),
+                               "import socket,struct,time\n"
+                               "src,dst=socket.inet_aton('" REM_IP "'),socket.inet_aton('" VM_IP "')\n"
+                               "s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_TCP)\n"
+                               "def csum(b):\n"
+                               " t=sum(struct.unpack('!%%dH'%%(len(b)//2),b)); t=(t>>16)+(t&0xffff); t+=t>>16\n"
+                               " return ~t&0xffff\n"
+                               "n=0; t0=time.time(); end=t0+3.0\n"
+                               "while time.time()<end:\n"
+                               " h=struct.pack('!HHIIBBHHH',1024+n%%60000,23,n,0,5<<4,2,65535,0,0)\n"
+                               " c=csum(src+dst+struct.pack('!BBH',0,6,20)+h)\n"
+                               " s.sendto(h[:16]+struct.pack('!H',c)+h[18:],('" VM_IP "',0)); n+=1\n"
+                               "open('%s','w').write('%%d %%f'%%(n,time.time()-t0))\n",
+                               out_path);
+                (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                execlp("ip", "ip", "netns", "exec", ns_rem, "/usr/bin/python3", "-c", code, (char *)NULL);
+                _exit(127);
+        }
+        sleep_ms(1000);
+        ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        long ms = wait_tables(want, 5000);
+        ck_assert_int_eq(waitpid(sender, &status, 0), sender);
+        ck_assert_msg(ms >= 0, "our tables did not come back after the flush");
+        {
+                _cleanup_free_ char *res = sh_out("cat %s; rm -f %s", out_path, out_path);
+                ck_assert_int_eq(sscanf(res, "%lu %lf", &sent, &secs), 2);
+        }
+        crossed = counter(ns_vm, "syn23") - before;
+        double rate = (double)sent / secs, window_ms = (double)crossed * 1000.0 / rate;
+        fprintf(stderr,
+                "test-firewall-module: flood of %lu SYNs to tcp/23 in %.2f s (%.0f/s) across `nft flush ruleset`: "
+                "%ld crossed, an open window of %.1f ms; tables read back within %ld ms\n",
+                sent, secs, rate, crossed, window_ms, ms);
+        ck_assert_msg(rate > 2000, "the flood is too slow to measure anything (%.0f/s)", rate);
+        ck_assert_msg(window_ms < 100.0, "%ld SYNs crossed: open for %.1f ms", crossed, window_ms);
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("firewall-module");
@@ -959,6 +1135,9 @@ static Suite *suite(void)
         tcase_add_test(tc, test_shards_with_real_packets);
         tcase_add_test(tc, test_foreign_shard_table_is_skipped);
         tcase_add_test(tc, test_vlan_tagged_frames_dropped_both_ways);
+        tcase_add_test(tc, test_foreign_changes_are_restored);
+        tcase_add_test(tc, test_nftables_service_restart_with_debian_defaults);
+        tcase_add_test(tc, test_flush_window_under_100ms);
         suite_add_tcase(s, tc);
         return s;
 }
