@@ -171,10 +171,14 @@ static const char *const from_vm_rules[] = {
         "drop",
 };
 
-/* Tagged frames towards an instance (from qvb, or flooded) are dropped where
- * they leave for its tap. */
+/* Towards an instance (from qvb, or flooded), where frames leave for its tap:
+ * tagged frames are dropped, and so is every protocol but IPv4, IPv6 and ARP
+ * (security groups speak IP only; from_vm allows no more outwards; neutron's
+ * own OVS firewall does the same, its iptables one lets them in only because
+ * iptables never sees them). */
 static const char *const bridge_forward_rules[] = {
         "oifname @taps ether type { 8021q, 8021ad } drop",
+        "oifname @taps ether type != { ip, ip6, arp } drop",
 };
 
 static const struct {

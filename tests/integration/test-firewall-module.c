@@ -855,9 +855,11 @@ END_TEST
 static const struct {
         const char *name;
         unsigned tpid;
-} tags[] = { { "802.1Q", 0x8100 }, { "802.1ad", 0x88a8 } };
+} tags[] = { { "802.1Q", 0x8100 }, { "802.1ad", 0x88a8 }, { "ethertype 0x88b5", 0x88b5 } };
+#define ETH_P_EXPERIMENTAL 0x88b5 /* IEEE 802 local experimental: a non-IP protocol, sent untagged */
 
-/* n tagged (tpid, VLAN 100) IPv4/UDP frames src -> dst to UDP port 5000, sent from ns's eth0. */
+/* n tagged (tpid, VLAN 100) IPv4/UDP frames src -> dst to UDP port 5000, sent from
+ * ns's eth0; with tpid ETH_P_EXPERIMENTAL the same bytes untagged under that ethertype. */
 static void send_tagged(const char *ns, unsigned tpid, const char *src_mac, const char *dst_mac, const char *src_ip,
                         const char *dst_ip, int n)
 {
@@ -871,19 +873,21 @@ static void send_tagged(const char *ns, unsigned tpid, const char *src_mac, cons
                             "ip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),1,0,64,17,0,"
                             "socket.inet_aton('%s'),socket.inet_aton('%s'))\n"
                             "ip=ip[:10]+struct.pack('!H',csum(ip))+ip[12:]\n"
-                            "f=mac('%s')+mac('%s')+struct.pack('!HHH',%u,100,0x0800)+ip+udp\n"
+                            "t=%u\n"
+                            "f=mac('%s')+mac('%s')+(struct.pack('!H',t) if t==%u else struct.pack('!HHH',t,100,0x0800))+ip+udp\n"
                             "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); s.bind(('eth0',0))\n"
                             "for i in range(%d): s.send(f)\n\"",
-                            ns, src_ip, dst_ip, dst_mac, src_mac, tpid, n),
+                            ns, src_ip, dst_ip, tpid, dst_mac, src_mac, ETH_P_EXPERIMENTAL, n),
                          0);
 }
 
 static void tag_counters_add(const char *ns)
 {
         ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
-                            "table netdev vlancnt {\n counter q {}\n counter ad {}\n"
+                            "table netdev vlancnt {\n counter q {}\n counter ad {}\n counter exp {}\n"
                             " chain in { type filter hook ingress device eth0 priority -500;\n"
-                            "  ether type 8021q counter name q\n  ether type 8021ad counter name ad\n }\n}\nEOF",
+                            "  ether type 8021q counter name q\n  ether type 8021ad counter name ad\n"
+                            "  ether type 0x88b5 counter name exp\n }\n}\nEOF",
                             ns),
                          0);
 }
@@ -892,13 +896,13 @@ static void tag_counters_add(const char *ns)
 static long tagged_in(const char *ns, size_t i)
 {
         _cleanup_free_ char *out = sh_out("ip netns exec %s nft list counter netdev vlancnt %s 2>/dev/null", ns,
-                                          i ? "ad" : "q");
+                                          i == 0 ? "q" : i == 1 ? "ad" : "exp");
         const char *p = strstr(out, "packets ");
 
         return p ? strtol(p + 8, NULL, 10) : -1;
 }
 
-START_TEST(test_vlan_tagged_frames_dropped_both_ways)
+START_TEST(test_tagged_and_non_ip_frames_dropped_both_ways)
 {
         _cleanup_free_ char *rem_mac = sh_out("ip netns exec %s cat /sys/class/net/eth0/address", ns_rem);
         long before;
@@ -919,20 +923,21 @@ START_TEST(test_vlan_tagged_frames_dropped_both_ways)
                               tags[i].name, tagged_in(ns_rem, i) - before);
         }
 
-        /* filtered (group A: ICMP in, everything out): untagged traffic passes
-         * as the rules say, not one tagged frame crosses either way, whatever
-         * it carries (UDP 5000 from the remote; UDP the rules would let out) */
+        /* filtered (group A: ICMP in, everything out): untagged IP passes as
+         * the rules say; not one tagged or non-IP frame crosses either way,
+         * whatever it carries (UDP 5000 from the remote; UDP the rules would
+         * let out) */
         ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
         ck_assert(ping_ok(ns_rem, VM_IP));
         ck_assert(udp_reaches(ns_vm, REM_IP, 4444));
         for (size_t i = 0; i < ARRAY_SIZE(tags); i++) {
                 before = tagged_in(ns_vm, i);
                 send_tagged(ns_rem, tags[i].tpid, rem_mac, VM_MAC, REM_IP, VM_IP, 20);
-                ck_assert_msg(tagged_in(ns_vm, i) == before, "%s: %ld of 20 tagged frames reached the instance",
+                ck_assert_msg(tagged_in(ns_vm, i) == before, "%s: %ld of 20 frames reached the instance",
                               tags[i].name, tagged_in(ns_vm, i) - before);
                 before = tagged_in(ns_rem, i);
                 send_tagged(ns_vm, tags[i].tpid, VM_MAC, rem_mac, VM_IP, REM_IP, 20);
-                ck_assert_msg(tagged_in(ns_rem, i) == before, "%s: %ld of 20 tagged frames left the instance",
+                ck_assert_msg(tagged_in(ns_rem, i) == before, "%s: %ld of 20 frames left the instance",
                               tags[i].name, tagged_in(ns_rem, i) - before);
         }
         (void)sh("ip netns exec %s nft delete table netdev vlancnt; ip netns exec %s nft delete table netdev vlancnt",
@@ -1134,7 +1139,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_foreign_table_is_left_alone);
         tcase_add_test(tc, test_shards_with_real_packets);
         tcase_add_test(tc, test_foreign_shard_table_is_skipped);
-        tcase_add_test(tc, test_vlan_tagged_frames_dropped_both_ways);
+        tcase_add_test(tc, test_tagged_and_non_ip_frames_dropped_both_ways);
         tcase_add_test(tc, test_foreign_changes_are_restored);
         tcase_add_test(tc, test_nftables_service_restart_with_debian_defaults);
         tcase_add_test(tc, test_flush_window_under_100ms);
