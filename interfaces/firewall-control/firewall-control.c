@@ -1028,7 +1028,7 @@ static void build_restore_skeletons(struct sbuf *b, const struct fw_watch_commit
 /* Rebuild the tables d names from the snapshot. 0, or -errno (then the
  * snapshot is marked for re-reading and the caller falls back to the
  * rebuild-and-tell-the-core path). */
-static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports)
+static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_text_usec)
 {
         struct fw_snap *s = &fw->snap;
         bool inet[FW_MAX_SHARDS] = { 0 }, bridge = false, any = false;
@@ -1071,8 +1071,10 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         build_restore_skeletons(&fw->cmd, d, inet, bridge);
         if (fw->cmd.err)
                 return fw->cmd.err;
+        uint64_t t0 = now_usec();
         if ((r = nft_run(fw, fw->cmd.p, err, sizeof(err))) < 0)
                 return r;
+        *ret_text_usec = now_usec() - t0;
 
         /* the ports and groups of the rebuilt tables, as one batch */
         ports = calloc(s->n_ports ? s->n_ports : 1, sizeof(*ports));
@@ -1133,7 +1135,7 @@ static void guard_run(struct fw *fw)
 {
         struct fw_watch_commit d = fw->damage;
         bool unknown = fw->damage_unknown;
-        uint64_t t0 = fw->damage_usec;
+        uint64_t t0 = fw->damage_usec, t_start, text_usec = 0;
         unsigned n_ports = 0;
         char err[256] = "";
         int r;
@@ -1159,7 +1161,8 @@ static void guard_run(struct fw *fw)
                         return;
                 }
         }
-        r = restore(fw, &d, &n_ports);
+        t_start = now_usec();
+        r = restore(fw, &d, &n_ports, &text_usec);
         if (r == -EEXIST)
                 return; /* said why; the next request re-reads and refuses */
         if (r < 0) {
@@ -1170,10 +1173,12 @@ static void guard_run(struct fw *fw)
                 return;
         }
         fw->restores++;
+        uint64_t t_end = now_usec();
         log_warn("nftables: a change by %s (pid %u, generation %u) %s our tables; restored them with %u port(s) "
-                 "%llu us after it was seen",
+                 "%llu us after it was seen (reading the news %llu us, skeletons %llu us, ports %llu us)",
                  d.proc[0] ? d.proc : "?", d.pid, d.gen, unknown ? "may have changed" : "changed", n_ports,
-                 (unsigned long long)(now_usec() - t0));
+                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0), (unsigned long long)text_usec,
+                 (unsigned long long)(t_end - t_start - text_usec));
 }
 
 /* The module's loop: the core's requests and the kernel's notifications. */

@@ -1073,7 +1073,15 @@ START_TEST(test_flush_window_under_100ms)
         unsigned long sent = 0;
         double secs = 0;
 
+        /* our port and fillers enough for two shard tables (FW_TEST_FLUSH_PORTS for more) */
+        const char *env = getenv("FW_TEST_FLUSH_PORTS");
+        unsigned fillers = env ? (unsigned)strtoul(env, NULL, 10) : FW_SHARD_PORTS + 5;
         ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        for (unsigned i = 0; i < fillers; i += FW_MAX_BATCH) {
+                unsigned k = fillers - i < FW_MAX_BATCH ? fillers - i : FW_MAX_BATCH;
+                ck_assert_msg(apply_many(GROUP_A, group_a, ARRAY_SIZE(group_a), i, k, NULL, NULL, NULL) == 0, "%s",
+                              reply_error());
+        }
         _cleanup_free_ char *want = our_tables_text();
         ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
         before = counter(ns_vm, "syn23");
@@ -1115,6 +1123,10 @@ START_TEST(test_flush_window_under_100ms)
                 "test-firewall-module: flood of %lu SYNs to tcp/23 in %.2f s (%.0f/s) across `nft flush ruleset`: "
                 "%ld crossed, an open window of %.1f ms; tables read back within %ld ms\n",
                 sent, secs, rate, crossed, window_ms, ms);
+        {
+                _cleanup_free_ char *line = sh_out("grep -o 'restored them with .*' %s | tail -1", m.log);
+                fprintf(stderr, "test-firewall-module: %u ports, module: %s", fillers + 1, line);
+        }
         ck_assert_msg(rate > 2000, "the flood is too slow to measure anything (%.0f/s)", rate);
         ck_assert_msg(window_ms < 100.0, "%ld SYNs crossed: open for %.1f ms", crossed, window_ms);
         ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
