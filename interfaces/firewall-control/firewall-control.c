@@ -1181,6 +1181,20 @@ static void guard_run(struct fw *fw)
                  (unsigned long long)(t_end - t_start - text_usec));
 }
 
+/* Between cores (waiting for one at --connect): the notifications only. */
+static int fw_idle_fd(void *state)
+{
+        struct fw *fw = state;
+
+        return fw && fw->watch_sk ? mnl_socket_get_fd(fw->watch_sk) : -1;
+}
+
+static void fw_on_idle_fd(void *state)
+{
+        watch_drain(state);
+        guard_run(state);
+}
+
 /* The module's loop: the core's requests and the kernel's notifications. */
 static int fw_run(struct modrt *rt, void *state)
 {
@@ -1527,6 +1541,8 @@ static const struct modrt_module firewall_control_module = {
         .init = fw_init,
         .done = fw_done,
         .run = fw_run,
+        .idle_fd = fw_idle_fd,
+        .on_idle_fd = fw_on_idle_fd,
 };
 
 /* nova-firewall-control --purge: for the snap's remove hook, after the core

@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #define TIMEOUT_MS 20000
@@ -1133,6 +1134,50 @@ START_TEST(test_flush_window_under_100ms)
 }
 END_TEST
 
+/* A module that has no core to serve (inside the snap it waits for the core
+ * at its socket) still restores its tables. */
+START_TEST(test_guard_while_waiting_for_core)
+{
+        char dir[64], sock[96], prog[PATH_MAX];
+        const char *bin = getenv("NOVA_BIN");
+        pid_t pid;
+        int status;
+
+        ck_assert_ptr_nonnull(bin);
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        _cleanup_free_ char *want = our_tables_text();
+        mod_stop();
+        (void)snprintf(dir, sizeof(dir), "/tmp/nova-it-nocore-%d", (int)getpid());
+        (void)snprintf(sock, sizeof(sock), "%s/modules.sock", dir);
+        (void)snprintf(prog, sizeof(prog), "%s/nova-firewall-control", bin);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int log = open(m.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (log >= 0)
+                        (void)dup2(log, 2);
+                execl(prog, "nova-firewall-control", "--connect", sock, (char *)NULL);
+                _exit(127);
+        }
+        for (int t = 0; t < 10000 && !file_contains(m.log, "waiting for the core"); t += 20)
+                sleep_ms(20);
+        ck_assert_msg(file_contains(m.log, "waiting for the core"), "the module does not wait (see %s)", m.log);
+
+        ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        ck_assert_msg(wait_tables(want, 5000) >= 0, "our tables did not come back while the module waits (see %s)",
+                      m.log);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+
+        ck_assert_int_eq(kill(pid, SIGTERM), 0);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+        (void)rmdir(dir);
+        mod_start(); /* for the teardown */
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("firewall-module");
@@ -1155,6 +1200,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_foreign_changes_are_restored);
         tcase_add_test(tc, test_nftables_service_restart_with_debian_defaults);
         tcase_add_test(tc, test_flush_window_under_100ms);
+        tcase_add_test(tc, test_guard_while_waiting_for_core);
         suite_add_tcase(s, tc);
         return s;
 }
