@@ -876,7 +876,9 @@ static int apply_request(struct fw *fw, char *err, size_t errlen)
  * committing pid) are ignored. No polling: the socket is one more fd in the
  * module's loop. A table that another process deleted and created again
  * under our name is theirs now: it is left alone, and the next request says
- * so (the snapshot is re-read). */
+ * so (the snapshot is re-read). A deleted table without ports protected
+ * nothing and is not made again (--purge deletes our tables once the last
+ * instance is gone); the next request makes it when it needs it. */
 
 #define WATCH_RCVBUF (8 * 1024 * 1024) /* a flush of thousands of ports' objects without loss */
 
@@ -1025,9 +1027,9 @@ static void build_restore_skeletons(struct sbuf *b, const struct fw_watch_commit
         }
 }
 
-/* Rebuild the tables d names from the snapshot. 0, or -errno (then the
- * snapshot is marked for re-reading and the caller falls back to the
- * rebuild-and-tell-the-core path). */
+/* Rebuild the tables d names from the snapshot. 1 when something was
+ * rebuilt, 0 when nothing needed it, or -errno (then the caller falls back to
+ * re-reading the kernel and the rebuild-and-tell-the-core path). */
 static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_text_usec)
 {
         struct fw_snap *s = &fw->snap;
@@ -1045,6 +1047,12 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                         fw->snap_valid = false; /* a table of one of our names we do not own: re-read before use */
                         continue;
                 }
+                if (s->shards[k].n_ports == 0 && d->inet[k] == FW_WATCH_DELETED) {
+                        /* nothing to protect (e.g. --purge after the last instance went):
+                         * the next request makes it again when it needs it */
+                        s->shards[k].exists = s->shards[k].ours = s->shards[k].complete = false;
+                        continue;
+                }
                 if (d->inet[k] == FW_WATCH_RECREATED) {
                         log_err("nftables table inet %s%s%u was deleted and created again by %s (pid %u): "
                                 "it is not ours any more; the instances of that shard are not filtered",
@@ -1060,7 +1068,9 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                 fw->snap_valid = false;
                 return -EEXIST;
         }
-        if (d->bridge && s->bridge_ours)
+        if (d->bridge && s->bridge_ours && s->n_ports == 0 && d->bridge == FW_WATCH_DELETED)
+                s->bridge_exists = s->bridge_ours = s->bridge_complete = false; /* as for a shard above */
+        else if (d->bridge && s->bridge_ours)
                 bridge = any = true;
         else if (d->bridge)
                 fw->snap_valid = false;
@@ -1127,7 +1137,7 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                 s->orphan_elements = 0;
         }
         *ret_ports = (unsigned)n;
-        return 0;
+        return 1;
 }
 
 /* After the queue is drained: act on what others did. */
@@ -1163,8 +1173,8 @@ static void guard_run(struct fw *fw)
         }
         t_start = now_usec();
         r = restore(fw, &d, &n_ports, &text_usec);
-        if (r == -EEXIST)
-                return; /* said why; the next request re-reads and refuses */
+        if (r == 0 || r == -EEXIST)
+                return; /* nothing to protect; or said why, and the next request re-reads and refuses */
         if (r < 0) {
                 log_err("restoring our nftables tables failed (%s): re-reading them", strerror(-r));
                 fw->snap_valid = false;
