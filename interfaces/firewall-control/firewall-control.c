@@ -86,7 +86,16 @@ struct fw {
         bool damage_unknown;             /* notifications were lost (ENOBUFS) or malformed */
         uint64_t damage_usec;            /* when the first of them was read */
         unsigned restores;               /* restores done (logged) */
+        uint64_t burst_start;            /* start of the current burst of restores */
+        unsigned burst;                  /* restores in it */
 };
+
+/* More restores than this within GUARD_BURST_USEC: someone keeps changing our
+ * tables (a fight nobody wins), or our own commits are not recognised (a pid
+ * namespace: the kernel names the committing task by its global pid). The
+ * guard then stops; the core's sync still repairs. */
+#define GUARD_BURST_MAX 10
+#define GUARD_BURST_USEC 2000000ULL
 
 /* ---- libnftables and the table dump ---- */
 
@@ -939,6 +948,8 @@ static void on_commit(const struct fw_watch_commit *c, void *userdata)
 /* Read everything queued on the watch socket. */
 static void watch_drain(struct fw *fw)
 {
+        if (!fw->watch_sk)
+                return;
         for (;;) {
                 ssize_t n = recv(mnl_socket_get_fd(fw->watch_sk), fw->nl_buf, sizeof(fw->nl_buf), MSG_TRUNC);
                 if (n < 0) {
@@ -1172,6 +1183,20 @@ static void guard_run(struct fw *fw)
                 }
         }
         t_start = now_usec();
+        if (t_start - fw->burst_start > GUARD_BURST_USEC) {
+                fw->burst_start = t_start;
+                fw->burst = 0;
+        }
+        if (++fw->burst > GUARD_BURST_MAX) {
+                log_err("our nftables tables were changed by others %u times within %llu s (last: %s, pid %u): "
+                        "not restoring them any more (if that pid is ours, we run in a pid namespace and cannot "
+                        "tell our own changes); the core's firewall sync repairs what it finds",
+                        fw->burst - 1, GUARD_BURST_USEC / 1000000, d.proc[0] ? d.proc : "?", d.pid);
+                mnl_socket_close(fw->watch_sk);
+                fw->watch_sk = NULL;
+                fw->snap_valid = false;
+                return;
+        }
         r = restore(fw, &d, &n_ports, &text_usec);
         if (r == 0 || r == -EEXIST)
                 return; /* nothing to protect; or said why, and the next request re-reads and refuses */
