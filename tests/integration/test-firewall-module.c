@@ -1256,6 +1256,24 @@ START_TEST(test_portless_tables_not_restored)
 }
 END_TEST
 
+/* A tool that keeps deleting our table: the module does not fight it
+ * forever; it says so and stops restoring (the core's sync takes over). */
+START_TEST(test_guard_gives_up_a_fight)
+{
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_int_eq(sh("for i in $(seq 400); do nft delete table inet " FW_TABLE " 2>/dev/null; "
+                            "grep -q 'not restoring them any more' %s && exit 0; sleep 0.01; done; exit 1", m.log), 0);
+        ck_assert_uint_ge(restores_logged(), 10);
+        /* from now on a deletion stays */
+        (void)sh("nft delete table inet " FW_TABLE " 2>/dev/null");
+        sleep_ms(500);
+        ck_assert_int_ne(sh("nft list table inet " FW_TABLE " >/dev/null 2>&1"), 0);
+        /* and the module still serves: the next change rebuilds what it needs */
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("firewall-module");
@@ -1280,6 +1298,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_flush_window_under_100ms);
         tcase_add_test(tc, test_guard_while_waiting_for_core);
         tcase_add_test(tc, test_portless_tables_not_restored);
+        tcase_add_test(tc, test_guard_gives_up_a_fight);
         suite_add_tcase(s, tc);
         return s;
 }
