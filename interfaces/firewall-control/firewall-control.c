@@ -88,14 +88,17 @@ struct fw {
         unsigned restores;               /* restores done (logged) */
         uint64_t burst_start;            /* start of the current burst of restores */
         unsigned burst;                  /* restores in it */
+        uint64_t paused_until;           /* no restore before (now_usec), 0: not paused */
 };
 
 /* More restores than this within GUARD_BURST_USEC: someone keeps changing our
  * tables (a fight nobody wins), or our own commits are not recognised (a pid
  * namespace: the kernel names the committing task by its global pid). The
- * guard then stops; the core's sync still repairs. */
+ * guard then pauses for GUARD_PAUSE_USEC (what happens meanwhile is kept and
+ * restored once, when the pause ends); the core's sync still repairs. */
 #define GUARD_BURST_MAX 10
 #define GUARD_BURST_USEC 2000000ULL
+#define GUARD_PAUSE_USEC 30000000ULL
 
 /* ---- libnftables and the table dump ---- */
 
@@ -1161,6 +1164,14 @@ static void guard_run(struct fw *fw)
         char err[256] = "";
         int r;
 
+        if (fw->paused_until) {
+                if (now_usec() < fw->paused_until)
+                        return; /* kept in fw->damage for when the pause ends */
+                fw->paused_until = 0;
+                fw->burst = 0;
+                fw->burst_start = now_usec();
+                log_info("restoring our nftables tables again after a pause");
+        }
         if (!d.any && !unknown)
                 return;
         fw->damage = (struct fw_watch_commit){ 0 };
@@ -1189,12 +1200,13 @@ static void guard_run(struct fw *fw)
         }
         if (++fw->burst > GUARD_BURST_MAX) {
                 log_err("our nftables tables were changed by others %u times within %llu s (last: %s, pid %u): "
-                        "not restoring them any more (if that pid is ours, we run in a pid namespace and cannot "
+                        "not restoring them for %llu s (if that pid is ours, we run in a pid namespace and cannot "
                         "tell our own changes); the core's firewall sync repairs what it finds",
-                        fw->burst - 1, GUARD_BURST_USEC / 1000000, d.proc[0] ? d.proc : "?", d.pid);
-                mnl_socket_close(fw->watch_sk);
-                fw->watch_sk = NULL;
-                fw->snap_valid = false;
+                        fw->burst - 1, GUARD_BURST_USEC / 1000000, d.proc[0] ? d.proc : "?", d.pid,
+                        GUARD_PAUSE_USEC / 1000000);
+                fw->paused_until = t_start + GUARD_PAUSE_USEC;
+                fw->damage = d; /* restored when the pause ends */
+                fw->damage_unknown = unknown;
                 return;
         }
         r = restore(fw, &d, &n_ports, &text_usec);
@@ -1238,10 +1250,20 @@ static int fw_run(struct modrt *rt, void *state)
         while (!modrt_should_exit(rt)) {
                 struct pollfd p[2] = { { modrt_fd(rt), POLLIN, 0 },
                                        { fw->watch_sk ? mnl_socket_get_fd(fw->watch_sk) : -1, POLLIN, 0 } };
-                if (poll(p, 2, -1) < 0) {
+                int timeout = -1, n;
+                if (fw->paused_until) { /* a timer: the end of the guard's pause */
+                        uint64_t now = now_usec();
+                        timeout = now >= fw->paused_until ? 0 : (int)((fw->paused_until - now) / 1000 + 1);
+                }
+                n = poll(p, 2, timeout);
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
+                }
+                if (n == 0) {
+                        guard_run(fw);
+                        continue;
                 }
                 if (p[1].revents & POLLIN) {
                         watch_drain(fw);

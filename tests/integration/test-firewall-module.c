@@ -1257,12 +1257,12 @@ START_TEST(test_portless_tables_not_restored)
 END_TEST
 
 /* A tool that keeps deleting our table: the module does not fight it
- * forever; it says so and stops restoring (the core's sync takes over). */
+ * forever; it says so and pauses its restores (the core's sync takes over). */
 START_TEST(test_guard_gives_up_a_fight)
 {
         ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
         ck_assert_int_eq(sh("for i in $(seq 400); do nft delete table inet " FW_TABLE " 2>/dev/null; "
-                            "grep -q 'not restoring them any more' %s && exit 0; sleep 0.01; done; exit 1", m.log), 0);
+                            "grep -q 'not restoring them for' %s && exit 0; sleep 0.01; done; exit 1", m.log), 0);
         ck_assert_uint_ge(restores_logged(), 10);
         /* from now on a deletion stays */
         (void)sh("nft delete table inet " FW_TABLE " 2>/dev/null");
