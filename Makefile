@@ -130,7 +130,7 @@ $(BUILD)/bin/nova-process-control: $(call obj,$(PROCCTL_SRCS) $(PROCCTL_PROTO_SR
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
-NFT_LIBS := $(shell pkg-config --libs libnftables libnftnl 2>/dev/null)
+NFT_LIBS := $(shell pkg-config --libs libnftables libnftnl libmnl 2>/dev/null)
 
 $(BUILD)/bin/nova-firewall-control: $(call obj,$(FW_SRCS) $(FW_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)

@@ -20,12 +20,14 @@
 #include "modrt.h"
 
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <malloc.h>
 #include <nftables/libnftables.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #define BRNF_IPV4 "/proc/sys/net/bridge/bridge-nf-call-iptables"
@@ -77,7 +79,26 @@ struct fw {
         char rule_texts[PORT_MAX_RULES][SECRULE_TEXT_MAX]; /* one group's rules, canonical (read_group) */
         uint8_t nl_buf[NL_BUF_SIZE];
         uint32_t nl_seq;
+        /* the guard: others' changes to our tables, as the kernel publishes them */
+        struct mnl_socket *watch_sk;     /* NETLINK_NETFILTER, member of NFNLGRP_NFTABLES; NULL: not watching */
+        struct fw_watch watch;           /* the transaction being read */
+        struct fw_watch_commit damage;   /* what others did since the last restore (merged) */
+        bool damage_unknown;             /* notifications were lost (ENOBUFS) or malformed */
+        uint64_t damage_usec;            /* when the first of them was read */
+        unsigned restores;               /* restores done (logged) */
+        uint64_t burst_start;            /* start of the current burst of restores */
+        unsigned burst;                  /* restores in it */
+        uint64_t paused_until;           /* no restore before (now_usec), 0: not paused */
 };
+
+/* More restores than this within GUARD_BURST_USEC: someone keeps changing our
+ * tables (a fight nobody wins), or our own commits are not recognised (a pid
+ * namespace: the kernel names the committing task by its global pid). The
+ * guard then pauses for GUARD_PAUSE_USEC (what happens meanwhile is kept and
+ * restored once, when the pause ends); the core's sync still repairs. */
+#define GUARD_BURST_MAX 10
+#define GUARD_BURST_USEC 2000000ULL
+#define GUARD_PAUSE_USEC 30000000ULL
 
 /* ---- libnftables and the table dump ---- */
 
@@ -852,6 +873,414 @@ static int apply_request(struct fw *fw, char *err, size_t errlen)
         return r;
 }
 
+/* ---- the guard: restoring our tables when someone else changes them ----
+ *
+ * `nft flush ruleset` (what Debian's nftables.service runs on every start
+ * and restart), `nft delete table ...`, a deleted or flushed chain: each
+ * leaves the instances open until our tables are whole again. The module
+ * subscribes to the kernel's nftables notifications (NFNLGRP_NFTABLES) and,
+ * as soon as a transaction committed by another process has named one of our
+ * tables, rebuilds those tables from its own snapshot (which is what it last
+ * wrote): a table that is gone is made again, a table that is still there
+ * but was changed is deleted and made again in the same transaction (nothing
+ * foreign left in it), then every port and group of the rebuilt tables goes
+ * back in one netlink batch. Our own transactions (NEWGEN carries the
+ * committing pid) are ignored. No polling: the socket is one more fd in the
+ * module's loop. A table that another process deleted and created again
+ * under our name is theirs now: it is left alone, and the next request says
+ * so (the snapshot is re-read). A deleted table without ports protected
+ * nothing and is not made again (--purge deletes our tables once the last
+ * instance is gone); the next request makes it when it needs it. */
+
+#define WATCH_RCVBUF (8 * 1024 * 1024) /* a flush of thousands of ports' objects without loss */
+
+static int watch_open(struct fw *fw)
+{
+        unsigned group = NFNLGRP_NFTABLES;
+        int size = WATCH_RCVBUF, fd;
+        struct mnl_socket *sk = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (!sk)
+                return -errno;
+        fd = mnl_socket_get_fd(sk);
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+                (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        if (mnl_socket_bind(sk, 0, MNL_SOCKET_AUTOPID) < 0 ||
+            mnl_socket_setsockopt(sk, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
+                int r = -errno;
+                mnl_socket_close(sk);
+                return r;
+        }
+        fw->watch_sk = sk;
+        return 0;
+}
+
+/* Two transactions' marks of one table, in order: the later word wins, except
+ * that a table deleted by one and created by the next (or re-created, and
+ * changed after) is someone else's. */
+static uint8_t mark_merge(uint8_t before, uint8_t after)
+{
+        if (after == FW_WATCH_NONE)
+                return before;
+        if (before == FW_WATCH_DELETED && after == FW_WATCH_CREATED)
+                return FW_WATCH_RECREATED;
+        if (before == FW_WATCH_RECREATED && after != FW_WATCH_DELETED)
+                return FW_WATCH_RECREATED;
+        return after;
+}
+
+/* fw_watch_feed's callback: merge a foreign transaction into fw->damage. */
+static void on_commit(const struct fw_watch_commit *c, void *userdata)
+{
+        struct fw *fw = userdata;
+        struct fw_watch_commit *d = &fw->damage;
+
+        if (c->pid == (uint32_t)getpid() || !c->any)
+                return; /* ours, or none of our names */
+        if (!d->any && !fw->damage_unknown)
+                fw->damage_usec = now_usec();
+        d->bridge = mark_merge(d->bridge, c->bridge);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                d->inet[k] = mark_merge(d->inet[k], c->inet[k]);
+        d->any = true;
+        d->gen = c->gen;
+        d->pid = c->pid;
+        memcpy(d->proc, c->proc, sizeof(d->proc));
+}
+
+/* Read everything queued on the watch socket. */
+static void watch_drain(struct fw *fw)
+{
+        if (!fw->watch_sk)
+                return;
+        for (;;) {
+                ssize_t n = recv(mnl_socket_get_fd(fw->watch_sk), fw->nl_buf, sizeof(fw->nl_buf), MSG_TRUNC);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == ENOBUFS) { /* the kernel dropped notifications: we cannot know what */
+                                fw_watch_reset(&fw->watch);
+                                if (!fw->damage.any && !fw->damage_unknown)
+                                        fw->damage_usec = now_usec();
+                                fw->damage_unknown = true;
+                                continue;
+                        }
+                        return; /* EAGAIN: drained */
+                }
+                if ((size_t)n > sizeof(fw->nl_buf) ||
+                    fw_watch_feed(&fw->watch, fw->nl_buf, (size_t)n, on_commit, fw) < 0) {
+                        if (!fw->damage.any && !fw->damage_unknown)
+                                fw->damage_usec = now_usec();
+                        fw->damage_unknown = true;
+                }
+        }
+}
+
+/* Notifications lost: classify our tables by reading the kernel (which exist
+ * and, of those, which are still ours) instead. */
+static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
+{
+        struct fw_tables t = { 0 };
+        struct fw_snap now = { 0 };
+        char *bridge = NULL;
+        int r;
+
+        if ((r = nft_tables(fw, &t)) < 0)
+                return r;
+        for (unsigned k = 0; k < FW_MAX_SHARDS && r == 0; k++) {
+                char table[FW_TABLE_NAME_MAX], *text = NULL;
+                if (!fw->snap.shards[k].ours)
+                        continue;
+                if (!t.inet[k]) {
+                        d->inet[k] = FW_WATCH_DELETED;
+                        continue;
+                }
+                fw_shard_table(k, table);
+                if ((r = nft_list(fw, "inet", table, &text)) == 0)
+                        r = fw_snap_add_inet(&now, text);
+                free(text);
+        }
+        if (r == 0 && t.bridge)
+                r = nft_list(fw, "bridge", FW_TABLE, &bridge);
+        if (r == 0)
+                r = fw_snap_finish(&now, bridge);
+        free(bridge);
+        if (r == 0) {
+                for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                        if (fw->snap.shards[k].ours && t.inet[k])
+                                d->inet[k] = now.shards[k].ours ? FW_WATCH_TOUCHED : FW_WATCH_RECREATED;
+                d->bridge = !t.bridge ? FW_WATCH_DELETED : now.bridge_ours ? FW_WATCH_TOUCHED : FW_WATCH_RECREATED;
+                d->any = true;
+        }
+        fw_snap_free(&now);
+        return r;
+}
+
+/* The text part: for each table to rebuild, its removal when it still exists
+ * (`add` first, so the delete cannot fail on a table that is gone) and its
+ * skeleton. */
+static void build_restore_skeletons(struct sbuf *b, const struct fw_watch_commit *d, const bool *inet, bool bridge)
+{
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                char t[FW_TABLE_NAME_MAX];
+                if (!inet[k])
+                        continue;
+                fw_shard_table(k, t);
+                if (d->inet[k] != FW_WATCH_DELETED) {
+                        sbuf_printf(b, "add table inet %s\n", t);
+                        fw_build_drop_shard(b, k);
+                }
+                fw_build_shard_skeleton(b, k);
+        }
+        if (bridge) {
+                if (d->bridge != FW_WATCH_DELETED) {
+                        sbuf_printf(b, "add table bridge %s\n", FW_TABLE);
+                        fw_build_drop_bridge(b);
+                }
+                fw_build_bridge_skeleton(b);
+        }
+}
+
+/* Rebuild the tables d names from the snapshot. 1 when something was
+ * rebuilt, 0 when nothing needed it, or -errno (then the caller falls back to
+ * re-reading the kernel and the rebuild-and-tell-the-core path). */
+static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_text_usec)
+{
+        struct fw_snap *s = &fw->snap;
+        bool inet[FW_MAX_SHARDS] = { 0 }, bridge = false, any = false;
+        _cleanup_free_ const struct fw_port **ports = NULL;
+        _cleanup_free_ unsigned *shards = NULL;
+        size_t n = 0;
+        char err[256];
+        int r;
+
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                if (!d->inet[k])
+                        continue;
+                if (!s->shards[k].ours) {
+                        fw->snap_valid = false; /* a table of one of our names we do not own: re-read before use */
+                        continue;
+                }
+                if (s->shards[k].n_ports == 0 && d->inet[k] == FW_WATCH_DELETED) {
+                        /* nothing to protect (e.g. --purge after the last instance went):
+                         * the next request makes it again when it needs it */
+                        s->shards[k].exists = s->shards[k].ours = s->shards[k].complete = false;
+                        continue;
+                }
+                if (d->inet[k] == FW_WATCH_RECREATED) {
+                        log_err("nftables table inet %s%s%u was deleted and created again by %s (pid %u): "
+                                "it is not ours any more; the instances of that shard are not filtered",
+                                FW_TABLE, k ? "_" : "", k, d->proc, d->pid);
+                        fw->snap_valid = false;
+                        return -EEXIST;
+                }
+                inet[k] = any = true;
+        }
+        if (d->bridge == FW_WATCH_RECREATED) {
+                log_err("nftables table bridge " FW_TABLE " was deleted and created again by %s (pid %u): it is not "
+                        "ours any more; anti-spoofing is off", d->proc, d->pid);
+                fw->snap_valid = false;
+                return -EEXIST;
+        }
+        if (d->bridge && s->bridge_ours && s->n_ports == 0 && d->bridge == FW_WATCH_DELETED)
+                s->bridge_exists = s->bridge_ours = s->bridge_complete = false; /* as for a shard above */
+        else if (d->bridge && s->bridge_ours)
+                bridge = any = true;
+        else if (d->bridge)
+                fw->snap_valid = false;
+        if (!any)
+                return 0;
+
+        sbuf_reset(&fw->cmd);
+        build_restore_skeletons(&fw->cmd, d, inet, bridge);
+        if (fw->cmd.err)
+                return fw->cmd.err;
+        uint64_t t0 = now_usec();
+        if ((r = nft_run(fw, fw->cmd.p, err, sizeof(err))) < 0)
+                return r;
+        *ret_text_usec = now_usec() - t0;
+
+        /* the ports and groups of the rebuilt tables, as one batch */
+        ports = calloc(s->n_ports ? s->n_ports : 1, sizeof(*ports));
+        shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*shards));
+        if (!ports || !shards)
+                return -ENOMEM;
+        struct fw_nl *b = nl_begin(fw);
+        for (size_t i = 0; i < s->n_groups; i++)
+                if (inet[s->groups[i].shard])
+                        fw_nl_group(b, s->groups[i].shard, s->groups[i].id, s->groups[i].rules, s->groups[i].n_rules,
+                                    false);
+        for (size_t i = 0; i < s->n_ports; i++) {
+                const struct fw_snap_port *sp = &s->ports[i];
+                if (inet[sp->shard])
+                        fw_nl_port_chain(b, sp->shard, &sp->port, false);
+                /* elements: the rebuilt shard's dispatch, the bridge's anti-spoofing (a
+                 * re-added element that exists is left as it is) */
+                if (inet[sp->shard] || bridge) {
+                        ports[n] = &sp->port;
+                        shards[n++] = sp->shard;
+                }
+        }
+        fw_nl_elements(b, ports, shards, n);
+        r = nl_commit(fw, b, err, sizeof(err));
+        fw->nl_seq = b->seq;
+        if (r < 0)
+                return r;
+
+        /* the snapshot is what was written */
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                if (inet[k]) {
+                        s->shards[k].exists = s->shards[k].ours = s->shards[k].complete = true;
+                }
+        for (size_t i = 0; i < s->n_groups; i++)
+                if (inet[s->groups[i].shard]) {
+                        s->groups[i].has_in = s->groups[i].has_out = true;
+                        s->groups[i].tampered = false;
+                }
+        for (size_t i = 0; i < s->n_ports; i++) {
+                struct fw_snap_port *sp = &s->ports[i];
+                if (inet[sp->shard]) {
+                        sp->has_chain = sp->has_dispatch = true;
+                        sp->tampered = false;
+                }
+                if (inet[sp->shard] || bridge)
+                        sp->has_tap = sp->has_mac = sp->has_guard = sp->has_ll = true;
+        }
+        if (bridge) {
+                s->bridge_exists = s->bridge_ours = s->bridge_complete = true;
+                s->orphan_elements = 0;
+        }
+        *ret_ports = (unsigned)n;
+        return 1;
+}
+
+/* After the queue is drained: act on what others did. */
+static void guard_run(struct fw *fw)
+{
+        struct fw_watch_commit d = fw->damage;
+        bool unknown = fw->damage_unknown;
+        uint64_t t0 = fw->damage_usec, t_start, text_usec = 0;
+        unsigned n_ports = 0;
+        char err[256] = "";
+        int r;
+
+        if (fw->paused_until) {
+                if (now_usec() < fw->paused_until)
+                        return; /* kept in fw->damage for when the pause ends */
+                fw->paused_until = 0;
+                fw->burst = 0;
+                fw->burst_start = now_usec();
+                log_info("restoring our nftables tables again after a pause");
+        }
+        if (!d.any && !unknown)
+                return;
+        fw->damage = (struct fw_watch_commit){ 0 };
+        fw->damage_unknown = false;
+        if (!fw->snap_valid) {
+                /* no picture of our own to restore from: the kernel is read and
+                 * the core re-applies what is missing (ruleset_rebuilt) */
+                if (ensure_ready(fw, err, sizeof(err)) < 0)
+                        log_err("nftables changed by %s (pid %u) and our tables cannot be repaired: %s",
+                                d.proc[0] ? d.proc : "?", d.pid, err);
+                return;
+        }
+        if (unknown) {
+                log_warn("nftables notifications were lost: reading our tables to see what changed");
+                r = damage_from_kernel(fw, &d);
+                if (r < 0) {
+                        log_err("cannot read the nftables ruleset: %s", strerror(-r));
+                        fw->snap_valid = false;
+                        return;
+                }
+        }
+        t_start = now_usec();
+        if (t_start - fw->burst_start > GUARD_BURST_USEC) {
+                fw->burst_start = t_start;
+                fw->burst = 0;
+        }
+        if (++fw->burst > GUARD_BURST_MAX) {
+                log_err("our nftables tables were changed by others %u times within %llu s (last: %s, pid %u): "
+                        "not restoring them for %llu s (if that pid is ours, we run in a pid namespace and cannot "
+                        "tell our own changes); the core's firewall sync repairs what it finds",
+                        fw->burst - 1, GUARD_BURST_USEC / 1000000, d.proc[0] ? d.proc : "?", d.pid,
+                        GUARD_PAUSE_USEC / 1000000);
+                fw->paused_until = t_start + GUARD_PAUSE_USEC;
+                fw->damage = d; /* restored when the pause ends */
+                fw->damage_unknown = unknown;
+                return;
+        }
+        r = restore(fw, &d, &n_ports, &text_usec);
+        if (r == 0 || r == -EEXIST)
+                return; /* nothing to protect; or said why, and the next request re-reads and refuses */
+        if (r < 0) {
+                log_err("restoring our nftables tables failed (%s): re-reading them", strerror(-r));
+                fw->snap_valid = false;
+                if (ensure_ready(fw, err, sizeof(err)) < 0)
+                        log_err("our nftables tables cannot be repaired: %s", err);
+                return;
+        }
+        fw->restores++;
+        uint64_t t_end = now_usec();
+        log_warn("nftables: a change by %s (pid %u, generation %u) %s our tables; restored them with %u port(s) "
+                 "%llu us after it was seen (reading the news %llu us, skeletons %llu us, ports %llu us)",
+                 d.proc[0] ? d.proc : "?", d.pid, d.gen, unknown ? "may have changed" : "changed", n_ports,
+                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0), (unsigned long long)text_usec,
+                 (unsigned long long)(t_end - t_start - text_usec));
+}
+
+/* Between cores (waiting for one at --connect): the notifications only. */
+static int fw_idle_fd(void *state)
+{
+        struct fw *fw = state;
+
+        return fw && fw->watch_sk ? mnl_socket_get_fd(fw->watch_sk) : -1;
+}
+
+static void fw_on_idle_fd(void *state)
+{
+        watch_drain(state);
+        guard_run(state);
+}
+
+/* The module's loop: the core's requests and the kernel's notifications. */
+static int fw_run(struct modrt *rt, void *state)
+{
+        struct fw *fw = state;
+
+        while (!modrt_should_exit(rt)) {
+                struct pollfd p[2] = { { modrt_fd(rt), POLLIN, 0 },
+                                       { fw->watch_sk ? mnl_socket_get_fd(fw->watch_sk) : -1, POLLIN, 0 } };
+                int timeout = -1, n;
+                if (fw->paused_until) { /* a timer: the end of the guard's pause */
+                        uint64_t now = now_usec();
+                        timeout = now >= fw->paused_until ? 0 : (int)((fw->paused_until - now) / 1000 + 1);
+                }
+                n = poll(p, 2, timeout);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0) {
+                        guard_run(fw);
+                        continue;
+                }
+                if (p[1].revents & POLLIN) {
+                        watch_drain(fw);
+                        guard_run(fw);
+                }
+                if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        int r = modrt_dispatch(rt);
+                        if (r < 0)
+                                return r;
+                        /* what others did while we served (our own commits are ignored) */
+                        watch_drain(fw);
+                        guard_run(fw);
+                }
+        }
+        return 0;
+}
+
 /* ---- handlers ---- */
 
 static void reply_group(struct proto_writer *w, const char *id, const struct secrule *rules, size_t n)
@@ -1122,6 +1551,11 @@ static int fw_init(struct modrt *rt, void **ret_state)
                 free(fw);
                 return -ENOMEM;
         }
+        /* watching first: a change between reading the ruleset and watching is not missed */
+        r = watch_open(fw);
+        if (r < 0)
+                log_warn("cannot watch nftables for changes by others (%s): a flushed ruleset is repaired only at "
+                         "the next request", strerror(-r));
         /* Set up (or check) our tables now, so problems show at start; a
          * failure is reported but the module still serves (every call then
          * says what is wrong). */
@@ -1151,6 +1585,8 @@ static void fw_done(void *state)
         fw_nl_free(&fw->nl);
         if (fw->nl_fd >= 0)
                 close(fw->nl_fd);
+        if (fw->watch_sk)
+                mnl_socket_close(fw->watch_sk);
         nft_ctx_free(fw->nft);
         free(fw);
 }
@@ -1161,6 +1597,9 @@ static const struct modrt_module firewall_control_module = {
         .n_entries = ARRAY_SIZE(entries),
         .init = fw_init,
         .done = fw_done,
+        .run = fw_run,
+        .idle_fd = fw_idle_fd,
+        .on_idle_fd = fw_on_idle_fd,
 };
 
 /* nova-firewall-control --purge: for the snap's remove hook, after the core

@@ -149,7 +149,13 @@ static const char *const prerouting_rules[] = {
         "iifname @taps jump from_vm comment \"" FW_OWNER_MARK "\"",
         "iifname . ether saddr @guard drop",
 };
+/* An instance port is not a trunk: a VLAN-tagged frame (802.1Q, 802.1ad)
+ * would pass neither the inet hooks (br_netfilter hands them only untagged
+ * IP, bridge-nf-filter-vlan-tagged being 0) nor these IP checks as IP. The
+ * kernel moves the outer tag into the skb's metadata on receive; nftables'
+ * `ether type` still reads it where the wire has it. */
 static const char *const from_vm_rules[] = {
+        "ether type { 8021q, 8021ad } drop",
         "iifname . ether saddr != @vm_mac drop",
         "icmpv6 type nd-router-advert drop",
         "udp sport 67 drop",
@@ -165,6 +171,16 @@ static const char *const from_vm_rules[] = {
         "drop",
 };
 
+/* Towards an instance (from qvb, or flooded), where frames leave for its tap:
+ * tagged frames are dropped, and so is every protocol but IPv4, IPv6 and ARP
+ * (security groups speak IP only; from_vm allows no more outwards; neutron's
+ * own OVS firewall does the same, its iptables one lets them in only because
+ * iptables never sees them). */
+static const char *const bridge_forward_rules[] = {
+        "oifname @taps ether type { 8021q, 8021ad } drop",
+        "oifname @taps ether type != { ip, ip6, arp } drop",
+};
+
 static const struct {
         bool inet;
         const char *name, *base; /* base: the hook, type and policy of a base chain */
@@ -178,6 +194,8 @@ static const struct {
         { false, "from_vm", NULL, from_vm_rules, ARRAY_SIZE(from_vm_rules) },
         { false, "prerouting", "type filter hook prerouting priority filter; policy accept; ", prerouting_rules,
           ARRAY_SIZE(prerouting_rules) },
+        { false, "forward", "type filter hook forward priority filter; policy accept; ", bridge_forward_rules,
+          ARRAY_SIZE(bridge_forward_rules) },
 };
 
 size_t fw_fixed_chain_rules(bool inet, const char *chain)

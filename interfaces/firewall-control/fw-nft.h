@@ -17,7 +17,8 @@
  *   table bridge nova_hypervisor (anti-spoofing, before br_netfilter; one for all shards)
  *     sets taps, vm_mac (tap . mac), vm_ip4 (tap . ip), vm_ip6 (tap . ip6), guard (qvb . mac)
  *     chain prerouting: iifname @taps jump from_vm; iifname . ether saddr @guard drop
- *     chain from_vm: source MAC/IP/ARP checks against the sets, RA and DHCP-server drop
+ *     chain from_vm: VLAN-tagged drop; source MAC/IP/ARP checks against the sets, RA and DHCP-server drop
+ *     chain forward (hook forward): oifname @taps: VLAN-tagged (802.1Q, 802.1ad) drop; not IPv4/IPv6/ARP drop
  *
  * Why shards: the kernel re-validates every chain of a table on each commit
  * that adds a rule to it, so a port's change costs what its table holds; a

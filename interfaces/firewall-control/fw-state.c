@@ -305,8 +305,8 @@ enum {
         SK_ND = 1 << 0, SK_PORTS = 1 << 1, SK_COMMON = 1 << 2, SK_FORWARD = 1 << 3,
         SK_INET_ALL = (1 << 4) - 1,
         SK_TAPS = 1 << 0, SK_VM_MAC = 1 << 1, SK_VM_IP4 = 1 << 2, SK_VM_IP6 = 1 << 3, SK_GUARD = 1 << 4,
-        SK_FROM_VM = 1 << 5, SK_PREROUTING = 1 << 6,
-        SK_BRIDGE_ALL = (1 << 7) - 1,
+        SK_FROM_VM = 1 << 5, SK_PREROUTING = 1 << 6, SK_BR_FORWARD = 1 << 7,
+        SK_BRIDGE_ALL = (1 << 8) - 1,
 };
 
 /* The member key of items[i] (the item's only kind: "chain", "rule", ...) if
@@ -367,6 +367,8 @@ static int pass_chains(struct fw_snap *s, struct json_object *items, const char 
                                 *sk |= SK_FROM_VM;
                         else if (streq(name, "prerouting"))
                                 *sk |= SK_PREROUTING;
+                        else if (streq(name, "forward"))
+                                *sk |= SK_BR_FORWARD;
                         continue;
                 }
                 if (streq(name, "common"))
@@ -718,10 +720,11 @@ static int pass_port_chains(struct fw_snap *s, struct json_object *items, const 
 static bool fixed_chains_ok(struct json_object *items, const char *table, bool inet)
 {
         static const char *const inet_chains[] = { "common", "forward" };
-        static const char *const bridge_chains[] = { "prerouting", "from_vm" };
+        static const char *const bridge_chains[] = { "prerouting", "from_vm", "forward" };
         const char *const *chains = inet ? inet_chains : bridge_chains;
+        size_t n = inet ? ARRAY_SIZE(inet_chains) : ARRAY_SIZE(bridge_chains);
 
-        for (size_t f = 0; f < 2; f++) {
+        for (size_t f = 0; f < n; f++) {
                 size_t have = 0;
                 for (size_t i = 0; i < json_object_array_length(items); i++) {
                         struct json_object *ru = item_of(items, i, "rule", table);
@@ -929,4 +932,123 @@ int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t se
                 len -= NLMSG_ALIGN(h.nlmsg_len);
         }
         return 0;
+}
+
+/* ---- changes made by others: the NFNLGRP_NFTABLES stream ---- */
+
+/* Attribute `type` of a message's attributes (a..a+len): its payload and length, or NULL. */
+static const uint8_t *nl_attr(const uint8_t *a, size_t len, uint16_t type, size_t *ret_len)
+{
+        while (len >= (size_t)NLA_HDRLEN) {
+                struct nlattr nla;
+                memcpy(&nla, a, sizeof(nla));
+                if (nla.nla_len < (size_t)NLA_HDRLEN || nla.nla_len > len)
+                        return NULL;
+                if ((nla.nla_type & NLA_TYPE_MASK) == type) {
+                        *ret_len = (size_t)nla.nla_len - (size_t)NLA_HDRLEN;
+                        return a + NLA_HDRLEN;
+                }
+                size_t step = NLA_ALIGN((size_t)nla.nla_len);
+                if (step >= len)
+                        break;
+                a += step;
+                len -= step;
+        }
+        return NULL;
+}
+
+/* A NUL-terminated string attribute of at most max bytes (with the NUL) into ret. */
+static bool nl_attr_str(const uint8_t *a, size_t len, uint16_t type, char *ret, size_t max)
+{
+        size_t n;
+        const uint8_t *v = nl_attr(a, len, type, &n);
+
+        if (!v || n == 0 || n > max || v[n - 1] != '\0' || strnlen((const char *)v, n) != n - 1)
+                return false;
+        memcpy(ret, v, n);
+        return true;
+}
+
+static bool nl_attr_be32(const uint8_t *a, size_t len, uint16_t type, uint32_t *ret)
+{
+        size_t n;
+        const uint8_t *v = nl_attr(a, len, type, &n);
+
+        if (!v || n != 4)
+                return false;
+        *ret = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+        return true;
+}
+
+void fw_watch_reset(struct fw_watch *w) { w->cur = (struct fw_watch_commit){ 0 }; }
+
+/* NFT_MSG_DESTROYTABLE (kernel 6.3+: delete if it exists); its notification is a DELTABLE. */
+#define FW_NFT_MSG_DESTROYTABLE 26
+
+static void watch_mark(struct fw_watch_commit *c, uint8_t *m, int msg)
+{
+        if (msg == NFT_MSG_DELTABLE || msg == FW_NFT_MSG_DESTROYTABLE)
+                *m = FW_WATCH_DELETED;
+        else if (msg == NFT_MSG_NEWTABLE)
+                *m = *m == FW_WATCH_DELETED || *m == FW_WATCH_RECREATED ? FW_WATCH_RECREATED : FW_WATCH_CREATED;
+        else if (*m == FW_WATCH_NONE)
+                *m = FW_WATCH_TOUCHED;
+        c->any = true;
+}
+
+int fw_watch_feed(struct fw_watch *w, const void *buf, size_t len,
+                  void (*on_commit)(const struct fw_watch_commit *c, void *userdata), void *userdata)
+{
+        const uint8_t *p = buf;
+
+        while (len > 0) {
+                struct nlmsghdr h;
+                struct nfgenmsg g;
+                size_t off = (size_t)NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(g));
+
+                if (len < sizeof(h))
+                        goto bad;
+                memcpy(&h, p, sizeof(h));
+                if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len)
+                        goto bad;
+                if ((h.nlmsg_type >> 8) == NFNL_SUBSYS_NFTABLES && h.nlmsg_len >= off) {
+                        int msg = h.nlmsg_type & 0xff;
+                        const uint8_t *a = p + off;
+                        size_t alen = h.nlmsg_len - off;
+
+                        memcpy(&g, p + NLMSG_HDRLEN, sizeof(g));
+                        if (msg == NFT_MSG_NEWGEN) {
+                                struct fw_watch_commit *c = &w->cur;
+                                if (!nl_attr_be32(a, alen, NFTA_GEN_ID, &c->gen))
+                                        c->gen = 0;
+                                if (!nl_attr_be32(a, alen, NFTA_GEN_PROC_PID, &c->pid))
+                                        c->pid = 0;
+                                if (!nl_attr_str(a, alen, NFTA_GEN_PROC_NAME, c->proc, sizeof(c->proc)))
+                                        c->proc[0] = '\0';
+                                if (on_commit)
+                                        on_commit(c, userdata);
+                                fw_watch_reset(w);
+                        } else {
+                                /* attribute 1 is the table's name in every object kind (NFTA_TABLE_NAME,
+                                 * NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE, ...) */
+                                char name[FW_TABLE_NAME_MAX];
+                                int k;
+                                if (nl_attr_str(a, alen, NFTA_TABLE_NAME, name, sizeof(name))) {
+                                        k = fw_shard_from_table(name);
+                                        if (g.nfgen_family == NFPROTO_INET && k >= 0)
+                                                watch_mark(&w->cur, &w->cur.inet[k], msg);
+                                        else if (g.nfgen_family == NFPROTO_BRIDGE && streq(name, FW_TABLE))
+                                                watch_mark(&w->cur, &w->cur.bridge, msg);
+                                }
+                        }
+                }
+                if (NLMSG_ALIGN(h.nlmsg_len) >= len)
+                        break;
+                p += NLMSG_ALIGN(h.nlmsg_len);
+                len -= NLMSG_ALIGN(h.nlmsg_len);
+        }
+        return 0;
+bad:
+        fw_watch_reset(w);
+        return -EBADMSG;
 }

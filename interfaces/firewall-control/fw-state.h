@@ -102,4 +102,45 @@ struct fw_tables {
  * or the -errno of the kernel's NLMSG_ERROR. */
 int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t seq);
 
+/* ---- changes made by others, as they happen ----
+ *
+ * The kernel publishes every committed nftables transaction on the netlink
+ * multicast group NFNLGRP_NFTABLES: one message per object it created or
+ * deleted (tables, chains, rules, sets, elements, ...; each names its table
+ * in attribute 1), then one NFT_MSG_NEWGEN carrying the new generation and
+ * the pid and name of the process that committed. fw_watch reads that stream
+ * and reports, per transaction, what it did to tables with our names. */
+
+enum fw_watch_mark {
+        FW_WATCH_NONE = 0,     /* not named by the transaction */
+        FW_WATCH_TOUCHED,      /* something in it was added, changed or deleted */
+        FW_WATCH_CREATED,      /* a table of that name was created, or its flags changed (e.g. dormant) */
+        FW_WATCH_DELETED,      /* the table was deleted (last word on it) */
+        FW_WATCH_RECREATED,    /* deleted, then a table of that name created again: not ours any more */
+};
+
+/* One committed transaction. */
+struct fw_watch_commit {
+        uint32_t gen;                    /* the ruleset generation it made */
+        uint32_t pid;                    /* the committing process (0 when not reported) */
+        char proc[32];                   /* its name ("" when not reported) */
+        uint8_t bridge;                  /* enum fw_watch_mark of bridge nova_hypervisor */
+        uint8_t inet[FW_MAX_SHARDS];     /* ... of inet nova_hypervisor[_<k>] */
+        bool any;                        /* one of them is not FW_WATCH_NONE */
+};
+
+struct fw_watch {
+        struct fw_watch_commit cur;      /* the transaction being read */
+};
+
+/* Feed the messages of one datagram from the multicast socket. Each
+ * NFT_MSG_NEWGEN ends a transaction: on_commit gets it (then the state starts
+ * afresh). Messages of other subsystems or kinds are skipped. 0, or -EBADMSG
+ * for a malformed datagram (the transaction being read is then dropped: the
+ * caller must treat it as unknown damage). */
+int fw_watch_feed(struct fw_watch *w, const void *buf, size_t len,
+                  void (*on_commit)(const struct fw_watch_commit *c, void *userdata), void *userdata);
+/* Forget the transaction being read (after a lost datagram: ENOBUFS). */
+void fw_watch_reset(struct fw_watch *w);
+
 #endif

@@ -1288,6 +1288,7 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
         struct hybrid_state h;
         struct made made = { 0 };
         struct tap_info info;
+        uint8_t tap_mac[6];
         int r;
 
         if (!ctx || !mac || port_devs_init(port_uuid, &n) < 0 || !mac_ok(mac))
@@ -1297,6 +1298,8 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
                 detail_set(ctx, "mtu %u: a tap allows %u..%u", mtu, TAP_MTU_MIN, TAP_MTU_MAX);
                 return -ERANGE;
         }
+        /* mac is the guest's; the tap gets fe + its last five bytes (names.h says why) */
+        tap_mac_from_port(mac, tap_mac);
 
         r = dev_probe(ctx, n.tap, "tun", port_uuid, &tap);
         if (r < 0)
@@ -1313,11 +1316,11 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
                 return r;
 
         if (hybrid) {
-                r = hybrid_plumb(ctx, &n, port_uuid, mac, mtu, &tap, &h, &made);
+                r = hybrid_plumb(ctx, &n, port_uuid, tap_mac, mtu, &tap, &h, &made);
         } else {
                 /* Plain: the tap as it is (its master, e.g. OVS's, untouched) and
                  * no hybrid pieces of ours left. */
-                r = tap_ensure(ctx, &n, port_uuid, mac, mtu, 0, &tap, &made.tap);
+                r = tap_ensure(ctx, &n, port_uuid, tap_mac, mtu, 0, &tap, &made.tap);
                 if (r >= 0)
                         r = hybrid_remove(ctx, &h, NULL);
         }

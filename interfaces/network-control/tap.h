@@ -67,7 +67,7 @@ struct tap_info {
         char port_uuid[UUID_STR_LEN + 1]; /* port UUID taken from our ownership mark */
         int ifindex;                      /* kernel interface index */
         uint32_t mtu;                     /* current MTU */
-        uint8_t mac[6];                   /* current hardware address */
+        uint8_t mac[6];                   /* current hardware address (fe:..., tap_mac_from_port) */
         bool admin_up;                    /* IFF_UP is set */
         bool carrier;                     /* IFF_LOWER_UP: false while no process holds the tap */
         char operstate[16];               /* "up", "down", "unknown", ... (RFC 2863 name) */
@@ -78,7 +78,9 @@ struct tap_info {
 };
 
 /* Create (or converge) the persistent tap (IFF_TAP|IFF_NO_PI) of port_uuid,
- * then set MTU, MAC, ownership mark and IFF_UP in one change request.
+ * then set MTU, MAC, ownership mark and IFF_UP in one change request. mac is
+ * the port's (the guest's, mac_parse() rules); the tap itself gets
+ * tap_mac_from_port(mac): fe + its last five bytes.
  * Everything the kernel is known to refuse is checked before anything is
  * changed; an update of existing devices is all or nothing: when a later
  * step fails, the attributes changed so far (MTU, MAC, up state, master,
@@ -97,9 +99,10 @@ struct tap_info {
  * bridge would follow the tap's MTU); either, qvo has a master other than
  * OVS's datapath, or qbr has one; and (plain) our qbr, which a plain call
  * removes, holds a device that is neither our tap nor our qvb.
- * tap_ctx_detail() names the device. -EINVAL bad uuid/mac (zero or
- * multicast); -ERANGE mtu outside TAP_MTU_MIN..TAP_MTU_MAX or outside the
- * limits the kernel reports for an existing device of the port. When a later step fails, every device this call created is
+ * tap_ctx_detail() names the device. -EINVAL bad uuid/mac (zero,
+ * multicast, or fe:...); -ERANGE mtu outside TAP_MTU_MIN..TAP_MTU_MAX or
+ * outside the limits the kernel reports for an existing device of the port.
+ * When a later step fails, every device this call created is
  * removed again (devices that existed before are left). *ret (may be NULL)
  * is the read-back, untouched on failure. */
 int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu, bool hybrid,

@@ -556,7 +556,7 @@ static int cmd_port(int argc, char **argv)
                                 break;
                         case 'm':
                                 if (!mac_is_valid(optarg)) {
-                                        fprintf(stderr, "error: --mac: not a lowercase unicast MAC address\n");
+                                        fprintf(stderr, "error: --mac: " MAC_RULE_TEXT "\n");
                                         goto fail_usage;
                                 }
                                 json_object_object_add(body, "mac", json_object_new_string(optarg));

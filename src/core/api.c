@@ -440,7 +440,7 @@ static void handle_port_create(struct api_conn *c, const struct http_request *re
                         if (streq(key, "port_uuid"))
                                 (void)snprintf(err, sizeof(err), "port_uuid: not a canonical lowercase UUID");
                         else if (streq(key, "mac"))
-                                (void)snprintf(err, sizeof(err), "mac: not a lowercase unicast MAC address");
+                                (void)snprintf(err, sizeof(err), "mac: " MAC_RULE_TEXT);
                         else if (streq(key, "mtu"))
                                 (void)snprintf(err, sizeof(err), "mtu: must be an integer in %d..%d", NETCTL_MTU_MIN,
                                                NETCTL_MTU_MAX);

@@ -591,7 +591,7 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                                         } else {
                                                 (void)snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
                                                                streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
-                                                               : streq(pk, "mac")     ? "not a lowercase unicast MAC address"
+                                                               : streq(pk, "mac")     ? MAC_RULE_TEXT
                                                                : streq(pk, "mtu")     ? "must be an integer in 68..65535"
                                                                                       : "unknown field");
                                                 return -EINVAL;

@@ -388,8 +388,9 @@ int modrt_dispatch(struct modrt *rt)
 }
 
 /* Wait until the core's module socket accepts us: try, and on failure wait
- * for a change in its directory (inotify) instead of sleeping in a loop. */
-static int connect_to_core(const char *path)
+ * for a change in its directory (inotify) instead of sleeping in a loop.
+ * Meanwhile the module's idle fd, if any, is served. */
+static int connect_to_core(struct modrt *rt, const char *path)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char dir[PATH_MAX];
@@ -421,13 +422,16 @@ static int connect_to_core(const char *path)
                         log_info("waiting for the core at %s", path);
                         said = true;
                 }
-                struct pollfd p = { ino, POLLIN, 0 };
+                int idle = rt->mod->idle_fd && rt->mod->on_idle_fd ? rt->mod->idle_fd(rt->state) : -1;
+                struct pollfd p[2] = { { ino, POLLIN, 0 }, { idle, POLLIN, 0 } };
                 /* The directory itself may not exist yet: then re-check every 5 s. */
-                if (poll(&p, 1, 5000) < 0 && errno != EINTR)
+                if (poll(p, 2, 5000) < 0 && errno != EINTR)
                         return -errno;
-                if (p.revents & POLLIN)
+                if (p[0].revents & POLLIN)
                         if (read(ino, evbuf, sizeof(evbuf)) < 0 && errno != EAGAIN && errno != EINTR)
                                 return -errno;
+                if (idle >= 0 && (p[1].revents & POLLIN))
+                        rt->mod->on_idle_fd(rt->state);
         }
         return -EINTR;
 }
@@ -553,7 +557,7 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
                         rt.fd = inherited;
                         inherited = -1;
                 } else {
-                        rt.fd = connect_to_core(connect_path);
+                        rt.fd = connect_to_core(&rt, connect_path);
                         if (rt.fd < 0) {
                                 r = rt.fd == -EINTR ? 0 : rt.fd;
                                 if (r < 0)

@@ -56,6 +56,11 @@ struct modrt_module {
          * when readable, return when it returns < 0 or modrt_should_exit(). NULL: the
          * runtime's blocking loop. */
         int (*run)(struct modrt *rt, void *state);
+        /* Optional: an fd of the module's to serve while there is no core to
+         * serve (waiting for the core at --connect): the runtime calls
+         * on_idle_fd(state) when it is readable. -1 or NULL: none. */
+        int (*idle_fd)(void *state);
+        void (*on_idle_fd)(void *state);
 };
 
 /* Entry point of a module program: parses --fd N | --connect PATH, --config FILE, -v. Returns the exit code. */

@@ -37,6 +37,8 @@ int mac_parse(const char *s, uint8_t ret_mac[6])
         }
         if (!nonzero || (mac[0] & 1))
                 return -EINVAL; /* all-zero or multicast/broadcast */
+        if (mac[0] == TAP_MAC_FIRST_BYTE)
+                return -EINVAL; /* a tap's, never a port's: the two would be the same */
         memcpy(ret_mac, mac, 6);
         return 0;
 }
@@ -45,6 +47,12 @@ bool mac_is_valid(const char *s)
 {
         uint8_t mac[6];
         return mac_parse(s, mac) == 0;
+}
+
+void tap_mac_from_port(const uint8_t port_mac[6], uint8_t ret[6])
+{
+        memcpy(ret, port_mac, 6);
+        ret[0] = TAP_MAC_FIRST_BYTE;
 }
 
 void mac_format(const uint8_t mac[6], char ret[MAC_STR_LEN + 1])

@@ -18,10 +18,22 @@
 
 /* Canonical lowercase UUID, exactly 36 chars. */
 bool uuid_is_valid(const char *s);
-/* Canonical lowercase MAC, unicast, not all zero. */
+/* A port's (the guest's) MAC: canonical lowercase, unicast, not all zero, and
+ * not starting with TAP_MAC_FIRST_BYTE (kept for the host side of taps). */
 bool mac_is_valid(const char *s);
 int mac_parse(const char *s, uint8_t ret_mac[6]);
+/* The same rule, in words, for error messages. */
+#define MAC_RULE_TEXT "not a lowercase unicast MAC address (or one starting with fe:, kept for taps)"
 void mac_format(const uint8_t mac[6], char ret[MAC_STR_LEN + 1]);
+
+/* The host-side tap of a port gets the port's MAC with its first byte
+ * replaced by 0xfe, as libvirt does for the taps it makes: a Linux bridge
+ * (qbr) keeps a local entry for each port's own address and would take the
+ * guest's frames for itself if the tap carried the guest's MAC; the IPv6
+ * link-local addresses of tap and guest differ too. 0xfe is unicast and
+ * locally administered, and port MACs never start with it (mac_parse). */
+#define TAP_MAC_FIRST_BYTE 0xfe
+void tap_mac_from_port(const uint8_t port_mac[6], uint8_t ret[6]);
 
 /* "tap" + first 11 chars of the port UUID. -EINVAL for a bad UUID. */
 int tap_name_from_port(const char *port_uuid, char ret[IFNAME_MAX]);

@@ -68,7 +68,7 @@ static int check_scalar(const char *name, enum schema_kind kind, uint64_t min, u
                 return 0;
         case SCH_MAC:
                 if (!mac_is_valid(v->v.s))
-                        return bad(err, errlen, "%s: not a lowercase unicast MAC address", name);
+                        return bad(err, errlen, "%s: " MAC_RULE_TEXT, name);
                 return 0;
         case SCH_U64:
                 if (v->v.u < min || v->v.u > max)

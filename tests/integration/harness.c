@@ -10,6 +10,10 @@
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
 #include <net/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <signal.h>
@@ -664,3 +668,96 @@ char *sh_out(const char *fmt, ...)
         return buf;
 }
 
+
+/* ---- a guest on a tap: a userspace frame copier ---- */
+
+/* Attach to a tap (IFF_TAP | IFF_NO_PI), or create one with that name. -1 on failure. */
+static int tap_attach(const char *name)
+{
+        struct ifreq ifr = { 0 };
+        int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+        if (fd < 0)
+                return -1;
+        if (strscpy(ifr.ifr_name, name, sizeof(ifr.ifr_name)) < 0) {
+                close(fd);
+                return -1;
+        }
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* The copier: frames read from one fd are written whole to the other, as a
+ * hypervisor's virtio-net backend moves them between the tap and the guest. */
+static _Noreturn void wire_loop(int host, int guest)
+{
+        static uint8_t frame[65536];
+
+        for (;;) {
+                struct pollfd p[2] = { { host, POLLIN, 0 }, { guest, POLLIN, 0 } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(1);
+                }
+                for (int i = 0; i < 2; i++) {
+                        if (!(p[i].revents & POLLIN))
+                                continue;
+                        ssize_t n = read(p[i].fd, frame, sizeof(frame));
+                        if (n > 0)
+                                (void)!write(p[1 - i].fd, frame, (size_t)n);
+                        else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                                _exit(0);
+                }
+        }
+}
+
+pid_t guest_wire_start(const char *tap, const char *netns)
+{
+        char path[PATH_MAX];
+        int ready[2];
+        char ok = 0;
+        pid_t pid;
+
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "/var/run/netns/%s", netns), 0);
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int host, guest, nsfd;
+                close(ready[0]);
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                host = tap_attach(tap); /* in the test's namespace, where the tap is */
+                nsfd = open(path, O_RDONLY | O_CLOEXEC);
+                if (host < 0 || nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0)
+                        _exit(1);
+                guest = tap_attach("eth0"); /* made in the guest's namespace, gone with the copier */
+                if (guest < 0)
+                        _exit(1);
+                ok = 1;
+                (void)!write(ready[1], &ok, 1);
+                close(ready[1]);
+                wire_loop(host, guest);
+        }
+        close(ready[1]);
+        if (read(ready[0], &ok, 1) != 1)
+                ok = 0;
+        close(ready[0]);
+        if (!ok) {
+                (void)waitpid(pid, NULL, 0);
+                ck_abort_msg("cannot wire a guest in %s to %s", netns, tap);
+        }
+        return pid;
+}
+
+void guest_wire_stop(pid_t pid)
+{
+        if (pid <= 0)
+                return;
+        (void)kill(pid, SIGKILL);
+        (void)waitpid(pid, NULL, 0);
+}

@@ -119,6 +119,19 @@ int ovs_fixture_add_bridge(const struct ovs_fixture *f, const char *bridge);
 pid_t module_exec(const char *program, const char *config_path, const char *log_path, int *ret_fd);
 #endif
 
+#ifndef NOVA_TEST_HARNESS_GUEST_H
+#define NOVA_TEST_HARNESS_GUEST_H
+/* A guest on a port's tap, standing in for QEMU: a child process attaches to
+ * the tap (which must exist in the caller's namespace), creates a tap called
+ * eth0 in the named namespace (/var/run/netns/<netns>, made with `ip netns
+ * add`) and copies every frame between the two, whole, both ways. The
+ * caller configures eth0 (address, IP, up) in that namespace. Returns the
+ * copier's pid; aborts the test on failure. eth0 goes with the copier. */
+pid_t guest_wire_start(const char *tap, const char *netns);
+/* Stop the copier (SIGKILL and wait). Accepts 0. */
+void guest_wire_stop(pid_t pid);
+#endif
+
 #ifndef NOVA_TEST_HARNESS_SH_H
 #define NOVA_TEST_HARNESS_SH_H
 /* Test code only (the daemon never runs a shell): run a /bin/sh command line

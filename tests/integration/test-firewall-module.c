@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #define TIMEOUT_MS 20000
@@ -847,6 +848,432 @@ START_TEST(test_foreign_shard_table_is_skipped)
 }
 END_TEST
 
+/* ---- VLAN-tagged frames (an instance port is not a trunk) ---- */
+
+/* The kernel here has no 8021q module (no VLAN interfaces): the frames are
+ * written whole through AF_PACKET and counted by a netdev ingress chain on
+ * the receiver's eth0, before any VLAN handling of its own. */
+static const struct {
+        const char *name;
+        unsigned tpid;
+} tags[] = { { "802.1Q", 0x8100 }, { "802.1ad", 0x88a8 }, { "ethertype 0x88b5", 0x88b5 } };
+#define ETH_P_EXPERIMENTAL 0x88b5 /* IEEE 802 local experimental: a non-IP protocol, sent untagged */
+
+/* n tagged (tpid, VLAN 100) IPv4/UDP frames src -> dst to UDP port 5000, sent from
+ * ns's eth0; with tpid ETH_P_EXPERIMENTAL the same bytes untagged under that ethertype. */
+static void send_tagged(const char *ns, unsigned tpid, const char *src_mac, const char *dst_mac, const char *src_ip,
+                        const char *dst_ip, int n)
+{
+        ck_assert_int_eq(sh("ip netns exec %s /usr/bin/python3 -c \"\n"
+                            "import socket,struct\n"
+                            "def mac(m): return bytes(int(x,16) for x in m.split(':'))\n"
+                            "def csum(b):\n"
+                            " t=sum(struct.unpack('!%%dH'%%(len(b)//2),b)); t=(t>>16)+(t&0xffff); t+=t>>16\n"
+                            " return ~t&0xffff\n"
+                            "udp=struct.pack('!HHHH',40000,5000,8+4,0)+b'vlan'\n"
+                            "ip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),1,0,64,17,0,"
+                            "socket.inet_aton('%s'),socket.inet_aton('%s'))\n"
+                            "ip=ip[:10]+struct.pack('!H',csum(ip))+ip[12:]\n"
+                            "t=%u\n"
+                            "f=mac('%s')+mac('%s')+(struct.pack('!H',t) if t==%u else struct.pack('!HHH',t,100,0x0800))+ip+udp\n"
+                            "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); s.bind(('eth0',0))\n"
+                            "for i in range(%d): s.send(f)\n\"",
+                            ns, src_ip, dst_ip, tpid, dst_mac, src_mac, ETH_P_EXPERIMENTAL, n),
+                         0);
+}
+
+static void tag_counters_add(const char *ns)
+{
+        ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
+                            "table netdev vlancnt {\n counter q {}\n counter ad {}\n counter exp {}\n"
+                            " chain in { type filter hook ingress device eth0 priority -500;\n"
+                            "  ether type 8021q counter name q\n  ether type 8021ad counter name ad\n"
+                            "  ether type 0x88b5 counter name exp\n }\n}\nEOF",
+                            ns),
+                         0);
+}
+
+/* Tagged frames of tag kind i that arrived on ns's eth0. */
+static long tagged_in(const char *ns, size_t i)
+{
+        _cleanup_free_ char *out = sh_out("ip netns exec %s nft list counter netdev vlancnt %s 2>/dev/null", ns,
+                                          i == 0 ? "q" : i == 1 ? "ad" : "exp");
+        const char *p = strstr(out, "packets ");
+
+        return p ? strtol(p + 8, NULL, 10) : -1;
+}
+
+START_TEST(test_tagged_and_non_ip_frames_dropped_both_ways)
+{
+        _cleanup_free_ char *rem_mac = sh_out("ip netns exec %s cat /sys/class/net/eth0/address", ns_rem);
+        long before;
+
+        rem_mac[strcspn(rem_mac, "\n")] = '\0';
+        ck_assert_int_eq((int)strlen(rem_mac), 17);
+        tag_counters_add(ns_vm);
+        tag_counters_add(ns_rem);
+        /* unfiltered, tagged frames of both kinds cross the plumbing both ways */
+        for (size_t i = 0; i < ARRAY_SIZE(tags); i++) {
+                before = tagged_in(ns_vm, i);
+                send_tagged(ns_rem, tags[i].tpid, rem_mac, VM_MAC, REM_IP, VM_IP, 5);
+                ck_assert_msg(tagged_in(ns_vm, i) == before + 5, "%s: baseline remote -> instance %ld of 5", tags[i].name,
+                              tagged_in(ns_vm, i) - before);
+                before = tagged_in(ns_rem, i);
+                send_tagged(ns_vm, tags[i].tpid, VM_MAC, rem_mac, VM_IP, REM_IP, 5);
+                ck_assert_msg(tagged_in(ns_rem, i) == before + 5, "%s: baseline instance -> remote %ld of 5",
+                              tags[i].name, tagged_in(ns_rem, i) - before);
+        }
+
+        /* filtered (group A: ICMP in, everything out): untagged IP passes as
+         * the rules say; not one tagged or non-IP frame crosses either way,
+         * whatever it carries (UDP 5000 from the remote; UDP the rules would
+         * let out) */
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(ping_ok(ns_rem, VM_IP));
+        ck_assert(udp_reaches(ns_vm, REM_IP, 4444));
+        for (size_t i = 0; i < ARRAY_SIZE(tags); i++) {
+                before = tagged_in(ns_vm, i);
+                send_tagged(ns_rem, tags[i].tpid, rem_mac, VM_MAC, REM_IP, VM_IP, 20);
+                ck_assert_msg(tagged_in(ns_vm, i) == before, "%s: %ld of 20 frames reached the instance",
+                              tags[i].name, tagged_in(ns_vm, i) - before);
+                before = tagged_in(ns_rem, i);
+                send_tagged(ns_vm, tags[i].tpid, VM_MAC, rem_mac, VM_IP, REM_IP, 20);
+                ck_assert_msg(tagged_in(ns_rem, i) == before, "%s: %ld of 20 frames left the instance",
+                              tags[i].name, tagged_in(ns_rem, i) - before);
+        }
+        (void)sh("ip netns exec %s nft delete table netdev vlancnt; ip netns exec %s nft delete table netdev vlancnt",
+                 ns_vm, ns_rem);
+}
+END_TEST
+
+/* ---- others change our tables: the module restores them at once ---- */
+
+/* All our tables as `nft list` prints them (no handles), lines sorted: a
+ * rebuilt table lists its chains in the order they were made again. */
+static char *our_tables_text(void)
+{
+        return sh_out("(for t in $(" OUR_INET_TABLES "); do nft list table inet $t; done 2>/dev/null; "
+                      "nft list table bridge " FW_TABLE " 2>/dev/null) | LC_ALL=C sort");
+}
+
+/* Wait until our tables read exactly `want` again; the time it took in ms, or -1. */
+static long wait_tables(const char *want, int timeout_ms)
+{
+        uint64_t t0 = now_usec();
+
+        for (;;) {
+                _cleanup_free_ char *now = our_tables_text();
+                if (streq(now, want))
+                        return (long)((now_usec() - t0) / 1000);
+                if (now_usec() - t0 > (uint64_t)timeout_ms * 1000) {
+                        FILE *f = fopen("/tmp/nova-it-fw-tables.diff", "w");
+                        if (f) {
+                                fprintf(f, "=== wanted\n%s=== found\n%s", want, now);
+                                fclose(f);
+                        }
+                        return -1;
+                }
+                sleep_ms(5);
+        }
+}
+
+static unsigned restores_logged(void)
+{
+        _cleanup_free_ char *n = sh_out("grep -c 'restored them with' %s", m.log);
+        return (unsigned)strtoul(n, NULL, 10);
+}
+
+/* Something else changes our tables; the module puts back exactly what it had,
+ * and the port filters as before. */
+START_TEST(test_foreign_changes_are_restored)
+{
+        char cmds[16][256];
+        size_t n = 0;
+        long gen;
+
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        /* and fillers for a second shard table: every shard is restored */
+        ck_assert_msg(apply_many(GROUP_B, group_b, ARRAY_SIZE(group_b), 0, FW_SHARD_PORTS + 4, NULL, NULL, NULL) == 0,
+                      "%s", reply_error());
+        {
+                _cleanup_free_ char *tables = sh_out(OUR_INET_TABLES);
+                ck_assert_str_eq(tables, FW_TABLE "\n" FW_TABLE "_1\n");
+        }
+        /* our own commits are not taken for someone else's: one generation per change, no restore */
+        gen = nft_genid();
+        ck_assert_msg(apply(GROUP_B, group_b, ARRAY_SIZE(group_b), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        sleep_ms(300);
+        ck_assert_int_eq(nft_genid(), gen + 2);
+        ck_assert_uint_eq(restores_logged(), 0);
+        _cleanup_free_ char *want = our_tables_text();
+        ck_assert_ptr_nonnull(strstr(want, port_uuid));
+
+#define CMD(...) (void)snprintf(cmds[n++], sizeof(cmds[0]), __VA_ARGS__)
+        CMD("nft delete table inet " FW_TABLE);
+        CMD("nft delete table bridge " FW_TABLE);
+        CMD("nft delete chain inet " FW_TABLE " forward");
+        CMD("nft delete chain bridge " FW_TABLE " prerouting");
+        CMD("nft delete chain bridge " FW_TABLE " forward");
+        CMD("nft flush chain inet " FW_TABLE " port-%s", port_uuid);
+        CMD("nft flush chain bridge " FW_TABLE " from_vm");
+        CMD("nft flush map inet " FW_TABLE " ports");
+        CMD("nft flush set bridge " FW_TABLE " vm_mac");
+        CMD("nft insert rule inet " FW_TABLE " forward accept");
+        CMD("nft add table inet " FW_TABLE " '{ flags dormant; }'");
+        CMD("nft delete table inet " FW_TABLE "_1");
+        CMD("nft flush chain inet " FW_TABLE "_1 forward");
+        CMD("nft flush ruleset");
+#undef CMD
+        for (size_t i = 0; i < n; i++) {
+                unsigned before = restores_logged();
+                ck_assert_msg(sh("%s", cmds[i]) == 0, "%s failed", cmds[i]);
+                long ms = wait_tables(want, 5000);
+                ck_assert_msg(ms >= 0, "after `%s` our tables did not come back (see %s)", cmds[i], m.log);
+                fprintf(stderr, "test-firewall-module: `%s`: tables back within %ld ms\n", cmds[i], ms);
+                for (int t = 0; t < 1000 && restores_logged() == before; t += 10)
+                        sleep_ms(10);
+                ck_assert_uint_eq(restores_logged(), before + 1);
+                ck_assert_msg(tcp_reaches(ns_rem, VM_IP, 22), "after `%s`: ssh dropped", cmds[i]);
+                ck_assert_msg(!tcp_reaches(ns_rem, VM_IP, 23), "after `%s`: telnet passed", cmds[i]);
+        }
+        /* and the module still serves: a change, then a read-back */
+        ck_assert_msg(apply(GROUP_B, group_b, ARRAY_SIZE(group_b), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 80));
+        ck_assert_uint_eq(ports_total(), FW_SHARD_PORTS + 5);
+}
+END_TEST
+
+/* Debian's nftables.service with its stock /etc/nftables.conf (`flush
+ * ruleset`, then an inet filter table of accept-all chains): stop runs
+ * `nft flush ruleset`, start `nft -f /etc/nftables.conf`; here both run in
+ * this test's namespace, never the host's. Our tables come back, theirs stay. */
+START_TEST(test_nftables_service_restart_with_debian_defaults)
+{
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        _cleanup_free_ char *want = our_tables_text();
+        _cleanup_free_ char *conf = sh_out("dpkg -S /etc/nftables.conf 2>/dev/null; grep -c 'flush ruleset' /etc/nftables.conf");
+        ck_assert_msg(strstr(conf, "nftables: /etc/nftables.conf"), "not Debian's packaged /etc/nftables.conf: %s", conf);
+
+        /* restart: stop, then start */
+        ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        ck_assert_int_eq(sh("nft -f /etc/nftables.conf"), 0);
+        ck_assert_msg(wait_tables(want, 5000) >= 0, "our tables did not come back after the restart");
+        ck_assert_int_eq(sh("nft list table inet filter >/dev/null"), 0);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        /* reload (start again on a running service): one transaction that flushes and loads */
+        ck_assert_int_eq(sh("nft -f /etc/nftables.conf"), 0);
+        ck_assert_msg(wait_tables(want, 5000) >= 0, "our tables did not come back after the reload");
+        ck_assert_int_eq(sh("nft list table inet filter >/dev/null"), 0);
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        ck_assert_int_eq(sh("nft delete table inet filter"), 0);
+}
+END_TEST
+
+/* Run python3 code in ns, in the background; its pid. */
+static pid_t python_in_ns(const char *ns, const char *code)
+{
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                execlp("ip", "ip", "netns", "exec", ns, "/usr/bin/python3", "-c", code, (char *)NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+/* The window: SYNs flooded to a port the group forbids while the ruleset
+ * is flushed. The instance's eth0 timestamps (SO_TIMESTAMPNS, the kernel's
+ * arrival time) every SYN to tcp/23 that crosses: from the first to the last
+ * is how long it was open (the count over the flood's rate says the same
+ * when the sender is not starved of CPU). */
+START_TEST(test_flush_window_under_100ms)
+{
+        char out_path[64], snif_path[64], snif_code[2048];
+        pid_t sender, sniffer;
+        int status;
+        long before, crossed;
+        unsigned long sent = 0;
+        double secs = 0;
+
+        /* our port alone, or with FW_TEST_FLUSH_PORTS fillers (the figures in docs/ARCHITECTURE.md) */
+        const char *env = getenv("FW_TEST_FLUSH_PORTS");
+        unsigned fillers = env ? (unsigned)strtoul(env, NULL, 10) : 0;
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        for (unsigned i = 0; i < fillers; i += FW_MAX_BATCH) {
+                unsigned k = fillers - i < FW_MAX_BATCH ? fillers - i : FW_MAX_BATCH;
+                ck_assert_msg(apply_many(GROUP_A, group_a, ARRAY_SIZE(group_a), i, k, NULL, NULL, NULL) == 0, "%s",
+                              reply_error());
+        }
+        _cleanup_free_ char *want = our_tables_text();
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        before = counter(ns_vm, "syn23");
+        (void)snprintf(snif_path, sizeof(snif_path), "/tmp/nova-it-sniff-%d", (int)getpid());
+        (void)snprintf(snif_code, sizeof(snif_code),
+                       "import socket,struct,time\n"
+                       "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x0800)); s.bind(('eth0',0))\n"
+                       "s.setsockopt(socket.SOL_SOCKET,35,1); s.settimeout(0.2)\n"
+                       "n=0; first=last=0.0; end=time.time()+5.0\n"
+                       "open('%s.ready','w').close()\n"
+                       "while time.time()<end:\n"
+                       " try: d,anc,fl,a=s.recvmsg(256,64)\n"
+                       " except socket.timeout: continue\n"
+                       " ip=d[14:]\n"
+                       " if len(ip)<40 or ip[9]!=6: continue\n"
+                       " t=ip[(ip[0]&15)*4:]\n"
+                       " if struct.unpack('!H',t[2:4])[0]!=23 or t[13]&0x12!=2: continue\n"
+                       " ts=[struct.unpack('qq',x[2][:16]) for x in anc if x[0]==socket.SOL_SOCKET and x[1]==35]\n"
+                       " ts=ts[0][0]+ts[0][1]/1e9 if ts else time.time()\n"
+                       " first=first or ts; last=ts; n+=1\n"
+                       "open('%s','w').write('%%d %%f'%%(n,(last-first)*1000))\n",
+                       snif_path, snif_path);
+        sniffer = python_in_ns(ns_vm, snif_code);
+        {
+                char ready[80];
+                (void)snprintf(ready, sizeof(ready), "%s.ready", snif_path);
+                for (int t = 0; t < 5000 && access(ready, F_OK) != 0; t += 20)
+                        sleep_ms(20);
+                ck_assert_int_eq(access(ready, F_OK), 0);
+                (void)unlink(ready);
+        }
+        (void)snprintf(out_path, sizeof(out_path), "/tmp/nova-it-flood-%d", (int)getpid());
+        sender = fork();
+        ck_assert_int_ge(sender, 0);
+        if (sender == 0) {
+                char code[4096];
+                (void)snprintf(code, sizeof(code),
+                               "import socket,struct,time\n"
+                               "src,dst=socket.inet_aton('" REM_IP "'),socket.inet_aton('" VM_IP "')\n"
+                               "s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_TCP)\n"
+                               "def csum(b):\n"
+                               " t=sum(struct.unpack('!%%dH'%%(len(b)//2),b)); t=(t>>16)+(t&0xffff); t+=t>>16\n"
+                               " return ~t&0xffff\n"
+                               "n=0; t0=time.time(); end=t0+3.0\n"
+                               "while time.time()<end:\n"
+                               " h=struct.pack('!HHIIBBHHH',1024+n%%60000,23,n,0,5<<4,2,65535,0,0)\n"
+                               " c=csum(src+dst+struct.pack('!BBH',0,6,20)+h)\n"
+                               " s.sendto(h[:16]+struct.pack('!H',c)+h[18:],('" VM_IP "',0)); n+=1\n"
+                               "open('%s','w').write('%%d %%f'%%(n,time.time()-t0))\n",
+                               out_path);
+                (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                execlp("ip", "ip", "netns", "exec", ns_rem, "/usr/bin/python3", "-c", code, (char *)NULL);
+                _exit(127);
+        }
+        sleep_ms(1000);
+        ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        long ms = wait_tables(want, 5000);
+        ck_assert_int_eq(waitpid(sender, &status, 0), sender);
+        ck_assert_int_eq(waitpid(sniffer, &status, 0), sniffer);
+        ck_assert_msg(ms >= 0, "our tables did not come back after the flush");
+        long seen = -1;
+        double span_ms = -1;
+        {
+                _cleanup_free_ char *res = sh_out("cat %s; rm -f %s", snif_path, snif_path);
+                ck_assert_int_eq(sscanf(res, "%ld %lf", &seen, &span_ms), 2);
+        }
+        {
+                _cleanup_free_ char *res = sh_out("cat %s; rm -f %s", out_path, out_path);
+                ck_assert_int_eq(sscanf(res, "%lu %lf", &sent, &secs), 2);
+        }
+        crossed = counter(ns_vm, "syn23") - before;
+        double rate = (double)sent / secs, window_ms = (double)crossed * 1000.0 / rate;
+        fprintf(stderr,
+                "test-firewall-module: flood of %lu SYNs to tcp/23 in %.2f s (%.0f/s) across `nft flush ruleset`: "
+                "%ld crossed (%.1f ms at the average rate); the instance saw %ld of them within %.1f ms "
+                "(first to last); tables read back within %ld ms\n",
+                sent, secs, rate, crossed, window_ms, seen, span_ms, ms);
+        {
+                _cleanup_free_ char *line = sh_out("grep -o 'restored them with .*' %s | tail -1", m.log);
+                fprintf(stderr, "test-firewall-module: %u ports, module: %s", fillers + 1, line);
+        }
+        ck_assert_msg(rate > 2000, "the flood is too slow to measure anything (%.0f/s)", rate);
+        ck_assert_msg(window_ms < 100.0, "%ld SYNs crossed: open for %.1f ms", crossed, window_ms);
+        ck_assert_msg(span_ms < 100.0, "SYNs crossed for %.1f ms", span_ms);
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+}
+END_TEST
+
+/* A module that has no core to serve (inside the snap it waits for the core
+ * at its socket) still restores its tables. */
+START_TEST(test_guard_while_waiting_for_core)
+{
+        char dir[64], sock[96], prog[PATH_MAX];
+        const char *bin = getenv("NOVA_BIN");
+        pid_t pid;
+        int status;
+
+        ck_assert_ptr_nonnull(bin);
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        _cleanup_free_ char *want = our_tables_text();
+        mod_stop();
+        (void)snprintf(dir, sizeof(dir), "/tmp/nova-it-nocore-%d", (int)getpid());
+        (void)snprintf(sock, sizeof(sock), "%s/modules.sock", dir);
+        (void)snprintf(prog, sizeof(prog), "%s/nova-firewall-control", bin);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int log = open(m.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (log >= 0)
+                        (void)dup2(log, 2);
+                execl(prog, "nova-firewall-control", "--connect", sock, (char *)NULL);
+                _exit(127);
+        }
+        for (int t = 0; t < 10000 && !file_contains(m.log, "waiting for the core"); t += 20)
+                sleep_ms(20);
+        ck_assert_msg(file_contains(m.log, "waiting for the core"), "the module does not wait (see %s)", m.log);
+
+        ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        ck_assert_msg(wait_tables(want, 5000) >= 0, "our tables did not come back while the module waits (see %s)",
+                      m.log);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+
+        ck_assert_int_eq(kill(pid, SIGTERM), 0);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+        (void)rmdir(dir);
+        mod_start(); /* for the teardown */
+}
+END_TEST
+
+/* Tables without ports protect nothing: deleting them (as --purge does once
+ * the last instance is gone) is left alone, and the next change makes them again. */
+START_TEST(test_portless_tables_not_restored)
+{
+        ck_assert_int_eq(sh("nft list table inet " FW_TABLE " >/dev/null"), 0);
+        ck_assert_int_eq(sh("nft delete table inet " FW_TABLE " && nft delete table bridge " FW_TABLE), 0);
+        sleep_ms(500);
+        ck_assert_uint_eq(restores_logged(), 0);
+        ck_assert_int_ne(sh("nft list table inet " FW_TABLE " >/dev/null 2>&1"), 0);
+        ck_assert_int_ne(sh("nft list table bridge " FW_TABLE " >/dev/null 2>&1"), 0);
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+}
+END_TEST
+
+/* A tool that keeps deleting our table: the module does not fight it
+ * forever; it says so and pauses its restores (the core's sync takes over). */
+START_TEST(test_guard_gives_up_a_fight)
+{
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_int_eq(sh("for i in $(seq 400); do nft delete table inet " FW_TABLE " 2>/dev/null; "
+                            "grep -q 'not restoring them for' %s && exit 0; sleep 0.01; done; exit 1", m.log), 0);
+        ck_assert_uint_ge(restores_logged(), 10);
+        /* from now on a deletion stays */
+        (void)sh("nft delete table inet " FW_TABLE " 2>/dev/null");
+        sleep_ms(500);
+        ck_assert_int_ne(sh("nft list table inet " FW_TABLE " >/dev/null 2>&1"), 0);
+        /* and the module still serves: the next change rebuilds what it needs */
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("firewall-module");
@@ -865,6 +1292,13 @@ static Suite *suite(void)
         tcase_add_test(tc, test_foreign_table_is_left_alone);
         tcase_add_test(tc, test_shards_with_real_packets);
         tcase_add_test(tc, test_foreign_shard_table_is_skipped);
+        tcase_add_test(tc, test_tagged_and_non_ip_frames_dropped_both_ways);
+        tcase_add_test(tc, test_foreign_changes_are_restored);
+        tcase_add_test(tc, test_nftables_service_restart_with_debian_defaults);
+        tcase_add_test(tc, test_flush_window_under_100ms);
+        tcase_add_test(tc, test_guard_while_waiting_for_core);
+        tcase_add_test(tc, test_portless_tables_not_restored);
+        tcase_add_test(tc, test_guard_gives_up_a_fight);
         suite_add_tcase(s, tc);
         return s;
 }

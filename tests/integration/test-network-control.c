@@ -108,7 +108,7 @@ START_TEST(test_port_lifecycle_seen_by_the_kernel)
         create_port(uuid, "fa:16:3e:12:34:56", 1450);
         ck_assert_int_eq(link_facts_get(tap, &f), 0);
         ck_assert_uint_eq(f.mtu, 1450);
-        ck_assert_str_eq(f.mac, "fa:16:3e:12:34:56");
+        ck_assert_str_eq(f.mac, "fe:16:3e:12:34:56"); /* the tap: fe + the port MAC's last five bytes */
         ck_assert(f.flags & IFF_UP);
         ck_assert_str_eq(f.kind, "tun");
         (void)snprintf(alias, sizeof(alias), "nova-hypervisor:port=%s", uuid);
@@ -120,7 +120,7 @@ START_TEST(test_port_lifecycle_seen_by_the_kernel)
         ck_assert_int_eq(link_count(), before);
         ck_assert_int_eq(link_facts_get(tap, &f), 0);
         ck_assert_uint_eq(f.mtu, 1400);
-        ck_assert_str_eq(f.mac, "fa:16:3e:12:34:57");
+        ck_assert_str_eq(f.mac, "fe:16:3e:12:34:57");
 
         ck_assert_int_eq(core_api(&core, "GET", "/v1/ports", NULL, &resp), 200);
         ck_assert(json_object_object_get_ex(resp, "ports", &ports));
@@ -159,6 +159,7 @@ START_TEST(test_bad_api_input_changes_nothing)
                 "{\"port_uuid\":\"0123ABCD-EF01-4234-8678-9ABCDEF01234\"}",
                 "{\"mac\":\"ff:ff:ff:ff:ff:ff\"}",
                 "{\"mac\":\"fa:16:3e:12:34\"}",
+                "{\"mac\":\"fe:16:3e:12:34:56\"}", /* the taps' range: the guest and its tap would share it */
                 "{\"ifname\":\"eth0\"}",
                 "{\"mtu\":1500",
                 "[1,2,3]",

@@ -54,8 +54,11 @@ static void setup(void)
         ck_assert_int_eq(ovs_fixture_start(&ovs), 0);
 }
 
+static void unicast_cleanup(void);
+
 static void teardown(void)
 {
+        unicast_cleanup();
         core_stop(&core);
         ovs_fixture_stop(&ovs);
         (void)sh("nft delete table inet " FW_TABLE "; nft delete table bridge " FW_TABLE);
@@ -482,25 +485,30 @@ START_TEST(test_restart_keeps_ruleset_and_repairs_drift)
         wait_until(cond_synced, NULL, 10000, "a firewall sync pass after the restart");
         ck_assert_uint_eq(ruleset_lines(), lines);
 
-        /* drift: a port's chain flushed behind our back comes back after the module restarts */
+        /* drift: a port's chain flushed behind our back; the module sees it happen and restores it */
         ck_assert_int_eq(sh("nft flush chain inet " FW_TABLE " %s", chain), 0);
-        ck_assert_uint_lt(ruleset_lines(), lines);
+        wait_until(cond_lines, &lines, 10000, "the module to restore the flushed chain");
+
+        /* the same while the module cannot see it (stopped, then killed): the restarted module
+         * reads the damage and the core's sync re-applies the port */
         fwpid = core_module_pid(&core, "firewall-control");
         ck_assert_int_gt(fwpid, 0);
+        ck_assert_int_eq(kill(fwpid, SIGSTOP), 0);
+        ck_assert_int_eq(sh("nft flush chain inet " FW_TABLE " %s", chain), 0);
+        ck_assert_uint_lt(ruleset_lines(), lines);
         ck_assert_int_eq(kill(fwpid, SIGKILL), 0);
         ck_assert_int_gt(core_wait_module_running(&core, "firewall-control", fwpid, 10000), 0);
         wait_until(cond_lines, &lines, 10000, "the flushed chain to be re-applied");
 
-        /* a rule slipped into a fixed chain (a bypass for every port): the next sync finds it,
-         * the module rebuilds its tables and the core re-applies every port */
+        /* a rule slipped into a fixed chain (a bypass for every port) while the module is
+         * stopped: the notification waits for it, and it rebuilds the table when it runs again */
+        fwpid = core_module_pid(&core, "firewall-control");
+        ck_assert_int_gt(fwpid, 0);
+        ck_assert_int_eq(kill(fwpid, SIGSTOP), 0);
         ck_assert_int_eq(sh("nft insert rule inet " FW_TABLE " forward accept"), 0);
         ck_assert_uint_eq(ruleset_lines(), lines + 1);
-        {
-                char setpath[PATH_MAX];
-                ck_assert_int_eq(xsnprintf(setpath, sizeof(setpath), "/v1/ports/%s/secgroups", port), 0);
-                ck_assert_int_eq(api("POST", setpath, "{\"secgroups\":[\"default\"]}", NULL), 200);
-        }
-        wait_until(cond_lines, &lines, 10000, "the tables to be rebuilt and every port re-applied");
+        ck_assert_int_eq(kill(fwpid, SIGCONT), 0);
+        wait_until(cond_lines, &lines, 10000, "the table to be rebuilt with every port");
         {
                 _cleanup_free_ char *fwd = chain_text("forward");
                 ck_assert_msg(!strstr(fwd, "\t\taccept\n"), "the foreign rule survived:\n%s", fwd);
@@ -522,6 +530,177 @@ START_TEST(test_restart_keeps_ruleset_and_repairs_drift)
 }
 END_TEST
 
+/* ---- unicast through a filtered port (a guest on the real tap) ---- */
+
+#define UNI_MAC "fa:16:3e:5a:5a:01"
+#define UNI_VM_IP "10.1.0.5"
+#define UNI_REM_IP "10.1.0.9"
+static pid_t wire_pid;
+static char uni_vm_ns[32], uni_rem_ns[32], uni_rem_dev[IFNAME_MAX];
+
+static void unicast_cleanup(void)
+{
+        guest_wire_stop(wire_pid);
+        wire_pid = 0;
+        if (uni_vm_ns[0])
+                (void)sh("ip netns del %s; ip netns del %s; ip link del %s", uni_vm_ns, uni_rem_ns, uni_rem_dev);
+        uni_vm_ns[0] = '\0';
+}
+
+/* Replies to `count` pings from ns to ip, one every 0.2 s. */
+static int pings_answered(const char *ns, const char *ip, int count)
+{
+        _cleanup_free_ char *out = sh_out("ip netns exec %s ping -n -c %d -i 0.2 -W 1 %s 2>&1", ns, count, ip);
+        const char *p = strstr(out, " received");
+        const char *q = p;
+
+        if (!p)
+                return -1;
+        while (q > out && q[-1] >= '0' && q[-1] <= '9')
+                q--;
+        return (int)strtol(q, NULL, 10);
+}
+
+/* A TCP SYN from ns reaches ip:port's kernel (accepted or refused) within 1 s. */
+static bool tcp_reaches(const char *ns, const char *ip, unsigned port)
+{
+        return sh("ip netns exec %s /usr/bin/python3 -c \"\n"
+                  "import socket,sys\n"
+                  "s=socket.socket(); s.settimeout(1.0)\n"
+                  "try:\n s.connect(('%s',%u)); sys.exit(0)\n"
+                  "except ConnectionRefusedError: sys.exit(0)\n"
+                  "except OSError: sys.exit(1)\n\"",
+                  ns, ip, port) == 0;
+}
+
+START_TEST(test_filtered_port_carries_unicast_both_ways)
+{
+        char port[37], tap[IFNAME_MAX], web[37], body[1024];
+        struct json_object *resp = NULL;
+        struct link_facts f;
+        int n;
+
+        start_core(PLUGS4);
+        group_create("ssh", web);
+        ck_assert_int_eq(rule_add("ssh", "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":22,"
+                                         "\"port_range_max\":22}", NULL), 201);
+        ck_assert_int_eq(rule_add("ssh", "{\"direction\":\"ingress\",\"protocol\":\"icmp\"}", NULL), 201);
+        random_port_uuid(port);
+        ck_assert_int_eq(port_dev_name("tap", port, tap), 0);
+        (void)snprintf(body, sizeof(body),
+                       "{\"name\":\"uni1\",\"secgroups\":[\"ssh\",\"default\"],\"ports\":[{\"port_uuid\":\"%s\","
+                       "\"mac\":\"" UNI_MAC "\",\"ips\":[\"" UNI_VM_IP "\"]}]}", port);
+        ck_assert_int_eq(api("POST", "/v1/instances?wait=1", body, &resp), 200);
+        json_object_put(resp);
+        /* the tap is not the guest: fe + the port MAC's last five bytes */
+        ck_assert_int_eq(link_facts_get(tap, &f), 0);
+        ck_assert_str_eq(f.mac, "fe:16:3e:5a:5a:01");
+
+        /* the guest: eth0 with the port's MAC and IP, wired to the port's tap */
+        (void)snprintf(uni_vm_ns, sizeof(uni_vm_ns), "sgvm%d", (int)getpid());
+        (void)snprintf(uni_rem_ns, sizeof(uni_rem_ns), "sgrem%d", (int)getpid());
+        (void)snprintf(uni_rem_dev, sizeof(uni_rem_dev), "rem%d", (int)getpid() % 100000);
+        ck_assert_int_eq(sh("ip netns add %s && ip netns add %s", uni_vm_ns, uni_rem_ns), 0);
+        wire_pid = guest_wire_start(tap, uni_vm_ns);
+        ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip link set eth0 address " UNI_MAC "; "
+                            "ip addr add " UNI_VM_IP "/24 dev eth0; ip link set eth0 up'", uni_vm_ns), 0);
+        /* a remote host on br-int */
+        ck_assert_int_eq(sh("ip link add %s type veth peer name eth0 netns %s && ip link set %s up", uni_rem_dev,
+                            uni_rem_ns, uni_rem_dev), 0);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", uni_rem_dev, (char *)NULL), 0);
+        ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip addr add " UNI_REM_IP "/24 dev eth0; "
+                            "ethtool -K eth0 tx off; ip link set eth0 up'", uni_rem_ns), 0);
+
+        /* remote -> guest: ICMP (allowed) and TCP 22 (allowed) arrive; TCP 23 does not (filtered) */
+        (void)pings_answered(uni_rem_ns, UNI_VM_IP, 2); /* the first may go while ARP is learned */
+        n = pings_answered(uni_rem_ns, UNI_VM_IP, 5);
+        ck_assert_msg(n == 5, "remote -> guest: %d of 5 unicast pings answered", n);
+        ck_assert_msg(tcp_reaches(uni_rem_ns, UNI_VM_IP, 22), "remote -> guest: TCP 22 did not arrive");
+        ck_assert_msg(!tcp_reaches(uni_rem_ns, UNI_VM_IP, 23), "remote -> guest: TCP 23 passed the filter");
+        /* guest -> remote: egress allowed by default, the answers come back through conntrack */
+        n = pings_answered(uni_vm_ns, UNI_REM_IP, 5);
+        ck_assert_msg(n == 5, "guest -> remote: %d of 5 unicast pings answered", n);
+        ck_assert_msg(tcp_reaches(uni_vm_ns, UNI_REM_IP, 80), "guest -> remote: TCP got no answer");
+        unicast_cleanup();
+}
+END_TEST
+
+/* Big datagrams through a filtered port at its MTU (1450, an overlay's): a
+ * guest that uses the port's MTU (libvirt passes it to virtio-net as
+ * <mtu size='1450'/>) fragments a 1600-byte datagram itself and both ways
+ * work; a guest left at 1500 sends frames the port cannot carry: the Linux
+ * bridge's netfilter reassembles and refuses to fragment again above the
+ * size of the guest's own fragments (br_netfilter), so nothing of it
+ * arrives: the guest must use the port's MTU (what it is told). */
+START_TEST(test_filtered_port_mtu_and_fragments)
+{
+        char port[37], tap[IFNAME_MAX], grp[37], body[1024];
+        struct json_object *resp = NULL;
+        long first, rest;
+        int n;
+
+        start_core(PLUGS4);
+        group_create("icmp", grp);
+        ck_assert_int_eq(rule_add("icmp", "{\"direction\":\"ingress\",\"protocol\":\"icmp\"}", NULL), 201);
+        random_port_uuid(port);
+        ck_assert_int_eq(port_dev_name("tap", port, tap), 0);
+        (void)snprintf(body, sizeof(body),
+                       "{\"name\":\"mtu1\",\"secgroups\":[\"icmp\",\"default\"],\"ports\":[{\"port_uuid\":\"%s\","
+                       "\"mac\":\"" UNI_MAC "\",\"mtu\":1450,\"ips\":[\"" UNI_VM_IP "\"]}]}", port);
+        ck_assert_int_eq(api("POST", "/v1/instances?wait=1", body, &resp), 200);
+        json_object_put(resp);
+        (void)snprintf(uni_vm_ns, sizeof(uni_vm_ns), "sgvm%d", (int)getpid());
+        (void)snprintf(uni_rem_ns, sizeof(uni_rem_ns), "sgrem%d", (int)getpid());
+        (void)snprintf(uni_rem_dev, sizeof(uni_rem_dev), "rem%d", (int)getpid() % 100000);
+        ck_assert_int_eq(sh("ip netns add %s && ip netns add %s", uni_vm_ns, uni_rem_ns), 0);
+        wire_pid = guest_wire_start(tap, uni_vm_ns);
+        ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip link set eth0 address " UNI_MAC "; "
+                            "ip link set eth0 mtu 1450; ip addr add " UNI_VM_IP "/24 dev eth0; ip link set eth0 up'",
+                            uni_vm_ns), 0);
+        /* the remote on the same network: the same MTU */
+        ck_assert_int_eq(sh("ip link add %s mtu 1450 type veth peer name eth0 mtu 1450 netns %s && ip link set %s up",
+                            uni_rem_dev, uni_rem_ns, uni_rem_dev), 0);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "add-port", "br-int", uni_rem_dev, (char *)NULL), 0);
+        ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip link set lo up; ip addr add " UNI_REM_IP "/24 dev eth0; "
+                            "ethtool -K eth0 tx off; ip link set eth0 up'", uni_rem_ns), 0);
+        /* what arrives at the remote: first (or middle) fragments and the rest, of echo requests from the guest */
+        ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
+                            "table ip fragcnt {\n counter head {}\n counter tail {}\n"
+                            " chain pre { type filter hook prerouting priority -450;\n"
+                            "  ip saddr " UNI_VM_IP " ip frag-off & 0x1fff == 0 ip frag-off & 0x2000 != 0 counter name head\n"
+                            "  ip saddr " UNI_VM_IP " ip frag-off & 0x1fff != 0 counter name tail\n }\n}\nEOF",
+                            uni_rem_ns), 0);
+        (void)pings_answered(uni_vm_ns, UNI_REM_IP, 2);
+
+        /* the guest at the port's MTU: 1600-byte datagrams (no DF) both ways */
+        _cleanup_free_ char *out = sh_out("ip netns exec %s ping -n -M dont -s 1572 -c 5 -i 0.2 -W 1 " UNI_REM_IP " 2>&1",
+                                          uni_vm_ns);
+        ck_assert_msg(strstr(out, " 5 received"), "guest at MTU 1450 -> remote, 1600 bytes:\n%s", out);
+        _cleanup_free_ char *back = sh_out("ip netns exec %s ping -n -M dont -s 1572 -c 5 -i 0.2 -W 1 " UNI_VM_IP " 2>&1",
+                                           uni_rem_ns);
+        ck_assert_msg(strstr(back, " 5 received"), "remote -> guest at MTU 1450, 1600 bytes:\n%s", back);
+
+        /* the guest at 1500: its 1500-byte first fragments do not fit the port */
+        ck_assert_int_eq(sh("ip netns exec %s ip link set eth0 mtu 1500", uni_vm_ns), 0);
+        _cleanup_free_ char *before = sh_out("ip netns exec %s nft list table ip fragcnt", uni_rem_ns);
+        (void)sh("ip netns exec %s ping -n -M dont -s 1572 -c 5 -i 0.2 -W 1 " UNI_REM_IP, uni_vm_ns);
+        _cleanup_free_ char *after = sh_out("ip netns exec %s nft list table ip fragcnt", uni_rem_ns);
+        n = sscanf(strstr(after, "counter head") ? strstr(after, "counter head") : "", "counter head { packets %ld", &first);
+        ck_assert_int_eq(n, 1);
+        n = sscanf(strstr(after, "counter tail") ? strstr(after, "counter tail") : "", "counter tail { packets %ld", &rest);
+        ck_assert_int_eq(n, 1);
+        {
+                long first0 = 0, rest0 = 0;
+                (void)sscanf(strstr(before, "counter head"), "counter head { packets %ld", &first0);
+                (void)sscanf(strstr(before, "counter tail"), "counter tail { packets %ld", &rest0);
+                fprintf(stderr, "test-secgroup-lifecycle: guest at MTU 1500, port 1450: of 5 datagrams of 1600 bytes "
+                                "the remote got %ld first and %ld last fragments\n", first - first0, rest - rest0);
+                ck_assert_int_eq(first - first0, 0); /* nothing larger than the port's MTU crosses it */
+        }
+        unicast_cleanup();
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("secgroup-lifecycle");
@@ -534,6 +713,8 @@ static Suite *suite(void)
         tcase_add_test(tc, test_group_changes_reach_kernel_bad_input_changes_nothing);
         tcase_add_test(tc, test_port_set_switches_groups);
         tcase_add_test(tc, test_restart_keeps_ruleset_and_repairs_drift);
+        tcase_add_test(tc, test_filtered_port_carries_unicast_both_ways);
+        tcase_add_test(tc, test_filtered_port_mtu_and_fragments);
         suite_add_tcase(s, tc);
         return s;
 }

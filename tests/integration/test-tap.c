@@ -31,6 +31,11 @@ static struct tap_ctx *ctx;   /* the layer under test */
 
 static const uint8_t MAC1[6] = { 0xfa, 0x16, 0x3e, 0x00, 0x00, 0x01 };
 static const uint8_t MAC2[6] = { 0xfa, 0x16, 0x3e, 0x12, 0x34, 0x56 };
+/* What the taps of ports with MAC1 / MAC2 carry: fe + the last five bytes
+ * (the guest keeps the port's MAC; a bridge would claim the guest's frames
+ * if the tap had it too). */
+static const uint8_t TAP_MAC1[6] = { 0xfe, 0x16, 0x3e, 0x00, 0x00, 0x01 };
+static const uint8_t TAP_MAC2[6] = { 0xfe, 0x16, 0x3e, 0x12, 0x34, 0x56 };
 
 static void setup(void)
 {
@@ -164,7 +169,7 @@ START_TEST(create_sets_everything)
         struct seen s = look(name);
         ck_assert(s.exists);
         ck_assert_uint_eq(s.mtu, 1450);
-        ck_assert_mem_eq(s.mac, MAC1, 6);
+        ck_assert_mem_eq(s.mac, TAP_MAC1, 6);
         ck_assert(s.flags & IFF_UP);
         ck_assert(s.flags & IFF_MULTICAST); /* nothing but IFF_UP was changed */
         ck_assert_str_eq(s.alias, mark);
@@ -174,7 +179,7 @@ START_TEST(create_sets_everything)
         ck_assert_str_eq(t.port_uuid, u);
         ck_assert_int_eq(t.ifindex, s.ifindex);
         ck_assert_uint_eq(t.mtu, 1450);
-        ck_assert_mem_eq(t.mac, MAC1, 6);
+        ck_assert_mem_eq(t.mac, TAP_MAC1, 6);
         ck_assert(t.admin_up);
         ck_assert(!t.carrier); /* nobody holds the tap */
 
@@ -206,7 +211,7 @@ START_TEST(create_again_converges)
         ck_assert_int_eq(after.ifindex, before.ifindex); /* same device, not a new one */
         ck_assert_int_eq(count_links(), links);
         ck_assert_uint_eq(after.mtu, 9000);
-        ck_assert_mem_eq(after.mac, MAC2, 6);
+        ck_assert_mem_eq(after.mac, TAP_MAC2, 6);
         ck_assert(after.flags & IFF_UP);
         ck_assert_uint_eq(t.mtu, 9000);
         ck_assert_int_eq(t.ifindex, before.ifindex);
@@ -296,7 +301,7 @@ START_TEST(foreign_mark_of_another_port)
         struct seen s = look(name);
         ck_assert_str_eq(s.alias, mark_a);
         ck_assert_uint_eq(s.mtu, 1500);
-        ck_assert_mem_eq(s.mac, MAC1, 6);
+        ck_assert_mem_eq(s.mac, TAP_MAC1, 6);
 
         /* a tap with our name whose mark was altered is no longer ours */
         outside_set(name, "nova-hypervisor:port=", -1);
@@ -427,6 +432,9 @@ START_TEST(invalid_arguments_create_nothing)
         ck_assert_int_eq(tap_create(ctx, u, mcast, 1500, false, &t), -EINVAL);
         ck_assert_int_eq(tap_create(ctx, u, zero, 1500, false, &t), -EINVAL);
         ck_assert_int_eq(tap_create(ctx, u, bcast, 1500, false, &t), -EINVAL);
+        /* a port MAC of the taps' own fe:... range: the tap would carry the guest's MAC */
+        ck_assert_int_eq(tap_create(ctx, u, TAP_MAC1, 1500, false, &t), -EINVAL);
+        ck_assert_int_eq(tap_create(ctx, u, TAP_MAC1, 1500, true, &t), -EINVAL);
         ck_assert_int_eq(tap_create(ctx, u, MAC1, 67, false, &t), -ERANGE);
         ck_assert_int_eq(tap_create(ctx, u, MAC1, 70000, false, &t), -ERANGE);
         ck_assert_int_eq(tap_create(ctx, u, MAC1, 0, false, &t), -ERANGE);
@@ -484,7 +492,7 @@ START_TEST(get_reports_the_kernel_view)
         ck_assert_str_eq(t.port_uuid, u);
         ck_assert_int_eq(t.ifindex, s.ifindex);
         ck_assert_uint_eq(t.mtu, 1280);
-        ck_assert_mem_eq(t.mac, MAC2, 6);
+        ck_assert_mem_eq(t.mac, TAP_MAC2, 6);
         ck_assert(t.admin_up);
         ck_assert(!t.carrier);
         ck_assert_str_ne(t.operstate, "up");
@@ -556,7 +564,7 @@ START_TEST(list_only_ours)
                         ck_assert_str_eq(l[j].name, name);
                         ck_assert_uint_eq(l[j].mtu, 1400 + i);
                         ck_assert_int_eq(l[j].ifindex, look(name).ifindex);
-                        ck_assert_mem_eq(l[j].mac, MAC1, 6);
+                        ck_assert_mem_eq(l[j].mac, TAP_MAC1, 6);
                         ck_assert(l[j].admin_up);
                 }
                 ck_assert_msg(found, "%s not listed", ours[i]);
@@ -737,7 +745,7 @@ START_TEST(hybrid_create_plumbs_four_devices)
         ck_assert_int_eq(tap_create(ctx, u, MAC1, 1450, true, &t), 0);
         assert_hybrid(&h, 1450);
         ck_assert_int_eq(count_links(), links + 4);
-        ck_assert_mem_eq(look(h.tap).mac, MAC1, 6);
+        ck_assert_mem_eq(look(h.tap).mac, TAP_MAC1, 6);
 
         /* The read-back says so. */
         ck_assert_str_eq(t.name, h.tap);
@@ -774,7 +782,7 @@ START_TEST(hybrid_create_plumbs_four_devices)
         assert_hybrid(&h, 1450);
         ck_assert_int_eq(tap_create(ctx, u, MAC2, 9000, true, &t), 0);
         assert_hybrid(&h, 9000);
-        ck_assert_mem_eq(look(h.tap).mac, MAC2, 6);
+        ck_assert_mem_eq(look(h.tap).mac, TAP_MAC2, 6);
         ck_assert_int_eq(count_links(), links);
         ck_assert_int_eq(look(h.tap).ifindex, tap0.ifindex);
         ck_assert_int_eq(look(h.qbr).ifindex, qbr0.ifindex);

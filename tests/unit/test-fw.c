@@ -21,6 +21,7 @@
  *   ip netns exec fwfix nft -j list table bridge nova_hypervisor > tests/unit/fixtures/fw-bridge.json
  *   ip netns del fwfix
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <libgen.h>
 #include <linux/netfilter.h>
@@ -197,6 +198,7 @@ START_TEST(test_skeleton)
                 "add set " B " taps {", "add set " B " vm_mac {", "add set " B " vm_ip4 {", "add set " B " vm_ip6 {",
                 "add set " B " guard {", "add chain " B " from_vm {",
                 "add chain " B " prerouting { type filter hook prerouting priority filter; policy accept; ",
+                "add chain " B " forward { type filter hook forward priority filter; policy accept; ",
         };
         for (size_t i = 0; i < ARRAY_SIZE(objs); i++)
                 ck_assert_msg(count(b.p, objs[i]) == 1, "skeleton lacks '%s'", objs[i]);
@@ -215,7 +217,13 @@ START_TEST(test_skeleton)
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "common"), 3);
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "forward"), 1);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "prerouting"), 2);
-        ck_assert_uint_eq(fw_fixed_chain_rules(false, "from_vm"), 13);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "from_vm"), 14);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "forward"), 2);
+        /* an instance port is not a trunk: tagged frames dropped both ways */
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " B " from_vm { ether type { 8021q, 8021ad } drop; "));
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " B " forward { type filter hook forward priority filter; "
+                                          "policy accept; oifname @taps ether type { 8021q, 8021ad } drop; "
+                                          "oifname @taps ether type != { ip, ip6, arp } drop; }\n"));
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "from_vm"), 0);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "port-" P1), 0);
         sbuf_free(&b);
@@ -1237,6 +1245,146 @@ START_TEST(test_tables_feed)
 }
 END_TEST
 
+/* ---- the NFNLGRP_NFTABLES stream ---- */
+
+/* A notification of kind msg about an object of table (attribute 1 names it). */
+static void nl_obj(uint8_t *buf, size_t *len, uint8_t msg, uint8_t family, const char *table)
+{
+        struct nlmsghdr h = { .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | msg };
+        struct nfgenmsg g = { .nfgen_family = family, .version = NFNETLINK_V0 };
+        struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + strlen(table) + 1), .nla_type = 1 };
+        size_t at = *len, off = NLMSG_HDRLEN;
+
+        memset(buf + at, 0, 256);
+        memcpy(buf + at + off, &g, sizeof(g));
+        off += NLMSG_ALIGN(sizeof(g));
+        memcpy(buf + at + off, &a, sizeof(a));
+        memcpy(buf + at + off + NLA_HDRLEN, table, strlen(table) + 1);
+        off += NLA_ALIGN(a.nla_len);
+        h.nlmsg_len = (uint32_t)off;
+        memcpy(buf + at, &h, sizeof(h));
+        *len += NLMSG_ALIGN(off);
+}
+
+/* The NEWGEN that ends a transaction: generation, pid, process name. */
+static void nl_gen(uint8_t *buf, size_t *len, uint32_t gen, uint32_t pid, const char *proc)
+{
+        struct nlmsghdr h = { .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN };
+        struct nfgenmsg g = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0 };
+        size_t at = *len, off = NLMSG_HDRLEN;
+        uint32_t be[2] = { htonl(gen), htonl(pid) };
+        uint16_t types[2] = { NFTA_GEN_ID, NFTA_GEN_PROC_PID };
+
+        memset(buf + at, 0, 256);
+        memcpy(buf + at + off, &g, sizeof(g));
+        off += NLMSG_ALIGN(sizeof(g));
+        for (int i = 0; i < 2; i++) {
+                struct nlattr a = { .nla_len = NLA_HDRLEN + 4, .nla_type = types[i] };
+                memcpy(buf + at + off, &a, sizeof(a));
+                memcpy(buf + at + off + NLA_HDRLEN, &be[i], 4);
+                off += NLA_ALIGN(a.nla_len);
+        }
+        struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + strlen(proc) + 1), .nla_type = NFTA_GEN_PROC_NAME };
+        memcpy(buf + at + off, &a, sizeof(a));
+        memcpy(buf + at + off + NLA_HDRLEN, proc, strlen(proc) + 1);
+        off += NLA_ALIGN(a.nla_len);
+        h.nlmsg_len = (uint32_t)off;
+        memcpy(buf + at, &h, sizeof(h));
+        *len += NLMSG_ALIGN(off);
+}
+
+static struct fw_watch_commit seen[4];
+static unsigned n_seen;
+
+static void collect(const struct fw_watch_commit *c, void *userdata)
+{
+        ck_assert_ptr_eq(userdata, &n_seen);
+        ck_assert_uint_lt(n_seen, ARRAY_SIZE(seen));
+        seen[n_seen++] = *c;
+}
+
+START_TEST(test_watch_feed)
+{
+        static uint8_t buf[8192];
+        struct fw_watch w = { 0 };
+        size_t len = 0;
+
+        /* `nft flush ruleset` of our tables and a foreign one: objects, then each table, then NEWGEN */
+        nl_obj(buf, &len, NFT_MSG_DELRULE, NFPROTO_INET, "nova_hypervisor");
+        nl_obj(buf, &len, NFT_MSG_DELCHAIN, NFPROTO_INET, "nova_hypervisor");
+        nl_obj(buf, &len, NFT_MSG_DELSETELEM, NFPROTO_BRIDGE, "nova_hypervisor");
+        nl_obj(buf, &len, NFT_MSG_DELTABLE, NFPROTO_INET, "nova_hypervisor");
+        nl_obj(buf, &len, NFT_MSG_DELTABLE, NFPROTO_BRIDGE, "nova_hypervisor");
+        nl_obj(buf, &len, NFT_MSG_DELRULE, NFPROTO_INET, "nova_hypervisor_7");
+        nl_obj(buf, &len, NFT_MSG_DELTABLE, NFPROTO_INET, "filter");
+        nl_obj(buf, &len, NFT_MSG_DELTABLE, NFPROTO_IPV4, "nova_hypervisor"); /* another family: not ours */
+        n_seen = 0;
+        ck_assert_int_eq(fw_watch_feed(&w, buf, len, collect, &n_seen), 0);
+        ck_assert_uint_eq(n_seen, 0); /* no NEWGEN yet: the transaction goes on */
+        len = 0;
+        nl_gen(buf, &len, 42, 4242, "nft");
+        ck_assert_int_eq(fw_watch_feed(&w, buf, len, collect, &n_seen), 0);
+        ck_assert_uint_eq(n_seen, 1);
+        ck_assert(seen[0].any);
+        ck_assert_uint_eq(seen[0].gen, 42);
+        ck_assert_uint_eq(seen[0].pid, 4242);
+        ck_assert_str_eq(seen[0].proc, "nft");
+        ck_assert_uint_eq(seen[0].bridge, FW_WATCH_DELETED);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                ck_assert_uint_eq(seen[0].inet[k], k == 0 ? FW_WATCH_DELETED : k == 7 ? FW_WATCH_TOUCHED : FW_WATCH_NONE);
+
+        /* two transactions in one datagram; the state starts afresh after each NEWGEN:
+         * a flushed chain; then a table deleted and created again, and a table made dormant */
+        len = 0;
+        n_seen = 0;
+        nl_obj(buf, &len, NFT_MSG_DELRULE, NFPROTO_BRIDGE, "nova_hypervisor");
+        nl_gen(buf, &len, 43, 1, "x");
+        nl_obj(buf, &len, NFT_MSG_DELTABLE, NFPROTO_INET, "nova_hypervisor_2");
+        nl_obj(buf, &len, NFT_MSG_NEWTABLE, NFPROTO_INET, "nova_hypervisor_2");
+        nl_obj(buf, &len, NFT_MSG_NEWCHAIN, NFPROTO_INET, "nova_hypervisor_2");
+        nl_obj(buf, &len, NFT_MSG_NEWTABLE, NFPROTO_INET, "nova_hypervisor");
+        nl_gen(buf, &len, 44, 2, "y");
+        ck_assert_int_eq(fw_watch_feed(&w, buf, len, collect, &n_seen), 0);
+        ck_assert_uint_eq(n_seen, 2);
+        ck_assert_uint_eq(seen[0].bridge, FW_WATCH_TOUCHED);
+        ck_assert_uint_eq(seen[0].inet[0], FW_WATCH_NONE);
+        ck_assert_uint_eq(seen[1].bridge, FW_WATCH_NONE);
+        ck_assert_uint_eq(seen[1].inet[2], FW_WATCH_RECREATED);
+        ck_assert_uint_eq(seen[1].inet[0], FW_WATCH_CREATED);
+
+        /* a transaction naming nothing of ours */
+        len = 0;
+        n_seen = 0;
+        nl_obj(buf, &len, NFT_MSG_NEWRULE, NFPROTO_INET, "filter");
+        nl_obj(buf, &len, NFT_MSG_NEWRULE, NFPROTO_INET, "nova_hypervisor_03");
+        nl_obj(buf, &len, NFT_MSG_NEWRULE, NFPROTO_INET, "nova_hypervisor_9_with_a_very_long_name");
+        nl_gen(buf, &len, 45, 3, "z");
+        ck_assert_int_eq(fw_watch_feed(&w, buf, len, collect, &n_seen), 0);
+        ck_assert_uint_eq(n_seen, 1);
+        ck_assert(!seen[0].any);
+
+        /* malformed: refused, and the transaction being read is forgotten */
+        len = 0;
+        n_seen = 0;
+        nl_obj(buf, &len, NFT_MSG_DELTABLE, NFPROTO_INET, "nova_hypervisor");
+        ck_assert_int_eq(fw_watch_feed(&w, buf, len - 1, collect, &n_seen), -EBADMSG);
+        len = 0;
+        nl_gen(buf, &len, 46, 4, "w");
+        ck_assert_int_eq(fw_watch_feed(&w, buf, len, collect, &n_seen), 0);
+        ck_assert_uint_eq(n_seen, 1);
+        ck_assert(!seen[0].any);
+        /* a name without its NUL names nothing; an empty datagram is nothing */
+        len = 0;
+        n_seen = 0;
+        nl_obj(buf, &len, NFT_MSG_DELTABLE, NFPROTO_INET, "nova_hypervisor");
+        buf[NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + NLA_HDRLEN + strlen("nova_hypervisor")] = 'x';
+        nl_gen(buf, &len, 47, 5, "v");
+        ck_assert_int_eq(fw_watch_feed(&w, buf, len, collect, &n_seen), 0);
+        ck_assert(n_seen == 1 && !seen[0].any);
+        ck_assert_int_eq(fw_watch_feed(&w, buf, 0, collect, &n_seen), 0);
+}
+END_TEST
+
 /* ---- tampered snapshots: the fixture, edited ---- */
 
 struct doc {
@@ -1480,7 +1628,7 @@ START_TEST(test_tamper_skeleton)
                 { true, "set", "nd" }, { true, "map", "ports" }, { true, "chain", "common" }, { true, "chain", "forward" },
                 { false, "set", "taps" }, { false, "set", "vm_mac" }, { false, "set", "vm_ip4" },
                 { false, "set", "vm_ip6" }, { false, "set", "guard" }, { false, "chain", "from_vm" },
-                { false, "chain", "prerouting" },
+                { false, "chain", "prerouting" }, { false, "chain", "forward" },
         };
 
         for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
@@ -1497,9 +1645,9 @@ START_TEST(test_tamper_skeleton)
         }
         /* a rule slipped into a fixed chain (an accept before the dispatch or the
          * anti-spoofing checks would bypass every port), or one of them gone */
-        static const char *const fixed_chains[] = { "forward", "common", "prerouting", "from_vm" };
+        static const char *const fixed_chains[] = { "forward", "common", "prerouting", "from_vm", "forward" };
         for (size_t i = 0; i < ARRAY_SIZE(fixed_chains); i++) {
-                bool in_inet = i < 2;
+                bool in_inet = i < 2; /* the second "forward" is the bridge table's */
                 EDITED(doc_insert_rule(in_inet ? inet : bridge, fixed_chains[i], 0,
                                        in_inet ? "{\"family\":\"inet\",\"table\":\"nova_hypervisor\",\"handle\":999,"
                                                  "\"expr\":[{\"accept\":null}]}"
@@ -1905,6 +2053,7 @@ static Suite *fw_suite(void)
         tcase_add_test(tc, test_decode_port_in_two_shards);
         tcase_add_test(tc, test_decode_foreign_shard);
         tcase_add_test(tc, test_tables_feed);
+        tcase_add_test(tc, test_watch_feed);
         tcase_add_test(tc, test_snap_remove_keeps_index);
         tcase_add_test(tc, test_tamper_baseline);
         tcase_add_test(tc, test_tamper_owner_mark);

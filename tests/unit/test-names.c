@@ -43,14 +43,14 @@ END_TEST
 START_TEST(test_mac_parse_format)
 {
         static const char *const good[] = {
-                "fa:16:3e:12:34:56", "02:00:00:00:00:01", "00:00:00:00:00:01", "fe:ff:ff:ff:ff:ff",
+                "fa:16:3e:12:34:56", "02:00:00:00:00:01", "00:00:00:00:00:01", "fc:ff:ff:ff:ff:ff",
                 "fa:16:3e:00:00:00", "0a:1b:2c:3d:4e:5f",
         };
         static const char *const bad[] = {
                 "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "fb:16:3e:12:34:56", "00:00:00:00:00:00",
                 "FA:16:3E:12:34:56", "fa-16-3e-12-34-56", "fa16.3e12.3456", "fa163e123456",
                 "fa:16:3e:12:34:5", "fa:16:3e:12:34:567", "fa:16:3e:12:34:56:", "fa:16:3e:12:34:5g",
-                "fa:16:3e:12:34", "", "fa:16:3e:12:34:56\n",
+                "fa:16:3e:12:34", "", "fa:16:3e:12:34:56\n", "fe:16:3e:12:34:56", "fe:ff:ff:ff:ff:ff",
         };
         uint8_t mac[6], back[6];
         char text[MAC_STR_LEN + 1];
