@@ -467,9 +467,9 @@ START_TEST(kernel_limits_refused_before_any_change)
         struct seen after = look(name);
         ck_assert_int_eq(after.ifindex, before.ifindex);
         ck_assert_uint_eq(after.mtu, 65521);
-        ck_assert_mem_eq(after.mac, MAC1, 6);
+        ck_assert_mem_eq(after.mac, TAP_MAC1, 6);
         ck_assert_int_eq(tap_create(ctx, u, MAC2, 65522, false, NULL), -ERANGE);
-        ck_assert_mem_eq(look(name).mac, MAC1, 6);
+        ck_assert_mem_eq(look(name).mac, TAP_MAC1, 6);
         ck_assert_int_eq(tap_delete(ctx, u), 0);
 }
 END_TEST
@@ -994,7 +994,7 @@ START_TEST(hybrid_refuses_tap_held_elsewhere)
         ck_assert_str_eq(tap_ctx_detail(ctx), "tapc6666666-22 is a port of foreignbr0 (bridge), which is not ours");
         ck_assert_int_eq(look(h.tap).master, fbr);
         ck_assert_uint_eq(look(h.tap).mtu, tap0.mtu);
-        ck_assert_mem_eq(look(h.tap).mac, MAC1, 6);
+        ck_assert_mem_eq(look(h.tap).mac, TAP_MAC1, 6);
         ck_assert_uint_eq(look("foreignbr0").mtu, 1500);
         /* Deleting our own tap is still ours to do. */
         ck_assert_int_eq(tap_delete(ctx, u), 0);
@@ -1175,7 +1175,7 @@ START_TEST(update_all_or_nothing_at_every_step)
         outside_bridge_set(h.qbr, IFLA_BR_FORWARD_DELAY, 1500, IFLA_BR_STP_STATE, 1);
         sweep(u, &h, MAC2, 9000, true, 0, "hybrid update");
         assert_hybrid(&h, 9000);
-        ck_assert_mem_eq(look(h.tap).mac, MAC2, 6);
+        ck_assert_mem_eq(look(h.tap).mac, TAP_MAC2, 6);
         /* hybrid -> plain, failing before the first deletion */
         sweep(u, &h, MAC1, 1400, false, 2, "hybrid to plain");
         assert_hybrid(&h, 9000);
