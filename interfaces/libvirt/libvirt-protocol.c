@@ -3,21 +3,6 @@
 
 #include "plugs.h"
 
-bool instance_name_is_valid(const char *s)
-{
-        size_t n = strnlen(s, LIBVIRT_MAX_NAME + 1);
-
-        if (n == 0 || n > LIBVIRT_MAX_NAME || s[0] == '-' || s[0] == '.')
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                      c == '_' || c == '-'))
-                        return false;
-        }
-        return true;
-}
-
 static const struct schema_field port_fields[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },

@@ -9,7 +9,6 @@
  * Exit status: 0 ok, 1 the request failed, 2 usage, 3 the core is unreachable. */
 #include "apiclient.h"
 #include "snap-commands.h"
-#include "libvirt-protocol.h"
 #include "names.h"
 #include "observe-cmds.h"
 #include "plugs.h"
