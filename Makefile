@@ -123,7 +123,7 @@ $(BUILD)/bin/nova-compute: $(call obj,$(CORE_SRCS) $(PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
-$(BUILD)/bin/nova-hypervisor: $(call obj,$(CLI_SRCS) $(LIBVIRT_PROTO_SRCS)) $(LIBNOVA)
+$(BUILD)/bin/nova-hypervisor: $(call obj,$(CLI_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 

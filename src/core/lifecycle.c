@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <assert.h>
 
 /* ---- steps ---- */
 
@@ -660,24 +661,19 @@ int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata
         return op_launch(op, cb, userdata, ret_waiter);
 }
 
-int lifecycle_power(struct instance *inst, const char *action, lifecycle_done_cb cb, void *userdata,
+int lifecycle_power(struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
                     struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug)
 {
+        static const enum op_kind kinds[_POWER_ACTION_MAX] = {
+                [POWER_STOP] = OP_STOP, [POWER_START] = OP_START, [POWER_REBOOT] = OP_REBOOT,
+        };
         enum op_kind kind;
         struct op *op;
         int r;
 
+        assert(inst && action < _POWER_ACTION_MAX && err && ret_plug);
         *ret_plug = -1;
-        if (streq(action, "stop"))
-                kind = OP_STOP;
-        else if (streq(action, "start"))
-                kind = OP_START;
-        else if (streq(action, "reboot"))
-                kind = OP_REBOOT;
-        else {
-                (void)snprintf(err, errlen, "unknown action '%.32s'", action);
-                return -EINVAL;
-        }
+        kind = kinds[action];
         if (inst->op) {
                 (void)snprintf(err, errlen, "instance %s is busy (%s)", inst->name, inst->task);
                 return -EBUSY;

@@ -47,8 +47,14 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
                    struct instance **ret_inst, char *err, size_t errlen, int *ret_plug);
 int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                      char *err, size_t errlen, int *ret_plug);
-/* action: "stop" | "start" | "reboot" */
-int lifecycle_power(struct instance *inst, const char *action, lifecycle_done_cb cb, void *userdata,
+enum power_action {
+        POWER_STOP,
+        POWER_START,   /* of an instance in error: a repair (the boot plan again) */
+        POWER_REBOOT,
+        _POWER_ACTION_MAX,
+};
+
+int lifecycle_power(struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
                     struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug);
 void lifecycle_waiter_cancel(struct lifecycle_waiter *w);
 /* Mark every port of an idle instance filtered and converge it (tap into a

@@ -205,6 +205,7 @@ int main(int argc, char **argv)
         const char *config_path = NULL;
         struct spawner_config scfg = { 0 };
         struct api_context actx = { 0 };
+        struct api_server *api = NULL;
         char err[512], module_dir[PATH_MAX];
         sd_event *event = NULL;
         bool snap = in_snap(), verbose = false, spawn_modules = false, supervise;
@@ -416,7 +417,7 @@ int main(int argc, char **argv)
         actx.spawner_pid = spawner_pid;
         actx.started_usec = now_usec();
         actx.save_plugs = snap ? NULL : save_plugs;
-        r = api_start(event, listen_fd, &actx);
+        r = api_start(event, listen_fd, &actx, &api);
         if (r < 0) {
                 log_err("cannot serve the API: %s", strerror(-r));
                 goto out;
@@ -434,7 +435,7 @@ int main(int argc, char **argv)
         log_info("shutting down");
 out:
         health_stop();
-        api_stop();
+        api = api_stop(api);
         (void)unlink(cfg.api_socket);
         if (module_socket[0])
                 (void)unlink(module_socket);
