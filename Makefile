@@ -171,6 +171,16 @@ $(BUILD)/bin/nova-openvswitch: $(call obj,$(OVS_MODULE_SRCS) $(OVS_PROTO_SRCS)) 
 TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(PROTO_SRCS) \
 	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c $(FW_LIB_SRCS)) $(LIBNOVA)
 
+# The pipeline engine's test links lifecycle.c and its neighbours against the fake registry of
+# tests/unit/fake/ instead of modules.c (the real modules run in the integration tests).
+ENGINE_TEST_OBJS := $(call obj,src/core/lifecycle.c src/core/firewall.c src/core/instances.c src/core/secgroups.c \
+	$(PROTO_SRCS)) $(LIBNOVA)
+$(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/unit/fake/fake-modules.c \
+		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
+		$(PKG_LIBS) $(CHECK_LIBS) -o $@
+
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
