@@ -230,8 +230,8 @@ static void instance_pin(struct api_conn *c, const struct http_request *req, con
                 return;
         if (!(w = malloc(sizeof(*w))))
                 return api_respond_error(c, 500, "out of memory", -1);
-        pw_init(w, PROTO_REQUEST, 0, 0,
-                procctl_entrypoints[pin ? PROCCTL_INSTANCE_PIN : PROCCTL_INSTANCE_AFFINITY].name);
+        module_request_init(w, pin ? (struct module_ep)EP_PROCCTL(INSTANCE_PIN)
+                                   : (struct module_ep)EP_PROCCTL(INSTANCE_AFFINITY));
         pw_str(w, "instance_uuid", inst->uuid);
         if (pin) {
                 if (api_read_body(c, req, &body) < 0)

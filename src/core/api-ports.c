@@ -90,7 +90,7 @@ static void handle_port_create(struct api_conn *c, const struct http_request *re
         if (!w)
                 return api_respond_error(c, 500, "out of memory", -1);
         memcpy(c->port_uuid, uuid, sizeof(uuid));
-        pw_init(w, PROTO_REQUEST, 0, 0, netctl_entrypoints[NETCTL_TAP_CREATE].name);
+        module_request_init(w, (struct module_ep)EP_NETCTL(TAP_CREATE));
         pw_str(w, "port_uuid", uuid);
         pw_str(w, "mac", mac);
         pw_u64(w, "mtu", (uint64_t)mtu);
@@ -110,7 +110,7 @@ static void port_call(struct api_conn *c, enum netctl_entrypoint_id ep, const ch
         w = malloc(sizeof(*w));
         if (!w)
                 return api_respond_error(c, 500, "out of memory", -1);
-        pw_init(w, PROTO_REQUEST, 0, 0, netctl_entrypoints[ep].name);
+        module_request_init(w, (struct module_ep){ PLUG_NETWORK_CONTROL, ep });
         if (port_uuid) {
                 memcpy(c->port_uuid, port_uuid, UUID_STR_LEN + 1);
                 pw_str(w, "port_uuid", port_uuid);
@@ -169,15 +169,15 @@ static void on_vifs_reply(const struct module_result *res, void *userdata)
         api_respond_json(c, 200, root);
 }
 
-/* A request without fields to plug's module, answered by cb. */
-static void list_call(struct api_conn *c, enum plug_id plug, const char *entrypoint, module_call_cb cb)
+/* A request without fields to ep, answered by cb. */
+static void list_call(struct api_conn *c, struct module_ep ep, module_call_cb cb)
 {
         _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
 
         if (!w)
                 return api_respond_error(c, 500, "out of memory", -1);
-        pw_init(w, PROTO_REQUEST, 0, 0, entrypoint);
-        api_call_module(c, plug, w, cb);
+        module_request_init(w, ep);
+        api_call_module(c, ep.plug, w, cb);
 }
 
 /* What libvirt has of ours, as the libvirt module lists it. */
@@ -185,7 +185,7 @@ static void handle_domain_list(struct api_conn *c, const struct http_request *re
 {
         (void)req;
         (void)a;
-        list_call(c, PLUG_LIBVIRT, libvirt_entrypoints[LIBVIRT_DOMAIN_LIST].name, on_domains_reply);
+        list_call(c, (struct module_ep)EP_LIBVIRT(DOMAIN_LIST), on_domains_reply);
 }
 
 /* Our ports on the integration bridge, as the openvswitch module lists them. */
@@ -193,7 +193,7 @@ static void handle_vif_list(struct api_conn *c, const struct http_request *req, 
 {
         (void)req;
         (void)a;
-        list_call(c, PLUG_OPENVSWITCH, ovs_entrypoints[OVS_PORT_LIST].name, on_vifs_reply);
+        list_call(c, (struct module_ep)EP_OVS(PORT_LIST), on_vifs_reply);
 }
 
 const struct api_route api_port_routes[] = {

@@ -76,10 +76,10 @@ static struct json_object *status_instances_json(void)
         int active = 0, stopped = 0, error = 0, busy = 0;
 
         for (struct instance *i = instances_first(); i; i = i->next) {
-                active += streq(i->vm_state, "active");
-                stopped += streq(i->vm_state, "stopped");
-                error += streq(i->vm_state, "error");
-                busy += i->task[0] != '\0';
+                active += i->vm_state == VM_ACTIVE;
+                stopped += i->vm_state == VM_STOPPED;
+                error += i->vm_state == VM_ERROR;
+                busy += i->task != TASK_NONE;
         }
         json_object_object_add(inst, "total", json_object_new_int64((int64_t)instances_count()));
         json_object_object_add(inst, "active", json_object_new_int(active));

@@ -70,7 +70,7 @@ static int port_request(const struct instance_port *p, char groups[][UUID_STR_LE
 
         if (r < 0)
                 return r;
-        pw_init(w, PROTO_REQUEST, 0, 0, "port_rules_apply");
+        module_request_init(w, (struct module_ep)EP_FW(PORT_RULES_APPLY));
         pw_str(w, "port_uuid", p->port_uuid);
         pw_str(w, "mac", p->mac);
         pw_list_begin(w, "ips");
@@ -306,7 +306,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                         break;
                 log_info("firewall: rules of port %s belong to no %sinstance port; removing them", uuid,
                          ip ? "filtered " : "");
-                pw_init(w, PROTO_REQUEST, 0, 0, "port_rules_remove");
+                module_request_init(w, (struct module_ep)EP_FW(PORT_RULES_REMOVE));
                 pw_str(w, "port_uuid", uuid);
                 sync_call(w, "remove");
                 fw.pass.removed++;
@@ -347,7 +347,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                         fw.pass.applied++;
                 }
                 /* Booted while firewall-control was not connected: plumb it through a bridge now. */
-                if (unfiltered && !i->op && !streq(i->vm_state, "error") && lifecycle_refilter(i) == 0)
+                if (unfiltered && !i->op && i->vm_state != VM_ERROR && lifecycle_refilter(i) == 0)
                         fw.pass.replumbed++;
         }
         json_object_put(digests);
@@ -369,7 +369,7 @@ static void sync_start(void)
         if (!w)
                 return;
         memset(&fw.pass, 0, sizeof(fw.pass));
-        pw_init(w, PROTO_REQUEST, 0, 0, "rules_list");
+        module_request_init(w, (struct module_ep)EP_FW(RULES_LIST));
         if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, NULL, NULL, err, sizeof(err)) < 0) {
                 (void)snprintf(fw.report.last_error, sizeof(fw.report.last_error), "rules_list: %.200s", err);
                 log_warn("firewall: %s", fw.report.last_error);

@@ -65,26 +65,48 @@ int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX])
         return 0;
 }
 
-static bool is_pin_state(const char *s)
+static const char *const vm_state_names[_VM_STATE_MAX] = {
+        [VM_ACTIVE] = "active", [VM_STOPPED] = "stopped", [VM_ERROR] = "error",
+};
+static const char *const task_names[_TASK_MAX] = {
+        [TASK_NONE] = "", [TASK_BUILDING] = "building", [TASK_DELETING] = "deleting", [TASK_STOPPING] = "stopping",
+        [TASK_STARTING] = "starting", [TASK_REBOOTING] = "rebooting", [TASK_PINNING] = "pinning",
+};
+static const char *const pin_state_names[_PIN_STATE_MAX] = {
+        [PIN_NONE] = "", [PIN_PENDING] = "pending", [PIN_APPLIED] = "applied", [PIN_UNPLUGGED] = "unplugged",
+        [PIN_FAILED] = "failed",
+};
+
+static int name_lookup(const char *const *names, size_t n, const char *s)
 {
-        return s && (streq(s, "pending") || streq(s, "applied") || streq(s, "unplugged") || streq(s, "failed"));
+        for (size_t i = 0; s && i < n; i++)
+                if (streq(names[i], s))
+                        return (int)i;
+        return -EINVAL;
 }
+
+const char *vm_state_to_string(enum vm_state s) { return (unsigned)s < _VM_STATE_MAX ? vm_state_names[s] : NULL; }
+const char *instance_task_to_string(enum instance_task t) { return (unsigned)t < _TASK_MAX ? task_names[t] : NULL; }
+const char *pin_state_to_string(enum pin_state s) { return (unsigned)s < _PIN_STATE_MAX ? pin_state_names[s] : NULL; }
+int vm_state_from_string(const char *s) { return name_lookup(vm_state_names, _VM_STATE_MAX, s); }
+int instance_task_from_string(const char *s) { return name_lookup(task_names, _TASK_MAX, s); }
+int pin_state_from_string(const char *s) { return name_lookup(pin_state_names, _PIN_STATE_MAX, s); }
 
 void instance_pin_message(const struct instance *inst, char *buf, size_t size)
 {
-        const char *st = inst->pin_state;
+        enum pin_state st = inst->pin_state;
 
         if (!inst->cpu_set[0])
                 (void)snprintf(buf, size, "%s", "");
-        else if (streq(st, "applied"))
+        else if (st == PIN_APPLIED)
                 (void)snprintf(buf, size, "cpu_set %s applied (%s)", inst->cpu_set, inst->pin_detail);
-        else if (streq(st, "unplugged"))
+        else if (st == PIN_UNPLUGGED)
                 (void)snprintf(buf, size, "cpu_set %s not applied: process-control is not connected", inst->cpu_set);
-        else if (streq(st, "failed"))
+        else if (st == PIN_FAILED)
                 (void)snprintf(buf, size, "cpu_set %s not applied: %s", inst->cpu_set, inst->pin_detail);
         else
                 (void)snprintf(buf, size, "cpu_set %s not applied yet: %s", inst->cpu_set,
-                               streq(inst->vm_state, "active") ? "pinned once the instance's QEMU runs"
+                               inst->vm_state == VM_ACTIVE ? "pinned once the instance's QEMU runs"
                                                                : "the instance is not running");
 }
 
@@ -102,10 +124,10 @@ static void pinning_to_json(const struct instance *inst, struct json_object *o)
         json_object_object_add(o, "cpu_set", json_object_new_string(inst->cpu_set));
         p = json_object_new_object();
         instance_pin_message(inst, msg, sizeof(msg));
-        json_object_object_add(p, "state", json_object_new_string(inst->pin_state));
-        json_object_object_add(p, "applied", json_object_new_boolean(streq(inst->pin_state, "applied")));
+        json_object_object_add(p, "state", json_object_new_string(pin_state_to_string(inst->pin_state)));
+        json_object_object_add(p, "applied", json_object_new_boolean(inst->pin_state == PIN_APPLIED));
         json_object_object_add(p, "message", json_object_new_string(msg));
-        if (streq(inst->pin_state, "unplugged") && plug_fix_text(PLUG_PROCESS_CONTROL, fix, sizeof(fix)) == 0) {
+        if (inst->pin_state == PIN_UNPLUGGED && plug_fix_text(PLUG_PROCESS_CONTROL, fix, sizeof(fix)) == 0) {
                 json_object_object_add(p, "plug", json_object_new_string(plug_table[PLUG_PROCESS_CONTROL].name));
                 json_object_object_add(p, "fix", json_object_new_string(fix));
         } else
@@ -182,8 +204,10 @@ struct json_object *instance_to_json(const struct instance *inst)
         json_object_object_add(o, "name", json_object_new_string(inst->name));
         json_object_object_add(o, "vcpus", json_object_new_int((int)inst->vcpus));
         json_object_object_add(o, "memory_mb", json_object_new_int64(inst->memory_mb));
-        json_object_object_add(o, "vm_state", json_object_new_string(inst->vm_state));
-        json_object_object_add(o, "task", inst->task[0] ? json_object_new_string(inst->task) : NULL);
+        json_object_object_add(o, "vm_state", json_object_new_string(vm_state_to_string(inst->vm_state)));
+        json_object_object_add(o, "task",
+                               inst->task != TASK_NONE ? json_object_new_string(instance_task_to_string(inst->task))
+                                                       : NULL);
         json_object_object_add(o, "power_state", json_object_new_string(inst->power_state));
         json_object_object_add(o, "fault", inst->fault[0] ? json_object_new_string(inst->fault) : NULL);
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
@@ -216,12 +240,12 @@ static struct json_object *instance_to_stored_json(const struct instance *inst)
         json_object_object_add(o, "name", json_object_new_string(inst->name));
         json_object_object_add(o, "vcpus", json_object_new_int((int)inst->vcpus));
         json_object_object_add(o, "memory_mb", json_object_new_int64(inst->memory_mb));
-        json_object_object_add(o, "vm_state", json_object_new_string(inst->vm_state));
-        json_object_object_add(o, "task", json_object_new_string(inst->task));
+        json_object_object_add(o, "vm_state", json_object_new_string(vm_state_to_string(inst->vm_state)));
+        json_object_object_add(o, "task", json_object_new_string(instance_task_to_string(inst->task)));
         json_object_object_add(o, "fault", json_object_new_string(inst->fault));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
         json_object_object_add(o, "cpu_set", json_object_new_string(inst->cpu_set));
-        json_object_object_add(o, "pin_state", json_object_new_string(inst->pin_state));
+        json_object_object_add(o, "pin_state", json_object_new_string(pin_state_to_string(inst->pin_state)));
         json_object_object_add(o, "pin_detail", json_object_new_string(inst->pin_detail));
         for (size_t i = 0; i < inst->n_ports; i++) {
                 struct json_object *p = json_object_new_object();
@@ -257,16 +281,6 @@ static bool get_u32(struct json_object *o, const char *key, uint32_t min, uint32
         return true;
 }
 
-static bool is_vm_state(const char *s) { return s && (streq(s, "active") || streq(s, "stopped") || streq(s, "error")); }
-static bool is_task(const char *s)
-{
-        static const char *const tasks[] = { "", "building", "deleting", "stopping", "starting", "rebooting",
-                                             "pinning" };
-        for (size_t i = 0; s && i < ARRAY_SIZE(tasks); i++)
-                if (streq(s, tasks[i]))
-                        return true;
-        return false;
-}
 
 /* Parse a stored instance strictly. 0 or -EBADMSG with the reason. */
 static int instance_from_json(struct json_object *o, struct instance *ret, char *why, size_t whylen)
@@ -275,6 +289,7 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
         struct json_object *ports, *v;
         const char *s;
         uint32_t version;
+        int r;
 
 #define BAD(...) do { (void)snprintf(why, whylen, __VA_ARGS__); return -EBADMSG; } while (0)
         if (!json_object_is_type(o, json_type_object))
@@ -293,14 +308,14 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
                 BAD("vcpus");
         if (!get_u32(o, "memory_mb", LIBVIRT_MIN_MEMORY_MB, LIBVIRT_MAX_MEMORY_MB, &inst.memory_mb))
                 BAD("memory_mb");
-        s = get_str(o, "vm_state");
-        if (!is_vm_state(s))
+        r = vm_state_from_string(get_str(o, "vm_state"));
+        if (r < 0)
                 BAD("vm_state");
-        (void)strscpy(inst.vm_state, s, sizeof(inst.vm_state));
-        s = get_str(o, "task");
-        if (!is_task(s))
+        inst.vm_state = (enum vm_state)r;
+        r = instance_task_from_string(get_str(o, "task"));
+        if (r < 0)
                 BAD("task");
-        (void)strscpy(inst.task, s, sizeof(inst.task));
+        inst.task = (enum instance_task)r;
         s = get_str(o, "fault");
         if (!s || strscpy(inst.fault, s, sizeof(inst.fault)) < 0)
                 BAD("fault");
@@ -312,10 +327,10 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
                 s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
                 if (!s || (s[0] && (instance_cpu_set_canonical(s, inst.cpu_set) < 0 || !streq(s, inst.cpu_set))))
                         BAD("cpu_set");
-                s = get_str(o, "pin_state");
-                if (!s || (inst.cpu_set[0] ? !is_pin_state(s) : s[0] != '\0'))
+                r = pin_state_from_string(get_str(o, "pin_state"));
+                if (r < 0 || (inst.cpu_set[0] ? r == PIN_NONE : r != PIN_NONE))
                         BAD("pin_state");
-                (void)strscpy(inst.pin_state, s, sizeof(inst.pin_state));
+                inst.pin_state = (enum pin_state)r;
                 s = get_str(o, "pin_detail");
                 if (!s || strscpy(inst.pin_detail, s, sizeof(inst.pin_detail)) < 0)
                         BAD("pin_detail");
@@ -627,7 +642,7 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                 return -EINVAL;
         }
         if (t.cpu_set[0])
-                (void)strscpy(t.pin_state, "pending", sizeof(t.pin_state));
+                t.pin_state = PIN_PENDING;
         /* Ports without their own list: the request's groups, else "default" (when it exists). */
         if (n_groups == 0 && resolve && resolve("default", groups[0]) == 0)
                 n_groups = 1;

@@ -11,6 +11,8 @@
 
 #include <json-c/json.h>
 
+struct op;
+
 #define INSTANCES_MAX 4096
 #define INSTANCE_CPU_SET_MAX 256 /* bytes of a canonical cpu list, with the NUL */
 
@@ -29,6 +31,48 @@ struct instance_port {
 /* Resolves a security group name or id to its id: 0 or -ENOENT. */
 typedef int (*secgroup_resolve_fn)(const char *ref, char ret_id[UUID_STR_LEN + 1]);
 
+/* The intent: active (should run), stopped (defined, off), error (an
+ * operation failed; resources were rolled back or are being repaired). */
+enum vm_state {
+        VM_ACTIVE,
+        VM_STOPPED,
+        VM_ERROR,
+        _VM_STATE_MAX,
+};
+
+/* The operation in progress (TASK_NONE: none). Stored, so that an
+ * interrupted build or delete is finished by reconcile. */
+enum instance_task {
+        TASK_NONE,
+        TASK_BUILDING,
+        TASK_DELETING,
+        TASK_STOPPING,
+        TASK_STARTING,
+        TASK_REBOOTING,
+        TASK_PINNING,
+        _TASK_MAX,
+};
+
+/* CPU pinning of an instance with a cpu_set (PIN_NONE without one). */
+enum pin_state {
+        PIN_NONE,       /* no cpu_set */
+        PIN_PENDING,    /* not pinned yet: not running, or the pin step has not run */
+        PIN_APPLIED,
+        PIN_UNPLUGGED,  /* process-control is not connected */
+        PIN_FAILED,     /* pin_detail says why */
+        _PIN_STATE_MAX,
+};
+
+/* The words of the store and the API ("active", "building", "applied", ...;
+ * "" for TASK_NONE and PIN_NONE); NULL for a value out of range. */
+const char *vm_state_to_string(enum vm_state s);
+const char *instance_task_to_string(enum instance_task t);
+const char *pin_state_to_string(enum pin_state s);
+/* The value a word names, or -EINVAL. */
+int vm_state_from_string(const char *s);
+int instance_task_from_string(const char *s);
+int pin_state_from_string(const char *s);
+
 /* vm_state: the intent. active (should run), stopped (defined, off), error
  * (an operation failed; resources were rolled back or are being repaired).
  * task: the operation in progress, "" when none. */
@@ -40,8 +84,8 @@ struct instance {
         uint32_t memory_mb;
         struct instance_port ports[LIBVIRT_MAX_PORTS];
         size_t n_ports;
-        char vm_state[16];                      /* active | stopped | error */
-        char task[16];                          /* "" | building | deleting | stopping | starting | rebooting */
+        enum vm_state vm_state;
+        enum instance_task task;
         char power_state[16];                   /* from libvirt: running | shutoff | ... | unknown */
         char fault[256];                        /* why the last operation failed, "" when none */
         uint64_t created_at;                    /* unix seconds */
@@ -50,12 +94,12 @@ struct instance {
          * list, "" = no pinning (then pin_state is "" too). pin_state: pending (not
          * pinned yet: not running, or the pin step has not run) | applied |
          * unplugged (process-control is not connected) | failed (pin_detail says
-         * why; e.g. no QEMU process under libvirt's test driver). pin_detail:
+         * why; e.g. no QEMU process under libvirt's test driver): enum pin_state. pin_detail:
          * applied: "pid N, T threads"; unplugged/failed: the reason. */
         char cpu_set[INSTANCE_CPU_SET_MAX];
-        char pin_state[16];
+        enum pin_state pin_state;
         char pin_detail[192];
-        void *op;                               /* the operation in progress (lifecycle.c), not stored */
+        struct op *op;                          /* the operation in progress (lifecycle.c), not stored */
 };
 
 /* Load every instance file under <state_dir>/instances (created if missing).

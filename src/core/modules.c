@@ -14,6 +14,7 @@
 #include "ovs-protocol.h"
 #include "spawner.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -92,6 +93,19 @@ static const struct module_protocol *const protocols[_PLUG_MAX] = {
 const struct module_protocol *modules_protocol(enum plug_id plug)
 {
         return (unsigned)plug < _PLUG_MAX ? protocols[plug] : NULL;
+}
+
+const char *module_ep_name(struct module_ep ep)
+{
+        const struct module_protocol *mp = modules_protocol(ep.plug);
+
+        assert(mp && ep.id < mp->n_entrypoints);
+        return mp->entrypoints[ep.id].name;
+}
+
+void module_request_init(struct proto_writer *w, struct module_ep ep)
+{
+        pw_init(w, PROTO_REQUEST, 0, 0, module_ep_name(ep));
 }
 
 const char *module_state_name(enum module_state s)

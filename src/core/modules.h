@@ -45,6 +45,28 @@ struct module_result {
         const struct proto_value *body; /* reply body when status == 0 */
 };
 
+/* One entrypoint of one module, typed by the module's own enum (its
+ * *-protocol.h): EP_NETCTL(TAP_CREATE) is network-control's NETCTL_TAP_CREATE.
+ * A misspelt entrypoint is a compile error; the macros are initializers (in
+ * an expression: (struct module_ep)EP_LIBVIRT(DOMAIN_LIST)). */
+struct module_ep {
+        enum plug_id plug;
+        unsigned id;            /* index into the plug's entrypoint table */
+};
+#define EP_LIBVIRT(name) { PLUG_LIBVIRT, LIBVIRT_##name }
+#define EP_OVS(name) { PLUG_OPENVSWITCH, OVS_##name }
+#define EP_NETCTL(name) { PLUG_NETWORK_CONTROL, NETCTL_##name }
+#define EP_FW(name) { PLUG_FIREWALL_CONTROL, FW_##name }
+#define EP_HW(name) { PLUG_HARDWARE_OBSERVE, HW_##name }
+#define EP_SYSOBS(name) { PLUG_SYSTEM_OBSERVE, SYSOBS_##name }
+#define EP_NETOBS(name) { PLUG_NETWORK_OBSERVE, NETOBS_##name }
+#define EP_PROCCTL(name) { PLUG_PROCESS_CONTROL, PROCCTL_##name }
+
+/* The wire name of ep ("tap_create"). ep must be in its plug's table. */
+const char *module_ep_name(struct module_ep ep);
+/* Begin a request to ep in w (pw_init with its name). */
+void module_request_init(struct proto_writer *w, struct module_ep ep);
+
 typedef void (*module_call_cb)(const struct module_result *res, void *userdata);
 struct module_call;
 

@@ -3,6 +3,9 @@
 
 #include "log.h"
 #include "modules.h"
+#include "hw-protocol.h"
+#include "netobs-protocol.h"
+#include "sysobs-protocol.h"
 
 #include <json-c/json.h>
 #include <inttypes.h>
@@ -17,16 +20,12 @@ enum part_id {
         _PART_MAX,
 };
 
-static const struct {
-        enum plug_id plug;
-        const char *entrypoint;
-} parts[_PART_MAX] = {
-        [PART_INVENTORY] = { PLUG_HARDWARE_OBSERVE, "host_inventory" },
-        [PART_LOAD] = { PLUG_SYSTEM_OBSERVE, "host_load" },
-        [PART_PROCS] = { PLUG_SYSTEM_OBSERVE, "instance_procs" },
-        [PART_LINKS] = { PLUG_NETWORK_OBSERVE, "link_stats" },
+static const struct module_ep parts[_PART_MAX] = {
+        [PART_INVENTORY] = EP_HW(HOST_INVENTORY),
+        [PART_LOAD] = EP_SYSOBS(HOST_LOAD),
+        [PART_PROCS] = EP_SYSOBS(INSTANCE_PROCS),
+        [PART_LINKS] = EP_NETOBS(LINK_STATS),
 };
-
 struct observe_query;
 
 struct part {
@@ -235,7 +234,7 @@ static struct json_object *render_stats(struct observe_query *q)
                 o = json_object_new_object();
                 json_object_object_add(o, "uuid", json_object_new_string(i->uuid));
                 json_object_object_add(o, "name", json_object_new_string(i->name));
-                json_object_object_add(o, "vm_state", json_object_new_string(i->vm_state));
+                json_object_object_add(o, "vm_state", json_object_new_string(vm_state_to_string(i->vm_state)));
                 json_object_object_add(o, "power_state", json_object_new_string(i->power_state));
                 json_object_object_add(o, "process", process_for(q, i));
                 json_object_object_add(o, "vifs", vifs_for(q, i));
@@ -468,7 +467,7 @@ int observe_start(const struct nova_config *cfg, enum observe_kind kind, const s
                             (kind == OBSERVE_STATS && i != PART_INVENTORY);
                 if (!p->wanted)
                         continue;
-                pw_init(w, PROTO_REQUEST, 0, 0, parts[i].entrypoint);
+                module_request_init(w, parts[i]);
                 q->pending++;
                 if (modules_call(parts[i].plug, w, 0, on_part_reply, p, &p->call, err, sizeof(err)) < 0) {
                         p->body = unavailable(parts[i].plug, err);

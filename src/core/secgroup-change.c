@@ -211,7 +211,7 @@ static int port_check(const char *port_uuid, struct instance_port **ret, char *e
         if (!ip)
                 return snprintf(err, errlen, "no instance has this port"), -ENOENT;
         if (inst->op)
-                return snprintf(err, errlen, "instance %s is busy (%s); retry when it is done", inst->name, inst->task),
+                return snprintf(err, errlen, "instance %s is busy (%s); retry when it is done", inst->name, instance_task_to_string(inst->task)),
                        -EBUSY;
         if (ret)
                 *ret = ip;

@@ -133,8 +133,8 @@ START_TEST(test_boot_plan_ovs)
         inst = boot_ok(BOOT_TWO_PORTS);
         join(want, sizeof(want), forward, ARRAY_SIZE(forward));
         ck_assert_str_eq(fake_log(), want);
-        ck_assert_str_eq(inst->vm_state, "active");
-        ck_assert_str_eq(inst->task, "");
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_int_eq(inst->task, TASK_NONE);
         ck_assert_str_eq(inst->power_state, "running");
         ck_assert(!inst->ports[0].filtered && !inst->ports[1].filtered);
         ck_assert_ptr_null(inst->op);
@@ -192,8 +192,8 @@ START_TEST(test_rollback_at_each_unit)
         ck_assert(d.called);
         ck_assert_int_eq(d.status, -EIO);
         ck_assert_ptr_eq(d.inst, inst);
-        ck_assert_str_eq(inst->vm_state, "error");
-        ck_assert_str_eq(inst->task, "");
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        ck_assert_int_eq(inst->task, TASK_NONE);
         ck_assert_msg(strstr(inst->fault, _i < 2 ? "tap failed" : _i < 4 ? "ovs failed" : _i == 4 ? "define failed"
                                                                                                    : "start failed"),
                       "fault: %s", inst->fault);
@@ -218,7 +218,7 @@ START_TEST(test_rollback_undo_fails)
         ck_assert_str_eq(fake_log(), "tap_create/a0 tap_create/a1 port_add/a0 port_add/a1 domain_define domain_start "
                                      "domain_undefine port_del/a1 port_del/a0 tap_delete/a1 tap_delete/a0");
         ck_assert_int_eq(d.status, -EIO);
-        ck_assert_str_eq(inst->vm_state, "error");
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
         teardown();
 }
 END_TEST
@@ -237,7 +237,7 @@ START_TEST(test_delete_reverse_order)
         fake_fail("domain_destroy", 0, -ENOENT);
         fake_fail("tap_delete", 1, -ENOENT);
         ck_assert_int_eq(lifecycle_delete(inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
-        ck_assert_str_eq(inst->task, "deleting");
+        ck_assert_int_eq(inst->task, TASK_DELETING);
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_destroy domain_undefine port_del/a1 port_del/a0 tap_delete/a1 "
                                      "tap_delete/a0");
@@ -267,7 +267,7 @@ START_TEST(test_delete_fails)
         ck_assert_str_eq(fake_log(), "domain_destroy domain_undefine");
         ck_assert_int_eq(d.status, -EIO);
         ck_assert_ptr_eq(instance_find(INST_UUID), inst);
-        ck_assert_str_eq(inst->vm_state, "error");
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
         teardown();
 }
 END_TEST
@@ -313,15 +313,15 @@ START_TEST(test_power_actions)
         inst = boot_ok(BOOT_ONE_PORT);
         fake_log_clear();
         ck_assert_int_eq(lifecycle_power(inst, POWER_STOP, on_done, &d, NULL, err, sizeof(err), &plug), 0);
-        ck_assert_str_eq(inst->task, "stopping");
+        ck_assert_int_eq(inst->task, TASK_STOPPING);
         /* busy: a second operation is refused, nothing sent */
         ck_assert_int_eq(lifecycle_power(inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), -EBUSY);
         fake_flush();
         ck_assert_int_eq(d.status, 0);
-        ck_assert_str_eq(inst->vm_state, "stopped");
+        ck_assert_int_eq(inst->vm_state, VM_STOPPED);
         ck_assert_int_eq(lifecycle_power(inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
         fake_flush();
-        ck_assert_str_eq(inst->vm_state, "active");
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
         ck_assert_int_eq(lifecycle_power(inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_shutdown domain_start domain_reboot");
@@ -341,7 +341,7 @@ START_TEST(test_start_repairs_error)
         fake_fail("domain_define", 0, -EIO);
         ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), 0);
         fake_flush();
-        ck_assert_str_eq(inst->vm_state, "error");
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
         fake_log_clear();
         ck_assert_int_eq(lifecycle_power(inst, POWER_STOP, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
         ck_assert_int_eq(lifecycle_power(inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
@@ -350,7 +350,7 @@ START_TEST(test_start_repairs_error)
         fake_flush();
         ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0 domain_define domain_start");
         ck_assert_int_eq(d.status, 0);
-        ck_assert_str_eq(inst->vm_state, "active");
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
         ck_assert_str_eq(inst->fault, "");
         teardown();
 }
@@ -428,7 +428,7 @@ START_TEST(test_reconcile_reap_and_repair)
         ck_assert_uint_eq(rr.orphan_vifs, 0);
         ck_assert_uint_eq(rr.reaped, 2);
         ck_assert_uint_eq(rr.repaired, 1);
-        ck_assert_str_eq(instance_find(INST_UUID)->vm_state, "active");
+        ck_assert_int_eq(instance_find(INST_UUID)->vm_state, VM_ACTIVE);
         teardown();
 }
 END_TEST
@@ -453,7 +453,7 @@ START_TEST(test_reconcile_report_and_stopped)
         ck_assert_uint_eq(rr.orphan_taps, 1);
         ck_assert_uint_eq(rr.reaped, 0);
         ck_assert_uint_eq(rr.repaired, 0);
-        ck_assert_str_eq(inst->vm_state, "stopped");
+        ck_assert_int_eq(inst->vm_state, VM_STOPPED);
         ck_assert_str_eq(inst->power_state, "shutoff");
         teardown();
 }

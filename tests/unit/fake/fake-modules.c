@@ -150,6 +150,17 @@ void modules_get_status(enum plug_id plug, struct module_status *ret)
 
 const struct module_protocol *modules_protocol(enum plug_id plug) { return protocols[plug]; }
 
+const char *module_ep_name(struct module_ep ep)
+{
+        assert(protocols[ep.plug] && ep.id < protocols[ep.plug]->n_entrypoints);
+        return protocols[ep.plug]->entrypoints[ep.id].name;
+}
+
+void module_request_init(struct proto_writer *w, struct module_ep ep)
+{
+        pw_init(w, PROTO_REQUEST, 0, 0, module_ep_name(ep));
+}
+
 void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready)
 {
         fake.on_event = on_event;
