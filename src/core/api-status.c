@@ -156,7 +156,7 @@ static void handle_plug_change(struct api_conn *c, const char *name, bool connec
         }
         r = modules_set_connected((enum plug_id)plug, connect);
         if (r == 0 && api_context_of(c)->save_plugs)
-                r = api_context_of(c)->save_plugs();
+                r = api_context_of(c)->save_plugs(api_context_of(c)->cfg);
         if (r < 0) {
                 (void)snprintf(msg, sizeof(msg), "cannot record the plug state: %s", strerror(-r));
                 return api_respond_error(c, 500, msg, -1);

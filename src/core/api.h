@@ -36,7 +36,7 @@ struct api_context {
         pid_t spawner_pid;              /* 0 inside a snap */
         uint64_t started_usec;          /* monotonic start time of the core */
         /* Persist the connected-plug set after a live change (outside a snap). */
-        int (*save_plugs)(void);
+        int (*save_plugs)(const struct nova_config *cfg);
 };
 
 struct api_server;

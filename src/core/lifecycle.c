@@ -88,7 +88,7 @@ enum listing { LIST_DOMAINS, LIST_TAPS, LIST_VIFS, _LIST_MAX };
 
 static struct {
         sd_event *event;
-        struct nova_config cfg;
+        const struct nova_config *cfg;    /* the core's configuration (struct core owns it) */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
@@ -105,7 +105,7 @@ static struct {
 static void op_next(struct op *op);
 
 /* libvirt's test driver runs no QEMU: a pin finds no process there. */
-static bool test_driver(void) { return strncmp(lc.cfg.libvirt_uri, "test:", 5) == 0; }
+static bool test_driver(void) { return strncmp(lc.cfg->libvirt_uri, "test:", 5) == 0; }
 
 _printf_(3, 4) static void pin_record(struct instance *inst, enum pin_state state, const char *fmt, ...)
 {
@@ -138,7 +138,7 @@ static bool op_pin_skip(struct op *op)
 }
 
 /* Ports are plugged into OVS (vif_type = ovs) rather than left as bare taps. */
-static bool ovs_in_use(void) { return streq(lc.cfg.vif_type, "ovs"); }
+static bool ovs_in_use(void) { return streq(lc.cfg->vif_type, "ovs"); }
 
 /* ---- requests ---- */
 
@@ -430,7 +430,7 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                                    (unsigned long long)proto_get_u64(res->body, "threads", 0));
                 else if (res->status == -ENOENT && test_driver())
                         pin_record(op->inst, PIN_FAILED, "no QEMU process found (libvirt's test driver, %s, starts none)",
-                                   lc.cfg.libvirt_uri);
+                                   lc.cfg->libvirt_uri);
                 else if (res->status == -ENOTCONN)
                         pin_record(op->inst, PIN_UNPLUGGED, "process-control is not connected");
                 else {
@@ -459,7 +459,7 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                 const char *state = proto_get_str(proto_get(res->body, "domain"), "state", "");
                 if (!streq(state, "shutoff")) {
                         if (sd_event_add_time_relative(lc.event, &op->timer, CLOCK_MONOTONIC,
-                                                       ((uint64_t)lc.cfg.shutdown_timeout_s + 10) * 1000000ULL,
+                                                       ((uint64_t)lc.cfg->shutdown_timeout_s + 10) * 1000000ULL,
                                                        1000000, on_stop_timer, op) < 0) {
                                 op_unit_failed(op, -ENOMEM, "cannot arm the stop timer", -1);
                                 return;
@@ -474,7 +474,7 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
 static void on_stop_timeout(struct op *op)
 {
         op->timer = sd_event_source_disable_unref(op->timer);
-        op_fail(op, -ETIMEDOUT, -1, "the guest did not stop within %u s", lc.cfg.shutdown_timeout_s + 10);
+        op_fail(op, -ETIMEDOUT, -1, "the guest did not stop within %u s", lc.cfg->shutdown_timeout_s + 10);
         op_finish(op);
 }
 
@@ -523,8 +523,8 @@ static void op_next(struct op *op)
          * ovn-controller (ovn_wait_ms) inside the module: give them that on
          * top, so the module always answers with the reason. */
         r = modules_call(steps[u->step].make.plug, w,
-                         u->step == STEP_OVS ? ((uint64_t)lc.cfg.port_timeout_ms + (lc.cfg.ovn ? lc.cfg.ovn_wait_ms : 0) +
-                                                lc.cfg.module_timeout_ms) * 1000
+                         u->step == STEP_OVS ? ((uint64_t)lc.cfg->port_timeout_ms + (lc.cfg->ovn ? lc.cfg->ovn_wait_ms : 0) +
+                                                lc.cfg->module_timeout_ms) * 1000
                                              : 0,
                          on_unit_reply, op, &op->call, err, sizeof(err));
         free(w);
@@ -925,7 +925,7 @@ static void judge_instance(struct instance *i)
 
 static void reconcile_finish(void)
 {
-        bool reap_them = streq(lc.cfg.orphan_policy, "reap");
+        bool reap_them = streq(lc.cfg->orphan_policy, "reap");
         unsigned reaped = 0;
 
         lc.report.orphan_domains = judge_orphans(LIST_DOMAINS, reap_them, &reaped);
@@ -1100,7 +1100,7 @@ int lifecycle_init(sd_event *event, const struct nova_config *cfg)
         const char *fault = getenv("NOVA_TEST_FAULT_STEP");
 
         lc.event = event;
-        lc.cfg = *cfg;
+        lc.cfg = cfg;
         if (fault && *fault) {
                 if (strscpy(lc.fault_step, fault, sizeof(lc.fault_step)) < 0)
                         return -EINVAL;

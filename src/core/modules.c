@@ -55,7 +55,7 @@ struct module {
 
 static struct {
         sd_event *event;
-        struct nova_config cfg;
+        const struct nova_config *cfg;   /* the core's configuration (struct core owns it) */
         int spawner_fd;
         sd_event_source *spawner_io;
         char module_dir[PATH_MAX];
@@ -232,7 +232,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         if (m->state == MOD_BACKOFF && m->connected)
                 (void)start_module(m);
         else if (m->state == MOD_STARTING) {
-                set_error(m, "no hello from the module within %u ms", reg.cfg.module_timeout_ms);
+                set_error(m, "no hello from the module within %u ms", reg.cfg->module_timeout_ms);
                 log_err("%s: %s; stopping it", plug_table[m->plug].name, m->last_error);
                 close_connection(m, "did not start in time");
                 spawner_send(SPAWNER_STOP, m->plug);
@@ -274,19 +274,19 @@ static int start_module(struct module *m)
         }
         m->state = MOD_STARTING;
         spawner_send(SPAWNER_START, m->plug);
-        arm_timer(m, (uint64_t)reg.cfg.module_timeout_ms * 1000);
+        arm_timer(m, (uint64_t)reg.cfg->module_timeout_ms * 1000);
         return 0;
 }
 
 static void schedule_restart(struct module *m)
 {
         uint64_t now = now_usec();
-        bool was_stable = m->hello_usec && now - m->hello_usec >= (uint64_t)reg.cfg.stable_after_ms * 1000;
+        bool was_stable = m->hello_usec && now - m->hello_usec >= (uint64_t)reg.cfg->stable_after_ms * 1000;
 
         if (was_stable || m->backoff_ms == 0)
-                m->backoff_ms = reg.cfg.restart_min_ms;
+                m->backoff_ms = reg.cfg->restart_min_ms;
         else
-                m->backoff_ms = m->backoff_ms * 2 > reg.cfg.restart_max_ms ? reg.cfg.restart_max_ms
+                m->backoff_ms = m->backoff_ms * 2 > reg.cfg->restart_max_ms ? reg.cfg->restart_max_ms
                                                                            : m->backoff_ms * 2;
         m->restarts++;
         m->hello_usec = 0;
@@ -594,7 +594,7 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 {
         (void)s;
         (void)usec;
-        pending_refuse(userdata, "no hello within %u ms", reg.cfg.module_timeout_ms);
+        pending_refuse(userdata, "no hello within %u ms", reg.cfg->module_timeout_ms);
         return 0;
 }
 
@@ -636,7 +636,7 @@ static int on_module_accept(sd_event_source *s, int fd, uint32_t revents, void *
         pending_conns = p;
         if (sd_event_add_io(reg.event, &p->io, cfd, EPOLLIN, on_pending_io, p) < 0 ||
             sd_event_add_time_relative(reg.event, &p->timer, CLOCK_MONOTONIC,
-                                       (uint64_t)reg.cfg.module_timeout_ms * 1000, 1000, on_pending_timeout, p) < 0)
+                                       (uint64_t)reg.cfg->module_timeout_ms * 1000, 1000, on_pending_timeout, p) < 0)
                 pending_free(p);
         return 0;
 }
@@ -700,7 +700,7 @@ int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, 
         int r;
 
         reg.event = event;
-        reg.cfg = *cfg;
+        reg.cfg = cfg;
         reg.spawner_fd = spawner_fd;
         r = strscpy(reg.module_dir, module_dir, sizeof(reg.module_dir));
         if (r < 0)
@@ -889,7 +889,7 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
                 return r == -EAGAIN ? -EBUSY : r;
         }
         r = sd_event_add_time_relative(reg.event, &call->timer, CLOCK_MONOTONIC,
-                                       timeout_usec ? timeout_usec : (uint64_t)reg.cfg.module_timeout_ms * 1000,
+                                       timeout_usec ? timeout_usec : (uint64_t)reg.cfg->module_timeout_ms * 1000,
                                        1000, on_call_timeout, call);
         if (r < 0) {
                 free(call);

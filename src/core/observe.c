@@ -39,7 +39,7 @@ struct part {
 struct observe_query {
         enum observe_kind kind;
         char instance_uuid[UUID_STR_LEN + 1]; /* "" = every instance */
-        struct nova_config cfg;
+        const struct nova_config *cfg;   /* the core's configuration: outlives every query */
         observe_done_cb cb;
         void *userdata;
         unsigned pending;
@@ -115,7 +115,7 @@ static struct json_object *placement_json(struct observe_query *q, struct json_o
         bool hw = available(inv);
         uint64_t vcpus_used = 0, mem_used = 0, disk_total = 0;
         struct statvfs vfs;
-        bool disk_known = statvfs(q->cfg.state_dir, &vfs) == 0;
+        bool disk_known = statvfs(q->cfg->state_dir, &vfs) == 0;
         char why[160];
 
         for (struct instance *i = instances_first(); i; i = i->next) {
@@ -126,14 +126,14 @@ static struct json_object *placement_json(struct observe_query *q, struct json_o
                 disk_total = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
         (void)snprintf(why, sizeof(why), "the hardware-observe plug's inventory is not available");
         json_object_object_add(o, "VCPU", resource_json(hw, get_u64(get(inv, "cpu"), "threads"),
-                                                        q->cfg.cpu_allocation_ratio_milli, vcpus_used, why));
+                                                        q->cfg->cpu_allocation_ratio_milli, vcpus_used, why));
         json_object_object_add(o, "MEMORY_MB", resource_json(hw, get_u64(get(inv, "memory"), "total_kb") / 1024,
-                                                             q->cfg.ram_allocation_ratio_milli, mem_used, why));
+                                                             q->cfg->ram_allocation_ratio_milli, mem_used, why));
         /* Instances here carry no disk of their own: DISK_GB used is 0. */
-        json_object_object_add(o, "DISK_GB", resource_json(disk_known, disk_total, q->cfg.disk_allocation_ratio_milli, 0,
+        json_object_object_add(o, "DISK_GB", resource_json(disk_known, disk_total, q->cfg->disk_allocation_ratio_milli, 0,
                                                            "cannot statvfs the state directory"));
         json_object_object_add(o, "instances", json_object_new_uint64(instances_count()));
-        json_object_object_add(o, "disk_path", json_object_new_string(q->cfg.state_dir));
+        json_object_object_add(o, "disk_path", json_object_new_string(q->cfg->state_dir));
         return o;
 }
 
@@ -451,7 +451,7 @@ int observe_start(const struct nova_config *cfg, enum observe_kind kind, const s
                 return -ENOMEM;
         }
         q->kind = kind;
-        q->cfg = *cfg;
+        q->cfg = cfg;
         q->cb = cb;
         q->userdata = userdata;
         if (instance)
