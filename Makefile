@@ -173,7 +173,7 @@ TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(PROTO_SRCS)
 
 # The pipeline engine's test links lifecycle.c and its neighbours against the fake registry of
 # tests/unit/fake/ instead of modules.c (the real modules run in the integration tests).
-ENGINE_TEST_OBJS := $(call obj,src/core/lifecycle.c src/core/firewall.c src/core/instances.c src/core/secgroups.c \
+ENGINE_TEST_OBJS := $(call obj,src/core/lifecycle.c src/core/firewall.c src/core/instances.c src/core/secgroups.c src/core/protocols.c \
 	$(PROTO_SRCS)) $(LIBNOVA)
 $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/unit/fake/fake-modules.c \
 		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)

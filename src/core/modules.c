@@ -4,14 +4,6 @@
 #include <json-c/json.h>
 
 #include "log.h"
-#include "fw-protocol.h"
-#include "hw-protocol.h"
-#include "netobs-protocol.h"
-#include "procctl-protocol.h"
-#include "sysobs-protocol.h"
-#include "libvirt-protocol.h"
-#include "netctl-protocol.h"
-#include "ovs-protocol.h"
 #include "spawner.h"
 
 #include <assert.h>
@@ -77,35 +69,6 @@ bool modules_ready(enum plug_id plug)
 {
         return (unsigned)plug < _PLUG_MAX && reg.mods[plug].connected && reg.mods[plug].state == MOD_RUNNING &&
                reg.mods[plug].fd >= 0;
-}
-
-static const struct module_protocol *const protocols[_PLUG_MAX] = {
-        [PLUG_LIBVIRT] = &libvirt_protocol,
-        [PLUG_OPENVSWITCH] = &ovs_protocol,
-        [PLUG_NETWORK_CONTROL] = &netctl_protocol,
-        [PLUG_FIREWALL_CONTROL] = &fw_protocol,
-        [PLUG_HARDWARE_OBSERVE] = &hw_protocol,
-        [PLUG_SYSTEM_OBSERVE] = &sysobs_protocol,
-        [PLUG_NETWORK_OBSERVE] = &netobs_protocol,
-        [PLUG_PROCESS_CONTROL] = &procctl_protocol,
-};
-
-const struct module_protocol *modules_protocol(enum plug_id plug)
-{
-        return (unsigned)plug < _PLUG_MAX ? protocols[plug] : NULL;
-}
-
-const char *module_ep_name(struct module_ep ep)
-{
-        const struct module_protocol *mp = modules_protocol(ep.plug);
-
-        assert(mp && ep.id < mp->n_entrypoints);
-        return mp->entrypoints[ep.id].name;
-}
-
-void module_request_init(struct proto_writer *w, struct module_ep ep)
-{
-        pw_init(w, PROTO_REQUEST, 0, 0, module_ep_name(ep));
 }
 
 const char *module_state_name(enum module_state s)
@@ -251,7 +214,7 @@ static bool program_available(const struct module *m, char *path, size_t size)
 {
         if (xsnprintf(path, size, "%s/%s", reg.module_dir, plug_table[m->plug].program) < 0)
                 return false;
-        return protocols[m->plug] && access(path, X_OK) == 0;
+        return module_protocols[m->plug] && access(path, X_OK) == 0;
 }
 
 static int start_module(struct module *m)
@@ -265,7 +228,7 @@ static int start_module(struct module *m)
         }
         if (!program_available(m, path, sizeof(path))) {
                 m->state = MOD_UNAVAILABLE;
-                if (protocols[m->plug])
+                if (module_protocols[m->plug])
                         set_error(m, "module program %s is not installed or not executable", path);
                 else
                         set_error(m, "this build of nova-hypervisor has no %s module yet", plug_table[m->plug].name);
@@ -346,7 +309,7 @@ _printf_(2, 3) static void protocol_violation(struct module *m, const char *fmt,
 
 static void handle_hello(struct module *m, const struct proto_msg *msg)
 {
-        const struct module_protocol *mp = protocols[m->plug];
+        const struct module_protocol *mp = module_protocols[m->plug];
         const struct proto_value *eps = proto_get(msg->body, "entrypoints");
         struct proc_security sec;
         char have[256], want[256];
@@ -552,7 +515,7 @@ static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *use
                 return 0;
         }
         plug = plug_from_name(reg.rx->name);
-        if (plug < 0 || !protocols[plug]) {
+        if (plug < 0 || !module_protocols[plug]) {
                 pending_refuse(p, "no module protocol for plug '%s'", reg.rx->name);
                 return 0;
         }
@@ -864,7 +827,7 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
         r = proto_decode(buf, len, reg.check, err, errlen);
         if (r < 0)
                 return r;
-        ep = module_protocol_find(protocols[plug], reg.check->name);
+        ep = module_protocol_find(module_protocols[plug], reg.check->name);
         if (!ep) {
                 (void)snprintf(err, errlen, "module %s has no entrypoint %s", plug_table[plug].program,
                                reg.check->name);

@@ -118,6 +118,9 @@ bool modules_ready(enum plug_id plug);
 struct json_object;
 struct json_object *proto_value_to_json(const struct proto_value *v);
 
+/* The protocol the core expects from each plug's module (protocols.c), NULL
+ * where this build has none; modules_protocol() checks the index. */
+extern const struct module_protocol *const module_protocols[_PLUG_MAX];
 /* The protocol the core expects from plug's module, NULL when this build has none. */
 const struct module_protocol *modules_protocol(enum plug_id plug);
 

@@ -358,53 +358,47 @@ END_TEST
 
 /* ---- reconcile ---- */
 
+/* A listing reply: key: [{id_key: ids[i], "state": state (when given)}...]. */
+static void listing(struct proto_writer *w, const char *key, const char *id_key, const char *const *ids, size_t n,
+                    const char *state)
+{
+        pw_list_begin(w, key);
+        for (size_t i = 0; i < n; i++) {
+                pw_obj_begin(w, NULL);
+                pw_str(w, id_key, ids[i]);
+                if (state)
+                        pw_str(w, "state", state);
+                pw_obj_end(w);
+        }
+        pw_list_end(w);
+}
+
 static void domains_with_orphan(const struct proto_value *req, struct proto_writer *w)
 {
+        static const char *const ids[] = { INST_UUID, ORPHAN_UUID };
         (void)req;
-        pw_list_begin(w, "domains");
-        pw_obj_begin(w, NULL);
-        pw_str(w, "instance_uuid", INST_UUID);
-        pw_str(w, "state", "running");
-        pw_obj_end(w);
-        pw_obj_begin(w, NULL);
-        pw_str(w, "instance_uuid", ORPHAN_UUID);
-        pw_str(w, "state", "running");
-        pw_obj_end(w);
-        pw_list_end(w);
+        listing(w, "domains", "instance_uuid", ids, ARRAY_SIZE(ids), "running");
 }
 
 static void domains_shutoff(const struct proto_value *req, struct proto_writer *w)
 {
+        static const char *const ids[] = { INST_UUID };
         (void)req;
-        pw_list_begin(w, "domains");
-        pw_obj_begin(w, NULL);
-        pw_str(w, "instance_uuid", INST_UUID);
-        pw_str(w, "state", "shutoff");
-        pw_obj_end(w);
-        pw_list_end(w);
+        listing(w, "domains", "instance_uuid", ids, ARRAY_SIZE(ids), "shutoff");
 }
 
 static void taps_with_orphan(const struct proto_value *req, struct proto_writer *w)
 {
+        static const char *const ids[] = { PORT_A0, PORT_B9 };
         (void)req;
-        pw_list_begin(w, "taps");
-        pw_obj_begin(w, NULL);
-        pw_str(w, "port_uuid", PORT_A0);
-        pw_obj_end(w);
-        pw_obj_begin(w, NULL);
-        pw_str(w, "port_uuid", PORT_B9);
-        pw_obj_end(w);
-        pw_list_end(w);
+        listing(w, "taps", "port_uuid", ids, ARRAY_SIZE(ids), NULL);
 }
 
 static void ports_a0(const struct proto_value *req, struct proto_writer *w)
 {
+        static const char *const ids[] = { PORT_A0 };
         (void)req;
-        pw_list_begin(w, "ports");
-        pw_obj_begin(w, NULL);
-        pw_str(w, "port_uuid", PORT_A0);
-        pw_obj_end(w);
-        pw_list_end(w);
+        listing(w, "ports", "port_uuid", ids, ARRAY_SIZE(ids), NULL);
 }
 
 /* orphan_policy reap: the orphan domain and tap are removed; the instance whose OVS port is missing is repaired. */

@@ -1,30 +1,11 @@
 /* fake-modules.c - see fake-modules.h */
 #include "fake-modules.h"
 
-#include "fw-protocol.h"
-#include "hw-protocol.h"
-#include "libvirt-protocol.h"
-#include "netctl-protocol.h"
-#include "netobs-protocol.h"
-#include "ovs-protocol.h"
-#include "procctl-protocol.h"
-#include "sysobs-protocol.h"
 
 #include <assert.h>
 
 #define FAKE_MAX_RULES 16
 #define FAKE_LOG_MAX 8192
-
-static const struct module_protocol *const protocols[_PLUG_MAX] = {
-        [PLUG_LIBVIRT] = &libvirt_protocol,
-        [PLUG_OPENVSWITCH] = &ovs_protocol,
-        [PLUG_NETWORK_CONTROL] = &netctl_protocol,
-        [PLUG_FIREWALL_CONTROL] = &fw_protocol,
-        [PLUG_HARDWARE_OBSERVE] = &hw_protocol,
-        [PLUG_SYSTEM_OBSERVE] = &sysobs_protocol,
-        [PLUG_NETWORK_OBSERVE] = &netobs_protocol,
-        [PLUG_PROCESS_CONTROL] = &procctl_protocol,
-};
 
 struct module_call {
         struct module_call *next;
@@ -148,19 +129,6 @@ void modules_get_status(enum plug_id plug, struct module_status *ret)
         ret->state = fake.ready[plug] ? MOD_RUNNING : fake.connected[plug] ? MOD_STARTING : MOD_OFF;
 }
 
-const struct module_protocol *modules_protocol(enum plug_id plug) { return protocols[plug]; }
-
-const char *module_ep_name(struct module_ep ep)
-{
-        assert(protocols[ep.plug] && ep.id < protocols[ep.plug]->n_entrypoints);
-        return protocols[ep.plug]->entrypoints[ep.id].name;
-}
-
-void module_request_init(struct proto_writer *w, struct module_ep ep)
-{
-        pw_init(w, PROTO_REQUEST, 0, 0, module_ep_name(ep));
-}
-
 void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready)
 {
         fake.on_event = on_event;
@@ -191,7 +159,7 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
         r = pw_finish(w, &buf, &len);
         if (r == 0)
                 r = proto_decode(buf, len, &msg_req, err, errlen);
-        ep = r == 0 ? module_protocol_find(protocols[plug], msg_req.name) : NULL;
+        ep = r == 0 ? module_protocol_find(module_protocols[plug], msg_req.name) : NULL;
         if (r == 0 && !ep)
                 r = -ENOSYS;
         if (r == 0)
