@@ -5,6 +5,7 @@
 #include "plugs.h"
 #include "procfs.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -282,6 +283,45 @@ static bool get_u32(struct json_object *o, const char *key, uint32_t min, uint32
 }
 
 
+/* One stored port (ports[i]) into *ip. 0 or -EBADMSG with the reason. */
+static int stored_port_from_json(struct json_object *p, size_t i, struct instance_port *ip, char *why, size_t whylen)
+{
+        const char *pu = get_str(p, "port_uuid"), *mac = get_str(p, "mac");
+        struct json_object *v;
+
+#define BAD(...) do { (void)snprintf(why, whylen, __VA_ARGS__); return -EBADMSG; } while (0)
+        if (!pu || !uuid_is_valid(pu) || !mac || !mac_is_valid(mac) || !get_u32(p, "mtu", 68, 65535, &ip->mtu))
+                BAD("ports[%zu]", i);
+        memcpy(ip->port_uuid, pu, UUID_STR_LEN + 1);
+        memcpy(ip->mac, mac, MAC_STR_LEN + 1);
+        /* ips, secgroups, filtered: absent in files written before security groups */
+        if (json_object_object_get_ex(p, "ips", &v) && parse_ips(v, ip, why, whylen) < 0)
+                BAD("ports[%zu].ips", i);
+        if (json_object_object_get_ex(p, "secgroups", &v)) {
+                size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : SIZE_MAX;
+                if (n > PORT_MAX_GROUPS)
+                        BAD("ports[%zu].secgroups", i);
+                for (size_t k = 0; k < n; k++) {
+                        struct json_object *g = json_object_array_get_idx(v, k);
+                        const char *gs = json_object_is_type(g, json_type_string) ? json_object_get_string(g) : "";
+                        if (!uuid_is_valid(gs))
+                                BAD("ports[%zu].secgroups[%zu]", i, k);
+                        for (size_t j = 0; j < k; j++)
+                                if (streq(ip->secgroups[j], gs))
+                                        BAD("ports[%zu].secgroups[%zu] repeated", i, k);
+                        memcpy(ip->secgroups[k], gs, UUID_STR_LEN + 1);
+                }
+                ip->n_secgroups = n;
+        }
+        if (json_object_object_get_ex(p, "filtered", &v)) {
+                if (!json_object_is_type(v, json_type_boolean))
+                        BAD("ports[%zu].filtered", i);
+                ip->filtered = json_object_get_boolean(v);
+        }
+#undef BAD
+        return 0;
+}
+
 /* Parse a stored instance strictly. 0 or -EBADMSG with the reason. */
 static int instance_from_json(struct json_object *o, struct instance *ret, char *why, size_t whylen)
 {
@@ -339,37 +379,9 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
             json_object_array_length(ports) > LIBVIRT_MAX_PORTS)
                 BAD("ports");
         for (size_t i = 0; i < json_object_array_length(ports); i++) {
-                struct json_object *p = json_object_array_get_idx(ports, i);
-                struct instance_port *ip = &inst.ports[i];
-                const char *pu = get_str(p, "port_uuid"), *mac = get_str(p, "mac");
-                if (!pu || !uuid_is_valid(pu) || !mac || !mac_is_valid(mac) || !get_u32(p, "mtu", 68, 65535, &ip->mtu))
-                        BAD("ports[%zu]", i);
-                memcpy(ip->port_uuid, pu, UUID_STR_LEN + 1);
-                memcpy(ip->mac, mac, MAC_STR_LEN + 1);
-                /* ips, secgroups, filtered: absent in files written before security groups */
-                if (json_object_object_get_ex(p, "ips", &v) && parse_ips(v, ip, why, whylen) < 0)
-                        BAD("ports[%zu].ips", i);
-                if (json_object_object_get_ex(p, "secgroups", &v)) {
-                        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : SIZE_MAX;
-                        if (n > PORT_MAX_GROUPS)
-                                BAD("ports[%zu].secgroups", i);
-                        for (size_t k = 0; k < n; k++) {
-                                struct json_object *g = json_object_array_get_idx(v, k);
-                                const char *gs = json_object_is_type(g, json_type_string) ? json_object_get_string(g) : "";
-                                if (!uuid_is_valid(gs))
-                                        BAD("ports[%zu].secgroups[%zu]", i, k);
-                                for (size_t j = 0; j < k; j++)
-                                        if (streq(ip->secgroups[j], gs))
-                                                BAD("ports[%zu].secgroups[%zu] repeated", i, k);
-                                memcpy(ip->secgroups[k], gs, UUID_STR_LEN + 1);
-                        }
-                        ip->n_secgroups = n;
-                }
-                if (json_object_object_get_ex(p, "filtered", &v)) {
-                        if (!json_object_is_type(v, json_type_boolean))
-                                BAD("ports[%zu].filtered", i);
-                        ip->filtered = json_object_get_boolean(v);
-                }
+                r = stored_port_from_json(json_object_array_get_idx(ports, i), i, &inst.ports[i], why, whylen);
+                if (r < 0)
+                        return r;
         }
         inst.n_ports = json_object_array_length(ports);
 #undef BAD
@@ -529,18 +541,109 @@ int instance_parse_stored(const char *text, size_t len, struct instance *ret, ch
         return r;
 }
 
+/* One port object of a boot request (ports[i]) into *ip, identifiers generated
+ * where not given. *ret_own_groups: it lists its own groups. 0 or -errno with the reason. */
+static int parse_request_port(struct json_object *p, size_t i, secgroup_resolve_fn resolve, struct instance_port *ip,
+                              bool *ret_own_groups, char *err, size_t errlen)
+{
+        char why[160];
+        int r;
+
+        if (!json_object_is_type(p, json_type_object))
+                return snprintf(err, errlen, "ports[%zu]: must be an object", i), -EINVAL;
+        if (uuid_new_str(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
+                return -EIO;
+        ip->mtu = 1500;
+        json_object_object_foreach(p, pk, pv) {
+                const char *ps = json_object_is_type(pv, json_type_string) ? json_object_get_string(pv) : NULL;
+                int64_t pn = json_object_is_type(pv, json_type_int) ? json_object_get_int64(pv) : -1;
+
+                if (streq(pk, "port_uuid") && ps && uuid_is_valid(ps))
+                        memcpy(ip->port_uuid, ps, sizeof(ip->port_uuid));
+                else if (streq(pk, "mac") && ps && mac_is_valid(ps))
+                        memcpy(ip->mac, ps, sizeof(ip->mac));
+                else if (streq(pk, "mtu") && pn >= 68 && pn <= 65535)
+                        ip->mtu = (uint32_t)pn;
+                else if (streq(pk, "ips")) {
+                        if (parse_ips(pv, ip, why, sizeof(why)) < 0)
+                                return snprintf(err, errlen, "ports[%zu].%s", i, why), -EINVAL;
+                } else if (streq(pk, "secgroups")) {
+                        r = instance_port_parse_secgroups(pv, resolve, ip->secgroups, &ip->n_secgroups, why,
+                                                          sizeof(why));
+                        if (r < 0)
+                                return snprintf(err, errlen, "ports[%zu].%s", i, why), r;
+                        *ret_own_groups = true;
+                } else
+                        return snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
+                                        streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
+                                        : streq(pk, "mac")     ? "not a lowercase unicast MAC address"
+                                        : streq(pk, "mtu")     ? "must be an integer in 68..65535"
+                                                               : "unknown field"), -EINVAL;
+        }
+        return 0;
+}
+
+/* The "ports" list of a boot request into t (at most LIBVIRT_MAX_PORTS, checked by the caller). */
+static int parse_request_ports(struct json_object *list, secgroup_resolve_fn resolve, struct instance *t,
+                               bool own_groups[LIBVIRT_MAX_PORTS], char *err, size_t errlen)
+{
+        size_t n = json_object_array_length(list);
+        int r;
+
+        assert(n <= LIBVIRT_MAX_PORTS);
+        for (size_t i = 0; i < n; i++) {
+                r = parse_request_port(json_object_array_get_idx(list, i), i, resolve, &t->ports[i], &own_groups[i],
+                                       err, errlen);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < i; k++)
+                        if (streq(t->ports[k].port_uuid, t->ports[i].port_uuid))
+                                return snprintf(err, errlen, "ports[%zu]: port %s is listed twice", i,
+                                                t->ports[i].port_uuid), -EINVAL;
+        }
+        t->n_ports = n;
+        return 0;
+}
+
+/* Why a top-level field of a boot request was refused. */
+static const char *boot_field_problem(const char *key)
+{
+        return streq(key, "name")        ? "1..63 characters of A-Z a-z 0-9 . _ - (not starting with . or -)"
+               : streq(key, "uuid")      ? "not a canonical lowercase UUID"
+               : streq(key, "vcpus")     ? "must be an integer in 1..64"
+               : streq(key, "memory_mb") ? "must be an integer in 16..1048576"
+               : streq(key, "ports")     ? "must be a list of at most 16 port objects"
+               : streq(key, "cpu_set")   ? "must be a cpu list like \"2-3,6\" (ascending ranges, "
+                                           "CPUs below 4096), or \"\" for no pinning"
+                                         : "unknown field";
+}
+
+/* The request's own groups ("secgroups"): at least one when given. */
+static int parse_request_groups(struct json_object *val, secgroup_resolve_fn resolve,
+                                char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *n_groups, char *err,
+                                size_t errlen)
+{
+        int r = instance_port_parse_secgroups(val, resolve, groups, n_groups, err, errlen);
+
+        if (r < 0)
+                return r;
+        if (*n_groups == 0)
+                return snprintf(err, errlen, "secgroups: give at least one group, or leave it out for the group "
+                                             "'default'"), -EINVAL;
+        return 0;
+}
+
 /* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
 int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const char *default_cpu_set,
                                 struct instance *ret, char *err, size_t errlen)
 {
-        struct instance t = { 0 };
-        bool have_name = false, have_cpu_set = false, port_groups[LIBVIRT_MAX_PORTS] = { false };
+        struct instance t = { .vcpus = 1, .memory_mb = 64 };
+        bool have_name = false, have_cpu_set = false, own_groups[LIBVIRT_MAX_PORTS] = { false };
         char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
         size_t n_groups = 0;
-        int r;
+        int r = 0;
 
-        t.vcpus = 1;
-        t.memory_mb = 64;
+        assert(body && ret && err);
         if (uuid_new_str(t.uuid) < 0)
                 return -EIO;
         json_object_object_foreach(body, key, val) {
@@ -558,103 +661,35 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                         t.memory_mb = (uint32_t)n;
                 else if (streq(key, "cpu_set") && s && (!s[0] || instance_cpu_set_canonical(s, t.cpu_set) == 0))
                         have_cpu_set = true;
-                else if (streq(key, "secgroups")) {
-                        r = instance_port_parse_secgroups(val, resolve, groups, &n_groups, err, errlen);
-                        if (r < 0)
-                                return r;
-                        if (n_groups == 0) {
-                                (void)snprintf(err, errlen, "secgroups: give at least one group, or leave it out "
-                                                            "for the group 'default'");
-                                return -EINVAL;
-                        }
-                } else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
-                         json_object_array_length(val) <= LIBVIRT_MAX_PORTS) {
-                        for (size_t i = 0; i < json_object_array_length(val); i++) {
-                                struct json_object *p = json_object_array_get_idx(val, i);
-                                struct instance_port *ip = &t.ports[i];
-                                if (!json_object_is_type(p, json_type_object)) {
-                                        (void)snprintf(err, errlen, "ports[%zu]: must be an object", i);
-                                        return -EINVAL;
-                                }
-                                if (uuid_new_str(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
-                                        return -EIO;
-                                ip->mtu = 1500;
-                                json_object_object_foreach(p, pk, pv) {
-                                        const char *ps = json_object_is_type(pv, json_type_string) ? json_object_get_string(pv) : NULL;
-                                        int64_t pn = json_object_is_type(pv, json_type_int) ? json_object_get_int64(pv) : -1;
-                                        if (streq(pk, "port_uuid") && ps && uuid_is_valid(ps))
-                                                memcpy(ip->port_uuid, ps, sizeof(ip->port_uuid));
-                                        else if (streq(pk, "mac") && ps && mac_is_valid(ps))
-                                                memcpy(ip->mac, ps, sizeof(ip->mac));
-                                        else if (streq(pk, "mtu") && pn >= 68 && pn <= 65535)
-                                                ip->mtu = (uint32_t)pn;
-                                        else if (streq(pk, "ips")) {
-                                                char why[128];
-                                                if (parse_ips(pv, ip, why, sizeof(why)) < 0) {
-                                                        (void)snprintf(err, errlen, "ports[%zu].%s", i, why);
-                                                        return -EINVAL;
-                                                }
-                                        } else if (streq(pk, "secgroups")) {
-                                                char why[160];
-                                                r = instance_port_parse_secgroups(pv, resolve, ip->secgroups,
-                                                                                  &ip->n_secgroups, why, sizeof(why));
-                                                if (r < 0) {
-                                                        (void)snprintf(err, errlen, "ports[%zu].%s", i, why);
-                                                        return r;
-                                                }
-                                                port_groups[i] = true;
-                                        } else {
-                                                (void)snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
-                                                               streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
-                                                               : streq(pk, "mac")     ? "not a lowercase unicast MAC address"
-                                                               : streq(pk, "mtu")     ? "must be an integer in 68..65535"
-                                                                                      : "unknown field");
-                                                return -EINVAL;
-                                        }
-                                }
-                                for (size_t k = 0; k < i; k++)
-                                        if (streq(t.ports[k].port_uuid, ip->port_uuid)) {
-                                                (void)snprintf(err, errlen, "ports[%zu]: port %s is listed twice", i, ip->port_uuid);
-                                                return -EINVAL;
-                                        }
-                        }
-                        t.n_ports = json_object_array_length(val);
-                } else {
-                        (void)snprintf(err, errlen, "%.32s: %s", key,
-                                       streq(key, "name")        ? "1..63 characters of A-Z a-z 0-9 . _ - (not starting with . or -)"
-                                       : streq(key, "uuid")      ? "not a canonical lowercase UUID"
-                                       : streq(key, "vcpus")     ? "must be an integer in 1..64"
-                                       : streq(key, "memory_mb") ? "must be an integer in 16..1048576"
-                                       : streq(key, "ports")     ? "must be a list of at most 16 port objects"
-                                       : streq(key, "cpu_set")   ? "must be a cpu list like \"2-3,6\" (ascending ranges, "
-                                                                   "CPUs below 4096), or \"\" for no pinning"
-                                                                 : "unknown field");
-                        return -EINVAL;
-                }
+                else if (streq(key, "secgroups"))
+                        r = parse_request_groups(val, resolve, groups, &n_groups, err, errlen);
+                else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
+                         json_object_array_length(val) <= LIBVIRT_MAX_PORTS)
+                        r = parse_request_ports(val, resolve, &t, own_groups, err, errlen);
+                else
+                        r = (snprintf(err, errlen, "%.32s: %s", key, boot_field_problem(key)), -EINVAL);
+                if (r < 0)
+                        return r;
         }
-        if (!have_name) {
-                (void)snprintf(err, errlen, "name: required");
-                return -EINVAL;
-        }
+        if (!have_name)
+                return snprintf(err, errlen, "name: required"), -EINVAL;
         if (!have_cpu_set && default_cpu_set && default_cpu_set[0] &&
-            instance_cpu_set_canonical(default_cpu_set, t.cpu_set) < 0) {
-                (void)snprintf(err, errlen, "cpu_set: the config default '%.64s' is not a cpu list", default_cpu_set);
-                return -EINVAL;
-        }
+            instance_cpu_set_canonical(default_cpu_set, t.cpu_set) < 0)
+                return snprintf(err, errlen, "cpu_set: the config default '%.64s' is not a cpu list",
+                                default_cpu_set), -EINVAL;
         if (t.cpu_set[0])
                 t.pin_state = PIN_PENDING;
         /* Ports without their own list: the request's groups, else "default" (when it exists). */
         if (n_groups == 0 && resolve && resolve("default", groups[0]) == 0)
                 n_groups = 1;
         for (size_t i = 0; i < t.n_ports; i++)
-                if (!port_groups[i]) {
+                if (!own_groups[i]) {
                         memcpy(t.ports[i].secgroups, groups, n_groups * sizeof(groups[0]));
                         t.ports[i].n_secgroups = n_groups;
                 }
         *ret = t;
         return 0;
 }
-
 
 int instance_apply_network_mtu(struct json_object *body, uint32_t network_mtu, struct instance *inst, char *err,
                                size_t errlen)

@@ -296,16 +296,103 @@ static void metric_help(struct text *t, const char *name, const char *type, cons
         text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void metrics_placement(struct text *t, struct json_object *place)
+{
+        static const char *const rcs[] = { "VCPU", "MEMORY_MB", "DISK_GB" };
+
+        metric_help(t, "nova_placement_total", "gauge", "inventory of a resource class (hardware-observe; DISK_GB: state dir)");
+        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
+                if (get(get(place, rcs[i]), "total"))
+                        text_add(t, "nova_placement_total{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
+                                 get_u64(get(place, rcs[i]), "total"));
+        metric_help(t, "nova_placement_capacity", "gauge", "total times the allocation ratio of the configuration");
+        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
+                if (get(get(place, rcs[i]), "capacity"))
+                        text_add(t, "nova_placement_capacity{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
+                                 get_u64(get(place, rcs[i]), "capacity"));
+        metric_help(t, "nova_placement_used", "gauge", "what the instances in the store claim");
+        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
+                text_add(t, "nova_placement_used{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
+                         get_u64(get(place, rcs[i]), "used"));
+        metric_help(t, "nova_instances", "gauge", "instances in the store");
+        text_add(t, "nova_instances %zu\n", instances_count());
+}
+
+static void metrics_hardware(struct text *t, struct json_object *hw)
+{
+        metric_help(t, "nova_host_cpus", "gauge", "online logical CPUs");
+        text_add(t, "nova_host_cpus %" PRIu64 "\n", get_u64(get(hw, "cpu"), "threads"));
+        metric_help(t, "nova_host_numa_nodes", "gauge", "NUMA nodes");
+        text_add(t, "nova_host_numa_nodes %zu\n", get(hw, "numa") ? json_object_array_length(get(hw, "numa")) : (size_t)0);
+        metric_help(t, "nova_host_memory_total_bytes", "gauge", "physical memory");
+        text_add(t, "nova_host_memory_total_bytes %" PRIu64 "\n", get_u64(get(hw, "memory"), "total_kb") * 1024);
+}
+
+/* raw: system-observe's host_load reply */
+static void metrics_load(struct text *t, struct json_object *raw)
+{
+        static const char *const avgs[] = { "load1", "load5", "load15" };
+        static const char *const res[] = { "cpu", "memory", "io" };
+
+        metric_help(t, "nova_host_load", "gauge", "load average");
+        for (size_t i = 0; i < ARRAY_SIZE(avgs); i++)
+                text_add(t, "nova_host_load{period=\"%s\"} %.3f\n", avgs[i] + 4, (double)get_u64(raw, avgs[i]) / 1000.0);
+        metric_help(t, "nova_host_memory_available_bytes", "gauge", "MemAvailable");
+        text_add(t, "nova_host_memory_available_bytes %" PRIu64 "\n", get_u64(get(raw, "memory"), "available_kb") * 1024);
+        metric_help(t, "nova_host_pressure_some_avg10", "gauge", "PSI: share of time some task stalled, last 10 s (percent)");
+        for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
+                struct json_object *p = get(get(raw, "psi"), res[i]);
+                if (p && get(p, "available") && json_object_get_boolean(get(p, "available")))
+                        text_add(t, "nova_host_pressure_some_avg10{resource=\"%s\"} %.2f\n", res[i],
+                                 (double)get_u64(p, "some_avg10") / 100.0);
+        }
+}
+
+static void metrics_instances(struct text *t, struct json_object *stats)
+{
+        struct json_object *list = get(stats, "instances");
+
+        metric_help(t, "nova_instance_cpu_seconds_total", "counter", "CPU time of the instance's QEMU process");
+        metric_help(t, "nova_instance_rss_bytes", "gauge", "resident memory of the instance's QEMU process");
+        for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+                struct json_object *inst = json_object_array_get_idx(list, i), *p = get(inst, "process");
+                if (!available(p))
+                        continue;
+                text_add(t, "nova_instance_cpu_seconds_total{instance_uuid=\"%s\",name=\"%s\"} %.3f\n",
+                         get_str(inst, "uuid"), get_str(inst, "name"), (double)get_u64(p, "cpu_time_ms") / 1000.0);
+                text_add(t, "nova_instance_rss_bytes{instance_uuid=\"%s\",name=\"%s\"} %" PRIu64 "\n",
+                         get_str(inst, "uuid"), get_str(inst, "name"), get_u64(p, "rss_kb") * 1024);
+        }
+}
+
+/* links: network-observe's link list */
+static void metrics_links(struct text *t, struct json_object *links)
+{
+        static const char *const counters[] = { "rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
+                                                "tx_packets", "tx_bytes", "tx_dropped", "tx_errors" };
+
+        for (size_t c = 0; c < ARRAY_SIZE(counters); c++) {
+                char name[64];
+                (void)snprintf(name, sizeof(name), "nova_vif_%s_total", counters[c]);
+                metric_help(t, name, "counter", "kernel link counter of one of our devices (network-observe)");
+                for (size_t i = 0; links && i < json_object_array_length(links); i++) {
+                        struct json_object *l = json_object_array_get_idx(links, i);
+                        struct instance *owner = NULL;
+                        (void)instance_find_port(get_str(l, "port_uuid"), &owner);
+                        text_add(t, "%s{device=\"%s\",kind=\"%s\",port_uuid=\"%s\",instance_uuid=\"%s\"} %" PRIu64 "\n",
+                                 name, get_str(l, "name"), get_str(l, "kind"), get_str(l, "port_uuid"),
+                                 owner ? owner->uuid : "", get_u64(l, counters[c]));
+                }
+        }
+}
+
 /* Label values here are UUIDs, plug and device names, and instance names
  * ([A-Za-z0-9._-]): nothing that needs escaping. */
 static char *render_metrics(struct observe_query *q)
 {
         struct text t = {};
         struct json_object *host = render_host(q), *stats = render_stats(q);
-        struct json_object *hw = get(host, "hardware"), *place = get(host, "placement"), *load = get(stats, "load");
-        static const char *const rcs[] = { "VCPU", "MEMORY_MB", "DISK_GB" };
-        static const char *const counters[] = { "rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
-                                                "tx_packets", "tx_bytes", "tx_dropped", "tx_errors" };
+        struct json_object *hw = get(host, "hardware"), *load = get(stats, "load");
 
         metric_help(&t, "nova_observe_available", "gauge",
                     "1 when the plug's module answered this scrape, 0 when its data is missing (plug disconnected, module down)");
@@ -313,79 +400,13 @@ static char *render_metrics(struct observe_query *q)
         text_add(&t, "nova_observe_available{plug=\"system-observe\"} %d\n", available(load) ? 1 : 0);
         text_add(&t, "nova_observe_available{plug=\"network-observe\"} %d\n",
                  available(q->parts[PART_LINKS].body) ? 1 : 0);
-
-        metric_help(&t, "nova_placement_total", "gauge", "inventory of a resource class (hardware-observe; DISK_GB: state dir)");
-        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
-                if (get(get(place, rcs[i]), "total"))
-                        text_add(&t, "nova_placement_total{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
-                                 get_u64(get(place, rcs[i]), "total"));
-        metric_help(&t, "nova_placement_capacity", "gauge", "total times the allocation ratio of the configuration");
-        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
-                if (get(get(place, rcs[i]), "capacity"))
-                        text_add(&t, "nova_placement_capacity{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
-                                 get_u64(get(place, rcs[i]), "capacity"));
-        metric_help(&t, "nova_placement_used", "gauge", "what the instances in the store claim");
-        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
-                text_add(&t, "nova_placement_used{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
-                         get_u64(get(place, rcs[i]), "used"));
-        metric_help(&t, "nova_instances", "gauge", "instances in the store");
-        text_add(&t, "nova_instances %zu\n", instances_count());
-
-        if (available(hw)) {
-                metric_help(&t, "nova_host_cpus", "gauge", "online logical CPUs");
-                text_add(&t, "nova_host_cpus %" PRIu64 "\n", get_u64(get(hw, "cpu"), "threads"));
-                metric_help(&t, "nova_host_numa_nodes", "gauge", "NUMA nodes");
-                text_add(&t, "nova_host_numa_nodes %zu\n",
-                         get(hw, "numa") ? json_object_array_length(get(hw, "numa")) : (size_t)0);
-                metric_help(&t, "nova_host_memory_total_bytes", "gauge", "physical memory");
-                text_add(&t, "nova_host_memory_total_bytes %" PRIu64 "\n", get_u64(get(hw, "memory"), "total_kb") * 1024);
-        }
-        if (available(load)) {
-                static const char *const avgs[] = { "load1", "load5", "load15" };
-                static const char *const res[] = { "cpu", "memory", "io" };
-                struct json_object *raw = q->parts[PART_LOAD].body;
-
-                metric_help(&t, "nova_host_load", "gauge", "load average");
-                for (size_t i = 0; i < ARRAY_SIZE(avgs); i++)
-                        text_add(&t, "nova_host_load{period=\"%s\"} %.3f\n", avgs[i] + 4,
-                                 (double)get_u64(raw, avgs[i]) / 1000.0);
-                metric_help(&t, "nova_host_memory_available_bytes", "gauge", "MemAvailable");
-                text_add(&t, "nova_host_memory_available_bytes %" PRIu64 "\n",
-                         get_u64(get(raw, "memory"), "available_kb") * 1024);
-                metric_help(&t, "nova_host_pressure_some_avg10", "gauge", "PSI: share of time some task stalled, last 10 s (percent)");
-                for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
-                        struct json_object *p = get(get(raw, "psi"), res[i]);
-                        if (p && get(p, "available") && json_object_get_boolean(get(p, "available")))
-                                text_add(&t, "nova_host_pressure_some_avg10{resource=\"%s\"} %.2f\n", res[i],
-                                         (double)get_u64(p, "some_avg10") / 100.0);
-                }
-        }
-        metric_help(&t, "nova_instance_cpu_seconds_total", "counter", "CPU time of the instance's QEMU process");
-        metric_help(&t, "nova_instance_rss_bytes", "gauge", "resident memory of the instance's QEMU process");
-        for (size_t i = 0; get(stats, "instances") && i < json_object_array_length(get(stats, "instances")); i++) {
-                struct json_object *inst = json_object_array_get_idx(get(stats, "instances"), i);
-                struct json_object *p = get(inst, "process");
-                if (!available(p))
-                        continue;
-                text_add(&t, "nova_instance_cpu_seconds_total{instance_uuid=\"%s\",name=\"%s\"} %.3f\n",
-                         get_str(inst, "uuid"), get_str(inst, "name"), (double)get_u64(p, "cpu_time_ms") / 1000.0);
-                text_add(&t, "nova_instance_rss_bytes{instance_uuid=\"%s\",name=\"%s\"} %" PRIu64 "\n",
-                         get_str(inst, "uuid"), get_str(inst, "name"), get_u64(p, "rss_kb") * 1024);
-        }
-        struct json_object *links = get(q->parts[PART_LINKS].body, "links");
-        for (size_t c = 0; c < ARRAY_SIZE(counters); c++) {
-                char name[64];
-                (void)snprintf(name, sizeof(name), "nova_vif_%s_total", counters[c]);
-                metric_help(&t, name, "counter", "kernel link counter of one of our devices (network-observe)");
-                for (size_t i = 0; links && i < json_object_array_length(links); i++) {
-                        struct json_object *l = json_object_array_get_idx(links, i);
-                        struct instance *owner = NULL;
-                        (void)instance_find_port(get_str(l, "port_uuid"), &owner);
-                        text_add(&t, "%s{device=\"%s\",kind=\"%s\",port_uuid=\"%s\",instance_uuid=\"%s\"} %" PRIu64 "\n",
-                                 name, get_str(l, "name"), get_str(l, "kind"), get_str(l, "port_uuid"),
-                                 owner ? owner->uuid : "", get_u64(l, counters[c]));
-                }
-        }
+        metrics_placement(&t, get(host, "placement"));
+        if (available(hw))
+                metrics_hardware(&t, hw);
+        if (available(load))
+                metrics_load(&t, q->parts[PART_LOAD].body);
+        metrics_instances(&t, stats);
+        metrics_links(&t, get(q->parts[PART_LINKS].body, "links"));
         json_object_put(host);
         json_object_put(stats);
         if (t.failed || !t.buf) {
