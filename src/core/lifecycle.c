@@ -478,58 +478,65 @@ static void on_stop_timeout(struct op *op)
         op_finish(op);
 }
 
-static void op_next(struct op *op)
+/* How long the module may take for u: OVS calls wait for ovs-vswitchd
+ * (port_timeout_ms) and, with ovn, for ovn-controller (ovn_wait_ms) inside
+ * the module: give them that on top, so the module always answers with the
+ * reason. 0: the configured default. */
+static uint64_t unit_timeout_usec(const struct unit *u)
 {
-        struct proto_writer *w;
-        const struct unit *u;
-        char err[512];
-        int r;
+        if (u->step != STEP_OVS)
+                return 0;
+        return ((uint64_t)lc.cfg->port_timeout_ms + (lc.cfg->ovn ? lc.cfg->ovn_wait_ms : 0) + lc.cfg->module_timeout_ms) *
+               1000;
+}
 
-        if (op->pos >= op->n_units) {
-                op_finish(op);
-                return;
-        }
-        u = &op->units[op->pos];
-        if (u->step == STEP_PIN && op_pin_skip(op)) {
-                op->pos++;
-                op_next(op);
-                return;
-        }
-        if (!u->undo && lc.fault_step[0] && streq(lc.fault_step, steps[u->step].name)) {
-                op_unit_failed(op, -EIO, "injected fault (NOVA_TEST_FAULT_STEP)", -1);
-                return;
-        }
-        w = malloc(sizeof(*w));
-        if (!w) {
-                op_unit_failed(op, -ENOMEM, "out of memory", -1);
-                return;
-        }
-        r = build_unit(op->inst, u, w, err, sizeof(err));
-        if (r < 0) {
-                free(w);
-                op_unit_failed(op, r, err, -1);
-                return;
-        }
+/* The request of unit u into w: 0, or -errno with the reason in err. */
+static int unit_request(const struct op *op, const struct unit *u, struct proto_writer *w, char *err, size_t errlen)
+{
+        static const struct module_ep power_ep[] = {
+                [OP_STOP] = EP_LIBVIRT(DOMAIN_SHUTDOWN), [OP_REBOOT] = EP_LIBVIRT(DOMAIN_REBOOT),
+                [OP_START] = EP_LIBVIRT(DOMAIN_START),
+        };
+        int r = build_unit(op->inst, u, w, err, errlen);
+
+        if (r < 0)
+                return r;
         if (u->step == STEP_START && (op->kind == OP_STOP || op->kind == OP_REBOOT || op->kind == OP_START)) {
                 /* power actions use their own entrypoints */
-                static const struct module_ep power_ep[] = {
-                        [OP_STOP] = EP_LIBVIRT(DOMAIN_SHUTDOWN), [OP_REBOOT] = EP_LIBVIRT(DOMAIN_REBOOT),
-                        [OP_START] = EP_LIBVIRT(DOMAIN_START),
-                };
                 module_request_init(w, power_ep[op->kind]);
                 pw_str(w, "instance_uuid", op->inst->uuid);
         }
-        /* OVS calls wait for ovs-vswitchd (port_timeout_ms) and, with ovn, for
-         * ovn-controller (ovn_wait_ms) inside the module: give them that on
-         * top, so the module always answers with the reason. */
-        r = modules_call(steps[u->step].make.plug, w,
-                         u->step == STEP_OVS ? ((uint64_t)lc.cfg->port_timeout_ms + (lc.cfg->ovn ? lc.cfg->ovn_wait_ms : 0) +
-                                                lc.cfg->module_timeout_ms) * 1000
-                                             : 0,
-                         on_unit_reply, op, &op->call, err, sizeof(err));
-        free(w);
+        return 0;
+}
+
+/* Send the next unit of the plan (or finish). */
+static void op_next(struct op *op)
+{
+        _cleanup_free_ struct proto_writer *w = NULL;
+        const struct unit *u;
+        enum plug_id plug;
+        char err[512];
+        int r;
+
+        if (op->pos >= op->n_units)
+                return op_finish(op);
+        u = &op->units[op->pos];
+        if (u->step == STEP_PIN && op_pin_skip(op)) {
+                op->pos++;
+                return op_next(op);
+        }
+        if (!u->undo && lc.fault_step[0] && streq(lc.fault_step, steps[u->step].name))
+                return op_unit_failed(op, -EIO, "injected fault (NOVA_TEST_FAULT_STEP)", -1);
+        w = malloc(sizeof(*w));
+        if (!w)
+                return op_unit_failed(op, -ENOMEM, "out of memory", -1);
+        r = unit_request(op, u, w, err, sizeof(err));
         if (r < 0)
-                op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)steps[u->step].make.plug : -1);
+                return op_unit_failed(op, r, err, -1);
+        plug = steps[u->step].make.plug;
+        r = modules_call(plug, w, unit_timeout_usec(u), on_unit_reply, op, &op->call, err, sizeof(err));
+        if (r < 0)
+                op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)plug : -1);
 }
 
 static struct op *op_new(struct instance *inst, enum op_kind kind)

@@ -145,7 +145,7 @@ static void spawner_send(enum spawner_op op, enum plug_id plug)
  * instead of reconnecting (inside the snap systemd would otherwise loop). */
 static void send_hello_reply(int fd, bool accepted, const char *reason)
 {
-        struct proto_writer *w = malloc(sizeof(*w));
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
         const uint8_t *buf;
         size_t len;
 
@@ -157,7 +157,6 @@ static void send_hello_reply(int fd, bool accepted, const char *reason)
                 pw_str(w, "reason", reason);
         if (pw_finish(w, &buf, &len) == 0)
                 (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        free(w);
 }
 
 static void close_connection(struct module *m, const char *why)

@@ -7,6 +7,7 @@
 #include "netobs-protocol.h"
 #include "sysobs-protocol.h"
 
+#include <assert.h>
 #include <json-c/json.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -463,14 +464,13 @@ static void on_part_reply(const struct module_result *res, void *userdata)
 int observe_start(const struct nova_config *cfg, enum observe_kind kind, const struct instance *instance,
                   observe_done_cb cb, void *userdata, struct observe_query **ret)
 {
-        struct observe_query *q = calloc(1, sizeof(*q));
-        struct proto_writer *w = malloc(sizeof(*w));
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
+        struct observe_query *q;
 
-        if (!q || !w) {
-                free(q);
-                free(w);
+        assert(cfg && cb && ret);
+        q = w ? calloc(1, sizeof(*q)) : NULL;
+        if (!q)
                 return -ENOMEM;
-        }
         q->kind = kind;
         q->cfg = cfg;
         q->cb = cb;
@@ -495,7 +495,6 @@ int observe_start(const struct nova_config *cfg, enum observe_kind kind, const s
                         q->pending--;
                 }
         }
-        free(w);
         *ret = q;
         if (--q->pending == 0) {
                 *ret = NULL;

@@ -140,58 +140,54 @@ static int group_from_json(struct json_object *o, struct secgroup *g, char *why,
         return 0;
 }
 
+static void json_putp(struct json_object **o) { json_object_put(*o); }
+static void tokener_freep(struct json_tokener **t) { if (*t) json_tokener_free(*t); }
+static void group_listp(struct secgroup **list) { secgroups_list_free(*list); }
+
+/* The "groups" list into a new list (appended in order). 0 or -errno with the reason. */
+static int groups_from_json(struct json_object *groups, struct secgroup **ret_list, size_t *ret_n, char *why,
+                            size_t whylen)
+{
+        _cleanup_(group_listp) struct secgroup *list = NULL;
+        size_t n = 0;
+
+        for (size_t i = 0; i < json_object_array_length(groups); i++) {
+                struct secgroup *g = calloc(1, sizeof(*g));
+                if (!g)
+                        return -ENOMEM;
+                list_append(&list, g);
+                n++;
+                if (group_from_json(json_object_array_get_idx(groups, i), g, why, whylen) < 0)
+                        return -EBADMSG;
+                for (struct secgroup *k = list; k != g; k = k->next)
+                        if (streq(k->id, g->id) || streq(k->name, g->name))
+                                return snprintf(why, whylen, "group %s: id or name repeated", g->id), -EBADMSG;
+        }
+        *ret_list = TAKE_PTR(list);
+        *ret_n = n;
+        return 0;
+}
+
 int secgroups_parse_stored(const char *text, size_t len, struct secgroup **ret_list, size_t *ret_n, char *why,
                            size_t whylen)
 {
-        struct json_tokener *tok = json_tokener_new_ex(8);
-        struct json_object *o = NULL, *v, *groups;
-        struct secgroup *list = NULL;
-        size_t n = 0;
-        int r = -EBADMSG;
+        _cleanup_(tokener_freep) struct json_tokener *tok = json_tokener_new_ex(8);
+        _cleanup_(json_putp) struct json_object *o = NULL;
+        struct json_object *v, *groups;
 
         if (!tok)
                 return -ENOMEM;
         o = json_tokener_parse_ex(tok, text, (int)len);
         if (!o || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != len ||
-            !json_object_is_type(o, json_type_object)) {
-                (void)snprintf(why, whylen, "not a single JSON object");
-                goto out;
-        }
+            !json_object_is_type(o, json_type_object))
+                return snprintf(why, whylen, "not a single JSON object"), -EBADMSG;
         if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) != 1) {
-                (void)snprintf(why, whylen, "unsupported version");
-                goto out;
-        }
+            json_object_get_int64(v) != 1)
+                return snprintf(why, whylen, "unsupported version"), -EBADMSG;
         if (!json_object_object_get_ex(o, "groups", &groups) || !json_object_is_type(groups, json_type_array) ||
-            json_object_array_length(groups) > SECGROUPS_MAX) {
-                (void)snprintf(why, whylen, "groups must be a list of at most %d", SECGROUPS_MAX);
-                goto out;
-        }
-        for (size_t i = 0; i < json_object_array_length(groups); i++) {
-                struct secgroup *g = calloc(1, sizeof(*g));
-                if (!g) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                list_append(&list, g);
-                n++;
-                if (group_from_json(json_object_array_get_idx(groups, i), g, why, whylen) < 0)
-                        goto out;
-                for (struct secgroup *k = list; k != g; k = k->next)
-                        if (streq(k->id, g->id) || streq(k->name, g->name)) {
-                                (void)snprintf(why, whylen, "group %s: id or name repeated", g->id);
-                                goto out;
-                        }
-        }
-        r = 0;
-        *ret_list = list;
-        *ret_n = n;
-        list = NULL;
-out:
-        secgroups_list_free(list);
-        json_object_put(o);
-        json_tokener_free(tok);
-        return r;
+            json_object_array_length(groups) > SECGROUPS_MAX)
+                return snprintf(why, whylen, "groups must be a list of at most %d", SECGROUPS_MAX), -EBADMSG;
+        return groups_from_json(groups, ret_list, ret_n, why, whylen);
 }
 
 /* Write the store as it would be with old replaced by new (new NULL: old
