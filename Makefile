@@ -167,8 +167,8 @@ $(BUILD)/bin/nova-openvswitch: $(call obj,$(OVS_MODULE_SRCS) $(OVS_PROTO_SRCS)) 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.o %.a,$^) $(PKG_LIBS) $(OVS_LIBS) -o $@
 
-# Tests link everything but the programs' main files.
-TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(PROTO_SRCS) \
+# Tests link everything but the daemon's main and its wiring (core.c: the harness has its own core_*).
+TEST_OBJS := $(call obj,$(filter-out src/core/main.c src/core/core.c,$(CORE_SRCS)) $(PROTO_SRCS) \
 	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c $(FW_LIB_SRCS)) $(LIBNOVA)
 
 # The pipeline engine's test links lifecycle.c and its neighbours against the fake registry of

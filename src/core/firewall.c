@@ -6,6 +6,7 @@
 #include "log.h"
 #include "modules.h"
 
+#include <assert.h>
 #include <json-c/json.h>
 
 struct push {
@@ -60,6 +61,7 @@ static int count_rules(char groups[][UUID_STR_LEN + 1], size_t n, const struct s
 
 int firewall_port_rule_count(const struct instance_port *p, const struct secgroup *override, char *err, size_t errlen)
 {
+        assert(p && err);
         return count_rules((char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, err, errlen);
 }
 
@@ -98,6 +100,7 @@ static int port_request(const struct instance_port *p, char groups[][UUID_STR_LE
 int firewall_port_request(const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
                           char *err, size_t errlen)
 {
+        assert(p && w && err);
         return port_request(p, (char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, w, err, errlen);
 }
 
@@ -162,6 +165,7 @@ int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *
         const struct instance_port *first = NULL;
         int r;
 
+        assert(next && cb && err && ret_plug);
         *ret_plug = -1;
         /* Every port of the group must still fit; one of them carries the change. */
         for (struct instance *i = instances_first(); i; i = i->next)
@@ -192,6 +196,7 @@ int firewall_push_port(const struct instance_port *p, char groups[][UUID_STR_LEN
 {
         int r;
 
+        assert(p && (groups || n_groups == 0) && cb && err && ret_plug);
         *ret_plug = -1;
         r = count_rules(groups, n_groups, NULL, err, errlen);
         if (r < 0)
@@ -383,6 +388,7 @@ void firewall_sync(void) { sync_start(); }
 
 void firewall_report(struct firewall_report *ret)
 {
+        assert(ret);
         *ret = fw.report;
         if (!modules_ready(PLUG_FIREWALL_CONTROL)) {
                 /* No pass can run: count the unfiltered ports from the store. */
@@ -395,6 +401,7 @@ void firewall_report(struct firewall_report *ret)
 
 int firewall_init(sd_event *event)
 {
+        assert(event);
         fw.event = event;
         return 0;
 }

@@ -3,6 +3,7 @@
 
 #include "log.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -56,6 +57,7 @@ enum health_status health_compute(const struct module_status st[_PLUG_MAX], bool
 {
         char failed[128] = "", disconnected[128] = "", starting[128] = "";
 
+        assert(st && msg);
         for (int i = 0; i < _PLUG_MAX; i++) {
                 const struct module_status *s = &st[i];
                 bool needed = i == PLUG_LIBVIRT || i == PLUG_NETWORK_CONTROL || (i == PLUG_OPENVSWITCH && ovs_in_use);

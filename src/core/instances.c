@@ -22,6 +22,8 @@ size_t instances_count(void) { return store.count; }
 
 struct instance *instance_find(const char *uuid)
 {
+        if (!uuid)
+                return NULL;
         for (struct instance *i = store.list; i; i = i->next)
                 if (streq(i->uuid, uuid))
                         return i;
@@ -30,6 +32,8 @@ struct instance *instance_find(const char *uuid)
 
 struct instance *instance_find_by_name(const char *name)
 {
+        if (!name)
+                return NULL;
         for (struct instance *i = store.list; i; i = i->next)
                 if (streq(i->name, name))
                         return i;
@@ -43,6 +47,8 @@ static int instance_path(const char *uuid, char *buf, size_t size)
 
 struct instance_port *instance_find_port(const char *port_uuid, struct instance **ret_inst)
 {
+        if (!port_uuid)
+                return NULL;
         for (struct instance *i = store.list; i; i = i->next)
                 for (size_t p = 0; p < i->n_ports; p++)
                         if (streq(i->ports[p].port_uuid, port_uuid)) {
@@ -59,6 +65,7 @@ int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX])
         char canon[INSTANCE_CPU_SET_MAX];
         size_t n = strlen(s);
 
+        assert(s && ret);
         if (n == 0 || n >= INSTANCE_CPU_SET_MAX || s[n - 1] == '\n' || cpuset_parse(s, n, &set) < 0 ||
             cpuset_count(&set) == 0 || cpuset_format(&set, canon, sizeof(canon)) < 0)
                 return -EINVAL;
@@ -97,6 +104,7 @@ void instance_pin_message(const struct instance *inst, char *buf, size_t size)
 {
         enum pin_state st = inst->pin_state;
 
+        assert(inst && buf);
         if (!inst->cpu_set[0])
                 (void)snprintf(buf, size, "%s", "");
         else if (st == PIN_APPLIED)
@@ -176,6 +184,7 @@ int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn 
         char ids[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
         size_t n;
 
+        assert(ret && ret_n && err); /* list may be JSON null: refused below */
         if (!json_object_is_type(list, json_type_array) || (n = json_object_array_length(list)) > PORT_MAX_GROUPS)
                 return snprintf(err, errlen, "secgroups: must be a list of at most %d group names or ids",
                                 PORT_MAX_GROUPS), -EINVAL;
@@ -201,6 +210,7 @@ struct json_object *instance_to_json(const struct instance *inst)
         struct json_object *o = json_object_new_object(), *ports = json_object_new_array();
         char domain[64], tap[IFNAME_MAX];
 
+        assert(inst);
         json_object_object_add(o, "uuid", json_object_new_string(inst->uuid));
         json_object_object_add(o, "name", json_object_new_string(inst->name));
         json_object_object_add(o, "vcpus", json_object_new_int((int)inst->vcpus));
@@ -397,6 +407,7 @@ int instance_save(struct instance *inst)
         char path[PATH_MAX];
         int r = instance_path(inst->uuid, path, sizeof(path));
 
+        assert(inst);
         if (r == 0)
                 r = write_file_atomic(path, text, strlen(text), 0600);
         json_object_put(o);
@@ -410,6 +421,7 @@ int instance_add(const struct instance *tmpl, struct instance **ret)
         struct instance *inst;
         int r;
 
+        assert(tmpl);
         if (instance_find(tmpl->uuid) || instance_find_by_name(tmpl->name))
                 return -EEXIST;
         if (store.count >= INSTANCES_MAX)
@@ -440,6 +452,7 @@ int instance_remove(struct instance *inst)
         char path[PATH_MAX];
         int r = instance_path(inst->uuid, path, sizeof(path));
 
+        assert(inst);
         if (r < 0)
                 return r;
         if (unlink(path) < 0 && errno != ENOENT)
@@ -462,6 +475,7 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
         struct dirent *de;
         int r;
 
+        assert(state_dir);
         r = xsnprintf(store.dir, sizeof(store.dir), "%s/instances", state_dir);
         if (r < 0)
                 return r;
@@ -526,6 +540,7 @@ int instance_parse_stored(const char *text, size_t len, struct instance *ret, ch
         struct json_object *o;
         int r;
 
+        assert(text && ret && why);
         if (!tok)
                 return -ENOMEM;
         o = json_tokener_parse_ex(tok, text, (int)len);
@@ -697,6 +712,7 @@ int instance_apply_network_mtu(struct json_object *body, uint32_t network_mtu, s
         struct json_object *ports, *mtu;
         uint32_t want[LIBVIRT_MAX_PORTS];
 
+        assert(body && inst && err);
         if (network_mtu == 0 || !json_object_object_get_ex(body, "ports", &ports) ||
             !json_object_is_type(ports, json_type_array))
                 return 0;

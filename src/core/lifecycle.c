@@ -602,6 +602,7 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
         struct op *op;
         int r;
 
+        assert(tmpl && err && ret_plug);
         *ret_plug = -1;
         /* Filtered when firewall-control is connected (tap -> qbr -> veth -> OVS, rules
          * applied); otherwise the tap goes straight onto OVS and the port is unfiltered. */
@@ -660,6 +661,7 @@ int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata
         struct unit all[MAX_UNITS];
         int r;
 
+        assert(inst && err && ret_plug);
         *ret_plug = -1;
         if (inst->op) {
                 (void)snprintf(err, errlen, "instance %s is busy (%s)", inst->name, instance_task_to_string(inst->task));
@@ -820,6 +822,7 @@ int lifecycle_refilter(struct instance *inst)
         char err[256];
         int plug;
 
+        assert(inst);
         if (inst->op || inst->vm_state == VM_ERROR)
                 return -EBUSY;
         op = op_new(inst, OP_REPAIR);
@@ -1100,12 +1103,17 @@ static void on_module_ready(enum plug_id plug)
                 firewall_sync();
 }
 
-void lifecycle_reconcile_report(struct reconcile_report *ret) { *ret = lc.report; }
+void lifecycle_reconcile_report(struct reconcile_report *ret)
+{
+        assert(ret);
+        *ret = lc.report;
+}
 
 int lifecycle_init(sd_event *event, const struct nova_config *cfg)
 {
         const char *fault = getenv("NOVA_TEST_FAULT_STEP");
 
+        assert(event && cfg);
         lc.event = event;
         lc.cfg = cfg;
         if (fault && *fault) {

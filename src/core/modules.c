@@ -661,6 +661,7 @@ int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, 
 {
         int r;
 
+        assert(event && cfg && initial && module_dir);
         reg.event = event;
         reg.cfg = cfg;
         reg.spawner_fd = spawner_fd;
@@ -745,6 +746,7 @@ void modules_get_status(enum plug_id plug, struct module_status *ret)
         const struct module *m = &reg.mods[plug];
         uint64_t now = now_usec();
 
+        assert((unsigned)plug < _PLUG_MAX && ret);
         memset(ret, 0, sizeof(*ret));
         ret->plug = plug;
         ret->connected = m->connected;
@@ -763,6 +765,7 @@ int modules_check_ready(enum plug_id plug, char *err, size_t errlen)
         const struct module *m = &reg.mods[plug];
         const char *name = plug_table[plug].name;
 
+        assert((unsigned)plug < _PLUG_MAX && err);
         if (!m->connected) {
                 (void)snprintf(err, errlen,
                                "the %s plug is not connected, so nova-hypervisor cannot manage %s; "
@@ -808,6 +811,7 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
         size_t len;
         int r;
 
+        assert(w && cb && err);
         if ((unsigned)plug >= _PLUG_MAX)
                 return -EINVAL;
         m = &reg.mods[plug];

@@ -3,6 +3,7 @@
 
 #include "log.h"
 
+#include <assert.h>
 #include <limits.h>
 
 static struct {
@@ -31,6 +32,7 @@ int secgroup_resolve(const char *ref, char ret_id[UUID_STR_LEN + 1])
 {
         const struct secgroup *g = secgroup_find(ref);
 
+        assert(ret_id);
         if (!g)
                 return -ENOENT;
         memcpy(ret_id, g->id, UUID_STR_LEN + 1);
@@ -66,6 +68,7 @@ struct json_object *secgroup_to_json(const struct secgroup *sg)
 {
         struct json_object *o = json_object_new_object(), *rules = json_object_new_array();
 
+        assert(sg);
         json_object_object_add(o, "id", json_object_new_string(sg->id));
         json_object_object_add(o, "name", json_object_new_string(sg->name));
         json_object_object_add(o, "description", json_object_new_string(sg->description));
@@ -175,6 +178,7 @@ int secgroups_parse_stored(const char *text, size_t len, struct secgroup **ret_l
         _cleanup_(json_putp) struct json_object *o = NULL;
         struct json_object *v, *groups;
 
+        assert(text && ret_list && ret_n && why);
         if (!tok)
                 return -ENOMEM;
         o = json_tokener_parse_ex(tok, text, (int)len);
@@ -258,6 +262,7 @@ int secgroups_load(const char *state_dir, char *why, size_t whylen)
         size_t len = 0, n = 0;
         int r;
 
+        assert(state_dir && why);
         r = xsnprintf(store.path, sizeof(store.path), "%s/secgroups.json", state_dir);
         if (r < 0)
                 return r;
@@ -327,6 +332,7 @@ int secgroup_delete(struct secgroup *sg)
 {
         int r;
 
+        assert(sg);
         if (streq(sg->name, SECGROUP_DEFAULT))
                 return -EPERM;
         r = store_write(sg, NULL);
@@ -344,6 +350,7 @@ int secgroup_delete(struct secgroup *sg)
 
 void secgroup_with_rule(const struct secgroup *sg, const struct secrule *add, size_t remove_index, struct secgroup *ret)
 {
+        assert(sg && ret && (add || remove_index < sg->n_rules));
         *ret = *sg;
         ret->next = NULL;
         if (remove_index < ret->n_rules) {
@@ -362,6 +369,7 @@ int secgroup_rule_add(struct secgroup *sg, const struct secrule *rule, char ret_
         struct secrule r = *rule;
         int k;
 
+        assert(sg && rule);
         for (size_t i = 0; i < sg->n_rules; i++)
                 if (secrule_equal(&sg->rules[i], &r)) {
                         if (ret_dup_id)
@@ -389,6 +397,7 @@ int secgroup_rule_add(struct secgroup *sg, const struct secrule *rule, char ret_
 
 struct secgroup *secgroup_find_rule(const char *rule_id, size_t *ret_index)
 {
+        assert(rule_id);
         for (struct secgroup *g = store.list; g; g = g->next)
                 for (size_t i = 0; i < g->n_rules; i++)
                         if (streq(g->rules[i].uuid, rule_id)) {
@@ -405,6 +414,7 @@ int secgroup_rule_delete(struct secgroup *sg, size_t index)
         struct secgroup *keep;
         int r;
 
+        assert(sg && index < sg->n_rules);
         if (index >= sg->n_rules)
                 return -ENOENT;
         next = malloc(sizeof(*next));
