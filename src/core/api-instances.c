@@ -101,7 +101,7 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
                         (void)snprintf(err, sizeof(err), "port %s belongs to another instance", tmpl.ports[i].port_uuid);
                         return api_respond_error(c, 409, err, -1);
                 }
-        r = lifecycle_boot(&tmpl, wait ? on_instance_done : NULL, c, &c->waiter, &inst, err, sizeof(err), &plug);
+        r = lifecycle_boot(api_context_of(c)->lifecycle, &tmpl, wait ? on_instance_done : NULL, c, &c->waiter, &inst, err, sizeof(err), &plug);
         if (r < 0)
                 return api_respond_error(c, api_status_for_errno(r), err, plug);
         if (!wait)
@@ -125,9 +125,9 @@ static void instance_op(struct api_conn *c, const struct http_request *req, cons
         }
         memcpy(c->port_uuid, inst->uuid, sizeof(c->port_uuid)); /* for the "deleted" answer */
         if (action < 0)
-                r = lifecycle_delete(inst, wait ? on_instance_done : NULL, c, &c->waiter, err, sizeof(err), &plug);
+                r = lifecycle_delete(api_context_of(c)->lifecycle, inst, wait ? on_instance_done : NULL, c, &c->waiter, err, sizeof(err), &plug);
         else
-                r = lifecycle_power(inst, (enum power_action)action, wait ? on_instance_done : NULL, c, &c->waiter, err,
+                r = lifecycle_power(api_context_of(c)->lifecycle, inst, (enum power_action)action, wait ? on_instance_done : NULL, c, &c->waiter, err,
                                     sizeof(err), &plug);
         if (r < 0)
                 return api_respond_error(c, api_status_for_errno(r), err, plug);

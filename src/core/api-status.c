@@ -89,12 +89,12 @@ static struct json_object *status_instances_json(void)
         return inst;
 }
 
-static struct json_object *status_reconcile_json(void)
+static struct json_object *status_reconcile_json(const struct lifecycle *lc)
 {
         struct json_object *rec = json_object_new_object();
         struct reconcile_report rr;
 
-        lifecycle_reconcile_report(&rr);
+        lifecycle_reconcile_report(lc, &rr);
         json_object_object_add(rec, "runs", json_object_new_uint64(rr.runs));
         json_object_object_add(rec, "seconds_ago",
                                rr.last_usec ? json_object_new_uint64((now_usec() - rr.last_usec) / 1000000) : NULL);
@@ -130,7 +130,7 @@ static void handle_status(struct api_conn *c)
         for (int i = 0; i < _PLUG_MAX; i++)
                 json_object_array_add(plugs, module_json((enum plug_id)i));
         json_object_object_add(root, "instances", status_instances_json());
-        json_object_object_add(root, "reconcile", status_reconcile_json());
+        json_object_object_add(root, "reconcile", status_reconcile_json(api_context_of(c)->lifecycle));
         json_object_object_add(root, "firewall", status_firewall_json());
         json_object_object_add(root, "core", status_core_json(api_context_of(c)));
         json_object_object_add(root, "plugs", plugs);

@@ -366,6 +366,7 @@ static int start_api(struct core *c)
 {
         struct api_context actx = {
                 .cfg = &c->cfg,
+                .lifecycle = c->lifecycle,
                 .snap = !c->supervise,
                 .spawner_pid = c->spawner_pid,
                 .started_usec = c->started_usec,
@@ -387,10 +388,10 @@ int core_start(struct core *c)
         r = event_new(c);
         if (r >= 0)
                 r = load_stores(c);
-        if (r >= 0)
-                r = firewall_init(c->event);
-        if (r >= 0 && (r = lifecycle_init(c->event, &c->cfg)) < 0)
+        if (r >= 0 && (r = lifecycle_new(c->event, &c->cfg, &c->lifecycle)) < 0)
                 log_err("cannot set up the lifecycle engine: %s", strerror(-r));
+        if (r >= 0)
+                r = firewall_init(c->event, c->lifecycle);
         if (r >= 0 && (r = modules_new(c->event, &c->cfg, c->spawner_fd, c->plugs_connected, c->module_dir)) < 0)
                 log_err("cannot set up the module registry: %s", strerror(-r));
         if (r >= 0 && c->module_fd >= 0 && (r = modules_listen(TAKE_FD(c->module_fd))) < 0)
@@ -435,7 +436,8 @@ struct core *core_free(struct core *c)
                 (void)unlink(c->module_socket);
         safe_close(c->module_fd);
         if (c->event) {
-                modules_free();
+                modules_free(); /* in-flight calls fail now: their operations end */
+                c->lifecycle = lifecycle_free(c->lifecycle);
                 firewall_free();
                 secgroups_free();
         }

@@ -20,6 +20,7 @@ static struct {
         bool syncing, sync_again;
         unsigned pending;             /* applies/removes of the pass in flight */
         struct firewall_report report, pass;
+        struct lifecycle *lifecycle;  /* re-plumbs unfiltered instances (lifecycle_refilter) */
 } fw;
 
 bool firewall_connected(void)
@@ -352,7 +353,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                         fw.pass.applied++;
                 }
                 /* Booted while firewall-control was not connected: plumb it through a bridge now. */
-                if (unfiltered && !i->op && i->vm_state != VM_ERROR && lifecycle_refilter(i) == 0)
+                if (unfiltered && !i->op && i->vm_state != VM_ERROR && lifecycle_refilter(fw.lifecycle, i) == 0)
                         fw.pass.replumbed++;
         }
         json_object_put(digests);
@@ -399,10 +400,11 @@ void firewall_report(struct firewall_report *ret)
         }
 }
 
-int firewall_init(sd_event *event)
+int firewall_init(sd_event *event, struct lifecycle *lifecycle)
 {
-        assert(event);
+        assert(event && lifecycle);
         fw.event = event;
+        fw.lifecycle = lifecycle;
         return 0;
 }
 

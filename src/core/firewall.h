@@ -64,7 +64,9 @@ struct firewall_report {
 };
 void firewall_report(struct firewall_report *ret);
 
-int firewall_init(sd_event *event);
+/* lifecycle re-plumbs the instances booted without firewall-control; it must outlive the firewall unit. */
+struct lifecycle;
+int firewall_init(sd_event *event, struct lifecycle *lifecycle);
 void firewall_free(void);
 
 #endif

@@ -69,6 +69,7 @@ struct lifecycle_waiter {
 };
 
 struct op {
+        struct lifecycle *lc;             /* the engine this op runs in */
         struct instance *inst;
         enum op_kind kind;
         struct unit units[MAX_UNITS];     /* the plan */
@@ -86,7 +87,7 @@ struct op {
 /* The three listings a pass compares with the store. */
 enum listing { LIST_DOMAINS, LIST_TAPS, LIST_VIFS, _LIST_MAX };
 
-static struct {
+struct lifecycle {
         sd_event *event;
         const struct nova_config *cfg;    /* the core's configuration (struct core owns it) */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
@@ -100,12 +101,16 @@ static struct {
                 struct json_object *found[_LIST_MAX];
                 bool truncated[_LIST_MAX];
         } pass;
-} lc;
+        struct listing_call {            /* userdata of each listing call */
+                struct lifecycle *lc;
+                enum listing kind;
+        } calls[_LIST_MAX];
+};
 
 static void op_next(struct op *op);
 
 /* libvirt's test driver runs no QEMU: a pin finds no process there. */
-static bool test_driver(void) { return strncmp(lc.cfg->libvirt_uri, "test:", 5) == 0; }
+static bool test_driver(const struct lifecycle *lc) { return strncmp(lc->cfg->libvirt_uri, "test:", 5) == 0; }
 
 _printf_(3, 4) static void pin_record(struct instance *inst, enum pin_state state, const char *fmt, ...)
 {
@@ -138,7 +143,7 @@ static bool op_pin_skip(struct op *op)
 }
 
 /* Ports are plugged into OVS (vif_type = ovs) rather than left as bare taps. */
-static bool ovs_in_use(void) { return streq(lc.cfg->vif_type, "ovs"); }
+static bool ovs_in_use(const struct lifecycle *lc) { return streq(lc->cfg->vif_type, "ovs"); }
 
 /* ---- requests ---- */
 
@@ -207,13 +212,15 @@ static int build_unit(const struct instance *inst, const struct unit *u, struct 
 /* The forward plan of a boot (or repair): every step, per port where needed. */
 static void plan_boot(struct op *op, bool start)
 {
+        const struct lifecycle *lc = op->lc;
+
         op->n_units = 0;
         for (int s = 0; s < _STEP_MAX; s++) {
                 if ((s == STEP_START || s == STEP_PIN) && !start)
                         continue;
                 if (s == STEP_PIN && !op->inst->cpu_set[0])
                         continue;
-                if (s == STEP_OVS && !ovs_in_use())
+                if (s == STEP_OVS && !ovs_in_use(lc))
                         continue;
                 /* Rules for filtered ports while the plug is connected; when it is not, the
                  * kernel keeps what was last applied and the firewall sync catches up later. */
@@ -428,9 +435,9 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                         pin_record(op->inst, PIN_APPLIED, "pid %llu, %llu threads",
                                    (unsigned long long)proto_get_u64(res->body, "pid", 0),
                                    (unsigned long long)proto_get_u64(res->body, "threads", 0));
-                else if (res->status == -ENOENT && test_driver())
+                else if (res->status == -ENOENT && test_driver(op->lc))
                         pin_record(op->inst, PIN_FAILED, "no QEMU process found (libvirt's test driver, %s, starts none)",
-                                   lc.cfg->libvirt_uri);
+                                   op->lc->cfg->libvirt_uri);
                 else if (res->status == -ENOTCONN)
                         pin_record(op->inst, PIN_UNPLUGGED, "process-control is not connected");
                 else {
@@ -458,8 +465,8 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                 /* The guest may need time: wait for the stopped event (or the module's forced stop). */
                 const char *state = proto_get_str(proto_get(res->body, "domain"), "state", "");
                 if (!streq(state, "shutoff")) {
-                        if (sd_event_add_time_relative(lc.event, &op->timer, CLOCK_MONOTONIC,
-                                                       ((uint64_t)lc.cfg->shutdown_timeout_s + 10) * 1000000ULL,
+                        if (sd_event_add_time_relative(op->lc->event, &op->timer, CLOCK_MONOTONIC,
+                                                       ((uint64_t)op->lc->cfg->shutdown_timeout_s + 10) * 1000000ULL,
                                                        1000000, on_stop_timer, op) < 0) {
                                 op_unit_failed(op, -ENOMEM, "cannot arm the stop timer", -1);
                                 return;
@@ -474,7 +481,7 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
 static void on_stop_timeout(struct op *op)
 {
         op->timer = sd_event_source_disable_unref(op->timer);
-        op_fail(op, -ETIMEDOUT, -1, "the guest did not stop within %u s", lc.cfg->shutdown_timeout_s + 10);
+        op_fail(op, -ETIMEDOUT, -1, "the guest did not stop within %u s", op->lc->cfg->shutdown_timeout_s + 10);
         op_finish(op);
 }
 
@@ -482,11 +489,11 @@ static void on_stop_timeout(struct op *op)
  * (port_timeout_ms) and, with ovn, for ovn-controller (ovn_wait_ms) inside
  * the module: give them that on top, so the module always answers with the
  * reason. 0: the configured default. */
-static uint64_t unit_timeout_usec(const struct unit *u)
+static uint64_t unit_timeout_usec(const struct lifecycle *lc, const struct unit *u)
 {
         if (u->step != STEP_OVS)
                 return 0;
-        return ((uint64_t)lc.cfg->port_timeout_ms + (lc.cfg->ovn ? lc.cfg->ovn_wait_ms : 0) + lc.cfg->module_timeout_ms) *
+        return ((uint64_t)lc->cfg->port_timeout_ms + (lc->cfg->ovn ? lc->cfg->ovn_wait_ms : 0) + lc->cfg->module_timeout_ms) *
                1000;
 }
 
@@ -525,7 +532,7 @@ static void op_next(struct op *op)
                 op->pos++;
                 return op_next(op);
         }
-        if (!u->undo && lc.fault_step[0] && streq(lc.fault_step, steps[u->step].name))
+        if (!u->undo && op->lc->fault_step[0] && streq(op->lc->fault_step, steps[u->step].name))
                 return op_unit_failed(op, -EIO, "injected fault (NOVA_TEST_FAULT_STEP)", -1);
         w = malloc(sizeof(*w));
         if (!w)
@@ -534,17 +541,18 @@ static void op_next(struct op *op)
         if (r < 0)
                 return op_unit_failed(op, r, err, -1);
         plug = steps[u->step].make.plug;
-        r = modules_call(plug, w, unit_timeout_usec(u), on_unit_reply, op, &op->call, err, sizeof(err));
+        r = modules_call(plug, w, unit_timeout_usec(op->lc, u), on_unit_reply, op, &op->call, err, sizeof(err));
         if (r < 0)
                 op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)plug : -1);
 }
 
-static struct op *op_new(struct instance *inst, enum op_kind kind)
+static struct op *op_new(struct lifecycle *lc, struct instance *inst, enum op_kind kind)
 {
         struct op *op = calloc(1, sizeof(*op));
 
         if (!op)
                 return NULL;
+        op->lc = lc;
         op->inst = inst;
         op->kind = kind;
         op->error_plug = -1;
@@ -593,7 +601,7 @@ static int cpu_set_check_online(const char *cpu_set, char *err, size_t errlen)
         return -EINVAL;
 }
 
-int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                    struct instance **ret_inst, char *err, size_t errlen, int *ret_plug)
 {
         struct instance *inst;
@@ -618,6 +626,7 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
         if (r < 0)
                 return r;
         /* Check the plugs on a dry plan before the instance exists at all. */
+        probe.lc = lc;
         probe.inst = &tmp;
         plan_boot(&probe, true);
         r = check_plugs(&probe, err, errlen, ret_plug);
@@ -642,7 +651,7 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
                 (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
                 return r;
         }
-        op = op_new(inst, OP_BOOT);
+        op = op_new(lc, inst, OP_BOOT);
         if (!op) {
                 (void)instance_remove(inst);
                 return -ENOMEM;
@@ -654,7 +663,7 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
         return op_launch(op, cb, userdata, ret_waiter);
 }
 
-int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+int lifecycle_delete(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                      char *err, size_t errlen, int *ret_plug)
 {
         struct op *op;
@@ -667,7 +676,7 @@ int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata
                 (void)snprintf(err, errlen, "instance %s is busy (%s)", inst->name, instance_task_to_string(inst->task));
                 return -EBUSY;
         }
-        op = op_new(inst, OP_DELETE);
+        op = op_new(lc, inst, OP_DELETE);
         if (!op)
                 return -ENOMEM;
         plan_boot(op, true);
@@ -682,7 +691,7 @@ int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata
         return op_launch(op, cb, userdata, ret_waiter);
 }
 
-int lifecycle_power(struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
+int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
                     struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug)
 {
         static const enum op_kind kinds[_POWER_ACTION_MAX] = {
@@ -704,7 +713,7 @@ int lifecycle_power(struct instance *inst, enum power_action action, lifecycle_d
                                inst->fault);
                 return -EINVAL;
         }
-        op = op_new(inst, kind);
+        op = op_new(lc, inst, kind);
         if (!op)
                 return -ENOMEM;
         if (kind == OP_START && inst->vm_state == VM_ERROR) {
@@ -776,7 +785,7 @@ static const struct listing_def {
                         { EP_OVS(PORT_DEL) }, 1 },
 };
 
-static void reconcile_start(void);
+static void reconcile_start(struct lifecycle *lc);
 
 static void reap_call_done(const struct module_result *res, void *userdata)
 {
@@ -798,9 +807,9 @@ static void reap(struct module_ep ep, const char *key, const char *id)
                 log_warn("reconcile: cannot reap %s: %s", id, err);
 }
 
-static void repair(struct instance *inst, const char *why)
+static void repair(struct lifecycle *lc, struct instance *inst, const char *why)
 {
-        struct op *op = op_new(inst, OP_REPAIR);
+        struct op *op = op_new(lc, inst, OP_REPAIR);
         char err[256];
         int plug;
 
@@ -812,11 +821,11 @@ static void repair(struct instance *inst, const char *why)
                 return;
         }
         log_info("reconcile: instance %s (%s): %s; repairing", inst->name, inst->uuid, why);
-        lc.report.repaired++;
+        lc->report.repaired++;
         (void)op_launch(op, NULL, NULL, NULL);
 }
 
-int lifecycle_refilter(struct instance *inst)
+int lifecycle_refilter(struct lifecycle *lc, struct instance *inst)
 {
         struct op *op;
         char err[256];
@@ -825,13 +834,13 @@ int lifecycle_refilter(struct instance *inst)
         assert(inst);
         if (inst->op || inst->vm_state == VM_ERROR)
                 return -EBUSY;
-        op = op_new(inst, OP_REPAIR);
+        op = op_new(lc, inst, OP_REPAIR);
         if (!op)
                 return -ENOMEM;
         for (size_t p = 0; p < inst->n_ports; p++)
                 inst->ports[p].filtered = true;
         plan_boot(op, inst->vm_state == VM_ACTIVE);
-        if (ovs_in_use()) {
+        if (ovs_in_use(lc)) {
                 /* Take the taps off OVS first: a tap cannot join its bridge while it is an OVS port. */
                 memmove(&op->units[inst->n_ports], op->units, op->n_units * sizeof(op->units[0]));
                 for (size_t p = 0; p < inst->n_ports; p++)
@@ -851,12 +860,12 @@ int lifecycle_refilter(struct instance *inst)
 
 /* Resources of ours in one listing that no instance claims: reported, or
  * (reap) removed. Returns how many; *reaped counts the removed ones. */
-static unsigned judge_orphans(enum listing kind, bool reap_them, unsigned *reaped)
+static unsigned judge_orphans(struct lifecycle *lc, enum listing kind, bool reap_them, unsigned *reaped)
 {
         const struct listing_def *def = &listings[kind];
         unsigned orphans = 0;
 
-        json_object_object_foreach(lc.pass.found[kind], id, value) {
+        json_object_object_foreach(lc->pass.found[kind], id, value) {
                 (void)value;
                 if (def->owned(id))
                         continue;
@@ -874,45 +883,45 @@ static unsigned judge_orphans(enum listing kind, bool reap_them, unsigned *reape
 
 /* Why inst needs a repair (its domain, a tap or an OVS port is missing, or
  * plumbed the wrong way), or NULL. */
-static const char *missing_part(const struct instance *inst)
+static const char *missing_part(const struct lifecycle *lc, const struct instance *inst)
 {
-        bool has_domain = json_object_object_get_ex(lc.pass.found[LIST_DOMAINS], inst->uuid, NULL);
+        bool has_domain = json_object_object_get_ex(lc->pass.found[LIST_DOMAINS], inst->uuid, NULL);
 
-        if (!has_domain && !lc.pass.truncated[LIST_DOMAINS])
+        if (!has_domain && !lc->pass.truncated[LIST_DOMAINS])
                 return "its domain is missing";
-        for (size_t p = 0; p < inst->n_ports && !lc.pass.truncated[LIST_TAPS]; p++) {
+        for (size_t p = 0; p < inst->n_ports && !lc->pass.truncated[LIST_TAPS]; p++) {
                 struct json_object *hybrid;
                 /* present, and plumbed the way the port needs (bridge for a filtered port) */
-                if (!json_object_object_get_ex(lc.pass.found[LIST_TAPS], inst->ports[p].port_uuid, &hybrid) ||
+                if (!json_object_object_get_ex(lc->pass.found[LIST_TAPS], inst->ports[p].port_uuid, &hybrid) ||
                     json_object_get_boolean(hybrid) != inst->ports[p].filtered)
                         return "a tap (or the bridge of a filtered port) is missing";
         }
-        for (size_t p = 0; ovs_in_use() && p < inst->n_ports && !lc.pass.truncated[LIST_VIFS]; p++)
-                if (!json_object_object_get_ex(lc.pass.found[LIST_VIFS], inst->ports[p].port_uuid, NULL))
+        for (size_t p = 0; ovs_in_use(lc) && p < inst->n_ports && !lc->pass.truncated[LIST_VIFS]; p++)
+                if (!json_object_object_get_ex(lc->pass.found[LIST_VIFS], inst->ports[p].port_uuid, NULL))
                         return "an OVS port is missing";
         return NULL;
 }
 
 /* One idle instance against the facts: sync power state, finish interrupted
  * work, repair what is missing, record a guest that stopped by itself. */
-static void judge_instance(struct instance *i)
+static void judge_instance(struct lifecycle *lc, struct instance *i)
 {
         struct json_object *v;
         const char *missing;
         char err[256];
         int plug;
 
-        if (json_object_object_get_ex(lc.pass.found[LIST_DOMAINS], i->uuid, &v))
+        if (json_object_object_get_ex(lc->pass.found[LIST_DOMAINS], i->uuid, &v))
                 (void)strscpy(i->power_state, json_object_get_string(v), sizeof(i->power_state));
         if (i->task == TASK_DELETING) {
                 log_info("reconcile: instance %s: finishing an interrupted delete", i->name);
                 i->task = TASK_NONE;
-                (void)lifecycle_delete(i, NULL, NULL, NULL, err, sizeof(err), &plug);
+                (void)lifecycle_delete(lc, i, NULL, NULL, NULL, err, sizeof(err), &plug);
                 return;
         }
         if (i->task == TASK_BUILDING) {
                 i->task = TASK_NONE;
-                repair(i, "its build was interrupted");
+                repair(lc, i, "its build was interrupted");
                 return;
         }
         if (i->task != TASK_NONE) {
@@ -921,9 +930,9 @@ static void judge_instance(struct instance *i)
         }
         if (i->vm_state == VM_ERROR)
                 return; /* the operator decides: delete, or start to repair */
-        missing = missing_part(i);
+        missing = missing_part(lc, i);
         if (missing) {
-                repair(i, missing);
+                repair(lc, i, missing);
                 return;
         }
         if (i->vm_state == VM_ACTIVE && (streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))) {
@@ -933,138 +942,142 @@ static void judge_instance(struct instance *i)
         }
 }
 
-static void reconcile_finish(void)
+static void reconcile_finish(struct lifecycle *lc)
 {
-        bool reap_them = streq(lc.cfg->orphan_policy, "reap");
+        bool reap_them = streq(lc->cfg->orphan_policy, "reap");
         unsigned reaped = 0;
 
-        lc.report.orphan_domains = judge_orphans(LIST_DOMAINS, reap_them, &reaped);
-        lc.report.orphan_taps = judge_orphans(LIST_TAPS, reap_them, &reaped);
-        lc.report.orphan_vifs = judge_orphans(LIST_VIFS, reap_them, &reaped);
-        lc.report.reaped = reaped;
-        lc.report.repaired = 0;
+        lc->report.orphan_domains = judge_orphans(lc, LIST_DOMAINS, reap_them, &reaped);
+        lc->report.orphan_taps = judge_orphans(lc, LIST_TAPS, reap_them, &reaped);
+        lc->report.orphan_vifs = judge_orphans(lc, LIST_VIFS, reap_them, &reaped);
+        lc->report.reaped = reaped;
+        lc->report.repaired = 0;
         for (struct instance *i = instances_first(), *next; i; i = next) {
                 next = i->next;
                 if (!i->op)
-                        judge_instance(i);
+                        judge_instance(lc, i);
         }
-        lc.report.runs++;
-        lc.report.last_usec = now_usec();
-        lc.report.last_error[0] = '\0';
+        lc->report.runs++;
+        lc->report.last_usec = now_usec();
+        lc->report.last_error[0] = '\0';
         log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u reaped, "
                  "%u being repaired",
-                 instances_count(), lc.report.orphan_domains, lc.report.orphan_taps, lc.report.orphan_vifs, reaped,
-                 lc.report.repaired);
+                 instances_count(), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs, reaped,
+                 lc->report.repaired);
         firewall_sync();
 }
 
-static void pass_free(void)
+static void pass_free(struct lifecycle *lc)
 {
         for (int k = 0; k < _LIST_MAX; k++)
-                json_object_put(lc.pass.found[k]);
-        memset(&lc.pass, 0, sizeof(lc.pass));
+                json_object_put(lc->pass.found[k]);
+        memset(&lc->pass, 0, sizeof(lc->pass));
 }
 
-static void reconcile_done(void)
+static void reconcile_done(struct lifecycle *lc)
 {
-        pass_free();
-        lc.reconciling = false;
-        if (lc.reconcile_again) {
-                lc.reconcile_again = false;
-                reconcile_start();
+        pass_free(lc);
+        lc->reconciling = false;
+        if (lc->reconcile_again) {
+                lc->reconcile_again = false;
+                reconcile_start(lc);
         }
 }
 
-static void reconcile_note_failure(const char *what, const char *error)
+static void reconcile_note_failure(struct lifecycle *lc, const char *what, const char *error)
 {
-        lc.pass.failed = true;
-        (void)snprintf(lc.report.last_error, sizeof(lc.report.last_error), "%s: %.200s", what, error);
-        log_warn("reconcile: %s", lc.report.last_error);
+        lc->pass.failed = true;
+        (void)snprintf(lc->report.last_error, sizeof(lc->report.last_error), "%s: %.200s", what, error);
+        log_warn("reconcile: %s", lc->report.last_error);
 }
 
 /* Every listing is in (or failed): judge, or give up this pass. */
-static void reconcile_maybe_finish(void)
+static void reconcile_maybe_finish(struct lifecycle *lc)
 {
-        if (lc.pass.pending > 0)
+        if (lc->pass.pending > 0)
                 return;
-        if (!lc.pass.failed)
-                reconcile_finish();
-        reconcile_done();
+        if (!lc->pass.failed)
+                reconcile_finish(lc);
+        reconcile_done(lc);
 }
 
 static void on_list_reply(const struct module_result *res, void *userdata)
 {
-        enum listing kind = (enum listing)(intptr_t)userdata;
+        const struct listing_call *call = userdata;
+        struct lifecycle *lc = call->lc;
+        enum listing kind = call->kind;
         const struct listing_def *def = &listings[kind];
         const struct proto_value *list;
 
-        lc.pass.pending--;
+        lc->pass.pending--;
         if (res->status < 0) {
-                reconcile_note_failure(module_ep_name(def->list), res->error);
-                reconcile_maybe_finish();
+                reconcile_note_failure(lc, module_ep_name(def->list), res->error);
+                reconcile_maybe_finish(lc);
                 return;
         }
         list = proto_get(res->body, def->reply_key);
         for (const struct proto_value *e = list ? list->child : NULL; e; e = e->next) {
                 const char *id = proto_get_str(e, def->id_key, "");
                 if (kind == LIST_DOMAINS)
-                        json_object_object_add(lc.pass.found[kind], id,
+                        json_object_object_add(lc->pass.found[kind], id,
                                                json_object_new_string(proto_get_str(e, "state", "unknown")));
                 else if (kind == LIST_TAPS) /* value: the tap is plumbed through its qbr bridge */
-                        json_object_object_add(lc.pass.found[kind], id,
+                        json_object_object_add(lc->pass.found[kind], id,
                                                json_object_new_boolean(proto_get_bool(e, "hybrid", false)));
                 else
-                        json_object_object_add(lc.pass.found[kind], id, json_object_new_boolean(true));
+                        json_object_object_add(lc->pass.found[kind], id, json_object_new_boolean(true));
         }
-        lc.pass.truncated[kind] = proto_get_bool(res->body, "truncated", false);
-        if (lc.pass.truncated[kind])
+        lc->pass.truncated[kind] = proto_get_bool(res->body, "truncated", false);
+        if (lc->pass.truncated[kind])
                 log_warn("reconcile: %s is longer than one reply holds; missing items are not judged this pass",
                          module_ep_name(def->list));
-        reconcile_maybe_finish();
+        reconcile_maybe_finish(lc);
 }
 
-static void reconcile_start(void)
+static void reconcile_start(struct lifecycle *lc)
 {
         _cleanup_free_ struct proto_writer *w = NULL;
         char err[256];
 
-        if (lc.reconciling) {
-                lc.reconcile_again = true;
+        if (lc->reconciling) {
+                lc->reconcile_again = true;
                 return;
         }
         /* Every fact is needed to judge an instance; wait for every module. */
         if (!modules_ready(PLUG_LIBVIRT) || !modules_ready(PLUG_NETWORK_CONTROL) ||
-            (ovs_in_use() && !modules_ready(PLUG_OPENVSWITCH)))
+            (ovs_in_use(lc) && !modules_ready(PLUG_OPENVSWITCH)))
                 return;
         w = malloc(sizeof(*w));
         if (!w)
                 return;
-        lc.reconciling = true;
+        lc->reconciling = true;
         for (int k = 0; k < _LIST_MAX; k++)
-                lc.pass.found[k] = json_object_new_object();
-        lc.pass.pending = 1; /* held until every call is out */
+                lc->pass.found[k] = json_object_new_object();
+        lc->pass.pending = 1; /* held until every call is out */
         for (int k = 0; k < _LIST_MAX; k++) {
-                if (k == LIST_VIFS && !ovs_in_use())
+                if (k == LIST_VIFS && !ovs_in_use(lc))
                         continue;
                 module_request_init(w, listings[k].list);
-                if (modules_call(listings[k].list.plug, w, 0, on_list_reply, (void *)(intptr_t)k, NULL, err,
+                if (modules_call(listings[k].list.plug, w, 0, on_list_reply, &lc->calls[k], NULL, err,
                                  sizeof(err)) < 0)
-                        reconcile_note_failure(module_ep_name(listings[k].list), err);
+                        reconcile_note_failure(lc, module_ep_name(listings[k].list), err);
                 else
-                        lc.pass.pending++;
+                        lc->pass.pending++;
         }
-        lc.pass.pending--;
-        reconcile_maybe_finish();
+        lc->pass.pending--;
+        reconcile_maybe_finish(lc);
 }
 
-static void on_module_event(enum plug_id plug, const char *event, const struct proto_value *body)
+static void on_module_event(enum plug_id plug, const char *event, const struct proto_value *body, void *userdata)
 {
+        struct lifecycle *lc = userdata;
+
         if (plug == PLUG_LIBVIRT && streq(event, "domain_lifecycle"))
                 on_domain_event(body);
         else if ((plug == PLUG_LIBVIRT && streq(event, "libvirt_connection")) ||
                  (plug == PLUG_OPENVSWITCH && streq(event, "ovsdb_connection"))) {
                 if (proto_get_bool(body, "connected", false))
-                        reconcile_start(); /* the backend may have changed while we could not see it */
+                        reconcile_start(lc); /* the backend may have changed while we could not see it */
         }
         else if (plug == PLUG_FIREWALL_CONTROL && streq(event, "ruleset_rebuilt")) {
                 log_warn("firewall-control rebuilt its damaged nftables tables; re-applying every port");
@@ -1074,7 +1087,7 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
 
 /* process-control is ready: pin every idle active instance whose cpu_set is
  * not applied (booted while the plug was disconnected, or the module was down). */
-static void repin_all(void)
+static void repin_all(struct lifecycle *lc)
 {
         for (struct instance *i = instances_first(); i; i = i->next) {
                 struct op *op;
@@ -1083,7 +1096,7 @@ static void repin_all(void)
                 if (i->op || !i->cpu_set[0] || i->pin_state == PIN_APPLIED || i->vm_state != VM_ACTIVE ||
                     streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))
                         continue;
-                op = op_new(i, OP_PIN);
+                op = op_new(lc, i, OP_PIN);
                 if (!op)
                         return;
                 op->units[op->n_units++] = (struct unit){ STEP_PIN, 0, false };
@@ -1093,47 +1106,62 @@ static void repin_all(void)
         }
 }
 
-static void on_module_ready(enum plug_id plug)
+static void on_module_ready(enum plug_id plug, void *userdata)
 {
+        struct lifecycle *lc = userdata;
+
         if (plug == PLUG_PROCESS_CONTROL)
-                repin_all();
+                repin_all(lc);
         else if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH)
-                reconcile_start();
+                reconcile_start(lc);
         else if (plug == PLUG_FIREWALL_CONTROL)
                 firewall_sync();
 }
 
-void lifecycle_reconcile_report(struct reconcile_report *ret)
+void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_report *ret)
 {
         assert(ret);
-        *ret = lc.report;
+        *ret = lc->report;
 }
 
-int lifecycle_init(sd_event *event, const struct nova_config *cfg)
+int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct lifecycle **ret)
 {
         const char *fault = getenv("NOVA_TEST_FAULT_STEP");
+        struct lifecycle *lc;
 
-        assert(event && cfg);
-        lc.event = event;
-        lc.cfg = cfg;
+        assert(event && cfg && ret);
+        lc = calloc(1, sizeof(*lc));
+        if (!lc)
+                return -ENOMEM;
+        lc->event = event;
+        lc->cfg = cfg;
+        for (int k = 0; k < _LIST_MAX; k++)
+                lc->calls[k] = (struct listing_call){ lc, (enum listing)k };
         if (fault && *fault) {
-                if (strscpy(lc.fault_step, fault, sizeof(lc.fault_step)) < 0)
+                if (strscpy(lc->fault_step, fault, sizeof(lc->fault_step)) < 0) {
+                        free(lc);
                         return -EINVAL;
+                }
                 log_warn("fault injection is on: every '%s' step fails (NOVA_TEST_FAULT_STEP; tests only)", fault);
         }
-        modules_set_handlers(on_module_event, on_module_ready);
+        modules_set_handlers(on_module_event, on_module_ready, lc);
+        *ret = lc;
         return 0;
 }
 
-void lifecycle_free(void)
+struct lifecycle *lifecycle_free(struct lifecycle *lc)
 {
+        if (!lc)
+                return NULL;
         for (struct instance *i = instances_first(); i; i = i->next)
-                if (i->op) {
+                if (i->op && i->op->lc == lc) {
                         struct op *op = i->op;
                         notify(op, -ECANCELED, "nova-compute is shutting down", -1, i);
                         i->op = NULL;
                         op_free(op);
                 }
-        pass_free();
-        modules_set_handlers(NULL, NULL);
+        pass_free(lc);
+        modules_set_handlers(NULL, NULL, NULL);
+        free(lc);
+        return NULL;
 }

@@ -37,15 +37,20 @@ struct lifecycle_waiter;
  * the plug to blame (-1 none), and the instance (NULL once deleted). */
 typedef void (*lifecycle_done_cb)(int status, const char *error, int plug, struct instance *inst, void *userdata);
 
-int lifecycle_init(sd_event *event, const struct nova_config *cfg);
-void lifecycle_free(void);
+/* The engine: one per core. It keeps a pointer to cfg (which must outlive it)
+ * and installs itself as the module registry's event and ready handler. 0 and
+ * *ret, or -errno (-EINVAL: a bad NOVA_TEST_FAULT_STEP). */
+struct lifecycle;
+int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct lifecycle **ret);
+/* Cancel every operation in flight (waiters hear -ECANCELED), free (NULL accepted). Returns NULL. */
+struct lifecycle *lifecycle_free(struct lifecycle *lc);
 
 /* Start an operation. On error: -errno, err filled, *ret_plug the plug that is
  * missing (or -1), and nothing changed. On 0 the operation runs; cb (may be
  * NULL) is called when it ends unless the waiter is cancelled. */
-int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                    struct instance **ret_inst, char *err, size_t errlen, int *ret_plug);
-int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+int lifecycle_delete(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                      char *err, size_t errlen, int *ret_plug);
 enum power_action {
         POWER_STOP,
@@ -54,14 +59,14 @@ enum power_action {
         _POWER_ACTION_MAX,
 };
 
-int lifecycle_power(struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
+int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
                     struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug);
 void lifecycle_waiter_cancel(struct lifecycle_waiter *w);
 /* Mark every port of an idle instance filtered and converge it (tap into a
  * qbr bridge, qvo on OVS, rules applied): what firewall-control's arrival
  * means for instances booted without it. 0 launched, -EBUSY (busy or in
  * error), -EAGAIN (a plug the plan needs is not ready; nothing changed). */
-int lifecycle_refilter(struct instance *inst);
+int lifecycle_refilter(struct lifecycle *lc, struct instance *inst);
 
 /* What the last reconcile found, for status. */
 struct reconcile_report {
@@ -74,6 +79,6 @@ struct reconcile_report {
         unsigned repaired;            /* instances whose domain or taps were re-created (last pass) */
         char last_error[256];
 };
-void lifecycle_reconcile_report(struct reconcile_report *ret);
+void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_report *ret);
 
 #endif

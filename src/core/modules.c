@@ -57,12 +57,14 @@ static struct {
         uint8_t *rxbuf;
         module_event_cb on_event;
         module_ready_cb on_ready;
+        void *handlers_userdata;
 } reg = { .spawner_fd = -1 };
 
-void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready)
+void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready, void *userdata)
 {
         reg.on_event = on_event;
         reg.on_ready = on_ready;
+        reg.handlers_userdata = userdata;
 }
 
 bool modules_ready(enum plug_id plug)
@@ -351,7 +353,7 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
         log_info("%s: module running (pid %ld, capabilities [%s])", plug_table[m->plug].name, (long)m->pid,
                  have[0] ? have : "none");
         if (reg.on_ready)
-                reg.on_ready(m->plug);
+                reg.on_ready(m->plug, reg.handlers_userdata);
 }
 
 static void handle_reply(struct module *m, const struct proto_msg *msg)
@@ -429,7 +431,7 @@ static int on_module_io(sd_event_source *s, int fd, uint32_t revents, void *user
                 }
                 log_debug("%s: event %s", plug_table[m->plug].name, reg.rx->name);
                 if (reg.on_event)
-                        reg.on_event(m->plug, reg.rx->name, reg.rx->body);
+                        reg.on_event(m->plug, reg.rx->name, reg.rx->body, reg.handlers_userdata);
                 break;
         default:
                 protocol_violation(m, "unexpected %s frame", proto_type_name(reg.rx->type));

@@ -107,9 +107,10 @@ void module_call_cancel(struct module_call *call);
 
 /* Events a module sends (body valid during the call) and modules becoming
  * ready (hello accepted: started or restarted). Either may be NULL. */
-typedef void (*module_event_cb)(enum plug_id plug, const char *event, const struct proto_value *body);
-typedef void (*module_ready_cb)(enum plug_id plug);
-void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready);
+typedef void (*module_event_cb)(enum plug_id plug, const char *event, const struct proto_value *body,
+                                void *userdata);
+typedef void (*module_ready_cb)(enum plug_id plug, void *userdata);
+void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready, void *userdata);
 
 /* True when the plug is connected and its module answers requests. */
 bool modules_ready(enum plug_id plug);

@@ -34,6 +34,7 @@ static const char *const undo[] = { "tap_delete/a0", "tap_delete/a1", "port_del/
 
 static sd_event *event;
 static struct nova_config cfg;
+static struct lifecycle *lc;
 static char state_dir[64];
 
 struct done {
@@ -73,8 +74,8 @@ static void setup(const char *vif_type, const char *orphan_policy)
         ck_assert_int_eq(instances_load(state_dir, &skipped), 0);
         ck_assert_int_eq(secgroups_load(state_dir, why, sizeof(why)), 0);
         ck_assert_int_ge(sd_event_new(&event), 0);
-        ck_assert_int_eq(firewall_init(event), 0);
-        ck_assert_int_eq(lifecycle_init(event, &cfg), 0);
+        ck_assert_int_eq(lifecycle_new(event, &cfg, &lc), 0);
+        ck_assert_int_eq(firewall_init(event, lc), 0);
 }
 
 static void teardown(void)
@@ -82,7 +83,7 @@ static void teardown(void)
         char cmd[128];
 
         ck_assert_uint_eq(fake_rejected(), 0); /* every request the engine built passed the module's schema */
-        lifecycle_free();
+        lc = lifecycle_free(lc);
         (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
         ck_assert_int_eq(system(cmd), 0);
 }
@@ -97,7 +98,7 @@ static int boot(const char *json, struct done *d, struct instance **ret_inst, in
         r = instance_parse_boot_request(body, secgroup_resolve, NULL, &tmpl, err, errlen);
         json_object_put(body);
         ck_assert_msg(r == 0, "%s", err);
-        return lifecycle_boot(&tmpl, on_done, d, NULL, ret_inst, err, errlen, ret_plug);
+        return lifecycle_boot(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, ret_plug);
 }
 
 /* Boot and let every reply arrive: the instance, booted fine. */
@@ -236,7 +237,7 @@ START_TEST(test_delete_reverse_order)
         fake_log_clear();
         fake_fail("domain_destroy", 0, -ENOENT);
         fake_fail("tap_delete", 1, -ENOENT);
-        ck_assert_int_eq(lifecycle_delete(inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(lifecycle_delete(lc, inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
         ck_assert_int_eq(inst->task, TASK_DELETING);
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_destroy domain_undefine port_del/a1 port_del/a0 tap_delete/a1 "
@@ -262,7 +263,7 @@ START_TEST(test_delete_fails)
         inst = boot_ok(BOOT_ONE_PORT);
         fake_log_clear();
         fake_fail("domain_undefine", 0, -EIO);
-        ck_assert_int_eq(lifecycle_delete(inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(lifecycle_delete(lc, inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_destroy domain_undefine");
         ck_assert_int_eq(d.status, -EIO);
@@ -312,17 +313,17 @@ START_TEST(test_power_actions)
         setup("ovs", "report");
         inst = boot_ok(BOOT_ONE_PORT);
         fake_log_clear();
-        ck_assert_int_eq(lifecycle_power(inst, POWER_STOP, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_STOP, on_done, &d, NULL, err, sizeof(err), &plug), 0);
         ck_assert_int_eq(inst->task, TASK_STOPPING);
         /* busy: a second operation is refused, nothing sent */
-        ck_assert_int_eq(lifecycle_power(inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), -EBUSY);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), -EBUSY);
         fake_flush();
         ck_assert_int_eq(d.status, 0);
         ck_assert_int_eq(inst->vm_state, VM_STOPPED);
-        ck_assert_int_eq(lifecycle_power(inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
         fake_flush();
         ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
-        ck_assert_int_eq(lifecycle_power(inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_shutdown domain_start domain_reboot");
         teardown();
@@ -343,10 +344,10 @@ START_TEST(test_start_repairs_error)
         fake_flush();
         ck_assert_int_eq(inst->vm_state, VM_ERROR);
         fake_log_clear();
-        ck_assert_int_eq(lifecycle_power(inst, POWER_STOP, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
-        ck_assert_int_eq(lifecycle_power(inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_STOP, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
         ck_assert_str_eq(fake_log(), "");
-        ck_assert_int_eq(lifecycle_power(inst, POWER_START, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, on_done, &d, NULL, err, sizeof(err), &plug), 0);
         fake_flush();
         ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0 domain_define domain_start");
         ck_assert_int_eq(d.status, 0);
@@ -415,7 +416,7 @@ START_TEST(test_reconcile_reap_and_repair)
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_list tap_list port_list domain_destroy domain_undefine tap_delete/b9 "
                                      "tap_create/a0 port_add/a0 domain_define domain_start");
-        lifecycle_reconcile_report(&rr);
+        lifecycle_reconcile_report(lc, &rr);
         ck_assert_uint_eq(rr.runs, 1);
         ck_assert_uint_eq(rr.orphan_domains, 1);
         ck_assert_uint_eq(rr.orphan_taps, 1);
@@ -442,7 +443,7 @@ START_TEST(test_reconcile_report_and_stopped)
         fake_module_ready(PLUG_NETWORK_CONTROL);
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_list tap_list port_list");
-        lifecycle_reconcile_report(&rr);
+        lifecycle_reconcile_report(lc, &rr);
         ck_assert_uint_eq(rr.orphan_domains, 0);
         ck_assert_uint_eq(rr.orphan_taps, 1);
         ck_assert_uint_eq(rr.reaped, 0);
@@ -465,7 +466,7 @@ START_TEST(test_reconcile_listing_fails)
         fake_module_ready(PLUG_LIBVIRT);
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_list tap_list port_list");
-        lifecycle_reconcile_report(&rr);
+        lifecycle_reconcile_report(lc, &rr);
         ck_assert_uint_eq(rr.runs, 0);
         ck_assert_msg(strstr(rr.last_error, "tap_list"), "%s", rr.last_error);
         teardown();

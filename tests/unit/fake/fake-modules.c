@@ -31,6 +31,7 @@ static struct {
         unsigned rejected;
         module_event_cb on_event;
         module_ready_cb on_ready;
+        void *handlers_userdata;
 } fake;
 
 static struct proto_msg msg_req, msg_reply; /* large: static */
@@ -129,17 +130,18 @@ void modules_get_status(enum plug_id plug, struct module_status *ret)
         ret->state = fake.ready[plug] ? MOD_RUNNING : fake.connected[plug] ? MOD_STARTING : MOD_OFF;
 }
 
-void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready)
+void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready, void *userdata)
 {
         fake.on_event = on_event;
         fake.on_ready = on_ready;
+        fake.handlers_userdata = userdata;
 }
 
 void fake_module_ready(enum plug_id plug)
 {
         fake.ready[plug] = fake.connected[plug] = true;
         if (fake.on_ready)
-                fake.on_ready(plug);
+                fake.on_ready(plug, fake.handlers_userdata);
 }
 
 int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
