@@ -162,7 +162,7 @@ static void rule_add(struct api_conn *c, const struct http_request *req, struct 
         json_object_put(body);
         if (r < 0)
                 return api_respond_error(c, 400, err, -1);
-        r = sg_change_rule_add(g, &rule, on_change_done, c, &c->change, err, sizeof(err), &plug);
+        r = sg_change_rule_add(api_context_of(c)->firewall, g, &rule, on_change_done, c, &c->change, err, sizeof(err), &plug);
         if (r < 0)
                 change_refused(c, r, err, plug);
 }
@@ -173,7 +173,7 @@ static void handle_rule_delete(struct api_conn *c, const struct http_request *re
         int r, plug;
 
         (void)req;
-        r = sg_change_rule_delete(a->arg[0], on_change_done, c, &c->change, err, sizeof(err), &plug);
+        r = sg_change_rule_delete(api_context_of(c)->firewall, a->arg[0], on_change_done, c, &c->change, err, sizeof(err), &plug);
         if (r < 0)
                 change_refused(c, r, err, plug);
 }
@@ -206,7 +206,7 @@ static void handle_port_secgroups(struct api_conn *c, const struct http_request 
         json_object_put(body);
         if (r < 0)
                 return api_respond_error(c, r == -ENOENT ? 404 : 400, err, -1);
-        r = sg_change_port_set(port_uuid, groups, n_groups, on_change_done, c, &c->change, err, sizeof(err), &plug);
+        r = sg_change_port_set(api_context_of(c)->firewall, port_uuid, groups, n_groups, on_change_done, c, &c->change, err, sizeof(err), &plug);
         if (r < 0)
                 change_refused(c, r, err, plug);
 }

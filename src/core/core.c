@@ -367,6 +367,7 @@ static int start_api(struct core *c)
         struct api_context actx = {
                 .cfg = &c->cfg,
                 .lifecycle = c->lifecycle,
+                .firewall = c->firewall,
                 .snap = !c->supervise,
                 .spawner_pid = c->spawner_pid,
                 .started_usec = c->started_usec,
@@ -390,8 +391,8 @@ int core_start(struct core *c)
                 r = load_stores(c);
         if (r >= 0 && (r = lifecycle_new(c->event, &c->cfg, &c->lifecycle)) < 0)
                 log_err("cannot set up the lifecycle engine: %s", strerror(-r));
-        if (r >= 0)
-                r = firewall_init(c->event, c->lifecycle);
+        if (r >= 0 && (r = firewall_new(c->event, c->lifecycle, &c->firewall)) >= 0)
+                lifecycle_set_firewall(c->lifecycle, c->firewall);
         if (r >= 0 && (r = modules_new(c->event, &c->cfg, c->spawner_fd, c->plugs_connected, c->module_dir)) < 0)
                 log_err("cannot set up the module registry: %s", strerror(-r));
         if (r >= 0 && c->module_fd >= 0 && (r = modules_listen(TAKE_FD(c->module_fd))) < 0)
@@ -438,7 +439,7 @@ struct core *core_free(struct core *c)
         if (c->event) {
                 modules_free(); /* in-flight calls fail now: their operations end */
                 c->lifecycle = lifecycle_free(c->lifecycle);
-                firewall_free();
+                c->firewall = firewall_free(c->firewall);
                 secgroups_free();
         }
         safe_close(c->spawner_fd); /* the spawner stops the modules and exits */

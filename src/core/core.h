@@ -9,16 +9,17 @@
  *                module sockets, the spawner (outside a snap), then every
  *                capability dropped and no_new_privs set
  *   core_start   event loop and signals; stores (instances, security groups);
- *                units: lifecycle, firewall, modules, API, health
+ *                units: lifecycle, firewall (each given the other), modules, API, health
  *   core_run     the event loop, until SIGTERM/SIGINT
  *   core_free    the reverse: health, API, sockets, modules (in-flight calls
  *                fail), lifecycle (operations left are cancelled), firewall,
  *                stores, then the spawner (which stops the modules) is waited for
  *
- * The API server and the lifecycle engine are objects the core owns and hands
- * to whoever needs them (api_context.lifecycle, firewall_init). The other
- * units (modules.c, firewall.c, instances.c, secgroups.c, health.c) still
- * keep their state at file scope: one core per process. docs/ARCHITECTURE.md
+ * The API server, the lifecycle engine and the firewall unit are objects the
+ * core owns and hands to whoever needs them (struct api_context,
+ * firewall_new, lifecycle_set_firewall). The other units (modules.c,
+ * instances.c, secgroups.c, health.c) still keep their state at file scope:
+ * one core per process. docs/ARCHITECTURE.md
  * has the map. */
 #ifndef NOVA_CORE_H
 #define NOVA_CORE_H
@@ -59,6 +60,7 @@ struct core {
         pid_t spawner_pid;               /* 0 inside a snap */
         uint64_t started_usec;
         struct lifecycle *lifecycle;     /* the pipeline engine */
+        struct firewall *firewall;       /* security groups -> firewall-control */
         struct api_server *api;
         bool health_started;
 };

@@ -10,18 +10,26 @@
 #include <json-c/json.h>
 
 struct push {
+        struct firewall *fw;
         firewall_done_cb cb;
         void *userdata;
 };
 
-static struct {
+/* A sync call's userdata: which kind it is. */
+struct sync_kind {
+        struct firewall *fw;
+        const char *what;       /* "apply" | "remove" */
+};
+
+struct firewall {
         sd_event *event;
         bool pushing;                 /* a group or port change is in flight */
         bool syncing, sync_again;
         unsigned pending;             /* applies/removes of the pass in flight */
         struct firewall_report report, pass;
         struct lifecycle *lifecycle;  /* re-plumbs unfiltered instances (lifecycle_refilter) */
-} fw;
+        struct sync_kind apply_call, remove_call;
+};
 
 bool firewall_connected(void)
 {
@@ -110,15 +118,16 @@ int firewall_port_request(const struct instance_port *p, const struct secgroup *
 static void on_push_reply(const struct module_result *res, void *userdata)
 {
         struct push *push = userdata;
+        struct firewall *fw = push->fw;
 
-        fw.pushing = false;
+        fw->pushing = false;
         push->cb(res->status, res->error, res->status == -ENOTCONN || res->status == -EAGAIN
                                                   ? (int)PLUG_FIREWALL_CONTROL : -1, push->userdata);
         free(push);
-        firewall_sync(); /* a boot that raced the change may have installed the old rules */
+        firewall_sync(fw); /* a boot that raced the change may have installed the old rules */
 }
 
-static int push(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+static int push(struct firewall *fw, const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
                 const struct secgroup *override, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
                 int *ret_plug)
 {
@@ -127,7 +136,7 @@ static int push(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], 
         int r;
 
         *ret_plug = -1;
-        if (fw.pushing) {
+        if (fw->pushing) {
                 (void)snprintf(err, errlen, "another security-group change is being applied; retry");
                 return -EBUSY;
         }
@@ -147,6 +156,7 @@ static int push(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], 
                 free(ps);
                 return r;
         }
+        ps->fw = fw;
         ps->cb = cb;
         ps->userdata = userdata;
         r = modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_push_reply, ps, NULL, err, errlen);
@@ -156,11 +166,11 @@ static int push(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], 
                         *ret_plug = PLUG_FIREWALL_CONTROL;
                 return r;
         }
-        fw.pushing = true;
+        fw->pushing = true;
         return 0;
 }
 
-int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
+int firewall_push_group(struct firewall *fw, const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
                         int *ret_plug)
 {
         const struct instance_port *first = NULL;
@@ -188,11 +198,11 @@ int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *
                 }
         if (!first)
                 return 1;
-        return push(first, (char(*)[UUID_STR_LEN + 1])first->secgroups, first->n_secgroups, next, cb, userdata, err,
+        return push(fw, first, (char(*)[UUID_STR_LEN + 1])first->secgroups, first->n_secgroups, next, cb, userdata, err,
                     errlen, ret_plug);
 }
 
-int firewall_push_port(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+int firewall_push_port(struct firewall *fw, const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
                        firewall_done_cb cb, void *userdata, char *err, size_t errlen, int *ret_plug)
 {
         int r;
@@ -204,49 +214,52 @@ int firewall_push_port(const struct instance_port *p, char groups[][UUID_STR_LEN
                 return r;
         if (!p->filtered)
                 return 1;
-        return push(p, groups, n_groups, NULL, cb, userdata, err, errlen, ret_plug);
+        return push(fw, p, groups, n_groups, NULL, cb, userdata, err, errlen, ret_plug);
 }
 
 /* ---- reconcile ---- */
 
-static void sync_start(void);
+static void sync_start(struct firewall *fw);
 
-static void sync_finish_one(void)
+static void sync_finish_one(struct firewall *fw)
 {
-        if (--fw.pending > 0)
+        if (--fw->pending > 0)
                 return;
-        fw.pass.runs = fw.report.runs + 1;
-        fw.report = fw.pass;
+        fw->pass.runs = fw->report.runs + 1;
+        fw->report = fw->pass;
         log_info("firewall: %u port(s) applied, %u removed, %u instance(s) re-plumbed, %u port(s) unfiltered%s%s",
-                 fw.report.applied, fw.report.removed, fw.report.replumbed, fw.report.unfiltered,
-                 fw.report.last_error[0] ? "; last error: " : "", fw.report.last_error);
-        fw.syncing = false;
-        if (fw.sync_again) {
-                fw.sync_again = false;
-                sync_start();
+                 fw->report.applied, fw->report.removed, fw->report.replumbed, fw->report.unfiltered,
+                 fw->report.last_error[0] ? "; last error: " : "", fw->report.last_error);
+        fw->syncing = false;
+        if (fw->sync_again) {
+                fw->sync_again = false;
+                sync_start(fw);
         }
 }
 
 static void on_sync_call(const struct module_result *res, void *userdata)
 {
-        const char *what = userdata;
+        const struct sync_kind *call = userdata;
+        struct firewall *fw = call->fw;
+        const char *what = call->what;
 
         if (res->status < 0 && !(res->status == -ENOENT && streq(what, "remove"))) {
-                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "%s: %.200s", what, res->error);
-                log_warn("firewall: %s", fw.pass.last_error);
+                (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "%s: %.200s", what, res->error);
+                log_warn("firewall: %s", fw->pass.last_error);
         }
-        sync_finish_one();
+        sync_finish_one(fw);
 }
 
-static void sync_call(struct proto_writer *w, const char *what)
+static void sync_call(struct firewall *fw, struct proto_writer *w, struct sync_kind *call)
 {
+        const char *what = call->what;
         char err[256];
 
-        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_sync_call, (void *)what, NULL, err, sizeof(err)) < 0) {
-                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "%s: %.200s", what, err);
+        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_sync_call, call, NULL, err, sizeof(err)) < 0) {
+                (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "%s: %.200s", what, err);
                 return;
         }
-        fw.pending++;
+        fw->pending++;
 }
 
 /* Same groups (as sets) and every group's rules as stored? */
@@ -284,12 +297,12 @@ static void on_rules_list(const struct module_result *res, void *userdata)
 {
         struct json_object *digests;
         const struct proto_value *groups, *ports;
+        struct firewall *fw = userdata;
 
-        (void)userdata;
         if (res->status < 0) {
-                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "rules_list: %.200s", res->error);
-                log_warn("firewall: %s", fw.pass.last_error);
-                sync_finish_one();
+                (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "rules_list: %.200s", res->error);
+                log_warn("firewall: %s", fw->pass.last_error);
+                sync_finish_one(fw);
                 return;
         }
         digests = json_object_new_object();
@@ -314,8 +327,8 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                          ip ? "filtered " : "");
                 module_request_init(w, (struct module_ep)EP_FW(PORT_RULES_REMOVE));
                 pw_str(w, "port_uuid", uuid);
-                sync_call(w, "remove");
-                fw.pass.removed++;
+                sync_call(fw, w, &fw->remove_call);
+                fw->pass.removed++;
         }
         /* Filtered ports of idle instances: missing or stale means apply. */
         for (struct instance *i = instances_first(); i; i = i->next) {
@@ -327,7 +340,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                         char err[256];
                         if (!ip->filtered) {
                                 unfiltered = true;
-                                fw.pass.unfiltered++;
+                                fw->pass.unfiltered++;
                                 continue;
                         }
                         if (i->op)
@@ -342,31 +355,31 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                         if (!w)
                                 break;
                         if (firewall_port_request(ip, NULL, w, err, sizeof(err)) < 0) {
-                                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "port %s: %.200s",
+                                (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "port %s: %.200s",
                                                ip->port_uuid, err);
-                                log_warn("firewall: %s", fw.pass.last_error);
+                                log_warn("firewall: %s", fw->pass.last_error);
                                 continue;
                         }
                         log_info("firewall: port %s of instance %s: rules %s; applying", ip->port_uuid, i->name,
                                  kp ? "differ from the store" : "missing");
-                        sync_call(w, "apply");
-                        fw.pass.applied++;
+                        sync_call(fw, w, &fw->apply_call);
+                        fw->pass.applied++;
                 }
                 /* Booted while firewall-control was not connected: plumb it through a bridge now. */
-                if (unfiltered && !i->op && i->vm_state != VM_ERROR && lifecycle_refilter(fw.lifecycle, i) == 0)
-                        fw.pass.replumbed++;
+                if (unfiltered && !i->op && i->vm_state != VM_ERROR && lifecycle_refilter(fw->lifecycle, i) == 0)
+                        fw->pass.replumbed++;
         }
         json_object_put(digests);
-        sync_finish_one();
+        sync_finish_one(fw);
 }
 
-static void sync_start(void)
+static void sync_start(struct firewall *fw)
 {
         _cleanup_free_ struct proto_writer *w = NULL;
         char err[256];
 
-        if (fw.syncing) {
-                fw.sync_again = true;
+        if (fw->syncing) {
+                fw->sync_again = true;
                 return;
         }
         if (!modules_ready(PLUG_FIREWALL_CONTROL))
@@ -374,23 +387,27 @@ static void sync_start(void)
         w = malloc(sizeof(*w));
         if (!w)
                 return;
-        memset(&fw.pass, 0, sizeof(fw.pass));
+        memset(&fw->pass, 0, sizeof(fw->pass));
         module_request_init(w, (struct module_ep)EP_FW(RULES_LIST));
-        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, NULL, NULL, err, sizeof(err)) < 0) {
-                (void)snprintf(fw.report.last_error, sizeof(fw.report.last_error), "rules_list: %.200s", err);
-                log_warn("firewall: %s", fw.report.last_error);
+        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, fw, NULL, err, sizeof(err)) < 0) {
+                (void)snprintf(fw->report.last_error, sizeof(fw->report.last_error), "rules_list: %.200s", err);
+                log_warn("firewall: %s", fw->report.last_error);
                 return;
         }
-        fw.syncing = true;
-        fw.pending = 1; /* the list; each apply/remove adds one */
+        fw->syncing = true;
+        fw->pending = 1; /* the list; each apply/remove adds one */
 }
 
-void firewall_sync(void) { sync_start(); }
-
-void firewall_report(struct firewall_report *ret)
+void firewall_sync(struct firewall *fw)
 {
-        assert(ret);
-        *ret = fw.report;
+        assert(fw);
+        sync_start(fw);
+}
+
+void firewall_report(const struct firewall *fw, struct firewall_report *ret)
+{
+        assert(fw && ret);
+        *ret = fw->report;
         if (!modules_ready(PLUG_FIREWALL_CONTROL)) {
                 /* No pass can run: count the unfiltered ports from the store. */
                 ret->unfiltered = 0;
@@ -400,12 +417,24 @@ void firewall_report(struct firewall_report *ret)
         }
 }
 
-int firewall_init(sd_event *event, struct lifecycle *lifecycle)
+int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct firewall **ret)
 {
-        assert(event && lifecycle);
-        fw.event = event;
-        fw.lifecycle = lifecycle;
+        struct firewall *fw;
+
+        assert(event && lifecycle && ret);
+        fw = calloc(1, sizeof(*fw));
+        if (!fw)
+                return -ENOMEM;
+        fw->event = event;
+        fw->lifecycle = lifecycle;
+        fw->apply_call = (struct sync_kind){ fw, "apply" };
+        fw->remove_call = (struct sync_kind){ fw, "remove" };
+        *ret = fw;
         return 0;
 }
 
-void firewall_free(void) { memset(&fw, 0, sizeof(fw)); }
+struct firewall *firewall_free(struct firewall *fw)
+{
+        free(fw);
+        return NULL;
+}

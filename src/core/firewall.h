@@ -44,14 +44,16 @@ typedef void (*firewall_done_cb)(int status, const char *error, int plug, void *
  * called); 0: cb will be called; <0: error in err (-ENOTCONN/-EAGAIN with
  * the plug text, -E2BIG when a port would exceed PORT_MAX_RULES, -EBUSY while
  * another change is in flight). */
-int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
+struct firewall;
+
+int firewall_push_group(struct firewall *fw, const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
                         int *ret_plug);
 /* Push one port with the group list groups (instead of its stored one). Same returns. */
-int firewall_push_port(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+int firewall_push_port(struct firewall *fw, const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
                        firewall_done_cb cb, void *userdata, char *err, size_t errlen, int *ret_plug);
 
 /* Start a reconcile pass (coalesced when one is running). */
-void firewall_sync(void);
+void firewall_sync(struct firewall *fw);
 
 /* What the last pass found, for status. */
 struct firewall_report {
@@ -62,11 +64,13 @@ struct firewall_report {
         unsigned unfiltered;    /* ports not filtered now */
         char last_error[256];
 };
-void firewall_report(struct firewall_report *ret);
+void firewall_report(const struct firewall *fw, struct firewall_report *ret);
 
-/* lifecycle re-plumbs the instances booted without firewall-control; it must outlive the firewall unit. */
+/* The unit: one per core. lifecycle re-plumbs the instances booted without
+ * firewall-control; it must outlive the firewall. 0 and *ret, or -ENOMEM. */
 struct lifecycle;
-int firewall_init(sd_event *event, struct lifecycle *lifecycle);
-void firewall_free(void);
+int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct firewall **ret);
+/* NULL accepted. Returns NULL. */
+struct firewall *firewall_free(struct firewall *fw);
 
 #endif

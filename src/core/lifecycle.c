@@ -90,6 +90,7 @@ enum listing { LIST_DOMAINS, LIST_TAPS, LIST_VIFS, _LIST_MAX };
 struct lifecycle {
         sd_event *event;
         const struct nova_config *cfg;    /* the core's configuration (struct core owns it) */
+        struct firewall *firewall;        /* synced after reconcile and on firewall events */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
@@ -964,7 +965,7 @@ static void reconcile_finish(struct lifecycle *lc)
                  "%u being repaired",
                  instances_count(), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs, reaped,
                  lc->report.repaired);
-        firewall_sync();
+        firewall_sync(lc->firewall);
 }
 
 static void pass_free(struct lifecycle *lc)
@@ -1081,7 +1082,7 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
         }
         else if (plug == PLUG_FIREWALL_CONTROL && streq(event, "ruleset_rebuilt")) {
                 log_warn("firewall-control rebuilt its damaged nftables tables; re-applying every port");
-                firewall_sync();
+                firewall_sync(lc->firewall);
         }
 }
 
@@ -1115,7 +1116,7 @@ static void on_module_ready(enum plug_id plug, void *userdata)
         else if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH)
                 reconcile_start(lc);
         else if (plug == PLUG_FIREWALL_CONTROL)
-                firewall_sync();
+                firewall_sync(lc->firewall);
 }
 
 void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_report *ret)
@@ -1147,6 +1148,12 @@ int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct lifecyc
         modules_set_handlers(on_module_event, on_module_ready, lc);
         *ret = lc;
         return 0;
+}
+
+void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw)
+{
+        assert(lc && fw);
+        lc->firewall = fw;
 }
 
 struct lifecycle *lifecycle_free(struct lifecycle *lc)

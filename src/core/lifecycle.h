@@ -42,6 +42,9 @@ typedef void (*lifecycle_done_cb)(int status, const char *error, int plug, struc
  * *ret, or -errno (-EINVAL: a bad NOVA_TEST_FAULT_STEP). */
 struct lifecycle;
 int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct lifecycle **ret);
+/* The firewall unit, synced after every reconcile pass (set once, before the loop runs). */
+struct firewall;
+void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw);
 /* Cancel every operation in flight (waiters hear -ECANCELED), free (NULL accepted). Returns NULL. */
 struct lifecycle *lifecycle_free(struct lifecycle *lc);
 

@@ -7,6 +7,7 @@
 #include <assert.h>
 
 struct sg_change {
+        struct firewall *fw;
         enum sg_change_kind kind;
         sg_change_done_cb cb;                   /* NULL once detached */
         void *userdata;
@@ -25,12 +26,14 @@ void sg_change_detach(struct sg_change *ch)
                 ch->cb = NULL;
 }
 
-static struct sg_change *change_new(enum sg_change_kind kind, sg_change_done_cb cb, void *userdata)
+static struct sg_change *change_new(struct firewall *fw, enum sg_change_kind kind, sg_change_done_cb cb,
+                                    void *userdata)
 {
         struct sg_change *ch = calloc(1, sizeof(*ch));
 
         if (!ch)
                 return NULL;
+        ch->fw = fw;
         ch->kind = kind;
         ch->cb = cb;
         ch->userdata = userdata;
@@ -96,7 +99,7 @@ static void change_finish(struct sg_change *ch, int status, const char *error, i
                 if (res.status < 0) {
                         res.error = err;
                         res.plug = -1;
-                        firewall_sync(); /* the kernel has a change the store does not: take it back */
+                        firewall_sync(ch->fw); /* the kernel has a change the store does not: take it back */
                 }
         }
         res.pending = ch->pending[0] ? ch->pending : NULL;
@@ -124,9 +127,9 @@ static int change_run(struct sg_change *ch, const struct instance_port *port, co
                 (void)snprintf(ch->pending, sizeof(ch->pending), "the port is unfiltered (%s)",
                                firewall_connected() ? "it is being re-plumbed" : "firewall-control is not connected");
         } else if (port)
-                r = firewall_push_port(port, ch->groups, ch->n_groups, on_pushed, ch, why, sizeof(why), ret_plug);
+                r = firewall_push_port(ch->fw, port, ch->groups, ch->n_groups, on_pushed, ch, why, sizeof(why), ret_plug);
         else
-                r = firewall_push_group(next, on_pushed, ch, why, sizeof(why), ret_plug);
+                r = firewall_push_group(ch->fw, next, on_pushed, ch, why, sizeof(why), ret_plug);
         if (r == -ENOTCONN || r == -EAGAIN) {
                 /* Stored now; the firewall sync applies it when the module is back. */
                 (void)snprintf(ch->pending, sizeof(ch->pending), "not in the kernel yet: %.480s", why);
@@ -147,7 +150,7 @@ static int change_run(struct sg_change *ch, const struct instance_port *port, co
         return 0;
 }
 
-int sg_change_rule_add(const struct secgroup *g, const struct secrule *rule, sg_change_done_cb cb, void *userdata,
+int sg_change_rule_add(struct firewall *fw, const struct secgroup *g, const struct secrule *rule, sg_change_done_cb cb, void *userdata,
                        struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
 {
         _cleanup_free_ struct secgroup *next = NULL;
@@ -162,7 +165,7 @@ int sg_change_rule_add(const struct secgroup *g, const struct secrule *rule, sg_
         if (g->n_rules >= SECGROUP_MAX_RULES)
                 return snprintf(err, errlen, "security group '%s' has %d rules, the most a group holds", g->name,
                                 SECGROUP_MAX_RULES), -EEXIST;
-        ch = change_new(SG_CHANGE_RULE_ADD, cb, userdata);
+        ch = change_new(fw, SG_CHANGE_RULE_ADD, cb, userdata);
         next = malloc(sizeof(*next));
         if (!ch || !next) {
                 free(ch);
@@ -179,7 +182,7 @@ int sg_change_rule_add(const struct secgroup *g, const struct secrule *rule, sg_
         return change_run(ch, NULL, next, ret, err, errlen, ret_plug);
 }
 
-int sg_change_rule_delete(const char *rule_id, sg_change_done_cb cb, void *userdata, struct sg_change **ret, char *err,
+int sg_change_rule_delete(struct firewall *fw, const char *rule_id, sg_change_done_cb cb, void *userdata, struct sg_change **ret, char *err,
                           size_t errlen, int *ret_plug)
 {
         _cleanup_free_ struct secgroup *next = NULL;
@@ -192,7 +195,7 @@ int sg_change_rule_delete(const char *rule_id, sg_change_done_cb cb, void *userd
         g = uuid_is_valid(rule_id) ? secgroup_find_rule(rule_id, &idx) : NULL;
         if (!g)
                 return snprintf(err, errlen, "no such security-group rule"), -ENOENT;
-        ch = change_new(SG_CHANGE_RULE_DELETE, cb, userdata);
+        ch = change_new(fw, SG_CHANGE_RULE_DELETE, cb, userdata);
         next = malloc(sizeof(*next));
         if (!ch || !next) {
                 free(ch);
@@ -224,7 +227,7 @@ int sg_change_port_check(const char *port_uuid, char *err, size_t errlen)
         return port_check(port_uuid, NULL, err, errlen);
 }
 
-int sg_change_port_set(const char *port_uuid, char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb,
+int sg_change_port_set(struct firewall *fw, const char *port_uuid, char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb,
                        void *userdata, struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
 {
         struct instance_port *ip;
@@ -236,7 +239,7 @@ int sg_change_port_set(const char *port_uuid, char groups[][UUID_STR_LEN + 1], s
         r = port_check(port_uuid, &ip, err, errlen);
         if (r < 0)
                 return r;
-        ch = change_new(SG_CHANGE_PORT_SET, cb, userdata);
+        ch = change_new(fw, SG_CHANGE_PORT_SET, cb, userdata);
         if (!ch)
                 return snprintf(err, errlen, "out of memory"), -ENOMEM;
         memcpy(ch->groups, groups, n_groups * sizeof(groups[0]));

@@ -35,6 +35,7 @@ static const char *const undo[] = { "tap_delete/a0", "tap_delete/a1", "port_del/
 static sd_event *event;
 static struct nova_config cfg;
 static struct lifecycle *lc;
+static struct firewall *fw;
 static char state_dir[64];
 
 struct done {
@@ -75,7 +76,8 @@ static void setup(const char *vif_type, const char *orphan_policy)
         ck_assert_int_eq(secgroups_load(state_dir, why, sizeof(why)), 0);
         ck_assert_int_ge(sd_event_new(&event), 0);
         ck_assert_int_eq(lifecycle_new(event, &cfg, &lc), 0);
-        ck_assert_int_eq(firewall_init(event, lc), 0);
+        ck_assert_int_eq(firewall_new(event, lc, &fw), 0);
+        lifecycle_set_firewall(lc, fw);
 }
 
 static void teardown(void)
@@ -84,6 +86,7 @@ static void teardown(void)
 
         ck_assert_uint_eq(fake_rejected(), 0); /* every request the engine built passed the module's schema */
         lc = lifecycle_free(lc);
+        fw = firewall_free(fw);
         (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
         ck_assert_int_eq(system(cmd), 0);
 }
@@ -473,6 +476,21 @@ START_TEST(test_reconcile_listing_fails)
 }
 END_TEST
 
+/* firewall-control (re)connects: the firewall sync lists the kernel's ports and re-applies a filtered
+ * port the kernel lacks (the fake's rules_list answers none). */
+START_TEST(test_firewall_sync_reapplies)
+{
+        setup("ovs", "report");
+        fake_set_plug(PLUG_FIREWALL_CONTROL, true, true);
+        (void)boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_module_ready(PLUG_FIREWALL_CONTROL);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "rules_list port_rules_apply/a0");
+        teardown();
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
         Suite *s = suite_create("lifecycle-engine");
@@ -491,6 +509,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_reconcile_reap_and_repair);
         tcase_add_test(tc, test_reconcile_report_and_stopped);
         tcase_add_test(tc, test_reconcile_listing_fails);
+        tcase_add_test(tc, test_firewall_sync_reapplies);
         suite_add_tcase(s, tc);
         return s;
 }
