@@ -402,10 +402,9 @@ int core_start(struct core *c)
         if (r < 0)
                 return r;
         if (!c->supervise) {
-                r = health_start(c->event, streq(c->cfg.vif_type, "ovs"));
+                r = health_start(c->event, streq(c->cfg.vif_type, "ovs"), &c->health);
                 if (r < 0)
                         log_warn("cannot report health to snapd: %s", strerror(-r));
-                c->health_started = r >= 0;
         }
         log_info("serving %s (state %s, modules from %s, %s)", c->cfg.api_socket, c->cfg.state_dir, c->module_dir,
                  !c->supervise ? "inside a snap" : "supervising modules");
@@ -427,8 +426,7 @@ struct core *core_free(struct core *c)
 {
         if (!c)
                 return NULL;
-        if (c->health_started)
-                health_stop();
+        c->health = health_stop(c->health);
         c->api = api_stop(c->api);
         if (c->api_fd >= 0 || c->started_usec)
                 (void)unlink(c->cfg.api_socket);

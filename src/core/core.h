@@ -18,7 +18,7 @@
  * The API server, the lifecycle engine and the firewall unit are objects the
  * core owns and hands to whoever needs them (struct api_context,
  * firewall_new, lifecycle_set_firewall). The other units (modules.c,
- * instances.c, secgroups.c, health.c) still keep their state at file scope:
+ * instances.c, secgroups.c) still keep their state at file scope:
  * one core per process. docs/ARCHITECTURE.md
  * has the map. */
 #ifndef NOVA_CORE_H
@@ -62,7 +62,7 @@ struct core {
         struct lifecycle *lifecycle;     /* the pipeline engine */
         struct firewall *firewall;       /* security groups -> firewall-control */
         struct api_server *api;
-        bool health_started;
+        struct health *health;           /* inside a snap: snapctl set-health */
 };
 
 /* As root: everything that needs privilege, then drop it (see above). 0 and
