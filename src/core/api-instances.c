@@ -12,10 +12,12 @@
 
 #include <assert.h>
 
-struct instance *api_find_instance(const char *id)
+struct instance *api_find_instance(const struct api_conn *c, const char *id)
 {
+        const struct instance_store *store = api_context_of(c)->instances;
+
         assert(id);
-        return uuid_is_valid(id) ? instance_find(id) : instance_find_by_name(id);
+        return uuid_is_valid(id) ? instance_find(store, id) : instance_find_by_name(store, id);
 }
 
 /* The API view of an instance: the store's, with each port's group names
@@ -51,7 +53,7 @@ struct json_object *api_instance_json(const struct instance *inst)
 /* The instance an id argument names, or NULL after answering 404. */
 static struct instance *instance_arg(struct api_conn *c, const char *id)
 {
-        struct instance *inst = strlen(id) < API_ID_MAX ? api_find_instance(id) : NULL;
+        struct instance *inst = strlen(id) < API_ID_MAX ? api_find_instance(c, id) : NULL;
 
         if (!inst)
                 api_respond_error(c, 404, "no such instance", -1);
@@ -73,9 +75,9 @@ static void on_instance_done(int status, const char *error, int plug, struct ins
         api_respond_json(c, 200, root);
 }
 
-static bool port_in_use(const char *port_uuid)
+static bool port_in_use(const struct api_conn *c, const char *port_uuid)
 {
-        return instance_find_port(port_uuid, NULL) != NULL;
+        return instance_find_port(api_context_of(c)->instances, port_uuid, NULL) != NULL;
 }
 
 static void handle_instance_create(struct api_conn *c, const struct http_request *req, const struct api_args *a)
@@ -97,7 +99,7 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         if (r < 0)
                 return api_respond_error(c, 400, err, -1);
         for (size_t i = 0; i < tmpl.n_ports; i++)
-                if (port_in_use(tmpl.ports[i].port_uuid)) {
+                if (port_in_use(c, tmpl.ports[i].port_uuid)) {
                         (void)snprintf(err, sizeof(err), "port %s belongs to another instance", tmpl.ports[i].port_uuid);
                         return api_respond_error(c, 409, err, -1);
                 }
@@ -118,7 +120,7 @@ static void instance_op(struct api_conn *c, const struct http_request *req, cons
 
         if (!id[0] || strlen(id) >= API_ID_MAX)
                 return api_respond_error(c, 404, "no such instance", -1);
-        inst = api_find_instance(id);
+        inst = api_find_instance(c, id);
         if (!inst) {
                 (void)snprintf(err, sizeof(err), "no instance '%.64s'", id);
                 return api_respond_error(c, 404, err, -1);
@@ -170,7 +172,7 @@ static void handle_instance_list(struct api_conn *c, const struct http_request *
 
         (void)req;
         (void)a;
-        for (struct instance *i = instances_first(); i; i = i->next)
+        for (struct instance *i = instances_first(api_context_of(c)->instances); i; i = i->next)
                 json_object_array_add(list, api_instance_json(i));
         json_object_object_add(root, "instances", list);
         api_respond_json(c, 200, root);
@@ -268,9 +270,9 @@ static void observe(struct api_conn *c, enum observe_kind kind, const char *inst
 {
         struct instance *inst = NULL;
 
-        if (instance_id && !(inst = api_find_instance(instance_id)))
+        if (instance_id && !(inst = api_find_instance(c, instance_id)))
                 return api_respond_error(c, 404, "no such instance", -1);
-        if (observe_start(api_context_of(c)->cfg, kind, inst, on_observe_done, c, &c->observe) < 0)
+        if (observe_start(api_context_of(c)->cfg, api_context_of(c)->instances, kind, inst, on_observe_done, c, &c->observe) < 0)
                 api_respond_error(c, 500, "out of memory", -1);
 }
 

@@ -96,8 +96,8 @@ void api_call_module(struct api_conn *c, enum plug_id plug, struct proto_writer 
 /* Answer a failed module call: the error, blaming plug when it is not connected. */
 void api_respond_module_error(struct api_conn *c, const struct module_result *res, enum plug_id plug);
 
-/* An instance by uuid or name; NULL when none (api-instances.c). */
-struct instance *api_find_instance(const char *id);
+/* An instance of the store by uuid or name; NULL when none (api-instances.c). */
+struct instance *api_find_instance(const struct api_conn *c, const char *id);
 /* The API view of an instance (caller puts it). */
 struct json_object *api_instance_json(const struct instance *inst);
 

@@ -162,7 +162,7 @@ static void on_vifs_reply(const struct module_result *res, void *userdata)
         for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
                 struct json_object *p = json_object_array_get_idx(ports, i), *v;
                 struct instance *inst = json_object_object_get_ex(p, "instance_uuid", &v)
-                                                ? instance_find(json_object_get_string(v))
+                                                ? instance_find(api_context_of(c)->instances, json_object_get_string(v))
                                                 : NULL;
                 json_object_object_add(p, "instance_name", inst ? json_object_new_string(inst->name) : NULL);
         }

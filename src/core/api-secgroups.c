@@ -9,11 +9,11 @@
 
 #include <assert.h>
 
-static struct json_object *secgroup_json(const struct secgroup *g)
+static struct json_object *secgroup_json(const struct api_conn *c, const struct secgroup *g)
 {
         struct json_object *o = secgroup_to_json(g), *ports = json_object_new_array();
 
-        for (struct instance *i = instances_first(); i; i = i->next)
+        for (struct instance *i = instances_first(api_context_of(c)->instances); i; i = i->next)
                 for (size_t p = 0; p < i->n_ports; p++)
                         for (size_t k = 0; k < i->ports[p].n_secgroups; k++)
                                 if (streq(i->ports[p].secgroups[k], g->id)) {
@@ -36,7 +36,7 @@ static void handle_secgroup_list(struct api_conn *c, const struct http_request *
         (void)req;
         (void)a;
         for (const struct secgroup *g = secgroups_first(); g; g = g->next)
-                json_object_array_add(list, secgroup_json(g));
+                json_object_array_add(list, secgroup_json(c, g));
         json_object_object_add(root, "secgroups", list);
         api_respond_json(c, 200, root);
 }
@@ -84,7 +84,7 @@ static void handle_secgroup_create(struct api_conn *c, const struct http_request
         }
         json_object_put(body);
         log_info("security group %s (%s) created", g->name, g->id);
-        api_respond_json(c, 201, secgroup_json(g));
+        api_respond_json(c, 201, secgroup_json(c, g));
 }
 
 static void handle_secgroup_delete(struct api_conn *c, struct secgroup *g)
@@ -93,7 +93,7 @@ static void handle_secgroup_delete(struct api_conn *c, struct secgroup *g)
         struct json_object *root;
         int r;
 
-        for (struct instance *i = instances_first(); i; i = i->next)
+        for (struct instance *i = instances_first(api_context_of(c)->instances); i; i = i->next)
                 for (size_t p = 0; p < i->n_ports; p++)
                         for (size_t k = 0; k < i->ports[p].n_secgroups; k++)
                                 if (streq(i->ports[p].secgroups[k], g->id)) {
@@ -187,7 +187,7 @@ static void handle_port_secgroups(struct api_conn *c, const struct http_request 
         char err[512];
         int r, plug;
 
-        r = sg_change_port_check(port_uuid, err, sizeof(err));
+        r = sg_change_port_check(api_context_of(c)->instances, port_uuid, err, sizeof(err));
         if (r < 0)
                 return api_respond_error(c, r == -ENOENT ? 404 : 409, err, -1);
         if (api_read_body(c, req, &body) < 0)
@@ -206,7 +206,7 @@ static void handle_port_secgroups(struct api_conn *c, const struct http_request 
         json_object_put(body);
         if (r < 0)
                 return api_respond_error(c, r == -ENOENT ? 404 : 400, err, -1);
-        r = sg_change_port_set(api_context_of(c)->firewall, port_uuid, groups, n_groups, on_change_done, c, &c->change, err, sizeof(err), &plug);
+        r = sg_change_port_set(api_context_of(c)->firewall, api_context_of(c)->instances, port_uuid, groups, n_groups, on_change_done, c, &c->change, err, sizeof(err), &plug);
         if (r < 0)
                 change_refused(c, r, err, plug);
 }
@@ -236,7 +236,7 @@ static void handle_secgroup_show(struct api_conn *c, const struct http_request *
 
         (void)req;
         if (g)
-                api_respond_json(c, 200, secgroup_json(g));
+                api_respond_json(c, 200, secgroup_json(c, g));
 }
 
 static void handle_secgroup_remove(struct api_conn *c, const struct http_request *req, const struct api_args *a)

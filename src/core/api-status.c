@@ -70,18 +70,18 @@ static struct json_object *status_core_json(const struct api_context *ctx)
         return core;
 }
 
-static struct json_object *status_instances_json(void)
+static struct json_object *status_instances_json(const struct instance_store *store)
 {
         struct json_object *inst = json_object_new_object();
         int active = 0, stopped = 0, error = 0, busy = 0;
 
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(store); i; i = i->next) {
                 active += i->vm_state == VM_ACTIVE;
                 stopped += i->vm_state == VM_STOPPED;
                 error += i->vm_state == VM_ERROR;
                 busy += i->task != TASK_NONE;
         }
-        json_object_object_add(inst, "total", json_object_new_int64((int64_t)instances_count()));
+        json_object_object_add(inst, "total", json_object_new_int64((int64_t)instances_count(store)));
         json_object_object_add(inst, "active", json_object_new_int(active));
         json_object_object_add(inst, "stopped", json_object_new_int(stopped));
         json_object_object_add(inst, "error", json_object_new_int(error));
@@ -129,7 +129,7 @@ static void handle_status(struct api_conn *c)
 
         for (int i = 0; i < _PLUG_MAX; i++)
                 json_object_array_add(plugs, module_json((enum plug_id)i));
-        json_object_object_add(root, "instances", status_instances_json());
+        json_object_object_add(root, "instances", status_instances_json(api_context_of(c)->instances));
         json_object_object_add(root, "reconcile", status_reconcile_json(api_context_of(c)->lifecycle));
         json_object_object_add(root, "firewall", status_firewall_json(api_context_of(c)->firewall));
         json_object_object_add(root, "core", status_core_json(api_context_of(c)));

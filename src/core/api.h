@@ -34,6 +34,7 @@ struct api_context {
         const struct nova_config *cfg;  /* the core's configuration */
         struct lifecycle *lifecycle;    /* instance operations */
         struct firewall *firewall;      /* security groups in the kernel */
+        struct instance_store *instances; /* the instance store */
         bool snap;                      /* running inside a snap */
         pid_t spawner_pid;              /* 0 inside a snap */
         uint64_t started_usec;          /* monotonic start time of the core */

@@ -348,10 +348,10 @@ static int load_stores(struct core *c)
         unsigned skipped = 0;
         int r;
 
-        r = instances_load(c->cfg.state_dir, &skipped);
+        r = instances_load(c->cfg.state_dir, &c->instances, &skipped);
         if (r < 0)
                 return log_err("cannot load the instance store under %s: %s", c->cfg.state_dir, strerror(-r)), r;
-        log_info("instance store: %zu instances%s", instances_count(),
+        log_info("instance store: %zu instances%s", instances_count(c->instances),
                  skipped ? " (some files were unusable: see above)" : "");
         r = secgroups_load(c->cfg.state_dir, why, sizeof(why));
         if (r < 0)
@@ -368,6 +368,7 @@ static int start_api(struct core *c)
                 .cfg = &c->cfg,
                 .lifecycle = c->lifecycle,
                 .firewall = c->firewall,
+                .instances = c->instances,
                 .snap = !c->supervise,
                 .spawner_pid = c->spawner_pid,
                 .started_usec = c->started_usec,
@@ -389,9 +390,9 @@ int core_start(struct core *c)
         r = event_new(c);
         if (r >= 0)
                 r = load_stores(c);
-        if (r >= 0 && (r = lifecycle_new(c->event, &c->cfg, &c->lifecycle)) < 0)
+        if (r >= 0 && (r = lifecycle_new(c->event, &c->cfg, c->instances, &c->lifecycle)) < 0)
                 log_err("cannot set up the lifecycle engine: %s", strerror(-r));
-        if (r >= 0 && (r = firewall_new(c->event, c->lifecycle, &c->firewall)) >= 0)
+        if (r >= 0 && (r = firewall_new(c->event, c->lifecycle, c->instances, &c->firewall)) >= 0)
                 lifecycle_set_firewall(c->lifecycle, c->firewall);
         if (r >= 0 && (r = modules_new(c->event, &c->cfg, c->spawner_fd, c->plugs_connected, c->module_dir)) < 0)
                 log_err("cannot set up the module registry: %s", strerror(-r));
@@ -440,6 +441,7 @@ struct core *core_free(struct core *c)
                 c->firewall = firewall_free(c->firewall);
                 secgroups_free();
         }
+        c->instances = instances_free(c->instances);
         safe_close(c->spawner_fd); /* the spawner stops the modules and exits */
         if (c->spawner_pid > 0)
                 while (waitpid(c->spawner_pid, NULL, 0) < 0 && errno == EINTR)

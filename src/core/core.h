@@ -13,13 +13,14 @@
  *   core_run     the event loop, until SIGTERM/SIGINT
  *   core_free    the reverse: health, API, sockets, modules (in-flight calls
  *                fail), lifecycle (operations left are cancelled), firewall,
- *                stores, then the spawner (which stops the modules) is waited for
+ *                the stores, then the spawner (which stops the modules) is
+ *                waited for
  *
- * The API server, the lifecycle engine and the firewall unit are objects the
- * core owns and hands to whoever needs them (struct api_context,
- * firewall_new, lifecycle_set_firewall). The other units (modules.c,
- * instances.c, secgroups.c) still keep their state at file scope:
- * one core per process. docs/ARCHITECTURE.md
+ * The API server, the instance store, the lifecycle engine, the firewall unit
+ * and health are objects the core owns and hands to whoever needs them
+ * (struct api_context, lifecycle_new, firewall_new, lifecycle_set_firewall).
+ * The module registry (modules.c) and the security-group store (secgroups.c)
+ * still keep their state at file scope: one core per process. docs/ARCHITECTURE.md
  * has the map. */
 #ifndef NOVA_CORE_H
 #define NOVA_CORE_H
@@ -59,6 +60,7 @@ struct core {
         int spawner_fd;                  /* our end of the spawner's socketpair, -1 inside a snap */
         pid_t spawner_pid;               /* 0 inside a snap */
         uint64_t started_usec;
+        struct instance_store *instances; /* intent: one file per instance */
         struct lifecycle *lifecycle;     /* the pipeline engine */
         struct firewall *firewall;       /* security groups -> firewall-control */
         struct api_server *api;

@@ -28,6 +28,7 @@ struct firewall {
         unsigned pending;             /* applies/removes of the pass in flight */
         struct firewall_report report, pass;
         struct lifecycle *lifecycle;  /* re-plumbs unfiltered instances (lifecycle_refilter) */
+        struct instance_store *instances; /* which ports have which groups */
         struct sync_kind apply_call, remove_call;
 };
 
@@ -179,7 +180,7 @@ int firewall_push_group(struct firewall *fw, const struct secgroup *next, firewa
         assert(next && cb && err && ret_plug);
         *ret_plug = -1;
         /* Every port of the group must still fit; one of them carries the change. */
-        for (struct instance *i = instances_first(); i; i = i->next)
+        for (struct instance *i = instances_first(fw->instances); i; i = i->next)
                 for (size_t p = 0; p < i->n_ports; p++) {
                         const struct instance_port *ip = &i->ports[p];
                         bool uses = false;
@@ -316,7 +317,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
         for (const struct proto_value *kp = ports ? ports->child : NULL; kp; kp = kp->next) {
                 const char *uuid = proto_get_str(kp, "port_uuid", "");
                 struct instance *inst = NULL;
-                struct instance_port *ip = instance_find_port(uuid, &inst);
+                struct instance_port *ip = instance_find_port(fw->instances, uuid, &inst);
                 _cleanup_free_ struct proto_writer *w = NULL;
                 if (ip && (ip->filtered || inst->op))
                         continue;
@@ -331,7 +332,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                 fw->pass.removed++;
         }
         /* Filtered ports of idle instances: missing or stale means apply. */
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(fw->instances); i; i = i->next) {
                 bool unfiltered = false;
                 for (size_t p = 0; p < i->n_ports; p++) {
                         struct instance_port *ip = &i->ports[p];
@@ -411,22 +412,24 @@ void firewall_report(const struct firewall *fw, struct firewall_report *ret)
         if (!modules_ready(PLUG_FIREWALL_CONTROL)) {
                 /* No pass can run: count the unfiltered ports from the store. */
                 ret->unfiltered = 0;
-                for (struct instance *i = instances_first(); i; i = i->next)
+                for (struct instance *i = instances_first(fw->instances); i; i = i->next)
                         for (size_t p = 0; p < i->n_ports; p++)
                                 ret->unfiltered += !i->ports[p].filtered;
         }
 }
 
-int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct firewall **ret)
+int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct instance_store *instances,
+                 struct firewall **ret)
 {
         struct firewall *fw;
 
-        assert(event && lifecycle && ret);
+        assert(event && lifecycle && instances && ret);
         fw = calloc(1, sizeof(*fw));
         if (!fw)
                 return -ENOMEM;
         fw->event = event;
         fw->lifecycle = lifecycle;
+        fw->instances = instances;
         fw->apply_call = (struct sync_kind){ fw, "apply" };
         fw->remove_call = (struct sync_kind){ fw, "remove" };
         *ret = fw;

@@ -69,7 +69,9 @@ void firewall_report(const struct firewall *fw, struct firewall_report *ret);
 /* The unit: one per core. lifecycle re-plumbs the instances booted without
  * firewall-control; it must outlive the firewall. 0 and *ret, or -ENOMEM. */
 struct lifecycle;
-int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct firewall **ret);
+struct instance_store;
+int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct instance_store *instances,
+                 struct firewall **ret);
 /* NULL accepted. Returns NULL. */
 struct firewall *firewall_free(struct firewall *fw);
 

@@ -11,45 +11,55 @@
 #include <limits.h>
 #include <time.h>
 
-static struct {
-        char dir[PATH_MAX];
+struct instance_store {
+        char dir[PATH_MAX];             /* <state_dir>/instances */
         struct instance *list;
         size_t count;
-} store;
+};
 
-struct instance *instances_first(void) { return store.list; }
-size_t instances_count(void) { return store.count; }
+struct instance *instances_first(const struct instance_store *store)
+{
+        assert(store);
+        return store->list;
+}
 
-struct instance *instance_find(const char *uuid)
+size_t instances_count(const struct instance_store *store)
+{
+        assert(store);
+        return store->count;
+}
+
+struct instance *instance_find(const struct instance_store *store, const char *uuid)
 {
         if (!uuid)
                 return NULL;
-        for (struct instance *i = store.list; i; i = i->next)
+        for (struct instance *i = store->list; i; i = i->next)
                 if (streq(i->uuid, uuid))
                         return i;
         return NULL;
 }
 
-struct instance *instance_find_by_name(const char *name)
+struct instance *instance_find_by_name(const struct instance_store *store, const char *name)
 {
         if (!name)
                 return NULL;
-        for (struct instance *i = store.list; i; i = i->next)
+        for (struct instance *i = store->list; i; i = i->next)
                 if (streq(i->name, name))
                         return i;
         return NULL;
 }
 
-static int instance_path(const char *uuid, char *buf, size_t size)
+static int instance_path(const struct instance_store *store, const char *uuid, char *buf, size_t size)
 {
-        return xsnprintf(buf, size, "%s/%s.json", store.dir, uuid);
+        return xsnprintf(buf, size, "%s/%s.json", store->dir, uuid);
 }
 
-struct instance_port *instance_find_port(const char *port_uuid, struct instance **ret_inst)
+struct instance_port *instance_find_port(const struct instance_store *store, const char *port_uuid,
+                                        struct instance **ret_inst)
 {
         if (!port_uuid)
                 return NULL;
-        for (struct instance *i = store.list; i; i = i->next)
+        for (struct instance *i = store->list; i; i = i->next)
                 for (size_t p = 0; p < i->n_ports; p++)
                         if (streq(i->ports[p].port_uuid, port_uuid)) {
                                 if (ret_inst)
@@ -144,7 +154,7 @@ static void pinning_to_json(const struct instance *inst, struct json_object *o)
         json_object_object_add(o, "pinning", p);
 }
 
-/* ips, secgroups, filtered: the same members in the API view and the store. */
+/* ips, secgroups, filtered: the same members in the API view and the store-> */
 static void port_security_to_json(const struct instance_port *ip, struct json_object *p)
 {
         struct json_object *ips = json_object_new_array(), *groups = json_object_new_array();
@@ -405,9 +415,9 @@ int instance_save(struct instance *inst)
         struct json_object *o = instance_to_stored_json(inst);
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         char path[PATH_MAX];
-        int r = instance_path(inst->uuid, path, sizeof(path));
+        int r = instance_path(inst->store, inst->uuid, path, sizeof(path));
 
-        assert(inst);
+        assert(inst && inst->store);
         if (r == 0)
                 r = write_file_atomic(path, text, strlen(text), 0600);
         json_object_put(o);
@@ -416,15 +426,15 @@ int instance_save(struct instance *inst)
         return r;
 }
 
-int instance_add(const struct instance *tmpl, struct instance **ret)
+int instance_add(struct instance_store *store, const struct instance *tmpl, struct instance **ret)
 {
         struct instance *inst;
         int r;
 
-        assert(tmpl);
-        if (instance_find(tmpl->uuid) || instance_find_by_name(tmpl->name))
+        assert(store && tmpl);
+        if (instance_find(store, tmpl->uuid) || instance_find_by_name(store, tmpl->name))
                 return -EEXIST;
-        if (store.count >= INSTANCES_MAX)
+        if (store->count >= INSTANCES_MAX)
                 return -ENOSPC;
         inst = malloc(sizeof(*inst));
         if (!inst)
@@ -432,6 +442,7 @@ int instance_add(const struct instance *tmpl, struct instance **ret)
         *inst = *tmpl;
         inst->next = NULL;
         inst->op = NULL;
+        inst->store = store;
         if (inst->created_at == 0)
                 inst->created_at = (uint64_t)time(NULL);
         r = instance_save(inst);
@@ -439,9 +450,9 @@ int instance_add(const struct instance *tmpl, struct instance **ret)
                 free(inst);
                 return r;
         }
-        inst->next = store.list;
-        store.list = inst;
-        store.count++;
+        inst->next = store->list;
+        store->list = inst;
+        store->count++;
         if (ret)
                 *ret = inst;
         return 0;
@@ -450,24 +461,26 @@ int instance_add(const struct instance *tmpl, struct instance **ret)
 int instance_remove(struct instance *inst)
 {
         char path[PATH_MAX];
-        int r = instance_path(inst->uuid, path, sizeof(path));
+        struct instance_store *store = inst->store;
+        int r = instance_path(store, inst->uuid, path, sizeof(path));
 
-        assert(inst);
+        assert(inst && store);
         if (r < 0)
                 return r;
         if (unlink(path) < 0 && errno != ENOENT)
                 return -errno;
-        for (struct instance **pp = &store.list; *pp; pp = &(*pp)->next)
+        for (struct instance **pp = &store->list; *pp; pp = &(*pp)->next)
                 if (*pp == inst) {
                         *pp = inst->next;
                         break;
                 }
-        store.count--;
+        store->count--;
         free(inst);
         return 0;
 }
 
-int instances_load(const char *state_dir, unsigned *ret_skipped)
+/* Every instance file of the store's directory into the store. */
+static int load_dir(struct instance_store *store, unsigned *ret_skipped)
 {
         /* instance_parse_stored() is declared in instances.h */
         _cleanup_(closedirp) DIR *d = NULL;
@@ -475,14 +488,7 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
         struct dirent *de;
         int r;
 
-        assert(state_dir);
-        r = xsnprintf(store.dir, sizeof(store.dir), "%s/instances", state_dir);
-        if (r < 0)
-                return r;
-        r = mkdir_p(store.dir, 0700);
-        if (r < 0)
-                return r;
-        d = opendir(store.dir);
+        d = opendir(store->dir);
         if (!d)
                 return -errno;
         while ((de = readdir(d))) {
@@ -493,7 +499,7 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
 
                 if (n != UUID_STR_LEN + 5 || strcmp(de->d_name + UUID_STR_LEN, ".json") != 0)
                         continue; /* temp files of an interrupted write, or foreign files */
-                if (xsnprintf(path, sizeof(path), "%s/%s", store.dir, de->d_name) < 0)
+                if (xsnprintf(path, sizeof(path), "%s/%s", store->dir, de->d_name) < 0)
                         continue;
                 size_t len = 0;
                 r = read_file_bounded(path, 64 * 1024, &text, &len);
@@ -501,9 +507,9 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
                         r = instance_parse_stored(text, len, &tmp, why, sizeof(why));
                 if (r == 0 && strncmp(de->d_name, tmp.uuid, UUID_STR_LEN) != 0)
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "file name and uuid differ");
-                if (r == 0 && (instance_find(tmp.uuid) || instance_find_by_name(tmp.name)))
+                if (r == 0 && (instance_find(store, tmp.uuid) || instance_find_by_name(store, tmp.name)))
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "duplicate uuid or name");
-                if (r == 0 && store.count >= INSTANCES_MAX)
+                if (r == 0 && store->count >= INSTANCES_MAX)
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "more than %d instances", INSTANCES_MAX);
                 if (r < 0) {
                         log_err("instance store: %s is unusable (%s); left in place, not loaded", path,
@@ -515,23 +521,49 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
                 if (!inst)
                         return -ENOMEM;
                 *inst = tmp;
-                inst->next = store.list;
-                store.list = inst;
-                store.count++;
+                inst->store = store;
+                inst->next = store->list;
+                store->list = inst;
+                store->count++;
         }
         if (ret_skipped)
                 *ret_skipped = skipped;
         return 0;
 }
 
-void instances_free(void)
+int instances_load(const char *state_dir, struct instance_store **ret, unsigned *ret_skipped)
 {
-        while (store.list) {
-                struct instance *next = store.list->next;
-                free(store.list);
-                store.list = next;
+        struct instance_store *store;
+        int r;
+
+        assert(state_dir && ret);
+        store = calloc(1, sizeof(*store));
+        if (!store)
+                return -ENOMEM;
+        r = xsnprintf(store->dir, sizeof(store->dir), "%s/instances", state_dir);
+        if (r == 0)
+                r = mkdir_p(store->dir, 0700);
+        if (r == 0)
+                r = load_dir(store, ret_skipped);
+        if (r < 0) {
+                instances_free(store);
+                return r;
         }
-        store.count = 0;
+        *ret = store;
+        return 0;
+}
+
+struct instance_store *instances_free(struct instance_store *store)
+{
+        if (!store)
+                return NULL;
+        while (store->list) {
+                struct instance *next = store->list->next;
+                free(store->list);
+                store->list = next;
+        }
+        free(store);
+        return NULL;
 }
 
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen)

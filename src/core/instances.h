@@ -100,23 +100,30 @@ struct instance {
         enum pin_state pin_state;
         char pin_detail[192];
         struct op *op;                          /* the operation in progress (lifecycle.c), not stored */
+        struct instance_store *store;           /* the store it is in; NULL for a template */
 };
 
-/* Load every instance file under <state_dir>/instances (created if missing).
- * A file that does not parse is reported in err and skipped, never deleted. */
-int instances_load(const char *state_dir, unsigned *ret_skipped);
-void instances_free(void);
+/* The store: one per core. */
+struct instance_store;
 
-struct instance *instance_find(const char *uuid);
-struct instance *instance_find_by_name(const char *name);
+/* A store of every instance file under <state_dir>/instances (created if
+ * missing). A file that does not parse is logged and skipped, never deleted
+ * (*ret_skipped counts them; may be NULL). 0 and *ret, or -errno. */
+int instances_load(const char *state_dir, struct instance_store **ret, unsigned *ret_skipped);
+/* Free the store and its instances (NULL accepted). Returns NULL. */
+struct instance_store *instances_free(struct instance_store *store);
+
+/* NULL when there is none (a NULL uuid or name finds nothing). */
+struct instance *instance_find(const struct instance_store *store, const char *uuid);
+struct instance *instance_find_by_name(const struct instance_store *store, const char *name);
 /* First instance, then instance->next; NULL at the end. */
-struct instance *instances_first(void);
-size_t instances_count(void);
+struct instance *instances_first(const struct instance_store *store);
+size_t instances_count(const struct instance_store *store);
 
 /* Add a new instance (copied) and write it. 0, -EEXIST (uuid or name taken),
  * -ENOSPC (INSTANCES_MAX) or the write error (then nothing was added). */
-int instance_add(const struct instance *tmpl, struct instance **ret);
-/* Write the current state of inst. 0 or -errno. */
+int instance_add(struct instance_store *store, const struct instance *tmpl, struct instance **ret);
+/* Write the current state of inst (in its store). 0 or -errno. */
 int instance_save(struct instance *inst);
 /* Remove the file and free inst. 0 or -errno (then inst is kept). */
 int instance_remove(struct instance *inst);
@@ -154,7 +161,8 @@ void instance_pin_message(const struct instance *inst, char *buf, size_t size);
 int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve,
                                   char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err,
                                   size_t errlen);
-struct instance_port *instance_find_port(const char *port_uuid, struct instance **ret_inst);
+struct instance_port *instance_find_port(const struct instance_store *store, const char *port_uuid,
+                                        struct instance **ret_inst);
 
 /* JSON view of an instance for the API (caller puts it). */
 struct json_object *instance_to_json(const struct instance *inst);

@@ -91,6 +91,7 @@ struct lifecycle {
         sd_event *event;
         const struct nova_config *cfg;    /* the core's configuration (struct core owns it) */
         struct firewall *firewall;        /* synced after reconcile and on firewall events */
+        struct instance_store *instances; /* the instances operations work on */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
@@ -643,7 +644,7 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
                 pin_record(&tmp, PIN_PENDING, "%s", "");
                 (void)op_pin_skip(&o);
         }
-        r = instance_add(&tmp, &inst);
+        r = instance_add(lc->instances, &tmp, &inst);
         if (r == -EEXIST) {
                 (void)snprintf(err, errlen, "an instance named %s (or with uuid %s) already exists", tmp.name, tmp.uuid);
                 return r;
@@ -736,10 +737,10 @@ int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_acti
 
 /* ---- events from the libvirt module ---- */
 
-static void on_domain_event(const struct proto_value *body)
+static void on_domain_event(struct lifecycle *lc, const struct proto_value *body)
 {
         const char *uuid = proto_get_str(body, "instance_uuid", ""), *state = proto_get_str(body, "state", "");
-        struct instance *inst = instance_find(uuid);
+        struct instance *inst = instance_find(lc->instances, uuid);
 
         if (!inst || !state[0])
                 return;
@@ -765,14 +766,21 @@ static void on_domain_event(const struct proto_value *body)
 
 /* ---- reconcile ---- */
 
-static bool domain_owned(const char *instance_uuid) { return instance_find(instance_uuid) != NULL; }
-static bool port_owned(const char *port_uuid) { return instance_find_port(port_uuid, NULL) != NULL; }
+static bool domain_owned(const struct lifecycle *lc, const char *instance_uuid)
+{
+        return instance_find(lc->instances, instance_uuid) != NULL;
+}
+
+static bool port_owned(const struct lifecycle *lc, const char *port_uuid)
+{
+        return instance_find_port(lc->instances, port_uuid, NULL) != NULL;
+}
 
 static const struct listing_def {
         struct module_ep list;          /* the entrypoint that lists ours */
         const char *reply_key;          /* the list in its reply */
         const char *id_key;             /* each item's identifier */
-        bool (*owned)(const char *id);  /* does an instance claim it */
+        bool (*owned)(const struct lifecycle *lc, const char *id); /* does an instance claim it */
         const char *what;               /* log: what + id names the resource */
         struct module_ep reap[2];       /* what removes an orphan, in order */
         size_t n_reap;
@@ -868,7 +876,7 @@ static unsigned judge_orphans(struct lifecycle *lc, enum listing kind, bool reap
 
         json_object_object_foreach(lc->pass.found[kind], id, value) {
                 (void)value;
-                if (def->owned(id))
+                if (def->owned(lc, id))
                         continue;
                 orphans++;
                 log_warn("reconcile: %s%s carries our mark but no instance owns it (%s)", def->what, id,
@@ -953,7 +961,7 @@ static void reconcile_finish(struct lifecycle *lc)
         lc->report.orphan_vifs = judge_orphans(lc, LIST_VIFS, reap_them, &reaped);
         lc->report.reaped = reaped;
         lc->report.repaired = 0;
-        for (struct instance *i = instances_first(), *next; i; i = next) {
+        for (struct instance *i = instances_first(lc->instances), *next; i; i = next) {
                 next = i->next;
                 if (!i->op)
                         judge_instance(lc, i);
@@ -963,7 +971,7 @@ static void reconcile_finish(struct lifecycle *lc)
         lc->report.last_error[0] = '\0';
         log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u reaped, "
                  "%u being repaired",
-                 instances_count(), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs, reaped,
+                 instances_count(lc->instances), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs, reaped,
                  lc->report.repaired);
         firewall_sync(lc->firewall);
 }
@@ -1074,7 +1082,7 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
         struct lifecycle *lc = userdata;
 
         if (plug == PLUG_LIBVIRT && streq(event, "domain_lifecycle"))
-                on_domain_event(body);
+                on_domain_event(lc, body);
         else if ((plug == PLUG_LIBVIRT && streq(event, "libvirt_connection")) ||
                  (plug == PLUG_OPENVSWITCH && streq(event, "ovsdb_connection"))) {
                 if (proto_get_bool(body, "connected", false))
@@ -1090,7 +1098,7 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
  * not applied (booted while the plug was disconnected, or the module was down). */
 static void repin_all(struct lifecycle *lc)
 {
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(lc->instances); i; i = i->next) {
                 struct op *op;
                 /* power "unknown" (core just started, reconcile not done) counts: a pin
                  * state recorded before the restart must not go stale */
@@ -1125,17 +1133,19 @@ void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_rep
         *ret = lc->report;
 }
 
-int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct lifecycle **ret)
+int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct instance_store *instances,
+                  struct lifecycle **ret)
 {
         const char *fault = getenv("NOVA_TEST_FAULT_STEP");
         struct lifecycle *lc;
 
-        assert(event && cfg && ret);
+        assert(event && cfg && instances && ret);
         lc = calloc(1, sizeof(*lc));
         if (!lc)
                 return -ENOMEM;
         lc->event = event;
         lc->cfg = cfg;
+        lc->instances = instances;
         for (int k = 0; k < _LIST_MAX; k++)
                 lc->calls[k] = (struct listing_call){ lc, (enum listing)k };
         if (fault && *fault) {
@@ -1160,7 +1170,7 @@ struct lifecycle *lifecycle_free(struct lifecycle *lc)
 {
         if (!lc)
                 return NULL;
-        for (struct instance *i = instances_first(); i; i = i->next)
+        for (struct instance *i = instances_first(lc->instances); i; i = i->next)
                 if (i->op && i->op->lc == lc) {
                         struct op *op = i->op;
                         notify(op, -ECANCELED, "nova-compute is shutting down", -1, i);

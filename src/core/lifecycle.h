@@ -41,7 +41,8 @@ typedef void (*lifecycle_done_cb)(int status, const char *error, int plug, struc
  * and installs itself as the module registry's event and ready handler. 0 and
  * *ret, or -errno (-EINVAL: a bad NOVA_TEST_FAULT_STEP). */
 struct lifecycle;
-int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct lifecycle **ret);
+int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct instance_store *instances,
+                  struct lifecycle **ret);
 /* The firewall unit, synced after every reconcile pass (set once, before the loop runs). */
 struct firewall;
 void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw);

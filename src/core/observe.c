@@ -41,6 +41,7 @@ struct observe_query {
         enum observe_kind kind;
         char instance_uuid[UUID_STR_LEN + 1]; /* "" = every instance */
         const struct nova_config *cfg;   /* the core's configuration: outlives every query */
+        const struct instance_store *instances; /* the instance store: outlives every query */
         observe_done_cb cb;
         void *userdata;
         unsigned pending;
@@ -119,7 +120,7 @@ static struct json_object *placement_json(struct observe_query *q, struct json_o
         bool disk_known = statvfs(q->cfg->state_dir, &vfs) == 0;
         char why[160];
 
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(q->instances); i; i = i->next) {
                 vcpus_used += i->vcpus;
                 mem_used += i->memory_mb;
         }
@@ -133,7 +134,7 @@ static struct json_object *placement_json(struct observe_query *q, struct json_o
         /* Instances here carry no disk of their own: DISK_GB used is 0. */
         json_object_object_add(o, "DISK_GB", resource_json(disk_known, disk_total, q->cfg->disk_allocation_ratio_milli, 0,
                                                            "cannot statvfs the state directory"));
-        json_object_object_add(o, "instances", json_object_new_uint64(instances_count()));
+        json_object_object_add(o, "instances", json_object_new_uint64(instances_count(q->instances)));
         json_object_object_add(o, "disk_path", json_object_new_string(q->cfg->state_dir));
         return o;
 }
@@ -227,7 +228,7 @@ static struct json_object *render_stats(struct observe_query *q)
         struct json_object *links = q->parts[PART_LINKS].body;
 
         json_object_object_add(root, "load", load_json(q));
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(q->instances); i; i = i->next) {
                 struct json_object *o;
 
                 if (q->instance_uuid[0] && !streq(q->instance_uuid, i->uuid))
@@ -297,7 +298,7 @@ static void metric_help(struct text *t, const char *name, const char *type, cons
         text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void metrics_placement(struct text *t, struct json_object *place)
+static void metrics_placement(struct text *t, struct json_object *place, const struct instance_store *store)
 {
         static const char *const rcs[] = { "VCPU", "MEMORY_MB", "DISK_GB" };
 
@@ -316,7 +317,7 @@ static void metrics_placement(struct text *t, struct json_object *place)
                 text_add(t, "nova_placement_used{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
                          get_u64(get(place, rcs[i]), "used"));
         metric_help(t, "nova_instances", "gauge", "instances in the store");
-        text_add(t, "nova_instances %zu\n", instances_count());
+        text_add(t, "nova_instances %zu\n", instances_count(store));
 }
 
 static void metrics_hardware(struct text *t, struct json_object *hw)
@@ -367,7 +368,7 @@ static void metrics_instances(struct text *t, struct json_object *stats)
 }
 
 /* links: network-observe's link list */
-static void metrics_links(struct text *t, struct json_object *links)
+static void metrics_links(struct text *t, struct json_object *links, const struct instance_store *store)
 {
         static const char *const counters[] = { "rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
                                                 "tx_packets", "tx_bytes", "tx_dropped", "tx_errors" };
@@ -379,7 +380,7 @@ static void metrics_links(struct text *t, struct json_object *links)
                 for (size_t i = 0; links && i < json_object_array_length(links); i++) {
                         struct json_object *l = json_object_array_get_idx(links, i);
                         struct instance *owner = NULL;
-                        (void)instance_find_port(get_str(l, "port_uuid"), &owner);
+                        (void)instance_find_port(store, get_str(l, "port_uuid"), &owner);
                         text_add(t, "%s{device=\"%s\",kind=\"%s\",port_uuid=\"%s\",instance_uuid=\"%s\"} %" PRIu64 "\n",
                                  name, get_str(l, "name"), get_str(l, "kind"), get_str(l, "port_uuid"),
                                  owner ? owner->uuid : "", get_u64(l, counters[c]));
@@ -401,13 +402,13 @@ static char *render_metrics(struct observe_query *q)
         text_add(&t, "nova_observe_available{plug=\"system-observe\"} %d\n", available(load) ? 1 : 0);
         text_add(&t, "nova_observe_available{plug=\"network-observe\"} %d\n",
                  available(q->parts[PART_LINKS].body) ? 1 : 0);
-        metrics_placement(&t, get(host, "placement"));
+        metrics_placement(&t, get(host, "placement"), q->instances);
         if (available(hw))
                 metrics_hardware(&t, hw);
         if (available(load))
                 metrics_load(&t, q->parts[PART_LOAD].body);
         metrics_instances(&t, stats);
-        metrics_links(&t, get(q->parts[PART_LINKS].body, "links"));
+        metrics_links(&t, get(q->parts[PART_LINKS].body, "links"), q->instances);
         json_object_put(host);
         json_object_put(stats);
         if (t.failed || !t.buf) {
@@ -461,18 +462,19 @@ static void on_part_reply(const struct module_result *res, void *userdata)
                 query_finish(q);
 }
 
-int observe_start(const struct nova_config *cfg, enum observe_kind kind, const struct instance *instance,
+int observe_start(const struct nova_config *cfg, const struct instance_store *instances, enum observe_kind kind, const struct instance *instance,
                   observe_done_cb cb, void *userdata, struct observe_query **ret)
 {
         _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
         struct observe_query *q;
 
-        assert(cfg && cb && ret);
+        assert(cfg && instances && cb && ret);
         q = w ? calloc(1, sizeof(*q)) : NULL;
         if (!q)
                 return -ENOMEM;
         q->kind = kind;
         q->cfg = cfg;
+        q->instances = instances;
         q->cb = cb;
         q->userdata = userdata;
         if (instance)

@@ -8,6 +8,7 @@
 
 struct sg_change {
         struct firewall *fw;
+        struct instance_store *store;           /* port set: the port's store */
         enum sg_change_kind kind;
         sg_change_done_cb cb;                   /* NULL once detached */
         void *userdata;
@@ -70,7 +71,7 @@ static int change_store(struct sg_change *ch, struct sg_change_result *res, char
                 log_info("security group %s: rule %s deleted", g->name, ch->rule_id);
                 return 0;
         case SG_CHANGE_PORT_SET:
-                ip = instance_find_port(ch->port_uuid, &inst);
+                ip = instance_find_port(ch->store, ch->port_uuid, &inst);
                 if (!ip)
                         return snprintf(err, errlen, "the port's instance was deleted meanwhile"), -ENOENT;
                 saved = *ip;
@@ -206,29 +207,31 @@ int sg_change_rule_delete(struct firewall *fw, const char *rule_id, sg_change_do
         return change_run(ch, NULL, next, ret, err, errlen, ret_plug);
 }
 
-static int port_check(const char *port_uuid, struct instance_port **ret, char *err, size_t errlen)
+static int port_check(const struct instance_store *store, const char *port_uuid, struct instance_port **ret,
+                      char *err, size_t errlen)
 {
         struct instance *inst = NULL;
-        struct instance_port *ip = uuid_is_valid(port_uuid) ? instance_find_port(port_uuid, &inst) : NULL;
+        struct instance_port *ip = uuid_is_valid(port_uuid) ? instance_find_port(store, port_uuid, &inst) : NULL;
 
         if (!ip)
                 return snprintf(err, errlen, "no instance has this port"), -ENOENT;
         if (inst->op)
-                return snprintf(err, errlen, "instance %s is busy (%s); retry when it is done", inst->name, instance_task_to_string(inst->task)),
-                       -EBUSY;
+                return snprintf(err, errlen, "instance %s is busy (%s); retry when it is done", inst->name,
+                                instance_task_to_string(inst->task)), -EBUSY;
         if (ret)
                 *ret = ip;
         return 0;
 }
 
-int sg_change_port_check(const char *port_uuid, char *err, size_t errlen)
+int sg_change_port_check(const struct instance_store *store, const char *port_uuid, char *err, size_t errlen)
 {
-        assert(port_uuid && err);
-        return port_check(port_uuid, NULL, err, errlen);
+        assert(store && port_uuid && err);
+        return port_check(store, port_uuid, NULL, err, errlen);
 }
 
-int sg_change_port_set(struct firewall *fw, const char *port_uuid, char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb,
-                       void *userdata, struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
+int sg_change_port_set(struct firewall *fw, struct instance_store *store, const char *port_uuid,
+                       char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb, void *userdata,
+                       struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
 {
         struct instance_port *ip;
         struct sg_change *ch;
@@ -236,7 +239,7 @@ int sg_change_port_set(struct firewall *fw, const char *port_uuid, char groups[]
 
         assert(port_uuid && (groups || n_groups == 0) && n_groups <= PORT_MAX_GROUPS && ret && err && ret_plug);
         *ret_plug = -1;
-        r = port_check(port_uuid, &ip, err, errlen);
+        r = port_check(store, port_uuid, &ip, err, errlen);
         if (r < 0)
                 return r;
         ch = change_new(fw, SG_CHANGE_PORT_SET, cb, userdata);
@@ -244,6 +247,7 @@ int sg_change_port_set(struct firewall *fw, const char *port_uuid, char groups[]
                 return snprintf(err, errlen, "out of memory"), -ENOMEM;
         memcpy(ch->groups, groups, n_groups * sizeof(groups[0]));
         ch->n_groups = n_groups;
+        ch->store = store;
         memcpy(ch->port_uuid, ip->port_uuid, sizeof(ch->port_uuid));
         return change_run(ch, ip, NULL, ret, err, errlen, ret_plug);
 }

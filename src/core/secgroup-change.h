@@ -51,9 +51,9 @@ int sg_change_rule_delete(struct firewall *fw, const char *rule_id, sg_change_do
                           size_t errlen, int *ret_plug);
 /* Could the groups of port_uuid change now: 0, or -ENOENT (no instance has
  * it) / -EBUSY (its instance is busy) with the reason in err. */
-int sg_change_port_check(const char *port_uuid, char *err, size_t errlen);
+int sg_change_port_check(const struct instance_store *store, const char *port_uuid, char *err, size_t errlen);
 /* Replace the group list of port_uuid with groups[0..n) (ids, resolved already). */
-int sg_change_port_set(struct firewall *fw, const char *port_uuid, char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb,
+int sg_change_port_set(struct firewall *fw, struct instance_store *store, const char *port_uuid, char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb,
                        void *userdata, struct sg_change **ret, char *err, size_t errlen, int *ret_plug);
 
 /* The caller goes away: the change still lands, nobody hears of it (NULL accepted). */

@@ -34,6 +34,7 @@ static const char *const undo[] = { "tap_delete/a0", "tap_delete/a1", "port_del/
 
 static sd_event *event;
 static struct nova_config cfg;
+static struct instance_store *store;
 static struct lifecycle *lc;
 static struct firewall *fw;
 static char state_dir[64];
@@ -72,11 +73,11 @@ static void setup(const char *vif_type, const char *orphan_policy)
         config_defaults(&cfg);
         (void)strscpy(cfg.vif_type, vif_type, sizeof(cfg.vif_type));
         (void)strscpy(cfg.orphan_policy, orphan_policy, sizeof(cfg.orphan_policy));
-        ck_assert_int_eq(instances_load(state_dir, &skipped), 0);
+        ck_assert_int_eq(instances_load(state_dir, &store, &skipped), 0);
         ck_assert_int_eq(secgroups_load(state_dir, why, sizeof(why)), 0);
         ck_assert_int_ge(sd_event_new(&event), 0);
-        ck_assert_int_eq(lifecycle_new(event, &cfg, &lc), 0);
-        ck_assert_int_eq(firewall_new(event, lc, &fw), 0);
+        ck_assert_int_eq(lifecycle_new(event, &cfg, store, &lc), 0);
+        ck_assert_int_eq(firewall_new(event, lc, store, &fw), 0);
         lifecycle_set_firewall(lc, fw);
 }
 
@@ -87,6 +88,7 @@ static void teardown(void)
         ck_assert_uint_eq(fake_rejected(), 0); /* every request the engine built passed the module's schema */
         lc = lifecycle_free(lc);
         fw = firewall_free(fw);
+        store = instances_free(store);
         (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
         ck_assert_int_eq(system(cmd), 0);
 }
@@ -248,8 +250,8 @@ START_TEST(test_delete_reverse_order)
         ck_assert(d.called);
         ck_assert_int_eq(d.status, 0);
         ck_assert_ptr_null(d.inst);
-        ck_assert_ptr_null(instance_find(INST_UUID));
-        ck_assert_uint_eq(instances_count(), 0);
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
+        ck_assert_uint_eq(instances_count(store), 0);
         teardown();
 }
 END_TEST
@@ -270,7 +272,7 @@ START_TEST(test_delete_fails)
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_destroy domain_undefine");
         ck_assert_int_eq(d.status, -EIO);
-        ck_assert_ptr_eq(instance_find(INST_UUID), inst);
+        ck_assert_ptr_eq(instance_find(store, INST_UUID), inst);
         ck_assert_int_eq(inst->vm_state, VM_ERROR);
         teardown();
 }
@@ -293,7 +295,7 @@ START_TEST(test_plug_not_ready)
         ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), -EAGAIN);
         ck_assert_int_eq(plug, PLUG_OPENVSWITCH);
         ck_assert_str_eq(fake_log(), "");
-        ck_assert_uint_eq(instances_count(), 0);
+        ck_assert_uint_eq(instances_count(store), 0);
         ck_assert(!d.called);
         /* vif_type tap needs no openvswitch */
         teardown();
@@ -426,7 +428,7 @@ START_TEST(test_reconcile_reap_and_repair)
         ck_assert_uint_eq(rr.orphan_vifs, 0);
         ck_assert_uint_eq(rr.reaped, 2);
         ck_assert_uint_eq(rr.repaired, 1);
-        ck_assert_int_eq(instance_find(INST_UUID)->vm_state, VM_ACTIVE);
+        ck_assert_int_eq(instance_find(store, INST_UUID)->vm_state, VM_ACTIVE);
         teardown();
 }
 END_TEST
