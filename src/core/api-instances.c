@@ -22,7 +22,7 @@ struct instance *api_find_instance(const struct api_conn *c, const char *id)
 
 /* The API view of an instance: the store's, with each port's group names
  * and, for an unfiltered port, why and what to do about it. */
-struct json_object *api_instance_json(const struct instance *inst)
+struct json_object *api_instance_json(const struct api_conn *c, const struct instance *inst)
 {
         struct json_object *o = instance_to_json(inst), *ports;
         char fix[128];
@@ -34,7 +34,7 @@ struct json_object *api_instance_json(const struct instance *inst)
         for (size_t i = 0; i < inst->n_ports && i < json_object_array_length(ports); i++) {
                 struct json_object *p = json_object_array_get_idx(ports, i), *names = json_object_new_array();
                 for (size_t k = 0; k < inst->ports[i].n_secgroups; k++) {
-                        const struct secgroup *g = secgroup_find(inst->ports[i].secgroups[k]);
+                        const struct secgroup *g = secgroup_find(api_context_of(c)->groups, inst->ports[i].secgroups[k]);
                         json_object_array_add(names, json_object_new_string(g ? g->name : "(deleted)"));
                 }
                 json_object_object_add(p, "secgroup_names", names);
@@ -69,7 +69,7 @@ static void on_instance_done(int status, const char *error, int plug, struct ins
         if (status < 0)
                 return api_respond_error(c, status == -ECANCELED ? 503 : api_status_for_errno(status), error, plug);
         if (inst)
-                return api_respond_json(c, 200, api_instance_json(inst));
+                return api_respond_json(c, 200, api_instance_json(c, inst));
         root = json_object_new_object();
         json_object_object_add(root, "deleted", json_object_new_string(c->port_uuid));
         api_respond_json(c, 200, root);
@@ -92,7 +92,8 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         (void)a;
         if (api_read_body(c, req, &body) < 0)
                 return;
-        r = instance_parse_boot_request(body, secgroup_resolve, cfg->cpu_set, &tmpl, err, sizeof(err));
+        r = instance_parse_boot_request(body, secgroup_resolve, api_context_of(c)->groups, cfg->cpu_set, &tmpl, err,
+                                        sizeof(err));
         if (r == 0)
                 r = instance_apply_network_mtu(body, cfg->network_mtu, &tmpl, err, sizeof(err));
         json_object_put(body);
@@ -107,7 +108,7 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         if (r < 0)
                 return api_respond_error(c, api_status_for_errno(r), err, plug);
         if (!wait)
-                api_respond_json(c, 202, api_instance_json(inst));
+                api_respond_json(c, 202, api_instance_json(c, inst));
 }
 
 /* delete (op < 0) or a power action. */
@@ -134,7 +135,7 @@ static void instance_op(struct api_conn *c, const struct http_request *req, cons
         if (r < 0)
                 return api_respond_error(c, api_status_for_errno(r), err, plug);
         if (!wait)
-                api_respond_json(c, 202, api_instance_json(inst));
+                api_respond_json(c, 202, api_instance_json(c, inst));
 }
 
 static void handle_instance_delete(struct api_conn *c, const struct http_request *req, const struct api_args *a)
@@ -163,7 +164,7 @@ static void handle_instance_show(struct api_conn *c, const struct http_request *
 
         (void)req;
         if (inst)
-                api_respond_json(c, 200, api_instance_json(inst));
+                api_respond_json(c, 200, api_instance_json(c, inst));
 }
 
 static void handle_instance_list(struct api_conn *c, const struct http_request *req, const struct api_args *a)
@@ -173,7 +174,7 @@ static void handle_instance_list(struct api_conn *c, const struct http_request *
         (void)req;
         (void)a;
         for (struct instance *i = instances_first(api_context_of(c)->instances); i; i = i->next)
-                json_object_array_add(list, api_instance_json(i));
+                json_object_array_add(list, api_instance_json(c, i));
         json_object_object_add(root, "instances", list);
         api_respond_json(c, 200, root);
 }

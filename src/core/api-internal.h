@@ -99,6 +99,6 @@ void api_respond_module_error(struct api_conn *c, const struct module_result *re
 /* An instance of the store by uuid or name; NULL when none (api-instances.c). */
 struct instance *api_find_instance(const struct api_conn *c, const char *id);
 /* The API view of an instance (caller puts it). */
-struct json_object *api_instance_json(const struct instance *inst);
+struct json_object *api_instance_json(const struct api_conn *c, const struct instance *inst);
 
 #endif

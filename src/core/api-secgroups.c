@@ -35,7 +35,7 @@ static void handle_secgroup_list(struct api_conn *c, const struct http_request *
 
         (void)req;
         (void)a;
-        for (const struct secgroup *g = secgroups_first(); g; g = g->next)
+        for (const struct secgroup *g = secgroups_first(api_context_of(c)->groups); g; g = g->next)
                 json_object_array_add(list, secgroup_json(c, g));
         json_object_object_add(root, "secgroups", list);
         api_respond_json(c, 200, root);
@@ -71,7 +71,7 @@ static void handle_secgroup_create(struct api_conn *c, const struct http_request
                 return api_respond_error(c, 400, "name: required, 1..63 characters of A-Z a-z 0-9 . _ - (not starting "
                                              "with . or -, not a UUID)", -1);
         }
-        r = secgroup_create(name, desc, &g);
+        r = secgroup_create(api_context_of(c)->groups, name, desc, &g);
         if (r < 0) {
                 (void)snprintf(err, sizeof(err),
                                r == -EEXIST   ? "a security group named '%s' exists"
@@ -104,7 +104,7 @@ static void handle_secgroup_delete(struct api_conn *c, struct secgroup *g)
                                 }
         memcpy(id, g->id, sizeof(id));
         memcpy(name, g->name, sizeof(name));
-        r = secgroup_delete(g);
+        r = secgroup_delete(api_context_of(c)->groups, g);
         if (r == -EPERM)
                 return api_respond_error(c, 409, "the group 'default' cannot be deleted", -1);
         if (r < 0)
@@ -113,6 +113,14 @@ static void handle_secgroup_delete(struct api_conn *c, struct secgroup *g)
         root = json_object_new_object();
         json_object_object_add(root, "deleted", json_object_new_string(id));
         api_respond_json(c, 200, root);
+}
+
+/* What a change works on, from the API's context. */
+static struct sg_context sg_ctx(const struct api_conn *c)
+{
+        const struct api_context *ctx = api_context_of(c);
+
+        return (struct sg_context){ ctx->firewall, ctx->groups, ctx->instances };
 }
 
 static void on_change_done(const struct sg_change_result *res, void *userdata)
@@ -132,7 +140,7 @@ static void on_change_done(const struct sg_change_result *res, void *userdata)
                 json_object_object_add(result, "deleted", json_object_new_string(res->rule_id));
                 break;
         case SG_CHANGE_PORT_SET:
-                result = api_instance_json(res->inst);
+                result = api_instance_json(c, res->inst);
                 break;
         }
         root = json_object_new_object();
@@ -151,6 +159,7 @@ static void change_refused(struct api_conn *c, int r, const char *err, int plug)
 
 static void rule_add(struct api_conn *c, const struct http_request *req, struct secgroup *g)
 {
+        const struct sg_context sg = sg_ctx(c);
         struct json_object *body = NULL;
         struct secrule rule;
         char err[512];
@@ -162,24 +171,26 @@ static void rule_add(struct api_conn *c, const struct http_request *req, struct 
         json_object_put(body);
         if (r < 0)
                 return api_respond_error(c, 400, err, -1);
-        r = sg_change_rule_add(api_context_of(c)->firewall, g, &rule, on_change_done, c, &c->change, err, sizeof(err), &plug);
+        r = sg_change_rule_add(&sg, g, &rule, on_change_done, c, &c->change, err, sizeof(err), &plug);
         if (r < 0)
                 change_refused(c, r, err, plug);
 }
 
 static void handle_rule_delete(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
+        const struct sg_context sg = sg_ctx(c);
         char err[512];
         int r, plug;
 
         (void)req;
-        r = sg_change_rule_delete(api_context_of(c)->firewall, a->arg[0], on_change_done, c, &c->change, err, sizeof(err), &plug);
+        r = sg_change_rule_delete(&sg, a->arg[0], on_change_done, c, &c->change, err, sizeof(err), &plug);
         if (r < 0)
                 change_refused(c, r, err, plug);
 }
 
 static void handle_port_secgroups(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
+        const struct sg_context sg = sg_ctx(c);
         char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
         struct json_object *body = NULL, *list = NULL;
         const char *port_uuid = a->arg[0];
@@ -187,7 +198,7 @@ static void handle_port_secgroups(struct api_conn *c, const struct http_request 
         char err[512];
         int r, plug;
 
-        r = sg_change_port_check(api_context_of(c)->instances, port_uuid, err, sizeof(err));
+        r = sg_change_port_check(&sg, port_uuid, err, sizeof(err));
         if (r < 0)
                 return api_respond_error(c, r == -ENOENT ? 404 : 409, err, -1);
         if (api_read_body(c, req, &body) < 0)
@@ -200,13 +211,13 @@ static void handle_port_secgroups(struct api_conn *c, const struct http_request 
                 }
                 list = val;
         }
-        r = list ? instance_port_parse_secgroups(list, secgroup_resolve, groups, &n_groups, err, sizeof(err))
+        r = list ? instance_port_parse_secgroups(list, secgroup_resolve, api_context_of(c)->groups, groups, &n_groups, err, sizeof(err))
                  : (snprintf(err, sizeof(err), "secgroups: required (a list; [] leaves the port with no group: "
                                                "all traffic dropped)"), -EINVAL);
         json_object_put(body);
         if (r < 0)
                 return api_respond_error(c, r == -ENOENT ? 404 : 400, err, -1);
-        r = sg_change_port_set(api_context_of(c)->firewall, api_context_of(c)->instances, port_uuid, groups, n_groups, on_change_done, c, &c->change, err, sizeof(err), &plug);
+        r = sg_change_port_set(&sg, port_uuid, groups, n_groups, on_change_done, c, &c->change, err, sizeof(err), &plug);
         if (r < 0)
                 change_refused(c, r, err, plug);
 }
@@ -223,7 +234,7 @@ static struct secgroup *group_arg(struct api_conn *c, const char *ref)
         if (n > 0 && n < sizeof(id)) {
                 memcpy(id, ref, n);
                 id[n] = '\0';
-                g = secgroup_find(id);
+                g = secgroup_find(api_context_of(c)->groups, id);
         }
         if (!g)
                 api_respond_error(c, 404, "no such security group", -1);

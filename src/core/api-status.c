@@ -107,13 +107,13 @@ static struct json_object *status_reconcile_json(const struct lifecycle *lc)
         return rec;
 }
 
-static struct json_object *status_firewall_json(const struct firewall *fw)
+static struct json_object *status_firewall_json(const struct firewall *fw, const struct secgroup_store *groups)
 {
         struct json_object *fwo = json_object_new_object();
         struct firewall_report fr;
 
         firewall_report(fw, &fr);
-        json_object_object_add(fwo, "secgroups", json_object_new_int64((int64_t)secgroups_count()));
+        json_object_object_add(fwo, "secgroups", json_object_new_int64((int64_t)secgroups_count(groups)));
         json_object_object_add(fwo, "runs", json_object_new_uint64(fr.runs));
         json_object_object_add(fwo, "applied", json_object_new_int((int)fr.applied));
         json_object_object_add(fwo, "removed", json_object_new_int((int)fr.removed));
@@ -131,7 +131,7 @@ static void handle_status(struct api_conn *c)
                 json_object_array_add(plugs, module_json((enum plug_id)i));
         json_object_object_add(root, "instances", status_instances_json(api_context_of(c)->instances));
         json_object_object_add(root, "reconcile", status_reconcile_json(api_context_of(c)->lifecycle));
-        json_object_object_add(root, "firewall", status_firewall_json(api_context_of(c)->firewall));
+        json_object_object_add(root, "firewall", status_firewall_json(api_context_of(c)->firewall, api_context_of(c)->groups));
         json_object_object_add(root, "core", status_core_json(api_context_of(c)));
         json_object_object_add(root, "plugs", plugs);
         api_respond_json(c, 200, root);

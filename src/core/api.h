@@ -35,6 +35,7 @@ struct api_context {
         struct lifecycle *lifecycle;    /* instance operations */
         struct firewall *firewall;      /* security groups in the kernel */
         struct instance_store *instances; /* the instance store */
+        struct secgroup_store *groups;  /* the security-group store */
         bool snap;                      /* running inside a snap */
         pid_t spawner_pid;              /* 0 inside a snap */
         uint64_t started_usec;          /* monotonic start time of the core */

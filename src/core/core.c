@@ -353,12 +353,12 @@ static int load_stores(struct core *c)
                 return log_err("cannot load the instance store under %s: %s", c->cfg.state_dir, strerror(-r)), r;
         log_info("instance store: %zu instances%s", instances_count(c->instances),
                  skipped ? " (some files were unusable: see above)" : "");
-        r = secgroups_load(c->cfg.state_dir, why, sizeof(why));
+        r = secgroups_load(c->cfg.state_dir, &c->groups, why, sizeof(why));
         if (r < 0)
                 /* Starting without the operator's rules would apply the wrong ones: refuse. */
                 return log_err("cannot load the security groups under %s: %s", c->cfg.state_dir,
                                why[0] ? why : strerror(-r)), r;
-        log_info("security groups: %zu", secgroups_count());
+        log_info("security groups: %zu", secgroups_count(c->groups));
         return 0;
 }
 
@@ -369,6 +369,7 @@ static int start_api(struct core *c)
                 .lifecycle = c->lifecycle,
                 .firewall = c->firewall,
                 .instances = c->instances,
+                .groups = c->groups,
                 .snap = !c->supervise,
                 .spawner_pid = c->spawner_pid,
                 .started_usec = c->started_usec,
@@ -392,7 +393,7 @@ int core_start(struct core *c)
                 r = load_stores(c);
         if (r >= 0 && (r = lifecycle_new(c->event, &c->cfg, c->instances, &c->lifecycle)) < 0)
                 log_err("cannot set up the lifecycle engine: %s", strerror(-r));
-        if (r >= 0 && (r = firewall_new(c->event, c->lifecycle, c->instances, &c->firewall)) >= 0)
+        if (r >= 0 && (r = firewall_new(c->event, c->lifecycle, c->instances, c->groups, &c->firewall)) >= 0)
                 lifecycle_set_firewall(c->lifecycle, c->firewall);
         if (r >= 0 && (r = modules_new(c->event, &c->cfg, c->spawner_fd, c->plugs_connected, c->module_dir)) < 0)
                 log_err("cannot set up the module registry: %s", strerror(-r));
@@ -439,7 +440,7 @@ struct core *core_free(struct core *c)
                 modules_free(); /* in-flight calls fail now: their operations end */
                 c->lifecycle = lifecycle_free(c->lifecycle);
                 c->firewall = firewall_free(c->firewall);
-                secgroups_free();
+                c->groups = secgroups_free(c->groups);
         }
         c->instances = instances_free(c->instances);
         safe_close(c->spawner_fd); /* the spawner stops the modules and exits */

@@ -16,11 +16,11 @@
  *                the stores, then the spawner (which stops the modules) is
  *                waited for
  *
- * The API server, the instance store, the lifecycle engine, the firewall unit
- * and health are objects the core owns and hands to whoever needs them
- * (struct api_context, lifecycle_new, firewall_new, lifecycle_set_firewall).
- * The module registry (modules.c) and the security-group store (secgroups.c)
- * still keep their state at file scope: one core per process. docs/ARCHITECTURE.md
+ * The API server, both stores, the lifecycle engine, the firewall unit and
+ * health are objects the core owns and hands to whoever needs them (struct
+ * api_context, lifecycle_new, firewall_new, lifecycle_set_firewall, struct
+ * sg_context). The module registry (modules.c) still keeps its state at file
+ * scope: one core per process. docs/ARCHITECTURE.md
  * has the map. */
 #ifndef NOVA_CORE_H
 #define NOVA_CORE_H
@@ -61,6 +61,7 @@ struct core {
         pid_t spawner_pid;               /* 0 inside a snap */
         uint64_t started_usec;
         struct instance_store *instances; /* intent: one file per instance */
+        struct secgroup_store *groups;   /* security groups: secgroups.json */
         struct lifecycle *lifecycle;     /* the pipeline engine */
         struct firewall *firewall;       /* security groups -> firewall-control */
         struct api_server *api;

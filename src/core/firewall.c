@@ -29,6 +29,7 @@ struct firewall {
         struct firewall_report report, pass;
         struct lifecycle *lifecycle;  /* re-plumbs unfiltered instances (lifecycle_refilter) */
         struct instance_store *instances; /* which ports have which groups */
+        const struct secgroup_store *groups; /* the groups' rules */
         struct sync_kind apply_call, remove_call;
 };
 
@@ -41,20 +42,20 @@ bool firewall_connected(void)
 }
 
 /* The stored group of id, or override when it has that id. */
-static const struct secgroup *group_for(const char *id, const struct secgroup *override)
+static const struct secgroup *group_for(const struct firewall *fw, const char *id, const struct secgroup *override)
 {
         if (override && streq(override->id, id))
                 return override;
-        return secgroup_find(id);
+        return secgroup_find(fw->groups, id);
 }
 
-static int count_rules(char groups[][UUID_STR_LEN + 1], size_t n, const struct secgroup *override, char *err,
+static int count_rules(const struct firewall *fw, char groups[][UUID_STR_LEN + 1], size_t n, const struct secgroup *override, char *err,
                        size_t errlen)
 {
         size_t total = 0;
 
         for (size_t k = 0; k < n; k++) {
-                const struct secgroup *g = group_for(groups[k], override);
+                const struct secgroup *g = group_for(fw, groups[k], override);
                 if (!g) {
                         (void)snprintf(err, errlen, "security group %s no longer exists", groups[k]);
                         return -ENOENT;
@@ -69,16 +70,16 @@ static int count_rules(char groups[][UUID_STR_LEN + 1], size_t n, const struct s
         return (int)total;
 }
 
-int firewall_port_rule_count(const struct instance_port *p, const struct secgroup *override, char *err, size_t errlen)
+int firewall_port_rule_count(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, char *err, size_t errlen)
 {
         assert(p && err);
-        return count_rules((char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, err, errlen);
+        return count_rules(fw, (char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, err, errlen);
 }
 
-static int port_request(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+static int port_request(const struct firewall *fw, const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
                         const struct secgroup *override, struct proto_writer *w, char *err, size_t errlen)
 {
-        int r = count_rules(groups, n_groups, override, err, errlen);
+        int r = count_rules(fw, groups, n_groups, override, err, errlen);
 
         if (r < 0)
                 return r;
@@ -91,7 +92,7 @@ static int port_request(const struct instance_port *p, char groups[][UUID_STR_LE
         pw_list_end(w);
         pw_list_begin(w, "groups");
         for (size_t k = 0; k < n_groups; k++) {
-                const struct secgroup *g = group_for(groups[k], override);
+                const struct secgroup *g = group_for(fw, groups[k], override);
                 pw_obj_begin(w, NULL);
                 pw_str(w, "id", g->id);
                 pw_list_begin(w, "rules");
@@ -107,11 +108,11 @@ static int port_request(const struct instance_port *p, char groups[][UUID_STR_LE
         return 0;
 }
 
-int firewall_port_request(const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
+int firewall_port_request(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
                           char *err, size_t errlen)
 {
         assert(p && w && err);
-        return port_request(p, (char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, w, err, errlen);
+        return port_request(fw, p, (char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, w, err, errlen);
 }
 
 /* ---- pushes (API changes) ---- */
@@ -152,7 +153,7 @@ static int push(struct firewall *fw, const struct instance_port *p, char groups[
                 free(ps);
                 return -ENOMEM;
         }
-        r = port_request(p, groups, n_groups, override, w, err, errlen);
+        r = port_request(fw, p, groups, n_groups, override, w, err, errlen);
         if (r < 0) {
                 free(ps);
                 return r;
@@ -189,7 +190,7 @@ int firewall_push_group(struct firewall *fw, const struct secgroup *next, firewa
                                 uses = uses || streq(ip->secgroups[k], next->id);
                         if (!uses)
                                 continue;
-                        r = firewall_port_rule_count(ip, next, why, sizeof(why));
+                        r = firewall_port_rule_count(fw, ip, next, why, sizeof(why));
                         if (r == -E2BIG) {
                                 (void)snprintf(err, errlen, "port %s of instance %s: %s", ip->port_uuid, i->name, why);
                                 return r;
@@ -210,7 +211,7 @@ int firewall_push_port(struct firewall *fw, const struct instance_port *p, char 
 
         assert(p && (groups || n_groups == 0) && cb && err && ret_plug);
         *ret_plug = -1;
-        r = count_rules(groups, n_groups, NULL, err, errlen);
+        r = count_rules(fw, groups, n_groups, NULL, err, errlen);
         if (r < 0)
                 return r;
         if (!p->filtered)
@@ -264,7 +265,8 @@ static void sync_call(struct firewall *fw, struct proto_writer *w, struct sync_k
 }
 
 /* Same groups (as sets) and every group's rules as stored? */
-static bool port_current(const struct instance_port *ip, const struct proto_value *kport, struct json_object *digests)
+static bool port_current(const struct firewall *fw, const struct instance_port *ip, const struct proto_value *kport,
+                         struct json_object *digests)
 {
         const struct proto_value *kg = proto_get(kport, "groups");
         size_t n = 0;
@@ -282,7 +284,7 @@ static bool port_current(const struct instance_port *ip, const struct proto_valu
         if (n != ip->n_secgroups)
                 return false;
         for (size_t k = 0; k < ip->n_secgroups; k++) {
-                const struct secgroup *g = secgroup_find(ip->secgroups[k]);
+                const struct secgroup *g = secgroup_find(fw->groups, ip->secgroups[k]);
                 struct json_object *d;
                 char want[17];
                 if (!g || !json_object_object_get_ex(digests, g->id, &d))
@@ -350,12 +352,12 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                                 if (streq(proto_get_str(e, "port_uuid", ""), ip->port_uuid))
                                         kp = e;
                         /* Not listed (or the list was cut short): apply; it is idempotent. */
-                        if (kp && port_current(ip, kp, digests))
+                        if (kp && port_current(fw, ip, kp, digests))
                                 continue;
                         w = malloc(sizeof(*w));
                         if (!w)
                                 break;
-                        if (firewall_port_request(ip, NULL, w, err, sizeof(err)) < 0) {
+                        if (firewall_port_request(fw, ip, NULL, w, err, sizeof(err)) < 0) {
                                 (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "port %s: %.200s",
                                                ip->port_uuid, err);
                                 log_warn("firewall: %s", fw->pass.last_error);
@@ -419,17 +421,18 @@ void firewall_report(const struct firewall *fw, struct firewall_report *ret)
 }
 
 int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct instance_store *instances,
-                 struct firewall **ret)
+                 const struct secgroup_store *groups, struct firewall **ret)
 {
         struct firewall *fw;
 
-        assert(event && lifecycle && instances && ret);
+        assert(event && lifecycle && instances && groups && ret);
         fw = calloc(1, sizeof(*fw));
         if (!fw)
                 return -ENOMEM;
         fw->event = event;
         fw->lifecycle = lifecycle;
         fw->instances = instances;
+        fw->groups = groups;
         fw->apply_call = (struct sync_kind){ fw, "apply" };
         fw->remove_call = (struct sync_kind){ fw, "remove" };
         *ret = fw;

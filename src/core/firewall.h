@@ -28,12 +28,14 @@ bool firewall_connected(void);
 
 /* Rules of all groups of p, with override standing in for the group of the
  * same id (may be NULL), or -ENOENT with the reason for a missing group. */
-int firewall_port_rule_count(const struct instance_port *p, const struct secgroup *override, char *err,
+struct firewall;
+
+int firewall_port_rule_count(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, char *err,
                              size_t errlen);
 
 /* Write port_rules_apply for p (w initialised here). 0, -ENOENT (a group
  * is gone) or -E2BIG (more than PORT_MAX_RULES rules), reason in err. */
-int firewall_port_request(const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
+int firewall_port_request(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
                           char *err, size_t errlen);
 
 /* Called with the outcome of a push: status 0 or -errno, operator text, plug to blame (-1). */
@@ -44,8 +46,6 @@ typedef void (*firewall_done_cb)(int status, const char *error, int plug, void *
  * called); 0: cb will be called; <0: error in err (-ENOTCONN/-EAGAIN with
  * the plug text, -E2BIG when a port would exceed PORT_MAX_RULES, -EBUSY while
  * another change is in flight). */
-struct firewall;
-
 int firewall_push_group(struct firewall *fw, const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
                         int *ret_plug);
 /* Push one port with the group list groups (instead of its stored one). Same returns. */
@@ -71,7 +71,7 @@ void firewall_report(const struct firewall *fw, struct firewall_report *ret);
 struct lifecycle;
 struct instance_store;
 int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct instance_store *instances,
-                 struct firewall **ret);
+                 const struct secgroup_store *groups, struct firewall **ret);
 /* NULL accepted. Returns NULL. */
 struct firewall *firewall_free(struct firewall *fw);
 

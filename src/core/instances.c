@@ -188,7 +188,13 @@ static int parse_ips(struct json_object *list, struct instance_port *ip, char *e
         return 0;
 }
 
-int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve,
+/* A group resolver and its data. */
+struct resolver {
+        secgroup_resolve_fn fn;         /* NULL: no group resolves */
+        const void *data;
+};
+
+static int port_parse_secgroups(struct json_object *list, const struct resolver *res,
                                   char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err, size_t errlen)
 {
         char ids[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
@@ -203,7 +209,7 @@ int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn 
                 const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
                 if (!s)
                         return snprintf(err, errlen, "secgroups[%zu]: must be a group name or id", k), -EINVAL;
-                if (!resolve || resolve(s, ids[k]) < 0)
+                if (!res->fn || res->fn(res->data, s, ids[k]) < 0)
                         return snprintf(err, errlen, "secgroups[%zu]: no security group '%.64s'", k, s), -ENOENT;
                 for (size_t j = 0; j < k; j++)
                         if (streq(ids[j], ids[k]))
@@ -213,6 +219,14 @@ int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn 
         memcpy(ret, ids, n * sizeof(ids[0]));
         *ret_n = n;
         return 0;
+}
+
+int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve, const void *resolve_data,
+                                  char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err, size_t errlen)
+{
+        const struct resolver res = { resolve, resolve_data };
+
+        return port_parse_secgroups(list, &res, ret, ret_n, err, errlen);
 }
 
 struct json_object *instance_to_json(const struct instance *inst)
@@ -590,7 +604,7 @@ int instance_parse_stored(const char *text, size_t len, struct instance *ret, ch
 
 /* One port object of a boot request (ports[i]) into *ip, identifiers generated
  * where not given. *ret_own_groups: it lists its own groups. 0 or -errno with the reason. */
-static int parse_request_port(struct json_object *p, size_t i, secgroup_resolve_fn resolve, struct instance_port *ip,
+static int parse_request_port(struct json_object *p, size_t i, const struct resolver *res, struct instance_port *ip,
                               bool *ret_own_groups, char *err, size_t errlen)
 {
         char why[160];
@@ -615,7 +629,7 @@ static int parse_request_port(struct json_object *p, size_t i, secgroup_resolve_
                         if (parse_ips(pv, ip, why, sizeof(why)) < 0)
                                 return snprintf(err, errlen, "ports[%zu].%s", i, why), -EINVAL;
                 } else if (streq(pk, "secgroups")) {
-                        r = instance_port_parse_secgroups(pv, resolve, ip->secgroups, &ip->n_secgroups, why,
+                        r = port_parse_secgroups(pv, res, ip->secgroups, &ip->n_secgroups, why,
                                                           sizeof(why));
                         if (r < 0)
                                 return snprintf(err, errlen, "ports[%zu].%s", i, why), r;
@@ -631,7 +645,7 @@ static int parse_request_port(struct json_object *p, size_t i, secgroup_resolve_
 }
 
 /* The "ports" list of a boot request into t (at most LIBVIRT_MAX_PORTS, checked by the caller). */
-static int parse_request_ports(struct json_object *list, secgroup_resolve_fn resolve, struct instance *t,
+static int parse_request_ports(struct json_object *list, const struct resolver *res, struct instance *t,
                                bool own_groups[LIBVIRT_MAX_PORTS], char *err, size_t errlen)
 {
         size_t n = json_object_array_length(list);
@@ -639,7 +653,7 @@ static int parse_request_ports(struct json_object *list, secgroup_resolve_fn res
 
         assert(n <= LIBVIRT_MAX_PORTS);
         for (size_t i = 0; i < n; i++) {
-                r = parse_request_port(json_object_array_get_idx(list, i), i, resolve, &t->ports[i], &own_groups[i],
+                r = parse_request_port(json_object_array_get_idx(list, i), i, res, &t->ports[i], &own_groups[i],
                                        err, errlen);
                 if (r < 0)
                         return r;
@@ -666,11 +680,11 @@ static const char *boot_field_problem(const char *key)
 }
 
 /* The request's own groups ("secgroups"): at least one when given. */
-static int parse_request_groups(struct json_object *val, secgroup_resolve_fn resolve,
+static int parse_request_groups(struct json_object *val, const struct resolver *res,
                                 char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *n_groups, char *err,
                                 size_t errlen)
 {
-        int r = instance_port_parse_secgroups(val, resolve, groups, n_groups, err, errlen);
+        int r = port_parse_secgroups(val, res, groups, n_groups, err, errlen);
 
         if (r < 0)
                 return r;
@@ -681,9 +695,11 @@ static int parse_request_groups(struct json_object *val, secgroup_resolve_fn res
 }
 
 /* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
-int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const char *default_cpu_set,
+int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const void *resolve_data,
+                                const char *default_cpu_set,
                                 struct instance *ret, char *err, size_t errlen)
 {
+        const struct resolver res = { resolve, resolve_data };
         struct instance t = { .vcpus = 1, .memory_mb = 64 };
         bool have_name = false, have_cpu_set = false, own_groups[LIBVIRT_MAX_PORTS] = { false };
         char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
@@ -709,10 +725,10 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                 else if (streq(key, "cpu_set") && s && (!s[0] || instance_cpu_set_canonical(s, t.cpu_set) == 0))
                         have_cpu_set = true;
                 else if (streq(key, "secgroups"))
-                        r = parse_request_groups(val, resolve, groups, &n_groups, err, errlen);
+                        r = parse_request_groups(val, &res, groups, &n_groups, err, errlen);
                 else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
                          json_object_array_length(val) <= LIBVIRT_MAX_PORTS)
-                        r = parse_request_ports(val, resolve, &t, own_groups, err, errlen);
+                        r = parse_request_ports(val, &res, &t, own_groups, err, errlen);
                 else
                         r = (snprintf(err, errlen, "%.32s: %s", key, boot_field_problem(key)), -EINVAL);
                 if (r < 0)
@@ -727,7 +743,7 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
         if (t.cpu_set[0])
                 t.pin_state = PIN_PENDING;
         /* Ports without their own list: the request's groups, else "default" (when it exists). */
-        if (n_groups == 0 && resolve && resolve("default", groups[0]) == 0)
+        if (n_groups == 0 && resolve && resolve(resolve_data, "default", groups[0]) == 0)
                 n_groups = 1;
         for (size_t i = 0; i < t.n_ports; i++)
                 if (!own_groups[i]) {

@@ -28,8 +28,9 @@ struct instance_port {
                          * false: the tap sits on OVS directly and nothing filters it */
 };
 
-/* Resolves a security group name or id to its id: 0 or -ENOENT. */
-typedef int (*secgroup_resolve_fn)(const char *ref, char ret_id[UUID_STR_LEN + 1]);
+/* Resolves a security group name or id to its id (data: the resolver's own,
+ * e.g. the group store): 0 or -ENOENT. */
+typedef int (*secgroup_resolve_fn)(const void *data, const char *ref, char ret_id[UUID_STR_LEN + 1]);
 
 /* The intent: active (should run), stopped (defined, off), error (an
  * operation failed; resources were rolled back or are being repaired). */
@@ -140,7 +141,8 @@ int instance_remove(struct instance *inst);
  * flag is left false (lifecycle decides). 0, or -EBADMSG/-EINVAL with the
  * reason; *ret untouched on error. */
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen);
-int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const char *default_cpu_set,
+int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const void *resolve_data,
+                                const char *default_cpu_set,
                                 struct instance *ret, char *err, size_t errlen);
 /* The network's MTU (config key network_mtu; 0 = not set: nothing to do) on
  * a parsed boot request: ports of body that give no "mtu" get network_mtu;
@@ -158,7 +160,7 @@ int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX]);
 void instance_pin_message(const struct instance *inst, char *buf, size_t size);
 /* Set a port's groups from a JSON list of refs (API "port set"). Checks
  * count, duplicates and resolution. 0 or -EINVAL/-ENOENT with the reason. */
-int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve,
+int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve, const void *resolve_data,
                                   char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err,
                                   size_t errlen);
 struct instance_port *instance_find_port(const struct instance_store *store, const char *port_uuid,

@@ -149,7 +149,7 @@ static bool ovs_in_use(const struct lifecycle *lc) { return streq(lc->cfg->vif_t
 
 /* ---- requests ---- */
 
-static int build_unit(const struct instance *inst, const struct unit *u, struct proto_writer *w, char *err,
+static int build_unit(const struct firewall *fw, const struct instance *inst, const struct unit *u, struct proto_writer *w, char *err,
                       size_t errlen)
 {
         const struct step_def *s = &steps[u->step];
@@ -178,7 +178,7 @@ static int build_unit(const struct instance *inst, const struct unit *u, struct 
                 break;
         case STEP_FIREWALL:
                 if (!u->undo)
-                        return firewall_port_request(p, NULL, w, err, errlen);
+                        return firewall_port_request(fw, p, NULL, w, err, errlen);
                 pw_str(w, "port_uuid", p->port_uuid);
                 break;
         case STEP_DEFINE:
@@ -506,7 +506,7 @@ static int unit_request(const struct op *op, const struct unit *u, struct proto_
                 [OP_STOP] = EP_LIBVIRT(DOMAIN_SHUTDOWN), [OP_REBOOT] = EP_LIBVIRT(DOMAIN_REBOOT),
                 [OP_START] = EP_LIBVIRT(DOMAIN_START),
         };
-        int r = build_unit(op->inst, u, w, err, errlen);
+        int r = build_unit(op->lc->firewall, op->inst, u, w, err, errlen);
 
         if (r < 0)
                 return r;
@@ -619,7 +619,7 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
         for (size_t i = 0; i < tmp.n_ports; i++) {
                 char why[200];
                 tmp.ports[i].filtered = firewall_connected();
-                if (firewall_port_rule_count(&tmp.ports[i], NULL, why, sizeof(why)) < 0) {
+                if (firewall_port_rule_count(lc->firewall, &tmp.ports[i], NULL, why, sizeof(why)) < 0) {
                         (void)snprintf(err, errlen, "port %s: %s", tmp.ports[i].port_uuid, why);
                         return -EINVAL;
                 }

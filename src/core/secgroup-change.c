@@ -7,8 +7,7 @@
 #include <assert.h>
 
 struct sg_change {
-        struct firewall *fw;
-        struct instance_store *store;           /* port set: the port's store */
+        struct sg_context ctx;                  /* the firewall and the stores */
         enum sg_change_kind kind;
         sg_change_done_cb cb;                   /* NULL once detached */
         void *userdata;
@@ -27,14 +26,14 @@ void sg_change_detach(struct sg_change *ch)
                 ch->cb = NULL;
 }
 
-static struct sg_change *change_new(struct firewall *fw, enum sg_change_kind kind, sg_change_done_cb cb,
+static struct sg_change *change_new(const struct sg_context *ctx, enum sg_change_kind kind, sg_change_done_cb cb,
                                     void *userdata)
 {
         struct sg_change *ch = calloc(1, sizeof(*ch));
 
         if (!ch)
                 return NULL;
-        ch->fw = fw;
+        ch->ctx = *ctx;
         ch->kind = kind;
         ch->cb = cb;
         ch->userdata = userdata;
@@ -52,26 +51,26 @@ static int change_store(struct sg_change *ch, struct sg_change_result *res, char
 
         switch (ch->kind) {
         case SG_CHANGE_RULE_ADD:
-                g = secgroup_find(ch->group_id);
+                g = secgroup_find(ch->ctx.groups, ch->group_id);
                 if (!g)
                         return snprintf(err, errlen, "the group was deleted meanwhile"), -ENOENT;
-                r = secgroup_rule_add(g, &ch->rule, NULL, &res->rule);
+                r = secgroup_rule_add(ch->ctx.groups, g, &ch->rule, NULL, &res->rule);
                 if (r < 0)
                         return snprintf(err, errlen, "cannot record the rule: %s", strerror(-r)), r;
                 log_info("security group %s: rule %s added", g->name, res->rule->uuid);
                 return 0;
         case SG_CHANGE_RULE_DELETE:
-                g = secgroup_find_rule(ch->rule_id, &idx);
+                g = secgroup_find_rule(ch->ctx.groups, ch->rule_id, &idx);
                 if (!g)
                         return snprintf(err, errlen, "the rule was deleted meanwhile"), -ENOENT;
-                r = secgroup_rule_delete(g, idx);
+                r = secgroup_rule_delete(ch->ctx.groups, g, idx);
                 if (r < 0)
                         return snprintf(err, errlen, "cannot record the change: %s", strerror(-r)), r;
                 res->rule_id = ch->rule_id;
                 log_info("security group %s: rule %s deleted", g->name, ch->rule_id);
                 return 0;
         case SG_CHANGE_PORT_SET:
-                ip = instance_find_port(ch->store, ch->port_uuid, &inst);
+                ip = instance_find_port(ch->ctx.instances, ch->port_uuid, &inst);
                 if (!ip)
                         return snprintf(err, errlen, "the port's instance was deleted meanwhile"), -ENOENT;
                 saved = *ip;
@@ -100,7 +99,7 @@ static void change_finish(struct sg_change *ch, int status, const char *error, i
                 if (res.status < 0) {
                         res.error = err;
                         res.plug = -1;
-                        firewall_sync(ch->fw); /* the kernel has a change the store does not: take it back */
+                        firewall_sync(ch->ctx.firewall); /* the kernel has a change the store does not: take it back */
                 }
         }
         res.pending = ch->pending[0] ? ch->pending : NULL;
@@ -128,9 +127,9 @@ static int change_run(struct sg_change *ch, const struct instance_port *port, co
                 (void)snprintf(ch->pending, sizeof(ch->pending), "the port is unfiltered (%s)",
                                firewall_connected() ? "it is being re-plumbed" : "firewall-control is not connected");
         } else if (port)
-                r = firewall_push_port(ch->fw, port, ch->groups, ch->n_groups, on_pushed, ch, why, sizeof(why), ret_plug);
+                r = firewall_push_port(ch->ctx.firewall, port, ch->groups, ch->n_groups, on_pushed, ch, why, sizeof(why), ret_plug);
         else
-                r = firewall_push_group(ch->fw, next, on_pushed, ch, why, sizeof(why), ret_plug);
+                r = firewall_push_group(ch->ctx.firewall, next, on_pushed, ch, why, sizeof(why), ret_plug);
         if (r == -ENOTCONN || r == -EAGAIN) {
                 /* Stored now; the firewall sync applies it when the module is back. */
                 (void)snprintf(ch->pending, sizeof(ch->pending), "not in the kernel yet: %.480s", why);
@@ -151,13 +150,13 @@ static int change_run(struct sg_change *ch, const struct instance_port *port, co
         return 0;
 }
 
-int sg_change_rule_add(struct firewall *fw, const struct secgroup *g, const struct secrule *rule, sg_change_done_cb cb, void *userdata,
+int sg_change_rule_add(const struct sg_context *ctx, const struct secgroup *g, const struct secrule *rule, sg_change_done_cb cb, void *userdata,
                        struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
 {
         _cleanup_free_ struct secgroup *next = NULL;
         struct sg_change *ch;
 
-        assert(g && rule && ret && err && ret_plug);
+        assert(ctx && g && rule && ret && err && ret_plug);
         *ret_plug = -1;
         for (size_t i = 0; i < g->n_rules; i++)
                 if (secrule_equal(&g->rules[i], rule))
@@ -166,14 +165,14 @@ int sg_change_rule_add(struct firewall *fw, const struct secgroup *g, const stru
         if (g->n_rules >= SECGROUP_MAX_RULES)
                 return snprintf(err, errlen, "security group '%s' has %d rules, the most a group holds", g->name,
                                 SECGROUP_MAX_RULES), -EEXIST;
-        ch = change_new(fw, SG_CHANGE_RULE_ADD, cb, userdata);
+        ch = change_new(ctx, SG_CHANGE_RULE_ADD, cb, userdata);
         next = malloc(sizeof(*next));
         if (!ch || !next) {
                 free(ch);
                 return snprintf(err, errlen, "out of memory"), -ENOMEM;
         }
         ch->rule = *rule;
-        if ((ch->rule.uuid[0] && secgroup_find_rule(ch->rule.uuid, NULL)) ||
+        if ((ch->rule.uuid[0] && secgroup_find_rule(ctx->groups, ch->rule.uuid, NULL)) ||
             (!ch->rule.uuid[0] && uuid_new_str(ch->rule.uuid) < 0)) {
                 free(ch);
                 return snprintf(err, errlen, "id: a rule with this id exists"), -EEXIST;
@@ -183,7 +182,7 @@ int sg_change_rule_add(struct firewall *fw, const struct secgroup *g, const stru
         return change_run(ch, NULL, next, ret, err, errlen, ret_plug);
 }
 
-int sg_change_rule_delete(struct firewall *fw, const char *rule_id, sg_change_done_cb cb, void *userdata, struct sg_change **ret, char *err,
+int sg_change_rule_delete(const struct sg_context *ctx, const char *rule_id, sg_change_done_cb cb, void *userdata, struct sg_change **ret, char *err,
                           size_t errlen, int *ret_plug)
 {
         _cleanup_free_ struct secgroup *next = NULL;
@@ -191,12 +190,12 @@ int sg_change_rule_delete(struct firewall *fw, const char *rule_id, sg_change_do
         struct sg_change *ch;
         size_t idx;
 
-        assert(rule_id && ret && err && ret_plug);
+        assert(ctx && rule_id && ret && err && ret_plug);
         *ret_plug = -1;
-        g = uuid_is_valid(rule_id) ? secgroup_find_rule(rule_id, &idx) : NULL;
+        g = uuid_is_valid(rule_id) ? secgroup_find_rule(ctx->groups, rule_id, &idx) : NULL;
         if (!g)
                 return snprintf(err, errlen, "no such security-group rule"), -ENOENT;
-        ch = change_new(fw, SG_CHANGE_RULE_DELETE, cb, userdata);
+        ch = change_new(ctx, SG_CHANGE_RULE_DELETE, cb, userdata);
         next = malloc(sizeof(*next));
         if (!ch || !next) {
                 free(ch);
@@ -223,13 +222,13 @@ static int port_check(const struct instance_store *store, const char *port_uuid,
         return 0;
 }
 
-int sg_change_port_check(const struct instance_store *store, const char *port_uuid, char *err, size_t errlen)
+int sg_change_port_check(const struct sg_context *ctx, const char *port_uuid, char *err, size_t errlen)
 {
-        assert(store && port_uuid && err);
-        return port_check(store, port_uuid, NULL, err, errlen);
+        assert(ctx && port_uuid && err);
+        return port_check(ctx->instances, port_uuid, NULL, err, errlen);
 }
 
-int sg_change_port_set(struct firewall *fw, struct instance_store *store, const char *port_uuid,
+int sg_change_port_set(const struct sg_context *ctx, const char *port_uuid,
                        char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb, void *userdata,
                        struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
 {
@@ -237,17 +236,16 @@ int sg_change_port_set(struct firewall *fw, struct instance_store *store, const 
         struct sg_change *ch;
         int r;
 
-        assert(port_uuid && (groups || n_groups == 0) && n_groups <= PORT_MAX_GROUPS && ret && err && ret_plug);
+        assert(ctx && port_uuid && (groups || n_groups == 0) && n_groups <= PORT_MAX_GROUPS && ret && err && ret_plug);
         *ret_plug = -1;
-        r = port_check(store, port_uuid, &ip, err, errlen);
+        r = port_check(ctx->instances, port_uuid, &ip, err, errlen);
         if (r < 0)
                 return r;
-        ch = change_new(fw, SG_CHANGE_PORT_SET, cb, userdata);
+        ch = change_new(ctx, SG_CHANGE_PORT_SET, cb, userdata);
         if (!ch)
                 return snprintf(err, errlen, "out of memory"), -ENOMEM;
         memcpy(ch->groups, groups, n_groups * sizeof(groups[0]));
         ch->n_groups = n_groups;
-        ch->store = store;
         memcpy(ch->port_uuid, ip->port_uuid, sizeof(ch->port_uuid));
         return change_run(ch, ip, NULL, ret, err, errlen, ret_plug);
 }

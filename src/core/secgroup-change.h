@@ -43,17 +43,22 @@ struct sg_change;
  * plug to blame (or -1), nothing changed and cb never called. On 0, cb is
  * called exactly once, perhaps before this returns (then *ret is NULL), else
  * later (then *ret is the change in flight, for sg_change_detach). */
-struct firewall;
+/* What a change works on: the kernel side and both stores (the core's). */
+struct sg_context {
+        struct firewall *firewall;
+        struct secgroup_store *groups;
+        struct instance_store *instances;
+};
 
-int sg_change_rule_add(struct firewall *fw, const struct secgroup *g, const struct secrule *rule, sg_change_done_cb cb, void *userdata,
+int sg_change_rule_add(const struct sg_context *ctx, const struct secgroup *g, const struct secrule *rule, sg_change_done_cb cb, void *userdata,
                        struct sg_change **ret, char *err, size_t errlen, int *ret_plug);
-int sg_change_rule_delete(struct firewall *fw, const char *rule_id, sg_change_done_cb cb, void *userdata, struct sg_change **ret, char *err,
+int sg_change_rule_delete(const struct sg_context *ctx, const char *rule_id, sg_change_done_cb cb, void *userdata, struct sg_change **ret, char *err,
                           size_t errlen, int *ret_plug);
 /* Could the groups of port_uuid change now: 0, or -ENOENT (no instance has
  * it) / -EBUSY (its instance is busy) with the reason in err. */
-int sg_change_port_check(const struct instance_store *store, const char *port_uuid, char *err, size_t errlen);
+int sg_change_port_check(const struct sg_context *ctx, const char *port_uuid, char *err, size_t errlen);
 /* Replace the group list of port_uuid with groups[0..n) (ids, resolved already). */
-int sg_change_port_set(struct firewall *fw, struct instance_store *store, const char *port_uuid, char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb,
+int sg_change_port_set(const struct sg_context *ctx, const char *port_uuid, char groups[][UUID_STR_LEN + 1], size_t n_groups, sg_change_done_cb cb,
                        void *userdata, struct sg_change **ret, char *err, size_t errlen, int *ret_plug);
 
 /* The caller goes away: the change still lands, nobody hears of it (NULL accepted). */

@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         json_object_put(o);
                         return 0;
                 }
-                r = instance_parse_boot_request(o, NULL, (data[0] & 2) ? "3,1-2" : NULL, &out, why, sizeof(why));
+                r = instance_parse_boot_request(o, NULL, NULL, (data[0] & 2) ? "3,1-2" : NULL, &out, why, sizeof(why));
                 if (r == 0 && (data[0] & 4)) {
                         /* network_mtu: ports end at or below it, or the request is refused unchanged */
                         struct instance before = out;

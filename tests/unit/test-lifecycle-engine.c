@@ -35,6 +35,7 @@ static const char *const undo[] = { "tap_delete/a0", "tap_delete/a1", "port_del/
 static sd_event *event;
 static struct nova_config cfg;
 static struct instance_store *store;
+static struct secgroup_store *groups;
 static struct lifecycle *lc;
 static struct firewall *fw;
 static char state_dir[64];
@@ -74,10 +75,10 @@ static void setup(const char *vif_type, const char *orphan_policy)
         (void)strscpy(cfg.vif_type, vif_type, sizeof(cfg.vif_type));
         (void)strscpy(cfg.orphan_policy, orphan_policy, sizeof(cfg.orphan_policy));
         ck_assert_int_eq(instances_load(state_dir, &store, &skipped), 0);
-        ck_assert_int_eq(secgroups_load(state_dir, why, sizeof(why)), 0);
+        ck_assert_int_eq(secgroups_load(state_dir, &groups, why, sizeof(why)), 0);
         ck_assert_int_ge(sd_event_new(&event), 0);
         ck_assert_int_eq(lifecycle_new(event, &cfg, store, &lc), 0);
-        ck_assert_int_eq(firewall_new(event, lc, store, &fw), 0);
+        ck_assert_int_eq(firewall_new(event, lc, store, groups, &fw), 0);
         lifecycle_set_firewall(lc, fw);
 }
 
@@ -89,6 +90,7 @@ static void teardown(void)
         lc = lifecycle_free(lc);
         fw = firewall_free(fw);
         store = instances_free(store);
+        groups = secgroups_free(groups);
         (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
         ck_assert_int_eq(system(cmd), 0);
 }
@@ -100,7 +102,7 @@ static int boot(const char *json, struct done *d, struct instance **ret_inst, in
         int r;
 
         ck_assert_ptr_nonnull(body);
-        r = instance_parse_boot_request(body, secgroup_resolve, NULL, &tmpl, err, errlen);
+        r = instance_parse_boot_request(body, secgroup_resolve, groups, NULL, &tmpl, err, errlen);
         json_object_put(body);
         ck_assert_msg(r == 0, "%s", err);
         return lifecycle_boot(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, ret_plug);
