@@ -40,11 +40,11 @@ struct json_object *api_instance_json(const struct api_conn *c, const struct ins
                 json_object_object_add(p, "secgroup_names", names);
                 if (!inst->ports[i].filtered)
                         json_object_object_add(p, "unfiltered_reason",
-                                               json_object_new_string(firewall_connected()
+                                               json_object_new_string(firewall_connected(api_context_of(c)->firewall)
                                                                               ? "booted before firewall-control was "
                                                                                 "connected; being re-plumbed"
                                                                               : "firewall-control is not connected"));
-                if (!inst->ports[i].filtered && !firewall_connected() && fix[0])
+                if (!inst->ports[i].filtered && !firewall_connected(api_context_of(c)->firewall) && fix[0])
                         json_object_object_add(p, "fix", json_object_new_string(fix));
         }
         return o;
@@ -273,7 +273,7 @@ static void observe(struct api_conn *c, enum observe_kind kind, const char *inst
 
         if (instance_id && !(inst = api_find_instance(c, instance_id)))
                 return api_respond_error(c, 404, "no such instance", -1);
-        if (observe_start(api_context_of(c)->cfg, api_context_of(c)->instances, kind, inst, on_observe_done, c, &c->observe) < 0)
+        if (observe_start(api_context_of(c)->cfg, api_context_of(c)->modules, api_context_of(c)->instances, kind, inst, on_observe_done, c, &c->observe) < 0)
                 api_respond_error(c, 500, "out of memory", -1);
 }
 

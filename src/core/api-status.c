@@ -9,13 +9,13 @@
 
 #include <assert.h>
 
-static struct json_object *module_json(enum plug_id plug)
+static struct json_object *module_json(const struct modules *modules, enum plug_id plug)
 {
         struct module_status st;
         struct json_object *o = json_object_new_object(), *plugo = json_object_new_object();
         char caps[256] = "", fix[128];
 
-        modules_get_status(plug, &st);
+        modules_get_status(modules, plug, &st);
         (void)caps_mask_format(st.caps_effective, caps, sizeof(caps));
         json_object_object_add(plugo, "plug", json_object_new_string(plug_table[plug].name));
         json_object_object_add(plugo, "summary", json_object_new_string(plug_table[plug].summary));
@@ -62,7 +62,7 @@ static struct json_object *status_core_json(const struct api_context *ctx)
         json_object_object_add(core, "api_socket", json_object_new_string(ctx->cfg->api_socket));
         for (int i = 0; i < _PLUG_MAX; i++) {
                 struct module_status st;
-                modules_get_status((enum plug_id)i, &st);
+                modules_get_status(ctx->modules, (enum plug_id)i, &st);
                 if (!st.connected)
                         waiting++;
         }
@@ -128,7 +128,7 @@ static void handle_status(struct api_conn *c)
         struct json_object *root = json_object_new_object(), *plugs = json_object_new_array();
 
         for (int i = 0; i < _PLUG_MAX; i++)
-                json_object_array_add(plugs, module_json((enum plug_id)i));
+                json_object_array_add(plugs, module_json(api_context_of(c)->modules, (enum plug_id)i));
         json_object_object_add(root, "instances", status_instances_json(api_context_of(c)->instances));
         json_object_object_add(root, "reconcile", status_reconcile_json(api_context_of(c)->lifecycle));
         json_object_object_add(root, "firewall", status_firewall_json(api_context_of(c)->firewall, api_context_of(c)->groups));
@@ -154,14 +154,14 @@ static void handle_plug_change(struct api_conn *c, const char *name, bool connec
                                connect ? "connect" : "disconnect", plug_table[plug].name);
                 return api_respond_error(c, 409, msg, -1);
         }
-        r = modules_set_connected((enum plug_id)plug, connect);
+        r = modules_set_connected(api_context_of(c)->modules, (enum plug_id)plug, connect);
         if (r == 0 && api_context_of(c)->save_plugs)
-                r = api_context_of(c)->save_plugs(api_context_of(c)->cfg);
+                r = api_context_of(c)->save_plugs(api_context_of(c)->cfg, api_context_of(c)->modules);
         if (r < 0) {
                 (void)snprintf(msg, sizeof(msg), "cannot record the plug state: %s", strerror(-r));
                 return api_respond_error(c, 500, msg, -1);
         }
-        api_respond_json(c, 200, module_json((enum plug_id)plug));
+        api_respond_json(c, 200, module_json(api_context_of(c)->modules, (enum plug_id)plug));
 }
 
 /* Inside the snap: the disconnect-plug hook says snapd is taking the plug
@@ -178,8 +178,8 @@ static void handle_plug_disconnecting(struct api_conn *c, const char *name)
         }
         if (!api_context_of(c)->snap)
                 return api_respond_error(c, 409, "outside a snap use /v1/plugs/<plug>/disconnect", -1);
-        (void)modules_set_connected((enum plug_id)plug, false);
-        api_respond_json(c, 200, module_json((enum plug_id)plug));
+        (void)modules_set_connected(api_context_of(c)->modules, (enum plug_id)plug, false);
+        api_respond_json(c, 200, module_json(api_context_of(c)->modules, (enum plug_id)plug));
 }
 
 static void handle_plug_refresh(struct api_conn *c)
@@ -196,7 +196,7 @@ static void handle_plug_refresh(struct api_conn *c)
                 return api_respond_error(c, 502, msg, -1);
         }
         for (int i = 0; i < _PLUG_MAX; i++)
-                (void)modules_set_connected((enum plug_id)i, connected[i]);
+                (void)modules_set_connected(api_context_of(c)->modules, (enum plug_id)i, connected[i]);
         handle_status(c);
 }
 

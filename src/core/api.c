@@ -207,7 +207,7 @@ void api_call_module(struct api_conn *c, enum plug_id plug, struct proto_writer 
         int r;
 
         assert(c && w && cb);
-        r = modules_call(plug, w, 0, cb, c, &c->call, err, sizeof(err));
+        r = modules_call(api_context_of(c)->modules, plug, w, 0, cb, c, &c->call, err, sizeof(err));
         if (r < 0)
                 api_respond_error(c, api_status_for_errno(r), err, r == -ENOTCONN || r == -EAGAIN ? (int)plug : -1);
 }

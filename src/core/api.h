@@ -36,11 +36,12 @@ struct api_context {
         struct firewall *firewall;      /* security groups in the kernel */
         struct instance_store *instances; /* the instance store */
         struct secgroup_store *groups;  /* the security-group store */
+        struct modules *modules;        /* the module registry */
         bool snap;                      /* running inside a snap */
         pid_t spawner_pid;              /* 0 inside a snap */
         uint64_t started_usec;          /* monotonic start time of the core */
         /* Persist the connected-plug set after a live change (outside a snap). */
-        int (*save_plugs)(const struct nova_config *cfg);
+        int (*save_plugs)(const struct nova_config *cfg, const struct modules *modules);
 };
 
 struct api_server;

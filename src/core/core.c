@@ -32,7 +32,7 @@ static int plugs_state_path(const struct nova_config *cfg, char *buf, size_t siz
 }
 
 /* Outside a snap the live plug set survives restarts, as snapd's would. */
-static int save_plugs(const struct nova_config *cfg)
+static int save_plugs(const struct nova_config *cfg, const struct modules *modules)
 {
         struct json_object *root = json_object_new_object(), *list = json_object_new_array();
         struct module_status st;
@@ -41,7 +41,7 @@ static int save_plugs(const struct nova_config *cfg)
         int r;
 
         for (int i = 0; i < _PLUG_MAX; i++) {
-                modules_get_status((enum plug_id)i, &st);
+                modules_get_status(modules, (enum plug_id)i, &st);
                 if (st.connected)
                         json_object_array_add(list, json_object_new_string(plug_table[i].name));
         }
@@ -370,6 +370,7 @@ static int start_api(struct core *c)
                 .firewall = c->firewall,
                 .instances = c->instances,
                 .groups = c->groups,
+                .modules = c->modules,
                 .snap = !c->supervise,
                 .spawner_pid = c->spawner_pid,
                 .started_usec = c->started_usec,
@@ -391,20 +392,24 @@ int core_start(struct core *c)
         r = event_new(c);
         if (r >= 0)
                 r = load_stores(c);
-        if (r >= 0 && (r = lifecycle_new(c->event, &c->cfg, c->instances, &c->lifecycle)) < 0)
-                log_err("cannot set up the lifecycle engine: %s", strerror(-r));
-        if (r >= 0 && (r = firewall_new(c->event, c->lifecycle, c->instances, c->groups, &c->firewall)) >= 0)
-                lifecycle_set_firewall(c->lifecycle, c->firewall);
-        if (r >= 0 && (r = modules_new(c->event, &c->cfg, c->spawner_fd, c->plugs_connected, c->module_dir)) < 0)
+        /* The registry first (everyone sends through it); modules start, but nothing
+         * is heard from them before the loop runs, when the handlers are in place. */
+        if (r >= 0 && (r = modules_new(c->event, &c->cfg, c->spawner_fd, c->plugs_connected, c->module_dir,
+                                       &c->modules)) < 0)
                 log_err("cannot set up the module registry: %s", strerror(-r));
-        if (r >= 0 && c->module_fd >= 0 && (r = modules_listen(TAKE_FD(c->module_fd))) < 0)
+        if (r >= 0 && (r = lifecycle_new(c->event, &c->cfg, c->modules, c->instances, &c->lifecycle)) < 0)
+                log_err("cannot set up the lifecycle engine: %s", strerror(-r));
+        if (r >= 0 &&
+            (r = firewall_new(c->event, c->modules, c->lifecycle, c->instances, c->groups, &c->firewall)) >= 0)
+                lifecycle_set_firewall(c->lifecycle, c->firewall);
+        if (r >= 0 && c->module_fd >= 0 && (r = modules_listen(c->modules, TAKE_FD(c->module_fd))) < 0)
                 log_err("cannot accept modules: %s", strerror(-r));
         if (r >= 0)
                 r = start_api(c);
         if (r < 0)
                 return r;
         if (!c->supervise) {
-                r = health_start(c->event, streq(c->cfg.vif_type, "ovs"), &c->health);
+                r = health_start(c->event, c->modules, streq(c->cfg.vif_type, "ovs"), &c->health);
                 if (r < 0)
                         log_warn("cannot report health to snapd: %s", strerror(-r));
         }
@@ -437,7 +442,9 @@ struct core *core_free(struct core *c)
                 (void)unlink(c->module_socket);
         safe_close(c->module_fd);
         if (c->event) {
-                modules_free(); /* in-flight calls fail now: their operations end */
+                /* In-flight calls fail now (their callbacks still find the engine and
+                 * the firewall); then nothing refers to the registry any more. */
+                c->modules = modules_free(c->modules);
                 c->lifecycle = lifecycle_free(c->lifecycle);
                 c->firewall = firewall_free(c->firewall);
                 c->groups = secgroups_free(c->groups);

@@ -9,19 +9,17 @@
  *                module sockets, the spawner (outside a snap), then every
  *                capability dropped and no_new_privs set
  *   core_start   event loop and signals; stores (instances, security groups);
- *                units: lifecycle, firewall (each given the other), modules, API, health
+ *                units: module registry, lifecycle, firewall (each given the
+ *                other), API, health
  *   core_run     the event loop, until SIGTERM/SIGINT
  *   core_free    the reverse: health, API, sockets, modules (in-flight calls
  *                fail), lifecycle (operations left are cancelled), firewall,
  *                the stores, then the spawner (which stops the modules) is
  *                waited for
  *
- * The API server, both stores, the lifecycle engine, the firewall unit and
- * health are objects the core owns and hands to whoever needs them (struct
- * api_context, lifecycle_new, firewall_new, lifecycle_set_firewall, struct
- * sg_context). The module registry (modules.c) still keeps its state at file
- * scope: one core per process. docs/ARCHITECTURE.md
- * has the map. */
+ * Every unit (module registry, stores, lifecycle engine, firewall, API,
+ * health) is an object owned here and handed explicitly to the units that
+ * use it. docs/ARCHITECTURE.md has the map. */
 #ifndef NOVA_CORE_H
 #define NOVA_CORE_H
 
@@ -62,6 +60,7 @@ struct core {
         uint64_t started_usec;
         struct instance_store *instances; /* intent: one file per instance */
         struct secgroup_store *groups;   /* security groups: secgroups.json */
+        struct modules *modules;         /* the module registry */
         struct lifecycle *lifecycle;     /* the pipeline engine */
         struct firewall *firewall;       /* security groups -> firewall-control */
         struct api_server *api;

@@ -30,14 +30,15 @@ struct firewall {
         struct lifecycle *lifecycle;  /* re-plumbs unfiltered instances (lifecycle_refilter) */
         struct instance_store *instances; /* which ports have which groups */
         const struct secgroup_store *groups; /* the groups' rules */
+        struct modules *modules;        /* the registry: firewall-control's connection */
         struct sync_kind apply_call, remove_call;
 };
 
-bool firewall_connected(void)
+bool firewall_connected(const struct firewall *fw)
 {
         struct module_status st;
 
-        modules_get_status(PLUG_FIREWALL_CONTROL, &st);
+        modules_get_status(fw->modules, PLUG_FIREWALL_CONTROL, &st);
         return st.connected;
 }
 
@@ -142,7 +143,7 @@ static int push(struct firewall *fw, const struct instance_port *p, char groups[
                 (void)snprintf(err, errlen, "another security-group change is being applied; retry");
                 return -EBUSY;
         }
-        r = modules_check_ready(PLUG_FIREWALL_CONTROL, err, errlen);
+        r = modules_check_ready(fw->modules, PLUG_FIREWALL_CONTROL, err, errlen);
         if (r < 0) {
                 *ret_plug = PLUG_FIREWALL_CONTROL;
                 return r;
@@ -161,7 +162,7 @@ static int push(struct firewall *fw, const struct instance_port *p, char groups[
         ps->fw = fw;
         ps->cb = cb;
         ps->userdata = userdata;
-        r = modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_push_reply, ps, NULL, err, errlen);
+        r = modules_call(fw->modules, PLUG_FIREWALL_CONTROL, w, 0, on_push_reply, ps, NULL, err, errlen);
         if (r < 0) {
                 free(ps);
                 if (r == -ENOTCONN || r == -EAGAIN)
@@ -257,7 +258,7 @@ static void sync_call(struct firewall *fw, struct proto_writer *w, struct sync_k
         const char *what = call->what;
         char err[256];
 
-        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_sync_call, call, NULL, err, sizeof(err)) < 0) {
+        if (modules_call(fw->modules, PLUG_FIREWALL_CONTROL, w, 0, on_sync_call, call, NULL, err, sizeof(err)) < 0) {
                 (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "%s: %.200s", what, err);
                 return;
         }
@@ -385,14 +386,14 @@ static void sync_start(struct firewall *fw)
                 fw->sync_again = true;
                 return;
         }
-        if (!modules_ready(PLUG_FIREWALL_CONTROL))
+        if (!modules_ready(fw->modules, PLUG_FIREWALL_CONTROL))
                 return;
         w = malloc(sizeof(*w));
         if (!w)
                 return;
         memset(&fw->pass, 0, sizeof(fw->pass));
         module_request_init(w, (struct module_ep)EP_FW(RULES_LIST));
-        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, fw, NULL, err, sizeof(err)) < 0) {
+        if (modules_call(fw->modules, PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, fw, NULL, err, sizeof(err)) < 0) {
                 (void)snprintf(fw->report.last_error, sizeof(fw->report.last_error), "rules_list: %.200s", err);
                 log_warn("firewall: %s", fw->report.last_error);
                 return;
@@ -411,7 +412,7 @@ void firewall_report(const struct firewall *fw, struct firewall_report *ret)
 {
         assert(fw && ret);
         *ret = fw->report;
-        if (!modules_ready(PLUG_FIREWALL_CONTROL)) {
+        if (!modules_ready(fw->modules, PLUG_FIREWALL_CONTROL)) {
                 /* No pass can run: count the unfiltered ports from the store. */
                 ret->unfiltered = 0;
                 for (struct instance *i = instances_first(fw->instances); i; i = i->next)
@@ -420,12 +421,12 @@ void firewall_report(const struct firewall *fw, struct firewall_report *ret)
         }
 }
 
-int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct instance_store *instances,
-                 const struct secgroup_store *groups, struct firewall **ret)
+int firewall_new(sd_event *event, struct modules *modules, struct lifecycle *lifecycle,
+                 struct instance_store *instances, const struct secgroup_store *groups, struct firewall **ret)
 {
         struct firewall *fw;
 
-        assert(event && lifecycle && instances && groups && ret);
+        assert(event && modules && lifecycle && instances && groups && ret);
         fw = calloc(1, sizeof(*fw));
         if (!fw)
                 return -ENOMEM;
@@ -433,6 +434,7 @@ int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct instance_s
         fw->lifecycle = lifecycle;
         fw->instances = instances;
         fw->groups = groups;
+        fw->modules = modules;
         fw->apply_call = (struct sync_kind){ fw, "apply" };
         fw->remove_call = (struct sync_kind){ fw, "remove" };
         *ret = fw;

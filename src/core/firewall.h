@@ -24,12 +24,11 @@
 #include <systemd/sd-event.h>
 
 /* The plug is connected: new ports are plumbed for filtering. */
-bool firewall_connected(void);
+struct firewall;
+bool firewall_connected(const struct firewall *fw);
 
 /* Rules of all groups of p, with override standing in for the group of the
  * same id (may be NULL), or -ENOENT with the reason for a missing group. */
-struct firewall;
-
 int firewall_port_rule_count(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, char *err,
                              size_t errlen);
 
@@ -70,8 +69,9 @@ void firewall_report(const struct firewall *fw, struct firewall_report *ret);
  * firewall-control; it must outlive the firewall. 0 and *ret, or -ENOMEM. */
 struct lifecycle;
 struct instance_store;
-int firewall_new(sd_event *event, struct lifecycle *lifecycle, struct instance_store *instances,
-                 const struct secgroup_store *groups, struct firewall **ret);
+struct modules;
+int firewall_new(sd_event *event, struct modules *modules, struct lifecycle *lifecycle,
+                 struct instance_store *instances, const struct secgroup_store *groups, struct firewall **ret);
 /* NULL accepted. Returns NULL. */
 struct firewall *firewall_free(struct firewall *fw);
 

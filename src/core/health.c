@@ -94,6 +94,7 @@ enum health_status health_compute(const struct module_status st[_PLUG_MAX], bool
 
 struct health {
         sd_event *event;
+        const struct modules *modules;  /* whose status is reported */
         sd_event_source *timer;
         sd_event_source *child;     /* stdout of the snapctl in flight, NULL when none */
         pid_t child_pid;
@@ -190,7 +191,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         struct health *health = userdata;
 
         for (int i = 0; i < _PLUG_MAX; i++)
-                modules_get_status((enum plug_id)i, &st[i]);
+                modules_get_status(health->modules, (enum plug_id)i, &st[i]);
         h = health_compute(st, health->ovs_in_use, msg, sizeof(msg));
         if (!health->child && (!health->reported || h != health->reported_status || !streq(msg, health->reported_msg))) {
                 r = report(health, h, msg);
@@ -206,17 +207,18 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return sd_event_source_set_time(s, usec + HEALTH_INTERVAL_USEC);
 }
 
-int health_start(sd_event *event, bool ovs_in_use, struct health **ret)
+int health_start(sd_event *event, const struct modules *modules, bool ovs_in_use, struct health **ret)
 {
         struct health *health;
         int r;
 
-        assert(event && ret);
+        assert(event && modules && ret);
         health = calloc(1, sizeof(*health));
         if (!health)
                 return -ENOMEM;
         health->event = event;
         health->ovs_in_use = ovs_in_use;
+        health->modules = modules;
         r = sd_event_add_time_relative(event, &health->timer, CLOCK_MONOTONIC, 0, 100000, on_timer, health);
         if (r >= 0)
                 r = sd_event_source_set_enabled(health->timer, SD_EVENT_ON);

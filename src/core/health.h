@@ -33,7 +33,8 @@ const char *health_status_name(enum health_status h);
  * and exec, reaped from the event loop, never waited for in it) whenever the
  * result changes. 0 and *ret, or -errno. */
 struct health;
-int health_start(sd_event *event, bool ovs_in_use, struct health **ret);
+struct modules;
+int health_start(sd_event *event, const struct modules *modules, bool ovs_in_use, struct health **ret);
 /* Stop reporting and free (NULL accepted). Returns NULL. */
 struct health *health_stop(struct health *health);
 

@@ -92,6 +92,7 @@ struct lifecycle {
         const struct nova_config *cfg;    /* the core's configuration (struct core owns it) */
         struct firewall *firewall;        /* synced after reconcile and on firewall events */
         struct instance_store *instances; /* the instances operations work on */
+        struct modules *modules;          /* the registry requests go through */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
@@ -131,7 +132,7 @@ _printf_(3, 4) static void pin_record(struct instance *inst, enum pin_state stat
 static bool op_pin_skip(struct op *op)
 {
         char err[256];
-        int r = modules_check_ready(PLUG_PROCESS_CONTROL, err, sizeof(err));
+        int r = modules_check_ready(op->lc->modules, PLUG_PROCESS_CONTROL, err, sizeof(err));
 
         if (r == 0)
                 return false;
@@ -226,7 +227,7 @@ static void plan_boot(struct op *op, bool start)
                         continue;
                 /* Rules for filtered ports while the plug is connected; when it is not, the
                  * kernel keeps what was last applied and the firewall sync catches up later. */
-                if (s == STEP_FIREWALL && !firewall_connected())
+                if (s == STEP_FIREWALL && !firewall_connected(lc->firewall))
                         continue;
                 if (steps[s].per_port)
                         for (size_t p = 0; p < op->inst->n_ports; p++) {
@@ -266,7 +267,7 @@ static int check_plugs(const struct op *op, char *err, size_t errlen, int *ret_p
                 if (seen[plug] || op->units[i].step == STEP_PIN)
                         continue; /* pinning is optional: without its plug the instance runs unpinned, and says so */
                 seen[plug] = true;
-                r = modules_check_ready(plug, err, errlen);
+                r = modules_check_ready(op->lc->modules, plug, err, errlen);
                 if (r < 0) {
                         *ret_plug = plug;
                         return r;
@@ -543,7 +544,7 @@ static void op_next(struct op *op)
         if (r < 0)
                 return op_unit_failed(op, r, err, -1);
         plug = steps[u->step].make.plug;
-        r = modules_call(plug, w, unit_timeout_usec(op->lc, u), on_unit_reply, op, &op->call, err, sizeof(err));
+        r = modules_call(op->lc->modules, plug, w, unit_timeout_usec(op->lc, u), on_unit_reply, op, &op->call, err, sizeof(err));
         if (r < 0)
                 op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)plug : -1);
 }
@@ -618,7 +619,7 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
          * applied); otherwise the tap goes straight onto OVS and the port is unfiltered. */
         for (size_t i = 0; i < tmp.n_ports; i++) {
                 char why[200];
-                tmp.ports[i].filtered = firewall_connected();
+                tmp.ports[i].filtered = firewall_connected(lc->firewall);
                 if (firewall_port_rule_count(lc->firewall, &tmp.ports[i], NULL, why, sizeof(why)) < 0) {
                         (void)snprintf(err, errlen, "port %s: %s", tmp.ports[i].port_uuid, why);
                         return -EINVAL;
@@ -803,7 +804,7 @@ static void reap_call_done(const struct module_result *res, void *userdata)
                 log_warn("reconcile: reaping an orphan failed: %s", res->error);
 }
 
-static void reap(struct module_ep ep, const char *key, const char *id)
+static void reap(struct lifecycle *lc, struct module_ep ep, const char *key, const char *id)
 {
         _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
         char err[256];
@@ -812,7 +813,7 @@ static void reap(struct module_ep ep, const char *key, const char *id)
                 return;
         module_request_init(w, ep);
         pw_str(w, key, id);
-        if (modules_call(ep.plug, w, 0, reap_call_done, NULL, NULL, err, sizeof(err)) < 0)
+        if (modules_call(lc->modules, ep.plug, w, 0, reap_call_done, NULL, NULL, err, sizeof(err)) < 0)
                 log_warn("reconcile: cannot reap %s: %s", id, err);
 }
 
@@ -884,7 +885,7 @@ static unsigned judge_orphans(struct lifecycle *lc, enum listing kind, bool reap
                 if (!reap_them)
                         continue;
                 for (size_t k = 0; k < def->n_reap; k++)
-                        reap(def->reap[k], def->id_key, id);
+                        reap(lc, def->reap[k], def->id_key, id);
                 (*reaped)++;
         }
         return orphans;
@@ -1053,8 +1054,8 @@ static void reconcile_start(struct lifecycle *lc)
                 return;
         }
         /* Every fact is needed to judge an instance; wait for every module. */
-        if (!modules_ready(PLUG_LIBVIRT) || !modules_ready(PLUG_NETWORK_CONTROL) ||
-            (ovs_in_use(lc) && !modules_ready(PLUG_OPENVSWITCH)))
+        if (!modules_ready(lc->modules, PLUG_LIBVIRT) || !modules_ready(lc->modules, PLUG_NETWORK_CONTROL) ||
+            (ovs_in_use(lc) && !modules_ready(lc->modules, PLUG_OPENVSWITCH)))
                 return;
         w = malloc(sizeof(*w));
         if (!w)
@@ -1067,7 +1068,7 @@ static void reconcile_start(struct lifecycle *lc)
                 if (k == LIST_VIFS && !ovs_in_use(lc))
                         continue;
                 module_request_init(w, listings[k].list);
-                if (modules_call(listings[k].list.plug, w, 0, on_list_reply, &lc->calls[k], NULL, err,
+                if (modules_call(lc->modules, listings[k].list.plug, w, 0, on_list_reply, &lc->calls[k], NULL, err,
                                  sizeof(err)) < 0)
                         reconcile_note_failure(lc, module_ep_name(listings[k].list), err);
                 else
@@ -1133,19 +1134,20 @@ void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_rep
         *ret = lc->report;
 }
 
-int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct instance_store *instances,
-                  struct lifecycle **ret)
+int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct modules *modules,
+                  struct instance_store *instances, struct lifecycle **ret)
 {
         const char *fault = getenv("NOVA_TEST_FAULT_STEP");
         struct lifecycle *lc;
 
-        assert(event && cfg && instances && ret);
+        assert(event && cfg && modules && instances && ret);
         lc = calloc(1, sizeof(*lc));
         if (!lc)
                 return -ENOMEM;
         lc->event = event;
         lc->cfg = cfg;
         lc->instances = instances;
+        lc->modules = modules;
         for (int k = 0; k < _LIST_MAX; k++)
                 lc->calls[k] = (struct listing_call){ lc, (enum listing)k };
         if (fault && *fault) {
@@ -1155,7 +1157,7 @@ int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct instanc
                 }
                 log_warn("fault injection is on: every '%s' step fails (NOVA_TEST_FAULT_STEP; tests only)", fault);
         }
-        modules_set_handlers(on_module_event, on_module_ready, lc);
+        modules_set_handlers(lc->modules, on_module_event, on_module_ready, lc);
         *ret = lc;
         return 0;
 }
@@ -1178,7 +1180,6 @@ struct lifecycle *lifecycle_free(struct lifecycle *lc)
                         op_free(op);
                 }
         pass_free(lc);
-        modules_set_handlers(NULL, NULL, NULL);
         free(lc);
         return NULL;
 }

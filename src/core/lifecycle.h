@@ -41,12 +41,16 @@ typedef void (*lifecycle_done_cb)(int status, const char *error, int plug, struc
  * and installs itself as the module registry's event and ready handler. 0 and
  * *ret, or -errno (-EINVAL: a bad NOVA_TEST_FAULT_STEP). */
 struct lifecycle;
-int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct instance_store *instances,
-                  struct lifecycle **ret);
+struct modules;
+int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct modules *modules,
+                  struct instance_store *instances, struct lifecycle **ret);
 /* The firewall unit, synced after every reconcile pass (set once, before the loop runs). */
 struct firewall;
 void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw);
-/* Cancel every operation in flight (waiters hear -ECANCELED), free (NULL accepted). Returns NULL. */
+/* Cancel every operation left (waiters hear -ECANCELED), free (NULL accepted).
+ * Call it once no module call is in flight (after modules_free: the callbacks
+ * of the calls it fails still reach the engine); it does not touch the
+ * registry. Returns NULL. */
 struct lifecycle *lifecycle_free(struct lifecycle *lc);
 
 /* Start an operation. On error: -errno, err filled, *ret_plug the plug that is

@@ -42,6 +42,7 @@ struct observe_query {
         char instance_uuid[UUID_STR_LEN + 1]; /* "" = every instance */
         const struct nova_config *cfg;   /* the core's configuration: outlives every query */
         const struct instance_store *instances; /* the instance store: outlives every query */
+        struct modules *modules;         /* the registry: outlives every query */
         observe_done_cb cb;
         void *userdata;
         unsigned pending;
@@ -50,13 +51,13 @@ struct observe_query {
 
 
 /* {"available": false, "plug", "error", "fix"}: what a section says instead of blanks. */
-static struct json_object *unavailable(enum plug_id plug, const char *error)
+static struct json_object *unavailable(const struct observe_query *q, enum plug_id plug, const char *error)
 {
         struct json_object *o = json_object_new_object();
         struct module_status st;
         char fix[128];
 
-        modules_get_status(plug, &st);
+        modules_get_status(q->modules, plug, &st);
         json_object_object_add(o, "available", json_object_new_boolean(false));
         json_object_object_add(o, "plug", json_object_new_string(plug_table[plug].name));
         json_object_object_add(o, "connected", json_object_new_boolean(st.connected));
@@ -455,26 +456,28 @@ static void on_part_reply(const struct module_result *res, void *userdata)
 
         p->call = NULL;
         if (res->status < 0)
-                p->body = unavailable(parts[p->id].plug, res->error ? res->error : strerror(-res->status));
+                p->body = unavailable(p->q, parts[p->id].plug, res->error ? res->error : strerror(-res->status));
         else
                 p->body = proto_value_to_json(res->body);
         if (--q->pending == 0)
                 query_finish(q);
 }
 
-int observe_start(const struct nova_config *cfg, const struct instance_store *instances, enum observe_kind kind, const struct instance *instance,
+int observe_start(const struct nova_config *cfg, struct modules *modules, const struct instance_store *instances,
+                  enum observe_kind kind, const struct instance *instance,
                   observe_done_cb cb, void *userdata, struct observe_query **ret)
 {
         _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
         struct observe_query *q;
 
-        assert(cfg && instances && cb && ret);
+        assert(cfg && modules && instances && cb && ret);
         q = w ? calloc(1, sizeof(*q)) : NULL;
         if (!q)
                 return -ENOMEM;
         q->kind = kind;
         q->cfg = cfg;
         q->instances = instances;
+        q->modules = modules;
         q->cb = cb;
         q->userdata = userdata;
         if (instance)
@@ -492,8 +495,8 @@ int observe_start(const struct nova_config *cfg, const struct instance_store *in
                         continue;
                 module_request_init(w, parts[i]);
                 q->pending++;
-                if (modules_call(parts[i].plug, w, 0, on_part_reply, p, &p->call, err, sizeof(err)) < 0) {
-                        p->body = unavailable(parts[i].plug, err);
+                if (modules_call(q->modules, parts[i].plug, w, 0, on_part_reply, p, &p->call, err, sizeof(err)) < 0) {
+                        p->body = unavailable(q, parts[i].plug, err);
                         q->pending--;
                 }
         }

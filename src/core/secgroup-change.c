@@ -125,7 +125,7 @@ static int change_run(struct sg_change *ch, const struct instance_port *port, co
         if (port && !port->filtered) {
                 r = 1;
                 (void)snprintf(ch->pending, sizeof(ch->pending), "the port is unfiltered (%s)",
-                               firewall_connected() ? "it is being re-plumbed" : "firewall-control is not connected");
+                               firewall_connected(ch->ctx.firewall) ? "it is being re-plumbed" : "firewall-control is not connected");
         } else if (port)
                 r = firewall_push_port(ch->ctx.firewall, port, ch->groups, ch->n_groups, on_pushed, ch, why, sizeof(why), ret_plug);
         else

@@ -77,8 +77,8 @@ static void setup(const char *vif_type, const char *orphan_policy)
         ck_assert_int_eq(instances_load(state_dir, &store, &skipped), 0);
         ck_assert_int_eq(secgroups_load(state_dir, &groups, why, sizeof(why)), 0);
         ck_assert_int_ge(sd_event_new(&event), 0);
-        ck_assert_int_eq(lifecycle_new(event, &cfg, store, &lc), 0);
-        ck_assert_int_eq(firewall_new(event, lc, store, groups, &fw), 0);
+        ck_assert_int_eq(lifecycle_new(event, &cfg, fake_modules(), store, &lc), 0);
+        ck_assert_int_eq(firewall_new(event, fake_modules(), lc, store, groups, &fw), 0);
         lifecycle_set_firewall(lc, fw);
 }
 

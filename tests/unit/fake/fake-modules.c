@@ -107,8 +107,18 @@ static void log_call(const struct proto_msg *m)
         (void)snprintf(fake.log + len, sizeof(fake.log) - len, "%s%s", len ? " " : "", item);
 }
 
-int modules_check_ready(enum plug_id plug, char *err, size_t errlen)
+/* The registry the engine is handed: all state is in `fake` (one per test process). */
+struct modules {
+        int unused;
+};
+
+static struct modules registry;
+
+struct modules *fake_modules(void) { return &registry; }
+
+int modules_check_ready(const struct modules *reg, enum plug_id plug, char *err, size_t errlen)
 {
+        assert(reg == &registry);
         if (!fake.connected[plug]) {
                 (void)snprintf(err, errlen, "the %s plug is not connected (fake)", plug_table[plug].name);
                 return -ENOTCONN;
@@ -120,18 +130,24 @@ int modules_check_ready(enum plug_id plug, char *err, size_t errlen)
         return 0;
 }
 
-bool modules_ready(enum plug_id plug) { return fake.ready[plug]; }
-
-void modules_get_status(enum plug_id plug, struct module_status *ret)
+bool modules_ready(const struct modules *reg, enum plug_id plug)
 {
+        assert(reg == &registry);
+        return fake.ready[plug];
+}
+
+void modules_get_status(const struct modules *reg, enum plug_id plug, struct module_status *ret)
+{
+        assert(reg == &registry);
         memset(ret, 0, sizeof(*ret));
         ret->plug = plug;
         ret->connected = fake.connected[plug];
         ret->state = fake.ready[plug] ? MOD_RUNNING : fake.connected[plug] ? MOD_STARTING : MOD_OFF;
 }
 
-void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready, void *userdata)
+void modules_set_handlers(struct modules *reg, module_event_cb on_event, module_ready_cb on_ready, void *userdata)
 {
+        assert(reg == &registry);
         fake.on_event = on_event;
         fake.on_ready = on_ready;
         fake.handlers_userdata = userdata;
@@ -144,7 +160,7 @@ void fake_module_ready(enum plug_id plug)
                 fake.on_ready(plug, fake.handlers_userdata);
 }
 
-int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
+int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
                  void *userdata, struct module_call **ret_call, char *err, size_t errlen)
 {
         const struct proto_entrypoint *ep;
@@ -154,7 +170,7 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
         int r;
 
         (void)timeout_usec;
-        r = modules_check_ready(plug, err, errlen);
+        r = modules_check_ready(reg, plug, err, errlen);
         if (r < 0)
                 return r;
         pw_set_id(w, 1);

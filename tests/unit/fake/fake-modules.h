@@ -15,6 +15,8 @@
 
 /* Every plug starts connected and ready. */
 void fake_modules_init(void);
+/* The registry to hand the engine (modules_* check they are given it). */
+struct modules *fake_modules(void);
 void fake_set_plug(enum plug_id plug, bool connected, bool ready);
 
 /* The nth call (0-based) of entrypoint (-1: every call) fails with status. */
