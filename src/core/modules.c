@@ -683,6 +683,14 @@ static int registry_init(struct modules *reg, sd_event *event, const struct nova
 {
         int r;
 
+        /* First, so that modules_free() can run on a registry set up halfway. */
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                struct module *m = &reg->mods[i];
+                m->reg = reg;
+                m->plug = (enum plug_id)i;
+                m->fd = -1;
+                m->state = MOD_OFF;
+        }
         reg->listen_fd = -1;
         reg->event = event;
         reg->cfg = cfg;
@@ -699,13 +707,6 @@ static int registry_init(struct modules *reg, sd_event *event, const struct nova
                 r = sd_event_add_io(event, &reg->spawner_io, spawner_fd, EPOLLIN, on_spawner_io, reg);
                 if (r < 0)
                         return r;
-        }
-        for (int i = 0; i < _PLUG_MAX; i++) {
-                struct module *m = &reg->mods[i];
-                m->reg = reg;
-                m->plug = (enum plug_id)i;
-                m->fd = -1;
-                m->state = MOD_OFF;
         }
         return 0;
 }
