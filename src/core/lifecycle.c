@@ -641,7 +641,7 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
         tmp.fault[0] = '\0';
         if (tmp.cpu_set[0]) {
                 /* Said at once (the 202 answer too) when pinning cannot happen. */
-                struct op o = { .inst = &tmp };
+                struct op o = { .lc = lc, .inst = &tmp };
                 pin_record(&tmp, PIN_PENDING, "%s", "");
                 (void)op_pin_skip(&o);
         }

@@ -495,6 +495,27 @@ START_TEST(test_firewall_sync_reapplies)
 }
 END_TEST
 
+/* An instance with a cpu_set: process-control pins QEMU's threads after the start; without the
+ * plug the boot goes on unpinned and says why. */
+START_TEST(test_boot_with_cpu_set)
+{
+        static const char body[] = "{\"name\":\"vm1\",\"uuid\":\"" INST_UUID "\",\"cpu_set\":\"0\",\"ports\":[]}";
+        struct instance *inst;
+
+        setup("ovs", "report");
+        inst = boot_ok(body);
+        ck_assert_str_eq(fake_log(), "domain_define domain_start instance_pin");
+        ck_assert_int_eq(inst->pin_state, PIN_APPLIED);
+        teardown();
+        setup("ovs", "report");
+        fake_set_plug(PLUG_PROCESS_CONTROL, false, false);
+        inst = boot_ok(body);
+        ck_assert_str_eq(fake_log(), "domain_define domain_start");
+        ck_assert_int_eq(inst->pin_state, PIN_UNPLUGGED);
+        teardown();
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
         Suite *s = suite_create("lifecycle-engine");
@@ -514,6 +535,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_reconcile_report_and_stopped);
         tcase_add_test(tc, test_reconcile_listing_fails);
         tcase_add_test(tc, test_firewall_sync_reapplies);
+        tcase_add_test(tc, test_boot_with_cpu_set);
         suite_add_tcase(s, tc);
         return s;
 }
