@@ -4,7 +4,7 @@
 #   make deps       install the Debian packages (root) and build libopenvswitch into a cache
 #   make run        the sandbox: private OVS/netns/state, core + modules, a demo port (KEEP=1 keeps it)
 #   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
-#   make check      unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
+#   make check      layer boundaries, unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make fuzz       libFuzzer targets in build/fuzz/
 #   make guest      the real test guest (cloud kernel, busybox initramfs, BIOS-bootable disk), cached
 #   make bench      bench/privsep-rtt: our module round trip vs oslo.privsep vs the socketpair floor
@@ -36,9 +36,28 @@ override CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-o
 override LDFLAGS += -fsanitize=address,undefined
 endif
 
-INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Iinterfaces/libvirt -Iinterfaces/openvswitch \
-	-Iinterfaces/firewall-control -Iinterfaces/hardware-observe -Iinterfaces/system-observe \
-	-Iinterfaces/network-observe -Iinterfaces/process-control -Itests/integration
+# Layers by directory, enforced by the include path of each object (make check-layers proves it):
+#   src/lib           only itself
+#   interfaces/<plug> src/lib and its own directory (never the core, never another module)
+#   src/core          src/lib, itself, and of each module only its *-protocol.h (a directory of links
+#                     to just those headers, so tap.h or fw-nft.h are not found from the core)
+#   src/cli           src/lib and itself
+#   tests, fuzz       everything (they test internals)
+MODULE_DIRS := $(sort $(dir $(wildcard interfaces/*/MANIFEST.md)))
+PROTO_HEADERS := $(wildcard interfaces/*/*-protocol.h)
+PROTO_INCLUDE_DIR := $(BUILD)/include/protocols
+PROTO_INCLUDE_LINKS := $(addprefix $(PROTO_INCLUDE_DIR)/,$(notdir $(PROTO_HEADERS)))
+LIB_INCLUDES := -Isrc/lib
+CORE_INCLUDES := -Isrc/lib -Isrc/core -I$(PROTO_INCLUDE_DIR)
+CLI_INCLUDES := -Isrc/lib -Isrc/cli
+module_includes = -Isrc/lib -I$(patsubst %/,%,$(1))
+# The include flags of one source file, by the layer its path puts it in.
+includes_for = $(strip $(if $(filter src/lib/%,$(1)),$(LIB_INCLUDES),\
+	$(if $(filter src/core/%,$(1)),$(CORE_INCLUDES),\
+	$(if $(filter src/cli/%,$(1)),$(CLI_INCLUDES),\
+	$(if $(filter interfaces/%,$(1)),$(call module_includes,$(dir $(1))),\
+	$(INCLUDES))))))
+INCLUDES := -Isrc/lib -Isrc/core $(addprefix -I,$(patsubst %/,%,$(MODULE_DIRS))) -Itests/integration
 LIBVIRT_CFLAGS := $(shell pkg-config --cflags libvirt 2>/dev/null)
 LIBVIRT_LIBS := $(shell pkg-config --libs libvirt 2>/dev/null)
 
@@ -87,12 +106,19 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps guest run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost check check-layers check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call includes_for,$<) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS) -MMD -MP -c $< -o $@
+
+# The core sees a module's protocol header, and nothing else of it, through these links.
+$(PROTO_INCLUDE_DIR)/%.h: | $(PROTO_INCLUDE_DIR)
+	ln -sfn $(abspath $(filter %/$*.h,$(PROTO_HEADERS))) $@
+$(PROTO_INCLUDE_DIR):
+	@mkdir -p $@
+$(call obj,$(CORE_SRCS)): | $(PROTO_INCLUDE_LINKS)
 
 $(LIBNOVA): $(call obj,$(LIB_SRCS))
 	@mkdir -p $(dir $@)
@@ -102,7 +128,7 @@ $(BUILD)/bin/nova-compute: $(call obj,$(CORE_SRCS) $(PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
-$(BUILD)/bin/nova-hypervisor: $(call obj,$(CLI_SRCS) $(LIBVIRT_PROTO_SRCS)) $(LIBNOVA)
+$(BUILD)/bin/nova-hypervisor: $(call obj,$(CLI_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
@@ -140,15 +166,25 @@ $(BUILD)/bin/nova-firewall-control: $(call obj,$(FW_SRCS) $(FW_PROTO_SRCS)) $(LI
 # cache that make deps builds); only its own sources see the OVS headers.
 $(BUILD)/obj/interfaces/openvswitch/openvswitch.o: interfaces/openvswitch/openvswitch.c $(OVS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(OVS_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call includes_for,$<) $(PKG_CFLAGS) $(OVS_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/bin/nova-openvswitch: $(call obj,$(OVS_MODULE_SRCS) $(OVS_PROTO_SRCS)) $(LIBNOVA) $(OVS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.o %.a,$^) $(PKG_LIBS) $(OVS_LIBS) -o $@
 
-# Tests link everything but the programs' main files.
-TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(PROTO_SRCS) \
+# Tests link everything but the daemon's main and its wiring (core.c: the harness has its own core_*).
+TEST_OBJS := $(call obj,$(filter-out src/core/main.c src/core/core.c,$(CORE_SRCS)) $(PROTO_SRCS) \
 	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c $(FW_LIB_SRCS)) $(LIBNOVA)
+
+# The pipeline engine's test links lifecycle.c and its neighbours against the fake registry of
+# tests/unit/fake/ instead of modules.c (the real modules run in the integration tests).
+ENGINE_TEST_OBJS := $(call obj,src/core/lifecycle.c src/core/firewall.c src/core/instances.c src/core/secgroups.c src/core/protocols.c \
+	$(PROTO_SRCS)) $(LIBNOVA)
+$(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/unit/fake/fake-modules.c \
+		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
+		$(PKG_LIBS) $(CHECK_LIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
@@ -181,6 +217,21 @@ $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harn
 
 TALLY := $(BUILD)/check-tally
 
+# Layer boundaries: each probe of tests/build/layers/ is compiled with the include flags of the layer
+# it names; controls must compile, violations must fail because the header is not found.
+LAYER_CC_CORE = $(CC) $(CFLAGS) $(call includes_for,src/core/probe.c) $(PKG_CFLAGS)
+LAYER_CC_MODULE = $(CC) $(CFLAGS) $(call includes_for,interfaces/network-control/probe.c) $(PKG_CFLAGS)
+LAYER_CC_CLI = $(CC) $(CFLAGS) $(call includes_for,src/cli/probe.c) $(PKG_CFLAGS)
+LAYER_CC_LIB = $(CC) $(CFLAGS) $(call includes_for,src/lib/probe.c) $(PKG_CFLAGS)
+export LAYER_CC_CORE LAYER_CC_MODULE LAYER_CC_CLI LAYER_CC_LIB
+LAYER_PROBES := ok-core-protocols@LAYER_CC_CORE@ ok-module-own@LAYER_CC_MODULE@ ok-cli-lib@LAYER_CC_CLI@ \
+	bad-core-module-internal@LAYER_CC_CORE@tap.h bad-module-core@LAYER_CC_MODULE@instances.h \
+	bad-module-other-module@LAYER_CC_MODULE@fw-protocol.h bad-cli-protocol@LAYER_CC_CLI@libvirt-protocol.h \
+	bad-lib-core@LAYER_CC_LIB@modules.h
+
+check-layers: $(PROTO_INCLUDE_LINKS)
+	@TALLY_FILE=$(abspath $(TALLY)) bash scripts/check-layers.sh $(LAYER_PROBES)
+
 check-unit: $(UNIT_TESTS)
 	@TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(UNIT_TESTS)
 
@@ -198,7 +249,7 @@ check-reset:
 # Ordered: the tally is reset first, the total printed last (one line CI reads).
 check:
 	@$(MAKE) --no-print-directory check-reset
-	@$(MAKE) --no-print-directory check-unit check-integration check-ovs-link fuzz-run
+	@$(MAKE) --no-print-directory check-layers check-unit check-integration check-ovs-link fuzz-run
 	@$(MAKE) --no-print-directory e2e-skip-note
 	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f}' $(TALLY)
 

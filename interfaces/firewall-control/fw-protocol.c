@@ -53,22 +53,13 @@ static const struct schema_field apply_many_req[] = {
         { .name = NULL },
 };
 
-static const struct schema_field port_only_req[] = {
-        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
-        { .name = NULL },
-};
-
-static const struct schema_field empty_req[] = {
-        { .name = NULL },
-};
-
 /* Changing the ruleset uses CAP_NET_ADMIN: audited. Reads are not. */
 const struct proto_entrypoint fw_entrypoints[_FW_MAX] = {
         [FW_PORT_RULES_APPLY] = { "port_rules_apply", apply_req, true },
         [FW_PORTS_RULES_APPLY] = { "ports_rules_apply", apply_many_req, true },
-        [FW_PORT_RULES_REMOVE] = { "port_rules_remove", port_only_req, true },
-        [FW_RULES_LIST] = { "rules_list", empty_req, false },
-        [FW_RULES_GET] = { "rules_get", port_only_req, false },
+        [FW_PORT_RULES_REMOVE] = { "port_rules_remove", schema_port_only_req, true },
+        [FW_RULES_LIST] = { "rules_list", schema_empty_req, false },
+        [FW_RULES_GET] = { "rules_get", schema_port_only_req, false },
 };
 
 const struct module_protocol fw_protocol = {

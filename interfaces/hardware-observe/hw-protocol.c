@@ -3,12 +3,8 @@
 
 #include "plugs.h"
 
-static const struct schema_field empty_req[] = {
-        { .name = NULL },
-};
-
 const struct proto_entrypoint hw_entrypoints[_HW_MAX] = {
-        [HW_HOST_INVENTORY] = { "host_inventory", empty_req, false },
+        [HW_HOST_INVENTORY] = { "host_inventory", schema_empty_req, false },
 };
 
 const struct module_protocol hw_protocol = {

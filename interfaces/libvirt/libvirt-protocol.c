@@ -3,21 +3,6 @@
 
 #include "plugs.h"
 
-bool instance_name_is_valid(const char *s)
-{
-        size_t n = strnlen(s, LIBVIRT_MAX_NAME + 1);
-
-        if (n == 0 || n > LIBVIRT_MAX_NAME || s[0] == '-' || s[0] == '.')
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                      c == '_' || c == '-'))
-                        return false;
-        }
-        return true;
-}
-
 static const struct schema_field port_fields[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },
@@ -37,11 +22,6 @@ static const struct schema_field define_req[] = {
         { .name = NULL },
 };
 
-static const struct schema_field instance_req[] = {
-        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
-        { .name = NULL },
-};
-
 static const struct schema_field shutdown_req[] = {
         { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
         /* seconds to wait for the guest before destroying it; absent: shutdown_timeout_s */
@@ -49,21 +29,17 @@ static const struct schema_field shutdown_req[] = {
         { .name = NULL },
 };
 
-static const struct schema_field empty_req[] = {
-        { .name = NULL },
-};
-
 /* Mutating calls use the plug's privilege (the libvirt socket is root-
  * equivalent): each writes an audit line. Queries do not. */
 const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_DEFINE] = { "domain_define", define_req, true },
-        [LIBVIRT_DOMAIN_START] = { "domain_start", instance_req, true },
+        [LIBVIRT_DOMAIN_START] = { "domain_start", schema_instance_only_req, true },
         [LIBVIRT_DOMAIN_SHUTDOWN] = { "domain_shutdown", shutdown_req, true },
-        [LIBVIRT_DOMAIN_REBOOT] = { "domain_reboot", instance_req, true },
-        [LIBVIRT_DOMAIN_DESTROY] = { "domain_destroy", instance_req, true },
-        [LIBVIRT_DOMAIN_UNDEFINE] = { "domain_undefine", instance_req, true },
-        [LIBVIRT_DOMAIN_STATE] = { "domain_state", instance_req, false },
-        [LIBVIRT_DOMAIN_LIST] = { "domain_list", empty_req, false },
+        [LIBVIRT_DOMAIN_REBOOT] = { "domain_reboot", schema_instance_only_req, true },
+        [LIBVIRT_DOMAIN_DESTROY] = { "domain_destroy", schema_instance_only_req, true },
+        [LIBVIRT_DOMAIN_UNDEFINE] = { "domain_undefine", schema_instance_only_req, true },
+        [LIBVIRT_DOMAIN_STATE] = { "domain_state", schema_instance_only_req, false },
+        [LIBVIRT_DOMAIN_LIST] = { "domain_list", schema_empty_req, false },
 };
 
 const struct module_protocol libvirt_protocol = {

@@ -22,6 +22,7 @@
 #ifndef NOVA_LIBVIRT_PROTOCOL_H
 #define NOVA_LIBVIRT_PROTOCOL_H
 
+#include "names.h"
 #include "schema.h"
 
 #define LIBVIRT_DOMAIN_PREFIX "nova-"
@@ -31,7 +32,7 @@
 #define LIBVIRT_MAX_VCPUS 64
 #define LIBVIRT_MIN_MEMORY_MB 16
 #define LIBVIRT_MAX_MEMORY_MB (1024 * 1024)
-#define LIBVIRT_MAX_NAME 63 /* display name: 1..63 chars of [A-Za-z0-9._-] */
+#define LIBVIRT_MAX_NAME INSTANCE_NAME_MAX /* display name: see instance_name_is_valid() (names.h) */
 
 enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_DEFINE,
@@ -47,8 +48,5 @@ enum libvirt_entrypoint_id {
 
 extern const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX];
 extern const struct module_protocol libvirt_protocol;
-
-/* Display names: 1..LIBVIRT_MAX_NAME of [A-Za-z0-9._-], not starting with '-' or '.'. */
-bool instance_name_is_valid(const char *s);
 
 #endif

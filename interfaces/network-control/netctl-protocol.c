@@ -13,20 +13,11 @@ static const struct schema_field tap_create_req[] = {
         { .name = NULL },
 };
 
-static const struct schema_field port_only_req[] = {
-        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
-        { .name = NULL },
-};
-
-static const struct schema_field empty_req[] = {
-        { .name = NULL },
-};
-
 const struct proto_entrypoint netctl_entrypoints[_NETCTL_MAX] = {
         [NETCTL_TAP_CREATE] = { "tap_create", tap_create_req, true },
-        [NETCTL_TAP_DELETE] = { "tap_delete", port_only_req, true },
-        [NETCTL_TAP_LIST] = { "tap_list", empty_req, false },
-        [NETCTL_TAP_GET] = { "tap_get", port_only_req, false },
+        [NETCTL_TAP_DELETE] = { "tap_delete", schema_port_only_req, true },
+        [NETCTL_TAP_LIST] = { "tap_list", schema_empty_req, false },
+        [NETCTL_TAP_GET] = { "tap_get", schema_port_only_req, false },
 };
 
 const struct module_protocol netctl_protocol = {

@@ -3,12 +3,8 @@
 
 #include "plugs.h"
 
-static const struct schema_field empty_req[] = {
-        { .name = NULL },
-};
-
 const struct proto_entrypoint netobs_entrypoints[_NETOBS_MAX] = {
-        [NETOBS_LINK_STATS] = { "link_stats", empty_req, false },
+        [NETOBS_LINK_STATS] = { "link_stats", schema_empty_req, false },
 };
 
 const struct module_protocol netobs_protocol = {

@@ -19,23 +19,14 @@ static const struct schema_field add_many_req[] = {
         { .name = NULL },
 };
 
-static const struct schema_field port_only_req[] = {
-        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
-        { .name = NULL },
-};
-
-static const struct schema_field empty_req[] = {
-        { .name = NULL },
-};
-
 /* Adding and removing ports uses the plug's privilege (the ovsdb socket is
  * root-equivalent for networking): audited. Reads are not. */
 const struct proto_entrypoint ovs_entrypoints[_OVS_MAX] = {
         [OVS_PORT_ADD] = { "port_add", port_fields, true },
         [OVS_PORT_ADD_MANY] = { "port_add_many", add_many_req, true },
-        [OVS_PORT_DEL] = { "port_del", port_only_req, true },
-        [OVS_PORT_LIST] = { "port_list", empty_req, false },
-        [OVS_PORT_GET] = { "port_get", port_only_req, false },
+        [OVS_PORT_DEL] = { "port_del", schema_port_only_req, true },
+        [OVS_PORT_LIST] = { "port_list", schema_empty_req, false },
+        [OVS_PORT_GET] = { "port_get", schema_port_only_req, false },
 };
 
 const struct module_protocol ovs_protocol = {

@@ -46,14 +46,9 @@ static const struct schema_field pin_req[] = {
         { .name = NULL },
 };
 
-static const struct schema_field instance_only_req[] = {
-        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
-        { .name = NULL },
-};
-
 const struct proto_entrypoint procctl_entrypoints[_PROCCTL_MAX] = {
         [PROCCTL_INSTANCE_PIN] = { "instance_pin", pin_req, true },
-        [PROCCTL_INSTANCE_AFFINITY] = { "instance_affinity", instance_only_req, false },
+        [PROCCTL_INSTANCE_AFFINITY] = { "instance_affinity", schema_instance_only_req, false },
 };
 
 const struct module_protocol procctl_protocol = {

@@ -3,13 +3,9 @@
 
 #include "plugs.h"
 
-static const struct schema_field empty_req[] = {
-        { .name = NULL },
-};
-
 const struct proto_entrypoint sysobs_entrypoints[_SYSOBS_MAX] = {
-        [SYSOBS_HOST_LOAD] = { "host_load", empty_req, false },
-        [SYSOBS_INSTANCE_PROCS] = { "instance_procs", empty_req, false },
+        [SYSOBS_HOST_LOAD] = { "host_load", schema_empty_req, false },
+        [SYSOBS_INSTANCE_PROCS] = { "instance_procs", schema_empty_req, false },
 };
 
 const struct module_protocol sysobs_protocol = {

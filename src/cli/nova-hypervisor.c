@@ -9,7 +9,6 @@
  * Exit status: 0 ok, 1 the request failed, 2 usage, 3 the core is unreachable. */
 #include "apiclient.h"
 #include "snap-commands.h"
-#include "libvirt-protocol.h"
 #include "names.h"
 #include "observe-cmds.h"
 #include "plugs.h"
@@ -485,115 +484,129 @@ usage:
         return 2;
 }
 
-static int cmd_port(int argc, char **argv)
+static int port_list(void)
 {
-        struct json_object *resp = NULL, *body = NULL;
+        struct json_object *resp = NULL, *ports;
+        int r = call("GET", "/v1/ports", NULL, &resp);
+
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json) {
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        } else {
+                ports = jobj(resp, "ports");
+                print_port_header();
+                for (size_t i = 0; ports && i < json_object_array_length(ports); i++)
+                        print_port_row(json_object_array_get_idx(ports, i));
+                if (jbool(resp, "truncated"))
+                        printf("(%lld ports in all; the first %zu are shown)\n", (long long)jint(resp, "total"),
+                               ports ? json_object_array_length(ports) : 0);
+        }
+        json_object_put(resp);
+        return 0;
+}
+
+/* port show UUID | port delete UUID */
+static int port_show_or_delete(bool show, const char *port_uuid)
+{
+        struct json_object *resp = NULL;
         char path[128];
         int r;
 
-        if (argc < 1)
-                goto usage;
-        if (streq(argv[0], "set"))
-                return port_set(argc, argv);
-        if (streq(argv[0], "list") && argc == 1) {
-                struct json_object *ports;
-                r = call("GET", "/v1/ports", NULL, &resp);
-                if (r < 0)
-                        return exit_for(r);
-                if (opt_json) {
-                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
-                } else {
-                        ports = jobj(resp, "ports");
-                        print_port_header();
-                        for (size_t i = 0; ports && i < json_object_array_length(ports); i++)
-                                print_port_row(json_object_array_get_idx(ports, i));
-                        if (jbool(resp, "truncated"))
-                                printf("(%lld ports in all; the first %zu are shown)\n", (long long)jint(resp, "total"),
-                                       ports ? json_object_array_length(ports) : 0);
-                }
-                json_object_put(resp);
-                return 0;
+        if (!uuid_is_valid(port_uuid)) {
+                fprintf(stderr, "error: '%s' is not a canonical lowercase port UUID\n", port_uuid);
+                return 2;
         }
-        if ((streq(argv[0], "show") || streq(argv[0], "delete")) && argc == 2) {
-                if (!uuid_is_valid(argv[1])) {
-                        fprintf(stderr, "error: '%s' is not a canonical lowercase port UUID\n", argv[1]);
+        if (xsnprintf(path, sizeof(path), "/v1/ports/%s", port_uuid) < 0)
+                return 2;
+        r = call(show ? "GET" : "DELETE", path, NULL, &resp);
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json)
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        else if (show) {
+                print_port_header();
+                print_port_row(resp);
+        } else
+                printf("deleted port %s\n", port_uuid);
+        json_object_put(resp);
+        return 0;
+}
+
+/* One option of port create into body: 0, or -EINVAL (said why, or a usage error). */
+static int port_create_option(int c, const char *arg, struct json_object *body)
+{
+        uint32_t mtu;
+
+        switch (c) {
+        case 'u':
+                if (!uuid_is_valid(arg))
+                        return fprintf(stderr, "error: --port-uuid: not a canonical lowercase UUID\n"), -EINVAL;
+                json_object_object_add(body, "port_uuid", json_object_new_string(arg));
+                return 0;
+        case 'm':
+                if (!mac_is_valid(arg))
+                        return fprintf(stderr, "error: --mac: " MAC_RULE_TEXT "\n"), -EINVAL;
+                json_object_object_add(body, "mac", json_object_new_string(arg));
+                return 0;
+        case 't':
+                if (parse_u32(arg, 68, 65535, &mtu) < 0)
+                        return fprintf(stderr, "error: --mtu: must be a number in 68..65535\n"), -EINVAL;
+                json_object_object_add(body, "mtu", json_object_new_int((int)mtu));
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
+static int port_create(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "port-uuid", required_argument, NULL, 'u' },
+                { "mac", required_argument, NULL, 'm' },
+                { "mtu", required_argument, NULL, 't' },
+                { 0 },
+        };
+        struct json_object *body = json_object_new_object(), *resp = NULL;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
+                if (port_create_option(c, optarg, body) < 0) {
+                        json_object_put(body);
                         return 2;
                 }
-                if (xsnprintf(path, sizeof(path), "/v1/ports/%s", argv[1]) < 0)
-                        return 2;
-                r = call(argv[0][0] == 's' ? "GET" : "DELETE", path, NULL, &resp);
-                if (r < 0)
-                        return exit_for(r);
-                if (opt_json)
-                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
-                else if (argv[0][0] == 's') {
-                        print_port_header();
-                        print_port_row(resp);
-                } else
-                        printf("deleted port %s\n", argv[1]);
-                json_object_put(resp);
-                return 0;
-        }
-        if (streq(argv[0], "create")) {
-                static const struct option opts[] = {
-                        { "port-uuid", required_argument, NULL, 'u' },
-                        { "mac", required_argument, NULL, 'm' },
-                        { "mtu", required_argument, NULL, 't' },
-                        { 0 },
-                };
-                int c;
-                body = json_object_new_object();
-                optind = 1;
-                while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-                        uint32_t mtu;
-                        switch (c) {
-                        case 'u':
-                                if (!uuid_is_valid(optarg)) {
-                                        fprintf(stderr, "error: --port-uuid: not a canonical lowercase UUID\n");
-                                        goto fail_usage;
-                                }
-                                json_object_object_add(body, "port_uuid", json_object_new_string(optarg));
-                                break;
-                        case 'm':
-                                if (!mac_is_valid(optarg)) {
-                                        fprintf(stderr, "error: --mac: " MAC_RULE_TEXT "\n");
-                                        goto fail_usage;
-                                }
-                                json_object_object_add(body, "mac", json_object_new_string(optarg));
-                                break;
-                        case 't':
-                                if (parse_u32(optarg, 68, 65535, &mtu) < 0) {
-                                        fprintf(stderr, "error: --mtu: must be a number in 68..65535\n");
-                                        goto fail_usage;
-                                }
-                                json_object_object_add(body, "mtu", json_object_new_int((int)mtu));
-                                break;
-                        default:
-                                goto fail_usage;
-                        }
-                }
-                if (optind != argc)
-                        goto fail_usage;
-                r = call("POST", "/v1/ports", json_object_to_json_string(body), &resp);
+        if (optind != argc) {
                 json_object_put(body);
-                if (r < 0)
-                        return exit_for(r);
-                if (opt_json)
-                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
-                else {
-                        print_port_header();
-                        print_port_row(resp);
-                }
-                json_object_put(resp);
-                return 0;
+                return 2;
         }
-usage:
+        r = call("POST", "/v1/ports", json_object_to_json_string(body), &resp);
+        json_object_put(body);
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json)
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        else {
+                print_port_header();
+                print_port_row(resp);
+        }
+        json_object_put(resp);
+        return 0;
+}
+
+static int cmd_port(int argc, char **argv)
+{
+        if (argc >= 1 && streq(argv[0], "set"))
+                return port_set(argc, argv);
+        if (argc == 1 && streq(argv[0], "list"))
+                return port_list();
+        if (argc == 2 && (streq(argv[0], "show") || streq(argv[0], "delete")))
+                return port_show_or_delete(streq(argv[0], "show"), argv[1]);
+        if (argc >= 1 && streq(argv[0], "create"))
+                return port_create(argc, argv);
         fprintf(stderr, "usage: nova-hypervisor port create [--port-uuid UUID] [--mac MAC] [--mtu N]\n"
                         "       nova-hypervisor port list | show UUID | delete UUID\n"
                         "       nova-hypervisor port set UUID --secgroup GROUP... | --no-secgroup\n");
-        return 2;
-fail_usage:
-        json_object_put(body);
         return 2;
 }
 
@@ -794,7 +807,60 @@ static void warn_unpinned(struct json_object *inst)
                 fprintf(stderr, "fix: %s\n", jstr(pin, "fix"));
 }
 
-static int cmd_boot(int argc, char **argv)
+/* What `boot` was asked for. */
+struct boot_args {
+        struct json_object *ports;      /* the port objects of each instance */
+        struct json_object *groups;     /* --secgroup, NULL: the core's default */
+        uint32_t vcpus, memory, nports, count;
+        bool wait, explicit_ports;
+        const char *cpu_set;            /* NULL: the config default; "": no pinning */
+        const char *name;
+};
+
+/* One boot option into a: 0, or -EINVAL after saying why. */
+static int boot_option(int c, const char *arg, struct boot_args *a)
+{
+        struct json_object *port;
+
+        switch (c) {
+        case 'c':
+                return parse_u32(arg, 1, 64, &a->vcpus) < 0 ? (fprintf(stderr, "error: --vcpus: 1..64\n"), -EINVAL) : 0;
+        case 'm':
+                return parse_u32(arg, 16, 1048576, &a->memory) < 0
+                               ? (fprintf(stderr, "error: --memory: MiB, 16..1048576\n"), -EINVAL)
+                               : 0;
+        case 'p':
+                port = json_object_new_object();
+                if (parse_port_spec(arg, port) < 0) {
+                        json_object_put(port);
+                        fprintf(stderr, "error: --port: uuid=UUID,mac=MAC,mtu=N (each optional)\n");
+                        return -EINVAL;
+                }
+                json_object_array_add(a->ports, port);
+                a->explicit_ports = true;
+                return 0;
+        case 'n':
+                return parse_u32(arg, 0, 16, &a->nports) < 0 ? (fprintf(stderr, "error: --ports: 0..16\n"), -EINVAL) : 0;
+        case 'N':
+                return parse_u32(arg, 1, 4096, &a->count) < 0 ? (fprintf(stderr, "error: --count: 1..4096\n"), -EINVAL)
+                                                                : 0;
+        case 'w':
+                a->wait = true;
+                return 0;
+        case 's': /* checked by nova-compute (syntax and online CPUs); "" = no pinning */
+                a->cpu_set = arg;
+                return 0;
+        case 'g':
+                if (!a->groups)
+                        a->groups = json_object_new_array();
+                json_object_array_add(a->groups, json_object_new_string(arg));
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
+static int boot_parse_args(int argc, char **argv, struct boot_args *a)
 {
         static const struct option opts[] = {
                 { "vcpus", required_argument, NULL, 'c' }, { "memory", required_argument, NULL, 'm' },
@@ -803,134 +869,98 @@ static int cmd_boot(int argc, char **argv)
                 { "secgroup", required_argument, NULL, 'g' }, { "cpu-set", required_argument, NULL, 's' },
                 { 0 },
         };
-        struct json_object *ports = json_object_new_array(), *groups = NULL;
-        uint32_t vcpus = 1, memory = 64, nports = 1, count = 0;
-        bool wait = false, explicit_ports = false;
-        const char *name, *cpu_set = NULL;
-        int c, r = 2;
+        int c;
 
         optind = 1;
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-                switch (c) {
-                case 'c':
-                        if (parse_u32(optarg, 1, 64, &vcpus) < 0) {
-                                fprintf(stderr, "error: --vcpus: 1..64\n");
-                                goto out;
-                        }
-                        break;
-                case 'm':
-                        if (parse_u32(optarg, 16, 1048576, &memory) < 0) {
-                                fprintf(stderr, "error: --memory: MiB, 16..1048576\n");
-                                goto out;
-                        }
-                        break;
-                case 'p': {
-                        struct json_object *port = json_object_new_object();
-                        if (parse_port_spec(optarg, port) < 0) {
-                                json_object_put(port);
-                                fprintf(stderr, "error: --port: uuid=UUID,mac=MAC,mtu=N (each optional)\n");
-                                goto out;
-                        }
-                        json_object_array_add(ports, port);
-                        explicit_ports = true;
-                        break;
-                }
-                case 'n':
-                        if (parse_u32(optarg, 0, 16, &nports) < 0) {
-                                fprintf(stderr, "error: --ports: 0..16\n");
-                                goto out;
-                        }
-                        break;
-                case 'N':
-                        if (parse_u32(optarg, 1, 4096, &count) < 0) {
-                                fprintf(stderr, "error: --count: 1..4096\n");
-                                goto out;
-                        }
-                        break;
-                case 'w':
-                        wait = true;
-                        break;
-                case 's': /* checked by nova-compute (syntax and online CPUs); "" = no pinning */
-                        cpu_set = optarg;
-                        break;
-                case 'g':
-                        if (!groups)
-                                groups = json_object_new_array();
-                        json_object_array_add(groups, json_object_new_string(optarg));
-                        break;
-                default:
-                        goto out;
-                }
-        }
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
+                if (boot_option(c, optarg, a) < 0)
+                        return -EINVAL;
         if (optind != argc - 1 || !instance_name_is_valid(argv[optind])) {
                 fprintf(stderr, "usage: nova-hypervisor boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]...\n"
                                 "                            [--ports N] [--secgroup NAME]... [--cpu-set LIST] [--count N] [--wait]\n"
                                 "NAME: 1..63 characters of A-Z a-z 0-9 . _ -\n");
-                goto out;
+                return -EINVAL;
         }
-        name = argv[optind];
-        if (!explicit_ports)
-                for (uint32_t k = 0; k < nports; k++)
-                        json_object_array_add(ports, json_object_new_object());
-        if (count > 0) {
-                /* Bulk: NAME-1..NAME-N, with progress; explicit port ids cannot repeat. */
-                struct bulk_item *items = calloc(count, sizeof(*items));
-                if (!items || (explicit_ports && count > 1)) {
-                        if (items)
-                                fprintf(stderr, "error: --port cannot be combined with --count (ports are unique); use --ports N\n");
-                        free(items);
-                        goto out;
-                }
-                for (uint32_t k = 0; k < count; k++) {
-                        struct json_object *b = json_object_new_object();
-                        (void)snprintf(items[k].label, sizeof(items[k].label), "%s-%u", name, k + 1);
-                        json_object_object_add(b, "name", json_object_new_string(items[k].label));
-                        json_object_object_add(b, "vcpus", json_object_new_int((int)vcpus));
-                        json_object_object_add(b, "memory_mb", json_object_new_int((int)memory));
-                        json_object_object_add(b, "ports", json_object_get(ports));
-                        if (groups)
-                                json_object_object_add(b, "secgroups", json_object_get(groups));
-                        if (cpu_set)
-                                json_object_object_add(b, "cpu_set", json_object_new_string(cpu_set));
-                        items[k].body = strdup(json_object_to_json_string(b));
-                        json_object_put(b);
-                        (void)strscpy(items[k].method, "POST", sizeof(items[k].method));
-                        (void)strscpy(items[k].path, "/v1/instances?wait=1", sizeof(items[k].path));
-                }
-                r = run_bulk(items, count, "boot") ? 1 : 0;
-                for (uint32_t k = 0; k < count; k++)
-                        free(items[k].body);
+        a->name = argv[optind];
+        if (!a->explicit_ports)
+                for (uint32_t k = 0; k < a->nports; k++)
+                        json_object_array_add(a->ports, json_object_new_object());
+        return 0;
+}
+
+/* The boot request body of one instance named name (caller puts it). */
+static struct json_object *boot_body(const struct boot_args *a, const char *name)
+{
+        struct json_object *b = json_object_new_object();
+
+        json_object_object_add(b, "name", json_object_new_string(name));
+        json_object_object_add(b, "vcpus", json_object_new_int((int)a->vcpus));
+        json_object_object_add(b, "memory_mb", json_object_new_int((int)a->memory));
+        json_object_object_add(b, "ports", json_object_get(a->ports));
+        if (a->groups)
+                json_object_object_add(b, "secgroups", json_object_get(a->groups));
+        if (a->cpu_set)
+                json_object_object_add(b, "cpu_set", json_object_new_string(a->cpu_set));
+        return b;
+}
+
+/* Bulk: NAME-1..NAME-N, with progress; explicit port ids cannot repeat. Exit code. */
+static int boot_bulk(const struct boot_args *a)
+{
+        struct bulk_item *items = calloc(a->count, sizeof(*items));
+        int r;
+
+        if (!items || (a->explicit_ports && a->count > 1)) {
+                if (items)
+                        fprintf(stderr, "error: --port cannot be combined with --count (ports are unique); use --ports N\n");
                 free(items);
-                goto out;
+                return 2;
         }
-        {
-                struct json_object *b = json_object_new_object(), *resp = NULL;
-                json_object_object_add(b, "name", json_object_new_string(name));
-                json_object_object_add(b, "vcpus", json_object_new_int((int)vcpus));
-                json_object_object_add(b, "memory_mb", json_object_new_int((int)memory));
-                json_object_object_add(b, "ports", json_object_get(ports));
-                if (groups)
-                        json_object_object_add(b, "secgroups", json_object_get(groups));
-                if (cpu_set)
-                        json_object_object_add(b, "cpu_set", json_object_new_string(cpu_set));
-                r = call("POST", wait ? "/v1/instances?wait=1" : "/v1/instances", json_object_to_json_string(b), &resp);
+        for (uint32_t k = 0; k < a->count; k++) {
+                struct json_object *b;
+                (void)snprintf(items[k].label, sizeof(items[k].label), "%s-%u", a->name, k + 1);
+                b = boot_body(a, items[k].label);
+                items[k].body = strdup(json_object_to_json_string(b));
                 json_object_put(b);
-                if (r < 0) {
-                        r = exit_for(r);
-                        goto out;
-                }
-                if (opt_json)
-                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
-                else
-                        print_instance_detail(resp);
-                warn_unfiltered(resp);
-                warn_unpinned(resp);
-                json_object_put(resp);
-                r = 0;
+                (void)strscpy(items[k].method, "POST", sizeof(items[k].method));
+                (void)strscpy(items[k].path, "/v1/instances?wait=1", sizeof(items[k].path));
         }
-out:
-        json_object_put(ports);
-        json_object_put(groups);
+        r = run_bulk(items, a->count, "boot") ? 1 : 0;
+        for (uint32_t k = 0; k < a->count; k++)
+                free(items[k].body);
+        free(items);
+        return r;
+}
+
+/* One instance: the answer shown, with the warnings about filtering and pinning. Exit code. */
+static int boot_one(const struct boot_args *a)
+{
+        struct json_object *b = boot_body(a, a->name), *resp = NULL;
+        int r;
+
+        r = call("POST", a->wait ? "/v1/instances?wait=1" : "/v1/instances", json_object_to_json_string(b), &resp);
+        json_object_put(b);
+        if (r < 0)
+                return exit_for(r);
+        if (opt_json)
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+        else
+                print_instance_detail(resp);
+        warn_unfiltered(resp);
+        warn_unpinned(resp);
+        json_object_put(resp);
+        return 0;
+}
+
+static int cmd_boot(int argc, char **argv)
+{
+        struct boot_args a = { .ports = json_object_new_array(), .vcpus = 1, .memory = 64, .nports = 1 };
+        int r = 2;
+
+        if (boot_parse_args(argc, argv, &a) == 0)
+                r = a.count > 0 ? boot_bulk(&a) : boot_one(&a);
+        json_object_put(a.ports);
+        json_object_put(a.groups);
         return r;
 }
 

@@ -14,6 +14,12 @@
  *   POST   /v1/instances/<id>/pin         {"cpus", "priority"?}: pin the instance's QEMU threads (process-control)
  *   GET    /v1/instances/<id>/affinity    the threads' affinity, as the kernel reports it
  *   GET    /metrics                       the same in Prometheus text format (also /v1/metrics)
+ *   GET|POST /v1/instances, GET|DELETE /v1/instances/<id>, POST /v1/instances/<id>/{stop,start,reboot}
+ *   GET|POST /v1/secgroups, GET|DELETE /v1/secgroups/<ref>, POST /v1/secgroups/<ref>/rules,
+ *   DELETE /v1/secgroup-rules/<id>, POST|PUT /v1/ports/<port_uuid>/secgroups
+ *   GET    /v1/domains, /v1/vifs           what the libvirt and openvswitch modules list of ours
+ *
+ * The route tables (one per resource file, api-*.c) are the authority.
  *
  * Errors: {"error": {"code": N, "message": "...", "plug": "...", "fix": "..."}}
  * (plug and fix only when a plug is the cause). */
@@ -26,16 +32,25 @@
 
 struct api_context {
         const struct nova_config *cfg;  /* the core's configuration */
+        struct lifecycle *lifecycle;    /* instance operations */
+        struct firewall *firewall;      /* security groups in the kernel */
+        struct instance_store *instances; /* the instance store */
+        struct secgroup_store *groups;  /* the security-group store */
+        struct modules *modules;        /* the module registry */
         bool snap;                      /* running inside a snap */
         pid_t spawner_pid;              /* 0 inside a snap */
         uint64_t started_usec;          /* monotonic start time of the core */
         /* Persist the connected-plug set after a live change (outside a snap). */
-        int (*save_plugs)(void);
+        int (*save_plugs)(const struct nova_config *cfg, const struct modules *modules);
 };
 
-/* Serve the API on listen_fd (bound, listening, non-blocking; ownership taken). */
-int api_start(sd_event *event, int listen_fd, const struct api_context *ctx);
-/* Close the listener and every client connection (pending module calls are cancelled). */
-void api_stop(void);
+struct api_server;
+
+/* Serve the API on listen_fd (bound, listening, non-blocking; ownership taken,
+ * also on error). ctx is copied. 0 and *ret set, or -errno. */
+int api_start(sd_event *event, int listen_fd, const struct api_context *ctx, struct api_server **ret);
+/* Close the listener and every client connection (pending module calls are
+ * cancelled) and free srv (NULL accepted). Returns NULL. */
+struct api_server *api_stop(struct api_server *srv);
 
 #endif

@@ -6,44 +6,57 @@
 #include "log.h"
 #include "modules.h"
 
+#include <assert.h>
 #include <json-c/json.h>
 
 struct push {
+        struct firewall *fw;
         firewall_done_cb cb;
         void *userdata;
 };
 
-static struct {
+/* A sync call's userdata: which kind it is. */
+struct sync_kind {
+        struct firewall *fw;
+        const char *what;       /* "apply" | "remove" */
+};
+
+struct firewall {
         sd_event *event;
         bool pushing;                 /* a group or port change is in flight */
         bool syncing, sync_again;
         unsigned pending;             /* applies/removes of the pass in flight */
         struct firewall_report report, pass;
-} fw;
+        struct lifecycle *lifecycle;  /* re-plumbs unfiltered instances (lifecycle_refilter) */
+        struct instance_store *instances; /* which ports have which groups */
+        const struct secgroup_store *groups; /* the groups' rules */
+        struct modules *modules;        /* the registry: firewall-control's connection */
+        struct sync_kind apply_call, remove_call;
+};
 
-bool firewall_connected(void)
+bool firewall_connected(const struct firewall *fw)
 {
         struct module_status st;
 
-        modules_get_status(PLUG_FIREWALL_CONTROL, &st);
+        modules_get_status(fw->modules, PLUG_FIREWALL_CONTROL, &st);
         return st.connected;
 }
 
 /* The stored group of id, or override when it has that id. */
-static const struct secgroup *group_for(const char *id, const struct secgroup *override)
+static const struct secgroup *group_for(const struct firewall *fw, const char *id, const struct secgroup *override)
 {
         if (override && streq(override->id, id))
                 return override;
-        return secgroup_find(id);
+        return secgroup_find(fw->groups, id);
 }
 
-static int count_rules(char groups[][UUID_STR_LEN + 1], size_t n, const struct secgroup *override, char *err,
+static int count_rules(const struct firewall *fw, char groups[][UUID_STR_LEN + 1], size_t n, const struct secgroup *override, char *err,
                        size_t errlen)
 {
         size_t total = 0;
 
         for (size_t k = 0; k < n; k++) {
-                const struct secgroup *g = group_for(groups[k], override);
+                const struct secgroup *g = group_for(fw, groups[k], override);
                 if (!g) {
                         (void)snprintf(err, errlen, "security group %s no longer exists", groups[k]);
                         return -ENOENT;
@@ -58,19 +71,20 @@ static int count_rules(char groups[][UUID_STR_LEN + 1], size_t n, const struct s
         return (int)total;
 }
 
-int firewall_port_rule_count(const struct instance_port *p, const struct secgroup *override, char *err, size_t errlen)
+int firewall_port_rule_count(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, char *err, size_t errlen)
 {
-        return count_rules((char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, err, errlen);
+        assert(p && err);
+        return count_rules(fw, (char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, err, errlen);
 }
 
-static int port_request(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+static int port_request(const struct firewall *fw, const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
                         const struct secgroup *override, struct proto_writer *w, char *err, size_t errlen)
 {
-        int r = count_rules(groups, n_groups, override, err, errlen);
+        int r = count_rules(fw, groups, n_groups, override, err, errlen);
 
         if (r < 0)
                 return r;
-        pw_init(w, PROTO_REQUEST, 0, 0, "port_rules_apply");
+        module_request_init(w, (struct module_ep)EP_FW(PORT_RULES_APPLY));
         pw_str(w, "port_uuid", p->port_uuid);
         pw_str(w, "mac", p->mac);
         pw_list_begin(w, "ips");
@@ -79,7 +93,7 @@ static int port_request(const struct instance_port *p, char groups[][UUID_STR_LE
         pw_list_end(w);
         pw_list_begin(w, "groups");
         for (size_t k = 0; k < n_groups; k++) {
-                const struct secgroup *g = group_for(groups[k], override);
+                const struct secgroup *g = group_for(fw, groups[k], override);
                 pw_obj_begin(w, NULL);
                 pw_str(w, "id", g->id);
                 pw_list_begin(w, "rules");
@@ -95,10 +109,11 @@ static int port_request(const struct instance_port *p, char groups[][UUID_STR_LE
         return 0;
 }
 
-int firewall_port_request(const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
+int firewall_port_request(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
                           char *err, size_t errlen)
 {
-        return port_request(p, (char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, w, err, errlen);
+        assert(p && w && err);
+        return port_request(fw, p, (char(*)[UUID_STR_LEN + 1])p->secgroups, p->n_secgroups, override, w, err, errlen);
 }
 
 /* ---- pushes (API changes) ---- */
@@ -106,15 +121,16 @@ int firewall_port_request(const struct instance_port *p, const struct secgroup *
 static void on_push_reply(const struct module_result *res, void *userdata)
 {
         struct push *push = userdata;
+        struct firewall *fw = push->fw;
 
-        fw.pushing = false;
+        fw->pushing = false;
         push->cb(res->status, res->error, res->status == -ENOTCONN || res->status == -EAGAIN
                                                   ? (int)PLUG_FIREWALL_CONTROL : -1, push->userdata);
         free(push);
-        firewall_sync(); /* a boot that raced the change may have installed the old rules */
+        firewall_sync(fw); /* a boot that raced the change may have installed the old rules */
 }
 
-static int push(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+static int push(struct firewall *fw, const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
                 const struct secgroup *override, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
                 int *ret_plug)
 {
@@ -123,11 +139,11 @@ static int push(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], 
         int r;
 
         *ret_plug = -1;
-        if (fw.pushing) {
+        if (fw->pushing) {
                 (void)snprintf(err, errlen, "another security-group change is being applied; retry");
                 return -EBUSY;
         }
-        r = modules_check_ready(PLUG_FIREWALL_CONTROL, err, errlen);
+        r = modules_check_ready(fw->modules, PLUG_FIREWALL_CONTROL, err, errlen);
         if (r < 0) {
                 *ret_plug = PLUG_FIREWALL_CONTROL;
                 return r;
@@ -138,33 +154,35 @@ static int push(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], 
                 free(ps);
                 return -ENOMEM;
         }
-        r = port_request(p, groups, n_groups, override, w, err, errlen);
+        r = port_request(fw, p, groups, n_groups, override, w, err, errlen);
         if (r < 0) {
                 free(ps);
                 return r;
         }
+        ps->fw = fw;
         ps->cb = cb;
         ps->userdata = userdata;
-        r = modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_push_reply, ps, NULL, err, errlen);
+        r = modules_call(fw->modules, PLUG_FIREWALL_CONTROL, w, 0, on_push_reply, ps, NULL, err, errlen);
         if (r < 0) {
                 free(ps);
                 if (r == -ENOTCONN || r == -EAGAIN)
                         *ret_plug = PLUG_FIREWALL_CONTROL;
                 return r;
         }
-        fw.pushing = true;
+        fw->pushing = true;
         return 0;
 }
 
-int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
+int firewall_push_group(struct firewall *fw, const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
                         int *ret_plug)
 {
         const struct instance_port *first = NULL;
         int r;
 
+        assert(next && cb && err && ret_plug);
         *ret_plug = -1;
         /* Every port of the group must still fit; one of them carries the change. */
-        for (struct instance *i = instances_first(); i; i = i->next)
+        for (struct instance *i = instances_first(fw->instances); i; i = i->next)
                 for (size_t p = 0; p < i->n_ports; p++) {
                         const struct instance_port *ip = &i->ports[p];
                         bool uses = false;
@@ -173,7 +191,7 @@ int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *
                                 uses = uses || streq(ip->secgroups[k], next->id);
                         if (!uses)
                                 continue;
-                        r = firewall_port_rule_count(ip, next, why, sizeof(why));
+                        r = firewall_port_rule_count(fw, ip, next, why, sizeof(why));
                         if (r == -E2BIG) {
                                 (void)snprintf(err, errlen, "port %s of instance %s: %s", ip->port_uuid, i->name, why);
                                 return r;
@@ -183,68 +201,73 @@ int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *
                 }
         if (!first)
                 return 1;
-        return push(first, (char(*)[UUID_STR_LEN + 1])first->secgroups, first->n_secgroups, next, cb, userdata, err,
+        return push(fw, first, (char(*)[UUID_STR_LEN + 1])first->secgroups, first->n_secgroups, next, cb, userdata, err,
                     errlen, ret_plug);
 }
 
-int firewall_push_port(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+int firewall_push_port(struct firewall *fw, const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
                        firewall_done_cb cb, void *userdata, char *err, size_t errlen, int *ret_plug)
 {
         int r;
 
+        assert(p && (groups || n_groups == 0) && cb && err && ret_plug);
         *ret_plug = -1;
-        r = count_rules(groups, n_groups, NULL, err, errlen);
+        r = count_rules(fw, groups, n_groups, NULL, err, errlen);
         if (r < 0)
                 return r;
         if (!p->filtered)
                 return 1;
-        return push(p, groups, n_groups, NULL, cb, userdata, err, errlen, ret_plug);
+        return push(fw, p, groups, n_groups, NULL, cb, userdata, err, errlen, ret_plug);
 }
 
 /* ---- reconcile ---- */
 
-static void sync_start(void);
+static void sync_start(struct firewall *fw);
 
-static void sync_finish_one(void)
+static void sync_finish_one(struct firewall *fw)
 {
-        if (--fw.pending > 0)
+        if (--fw->pending > 0)
                 return;
-        fw.pass.runs = fw.report.runs + 1;
-        fw.report = fw.pass;
+        fw->pass.runs = fw->report.runs + 1;
+        fw->report = fw->pass;
         log_info("firewall: %u port(s) applied, %u removed, %u instance(s) re-plumbed, %u port(s) unfiltered%s%s",
-                 fw.report.applied, fw.report.removed, fw.report.replumbed, fw.report.unfiltered,
-                 fw.report.last_error[0] ? "; last error: " : "", fw.report.last_error);
-        fw.syncing = false;
-        if (fw.sync_again) {
-                fw.sync_again = false;
-                sync_start();
+                 fw->report.applied, fw->report.removed, fw->report.replumbed, fw->report.unfiltered,
+                 fw->report.last_error[0] ? "; last error: " : "", fw->report.last_error);
+        fw->syncing = false;
+        if (fw->sync_again) {
+                fw->sync_again = false;
+                sync_start(fw);
         }
 }
 
 static void on_sync_call(const struct module_result *res, void *userdata)
 {
-        const char *what = userdata;
+        const struct sync_kind *call = userdata;
+        struct firewall *fw = call->fw;
+        const char *what = call->what;
 
         if (res->status < 0 && !(res->status == -ENOENT && streq(what, "remove"))) {
-                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "%s: %.200s", what, res->error);
-                log_warn("firewall: %s", fw.pass.last_error);
+                (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "%s: %.200s", what, res->error);
+                log_warn("firewall: %s", fw->pass.last_error);
         }
-        sync_finish_one();
+        sync_finish_one(fw);
 }
 
-static void sync_call(struct proto_writer *w, const char *what)
+static void sync_call(struct firewall *fw, struct proto_writer *w, struct sync_kind *call)
 {
+        const char *what = call->what;
         char err[256];
 
-        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_sync_call, (void *)what, NULL, err, sizeof(err)) < 0) {
-                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "%s: %.200s", what, err);
+        if (modules_call(fw->modules, PLUG_FIREWALL_CONTROL, w, 0, on_sync_call, call, NULL, err, sizeof(err)) < 0) {
+                (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "%s: %.200s", what, err);
                 return;
         }
-        fw.pending++;
+        fw->pending++;
 }
 
 /* Same groups (as sets) and every group's rules as stored? */
-static bool port_current(const struct instance_port *ip, const struct proto_value *kport, struct json_object *digests)
+static bool port_current(const struct firewall *fw, const struct instance_port *ip, const struct proto_value *kport,
+                         struct json_object *digests)
 {
         const struct proto_value *kg = proto_get(kport, "groups");
         size_t n = 0;
@@ -262,7 +285,7 @@ static bool port_current(const struct instance_port *ip, const struct proto_valu
         if (n != ip->n_secgroups)
                 return false;
         for (size_t k = 0; k < ip->n_secgroups; k++) {
-                const struct secgroup *g = secgroup_find(ip->secgroups[k]);
+                const struct secgroup *g = secgroup_find(fw->groups, ip->secgroups[k]);
                 struct json_object *d;
                 char want[17];
                 if (!g || !json_object_object_get_ex(digests, g->id, &d))
@@ -278,12 +301,12 @@ static void on_rules_list(const struct module_result *res, void *userdata)
 {
         struct json_object *digests;
         const struct proto_value *groups, *ports;
+        struct firewall *fw = userdata;
 
-        (void)userdata;
         if (res->status < 0) {
-                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "rules_list: %.200s", res->error);
-                log_warn("firewall: %s", fw.pass.last_error);
-                sync_finish_one();
+                (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "rules_list: %.200s", res->error);
+                log_warn("firewall: %s", fw->pass.last_error);
+                sync_finish_one(fw);
                 return;
         }
         digests = json_object_new_object();
@@ -297,7 +320,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
         for (const struct proto_value *kp = ports ? ports->child : NULL; kp; kp = kp->next) {
                 const char *uuid = proto_get_str(kp, "port_uuid", "");
                 struct instance *inst = NULL;
-                struct instance_port *ip = instance_find_port(uuid, &inst);
+                struct instance_port *ip = instance_find_port(fw->instances, uuid, &inst);
                 _cleanup_free_ struct proto_writer *w = NULL;
                 if (ip && (ip->filtered || inst->op))
                         continue;
@@ -306,13 +329,13 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                         break;
                 log_info("firewall: rules of port %s belong to no %sinstance port; removing them", uuid,
                          ip ? "filtered " : "");
-                pw_init(w, PROTO_REQUEST, 0, 0, "port_rules_remove");
+                module_request_init(w, (struct module_ep)EP_FW(PORT_RULES_REMOVE));
                 pw_str(w, "port_uuid", uuid);
-                sync_call(w, "remove");
-                fw.pass.removed++;
+                sync_call(fw, w, &fw->remove_call);
+                fw->pass.removed++;
         }
         /* Filtered ports of idle instances: missing or stale means apply. */
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(fw->instances); i; i = i->next) {
                 bool unfiltered = false;
                 for (size_t p = 0; p < i->n_ports; p++) {
                         struct instance_port *ip = &i->ports[p];
@@ -321,7 +344,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                         char err[256];
                         if (!ip->filtered) {
                                 unfiltered = true;
-                                fw.pass.unfiltered++;
+                                fw->pass.unfiltered++;
                                 continue;
                         }
                         if (i->op)
@@ -330,73 +353,96 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                                 if (streq(proto_get_str(e, "port_uuid", ""), ip->port_uuid))
                                         kp = e;
                         /* Not listed (or the list was cut short): apply; it is idempotent. */
-                        if (kp && port_current(ip, kp, digests))
+                        if (kp && port_current(fw, ip, kp, digests))
                                 continue;
                         w = malloc(sizeof(*w));
                         if (!w)
                                 break;
-                        if (firewall_port_request(ip, NULL, w, err, sizeof(err)) < 0) {
-                                (void)snprintf(fw.pass.last_error, sizeof(fw.pass.last_error), "port %s: %.200s",
+                        if (firewall_port_request(fw, ip, NULL, w, err, sizeof(err)) < 0) {
+                                (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "port %s: %.200s",
                                                ip->port_uuid, err);
-                                log_warn("firewall: %s", fw.pass.last_error);
+                                log_warn("firewall: %s", fw->pass.last_error);
                                 continue;
                         }
                         log_info("firewall: port %s of instance %s: rules %s; applying", ip->port_uuid, i->name,
                                  kp ? "differ from the store" : "missing");
-                        sync_call(w, "apply");
-                        fw.pass.applied++;
+                        sync_call(fw, w, &fw->apply_call);
+                        fw->pass.applied++;
                 }
                 /* Booted while firewall-control was not connected: plumb it through a bridge now. */
-                if (unfiltered && !i->op && !streq(i->vm_state, "error") && lifecycle_refilter(i) == 0)
-                        fw.pass.replumbed++;
+                if (unfiltered && !i->op && i->vm_state != VM_ERROR && lifecycle_refilter(fw->lifecycle, i) == 0)
+                        fw->pass.replumbed++;
         }
         json_object_put(digests);
-        sync_finish_one();
+        sync_finish_one(fw);
 }
 
-static void sync_start(void)
+static void sync_start(struct firewall *fw)
 {
         _cleanup_free_ struct proto_writer *w = NULL;
         char err[256];
 
-        if (fw.syncing) {
-                fw.sync_again = true;
+        if (fw->syncing) {
+                fw->sync_again = true;
                 return;
         }
-        if (!modules_ready(PLUG_FIREWALL_CONTROL))
+        if (!modules_ready(fw->modules, PLUG_FIREWALL_CONTROL))
                 return;
         w = malloc(sizeof(*w));
         if (!w)
                 return;
-        memset(&fw.pass, 0, sizeof(fw.pass));
-        pw_init(w, PROTO_REQUEST, 0, 0, "rules_list");
-        if (modules_call(PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, NULL, NULL, err, sizeof(err)) < 0) {
-                (void)snprintf(fw.report.last_error, sizeof(fw.report.last_error), "rules_list: %.200s", err);
-                log_warn("firewall: %s", fw.report.last_error);
+        memset(&fw->pass, 0, sizeof(fw->pass));
+        module_request_init(w, (struct module_ep)EP_FW(RULES_LIST));
+        if (modules_call(fw->modules, PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, fw, NULL, err, sizeof(err)) < 0) {
+                (void)snprintf(fw->report.last_error, sizeof(fw->report.last_error), "rules_list: %.200s", err);
+                log_warn("firewall: %s", fw->report.last_error);
                 return;
         }
-        fw.syncing = true;
-        fw.pending = 1; /* the list; each apply/remove adds one */
+        fw->syncing = true;
+        fw->pending = 1; /* the list; each apply/remove adds one */
 }
 
-void firewall_sync(void) { sync_start(); }
-
-void firewall_report(struct firewall_report *ret)
+void firewall_sync(struct firewall *fw)
 {
-        *ret = fw.report;
-        if (!modules_ready(PLUG_FIREWALL_CONTROL)) {
+        assert(fw);
+        sync_start(fw);
+}
+
+void firewall_report(const struct firewall *fw, struct firewall_report *ret)
+{
+        assert(fw && ret);
+        *ret = fw->report;
+        if (!modules_ready(fw->modules, PLUG_FIREWALL_CONTROL)) {
                 /* No pass can run: count the unfiltered ports from the store. */
                 ret->unfiltered = 0;
-                for (struct instance *i = instances_first(); i; i = i->next)
+                for (struct instance *i = instances_first(fw->instances); i; i = i->next)
                         for (size_t p = 0; p < i->n_ports; p++)
                                 ret->unfiltered += !i->ports[p].filtered;
         }
 }
 
-int firewall_init(sd_event *event)
+int firewall_new(sd_event *event, struct modules *modules, struct lifecycle *lifecycle,
+                 struct instance_store *instances, const struct secgroup_store *groups, struct firewall **ret)
 {
-        fw.event = event;
+        struct firewall *fw;
+
+        assert(event && modules && lifecycle && instances && groups && ret);
+        fw = calloc(1, sizeof(*fw));
+        if (!fw)
+                return -ENOMEM;
+        fw->event = event;
+        fw->lifecycle = lifecycle;
+        fw->instances = instances;
+        fw->groups = groups;
+        fw->modules = modules;
+        fw->apply_call = (struct sync_kind){ fw, "apply" };
+        fw->remove_call = (struct sync_kind){ fw, "remove" };
+        *ret = fw;
         return 0;
 }
 
-void firewall_free(void) { memset(&fw, 0, sizeof(fw)); }
+struct firewall *firewall_free(struct firewall *fw)
+{
+        free(fw);
+        return NULL;
+}

@@ -24,16 +24,17 @@
 #include <systemd/sd-event.h>
 
 /* The plug is connected: new ports are plumbed for filtering. */
-bool firewall_connected(void);
+struct firewall;
+bool firewall_connected(const struct firewall *fw);
 
 /* Rules of all groups of p, with override standing in for the group of the
  * same id (may be NULL), or -ENOENT with the reason for a missing group. */
-int firewall_port_rule_count(const struct instance_port *p, const struct secgroup *override, char *err,
+int firewall_port_rule_count(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, char *err,
                              size_t errlen);
 
 /* Write port_rules_apply for p (w initialised here). 0, -ENOENT (a group
  * is gone) or -E2BIG (more than PORT_MAX_RULES rules), reason in err. */
-int firewall_port_request(const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
+int firewall_port_request(const struct firewall *fw, const struct instance_port *p, const struct secgroup *override, struct proto_writer *w,
                           char *err, size_t errlen);
 
 /* Called with the outcome of a push: status 0 or -errno, operator text, plug to blame (-1). */
@@ -44,14 +45,14 @@ typedef void (*firewall_done_cb)(int status, const char *error, int plug, void *
  * called); 0: cb will be called; <0: error in err (-ENOTCONN/-EAGAIN with
  * the plug text, -E2BIG when a port would exceed PORT_MAX_RULES, -EBUSY while
  * another change is in flight). */
-int firewall_push_group(const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
+int firewall_push_group(struct firewall *fw, const struct secgroup *next, firewall_done_cb cb, void *userdata, char *err, size_t errlen,
                         int *ret_plug);
 /* Push one port with the group list groups (instead of its stored one). Same returns. */
-int firewall_push_port(const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
+int firewall_push_port(struct firewall *fw, const struct instance_port *p, char groups[][UUID_STR_LEN + 1], size_t n_groups,
                        firewall_done_cb cb, void *userdata, char *err, size_t errlen, int *ret_plug);
 
 /* Start a reconcile pass (coalesced when one is running). */
-void firewall_sync(void);
+void firewall_sync(struct firewall *fw);
 
 /* What the last pass found, for status. */
 struct firewall_report {
@@ -62,9 +63,16 @@ struct firewall_report {
         unsigned unfiltered;    /* ports not filtered now */
         char last_error[256];
 };
-void firewall_report(struct firewall_report *ret);
+void firewall_report(const struct firewall *fw, struct firewall_report *ret);
 
-int firewall_init(sd_event *event);
-void firewall_free(void);
+/* The unit: one per core. lifecycle re-plumbs the instances booted without
+ * firewall-control; it must outlive the firewall. 0 and *ret, or -ENOMEM. */
+struct lifecycle;
+struct instance_store;
+struct modules;
+int firewall_new(sd_event *event, struct modules *modules, struct lifecycle *lifecycle,
+                 struct instance_store *instances, const struct secgroup_store *groups, struct firewall **ret);
+/* NULL accepted. Returns NULL. */
+struct firewall *firewall_free(struct firewall *fw);
 
 #endif

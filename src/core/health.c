@@ -3,6 +3,7 @@
 
 #include "log.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -56,6 +57,7 @@ enum health_status health_compute(const struct module_status st[_PLUG_MAX], bool
 {
         char failed[128] = "", disconnected[128] = "", starting[128] = "";
 
+        assert(st && msg);
         for (int i = 0; i < _PLUG_MAX; i++) {
                 const struct module_status *s = &st[i];
                 bool needed = i == PLUG_LIBVIRT || i == PLUG_NETWORK_CONTROL || (i == PLUG_OPENVSWITCH && ovs_in_use);
@@ -90,8 +92,9 @@ enum health_status health_compute(const struct module_status st[_PLUG_MAX], bool
         return HEALTH_OKAY;
 }
 
-static struct {
+struct health {
         sd_event *event;
+        const struct modules *modules;  /* whose status is reported */
         sd_event_source *timer;
         sd_event_source *child;     /* stdout of the snapctl in flight, NULL when none */
         pid_t child_pid;
@@ -99,7 +102,7 @@ static struct {
         bool reported;              /* a report has been made (reported_* valid) */
         enum health_status reported_status;
         char reported_msg[HEALTH_MESSAGE_MAX + 1];
-} health;
+};
 
 /* The snapctl in flight is watched through its stdout (a pipe): EOF means it
  * has exited, then it is reaped. Not sd_event_add_child(): libsystemd asks the
@@ -111,8 +114,9 @@ static int on_snapctl_output(sd_event_source *s, int fd, uint32_t revents, void 
         ssize_t n;
         int status;
 
+        struct health *health = userdata;
+
         (void)revents;
-        (void)userdata;
         n = read(fd, buf, sizeof(buf) - 1);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
                 return 0;
@@ -121,23 +125,23 @@ static int on_snapctl_output(sd_event_source *s, int fd, uint32_t revents, void 
                 log_info("snapctl set-health: %s", buf);
                 return 0;
         }
-        while ((n = waitpid(health.child_pid, &status, 0)) < 0 && errno == EINTR)
+        while ((n = waitpid(health->child_pid, &status, 0)) < 0 && errno == EINTR)
                 ;
         if (n < 0) {
                 log_warn("cannot reap snapctl set-health: %s; will retry", strerror(errno));
-                health.reported = false;
+                health->reported = false;
         } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 log_warn("snapctl set-health failed (%s %d); will retry",
                          WIFEXITED(status) ? "exit status" : "signal",
                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-                health.reported = false;
+                health->reported = false;
         }
-        health.child_pid = 0;
-        health.child = sd_event_source_disable_unref(s);
+        health->child_pid = 0;
+        health->child = sd_event_source_disable_unref(s);
         return 0;
 }
 
-static int report(enum health_status h, const char *msg)
+static int report(struct health *health, enum health_status h, const char *msg)
 {
         char *argv[] = { (char *)"snapctl", (char *)"set-health", (char *)health_status_name(h),
                          h == HEALTH_OKAY ? NULL : (char *)msg, NULL };
@@ -165,15 +169,15 @@ static int report(enum health_status h, const char *msg)
                 _exit(127);
         }
         safe_close(p[1]);
-        r = sd_event_add_io(health.event, &health.child, p[0], EPOLLIN, on_snapctl_output, NULL);
+        r = sd_event_add_io(health->event, &health->child, p[0], EPOLLIN, on_snapctl_output, health);
         if (r < 0) {
                 safe_close(p[0]);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
                 return r;
         }
-        (void)sd_event_source_set_io_fd_own(health.child, true);
-        health.child_pid = pid;
+        (void)sd_event_source_set_io_fd_own(health->child, true);
+        health->child_pid = pid;
         return 0;
 }
 
@@ -184,38 +188,54 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         enum health_status h;
         int r;
 
-        (void)userdata;
+        struct health *health = userdata;
+
         for (int i = 0; i < _PLUG_MAX; i++)
-                modules_get_status((enum plug_id)i, &st[i]);
-        h = health_compute(st, health.ovs_in_use, msg, sizeof(msg));
-        if (!health.child && (!health.reported || h != health.reported_status || !streq(msg, health.reported_msg))) {
-                r = report(h, msg);
+                modules_get_status(health->modules, (enum plug_id)i, &st[i]);
+        h = health_compute(st, health->ovs_in_use, msg, sizeof(msg));
+        if (!health->child && (!health->reported || h != health->reported_status || !streq(msg, health->reported_msg))) {
+                r = report(health, h, msg);
                 if (r < 0)
                         log_warn("cannot run snapctl set-health: %s", strerror(-r));
                 else {
                         log_info("health: %s%s%s", health_status_name(h), msg[0] ? ": " : "", msg);
-                        health.reported = true;
-                        health.reported_status = h;
-                        (void)strscpy(health.reported_msg, msg, sizeof(health.reported_msg));
+                        health->reported = true;
+                        health->reported_status = h;
+                        (void)strscpy(health->reported_msg, msg, sizeof(health->reported_msg));
                 }
         }
         return sd_event_source_set_time(s, usec + HEALTH_INTERVAL_USEC);
 }
 
-int health_start(sd_event *event, bool ovs_in_use)
+int health_start(sd_event *event, const struct modules *modules, bool ovs_in_use, struct health **ret)
 {
+        struct health *health;
         int r;
 
-        health.event = event;
-        health.ovs_in_use = ovs_in_use;
-        r = sd_event_add_time_relative(event, &health.timer, CLOCK_MONOTONIC, 0, 100000, on_timer, NULL);
-        if (r < 0)
+        assert(event && modules && ret);
+        health = calloc(1, sizeof(*health));
+        if (!health)
+                return -ENOMEM;
+        health->event = event;
+        health->ovs_in_use = ovs_in_use;
+        health->modules = modules;
+        r = sd_event_add_time_relative(event, &health->timer, CLOCK_MONOTONIC, 0, 100000, on_timer, health);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(health->timer, SD_EVENT_ON);
+        if (r < 0) {
+                health_stop(health);
                 return r;
-        return sd_event_source_set_enabled(health.timer, SD_EVENT_ON);
+        }
+        *ret = health;
+        return 0;
 }
 
-void health_stop(void)
+struct health *health_stop(struct health *health)
 {
-        health.timer = sd_event_source_disable_unref(health.timer);
-        health.child = sd_event_source_disable_unref(health.child);
+        if (!health)
+                return NULL;
+        sd_event_source_disable_unref(health->timer);
+        sd_event_source_disable_unref(health->child);
+        free(health);
+        return NULL;
 }

@@ -31,8 +31,11 @@ const char *health_status_name(enum health_status h);
 
 /* Inside a snap: re-evaluate every second and run `snapctl set-health` (fork
  * and exec, reaped from the event loop, never waited for in it) whenever the
- * result changes. 0 or -errno. */
-int health_start(sd_event *event, bool ovs_in_use);
-void health_stop(void);
+ * result changes. 0 and *ret, or -errno. */
+struct health;
+struct modules;
+int health_start(sd_event *event, const struct modules *modules, bool ovs_in_use, struct health **ret);
+/* Stop reporting and free (NULL accepted). Returns NULL. */
+struct health *health_stop(struct health *health);
 
 #endif

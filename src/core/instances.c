@@ -5,44 +5,61 @@
 #include "plugs.h"
 #include "procfs.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <time.h>
 
-static struct {
-        char dir[PATH_MAX];
+struct instance_store {
+        char dir[PATH_MAX];             /* <state_dir>/instances */
         struct instance *list;
         size_t count;
-} store;
+};
 
-struct instance *instances_first(void) { return store.list; }
-size_t instances_count(void) { return store.count; }
-
-struct instance *instance_find(const char *uuid)
+struct instance *instances_first(const struct instance_store *store)
 {
-        for (struct instance *i = store.list; i; i = i->next)
+        assert(store);
+        return store->list;
+}
+
+size_t instances_count(const struct instance_store *store)
+{
+        assert(store);
+        return store->count;
+}
+
+struct instance *instance_find(const struct instance_store *store, const char *uuid)
+{
+        if (!uuid)
+                return NULL;
+        for (struct instance *i = store->list; i; i = i->next)
                 if (streq(i->uuid, uuid))
                         return i;
         return NULL;
 }
 
-struct instance *instance_find_by_name(const char *name)
+struct instance *instance_find_by_name(const struct instance_store *store, const char *name)
 {
-        for (struct instance *i = store.list; i; i = i->next)
+        if (!name)
+                return NULL;
+        for (struct instance *i = store->list; i; i = i->next)
                 if (streq(i->name, name))
                         return i;
         return NULL;
 }
 
-static int instance_path(const char *uuid, char *buf, size_t size)
+static int instance_path(const struct instance_store *store, const char *uuid, char *buf, size_t size)
 {
-        return xsnprintf(buf, size, "%s/%s.json", store.dir, uuid);
+        return xsnprintf(buf, size, "%s/%s.json", store->dir, uuid);
 }
 
-struct instance_port *instance_find_port(const char *port_uuid, struct instance **ret_inst)
+struct instance_port *instance_find_port(const struct instance_store *store, const char *port_uuid,
+                                        struct instance **ret_inst)
 {
-        for (struct instance *i = store.list; i; i = i->next)
+        if (!port_uuid)
+                return NULL;
+        for (struct instance *i = store->list; i; i = i->next)
                 for (size_t p = 0; p < i->n_ports; p++)
                         if (streq(i->ports[p].port_uuid, port_uuid)) {
                                 if (ret_inst)
@@ -58,6 +75,7 @@ int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX])
         char canon[INSTANCE_CPU_SET_MAX];
         size_t n = strlen(s);
 
+        assert(s && ret);
         if (n == 0 || n >= INSTANCE_CPU_SET_MAX || s[n - 1] == '\n' || cpuset_parse(s, n, &set) < 0 ||
             cpuset_count(&set) == 0 || cpuset_format(&set, canon, sizeof(canon)) < 0)
                 return -EINVAL;
@@ -65,26 +83,49 @@ int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX])
         return 0;
 }
 
-static bool is_pin_state(const char *s)
+static const char *const vm_state_names[_VM_STATE_MAX] = {
+        [VM_ACTIVE] = "active", [VM_STOPPED] = "stopped", [VM_ERROR] = "error",
+};
+static const char *const task_names[_TASK_MAX] = {
+        [TASK_NONE] = "", [TASK_BUILDING] = "building", [TASK_DELETING] = "deleting", [TASK_STOPPING] = "stopping",
+        [TASK_STARTING] = "starting", [TASK_REBOOTING] = "rebooting", [TASK_PINNING] = "pinning",
+};
+static const char *const pin_state_names[_PIN_STATE_MAX] = {
+        [PIN_NONE] = "", [PIN_PENDING] = "pending", [PIN_APPLIED] = "applied", [PIN_UNPLUGGED] = "unplugged",
+        [PIN_FAILED] = "failed",
+};
+
+static int name_lookup(const char *const *names, size_t n, const char *s)
 {
-        return s && (streq(s, "pending") || streq(s, "applied") || streq(s, "unplugged") || streq(s, "failed"));
+        for (size_t i = 0; s && i < n; i++)
+                if (streq(names[i], s))
+                        return (int)i;
+        return -EINVAL;
 }
+
+const char *vm_state_to_string(enum vm_state s) { return (unsigned)s < _VM_STATE_MAX ? vm_state_names[s] : NULL; }
+const char *instance_task_to_string(enum instance_task t) { return (unsigned)t < _TASK_MAX ? task_names[t] : NULL; }
+const char *pin_state_to_string(enum pin_state s) { return (unsigned)s < _PIN_STATE_MAX ? pin_state_names[s] : NULL; }
+int vm_state_from_string(const char *s) { return name_lookup(vm_state_names, _VM_STATE_MAX, s); }
+int instance_task_from_string(const char *s) { return name_lookup(task_names, _TASK_MAX, s); }
+int pin_state_from_string(const char *s) { return name_lookup(pin_state_names, _PIN_STATE_MAX, s); }
 
 void instance_pin_message(const struct instance *inst, char *buf, size_t size)
 {
-        const char *st = inst->pin_state;
+        enum pin_state st = inst->pin_state;
 
+        assert(inst && buf);
         if (!inst->cpu_set[0])
                 (void)snprintf(buf, size, "%s", "");
-        else if (streq(st, "applied"))
+        else if (st == PIN_APPLIED)
                 (void)snprintf(buf, size, "cpu_set %s applied (%s)", inst->cpu_set, inst->pin_detail);
-        else if (streq(st, "unplugged"))
+        else if (st == PIN_UNPLUGGED)
                 (void)snprintf(buf, size, "cpu_set %s not applied: process-control is not connected", inst->cpu_set);
-        else if (streq(st, "failed"))
+        else if (st == PIN_FAILED)
                 (void)snprintf(buf, size, "cpu_set %s not applied: %s", inst->cpu_set, inst->pin_detail);
         else
                 (void)snprintf(buf, size, "cpu_set %s not applied yet: %s", inst->cpu_set,
-                               streq(inst->vm_state, "active") ? "pinned once the instance's QEMU runs"
+                               inst->vm_state == VM_ACTIVE ? "pinned once the instance's QEMU runs"
                                                                : "the instance is not running");
 }
 
@@ -102,10 +143,10 @@ static void pinning_to_json(const struct instance *inst, struct json_object *o)
         json_object_object_add(o, "cpu_set", json_object_new_string(inst->cpu_set));
         p = json_object_new_object();
         instance_pin_message(inst, msg, sizeof(msg));
-        json_object_object_add(p, "state", json_object_new_string(inst->pin_state));
-        json_object_object_add(p, "applied", json_object_new_boolean(streq(inst->pin_state, "applied")));
+        json_object_object_add(p, "state", json_object_new_string(pin_state_to_string(inst->pin_state)));
+        json_object_object_add(p, "applied", json_object_new_boolean(inst->pin_state == PIN_APPLIED));
         json_object_object_add(p, "message", json_object_new_string(msg));
-        if (streq(inst->pin_state, "unplugged") && plug_fix_text(PLUG_PROCESS_CONTROL, fix, sizeof(fix)) == 0) {
+        if (inst->pin_state == PIN_UNPLUGGED && plug_fix_text(PLUG_PROCESS_CONTROL, fix, sizeof(fix)) == 0) {
                 json_object_object_add(p, "plug", json_object_new_string(plug_table[PLUG_PROCESS_CONTROL].name));
                 json_object_object_add(p, "fix", json_object_new_string(fix));
         } else
@@ -113,7 +154,7 @@ static void pinning_to_json(const struct instance *inst, struct json_object *o)
         json_object_object_add(o, "pinning", p);
 }
 
-/* ips, secgroups, filtered: the same members in the API view and the store. */
+/* ips, secgroups, filtered: the same members in the API view and the store-> */
 static void port_security_to_json(const struct instance_port *ip, struct json_object *p)
 {
         struct json_object *ips = json_object_new_array(), *groups = json_object_new_array();
@@ -147,12 +188,19 @@ static int parse_ips(struct json_object *list, struct instance_port *ip, char *e
         return 0;
 }
 
-int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve,
+/* A group resolver and its data. */
+struct resolver {
+        secgroup_resolve_fn fn;         /* NULL: no group resolves */
+        const void *data;
+};
+
+static int port_parse_secgroups(struct json_object *list, const struct resolver *res,
                                   char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err, size_t errlen)
 {
         char ids[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
         size_t n;
 
+        assert(ret && ret_n && err); /* list may be JSON null: refused below */
         if (!json_object_is_type(list, json_type_array) || (n = json_object_array_length(list)) > PORT_MAX_GROUPS)
                 return snprintf(err, errlen, "secgroups: must be a list of at most %d group names or ids",
                                 PORT_MAX_GROUPS), -EINVAL;
@@ -161,7 +209,7 @@ int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn 
                 const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
                 if (!s)
                         return snprintf(err, errlen, "secgroups[%zu]: must be a group name or id", k), -EINVAL;
-                if (!resolve || resolve(s, ids[k]) < 0)
+                if (!res->fn || res->fn(res->data, s, ids[k]) < 0)
                         return snprintf(err, errlen, "secgroups[%zu]: no security group '%.64s'", k, s), -ENOENT;
                 for (size_t j = 0; j < k; j++)
                         if (streq(ids[j], ids[k]))
@@ -173,17 +221,28 @@ int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn 
         return 0;
 }
 
+int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve, const void *resolve_data,
+                                  char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err, size_t errlen)
+{
+        const struct resolver res = { resolve, resolve_data };
+
+        return port_parse_secgroups(list, &res, ret, ret_n, err, errlen);
+}
+
 struct json_object *instance_to_json(const struct instance *inst)
 {
         struct json_object *o = json_object_new_object(), *ports = json_object_new_array();
         char domain[64], tap[IFNAME_MAX];
 
+        assert(inst);
         json_object_object_add(o, "uuid", json_object_new_string(inst->uuid));
         json_object_object_add(o, "name", json_object_new_string(inst->name));
         json_object_object_add(o, "vcpus", json_object_new_int((int)inst->vcpus));
         json_object_object_add(o, "memory_mb", json_object_new_int64(inst->memory_mb));
-        json_object_object_add(o, "vm_state", json_object_new_string(inst->vm_state));
-        json_object_object_add(o, "task", inst->task[0] ? json_object_new_string(inst->task) : NULL);
+        json_object_object_add(o, "vm_state", json_object_new_string(vm_state_to_string(inst->vm_state)));
+        json_object_object_add(o, "task",
+                               inst->task != TASK_NONE ? json_object_new_string(instance_task_to_string(inst->task))
+                                                       : NULL);
         json_object_object_add(o, "power_state", json_object_new_string(inst->power_state));
         json_object_object_add(o, "fault", inst->fault[0] ? json_object_new_string(inst->fault) : NULL);
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
@@ -216,12 +275,12 @@ static struct json_object *instance_to_stored_json(const struct instance *inst)
         json_object_object_add(o, "name", json_object_new_string(inst->name));
         json_object_object_add(o, "vcpus", json_object_new_int((int)inst->vcpus));
         json_object_object_add(o, "memory_mb", json_object_new_int64(inst->memory_mb));
-        json_object_object_add(o, "vm_state", json_object_new_string(inst->vm_state));
-        json_object_object_add(o, "task", json_object_new_string(inst->task));
+        json_object_object_add(o, "vm_state", json_object_new_string(vm_state_to_string(inst->vm_state)));
+        json_object_object_add(o, "task", json_object_new_string(instance_task_to_string(inst->task)));
         json_object_object_add(o, "fault", json_object_new_string(inst->fault));
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
         json_object_object_add(o, "cpu_set", json_object_new_string(inst->cpu_set));
-        json_object_object_add(o, "pin_state", json_object_new_string(inst->pin_state));
+        json_object_object_add(o, "pin_state", json_object_new_string(pin_state_to_string(inst->pin_state)));
         json_object_object_add(o, "pin_detail", json_object_new_string(inst->pin_detail));
         for (size_t i = 0; i < inst->n_ports; i++) {
                 struct json_object *p = json_object_new_object();
@@ -257,15 +316,44 @@ static bool get_u32(struct json_object *o, const char *key, uint32_t min, uint32
         return true;
 }
 
-static bool is_vm_state(const char *s) { return s && (streq(s, "active") || streq(s, "stopped") || streq(s, "error")); }
-static bool is_task(const char *s)
+
+/* One stored port (ports[i]) into *ip. 0 or -EBADMSG with the reason. */
+static int stored_port_from_json(struct json_object *p, size_t i, struct instance_port *ip, char *why, size_t whylen)
 {
-        static const char *const tasks[] = { "", "building", "deleting", "stopping", "starting", "rebooting",
-                                             "pinning" };
-        for (size_t i = 0; s && i < ARRAY_SIZE(tasks); i++)
-                if (streq(s, tasks[i]))
-                        return true;
-        return false;
+        const char *pu = get_str(p, "port_uuid"), *mac = get_str(p, "mac");
+        struct json_object *v;
+
+#define BAD(...) do { (void)snprintf(why, whylen, __VA_ARGS__); return -EBADMSG; } while (0)
+        if (!pu || !uuid_is_valid(pu) || !mac || !mac_is_valid(mac) || !get_u32(p, "mtu", 68, 65535, &ip->mtu))
+                BAD("ports[%zu]", i);
+        memcpy(ip->port_uuid, pu, UUID_STR_LEN + 1);
+        memcpy(ip->mac, mac, MAC_STR_LEN + 1);
+        /* ips, secgroups, filtered: absent in files written before security groups */
+        if (json_object_object_get_ex(p, "ips", &v) && parse_ips(v, ip, why, whylen) < 0)
+                BAD("ports[%zu].ips", i);
+        if (json_object_object_get_ex(p, "secgroups", &v)) {
+                size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : SIZE_MAX;
+                if (n > PORT_MAX_GROUPS)
+                        BAD("ports[%zu].secgroups", i);
+                for (size_t k = 0; k < n; k++) {
+                        struct json_object *g = json_object_array_get_idx(v, k);
+                        const char *gs = json_object_is_type(g, json_type_string) ? json_object_get_string(g) : "";
+                        if (!uuid_is_valid(gs))
+                                BAD("ports[%zu].secgroups[%zu]", i, k);
+                        for (size_t j = 0; j < k; j++)
+                                if (streq(ip->secgroups[j], gs))
+                                        BAD("ports[%zu].secgroups[%zu] repeated", i, k);
+                        memcpy(ip->secgroups[k], gs, UUID_STR_LEN + 1);
+                }
+                ip->n_secgroups = n;
+        }
+        if (json_object_object_get_ex(p, "filtered", &v)) {
+                if (!json_object_is_type(v, json_type_boolean))
+                        BAD("ports[%zu].filtered", i);
+                ip->filtered = json_object_get_boolean(v);
+        }
+#undef BAD
+        return 0;
 }
 
 /* Parse a stored instance strictly. 0 or -EBADMSG with the reason. */
@@ -275,6 +363,7 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
         struct json_object *ports, *v;
         const char *s;
         uint32_t version;
+        int r;
 
 #define BAD(...) do { (void)snprintf(why, whylen, __VA_ARGS__); return -EBADMSG; } while (0)
         if (!json_object_is_type(o, json_type_object))
@@ -293,14 +382,14 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
                 BAD("vcpus");
         if (!get_u32(o, "memory_mb", LIBVIRT_MIN_MEMORY_MB, LIBVIRT_MAX_MEMORY_MB, &inst.memory_mb))
                 BAD("memory_mb");
-        s = get_str(o, "vm_state");
-        if (!is_vm_state(s))
+        r = vm_state_from_string(get_str(o, "vm_state"));
+        if (r < 0)
                 BAD("vm_state");
-        (void)strscpy(inst.vm_state, s, sizeof(inst.vm_state));
-        s = get_str(o, "task");
-        if (!is_task(s))
+        inst.vm_state = (enum vm_state)r;
+        r = instance_task_from_string(get_str(o, "task"));
+        if (r < 0)
                 BAD("task");
-        (void)strscpy(inst.task, s, sizeof(inst.task));
+        inst.task = (enum instance_task)r;
         s = get_str(o, "fault");
         if (!s || strscpy(inst.fault, s, sizeof(inst.fault)) < 0)
                 BAD("fault");
@@ -312,10 +401,10 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
                 s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
                 if (!s || (s[0] && (instance_cpu_set_canonical(s, inst.cpu_set) < 0 || !streq(s, inst.cpu_set))))
                         BAD("cpu_set");
-                s = get_str(o, "pin_state");
-                if (!s || (inst.cpu_set[0] ? !is_pin_state(s) : s[0] != '\0'))
+                r = pin_state_from_string(get_str(o, "pin_state"));
+                if (r < 0 || (inst.cpu_set[0] ? r == PIN_NONE : r != PIN_NONE))
                         BAD("pin_state");
-                (void)strscpy(inst.pin_state, s, sizeof(inst.pin_state));
+                inst.pin_state = (enum pin_state)r;
                 s = get_str(o, "pin_detail");
                 if (!s || strscpy(inst.pin_detail, s, sizeof(inst.pin_detail)) < 0)
                         BAD("pin_detail");
@@ -324,37 +413,9 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
             json_object_array_length(ports) > LIBVIRT_MAX_PORTS)
                 BAD("ports");
         for (size_t i = 0; i < json_object_array_length(ports); i++) {
-                struct json_object *p = json_object_array_get_idx(ports, i);
-                struct instance_port *ip = &inst.ports[i];
-                const char *pu = get_str(p, "port_uuid"), *mac = get_str(p, "mac");
-                if (!pu || !uuid_is_valid(pu) || !mac || !mac_is_valid(mac) || !get_u32(p, "mtu", 68, 65535, &ip->mtu))
-                        BAD("ports[%zu]", i);
-                memcpy(ip->port_uuid, pu, UUID_STR_LEN + 1);
-                memcpy(ip->mac, mac, MAC_STR_LEN + 1);
-                /* ips, secgroups, filtered: absent in files written before security groups */
-                if (json_object_object_get_ex(p, "ips", &v) && parse_ips(v, ip, why, whylen) < 0)
-                        BAD("ports[%zu].ips", i);
-                if (json_object_object_get_ex(p, "secgroups", &v)) {
-                        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : SIZE_MAX;
-                        if (n > PORT_MAX_GROUPS)
-                                BAD("ports[%zu].secgroups", i);
-                        for (size_t k = 0; k < n; k++) {
-                                struct json_object *g = json_object_array_get_idx(v, k);
-                                const char *gs = json_object_is_type(g, json_type_string) ? json_object_get_string(g) : "";
-                                if (!uuid_is_valid(gs))
-                                        BAD("ports[%zu].secgroups[%zu]", i, k);
-                                for (size_t j = 0; j < k; j++)
-                                        if (streq(ip->secgroups[j], gs))
-                                                BAD("ports[%zu].secgroups[%zu] repeated", i, k);
-                                memcpy(ip->secgroups[k], gs, UUID_STR_LEN + 1);
-                        }
-                        ip->n_secgroups = n;
-                }
-                if (json_object_object_get_ex(p, "filtered", &v)) {
-                        if (!json_object_is_type(v, json_type_boolean))
-                                BAD("ports[%zu].filtered", i);
-                        ip->filtered = json_object_get_boolean(v);
-                }
+                r = stored_port_from_json(json_object_array_get_idx(ports, i), i, &inst.ports[i], why, whylen);
+                if (r < 0)
+                        return r;
         }
         inst.n_ports = json_object_array_length(ports);
 #undef BAD
@@ -368,8 +429,9 @@ int instance_save(struct instance *inst)
         struct json_object *o = instance_to_stored_json(inst);
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         char path[PATH_MAX];
-        int r = instance_path(inst->uuid, path, sizeof(path));
+        int r = instance_path(inst->store, inst->uuid, path, sizeof(path));
 
+        assert(inst && inst->store);
         if (r == 0)
                 r = write_file_atomic(path, text, strlen(text), 0600);
         json_object_put(o);
@@ -378,14 +440,15 @@ int instance_save(struct instance *inst)
         return r;
 }
 
-int instance_add(const struct instance *tmpl, struct instance **ret)
+int instance_add(struct instance_store *store, const struct instance *tmpl, struct instance **ret)
 {
         struct instance *inst;
         int r;
 
-        if (instance_find(tmpl->uuid) || instance_find_by_name(tmpl->name))
+        assert(store && tmpl);
+        if (instance_find(store, tmpl->uuid) || instance_find_by_name(store, tmpl->name))
                 return -EEXIST;
-        if (store.count >= INSTANCES_MAX)
+        if (store->count >= INSTANCES_MAX)
                 return -ENOSPC;
         inst = malloc(sizeof(*inst));
         if (!inst)
@@ -393,6 +456,7 @@ int instance_add(const struct instance *tmpl, struct instance **ret)
         *inst = *tmpl;
         inst->next = NULL;
         inst->op = NULL;
+        inst->store = store;
         if (inst->created_at == 0)
                 inst->created_at = (uint64_t)time(NULL);
         r = instance_save(inst);
@@ -400,9 +464,9 @@ int instance_add(const struct instance *tmpl, struct instance **ret)
                 free(inst);
                 return r;
         }
-        inst->next = store.list;
-        store.list = inst;
-        store.count++;
+        inst->next = store->list;
+        store->list = inst;
+        store->count++;
         if (ret)
                 *ret = inst;
         return 0;
@@ -411,23 +475,26 @@ int instance_add(const struct instance *tmpl, struct instance **ret)
 int instance_remove(struct instance *inst)
 {
         char path[PATH_MAX];
-        int r = instance_path(inst->uuid, path, sizeof(path));
+        struct instance_store *store = inst->store;
+        int r = instance_path(store, inst->uuid, path, sizeof(path));
 
+        assert(inst && store);
         if (r < 0)
                 return r;
         if (unlink(path) < 0 && errno != ENOENT)
                 return -errno;
-        for (struct instance **pp = &store.list; *pp; pp = &(*pp)->next)
+        for (struct instance **pp = &store->list; *pp; pp = &(*pp)->next)
                 if (*pp == inst) {
                         *pp = inst->next;
                         break;
                 }
-        store.count--;
+        store->count--;
         free(inst);
         return 0;
 }
 
-int instances_load(const char *state_dir, unsigned *ret_skipped)
+/* Every instance file of the store's directory into the store. */
+static int load_dir(struct instance_store *store, unsigned *ret_skipped)
 {
         /* instance_parse_stored() is declared in instances.h */
         _cleanup_(closedirp) DIR *d = NULL;
@@ -435,13 +502,7 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
         struct dirent *de;
         int r;
 
-        r = xsnprintf(store.dir, sizeof(store.dir), "%s/instances", state_dir);
-        if (r < 0)
-                return r;
-        r = mkdir_p(store.dir, 0700);
-        if (r < 0)
-                return r;
-        d = opendir(store.dir);
+        d = opendir(store->dir);
         if (!d)
                 return -errno;
         while ((de = readdir(d))) {
@@ -452,7 +513,7 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
 
                 if (n != UUID_STR_LEN + 5 || strcmp(de->d_name + UUID_STR_LEN, ".json") != 0)
                         continue; /* temp files of an interrupted write, or foreign files */
-                if (xsnprintf(path, sizeof(path), "%s/%s", store.dir, de->d_name) < 0)
+                if (xsnprintf(path, sizeof(path), "%s/%s", store->dir, de->d_name) < 0)
                         continue;
                 size_t len = 0;
                 r = read_file_bounded(path, 64 * 1024, &text, &len);
@@ -460,9 +521,9 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
                         r = instance_parse_stored(text, len, &tmp, why, sizeof(why));
                 if (r == 0 && strncmp(de->d_name, tmp.uuid, UUID_STR_LEN) != 0)
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "file name and uuid differ");
-                if (r == 0 && (instance_find(tmp.uuid) || instance_find_by_name(tmp.name)))
+                if (r == 0 && (instance_find(store, tmp.uuid) || instance_find_by_name(store, tmp.name)))
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "duplicate uuid or name");
-                if (r == 0 && store.count >= INSTANCES_MAX)
+                if (r == 0 && store->count >= INSTANCES_MAX)
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "more than %d instances", INSTANCES_MAX);
                 if (r < 0) {
                         log_err("instance store: %s is unusable (%s); left in place, not loaded", path,
@@ -474,23 +535,49 @@ int instances_load(const char *state_dir, unsigned *ret_skipped)
                 if (!inst)
                         return -ENOMEM;
                 *inst = tmp;
-                inst->next = store.list;
-                store.list = inst;
-                store.count++;
+                inst->store = store;
+                inst->next = store->list;
+                store->list = inst;
+                store->count++;
         }
         if (ret_skipped)
                 *ret_skipped = skipped;
         return 0;
 }
 
-void instances_free(void)
+int instances_load(const char *state_dir, struct instance_store **ret, unsigned *ret_skipped)
 {
-        while (store.list) {
-                struct instance *next = store.list->next;
-                free(store.list);
-                store.list = next;
+        struct instance_store *store;
+        int r;
+
+        assert(state_dir && ret);
+        store = calloc(1, sizeof(*store));
+        if (!store)
+                return -ENOMEM;
+        r = xsnprintf(store->dir, sizeof(store->dir), "%s/instances", state_dir);
+        if (r == 0)
+                r = mkdir_p(store->dir, 0700);
+        if (r == 0)
+                r = load_dir(store, ret_skipped);
+        if (r < 0) {
+                instances_free(store);
+                return r;
         }
-        store.count = 0;
+        *ret = store;
+        return 0;
+}
+
+struct instance_store *instances_free(struct instance_store *store)
+{
+        if (!store)
+                return NULL;
+        while (store->list) {
+                struct instance *next = store->list->next;
+                free(store->list);
+                store->list = next;
+        }
+        free(store);
+        return NULL;
 }
 
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen)
@@ -499,6 +586,7 @@ int instance_parse_stored(const char *text, size_t len, struct instance *ret, ch
         struct json_object *o;
         int r;
 
+        assert(text && ret && why);
         if (!tok)
                 return -ENOMEM;
         o = json_tokener_parse_ex(tok, text, (int)len);
@@ -514,18 +602,111 @@ int instance_parse_stored(const char *text, size_t len, struct instance *ret, ch
         return r;
 }
 
-/* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
-int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const char *default_cpu_set,
-                                struct instance *ret, char *err, size_t errlen)
+/* One port object of a boot request (ports[i]) into *ip, identifiers generated
+ * where not given. *ret_own_groups: it lists its own groups. 0 or -errno with the reason. */
+static int parse_request_port(struct json_object *p, size_t i, const struct resolver *res, struct instance_port *ip,
+                              bool *ret_own_groups, char *err, size_t errlen)
 {
-        struct instance t = { 0 };
-        bool have_name = false, have_cpu_set = false, port_groups[LIBVIRT_MAX_PORTS] = { false };
-        char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
-        size_t n_groups = 0;
+        char why[160];
         int r;
 
-        t.vcpus = 1;
-        t.memory_mb = 64;
+        if (!json_object_is_type(p, json_type_object))
+                return snprintf(err, errlen, "ports[%zu]: must be an object", i), -EINVAL;
+        if (uuid_new_str(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
+                return -EIO;
+        ip->mtu = 1500;
+        json_object_object_foreach(p, pk, pv) {
+                const char *ps = json_object_is_type(pv, json_type_string) ? json_object_get_string(pv) : NULL;
+                int64_t pn = json_object_is_type(pv, json_type_int) ? json_object_get_int64(pv) : -1;
+
+                if (streq(pk, "port_uuid") && ps && uuid_is_valid(ps))
+                        memcpy(ip->port_uuid, ps, sizeof(ip->port_uuid));
+                else if (streq(pk, "mac") && ps && mac_is_valid(ps))
+                        memcpy(ip->mac, ps, sizeof(ip->mac));
+                else if (streq(pk, "mtu") && pn >= 68 && pn <= 65535)
+                        ip->mtu = (uint32_t)pn;
+                else if (streq(pk, "ips")) {
+                        if (parse_ips(pv, ip, why, sizeof(why)) < 0)
+                                return snprintf(err, errlen, "ports[%zu].%s", i, why), -EINVAL;
+                } else if (streq(pk, "secgroups")) {
+                        r = port_parse_secgroups(pv, res, ip->secgroups, &ip->n_secgroups, why,
+                                                          sizeof(why));
+                        if (r < 0)
+                                return snprintf(err, errlen, "ports[%zu].%s", i, why), r;
+                        *ret_own_groups = true;
+                } else
+                        return snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
+                                        streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
+                                        : streq(pk, "mac")     ? MAC_RULE_TEXT
+                                        : streq(pk, "mtu")     ? "must be an integer in 68..65535"
+                                                               : "unknown field"), -EINVAL;
+        }
+        return 0;
+}
+
+/* The "ports" list of a boot request into t (at most LIBVIRT_MAX_PORTS, checked by the caller). */
+static int parse_request_ports(struct json_object *list, const struct resolver *res, struct instance *t,
+                               bool own_groups[LIBVIRT_MAX_PORTS], char *err, size_t errlen)
+{
+        size_t n = json_object_array_length(list);
+        int r;
+
+        assert(n <= LIBVIRT_MAX_PORTS);
+        for (size_t i = 0; i < n; i++) {
+                r = parse_request_port(json_object_array_get_idx(list, i), i, res, &t->ports[i], &own_groups[i],
+                                       err, errlen);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < i; k++)
+                        if (streq(t->ports[k].port_uuid, t->ports[i].port_uuid))
+                                return snprintf(err, errlen, "ports[%zu]: port %s is listed twice", i,
+                                                t->ports[i].port_uuid), -EINVAL;
+        }
+        t->n_ports = n;
+        return 0;
+}
+
+/* Why a top-level field of a boot request was refused. */
+static const char *boot_field_problem(const char *key)
+{
+        return streq(key, "name")        ? "1..63 characters of A-Z a-z 0-9 . _ - (not starting with . or -)"
+               : streq(key, "uuid")      ? "not a canonical lowercase UUID"
+               : streq(key, "vcpus")     ? "must be an integer in 1..64"
+               : streq(key, "memory_mb") ? "must be an integer in 16..1048576"
+               : streq(key, "ports")     ? "must be a list of at most 16 port objects"
+               : streq(key, "cpu_set")   ? "must be a cpu list like \"2-3,6\" (ascending ranges, "
+                                           "CPUs below 4096), or \"\" for no pinning"
+                                         : "unknown field";
+}
+
+/* The request's own groups ("secgroups"): at least one when given. */
+static int parse_request_groups(struct json_object *val, const struct resolver *res,
+                                char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *n_groups, char *err,
+                                size_t errlen)
+{
+        int r = port_parse_secgroups(val, res, groups, n_groups, err, errlen);
+
+        if (r < 0)
+                return r;
+        if (*n_groups == 0)
+                return snprintf(err, errlen, "secgroups: give at least one group, or leave it out for the group "
+                                             "'default'"), -EINVAL;
+        return 0;
+}
+
+/* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
+int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const void *resolve_data,
+                                const char *default_cpu_set,
+                                struct instance *ret, char *err, size_t errlen)
+{
+        const struct resolver res = { resolve, resolve_data };
+        struct instance t = { .vcpus = 1, .memory_mb = 64 };
+        bool have_name = false, have_cpu_set = false, own_groups[LIBVIRT_MAX_PORTS] = { false };
+        char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
+        size_t n_groups = 0;
+        int r = 0;
+
+        assert(body && ret && err);
         if (uuid_new_str(t.uuid) < 0)
                 return -EIO;
         json_object_object_foreach(body, key, val) {
@@ -543,96 +724,29 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                         t.memory_mb = (uint32_t)n;
                 else if (streq(key, "cpu_set") && s && (!s[0] || instance_cpu_set_canonical(s, t.cpu_set) == 0))
                         have_cpu_set = true;
-                else if (streq(key, "secgroups")) {
-                        r = instance_port_parse_secgroups(val, resolve, groups, &n_groups, err, errlen);
-                        if (r < 0)
-                                return r;
-                        if (n_groups == 0) {
-                                (void)snprintf(err, errlen, "secgroups: give at least one group, or leave it out "
-                                                            "for the group 'default'");
-                                return -EINVAL;
-                        }
-                } else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
-                         json_object_array_length(val) <= LIBVIRT_MAX_PORTS) {
-                        for (size_t i = 0; i < json_object_array_length(val); i++) {
-                                struct json_object *p = json_object_array_get_idx(val, i);
-                                struct instance_port *ip = &t.ports[i];
-                                if (!json_object_is_type(p, json_type_object)) {
-                                        (void)snprintf(err, errlen, "ports[%zu]: must be an object", i);
-                                        return -EINVAL;
-                                }
-                                if (uuid_new_str(ip->port_uuid) < 0 || mac_generate(ip->mac) < 0)
-                                        return -EIO;
-                                ip->mtu = 1500;
-                                json_object_object_foreach(p, pk, pv) {
-                                        const char *ps = json_object_is_type(pv, json_type_string) ? json_object_get_string(pv) : NULL;
-                                        int64_t pn = json_object_is_type(pv, json_type_int) ? json_object_get_int64(pv) : -1;
-                                        if (streq(pk, "port_uuid") && ps && uuid_is_valid(ps))
-                                                memcpy(ip->port_uuid, ps, sizeof(ip->port_uuid));
-                                        else if (streq(pk, "mac") && ps && mac_is_valid(ps))
-                                                memcpy(ip->mac, ps, sizeof(ip->mac));
-                                        else if (streq(pk, "mtu") && pn >= 68 && pn <= 65535)
-                                                ip->mtu = (uint32_t)pn;
-                                        else if (streq(pk, "ips")) {
-                                                char why[128];
-                                                if (parse_ips(pv, ip, why, sizeof(why)) < 0) {
-                                                        (void)snprintf(err, errlen, "ports[%zu].%s", i, why);
-                                                        return -EINVAL;
-                                                }
-                                        } else if (streq(pk, "secgroups")) {
-                                                char why[160];
-                                                r = instance_port_parse_secgroups(pv, resolve, ip->secgroups,
-                                                                                  &ip->n_secgroups, why, sizeof(why));
-                                                if (r < 0) {
-                                                        (void)snprintf(err, errlen, "ports[%zu].%s", i, why);
-                                                        return r;
-                                                }
-                                                port_groups[i] = true;
-                                        } else {
-                                                (void)snprintf(err, errlen, "ports[%zu].%.32s: %s", i, pk,
-                                                               streq(pk, "port_uuid") ? "not a canonical lowercase UUID"
-                                                               : streq(pk, "mac")     ? MAC_RULE_TEXT
-                                                               : streq(pk, "mtu")     ? "must be an integer in 68..65535"
-                                                                                      : "unknown field");
-                                                return -EINVAL;
-                                        }
-                                }
-                                for (size_t k = 0; k < i; k++)
-                                        if (streq(t.ports[k].port_uuid, ip->port_uuid)) {
-                                                (void)snprintf(err, errlen, "ports[%zu]: port %s is listed twice", i, ip->port_uuid);
-                                                return -EINVAL;
-                                        }
-                        }
-                        t.n_ports = json_object_array_length(val);
-                } else {
-                        (void)snprintf(err, errlen, "%.32s: %s", key,
-                                       streq(key, "name")        ? "1..63 characters of A-Z a-z 0-9 . _ - (not starting with . or -)"
-                                       : streq(key, "uuid")      ? "not a canonical lowercase UUID"
-                                       : streq(key, "vcpus")     ? "must be an integer in 1..64"
-                                       : streq(key, "memory_mb") ? "must be an integer in 16..1048576"
-                                       : streq(key, "ports")     ? "must be a list of at most 16 port objects"
-                                       : streq(key, "cpu_set")   ? "must be a cpu list like \"2-3,6\" (ascending ranges, "
-                                                                   "CPUs below 4096), or \"\" for no pinning"
-                                                                 : "unknown field");
-                        return -EINVAL;
-                }
+                else if (streq(key, "secgroups"))
+                        r = parse_request_groups(val, &res, groups, &n_groups, err, errlen);
+                else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
+                         json_object_array_length(val) <= LIBVIRT_MAX_PORTS)
+                        r = parse_request_ports(val, &res, &t, own_groups, err, errlen);
+                else
+                        r = (snprintf(err, errlen, "%.32s: %s", key, boot_field_problem(key)), -EINVAL);
+                if (r < 0)
+                        return r;
         }
-        if (!have_name) {
-                (void)snprintf(err, errlen, "name: required");
-                return -EINVAL;
-        }
+        if (!have_name)
+                return snprintf(err, errlen, "name: required"), -EINVAL;
         if (!have_cpu_set && default_cpu_set && default_cpu_set[0] &&
-            instance_cpu_set_canonical(default_cpu_set, t.cpu_set) < 0) {
-                (void)snprintf(err, errlen, "cpu_set: the config default '%.64s' is not a cpu list", default_cpu_set);
-                return -EINVAL;
-        }
+            instance_cpu_set_canonical(default_cpu_set, t.cpu_set) < 0)
+                return snprintf(err, errlen, "cpu_set: the config default '%.64s' is not a cpu list",
+                                default_cpu_set), -EINVAL;
         if (t.cpu_set[0])
-                (void)strscpy(t.pin_state, "pending", sizeof(t.pin_state));
+                t.pin_state = PIN_PENDING;
         /* Ports without their own list: the request's groups, else "default" (when it exists). */
-        if (n_groups == 0 && resolve && resolve("default", groups[0]) == 0)
+        if (n_groups == 0 && resolve && resolve(resolve_data, "default", groups[0]) == 0)
                 n_groups = 1;
         for (size_t i = 0; i < t.n_ports; i++)
-                if (!port_groups[i]) {
+                if (!own_groups[i]) {
                         memcpy(t.ports[i].secgroups, groups, n_groups * sizeof(groups[0]));
                         t.ports[i].n_secgroups = n_groups;
                 }
@@ -640,13 +754,13 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
         return 0;
 }
 
-
 int instance_apply_network_mtu(struct json_object *body, uint32_t network_mtu, struct instance *inst, char *err,
                                size_t errlen)
 {
         struct json_object *ports, *mtu;
         uint32_t want[LIBVIRT_MAX_PORTS];
 
+        assert(body && inst && err);
         if (network_mtu == 0 || !json_object_object_get_ex(body, "ports", &ports) ||
             !json_object_is_type(ports, json_type_array))
                 return 0;

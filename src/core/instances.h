@@ -11,6 +11,8 @@
 
 #include <json-c/json.h>
 
+struct op;
+
 #define INSTANCES_MAX 4096
 #define INSTANCE_CPU_SET_MAX 256 /* bytes of a canonical cpu list, with the NUL */
 
@@ -26,8 +28,51 @@ struct instance_port {
                          * false: the tap sits on OVS directly and nothing filters it */
 };
 
-/* Resolves a security group name or id to its id: 0 or -ENOENT. */
-typedef int (*secgroup_resolve_fn)(const char *ref, char ret_id[UUID_STR_LEN + 1]);
+/* Resolves a security group name or id to its id (data: the resolver's own,
+ * e.g. the group store): 0 or -ENOENT. */
+typedef int (*secgroup_resolve_fn)(const void *data, const char *ref, char ret_id[UUID_STR_LEN + 1]);
+
+/* The intent: active (should run), stopped (defined, off), error (an
+ * operation failed; resources were rolled back or are being repaired). */
+enum vm_state {
+        VM_ACTIVE,
+        VM_STOPPED,
+        VM_ERROR,
+        _VM_STATE_MAX,
+};
+
+/* The operation in progress (TASK_NONE: none). Stored, so that an
+ * interrupted build or delete is finished by reconcile. */
+enum instance_task {
+        TASK_NONE,
+        TASK_BUILDING,
+        TASK_DELETING,
+        TASK_STOPPING,
+        TASK_STARTING,
+        TASK_REBOOTING,
+        TASK_PINNING,
+        _TASK_MAX,
+};
+
+/* CPU pinning of an instance with a cpu_set (PIN_NONE without one). */
+enum pin_state {
+        PIN_NONE,       /* no cpu_set */
+        PIN_PENDING,    /* not pinned yet: not running, or the pin step has not run */
+        PIN_APPLIED,
+        PIN_UNPLUGGED,  /* process-control is not connected */
+        PIN_FAILED,     /* pin_detail says why */
+        _PIN_STATE_MAX,
+};
+
+/* The words of the store and the API ("active", "building", "applied", ...;
+ * "" for TASK_NONE and PIN_NONE); NULL for a value out of range. */
+const char *vm_state_to_string(enum vm_state s);
+const char *instance_task_to_string(enum instance_task t);
+const char *pin_state_to_string(enum pin_state s);
+/* The value a word names, or -EINVAL. */
+int vm_state_from_string(const char *s);
+int instance_task_from_string(const char *s);
+int pin_state_from_string(const char *s);
 
 /* vm_state: the intent. active (should run), stopped (defined, off), error
  * (an operation failed; resources were rolled back or are being repaired).
@@ -40,8 +85,8 @@ struct instance {
         uint32_t memory_mb;
         struct instance_port ports[LIBVIRT_MAX_PORTS];
         size_t n_ports;
-        char vm_state[16];                      /* active | stopped | error */
-        char task[16];                          /* "" | building | deleting | stopping | starting | rebooting */
+        enum vm_state vm_state;
+        enum instance_task task;
         char power_state[16];                   /* from libvirt: running | shutoff | ... | unknown */
         char fault[256];                        /* why the last operation failed, "" when none */
         uint64_t created_at;                    /* unix seconds */
@@ -50,29 +95,36 @@ struct instance {
          * list, "" = no pinning (then pin_state is "" too). pin_state: pending (not
          * pinned yet: not running, or the pin step has not run) | applied |
          * unplugged (process-control is not connected) | failed (pin_detail says
-         * why; e.g. no QEMU process under libvirt's test driver). pin_detail:
+         * why; e.g. no QEMU process under libvirt's test driver): enum pin_state. pin_detail:
          * applied: "pid N, T threads"; unplugged/failed: the reason. */
         char cpu_set[INSTANCE_CPU_SET_MAX];
-        char pin_state[16];
+        enum pin_state pin_state;
         char pin_detail[192];
-        void *op;                               /* the operation in progress (lifecycle.c), not stored */
+        struct op *op;                          /* the operation in progress (lifecycle.c), not stored */
+        struct instance_store *store;           /* the store it is in; NULL for a template */
 };
 
-/* Load every instance file under <state_dir>/instances (created if missing).
- * A file that does not parse is reported in err and skipped, never deleted. */
-int instances_load(const char *state_dir, unsigned *ret_skipped);
-void instances_free(void);
+/* The store: one per core. */
+struct instance_store;
 
-struct instance *instance_find(const char *uuid);
-struct instance *instance_find_by_name(const char *name);
+/* A store of every instance file under <state_dir>/instances (created if
+ * missing). A file that does not parse is logged and skipped, never deleted
+ * (*ret_skipped counts them; may be NULL). 0 and *ret, or -errno. */
+int instances_load(const char *state_dir, struct instance_store **ret, unsigned *ret_skipped);
+/* Free the store and its instances (NULL accepted). Returns NULL. */
+struct instance_store *instances_free(struct instance_store *store);
+
+/* NULL when there is none (a NULL uuid or name finds nothing). */
+struct instance *instance_find(const struct instance_store *store, const char *uuid);
+struct instance *instance_find_by_name(const struct instance_store *store, const char *name);
 /* First instance, then instance->next; NULL at the end. */
-struct instance *instances_first(void);
-size_t instances_count(void);
+struct instance *instances_first(const struct instance_store *store);
+size_t instances_count(const struct instance_store *store);
 
 /* Add a new instance (copied) and write it. 0, -EEXIST (uuid or name taken),
  * -ENOSPC (INSTANCES_MAX) or the write error (then nothing was added). */
-int instance_add(const struct instance *tmpl, struct instance **ret);
-/* Write the current state of inst. 0 or -errno. */
+int instance_add(struct instance_store *store, const struct instance *tmpl, struct instance **ret);
+/* Write the current state of inst (in its store). 0 or -errno. */
 int instance_save(struct instance *inst);
 /* Remove the file and free inst. 0 or -errno (then inst is kept). */
 int instance_remove(struct instance *inst);
@@ -89,7 +141,8 @@ int instance_remove(struct instance *inst);
  * flag is left false (lifecycle decides). 0, or -EBADMSG/-EINVAL with the
  * reason; *ret untouched on error. */
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen);
-int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const char *default_cpu_set,
+int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const void *resolve_data,
+                                const char *default_cpu_set,
                                 struct instance *ret, char *err, size_t errlen);
 /* The network's MTU (config key network_mtu; 0 = not set: nothing to do) on
  * a parsed boot request: ports of body that give no "mtu" get network_mtu;
@@ -107,10 +160,11 @@ int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX]);
 void instance_pin_message(const struct instance *inst, char *buf, size_t size);
 /* Set a port's groups from a JSON list of refs (API "port set"). Checks
  * count, duplicates and resolution. 0 or -EINVAL/-ENOENT with the reason. */
-int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve,
+int instance_port_parse_secgroups(struct json_object *list, secgroup_resolve_fn resolve, const void *resolve_data,
                                   char ret[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t *ret_n, char *err,
                                   size_t errlen);
-struct instance_port *instance_find_port(const char *port_uuid, struct instance **ret_inst);
+struct instance_port *instance_find_port(const struct instance_store *store, const char *port_uuid,
+                                        struct instance **ret_inst);
 
 /* JSON view of an instance for the API (caller puts it). */
 struct json_object *instance_to_json(const struct instance *inst);

@@ -5,10 +5,15 @@
 #include "log.h"
 #include "modules.h"
 #include "procfs.h"
+#include "fw-protocol.h"
+#include "netctl-protocol.h"
+#include "ovs-protocol.h"
+#include "procctl-protocol.h"
 
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <assert.h>
 
 /* ---- steps ---- */
 
@@ -23,22 +28,22 @@ enum step_id {
 };
 
 struct step_def {
-        const char *name;     /* for faults, logs and fault injection */
-        enum plug_id plug;
-        bool per_port;        /* one unit per port */
-        const char *do_ep;    /* entrypoint that makes it so */
-        const char *undo_ep;  /* entrypoint that takes it back */
+        const char *name;       /* for faults, logs and fault injection */
+        bool per_port;          /* one unit per port */
+        struct module_ep make;  /* the entrypoint that makes it so (its plug is the step's) */
+        struct module_ep undo;  /* the one that takes it back */
+        bool has_undo;
 };
 
-/* In pipeline order. Later issues insert their steps between TAP and DEFINE. */
+/* In pipeline order. */
 static const struct step_def steps[_STEP_MAX] = {
-        [STEP_TAP] = { "tap", PLUG_NETWORK_CONTROL, true, "tap_create", "tap_delete" },
-        [STEP_OVS] = { "ovs", PLUG_OPENVSWITCH, true, "port_add", "port_del" },
-        [STEP_FIREWALL] = { "firewall", PLUG_FIREWALL_CONTROL, true, "port_rules_apply", "port_rules_remove" },
-        [STEP_DEFINE] = { "define", PLUG_LIBVIRT, false, "domain_define", "domain_undefine" },
-        [STEP_START] = { "start", PLUG_LIBVIRT, false, "domain_start", "domain_destroy" },
+        [STEP_TAP] = { "tap", true, EP_NETCTL(TAP_CREATE), EP_NETCTL(TAP_DELETE), true },
+        [STEP_OVS] = { "ovs", true, EP_OVS(PORT_ADD), EP_OVS(PORT_DEL), true },
+        [STEP_FIREWALL] = { "firewall", true, EP_FW(PORT_RULES_APPLY), EP_FW(PORT_RULES_REMOVE), true },
+        [STEP_DEFINE] = { "define", false, EP_LIBVIRT(DOMAIN_DEFINE), EP_LIBVIRT(DOMAIN_UNDEFINE), true },
+        [STEP_START] = { "start", false, EP_LIBVIRT(DOMAIN_START), EP_LIBVIRT(DOMAIN_DESTROY), true },
         /* No undo: the affinity goes with the QEMU process. */
-        [STEP_PIN] = { "pin", PLUG_PROCESS_CONTROL, false, "instance_pin", NULL },
+        [STEP_PIN] = { "pin", false, EP_PROCCTL(INSTANCE_PIN), { 0 }, false },
 };
 
 struct unit {
@@ -51,10 +56,10 @@ struct unit {
 
 enum op_kind { OP_BOOT, OP_DELETE, OP_STOP, OP_START, OP_REBOOT, OP_REPAIR, OP_PIN };
 
-static const char *const op_task[] = {
-        [OP_BOOT] = "building", [OP_DELETE] = "deleting", [OP_STOP] = "stopping",
-        [OP_START] = "starting", [OP_REBOOT] = "rebooting", [OP_REPAIR] = "building",
-        [OP_PIN] = "pinning",
+static const enum instance_task op_task[] = {
+        [OP_BOOT] = TASK_BUILDING, [OP_DELETE] = TASK_DELETING, [OP_STOP] = TASK_STOPPING,
+        [OP_START] = TASK_STARTING, [OP_REBOOT] = TASK_REBOOTING, [OP_REPAIR] = TASK_BUILDING,
+        [OP_PIN] = TASK_PINNING,
 };
 
 struct lifecycle_waiter {
@@ -64,6 +69,7 @@ struct lifecycle_waiter {
 };
 
 struct op {
+        struct lifecycle *lc;             /* the engine this op runs in */
         struct instance *inst;
         enum op_kind kind;
         struct unit units[MAX_UNITS];     /* the plan */
@@ -78,34 +84,44 @@ struct op {
         struct lifecycle_waiter *waiters;
 };
 
-static struct {
+/* The three listings a pass compares with the store. */
+enum listing { LIST_DOMAINS, LIST_TAPS, LIST_VIFS, _LIST_MAX };
+
+struct lifecycle {
         sd_event *event;
-        struct nova_config cfg;
+        const struct nova_config *cfg;    /* the core's configuration (struct core owns it) */
+        struct firewall *firewall;        /* synced after reconcile and on firewall events */
+        struct instance_store *instances; /* the instances operations work on */
+        struct modules *modules;          /* the registry requests go through */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
-        struct {                          /* domain_list / tap_list of the pass in progress */
+        struct {                          /* the listings of the pass in progress */
                 unsigned pending;            /* list calls outstanding */
                 bool failed;
-                struct json_object *domains; /* instance_uuid -> state */
-                struct json_object *taps;    /* port_uuid -> true */
-                struct json_object *vifs;    /* port_uuid -> true (OVS ports of ours) */
-                bool taps_truncated, domains_truncated, vifs_truncated;
+                /* LIST_DOMAINS: instance_uuid -> state; LIST_TAPS: port_uuid -> plumbed through
+                 * its bridge; LIST_VIFS: port_uuid -> true */
+                struct json_object *found[_LIST_MAX];
+                bool truncated[_LIST_MAX];
         } pass;
-} lc;
+        struct listing_call {            /* userdata of each listing call */
+                struct lifecycle *lc;
+                enum listing kind;
+        } calls[_LIST_MAX];
+};
 
 static void op_next(struct op *op);
 
 /* libvirt's test driver runs no QEMU: a pin finds no process there. */
-static bool test_driver(void) { return strncmp(lc.cfg.libvirt_uri, "test:", 5) == 0; }
+static bool test_driver(const struct lifecycle *lc) { return strncmp(lc->cfg->libvirt_uri, "test:", 5) == 0; }
 
-_printf_(3, 4) static void pin_record(struct instance *inst, const char *state, const char *fmt, ...)
+_printf_(3, 4) static void pin_record(struct instance *inst, enum pin_state state, const char *fmt, ...)
 {
         va_list ap;
 
         if (!inst->cpu_set[0])
                 return;
-        (void)strscpy(inst->pin_state, state, sizeof(inst->pin_state));
+        inst->pin_state = state;
         va_start(ap, fmt);
         (void)vsnprintf(inst->pin_detail, sizeof(inst->pin_detail), fmt, ap);
         va_end(ap);
@@ -116,31 +132,31 @@ _printf_(3, 4) static void pin_record(struct instance *inst, const char *state, 
 static bool op_pin_skip(struct op *op)
 {
         char err[256];
-        int r = modules_check_ready(PLUG_PROCESS_CONTROL, err, sizeof(err));
+        int r = modules_check_ready(op->lc->modules, PLUG_PROCESS_CONTROL, err, sizeof(err));
 
         if (r == 0)
                 return false;
         if (r == -ENOTCONN)
-                pin_record(op->inst, "unplugged", "process-control is not connected");
+                pin_record(op->inst, PIN_UNPLUGGED, "process-control is not connected");
         else
-                pin_record(op->inst, "failed", "%s", err);
+                pin_record(op->inst, PIN_FAILED, "%s", err);
         log_warn("instance %s (%s): cpu_set %s not applied: %s", op->inst->name, op->inst->uuid, op->inst->cpu_set,
                  r == -ENOTCONN ? "process-control is not connected" : err);
         return true;
 }
 
 /* Ports are plugged into OVS (vif_type = ovs) rather than left as bare taps. */
-static bool ovs_in_use(void) { return streq(lc.cfg.vif_type, "ovs"); }
+static bool ovs_in_use(const struct lifecycle *lc) { return streq(lc->cfg->vif_type, "ovs"); }
 
 /* ---- requests ---- */
 
-static int build_unit(const struct instance *inst, const struct unit *u, struct proto_writer *w, char *err,
+static int build_unit(const struct firewall *fw, const struct instance *inst, const struct unit *u, struct proto_writer *w, char *err,
                       size_t errlen)
 {
         const struct step_def *s = &steps[u->step];
         const struct instance_port *p = &inst->ports[u->port];
 
-        pw_init(w, PROTO_REQUEST, 0, 0, u->undo ? s->undo_ep : s->do_ep);
+        module_request_init(w, u->undo ? s->undo : s->make);
         switch (u->step) {
         case STEP_TAP:
                 pw_str(w, "port_uuid", p->port_uuid);
@@ -163,7 +179,7 @@ static int build_unit(const struct instance *inst, const struct unit *u, struct 
                 break;
         case STEP_FIREWALL:
                 if (!u->undo)
-                        return firewall_port_request(p, NULL, w, err, errlen);
+                        return firewall_port_request(fw, p, NULL, w, err, errlen);
                 pw_str(w, "port_uuid", p->port_uuid);
                 break;
         case STEP_DEFINE:
@@ -199,17 +215,19 @@ static int build_unit(const struct instance *inst, const struct unit *u, struct 
 /* The forward plan of a boot (or repair): every step, per port where needed. */
 static void plan_boot(struct op *op, bool start)
 {
+        const struct lifecycle *lc = op->lc;
+
         op->n_units = 0;
         for (int s = 0; s < _STEP_MAX; s++) {
                 if ((s == STEP_START || s == STEP_PIN) && !start)
                         continue;
                 if (s == STEP_PIN && !op->inst->cpu_set[0])
                         continue;
-                if (s == STEP_OVS && !ovs_in_use())
+                if (s == STEP_OVS && !ovs_in_use(lc))
                         continue;
                 /* Rules for filtered ports while the plug is connected; when it is not, the
                  * kernel keeps what was last applied and the firewall sync catches up later. */
-                if (s == STEP_FIREWALL && !firewall_connected())
+                if (s == STEP_FIREWALL && !firewall_connected(lc->firewall))
                         continue;
                 if (steps[s].per_port)
                         for (size_t p = 0; p < op->inst->n_ports; p++) {
@@ -230,7 +248,7 @@ static void plan_undo(struct op *op, const struct unit *done, size_t n)
         memcpy(tmp, done, n * sizeof(*done));
         op->n_units = 0;
         for (size_t i = n; i-- > 0;) {
-                if (!steps[tmp[i].step].undo_ep)
+                if (!steps[tmp[i].step].has_undo)
                         continue; /* nothing to take back (pin) */
                 tmp[i].undo = true;
                 op->units[op->n_units++] = tmp[i];
@@ -243,13 +261,13 @@ static int check_plugs(const struct op *op, char *err, size_t errlen, int *ret_p
         bool seen[_PLUG_MAX] = { false };
 
         for (size_t i = 0; i < op->n_units; i++) {
-                enum plug_id plug = steps[op->units[i].step].plug;
+                enum plug_id plug = steps[op->units[i].step].make.plug;
                 int r;
 
                 if (seen[plug] || op->units[i].step == STEP_PIN)
                         continue; /* pinning is optional: without its plug the instance runs unpinned, and says so */
                 seen[plug] = true;
-                r = modules_check_ready(plug, err, errlen);
+                r = modules_check_ready(op->lc->modules, plug, err, errlen);
                 if (r < 0) {
                         *ret_plug = plug;
                         return r;
@@ -314,22 +332,22 @@ static void op_finish(struct op *op)
 
         memcpy(fault, op->fault, sizeof(fault));
         inst->op = NULL;
-        inst->task[0] = '\0';
+        inst->task = TASK_NONE;
         if (status == 0) {
                 inst->fault[0] = '\0';
                 switch (op->kind) {
                 case OP_BOOT:
                 case OP_START:
-                        (void)strscpy(inst->vm_state, "active", sizeof(inst->vm_state));
+                        inst->vm_state = VM_ACTIVE;
                         (void)strscpy(inst->power_state, "running", sizeof(inst->power_state));
                         break;
                 case OP_REPAIR:
-                        (void)strscpy(inst->power_state, streq(inst->vm_state, "active") ? "running" : "shutoff",
+                        (void)strscpy(inst->power_state, inst->vm_state == VM_ACTIVE ? "running" : "shutoff",
                                       sizeof(inst->power_state));
                         break;
                 case OP_STOP:
-                        (void)strscpy(inst->vm_state, "stopped", sizeof(inst->vm_state));
-                        pin_record(inst, "pending", "%s", ""); /* QEMU is gone, and its affinity with it */
+                        inst->vm_state = VM_STOPPED;
+                        pin_record(inst, PIN_PENDING, "%s", ""); /* QEMU is gone, and its affinity with it */
                         break;
                 case OP_REBOOT:
                 case OP_DELETE:
@@ -339,7 +357,7 @@ static void op_finish(struct op *op)
         } else {
                 (void)strscpy(inst->fault, fault, sizeof(inst->fault));
                 if (op->kind == OP_BOOT || op->kind == OP_REPAIR || op->kind == OP_DELETE)
-                        (void)strscpy(inst->vm_state, "error", sizeof(inst->vm_state));
+                        inst->vm_state = VM_ERROR;
         }
         if (op->kind == OP_DELETE && status == 0) {
                 log_info("instance %s (%s) deleted", inst->name, inst->uuid);
@@ -350,9 +368,11 @@ static void op_finish(struct op *op)
         }
         (void)instance_save(inst);
         if (status == 0)
-                log_info("instance %s (%s): %s done (%s)", inst->name, inst->uuid, op_task[op->kind], inst->vm_state);
+                log_info("instance %s (%s): %s done (%s)", inst->name, inst->uuid,
+                         instance_task_to_string(op_task[op->kind]), vm_state_to_string(inst->vm_state));
         else
-                log_warn("instance %s (%s): %s failed: %s", inst->name, inst->uuid, op_task[op->kind], fault);
+                log_warn("instance %s (%s): %s failed: %s", inst->name, inst->uuid,
+                         instance_task_to_string(op_task[op->kind]), fault);
         notify(op, status, status ? fault : NULL, plug, inst);
         op_free(op);
 }
@@ -415,16 +435,16 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
         op->call = NULL;
         if (u->step == STEP_PIN) {
                 if (res->status == 0)
-                        pin_record(op->inst, "applied", "pid %llu, %llu threads",
+                        pin_record(op->inst, PIN_APPLIED, "pid %llu, %llu threads",
                                    (unsigned long long)proto_get_u64(res->body, "pid", 0),
                                    (unsigned long long)proto_get_u64(res->body, "threads", 0));
-                else if (res->status == -ENOENT && test_driver())
-                        pin_record(op->inst, "failed", "no QEMU process found (libvirt's test driver, %s, starts none)",
-                                   lc.cfg.libvirt_uri);
+                else if (res->status == -ENOENT && test_driver(op->lc))
+                        pin_record(op->inst, PIN_FAILED, "no QEMU process found (libvirt's test driver, %s, starts none)",
+                                   op->lc->cfg->libvirt_uri);
                 else if (res->status == -ENOTCONN)
-                        pin_record(op->inst, "unplugged", "process-control is not connected");
+                        pin_record(op->inst, PIN_UNPLUGGED, "process-control is not connected");
                 else {
-                        pin_record(op->inst, "failed", "%s", res->error);
+                        pin_record(op->inst, PIN_FAILED, "%s", res->error);
                         /* A boot that asked for pinning and could not get it fails (and rolls
                          * back); a start, reboot or repair keeps the guest running, unpinned. */
                         if (op->kind == OP_BOOT) {
@@ -432,7 +452,7 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                                 return;
                         }
                 }
-                if (!streq(op->inst->pin_state, "applied"))
+                if (op->inst->pin_state != PIN_APPLIED)
                         log_warn("instance %s (%s): cpu_set %s not applied: %s", op->inst->name, op->inst->uuid,
                                  op->inst->cpu_set, op->inst->pin_detail);
                 op->pos++;
@@ -441,15 +461,15 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
         }
         if (res->status < 0 && !(u->undo && res->status == -ENOENT)) {
                 op_unit_failed(op, res->status, res->error,
-                               res->status == -ENOTCONN || res->status == -EAGAIN ? (int)steps[u->step].plug : -1);
+                               res->status == -ENOTCONN || res->status == -EAGAIN ? (int)steps[u->step].make.plug : -1);
                 return;
         }
         if (op->kind == OP_STOP && res->body) {
                 /* The guest may need time: wait for the stopped event (or the module's forced stop). */
                 const char *state = proto_get_str(proto_get(res->body, "domain"), "state", "");
                 if (!streq(state, "shutoff")) {
-                        if (sd_event_add_time_relative(lc.event, &op->timer, CLOCK_MONOTONIC,
-                                                       ((uint64_t)lc.cfg.shutdown_timeout_s + 10) * 1000000ULL,
+                        if (sd_event_add_time_relative(op->lc->event, &op->timer, CLOCK_MONOTONIC,
+                                                       ((uint64_t)op->lc->cfg->shutdown_timeout_s + 10) * 1000000ULL,
                                                        1000000, on_stop_timer, op) < 0) {
                                 op_unit_failed(op, -ENOMEM, "cannot arm the stop timer", -1);
                                 return;
@@ -464,67 +484,78 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
 static void on_stop_timeout(struct op *op)
 {
         op->timer = sd_event_source_disable_unref(op->timer);
-        op_fail(op, -ETIMEDOUT, -1, "the guest did not stop within %u s", lc.cfg.shutdown_timeout_s + 10);
+        op_fail(op, -ETIMEDOUT, -1, "the guest did not stop within %u s", op->lc->cfg->shutdown_timeout_s + 10);
         op_finish(op);
 }
 
+/* How long the module may take for u: OVS calls wait for ovs-vswitchd
+ * (port_timeout_ms) and, with ovn, for ovn-controller (ovn_wait_ms) inside
+ * the module: give them that on top, so the module always answers with the
+ * reason. 0: the configured default. */
+static uint64_t unit_timeout_usec(const struct lifecycle *lc, const struct unit *u)
+{
+        if (u->step != STEP_OVS)
+                return 0;
+        return ((uint64_t)lc->cfg->port_timeout_ms + (lc->cfg->ovn ? lc->cfg->ovn_wait_ms : 0) + lc->cfg->module_timeout_ms) *
+               1000;
+}
+
+/* The request of unit u into w: 0, or -errno with the reason in err. */
+static int unit_request(const struct op *op, const struct unit *u, struct proto_writer *w, char *err, size_t errlen)
+{
+        static const struct module_ep power_ep[] = {
+                [OP_STOP] = EP_LIBVIRT(DOMAIN_SHUTDOWN), [OP_REBOOT] = EP_LIBVIRT(DOMAIN_REBOOT),
+                [OP_START] = EP_LIBVIRT(DOMAIN_START),
+        };
+        int r = build_unit(op->lc->firewall, op->inst, u, w, err, errlen);
+
+        if (r < 0)
+                return r;
+        if (u->step == STEP_START && (op->kind == OP_STOP || op->kind == OP_REBOOT || op->kind == OP_START)) {
+                /* power actions use their own entrypoints */
+                module_request_init(w, power_ep[op->kind]);
+                pw_str(w, "instance_uuid", op->inst->uuid);
+        }
+        return 0;
+}
+
+/* Send the next unit of the plan (or finish). */
 static void op_next(struct op *op)
 {
-        struct proto_writer *w;
+        _cleanup_free_ struct proto_writer *w = NULL;
         const struct unit *u;
+        enum plug_id plug;
         char err[512];
         int r;
 
-        if (op->pos >= op->n_units) {
-                op_finish(op);
-                return;
-        }
+        if (op->pos >= op->n_units)
+                return op_finish(op);
         u = &op->units[op->pos];
         if (u->step == STEP_PIN && op_pin_skip(op)) {
                 op->pos++;
-                op_next(op);
-                return;
+                return op_next(op);
         }
-        if (!u->undo && lc.fault_step[0] && streq(lc.fault_step, steps[u->step].name)) {
-                op_unit_failed(op, -EIO, "injected fault (NOVA_TEST_FAULT_STEP)", -1);
-                return;
-        }
+        if (!u->undo && op->lc->fault_step[0] && streq(op->lc->fault_step, steps[u->step].name))
+                return op_unit_failed(op, -EIO, "injected fault (NOVA_TEST_FAULT_STEP)", -1);
         w = malloc(sizeof(*w));
-        if (!w) {
-                op_unit_failed(op, -ENOMEM, "out of memory", -1);
-                return;
-        }
-        r = build_unit(op->inst, u, w, err, sizeof(err));
-        if (r < 0) {
-                free(w);
-                op_unit_failed(op, r, err, -1);
-                return;
-        }
-        if (u->step == STEP_START && (op->kind == OP_STOP || op->kind == OP_REBOOT || op->kind == OP_START)) {
-                /* power actions use their own entrypoints */
-                pw_init(w, PROTO_REQUEST, 0, 0,
-                        op->kind == OP_STOP ? "domain_shutdown" : op->kind == OP_REBOOT ? "domain_reboot" : "domain_start");
-                pw_str(w, "instance_uuid", op->inst->uuid);
-        }
-        /* OVS calls wait for ovs-vswitchd (port_timeout_ms) and, with ovn, for
-         * ovn-controller (ovn_wait_ms) inside the module: give them that on
-         * top, so the module always answers with the reason. */
-        r = modules_call(steps[u->step].plug, w,
-                         u->step == STEP_OVS ? ((uint64_t)lc.cfg.port_timeout_ms + (lc.cfg.ovn ? lc.cfg.ovn_wait_ms : 0) +
-                                                lc.cfg.module_timeout_ms) * 1000
-                                             : 0,
-                         on_unit_reply, op, &op->call, err, sizeof(err));
-        free(w);
+        if (!w)
+                return op_unit_failed(op, -ENOMEM, "out of memory", -1);
+        r = unit_request(op, u, w, err, sizeof(err));
         if (r < 0)
-                op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)steps[u->step].plug : -1);
+                return op_unit_failed(op, r, err, -1);
+        plug = steps[u->step].make.plug;
+        r = modules_call(op->lc->modules, plug, w, unit_timeout_usec(op->lc, u), on_unit_reply, op, &op->call, err, sizeof(err));
+        if (r < 0)
+                op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)plug : -1);
 }
 
-static struct op *op_new(struct instance *inst, enum op_kind kind)
+static struct op *op_new(struct lifecycle *lc, struct instance *inst, enum op_kind kind)
 {
         struct op *op = calloc(1, sizeof(*op));
 
         if (!op)
                 return NULL;
+        op->lc = lc;
         op->inst = inst;
         op->kind = kind;
         op->error_plug = -1;
@@ -541,11 +572,11 @@ static int op_launch(struct op *op, lifecycle_done_cb cb, void *userdata, struct
                 return r;
         }
         op->inst->op = op;
-        (void)strscpy(op->inst->task, op_task[op->kind], sizeof(op->inst->task));
+        op->inst->task = op_task[op->kind];
         r = instance_save(op->inst);
         if (r < 0) {
                 op->inst->op = NULL;
-                op->inst->task[0] = '\0';
+                op->inst->task = TASK_NONE;
                 notify(op, r, "cannot record the instance", -1, op->inst);
                 op_free(op);
                 return r;
@@ -573,7 +604,7 @@ static int cpu_set_check_online(const char *cpu_set, char *err, size_t errlen)
         return -EINVAL;
 }
 
-int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                    struct instance **ret_inst, char *err, size_t errlen, int *ret_plug)
 {
         struct instance *inst;
@@ -582,13 +613,14 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
         struct op *op;
         int r;
 
+        assert(tmpl && err && ret_plug);
         *ret_plug = -1;
         /* Filtered when firewall-control is connected (tap -> qbr -> veth -> OVS, rules
          * applied); otherwise the tap goes straight onto OVS and the port is unfiltered. */
         for (size_t i = 0; i < tmp.n_ports; i++) {
                 char why[200];
-                tmp.ports[i].filtered = firewall_connected();
-                if (firewall_port_rule_count(&tmp.ports[i], NULL, why, sizeof(why)) < 0) {
+                tmp.ports[i].filtered = firewall_connected(lc->firewall);
+                if (firewall_port_rule_count(lc->firewall, &tmp.ports[i], NULL, why, sizeof(why)) < 0) {
                         (void)snprintf(err, errlen, "port %s: %s", tmp.ports[i].port_uuid, why);
                         return -EINVAL;
                 }
@@ -597,22 +629,23 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
         if (r < 0)
                 return r;
         /* Check the plugs on a dry plan before the instance exists at all. */
+        probe.lc = lc;
         probe.inst = &tmp;
         plan_boot(&probe, true);
         r = check_plugs(&probe, err, errlen, ret_plug);
         if (r < 0)
                 return r;
-        (void)strscpy(tmp.vm_state, "active", sizeof(tmp.vm_state));
-        (void)strscpy(tmp.task, "building", sizeof(tmp.task));
+        tmp.vm_state = VM_ACTIVE;
+        tmp.task = TASK_BUILDING;
         (void)strscpy(tmp.power_state, "nostate", sizeof(tmp.power_state));
         tmp.fault[0] = '\0';
         if (tmp.cpu_set[0]) {
                 /* Said at once (the 202 answer too) when pinning cannot happen. */
-                struct op o = { .inst = &tmp };
-                pin_record(&tmp, "pending", "%s", "");
+                struct op o = { .lc = lc, .inst = &tmp };
+                pin_record(&tmp, PIN_PENDING, "%s", "");
                 (void)op_pin_skip(&o);
         }
-        r = instance_add(&tmp, &inst);
+        r = instance_add(lc->instances, &tmp, &inst);
         if (r == -EEXIST) {
                 (void)snprintf(err, errlen, "an instance named %s (or with uuid %s) already exists", tmp.name, tmp.uuid);
                 return r;
@@ -621,7 +654,7 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
                 (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
                 return r;
         }
-        op = op_new(inst, OP_BOOT);
+        op = op_new(lc, inst, OP_BOOT);
         if (!op) {
                 (void)instance_remove(inst);
                 return -ENOMEM;
@@ -633,19 +666,20 @@ int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *user
         return op_launch(op, cb, userdata, ret_waiter);
 }
 
-int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+int lifecycle_delete(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                      char *err, size_t errlen, int *ret_plug)
 {
         struct op *op;
         struct unit all[MAX_UNITS];
         int r;
 
+        assert(inst && err && ret_plug);
         *ret_plug = -1;
         if (inst->op) {
-                (void)snprintf(err, errlen, "instance %s is busy (%s)", inst->name, inst->task);
+                (void)snprintf(err, errlen, "instance %s is busy (%s)", inst->name, instance_task_to_string(inst->task));
                 return -EBUSY;
         }
-        op = op_new(inst, OP_DELETE);
+        op = op_new(lc, inst, OP_DELETE);
         if (!op)
                 return -ENOMEM;
         plan_boot(op, true);
@@ -660,39 +694,34 @@ int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata
         return op_launch(op, cb, userdata, ret_waiter);
 }
 
-int lifecycle_power(struct instance *inst, const char *action, lifecycle_done_cb cb, void *userdata,
+int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
                     struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug)
 {
+        static const enum op_kind kinds[_POWER_ACTION_MAX] = {
+                [POWER_STOP] = OP_STOP, [POWER_START] = OP_START, [POWER_REBOOT] = OP_REBOOT,
+        };
         enum op_kind kind;
         struct op *op;
         int r;
 
+        assert(inst && action < _POWER_ACTION_MAX && err && ret_plug);
         *ret_plug = -1;
-        if (streq(action, "stop"))
-                kind = OP_STOP;
-        else if (streq(action, "start"))
-                kind = OP_START;
-        else if (streq(action, "reboot"))
-                kind = OP_REBOOT;
-        else {
-                (void)snprintf(err, errlen, "unknown action '%.32s'", action);
-                return -EINVAL;
-        }
+        kind = kinds[action];
         if (inst->op) {
-                (void)snprintf(err, errlen, "instance %s is busy (%s)", inst->name, inst->task);
+                (void)snprintf(err, errlen, "instance %s is busy (%s)", inst->name, instance_task_to_string(inst->task));
                 return -EBUSY;
         }
-        if (streq(inst->vm_state, "error") && kind != OP_START) {
+        if (inst->vm_state == VM_ERROR && kind != OP_START) {
                 (void)snprintf(err, errlen, "instance %s is in error (%s); delete it or start it to repair", inst->name,
                                inst->fault);
                 return -EINVAL;
         }
-        op = op_new(inst, kind);
+        op = op_new(lc, inst, kind);
         if (!op)
                 return -ENOMEM;
-        if (kind == OP_START && streq(inst->vm_state, "error")) {
+        if (kind == OP_START && inst->vm_state == VM_ERROR) {
                 op->kind = OP_REPAIR; /* start of an instance in error: converge it */
-                (void)strscpy(inst->vm_state, "active", sizeof(inst->vm_state));
+                inst->vm_state = VM_ACTIVE;
                 plan_boot(op, true);
         } else {
                 op->units[op->n_units++] = (struct unit){ STEP_START, 0, false };
@@ -709,10 +738,10 @@ int lifecycle_power(struct instance *inst, const char *action, lifecycle_done_cb
 
 /* ---- events from the libvirt module ---- */
 
-static void on_domain_event(const struct proto_value *body)
+static void on_domain_event(struct lifecycle *lc, const struct proto_value *body)
 {
         const char *uuid = proto_get_str(body, "instance_uuid", ""), *state = proto_get_str(body, "state", "");
-        struct instance *inst = instance_find(uuid);
+        struct instance *inst = instance_find(lc->instances, uuid);
 
         if (!inst || !state[0])
                 return;
@@ -728,9 +757,9 @@ static void on_domain_event(const struct proto_value *body)
                 return;
         }
         /* The guest stopped by itself (or crashed): record it, as nova's power sync does. */
-        if (streq(inst->vm_state, "active") && (streq(state, "shutoff") || streq(state, "crashed"))) {
-                (void)strscpy(inst->vm_state, "stopped", sizeof(inst->vm_state));
-                pin_record(inst, "pending", "%s", "");
+        if (inst->vm_state == VM_ACTIVE && (streq(state, "shutoff") || streq(state, "crashed"))) {
+                inst->vm_state = VM_STOPPED;
+                pin_record(inst, PIN_PENDING, "%s", "");
                 log_info("instance %s (%s) stopped outside our control (%s)", inst->name, inst->uuid, state);
                 (void)instance_save(inst);
         }
@@ -738,7 +767,35 @@ static void on_domain_event(const struct proto_value *body)
 
 /* ---- reconcile ---- */
 
-static void reconcile_start(void);
+static bool domain_owned(const struct lifecycle *lc, const char *instance_uuid)
+{
+        return instance_find(lc->instances, instance_uuid) != NULL;
+}
+
+static bool port_owned(const struct lifecycle *lc, const char *port_uuid)
+{
+        return instance_find_port(lc->instances, port_uuid, NULL) != NULL;
+}
+
+static const struct listing_def {
+        struct module_ep list;          /* the entrypoint that lists ours */
+        const char *reply_key;          /* the list in its reply */
+        const char *id_key;             /* each item's identifier */
+        bool (*owned)(const struct lifecycle *lc, const char *id); /* does an instance claim it */
+        const char *what;               /* log: what + id names the resource */
+        struct module_ep reap[2];       /* what removes an orphan, in order */
+        size_t n_reap;
+} listings[_LIST_MAX] = {
+        [LIST_DOMAINS] = { EP_LIBVIRT(DOMAIN_LIST), "domains", "instance_uuid", domain_owned,
+                           "domain " LIBVIRT_DOMAIN_PREFIX,
+                           { EP_LIBVIRT(DOMAIN_DESTROY), EP_LIBVIRT(DOMAIN_UNDEFINE) }, 2 },
+        [LIST_TAPS] = { EP_NETCTL(TAP_LIST), "taps", "port_uuid", port_owned, "tap of port ",
+                        { EP_NETCTL(TAP_DELETE) }, 1 },
+        [LIST_VIFS] = { EP_OVS(PORT_LIST), "ports", "port_uuid", port_owned, "OVS port of port ",
+                        { EP_OVS(PORT_DEL) }, 1 },
+};
+
+static void reconcile_start(struct lifecycle *lc);
 
 static void reap_call_done(const struct module_result *res, void *userdata)
 {
@@ -747,53 +804,53 @@ static void reap_call_done(const struct module_result *res, void *userdata)
                 log_warn("reconcile: reaping an orphan failed: %s", res->error);
 }
 
-static void reap(enum plug_id plug, const char *entrypoint, const char *key, const char *id)
+static void reap(struct lifecycle *lc, struct module_ep ep, const char *key, const char *id)
 {
-        struct proto_writer *w = malloc(sizeof(*w));
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
         char err[256];
 
         if (!w)
                 return;
-        pw_init(w, PROTO_REQUEST, 0, 0, entrypoint);
+        module_request_init(w, ep);
         pw_str(w, key, id);
-        if (modules_call(plug, w, 0, reap_call_done, NULL, NULL, err, sizeof(err)) < 0)
+        if (modules_call(lc->modules, ep.plug, w, 0, reap_call_done, NULL, NULL, err, sizeof(err)) < 0)
                 log_warn("reconcile: cannot reap %s: %s", id, err);
-        free(w);
 }
 
-static void repair(struct instance *inst, const char *why)
+static void repair(struct lifecycle *lc, struct instance *inst, const char *why)
 {
-        struct op *op = op_new(inst, OP_REPAIR);
+        struct op *op = op_new(lc, inst, OP_REPAIR);
         char err[256];
         int plug;
 
         if (!op)
                 return;
-        plan_boot(op, streq(inst->vm_state, "active"));
+        plan_boot(op, inst->vm_state == VM_ACTIVE);
         if (check_plugs(op, err, sizeof(err), &plug) < 0) {
                 free(op);
                 return;
         }
         log_info("reconcile: instance %s (%s): %s; repairing", inst->name, inst->uuid, why);
-        lc.report.repaired++;
+        lc->report.repaired++;
         (void)op_launch(op, NULL, NULL, NULL);
 }
 
-int lifecycle_refilter(struct instance *inst)
+int lifecycle_refilter(struct lifecycle *lc, struct instance *inst)
 {
         struct op *op;
         char err[256];
         int plug;
 
-        if (inst->op || streq(inst->vm_state, "error"))
+        assert(inst);
+        if (inst->op || inst->vm_state == VM_ERROR)
                 return -EBUSY;
-        op = op_new(inst, OP_REPAIR);
+        op = op_new(lc, inst, OP_REPAIR);
         if (!op)
                 return -ENOMEM;
         for (size_t p = 0; p < inst->n_ports; p++)
                 inst->ports[p].filtered = true;
-        plan_boot(op, streq(inst->vm_state, "active"));
-        if (ovs_in_use()) {
+        plan_boot(op, inst->vm_state == VM_ACTIVE);
+        if (ovs_in_use(lc)) {
                 /* Take the taps off OVS first: a tap cannot join its bridge while it is an OVS port. */
                 memmove(&op->units[inst->n_ports], op->units, op->n_units * sizeof(op->units[0]));
                 for (size_t p = 0; p < inst->n_ports; p++)
@@ -811,267 +868,245 @@ int lifecycle_refilter(struct instance *inst)
         return op_launch(op, NULL, NULL, NULL);
 }
 
-static void reconcile_finish(void)
+/* Resources of ours in one listing that no instance claims: reported, or
+ * (reap) removed. Returns how many; *reaped counts the removed ones. */
+static unsigned judge_orphans(struct lifecycle *lc, enum listing kind, bool reap_them, unsigned *reaped)
+{
+        const struct listing_def *def = &listings[kind];
+        unsigned orphans = 0;
+
+        json_object_object_foreach(lc->pass.found[kind], id, value) {
+                (void)value;
+                if (def->owned(lc, id))
+                        continue;
+                orphans++;
+                log_warn("reconcile: %s%s carries our mark but no instance owns it (%s)", def->what, id,
+                         reap_them ? "reaping it" : "orphan_policy = report");
+                if (!reap_them)
+                        continue;
+                for (size_t k = 0; k < def->n_reap; k++)
+                        reap(lc, def->reap[k], def->id_key, id);
+                (*reaped)++;
+        }
+        return orphans;
+}
+
+/* Why inst needs a repair (its domain, a tap or an OVS port is missing, or
+ * plumbed the wrong way), or NULL. */
+static const char *missing_part(const struct lifecycle *lc, const struct instance *inst)
+{
+        bool has_domain = json_object_object_get_ex(lc->pass.found[LIST_DOMAINS], inst->uuid, NULL);
+
+        if (!has_domain && !lc->pass.truncated[LIST_DOMAINS])
+                return "its domain is missing";
+        for (size_t p = 0; p < inst->n_ports && !lc->pass.truncated[LIST_TAPS]; p++) {
+                struct json_object *hybrid;
+                /* present, and plumbed the way the port needs (bridge for a filtered port) */
+                if (!json_object_object_get_ex(lc->pass.found[LIST_TAPS], inst->ports[p].port_uuid, &hybrid) ||
+                    json_object_get_boolean(hybrid) != inst->ports[p].filtered)
+                        return "a tap (or the bridge of a filtered port) is missing";
+        }
+        for (size_t p = 0; ovs_in_use(lc) && p < inst->n_ports && !lc->pass.truncated[LIST_VIFS]; p++)
+                if (!json_object_object_get_ex(lc->pass.found[LIST_VIFS], inst->ports[p].port_uuid, NULL))
+                        return "an OVS port is missing";
+        return NULL;
+}
+
+/* One idle instance against the facts: sync power state, finish interrupted
+ * work, repair what is missing, record a guest that stopped by itself. */
+static void judge_instance(struct lifecycle *lc, struct instance *i)
 {
         struct json_object *v;
-        unsigned orphan_domains = 0, orphan_taps = 0, orphan_vifs = 0, reaped = 0;
-        bool reap_orphans = streq(lc.cfg.orphan_policy, "reap");
+        const char *missing;
+        char err[256];
+        int plug;
 
-        /* Orphans: resources of ours that no instance claims. */
-        json_object_object_foreach(lc.pass.domains, uuid, state) {
-                (void)state;
-                if (instance_find(uuid))
-                        continue;
-                orphan_domains++;
-                log_warn("reconcile: domain %s%s carries our mark but no instance owns it (%s)", LIBVIRT_DOMAIN_PREFIX,
-                         uuid, reap_orphans ? "reaping it" : "orphan_policy = report");
-                if (reap_orphans) {
-                        reap(PLUG_LIBVIRT, "domain_destroy", "instance_uuid", uuid);
-                        reap(PLUG_LIBVIRT, "domain_undefine", "instance_uuid", uuid);
-                        reaped++;
-                }
+        if (json_object_object_get_ex(lc->pass.found[LIST_DOMAINS], i->uuid, &v))
+                (void)strscpy(i->power_state, json_object_get_string(v), sizeof(i->power_state));
+        if (i->task == TASK_DELETING) {
+                log_info("reconcile: instance %s: finishing an interrupted delete", i->name);
+                i->task = TASK_NONE;
+                (void)lifecycle_delete(lc, i, NULL, NULL, NULL, err, sizeof(err), &plug);
+                return;
         }
-        json_object_object_foreach(lc.pass.taps, port, present) {
-                bool owned = false;
-                (void)present;
-                for (struct instance *i = instances_first(); i && !owned; i = i->next)
-                        for (size_t p = 0; p < i->n_ports; p++)
-                                if (streq(i->ports[p].port_uuid, port))
-                                        owned = true;
-                if (owned)
-                        continue;
-                orphan_taps++;
-                log_warn("reconcile: tap of port %s carries our mark but no instance owns it (%s)", port,
-                         reap_orphans ? "reaping it" : "orphan_policy = report");
-                if (reap_orphans) {
-                        reap(PLUG_NETWORK_CONTROL, "tap_delete", "port_uuid", port);
-                        reaped++;
-                }
+        if (i->task == TASK_BUILDING) {
+                i->task = TASK_NONE;
+                repair(lc, i, "its build was interrupted");
+                return;
         }
-        json_object_object_foreach(lc.pass.vifs, vport, vpresent) {
-                bool owned = false;
-                (void)vpresent;
-                for (struct instance *i = instances_first(); i && !owned; i = i->next)
-                        for (size_t p = 0; p < i->n_ports; p++)
-                                if (streq(i->ports[p].port_uuid, vport))
-                                        owned = true;
-                if (owned)
-                        continue;
-                orphan_vifs++;
-                log_warn("reconcile: OVS port of port %s carries our mark but no instance owns it (%s)", vport,
-                         reap_orphans ? "reaping it" : "orphan_policy = report");
-                if (reap_orphans) {
-                        reap(PLUG_OPENVSWITCH, "port_del", "port_uuid", vport);
-                        reaped++;
-                }
+        if (i->task != TASK_NONE) {
+                i->task = TASK_NONE;
+                (void)instance_save(i);
         }
-        /* Instances: sync power state, finish interrupted work, repair what is missing. */
-        lc.report.repaired = 0;
-        for (struct instance *i = instances_first(), *next; i; i = next) {
-                bool has_domain = json_object_object_get_ex(lc.pass.domains, i->uuid, &v);
-                bool taps_ok = true, vifs_ok = true;
-                char err[256];
-                int plug;
+        if (i->vm_state == VM_ERROR)
+                return; /* the operator decides: delete, or start to repair */
+        missing = missing_part(lc, i);
+        if (missing) {
+                repair(lc, i, missing);
+                return;
+        }
+        if (i->vm_state == VM_ACTIVE && (streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))) {
+                i->vm_state = VM_STOPPED;
+                log_info("reconcile: instance %s is %s; recorded as stopped", i->name, i->power_state);
+                (void)instance_save(i);
+        }
+}
 
+static void reconcile_finish(struct lifecycle *lc)
+{
+        bool reap_them = streq(lc->cfg->orphan_policy, "reap");
+        unsigned reaped = 0;
+
+        lc->report.orphan_domains = judge_orphans(lc, LIST_DOMAINS, reap_them, &reaped);
+        lc->report.orphan_taps = judge_orphans(lc, LIST_TAPS, reap_them, &reaped);
+        lc->report.orphan_vifs = judge_orphans(lc, LIST_VIFS, reap_them, &reaped);
+        lc->report.reaped = reaped;
+        lc->report.repaired = 0;
+        for (struct instance *i = instances_first(lc->instances), *next; i; i = next) {
                 next = i->next;
-                if (i->op)
-                        continue;
-                for (size_t p = 0; p < i->n_ports && !lc.pass.taps_truncated; p++) {
-                        struct json_object *hybrid;
-                        /* present, and plumbed the way the port needs (bridge for a filtered port) */
-                        if (!json_object_object_get_ex(lc.pass.taps, i->ports[p].port_uuid, &hybrid) ||
-                            json_object_get_boolean(hybrid) != i->ports[p].filtered)
-                                taps_ok = false;
-                }
-                for (size_t p = 0; ovs_in_use() && p < i->n_ports && !lc.pass.vifs_truncated; p++)
-                        if (!json_object_object_get_ex(lc.pass.vifs, i->ports[p].port_uuid, NULL))
-                                vifs_ok = false;
-                if (has_domain)
-                        (void)strscpy(i->power_state, json_object_get_string(v), sizeof(i->power_state));
-                if (streq(i->task, "deleting")) {
-                        log_info("reconcile: instance %s: finishing an interrupted delete", i->name);
-                        i->task[0] = '\0';
-                        (void)lifecycle_delete(i, NULL, NULL, NULL, err, sizeof(err), &plug);
-                        continue;
-                }
-                if (streq(i->task, "building")) {
-                        i->task[0] = '\0';
-                        repair(i, "its build was interrupted");
-                        continue;
-                }
-                if (i->task[0]) {
-                        i->task[0] = '\0';
-                        (void)instance_save(i);
-                }
-                if (streq(i->vm_state, "error"))
-                        continue; /* the operator decides: delete, or start to repair */
-                if ((!has_domain && !lc.pass.domains_truncated) || !taps_ok || !vifs_ok) {
-                        repair(i, !has_domain ? "its domain is missing"
-                                  : !taps_ok  ? "a tap (or the bridge of a filtered port) is missing"
-                                              : "an OVS port is missing");
-                        continue;
-                }
-                if (streq(i->vm_state, "active") && (streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))) {
-                        (void)strscpy(i->vm_state, "stopped", sizeof(i->vm_state));
-                        log_info("reconcile: instance %s is %s; recorded as stopped", i->name, i->power_state);
-                        (void)instance_save(i);
-                }
+                if (!i->op)
+                        judge_instance(lc, i);
         }
-        lc.report.orphan_domains = orphan_domains;
-        lc.report.orphan_taps = orphan_taps;
-        lc.report.orphan_vifs = orphan_vifs;
-        lc.report.reaped = reaped;
-        lc.report.runs++;
-        lc.report.last_usec = now_usec();
-        lc.report.last_error[0] = '\0';
+        lc->report.runs++;
+        lc->report.last_usec = now_usec();
+        lc->report.last_error[0] = '\0';
         log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u reaped, "
                  "%u being repaired",
-                 instances_count(), orphan_domains, orphan_taps, orphan_vifs, reaped, lc.report.repaired);
-        firewall_sync();
+                 instances_count(lc->instances), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs, reaped,
+                 lc->report.repaired);
+        firewall_sync(lc->firewall);
 }
 
-static void reconcile_done(void)
+static void pass_free(struct lifecycle *lc)
 {
-        json_object_put(lc.pass.domains);
-        json_object_put(lc.pass.taps);
-        json_object_put(lc.pass.vifs);
-        memset(&lc.pass, 0, sizeof(lc.pass));
-        lc.reconciling = false;
-        if (lc.reconcile_again) {
-                lc.reconcile_again = false;
-                reconcile_start();
+        for (int k = 0; k < _LIST_MAX; k++)
+                json_object_put(lc->pass.found[k]);
+        memset(&lc->pass, 0, sizeof(lc->pass));
+}
+
+static void reconcile_done(struct lifecycle *lc)
+{
+        pass_free(lc);
+        lc->reconciling = false;
+        if (lc->reconcile_again) {
+                lc->reconcile_again = false;
+                reconcile_start(lc);
         }
 }
 
-static void reconcile_note_failure(const char *what, const char *error)
+static void reconcile_note_failure(struct lifecycle *lc, const char *what, const char *error)
 {
-        lc.pass.failed = true;
-        (void)snprintf(lc.report.last_error, sizeof(lc.report.last_error), "%s: %.200s", what, error);
-        log_warn("reconcile: %s", lc.report.last_error);
+        lc->pass.failed = true;
+        (void)snprintf(lc->report.last_error, sizeof(lc->report.last_error), "%s: %.200s", what, error);
+        log_warn("reconcile: %s", lc->report.last_error);
 }
 
-/* Both listings are in (or failed): judge, or give up this pass. */
-static void reconcile_maybe_finish(void)
+/* Every listing is in (or failed): judge, or give up this pass. */
+static void reconcile_maybe_finish(struct lifecycle *lc)
 {
-        if (lc.pass.pending > 0)
+        if (lc->pass.pending > 0)
                 return;
-        if (!lc.pass.failed)
-                reconcile_finish();
-        reconcile_done();
+        if (!lc->pass.failed)
+                reconcile_finish(lc);
+        reconcile_done(lc);
 }
-
-enum listing { LIST_DOMAINS = 1, LIST_TAPS, LIST_VIFS };
 
 static void on_list_reply(const struct module_result *res, void *userdata)
 {
-        static const char *const names[] = { [LIST_DOMAINS] = "domain_list", [LIST_TAPS] = "tap_list",
-                                             [LIST_VIFS] = "port_list" };
-        enum listing kind = (enum listing)(intptr_t)userdata;
-        struct json_object *into = kind == LIST_DOMAINS ? lc.pass.domains : kind == LIST_TAPS ? lc.pass.taps
-                                                                                              : lc.pass.vifs;
+        const struct listing_call *call = userdata;
+        struct lifecycle *lc = call->lc;
+        enum listing kind = call->kind;
+        const struct listing_def *def = &listings[kind];
         const struct proto_value *list;
-        bool truncated;
 
-        lc.pass.pending--;
+        lc->pass.pending--;
         if (res->status < 0) {
-                reconcile_note_failure(names[kind], res->error);
-                reconcile_maybe_finish();
+                reconcile_note_failure(lc, module_ep_name(def->list), res->error);
+                reconcile_maybe_finish(lc);
                 return;
         }
-        list = proto_get(res->body, kind == LIST_DOMAINS ? "domains" : kind == LIST_TAPS ? "taps" : "ports");
+        list = proto_get(res->body, def->reply_key);
         for (const struct proto_value *e = list ? list->child : NULL; e; e = e->next) {
+                const char *id = proto_get_str(e, def->id_key, "");
                 if (kind == LIST_DOMAINS)
-                        json_object_object_add(into, proto_get_str(e, "instance_uuid", ""),
+                        json_object_object_add(lc->pass.found[kind], id,
                                                json_object_new_string(proto_get_str(e, "state", "unknown")));
                 else if (kind == LIST_TAPS) /* value: the tap is plumbed through its qbr bridge */
-                        json_object_object_add(into, proto_get_str(e, "port_uuid", ""),
+                        json_object_object_add(lc->pass.found[kind], id,
                                                json_object_new_boolean(proto_get_bool(e, "hybrid", false)));
                 else
-                        json_object_object_add(into, proto_get_str(e, "port_uuid", ""), json_object_new_boolean(true));
+                        json_object_object_add(lc->pass.found[kind], id, json_object_new_boolean(true));
         }
-        truncated = proto_get_bool(res->body, "truncated", false);
-        if (kind == LIST_DOMAINS)
-                lc.pass.domains_truncated = truncated;
-        else if (kind == LIST_TAPS)
-                lc.pass.taps_truncated = truncated;
-        else
-                lc.pass.vifs_truncated = truncated;
-        if (truncated)
+        lc->pass.truncated[kind] = proto_get_bool(res->body, "truncated", false);
+        if (lc->pass.truncated[kind])
                 log_warn("reconcile: %s is longer than one reply holds; missing items are not judged this pass",
-                         names[kind]);
-        reconcile_maybe_finish();
+                         module_ep_name(def->list));
+        reconcile_maybe_finish(lc);
 }
 
-static void reconcile_start(void)
+static void reconcile_start(struct lifecycle *lc)
 {
-        static const struct {
-                enum plug_id plug;
-                const char *entrypoint;
-                enum listing kind;
-        } lists[] = { { PLUG_LIBVIRT, "domain_list", LIST_DOMAINS },
-                      { PLUG_NETWORK_CONTROL, "tap_list", LIST_TAPS },
-                      { PLUG_OPENVSWITCH, "port_list", LIST_VIFS } };
-        struct proto_writer *w;
+        _cleanup_free_ struct proto_writer *w = NULL;
         char err[256];
 
-        if (lc.reconciling) {
-                lc.reconcile_again = true;
+        if (lc->reconciling) {
+                lc->reconcile_again = true;
                 return;
         }
         /* Every fact is needed to judge an instance; wait for every module. */
-        if (!modules_ready(PLUG_LIBVIRT) || !modules_ready(PLUG_NETWORK_CONTROL) ||
-            (ovs_in_use() && !modules_ready(PLUG_OPENVSWITCH)))
+        if (!modules_ready(lc->modules, PLUG_LIBVIRT) || !modules_ready(lc->modules, PLUG_NETWORK_CONTROL) ||
+            (ovs_in_use(lc) && !modules_ready(lc->modules, PLUG_OPENVSWITCH)))
                 return;
         w = malloc(sizeof(*w));
         if (!w)
                 return;
-        lc.reconciling = true;
-        lc.pass.domains = json_object_new_object();
-        lc.pass.taps = json_object_new_object();
-        lc.pass.vifs = json_object_new_object();
-        lc.pass.pending = 1; /* held until every call is out */
-        for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
-                if (lists[i].kind == LIST_VIFS && !ovs_in_use())
+        lc->reconciling = true;
+        for (int k = 0; k < _LIST_MAX; k++)
+                lc->pass.found[k] = json_object_new_object();
+        lc->pass.pending = 1; /* held until every call is out */
+        for (int k = 0; k < _LIST_MAX; k++) {
+                if (k == LIST_VIFS && !ovs_in_use(lc))
                         continue;
-                pw_init(w, PROTO_REQUEST, 0, 0, lists[i].entrypoint);
-                if (modules_call(lists[i].plug, w, 0, on_list_reply, (void *)(intptr_t)lists[i].kind, NULL, err,
+                module_request_init(w, listings[k].list);
+                if (modules_call(lc->modules, listings[k].list.plug, w, 0, on_list_reply, &lc->calls[k], NULL, err,
                                  sizeof(err)) < 0)
-                        reconcile_note_failure(lists[i].entrypoint, err);
+                        reconcile_note_failure(lc, module_ep_name(listings[k].list), err);
                 else
-                        lc.pass.pending++;
+                        lc->pass.pending++;
         }
-        free(w);
-        lc.pass.pending--;
-        reconcile_maybe_finish();
+        lc->pass.pending--;
+        reconcile_maybe_finish(lc);
 }
 
-static void on_module_event(enum plug_id plug, const char *event, const struct proto_value *body)
+static void on_module_event(enum plug_id plug, const char *event, const struct proto_value *body, void *userdata)
 {
+        struct lifecycle *lc = userdata;
+
         if (plug == PLUG_LIBVIRT && streq(event, "domain_lifecycle"))
-                on_domain_event(body);
+                on_domain_event(lc, body);
         else if ((plug == PLUG_LIBVIRT && streq(event, "libvirt_connection")) ||
                  (plug == PLUG_OPENVSWITCH && streq(event, "ovsdb_connection"))) {
                 if (proto_get_bool(body, "connected", false))
-                        reconcile_start(); /* the backend may have changed while we could not see it */
+                        reconcile_start(lc); /* the backend may have changed while we could not see it */
         }
         else if (plug == PLUG_FIREWALL_CONTROL && streq(event, "ruleset_rebuilt")) {
                 log_warn("firewall-control rebuilt its damaged nftables tables; re-applying every port");
-                firewall_sync();
+                firewall_sync(lc->firewall);
         }
 }
 
 /* process-control is ready: pin every idle active instance whose cpu_set is
  * not applied (booted while the plug was disconnected, or the module was down). */
-static void repin_all(void)
+static void repin_all(struct lifecycle *lc)
 {
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(lc->instances); i; i = i->next) {
                 struct op *op;
                 /* power "unknown" (core just started, reconcile not done) counts: a pin
                  * state recorded before the restart must not go stale */
-                if (i->op || !i->cpu_set[0] || streq(i->pin_state, "applied") || !streq(i->vm_state, "active") ||
+                if (i->op || !i->cpu_set[0] || i->pin_state == PIN_APPLIED || i->vm_state != VM_ACTIVE ||
                     streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))
                         continue;
-                op = op_new(i, OP_PIN);
+                op = op_new(lc, i, OP_PIN);
                 if (!op)
                         return;
                 op->units[op->n_units++] = (struct unit){ STEP_PIN, 0, false };
@@ -1081,45 +1116,70 @@ static void repin_all(void)
         }
 }
 
-static void on_module_ready(enum plug_id plug)
+static void on_module_ready(enum plug_id plug, void *userdata)
 {
+        struct lifecycle *lc = userdata;
+
         if (plug == PLUG_PROCESS_CONTROL)
-                repin_all();
+                repin_all(lc);
         else if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH)
-                reconcile_start();
+                reconcile_start(lc);
         else if (plug == PLUG_FIREWALL_CONTROL)
-                firewall_sync();
+                firewall_sync(lc->firewall);
 }
 
-void lifecycle_reconcile_report(struct reconcile_report *ret) { *ret = lc.report; }
+void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_report *ret)
+{
+        assert(ret);
+        *ret = lc->report;
+}
 
-int lifecycle_init(sd_event *event, const struct nova_config *cfg)
+int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct modules *modules,
+                  struct instance_store *instances, struct lifecycle **ret)
 {
         const char *fault = getenv("NOVA_TEST_FAULT_STEP");
+        struct lifecycle *lc;
 
-        lc.event = event;
-        lc.cfg = *cfg;
+        assert(event && cfg && modules && instances && ret);
+        lc = calloc(1, sizeof(*lc));
+        if (!lc)
+                return -ENOMEM;
+        lc->event = event;
+        lc->cfg = cfg;
+        lc->instances = instances;
+        lc->modules = modules;
+        for (int k = 0; k < _LIST_MAX; k++)
+                lc->calls[k] = (struct listing_call){ lc, (enum listing)k };
         if (fault && *fault) {
-                if (strscpy(lc.fault_step, fault, sizeof(lc.fault_step)) < 0)
+                if (strscpy(lc->fault_step, fault, sizeof(lc->fault_step)) < 0) {
+                        free(lc);
                         return -EINVAL;
+                }
                 log_warn("fault injection is on: every '%s' step fails (NOVA_TEST_FAULT_STEP; tests only)", fault);
         }
-        modules_set_handlers(on_module_event, on_module_ready);
+        modules_set_handlers(lc->modules, on_module_event, on_module_ready, lc);
+        *ret = lc;
         return 0;
 }
 
-void lifecycle_free(void)
+void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw)
 {
-        for (struct instance *i = instances_first(); i; i = i->next)
-                if (i->op) {
+        assert(lc && fw);
+        lc->firewall = fw;
+}
+
+struct lifecycle *lifecycle_free(struct lifecycle *lc)
+{
+        if (!lc)
+                return NULL;
+        for (struct instance *i = instances_first(lc->instances); i; i = i->next)
+                if (i->op && i->op->lc == lc) {
                         struct op *op = i->op;
                         notify(op, -ECANCELED, "nova-compute is shutting down", -1, i);
                         i->op = NULL;
                         op_free(op);
                 }
-        json_object_put(lc.pass.domains);
-        json_object_put(lc.pass.taps);
-        json_object_put(lc.pass.vifs);
-        memset(&lc.pass, 0, sizeof(lc.pass));
-        modules_set_handlers(NULL, NULL);
+        pass_free(lc);
+        free(lc);
+        return NULL;
 }

@@ -37,25 +37,44 @@ struct lifecycle_waiter;
  * the plug to blame (-1 none), and the instance (NULL once deleted). */
 typedef void (*lifecycle_done_cb)(int status, const char *error, int plug, struct instance *inst, void *userdata);
 
-int lifecycle_init(sd_event *event, const struct nova_config *cfg);
-void lifecycle_free(void);
+/* The engine: one per core. It keeps a pointer to cfg (which must outlive it)
+ * and installs itself as the module registry's event and ready handler. 0 and
+ * *ret, or -errno (-EINVAL: a bad NOVA_TEST_FAULT_STEP). */
+struct lifecycle;
+struct modules;
+int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct modules *modules,
+                  struct instance_store *instances, struct lifecycle **ret);
+/* The firewall unit, synced after every reconcile pass (set once, before the loop runs). */
+struct firewall;
+void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw);
+/* Cancel every operation left (waiters hear -ECANCELED), free (NULL accepted).
+ * Call it once no module call is in flight (after modules_free: the callbacks
+ * of the calls it fails still reach the engine); it does not touch the
+ * registry. Returns NULL. */
+struct lifecycle *lifecycle_free(struct lifecycle *lc);
 
 /* Start an operation. On error: -errno, err filled, *ret_plug the plug that is
  * missing (or -1), and nothing changed. On 0 the operation runs; cb (may be
  * NULL) is called when it ends unless the waiter is cancelled. */
-int lifecycle_boot(const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                    struct instance **ret_inst, char *err, size_t errlen, int *ret_plug);
-int lifecycle_delete(struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+int lifecycle_delete(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                      char *err, size_t errlen, int *ret_plug);
-/* action: "stop" | "start" | "reboot" */
-int lifecycle_power(struct instance *inst, const char *action, lifecycle_done_cb cb, void *userdata,
+enum power_action {
+        POWER_STOP,
+        POWER_START,   /* of an instance in error: a repair (the boot plan again) */
+        POWER_REBOOT,
+        _POWER_ACTION_MAX,
+};
+
+int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
                     struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug);
 void lifecycle_waiter_cancel(struct lifecycle_waiter *w);
 /* Mark every port of an idle instance filtered and converge it (tap into a
  * qbr bridge, qvo on OVS, rules applied): what firewall-control's arrival
  * means for instances booted without it. 0 launched, -EBUSY (busy or in
  * error), -EAGAIN (a plug the plan needs is not ready; nothing changed). */
-int lifecycle_refilter(struct instance *inst);
+int lifecycle_refilter(struct lifecycle *lc, struct instance *inst);
 
 /* What the last reconcile found, for status. */
 struct reconcile_report {
@@ -68,6 +87,6 @@ struct reconcile_report {
         unsigned repaired;            /* instances whose domain or taps were re-created (last pass) */
         char last_error[256];
 };
-void lifecycle_reconcile_report(struct reconcile_report *ret);
+void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_report *ret);
 
 #endif

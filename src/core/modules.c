@@ -4,16 +4,9 @@
 #include <json-c/json.h>
 
 #include "log.h"
-#include "fw-protocol.h"
-#include "hw-protocol.h"
-#include "netobs-protocol.h"
-#include "procctl-protocol.h"
-#include "sysobs-protocol.h"
-#include "libvirt-protocol.h"
-#include "netctl-protocol.h"
-#include "ovs-protocol.h"
 #include "spawner.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,7 +25,10 @@ struct module_call {
         void *userdata;
 };
 
+struct modules;
+
 struct module {
+        struct modules *reg;            /* the registry it belongs to */
         enum plug_id plug;
         bool connected;                 /* plug state */
         enum module_state state;
@@ -52,9 +48,9 @@ struct module {
         uint32_t next_id;
 };
 
-static struct {
+struct modules {
         sd_event *event;
-        struct nova_config cfg;
+        const struct nova_config *cfg;   /* the core's configuration (struct core owns it) */
         int spawner_fd;
         sd_event_source *spawner_io;
         char module_dir[PATH_MAX];
@@ -64,34 +60,25 @@ static struct {
         uint8_t *rxbuf;
         module_event_cb on_event;
         module_ready_cb on_ready;
-} reg = { .spawner_fd = -1 };
-
-void modules_set_handlers(module_event_cb on_event, module_ready_cb on_ready)
-{
-        reg.on_event = on_event;
-        reg.on_ready = on_ready;
-}
-
-bool modules_ready(enum plug_id plug)
-{
-        return (unsigned)plug < _PLUG_MAX && reg.mods[plug].connected && reg.mods[plug].state == MOD_RUNNING &&
-               reg.mods[plug].fd >= 0;
-}
-
-static const struct module_protocol *const protocols[_PLUG_MAX] = {
-        [PLUG_LIBVIRT] = &libvirt_protocol,
-        [PLUG_OPENVSWITCH] = &ovs_protocol,
-        [PLUG_NETWORK_CONTROL] = &netctl_protocol,
-        [PLUG_FIREWALL_CONTROL] = &fw_protocol,
-        [PLUG_HARDWARE_OBSERVE] = &hw_protocol,
-        [PLUG_SYSTEM_OBSERVE] = &sysobs_protocol,
-        [PLUG_NETWORK_OBSERVE] = &netobs_protocol,
-        [PLUG_PROCESS_CONTROL] = &procctl_protocol,
+        void *handlers_userdata;
+        struct pending_conn *pending_conns; /* module apps connected, hello not yet judged */
+        sd_event_source *listen_io;     /* inside a snap: accepts module apps */
+        int listen_fd;
 };
 
-const struct module_protocol *modules_protocol(enum plug_id plug)
+void modules_set_handlers(struct modules *reg, module_event_cb on_event, module_ready_cb on_ready, void *userdata)
 {
-        return (unsigned)plug < _PLUG_MAX ? protocols[plug] : NULL;
+        assert(reg);
+        reg->on_event = on_event;
+        reg->on_ready = on_ready;
+        reg->handlers_userdata = userdata;
+}
+
+bool modules_ready(const struct modules *reg, enum plug_id plug)
+{
+        assert(reg);
+        return (unsigned)plug < _PLUG_MAX && reg->mods[plug].connected && reg->mods[plug].state == MOD_RUNNING &&
+               reg->mods[plug].fd >= 0;
 }
 
 const char *module_state_name(enum module_state s)
@@ -154,13 +141,13 @@ static void fail_all_calls(struct module *m, int status, const char *why)
         }
 }
 
-static void spawner_send(enum spawner_op op, enum plug_id plug)
+static void spawner_send(struct modules *reg, enum spawner_op op, enum plug_id plug)
 {
         struct spawner_request req = { .op = op, .plug = plug };
 
-        if (reg.spawner_fd < 0)
+        if (reg->spawner_fd < 0)
                 return;
-        if (send(reg.spawner_fd, &req, sizeof(req), MSG_NOSIGNAL) < 0)
+        if (send(reg->spawner_fd, &req, sizeof(req), MSG_NOSIGNAL) < 0)
                 log_err("cannot reach the spawner: %s", strerror(errno));
 }
 
@@ -168,7 +155,7 @@ static void spawner_send(enum spawner_op op, enum plug_id plug)
  * instead of reconnecting (inside the snap systemd would otherwise loop). */
 static void send_hello_reply(int fd, bool accepted, const char *reason)
 {
-        struct proto_writer *w = malloc(sizeof(*w));
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
         const uint8_t *buf;
         size_t len;
 
@@ -180,17 +167,17 @@ static void send_hello_reply(int fd, bool accepted, const char *reason)
                 pw_str(w, "reason", reason);
         if (pw_finish(w, &buf, &len) == 0)
                 (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        free(w);
 }
 
 static void close_connection(struct module *m, const char *why)
 {
+        struct modules *reg = m->reg;
         if (m->fd < 0)
                 return;
         m->io = sd_event_source_disable_unref(m->io);
         m->fd = safe_close(m->fd);
         fail_all_calls(m, -ECONNRESET, why);
-        if (reg.spawner_fd < 0) {
+        if (reg->spawner_fd < 0) {
                 /* Inside a snap there is no exit report: the connection is the process. */
                 m->pid = 0;
                 m->hello_usec = 0;
@@ -211,6 +198,7 @@ static int start_module(struct module *m);
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct module *m = userdata;
+        struct modules *reg = m->reg;
 
         (void)s;
         (void)usec;
@@ -218,40 +206,43 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         if (m->state == MOD_BACKOFF && m->connected)
                 (void)start_module(m);
         else if (m->state == MOD_STARTING) {
-                set_error(m, "no hello from the module within %u ms", reg.cfg.module_timeout_ms);
+                set_error(m, "no hello from the module within %u ms", reg->cfg->module_timeout_ms);
                 log_err("%s: %s; stopping it", plug_table[m->plug].name, m->last_error);
                 close_connection(m, "did not start in time");
-                spawner_send(SPAWNER_STOP, m->plug);
+                spawner_send(m->reg, SPAWNER_STOP, m->plug);
         }
         return 0;
 }
 
 static void arm_timer(struct module *m, uint64_t delay_usec)
 {
+        struct modules *reg = m->reg;
         stop_timer(m);
-        if (sd_event_add_time_relative(reg.event, &m->timer, CLOCK_MONOTONIC, delay_usec, 1000, on_timer, m) < 0)
+        if (sd_event_add_time_relative(reg->event, &m->timer, CLOCK_MONOTONIC, delay_usec, 1000, on_timer, m) < 0)
                 log_err("%s: cannot arm a timer", plug_table[m->plug].name);
 }
 
 static bool program_available(const struct module *m, char *path, size_t size)
 {
-        if (xsnprintf(path, size, "%s/%s", reg.module_dir, plug_table[m->plug].program) < 0)
+        struct modules *reg = m->reg;
+        if (xsnprintf(path, size, "%s/%s", reg->module_dir, plug_table[m->plug].program) < 0)
                 return false;
-        return protocols[m->plug] && access(path, X_OK) == 0;
+        return module_protocols[m->plug] && access(path, X_OK) == 0;
 }
 
 static int start_module(struct module *m)
 {
+        struct modules *reg = m->reg;
         char path[PATH_MAX];
 
-        if (reg.spawner_fd < 0) {
+        if (reg->spawner_fd < 0) {
                 /* Inside a snap systemd starts the module app; we wait for it. */
                 m->state = MOD_STARTING;
                 return 0;
         }
         if (!program_available(m, path, sizeof(path))) {
                 m->state = MOD_UNAVAILABLE;
-                if (protocols[m->plug])
+                if (module_protocols[m->plug])
                         set_error(m, "module program %s is not installed or not executable", path);
                 else
                         set_error(m, "this build of nova-hypervisor has no %s module yet", plug_table[m->plug].name);
@@ -259,20 +250,21 @@ static int start_module(struct module *m)
                 return -ENOENT;
         }
         m->state = MOD_STARTING;
-        spawner_send(SPAWNER_START, m->plug);
-        arm_timer(m, (uint64_t)reg.cfg.module_timeout_ms * 1000);
+        spawner_send(m->reg, SPAWNER_START, m->plug);
+        arm_timer(m, (uint64_t)reg->cfg->module_timeout_ms * 1000);
         return 0;
 }
 
 static void schedule_restart(struct module *m)
 {
+        struct modules *reg = m->reg;
         uint64_t now = now_usec();
-        bool was_stable = m->hello_usec && now - m->hello_usec >= (uint64_t)reg.cfg.stable_after_ms * 1000;
+        bool was_stable = m->hello_usec && now - m->hello_usec >= (uint64_t)reg->cfg->stable_after_ms * 1000;
 
         if (was_stable || m->backoff_ms == 0)
-                m->backoff_ms = reg.cfg.restart_min_ms;
+                m->backoff_ms = reg->cfg->restart_min_ms;
         else
-                m->backoff_ms = m->backoff_ms * 2 > reg.cfg.restart_max_ms ? reg.cfg.restart_max_ms
+                m->backoff_ms = m->backoff_ms * 2 > reg->cfg->restart_max_ms ? reg->cfg->restart_max_ms
                                                                            : m->backoff_ms * 2;
         m->restarts++;
         m->hello_usec = 0;
@@ -327,12 +319,13 @@ _printf_(2, 3) static void protocol_violation(struct module *m, const char *fmt,
                 send_hello_reply(m->fd, false, m->last_error);
         close_connection(m, "broke the protocol");
         m->state = MOD_STOPPING;
-        spawner_send(SPAWNER_STOP, m->plug);
+        spawner_send(m->reg, SPAWNER_STOP, m->plug);
 }
 
 static void handle_hello(struct module *m, const struct proto_msg *msg)
 {
-        const struct module_protocol *mp = protocols[m->plug];
+        struct modules *reg = m->reg;
+        const struct module_protocol *mp = module_protocols[m->plug];
         const struct proto_value *eps = proto_get(msg->body, "entrypoints");
         struct proc_security sec;
         char have[256], want[256];
@@ -374,8 +367,8 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
         (void)caps_mask_format(sec.cap_eff, have, sizeof(have));
         log_info("%s: module running (pid %ld, capabilities [%s])", plug_table[m->plug].name, (long)m->pid,
                  have[0] ? have : "none");
-        if (reg.on_ready)
-                reg.on_ready(m->plug);
+        if (reg->on_ready)
+                reg->on_ready(m->plug, reg->handlers_userdata);
 }
 
 static void handle_reply(struct module *m, const struct proto_msg *msg)
@@ -397,12 +390,12 @@ static void handle_reply(struct module *m, const struct proto_msg *msg)
                 finish_call(call, 0, NULL, msg->body);
 }
 
-/* Read one frame from a module connection and decode it into reg.rx.
+/* Read one frame from a module connection and decode it into reg->rx.
  * 0; -EAGAIN (nothing yet); -ECONNRESET (peer gone); -EBADMSG with why. */
-static int read_frame(int fd, char *why, size_t whylen)
+static int read_frame(struct modules *reg, int fd, char *why, size_t whylen)
 {
         size_t size = 0;
-        ssize_t n = proto_recv_frame(fd, reg.rxbuf, MSG_DONTWAIT, &size);
+        ssize_t n = proto_recv_frame(fd, reg->rxbuf, MSG_DONTWAIT, &size);
 
         if (n == -EAGAIN || n == -EINTR)
                 return -EAGAIN;
@@ -416,7 +409,7 @@ static int read_frame(int fd, char *why, size_t whylen)
         }
         if (n <= 0)
                 return -ECONNRESET;
-        if (proto_decode(reg.rxbuf, (size_t)n, reg.rx, why, whylen) < 0)
+        if (proto_decode(reg->rxbuf, (size_t)n, reg->rx, why, whylen) < 0)
                 return -EBADMSG;
         return 0;
 }
@@ -424,12 +417,13 @@ static int read_frame(int fd, char *why, size_t whylen)
 static int on_module_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct module *m = userdata;
+        struct modules *reg = m->reg;
         char why[256];
         int r;
 
         (void)s;
         (void)revents;
-        r = read_frame(fd, why, sizeof(why));
+        r = read_frame(m->reg, fd, why, sizeof(why));
         if (r == -EAGAIN)
                 return 0;
         if (r == -ECONNRESET) {
@@ -441,37 +435,38 @@ static int on_module_io(sd_event_source *s, int fd, uint32_t revents, void *user
                 protocol_violation(m, "%s", why);
                 return 0;
         }
-        switch (reg.rx->type) {
+        switch (reg->rx->type) {
         case PROTO_HELLO:
-                handle_hello(m, reg.rx);
+                handle_hello(m, reg->rx);
                 break;
         case PROTO_REPLY:
                 if (m->state != MOD_RUNNING)
                         protocol_violation(m, "reply before hello");
                 else
-                        handle_reply(m, reg.rx);
+                        handle_reply(m, reg->rx);
                 break;
         case PROTO_EVENT:
                 if (m->state != MOD_RUNNING) {
                         protocol_violation(m, "event before hello");
                         break;
                 }
-                log_debug("%s: event %s", plug_table[m->plug].name, reg.rx->name);
-                if (reg.on_event)
-                        reg.on_event(m->plug, reg.rx->name, reg.rx->body);
+                log_debug("%s: event %s", plug_table[m->plug].name, reg->rx->name);
+                if (reg->on_event)
+                        reg->on_event(m->plug, reg->rx->name, reg->rx->body, reg->handlers_userdata);
                 break;
         default:
-                protocol_violation(m, "unexpected %s frame", proto_type_name(reg.rx->type));
+                protocol_violation(m, "unexpected %s frame", proto_type_name(reg->rx->type));
         }
         return 0;
 }
 
 static void attach_connection(struct module *m, int fd, pid_t pid)
 {
-        if (sd_event_add_io(reg.event, &m->io, fd, EPOLLIN, on_module_io, m) < 0) {
+        struct modules *reg = m->reg;
+        if (sd_event_add_io(reg->event, &m->io, fd, EPOLLIN, on_module_io, m) < 0) {
                 log_err("%s: cannot watch the module connection", plug_table[m->plug].name);
                 safe_close(fd);
-                spawner_send(SPAWNER_STOP, m->plug);
+                spawner_send(m->reg, SPAWNER_STOP, m->plug);
                 return;
         }
         m->fd = fd;
@@ -481,6 +476,7 @@ static void attach_connection(struct module *m, int fd, pid_t pid)
 /* ---- inside a snap: module apps connect to <run_dir>/modules.socket ---- */
 
 struct pending_conn {
+        struct modules *reg;
         struct pending_conn *next;
         int fd;
         pid_t pid;                      /* SO_PEERCRED at connect time */
@@ -488,13 +484,11 @@ struct pending_conn {
         sd_event_source *io, *timer;
 };
 
-static struct pending_conn *pending_conns;
-static sd_event_source *module_listen_io;
-static int module_listen_fd = -1;
 
 static void pending_free(struct pending_conn *p)
 {
-        for (struct pending_conn **pp = &pending_conns; *pp; pp = &(*pp)->next)
+        struct modules *reg = p->reg;
+        for (struct pending_conn **pp = &reg->pending_conns; *pp; pp = &(*pp)->next)
                 if (*pp == p) {
                         *pp = p->next;
                         break;
@@ -521,13 +515,14 @@ _printf_(2, 3) static void pending_refuse(struct pending_conn *p, const char *fm
 static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct pending_conn *p = userdata;
+        struct modules *reg = p->reg;
         char why[256], expected[128];
         struct module *m;
         int plug, r;
 
         (void)s;
         (void)revents;
-        r = read_frame(fd, why, sizeof(why));
+        r = read_frame(p->reg, fd, why, sizeof(why));
         if (r == -EAGAIN)
                 return 0;
         if (r == -ECONNRESET) {
@@ -538,13 +533,13 @@ static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *use
                 pending_refuse(p, "%s", why);
                 return 0;
         }
-        if (reg.rx->type != PROTO_HELLO) {
-                pending_refuse(p, "expected a hello, got a %s", proto_type_name(reg.rx->type));
+        if (reg->rx->type != PROTO_HELLO) {
+                pending_refuse(p, "expected a hello, got a %s", proto_type_name(reg->rx->type));
                 return 0;
         }
-        plug = plug_from_name(reg.rx->name);
-        if (plug < 0 || !protocols[plug]) {
-                pending_refuse(p, "no module protocol for plug '%s'", reg.rx->name);
+        plug = plug_from_name(reg->rx->name);
+        if (plug < 0 || !module_protocols[plug]) {
+                pending_refuse(p, "no module protocol for plug '%s'", reg->rx->name);
                 return 0;
         }
         /* The kernel's word on who this is: the app's AppArmor label names its plug. */
@@ -554,7 +549,7 @@ static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *use
                                plug_table[plug].name, expected);
                 return 0;
         }
-        m = &reg.mods[plug];
+        m = &reg->mods[plug];
         if (!m->connected) {
                 pending_refuse(p, "plug %s is not connected (fix: sudo snap connect nova-hypervisor:%s)",
                                plug_table[plug].name, plug_table[plug].name);
@@ -568,7 +563,7 @@ static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *use
         /* One epoll registration per fd: hand the fd over from the pending source. */
         p->io = sd_event_source_disable_unref(p->io);
         p->timer = sd_event_source_disable_unref(p->timer);
-        if (sd_event_add_io(reg.event, &m->io, p->fd, EPOLLIN, on_module_io, m) < 0) {
+        if (sd_event_add_io(reg->event, &m->io, p->fd, EPOLLIN, on_module_io, m) < 0) {
                 pending_refuse(p, "cannot watch the connection");
                 return 0;
         }
@@ -577,7 +572,7 @@ static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *use
         m->state = MOD_STARTING;
         m->last_error[0] = '\0';
         pending_free(p);
-        handle_hello(m, reg.rx);
+        handle_hello(m, reg->rx);
         return 0;
 }
 
@@ -585,12 +580,13 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 {
         (void)s;
         (void)usec;
-        pending_refuse(userdata, "no hello within %u ms", reg.cfg.module_timeout_ms);
+        pending_refuse(userdata, "no hello within %u ms", ((struct pending_conn *)userdata)->reg->cfg->module_timeout_ms);
         return 0;
 }
 
 static int on_module_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
+        struct modules *reg = userdata;
         struct pending_conn *p;
         struct ucred cred;
         socklen_t len = sizeof(cred);
@@ -598,7 +594,6 @@ static int on_module_accept(sd_event_source *s, int fd, uint32_t revents, void *
 
         (void)s;
         (void)revents;
-        (void)userdata;
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0)
                 return 0;
@@ -613,6 +608,7 @@ static int on_module_accept(sd_event_source *s, int fd, uint32_t revents, void *
                 safe_close(cfd);
                 return 0;
         }
+        p->reg = reg;
         p->fd = cfd;
         p->pid = cred.pid;
         len = sizeof(p->label) - 1;
@@ -623,27 +619,28 @@ static int on_module_accept(sd_event_source *s, int fd, uint32_t revents, void *
                         *mode = '\0'; /* "snap.x.y (enforce)" */
         } else
                 p->label[0] = '\0';
-        p->next = pending_conns;
-        pending_conns = p;
-        if (sd_event_add_io(reg.event, &p->io, cfd, EPOLLIN, on_pending_io, p) < 0 ||
-            sd_event_add_time_relative(reg.event, &p->timer, CLOCK_MONOTONIC,
-                                       (uint64_t)reg.cfg.module_timeout_ms * 1000, 1000, on_pending_timeout, p) < 0)
+        p->next = reg->pending_conns;
+        reg->pending_conns = p;
+        if (sd_event_add_io(reg->event, &p->io, cfd, EPOLLIN, on_pending_io, p) < 0 ||
+            sd_event_add_time_relative(reg->event, &p->timer, CLOCK_MONOTONIC,
+                                       (uint64_t)reg->cfg->module_timeout_ms * 1000, 1000, on_pending_timeout, p) < 0)
                 pending_free(p);
         return 0;
 }
 
-int modules_listen(int listen_fd)
+int modules_listen(struct modules *reg, int listen_fd)
 {
-        int r = sd_event_add_io(reg.event, &module_listen_io, listen_fd, EPOLLIN, on_module_accept, NULL);
+        int r = sd_event_add_io(reg->event, &reg->listen_io, listen_fd, EPOLLIN, on_module_accept, reg);
 
         if (r < 0)
                 return r;
-        module_listen_fd = listen_fd;
+        reg->listen_fd = listen_fd;
         return 0;
 }
 
 static int on_spawner_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
+        struct modules *reg = userdata;
         struct spawner_msg msg;
         struct module *m;
         int mfd, r;
@@ -657,9 +654,9 @@ static int on_spawner_io(sd_event_source *s, int fd, uint32_t revents, void *use
         if (r < 0) {
                 log_err("the spawner went away (%s); modules can no longer be supervised, exiting",
                         r == -EBADMSG ? "bad message" : "connection closed");
-                return sd_event_exit(reg.event, 1);
+                return sd_event_exit(reg->event, 1);
         }
-        m = &reg.mods[msg.plug];
+        m = &reg->mods[msg.plug];
         switch (msg.event) {
         case SPAWNER_STARTED:
                 if (m->fd >= 0) {
@@ -669,7 +666,7 @@ static int on_spawner_io(sd_event_source *s, int fd, uint32_t revents, void *use
                 attach_connection(m, mfd, msg.pid);
                 log_debug("%s: spawned pid %d", plug_table[m->plug].name, msg.pid);
                 if (!m->connected) /* disconnected while starting */
-                        spawner_send(SPAWNER_STOP, m->plug);
+                        spawner_send(m->reg, SPAWNER_STOP, m->plug);
                 break;
         case SPAWNER_FAILED:
                 set_error(m, "cannot start the module: %s", strerror(-msg.status));
@@ -685,65 +682,90 @@ static int on_spawner_io(sd_event_source *s, int fd, uint32_t revents, void *use
         return 0;
 }
 
-int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, const bool initial[_PLUG_MAX],
-                const char *module_dir)
+/* Set up reg (zeroed): 0 or -errno (then modules_free cleans up). */
+static int registry_init(struct modules *reg, sd_event *event, const struct nova_config *cfg, int spawner_fd,
+                         const char *module_dir)
 {
         int r;
 
-        reg.event = event;
-        reg.cfg = *cfg;
-        reg.spawner_fd = spawner_fd;
-        r = strscpy(reg.module_dir, module_dir, sizeof(reg.module_dir));
-        if (r < 0)
-                return r;
-        reg.rx = malloc(sizeof(*reg.rx));
-        reg.check = malloc(sizeof(*reg.check));
-        reg.rxbuf = malloc(PROTO_MAX_FRAME + 1);
-        if (!reg.rx || !reg.check || !reg.rxbuf)
-                return -ENOMEM;
-        if (spawner_fd >= 0) {
-                r = sd_event_add_io(event, &reg.spawner_io, spawner_fd, EPOLLIN, on_spawner_io, NULL);
-                if (r < 0)
-                        return r;
-        }
+        /* First, so that modules_free() can run on a registry set up halfway. */
         for (int i = 0; i < _PLUG_MAX; i++) {
-                struct module *m = &reg.mods[i];
+                struct module *m = &reg->mods[i];
+                m->reg = reg;
                 m->plug = (enum plug_id)i;
                 m->fd = -1;
                 m->state = MOD_OFF;
         }
-        for (int i = 0; i < _PLUG_MAX; i++)
-                if (initial[i])
-                        (void)modules_set_connected((enum plug_id)i, true);
+        reg->listen_fd = -1;
+        reg->event = event;
+        reg->cfg = cfg;
+        reg->spawner_fd = spawner_fd;
+        r = strscpy(reg->module_dir, module_dir, sizeof(reg->module_dir));
+        if (r < 0)
+                return r;
+        reg->rx = malloc(sizeof(*reg->rx));
+        reg->check = malloc(sizeof(*reg->check));
+        reg->rxbuf = malloc(PROTO_MAX_FRAME + 1);
+        if (!reg->rx || !reg->check || !reg->rxbuf)
+                return -ENOMEM;
+        if (spawner_fd >= 0) {
+                r = sd_event_add_io(event, &reg->spawner_io, spawner_fd, EPOLLIN, on_spawner_io, reg);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
-void modules_free(void)
+int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, const bool initial[_PLUG_MAX],
+                const char *module_dir, struct modules **ret)
 {
-        while (pending_conns)
-                pending_free(pending_conns);
-        module_listen_io = sd_event_source_disable_unref(module_listen_io);
-        module_listen_fd = safe_close(module_listen_fd);
+        struct modules *reg;
+        int r;
+
+        assert(event && cfg && initial && module_dir && ret);
+        reg = calloc(1, sizeof(*reg));
+        if (!reg)
+                return -ENOMEM;
+        r = registry_init(reg, event, cfg, spawner_fd, module_dir);
+        if (r < 0) {
+                modules_free(reg);
+                return r;
+        }
+        for (int i = 0; i < _PLUG_MAX; i++)
+                if (initial[i])
+                        (void)modules_set_connected(reg, (enum plug_id)i, true);
+        *ret = reg;
+        return 0;
+}
+
+struct modules *modules_free(struct modules *reg)
+{
+        if (!reg)
+                return NULL;
+        while (reg->pending_conns)
+                pending_free(reg->pending_conns);
+        reg->listen_io = sd_event_source_disable_unref(reg->listen_io);
+        reg->listen_fd = safe_close(reg->listen_fd);
         for (int i = 0; i < _PLUG_MAX; i++) {
-                struct module *m = &reg.mods[i];
+                struct module *m = &reg->mods[i];
                 close_connection(m, "was shut down with the core");
                 stop_timer(m);
         }
-        reg.spawner_io = sd_event_source_disable_unref(reg.spawner_io);
-        free(reg.rx);
-        free(reg.check);
-        free(reg.rxbuf);
-        reg.rx = reg.check = NULL;
-        reg.rxbuf = NULL;
+        reg->spawner_io = sd_event_source_disable_unref(reg->spawner_io);
+        free(reg->rx);
+        free(reg->check);
+        free(reg->rxbuf);
+        free(reg);
+        return NULL;
 }
 
-int modules_set_connected(enum plug_id plug, bool connected)
+int modules_set_connected(struct modules *reg, enum plug_id plug, bool connected)
 {
         struct module *m;
 
         if ((unsigned)plug >= _PLUG_MAX)
                 return -EINVAL;
-        m = &reg.mods[plug];
+        m = &reg->mods[plug];
         if (m->connected == connected)
                 return 0;
         m->connected = connected;
@@ -763,17 +785,18 @@ int modules_set_connected(enum plug_id plug, bool connected)
         if (m->pid > 0 || m->fd >= 0) {
                 m->state = MOD_STOPPING;
                 m->last_error[0] = '\0';
-                spawner_send(SPAWNER_STOP, plug);
+                spawner_send(reg, SPAWNER_STOP, plug);
         } else
                 m->state = MOD_OFF;
         return 0;
 }
 
-void modules_get_status(enum plug_id plug, struct module_status *ret)
+void modules_get_status(const struct modules *reg, enum plug_id plug, struct module_status *ret)
 {
-        const struct module *m = &reg.mods[plug];
+        const struct module *m = &reg->mods[plug];
         uint64_t now = now_usec();
 
+        assert((unsigned)plug < _PLUG_MAX && ret);
         memset(ret, 0, sizeof(*ret));
         ret->plug = plug;
         ret->connected = m->connected;
@@ -787,11 +810,12 @@ void modules_get_status(enum plug_id plug, struct module_status *ret)
         memcpy(ret->last_error, m->last_error, sizeof(ret->last_error));
 }
 
-int modules_check_ready(enum plug_id plug, char *err, size_t errlen)
+int modules_check_ready(const struct modules *reg, enum plug_id plug, char *err, size_t errlen)
 {
-        const struct module *m = &reg.mods[plug];
+        const struct module *m = &reg->mods[plug];
         const char *name = plug_table[plug].name;
 
+        assert((unsigned)plug < _PLUG_MAX && err);
         if (!m->connected) {
                 (void)snprintf(err, errlen,
                                "the %s plug is not connected, so nova-hypervisor cannot manage %s; "
@@ -827,7 +851,7 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
+int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
                  void *userdata, struct module_call **ret_call, char *err, size_t errlen)
 {
         const struct proto_entrypoint *ep;
@@ -837,10 +861,11 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
         size_t len;
         int r;
 
+        assert(w && cb && err);
         if ((unsigned)plug >= _PLUG_MAX)
                 return -EINVAL;
-        m = &reg.mods[plug];
-        r = modules_check_ready(plug, err, errlen);
+        m = &reg->mods[plug];
+        r = modules_check_ready(reg, plug, err, errlen);
         if (r < 0)
                 return r;
         if (m->next_id == 0)
@@ -852,16 +877,16 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
                 return r;
         }
         /* The core checks its own requests exactly as the module will. */
-        r = proto_decode(buf, len, reg.check, err, errlen);
+        r = proto_decode(buf, len, reg->check, err, errlen);
         if (r < 0)
                 return r;
-        ep = module_protocol_find(protocols[plug], reg.check->name);
+        ep = module_protocol_find(module_protocols[plug], reg->check->name);
         if (!ep) {
                 (void)snprintf(err, errlen, "module %s has no entrypoint %s", plug_table[plug].program,
-                               reg.check->name);
+                               reg->check->name);
                 return -ENOSYS;
         }
-        r = schema_check(ep->request, reg.check->body, err, errlen);
+        r = schema_check(ep->request, reg->check->body, err, errlen);
         if (r < 0)
                 return r;
         call = calloc(1, sizeof(*call));
@@ -871,7 +896,7 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
         call->id = m->next_id++;
         call->cb = cb;
         call->userdata = userdata;
-        memcpy(call->entrypoint, reg.check->name, sizeof(call->entrypoint));
+        memcpy(call->entrypoint, reg->check->name, sizeof(call->entrypoint));
         if (send(m->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
                 r = -errno;
                 free(call);
@@ -879,8 +904,8 @@ int modules_call(enum plug_id plug, struct proto_writer *w, uint64_t timeout_use
                                r == -EAGAIN ? "it is not keeping up" : strerror(-r));
                 return r == -EAGAIN ? -EBUSY : r;
         }
-        r = sd_event_add_time_relative(reg.event, &call->timer, CLOCK_MONOTONIC,
-                                       timeout_usec ? timeout_usec : (uint64_t)reg.cfg.module_timeout_ms * 1000,
+        r = sd_event_add_time_relative(reg->event, &call->timer, CLOCK_MONOTONIC,
+                                       timeout_usec ? timeout_usec : (uint64_t)reg->cfg->module_timeout_ms * 1000,
                                        1000, on_call_timeout, call);
         if (r < 0) {
                 free(call);

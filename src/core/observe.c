@@ -3,7 +3,11 @@
 
 #include "log.h"
 #include "modules.h"
+#include "hw-protocol.h"
+#include "netobs-protocol.h"
+#include "sysobs-protocol.h"
 
+#include <assert.h>
 #include <json-c/json.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,16 +21,12 @@ enum part_id {
         _PART_MAX,
 };
 
-static const struct {
-        enum plug_id plug;
-        const char *entrypoint;
-} parts[_PART_MAX] = {
-        [PART_INVENTORY] = { PLUG_HARDWARE_OBSERVE, "host_inventory" },
-        [PART_LOAD] = { PLUG_SYSTEM_OBSERVE, "host_load" },
-        [PART_PROCS] = { PLUG_SYSTEM_OBSERVE, "instance_procs" },
-        [PART_LINKS] = { PLUG_NETWORK_OBSERVE, "link_stats" },
+static const struct module_ep parts[_PART_MAX] = {
+        [PART_INVENTORY] = EP_HW(HOST_INVENTORY),
+        [PART_LOAD] = EP_SYSOBS(HOST_LOAD),
+        [PART_PROCS] = EP_SYSOBS(INSTANCE_PROCS),
+        [PART_LINKS] = EP_NETOBS(LINK_STATS),
 };
-
 struct observe_query;
 
 struct part {
@@ -40,7 +40,9 @@ struct part {
 struct observe_query {
         enum observe_kind kind;
         char instance_uuid[UUID_STR_LEN + 1]; /* "" = every instance */
-        struct nova_config cfg;
+        const struct nova_config *cfg;   /* the core's configuration: outlives every query */
+        const struct instance_store *instances; /* the instance store: outlives every query */
+        struct modules *modules;         /* the registry: outlives every query */
         observe_done_cb cb;
         void *userdata;
         unsigned pending;
@@ -49,13 +51,13 @@ struct observe_query {
 
 
 /* {"available": false, "plug", "error", "fix"}: what a section says instead of blanks. */
-static struct json_object *unavailable(enum plug_id plug, const char *error)
+static struct json_object *unavailable(const struct observe_query *q, enum plug_id plug, const char *error)
 {
         struct json_object *o = json_object_new_object();
         struct module_status st;
         char fix[128];
 
-        modules_get_status(plug, &st);
+        modules_get_status(q->modules, plug, &st);
         json_object_object_add(o, "available", json_object_new_boolean(false));
         json_object_object_add(o, "plug", json_object_new_string(plug_table[plug].name));
         json_object_object_add(o, "connected", json_object_new_boolean(st.connected));
@@ -116,10 +118,10 @@ static struct json_object *placement_json(struct observe_query *q, struct json_o
         bool hw = available(inv);
         uint64_t vcpus_used = 0, mem_used = 0, disk_total = 0;
         struct statvfs vfs;
-        bool disk_known = statvfs(q->cfg.state_dir, &vfs) == 0;
+        bool disk_known = statvfs(q->cfg->state_dir, &vfs) == 0;
         char why[160];
 
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(q->instances); i; i = i->next) {
                 vcpus_used += i->vcpus;
                 mem_used += i->memory_mb;
         }
@@ -127,14 +129,14 @@ static struct json_object *placement_json(struct observe_query *q, struct json_o
                 disk_total = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
         (void)snprintf(why, sizeof(why), "the hardware-observe plug's inventory is not available");
         json_object_object_add(o, "VCPU", resource_json(hw, get_u64(get(inv, "cpu"), "threads"),
-                                                        q->cfg.cpu_allocation_ratio_milli, vcpus_used, why));
+                                                        q->cfg->cpu_allocation_ratio_milli, vcpus_used, why));
         json_object_object_add(o, "MEMORY_MB", resource_json(hw, get_u64(get(inv, "memory"), "total_kb") / 1024,
-                                                             q->cfg.ram_allocation_ratio_milli, mem_used, why));
+                                                             q->cfg->ram_allocation_ratio_milli, mem_used, why));
         /* Instances here carry no disk of their own: DISK_GB used is 0. */
-        json_object_object_add(o, "DISK_GB", resource_json(disk_known, disk_total, q->cfg.disk_allocation_ratio_milli, 0,
+        json_object_object_add(o, "DISK_GB", resource_json(disk_known, disk_total, q->cfg->disk_allocation_ratio_milli, 0,
                                                            "cannot statvfs the state directory"));
-        json_object_object_add(o, "instances", json_object_new_uint64(instances_count()));
-        json_object_object_add(o, "disk_path", json_object_new_string(q->cfg.state_dir));
+        json_object_object_add(o, "instances", json_object_new_uint64(instances_count(q->instances)));
+        json_object_object_add(o, "disk_path", json_object_new_string(q->cfg->state_dir));
         return o;
 }
 
@@ -227,7 +229,7 @@ static struct json_object *render_stats(struct observe_query *q)
         struct json_object *links = q->parts[PART_LINKS].body;
 
         json_object_object_add(root, "load", load_json(q));
-        for (struct instance *i = instances_first(); i; i = i->next) {
+        for (struct instance *i = instances_first(q->instances); i; i = i->next) {
                 struct json_object *o;
 
                 if (q->instance_uuid[0] && !streq(q->instance_uuid, i->uuid))
@@ -235,7 +237,7 @@ static struct json_object *render_stats(struct observe_query *q)
                 o = json_object_new_object();
                 json_object_object_add(o, "uuid", json_object_new_string(i->uuid));
                 json_object_object_add(o, "name", json_object_new_string(i->name));
-                json_object_object_add(o, "vm_state", json_object_new_string(i->vm_state));
+                json_object_object_add(o, "vm_state", json_object_new_string(vm_state_to_string(i->vm_state)));
                 json_object_object_add(o, "power_state", json_object_new_string(i->power_state));
                 json_object_object_add(o, "process", process_for(q, i));
                 json_object_object_add(o, "vifs", vifs_for(q, i));
@@ -297,16 +299,103 @@ static void metric_help(struct text *t, const char *name, const char *type, cons
         text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void metrics_placement(struct text *t, struct json_object *place, const struct instance_store *store)
+{
+        static const char *const rcs[] = { "VCPU", "MEMORY_MB", "DISK_GB" };
+
+        metric_help(t, "nova_placement_total", "gauge", "inventory of a resource class (hardware-observe; DISK_GB: state dir)");
+        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
+                if (get(get(place, rcs[i]), "total"))
+                        text_add(t, "nova_placement_total{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
+                                 get_u64(get(place, rcs[i]), "total"));
+        metric_help(t, "nova_placement_capacity", "gauge", "total times the allocation ratio of the configuration");
+        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
+                if (get(get(place, rcs[i]), "capacity"))
+                        text_add(t, "nova_placement_capacity{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
+                                 get_u64(get(place, rcs[i]), "capacity"));
+        metric_help(t, "nova_placement_used", "gauge", "what the instances in the store claim");
+        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
+                text_add(t, "nova_placement_used{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
+                         get_u64(get(place, rcs[i]), "used"));
+        metric_help(t, "nova_instances", "gauge", "instances in the store");
+        text_add(t, "nova_instances %zu\n", instances_count(store));
+}
+
+static void metrics_hardware(struct text *t, struct json_object *hw)
+{
+        metric_help(t, "nova_host_cpus", "gauge", "online logical CPUs");
+        text_add(t, "nova_host_cpus %" PRIu64 "\n", get_u64(get(hw, "cpu"), "threads"));
+        metric_help(t, "nova_host_numa_nodes", "gauge", "NUMA nodes");
+        text_add(t, "nova_host_numa_nodes %zu\n", get(hw, "numa") ? json_object_array_length(get(hw, "numa")) : (size_t)0);
+        metric_help(t, "nova_host_memory_total_bytes", "gauge", "physical memory");
+        text_add(t, "nova_host_memory_total_bytes %" PRIu64 "\n", get_u64(get(hw, "memory"), "total_kb") * 1024);
+}
+
+/* raw: system-observe's host_load reply */
+static void metrics_load(struct text *t, struct json_object *raw)
+{
+        static const char *const avgs[] = { "load1", "load5", "load15" };
+        static const char *const res[] = { "cpu", "memory", "io" };
+
+        metric_help(t, "nova_host_load", "gauge", "load average");
+        for (size_t i = 0; i < ARRAY_SIZE(avgs); i++)
+                text_add(t, "nova_host_load{period=\"%s\"} %.3f\n", avgs[i] + 4, (double)get_u64(raw, avgs[i]) / 1000.0);
+        metric_help(t, "nova_host_memory_available_bytes", "gauge", "MemAvailable");
+        text_add(t, "nova_host_memory_available_bytes %" PRIu64 "\n", get_u64(get(raw, "memory"), "available_kb") * 1024);
+        metric_help(t, "nova_host_pressure_some_avg10", "gauge", "PSI: share of time some task stalled, last 10 s (percent)");
+        for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
+                struct json_object *p = get(get(raw, "psi"), res[i]);
+                if (p && get(p, "available") && json_object_get_boolean(get(p, "available")))
+                        text_add(t, "nova_host_pressure_some_avg10{resource=\"%s\"} %.2f\n", res[i],
+                                 (double)get_u64(p, "some_avg10") / 100.0);
+        }
+}
+
+static void metrics_instances(struct text *t, struct json_object *stats)
+{
+        struct json_object *list = get(stats, "instances");
+
+        metric_help(t, "nova_instance_cpu_seconds_total", "counter", "CPU time of the instance's QEMU process");
+        metric_help(t, "nova_instance_rss_bytes", "gauge", "resident memory of the instance's QEMU process");
+        for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+                struct json_object *inst = json_object_array_get_idx(list, i), *p = get(inst, "process");
+                if (!available(p))
+                        continue;
+                text_add(t, "nova_instance_cpu_seconds_total{instance_uuid=\"%s\",name=\"%s\"} %.3f\n",
+                         get_str(inst, "uuid"), get_str(inst, "name"), (double)get_u64(p, "cpu_time_ms") / 1000.0);
+                text_add(t, "nova_instance_rss_bytes{instance_uuid=\"%s\",name=\"%s\"} %" PRIu64 "\n",
+                         get_str(inst, "uuid"), get_str(inst, "name"), get_u64(p, "rss_kb") * 1024);
+        }
+}
+
+/* links: network-observe's link list */
+static void metrics_links(struct text *t, struct json_object *links, const struct instance_store *store)
+{
+        static const char *const counters[] = { "rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
+                                                "tx_packets", "tx_bytes", "tx_dropped", "tx_errors" };
+
+        for (size_t c = 0; c < ARRAY_SIZE(counters); c++) {
+                char name[64];
+                (void)snprintf(name, sizeof(name), "nova_vif_%s_total", counters[c]);
+                metric_help(t, name, "counter", "kernel link counter of one of our devices (network-observe)");
+                for (size_t i = 0; links && i < json_object_array_length(links); i++) {
+                        struct json_object *l = json_object_array_get_idx(links, i);
+                        struct instance *owner = NULL;
+                        (void)instance_find_port(store, get_str(l, "port_uuid"), &owner);
+                        text_add(t, "%s{device=\"%s\",kind=\"%s\",port_uuid=\"%s\",instance_uuid=\"%s\"} %" PRIu64 "\n",
+                                 name, get_str(l, "name"), get_str(l, "kind"), get_str(l, "port_uuid"),
+                                 owner ? owner->uuid : "", get_u64(l, counters[c]));
+                }
+        }
+}
+
 /* Label values here are UUIDs, plug and device names, and instance names
  * ([A-Za-z0-9._-]): nothing that needs escaping. */
 static char *render_metrics(struct observe_query *q)
 {
         struct text t = {};
         struct json_object *host = render_host(q), *stats = render_stats(q);
-        struct json_object *hw = get(host, "hardware"), *place = get(host, "placement"), *load = get(stats, "load");
-        static const char *const rcs[] = { "VCPU", "MEMORY_MB", "DISK_GB" };
-        static const char *const counters[] = { "rx_packets", "rx_bytes", "rx_dropped", "rx_errors",
-                                                "tx_packets", "tx_bytes", "tx_dropped", "tx_errors" };
+        struct json_object *hw = get(host, "hardware"), *load = get(stats, "load");
 
         metric_help(&t, "nova_observe_available", "gauge",
                     "1 when the plug's module answered this scrape, 0 when its data is missing (plug disconnected, module down)");
@@ -314,79 +403,13 @@ static char *render_metrics(struct observe_query *q)
         text_add(&t, "nova_observe_available{plug=\"system-observe\"} %d\n", available(load) ? 1 : 0);
         text_add(&t, "nova_observe_available{plug=\"network-observe\"} %d\n",
                  available(q->parts[PART_LINKS].body) ? 1 : 0);
-
-        metric_help(&t, "nova_placement_total", "gauge", "inventory of a resource class (hardware-observe; DISK_GB: state dir)");
-        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
-                if (get(get(place, rcs[i]), "total"))
-                        text_add(&t, "nova_placement_total{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
-                                 get_u64(get(place, rcs[i]), "total"));
-        metric_help(&t, "nova_placement_capacity", "gauge", "total times the allocation ratio of the configuration");
-        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
-                if (get(get(place, rcs[i]), "capacity"))
-                        text_add(&t, "nova_placement_capacity{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
-                                 get_u64(get(place, rcs[i]), "capacity"));
-        metric_help(&t, "nova_placement_used", "gauge", "what the instances in the store claim");
-        for (size_t i = 0; i < ARRAY_SIZE(rcs); i++)
-                text_add(&t, "nova_placement_used{resource_class=\"%s\"} %" PRIu64 "\n", rcs[i],
-                         get_u64(get(place, rcs[i]), "used"));
-        metric_help(&t, "nova_instances", "gauge", "instances in the store");
-        text_add(&t, "nova_instances %zu\n", instances_count());
-
-        if (available(hw)) {
-                metric_help(&t, "nova_host_cpus", "gauge", "online logical CPUs");
-                text_add(&t, "nova_host_cpus %" PRIu64 "\n", get_u64(get(hw, "cpu"), "threads"));
-                metric_help(&t, "nova_host_numa_nodes", "gauge", "NUMA nodes");
-                text_add(&t, "nova_host_numa_nodes %zu\n",
-                         get(hw, "numa") ? json_object_array_length(get(hw, "numa")) : (size_t)0);
-                metric_help(&t, "nova_host_memory_total_bytes", "gauge", "physical memory");
-                text_add(&t, "nova_host_memory_total_bytes %" PRIu64 "\n", get_u64(get(hw, "memory"), "total_kb") * 1024);
-        }
-        if (available(load)) {
-                static const char *const avgs[] = { "load1", "load5", "load15" };
-                static const char *const res[] = { "cpu", "memory", "io" };
-                struct json_object *raw = q->parts[PART_LOAD].body;
-
-                metric_help(&t, "nova_host_load", "gauge", "load average");
-                for (size_t i = 0; i < ARRAY_SIZE(avgs); i++)
-                        text_add(&t, "nova_host_load{period=\"%s\"} %.3f\n", avgs[i] + 4,
-                                 (double)get_u64(raw, avgs[i]) / 1000.0);
-                metric_help(&t, "nova_host_memory_available_bytes", "gauge", "MemAvailable");
-                text_add(&t, "nova_host_memory_available_bytes %" PRIu64 "\n",
-                         get_u64(get(raw, "memory"), "available_kb") * 1024);
-                metric_help(&t, "nova_host_pressure_some_avg10", "gauge", "PSI: share of time some task stalled, last 10 s (percent)");
-                for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
-                        struct json_object *p = get(get(raw, "psi"), res[i]);
-                        if (p && get(p, "available") && json_object_get_boolean(get(p, "available")))
-                                text_add(&t, "nova_host_pressure_some_avg10{resource=\"%s\"} %.2f\n", res[i],
-                                         (double)get_u64(p, "some_avg10") / 100.0);
-                }
-        }
-        metric_help(&t, "nova_instance_cpu_seconds_total", "counter", "CPU time of the instance's QEMU process");
-        metric_help(&t, "nova_instance_rss_bytes", "gauge", "resident memory of the instance's QEMU process");
-        for (size_t i = 0; get(stats, "instances") && i < json_object_array_length(get(stats, "instances")); i++) {
-                struct json_object *inst = json_object_array_get_idx(get(stats, "instances"), i);
-                struct json_object *p = get(inst, "process");
-                if (!available(p))
-                        continue;
-                text_add(&t, "nova_instance_cpu_seconds_total{instance_uuid=\"%s\",name=\"%s\"} %.3f\n",
-                         get_str(inst, "uuid"), get_str(inst, "name"), (double)get_u64(p, "cpu_time_ms") / 1000.0);
-                text_add(&t, "nova_instance_rss_bytes{instance_uuid=\"%s\",name=\"%s\"} %" PRIu64 "\n",
-                         get_str(inst, "uuid"), get_str(inst, "name"), get_u64(p, "rss_kb") * 1024);
-        }
-        struct json_object *links = get(q->parts[PART_LINKS].body, "links");
-        for (size_t c = 0; c < ARRAY_SIZE(counters); c++) {
-                char name[64];
-                (void)snprintf(name, sizeof(name), "nova_vif_%s_total", counters[c]);
-                metric_help(&t, name, "counter", "kernel link counter of one of our devices (network-observe)");
-                for (size_t i = 0; links && i < json_object_array_length(links); i++) {
-                        struct json_object *l = json_object_array_get_idx(links, i);
-                        struct instance *owner = NULL;
-                        (void)instance_find_port(get_str(l, "port_uuid"), &owner);
-                        text_add(&t, "%s{device=\"%s\",kind=\"%s\",port_uuid=\"%s\",instance_uuid=\"%s\"} %" PRIu64 "\n",
-                                 name, get_str(l, "name"), get_str(l, "kind"), get_str(l, "port_uuid"),
-                                 owner ? owner->uuid : "", get_u64(l, counters[c]));
-                }
-        }
+        metrics_placement(&t, get(host, "placement"), q->instances);
+        if (available(hw))
+                metrics_hardware(&t, hw);
+        if (available(load))
+                metrics_load(&t, q->parts[PART_LOAD].body);
+        metrics_instances(&t, stats);
+        metrics_links(&t, get(q->parts[PART_LINKS].body, "links"), q->instances);
         json_object_put(host);
         json_object_put(stats);
         if (t.failed || !t.buf) {
@@ -433,26 +456,28 @@ static void on_part_reply(const struct module_result *res, void *userdata)
 
         p->call = NULL;
         if (res->status < 0)
-                p->body = unavailable(parts[p->id].plug, res->error ? res->error : strerror(-res->status));
+                p->body = unavailable(p->q, parts[p->id].plug, res->error ? res->error : strerror(-res->status));
         else
                 p->body = proto_value_to_json(res->body);
         if (--q->pending == 0)
                 query_finish(q);
 }
 
-int observe_start(const struct nova_config *cfg, enum observe_kind kind, const struct instance *instance,
+int observe_start(const struct nova_config *cfg, struct modules *modules, const struct instance_store *instances,
+                  enum observe_kind kind, const struct instance *instance,
                   observe_done_cb cb, void *userdata, struct observe_query **ret)
 {
-        struct observe_query *q = calloc(1, sizeof(*q));
-        struct proto_writer *w = malloc(sizeof(*w));
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
+        struct observe_query *q;
 
-        if (!q || !w) {
-                free(q);
-                free(w);
+        assert(cfg && modules && instances && cb && ret);
+        q = w ? calloc(1, sizeof(*q)) : NULL;
+        if (!q)
                 return -ENOMEM;
-        }
         q->kind = kind;
-        q->cfg = *cfg;
+        q->cfg = cfg;
+        q->instances = instances;
+        q->modules = modules;
         q->cb = cb;
         q->userdata = userdata;
         if (instance)
@@ -468,14 +493,13 @@ int observe_start(const struct nova_config *cfg, enum observe_kind kind, const s
                             (kind == OBSERVE_STATS && i != PART_INVENTORY);
                 if (!p->wanted)
                         continue;
-                pw_init(w, PROTO_REQUEST, 0, 0, parts[i].entrypoint);
+                module_request_init(w, parts[i]);
                 q->pending++;
-                if (modules_call(parts[i].plug, w, 0, on_part_reply, p, &p->call, err, sizeof(err)) < 0) {
-                        p->body = unavailable(parts[i].plug, err);
+                if (modules_call(q->modules, parts[i].plug, w, 0, on_part_reply, p, &p->call, err, sizeof(err)) < 0) {
+                        p->body = unavailable(q, parts[i].plug, err);
                         q->pending--;
                 }
         }
-        free(w);
         *ret = q;
         if (--q->pending == 0) {
                 *ret = NULL;

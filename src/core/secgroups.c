@@ -3,34 +3,45 @@
 
 #include "log.h"
 
+#include <assert.h>
 #include <limits.h>
 
-static struct {
-        char path[PATH_MAX];
+struct secgroup_store {
+        char path[PATH_MAX];     /* <state_dir>/secgroups.json */
         struct secgroup *list;   /* in creation order */
         size_t count;
-} store;
+};
 
-struct secgroup *secgroups_first(void) { return store.list; }
-size_t secgroups_count(void) { return store.count; }
+struct secgroup *secgroups_first(const struct secgroup_store *store)
+{
+        assert(store);
+        return store->list;
+}
 
-struct secgroup *secgroup_find(const char *ref)
+size_t secgroups_count(const struct secgroup_store *store)
+{
+        assert(store);
+        return store->count;
+}
+
+struct secgroup *secgroup_find(const struct secgroup_store *store, const char *ref)
 {
         if (!ref)
                 return NULL;
-        for (struct secgroup *g = store.list; g; g = g->next)
+        for (struct secgroup *g = store->list; g; g = g->next)
                 if (streq(g->id, ref))
                         return g;
-        for (struct secgroup *g = store.list; g; g = g->next)
+        for (struct secgroup *g = store->list; g; g = g->next)
                 if (streq(g->name, ref))
                         return g;
         return NULL;
 }
 
-int secgroup_resolve(const char *ref, char ret_id[UUID_STR_LEN + 1])
+int secgroup_resolve(const void *store, const char *ref, char ret_id[UUID_STR_LEN + 1])
 {
-        const struct secgroup *g = secgroup_find(ref);
+        const struct secgroup *g = secgroup_find(store, ref);
 
+        assert(ret_id);
         if (!g)
                 return -ENOENT;
         memcpy(ret_id, g->id, UUID_STR_LEN + 1);
@@ -66,6 +77,7 @@ struct json_object *secgroup_to_json(const struct secgroup *sg)
 {
         struct json_object *o = json_object_new_object(), *rules = json_object_new_array();
 
+        assert(sg);
         json_object_object_add(o, "id", json_object_new_string(sg->id));
         json_object_object_add(o, "name", json_object_new_string(sg->name));
         json_object_object_add(o, "description", json_object_new_string(sg->description));
@@ -140,70 +152,67 @@ static int group_from_json(struct json_object *o, struct secgroup *g, char *why,
         return 0;
 }
 
+static void json_putp(struct json_object **o) { json_object_put(*o); }
+static void tokener_freep(struct json_tokener **t) { if (*t) json_tokener_free(*t); }
+static void group_listp(struct secgroup **list) { secgroups_list_free(*list); }
+
+/* The "groups" list into a new list (appended in order). 0 or -errno with the reason. */
+static int groups_from_json(struct json_object *groups, struct secgroup **ret_list, size_t *ret_n, char *why,
+                            size_t whylen)
+{
+        _cleanup_(group_listp) struct secgroup *list = NULL;
+        size_t n = 0;
+
+        for (size_t i = 0; i < json_object_array_length(groups); i++) {
+                struct secgroup *g = calloc(1, sizeof(*g));
+                if (!g)
+                        return -ENOMEM;
+                list_append(&list, g);
+                n++;
+                if (group_from_json(json_object_array_get_idx(groups, i), g, why, whylen) < 0)
+                        return -EBADMSG;
+                for (struct secgroup *k = list; k != g; k = k->next)
+                        if (streq(k->id, g->id) || streq(k->name, g->name))
+                                return snprintf(why, whylen, "group %s: id or name repeated", g->id), -EBADMSG;
+        }
+        *ret_list = TAKE_PTR(list);
+        *ret_n = n;
+        return 0;
+}
+
 int secgroups_parse_stored(const char *text, size_t len, struct secgroup **ret_list, size_t *ret_n, char *why,
                            size_t whylen)
 {
-        struct json_tokener *tok = json_tokener_new_ex(8);
-        struct json_object *o = NULL, *v, *groups;
-        struct secgroup *list = NULL;
-        size_t n = 0;
-        int r = -EBADMSG;
+        _cleanup_(tokener_freep) struct json_tokener *tok = json_tokener_new_ex(8);
+        _cleanup_(json_putp) struct json_object *o = NULL;
+        struct json_object *v, *groups;
 
+        assert(text && ret_list && ret_n && why);
         if (!tok)
                 return -ENOMEM;
         o = json_tokener_parse_ex(tok, text, (int)len);
         if (!o || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != len ||
-            !json_object_is_type(o, json_type_object)) {
-                (void)snprintf(why, whylen, "not a single JSON object");
-                goto out;
-        }
+            !json_object_is_type(o, json_type_object))
+                return snprintf(why, whylen, "not a single JSON object"), -EBADMSG;
         if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) != 1) {
-                (void)snprintf(why, whylen, "unsupported version");
-                goto out;
-        }
+            json_object_get_int64(v) != 1)
+                return snprintf(why, whylen, "unsupported version"), -EBADMSG;
         if (!json_object_object_get_ex(o, "groups", &groups) || !json_object_is_type(groups, json_type_array) ||
-            json_object_array_length(groups) > SECGROUPS_MAX) {
-                (void)snprintf(why, whylen, "groups must be a list of at most %d", SECGROUPS_MAX);
-                goto out;
-        }
-        for (size_t i = 0; i < json_object_array_length(groups); i++) {
-                struct secgroup *g = calloc(1, sizeof(*g));
-                if (!g) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                list_append(&list, g);
-                n++;
-                if (group_from_json(json_object_array_get_idx(groups, i), g, why, whylen) < 0)
-                        goto out;
-                for (struct secgroup *k = list; k != g; k = k->next)
-                        if (streq(k->id, g->id) || streq(k->name, g->name)) {
-                                (void)snprintf(why, whylen, "group %s: id or name repeated", g->id);
-                                goto out;
-                        }
-        }
-        r = 0;
-        *ret_list = list;
-        *ret_n = n;
-        list = NULL;
-out:
-        secgroups_list_free(list);
-        json_object_put(o);
-        json_tokener_free(tok);
-        return r;
+            json_object_array_length(groups) > SECGROUPS_MAX)
+                return snprintf(why, whylen, "groups must be a list of at most %d", SECGROUPS_MAX), -EBADMSG;
+        return groups_from_json(groups, ret_list, ret_n, why, whylen);
 }
 
 /* Write the store as it would be with old replaced by new (new NULL: old
  * removed; old NULL: new appended). Memory is not touched. */
-static int store_write(const struct secgroup *old, const struct secgroup *new)
+static int store_write(const struct secgroup_store *store, const struct secgroup *old, const struct secgroup *new)
 {
         struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
         const char *text;
         int r;
 
         json_object_object_add(root, "version", json_object_new_int(1));
-        for (const struct secgroup *g = store.list; g; g = g->next) {
+        for (const struct secgroup *g = store->list; g; g = g->next) {
                 if (g == old) {
                         if (new)
                                 json_object_array_add(groups, secgroup_to_json(new));
@@ -215,10 +224,10 @@ static int store_write(const struct secgroup *old, const struct secgroup *new)
                 json_object_array_add(groups, secgroup_to_json(new));
         json_object_object_add(root, "groups", groups);
         text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
-        r = text ? write_file_atomic(store.path, text, strlen(text), 0600) : -ENOMEM;
+        r = text ? write_file_atomic(store->path, text, strlen(text), 0600) : -ENOMEM;
         json_object_put(root);
         if (r < 0)
-                log_err("cannot record security groups in %s: %s", store.path, strerror(-r));
+                log_err("cannot record security groups in %s: %s", store->path, strerror(-r));
         return r;
 }
 
@@ -255,99 +264,122 @@ static int group_new(const char *name, const char *description, struct secgroup 
         return 0;
 }
 
-int secgroups_load(const char *state_dir, char *why, size_t whylen)
+/* The file into store (created with the group "default" when missing). */
+static int load_file(struct secgroup_store *store, char *why, size_t whylen)
 {
         _cleanup_free_ char *text = NULL;
         struct secgroup *list = NULL;
         size_t len = 0, n = 0;
         int r;
 
-        r = xsnprintf(store.path, sizeof(store.path), "%s/secgroups.json", state_dir);
-        if (r < 0)
-                return r;
-        r = read_file_bounded(store.path, 4 * 1024 * 1024, &text, &len);
+        r = read_file_bounded(store->path, 4 * 1024 * 1024, &text, &len);
         if (r == -ENOENT) {
                 struct secgroup *g;
                 r = group_new(SECGROUP_DEFAULT, "Default security group: all egress, no ingress", &g);
                 if (r < 0)
                         return r;
-                r = store_write(NULL, g);
+                r = store_write(store, NULL, g);
                 if (r < 0) {
                         free(g);
-                        (void)snprintf(why, whylen, "cannot write %s: %s", store.path, strerror(-r));
+                        (void)snprintf(why, whylen, "cannot write %s: %s", store->path, strerror(-r));
                         return r;
                 }
-                store.list = g;
-                store.count = 1;
-                log_info("security groups: created %s with the group '%s'", store.path, SECGROUP_DEFAULT);
+                store->list = g;
+                store->count = 1;
+                log_info("security groups: created %s with the group '%s'", store->path, SECGROUP_DEFAULT);
                 return 0;
         }
         if (r < 0) {
-                (void)snprintf(why, whylen, "cannot read %s: %s", store.path, strerror(-r));
+                (void)snprintf(why, whylen, "cannot read %s: %s", store->path, strerror(-r));
                 return r;
         }
         r = secgroups_parse_stored(text, len, &list, &n, why, whylen);
         if (r < 0)
                 return r;
-        store.list = list;
-        store.count = n;
+        store->list = list;
+        store->count = n;
         return 0;
 }
 
-void secgroups_free(void)
+int secgroups_load(const char *state_dir, struct secgroup_store **ret, char *why, size_t whylen)
 {
-        secgroups_list_free(store.list);
-        store.list = NULL;
-        store.count = 0;
+        struct secgroup_store *store;
+        int r;
+
+        assert(state_dir && ret && why);
+        store = calloc(1, sizeof(*store));
+        if (!store)
+                return -ENOMEM;
+        r = xsnprintf(store->path, sizeof(store->path), "%s/secgroups.json", state_dir);
+        if (r == 0)
+                r = load_file(store, why, whylen);
+        if (r < 0) {
+                secgroups_free(store);
+                return r;
+        }
+        *ret = store;
+        return 0;
 }
 
-int secgroup_create(const char *name, const char *description, struct secgroup **ret)
+struct secgroup_store *secgroups_free(struct secgroup_store *store)
+{
+        if (!store)
+                return NULL;
+        secgroups_list_free(store->list);
+        free(store);
+        return NULL;
+}
+
+int secgroup_create(struct secgroup_store *store, const char *name, const char *description, struct secgroup **ret)
 {
         struct secgroup *g;
         int r;
 
         if (!secgroup_name_is_valid(name) || !desc_is_valid(description ? description : ""))
                 return -EINVAL;
-        if (secgroup_find(name))
+        assert(store);
+        if (secgroup_find(store, name))
                 return -EEXIST;
-        if (store.count >= SECGROUPS_MAX)
+        if (store->count >= SECGROUPS_MAX)
                 return -ENOSPC;
         r = group_new(name, description ? description : "", &g);
         if (r < 0)
                 return r;
-        r = store_write(NULL, g);
+        r = store_write(store, NULL, g);
         if (r < 0) {
                 free(g);
                 return r;
         }
-        list_append(&store.list, g);
-        store.count++;
+        list_append(&store->list, g);
+        store->count++;
         if (ret)
                 *ret = g;
         return 0;
 }
 
-int secgroup_delete(struct secgroup *sg)
+int secgroup_delete(struct secgroup_store *store, struct secgroup *sg)
 {
         int r;
 
+        assert(store && sg);
         if (streq(sg->name, SECGROUP_DEFAULT))
                 return -EPERM;
-        r = store_write(sg, NULL);
+        r = store_write(store, sg, NULL);
         if (r < 0)
                 return r;
-        for (struct secgroup **pp = &store.list; *pp; pp = &(*pp)->next)
+        for (struct secgroup **pp = &store->list; *pp; pp = &(*pp)->next)
                 if (*pp == sg) {
                         *pp = sg->next;
                         break;
                 }
-        store.count--;
+        store->count--;
         free(sg);
         return 0;
 }
 
 void secgroup_with_rule(const struct secgroup *sg, const struct secrule *add, size_t remove_index, struct secgroup *ret)
 {
+        assert(sg && ret && (add || remove_index < sg->n_rules));
         *ret = *sg;
         ret->next = NULL;
         if (remove_index < ret->n_rules) {
@@ -359,13 +391,14 @@ void secgroup_with_rule(const struct secgroup *sg, const struct secrule *add, si
                 ret->rules[ret->n_rules++] = *add;
 }
 
-int secgroup_rule_add(struct secgroup *sg, const struct secrule *rule, char ret_dup_id[UUID_STR_LEN + 1],
+int secgroup_rule_add(struct secgroup_store *store, struct secgroup *sg, const struct secrule *rule, char ret_dup_id[UUID_STR_LEN + 1],
                       const struct secrule **ret)
 {
         _cleanup_free_ struct secgroup *next = NULL;
         struct secrule r = *rule;
         int k;
 
+        assert(store && sg && rule);
         for (size_t i = 0; i < sg->n_rules; i++)
                 if (secrule_equal(&sg->rules[i], &r)) {
                         if (ret_dup_id)
@@ -376,13 +409,13 @@ int secgroup_rule_add(struct secgroup *sg, const struct secrule *rule, char ret_
                 return -ENOSPC;
         if (!r.uuid[0] && uuid_new_str(r.uuid) < 0)
                 return -EIO;
-        if (secgroup_find_rule(r.uuid, NULL))
+        if (secgroup_find_rule(store, r.uuid, NULL))
                 return -EEXIST;
         next = malloc(sizeof(*next));
         if (!next)
                 return -ENOMEM;
         secgroup_with_rule(sg, &r, SIZE_MAX, next);
-        k = store_write(sg, next);
+        k = store_write(store, sg, next);
         if (k < 0)
                 return k;
         sg->rules[sg->n_rules++] = r;
@@ -391,9 +424,10 @@ int secgroup_rule_add(struct secgroup *sg, const struct secrule *rule, char ret_
         return 0;
 }
 
-struct secgroup *secgroup_find_rule(const char *rule_id, size_t *ret_index)
+struct secgroup *secgroup_find_rule(const struct secgroup_store *store, const char *rule_id, size_t *ret_index)
 {
-        for (struct secgroup *g = store.list; g; g = g->next)
+        assert(store && rule_id);
+        for (struct secgroup *g = store->list; g; g = g->next)
                 for (size_t i = 0; i < g->n_rules; i++)
                         if (streq(g->rules[i].uuid, rule_id)) {
                                 if (ret_index)
@@ -403,19 +437,20 @@ struct secgroup *secgroup_find_rule(const char *rule_id, size_t *ret_index)
         return NULL;
 }
 
-int secgroup_rule_delete(struct secgroup *sg, size_t index)
+int secgroup_rule_delete(struct secgroup_store *store, struct secgroup *sg, size_t index)
 {
         _cleanup_free_ struct secgroup *next = NULL;
         struct secgroup *keep;
         int r;
 
+        assert(store && sg);
         if (index >= sg->n_rules)
                 return -ENOENT;
         next = malloc(sizeof(*next));
         if (!next)
                 return -ENOMEM;
         secgroup_with_rule(sg, NULL, index, next);
-        r = store_write(sg, next);
+        r = store_write(store, sg, next);
         if (r < 0)
                 return r;
         keep = sg->next;

@@ -13,11 +13,12 @@
 
 #define HTTP_MAX_HEAD 8192          /* request line + headers */
 #define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_PATH_MAX 256           /* a request path, with the NUL */
 #define HTTP_MAX_RESPONSE_BODY (16 * 1024 * 1024) /* client side: largest response body accepted */
 
 struct http_request {
         char method[8];        /* "GET", "POST", "PUT", "DELETE" only */
-        char path[256];        /* path part of the target, starts with '/' */
+        char path[HTTP_PATH_MAX]; /* path part of the target, starts with '/' */
         char query[256];       /* after '?', may be empty */
         bool keep_alive;       /* HTTP/1.1 default true unless "Connection: close"; HTTP/1.0 default false */
         const char *body;      /* points into the caller's buffer; NULL when no body */

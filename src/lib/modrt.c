@@ -194,6 +194,19 @@ static void disconnect(struct modrt *rt)
         rt->have_last_id = false;
 }
 
+/* The one audit line of a privileged call: entrypoint, identifiers, what the
+ * handler added (extra, may be ""), and the result (err_text NULL: strerror). */
+static void audit_line(const char *name, const char *ids, const char *extra, int status, const char *err_text)
+{
+        const char *sep = extra[0] ? " " : "";
+
+        if (status < 0)
+                log_audit("%s%s%s%s result=error errno=%d (%s)", name, ids, sep, extra, -status,
+                          err_text ? err_text : strerror(-status));
+        else
+                log_audit("%s%s%s%s result=ok", name, ids, sep, extra);
+}
+
 struct modrt_deferred *modrt_defer(struct modrt *rt, struct modrt_call *call)
 {
         struct modrt_deferred *d = calloc(1, sizeof(*d));
@@ -265,13 +278,8 @@ int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const
         int r;
 
         deferred_unlink(rt, d);
-        if (d->privileged) {
-                if (status < 0)
-                        log_audit("%s%s%s%s result=error errno=%d (%s)", d->name, d->ids, d->audit[0] ? " " : "",
-                                  d->audit, -status, err_text ? err_text : strerror(-status));
-                else
-                        log_audit("%s%s%s%s result=ok", d->name, d->ids, d->audit[0] ? " " : "", d->audit);
-        }
+        if (d->privileged)
+                audit_line(d->name, d->ids, d->audit, status, err_text);
         if (d->generation != rt->generation || rt->fd < 0) {
                 free(d);
                 return -ENOTCONN;
@@ -372,12 +380,7 @@ int modrt_dispatch(struct modrt *rt)
         if (entry->ep->privileged) {
                 char ids[512];
                 format_identifiers(rt->rx->body, ids, sizeof(ids));
-                if (r < 0)
-                        log_audit("%s%s%s%s result=error errno=%d (%s)", entry->ep->name, ids,
-                                  call.audit[0] ? " " : "", call.audit, -r, call.err[0] ? call.err : strerror(-r));
-                else
-                        log_audit("%s%s%s%s result=ok", entry->ep->name, ids, call.audit[0] ? " " : "",
-                                  call.audit);
+                audit_line(entry->ep->name, ids, call.audit, r, call.err[0] ? call.err : NULL);
         }
         if (r < 0)
                 return reply_error(rt, rt->rx, r, call.err[0] ? call.err : strerror(-r));

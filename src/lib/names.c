@@ -125,3 +125,19 @@ int mac_generate(char ret[MAC_STR_LEN + 1])
         mac_format(mac, ret);
         return 0;
 }
+
+bool instance_name_is_valid(const char *s)
+{
+        size_t n = strnlen(s, INSTANCE_NAME_MAX + 1);
+
+        if (n == 0 || n > INSTANCE_NAME_MAX || s[0] == '-' || s[0] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                      c == '_' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+

@@ -15,6 +15,7 @@
 #define QVB_PREFIX "qvb" /* the veth end enslaved to the qbr bridge */
 #define QVO_PREFIX "qvo" /* the veth end plugged into OVS */
 #define PORT_NAME_CHARS 11 /* nova: prefix + first 11 chars of the port UUID */
+#define INSTANCE_NAME_MAX 63 /* an instance's display name, without the NUL */
 
 /* Canonical lowercase UUID, exactly 36 chars. */
 bool uuid_is_valid(const char *s);
@@ -46,5 +47,9 @@ bool port_dev_name_is_ours(const char *prefix, const char *name);
 int uuid_new_str(char ret[UUID_STR_LEN + 1]);
 /* A random locally administered unicast MAC with nova's fa:16:3e prefix. */
 int mac_generate(char ret[MAC_STR_LEN + 1]);
+
+/* Instance display names (API, CLI, store, libvirt module): 1..INSTANCE_NAME_MAX of
+ * [A-Za-z0-9._-], not starting with '-' or '.'. */
+bool instance_name_is_valid(const char *s);
 
 #endif

@@ -5,6 +5,20 @@
 
 #include <stdarg.h>
 
+const struct schema_field schema_empty_req[] = {
+        { .name = NULL },
+};
+
+const struct schema_field schema_port_only_req[] = {
+        { .name = "port_uuid", .kind = SCH_UUID, .required = true },
+        { .name = NULL },
+};
+
+const struct schema_field schema_instance_only_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        { .name = NULL },
+};
+
 _printf_(3, 4) static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
         va_list ap;

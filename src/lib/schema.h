@@ -27,6 +27,12 @@ struct schema_field {
         uint64_t item_min, item_max;       /* SCH_LIST of U64/STR: bounds of each item */
 };
 
+/* Request schemas many entrypoints share: no field at all ({}), only
+ * {"port_uuid"}, only {"instance_uuid"} (required). */
+extern const struct schema_field schema_empty_req[];
+extern const struct schema_field schema_port_only_req[];
+extern const struct schema_field schema_instance_only_req[];
+
 /* Validate obj (an object) against fields. 0 or -EINVAL with e.g.
  * "port_uuid: not a canonical lowercase UUID" in err. */
 int schema_check(const struct schema_field *fields, const struct proto_value *obj, char *err, size_t errlen);

@@ -14,16 +14,16 @@ static void check_valid(const struct instance *i)
             i->memory_mb > LIBVIRT_MAX_MEMORY_MB || i->n_ports > LIBVIRT_MAX_PORTS)
                 __builtin_trap();
         /* cpu_set: "" or a canonical non-empty cpu list; a pin state exactly when there is one */
-        if (memchr(i->cpu_set, '\0', sizeof(i->cpu_set)) == NULL || memchr(i->pin_state, '\0', sizeof(i->pin_state)) == NULL ||
-            memchr(i->pin_detail, '\0', sizeof(i->pin_detail)) == NULL)
+        if (memchr(i->cpu_set, '\0', sizeof(i->cpu_set)) == NULL || memchr(i->pin_detail, '\0', sizeof(i->pin_detail)) == NULL)
+                __builtin_trap();
+        if (!vm_state_to_string(i->vm_state) || !instance_task_to_string(i->task) || !pin_state_to_string(i->pin_state))
                 __builtin_trap();
         if (i->cpu_set[0]) {
                 char canon[INSTANCE_CPU_SET_MAX];
                 if (instance_cpu_set_canonical(i->cpu_set, canon) != 0 || !streq(canon, i->cpu_set) ||
-                    !(streq(i->pin_state, "pending") || streq(i->pin_state, "applied") ||
-                      streq(i->pin_state, "unplugged") || streq(i->pin_state, "failed")))
+                    i->pin_state == PIN_NONE)
                         __builtin_trap();
-        } else if (i->pin_state[0])
+        } else if (i->pin_state != PIN_NONE)
                 __builtin_trap();
         for (size_t p = 0; p < i->n_ports; p++) {
                 char tap[IFNAME_MAX];
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         json_object_put(o);
                         return 0;
                 }
-                r = instance_parse_boot_request(o, NULL, (data[0] & 2) ? "3,1-2" : NULL, &out, why, sizeof(why));
+                r = instance_parse_boot_request(o, NULL, NULL, (data[0] & 2) ? "3,1-2" : NULL, &out, why, sizeof(why));
                 if (r == 0 && (data[0] & 4)) {
                         /* network_mtu: ports end at or below it, or the request is refused unchanged */
                         struct instance before = out;

@@ -40,6 +40,25 @@ START_TEST(test_uuid_is_valid)
 }
 END_TEST
 
+START_TEST(test_instance_name_is_valid)
+{
+        static const char *const good[] = {
+                "a", "web-1", "db_2.example", "A0", "x-_.", "0start",
+                "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk", /* 63 */
+        };
+        static const char *const bad[] = {
+                "", "-lead", ".lead", "with space", "slash/", "../up", "tab\t", "new\nline", "ümlaut",
+                "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl", /* 64 */
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+                ck_assert_msg(instance_name_is_valid(good[i]), "'%s' refused", good[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+                ck_assert_msg(!instance_name_is_valid(bad[i]), "'%s' accepted", bad[i]);
+        ck_assert_uint_eq(strlen(good[ARRAY_SIZE(good) - 1]), INSTANCE_NAME_MAX);
+}
+END_TEST
+
 START_TEST(test_mac_parse_format)
 {
         static const char *const good[] = {
@@ -264,6 +283,7 @@ static Suite *names_suite(void)
         tc = tcase_create("generate");
         tcase_add_test(tc, test_uuid_generate);
         tcase_add_test(tc, test_mac_generate);
+        tcase_add_test(tc, test_instance_name_is_valid);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("regressions");

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 static char dir[PATH_MAX], file[PATH_MAX];
+static struct secgroup_store *store; /* the store under test */
 
 static void setup(void)
 {
@@ -18,7 +19,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        secgroups_free();
+        store = secgroups_free(store);
         (void)unlink(file);
         (void)rmdir(dir);
 }
@@ -35,14 +36,14 @@ static char *slurp(void)
 static void load_ok(void)
 {
         char why[256] = "";
-        int r = secgroups_load(dir, why, sizeof(why));
+        int r = secgroups_load(dir, &store, why, sizeof(why));
 
         ck_assert_msg(r == 0, "load: %d %s", r, why);
 }
 
 static void reload(void)
 {
-        secgroups_free();
+        store = secgroups_free(store);
         load_ok();
 }
 
@@ -59,11 +60,11 @@ START_TEST(test_fresh_store_has_default_group)
 
         load_ok();
         ck_assert_int_eq(stat(file, &st), 0);
-        ck_assert_uint_eq(secgroups_count(), 1);
-        g = secgroup_find(SECGROUP_DEFAULT);
+        ck_assert_uint_eq(secgroups_count(store), 1);
+        g = secgroup_find(store, SECGROUP_DEFAULT);
         ck_assert_ptr_nonnull(g);
         ck_assert(uuid_is_valid(g->id));
-        ck_assert_ptr_eq(secgroup_find(g->id), g);
+        ck_assert_ptr_eq(secgroup_find(store, g->id), g);
         /* neutron's defaults: egress anything, IPv4 and IPv6; no ingress rule */
         ck_assert_uint_eq(g->n_rules, 2);
         for (size_t i = 0; i < g->n_rules; i++) {
@@ -78,7 +79,7 @@ START_TEST(test_fresh_store_has_default_group)
                 char id[UUID_STR_LEN + 1];
                 memcpy(id, g->id, sizeof(id));
                 reload();
-                ck_assert_str_eq(secgroup_find(SECGROUP_DEFAULT)->id, id);
+                ck_assert_str_eq(secgroup_find(store, SECGROUP_DEFAULT)->id, id);
         }
 }
 END_TEST
@@ -92,33 +93,33 @@ START_TEST(test_changes_are_durable)
         size_t idx;
 
         load_ok();
-        ck_assert_int_eq(secgroup_create("web", "front end", &g), 0);
+        ck_assert_int_eq(secgroup_create(store, "web", "front end", &g), 0);
         ck_assert_int_eq(cidr_parse("10.0.0.0/8", false, &r.remote), 0);
         r.has_remote = true;
-        ck_assert_int_eq(secgroup_rule_add(g, &r, NULL, &stored), 0);
+        ck_assert_int_eq(secgroup_rule_add(store, g, &r, NULL, &stored), 0);
         ck_assert(uuid_is_valid(stored->uuid));
         memcpy(rule_id, stored->uuid, sizeof(rule_id));
         /* the same rule again is refused, naming the one that exists */
-        ck_assert_int_eq(secgroup_rule_add(g, &r, dup, NULL), -EEXIST);
+        ck_assert_int_eq(secgroup_rule_add(store, g, &r, dup, NULL), -EEXIST);
         ck_assert_str_eq(dup, rule_id);
 
         reload();
-        g = secgroup_find("web");
+        g = secgroup_find(store, "web");
         ck_assert_ptr_nonnull(g);
         ck_assert_str_eq(g->description, "front end");
         ck_assert_uint_eq(g->n_rules, 3);
-        ck_assert_ptr_eq(secgroup_find_rule(rule_id, &idx), g);
+        ck_assert_ptr_eq(secgroup_find_rule(store, rule_id, &idx), g);
         ck_assert(secrule_equal(&g->rules[idx], &r));
 
-        ck_assert_int_eq(secgroup_rule_delete(g, idx), 0);
+        ck_assert_int_eq(secgroup_rule_delete(store, g, idx), 0);
         reload();
-        ck_assert_ptr_null(secgroup_find_rule(rule_id, NULL));
-        ck_assert_uint_eq(secgroup_find("web")->n_rules, 2);
+        ck_assert_ptr_null(secgroup_find_rule(store, rule_id, NULL));
+        ck_assert_uint_eq(secgroup_find(store, "web")->n_rules, 2);
 
-        ck_assert_int_eq(secgroup_delete(secgroup_find("web")), 0);
+        ck_assert_int_eq(secgroup_delete(store, secgroup_find(store, "web")), 0);
         reload();
-        ck_assert_ptr_null(secgroup_find("web"));
-        ck_assert_uint_eq(secgroups_count(), 1);
+        ck_assert_ptr_null(secgroup_find(store, "web"));
+        ck_assert_uint_eq(secgroups_count(store), 1);
 }
 END_TEST
 
@@ -128,28 +129,28 @@ START_TEST(test_refusals_change_nothing)
         struct secgroup *g;
 
         load_ok();
-        ck_assert_int_eq(secgroup_create("web", "", &g), 0);
+        ck_assert_int_eq(secgroup_create(store, "web", "", &g), 0);
         before = slurp();
-        ck_assert_int_eq(secgroup_create("web", "", NULL), -EEXIST);
-        ck_assert_int_eq(secgroup_create("-bad", "", NULL), -EINVAL);
-        ck_assert_int_eq(secgroup_create("", "", NULL), -EINVAL);
-        ck_assert_int_eq(secgroup_create("12345678-1234-4234-8234-123456789abc", "", NULL), -EINVAL);
-        ck_assert_int_eq(secgroup_create("ok", "line\nbreak", NULL), -EINVAL);
-        ck_assert_int_eq(secgroup_delete(secgroup_find(SECGROUP_DEFAULT)), -EPERM);
+        ck_assert_int_eq(secgroup_create(store, "web", "", NULL), -EEXIST);
+        ck_assert_int_eq(secgroup_create(store, "-bad", "", NULL), -EINVAL);
+        ck_assert_int_eq(secgroup_create(store, "", "", NULL), -EINVAL);
+        ck_assert_int_eq(secgroup_create(store, "12345678-1234-4234-8234-123456789abc", "", NULL), -EINVAL);
+        ck_assert_int_eq(secgroup_create(store, "ok", "line\nbreak", NULL), -EINVAL);
+        ck_assert_int_eq(secgroup_delete(store, secgroup_find(store, SECGROUP_DEFAULT)), -EPERM);
         after = slurp();
         ck_assert_str_eq(before, after);
-        ck_assert_uint_eq(secgroups_count(), 2);
+        ck_assert_uint_eq(secgroups_count(store), 2);
         for (uint16_t p = 1; g->n_rules < SECGROUP_MAX_RULES; p++) {
                 struct secrule r = tcp_rule(p);
-                ck_assert_int_eq(secgroup_rule_add(g, &r, NULL, NULL), 0);
+                ck_assert_int_eq(secgroup_rule_add(store, g, &r, NULL, NULL), 0);
         }
         {
                 struct secrule r = tcp_rule(60000);
-                ck_assert_int_eq(secgroup_rule_add(g, &r, NULL, NULL), -ENOSPC);
+                ck_assert_int_eq(secgroup_rule_add(store, g, &r, NULL, NULL), -ENOSPC);
         }
-        ck_assert_uint_eq(secgroup_find("web")->n_rules, SECGROUP_MAX_RULES);
+        ck_assert_uint_eq(secgroup_find(store, "web")->n_rules, SECGROUP_MAX_RULES);
         reload();
-        ck_assert_uint_eq(secgroup_find("web")->n_rules, SECGROUP_MAX_RULES);
+        ck_assert_uint_eq(secgroup_find(store, "web")->n_rules, SECGROUP_MAX_RULES);
 }
 END_TEST
 
@@ -159,19 +160,19 @@ START_TEST(test_failed_write_changes_nothing)
         struct secrule r = tcp_rule(80);
 
         load_ok();
-        ck_assert_int_eq(secgroup_create("web", "", &g), 0);
+        ck_assert_int_eq(secgroup_create(store, "web", "", &g), 0);
         /* the directory goes away: every write fails */
         ck_assert_int_eq(unlink(file), 0);
         ck_assert_int_eq(rmdir(dir), 0);
-        ck_assert_int_lt(secgroup_create("db", "", NULL), 0);
-        ck_assert_ptr_null(secgroup_find("db"));
-        ck_assert_uint_eq(secgroups_count(), 2);
-        ck_assert_int_lt(secgroup_rule_add(g, &r, NULL, NULL), 0);
+        ck_assert_int_lt(secgroup_create(store, "db", "", NULL), 0);
+        ck_assert_ptr_null(secgroup_find(store, "db"));
+        ck_assert_uint_eq(secgroups_count(store), 2);
+        ck_assert_int_lt(secgroup_rule_add(store, g, &r, NULL, NULL), 0);
         ck_assert_uint_eq(g->n_rules, 2);
-        ck_assert_int_lt(secgroup_rule_delete(g, 0), 0);
+        ck_assert_int_lt(secgroup_rule_delete(store, g, 0), 0);
         ck_assert_uint_eq(g->n_rules, 2);
-        ck_assert_int_lt(secgroup_delete(g), 0);
-        ck_assert_ptr_eq(secgroup_find("web"), g);
+        ck_assert_int_lt(secgroup_delete(store, g), 0);
+        ck_assert_ptr_eq(secgroup_find(store, "web"), g);
         ck_assert_int_eq(mkdir(dir, 0700), 0);
 }
 END_TEST
@@ -183,7 +184,7 @@ START_TEST(test_corrupt_file_is_refused_and_kept)
         char why[256] = "";
 
         ck_assert_int_eq(write_file_atomic(file, garbage, strlen(garbage), 0600), 0);
-        ck_assert_int_eq(secgroups_load(dir, why, sizeof(why)), -EBADMSG);
+        ck_assert_int_eq(secgroups_load(dir, &store, why, sizeof(why)), -EBADMSG);
         ck_assert_msg(strstr(why, "group id"), "reason: %s", why);
         after = slurp();
         ck_assert_str_eq(after, garbage);

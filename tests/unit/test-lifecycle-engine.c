@@ -1,0 +1,552 @@
+/* test-lifecycle-engine.c - the pipeline engine (src/core/lifecycle.c) against
+ * a fake module registry in-process (tests/unit/fake/: every request is still
+ * checked against the real module schemas). What is checked: the plan of each
+ * operation, the undo order, the rollback after a failure at each unit, plugs
+ * checked before anything changes, power actions, and reconcile's decisions
+ * (orphans reported or reaped, instances repaired or recorded stopped).
+ * The real modules run in tests/integration/test-*lifecycle.c. */
+#include <check.h>
+#include <stdlib.h>
+
+#include "fake/fake-modules.h"
+#include "firewall.h"
+#include "instances.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "secgroups.h"
+
+#define INST_UUID "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+#define ORPHAN_UUID "3f2504e0-4f89-41d3-9a0c-0305e82c33ff"
+#define PORT_A0 "11111111-1111-4111-8111-1111111111a0"
+#define PORT_A1 "11111111-1111-4111-8111-1111111111a1"
+#define PORT_B9 "11111111-1111-4111-8111-1111111111b9"
+
+#define BOOT_TWO_PORTS                                                                                                \
+        "{\"name\":\"vm1\",\"uuid\":\"" INST_UUID "\",\"ports\":[{\"port_uuid\":\"" PORT_A0 "\"},{\"port_uuid\":\"" PORT_A1 \
+        "\"}]}"
+#define BOOT_ONE_PORT "{\"name\":\"vm1\",\"uuid\":\"" INST_UUID "\",\"ports\":[{\"port_uuid\":\"" PORT_A0 "\"}]}"
+
+/* The boot plan of a 2-port instance with vif_type ovs, unfiltered, and the undo of each unit. */
+static const char *const forward[] = { "tap_create/a0", "tap_create/a1", "port_add/a0",
+                                       "port_add/a1",   "domain_define", "domain_start" };
+static const char *const undo[] = { "tap_delete/a0", "tap_delete/a1", "port_del/a0",
+                                    "port_del/a1",   "domain_undefine", "domain_destroy" };
+
+static sd_event *event;
+static struct nova_config cfg;
+static struct instance_store *store;
+static struct secgroup_store *groups;
+static struct lifecycle *lc;
+static struct firewall *fw;
+static char state_dir[64];
+
+struct done {
+        bool called;
+        int status;
+        int plug;
+        char error[256];
+        struct instance *inst;
+};
+
+static void on_done(int status, const char *error, int plug, struct instance *inst, void *userdata)
+{
+        struct done *d = userdata;
+
+        d->called = true;
+        d->status = status;
+        d->plug = plug;
+        (void)strscpy(d->error, error ? error : "", sizeof(d->error));
+        d->inst = inst;
+}
+
+/* A fresh core: empty stores in a new state dir, every plug ready but
+ * firewall-control (not connected) unless the test says otherwise. */
+static void setup(const char *vif_type, const char *orphan_policy)
+{
+        unsigned skipped = 0;
+        char why[256];
+
+        log_init("test", LOG_LVL_ERR);
+        fake_modules_init();
+        fake_set_plug(PLUG_FIREWALL_CONTROL, false, false);
+        (void)strscpy(state_dir, "/tmp/nova-lc-XXXXXX", sizeof(state_dir));
+        ck_assert_ptr_nonnull(mkdtemp(state_dir));
+        config_defaults(&cfg);
+        (void)strscpy(cfg.vif_type, vif_type, sizeof(cfg.vif_type));
+        (void)strscpy(cfg.orphan_policy, orphan_policy, sizeof(cfg.orphan_policy));
+        ck_assert_int_eq(instances_load(state_dir, &store, &skipped), 0);
+        ck_assert_int_eq(secgroups_load(state_dir, &groups, why, sizeof(why)), 0);
+        ck_assert_int_ge(sd_event_new(&event), 0);
+        ck_assert_int_eq(lifecycle_new(event, &cfg, fake_modules(), store, &lc), 0);
+        ck_assert_int_eq(firewall_new(event, fake_modules(), lc, store, groups, &fw), 0);
+        lifecycle_set_firewall(lc, fw);
+}
+
+static void teardown(void)
+{
+        char cmd[128];
+
+        ck_assert_uint_eq(fake_rejected(), 0); /* every request the engine built passed the module's schema */
+        lc = lifecycle_free(lc);
+        fw = firewall_free(fw);
+        store = instances_free(store);
+        groups = secgroups_free(groups);
+        (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+
+static int boot(const char *json, struct done *d, struct instance **ret_inst, int *ret_plug, char *err, size_t errlen)
+{
+        struct json_object *body = json_tokener_parse(json);
+        struct instance tmpl;
+        int r;
+
+        ck_assert_ptr_nonnull(body);
+        r = instance_parse_boot_request(body, secgroup_resolve, groups, NULL, &tmpl, err, errlen);
+        json_object_put(body);
+        ck_assert_msg(r == 0, "%s", err);
+        return lifecycle_boot(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, ret_plug);
+}
+
+/* Boot and let every reply arrive: the instance, booted fine. */
+static struct instance *boot_ok(const char *json)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+        int plug;
+
+        ck_assert_int_eq(boot(json, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert(d.called);
+        ck_assert_int_eq(d.status, 0);
+        return inst;
+}
+
+static void join(char *buf, size_t size, const char *const *items, size_t n)
+{
+        buf[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(buf);
+                (void)snprintf(buf + len, size - len, "%s%s", len ? " " : "", items[i]);
+        }
+}
+
+START_TEST(test_boot_plan_ovs)
+{
+        char want[512];
+        struct instance *inst;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_TWO_PORTS);
+        join(want, sizeof(want), forward, ARRAY_SIZE(forward));
+        ck_assert_str_eq(fake_log(), want);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_int_eq(inst->task, TASK_NONE);
+        ck_assert_str_eq(inst->power_state, "running");
+        ck_assert(!inst->ports[0].filtered && !inst->ports[1].filtered);
+        ck_assert_ptr_null(inst->op);
+        teardown();
+}
+END_TEST
+
+START_TEST(test_boot_plan_tap_only)
+{
+        setup("tap", "report");
+        (void)boot_ok(BOOT_TWO_PORTS);
+        ck_assert_str_eq(fake_log(), "tap_create/a0 tap_create/a1 domain_define domain_start");
+        teardown();
+}
+END_TEST
+
+/* With firewall-control connected the ports are filtered: the rules go in between the OVS port and the domain. */
+START_TEST(test_boot_plan_filtered)
+{
+        struct instance *inst;
+
+        setup("ovs", "report");
+        fake_set_plug(PLUG_FIREWALL_CONTROL, true, true);
+        inst = boot_ok(BOOT_TWO_PORTS);
+        ck_assert_str_eq(fake_log(), "tap_create/a0 tap_create/a1 port_add/a0 port_add/a1 port_rules_apply/a0 "
+                                     "port_rules_apply/a1 domain_define domain_start");
+        ck_assert(inst->ports[0].filtered && inst->ports[1].filtered);
+        teardown();
+}
+END_TEST
+
+/* Unit _i of the boot plan fails: the units before it are undone, in reverse, and nothing else. */
+START_TEST(test_rollback_at_each_unit)
+{
+        static const char *const nth_of[] = { "tap_create", "tap_create", "port_add", "port_add", "domain_define",
+                                              "domain_start" };
+        static const int nth[] = { 0, 1, 0, 1, 0, 0 };
+        const char *want_items[2 * ARRAY_SIZE(forward)];
+        size_t n = 0;
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char want[1024], err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_fail(nth_of[_i], nth[_i], -EIO);
+        ck_assert_int_eq(boot(BOOT_TWO_PORTS, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        for (int k = 0; k <= _i; k++)
+                want_items[n++] = forward[k];
+        for (int k = _i - 1; k >= 0; k--)
+                want_items[n++] = undo[k];
+        join(want, sizeof(want), want_items, n);
+        ck_assert_str_eq(fake_log(), want);
+        ck_assert(d.called);
+        ck_assert_int_eq(d.status, -EIO);
+        ck_assert_ptr_eq(d.inst, inst);
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        ck_assert_int_eq(inst->task, TASK_NONE);
+        ck_assert_msg(strstr(inst->fault, _i < 2 ? "tap failed" : _i < 4 ? "ovs failed" : _i == 4 ? "define failed"
+                                                                                                   : "start failed"),
+                      "fault: %s", inst->fault);
+        ck_assert_ptr_null(inst->op);
+        teardown();
+}
+END_TEST
+
+/* An undo that fails during a rollback does not stop the others. */
+START_TEST(test_rollback_undo_fails)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_fail("domain_start", 0, -EIO);
+        fake_fail("port_del", 0, -EIO); /* the first undo of an OVS port: a1 */
+        ck_assert_int_eq(boot(BOOT_TWO_PORTS, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 tap_create/a1 port_add/a0 port_add/a1 domain_define domain_start "
+                                     "domain_undefine port_del/a1 port_del/a0 tap_delete/a1 tap_delete/a0");
+        ck_assert_int_eq(d.status, -EIO);
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        teardown();
+}
+END_TEST
+
+/* Delete: the undo of every unit in reverse; "already gone" (-ENOENT) is fine; the instance is removed. */
+START_TEST(test_delete_reverse_order)
+{
+        struct done d = { 0 };
+        struct instance *inst;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_TWO_PORTS);
+        fake_log_clear();
+        fake_fail("domain_destroy", 0, -ENOENT);
+        fake_fail("tap_delete", 1, -ENOENT);
+        ck_assert_int_eq(lifecycle_delete(lc, inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(inst->task, TASK_DELETING);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_destroy domain_undefine port_del/a1 port_del/a0 tap_delete/a1 "
+                                     "tap_delete/a0");
+        ck_assert(d.called);
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_ptr_null(d.inst);
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
+        ck_assert_uint_eq(instances_count(store), 0);
+        teardown();
+}
+END_TEST
+
+/* A delete that fails for real leaves the instance, in error. */
+START_TEST(test_delete_fails)
+{
+        struct done d = { 0 };
+        struct instance *inst;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_fail("domain_undefine", 0, -EIO);
+        ck_assert_int_eq(lifecycle_delete(lc, inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_destroy domain_undefine");
+        ck_assert_int_eq(d.status, -EIO);
+        ck_assert_ptr_eq(instance_find(store, INST_UUID), inst);
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        teardown();
+}
+END_TEST
+
+/* Every plug the plan needs is checked before anything changes. */
+START_TEST(test_plug_not_ready)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_set_plug(PLUG_NETWORK_CONTROL, false, false);
+        ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), -ENOTCONN);
+        ck_assert_int_eq(plug, PLUG_NETWORK_CONTROL);
+        fake_set_plug(PLUG_NETWORK_CONTROL, true, true);
+        fake_set_plug(PLUG_OPENVSWITCH, true, false);
+        ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), -EAGAIN);
+        ck_assert_int_eq(plug, PLUG_OPENVSWITCH);
+        ck_assert_str_eq(fake_log(), "");
+        ck_assert_uint_eq(instances_count(store), 0);
+        ck_assert(!d.called);
+        /* vif_type tap needs no openvswitch */
+        teardown();
+        setup("tap", "report");
+        fake_set_plug(PLUG_OPENVSWITCH, false, false);
+        ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_int_eq(d.status, 0);
+        teardown();
+}
+END_TEST
+
+START_TEST(test_power_actions)
+{
+        struct done d = { 0 };
+        struct instance *inst;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_STOP, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(inst->task, TASK_STOPPING);
+        /* busy: a second operation is refused, nothing sent */
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), -EBUSY);
+        fake_flush();
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_int_eq(inst->vm_state, VM_STOPPED);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_shutdown domain_start domain_reboot");
+        teardown();
+}
+END_TEST
+
+/* An instance in error: stop and reboot are refused; start repairs it with the boot plan. */
+START_TEST(test_start_repairs_error)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_fail("domain_define", 0, -EIO);
+        ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        fake_log_clear();
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_STOP, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
+        ck_assert_str_eq(fake_log(), "");
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0 domain_define domain_start");
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_str_eq(inst->fault, "");
+        teardown();
+}
+END_TEST
+
+/* ---- reconcile ---- */
+
+/* A listing reply: key: [{id_key: ids[i], "state": state (when given)}...]. */
+static void listing(struct proto_writer *w, const char *key, const char *id_key, const char *const *ids, size_t n,
+                    const char *state)
+{
+        pw_list_begin(w, key);
+        for (size_t i = 0; i < n; i++) {
+                pw_obj_begin(w, NULL);
+                pw_str(w, id_key, ids[i]);
+                if (state)
+                        pw_str(w, "state", state);
+                pw_obj_end(w);
+        }
+        pw_list_end(w);
+}
+
+static void domains_with_orphan(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const ids[] = { INST_UUID, ORPHAN_UUID };
+        (void)req;
+        listing(w, "domains", "instance_uuid", ids, ARRAY_SIZE(ids), "running");
+}
+
+static void domains_shutoff(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const ids[] = { INST_UUID };
+        (void)req;
+        listing(w, "domains", "instance_uuid", ids, ARRAY_SIZE(ids), "shutoff");
+}
+
+static void taps_with_orphan(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const ids[] = { PORT_A0, PORT_B9 };
+        (void)req;
+        listing(w, "taps", "port_uuid", ids, ARRAY_SIZE(ids), NULL);
+}
+
+static void ports_a0(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const ids[] = { PORT_A0 };
+        (void)req;
+        listing(w, "ports", "port_uuid", ids, ARRAY_SIZE(ids), NULL);
+}
+
+/* orphan_policy reap: the orphan domain and tap are removed; the instance whose OVS port is missing is repaired. */
+START_TEST(test_reconcile_reap_and_repair)
+{
+        struct reconcile_report rr;
+
+        setup("ovs", "reap");
+        (void)boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_with_orphan);
+        fake_set_reply("tap_list", taps_with_orphan); /* port_list: empty, so a0's OVS port is missing */
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list domain_destroy domain_undefine tap_delete/b9 "
+                                     "tap_create/a0 port_add/a0 domain_define domain_start");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 1);
+        ck_assert_uint_eq(rr.orphan_domains, 1);
+        ck_assert_uint_eq(rr.orphan_taps, 1);
+        ck_assert_uint_eq(rr.orphan_vifs, 0);
+        ck_assert_uint_eq(rr.reaped, 2);
+        ck_assert_uint_eq(rr.repaired, 1);
+        ck_assert_int_eq(instance_find(store, INST_UUID)->vm_state, VM_ACTIVE);
+        teardown();
+}
+END_TEST
+
+/* orphan_policy report: orphans are counted, nothing removed; a guest that shut itself off is recorded stopped. */
+START_TEST(test_reconcile_report_and_stopped)
+{
+        struct reconcile_report rr;
+        struct instance *inst;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_shutoff);
+        fake_set_reply("tap_list", taps_with_orphan);
+        fake_set_reply("port_list", ports_a0);
+        fake_module_ready(PLUG_NETWORK_CONTROL);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.orphan_domains, 0);
+        ck_assert_uint_eq(rr.orphan_taps, 1);
+        ck_assert_uint_eq(rr.reaped, 0);
+        ck_assert_uint_eq(rr.repaired, 0);
+        ck_assert_int_eq(inst->vm_state, VM_STOPPED);
+        ck_assert_str_eq(inst->power_state, "shutoff");
+        teardown();
+}
+END_TEST
+
+/* A listing that fails: nothing is judged this pass (no repair on missing facts). */
+START_TEST(test_reconcile_listing_fails)
+{
+        struct reconcile_report rr;
+
+        setup("ovs", "reap");
+        (void)boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_fail("tap_list", 0, -EIO);
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 0);
+        ck_assert_msg(strstr(rr.last_error, "tap_list"), "%s", rr.last_error);
+        teardown();
+}
+END_TEST
+
+/* firewall-control (re)connects: the firewall sync lists the kernel's ports and re-applies a filtered
+ * port the kernel lacks (the fake's rules_list answers none). */
+START_TEST(test_firewall_sync_reapplies)
+{
+        setup("ovs", "report");
+        fake_set_plug(PLUG_FIREWALL_CONTROL, true, true);
+        (void)boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_module_ready(PLUG_FIREWALL_CONTROL);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "rules_list port_rules_apply/a0");
+        teardown();
+}
+END_TEST
+
+/* An instance with a cpu_set: process-control pins QEMU's threads after the start; without the
+ * plug the boot goes on unpinned and says why. */
+START_TEST(test_boot_with_cpu_set)
+{
+        static const char body[] = "{\"name\":\"vm1\",\"uuid\":\"" INST_UUID "\",\"cpu_set\":\"0\",\"ports\":[]}";
+        struct instance *inst;
+
+        setup("ovs", "report");
+        inst = boot_ok(body);
+        ck_assert_str_eq(fake_log(), "domain_define domain_start instance_pin");
+        ck_assert_int_eq(inst->pin_state, PIN_APPLIED);
+        teardown();
+        setup("ovs", "report");
+        fake_set_plug(PLUG_PROCESS_CONTROL, false, false);
+        inst = boot_ok(body);
+        ck_assert_str_eq(fake_log(), "domain_define domain_start");
+        ck_assert_int_eq(inst->pin_state, PIN_UNPLUGGED);
+        teardown();
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+        Suite *s = suite_create("lifecycle-engine");
+        TCase *tc = tcase_create("core");
+
+        tcase_add_test(tc, test_boot_plan_ovs);
+        tcase_add_test(tc, test_boot_plan_tap_only);
+        tcase_add_test(tc, test_boot_plan_filtered);
+        tcase_add_loop_test(tc, test_rollback_at_each_unit, 0, (int)ARRAY_SIZE(forward));
+        tcase_add_test(tc, test_rollback_undo_fails);
+        tcase_add_test(tc, test_delete_reverse_order);
+        tcase_add_test(tc, test_delete_fails);
+        tcase_add_test(tc, test_plug_not_ready);
+        tcase_add_test(tc, test_power_actions);
+        tcase_add_test(tc, test_start_repairs_error);
+        tcase_add_test(tc, test_reconcile_reap_and_repair);
+        tcase_add_test(tc, test_reconcile_report_and_stopped);
+        tcase_add_test(tc, test_reconcile_listing_fails);
+        tcase_add_test(tc, test_firewall_sync_reapplies);
+        tcase_add_test(tc, test_boot_with_cpu_set);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(engine_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
