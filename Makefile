@@ -38,6 +38,9 @@ endif
 INCLUDES := -Isrc/lib -Isrc/core -Iinterfaces/network-control -Iinterfaces/libvirt -Iinterfaces/openvswitch \
 	-Iinterfaces/firewall-control -Iinterfaces/hardware-observe -Iinterfaces/system-observe \
 	-Iinterfaces/network-observe -Iinterfaces/process-control -Itests/integration
+# libcurl: the core's Placement client (src/core/placement.c) only; the modules do not link it.
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 LIBVIRT_CFLAGS := $(shell pkg-config --cflags libvirt 2>/dev/null)
 LIBVIRT_LIBS := $(shell pkg-config --libs libvirt 2>/dev/null)
 
@@ -87,7 +90,7 @@ all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS) $(CURL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBNOVA): $(call obj,$(LIB_SRCS))
 	@mkdir -p $(dir $@)
@@ -95,7 +98,7 @@ $(LIBNOVA): $(call obj,$(LIB_SRCS))
 
 $(BUILD)/bin/nova-compute: $(call obj,$(CORE_SRCS) $(PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(CURL_LIBS) -o $@
 
 $(BUILD)/bin/nova-hypervisor: $(call obj,$(CLI_SRCS) $(LIBVIRT_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
@@ -147,19 +150,19 @@ TEST_OBJS := $(call obj,$(filter-out src/core/main.c,$(CORE_SRCS)) $(PROTO_SRCS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
 $(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
-		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
 # The netlink builder's test also needs libnftnl (and libnftables as its reference).
 $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
 		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
-		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@
 
 TALLY := $(BUILD)/check-tally
 

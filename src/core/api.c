@@ -8,6 +8,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "modules.h"
+#include "placement.h" /* issue 18 hook */
 #include "names.h"
 #include "netctl-protocol.h"
 #include "observe.h"
@@ -234,6 +235,7 @@ static void handle_status(struct api_conn *c)
                 json_object_array_add(plugs, module_json((enum plug_id)i));
         }
         json_object_object_add(core, "plugs_disconnected", json_object_new_int((int)waiting));
+        json_object_object_add(root, "placement", placement_status_json()); /* issue 18 hook */
         {
                 struct json_object *inst = json_object_new_object(), *rec = json_object_new_object();
                 struct reconcile_report rr;

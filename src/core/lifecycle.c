@@ -4,6 +4,7 @@
 #include "firewall.h"
 #include "log.h"
 #include "modules.h"
+#include "placement.h" /* issue 18 hook */
 #include "procfs.h"
 
 #include <json-c/json.h>
@@ -346,8 +347,11 @@ static void op_finish(struct op *op)
                 notify(op, 0, NULL, -1, NULL);
                 (void)instance_remove(inst);
                 op_free(op);
+                placement_kick("delete"); /* issue 18 hook: local capacity may have changed */
                 return;
         }
+        if (op->kind == OP_BOOT)
+                placement_kick("boot"); /* issue 18 hook: local capacity may have changed */
         (void)instance_save(inst);
         if (status == 0)
                 log_info("instance %s (%s): %s done (%s)", inst->name, inst->uuid, op_task[op->kind], inst->vm_state);
@@ -1089,6 +1093,8 @@ static void on_module_ready(enum plug_id plug)
                 reconcile_start();
         else if (plug == PLUG_FIREWALL_CONTROL)
                 firewall_sync();
+        else if (plug == PLUG_HARDWARE_OBSERVE)
+                placement_kick("hardware-observe ready"); /* issue 18 hook: the host inventory is there */
 }
 
 void lifecycle_reconcile_report(struct reconcile_report *ret) { *ret = lc.report; }

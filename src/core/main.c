@@ -11,6 +11,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "modules.h"
+#include "placement.h" /* issue 18: Placement client hook */
 #include "snapctl.h"
 #include "health.h"
 #include "spawner.h"
@@ -421,6 +422,11 @@ int main(int argc, char **argv)
                 log_err("cannot serve the API: %s", strerror(-r));
                 goto out;
         }
+        /* ---- issue 18 hook: register in OpenStack Placement (no-op when placement_url is empty).
+         * A failure here leaves everything local working; status shows the error. ---- */
+        if (placement_start(event, &cfg) < 0)
+                log_warn("the Placement client is not running (see above); everything local keeps working");
+        /* ---- end of issue 18 hook ---- */
         if (!supervise) {
                 r = health_start(event, streq(cfg.vif_type, "ovs"));
                 if (r < 0)
@@ -434,6 +440,7 @@ int main(int argc, char **argv)
         log_info("shutting down");
 out:
         health_stop();
+        placement_stop(); /* issue 18 hook */
         api_stop();
         (void)unlink(cfg.api_socket);
         if (module_socket[0])

@@ -710,3 +710,64 @@ int keystone_decode_token(const char *body, size_t len, int64_t *ret_expires)
                 *ret_expires = t;
         return r;
 }
+
+static bool endpoint_url_ok(const char *u)
+{
+        if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+                return false;
+        for (; *u; u++)
+                if (*u <= ' ' || *u >= 0x7f || *u == '"' || *u == '\\' || *u == '\'')
+                        return false;
+        return true;
+}
+
+int keystone_catalog_endpoint(const char *body, size_t len, const char *region, char *buf, size_t size)
+{
+        static const char *const interfaces[] = { "internal", "public" };
+        struct json_object *o, *token, *catalog;
+        int r = parse_object(body, len, &o);
+
+        if (r < 0)
+                return r;
+        token = member(o, "token", json_type_object);
+        catalog = token ? member(token, "catalog", json_type_array) : NULL;
+        r = catalog ? -ENOENT : -EBADMSG;
+        for (size_t want = 0; r == -ENOENT && want < ARRAY_SIZE(interfaces); want++) {
+                for (size_t i = 0; r == -ENOENT && i < json_object_array_length(catalog); i++) {
+                        struct json_object *svc = json_object_array_get_idx(catalog, i), *type, *eps;
+                        if (!json_object_is_type(svc, json_type_object) ||
+                            !(type = member(svc, "type", json_type_string)) ||
+                            !streq(json_object_get_string(type), "placement") ||
+                            !(eps = member(svc, "endpoints", json_type_array)))
+                                continue;
+                        for (size_t j = 0; r == -ENOENT && j < json_object_array_length(eps); j++) {
+                                struct json_object *ep = json_object_array_get_idx(eps, j), *itf, *url, *reg;
+                                if (!json_object_is_type(ep, json_type_object) ||
+                                    !(itf = member(ep, "interface", json_type_string)) ||
+                                    !streq(json_object_get_string(itf), interfaces[want]) ||
+                                    !(url = member(ep, "url", json_type_string)))
+                                        continue;
+                                reg = member(ep, "region_id", json_type_string);
+                                if (!reg)
+                                        reg = member(ep, "region", json_type_string);
+                                if (region && region[0] && !(reg && streq(json_object_get_string(reg), region)))
+                                        continue;
+                                if (!endpoint_url_ok(json_object_get_string(url)))
+                                        r = -EBADMSG;
+                                else {
+                                        char tmp[512];
+                                        size_t n;
+                                        r = strscpy(tmp, json_object_get_string(url), sizeof(tmp));
+                                        if (r == 0) {
+                                                n = strlen(tmp);
+                                                while (n > 8 && tmp[n - 1] == '/')
+                                                        tmp[--n] = '\0';
+                                                r = strlen(tmp) < size ? strscpy(buf, tmp, size) : -ENAMETOOLONG;
+                                        }
+                                }
+                        }
+                }
+        }
+        json_object_put(o);
+        return r;
+}

@@ -150,6 +150,13 @@ int placement_decode_error(const char *body, size_t len, struct placement_error 
  * *ret_expires in seconds since the epoch (UTC). */
 int keystone_decode_token(const char *body, size_t len, int64_t *ret_expires);
 
+/* The placement endpoint in the token body's service catalog: type
+ * "placement", interface "internal" preferred over "public" (nova's
+ * valid_interfaces order), in region (any when "" ). The URL must be
+ * http(s) without spaces or quotes; copied into buf without a trailing '/'.
+ * 0, -ENOENT (no such endpoint), -EBADMSG, -ENAMETOOLONG, -EFBIG. */
+int keystone_catalog_endpoint(const char *body, size_t len, const char *region, char *buf, size_t size);
+
 /* Equal as Placement would store them (all six fields of each present class). */
 bool placement_inventories_equal(const struct placement_inventory a[_PRC_MAX],
                                  const struct placement_inventory b[_PRC_MAX]);

@@ -276,6 +276,13 @@ START_TEST(test_decode_fixtures)
                 int64_t exp = 0;
                 ck_assert_int_eq(keystone_decode_token(text, len, &exp), 0);
                 ck_assert_int_eq(exp, 1796583600); /* 2026-12-06T19:00:00Z */
+                char url[256] = "untouched";
+                ck_assert_int_eq(keystone_catalog_endpoint(text, len, "", url, sizeof(url)), 0);
+                ck_assert_str_eq(url, "http://127.0.0.1:8778");
+                ck_assert_int_eq(keystone_catalog_endpoint(text, len, "RegionOne", url, sizeof(url)), 0);
+                strcpy(url, "untouched");
+                ck_assert_int_eq(keystone_catalog_endpoint(text, len, "RegionTwo", url, sizeof(url)), -ENOENT);
+                ck_assert_str_eq(url, "untouched");
         }
         free(text);
 }
