@@ -43,6 +43,8 @@ PACKAGES=(
   pciutils               # lspci: test-observe compares the PCI inventory with it
   ovn-central            # OVN NB/SB schemas, ovn-northd, ovn-nbctl/ovn-sbctl: make run-multihost, test-ovn-multihost
   ovn-host               # ovn-controller, one per "host" in make run-multihost and test-ovn-multihost
+  libcurl4-openssl-dev   # the core's HTTP client to OpenStack Placement and Keystone (TLS, proxies, timeouts)
+  python3-placement      # a real placement-api (wsgiref, sqlite, noauth2) for test-placement
 )
 
 if [[ ${EUID:-$(id -u)} -ne 0 ]]; then

@@ -280,7 +280,7 @@ START_TEST(test_decode_fixtures)
                 ck_assert_int_eq(keystone_catalog_endpoint(text, len, "", url, sizeof(url)), 0);
                 ck_assert_str_eq(url, "http://127.0.0.1:8778");
                 ck_assert_int_eq(keystone_catalog_endpoint(text, len, "RegionOne", url, sizeof(url)), 0);
-                strcpy(url, "untouched");
+                (void)strscpy(url, "untouched", sizeof(url));
                 ck_assert_int_eq(keystone_catalog_endpoint(text, len, "RegionTwo", url, sizeof(url)), -ENOENT);
                 ck_assert_str_eq(url, "untouched");
         }
@@ -371,7 +371,7 @@ START_TEST(test_decode_refusals)
         /* too many traits */
         {
                 char *many = malloc(64 * 200 + 64);
-                size_t n = (size_t)sprintf(many, "{\"resource_provider_generation\":1,\"traits\":[");
+                size_t n = (size_t)snprintf(many, 64, "{\"resource_provider_generation\":1,\"traits\":[");
                 for (int i = 0; i < PLACEMENT_MAX_TRAITS + 1; i++)
                         n += (size_t)snprintf(many + n, 64, "%s\"CUSTOM_T%d\"", i ? "," : "", i);
                 n += (size_t)snprintf(many + n, 8, "]}");
