@@ -424,7 +424,8 @@ int main(int argc, char **argv)
         }
         /* ---- issue 18 hook: register in OpenStack Placement (no-op when placement_url is empty).
          * A failure here leaves everything local working; status shows the error. ---- */
-        if (placement_start(event, &cfg) < 0)
+        /* not in the remove hook's run (--spawn-modules): it only undoes local state */
+        if (!spawn_modules && placement_start(event, &cfg) < 0)
                 log_warn("the Placement client is not running (see above); everything local keeps working");
         /* ---- end of issue 18 hook ---- */
         if (!supervise) {

@@ -1,5 +1,5 @@
 /* fuzz-placement.c - libFuzzer target for the decoders of what Placement and
- * Keystone answer (placement-json.c). The first byte picks the decoder, the
+ * Keystone answer (placement-json.c), the service catalog included. The first byte picks the decoder, the
  * rest is the body. Checked: a failure leaves the output as it was; a
  * success yields only valid values (UUID syntax, trait alphabet, sorted and
  * unique traits, bounded amounts, a positive ratio). */
@@ -77,6 +77,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         CHECK(strlen(e.detail) < sizeof(e.detail) && !strchr(e.detail, '\n'));
                 if (keystone_decode_token(body, len, &exp) < 0)
                         CHECK(exp == 5);
+                {
+                        char url[64] = "keep";
+                        if (keystone_catalog_endpoint(body, len, (data[0] & 0x40) ? "RegionOne" : "", url,
+                                                      sizeof(url)) < 0)
+                                CHECK(streq(url, "keep"));
+                        else
+                                CHECK((strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) &&
+                                      !strpbrk(url, " \"'\\"));
+                }
                 break;
         }
         }
