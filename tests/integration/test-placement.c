@@ -31,6 +31,13 @@
 #define PLACEMENT_URL "http://127.0.0.1:8778"
 
 static char template_dir[PATH_MAX]; /* placement.conf + a synced p.db */
+static char ks_dir[PATH_MAX];       /* keystone.conf, k.db, keys (main) */
+static pid_t ks_pid;                /* keystone-wsgi-public, started by main */
+static char test_token[512] = "admin"; /* the X-Auth-Token of the test's own Placement calls */
+static bool plc_keystone;           /* the next plc_start uses auth_strategy = keystone */
+
+#define KEYSTONE_URL "http://127.0.0.1:5000/v3"
+#define KEYSTONE_ADMIN_PW "adm1n-Pw-it"
 
 struct placement_fixture {
         char dir[PATH_MAX];
@@ -58,9 +65,9 @@ static const char *jstr(struct json_object *o, const char *key)
 static int plc_api(const char *method, const char *path, const char *microversion, const char *body,
                    struct json_object **ret)
 {
-        char *out = sh_out("curl -s -m 10 -X %s -H 'X-Auth-Token: admin' -H 'Accept: application/json' "
+        char *out = sh_out("curl -s -m 10 -X %s -H 'X-Auth-Token: %s' -H 'Accept: application/json' "
                            "-H 'OpenStack-API-Version: placement %s' %s%s%s -w '\\n%%{http_code}' '%s%s'",
-                           method, microversion, body ? "-H 'Content-Type: application/json' --data '" : "",
+                           method, test_token, microversion, body ? "-H 'Content-Type: application/json' --data '" : "",
                            body ? body : "", body ? "'" : "", PLACEMENT_URL, path);
         char *nl = out ? strrchr(out, '\n') : NULL;
         int status = 0;
@@ -75,6 +82,7 @@ static int plc_api(const char *method, const char *path, const char *microversio
         return status;
 }
 
+/* GET / answers without authentication under both strategies */
 static bool plc_up(void) { return plc_api("GET", "/", "1.0", NULL, NULL) == 200; }
 
 static void plc_start(struct placement_fixture *f)
@@ -87,6 +95,14 @@ static void plc_start(struct placement_fixture *f)
                 ck_assert_ptr_nonnull(mkdtemp(f->dir));
                 ck_assert_int_eq(sh("sed 's#%s#%s#' '%s/placement.conf' > '%s/placement.conf' && cp '%s/p.db' '%s/p.db'",
                                     template_dir, f->dir, template_dir, f->dir, template_dir, f->dir), 0);
+                if (plc_keystone)
+                        /* keystonemiddleware validates every token with Keystone (no cache: revocations count) */
+                        ck_assert_int_eq(sh("cd '%s' && sed -i 's/^auth_strategy = noauth2/auth_strategy = keystone/' "
+                                            "placement.conf && printf '[keystone_authtoken]\\nwww_authenticate_uri = %s\\n"
+                                            "auth_url = %s\\nauth_type = password\\nproject_domain_name = Default\\n"
+                                            "user_domain_name = Default\\nproject_name = admin\\nusername = admin\\n"
+                                            "password = %s\\ntoken_cache_time = -1\\n' >> placement.conf",
+                                            f->dir, KEYSTONE_URL, KEYSTONE_URL, KEYSTONE_ADMIN_PW), 0);
         }
         (void)snprintf(log, sizeof(log), "%s/api.log", f->dir);
         fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -594,6 +610,201 @@ START_TEST(test_name_taken)
 }
 END_TEST
 
+
+/* ---- Keystone (a real keystone-wsgi-public from python3-keystone, sqlite, fernet; started by main) ---- */
+
+/* An admin token of the test's own (password auth; scope: project admin, or the system). */
+static void keystone_token_scoped(char *buf, size_t size, bool system)
+{
+        _cleanup_free_ char *out = sh_out(
+                "curl -s -m 10 -D - -o /dev/null -H 'Content-Type: application/json' -d '{\"auth\":{\"identity\":"
+                "{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"admin\",\"domain\":{\"name\":\"Default\"},"
+                "\"password\":\"%s\"}}},\"scope\":%s}}' "
+                "%s/auth/tokens | tr -d '\\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p'",
+                KEYSTONE_ADMIN_PW,
+                system ? "{\"system\":{\"all\":true}}" : "{\"project\":{\"name\":\"admin\",\"domain\":{\"name\":\"Default\"}}}",
+                KEYSTONE_URL);
+        ck_assert_msg(out && strlen(out) > 20, "no admin token from Keystone");
+        out[strcspn(out, "\n")] = '\0';
+        ck_assert_int_eq(strscpy(buf, out, size), 0);
+}
+
+static void keystone_admin_token(char *buf, size_t size) { keystone_token_scoped(buf, size, false); }
+
+/* A call to Keystone with the test's admin token: status, body in *ret. */
+static int ks_api(const char *method, const char *path, const char *body, struct json_object **ret)
+{
+        char *out = sh_out("curl -s -m 10 -X %s -H 'X-Auth-Token: %s' -H 'Content-Type: application/json' %s%s%s "
+                           "-w '\\n%%{http_code}' '%s%s'", method, test_token, body ? "--data '" : "", body ? body : "",
+                           body ? "'" : "", KEYSTONE_URL, path);
+        char *nl = out ? strrchr(out, '\n') : NULL;
+        int status = 0;
+
+        if (nl) {
+                status = (int)strtol(nl + 1, NULL, 10);
+                *nl = '\0';
+        }
+        if (ret)
+                *ret = out && out[0] ? json_tokener_parse(out) : NULL;
+        free(out);
+        return status;
+}
+
+static void ks_setup(void)
+{
+        ck_assert_msg(ks_pid > 0, "keystone is not running (see main's message)");
+        plc_keystone = true;
+        keystone_admin_token(test_token, sizeof(test_token));
+        memset(&core, 0, sizeof(core));
+        memset(&plc, 0, sizeof(plc));
+        plc_start(&plc);
+}
+
+#define KS_CONFIG "plugs = hardware-observe\nplacement_auth = keystone\nkeystone_auth_url = " KEYSTONE_URL "\n"
+
+/* Password auth, project scope: registered; one token fetched; the password never shows. */
+START_TEST(test_keystone_password)
+{
+        struct json_object *st, *list = NULL;
+        _cleanup_free_ char *log = NULL;
+
+        core_prepare(&core, 1024);
+        core_start(&core, KS_CONFIG "placement_url = " PLACEMENT_URL "\nprovider_name = it-ks-password\n"
+                                    "keystone_username = admin\nkeystone_password = " KEYSTONE_ADMIN_PW "\n"
+                                    "keystone_project_name = admin\n");
+        st = wait_state(&core, "synced", 30000);
+        ck_assert_str_eq(jstr(jget(st, "placement"), "auth"), "keystone");
+        ck_assert_uint_eq(counter(st, "auth"), 1);
+        ck_assert_ptr_null(strstr(json_object_to_json_string(st), KEYSTONE_ADMIN_PW));
+        json_object_put(st);
+        ck_assert_int_eq(plc_api("GET", "/resource_providers?name=it-ks-password", "1.14", NULL, &list), 200);
+        ck_assert_uint_eq(json_object_array_length(jget(list, "resource_providers")), 1);
+        json_object_put(list);
+        core_stop(&core);
+        ck_assert_int_eq(read_file_bounded(core.log, 1 << 24, &log, NULL), 0);
+        ck_assert_ptr_null(strstr(log, KEYSTONE_ADMIN_PW));
+}
+END_TEST
+
+/* An application credential, and Placement's endpoint found in the token's catalog by region. */
+START_TEST(test_keystone_app_cred_and_catalog)
+{
+        struct json_object *r = NULL, *st, *list = NULL;
+        char config[2048], user_id[128], cred_id[128], secret[256], svc_id[128];
+
+        /* the user's id, an application credential of it, and a placement service with an endpoint */
+        ck_assert_int_eq(ks_api("GET", "/users?name=admin", NULL, &r), 200);
+        (void)strscpy(user_id, jstr(json_object_array_get_idx(jget(r, "users"), 0), "id"), sizeof(user_id));
+        json_object_put(r);
+        {
+                char path[256];
+                (void)snprintf(path, sizeof(path), "/users/%s/application_credentials", user_id);
+                ck_assert_int_eq(ks_api("POST", path, "{\"application_credential\":{\"name\":\"nova-hv-it\"}}", &r),
+                                 201);
+        }
+        (void)strscpy(cred_id, jstr(jget(r, "application_credential"), "id"), sizeof(cred_id));
+        (void)strscpy(secret, jstr(jget(r, "application_credential"), "secret"), sizeof(secret));
+        json_object_put(r);
+        ck_assert_int_eq(ks_api("POST", "/services", "{\"service\":{\"type\":\"placement\",\"name\":\"placement\"}}", &r), 201);
+        (void)strscpy(svc_id, jstr(jget(r, "service"), "id"), sizeof(svc_id));
+        json_object_put(r);
+        {
+                char body[512];
+                (void)snprintf(body, sizeof(body), "{\"endpoint\":{\"service_id\":\"%s\",\"interface\":\"public\","
+                                                   "\"url\":\"%s/\",\"region_id\":\"RegionOne\"}}", svc_id, PLACEMENT_URL);
+                ck_assert_int_eq(ks_api("POST", "/endpoints", body, NULL), 201);
+        }
+        core_prepare(&core, 1024);
+        (void)snprintf(config, sizeof(config), KS_CONFIG "placement_url = catalog\nplacement_region = RegionOne\n"
+                                                         "provider_name = it-ks-appcred\nkeystone_app_cred_id = %s\n"
+                                                         "keystone_app_cred_secret = %s\n", cred_id, secret);
+        core_start(&core, config);
+        st = wait_state(&core, "synced", 30000);
+        ck_assert_str_eq(jstr(jget(st, "placement"), "url"), PLACEMENT_URL); /* from the catalog, '/' dropped */
+        ck_assert_ptr_null(strstr(json_object_to_json_string(st), secret));
+        json_object_put(st);
+        ck_assert_int_eq(plc_api("GET", "/resource_providers?name=it-ks-appcred", "1.14", NULL, &list), 200);
+        ck_assert_uint_eq(json_object_array_length(jget(list, "resource_providers")), 1);
+        json_object_put(list);
+        /* a region without a placement endpoint: said so */
+        core_stop(&core);
+        (void)snprintf(config, sizeof(config), KS_CONFIG "placement_url = catalog\nplacement_region = RegionTwo\n"
+                                                         "provider_name = it-ks-appcred\nkeystone_app_cred_id = %s\n"
+                                                         "keystone_app_cred_secret = %s\n", cred_id, secret);
+        core_start(&core, config);
+        st = wait_state(&core, "retrying", 30000);
+        ck_assert_ptr_nonnull(strstr(jstr(jget(st, "placement"), "error"), "no placement endpoint in region RegionTwo"));
+        json_object_put(st);
+        {
+                char path[256];
+                (void)snprintf(path, sizeof(path), "/services/%s", svc_id);
+                (void)ks_api("DELETE", path, NULL, NULL);
+        }
+}
+END_TEST
+
+/* A wrong password: Keystone's 401 in status with the fix. Then a working core whose tokens are
+ * revoked behind its back (its user disabled and enabled again: Keystone records a revocation
+ * event): the next refresh meets 401, gets one new token and is in sync again. */
+START_TEST(test_keystone_wrong_password_and_reauth)
+{
+        struct json_object *st, *r = NULL;
+        char user_id[128], project_id[128], role_id[128], path[512], body[256];
+        uint64_t auths;
+
+        core_prepare(&core, 1024);
+        core_start(&core, KS_CONFIG "placement_url = " PLACEMENT_URL "\nprovider_name = it-ks-wrong\n"
+                                    "keystone_username = admin\nkeystone_password = not-the-Pw-42\n"
+                                    "keystone_project_name = admin\n");
+        st = wait_state(&core, "retrying", 30000);
+        ck_assert_ptr_nonnull(strstr(jstr(jget(st, "placement"), "error"), "Keystone refused the token request (401)"));
+        ck_assert_ptr_nonnull(strstr(jstr(jget(st, "placement"), "fix"), "keystone-username"));
+        ck_assert_ptr_null(strstr(json_object_to_json_string(st), "not-the-Pw-42"));
+        json_object_put(st);
+        core_stop(&core);
+
+        /* a service user of the core's own, admin on project admin */
+        ck_assert_int_eq(ks_api("POST", "/users", "{\"user\":{\"name\":\"nova-hv-it\",\"password\":\"nova-hv-Pw-7\","
+                                                  "\"domain_id\":\"default\"}}", &r), 201);
+        (void)strscpy(user_id, jstr(jget(r, "user"), "id"), sizeof(user_id));
+        json_object_put(r);
+        ck_assert_int_eq(ks_api("GET", "/projects?name=admin", NULL, &r), 200);
+        (void)strscpy(project_id, jstr(json_object_array_get_idx(jget(r, "projects"), 0), "id"), sizeof(project_id));
+        json_object_put(r);
+        ck_assert_int_eq(ks_api("GET", "/roles?name=admin", NULL, &r), 200);
+        (void)strscpy(role_id, jstr(json_object_array_get_idx(jget(r, "roles"), 0), "id"), sizeof(role_id));
+        json_object_put(r);
+        (void)snprintf(path, sizeof(path), "/projects/%s/users/%s/roles/%s", project_id, user_id, role_id);
+        ck_assert_int_eq(ks_api("PUT", path, NULL, NULL) / 100, 2);
+
+        core_start(&core, KS_CONFIG "placement_url = " PLACEMENT_URL "\nprovider_name = it-ks-wrong\n"
+                                    "keystone_username = nova-hv-it\nkeystone_password = nova-hv-Pw-7\n"
+                                    "keystone_project_name = admin\nplacement_refresh_s = 10\n");
+        st = wait_state(&core, "synced", 30000);
+        auths = counter(st, "auth");
+        ck_assert_uint_eq(auths, 1);
+        json_object_put(st);
+        (void)snprintf(path, sizeof(path), "/users/%s", user_id);
+        (void)snprintf(body, sizeof(body), "{\"user\":{\"enabled\":false}}");
+        ck_assert_int_eq(ks_api("PATCH", path, body, NULL), 200);
+        sleep_ms(1100); /* revocation events have a one-second granularity */
+        (void)snprintf(body, sizeof(body), "{\"user\":{\"enabled\":true}}");
+        ck_assert_int_eq(ks_api("PATCH", path, body, NULL), 200);
+        for (int i = 0;; i++) {
+                ck_assert_int_eq(core_api(&core, "GET", "/v1/status", NULL, &st), 200);
+                if (counter(st, "auth") > auths && streq(jstr(jget(st, "placement"), "state"), "synced")) {
+                        json_object_put(st);
+                        break;
+                }
+                ck_assert_msg(i < 600, "no re-authentication within 30 s (state %s, %" PRIu64 " token requests: %.200s)",
+                              jstr(jget(st, "placement"), "state"), counter(st, "auth"),
+                              jstr(jget(st, "placement"), "error"));
+                json_object_put(st);
+                sleep_ms(50);
+        }
+}
+END_TEST
+
 /* sh() without Check's asserts, for main() (outside any test). */
 static int run_outside_tests(const char *fmt, ...) _printf_(1, 2);
 static int run_outside_tests(const char *fmt, ...)
@@ -646,6 +857,41 @@ int main(void)
                 fprintf(stderr, "test-placement: placement-manage db sync failed in %s\n", template_dir);
                 return 1;
         }
+        /* Keystone, once: db_sync, fernet and credential keys, bootstrap (admin, RegionOne), then
+         * keystone-wsgi-public (a wsgiref server) on 127.0.0.1:5000 of this netns */
+        (void)snprintf(ks_dir, sizeof(ks_dir), "/tmp/nova-ks-XXXXXX");
+        if (!mkdtemp(ks_dir) ||
+            run_outside_tests("cd '%s' && printf '[database]\\nconnection = sqlite:///%s/k.db\\n[token]\\nprovider = fernet\\n"
+                              "[fernet_tokens]\\nkey_repository = %s/fernet-keys\\n[fernet_receipts]\\nkey_repository = "
+                              "%s/fernet-receipts\\n[credential]\\nkey_repository = %s/credential-keys\\n' > keystone.conf && "
+                              "KM='keystone-manage --config-file %s/keystone.conf' && $KM db_sync >ks-manage.log 2>&1 && "
+                              "$KM fernet_setup --keystone-user root --keystone-group root >>ks-manage.log 2>&1 && "
+                              "$KM credential_setup --keystone-user root --keystone-group root >>ks-manage.log 2>&1 && "
+                              "$KM bootstrap --bootstrap-password '%s' --bootstrap-region-id RegionOne "
+                              "--bootstrap-public-url " KEYSTONE_URL " --bootstrap-internal-url " KEYSTONE_URL " "
+                              "--bootstrap-admin-url " KEYSTONE_URL " >>ks-manage.log 2>&1",
+                              ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, KEYSTONE_ADMIN_PW) != 0) {
+                fprintf(stderr, "test-placement: keystone-manage failed (see %s/ks-manage.log); the keystone tests will fail\n",
+                        ks_dir);
+        } else {
+                ks_pid = fork();
+                if (ks_pid == 0) {
+                        char log[PATH_MAX + 16];
+                        int fd;
+                        (void)snprintf(log, sizeof(log), "%s/ks.log", ks_dir);
+                        fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                        if (fd >= 0) {
+                                dup2(fd, 1);
+                                dup2(fd, 2);
+                        }
+                        setenv("OS_KEYSTONE_CONFIG_DIR", ks_dir, 1);
+                        execlp("keystone-wsgi-public", "keystone-wsgi-public", "--host", "127.0.0.1", "--port", "5000",
+                               (char *)NULL);
+                        _exit(127);
+                }
+                for (int i = 0; i < 600 && run_outside_tests("curl -sf -m 2 " KEYSTONE_URL " >/dev/null") != 0; i++)
+                        usleep(50000);
+        }
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_registration_matches_host);
@@ -656,10 +902,23 @@ int main(void)
         tcase_add_test(tc, test_wrong_url_and_token);
         tcase_add_test(tc, test_name_taken);
         suite_add_tcase(s, tc);
+        {
+                TCase *ks = tcase_create("keystone");
+                tcase_add_checked_fixture(ks, ks_setup, teardown);
+                tcase_set_timeout(ks, 120);
+                tcase_add_test(ks, test_keystone_password);
+                tcase_add_test(ks, test_keystone_app_cred_and_catalog);
+                tcase_add_test(ks, test_keystone_wrong_password_and_reauth);
+                suite_add_tcase(s, ks);
+        }
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
-        (void)run_outside_tests("rm -rf '%s'", template_dir);
+        if (ks_pid > 0) {
+                kill(ks_pid, SIGTERM);
+                (void)waitpid(ks_pid, NULL, 0);
+        }
+        (void)run_outside_tests("rm -rf '%s' '%s'", template_dir, ks_dir);
         return failed ? 1 : 0;
 }
