@@ -361,7 +361,11 @@ static int request_start(enum step step, const char *method, const char *url, co
         (void)curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
         (void)curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
         (void)curl_easy_setopt(req->easy, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 (Debian 12); core22 has 7.81 */
         (void)curl_easy_setopt(req->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+        (void)curl_easy_setopt(req->easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
         (void)curl_easy_setopt(req->easy, CURLOPT_PRIVATE, req);
         if (curl_multi_add_handle(pl.multi, req->easy) != CURLM_OK) {
                 request_free(req);
@@ -464,7 +468,14 @@ static void on_local_inventory(const struct module_result *res, void *userdata _
                 pl.pass_running = false;
                 set_status("waiting", fix, "waiting for hardware-observe's host inventory: %s",
                            res->error ? res->error : strerror(-res->status));
-                return; /* placement_kick() from the module's ready hook resumes */
+                /* placement_kick() from the module's ready hook resumes at once; a module that is
+                 * running but failed to answer is asked again with the backoff (local calls only) */
+                pl.in_backoff = true;
+                pl.backoff_usec = pl.backoff_usec ? pl.backoff_usec * 2 : BACKOFF_MIN_USEC;
+                if (pl.backoff_usec > BACKOFF_MAX_USEC)
+                        pl.backoff_usec = BACKOFF_MAX_USEC;
+                schedule_wake(pl.backoff_usec);
+                return;
         }
         inv = proto_value_to_json(res->body);
         cpu = jget(inv, "cpu");
@@ -907,8 +918,8 @@ void placement_kick(const char *why)
                 pl.again = true;
                 return;
         }
-        if (pl.in_backoff)
-                return; /* the retry reads the host afresh anyway */
+        if (pl.in_backoff && !streq_ptr(pl.state, "waiting"))
+                return; /* Placement is failing: the retry reads the host afresh anyway */
         (void)sd_event_source_set_enabled(pl.wake, SD_EVENT_OFF);
         pass_begin();
 }
