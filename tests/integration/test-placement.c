@@ -559,6 +559,14 @@ START_TEST(test_wrong_url_and_token)
         json_object_put(st);
         ck_assert_int_eq(core_api(&core, "GET", "/v1/host", NULL, &host), 200);
         json_object_put(host);
+        {
+                /* the CLI's human status says it too */
+                const char *bin = getenv("NOVA_BIN");
+                _cleanup_free_ char *human = sh_out("'%s/nova-hypervisor' --socket '%s' status", bin ? bin : "build/bin",
+                                                    core.socket);
+                ck_assert_msg(human && strstr(human, "placement:  retrying, provider it-wrong") &&
+                                      strstr(human, "fix: check placement-url"), "%s", human ? human : "");
+        }
         core_stop(&core);
 
         /* noauth2 with a token that is not 'admin': Placement answers 403 */
