@@ -58,6 +58,9 @@ includes_for = $(strip $(if $(filter src/lib/%,$(1)),$(LIB_INCLUDES),\
 	$(if $(filter interfaces/%,$(1)),$(call module_includes,$(dir $(1))),\
 	$(INCLUDES))))))
 INCLUDES := -Isrc/lib -Isrc/core $(addprefix -I,$(patsubst %/,%,$(MODULE_DIRS))) -Itests/integration
+# libcurl: the core's Placement client (src/core/placement.c) only; the modules do not link it.
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 LIBVIRT_CFLAGS := $(shell pkg-config --cflags libvirt 2>/dev/null)
 LIBVIRT_LIBS := $(shell pkg-config --libs libvirt 2>/dev/null)
 
@@ -111,7 +114,7 @@ all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(call includes_for,$<) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call includes_for,$<) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS) $(CURL_CFLAGS) -MMD -MP -c $< -o $@
 
 # The core sees a module's protocol header, and nothing else of it, through these links.
 $(PROTO_INCLUDE_DIR)/%.h: | $(PROTO_INCLUDE_DIR)
@@ -126,7 +129,7 @@ $(LIBNOVA): $(call obj,$(LIB_SRCS))
 
 $(BUILD)/bin/nova-compute: $(call obj,$(CORE_SRCS) $(PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(CURL_LIBS) -o $@
 
 $(BUILD)/bin/nova-hypervisor: $(call obj,$(CLI_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
@@ -188,17 +191,17 @@ $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/u
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
 $(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
-		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
 # The config drive's tests link libisofs.
 $(BUILD)/tests/test-config-drive: tests/unit/test-config-drive.c $(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) \
+	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) \
 		$(ISOFS_LIBS) -o $@
 
 # A real guest on a private libvirtd: the config drive writer and libisofs too.
@@ -206,14 +209,14 @@ $(BUILD)/tests/test-guest-boot: tests/integration/test-guest-boot.c tests/integr
 		$(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
-		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
 # The netlink builder's test also needs libnftnl (and libnftables as its reference).
 $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
 		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
-		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@
 
 TALLY := $(BUILD)/check-tally
 

@@ -53,6 +53,10 @@ PACKAGES=(
   syslinux-common        # syslinux's mbr.bin and ldlinux.c32
   mtools                 # mcopy/mmd: files into the test guest's FAT image without mounting it
   dosfstools             # mkfs.vfat -C: the test guest's FAT file systems
+  libcurl4-openssl-dev   # the core's HTTP client to OpenStack Placement and Keystone (TLS, proxies, timeouts)
+  python3-placement      # a real placement-api (wsgiref, sqlite, noauth2) for test-placement
+  python3-keystone       # keystone-manage and keystone-wsgi-public (sqlite, fernet) for test-placement's keystone
+                         # tests; the `keystone` package adds only uwsgi/dbconfig service wiring we do not need
 )
 
 if [[ ${EUID:-$(id -u)} -ne 0 ]]; then

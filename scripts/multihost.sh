@@ -47,6 +47,61 @@ cli() { local h=$1; shift; "$BIN/nova-hypervisor" --socket "$D/$h/run/nova-hyper
 host_ip() { [ "$1" = a ] && echo 192.0.2.1 || echo 192.0.2.2; }
 
 # Whether pid runs (a zombie that its parent has not reaped yet does not).
+# OpenStack Placement (issue 18): with MH_PLACEMENT=1 (the demo's default when placement-api is
+# installed) a real placement-api runs in host a's namespace on its underlay address, and both
+# nova-computes register there (provider names mh-a, mh-b).
+MH_PLACEMENT=${MH_PLACEMENT:-}
+PLACEMENT_URL=http://192.0.2.1:8778
+placement_conf() {
+	[ "$MH_PLACEMENT" = 1 ] || return 0
+	printf 'placement_url = %s\nprovider_name = mh-%s\n' "$PLACEMENT_URL" "$1"
+}
+# the inventory Placement gets comes from hardware-observe
+placement_plugs() { [ "$MH_PLACEMENT" != 1 ] || printf ' hardware-observe'; }
+# sqlite schema first (about 9 s here), in the background while the hosts come up
+prepare_placement() {
+	[ "$MH_PLACEMENT" = 1 ] || return 0
+	mkdir -p "$D/placement"
+	printf '[placement_database]\nconnection = sqlite:///%s/placement/p.db\n[api]\nauth_strategy = noauth2\n' "$D" \
+		>"$D/placement/placement.conf"
+	placement-manage --config-file "$D/placement/placement.conf" db sync >"$D/placement/sync.log" 2>&1 &
+	echo $! >"$D/placement/sync.pid"
+}
+# the API, once host a's underlay address exists; the cores retry with backoff until it answers
+start_placement() {
+	[ "$MH_PLACEMENT" = 1 ] || return 0
+	wait "$(cat "$D/placement/sync.pid")"
+	OS_PLACEMENT_CONFIG_DIR=$D/placement setsid ip netns exec "$P-a" placement-api --host 192.0.2.1 --port 8778 \
+		>>"$D/placement/api.log" 2>&1 &
+	echo $! >"$D/placement/api.pid"
+}
+placement_get() {
+	ip netns exec "$P-a" curl -s -m 5 -H 'X-Auth-Token: admin' -H 'OpenStack-API-Version: placement 1.26' \
+		"$PLACEMENT_URL$1"
+}
+# both hosts' providers with inventories (a verdict: non-zero when not within 60 s)
+show_placement() {
+	local out="" deadline=$((SECONDS + 60))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		out=$(placement_get /resource_providers 2>/dev/null || true)
+		if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); n={p["name"] for p in d["resource_providers"]}; sys.exit(0 if {"mh-a","mh-b"} <= n else 1)' "$out" 2>/dev/null; then
+			break
+		fi
+		sleep 0.1
+	done
+	python3 - "$out" <<'PY' || return 1
+import json, subprocess, sys
+d = json.loads(sys.argv[1])
+names = sorted(p["name"] for p in d["resource_providers"])
+assert {"mh-a", "mh-b"} <= set(names), "providers in Placement: %s" % names
+for p in sorted(d["resource_providers"], key=lambda p: p["name"]):
+    print("%s %s generation %d" % (p["name"], p["uuid"], p["generation"]))
+PY
+	for h in a b; do
+		cli "$h" --json status | python3 -c 'import json,sys; p=json.load(sys.stdin)["placement"]; print("host %s: %s, provider %s, last sync %s" % (sys.argv[1], p["state"], p["provider_uuid"], p.get("last_sync")))' "$h"
+	done
+}
+
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
 # Stop the process of a pidfile (TERM, then KILL after 5 s), bounded.
@@ -125,7 +180,7 @@ start_host() {
 # nova-compute of multihost host $h (same keys as snap set)
 state_dir = $D/$h/state
 run_dir = $D/$h/run
-plugs = network-control libvirt openvswitch
+plugs = network-control libvirt openvswitch$(placement_plugs)
 libvirt_uri = test:///default
 vif_type = ovs
 ovsdb_socket = unix:$D/$h/db.sock
@@ -135,6 +190,7 @@ ovn = true
 ovn_wait_ms = ${MH_OVN_WAIT_MS:-20000}
 ovn_timeout_policy = ${MH_POLICY:-fail}
 network_mtu = 1442
+$(placement_conf "$h")
 CONF
 	start_core "$h"
 }
@@ -157,9 +213,11 @@ up() {
 	ip link add "ul-a" netns "$P-a" type veth peer name "ul-b" netns "$P-b"
 	ip -n "$P-a" link set ul-a up
 	ip -n "$P-b" link set ul-b up
+	prepare_placement
 	start_central
 	start_host a
 	start_host b
+	start_placement
 	# the control plane's network (as neutron would create it)
 	nbctl ls-add "$NET"
 }
@@ -208,6 +266,7 @@ down() {
 		stop_pidfile "$D/$h/ovsdb.pid"
 	done
 	for f in northd nb sb; do stop_pidfile "$D/central/$f.pid"; done
+	stop_pidfile "$D/placement/api.pid"
 	for ns in "$P-a-vm" "$P-b-vm" "$P-a" "$P-b"; do ip netns del "$ns" 2>/dev/null || true; done
 	rm -rf "$D"
 }
@@ -217,9 +276,14 @@ demo() {
 	bash scripts/deps.sh
 	make -s all
 	trap 'echo "multihost failed; logs in $D"; [ "${KEEP:-0}" = 1 ] || down' ERR
+	if [ "$MH_PLACEMENT" != 0 ] && command -v placement-api >/dev/null; then MH_PLACEMENT=1; fi
 	say "OVN central (NB, SB, ovn-northd); hosts a and b (ovsdb-server, ovs-vswitchd, ovn-controller, nova-compute) in $P-a, $P-b"
 	up
 	sbctl show
+	if [ "$MH_PLACEMENT" = 1 ]; then
+		say "OpenStack Placement ($PLACEMENT_URL in $P-a): both hosts registered themselves"
+		show_placement
+	fi
 	say "control plane: ovn-nbctl ls-add $NET; lsp-add $NET $PORT_A / $PORT_B with addresses"
 	say "host a: nova-hypervisor boot vm-a --port uuid=$PORT_A,mac=$MAC_A --wait"
 	boot a vm-a "$PORT_A" "$MAC_A" "$IP_A"

@@ -18,7 +18,8 @@ import yaml
 SNAP_NAME = "nova-hypervisor"
 CORE_APP = "nova-compute"
 CLI_APP = "nova-hypervisor"
-CORE_PLUGS = ["network-bind"]
+# network-bind: the API socket; network: the Placement client's outbound HTTP(S) (src/core/placement.c)
+CORE_PLUGS = ["network-bind", "network"]
 NEVER = {
     "system-trace": "it grants bpf, perf_event_open and sys_admin for tracing; nothing here traces "
                     "the host, and the confinement conformance test traces our modules from outside",
@@ -182,7 +183,10 @@ def store_request(root):
     out.append("")
     out.append("Every plug is held by exactly one small module process, which is its own app listing only "
                "that plug, so each module's AppArmor/seccomp profile has that plug's rules and nothing "
-               f"else. The core ({CORE_APP}) plugs network-bind only and does no privileged work. A module "
+               f"else. The core ({CORE_APP}) plugs network-bind (its API socket) and network (outbound HTTP(S) "
+               "to OpenStack Placement and Keystone, only when placement-url is set, to register the host as a "
+               "resource provider; both interfaces auto-connect and grant no capability) and does no "
+               "privileged work. A module "
                "runs only while its plug is connected (the connect/disconnect-plug hooks enable and stop its "
                "app), drops every capability but those listed, sets no_new_privs and serves a fixed table of "
                "entrypoints that take identifiers (UUIDs, MACs, MTUs), never paths or device names.")

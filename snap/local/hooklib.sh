@@ -105,6 +105,8 @@ conf_pairs() {
 # nothing written or restarted) or write the config file atomically and
 # restart only the apps that read a key whose value changed.
 configure() {
+        # the configuration may hold secrets (keystone-password, ...): only root reads it
+        umask 077
         new="$NOVA_CONF.new"
         # snapd refuses `get -d` without keys ("get which option?"): name them all
         keys=$("$NOVA_CLI" config-check --keys) || return 1

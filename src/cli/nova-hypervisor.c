@@ -140,6 +140,7 @@ static int cmd_status(void)
                                jstr(fw, "last_error") ? "; error: " : "",
                                jstr(fw, "last_error") ? jstr(fw, "last_error") : "");
         }
+        print_placement_line(jobj(resp, "placement"));
         printf("\n%-17s %-9s %-11s %-7s %-16s %s\n", "PLUG", "CONNECTED", "MODULE", "PID", "CAPABILITIES",
                "NOTE");
         for (size_t i = 0; plugs && i < json_object_array_length(plugs); i++) {

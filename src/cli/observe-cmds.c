@@ -128,8 +128,23 @@ int cmd_host(const char *socket, bool json, int argc, char **argv)
                                json_object_get_double(jget(rc, "allocation_ratio")), "?", ji(rc, "used"), "?",
                                js(rc, "unknown"));
         }
+        print_placement_line(jget(resp, "placement_sync"));
         json_object_put(resp);
         return 0;
+}
+
+void print_placement_line(struct json_object *p)
+{
+        if (!p)
+                return;
+        if (!json_object_get_boolean(jget(p, "enabled"))) {
+                printf("placement:  off (%s)\n", js(p, "fix"));
+                return;
+        }
+        printf("placement:  %s, provider %s (%s) at %s, last sync %s\n", js(p, "state"), js(p, "provider_name"),
+               js(p, "provider_uuid"), js(p, "url"), *js(p, "last_sync") ? js(p, "last_sync") : "never");
+        if (*js(p, "error"))
+                printf("            error: %s\n            fix: %s\n", js(p, "error"), js(p, "fix"));
 }
 
 static void print_links(struct json_object *links)

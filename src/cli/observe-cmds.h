@@ -12,4 +12,9 @@ int cmd_host(const char *socket, bool json, int argc, char **argv);
 int cmd_stats(const char *socket, bool json, int argc, char **argv);
 int cmd_pin(const char *socket, bool json, int argc, char **argv);
 
+/* One line about the Placement client (status/host JSON's "placement" / "placement_sync"):
+ * its state, provider, last sync, and on failure the error and the fix. p may be NULL. */
+struct json_object;
+void print_placement_line(struct json_object *p);
+
 #endif

@@ -7,6 +7,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "modules.h"
+#include "placement.h"
 #include "secgroups.h"
 #include "snapctl.h"
 #include "spawner.h"
@@ -402,12 +403,19 @@ int core_start(struct core *c)
         if (r >= 0 &&
             (r = firewall_new(c->event, c->modules, c->lifecycle, c->instances, c->groups, &c->firewall)) >= 0)
                 lifecycle_set_firewall(c->lifecycle, c->firewall);
+        if (r >= 0)
+                lifecycle_set_capacity_hook(c->lifecycle, placement_kick);
         if (r >= 0 && c->module_fd >= 0 && (r = modules_listen(c->modules, TAKE_FD(c->module_fd))) < 0)
                 log_err("cannot accept modules: %s", strerror(-r));
         if (r >= 0)
                 r = start_api(c);
         if (r < 0)
                 return r;
+        /* issue 18: register in OpenStack Placement (nothing when placement_url is empty); not in the
+         * remove hook's run (--spawn-modules), which only undoes local state. A failure leaves
+         * everything local working; status shows the error. */
+        if (!(c->snap && c->supervise) && placement_start(c->event, &c->cfg, c->modules) < 0)
+                log_warn("the Placement client is not running (see above); everything local keeps working");
         if (!c->supervise) {
                 r = health_start(c->event, c->modules, streq(c->cfg.vif_type, "ovs"), &c->health);
                 if (r < 0)
@@ -434,6 +442,7 @@ struct core *core_free(struct core *c)
         if (!c)
                 return NULL;
         c->health = health_stop(c->health);
+        placement_stop();
         c->api = api_stop(c->api);
         if (c->api_fd >= 0 || c->started_usec)
                 (void)unlink(c->cfg.api_socket);

@@ -93,6 +93,7 @@ struct lifecycle {
         struct firewall *firewall;        /* synced after reconcile and on firewall events */
         struct instance_store *instances; /* the instances operations work on */
         struct modules *modules;          /* the registry requests go through */
+        lifecycle_capacity_fn capacity_changed; /* told after a boot or delete (Placement); may be NULL */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
@@ -363,9 +364,14 @@ static void op_finish(struct op *op)
                 log_info("instance %s (%s) deleted", inst->name, inst->uuid);
                 notify(op, 0, NULL, -1, NULL);
                 (void)instance_remove(inst);
+                struct lifecycle *lc = op->lc;
                 op_free(op);
+                if (lc->capacity_changed)
+                        lc->capacity_changed("delete");
                 return;
         }
+        if (op->kind == OP_BOOT && op->lc->capacity_changed)
+                op->lc->capacity_changed("boot");
         (void)instance_save(inst);
         if (status == 0)
                 log_info("instance %s (%s): %s done (%s)", inst->name, inst->uuid,
@@ -1126,6 +1132,8 @@ static void on_module_ready(enum plug_id plug, void *userdata)
                 reconcile_start(lc);
         else if (plug == PLUG_FIREWALL_CONTROL)
                 firewall_sync(lc->firewall);
+        else if (plug == PLUG_HARDWARE_OBSERVE && lc->capacity_changed)
+                lc->capacity_changed("hardware-observe ready"); /* the host inventory is there */
 }
 
 void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_report *ret)
@@ -1166,6 +1174,12 @@ void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw)
 {
         assert(lc && fw);
         lc->firewall = fw;
+}
+
+void lifecycle_set_capacity_hook(struct lifecycle *lc, lifecycle_capacity_fn fn)
+{
+        assert(lc);
+        lc->capacity_changed = fn;
 }
 
 struct lifecycle *lifecycle_free(struct lifecycle *lc)

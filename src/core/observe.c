@@ -6,6 +6,7 @@
 #include "hw-protocol.h"
 #include "netobs-protocol.h"
 #include "sysobs-protocol.h"
+#include "placement.h" /* issue 18 hook */
 
 #include <assert.h>
 #include <json-c/json.h>
@@ -95,14 +96,16 @@ static const char *get_str(struct json_object *o, const char *key)
 
 static struct json_object *ratio_json(uint32_t milli) { return json_object_new_double(milli / 1000.0); }
 
-/* One placement resource class: total, reserved 0, ratio, capacity, used, free (null when total is unknown). */
-static struct json_object *resource_json(bool known, uint64_t total, uint32_t ratio_milli, uint64_t used,
-                                         const char *unknown_why)
+/* One placement resource class: total, reserved, ratio, capacity = (total - reserved) * ratio as Placement
+ * computes it, used, free (null when total is unknown). */
+static struct json_object *resource_json(bool known, uint64_t total, uint64_t reserved, uint32_t ratio_milli,
+                                         uint64_t used, const char *unknown_why)
 {
         struct json_object *o = json_object_new_object();
-        uint64_t capacity = total * ratio_milli / 1000;
+        uint64_t capacity = (total > reserved ? total - reserved : 0) * ratio_milli / 1000;
 
         json_object_object_add(o, "total", known ? json_object_new_uint64(total) : NULL);
+        json_object_object_add(o, "reserved", json_object_new_uint64(reserved));
         json_object_object_add(o, "allocation_ratio", ratio_json(ratio_milli));
         json_object_object_add(o, "capacity", known ? json_object_new_uint64(capacity) : NULL);
         json_object_object_add(o, "used", json_object_new_uint64(used));
@@ -128,12 +131,15 @@ static struct json_object *placement_json(struct observe_query *q, struct json_o
         if (disk_known)
                 disk_total = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
         (void)snprintf(why, sizeof(why), "the hardware-observe plug's inventory is not available");
-        json_object_object_add(o, "VCPU", resource_json(hw, get_u64(get(inv, "cpu"), "threads"),
+        json_object_object_add(o, "VCPU", resource_json(hw, get_u64(get(inv, "cpu"), "threads"), q->cfg->reserved_host_cpus,
                                                         q->cfg->cpu_allocation_ratio_milli, vcpus_used, why));
         json_object_object_add(o, "MEMORY_MB", resource_json(hw, get_u64(get(inv, "memory"), "total_kb") / 1024,
+                                                             q->cfg->reserved_host_memory_mb,
                                                              q->cfg->ram_allocation_ratio_milli, mem_used, why));
-        /* Instances here carry no disk of their own: DISK_GB used is 0. */
-        json_object_object_add(o, "DISK_GB", resource_json(disk_known, disk_total, q->cfg->disk_allocation_ratio_milli, 0,
+        /* Instances here carry no disk of their own: DISK_GB used is 0. Reserved: nova rounds MB up to GiB. */
+        json_object_object_add(o, "DISK_GB", resource_json(disk_known, disk_total,
+                                                           ((uint64_t)q->cfg->reserved_host_disk_mb + 1023) / 1024,
+                                                           q->cfg->disk_allocation_ratio_milli, 0,
                                                            "cannot statvfs the state directory"));
         json_object_object_add(o, "instances", json_object_new_uint64(instances_count(q->instances)));
         json_object_object_add(o, "disk_path", json_object_new_string(q->cfg->state_dir));
@@ -148,6 +154,7 @@ static struct json_object *render_host(struct observe_query *q)
         if (available(inv))
                 json_object_object_add(inv, "available", json_object_new_boolean(true));
         json_object_object_add(root, "placement", placement_json(q, inv));
+        json_object_object_add(root, "placement_sync", placement_status_json()); /* issue 18 hook */
         json_object_object_add(root, "hardware", json_object_get(inv));
         return root;
 }
@@ -410,6 +417,15 @@ static char *render_metrics(struct observe_query *q)
                 metrics_load(&t, q->parts[PART_LOAD].body);
         metrics_instances(&t, stats);
         metrics_links(&t, get(q->parts[PART_LINKS].body, "links"), q->instances);
+        {
+                /* issue 18 hook: the Placement client's gauges and counters */
+                char *sync = placement_metrics_text();
+                if (sync)
+                        text_add(&t, "%s", sync);
+                else
+                        t.failed = true;
+                free(sync);
+        }
         json_object_put(host);
         json_object_put(stats);
         if (t.failed || !t.buf) {

@@ -428,6 +428,79 @@ static int parse_mtu_or_zero(const struct config_key *k, const char *value, void
         return 0;
 }
 
+/* An http(s) URL: "" (off) when k->min is 0, scheme http or https, a host, no user:password@ (the
+ * URL is logged and shown), visible ASCII without quotes or backslashes; a trailing '/' is dropped.
+ * placement_url also takes the word "catalog" (keystone's service catalog). */
+static int parse_http_url(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        size_t n = strlen(value), skip;
+        const char *host, *end;
+        char buf[256];
+
+        if (n == 0 || (streq(k->name, "placement_url") && streq(value, "catalog")))
+                return strscpy(field, value, k->size);
+        if (strncmp(value, "http://", 7) == 0)
+                skip = 7;
+        else if (strncmp(value, "https://", 8) == 0)
+                skip = 8;
+        else {
+                fmt_msg(why, whylen, "must be an http:// or https:// URL%s",
+                        streq(k->name, "placement_url") ? ", \"catalog\" or empty (off)" : "");
+                return -EINVAL;
+        }
+        if (n >= k->size || n >= sizeof(buf)) {
+                fmt_msg(why, whylen, "URL too long (max %zu bytes)", k->size - 1);
+                return -EINVAL;
+        }
+        for (const char *p = value; *p; p++)
+                if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\'' || *p == '\\') {
+                        fmt_msg(why, whylen, "invalid character in the URL");
+                        return -EINVAL;
+                }
+        host = value + skip;
+        end = host + strcspn(host, "/?#");
+        if (end == host || memchr(host, '@', (size_t)(end - host)) || strpbrk(value, "?#")) {
+                fmt_msg(why, whylen, "needs a host, and no user:password@, query or fragment (credentials go in their own keys)");
+                return -EINVAL;
+        }
+        memcpy(buf, value, n + 1);
+        while (n > skip && buf[n - 1] == '/')
+                buf[--n] = '\0';
+        return strscpy(field, buf, k->size);
+}
+
+static int parse_placement_auth(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        static const char *const words[] = { "noauth", "keystone", NULL };
+        return parse_word(value, field, k->size, words, why, whylen);
+}
+
+/* Free text of at most k->max bytes (names, ids, the region); check_text() already refused control characters. */
+static int parse_text(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        size_t n = strlen(value);
+
+        if (n > k->max || n >= k->size) {
+                fmt_msg(why, whylen, "too long (%zu bytes, max %u)", n, k->max);
+                return -EINVAL;
+        }
+        memcpy(field, value, n + 1);
+        return 0;
+}
+
+/* A secret: like text, and no error ever repeats any of it. */
+static int parse_secret(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        size_t n = strlen(value);
+
+        if (n > k->max || n >= k->size) {
+                fmt_msg(why, whylen, "too long (max %u bytes; the value is not shown)", k->max);
+                return -EINVAL;
+        }
+        memcpy(field, value, n + 1);
+        return 0;
+}
+
 #define FIELD(f) offsetof(struct nova_config, f), sizeof(((struct nova_config *)NULL)->f)
 
 static const struct config_key config_keys[] = {
@@ -460,7 +533,34 @@ static const struct config_key config_keys[] = {
         { "disk_allocation_ratio", parse_ratio, FIELD(disk_allocation_ratio_milli), 1, 1000000 },
         { "cpu_set", parse_cpu_set, FIELD(cpu_set), 0, 0 },
         { "qemu_user", parse_user, FIELD(qemu_user), 0, 0 },
+        { "placement_url", parse_http_url, FIELD(placement_url), 0, 0 },
+        { "placement_auth", parse_placement_auth, FIELD(placement_auth), 0, 0 },
+        { "placement_noauth_token", parse_secret, FIELD(placement_noauth_token), 0, 127 },
+        { "placement_region", parse_text, FIELD(placement_region), 0, 63 },
+        { "keystone_auth_url", parse_http_url, FIELD(keystone_auth_url), 0, 0 },
+        { "keystone_username", parse_text, FIELD(keystone_username), 0, 63 },
+        { "keystone_user_id", parse_text, FIELD(keystone_user_id), 0, 63 },
+        { "keystone_user_domain", parse_text, FIELD(keystone_user_domain), 0, 63 },
+        { "keystone_password", parse_secret, FIELD(keystone_password), 0, 127 },
+        { "keystone_project_name", parse_text, FIELD(keystone_project_name), 0, 63 },
+        { "keystone_project_id", parse_text, FIELD(keystone_project_id), 0, 63 },
+        { "keystone_project_domain", parse_text, FIELD(keystone_project_domain), 0, 63 },
+        { "keystone_app_cred_id", parse_text, FIELD(keystone_app_cred_id), 0, 63 },
+        { "keystone_app_cred_secret", parse_secret, FIELD(keystone_app_cred_secret), 0, 127 },
+        { "provider_name", parse_text, FIELD(provider_name), 0, 200 },
+        { "reserved_host_cpus", parse_number, FIELD(reserved_host_cpus), 0, 4096 },
+        { "reserved_host_memory_mb", parse_number, FIELD(reserved_host_memory_mb), 0, 16777216 },
+        { "reserved_host_disk_mb", parse_number, FIELD(reserved_host_disk_mb), 0, 1000000000 },
+        { "placement_refresh_s", parse_number, FIELD(placement_refresh_s), 10, 86400 },
 };
+
+bool config_key_is_secret(const char *key)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++)
+                if (streq(config_keys[i].name, key))
+                        return config_keys[i].parse == parse_secret;
+        return false;
+}
 
 const char *config_key_name(size_t i) { return i < ARRAY_SIZE(config_keys) ? config_keys[i].name : NULL; }
 
@@ -490,6 +590,29 @@ static int check_cross(const struct nova_config *c, char *err, size_t errlen)
         if (c->restart_max_ms < c->restart_min_ms) {
                 fmt_msg(err, errlen, "restart_max_ms (%u) must not be below restart_min_ms (%u)",
                         c->restart_max_ms, c->restart_min_ms);
+                return -EINVAL;
+        }
+        if (c->placement_url[0] && streq(c->placement_auth, "keystone")) {
+                bool app = c->keystone_app_cred_id[0] || c->keystone_app_cred_secret[0];
+                if (!c->keystone_auth_url[0]) {
+                        fmt_msg(err, errlen, "placement_auth keystone needs keystone_auth_url");
+                        return -EINVAL;
+                }
+                if (app && !(c->keystone_app_cred_id[0] && c->keystone_app_cred_secret[0])) {
+                        fmt_msg(err, errlen, "an application credential needs both keystone_app_cred_id and "
+                                "keystone_app_cred_secret");
+                        return -EINVAL;
+                }
+                if (!app && (!(c->keystone_username[0] || c->keystone_user_id[0]) || !c->keystone_password[0] ||
+                             !(c->keystone_project_name[0] || c->keystone_project_id[0]))) {
+                        fmt_msg(err, errlen, "placement_auth keystone needs keystone_username (or keystone_user_id), "
+                                "keystone_password and keystone_project_name (or keystone_project_id), or an "
+                                "application credential (keystone_app_cred_id, keystone_app_cred_secret)");
+                        return -EINVAL;
+                }
+        }
+        if (streq(c->placement_url, "catalog") && !streq(c->placement_auth, "keystone")) {
+                fmt_msg(err, errlen, "placement_url catalog needs placement_auth keystone (the catalog comes with the token)");
                 return -EINVAL;
         }
         if (c->api_socket[0] == '\0' &&
@@ -530,6 +653,12 @@ void config_defaults(struct nova_config *cfg)
         cfg->cpu_allocation_ratio_milli = 16000;
         cfg->ram_allocation_ratio_milli = 1500;
         cfg->disk_allocation_ratio_milli = 1000;
+        (void)strscpy(cfg->placement_auth, "noauth", sizeof(cfg->placement_auth));
+        (void)strscpy(cfg->placement_noauth_token, "admin", sizeof(cfg->placement_noauth_token));
+        (void)strscpy(cfg->keystone_user_domain, "Default", sizeof(cfg->keystone_user_domain));
+        (void)strscpy(cfg->keystone_project_domain, "Default", sizeof(cfg->keystone_project_domain));
+        cfg->reserved_host_memory_mb = 512;
+        cfg->placement_refresh_s = 300;
 }
 
 int config_parse(const char *text, size_t len, struct nova_config *cfg, char *err, size_t errlen)

@@ -50,6 +50,29 @@ struct nova_config {
         uint32_t cpu_allocation_ratio_milli;  /* key cpu_allocation_ratio; default 16.0 (nova's) */
         uint32_t ram_allocation_ratio_milli;  /* key ram_allocation_ratio; default 1.5 (nova's) */
         uint32_t disk_allocation_ratio_milli; /* key disk_allocation_ratio; default 1.0 (nova's) */
+        /* ---- OpenStack Placement (src/core/placement.c; docs/PLACEMENT.md) ---- */
+        char placement_url[256];      /* "" = off (default); http(s)://host[:port][/path] of the Placement API
+                                       * (no user:password@), or "catalog" with keystone auth: the placement
+                                       * endpoint of the token's service catalog (in placement_region) */
+        char placement_auth[12];      /* noauth (X-Auth-Token: placement_noauth_token, Placement's noauth2) |
+                                       * keystone (a token from keystone_auth_url, renewed before expiry and on 401) */
+        char placement_noauth_token[128]; /* SECRET; noauth's token; default "admin" (noauth2's admin) */
+        char placement_region[64];    /* keystone catalog region of the placement endpoint; "" = any */
+        char keystone_auth_url[256];  /* http(s)://host[:port]/v3 (the identity API; /auth/tokens is appended) */
+        char keystone_username[64];   /* password auth: user name (with keystone_user_domain) ... */
+        char keystone_user_id[64];    /* ... or user id */
+        char keystone_user_domain[64]; /* user's domain name; default Default */
+        char keystone_password[128];  /* SECRET */
+        char keystone_project_name[64]; /* password auth: project scope by name (with keystone_project_domain) ... */
+        char keystone_project_id[64];  /* ... or by id */
+        char keystone_project_domain[64]; /* default Default */
+        char keystone_app_cred_id[64]; /* application credential auth (instead of a user): its id ... */
+        char keystone_app_cred_secret[128]; /* ... and SECRET */
+        char provider_name[201];      /* the resource provider's name; "" = the host name (default) */
+        uint32_t reserved_host_cpus;  /* VCPU reserved; 0..4096; default 0 (nova's) */
+        uint32_t reserved_host_memory_mb; /* MEMORY_MB reserved; 0..16777216; default 512 (nova's) */
+        uint32_t reserved_host_disk_mb;   /* DISK_GB reserved, rounded up to GiB; 0..1000000000; default 0 (nova's) */
+        uint32_t placement_refresh_s; /* re-read the provider from Placement this often; 10..86400; default 300 */
         char cpu_set[256];            /* default CPUs for instance pinning (process-control); a cpu list "0-3,6",
                                        * "" = no pinning (default). Applies to boots that give no "cpu_set"
                                        * (--cpu-set): the boot's PIN step (after START, again on start, reboot
@@ -80,6 +103,8 @@ int config_load_file(const char *path, struct nova_config *cfg, char *err, size_
 int config_set(struct nova_config *cfg, const char *key, const char *value, char *err, size_t errlen);
 /* The i-th key of the table (every key config_parse() knows), NULL past the end. */
 const char *config_key_name(size_t i);
+/* A key whose value is a secret (passwords, tokens): never shown, logged or echoed in an error. */
+bool config_key_is_secret(const char *key);
 
 /* Fill derived values (api_socket from run_dir when empty) after all sources are applied. */
 void config_finish(struct nova_config *cfg);

@@ -56,6 +56,15 @@ static void check_valid(const struct nova_config *c)
         CHECK(c->qemu_user[0] == '+' || (c->qemu_user[0] >= 'a' && c->qemu_user[0] <= 'z') || c->qemu_user[0] == '_');
         for (const char *q = c->qemu_user + 1; *q; q++)
                 CHECK((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_' || *q == '-');
+        /* Placement (issue 18) */
+        CHECK(streq(c->placement_auth, "noauth") || streq(c->placement_auth, "keystone"));
+        CHECK(!c->placement_url[0] || streq(c->placement_url, "catalog") || strncmp(c->placement_url, "http://", 7) == 0 ||
+              strncmp(c->placement_url, "https://", 8) == 0);
+        CHECK(!strpbrk(c->placement_url, "?#@ \"'\\") && !strpbrk(c->keystone_auth_url, "?#@ \"'\\"));
+        CHECK(c->reserved_host_cpus <= 4096 && c->reserved_host_memory_mb <= 16777216 &&
+              c->reserved_host_disk_mb <= 1000000000);
+        CHECK(c->placement_refresh_s >= 10 && c->placement_refresh_s <= 86400);
+        CHECK(strlen(c->provider_name) <= 200);
 }
 
 /* Write c back as a config file. */
@@ -80,7 +89,13 @@ static int serialize(const struct nova_config *c, char *buf, size_t size)
                          "bridge_datapath_type = %s\nport_timeout_ms = %u\n"
                          "cpu_allocation_ratio = %u.%03u\nram_allocation_ratio = %u.%03u\n"
                          "disk_allocation_ratio = %u.%03u\ncpu_set = %s\n"
-                         "ovn = %s\novn_wait_ms = %u\novn_timeout_policy = %s\nnetwork_mtu = %u\nqemu_user = %s\n",
+                         "ovn = %s\novn_wait_ms = %u\novn_timeout_policy = %s\nnetwork_mtu = %u\nqemu_user = %s\n"
+                         "placement_url = %s\nplacement_auth = %s\nplacement_noauth_token = %s\nplacement_region = %s\n"
+                         "keystone_auth_url = %s\nkeystone_username = %s\nkeystone_user_id = %s\n"
+                         "keystone_user_domain = %s\nkeystone_password = %s\nkeystone_project_name = %s\n"
+                         "keystone_project_id = %s\nkeystone_project_domain = %s\nkeystone_app_cred_id = %s\n"
+                         "keystone_app_cred_secret = %s\nprovider_name = %s\nreserved_host_cpus = %u\n"
+                         "reserved_host_memory_mb = %u\nreserved_host_disk_mb = %u\nplacement_refresh_s = %u\n",
                          c->state_dir, c->run_dir, c->api_socket, c->module_dir, n ? plugs : "none",
                          c->module_timeout_ms, c->restart_min_ms, c->restart_max_ms,
                          c->stable_after_ms, c->stop_timeout_ms, c->log_level, c->libvirt_uri,
@@ -90,7 +105,13 @@ static int serialize(const struct nova_config *c, char *buf, size_t size)
                          c->ram_allocation_ratio_milli / 1000, c->ram_allocation_ratio_milli % 1000,
                          c->disk_allocation_ratio_milli / 1000, c->disk_allocation_ratio_milli % 1000, c->cpu_set,
                          c->ovn ? "true" : "false", c->ovn_wait_ms, c->ovn_timeout_policy, c->network_mtu,
-                         c->qemu_user);
+                         c->qemu_user,
+                         c->placement_url, c->placement_auth, c->placement_noauth_token, c->placement_region,
+                         c->keystone_auth_url, c->keystone_username, c->keystone_user_id, c->keystone_user_domain,
+                         c->keystone_password, c->keystone_project_name, c->keystone_project_id,
+                         c->keystone_project_domain, c->keystone_app_cred_id, c->keystone_app_cred_secret,
+                         c->provider_name, c->reserved_host_cpus, c->reserved_host_memory_mb, c->reserved_host_disk_mb,
+                         c->placement_refresh_s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

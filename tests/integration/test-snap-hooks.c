@@ -387,6 +387,53 @@ START_TEST(test_configure_refuses_bad_values)
 }
 END_TEST
 
+/* issue 18: the Placement keys through snap set; the file holding secrets is root's only, a refused
+ * secret is not repeated, the core (their only reader) restarts. */
+START_TEST(test_configure_placement_keys)
+{
+        char out[1024], *calls, *conf;
+        struct stat st;
+
+        set_file(connected_file, "libvirt\nnetwork-bind\n");
+        set_file(conf_path, "");
+        (void)chmod(conf_path, 0644);
+        clear_calls();
+        set_file(config_file, "{\"placement-url\": \"http://192.0.2.10:8778\", \"placement-auth\": \"keystone\", "
+                              "\"keystone-auth-url\": \"http://192.0.2.10:5000/v3\", \"keystone-username\": \"nova\", "
+                              "\"keystone-password\": \"pw-Secret-9\", \"keystone-project-name\": \"service\", "
+                              "\"reserved-host-memory-mb\": 1024}");
+        ck_assert_msg(run_hook("configure", out, sizeof(out)) == 0, "%s", out);
+        conf = read_all(conf_path);
+        ck_assert_ptr_nonnull(strstr(conf, "placement_url = http://192.0.2.10:8778\n"));
+        ck_assert_ptr_nonnull(strstr(conf, "keystone_password = pw-Secret-9\n"));
+        free(conf);
+        ck_assert_int_eq(stat(conf_path, &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+        calls = service_calls();
+        ck_assert_str_eq(calls, "restart nova-hypervisor.nova-compute\n");
+        free(calls);
+        /* refused: a URL with credentials (the key is named), a keystone setup without a password */
+        set_file(config_file, "{\"placement-url\": \"http://u:pw@192.0.2.10:8778\"}");
+        ck_assert_int_ne(run_hook("configure", out, sizeof(out)), 0);
+        ck_assert_msg(strstr(out, "placement-url"), "%s", out);
+        set_file(config_file, "{\"placement-url\": \"http://192.0.2.10:8778\", \"placement-auth\": \"keystone\", "
+                              "\"keystone-auth-url\": \"http://192.0.2.10:5000/v3\", \"keystone-username\": \"nova\", "
+                              "\"keystone-project-name\": \"service\"}");
+        ck_assert_int_ne(run_hook("configure", out, sizeof(out)), 0);
+        ck_assert_msg(strstr(out, "keystone-password"), "%s", out);
+        /* a secret too long is refused without repeating it */
+        {
+                char json[512], secret[200];
+                memset(secret, 'Q', sizeof(secret) - 1);
+                secret[sizeof(secret) - 1] = '\0';
+                (void)snprintf(json, sizeof(json), "{\"keystone-password\": \"%s\"}", secret);
+                set_file(config_file, json);
+                ck_assert_int_ne(run_hook("configure", out, sizeof(out)), 0);
+                ck_assert_msg(strstr(out, "keystone-password") && !strstr(out, "QQQQ"), "%s", out);
+        }
+}
+END_TEST
+
 START_TEST(test_configure_applies_and_restarts_only_readers)
 {
         char out[1024], *calls, *conf;
@@ -515,6 +562,7 @@ int main(void)
         tcase_add_test(tc, test_remove_hook_leaves_nothing);
         tcase_add_test(tc, test_configure_refuses_bad_values);
         tcase_add_test(tc, test_configure_applies_and_restarts_only_readers);
+        tcase_add_test(tc, test_configure_placement_keys);
         tcase_add_test(tc, test_core_reports_health);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);

@@ -496,6 +496,61 @@ START_TEST(test_set_every_key)
 }
 END_TEST
 
+
+/* The Placement keys (issue 18): URLs, secrets that no error repeats, the keystone cross-checks. */
+START_TEST(test_placement_keys)
+{
+        struct nova_config c, keep;
+        char err[512];
+
+        config_defaults(&c);
+        ck_assert_str_eq(c.placement_url, "");
+        ck_assert_str_eq(c.placement_auth, "noauth");
+        ck_assert_str_eq(c.placement_noauth_token, "admin");
+        ck_assert_uint_eq(c.reserved_host_memory_mb, 512);
+        ck_assert_uint_eq(c.placement_refresh_s, 300);
+
+        ck_assert_int_eq(config_set(&c, "placement_url", "http://127.0.0.1:8778/placement/", err, sizeof(err)), 0);
+        ck_assert_str_eq(c.placement_url, "http://127.0.0.1:8778/placement"); /* trailing '/' dropped */
+        static const char *const bad_urls[] = { "ftp://x", "http://", "http://u:p@host/", "http://h/p?x=1",
+                                                "http://h /", "127.0.0.1:8778", "catalog" /* needs keystone */ };
+        for (size_t i = 0; i < ARRAY_SIZE(bad_urls); i++) {
+                keep = c;
+                ck_assert_msg(config_set(&c, "placement_url", bad_urls[i], err, sizeof(err)) == -EINVAL, "%s",
+                              bad_urls[i]);
+                ck_assert(memcmp(&c, &keep, sizeof(c)) == 0);
+        }
+        /* no error message ever repeats a secret */
+        char secret[200];
+        memset(secret, 'S', sizeof(secret) - 1);
+        secret[sizeof(secret) - 1] = '\0';
+        ck_assert_int_eq(config_set(&c, "keystone_password", secret, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_null(strstr(err, "SSSS"));
+        ck_assert(config_key_is_secret("keystone_password") && config_key_is_secret("keystone_app_cred_secret") &&
+                  config_key_is_secret("placement_noauth_token"));
+        ck_assert(!config_key_is_secret("keystone_username") && !config_key_is_secret("placement_url"));
+
+        /* keystone needs its settings, named in the error */
+        ck_assert_int_eq(config_set(&c, "placement_auth", "keystone", err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "keystone_auth_url"));
+        ck_assert_int_eq(parse_str("placement_url = catalog\nplacement_auth = keystone\n"
+                                   "keystone_auth_url = http://127.0.0.1:5000/v3\nkeystone_app_cred_id = abc\n",
+                                   &c, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "keystone_app_cred_secret"));
+        ck_assert_int_eq(parse_str("placement_url = catalog\nplacement_auth = keystone\n"
+                                   "keystone_auth_url = http://127.0.0.1:5000/v3\nkeystone_app_cred_id = abc\n"
+                                   "keystone_app_cred_secret = xyz\nplacement_region = RegionOne\n",
+                                   &c, err, sizeof(err)), 0);
+        ck_assert_str_eq(c.placement_url, "catalog");
+        /* keystone settings without placement_url are inert and accepted */
+        config_defaults(&c);
+        ck_assert_int_eq(config_set(&c, "placement_auth", "keystone", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "reserved_host_cpus", "4097", err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(config_set(&c, "placement_refresh_s", "9", err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(config_set(&c, "provider_name", "compute-1.example.org", err, sizeof(err)), 0);
+}
+END_TEST
+
 START_TEST(test_set_errors)
 {
         static const struct {
@@ -708,6 +763,7 @@ static Suite *config_suite(void)
         tcase_add_test(tc, test_set_every_key);
         tcase_add_test(tc, test_qemu_user);
         tcase_add_test(tc, test_set_errors);
+        tcase_add_test(tc, test_placement_keys);
         tcase_add_test(tc, test_load_file);
         suite_add_tcase(s, tc);
 

@@ -1,0 +1,1138 @@
+/* placement.c - see placement.h
+ *
+ * One pass at a time. A pass first reads the host (hardware-observe's
+ * host_inventory, statvfs of the state dir, uname) into the desired
+ * provider, then repeatedly picks the one request that brings Placement
+ * closer to it (next_request()): a keystone token, the provider (GET, or
+ * POST when missing), its inventories (GET, then PUT if they differ), which
+ * of our traits Placement knows (GET /traits), its traits (GET, then PUT if
+ * they differ). What Placement holds is cached between passes, so a pass
+ * with nothing changed sends nothing; the refresh timer forgets the cache
+ * (two GETs) to notice changes made behind our back. One request is in
+ * flight at most; its socket and timer live on the core's sd-event loop. */
+#include "placement.h"
+#include "hw-protocol.h"
+
+#include "log.h"
+#include "modules.h"
+#include "placement-json.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#define UUID_FILE "placement-provider-uuid"
+#define MAX_CONFLICTS_PER_PASS 4      /* 409 generation conflicts before a pass gives up */
+#define BACKOFF_MIN_USEC (1 * 1000000ULL)
+#define BACKOFF_MAX_USEC (60 * 1000000ULL)
+#define REQUEST_TIMEOUT_MS 15000L
+#define CONNECT_TIMEOUT_MS 5000L
+#define TOKEN_MAX 8192                /* bytes of an X-Subject-Token we accept */
+#define TOKEN_RENEW_SEC 120           /* renew a keystone token this long before it expires */
+
+enum step {
+        STEP_NONE,
+        STEP_TOKEN,           /* POST {keystone}/auth/tokens */
+        STEP_GET_PROVIDER,    /* GET /resource_providers/{uuid} (1.14) */
+        STEP_CREATE_PROVIDER, /* POST /resource_providers (1.20: answers the provider) */
+        STEP_GET_INVENTORIES, /* GET .../inventories (1.26) */
+        STEP_PUT_INVENTORIES, /* PUT .../inventories (1.26: reserved may equal total) */
+        STEP_GET_KNOWN_TRAITS, /* GET /traits?name=in:... (1.6) */
+        STEP_GET_TRAITS,      /* GET .../traits (1.6) */
+        STEP_PUT_TRAITS,      /* PUT .../traits (1.6) */
+};
+
+static const char *const step_names[] = {
+        [STEP_NONE] = "-",
+        [STEP_TOKEN] = "keystone token",
+        [STEP_GET_PROVIDER] = "GET provider",
+        [STEP_CREATE_PROVIDER] = "create provider",
+        [STEP_GET_INVENTORIES] = "GET inventories",
+        [STEP_PUT_INVENTORIES] = "PUT inventories",
+        [STEP_GET_KNOWN_TRAITS] = "GET traits",
+        [STEP_GET_TRAITS] = "GET provider traits",
+        [STEP_PUT_TRAITS] = "PUT provider traits",
+};
+
+enum counter { CNT_GET, CNT_POST, CNT_PUT, CNT_AUTH, CNT_FAILED, CNT_CONFLICTS, _CNT_MAX };
+static const char *const counter_names[_CNT_MAX] = { "get", "post", "put", "auth", "failed", "conflicts" };
+
+struct request {
+        CURL *easy;
+        struct curl_slist *headers;
+        char *send;              /* request body (owned) */
+        char *recv;              /* response body (owned, NUL-terminated) */
+        size_t recv_len;
+        bool recv_too_big;
+        char subject_token[TOKEN_MAX]; /* keystone's X-Subject-Token */
+        bool subject_token_too_big;
+        enum step step;
+        char errbuf[CURL_ERROR_SIZE];
+};
+
+static struct {
+        bool started;
+        sd_event *event;
+        struct modules *modules;            /* the registry: hardware-observe asked for the host inventory */
+        struct nova_config cfg;
+        CURLM *multi;
+        sd_event_source *curl_timer;
+        sd_event_source *wake;     /* backoff retry or refresh */
+        struct request *req;       /* in flight */
+        struct module_call *local_call;
+
+        char uuid[UUID_STR_LEN + 1];
+        char name[PLACEMENT_NAME_MAX + 1];
+        char base_url[512];        /* placement_url, or the catalog's endpoint */
+
+        /* local */
+        struct placement_desired desired;
+        bool desired_ok;
+        /* remote (cache of what Placement holds) */
+        bool registered;
+        uint64_t generation;
+        bool inv_known;
+        struct placement_inventory remote_inv[_PRC_MAX];
+        size_t remote_other_classes;
+        bool traits_known;
+        struct placement_traits remote_traits;
+        bool known_traits_valid;          /* filter below computed for desired.traits */
+        struct placement_traits known_for; /* the desired set the filter was computed for */
+        struct placement_traits wanted;    /* desired traits Placement knows */
+        struct placement_traits dropped;   /* desired traits Placement does not know */
+
+        /* keystone */
+        char token[TOKEN_MAX];
+        int64_t token_expires;     /* epoch seconds */
+        bool token_retry_done;     /* one re-auth per 401 */
+
+        /* pass */
+        bool pass_running, again, in_backoff;
+        unsigned conflicts_in_pass;
+        uint64_t backoff_usec;
+        uint64_t pass_started_usec;
+
+        /* status */
+        const char *state;         /* off, waiting, syncing, synced, retrying, error */
+        int64_t last_sync;         /* epoch seconds of the last successful pass, 0 never */
+        int64_t last_attempt;
+        uint64_t first_sync_usec;  /* CLOCK_MONOTONIC of the first success (for the start-to-visible figure) */
+        uint64_t started_usec;
+        char error[512];
+        char fix[512];
+        uint64_t next_attempt_usec;
+        uint64_t counters[_CNT_MAX];
+        uint64_t passes;
+        char start_error[512];     /* placement_url set but the client could not start */
+} pl;
+
+static void pass_continue(void);
+static void schedule_wake(uint64_t delay_usec);
+
+static int64_t wall_now(void) { return (int64_t)time(NULL); }
+
+static uint64_t mono_now(void)
+{
+        uint64_t t = 0;
+        (void)sd_event_now(pl.event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+static void set_status(const char *state, const char *fix, const char *fmt, ...) _printf_(3, 4);
+static void set_status(const char *state, const char *fix, const char *fmt, ...)
+{
+        va_list ap;
+
+        pl.state = state;
+        if (fmt) {
+                va_start(ap, fmt);
+                (void)vsnprintf(pl.error, sizeof(pl.error), fmt, ap);
+                va_end(ap);
+        } else
+                pl.error[0] = '\0';
+        (void)snprintf(pl.fix, sizeof(pl.fix), "%s", fix ? fix : "");
+}
+
+/* ---- the provider UUID, created once ---- */
+
+static int load_or_create_uuid(const char *state_dir, char ret[UUID_STR_LEN + 1], bool *created)
+{
+        _cleanup_free_ char *text = NULL;
+        char path[PATH_MAX], line[UUID_STR_LEN + 2];
+        size_t len;
+        int r;
+
+        *created = false;
+        r = xsnprintf(path, sizeof(path), "%s/%s", state_dir, UUID_FILE);
+        if (r < 0)
+                return r;
+        r = read_file_bounded(path, 128, &text, &len);
+        if (r == 0) {
+                if (len > 0 && text[len - 1] == '\n')
+                        text[--len] = '\0';
+                if (!uuid_is_valid(text))
+                        return -EBADMSG;
+                return strscpy(ret, text, UUID_STR_LEN + 1);
+        }
+        if (r != -ENOENT)
+                return r;
+        r = uuid_new_str(ret);
+        if (r < 0)
+                return r;
+        (void)snprintf(line, sizeof(line), "%s\n", ret);
+        r = write_file_atomic(path, line, strlen(line), 0600);
+        if (r == 0)
+                *created = true;
+        return r;
+}
+
+/* ---- libcurl on sd-event ---- */
+
+static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *userdata _unused_);
+static void check_done(void);
+
+static int curl_socket_cb(CURL *easy _unused_, curl_socket_t fd, int what, void *userp _unused_, void *socketp)
+{
+        sd_event_source *src = socketp;
+        uint32_t events = (what == CURL_POLL_IN ? EPOLLIN : what == CURL_POLL_OUT ? EPOLLOUT : EPOLLIN | EPOLLOUT);
+
+        if (what == CURL_POLL_REMOVE) {
+                if (src) {
+                        (void)sd_event_source_set_enabled(src, SD_EVENT_OFF);
+                        sd_event_source_unref(src);
+                        (void)curl_multi_assign(pl.multi, fd, NULL);
+                }
+                return 0;
+        }
+        if (src)
+                return sd_event_source_set_io_events(src, events) < 0 ? -1 : 0;
+        if (sd_event_add_io(pl.event, &src, fd, events, on_curl_io, NULL) < 0)
+                return -1;
+        (void)curl_multi_assign(pl.multi, fd, src);
+        return 0;
+}
+
+static int on_curl_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata _unused_)
+{
+        int running;
+        (void)curl_multi_socket_action(pl.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        check_done();
+        return 0;
+}
+
+static int curl_timer_cb(CURLM *multi _unused_, long timeout_ms, void *userp _unused_)
+{
+        if (timeout_ms < 0)
+                return sd_event_source_set_enabled(pl.curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        if (sd_event_source_set_time(pl.curl_timer, mono_now() + (uint64_t)timeout_ms * 1000) < 0 ||
+            sd_event_source_set_enabled(pl.curl_timer, SD_EVENT_ONESHOT) < 0)
+                return -1;
+        return 0;
+}
+
+static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *userdata _unused_)
+{
+        int running, mask = 0;
+
+        if (revents & EPOLLIN)
+                mask |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                mask |= CURL_CSELECT_OUT;
+        if (revents & (EPOLLERR | EPOLLHUP))
+                mask |= CURL_CSELECT_ERR;
+        (void)curl_multi_socket_action(pl.multi, fd, mask, &running);
+        check_done();
+        return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+        struct request *req = userp;
+        size_t n = size * nmemb;
+        char *nb;
+
+        if (req->recv_len + n > PLACEMENT_MAX_BODY) {
+                req->recv_too_big = true;
+                return 0; /* aborts the transfer */
+        }
+        nb = realloc(req->recv, req->recv_len + n + 1);
+        if (!nb)
+                return 0;
+        memcpy(nb + req->recv_len, data, n);
+        req->recv = nb;
+        req->recv_len += n;
+        req->recv[req->recv_len] = '\0';
+        return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+        static const char name[] = "x-subject-token:";
+        struct request *req = userp;
+        size_t n = size * nmemb, v;
+
+        if (n > strlen(name) && strncasecmp(data, name, strlen(name)) == 0) {
+                v = strlen(name);
+                while (v < n && (data[v] == ' ' || data[v] == '\t'))
+                        v++;
+                while (n > v && (data[n - 1] == '\r' || data[n - 1] == '\n' || data[n - 1] == ' '))
+                        n--;
+                if (n - v >= sizeof(req->subject_token)) {
+                        req->subject_token_too_big = true;
+                        return 0;
+                }
+                memcpy(req->subject_token, data + v, n - v);
+                req->subject_token[n - v] = '\0';
+        }
+        return size * nmemb;
+}
+
+static void request_free(struct request *req)
+{
+        if (!req)
+                return;
+        if (req->easy) {
+                if (pl.multi)
+                        (void)curl_multi_remove_handle(pl.multi, req->easy);
+                curl_easy_cleanup(req->easy);
+        }
+        curl_slist_free_all(req->headers);
+        free(req->send);
+        free(req->recv);
+        explicit_bzero(req->subject_token, sizeof(req->subject_token));
+        free(req);
+}
+
+/* Start one request; body (owned) may be NULL. 0 or -errno (nothing in flight then). */
+static int request_start(enum step step, const char *method, const char *url, const char *microversion, char *body)
+{
+        struct request *req = calloc(1, sizeof(*req));
+        char hdr[TOKEN_MAX + 32];
+        const char *token = NULL;
+
+        if (!req) {
+                free(body);
+                return -ENOMEM;
+        }
+        req->step = step;
+        req->send = body;
+        req->easy = curl_easy_init();
+        if (!req->easy) {
+                request_free(req);
+                return -ENOMEM;
+        }
+        req->headers = curl_slist_append(req->headers, "Accept: application/json");
+        req->headers = curl_slist_append(req->headers, "User-Agent: nova-hypervisor");
+        if (body)
+                req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
+        if (microversion) {
+                (void)snprintf(hdr, sizeof(hdr), "OpenStack-API-Version: placement %s", microversion);
+                req->headers = curl_slist_append(req->headers, hdr);
+        }
+        if (step != STEP_TOKEN)
+                token = streq(pl.cfg.placement_auth, "keystone") ? pl.token : pl.cfg.placement_noauth_token;
+        if (token && token[0]) {
+                (void)snprintf(hdr, sizeof(hdr), "X-Auth-Token: %s", token);
+                req->headers = curl_slist_append(req->headers, hdr);
+                explicit_bzero(hdr, sizeof(hdr));
+        }
+        if (!req->headers) {
+                request_free(req);
+                return -ENOMEM;
+        }
+        (void)curl_easy_setopt(req->easy, CURLOPT_URL, url);
+        (void)curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
+        (void)curl_easy_setopt(req->easy, CURLOPT_CUSTOMREQUEST, method);
+        if (body) {
+                (void)curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, body);
+                (void)curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        } else if (streq(method, "GET"))
+                (void)curl_easy_setopt(req->easy, CURLOPT_HTTPGET, 1L);
+        (void)curl_easy_setopt(req->easy, CURLOPT_WRITEFUNCTION, on_body);
+        (void)curl_easy_setopt(req->easy, CURLOPT_WRITEDATA, req);
+        (void)curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header);
+        (void)curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req);
+        (void)curl_easy_setopt(req->easy, CURLOPT_ERRORBUFFER, req->errbuf);
+        (void)curl_easy_setopt(req->easy, CURLOPT_NOSIGNAL, 1L);
+        (void)curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+        (void)curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+        (void)curl_easy_setopt(req->easy, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 (Debian 12); core22 has 7.81 */
+        (void)curl_easy_setopt(req->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+        (void)curl_easy_setopt(req->easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+        (void)curl_easy_setopt(req->easy, CURLOPT_PRIVATE, req);
+        if (curl_multi_add_handle(pl.multi, req->easy) != CURLM_OK) {
+                request_free(req);
+                return -ENOMEM;
+        }
+        pl.req = req;
+        if (step == STEP_TOKEN)
+                pl.counters[CNT_AUTH]++;
+        else if (streq(method, "GET"))
+                pl.counters[CNT_GET]++;
+        else if (streq(method, "POST"))
+                pl.counters[CNT_POST]++;
+        else
+                pl.counters[CNT_PUT]++;
+        log_debug("placement: %s %s", method, url);
+        return 0;
+}
+
+/* ---- pass outcome ---- */
+
+static void pass_failed(const char *fix, const char *fmt, ...) _printf_(2, 3);
+static void pass_failed(const char *fix, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+        bool first = !streq_ptr(pl.state, "retrying") && !streq_ptr(pl.state, "error");
+
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        pl.counters[CNT_FAILED]++;
+        pl.pass_running = false;
+        pl.in_backoff = true;
+        pl.backoff_usec = pl.backoff_usec ? pl.backoff_usec * 2 : BACKOFF_MIN_USEC;
+        if (pl.backoff_usec > BACKOFF_MAX_USEC)
+                pl.backoff_usec = BACKOFF_MAX_USEC;
+        set_status("retrying", fix, "%s", msg);
+        /* log the first failure and changes, not every retry */
+        if (first)
+                log_warn("placement: %s (retrying with backoff; fix: %s)", msg, fix);
+        else
+                log_debug("placement: %s", msg);
+        schedule_wake(pl.backoff_usec);
+}
+
+static void pass_succeeded(void)
+{
+        bool was_failing = streq_ptr(pl.state, "retrying") || streq_ptr(pl.state, "error");
+
+        pl.pass_running = false;
+        pl.in_backoff = false;
+        pl.backoff_usec = 0;
+        pl.last_sync = wall_now();
+        if (!pl.first_sync_usec) {
+                pl.first_sync_usec = mono_now();
+                log_info("placement: provider %s (%s) registered at %s with %zu traits, %.2f s after start",
+                         pl.name, pl.uuid, pl.base_url, pl.wanted.n,
+                         (double)(pl.first_sync_usec - pl.started_usec) / 1e6);
+        } else if (was_failing)
+                log_info("placement: provider %s in sync again", pl.uuid);
+        set_status("synced", NULL, NULL);
+        if (pl.again) {
+                pl.again = false;
+                placement_kick("queued");
+                return;
+        }
+        schedule_wake((uint64_t)pl.cfg.placement_refresh_s * 1000000ULL);
+}
+
+/* ---- local observation ---- */
+
+static struct json_object *jget(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static void on_local_inventory(const struct module_result *res, void *userdata _unused_)
+{
+        struct placement_host host = {};
+        struct placement_policy pol = {
+                .reserved_host_cpus = pl.cfg.reserved_host_cpus,
+                .reserved_host_memory_mb = pl.cfg.reserved_host_memory_mb,
+                .reserved_host_disk_mb = pl.cfg.reserved_host_disk_mb,
+                .cpu_ratio_milli = pl.cfg.cpu_allocation_ratio_milli,
+                .ram_ratio_milli = pl.cfg.ram_allocation_ratio_milli,
+                .disk_ratio_milli = pl.cfg.disk_allocation_ratio_milli,
+        };
+        struct json_object *inv, *cpu;
+        struct statvfs vfs;
+        struct utsname un;
+        char why[256];
+        int r;
+
+        pl.local_call = NULL;
+        if (res->status < 0) {
+                char fix[160] = "";
+                if (plug_fix_text(PLUG_HARDWARE_OBSERVE, fix, sizeof(fix)) < 0)
+                        fix[0] = '\0';
+                pl.pass_running = false;
+                set_status("waiting", fix, "waiting for hardware-observe's host inventory: %s",
+                           res->error ? res->error : strerror(-res->status));
+                /* placement_kick() from the module's ready hook resumes at once; a module that is
+                 * running but failed to answer is asked again with the backoff (local calls only) */
+                pl.in_backoff = true;
+                pl.backoff_usec = pl.backoff_usec ? pl.backoff_usec * 2 : BACKOFF_MIN_USEC;
+                if (pl.backoff_usec > BACKOFF_MAX_USEC)
+                        pl.backoff_usec = BACKOFF_MAX_USEC;
+                schedule_wake(pl.backoff_usec);
+                return;
+        }
+        inv = proto_value_to_json(res->body);
+        cpu = jget(inv, "cpu");
+        host.vcpus = (uint64_t)json_object_get_uint64(jget(cpu, "threads"));
+        host.cores = (uint64_t)json_object_get_uint64(jget(cpu, "cores"));
+        host.cpu_flags = json_object_get_string(jget(cpu, "flags"));
+        host.memory_mb = (uint64_t)json_object_get_uint64(jget(jget(inv, "memory"), "total_kb")) / 1024;
+        /* as `nova-hypervisor host` computes DISK_GB (observe.c) */
+        if (statvfs(pl.cfg.state_dir, &vfs) == 0)
+                host.disk_gb = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
+        if (uname(&un) == 0)
+                host.arch = un.machine;
+        r = placement_desired_build(&host, &pol, &pl.desired, why, sizeof(why));
+        json_object_put(inv);
+        if (r < 0) {
+                pl.pass_running = false;
+                pl.desired_ok = false;
+                set_status("error", "change the reserved_host_* setting named above", "%s", why);
+                log_err("placement: %s", why);
+                return;
+        }
+        pl.desired_ok = true;
+        if (!placement_traits_equal(&pl.known_for, &pl.desired.traits))
+                pl.known_traits_valid = false;
+        pass_continue();
+}
+
+/* ---- deciding the next request ---- */
+
+static bool token_needed(void)
+{
+        if (!streq(pl.cfg.placement_auth, "keystone"))
+                return false;
+        return !pl.token[0] || pl.token_expires - TOKEN_RENEW_SEC <= wall_now();
+}
+
+static int url_of(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
+static int url_of(char *buf, size_t size, const char *fmt, ...)
+{
+        char path[4096];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(path, sizeof(path), fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t)n >= sizeof(path))
+                return -ENAMETOOLONG;
+        return xsnprintf(buf, size, "%s%s", pl.base_url, path);
+}
+
+static void pass_continue(void)
+{
+        char url[8192];
+        int r = 0;
+
+        if (!pl.desired_ok)
+                return;
+        if (token_needed()) {
+                struct keystone_auth a = {
+                        .application_credential = pl.cfg.keystone_app_cred_id[0] != '\0',
+                        .user_id = pl.cfg.keystone_user_id,
+                        .username = pl.cfg.keystone_username,
+                        .user_domain = pl.cfg.keystone_user_domain,
+                        .password = pl.cfg.keystone_password,
+                        .project_id = pl.cfg.keystone_project_id,
+                        .project_name = pl.cfg.keystone_project_name,
+                        .project_domain = pl.cfg.keystone_project_domain,
+                        .app_cred_id = pl.cfg.keystone_app_cred_id,
+                        .app_cred_secret = pl.cfg.keystone_app_cred_secret,
+                };
+                char *body = keystone_token_body(&a);
+                r = body ? xsnprintf(url, sizeof(url), "%s/auth/tokens", pl.cfg.keystone_auth_url) : -ENOMEM;
+                if (r == 0)
+                        r = request_start(STEP_TOKEN, "POST", url, NULL, body);
+                else
+                        free(body);
+        } else if (!pl.registered) {
+                r = url_of(url, sizeof(url), "/resource_providers/%s", pl.uuid);
+                if (r == 0)
+                        r = request_start(STEP_GET_PROVIDER, "GET", url, "1.14", NULL);
+        } else if (!pl.inv_known) {
+                r = url_of(url, sizeof(url), "/resource_providers/%s/inventories", pl.uuid);
+                if (r == 0)
+                        r = request_start(STEP_GET_INVENTORIES, "GET", url, "1.26", NULL);
+        } else if (!placement_inventories_equal(pl.remote_inv, pl.desired.inv) || pl.remote_other_classes) {
+                char *body = placement_inventories_body(pl.desired.inv, pl.generation);
+                r = url_of(url, sizeof(url), "/resource_providers/%s/inventories", pl.uuid);
+                if (r == 0 && body)
+                        r = request_start(STEP_PUT_INVENTORIES, "PUT", url, "1.26", body);
+                else {
+                        free(body);
+                        r = r < 0 ? r : -ENOMEM;
+                }
+        } else if (!pl.known_traits_valid) {
+                char list[4096] = "";
+                size_t n = 0;
+                for (size_t i = 0; i < pl.desired.traits.n && n < sizeof(list); i++)
+                        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? "," : "",
+                                              pl.desired.traits.names[i]);
+                r = n < sizeof(list) ? url_of(url, sizeof(url), "/traits?name=in:%s", list) : -ENAMETOOLONG;
+                if (r == 0)
+                        r = request_start(STEP_GET_KNOWN_TRAITS, "GET", url, "1.6", NULL);
+        } else if (!pl.traits_known) {
+                r = url_of(url, sizeof(url), "/resource_providers/%s/traits", pl.uuid);
+                if (r == 0)
+                        r = request_start(STEP_GET_TRAITS, "GET", url, "1.6", NULL);
+        } else if (!placement_traits_equal(&pl.remote_traits, &pl.wanted)) {
+                char *body = placement_traits_body(&pl.wanted, pl.generation);
+                r = url_of(url, sizeof(url), "/resource_providers/%s/traits", pl.uuid);
+                if (r == 0 && body)
+                        r = request_start(STEP_PUT_TRAITS, "PUT", url, "1.6", body);
+                else {
+                        free(body);
+                        r = r < 0 ? r : -ENOMEM;
+                }
+        } else {
+                pass_succeeded();
+                return;
+        }
+        if (r < 0)
+                pass_failed("this is a bug or the core is out of memory; see the core's log",
+                            "cannot send a Placement request: %s", strerror(-r));
+}
+
+/* ---- answers ---- */
+
+static void describe_error(const struct request *req, long status, char *buf, size_t size)
+{
+        struct placement_error e;
+
+        if (req->recv && placement_decode_error(req->recv, req->recv_len, &e) == 0 && e.detail[0])
+                (void)snprintf(buf, size, "%s", e.detail);
+        else
+                (void)snprintf(buf, size, "HTTP %ld", status);
+}
+
+static const char *auth_fix(long status)
+{
+        if (streq(pl.cfg.placement_auth, "keystone"))
+                return status == 401 ? "check keystone-auth-url and the credentials (keystone-username/-password/"
+                                       "-project-name, or keystone-app-cred-id/-secret): snap set nova-hypervisor ..."
+                                     : "the keystone user needs Placement's admin role (openstack role add --user "
+                                       "<user> --project <project> admin)";
+        return status == 401 ? "Placement does not run with auth_strategy = noauth2: set placement-auth=keystone "
+                               "and the keystone-* keys, or set placement-noauth-token"
+                             : "with noauth2 Placement needs the token 'admin': snap set nova-hypervisor "
+                               "placement-noauth-token=admin";
+}
+
+static void on_answer(struct request *req, CURLcode code)
+{
+        long status = 0;
+        char detail[300];
+
+        (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (code != CURLE_OK) {
+                if (req->recv_too_big)
+                        pass_failed("check that placement_url points at the Placement API",
+                                    "%s: the answer exceeds %d bytes", step_names[req->step], PLACEMENT_MAX_BODY);
+                else
+                        pass_failed(req->step == STEP_TOKEN
+                                            ? "check keystone-auth-url and that Keystone is reachable from this host"
+                                            : "check placement-url (snap set nova-hypervisor placement-url=http://"
+                                              "<host>:8778) and that Placement runs and is reachable from this host",
+                                    "cannot reach %s for %s: %s", req->step == STEP_TOKEN ? "Keystone" : pl.base_url,
+                                    step_names[req->step], req->errbuf[0] ? req->errbuf : curl_easy_strerror(code));
+                return;
+        }
+        if (req->step == STEP_TOKEN) {
+                int64_t expires;
+                if (status != 201 && status != 200) {
+                        describe_error(req, status, detail, sizeof(detail));
+                        pass_failed(auth_fix(401), "Keystone refused the token request (%ld): %s", status, detail);
+                        return;
+                }
+                if (!req->subject_token[0] || keystone_decode_token(req->recv, req->recv_len, &expires) < 0) {
+                        pass_failed("check keystone-auth-url (it must be the identity v3 endpoint, e.g. "
+                                    "http://<host>:5000/v3)", "Keystone's token answer was not understood");
+                        return;
+                }
+                if (streq(pl.cfg.placement_url, "catalog")) {
+                        int r = keystone_catalog_endpoint(req->recv, req->recv_len, pl.cfg.placement_region,
+                                                          pl.base_url, sizeof(pl.base_url));
+                        if (r < 0) {
+                                pass_failed("register Placement's endpoint in Keystone, set placement-region to its "
+                                            "region, or set placement-url explicitly",
+                                            "the token's catalog has no placement endpoint%s%s",
+                                            pl.cfg.placement_region[0] ? " in region " : "", pl.cfg.placement_region);
+                                return;
+                        }
+                }
+                (void)strscpy(pl.token, req->subject_token, sizeof(pl.token));
+                pl.token_expires = expires;
+                pass_continue();
+                return;
+        }
+        if (status == 401 && streq(pl.cfg.placement_auth, "keystone") && !pl.token_retry_done) {
+                /* the token expired or was revoked: one fresh token, then the same request again */
+                explicit_bzero(pl.token, sizeof(pl.token));
+                pl.token_retry_done = true;
+                pass_continue();
+                return;
+        }
+        if (status == 401 || status == 403) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(auth_fix(status), "Placement refused %s with %ld (%s)", step_names[req->step], status,
+                            status == 401 ? "not authenticated" : detail);
+                return;
+        }
+        pl.token_retry_done = false;
+        if (status >= 500) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed("see Placement's own log; nova-hypervisor retries by itself",
+                            "Placement failed %s with %ld: %s", step_names[req->step], status, detail);
+                return;
+        }
+        switch (req->step) {
+        case STEP_GET_PROVIDER:
+        case STEP_CREATE_PROVIDER: {
+                struct placement_provider p;
+                if (req->step == STEP_GET_PROVIDER && status == 404) {
+                        char url[1024], *body = placement_provider_body(pl.uuid, pl.name);
+                        int r = body ? url_of(url, sizeof(url), "/resource_providers") : -ENOMEM;
+                        if (r == 0)
+                                r = request_start(STEP_CREATE_PROVIDER, "POST", url, "1.20", body);
+                        else
+                                free(body);
+                        if (r < 0)
+                                pass_failed("see the core's log", "cannot create the provider: %s", strerror(-r));
+                        return;
+                }
+                if (req->step == STEP_CREATE_PROVIDER && status == 409) {
+                        describe_error(req, status, detail, sizeof(detail));
+                        if (strstr(detail, "Conflicting resource provider name")) {
+                                char fix[512];
+                                (void)snprintf(fix, sizeof(fix),
+                                               "another provider (not %s) already has the name '%s': set provider-name "
+                                               "to another name, or, if it is this host's from a lost state directory, "
+                                               "delete it (openstack resource provider delete <uuid>)", pl.uuid, pl.name);
+                                pass_failed(fix, "cannot register: provider name '%s' is taken", pl.name);
+                                return;
+                        }
+                        /* our uuid exists (created concurrently): read it, as nova does */
+                        pl.registered = false;
+                        pass_continue();
+                        return;
+                }
+                if (status != 200 || placement_decode_provider(req->recv, req->recv_len, &p) < 0 ||
+                    !streq(p.uuid, pl.uuid)) {
+                        describe_error(req, status, detail, sizeof(detail));
+                        pass_failed("check that placement-url points at the Placement API",
+                                    "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
+                        return;
+                }
+                if (req->step == STEP_CREATE_PROVIDER)
+                        log_info("placement: created provider %s (%s)", p.name, p.uuid);
+                else if (!streq(p.name, pl.name))
+                        log_warn("placement: provider %s is named '%s' in Placement, not '%s' (left as it is)", p.uuid,
+                                 p.name, pl.name);
+                pl.registered = true;
+                pl.generation = p.generation;
+                pl.inv_known = pl.traits_known = false;
+                break;
+        }
+        case STEP_GET_INVENTORIES:
+        case STEP_PUT_INVENTORIES:
+        case STEP_GET_TRAITS:
+        case STEP_PUT_TRAITS: {
+                bool inv = req->step == STEP_GET_INVENTORIES || req->step == STEP_PUT_INVENTORIES;
+                if (status == 404) {
+                        /* deleted behind our back: register again */
+                        log_warn("placement: provider %s is gone from Placement; registering it again", pl.uuid);
+                        pl.registered = false;
+                        break;
+                }
+                if (status == 409) {
+                        struct placement_error e = {};
+                        pl.counters[CNT_CONFLICTS]++;
+                        (void)placement_decode_error(req->recv, req->recv_len, &e);
+                        if (++pl.conflicts_in_pass > MAX_CONFLICTS_PER_PASS) {
+                                pass_failed("another client keeps changing this provider: make sure only one "
+                                            "nova-hypervisor (or nova-compute) uses this provider name and uuid",
+                                            "%u generation conflicts in one pass on provider %s (%s)",
+                                            pl.conflicts_in_pass, pl.uuid, e.code[0] ? e.code : "409");
+                                return;
+                        }
+                        if (e.code[0] && !streq(e.code, "placement.concurrent_update")) {
+                                pass_failed("see the detail; e.g. inventory in use by allocations cannot shrink "
+                                            "below them", "Placement refused %s: %s", step_names[req->step], e.detail);
+                                return;
+                        }
+                        log_info("placement: generation %" PRIu64 " of %s is stale; re-reading", pl.generation, pl.uuid);
+                        pl.inv_known = pl.traits_known = false;
+                        break;
+                }
+                if (status != 200) {
+                        describe_error(req, status, detail, sizeof(detail));
+                        pass_failed("see the detail; this is usually a bug in what we sent",
+                                    "Placement refused %s (%ld): %s", step_names[req->step], status, detail);
+                        return;
+                }
+                if (inv) {
+                        struct placement_remote_inventories ri;
+                        if (placement_decode_inventories(req->recv, req->recv_len, &ri) < 0) {
+                                pass_failed("check that placement-url points at the Placement API",
+                                            "Placement's answer to %s was not understood", step_names[req->step]);
+                                return;
+                        }
+                        memcpy(pl.remote_inv, ri.inv, sizeof(ri.inv));
+                        pl.remote_other_classes = ri.n_other;
+                        pl.generation = ri.generation;
+                        pl.inv_known = true;
+                        if (req->step == STEP_PUT_INVENTORIES)
+                                log_info("placement: inventories of %s written (generation %" PRIu64 ")", pl.uuid,
+                                         pl.generation);
+                } else {
+                        uint64_t gen;
+                        if (placement_decode_traits(req->recv, req->recv_len, &pl.remote_traits, &gen) < 0) {
+                                pass_failed("check that placement-url points at the Placement API",
+                                            "Placement's answer to %s was not understood", step_names[req->step]);
+                                return;
+                        }
+                        pl.generation = gen;
+                        pl.traits_known = true;
+                        if (req->step == STEP_PUT_TRAITS)
+                                log_info("placement: %zu traits of %s written (generation %" PRIu64 ")",
+                                         pl.remote_traits.n, pl.uuid, pl.generation);
+                }
+                /* any write moves the generation: the other half's cached generation is this one */
+                break;
+        }
+        case STEP_GET_KNOWN_TRAITS: {
+                struct placement_traits known = {};
+                if (status != 200 || placement_decode_traits(req->recv, req->recv_len, &known, NULL) < 0) {
+                        describe_error(req, status, detail, sizeof(detail));
+                        pass_failed("check that placement-url points at the Placement API",
+                                    "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
+                        return;
+                }
+                placement_traits_clear(&pl.wanted);
+                placement_traits_clear(&pl.dropped);
+                for (size_t i = 0; i < pl.desired.traits.n; i++)
+                        (void)placement_traits_add(placement_traits_has(&known, pl.desired.traits.names[i]) ? &pl.wanted
+                                                                                                           : &pl.dropped,
+                                                   pl.desired.traits.names[i]);
+                placement_traits_clear(&known);
+                if (pl.dropped.n)
+                        log_info("placement: %zu traits of this host are unknown to this Placement (older "
+                                 "os-traits) and left out, e.g. %s", pl.dropped.n, pl.dropped.names[0]);
+                if (placement_traits_copy(&pl.known_for, &pl.desired.traits) < 0) {
+                        pass_failed("see the core's log", "out of memory");
+                        return;
+                }
+                pl.known_traits_valid = true;
+                break;
+        }
+        default:
+                break;
+        }
+        pass_continue();
+}
+
+static void check_done(void)
+{
+        CURLMsg *msg;
+        int left;
+
+        while ((msg = curl_multi_info_read(pl.multi, &left))) {
+                struct request *req = NULL;
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
+                if (!req || req != pl.req)
+                        continue;
+                CURLcode code = msg->data.result;
+                pl.req = NULL;
+                on_answer(req, code);
+                request_free(req);
+                return; /* msg is invalid after remove_handle; the loop comes back for more */
+        }
+}
+
+/* ---- passes and timers ---- */
+
+static void pass_begin(void)
+{
+        struct proto_writer *w;
+        char err[512];
+        int r;
+
+        pl.pass_running = true;
+        pl.in_backoff = false;
+        pl.conflicts_in_pass = 0;
+        pl.pass_started_usec = mono_now();
+        pl.last_attempt = wall_now();
+        pl.passes++;
+        if (!streq_ptr(pl.state, "retrying") && !streq_ptr(pl.state, "error"))
+                pl.state = pl.first_sync_usec ? "syncing" : "registering";
+        w = malloc(sizeof(*w));
+        if (!w) {
+                pass_failed("see the core's log", "out of memory");
+                return;
+        }
+        module_request_init(w, (struct module_ep)EP_HW(HOST_INVENTORY));
+        r = modules_call(pl.modules, PLUG_HARDWARE_OBSERVE, w, 0, on_local_inventory, NULL, &pl.local_call, err, sizeof(err));
+        free(w);
+        if (r < 0) {
+                struct module_result res = { .status = r, .error = err };
+                on_local_inventory(&res, NULL);
+        }
+}
+
+static int on_wake(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata _unused_)
+{
+        pl.next_attempt_usec = 0;
+        if (pl.pass_running)
+                return 0;
+        if (!pl.in_backoff) {
+                /* the refresh: forget what Placement held, read it again (nova's association refresh) */
+                pl.inv_known = pl.traits_known = false;
+        }
+        pass_begin();
+        return 0;
+}
+
+static void schedule_wake(uint64_t delay_usec)
+{
+        pl.next_attempt_usec = mono_now() + delay_usec;
+        (void)sd_event_source_set_time(pl.wake, pl.next_attempt_usec);
+        (void)sd_event_source_set_enabled(pl.wake, SD_EVENT_ONESHOT);
+}
+
+void placement_kick(const char *why)
+{
+        if (!pl.started)
+                return;
+        log_debug("placement: kick (%s)", why ? why : "-");
+        if (pl.pass_running) {
+                pl.again = true;
+                return;
+        }
+        if (pl.in_backoff && !streq_ptr(pl.state, "waiting"))
+                return; /* Placement is failing: the retry reads the host afresh anyway */
+        (void)sd_event_source_set_enabled(pl.wake, SD_EVENT_OFF);
+        pass_begin();
+}
+
+int placement_start(sd_event *event, const struct nova_config *cfg, struct modules *modules)
+{
+        bool created;
+        int r;
+
+        if (!cfg->placement_url[0])
+                return 0;
+        memset(&pl, 0, sizeof(pl));
+        pl.event = event;
+        pl.modules = modules;
+        pl.cfg = *cfg;
+        pl.started_usec = now_usec();
+        r = load_or_create_uuid(cfg->state_dir, pl.uuid, &created);
+        if (r < 0) {
+                (void)snprintf(pl.start_error, sizeof(pl.start_error),
+                               "%s/%s: %s; not registering (a new uuid would duplicate this host in Placement): "
+                               "restore the file, or remove it to register as a new provider", cfg->state_dir,
+                               UUID_FILE, r == -EBADMSG ? "not a UUID" : strerror(-r));
+                log_err("placement: %s", pl.start_error);
+                return r;
+        }
+        if (cfg->provider_name[0])
+                r = strscpy(pl.name, cfg->provider_name, sizeof(pl.name));
+        else if (gethostname(pl.name, sizeof(pl.name) - 1) < 0)
+                r = -errno;
+        else if (!pl.name[0])
+                r = -EINVAL;
+        if (r < 0) {
+                (void)snprintf(pl.start_error, sizeof(pl.start_error), "no provider name (%s): set provider_name",
+                               strerror(-r));
+                log_err("placement: %s", pl.start_error);
+                return r;
+        }
+        if (!streq(cfg->placement_url, "catalog"))
+                (void)strscpy(pl.base_url, cfg->placement_url, sizeof(pl.base_url));
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(pl.multi = curl_multi_init())) {
+                (void)snprintf(pl.start_error, sizeof(pl.start_error), "libcurl failed to initialise");
+                return -ENOMEM;
+        }
+        (void)curl_multi_setopt(pl.multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+        (void)curl_multi_setopt(pl.multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+        r = sd_event_add_time(event, &pl.curl_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_curl_timer, NULL);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(pl.curl_timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time(event, &pl.wake, CLOCK_MONOTONIC, UINT64_MAX, 0, on_wake, NULL);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(pl.wake, SD_EVENT_OFF);
+        if (r < 0) {
+                placement_stop();
+                (void)snprintf(pl.start_error, sizeof(pl.start_error), "cannot set up the client: %s", strerror(-r));
+                return r;
+        }
+        pl.started = true;
+        log_info("placement: provider %s (%s, %s) at %s, %s auth, refresh every %u s", pl.name, pl.uuid,
+                 created ? "new uuid" : "uuid from the state dir", pl.base_url[0] ? pl.base_url : "the keystone catalog",
+                 cfg->placement_auth, cfg->placement_refresh_s);
+        pass_begin();
+        return 0;
+}
+
+void placement_stop(void)
+{
+        module_call_cancel(pl.local_call);
+        pl.local_call = NULL;
+        request_free(pl.req);
+        pl.req = NULL;
+        if (pl.multi)
+                (void)curl_multi_cleanup(pl.multi);
+        pl.multi = NULL;
+        pl.curl_timer = sd_event_source_disable_unref(pl.curl_timer);
+        pl.wake = sd_event_source_disable_unref(pl.wake);
+        placement_desired_clear(&pl.desired);
+        placement_traits_clear(&pl.remote_traits);
+        placement_traits_clear(&pl.known_for);
+        placement_traits_clear(&pl.wanted);
+        placement_traits_clear(&pl.dropped);
+        explicit_bzero(pl.token, sizeof(pl.token));
+        explicit_bzero(&pl.cfg, sizeof(pl.cfg));
+        if (pl.started)
+                curl_global_cleanup();
+        pl.started = false;
+}
+
+/* ---- status ---- */
+
+static struct json_object *time_json(int64_t t)
+{
+        char buf[32];
+        struct tm tm;
+        time_t tt = (time_t)t;
+
+        if (!t || !gmtime_r(&tt, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                return NULL;
+        return json_object_new_string(buf);
+}
+
+static struct json_object *inventory_json(const struct placement_inventory inv[_PRC_MAX])
+{
+        struct json_object *o = json_object_new_object();
+
+        for (int i = 0; i < _PRC_MAX; i++) {
+                struct json_object *c;
+                if (!inv[i].present)
+                        continue;
+                c = json_object_new_object();
+                json_object_object_add(c, "total", json_object_new_uint64(inv[i].total));
+                json_object_object_add(c, "reserved", json_object_new_uint64(inv[i].reserved));
+                json_object_object_add(c, "min_unit", json_object_new_uint64(inv[i].min_unit));
+                json_object_object_add(c, "max_unit", json_object_new_uint64(inv[i].max_unit));
+                json_object_object_add(c, "step_size", json_object_new_uint64(inv[i].step_size));
+                json_object_object_add(c, "allocation_ratio", json_object_new_double(inv[i].allocation_ratio_milli / 1000.0));
+                json_object_object_add(o, placement_rc_names[i], c);
+        }
+        return o;
+}
+
+static struct json_object *traits_json(const struct placement_traits *t)
+{
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < t->n; i++)
+                json_object_array_add(a, json_object_new_string(t->names[i]));
+        return a;
+}
+
+struct json_object *placement_status_json(void)
+{
+        struct json_object *o = json_object_new_object(), *req;
+
+        json_object_object_add(o, "enabled", json_object_new_boolean(pl.started || pl.start_error[0]));
+        if (!pl.started && pl.start_error[0]) {
+                json_object_object_add(o, "state", json_object_new_string("error"));
+                json_object_object_add(o, "error", json_object_new_string(pl.start_error));
+                json_object_object_add(o, "fix", json_object_new_string("see the error; restart nova-compute after"));
+                return o;
+        }
+        if (!pl.started) {
+                json_object_object_add(o, "state", json_object_new_string("off"));
+                json_object_object_add(o, "fix", json_object_new_string(
+                                                          "to register this host in OpenStack Placement: snap set "
+                                                          "nova-hypervisor placement-url=http://<placement>:8778"));
+                return o;
+        }
+        json_object_object_add(o, "state", json_object_new_string(pl.state ? pl.state : "registering"));
+        json_object_object_add(o, "url", json_object_new_string(pl.base_url));
+        json_object_object_add(o, "auth", json_object_new_string(pl.cfg.placement_auth));
+        json_object_object_add(o, "provider_uuid", json_object_new_string(pl.uuid));
+        json_object_object_add(o, "provider_name", json_object_new_string(pl.name));
+        json_object_object_add(o, "generation", pl.registered ? json_object_new_uint64(pl.generation) : NULL);
+        json_object_object_add(o, "last_sync", time_json(pl.last_sync));
+        json_object_object_add(o, "last_attempt", time_json(pl.last_attempt));
+        json_object_object_add(o, "last_result", json_object_new_string(pl.error[0] ? "error" : pl.last_sync ? "ok" : "none"));
+        if (pl.error[0]) {
+                json_object_object_add(o, "error", json_object_new_string(pl.error));
+                json_object_object_add(o, "fix", json_object_new_string(pl.fix));
+        }
+        if (pl.next_attempt_usec) {
+                uint64_t now = mono_now();
+                json_object_object_add(o, "next_attempt_in_s", json_object_new_double(
+                                                                       pl.next_attempt_usec > now
+                                                                               ? (double)(pl.next_attempt_usec - now) / 1e6
+                                                                               : 0.0));
+        }
+        if (pl.first_sync_usec)
+                json_object_object_add(o, "first_sync_after_start_s",
+                                       json_object_new_double((double)(pl.first_sync_usec - pl.started_usec) / 1e6));
+        req = json_object_new_object();
+        for (int i = 0; i < _CNT_MAX; i++)
+                json_object_object_add(req, counter_names[i], json_object_new_uint64(pl.counters[i]));
+        json_object_object_add(req, "passes", json_object_new_uint64(pl.passes));
+        json_object_object_add(o, "requests", req);
+        if (pl.desired_ok) {
+                json_object_object_add(o, "inventories", inventory_json(pl.desired.inv));
+                json_object_object_add(o, "traits", traits_json(pl.known_traits_valid ? &pl.wanted : &pl.desired.traits));
+                if (pl.dropped.n)
+                        json_object_object_add(o, "traits_unknown_to_placement", traits_json(&pl.dropped));
+        }
+        return o;
+}
+
+char *placement_metrics_text(void)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (!pl.started)
+                return strdup("");
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fprintf(f, "# HELP nova_placement_sync_ok 1 when the provider in Placement matches this host (last pass succeeded)\n"
+                   "# TYPE nova_placement_sync_ok gauge\nnova_placement_sync_ok %d\n",
+                streq_ptr(pl.state, "synced") ? 1 : 0);
+        fprintf(f, "# HELP nova_placement_last_sync_timestamp_seconds end of the last successful pass (0: never)\n"
+                   "# TYPE nova_placement_last_sync_timestamp_seconds gauge\n"
+                   "nova_placement_last_sync_timestamp_seconds %" PRId64 "\n", pl.last_sync);
+        fprintf(f, "# HELP nova_placement_requests_total requests sent to Placement and Keystone, by kind\n"
+                   "# TYPE nova_placement_requests_total counter\n");
+        for (int i = 0; i < _CNT_MAX; i++)
+                fprintf(f, "nova_placement_requests_total{kind=\"%s\"} %" PRIu64 "\n", counter_names[i], pl.counters[i]);
+        fprintf(f, "# HELP nova_placement_provider_generation the provider's generation as last seen\n"
+                   "# TYPE nova_placement_provider_generation gauge\nnova_placement_provider_generation %" PRIu64 "\n",
+                pl.generation);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}

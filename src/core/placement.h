@@ -1,0 +1,47 @@
+/* placement.h - this host as a resource provider in OpenStack Placement.
+ *
+ * When placement_url is set, the core registers the host (a provider with a
+ * UUID kept in <state_dir>/placement-provider-uuid, created once), puts its
+ * VCPU / MEMORY_MB / DISK_GB inventories and its traits, and keeps them
+ * current: after placement_kick() (instances booted or deleted, the
+ * hardware-observe module (re)started) and every placement_refresh_s. It
+ * writes only when what it would write differs from what Placement holds
+ * (zero writes while nothing changes); every write carries the provider
+ * generation, a stale one (409) is re-read and retried (bounded), and an
+ * unreachable or failing Placement is retried with exponential backoff while
+ * everything local keeps working. HTTP is libcurl's multi interface on the
+ * core's sd-event loop: nothing here blocks.
+ *
+ * Nova is the reference for every request shape and microversion
+ * (nova/scheduler/client/report.py). Secrets (the noauth token, keystone
+ * password, application credential secret, the keystone token) are never
+ * logged or shown. */
+#ifndef NOVA_PLACEMENT_H
+#define NOVA_PLACEMENT_H
+
+#include "config.h"
+
+#include <systemd/sd-event.h>
+
+struct json_object;
+
+/* Start the client (a no-op returning 0 when placement_url is empty). Reads
+ * or creates the provider UUID file; the first sync starts at once (it waits
+ * for hardware-observe's inventory if that is not there yet). 0 or -errno
+ * (the UUID file is unreadable or invalid, libcurl failed to initialise). */
+struct modules;
+int placement_start(sd_event *event, const struct nova_config *cfg, struct modules *modules);
+/* Stop and free everything (accepts "not started"). */
+void placement_stop(void);
+/* Something local may have changed (why: a short word for the debug log):
+ * re-read the host and push what differs. Cheap when nothing changed: no
+ * Placement request at all. */
+void placement_kick(const char *why);
+/* {"enabled": false} or the client's state: provider, last sync, result,
+ * error and fix, request counters (caller puts it). */
+struct json_object *placement_status_json(void);
+/* Prometheus text of the client's gauges and counters (malloc'd; "" when
+ * disabled), NULL on -ENOMEM. */
+char *placement_metrics_text(void);
+
+#endif
