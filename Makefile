@@ -7,7 +7,9 @@
 #   make check      layer boundaries, unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make fuzz       libFuzzer targets in build/fuzz/
 #   make guest      the real test guest (cloud kernel, busybox initramfs, BIOS-bootable disk), cached
-#   make bench      bench/privsep-rtt: our module round trip vs oslo.privsep vs the socketpair floor
+#   make bench      every bench (bench/run-all: privsep-rtt, boot, vif-plug, secgroups, multihost), each
+#                   against its anchor (bench/anchors/, packages from make deps), then one table of
+#                   every target with MET / NOT MET; BENCHES="a b" picks some; logs in build/bench/
 
 SHELL := /bin/bash
 BUILD ?= build
@@ -300,11 +302,7 @@ run-multihost: $(PROGRAMS)
 	@KEEP=$(KEEP) bash scripts/multihost.sh
 
 bench: $(PROGRAMS)
-	bash bench/privsep-rtt
-	bash bench/boot
-	bash bench/vif-plug
-	bash bench/secgroups
-	bash bench/multihost
+	bash bench/run-all
 
 bench-boot: $(PROGRAMS)
 	bash bench/boot

@@ -9,7 +9,7 @@
  * Environment: NOVA_BIN (default build/bin) is where nova-network-control is.
  * Prints:  ours tap_get calls=N per_call_us_median=X min=Y max=Z
  * (5 batches of N calls after a warm-up; X is the median of the batch means,
- * the same statistic as ../shared/bench/oslo_privsep_rtt.py). */
+ * the same statistic as bench/anchors/oslo-privsep-rtt.py). */
 #include "benchlib.h"
 
 #include <sys/socket.h>

@@ -44,7 +44,7 @@
  *
  * Rules (each group): ingress, IPv4, tcp, one destination port, remote
  * 10.<r>.0.0/16 - the shape of the anchor's per-port rules
- * (../shared/bench/iptables_secgroups.sh: -s 10.r.0.0/16 -p tcp --dport P).
+ * (bench/anchors/iptables-secgroups.sh: -s 10.r.0.0/16 -p tcp --dport P).
  * The module adds its fixed part itself (conntrack state, anti-spoofing).
  *
  * Environment: NOVA_BIN (default build/bin), MODULE_LOG (the module's stderr;

@@ -24,14 +24,14 @@ PACKAGES=(
   libmnl-dev             # netlink sockets (bench/secgroups-client: the kernel floor)
   nftables               # nft CLI for tests
   openvswitch-source     # OVS source tarball, built by scripts/build-ovs.sh
-  openvswitch-switch     # ovsdb-server/ovs-vswitchd for integration tests
+  openvswitch-switch     # ovsdb-server/ovs-vswitchd for integration tests and bench/vif-plug (its anchors: ovs-vsctl)
   libssl-dev             # TLS; also needed by libopenvswitch
-  python3-oslo.privsep   # privsep helper interop
-  python3-ovsdbapp       # os-vif's OVSDB library: the ovsdbapp anchor of bench/vif-plug
+  python3-oslo.privsep   # privsep helper interop; the anchor of bench/privsep-rtt (bench/anchors/oslo-privsep-rtt.py)
+  python3-ovsdbapp       # os-vif's OVSDB library: the ovsdbapp anchor of bench/vif-plug (bench/anchors/ovsdbapp-ports.py)
   iproute2               # ip(8), for tests
   iputils-ping           # ping, for the firewall packet tests
   ethtool                # turning veth checksum offload off in packet tests (OVS userspace datapath)
-  iptables               # iptables-restore (nf_tables backend): the anchor of bench/secgroups
+  iptables               # iptables-restore (nf_tables backend): the anchor of bench/secgroups (bench/anchors/iptables-secgroups.sh)
   squashfs-tools         # mksquashfs, for building the snap
   python3-yaml           # scripts/snapmeta.py: meta/snap.yaml and the checks derived from snapcraft.yaml
   strace                 # the confinement conformance test traces each module's workload
