@@ -154,6 +154,14 @@ $(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integr
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CHECK_LIBS) -o $@
 
+# test-snap-conformance traces this stand-in for our code (built with the
+# product's flags: sanitized under SAN=1) to prove its accesses are still caught.
+$(BUILD)/tests/conformance-probe: tests/integration/conformance-probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+
+$(BUILD)/tests/test-snap-conformance: $(BUILD)/tests/conformance-probe
+
 # The netlink builder's test also needs libnftnl (and libnftables as its reference).
 $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
 		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
