@@ -28,6 +28,9 @@ override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wfor
 	-Wmissing-prototypes -Wstrict-prototypes -fno-strict-aliasing -fstack-protector-strong \
 	-D_FORTIFY_SOURCE=2 -fPIE
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
+# The fuzzers are always built with ASan+UBSan (libFuzzer), whatever SAN says:
+# one set, in $(FUZZ_BUILD)/fuzz, serves make check and make check SAN=1.
+FUZZ_BUILD := $(BUILD)
 ifeq ($(SAN),1)
 # Sanitized objects never mix with plain ones.
 BUILD := $(BUILD)/san
@@ -80,9 +83,9 @@ LIBNOVA := $(BUILD)/lib/libnova.a
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
-FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps run run-stop run-multihost check check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps run run-stop run-multihost check check-build check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -185,6 +188,10 @@ check-ovs-link: $(BUILD)/bin/ovs-link-smoke
 check-reset:
 	@mkdir -p $(BUILD) && rm -f $(TALLY)
 
+# Everything make check runs, to build it in parallel first (make -j2 check-build;
+# make check itself runs one test at a time).
+check-build: $(PROGRAMS) $(UNIT_TESTS) $(INTEGRATION_TESTS) $(BUILD)/bin/ovs-link-smoke $(FUZZERS)
+
 # Ordered: the tally is reset first, the total printed last (one line CI reads).
 check:
 	@$(MAKE) --no-print-directory check-reset
@@ -198,7 +205,7 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefin
 	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
 FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c src/core/secgroups.c
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ $(PKG_LIBS) -o $@
 
@@ -206,8 +213,8 @@ fuzz: $(FUZZERS)
 
 fuzz-run: $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); corpus=tests/fuzz/corpus/$${n#fuzz-}; \
-		mkdir -p $(BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/work-$$n $$corpus 2>&1 \
+		mkdir -p $(FUZZ_BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_BUILD)/fuzz/work-$$n $$corpus 2>&1 \
 		| grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true; \
 		test "$${PIPESTATUS[0]}" = 0 || { echo "fuzzer $$n failed"; echo "0 1" >> $(abspath $(TALLY)); exit 1; }; \
 		echo "1 0" >> $(abspath $(TALLY)); done
