@@ -201,13 +201,20 @@ check:
 
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_CC ?= clang
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
 FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c src/core/secgroups.c
+# The code under test is compiled once (with libFuzzer's coverage, without its
+# main) and linked into every target; each target's own file brings main.
+FUZZ_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
 
-$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+$(FUZZ_OBJS): $(FUZZ_BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ $(PKG_LIBS) -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ $(PKG_LIBS) -o $@
 
 fuzz: $(FUZZERS)
 
@@ -260,4 +267,4 @@ include mk/e2e.mk
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/fuzz/obj -name '*.d' 2>/dev/null)
