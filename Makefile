@@ -31,6 +31,9 @@ override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wfor
 	-Wmissing-prototypes -Wstrict-prototypes -fno-strict-aliasing -fstack-protector-strong \
 	-D_FORTIFY_SOURCE=2 -fPIE
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
+# The fuzzers are always built with ASan+UBSan (libFuzzer), whatever SAN says:
+# one set, in $(FUZZ_BUILD)/fuzz, serves make check and make check SAN=1.
+FUZZ_BUILD := $(BUILD)
 ifeq ($(SAN),1)
 # Sanitized objects never mix with plain ones.
 BUILD := $(BUILD)/san
@@ -109,9 +112,9 @@ LIBNOVA := $(BUILD)/lib/libnova.a
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
-FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps guest run run-stop run-multihost check check-layers check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost check check-build check-layers check-reset check-ovs-link bench-boot bench-vif bench-multihost bench-secgroups check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -213,6 +216,14 @@ $(BUILD)/tests/test-guest-boot: tests/integration/test-guest-boot.c tests/integr
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
+# test-snap-conformance traces this stand-in for our code (built with the
+# product's flags: sanitized under SAN=1) to prove its accesses are still caught.
+$(BUILD)/tests/conformance-probe: tests/integration/conformance-probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+
+$(BUILD)/tests/test-snap-conformance: $(BUILD)/tests/conformance-probe
+
 # The netlink builder's test also needs libnftnl (and libnftables as its reference).
 $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
 		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
@@ -221,6 +232,11 @@ $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harn
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@
 
 TALLY := $(BUILD)/check-tally
+# Check's per-test timeouts were set for the plain build; ASan+UBSan code runs
+# several times slower (test-fw's decoder tests took over their 4 s under load).
+ifeq ($(SAN),1)
+CHECK_ENV := CK_TIMEOUT_MULTIPLIER=$(or $(CK_TIMEOUT_MULTIPLIER),5)
+endif
 
 # Layer boundaries: each probe of tests/build/layers/ is compiled with the include flags of the layer
 # it names; controls must compile, violations must fail because the header is not found.
@@ -238,11 +254,11 @@ check-layers: $(PROTO_INCLUDE_LINKS)
 	@TALLY_FILE=$(abspath $(TALLY)) bash scripts/check-layers.sh $(LAYER_PROBES)
 
 check-unit: $(UNIT_TESTS)
-	@TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(UNIT_TESTS)
+	@$(CHECK_ENV) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(UNIT_TESTS)
 
 # Integration tests run against the real kernel in private network namespaces (root).
 check-integration: $(INTEGRATION_TESTS) $(PROGRAMS)
-	@NOVA_BIN=$(abspath $(BUILD)/bin) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(INTEGRATION_TESTS)
+	@$(CHECK_ENV) NOVA_BIN=$(abspath $(BUILD)/bin) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(INTEGRATION_TESTS)
 
 # The OVS build path (libopenvswitch from pkg-config or the cache) must keep linking.
 check-ovs-link: $(BUILD)/bin/ovs-link-smoke
@@ -250,6 +266,10 @@ check-ovs-link: $(BUILD)/bin/ovs-link-smoke
 
 check-reset:
 	@mkdir -p $(BUILD) && rm -f $(TALLY)
+
+# Everything make check runs, to build it in parallel first (make -j2 check-build;
+# make check itself runs one test at a time).
+check-build: $(PROGRAMS) $(UNIT_TESTS) $(INTEGRATION_TESTS) $(BUILD)/bin/ovs-link-smoke $(FUZZERS)
 
 # Ordered: the tally is reset first, the total printed last (one line CI reads).
 check:
@@ -260,24 +280,31 @@ check:
 
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_CC ?= clang
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
 FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c src/core/secgroups.c
+# The code under test is compiled once (with libFuzzer's coverage, without its
+# main) and linked into every target; each target's own file brings main.
+FUZZ_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+$(FUZZ_OBJS): $(FUZZ_BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ $(PKG_LIBS) -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
-$(BUILD)/fuzz/fuzz-config-drive: tests/fuzz/fuzz-config-drive.c $(FUZZ_LIB_SRCS) $(CONFIG_DRIVE_SRCS)
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ $(PKG_LIBS) $(ISOFS_LIBS) -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ $(PKG_LIBS) -o $@
+
+$(FUZZ_BUILD)/fuzz/fuzz-config-drive: tests/fuzz/fuzz-config-drive.c $(FUZZ_OBJS) $(CONFIG_DRIVE_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ $(PKG_LIBS) $(ISOFS_LIBS) -o $@
 
 fuzz: $(FUZZERS)
 
 fuzz-run: $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); corpus=tests/fuzz/corpus/$${n#fuzz-}; \
-		mkdir -p $(BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/work-$$n $$corpus 2>&1 \
+		mkdir -p $(FUZZ_BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_BUILD)/fuzz/work-$$n $$corpus 2>&1 \
 		| grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true; \
 		test "$${PIPESTATUS[0]}" = 0 || { echo "fuzzer $$n failed"; echo "0 1" >> $(abspath $(TALLY)); exit 1; }; \
 		echo "1 0" >> $(abspath $(TALLY)); done
@@ -323,4 +350,4 @@ include mk/e2e.mk
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

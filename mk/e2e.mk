@@ -19,4 +19,4 @@ e2e-image:
 	bash scripts/e2e/build-image.sh
 
 e2e-skip-note:
-	@echo "e2e: skipped: make e2e (real snapd in a QEMU guest, software emulation, no KVM here) takes about 30 min per run on this machine (+ about 5 min one-time guest build), over the 20 min budget; run make e2e"
+	@echo "e2e: skipped: make e2e (real snapd in a QEMU guest, software emulation, no KVM here) takes about 30 min per run on this machine (+ about 5 min one-time guest build), over CI's 30 min budget; run make e2e"
