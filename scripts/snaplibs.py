@@ -6,8 +6,11 @@
                                   ships too old; prints one line per bundled library
   snaplibs.py check SNAPDIR       fail (exit 1, one line per problem) when a NEEDED library of an
                                   ELF file in the unpacked snap resolves neither in the snap (the
-                                  LD_LIBRARY_PATH of its meta/snap.yaml) nor in the base, or when
-                                  an ELF file needs a glibc symbol version newer than the base's
+                                  LD_LIBRARY_PATH of its meta/snap.yaml) nor in the base, when
+                                  an ELF file needs a glibc symbol version newer than the base's,
+                                  and on what store review checks of ELF files and paths: an
+                                  executable stack, an RPATH/RUNPATH outside $ORIGIN, a symlink
+                                  out of the snap
   snaplibs.py baselist ROOT       snap/base/core22-libs.txt from a tree built by scripts/base/mkbase.sh
   snaplibs.py elf FILE            what the ELF reader sees (soname, needed, runpath, verneed)
 
@@ -55,6 +58,7 @@ class ElfError(Exception):
 
 SHT_STRTAB, SHT_DYNAMIC, SHT_GNU_VERNEED = 3, 6, 0x6FFFFFFE
 DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH = 1, 14, 15, 29
+PT_GNU_STACK, PF_X = 0x6474E551, 1
 
 
 def is_elf(path):
@@ -86,7 +90,8 @@ def read_elf(path):
     if data[4] != 2 or data[5] != 1:
         raise ElfError(f"{path}: not ELF64 little-endian")
     e_type, = struct.unpack_from("<H", data, 16)
-    e_shoff, = struct.unpack_from("<Q", data, 40)
+    e_phoff, e_shoff = struct.unpack_from("<QQ", data, 32)
+    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 54)
     e_shentsize, e_shnum = struct.unpack_from("<HH", data, 58)
     if e_shoff == 0 or e_shnum == 0:
         raise ElfError(f"{path}: no section headers")
@@ -106,7 +111,13 @@ def read_elf(path):
         _, off, ssize, _, _ = sections[idx]
         return data[off:off + ssize]
 
-    out = {"type": e_type, "soname": None, "needed": [], "runpath": [], "verneed": {}}
+    out = {"type": e_type, "soname": None, "needed": [], "runpath": [], "verneed": {}, "execstack": False}
+    if e_phnum and (e_phentsize != 56 or e_phoff + e_phnum * 56 > len(data)):
+        raise ElfError(f"{path}: bad program header table")
+    for i in range(e_phnum):
+        p_type, p_flags = struct.unpack_from("<II", data, e_phoff + i * 56)
+        if p_type == PT_GNU_STACK:
+            out["execstack"] = bool(p_flags & PF_X)
     for stype, off, ssize, link, info in sections:
         if stype == SHT_DYNAMIC:
             strs = strtab(link)
@@ -374,6 +385,14 @@ def check(snapdir):
     dirs = snap_lib_dirs(snapdir)
     if not dirs:
         problems.append("meta/snap.yaml: no $SNAP/... directory in environment: LD_LIBRARY_PATH")
+    for dirpath, dirnames, filenames in os.walk(snapdir):
+        for fn in dirnames + filenames:
+            p = os.path.join(dirpath, fn)
+            if os.path.islink(p):
+                target = os.path.normpath(os.path.join(dirpath, os.readlink(p)))
+                if os.path.isabs(os.readlink(p)) or not target.startswith(os.path.normpath(snapdir) + os.sep):
+                    problems.append(f"{os.path.relpath(p, snapdir)}: symlink out of the snap "
+                                    f"({os.readlink(p)}; store review rejects it)")
     files = elf_files(snapdir)
     if not files:
         problems.append("no ELF file in the snap")
@@ -385,6 +404,8 @@ def check(snapdir):
         except ElfError as e:
             problems.append(str(e))
             continue
+        if elf["execstack"]:
+            problems.append(f"{rel}: executable stack (PT_GNU_STACK has PF_X; store review flags it)")
         for r in elf["runpath"]:
             if r and not r.startswith("$ORIGIN"):
                 problems.append(f"{rel}: RPATH/RUNPATH {r} points outside the snap")
@@ -501,7 +522,7 @@ def main(argv):
         return 0
     if len(argv) == 3 and argv[1] == "elf":
         e = read_elf(argv[2])
-        print(f"soname {e['soname']}\nneeded {' '.join(e['needed'])}\nrunpath {':'.join(e['runpath'])}")
+        print(f"execstack {e['execstack']}\nsoname {e['soname']}\nneeded {' '.join(e['needed'])}\nrunpath {':'.join(e['runpath'])}")
         for f, names in e["verneed"].items():
             print(f"verneed {f} {' '.join(names)}")
         return 0

@@ -6,7 +6,8 @@
  * snapd applies it, and every NEEDED library of every ELF file in the snap
  * resolves in the snap or in the core22 base's list with glibc <= 2.35
  * (scripts/snaplibs.py check; shown to fail on a copy missing one bundled
- * library and on a copy carrying a program that needs GLIBC_2.36).
+ * library and on a copy carrying a program that needs GLIBC_2.36 with an
+ * executable stack).
  *
  * snapd cannot run here: a stand-in `snapctl` on PATH answers
  * `is-connected` from a file the test writes (every plug connected) and
@@ -372,15 +373,17 @@ START_TEST(test_libraries_resolve)
         free(out);
         ck_assert_int_eq(sh("rm -rf %s", copy), 0);
 
-        /* A copy with a program that needs GLIBC_2.36 (arc4random) fails, naming the version. */
+        /* A copy with a program that needs GLIBC_2.36 (arc4random) and has an
+         * executable stack (which store review flags) fails, naming both. */
         ck_assert_int_eq(sh("cp -a %s %s", snap_dir, copy), 0);
         rc = sh("printf '#include <stdlib.h>\\nint main(void){return (int)(arc4random() & 1);}\\n' > %s/new.c && "
-                "cc -o %s/bin/needs-glibc-236 %s/new.c",
+                "cc -z execstack -o %s/bin/needs-glibc-236 %s/new.c",
                 dir, copy, dir);
         ck_assert_int_eq(rc, 0);
         out = sh_out("/usr/bin/python3 scripts/snaplibs.py check %s 2>&1; echo rc=$?", copy);
         ck_assert_msg(strstr(out, "rc=1\n") && strstr(out, "bin/needs-glibc-236: needs GLIBC_2.36"),
                       "check passed with a GLIBC_2.36 program: %s", out);
+        ck_assert_msg(strstr(out, "bin/needs-glibc-236: executable stack"), "check missed the executable stack: %s", out);
         free(out);
 }
 END_TEST
