@@ -2,6 +2,8 @@
 #
 #   make install DESTDIR=D PREFIX=P   programs, app wrappers and the hooks' library under D/P
 #   make snap                         build/nova-hypervisor_<version>_amd64.snap (scripts/mksnap.sh)
+#   make snap-baselist                regenerate snap/base/core22-libs.txt (the core22 base's libraries)
+#                                     from snap/base/core22-packages.txt (root; Debian mirror)
 #   make store-request                the store auto-connect request text, from interfaces/*/MANIFEST.md
 #   make check-snap-consistency       snapcraft.yaml plugs, module apps, hooks, src/lib/plugs.c and
 #                                     interfaces/*/ agree (part of make check)
@@ -14,7 +16,7 @@ SNAP_PRIME := $(BUILD)/snap/prime
 SNAP_WRAPPERS := snap/local/nova-compute-daemon snap/local/nova-module
 SNAP_SHARE := snap/local/hooklib.sh
 
-.PHONY: install snap store-request check-snap-consistency
+.PHONY: install snap snap-baselist store-request check-snap-consistency
 
 install: $(PROGRAMS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nova-hypervisor
@@ -24,10 +26,18 @@ install: $(PROGRAMS)
 snap: $(SNAP_FILE)
 
 $(SNAP_FILE): $(PROGRAMS) $(SNAP_WRAPPERS) $(wildcard $(SNAP_SHARE)) snapcraft.yaml $(wildcard snap/hooks/*) \
-		scripts/mksnap.sh scripts/snapmeta.py
+		scripts/mksnap.sh scripts/snapmeta.py scripts/snaplibs.py $(wildcard snap/base/*.txt)
 	rm -rf $(SNAP_PRIME)
 	@$(MAKE) --no-print-directory install DESTDIR=$(abspath $(SNAP_PRIME)) PREFIX=
 	bash scripts/mksnap.sh $(SNAP_PRIME) $(BUILD)
+
+# The stand-in core22 tree (scripts/base/mkbase.sh, cached) and the library list made from it.
+snap-baselist:
+	bash scripts/e2e/host-deps.sh
+	root=$$(bash scripts/base/mkbase.sh | tail -1) && \
+	$(SNAP_PY) scripts/snaplibs.py baselist "$$root" >snap/base/core22-libs.txt.new && \
+	mv snap/base/core22-libs.txt.new snap/base/core22-libs.txt
+	@echo "snap-baselist: $$(grep -vc '^#' snap/base/core22-libs.txt) libraries in snap/base/core22-libs.txt"
 
 # The packaging test unpacks the snap and starts its apps from their wrappers.
 $(BUILD)/tests/test-snap-package: $(SNAP_FILE)

@@ -33,6 +33,7 @@ PACKAGES=(
   ethtool                # turning veth checksum offload off in packet tests (OVS userspace datapath)
   iptables               # iptables-restore (nf_tables backend): the anchor of bench/secgroups (bench/anchors/iptables-secgroups.sh)
   squashfs-tools         # mksquashfs, for building the snap
+  dpkg-dev               # dpkg-shlibdeps: scripts/snaplibs.py weighs what our programs need against the base
   python3-yaml           # scripts/snapmeta.py: meta/snap.yaml and the checks derived from snapcraft.yaml
   strace                 # the confinement conformance test traces each module's workload
   autoconf               # OVS build (configure regeneration)

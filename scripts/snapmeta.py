@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """snapmeta.py - everything derived from snapcraft.yaml, in one place.
 
-  snapmeta.py snap-yaml SNAPCRAFT_YAML HOOK_DIR   meta/snap.yaml on stdout (what snapcraft would write)
+  snapmeta.py snap-yaml SNAPCRAFT_YAML HOOK_DIR [PRIME]
+                                                  meta/snap.yaml on stdout (what snapcraft would write;
+                                                  with PRIME, its environment: as snapcraft derives it)
   snapmeta.py version SNAPCRAFT_YAML              the version string
   snapmeta.py check [ROOT]                        snapcraft.yaml plugs, module apps, hooks, plugs.c and
                                                   interfaces/*/ agree (exit 1 with one line per problem)
@@ -44,13 +46,37 @@ def _str_presenter(dumper, data):
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
-def snap_yaml(snapcraft_path, hook_dir):
+TRIPLET = "x86_64-linux-gnu"
+
+
+def snap_environment(prime, environment=None):
+    """The snap-wide environment snapcraft writes into meta/snap.yaml (core22, snapcraft 7+):
+    LD_LIBRARY_PATH is ${SNAP_LIBRARY_PATH}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} followed by those of
+    $SNAP/lib, $SNAP/usr/lib, $SNAP/lib/<triplet>, $SNAP/usr/lib/<triplet> that exist in the prime
+    directory; PATH is $SNAP/usr/sbin:$SNAP/usr/bin:$SNAP/sbin:$SNAP/bin:$PATH. A key that
+    snapcraft.yaml sets itself is kept. snapd applies this environment to every app and hook."""
+    env = dict(environment or {})
+    if "LD_LIBRARY_PATH" not in env:
+        paths = ["${SNAP_LIBRARY_PATH}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"]
+        for rel in ("lib", "usr/lib", "lib/" + TRIPLET, "usr/lib/" + TRIPLET):
+            if os.path.exists(os.path.join(prime, rel)):
+                paths.append("$SNAP/" + rel)
+        env["LD_LIBRARY_PATH"] = ":".join(paths)
+    env.setdefault("PATH", "$SNAP/usr/sbin:$SNAP/usr/bin:$SNAP/sbin:$SNAP/bin:$PATH")
+    return env
+
+
+def snap_yaml(snapcraft_path, hook_dir, prime=None):
     doc = load_snapcraft(snapcraft_path)
     meta = {}
     for key in ("name", "version", "summary", "description", "base", "grade", "confinement"):
         if key not in doc:
             raise SystemExit(f"{snapcraft_path}: missing {key}")
         meta[key] = doc[key]
+    if prime is not None:
+        meta["environment"] = snap_environment(prime, doc.get("environment"))
+    elif "environment" in doc:
+        meta["environment"] = doc["environment"]
     archs = []
     for a in doc.get("architectures", []):
         archs.append(a["build-on"] if isinstance(a, dict) else a)
@@ -246,8 +272,8 @@ def store_request(root):
 
 
 def main(argv):
-    if len(argv) == 4 and argv[1] == "snap-yaml":
-        sys.stdout.write(snap_yaml(argv[2], argv[3]))
+    if len(argv) in (4, 5) and argv[1] == "snap-yaml":
+        sys.stdout.write(snap_yaml(argv[2], argv[3], argv[4] if len(argv) == 5 else None))
         return 0
     if len(argv) == 3 and argv[1] == "version":
         print(load_snapcraft(argv[2])["version"])

@@ -7,7 +7,11 @@
 # offline snapd needs before it will install a strict core22 snap
 # (../shared/NOTES.md "Real snapd in a virtual machine"):
 #   snapd.snap  - Debian's snapd files packed as `name: snapd, type: snapd`
-#   core22.snap - the guest's own tree packed as `name: core22, type: base`
+#   core22.snap - `name: core22, type: base` built from core22's own package
+#                 list only (scripts/base/mkbase.sh: minimal debootstrap plus
+#                 snap/base/core22-packages.txt mapped to Debian 12), never
+#                 from the guest's tree: the host's libvirt, Open vSwitch and
+#                 nftables are not in it, so the snap must bring what it needs
 #
 # Cached under $NOVA_E2E_CACHE (default /var/cache/nova-hypervisor-e2e), in a
 # directory named after a hash of this script (package list, mirror, guest
@@ -25,21 +29,21 @@ pkgs=(systemd systemd-sysv udev dbus dbus-user-session kmod iproute2 procps
       linux-image-amd64 initramfs-tools apparmor squashfs-tools snapd
       libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
       openvswitch-switch nftables
-      libnl-3-200 libnl-route-3-200 libcap-ng0 libjson-c5 libnftables1 libsystemd0
       curl ca-certificates)
-# libssl3 is libssl3t64 from trixie on
-[ "$suite" = bookworm ] && pkgs+=(libssl3)
 
-key=$( { cat "$0"; echo "$mirror $suite"; } | sha256sum | cut -c1-16)
+[ "$(id -u)" = 0 ] || { echo "build-image: needs root (debootstrap)" >&2; exit 1; }
+# debootstrap, e2fsprogs, squashfs-tools, QEMU: installed when missing.
+bash "$here/host-deps.sh" >&2
+# The stand-in base (cached on its own, keyed on its script and package list).
+base_root=$(bash "$here/../base/mkbase.sh" | tail -1)
+[ -d "$base_root/usr/lib" ] || { echo "build-image: no base tree at '$base_root'" >&2; exit 1; }
+
+key=$( { cat "$0"; echo "$mirror $suite $base_root"; } | sha256sum | cut -c1-16)
 out="$cache_root/$key"
 if [ -f "$out/done" ]; then
 	echo "$out"
 	exit 0
 fi
-for t in debootstrap mkfs.ext4 mksquashfs; do
-	command -v "$t" >/dev/null || { echo "build-image: $t missing (apt-get install debootstrap e2fsprogs squashfs-tools)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "build-image: needs root (debootstrap)" >&2; exit 1; }
 
 mkdir -p "$cache_root"
 work="$cache_root/tmp-$key"
@@ -116,19 +120,19 @@ printf 'name: snapd\ntype: snapd\nversion: "%s"\nsummary: snapd from Debian (e2e
 mkdir -p "$work/snaps"
 mksquashfs "$s" "$work/snaps/snapd.snap" -noappend -comp xz -all-root -no-xattrs -no-fragments -quiet
 
-# ---- stand-in core22 base: the guest tree ----
-# The guest root without kernel, docs and caches, with the empty mount points
-# snap-confine expects (their contents excluded, the directories kept).
+# ---- stand-in core22 base: core22's package set (scripts/base/mkbase.sh) ----
+# Without kernel, docs and caches, with the empty mount points snap-confine
+# expects (their contents excluded, the directories kept).
 for d in snap var/snap var/lib/snapd usr/lib/snapd usr/lib/modules usr/src media mnt writable meta; do
-	mkdir -p "$root/$d"
+	mkdir -p "$base_root/$d"
 done
-printf 'name: core22\ntype: base\nversion: "22-e2e"\nsummary: Debian 12 tree standing in for core22 (e2e)\ndescription: e2e stand-in\n' >"$root/meta/snap.yaml"
-mksquashfs "$root" "$work/snaps/core22.snap" -noappend -comp gzip -all-root -no-xattrs -quiet -wildcards \
+printf 'name: core22\ntype: base\nversion: "22-e2e"\nsummary: core22 package set on Debian 12 standing in for core22 (e2e)\ndescription: e2e stand-in\n' >"$base_root/meta/snap.yaml"
+mksquashfs "$base_root" "$work/snaps/core22.snap" -noappend -comp gzip -all-root -no-xattrs -quiet -wildcards \
 	-e 'boot/*' 'usr/lib/modules/*' 'usr/share/doc/*' 'usr/share/man/*' 'usr/share/locale/*' 'var/cache/*' \
 	'var/lib/apt/*' 'var/log/*' 'proc/*' 'sys/*' 'dev/*' 'run/*' 'tmp/*' 'var/lib/snapd/*' 'usr/lib/snapd/*' \
 	'snap/*' 'var/snap/*' 'writable/*' 'usr/src/*'
-rm -rf "$root/meta"
-echo "build-image: stand-in snaps packed (snapd $sv)" >&2
+rm -rf "$base_root/meta"
+echo "build-image: stand-in snaps packed (snapd $sv; core22 from $base_root)" >&2
 
 mkfs.ext4 -q -F -L nova-e2e-snaps -d "$work/snaps" "$work/snaps.ext4" 3G
 mkfs.ext4 -q -F -L nova-e2e-root -d "$root" "$work/rootfs.ext4" 6G

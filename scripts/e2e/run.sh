@@ -16,7 +16,8 @@ outdir=${NOVA_E2E_OUT:-build/e2e}
 timeout_s=${NOVA_E2E_TIMEOUT:-3000}
 mem=${NOVA_E2E_MEM:-3072}
 [ -f "$snapfile" ] || { echo "e2e: $snapfile missing (make snap)" >&2; exit 1; }
-command -v qemu-system-x86_64 >/dev/null || { echo "e2e: qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 1; }
+# debootstrap, e2fsprogs, squashfs-tools, QEMU: installed when missing (as make deps does).
+bash scripts/e2e/host-deps.sh
 
 t0=$(date +%s)
 img=$(bash scripts/e2e/build-image.sh | tail -1)

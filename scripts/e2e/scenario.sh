@@ -55,6 +55,16 @@ s_snapd_ready() {
 }
 s_install_snapd() { snap install --dangerous /e2e-snaps/snapd.snap; }
 s_install_base() { snap install --dangerous /e2e-snaps/core22.snap; }
+# The stand-in base is core22's package set only: none of the host's libvirt,
+# Open vSwitch or nftables libraries is in it, so the snap runs on what it bundles.
+s_base_is_core22_set() {
+	local b=/snap/core22/current l bad=""
+	for l in libvirt.so.0 libnftables.so.1 libjansson.so.4 libopenvswitch; do
+		ls "$b"/usr/lib/x86_64-linux-gnu/ | grep -q "^$l" && bad="$bad $l"
+	done
+	[ -z "$bad" ] || { echo "the stand-in base carries:$bad"; return 1; }
+	echo "base has no libvirt, nftables, jansson or openvswitch library"
+}
 s_install() { snap install --dangerous /e2e/nova-hypervisor.snap && snap list; }
 
 s_core_running() {
@@ -249,6 +259,7 @@ s_reconnect_running() {
 step snapd-ready s_snapd_ready || { echo "RESULT FAIL snapd not ready"; exit 1; }
 step install-snapd-snap s_install_snapd || { echo "RESULT FAIL"; exit 1; }
 step install-core22-standin s_install_base || { echo "RESULT FAIL"; exit 1; }
+step base-is-core22-set s_base_is_core22_set
 step 1-install s_install || { echo "RESULT FAIL"; exit 1; }
 step 1-core-running s_core_running
 step 1-health-waiting s_health_waiting

@@ -1,8 +1,13 @@
 /* test-snap-package.c - the snap `make snap` packed, unpacked and run outside
  * confinement: its meta/snap.yaml is derived from snapcraft.yaml, the
- * squashfs has the layout snapd expects, and every app starts from its
+ * squashfs has the layout snapd expects, every app starts from its
  * wrapper with $SNAP, $SNAP_DATA and $SNAP_COMMON pointing at test
- * directories.
+ * directories and the snap-wide environment of meta/snap.yaml applied as
+ * snapd applies it, and every NEEDED library of every ELF file in the snap
+ * resolves in the snap or in the core22 base's list with glibc <= 2.35
+ * (scripts/snaplibs.py check; shown to fail on a copy missing one bundled
+ * library and on a copy carrying a program that needs GLIBC_2.36 with an
+ * executable stack).
  *
  * snapd cannot run here: a stand-in `snapctl` on PATH answers
  * `is-connected` from a file the test writes (every plug connected) and
@@ -23,6 +28,8 @@
 
 static char dir[PATH_MAX], snap_file[PATH_MAX], snap_dir[PATH_MAX], data_dir[PATH_MAX], common_dir[PATH_MAX],
         api_sock[PATH_MAX], log_path[PATH_MAX], calls_file[PATH_MAX], app_path[4096];
+/* meta/snap.yaml's environment, expanded as snapd does for an app. */
+static char app_ld_library_path[8192], app_env_path[8192];
 
 static void find_snap_file(void)
 {
@@ -80,6 +87,22 @@ static void setup(void)
         ck_assert_int_eq(write_file_atomic(path, script, strlen(script), 0755), 0);
         /* The apps' PATH: the stand-in first (sh_out() resets the test's own PATH). */
         ck_assert_int_eq(xsnprintf(app_path, sizeof(app_path), "%s/bin:/usr/sbin:/usr/bin:/sbin:/bin", dir), 0);
+        /* The snap-wide environment: snapd expands it with $SNAP set and
+         * SNAP_LIBRARY_PATH pointing at its GL directories. */
+        {
+                const char *keys[] = { "LD_LIBRARY_PATH", "PATH" };
+                char *bufs[] = { app_ld_library_path, app_env_path };
+                for (int i = 0; i < 2; i++) {
+                        char *v = sh_out("/usr/bin/python3 -c 'import yaml,sys; m=yaml.safe_load(open(sys.argv[1]));"
+                                         "print(m[\"environment\"][sys.argv[2]])' %s/meta/snap.yaml %s | "
+                                         "env -i SNAP=%s SNAP_LIBRARY_PATH=/var/lib/snapd/lib/gl:/var/lib/snapd/void "
+                                         "PATH=%s /bin/sh -c 'read -r v; eval \"printf %%s \\\"$v\\\"\"'",
+                                         snap_dir, keys[i], snap_dir, app_path);
+                        ck_assert_msg(v[0] == '/', "meta/snap.yaml environment %s expands to '%s'", keys[i], v);
+                        ck_assert_int_eq(strscpy(bufs[i], v, sizeof(app_ld_library_path)) >= 0, 1);
+                        free(v);
+                }
+        }
         setenv("SNAP", snap_dir, 1);
         setenv("SNAP_DATA", data_dir, 1);
         setenv("SNAP_COMMON", common_dir, 1);
@@ -135,7 +158,8 @@ static pid_t start_app(const char *command)
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
                 int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                if (setenv("PATH", app_path, 1) < 0 || chdir(data_dir) < 0 || log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+                if (setenv("PATH", app_env_path, 1) < 0 || setenv("LD_LIBRARY_PATH", app_ld_library_path, 1) < 0 ||
+                    chdir(data_dir) < 0 || log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
                         _exit(127);
                 execv(argv[0], argv);
                 _exit(127);
@@ -310,6 +334,60 @@ START_TEST(test_apps_start_from_wrappers)
 }
 END_TEST
 
+/* Every NEEDED library resolves in the snap or in core22's list, glibc <= 2.35;
+ * the check fails on a copy missing one bundled library and on a copy with a
+ * program that needs GLIBC_2.36; the app environment makes the loader take the
+ * bundled copies. */
+START_TEST(test_libraries_resolve)
+{
+        char copy[PATH_MAX], lib[256] = "", *out;
+        int rc;
+
+        out = sh_out("/usr/bin/python3 scripts/snaplibs.py check %s 2>&1; echo rc=$?", snap_dir);
+        ck_assert_msg(strstr(out, "rc=0\n"), "snaplibs check on the packed snap: %s", out);
+        free(out);
+
+        /* The bundled libraries are where snapcraft's LD_LIBRARY_PATH looks. */
+        ck_assert_msg(strstr(app_ld_library_path, "/usr/lib/x86_64-linux-gnu"), "LD_LIBRARY_PATH=%s",
+                      app_ld_library_path);
+        out = sh_out("ls %s/usr/lib/x86_64-linux-gnu/ | grep -x 'libvirt.so.0'", snap_dir);
+        ck_assert_msg(strstr(out, "libvirt.so.0"), "libvirt.so.0 is not bundled");
+        free(out);
+        out = sh_out("env LD_LIBRARY_PATH=%s ldd %s/bin/nova-libvirt | grep 'libvirt.so.0 =>'", app_ld_library_path,
+                     snap_dir);
+        {
+                char want[PATH_MAX];
+                ck_assert_int_eq(xsnprintf(want, sizeof(want), "=> %s/usr/lib/x86_64-linux-gnu/libvirt.so.0", snap_dir), 0);
+                ck_assert_msg(strstr(out, want), "nova-libvirt does not load the bundled libvirt: %s", out);
+        }
+        free(out);
+
+        /* A copy without one bundled library (libnftables.so.1) fails, naming it. */
+        ck_assert_int_eq(xsnprintf(copy, sizeof(copy), "%s/copy", dir), 0);
+        ck_assert_int_eq(sh("cp -a %s %s", snap_dir, copy), 0);
+        ck_assert_int_eq(strscpy(lib, "libnftables.so.1", sizeof(lib)) >= 0, 1);
+        ck_assert_int_eq(sh("rm %s/usr/lib/x86_64-linux-gnu/%s", copy, lib), 0);
+        out = sh_out("/usr/bin/python3 scripts/snaplibs.py check %s 2>&1; echo rc=$?", copy);
+        ck_assert_msg(strstr(out, "rc=1\n") && strstr(out, "bin/nova-firewall-control: needs libnftables.so.1"),
+                      "check passed without %s: %s", lib, out);
+        free(out);
+        ck_assert_int_eq(sh("rm -rf %s", copy), 0);
+
+        /* A copy with a program that needs GLIBC_2.36 (arc4random) and has an
+         * executable stack (which store review flags) fails, naming both. */
+        ck_assert_int_eq(sh("cp -a %s %s", snap_dir, copy), 0);
+        rc = sh("printf '#include <stdlib.h>\\nint main(void){return (int)(arc4random() & 1);}\\n' > %s/new.c && "
+                "cc -z execstack -o %s/bin/needs-glibc-236 %s/new.c",
+                dir, copy, dir);
+        ck_assert_int_eq(rc, 0);
+        out = sh_out("/usr/bin/python3 scripts/snaplibs.py check %s 2>&1; echo rc=$?", copy);
+        ck_assert_msg(strstr(out, "rc=1\n") && strstr(out, "bin/needs-glibc-236: needs GLIBC_2.36"),
+                      "check passed with a GLIBC_2.36 program: %s", out);
+        ck_assert_msg(strstr(out, "bin/needs-glibc-236: executable stack"), "check missed the executable stack: %s", out);
+        free(out);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("snap-package");
@@ -322,6 +400,13 @@ int main(void)
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_packed_layout);
         tcase_add_test(tc, test_apps_start_from_wrappers);
+        suite_add_tcase(s, tc);
+        /* Three runs of scripts/snaplibs.py check (dpkg-shlibdeps over every
+         * ELF file of the snap): minutes on a loaded 2-core machine. */
+        tc = tcase_create("libraries");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 900);
+        tcase_add_test(tc, test_libraries_resolve);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
