@@ -18,6 +18,8 @@ bool instance_name_is_valid(const char *s)
         return true;
 }
 
+bool image_format_word_is_valid(const char *s) { return streq(s, "raw") || streq(s, "qcow2"); }
+
 static const struct schema_field port_fields[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },
@@ -49,6 +51,26 @@ static const struct schema_field shutdown_req[] = {
         { .name = NULL },
 };
 
+static const struct schema_field upload_req[] = {
+        { .name = "image_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "size", .kind = SCH_U64, .required = true, .min = 1, .max = LIBVIRT_MAX_IMAGE_BYTES },
+        { .name = "format", .kind = SCH_STR, .required = false, .min = 3, .max = 5,
+          .str_ok = image_format_word_is_valid },
+        { .name = NULL },
+};
+
+static const struct schema_field image_req[] = {
+        { .name = "image_uuid", .kind = SCH_UUID, .required = true },
+        { .name = NULL },
+};
+
+static const struct schema_field root_disk_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "image_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "size_gb", .kind = SCH_U64, .required = true, .min = 0, .max = LIBVIRT_MAX_DISK_GB },
+        { .name = NULL },
+};
+
 static const struct schema_field empty_req[] = {
         { .name = NULL },
 };
@@ -64,6 +86,13 @@ const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_UNDEFINE] = { "domain_undefine", instance_req, true },
         [LIBVIRT_DOMAIN_STATE] = { "domain_state", instance_req, false },
         [LIBVIRT_DOMAIN_LIST] = { "domain_list", empty_req, false },
+        [LIBVIRT_POOL_INFO] = { "pool_info", empty_req, false },
+        [LIBVIRT_IMAGE_UPLOAD] = { "image_upload", upload_req, true, .takes_fd = true },
+        [LIBVIRT_IMAGE_DELETE] = { "image_delete", image_req, true },
+        [LIBVIRT_IMAGE_LIST] = { "image_list", empty_req, false },
+        [LIBVIRT_ROOT_DISK_CREATE] = { "root_disk_create", root_disk_req, true },
+        [LIBVIRT_VOLUMES_DELETE] = { "volumes_delete", instance_req, true },
+        [LIBVIRT_VOLUME_LIST] = { "volume_list", empty_req, false },
 };
 
 const struct module_protocol libvirt_protocol = {

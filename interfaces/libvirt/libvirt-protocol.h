@@ -15,6 +15,24 @@
  * derived name exists but is not ours; -ENOTCONN libvirt is unreachable (the
  * module reconnects by itself); -EINVAL libvirt refused the definition.
  *
+ * Storage (one dir pool of ours, config storage_pool / storage_pool_path; names derived here):
+ *   base image   "image-" + image_uuid + ".raw"       (always raw)
+ *   root disk    "nova-" + instance_uuid + "-root.qcow2" (qcow2 overlay, backing: the base, format raw)
+ *   pool_info:      { pool, path, capacity, allocation, available }          (bytes)
+ *   image_upload:   request { image_uuid, size, format? raw|qcow2 } + ONE descriptor (SCM_RIGHTS):
+ *                   the read end of the image bytes (pipe, socket or file), exactly `size` bytes.
+ *                   reply { image_uuid, volume, size, virtual_size, format, sha256 }
+ *                   -EINVAL refused image (nothing created), -EOPNOTSUPP qcow2 (bases are raw; not
+ *                   converted yet), -ENOSPC larger than the pool's free space, -EEXIST already stored,
+ *                   -EBUSY the same image is being uploaded or too many uploads, -EPIPE short stream.
+ *   image_delete:   { image_uuid } -> { deleted: bool }
+ *   image_list:     {} -> { images: [{ image_uuid, volume, capacity, allocation }], total, truncated }
+ *   root_disk_create: { instance_uuid, image_uuid, size_gb } -> { volume, path, capacity, backing_path,
+ *                   created: bool }   capacity = max(size_gb GiB, the base's capacity)
+ *   volumes_delete: { instance_uuid } -> { deleted: N }
+ *   volume_list:    {} -> { volumes: [{ kind: image|root, uuid, volume, capacity, allocation }], total,
+ *                   truncated }
+ *
  * Events (module -> core):
  *   "domain_lifecycle" { instance_uuid, event, detail, state }  only for our domains
  *       event: defined|undefined|started|suspended|resumed|stopped|shutdown|pmsuspended|crashed
@@ -31,6 +49,8 @@
 #define LIBVIRT_MAX_VCPUS 64
 #define LIBVIRT_MIN_MEMORY_MB 16
 #define LIBVIRT_MAX_MEMORY_MB (1024 * 1024)
+#define LIBVIRT_MAX_IMAGE_BYTES (1ull << 40)   /* 1 TiB: the largest image an upload announces */
+#define LIBVIRT_MAX_DISK_GB 16384                /* root disk request limit */
 #define LIBVIRT_MAX_NAME 63 /* display name: 1..63 chars of [A-Za-z0-9._-] */
 
 enum libvirt_entrypoint_id {
@@ -42,6 +62,13 @@ enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_UNDEFINE,
         LIBVIRT_DOMAIN_STATE,
         LIBVIRT_DOMAIN_LIST,
+        LIBVIRT_POOL_INFO,
+        LIBVIRT_IMAGE_UPLOAD,
+        LIBVIRT_IMAGE_DELETE,
+        LIBVIRT_IMAGE_LIST,
+        LIBVIRT_ROOT_DISK_CREATE,
+        LIBVIRT_VOLUMES_DELETE,
+        LIBVIRT_VOLUME_LIST,
         _LIBVIRT_MAX,
 };
 
@@ -50,5 +77,8 @@ extern const struct module_protocol libvirt_protocol;
 
 /* Display names: 1..LIBVIRT_MAX_NAME of [A-Za-z0-9._-], not starting with '-' or '.'. */
 bool instance_name_is_valid(const char *s);
+
+/* "raw" or "qcow2": the formats an upload may declare. */
+bool image_format_word_is_valid(const char *s);
 
 #endif
