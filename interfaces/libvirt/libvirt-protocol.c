@@ -91,6 +91,7 @@ const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_IMAGE_DELETE] = { "image_delete", image_req, true },
         [LIBVIRT_IMAGE_LIST] = { "image_list", empty_req, false },
         [LIBVIRT_ROOT_DISK_CREATE] = { "root_disk_create", root_disk_req, true },
+        [LIBVIRT_CONFIG_DRIVE_CREATE] = { "config_drive_create", instance_req, true, .takes_fd = true },
         [LIBVIRT_VOLUMES_DELETE] = { "volumes_delete", instance_req, true },
         [LIBVIRT_VOLUME_LIST] = { "volume_list", empty_req, false },
 };

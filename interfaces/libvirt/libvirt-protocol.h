@@ -18,6 +18,7 @@
  * Storage (one dir pool of ours, config storage_pool / storage_pool_path; names derived here):
  *   base image   "image-" + image_uuid + ".raw"       (always raw)
  *   root disk    "nova-" + instance_uuid + "-root.qcow2" (qcow2 overlay, backing: the base, format raw)
+ *   config drive "nova-" + instance_uuid + "-config.iso"  (raw, ISO 9660 config-2)
  *   pool_info:      { pool, path, capacity, allocation, available }          (bytes)
  *   image_upload:   request { image_uuid, size, format? raw|qcow2 } + ONE descriptor (SCM_RIGHTS):
  *                   the read end of the image bytes (pipe, socket or file), exactly `size` bytes.
@@ -29,8 +30,12 @@
  *   image_list:     {} -> { images: [{ image_uuid, volume, capacity, allocation }], total, truncated }
  *   root_disk_create: { instance_uuid, image_uuid, size_gb } -> { volume, path, capacity, backing_path,
  *                   created: bool }   capacity = max(size_gb GiB, the base's capacity)
- *   volumes_delete: { instance_uuid } -> { deleted: N }
- *   volume_list:    {} -> { volumes: [{ kind: image|root, uuid, volume, capacity, allocation }], total,
+ *   config_drive_create: request { instance_uuid } + ONE descriptor: the drive's description (JSON as
+ *                   config_drive_spec_from_json takes it, at most 256 KiB, its uuid = instance_uuid);
+ *                   reply { volume, path, size }: "nova-" + instance_uuid + "-config.iso", raw,
+ *                   rebuilt when it exists (idempotent)
+ *   volumes_delete: { instance_uuid } -> { deleted: N }   (root disk and config drive)
+ *   volume_list:    {} -> { volumes: [{ kind: image|root|config, uuid, volume, capacity, allocation }], total,
  *                   truncated }
  *
  * Events (module -> core):
@@ -67,6 +72,7 @@ enum libvirt_entrypoint_id {
         LIBVIRT_IMAGE_DELETE,
         LIBVIRT_IMAGE_LIST,
         LIBVIRT_ROOT_DISK_CREATE,
+        LIBVIRT_CONFIG_DRIVE_CREATE,
         LIBVIRT_VOLUMES_DELETE,
         LIBVIRT_VOLUME_LIST,
         _LIBVIRT_MAX,

@@ -5,6 +5,7 @@
  * their lifecycle events, and survives libvirt going away by reconnecting
  * with a backoff. libvirt's default event loop drives everything: the core
  * socket, libvirt's own callbacks and our timers. */
+#include "config-drive.h"
 #include "domain-xml.h"
 #include "libvirt-protocol.h"
 #include "log.h"
@@ -1654,6 +1655,155 @@ static int handle_volumes_delete(void *state, struct modrt_call *call)
         return 0;
 }
 
+/* ---- config drive: the description comes as a descriptor (JSON, bounded), the ISO is
+ * written by config-drive.c twice: once to learn its size, once into the volume's stream. ---- */
+
+#define CONFIG_DRIVE_JSON_MAX (256u * 1024) /* user_data (64 KiB, base64) and keys fit with room */
+
+static int count_sink(void *userdata, const void *buf, size_t len)
+{
+        (void)buf;
+        *(uint64_t *)userdata += len;
+        return 0;
+}
+
+struct stream_sink {
+        virStreamPtr st;
+        uint64_t sent, limit;
+};
+
+static int stream_sink(void *userdata, const void *buf, size_t len)
+{
+        struct stream_sink *s = userdata;
+
+        if (s->sent + len > s->limit)
+                return -EFBIG; /* the second build differs from the first: stop */
+        if (stream_send_all(s->st, buf, len) < 0)
+                return -EIO;
+        s->sent += len;
+        return 0;
+}
+
+/* Read the whole description (at most CONFIG_DRIVE_JSON_MAX bytes) and decode it strictly. */
+static int read_drive_spec(int fd, struct config_drive_spec **ret, char *err, size_t errlen)
+{
+        _cleanup_free_ uint8_t *buf = malloc(CONFIG_DRIVE_JSON_MAX + 1);
+        struct json_tokener *tok;
+        struct json_object *o;
+        ssize_t n;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        n = read_some(fd, buf, CONFIG_DRIVE_JSON_MAX + 1);
+        if (n < 0) {
+                proto_text_printf(err, errlen, "cannot read the description: %s", strerror((int)-n));
+                return (int)n;
+        }
+        if ((size_t)n > CONFIG_DRIVE_JSON_MAX) {
+                proto_text_printf(err, errlen, "the description is longer than %u bytes", CONFIG_DRIVE_JSON_MAX);
+                return -EFBIG;
+        }
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(tok, (const char *)buf, (int)n);
+        if (!o || json_tokener_get_parse_end(tok) != (size_t)n) {
+                json_tokener_free(tok);
+                json_object_put(o);
+                proto_text_printf(err, errlen, "the description is not one JSON document");
+                return -EINVAL;
+        }
+        json_tokener_free(tok);
+        r = config_drive_spec_from_json(o, ret, err, errlen);
+        json_object_put(o);
+        return r;
+}
+
+static int handle_config_drive_create(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_(config_drive_spec_freep) struct config_drive_spec *spec = NULL;
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        _cleanup_vol_ virStorageVolPtr vol = NULL;
+        char name[VOL_NAME_MAX], xml[512], path[400];
+        struct stream_sink sink = { 0 };
+        uint64_t size = 0, size2 = 0;
+        struct lv_err e;
+        int r;
+
+        config_vol_name(instance_uuid, name);
+        (void)xsnprintf(call->audit, sizeof(call->audit), "volume=%s", name);
+        r = read_drive_spec(call->fd, &spec, call->err, sizeof(call->err));
+        if (r < 0)
+                return r;
+        if (!streq(spec->uuid, instance_uuid))
+                return fail(call, -EINVAL, "the description's uuid %s is not the instance's %s", spec->uuid,
+                            instance_uuid);
+        r = config_drive_write(spec, count_sink, &size, NULL);
+        if (r < 0)
+                return fail(call, r, "cannot build the config drive: %s", strerror(-r));
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        /* Idempotent by replacement: the drive is rebuilt from the description (ours only, by name). */
+        r = vol_lookup(pool, name, &vol, call->err, sizeof(call->err));
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == 0) {
+                if (virStorageVolDelete(vol, 0) < 0) {
+                        capture_error(&e);
+                        return fail(call, -EIO, "cannot replace volume %s: %s", name, e.msg);
+                }
+                (void)virStorageVolFree(vol);
+                vol = NULL;
+        }
+        if (xsnprintf(xml, sizeof(xml),
+                      "<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
+                      "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
+                      "<permissions><mode>0600</mode></permissions></target></volume>",
+                      name, size) < 0)
+                return fail(call, -ENAMETOOLONG, "volume definition too long");
+        vol = virStorageVolCreateXML(pool, xml, 0);
+        if (!vol) {
+                capture_error(&e);
+                return fail(call, errno_from_libvirt(e.code, -EIO), "cannot create volume %s: %s", name, e.msg);
+        }
+        sink.st = virStreamNew(lv->conn, 0);
+        sink.limit = size;
+        if (!sink.st || virStorageVolUpload(vol, sink.st, 0, size, 0) < 0) {
+                capture_error(&e);
+                r = fail(call, -EIO, "cannot upload into %s: %s", name, e.msg);
+                goto fail_delete;
+        }
+        r = config_drive_write(spec, stream_sink, &sink, &size2);
+        if (r < 0 || sink.sent != size) {
+                (void)virStreamAbort(sink.st);
+                r = fail(call, r < 0 ? r : -EIO, "writing the config drive into %s failed", name);
+                goto fail_delete;
+        }
+        if (virStreamFinish(sink.st) < 0) {
+                capture_error(&e);
+                r = fail(call, -EIO, "upload into %s failed: %s", name, e.msg);
+                goto fail_delete;
+        }
+        (void)virStreamFree(sink.st);
+        (void)xsnprintf(path, sizeof(path), "%s/%s", lv->pool_path, name);
+        pw_str(call->reply, "volume", name);
+        pw_str(call->reply, "path", path);
+        pw_u64(call->reply, "size", size);
+        return 0;
+
+fail_delete:
+        if (sink.st)
+                (void)virStreamFree(sink.st);
+        if (virStorageVolDelete(vol, 0) < 0)
+                log_err("cannot delete the failed config drive %s", name);
+        virResetLastError();
+        return r;
+}
+
 static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_DEFINE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_DEFINE], handle_define },
         [LIBVIRT_DOMAIN_START] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_START], handle_start },
@@ -1668,6 +1818,8 @@ static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_IMAGE_DELETE] = { &libvirt_entrypoints[LIBVIRT_IMAGE_DELETE], handle_image_delete },
         [LIBVIRT_IMAGE_LIST] = { &libvirt_entrypoints[LIBVIRT_IMAGE_LIST], handle_image_list },
         [LIBVIRT_ROOT_DISK_CREATE] = { &libvirt_entrypoints[LIBVIRT_ROOT_DISK_CREATE], handle_root_disk_create },
+        [LIBVIRT_CONFIG_DRIVE_CREATE] = { &libvirt_entrypoints[LIBVIRT_CONFIG_DRIVE_CREATE],
+                                          handle_config_drive_create },
         [LIBVIRT_VOLUMES_DELETE] = { &libvirt_entrypoints[LIBVIRT_VOLUMES_DELETE], handle_volumes_delete },
         [LIBVIRT_VOLUME_LIST] = { &libvirt_entrypoints[LIBVIRT_VOLUME_LIST], handle_volume_list },
 };
