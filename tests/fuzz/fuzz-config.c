@@ -56,6 +56,15 @@ static void check_valid(const struct nova_config *c)
         CHECK(c->qemu_user[0] == '+' || (c->qemu_user[0] >= 'a' && c->qemu_user[0] <= 'z') || c->qemu_user[0] == '_');
         for (const char *q = c->qemu_user + 1; *q; q++)
                 CHECK((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_' || *q == '-');
+        CHECK(c->storage_pool[0] >= 'a' && c->storage_pool[0] <= 'z');
+        for (const char *q = c->storage_pool; *q; q++)
+                CHECK((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_' || *q == '-');
+        CHECK(c->storage_pool_path[0] == '/' && c->storage_pool_path[1] != '\0' &&
+              strstr(c->storage_pool_path, "//") == NULL && strstr(c->storage_pool_path, "/./") == NULL &&
+              strstr(c->storage_pool_path, "/../") == NULL);
+        for (const char *q = c->storage_pool_path; *q; q++)
+                CHECK((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '/' ||
+                      *q == '.' || *q == '_' || *q == '-');
 }
 
 /* Write c back as a config file. */
@@ -80,7 +89,8 @@ static int serialize(const struct nova_config *c, char *buf, size_t size)
                          "bridge_datapath_type = %s\nport_timeout_ms = %u\n"
                          "cpu_allocation_ratio = %u.%03u\nram_allocation_ratio = %u.%03u\n"
                          "disk_allocation_ratio = %u.%03u\ncpu_set = %s\n"
-                         "ovn = %s\novn_wait_ms = %u\novn_timeout_policy = %s\nnetwork_mtu = %u\nqemu_user = %s\n",
+                         "ovn = %s\novn_wait_ms = %u\novn_timeout_policy = %s\nnetwork_mtu = %u\nqemu_user = %s\n"
+                         "storage_pool = %s\nstorage_pool_path = %s\n",
                          c->state_dir, c->run_dir, c->api_socket, c->module_dir, n ? plugs : "none",
                          c->module_timeout_ms, c->restart_min_ms, c->restart_max_ms,
                          c->stable_after_ms, c->stop_timeout_ms, c->log_level, c->libvirt_uri,
@@ -90,7 +100,7 @@ static int serialize(const struct nova_config *c, char *buf, size_t size)
                          c->ram_allocation_ratio_milli / 1000, c->ram_allocation_ratio_milli % 1000,
                          c->disk_allocation_ratio_milli / 1000, c->disk_allocation_ratio_milli % 1000, c->cpu_set,
                          c->ovn ? "true" : "false", c->ovn_wait_ms, c->ovn_timeout_policy, c->network_mtu,
-                         c->qemu_user);
+                         c->qemu_user, c->storage_pool, c->storage_pool_path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
