@@ -932,7 +932,8 @@ static bool pool_xml_matches(const char *xml, const char *path)
         char want[300];
         const char *target;
 
-        if (!xml || !strstr(xml, "type='dir'") || xsnprintf(want, sizeof(want), "<path>%s</path>", path) < 0)
+        if (!xml || strncmp(xml, "<pool type='dir'", 16) != 0 ||
+            xsnprintf(want, sizeof(want), "<path>%s</path>", path) < 0)
                 return false;
         target = strstr(xml, "<target>");
         return target && strstr(target, want) != NULL;
@@ -1269,10 +1270,12 @@ static int upload_run(struct upload *u)
                 for (unsigned i = 0; i < dlen && i < 32; i++)
                         (void)snprintf(u->sha256 + 2 * i, 3, "%02x", dg[i]);
         }
-        /* 4. What libvirt now says the volume is: raw, or it goes. */
+        /* 4. What libvirt now says the volume is: raw (or iso: libvirt's probe names an ISO 9660 so, and
+         * it has no backing chain), without a backing store, or it goes. */
         {
                 _cleanup_free_ char *x = virStorageVolGetXMLDesc(vol, 0);
-                if (!x || !strstr(x, "<format type='raw'/>") || strstr(x, "<backingStore>")) {
+                if (!x || !(strstr(x, "<format type='raw'/>") || strstr(x, "<format type='iso'/>")) ||
+                    strstr(x, "<backingStore>")) {
                         upload_fail(u, -EINVAL, "volume %s is not reported as plain raw after the upload; deleted",
                                     u->volume);
                         goto fail_delete;

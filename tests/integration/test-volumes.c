@@ -307,6 +307,14 @@ START_TEST(test_pool_and_raw_upload)
         ck_assert_uint_eq(proto_get_u64(m.msg->body, "total", 0), 1);
         ck_assert_str_eq(proto_get_str(proto_get(m.msg->body, "images")->child, "image_uuid", ""), IMG1);
 
+        /* a raw image that holds an ISO 9660 (an installer image): accepted, though libvirt's probe calls it iso */
+        ck_assert_int_eq(sh("cd '%s' && mkdir -p isodir && echo hi > isodir/f && genisoimage -quiet -V x -o inst.iso isodir",
+                            tmpdir),
+                         0);
+        path_in(img, sizeof(img), "inst.iso");
+        ck_assert_msg(upload_file(&m, IMG2, img, "raw") == 0, "%s", m.err);
+        ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG2), 0);
+
         ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG1), 0);
         ck_assert(proto_get_bool(m.msg->body, "deleted", false));
         ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG1), 0);
