@@ -720,6 +720,29 @@ START_TEST(test_foreign_pool_refused)
 }
 END_TEST
 
+/* Before each test: no volume left by a failed earlier one (each test checks at its end that it left
+ * none, so a leak still fails the test that leaked; this only stops the cascade). */
+static void clean_pool(void)
+{
+        virConnectPtr c = virConnectOpen(uri);
+        virStoragePoolPtr p = c ? virStoragePoolLookupByName(c, POOL) : NULL;
+        virStorageVolPtr *vols = NULL;
+        int n;
+
+        if (p) {
+                (void)virStoragePoolRefresh(p, 0);
+                n = virStoragePoolListAllVolumes(p, &vols, 0);
+                for (int i = 0; i < n; i++) {
+                        (void)virStorageVolDelete(vols[i], 0);
+                        virStorageVolFree(vols[i]);
+                }
+                free(vols);
+                virStoragePoolFree(p);
+        }
+        if (c)
+                virConnectClose(c);
+}
+
 /* bash scripts/libvirtd-private.sh CMD DIR, its stdout into out (outside Check's tests: no assertions). */
 static int libvirtd_script(const char *cmd, char *out, size_t size)
 {
@@ -756,6 +779,7 @@ static Suite *volumes_suite(void)
         TCase *tc = tcase_create("storage");
 
         tcase_set_timeout(tc, 600);
+        tcase_add_checked_fixture(tc, clean_pool, NULL);
         tcase_add_test(tc, test_pool_and_raw_upload);
         tcase_add_test(tc, test_attack_images_refused);
         tcase_add_test(tc, test_stream_length_checked);
