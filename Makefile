@@ -144,9 +144,11 @@ $(BUILD)/bin/nova-network-control: $(call obj,$(NETCTL_SRCS) $(NETCTL_PROTO_SRCS
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
 
-$(BUILD)/bin/nova-libvirt: $(call obj,$(LIBVIRT_SRCS) $(LIBVIRT_PROTO_SRCS)) $(LIBNOVA)
+# libcrypto: the sha256 of uploaded images; pthread: uploads run on their own thread and connection.
+# libisofs: the config drive is written inside the module (config_drive_create).
+$(BUILD)/bin/nova-libvirt: $(call obj,$(LIBVIRT_SRCS) $(LIBVIRT_PROTO_SRCS) $(CONFIG_DRIVE_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(ISOFS_LIBS) -lcrypto -pthread -o $@
 
 $(BUILD)/bin/nova-hardware-observe: $(call obj,$(HW_SRCS) $(HW_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)

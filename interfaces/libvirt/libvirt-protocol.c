@@ -3,6 +3,8 @@
 
 #include "plugs.h"
 
+bool image_format_word_is_valid(const char *s) { return streq(s, "raw") || streq(s, "qcow2"); }
+
 static const struct schema_field port_fields[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },
@@ -29,6 +31,26 @@ static const struct schema_field shutdown_req[] = {
         { .name = NULL },
 };
 
+static const struct schema_field upload_req[] = {
+        { .name = "image_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "size", .kind = SCH_U64, .required = true, .min = 1, .max = LIBVIRT_MAX_IMAGE_BYTES },
+        { .name = "format", .kind = SCH_STR, .required = false, .min = 3, .max = 5,
+          .str_ok = image_format_word_is_valid },
+        { .name = NULL },
+};
+
+static const struct schema_field image_req[] = {
+        { .name = "image_uuid", .kind = SCH_UUID, .required = true },
+        { .name = NULL },
+};
+
+static const struct schema_field root_disk_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "image_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "size_gb", .kind = SCH_U64, .required = true, .min = 0, .max = LIBVIRT_MAX_DISK_GB },
+        { .name = NULL },
+};
+
 /* Mutating calls use the plug's privilege (the libvirt socket is root-
  * equivalent): each writes an audit line. Queries do not. */
 const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
@@ -40,6 +62,14 @@ const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_UNDEFINE] = { "domain_undefine", schema_instance_only_req, true },
         [LIBVIRT_DOMAIN_STATE] = { "domain_state", schema_instance_only_req, false },
         [LIBVIRT_DOMAIN_LIST] = { "domain_list", schema_empty_req, false },
+        [LIBVIRT_POOL_INFO] = { "pool_info", schema_empty_req, false },
+        [LIBVIRT_IMAGE_UPLOAD] = { "image_upload", upload_req, true, .takes_fd = true },
+        [LIBVIRT_IMAGE_DELETE] = { "image_delete", image_req, true },
+        [LIBVIRT_IMAGE_LIST] = { "image_list", schema_empty_req, false },
+        [LIBVIRT_ROOT_DISK_CREATE] = { "root_disk_create", root_disk_req, true },
+        [LIBVIRT_CONFIG_DRIVE_CREATE] = { "config_drive_create", schema_instance_only_req, true, .takes_fd = true },
+        [LIBVIRT_VOLUMES_DELETE] = { "volumes_delete", schema_instance_only_req, true },
+        [LIBVIRT_VOLUME_LIST] = { "volume_list", schema_empty_req, false },
 };
 
 const struct module_protocol libvirt_protocol = {

@@ -15,6 +15,29 @@
  * derived name exists but is not ours; -ENOTCONN libvirt is unreachable (the
  * module reconnects by itself); -EINVAL libvirt refused the definition.
  *
+ * Storage (one dir pool of ours, config storage_pool / storage_pool_path; names derived here):
+ *   base image   "image-" + image_uuid + ".raw"       (always raw)
+ *   root disk    "nova-" + instance_uuid + "-root.qcow2" (qcow2 overlay, backing: the base, format raw)
+ *   config drive "nova-" + instance_uuid + "-config.iso"  (raw, ISO 9660 config-2)
+ *   pool_info:      { pool, path, capacity, allocation, available }          (bytes)
+ *   image_upload:   request { image_uuid, size, format? raw|qcow2 } + ONE descriptor (SCM_RIGHTS):
+ *                   the read end of the image bytes (pipe, socket or file), exactly `size` bytes.
+ *                   reply { image_uuid, volume, size, virtual_size, format, sha256 }
+ *                   -EINVAL refused image (nothing created), -EOPNOTSUPP qcow2 (bases are raw; not
+ *                   converted yet), -ENOSPC larger than the pool's free space, -EEXIST already stored,
+ *                   -EBUSY the same image is being uploaded or too many uploads, -EPIPE short stream.
+ *   image_delete:   { image_uuid } -> { deleted: bool }
+ *   image_list:     {} -> { images: [{ image_uuid, volume, capacity, allocation }], total, truncated }
+ *   root_disk_create: { instance_uuid, image_uuid, size_gb } -> { volume, path, capacity, backing_path,
+ *                   created: bool }   capacity = max(size_gb GiB, the base's capacity)
+ *   config_drive_create: request { instance_uuid } + ONE descriptor: the drive's description (JSON as
+ *                   config_drive_spec_from_json takes it, at most 256 KiB, its uuid = instance_uuid);
+ *                   reply { volume, path, size }: "nova-" + instance_uuid + "-config.iso", raw,
+ *                   rebuilt when it exists (idempotent)
+ *   volumes_delete: { instance_uuid } -> { deleted: N }   (root disk and config drive)
+ *   volume_list:    {} -> { volumes: [{ kind: image|root|config, uuid, volume, capacity, allocation }], total,
+ *                   truncated }
+ *
  * Events (module -> core):
  *   "domain_lifecycle" { instance_uuid, event, detail, state }  only for our domains
  *       event: defined|undefined|started|suspended|resumed|stopped|shutdown|pmsuspended|crashed
@@ -33,6 +56,8 @@
 #define LIBVIRT_MIN_MEMORY_MB 16
 #define LIBVIRT_MAX_MEMORY_MB (1024 * 1024)
 #define LIBVIRT_MAX_NAME INSTANCE_NAME_MAX /* display name: see instance_name_is_valid() (names.h) */
+#define LIBVIRT_MAX_IMAGE_BYTES (1ull << 40)   /* 1 TiB: the largest image an upload announces */
+#define LIBVIRT_MAX_DISK_GB 16384                /* root disk request limit */
 
 enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_DEFINE,
@@ -43,10 +68,21 @@ enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_UNDEFINE,
         LIBVIRT_DOMAIN_STATE,
         LIBVIRT_DOMAIN_LIST,
+        LIBVIRT_POOL_INFO,
+        LIBVIRT_IMAGE_UPLOAD,
+        LIBVIRT_IMAGE_DELETE,
+        LIBVIRT_IMAGE_LIST,
+        LIBVIRT_ROOT_DISK_CREATE,
+        LIBVIRT_CONFIG_DRIVE_CREATE,
+        LIBVIRT_VOLUMES_DELETE,
+        LIBVIRT_VOLUME_LIST,
         _LIBVIRT_MAX,
 };
 
 extern const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX];
 extern const struct module_protocol libvirt_protocol;
+
+/* "raw" or "qcow2": the formats an upload may declare. */
+bool image_format_word_is_valid(const char *s);
 
 #endif

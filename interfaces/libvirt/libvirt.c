@@ -5,15 +5,23 @@
  * their lifecycle events, and survives libvirt going away by reconnecting
  * with a backoff. libvirt's default event loop drives everything: the core
  * socket, libvirt's own callbacks and our timers. */
+#include "config-drive.h"
 #include "domain-xml.h"
 #include "libvirt-protocol.h"
 #include "log.h"
 #include "modrt.h"
 #include "names.h"
 
+#include "image-inspect.h"
+
+#include <inttypes.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 #define BACKOFF_MIN_MS 100          /* first reconnect attempt after a loss */
 #define BACKOFF_MAX_MS 10000        /* cap of the doubling backoff */
@@ -24,6 +32,7 @@
 #define ERROR_TEXT_MAX 200          /* libvirt error text kept for messages */
 
 struct lv;
+struct upload;
 
 /* A graceful shutdown in progress: destroy the domain if it still runs when this fires. */
 struct shutdown_timer {
@@ -52,6 +61,9 @@ struct lv {
         int result;                               /* what run() returns */
         struct shutdown_timer *timers;            /* pending shutdown deadlines */
         struct proto_writer *ev;                  /* builder of event frames */
+        const char *pool_name, *pool_path;        /* storage_pool, storage_pool_path from the config */
+        struct upload *uploads;                   /* uploads in progress (each on its own thread) */
+        int n_uploads;
 };
 
 /* A libvirt error, captured before the next libvirt call resets it. */
@@ -846,6 +858,955 @@ static int handle_list(void *state, struct modrt_call *call)
         return 0;
 }
 
+/* ---- storage: one dir pool of ours, volumes named from UUIDs ---- */
+
+#define IMAGE_VOL_PREFIX "image-"
+#define IMAGE_VOL_SUFFIX ".raw"
+#define ROOT_VOL_SUFFIX "-root.qcow2"
+#define CONFIG_VOL_SUFFIX "-config.iso"
+#define VOL_NAME_MAX 80
+#define UPLOAD_CHUNK (256u * 1024)   /* bytes read and sent at a time: memory stays bounded */
+#define UPLOADS_MAX 2                /* concurrent uploads (each has a thread and a connection) */
+#define VOL_REPLY_MAX_BYTES 320      /* bytes one listed volume takes in a reply, at most */
+
+static inline void pool_freep(virStoragePoolPtr *p)
+{
+        if (*p)
+                (void)virStoragePoolFree(*p);
+}
+#define _cleanup_pool_ _cleanup_(pool_freep)
+static inline void vol_freep(virStorageVolPtr *v)
+{
+        if (*v)
+                (void)virStorageVolFree(*v);
+}
+#define _cleanup_vol_ _cleanup_(vol_freep)
+
+static void image_vol_name(const char *image_uuid, char ret[VOL_NAME_MAX])
+{
+        (void)xsnprintf(ret, VOL_NAME_MAX, IMAGE_VOL_PREFIX "%s" IMAGE_VOL_SUFFIX, image_uuid);
+}
+
+static void root_vol_name(const char *instance_uuid, char ret[VOL_NAME_MAX])
+{
+        (void)xsnprintf(ret, VOL_NAME_MAX, LIBVIRT_DOMAIN_PREFIX "%s" ROOT_VOL_SUFFIX, instance_uuid);
+}
+
+static void config_vol_name(const char *instance_uuid, char ret[VOL_NAME_MAX])
+{
+        (void)xsnprintf(ret, VOL_NAME_MAX, LIBVIRT_DOMAIN_PREFIX "%s" CONFIG_VOL_SUFFIX, instance_uuid);
+}
+
+/* Which of our names is this: "image", "root", "config" with its UUID, or NULL (not ours). */
+static const char *vol_kind(const char *name, char ret_uuid[UUID_STR_LEN + 1])
+{
+        static const struct {
+                const char *prefix, *suffix, *kind;
+        } kinds[] = {
+                { IMAGE_VOL_PREFIX, IMAGE_VOL_SUFFIX, "image" },
+                { LIBVIRT_DOMAIN_PREFIX, ROOT_VOL_SUFFIX, "root" },
+                { LIBVIRT_DOMAIN_PREFIX, CONFIG_VOL_SUFFIX, "config" },
+        };
+        size_t n = name ? strnlen(name, VOL_NAME_MAX) : VOL_NAME_MAX;
+
+        for (size_t i = 0; n < VOL_NAME_MAX && i < ARRAY_SIZE(kinds); i++) {
+                size_t p = strlen(kinds[i].prefix), s = strlen(kinds[i].suffix);
+                char uuid[UUID_STR_LEN + 1];
+
+                if (n != p + UUID_STR_LEN + s || strncmp(name, kinds[i].prefix, p) != 0 ||
+                    strcmp(name + p + UUID_STR_LEN, kinds[i].suffix) != 0)
+                        continue;
+                memcpy(uuid, name + p, UUID_STR_LEN);
+                uuid[UUID_STR_LEN] = '\0';
+                if (!uuid_is_valid(uuid))
+                        continue;
+                memcpy(ret_uuid, uuid, sizeof(uuid));
+                return kinds[i].kind;
+        }
+        return NULL;
+}
+
+/* The pool's XML has our directory as its target path (and is a dir pool). */
+static bool pool_xml_matches(const char *xml, const char *path)
+{
+        char want[300];
+        const char *target;
+
+        if (!xml || strncmp(xml, "<pool type='dir'", 16) != 0 ||
+            xsnprintf(want, sizeof(want), "<path>%s</path>", path) < 0)
+                return false;
+        target = strstr(xml, "<target>");
+        return target && strstr(target, want) != NULL;
+}
+
+/* Our pool on conn: defined, built, started, autostarted (idempotent). A pool of
+ * that name that is not a dir pool on our path is refused (-EEXIST), never changed.
+ * 0 and *ret, or -errno with a reason in err. */
+static int pool_ensure(virConnectPtr conn, const char *name, const char *path, virStoragePoolPtr *ret, char *err,
+                       size_t errlen)
+{
+        _cleanup_pool_ virStoragePoolPtr pool = virStoragePoolLookupByName(conn, name);
+        _cleanup_free_ char *xml = NULL;
+        struct lv_err e;
+        int active, autostart = 0;
+
+        if (!pool) {
+                char def[512];
+
+                capture_error(&e);
+                if (e.code != VIR_ERR_NO_STORAGE_POOL) {
+                        proto_text_printf(err, errlen, "cannot look up storage pool %s: %s", name, e.msg);
+                        return errno_from_libvirt(e.code, -EIO);
+                }
+                if (xsnprintf(def, sizeof(def),
+                              "<pool type='dir'><name>%s</name><target><path>%s</path>"
+                              "<permissions><mode>0711</mode></permissions></target></pool>",
+                              name, path) < 0)
+                        return -ENAMETOOLONG;
+                pool = virStoragePoolDefineXML(conn, def, 0);
+                if (!pool) {
+                        capture_error(&e);
+                        proto_text_printf(err, errlen, "cannot define storage pool %s at %s: %s", name, path, e.msg);
+                        return errno_from_libvirt(e.code, -EIO);
+                }
+                log_info("defined storage pool %s at %s", name, path);
+        }
+        xml = virStoragePoolGetXMLDesc(pool, VIR_STORAGE_XML_INACTIVE);
+        if (!pool_xml_matches(xml, path)) {
+                proto_text_printf(err, errlen,
+                                  "storage pool %s exists but is not a dir pool at %s: not ours, left alone "
+                                  "(set storage_pool to another name or storage_pool_path to its path)",
+                                  name, path);
+                return -EEXIST;
+        }
+        active = virStoragePoolIsActive(pool);
+        if (active == 0) {
+                /* Build makes the directory when missing (no overwrite: an existing one is kept). */
+                (void)virStoragePoolBuild(pool, 0);
+                virResetLastError();
+                if (virStoragePoolCreate(pool, 0) < 0) {
+                        capture_error(&e);
+                        proto_text_printf(err, errlen, "cannot start storage pool %s: %s", name, e.msg);
+                        return errno_from_libvirt(e.code, -EIO);
+                }
+        } else if (active < 0) {
+                capture_error(&e);
+                proto_text_printf(err, errlen, "storage pool %s: %s", name, e.msg);
+                return errno_from_libvirt(e.code, -EIO);
+        }
+        if (virStoragePoolGetAutostart(pool, &autostart) < 0 || !autostart)
+                (void)virStoragePoolSetAutostart(pool, 1);
+        virResetLastError();
+        *ret = TAKE_PTR(pool);
+        return 0;
+}
+
+static int need_pool(struct lv *lv, struct modrt_call *call, virStoragePoolPtr *ret)
+{
+        int r = need_conn(lv, call);
+
+        if (r < 0)
+                return r;
+        return pool_ensure(lv->conn, lv->pool_name, lv->pool_path, ret, call->err, sizeof(call->err));
+}
+
+/* The volume `name` of our pool: 0 and *ret, -ENOENT when absent, or -errno with err set. */
+static int vol_lookup(virStoragePoolPtr pool, const char *name, virStorageVolPtr *ret, char *err, size_t errlen)
+{
+        virStorageVolPtr v = virStorageVolLookupByName(pool, name);
+        struct lv_err e;
+
+        if (v) {
+                *ret = v;
+                return 0;
+        }
+        capture_error(&e);
+        if (e.code == VIR_ERR_NO_STORAGE_VOL)
+                return -ENOENT;
+        proto_text_printf(err, errlen, "cannot look up volume %s: %s", name, e.msg);
+        return errno_from_libvirt(e.code, -EIO);
+}
+
+static int handle_pool_info(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        virStoragePoolInfo info;
+        struct lv_err e;
+        int r = need_pool(lv, call, &pool);
+
+        if (r < 0)
+                return r;
+        (void)virStoragePoolRefresh(pool, 0);
+        if (virStoragePoolGetInfo(pool, &info) < 0) {
+                capture_error(&e);
+                return fail(call, errno_from_libvirt(e.code, -EIO), "storage pool %s: %s", lv->pool_name, e.msg);
+        }
+        virResetLastError();
+        pw_str(call->reply, "pool", lv->pool_name);
+        pw_str(call->reply, "path", lv->pool_path);
+        pw_u64(call->reply, "capacity", info.capacity);
+        pw_u64(call->reply, "allocation", info.allocation);
+        pw_u64(call->reply, "available", info.available);
+        return 0;
+}
+
+/* An upload in progress: its own thread and libvirt connection, so the module's
+ * other requests are served meanwhile. The thread touches only this struct (and
+ * libvirt through its own connection); it hands the result to the event loop
+ * with a zero timeout (libvirt's event loop is thread-safe), where the call is
+ * answered. */
+struct upload {
+        struct lv *lv;                               /* owner (main thread only) */
+        struct modrt_deferred *deferred;             /* the call to answer */
+        pthread_t thread;
+        int fd;                                      /* the image bytes; owned by the thread */
+        char image_uuid[UUID_STR_LEN + 1];
+        uint64_t size;                               /* announced bytes */
+        enum image_format declared;
+        char uri[256], pool_name[64], pool_path[256];/* copies: the thread reads no shared state */
+        /* results, written by the thread before it signals */
+        int status;
+        char err[256];
+        char volume[VOL_NAME_MAX];
+        char sha256[65];
+        uint64_t virtual_size;
+        struct upload *next;
+};
+
+/* Read up to n bytes (fewer only at the end of the stream); waits on a non-blocking fd. */
+static ssize_t read_some(int fd, uint8_t *buf, size_t n)
+{
+        size_t have = 0;
+
+        while (have < n) {
+                ssize_t k = read(fd, buf + have, n - have);
+                if (k > 0) {
+                        have += (size_t)k;
+                        continue;
+                }
+                if (k == 0)
+                        break;
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN) {
+                        struct pollfd p = { .fd = fd, .events = POLLIN };
+                        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                                return -errno;
+                        continue;
+                }
+                return -errno;
+        }
+        return (ssize_t)have;
+}
+
+static int stream_send_all(virStreamPtr st, const uint8_t *buf, size_t n)
+{
+        while (n > 0) {
+                int k = virStreamSend(st, (const char *)buf, n);
+                if (k <= 0)
+                        return -EIO;
+                buf += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+#define upload_fail(u, r, ...)                                                   \
+        ({                                                                       \
+                proto_text_printf((u)->err, sizeof((u)->err), __VA_ARGS__);      \
+                (u)->status = (r);                                               \
+                (r);                                                             \
+        })
+
+/* The thread's work: inspect, check space, create, stream, verify. Any failure after
+ * the volume exists deletes it. */
+static int upload_run(struct upload *u)
+{
+        _cleanup_free_ uint8_t *head = NULL, *chunk = NULL;
+        virConnectPtr conn = NULL;
+        virStoragePoolPtr pool = NULL;
+        virStorageVolPtr vol = NULL;
+        virStreamPtr st = NULL;
+        EVP_MD_CTX *md = NULL;
+        struct image_info info;
+        struct image_error ierr = { 0 };
+        struct lv_err e;
+        virStoragePoolInfo pinfo;
+        size_t have = 0, want, need = 0;
+        uint64_t sent;
+        char volxml[512], err[256];
+        int r;
+
+        image_vol_name(u->image_uuid, u->volume);
+        /* 1. The header, inspected before libvirt sees any byte. */
+        head = malloc(IMAGE_HEAD_MAX);
+        chunk = malloc(UPLOAD_CHUNK);
+        if (!head || !chunk)
+                return upload_fail(u, -ENOMEM, "out of memory");
+        want = u->size < IMAGE_HEAD_MIN ? (size_t)u->size : IMAGE_HEAD_MIN;
+        for (;;) {
+                ssize_t k = read_some(u->fd, head + have, want - have);
+                if (k < 0)
+                        return upload_fail(u, (int)k, "cannot read the image stream: %s", strerror((int)-k));
+                have += (size_t)k;
+                if (have < want)
+                        return upload_fail(u, -EPIPE, "the image stream ended after %zu of %" PRIu64 " bytes", have,
+                                           u->size);
+                r = image_inspect(head, have, u->size, u->declared, &info, &need, &ierr);
+                if (r == -EAGAIN && need > have && need <= IMAGE_HEAD_MAX) {
+                        want = need;
+                        continue;
+                }
+                if (r == -EINVAL)
+                        return upload_fail(u, -EINVAL, "image %s refused: %s", u->image_uuid, ierr.text);
+                if (r < 0)
+                        return upload_fail(u, -EINVAL, "image %s: header cannot be inspected (%s)", u->image_uuid,
+                                           strerror(-r));
+                break;
+        }
+        if (info.format != IMAGE_FORMAT_RAW)
+                return upload_fail(u, -EOPNOTSUPP,
+                                   "image %s is qcow2: base images are stored raw and converting is not supported "
+                                   "yet (convert it to raw first, e.g. qemu-img convert -O raw)",
+                                   u->image_uuid);
+        u->virtual_size = info.virtual_size;
+
+        /* 2. Space, on our own connection, before anything is created. */
+        conn = virConnectOpen(u->uri);
+        if (!conn) {
+                capture_error(&e);
+                return upload_fail(u, -ENOTCONN, "libvirt at %s is unreachable: %s", u->uri, e.msg);
+        }
+        r = pool_ensure(conn, u->pool_name, u->pool_path, &pool, err, sizeof(err));
+        if (r < 0) {
+                upload_fail(u, r, "%s", err);
+                goto out;
+        }
+        (void)virStoragePoolRefresh(pool, 0);
+        if (virStoragePoolGetInfo(pool, &pinfo) < 0) {
+                capture_error(&e);
+                upload_fail(u, -EIO, "storage pool %s: %s", u->pool_name, e.msg);
+                goto out;
+        }
+        if (u->virtual_size > pinfo.available) {
+                upload_fail(u, -ENOSPC, "image %s needs %" PRIu64 " bytes, pool %s has %llu free", u->image_uuid,
+                            u->virtual_size, u->pool_name, pinfo.available);
+                goto out;
+        }
+        r = vol_lookup(pool, u->volume, &vol, err, sizeof(err));
+        if (r == 0) {
+                virStorageVolFree(vol);
+                vol = NULL;
+                upload_fail(u, -EEXIST, "image %s is already stored (volume %s)", u->image_uuid, u->volume);
+                goto out;
+        }
+        if (r != -ENOENT) {
+                upload_fail(u, r, "%s", err);
+                goto out;
+        }
+
+        /* 3. The raw volume, then the bytes by stream, hashed on the way. */
+        if (xsnprintf(volxml, sizeof(volxml),
+                      "<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
+                      "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
+                      "<permissions><mode>0600</mode></permissions></target></volume>",
+                      u->volume, u->size) < 0) {
+                upload_fail(u, -ENAMETOOLONG, "volume definition too long");
+                goto out;
+        }
+        vol = virStorageVolCreateXML(pool, volxml, 0);
+        if (!vol) {
+                capture_error(&e);
+                upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot create volume %s: %s", u->volume, e.msg);
+                goto out;
+        }
+        md = EVP_MD_CTX_new();
+        st = virStreamNew(conn, 0);
+        if (!md || !st || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+                upload_fail(u, -ENOMEM, "cannot set up the upload");
+                goto fail_delete;
+        }
+        if (virStorageVolUpload(vol, st, 0, u->size, 0) < 0) {
+                capture_error(&e);
+                upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot upload into %s: %s", u->volume, e.msg);
+                goto fail_delete;
+        }
+        (void)EVP_DigestUpdate(md, head, have);
+        if (stream_send_all(st, head, have) < 0)
+                goto fail_stream;
+        sent = have;
+        while (sent < u->size) {
+                size_t n = u->size - sent < UPLOAD_CHUNK ? (size_t)(u->size - sent) : UPLOAD_CHUNK;
+                ssize_t k = read_some(u->fd, chunk, n);
+                if (k < 0) {
+                        upload_fail(u, (int)k, "cannot read the image stream: %s", strerror((int)-k));
+                        goto fail_abort;
+                }
+                if ((size_t)k < n) {
+                        upload_fail(u, -EPIPE, "the image stream ended after %" PRIu64 " of %" PRIu64 " bytes",
+                                    sent + (uint64_t)k, u->size);
+                        goto fail_abort;
+                }
+                (void)EVP_DigestUpdate(md, chunk, n);
+                if (stream_send_all(st, chunk, n) < 0)
+                        goto fail_stream;
+                sent += n;
+        }
+        {
+                ssize_t k = read_some(u->fd, chunk, 1);
+                if (k != 0) {
+                        upload_fail(u, k < 0 ? (int)k : -EFBIG, "the image stream is longer than the announced %" PRIu64
+                                    " bytes", u->size);
+                        goto fail_abort;
+                }
+        }
+        if (virStreamFinish(st) < 0)
+                goto fail_stream;
+        {
+                unsigned char dg[EVP_MAX_MD_SIZE];
+                unsigned dlen = 0;
+                (void)EVP_DigestFinal_ex(md, dg, &dlen);
+                for (unsigned i = 0; i < dlen && i < 32; i++)
+                        (void)snprintf(u->sha256 + 2 * i, 3, "%02x", dg[i]);
+        }
+        /* 4. What libvirt now says the volume is: raw (or iso: libvirt's probe names an ISO 9660 so, and
+         * it has no backing chain), without a backing store, or it goes. */
+        {
+                _cleanup_free_ char *x = virStorageVolGetXMLDesc(vol, 0);
+                if (!x || !(strstr(x, "<format type='raw'/>") || strstr(x, "<format type='iso'/>")) ||
+                    strstr(x, "<backingStore>")) {
+                        upload_fail(u, -EINVAL, "volume %s is not reported as plain raw after the upload; deleted",
+                                    u->volume);
+                        goto fail_delete;
+                }
+        }
+        u->status = 0;
+        goto out;
+
+fail_stream:
+        capture_error(&e);
+        upload_fail(u, -EIO, "upload into %s failed: %s", u->volume, e.msg);
+fail_abort:
+        (void)virStreamAbort(st);
+fail_delete:
+        if (virStorageVolDelete(vol, 0) < 0) {
+                capture_error(&e);
+                log_err("cannot delete the failed upload's volume %s: %s", u->volume, e.msg);
+        }
+out:
+        if (st)
+                (void)virStreamFree(st);
+        EVP_MD_CTX_free(md);
+        if (vol)
+                (void)virStorageVolFree(vol);
+        if (pool)
+                (void)virStoragePoolFree(pool);
+        if (conn)
+                (void)virConnectClose(conn);
+        return u->status;
+}
+
+static void on_upload_done(int timer, void *opaque);
+
+static void *upload_thread(void *opaque)
+{
+        struct upload *u = opaque;
+
+        (void)upload_run(u);
+        (void)close(u->fd);
+        u->fd = -1;
+        /* Hand over to the event loop (the default implementation takes this from any thread and wakes up). */
+        if (virEventAddTimeout(0, on_upload_done, u, NULL) < 0)
+                log_err("cannot signal the end of an upload; request stays unanswered");
+        return NULL;
+}
+
+static void upload_fill(struct proto_writer *w, void *userdata)
+{
+        struct upload *u = userdata;
+
+        pw_str(w, "image_uuid", u->image_uuid);
+        pw_str(w, "volume", u->volume);
+        pw_u64(w, "size", u->size);
+        pw_u64(w, "virtual_size", u->virtual_size);
+        pw_str(w, "format", "raw");
+        pw_str(w, "sha256", u->sha256);
+}
+
+static void on_upload_done(int timer, void *opaque)
+{
+        struct upload *u = opaque;
+        struct lv *lv = u->lv;
+
+        (void)virEventRemoveTimeout(timer);
+        (void)pthread_join(u->thread, NULL);
+        for (struct upload **p = &lv->uploads; *p; p = &(*p)->next)
+                if (*p == u) {
+                        *p = u->next;
+                        break;
+                }
+        lv->n_uploads--;
+        if (u->status == 0)
+                log_info("image %s stored as %s (%" PRIu64 " bytes, sha256 %s)", u->image_uuid, u->volume, u->size,
+                         u->sha256);
+        (void)modrt_complete(lv->rt, u->deferred, u->status, u->err, u->status == 0 ? upload_fill : NULL, u);
+        free(u);
+}
+
+static int handle_image_upload(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *image_uuid = proto_get_str(call->req, "image_uuid", "");
+        const char *format = proto_get_str(call->req, "format", "");
+        struct upload *u;
+        struct stat sb;
+        int r;
+
+        (void)xsnprintf(call->audit, sizeof(call->audit), "volume=" IMAGE_VOL_PREFIX "%s" IMAGE_VOL_SUFFIX,
+                        image_uuid);
+        if (fstat(call->fd, &sb) < 0)
+                return fail(call, -errno, "cannot use the passed descriptor: %s", strerror(errno));
+        if (!S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode) && !S_ISREG(sb.st_mode))
+                return fail(call, -EINVAL, "the image must come as a pipe, socket or regular file");
+        r = need_conn(lv, call);
+        if (r < 0)
+                return r;
+        for (struct upload *o = lv->uploads; o; o = o->next)
+                if (streq(o->image_uuid, image_uuid))
+                        return fail(call, -EBUSY, "image %s is being uploaded already", image_uuid);
+        if (lv->n_uploads >= UPLOADS_MAX)
+                return fail(call, -EBUSY, "%d uploads are running; try again when one ends", UPLOADS_MAX);
+        u = calloc(1, sizeof(*u));
+        if (!u)
+                return -ENOMEM;
+        u->lv = lv;
+        u->fd = call->fd;
+        memcpy(u->image_uuid, image_uuid, UUID_STR_LEN);
+        u->size = proto_get_u64(call->req, "size", 0);
+        u->declared = streq(format, "raw") ? IMAGE_FORMAT_RAW : streq(format, "qcow2") ? IMAGE_FORMAT_QCOW2
+                                                                                       : IMAGE_FORMAT_UNSPECIFIED;
+        (void)strscpy(u->uri, lv->uri, sizeof(u->uri));
+        (void)strscpy(u->pool_name, lv->pool_name, sizeof(u->pool_name));
+        (void)strscpy(u->pool_path, lv->pool_path, sizeof(u->pool_path));
+        u->deferred = modrt_defer(lv->rt, call);
+        if (!u->deferred) {
+                free(u);
+                return -ENOMEM;
+        }
+        r = pthread_create(&u->thread, NULL, upload_thread, u);
+        if (r != 0) {
+                /* The deferred token is answered here, at once. */
+                (void)modrt_complete(lv->rt, u->deferred, -r, "cannot start the upload thread", NULL, NULL);
+                free(u);
+                return MODRT_DEFERRED;
+        }
+        call->fd = -1; /* the thread owns it now */
+        u->next = lv->uploads;
+        lv->uploads = u;
+        lv->n_uploads++;
+        return MODRT_DEFERRED;
+}
+
+/* Is any root disk of ours backed by base_path? 1 yes (its name in ret_user), 0 no, -errno. */
+static int base_in_use(virStoragePoolPtr pool, const char *base_path, char ret_user[VOL_NAME_MAX])
+{
+        virStorageVolPtr *vols = NULL;
+        char want[400];
+        int n = virStoragePoolListAllVolumes(pool, &vols, 0), found = 0;
+
+        if (n < 0)
+                return -EIO;
+        (void)xsnprintf(want, sizeof(want), "<path>%s</path>", base_path);
+        for (int i = 0; i < n; i++) {
+                char uuid[UUID_STR_LEN + 1];
+                const char *name = virStorageVolGetName(vols[i]);
+                const char *kind = vol_kind(name, uuid);
+
+                if (!found && kind && streq(kind, "root")) {
+                        _cleanup_free_ char *x = virStorageVolGetXMLDesc(vols[i], 0);
+                        const char *bs = x ? strstr(x, "<backingStore>") : NULL;
+                        if (bs && strstr(bs, want)) {
+                                (void)strscpy(ret_user, name, VOL_NAME_MAX);
+                                found = 1;
+                        }
+                }
+                (void)virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        virResetLastError();
+        return found;
+}
+
+static int handle_image_delete(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *image_uuid = proto_get_str(call->req, "image_uuid", "");
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        _cleanup_vol_ virStorageVolPtr vol = NULL;
+        char name[VOL_NAME_MAX], path[400], user[VOL_NAME_MAX] = "";
+        struct lv_err e;
+        int r;
+
+        image_vol_name(image_uuid, name);
+        (void)xsnprintf(call->audit, sizeof(call->audit), "volume=%s", name);
+        for (struct upload *o = lv->uploads; o; o = o->next)
+                if (streq(o->image_uuid, image_uuid))
+                        return fail(call, -EBUSY, "image %s is being uploaded", image_uuid);
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        r = vol_lookup(pool, name, &vol, call->err, sizeof(call->err));
+        if (r == -ENOENT) {
+                pw_bool(call->reply, "deleted", false);
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        (void)xsnprintf(path, sizeof(path), "%s/%s", lv->pool_path, name);
+        r = base_in_use(pool, path, user);
+        if (r < 0)
+                return fail(call, r, "cannot list the volumes of pool %s", lv->pool_name);
+        if (r > 0)
+                return fail(call, -EBUSY, "image %s is the base of root disk %s: delete that instance first", image_uuid,
+                            user);
+        if (virStorageVolDelete(vol, 0) < 0) {
+                capture_error(&e);
+                return fail(call, errno_from_libvirt(e.code, -EIO), "cannot delete volume %s: %s", name, e.msg);
+        }
+        pw_bool(call->reply, "deleted", true);
+        return 0;
+}
+
+/* List our volumes (of one kind, or all with kind NULL) into list `key`; total/truncated after it. */
+static int reply_volumes(struct lv *lv, struct modrt_call *call, const char *key, const char *only_kind)
+{
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        virStorageVolPtr *vols = NULL;
+        uint64_t total = 0, shown = 0;
+        struct lv_err e;
+        int n, r = need_pool(lv, call, &pool);
+
+        if (r < 0)
+                return r;
+        (void)virStoragePoolRefresh(pool, 0);
+        n = virStoragePoolListAllVolumes(pool, &vols, 0);
+        if (n < 0) {
+                capture_error(&e);
+                return fail(call, errno_from_libvirt(e.code, -EIO), "cannot list pool %s: %s", lv->pool_name, e.msg);
+        }
+        pw_list_begin(call->reply, key);
+        for (int i = 0; i < n; i++) {
+                char uuid[UUID_STR_LEN + 1];
+                const char *name = virStorageVolGetName(vols[i]);
+                const char *kind = vol_kind(name, uuid);
+                virStorageVolInfo vi;
+
+                if (kind && (!only_kind || streq(kind, only_kind))) {
+                        total++;
+                        if (shown == total - 1 && call->reply->n_values + 12 <= PROTO_MAX_NODES &&
+                            call->reply->len + VOL_REPLY_MAX_BYTES + 64 <= PROTO_MAX_FRAME &&
+                            virStorageVolGetInfo(vols[i], &vi) == 0) {
+                                pw_obj_begin(call->reply, NULL);
+                                if (only_kind) {
+                                        pw_str(call->reply, "image_uuid", uuid);
+                                } else {
+                                        pw_str(call->reply, "kind", kind);
+                                        pw_str(call->reply, "uuid", uuid);
+                                }
+                                pw_str(call->reply, "volume", name);
+                                pw_u64(call->reply, "capacity", vi.capacity);
+                                pw_u64(call->reply, "allocation", vi.allocation);
+                                pw_obj_end(call->reply);
+                                shown++;
+                        }
+                }
+                (void)virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        virResetLastError();
+        pw_list_end(call->reply);
+        pw_u64(call->reply, "total", total);
+        pw_bool(call->reply, "truncated", shown < total);
+        return 0;
+}
+
+static int handle_image_list(void *state, struct modrt_call *call)
+{
+        return reply_volumes(state, call, "images", "image");
+}
+
+static int handle_volume_list(void *state, struct modrt_call *call)
+{
+        return reply_volumes(state, call, "volumes", NULL);
+}
+
+static int handle_root_disk_create(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
+        const char *image_uuid = proto_get_str(call->req, "image_uuid", "");
+        uint64_t size_gb = proto_get_u64(call->req, "size_gb", 0), capacity;
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        _cleanup_vol_ virStorageVolPtr base = NULL, root = NULL;
+        char base_name[VOL_NAME_MAX], root_name[VOL_NAME_MAX], base_path[400], root_path[400], xml[1024];
+        virStorageVolInfo bi, ri;
+        virStoragePoolInfo pi;
+        bool created = false;
+        struct lv_err e;
+        int r;
+
+        image_vol_name(image_uuid, base_name);
+        root_vol_name(instance_uuid, root_name);
+        (void)xsnprintf(call->audit, sizeof(call->audit), "volume=%s base=%s", root_name, base_name);
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        r = vol_lookup(pool, base_name, &base, call->err, sizeof(call->err));
+        if (r == -ENOENT)
+                return fail(call, -ENOENT, "image %s is not stored", image_uuid);
+        if (r < 0)
+                return r;
+        if (virStorageVolGetInfo(base, &bi) < 0) {
+                capture_error(&e);
+                return fail(call, -EIO, "volume %s: %s", base_name, e.msg);
+        }
+        capacity = size_gb << 30;
+        if (capacity < bi.capacity)
+                capacity = bi.capacity;
+        (void)xsnprintf(base_path, sizeof(base_path), "%s/%s", lv->pool_path, base_name);
+        (void)xsnprintf(root_path, sizeof(root_path), "%s/%s", lv->pool_path, root_name);
+        r = vol_lookup(pool, root_name, &root, call->err, sizeof(call->err));
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == -ENOENT) {
+                /* The overlay starts nearly empty, but the guest may fill it: refuse what the pool cannot hold. */
+                (void)virStoragePoolRefresh(pool, 0);
+                if (virStoragePoolGetInfo(pool, &pi) == 0 && capacity > pi.available + bi.allocation)
+                        log_warn("root disk %s: %" PRIu64 " bytes on a pool with %llu free (thin, overcommitted)",
+                                 root_name, capacity, pi.available);
+                if (xsnprintf(xml, sizeof(xml),
+                              "<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
+                              "<target><format type='qcow2'/><permissions><mode>0600</mode></permissions></target>"
+                              "<backingStore><path>%s</path><format type='raw'/></backingStore></volume>",
+                              root_name, capacity, base_path) < 0)
+                        return fail(call, -ENAMETOOLONG, "volume definition too long");
+                root = virStorageVolCreateXML(pool, xml, 0);
+                if (!root) {
+                        capture_error(&e);
+                        return fail(call, errno_from_libvirt(e.code, -EIO), "cannot create root disk %s: %s",
+                                    root_name, e.msg);
+                }
+                created = true;
+        } else {
+                /* Idempotent: an existing overlay must be ours in shape (qcow2 on this base, raw). */
+                _cleanup_free_ char *x = virStorageVolGetXMLDesc(root, 0);
+                char want[450];
+                const char *bs = x ? strstr(x, "<backingStore>") : NULL;
+
+                (void)xsnprintf(want, sizeof(want), "<path>%s</path>", base_path);
+                if (!x || !strstr(x, "<format type='qcow2'/>") || !bs || !strstr(bs, want) ||
+                    !strstr(bs, "<format type='raw'/>"))
+                        return fail(call, -EEXIST, "volume %s exists but is not a qcow2 overlay on %s", root_name,
+                                    base_name);
+        }
+        if (virStorageVolGetInfo(root, &ri) < 0) {
+                capture_error(&e);
+                return fail(call, -EIO, "volume %s: %s", root_name, e.msg);
+        }
+        virResetLastError();
+        pw_str(call->reply, "volume", root_name);
+        pw_str(call->reply, "path", root_path);
+        pw_u64(call->reply, "capacity", ri.capacity);
+        pw_str(call->reply, "backing_path", base_path);
+        pw_bool(call->reply, "created", created);
+        return 0;
+}
+
+static int handle_volumes_delete(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        char names[2][VOL_NAME_MAX];
+        uint64_t deleted = 0;
+        struct lv_err e;
+        int r;
+
+        root_vol_name(instance_uuid, names[0]);
+        config_vol_name(instance_uuid, names[1]);
+        (void)xsnprintf(call->audit, sizeof(call->audit), "volumes=%s,%s", names[0], names[1]);
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                _cleanup_vol_ virStorageVolPtr v = NULL;
+
+                r = vol_lookup(pool, names[i], &v, call->err, sizeof(call->err));
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                if (virStorageVolDelete(v, 0) < 0) {
+                        capture_error(&e);
+                        return fail(call, errno_from_libvirt(e.code, -EIO), "cannot delete volume %s: %s", names[i],
+                                    e.msg);
+                }
+                deleted++;
+        }
+        pw_u64(call->reply, "deleted", deleted);
+        return 0;
+}
+
+/* ---- config drive: the description comes as a descriptor (JSON, bounded), the ISO is
+ * written by config-drive.c twice: once to learn its size, once into the volume's stream. ---- */
+
+#define CONFIG_DRIVE_JSON_MAX (256u * 1024) /* user_data (64 KiB, base64) and keys fit with room */
+
+static int count_sink(void *userdata, const void *buf, size_t len)
+{
+        (void)buf;
+        *(uint64_t *)userdata += len;
+        return 0;
+}
+
+struct stream_sink {
+        virStreamPtr st;
+        uint64_t sent, limit;
+};
+
+static int stream_sink(void *userdata, const void *buf, size_t len)
+{
+        struct stream_sink *s = userdata;
+
+        if (s->sent + len > s->limit)
+                return -EFBIG; /* the second build differs from the first: stop */
+        if (stream_send_all(s->st, buf, len) < 0)
+                return -EIO;
+        s->sent += len;
+        return 0;
+}
+
+/* Read the whole description (at most CONFIG_DRIVE_JSON_MAX bytes) and decode it strictly. */
+static int read_drive_spec(int fd, struct config_drive_spec **ret, char *err, size_t errlen)
+{
+        _cleanup_free_ uint8_t *buf = malloc(CONFIG_DRIVE_JSON_MAX + 1);
+        struct json_tokener *tok;
+        struct json_object *o;
+        ssize_t n;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        n = read_some(fd, buf, CONFIG_DRIVE_JSON_MAX + 1);
+        if (n < 0) {
+                proto_text_printf(err, errlen, "cannot read the description: %s", strerror((int)-n));
+                return (int)n;
+        }
+        if ((size_t)n > CONFIG_DRIVE_JSON_MAX) {
+                proto_text_printf(err, errlen, "the description is longer than %u bytes", CONFIG_DRIVE_JSON_MAX);
+                return -EFBIG;
+        }
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(tok, (const char *)buf, (int)n);
+        if (!o || json_tokener_get_parse_end(tok) != (size_t)n) {
+                json_tokener_free(tok);
+                json_object_put(o);
+                proto_text_printf(err, errlen, "the description is not one JSON document");
+                return -EINVAL;
+        }
+        json_tokener_free(tok);
+        r = config_drive_spec_from_json(o, ret, err, errlen);
+        json_object_put(o);
+        return r;
+}
+
+static int handle_config_drive_create(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_(config_drive_spec_freep) struct config_drive_spec *spec = NULL;
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        _cleanup_vol_ virStorageVolPtr vol = NULL;
+        char name[VOL_NAME_MAX], xml[512], path[400];
+        struct stream_sink sink = { 0 };
+        uint64_t size = 0, size2 = 0;
+        struct lv_err e;
+        int r;
+
+        config_vol_name(instance_uuid, name);
+        (void)xsnprintf(call->audit, sizeof(call->audit), "volume=%s", name);
+        r = read_drive_spec(call->fd, &spec, call->err, sizeof(call->err));
+        if (r < 0)
+                return r;
+        if (!streq(spec->uuid, instance_uuid))
+                return fail(call, -EINVAL, "the description's uuid %s is not the instance's %s", spec->uuid,
+                            instance_uuid);
+        r = config_drive_write(spec, count_sink, &size, NULL);
+        if (r < 0)
+                return fail(call, r, "cannot build the config drive: %s", strerror(-r));
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        /* Idempotent by replacement: the drive is rebuilt from the description (ours only, by name). */
+        r = vol_lookup(pool, name, &vol, call->err, sizeof(call->err));
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == 0) {
+                if (virStorageVolDelete(vol, 0) < 0) {
+                        capture_error(&e);
+                        return fail(call, -EIO, "cannot replace volume %s: %s", name, e.msg);
+                }
+                (void)virStorageVolFree(vol);
+                vol = NULL;
+        }
+        if (xsnprintf(xml, sizeof(xml),
+                      "<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
+                      "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
+                      "<permissions><mode>0600</mode></permissions></target></volume>",
+                      name, size) < 0)
+                return fail(call, -ENAMETOOLONG, "volume definition too long");
+        vol = virStorageVolCreateXML(pool, xml, 0);
+        if (!vol) {
+                capture_error(&e);
+                return fail(call, errno_from_libvirt(e.code, -EIO), "cannot create volume %s: %s", name, e.msg);
+        }
+        sink.st = virStreamNew(lv->conn, 0);
+        sink.limit = size;
+        if (!sink.st || virStorageVolUpload(vol, sink.st, 0, size, 0) < 0) {
+                capture_error(&e);
+                r = fail(call, -EIO, "cannot upload into %s: %s", name, e.msg);
+                goto fail_delete;
+        }
+        r = config_drive_write(spec, stream_sink, &sink, &size2);
+        if (r < 0 || sink.sent != size) {
+                (void)virStreamAbort(sink.st);
+                r = fail(call, r < 0 ? r : -EIO, "writing the config drive into %s failed", name);
+                goto fail_delete;
+        }
+        if (virStreamFinish(sink.st) < 0) {
+                capture_error(&e);
+                r = fail(call, -EIO, "upload into %s failed: %s", name, e.msg);
+                goto fail_delete;
+        }
+        (void)virStreamFree(sink.st);
+        (void)xsnprintf(path, sizeof(path), "%s/%s", lv->pool_path, name);
+        pw_str(call->reply, "volume", name);
+        pw_str(call->reply, "path", path);
+        pw_u64(call->reply, "size", size);
+        return 0;
+
+fail_delete:
+        if (sink.st)
+                (void)virStreamFree(sink.st);
+        if (virStorageVolDelete(vol, 0) < 0)
+                log_err("cannot delete the failed config drive %s", name);
+        virResetLastError();
+        return r;
+}
+
 static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_DEFINE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_DEFINE], handle_define },
         [LIBVIRT_DOMAIN_START] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_START], handle_start },
@@ -855,6 +1816,15 @@ static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_UNDEFINE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_UNDEFINE], handle_undefine },
         [LIBVIRT_DOMAIN_STATE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_STATE], handle_state },
         [LIBVIRT_DOMAIN_LIST] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_LIST], handle_list },
+        [LIBVIRT_POOL_INFO] = { &libvirt_entrypoints[LIBVIRT_POOL_INFO], handle_pool_info },
+        [LIBVIRT_IMAGE_UPLOAD] = { &libvirt_entrypoints[LIBVIRT_IMAGE_UPLOAD], handle_image_upload },
+        [LIBVIRT_IMAGE_DELETE] = { &libvirt_entrypoints[LIBVIRT_IMAGE_DELETE], handle_image_delete },
+        [LIBVIRT_IMAGE_LIST] = { &libvirt_entrypoints[LIBVIRT_IMAGE_LIST], handle_image_list },
+        [LIBVIRT_ROOT_DISK_CREATE] = { &libvirt_entrypoints[LIBVIRT_ROOT_DISK_CREATE], handle_root_disk_create },
+        [LIBVIRT_CONFIG_DRIVE_CREATE] = { &libvirt_entrypoints[LIBVIRT_CONFIG_DRIVE_CREATE],
+                                          handle_config_drive_create },
+        [LIBVIRT_VOLUMES_DELETE] = { &libvirt_entrypoints[LIBVIRT_VOLUMES_DELETE], handle_volumes_delete },
+        [LIBVIRT_VOLUME_LIST] = { &libvirt_entrypoints[LIBVIRT_VOLUME_LIST], handle_volume_list },
 };
 
 /* ---- module life ---- */
@@ -907,6 +1877,8 @@ static int lv_init(struct modrt *rt, void **ret_state)
         }
         lv->rt = rt;
         lv->uri = cfg->libvirt_uri;
+        lv->pool_name = cfg->storage_pool;
+        lv->pool_path = cfg->storage_pool_path;
         lv->shutdown_timeout_s = cfg->shutdown_timeout_s;
         lv->lifecycle_cb = -1;
         lv->retry_timer = -1;

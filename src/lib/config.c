@@ -501,6 +501,55 @@ static int parse_secret(const struct config_key *k, const char *value, void *fie
         return 0;
 }
 
+/* A libvirt pool name: 1..63 of [a-z0-9_-], starting with a letter (it goes into XML we write). */
+static int parse_pool_name(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        size_t n = strlen(value);
+
+        if (n < k->min || n > k->max || n >= k->size || !(value[0] >= 'a' && value[0] <= 'z')) {
+                fmt_msg(why, whylen, "must be %u..%u characters of [a-z0-9_-] starting with a letter: '%.64s'",
+                        k->min, k->max, value);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char c = value[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+                        fmt_msg(why, whylen, "must be %u..%u characters of [a-z0-9_-] starting with a letter: '%.64s'",
+                                k->min, k->max, value);
+                        return -EINVAL;
+                }
+        }
+        memcpy(field, value, n + 1);
+        return 0;
+}
+
+/* The pool's directory: an absolute path (parse_path's rules) of [A-Za-z0-9/._-] only, not "/",
+ * no "." component, no trailing or doubled '/' (it goes into XML we write and must equal the
+ * path libvirt reports back). */
+static int parse_pool_path(const struct config_key *k, const char *value, void *field, char *why, size_t whylen)
+{
+        size_t n = strlen(value);
+
+        if (n < k->min) {
+                fmt_msg(why, whylen, "must be an absolute directory other than '/': '%.200s'", value);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char c = value[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+                      c == '.' || c == '_' || c == '-')) {
+                        fmt_msg(why, whylen, "only [A-Za-z0-9/._-] allowed: '%.200s'", value);
+                        return -EINVAL;
+                }
+                if (c == '/' && (value[i + 1] == '/' || value[i + 1] == '\0' ||
+                                 (value[i + 1] == '.' && (value[i + 2] == '/' || value[i + 2] == '\0')))) {
+                        fmt_msg(why, whylen, "no empty or '.' component, no trailing '/': '%.200s'", value);
+                        return -EINVAL;
+                }
+        }
+        return parse_path(k, value, field, why, whylen);
+}
+
 #define FIELD(f) offsetof(struct nova_config, f), sizeof(((struct nova_config *)NULL)->f)
 
 static const struct config_key config_keys[] = {
@@ -552,6 +601,8 @@ static const struct config_key config_keys[] = {
         { "reserved_host_memory_mb", parse_number, FIELD(reserved_host_memory_mb), 0, 16777216 },
         { "reserved_host_disk_mb", parse_number, FIELD(reserved_host_disk_mb), 0, 1000000000 },
         { "placement_refresh_s", parse_number, FIELD(placement_refresh_s), 10, 86400 },
+        { "storage_pool", parse_pool_name, FIELD(storage_pool), 1, 63 },
+        { "storage_pool_path", parse_pool_path, FIELD(storage_pool_path), 2, 200 },
 };
 
 bool config_key_is_secret(const char *key)
@@ -638,6 +689,8 @@ void config_defaults(struct nova_config *cfg)
         (void)strscpy(cfg->log_level, "info", sizeof(cfg->log_level));
         (void)strscpy(cfg->libvirt_uri, "qemu:///system", sizeof(cfg->libvirt_uri));
         (void)strscpy(cfg->qemu_user, "libvirt-qemu", sizeof(cfg->qemu_user));
+        (void)strscpy(cfg->storage_pool, "nova-hypervisor", sizeof(cfg->storage_pool));
+        (void)strscpy(cfg->storage_pool_path, "/var/lib/libvirt/images/nova-hypervisor", sizeof(cfg->storage_pool_path));
         cfg->shutdown_timeout_s = 60;
         (void)strscpy(cfg->orphan_policy, "report", sizeof(cfg->orphan_policy));
         (void)strscpy(cfg->vif_type, "ovs", sizeof(cfg->vif_type));

@@ -78,6 +78,11 @@ struct nova_config {
                                        * (--cpu-set): the boot's PIN step (after START, again on start, reboot
                                        * and repair) pins every QEMU thread; without process-control connected
                                        * the instance runs unpinned and says so (pinning.state "unplugged") */
+        char storage_pool[64];        /* libvirt module: name of the one dir pool it owns (images, root disks, config
+                                       * drives); 1..63 of [a-z0-9_-], starting with a letter; default nova-hypervisor */
+        char storage_pool_path[256];  /* that pool's directory, as the libvirt daemon sees it: absolute, no '..',
+                                       * only [A-Za-z0-9/._-]; default /var/lib/libvirt/images/nova-hypervisor
+                                       * (a place virt-aa-helper and the host's AppArmor allow for disks) */
         char qemu_user[33];           /* the user the host's libvirt runs QEMU as (qemu.conf "user"): a user name
                                        * or "+<uid>"; default libvirt-qemu (Debian's). process-control and
                                        * system-observe accept a process as an instance's QEMU only when all its

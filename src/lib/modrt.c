@@ -308,9 +308,17 @@ int modrt_dispatch(struct modrt *rt)
         ssize_t n;
         int r;
 
-        n = proto_recv_frame(rt->fd, rt->rxbuf, 0, &size);
+        _cleanup_close_ int passed_fd = -1;
+
+        call.fd = -1;
+        n = proto_recv_frame_fd(rt->fd, rt->rxbuf, 0, &size, &passed_fd);
         if (n == -EINTR || n == -EAGAIN)
                 return 0;
+        if (n == -EPROTO) {
+                log_err("protocol violation: more than one descriptor or unexpected ancillary data; closing the connection");
+                disconnect(rt);
+                return -EBADMSG;
+        }
         if (n == -EMSGSIZE) {
                 log_err("protocol violation: frame of %zu bytes (limit %d); closing the connection", size,
                         PROTO_MAX_FRAME);
@@ -362,6 +370,13 @@ int modrt_dispatch(struct modrt *rt)
                 (void)snprintf(why, sizeof(why), "unknown entrypoint '%s'", rt->rx->name);
                 return reply_error(rt, rt->rx, -ENOSYS, why);
         }
+        if (entry->ep->takes_fd != (passed_fd >= 0)) {
+                log_ratelimited(&rt->refusals, LOG_LVL_WARN, "refused: %s: %s (request %u)", entry->ep->name,
+                                entry->ep->takes_fd ? "no descriptor passed" : "unexpected descriptor",
+                                rt->rx->id);
+                (void)snprintf(why, sizeof(why), "%s", entry->ep->takes_fd ? "this entrypoint needs a descriptor (SCM_RIGHTS)" : "this entrypoint takes no descriptor");
+                return reply_error(rt, rt->rx, -EINVAL, why);
+        }
         r = schema_check(entry->ep->request, rt->rx->body, why, sizeof(why));
         if (r < 0) {
                 log_ratelimited(&rt->refusals, LOG_LVL_WARN, "refused: %s: %s (request %u)", entry->ep->name, why,
@@ -371,9 +386,12 @@ int modrt_dispatch(struct modrt *rt)
         pw_init(rt->tx, PROTO_REPLY, rt->rx->id, 0, rt->rx->name);
         call.req = rt->rx->body;
         call.reply = rt->tx;
+        call.fd = TAKE_FD(passed_fd);
         rt->current = entry;
         rt->current_id = rt->rx->id;
         r = entry->handler(rt->state, &call);
+        if (call.fd >= 0)
+                (void)close(call.fd); /* not taken by the handler */
         rt->current = NULL;
         if (r == MODRT_DEFERRED)
                 return 0; /* answered later with modrt_complete(); audited then */

@@ -20,6 +20,9 @@ struct modrt_call {
         struct proto_writer *reply;      /* reply frame, header written; add members */
         char err[256];                   /* failure reason shown to the operator */
         char audit[128];                 /* extra audit detail, e.g. "tap=tap0123abcd-ef" */
+        int fd;                          /* entrypoints with takes_fd: the descriptor that came with the
+                                          * request (owned by the runtime, closed after the handler unless
+                                          * the handler takes it with TAKE_FD); -1 for the others */
 };
 
 /* Handler: do the work, 0 or -errno. On failure members it wrote are dropped.

@@ -587,3 +587,91 @@ ssize_t proto_recv_frame(int fd, uint8_t *buf, int flags, size_t *ret_size)
                 return 0;
         return -EBADMSG;
 }
+
+ssize_t proto_recv_frame_fd(int fd, uint8_t *buf, int flags, size_t *ret_size, int *ret_fd)
+{
+        /* Room for more than one descriptor so that extra ones are seen (and closed), not dropped silently. */
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = PROTO_MAX_FRAME + 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof(control) };
+        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+        int got = -1, n_fds = 0;
+        bool bad = false;
+        ssize_t n;
+
+        *ret_fd = -1;
+        n = recvmsg(fd, &mh, MSG_TRUNC | MSG_CMSG_CLOEXEC | flags);
+        if (n < 0)
+                return -errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        for (size_t i = 0; i < k; i++) {
+                                int one;
+                                memcpy(&one, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                                if (n_fds++ == 0)
+                                        got = one;
+                                else
+                                        (void)close(one);
+                        }
+                } else {
+                        bad = true;
+                }
+        }
+        if (bad || n_fds > 1 || (mh.msg_flags & MSG_CTRUNC)) {
+                if (got >= 0)
+                        (void)close(got);
+                return -EPROTO;
+        }
+        if (n > PROTO_MAX_FRAME) {
+                if (got >= 0)
+                        (void)close(got);
+                if (ret_size)
+                        *ret_size = (size_t)n;
+                return -EMSGSIZE;
+        }
+        if (n > 0) {
+                *ret_fd = got;
+                return n;
+        }
+        if (got >= 0)
+                (void)close(got);
+        if (poll(&p, 1, 0) < 0)
+                return -errno;
+        if (p.revents & (POLLRDHUP | POLLHUP))
+                return 0;
+        return -EBADMSG;
+}
+
+int proto_send_frame_fd(int fd, const uint8_t *buf, size_t len, int passed_fd)
+{
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (passed_fd >= 0) {
+                struct cmsghdr *c;
+
+                memset(&control, 0, sizeof(control));
+                mh.msg_control = &control;
+                mh.msg_controllen = sizeof(control.buf);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &passed_fd, sizeof(int));
+        }
+        for (;;) {
+                if (sendmsg(fd, &mh, MSG_NOSIGNAL) >= 0)
+                        return 0;
+                if (errno != EINTR)
+                        return -errno;
+        }
+}

@@ -141,4 +141,17 @@ const char *proto_type_name(uint16_t type);
  * closed counts as the end of the stream: the peer is gone either way. */
 ssize_t proto_recv_frame(int fd, uint8_t *buf, int flags, size_t *ret_size);
 
+/* proto_recv_frame() that also takes at most one file descriptor passed with
+ * the frame (SCM_RIGHTS, received close-on-exec). *ret_fd is the descriptor or
+ * -1 when none came; the caller owns it. A frame carrying more than one
+ * descriptor, other ancillary data or a truncated control message is a
+ * protocol violation: every descriptor received is closed and -EPROTO is
+ * returned. Other results as proto_recv_frame() (no descriptor is kept then). */
+ssize_t proto_recv_frame_fd(int fd, uint8_t *buf, int flags, size_t *ret_size, int *ret_fd);
+
+/* Send one frame of len bytes on fd with one descriptor passed_fd attached
+ * (SCM_RIGHTS); passed_fd < 0 sends the frame alone. The caller keeps its
+ * copy of passed_fd. 0 or -errno (-EINTR retried). */
+int proto_send_frame_fd(int fd, const uint8_t *buf, size_t len, int passed_fd);
+
 #endif

@@ -43,6 +43,8 @@ struct proto_entrypoint {
         const char *name;                   /* e.g. "tap_create" */
         const struct schema_field *request; /* request body schema */
         bool privileged;                    /* uses the module's capabilities: one audit line per call */
+        bool takes_fd;                      /* the request carries exactly one descriptor (SCM_RIGHTS), e.g.
+                                             * the read end of a stream of image bytes; others carry none */
 };
 
 /* The whole protocol of one module: what it must announce in its hello. */

@@ -65,6 +65,15 @@ static void check_valid(const struct nova_config *c)
               c->reserved_host_disk_mb <= 1000000000);
         CHECK(c->placement_refresh_s >= 10 && c->placement_refresh_s <= 86400);
         CHECK(strlen(c->provider_name) <= 200);
+        CHECK(c->storage_pool[0] >= 'a' && c->storage_pool[0] <= 'z');
+        for (const char *q = c->storage_pool; *q; q++)
+                CHECK((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_' || *q == '-');
+        CHECK(c->storage_pool_path[0] == '/' && c->storage_pool_path[1] != '\0' &&
+              strstr(c->storage_pool_path, "//") == NULL && strstr(c->storage_pool_path, "/./") == NULL &&
+              strstr(c->storage_pool_path, "/../") == NULL);
+        for (const char *q = c->storage_pool_path; *q; q++)
+                CHECK((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '/' ||
+                      *q == '.' || *q == '_' || *q == '-');
 }
 
 /* Write c back as a config file. */
@@ -95,7 +104,8 @@ static int serialize(const struct nova_config *c, char *buf, size_t size)
                          "keystone_user_domain = %s\nkeystone_password = %s\nkeystone_project_name = %s\n"
                          "keystone_project_id = %s\nkeystone_project_domain = %s\nkeystone_app_cred_id = %s\n"
                          "keystone_app_cred_secret = %s\nprovider_name = %s\nreserved_host_cpus = %u\n"
-                         "reserved_host_memory_mb = %u\nreserved_host_disk_mb = %u\nplacement_refresh_s = %u\n",
+                         "reserved_host_memory_mb = %u\nreserved_host_disk_mb = %u\nplacement_refresh_s = %u\n"
+                         "storage_pool = %s\nstorage_pool_path = %s\n",
                          c->state_dir, c->run_dir, c->api_socket, c->module_dir, n ? plugs : "none",
                          c->module_timeout_ms, c->restart_min_ms, c->restart_max_ms,
                          c->stable_after_ms, c->stop_timeout_ms, c->log_level, c->libvirt_uri,
@@ -111,7 +121,7 @@ static int serialize(const struct nova_config *c, char *buf, size_t size)
                          c->keystone_password, c->keystone_project_name, c->keystone_project_id,
                          c->keystone_project_domain, c->keystone_app_cred_id, c->keystone_app_cred_secret,
                          c->provider_name, c->reserved_host_cpus, c->reserved_host_memory_mb, c->reserved_host_disk_mb,
-                         c->placement_refresh_s);
+                         c->placement_refresh_s, c->storage_pool, c->storage_pool_path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -456,6 +456,46 @@ START_TEST(test_qemu_user)
 }
 END_TEST
 
+START_TEST(test_storage_pool)
+{
+        static const char *const good_names[] = { "nova-hypervisor", "p", "pool_2", "a123456789012345678901234567890123456789012345678901234567890ab" };
+        static const char *const bad_names[] = { "", "Nova", "-p", "1pool", "a b", "a/b", "a<b", "p.q",
+                                                 "a1234567890123456789012345678901234567890123456789012345678901234" };
+        static const char *const good_paths[] = { "/var/lib/libvirt/images/nova-hypervisor", "/srv/pool.d/x_1", "/p" };
+        static const char *const bad_paths[] = { "", "/", "relative", "/a/../b", "/a/./b", "/a//b", "/a/", "/a/.",
+                                                 "/a b", "/a<b", "/a&b", "/a'b", "/a\"b", "/a\nb" };
+        struct nova_config c;
+        char err[256];
+
+        config_defaults(&c);
+        ck_assert_str_eq(c.storage_pool, "nova-hypervisor");
+        ck_assert_str_eq(c.storage_pool_path, "/var/lib/libvirt/images/nova-hypervisor");
+        for (size_t i = 0; i < ARRAY_SIZE(good_names); i++) {
+                ck_assert_msg(config_set(&c, "storage_pool", good_names[i], err, sizeof(err)) == 0, "%s: %s",
+                              good_names[i], err);
+                ck_assert_str_eq(c.storage_pool, good_names[i]);
+        }
+        ck_assert_int_eq(config_set(&c, "storage_pool", "pool", err, sizeof(err)), 0);
+        for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
+                ck_assert_msg(config_set(&c, "storage_pool", bad_names[i], err, sizeof(err)) == -EINVAL, "%s accepted",
+                              bad_names[i]);
+                ck_assert_str_eq(c.storage_pool, "pool"); /* unchanged */
+                ck_assert_ptr_nonnull(strstr(err, "storage_pool"));
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(good_paths); i++) {
+                ck_assert_msg(config_set(&c, "storage_pool_path", good_paths[i], err, sizeof(err)) == 0, "%s: %s",
+                              good_paths[i], err);
+                ck_assert_str_eq(c.storage_pool_path, good_paths[i]);
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(bad_paths); i++) {
+                ck_assert_msg(config_set(&c, "storage_pool_path", bad_paths[i], err, sizeof(err)) == -EINVAL,
+                              "%s accepted", bad_paths[i]);
+                ck_assert_str_eq(c.storage_pool_path, "/p"); /* unchanged */
+                ck_assert_ptr_nonnull(strstr(err, "storage_pool_path"));
+        }
+}
+END_TEST
+
 START_TEST(test_set_every_key)
 {
         static const struct {
@@ -762,6 +802,7 @@ static Suite *config_suite(void)
         tc = tcase_create("set");
         tcase_add_test(tc, test_set_every_key);
         tcase_add_test(tc, test_qemu_user);
+        tcase_add_test(tc, test_storage_pool);
         tcase_add_test(tc, test_set_errors);
         tcase_add_test(tc, test_placement_keys);
         tcase_add_test(tc, test_load_file);

@@ -4,6 +4,7 @@
 #include <check.h>
 
 #include "names.h"
+#include "libvirt-protocol.h"
 #include "netctl-protocol.h"
 #include "plugs.h"
 #include "schema.h"
@@ -312,12 +313,110 @@ START_TEST(test_err_buffer)
 }
 END_TEST
 
+/* ---- libvirt storage schemas: identifiers and sizes only ---- */
+
+static const struct schema_field *lv_schema(const char *name)
+{
+        const struct proto_entrypoint *ep = module_protocol_find(&libvirt_protocol, name);
+
+        ck_assert_ptr_nonnull(ep);
+        return ep->request;
+}
+
+static void upload(const char *uuid, uint64_t size, const char *format)
+{
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "image_upload");
+        if (uuid)
+                pw_str(&pw, "image_uuid", uuid);
+        if (size != NO_MTU)
+                pw_u64(&pw, "size", size);
+        if (format)
+                pw_str(&pw, "format", format);
+}
+
+START_TEST(test_libvirt_storage_schemas)
+{
+        const struct schema_field *up = lv_schema("image_upload");
+        const struct schema_field *rd = lv_schema("root_disk_create");
+
+        /* only the entrypoints that stream bytes take a descriptor */
+        for (size_t i = 0; i < libvirt_protocol.n_entrypoints; i++) {
+                const struct proto_entrypoint *ep = &libvirt_entrypoints[i];
+                ck_assert_int_eq(ep->takes_fd,
+                                 streq(ep->name, "image_upload") || streq(ep->name, "config_drive_create"));
+        }
+        upload(UUID_OK, 1, NULL);
+        OK(up);
+        upload(UUID_OK, LIBVIRT_MAX_IMAGE_BYTES, "raw");
+        OK(up);
+        upload(UUID_OK, 4096, "qcow2");
+        OK(up);
+        upload(UUID_OK, 0, "raw");
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload(UUID_OK, LIBVIRT_MAX_IMAGE_BYTES + 1, "raw");
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload(UUID_OK, 4096, "vmdk");
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload(UUID_OK, 4096, "Raw");
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload("../../etc/shadow", 4096, "raw");
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload("3F2504E0-4F89-41D3-9A0C-0305E82C3301", 4096, "raw"); /* not canonical */
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload(NULL, 4096, "raw");
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload(UUID_OK, NO_MTU, "raw");
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload(UUID_OK, 4096, "raw");
+        pw_str(&pw, "path", "/etc/shadow"); /* names and paths are never taken from a request */
+        ck_assert_int_eq(check(up), -EINVAL);
+        upload(UUID_OK, 4096, "raw");
+        pw_str(&pw, "volume", "x");
+        ck_assert_int_eq(check(up), -EINVAL);
+
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "root_disk_create");
+        pw_str(&pw, "instance_uuid", UUID_OK);
+        pw_str(&pw, "image_uuid", UUID_OK);
+        pw_u64(&pw, "size_gb", LIBVIRT_MAX_DISK_GB);
+        OK(rd);
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "root_disk_create");
+        pw_str(&pw, "instance_uuid", UUID_OK);
+        pw_str(&pw, "image_uuid", UUID_OK);
+        pw_u64(&pw, "size_gb", LIBVIRT_MAX_DISK_GB + 1);
+        ck_assert_int_eq(check(rd), -EINVAL);
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "root_disk_create");
+        pw_str(&pw, "instance_uuid", UUID_OK);
+        pw_u64(&pw, "size_gb", 1);
+        ck_assert_int_eq(check(rd), -EINVAL); /* image_uuid missing */
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "root_disk_create");
+        pw_str(&pw, "instance_uuid", UUID_OK);
+        pw_str(&pw, "image_uuid", UUID_OK);
+        pw_u64(&pw, "size_gb", 1);
+        pw_str(&pw, "backing", "/etc/shadow");
+        ck_assert_int_eq(check(rd), -EINVAL);
+
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "config_drive_create");
+        pw_str(&pw, "instance_uuid", UUID_OK);
+        OK(lv_schema("config_drive_create"));
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "config_drive_create");
+        pw_str(&pw, "instance_uuid", UUID_OK);
+        pw_str(&pw, "user_data", "aGk=");
+        ck_assert_int_eq(check(lv_schema("config_drive_create")), -EINVAL); /* the description comes by descriptor */
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "pool_info");
+        pw_str(&pw, "pool", "default");
+        ck_assert_int_eq(check(lv_schema("pool_info")), -EINVAL);
+        pw_init(&pw, PROTO_REQUEST, 1, 0, "image_delete");
+        pw_str(&pw, "image_uuid", "x");
+        ck_assert_int_eq(check(lv_schema("image_delete")), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_module_protocol_find)
 {
         static const char *const absent[] = {
                 "", "tap", "tap_destroy", "TAP_CREATE", "tap_create ", "tap_creat", "tap_create_", "tap-create",
         };
-        static const struct proto_entrypoint one[] = { { "ping", NULL, false } };
+        static const struct proto_entrypoint one[] = { { "ping", NULL, false, false } };
         static const struct module_protocol empty = { .plug = PLUG_LIBVIRT, .entrypoints = NULL, .n_entrypoints = 0 };
         static const struct module_protocol single = { .plug = PLUG_LIBVIRT, .entrypoints = one, .n_entrypoints = 1 };
 
@@ -684,6 +783,7 @@ static Suite *schema_suite(void)
         tcase_add_test(tc, test_not_an_object);
         tcase_add_test(tc, test_err_buffer);
         tcase_add_test(tc, test_module_protocol_find);
+        tcase_add_test(tc, test_libvirt_storage_schemas);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("local");
