@@ -1058,13 +1058,13 @@ START_TEST(test_nftables_service_restart_with_debian_defaults)
         /* restart: stop, then start */
         ck_assert_int_eq(sh("nft flush ruleset"), 0);
         ck_assert_int_eq(sh("nft -f /etc/nftables.conf"), 0);
-        ck_assert_msg(wait_tables(want, 5000) >= 0, "our tables did not come back after the restart");
+        ck_assert_msg(wait_tables(want, 15000) >= 0, "our tables did not come back after the restart (see %s)", m.log);
         ck_assert_int_eq(sh("nft list table inet filter >/dev/null"), 0);
         ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
         ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
         /* reload (start again on a running service): one transaction that flushes and loads */
         ck_assert_int_eq(sh("nft -f /etc/nftables.conf"), 0);
-        ck_assert_msg(wait_tables(want, 5000) >= 0, "our tables did not come back after the reload");
+        ck_assert_msg(wait_tables(want, 15000) >= 0, "our tables did not come back after the reload (see %s)", m.log);
         ck_assert_int_eq(sh("nft list table inet filter >/dev/null"), 0);
         ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
         ck_assert_int_eq(sh("nft delete table inet filter"), 0);
