@@ -628,9 +628,16 @@ START_TEST(test_big_upload_bounded_and_concurrent)
                hwm_big, answered, worst);
         ck_assert_int_ge(answered, 1);
         ck_assert_msg(worst < 2000, "a request waited %.0f ms during the upload", worst);
-        /* bounded: the head buffer (2 MiB), one chunk and libvirt's stream buffers, never the image */
+        /* bounded: the head buffer (2 MiB), one chunk and libvirt's stream buffers, never the image.
+         * Not under AddressSanitizer: its quarantine keeps every freed chunk (up to 256 MiB by
+         * default), so the module's RSS there says nothing about what it holds; the plain build
+         * (make check) asserts the bound. */
+#if defined(__SANITIZE_ADDRESS__)
+        printf("test-volumes: RSS bound not checked under AddressSanitizer (its quarantine holds freed chunks)\n");
+#else
         ck_assert_msg(hwm_big - hwm_small < 16 * 1024, "peak RSS grew by %ld KiB with a %d MiB image",
                       hwm_big - hwm_small, BIG_MIB);
+#endif
         ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG_BIG), 0);
         ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG1), 0);
         ck_assert_int_eq(libvirt_volume_count(POOL), 0);
