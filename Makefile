@@ -196,6 +196,13 @@ $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/u
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
 		$(PKG_LIBS) $(CHECK_LIBS) -o $@
 
+# The store-fault test drives the same engine against the same fake registry, on a real tmpfs.
+$(BUILD)/tests/test-store-faults: tests/unit/test-store-faults.c tests/unit/fake/fake-modules.c \
+		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
+		$(PKG_LIBS) $(CHECK_LIBS) -o $@
+
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@

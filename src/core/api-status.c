@@ -61,6 +61,8 @@ static struct json_object *status_core_json(const struct api_context *ctx)
         json_object_object_add(core, "uptime_ms", json_object_new_uint64((now_usec() - ctx->started_usec) / 1000));
         json_object_object_add(core, "state_dir", json_object_new_string(ctx->cfg->state_dir));
         json_object_object_add(core, "api_socket", json_object_new_string(ctx->cfg->api_socket));
+        /* instance records older than memory (their last write failed; written with the next write) */
+        json_object_object_add(core, "unsaved_records", json_object_new_uint64(instances_unsaved(ctx->instances)));
         for (int i = 0; i < _PLUG_MAX; i++) {
                 struct module_status st;
                 modules_get_status(ctx->modules, (enum plug_id)i, &st);
@@ -156,11 +158,23 @@ static void handle_plug_change(struct api_conn *c, const char *name, bool connec
                                connect ? "connect" : "disconnect", plug_table[plug].name);
                 return api_respond_error(c, 409, msg, -1);
         }
-        r = modules_set_connected(api_context_of(c)->modules, (enum plug_id)plug, connect);
-        if (r == 0 && api_context_of(c)->save_plugs)
-                r = api_context_of(c)->save_plugs(api_context_of(c)->cfg, api_context_of(c)->modules);
+        /* Recorded first: a change that cannot be recorded is not made. */
+        r = api_context_of(c)->save_plugs
+                    ? api_context_of(c)->save_plugs(api_context_of(c)->cfg, api_context_of(c)->modules, (enum plug_id)plug, connect)
+                    : 0;
         if (r < 0) {
                 (void)snprintf(msg, sizeof(msg), "cannot record the plug state: %s", strerror(-r));
+                return api_respond_error(c, api_status_for_errno(r), msg, -1);
+        }
+        r = modules_set_connected(api_context_of(c)->modules, (enum plug_id)plug, connect);
+        if (r < 0) {
+                (void)snprintf(msg, sizeof(msg), "cannot %s the plug: %s", connect ? "connect" : "disconnect", strerror(-r));
+                if (api_context_of(c)->save_plugs) { /* the record goes back to what is */
+                        struct module_status st;
+                        modules_get_status(api_context_of(c)->modules, (enum plug_id)plug, &st);
+                        (void)api_context_of(c)->save_plugs(api_context_of(c)->cfg, api_context_of(c)->modules,
+                                                            (enum plug_id)plug, st.connected);
+                }
                 return api_respond_error(c, 500, msg, -1);
         }
         api_respond_json(c, 200, module_json(api_context_of(c)->modules, (enum plug_id)plug));

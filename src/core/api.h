@@ -40,8 +40,9 @@ struct api_context {
         bool snap;                      /* running inside a snap */
         pid_t spawner_pid;              /* 0 inside a snap */
         uint64_t started_usec;          /* monotonic start time of the core */
-        /* Persist the connected-plug set after a live change (outside a snap). */
-        int (*save_plugs)(const struct nova_config *cfg, const struct modules *modules);
+        /* Persist the connected-plug set as it will be once plug is (dis)connected,
+         * before the change is made (outside a snap). 0 or the write's -errno. */
+        int (*save_plugs)(const struct nova_config *cfg, const struct modules *modules, enum plug_id plug, bool connected);
 };
 
 struct api_server;

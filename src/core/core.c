@@ -32,8 +32,9 @@ static int plugs_state_path(const struct nova_config *cfg, char *buf, size_t siz
         return xsnprintf(buf, size, "%s/%s", cfg->state_dir, PLUGS_STATE_FILE);
 }
 
-/* Outside a snap the live plug set survives restarts, as snapd's would. */
-static int save_plugs(const struct nova_config *cfg, const struct modules *modules)
+/* Outside a snap the live plug set survives restarts, as snapd's would: the
+ * set of now, with plug connected or not, written before that change is made. */
+static int save_plugs(const struct nova_config *cfg, const struct modules *modules, enum plug_id plug, bool connected)
 {
         struct json_object *root = json_object_new_object(), *list = json_object_new_array();
         struct module_status st;
@@ -43,7 +44,7 @@ static int save_plugs(const struct nova_config *cfg, const struct modules *modul
 
         for (int i = 0; i < _PLUG_MAX; i++) {
                 modules_get_status(modules, (enum plug_id)i, &st);
-                if (st.connected)
+                if (i == (int)plug ? connected : st.connected)
                         json_object_array_add(list, json_object_new_string(plug_table[i].name));
         }
         json_object_object_add(root, "connected", list);

@@ -424,20 +424,48 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
         return 0;
 }
 
-int instance_save(struct instance *inst)
+static int instance_write(struct instance *inst)
 {
         struct json_object *o = instance_to_stored_json(inst);
-        const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
         char path[PATH_MAX];
         int r = instance_path(inst->store, inst->uuid, path, sizeof(path));
 
-        assert(inst && inst->store);
         if (r == 0)
-                r = write_file_atomic(path, text, strlen(text), 0600);
+                r = text ? write_file_atomic(path, text, strlen(text), 0600) : -ENOMEM;
         json_object_put(o);
-        if (r < 0)
+        if (r < 0 && r != inst->unsaved) /* logged once per cause, not at every retry */
                 log_err("cannot record instance %s (%s): %s", inst->name, inst->uuid, strerror(-r));
+        if (r == 0 && inst->unsaved)
+                log_info("instance %s (%s): its record is written again", inst->name, inst->uuid);
+        inst->unsaved = r;
         return r;
+}
+
+/* Write the record of inst (temp file, fsync, rename: the old record or the
+ * new one, never half of one). On success, the records of other instances
+ * whose last write failed are written too (the store has room again). */
+int instance_save(struct instance *inst)
+{
+        int r;
+
+        assert(inst && inst->store);
+        r = instance_write(inst);
+        if (r < 0)
+                return r;
+        for (struct instance *i = inst->store->list; i; i = i->next)
+                if (i->unsaved && i != inst && instance_write(i) < 0)
+                        break;
+        return 0;
+}
+
+size_t instances_unsaved(const struct instance_store *store)
+{
+        size_t n = 0;
+
+        for (const struct instance *i = store ? store->list : NULL; i; i = i->next)
+                n += i->unsaved != 0;
+        return n;
 }
 
 int instance_add(struct instance_store *store, const struct instance *tmpl, struct instance **ret)
@@ -456,6 +484,7 @@ int instance_add(struct instance_store *store, const struct instance *tmpl, stru
         *inst = *tmpl;
         inst->next = NULL;
         inst->op = NULL;
+        inst->unsaved = 0;
         inst->store = store;
         if (inst->created_at == 0)
                 inst->created_at = (uint64_t)time(NULL);
@@ -535,6 +564,7 @@ static int load_dir(struct instance_store *store, unsigned *ret_skipped)
                 if (!inst)
                         return -ENOMEM;
                 *inst = tmp;
+                inst->unsaved = 0;
                 inst->store = store;
                 inst->next = store->list;
                 store->list = inst;

@@ -101,6 +101,8 @@ struct instance {
         enum pin_state pin_state;
         char pin_detail[192];
         struct op *op;                          /* the operation in progress (lifecycle.c), not stored */
+        int unsaved;                            /* 0, or -errno of the last failed write of this record
+                                                 * (memory is newer than the file; instance_save retries) */
         struct instance_store *store;           /* the store it is in; NULL for a template */
 };
 
@@ -126,6 +128,8 @@ size_t instances_count(const struct instance_store *store);
 int instance_add(struct instance_store *store, const struct instance *tmpl, struct instance **ret);
 /* Write the current state of inst (in its store). 0 or -errno. */
 int instance_save(struct instance *inst);
+/* How many instances have a record that is older than memory (the last write failed). */
+size_t instances_unsaved(const struct instance_store *store);
 /* Remove the file and free inst. 0 or -errno (then inst is kept). */
 int instance_remove(struct instance *inst);
 

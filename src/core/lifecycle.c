@@ -71,6 +71,7 @@ struct lifecycle_waiter {
 struct op {
         struct lifecycle *lc;             /* the engine this op runs in */
         struct instance *inst;
+        struct instance before;           /* inst as op_new found it: put back when the launch cannot be recorded */
         enum op_kind kind;
         struct unit units[MAX_UNITS];     /* the plan */
         size_t n_units;
@@ -361,17 +362,32 @@ static void op_finish(struct op *op)
                         inst->vm_state = VM_ERROR;
         }
         if (op->kind == OP_DELETE && status == 0) {
-                log_info("instance %s (%s) deleted", inst->name, inst->uuid);
-                notify(op, 0, NULL, -1, NULL);
-                (void)instance_remove(inst);
                 struct lifecycle *lc = op->lc;
-                op_free(op);
+                int r = instance_remove(inst);
+                if (r == 0) {
+                        log_info("instance %s (%s) deleted", inst->name, inst->uuid);
+                        notify(op, 0, NULL, -1, NULL);
+                        op_free(op);
+                        if (lc->capacity_changed)
+                                lc->capacity_changed("delete");
+                        return;
+                }
+                /* Everything is gone but the record, which still says deleting (a
+                 * restart finishes the delete); meanwhile it stays, in error, and a
+                 * delete again removes it. */
+                status = r;
+                inst->vm_state = VM_ERROR;
+                (void)snprintf(fault, sizeof(fault), "deleted, but the instance record could not be removed: %s; "
+                               "delete it again", strerror(-r));
+                (void)strscpy(inst->fault, fault, sizeof(inst->fault));
                 if (lc->capacity_changed)
                         lc->capacity_changed("delete");
-                return;
         }
         if (op->kind == OP_BOOT && op->lc->capacity_changed)
                 op->lc->capacity_changed("boot");
+        /* What was done is done: when the record cannot be written the instance keeps
+         * what happened in memory, marked unsaved, and the next write of the store
+         * writes it (instance_save); the record on disk stays the last good one. */
         (void)instance_save(inst);
         if (status == 0)
                 log_info("instance %s (%s): %s done (%s)", inst->name, inst->uuid,
@@ -563,27 +579,43 @@ static struct op *op_new(struct lifecycle *lc, struct instance *inst, enum op_ki
                 return NULL;
         op->lc = lc;
         op->inst = inst;
+        op->before = *inst;
         op->kind = kind;
         op->error_plug = -1;
         return op;
 }
 
-/* Plan checked, instance marked, then go. */
-static int op_launch(struct op *op, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter)
+/* Plan checked, instance marked and recorded, then go. When the record cannot
+ * be written (ENOSPC, EIO, EROFS, ...) nothing has started: the instance is
+ * put back as op_new found it, no waiter is called or kept (*ret_waiter NULL)
+ * and err says why. 0 or -errno. */
+static int op_launch(struct op *op, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+                     char *err, size_t errlen)
 {
+        struct instance *inst = op->inst;
         int r = add_waiter(op, cb, userdata, ret_waiter);
 
         if (r < 0) {
                 free(op);
                 return r;
         }
-        op->inst->op = op;
-        op->inst->task = op_task[op->kind];
-        r = instance_save(op->inst);
+        inst->op = op;
+        inst->task = op_task[op->kind];
+        r = instance_save(inst);
         if (r < 0) {
-                op->inst->op = NULL;
-                op->inst->task = TASK_NONE;
-                notify(op, r, "cannot record the instance", -1, op->inst);
+                struct instance *next = inst->next;
+                *inst = op->before;
+                inst->next = next; /* the list may have changed since */
+                inst->op = NULL;
+                if (err)
+                        (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
+                while (op->waiters) {
+                        struct lifecycle_waiter *w = op->waiters;
+                        op->waiters = w->next;
+                        free(w);
+                }
+                if (ret_waiter)
+                        *ret_waiter = NULL;
                 op_free(op);
                 return r;
         }
@@ -666,10 +698,21 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
                 return -ENOMEM;
         }
         plan_boot(op, true);
+        r = op_launch(op, cb, userdata, ret_waiter, err, errlen);
+        if (r < 0) {
+                /* Nothing was created: the record goes again (an unlink works on a full
+                 * disk; where it cannot, the record says building and the next start
+                 * repairs or the operator deletes). */
+                if (instance_remove(inst) < 0) {
+                        inst->vm_state = VM_ERROR;
+                        (void)snprintf(inst->fault, sizeof(inst->fault), "%s", err);
+                }
+                return r;
+        }
         if (ret_inst)
                 *ret_inst = inst;
         log_info("instance %s (%s): building (%zu ports)", inst->name, inst->uuid, inst->n_ports);
-        return op_launch(op, cb, userdata, ret_waiter);
+        return 0;
 }
 
 int lifecycle_delete(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
@@ -697,7 +740,7 @@ int lifecycle_delete(struct lifecycle *lc, struct instance *inst, lifecycle_done
                 return r;
         }
         log_info("instance %s (%s): deleting", inst->name, inst->uuid);
-        return op_launch(op, cb, userdata, ret_waiter);
+        return op_launch(op, cb, userdata, ret_waiter, err, errlen);
 }
 
 int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_action action, lifecycle_done_cb cb, void *userdata,
@@ -736,10 +779,11 @@ int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_acti
         }
         r = check_plugs(op, err, errlen, ret_plug);
         if (r < 0) {
+                inst->vm_state = op->before.vm_state;
                 free(op);
                 return r;
         }
-        return op_launch(op, cb, userdata, ret_waiter);
+        return op_launch(op, cb, userdata, ret_waiter, err, errlen);
 }
 
 /* ---- events from the libvirt module ---- */
@@ -838,7 +882,7 @@ static void repair(struct lifecycle *lc, struct instance *inst, const char *why)
         }
         log_info("reconcile: instance %s (%s): %s; repairing", inst->name, inst->uuid, why);
         lc->report.repaired++;
-        (void)op_launch(op, NULL, NULL, NULL);
+        (void)op_launch(op, NULL, NULL, NULL, NULL, 0);
 }
 
 int lifecycle_refilter(struct lifecycle *lc, struct instance *inst)
@@ -871,7 +915,7 @@ int lifecycle_refilter(struct lifecycle *lc, struct instance *inst)
         }
         log_info("instance %s (%s): firewall-control is connected; re-plumbing its ports through a bridge and "
                  "applying their security groups", inst->name, inst->uuid);
-        return op_launch(op, NULL, NULL, NULL);
+        return op_launch(op, NULL, NULL, NULL, NULL, 0);
 }
 
 /* Resources of ours in one listing that no instance claims: reported, or
@@ -1118,7 +1162,7 @@ static void repin_all(struct lifecycle *lc)
                 op->units[op->n_units++] = (struct unit){ STEP_PIN, 0, false };
                 log_info("instance %s (%s): process-control is ready; pinning to cpu_set %s", i->name, i->uuid,
                          i->cpu_set);
-                (void)op_launch(op, NULL, NULL, NULL);
+                (void)op_launch(op, NULL, NULL, NULL, NULL, 0);
         }
 }
 

@@ -87,6 +87,8 @@ int write_all(int fd, const void *buf, size_t len)
         return 0;
 }
 
+int (*write_file_atomic_fault)(const char *path, int stage);
+
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
         char tmp[PATH_MAX], dir[PATH_MAX];
@@ -111,12 +113,18 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, data, len);
+        r = write_file_atomic_fault ? write_file_atomic_fault(path, WRITE_STAGE_WRITE) : 0;
+        if (r == 0)
+                r = write_all(fd, data, len);
+        if (r == 0 && write_file_atomic_fault)
+                r = write_file_atomic_fault(path, WRITE_STAGE_FSYNC);
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
-        if (r == 0 && close(fd) < 0)
+        if (close(fd) < 0 && r == 0) /* closed on failure too: a failed write must not leak its fd */
                 r = -errno;
         fd = -1;
+        if (r == 0 && write_file_atomic_fault)
+                r = write_file_atomic_fault(path, WRITE_STAGE_RENAME);
         if (r == 0 && rename(tmp, path) < 0)
                 r = -errno;
         if (r < 0) {

@@ -86,6 +86,13 @@ int write_all(int fd, const void *buf, size_t len);
 /* Atomically replace path with data: temp file in the same directory,
  * fsync, rename, fsync of the directory. 0 or -errno; path untouched on error. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* Tests only (NULL in the programs): called at each stage of write_file_atomic
+ * (WRITE_STAGE_*) with the target path; a -errno it returns is that stage's
+ * result. It stands in for faults a test cannot make with a real file system
+ * here (EIO: this kernel has no device-mapper or fault injection); ENOSPC and
+ * EROFS are tested on a real tmpfs. */
+enum { WRITE_STAGE_WRITE, WRITE_STAGE_FSYNC, WRITE_STAGE_RENAME };
+extern int (*write_file_atomic_fault)(const char *path, int stage);
 
 /* Read a whole file of at most max bytes into a NUL-terminated buffer.
  * -EFBIG when larger. *ret_buf is malloc'd. */
