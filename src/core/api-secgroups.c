@@ -73,12 +73,16 @@ static void handle_secgroup_create(struct api_conn *c, const struct http_request
         }
         r = secgroup_create(api_context_of(c)->groups, name, desc, &g);
         if (r < 0) {
-                (void)snprintf(err, sizeof(err),
-                               r == -EEXIST   ? "a security group named '%s' exists"
-                               : r == -EINVAL ? "description: at most 255 printable characters (group '%s')"
-                               : r == -ENOSPC ? "no room for group '%s': at most 256 security groups"
-                                              : "cannot record security group '%s'",
-                               name);
+                /* -ENOSPC is the group limit or a full disk: the count tells which */
+                bool limit = r == -ENOSPC && secgroups_count(api_context_of(c)->groups) >= SECGROUPS_MAX;
+                if (r == -EEXIST || r == -EINVAL || limit)
+                        (void)snprintf(err, sizeof(err),
+                                       r == -EEXIST   ? "a security group named '%s' exists"
+                                       : r == -EINVAL ? "description: at most 255 printable characters (group '%s')"
+                                                      : "no room for group '%s': at most 256 security groups",
+                                       name);
+                else
+                        (void)snprintf(err, sizeof(err), "cannot record security group '%s': %s", name, strerror(-r));
                 json_object_put(body);
                 return api_respond_error(c, api_status_for_errno(r), err, -1);
         }
@@ -107,8 +111,10 @@ static void handle_secgroup_delete(struct api_conn *c, struct secgroup *g)
         r = secgroup_delete(api_context_of(c)->groups, g);
         if (r == -EPERM)
                 return api_respond_error(c, 409, "the group 'default' cannot be deleted", -1);
-        if (r < 0)
-                return api_respond_error(c, 500, "cannot record the change", -1);
+        if (r < 0) {
+                (void)snprintf(err, sizeof(err), "cannot record the change: %s", strerror(-r));
+                return api_respond_error(c, api_status_for_errno(r), err, -1);
+        }
         log_info("security group %s (%s) deleted", name, id);
         root = json_object_new_object();
         json_object_object_add(root, "deleted", json_object_new_string(id));

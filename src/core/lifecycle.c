@@ -688,6 +688,10 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
                 (void)snprintf(err, errlen, "an instance named %s (or with uuid %s) already exists", tmp.name, tmp.uuid);
                 return r;
         }
+        if (r == -ENOSPC && instances_count(lc->instances) >= INSTANCES_MAX) {
+                (void)snprintf(err, errlen, "no room for instance %s: at most %d instances", tmp.name, INSTANCES_MAX);
+                return r;
+        }
         if (r < 0) {
                 (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
                 return r;
