@@ -29,8 +29,11 @@ struct api_conn {
         int fd;
         sd_event_source *io;
         sd_event_source *idle;          /* closes a connection that stays silent */
-        char *in;                       /* received bytes not yet consumed */
+        char *in;                       /* received bytes not yet consumed (NULL while none) */
         size_t in_len;
+        size_t in_cap;                  /* allocated at in: grows up to API_MAX_INPUT, freed when empty */
+        uint64_t request_start_usec;    /* monotonic time the first byte of the pending request came */
+        uint64_t active_usec;           /* monotonic time of the last progress either way */
         char *out;                      /* response being written */
         size_t out_len, out_off;
         bool busy;                      /* a request is being handled */

@@ -13,9 +13,16 @@
 #include <assert.h>
 #include <sys/socket.h>
 
-#define API_MAX_CONNECTIONS 64
-#define API_IDLE_TIMEOUT_USEC (30 * 1000000ULL) /* a client that sends nothing for this long is dropped */
+/* Limits of the API socket (README "Limits of the API socket"). Connections
+ * beyond API_MAX_CONNECTIONS push out the one idle, stalled or unread for the
+ * longest; when every one is working on a request, the newcomer gets 503. */
+#define API_MAX_CONNECTIONS 128
+#define API_IDLE_TIMEOUT_USEC (30 * 1000000ULL)    /* keep-alive with no request begun: dropped after this */
+#define API_REQUEST_TIMEOUT_USEC (5 * 1000000ULL)  /* first byte to last byte of one request */
+#define API_WRITE_TIMEOUT_USEC (5 * 1000000ULL)    /* an answer the client does not read for this long */
 #define API_MAX_BODY (64 * 1024)
+#define API_MAX_INPUT (HTTP_MAX_HEAD + API_MAX_BODY) /* buffered per connection at most */
+#define API_INPUT_CHUNK 4096                         /* first allocation; doubled as a request needs */
 
 struct api_server {
         sd_event *event;
@@ -58,10 +65,41 @@ static void conn_free(struct api_conn *c)
         srv->n_conns--;
 }
 
+static uint64_t now_mono(const struct api_conn *c)
+{
+        uint64_t t = 0;
+
+        (void)sd_event_now(c->srv->event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+/* The one timer of a connection, from its state: writing an answer (since the
+ * last progress), reading a request (since its first byte, progress or not:
+ * a byte now and then does not keep a connection), idle between requests.
+ * Working on a request has no timer here: the module call or the operation
+ * has its own, and a client that hangs up is noticed (EPOLLRDHUP). */
+static void conn_arm_timer(struct api_conn *c)
+{
+        uint64_t at;
+
+        if (c->out)
+                at = c->active_usec + API_WRITE_TIMEOUT_USEC;
+        else if (c->busy) {
+                (void)sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
+                return;
+        } else if (c->in_len > 0)
+                at = c->request_start_usec + API_REQUEST_TIMEOUT_USEC;
+        else
+                at = c->active_usec + API_IDLE_TIMEOUT_USEC;
+        (void)sd_event_source_set_time(c->idle, at);
+        (void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+}
+
 static void conn_update_events(struct api_conn *c)
 {
         uint32_t ev = c->out ? EPOLLOUT : (c->busy ? 0 : EPOLLIN);
         (void)sd_event_source_set_io_events(c->io, ev | EPOLLRDHUP);
+        conn_arm_timer(c);
 }
 
 /* ---- answering ---- */
@@ -73,6 +111,7 @@ void api_respond_typed(struct api_conn *c, int status, const char *content_type,
 
         assert(c && content_type && body);
         c->call = NULL;
+        c->active_usec = now_mono(c); /* the write timeout counts from the answer */
         r = http_format_response(status, content_type, body, strlen(body), c->keep_alive, &c->out, &len);
         if (r < 0) {
                 static const char fallback[] = "HTTP/1.1 500 Internal Server Error\r\n"
@@ -282,7 +321,7 @@ static void conn_process(struct api_conn *c)
 
         if (c->busy || c->out)
                 return;
-        r = http_parse_request(c->in, c->in_len, &req, &consumed);
+        r = c->in_len > 0 ? http_parse_request(c->in, c->in_len, &req, &consumed) : -EAGAIN;
         if (r == -EAGAIN) {
                 conn_update_events(c);
                 return;
@@ -306,11 +345,26 @@ static int on_conn_idle(sd_event_source *s, uint64_t usec, void *userdata)
 
         (void)s;
         (void)usec;
-        if (c->busy) /* working for it: the module call has its own timeout */
-                return sd_event_source_set_time_relative(c->idle, API_IDLE_TIMEOUT_USEC) < 0 ? 0 :
-                       sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+        if (c->busy && !c->out) { /* working for it (armed before the work began) */
+                conn_arm_timer(c);
+                return 0;
+        }
+        if (c->out || c->in_len > 0) {
+                static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10 * 1000000ULL, 5);
+                log_ratelimited(&rl, LOG_LVL_INFO, "api: dropping a client that %s",
+                                c->out ? "does not read its answer" : "did not finish its request in time");
+        }
         conn_free(c);
         return 0;
+}
+
+/* Keep the input buffer small: freed once nothing is buffered. */
+static void conn_shrink_input(struct api_conn *c)
+{
+        if (c->in_len == 0 && c->in_cap > API_INPUT_CHUNK) {
+                c->in = (free(c->in), NULL);
+                c->in_cap = 0;
+        }
 }
 
 /* The response is (partly) written; when it is complete, go on with the next request or close. */
@@ -320,23 +374,27 @@ static void conn_write(struct api_conn *c)
 
         if (k < 0 && errno != EAGAIN && errno != EINTR)
                 return conn_free(c);
-        if (k > 0)
+        if (k > 0) {
                 c->out_off += (size_t)k;
+                c->active_usec = now_mono(c);
+        }
         if (c->out_off < c->out_len)
-                return;
+                return conn_arm_timer(c);
         c->out = (free(c->out), NULL);
         c->busy = false;
         if (!c->keep_alive)
                 return conn_free(c);
-        memmove(c->in, c->in + c->consumed, c->in_len - c->consumed);
+        if (c->in_len > c->consumed)
+                memmove(c->in, c->in + c->consumed, c->in_len - c->consumed);
         c->in_len -= c->consumed;
         c->consumed = 0;
+        c->request_start_usec = c->active_usec; /* a pipelined request starts now */
+        conn_shrink_input(c);
         conn_process(c);
 }
 
 static void conn_read(struct api_conn *c, uint32_t revents)
 {
-        size_t cap = HTTP_MAX_HEAD + HTTP_MAX_BODY;
         ssize_t k;
 
         if (c->busy) {
@@ -345,16 +403,28 @@ static void conn_read(struct api_conn *c, uint32_t revents)
                         conn_free(c);
                 return;
         }
-        if (c->in_len >= cap) {
+        if (c->in_len >= API_MAX_INPUT) {
                 c->busy = true;
                 c->keep_alive = false;
-                return api_respond_error(c, 413, "request too large", -1);
+                c->consumed = c->in_len;
+                return api_respond_error(c, 413, "request too large (head 8 KiB, body 64 KiB at most)", -1);
         }
-        k = recv(c->fd, c->in + c->in_len, cap - c->in_len, MSG_DONTWAIT);
+        if (c->in_len == c->in_cap) {
+                size_t cap = c->in_cap ? c->in_cap * 2 : API_INPUT_CHUNK;
+                char *in = realloc(c->in, cap < API_MAX_INPUT ? cap : API_MAX_INPUT);
+                if (!in)
+                        return conn_free(c);
+                c->in = in;
+                c->in_cap = cap < API_MAX_INPUT ? cap : API_MAX_INPUT;
+        }
+        k = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
         if (k < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         if (k <= 0)
                 return conn_free(c);
+        c->active_usec = now_mono(c);
+        if (c->in_len == 0)
+                c->request_start_usec = c->active_usec;
         c->in_len += (size_t)k;
         conn_process(c);
 }
@@ -365,13 +435,32 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 
         (void)s;
         assert(fd == c->fd);
-        (void)sd_event_source_set_time_relative(c->idle, API_IDLE_TIMEOUT_USEC);
-        (void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
         if (c->out && (revents & EPOLLOUT))
                 conn_write(c);
         else if (revents & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))
                 conn_read(c, revents);
         return 0;
+}
+
+/* At the connection limit: close the connection that has waited on its client
+ * the longest (idle, part of a request, or an answer it does not read), never
+ * one whose request is being worked on. Whether one was closed. */
+static bool evict_one(struct api_server *srv)
+{
+        struct api_conn *victim = NULL;
+
+        for (struct api_conn *c = srv->conns; c; c = c->next)
+                if ((!c->busy || c->out) && (!victim || c->active_usec < victim->active_usec))
+                        victim = c;
+        if (!victim)
+                return false;
+        {
+                static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10 * 1000000ULL, 5);
+                log_ratelimited(&rl, LOG_LVL_INFO, "api: %d connections; closing the one waiting on its client longest",
+                                API_MAX_CONNECTIONS);
+        }
+        conn_free(victim);
+        return true;
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -385,28 +474,30 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0)
                 return 0;
-        if (srv->n_conns >= API_MAX_CONNECTIONS) {
+        if (srv->n_conns >= API_MAX_CONNECTIONS && !evict_one(srv)) {
+                static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                           "Content-Length: 64\r\nConnection: close\r\n\r\n"
+                                           "{\"error\":{\"code\":503,\"message\":\"too many requests in progress\"}}";
                 static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10 * 1000000ULL, 5);
-                log_ratelimited(&rl, LOG_LVL_WARN, "api: too many connections; refusing one");
+                log_ratelimited(&rl, LOG_LVL_WARN, "api: %d requests in progress; refusing a connection",
+                                API_MAX_CONNECTIONS);
+                (void)send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 safe_close(cfd);
                 return 0;
         }
         c = calloc(1, sizeof(*c));
-        if (c)
-                c->in = malloc(HTTP_MAX_HEAD + HTTP_MAX_BODY);
-        if (!c || !c->in || sd_event_add_io(srv->event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, on_conn_io, c) < 0 ||
-            sd_event_add_time_relative(srv->event, &c->idle, CLOCK_MONOTONIC, API_IDLE_TIMEOUT_USEC, 1000000,
+        if (!c || sd_event_add_io(srv->event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, on_conn_io, c) < 0 ||
+            sd_event_add_time_relative(srv->event, &c->idle, CLOCK_MONOTONIC, API_IDLE_TIMEOUT_USEC, 100000,
                                        on_conn_idle, c) < 0) {
-                if (c) {
+                if (c)
                         sd_event_source_disable_unref(c->io);
-                        free(c->in);
-                }
                 free(c);
                 safe_close(cfd);
                 return 0;
         }
         c->fd = cfd;
         c->srv = srv;
+        c->active_usec = now_mono(c);
         c->next = srv->conns;
         srv->conns = c;
         srv->n_conns++;
