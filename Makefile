@@ -308,6 +308,20 @@ $(FUZZ_BUILD)/fuzz/fuzz-config-drive: tests/fuzz/fuzz-config-drive.c $(FUZZ_OBJS
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ $(PKG_LIBS) $(ISOFS_LIBS) -o $@
 
+# The API's path decoder is matched against the core's own route tables: that target
+# links the core (but its main and wiring), compiled for fuzzing too.
+FUZZ_CORE_SRCS := $(filter-out src/core/main.c src/core/core.c src/core/instances.c src/core/secgroups.c,$(CORE_SRCS)) \
+	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c
+FUZZ_CORE_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/fuzz/obj/%.o,$(FUZZ_CORE_SRCS))
+
+$(FUZZ_CORE_OBJS): $(FUZZ_BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CURL_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz/fuzz-api-route: tests/fuzz/fuzz-api-route.c $(FUZZ_OBJS) $(FUZZ_CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) -o $@
+
 fuzz: $(FUZZERS)
 
 fuzz-run: $(FUZZERS)
@@ -317,6 +331,15 @@ fuzz-run: $(FUZZERS)
 		| grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true; \
 		test "$${PIPESTATUS[0]}" = 0 || { echo "fuzzer $$n failed"; echo "0 1" >> $(abspath $(TALLY)); exit 1; }; \
 		echo "1 0" >> $(abspath $(TALLY)); done
+
+# Each target for FUZZ_LONG_SECONDS (10 min; outside make check), from the corpora in the tree,
+# whose coverage-adding new inputs are merged back (FUZZ_LONG_MERGE=0: not); prints executions and
+# coverage per target. FUZZ_LONG_TARGETS="http proto" limits it to those targets.
+FUZZ_LONG_SECONDS ?= 600
+FUZZ_LONG_TARGETS ?=
+fuzz-long: $(FUZZERS)
+	@bash scripts/fuzz-long.sh $(FUZZ_LONG_SECONDS) \
+		$(if $(FUZZ_LONG_TARGETS),$(addprefix $(FUZZ_BUILD)/fuzz/fuzz-,$(FUZZ_LONG_TARGETS)),$(FUZZERS))
 
 # ---- setup, sandbox, bench ----
 deps:

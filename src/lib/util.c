@@ -196,14 +196,16 @@ uint64_t now_usec(void)
         return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
-static int parse_hex_mask(const char *s, uint64_t *ret)
+/* A hex mask from s up to end (or the first newline): 1..16 lowercase digits
+ * after optional blanks. */
+static int parse_hex_mask(const char *s, const char *end, uint64_t *ret)
 {
         uint64_t v = 0;
         int n = 0;
 
-        while (*s == '\t' || *s == ' ')
+        while (s < end && (*s == '\t' || *s == ' '))
                 s++;
-        for (; *s && *s != '\n'; s++, n++) {
+        for (; s < end && *s != '\n'; s++, n++) {
                 int d;
                 if (*s >= '0' && *s <= '9')
                         d = *s - '0';
@@ -221,7 +223,7 @@ static int parse_hex_mask(const char *s, uint64_t *ret)
         return 0;
 }
 
-int proc_security_read(pid_t pid, struct proc_security *ret)
+int proc_security_parse(const char *text, size_t len, struct proc_security *ret)
 {
         static const struct {
                 const char *key;
@@ -233,10 +235,46 @@ int proc_security_read(pid_t pid, struct proc_security *ret)
                 { "CapBnd:", offsetof(struct proc_security, cap_bnd) },
                 { "CapAmb:", offsetof(struct proc_security, cap_amb) },
         };
+        const char *end = text + len, *line, *eol;
         struct proc_security sec = { 0 };
+        unsigned seen = 0;
+        int r;
+
+        if (memchr(text, '\0', len))
+                return -EBADMSG;
+        for (line = text; line < end; line = eol + 1) {
+                eol = memchr(line, '\n', (size_t)(end - line));
+                if (!eol)
+                        eol = end;
+                for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+                        size_t klen = strlen(fields[i].key);
+                        if ((size_t)(eol - line) >= klen && memcmp(line, fields[i].key, klen) == 0) {
+                                if (seen & (1U << i))
+                                        return -EBADMSG; /* twice: which one is true? */
+                                r = parse_hex_mask(line + klen, eol, (uint64_t *)((char *)&sec + fields[i].off));
+                                if (r < 0)
+                                        return r;
+                                seen |= 1U << i;
+                        }
+                }
+                if ((size_t)(eol - line) >= 11 && memcmp(line, "NoNewPrivs:", 11) == 0) {
+                        const char *v = line + 11;
+                        while (v < eol && (*v == '\t' || *v == ' '))
+                                v++;
+                        sec.no_new_privs = v < eol && *v == '1';
+                }
+        }
+        if (seen != (1U << ARRAY_SIZE(fields)) - 1)
+                return -EBADMSG;
+        *ret = sec;
+        return 0;
+}
+
+int proc_security_read(pid_t pid, struct proc_security *ret)
+{
         _cleanup_free_ char *buf = NULL;
         char path[64];
-        unsigned found = 0;
+        size_t len = 0;
         int r;
 
         if (pid == 0)
@@ -245,24 +283,9 @@ int proc_security_read(pid_t pid, struct proc_security *ret)
                 r = xsnprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
         if (r < 0)
                 return r;
-        r = read_file_bounded(path, 64 * 1024, &buf, NULL);
+        r = read_file_bounded(path, 64 * 1024, &buf, &len);
         if (r < 0)
                 return r;
-        for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-                for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
-                        size_t klen = strlen(fields[i].key);
-                        if (strncmp(line, fields[i].key, klen) == 0) {
-                                r = parse_hex_mask(line + klen, (uint64_t *)((char *)&sec + fields[i].off));
-                                if (r < 0)
-                                        return r;
-                                found++;
-                        }
-                }
-                if (strncmp(line, "NoNewPrivs:", 11) == 0)
-                        sec.no_new_privs = line[11 + strspn(line + 11, "\t ")] == '1';
-        }
-        if (found != ARRAY_SIZE(fields))
-                return -EIO;
-        *ret = sec;
-        return 0;
+        r = proc_security_parse(buf, len, ret);
+        return r == -EBADMSG ? -EIO : r;
 }

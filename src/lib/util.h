@@ -115,6 +115,10 @@ struct proc_security {
 };
 /* pid 0 = self. 0 or -errno (-ENOENT when the process is gone). */
 int proc_security_read(pid_t pid, struct proc_security *ret);
+/* The same from the text of a status file (len bytes; NUL bytes are refused):
+ * each Cap* line exactly once, 1..16 lowercase hex digits. 0, or -EBADMSG
+ * (missing, repeated or NUL), -EINVAL/-ERANGE (a bad mask); *ret untouched then. */
+int proc_security_parse(const char *text, size_t len, struct proc_security *ret);
 #endif
 
 #ifndef NOVA_UTIL_DIR_H

@@ -234,6 +234,49 @@ START_TEST(test_placement_config)
 }
 END_TEST
 
+/* /proc/<pid>/status: the capability masks, each exactly once. */
+START_TEST(test_proc_security_parse)
+{
+        static const char good[] = "Name:\tx\nCapInh:\t0000000000000000\nCapPrm:\t0000000000001000\n"
+                                   "CapEff:\t0000000000001000\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\n"
+                                   "NoNewPrivs:\t1\n";
+        struct proc_security sec = { 0 }, untouched = { .cap_eff = 42 };
+        char buf[512];
+
+        ck_assert_int_eq(proc_security_parse(good, strlen(good), &sec), 0);
+        ck_assert_uint_eq(sec.cap_eff, 0x1000);
+        ck_assert_uint_eq(sec.cap_bnd, 0x1ffffffffffULL);
+        ck_assert(sec.no_new_privs);
+        /* a repeated field: refused (which one would be true?), even when another is missing */
+        (void)snprintf(buf, sizeof(buf), "%s", good);
+        memcpy(strstr(buf, "CapAmb"), "CapEff", 6);
+        sec = untouched;
+        ck_assert_int_eq(proc_security_parse(buf, strlen(buf), &sec), -EBADMSG);
+        ck_assert_uint_eq(sec.cap_eff, 42);
+        /* every field, one of them twice with another value */
+        (void)snprintf(buf, sizeof(buf), "%sCapEff:\t0000000000000000\n", good);
+        ck_assert_int_eq(proc_security_parse(buf, strlen(buf), &sec), -EBADMSG);
+        ck_assert_uint_eq(sec.cap_eff, 42);
+        /* a missing field, a NUL inside, a bad or too long mask */
+        ck_assert_int_eq(proc_security_parse(good, (size_t)(strstr(good, "CapAmb") - good), &sec), -EBADMSG);
+        memcpy(buf, good, sizeof(good));
+        buf[3] = '\0';
+        ck_assert_int_eq(proc_security_parse(buf, sizeof(good) - 1, &sec), -EBADMSG);
+        (void)snprintf(buf, sizeof(buf), "%s", good);
+        memcpy(strstr(buf, "CapPrm:\t") + 8, "X", 1);
+        ck_assert_int_eq(proc_security_parse(buf, strlen(buf), &sec), -EINVAL);
+        (void)snprintf(buf, sizeof(buf), "CapInh: 00000000000000000\nCapPrm: 0\nCapEff: 0\nCapBnd: 0\nCapAmb: 0");
+        ck_assert_int_eq(proc_security_parse(buf, strlen(buf), &sec), -ERANGE);
+        /* no newline at the end, no NoNewPrivs line */
+        (void)snprintf(buf, sizeof(buf), "CapInh: 0\nCapPrm: 0\nCapEff: f\nCapBnd: 0\nCapAmb: 0");
+        ck_assert_int_eq(proc_security_parse(buf, strlen(buf), &sec), 0);
+        ck_assert_uint_eq(sec.cap_eff, 0xf);
+        ck_assert(!sec.no_new_privs);
+        /* and the live one */
+        ck_assert_int_eq(proc_security_read(0, &sec), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("procfs");
@@ -242,6 +285,7 @@ int main(void)
         int failed;
 
         tcase_add_test(tc, test_cpuset);
+        tcase_add_test(tc, test_proc_security_parse);
         tcase_add_test(tc, test_meminfo_cpuinfo);
         tcase_add_test(tc, test_psi_loadavg_stat);
         tcase_add_test(tc, test_qemu_mark);
