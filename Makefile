@@ -333,8 +333,8 @@ fuzz-run: $(FUZZERS)
 		echo "1 0" >> $(abspath $(TALLY)); done
 
 # Each target for FUZZ_LONG_SECONDS (10 min; outside make check), from the corpora in the tree,
-# whose coverage-adding new inputs are merged back (FUZZ_LONG_MERGE=0: not); prints executions and
-# coverage per target. FUZZ_LONG_TARGETS="http proto" limits it to those targets.
+# into which the fewest new inputs covering the new edges are merged (FUZZ_LONG_MERGE=0: not);
+# prints executions and coverage per target. FUZZ_LONG_TARGETS="http proto" limits it to those.
 FUZZ_LONG_SECONDS ?= 600
 FUZZ_LONG_TARGETS ?=
 fuzz-long: $(FUZZERS)

@@ -6,8 +6,10 @@
 # For each target fuzz-<name>: it starts from the corpus kept in the tree,
 # tests/fuzz/corpus/<name>/, fuzzes for SECONDS into a fresh work dir
 # (build/fuzz/long/<name>/), then merges back into the tree corpus only the
-# inputs that add coverage (libFuzzer's -merge=1: the corpus grows by what is
-# new, and stays small). It prints, per target, the executions, libFuzzer's
+# inputs that add edges: libFuzzer's -set_cover_merge=1 with -use_counters=0
+# keeps every file already there and adds the fewest new inputs that cover
+# every edge the run reached (hit-count variations are not kept, so the corpus
+# stays small). It prints, per target, the executions, libFuzzer's
 # coverage at the end of the run (cov: edges, ft: features), the coverage of
 # the tree corpus before and after (a replay with -runs=0, comparable between
 # runs) and the corpus size. FUZZ_LONG_MERGE=0 leaves the tree corpus alone.
@@ -58,11 +60,12 @@ for f in "$@"; do
         fi
         added=0
         if [ "$merge" = 1 ] && [ "$rc" = 0 ]; then
-                "$f" -merge=1 "$corpus" "$work/new" >"$work/merge.log" 2>&1 || { failed=1; echo "merge of $n failed: $work/merge.log"; }
+                "$f" -set_cover_merge=1 -use_counters=0 "$corpus" "$work/new" >"$work/merge.log" 2>&1 ||
+                        { failed=1; echo "merge of $n failed: $work/merge.log"; }
                 added=$(( $(find "$corpus" -type f | wc -l) - files0 ))
         fi
         files1=$(find "$corpus" -type f | wc -l)
-        kib=$(du -sk "$corpus" | cut -f1)
+        kib=$(( ($(du -sb "$corpus" | cut -f1) + 1023) / 1024 )) # bytes of the inputs, not blocks
         read -r ccov1 cft1 < <(corpus_cov "$f" "$corpus")
         line=$(printf '%-20s %5s s %11s execs %8s/s  cov %5s ft %6s  corpus cov %5s -> %5s, ft %6s -> %6s  files %4s -> %4s (+%s) %5s KiB%s' \
                 "$n" "$wall" "${execs:-?}" "$(( ${execs:-0} / (wall > 0 ? wall : 1) ))" "${cov:-?}" "${ft:-?}" \

@@ -15,6 +15,7 @@
 #include "harness.h"
 
 #include "apiclient.h"
+#include "fw-protocol.h"
 #include "names.h"
 
 #include <check.h>
@@ -260,10 +261,156 @@ START_TEST(test_every_write_under_io_error)
 }
 END_TEST
 
+/* ---- with the firewall: the kernel follows the store ---- */
+
+static struct ovs_fixture ovs;
+
+static void setup_fw(void)
+{
+        char lines[8192];
+
+        memset(&core, 0, sizeof(core));
+        memset(&ovs, 0, sizeof(ovs));
+        ck_assert_int_eq(ovs_fixture_start(&ovs), 0);
+        ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s", strerror(errno));
+        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        ck_assert_int_eq(xsnprintf(core.dir, sizeof(core.dir), "/tmp/nova-it-XXXXXX"), 0);
+        ck_assert_ptr_nonnull(mkdtemp(core.dir));
+        ck_assert_int_eq(xsnprintf(state_dir, sizeof(state_dir), "%s/state", core.dir), 0);
+        ck_assert_int_eq(xsnprintf(filler, sizeof(filler), "%s/filler", state_dir), 0);
+        ck_assert_int_eq(mkdir(state_dir, 0700), 0);
+        ck_assert_int_eq(mount("tmpfs", state_dir, "tmpfs", MS_NOSUID | MS_NODEV, TMPFS_OPTS), 0);
+        ck_assert_int_eq(xsnprintf(lines, sizeof(lines),
+                       "plugs = network-control libvirt openvswitch firewall-control\nlibvirt_uri = test:///default\n"
+                       "vif_type = ovs\novsdb_socket = unix:%s\nintegration_bridge = br-int\nbridge_datapath_type = netdev\n"
+                       "bridge_create = true\nmodule_timeout_ms = 5000\nport_timeout_ms = 5000\n",
+                       ovs.db_sock), 0);
+        core_start(&core, lines);
+        ck_assert_int_gt(core_wait_module_running(&core, "firewall-control", 0, 5000), 0);
+        ck_assert_int_gt(core_wait_module_running(&core, "openvswitch", 0, 5000), 0);
+        ck_assert_int_gt(core_wait_module_running(&core, "libvirt", 0, 5000), 0);
+}
+
+static void teardown_fw(void)
+{
+        teardown();
+        ovs_fixture_stop(&ovs);
+        (void)sh("nft delete table inet " FW_TABLE "; nft delete table bridge " FW_TABLE);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Our nftables tables as the kernel lists them, in a canonical form: each line
+ * as "<table> <chain> <n>: <line>", sorted, so that a chain created again (the
+ * kernel lists chains in creation order) compares equal while a rule moved,
+ * added or lost does not. */
+static char *ruleset(void)
+{
+        _cleanup_free_ char *text = sh_out("nft list table inet " FW_TABLE " 2>&1; nft list table bridge " FW_TABLE " 2>&1");
+        char table[128] = "", chain[160] = "", *save = NULL, **lines = NULL, *out;
+        size_t n = 0, cap = 0, len = 0, at = 0;
+
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                const char *t = l + strspn(l, "\t ");
+                char buf[512];
+                if (streq(t, "}"))
+                        continue; /* the end of a chain or table: which one depends on the order */
+                if (strncmp(t, "table ", 6) == 0) {
+                        (void)snprintf(table, sizeof(table), "%.120s", t);
+                        chain[0] = '\0';
+                        at = 0;
+                } else if (strncmp(t, "chain ", 6) == 0 || strncmp(t, "set ", 4) == 0) {
+                        (void)snprintf(chain, sizeof(chain), "%.150s", t);
+                        at = 0;
+                }
+                (void)snprintf(buf, sizeof(buf), "%s %s %04zu: %s", table, chain, at++, t);
+                if (n == cap) {
+                        cap = cap ? 2 * cap : 64;
+                        lines = realloc(lines, cap * sizeof(*lines));
+                        ck_assert_ptr_nonnull(lines);
+                }
+                lines[n] = strdup(buf);
+                ck_assert_ptr_nonnull(lines[n]);
+                len += strlen(buf) + 1;
+                n++;
+        }
+        qsort(lines, n, sizeof(*lines), cmp_str);
+        out = calloc(1, len + 1);
+        ck_assert_ptr_nonnull(out);
+        len = 0;
+        for (size_t i = 0; i < n; i++) {
+                size_t k = strlen(lines[i]);
+                memcpy(out + len, lines[i], k);
+                out[len + k] = '\n';
+                len += k + 1;
+                free(lines[i]);
+        }
+        free(lines);
+        return out;
+}
+
+/* The kernel's ruleset comes back to want within 5 s (a change the store
+ * refused is taken back by a sync). */
+static bool ruleset_back_to(const char *want)
+{
+        for (int i = 0; i < 100; i++) {
+                _cleanup_free_ char *now = ruleset();
+                if (streq(now, want))
+                        return true;
+                sleep_ms(50);
+        }
+        return false;
+}
+
+/* Rule add, rule delete and port set go to the kernel first: when the store
+ * then cannot be written, the API says why and the kernel's rules are taken
+ * back to what the store says. */
+START_TEST(test_firewall_follows_store_on_full_disk)
+{
+        char port[37], body[512], path[256], rule_id[37], *before;
+        struct json_object *resp = NULL;
+        _cleanup_free_ char *rules_before = NULL, *rules_after = NULL;
+
+        expect_ok("POST", "/v1/secgroups", "{\"name\":\"web\"}", NULL);
+        expect_ok("POST", "/v1/secgroups/web/rules",
+                  "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":80,\"port_range_max\":80}", &resp);
+        ck_assert_int_eq(strscpy(rule_id, jstr(resp, "result", "id") ? jstr(resp, "result", "id") : "", sizeof(rule_id)), 0);
+        json_object_put(resp);
+        random_port_uuid(port);
+        (void)snprintf(body, sizeof(body),
+                       "{\"name\":\"keep\",\"vcpus\":1,\"memory_mb\":64,\"ports\":[{\"port_uuid\":\"%s\",\"secgroups\":[\"web\"]}]}",
+                       port);
+        expect_ok("POST", "/v1/instances?wait=1", body, NULL);
+        rules_before = ruleset();
+        ck_assert_msg(strstr(rules_before, "dport 80"), "no rule for port 80 in:\n%s", rules_before);
+
+        fill();
+        before = world();
+        expect_error("POST", "/v1/secgroups/web/rules",
+                     "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":443,\"port_range_max\":443}", 507,
+                     "No space left on device");
+        ck_assert_msg(ruleset_back_to(rules_before), "the kernel kept a rule the store refused");
+        (void)snprintf(path, sizeof(path), "/v1/secgroup-rules/%s", rule_id);
+        expect_error("DELETE", path, NULL, 507, "No space left on device");
+        ck_assert_msg(ruleset_back_to(rules_before), "the kernel lost a rule the store kept");
+        (void)snprintf(path, sizeof(path), "/v1/ports/%s/secgroups", port);
+        expect_error("PUT", path, "{\"secgroups\":[\"default\"]}", 507, "No space left on device");
+        ck_assert_msg(ruleset_back_to(rules_before), "the kernel changed the port's groups the store kept");
+        ck_assert_msg(streq(world(), before), "the store or the API's answers changed");
+
+        unfill();
+        expect_ok("POST", "/v1/secgroups/web/rules",
+                  "{\"direction\":\"ingress\",\"protocol\":\"tcp\",\"port_range_min\":443,\"port_range_max\":443}", NULL);
+        rules_after = ruleset();
+        ck_assert_msg(strstr(rules_after, "dport 443"), "no rule for port 443 in:\n%s", rules_after);
+        expect_ok("DELETE", "/v1/instances/keep?wait=1", NULL, NULL);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("store-io");
-        TCase *tc = tcase_create("tmpfs");
+        TCase *tc = tcase_create("tmpfs"), *fw = tcase_create("firewall");
         SRunner *sr;
         int failed;
 
@@ -272,6 +419,10 @@ int main(void)
         tcase_set_timeout(tc, 120);
         tcase_add_loop_test(tc, test_every_write_under_io_error, 0, 2);
         suite_add_tcase(s, tc);
+        tcase_add_checked_fixture(fw, setup_fw, teardown_fw);
+        tcase_set_timeout(fw, 120);
+        tcase_add_test(fw, test_firewall_follows_store_on_full_disk);
+        suite_add_tcase(s, fw);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
