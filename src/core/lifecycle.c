@@ -94,6 +94,7 @@ struct lifecycle {
         struct instance_store *instances; /* the instances operations work on */
         struct modules *modules;          /* the registry requests go through */
         lifecycle_capacity_fn capacity_changed; /* told after a boot or delete (Placement); may be NULL */
+        void *capacity_userdata;        /* its argument (the Placement client) */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
@@ -367,11 +368,11 @@ static void op_finish(struct op *op)
                 struct lifecycle *lc = op->lc;
                 op_free(op);
                 if (lc->capacity_changed)
-                        lc->capacity_changed("delete");
+                        lc->capacity_changed(lc->capacity_userdata, "delete");
                 return;
         }
         if (op->kind == OP_BOOT && op->lc->capacity_changed)
-                op->lc->capacity_changed("boot");
+                op->lc->capacity_changed(op->lc->capacity_userdata, "boot");
         (void)instance_save(inst);
         if (status == 0)
                 log_info("instance %s (%s): %s done (%s)", inst->name, inst->uuid,
@@ -1133,7 +1134,7 @@ static void on_module_ready(enum plug_id plug, void *userdata)
         else if (plug == PLUG_FIREWALL_CONTROL)
                 firewall_sync(lc->firewall);
         else if (plug == PLUG_HARDWARE_OBSERVE && lc->capacity_changed)
-                lc->capacity_changed("hardware-observe ready"); /* the host inventory is there */
+                lc->capacity_changed(lc->capacity_userdata, "hardware-observe ready"); /* the inventory is there */
 }
 
 void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_report *ret)
@@ -1176,10 +1177,11 @@ void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw)
         lc->firewall = fw;
 }
 
-void lifecycle_set_capacity_hook(struct lifecycle *lc, lifecycle_capacity_fn fn)
+void lifecycle_set_capacity_hook(struct lifecycle *lc, lifecycle_capacity_fn fn, void *userdata)
 {
         assert(lc);
         lc->capacity_changed = fn;
+        lc->capacity_userdata = userdata;
 }
 
 struct lifecycle *lifecycle_free(struct lifecycle *lc)
