@@ -1100,6 +1100,8 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
                 log_warn("firewall-control rebuilt its damaged nftables tables; re-applying every port");
                 firewall_sync(lc->firewall);
         }
+        else if (plug == PLUG_HARDWARE_OBSERVE && streq(event, "inventory_changed") && lc->capacity_changed)
+                lc->capacity_changed(lc->capacity_userdata, "hardware change"); /* a CPU, memory, node or PCI uevent */
 }
 
 /* process-control is ready: pin every idle active instance whose cpu_set is

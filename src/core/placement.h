@@ -4,7 +4,8 @@
  * UUID kept in <state_dir>/placement-provider-uuid, created once), puts its
  * VCPU / MEMORY_MB / DISK_GB inventories and its traits, and keeps them
  * current: after placement_kick() (instances booted or deleted, the
- * hardware-observe module (re)started) and every placement_refresh_s. It
+ * hardware-observe module (re)started or reporting a hardware change: its
+ * inventory_changed event) and every placement_refresh_s. It
  * writes only when what it would write differs from what Placement holds
  * (zero writes while nothing changes); every write carries the provider
  * generation, a stale one (409) is re-read and retried (bounded), and an

@@ -505,6 +505,76 @@ START_TEST(test_stale_generation_recovered)
 }
 END_TEST
 
+/* A kernel uevent for a CPU, as `udevadm trigger --action=change` makes one (harmless: nothing on
+ * this machine changes; the kernel sends it to every network namespace of the initial user
+ * namespace, this test's too). */
+static void hardware_uevent(void)
+{
+        ck_assert_int_eq(sh("echo change > /sys/devices/system/cpu/cpu0/uevent"), 0);
+}
+
+/* Wait until the client has run more than `passes` passes and is synced again; returns the status root. */
+static struct json_object *wait_pass_after(struct core *c, uint64_t passes, int timeout_ms)
+{
+        for (int waited = 0;; waited += 50) {
+                struct json_object *root = NULL, *p = placement_status(c, &root);
+                if (counter(root, "passes") > passes && streq(jstr(p, "state"), "synced"))
+                        return root;
+                ck_assert_msg(waited < timeout_ms, "no new Placement pass after %d ms (passes %" PRIu64 ", state %s; log %s)",
+                              timeout_ms, counter(root, "passes"), jstr(p, "state"), c->log);
+                json_object_put(root);
+                sleep_ms(50);
+        }
+}
+
+/* hardware-observe reports a hardware change (a kernel uevent): the client re-reads the host at
+ * once, not at the next refresh (300 s here), and writes only what changed: nothing while the host
+ * is the same (not even a GET: what Placement holds is cached), the new DISK_GB after the state dir
+ * grew. Without the event nothing would be read before the refresh: checked in between. */
+START_TEST(test_hardware_change_resyncs)
+{
+        struct json_object *before, *after, *inv = NULL;
+        char inv_path[200];
+
+        core_prepare(&core, 1024);
+        core_start(&core, CORE_CONFIG "provider_name = it-hwchange\nplacement_refresh_s = 300\n");
+        before = wait_state(&core, "synced", 15000);
+        (void)snprintf(inv_path, sizeof(inv_path), "/resource_providers/%s/inventories",
+                       jstr(jget(before, "placement"), "provider_uuid"));
+
+        /* nothing changed: a pass, no request */
+        hardware_uevent();
+        after = wait_pass_after(&core, counter(before, "passes"), 5000);
+        ck_assert_uint_eq(counter(after, "put") + counter(after, "post") + counter(after, "get"),
+                          counter(before, "put") + counter(before, "post") + counter(before, "get"));
+        ck_assert_msg(file_contains(core.log, "hardware changed (cpu change): telling the core"), "see %s", core.log);
+        json_object_put(before);
+        before = after;
+
+        /* the disk grows: nobody tells the client (no pass within 1.5 s) until the next uevent */
+        state_resize(&core, 3072);
+        sleep_ms(1500);
+        {
+                struct json_object *mid = NULL;
+                (void)placement_status(&core, &mid);
+                ck_assert_uint_eq(counter(mid, "passes"), counter(before, "passes"));
+                json_object_put(mid);
+        }
+        ck_assert_int_eq(plc_api("GET", inv_path, "1.26", NULL, &inv), 200);
+        ck_assert_int_eq(jint(jget(jget(inv, "inventories"), "DISK_GB"), "total"), 1);
+        json_object_put(inv);
+        hardware_uevent();
+        after = wait_pass_after(&core, counter(before, "passes"), 5000);
+        ck_assert_int_eq(plc_api("GET", inv_path, "1.26", NULL, &inv), 200);
+        ck_assert_int_eq(jint(jget(jget(inv, "inventories"), "DISK_GB"), "total"), 3);
+        ck_assert_uint_eq(counter(after, "put"), counter(before, "put") + 1); /* the inventories, not the traits */
+        ck_assert_uint_eq(counter(after, "post"), counter(before, "post"));
+        json_object_put(inv);
+        json_object_put(before);
+        json_object_put(after);
+}
+END_TEST
+
 /* Placement stops, the host changes, local work goes on, Placement comes back: the node catches up. */
 START_TEST(test_placement_down_and_back)
 {
@@ -910,6 +980,14 @@ int main(void)
         tcase_add_test(tc, test_wrong_url_and_token);
         tcase_add_test(tc, test_name_taken);
         suite_add_tcase(s, tc);
+        {
+                /* its own case: CK_RUN_CASE=hardware-change runs it alone */
+                TCase *hw = tcase_create("hardware-change");
+                tcase_add_checked_fixture(hw, setup, teardown);
+                tcase_set_timeout(hw, 120);
+                tcase_add_test(hw, test_hardware_change_resyncs);
+                suite_add_tcase(s, hw);
+        }
         {
                 TCase *ks = tcase_create("keystone");
                 tcase_add_checked_fixture(ks, ks_setup, teardown);
