@@ -636,217 +636,270 @@ static const char *auth_fix(const struct placement *pl, long status)
                                "placement-noauth-token=admin";
 }
 
-static void on_answer(struct placement *pl, struct request *req, CURLcode code)
+/* The transfer itself failed (no HTTP answer, or one too big). */
+static void transfer_failed(struct placement *pl, const struct request *req, CURLcode code)
 {
-        long status = 0;
+        if (req->recv_too_big)
+                pass_failed(pl, "check that placement_url points at the Placement API",
+                            "%s: the answer exceeds %d bytes", step_names[req->step], PLACEMENT_MAX_BODY);
+        else
+                pass_failed(pl, req->step == STEP_TOKEN
+                                    ? "check keystone-auth-url and that Keystone is reachable from this host"
+                                    : "check placement-url (snap set nova-hypervisor placement-url=http://"
+                                      "<host>:8778) and that Placement runs and is reachable from this host",
+                            "cannot reach %s for %s: %s", req->step == STEP_TOKEN ? "Keystone" : pl->base_url,
+                            step_names[req->step], req->errbuf[0] ? req->errbuf : curl_easy_strerror(code));
+}
+
+/* Keystone's answer to the token request: keep the token (and, with
+ * placement_url "catalog", the endpoint), then go on. */
+static void answer_token(struct placement *pl, const struct request *req, long status)
+{
+        char detail[300];
+        int64_t expires;
+
+        if (status != 201 && status != 200) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(pl, auth_fix(pl, 401), "Keystone refused the token request (%ld): %s", status, detail);
+                return;
+        }
+        if (!req->subject_token[0] || keystone_decode_token(req->recv, req->recv_len, &expires) < 0) {
+                pass_failed(pl, "check keystone-auth-url (it must be the identity v3 endpoint, e.g. "
+                            "http://<host>:5000/v3)", "Keystone's token answer was not understood");
+                return;
+        }
+        if (streq(pl->cfg->placement_url, "catalog") &&
+            keystone_catalog_endpoint(req->recv, req->recv_len, pl->cfg->placement_region, pl->base_url,
+                                      sizeof(pl->base_url)) < 0) {
+                pass_failed(pl, "register Placement's endpoint in Keystone, set placement-region to its "
+                            "region, or set placement-url explicitly",
+                            "the token's catalog has no placement endpoint%s%s",
+                            pl->cfg->placement_region[0] ? " in region " : "", pl->cfg->placement_region);
+                return;
+        }
+        (void)strscpy(pl->token, req->subject_token, sizeof(pl->token));
+        pl->token_expires = expires;
+        pass_continue(pl);
+}
+
+/* Placement's answers that end the request the same way whatever it was:
+ * 401 (one fresh keystone token, then the same request again), 401/403, 5xx.
+ * True when handled. */
+static bool answer_refused(struct placement *pl, const struct request *req, long status)
+{
         char detail[300];
 
-        (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (code != CURLE_OK) {
-                if (req->recv_too_big)
-                        pass_failed(pl, "check that placement_url points at the Placement API",
-                                    "%s: the answer exceeds %d bytes", step_names[req->step], PLACEMENT_MAX_BODY);
-                else
-                        pass_failed(pl, req->step == STEP_TOKEN
-                                            ? "check keystone-auth-url and that Keystone is reachable from this host"
-                                            : "check placement-url (snap set nova-hypervisor placement-url=http://"
-                                              "<host>:8778) and that Placement runs and is reachable from this host",
-                                    "cannot reach %s for %s: %s", req->step == STEP_TOKEN ? "Keystone" : pl->base_url,
-                                    step_names[req->step], req->errbuf[0] ? req->errbuf : curl_easy_strerror(code));
-                return;
-        }
-        if (req->step == STEP_TOKEN) {
-                int64_t expires;
-                if (status != 201 && status != 200) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        pass_failed(pl, auth_fix(pl, 401), "Keystone refused the token request (%ld): %s", status, detail);
-                        return;
-                }
-                if (!req->subject_token[0] || keystone_decode_token(req->recv, req->recv_len, &expires) < 0) {
-                        pass_failed(pl, "check keystone-auth-url (it must be the identity v3 endpoint, e.g. "
-                                    "http://<host>:5000/v3)", "Keystone's token answer was not understood");
-                        return;
-                }
-                if (streq(pl->cfg->placement_url, "catalog")) {
-                        int r = keystone_catalog_endpoint(req->recv, req->recv_len, pl->cfg->placement_region,
-                                                          pl->base_url, sizeof(pl->base_url));
-                        if (r < 0) {
-                                pass_failed(pl, "register Placement's endpoint in Keystone, set placement-region to its "
-                                            "region, or set placement-url explicitly",
-                                            "the token's catalog has no placement endpoint%s%s",
-                                            pl->cfg->placement_region[0] ? " in region " : "", pl->cfg->placement_region);
-                                return;
-                        }
-                }
-                (void)strscpy(pl->token, req->subject_token, sizeof(pl->token));
-                pl->token_expires = expires;
-                pass_continue(pl);
-                return;
-        }
         if (status == 401 && streq(pl->cfg->placement_auth, "keystone") && !pl->token_retry_done) {
                 /* the token expired or was revoked: one fresh token, then the same request again */
                 explicit_bzero(pl->token, sizeof(pl->token));
                 pl->token_retry_done = true;
                 pass_continue(pl);
-                return;
+                return true;
         }
         if (status == 401 || status == 403) {
                 describe_error(req, status, detail, sizeof(detail));
                 pass_failed(pl, auth_fix(pl, status), "Placement refused %s with %ld (%s)", step_names[req->step], status,
                             status == 401 ? "not authenticated" : detail);
-                return;
+                return true;
         }
         pl->token_retry_done = false;
         if (status >= 500) {
                 describe_error(req, status, detail, sizeof(detail));
                 pass_failed(pl, "see Placement's own log; nova-hypervisor retries by itself",
                             "Placement failed %s with %ld: %s", step_names[req->step], status, detail);
-                return;
+                return true;
         }
+        return false;
+}
+
+/* GET or POST of the provider. True: go on with the pass. */
+static bool answer_provider(struct placement *pl, const struct request *req, long status)
+{
+        struct placement_provider p;
+        char detail[300];
+
+        if (req->step == STEP_GET_PROVIDER && status == 404) {
+                char url[1024], *body = placement_provider_body(pl->uuid, pl->name);
+                int r = body ? url_of(pl, url, sizeof(url), "/resource_providers") : -ENOMEM;
+                if (r == 0)
+                        r = request_start(pl, STEP_CREATE_PROVIDER, "POST", url, "1.20", body);
+                else
+                        free(body);
+                if (r < 0)
+                        pass_failed(pl, "see the core's log", "cannot create the provider: %s", strerror(-r));
+                return false;
+        }
+        if (req->step == STEP_CREATE_PROVIDER && status == 409) {
+                describe_error(req, status, detail, sizeof(detail));
+                if (strstr(detail, "Conflicting resource provider name")) {
+                        char fix[512];
+                        (void)snprintf(fix, sizeof(fix),
+                                       "another provider (not %s) already has the name '%s': set provider-name "
+                                       "to another name, or, if it is this host's from a lost state directory, "
+                                       "delete it (openstack resource provider delete <uuid>)", pl->uuid, pl->name);
+                        pass_failed(pl, fix, "cannot register: provider name '%s' is taken", pl->name);
+                        return false;
+                }
+                /* our uuid exists (created concurrently): read it, as nova does */
+                pl->registered = false;
+                return true;
+        }
+        if (status != 200 || placement_decode_provider(req->recv, req->recv_len, &p) < 0 || !streq(p.uuid, pl->uuid)) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(pl, "check that placement-url points at the Placement API",
+                            "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
+                return false;
+        }
+        if (req->step == STEP_CREATE_PROVIDER)
+                log_info("placement: created provider %s (%s)", p.name, p.uuid);
+        else if (!streq(p.name, pl->name))
+                log_warn("placement: provider %s is named '%s' in Placement, not '%s' (left as it is)", p.uuid,
+                         p.name, pl->name);
+        pl->registered = true;
+        pl->generation = p.generation;
+        pl->inv_known = pl->traits_known = false;
+        return true;
+}
+
+/* A 409 on the provider's inventories or traits: a stale generation is
+ * re-read (bounded per pass); anything else is reported. True: go on. */
+static bool answer_conflict(struct placement *pl, const struct request *req)
+{
+        struct placement_error e = {};
+
+        pl->counters[CNT_CONFLICTS]++;
+        (void)placement_decode_error(req->recv, req->recv_len, &e);
+        if (++pl->conflicts_in_pass > MAX_CONFLICTS_PER_PASS) {
+                pass_failed(pl, "another client keeps changing this provider: make sure only one "
+                            "nova-hypervisor (or nova-compute) uses this provider name and uuid",
+                            "%u generation conflicts in one pass on provider %s (%s)", pl->conflicts_in_pass,
+                            pl->uuid, e.code[0] ? e.code : "409");
+                return false;
+        }
+        if (e.code[0] && !streq(e.code, "placement.concurrent_update")) {
+                pass_failed(pl, "see the detail; e.g. inventory in use by allocations cannot shrink below them",
+                            "Placement refused %s: %s", step_names[req->step], e.detail);
+                return false;
+        }
+        log_info("placement: generation %" PRIu64 " of %s is stale; re-reading", pl->generation, pl->uuid);
+        pl->inv_known = pl->traits_known = false;
+        return true;
+}
+
+/* GET or PUT of the provider's inventories or traits: cache what Placement
+ * holds now (any write moves the generation: the other half's cached
+ * generation is this one). True: go on. */
+static bool answer_inventories_or_traits(struct placement *pl, const struct request *req, long status)
+{
+        bool inv = req->step == STEP_GET_INVENTORIES || req->step == STEP_PUT_INVENTORIES;
+        char detail[300];
+
+        if (status == 404) {
+                /* deleted behind our back: register again */
+                log_warn("placement: provider %s is gone from Placement; registering it again", pl->uuid);
+                pl->registered = false;
+                return true;
+        }
+        if (status == 409)
+                return answer_conflict(pl, req);
+        if (status != 200) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(pl, "see the detail; this is usually a bug in what we sent",
+                            "Placement refused %s (%ld): %s", step_names[req->step], status, detail);
+                return false;
+        }
+        if (inv) {
+                struct placement_remote_inventories ri;
+                if (placement_decode_inventories(req->recv, req->recv_len, &ri) < 0) {
+                        pass_failed(pl, "check that placement-url points at the Placement API",
+                                    "Placement's answer to %s was not understood", step_names[req->step]);
+                        return false;
+                }
+                memcpy(pl->remote_inv, ri.inv, sizeof(ri.inv));
+                pl->remote_other_classes = ri.n_other;
+                pl->generation = ri.generation;
+                pl->inv_known = true;
+                if (req->step == STEP_PUT_INVENTORIES)
+                        log_info("placement: inventories of %s written (generation %" PRIu64 ")", pl->uuid,
+                                 pl->generation);
+        } else {
+                uint64_t gen;
+                if (placement_decode_traits(req->recv, req->recv_len, &pl->remote_traits, &gen) < 0) {
+                        pass_failed(pl, "check that placement-url points at the Placement API",
+                                    "Placement's answer to %s was not understood", step_names[req->step]);
+                        return false;
+                }
+                pl->generation = gen;
+                pl->traits_known = true;
+                if (req->step == STEP_PUT_TRAITS)
+                        log_info("placement: %zu traits of %s written (generation %" PRIu64 ")", pl->remote_traits.n,
+                                 pl->uuid, pl->generation);
+        }
+        return true;
+}
+
+/* Which of our traits this Placement knows (older os-traits lack some). True: go on. */
+static bool answer_known_traits(struct placement *pl, const struct request *req, long status)
+{
+        struct placement_traits known = {};
+        char detail[300];
+
+        if (status != 200 || placement_decode_traits(req->recv, req->recv_len, &known, NULL) < 0) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(pl, "check that placement-url points at the Placement API",
+                            "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
+                return false;
+        }
+        placement_traits_clear(&pl->wanted);
+        placement_traits_clear(&pl->dropped);
+        for (size_t i = 0; i < pl->desired.traits.n; i++)
+                (void)placement_traits_add(placement_traits_has(&known, pl->desired.traits.names[i]) ? &pl->wanted
+                                                                                                   : &pl->dropped,
+                                           pl->desired.traits.names[i]);
+        placement_traits_clear(&known);
+        if (pl->dropped.n)
+                log_info("placement: %zu traits of this host are unknown to this Placement (older "
+                         "os-traits) and left out, e.g. %s", pl->dropped.n, pl->dropped.names[0]);
+        if (placement_traits_copy(&pl->known_for, &pl->desired.traits) < 0) {
+                pass_failed(pl, "see the core's log", "out of memory");
+                return false;
+        }
+        pl->known_traits_valid = true;
+        return true;
+}
+
+/* One request finished: take in its answer, then the next request (or end the pass). */
+static void on_answer(struct placement *pl, struct request *req, CURLcode code)
+{
+        long status = 0;
+        bool go_on = true;
+
+        (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (code != CURLE_OK)
+                return transfer_failed(pl, req, code);
+        if (req->step == STEP_TOKEN)
+                return answer_token(pl, req, status);
+        if (answer_refused(pl, req, status))
+                return;
         switch (req->step) {
         case STEP_GET_PROVIDER:
-        case STEP_CREATE_PROVIDER: {
-                struct placement_provider p;
-                if (req->step == STEP_GET_PROVIDER && status == 404) {
-                        char url[1024], *body = placement_provider_body(pl->uuid, pl->name);
-                        int r = body ? url_of(pl, url, sizeof(url), "/resource_providers") : -ENOMEM;
-                        if (r == 0)
-                                r = request_start(pl, STEP_CREATE_PROVIDER, "POST", url, "1.20", body);
-                        else
-                                free(body);
-                        if (r < 0)
-                                pass_failed(pl, "see the core's log", "cannot create the provider: %s", strerror(-r));
-                        return;
-                }
-                if (req->step == STEP_CREATE_PROVIDER && status == 409) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        if (strstr(detail, "Conflicting resource provider name")) {
-                                char fix[512];
-                                (void)snprintf(fix, sizeof(fix),
-                                               "another provider (not %s) already has the name '%s': set provider-name "
-                                               "to another name, or, if it is this host's from a lost state directory, "
-                                               "delete it (openstack resource provider delete <uuid>)", pl->uuid, pl->name);
-                                pass_failed(pl, fix, "cannot register: provider name '%s' is taken", pl->name);
-                                return;
-                        }
-                        /* our uuid exists (created concurrently): read it, as nova does */
-                        pl->registered = false;
-                        pass_continue(pl);
-                        return;
-                }
-                if (status != 200 || placement_decode_provider(req->recv, req->recv_len, &p) < 0 ||
-                    !streq(p.uuid, pl->uuid)) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        pass_failed(pl, "check that placement-url points at the Placement API",
-                                    "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
-                        return;
-                }
-                if (req->step == STEP_CREATE_PROVIDER)
-                        log_info("placement: created provider %s (%s)", p.name, p.uuid);
-                else if (!streq(p.name, pl->name))
-                        log_warn("placement: provider %s is named '%s' in Placement, not '%s' (left as it is)", p.uuid,
-                                 p.name, pl->name);
-                pl->registered = true;
-                pl->generation = p.generation;
-                pl->inv_known = pl->traits_known = false;
+        case STEP_CREATE_PROVIDER:
+                go_on = answer_provider(pl, req, status);
                 break;
-        }
         case STEP_GET_INVENTORIES:
         case STEP_PUT_INVENTORIES:
         case STEP_GET_TRAITS:
-        case STEP_PUT_TRAITS: {
-                bool inv = req->step == STEP_GET_INVENTORIES || req->step == STEP_PUT_INVENTORIES;
-                if (status == 404) {
-                        /* deleted behind our back: register again */
-                        log_warn("placement: provider %s is gone from Placement; registering it again", pl->uuid);
-                        pl->registered = false;
-                        break;
-                }
-                if (status == 409) {
-                        struct placement_error e = {};
-                        pl->counters[CNT_CONFLICTS]++;
-                        (void)placement_decode_error(req->recv, req->recv_len, &e);
-                        if (++pl->conflicts_in_pass > MAX_CONFLICTS_PER_PASS) {
-                                pass_failed(pl, "another client keeps changing this provider: make sure only one "
-                                            "nova-hypervisor (or nova-compute) uses this provider name and uuid",
-                                            "%u generation conflicts in one pass on provider %s (%s)",
-                                            pl->conflicts_in_pass, pl->uuid, e.code[0] ? e.code : "409");
-                                return;
-                        }
-                        if (e.code[0] && !streq(e.code, "placement.concurrent_update")) {
-                                pass_failed(pl, "see the detail; e.g. inventory in use by allocations cannot shrink "
-                                            "below them", "Placement refused %s: %s", step_names[req->step], e.detail);
-                                return;
-                        }
-                        log_info("placement: generation %" PRIu64 " of %s is stale; re-reading", pl->generation, pl->uuid);
-                        pl->inv_known = pl->traits_known = false;
-                        break;
-                }
-                if (status != 200) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        pass_failed(pl, "see the detail; this is usually a bug in what we sent",
-                                    "Placement refused %s (%ld): %s", step_names[req->step], status, detail);
-                        return;
-                }
-                if (inv) {
-                        struct placement_remote_inventories ri;
-                        if (placement_decode_inventories(req->recv, req->recv_len, &ri) < 0) {
-                                pass_failed(pl, "check that placement-url points at the Placement API",
-                                            "Placement's answer to %s was not understood", step_names[req->step]);
-                                return;
-                        }
-                        memcpy(pl->remote_inv, ri.inv, sizeof(ri.inv));
-                        pl->remote_other_classes = ri.n_other;
-                        pl->generation = ri.generation;
-                        pl->inv_known = true;
-                        if (req->step == STEP_PUT_INVENTORIES)
-                                log_info("placement: inventories of %s written (generation %" PRIu64 ")", pl->uuid,
-                                         pl->generation);
-                } else {
-                        uint64_t gen;
-                        if (placement_decode_traits(req->recv, req->recv_len, &pl->remote_traits, &gen) < 0) {
-                                pass_failed(pl, "check that placement-url points at the Placement API",
-                                            "Placement's answer to %s was not understood", step_names[req->step]);
-                                return;
-                        }
-                        pl->generation = gen;
-                        pl->traits_known = true;
-                        if (req->step == STEP_PUT_TRAITS)
-                                log_info("placement: %zu traits of %s written (generation %" PRIu64 ")",
-                                         pl->remote_traits.n, pl->uuid, pl->generation);
-                }
-                /* any write moves the generation: the other half's cached generation is this one */
+        case STEP_PUT_TRAITS:
+                go_on = answer_inventories_or_traits(pl, req, status);
                 break;
-        }
-        case STEP_GET_KNOWN_TRAITS: {
-                struct placement_traits known = {};
-                if (status != 200 || placement_decode_traits(req->recv, req->recv_len, &known, NULL) < 0) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        pass_failed(pl, "check that placement-url points at the Placement API",
-                                    "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
-                        return;
-                }
-                placement_traits_clear(&pl->wanted);
-                placement_traits_clear(&pl->dropped);
-                for (size_t i = 0; i < pl->desired.traits.n; i++)
-                        (void)placement_traits_add(placement_traits_has(&known, pl->desired.traits.names[i]) ? &pl->wanted
-                                                                                                           : &pl->dropped,
-                                                   pl->desired.traits.names[i]);
-                placement_traits_clear(&known);
-                if (pl->dropped.n)
-                        log_info("placement: %zu traits of this host are unknown to this Placement (older "
-                                 "os-traits) and left out, e.g. %s", pl->dropped.n, pl->dropped.names[0]);
-                if (placement_traits_copy(&pl->known_for, &pl->desired.traits) < 0) {
-                        pass_failed(pl, "see the core's log", "out of memory");
-                        return;
-                }
-                pl->known_traits_valid = true;
+        case STEP_GET_KNOWN_TRAITS:
+                go_on = answer_known_traits(pl, req, status);
                 break;
-        }
         default:
                 break;
         }
-        pass_continue(pl);
+        if (go_on)
+                pass_continue(pl);
 }
 
 static void check_done(struct placement *pl)
