@@ -722,6 +722,12 @@ static int ks_api(const char *method, const char *path, const char *body, struct
                 status = (int)strtol(nl + 1, NULL, 10);
                 *nl = '\0';
         }
+        if (status >= 500) {
+                /* Keystone's own traceback says why (its answer does not): show it with the failure */
+                _cleanup_free_ char *tail = sh_out("tail -n 40 '%s/ks.log'", ks_dir);
+                fprintf(stderr, "test-placement: keystone answered %s %s with %d: %s\n--- the end of %s/ks.log:\n%s\n",
+                        method, path, status, out ? out : "", ks_dir, tail ? tail : "");
+        }
         if (ret)
                 *ret = out && out[0] ? json_tokener_parse(out) : NULL;
         free(out);
