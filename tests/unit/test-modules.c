@@ -29,7 +29,9 @@
 #include "modules.h"
 #include "spawner.h"
 
-#define PLUG PLUG_HARDWARE_OBSERVE
+/* The plug under test: hardware-observe (no capability) unless a case says otherwise. */
+static enum plug_id plug_under_test = PLUG_HARDWARE_OBSERVE;
+#define PLUG plug_under_test
 
 static sd_event *event;
 static struct nova_config cfg;
@@ -234,7 +236,11 @@ static void setup(void)
         standin = fork();
         ck_assert_int_ge(standin, 0);
         if (standin == 0) {
+                /* exactly the plug's capabilities, as the spawner leaves a module */
                 capng_clear(CAPNG_SELECT_BOTH);
+                for (unsigned cap = 0; cap < 64; cap++)
+                        if (plug_table[PLUG].caps & (1ULL << cap))
+                                (void)capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, cap);
                 if (capng_apply(CAPNG_SELECT_BOTH) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                         _exit(1);
                 (void)!write(pfd[1], "x", 1);
@@ -677,6 +683,43 @@ START_TEST(test_events)
 }
 END_TEST
 
+/* network-control has four entrypoints: the same names in another order, or one twice and one
+ * missing, are a changed list (before issue 20 both passed: every name known, the count right). */
+static void setup_netctl(void)
+{
+        plug_under_test = PLUG_NETWORK_CONTROL;
+        setup();
+}
+
+static void teardown_netctl(void)
+{
+        teardown();
+        plug_under_test = PLUG_HARDWARE_OBSERVE;
+}
+
+START_TEST(test_hello_entrypoint_list_changed)
+{
+        static const char *const in_order[] = { "tap_create", "tap_delete", "tap_list", "tap_get" };
+        static const char *const reordered[] = { "tap_delete", "tap_create", "tap_list", "tap_get" };
+        static const char *const twice[] = { "tap_create", "tap_create", "tap_list", "tap_get" };
+
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, true), 0);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        spawner_started();
+        module_hello_with("network-control", standin, reordered, 4);
+        expect_hello_refused("entrypoint list changed: entry 0 is tap_delete, expected tap_create");
+        spawner_started();
+        module_hello_with("network-control", standin, twice, 4);
+        expect_hello_refused("entrypoint list changed: entry 1 is tap_create, expected tap_delete");
+        /* the protocol's own list, from a process holding exactly cap_net_admin: accepted */
+        spawner_started();
+        module_hello_with("network-control", standin, in_order, 4);
+        ck_assert(hello_answer());
+        ck_assert(run_until(is_running, 1000));
+        ck_assert_uint_eq(ready_count, 1);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("modules");
@@ -693,6 +736,12 @@ int main(void)
         tcase_add_test(sup, test_hello_checks);
         tcase_add_test(sup, test_hello_capabilities_from_the_kernel);
         suite_add_tcase(s, sup);
+        {
+                TCase *nc = tcase_create("entrypoint-list");
+                tcase_add_checked_fixture(nc, setup_netctl, teardown_netctl);
+                tcase_add_test(nc, test_hello_entrypoint_list_changed);
+                suite_add_tcase(s, nc);
+        }
         tcase_add_checked_fixture(calls, setup, teardown);
         tcase_add_test(calls, test_call_reply_and_ids);
         tcase_add_test(calls, test_call_schema_checked_before_sending);
