@@ -159,8 +159,10 @@ static void spawner_send(struct modules *reg, enum spawner_op op, enum plug_id p
 }
 
 /* Tell a module whether the core accepts it. A refused module exits cleanly
- * instead of reconnecting (inside the snap systemd would otherwise loop). */
-static void send_hello_reply(int fd, bool accepted, const char *reason)
+ * instead of reconnecting (inside the snap systemd would otherwise loop),
+ * unless restart is set: a running module that broke the protocol exits 1 so
+ * that its supervisor (systemd, inside the snap) starts a fresh one. */
+static void send_hello_reply(int fd, bool accepted, const char *reason, bool restart)
 {
         _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
         const uint8_t *buf;
@@ -172,6 +174,8 @@ static void send_hello_reply(int fd, bool accepted, const char *reason)
         pw_bool(w, "accepted", accepted);
         if (reason)
                 pw_str(w, "reason", reason);
+        if (restart)
+                pw_bool(w, "restart", true);
         if (pw_finish(w, &buf, &len) == 0)
                 (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
@@ -325,7 +329,7 @@ _printf_(2, 3) static void protocol_violation(struct module *m, const char *fmt,
         set_error(m, "protocol violation: %s", why);
         log_err("%s: %s; closing the connection", plug_table[m->plug].name, m->last_error);
         if (m->fd >= 0)
-                send_hello_reply(m->fd, false, m->last_error);
+                send_hello_reply(m->fd, false, m->last_error, m->state == MOD_RUNNING);
         close_connection(m, "broke the protocol");
         m->state = MOD_STOPPING;
         spawner_send(m->reg, SPAWNER_STOP, m->plug);
@@ -373,7 +377,7 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
                                           have, sec.no_new_privs, want);
         }
         stop_timer(m);
-        send_hello_reply(m->fd, true, NULL);
+        send_hello_reply(m->fd, true, NULL, false);
         m->caps_effective = sec.cap_eff;
         m->no_new_privs = sec.no_new_privs;
         m->state = MOD_RUNNING;
@@ -554,7 +558,7 @@ _printf_(2, 3) static void pending_refuse(struct pending_conn *p, const char *fm
         (void)vsnprintf(why, sizeof(why), fmt, ap);
         va_end(ap);
         log_warn("refused a module connection (pid %ld, label '%s'): %s", (long)p->pid, p->label, why);
-        send_hello_reply(p->fd, false, why);
+        send_hello_reply(p->fd, false, why, false);
         pending_free(p);
 }
 

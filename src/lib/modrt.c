@@ -343,6 +343,13 @@ static int receive_request(struct modrt *rt, int *ret_fd)
                 if (rt->rx->type == PROTO_HELLO) {
                         if (proto_get_bool(rt->rx->body, "accepted", true))
                                 return 1; /* the core's acknowledgement */
+                        if (proto_get_bool(rt->rx->body, "restart", false)) {
+                                /* we broke the protocol (by the core's word): exit 1, a fresh process is started */
+                                log_err("the core ended this module's connection: %s; exiting to be restarted",
+                                        proto_get_str(rt->rx->body, "reason", "no reason given"));
+                                disconnect(rt);
+                                return -EBADMSG;
+                        }
                         log_err("the core refused this module: %s",
                                 proto_get_str(rt->rx->body, "reason", "no reason given"));
                         disconnect(rt);

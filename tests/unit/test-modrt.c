@@ -483,6 +483,21 @@ START_TEST(test_bad_frames)
         ck_assert_int_eq(peer_finish(), 0);
         ck_assert(file_has(m.log, "the core refused this module: go away"));
         (void)unlink(m.log);
+
+        /* ... but one the core ends for breaking the protocol exits 1, to be restarted */
+        start_and_hello();
+        pw_init(m.w, PROTO_HELLO, 0, 0, "core");
+        pw_bool(m.w, "accepted", false);
+        pw_str(m.w, "reason", "protocol violation: unsolicited reply 9");
+        pw_bool(m.w, "restart", true);
+        {
+                const uint8_t *buf;
+                size_t len;
+                ck_assert_int_eq(pw_finish(m.w, &buf, &len), 0);
+                peer_send_bytes(buf, len, -1);
+        }
+        expect_fatal(peer_recv() ? 0 : 1, "the core ended this module's connection: protocol violation: unsolicited "
+                                          "reply 9; exiting to be restarted");
 }
 END_TEST
 
