@@ -159,9 +159,9 @@ static void spawner_send(struct modules *reg, enum spawner_op op, enum plug_id p
 }
 
 /* Tell a module whether the core accepts it. A refused module exits cleanly
- * instead of reconnecting (inside the snap systemd would otherwise loop),
- * unless restart is set: a running module that broke the protocol exits 1 so
- * that its supervisor (systemd, inside the snap) starts a fresh one. */
+ * instead of reconnecting, unless restart is set: a running module that broke
+ * the protocol exits 1 (a failure, not a clean stop; its supervisor starts a
+ * fresh one). */
 static void send_hello_reply(int fd, bool accepted, const char *reason, bool restart)
 {
         _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
