@@ -889,6 +889,9 @@ START_TEST(test_keystone_wrong_password_and_reauth)
 }
 END_TEST
 
+/* A shell command that switches the sqlite file named after it to WAL mode (fails otherwise). */
+#define SQLITE_WAL "python3 -c 'import sqlite3, sys; sys.exit(sqlite3.connect(sys.argv[1]).execute(\"PRAGMA journal_mode=WAL\").fetchone()[0] != \"wal\")'"
+
 /* sh() without Check's asserts, for main() (outside any test). */
 static int run_outside_tests(const char *fmt, ...) _printf_(1, 2);
 static int run_outside_tests(const char *fmt, ...)
@@ -933,11 +936,17 @@ int main(void)
                 fprintf(stderr, "test-placement: placement-api is not installed (python3-placement; make deps)\n");
                 return 1;
         }
+        /* Both services keep sqlite files. Keystone once answered POST /services with 500 under a
+         * loaded make check: "sqlite3.OperationalError: database is locked" on COMMIT, after
+         * sqlite's 5 s busy timeout (oslo.db opens a transaction for reads too, and a connection
+         * left open by a finished request blocks the next writer in the default rollback-journal
+         * mode). So the databases run in WAL mode (readers never block a writer; the mode is kept
+         * in the file) with a 30 s busy timeout. */
         (void)snprintf(template_dir, sizeof(template_dir), "/tmp/nova-plc-template-XXXXXX");
         if (!mkdtemp(template_dir) ||
-            run_outside_tests("printf '[placement_database]\\nconnection = sqlite:///%s/p.db\\n[api]\\nauth_strategy = noauth2\\n' "
-               "> '%s/placement.conf' && placement-manage --config-file '%s/placement.conf' db sync",
-               template_dir, template_dir, template_dir) != 0) {
+            run_outside_tests("printf '[placement_database]\\nconnection = sqlite:///%s/p.db?timeout=30\\n[api]\\n"
+               "auth_strategy = noauth2\\n' > '%s/placement.conf' && placement-manage --config-file '%s/placement.conf' db sync && "
+               SQLITE_WAL " '%s/p.db'", template_dir, template_dir, template_dir, template_dir) != 0) {
                 fprintf(stderr, "test-placement: placement-manage db sync failed in %s\n", template_dir);
                 return 1;
         }
@@ -945,7 +954,7 @@ int main(void)
          * keystone-wsgi-public (a wsgiref server) on 127.0.0.1:5000 of this netns */
         (void)snprintf(ks_dir, sizeof(ks_dir), "/tmp/nova-ks-XXXXXX");
         if (!mkdtemp(ks_dir) ||
-            run_outside_tests("cd '%s' && printf '[database]\\nconnection = sqlite:///%s/k.db\\n[token]\\nprovider = fernet\\n"
+            run_outside_tests("cd '%s' && printf '[database]\\nconnection = sqlite:///%s/k.db?timeout=30\\n[token]\\nprovider = fernet\\n"
                               "[fernet_tokens]\\nkey_repository = %s/fernet-keys\\n[fernet_receipts]\\nkey_repository = "
                               "%s/fernet-receipts\\n[credential]\\nkey_repository = %s/credential-keys\\n' > keystone.conf && "
                               "KM='keystone-manage --config-file %s/keystone.conf' && $KM db_sync >ks-manage.log 2>&1 && "
@@ -953,8 +962,8 @@ int main(void)
                               "$KM credential_setup --keystone-user root --keystone-group root >>ks-manage.log 2>&1 && "
                               "$KM bootstrap --bootstrap-password '%s' --bootstrap-region-id RegionOne "
                               "--bootstrap-public-url " KEYSTONE_URL " --bootstrap-internal-url " KEYSTONE_URL " "
-                              "--bootstrap-admin-url " KEYSTONE_URL " >>ks-manage.log 2>&1",
-                              ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, KEYSTONE_ADMIN_PW) != 0) {
+                              "--bootstrap-admin-url " KEYSTONE_URL " >>ks-manage.log 2>&1 && " SQLITE_WAL " '%s/k.db'",
+                              ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, KEYSTONE_ADMIN_PW, ks_dir) != 0) {
                 fprintf(stderr, "test-placement: keystone-manage failed (see %s/ks-manage.log); the keystone tests will fail\n",
                         ks_dir);
         } else {
