@@ -1,13 +1,20 @@
 /* hardware-observe.c - nova-hardware-observe: the module that holds the
  * hardware-observe plug. It keeps no capability and only reads: CPU model,
  * flags and topology, NUMA nodes, memory and huge pages, PCI devices, from
- * /proc and /sys. Nothing it serves takes an argument. */
+ * /proc and /sys. Nothing it serves takes an argument. It listens to the
+ * kernel's uevents (NETLINK_KOBJECT_UEVENT, which the plug allows) and tells
+ * the core "inventory_changed" when a CPU, memory block, NUMA node or PCI
+ * device comes, goes or changes, so that Placement hears of it at once. */
 #include "hw-protocol.h"
+#include "log.h"
 #include "modrt.h"
 #include "procfs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #define SYS_CPU "/sys/devices/system/cpu"
 #define SYS_NODE "/sys/devices/system/node"
@@ -276,14 +283,134 @@ static const struct modrt_entry entries[_HW_MAX] = {
         [HW_HOST_INVENTORY] = { &hw_entrypoints[HW_HOST_INVENTORY], handle_host_inventory },
 };
 
-static int hw_init(struct modrt *rt, void **ret_state)
+/* ---- hardware changes ---- */
+
+struct hw {
+        struct modrt *rt;
+        int uevent_fd;                  /* NETLINK_KOBJECT_UEVENT, the kernel's group; -1 when unavailable */
+        struct proto_writer *ev;        /* event builder */
+};
+
+static int uevent_open(void)
 {
-        (void)rt;
-        *ret_state = NULL;
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 /* the kernel's, not udev's */ };
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
+
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* Read every queued uevent; true when one of them may change the inventory
+ * (*ret set to the first such). Only the kernel's own messages count
+ * (sender port 0): another process of this network namespace may send to
+ * the group too. */
+static bool uevent_drain(struct hw *hw, struct uevent *ret)
+{
+        char buf[8192];
+        bool changed = false;
+
+        for (;;) {
+                struct sockaddr_nl from = { 0 };
+                socklen_t fromlen = sizeof(from);
+                struct uevent ev;
+                ssize_t n = recvfrom(hw->uevent_fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+                                     (struct sockaddr *)&from, &fromlen);
+
+                if (n < 0) {
+                        if (errno == ENOBUFS) /* overrun: something happened, re-read everything */
+                                return *ret = (struct uevent){ UEVENT_CHANGE, UEVENT_OTHER }, true;
+                        return changed; /* EAGAIN: drained */
+                }
+                if ((size_t)n > sizeof(buf) || from.nl_pid != 0 || uevent_parse(buf, (size_t)n, &ev) < 0 ||
+                    !uevent_changes_inventory(&ev))
+                        continue;
+                if (!changed)
+                        *ret = ev;
+                changed = true;
+        }
+}
+
+static void uevents_serve(struct hw *hw)
+{
+        struct uevent ev;
+
+        if (!uevent_drain(hw, &ev) || modrt_fd(hw->rt) < 0)
+                return;
+        log_info("hardware changed (%s %s): telling the core", uevent_subsystem_name(ev.subsystem),
+                 uevent_action_name(ev.action));
+        pw_init(hw->ev, PROTO_EVENT, 0, 0, "inventory_changed");
+        pw_str(hw->ev, "subsystem", uevent_subsystem_name(ev.subsystem));
+        pw_str(hw->ev, "action", uevent_action_name(ev.action));
+        (void)modrt_send_event(hw->rt, hw->ev);
+}
+
+/* The module's loop: the core's requests and the kernel's uevents. */
+static int hw_run(struct modrt *rt, void *state)
+{
+        struct hw *hw = state;
+
+        while (!modrt_should_exit(rt)) {
+                struct pollfd p[2] = { { modrt_fd(rt), POLLIN, 0 }, { hw->uevent_fd, POLLIN, 0 } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (p[1].revents & POLLIN)
+                        uevents_serve(hw);
+                if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        int r = modrt_dispatch(rt);
+                        if (r < 0)
+                                return r;
+                }
+        }
         return 0;
 }
 
-static void hw_done(void *state) { (void)state; }
+/* Waiting for the core (inside the snap): keep the queue short; the core reads the inventory when it comes. */
+static int hw_idle_fd(void *state) { return ((struct hw *)state)->uevent_fd; }
+static void hw_on_idle_fd(void *state)
+{
+        struct uevent ev;
+        (void)uevent_drain(state, &ev);
+}
+
+static int hw_init(struct modrt *rt, void **ret_state)
+{
+        struct hw *hw = calloc(1, sizeof(*hw));
+
+        if (!hw || !(hw->ev = malloc(sizeof(*hw->ev)))) {
+                free(hw);
+                return -ENOMEM;
+        }
+        hw->rt = rt;
+        hw->uevent_fd = uevent_open();
+        if (hw->uevent_fd < 0) {
+                /* the inventory is still served; Placement then learns of changes at its refresh */
+                log_warn("cannot listen to kernel uevents (%s): hardware changes are seen at the next refresh only",
+                         strerror(-hw->uevent_fd));
+                hw->uevent_fd = -1;
+        }
+        *ret_state = hw;
+        return 0;
+}
+
+static void hw_done(void *state)
+{
+        struct hw *hw = state;
+
+        if (!hw)
+                return;
+        safe_close(hw->uevent_fd);
+        free(hw->ev);
+        free(hw);
+}
 
 static const struct modrt_module hardware_observe_module = {
         .protocol = &hw_protocol,
@@ -291,6 +418,9 @@ static const struct modrt_module hardware_observe_module = {
         .n_entries = ARRAY_SIZE(entries),
         .init = hw_init,
         .done = hw_done,
+        .run = hw_run,
+        .idle_fd = hw_idle_fd,
+        .on_idle_fd = hw_on_idle_fd,
 };
 
 int main(int argc, char **argv) { return modrt_main(&hardware_observe_module, argc, argv); }

@@ -586,6 +586,60 @@ static void req_block(const struct ovs *ovs, struct req *q)
 /* Build the port_add transaction: insert what is missing, converge what is
  * ours. 0 with *ret_txn committed (or NULL when nothing needed a change),
  * 1 when the bridge is being created, or -errno with q's error set. */
+/* s's Port p exists: when it is ours and where it belongs, converge its
+ * interface key by key (other keys, e.g. OVN's, stay) and its MTU; else
+ * -EEXIST with q's error set, and nothing changes. */
+static int add_converge(const struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q,
+                        const struct port_spec *s, const struct ovsrec_port *p, const char *const want[_XID_MAX])
+{
+        const char *owner = port_owner(p);
+        const struct ovsrec_interface *i = port_iface(p);
+
+        if (!owner || !streq(owner, s->port_uuid)) {
+                req_set_error(q, -EEXIST, "a port named %s exists in ovsdb without our mark for port %s; left alone",
+                              s->name, s->port_uuid);
+                return -EEXIST;
+        }
+        if (!port_on_bridge(br, p)) {
+                req_set_error(q, -EEXIST, "port %s is ours but not on the integration bridge %s; left alone", s->name,
+                              ovs->bridge);
+                return -EEXIST;
+        }
+        if (!i) {
+                req_set_error(q, -EEXIST, "port %s is ours but has unexpected interfaces; left alone", s->name);
+                return -EEXIST;
+        }
+        for (size_t x = 0; x < _XID_MAX; x++)
+                if (!streq_ptr(smap_get(&i->external_ids, xid_keys[x]), want[x]))
+                        ovsrec_interface_update_external_ids_setkey(i, xid_keys[x], want[x]);
+        if (i->n_mtu_request != 1 || i->mtu_request[0] != s->mtu)
+                ovsrec_interface_set_mtu_request(i, &s->mtu, 1);
+        return 0;
+}
+
+/* A new Port with one Interface for s, carrying our mark and nova's external ids, on br. */
+static void add_insert(struct ovsdb_idl_txn *txn, const struct ovsrec_bridge *br, struct port_spec *s,
+                       const char *const want[_XID_MAX])
+{
+        struct smap ids = SMAP_INITIALIZER(&ids), mark = SMAP_INITIALIZER(&mark);
+        struct ovsrec_interface *ni = ovsrec_interface_insert(txn);
+        struct ovsrec_port *np = ovsrec_port_insert(txn);
+
+        for (size_t x = 0; x < _XID_MAX; x++)
+                smap_add(&ids, xid_keys[x], want[x]);
+        smap_add(&mark, OVS_MARK_KEY, s->port_uuid);
+        ovsrec_interface_set_name(ni, s->name);
+        ovsrec_interface_set_external_ids(ni, &ids);
+        ovsrec_interface_set_mtu_request(ni, &s->mtu, 1);
+        ovsrec_port_set_name(np, s->name);
+        ovsrec_port_set_interfaces(np, &ni, 1);
+        ovsrec_port_set_external_ids(np, &mark);
+        ovsrec_bridge_update_ports_addvalue(br, np);
+        smap_destroy(&ids);
+        smap_destroy(&mark);
+        s->inserting = true;
+}
+
 static int add_build(struct ovs *ovs, struct req *q, struct ovsdb_idl_txn **ret_txn)
 {
         const struct ovsrec_bridge *br = bridge_find(ovs);
@@ -626,55 +680,13 @@ static int add_build(struct ovs *ovs, struct req *q, struct ovsdb_idl_txn **ret_
                 const struct ovsrec_port *o = port_ours(ovs, br, s->other, s->port_uuid);
                 if (o)
                         ovsrec_bridge_update_ports_delvalue(br, o);
-                if (p) {
-                        const char *owner = port_owner(p);
-                        const struct ovsrec_interface *i = port_iface(p);
-
-                        if (!owner || !streq(owner, s->port_uuid)) {
-                                req_set_error(q, -EEXIST,
-                                              "a port named %s exists in ovsdb without our mark for port %s; left alone",
-                                              s->name, s->port_uuid);
-                                r = -EEXIST;
-                        } else if (!port_on_bridge(br, p)) {
-                                req_set_error(q, -EEXIST, "port %s is ours but not on the integration bridge %s; left alone",
-                                              s->name, ovs->bridge);
-                                r = -EEXIST;
-                        } else if (!i) {
-                                req_set_error(q, -EEXIST, "port %s is ours but has unexpected interfaces; left alone",
-                                              s->name);
-                                r = -EEXIST;
-                        } else {
-                                /* Ours: converge key by key (other keys, e.g. OVN's, stay). */
-                                for (size_t x = 0; x < _XID_MAX; x++)
-                                        if (!streq_ptr(smap_get(&i->external_ids, xid_keys[x]), want[x]))
-                                                ovsrec_interface_update_external_ids_setkey(i, xid_keys[x], want[x]);
-                                if (i->n_mtu_request != 1 || i->mtu_request[0] != s->mtu)
-                                        ovsrec_interface_set_mtu_request(i, &s->mtu, 1);
-                        }
-                        continue;
-                }
-                if (iface_by_name(ovs, s->name)) {
+                if (p)
+                        r = add_converge(ovs, br, q, s, p, want);
+                else if (iface_by_name(ovs, s->name)) {
                         req_set_error(q, -EEXIST, "an interface named %s exists in another port; left alone", s->name);
                         r = -EEXIST;
-                        continue;
-                }
-                struct smap ids = SMAP_INITIALIZER(&ids), mark = SMAP_INITIALIZER(&mark);
-                struct ovsrec_interface *ni = ovsrec_interface_insert(txn);
-                struct ovsrec_port *np = ovsrec_port_insert(txn);
-
-                for (size_t x = 0; x < _XID_MAX; x++)
-                        smap_add(&ids, xid_keys[x], want[x]);
-                smap_add(&mark, OVS_MARK_KEY, s->port_uuid);
-                ovsrec_interface_set_name(ni, s->name);
-                ovsrec_interface_set_external_ids(ni, &ids);
-                ovsrec_interface_set_mtu_request(ni, &s->mtu, 1);
-                ovsrec_port_set_name(np, s->name);
-                ovsrec_port_set_interfaces(np, &ni, 1);
-                ovsrec_port_set_external_ids(np, &mark);
-                ovsrec_bridge_update_ports_addvalue(br, np);
-                smap_destroy(&ids);
-                smap_destroy(&mark);
-                s->inserting = true;
+                } else
+                        add_insert(txn, br, s, want);
         }
         if (r < 0) {
                 ovsdb_idl_txn_abort(txn);

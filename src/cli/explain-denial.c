@@ -66,63 +66,104 @@ static const char *const ptrace_advice =
         "(trace)'); reading another process's /proc entries is ptrace read, which system-observe grants. Do not "
         "request system-trace.";
 
-static void explain(unsigned long lineno, const struct denial *d)
+/* What d denied, as an access to look up in snapd's policy (*a, pointing into
+ * d), in words (what) and with advice where we have some. False when the
+ * record cannot be looked up: a line saying why was printed. */
+static bool describe_access(unsigned long lineno, const struct denial *d, struct access *a, char *what, size_t size,
+                            const char **advice)
 {
-        struct grants g = { .n = 0 };
-        struct access a = { 0 };
-        char what[1200], app[128] = "";
-        const char *advice = NULL, *plug;
-        size_t n;
-
-        if (strncmp(d->profile, SNAP_LABEL, strlen(SNAP_LABEL)) == 0)
-                (void)strscpy(app, d->profile + strlen(SNAP_LABEL), sizeof(app));
         if (d->kind == DENIAL_SECCOMP) {
                 const char *sc = denial_syscall_name(d->syscall);
                 if (d->arch && d->arch != 0xc000003eUL) {
                         printf("line %lu: seccomp denied syscall %ld on arch %#lx: only x86_64 numbers are known\n",
                                lineno, d->syscall, d->arch);
-                        return;
+                        return false;
                 }
-                a.kind = ACCESS_SYSCALL;
-                a.name = sc ? sc : "?";
-                (void)snprintf(what, sizeof(what), "seccomp denied syscall %s (%ld)", a.name, d->syscall);
+                a->kind = ACCESS_SYSCALL;
+                a->name = sc ? sc : "?";
+                (void)snprintf(what, size, "seccomp denied syscall %s (%ld)", a->name, d->syscall);
                 if (sc && (streq(sc, "init_module") || streq(sc, "finit_module") || streq(sc, "delete_module")))
-                        advice = kmod_advice;
+                        *advice = kmod_advice;
                 else if (sc && strstr(sc, "chown"))
-                        advice = chown_advice;
+                        *advice = chown_advice;
                 else if (sc && streq(sc, "ptrace"))
-                        advice = ptrace_advice;
+                        *advice = ptrace_advice;
         } else if (d->capname[0] || streq(d->operation, "capable")) {
-                a.kind = ACCESS_CAPABILITY;
-                a.name = d->capname;
-                (void)snprintf(what, sizeof(what), "AppArmor denied capability %s", d->capname);
+                a->kind = ACCESS_CAPABILITY;
+                a->name = d->capname;
+                (void)snprintf(what, size, "AppArmor denied capability %s", d->capname);
                 if (streq(d->capname, "sys_module"))
-                        advice = kmod_advice;
+                        *advice = kmod_advice;
                 else if (streq(d->capname, "chown") || streq(d->capname, "fowner") || streq(d->capname, "fsetid"))
-                        advice = chown_advice;
+                        *advice = chown_advice;
                 else if (streq(d->capname, "sys_ptrace"))
-                        advice = ptrace_advice;
+                        *advice = ptrace_advice;
         } else if (d->family[0]) {
-                a.kind = ACCESS_NETWORK;
-                a.name = d->family;
-                a.arg = d->sock_type[0] ? d->sock_type : NULL;
-                (void)snprintf(what, sizeof(what), "AppArmor denied network %s %s%s%s", d->family, d->sock_type,
+                a->kind = ACCESS_NETWORK;
+                a->name = d->family;
+                a->arg = d->sock_type[0] ? d->sock_type : NULL;
+                (void)snprintf(what, size, "AppArmor denied network %s %s%s%s", d->family, d->sock_type,
                                d->protocol >= 0 && streq(d->family, "netlink") ? " protocol " : "",
                                d->protocol >= 0 && streq(d->family, "netlink") && denial_netlink_name(d->protocol)
                                        ? denial_netlink_name(d->protocol)
                                        : "");
         } else if (d->name[0]) {
-                a.kind = ACCESS_FILE;
-                a.name = d->name;
-                a.arg = d->denied_mask[0] ? d->denied_mask : "r";
-                (void)snprintf(what, sizeof(what), "AppArmor denied %s of %s (mask %s)", d->operation, d->name, a.arg);
+                a->kind = ACCESS_FILE;
+                a->name = d->name;
+                a->arg = d->denied_mask[0] ? d->denied_mask : "r";
+                (void)snprintf(what, size, "AppArmor denied %s of %s (mask %s)", d->operation, d->name, a->arg);
                 if (strncmp(d->name, "/sys/module/", 12) == 0 || strstr(d->name, "/modprobe"))
-                        advice = kmod_advice;
+                        *advice = kmod_advice;
         } else {
                 printf("line %lu: AppArmor denied %s (class %s): no file, capability or network in the record\n",
                        lineno, d->operation, d->class_[0] ? d->class_ : "?");
-                return;
+                return false;
         }
+        return true;
+}
+
+/* The verdict line: which interface (n of them, listed in g) would grant the access to app ("" when not ours). */
+static void print_verdict(const char *app, const struct grants *g, size_t n)
+{
+        const char *plug = app[0] ? app_plug(app) : NULL;
+
+        if (plug && has(g, plug))
+                printf("  verdict: app %s plugs %s, which grants this: the plug is not connected (sudo snap connect "
+                       "nova-hypervisor:%s) or the app was not restarted since it was (seccomp: sudo snap restart "
+                       "nova-hypervisor.%s)\n",
+                       app, plug, plug, app);
+        else if (has(g, "default"))
+                printf("  verdict: snapd's default template allows this only as its rule says (owner-only, argument "
+                       "filter, exact path); the denied access is outside that\n");
+        else if (n > 0) {
+                char ours[512] = "", others[512] = "";
+                for (size_t i = 0; i < g->n; i++) {
+                        char *l = requested(g->ifaces[i]) ? ours : others;
+                        size_t used = strlen(l);
+                        (void)snprintf(l + used, sizeof(ours) - used, "%s%s", used ? ", " : "", g->ifaces[i]);
+                }
+                if (ours[0])
+                        printf("  verdict: only plugs of other apps of ours grant this (%s): the access belongs in "
+                               "that module, not in %s\n",
+                               ours, app[0] ? app : "this process");
+                else
+                        printf("  verdict: not granted to this snap: we do not request %s\n", others);
+        } else
+                printf("  verdict: no interface grants this: the code must not do it under confinement\n");
+}
+
+static void explain(unsigned long lineno, const struct denial *d)
+{
+        struct grants g = { .n = 0 };
+        struct access a = { 0 };
+        char what[1200], app[128] = "";
+        const char *advice = NULL;
+        size_t n;
+
+        if (strncmp(d->profile, SNAP_LABEL, strlen(SNAP_LABEL)) == 0)
+                (void)strscpy(app, d->profile + strlen(SNAP_LABEL), sizeof(app));
+        if (!describe_access(lineno, d, &a, what, sizeof(what), &advice))
+                return;
         printf("line %lu: %s to %s%s%s%s\n", lineno, what, d->profile[0] ? d->profile : "an unknown profile",
                d->comm[0] ? " (comm \"" : "", d->comm, d->comm[0] ? "\")" : "");
         if (!app[0] && d->profile[0])
@@ -133,31 +174,7 @@ static void explain(unsigned long lineno, const struct denial *d)
                 printf("  granted by: no snapd interface\n");
         else
                 printf("  granted by: %s\n", g.list);
-
-        plug = app[0] ? app_plug(app) : NULL;
-        if (plug && has(&g, plug))
-                printf("  verdict: app %s plugs %s, which grants this: the plug is not connected (sudo snap connect "
-                       "nova-hypervisor:%s) or the app was not restarted since it was (seccomp: sudo snap restart "
-                       "nova-hypervisor.%s)\n",
-                       app, plug, plug, app);
-        else if (has(&g, "default"))
-                printf("  verdict: snapd's default template allows this only as its rule says (owner-only, argument "
-                       "filter, exact path); the denied access is outside that\n");
-        else if (n > 0) {
-                char ours[512] = "", others[512] = "";
-                for (size_t i = 0; i < g.n; i++) {
-                        char *l = requested(g.ifaces[i]) ? ours : others;
-                        size_t used = strlen(l);
-                        (void)snprintf(l + used, sizeof(ours) - used, "%s%s", used ? ", " : "", g.ifaces[i]);
-                }
-                if (ours[0])
-                        printf("  verdict: only plugs of other apps of ours grant this (%s): the access belongs in "
-                               "that module, not in %s\n",
-                               ours, app[0] ? app : "this process");
-                else
-                        printf("  verdict: not granted to this snap: we do not request %s\n", others);
-        } else
-                printf("  verdict: no interface grants this: the code must not do it under confinement\n");
+        print_verdict(app, &g, n);
         if (advice)
                 printf("  advice: %s\n", advice);
 }

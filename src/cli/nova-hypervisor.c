@@ -269,7 +269,27 @@ static void print_pending(struct json_object *resp)
                 fprintf(stderr, "note: stored, %s\n", jstr(resp, "pending"));
 }
 
-static int rule_add(int argc, char **argv)
+/* --port N or N:M (or N-M) into the rule body b. 0 or -EINVAL. */
+static int port_option(const char *arg, struct json_object *b)
+{
+        uint32_t lo, hi;
+        char buf[32], *sep;
+
+        if (strscpy(buf, arg, sizeof(buf)) < 0)
+                return -EINVAL;
+        sep = strpbrk(buf, ":-");
+        if (sep)
+                *sep++ = '\0';
+        if (parse_u32(buf, 0, 65535, &lo) < 0 || (sep && parse_u32(sep, 0, 65535, &hi) < 0))
+                return -EINVAL;
+        json_object_object_add(b, "port_range_min", json_object_new_int((int)lo));
+        json_object_object_add(b, "port_range_max", json_object_new_int((int)(sep ? hi : lo)));
+        return 0;
+}
+
+/* The rule options of `secgroup rule add` into the request body b; optind is
+ * left at the first operand. 0, or the exit code 2 after saying why. */
+static int rule_options(int argc, char **argv, struct json_object *b)
 {
         static const struct option opts[] = {
                 { "direction", required_argument, NULL, 'd' }, { "ethertype", required_argument, NULL, 'e' },
@@ -277,14 +297,11 @@ static int rule_add(int argc, char **argv)
                 { "icmp-type", required_argument, NULL, 't' }, { "icmp-code", required_argument, NULL, 'c' },
                 { "remote", required_argument, NULL, 'r' },    { 0 },
         };
-        struct json_object *b = json_object_new_object(), *resp = NULL;
-        char path[160];
-        int c, r;
+        int c;
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-                uint32_t lo, hi;
-                char buf[32], *sep;
+                uint32_t lo;
                 switch (c) {
                 case 'd':
                         json_object_object_add(b, "direction", json_object_new_string(optarg));
@@ -295,45 +312,50 @@ static int rule_add(int argc, char **argv)
                 case 'p':
                         json_object_object_add(b, "protocol", json_object_new_string(optarg));
                         break;
+                case 'r':
+                        json_object_object_add(b, "remote_ip_prefix", json_object_new_string(optarg));
+                        break;
                 case 'P':
-                        if (strscpy(buf, optarg, sizeof(buf)) < 0)
-                                goto bad_port;
-                        sep = strpbrk(buf, ":-");
-                        if (sep)
-                                *sep++ = '\0';
-                        if (parse_u32(buf, 0, 65535, &lo) < 0 || (sep && parse_u32(sep, 0, 65535, &hi) < 0))
-                                goto bad_port;
-                        json_object_object_add(b, "port_range_min", json_object_new_int((int)lo));
-                        json_object_object_add(b, "port_range_max", json_object_new_int((int)(sep ? hi : lo)));
+                        if (port_option(optarg, b) < 0) {
+                                fprintf(stderr, "error: --port: N or N:M with ports 1..65535\n");
+                                return 2;
+                        }
                         break;
                 case 't':
                 case 'c':
                         if (parse_u32(optarg, 0, 255, &lo) < 0) {
                                 fprintf(stderr, "error: --icmp-%s: 0..255\n", c == 't' ? "type" : "code");
-                                json_object_put(b);
                                 return 2;
                         }
                         json_object_object_add(b, c == 't' ? "port_range_min" : "port_range_max",
                                                json_object_new_int((int)lo));
                         break;
-                case 'r':
-                        json_object_object_add(b, "remote_ip_prefix", json_object_new_string(optarg));
-                        break;
                 default:
-                        json_object_put(b);
                         return 2;
                 }
         }
-        if (optind != argc - 1 || !jobj(b, "direction")) {
+        return 0;
+}
+
+static int rule_add(int argc, char **argv)
+{
+        struct json_object *b = json_object_new_object(), *resp = NULL;
+        char path[160];
+        int r;
+
+        r = rule_options(argc, argv, b);
+        if (r == 0 && (optind != argc - 1 || !jobj(b, "direction"))) {
                 fprintf(stderr, "usage: nova-hypervisor secgroup rule add GROUP --direction ingress|egress\n"
                                 "         [--ethertype IPv4|IPv6] [--protocol tcp|udp|icmp|icmpv6|any|N]\n"
                                 "         [--port N[:M]] [--icmp-type T [--icmp-code C]] [--remote CIDR]\n");
-                json_object_put(b);
-                return 2;
+                r = 2;
         }
-        if (strlen(argv[optind]) > 80 || xsnprintf(path, sizeof(path), "/v1/secgroups/%s/rules", argv[optind]) < 0) {
+        if (r == 0 && (strlen(argv[optind]) > 80 ||
+                       xsnprintf(path, sizeof(path), "/v1/secgroups/%s/rules", argv[optind]) < 0))
+                r = 2;
+        if (r != 0) {
                 json_object_put(b);
-                return 2;
+                return r;
         }
         r = call("POST", path, json_object_to_json_string(b), &resp);
         json_object_put(b);
@@ -348,10 +370,6 @@ static int rule_add(int argc, char **argv)
         print_pending(resp);
         json_object_put(resp);
         return 0;
-bad_port:
-        fprintf(stderr, "error: --port: N or N:M with ports 1..65535\n");
-        json_object_put(b);
-        return 2;
 }
 
 static bool ref_ok(const char *ref)

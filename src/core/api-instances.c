@@ -273,7 +273,7 @@ static void observe(struct api_conn *c, enum observe_kind kind, const char *inst
 
         if (instance_id && !(inst = api_find_instance(c, instance_id)))
                 return api_respond_error(c, 404, "no such instance", -1);
-        if (observe_start(api_context_of(c)->cfg, api_context_of(c)->modules, api_context_of(c)->instances, kind, inst, on_observe_done, c, &c->observe) < 0)
+        if (observe_start(api_context_of(c)->cfg, api_context_of(c)->modules, api_context_of(c)->instances, api_context_of(c)->placement, kind, inst, on_observe_done, c, &c->observe) < 0)
                 api_respond_error(c, 500, "out of memory", -1);
 }
 

@@ -132,7 +132,7 @@ static void handle_status(struct api_conn *c)
 
         for (int i = 0; i < _PLUG_MAX; i++)
                 json_object_array_add(plugs, module_json(api_context_of(c)->modules, (enum plug_id)i));
-        json_object_object_add(root, "placement", placement_status_json()); /* issue 18 */
+        json_object_object_add(root, "placement", placement_status_json(api_context_of(c)->placement)); /* issue 18 */
         json_object_object_add(root, "instances", status_instances_json(api_context_of(c)->instances));
         json_object_object_add(root, "reconcile", status_reconcile_json(api_context_of(c)->lifecycle));
         json_object_object_add(root, "firewall", status_firewall_json(api_context_of(c)->firewall, api_context_of(c)->groups));

@@ -37,6 +37,7 @@ struct api_context {
         struct instance_store *instances; /* the instance store */
         struct secgroup_store *groups;  /* the security-group store */
         struct modules *modules;        /* the module registry */
+        struct placement *placement;    /* the Placement client (status, host, metrics); may be NULL */
         bool snap;                      /* running inside a snap */
         pid_t spawner_pid;              /* 0 inside a snap */
         uint64_t started_usec;          /* monotonic start time of the core */

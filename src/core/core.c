@@ -373,6 +373,7 @@ static int start_api(struct core *c)
                 .instances = c->instances,
                 .groups = c->groups,
                 .modules = c->modules,
+                .placement = c->placement,
                 .snap = !c->supervise,
                 .spawner_pid = c->spawner_pid,
                 .started_usec = c->started_usec,
@@ -385,6 +386,9 @@ static int start_api(struct core *c)
                 log_err("cannot serve the API: %s", strerror(-r));
         return r;
 }
+
+/* The lifecycle engine's capacity hook: tell the Placement client. */
+static void on_capacity_changed(void *userdata, const char *why) { placement_kick(userdata, why); }
 
 int core_start(struct core *c)
 {
@@ -404,8 +408,10 @@ int core_start(struct core *c)
         if (r >= 0 &&
             (r = firewall_new(c->event, c->modules, c->lifecycle, c->instances, c->groups, &c->firewall)) >= 0)
                 lifecycle_set_firewall(c->lifecycle, c->firewall);
+        if (r >= 0 && (r = placement_new(c->event, &c->cfg, c->modules, &c->placement)) < 0)
+                log_err("cannot set up the Placement client: %s", strerror(-r));
         if (r >= 0)
-                lifecycle_set_capacity_hook(c->lifecycle, placement_kick);
+                lifecycle_set_capacity_hook(c->lifecycle, on_capacity_changed, c->placement);
         if (r >= 0 && c->module_fd >= 0 && (r = modules_listen(c->modules, TAKE_FD(c->module_fd))) < 0)
                 log_err("cannot accept modules: %s", strerror(-r));
         if (r >= 0)
@@ -415,7 +421,7 @@ int core_start(struct core *c)
         /* issue 18: register in OpenStack Placement (nothing when placement_url is empty); not in the
          * remove hook's run (--spawn-modules), which only undoes local state. A failure leaves
          * everything local working; status shows the error. */
-        if (!(c->snap && c->supervise) && placement_start(c->event, &c->cfg, c->modules) < 0)
+        if (!(c->snap && c->supervise) && placement_start(c->placement) < 0)
                 log_warn("the Placement client is not running (see above); everything local keeps working");
         if (!c->supervise) {
                 r = health_start(c->event, c->modules, streq(c->cfg.vif_type, "ovs"), &c->health);
@@ -443,7 +449,6 @@ struct core *core_free(struct core *c)
         if (!c)
                 return NULL;
         c->health = health_stop(c->health);
-        placement_stop();
         c->api = api_stop(c->api);
         if (c->api_fd >= 0 || c->started_usec)
                 (void)unlink(c->cfg.api_socket);
@@ -454,6 +459,7 @@ struct core *core_free(struct core *c)
         if (c->event) {
                 /* In-flight calls fail now (their callbacks still find the engine and
                  * the firewall); then nothing refers to the registry any more. */
+                c->placement = placement_free(c->placement); /* cancels its module call first */
                 c->modules = modules_free(c->modules);
                 c->lifecycle = lifecycle_free(c->lifecycle);
                 c->firewall = firewall_free(c->firewall);

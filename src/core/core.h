@@ -10,15 +10,15 @@
  *                capability dropped and no_new_privs set
  *   core_start   event loop and signals; stores (instances, security groups);
  *                units: module registry, lifecycle, firewall (each given the
- *                other), API, health
+ *                other), Placement client, API, health; then Placement starts
  *   core_run     the event loop, until SIGTERM/SIGINT
- *   core_free    the reverse: health, API, sockets, modules (in-flight calls
+ *   core_free    the reverse: health, API, sockets, Placement, modules (in-flight calls
  *                fail), lifecycle (operations left are cancelled), firewall,
  *                the stores, then the spawner (which stops the modules) is
  *                waited for
  *
- * Every unit (module registry, stores, lifecycle engine, firewall, API,
- * health) is an object owned here and handed explicitly to the units that
+ * Every unit (module registry, stores, lifecycle engine, firewall, Placement
+ * client, API, health) is an object owned here and handed explicitly to the units that
  * use it. docs/ARCHITECTURE.md has the map. */
 #ifndef NOVA_CORE_H
 #define NOVA_CORE_H
@@ -63,6 +63,7 @@ struct core {
         struct modules *modules;         /* the module registry */
         struct lifecycle *lifecycle;     /* the pipeline engine */
         struct firewall *firewall;       /* security groups -> firewall-control */
+        struct placement *placement;     /* this host as a provider in OpenStack Placement */
         struct api_server *api;
         struct health *health;           /* inside a snap: snapctl set-health */
 };

@@ -95,6 +95,7 @@ struct lifecycle {
         struct instance_store *instances; /* the instances operations work on */
         struct modules *modules;          /* the registry requests go through */
         lifecycle_capacity_fn capacity_changed; /* told after a boot or delete (Placement); may be NULL */
+        void *capacity_userdata;        /* its argument (the Placement client) */
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
@@ -369,7 +370,7 @@ static void op_finish(struct op *op)
                         notify(op, 0, NULL, -1, NULL);
                         op_free(op);
                         if (lc->capacity_changed)
-                                lc->capacity_changed("delete");
+                                lc->capacity_changed(lc->capacity_userdata, "delete");
                         return;
                 }
                 /* Everything is gone but the record, which still says deleting (a
@@ -381,10 +382,10 @@ static void op_finish(struct op *op)
                                "delete it again", strerror(-r));
                 (void)strscpy(inst->fault, fault, sizeof(inst->fault));
                 if (lc->capacity_changed)
-                        lc->capacity_changed("delete");
+                        lc->capacity_changed(lc->capacity_userdata, "delete");
         }
         if (op->kind == OP_BOOT && op->lc->capacity_changed)
-                op->lc->capacity_changed("boot");
+                op->lc->capacity_changed(op->lc->capacity_userdata, "boot");
         /* What was done is done: when the record cannot be written the instance keeps
          * what happened in memory, marked unsaved, and the next write of the store
          * writes it (instance_save); the record on disk stays the last good one. */
@@ -1147,6 +1148,8 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
                 log_warn("firewall-control rebuilt its damaged nftables tables; re-applying every port");
                 firewall_sync(lc->firewall);
         }
+        else if (plug == PLUG_HARDWARE_OBSERVE && streq(event, "inventory_changed") && lc->capacity_changed)
+                lc->capacity_changed(lc->capacity_userdata, "hardware change"); /* a CPU, memory, node or PCI uevent */
 }
 
 /* process-control is ready: pin every idle active instance whose cpu_set is
@@ -1181,7 +1184,7 @@ static void on_module_ready(enum plug_id plug, void *userdata)
         else if (plug == PLUG_FIREWALL_CONTROL)
                 firewall_sync(lc->firewall);
         else if (plug == PLUG_HARDWARE_OBSERVE && lc->capacity_changed)
-                lc->capacity_changed("hardware-observe ready"); /* the host inventory is there */
+                lc->capacity_changed(lc->capacity_userdata, "hardware-observe ready"); /* the inventory is there */
 }
 
 void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_report *ret)
@@ -1224,10 +1227,11 @@ void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw)
         lc->firewall = fw;
 }
 
-void lifecycle_set_capacity_hook(struct lifecycle *lc, lifecycle_capacity_fn fn)
+void lifecycle_set_capacity_hook(struct lifecycle *lc, lifecycle_capacity_fn fn, void *userdata)
 {
         assert(lc);
         lc->capacity_changed = fn;
+        lc->capacity_userdata = userdata;
 }
 
 struct lifecycle *lifecycle_free(struct lifecycle *lc)

@@ -48,10 +48,11 @@ int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct modules
 struct firewall;
 void lifecycle_set_firewall(struct lifecycle *lc, struct firewall *fw);
 /* Told (why: a short word for the debug log) when local capacity may have
- * changed: a boot or delete finished, hardware-observe became ready. The core
- * points it at the Placement client (placement_kick); NULL: nobody. */
-typedef void (*lifecycle_capacity_fn)(const char *why);
-void lifecycle_set_capacity_hook(struct lifecycle *lc, lifecycle_capacity_fn fn);
+ * changed: a boot or delete finished, hardware-observe became ready or
+ * reported a hardware change. The core points it at its Placement client
+ * (placement_kick, userdata the client); NULL: nobody. */
+typedef void (*lifecycle_capacity_fn)(void *userdata, const char *why);
+void lifecycle_set_capacity_hook(struct lifecycle *lc, lifecycle_capacity_fn fn, void *userdata);
 /* Cancel every operation left (waiters hear -ECANCELED), free (NULL accepted).
  * Call it once no module call is in flight (after modules_free: the callbacks
  * of the calls it fails still reach the engine); it does not touch the

@@ -46,6 +46,13 @@ struct module {
         char last_error[256];
         struct module_call *calls;      /* pending calls */
         uint32_t next_id;
+        /* Ids of calls that timed out on this connection: a late reply to one is dropped
+         * quietly; any other reply to a call that is not pending is unsolicited (a
+         * protocol violation). When the ring is full the oldest goes and late_floor
+         * remembers it: late replies up to that id are then dropped quietly too. */
+        uint32_t timed_out[32];
+        unsigned n_timed_out;
+        uint32_t late_floor;            /* 0: none */
 };
 
 struct modules {
@@ -152,8 +159,10 @@ static void spawner_send(struct modules *reg, enum spawner_op op, enum plug_id p
 }
 
 /* Tell a module whether the core accepts it. A refused module exits cleanly
- * instead of reconnecting (inside the snap systemd would otherwise loop). */
-static void send_hello_reply(int fd, bool accepted, const char *reason)
+ * instead of reconnecting, unless restart is set: a running module that broke
+ * the protocol exits 1 (a failure, not a clean stop; its supervisor starts a
+ * fresh one). */
+static void send_hello_reply(int fd, bool accepted, const char *reason, bool restart)
 {
         _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
         const uint8_t *buf;
@@ -165,6 +174,8 @@ static void send_hello_reply(int fd, bool accepted, const char *reason)
         pw_bool(w, "accepted", accepted);
         if (reason)
                 pw_str(w, "reason", reason);
+        if (restart)
+                pw_bool(w, "restart", true);
         if (pw_finish(w, &buf, &len) == 0)
                 (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
@@ -177,6 +188,8 @@ static void close_connection(struct module *m, const char *why)
         m->io = sd_event_source_disable_unref(m->io);
         m->fd = safe_close(m->fd);
         fail_all_calls(m, -ECONNRESET, why);
+        m->n_timed_out = 0;
+        m->late_floor = 0;
         if (reg->spawner_fd < 0) {
                 /* Inside a snap there is no exit report: the connection is the process. */
                 m->pid = 0;
@@ -316,7 +329,7 @@ _printf_(2, 3) static void protocol_violation(struct module *m, const char *fmt,
         set_error(m, "protocol violation: %s", why);
         log_err("%s: %s; closing the connection", plug_table[m->plug].name, m->last_error);
         if (m->fd >= 0)
-                send_hello_reply(m->fd, false, m->last_error);
+                send_hello_reply(m->fd, false, m->last_error, m->state == MOD_RUNNING);
         close_connection(m, "broke the protocol");
         m->state = MOD_STOPPING;
         spawner_send(m->reg, SPAWNER_STOP, m->plug);
@@ -340,9 +353,15 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
                 return protocol_violation(m, "unsupported protocol version");
         if (!eps || eps->type != PV_LIST)
                 return protocol_violation(m, "hello without an entrypoint list");
-        for (const struct proto_value *e = eps->child; e; e = e->next, n++)
+        /* Exactly the protocol's list, in its order (both sides are built from the same table):
+         * a changed list is a different or tampered module, refused, not served in part. */
+        for (const struct proto_value *e = eps->child; e; e = e->next, n++) {
                 if (e->type != PV_STR || !module_protocol_find(mp, e->v.s))
                         return protocol_violation(m, "module announces an entrypoint this core does not know");
+                if (n >= mp->n_entrypoints || !streq(e->v.s, mp->entrypoints[n].name))
+                        return protocol_violation(m, "entrypoint list changed: entry %zu is %s, expected %s", n,
+                                                  e->v.s, n < mp->n_entrypoints ? mp->entrypoints[n].name : "none");
+        }
         if (n != mp->n_entrypoints)
                 return protocol_violation(m, "module announces %zu entrypoints, expected %zu", n, mp->n_entrypoints);
         if (proto_get_u64(msg->body, "pid", 0) != (uint64_t)m->pid)
@@ -358,7 +377,7 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
                                           have, sec.no_new_privs, want);
         }
         stop_timer(m);
-        send_hello_reply(m->fd, true, NULL);
+        send_hello_reply(m->fd, true, NULL, false);
         m->caps_effective = sec.cap_eff;
         m->no_new_privs = sec.no_new_privs;
         m->state = MOD_RUNNING;
@@ -371,6 +390,32 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
                 reg->on_ready(m->plug, reg->handlers_userdata);
 }
 
+/* Remember that the call with id timed out: its reply may still come. */
+static void note_timed_out(struct module *m, uint32_t id)
+{
+        if (m->n_timed_out == ARRAY_SIZE(m->timed_out)) {
+                m->late_floor = m->timed_out[0];
+                memmove(m->timed_out, m->timed_out + 1, (m->n_timed_out - 1) * sizeof(m->timed_out[0]));
+                m->n_timed_out--;
+        }
+        m->timed_out[m->n_timed_out++] = id;
+}
+
+/* A reply to id, which is not pending: true (and forgotten) when it is a
+ * late answer to a call that timed out; false when it is unsolicited. */
+static bool late_reply(struct module *m, uint32_t id)
+{
+        for (unsigned i = 0; i < m->n_timed_out; i++)
+                if (m->timed_out[i] == id) {
+                        memmove(m->timed_out + i, m->timed_out + i + 1,
+                                (m->n_timed_out - i - 1) * sizeof(m->timed_out[0]));
+                        m->n_timed_out--;
+                        return true;
+                }
+        /* serial-number order, as the ids are issued (the counter may wrap) */
+        return id != 0 && m->late_floor != 0 && (int32_t)(m->late_floor - id) >= 0;
+}
+
 static void handle_reply(struct module *m, const struct proto_msg *msg)
 {
         struct module_call *call;
@@ -379,7 +424,12 @@ static void handle_reply(struct module *m, const struct proto_msg *msg)
                 if (call->id == msg->id)
                         break;
         if (!call) {
-                log_debug("%s: reply to request %u that is no longer pending", plug_table[m->plug].name, msg->id);
+                if (!late_reply(m, msg->id))
+                        /* never asked, or answered already: the module is confused or lying */
+                        return protocol_violation(m, "unsolicited reply %u (%s): no such request is pending",
+                                                  msg->id, msg->name);
+                log_debug("%s: late reply to request %u (%s), which timed out", plug_table[m->plug].name, msg->id,
+                          msg->name);
                 return;
         }
         if (!streq(call->entrypoint, msg->name))
@@ -508,7 +558,7 @@ _printf_(2, 3) static void pending_refuse(struct pending_conn *p, const char *fm
         (void)vsnprintf(why, sizeof(why), fmt, ap);
         va_end(ap);
         log_warn("refused a module connection (pid %ld, label '%s'): %s", (long)p->pid, p->label, why);
-        send_hello_reply(p->fd, false, why);
+        send_hello_reply(p->fd, false, why, false);
         pending_free(p);
 }
 
@@ -847,6 +897,7 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         (void)snprintf(text, sizeof(text), "module %s did not answer %s in time", plug_table[call->m->plug].program,
                        call->entrypoint);
         log_warn("%s", text);
+        note_timed_out(call->m, call->id);
         finish_call(call, -ETIMEDOUT, text, NULL);
         return 0;
 }

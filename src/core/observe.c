@@ -44,6 +44,7 @@ struct observe_query {
         const struct nova_config *cfg;   /* the core's configuration: outlives every query */
         const struct instance_store *instances; /* the instance store: outlives every query */
         struct modules *modules;         /* the registry: outlives every query */
+        const struct placement *placement; /* the Placement client (NULL: off): outlives every query */
         observe_done_cb cb;
         void *userdata;
         unsigned pending;
@@ -154,7 +155,7 @@ static struct json_object *render_host(struct observe_query *q)
         if (available(inv))
                 json_object_object_add(inv, "available", json_object_new_boolean(true));
         json_object_object_add(root, "placement", placement_json(q, inv));
-        json_object_object_add(root, "placement_sync", placement_status_json()); /* issue 18 hook */
+        json_object_object_add(root, "placement_sync", placement_status_json(q->placement)); /* issue 18 hook */
         json_object_object_add(root, "hardware", json_object_get(inv));
         return root;
 }
@@ -419,7 +420,7 @@ static char *render_metrics(struct observe_query *q)
         metrics_links(&t, get(q->parts[PART_LINKS].body, "links"), q->instances);
         {
                 /* issue 18 hook: the Placement client's gauges and counters */
-                char *sync = placement_metrics_text();
+                char *sync = placement_metrics_text(q->placement);
                 if (sync)
                         text_add(&t, "%s", sync);
                 else
@@ -480,7 +481,7 @@ static void on_part_reply(const struct module_result *res, void *userdata)
 }
 
 int observe_start(const struct nova_config *cfg, struct modules *modules, const struct instance_store *instances,
-                  enum observe_kind kind, const struct instance *instance,
+                  const struct placement *placement, enum observe_kind kind, const struct instance *instance,
                   observe_done_cb cb, void *userdata, struct observe_query **ret)
 {
         _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
@@ -494,6 +495,7 @@ int observe_start(const struct nova_config *cfg, struct modules *modules, const 
         q->cfg = cfg;
         q->instances = instances;
         q->modules = modules;
+        q->placement = placement;
         q->cb = cb;
         q->userdata = userdata;
         if (instance)

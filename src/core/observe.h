@@ -25,12 +25,14 @@ typedef void (*observe_done_cb)(int status, const char *content_type, const char
 
 struct observe_query;
 
-/* Start a query. instance (OBSERVE_STATS only, may be NULL) limits the
+/* Start a query. placement (the core's Placement client; may be NULL: off)
+ * adds its state to host and metrics. instance (OBSERVE_STATS only, may be NULL) limits the
  * per-instance part to one instance of the store. 0 and cb called exactly once
  * later (unless cancelled), or -errno (-ENOMEM) and cb never called. */
 struct modules;
+struct placement;
 int observe_start(const struct nova_config *cfg, struct modules *modules, const struct instance_store *instances,
-                  enum observe_kind kind, const struct instance *instance,
+                  const struct placement *placement, enum observe_kind kind, const struct instance *instance,
                   observe_done_cb cb, void *userdata, struct observe_query **ret);
 /* Forget a query: its callback will not run (accepts NULL). */
 void observe_cancel(struct observe_query *q);

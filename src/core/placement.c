@@ -17,6 +17,7 @@
 #include "modules.h"
 #include "placement-json.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -76,11 +77,11 @@ struct request {
         char errbuf[CURL_ERROR_SIZE];
 };
 
-static struct {
+struct placement {
         bool started;
         sd_event *event;
         struct modules *modules;            /* the registry: hardware-observe asked for the host inventory */
-        struct nova_config cfg;
+        const struct nova_config *cfg;      /* the core's configuration (struct core owns it) */
         CURLM *multi;
         sd_event_source *curl_timer;
         sd_event_source *wake;     /* backoff retry or refresh */
@@ -130,33 +131,34 @@ static struct {
         uint64_t counters[_CNT_MAX];
         uint64_t passes;
         char start_error[512];     /* placement_url set but the client could not start */
-} pl;
+        bool curl_initialised;     /* curl_global_init() done (undone by client_stop) */
+};
 
-static void pass_continue(void);
-static void schedule_wake(uint64_t delay_usec);
+static void pass_continue(struct placement *pl);
+static void schedule_wake(struct placement *pl, uint64_t delay_usec);
 
 static int64_t wall_now(void) { return (int64_t)time(NULL); }
 
-static uint64_t mono_now(void)
+static uint64_t mono_now(const struct placement *pl)
 {
         uint64_t t = 0;
-        (void)sd_event_now(pl.event, CLOCK_MONOTONIC, &t);
+        (void)sd_event_now(pl->event, CLOCK_MONOTONIC, &t);
         return t;
 }
 
-static void set_status(const char *state, const char *fix, const char *fmt, ...) _printf_(3, 4);
-static void set_status(const char *state, const char *fix, const char *fmt, ...)
+static void set_status(struct placement *pl, const char *state, const char *fix, const char *fmt, ...) _printf_(4, 5);
+static void set_status(struct placement *pl, const char *state, const char *fix, const char *fmt, ...)
 {
         va_list ap;
 
-        pl.state = state;
+        pl->state = state;
         if (fmt) {
                 va_start(ap, fmt);
-                (void)vsnprintf(pl.error, sizeof(pl.error), fmt, ap);
+                (void)vsnprintf(pl->error, sizeof(pl->error), fmt, ap);
                 va_end(ap);
         } else
-                pl.error[0] = '\0';
-        (void)snprintf(pl.fix, sizeof(pl.fix), "%s", fix ? fix : "");
+                pl->error[0] = '\0';
+        (void)snprintf(pl->fix, sizeof(pl->fix), "%s", fix ? fix : "");
 }
 
 /* ---- the provider UUID, created once ---- */
@@ -194,11 +196,12 @@ static int load_or_create_uuid(const char *state_dir, char ret[UUID_STR_LEN + 1]
 
 /* ---- libcurl on sd-event ---- */
 
-static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *userdata _unused_);
-static void check_done(void);
+static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *userdata);
+static void check_done(struct placement *pl);
 
-static int curl_socket_cb(CURL *easy _unused_, curl_socket_t fd, int what, void *userp _unused_, void *socketp)
+static int curl_socket_cb(CURL *easy _unused_, curl_socket_t fd, int what, void *userp, void *socketp)
 {
+        struct placement *pl = userp;
         sd_event_source *src = socketp;
         uint32_t events = (what == CURL_POLL_IN ? EPOLLIN : what == CURL_POLL_OUT ? EPOLLOUT : EPOLLIN | EPOLLOUT);
 
@@ -206,38 +209,42 @@ static int curl_socket_cb(CURL *easy _unused_, curl_socket_t fd, int what, void 
                 if (src) {
                         (void)sd_event_source_set_enabled(src, SD_EVENT_OFF);
                         sd_event_source_unref(src);
-                        (void)curl_multi_assign(pl.multi, fd, NULL);
+                        (void)curl_multi_assign(pl->multi, fd, NULL);
                 }
                 return 0;
         }
         if (src)
                 return sd_event_source_set_io_events(src, events) < 0 ? -1 : 0;
-        if (sd_event_add_io(pl.event, &src, fd, events, on_curl_io, NULL) < 0)
+        if (sd_event_add_io(pl->event, &src, fd, events, on_curl_io, pl) < 0)
                 return -1;
-        (void)curl_multi_assign(pl.multi, fd, src);
+        (void)curl_multi_assign(pl->multi, fd, src);
         return 0;
 }
 
-static int on_curl_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata _unused_)
+static int on_curl_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata)
 {
+        struct placement *pl = userdata;
         int running;
-        (void)curl_multi_socket_action(pl.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        check_done();
+        (void)curl_multi_socket_action(pl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        check_done(pl);
         return 0;
 }
 
-static int curl_timer_cb(CURLM *multi _unused_, long timeout_ms, void *userp _unused_)
+static int curl_timer_cb(CURLM *multi _unused_, long timeout_ms, void *userp)
 {
+        struct placement *pl = userp;
+
         if (timeout_ms < 0)
-                return sd_event_source_set_enabled(pl.curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-        if (sd_event_source_set_time(pl.curl_timer, mono_now() + (uint64_t)timeout_ms * 1000) < 0 ||
-            sd_event_source_set_enabled(pl.curl_timer, SD_EVENT_ONESHOT) < 0)
+                return sd_event_source_set_enabled(pl->curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        if (sd_event_source_set_time(pl->curl_timer, mono_now(pl) + (uint64_t)timeout_ms * 1000) < 0 ||
+            sd_event_source_set_enabled(pl->curl_timer, SD_EVENT_ONESHOT) < 0)
                 return -1;
         return 0;
 }
 
-static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *userdata _unused_)
+static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *userdata)
 {
+        struct placement *pl = userdata;
         int running, mask = 0;
 
         if (revents & EPOLLIN)
@@ -246,8 +253,8 @@ static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, voi
                 mask |= CURL_CSELECT_OUT;
         if (revents & (EPOLLERR | EPOLLHUP))
                 mask |= CURL_CSELECT_ERR;
-        (void)curl_multi_socket_action(pl.multi, fd, mask, &running);
-        check_done();
+        (void)curl_multi_socket_action(pl->multi, fd, mask, &running);
+        check_done(pl);
         return 0;
 }
 
@@ -293,13 +300,13 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
         return size * nmemb;
 }
 
-static void request_free(struct request *req)
+static void request_free(struct placement *pl, struct request *req)
 {
         if (!req)
                 return;
         if (req->easy) {
-                if (pl.multi)
-                        (void)curl_multi_remove_handle(pl.multi, req->easy);
+                if (pl->multi)
+                        (void)curl_multi_remove_handle(pl->multi, req->easy);
                 curl_easy_cleanup(req->easy);
         }
         curl_slist_free_all(req->headers);
@@ -310,7 +317,7 @@ static void request_free(struct request *req)
 }
 
 /* Start one request; body (owned) may be NULL. 0 or -errno (nothing in flight then). */
-static int request_start(enum step step, const char *method, const char *url, const char *microversion, char *body)
+static int request_start(struct placement *pl, enum step step, const char *method, const char *url, const char *microversion, char *body)
 {
         struct request *req = calloc(1, sizeof(*req));
         char hdr[TOKEN_MAX + 32];
@@ -324,7 +331,7 @@ static int request_start(enum step step, const char *method, const char *url, co
         req->send = body;
         req->easy = curl_easy_init();
         if (!req->easy) {
-                request_free(req);
+                request_free(pl, req);
                 return -ENOMEM;
         }
         req->headers = curl_slist_append(req->headers, "Accept: application/json");
@@ -336,14 +343,14 @@ static int request_start(enum step step, const char *method, const char *url, co
                 req->headers = curl_slist_append(req->headers, hdr);
         }
         if (step != STEP_TOKEN)
-                token = streq(pl.cfg.placement_auth, "keystone") ? pl.token : pl.cfg.placement_noauth_token;
+                token = streq(pl->cfg->placement_auth, "keystone") ? pl->token : pl->cfg->placement_noauth_token;
         if (token && token[0]) {
                 (void)snprintf(hdr, sizeof(hdr), "X-Auth-Token: %s", token);
                 req->headers = curl_slist_append(req->headers, hdr);
                 explicit_bzero(hdr, sizeof(hdr));
         }
         if (!req->headers) {
-                request_free(req);
+                request_free(pl, req);
                 return -ENOMEM;
         }
         (void)curl_easy_setopt(req->easy, CURLOPT_URL, url);
@@ -369,72 +376,72 @@ static int request_start(enum step step, const char *method, const char *url, co
         (void)curl_easy_setopt(req->easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
         (void)curl_easy_setopt(req->easy, CURLOPT_PRIVATE, req);
-        if (curl_multi_add_handle(pl.multi, req->easy) != CURLM_OK) {
-                request_free(req);
+        if (curl_multi_add_handle(pl->multi, req->easy) != CURLM_OK) {
+                request_free(pl, req);
                 return -ENOMEM;
         }
-        pl.req = req;
+        pl->req = req;
         if (step == STEP_TOKEN)
-                pl.counters[CNT_AUTH]++;
+                pl->counters[CNT_AUTH]++;
         else if (streq(method, "GET"))
-                pl.counters[CNT_GET]++;
+                pl->counters[CNT_GET]++;
         else if (streq(method, "POST"))
-                pl.counters[CNT_POST]++;
+                pl->counters[CNT_POST]++;
         else
-                pl.counters[CNT_PUT]++;
+                pl->counters[CNT_PUT]++;
         log_debug("placement: %s %s", method, url);
         return 0;
 }
 
 /* ---- pass outcome ---- */
 
-static void pass_failed(const char *fix, const char *fmt, ...) _printf_(2, 3);
-static void pass_failed(const char *fix, const char *fmt, ...)
+static void pass_failed(struct placement *pl, const char *fix, const char *fmt, ...) _printf_(3, 4);
+static void pass_failed(struct placement *pl, const char *fix, const char *fmt, ...)
 {
         char msg[512];
         va_list ap;
-        bool first = !streq_ptr(pl.state, "retrying") && !streq_ptr(pl.state, "error");
+        bool first = !streq_ptr(pl->state, "retrying") && !streq_ptr(pl->state, "error");
 
         va_start(ap, fmt);
         (void)vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        pl.counters[CNT_FAILED]++;
-        pl.pass_running = false;
-        pl.in_backoff = true;
-        pl.backoff_usec = pl.backoff_usec ? pl.backoff_usec * 2 : BACKOFF_MIN_USEC;
-        if (pl.backoff_usec > BACKOFF_MAX_USEC)
-                pl.backoff_usec = BACKOFF_MAX_USEC;
-        set_status("retrying", fix, "%s", msg);
+        pl->counters[CNT_FAILED]++;
+        pl->pass_running = false;
+        pl->in_backoff = true;
+        pl->backoff_usec = pl->backoff_usec ? pl->backoff_usec * 2 : BACKOFF_MIN_USEC;
+        if (pl->backoff_usec > BACKOFF_MAX_USEC)
+                pl->backoff_usec = BACKOFF_MAX_USEC;
+        set_status(pl, "retrying", fix, "%s", msg);
         /* log the first failure and changes, not every retry */
         if (first)
                 log_warn("placement: %s (retrying with backoff; fix: %s)", msg, fix);
         else
                 log_debug("placement: %s", msg);
-        schedule_wake(pl.backoff_usec);
+        schedule_wake(pl, pl->backoff_usec);
 }
 
-static void pass_succeeded(void)
+static void pass_succeeded(struct placement *pl)
 {
-        bool was_failing = streq_ptr(pl.state, "retrying") || streq_ptr(pl.state, "error");
+        bool was_failing = streq_ptr(pl->state, "retrying") || streq_ptr(pl->state, "error");
 
-        pl.pass_running = false;
-        pl.in_backoff = false;
-        pl.backoff_usec = 0;
-        pl.last_sync = wall_now();
-        if (!pl.first_sync_usec) {
-                pl.first_sync_usec = mono_now();
+        pl->pass_running = false;
+        pl->in_backoff = false;
+        pl->backoff_usec = 0;
+        pl->last_sync = wall_now();
+        if (!pl->first_sync_usec) {
+                pl->first_sync_usec = mono_now(pl);
                 log_info("placement: provider %s (%s) registered at %s with %zu traits, %.2f s after start",
-                         pl.name, pl.uuid, pl.base_url, pl.wanted.n,
-                         (double)(pl.first_sync_usec - pl.started_usec) / 1e6);
+                         pl->name, pl->uuid, pl->base_url, pl->wanted.n,
+                         (double)(pl->first_sync_usec - pl->started_usec) / 1e6);
         } else if (was_failing)
-                log_info("placement: provider %s in sync again", pl.uuid);
-        set_status("synced", NULL, NULL);
-        if (pl.again) {
-                pl.again = false;
-                placement_kick("queued");
+                log_info("placement: provider %s in sync again", pl->uuid);
+        set_status(pl, "synced", NULL, NULL);
+        if (pl->again) {
+                pl->again = false;
+                placement_kick(pl, "queued");
                 return;
         }
-        schedule_wake((uint64_t)pl.cfg.placement_refresh_s * 1000000ULL);
+        schedule_wake(pl, (uint64_t)pl->cfg->placement_refresh_s * 1000000ULL);
 }
 
 /* ---- local observation ---- */
@@ -445,16 +452,17 @@ static struct json_object *jget(struct json_object *o, const char *key)
         return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
-static void on_local_inventory(const struct module_result *res, void *userdata _unused_)
+static void on_local_inventory(const struct module_result *res, void *userdata)
 {
+        struct placement *pl = userdata;
         struct placement_host host = {};
         struct placement_policy pol = {
-                .reserved_host_cpus = pl.cfg.reserved_host_cpus,
-                .reserved_host_memory_mb = pl.cfg.reserved_host_memory_mb,
-                .reserved_host_disk_mb = pl.cfg.reserved_host_disk_mb,
-                .cpu_ratio_milli = pl.cfg.cpu_allocation_ratio_milli,
-                .ram_ratio_milli = pl.cfg.ram_allocation_ratio_milli,
-                .disk_ratio_milli = pl.cfg.disk_allocation_ratio_milli,
+                .reserved_host_cpus = pl->cfg->reserved_host_cpus,
+                .reserved_host_memory_mb = pl->cfg->reserved_host_memory_mb,
+                .reserved_host_disk_mb = pl->cfg->reserved_host_disk_mb,
+                .cpu_ratio_milli = pl->cfg->cpu_allocation_ratio_milli,
+                .ram_ratio_milli = pl->cfg->ram_allocation_ratio_milli,
+                .disk_ratio_milli = pl->cfg->disk_allocation_ratio_milli,
         };
         struct json_object *inv, *cpu;
         struct statvfs vfs;
@@ -462,21 +470,21 @@ static void on_local_inventory(const struct module_result *res, void *userdata _
         char why[256];
         int r;
 
-        pl.local_call = NULL;
+        pl->local_call = NULL;
         if (res->status < 0) {
                 char fix[160] = "";
                 if (plug_fix_text(PLUG_HARDWARE_OBSERVE, fix, sizeof(fix)) < 0)
                         fix[0] = '\0';
-                pl.pass_running = false;
-                set_status("waiting", fix, "waiting for hardware-observe's host inventory: %s",
+                pl->pass_running = false;
+                set_status(pl, "waiting", fix, "waiting for hardware-observe's host inventory: %s",
                            res->error ? res->error : strerror(-res->status));
                 /* placement_kick() from the module's ready hook resumes at once; a module that is
                  * running but failed to answer is asked again with the backoff (local calls only) */
-                pl.in_backoff = true;
-                pl.backoff_usec = pl.backoff_usec ? pl.backoff_usec * 2 : BACKOFF_MIN_USEC;
-                if (pl.backoff_usec > BACKOFF_MAX_USEC)
-                        pl.backoff_usec = BACKOFF_MAX_USEC;
-                schedule_wake(pl.backoff_usec);
+                pl->in_backoff = true;
+                pl->backoff_usec = pl->backoff_usec ? pl->backoff_usec * 2 : BACKOFF_MIN_USEC;
+                if (pl->backoff_usec > BACKOFF_MAX_USEC)
+                        pl->backoff_usec = BACKOFF_MAX_USEC;
+                schedule_wake(pl, pl->backoff_usec);
                 return;
         }
         inv = proto_value_to_json(res->body);
@@ -486,36 +494,36 @@ static void on_local_inventory(const struct module_result *res, void *userdata _
         host.cpu_flags = json_object_get_string(jget(cpu, "flags"));
         host.memory_mb = (uint64_t)json_object_get_uint64(jget(jget(inv, "memory"), "total_kb")) / 1024;
         /* as `nova-hypervisor host` computes DISK_GB (observe.c) */
-        if (statvfs(pl.cfg.state_dir, &vfs) == 0)
+        if (statvfs(pl->cfg->state_dir, &vfs) == 0)
                 host.disk_gb = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
         if (uname(&un) == 0)
                 host.arch = un.machine;
-        r = placement_desired_build(&host, &pol, &pl.desired, why, sizeof(why));
+        r = placement_desired_build(&host, &pol, &pl->desired, why, sizeof(why));
         json_object_put(inv);
         if (r < 0) {
-                pl.pass_running = false;
-                pl.desired_ok = false;
-                set_status("error", "change the reserved_host_* setting named above", "%s", why);
+                pl->pass_running = false;
+                pl->desired_ok = false;
+                set_status(pl, "error", "change the reserved_host_* setting named above", "%s", why);
                 log_err("placement: %s", why);
                 return;
         }
-        pl.desired_ok = true;
-        if (!placement_traits_equal(&pl.known_for, &pl.desired.traits))
-                pl.known_traits_valid = false;
-        pass_continue();
+        pl->desired_ok = true;
+        if (!placement_traits_equal(&pl->known_for, &pl->desired.traits))
+                pl->known_traits_valid = false;
+        pass_continue(pl);
 }
 
 /* ---- deciding the next request ---- */
 
-static bool token_needed(void)
+static bool token_needed(const struct placement *pl)
 {
-        if (!streq(pl.cfg.placement_auth, "keystone"))
+        if (!streq(pl->cfg->placement_auth, "keystone"))
                 return false;
-        return !pl.token[0] || pl.token_expires - TOKEN_RENEW_SEC <= wall_now();
+        return !pl->token[0] || pl->token_expires - TOKEN_RENEW_SEC <= wall_now();
 }
 
-static int url_of(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
-static int url_of(char *buf, size_t size, const char *fmt, ...)
+static int url_of(const struct placement *pl, char *buf, size_t size, const char *fmt, ...) _printf_(4, 5);
+static int url_of(const struct placement *pl, char *buf, size_t size, const char *fmt, ...)
 {
         char path[4096];
         va_list ap;
@@ -526,80 +534,80 @@ static int url_of(char *buf, size_t size, const char *fmt, ...)
         va_end(ap);
         if (n < 0 || (size_t)n >= sizeof(path))
                 return -ENAMETOOLONG;
-        return xsnprintf(buf, size, "%s%s", pl.base_url, path);
+        return xsnprintf(buf, size, "%s%s", pl->base_url, path);
 }
 
-static void pass_continue(void)
+static void pass_continue(struct placement *pl)
 {
         char url[8192];
         int r = 0;
 
-        if (!pl.desired_ok)
+        if (!pl->desired_ok)
                 return;
-        if (token_needed()) {
+        if (token_needed(pl)) {
                 struct keystone_auth a = {
-                        .application_credential = pl.cfg.keystone_app_cred_id[0] != '\0',
-                        .user_id = pl.cfg.keystone_user_id,
-                        .username = pl.cfg.keystone_username,
-                        .user_domain = pl.cfg.keystone_user_domain,
-                        .password = pl.cfg.keystone_password,
-                        .project_id = pl.cfg.keystone_project_id,
-                        .project_name = pl.cfg.keystone_project_name,
-                        .project_domain = pl.cfg.keystone_project_domain,
-                        .app_cred_id = pl.cfg.keystone_app_cred_id,
-                        .app_cred_secret = pl.cfg.keystone_app_cred_secret,
+                        .application_credential = pl->cfg->keystone_app_cred_id[0] != '\0',
+                        .user_id = pl->cfg->keystone_user_id,
+                        .username = pl->cfg->keystone_username,
+                        .user_domain = pl->cfg->keystone_user_domain,
+                        .password = pl->cfg->keystone_password,
+                        .project_id = pl->cfg->keystone_project_id,
+                        .project_name = pl->cfg->keystone_project_name,
+                        .project_domain = pl->cfg->keystone_project_domain,
+                        .app_cred_id = pl->cfg->keystone_app_cred_id,
+                        .app_cred_secret = pl->cfg->keystone_app_cred_secret,
                 };
                 char *body = keystone_token_body(&a);
-                r = body ? xsnprintf(url, sizeof(url), "%s/auth/tokens", pl.cfg.keystone_auth_url) : -ENOMEM;
+                r = body ? xsnprintf(url, sizeof(url), "%s/auth/tokens", pl->cfg->keystone_auth_url) : -ENOMEM;
                 if (r == 0)
-                        r = request_start(STEP_TOKEN, "POST", url, NULL, body);
+                        r = request_start(pl, STEP_TOKEN, "POST", url, NULL, body);
                 else
                         free(body);
-        } else if (!pl.registered) {
-                r = url_of(url, sizeof(url), "/resource_providers/%s", pl.uuid);
+        } else if (!pl->registered) {
+                r = url_of(pl, url, sizeof(url), "/resource_providers/%s", pl->uuid);
                 if (r == 0)
-                        r = request_start(STEP_GET_PROVIDER, "GET", url, "1.14", NULL);
-        } else if (!pl.inv_known) {
-                r = url_of(url, sizeof(url), "/resource_providers/%s/inventories", pl.uuid);
+                        r = request_start(pl, STEP_GET_PROVIDER, "GET", url, "1.14", NULL);
+        } else if (!pl->inv_known) {
+                r = url_of(pl, url, sizeof(url), "/resource_providers/%s/inventories", pl->uuid);
                 if (r == 0)
-                        r = request_start(STEP_GET_INVENTORIES, "GET", url, "1.26", NULL);
-        } else if (!placement_inventories_equal(pl.remote_inv, pl.desired.inv) || pl.remote_other_classes) {
-                char *body = placement_inventories_body(pl.desired.inv, pl.generation);
-                r = url_of(url, sizeof(url), "/resource_providers/%s/inventories", pl.uuid);
+                        r = request_start(pl, STEP_GET_INVENTORIES, "GET", url, "1.26", NULL);
+        } else if (!placement_inventories_equal(pl->remote_inv, pl->desired.inv) || pl->remote_other_classes) {
+                char *body = placement_inventories_body(pl->desired.inv, pl->generation);
+                r = url_of(pl, url, sizeof(url), "/resource_providers/%s/inventories", pl->uuid);
                 if (r == 0 && body)
-                        r = request_start(STEP_PUT_INVENTORIES, "PUT", url, "1.26", body);
+                        r = request_start(pl, STEP_PUT_INVENTORIES, "PUT", url, "1.26", body);
                 else {
                         free(body);
                         r = r < 0 ? r : -ENOMEM;
                 }
-        } else if (!pl.known_traits_valid) {
+        } else if (!pl->known_traits_valid) {
                 char list[4096] = "";
                 size_t n = 0;
-                for (size_t i = 0; i < pl.desired.traits.n && n < sizeof(list); i++)
+                for (size_t i = 0; i < pl->desired.traits.n && n < sizeof(list); i++)
                         n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? "," : "",
-                                              pl.desired.traits.names[i]);
-                r = n < sizeof(list) ? url_of(url, sizeof(url), "/traits?name=in:%s", list) : -ENAMETOOLONG;
+                                              pl->desired.traits.names[i]);
+                r = n < sizeof(list) ? url_of(pl, url, sizeof(url), "/traits?name=in:%s", list) : -ENAMETOOLONG;
                 if (r == 0)
-                        r = request_start(STEP_GET_KNOWN_TRAITS, "GET", url, "1.6", NULL);
-        } else if (!pl.traits_known) {
-                r = url_of(url, sizeof(url), "/resource_providers/%s/traits", pl.uuid);
+                        r = request_start(pl, STEP_GET_KNOWN_TRAITS, "GET", url, "1.6", NULL);
+        } else if (!pl->traits_known) {
+                r = url_of(pl, url, sizeof(url), "/resource_providers/%s/traits", pl->uuid);
                 if (r == 0)
-                        r = request_start(STEP_GET_TRAITS, "GET", url, "1.6", NULL);
-        } else if (!placement_traits_equal(&pl.remote_traits, &pl.wanted)) {
-                char *body = placement_traits_body(&pl.wanted, pl.generation);
-                r = url_of(url, sizeof(url), "/resource_providers/%s/traits", pl.uuid);
+                        r = request_start(pl, STEP_GET_TRAITS, "GET", url, "1.6", NULL);
+        } else if (!placement_traits_equal(&pl->remote_traits, &pl->wanted)) {
+                char *body = placement_traits_body(&pl->wanted, pl->generation);
+                r = url_of(pl, url, sizeof(url), "/resource_providers/%s/traits", pl->uuid);
                 if (r == 0 && body)
-                        r = request_start(STEP_PUT_TRAITS, "PUT", url, "1.6", body);
+                        r = request_start(pl, STEP_PUT_TRAITS, "PUT", url, "1.6", body);
                 else {
                         free(body);
                         r = r < 0 ? r : -ENOMEM;
                 }
         } else {
-                pass_succeeded();
+                pass_succeeded(pl);
                 return;
         }
         if (r < 0)
-                pass_failed("this is a bug or the core is out of memory; see the core's log",
+                pass_failed(pl, "this is a bug or the core is out of memory; see the core's log",
                             "cannot send a Placement request: %s", strerror(-r));
 }
 
@@ -615,9 +623,9 @@ static void describe_error(const struct request *req, long status, char *buf, si
                 (void)snprintf(buf, size, "HTTP %ld", status);
 }
 
-static const char *auth_fix(long status)
+static const char *auth_fix(const struct placement *pl, long status)
 {
-        if (streq(pl.cfg.placement_auth, "keystone"))
+        if (streq(pl->cfg->placement_auth, "keystone"))
                 return status == 401 ? "check keystone-auth-url and the credentials (keystone-username/-password/"
                                        "-project-name, or keystone-app-cred-id/-secret): snap set nova-hypervisor ..."
                                      : "the keystone user needs Placement's admin role (openstack role add --user "
@@ -628,386 +636,473 @@ static const char *auth_fix(long status)
                                "placement-noauth-token=admin";
 }
 
-static void on_answer(struct request *req, CURLcode code)
+/* The transfer itself failed (no HTTP answer, or one too big). */
+static void transfer_failed(struct placement *pl, const struct request *req, CURLcode code)
 {
-        long status = 0;
+        if (req->recv_too_big)
+                pass_failed(pl, "check that placement_url points at the Placement API",
+                            "%s: the answer exceeds %d bytes", step_names[req->step], PLACEMENT_MAX_BODY);
+        else
+                pass_failed(pl, req->step == STEP_TOKEN
+                                    ? "check keystone-auth-url and that Keystone is reachable from this host"
+                                    : "check placement-url (snap set nova-hypervisor placement-url=http://"
+                                      "<host>:8778) and that Placement runs and is reachable from this host",
+                            "cannot reach %s for %s: %s", req->step == STEP_TOKEN ? "Keystone" : pl->base_url,
+                            step_names[req->step], req->errbuf[0] ? req->errbuf : curl_easy_strerror(code));
+}
+
+/* Keystone's answer to the token request: keep the token (and, with
+ * placement_url "catalog", the endpoint), then go on. */
+static void answer_token(struct placement *pl, const struct request *req, long status)
+{
+        char detail[300];
+        int64_t expires;
+
+        if (status != 201 && status != 200) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(pl, auth_fix(pl, 401), "Keystone refused the token request (%ld): %s", status, detail);
+                return;
+        }
+        if (!req->subject_token[0] || keystone_decode_token(req->recv, req->recv_len, &expires) < 0) {
+                pass_failed(pl, "check keystone-auth-url (it must be the identity v3 endpoint, e.g. "
+                            "http://<host>:5000/v3)", "Keystone's token answer was not understood");
+                return;
+        }
+        if (streq(pl->cfg->placement_url, "catalog") &&
+            keystone_catalog_endpoint(req->recv, req->recv_len, pl->cfg->placement_region, pl->base_url,
+                                      sizeof(pl->base_url)) < 0) {
+                pass_failed(pl, "register Placement's endpoint in Keystone, set placement-region to its "
+                            "region, or set placement-url explicitly",
+                            "the token's catalog has no placement endpoint%s%s",
+                            pl->cfg->placement_region[0] ? " in region " : "", pl->cfg->placement_region);
+                return;
+        }
+        (void)strscpy(pl->token, req->subject_token, sizeof(pl->token));
+        pl->token_expires = expires;
+        pass_continue(pl);
+}
+
+/* Placement's answers that end the request the same way whatever it was:
+ * 401 (one fresh keystone token, then the same request again), 401/403, 5xx.
+ * True when handled. */
+static bool answer_refused(struct placement *pl, const struct request *req, long status)
+{
         char detail[300];
 
-        (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (code != CURLE_OK) {
-                if (req->recv_too_big)
-                        pass_failed("check that placement_url points at the Placement API",
-                                    "%s: the answer exceeds %d bytes", step_names[req->step], PLACEMENT_MAX_BODY);
-                else
-                        pass_failed(req->step == STEP_TOKEN
-                                            ? "check keystone-auth-url and that Keystone is reachable from this host"
-                                            : "check placement-url (snap set nova-hypervisor placement-url=http://"
-                                              "<host>:8778) and that Placement runs and is reachable from this host",
-                                    "cannot reach %s for %s: %s", req->step == STEP_TOKEN ? "Keystone" : pl.base_url,
-                                    step_names[req->step], req->errbuf[0] ? req->errbuf : curl_easy_strerror(code));
-                return;
-        }
-        if (req->step == STEP_TOKEN) {
-                int64_t expires;
-                if (status != 201 && status != 200) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        pass_failed(auth_fix(401), "Keystone refused the token request (%ld): %s", status, detail);
-                        return;
-                }
-                if (!req->subject_token[0] || keystone_decode_token(req->recv, req->recv_len, &expires) < 0) {
-                        pass_failed("check keystone-auth-url (it must be the identity v3 endpoint, e.g. "
-                                    "http://<host>:5000/v3)", "Keystone's token answer was not understood");
-                        return;
-                }
-                if (streq(pl.cfg.placement_url, "catalog")) {
-                        int r = keystone_catalog_endpoint(req->recv, req->recv_len, pl.cfg.placement_region,
-                                                          pl.base_url, sizeof(pl.base_url));
-                        if (r < 0) {
-                                pass_failed("register Placement's endpoint in Keystone, set placement-region to its "
-                                            "region, or set placement-url explicitly",
-                                            "the token's catalog has no placement endpoint%s%s",
-                                            pl.cfg.placement_region[0] ? " in region " : "", pl.cfg.placement_region);
-                                return;
-                        }
-                }
-                (void)strscpy(pl.token, req->subject_token, sizeof(pl.token));
-                pl.token_expires = expires;
-                pass_continue();
-                return;
-        }
-        if (status == 401 && streq(pl.cfg.placement_auth, "keystone") && !pl.token_retry_done) {
+        if (status == 401 && streq(pl->cfg->placement_auth, "keystone") && !pl->token_retry_done) {
                 /* the token expired or was revoked: one fresh token, then the same request again */
-                explicit_bzero(pl.token, sizeof(pl.token));
-                pl.token_retry_done = true;
-                pass_continue();
-                return;
+                explicit_bzero(pl->token, sizeof(pl->token));
+                pl->token_retry_done = true;
+                pass_continue(pl);
+                return true;
         }
         if (status == 401 || status == 403) {
                 describe_error(req, status, detail, sizeof(detail));
-                pass_failed(auth_fix(status), "Placement refused %s with %ld (%s)", step_names[req->step], status,
+                pass_failed(pl, auth_fix(pl, status), "Placement refused %s with %ld (%s)", step_names[req->step], status,
                             status == 401 ? "not authenticated" : detail);
-                return;
+                return true;
         }
-        pl.token_retry_done = false;
+        pl->token_retry_done = false;
         if (status >= 500) {
                 describe_error(req, status, detail, sizeof(detail));
-                pass_failed("see Placement's own log; nova-hypervisor retries by itself",
+                pass_failed(pl, "see Placement's own log; nova-hypervisor retries by itself",
                             "Placement failed %s with %ld: %s", step_names[req->step], status, detail);
-                return;
+                return true;
         }
+        return false;
+}
+
+/* GET or POST of the provider. True: go on with the pass. */
+static bool answer_provider(struct placement *pl, const struct request *req, long status)
+{
+        struct placement_provider p;
+        char detail[300];
+
+        if (req->step == STEP_GET_PROVIDER && status == 404) {
+                char url[1024], *body = placement_provider_body(pl->uuid, pl->name);
+                int r = body ? url_of(pl, url, sizeof(url), "/resource_providers") : -ENOMEM;
+                if (r == 0)
+                        r = request_start(pl, STEP_CREATE_PROVIDER, "POST", url, "1.20", body);
+                else
+                        free(body);
+                if (r < 0)
+                        pass_failed(pl, "see the core's log", "cannot create the provider: %s", strerror(-r));
+                return false;
+        }
+        if (req->step == STEP_CREATE_PROVIDER && status == 409) {
+                describe_error(req, status, detail, sizeof(detail));
+                if (strstr(detail, "Conflicting resource provider name")) {
+                        char fix[512];
+                        (void)snprintf(fix, sizeof(fix),
+                                       "another provider (not %s) already has the name '%s': set provider-name "
+                                       "to another name, or, if it is this host's from a lost state directory, "
+                                       "delete it (openstack resource provider delete <uuid>)", pl->uuid, pl->name);
+                        pass_failed(pl, fix, "cannot register: provider name '%s' is taken", pl->name);
+                        return false;
+                }
+                /* our uuid exists (created concurrently): read it, as nova does */
+                pl->registered = false;
+                return true;
+        }
+        if (status != 200 || placement_decode_provider(req->recv, req->recv_len, &p) < 0 || !streq(p.uuid, pl->uuid)) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(pl, "check that placement-url points at the Placement API",
+                            "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
+                return false;
+        }
+        if (req->step == STEP_CREATE_PROVIDER)
+                log_info("placement: created provider %s (%s)", p.name, p.uuid);
+        else if (!streq(p.name, pl->name))
+                log_warn("placement: provider %s is named '%s' in Placement, not '%s' (left as it is)", p.uuid,
+                         p.name, pl->name);
+        pl->registered = true;
+        pl->generation = p.generation;
+        pl->inv_known = pl->traits_known = false;
+        return true;
+}
+
+/* A 409 on the provider's inventories or traits: a stale generation is
+ * re-read (bounded per pass); anything else is reported. True: go on. */
+static bool answer_conflict(struct placement *pl, const struct request *req)
+{
+        struct placement_error e = {};
+
+        pl->counters[CNT_CONFLICTS]++;
+        (void)placement_decode_error(req->recv, req->recv_len, &e);
+        if (++pl->conflicts_in_pass > MAX_CONFLICTS_PER_PASS) {
+                pass_failed(pl, "another client keeps changing this provider: make sure only one "
+                            "nova-hypervisor (or nova-compute) uses this provider name and uuid",
+                            "%u generation conflicts in one pass on provider %s (%s)", pl->conflicts_in_pass,
+                            pl->uuid, e.code[0] ? e.code : "409");
+                return false;
+        }
+        if (e.code[0] && !streq(e.code, "placement.concurrent_update")) {
+                pass_failed(pl, "see the detail; e.g. inventory in use by allocations cannot shrink below them",
+                            "Placement refused %s: %s", step_names[req->step], e.detail);
+                return false;
+        }
+        log_info("placement: generation %" PRIu64 " of %s is stale; re-reading", pl->generation, pl->uuid);
+        pl->inv_known = pl->traits_known = false;
+        return true;
+}
+
+/* GET or PUT of the provider's inventories or traits: cache what Placement
+ * holds now (any write moves the generation: the other half's cached
+ * generation is this one). True: go on. */
+static bool answer_inventories_or_traits(struct placement *pl, const struct request *req, long status)
+{
+        bool inv = req->step == STEP_GET_INVENTORIES || req->step == STEP_PUT_INVENTORIES;
+        char detail[300];
+
+        if (status == 404) {
+                /* deleted behind our back: register again */
+                log_warn("placement: provider %s is gone from Placement; registering it again", pl->uuid);
+                pl->registered = false;
+                return true;
+        }
+        if (status == 409)
+                return answer_conflict(pl, req);
+        if (status != 200) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(pl, "see the detail; this is usually a bug in what we sent",
+                            "Placement refused %s (%ld): %s", step_names[req->step], status, detail);
+                return false;
+        }
+        if (inv) {
+                struct placement_remote_inventories ri;
+                if (placement_decode_inventories(req->recv, req->recv_len, &ri) < 0) {
+                        pass_failed(pl, "check that placement-url points at the Placement API",
+                                    "Placement's answer to %s was not understood", step_names[req->step]);
+                        return false;
+                }
+                memcpy(pl->remote_inv, ri.inv, sizeof(ri.inv));
+                pl->remote_other_classes = ri.n_other;
+                pl->generation = ri.generation;
+                pl->inv_known = true;
+                if (req->step == STEP_PUT_INVENTORIES)
+                        log_info("placement: inventories of %s written (generation %" PRIu64 ")", pl->uuid,
+                                 pl->generation);
+        } else {
+                uint64_t gen;
+                if (placement_decode_traits(req->recv, req->recv_len, &pl->remote_traits, &gen) < 0) {
+                        pass_failed(pl, "check that placement-url points at the Placement API",
+                                    "Placement's answer to %s was not understood", step_names[req->step]);
+                        return false;
+                }
+                pl->generation = gen;
+                pl->traits_known = true;
+                if (req->step == STEP_PUT_TRAITS)
+                        log_info("placement: %zu traits of %s written (generation %" PRIu64 ")", pl->remote_traits.n,
+                                 pl->uuid, pl->generation);
+        }
+        return true;
+}
+
+/* Which of our traits this Placement knows (older os-traits lack some). True: go on. */
+static bool answer_known_traits(struct placement *pl, const struct request *req, long status)
+{
+        struct placement_traits known = {};
+        char detail[300];
+
+        if (status != 200 || placement_decode_traits(req->recv, req->recv_len, &known, NULL) < 0) {
+                describe_error(req, status, detail, sizeof(detail));
+                pass_failed(pl, "check that placement-url points at the Placement API",
+                            "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
+                return false;
+        }
+        placement_traits_clear(&pl->wanted);
+        placement_traits_clear(&pl->dropped);
+        for (size_t i = 0; i < pl->desired.traits.n; i++)
+                (void)placement_traits_add(placement_traits_has(&known, pl->desired.traits.names[i]) ? &pl->wanted
+                                                                                                   : &pl->dropped,
+                                           pl->desired.traits.names[i]);
+        placement_traits_clear(&known);
+        if (pl->dropped.n)
+                log_info("placement: %zu traits of this host are unknown to this Placement (older "
+                         "os-traits) and left out, e.g. %s", pl->dropped.n, pl->dropped.names[0]);
+        if (placement_traits_copy(&pl->known_for, &pl->desired.traits) < 0) {
+                pass_failed(pl, "see the core's log", "out of memory");
+                return false;
+        }
+        pl->known_traits_valid = true;
+        return true;
+}
+
+/* One request finished: take in its answer, then the next request (or end the pass). */
+static void on_answer(struct placement *pl, struct request *req, CURLcode code)
+{
+        long status = 0;
+        bool go_on = true;
+
+        (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (code != CURLE_OK)
+                return transfer_failed(pl, req, code);
+        if (req->step == STEP_TOKEN)
+                return answer_token(pl, req, status);
+        if (answer_refused(pl, req, status))
+                return;
         switch (req->step) {
         case STEP_GET_PROVIDER:
-        case STEP_CREATE_PROVIDER: {
-                struct placement_provider p;
-                if (req->step == STEP_GET_PROVIDER && status == 404) {
-                        char url[1024], *body = placement_provider_body(pl.uuid, pl.name);
-                        int r = body ? url_of(url, sizeof(url), "/resource_providers") : -ENOMEM;
-                        if (r == 0)
-                                r = request_start(STEP_CREATE_PROVIDER, "POST", url, "1.20", body);
-                        else
-                                free(body);
-                        if (r < 0)
-                                pass_failed("see the core's log", "cannot create the provider: %s", strerror(-r));
-                        return;
-                }
-                if (req->step == STEP_CREATE_PROVIDER && status == 409) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        if (strstr(detail, "Conflicting resource provider name")) {
-                                char fix[512];
-                                (void)snprintf(fix, sizeof(fix),
-                                               "another provider (not %s) already has the name '%s': set provider-name "
-                                               "to another name, or, if it is this host's from a lost state directory, "
-                                               "delete it (openstack resource provider delete <uuid>)", pl.uuid, pl.name);
-                                pass_failed(fix, "cannot register: provider name '%s' is taken", pl.name);
-                                return;
-                        }
-                        /* our uuid exists (created concurrently): read it, as nova does */
-                        pl.registered = false;
-                        pass_continue();
-                        return;
-                }
-                if (status != 200 || placement_decode_provider(req->recv, req->recv_len, &p) < 0 ||
-                    !streq(p.uuid, pl.uuid)) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        pass_failed("check that placement-url points at the Placement API",
-                                    "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
-                        return;
-                }
-                if (req->step == STEP_CREATE_PROVIDER)
-                        log_info("placement: created provider %s (%s)", p.name, p.uuid);
-                else if (!streq(p.name, pl.name))
-                        log_warn("placement: provider %s is named '%s' in Placement, not '%s' (left as it is)", p.uuid,
-                                 p.name, pl.name);
-                pl.registered = true;
-                pl.generation = p.generation;
-                pl.inv_known = pl.traits_known = false;
+        case STEP_CREATE_PROVIDER:
+                go_on = answer_provider(pl, req, status);
                 break;
-        }
         case STEP_GET_INVENTORIES:
         case STEP_PUT_INVENTORIES:
         case STEP_GET_TRAITS:
-        case STEP_PUT_TRAITS: {
-                bool inv = req->step == STEP_GET_INVENTORIES || req->step == STEP_PUT_INVENTORIES;
-                if (status == 404) {
-                        /* deleted behind our back: register again */
-                        log_warn("placement: provider %s is gone from Placement; registering it again", pl.uuid);
-                        pl.registered = false;
-                        break;
-                }
-                if (status == 409) {
-                        struct placement_error e = {};
-                        pl.counters[CNT_CONFLICTS]++;
-                        (void)placement_decode_error(req->recv, req->recv_len, &e);
-                        if (++pl.conflicts_in_pass > MAX_CONFLICTS_PER_PASS) {
-                                pass_failed("another client keeps changing this provider: make sure only one "
-                                            "nova-hypervisor (or nova-compute) uses this provider name and uuid",
-                                            "%u generation conflicts in one pass on provider %s (%s)",
-                                            pl.conflicts_in_pass, pl.uuid, e.code[0] ? e.code : "409");
-                                return;
-                        }
-                        if (e.code[0] && !streq(e.code, "placement.concurrent_update")) {
-                                pass_failed("see the detail; e.g. inventory in use by allocations cannot shrink "
-                                            "below them", "Placement refused %s: %s", step_names[req->step], e.detail);
-                                return;
-                        }
-                        log_info("placement: generation %" PRIu64 " of %s is stale; re-reading", pl.generation, pl.uuid);
-                        pl.inv_known = pl.traits_known = false;
-                        break;
-                }
-                if (status != 200) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        pass_failed("see the detail; this is usually a bug in what we sent",
-                                    "Placement refused %s (%ld): %s", step_names[req->step], status, detail);
-                        return;
-                }
-                if (inv) {
-                        struct placement_remote_inventories ri;
-                        if (placement_decode_inventories(req->recv, req->recv_len, &ri) < 0) {
-                                pass_failed("check that placement-url points at the Placement API",
-                                            "Placement's answer to %s was not understood", step_names[req->step]);
-                                return;
-                        }
-                        memcpy(pl.remote_inv, ri.inv, sizeof(ri.inv));
-                        pl.remote_other_classes = ri.n_other;
-                        pl.generation = ri.generation;
-                        pl.inv_known = true;
-                        if (req->step == STEP_PUT_INVENTORIES)
-                                log_info("placement: inventories of %s written (generation %" PRIu64 ")", pl.uuid,
-                                         pl.generation);
-                } else {
-                        uint64_t gen;
-                        if (placement_decode_traits(req->recv, req->recv_len, &pl.remote_traits, &gen) < 0) {
-                                pass_failed("check that placement-url points at the Placement API",
-                                            "Placement's answer to %s was not understood", step_names[req->step]);
-                                return;
-                        }
-                        pl.generation = gen;
-                        pl.traits_known = true;
-                        if (req->step == STEP_PUT_TRAITS)
-                                log_info("placement: %zu traits of %s written (generation %" PRIu64 ")",
-                                         pl.remote_traits.n, pl.uuid, pl.generation);
-                }
-                /* any write moves the generation: the other half's cached generation is this one */
+        case STEP_PUT_TRAITS:
+                go_on = answer_inventories_or_traits(pl, req, status);
                 break;
-        }
-        case STEP_GET_KNOWN_TRAITS: {
-                struct placement_traits known = {};
-                if (status != 200 || placement_decode_traits(req->recv, req->recv_len, &known, NULL) < 0) {
-                        describe_error(req, status, detail, sizeof(detail));
-                        pass_failed("check that placement-url points at the Placement API",
-                                    "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
-                        return;
-                }
-                placement_traits_clear(&pl.wanted);
-                placement_traits_clear(&pl.dropped);
-                for (size_t i = 0; i < pl.desired.traits.n; i++)
-                        (void)placement_traits_add(placement_traits_has(&known, pl.desired.traits.names[i]) ? &pl.wanted
-                                                                                                           : &pl.dropped,
-                                                   pl.desired.traits.names[i]);
-                placement_traits_clear(&known);
-                if (pl.dropped.n)
-                        log_info("placement: %zu traits of this host are unknown to this Placement (older "
-                                 "os-traits) and left out, e.g. %s", pl.dropped.n, pl.dropped.names[0]);
-                if (placement_traits_copy(&pl.known_for, &pl.desired.traits) < 0) {
-                        pass_failed("see the core's log", "out of memory");
-                        return;
-                }
-                pl.known_traits_valid = true;
+        case STEP_GET_KNOWN_TRAITS:
+                go_on = answer_known_traits(pl, req, status);
                 break;
-        }
         default:
                 break;
         }
-        pass_continue();
+        if (go_on)
+                pass_continue(pl);
 }
 
-static void check_done(void)
+static void check_done(struct placement *pl)
 {
         CURLMsg *msg;
         int left;
 
-        while ((msg = curl_multi_info_read(pl.multi, &left))) {
+        while ((msg = curl_multi_info_read(pl->multi, &left))) {
                 struct request *req = NULL;
                 if (msg->msg != CURLMSG_DONE)
                         continue;
                 (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
-                if (!req || req != pl.req)
+                if (!req || req != pl->req)
                         continue;
                 CURLcode code = msg->data.result;
-                pl.req = NULL;
-                on_answer(req, code);
-                request_free(req);
+                pl->req = NULL;
+                on_answer(pl, req, code);
+                request_free(pl, req);
                 return; /* msg is invalid after remove_handle; the loop comes back for more */
         }
 }
 
 /* ---- passes and timers ---- */
 
-static void pass_begin(void)
+static void pass_begin(struct placement *pl)
 {
         struct proto_writer *w;
         char err[512];
         int r;
 
-        pl.pass_running = true;
-        pl.in_backoff = false;
-        pl.conflicts_in_pass = 0;
-        pl.pass_started_usec = mono_now();
-        pl.last_attempt = wall_now();
-        pl.passes++;
-        if (!streq_ptr(pl.state, "retrying") && !streq_ptr(pl.state, "error"))
-                pl.state = pl.first_sync_usec ? "syncing" : "registering";
+        pl->pass_running = true;
+        pl->in_backoff = false;
+        pl->conflicts_in_pass = 0;
+        pl->pass_started_usec = mono_now(pl);
+        pl->last_attempt = wall_now();
+        pl->passes++;
+        if (!streq_ptr(pl->state, "retrying") && !streq_ptr(pl->state, "error"))
+                pl->state = pl->first_sync_usec ? "syncing" : "registering";
         w = malloc(sizeof(*w));
         if (!w) {
-                pass_failed("see the core's log", "out of memory");
+                pass_failed(pl, "see the core's log", "out of memory");
                 return;
         }
         module_request_init(w, (struct module_ep)EP_HW(HOST_INVENTORY));
-        r = modules_call(pl.modules, PLUG_HARDWARE_OBSERVE, w, 0, on_local_inventory, NULL, &pl.local_call, err, sizeof(err));
+        r = modules_call(pl->modules, PLUG_HARDWARE_OBSERVE, w, 0, on_local_inventory, pl, &pl->local_call, err, sizeof(err));
         free(w);
         if (r < 0) {
                 struct module_result res = { .status = r, .error = err };
-                on_local_inventory(&res, NULL);
+                on_local_inventory(&res, pl);
         }
 }
 
-static int on_wake(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata _unused_)
+static int on_wake(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata)
 {
-        pl.next_attempt_usec = 0;
-        if (pl.pass_running)
+        struct placement *pl = userdata;
+
+        pl->next_attempt_usec = 0;
+        if (pl->pass_running)
                 return 0;
-        if (!pl.in_backoff) {
+        if (!pl->in_backoff) {
                 /* the refresh: forget what Placement held, read it again (nova's association refresh) */
-                pl.inv_known = pl.traits_known = false;
+                pl->inv_known = pl->traits_known = false;
         }
-        pass_begin();
+        pass_begin(pl);
         return 0;
 }
 
-static void schedule_wake(uint64_t delay_usec)
+static void schedule_wake(struct placement *pl, uint64_t delay_usec)
 {
-        pl.next_attempt_usec = mono_now() + delay_usec;
-        (void)sd_event_source_set_time(pl.wake, pl.next_attempt_usec);
-        (void)sd_event_source_set_enabled(pl.wake, SD_EVENT_ONESHOT);
+        pl->next_attempt_usec = mono_now(pl) + delay_usec;
+        (void)sd_event_source_set_time(pl->wake, pl->next_attempt_usec);
+        (void)sd_event_source_set_enabled(pl->wake, SD_EVENT_ONESHOT);
 }
 
-void placement_kick(const char *why)
+void placement_kick(struct placement *pl, const char *why)
 {
-        if (!pl.started)
+        if (!pl || !pl->started)
                 return;
         log_debug("placement: kick (%s)", why ? why : "-");
-        if (pl.pass_running) {
-                pl.again = true;
+        if (pl->pass_running) {
+                pl->again = true;
                 return;
         }
-        if (pl.in_backoff && !streq_ptr(pl.state, "waiting"))
+        if (pl->in_backoff && !streq_ptr(pl->state, "waiting"))
                 return; /* Placement is failing: the retry reads the host afresh anyway */
-        (void)sd_event_source_set_enabled(pl.wake, SD_EVENT_OFF);
-        pass_begin();
+        (void)sd_event_source_set_enabled(pl->wake, SD_EVENT_OFF);
+        pass_begin(pl);
 }
 
-int placement_start(sd_event *event, const struct nova_config *cfg, struct modules *modules)
+int placement_new(sd_event *event, const struct nova_config *cfg, struct modules *modules, struct placement **ret)
 {
+        struct placement *pl;
+
+        assert(event && cfg && modules && ret);
+        pl = calloc(1, sizeof(*pl));
+        if (!pl)
+                return -ENOMEM;
+        pl->event = event;
+        pl->modules = modules;
+        pl->cfg = cfg;
+        *ret = pl;
+        return 0;
+}
+
+/* Undo what placement_start() set up (the object stays, for status). */
+static void client_stop(struct placement *pl)
+{
+        module_call_cancel(pl->local_call);
+        pl->local_call = NULL;
+        request_free(pl, pl->req);
+        pl->req = NULL;
+        if (pl->multi)
+                (void)curl_multi_cleanup(pl->multi);
+        pl->multi = NULL;
+        pl->curl_timer = sd_event_source_disable_unref(pl->curl_timer);
+        pl->wake = sd_event_source_disable_unref(pl->wake);
+        placement_desired_clear(&pl->desired);
+        placement_traits_clear(&pl->remote_traits);
+        placement_traits_clear(&pl->known_for);
+        placement_traits_clear(&pl->wanted);
+        placement_traits_clear(&pl->dropped);
+        explicit_bzero(pl->token, sizeof(pl->token));
+        if (pl->curl_initialised)
+                curl_global_cleanup();
+        pl->curl_initialised = false;
+        pl->started = false;
+}
+
+int placement_start(struct placement *pl)
+{
+        const struct nova_config *cfg;
         bool created;
         int r;
 
+        assert(pl && !pl->started);
+        cfg = pl->cfg;
         if (!cfg->placement_url[0])
                 return 0;
-        memset(&pl, 0, sizeof(pl));
-        pl.event = event;
-        pl.modules = modules;
-        pl.cfg = *cfg;
-        pl.started_usec = now_usec();
-        r = load_or_create_uuid(cfg->state_dir, pl.uuid, &created);
+        pl->started_usec = now_usec();
+        r = load_or_create_uuid(cfg->state_dir, pl->uuid, &created);
         if (r < 0) {
-                (void)snprintf(pl.start_error, sizeof(pl.start_error),
+                (void)snprintf(pl->start_error, sizeof(pl->start_error),
                                "%s/%s: %s; not registering (a new uuid would duplicate this host in Placement): "
                                "restore the file, or remove it to register as a new provider", cfg->state_dir,
                                UUID_FILE, r == -EBADMSG ? "not a UUID" : strerror(-r));
-                log_err("placement: %s", pl.start_error);
+                log_err("placement: %s", pl->start_error);
                 return r;
         }
         if (cfg->provider_name[0])
-                r = strscpy(pl.name, cfg->provider_name, sizeof(pl.name));
-        else if (gethostname(pl.name, sizeof(pl.name) - 1) < 0)
+                r = strscpy(pl->name, cfg->provider_name, sizeof(pl->name));
+        else if (gethostname(pl->name, sizeof(pl->name) - 1) < 0)
                 r = -errno;
-        else if (!pl.name[0])
+        else if (!pl->name[0])
                 r = -EINVAL;
         if (r < 0) {
-                (void)snprintf(pl.start_error, sizeof(pl.start_error), "no provider name (%s): set provider_name",
+                (void)snprintf(pl->start_error, sizeof(pl->start_error), "no provider name (%s): set provider_name",
                                strerror(-r));
-                log_err("placement: %s", pl.start_error);
+                log_err("placement: %s", pl->start_error);
                 return r;
         }
         if (!streq(cfg->placement_url, "catalog"))
-                (void)strscpy(pl.base_url, cfg->placement_url, sizeof(pl.base_url));
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(pl.multi = curl_multi_init())) {
-                (void)snprintf(pl.start_error, sizeof(pl.start_error), "libcurl failed to initialise");
+                (void)strscpy(pl->base_url, cfg->placement_url, sizeof(pl->base_url));
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                (void)snprintf(pl->start_error, sizeof(pl->start_error), "libcurl failed to initialise");
                 return -ENOMEM;
         }
-        (void)curl_multi_setopt(pl.multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-        (void)curl_multi_setopt(pl.multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-        r = sd_event_add_time(event, &pl.curl_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_curl_timer, NULL);
+        pl->curl_initialised = true;
+        if (!(pl->multi = curl_multi_init())) {
+                client_stop(pl);
+                (void)snprintf(pl->start_error, sizeof(pl->start_error), "libcurl failed to initialise");
+                return -ENOMEM;
+        }
+        (void)curl_multi_setopt(pl->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+        (void)curl_multi_setopt(pl->multi, CURLMOPT_SOCKETDATA, pl);
+        (void)curl_multi_setopt(pl->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+        (void)curl_multi_setopt(pl->multi, CURLMOPT_TIMERDATA, pl);
+        r = sd_event_add_time(pl->event, &pl->curl_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_curl_timer, pl);
         if (r >= 0)
-                r = sd_event_source_set_enabled(pl.curl_timer, SD_EVENT_OFF);
+                r = sd_event_source_set_enabled(pl->curl_timer, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_time(event, &pl.wake, CLOCK_MONOTONIC, UINT64_MAX, 0, on_wake, NULL);
+                r = sd_event_add_time(pl->event, &pl->wake, CLOCK_MONOTONIC, UINT64_MAX, 0, on_wake, pl);
         if (r >= 0)
-                r = sd_event_source_set_enabled(pl.wake, SD_EVENT_OFF);
+                r = sd_event_source_set_enabled(pl->wake, SD_EVENT_OFF);
         if (r < 0) {
-                placement_stop();
-                (void)snprintf(pl.start_error, sizeof(pl.start_error), "cannot set up the client: %s", strerror(-r));
+                client_stop(pl);
+                (void)snprintf(pl->start_error, sizeof(pl->start_error), "cannot set up the client: %s", strerror(-r));
                 return r;
         }
-        pl.started = true;
-        log_info("placement: provider %s (%s, %s) at %s, %s auth, refresh every %u s", pl.name, pl.uuid,
-                 created ? "new uuid" : "uuid from the state dir", pl.base_url[0] ? pl.base_url : "the keystone catalog",
+        pl->started = true;
+        log_info("placement: provider %s (%s, %s) at %s, %s auth, refresh every %u s", pl->name, pl->uuid,
+                 created ? "new uuid" : "uuid from the state dir", pl->base_url[0] ? pl->base_url : "the keystone catalog",
                  cfg->placement_auth, cfg->placement_refresh_s);
-        pass_begin();
+        pass_begin(pl);
         return 0;
 }
 
-void placement_stop(void)
+struct placement *placement_free(struct placement *pl)
 {
-        module_call_cancel(pl.local_call);
-        pl.local_call = NULL;
-        request_free(pl.req);
-        pl.req = NULL;
-        if (pl.multi)
-                (void)curl_multi_cleanup(pl.multi);
-        pl.multi = NULL;
-        pl.curl_timer = sd_event_source_disable_unref(pl.curl_timer);
-        pl.wake = sd_event_source_disable_unref(pl.wake);
-        placement_desired_clear(&pl.desired);
-        placement_traits_clear(&pl.remote_traits);
-        placement_traits_clear(&pl.known_for);
-        placement_traits_clear(&pl.wanted);
-        placement_traits_clear(&pl.dropped);
-        explicit_bzero(pl.token, sizeof(pl.token));
-        explicit_bzero(&pl.cfg, sizeof(pl.cfg));
-        if (pl.started)
-                curl_global_cleanup();
-        pl.started = false;
+        if (!pl)
+                return NULL;
+        client_stop(pl);
+        free(pl);
+        return NULL;
 }
 
 /* ---- status ---- */
@@ -1051,85 +1146,88 @@ static struct json_object *traits_json(const struct placement_traits *t)
         return a;
 }
 
-struct json_object *placement_status_json(void)
+struct json_object *placement_status_json(const struct placement *pl)
 {
+        static const struct placement off; /* no client (a unit test's API): as placement_url = "" */
         struct json_object *o = json_object_new_object(), *req;
 
-        json_object_object_add(o, "enabled", json_object_new_boolean(pl.started || pl.start_error[0]));
-        if (!pl.started && pl.start_error[0]) {
+        if (!pl)
+                pl = &off;
+        json_object_object_add(o, "enabled", json_object_new_boolean(pl->started || pl->start_error[0]));
+        if (!pl->started && pl->start_error[0]) {
                 json_object_object_add(o, "state", json_object_new_string("error"));
-                json_object_object_add(o, "error", json_object_new_string(pl.start_error));
+                json_object_object_add(o, "error", json_object_new_string(pl->start_error));
                 json_object_object_add(o, "fix", json_object_new_string("see the error; restart nova-compute after"));
                 return o;
         }
-        if (!pl.started) {
+        if (!pl->started) {
                 json_object_object_add(o, "state", json_object_new_string("off"));
                 json_object_object_add(o, "fix", json_object_new_string(
                                                           "to register this host in OpenStack Placement: snap set "
                                                           "nova-hypervisor placement-url=http://<placement>:8778"));
                 return o;
         }
-        json_object_object_add(o, "state", json_object_new_string(pl.state ? pl.state : "registering"));
-        json_object_object_add(o, "url", json_object_new_string(pl.base_url));
-        json_object_object_add(o, "auth", json_object_new_string(pl.cfg.placement_auth));
-        json_object_object_add(o, "provider_uuid", json_object_new_string(pl.uuid));
-        json_object_object_add(o, "provider_name", json_object_new_string(pl.name));
-        json_object_object_add(o, "generation", pl.registered ? json_object_new_uint64(pl.generation) : NULL);
-        json_object_object_add(o, "last_sync", time_json(pl.last_sync));
-        json_object_object_add(o, "last_attempt", time_json(pl.last_attempt));
-        json_object_object_add(o, "last_result", json_object_new_string(pl.error[0] ? "error" : pl.last_sync ? "ok" : "none"));
-        if (pl.error[0]) {
-                json_object_object_add(o, "error", json_object_new_string(pl.error));
-                json_object_object_add(o, "fix", json_object_new_string(pl.fix));
+        json_object_object_add(o, "state", json_object_new_string(pl->state ? pl->state : "registering"));
+        json_object_object_add(o, "url", json_object_new_string(pl->base_url));
+        json_object_object_add(o, "auth", json_object_new_string(pl->cfg->placement_auth));
+        json_object_object_add(o, "provider_uuid", json_object_new_string(pl->uuid));
+        json_object_object_add(o, "provider_name", json_object_new_string(pl->name));
+        json_object_object_add(o, "generation", pl->registered ? json_object_new_uint64(pl->generation) : NULL);
+        json_object_object_add(o, "last_sync", time_json(pl->last_sync));
+        json_object_object_add(o, "last_attempt", time_json(pl->last_attempt));
+        json_object_object_add(o, "last_result", json_object_new_string(pl->error[0] ? "error" : pl->last_sync ? "ok" : "none"));
+        if (pl->error[0]) {
+                json_object_object_add(o, "error", json_object_new_string(pl->error));
+                json_object_object_add(o, "fix", json_object_new_string(pl->fix));
         }
-        if (pl.next_attempt_usec) {
-                uint64_t now = mono_now();
+        if (pl->next_attempt_usec) {
+                uint64_t now = mono_now(pl);
                 json_object_object_add(o, "next_attempt_in_s", json_object_new_double(
-                                                                       pl.next_attempt_usec > now
-                                                                               ? (double)(pl.next_attempt_usec - now) / 1e6
+                                                                       pl->next_attempt_usec > now
+                                                                               ? (double)(pl->next_attempt_usec - now) / 1e6
                                                                                : 0.0));
         }
-        if (pl.first_sync_usec)
+        if (pl->first_sync_usec)
                 json_object_object_add(o, "first_sync_after_start_s",
-                                       json_object_new_double((double)(pl.first_sync_usec - pl.started_usec) / 1e6));
+                                       json_object_new_double((double)(pl->first_sync_usec - pl->started_usec) / 1e6));
         req = json_object_new_object();
         for (int i = 0; i < _CNT_MAX; i++)
-                json_object_object_add(req, counter_names[i], json_object_new_uint64(pl.counters[i]));
-        json_object_object_add(req, "passes", json_object_new_uint64(pl.passes));
+                json_object_object_add(req, counter_names[i], json_object_new_uint64(pl->counters[i]));
+        json_object_object_add(req, "passes", json_object_new_uint64(pl->passes));
         json_object_object_add(o, "requests", req);
-        if (pl.desired_ok) {
-                json_object_object_add(o, "inventories", inventory_json(pl.desired.inv));
-                json_object_object_add(o, "traits", traits_json(pl.known_traits_valid ? &pl.wanted : &pl.desired.traits));
-                if (pl.dropped.n)
-                        json_object_object_add(o, "traits_unknown_to_placement", traits_json(&pl.dropped));
+        if (pl->desired_ok) {
+                json_object_object_add(o, "inventories", inventory_json(pl->desired.inv));
+                json_object_object_add(o, "traits", traits_json(pl->known_traits_valid ? &pl->wanted : &pl->desired.traits));
+                if (pl->dropped.n)
+                        json_object_object_add(o, "traits_unknown_to_placement", traits_json(&pl->dropped));
         }
         return o;
 }
 
-char *placement_metrics_text(void)
+char *placement_metrics_text(const struct placement *pl)
 {
         char *buf = NULL;
         size_t size = 0;
         FILE *f;
 
-        if (!pl.started)
+        if (!pl || !pl->started)
                 return strdup("");
         f = open_memstream(&buf, &size);
         if (!f)
                 return NULL;
         fprintf(f, "# HELP nova_placement_sync_ok 1 when the provider in Placement matches this host (last pass succeeded)\n"
                    "# TYPE nova_placement_sync_ok gauge\nnova_placement_sync_ok %d\n",
-                streq_ptr(pl.state, "synced") ? 1 : 0);
+                streq_ptr(pl->state, "synced") ? 1 : 0);
         fprintf(f, "# HELP nova_placement_last_sync_timestamp_seconds end of the last successful pass (0: never)\n"
                    "# TYPE nova_placement_last_sync_timestamp_seconds gauge\n"
-                   "nova_placement_last_sync_timestamp_seconds %" PRId64 "\n", pl.last_sync);
+                   "nova_placement_last_sync_timestamp_seconds %" PRId64 "\n", pl->last_sync);
         fprintf(f, "# HELP nova_placement_requests_total requests sent to Placement and Keystone, by kind\n"
                    "# TYPE nova_placement_requests_total counter\n");
         for (int i = 0; i < _CNT_MAX; i++)
-                fprintf(f, "nova_placement_requests_total{kind=\"%s\"} %" PRIu64 "\n", counter_names[i], pl.counters[i]);
+                fprintf(f, "nova_placement_requests_total{kind=\"%s\"} %" PRIu64 "\n", counter_names[i], pl->counters[i]);
         fprintf(f, "# HELP nova_placement_provider_generation the provider's generation as last seen\n"
                    "# TYPE nova_placement_provider_generation gauge\nnova_placement_provider_generation %" PRIu64 "\n",
-                pl.generation);
+                pl->generation);
         if (fclose(f) != 0) {
                 free(buf);
                 return NULL;

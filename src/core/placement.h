@@ -4,7 +4,8 @@
  * UUID kept in <state_dir>/placement-provider-uuid, created once), puts its
  * VCPU / MEMORY_MB / DISK_GB inventories and its traits, and keeps them
  * current: after placement_kick() (instances booted or deleted, the
- * hardware-observe module (re)started) and every placement_refresh_s. It
+ * hardware-observe module (re)started or reporting a hardware change: its
+ * inventory_changed event) and every placement_refresh_s. It
  * writes only when what it would write differs from what Placement holds
  * (zero writes while nothing changes); every write carries the provider
  * generation, a stale one (409) is re-read and retried (bounded), and an
@@ -25,23 +26,30 @@
 
 struct json_object;
 
-/* Start the client (a no-op returning 0 when placement_url is empty). Reads
- * or creates the provider UUID file; the first sync starts at once (it waits
- * for hardware-observe's inventory if that is not there yet). 0 or -errno
- * (the UUID file is unreadable or invalid, libcurl failed to initialise). */
+/* The client, one per core: created with the core's event loop,
+ * configuration (kept by pointer: it must outlive the client) and module
+ * registry (hardware-observe's host inventory); stopped until
+ * placement_start(). 0 and *ret, or -ENOMEM. */
+struct placement;
 struct modules;
-int placement_start(sd_event *event, const struct nova_config *cfg, struct modules *modules);
-/* Stop and free everything (accepts "not started"). */
-void placement_stop(void);
+int placement_new(sd_event *event, const struct nova_config *cfg, struct modules *modules, struct placement **ret);
+/* Start (a no-op returning 0 when placement_url is empty). Reads or creates
+ * the provider UUID file; the first sync starts at once (it waits for
+ * hardware-observe's inventory if that is not there yet). 0 or -errno (the
+ * UUID file is unreadable or invalid, libcurl failed to initialise): then
+ * status shows the error and everything local keeps working. */
+int placement_start(struct placement *pl);
+/* Stop (cancel the request in flight, forget the token) and free; NULL accepted. Returns NULL. */
+struct placement *placement_free(struct placement *pl);
 /* Something local may have changed (why: a short word for the debug log):
  * re-read the host and push what differs. Cheap when nothing changed: no
- * Placement request at all. */
-void placement_kick(const char *why);
+ * Placement request at all. NULL or a client not started: nothing. */
+void placement_kick(struct placement *pl, const char *why);
 /* {"enabled": false} or the client's state: provider, last sync, result,
- * error and fix, request counters (caller puts it). */
-struct json_object *placement_status_json(void);
+ * error and fix, request counters (caller puts it). pl may be NULL (off). */
+struct json_object *placement_status_json(const struct placement *pl);
 /* Prometheus text of the client's gauges and counters (malloc'd; "" when
- * disabled), NULL on -ENOMEM. */
-char *placement_metrics_text(void);
+ * disabled or pl is NULL), NULL on -ENOMEM. */
+char *placement_metrics_text(const struct placement *pl);
 
 #endif

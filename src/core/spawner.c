@@ -21,7 +21,12 @@ struct child {
         uint64_t kill_deadline; /* usec; 0 when no stop is pending */
 };
 
-static struct child children[_PLUG_MAX];
+/* The spawner process's state: its own, on spawner_main()'s stack. */
+struct spawner {
+        int ctl;                                /* the core's end of the channel; -1 once it is gone */
+        const struct spawner_config *cfg;
+        struct child children[_PLUG_MAX];       /* one per plug */
+};
 
 static void send_msg(int ctl, uint32_t event, uint32_t plug, pid_t pid, int32_t status, int fd)
 {
@@ -112,8 +117,10 @@ _noreturn_ static void exec_module(const struct spawner_config *cfg, enum plug_i
         _exit(127);
 }
 
-static void start_module(int ctl, const struct spawner_config *cfg, uint32_t plug)
+static void start_module(struct spawner *sp, uint32_t plug)
 {
+        struct child *children = sp->children;
+        int ctl = sp->ctl;
         int sv[2];
         pid_t pid;
 
@@ -135,7 +142,7 @@ static void start_module(int ctl, const struct spawner_config *cfg, uint32_t plu
         }
         if (pid == 0) {
                 safe_close(sv[0]);
-                exec_module(cfg, plug, sv[1]);
+                exec_module(sp->cfg, plug, sv[1]);
         }
         safe_close(sv[1]);
         children[plug].pid = pid;
@@ -144,18 +151,20 @@ static void start_module(int ctl, const struct spawner_config *cfg, uint32_t plu
         safe_close(sv[0]);
 }
 
-static void stop_module(const struct spawner_config *cfg, uint32_t plug)
+static void stop_module(struct spawner *sp, uint32_t plug)
 {
-        struct child *c = &children[plug];
+        struct child *c = &sp->children[plug];
 
         if (c->pid <= 0 || c->kill_deadline)
                 return;
         (void)kill(c->pid, SIGTERM);
-        c->kill_deadline = now_usec() + (uint64_t)cfg->stop_timeout_ms * 1000;
+        c->kill_deadline = now_usec() + (uint64_t)sp->cfg->stop_timeout_ms * 1000;
 }
 
-static void reap(int ctl)
+static void reap(struct spawner *sp)
 {
+        struct child *children = sp->children;
+
         for (;;) {
                 int status;
                 pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -165,14 +174,15 @@ static void reap(int ctl)
                         if (children[i].pid == pid) {
                                 children[i].pid = 0;
                                 children[i].kill_deadline = 0;
-                                if (ctl >= 0)
-                                        send_msg(ctl, SPAWNER_EXITED, i, pid, status, -1);
+                                if (sp->ctl >= 0)
+                                        send_msg(sp->ctl, SPAWNER_EXITED, i, pid, status, -1);
                         }
         }
 }
 
-static int next_timeout_ms(void)
+static int next_timeout_ms(const struct spawner *sp)
 {
+        const struct child *children = sp->children;
         uint64_t now = now_usec(), soonest = 0;
 
         for (int i = 0; i < _PLUG_MAX; i++)
@@ -183,8 +193,9 @@ static int next_timeout_ms(void)
         return soonest <= now ? 0 : (int)((soonest - now + 999) / 1000);
 }
 
-static void kill_overdue(void)
+static void kill_overdue(struct spawner *sp)
 {
+        struct child *children = sp->children;
         uint64_t now = now_usec();
 
         for (int i = 0; i < _PLUG_MAX; i++)
@@ -196,10 +207,10 @@ static void kill_overdue(void)
                 }
 }
 
-static bool any_child(void)
+static bool any_child(const struct spawner *sp)
 {
         for (int i = 0; i < _PLUG_MAX; i++)
-                if (children[i].pid > 0)
+                if (sp->children[i].pid > 0)
                         return true;
         return false;
 }
@@ -222,6 +233,7 @@ static int drop_to_spawner_privileges(void)
 
 void spawner_main(int ctl, const struct spawner_config *cfg)
 {
+        struct spawner sp = { .ctl = ctl, .cfg = cfg };
         sigset_t mask;
         int sfd, r;
 
@@ -243,15 +255,15 @@ void spawner_main(int ctl, const struct spawner_config *cfg)
                 log_err("signalfd: %s", strerror(errno));
                 _exit(1);
         }
-        while (ctl >= 0 || any_child()) {
-                struct pollfd p[2] = { { ctl, POLLIN, 0 }, { sfd, POLLIN, 0 } };
-                if (poll(p, 2, next_timeout_ms()) < 0 && errno != EINTR) {
+        while (sp.ctl >= 0 || any_child(&sp)) {
+                struct pollfd p[2] = { { sp.ctl, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+                if (poll(p, 2, next_timeout_ms(&sp)) < 0 && errno != EINTR) {
                         log_err("poll: %s", strerror(errno));
                         break;
                 }
-                if (ctl >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+                if (sp.ctl >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
                         struct spawner_request req;
-                        ssize_t n = recv(ctl, &req, sizeof(req), MSG_TRUNC | MSG_DONTWAIT);
+                        ssize_t n = recv(sp.ctl, &req, sizeof(req), MSG_TRUNC | MSG_DONTWAIT);
                         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                                 continue;
                         if (n != (ssize_t)sizeof(req) || req.plug >= _PLUG_MAX ||
@@ -259,29 +271,29 @@ void spawner_main(int ctl, const struct spawner_config *cfg)
                                 if (n != 0)
                                         log_err("invalid request from the core; shutting down");
                                 /* The core is gone (or broken): stop every module, then exit. */
-                                ctl = safe_close(ctl);
+                                sp.ctl = safe_close(sp.ctl);
                                 for (uint32_t i = 0; i < _PLUG_MAX; i++)
-                                        stop_module(cfg, i);
+                                        stop_module(&sp, i);
                                 continue;
                         }
                         if (req.op == SPAWNER_START)
-                                start_module(ctl, cfg, req.plug);
+                                start_module(&sp, req.plug);
                         else
-                                stop_module(cfg, req.plug);
+                                stop_module(&sp, req.plug);
                 }
                 if (p[1].revents & POLLIN) {
                         struct signalfd_siginfo si;
                         while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
                                 if (si.ssi_signo == SIGCHLD)
-                                        reap(ctl);
+                                        reap(&sp);
                                 else if (si.ssi_signo != SIGHUP) {
                                         /* Terminal ^C or systemd stop: the core handles its own
                                          * shutdown; we wait for it to close the channel. */
                                 }
                         }
                 }
-                reap(ctl);
-                kill_overdue();
+                reap(&sp);
+                kill_overdue(&sp);
         }
         _exit(0);
 }

@@ -714,6 +714,63 @@ void config_defaults(struct nova_config *cfg)
         cfg->placement_refresh_s = 300;
 }
 
+/* One line (n bytes at raw, without its newline; a trailing '\r' allowed) into
+ * tmp; seen[] marks the keys set so far. 0 or -errno with "line N: ..." in err. */
+static int parse_line(const char *raw, size_t n, unsigned lineno, bool seen[], struct nova_config *tmp, char *err,
+                      size_t errlen)
+{
+        char line[CONFIG_MAX_LINE + 1], why[256];
+        const struct config_key *k;
+        char *s, *eq, *key, *value;
+        int r;
+
+        if (n > 0 && raw[n - 1] == '\r')
+                n--;
+        if (n > CONFIG_MAX_LINE) {
+                fmt_msg(err, errlen, "line %u: line too long (max %d bytes)", lineno, CONFIG_MAX_LINE);
+                return -EINVAL;
+        }
+        r = check_text(raw, n, why, sizeof(why));
+        if (r < 0) {
+                fmt_msg(err, errlen, "line %u: %s", lineno, why);
+                return r;
+        }
+        memcpy(line, raw, n);
+        line[n] = '\0';
+
+        s = trim(line);
+        if (*s == '\0' || *s == '#')
+                return 0;
+        eq = strchr(s, '=');
+        if (!eq) {
+                fmt_msg(err, errlen, "line %u: expected 'key = value'", lineno);
+                return -EINVAL;
+        }
+        *eq = '\0';
+        key = trim(s);
+        value = trim(eq + 1);
+        if (*key == '\0') {
+                fmt_msg(err, errlen, "line %u: missing key before '='", lineno);
+                return -EINVAL;
+        }
+        k = find_key(key);
+        if (!k) {
+                fmt_msg(err, errlen, "line %u: unknown key '%.64s'", lineno, key);
+                return -EINVAL;
+        }
+        if (seen[k - config_keys]) {
+                fmt_msg(err, errlen, "line %u: duplicate key '%s'", lineno, k->name);
+                return -EINVAL;
+        }
+        seen[k - config_keys] = true;
+        r = k->parse(k, value, (char *)tmp + k->offset, why, sizeof(why));
+        if (r < 0) {
+                fmt_msg(err, errlen, "line %u: %s: %s", lineno, k->name, why);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 int config_parse(const char *text, size_t len, struct nova_config *cfg, char *err, size_t errlen)
 {
         bool seen[ARRAY_SIZE(config_keys)] = {};
@@ -736,60 +793,15 @@ int config_parse(const char *text, size_t len, struct nova_config *cfg, char *er
                 pos = 3; /* UTF-8 byte order mark */
 
         while (pos < len) {
-                char line[CONFIG_MAX_LINE + 1], why[256];
                 const char *nl = memchr(text + pos, '\n', len - pos);
                 size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
                 const char *raw = text + pos;
-                const struct config_key *k;
-                char *s, *eq, *key, *value;
 
                 lineno++;
                 pos += n + (nl ? 1 : 0);
-                if (n > 0 && raw[n - 1] == '\r')
-                        n--;
-                if (n > CONFIG_MAX_LINE) {
-                        fmt_msg(err, errlen, "line %u: line too long (max %d bytes)", lineno,
-                                CONFIG_MAX_LINE);
-                        return -EINVAL;
-                }
-                r = check_text(raw, n, why, sizeof(why));
-                if (r < 0) {
-                        fmt_msg(err, errlen, "line %u: %s", lineno, why);
+                r = parse_line(raw, n, lineno, seen, &tmp, err, errlen);
+                if (r < 0)
                         return r;
-                }
-                memcpy(line, raw, n);
-                line[n] = '\0';
-
-                s = trim(line);
-                if (*s == '\0' || *s == '#')
-                        continue;
-                eq = strchr(s, '=');
-                if (!eq) {
-                        fmt_msg(err, errlen, "line %u: expected 'key = value'", lineno);
-                        return -EINVAL;
-                }
-                *eq = '\0';
-                key = trim(s);
-                value = trim(eq + 1);
-                if (*key == '\0') {
-                        fmt_msg(err, errlen, "line %u: missing key before '='", lineno);
-                        return -EINVAL;
-                }
-                k = find_key(key);
-                if (!k) {
-                        fmt_msg(err, errlen, "line %u: unknown key '%.64s'", lineno, key);
-                        return -EINVAL;
-                }
-                if (seen[k - config_keys]) {
-                        fmt_msg(err, errlen, "line %u: duplicate key '%s'", lineno, k->name);
-                        return -EINVAL;
-                }
-                seen[k - config_keys] = true;
-                r = k->parse(k, value, (char *)&tmp + k->offset, why, sizeof(why));
-                if (r < 0) {
-                        fmt_msg(err, errlen, "line %u: %s: %s", lineno, k->name, why);
-                        return -EINVAL;
-                }
         }
 
         r = check_cross(&tmp, err, errlen);

@@ -73,6 +73,60 @@ static int field_long(const char *rec, const char *key, int base, long *ret)
         return 1;
 }
 
+/* The fields of a seccomp record (rec: after "audit(...): ") into d. 0 or -errno. */
+static int parse_seccomp(const char *rec, struct denial *d)
+{
+        char arch[32], *end;
+        int r;
+
+        d->kind = DENIAL_SECCOMP;
+        r = field_long(rec, "syscall", 10, &d->syscall);
+        if (r <= 0)
+                return r < 0 ? r : -EBADMSG;
+        if (field(rec, "arch", arch, sizeof(arch)) == 1) {
+                errno = 0;
+                d->arch = strtoul(arch, &end, 16);
+                if (errno || *end)
+                        return -EBADMSG;
+        }
+        if (field(rec, "subj", d->profile, sizeof(d->profile)) < 0 || field(rec, "exe", d->exe, sizeof(d->exe)) < 0)
+                return -EBADMSG;
+        /* subj may carry " (enforce)"-style suffixes elsewhere; keep the label only. */
+        d->profile[strcspn(d->profile, " ")] = '\0';
+        return 0;
+}
+
+/* The fields of an AppArmor record into d: -ENOENT unless it is a DENIED one. 0 or -errno. */
+static int parse_apparmor(const char *rec, struct denial *d)
+{
+        char verdict[16];
+        long v;
+        int r;
+
+        r = field(rec, "apparmor", verdict, sizeof(verdict));
+        if (r < 0)
+                return r;
+        if (r == 0 || !streq(verdict, "DENIED"))
+                return -ENOENT;
+        d->kind = DENIAL_APPARMOR;
+        if (field(rec, "operation", d->operation, sizeof(d->operation)) < 0 ||
+            field(rec, "class", d->class_, sizeof(d->class_)) < 0 ||
+            field(rec, "profile", d->profile, sizeof(d->profile)) < 0 || field(rec, "name", d->name, sizeof(d->name)) < 0 ||
+            field(rec, "denied_mask", d->denied_mask, sizeof(d->denied_mask)) < 0 ||
+            field(rec, "capname", d->capname, sizeof(d->capname)) < 0 ||
+            field(rec, "family", d->family, sizeof(d->family)) < 0 ||
+            field(rec, "sock_type", d->sock_type, sizeof(d->sock_type)) < 0)
+                return -EBADMSG;
+        if ((r = field_long(rec, "protocol", 10, &v)) < 0)
+                return r;
+        if (r == 1) {
+                if (v < 0 || v > 255)
+                        return -EBADMSG;
+                d->protocol = (int)v;
+        }
+        return d->operation[0] ? 0 : -EBADMSG;
+}
+
 int denial_parse(const char *line, size_t len, struct denial *ret)
 {
         _cleanup_free_ char *buf = NULL;
@@ -101,52 +155,12 @@ int denial_parse(const char *line, size_t len, struct denial *ret)
                 return -ENOENT;
         rec += 3;
 
-        if (strstr(buf, "type=1326") || strstr(buf, "type=SECCOMP")) {
-                d.kind = DENIAL_SECCOMP;
-                r = field_long(rec, "syscall", 10, &d.syscall);
-                if (r <= 0)
-                        return r < 0 ? r : -EBADMSG;
-                {
-                        char arch[32], *end;
-                        if (field(rec, "arch", arch, sizeof(arch)) == 1) {
-                                errno = 0;
-                                d.arch = strtoul(arch, &end, 16);
-                                if (errno || *end)
-                                        return -EBADMSG;
-                        }
-                }
-                if (field(rec, "subj", d.profile, sizeof(d.profile)) < 0 ||
-                    field(rec, "exe", d.exe, sizeof(d.exe)) < 0)
-                        return -EBADMSG;
-                /* subj may carry " (enforce)"-style suffixes elsewhere; keep the label only. */
-                d.profile[strcspn(d.profile, " ")] = '\0';
-        } else {
-                char verdict[16];
-                r = field(rec, "apparmor", verdict, sizeof(verdict));
-                if (r < 0)
-                        return r;
-                if (r == 0 || !streq(verdict, "DENIED"))
-                        return -ENOENT;
-                d.kind = DENIAL_APPARMOR;
-                if (field(rec, "operation", d.operation, sizeof(d.operation)) < 0 ||
-                    field(rec, "class", d.class_, sizeof(d.class_)) < 0 ||
-                    field(rec, "profile", d.profile, sizeof(d.profile)) < 0 ||
-                    field(rec, "name", d.name, sizeof(d.name)) < 0 ||
-                    field(rec, "denied_mask", d.denied_mask, sizeof(d.denied_mask)) < 0 ||
-                    field(rec, "capname", d.capname, sizeof(d.capname)) < 0 ||
-                    field(rec, "family", d.family, sizeof(d.family)) < 0 ||
-                    field(rec, "sock_type", d.sock_type, sizeof(d.sock_type)) < 0)
-                        return -EBADMSG;
-                if ((r = field_long(rec, "protocol", 10, &v)) < 0)
-                        return r;
-                if (r == 1) {
-                        if (v < 0 || v > 255)
-                                return -EBADMSG;
-                        d.protocol = (int)v;
-                }
-                if (!d.operation[0])
-                        return -EBADMSG;
-        }
+        if (strstr(buf, "type=1326") || strstr(buf, "type=SECCOMP"))
+                r = parse_seccomp(rec, &d);
+        else
+                r = parse_apparmor(rec, &d);
+        if (r < 0)
+                return r;
         if (field(rec, "comm", d.comm, sizeof(d.comm)) < 0)
                 return -EBADMSG;
         if ((r = field_long(rec, "pid", 10, &v)) < 0)

@@ -10,6 +10,7 @@
 #include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -21,8 +22,9 @@ struct modrt {
         void *state;                     /* module state from init() */
         struct proto_msg *rx;            /* decode arena */
         struct proto_writer *tx;         /* reply/hello/event builder */
+        struct proto_writer *tx_later;   /* deferred answers (modrt_complete may run inside a handler,
+                                          * while tx holds that handler's reply) */
         uint8_t *rxbuf;                  /* one frame + 1 byte to detect oversize */
-        struct log_ratelimit refusals;   /* refused requests are logged, rate-limited */
         struct nova_config cfg;          /* --config FILE over the defaults */
         uint64_t generation;             /* bumped per core connection: stale deferred answers are dropped */
         const struct modrt_entry *current; /* entry being dispatched (for modrt_defer) */
@@ -284,105 +286,125 @@ int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const
                 free(d);
                 return -ENOTCONN;
         }
-        pw_init(rt->tx, PROTO_REPLY, d->id, status < 0 ? status : 0, d->name);
+        pw_init(rt->tx_later, PROTO_REPLY, d->id, status < 0 ? status : 0, d->name);
         if (status < 0)
-                pw_str(rt->tx, "error", err_text ? err_text : strerror(-status));
+                pw_str(rt->tx_later, "error", err_text ? err_text : strerror(-status));
         else if (fill)
-                fill(rt->tx, userdata);
-        r = send_frame(rt, rt->tx);
+                fill(rt->tx_later, userdata);
+        r = send_frame(rt, rt->tx_later);
         if (r == -EMSGSIZE || r == -EINVAL) {
-                pw_init(rt->tx, PROTO_REPLY, d->id, r, d->name);
-                pw_str(rt->tx, "error", "reply does not fit the protocol limits");
-                r = send_frame(rt, rt->tx);
+                pw_init(rt->tx_later, PROTO_REPLY, d->id, r, d->name);
+                pw_str(rt->tx_later, "error", "reply does not fit the protocol limits");
+                r = send_frame(rt, rt->tx_later);
         }
         free(d);
         return r;
 }
 
-int modrt_dispatch(struct modrt *rt)
+/* A request the core's own checks would have refused: log it (entrypoint,
+ * the field and why) and close the connection. Returns -EBADMSG. */
+_printf_(2, 3) static int fatal_request(struct modrt *rt, const char *fmt, ...)
 {
-        const struct modrt_entry *entry = NULL;
-        struct modrt_call call = { 0 };
+        char why[320];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        log_err("protocol violation: request %u: %s; the core validates every request against this schema, "
+                "so it is broken or compromised: closing the connection and exiting", rt->rx->id, why);
+        disconnect(rt);
+        return -EBADMSG;
+}
+
+/* Read and decode one frame into rt->rx (a descriptor that came with it in
+ * *ret_fd). 0: a request to serve; 1: nothing to serve (interrupted, or the
+ * core's acknowledgement); -ECONNRESET, -ECANCELED (the core refused us) or
+ * -EBADMSG (a protocol violation): the connection is then closed. */
+static int receive_request(struct modrt *rt, int *ret_fd)
+{
         char why[256];
         size_t size = 0;
         ssize_t n;
+
+        n = proto_recv_frame_fd(rt->fd, rt->rxbuf, 0, &size, ret_fd);
+        if (n == -EINTR || n == -EAGAIN)
+                return 1;
+        if (n == -EPROTO)
+                (void)snprintf(why, sizeof(why), "more than one descriptor or unexpected ancillary data");
+        else if (n == -EMSGSIZE)
+                (void)snprintf(why, sizeof(why), "frame of %zu bytes (limit %d)", size, PROTO_MAX_FRAME);
+        else if (n == -EBADMSG) /* not the end of the stream (see proto_recv_frame): no header at all */
+                (void)snprintf(why, sizeof(why), "empty frame (0 bytes)");
+        else if (n <= 0) {
+                disconnect(rt);
+                return -ECONNRESET;
+        } else if (proto_decode(rt->rxbuf, (size_t)n, rt->rx, why, sizeof(why)) == 0) {
+                if (rt->rx->type == PROTO_HELLO) {
+                        if (proto_get_bool(rt->rx->body, "accepted", true))
+                                return 1; /* the core's acknowledgement */
+                        if (proto_get_bool(rt->rx->body, "restart", false)) {
+                                /* we broke the protocol (by the core's word): exit 1, a fresh process is started */
+                                log_err("the core ended this module's connection: %s; exiting to be restarted",
+                                        proto_get_str(rt->rx->body, "reason", "no reason given"));
+                                disconnect(rt);
+                                return -EBADMSG;
+                        }
+                        log_err("the core refused this module: %s",
+                                proto_get_str(rt->rx->body, "reason", "no reason given"));
+                        disconnect(rt);
+                        return -ECANCELED;
+                }
+                if (rt->rx->type == PROTO_REQUEST && request_id_check(rt, rt->rx->id, why, sizeof(why)) == 0)
+                        return 0;
+                if (rt->rx->type != PROTO_REQUEST)
+                        (void)snprintf(why, sizeof(why), "unexpected %s frame", proto_type_name(rt->rx->type));
+        }
+        log_err("protocol violation: %s; closing the connection", why);
+        disconnect(rt);
+        return -EBADMSG;
+}
+
+/* The entry of the request in rt->rx, after the checks the core made before
+ * sending it (see fatal_request). The entry, or NULL after a violation. */
+static const struct modrt_entry *checked_entry(struct modrt *rt, int passed_fd)
+{
+        const struct modrt_entry *entry = NULL;
+        char why[256];
+
+        for (size_t i = 0; i < rt->mod->n_entries && !entry; i++)
+                if (streq(rt->mod->entries[i].ep->name, rt->rx->name))
+                        entry = &rt->mod->entries[i];
+        /* The core checks every request against the same table and schema before sending it:
+         * one that fails here comes from a broken or compromised core. Fate-sharing, as
+         * OpenSSH's monitor does: do not answer and carry on; log it with the field and stop
+         * serving (the module exits, its supervisor starts a fresh one). */
+        if (!entry)
+                return fatal_request(rt, "unknown entrypoint '%s'", rt->rx->name), NULL;
+        if (entry->ep->takes_fd != (passed_fd >= 0))
+                return fatal_request(rt, "%s: %s", entry->ep->name,
+                                     entry->ep->takes_fd ? "no descriptor passed (it needs one, SCM_RIGHTS)"
+                                                         : "a descriptor passed (it takes none)"),
+                       NULL;
+        if (schema_check(entry->ep->request, rt->rx->body, why, sizeof(why)) < 0)
+                return fatal_request(rt, "%s: %s", entry->ep->name, why), NULL;
+        return entry;
+}
+
+int modrt_dispatch(struct modrt *rt)
+{
+        const struct modrt_entry *entry;
+        struct modrt_call call = { .fd = -1 };
         int r;
 
         _cleanup_close_ int passed_fd = -1;
 
-        call.fd = -1;
-        n = proto_recv_frame_fd(rt->fd, rt->rxbuf, 0, &size, &passed_fd);
-        if (n == -EINTR || n == -EAGAIN)
-                return 0;
-        if (n == -EPROTO) {
-                log_err("protocol violation: more than one descriptor or unexpected ancillary data; closing the connection");
-                disconnect(rt);
+        r = receive_request(rt, &passed_fd);
+        if (r != 0)
+                return r > 0 ? 0 : r;
+        entry = checked_entry(rt, passed_fd);
+        if (!entry)
                 return -EBADMSG;
-        }
-        if (n == -EMSGSIZE) {
-                log_err("protocol violation: frame of %zu bytes (limit %d); closing the connection", size,
-                        PROTO_MAX_FRAME);
-                disconnect(rt);
-                return -EBADMSG;
-        }
-        if (n == -EBADMSG) {
-                /* Not the end of the stream (see proto_recv_frame): a frame without even a header. */
-                log_err("protocol violation: empty frame (0 bytes); closing the connection");
-                disconnect(rt);
-                return -EBADMSG;
-        }
-        if (n <= 0) {
-                disconnect(rt);
-                return -ECONNRESET;
-        }
-        r = proto_decode(rt->rxbuf, (size_t)n, rt->rx, why, sizeof(why));
-        if (r < 0) {
-                log_err("protocol violation: %s; closing the connection", why);
-                disconnect(rt);
-                return -EBADMSG;
-        }
-        if (rt->rx->type == PROTO_HELLO) {
-                if (proto_get_bool(rt->rx->body, "accepted", true))
-                        return 0; /* the core's acknowledgement */
-                log_err("the core refused this module: %s", proto_get_str(rt->rx->body, "reason", "no reason given"));
-                disconnect(rt);
-                return -ECANCELED;
-        }
-        if (rt->rx->type != PROTO_REQUEST) {
-                log_err("protocol violation: unexpected %s frame; closing the connection",
-                        proto_type_name(rt->rx->type));
-                disconnect(rt);
-                return -EBADMSG;
-        }
-        if (request_id_check(rt, rt->rx->id, why, sizeof(why)) < 0) {
-                log_err("protocol violation: %s; closing the connection", why);
-                disconnect(rt);
-                return -EBADMSG;
-        }
-        for (size_t i = 0; i < rt->mod->n_entries; i++)
-                if (streq(rt->mod->entries[i].ep->name, rt->rx->name)) {
-                        entry = &rt->mod->entries[i];
-                        break;
-                }
-        if (!entry) {
-                log_ratelimited(&rt->refusals, LOG_LVL_WARN, "refused: unknown entrypoint '%s' (request %u)",
-                                rt->rx->name, rt->rx->id);
-                (void)snprintf(why, sizeof(why), "unknown entrypoint '%s'", rt->rx->name);
-                return reply_error(rt, rt->rx, -ENOSYS, why);
-        }
-        if (entry->ep->takes_fd != (passed_fd >= 0)) {
-                log_ratelimited(&rt->refusals, LOG_LVL_WARN, "refused: %s: %s (request %u)", entry->ep->name,
-                                entry->ep->takes_fd ? "no descriptor passed" : "unexpected descriptor",
-                                rt->rx->id);
-                (void)snprintf(why, sizeof(why), "%s", entry->ep->takes_fd ? "this entrypoint needs a descriptor (SCM_RIGHTS)" : "this entrypoint takes no descriptor");
-                return reply_error(rt, rt->rx, -EINVAL, why);
-        }
-        r = schema_check(entry->ep->request, rt->rx->body, why, sizeof(why));
-        if (r < 0) {
-                log_ratelimited(&rt->refusals, LOG_LVL_WARN, "refused: %s: %s (request %u)", entry->ep->name, why,
-                                rt->rx->id);
-                return reply_error(rt, rt->rx, -EINVAL, why);
-        }
         pw_init(rt->tx, PROTO_REPLY, rt->rx->id, 0, rt->rx->name);
         call.req = rt->rx->body;
         call.reply = rt->tx;
@@ -475,7 +497,15 @@ static void usage(const char *prog)
                 prog);
 }
 
-int modrt_main(const struct modrt_module *mod, int argc, char **argv)
+/* What the command line asks for. */
+struct modrt_options {
+        int inherited;                   /* --fd N, -1 when not given */
+        const char *connect_path;        /* --connect PATH, NULL when not given */
+        const char *config_path;         /* --config FILE, NULL when not given */
+};
+
+/* Parse the command line into *ret. -1 to go on, else the exit code (0 for --help). */
+static int parse_options(int argc, char **argv, struct modrt_options *ret)
 {
         static const struct option opts[] = {
                 { "fd", required_argument, NULL, 'f' },
@@ -485,14 +515,9 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
-        const char *plug = plug_table[mod->protocol->plug].name;
-        const char *connect_path = NULL, *config_path = NULL;
-        struct modrt rt = { .mod = mod, .fd = -1, .refusals = LOG_RATELIMIT_INIT(10 * 1000000ULL, 20) };
-        struct sigaction sa = { .sa_handler = on_exit_signal };
-        char err[256];
-        int inherited = -1, c, r;
+        int c;
 
-        log_init(plug, LOG_LVL_INFO);
+        *ret = (struct modrt_options){ .inherited = -1 };
         while ((c = getopt_long(argc, argv, "v", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'f': {
@@ -501,14 +526,14 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
                                 log_err("--fd: not a descriptor number: %s", optarg);
                                 return 2;
                         }
-                        inherited = (int)v;
+                        ret->inherited = (int)v;
                         break;
                 }
                 case 'c':
-                        connect_path = optarg;
+                        ret->connect_path = optarg;
                         break;
                 case 'C':
-                        config_path = optarg;
+                        ret->config_path = optarg;
                         break;
                 case 'v':
                         log_set_level(LOG_LVL_DEBUG);
@@ -521,23 +546,44 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
                         return 2;
                 }
         }
-        if ((inherited < 0) == (connect_path == NULL) || optind != argc) {
+        if ((ret->inherited < 0) == (ret->connect_path == NULL) || optind != argc) {
                 usage(argv[0]);
                 return 2;
         }
-        config_defaults(&rt.cfg);
-        if (config_path && config_load_file(config_path, &rt.cfg, err, sizeof(err)) < 0) {
+        return -1;
+}
+
+/* Before serving: the configuration, the module's own consistency, signals,
+ * privileges, and (in a snap) whether the plug is connected at all. -1 to go
+ * on, else the exit code. */
+static int prepare(struct modrt *rt, const char *config_path)
+{
+        const struct modrt_module *mod = rt->mod;
+        const char *plug = plug_table[mod->protocol->plug].name;
+        struct sigaction sa = { .sa_handler = on_exit_signal };
+        char err[256];
+        int r;
+
+        config_defaults(&rt->cfg);
+        if (config_path && config_load_file(config_path, &rt->cfg, err, sizeof(err)) < 0) {
                 log_err("%s", err);
                 return 1;
         }
-        config_finish(&rt.cfg);
-        if (streq(rt.cfg.log_level, "debug"))
+        config_finish(&rt->cfg);
+        if (streq(rt->cfg.log_level, "debug"))
                 log_set_level(LOG_LVL_DEBUG);
         /* Safety: the module table and the shared protocol must agree. */
         if (mod->n_entries != mod->protocol->n_entrypoints) {
                 log_err("internal error: dispatch table and protocol disagree");
                 return 1;
         }
+        for (size_t i = 0; i < mod->n_entries; i++)
+                if (mod->entries[i].ep != &mod->protocol->entrypoints[i] || !mod->entries[i].handler) {
+                        /* the hello lists them in this order; the core wants exactly the protocol's */
+                        log_err("internal error: dispatch table entry %zu is not the protocol's %s", i,
+                                mod->protocol->entrypoints[i].name);
+                        return 1;
+                }
         sigemptyset(&sa.sa_mask);
         (void)sigaction(SIGTERM, &sa, NULL);
         (void)sigaction(SIGINT, &sa, NULL);
@@ -558,58 +604,82 @@ int modrt_main(const struct modrt_module *mod, int argc, char **argv)
                 if (r < 0)
                         log_warn("cannot ask snapctl whether %s is connected: %s", plug, strerror(-r));
         }
-        rt.rx = malloc(sizeof(*rt.rx));
-        rt.tx = malloc(sizeof(*rt.tx));
-        rt.rxbuf = malloc(PROTO_MAX_FRAME + 1);
-        if (!rt.rx || !rt.tx || !rt.rxbuf) {
-                log_err("out of memory");
-                r = -ENOMEM;
-                goto out;
-        }
-        if (mod->init) {
-                r = mod->init(&rt, &rt.state);
-                if (r < 0) {
-                        log_err("initialisation failed: %s", strerror(-r));
-                        goto out;
-                }
-        }
+        return -1;
+}
+
+/* Serve the inherited connection, or connect to the core and serve it, again
+ * after each loss, until asked to stop. 0 or -errno (-EBADMSG: a protocol
+ * violation ended it; -ECANCELED: the core refused us; -ECONNRESET: it went away). */
+static int serve(struct modrt *rt, const struct modrt_options *opt)
+{
+        int inherited = opt->inherited;
+        int r;
+
         do {
                 if (inherited >= 0) {
-                        rt.fd = inherited;
+                        rt->fd = inherited;
                         inherited = -1;
                 } else {
-                        rt.fd = connect_to_core(&rt, connect_path);
-                        if (rt.fd < 0) {
-                                r = rt.fd == -EINTR ? 0 : rt.fd;
+                        rt->fd = connect_to_core(rt, opt->connect_path);
+                        if (rt->fd < 0) {
+                                r = rt->fd == -EINTR ? 0 : rt->fd;
                                 if (r < 0)
-                                        log_err("cannot connect to the core at %s: %s", connect_path,
+                                        log_err("cannot connect to the core at %s: %s", opt->connect_path,
                                                 strerror(-r));
-                                break;
+                                return r;
                         }
                 }
-                signal_fd = rt.fd;
-                r = send_hello(&rt);
+                signal_fd = rt->fd;
+                r = send_hello(rt);
                 if (r < 0) {
                         log_err("cannot announce ourselves to the core: %s", strerror(-r));
-                        disconnect(&rt);
+                        disconnect(rt);
                         continue;
                 }
-                log_info("serving %zu entrypoints (pid %ld)", mod->n_entries, (long)getpid());
-                r = mod->run ? mod->run(&rt, rt.state) : run_blocking(&rt, rt.state);
-                disconnect(&rt);
-                if (r == -ECONNRESET && connect_path && !exit_requested)
+                log_info("serving %zu entrypoints (pid %ld)", rt->mod->n_entries, (long)getpid());
+                r = rt->mod->run ? rt->mod->run(rt, rt->state) : run_blocking(rt, rt->state);
+                disconnect(rt);
+                if (r == -ECONNRESET && opt->connect_path && !exit_requested)
                         log_info("connection to the core lost; waiting for the core");
-        } while (connect_path && !exit_requested && r != -ECANCELED);
-        /* Stopped, the core went away, or the core refused us: a clean exit
-         * (systemd must not restart a module the core does not want). */
-        if (exit_requested || r == -ECONNRESET || r == -ECANCELED)
-                r = 0;
-out:
+        } while (opt->connect_path && !exit_requested && r != -ECANCELED && r != -EBADMSG);
+        return r;
+}
+
+int modrt_main(const struct modrt_module *mod, int argc, char **argv)
+{
+        struct modrt rt = { .mod = mod, .fd = -1 };
+        struct modrt_options opt;
+        int r;
+
+        log_init(plug_table[mod->protocol->plug].name, LOG_LVL_INFO);
+        r = parse_options(argc, argv, &opt);
+        if (r >= 0)
+                return r;
+        r = prepare(&rt, opt.config_path);
+        if (r >= 0)
+                return r;
+        rt.rx = malloc(sizeof(*rt.rx));
+        rt.tx = malloc(sizeof(*rt.tx));
+        rt.tx_later = malloc(sizeof(*rt.tx_later));
+        rt.rxbuf = malloc(PROTO_MAX_FRAME + 1);
+        if (!rt.rx || !rt.tx || !rt.tx_later || !rt.rxbuf) {
+                log_err("out of memory");
+                r = -ENOMEM;
+        } else if (mod->init && (r = mod->init(&rt, &rt.state)) < 0)
+                log_err("initialisation failed: %s", strerror(-r));
+        else {
+                r = serve(&rt, &opt);
+                /* Stopped, the core went away, or the core refused us: a clean exit
+                 * (systemd must not restart a module the core does not want). */
+                if (exit_requested || r == -ECONNRESET || r == -ECANCELED)
+                        r = 0;
+        }
         if (mod->done)
                 mod->done(rt.state);
         disconnect(&rt);
         free(rt.rx);
         free(rt.tx);
+        free(rt.tx_later);
         free(rt.rxbuf);
         return r < 0 ? 1 : 0;
 }

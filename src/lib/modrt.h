@@ -75,7 +75,10 @@ const struct nova_config *modrt_config(const struct modrt *rt);
 /* Socket to the core (for foreign event loops). */
 int modrt_fd(const struct modrt *rt);
 /* Serve one frame from the core. 0; -ECONNRESET when the core went away;
- * -EBADMSG on a protocol violation (the connection is then closed). */
+ * -EBADMSG on a protocol violation (the connection is then closed): a bad
+ * frame, a request id out of order, and any request the core's own checks
+ * would have refused (unknown entrypoint, descriptor missing or unexpected,
+ * schema violation): the module then exits with status 1 (fate-sharing). */
 int modrt_dispatch(struct modrt *rt);
 /* True once SIGTERM/SIGINT arrived. */
 bool modrt_should_exit(const struct modrt *rt);

@@ -5,6 +5,7 @@
 
 #include "names.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -826,4 +827,93 @@ int qemu_process_find(const char *proc_root, const char *libvirt_run, const stru
         if (ret_found_by)
                 *ret_found_by = "cmdline";
         return 0;
+}
+
+/* ---- kernel uevents ---- */
+
+static const char *const uevent_subsystems[] = {
+        [UEVENT_OTHER] = "other", [UEVENT_CPU] = "cpu", [UEVENT_MEMORY] = "memory",
+        [UEVENT_NODE] = "node",   [UEVENT_PCI] = "pci",
+};
+static const char *const uevent_actions[] = {
+        [UEVENT_ACTION_OTHER] = "other", [UEVENT_ADD] = "add",         [UEVENT_REMOVE] = "remove",
+        [UEVENT_CHANGE] = "change",      [UEVENT_ONLINE] = "online",   [UEVENT_OFFLINE] = "offline",
+};
+
+const char *uevent_subsystem_name(enum uevent_subsystem s)
+{
+        return (unsigned)s < ARRAY_SIZE(uevent_subsystems) ? uevent_subsystems[s] : "other";
+}
+
+const char *uevent_action_name(enum uevent_action a)
+{
+        return (unsigned)a < ARRAY_SIZE(uevent_actions) ? uevent_actions[a] : "other";
+}
+
+/* Index of the name of len bytes in table, or 0 (the "other" entry). */
+static unsigned uevent_lookup(const char *const *table, size_t n, const char *name, size_t len)
+{
+        for (unsigned i = 1; i < n; i++)
+                if (strlen(table[i]) == len && memcmp(table[i], name, len) == 0)
+                        return i;
+        return 0;
+}
+
+#define UEVENT_VALUE_MAX 64 /* ACTION and SUBSYSTEM values we accept (the kernel's are short words) */
+
+int uevent_parse(const char *buf, size_t len, struct uevent *ret)
+{
+        const char *end = buf + len, *field, *at;
+        const char *action = NULL, *subsystem = NULL;
+        size_t action_len = 0, subsystem_len = 0, header_action_len;
+
+        assert(buf || len == 0);
+        assert(ret);
+        /* the header: "ACTION@DEVPATH", NUL-terminated */
+        field = buf;
+        if (!len || !memchr(buf, '\0', len))
+                return -EBADMSG;
+        at = memchr(buf, '@', strnlen(buf, len));
+        if (!at || at == buf)
+                return -EBADMSG;
+        header_action_len = (size_t)(at - buf);
+        field += strlen(field) + 1;
+        while (field < end) {
+                const char *nul = memchr(field, '\0', (size_t)(end - field)), *eq;
+                size_t flen;
+
+                if (!nul)
+                        return -EBADMSG; /* the last field must be terminated too */
+                flen = (size_t)(nul - field);
+                if (flen == 0) {
+                        field = nul + 1;
+                        continue;
+                }
+                eq = memchr(field, '=', flen);
+                if (!eq || eq == field)
+                        return -EBADMSG;
+                if ((size_t)(eq - field) == 6 && memcmp(field, "ACTION", 6) == 0) {
+                        action = eq + 1;
+                        action_len = (size_t)(nul - action);
+                } else if ((size_t)(eq - field) == 9 && memcmp(field, "SUBSYSTEM", 9) == 0) {
+                        subsystem = eq + 1;
+                        subsystem_len = (size_t)(nul - subsystem);
+                }
+                field = nul + 1;
+        }
+        if (!action || !subsystem || action_len == 0 || subsystem_len == 0 || action_len > UEVENT_VALUE_MAX ||
+            subsystem_len > UEVENT_VALUE_MAX)
+                return -EBADMSG;
+        if (header_action_len != action_len || memcmp(buf, action, action_len) != 0)
+                return -EBADMSG;
+        ret->action = (enum uevent_action)uevent_lookup(uevent_actions, ARRAY_SIZE(uevent_actions), action,
+                                                        action_len);
+        ret->subsystem = (enum uevent_subsystem)uevent_lookup(uevent_subsystems, ARRAY_SIZE(uevent_subsystems),
+                                                              subsystem, subsystem_len);
+        return 0;
+}
+
+bool uevent_changes_inventory(const struct uevent *ev)
+{
+        return ev->subsystem != UEVENT_OTHER && ev->action != UEVENT_ACTION_OTHER;
 }

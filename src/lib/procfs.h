@@ -137,4 +137,27 @@ int qemu_process_foreach(const char *proc_root, const struct qemu_evidence *ev,
  * *ret_len or -errno (-EFBIG when larger). */
 int read_at_bounded(int dirfd, const char *path, char *buf, size_t max, size_t *ret_len) _warn_unused_result_;
 
+/* A kernel uevent as NETLINK_KOBJECT_UEVENT (group 1, the kernel's own)
+ * delivers it: "ACTION@DEVPATH\0ACTION=...\0DEVPATH=...\0SUBSYSTEM=...\0...".
+ * Only what hardware-observe needs is kept; the kernel's strings are never
+ * passed on (the subsystem becomes an enum, the action one of ours). */
+enum uevent_subsystem { UEVENT_OTHER, UEVENT_CPU, UEVENT_MEMORY, UEVENT_NODE, UEVENT_PCI };
+enum uevent_action { UEVENT_ACTION_OTHER, UEVENT_ADD, UEVENT_REMOVE, UEVENT_CHANGE, UEVENT_ONLINE, UEVENT_OFFLINE };
+struct uevent {
+        enum uevent_action action;
+        enum uevent_subsystem subsystem;
+};
+/* Parse one datagram of len bytes (not NUL-terminated). 0, or -EBADMSG (no
+ * "ACTION@DEVPATH" header, a field without '=', an empty or over-long
+ * ACTION/SUBSYSTEM, a header that disagrees with ACTION=, no SUBSYSTEM).
+ * *ret untouched on failure. */
+int uevent_parse(const char *buf, size_t len, struct uevent *ret) _warn_unused_result_;
+/* True when the event may change host_inventory's answer (a CPU, memory
+ * block, NUMA node or PCI device added, removed, brought on- or offline, or
+ * a change event: e.g. SR-IOV VFs, or `udevadm trigger`). */
+bool uevent_changes_inventory(const struct uevent *ev);
+/* "cpu", "memory", "node", "pci", "other"; "add", "remove", ... "other". */
+const char *uevent_subsystem_name(enum uevent_subsystem s);
+const char *uevent_action_name(enum uevent_action a);
+
 #endif

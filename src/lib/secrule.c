@@ -357,18 +357,13 @@ static int json_port(struct json_object *v, const char *name, long max, long *re
         return 0;
 }
 
-int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, size_t errlen)
+/* Every member of o is one a rule may have. */
+static int rule_fields_known(struct json_object *o, char *err, size_t errlen)
 {
-        struct secrule r = { .proto = -1, .icmp_type = -1, .icmp_code = -1, .family = 4 };
-        struct json_object *v;
-        long pmin = -1, pmax = -1;
-        int k;
+        static const char *const known[] = { "id", "direction", "ethertype", "protocol", "port_range_min",
+                                             "port_range_max", "remote_ip_prefix" };
 
-        if (!o || !json_object_is_type(o, json_type_object))
-                return fail(err, errlen, "rule: must be an object");
         json_object_object_foreach(o, key, val) {
-                static const char *const known[] = { "id", "direction", "ethertype", "protocol", "port_range_min",
-                                                     "port_range_max", "remote_ip_prefix" };
                 bool ok = false;
                 (void)val;
                 for (size_t i = 0; i < ARRAY_SIZE(known); i++)
@@ -376,25 +371,33 @@ int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, siz
                 if (!ok)
                         return fail(err, errlen, "rule: unknown field '%.32s'", key);
         }
+        return 0;
+}
+
+/* id, direction, ethertype and protocol into r. */
+static int rule_kind_from_json(struct json_object *o, struct secrule *r, char *err, size_t errlen)
+{
+        struct json_object *v;
+
         if (json_object_object_get_ex(o, "id", &v) && !json_object_is_type(v, json_type_null)) {
                 if (!json_text(v) || !uuid_is_valid(json_text(v)))
                         return fail(err, errlen, "id: not a canonical lowercase UUID");
-                memcpy(r.uuid, json_text(v), UUID_STR_LEN + 1);
+                memcpy(r->uuid, json_text(v), UUID_STR_LEN + 1);
         }
         if (!json_object_object_get_ex(o, "direction", &v) || !json_object_is_type(v, json_type_string))
                 return fail(err, errlen, "direction: required, ingress or egress");
         if (streq_ptr(json_text(v), "ingress"))
-                r.dir = SECRULE_INGRESS;
+                r->dir = SECRULE_INGRESS;
         else if (streq_ptr(json_text(v), "egress"))
-                r.dir = SECRULE_EGRESS;
+                r->dir = SECRULE_EGRESS;
         else
                 return fail(err, errlen, "direction: '%.16s' is not ingress or egress", json_object_get_string(v));
         if (json_object_object_get_ex(o, "ethertype", &v) && !json_object_is_type(v, json_type_null)) {
                 const char *s = json_text(v) ? json_text(v) : "";
                 if (streq(s, "IPv4"))
-                        r.family = 4;
+                        r->family = 4;
                 else if (streq(s, "IPv6"))
-                        r.family = 6;
+                        r->family = 6;
                 else
                         return fail(err, errlen, "ethertype: must be IPv4 or IPv6");
         }
@@ -407,22 +410,33 @@ int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, siz
                         p = (int)n;
                 } else if (!json_text(v) || secrule_proto_parse(json_text(v), &p) < 0)
                         return fail(err, errlen, "protocol: not a protocol name or number 0..255");
-                r.proto = (int16_t)p;
+                r->proto = (int16_t)p;
         }
         /* neutron: "icmp" with IPv6 means ipv6-icmp */
-        if (r.proto == 1 && r.family == 6)
-                r.proto = 58;
+        if (r->proto == 1 && r->family == 6)
+                r->proto = 58;
+        return 0;
+}
+
+/* port_range_min/max into r: ports, or for ICMP the type and code. */
+static int rule_ports_from_json(struct json_object *o, struct secrule *r, char *err, size_t errlen)
+{
+        struct json_object *v = NULL;
+        long pmin = -1, pmax = -1;
+        int k;
+
         json_object_object_get_ex(o, "port_range_min", &v);
         if ((k = json_port(v, "port_range_min", 65535, &pmin, err, errlen)) < 0)
                 return k;
+        v = NULL;
         json_object_object_get_ex(o, "port_range_max", &v);
         if ((k = json_port(v, "port_range_max", 65535, &pmax, err, errlen)) < 0)
                 return k;
-        if (r.proto >= 0 && r.proto == secrule_icmp_proto(r.family)) {
+        if (r->proto >= 0 && r->proto == secrule_icmp_proto(r->family)) {
                 if (pmin > 255 || pmax > 255)
                         return fail(err, errlen, "ICMP type (port_range_min) and code (port_range_max) are 0..255");
-                r.icmp_type = (int16_t)pmin;
-                r.icmp_code = (int16_t)pmax;
+                r->icmp_type = (int16_t)pmin;
+                r->icmp_code = (int16_t)pmax;
         } else if (pmin >= 0 || pmax >= 0) {
                 if (pmin < 0)
                         pmin = pmax;
@@ -430,9 +444,23 @@ int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, siz
                         pmax = pmin;
                 if (pmin == 0 || pmax == 0)
                         return fail(err, errlen, "port range: ports are 1..65535 (0 is not a port)");
-                r.port_min = (uint16_t)pmin;
-                r.port_max = (uint16_t)pmax;
+                r->port_min = (uint16_t)pmin;
+                r->port_max = (uint16_t)pmax;
         }
+        return 0;
+}
+
+int secrule_from_json(struct json_object *o, struct secrule *ret, char *err, size_t errlen)
+{
+        struct secrule r = { .proto = -1, .icmp_type = -1, .icmp_code = -1, .family = 4 };
+        struct json_object *v;
+        int k;
+
+        if (!o || !json_object_is_type(o, json_type_object))
+                return fail(err, errlen, "rule: must be an object");
+        if ((k = rule_fields_known(o, err, errlen)) < 0 || (k = rule_kind_from_json(o, &r, err, errlen)) < 0 ||
+            (k = rule_ports_from_json(o, &r, err, errlen)) < 0)
+                return k;
         if (json_object_object_get_ex(o, "remote_ip_prefix", &v) && !json_object_is_type(v, json_type_null)) {
                 if (!json_text(v) || cidr_parse(json_text(v), true, &r.remote) < 0)
                         return fail(err, errlen, "remote_ip_prefix: '%.48s' is not an IPv4 or IPv6 CIDR",

@@ -33,19 +33,15 @@ static int append(int fd, char *buf, size_t *len, size_t max)
         return 1;
 }
 
-int run_capture(char *const argv[], size_t max, char **ret_out, char **ret_err)
+/* Fork and exec argv with stdin on /dev/null and stdout and stderr on two new
+ * pipes, whose read ends go to *ret_out_fd and *ret_err_fd. The child's pid,
+ * or -errno (nothing left open). */
+static pid_t spawn_captured(char *const argv[], int *ret_out_fd, int *ret_err_fd)
 {
-        int outp[2], errp[2], status;
-        _cleanup_free_ char *out = NULL, *err = NULL;
-        size_t out_len = 0, err_len = 0;
-        bool out_open = true, err_open = true;
-        int r = 0;
+        int outp[2], errp[2];
         pid_t pid;
+        int r;
 
-        out = malloc(max + 1);
-        err = malloc(max + 1);
-        if (!out || !err)
-                return -ENOMEM;
         if (pipe2(outp, O_CLOEXEC) < 0)
                 return -errno;
         if (pipe2(errp, O_CLOEXEC) < 0) {
@@ -72,32 +68,59 @@ int run_capture(char *const argv[], size_t max, char **ret_out, char **ret_err)
         }
         safe_close(outp[1]);
         safe_close(errp[1]);
+        *ret_out_fd = outp[0];
+        *ret_err_fd = errp[0];
+        return pid;
+}
+
+/* Read both pipes until both end (append() keeps at most max bytes of each). 0 or -errno. */
+static int read_both(int out_fd, int err_fd, char *out, size_t *out_len, char *err, size_t *err_len, size_t max)
+{
+        bool out_open = true, err_open = true;
+        int r = 0;
+
         while ((out_open || err_open) && r >= 0) {
-                struct pollfd p[2] = { { out_open ? outp[0] : -1, POLLIN, 0 },
-                                       { err_open ? errp[0] : -1, POLLIN, 0 } };
+                struct pollfd p[2] = { { out_open ? out_fd : -1, POLLIN, 0 }, { err_open ? err_fd : -1, POLLIN, 0 } };
                 if (poll(p, 2, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        r = -errno;
-                        break;
+                        return -errno;
                 }
                 if (p[0].revents) {
-                        int k = append(outp[0], out, &out_len, max);
+                        int k = append(out_fd, out, out_len, max);
                         if (k <= 0)
                                 out_open = false;
                         if (k < 0)
                                 r = k;
                 }
                 if (p[1].revents) {
-                        int k = append(errp[0], err, &err_len, max);
+                        int k = append(err_fd, err, err_len, max);
                         if (k <= 0)
                                 err_open = false;
                         if (k < 0)
                                 r = k;
                 }
         }
-        safe_close(outp[0]);
-        safe_close(errp[0]);
+        return r;
+}
+
+int run_capture(char *const argv[], size_t max, char **ret_out, char **ret_err)
+{
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        size_t out_len = 0, err_len = 0;
+        int out_fd = -1, err_fd = -1, status, r;
+        pid_t pid;
+
+        out = malloc(max + 1);
+        err = malloc(max + 1);
+        if (!out || !err)
+                return -ENOMEM;
+        pid = spawn_captured(argv, &out_fd, &err_fd);
+        if (pid < 0)
+                return pid;
+        r = read_both(out_fd, err_fd, out, &out_len, err, &err_len, max);
+        safe_close(out_fd);
+        safe_close(err_fd);
         if (r < 0)
                 (void)kill(pid, SIGKILL);
         while (waitpid(pid, &status, 0) < 0)

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         memcpy(text, data + 1, len);
         text[len] = '\0';
-        switch (data[0] % 8) {
+        switch (data[0] % 9) {
         case 0: {
                 struct cpuset set, again;
                 static char buf[CPUSET_MAX_CPUS * 6];
@@ -83,6 +83,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 uint32_t uids[4];
                 (void)proc_status_uids(text, len, uids);
                 (void)qemu_cgroup_is_instance(text, len, "5e1f0c1a-7d3b-4c2e-9a8f-0b1c2d3e4f50");
+                break;
+        }
+        case 8: {
+                /* a uevent datagram: not NUL-terminated (parsed from data + 1, len bytes) */
+                struct uevent ev;
+                if (uevent_parse((const char *)data + 1, len, &ev) == 0)
+                        CHECK(strcmp(uevent_subsystem_name(ev.subsystem), "") != 0 &&
+                              strcmp(uevent_action_name(ev.action), "") != 0);
                 break;
         }
         }

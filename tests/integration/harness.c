@@ -3,6 +3,7 @@
 
 #include "apiclient.h"
 #include "names.h"
+#include "schema.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -606,6 +607,33 @@ pid_t module_exec(const char *program, const char *config_path, const char *log_
         close(sv[1]);
         *ret_fd = sv[0];
         return pid;
+}
+
+int core_request_check(const struct module_protocol *mp, struct proto_writer *w, char *err, size_t errlen)
+{
+        _cleanup_free_ struct proto_msg *msg = malloc(sizeof(*msg));
+        const struct proto_entrypoint *ep;
+        const uint8_t *buf;
+        char why[256];
+        size_t len;
+        int r;
+
+        ck_assert_ptr_nonnull(msg);
+        r = pw_finish(w, &buf, &len);
+        if (r < 0)
+                return r;
+        pw_set_id(w, 1); /* the id does not matter here; the caller sets its own */
+        ck_assert_int_eq(proto_decode(buf, len, msg, why, sizeof(why)), 0);
+        ep = module_protocol_find(mp, msg->name);
+        if (!ep) {
+                if (err)
+                        (void)snprintf(err, errlen, "no entrypoint %s", msg->name);
+                return -ENOSYS;
+        }
+        r = schema_check(ep->request, msg->body, why, sizeof(why));
+        if (r < 0 && err)
+                (void)snprintf(err, errlen, "%s", why);
+        return r;
 }
 
 /* ---- shell helpers (test code only: the daemon never runs a shell) ---- */

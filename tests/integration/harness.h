@@ -117,6 +117,14 @@ int ovs_fixture_add_bridge(const struct ovs_fixture *f, const char *bridge);
  * the test's own when NULL). Returns the pid and the test's end in *ret_fd;
  * aborts the test on failure. */
 pid_t module_exec(const char *program, const char *config_path, const char *log_path, int *ret_fd);
+/* What the core does with a request before sending it (modules_call): decode
+ * the frame in w, find its entrypoint in mp, check it against the schema. 0,
+ * -ENOSYS (no such entrypoint) or -EINVAL (the schema's reason in err, may be
+ * NULL). Since issue 20 a request that fails here and still reaches a module
+ * ends that module (it exits 1): tests of refusals ask this instead. */
+struct module_protocol;
+struct proto_writer;
+int core_request_check(const struct module_protocol *mp, struct proto_writer *w, char *err, size_t errlen);
 #endif
 
 #ifndef NOVA_TEST_HARNESS_GUEST_H

@@ -505,6 +505,76 @@ START_TEST(test_stale_generation_recovered)
 }
 END_TEST
 
+/* A kernel uevent for a CPU, as `udevadm trigger --action=change` makes one (harmless: nothing on
+ * this machine changes; the kernel sends it to every network namespace of the initial user
+ * namespace, this test's too). */
+static void hardware_uevent(void)
+{
+        ck_assert_int_eq(sh("echo change > /sys/devices/system/cpu/cpu0/uevent"), 0);
+}
+
+/* Wait until the client has run more than `passes` passes and is synced again; returns the status root. */
+static struct json_object *wait_pass_after(struct core *c, uint64_t passes, int timeout_ms)
+{
+        for (int waited = 0;; waited += 50) {
+                struct json_object *root = NULL, *p = placement_status(c, &root);
+                if (counter(root, "passes") > passes && streq(jstr(p, "state"), "synced"))
+                        return root;
+                ck_assert_msg(waited < timeout_ms, "no new Placement pass after %d ms (passes %" PRIu64 ", state %s; log %s)",
+                              timeout_ms, counter(root, "passes"), jstr(p, "state"), c->log);
+                json_object_put(root);
+                sleep_ms(50);
+        }
+}
+
+/* hardware-observe reports a hardware change (a kernel uevent): the client re-reads the host at
+ * once, not at the next refresh (300 s here), and writes only what changed: nothing while the host
+ * is the same (not even a GET: what Placement holds is cached), the new DISK_GB after the state dir
+ * grew. Without the event nothing would be read before the refresh: checked in between. */
+START_TEST(test_hardware_change_resyncs)
+{
+        struct json_object *before, *after, *inv = NULL;
+        char inv_path[200];
+
+        core_prepare(&core, 1024);
+        core_start(&core, CORE_CONFIG "provider_name = it-hwchange\nplacement_refresh_s = 300\n");
+        before = wait_state(&core, "synced", 15000);
+        (void)snprintf(inv_path, sizeof(inv_path), "/resource_providers/%s/inventories",
+                       jstr(jget(before, "placement"), "provider_uuid"));
+
+        /* nothing changed: a pass, no request */
+        hardware_uevent();
+        after = wait_pass_after(&core, counter(before, "passes"), 5000);
+        ck_assert_uint_eq(counter(after, "put") + counter(after, "post") + counter(after, "get"),
+                          counter(before, "put") + counter(before, "post") + counter(before, "get"));
+        ck_assert_msg(file_contains(core.log, "hardware changed (cpu change): telling the core"), "see %s", core.log);
+        json_object_put(before);
+        before = after;
+
+        /* the disk grows: nobody tells the client (no pass within 1.5 s) until the next uevent */
+        state_resize(&core, 3072);
+        sleep_ms(1500);
+        {
+                struct json_object *mid = NULL;
+                (void)placement_status(&core, &mid);
+                ck_assert_uint_eq(counter(mid, "passes"), counter(before, "passes"));
+                json_object_put(mid);
+        }
+        ck_assert_int_eq(plc_api("GET", inv_path, "1.26", NULL, &inv), 200);
+        ck_assert_int_eq(jint(jget(jget(inv, "inventories"), "DISK_GB"), "total"), 1);
+        json_object_put(inv);
+        hardware_uevent();
+        after = wait_pass_after(&core, counter(before, "passes"), 5000);
+        ck_assert_int_eq(plc_api("GET", inv_path, "1.26", NULL, &inv), 200);
+        ck_assert_int_eq(jint(jget(jget(inv, "inventories"), "DISK_GB"), "total"), 3);
+        ck_assert_uint_eq(counter(after, "put"), counter(before, "put") + 1); /* the inventories, not the traits */
+        ck_assert_uint_eq(counter(after, "post"), counter(before, "post"));
+        json_object_put(inv);
+        json_object_put(before);
+        json_object_put(after);
+}
+END_TEST
+
 /* Placement stops, the host changes, local work goes on, Placement comes back: the node catches up. */
 START_TEST(test_placement_down_and_back)
 {
@@ -651,6 +721,12 @@ static int ks_api(const char *method, const char *path, const char *body, struct
         if (nl) {
                 status = (int)strtol(nl + 1, NULL, 10);
                 *nl = '\0';
+        }
+        if (status >= 500) {
+                /* Keystone's own traceback says why (its answer does not): show it with the failure */
+                _cleanup_free_ char *tail = sh_out("tail -n 40 '%s/ks.log'", ks_dir);
+                fprintf(stderr, "test-placement: keystone answered %s %s with %d: %s\n--- the end of %s/ks.log:\n%s\n",
+                        method, path, status, out ? out : "", ks_dir, tail ? tail : "");
         }
         if (ret)
                 *ret = out && out[0] ? json_tokener_parse(out) : NULL;
@@ -813,6 +889,9 @@ START_TEST(test_keystone_wrong_password_and_reauth)
 }
 END_TEST
 
+/* A shell command that switches the sqlite file named after it to WAL mode (fails otherwise). */
+#define SQLITE_WAL "python3 -c 'import sqlite3, sys; sys.exit(sqlite3.connect(sys.argv[1]).execute(\"PRAGMA journal_mode=WAL\").fetchone()[0] != \"wal\")'"
+
 /* sh() without Check's asserts, for main() (outside any test). */
 static int run_outside_tests(const char *fmt, ...) _printf_(1, 2);
 static int run_outside_tests(const char *fmt, ...)
@@ -857,11 +936,17 @@ int main(void)
                 fprintf(stderr, "test-placement: placement-api is not installed (python3-placement; make deps)\n");
                 return 1;
         }
+        /* Both services keep sqlite files. Keystone once answered POST /services with 500 under a
+         * loaded make check: "sqlite3.OperationalError: database is locked" on COMMIT, after
+         * sqlite's 5 s busy timeout (oslo.db opens a transaction for reads too, and a connection
+         * left open by a finished request blocks the next writer in the default rollback-journal
+         * mode). So the databases run in WAL mode (readers never block a writer; the mode is kept
+         * in the file) with a 30 s busy timeout. */
         (void)snprintf(template_dir, sizeof(template_dir), "/tmp/nova-plc-template-XXXXXX");
         if (!mkdtemp(template_dir) ||
-            run_outside_tests("printf '[placement_database]\\nconnection = sqlite:///%s/p.db\\n[api]\\nauth_strategy = noauth2\\n' "
-               "> '%s/placement.conf' && placement-manage --config-file '%s/placement.conf' db sync",
-               template_dir, template_dir, template_dir) != 0) {
+            run_outside_tests("printf '[placement_database]\\nconnection = sqlite:///%s/p.db?timeout=30\\n[api]\\n"
+               "auth_strategy = noauth2\\n' > '%s/placement.conf' && placement-manage --config-file '%s/placement.conf' db sync && "
+               SQLITE_WAL " '%s/p.db'", template_dir, template_dir, template_dir, template_dir) != 0) {
                 fprintf(stderr, "test-placement: placement-manage db sync failed in %s\n", template_dir);
                 return 1;
         }
@@ -869,7 +954,7 @@ int main(void)
          * keystone-wsgi-public (a wsgiref server) on 127.0.0.1:5000 of this netns */
         (void)snprintf(ks_dir, sizeof(ks_dir), "/tmp/nova-ks-XXXXXX");
         if (!mkdtemp(ks_dir) ||
-            run_outside_tests("cd '%s' && printf '[database]\\nconnection = sqlite:///%s/k.db\\n[token]\\nprovider = fernet\\n"
+            run_outside_tests("cd '%s' && printf '[database]\\nconnection = sqlite:///%s/k.db?timeout=30\\n[token]\\nprovider = fernet\\n"
                               "[fernet_tokens]\\nkey_repository = %s/fernet-keys\\n[fernet_receipts]\\nkey_repository = "
                               "%s/fernet-receipts\\n[credential]\\nkey_repository = %s/credential-keys\\n' > keystone.conf && "
                               "KM='keystone-manage --config-file %s/keystone.conf' && $KM db_sync >ks-manage.log 2>&1 && "
@@ -877,8 +962,8 @@ int main(void)
                               "$KM credential_setup --keystone-user root --keystone-group root >>ks-manage.log 2>&1 && "
                               "$KM bootstrap --bootstrap-password '%s' --bootstrap-region-id RegionOne "
                               "--bootstrap-public-url " KEYSTONE_URL " --bootstrap-internal-url " KEYSTONE_URL " "
-                              "--bootstrap-admin-url " KEYSTONE_URL " >>ks-manage.log 2>&1",
-                              ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, KEYSTONE_ADMIN_PW) != 0) {
+                              "--bootstrap-admin-url " KEYSTONE_URL " >>ks-manage.log 2>&1 && " SQLITE_WAL " '%s/k.db'",
+                              ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, ks_dir, KEYSTONE_ADMIN_PW, ks_dir) != 0) {
                 fprintf(stderr, "test-placement: keystone-manage failed (see %s/ks-manage.log); the keystone tests will fail\n",
                         ks_dir);
         } else {
@@ -910,6 +995,14 @@ int main(void)
         tcase_add_test(tc, test_wrong_url_and_token);
         tcase_add_test(tc, test_name_taken);
         suite_add_tcase(s, tc);
+        {
+                /* its own case: CK_RUN_CASE=hardware-change runs it alone */
+                TCase *hw = tcase_create("hardware-change");
+                tcase_add_checked_fixture(hw, setup, teardown);
+                tcase_set_timeout(hw, 120);
+                tcase_add_test(hw, test_hardware_change_resyncs);
+                suite_add_tcase(s, hw);
+        }
         {
                 TCase *ks = tcase_create("keystone");
                 tcase_add_checked_fixture(ks, ks_setup, teardown);

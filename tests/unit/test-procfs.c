@@ -277,6 +277,66 @@ START_TEST(test_proc_security_parse)
 }
 END_TEST
 
+/* Kernel uevents as NETLINK_KOBJECT_UEVENT delivers them (the first two as
+ * `udevadm monitor --kernel --property` showed them on this machine's kernel). */
+#define UEV(lit) lit, sizeof(lit) - 1 /* a datagram: every field NUL-terminated, the last one too */
+START_TEST(test_uevent)
+{
+        struct uevent ev = { UEVENT_ACTION_OTHER, UEVENT_OTHER }, before;
+
+        ck_assert_int_eq(uevent_parse(UEV("change@/devices/system/cpu/cpu0\0ACTION=change\0"
+                                          "DEVPATH=/devices/system/cpu/cpu0\0SUBSYSTEM=cpu\0DRIVER=processor\0"
+                                          "MODALIAS=cpu:type:x86\0SEQNUM=5210\0"), &ev), 0);
+        ck_assert_int_eq(ev.action, UEVENT_CHANGE);
+        ck_assert_int_eq(ev.subsystem, UEVENT_CPU);
+        ck_assert(uevent_changes_inventory(&ev));
+        ck_assert_str_eq(uevent_subsystem_name(ev.subsystem), "cpu");
+        ck_assert_str_eq(uevent_action_name(ev.action), "change");
+        ck_assert_int_eq(uevent_parse(UEV("add@/devices/pci0000:00/0000:00:03.0\0ACTION=add\0"
+                                          "DEVPATH=/devices/pci0000:00/0000:00:03.0\0SUBSYSTEM=pci\0SEQNUM=7\0"), &ev), 0);
+        ck_assert_int_eq(ev.action, UEVENT_ADD);
+        ck_assert_int_eq(ev.subsystem, UEVENT_PCI);
+        ck_assert_int_eq(uevent_parse(UEV("offline@/devices/system/memory/memory9\0ACTION=offline\0"
+                                          "SUBSYSTEM=memory\0"), &ev), 0);
+        ck_assert(ev.action == UEVENT_OFFLINE && ev.subsystem == UEVENT_MEMORY && uevent_changes_inventory(&ev));
+        /* parsed, but nothing the inventory shows */
+        ck_assert_int_eq(uevent_parse(UEV("add@/devices/virtual/net/tap0\0ACTION=add\0SUBSYSTEM=net\0"), &ev), 0);
+        ck_assert(ev.subsystem == UEVENT_OTHER && !uevent_changes_inventory(&ev));
+        ck_assert_int_eq(uevent_parse(UEV("bind@/devices/pci0000:00/0000:00:03.0\0ACTION=bind\0SUBSYSTEM=pci\0"), &ev), 0);
+        ck_assert(ev.action == UEVENT_ACTION_OTHER && !uevent_changes_inventory(&ev));
+
+        /* refused, *ret untouched */
+        static const struct {
+                const char *buf;
+                size_t len;
+        } bad[] = {
+                { UEV("") },
+                { UEV("libudev\0ACTION=add\0SUBSYSTEM=pci\0") },           /* udev's binary header: no '@' */
+                { UEV("@/devices/x\0ACTION=add\0SUBSYSTEM=pci\0") },       /* empty header action */
+                { UEV("add@/devices/x\0ACTION=remove\0SUBSYSTEM=pci\0") }, /* header and ACTION disagree */
+                { UEV("add@/devices/x\0ACTION=add\0") },                   /* no SUBSYSTEM */
+                { UEV("add@/devices/x\0SUBSYSTEM=pci\0") },                /* no ACTION */
+                { UEV("add@/devices/x\0ACTION=add\0SUBSYSTEM=\0") },       /* empty SUBSYSTEM */
+                { UEV("add@/devices/x\0ACTION=add\0garbage\0SUBSYSTEM=pci\0") }, /* a field without '=' */
+                { UEV("add@/devices/x\0ACTION=add\0=pci\0SUBSYSTEM=pci\0") },   /* an empty key */
+                { "add@/devices/x\0ACTION=add\0SUBSYSTEM=pci", sizeof("add@/devices/x\0ACTION=add\0SUBSYSTEM=pci") - 1 },
+                { "add@/devices/x", 14 },                                     /* header not terminated */
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                ev = (struct uevent){ UEVENT_REMOVE, UEVENT_NODE };
+                before = ev;
+                ck_assert_msg(uevent_parse(bad[i].buf, bad[i].len, &ev) == -EBADMSG, "bad[%zu] accepted", i);
+                ck_assert(memcmp(&ev, &before, sizeof(ev)) == 0);
+        }
+        /* an over-long SUBSYSTEM value */
+        char big[256];
+        size_t n = (size_t)snprintf(big, sizeof(big), "add@/x%cACTION=add%cSUBSYSTEM=", 0, 0);
+        memset(big + n, 'p', 100);
+        big[n + 100] = '\0';
+        ck_assert_int_eq(uevent_parse(big, n + 101, &ev), -EBADMSG);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("procfs");
@@ -292,6 +352,7 @@ int main(void)
         tcase_add_test(tc, test_qemu_evidence_parsers);
         tcase_add_test(tc, test_pin_request_checks);
         tcase_add_test(tc, test_placement_config);
+        tcase_add_test(tc, test_uevent);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
