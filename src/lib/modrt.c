@@ -21,6 +21,8 @@ struct modrt {
         void *state;                     /* module state from init() */
         struct proto_msg *rx;            /* decode arena */
         struct proto_writer *tx;         /* reply/hello/event builder */
+        struct proto_writer *tx_nested;  /* modrt_complete() from inside a handler (whose reply is in tx);
+                                          * allocated on first use */
         uint8_t *rxbuf;                  /* one frame + 1 byte to detect oversize */
         struct log_ratelimit refusals;   /* refused requests are logged, rate-limited */
         struct nova_config cfg;          /* --config FILE over the defaults */
@@ -275,6 +277,7 @@ static int request_id_check(struct modrt *rt, uint32_t id, char *why, size_t why
 int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,
                    void (*fill)(struct proto_writer *w, void *userdata), void *userdata)
 {
+        struct proto_writer *w = rt->tx;
         int r;
 
         deferred_unlink(rt, d);
@@ -284,16 +287,27 @@ int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const
                 free(d);
                 return -ENOTCONN;
         }
-        pw_init(rt->tx, PROTO_REPLY, d->id, status < 0 ? status : 0, d->name);
+        if (rt->current) {
+                /* A handler answers an earlier call while its own reply is being built in tx. */
+                if (!rt->tx_nested)
+                        rt->tx_nested = malloc(sizeof(*rt->tx_nested));
+                if (!rt->tx_nested) {
+                        log_err("out of memory answering request %u (%s)", d->id, d->name);
+                        free(d);
+                        return -ENOMEM;
+                }
+                w = rt->tx_nested;
+        }
+        pw_init(w, PROTO_REPLY, d->id, status < 0 ? status : 0, d->name);
         if (status < 0)
-                pw_str(rt->tx, "error", err_text ? err_text : strerror(-status));
+                pw_str(w, "error", err_text ? err_text : strerror(-status));
         else if (fill)
-                fill(rt->tx, userdata);
-        r = send_frame(rt, rt->tx);
+                fill(w, userdata);
+        r = send_frame(rt, w);
         if (r == -EMSGSIZE || r == -EINVAL) {
-                pw_init(rt->tx, PROTO_REPLY, d->id, r, d->name);
-                pw_str(rt->tx, "error", "reply does not fit the protocol limits");
-                r = send_frame(rt, rt->tx);
+                pw_init(w, PROTO_REPLY, d->id, r, d->name);
+                pw_str(w, "error", "reply does not fit the protocol limits");
+                r = send_frame(rt, w);
         }
         free(d);
         return r;
@@ -610,6 +624,7 @@ out:
         disconnect(&rt);
         free(rt.rx);
         free(rt.tx);
+        free(rt.tx_nested);
         free(rt.rxbuf);
         return r < 0 ? 1 : 0;
 }
