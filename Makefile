@@ -7,7 +7,8 @@
 #   make check      layer boundaries, unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make fuzz       libFuzzer targets in build/fuzz/
 #   make guest      the real test guest (cloud kernel, busybox initramfs, BIOS-bootable disk), cached
-#   make bench      every bench (bench/run-all: privsep-rtt, boot, vif-plug, secgroups, multihost), each
+#   make bench      every bench (bench/run-all: privsep-rtt, boot, boot-full, footprint, vif-plug, secgroups,
+#                   multihost), each
 #                   against its anchor (bench/anchors/, packages from make deps), then one table of
 #                   every target with MET / NOT MET; BENCHES="a b" picks some; logs in build/bench/
 
@@ -337,6 +338,12 @@ bench: $(PROGRAMS)
 
 bench-boot: $(PROGRAMS)
 	bash bench/boot
+
+bench-boot-full: $(PROGRAMS)
+	bash bench/boot-full
+
+bench-footprint: $(PROGRAMS)
+	bash bench/footprint
 
 bench-vif: $(PROGRAMS)
 	bash bench/vif-plug
