@@ -7,6 +7,25 @@
 #include "netctl-protocol.h"
 #include "tap.h"
 
+#include <poll.h>
+
+/* The module's state: the tap layer, and the tap_delete calls checked and
+ * waiting for their batch. Deletes are batched (tap.h: one RCU wait for the
+ * whole batch instead of one per device) without any timer: a delete is
+ * checked when it arrives and its reply deferred; the batch is run as soon
+ * as no further request is waiting on the core's socket, when it is full,
+ * and before any other request is handled (so requests keep their order:
+ * a tap_create after a tap_delete of the same port sees it deleted). The
+ * core keeps up to 16 operations in flight, so the deletes that arrive while
+ * one batch runs make the next one. */
+struct netctl {
+        struct modrt *rt;
+        struct tap_ctx *tap;
+        size_t n_pending;
+        struct tap_delete_plan plans[TAP_DELETE_BATCH_MAX];
+        struct modrt_deferred *calls[TAP_DELETE_BATCH_MAX];
+};
+
 /* Values reply_tap() writes for t: the object, 10 members, bridge when hybrid. */
 #define TAP_REPLY_VALUES(t) (11u + ((t)->hybrid ? 1u : 0u))
 #define TAP_REPLY_MAX_BYTES 256 /* bytes reply_tap() writes, at most (about 240) */
@@ -80,8 +99,28 @@ static void explain(struct modrt_call *call, int r, const char *port_uuid, bool 
         }
 }
 
+/* Run the waiting deletes as one batch and answer each of them. */
+static void netctl_flush_deletes(struct netctl *nc)
+{
+        size_t n = nc->n_pending;
+
+        if (n == 0)
+                return;
+        nc->n_pending = 0;
+        tap_delete_batch(nc->tap, nc->plans, n);
+        for (size_t i = 0; i < n; i++) {
+                struct modrt_call c = { .fd = -1 };
+                int r = nc->plans[i].result;
+
+                if (r < 0)
+                        explain(&c, r, nc->plans[i].port_uuid, false, "");
+                (void)modrt_complete(nc->rt, nc->calls[i], r, r < 0 ? c.err : NULL, NULL, NULL);
+        }
+}
+
 static int handle_tap_create(void *state, struct modrt_call *call)
 {
+        struct netctl *nc = state;
         const char *port_uuid = proto_get_str(call->req, "port_uuid", "");
         bool hybrid = proto_get_bool(call->req, "hybrid", false);
         char qbr[IFNAME_MAX] = "", qvo[IFNAME_MAX] = "";
@@ -99,9 +138,10 @@ static int handle_tap_create(void *state, struct modrt_call *call)
         } else {
                 (void)snprintf(call->audit, sizeof(call->audit), "tap=%s", info.name);
         }
-        r = tap_create(state, port_uuid, mac, (uint32_t)proto_get_u64(call->req, "mtu", 0), hybrid, &info);
+        netctl_flush_deletes(nc);
+        r = tap_create(nc->tap, port_uuid, mac, (uint32_t)proto_get_u64(call->req, "mtu", 0), hybrid, &info);
         if (r < 0) {
-                explain(call, r, port_uuid, hybrid, tap_ctx_detail(state));
+                explain(call, r, port_uuid, hybrid, tap_ctx_detail(nc->tap));
                 return r;
         }
         reply_tap(call->reply, "tap", &info);
@@ -110,27 +150,48 @@ static int handle_tap_create(void *state, struct modrt_call *call)
 
 static int handle_tap_delete(void *state, struct modrt_call *call)
 {
+        struct netctl *nc = state;
         const char *port_uuid = proto_get_str(call->req, "port_uuid", "");
+        struct tap_delete_plan *plan;
         char name[IFNAME_MAX];
         int r;
 
         (void)tap_name_from_port(port_uuid, name);
         (void)snprintf(call->audit, sizeof(call->audit), "tap=%s", name);
-        r = tap_delete(state, port_uuid);
+        /* The same port twice in one batch: the second must see the first done. */
+        for (size_t i = 0; i < nc->n_pending; i++)
+                if (streq(nc->plans[i].port_uuid, port_uuid)) {
+                        netctl_flush_deletes(nc);
+                        break;
+                }
+        plan = &nc->plans[nc->n_pending];
+        r = tap_delete_prepare(nc->tap, port_uuid, plan);
         if (r < 0) {
-                explain(call, r, port_uuid, false, tap_ctx_detail(state));
+                explain(call, r, port_uuid, false, tap_ctx_detail(nc->tap));
                 return r;
         }
-        return 0;
+        nc->calls[nc->n_pending] = modrt_defer(nc->rt, call);
+        if (!nc->calls[nc->n_pending]) {
+                /* No memory to wait: this one alone, now. */
+                tap_delete_batch(nc->tap, plan, 1);
+                if (plan->result < 0)
+                        explain(call, plan->result, port_uuid, false, "");
+                return plan->result;
+        }
+        if (++nc->n_pending == TAP_DELETE_BATCH_MAX)
+                netctl_flush_deletes(nc);
+        return MODRT_DEFERRED;
 }
 
 static int handle_tap_get(void *state, struct modrt_call *call)
 {
         const char *port_uuid = proto_get_str(call->req, "port_uuid", "");
+        struct netctl *nc = state;
         struct tap_info info;
         int r;
 
-        r = tap_get(state, port_uuid, &info);
+        netctl_flush_deletes(nc);
+        r = tap_get(nc->tap, port_uuid, &info);
         if (r < 0) {
                 explain(call, r, port_uuid, false, "");
                 return r;
@@ -141,11 +202,13 @@ static int handle_tap_get(void *state, struct modrt_call *call)
 
 static int handle_tap_list(void *state, struct modrt_call *call)
 {
+        struct netctl *nc = state;
         _cleanup_free_ struct tap_info *taps = NULL;
         size_t n = 0;
         int r;
 
-        r = tap_list(state, &taps, &n);
+        netctl_flush_deletes(nc);
+        r = tap_list(nc->tap, &taps, &n);
         if (r < 0) {
                 (void)snprintf(call->err, sizeof(call->err), "cannot list taps: %s", strerror(-r));
                 return r;
@@ -175,18 +238,58 @@ static const struct modrt_entry entries[_NETCTL_MAX] = {
 
 static int netctl_init(struct modrt *rt, void **ret_state)
 {
-        struct tap_ctx *ctx;
+        struct netctl *nc;
         int r;
 
-        (void)rt;
-        r = tap_ctx_new(&ctx);
-        if (r < 0)
+        nc = calloc(1, sizeof(*nc));
+        if (!nc)
+                return -ENOMEM;
+        r = tap_ctx_new(&nc->tap);
+        if (r < 0) {
+                free(nc);
                 return r;
-        *ret_state = ctx;
+        }
+        nc->rt = rt;
+        *ret_state = nc;
         return 0;
 }
 
-static void netctl_done(void *state) { tap_ctx_free(state); }
+static void netctl_done(void *state)
+{
+        struct netctl *nc = state;
+
+        if (!nc)
+                return;
+        tap_ctx_free(nc->tap);
+        free(nc);
+}
+
+/* The runtime's blocking loop, plus the delete batch: run it whenever the
+ * core's socket has nothing more to read right now. */
+static int netctl_run(struct modrt *rt, void *state)
+{
+        struct netctl *nc = state;
+
+        while (!modrt_should_exit(rt)) {
+                struct pollfd p = { .fd = modrt_fd(rt), .events = POLLIN };
+                int r = poll(&p, 1, nc->n_pending > 0 ? 0 : -1);
+
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r <= 0) {
+                        netctl_flush_deletes(nc);
+                        continue;
+                }
+                r = modrt_dispatch(rt);
+                if (r < 0) {
+                        /* Checked deletes still run; their answers have nowhere to go. */
+                        netctl_flush_deletes(nc);
+                        return r;
+                }
+        }
+        netctl_flush_deletes(nc);
+        return 0;
+}
 
 static const struct modrt_module network_control_module = {
         .protocol = &netctl_protocol,
@@ -194,6 +297,7 @@ static const struct modrt_module network_control_module = {
         .n_entries = ARRAY_SIZE(entries),
         .init = netctl_init,
         .done = netctl_done,
+        .run = netctl_run,
 };
 
 int main(int argc, char **argv) { return modrt_main(&network_control_module, argc, argv); }

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <linux/if.h>
 #include <linux/if_arp.h>
@@ -67,6 +68,7 @@ struct tap_ctx {
         uint32_t seq;           /* last sequence number used (own counter, libnl's is not used) */
         uint8_t *buf;           /* RX_BUF_SIZE bytes, reused by every reply */
         unsigned fail_countdown; /* tests only: the n-th changing request fails with -EIO (0: off) */
+        uint32_t delete_group;  /* tests only: the device group of tap_delete_batch() (0: random) */
         char detail[TAP_DETAIL_MAX]; /* what made the last tap_create/tap_delete fail, "" when unknown */
 };
 
@@ -95,6 +97,7 @@ struct link_view {
         bool tun_owner;          /* tun: IFLA_TUN_OWNER present (TUNSETOWNER was used) */
         bool tun_group;          /* tun: IFLA_TUN_GROUP present (TUNSETGROUP was used) */
         int addr_gen_mode;       /* IPv6 IFLA_INET6_ADDR_GEN_MODE, -1 when not reported */
+        uint32_t group;          /* IFLA_GROUP, 0 (the default group) when not reported */
 };
 
 /* Called for each data message of an exchange; a negative return is kept as the result. */
@@ -202,6 +205,12 @@ void tap_ctx_fail_request(struct tap_ctx *ctx, unsigned n)
 {
         if (ctx)
                 ctx->fail_countdown = n;
+}
+
+void tap_ctx_set_delete_group(struct tap_ctx *ctx, uint32_t group)
+{
+        if (ctx)
+                ctx->delete_group = group;
 }
 
 _printf_(2, 3) static void detail_set(struct tap_ctx *ctx, const char *fmt, ...)
@@ -390,6 +399,8 @@ static int link_view_parse(struct nlmsghdr *nlh, struct link_view *ret)
         if (tb[IFLA_LINK] && nla_len(tb[IFLA_LINK]) >= (int)sizeof(uint32_t))
                 v.link = (int)nla_get_u32(tb[IFLA_LINK]);
         v.link_netns = tb[IFLA_LINK_NETNSID] != NULL;
+        if (tb[IFLA_GROUP] && nla_len(tb[IFLA_GROUP]) >= (int)sizeof(uint32_t))
+                v.group = nla_get_u32(tb[IFLA_GROUP]);
         if (tb[IFLA_MIN_MTU] && nla_len(tb[IFLA_MIN_MTU]) >= (int)sizeof(uint32_t))
                 v.min_mtu = nla_get_u32(tb[IFLA_MIN_MTU]);
         if (tb[IFLA_MAX_MTU] && nla_len(tb[IFLA_MAX_MTU]) >= (int)sizeof(uint32_t))
@@ -813,6 +824,7 @@ struct dev_state {
         uint8_t mac[6];           /* hardware address (has_mac) */
         bool has_mac;
         int addr_gen_mode;        /* IPv6 address generation, -1 when not reported */
+        uint32_t group;           /* IFLA_GROUP (tap_delete_batch() sets it back after a failure) */
         char master_name[IFNAME_MAX]; /* the master's name and kind ("" when none or unreadable) */
         char master_kind[16];
 };
@@ -844,6 +856,7 @@ static int dev_probe(struct tap_ctx *ctx, const char *name, const char *kind, co
         d.min_mtu = v.min_mtu;
         d.max_mtu = v.max_mtu;
         d.addr_gen_mode = v.addr_gen_mode;
+        d.group = v.group;
         if (v.addr && v.addr_len == 6) {
                 memcpy(d.mac, v.addr, 6);
                 d.has_mac = true;
@@ -1338,15 +1351,15 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
         return 0;
 }
 
-int tap_delete(struct tap_ctx *ctx, const char *port_uuid)
+int tap_delete_prepare(struct tap_ctx *ctx, const char *port_uuid, struct tap_delete_plan *ret)
 {
+        struct tap_delete_plan plan = { 0 };
         struct port_devs n;
         struct dev_state tap;
         struct hybrid_state h;
-        bool removed = false;
         int r;
 
-        if (!ctx || port_devs_init(port_uuid, &n) < 0)
+        if (!ctx || !ret || port_devs_init(port_uuid, &n) < 0)
                 return -EINVAL;
         ctx->detail[0] = '\0';
         r = dev_probe(ctx, n.tap, "tun", port_uuid, &tap);
@@ -1366,15 +1379,226 @@ int tap_delete(struct tap_ctx *ctx, const char *port_uuid)
                 if (r < 0)
                         return r;
         }
-        r = hybrid_remove(ctx, &h, &removed);
+        /* By index: the device checked is the device deleted, even if the
+         * name moved in between. The pair as a whole (qvo goes with qvb). */
+        if (pair_is_ours(&h)) {
+                plan.ifindex[plan.n] = h.qvb.ifindex;
+                plan.group[plan.n++] = h.qvb.group;
+        }
+        if (h.qbr.ours) {
+                plan.ifindex[plan.n] = h.qbr.ifindex;
+                plan.group[plan.n++] = h.qbr.group;
+        }
+        if (tap.exists) {
+                plan.ifindex[plan.n] = tap.ifindex;
+                plan.group[plan.n++] = tap.group;
+        }
+        if (plan.n == 0)
+                return -ENOENT;
+        (void)strscpy(plan.port_uuid, port_uuid, sizeof(plan.port_uuid));
+        plan.result = 0;
+        *ret = plan;
+        return 0;
+}
+
+/* IFLA_GROUP of ifindex. -ENOENT when the device is gone. */
+static int dev_set_group(struct tap_ctx *ctx, int ifindex, uint32_t group)
+{
+        union link_req req;
+        int r;
+
+        (void)link_req_init(&req, RTM_SETLINK, 0, ifindex);
+        if (!put_u32(&req, IFLA_GROUP, group))
+                return -EINVAL;
+        r = transact(ctx, &req.nlh, NULL, NULL, NULL);
+        return r == -ENODEV ? -ENOENT : r;
+}
+
+/* A device group no device has, for one batch: random, never 0 (the
+ * default group, which the kernel refuses to delete anyway). */
+static uint32_t batch_group(struct tap_ctx *ctx)
+{
+        uint32_t g = 0;
+
+        if (ctx->delete_group)
+                return ctx->delete_group;
+        while (g == 0)
+                if (getrandom(&g, sizeof(g), 0) != (ssize_t)sizeof(g))
+                        g = (uint32_t)now_usec() ^ ((uint32_t)getpid() << 16);
+        return g;
+}
+
+/* What on_group_msg() looks for and found. */
+struct group_scan {
+        uint32_t group;
+        const struct tap_delete_plan *plans;
+        size_t n_plans;
+        int stranger;               /* ifindex of the first device in the group that is not ours, 0 when none */
+};
+
+static bool plans_hold(const struct tap_delete_plan *plans, size_t n, int ifindex)
+{
+        for (size_t i = 0; i < n; i++)
+                for (unsigned k = 0; k < plans[i].n; k++)
+                        if (plans[i].in_group[k] && plans[i].ifindex[k] == ifindex)
+                                return true;
+        return false;
+}
+
+/* transact() handler of group_only_ours(). */
+static int on_group_msg(struct nlmsghdr *nlh, void *userdata)
+{
+        struct group_scan *gs = userdata;
+        struct link_view v;
+
+        if (gs->stranger || link_view_parse(nlh, &v) < 0 || v.group != gs->group)
+                return 0;
+        if (!plans_hold(gs->plans, gs->n_plans, v.ifindex))
+                gs->stranger = v.ifindex;
+        return 0;
+}
+
+/* One dump: 0 when every device in group is one the plans put there,
+ * -EEXIST (the device named in ctx->detail) when another one is. */
+static int group_only_ours(struct tap_ctx *ctx, uint32_t group, const struct tap_delete_plan *plans, size_t n)
+{
+        for (int attempt = 0; attempt < DUMP_RETRIES; attempt++) {
+                union {
+                        struct nlmsghdr nlh;
+                        uint8_t raw[NLMSG_SPACE(sizeof(struct ifinfomsg)) + ATTR_SPACE(sizeof(uint32_t))];
+                } req = { 0 };
+                uint32_t ext_mask = RTEXT_FILTER_SKIP_STATS;
+                struct group_scan gs = { .group = group, .plans = plans, .n_plans = n };
+                bool intr = false;
+                int r;
+
+                req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+                req.nlh.nlmsg_type = RTM_GETLINK;
+                req.nlh.nlmsg_flags = NLM_F_DUMP;
+                ((struct ifinfomsg *)NLMSG_DATA(&req.nlh))->ifi_family = AF_UNSPEC;
+                if (!put_attr(&req.nlh, sizeof(req), IFLA_EXT_MASK, &ext_mask, sizeof(ext_mask)))
+                        return -EINVAL;
+                r = transact(ctx, &req.nlh, on_group_msg, &gs, &intr);
+                if (r < 0)
+                        return r;
+                if (intr)
+                        continue;
+                if (!gs.stranger)
+                        return 0;
+                detail_set(ctx, "device %d joined device group %u meanwhile", gs.stranger, group);
+                return -EEXIST;
+        }
+        return -EAGAIN;
+}
+
+/* RTM_DELLINK of every device in group: one unregister_netdevice_many(), so
+ * the kernel waits for RCU once for all of them. */
+static int group_delete(struct tap_ctx *ctx, uint32_t group)
+{
+        union link_req req;
+
+        (void)link_req_init(&req, RTM_DELLINK, 0, 0);
+        if (!put_u32(&req, IFLA_GROUP, group))
+                return -EINVAL;
+        return transact(ctx, &req.nlh, NULL, NULL, NULL);
+}
+
+/* Set the groups of the devices plan put in the batch's group back (best
+ * effort: the port's deletion already failed, this only keeps it as it was). */
+static void plan_restore_groups(struct tap_ctx *ctx, struct tap_delete_plan *p)
+{
+        for (unsigned k = 0; k < p->n; k++)
+                if (p->in_group[k]) {
+                        (void)dev_set_group(ctx, p->ifindex[k], p->group[k]);
+                        p->in_group[k] = false;
+                }
+}
+
+/* The slow way, one device at a time (one RCU wait each), for the ports of
+ * a batch whose group could not be deleted at once. */
+static void plan_delete_each(struct tap_ctx *ctx, struct tap_delete_plan *p)
+{
+        bool removed = false;
+
+        for (unsigned k = 0; k < p->n; k++) {
+                int r;
+
+                if (!p->in_group[k])
+                        continue;
+                r = link_del(ctx, p->ifindex[k]);
+                if (r < 0 && r != -ENOENT) {
+                        p->result = r;
+                        plan_restore_groups(ctx, p);
+                        return;
+                }
+                removed |= r == 0;
+                p->in_group[k] = false;
+        }
+        if (!removed)
+                p->result = -ENOENT;
+}
+
+void tap_delete_batch(struct tap_ctx *ctx, struct tap_delete_plan *plans, size_t n)
+{
+        size_t grouped = 0;
+        uint32_t group;
+        int r;
+
+        if (!ctx || n == 0)
+                return;
+        group = batch_group(ctx);
+        for (size_t i = 0; i < n; i++) {
+                struct tap_delete_plan *p = &plans[i];
+                unsigned in = 0;
+
+                p->result = 0;
+                for (unsigned k = 0; k < p->n && k < ARRAY_SIZE(p->ifindex); k++) {
+                        p->in_group[k] = false;
+                        r = dev_set_group(ctx, p->ifindex[k], group);
+                        if (r == -ENOENT)
+                                continue; /* gone meanwhile */
+                        if (r < 0) {
+                                p->result = r;
+                                plan_restore_groups(ctx, p);
+                                in = 0;
+                                break;
+                        }
+                        p->in_group[k] = true;
+                        in++;
+                }
+                if (p->result == 0 && in == 0)
+                        p->result = -ENOENT; /* every device went away meanwhile */
+                grouped += in;
+        }
+        if (grouped == 0)
+                return;
+        ctx->detail[0] = '\0';
+        r = group_only_ours(ctx, group, plans, n);
+        if (r == 0)
+                r = group_delete(ctx, group);
+        if (r == 0 || r == -ENODEV) {
+                for (size_t i = 0; i < n; i++)
+                        for (unsigned k = 0; k < plans[i].n; k++)
+                                plans[i].in_group[k] = false;
+                return;
+        }
+        /* A device not ours in the group (it is left alone), or the kernel
+         * refused the group: each port on its own, each with its own result. */
+        for (size_t i = 0; i < n; i++)
+                if (plans[i].result == 0)
+                        plan_delete_each(ctx, &plans[i]);
+}
+
+int tap_delete(struct tap_ctx *ctx, const char *port_uuid)
+{
+        struct tap_delete_plan plan;
+        int r;
+
+        r = tap_delete_prepare(ctx, port_uuid, &plan);
         if (r < 0)
                 return r;
-        if (!tap.exists)
-                return removed ? 0 : -ENOENT;
-        /* By index: the device checked is the device deleted, even if the
-         * name moved in between. */
-        r = link_del(ctx, tap.ifindex);
-        return r == -ENOENT && removed ? 0 : r;
+        tap_delete_batch(ctx, &plan, 1);
+        return plan.result;
 }
 
 int tap_get(struct tap_ctx *ctx, const char *port_uuid, struct tap_info *ret)

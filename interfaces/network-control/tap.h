@@ -117,6 +117,47 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
  * names it). Nothing is touched in either case. */
 int tap_delete(struct tap_ctx *ctx, const char *port_uuid);
 
+/* Deleting ports in batches. Each device the kernel unregisters on its own
+ * costs an RCU grace period (tens of ms, mostly waiting); a batch puts every
+ * device it deletes into one device group of its own and deletes the group
+ * with one RTM_DELLINK, which the kernel unregisters in one go.
+ * tap_delete(ctx, u) is tap_delete_prepare() + tap_delete_batch() of one. */
+
+/* Most ports the module puts in one batch. */
+#define TAP_DELETE_BATCH_MAX 64
+
+/* One port's deletion, checked by tap_delete_prepare(); the devices are
+ * named by ifindex (the device checked is the device deleted). */
+struct tap_delete_plan {
+        char port_uuid[UUID_STR_LEN + 1];
+        unsigned n;             /* devices in ifindex[] */
+        int ifindex[3];         /* in order: our qvb (its peer qvo goes with it), our qbr, our tap */
+        uint32_t group[3];      /* their device group (IFLA_GROUP) when checked */
+        bool in_group[3];       /* tap_delete_batch() internal: moved to the batch's group */
+        int result;             /* set by tap_delete_batch(): 0 or -errno for this port alone */
+};
+
+/* Every check of tap_delete() for port_uuid, nothing changed: the same
+ * errors (-ENOENT, -EPERM, -EBUSY with tap_ctx_detail()), else 0 and *ret
+ * says what to delete. */
+int tap_delete_prepare(struct tap_ctx *ctx, const char *port_uuid, struct tap_delete_plan *ret);
+
+/* Delete the devices of n prepared plans (n <= TAP_DELETE_BATCH_MAX is what
+ * the module uses; any n works) and set each plan's result. One RTM_SETLINK
+ * per device moves it into a device group no device had (random, nonzero);
+ * a dump then checks that the group holds only those devices, and one
+ * RTM_DELLINK deletes the group. A port whose move fails has its devices set
+ * back to their group and fails alone (the others go on); a device gone
+ * meanwhile is skipped (-ENOENT for a port whose every device went). When
+ * the group holds a device not put there by the batch, or the kernel refuses
+ * the group's deletion, the devices are deleted one by one as tap_delete()
+ * did, each port with its own result; the foreign device is not touched. */
+void tap_delete_batch(struct tap_ctx *ctx, struct tap_delete_plan *plans, size_t n);
+
+/* Tests only: the device group tap_delete_batch() uses (0: a random one,
+ * the default). Lets a test put a foreign device into it first. */
+void tap_ctx_set_delete_group(struct tap_ctx *ctx, uint32_t group);
+
 /* Read our tap of port_uuid, no heap allocation: one RTM_GETLINK round trip
  * for a tap without master, up to three more to judge hybrid plumbing.
  * -ENOENT if absent or not ours; -EINVAL for a bad uuid. */

@@ -59,6 +59,16 @@ static struct json_object *status_core_json(const struct api_context *ctx)
         json_object_object_add(core, "caps_permitted", json_object_new_uint64(sec.cap_prm));
         json_object_object_add(core, "no_new_privs", json_object_new_boolean(sec.no_new_privs));
         json_object_object_add(core, "uptime_ms", json_object_new_uint64((now_usec() - ctx->started_usec) / 1000));
+        {
+                uint64_t ready_ms, ready_realtime_usec;
+
+                modules_startup_report(ctx->modules, &ready_ms, &ready_realtime_usec);
+                /* null until every connected plug's module has run once */
+                json_object_object_add(core, "modules_ready_ms",
+                                       ready_realtime_usec ? json_object_new_uint64(ready_ms) : NULL);
+                json_object_object_add(core, "modules_ready_realtime_us",
+                                       ready_realtime_usec ? json_object_new_uint64(ready_realtime_usec) : NULL);
+        }
         json_object_object_add(core, "state_dir", json_object_new_string(ctx->cfg->state_dir));
         json_object_object_add(core, "api_socket", json_object_new_string(ctx->cfg->api_socket));
         /* instance records older than memory (their last write failed; written with the next write) */

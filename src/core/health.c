@@ -9,7 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/wait.h>
 
-#define HEALTH_INTERVAL_USEC (1000 * 1000ULL)
+#define HEALTH_RETRY_USEC (5 * 1000 * 1000ULL) /* after a snapctl that failed */
 
 const char *health_status_name(enum health_status h)
 {
@@ -94,8 +94,9 @@ enum health_status health_compute(const struct module_status st[_PLUG_MAX], bool
 
 struct health {
         sd_event *event;
-        const struct modules *modules;  /* whose status is reported */
-        sd_event_source *timer;
+        struct modules *modules;    /* whose status is reported (its status handler is ours) */
+        sd_event_source *evaluate;  /* defer source, one-shot: something changed, report if needed */
+        sd_event_source *retry;     /* one-shot timer after a failed report */
         sd_event_source *child;     /* stdout of the snapctl in flight, NULL when none */
         pid_t child_pid;
         bool ovs_in_use;
@@ -108,6 +109,8 @@ struct health {
  * has exited, then it is reaped. Not sd_event_add_child(): libsystemd asks the
  * kernel for a pidfd first, and pidfd_open is outside the seccomp template of
  * older snapd (2.57, Debian 12: one seccomp denial per report under make e2e). */
+static void health_changed(void *userdata);
+
 static int on_snapctl_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         char buf[256];
@@ -138,6 +141,14 @@ static int on_snapctl_output(sd_event_source *s, int fd, uint32_t revents, void 
         }
         health->child_pid = 0;
         health->child = sd_event_source_disable_unref(s);
+        if (!health->reported) {
+                /* Try again later; no timer runs while the report stands. */
+                if (sd_event_source_set_time_relative(health->retry, HEALTH_RETRY_USEC) < 0 ||
+                    sd_event_source_set_enabled(health->retry, SD_EVENT_ONESHOT) < 0)
+                        log_warn("cannot schedule the next health report");
+        } else {
+                health_changed(health); /* what changed while it ran */
+        }
         return 0;
 }
 
@@ -181,7 +192,10 @@ static int report(struct health *health, enum health_status h, const char *msg)
         return 0;
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+/* Report the health if it differs from what snapd was last told. Runs from
+ * the event loop after a change (never polls); while a snapctl runs it waits
+ * for that one to finish, which evaluates again. */
+static int on_evaluate(sd_event_source *s, void *userdata)
 {
         struct module_status st[_PLUG_MAX];
         char msg[HEALTH_MESSAGE_MAX + 1];
@@ -190,24 +204,47 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         struct health *health = userdata;
 
+        (void)s;
+        if (health->child)
+                return 0;
         for (int i = 0; i < _PLUG_MAX; i++)
                 modules_get_status(health->modules, (enum plug_id)i, &st[i]);
         h = health_compute(st, health->ovs_in_use, msg, sizeof(msg));
-        if (!health->child && (!health->reported || h != health->reported_status || !streq(msg, health->reported_msg))) {
-                r = report(health, h, msg);
-                if (r < 0)
-                        log_warn("cannot run snapctl set-health: %s", strerror(-r));
-                else {
-                        log_info("health: %s%s%s", health_status_name(h), msg[0] ? ": " : "", msg);
-                        health->reported = true;
-                        health->reported_status = h;
-                        (void)strscpy(health->reported_msg, msg, sizeof(health->reported_msg));
-                }
+        if (health->reported && h == health->reported_status && streq(msg, health->reported_msg))
+                return 0;
+        r = report(health, h, msg);
+        if (r < 0) {
+                log_warn("cannot run snapctl set-health: %s", strerror(-r));
+                health->reported = false;
+                if (sd_event_source_set_time_relative(health->retry, HEALTH_RETRY_USEC) < 0 ||
+                    sd_event_source_set_enabled(health->retry, SD_EVENT_ONESHOT) < 0)
+                        log_warn("cannot schedule the next health report");
+                return 0;
         }
-        return sd_event_source_set_time(s, usec + HEALTH_INTERVAL_USEC);
+        log_info("health: %s%s%s", health_status_name(h), msg[0] ? ": " : "", msg);
+        health->reported = true;
+        health->reported_status = h;
+        (void)strscpy(health->reported_msg, msg, sizeof(health->reported_msg));
+        return 0;
 }
 
-int health_start(sd_event *event, const struct modules *modules, bool ovs_in_use, struct health **ret)
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        (void)s;
+        (void)usec;
+        return on_evaluate(NULL, userdata);
+}
+
+/* The registry's status handler: evaluate once the current event is done. */
+static void health_changed(void *userdata)
+{
+        struct health *health = userdata;
+
+        if (sd_event_source_set_enabled(health->evaluate, SD_EVENT_ONESHOT) < 0)
+                log_warn("cannot schedule a health report");
+}
+
+int health_start(sd_event *event, struct modules *modules, bool ovs_in_use, struct health **ret)
 {
         struct health *health;
         int r;
@@ -219,13 +256,19 @@ int health_start(sd_event *event, const struct modules *modules, bool ovs_in_use
         health->event = event;
         health->ovs_in_use = ovs_in_use;
         health->modules = modules;
-        r = sd_event_add_time_relative(event, &health->timer, CLOCK_MONOTONIC, 0, 100000, on_timer, health);
+        r = sd_event_add_defer(event, &health->evaluate, on_evaluate, health);
         if (r >= 0)
-                r = sd_event_source_set_enabled(health->timer, SD_EVENT_ON);
+                r = sd_event_add_time_relative(event, &health->retry, CLOCK_MONOTONIC, HEALTH_RETRY_USEC, 100000,
+                                               on_retry, health);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(health->retry, SD_EVENT_OFF);
+        if (r >= 0) /* the first report */
+                r = sd_event_source_set_enabled(health->evaluate, SD_EVENT_ONESHOT);
         if (r < 0) {
                 health_stop(health);
                 return r;
         }
+        modules_set_status_handler(modules, health_changed, health);
         *ret = health;
         return 0;
 }
@@ -234,7 +277,10 @@ struct health *health_stop(struct health *health)
 {
         if (!health)
                 return NULL;
-        sd_event_source_disable_unref(health->timer);
+        if (health->modules)
+                modules_set_status_handler(health->modules, NULL, NULL);
+        sd_event_source_disable_unref(health->evaluate);
+        sd_event_source_disable_unref(health->retry);
         sd_event_source_disable_unref(health->child);
         free(health);
         return NULL;

@@ -29,12 +29,14 @@ enum health_status health_compute(const struct module_status st[_PLUG_MAX], bool
 /* "okay" / "waiting" / "error": the words snapctl set-health takes. */
 const char *health_status_name(enum health_status h);
 
-/* Inside a snap: re-evaluate every second and run `snapctl set-health` (fork
- * and exec, reaped from the event loop, never waited for in it) whenever the
- * result changes. 0 and *ret, or -errno. */
+/* Inside a snap: re-evaluate whenever the registry reports a change of a
+ * module or plug (modules_set_status_handler: event-driven, no timer while
+ * nothing changes) and run `snapctl set-health` (fork and exec, reaped from
+ * the event loop, never waited for in it) when the result differs from the
+ * last report; a failed report is retried after 5 s. 0 and *ret, or -errno. */
 struct health;
 struct modules;
-int health_start(sd_event *event, const struct modules *modules, bool ovs_in_use, struct health **ret);
+int health_start(sd_event *event, struct modules *modules, bool ovs_in_use, struct health **ret);
 /* Stop reporting and free (NULL accepted). Returns NULL. */
 struct health *health_stop(struct health *health);
 

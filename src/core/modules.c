@@ -68,10 +68,64 @@ struct modules {
         module_event_cb on_event;
         module_ready_cb on_ready;
         void *handlers_userdata;
+        module_status_cb on_status;     /* any module's state or plug changed (health) */
+        void *status_userdata;
+        uint64_t started_usec;          /* monotonic, when the registry started its modules */
+        uint64_t all_ready_usec;        /* monotonic, when every connected plug's module first ran; 0: not yet */
+        uint64_t all_ready_realtime_usec; /* the same moment, wall clock (for a caller's own start time) */
         struct pending_conn *pending_conns; /* module apps connected, hello not yet judged */
         sd_event_source *listen_io;     /* inside a snap: accepts module apps */
         int listen_fd;
 };
+
+void modules_set_status_handler(struct modules *reg, module_status_cb on_status, void *userdata)
+{
+        assert(reg);
+        reg->on_status = on_status;
+        reg->status_userdata = userdata;
+}
+
+void modules_startup_report(const struct modules *reg, uint64_t *ret_ready_ms, uint64_t *ret_ready_realtime_usec)
+{
+        assert(reg);
+        *ret_ready_ms = reg->all_ready_usec ? (reg->all_ready_usec - reg->started_usec) / 1000 : 0;
+        *ret_ready_realtime_usec = reg->all_ready_realtime_usec;
+}
+
+/* The first time every connected plug's module runs: note when (start-up time). */
+static void note_all_ready(struct modules *reg)
+{
+        unsigned n = 0;
+        struct timespec ts;
+
+        if (reg->all_ready_usec)
+                return;
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                if (!reg->mods[i].connected)
+                        continue;
+                if (reg->mods[i].state != MOD_RUNNING)
+                        return;
+                n++;
+        }
+        if (n == 0)
+                return;
+        reg->all_ready_usec = now_usec();
+        (void)clock_gettime(CLOCK_REALTIME, &ts);
+        reg->all_ready_realtime_usec = (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+        log_info("modules: all %u running, %.1f ms after the registry started", n,
+                 (double)(reg->all_ready_usec - reg->started_usec) / 1000.0);
+}
+
+/* Every change of a module's state goes through here, so that the health
+ * report follows events instead of polling. */
+static void module_set_state(struct module *m, enum module_state state)
+{
+        bool changed = m->state != state;
+
+        m->state = state;
+        if (changed && m->reg->on_status)
+                m->reg->on_status(m->reg->status_userdata);
+}
 
 void modules_set_handlers(struct modules *reg, module_event_cb on_event, module_ready_cb on_ready, void *userdata)
 {
@@ -114,6 +168,8 @@ _printf_(2, 3) static void set_error(struct module *m, const char *fmt, ...)
         va_start(ap, fmt);
         (void)vsnprintf(m->last_error, sizeof(m->last_error), fmt, ap);
         va_end(ap);
+        if (m->reg->on_status) /* a starting module with an error counts as failed for the health */
+                m->reg->on_status(m->reg->status_userdata);
 }
 
 static void finish_call(struct module_call *call, int status, const char *error, const struct proto_value *body)
@@ -195,12 +251,12 @@ static void close_connection(struct module *m, const char *why)
                 m->pid = 0;
                 m->hello_usec = 0;
                 if (m->connected) {
-                        m->state = MOD_STARTING;
+                        module_set_state(m, MOD_STARTING);
                         if (m->last_error[0] == '\0')
                                 set_error(m, "module connection lost (%s); systemd restarts nova-hypervisor.%s",
                                           why, plug_table[m->plug].name);
                 } else
-                        m->state = MOD_OFF;
+                        module_set_state(m, MOD_OFF);
         }
 }
 
@@ -250,11 +306,11 @@ static int start_module(struct module *m)
 
         if (reg->spawner_fd < 0) {
                 /* Inside a snap systemd starts the module app; we wait for it. */
-                m->state = MOD_STARTING;
+                module_set_state(m, MOD_STARTING);
                 return 0;
         }
         if (!program_available(m, path, sizeof(path))) {
-                m->state = MOD_UNAVAILABLE;
+                module_set_state(m, MOD_UNAVAILABLE);
                 if (module_protocols[m->plug])
                         set_error(m, "module program %s is not installed or not executable", path);
                 else
@@ -262,7 +318,7 @@ static int start_module(struct module *m)
                 log_warn("%s: %s", plug_table[m->plug].name, m->last_error);
                 return -ENOENT;
         }
-        m->state = MOD_STARTING;
+        module_set_state(m, MOD_STARTING);
         spawner_send(m->reg, SPAWNER_START, m->plug);
         arm_timer(m, (uint64_t)reg->cfg->module_timeout_ms * 1000);
         return 0;
@@ -281,7 +337,7 @@ static void schedule_restart(struct module *m)
                                                                            : m->backoff_ms * 2;
         m->restarts++;
         m->hello_usec = 0;
-        m->state = MOD_BACKOFF;
+        module_set_state(m, MOD_BACKOFF);
         m->restart_at = now + (uint64_t)m->backoff_ms * 1000;
         arm_timer(m, (uint64_t)m->backoff_ms * 1000);
         log_warn("%s: %s; restarting in %u ms (restart %u)", plug_table[m->plug].name, m->last_error,
@@ -297,12 +353,12 @@ static void on_module_exit(struct module *m, pid_t pid, int status)
         stop_timer(m);
         if (m->connected && m->start_after_stop) {
                 m->start_after_stop = false;
-                m->state = MOD_OFF;
+                module_set_state(m, MOD_OFF);
                 (void)start_module(m);
                 return;
         }
         if (!m->connected) {
-                m->state = MOD_OFF;
+                module_set_state(m, MOD_OFF);
                 m->hello_usec = 0;
                 log_info("%s: module stopped", plug_table[m->plug].name);
                 return;
@@ -331,7 +387,7 @@ _printf_(2, 3) static void protocol_violation(struct module *m, const char *fmt,
         if (m->fd >= 0)
                 send_hello_reply(m->fd, false, m->last_error, m->state == MOD_RUNNING);
         close_connection(m, "broke the protocol");
-        m->state = MOD_STOPPING;
+        module_set_state(m, MOD_STOPPING);
         spawner_send(m->reg, SPAWNER_STOP, m->plug);
 }
 
@@ -380,12 +436,13 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
         send_hello_reply(m->fd, true, NULL, false);
         m->caps_effective = sec.cap_eff;
         m->no_new_privs = sec.no_new_privs;
-        m->state = MOD_RUNNING;
+        module_set_state(m, MOD_RUNNING);
         m->hello_usec = now_usec();
         m->last_error[0] = '\0';
         (void)caps_mask_format(sec.cap_eff, have, sizeof(have));
         log_info("%s: module running (pid %ld, capabilities [%s])", plug_table[m->plug].name, (long)m->pid,
                  have[0] ? have : "none");
+        note_all_ready(reg);
         if (reg->on_ready)
                 reg->on_ready(m->plug, reg->handlers_userdata);
 }
@@ -619,7 +676,7 @@ static int on_pending_io(sd_event_source *s, int fd, uint32_t revents, void *use
         }
         m->fd = TAKE_FD(p->fd);
         m->pid = p->pid;
-        m->state = MOD_STARTING;
+        module_set_state(m, MOD_STARTING);
         m->last_error[0] = '\0';
         pending_free(p);
         handle_hello(m, reg->rx);
@@ -744,7 +801,7 @@ static int registry_init(struct modules *reg, sd_event *event, const struct nova
                 m->reg = reg;
                 m->plug = (enum plug_id)i;
                 m->fd = -1;
-                m->state = MOD_OFF;
+                module_set_state(m, MOD_OFF);
         }
         reg->listen_fd = -1;
         reg->event = event;
@@ -776,6 +833,7 @@ int modules_new(sd_event *event, const struct nova_config *cfg, int spawner_fd, 
         reg = calloc(1, sizeof(*reg));
         if (!reg)
                 return -ENOMEM;
+        reg->started_usec = now_usec();
         r = registry_init(reg, event, cfg, spawner_fd, module_dir);
         if (r < 0) {
                 modules_free(reg);
@@ -820,6 +878,8 @@ int modules_set_connected(struct modules *reg, enum plug_id plug, bool connected
                 return 0;
         m->connected = connected;
         log_info("plug %s %s", plug_table[plug].name, connected ? "connected" : "disconnected");
+        if (reg->on_status)
+                reg->on_status(reg->status_userdata);
         if (connected) {
                 m->restarts = 0;
                 m->backoff_ms = 0;
@@ -833,11 +893,11 @@ int modules_set_connected(struct modules *reg, enum plug_id plug, bool connected
         stop_timer(m);
         m->start_after_stop = false;
         if (m->pid > 0 || m->fd >= 0) {
-                m->state = MOD_STOPPING;
+                module_set_state(m, MOD_STOPPING);
                 m->last_error[0] = '\0';
                 spawner_send(reg, SPAWNER_STOP, plug);
         } else
-                m->state = MOD_OFF;
+                module_set_state(m, MOD_OFF);
         return 0;
 }
 

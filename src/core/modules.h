@@ -114,6 +114,18 @@ typedef void (*module_event_cb)(enum plug_id plug, const char *event, const stru
 typedef void (*module_ready_cb)(enum plug_id plug, void *userdata);
 void modules_set_handlers(struct modules *reg, module_event_cb on_event, module_ready_cb on_ready, void *userdata);
 
+/* Called (synchronously, from inside the registry: only note it and act
+ * later) after a module changed state or a plug was connected or
+ * disconnected. One handler; NULL removes it. The health report uses it. */
+typedef void (*module_status_cb)(void *userdata);
+void modules_set_status_handler(struct modules *reg, module_status_cb on_status, void *userdata);
+
+/* Start-up time: ms from the registry's start until every connected plug's
+ * module first ran, and that moment on the wall clock (usec since the
+ * epoch, for a caller timing from its own start of the core); 0 and 0 until
+ * then. */
+void modules_startup_report(const struct modules *reg, uint64_t *ret_ready_ms, uint64_t *ret_ready_realtime_usec);
+
 /* True when the plug is connected and its module answers requests. */
 bool modules_ready(const struct modules *reg, enum plug_id plug);
 

@@ -37,7 +37,8 @@ struct modrt_deferred;
  * the audit identifiers). NULL on allocation failure (then answer at once). */
 struct modrt_deferred *modrt_defer(struct modrt *rt, struct modrt_call *call);
 /* Answer a deferred call: status 0 with the members fill() writes (fill may be
- * NULL), or status -errno with err_text. Writes the audit line of privileged
+ * NULL), or status -errno with err_text. May be called from inside a handler
+ * (the reply of the call being handled is not disturbed). Writes the audit line of privileged
  * calls. If the core connection it came on is gone, the answer is dropped.
  * Frees d. Returns 0 or -errno from sending. */
 int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,

@@ -16,6 +16,9 @@
 #include <net/if.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <linux/rtnetlink.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 #include <sys/wait.h>
 
 #define NET_ADMIN (1ULL << CAP_NET_ADMIN)
@@ -624,6 +627,129 @@ START_TEST(test_raw_list_more_taps_than_one_frame)
 END_TEST
 
 
+/* Deletes that arrive together are deleted together. Eight tap_delete
+ * requests and a tap_get are sent in one sendmmsg() without waiting for the
+ * answers (as the core does with operations in flight): six ports of ours,
+ * one whose tap is foreign (no mark), one that does not exist. Each gets its
+ * own answer (the foreign one -EPERM and left alone, the absent one
+ * -ENOENT), the six are gone, the tap_get asked after them finds its port
+ * deleted (order kept), and the kernel's link notifications show the six taps
+ * were moved into fewer device groups than there were ports (batches; one
+ * device at a time uses no group at all). */
+START_TEST(test_raw_pipelined_deletes_batched)
+{
+        enum { N_OURS = 6, N_DEL = 8, N_REQ = N_DEL + 1 };
+        char uuids[N_DEL][37], taps[N_DEL][IFNAME_MAX];
+        static uint8_t frames[N_REQ][1024];
+        struct mmsghdr mm[N_REQ];
+        struct iovec iov[N_REQ];
+        int status_of[N_REQ];
+        struct link_facts f;
+        struct raw_module m;
+
+        for (int i = 0; i < N_DEL; i++) {
+                (void)snprintf(uuids[i], sizeof(uuids[i]), "0e0ffee%d-9abc-4abc-8def-000000000001", i);
+                ck_assert_int_eq(tap_name_from_port(uuids[i], taps[i]), 0);
+        }
+        raw_start(&m);
+        for (int i = 0; i < N_OURS; i++) {
+                pw_init(m.w, PROTO_REQUEST, 0, 0, "tap_create");
+                pw_str(m.w, "port_uuid", uuids[i]);
+                pw_str(m.w, "mac", "fa:16:3e:00:40:01");
+                pw_u64(m.w, "mtu", 1500);
+                pw_bool(m.w, "hybrid", i % 2 == 0);
+                ck_assert_int_eq(raw_call(&m), 0);
+        }
+        ck_assert_int_eq(sh("ip tuntap add mode tap %s", taps[N_OURS]), 0); /* foreign: no mark */
+
+        /* Listen to link notifications from here on. */
+        int mon = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        ck_assert_int_ge(mon, 0);
+        int rcvbuf = 4 << 20;
+        (void)setsockopt(mon, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+        ck_assert_int_eq(bind(mon, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+        for (int i = 0; i < N_REQ; i++) {
+                const uint8_t *frame;
+                size_t len;
+
+                pw_init(m.w, PROTO_REQUEST, ++m.next_id, 0, i < N_DEL ? "tap_delete" : "tap_get");
+                pw_str(m.w, "port_uuid", uuids[i < N_DEL ? i : 0]);
+                ck_assert_int_eq(pw_finish(m.w, &frame, &len), 0);
+                ck_assert_uint_le(len, sizeof(frames[i]));
+                memcpy(frames[i], frame, len);
+                iov[i] = (struct iovec){ frames[i], len };
+                mm[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+        }
+        uint32_t first_id = m.next_id - N_REQ + 1;
+        ck_assert_int_eq(sendmmsg(m.fd, mm, N_REQ, MSG_NOSIGNAL), N_REQ);
+        for (int i = 0; i < N_REQ; i++)
+                status_of[i] = 1; /* no answer yet */
+        for (int k = 0; k < N_REQ; k++) {
+                uint8_t buf[PROTO_MAX_FRAME];
+                char err[256];
+                ssize_t n = recv(m.fd, buf, sizeof(buf), 0);
+
+                ck_assert_int_gt(n, 0);
+                ck_assert_int_eq(proto_decode(buf, (size_t)n, m.msg, err, sizeof(err)), 0);
+                ck_assert_int_eq(m.msg->type, PROTO_REPLY);
+                uint32_t i = m.msg->id - first_id;
+                ck_assert_uint_lt(i, N_REQ);
+                ck_assert_msg(status_of[i] == 1, "two answers to request %u", m.msg->id);
+                ck_assert_str_eq(m.msg->name, i < N_DEL ? "tap_delete" : "tap_get");
+                status_of[i] = m.msg->status;
+                if (i == N_OURS)
+                        ck_assert_msg(strstr(proto_get_str(m.msg->body, "error", ""), "not created by nova-hypervisor"),
+                                      "%s", proto_get_str(m.msg->body, "error", ""));
+        }
+        for (int i = 0; i < N_OURS; i++) {
+                ck_assert_msg(status_of[i] == 0, "port %d: %d", i, status_of[i]);
+                ck_assert_int_ne(link_facts_get(taps[i], &f), 0);
+        }
+        ck_assert_int_eq(status_of[N_OURS], -EPERM);
+        ck_assert_int_eq(link_facts_get(taps[N_OURS], &f), 0);
+        ck_assert_int_eq(status_of[N_OURS + 1], -ENOENT);
+        ck_assert_int_eq(status_of[N_DEL], -ENOENT); /* the tap_get after the deletes */
+
+        /* Which device groups did our taps pass through on their way out? */
+        uint32_t groups[N_OURS];
+        int n_groups = 0, moved = 0;
+        for (;;) {
+                static uint8_t buf[64 * 1024];
+                ssize_t n = recv(mon, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n < 0)
+                        break;
+                int len = (int)n;
+                for (struct nlmsghdr *h = (struct nlmsghdr *)buf; nlmsg_ok(h, len); h = nlmsg_next(h, &len)) {
+                        struct nlattr *tb[IFLA_MAX + 1];
+                        if (h->nlmsg_type != RTM_NEWLINK ||
+                            nlmsg_parse(h, sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL) < 0 || !tb[IFLA_IFNAME] ||
+                            !tb[IFLA_GROUP] || nla_get_u32(tb[IFLA_GROUP]) == 0)
+                                continue;
+                        uint32_t g = nla_get_u32(tb[IFLA_GROUP]);
+                        bool ours_tap = false, known = false;
+                        for (int i = 0; i < N_OURS; i++)
+                                ours_tap |= streq(nla_get_string(tb[IFLA_IFNAME]), taps[i]);
+                        ck_assert_msg(!streq(nla_get_string(tb[IFLA_IFNAME]), taps[N_OURS]),
+                                      "the foreign tap was moved to group %u", g);
+                        if (!ours_tap)
+                                continue;
+                        moved++;
+                        for (int j = 0; j < n_groups; j++)
+                                known |= groups[j] == g;
+                        if (!known && n_groups < N_OURS)
+                                groups[n_groups++] = g;
+                }
+        }
+        close(mon);
+        ck_assert_int_ge(moved, N_OURS);
+        ck_assert_msg(n_groups >= 1 && n_groups < N_OURS, "%d ports deleted in %d batches", N_OURS, n_groups);
+        ck_assert_int_eq(sh("ip link del %s", taps[N_OURS]), 0);
+        raw_finish(&m, 0);
+}
+END_TEST
+
 /* Hybrid plugging through the module: the request flag, the reply members,
  * the kernel's view of all four devices, the audit line. */
 START_TEST(test_raw_hybrid)
@@ -765,6 +891,7 @@ int main(void)
         tcase_add_test(raw_tc, test_raw_request_ids_and_empty_frame);
         tcase_add_test(raw_tc, test_raw_list_more_taps_than_one_frame);
         tcase_add_test(raw_tc, test_raw_hybrid);
+        tcase_add_test(raw_tc, test_raw_pipelined_deletes_batched);
         tcase_add_test(raw_tc, test_raw_foreign_device_in_our_bridge);
         suite_add_tcase(s, raw_tc);
         sr = srunner_create(s);

@@ -366,6 +366,14 @@ START_TEST(test_registration_matches_host)
                 core_start(&bare, "plugs = hardware-observe\n");
                 sleep_ms(500);
                 fprintf(stderr, "figure: core RSS without placement_url: %" PRIu64 " kB\n", rss_kb(bare.pid));
+                /* libcurl (and its TLS/LDAP/Kerberos tree, ~6 MiB of RSS) is loaded only by a
+                 * core that uses Placement (src/core/curl-lazy.c). */
+                char maps[64];
+                (void)snprintf(maps, sizeof(maps), "/proc/%ld/maps", (long)core.pid);
+                ck_assert_msg(file_contains(maps, "libcurl"), "the core with placement_url has no libcurl mapped");
+                (void)snprintf(maps, sizeof(maps), "/proc/%ld/maps", (long)bare.pid);
+                ck_assert_msg(!file_contains(maps, "libcurl"), "a core without placement_url has libcurl mapped");
+                ck_assert_msg(!file_contains(maps, "libcrypto"), "a core without placement_url has libcrypto mapped");
                 core_stop(&bare);
         }
 }

@@ -522,6 +522,17 @@ START_TEST(test_configure_applies_and_restarts_only_readers)
 }
 END_TEST
 
+/* Context switches (voluntary and not) of every thread of pid: each wake-up is one. */
+static long wakeups_of(pid_t pid)
+{
+        char *out = sh_out("cat /proc/%ld/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'",
+                           (long)pid);
+        long n = strtol(out, NULL, 10);
+
+        free(out);
+        return n;
+}
+
 START_TEST(test_core_reports_health)
 {
         char *calls;
@@ -542,6 +553,17 @@ START_TEST(test_core_reports_health)
                 sleep_ms(10);
         calls = sh_out("grep '^set-health' %s | tail -1", calls_file);
         ck_assert_str_eq(calls, "set-health waiting waiting for modules: libvirt, openvswitch, network-control\n");
+        free(calls);
+
+        /* The report follows events: an idle core does not wake up to re-check (it polled every
+         * second before), and nothing else in it wakes up either. */
+        sleep_ms(300);
+        long before = wakeups_of(core_pid);
+        sleep_ms(2500);
+        long after = wakeups_of(core_pid);
+        ck_assert_msg(after == before, "the idle core woke up %ld times in 2.5 s", after - before);
+        calls = sh_out("grep -c '^set-health' %s", calls_file);
+        ck_assert_str_eq(calls, "2\n"); /* one report per change, none repeated */
         free(calls);
 }
 END_TEST

@@ -68,6 +68,7 @@ struct seen {
         int link;          /* IFLA_LINK: a veth's peer */
         int addr_gen_mode; /* IPv6 IFLA_INET6_ADDR_GEN_MODE, -1 when not reported */
         uint8_t operstate; /* IF_OPER_* */
+        uint32_t group;    /* IFLA_GROUP */
 };
 
 static struct seen look(const char *name)
@@ -97,6 +98,7 @@ static struct seen look(const char *name)
         uint8_t mode;
         s.addr_gen_mode = rtnl_link_inet6_get_addr_gen_mode(link, &mode) == 0 ? mode : -1;
         s.operstate = rtnl_link_get_operstate(link);
+        s.group = rtnl_link_get_group(link);
         rtnl_link_put(link);
         return s;
 }
@@ -1310,6 +1312,152 @@ START_TEST(tuntap_with_our_mark_second_proof)
 }
 END_TEST
 
+
+/* ---- deletes in batches ---- */
+
+/* Put name into device group g from outside. */
+static void outside_set_group(const char *name, uint32_t g)
+{
+        struct rtnl_link *orig = NULL, *chg = rtnl_link_alloc();
+
+        ck_assert_int_eq(rtnl_link_get_kernel(vsk, 0, name, &orig), 0);
+        rtnl_link_set_group(chg, g);
+        ck_assert_int_eq(rtnl_link_change(vsk, orig, chg, 0), 0);
+        rtnl_link_put(chg);
+        rtnl_link_put(orig);
+}
+
+static void assert_hybrid_intact(const struct hnames *h)
+{
+        const char *names[] = { h->tap, h->qbr, h->qvb, h->qvo };
+
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                struct seen s = look(names[i]);
+                ck_assert_msg(s.exists, "%s was deleted", names[i]);
+                ck_assert_msg(s.group == 0, "%s left in device group %u", names[i], s.group);
+        }
+        assert_hybrid(h, 1500);
+}
+
+/* Four ports (three hybrid, one plain) in one batch; the second port's
+ * second device cannot be moved into the batch's group (an injected kernel
+ * refusal): that port fails alone with the error, is left whole and in its
+ * own device group, and the three others are gone. A bystander already in a
+ * non-default group is not touched. */
+START_TEST(batch_failure_of_one_port_is_that_ports_alone)
+{
+        const char *u[4] = { "ba000001-2222-4333-8444-555555555555", "ba000002-2222-4333-8444-555555555555",
+                             "ba000003-2222-4333-8444-555555555555", "ba000004-2222-4333-8444-555555555555" };
+        struct tap_delete_plan plans[4];
+        struct hnames h[4];
+
+        for (int i = 0; i < 4; i++) {
+                h[i] = hnames_of(u[i]);
+                ck_assert_int_eq(tap_create(ctx, u[i], MAC1, 1500, i < 3, NULL), 0);
+        }
+        ck_assert_int_eq(rtnl_link_veth_add(vsk, "bystand0", "bystand1", getpid()), 0);
+        outside_set_group("bystand0", 7);
+        int links = count_links();
+
+        for (int i = 0; i < 4; i++)
+                ck_assert_int_eq(tap_delete_prepare(ctx, u[i], &plans[i]), 0);
+        ck_assert_uint_eq(plans[0].n, 3); /* qvb, qbr, tap */
+        ck_assert_uint_eq(plans[3].n, 1); /* the tap */
+        /* Nothing changed by preparing. */
+        ck_assert_int_eq(count_links(), links);
+        /* Changing requests: 1-3 move port 0, 4-6 port 1: the 5th (port 1's qbr) fails. */
+        tap_ctx_fail_request(ctx, 5);
+        tap_delete_batch(ctx, plans, 4);
+        ck_assert_int_eq(plans[0].result, 0);
+        ck_assert_int_eq(plans[1].result, -EIO);
+        ck_assert_int_eq(plans[2].result, 0);
+        ck_assert_int_eq(plans[3].result, 0);
+        assert_none_of(&h[0]);
+        assert_none_of(&h[2]);
+        ck_assert(!look(h[3].tap).exists);
+        assert_hybrid_intact(&h[1]);
+        ck_assert(look("bystand0").exists && look("bystand1").exists);
+        ck_assert_uint_eq(look("bystand0").group, 7);
+        ck_assert_int_eq(count_links(), links - 2 * 4 - 1); /* ports 0 and 2: four devices each; port 3: its tap */
+        /* The port that failed is deleted by the next attempt. */
+        ck_assert_int_eq(tap_delete(ctx, u[1]), 0);
+        assert_none_of(&h[1]);
+        outside_delete("bystand0");
+}
+END_TEST
+
+/* A device not ours found in the batch's group (here: put there
+ * beforehand, on a group the test chose): the group is not deleted, each
+ * port is deleted on its own, the stranger stays. Then a kernel refusal of
+ * the group's deletion: the same fallback. Results per port either way. */
+START_TEST(batch_falls_back_device_by_device)
+{
+        const char *u[3] = { "bb000001-2222-4333-8444-555555555555", "bb000002-2222-4333-8444-555555555555",
+                             "bb000003-2222-4333-8444-555555555555" };
+        struct tap_delete_plan plans[3];
+        struct hnames h[3];
+
+        for (int i = 0; i < 3; i++) {
+                h[i] = hnames_of(u[i]);
+                ck_assert_int_eq(tap_create(ctx, u[i], MAC1, 1500, i == 0, NULL), 0);
+        }
+        ck_assert_int_eq(rtnl_link_veth_add(vsk, "strang0", "strang1", getpid()), 0);
+        outside_set_group("strang0", 4242);
+        tap_ctx_set_delete_group(ctx, 4242);
+        ck_assert_int_eq(tap_delete_prepare(ctx, u[0], &plans[0]), 0);
+        ck_assert_int_eq(tap_delete_prepare(ctx, u[1], &plans[1]), 0);
+        tap_delete_batch(ctx, plans, 2);
+        ck_assert_int_eq(plans[0].result, 0);
+        ck_assert_int_eq(plans[1].result, 0);
+        assert_none_of(&h[0]);
+        ck_assert(!look(h[1].tap).exists);
+        ck_assert(look("strang0").exists && look("strang1").exists);
+        ck_assert_uint_eq(look("strang0").group, 4242);
+        outside_delete("strang0");
+
+        /* The group's deletion refused (changing request 2: after the one move). */
+        tap_ctx_set_delete_group(ctx, 0);
+        ck_assert_int_eq(tap_delete_prepare(ctx, u[2], &plans[0]), 0);
+        tap_ctx_fail_request(ctx, 2);
+        tap_delete_batch(ctx, plans, 1);
+        ck_assert_int_eq(plans[0].result, 0);
+        ck_assert(!look(h[2].tap).exists);
+}
+END_TEST
+
+/* The checks of tap_delete are the prepare's: a foreign tap is refused,
+ * nothing changes; an absent port is -ENOENT; a device gone between the
+ * check and the batch is skipped (the port reports -ENOENT when all are). */
+START_TEST(batch_prepare_checks_and_vanished_devices)
+{
+        const char *foreign = "bc000001-2222-4333-8444-555555555555";
+        const char *gone = "bc000002-2222-4333-8444-555555555555";
+        const char *kept = "bc000003-2222-4333-8444-555555555555";
+        struct tap_delete_plan plans[2];
+        char name[IFNAME_MAX];
+
+        name_of(foreign, name);
+        make_foreign_tun(name, IFF_TAP);
+        ck_assert_int_eq(tap_delete_prepare(ctx, foreign, &plans[0]), -EPERM);
+        ck_assert(look(name).exists);
+        ck_assert_int_eq(tap_delete_prepare(ctx, gone, &plans[0]), -ENOENT);
+
+        ck_assert_int_eq(tap_create(ctx, gone, MAC1, 1500, false, NULL), 0);
+        ck_assert_int_eq(tap_create(ctx, kept, MAC2, 1500, false, NULL), 0);
+        ck_assert_int_eq(tap_delete_prepare(ctx, gone, &plans[0]), 0);
+        ck_assert_int_eq(tap_delete_prepare(ctx, kept, &plans[1]), 0);
+        name_of(gone, name);
+        outside_delete(name);
+        tap_delete_batch(ctx, plans, 2);
+        ck_assert_int_eq(plans[0].result, -ENOENT);
+        ck_assert_int_eq(plans[1].result, 0);
+        name_of(kept, name);
+        ck_assert(!look(name).exists);
+        name_of(foreign, name);
+        outside_delete(name);
+}
+END_TEST
+
 static Suite *tap_suite(void)
 {
         Suite *s = suite_create("tap");
@@ -1342,6 +1490,9 @@ static Suite *tap_suite(void)
         tcase_add_test(tc, hybrid_refuses_tap_held_elsewhere);
         tcase_add_test(tc, hybrid_delete_leftovers_and_foreign_mark);
         tcase_add_test(tc, list_reports_hybrid);
+        tcase_add_test(tc, batch_failure_of_one_port_is_that_ports_alone);
+        tcase_add_test(tc, batch_falls_back_device_by_device);
+        tcase_add_test(tc, batch_prepare_checks_and_vanished_devices);
         suite_add_tcase(s, tc);
         return s;
 }
