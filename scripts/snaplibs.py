@@ -26,6 +26,7 @@ What "the base provides a library" means here:
 
 Run with /usr/bin/python3 (python3-yaml, dpkg-dev for dpkg-shlibdeps; both in scripts/deps.sh).
 """
+import json
 import os
 import re
 import shutil
@@ -54,9 +55,13 @@ class ElfError(Exception):
     pass
 
 
-# ---- a small ELF64 little-endian reader: section headers, .dynamic, .gnu.version_r ----
+# ---- a small ELF64 little-endian reader: section headers, .dynamic, .gnu.version_r, .note.dlopen ----
 
-SHT_STRTAB, SHT_DYNAMIC, SHT_GNU_VERNEED = 3, 6, 0x6FFFFFFE
+SHT_STRTAB, SHT_DYNAMIC, SHT_NOTE, SHT_GNU_VERNEED = 3, 6, 7, 0x6FFFFFFE
+# systemd's "ELF dlopen metadata": a note of owner FDO, this type, a JSON array of
+# {"soname": [...], "priority": ...}: the libraries a program dlopen()s (src/core/curl-lazy.c).
+NT_FDO_DLOPEN = 0x407C0C0A
+MAX_DLOPEN_JSON = 64 << 10
 DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH = 1, 14, 15, 29
 PT_GNU_STACK, PF_X = 0x6474E551, 1
 
@@ -78,8 +83,39 @@ def _cstr(data, off):
     return data[off:end].decode("utf-8", "replace")
 
 
+def _dlopen_notes(path, sec):
+    """The sonames declared by the FDO dlopen notes of one SHT_NOTE section."""
+    names, pos = [], 0
+    while pos + 12 <= len(sec):
+        namesz, descsz, ntype = struct.unpack_from("<III", sec, pos)
+        name_end = pos + 12 + namesz
+        desc_off = pos + 12 + ((namesz + 3) & ~3)
+        desc_end = desc_off + descsz
+        if name_end > len(sec) or desc_end > len(sec):
+            raise ElfError(f"{path}: note out of its section")
+        owner = sec[pos + 12:name_end].rstrip(b"\0")
+        if owner == b"FDO" and ntype == NT_FDO_DLOPEN:
+            if descsz > MAX_DLOPEN_JSON:
+                raise ElfError(f"{path}: dlopen note larger than {MAX_DLOPEN_JSON} bytes")
+            try:
+                entries = json.loads(sec[desc_off:desc_end].rstrip(b"\0").decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as e:
+                raise ElfError(f"{path}: dlopen note is not JSON: {e}") from None
+            if not isinstance(entries, list):
+                raise ElfError(f"{path}: dlopen note is not a JSON array")
+            for ent in entries:
+                sonames = ent.get("soname") if isinstance(ent, dict) else None
+                if (not isinstance(sonames, list) or not sonames
+                        or not all(isinstance(n, str) and n and "/" not in n for n in sonames)):
+                    raise ElfError(f"{path}: dlopen note entry without a valid soname list")
+                names.append(sonames[0])
+        pos = desc_off + ((descsz + 3) & ~3)
+    return names
+
+
 def read_elf(path):
-    """{'type', 'soname', 'needed': [...], 'runpath': [...], 'verneed': {file: [names]}}."""
+    """{'type', 'soname', 'needed': [...], 'runpath': [...], 'verneed': {file: [names]},
+    'dlopen': [sonames]} (dlopen: the first soname of each entry of FDO dlopen notes)."""
     size = os.path.getsize(path)
     if size > MAX_ELF:
         raise ElfError(f"{path}: larger than {MAX_ELF} bytes")
@@ -111,7 +147,8 @@ def read_elf(path):
         _, off, ssize, _, _ = sections[idx]
         return data[off:off + ssize]
 
-    out = {"type": e_type, "soname": None, "needed": [], "runpath": [], "verneed": {}, "execstack": False}
+    out = {"type": e_type, "soname": None, "needed": [], "runpath": [], "verneed": {}, "execstack": False,
+           "dlopen": []}
     if e_phnum and (e_phentsize != 56 or e_phoff + e_phnum * 56 > len(data)):
         raise ElfError(f"{path}: bad program header table")
     for i in range(e_phnum):
@@ -131,6 +168,8 @@ def read_elf(path):
                     out["soname"] = _cstr(strs, val)
                 elif tag in (DT_RPATH, DT_RUNPATH):
                     out["runpath"] += _cstr(strs, val).split(":")
+        elif stype == SHT_NOTE:
+            out["dlopen"] += _dlopen_notes(path, data[off:off + ssize])
         elif stype == SHT_GNU_VERNEED:
             strs = strtab(link)
             pos = off
@@ -335,7 +374,8 @@ def bundle(prime):
         files = programs + [os.path.join(dest, n) for n in bundled]
         needed = {}
         for p in files:
-            for n in read_elf(p)["needed"]:
+            elf = read_elf(p)
+            for n in elf["needed"] + elf["dlopen"]:
                 needed.setdefault(n, p)
         new, problems = [], []
         for name in sorted(needed):
@@ -412,12 +452,13 @@ def check(snapdir):
         for v in glibc_too_new(elf):
             problems.append(f"{rel}: needs {v}, newer than the base's glibc "
                             f"{BASE_GLIBC[0]}.{BASE_GLIBC[1]}")
-        for name in elf["needed"]:
+        for name in elf["needed"] + elf["dlopen"]:
             if any(os.path.exists(os.path.join(d, name)) for d in dirs):
                 continue
             ok, why = res.base_provides(name)
             if not ok:
-                problems.append(f"{rel}: needs {name}: not in the snap's library path and {why}")
+                how = "dlopen()s" if name in elf["dlopen"] and name not in elf["needed"] else "needs"
+                problems.append(f"{rel}: {how} {name}: not in the snap's library path and {why}")
     return problems
 
 
@@ -512,7 +553,7 @@ def main(argv):
         if problems:
             print(f"snap-libs: FAILED ({len(problems)} problems)", file=sys.stderr)
             return 1
-        print("snap-libs: every NEEDED library resolves in the snap or in core22; glibc <= "
+        print("snap-libs: every NEEDED (and dlopen-noted) library resolves in the snap or in core22; glibc <= "
               f"{BASE_GLIBC[0]}.{BASE_GLIBC[1]}")
         return 0
     if len(argv) == 3 and argv[1] == "baselist":
@@ -523,6 +564,7 @@ def main(argv):
     if len(argv) == 3 and argv[1] == "elf":
         e = read_elf(argv[2])
         print(f"execstack {e['execstack']}\nsoname {e['soname']}\nneeded {' '.join(e['needed'])}\nrunpath {':'.join(e['runpath'])}")
+        print(f"dlopen {' '.join(e['dlopen'])}")
         for f, names in e["verneed"].items():
             print(f"verneed {f} {' '.join(names)}")
         return 0

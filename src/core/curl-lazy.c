@@ -25,6 +25,26 @@
 
 #define CURL_SONAME "libcurl.so.4"
 
+/* The library loaded here, declared in the binary the way systemd's "ELF dlopen metadata"
+ * convention does (a note in section .note.dlopen, owner "FDO", type 0x407c0c0a, whose
+ * descriptor is a JSON array of {feature, description, priority, soname[]}): a dlopen()ed
+ * library is in no DT_NEEDED entry, and scripts/snaplibs.py reads this note so that the snap
+ * bundles libcurl and its dependencies as it does for linked libraries (core22 has no libcurl). */
+#define DLOPEN_NOTE_JSON                                                                       \
+        "[{\"feature\":\"placement\",\"description\":\"HTTP client of the Placement sync\","          \
+        "\"priority\":\"required\",\"soname\":[\"" CURL_SONAME "\"]}]"
+static const struct {
+        uint32_t n_namesz, n_descsz, n_type;
+        char name[4];
+        char desc[(sizeof(DLOPEN_NOTE_JSON) + 3) & ~(size_t)3];
+} dlopen_note __attribute__((used, section(".note.dlopen"), aligned(4))) = {
+        .n_namesz = 4,
+        .n_descsz = sizeof(DLOPEN_NOTE_JSON),
+        .n_type = 0x407c0c0a,
+        .name = "FDO",
+        .desc = DLOPEN_NOTE_JSON,
+};
+
 static struct {
         bool tried;
         void *handle;

@@ -362,14 +362,28 @@ START_TEST(test_libraries_resolve)
         }
         free(out);
 
-        /* A copy without one bundled library (libnftables.so.1) fails, naming it. */
+        /* libcurl, which nova-compute dlopen()s (no DT_NEEDED entry; its .note.dlopen
+         * says so) and core22 lacks, is bundled too. */
+        out = sh_out("/usr/bin/python3 scripts/snaplibs.py elf %s/bin/nova-compute | grep '^dlopen'", snap_dir);
+        ck_assert_msg(strstr(out, "dlopen libcurl.so.4"), "nova-compute declares no dlopen of libcurl: %s", out);
+        free(out);
+        out = sh_out("ls %s/usr/lib/x86_64-linux-gnu/ | grep -x 'libcurl.so.4'", snap_dir);
+        ck_assert_msg(strstr(out, "libcurl.so.4"), "libcurl.so.4 is not bundled");
+        free(out);
+
+        /* A copy without one linked library (libnftables.so.1) and without the dlopen()ed
+         * libcurl.so.4 fails, naming both. */
         ck_assert_int_eq(xsnprintf(copy, sizeof(copy), "%s/copy", dir), 0);
         ck_assert_int_eq(sh("cp -a %s %s", snap_dir, copy), 0);
         ck_assert_int_eq(strscpy(lib, "libnftables.so.1", sizeof(lib)) >= 0, 1);
-        ck_assert_int_eq(sh("rm %s/usr/lib/x86_64-linux-gnu/%s", copy, lib), 0);
+        ck_assert_int_eq(sh("rm %s/usr/lib/x86_64-linux-gnu/%s %s/usr/lib/x86_64-linux-gnu/libcurl.so.4", copy, lib,
+                            copy),
+                         0);
         out = sh_out("/usr/bin/python3 scripts/snaplibs.py check %s 2>&1; echo rc=$?", copy);
         ck_assert_msg(strstr(out, "rc=1\n") && strstr(out, "bin/nova-firewall-control: needs libnftables.so.1"),
                       "check passed without %s: %s", lib, out);
+        ck_assert_msg(strstr(out, "bin/nova-compute: dlopen()s libcurl.so.4"), "check passed without libcurl.so.4: %s",
+                      out);
         free(out);
         ck_assert_int_eq(sh("rm -rf %s", copy), 0);
 
