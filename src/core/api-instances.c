@@ -5,6 +5,7 @@
 #include "api-internal.h"
 
 #include "firewall.h"
+#include "images.h"
 #include "lifecycle.h"
 #include "observe.h"
 #include "procctl-protocol.h"
@@ -92,19 +93,24 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         (void)a;
         if (api_read_body(c, req, &body) < 0)
                 return;
-        r = instance_parse_boot_request(body, secgroup_resolve, api_context_of(c)->groups, cfg->cpu_set, &tmpl, err,
-                                        sizeof(err));
-        if (r == 0)
+        r = instance_parse_boot_request(body, secgroup_resolve, api_context_of(c)->groups, images_resolve,
+                                        api_context_of(c)->images, cfg->cpu_set, &tmpl, err, sizeof(err));
+        if (r == 0) {
                 r = instance_apply_network_mtu(body, cfg->network_mtu, &tmpl, err, sizeof(err));
+                if (r < 0)
+                        instance_template_clear(&tmpl);
+        }
         json_object_put(body);
         if (r < 0)
                 return api_respond_error(c, 400, err, -1);
         for (size_t i = 0; i < tmpl.n_ports; i++)
                 if (port_in_use(c, tmpl.ports[i].port_uuid)) {
+                        instance_template_clear(&tmpl);
                         (void)snprintf(err, sizeof(err), "port %s belongs to another instance", tmpl.ports[i].port_uuid);
                         return api_respond_error(c, 409, err, -1);
                 }
         r = lifecycle_boot(api_context_of(c)->lifecycle, &tmpl, wait ? on_instance_done : NULL, c, &c->waiter, &inst, err, sizeof(err), &plug);
+        instance_template_clear(&tmpl); /* the store has its own copy */
         if (r < 0)
                 return api_respond_error(c, api_status_for_errno(r), err, plug);
         if (!wait)

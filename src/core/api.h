@@ -36,6 +36,7 @@ struct api_context {
         struct firewall *firewall;      /* security groups in the kernel */
         struct instance_store *instances; /* the instance store */
         struct secgroup_store *groups;  /* the security-group store */
+        struct image_store *images;     /* the image store */
         struct modules *modules;        /* the module registry */
         bool snap;                      /* running inside a snap */
         pid_t spawner_pid;              /* 0 inside a snap */

@@ -854,6 +854,12 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
                  void *userdata, struct module_call **ret_call, char *err, size_t errlen)
 {
+        return modules_call_fd(reg, plug, w, -1, timeout_usec, cb, userdata, ret_call, err, errlen);
+}
+
+int modules_call_fd(struct modules *reg, enum plug_id plug, struct proto_writer *w, int passed_fd, uint64_t timeout_usec,
+                    module_call_cb cb, void *userdata, struct module_call **ret_call, char *err, size_t errlen)
+{
         const struct proto_entrypoint *ep;
         struct module_call *call;
         struct module *m;
@@ -889,6 +895,10 @@ int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w,
         r = schema_check(ep->request, reg->check->body, err, errlen);
         if (r < 0)
                 return r;
+        if (ep->takes_fd != (passed_fd >= 0)) {
+                (void)snprintf(err, errlen, "%s %s a descriptor", ep->name, ep->takes_fd ? "needs" : "takes no");
+                return -EINVAL;
+        }
         call = calloc(1, sizeof(*call));
         if (!call)
                 return -ENOMEM;
@@ -897,8 +907,9 @@ int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w,
         call->cb = cb;
         call->userdata = userdata;
         memcpy(call->entrypoint, reg->check->name, sizeof(call->entrypoint));
-        if (send(m->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-                r = -errno;
+        r = passed_fd >= 0 ? proto_send_frame_fd(m->fd, buf, len, passed_fd)
+                           : send(m->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
+        if (r < 0) {
                 free(call);
                 (void)snprintf(err, errlen, "cannot send to module %s: %s", plug_table[plug].program,
                                r == -EAGAIN ? "it is not keeping up" : strerror(-r));
