@@ -314,6 +314,70 @@ static void handle_metrics(struct api_conn *c, const struct http_request *req, c
         observe(c, OBSERVE_METRICS, NULL);
 }
 
+/* ---- console: the serial log's tail, read by the libvirt module through the storage API ---- */
+
+static void on_console(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+        struct json_object *root, *text = NULL;
+        const struct proto_value *chunks;
+        size_t len = 0;
+        char *all;
+
+        c->call = NULL;
+        if (res->status < 0)
+                return api_respond_module_error(c, res, PLUG_LIBVIRT);
+        chunks = proto_get(res->body, "text");
+        for (const struct proto_value *e = chunks ? chunks->child : NULL; e; e = e->next)
+                len += e->type == PV_STR ? e->count : 0;
+        all = malloc(len + 1);
+        if (!all)
+                return api_respond_error(c, 500, "out of memory", -1);
+        len = 0;
+        for (const struct proto_value *e = chunks ? chunks->child : NULL; e; e = e->next)
+                if (e->type == PV_STR) {
+                        memcpy(all + len, e->v.s, e->count);
+                        len += e->count;
+                }
+        all[len] = '\0';
+        text = json_object_new_string_len(all, (int)len);
+        free(all);
+        root = json_object_new_object();
+        json_object_object_add(root, "text", text);
+        json_object_object_add(root, "size", json_object_new_uint64(proto_get_u64(res->body, "size", 0)));
+        json_object_object_add(root, "offset", json_object_new_uint64(proto_get_u64(res->body, "offset", 0)));
+        api_respond_json(c, 200, root);
+}
+
+/* GET /v1/instances/{id}/console?tail=BYTES (default 16 KiB, at most LIBVIRT_CONSOLE_MAX_BYTES). */
+static void handle_instance_console(struct api_conn *c, const struct http_request *req, const struct api_args *a)
+{
+        _cleanup_free_ struct proto_writer *w = NULL;
+        struct instance *inst = instance_arg(c, a->arg[0]);
+        uint64_t tail = 16 * 1024;
+        const char *q;
+
+        if (!inst)
+                return;
+        if (!inst->image_uuid[0])
+                return api_respond_error(c, 409, "a diskless instance has no console log (boot it with an image)", -1);
+        q = strstr(req->query, "tail=");
+        if (q && (q == req->query || q[-1] == '&')) {
+                char *end;
+                errno = 0;
+                tail = strtoull(q + 5, &end, 10);
+                if (errno || end == q + 5 || (*end && *end != '&') || tail < 1 || tail > LIBVIRT_CONSOLE_MAX_BYTES)
+                        return api_respond_error(c, 400, "tail: bytes, 1..49152", -1);
+        }
+        w = malloc(sizeof(*w));
+        if (!w)
+                return api_respond_error(c, 500, "out of memory", -1);
+        module_request_init(w, (struct module_ep)EP_LIBVIRT(CONSOLE_READ));
+        pw_str(w, "instance_uuid", inst->uuid);
+        pw_u64(w, "tail_bytes", tail);
+        api_call_module(c, PLUG_LIBVIRT, w, on_console);
+}
+
 const struct api_route api_instance_routes[] = {
         { "GET", "/v1/instances", handle_instance_list },
         { "POST", "/v1/instances", handle_instance_create },
@@ -325,6 +389,7 @@ const struct api_route api_instance_routes[] = {
         { "POST", "/v1/instances/{id}/reboot", handle_instance_reboot },
         { "POST", "/v1/instances/{id}/pin", handle_instance_pin },
         { "GET", "/v1/instances/{id}/affinity", handle_instance_affinity },
+        { "GET", "/v1/instances/{id}/console", handle_instance_console },
         { NULL, "/v1/instances/*", handle_instance_other },
         { "GET", "/v1/host", handle_host },
         { "GET", "/v1/stats", handle_stats },

@@ -496,6 +496,12 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                                res->status == -ENOTCONN || res->status == -EAGAIN ? (int)steps[u->step].make.plug : -1);
                 return;
         }
+        if (u->step == STEP_ROOT_DISK && !u->undo && res->status == 0) {
+                /* The disk's real size (max of the request and the image's): what DISK_GB counts. */
+                uint64_t gb = (proto_get_u64(res->body, "capacity", 0) + (1ULL << 30) - 1) >> 30;
+                if (gb > op->inst->disk_gb && gb <= INSTANCE_DISK_GB_MAX)
+                        op->inst->disk_gb = (uint32_t)gb;
+        }
         if (op->kind == OP_STOP && res->body) {
                 /* The guest may need time: wait for the stopped event (or the module's forced stop). */
                 const char *state = proto_get_str(proto_get(res->body, "domain"), "state", "");
