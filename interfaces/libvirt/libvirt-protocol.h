@@ -39,9 +39,10 @@
  *                   reply { volume, path, size }: "nova-" + instance_uuid + "-config.iso", raw,
  *                   rebuilt when it exists (idempotent)
  *   volumes_delete: { instance_uuid, kind? root|config|console } -> { deleted: N }  (absent: all three)
- *   console_read:   { instance_uuid, tail_bytes } -> { text: [chunk...], size, offset }  the last tail_bytes
- *                   (at most LIBVIRT_CONSOLE_MAX_BYTES) of the console log, control bytes but \n and \t
- *                   replaced by '?'; -ENOENT no log yet
+ *   console_read:   { instance_uuid, tail_bytes } -> { text: [line...], size, offset }  the last tail_bytes
+ *                   (at most LIBVIRT_CONSOLE_MAX_BYTES, at most 1000 lines) of the console log, one item per
+ *                   line (a line over 4000 bytes in pieces), tab -> space, other control bytes and non-ASCII
+ *                   -> '?', a '\r' ends its line; -ENOENT no log yet
  *   volume_list:    {} -> { volumes: [{ kind: image|root|config|console, uuid, volume, capacity, allocation }], total,
  *                   truncated }
  *

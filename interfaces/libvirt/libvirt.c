@@ -1856,6 +1856,7 @@ fail_delete:
  * through the storage API, so no plug but libvirt is needed. ---- */
 
 #define CONSOLE_CHUNK 4000 /* < PROTO_MAX_STR */
+#define CONSOLE_MAX_LINES 1000 /* < PROTO_MAX_ITEMS, and the nodes of one reply */
 
 struct console_buf {
         char *buf;
@@ -1924,24 +1925,43 @@ static int handle_console_read(void *state, struct modrt_call *call)
                 (void)virStreamFree(st);
         }
         virResetLastError();
-        /* The guest writes what it likes: only text goes into the reply. */
-        for (size_t i = 0; i < b.len; i++) {
-                unsigned char c = (unsigned char)text[i];
-                if ((c < 0x20 && c != '\n' && c != '\t') || c > 0x7e)
-                        text[i] = '?';
-        }
-        text[b.len] = '\0';
-        /* strings are at most PROTO_MAX_STR bytes: the text goes as a list of chunks */
-        pw_list_begin(call->reply, "text");
-        for (size_t at = 0; at < b.len; at += CONSOLE_CHUNK) {
-                size_t end = at + CONSOLE_CHUNK < b.len ? at + CONSOLE_CHUNK : b.len;
-                char saved = text[end];
+        /* The guest writes what it likes: only clean text goes into the reply, one list item
+         * per line (protocol strings hold no control character), the last lines when there
+         * are more than a reply holds; a line longer than a string is cut into pieces. */
+        {
+                size_t n_lines = 0, skip, line = 0, start = 0;
 
-                text[end] = '\0';
-                pw_str(call->reply, NULL, text + at);
-                text[end] = saved;
+                for (size_t i = 0; i < b.len; i++) {
+                        unsigned char ch = (unsigned char)text[i];
+                        if (ch == '\n')
+                                n_lines++;
+                        else if (ch < 0x20 || ch > 0x7e)
+                                text[i] = ch == '\t' ? ' ' : ch == '\r' ? '\0' : '?';
+                }
+                n_lines++;
+                skip = n_lines > CONSOLE_MAX_LINES ? n_lines - CONSOLE_MAX_LINES : 0;
+                pw_list_begin(call->reply, "text");
+                for (size_t i = 0; i <= b.len; i++) {
+                        if (i < b.len && text[i] != '\n')
+                                continue;
+                        text[i] = '\0'; /* ends the line ('\r's inside end it early: a terminal's overwrite) */
+                        if (line++ >= skip) {
+                                size_t len = strlen(text + start);
+                                for (size_t at = 0; at < len || at == 0; at += CONSOLE_CHUNK) {
+                                        char saved = at + CONSOLE_CHUNK < len ? text[start + at + CONSOLE_CHUNK] : '\0';
+                                        if (at + CONSOLE_CHUNK < len)
+                                                text[start + at + CONSOLE_CHUNK] = '\0';
+                                        pw_str(call->reply, NULL, text + start + at);
+                                        if (at + CONSOLE_CHUNK < len)
+                                                text[start + at + CONSOLE_CHUNK] = saved;
+                                        if (len == 0)
+                                                break;
+                                }
+                        }
+                        start = i + 1;
+                }
+                pw_list_end(call->reply);
         }
-        pw_list_end(call->reply);
         pw_u64(call->reply, "size", vi.capacity);
         pw_u64(call->reply, "offset", offset);
         return 0;

@@ -329,15 +329,17 @@ static void on_console(const struct module_result *res, void *userdata)
                 return api_respond_module_error(c, res, PLUG_LIBVIRT);
         chunks = proto_get(res->body, "text");
         for (const struct proto_value *e = chunks ? chunks->child : NULL; e; e = e->next)
-                len += e->type == PV_STR ? e->count : 0;
+                len += e->type == PV_STR ? e->count + 1 : 0;
         all = malloc(len + 1);
         if (!all)
                 return api_respond_error(c, 500, "out of memory", -1);
         len = 0;
         for (const struct proto_value *e = chunks ? chunks->child : NULL; e; e = e->next)
-                if (e->type == PV_STR) {
+                if (e->type == PV_STR) { /* one item per line */
                         memcpy(all + len, e->v.s, e->count);
                         len += e->count;
+                        if (e->next)
+                                all[len++] = '\n';
                 }
         all[len] = '\0';
         text = json_object_new_string_len(all, (int)len);
