@@ -285,7 +285,7 @@ check:
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
-FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c src/core/secgroups.c
+FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c src/core/secgroups.c src/core/images.c
 # The code under test is compiled once (with libFuzzer's coverage, without its
 # main) and linked into every target; each target's own file brings main.
 FUZZ_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))

@@ -128,11 +128,75 @@ static int image_from_json(struct json_object *o, size_t idx, struct image *ret,
         return 0;
 }
 
+void images_list_free(struct image *list)
+{
+        while (list) {
+                struct image *next = list->next;
+                free(list);
+                list = next;
+        }
+}
+
+static const struct image *list_find(const struct image *list, const char *ref)
+{
+        for (const struct image *i = list; i; i = i->next)
+                if (streq(i->uuid, ref) || streq(i->name, ref))
+                        return i;
+        return NULL;
+}
+
+int images_parse_stored(const char *text, size_t len, struct image **ret_list, size_t *ret_n, char *why, size_t whylen)
+{
+        struct json_tokener *tok = json_tokener_new_ex(8);
+        struct json_object *root, *list;
+        struct image *head = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        if (!tok)
+                return -ENOMEM;
+        root = json_tokener_parse_ex(tok, text, (int)len);
+        if (!root || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != len ||
+            !json_object_is_type(root, json_type_object) || !json_object_object_get_ex(root, "images", &list) ||
+            !json_object_is_type(list, json_type_array) || json_object_array_length(list) > IMAGES_MAX) {
+                json_tokener_free(tok);
+                json_object_put(root);
+                (void)snprintf(why, whylen, "not an image store");
+                return -EBADMSG;
+        }
+        json_tokener_free(tok);
+        for (size_t i = 0; i < json_object_array_length(list) && r == 0; i++) {
+                struct image tmp, *img;
+
+                r = image_from_json(json_object_array_get_idx(list, i), i, &tmp, why, whylen);
+                if (r == 0 && (list_find(head, tmp.uuid) || list_find(head, tmp.name))) {
+                        (void)snprintf(why, whylen, "images[%zu]: uuid or name repeated", i);
+                        r = -EBADMSG;
+                }
+                if (r == 0 && !(img = malloc(sizeof(*img))))
+                        r = -ENOMEM;
+                if (r == 0) {
+                        *img = tmp;
+                        img->next = head;
+                        head = img;
+                        n++;
+                }
+        }
+        json_object_put(root);
+        if (r < 0) {
+                images_list_free(head);
+                return r;
+        }
+        *ret_list = head;
+        *ret_n = n;
+        return 0;
+}
+
 static int load_file(struct image_store *store, char *why, size_t whylen)
 {
         _cleanup_free_ char *text = NULL;
-        struct json_object *root, *list;
         size_t len;
+        char inner[200];
         int r = read_file_bounded(store->path, 1024 * 1024, &text, &len);
 
         if (r == -ENOENT)
@@ -141,38 +205,10 @@ static int load_file(struct image_store *store, char *why, size_t whylen)
                 (void)snprintf(why, whylen, "cannot read %s: %s", store->path, strerror(-r));
                 return r;
         }
-        root = json_tokener_parse(text);
-        if (!root || !json_object_object_get_ex(root, "images", &list) || !json_object_is_type(list, json_type_array) ||
-            json_object_array_length(list) > IMAGES_MAX) {
-                json_object_put(root);
-                (void)snprintf(why, whylen, "%s: not an image store", store->path);
-                return -EBADMSG;
-        }
-        for (size_t i = 0; i < json_object_array_length(list); i++) {
-                struct image tmp, *img;
-
-                r = image_from_json(json_object_array_get_idx(list, i), i, &tmp, why, whylen);
-                if (r == 0 && image_find(store, tmp.uuid)) {
-                        (void)snprintf(why, whylen, "images[%zu]: uuid %s repeated", i, tmp.uuid);
-                        r = -EBADMSG;
-                }
-                if (r == 0 && image_find(store, tmp.name)) {
-                        (void)snprintf(why, whylen, "images[%zu]: name %s repeated", i, tmp.name);
-                        r = -EBADMSG;
-                }
-                if (r == 0 && !(img = malloc(sizeof(*img))))
-                        r = -ENOMEM;
-                if (r < 0) {
-                        json_object_put(root);
-                        return r;
-                }
-                *img = tmp;
-                img->next = store->list;
-                store->list = img;
-                store->count++;
-        }
-        json_object_put(root);
-        return 0;
+        r = images_parse_stored(text, len, &store->list, &store->count, inner, sizeof(inner));
+        if (r < 0)
+                (void)snprintf(why, whylen, "%s: %s", store->path, inner);
+        return r;
 }
 
 int images_load(const char *state_dir, struct image_store **ret, char *why, size_t whylen)
@@ -199,11 +235,7 @@ struct image_store *images_free(struct image_store *store)
 {
         if (!store)
                 return NULL;
-        while (store->list) {
-                struct image *next = store->list->next;
-                free(store->list);
-                store->list = next;
-        }
+        images_list_free(store->list);
         free(store);
         return NULL;
 }

@@ -54,6 +54,13 @@ int image_commit(struct image_store *store, struct image *img, const char *forma
  * store when it was a recorded one. 0 or the write error (then it is kept). */
 int image_remove(struct image_store *store, struct image *img);
 
+/* The decoder of images.json (fuzzed): a list of ready images (each checked:
+ * uuid, name syntax, format, sha256, sizes; nothing repeated). 0 with
+ * *ret_list (images_list_free) and *ret_n, or -EBADMSG with why; outputs
+ * untouched on error. */
+int images_parse_stored(const char *text, size_t len, struct image **ret_list, size_t *ret_n, char *why, size_t whylen);
+void images_list_free(struct image *list);
+
 /* The API view (caller puts it). */
 struct json_object *image_to_json(const struct image *img);
 
