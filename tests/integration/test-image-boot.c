@@ -7,7 +7,9 @@
  *   module) -> boot --image (root disk overlay, config drive, console log)
  *   -> the guest prints its uuid read from config-2 on the console (CLI
  *   `console`) -> deleting the image in use is refused -> delete leaves no
- *   volume of the instance -> image delete leaves the pool empty.
+ *   volume of the instance -> a boot failing at root_disk, config_drive,
+ *   define or start (NOVA_TEST_FAULT_STEP) leaves no volume -> image delete
+ *   leaves the pool empty.
  *   An unsafe image (qcow2 with a backing file naming /etc/shadow) is refused
  *   by the CLI's import with the inspector's reason, and no volume appears.
  *
@@ -98,6 +100,22 @@ _printf_(3, 4) static int run_sh(char *out, size_t size, const char *fmt, ...)
         out[len] = '\0';
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int rm_rf(const char *dir)
+{
+        pid_t pid = fork();
+        int status;
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) != pid)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
 static void libvirtd_stop(void)
@@ -214,6 +232,32 @@ START_TEST(test_import_boot_console_delete)
         ck_assert_msg(r == 0, "delete failed (%d): %s; see %s", r, out, core.log);
         pool_volumes(vols, sizeof(vols));
         ck_assert_msg(!strstr(vols, uuid), "the instance's volumes are left: %s", vols);
+        /* a boot failing at each unit of the disks (and at define and start) leaves no volume */
+        {
+                static const char *const fault_steps[] = { "root_disk", "config_drive", "define", "start" };
+
+                for (size_t k = 0; k < ARRAY_SIZE(fault_steps); k++) {
+                        core_stop(&core);
+                        ck_assert_int_eq(setenv("NOVA_TEST_FAULT_STEP", fault_steps[k], 1), 0);
+                        core_start(&core, conf);
+                        ck_assert_int_eq(unsetenv("NOVA_TEST_FAULT_STEP"), 0);
+                        ck_assert(core_wait_module_running(&core, "libvirt", 0, 20000) > 0);
+                        r = run_sh(out, sizeof(out), "%s boot vmf --image guest --memory 256 --port ip=10.0.9.6 --wait", cli);
+                        ck_assert_msg(r == 1 && strstr(out, fault_steps[k]), "boot with a fault at %s: %d %s", fault_steps[k],
+                                      r, out);
+                        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/vmf", NULL, &resp), 200);
+                        ck_assert(json_object_object_get_ex(resp, "uuid", &v));
+                        (void)strscpy(uuid, json_object_get_string(v), sizeof(uuid));
+                        json_object_put(resp);
+                        pool_volumes(vols, sizeof(vols));
+                        ck_assert_msg(!strstr(vols, uuid), "a boot failed at %s left volumes: %s", fault_steps[k], vols);
+                        r = run_sh(out, sizeof(out), "%s delete vmf --wait", cli);
+                        ck_assert_msg(r == 0, "delete of the failed instance: %s", out);
+                }
+                core_stop(&core);
+                core_start(&core, conf);
+                ck_assert(core_wait_module_running(&core, "libvirt", 0, 20000) > 0);
+        }
         r = run_sh(out, sizeof(out), "%s image delete guest", cli);
         ck_assert_msg(r == 0, "%s", out);
         pool_volumes(vols, sizeof(vols));
@@ -253,7 +297,6 @@ END_TEST
 
 int main(void)
 {
-        char conf[2 * PATH_MAX + 512];
         SRunner *sr;
         int failed;
 
@@ -298,7 +341,7 @@ int main(void)
         }
         libvirtd_stop();
         if (failed == 0)
-                (void)run_sh(conf, sizeof(conf), "rm -rf %s", tmpdir);
+                (void)rm_rf(tmpdir);
         else
                 printf("test-image-boot: kept %s for inspection\n", tmpdir);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
