@@ -459,12 +459,28 @@ static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* The core is shutting down under op: nothing failed. The instance keeps its
+ * stored task (building, deleting, ...) and reconcile finishes the work when
+ * the core is back, as after a crash. */
+static void op_abandon(struct op *op)
+{
+        struct instance *inst = op->inst;
+
+        log_info("instance %s (%s): %s interrupted by the shutdown; reconcile finishes it at the next start", inst->name,
+                 inst->uuid, instance_task_to_string(op_task[op->kind]));
+        inst->op = NULL;
+        notify(op, -ECANCELED, "nova-compute is shutting down", -1, inst);
+        op_free(op);
+}
+
 static void on_unit_reply(const struct module_result *res, void *userdata)
 {
         struct op *op = userdata;
         const struct unit *u = &op->units[op->pos];
 
         op->call = NULL;
+        if (res->status == -ESHUTDOWN)
+                return op_abandon(op);
         if (u->step == STEP_PIN) {
                 if (res->status == 0)
                         pin_record(op->inst, PIN_APPLIED, "pid %llu, %llu threads",

@@ -169,14 +169,16 @@ static void send_hello_reply(int fd, bool accepted, const char *reason)
                 (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-static void close_connection(struct module *m, const char *why)
+/* Close m's connection; its pending calls fail with status (-ECONNRESET: the
+ * module went; -ESHUTDOWN: the core is shutting down, nothing went wrong). */
+static void close_connection_status(struct module *m, const char *why, int status)
 {
         struct modules *reg = m->reg;
         if (m->fd < 0)
                 return;
         m->io = sd_event_source_disable_unref(m->io);
         m->fd = safe_close(m->fd);
-        fail_all_calls(m, -ECONNRESET, why);
+        fail_all_calls(m, status, why);
         if (reg->spawner_fd < 0) {
                 /* Inside a snap there is no exit report: the connection is the process. */
                 m->pid = 0;
@@ -190,6 +192,8 @@ static void close_connection(struct module *m, const char *why)
                         m->state = MOD_OFF;
         }
 }
+
+static void close_connection(struct module *m, const char *why) { close_connection_status(m, why, -ECONNRESET); }
 
 static void stop_timer(struct module *m) { m->timer = sd_event_source_disable_unref(m->timer); }
 
@@ -748,7 +752,7 @@ struct modules *modules_free(struct modules *reg)
         reg->listen_fd = safe_close(reg->listen_fd);
         for (int i = 0; i < _PLUG_MAX; i++) {
                 struct module *m = &reg->mods[i];
-                close_connection(m, "was shut down with the core");
+                close_connection_status(m, "was shut down with the core", -ESHUTDOWN);
                 stop_timer(m);
         }
         reg->spawner_io = sd_event_source_disable_unref(reg->spawner_io);

@@ -101,7 +101,8 @@ int modules_check_ready(const struct modules *reg, enum plug_id plug, char *err,
  * the operator text in err and cb is never called. On 0, cb is called exactly
  * once (reply, module error, timeout after timeout_usec (0 = configured
  * default), or the module going away) unless the call is cancelled through
- * *ret_call (may be NULL). */
+ * *ret_call (may be NULL). When the registry is freed (the core shuts down),
+ * pending calls end with -ESHUTDOWN. */
 int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
                  void *userdata, struct module_call **ret_call, char *err, size_t errlen);
 /* The same, with one descriptor passed along (SCM_RIGHTS) for an entrypoint

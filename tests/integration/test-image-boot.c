@@ -8,7 +8,8 @@
  *   -> the guest prints its uuid read from config-2 on the console (CLI
  *   `console`) -> deleting the image in use is refused -> delete leaves no
  *   volume of the instance -> a boot failing at root_disk, config_drive,
- *   define or start (NOVA_TEST_FAULT_STEP) leaves no volume -> image delete
+ *   define or start (NOVA_TEST_FAULT_STEP) leaves no volume -> a core
+ *   stopped right after accepting a boot converges once started again -> image delete
  *   leaves the pool empty.
  *   An unsafe image (qcow2 with a backing file naming /etc/shadow) is refused
  *   by the CLI's import with the inspector's reason, and no volume appears.
@@ -258,6 +259,34 @@ START_TEST(test_import_boot_console_delete)
                 core_start(&core, conf);
                 ck_assert(core_wait_module_running(&core, "libvirt", 0, 20000) > 0);
         }
+        /* the core stops in the middle of a boot: started again, it converges (reconcile repairs the build) */
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/instances",
+                                  "{\"name\":\"vmr\",\"image\":\"guest\",\"memory_mb\":256,"
+                                  "\"ports\":[{\"ips\":[\"10.0.9.7\"]}]}",
+                                  &resp),
+                         202);
+        ck_assert(json_object_object_get_ex(resp, "uuid", &v));
+        (void)strscpy(uuid, json_object_get_string(v), sizeof(uuid));
+        json_object_put(resp);
+        core_stop(&core);
+        core_start(&core, conf);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.7", uuid);
+        t0 = now_usec();
+        for (;;) {
+                r = run_sh(out, sizeof(out), "%s console vmr --tail 8192", cli);
+                if (r == 0 && strstr(out, want))
+                        break;
+                ck_assert_msg(now_usec() - t0 < BOOT_TIMEOUT_MS * 1000ULL, "vmr did not converge after a restart: %s; see %s",
+                              out, core.log);
+                sleep_ms(500);
+        }
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/vmr", NULL, &resp), 200);
+        ck_assert(json_object_object_get_ex(resp, "vm_state", &v) && streq(json_object_get_string(v), "active"));
+        json_object_put(resp);
+        r = run_sh(out, sizeof(out), "%s delete vmr --wait", cli);
+        ck_assert_msg(r == 0, "%s", out);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(!strstr(vols, uuid), "vmr's volumes are left: %s", vols);
         r = run_sh(out, sizeof(out), "%s image delete guest", cli);
         ck_assert_msg(r == 0, "%s", out);
         pool_volumes(vols, sizeof(vols));

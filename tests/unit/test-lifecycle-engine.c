@@ -803,6 +803,34 @@ START_TEST(test_reconcile_volume_list_fails)
 }
 END_TEST
 
+/* The core shuts down while a boot waits for a module (the registry fails the call with
+ * -ESHUTDOWN): nothing is undone, the instance keeps its task for reconcile to finish. */
+START_TEST(test_shutdown_mid_boot_keeps_task)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        struct instance_store *again;
+        unsigned skipped;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_fail("root_disk_create", 0, -ESHUTDOWN);
+        ck_assert_int_eq(boot(BOOT_IMAGE, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0 root_disk_create");
+        ck_assert(d.called);
+        ck_assert_int_eq(d.status, -ECANCELED);
+        ck_assert_int_eq(inst->task, TASK_BUILDING);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_ptr_null(inst->op);
+        ck_assert_int_eq(instances_load(state_dir, &again, &skipped), 0);
+        ck_assert_int_eq(instance_find(again, INST_UUID)->task, TASK_BUILDING); /* as stored: reconcile repairs it */
+        again = instances_free(again);
+        teardown();
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
         Suite *s = suite_create("lifecycle-engine");
@@ -831,6 +859,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_image_fields_stored);
         tcase_add_test(tc, test_reconcile_volumes);
         tcase_add_test(tc, test_reconcile_volume_list_fails);
+        tcase_add_test(tc, test_shutdown_mid_boot_keeps_task);
         suite_add_tcase(s, tc);
         return s;
 }
