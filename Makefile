@@ -191,13 +191,14 @@ TEST_OBJS := $(call obj,$(filter-out src/core/main.c src/core/core.c,$(CORE_SRCS
 
 # The pipeline engine's test links lifecycle.c and its neighbours against the fake registry of
 # tests/unit/fake/ instead of modules.c (the real modules run in the integration tests).
+# It also links the config drive's decoder, to check that the core's description is one the module takes.
 ENGINE_TEST_OBJS := $(call obj,src/core/lifecycle.c src/core/firewall.c src/core/instances.c src/core/secgroups.c src/core/protocols.c \
-	$(PROTO_SRCS)) $(LIBNOVA)
+	src/core/disks.c $(PROTO_SRCS) $(CONFIG_DRIVE_SRCS)) $(LIBNOVA)
 $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/unit/fake/fake-modules.c \
 		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
-		$(PKG_LIBS) $(CHECK_LIBS) -o $@
+		$(PKG_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
 # The store-fault test drives the same engine against the same fake registry, on a real tmpfs.
 $(BUILD)/tests/test-store-faults: tests/unit/test-store-faults.c tests/unit/fake/fake-modules.c \
@@ -294,7 +295,7 @@ check:
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
-FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c src/core/secgroups.c
+FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c src/core/secgroups.c src/core/images.c
 # The code under test is compiled once (with libFuzzer's coverage, without its
 # main) and linked into every target; each target's own file brings main.
 FUZZ_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
@@ -313,7 +314,7 @@ $(FUZZ_BUILD)/fuzz/fuzz-config-drive: tests/fuzz/fuzz-config-drive.c $(FUZZ_OBJS
 
 # The API's path decoder is matched against the core's own route tables: that target
 # links the core (but its main and wiring), compiled for fuzzing too.
-FUZZ_CORE_SRCS := $(filter-out src/core/main.c src/core/core.c src/core/instances.c src/core/secgroups.c,$(CORE_SRCS)) \
+FUZZ_CORE_SRCS := $(filter-out src/core/main.c src/core/core.c src/core/instances.c src/core/secgroups.c src/core/images.c,$(CORE_SRCS)) \
 	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c
 FUZZ_CORE_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/fuzz/obj/%.o,$(FUZZ_CORE_SRCS))
 

@@ -5,6 +5,8 @@
 
 bool image_format_word_is_valid(const char *s) { return streq(s, "raw") || streq(s, "qcow2"); }
 
+bool volume_kind_word_is_valid(const char *s) { return streq(s, "root") || streq(s, "config") || streq(s, "console"); }
+
 static const struct schema_field port_fields[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },
@@ -21,6 +23,23 @@ static const struct schema_field define_req[] = {
           .max = LIBVIRT_MAX_MEMORY_MB },
         { .name = "ports", .kind = SCH_LIST, .required = true, .min = 0, .max = LIBVIRT_MAX_PORTS,
           .item = SCH_OBJ, .fields = port_fields },
+        /* disks: the root disk (an overlay on this image's base) and, with it, the serial
+         * console's log; the config drive. Paths are derived by the module. */
+        { .name = "image_uuid", .kind = SCH_UUID, .required = false },
+        { .name = "config_drive", .kind = SCH_BOOL, .required = false },
+        { .name = NULL },
+};
+
+static const struct schema_field volumes_delete_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        /* only this one of the instance's volumes; absent: all of them */
+        { .name = "kind", .kind = SCH_STR, .required = false, .min = 4, .max = 7, .str_ok = volume_kind_word_is_valid },
+        { .name = NULL },
+};
+
+static const struct schema_field console_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "tail_bytes", .kind = SCH_U64, .required = true, .min = 1, .max = LIBVIRT_CONSOLE_MAX_BYTES },
         { .name = NULL },
 };
 
@@ -68,8 +87,9 @@ const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_IMAGE_LIST] = { "image_list", schema_empty_req, false },
         [LIBVIRT_ROOT_DISK_CREATE] = { "root_disk_create", root_disk_req, true },
         [LIBVIRT_CONFIG_DRIVE_CREATE] = { "config_drive_create", schema_instance_only_req, true, .takes_fd = true },
-        [LIBVIRT_VOLUMES_DELETE] = { "volumes_delete", schema_instance_only_req, true },
+        [LIBVIRT_VOLUMES_DELETE] = { "volumes_delete", volumes_delete_req, true },
         [LIBVIRT_VOLUME_LIST] = { "volume_list", schema_empty_req, false },
+        [LIBVIRT_CONSOLE_READ] = { "console_read", console_req, false },
 };
 
 const struct module_protocol libvirt_protocol = {

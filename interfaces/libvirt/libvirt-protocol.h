@@ -19,6 +19,10 @@
  *   base image   "image-" + image_uuid + ".raw"       (always raw)
  *   root disk    "nova-" + instance_uuid + "-root.qcow2" (qcow2 overlay, backing: the base, format raw)
  *   config drive "nova-" + instance_uuid + "-config.iso"  (raw, ISO 9660 config-2)
+ *   console log  "nova-" + instance_uuid + "-console.log" (the serial console's <log>, written by
+ *                QEMU or virtlogd into the pool's directory; read back as a volume)
+ *   domain_define with image_uuid: root disk (vda, qcow2 on the base, explicit chain) and the console
+ *                log; with config_drive: true, the config drive (IDE CD-ROM, raw)
  *   pool_info:      { pool, path, capacity, allocation, available }          (bytes)
  *   image_upload:   request { image_uuid, size, format? raw|qcow2 } + ONE descriptor (SCM_RIGHTS):
  *                   the read end of the image bytes (pipe, socket or file), exactly `size` bytes.
@@ -34,8 +38,12 @@
  *                   config_drive_spec_from_json takes it, at most 256 KiB, its uuid = instance_uuid);
  *                   reply { volume, path, size }: "nova-" + instance_uuid + "-config.iso", raw,
  *                   rebuilt when it exists (idempotent)
- *   volumes_delete: { instance_uuid } -> { deleted: N }   (root disk and config drive)
- *   volume_list:    {} -> { volumes: [{ kind: image|root|config, uuid, volume, capacity, allocation }], total,
+ *   volumes_delete: { instance_uuid, kind? root|config|console } -> { deleted: N }  (absent: all three)
+ *   console_read:   { instance_uuid, tail_bytes } -> { text: [line...], size, offset }  the last tail_bytes
+ *                   (at most LIBVIRT_CONSOLE_MAX_BYTES, at most 1000 lines) of the console log, one item per
+ *                   line (a line over 4000 bytes in pieces), tab -> space, other control bytes and non-ASCII
+ *                   -> '?', a '\r' ends its line; -ENOENT no log yet
+ *   volume_list:    {} -> { volumes: [{ kind: image|root|config|console, uuid, volume, capacity, allocation }], total,
  *                   truncated }
  *
  * Events (module -> core):
@@ -58,6 +66,7 @@
 #define LIBVIRT_MAX_NAME INSTANCE_NAME_MAX /* display name: see instance_name_is_valid() (names.h) */
 #define LIBVIRT_MAX_IMAGE_BYTES (1ull << 40)   /* 1 TiB: the largest image an upload announces */
 #define LIBVIRT_MAX_DISK_GB 16384                /* root disk request limit */
+#define LIBVIRT_CONSOLE_MAX_BYTES (48u * 1024)   /* console_read: the most one reply carries */
 
 enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_DEFINE,
@@ -76,6 +85,7 @@ enum libvirt_entrypoint_id {
         LIBVIRT_CONFIG_DRIVE_CREATE,
         LIBVIRT_VOLUMES_DELETE,
         LIBVIRT_VOLUME_LIST,
+        LIBVIRT_CONSOLE_READ,
         _LIBVIRT_MAX,
 };
 
@@ -84,5 +94,7 @@ extern const struct module_protocol libvirt_protocol;
 
 /* "raw" or "qcow2": the formats an upload may declare. */
 bool image_format_word_is_valid(const char *s);
+/* "root", "config" or "console": one kind of an instance's volumes (volumes_delete). */
+bool volume_kind_word_is_valid(const char *s);
 
 #endif

@@ -583,6 +583,35 @@ static int lookup_ours(struct lv *lv, struct modrt_call *call, const char *insta
         return 0;
 }
 
+/* ---- volume names, derived from UUIDs only ---- */
+
+#define IMAGE_VOL_PREFIX "image-"
+#define IMAGE_VOL_SUFFIX ".raw"
+#define ROOT_VOL_SUFFIX "-root.qcow2"
+#define CONFIG_VOL_SUFFIX "-config.iso"
+#define CONSOLE_VOL_SUFFIX "-console.log"
+#define VOL_NAME_MAX 80
+
+static void image_vol_name(const char *image_uuid, char ret[VOL_NAME_MAX])
+{
+        (void)xsnprintf(ret, VOL_NAME_MAX, IMAGE_VOL_PREFIX "%s" IMAGE_VOL_SUFFIX, image_uuid);
+}
+
+static void root_vol_name(const char *instance_uuid, char ret[VOL_NAME_MAX])
+{
+        (void)xsnprintf(ret, VOL_NAME_MAX, LIBVIRT_DOMAIN_PREFIX "%s" ROOT_VOL_SUFFIX, instance_uuid);
+}
+
+static void config_vol_name(const char *instance_uuid, char ret[VOL_NAME_MAX])
+{
+        (void)xsnprintf(ret, VOL_NAME_MAX, LIBVIRT_DOMAIN_PREFIX "%s" CONFIG_VOL_SUFFIX, instance_uuid);
+}
+
+static void console_vol_name(const char *instance_uuid, char ret[VOL_NAME_MAX])
+{
+        (void)xsnprintf(ret, VOL_NAME_MAX, LIBVIRT_DOMAIN_PREFIX "%s" CONSOLE_VOL_SUFFIX, instance_uuid);
+}
+
 static void set_audit(struct modrt_call *call, const char *instance_uuid)
 {
         (void)snprintf(call->audit, sizeof(call->audit), "domain=%s%s", LIBVIRT_DOMAIN_PREFIX, instance_uuid);
@@ -594,10 +623,14 @@ static int handle_define(void *state, struct modrt_call *call)
         const char *uuid = proto_get_str(call->req, "instance_uuid", "");
         const char *display = proto_get_str(call->req, "name", "");
         const struct proto_value *plist = proto_get(call->req, "ports");
+        const char *image_uuid = proto_get_str(call->req, "image_uuid", "");
+        bool config_drive = proto_get_bool(call->req, "config_drive", false);
         struct domain_port ports[LIBVIRT_MAX_PORTS];
         _cleanup_domain_ virDomainPtr existing = NULL, dom = NULL;
         _cleanup_free_ char *xml = NULL;
-        char name[DOMAIN_NAME_MAX];
+        char name[DOMAIN_NAME_MAX], vol[VOL_NAME_MAX];
+        char root_path[400], base_path[400], config_path[400], console_path[400];
+        struct domain_disks disks = { 0 };
         struct domain_spec spec;
         struct lv_err e;
         size_t n = 0;
@@ -625,6 +658,25 @@ static int handle_define(void *state, struct modrt_call *call)
                 .ports = ports,
                 .n_ports = n,
         };
+        /* Disks: every path derived here from the pool's path and the UUIDs. */
+        if (image_uuid[0]) {
+                root_vol_name(uuid, vol);
+                (void)xsnprintf(root_path, sizeof(root_path), "%s/%s", lv->pool_path, vol);
+                image_vol_name(image_uuid, vol);
+                (void)xsnprintf(base_path, sizeof(base_path), "%s/%s", lv->pool_path, vol);
+                console_vol_name(uuid, vol);
+                (void)xsnprintf(console_path, sizeof(console_path), "%s/%s", lv->pool_path, vol);
+                disks.root_path = root_path;
+                disks.base_path = base_path;
+                disks.console_log = console_path;
+        }
+        if (config_drive) {
+                config_vol_name(uuid, vol);
+                (void)xsnprintf(config_path, sizeof(config_path), "%s/%s", lv->pool_path, vol);
+                disks.config_path = config_path;
+        }
+        if (image_uuid[0] || config_drive)
+                spec.disks = &disks;
         xml = malloc(DOMAIN_XML_MAX);
         if (!xml)
                 return fail(call, -ENOMEM, "out of memory");
@@ -671,8 +723,9 @@ static int handle_define(void *state, struct modrt_call *call)
                 capture_error(&e);
                 return fail_libvirt(call, &e, -EINVAL, "libvirt refused the definition of domain", name);
         }
-        log_info("domain %s %s (%zu ports, %llu vcpus, %llu MiB)", name, existing ? "redefined" : "defined", n,
-                 (unsigned long long)spec.vcpus, (unsigned long long)spec.memory_mb);
+        log_info("domain %s %s (%zu ports, %llu vcpus, %llu MiB%s%s)", name, existing ? "redefined" : "defined", n,
+                 (unsigned long long)spec.vcpus, (unsigned long long)spec.memory_mb,
+                 image_uuid[0] ? ", root disk" : ", diskless", config_drive ? ", config drive" : "");
         return reply_one(call, dom, uuid, display);
 }
 
@@ -860,11 +913,6 @@ static int handle_list(void *state, struct modrt_call *call)
 
 /* ---- storage: one dir pool of ours, volumes named from UUIDs ---- */
 
-#define IMAGE_VOL_PREFIX "image-"
-#define IMAGE_VOL_SUFFIX ".raw"
-#define ROOT_VOL_SUFFIX "-root.qcow2"
-#define CONFIG_VOL_SUFFIX "-config.iso"
-#define VOL_NAME_MAX 80
 #define UPLOAD_CHUNK (256u * 1024)   /* bytes read and sent at a time: memory stays bounded */
 #define UPLOADS_MAX 2                /* concurrent uploads (each has a thread and a connection) */
 #define VOL_REPLY_MAX_BYTES 320      /* bytes one listed volume takes in a reply, at most */
@@ -882,21 +930,6 @@ static inline void vol_freep(virStorageVolPtr *v)
 }
 #define _cleanup_vol_ _cleanup_(vol_freep)
 
-static void image_vol_name(const char *image_uuid, char ret[VOL_NAME_MAX])
-{
-        (void)xsnprintf(ret, VOL_NAME_MAX, IMAGE_VOL_PREFIX "%s" IMAGE_VOL_SUFFIX, image_uuid);
-}
-
-static void root_vol_name(const char *instance_uuid, char ret[VOL_NAME_MAX])
-{
-        (void)xsnprintf(ret, VOL_NAME_MAX, LIBVIRT_DOMAIN_PREFIX "%s" ROOT_VOL_SUFFIX, instance_uuid);
-}
-
-static void config_vol_name(const char *instance_uuid, char ret[VOL_NAME_MAX])
-{
-        (void)xsnprintf(ret, VOL_NAME_MAX, LIBVIRT_DOMAIN_PREFIX "%s" CONFIG_VOL_SUFFIX, instance_uuid);
-}
-
 /* Which of our names is this: "image", "root", "config" with its UUID, or NULL (not ours). */
 static const char *vol_kind(const char *name, char ret_uuid[UUID_STR_LEN + 1])
 {
@@ -906,6 +939,7 @@ static const char *vol_kind(const char *name, char ret_uuid[UUID_STR_LEN + 1])
                 { IMAGE_VOL_PREFIX, IMAGE_VOL_SUFFIX, "image" },
                 { LIBVIRT_DOMAIN_PREFIX, ROOT_VOL_SUFFIX, "root" },
                 { LIBVIRT_DOMAIN_PREFIX, CONFIG_VOL_SUFFIX, "config" },
+                { LIBVIRT_DOMAIN_PREFIX, CONSOLE_VOL_SUFFIX, "console" },
         };
         size_t n = name ? strnlen(name, VOL_NAME_MAX) : VOL_NAME_MAX;
 
@@ -1627,21 +1661,32 @@ static int handle_volumes_delete(void *state, struct modrt_call *call)
 {
         struct lv *lv = state;
         const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
+        const char *only = proto_get_str(call->req, "kind", "");
+        static const char *const kinds[] = { "root", "config", "console" };
         _cleanup_pool_ virStoragePoolPtr pool = NULL;
-        char names[2][VOL_NAME_MAX];
+        char names[3][VOL_NAME_MAX];
         uint64_t deleted = 0;
         struct lv_err e;
         int r;
 
         root_vol_name(instance_uuid, names[0]);
         config_vol_name(instance_uuid, names[1]);
-        (void)xsnprintf(call->audit, sizeof(call->audit), "volumes=%s,%s", names[0], names[1]);
+        console_vol_name(instance_uuid, names[2]);
+        (void)xsnprintf(call->audit, sizeof(call->audit), "volumes=%s%s", LIBVIRT_DOMAIN_PREFIX, instance_uuid);
+        if (only[0])
+                (void)xsnprintf(call->audit, sizeof(call->audit), "volume=%s%s-%s", LIBVIRT_DOMAIN_PREFIX,
+                                instance_uuid, only);
         r = need_pool(lv, call, &pool);
         if (r < 0)
                 return r;
+        /* the console log is a file QEMU made: the pool knows it only after a refresh */
+        if (!only[0] || streq(only, "console"))
+                (void)virStoragePoolRefresh(pool, 0);
         for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
                 _cleanup_vol_ virStorageVolPtr v = NULL;
 
+                if (only[0] && !streq(only, kinds[i]))
+                        continue;
                 r = vol_lookup(pool, names[i], &v, call->err, sizeof(call->err));
                 if (r == -ENOENT)
                         continue;
@@ -1807,6 +1852,121 @@ fail_delete:
         return r;
 }
 
+/* ---- console: the serial log (a file in our pool, written by QEMU or virtlogd) read back
+ * through the storage API, so no plug but libvirt is needed. ---- */
+
+#define CONSOLE_CHUNK 4000 /* < PROTO_MAX_STR */
+#define CONSOLE_MAX_LINES 1000 /* < PROTO_MAX_ITEMS, and the nodes of one reply */
+
+struct console_buf {
+        char *buf;
+        size_t len, cap;
+};
+
+static int console_sink(virStreamPtr st, const char *data, size_t n, void *opaque)
+{
+        struct console_buf *b = opaque;
+
+        (void)st;
+        if (n > b->cap - b->len)
+                n = b->cap - b->len; /* the log grew since we asked for its size: keep what fits */
+        memcpy(b->buf + b->len, data, n);
+        b->len += n;
+        return (int)n;
+}
+
+static int handle_console_read(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
+        uint64_t tail = proto_get_u64(call->req, "tail_bytes", 0), offset;
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        _cleanup_vol_ virStorageVolPtr vol = NULL;
+        _cleanup_free_ char *text = NULL;
+        struct console_buf b = { 0 };
+        virStreamPtr st = NULL;
+        virStorageVolInfo vi;
+        char name[VOL_NAME_MAX];
+        struct lv_err e;
+        int r;
+
+        console_vol_name(instance_uuid, name);
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        (void)virStoragePoolRefresh(pool, 0);
+        r = vol_lookup(pool, name, &vol, call->err, sizeof(call->err));
+        if (r == -ENOENT)
+                return fail(call, -ENOENT, "no console log for instance %s (yet)", instance_uuid);
+        if (r < 0)
+                return r;
+        if (virStorageVolGetInfo(vol, &vi) < 0) {
+                capture_error(&e);
+                return fail(call, -EIO, "volume %s: %s", name, e.msg);
+        }
+        if (tail > LIBVIRT_CONSOLE_MAX_BYTES)
+                tail = LIBVIRT_CONSOLE_MAX_BYTES;
+        offset = vi.capacity > tail ? vi.capacity - tail : 0;
+        b.cap = (size_t)(vi.capacity - offset);
+        text = b.buf = malloc(b.cap + 1);
+        if (!text)
+                return fail(call, -ENOMEM, "out of memory");
+        if (b.cap > 0) {
+                st = virStreamNew(lv->conn, 0);
+                if (!st || virStorageVolDownload(vol, st, offset, b.cap, 0) < 0 ||
+                    virStreamRecvAll(st, console_sink, &b) < 0 || virStreamFinish(st) < 0) {
+                        capture_error(&e);
+                        if (st) {
+                                (void)virStreamAbort(st);
+                                (void)virStreamFree(st);
+                        }
+                        return fail(call, -EIO, "cannot read %s: %s", name, e.msg);
+                }
+                (void)virStreamFree(st);
+        }
+        virResetLastError();
+        /* The guest writes what it likes: only clean text goes into the reply, one list item
+         * per line (protocol strings hold no control character), the last lines when there
+         * are more than a reply holds; a line longer than a string is cut into pieces. */
+        {
+                size_t n_lines = 0, skip, line = 0, start = 0;
+
+                for (size_t i = 0; i < b.len; i++) {
+                        unsigned char ch = (unsigned char)text[i];
+                        if (ch == '\n')
+                                n_lines++;
+                        else if (ch < 0x20 || ch > 0x7e)
+                                text[i] = ch == '\t' ? ' ' : ch == '\r' ? '\0' : '?';
+                }
+                n_lines++;
+                skip = n_lines > CONSOLE_MAX_LINES ? n_lines - CONSOLE_MAX_LINES : 0;
+                pw_list_begin(call->reply, "text");
+                for (size_t i = 0; i <= b.len; i++) {
+                        if (i < b.len && text[i] != '\n')
+                                continue;
+                        text[i] = '\0'; /* ends the line ('\r's inside end it early: a terminal's overwrite) */
+                        if (line++ >= skip) {
+                                size_t len = strlen(text + start);
+                                for (size_t at = 0; at < len || at == 0; at += CONSOLE_CHUNK) {
+                                        char saved = at + CONSOLE_CHUNK < len ? text[start + at + CONSOLE_CHUNK] : '\0';
+                                        if (at + CONSOLE_CHUNK < len)
+                                                text[start + at + CONSOLE_CHUNK] = '\0';
+                                        pw_str(call->reply, NULL, text + start + at);
+                                        if (at + CONSOLE_CHUNK < len)
+                                                text[start + at + CONSOLE_CHUNK] = saved;
+                                        if (len == 0)
+                                                break;
+                                }
+                        }
+                        start = i + 1;
+                }
+                pw_list_end(call->reply);
+        }
+        pw_u64(call->reply, "size", vi.capacity);
+        pw_u64(call->reply, "offset", offset);
+        return 0;
+}
+
 static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_DEFINE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_DEFINE], handle_define },
         [LIBVIRT_DOMAIN_START] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_START], handle_start },
@@ -1825,6 +1985,7 @@ static const struct modrt_entry entries[_LIBVIRT_MAX] = {
                                           handle_config_drive_create },
         [LIBVIRT_VOLUMES_DELETE] = { &libvirt_entrypoints[LIBVIRT_VOLUMES_DELETE], handle_volumes_delete },
         [LIBVIRT_VOLUME_LIST] = { &libvirt_entrypoints[LIBVIRT_VOLUME_LIST], handle_volume_list },
+        [LIBVIRT_CONSOLE_READ] = { &libvirt_entrypoints[LIBVIRT_CONSOLE_READ], handle_console_read },
 };
 
 /* ---- module life ---- */

@@ -1091,7 +1091,7 @@ static int tap_ensure(struct tap_ctx *ctx, const struct port_devs *n, const char
         r = strscpy(ifr.ifr_name, n->tap, sizeof(ifr.ifr_name));
         if (r < 0)
                 return r;
-        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL;
+        ifr.ifr_flags = (short)(IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL); /* 0x8000: the sign bit of the short field */
         if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
                 if (errno != EBUSY)
                         return -errno;

@@ -10,6 +10,7 @@
 #include "apiclient.h"
 #include "snap-commands.h"
 #include "names.h"
+#include "image-cmds.h"
 #include "observe-cmds.h"
 #include "plugs.h"
 #include "secrule.h"
@@ -834,7 +835,61 @@ struct boot_args {
         bool wait, explicit_ports;
         const char *cpu_set;            /* NULL: the config default; "": no pinning */
         const char *name;
+        const char *image;              /* --image NAME|UUID, NULL: diskless */
+        uint32_t disk_gb;               /* --disk GB, 0: the image's size */
+        char *key;                      /* --key-file: its first line (malloc'd) */
+        char *user_data;                /* --user-data: the file, base64 (malloc'd) */
 };
+
+/* Standard base64 with padding of len bytes (malloc'd, NUL-terminated), or NULL. */
+static char *base64_encode(const unsigned char *in, size_t len)
+{
+        static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len; i += 3) {
+                uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
+                             (i + 2 < len ? in[i + 2] : 0);
+                *o++ = abc[v >> 18 & 63];
+                *o++ = abc[v >> 12 & 63];
+                *o++ = i + 1 < len ? abc[v >> 6 & 63] : '=';
+                *o++ = i + 2 < len ? abc[v & 63] : '=';
+        }
+        *o = '\0';
+        return out;
+}
+
+/* --key-file: one public key line; --user-data: at most 65535 bytes (nova's limit). 0 or -EINVAL after saying why. */
+static int read_boot_file(int c, const char *path, struct boot_args *a)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = read_file_bounded(path, c == 'k' ? 16384 : 65535, &text, &len);
+
+        if (r < 0) {
+                fprintf(stderr, "error: %s: %s\n", path, r == -EFBIG ? (c == 'k' ? "too large for a public key" : "user data over 65535 bytes") : strerror(-r));
+                return -EINVAL;
+        }
+        if (c == 'k') {
+                text[strcspn(text, "\r\n")] = '\0';
+                if (!text[0] || strlen(text) > 2048) {
+                        fprintf(stderr, "error: %s: the first line must be one public key (at most 2048 characters)\n", path);
+                        return -EINVAL;
+                }
+                free(a->key);
+                a->key = TAKE_PTR(text);
+                return 0;
+        }
+        if (len == 0) {
+                fprintf(stderr, "error: %s: empty user data\n", path);
+                return -EINVAL;
+        }
+        free(a->user_data);
+        a->user_data = base64_encode((const unsigned char *)text, len);
+        return a->user_data ? 0 : -ENOMEM;
+}
 
 /* One boot option into a: 0, or -EINVAL after saying why. */
 static int boot_option(int c, const char *arg, struct boot_args *a)
@@ -874,6 +929,15 @@ static int boot_option(int c, const char *arg, struct boot_args *a)
                         a->groups = json_object_new_array();
                 json_object_array_add(a->groups, json_object_new_string(arg));
                 return 0;
+        case 'i':
+                a->image = arg;
+                return 0;
+        case 'd':
+                return parse_u32(arg, 1, 16384, &a->disk_gb) < 0 ? (fprintf(stderr, "error: --disk: GiB, 1..16384\n"), -EINVAL)
+                                                                   : 0;
+        case 'k':
+        case 'u':
+                return read_boot_file(c, arg, a);
         default:
                 return -EINVAL;
         }
@@ -886,6 +950,8 @@ static int boot_parse_args(int argc, char **argv, struct boot_args *a)
                 { "port", required_argument, NULL, 'p' },  { "ports", required_argument, NULL, 'n' },
                 { "count", required_argument, NULL, 'N' }, { "wait", no_argument, NULL, 'w' },
                 { "secgroup", required_argument, NULL, 'g' }, { "cpu-set", required_argument, NULL, 's' },
+                { "image", required_argument, NULL, 'i' }, { "disk", required_argument, NULL, 'd' },
+                { "key-file", required_argument, NULL, 'k' }, { "user-data", required_argument, NULL, 'u' },
                 { 0 },
         };
         int c;
@@ -897,6 +963,7 @@ static int boot_parse_args(int argc, char **argv, struct boot_args *a)
         if (optind != argc - 1 || !instance_name_is_valid(argv[optind])) {
                 fprintf(stderr, "usage: nova-hypervisor boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]...\n"
                                 "                            [--ports N] [--secgroup NAME]... [--cpu-set LIST] [--count N] [--wait]\n"
+                                "                            [--image IMG [--disk GB] [--key-file FILE] [--user-data FILE]]\n"
                                 "NAME: 1..63 characters of A-Z a-z 0-9 . _ -\n");
                 return -EINVAL;
         }
@@ -920,6 +987,14 @@ static struct json_object *boot_body(const struct boot_args *a, const char *name
                 json_object_object_add(b, "secgroups", json_object_get(a->groups));
         if (a->cpu_set)
                 json_object_object_add(b, "cpu_set", json_object_new_string(a->cpu_set));
+        if (a->image)
+                json_object_object_add(b, "image", json_object_new_string(a->image));
+        if (a->disk_gb)
+                json_object_object_add(b, "disk", json_object_new_int64(a->disk_gb));
+        if (a->key)
+                json_object_object_add(b, "key", json_object_new_string(a->key));
+        if (a->user_data)
+                json_object_object_add(b, "user_data", json_object_new_string(a->user_data));
         return b;
 }
 
@@ -980,6 +1055,8 @@ static int cmd_boot(int argc, char **argv)
                 r = a.count > 0 ? boot_bulk(&a) : boot_one(&a);
         json_object_put(a.ports);
         json_object_put(a.groups);
+        free(a.key);
+        free(a.user_data);
         return r;
 }
 
@@ -1161,7 +1238,12 @@ static void usage(FILE *f)
                    "  explain-denial [FILE]              which snap interface grants each AppArmor/seccomp denial\n"
                    "  boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]... [--ports N]\n"
                    "            [--secgroup G]... [--cpu-set LIST] [--count N] [--wait]\n"
-                   "            boot one instance (or NAME-1..NAME-N); --cpu-set pins its QEMU (default: config cpu_set)\n"
+                   "            [--image IMG [--disk GB] [--key-file FILE] [--user-data FILE]]\n"
+                   "            boot one instance (or NAME-1..NAME-N); --cpu-set pins its QEMU (default: config cpu_set);\n"
+                   "            --image: a root disk on the image (qcow2 overlay, max(--disk, its size)) and a config drive\n"
+                   "  image import NAME FILE|- [--format raw|qcow2] [--size BYTES]   import an image (progress on a terminal)\n"
+                   "  image list | show NAME|UUID | delete NAME|UUID\n"
+                   "  console NAME|UUID [--tail BYTES]       the guest's serial console log (its last BYTES)\n"
                    "  list | show NAME|UUID                  instances\n"
                    "  stop|start|reboot NAME|UUID... [--wait]\n"
                    "  delete NAME|UUID... [--wait] | delete --all\n"
@@ -1232,6 +1314,10 @@ int main(int argc, char **argv)
                 return cmd_pin(opt_socket, opt_json, argc - i - 1, argv + i + 1);
         if (streq(argv[i], "boot"))
                 return cmd_boot(argc - i, argv + i);
+        if (streq(argv[i], "image"))
+                return cmd_image(opt_socket, opt_json, argc - i - 1, argv + i + 1);
+        if (streq(argv[i], "console"))
+                return cmd_console(opt_socket, opt_json, argc - i - 1, argv + i + 1);
         if (streq(argv[i], "list") && argc == i + 1)
                 return cmd_list();
         if (streq(argv[i], "show"))

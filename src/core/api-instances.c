@@ -5,6 +5,7 @@
 #include "api-internal.h"
 
 #include "firewall.h"
+#include "images.h"
 #include "lifecycle.h"
 #include "observe.h"
 #include "procctl-protocol.h"
@@ -92,19 +93,24 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
         (void)a;
         if (api_read_body(c, req, &body) < 0)
                 return;
-        r = instance_parse_boot_request(body, secgroup_resolve, api_context_of(c)->groups, cfg->cpu_set, &tmpl, err,
-                                        sizeof(err));
-        if (r == 0)
+        r = instance_parse_boot_request(body, secgroup_resolve, api_context_of(c)->groups, images_resolve,
+                                        api_context_of(c)->images, cfg->cpu_set, &tmpl, err, sizeof(err));
+        if (r == 0) {
                 r = instance_apply_network_mtu(body, cfg->network_mtu, &tmpl, err, sizeof(err));
+                if (r < 0)
+                        instance_template_clear(&tmpl);
+        }
         json_object_put(body);
         if (r < 0)
                 return api_respond_error(c, 400, err, -1);
         for (size_t i = 0; i < tmpl.n_ports; i++)
                 if (port_in_use(c, tmpl.ports[i].port_uuid)) {
+                        instance_template_clear(&tmpl);
                         (void)snprintf(err, sizeof(err), "port %s belongs to another instance", tmpl.ports[i].port_uuid);
                         return api_respond_error(c, 409, err, -1);
                 }
         r = lifecycle_boot(api_context_of(c)->lifecycle, &tmpl, wait ? on_instance_done : NULL, c, &c->waiter, &inst, err, sizeof(err), &plug);
+        instance_template_clear(&tmpl); /* the store has its own copy */
         if (r < 0)
                 return api_respond_error(c, api_status_for_errno(r), err, plug);
         if (!wait)
@@ -308,6 +314,72 @@ static void handle_metrics(struct api_conn *c, const struct http_request *req, c
         observe(c, OBSERVE_METRICS, NULL);
 }
 
+/* ---- console: the serial log's tail, read by the libvirt module through the storage API ---- */
+
+static void on_console(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+        struct json_object *root, *text = NULL;
+        const struct proto_value *chunks;
+        size_t len = 0;
+        char *all;
+
+        c->call = NULL;
+        if (res->status < 0)
+                return api_respond_module_error(c, res, PLUG_LIBVIRT);
+        chunks = proto_get(res->body, "text");
+        for (const struct proto_value *e = chunks ? chunks->child : NULL; e; e = e->next)
+                len += e->type == PV_STR ? e->count + 1 : 0;
+        all = malloc(len + 1);
+        if (!all)
+                return api_respond_error(c, 500, "out of memory", -1);
+        len = 0;
+        for (const struct proto_value *e = chunks ? chunks->child : NULL; e; e = e->next)
+                if (e->type == PV_STR) { /* one item per line */
+                        memcpy(all + len, e->v.s, e->count);
+                        len += e->count;
+                        if (e->next)
+                                all[len++] = '\n';
+                }
+        all[len] = '\0';
+        text = json_object_new_string_len(all, (int)len);
+        free(all);
+        root = json_object_new_object();
+        json_object_object_add(root, "text", text);
+        json_object_object_add(root, "size", json_object_new_uint64(proto_get_u64(res->body, "size", 0)));
+        json_object_object_add(root, "offset", json_object_new_uint64(proto_get_u64(res->body, "offset", 0)));
+        api_respond_json(c, 200, root);
+}
+
+/* GET /v1/instances/{id}/console?tail=BYTES (default 16 KiB, at most LIBVIRT_CONSOLE_MAX_BYTES). */
+static void handle_instance_console(struct api_conn *c, const struct http_request *req, const struct api_args *a)
+{
+        _cleanup_free_ struct proto_writer *w = NULL;
+        struct instance *inst = instance_arg(c, a->arg[0]);
+        uint64_t tail = 16 * 1024;
+        const char *q;
+
+        if (!inst)
+                return;
+        if (!inst->image_uuid[0])
+                return api_respond_error(c, 409, "a diskless instance has no console log (boot it with an image)", -1);
+        q = strstr(req->query, "tail=");
+        if (q && (q == req->query || q[-1] == '&')) {
+                char *end;
+                errno = 0;
+                tail = strtoull(q + 5, &end, 10);
+                if (errno || end == q + 5 || (*end && *end != '&') || tail < 1 || tail > LIBVIRT_CONSOLE_MAX_BYTES)
+                        return api_respond_error(c, 400, "tail: bytes, 1..49152", -1);
+        }
+        w = malloc(sizeof(*w));
+        if (!w)
+                return api_respond_error(c, 500, "out of memory", -1);
+        module_request_init(w, (struct module_ep)EP_LIBVIRT(CONSOLE_READ));
+        pw_str(w, "instance_uuid", inst->uuid);
+        pw_u64(w, "tail_bytes", tail);
+        api_call_module(c, PLUG_LIBVIRT, w, on_console);
+}
+
 const struct api_route api_instance_routes[] = {
         { "GET", "/v1/instances", handle_instance_list },
         { "POST", "/v1/instances", handle_instance_create },
@@ -319,6 +391,7 @@ const struct api_route api_instance_routes[] = {
         { "POST", "/v1/instances/{id}/reboot", handle_instance_reboot },
         { "POST", "/v1/instances/{id}/pin", handle_instance_pin },
         { "GET", "/v1/instances/{id}/affinity", handle_instance_affinity },
+        { "GET", "/v1/instances/{id}/console", handle_instance_console },
         { NULL, "/v1/instances/*", handle_instance_other },
         { "GET", "/v1/host", handle_host },
         { "GET", "/v1/stats", handle_stats },

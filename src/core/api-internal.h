@@ -44,6 +44,11 @@ struct api_conn {
         char port_uuid[UUID_STR_LEN + 1]; /* request context for module replies */
         struct sg_change *change;       /* security-group change in flight; it outlives us */
         struct observe_query *observe;  /* host/stats/metrics query in flight, cancelled if we go away */
+        int passed_fd;                  /* a descriptor the client sent (SCM_RIGHTS) with the request
+                                         * being handled, -1 none; closed when it is answered */
+        bool fd_refused;                /* more than one came: the request is refused */
+        struct image_import *import;    /* image import in flight (api-images.c); it outlives us */
+        struct image *deleting;         /* image whose volume is being deleted (api-images.c) */
 };
 
 /* What a route pattern captured: "{name}" segments and a final "*" rest, in order. */
@@ -68,6 +73,7 @@ extern const struct api_route api_status_routes[];
 extern const struct api_route api_port_routes[];
 extern const struct api_route api_instance_routes[];
 extern const struct api_route api_secgroup_routes[];
+extern const struct api_route api_image_routes[];
 
 /* Match path against a route pattern (see struct api_route): true with the
  * captures in *ret (copied into buf, one path-sized slot each), or false. */
@@ -98,6 +104,11 @@ bool api_query_wait(const struct http_request *req);
 void api_call_module(struct api_conn *c, enum plug_id plug, struct proto_writer *w, module_call_cb cb);
 /* Answer a failed module call: the error, blaming plug when it is not connected. */
 void api_respond_module_error(struct api_conn *c, const struct module_result *res, enum plug_id plug);
+
+/* Take the descriptor passed with the request being handled (-1 when none). */
+int api_take_passed_fd(struct api_conn *c);
+/* An import in flight whose client went away (api-images.c). */
+void api_image_upload_abandon(struct api_conn *c);
 
 /* An instance of the store by uuid or name; NULL when none (api-instances.c). */
 struct instance *api_find_instance(const struct api_conn *c, const char *id);

@@ -114,6 +114,7 @@ static struct json_object *status_reconcile_json(const struct lifecycle *lc)
         json_object_object_add(rec, "orphan_domains", json_object_new_int((int)rr.orphan_domains));
         json_object_object_add(rec, "orphan_taps", json_object_new_int((int)rr.orphan_taps));
         json_object_object_add(rec, "orphan_vifs", json_object_new_int((int)rr.orphan_vifs));
+        json_object_object_add(rec, "orphan_volumes", json_object_new_int((int)rr.orphan_volumes));
         json_object_object_add(rec, "reaped", json_object_new_int((int)rr.reaped));
         json_object_object_add(rec, "repaired", json_object_new_int((int)rr.repaired));
         json_object_object_add(rec, "last_error", rr.last_error[0] ? json_object_new_string(rr.last_error) : NULL);

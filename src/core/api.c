@@ -34,7 +34,7 @@ struct api_server {
 };
 
 static const struct api_route *const route_tables[] = {
-        api_status_routes, api_port_routes, api_instance_routes, api_secgroup_routes,
+        api_status_routes, api_port_routes, api_instance_routes, api_secgroup_routes, api_image_routes,
 };
 
 const struct api_context *api_context_of(const struct api_conn *c)
@@ -56,6 +56,8 @@ static void conn_free(struct api_conn *c)
         lifecycle_waiter_cancel(c->waiter);
         observe_cancel(c->observe);
         sg_change_detach(c->change); /* the change still lands in the store; nobody hears of it */
+        api_image_upload_abandon(c);
+        safe_close(c->passed_fd);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
         safe_close(c->fd);
@@ -382,6 +384,8 @@ static void conn_write(struct api_conn *c)
                 return conn_arm_timer(c);
         c->out = (free(c->out), NULL);
         c->busy = false;
+        c->passed_fd = safe_close(c->passed_fd); /* a descriptor goes with one request only */
+        c->fd_refused = false;
         if (!c->keep_alive)
                 return conn_free(c);
         if (c->in_len > c->consumed)
@@ -391,6 +395,52 @@ static void conn_write(struct api_conn *c)
         c->request_start_usec = c->active_usec; /* a pipelined request starts now */
         conn_shrink_input(c);
         conn_process(c);
+}
+
+/* recv() that also takes a descriptor the client passed (SCM_RIGHTS, at most
+ * one per request: image import). Any other control message, or a second
+ * descriptor, marks the request refused (the descriptors are closed). */
+static ssize_t recv_with_fd(struct api_conn *c, size_t cap)
+{
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control;
+        struct iovec iov = { .iov_base = c->in + c->in_len, .iov_len = cap - c->in_len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+        ssize_t k = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+        if (k < 0)
+                return k;
+        if (mh.msg_flags & MSG_CTRUNC)
+                c->fd_refused = true; /* the kernel closed what did not fit */
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                size_t n;
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+                        c->fd_refused = true;
+                        continue;
+                }
+                n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                        if (c->passed_fd < 0 && !c->fd_refused)
+                                c->passed_fd = fd;
+                        else {
+                                safe_close(fd);
+                                c->fd_refused = true;
+                        }
+                }
+        }
+        return k;
+}
+
+int api_take_passed_fd(struct api_conn *c)
+{
+        int fd = c->passed_fd;
+
+        c->passed_fd = -EBADF;
+        return c->fd_refused ? safe_close(fd) : fd;
 }
 
 static void conn_read(struct api_conn *c, uint32_t revents)
@@ -417,7 +467,7 @@ static void conn_read(struct api_conn *c, uint32_t revents)
                 c->in = in;
                 c->in_cap = cap < API_MAX_INPUT ? cap : API_MAX_INPUT;
         }
-        k = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+        k = recv_with_fd(c, c->in_cap);
         if (k < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         if (k <= 0)
@@ -496,6 +546,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 return 0;
         }
         c->fd = cfd;
+        c->passed_fd = -EBADF;
         c->srv = srv;
         c->active_usec = now_mono(c);
         c->next = srv->conns;

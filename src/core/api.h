@@ -36,6 +36,7 @@ struct api_context {
         struct firewall *firewall;      /* security groups in the kernel */
         struct instance_store *instances; /* the instance store */
         struct secgroup_store *groups;  /* the security-group store */
+        struct image_store *images;     /* the image store */
         struct modules *modules;        /* the module registry */
         struct placement *placement;    /* the Placement client (status, host, metrics); may be NULL */
         bool snap;                      /* running inside a snap */

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "modules.h"
 #include "placement.h"
+#include "images.h"
 #include "secgroups.h"
 #include "snapctl.h"
 #include "spawner.h"
@@ -361,6 +362,10 @@ static int load_stores(struct core *c)
                 return log_err("cannot load the security groups under %s: %s", c->cfg.state_dir,
                                why[0] ? why : strerror(-r)), r;
         log_info("security groups: %zu", secgroups_count(c->groups));
+        r = images_load(c->cfg.state_dir, &c->images, why, sizeof(why));
+        if (r < 0)
+                return log_err("cannot load the image store under %s: %s", c->cfg.state_dir, why[0] ? why : strerror(-r)),
+                       r;
         return 0;
 }
 
@@ -372,6 +377,7 @@ static int start_api(struct core *c)
                 .firewall = c->firewall,
                 .instances = c->instances,
                 .groups = c->groups,
+                .images = c->images,
                 .modules = c->modules,
                 .placement = c->placement,
                 .snap = !c->supervise,
@@ -466,6 +472,7 @@ struct core *core_free(struct core *c)
                 c->groups = secgroups_free(c->groups);
         }
         c->instances = instances_free(c->instances);
+        c->images = images_free(c->images);
         safe_close(c->spawner_fd); /* the spawner stops the modules and exits */
         if (c->spawner_pid > 0)
                 while (waitpid(c->spawner_pid, NULL, 0) < 0 && errno == EINTR)

@@ -60,6 +60,7 @@ struct core {
         uint64_t started_usec;
         struct instance_store *instances; /* intent: one file per instance */
         struct secgroup_store *groups;   /* security groups: secgroups.json */
+        struct image_store *images;      /* imported images: images.json */
         struct modules *modules;         /* the module registry */
         struct lifecycle *lifecycle;     /* the pipeline engine */
         struct firewall *firewall;       /* security groups -> firewall-control */

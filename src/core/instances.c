@@ -83,6 +83,47 @@ int instance_cpu_set_canonical(const char *s, char ret[INSTANCE_CPU_SET_MAX])
         return 0;
 }
 
+/* One public key line: 1..INSTANCE_KEY_MAX printable ASCII bytes (no control characters). */
+static bool key_is_valid(const char *s)
+{
+        size_t n = strnlen(s, INSTANCE_KEY_MAX + 1);
+
+        if (n == 0 || n > INSTANCE_KEY_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < 0x20 || s[i] > 0x7e)
+                        return false;
+        return true;
+}
+
+/* Strict base64 (RFC 4648, padding, no whitespace) of 1..INSTANCE_USER_DATA_MAX characters. */
+static bool user_data_is_valid(const char *s)
+{
+        size_t n = strnlen(s, INSTANCE_USER_DATA_MAX + 1), pad = 0;
+
+        if (n == 0 || n > INSTANCE_USER_DATA_MAX || n % 4 != 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (c == '=') {
+                        if (i < n - 2)
+                                return false;
+                        pad++;
+                } else if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                    c == '+' || c == '/'))
+                        return false;
+        }
+        return true;
+}
+
+void instance_template_clear(struct instance *tmpl)
+{
+        if (!tmpl)
+                return;
+        free(tmpl->user_data);
+        tmpl->user_data = NULL;
+}
+
 static const char *const vm_state_names[_VM_STATE_MAX] = {
         [VM_ACTIVE] = "active", [VM_STOPPED] = "stopped", [VM_ERROR] = "error",
 };
@@ -247,6 +288,10 @@ struct json_object *instance_to_json(const struct instance *inst)
         json_object_object_add(o, "fault", inst->fault[0] ? json_object_new_string(inst->fault) : NULL);
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t)inst->created_at));
         pinning_to_json(inst, o);
+        json_object_object_add(o, "image_uuid", inst->image_uuid[0] ? json_object_new_string(inst->image_uuid) : NULL);
+        json_object_object_add(o, "disk_gb", json_object_new_int64(inst->disk_gb));
+        json_object_object_add(o, "key", json_object_new_boolean(inst->key[0] != '\0'));
+        json_object_object_add(o, "user_data", json_object_new_boolean(inst->user_data != NULL));
         (void)snprintf(domain, sizeof(domain), "%s%s", LIBVIRT_DOMAIN_PREFIX, inst->uuid);
         json_object_object_add(o, "domain", json_object_new_string(domain));
         for (size_t i = 0; i < inst->n_ports; i++) {
@@ -282,6 +327,13 @@ static struct json_object *instance_to_stored_json(const struct instance *inst)
         json_object_object_add(o, "cpu_set", json_object_new_string(inst->cpu_set));
         json_object_object_add(o, "pin_state", json_object_new_string(pin_state_to_string(inst->pin_state)));
         json_object_object_add(o, "pin_detail", json_object_new_string(inst->pin_detail));
+        if (inst->image_uuid[0]) {
+                json_object_object_add(o, "image_uuid", json_object_new_string(inst->image_uuid));
+                json_object_object_add(o, "disk_gb", json_object_new_int64(inst->disk_gb));
+                json_object_object_add(o, "key", json_object_new_string(inst->key));
+                if (inst->user_data)
+                        json_object_object_add(o, "user_data", json_object_new_string(inst->user_data));
+        }
         for (size_t i = 0; i < inst->n_ports; i++) {
                 struct json_object *p = json_object_new_object();
                 json_object_object_add(p, "port_uuid", json_object_new_string(inst->ports[i].port_uuid));
@@ -360,6 +412,7 @@ static int stored_port_from_json(struct json_object *p, size_t i, struct instanc
 static int instance_from_json(struct json_object *o, struct instance *ret, char *why, size_t whylen)
 {
         struct instance inst = { 0 };
+        _cleanup_free_ char *user_data = NULL;
         struct json_object *ports, *v;
         const char *s;
         uint32_t version;
@@ -409,6 +462,28 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
                 if (!s || strscpy(inst.pin_detail, s, sizeof(inst.pin_detail)) < 0)
                         BAD("pin_detail");
         }
+        /* image_uuid, disk_gb, key, user_data: absent for a diskless instance (and before disks) */
+        s = get_str(o, "image_uuid");
+        if (s) {
+                if (!uuid_is_valid(s))
+                        BAD("image_uuid");
+                memcpy(inst.image_uuid, s, UUID_STR_LEN + 1);
+                if (!get_u32(o, "disk_gb", 0, INSTANCE_DISK_GB_MAX, &inst.disk_gb))
+                        BAD("disk_gb");
+                s = get_str(o, "key");
+                if (!s || (s[0] && !key_is_valid(s)))
+                        BAD("key");
+                (void)strscpy(inst.key, s, sizeof(inst.key));
+                s = get_str(o, "user_data");
+                if (s && !user_data_is_valid(s))
+                        BAD("user_data");
+                if (s)
+                        user_data = strdup(s);
+                if (s && !user_data)
+                        return -ENOMEM;
+        } else if (json_object_object_get_ex(o, "disk_gb", NULL) || json_object_object_get_ex(o, "key", NULL) ||
+                   json_object_object_get_ex(o, "user_data", NULL))
+                BAD("disk_gb, key or user_data without image_uuid");
         if (!json_object_object_get_ex(o, "ports", &ports) || !json_object_is_type(ports, json_type_array) ||
             json_object_array_length(ports) > LIBVIRT_MAX_PORTS)
                 BAD("ports");
@@ -420,6 +495,7 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
         inst.n_ports = json_object_array_length(ports);
 #undef BAD
         (void)strscpy(inst.power_state, "unknown", sizeof(inst.power_state));
+        inst.user_data = TAKE_PTR(user_data);
         *ret = inst;
         return 0;
 }
@@ -482,6 +558,14 @@ int instance_add(struct instance_store *store, const struct instance *tmpl, stru
         if (!inst)
                 return -ENOMEM;
         *inst = *tmpl;
+        inst->user_data = NULL;
+        if (tmpl->user_data) {
+                inst->user_data = strdup(tmpl->user_data);
+                if (!inst->user_data) {
+                        free(inst);
+                        return -ENOMEM;
+                }
+        }
         inst->next = NULL;
         inst->op = NULL;
         inst->unsaved = 0;
@@ -490,6 +574,7 @@ int instance_add(struct instance_store *store, const struct instance *tmpl, stru
                 inst->created_at = (uint64_t)time(NULL);
         r = instance_save(inst);
         if (r < 0) {
+                instance_template_clear(inst);
                 free(inst);
                 return r;
         }
@@ -518,6 +603,7 @@ int instance_remove(struct instance *inst)
                         break;
                 }
         store->count--;
+        instance_template_clear(inst);
         free(inst);
         return 0;
 }
@@ -537,6 +623,7 @@ static int load_dir(struct instance_store *store, unsigned *ret_skipped)
         while ((de = readdir(d))) {
                 _cleanup_free_ char *text = NULL;
                 struct instance tmp, *inst;
+                bool parsed;
                 char path[PATH_MAX], why[128] = "";
                 size_t n = strlen(de->d_name);
 
@@ -545,9 +632,10 @@ static int load_dir(struct instance_store *store, unsigned *ret_skipped)
                 if (xsnprintf(path, sizeof(path), "%s/%s", store->dir, de->d_name) < 0)
                         continue;
                 size_t len = 0;
-                r = read_file_bounded(path, 64 * 1024, &text, &len);
+                r = read_file_bounded(path, 256 * 1024, &text, &len); /* user_data: up to 85 KiB */
                 if (r == 0)
                         r = instance_parse_stored(text, len, &tmp, why, sizeof(why));
+                parsed = r == 0;
                 if (r == 0 && strncmp(de->d_name, tmp.uuid, UUID_STR_LEN) != 0)
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "file name and uuid differ");
                 if (r == 0 && (instance_find(store, tmp.uuid) || instance_find_by_name(store, tmp.name)))
@@ -555,14 +643,18 @@ static int load_dir(struct instance_store *store, unsigned *ret_skipped)
                 if (r == 0 && store->count >= INSTANCES_MAX)
                         r = -EBADMSG, (void)snprintf(why, sizeof(why), "more than %d instances", INSTANCES_MAX);
                 if (r < 0) {
+                        if (parsed)
+                                instance_template_clear(&tmp);
                         log_err("instance store: %s is unusable (%s); left in place, not loaded", path,
                                 why[0] ? why : "unreadable or not JSON");
                         skipped++;
                         continue;
                 }
                 inst = malloc(sizeof(*inst));
-                if (!inst)
+                if (!inst) {
+                        instance_template_clear(&tmp);
                         return -ENOMEM;
+                }
                 *inst = tmp;
                 inst->unsaved = 0;
                 inst->store = store;
@@ -603,6 +695,7 @@ struct instance_store *instances_free(struct instance_store *store)
                 return NULL;
         while (store->list) {
                 struct instance *next = store->list->next;
+                instance_template_clear(store->list);
                 free(store->list);
                 store->list = next;
         }
@@ -706,6 +799,10 @@ static const char *boot_field_problem(const char *key)
                : streq(key, "ports")     ? "must be a list of at most 16 port objects"
                : streq(key, "cpu_set")   ? "must be a cpu list like \"2-3,6\" (ascending ranges, "
                                            "CPUs below 4096), or \"\" for no pinning"
+               : streq(key, "image")     ? "must name a stored image (name or id; see `image list`)"
+               : streq(key, "disk")      ? "must be an integer in 1..16384 (GiB)"
+               : streq(key, "key")       ? "must be one public key line of at most 2048 printable characters"
+               : streq(key, "user_data") ? "must be strict base64 (padded, no whitespace) of at most 65535 bytes"
                                          : "unknown field";
 }
 
@@ -726,11 +823,13 @@ static int parse_request_groups(struct json_object *val, const struct resolver *
 
 /* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
 int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const void *resolve_data,
-                                const char *default_cpu_set,
+                                secgroup_resolve_fn image_resolve, const void *image_data, const char *default_cpu_set,
                                 struct instance *ret, char *err, size_t errlen)
 {
         const struct resolver res = { resolve, resolve_data };
         struct instance t = { .vcpus = 1, .memory_mb = 64 };
+        _cleanup_free_ char *user_data = NULL;
+        bool have_disk = false;
         bool have_name = false, have_cpu_set = false, own_groups[LIBVIRT_MAX_PORTS] = { false };
         char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
         size_t n_groups = 0;
@@ -754,7 +853,19 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                         t.memory_mb = (uint32_t)n;
                 else if (streq(key, "cpu_set") && s && (!s[0] || instance_cpu_set_canonical(s, t.cpu_set) == 0))
                         have_cpu_set = true;
-                else if (streq(key, "secgroups"))
+                else if (streq(key, "image") && s && image_resolve && strlen(s) <= INSTANCE_NAME_MAX &&
+                         image_resolve(image_data, s, t.image_uuid) == 0)
+                        ;
+                else if (streq(key, "disk") && n >= 1 && n <= INSTANCE_DISK_GB_MAX) {
+                        t.disk_gb = (uint32_t)n;
+                        have_disk = true;
+                } else if (streq(key, "key") && s && key_is_valid(s))
+                        (void)strscpy(t.key, s, sizeof(t.key));
+                else if (streq(key, "user_data") && s && user_data_is_valid(s) && !user_data) {
+                        user_data = strdup(s);
+                        if (!user_data)
+                                return -ENOMEM;
+                } else if (streq(key, "secgroups"))
                         r = parse_request_groups(val, &res, groups, &n_groups, err, errlen);
                 else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
                          json_object_array_length(val) <= LIBVIRT_MAX_PORTS)
@@ -766,6 +877,9 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
         }
         if (!have_name)
                 return snprintf(err, errlen, "name: required"), -EINVAL;
+        if (!t.image_uuid[0] && (have_disk || t.key[0] || user_data))
+                return snprintf(err, errlen, "%s: needs an image (a diskless instance has no disk and no config drive)",
+                                have_disk ? "disk" : t.key[0] ? "key" : "user_data"), -EINVAL;
         if (!have_cpu_set && default_cpu_set && default_cpu_set[0] &&
             instance_cpu_set_canonical(default_cpu_set, t.cpu_set) < 0)
                 return snprintf(err, errlen, "cpu_set: the config default '%.64s' is not a cpu list",
@@ -780,6 +894,7 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                         memcpy(t.ports[i].secgroups, groups, n_groups * sizeof(groups[0]));
                         t.ports[i].n_secgroups = n_groups;
                 }
+        t.user_data = TAKE_PTR(user_data);
         *ret = t;
         return 0;
 }

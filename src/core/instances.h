@@ -15,6 +15,9 @@ struct op;
 
 #define INSTANCES_MAX 4096
 #define INSTANCE_CPU_SET_MAX 256 /* bytes of a canonical cpu list, with the NUL */
+#define INSTANCE_KEY_MAX 2048    /* one OpenSSH public key line ("ssh-ed25519 AAAA... comment"), without the NUL */
+#define INSTANCE_USER_DATA_MAX 87380 /* base64 text of at most 65535 bytes (nova's limit), without the NUL */
+#define INSTANCE_DISK_GB_MAX LIBVIRT_MAX_DISK_GB
 
 struct instance_port {
         char port_uuid[UUID_STR_LEN + 1];
@@ -100,6 +103,15 @@ struct instance {
         char cpu_set[INSTANCE_CPU_SET_MAX];
         enum pin_state pin_state;
         char pin_detail[192];
+        /* Disks (issue 17). image_uuid: the base image of the root disk (a qcow2 overlay
+         * of max(disk_gb, the image's size)) and of a config drive; "" = diskless, as
+         * before. key: one public key line for the config drive, "" = none. user_data:
+         * strict base64, owned by the instance (malloc'd; NULL = none); a template's is
+         * the caller's (instance_add copies it, instance_template_clear frees it). */
+        char image_uuid[UUID_STR_LEN + 1];
+        uint32_t disk_gb;
+        char key[INSTANCE_KEY_MAX + 1];
+        char *user_data;
         struct op *op;                          /* the operation in progress (lifecycle.c), not stored */
         int unsaved;                            /* 0, or -errno of the last failed write of this record
                                                  * (memory is newer than the file; instance_save retries) */
@@ -133,8 +145,13 @@ size_t instances_unsaved(const struct instance_store *store);
 /* Remove the file and free inst. 0 or -errno (then inst is kept). */
 int instance_remove(struct instance *inst);
 
+/* Free what a template (a parsed request or stored file not added to a store)
+ * owns: its user_data. NULL accepted. */
+void instance_template_clear(struct instance *tmpl);
+
 /* Decoders (fuzzed): a stored instance file, and an API boot request body
  * {"name","uuid"?,"vcpus"?,"memory_mb"?,"secgroups"?:[ref...],"cpu_set"?,
+ *  "image"?:ref,"disk"?:GB,"key"?:TEXT,"user_data"?:BASE64,
  *  "ports"?:[{"port_uuid"?,"mac"?,"mtu"?,"ips"?:[ip...],"secgroups"?:[ref...]}]}
  * (missing identifiers are generated). "cpu_set": a cpu list ("2-3,6"),
  * stored canonical, "" = no pinning; when absent, default_cpu_set applies
@@ -142,11 +159,14 @@ int instance_remove(struct instance *inst);
  * the lifecycle's check; pin_state starts "pending" when a cpu_set is set. Security groups are names or ids,
  * resolved with resolve (NULL: none exist); a port without its own list gets
  * the request's, else the group "default" when it resolves. The filtered
- * flag is left false (lifecycle decides). 0, or -EBADMSG/-EINVAL with the
- * reason; *ret untouched on error. */
+ * flag is left false (lifecycle decides). "image" is a name or id, resolved
+ * with image_resolve (NULL: no image exists); "disk" (1..LIBVIRT_MAX_DISK_GB),
+ * "key" and "user_data" need an image (they go on its disks). 0, or
+ * -EBADMSG/-EINVAL with the reason; *ret untouched on error; on 0 the caller
+ * owns *ret's user_data (instance_template_clear). */
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen);
 int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const void *resolve_data,
-                                const char *default_cpu_set,
+                                secgroup_resolve_fn image_resolve, const void *image_data, const char *default_cpu_set,
                                 struct instance *ret, char *err, size_t errlen);
 /* The network's MTU (config key network_mtu; 0 = not set: nothing to do) on
  * a parsed boot request: ports of body that give no "mtu" get network_mtu;

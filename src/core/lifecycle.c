@@ -1,6 +1,7 @@
 /* lifecycle.c - see lifecycle.h */
 #include "lifecycle.h"
 
+#include "disks.h"
 #include "firewall.h"
 #include "log.h"
 #include "modules.h"
@@ -21,6 +22,8 @@ enum step_id {
         STEP_TAP,    /* network-control: the port's tap */
         STEP_OVS,    /* openvswitch: the port on the integration bridge (vif_type = ovs) */
         STEP_FIREWALL, /* firewall-control: the port's security-group rules (filtered ports) */
+        STEP_ROOT_DISK, /* libvirt: the root disk, a qcow2 overlay on the image (instances with an image) */
+        STEP_CONFIG_DRIVE, /* libvirt: the config drive (instances with an image) */
         STEP_DEFINE, /* libvirt: the domain definition */
         STEP_START,  /* libvirt: the domain running */
         STEP_PIN,    /* process-control: QEMU's threads on the instance's cpu_set (optional plug, see op_pin_skip) */
@@ -40,6 +43,10 @@ static const struct step_def steps[_STEP_MAX] = {
         [STEP_TAP] = { "tap", true, EP_NETCTL(TAP_CREATE), EP_NETCTL(TAP_DELETE), true },
         [STEP_OVS] = { "ovs", true, EP_OVS(PORT_ADD), EP_OVS(PORT_DEL), true },
         [STEP_FIREWALL] = { "firewall", true, EP_FW(PORT_RULES_APPLY), EP_FW(PORT_RULES_REMOVE), true },
+        /* Undone by volumes_delete: the config drive's kind only; the root disk's takes every
+         * volume of the instance left (the disk and the console log that goes with it). */
+        [STEP_ROOT_DISK] = { "root_disk", false, EP_LIBVIRT(ROOT_DISK_CREATE), EP_LIBVIRT(VOLUMES_DELETE), true },
+        [STEP_CONFIG_DRIVE] = { "config_drive", false, EP_LIBVIRT(CONFIG_DRIVE_CREATE), EP_LIBVIRT(VOLUMES_DELETE), true },
         [STEP_DEFINE] = { "define", false, EP_LIBVIRT(DOMAIN_DEFINE), EP_LIBVIRT(DOMAIN_UNDEFINE), true },
         [STEP_START] = { "start", false, EP_LIBVIRT(DOMAIN_START), EP_LIBVIRT(DOMAIN_DESTROY), true },
         /* No undo: the affinity goes with the QEMU process. */
@@ -52,7 +59,7 @@ struct unit {
         bool undo;
 };
 
-#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 3 + 3) + 4)
+#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 3 + 5) + 4)
 
 enum op_kind { OP_BOOT, OP_DELETE, OP_STOP, OP_START, OP_REBOOT, OP_REPAIR, OP_PIN };
 
@@ -86,7 +93,7 @@ struct op {
 };
 
 /* The three listings a pass compares with the store. */
-enum listing { LIST_DOMAINS, LIST_TAPS, LIST_VIFS, _LIST_MAX };
+enum listing { LIST_DOMAINS, LIST_TAPS, LIST_VIFS, LIST_VOLUMES, _LIST_MAX };
 
 struct lifecycle {
         sd_event *event;
@@ -103,7 +110,8 @@ struct lifecycle {
                 unsigned pending;            /* list calls outstanding */
                 bool failed;
                 /* LIST_DOMAINS: instance_uuid -> state; LIST_TAPS: port_uuid -> plumbed through
-                 * its bridge; LIST_VIFS: port_uuid -> true */
+                 * its bridge; LIST_VIFS: port_uuid -> true; LIST_VOLUMES: instance_uuid ->
+                 * { root, config, console: true } for the volumes it has */
                 struct json_object *found[_LIST_MAX];
                 bool truncated[_LIST_MAX];
         } pass;
@@ -185,9 +193,25 @@ static int build_unit(const struct firewall *fw, const struct instance *inst, co
                         return firewall_port_request(fw, p, NULL, w, err, errlen);
                 pw_str(w, "port_uuid", p->port_uuid);
                 break;
+        case STEP_ROOT_DISK:
+                pw_str(w, "instance_uuid", inst->uuid);
+                if (!u->undo) {
+                        pw_str(w, "image_uuid", inst->image_uuid);
+                        pw_u64(w, "size_gb", inst->disk_gb);
+                }
+                break;
+        case STEP_CONFIG_DRIVE:
+                pw_str(w, "instance_uuid", inst->uuid);
+                if (u->undo)
+                        pw_str(w, "kind", "config");
+                break;
         case STEP_DEFINE:
                 pw_str(w, "instance_uuid", inst->uuid);
                 if (!u->undo) {
+                        if (inst->image_uuid[0]) {
+                                pw_str(w, "image_uuid", inst->image_uuid);
+                                pw_bool(w, "config_drive", true);
+                        }
                         pw_str(w, "name", inst->name);
                         pw_u64(w, "vcpus", inst->vcpus);
                         pw_u64(w, "memory_mb", inst->memory_mb);
@@ -228,6 +252,8 @@ static void plan_boot(struct op *op, bool start)
                         continue;
                 if (s == STEP_OVS && !ovs_in_use(lc))
                         continue;
+                if ((s == STEP_ROOT_DISK || s == STEP_CONFIG_DRIVE) && !op->inst->image_uuid[0])
+                        continue; /* diskless */
                 /* Rules for filtered ports while the plug is connected; when it is not, the
                  * kernel keeps what was last applied and the firewall sync catches up later. */
                 if (s == STEP_FIREWALL && !firewall_connected(lc->firewall))
@@ -450,12 +476,28 @@ static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* The core is shutting down under op: nothing failed. The instance keeps its
+ * stored task (building, deleting, ...) and reconcile finishes the work when
+ * the core is back, as after a crash. */
+static void op_abandon(struct op *op)
+{
+        struct instance *inst = op->inst;
+
+        log_info("instance %s (%s): %s interrupted by the shutdown; reconcile finishes it at the next start", inst->name,
+                 inst->uuid, instance_task_to_string(op_task[op->kind]));
+        inst->op = NULL;
+        notify(op, -ECANCELED, "nova-compute is shutting down", -1, inst);
+        op_free(op);
+}
+
 static void on_unit_reply(const struct module_result *res, void *userdata)
 {
         struct op *op = userdata;
         const struct unit *u = &op->units[op->pos];
 
         op->call = NULL;
+        if (res->status == -ESHUTDOWN)
+                return op_abandon(op);
         if (u->step == STEP_PIN) {
                 if (res->status == 0)
                         pin_record(op->inst, PIN_APPLIED, "pid %llu, %llu threads",
@@ -486,6 +528,12 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                 op_unit_failed(op, res->status, res->error,
                                res->status == -ENOTCONN || res->status == -EAGAIN ? (int)steps[u->step].make.plug : -1);
                 return;
+        }
+        if (u->step == STEP_ROOT_DISK && !u->undo && res->status == 0) {
+                /* The disk's real size (max of the request and the image's): what DISK_GB counts. */
+                uint64_t gb = (proto_get_u64(res->body, "capacity", 0) + (1ULL << 30) - 1) >> 30;
+                if (gb > op->inst->disk_gb && gb <= INSTANCE_DISK_GB_MAX)
+                        op->inst->disk_gb = (uint32_t)gb;
         }
         if (op->kind == OP_STOP && res->body) {
                 /* The guest may need time: wait for the stopped event (or the module's forced stop). */
@@ -542,10 +590,25 @@ static int unit_request(const struct op *op, const struct unit *u, struct proto_
         return 0;
 }
 
+/* The config drive's description of inst in a pipe (disks.c): 0 and *ret_fd, or -errno with why. */
+static int config_drive_fd(const struct instance *inst, int *ret_fd, char *err, size_t errlen)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = disks_config_drive_json(inst, &text, &len);
+
+        if (r == 0)
+                r = disks_pipe_with(text, len, ret_fd);
+        if (r < 0)
+                (void)snprintf(err, errlen, "cannot describe the config drive: %s", strerror(-r));
+        return r;
+}
+
 /* Send the next unit of the plan (or finish). */
 static void op_next(struct op *op)
 {
         _cleanup_free_ struct proto_writer *w = NULL;
+        _cleanup_close_ int fd = -EBADF;
         const struct unit *u;
         enum plug_id plug;
         char err[512];
@@ -567,7 +630,13 @@ static void op_next(struct op *op)
         if (r < 0)
                 return op_unit_failed(op, r, err, -1);
         plug = steps[u->step].make.plug;
-        r = modules_call(op->lc->modules, plug, w, unit_timeout_usec(op->lc, u), on_unit_reply, op, &op->call, err, sizeof(err));
+        if (u->step == STEP_CONFIG_DRIVE && !u->undo) {
+                r = config_drive_fd(op->inst, &fd, err, sizeof(err));
+                if (r < 0)
+                        return op_unit_failed(op, r, err, -1);
+        }
+        r = modules_call_fd(op->lc->modules, plug, w, fd, unit_timeout_usec(op->lc, u), on_unit_reply, op, &op->call, err,
+                            sizeof(err));
         if (r < 0)
                 op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)plug : -1);
 }
@@ -667,6 +736,11 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
         r = cpu_set_check_online(tmp.cpu_set, err, errlen);
         if (r < 0)
                 return r;
+        if (tmp.image_uuid[0] && tmp.n_ports > DISKS_CONFIG_DRIVE_MAX_PORTS) {
+                (void)snprintf(err, errlen, "an instance with an image has a config drive, which describes at most %d ports (%zu given)",
+                               DISKS_CONFIG_DRIVE_MAX_PORTS, tmp.n_ports);
+                return -EINVAL;
+        }
         /* Check the plugs on a dry plan before the instance exists at all. */
         probe.lc = lc;
         probe.inst = &tmp;
@@ -848,6 +922,9 @@ static const struct listing_def {
                         { EP_NETCTL(TAP_DELETE) }, 1 },
         [LIST_VIFS] = { EP_OVS(PORT_LIST), "ports", "port_uuid", port_owned, "OVS port of port ",
                         { EP_OVS(PORT_DEL) }, 1 },
+        /* items carry "uuid" (and "kind"; images are not an instance's); reaped by instance_uuid */
+        [LIST_VOLUMES] = { EP_LIBVIRT(VOLUME_LIST), "volumes", "instance_uuid", domain_owned, "volumes of instance ",
+                           { EP_LIBVIRT(VOLUMES_DELETE) }, 1 },
 };
 
 static void reconcile_start(struct lifecycle *lc);
@@ -964,6 +1041,14 @@ static const char *missing_part(const struct lifecycle *lc, const struct instanc
         for (size_t p = 0; ovs_in_use(lc) && p < inst->n_ports && !lc->pass.truncated[LIST_VIFS]; p++)
                 if (!json_object_object_get_ex(lc->pass.found[LIST_VIFS], inst->ports[p].port_uuid, NULL))
                         return "an OVS port is missing";
+        if (inst->image_uuid[0] && !lc->pass.truncated[LIST_VOLUMES]) {
+                struct json_object *vols = NULL;
+                (void)json_object_object_get_ex(lc->pass.found[LIST_VOLUMES], inst->uuid, &vols);
+                if (!vols || !json_object_object_get_ex(vols, "root", NULL))
+                        return "its root disk is missing";
+                if (!json_object_object_get_ex(vols, "config", NULL))
+                        return "its config drive is missing";
+        }
         return NULL;
 }
 
@@ -1015,6 +1100,7 @@ static void reconcile_finish(struct lifecycle *lc)
         lc->report.orphan_domains = judge_orphans(lc, LIST_DOMAINS, reap_them, &reaped);
         lc->report.orphan_taps = judge_orphans(lc, LIST_TAPS, reap_them, &reaped);
         lc->report.orphan_vifs = judge_orphans(lc, LIST_VIFS, reap_them, &reaped);
+        lc->report.orphan_volumes = judge_orphans(lc, LIST_VOLUMES, reap_them, &reaped);
         lc->report.reaped = reaped;
         lc->report.repaired = 0;
         for (struct instance *i = instances_first(lc->instances), *next; i; i = next) {
@@ -1025,10 +1111,10 @@ static void reconcile_finish(struct lifecycle *lc)
         lc->report.runs++;
         lc->report.last_usec = now_usec();
         lc->report.last_error[0] = '\0';
-        log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u reaped, "
-                 "%u being repaired",
-                 instances_count(lc->instances), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs, reaped,
-                 lc->report.repaired);
+        log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u instances' "
+                 "orphan volumes, %u reaped, %u being repaired",
+                 instances_count(lc->instances), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs,
+                 lc->report.orphan_volumes, reaped, lc->report.repaired);
         firewall_sync(lc->firewall);
 }
 
@@ -1075,6 +1161,14 @@ static void on_list_reply(const struct module_result *res, void *userdata)
         const struct proto_value *list;
 
         lc->pass.pending--;
+        if (res->status < 0 && kind == LIST_VOLUMES) {
+                /* Volumes are judged when they can be listed (the pool may be unusable, e.g. a
+                 * driver without storage); the rest of the pass does not depend on them. */
+                log_warn("reconcile: %s: %s; volumes not judged this pass", module_ep_name(def->list), res->error);
+                lc->pass.truncated[kind] = true;
+                reconcile_maybe_finish(lc);
+                return;
+        }
         if (res->status < 0) {
                 reconcile_note_failure(lc, module_ep_name(def->list), res->error);
                 reconcile_maybe_finish(lc);
@@ -1082,8 +1176,18 @@ static void on_list_reply(const struct module_result *res, void *userdata)
         }
         list = proto_get(res->body, def->reply_key);
         for (const struct proto_value *e = list ? list->child : NULL; e; e = e->next) {
-                const char *id = proto_get_str(e, def->id_key, "");
-                if (kind == LIST_DOMAINS)
+                const char *id = proto_get_str(e, kind == LIST_VOLUMES ? "uuid" : def->id_key, "");
+                if (kind == LIST_VOLUMES) {
+                        const char *vk = proto_get_str(e, "kind", "");
+                        struct json_object *vols;
+                        if (streq(vk, "image") || !uuid_is_valid(id))
+                                continue; /* bases belong to the image store, not to an instance */
+                        if (!json_object_object_get_ex(lc->pass.found[kind], id, &vols)) {
+                                vols = json_object_new_object();
+                                json_object_object_add(lc->pass.found[kind], id, vols);
+                        }
+                        json_object_object_add(vols, vk, json_object_new_boolean(true));
+                } else if (kind == LIST_DOMAINS)
                         json_object_object_add(lc->pass.found[kind], id,
                                                json_object_new_string(proto_get_str(e, "state", "unknown")));
                 else if (kind == LIST_TAPS) /* value: the tap is plumbed through its qbr bridge */

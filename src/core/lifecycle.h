@@ -89,6 +89,7 @@ struct reconcile_report {
         unsigned orphan_domains;      /* domains of ours without an instance (last pass) */
         unsigned orphan_taps;         /* taps of ours without an instance (last pass) */
         unsigned orphan_vifs;         /* OVS ports of ours without an instance (last pass) */
+        unsigned orphan_volumes;      /* instances (by uuid) with volumes of ours but no instance (last pass) */
         unsigned reaped;              /* orphans removed (last pass, orphan_policy = reap) */
         unsigned repaired;            /* instances whose domain or taps were re-created (last pass) */
         char last_error[256];

@@ -236,14 +236,16 @@ static void send_hello_reply(int fd, bool accepted, const char *reason, bool res
                 (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-static void close_connection(struct module *m, const char *why)
+/* Close m's connection; its pending calls fail with status (-ECONNRESET: the
+ * module went; -ESHUTDOWN: the core is shutting down, nothing went wrong). */
+static void close_connection_status(struct module *m, const char *why, int status)
 {
         struct modules *reg = m->reg;
         if (m->fd < 0)
                 return;
         m->io = sd_event_source_disable_unref(m->io);
         m->fd = safe_close(m->fd);
-        fail_all_calls(m, -ECONNRESET, why);
+        fail_all_calls(m, status, why);
         m->n_timed_out = 0;
         m->late_floor = 0;
         if (reg->spawner_fd < 0) {
@@ -259,6 +261,8 @@ static void close_connection(struct module *m, const char *why)
                         module_set_state(m, MOD_OFF);
         }
 }
+
+static void close_connection(struct module *m, const char *why) { close_connection_status(m, why, -ECONNRESET); }
 
 static void stop_timer(struct module *m) { m->timer = sd_event_source_disable_unref(m->timer); }
 
@@ -856,7 +860,7 @@ struct modules *modules_free(struct modules *reg)
         reg->listen_fd = safe_close(reg->listen_fd);
         for (int i = 0; i < _PLUG_MAX; i++) {
                 struct module *m = &reg->mods[i];
-                close_connection(m, "was shut down with the core");
+                close_connection_status(m, "was shut down with the core", -ESHUTDOWN);
                 stop_timer(m);
         }
         reg->spawner_io = sd_event_source_disable_unref(reg->spawner_io);
@@ -965,6 +969,12 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
                  void *userdata, struct module_call **ret_call, char *err, size_t errlen)
 {
+        return modules_call_fd(reg, plug, w, -1, timeout_usec, cb, userdata, ret_call, err, errlen);
+}
+
+int modules_call_fd(struct modules *reg, enum plug_id plug, struct proto_writer *w, int passed_fd, uint64_t timeout_usec,
+                    module_call_cb cb, void *userdata, struct module_call **ret_call, char *err, size_t errlen)
+{
         const struct proto_entrypoint *ep;
         struct module_call *call;
         struct module *m;
@@ -1000,6 +1010,10 @@ int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w,
         r = schema_check(ep->request, reg->check->body, err, errlen);
         if (r < 0)
                 return r;
+        if (ep->takes_fd != (passed_fd >= 0)) {
+                (void)snprintf(err, errlen, "%s %s a descriptor", ep->name, ep->takes_fd ? "needs" : "takes no");
+                return -EINVAL;
+        }
         call = calloc(1, sizeof(*call));
         if (!call)
                 return -ENOMEM;
@@ -1008,8 +1022,9 @@ int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w,
         call->cb = cb;
         call->userdata = userdata;
         memcpy(call->entrypoint, reg->check->name, sizeof(call->entrypoint));
-        if (send(m->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-                r = -errno;
+        r = passed_fd >= 0 ? proto_send_frame_fd(m->fd, buf, len, passed_fd)
+                           : send(m->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
+        if (r < 0) {
                 free(call);
                 (void)snprintf(err, errlen, "cannot send to module %s: %s", plug_table[plug].program,
                                r == -EAGAIN ? "it is not keeping up" : strerror(-r));

@@ -101,9 +101,15 @@ int modules_check_ready(const struct modules *reg, enum plug_id plug, char *err,
  * the operator text in err and cb is never called. On 0, cb is called exactly
  * once (reply, module error, timeout after timeout_usec (0 = configured
  * default), or the module going away) unless the call is cancelled through
- * *ret_call (may be NULL). */
+ * *ret_call (may be NULL). When the registry is freed (the core shuts down),
+ * pending calls end with -ESHUTDOWN. */
 int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
                  void *userdata, struct module_call **ret_call, char *err, size_t errlen);
+/* The same, with one descriptor passed along (SCM_RIGHTS) for an entrypoint
+ * that takes one (passed_fd < 0: none; a mismatch with the entrypoint's
+ * takes_fd is -EINVAL). The caller keeps its copy of passed_fd. */
+int modules_call_fd(struct modules *reg, enum plug_id plug, struct proto_writer *w, int passed_fd, uint64_t timeout_usec,
+                    module_call_cb cb, void *userdata, struct module_call **ret_call, char *err, size_t errlen);
 /* Forget a pending call: its callback will not run. */
 void module_call_cancel(struct module_call *call);
 

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "modules.h"
 #include "hw-protocol.h"
+#include "libvirt-protocol.h"
 #include "netobs-protocol.h"
 #include "sysobs-protocol.h"
 #include "placement.h" /* issue 18 hook */
@@ -19,6 +20,7 @@ enum part_id {
         PART_LOAD,      /* system-observe host_load */
         PART_PROCS,     /* system-observe instance_procs */
         PART_LINKS,     /* network-observe link_stats */
+        PART_POOL,      /* libvirt pool_info: the storage pool of the instances' disks */
         _PART_MAX,
 };
 
@@ -27,6 +29,7 @@ static const struct module_ep parts[_PART_MAX] = {
         [PART_LOAD] = EP_SYSOBS(HOST_LOAD),
         [PART_PROCS] = EP_SYSOBS(INSTANCE_PROCS),
         [PART_LINKS] = EP_NETOBS(LINK_STATS),
+        [PART_POOL] = EP_LIBVIRT(POOL_INFO),
 };
 struct observe_query;
 
@@ -116,20 +119,25 @@ static struct json_object *resource_json(bool known, uint64_t total, uint64_t re
         return o;
 }
 
-static struct json_object *placement_json(struct observe_query *q, struct json_object *inv)
+static struct json_object *placement_json(struct observe_query *q, struct json_object *inv, struct json_object *pool)
 {
         struct json_object *o = json_object_new_object();
         bool hw = available(inv);
-        uint64_t vcpus_used = 0, mem_used = 0, disk_total = 0;
+        uint64_t vcpus_used = 0, mem_used = 0, disk_total = 0, disk_used = 0;
         struct statvfs vfs;
-        bool disk_known = statvfs(q->cfg->state_dir, &vfs) == 0;
+        bool pool_known = available(pool) && get(pool, "capacity");
+        bool disk_known = pool_known || statvfs(q->cfg->state_dir, &vfs) == 0;
         char why[160];
 
         for (struct instance *i = instances_first(q->instances); i; i = i->next) {
                 vcpus_used += i->vcpus;
                 mem_used += i->memory_mb;
+                disk_used += i->image_uuid[0] ? i->disk_gb : 0; /* the root disk's size, as nova counts root_gb */
         }
-        if (disk_known)
+        /* The disks live in the libvirt module's storage pool: its size, when the module can tell. */
+        if (pool_known)
+                disk_total = get_u64(pool, "capacity") / (1024ULL * 1024 * 1024);
+        else if (disk_known)
                 disk_total = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
         (void)snprintf(why, sizeof(why), "the hardware-observe plug's inventory is not available");
         json_object_object_add(o, "VCPU", resource_json(hw, get_u64(get(inv, "cpu"), "threads"), q->cfg->reserved_host_cpus,
@@ -137,13 +145,17 @@ static struct json_object *placement_json(struct observe_query *q, struct json_o
         json_object_object_add(o, "MEMORY_MB", resource_json(hw, get_u64(get(inv, "memory"), "total_kb") / 1024,
                                                              q->cfg->reserved_host_memory_mb,
                                                              q->cfg->ram_allocation_ratio_milli, mem_used, why));
-        /* Instances here carry no disk of their own: DISK_GB used is 0. Reserved: nova rounds MB up to GiB. */
+        /* DISK_GB used: the instances' root disks. Reserved: nova rounds MB up to GiB. */
         json_object_object_add(o, "DISK_GB", resource_json(disk_known, disk_total,
                                                            ((uint64_t)q->cfg->reserved_host_disk_mb + 1023) / 1024,
-                                                           q->cfg->disk_allocation_ratio_milli, 0,
+                                                           q->cfg->disk_allocation_ratio_milli, disk_used,
                                                            "cannot statvfs the state directory"));
         json_object_object_add(o, "instances", json_object_new_uint64(instances_count(q->instances)));
-        json_object_object_add(o, "disk_path", json_object_new_string(q->cfg->state_dir));
+        json_object_object_add(o, "disk_path", json_object_new_string(pool_known ? get_str(pool, "path") : q->cfg->state_dir));
+        if (pool_known) {
+                json_object_object_add(o, "storage_pool", json_object_new_string(get_str(pool, "pool")));
+                json_object_object_add(o, "pool_available_bytes", json_object_new_uint64(get_u64(pool, "available")));
+        }
         return o;
 }
 
@@ -154,7 +166,7 @@ static struct json_object *render_host(struct observe_query *q)
 
         if (available(inv))
                 json_object_object_add(inv, "available", json_object_new_boolean(true));
-        json_object_object_add(root, "placement", placement_json(q, inv));
+        json_object_object_add(root, "placement", placement_json(q, inv, q->parts[PART_POOL].body));
         json_object_object_add(root, "placement_sync", placement_status_json(q->placement)); /* issue 18 hook */
         json_object_object_add(root, "hardware", json_object_get(inv));
         return root;
@@ -507,8 +519,9 @@ int observe_start(const struct nova_config *cfg, struct modules *modules, const 
 
                 p->q = q;
                 p->id = (enum part_id)i;
-                p->wanted = kind == OBSERVE_METRICS || (kind == OBSERVE_HOST && i == PART_INVENTORY) ||
-                            (kind == OBSERVE_STATS && i != PART_INVENTORY);
+                p->wanted = kind == OBSERVE_METRICS ||
+                            (kind == OBSERVE_HOST && (i == PART_INVENTORY || i == PART_POOL)) ||
+                            (kind == OBSERVE_STATS && i != PART_INVENTORY && i != PART_POOL);
                 if (!p->wanted)
                         continue;
                 module_request_init(w, parts[i]);

@@ -18,6 +18,9 @@ int api_request(const char *socket_path, const char *method, const char *path, c
 /* Connect to socket_path and send the request without waiting for the answer
  * (tests use it to have a request in flight). Returns the fd or -errno. */
 int api_send_request(const char *socket_path, const char *method, const char *path, const char *body);
+/* The same with one descriptor passed along (SCM_RIGHTS with the request's
+ * first bytes): image import. The caller keeps its copy. fd or -errno. */
+int api_send_request_fd(const char *socket_path, const char *method, const char *path, const char *body, int passed_fd);
 /* Read and parse the response on fd (from api_send_request). Same returns as api_request. */
 int api_read_response(int fd, int timeout_ms, struct json_object **ret);
 

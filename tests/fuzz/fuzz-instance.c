@@ -25,12 +25,28 @@ static void check_valid(const struct instance *i)
                         __builtin_trap();
         } else if (i->pin_state != PIN_NONE)
                 __builtin_trap();
+        /* disks: key, user_data and a size only with an image */
+        if (memchr(i->key, '\0', sizeof(i->key)) == NULL || (i->image_uuid[0] && !uuid_is_valid(i->image_uuid)) ||
+            (!i->image_uuid[0] && (i->key[0] || i->user_data || i->disk_gb)) || i->disk_gb > INSTANCE_DISK_GB_MAX ||
+            (i->user_data && (strlen(i->user_data) == 0 || strlen(i->user_data) % 4 != 0)))
+                __builtin_trap();
         for (size_t p = 0; p < i->n_ports; p++) {
                 char tap[IFNAME_MAX];
                 if (!uuid_is_valid(i->ports[p].port_uuid) || !mac_is_valid(i->ports[p].mac) || i->ports[p].mtu < 68 ||
                     i->ports[p].mtu > 65535 || tap_name_from_port(i->ports[p].port_uuid, tap) != 0)
                         __builtin_trap();
         }
+}
+
+/* One image exists: "img" (and its id). */
+#define FUZZ_IMAGE_UUID "3f2504e0-4f89-41d3-9a0c-0305e82c3399"
+static int image_resolve(const void *data, const char *ref, char ret_id[UUID_STR_LEN + 1])
+{
+        (void)data;
+        if (!streq(ref, "img") && !streq(ref, FUZZ_IMAGE_UUID))
+                return -ENOENT;
+        memcpy(ret_id, FUZZ_IMAGE_UUID, UUID_STR_LEN + 1);
+        return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         json_object_put(o);
                         return 0;
                 }
-                r = instance_parse_boot_request(o, NULL, NULL, (data[0] & 2) ? "3,1-2" : NULL, &out, why, sizeof(why));
+                r = instance_parse_boot_request(o, NULL, NULL, image_resolve, NULL, (data[0] & 2) ? "3,1-2" : NULL, &out, why, sizeof(why));
                 if (r == 0 && (data[0] & 4)) {
                         /* network_mtu: ports end at or below it, or the request is refused unchanged */
                         struct instance before = out;
@@ -68,8 +84,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 json_object_put(o);
         }
-        if (r == 0)
+        if (r == 0) {
                 check_valid(&out);
+                instance_template_clear(&out);
+        }
         else if (memcmp(&out, &sentinel, sizeof(out)) != 0)
                 __builtin_trap();
         return 0;

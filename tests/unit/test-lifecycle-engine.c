@@ -8,6 +8,7 @@
 #include <check.h>
 #include <stdlib.h>
 
+#include "config-drive.h"
 #include "fake/fake-modules.h"
 #include "firewall.h"
 #include "instances.h"
@@ -96,6 +97,17 @@ static void teardown(void)
         ck_assert_int_eq(system(cmd), 0);
 }
 
+/* The image store of these tests: one image, "cirros" (IMAGE_UUID). */
+#define IMAGE_UUID "22222222-2222-4222-8222-222222222222"
+static int image_resolve(const void *data, const char *ref, char ret_id[UUID_STR_LEN + 1])
+{
+        (void)data;
+        if (!streq(ref, "cirros") && !streq(ref, IMAGE_UUID))
+                return -ENOENT;
+        memcpy(ret_id, IMAGE_UUID, UUID_STR_LEN + 1);
+        return 0;
+}
+
 static int boot(const char *json, struct done *d, struct instance **ret_inst, int *ret_plug, char *err, size_t errlen)
 {
         struct json_object *body = json_tokener_parse(json);
@@ -103,10 +115,12 @@ static int boot(const char *json, struct done *d, struct instance **ret_inst, in
         int r;
 
         ck_assert_ptr_nonnull(body);
-        r = instance_parse_boot_request(body, secgroup_resolve, groups, NULL, &tmpl, err, errlen);
+        r = instance_parse_boot_request(body, secgroup_resolve, groups, image_resolve, NULL, NULL, &tmpl, err, errlen);
         json_object_put(body);
         ck_assert_msg(r == 0, "%s", err);
-        return lifecycle_boot(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, ret_plug);
+        r = lifecycle_boot(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, ret_plug);
+        instance_template_clear(&tmpl);
+        return r;
 }
 
 /* Boot and let every reply arrive: the instance, booted fine. */
@@ -422,8 +436,8 @@ START_TEST(test_reconcile_reap_and_repair)
         fake_set_reply("tap_list", taps_with_orphan); /* port_list: empty, so a0's OVS port is missing */
         fake_module_ready(PLUG_LIBVIRT);
         fake_flush();
-        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list domain_destroy domain_undefine tap_delete/b9 "
-                                     "tap_create/a0 port_add/a0 domain_define domain_start");
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list domain_destroy domain_undefine "
+                                     "tap_delete/b9 tap_create/a0 port_add/a0 domain_define domain_start");
         lifecycle_reconcile_report(lc, &rr);
         ck_assert_uint_eq(rr.runs, 1);
         ck_assert_uint_eq(rr.orphan_domains, 1);
@@ -450,7 +464,7 @@ START_TEST(test_reconcile_report_and_stopped)
         fake_set_reply("port_list", ports_a0);
         fake_module_ready(PLUG_NETWORK_CONTROL);
         fake_flush();
-        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list");
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
         lifecycle_reconcile_report(lc, &rr);
         ck_assert_uint_eq(rr.orphan_domains, 0);
         ck_assert_uint_eq(rr.orphan_taps, 1);
@@ -473,7 +487,7 @@ START_TEST(test_reconcile_listing_fails)
         fake_fail("tap_list", 0, -EIO);
         fake_module_ready(PLUG_LIBVIRT);
         fake_flush();
-        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list");
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
         lifecycle_reconcile_report(lc, &rr);
         ck_assert_uint_eq(rr.runs, 0);
         ck_assert_msg(strstr(rr.last_error, "tap_list"), "%s", rr.last_error);
@@ -517,6 +531,306 @@ START_TEST(test_boot_with_cpu_set)
 }
 END_TEST
 
+
+/* ---- disks (issue 17) ---- */
+
+#define BOOT_IMAGE                                                                                                    \
+        "{\"name\":\"Web_1\",\"uuid\":\"" INST_UUID "\",\"image\":\"cirros\",\"disk\":3,"                               \
+        "\"key\":\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1 op@host\",\"user_data\":\"I2Nsb3VkLWNvbmZpZwo=\","         \
+        "\"ports\":[{\"port_uuid\":\"" PORT_A0 "\",\"mac\":\"fa:16:3e:00:00:a0\",\"ips\":[\"10.0.0.5\"]}]}"
+
+static const char *const image_forward[] = { "tap_create/a0", "port_add/a0", "root_disk_create", "config_drive_create",
+                                             "domain_define", "domain_start" };
+static const char *const image_undo[] = { "tap_delete/a0", "port_del/a0", "volumes_delete", "volumes_delete:config",
+                                          "domain_undefine", "domain_destroy" };
+
+static char seen_define_image[64], seen_root_size[64];
+static bool seen_define_config;
+
+static void define_seen(const struct proto_value *req, struct proto_writer *w)
+{
+        (void)strscpy(seen_define_image, proto_get_str(req, "image_uuid", "(none)"), sizeof(seen_define_image));
+        seen_define_config = proto_get_bool(req, "config_drive", false);
+        pw_obj_begin(w, "domain");
+        pw_str(w, "instance_uuid", proto_get_str(req, "instance_uuid", ""));
+        pw_str(w, "state", "shutoff");
+        pw_obj_end(w);
+}
+
+static void root_seen(const struct proto_value *req, struct proto_writer *w)
+{
+        (void)w;
+        (void)snprintf(seen_root_size, sizeof(seen_root_size), "%s/%llu", proto_get_str(req, "image_uuid", ""),
+                       (unsigned long long)proto_get_u64(req, "size_gb", 0));
+}
+
+/* A boot with an image: root disk and config drive between the network units and define; the
+ * define names the image and the drive; the drive's description is one the module's decoder takes. */
+START_TEST(test_boot_with_image)
+{
+        _cleanup_(config_drive_spec_freep) struct config_drive_spec *spec = NULL;
+        struct json_object *desc;
+        struct instance *inst;
+        char want[512], err[256];
+        size_t len;
+        const char *text;
+
+        setup("ovs", "report");
+        seen_define_image[0] = seen_root_size[0] = '\0';
+        fake_set_reply("domain_define", define_seen);
+        fake_set_reply("root_disk_create", root_seen);
+        inst = boot_ok(BOOT_IMAGE);
+        join(want, sizeof(want), image_forward, ARRAY_SIZE(image_forward));
+        ck_assert_str_eq(fake_log(), want);
+        ck_assert_str_eq(inst->image_uuid, IMAGE_UUID);
+        ck_assert_str_eq(seen_define_image, IMAGE_UUID);
+        ck_assert(seen_define_config);
+        ck_assert_str_eq(seen_root_size, IMAGE_UUID "/3");
+        text = fake_last_fd_data(&len);
+        ck_assert_uint_gt(len, 0);
+        desc = json_tokener_parse(text);
+        ck_assert_ptr_nonnull(desc);
+        ck_assert_msg(config_drive_spec_from_json(desc, &spec, err, sizeof(err)) == 0, "%s: %s", err, text);
+        json_object_put(desc);
+        ck_assert_str_eq(spec->uuid, INST_UUID);
+        ck_assert_str_eq(spec->name, "Web_1");
+        ck_assert_str_eq(spec->hostname, "web-1");
+        ck_assert_uint_eq(spec->n_keys, 1);
+        ck_assert_str_eq(spec->keys[0].data, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1 op@host");
+        ck_assert_uint_eq(spec->user_data_len, strlen("#cloud-config\n"));
+        ck_assert_mem_eq(spec->user_data, "#cloud-config\n", spec->user_data_len);
+        ck_assert_uint_eq(spec->n_ports, 1);
+        ck_assert_str_eq(spec->ports[0].mac, "fa:16:3e:00:00:a0");
+        ck_assert_uint_eq(spec->ports[0].n_ips, 1);
+        ck_assert_uint_eq(spec->ports[0].ips[0].subnet.prefix, 24);
+        teardown();
+}
+END_TEST
+
+/* Without an image the boot stays diskless (no volume entrypoint is called). */
+START_TEST(test_boot_without_image_is_diskless)
+{
+        setup("ovs", "report");
+        seen_define_image[0] = '\0';
+        fake_set_reply("domain_define", define_seen);
+        (void)boot_ok(BOOT_ONE_PORT);
+        ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0 domain_define domain_start");
+        ck_assert_str_eq(seen_define_image, "(none)");
+        ck_assert(!seen_define_config);
+        teardown();
+}
+END_TEST
+
+/* Unit _i of an image boot fails: what was done is undone in reverse, volumes included. */
+START_TEST(test_image_rollback_at_each_unit)
+{
+        static const char *const fail_ep[] = { "tap_create", "port_add", "root_disk_create", "config_drive_create",
+                                               "domain_define", "domain_start" };
+        const char *want_items[2 * ARRAY_SIZE(image_forward)];
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char want[1024], err[256];
+        size_t n = 0;
+        int plug;
+
+        setup("ovs", "report");
+        fake_fail(fail_ep[_i], 0, -ENOSPC);
+        ck_assert_int_eq(boot(BOOT_IMAGE, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        for (int k = 0; k <= _i; k++)
+                want_items[n++] = image_forward[k];
+        for (int k = _i - 1; k >= 0; k--)
+                want_items[n++] = image_undo[k];
+        join(want, sizeof(want), want_items, n);
+        ck_assert_str_eq(fake_log(), want);
+        ck_assert_int_eq(d.status, -ENOSPC);
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        if (_i == 2 || _i == 3)
+                ck_assert_msg(strstr(inst->fault, _i == 2 ? "root_disk failed" : "config_drive failed"), "%s",
+                              inst->fault);
+        teardown();
+}
+END_TEST
+
+/* Delete removes the instance's volumes: the config drive, then every volume left (root disk, console log). */
+START_TEST(test_delete_with_image)
+{
+        struct done d = { 0 };
+        struct instance *inst;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_IMAGE);
+        fake_log_clear();
+        ck_assert_int_eq(lifecycle_delete(lc, inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_destroy domain_undefine volumes_delete:config volumes_delete port_del/a0 "
+                                     "tap_delete/a0");
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
+        teardown();
+}
+END_TEST
+
+/* disk, key and user_data need an image; an unknown image, a bad key or bad base64 are refused. */
+START_TEST(test_boot_request_disk_fields)
+{
+        static const char *const bad[] = {
+                "{\"name\":\"a\",\"disk\":2}",
+                "{\"name\":\"a\",\"key\":\"ssh-ed25519 AAAA\"}",
+                "{\"name\":\"a\",\"user_data\":\"aGk=\"}",
+                "{\"name\":\"a\",\"image\":\"nope\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"disk\":0}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"disk\":16385}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"key\":\"ssh-rsa AAAA\\nevil\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"user_data\":\"aGk\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"user_data\":\"a=Gk\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"user_data\":\"\"}",
+        };
+        struct instance tmpl;
+        char err[256];
+
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                struct json_object *body = json_tokener_parse(bad[i]);
+                ck_assert_ptr_nonnull(body);
+                ck_assert_msg(instance_parse_boot_request(body, NULL, NULL, image_resolve, NULL, NULL, &tmpl, err,
+                                                          sizeof(err)) == -EINVAL, "accepted: %s", bad[i]);
+                json_object_put(body);
+        }
+}
+END_TEST
+
+/* An instance's volumes survive a store round trip (core restart). */
+START_TEST(test_image_fields_stored)
+{
+        struct instance_store *again;
+        const struct instance *i;
+        unsigned skipped = 1;
+
+        setup("ovs", "report");
+        (void)boot_ok(BOOT_IMAGE);
+        ck_assert_int_eq(instances_load(state_dir, &again, &skipped), 0);
+        ck_assert_uint_eq(skipped, 0);
+        i = instance_find(again, INST_UUID);
+        ck_assert_ptr_nonnull(i);
+        ck_assert_str_eq(i->image_uuid, IMAGE_UUID);
+        ck_assert_uint_eq(i->disk_gb, 3);
+        ck_assert_str_eq(i->key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1 op@host");
+        ck_assert_str_eq(i->user_data, "I2Nsb3VkLWNvbmZpZwo=");
+        again = instances_free(again);
+        teardown();
+}
+END_TEST
+
+static void volumes_orphan_and_partial(const struct proto_value *req, struct proto_writer *w)
+{
+        (void)req;
+        pw_list_begin(w, "volumes");
+        pw_obj_begin(w, NULL); /* an orphan instance's root disk */
+        pw_str(w, "kind", "root");
+        pw_str(w, "uuid", ORPHAN_UUID);
+        pw_obj_end(w);
+        pw_obj_begin(w, NULL); /* our instance has its config drive but no root disk */
+        pw_str(w, "kind", "config");
+        pw_str(w, "uuid", INST_UUID);
+        pw_obj_end(w);
+        pw_obj_begin(w, NULL); /* an image is no instance's: never an orphan */
+        pw_str(w, "kind", "image");
+        pw_str(w, "uuid", IMAGE_UUID);
+        pw_obj_end(w);
+        pw_list_end(w);
+}
+
+static void domains_inst(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const ids[] = { INST_UUID };
+        (void)req;
+        listing(w, "domains", "instance_uuid", ids, ARRAY_SIZE(ids), "running");
+}
+
+static void taps_a0(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const ids[] = { PORT_A0 };
+        (void)req;
+        listing(w, "taps", "port_uuid", ids, ARRAY_SIZE(ids), NULL);
+}
+
+/* Reconcile knows volumes: an orphan instance's volumes are reaped, a missing root disk is repaired. */
+START_TEST(test_reconcile_volumes)
+{
+        struct reconcile_report rr;
+
+        setup("ovs", "reap");
+        (void)boot_ok(BOOT_IMAGE);
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_inst);
+        fake_set_reply("tap_list", taps_a0);
+        fake_set_reply("port_list", ports_a0);
+        fake_set_reply("volume_list", volumes_orphan_and_partial);
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list volumes_delete "
+                                     "tap_create/a0 port_add/a0 root_disk_create config_drive_create domain_define "
+                                     "domain_start");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.orphan_volumes, 1);
+        ck_assert_uint_eq(rr.reaped, 1);
+        ck_assert_uint_eq(rr.repaired, 1);
+        teardown();
+}
+END_TEST
+
+/* volume_list failing (a driver without storage) does not stop the pass; volumes are not judged. */
+START_TEST(test_reconcile_volume_list_fails)
+{
+        struct reconcile_report rr;
+
+        setup("ovs", "reap");
+        (void)boot_ok(BOOT_IMAGE);
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_inst);
+        fake_set_reply("tap_list", taps_a0);
+        fake_set_reply("port_list", ports_a0);
+        fake_fail("volume_list", 0, -EIO);
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 1);
+        ck_assert_uint_eq(rr.repaired, 0);
+        teardown();
+}
+END_TEST
+
+/* The core shuts down while a boot waits for a module (the registry fails the call with
+ * -ESHUTDOWN): nothing is undone, the instance keeps its task for reconcile to finish. */
+START_TEST(test_shutdown_mid_boot_keeps_task)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        struct instance_store *again;
+        unsigned skipped;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_fail("root_disk_create", 0, -ESHUTDOWN);
+        ck_assert_int_eq(boot(BOOT_IMAGE, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0 root_disk_create");
+        ck_assert(d.called);
+        ck_assert_int_eq(d.status, -ECANCELED);
+        ck_assert_int_eq(inst->task, TASK_BUILDING);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_ptr_null(inst->op);
+        ck_assert_int_eq(instances_load(state_dir, &again, &skipped), 0);
+        ck_assert_int_eq(instance_find(again, INST_UUID)->task, TASK_BUILDING); /* as stored: reconcile repairs it */
+        again = instances_free(again);
+        teardown();
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
         Suite *s = suite_create("lifecycle-engine");
@@ -537,6 +851,15 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_reconcile_listing_fails);
         tcase_add_test(tc, test_firewall_sync_reapplies);
         tcase_add_test(tc, test_boot_with_cpu_set);
+        tcase_add_test(tc, test_boot_with_image);
+        tcase_add_test(tc, test_boot_without_image_is_diskless);
+        tcase_add_loop_test(tc, test_image_rollback_at_each_unit, 0, (int)ARRAY_SIZE(image_forward));
+        tcase_add_test(tc, test_delete_with_image);
+        tcase_add_test(tc, test_boot_request_disk_fields);
+        tcase_add_test(tc, test_image_fields_stored);
+        tcase_add_test(tc, test_reconcile_volumes);
+        tcase_add_test(tc, test_reconcile_volume_list_fails);
+        tcase_add_test(tc, test_shutdown_mid_boot_keeps_task);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -3,6 +3,7 @@
 
 
 #include <assert.h>
+#include <unistd.h>
 
 #define FAKE_MAX_RULES 16
 #define FAKE_LOG_MAX 8192
@@ -101,9 +102,12 @@ static void log_call(const struct proto_msg *m)
 {
         const char *port = proto_get_str(m->body, "port_uuid", "");
         size_t len = strlen(fake.log), n = strlen(port);
-        char item[PROTO_MAX_NAME + 8];
+        char item[PROTO_MAX_NAME + 24];
 
-        (void)snprintf(item, sizeof(item), "%s%s%s", m->name, n ? "/" : "", n >= 2 ? port + n - 2 : "");
+        const char *kind = proto_get_str(m->body, "kind", "");
+
+        (void)snprintf(item, sizeof(item), "%s%s%s%s%s", m->name, n ? "/" : "", n >= 2 ? port + n - 2 : "",
+                       kind[0] ? ":" : "", kind);
         (void)snprintf(fake.log + len, sizeof(fake.log) - len, "%s%s", len ? " " : "", item);
 }
 
@@ -163,6 +167,34 @@ void fake_module_ready(enum plug_id plug)
 int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
                  void *userdata, struct module_call **ret_call, char *err, size_t errlen)
 {
+        return modules_call_fd(reg, plug, w, -1, timeout_usec, cb, userdata, ret_call, err, errlen);
+}
+
+static char fd_data[512 * 1024];
+static size_t fd_data_len;
+
+const char *fake_last_fd_data(size_t *ret_len)
+{
+        if (ret_len)
+                *ret_len = fd_data_len;
+        return fd_data;
+}
+
+/* What the descriptor holds, read now (as the module would), into fd_data. */
+static void read_passed(int fd)
+{
+        ssize_t n;
+
+        fd_data_len = 0;
+        while (fd_data_len < sizeof(fd_data) - 1 &&
+               (n = read(fd, fd_data + fd_data_len, sizeof(fd_data) - 1 - fd_data_len)) > 0)
+                fd_data_len += (size_t)n;
+        fd_data[fd_data_len] = '\0';
+}
+
+int modules_call_fd(struct modules *reg, enum plug_id plug, struct proto_writer *w, int passed_fd, uint64_t timeout_usec,
+                    module_call_cb cb, void *userdata, struct module_call **ret_call, char *err, size_t errlen)
+{
         const struct proto_entrypoint *ep;
         struct module_call *call;
         const uint8_t *buf;
@@ -182,10 +214,14 @@ int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w,
                 r = -ENOSYS;
         if (r == 0)
                 r = schema_check(ep->request, msg_req.body, err, errlen);
+        if (r == 0 && ep->takes_fd != (passed_fd >= 0))
+                r = -EINVAL; /* as the real registry and the module refuse it */
         if (r < 0) {
                 fake.rejected++;
                 return r;
         }
+        if (passed_fd >= 0)
+                read_passed(passed_fd);
         call = calloc(1, sizeof(*call));
         assert(call);
         call->frame = malloc(len);

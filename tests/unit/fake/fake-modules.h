@@ -33,11 +33,16 @@ unsigned fake_flush(void);
 unsigned fake_pending(void);
 
 /* What was called, in order: "entrypoint" or "entrypoint/xx" (xx: the last two
- * characters of the request's port_uuid), separated by single spaces. */
+ * characters of the request's port_uuid), then ":kind" when the request has a
+ * "kind" (volumes_delete), separated by single spaces. */
 const char *fake_log(void);
 void fake_log_clear(void);
 /* How many requests failed the schema check (must stay 0). */
 unsigned fake_rejected(void);
+
+/* What the descriptor of the last call that passed one held (read at the
+ * call, NUL-terminated; at most 512 KiB). */
+const char *fake_last_fd_data(size_t *ret_len);
 
 /* The registry's handlers, as lifecycle.c installed them. */
 void fake_module_ready(enum plug_id plug);

@@ -1,0 +1,422 @@
+/* test-image-boot.c - images and disks end to end, with the real pieces: a
+ * private libvirtd driving QEMU (TCG) (scripts/libvirtd-private.sh), the
+ * real nova-compute with its libvirt and network-control modules, the CLI,
+ * and the test guest (scripts/guest/build-test-guest.sh, cached).
+ *
+ *   image import (CLI: a pipe passed by SCM_RIGHTS through the core to the
+ *   module) -> boot --image (root disk overlay, config drive, console log)
+ *   -> the guest prints its uuid read from config-2 on the console (CLI
+ *   `console`) -> deleting the image in use is refused -> delete leaves no
+ *   volume of the instance -> a boot failing at root_disk, config_drive,
+ *   define or start (NOVA_TEST_FAULT_STEP) leaves no volume -> a core
+ *   stopped right after accepting a boot converges once started again -> image delete
+ *   leaves the pool empty.
+ *   An unsafe image (qcow2 with a backing file naming /etc/shadow) is refused
+ *   by the CLI's import with the inspector's reason, and no volume appears.
+ *
+ * Figures printed: boot to console line, and for a 1 GiB raw image the
+ * import's throughput and the peak RSS (VmHWM) of nova-compute and
+ * nova-libvirt, against `virsh vol-upload` of the same file in the same run. */
+#include "harness.h"
+
+#include "names.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define POOL "nova-it-img"
+#define BOOT_TIMEOUT_MS 240000
+
+static char tmpdir[] = "/tmp/test-image-boot.XXXXXX";
+static char guest_dir[PATH_MAX];
+static char libvirtd_dir[PATH_MAX];
+static char uri[PATH_MAX + 64];
+static char pool_dir[PATH_MAX];
+static const char *src_dir = ".";
+
+static int run_script_out(char *out, size_t size, const char *script, const char *arg1, const char *arg2)
+{
+        int pipefd[2], status;
+        size_t len = 0;
+        ssize_t k;
+        pid_t pid;
+        char path[PATH_MAX];
+
+        if (xsnprintf(path, sizeof(path), "%s/scripts/%s", src_dir, script) < 0 || pipe2(pipefd, O_CLOEXEC) < 0)
+                return -EINVAL;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                (void)dup2(pipefd[1], STDOUT_FILENO);
+                execlp("bash", "bash", path, arg1, arg2, (char *)NULL);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        while (len + 1 < size && (k = read(pipefd[0], out + len, size - 1 - len)) > 0)
+                len += (size_t)k;
+        close(pipefd[0]);
+        out[len] = '\0';
+        while (len > 0 && out[len - 1] == '\n')
+                out[--len] = '\0';
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return -EIO;
+        return 0;
+}
+
+/* Run a shell command line; its exit status, its stdout+stderr in out. */
+_printf_(3, 4) static int run_sh(char *out, size_t size, const char *fmt, ...)
+{
+        char cmd[4096];
+        int pipefd[2], status;
+        size_t len = 0;
+        ssize_t k;
+        va_list ap;
+        pid_t pid;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void)dup2(pipefd[1], STDOUT_FILENO);
+                (void)dup2(pipefd[1], STDERR_FILENO);
+                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        while (len + 1 < size && (k = read(pipefd[0], out + len, size - 1 - len)) > 0)
+                len += (size_t)k;
+        while (read(pipefd[0], cmd, sizeof(cmd)) > 0)
+                ;
+        close(pipefd[0]);
+        out[len] = '\0';
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int rm_rf(const char *dir)
+{
+        pid_t pid = fork();
+        int status;
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) != pid)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static void libvirtd_stop(void)
+{
+        char out[64];
+
+        if (libvirtd_dir[0])
+                (void)run_script_out(out, sizeof(out), "libvirtd-private.sh", "stop", libvirtd_dir);
+}
+
+/* VmHWM (peak RSS) of pid, KiB; 0 when unreadable. */
+static unsigned long vm_hwm_kib(pid_t pid)
+{
+        char path[64], out[4096];
+        unsigned long kib = 0;
+        const char *p;
+
+        (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        if (run_sh(out, sizeof(out), "cat %s", path) != 0)
+                return 0;
+        p = strstr(out, "VmHWM:");
+        if (p)
+                (void)sscanf(p + 6, "%lu", &kib);
+        return kib;
+}
+
+/* Names of our pool's volumes, space separated (after a refresh). */
+static void pool_volumes(char *out, size_t size)
+{
+        char buf[4096];
+
+        ck_assert_int_eq(run_sh(buf, sizeof(buf), "virsh -q -c '%s' pool-refresh %s >/dev/null && virsh -q -c '%s' vol-list %s | "
+                                              "awk '{print $1}' | sort | tr '\\n' ' '",
+                            uri, POOL, uri, POOL),
+                         0);
+        (void)strscpy(out, buf, size);
+}
+
+static struct core core;
+static char cli[PATH_MAX + 64];
+
+START_TEST(test_import_boot_console_delete)
+{
+        char out[65536], vols[4096], uuid[UUID_STR_LEN + 1], want[128], big[PATH_MAX];
+        struct json_object *resp = NULL, *v;
+        unsigned long core_hwm0, mod_hwm0, core_hwm1, mod_hwm1;
+        uint64_t t0, ms, ms_virsh;
+        pid_t mod;
+        int r;
+
+        char conf[2 * PATH_MAX + 512];
+
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\n",
+                       uri, POOL, pool_dir);
+        core_start(&core, conf);
+        ck_assert_msg(core_wait_module_running(&core, "libvirt", 0, 20000) > 0, "the libvirt module did not start; see %s",
+                      core.log);
+        (void)snprintf(cli, sizeof(cli), "%s/nova-hypervisor --socket %s", getenv("NOVA_BIN") ? getenv("NOVA_BIN") : "build/bin",
+                       core.socket);
+        printf("test-image-boot: guest %s, libvirtd %s, core %s\n", guest_dir, uri, core.dir);
+
+        /* the guest's disk through the CLI */
+        r = run_sh(out, sizeof(out), "%s image import guest %s/disk.raw", cli, guest_dir);
+        ck_assert_msg(r == 0, "image import failed (%d): %s; see %s", r, out, core.log);
+        ck_assert_msg(strstr(out, "imported guest"), "%s", out);
+        r = run_sh(out, sizeof(out), "%s image list", cli);
+        ck_assert_msg(r == 0 && strstr(out, "guest") && strstr(out, "active"), "%s", out);
+        /* on a terminal: a progress bar; from stdin (a pipe): the length is given */
+        r = run_sh(out, sizeof(out), "script -qec '%s image import tty-guest %s/disk.raw' /dev/null", cli, guest_dir);
+        ck_assert_msg(r == 0 && strstr(out, "importing tty-guest [") && strstr(out, "100%"), "no progress bar: %s", out);
+        r = run_sh(out, sizeof(out), "cat %s/disk.raw | %s image import pipe-guest - --size $(stat -c %%s %s/disk.raw)", guest_dir,
+                   cli, guest_dir);
+        ck_assert_msg(r == 0 && strstr(out, "imported pipe-guest"), "import from stdin: %s", out);
+        r = run_sh(out, sizeof(out), "cat %s/disk.raw | %s image import pipe2 -", guest_dir, cli);
+        ck_assert_msg(r == 2 && strstr(out, "--size"), "a stream without --size: %s", out);
+        r = run_sh(out, sizeof(out), "%s image import guest %s/disk.raw", cli, guest_dir);
+        ck_assert_msg(r == 1 && strstr(out, "name is taken"), "a taken name: %s", out);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete tty-guest && %s image delete pipe-guest", cli, cli), 0);
+        /* the API refuses an import without a descriptor */
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/images", "{\"name\":\"x\",\"size\":4096}", &resp), 400);
+        ck_assert_msg(strstr(json_object_to_json_string(resp), "SCM_RIGHTS"), "%s", json_object_to_json_string(resp));
+        json_object_put(resp);
+
+        /* an unsafe image: refused with the inspector's reason, nothing stored */
+        r = run_sh(out, sizeof(out),
+               "qemu-img create -q -f qcow2 -F raw -b /etc/shadow %s/evil.qcow2 64M && %s image import evil %s/evil.qcow2 "
+               "--format qcow2",
+               tmpdir, cli, tmpdir);
+        ck_assert_msg(r == 1 && strstr(out, "backing file"), "an unsafe image was not refused as such (%d): %s", r, out);
+        r = run_sh(out, sizeof(out), "%s image import evil2 %s/evil.qcow2", cli, tmpdir);
+        ck_assert_msg(r == 1 && strstr(out, "HTTP 400"), "qcow2 declared raw was not refused (%d): %s", r, out);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(!strstr(vols, "evil") && run_sh(out, sizeof(out), "%s image show evil", cli) == 1,
+                      "a refused image left something: %s", vols);
+
+        /* boot from it; the guest reads its uuid from the config drive and prints it on the console */
+        r = run_sh(out, sizeof(out), "%s --json boot vm1 --image guest --disk 1 --memory 256 --port ip=10.0.9.5 --wait", cli);
+        ck_assert_msg(r == 0, "boot failed (%d): %s; see %s", r, out, core.log);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/vm1", NULL, &resp), 200);
+        ck_assert(json_object_object_get_ex(resp, "uuid", &v));
+        (void)strscpy(uuid, json_object_get_string(v), sizeof(uuid));
+        ck_assert(json_object_object_get_ex(resp, "disk_gb", &v) && json_object_get_int(v) >= 1);
+        json_object_put(resp);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.5", uuid);
+        t0 = now_usec();
+        for (;;) {
+                r = run_sh(out, sizeof(out), "%s console vm1 --tail 8192", cli);
+                if (r == 0 && strstr(out, want))
+                        break;
+                ck_assert_msg(now_usec() - t0 < BOOT_TIMEOUT_MS * 1000ULL, "no '%s' on the console: %s", want, out);
+                sleep_ms(500);
+        }
+        printf("test-image-boot: boot --wait answered, console line %llu ms later (CLI console, 0.5 s polling)\n",
+               (unsigned long long)((now_usec() - t0) / 1000));
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(strstr(vols, "-root.qcow2") && strstr(vols, "-config.iso") && strstr(vols, "-console.log"),
+                      "volumes: %s", vols);
+        r = run_sh(out, sizeof(out), "%s host --json", cli);
+        ck_assert_msg(r == 0 && strstr(out, "\"storage_pool\"") && strstr(out, POOL), "host: %s", out);
+
+        /* the image is in use */
+        r = run_sh(out, sizeof(out), "%s image delete guest", cli);
+        ck_assert_msg(r == 1 && strstr(out, "in use by instance vm1"), "%s", out);
+
+        /* delete: no volume of the instance is left */
+        r = run_sh(out, sizeof(out), "%s delete vm1 --wait", cli);
+        ck_assert_msg(r == 0, "delete failed (%d): %s; see %s", r, out, core.log);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(!strstr(vols, uuid), "the instance's volumes are left: %s", vols);
+        /* a boot failing at each unit of the disks (and at define and start) leaves no volume */
+        {
+                static const char *const fault_steps[] = { "root_disk", "config_drive", "define", "start" };
+
+                for (size_t k = 0; k < ARRAY_SIZE(fault_steps); k++) {
+                        core_stop(&core);
+                        ck_assert_int_eq(setenv("NOVA_TEST_FAULT_STEP", fault_steps[k], 1), 0);
+                        core_start(&core, conf);
+                        ck_assert_int_eq(unsetenv("NOVA_TEST_FAULT_STEP"), 0);
+                        ck_assert(core_wait_module_running(&core, "libvirt", 0, 20000) > 0);
+                        r = run_sh(out, sizeof(out), "%s boot vmf --image guest --memory 256 --port ip=10.0.9.6 --wait", cli);
+                        ck_assert_msg(r == 1 && strstr(out, fault_steps[k]), "boot with a fault at %s: %d %s", fault_steps[k],
+                                      r, out);
+                        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/vmf", NULL, &resp), 200);
+                        ck_assert(json_object_object_get_ex(resp, "uuid", &v));
+                        (void)strscpy(uuid, json_object_get_string(v), sizeof(uuid));
+                        json_object_put(resp);
+                        pool_volumes(vols, sizeof(vols));
+                        ck_assert_msg(!strstr(vols, uuid), "a boot failed at %s left volumes: %s", fault_steps[k], vols);
+                        r = run_sh(out, sizeof(out), "%s delete vmf --wait", cli);
+                        ck_assert_msg(r == 0, "delete of the failed instance: %s", out);
+                }
+                core_stop(&core);
+                core_start(&core, conf);
+                ck_assert(core_wait_module_running(&core, "libvirt", 0, 20000) > 0);
+        }
+        /* the core stops in the middle of a boot: started again, it converges (reconcile repairs the build) */
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/instances",
+                                  "{\"name\":\"vmr\",\"image\":\"guest\",\"memory_mb\":256,"
+                                  "\"ports\":[{\"ips\":[\"10.0.9.7\"]}]}",
+                                  &resp),
+                         202);
+        ck_assert(json_object_object_get_ex(resp, "uuid", &v));
+        (void)strscpy(uuid, json_object_get_string(v), sizeof(uuid));
+        json_object_put(resp);
+        core_stop(&core);
+        core_start(&core, conf);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.7", uuid);
+        t0 = now_usec();
+        for (;;) {
+                r = run_sh(out, sizeof(out), "%s console vmr --tail 8192", cli);
+                if (r == 0 && strstr(out, want))
+                        break;
+                ck_assert_msg(now_usec() - t0 < BOOT_TIMEOUT_MS * 1000ULL, "vmr did not converge after a restart: %s; see %s",
+                              out, core.log);
+                sleep_ms(500);
+        }
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/vmr", NULL, &resp), 200);
+        ck_assert(json_object_object_get_ex(resp, "vm_state", &v) && streq(json_object_get_string(v), "active"));
+        json_object_put(resp);
+        r = run_sh(out, sizeof(out), "%s delete vmr --wait", cli);
+        ck_assert_msg(r == 0, "%s", out);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(!strstr(vols, uuid), "vmr's volumes are left: %s", vols);
+        r = run_sh(out, sizeof(out), "%s image delete guest", cli);
+        ck_assert_msg(r == 0, "%s", out);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(strspn(vols, " ") == strlen(vols), "the pool is not empty: %s", vols);
+
+        /* figures: a 1 GiB raw image (the guest's disk, then zeros), CLI import vs virsh vol-upload */
+        ck_assert_int_eq(xsnprintf(big, sizeof(big), "%s/big.raw", tmpdir), 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "cp %s/disk.raw %s && truncate -s 1G %s", guest_dir, big, big), 0);
+        mod = core_module_pid(&core, "libvirt");
+        ck_assert_int_gt(mod, 0);
+        core_hwm0 = vm_hwm_kib(core.pid);
+        mod_hwm0 = vm_hwm_kib(mod);
+        t0 = now_usec();
+        {
+                /* the import runs in the background; the core and the module keep answering meanwhile */
+                char cmd[PATH_MAX * 4], resfile[PATH_MAX];
+                unsigned answered = 0;
+                uint64_t slowest = 0;
+                pid_t bg;
+                int status;
+
+                (void)snprintf(resfile, sizeof(resfile), "%s/big-import.out", tmpdir);
+                (void)snprintf(cmd, sizeof(cmd), "%s image import big %s >%s 2>&1", cli, big, resfile);
+                bg = fork();
+                ck_assert_int_ge(bg, 0);
+                if (bg == 0) {
+                        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+                        _exit(127);
+                }
+                while (waitpid(bg, &status, WNOHANG) == 0) {
+                        uint64_t q0 = now_usec();
+                        if (core_api(&core, "GET", "/v1/host", NULL, &resp) == 200) { /* pool_info: the module */
+                                answered++;
+                                if (now_usec() - q0 > slowest)
+                                        slowest = now_usec() - q0;
+                        }
+                        json_object_put(resp);
+                        resp = NULL;
+                        sleep_ms(200);
+                }
+                ms = (now_usec() - t0) / 1000;
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "1 GiB import failed; see %s", resfile);
+                ck_assert_uint_gt(answered, 3);
+                printf("test-image-boot: during the 1 GiB import, %u `host` requests (pool_info in the module) were "
+                       "answered, the slowest in %llu ms\n", answered, (unsigned long long)(slowest / 1000));
+        }
+        core_hwm1 = vm_hwm_kib(core.pid);
+        mod_hwm1 = vm_hwm_kib(mod);
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out), "virsh -q -c '%s' vol-create-as %s virsh-big.raw 1G --format raw >/dev/null && "
+                                 "virsh -q -c '%s' vol-upload --pool %s virsh-big.raw %s",
+               uri, POOL, uri, POOL, big);
+        ms_virsh = (now_usec() - t0) / 1000;
+        ck_assert_msg(r == 0, "virsh vol-upload failed: %s", out);
+        printf("test-image-boot: 1 GiB import: CLI %llu ms (%.0f MB/s), virsh vol-upload %llu ms (%.0f MB/s); "
+               "peak RSS nova-compute %lu -> %lu KiB, nova-libvirt %lu -> %lu KiB\n",
+               (unsigned long long)ms, 1073.741824 * 1000 / (double)(ms ? ms : 1), (unsigned long long)ms_virsh,
+               1073.741824 * 1000 / (double)(ms_virsh ? ms_virsh : 1), core_hwm0, core_hwm1, mod_hwm0, mod_hwm1);
+        /* bounded: neither grows by anything near the image (a few MiB of buffers at most) */
+        ck_assert_msg(core_hwm1 < core_hwm0 + 8 * 1024, "nova-compute grew %lu -> %lu KiB", core_hwm0, core_hwm1);
+        ck_assert_msg(mod_hwm1 < mod_hwm0 + 16 * 1024, "nova-libvirt grew %lu -> %lu KiB", mod_hwm0, mod_hwm1);
+        (void)run_sh(out, sizeof(out), "virsh -q -c '%s' vol-delete --pool %s virsh-big.raw", uri, POOL);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete big", cli), 0);
+        core_stop(&core);
+}
+END_TEST
+
+int main(void)
+{
+        SRunner *sr;
+        int failed;
+
+        if (getenv("NOVA_SRC"))
+                src_dir = getenv("NOVA_SRC");
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (geteuid() != 0) {
+                fprintf(stderr, "test-image-boot: needs root (network namespace, taps, libvirtd)\n");
+                return EXIT_FAILURE;
+        }
+        if (run_script_out(guest_dir, sizeof(guest_dir), "guest/build-test-guest.sh", NULL, NULL) < 0) {
+                fprintf(stderr, "test-image-boot: building the test guest failed\n");
+                return EXIT_FAILURE;
+        }
+        harness_enter_netns("test-image-boot");
+        if (!mkdtemp(tmpdir)) {
+                perror("mkdtemp");
+                return EXIT_FAILURE;
+        }
+        if (xsnprintf(libvirtd_dir, sizeof(libvirtd_dir), "%s/libvirtd", tmpdir) < 0 ||
+            run_script_out(uri, sizeof(uri), "libvirtd-private.sh", "start", libvirtd_dir) < 0) {
+                fprintf(stderr, "test-image-boot: the private libvirtd did not start\n");
+                libvirtd_dir[0] = '\0';
+                return EXIT_FAILURE;
+        }
+        (void)snprintf(pool_dir, sizeof(pool_dir), "%s/pool", tmpdir);
+        {
+                Suite *s = suite_create("image-boot");
+                TCase *tc = tcase_create("qemu");
+                tcase_set_timeout(tc, 900);
+                tcase_add_test(tc, test_import_boot_console_delete);
+                suite_add_tcase(s, tc);
+                sr = srunner_create(s);
+                srunner_set_fork_status(sr, CK_NOFORK); /* the core is this process's child; main stops it */
+        }
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        if (core.pid > 0) { /* a failed test left it running (no Check assertions out here) */
+                (void)kill(core.pid, SIGTERM);
+                (void)waitpid(core.pid, NULL, 0);
+        }
+        libvirtd_stop();
+        if (failed == 0)
+                (void)rm_rf(tmpdir);
+        else
+                printf("test-image-boot: kept %s for inspection\n", tmpdir);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
