@@ -205,7 +205,7 @@ $(BUILD)/tests/test-store-faults: tests/unit/test-store-faults.c tests/unit/fake
 		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
-		$(PKG_LIBS) $(CHECK_LIBS) -o $@
+		$(PKG_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)

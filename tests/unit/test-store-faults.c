@@ -175,7 +175,7 @@ static int boot(struct done *d, struct instance **ret_inst, char *err, size_t er
         int plug, r;
 
         ck_assert_ptr_nonnull(body);
-        r = instance_parse_boot_request(body, secgroup_resolve, groups, NULL, &tmpl, err, errlen);
+        r = instance_parse_boot_request(body, secgroup_resolve, groups, NULL, NULL, NULL, &tmpl, err, errlen);
         json_object_put(body);
         ck_assert_msg(r == 0, "%s", err);
         return lifecycle_boot(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, &plug);
