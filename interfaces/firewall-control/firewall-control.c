@@ -10,8 +10,9 @@
  * libnftnl netlink batch (fw-nl.c: nothing read from the kernel first),
  * existing chains are flushed and written again, set elements are only
  * touched when the port's MAC or addresses change, and a group's chains are
- * rewritten in another shard only when they differ. Skeletons, repairs and
- * listings go through libnftables. */
+ * rewritten in another shard only when they differ. Skeletons and repairs
+ * are netlink batches too (a new shard goes in the batch of its first ports;
+ * a restore is one batch); libnftables only reads (listings) and purges. */
 #include "fw-nft.h"
 #include "fw-nl.h"
 #include "fw-protocol.h"
@@ -67,8 +68,7 @@ struct fw {
         struct nft_ctx *nft;
         struct fw_snap snap;
         bool snap_valid;
-        struct sbuf cmd;                 /* text batches: skeletons, repairs */
-        struct fw_nl nl;                 /* netlink batches: ports and groups */
+        struct fw_nl nl;                 /* netlink batches: every change (skeletons, repairs, ports, groups) */
         int nl_fd;                       /* their socket (-1: not open yet) */
         /* one request's decoded groups and ports (static size: no allocation per call) */
         struct fw_group_req groups[FW_MAX_BATCH_GROUPS];
@@ -301,13 +301,6 @@ static struct fw_elements old_elements(const struct fw_snap_port *sp)
                                      .guard = sp->has_guard, .ll = sp->has_ll };
 }
 
-static void build_old_elements_delete(struct sbuf *b, const struct fw_snap_port *sp)
-{
-        const struct fw_elements e = old_elements(sp);
-
-        fw_build_port_elements_delete(b, sp->shard, &sp->port, &e);
-}
-
 static void nl_old_elements_delete(struct fw_nl *b, const struct fw_snap_port *sp)
 {
         const struct fw_elements e = old_elements(sp);
@@ -326,7 +319,7 @@ static struct fw_nl *nl_begin(struct fw *fw)
  * takes everything of ours with it (every port's anti-spoofing is gone);
  * else each damaged shard of ours is dropped with its ports' bridge elements,
  * and shard 0 is made again. Foreign tables are never named. */
-static void build_repair(struct fw *fw, struct sbuf *b)
+static void build_repair(struct fw *fw, struct fw_nl *b)
 {
         const struct fw_snap *s = &fw->snap;
         bool all = !s->bridge_complete;
@@ -338,17 +331,17 @@ static void build_repair(struct fw *fw, struct sbuf *b)
                 log_warn("nftables table inet %s%s%u is damaged: rebuilding it", FW_TABLE, k ? "_" : "", k);
                 for (size_t i = 0; !all && i < s->n_ports; i++)
                         if (s->ports[i].shard == k)
-                                build_old_elements_delete(b, &s->ports[i]);
-                fw_build_drop_shard(b, k);
+                                nl_old_elements_delete(b, &s->ports[i]);
+                fw_nl_drop_shard(b, k);
         }
         if (all && s->bridge_exists) {
                 log_warn("nftables table bridge %s is damaged: rebuilding every table", FW_TABLE);
-                fw_build_drop_bridge(b);
+                fw_nl_drop_bridge(b);
         }
         if (all || !s->shards[0].complete)
-                fw_build_shard_skeleton(b, 0);
+                fw_nl_shard_skeleton(b, 0);
         if (all)
-                fw_build_bridge_skeleton(b);
+                fw_nl_bridge_skeleton(b);
 }
 
 /* Our tables exist, are ours and complete. A damaged skeleton of ours is
@@ -380,11 +373,11 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
                 return -EEXIST;
         }
         fresh = !s->shards[0].exists && !s->bridge_exists;
-        sbuf_reset(&fw->cmd);
-        build_repair(fw, &fw->cmd);
-        if (fw->cmd.err)
-                return fw->cmd.err;
-        if ((r = nft_run(fw, fw->cmd.p, err, errlen)) < 0)
+        struct fw_nl *b = nl_begin(fw);
+        build_repair(fw, b);
+        r = nl_commit(fw, b, err, errlen);
+        fw->nl_seq = b->seq;
+        if (r < 0)
                 return r;
         if ((r = snap_reload(fw)) < 0)
                 return r;
@@ -723,9 +716,9 @@ static void build_gc(struct fw *fw, struct fw_nl *b)
         }
 }
 
-/* The batches of the request in fw->groups/ports, and its plan: the new
- * shards' skeletons as text in fw->cmd (empty when none), everything else
- * as one netlink batch in fw->nl. */
+/* The batch of the request in fw->groups/ports, and its plan: the new
+ * shards' skeletons first, then everything else, as one netlink batch in
+ * fw->nl (one transaction: a failure leaves no empty shard behind). */
 static int build_apply(struct fw *fw, char *err, size_t errlen)
 {
         struct fw_nl *b;
@@ -735,18 +728,15 @@ static int build_apply(struct fw *fw, char *err, size_t errlen)
         size_t n_elem = 0;
         int r;
 
-        sbuf_reset(&fw->cmd);
         if ((r = plan_shards(fw, err, errlen)) < 0)
                 return r;
         plan_deltas(fw);
         plan_group_writes(fw);
         plan_gc(fw, NULL);
+        b = nl_begin(fw);
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
                 if (plan->new_shard[k])
-                        fw_build_shard_skeleton(&fw->cmd, k);
-        if (fw->cmd.err)
-                return fw->cmd.err;
-        b = nl_begin(fw);
+                        fw_nl_shard_skeleton(b, k);
         for (size_t i = 0; i < plan->n_writes; i++) {
                 const struct fw_group_write *gw = &plan->writes[i];
                 const struct fw_group_req *gr = &fw->groups[gw->req];
@@ -858,10 +848,7 @@ static int apply_request(struct fw *fw, char *err, size_t errlen)
                         return r;
                 if ((r = build_apply(fw, err, errlen)) < 0)
                         return r;
-                /* new shard tables first: empty and complete, a later failure leaves them usable */
-                r = fw->cmd.len ? nft_run(fw, fw->cmd.p, err, errlen) : 0;
-                if (r == 0)
-                        r = nl_commit(fw, &fw->nl, err, errlen);
+                r = nl_commit(fw, &fw->nl, err, errlen);
                 fw->nl_seq = fw->nl.seq;
                 if (r == 0) {
                         if (snap_after_apply(fw) < 0)
@@ -1016,35 +1003,35 @@ static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
         return r;
 }
 
-/* The text part: for each table to rebuild, its removal when it still exists
- * (`add` first, so the delete cannot fail on a table that is gone) and its
- * skeleton. */
-static void build_restore_skeletons(struct sbuf *b, const struct fw_watch_commit *d, const bool *inet, bool bridge)
+/* The skeletons of the tables to rebuild: for each, when it may still
+ * exist, `add table` (so that the delete cannot fail on a table that is
+ * gone) and its delete, then its skeleton. */
+static void build_restore_skeletons(struct fw_nl *b, const struct fw_watch_commit *d, const bool *inet, bool bridge)
 {
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
-                char t[FW_TABLE_NAME_MAX];
                 if (!inet[k])
                         continue;
-                fw_shard_table(k, t);
                 if (d->inet[k] != FW_WATCH_DELETED) {
-                        sbuf_printf(b, "add table inet %s\n", t);
-                        fw_build_drop_shard(b, k);
+                        fw_nl_table_touch(b, false, k);
+                        fw_nl_drop_shard(b, k);
                 }
-                fw_build_shard_skeleton(b, k);
+                fw_nl_shard_skeleton(b, k);
         }
         if (bridge) {
                 if (d->bridge != FW_WATCH_DELETED) {
-                        sbuf_printf(b, "add table bridge %s\n", FW_TABLE);
-                        fw_build_drop_bridge(b);
+                        fw_nl_table_touch(b, true, 0);
+                        fw_nl_drop_bridge(b);
                 }
-                fw_build_bridge_skeleton(b);
+                fw_nl_bridge_skeleton(b);
         }
 }
 
-/* Rebuild the tables d names from the snapshot. 1 when something was
+/* Rebuild the tables d names from the snapshot, in one netlink batch (one
+ * transaction: skeletons, groups, ports, elements). 1 when something was
  * rebuilt, 0 when nothing needed it, or -errno (then the caller falls back to
- * re-reading the kernel and the rebuild-and-tell-the-core path). */
-static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_text_usec)
+ * re-reading the kernel and the rebuild-and-tell-the-core path).
+ * ret_build_usec: the time spent building the batch (the rest is the kernel's). */
+static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_build_usec)
 {
         struct fw_snap *s = &fw->snap;
         bool inet[FW_MAX_SHARDS] = { 0 }, bridge = false, any = false;
@@ -1091,21 +1078,14 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         if (!any)
                 return 0;
 
-        sbuf_reset(&fw->cmd);
-        build_restore_skeletons(&fw->cmd, d, inet, bridge);
-        if (fw->cmd.err)
-                return fw->cmd.err;
         uint64_t t0 = now_usec();
-        if ((r = nft_run(fw, fw->cmd.p, err, sizeof(err))) < 0)
-                return r;
-        *ret_text_usec = now_usec() - t0;
-
-        /* the ports and groups of the rebuilt tables, as one batch */
         ports = calloc(s->n_ports ? s->n_ports : 1, sizeof(*ports));
         shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*shards));
         if (!ports || !shards)
                 return -ENOMEM;
         struct fw_nl *b = nl_begin(fw);
+        build_restore_skeletons(b, d, inet, bridge);
+        /* then the ports and groups of the rebuilt tables */
         for (size_t i = 0; i < s->n_groups; i++)
                 if (inet[s->groups[i].shard])
                         fw_nl_group(b, s->groups[i].shard, s->groups[i].id, s->groups[i].rules, s->groups[i].n_rules,
@@ -1122,7 +1102,10 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                 }
         }
         fw_nl_elements(b, ports, shards, n);
-        r = nl_commit(fw, b, err, sizeof(err));
+        r = fw_nl_end(b);
+        *ret_build_usec = now_usec() - t0;
+        if (r == 0)
+                r = nl_commit(fw, b, err, sizeof(err));
         fw->nl_seq = b->seq;
         if (r < 0)
                 return r;
@@ -1159,7 +1142,7 @@ static void guard_run(struct fw *fw)
 {
         struct fw_watch_commit d = fw->damage;
         bool unknown = fw->damage_unknown;
-        uint64_t t0 = fw->damage_usec, t_start, text_usec = 0;
+        uint64_t t0 = fw->damage_usec, t_start, build_usec = 0;
         unsigned n_ports = 0;
         char err[256] = "";
         int r;
@@ -1209,7 +1192,7 @@ static void guard_run(struct fw *fw)
                 fw->damage_unknown = unknown;
                 return;
         }
-        r = restore(fw, &d, &n_ports, &text_usec);
+        r = restore(fw, &d, &n_ports, &build_usec);
         if (r == 0 || r == -EEXIST)
                 return; /* nothing to protect; or said why, and the next request re-reads and refuses */
         if (r < 0) {
@@ -1222,10 +1205,11 @@ static void guard_run(struct fw *fw)
         fw->restores++;
         uint64_t t_end = now_usec();
         log_warn("nftables: a change by %s (pid %u, generation %u) %s our tables; restored them with %u port(s) "
-                 "%llu us after it was seen (reading the news %llu us, skeletons %llu us, ports %llu us)",
+                 "%llu us after it was seen (reading the news %llu us, building the batch %llu us, the kernel's "
+                 "commit %llu us: %u messages, %zu bytes)",
                  d.proc[0] ? d.proc : "?", d.pid, d.gen, unknown ? "may have changed" : "changed", n_ports,
-                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0), (unsigned long long)text_usec,
-                 (unsigned long long)(t_end - t_start - text_usec));
+                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0), (unsigned long long)build_usec,
+                 (unsigned long long)(t_end - t_start - build_usec), fw->nl.n_msgs, fw->nl.len);
 }
 
 /* Between cores (waiting for one at --connect): the notifications only. */
@@ -1581,7 +1565,6 @@ static void fw_done(void *state)
         if (!fw)
                 return;
         fw_snap_free(&fw->snap);
-        sbuf_free(&fw->cmd);
         fw_nl_free(&fw->nl);
         if (fw->nl_fd >= 0)
                 close(fw->nl_fd);

@@ -43,6 +43,7 @@
 #include "secrule.h"
 
 #define FW_OWNER_MARK "nova-hypervisor v1" /* comment of the forward chain's dispatch rule */
+#define FW_QUARANTINE "quarantine" /* the bridge table's set and chain of ports closed during a restore (fw-nl.h) */
 #define FW_SHARD_PORTS 64   /* ports of one shard table at most */
 #define FW_MAX_SHARDS 256   /* shard indexes 0..255 */
 #define FW_TABLE_NAME_MAX 32 /* "nova_hypervisor_255" and its NUL, with room */

@@ -713,9 +713,13 @@ static void bridge_elems(struct elems *x, unsigned s, const struct fw_port *p, c
         }
 }
 
-void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+/* The dispatch elements (one message per shard, in the order of first use)
+ * and/or the anti-spoofing elements (one message per set) of n ports. */
+static void elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n,
+                     bool dispatch, bool bridge)
 {
         char t[FW_TABLE_NAME_MAX];
+        bool used[FW_MAX_SHARDS] = { false };
         struct elems x;
 
         for (size_t i = 0; i < n; i++) {
@@ -724,13 +728,10 @@ void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const u
                     !port_keys(b, ports[i], &pk))
                         return;
         }
-        /* the dispatch elements: one message per shard (in order of first use) */
-        for (size_t i = 0; i < n; i++) {
-                bool first = true;
-                for (size_t k = 0; k < i && first; k++)
-                        first = shards[k] != shards[i];
-                if (!first)
+        for (size_t i = 0; dispatch && i < n; i++) {
+                if (used[shards[i]])
                         continue;
+                used[shards[i]] = true;
                 fw_shard_table(shards[i], t);
                 elems_open(b, &x, NFPROTO_INET, t, "ports");
                 for (size_t k = i; k < n; k++) {
@@ -745,8 +746,7 @@ void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const u
                 }
                 elems_close(b, &x, NFT_MSG_NEWSETELEM);
         }
-        /* the anti-spoofing elements: one message per set */
-        for (unsigned s = 0; s < N_BRIDGE_SETS; s++) {
+        for (unsigned s = 0; bridge && s < N_BRIDGE_SETS; s++) {
                 elems_open(b, &x, NFPROTO_BRIDGE, FW_TABLE, bridge_sets[s]);
                 for (size_t i = 0; i < n; i++) {
                         struct port_keys pk;
@@ -755,6 +755,21 @@ void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const u
                 }
                 elems_close(b, &x, NFT_MSG_NEWSETELEM);
         }
+}
+
+void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+{
+        elements(b, ports, shards, n, true, true);
+}
+
+void fw_nl_dispatch_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+{
+        elements(b, ports, shards, n, true, false);
+}
+
+void fw_nl_bridge_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+{
+        elements(b, ports, shards, n, false, true);
 }
 
 void fw_nl_port_elements_delete(struct fw_nl *b, unsigned shard, const struct fw_port *p,
@@ -1237,6 +1252,73 @@ void fw_nl_table_touch(struct fw_nl *b, bool bridge, unsigned shard)
 }
 
 void fw_nl_drop_bridge(struct fw_nl *b) { table_msg(b, NFT_MSG_DELTABLE, NFPROTO_BRIDGE, FW_TABLE, NULL); }
+
+void fw_nl_quarantine(struct fw_nl *b, const struct fw_port *const *ports, size_t n)
+{
+        static const struct set_def q = { .name = FW_QUARANTINE, .key_type = DT_IFNAME, .key_len = IFNAME_MAX,
+                                          .key_order = BO_HOST };
+        uint32_t id;
+        struct elems x;
+        struct rule r;
+
+        for (size_t i = 0; i < n; i++)
+                if (!port_ok(b, ports[i], false, false))
+                        return;
+        id = set_msg(b, NFPROTO_BRIDGE, FW_TABLE, &q, 0);
+        elems_open(b, &x, NFPROTO_BRIDGE, FW_TABLE, FW_QUARANTINE);
+        if (x.s)
+                nftnl_set_set_u32(x.s, NFTNL_SET_ID, id);
+        for (size_t i = 0; i < n; i++) {
+                char tap[IFNAME_MAX];
+                struct key k;
+                if (port_dev_name("tap", ports[i]->uuid, tap) < 0) {
+                        fail(b, -EINVAL);
+                        break;
+                }
+                key_ifname(&k, tap);
+                elem(&x, &k, NULL);
+        }
+        elems_close(b, &x, NFT_MSG_NEWSETELEM);
+        fixed_chain(b, NFPROTO_BRIDGE, FW_TABLE, FW_QUARANTINE, true, BR_HOOK_FORWARD, BR_PRIO_FILTER - 100);
+        for (int i = 0; i < 2; i++) {
+                r = rule_new_family(b, NFPROTO_BRIDGE, FW_TABLE, FW_QUARANTINE);
+                e_meta(&r, i ? NFT_META_OIFNAME : NFT_META_IIFNAME);
+                e_lookup(&r, FW_QUARANTINE, id, false, false);
+                e_verdict(&r, NF_DROP, NULL);
+                rule_put(b, &r, NULL);
+        }
+}
+
+void fw_nl_quarantine_remove(struct fw_nl *b)
+{
+        struct nftnl_chain *c = b->err ? NULL : nftnl_chain_alloc();
+        struct nftnl_set *s = c ? nftnl_set_alloc() : NULL;
+        struct nlmsghdr *h;
+
+        if (!c || !s) {
+                fail(b, -ENOMEM);
+                goto out;
+        }
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_BRIDGE);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, FW_TABLE);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, FW_QUARANTINE);
+        if ((h = msg_start(b, NFT_MSG_DELCHAIN, NFPROTO_BRIDGE, 0, MSG_ROOM))) {
+                nftnl_chain_nlmsg_build_payload(h, c);
+                msg_done(b, h, MSG_ROOM);
+        }
+        nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_BRIDGE);
+        nftnl_set_set_str(s, NFTNL_SET_TABLE, FW_TABLE);
+        nftnl_set_set_str(s, NFTNL_SET_NAME, FW_QUARANTINE);
+        if ((h = msg_start(b, NFT_MSG_DELSET, NFPROTO_BRIDGE, 0, MSG_ROOM))) {
+                nftnl_set_nlmsg_build_payload(h, s);
+                msg_done(b, h, MSG_ROOM);
+        }
+out:
+        if (c)
+                nftnl_chain_free(c);
+        if (s)
+                nftnl_set_free(s);
+}
 
 /* ---- sending ---- */
 

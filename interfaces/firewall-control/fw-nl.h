@@ -55,6 +55,9 @@ void fw_nl_group_chain_remove(struct fw_nl *b, unsigned shard, const char *group
 void fw_nl_port_chain(struct fw_nl *b, unsigned shard, const struct fw_port *p, bool exists);
 void fw_nl_port_chain_remove(struct fw_nl *b, unsigned shard, const char *port_uuid);
 void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n);
+/* Its two halves: the shards' dispatch elements; the bridge table's anti-spoofing elements. */
+void fw_nl_dispatch_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n);
+void fw_nl_bridge_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n);
 void fw_nl_port_elements_delete(struct fw_nl *b, unsigned shard, const struct fw_port *p,
                                 const struct fw_elements *e);
 void fw_nl_drop_shard(struct fw_nl *b, unsigned shard);
@@ -68,6 +71,18 @@ void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard);
 void fw_nl_bridge_skeleton(struct fw_nl *b);
 void fw_nl_table_touch(struct fw_nl *b, bool bridge, unsigned shard);
 void fw_nl_drop_bridge(struct fw_nl *b);
+
+/* Fail closed while tables are restored: in the bridge table (which must
+ * exist, or be made earlier in the batch), the set FW_QUARANTINE of the
+ * ports' taps and a base chain of that name on the bridge forward hook,
+ * before the filter chains, that drops every frame from or to them. A
+ * restore commits this first (a few messages, whatever the number of ports),
+ * then the rest with fw_nl_quarantine_remove in the same batch as the
+ * rebuilt tables. Left behind (the second batch failed, the module died),
+ * it keeps those ports closed; the decoder then reads the bridge table as
+ * incomplete, and it is rebuilt. */
+void fw_nl_quarantine(struct fw_nl *b, const struct fw_port *const *ports, size_t n);
+void fw_nl_quarantine_remove(struct fw_nl *b);
 
 /* A NETLINK_NETFILTER socket for batches, or -errno. */
 int fw_nl_socket(void);
