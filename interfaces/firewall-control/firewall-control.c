@@ -1003,41 +1003,25 @@ static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
         return r;
 }
 
-/* The skeletons of the tables to rebuild: for each, when it may still
- * exist, `add table` (so that the delete cannot fail on a table that is
- * gone) and its delete, then its skeleton. */
-static void build_restore_skeletons(struct fw_nl *b, const struct fw_watch_commit *d, const bool *inet, bool bridge)
-{
-        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
-                if (!inet[k])
-                        continue;
-                if (d->inet[k] != FW_WATCH_DELETED) {
-                        fw_nl_table_touch(b, false, k);
-                        fw_nl_drop_shard(b, k);
-                }
-                fw_nl_shard_skeleton(b, k);
-        }
-        if (bridge) {
-                if (d->bridge != FW_WATCH_DELETED) {
-                        fw_nl_table_touch(b, true, 0);
-                        fw_nl_drop_bridge(b);
-                }
-                fw_nl_bridge_skeleton(b);
-        }
-}
-
-/* Rebuild the tables d names from the snapshot, in one netlink batch (one
- * transaction: skeletons, groups, ports, elements). 1 when something was
- * rebuilt, 0 when nothing needed it, or -errno (then the caller falls back to
- * re-reading the kernel and the rebuild-and-tell-the-core path).
- * ret_build_usec: the time spent building the batch (the rest is the kernel's). */
-static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_build_usec)
+/* Rebuild the tables d names from the snapshot, in two netlink batches:
+ * first what closes the affected ports (the bridge table if it is rebuilt,
+ * and a quarantine of the ports of the shards to rebuild: a few messages
+ * whatever their number), then the shards with their groups and ports and
+ * the quarantine's removal, in one transaction. A table that may still exist
+ * is named by `add table` first, so that its delete cannot fail on a table
+ * that is gone. 1 when something was rebuilt, 0 when nothing needed it, or
+ * -errno (then the caller falls back to re-reading the kernel and the
+ * rebuild-and-tell-the-core path; a quarantine left behind keeps its ports
+ * closed and makes the bridge table read as incomplete).
+ * ret_closed_usec: from the start until the first batch was committed. */
+static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_closed_usec)
 {
         struct fw_snap *s = &fw->snap;
         bool inet[FW_MAX_SHARDS] = { 0 }, bridge = false, any = false;
         _cleanup_free_ const struct fw_port **ports = NULL;
         _cleanup_free_ unsigned *shards = NULL;
-        size_t n = 0;
+        size_t n = 0, n_closed = 0;
+        bool any_inet = false;
         char err[256];
         int r;
 
@@ -1061,7 +1045,7 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                         fw->snap_valid = false;
                         return -EEXIST;
                 }
-                inet[k] = any = true;
+                inet[k] = any = any_inet = true;
         }
         if (d->bridge == FW_WATCH_RECREATED) {
                 log_err("nftables table bridge " FW_TABLE " was deleted and created again by %s (pid %u): it is not "
@@ -1083,32 +1067,80 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*shards));
         if (!ports || !shards)
                 return -ENOMEM;
-        struct fw_nl *b = nl_begin(fw);
-        build_restore_skeletons(b, d, inet, bridge);
-        /* then the ports and groups of the rebuilt tables */
-        for (size_t i = 0; i < s->n_groups; i++)
-                if (inet[s->groups[i].shard])
-                        fw_nl_group(b, s->groups[i].shard, s->groups[i].id, s->groups[i].rules, s->groups[i].n_rules,
-                                    false);
-        for (size_t i = 0; i < s->n_ports; i++) {
-                const struct fw_snap_port *sp = &s->ports[i];
-                if (inet[sp->shard])
-                        fw_nl_port_chain(b, sp->shard, &sp->port, false);
-                /* elements: the rebuilt shard's dispatch, the bridge's anti-spoofing (a
-                 * re-added element that exists is left as it is) */
-                if (inet[sp->shard] || bridge) {
-                        ports[n] = &sp->port;
-                        shards[n++] = sp->shard;
+        /* The ports of the rebuilt shards first (they are closed first), then
+         * the others (only their anti-spoofing elements, when the bridge
+         * table is rebuilt). */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < s->n_ports; i++) {
+                        const struct fw_snap_port *sp = &s->ports[i];
+                        if (pass == 0 ? inet[sp->shard] : !inet[sp->shard] && bridge) {
+                                ports[n] = &sp->port;
+                                shards[n++] = sp->shard;
+                                n_closed += pass == 0;
+                        }
                 }
+
+        /* 1: fail closed. The bridge table when it is rebuilt, and the
+         * quarantine of the ports whose shards are rebuilt: a few messages and
+         * one element per port, so the window in which they are open ends as
+         * soon as the kernel commits them. */
+        struct fw_nl *b = nl_begin(fw);
+        if (bridge) {
+                if (d->bridge != FW_WATCH_DELETED) {
+                        fw_nl_table_touch(b, true, 0);
+                        fw_nl_drop_bridge(b);
+                }
+                fw_nl_bridge_skeleton(b);
+                /* the anti-spoofing elements of the ports left open; those of the
+                 * quarantined ones can wait for the second batch */
+                fw_nl_bridge_elements(b, ports + n_closed, shards + n_closed, n - n_closed);
         }
-        fw_nl_elements(b, ports, shards, n);
+        if (n_closed)
+                fw_nl_quarantine(b, ports, n_closed);
         r = fw_nl_end(b);
-        *ret_build_usec = now_usec() - t0;
         if (r == 0)
                 r = nl_commit(fw, b, err, sizeof(err));
         fw->nl_seq = b->seq;
         if (r < 0)
                 return r;
+        *ret_closed_usec = now_usec() - t0;
+        if (bridge) {
+                s->bridge_exists = s->bridge_ours = s->bridge_complete = true;
+                s->orphan_elements = 0;
+        }
+
+        /* 2: the rebuilt shards (skeletons, groups, port chains, dispatch
+         * elements), the anti-spoofing elements of a rebuilt bridge table, and
+         * the end of the quarantine, in one transaction */
+        if (n_closed || any_inet) {
+                b = nl_begin(fw);
+                for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                        if (!inet[k])
+                                continue;
+                        if (d->inet[k] != FW_WATCH_DELETED) {
+                                fw_nl_table_touch(b, false, k);
+                                fw_nl_drop_shard(b, k);
+                        }
+                        fw_nl_shard_skeleton(b, k);
+                }
+                for (size_t i = 0; i < s->n_groups; i++)
+                        if (inet[s->groups[i].shard])
+                                fw_nl_group(b, s->groups[i].shard, s->groups[i].id, s->groups[i].rules,
+                                            s->groups[i].n_rules, false);
+                for (size_t i = 0; i < n_closed; i++)
+                        fw_nl_port_chain(b, shards[i], ports[i], false);
+                fw_nl_dispatch_elements(b, ports, shards, n_closed);
+                if (bridge)
+                        fw_nl_bridge_elements(b, ports, shards, n_closed);
+                if (n_closed)
+                        fw_nl_quarantine_remove(b);
+                r = fw_nl_end(b);
+                if (r == 0)
+                        r = nl_commit(fw, b, err, sizeof(err));
+                fw->nl_seq = b->seq;
+                if (r < 0) /* the quarantine stays: those ports remain closed until the repair */
+                        return r;
+        }
 
         /* the snapshot is what was written */
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
@@ -1129,10 +1161,6 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                 if (inet[sp->shard] || bridge)
                         sp->has_tap = sp->has_mac = sp->has_guard = sp->has_ll = true;
         }
-        if (bridge) {
-                s->bridge_exists = s->bridge_ours = s->bridge_complete = true;
-                s->orphan_elements = 0;
-        }
         *ret_ports = (unsigned)n;
         return 1;
 }
@@ -1142,7 +1170,7 @@ static void guard_run(struct fw *fw)
 {
         struct fw_watch_commit d = fw->damage;
         bool unknown = fw->damage_unknown;
-        uint64_t t0 = fw->damage_usec, t_start, build_usec = 0;
+        uint64_t t0 = fw->damage_usec, t_start, closed_usec = 0;
         unsigned n_ports = 0;
         char err[256] = "";
         int r;
@@ -1192,7 +1220,7 @@ static void guard_run(struct fw *fw)
                 fw->damage_unknown = unknown;
                 return;
         }
-        r = restore(fw, &d, &n_ports, &build_usec);
+        r = restore(fw, &d, &n_ports, &closed_usec);
         if (r == 0 || r == -EEXIST)
                 return; /* nothing to protect; or said why, and the next request re-reads and refuses */
         if (r < 0) {
@@ -1205,11 +1233,12 @@ static void guard_run(struct fw *fw)
         fw->restores++;
         uint64_t t_end = now_usec();
         log_warn("nftables: a change by %s (pid %u, generation %u) %s our tables; restored them with %u port(s) "
-                 "%llu us after it was seen (reading the news %llu us, building the batch %llu us, the kernel's "
-                 "commit %llu us: %u messages, %zu bytes)",
+                 "%llu us after it was seen (reading the news %llu us; the ports closed after %llu us, then the "
+                 "tables in %llu us: %u messages, %zu bytes)",
                  d.proc[0] ? d.proc : "?", d.pid, d.gen, unknown ? "may have changed" : "changed", n_ports,
-                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0), (unsigned long long)build_usec,
-                 (unsigned long long)(t_end - t_start - build_usec), fw->nl.n_msgs, fw->nl.len);
+                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0),
+                 (unsigned long long)(t_start - t0 + closed_usec), (unsigned long long)(t_end - t_start - closed_usec),
+                 fw->nl.n_msgs, fw->nl.len);
 }
 
 /* Between cores (waiting for one at --connect): the notifications only. */

@@ -1665,6 +1665,13 @@ START_TEST(test_tamper_skeleton)
                 ck_assert_msg(!fw_snap_ready(&S) && !S.shards[1].complete && S.shards[1].ours && S.shards[0].complete,
                               "foreign rule in shard 1's %s not seen", fixed_chains[i]);
         }
+        /* a chain the skeleton does not have in the bridge table (a restore's
+         * quarantine left behind): not complete, so it is rebuilt */
+        EDITED(json_object_array_add(doc_items(bridge), json_tokener_parse(
+                       "{\"chain\":{\"family\":\"bridge\",\"table\":\"nova_hypervisor\",\"name\":\"" FW_QUARANTINE
+                       "\",\"handle\":998,\"type\":\"filter\",\"hook\":\"forward\",\"prio\":-300,"
+                       "\"policy\":\"accept\"}}")));
+        ck_assert(!fw_snap_ready(&S) && S.bridge_ours && !S.bridge_complete && S.shards[0].complete);
         /* a map named like a set, or a set in the other table, does not count */
         EDITED(json_object_object_add(json_object_array_get_idx(doc_items(inet), 3), "set",
                                       json_object_get(json_object_object_get(json_object_array_get_idx(doc_items(inet), 3), "map")));
