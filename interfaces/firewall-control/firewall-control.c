@@ -1007,9 +1007,11 @@ static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
  * first what closes the affected ports (the bridge table if it is rebuilt,
  * and a quarantine of the ports of the shards to rebuild: a few messages
  * whatever their number), then the shards with their groups and ports and
- * the quarantine's removal, in one transaction. A table that may still exist
- * is named by `add table` first, so that its delete cannot fail on a table
- * that is gone. 1 when something was rebuilt, 0 when nothing needed it, or
+ * the quarantine's removal, in one transaction. Each table to rebuild is
+ * named by `add table`, deleted and made again, whether the news said it was
+ * deleted or changed: the news may be stale (this restore's own retry, or a
+ * notification read after we restored), and appending a skeleton's rules to
+ * a table that exists would duplicate them. 1 when something was rebuilt, 0 when nothing needed it, or
  * -errno (then the caller falls back to re-reading the kernel and the
  * rebuild-and-tell-the-core path; a quarantine left behind keeps its ports
  * closed and makes the bridge table read as incomplete).
@@ -1086,10 +1088,8 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
          * soon as the kernel commits them. */
         struct fw_nl *b = nl_begin(fw);
         if (bridge) {
-                if (d->bridge != FW_WATCH_DELETED) {
-                        fw_nl_table_touch(b, true, 0);
-                        fw_nl_drop_bridge(b);
-                }
+                fw_nl_table_touch(b, true, 0);
+                fw_nl_drop_bridge(b);
                 fw_nl_bridge_skeleton(b);
                 /* the anti-spoofing elements of the ports left open; those of the
                  * quarantined ones can wait for the second batch */
@@ -1117,10 +1117,8 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                 for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
                         if (!inet[k])
                                 continue;
-                        if (d->inet[k] != FW_WATCH_DELETED) {
-                                fw_nl_table_touch(b, false, k);
-                                fw_nl_drop_shard(b, k);
-                        }
+                        fw_nl_table_touch(b, false, k);
+                        fw_nl_drop_shard(b, k);
                         fw_nl_shard_skeleton(b, k);
                 }
                 for (size_t i = 0; i < s->n_groups; i++)
@@ -1221,6 +1219,23 @@ static void guard_run(struct fw *fw)
                 return;
         }
         r = restore(fw, &d, &n_ports, &closed_usec);
+        /* A restore is two commits, and what d says may be stale by the time
+         * they run: another change can land before or between them (Debian's
+         * nftables.service reload is `nft -f` of a file that starts with
+         * `flush ruleset`, run right after its stop's flush), and a batch that
+         * names a table that is gone is refused whole. The snapshot still says
+         * what we want: read which of our tables exist now and restore again
+         * (re-reading the snapshot instead would lose every port until the
+         * core's sync re-applies them). */
+        for (int again = 0; r < 0 && r != -EEXIST && again < 3; again++) {
+                struct fw_watch_commit now = { 0 };
+                log_warn("restoring our nftables tables failed (%s): they changed meanwhile? reading which exist, "
+                         "restoring again", strerror(-r));
+                if (damage_from_kernel(fw, &now) < 0)
+                        break;
+                d = now;
+                r = restore(fw, &d, &n_ports, &closed_usec);
+        }
         if (r == 0 || r == -EEXIST)
                 return; /* nothing to protect; or said why, and the next request re-reads and refuses */
         if (r < 0) {

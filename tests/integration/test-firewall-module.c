@@ -1071,6 +1071,31 @@ START_TEST(test_nftables_service_restart_with_debian_defaults)
 }
 END_TEST
 
+/* Changes that land while a restore runs: a restore commits twice (the
+ * ports closed, then the tables), and another `nft flush ruleset` between or
+ * before those commits makes the second one name tables that are gone. The
+ * module must restore again from what it wrote, not fall back to an empty
+ * table (its ports lost until the core's sync). Flushes in quick pairs, as
+ * Debian's nftables.service does on a restart (stop: flush; start: a file
+ * that begins with flush). */
+START_TEST(test_flushes_during_a_restore)
+{
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        for (unsigned i = 0; i < 3 * FW_MAX_BATCH; i += FW_MAX_BATCH)
+                ck_assert_msg(apply_many(GROUP_B, group_b, ARRAY_SIZE(group_b), i, FW_MAX_BATCH, NULL, NULL, NULL) == 0,
+                              "%s", reply_error());
+        _cleanup_free_ char *want = our_tables_text();
+        for (int round = 0; round < 4; round++) {
+                ck_assert_int_eq(sh("nft flush ruleset; sleep 0.0%d; nft flush ruleset", 1 + round * 2), 0);
+                long ms = wait_tables(want, 10000);
+                ck_assert_msg(ms >= 0, "round %d: our tables did not come back (see %s)", round, m.log);
+                sleep_ms(2100); /* the guard pauses after 10 restores within 2 s */
+        }
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+}
+END_TEST
+
 /* Run python3 code in ns, in the background; its pid. */
 static pid_t python_in_ns(const char *ns, const char *code)
 {
@@ -1298,6 +1323,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_foreign_changes_are_restored);
         tcase_add_test(tc, test_nftables_service_restart_with_debian_defaults);
         tcase_add_test(tc, test_flush_window_under_100ms);
+        tcase_add_test(tc, test_flushes_during_a_restore);
         tcase_add_test(tc, test_guard_while_waiting_for_core);
         tcase_add_test(tc, test_portless_tables_not_restored);
         tcase_add_test(tc, test_guard_gives_up_a_fight);
