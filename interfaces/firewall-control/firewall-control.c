@@ -158,27 +158,34 @@ static int nl_commit(struct fw *fw, struct fw_nl *b, char *err, size_t errlen)
         return r;
 }
 
-/* JSON listing of one of our tables; "" when it does not exist. */
+/* JSON listing of one of our tables; "" when it does not exist. A context
+ * of its own, freed before the listing is decoded: libnftables keeps the
+ * table's objects in its cache (several MB for a shard of 64 ports with a
+ * group each) until its next command, which would sit beside the decoder's
+ * JSON tree at the module's peak. */
 static int nft_list(struct fw *fw, const char *family, const char *table, char **ret)
 {
+        struct nft_ctx *ctx = nft_open();
         char cmd[64];
         const char *out;
         int r;
 
+        (void)fw;
+        if (!ctx)
+                return -ENOMEM;
         (void)snprintf(cmd, sizeof(cmd), "list table %s %s", family, table);
-        nft_ctx_output_set_flags(fw->nft, NFT_CTX_OUTPUT_JSON);
-        r = nft_run_cmd_from_buffer(fw->nft, cmd);
-        nft_ctx_output_set_flags(fw->nft, 0);
-        out = nft_ctx_get_output_buffer(fw->nft);
+        nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
+        r = nft_run_cmd_from_buffer(ctx, cmd);
+        out = nft_ctx_get_output_buffer(ctx);
         if (r != 0) {
-                const char *e = nft_ctx_get_error_buffer(fw->nft);
-                if (e && strstr(e, "No such file or directory")) {
-                        *ret = strdup("");
-                        return *ret ? 0 : -ENOMEM;
-                }
-                return -EIO;
+                const char *e = nft_ctx_get_error_buffer(ctx);
+                r = e && strstr(e, "No such file or directory") ? 0 : -EIO;
+                out = "";
         }
-        *ret = strdup(out ? out : "");
+        *ret = r == 0 ? strdup(out ? out : "") : NULL;
+        nft_ctx_free(ctx);
+        if (r < 0)
+                return r;
         return *ret ? 0 : -ENOMEM;
 }
 
