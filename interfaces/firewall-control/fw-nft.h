@@ -18,7 +18,8 @@
  *     sets taps, vm_mac (tap . mac), vm_ip4 (tap . ip), vm_ip6 (tap . ip6), guard (qvb . mac)
  *     chain prerouting: iifname @taps jump from_vm; iifname . ether saddr @guard drop
  *     chain from_vm: VLAN-tagged drop; source MAC/IP/ARP checks against the sets, RA and DHCP-server drop
- *     chain forward (hook forward): oifname @taps: VLAN-tagged (802.1Q, 802.1ad) drop; not IPv4/IPv6/ARP drop
+ *     chain forward (hook forward): oifname @taps: VLAN-tagged (802.1Q, 802.1ad) drop; not IPv4/IPv6/ARP drop;
+ *                        tap* <-> qvb* with the tap not in @taps drop (fail closed: no rules, no frames)
  *     during a restore only: set quarantine (taps), chain quarantine (hook forward, before
  *                        the filter chains): iifname/oifname @quarantine drop (fw-nl.h)
  *

@@ -1238,6 +1238,19 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
                 e_verdict(&r, NF_DROP, NULL);
                 rule_put(b, &r, NULL);
         }
+        /* fail closed: tap* <-> qvb* across a port bridge, the tap without rules */
+        for (int i = 0; i < 2; i++) {
+                static const char tap[3] = { 't', 'a', 'p' }, qvb[3] = { 'q', 'v', 'b' };
+                BR("forward");
+                e_meta(&r, NFT_META_IIFNAME);
+                e_cmp(&r, NFT_CMP_EQ, i ? qvb : tap, 3);
+                e_meta(&r, NFT_META_OIFNAME);
+                e_cmp(&r, NFT_CMP_EQ, i ? tap : qvb, 3);
+                e_meta(&r, i ? NFT_META_OIFNAME : NFT_META_IIFNAME);
+                e_lookup(&r, "taps", taps_id, false, true);
+                e_verdict(&r, NF_DROP, NULL);
+                rule_put(b, &r, NULL);
+        }
 #undef BR
 }
 

@@ -218,12 +218,15 @@ START_TEST(test_skeleton)
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "forward"), 1);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "prerouting"), 2);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "from_vm"), 14);
-        ck_assert_uint_eq(fw_fixed_chain_rules(false, "forward"), 2);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "forward"), 4);
+        /* fail closed: a port bridge whose tap has no rules passes nothing, either way */
+        ck_assert_ptr_nonnull(strstr(b.p, "iifname \"tap*\" oifname \"qvb*\" iifname != @taps drop; "
+                                          "iifname \"qvb*\" oifname \"tap*\" oifname != @taps drop; }\n"));
         /* an instance port is not a trunk: tagged frames dropped both ways */
         ck_assert_ptr_nonnull(strstr(b.p, "add chain " B " from_vm { ether type { 8021q, 8021ad } drop; "));
         ck_assert_ptr_nonnull(strstr(b.p, "add chain " B " forward { type filter hook forward priority filter; "
                                           "policy accept; oifname @taps ether type { 8021q, 8021ad } drop; "
-                                          "oifname @taps ether type != { ip, ip6, arp } drop; }\n"));
+                                          "oifname @taps ether type != { ip, ip6, arp } drop; "));
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "from_vm"), 0);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "port-" P1), 0);
         sbuf_free(&b);
