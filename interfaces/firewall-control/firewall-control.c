@@ -10,8 +10,9 @@
  * libnftnl netlink batch (fw-nl.c: nothing read from the kernel first),
  * existing chains are flushed and written again, set elements are only
  * touched when the port's MAC or addresses change, and a group's chains are
- * rewritten in another shard only when they differ. Skeletons, repairs and
- * listings go through libnftables. */
+ * rewritten in another shard only when they differ. Skeletons and repairs
+ * are netlink batches too (a new shard goes in the batch of its first ports;
+ * a restore is one batch); libnftables only reads (listings) and purges. */
 #include "fw-nft.h"
 #include "fw-nl.h"
 #include "fw-protocol.h"
@@ -67,8 +68,7 @@ struct fw {
         struct nft_ctx *nft;
         struct fw_snap snap;
         bool snap_valid;
-        struct sbuf cmd;                 /* text batches: skeletons, repairs */
-        struct fw_nl nl;                 /* netlink batches: ports and groups */
+        struct fw_nl nl;                 /* netlink batches: every change (skeletons, repairs, ports, groups) */
         int nl_fd;                       /* their socket (-1: not open yet) */
         /* one request's decoded groups and ports (static size: no allocation per call) */
         struct fw_group_req groups[FW_MAX_BATCH_GROUPS];
@@ -158,27 +158,34 @@ static int nl_commit(struct fw *fw, struct fw_nl *b, char *err, size_t errlen)
         return r;
 }
 
-/* JSON listing of one of our tables; "" when it does not exist. */
+/* JSON listing of one of our tables; "" when it does not exist. A context
+ * of its own, freed before the listing is decoded: libnftables keeps the
+ * table's objects in its cache (several MB for a shard of 64 ports with a
+ * group each) until its next command, which would sit beside the decoder's
+ * JSON tree at the module's peak. */
 static int nft_list(struct fw *fw, const char *family, const char *table, char **ret)
 {
+        struct nft_ctx *ctx = nft_open();
         char cmd[64];
         const char *out;
         int r;
 
+        (void)fw;
+        if (!ctx)
+                return -ENOMEM;
         (void)snprintf(cmd, sizeof(cmd), "list table %s %s", family, table);
-        nft_ctx_output_set_flags(fw->nft, NFT_CTX_OUTPUT_JSON);
-        r = nft_run_cmd_from_buffer(fw->nft, cmd);
-        nft_ctx_output_set_flags(fw->nft, 0);
-        out = nft_ctx_get_output_buffer(fw->nft);
+        nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
+        r = nft_run_cmd_from_buffer(ctx, cmd);
+        out = nft_ctx_get_output_buffer(ctx);
         if (r != 0) {
-                const char *e = nft_ctx_get_error_buffer(fw->nft);
-                if (e && strstr(e, "No such file or directory")) {
-                        *ret = strdup("");
-                        return *ret ? 0 : -ENOMEM;
-                }
-                return -EIO;
+                const char *e = nft_ctx_get_error_buffer(ctx);
+                r = e && strstr(e, "No such file or directory") ? 0 : -EIO;
+                out = "";
         }
-        *ret = strdup(out ? out : "");
+        *ret = r == 0 ? strdup(out ? out : "") : NULL;
+        nft_ctx_free(ctx);
+        if (r < 0)
+                return r;
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -301,13 +308,6 @@ static struct fw_elements old_elements(const struct fw_snap_port *sp)
                                      .guard = sp->has_guard, .ll = sp->has_ll };
 }
 
-static void build_old_elements_delete(struct sbuf *b, const struct fw_snap_port *sp)
-{
-        const struct fw_elements e = old_elements(sp);
-
-        fw_build_port_elements_delete(b, sp->shard, &sp->port, &e);
-}
-
 static void nl_old_elements_delete(struct fw_nl *b, const struct fw_snap_port *sp)
 {
         const struct fw_elements e = old_elements(sp);
@@ -326,7 +326,7 @@ static struct fw_nl *nl_begin(struct fw *fw)
  * takes everything of ours with it (every port's anti-spoofing is gone);
  * else each damaged shard of ours is dropped with its ports' bridge elements,
  * and shard 0 is made again. Foreign tables are never named. */
-static void build_repair(struct fw *fw, struct sbuf *b)
+static void build_repair(struct fw *fw, struct fw_nl *b)
 {
         const struct fw_snap *s = &fw->snap;
         bool all = !s->bridge_complete;
@@ -338,17 +338,17 @@ static void build_repair(struct fw *fw, struct sbuf *b)
                 log_warn("nftables table inet %s%s%u is damaged: rebuilding it", FW_TABLE, k ? "_" : "", k);
                 for (size_t i = 0; !all && i < s->n_ports; i++)
                         if (s->ports[i].shard == k)
-                                build_old_elements_delete(b, &s->ports[i]);
-                fw_build_drop_shard(b, k);
+                                nl_old_elements_delete(b, &s->ports[i]);
+                fw_nl_drop_shard(b, k);
         }
         if (all && s->bridge_exists) {
                 log_warn("nftables table bridge %s is damaged: rebuilding every table", FW_TABLE);
-                fw_build_drop_bridge(b);
+                fw_nl_drop_bridge(b);
         }
         if (all || !s->shards[0].complete)
-                fw_build_shard_skeleton(b, 0);
+                fw_nl_shard_skeleton(b, 0);
         if (all)
-                fw_build_bridge_skeleton(b);
+                fw_nl_bridge_skeleton(b);
 }
 
 /* Our tables exist, are ours and complete. A damaged skeleton of ours is
@@ -380,11 +380,11 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
                 return -EEXIST;
         }
         fresh = !s->shards[0].exists && !s->bridge_exists;
-        sbuf_reset(&fw->cmd);
-        build_repair(fw, &fw->cmd);
-        if (fw->cmd.err)
-                return fw->cmd.err;
-        if ((r = nft_run(fw, fw->cmd.p, err, errlen)) < 0)
+        struct fw_nl *b = nl_begin(fw);
+        build_repair(fw, b);
+        r = nl_commit(fw, b, err, errlen);
+        fw->nl_seq = b->seq;
+        if (r < 0)
                 return r;
         if ((r = snap_reload(fw)) < 0)
                 return r;
@@ -723,9 +723,9 @@ static void build_gc(struct fw *fw, struct fw_nl *b)
         }
 }
 
-/* The batches of the request in fw->groups/ports, and its plan: the new
- * shards' skeletons as text in fw->cmd (empty when none), everything else
- * as one netlink batch in fw->nl. */
+/* The batch of the request in fw->groups/ports, and its plan: the new
+ * shards' skeletons first, then everything else, as one netlink batch in
+ * fw->nl (one transaction: a failure leaves no empty shard behind). */
 static int build_apply(struct fw *fw, char *err, size_t errlen)
 {
         struct fw_nl *b;
@@ -735,18 +735,15 @@ static int build_apply(struct fw *fw, char *err, size_t errlen)
         size_t n_elem = 0;
         int r;
 
-        sbuf_reset(&fw->cmd);
         if ((r = plan_shards(fw, err, errlen)) < 0)
                 return r;
         plan_deltas(fw);
         plan_group_writes(fw);
         plan_gc(fw, NULL);
+        b = nl_begin(fw);
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
                 if (plan->new_shard[k])
-                        fw_build_shard_skeleton(&fw->cmd, k);
-        if (fw->cmd.err)
-                return fw->cmd.err;
-        b = nl_begin(fw);
+                        fw_nl_shard_skeleton(b, k);
         for (size_t i = 0; i < plan->n_writes; i++) {
                 const struct fw_group_write *gw = &plan->writes[i];
                 const struct fw_group_req *gr = &fw->groups[gw->req];
@@ -858,10 +855,7 @@ static int apply_request(struct fw *fw, char *err, size_t errlen)
                         return r;
                 if ((r = build_apply(fw, err, errlen)) < 0)
                         return r;
-                /* new shard tables first: empty and complete, a later failure leaves them usable */
-                r = fw->cmd.len ? nft_run(fw, fw->cmd.p, err, errlen) : 0;
-                if (r == 0)
-                        r = nl_commit(fw, &fw->nl, err, errlen);
+                r = nl_commit(fw, &fw->nl, err, errlen);
                 fw->nl_seq = fw->nl.seq;
                 if (r == 0) {
                         if (snap_after_apply(fw) < 0)
@@ -1016,41 +1010,27 @@ static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
         return r;
 }
 
-/* The text part: for each table to rebuild, its removal when it still exists
- * (`add` first, so the delete cannot fail on a table that is gone) and its
- * skeleton. */
-static void build_restore_skeletons(struct sbuf *b, const struct fw_watch_commit *d, const bool *inet, bool bridge)
-{
-        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
-                char t[FW_TABLE_NAME_MAX];
-                if (!inet[k])
-                        continue;
-                fw_shard_table(k, t);
-                if (d->inet[k] != FW_WATCH_DELETED) {
-                        sbuf_printf(b, "add table inet %s\n", t);
-                        fw_build_drop_shard(b, k);
-                }
-                fw_build_shard_skeleton(b, k);
-        }
-        if (bridge) {
-                if (d->bridge != FW_WATCH_DELETED) {
-                        sbuf_printf(b, "add table bridge %s\n", FW_TABLE);
-                        fw_build_drop_bridge(b);
-                }
-                fw_build_bridge_skeleton(b);
-        }
-}
-
-/* Rebuild the tables d names from the snapshot. 1 when something was
- * rebuilt, 0 when nothing needed it, or -errno (then the caller falls back to
- * re-reading the kernel and the rebuild-and-tell-the-core path). */
-static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_text_usec)
+/* Rebuild the tables d names from the snapshot, in two netlink batches:
+ * first what closes the affected ports (the bridge table if it is rebuilt,
+ * and a quarantine of the ports of the shards to rebuild: a few messages
+ * whatever their number), then the shards with their groups and ports and
+ * the quarantine's removal, in one transaction. Each table to rebuild is
+ * named by `add table`, deleted and made again, whether the news said it was
+ * deleted or changed: the news may be stale (this restore's own retry, or a
+ * notification read after we restored), and appending a skeleton's rules to
+ * a table that exists would duplicate them. 1 when something was rebuilt, 0 when nothing needed it, or
+ * -errno (then the caller falls back to re-reading the kernel and the
+ * rebuild-and-tell-the-core path; a quarantine left behind keeps its ports
+ * closed and makes the bridge table read as incomplete).
+ * ret_closed_usec: from the start until the first batch was committed. */
+static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_closed_usec)
 {
         struct fw_snap *s = &fw->snap;
         bool inet[FW_MAX_SHARDS] = { 0 }, bridge = false, any = false;
         _cleanup_free_ const struct fw_port **ports = NULL;
         _cleanup_free_ unsigned *shards = NULL;
-        size_t n = 0;
+        size_t n = 0, n_closed = 0;
+        bool any_inet = false;
         char err[256];
         int r;
 
@@ -1074,7 +1054,7 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                         fw->snap_valid = false;
                         return -EEXIST;
                 }
-                inet[k] = any = true;
+                inet[k] = any = any_inet = true;
         }
         if (d->bridge == FW_WATCH_RECREATED) {
                 log_err("nftables table bridge " FW_TABLE " was deleted and created again by %s (pid %u): it is not "
@@ -1091,41 +1071,81 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         if (!any)
                 return 0;
 
-        sbuf_reset(&fw->cmd);
-        build_restore_skeletons(&fw->cmd, d, inet, bridge);
-        if (fw->cmd.err)
-                return fw->cmd.err;
         uint64_t t0 = now_usec();
-        if ((r = nft_run(fw, fw->cmd.p, err, sizeof(err))) < 0)
-                return r;
-        *ret_text_usec = now_usec() - t0;
-
-        /* the ports and groups of the rebuilt tables, as one batch */
         ports = calloc(s->n_ports ? s->n_ports : 1, sizeof(*ports));
         shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*shards));
         if (!ports || !shards)
                 return -ENOMEM;
-        struct fw_nl *b = nl_begin(fw);
-        for (size_t i = 0; i < s->n_groups; i++)
-                if (inet[s->groups[i].shard])
-                        fw_nl_group(b, s->groups[i].shard, s->groups[i].id, s->groups[i].rules, s->groups[i].n_rules,
-                                    false);
-        for (size_t i = 0; i < s->n_ports; i++) {
-                const struct fw_snap_port *sp = &s->ports[i];
-                if (inet[sp->shard])
-                        fw_nl_port_chain(b, sp->shard, &sp->port, false);
-                /* elements: the rebuilt shard's dispatch, the bridge's anti-spoofing (a
-                 * re-added element that exists is left as it is) */
-                if (inet[sp->shard] || bridge) {
-                        ports[n] = &sp->port;
-                        shards[n++] = sp->shard;
+        /* The ports of the rebuilt shards first (they are closed first), then
+         * the others (only their anti-spoofing elements, when the bridge
+         * table is rebuilt). */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < s->n_ports; i++) {
+                        const struct fw_snap_port *sp = &s->ports[i];
+                        if (pass == 0 ? inet[sp->shard] : !inet[sp->shard] && bridge) {
+                                ports[n] = &sp->port;
+                                shards[n++] = sp->shard;
+                                n_closed += pass == 0;
+                        }
                 }
+
+        /* 1: fail closed. The bridge table when it is rebuilt, and the
+         * quarantine of the ports whose shards are rebuilt: a few messages and
+         * one element per port, so the window in which they are open ends as
+         * soon as the kernel commits them. */
+        struct fw_nl *b = nl_begin(fw);
+        if (bridge) {
+                fw_nl_table_touch(b, true, 0);
+                fw_nl_drop_bridge(b);
+                fw_nl_bridge_skeleton(b);
+                /* the anti-spoofing elements of the ports left open; those of the
+                 * quarantined ones can wait for the second batch */
+                fw_nl_bridge_elements(b, ports + n_closed, shards + n_closed, n - n_closed);
         }
-        fw_nl_elements(b, ports, shards, n);
-        r = nl_commit(fw, b, err, sizeof(err));
+        if (n_closed)
+                fw_nl_quarantine(b, ports, n_closed);
+        r = fw_nl_end(b);
+        if (r == 0)
+                r = nl_commit(fw, b, err, sizeof(err));
         fw->nl_seq = b->seq;
         if (r < 0)
                 return r;
+        *ret_closed_usec = now_usec() - t0;
+        if (bridge) {
+                s->bridge_exists = s->bridge_ours = s->bridge_complete = true;
+                s->orphan_elements = 0;
+        }
+
+        /* 2: the rebuilt shards (skeletons, groups, port chains, dispatch
+         * elements), the anti-spoofing elements of a rebuilt bridge table, and
+         * the end of the quarantine, in one transaction */
+        if (n_closed || any_inet) {
+                b = nl_begin(fw);
+                for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                        if (!inet[k])
+                                continue;
+                        fw_nl_table_touch(b, false, k);
+                        fw_nl_drop_shard(b, k);
+                        fw_nl_shard_skeleton(b, k);
+                }
+                for (size_t i = 0; i < s->n_groups; i++)
+                        if (inet[s->groups[i].shard])
+                                fw_nl_group(b, s->groups[i].shard, s->groups[i].id, s->groups[i].rules,
+                                            s->groups[i].n_rules, false);
+                for (size_t i = 0; i < n_closed; i++)
+                        fw_nl_port_chain(b, shards[i], ports[i], false);
+                fw_nl_dispatch_elements(b, ports, shards, n_closed);
+                if (bridge)
+                        fw_nl_bridge_elements(b, ports, shards, n_closed);
+                if (n_closed)
+                        fw_nl_quarantine_remove(b);
+                r = fw_nl_end(b);
+                if (r == 0)
+                        r = nl_commit(fw, b, err, sizeof(err));
+                fw->nl_seq = b->seq;
+                if (r < 0) /* the quarantine stays: those ports remain closed until the repair */
+                        return r;
+        }
 
         /* the snapshot is what was written */
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
@@ -1146,10 +1166,6 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                 if (inet[sp->shard] || bridge)
                         sp->has_tap = sp->has_mac = sp->has_guard = sp->has_ll = true;
         }
-        if (bridge) {
-                s->bridge_exists = s->bridge_ours = s->bridge_complete = true;
-                s->orphan_elements = 0;
-        }
         *ret_ports = (unsigned)n;
         return 1;
 }
@@ -1159,7 +1175,7 @@ static void guard_run(struct fw *fw)
 {
         struct fw_watch_commit d = fw->damage;
         bool unknown = fw->damage_unknown;
-        uint64_t t0 = fw->damage_usec, t_start, text_usec = 0;
+        uint64_t t0 = fw->damage_usec, t_start, closed_usec = 0;
         unsigned n_ports = 0;
         char err[256] = "";
         int r;
@@ -1209,7 +1225,24 @@ static void guard_run(struct fw *fw)
                 fw->damage_unknown = unknown;
                 return;
         }
-        r = restore(fw, &d, &n_ports, &text_usec);
+        r = restore(fw, &d, &n_ports, &closed_usec);
+        /* A restore is two commits, and what d says may be stale by the time
+         * they run: another change can land before or between them (Debian's
+         * nftables.service reload is `nft -f` of a file that starts with
+         * `flush ruleset`, run right after its stop's flush), and a batch that
+         * names a table that is gone is refused whole. The snapshot still says
+         * what we want: read which of our tables exist now and restore again
+         * (re-reading the snapshot instead would lose every port until the
+         * core's sync re-applies them). */
+        for (int again = 0; r < 0 && r != -EEXIST && again < 3; again++) {
+                struct fw_watch_commit now = { 0 };
+                log_warn("restoring our nftables tables failed (%s): they changed meanwhile? reading which exist, "
+                         "restoring again", strerror(-r));
+                if (damage_from_kernel(fw, &now) < 0)
+                        break;
+                d = now;
+                r = restore(fw, &d, &n_ports, &closed_usec);
+        }
         if (r == 0 || r == -EEXIST)
                 return; /* nothing to protect; or said why, and the next request re-reads and refuses */
         if (r < 0) {
@@ -1222,10 +1255,12 @@ static void guard_run(struct fw *fw)
         fw->restores++;
         uint64_t t_end = now_usec();
         log_warn("nftables: a change by %s (pid %u, generation %u) %s our tables; restored them with %u port(s) "
-                 "%llu us after it was seen (reading the news %llu us, skeletons %llu us, ports %llu us)",
+                 "%llu us after it was seen (reading the news %llu us; the ports closed after %llu us, then the "
+                 "tables in %llu us: %u messages, %zu bytes)",
                  d.proc[0] ? d.proc : "?", d.pid, d.gen, unknown ? "may have changed" : "changed", n_ports,
-                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0), (unsigned long long)text_usec,
-                 (unsigned long long)(t_end - t_start - text_usec));
+                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0),
+                 (unsigned long long)(t_start - t0 + closed_usec), (unsigned long long)(t_end - t_start - closed_usec),
+                 fw->nl.n_msgs, fw->nl.len);
 }
 
 /* Between cores (waiting for one at --connect): the notifications only. */
@@ -1581,7 +1616,6 @@ static void fw_done(void *state)
         if (!fw)
                 return;
         fw_snap_free(&fw->snap);
-        sbuf_free(&fw->cmd);
         fw_nl_free(&fw->nl);
         if (fw->nl_fd >= 0)
                 close(fw->nl_fd);

@@ -179,6 +179,14 @@ static const char *const from_vm_rules[] = {
 static const char *const bridge_forward_rules[] = {
         "oifname @taps ether type { 8021q, 8021ad } drop",
         "oifname @taps ether type != { ip, ip6, arp } drop",
+        /* Fail closed: a frame crossing a port bridge of ours (between its tap
+         * and its qvb, either way) whose tap has no rules in place: between
+         * the plumbing and the firewall step, after port_rules_remove, after
+         * a repair that dropped its shard. A port's tap joins @taps in the
+         * transaction that writes its chain and leaves it in the one that
+         * deletes it. */
+        "iifname \"tap*\" oifname \"qvb*\" iifname != @taps drop",
+        "iifname \"qvb*\" oifname \"tap*\" oifname != @taps drop",
 };
 
 static const struct {

@@ -18,7 +18,10 @@
  *     sets taps, vm_mac (tap . mac), vm_ip4 (tap . ip), vm_ip6 (tap . ip6), guard (qvb . mac)
  *     chain prerouting: iifname @taps jump from_vm; iifname . ether saddr @guard drop
  *     chain from_vm: VLAN-tagged drop; source MAC/IP/ARP checks against the sets, RA and DHCP-server drop
- *     chain forward (hook forward): oifname @taps: VLAN-tagged (802.1Q, 802.1ad) drop; not IPv4/IPv6/ARP drop
+ *     chain forward (hook forward): oifname @taps: VLAN-tagged (802.1Q, 802.1ad) drop; not IPv4/IPv6/ARP drop;
+ *                        tap* <-> qvb* with the tap not in @taps drop (fail closed: no rules, no frames)
+ *     during a restore only: set quarantine (taps), chain quarantine (hook forward, before
+ *                        the filter chains): iifname/oifname @quarantine drop (fw-nl.h)
  *
  * Why shards: the kernel re-validates every chain of a table on each commit
  * that adds a rule to it, so a port's change costs what its table holds; a
@@ -26,13 +29,13 @@
  * and only its own shard's map has its qbr (the others fall through, policy
  * accept). A port stays in the shard that holds its chain.
  *
- * The text here is what libnftables runs for the skeletons (a new shard,
- * the bridge table), repairs and --purge, and the reference of fw-nl.c: the
- * ports' and groups' objects (port and group chains, set and map elements,
- * their removal) are sent as libnftnl netlink batches built by fw-nl.c, which
- * test-fw-nl checks against this text in the kernel. libnftables costs about
- * 40 us per rule and, for `add rule`/`add element`/deletes, reads every chain
- * and set of the network namespace first; a netlink batch reads nothing.
+ * The text here is what libnftables runs for --purge, and the reference of
+ * fw-nl.c: every change the module makes (skeletons, repairs, port and group
+ * chains, set and map elements, their removal) is sent as a libnftnl netlink
+ * batch built by fw-nl.c, which test-fw-nl checks against this text in the
+ * kernel. libnftables costs about 40 us per rule and, for `add rule`/`add
+ * element`/deletes, reads every chain and set of the network namespace
+ * first; a netlink batch reads nothing.
  *
  * On the bridged path both iifname and oifname are the port's qbr, so the
  * direction is told by the source MAC: frames from the instance carry its MAC
@@ -43,6 +46,7 @@
 #include "secrule.h"
 
 #define FW_OWNER_MARK "nova-hypervisor v1" /* comment of the forward chain's dispatch rule */
+#define FW_QUARANTINE "quarantine" /* the bridge table's set and chain of ports closed during a restore (fw-nl.h) */
 #define FW_SHARD_PORTS 64   /* ports of one shard table at most */
 #define FW_MAX_SHARDS 256   /* shard indexes 0..255 */
 #define FW_TABLE_NAME_MAX 32 /* "nova_hypervisor_255" and its NUL, with room */

@@ -79,6 +79,7 @@ void fw_nl_begin(struct fw_nl *b, uint32_t seq)
         b->ended = false;
         b->seq0 = seq;
         b->seq = seq + 1;
+        b->set_id = 0;
         if (!reserve(b, NLMSG_SPACE(sizeof(struct nfgenmsg))))
                 return;
         struct nlmsghdr *h = nftnl_batch_begin((char *)b->buf, seq);
@@ -319,7 +320,7 @@ static void m_secrule(struct rule *r, const struct secrule *s)
 
 /* ---- messages ---- */
 
-static struct rule rule_new(struct fw_nl *b, const char *table, const char *chain)
+static struct rule rule_new_family(struct fw_nl *b, uint16_t family, const char *table, const char *chain)
 {
         struct rule r = { .r = b->err ? NULL : nftnl_rule_alloc() };
 
@@ -327,10 +328,15 @@ static struct rule rule_new(struct fw_nl *b, const char *table, const char *chai
                 fail(b, -ENOMEM);
                 return r;
         }
-        nftnl_rule_set_u32(r.r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+        nftnl_rule_set_u32(r.r, NFTNL_RULE_FAMILY, family);
         nftnl_rule_set_str(r.r, NFTNL_RULE_TABLE, table);
         nftnl_rule_set_str(r.r, NFTNL_RULE_CHAIN, chain);
         return r;
+}
+
+static struct rule rule_new(struct fw_nl *b, const char *table, const char *chain)
+{
+        return rule_new_family(b, NFPROTO_INET, table, chain);
 }
 
 /* Append the rule (with its comment, when there is one) and free it. */
@@ -351,7 +357,8 @@ static void rule_put(struct fw_nl *b, struct rule *r, const char *comment)
                                             nftnl_udata_buf_len(u));
                 nftnl_udata_buf_free(u);
         }
-        h = msg_start(b, NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND, MSG_ROOM);
+        h = msg_start(b, NFT_MSG_NEWRULE, (uint16_t)nftnl_rule_get_u32(r->r, NFTNL_RULE_FAMILY),
+                      NLM_F_CREATE | NLM_F_APPEND, MSG_ROOM);
         if (h) {
                 nftnl_rule_nlmsg_build_payload(h, r->r);
                 msg_done(b, h, MSG_ROOM);
@@ -706,9 +713,13 @@ static void bridge_elems(struct elems *x, unsigned s, const struct fw_port *p, c
         }
 }
 
-void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+/* The dispatch elements (one message per shard, in the order of first use)
+ * and/or the anti-spoofing elements (one message per set) of n ports. */
+static void elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n,
+                     bool dispatch, bool bridge)
 {
         char t[FW_TABLE_NAME_MAX];
+        bool used[FW_MAX_SHARDS] = { false };
         struct elems x;
 
         for (size_t i = 0; i < n; i++) {
@@ -717,13 +728,10 @@ void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const u
                     !port_keys(b, ports[i], &pk))
                         return;
         }
-        /* the dispatch elements: one message per shard (in order of first use) */
-        for (size_t i = 0; i < n; i++) {
-                bool first = true;
-                for (size_t k = 0; k < i && first; k++)
-                        first = shards[k] != shards[i];
-                if (!first)
+        for (size_t i = 0; dispatch && i < n; i++) {
+                if (used[shards[i]])
                         continue;
+                used[shards[i]] = true;
                 fw_shard_table(shards[i], t);
                 elems_open(b, &x, NFPROTO_INET, t, "ports");
                 for (size_t k = i; k < n; k++) {
@@ -738,8 +746,7 @@ void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const u
                 }
                 elems_close(b, &x, NFT_MSG_NEWSETELEM);
         }
-        /* the anti-spoofing elements: one message per set */
-        for (unsigned s = 0; s < N_BRIDGE_SETS; s++) {
+        for (unsigned s = 0; bridge && s < N_BRIDGE_SETS; s++) {
                 elems_open(b, &x, NFPROTO_BRIDGE, FW_TABLE, bridge_sets[s]);
                 for (size_t i = 0; i < n; i++) {
                         struct port_keys pk;
@@ -748,6 +755,21 @@ void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const u
                 }
                 elems_close(b, &x, NFT_MSG_NEWSETELEM);
         }
+}
+
+void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+{
+        elements(b, ports, shards, n, true, true);
+}
+
+void fw_nl_dispatch_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+{
+        elements(b, ports, shards, n, true, false);
+}
+
+void fw_nl_bridge_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n)
+{
+        elements(b, ports, shards, n, false, true);
 }
 
 void fw_nl_port_elements_delete(struct fw_nl *b, unsigned shard, const struct fw_port *p,
@@ -771,6 +793,544 @@ void fw_nl_port_elements_delete(struct fw_nl *b, unsigned shard, const struct fw
                 bridge_elems(&x, s, p, &pk, e);
                 elems_close(b, &x, NFT_MSG_DELSETELEM);
         }
+}
+
+/* ---- the skeletons: tables, their sets and fixed chains ----
+ *
+ * The same messages libnftables sends for fw-nft.c's skeleton text (read
+ * with `nft --debug=mnl`; test-fw-nl compares the kernel's objects): the
+ * sets' key types and the user data libnftables writes beside them (byte
+ * order, `typeof` of anonymous sets), so that `nft list` and the decoder see
+ * no difference. Sets made in the batch are numbered (NFTA_SET_ID): a rule
+ * or an element message refers to an anonymous one by that number. */
+
+/* nftables' datatypes (src/datatype.h there), and its concatenation of two */
+enum { DT_ETHERADDR = 9, DT_ETHERTYPE = 10, DT_IPADDR = 7, DT_IP6ADDR = 8, DT_ICMP6_TYPE = 29, DT_IFNAME = 41 };
+#define DT_CONCAT(a, b) (((a) << 6) | (b))
+/* nftables' byte order codes in a set's user data */
+enum { BO_INVALID = 0, BO_HOST = 1, BO_BIG = 2 };
+/* the bridge family's hooks and filter priority (linux/netfilter_bridge.h,
+ * whose includes clash with glibc's net/if_arp.h) */
+enum { BR_HOOK_PRE_ROUTING = 0, BR_HOOK_FORWARD = 2, BR_PRIO_FILTER = -200 };
+
+struct set_def {
+        const char *name;    /* NULL: anonymous ("__set%d", constant) */
+        uint32_t flags, key_type, key_len, data_type, data_len;
+        uint32_t key_order;  /* BO_* */
+        bool map;            /* a verdict map: data byte order and interval in the user data */
+        bool concat;         /* a concatenation: an empty `typeof` in the user data */
+        /* anonymous sets: the payload field they match, as libnftables records it */
+        uint32_t typeof_proto, typeof_field;
+};
+
+static bool set_udata(const struct set_def *d, struct nftnl_udata_buf *u)
+{
+        bool ok = nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, d->key_order);
+
+        if (d->map)
+                ok = ok && nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATABYTEORDER, BO_INVALID) &&
+                     nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATA_INTERVAL, 0);
+        if (d->concat || !d->name) {
+                struct nftnl_udata *outer = nftnl_udata_nest_start(u, NFTNL_UDATA_SET_KEY_TYPEOF), *inner;
+                ok = ok && outer && nftnl_udata_put_u32(u, NFTNL_UDATA_SET_TYPEOF_EXPR, d->concat ? 13 : 7);
+                inner = ok ? nftnl_udata_nest_start(u, NFTNL_UDATA_SET_TYPEOF_DATA) : NULL;
+                if (inner && !d->concat) /* payload: protocol, field */
+                        ok = nftnl_udata_put_u32(u, 0, d->typeof_proto) && nftnl_udata_put_u32(u, 1, d->typeof_field);
+                if (inner)
+                        nftnl_udata_nest_end(u, inner);
+                if (outer)
+                        nftnl_udata_nest_end(u, outer);
+                ok = ok && inner;
+        }
+        return ok;
+}
+
+/* NEWSET; its number in the batch (0 on failure). */
+static uint32_t set_msg(struct fw_nl *b, uint16_t family, const char *table, const struct set_def *d,
+                        uint32_t n_elements)
+{
+        struct nftnl_set *s = b->err ? NULL : nftnl_set_alloc();
+        struct nftnl_udata_buf *u = s ? nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN) : NULL;
+        uint32_t id = ++b->set_id;
+        struct nlmsghdr *h;
+
+        if (!s || !u || !set_udata(d, u)) {
+                fail(b, -ENOMEM);
+                goto out;
+        }
+        nftnl_set_set_u32(s, NFTNL_SET_FAMILY, family);
+        nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+        nftnl_set_set_str(s, NFTNL_SET_NAME, d->name ? d->name : "__set%d");
+        nftnl_set_set_u32(s, NFTNL_SET_FLAGS, d->flags);
+        nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, d->key_type);
+        nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, d->key_len);
+        if (d->map) {
+                nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, d->data_type);
+                nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, d->data_len);
+        }
+        nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+        if (!d->name)
+                nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, n_elements);
+        nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
+        if ((h = msg_start(b, NFT_MSG_NEWSET, family, NLM_F_CREATE, MSG_ROOM))) {
+                nftnl_set_nlmsg_build_payload(h, s);
+                msg_done(b, h, MSG_ROOM);
+        }
+out:
+        nftnl_udata_buf_free(u);
+        if (s)
+                nftnl_set_free(s);
+        return b->err ? 0 : id;
+}
+
+/* A set made in this batch with its constant elements (each key len bytes). */
+static uint32_t const_set(struct fw_nl *b, uint16_t family, const char *table, const struct set_def *d,
+                          const void *keys, size_t n, uint32_t len)
+{
+        uint32_t id = set_msg(b, family, table, d, (uint32_t)n);
+        struct elems x;
+
+        if (!id || !n)
+                return id;
+        elems_open(b, &x, family, table, d->name ? d->name : "__set%d");
+        if (x.s)
+                nftnl_set_set_u32(x.s, NFTNL_SET_ID, id);
+        for (size_t i = 0; i < n; i++) {
+                struct key k = { .len = len };
+                memcpy(k.data, (const uint8_t *)keys + i * len, len);
+                elem(&x, &k, NULL);
+        }
+        elems_close(b, &x, NFT_MSG_NEWSETELEM);
+        return id;
+}
+
+static void e_payload_to(struct rule *r, uint32_t base, uint32_t offset, uint32_t len, uint32_t reg)
+{
+        struct nftnl_expr *e = expr(r, "payload");
+
+        if (e) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, reg);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+        }
+        add(r, e);
+}
+
+/* lookup of register 1 in a set (by name, and by number when made in this
+ * batch); verdict: a map's verdict goes to the verdict register */
+static void e_lookup(struct rule *r, const char *set, uint32_t id, bool verdict, bool invert)
+{
+        struct nftnl_expr *e = expr(r, "lookup");
+
+        if (e) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+                if (verdict)
+                        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+                nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+                if (id)
+                        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, id);
+                if (invert)
+                        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+        }
+        add(r, e);
+}
+
+/* `ct state S` (a bit of the state register) */
+static void m_ct_state(struct rule *r, uint32_t bits)
+{
+        static const uint32_t zero;
+        struct nftnl_expr *e = expr(r, "ct");
+
+        if (e) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+        }
+        add(r, e);
+        e_mask(r, (const uint8_t *)&bits, sizeof(bits));
+        e_cmp(r, NFT_CMP_NEQ, &zero, sizeof(zero));
+}
+
+/* a 2-byte ether type, as on the wire */
+static void m_ethertype(struct rule *r, uint16_t type)
+{
+        uint16_t be = htons(type);
+
+        e_payload(r, NFT_PAYLOAD_LL_HEADER, 12, 2);
+        e_cmp(r, NFT_CMP_EQ, &be, 2);
+}
+
+static void m_protocol(struct rule *r, uint16_t type)
+{
+        uint16_t be = htons(type);
+
+        e_meta(r, NFT_META_PROTOCOL);
+        e_cmp(r, NFT_CMP_EQ, &be, 2);
+}
+
+/* a NEWCHAIN of a fixed chain: a regular one, or a base chain of type filter
+ * with policy accept on hook at prio */
+static void fixed_chain(struct fw_nl *b, uint16_t family, const char *table, const char *name, bool base,
+                        uint32_t hook, int32_t prio)
+{
+        struct nftnl_chain *c = b->err ? NULL : nftnl_chain_alloc();
+        struct nlmsghdr *h;
+
+        if (!c) {
+                fail(b, -ENOMEM);
+                return;
+        }
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, family);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+        if (base) {
+                nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+                nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+                nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+                nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+        }
+        if ((h = msg_start(b, NFT_MSG_NEWCHAIN, family, NLM_F_CREATE, MSG_ROOM))) {
+                nftnl_chain_nlmsg_build_payload(h, c);
+                msg_done(b, h, MSG_ROOM);
+        }
+        nftnl_chain_free(c);
+}
+
+/* NEWTABLE (comment: NULL for a bare `add table`, which leaves a table that
+ * exists as it is) or DELTABLE */
+static void table_msg(struct fw_nl *b, uint16_t type, uint16_t family, const char *name, const char *comment)
+{
+        struct nftnl_table *t = b->err ? NULL : nftnl_table_alloc();
+        struct nftnl_udata_buf *u = NULL;
+        struct nlmsghdr *h;
+
+        if (!t) {
+                fail(b, -ENOMEM);
+                return;
+        }
+        nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
+        nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+        if (type == NFT_MSG_NEWTABLE)
+                nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
+        if (comment) {
+                u = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+                if (!u || !nftnl_udata_put_strz(u, NFTNL_UDATA_TABLE_COMMENT, comment))
+                        fail(b, -ENOMEM);
+                else
+                        nftnl_table_set_data(t, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
+        }
+        if ((h = msg_start(b, type, family, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0, MSG_ROOM))) {
+                nftnl_table_nlmsg_build_payload(h, t);
+                msg_done(b, h, MSG_ROOM);
+        }
+        nftnl_udata_buf_free(u);
+        nftnl_table_free(t);
+}
+
+void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard)
+{
+        static const uint8_t nd_types[] = { 135, 136, 134, 130, 131, 132, 143 }; /* the set nd, in its order */
+        static const struct set_def nd = { .name = "nd", .key_type = DT_ICMP6_TYPE, .key_len = 1, .key_order = BO_BIG };
+        static const struct set_def ports = { .name = "ports", .flags = NFT_SET_MAP, .key_type = DT_IFNAME,
+                                              .key_len = IFNAME_MAX, .data_type = NFT_DATA_VERDICT, .map = true,
+                                              .key_order = BO_HOST };
+        char t[FW_TABLE_NAME_MAX];
+        uint32_t nd_id, ports_id;
+        struct rule r;
+
+        if (!shard_table(b, shard, t))
+                return;
+        table_msg(b, NFT_MSG_NEWTABLE, NFPROTO_INET, t,
+                  "nova-hypervisor: security groups (firewall-control module); do not edit");
+        nd_id = const_set(b, NFPROTO_INET, t, &nd, nd_types, sizeof(nd_types), 1);
+        ports_id = set_msg(b, NFPROTO_INET, t, &ports, 0);
+        /* common: ND/MLD accept, ct invalid drop, ct established,related accept */
+        fixed_chain(b, NFPROTO_INET, t, "common", false, 0, 0);
+        r = rule_new(b, t, "common");
+        m_meta8(&r, NFT_META_NFPROTO, NFPROTO_IPV6);
+        m_meta8(&r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+        e_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+        e_lookup(&r, "nd", nd_id, false, false);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        r = rule_new(b, t, "common");
+        m_ct_state(&r, 1u /* invalid */);
+        e_verdict(&r, NF_DROP, NULL);
+        rule_put(b, &r, NULL);
+        r = rule_new(b, t, "common");
+        m_ct_state(&r, 2u | 4u /* established, related */);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        /* forward: iifname vmap @ports, with the owner mark */
+        fixed_chain(b, NFPROTO_INET, t, "forward", true, NF_INET_FORWARD, 0);
+        r = rule_new(b, t, "forward");
+        e_meta(&r, NFT_META_IIFNAME);
+        e_lookup(&r, "ports", ports_id, true, false);
+        rule_put(b, &r, FW_OWNER_MARK);
+}
+
+void fw_nl_bridge_skeleton(struct fw_nl *b)
+{
+        static const struct set_def taps = { .name = "taps", .key_type = DT_IFNAME, .key_len = IFNAME_MAX,
+                                             .key_order = BO_HOST };
+#define CONCAT_SET(n, type, len) { .name = n, .key_type = DT_CONCAT(DT_IFNAME, type), .key_len = IFNAME_MAX + (len), \
+                                   .concat = true }
+        static const struct set_def vm_mac = CONCAT_SET("vm_mac", DT_ETHERADDR, 8),
+                                    vm_ip4 = CONCAT_SET("vm_ip4", DT_IPADDR, 4),
+                                    vm_ip6 = CONCAT_SET("vm_ip6", DT_IP6ADDR, 16),
+                                    guard = CONCAT_SET("guard", DT_ETHERADDR, 8);
+#undef CONCAT_SET
+        /* anonymous: ether types (typeof `ether type`: protocol 17, field 3), ICMPv6 types (14, 1) */
+        static const struct set_def ethertypes = { .flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+                                                   .key_type = DT_ETHERTYPE, .key_len = 2, .key_order = BO_BIG,
+                                                   .typeof_proto = 17, .typeof_field = 3 };
+        static const struct set_def icmp6_types = { .flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+                                                    .key_type = DT_ICMP6_TYPE, .key_len = 1, .key_order = BO_BIG,
+                                                    .typeof_proto = 14, .typeof_field = 1 };
+        static const uint8_t tagged[] = { 0x81, 0x00, 0x88, 0xa8 };               /* 8021q, 8021ad */
+        static const uint8_t ip_arp[] = { 0x08, 0x00, 0x86, 0xdd, 0x08, 0x06 };   /* ip, ip6, arp */
+        static const uint8_t unspecified_ns[] = { 135, 143 }; /* nd-neighbor-solicit, mld2-listener-report */
+        static const uint8_t zero16[16];
+        static const uint8_t ones4[4] = { 0xff, 0xff, 0xff, 0xff };
+        const char *t = FW_TABLE;
+        uint32_t taps_id, mac_id, ip4_id, ip6_id, guard_id, id;
+        struct rule r;
+
+#define BR(chain) (r = rule_new_family(b, NFPROTO_BRIDGE, t, chain))
+        table_msg(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, t,
+                  "nova-hypervisor: anti-spoofing (firewall-control module); do not edit");
+        taps_id = set_msg(b, NFPROTO_BRIDGE, t, &taps, 0);
+        mac_id = set_msg(b, NFPROTO_BRIDGE, t, &vm_mac, 0);
+        ip4_id = set_msg(b, NFPROTO_BRIDGE, t, &vm_ip4, 0);
+        ip6_id = set_msg(b, NFPROTO_BRIDGE, t, &vm_ip6, 0);
+        guard_id = set_msg(b, NFPROTO_BRIDGE, t, &guard, 0);
+
+        fixed_chain(b, NFPROTO_BRIDGE, t, "from_vm", false, 0, 0);
+        /* ether type { 8021q, 8021ad } drop */
+        id = const_set(b, NFPROTO_BRIDGE, t, &ethertypes, tagged, 2, 2);
+        BR("from_vm");
+        e_payload(&r, NFT_PAYLOAD_LL_HEADER, 12, 2);
+        e_lookup(&r, "__set%d", id, false, false);
+        e_verdict(&r, NF_DROP, NULL);
+        rule_put(b, &r, NULL);
+        /* iifname . ether saddr != @vm_mac drop */
+        BR("from_vm");
+        e_meta(&r, NFT_META_IIFNAME);
+        e_payload_to(&r, NFT_PAYLOAD_LL_HEADER, 6, 6, NFT_REG_2);
+        e_lookup(&r, "vm_mac", mac_id, false, true);
+        e_verdict(&r, NF_DROP, NULL);
+        rule_put(b, &r, NULL);
+        /* icmpv6 type nd-router-advert drop */
+        BR("from_vm");
+        m_ethertype(&r, 0x86dd);
+        m_meta8(&r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+        {
+                uint8_t ra = 134;
+                e_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+                e_cmp(&r, NFT_CMP_EQ, &ra, 1);
+        }
+        e_verdict(&r, NF_DROP, NULL);
+        rule_put(b, &r, NULL);
+        /* udp sport 67 drop; udp sport 547 drop */
+        for (int i = 0; i < 2; i++) {
+                uint16_t sport = htons(i ? 547 : 67);
+                BR("from_vm");
+                m_meta8(&r, NFT_META_L4PROTO, IPPROTO_UDP);
+                e_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2);
+                e_cmp(&r, NFT_CMP_EQ, &sport, 2);
+                e_verdict(&r, NF_DROP, NULL);
+                rule_put(b, &r, NULL);
+        }
+        /* ether type arp iifname . arp saddr ether != @vm_mac drop */
+        BR("from_vm");
+        m_ethertype(&r, 0x0806);
+        e_meta(&r, NFT_META_IIFNAME);
+        e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 8, 6, NFT_REG_2);
+        e_lookup(&r, "vm_mac", mac_id, false, true);
+        e_verdict(&r, NF_DROP, NULL);
+        rule_put(b, &r, NULL);
+        /* ether type arp iifname . arp saddr ip @vm_ip4 accept */
+        BR("from_vm");
+        m_ethertype(&r, 0x0806);
+        e_meta(&r, NFT_META_IIFNAME);
+        e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4, NFT_REG_2);
+        e_lookup(&r, "vm_ip4", ip4_id, false, false);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        /* ether type arp arp saddr ip 0.0.0.0 accept */
+        BR("from_vm");
+        m_ethertype(&r, 0x0806);
+        e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4);
+        e_cmp(&r, NFT_CMP_EQ, zero16, 4);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        /* ether type arp drop */
+        BR("from_vm");
+        m_ethertype(&r, 0x0806);
+        e_verdict(&r, NF_DROP, NULL);
+        rule_put(b, &r, NULL);
+        /* iifname . ip saddr @vm_ip4 accept */
+        BR("from_vm");
+        m_protocol(&r, 0x0800);
+        e_meta(&r, NFT_META_IIFNAME);
+        e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_2);
+        e_lookup(&r, "vm_ip4", ip4_id, false, false);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        /* ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept */
+        BR("from_vm");
+        m_protocol(&r, 0x0800);
+        e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
+        e_cmp(&r, NFT_CMP_EQ, zero16, 4);
+        e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
+        e_cmp(&r, NFT_CMP_EQ, ones4, 4);
+        m_udp_ports(&r, 68, 67);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        /* iifname . ip6 saddr @vm_ip6 accept */
+        BR("from_vm");
+        m_protocol(&r, 0x86dd);
+        e_meta(&r, NFT_META_IIFNAME);
+        e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16, NFT_REG_2);
+        e_lookup(&r, "vm_ip6", ip6_id, false, false);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        /* ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept */
+        id = const_set(b, NFPROTO_BRIDGE, t, &icmp6_types, unspecified_ns, 2, 1);
+        BR("from_vm");
+        m_protocol(&r, 0x86dd);
+        e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
+        e_cmp(&r, NFT_CMP_EQ, zero16, 16);
+        m_meta8(&r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+        e_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+        e_lookup(&r, "__set%d", id, false, false);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
+        /* drop */
+        BR("from_vm");
+        e_verdict(&r, NF_DROP, NULL);
+        rule_put(b, &r, NULL);
+
+        /* prerouting: iifname @taps jump from_vm (the owner mark); iifname . ether saddr @guard drop */
+        fixed_chain(b, NFPROTO_BRIDGE, t, "prerouting", true, BR_HOOK_PRE_ROUTING, BR_PRIO_FILTER);
+        BR("prerouting");
+        e_meta(&r, NFT_META_IIFNAME);
+        e_lookup(&r, "taps", taps_id, false, false);
+        e_verdict(&r, NFT_JUMP, "from_vm");
+        rule_put(b, &r, FW_OWNER_MARK);
+        BR("prerouting");
+        e_meta(&r, NFT_META_IIFNAME);
+        e_payload_to(&r, NFT_PAYLOAD_LL_HEADER, 6, 6, NFT_REG_2);
+        e_lookup(&r, "guard", guard_id, false, false);
+        e_verdict(&r, NF_DROP, NULL);
+        rule_put(b, &r, NULL);
+
+        /* forward: towards a tap, tagged frames and what is not IPv4, IPv6 or ARP drop */
+        fixed_chain(b, NFPROTO_BRIDGE, t, "forward", true, BR_HOOK_FORWARD, BR_PRIO_FILTER);
+        for (int i = 0; i < 2; i++) {
+                id = i ? const_set(b, NFPROTO_BRIDGE, t, &ethertypes, ip_arp, 3, 2)
+                       : const_set(b, NFPROTO_BRIDGE, t, &ethertypes, tagged, 2, 2);
+                BR("forward");
+                e_meta(&r, NFT_META_OIFNAME);
+                e_lookup(&r, "taps", taps_id, false, false);
+                e_payload(&r, NFT_PAYLOAD_LL_HEADER, 12, 2);
+                e_lookup(&r, "__set%d", id, false, i == 1);
+                e_verdict(&r, NF_DROP, NULL);
+                rule_put(b, &r, NULL);
+        }
+        /* fail closed: tap* <-> qvb* across a port bridge, the tap without rules */
+        for (int i = 0; i < 2; i++) {
+                static const char tap[3] = { 't', 'a', 'p' }, qvb[3] = { 'q', 'v', 'b' };
+                BR("forward");
+                e_meta(&r, NFT_META_IIFNAME);
+                e_cmp(&r, NFT_CMP_EQ, i ? qvb : tap, 3);
+                e_meta(&r, NFT_META_OIFNAME);
+                e_cmp(&r, NFT_CMP_EQ, i ? tap : qvb, 3);
+                e_meta(&r, i ? NFT_META_OIFNAME : NFT_META_IIFNAME);
+                e_lookup(&r, "taps", taps_id, false, true);
+                e_verdict(&r, NF_DROP, NULL);
+                rule_put(b, &r, NULL);
+        }
+#undef BR
+}
+
+void fw_nl_table_touch(struct fw_nl *b, bool bridge, unsigned shard)
+{
+        char t[FW_TABLE_NAME_MAX];
+
+        if (bridge)
+                table_msg(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, FW_TABLE, NULL);
+        else if (shard_table(b, shard, t))
+                table_msg(b, NFT_MSG_NEWTABLE, NFPROTO_INET, t, NULL);
+}
+
+void fw_nl_drop_bridge(struct fw_nl *b) { table_msg(b, NFT_MSG_DELTABLE, NFPROTO_BRIDGE, FW_TABLE, NULL); }
+
+void fw_nl_quarantine(struct fw_nl *b, const struct fw_port *const *ports, size_t n)
+{
+        static const struct set_def q = { .name = FW_QUARANTINE, .key_type = DT_IFNAME, .key_len = IFNAME_MAX,
+                                          .key_order = BO_HOST };
+        uint32_t id;
+        struct elems x;
+        struct rule r;
+
+        for (size_t i = 0; i < n; i++)
+                if (!port_ok(b, ports[i], false, false))
+                        return;
+        id = set_msg(b, NFPROTO_BRIDGE, FW_TABLE, &q, 0);
+        elems_open(b, &x, NFPROTO_BRIDGE, FW_TABLE, FW_QUARANTINE);
+        if (x.s)
+                nftnl_set_set_u32(x.s, NFTNL_SET_ID, id);
+        for (size_t i = 0; i < n; i++) {
+                char tap[IFNAME_MAX];
+                struct key k;
+                if (port_dev_name("tap", ports[i]->uuid, tap) < 0) {
+                        fail(b, -EINVAL);
+                        break;
+                }
+                key_ifname(&k, tap);
+                elem(&x, &k, NULL);
+        }
+        elems_close(b, &x, NFT_MSG_NEWSETELEM);
+        fixed_chain(b, NFPROTO_BRIDGE, FW_TABLE, FW_QUARANTINE, true, BR_HOOK_FORWARD, BR_PRIO_FILTER - 100);
+        for (int i = 0; i < 2; i++) {
+                r = rule_new_family(b, NFPROTO_BRIDGE, FW_TABLE, FW_QUARANTINE);
+                e_meta(&r, i ? NFT_META_OIFNAME : NFT_META_IIFNAME);
+                e_lookup(&r, FW_QUARANTINE, id, false, false);
+                e_verdict(&r, NF_DROP, NULL);
+                rule_put(b, &r, NULL);
+        }
+}
+
+void fw_nl_quarantine_remove(struct fw_nl *b)
+{
+        struct nftnl_chain *c = b->err ? NULL : nftnl_chain_alloc();
+        struct nftnl_set *s = c ? nftnl_set_alloc() : NULL;
+        struct nlmsghdr *h;
+
+        if (!c || !s) {
+                fail(b, -ENOMEM);
+                goto out;
+        }
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_BRIDGE);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, FW_TABLE);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, FW_QUARANTINE);
+        if ((h = msg_start(b, NFT_MSG_DELCHAIN, NFPROTO_BRIDGE, 0, MSG_ROOM))) {
+                nftnl_chain_nlmsg_build_payload(h, c);
+                msg_done(b, h, MSG_ROOM);
+        }
+        nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_BRIDGE);
+        nftnl_set_set_str(s, NFTNL_SET_TABLE, FW_TABLE);
+        nftnl_set_set_str(s, NFTNL_SET_NAME, FW_QUARANTINE);
+        if ((h = msg_start(b, NFT_MSG_DELSET, NFPROTO_BRIDGE, 0, MSG_ROOM))) {
+                nftnl_set_nlmsg_build_payload(h, s);
+                msg_done(b, h, MSG_ROOM);
+        }
+out:
+        if (c)
+                nftnl_chain_free(c);
+        if (s)
+                nftnl_set_free(s);
 }
 
 /* ---- sending ---- */

@@ -9,8 +9,10 @@
  * nothing. The objects are exactly those libnftables makes from the text of
  * fw-nft.c's builders (test-fw-nl checks it against the kernel: both
  * batches applied, the listings compared), so the decoder (fw-state.c) and
- * `nft list` see no difference. The skeleton (tables, sets, fixed chains)
- * stays text: it is written once per shard.
+ * `nft list` see no difference. The skeletons (tables, sets, fixed chains)
+ * are built here too, so that a new shard or a restore after someone flushed
+ * the ruleset is one batch with the ports (libnftables took 30-200 ms for
+ * them, most of it reading the ruleset into its cache first).
  *
  * A batch is begun, filled, ended, then sent whole (one sendmsg): the kernel
  * applies all of it or none. The first error is sticky. */
@@ -28,6 +30,7 @@ struct fw_nl {
         uint32_t seq;     /* sequence number of the next message */
         uint32_t seq0;    /* of BATCH_BEGIN */
         unsigned n_msgs;  /* messages between BATCH_BEGIN and BATCH_END */
+        uint32_t set_id;  /* the last set made in the batch is numbered so (0: none) */
         bool ended;
         int err;          /* 0, -EINVAL (a value that is not valid), -ENOMEM */
 };
@@ -52,9 +55,34 @@ void fw_nl_group_chain_remove(struct fw_nl *b, unsigned shard, const char *group
 void fw_nl_port_chain(struct fw_nl *b, unsigned shard, const struct fw_port *p, bool exists);
 void fw_nl_port_chain_remove(struct fw_nl *b, unsigned shard, const char *port_uuid);
 void fw_nl_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n);
+/* Its two halves: the shards' dispatch elements; the bridge table's anti-spoofing elements. */
+void fw_nl_dispatch_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n);
+void fw_nl_bridge_elements(struct fw_nl *b, const struct fw_port *const *ports, const unsigned *shards, size_t n);
 void fw_nl_port_elements_delete(struct fw_nl *b, unsigned shard, const struct fw_port *p,
                                 const struct fw_elements *e);
 void fw_nl_drop_shard(struct fw_nl *b, unsigned shard);
+
+/* The skeletons, as fw_build_shard_skeleton / _bridge_skeleton write them
+ * (the same messages libnftables sends for that text), and fw_build_drop_bridge.
+ * fw_nl_table_touch: `add table` without anything (a table that exists is
+ * left as it is; one that does not is made empty), so that a delete that
+ * follows in the batch cannot fail on a table that is gone. */
+void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard);
+void fw_nl_bridge_skeleton(struct fw_nl *b);
+void fw_nl_table_touch(struct fw_nl *b, bool bridge, unsigned shard);
+void fw_nl_drop_bridge(struct fw_nl *b);
+
+/* Fail closed while tables are restored: in the bridge table (which must
+ * exist, or be made earlier in the batch), the set FW_QUARANTINE of the
+ * ports' taps and a base chain of that name on the bridge forward hook,
+ * before the filter chains, that drops every frame from or to them. A
+ * restore commits this first (a few messages, whatever the number of ports),
+ * then the rest with fw_nl_quarantine_remove in the same batch as the
+ * rebuilt tables. Left behind (the second batch failed, the module died),
+ * it keeps those ports closed; the decoder then reads the bridge table as
+ * incomplete, and it is rebuilt. */
+void fw_nl_quarantine(struct fw_nl *b, const struct fw_port *const *ports, size_t n);
+void fw_nl_quarantine_remove(struct fw_nl *b);
 
 /* A NETLINK_NETFILTER socket for batches, or -errno. */
 int fw_nl_socket(void);

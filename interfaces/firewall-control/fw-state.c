@@ -307,6 +307,7 @@ enum {
         SK_TAPS = 1 << 0, SK_VM_MAC = 1 << 1, SK_VM_IP4 = 1 << 2, SK_VM_IP6 = 1 << 3, SK_GUARD = 1 << 4,
         SK_FROM_VM = 1 << 5, SK_PREROUTING = 1 << 6, SK_BR_FORWARD = 1 << 7,
         SK_BRIDGE_ALL = (1 << 8) - 1,
+        SK_BR_EXTRA = 1 << 8, /* a chain the skeleton does not have: the bridge table is not complete */
 };
 
 /* The member key of items[i] (the item's only kind: "chain", "rule", ...) if
@@ -369,6 +370,8 @@ static int pass_chains(struct fw_snap *s, struct json_object *items, const char 
                                 *sk |= SK_PREROUTING;
                         else if (streq(name, "forward"))
                                 *sk |= SK_BR_FORWARD;
+                        else /* e.g. a quarantine left behind by a restore that did not finish */
+                                *sk |= SK_BR_EXTRA;
                         continue;
                 }
                 if (streq(name, "common"))

@@ -5,7 +5,8 @@
  * step is applied twice: as text through libnftables in one, as a libnftnl
  * batch through fw_nl_commit in the other, and the two `nft list ruleset`
  * texts must be equal (and hold what the step wrote, so two empty listings
- * never pass). Steps: groups with every rule shape (families, protocols,
+ * never pass). Steps: the skeletons (tables, sets with their elements and
+ * user data, fixed and base chains),  groups with every rule shape (families, protocols,
  * port ranges, ICMP type/code, remote prefixes on and off byte boundaries)
  * and 400 random rules, port chains new and replaced, the dispatch and
  * anti-spoofing elements of ports in two shards, their deletes, chain and
@@ -18,6 +19,12 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/set.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <nftables/libnftables.h>
 #include <sched.h>
 
@@ -134,6 +141,58 @@ static char *netlink_listing(const char *ns)
         return out;
 }
 
+static int set_line(const struct nlmsghdr *h, void *data)
+{
+        struct sbuf *out = data;
+        struct nftnl_set *s = nftnl_set_alloc();
+        const uint8_t *ud;
+        uint32_t len = 0;
+
+        ck_assert_ptr_nonnull(s);
+        ck_assert_int_eq(nftnl_set_nlmsg_parse(h, s), 0);
+        sbuf_printf(out, "%u %s %s flags=%u key=%u/%u data=%u/%u udata=", nftnl_set_get_u32(s, NFTNL_SET_FAMILY),
+                    nftnl_set_get_str(s, NFTNL_SET_TABLE), nftnl_set_get_str(s, NFTNL_SET_NAME),
+                    nftnl_set_get_u32(s, NFTNL_SET_FLAGS), nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE),
+                    nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN), nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE),
+                    nftnl_set_get_u32(s, NFTNL_SET_DATA_LEN));
+        ud = nftnl_set_get_data(s, NFTNL_SET_USERDATA, &len);
+        for (uint32_t i = 0; ud && i < len; i++)
+                sbuf_printf(out, "%02x", ud[i]);
+        sbuf_printf(out, "\n");
+        nftnl_set_free(s);
+        return MNL_CB_OK;
+}
+
+/* Every set of the namespace as the kernel holds it, with what `nft list`
+ * does not print: key and data types, flags and the user data (byte order,
+ * `typeof`) byte for byte. */
+static char *sets_dump(const char *ns)
+{
+        int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd = ns_fd(ns);
+        struct mnl_socket *nl;
+        struct sbuf out = { 0 };
+        char buf[MNL_SOCKET_BUFFER_SIZE];
+        struct nlmsghdr *h;
+        int n, r = 1;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(setns(fd, CLONE_NEWNET), 0);
+        close(fd);
+        nl = mnl_socket_open(NETLINK_NETFILTER);
+        ck_assert_int_eq(setns(home, CLONE_NEWNET), 0);
+        close(home);
+        ck_assert_ptr_nonnull(nl);
+        ck_assert_int_eq(mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID), 0);
+        h = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_UNSPEC, NLM_F_DUMP | NLM_F_ACK, 1);
+        ck_assert_int_ge(mnl_socket_sendto(nl, h, h->nlmsg_len), 0);
+        while (r > 0 && (n = (int)mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0)
+                r = mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(nl), set_line, &out);
+        ck_assert_int_eq(r, 0);
+        mnl_socket_close(nl);
+        ck_assert_int_eq(out.err, 0);
+        return out.p ? out.p : strdup("");
+}
+
 /* Both namespaces hold the same ruleset, and it contains each of must. */
 static void same(const char *step, const char *const *must)
 {
@@ -151,6 +210,11 @@ static void same(const char *step, const char *const *must)
         ck_assert_msg(streq(a, b), "%s: the listings differ (diff above)", step);
         ck_assert_msg(strstr(na, "[ immediate reg 0"), "%s: no netlink-level listing", step);
         ck_assert_msg(streq(na, nb), "%s: the netlink-level listings differ (diff above)", step);
+        {
+                _cleanup_free_ char *sa = sets_dump(NS_TEXT), *sb = sets_dump(NS_NL);
+                ck_assert_msg(streq(sa, sb), "%s: the sets differ:\n%s\n---\n%s", step, sa, sb);
+                ck_assert_msg(strstr(sa, "__set"), "%s: no anonymous set in\n%s", step, sa);
+        }
         for (size_t i = 0; must && must[i]; i++)
                 ck_assert_msg(strstr(a, must[i]), "%s: '%s' not in the listing\n%s", step, must[i], a);
 }
@@ -162,6 +226,8 @@ static void commit_ok(void)
         ck_assert_msg(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)) == 0, "commit: %s", err);
 }
 
+/* Shard 0, shard 1 and the bridge table: as text in one namespace, as one
+ * netlink batch in the other. */
 static void skeleton_both(void)
 {
         _cleanup_(sbuf_free) struct sbuf t = { 0 };
@@ -169,7 +235,11 @@ static void skeleton_both(void)
         fw_build_skeleton(&t);
         fw_build_shard_skeleton(&t, 1);
         run_text(text_ctx, &t);
-        run_text(nl_list_ctx, &t);
+        fw_nl_begin(&batch, 1);
+        fw_nl_shard_skeleton(&batch, 0);
+        fw_nl_bridge_skeleton(&batch);
+        fw_nl_shard_skeleton(&batch, 1);
+        commit_ok();
 }
 
 static struct fw_port port_of(const char *uuid, uint8_t last, const char *g0, const char *g1)
@@ -332,6 +402,59 @@ START_TEST(test_same_objects_as_libnftables)
 }
 END_TEST
 
+/* What the module's guard sends after someone damaged our tables: for each
+ * table, `add table` (a no-op when it exists), its delete, its skeleton, and
+ * the ports and groups, all in one batch, whatever state each table is in
+ * (intact, damaged, gone). The result is the ruleset as first written. */
+START_TEST(test_restore_is_one_batch)
+{
+        struct fw_port p1 = port_of(P1, 1, G1, NULL), p2 = port_of(P2, 2, G2, NULL);
+        const struct fw_port *ports[] = { &p1, &p2 };
+        const unsigned shards[] = { 0, 1 };
+        struct secrule rules[] = { rule_of(shapes[2]), rule_of(shapes[8]) };
+        _cleanup_(sbuf_free) struct sbuf t = { 0 };
+
+        skeleton_both();
+        same("skeleton", (const char *const[]){ "type filter hook prerouting priority filter; policy accept;",
+                                                "ether type { 8021q, 8021ad } drop",
+                                                "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept",
+                                                "type icmpv6_type", "type ifname . ether_addr", NULL });
+        fw_build_group(&t, 0, G1, rules, ARRAY_SIZE(rules), false);
+        fw_build_group(&t, 1, G2, rules, 1, false);
+        fw_build_port_chain(&t, 0, &p1, false);
+        fw_build_port_chain(&t, 1, &p2, false);
+        fw_build_elements(&t, ports, shards, 2);
+        run_text(text_ctx, &t);
+        run_text(nl_list_ctx, &t);
+        same("ports", (const char *const[]){ "jump port-" "a1b2c3d4-e5f6-4789-8abc-def012345678", NULL });
+
+        /* damage in the netlink namespace: shard 1 gone, shard 0's forward chain gone, a set flushed */
+        ck_assert_int_eq(sh("ip netns exec " NS_NL " nft 'delete table inet nova_hypervisor_1; "
+                            "flush chain inet nova_hypervisor forward; delete chain inet nova_hypervisor forward; "
+                            "flush set bridge nova_hypervisor vm_mac'"), 0);
+        {
+                _cleanup_free_ char *l = listing(nl_list_ctx);
+                ck_assert_ptr_null(strstr(l, "nova_hypervisor_1"));
+        }
+        fw_nl_begin(&batch, 7000);
+        fw_nl_table_touch(&batch, false, 0);
+        fw_nl_drop_shard(&batch, 0);
+        fw_nl_shard_skeleton(&batch, 0);
+        fw_nl_table_touch(&batch, true, 0);
+        fw_nl_drop_bridge(&batch);
+        fw_nl_bridge_skeleton(&batch);
+        fw_nl_shard_skeleton(&batch, 1); /* was deleted: no delete (after the bridge: the listings' order) */
+        fw_nl_group(&batch, 0, G1, rules, ARRAY_SIZE(rules), false);
+        fw_nl_group(&batch, 1, G2, rules, 1, false);
+        fw_nl_port_chain(&batch, 0, &p1, false);
+        fw_nl_port_chain(&batch, 1, &p2, false);
+        fw_nl_elements(&batch, ports, shards, 2);
+        commit_ok();
+        same("restored", (const char *const[]){ "\"tapa1b2c3d4-e5\" . fa:16:3e:00:01:01", "table inet nova_hypervisor_1",
+                                                "iifname vmap @ports", NULL });
+}
+END_TEST
+
 START_TEST(test_refused_batch_changes_nothing)
 {
         struct fw_port p1 = port_of(P1, 1, G2, NULL);
@@ -385,6 +508,7 @@ int main(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_same_objects_as_libnftables);
+        tcase_add_test(tc, test_restore_is_one_batch);
         tcase_add_test(tc, test_refused_batch_changes_nothing);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
