@@ -107,6 +107,7 @@ struct worker {
         uint64_t rng;
         struct slot slots[SLOTS_PER_WORKER];
         bool group_made[GROUPS_PER_WORKER];
+        bool plug_down[N_PLUGS];   /* disconnected by this worker */
         pthread_t thread;
 };
 
@@ -120,7 +121,8 @@ static struct {
         char lvdir[PATH_MAX], lvuri[PATH_MAX + 64];
         struct ovs_fixture ovs;
         virConnectPtr lv;          /* held: the test driver keeps domains while a connection is open */
-        pthread_mutex_t lock;      /* the core pid, the counters, the pause handshake */
+        FILE *ops_log;             /* <dir>/ops.log: every operation and fault with its answer */
+        pthread_mutex_t lock;      /* the core pid, the counters, the pause handshake, ops_log */
         pthread_cond_t cond;
         pid_t core_pid;
         bool pause, stop;          /* workers and injector: finish the current action and wait */
@@ -196,15 +198,20 @@ static int api(const char *method, const char *path, const char *body, struct js
         return st;
 }
 
-static void count_op(enum op_kind k, bool ok)
+/* Count an operation and log it with its answer (status, and the error the API gave). */
+static void count_op(enum op_kind k, bool ok, const char *what, int status, struct json_object *resp)
 {
+        unsigned long step = atomic_fetch_add(&run.op_step, 1);
+
         pthread_mutex_lock(&run.lock);
         if (ok)
                 run.ops_ok[k]++;
         else
                 run.ops_failed[k]++;
+        if (run.ops_log)
+                fprintf(run.ops_log, "%8.1f op %lu %s %s -> %d%s%s\n", (double)mono_ms() / 1000.0, step, op_names[k],
+                        what, status, ok ? "" : " ", ok ? "" : (jstr(resp, "error") ?: ""));
         pthread_mutex_unlock(&run.lock);
-        atomic_fetch_add(&run.op_step, 1);
 }
 
 /* ---- the core, supervised as systemd would (Restart=always) ---- */
@@ -449,8 +456,8 @@ static void op_boot(struct worker *w, struct slot *s, bool with_groups)
                 s->n_failed_ports = 0;
                 slot_forget(s);
         }
+        count_op(with_groups ? OP_BOOT_SG : OP_BOOT, st == 200, s->name, st, resp);
         json_object_put(resp);
-        count_op(with_groups ? OP_BOOT_SG : OP_BOOT, st == 200);
 }
 
 static void op_instance(struct slot *s, enum op_kind k)
@@ -460,7 +467,8 @@ static void op_instance(struct slot *s, enum op_kind k)
 
         (void)xsnprintf(path, sizeof(path), "/v1/instances/%s%s?wait=1", s->name,
                        k == OP_DELETE ? "" : k == OP_STOP ? "/stop" : k == OP_START ? "/start" : "/reboot");
-        st = api(k == OP_DELETE ? "DELETE" : "POST", path, NULL, NULL);
+        struct json_object *resp = NULL;
+        st = api(k == OP_DELETE ? "DELETE" : "POST", path, NULL, &resp);
         if (st == 200) {
                 if (k == OP_DELETE) {
                         s->exists = K_NO;
@@ -476,7 +484,8 @@ static void op_instance(struct slot *s, enum op_kind k)
         } else {
                 slot_forget(s);
         }
-        count_op(k, st == 200 || (st == 404 && k == OP_DELETE));
+        count_op(k, st == 200 || (st == 404 && k == OP_DELETE), s->name, st, resp);
+        json_object_put(resp);
 }
 
 static void op_secgroup(struct worker *w, enum op_kind k)
@@ -489,10 +498,10 @@ static void op_secgroup(struct worker *w, enum op_kind k)
         group_name(w, g, name);
         if (k == OP_SG_CREATE) {
                 (void)xsnprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
-                st = api("POST", "/v1/secgroups", body, NULL);
+                st = api("POST", "/v1/secgroups", body, &resp);
                 if (st == 201 || st == 409)
                         w->group_made[g] = true;
-                count_op(k, st == 201);
+                count_op(k, st == 201, name, st, resp);
         } else if (k == OP_SG_RULE_ADD) {
                 (void)xsnprintf(path, sizeof(path), "/v1/secgroups/%s/rules", name);
                 (void)xsnprintf(body, sizeof(body),
@@ -500,8 +509,8 @@ static void op_secgroup(struct worker *w, enum op_kind k)
                                "\"port_range_min\":%u,\"port_range_max\":%u}",
                                rng_below(&w->rng, 2) ? "ingress" : "egress", 1000 + rng_below(&w->rng, 1000),
                                2000 + rng_below(&w->rng, 1000));
-                st = api("POST", path, body, NULL);
-                count_op(k, st == 201 || st == 200);
+                st = api("POST", path, body, &resp);
+                count_op(k, st == 201 || st == 200, name, st, resp);
         } else {
                 struct json_object *rules;
                 size_t n;
@@ -515,14 +524,17 @@ static void op_secgroup(struct worker *w, enum op_kind k)
                 }
                 (void)xsnprintf(path, sizeof(path), "/v1/secgroup-rules/%s",
                                jstr(jidx(rules, rng_below(&w->rng, (unsigned)n)), "id"));
-                st = api("DELETE", path, NULL, NULL);
-                count_op(k, st == 200 || st == 204);
+                json_object_put(resp);
+                resp = NULL;
+                st = api("DELETE", path, NULL, &resp);
+                count_op(k, st == 200 || st == 204, name, st, resp);
         }
         json_object_put(resp);
 }
 
 static void op_port_set(struct worker *w, struct slot *s)
 {
+        struct json_object *resp = NULL;
         char path[128], body[256], groups[160], g[32];
         unsigned k = rng_below(&w->rng, GROUPS_PER_WORKER);
         int st;
@@ -535,23 +547,35 @@ static void op_port_set(struct worker *w, struct slot *s)
                                w->group_made[k] ? g : "", w->group_made[k] ? "\"" : "");
         (void)xsnprintf(path, sizeof(path), "/v1/ports/%s/secgroups", s->ports[0]);
         (void)xsnprintf(body, sizeof(body), "{\"secgroups\":%s}", groups);
-        st = api("PUT", path, body, NULL);
+        st = api("PUT", path, body, &resp);
         if (st == 200)
                 (void)xsnprintf(s->groups, sizeof(s->groups), "%s", groups);
         else
                 s->groups[0] = '\0';
-        count_op(OP_PORT_SET, st == 200);
+        count_op(OP_PORT_SET, st == 200, s->name, st, resp);
+        json_object_put(resp);
 }
 
 static void op_plug(struct worker *w, enum op_kind k)
 {
+        struct json_object *resp = NULL;
+        unsigned p = rng_below(&w->rng, N_PLUGS), down = 0;
         char path[128];
         int st;
 
-        (void)xsnprintf(path, sizeof(path), "/v1/plugs/%s/%s", plug_names[rng_below(&w->rng, N_PLUGS)],
+        for (unsigned i = 0; i < N_PLUGS; i++)
+                down += w->plug_down[i];
+        for (unsigned i = 0; i < N_PLUGS && w->plug_down[p] != (k == OP_PLUG_CONNECT); i++)
+                p = (p + 1) % N_PLUGS;
+        if (w->plug_down[p] != (k == OP_PLUG_CONNECT) || (k == OP_PLUG_DISCONNECT && down >= 2))
+                return;
+        (void)xsnprintf(path, sizeof(path), "/v1/plugs/%s/%s", plug_names[p],
                        k == OP_PLUG_CONNECT ? "connect" : "disconnect");
-        st = api("POST", path, NULL, NULL);
-        count_op(k, st == 200);
+        st = api("POST", path, NULL, &resp);
+        if (st == 200)
+                w->plug_down[p] = k == OP_PLUG_DISCONNECT;
+        count_op(k, st == 200, plug_names[p], st, resp);
+        json_object_put(resp);
 }
 
 static void *worker_main(void *arg)
@@ -562,13 +586,13 @@ static void *worker_main(void *arg)
                 struct slot *s = &w->slots[rng_below(&w->rng, SLOTS_PER_WORKER)];
                 unsigned r = rng_below(&w->rng, 100);
 
-                if (r < 8)
+                if (r < 8 && !w->group_made[r % GROUPS_PER_WORKER])
                         op_secgroup(w, OP_SG_CREATE);
                 else if (r < 16)
                         op_secgroup(w, OP_SG_RULE_ADD);
                 else if (r < 20)
                         op_secgroup(w, OP_SG_RULE_DEL);
-                else if (r < 23 && w->id == 0)
+                else if (r < 22 && w->id == 0)
                         op_plug(w, OP_PLUG_DISCONNECT);
                 else if (r < 28 && w->id == 0)
                         op_plug(w, OP_PLUG_CONNECT);
@@ -577,9 +601,9 @@ static void *worker_main(void *arg)
                 else if (r < 40)
                         op_instance(s, OP_DELETE);
                 else if (r < 52)
-                        op_instance(s, OP_STOP);
+                        op_instance(s, s->running == K_NO ? OP_START : OP_STOP);
                 else if (r < 64)
-                        op_instance(s, OP_START);
+                        op_instance(s, s->running == K_YES ? OP_REBOOT : OP_START);
                 else if (r < 76)
                         op_instance(s, OP_REBOOT);
                 else if (r < 88 && s->n_ports)
@@ -784,6 +808,9 @@ static void *injector_main(void *arg)
                         run.faults[k]++;
                 else
                         run.faults_skipped[k]++;
+                if (run.ops_log)
+                        fprintf(run.ops_log, "%8.1f fault %lu %s%s\n", (double)mono_ms() / 1000.0,
+                                atomic_load(&run.fault_step), fault_names[k], done ? "" : " (nothing to hit)");
                 core_supervise();
                 pthread_mutex_unlock(&run.lock);
                 atomic_fetch_add(&run.fault_step, 1);
@@ -1368,6 +1395,8 @@ static void heal(void)
         pthread_mutex_lock(&run.lock);
         core_supervise();
         pthread_mutex_unlock(&run.lock);
+        for (unsigned w = 0; w < run.workers; w++)
+                memset(run.w[w].plug_down, 0, sizeof(run.w[w].plug_down));
         for (int i = 0; i < N_PLUGS; i++) {
                 char path[128];
                 (void)xsnprintf(path, sizeof(path), "/v1/plugs/%s/connect", plug_names[i]);
@@ -1415,6 +1444,69 @@ static bool checkpoint(int n, bool final)
         return v == 0;
 }
 
+/* ---- the checker can fail: damage it must see, with the service frozen ---- */
+
+static void freeze(pid_t *procs, size_t n, int sig)
+{
+        for (size_t i = 0; i < n; i++)
+                (void)kill(procs[i], sig);
+}
+
+static bool has_violation(const struct checker *c, const char *needle)
+{
+        for (unsigned i = 0; i < c->n && i < MAX_VIOLATIONS; i++)
+                if (strstr(c->msgs[i], needle))
+                        return true;
+        return false;
+}
+
+/* With the core and its modules stopped (SIGSTOP), break four things behind
+ * their back and require the checker to report each; then let the service
+ * repair them (one more convergence). Skipped when no instance is active. */
+static void checker_self_test(void)
+{
+        struct checker *c = calloc(1, sizeof(*c));
+        const struct store_inst *si = NULL;
+        char tap[IFNAME_MAX], dom[64], orphan_port[37], orphan_tap[IFNAME_MAX];
+        pid_t procs[64];
+        size_t n;
+        virDomainPtr d;
+
+        ck_assert_ptr_nonnull(c);
+        store_read(c);
+        for (size_t i = 0; i < c->n_inst && !si; i++)
+                if (streq(c->inst[i].vm_state, "active") && c->inst[i].n_ports && c->inst[i].ports[0].filtered)
+                        si = &c->inst[i];
+        if (!si) {
+                say("checker self-test skipped: no active filtered instance at the end");
+                free(c);
+                return;
+        }
+        (void)port_dev_name("tap", si->ports[0].uuid, tap);
+        (void)xsnprintf(dom, sizeof(dom), LIBVIRT_DOMAIN_PREFIX "%s", si->uuid);
+        ck_assert_int_eq(uuid_new_str(orphan_port), 0);
+        (void)port_dev_name("tap", orphan_port, orphan_tap);
+        n = descendants(run.core_pid, procs, ARRAY_SIZE(procs));
+        freeze(procs, n, SIGSTOP);
+        ck_assert_int_eq(sh("ip link del %s", tap), 0);
+        d = virDomainLookupByName(run.lv, dom);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_int_eq(virDomainDestroy(d), 0);
+        virDomainFree(d);
+        ck_assert_int_eq(sh("nft insert rule inet " FW_TABLE " forward meta l4proto udp udp dport 4243 accept comment "
+                            "'\"" FOREIGN_COMMENT "\"'"), 0);
+        ck_assert_int_eq(sh("ip tuntap add dev %s mode tap && ip link set %s alias " TAP_MARK_PREFIX "%s", orphan_tap,
+                            orphan_tap, orphan_port), 0);
+        ck_assert_uint_gt(check_invariants(c, true), 0);
+        ck_assert_msg(has_violation(c, "missing") && has_violation(c, "active: domain state") &&
+                              has_violation(c, "foreign rule") && has_violation(c, "orphan marked link"),
+                      "the checker missed damage: %u violations, first: %s", c->n, c->msgs[0]);
+        say("checker self-test: %u violations seen for 4 kinds of damage", c->n);
+        (void)sh("ip link del %s", orphan_tap); /* a tap without an owner, not made by the service */
+        freeze(procs, n, SIGCONT);
+        free(c);
+}
+
 /* ---- setup ---- */
 
 static void foreign_objects(void)
@@ -1449,6 +1541,13 @@ static void setup_sandbox(void)
         (void)xsnprintf(run.lvdir, sizeof(run.lvdir), "%s/libvirtd", run.dir);
         (void)xsnprintf(run.lvuri, sizeof(run.lvuri), "test+unix:///default?socket=%s/sock/libvirt-sock", run.lvdir);
         ck_assert_int_eq(mkdir(run.state, 0700), 0);
+        {
+                char path[PATH_MAX];
+                (void)xsnprintf(path, sizeof(path), "%s/ops.log", run.dir);
+                run.ops_log = fopen(path, "we");
+                ck_assert_ptr_nonnull(run.ops_log);
+                setvbuf(run.ops_log, NULL, _IOLBF, 0);
+        }
         /* the state dir on a small filesystem of its own, visible in this mount namespace only */
         ck_assert_int_eq(mount("chaos-state", run.state, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700"), 0);
         ck_assert_int_eq(ovs_fixture_start(&run.ovs), 0);
@@ -1460,6 +1559,7 @@ static void setup_sandbox(void)
                                    "state_dir = %s\nrun_dir = %s/run\nplugs = " PLUGS "\nlibvirt_uri = %s\n"
                                    "vif_type = ovs\novsdb_socket = unix:%s\nintegration_bridge = br-int\n"
                                    "bridge_create = true\nbridge_datapath_type = netdev\norphan_policy = reap\n"
+                                   "reconcile_interval_s = 10\n"
                                    "restart_min_ms = 50\nrestart_max_ms = 2000\nstop_timeout_ms = 2000\n"
                                    "module_timeout_ms = 10000\nport_timeout_ms = 5000\n",
                                    run.state, run.dir, run.lvuri, run.ovs.db_sock),
@@ -1546,7 +1646,10 @@ START_TEST(test_chaos)
                         pthread_join(run.w[i].thread, NULL);
                 pthread_join(inj, NULL);
         }
-        (void)checkpoint(n_checkpoint++, true);
+        if (checkpoint(n_checkpoint++, true)) {
+                checker_self_test();
+                ck_assert_msg(checkpoint(n_checkpoint++, true), "the service did not repair the self-test's damage");
+        }
 
         /* the summary line */
         qsort(run.conv_ms, run.n_conv, sizeof(run.conv_ms[0]), cmp_long);
@@ -1595,6 +1698,7 @@ int main(void)
         pthread_mutex_init(&run.lock, NULL);
         pthread_cond_init(&run.cond, NULL);
         (void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+        (void)signal(SIGPIPE, SIG_IGN); /* a core killed mid-request: EPIPE, not death */
         virSetErrorFunc(NULL, lv_quiet);
         harness_enter_netns("test-chaos");
         /* a mount namespace of our own: the state tmpfs is seen by us and the core only */

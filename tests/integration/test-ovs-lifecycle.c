@@ -229,6 +229,44 @@ START_TEST(test_ovsdb_restart_mid_run)
 }
 END_TEST
 
+/* A tap and an OVS port deleted behind the service's back, with no module
+ * restarting afterwards: the periodic reconcile puts both back (found by the
+ * chaos suite: before it, nothing noticed until some module restarted). */
+START_TEST(test_port_deleted_behind_our_back_comes_back)
+{
+        struct json_object *resp = NULL, *ports;
+        char tap[IFNAME_MAX];
+        struct link_facts f;
+        int status = 0, waited;
+        pid_t netctl, ovsmod;
+
+        start_core("bridge_create = true\nreconcile_interval_s = 1\n");
+        ck_assert_int_eq(boot("victim", "[{}]", &status), 200);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/victim", NULL, &resp), 200);
+        ck_assert(json_object_object_get_ex(resp, "ports", &ports));
+        ck_assert_int_eq(tap_name_from_port(jget(json_object_array_get_idx(ports, 0), "port_uuid"), tap), 0);
+        json_object_put(resp);
+        ck_assert(on_bridge(tap));
+        netctl = core_module_pid(&core, "network-control");
+        ovsmod = core_module_pid(&core, "openvswitch");
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "del-port", "br-int", tap, NULL), 0);
+        ck_assert_int_eq(sh("ip link del %s", tap), 0);
+        ck_assert_int_ne(link_facts_get(tap, &f), 0);
+        for (waited = 0; waited < 10000; waited += 50) {
+                if (link_facts_get(tap, &f) == 0 && on_bridge(tap))
+                        break;
+                msleep(50);
+        }
+        ck_assert_msg(waited < 10000, "tap %s %s, %s on br-int after 10 s", tap,
+                      link_facts_get(tap, &f) == 0 ? "back" : "still gone", on_bridge(tap) ? "back" : "not");
+        /* repaired by the core's pass, not by a restart */
+        ck_assert_int_eq(core_module_pid(&core, "network-control"), netctl);
+        ck_assert_int_eq(core_module_pid(&core, "openvswitch"), ovsmod);
+        ck_assert_int_eq(core_api(&core, "DELETE", "/v1/instances/victim?wait=1", NULL, &resp), 200);
+        json_object_put(resp);
+}
+END_TEST
+
 START_TEST(test_core_killed_with_50_instances)
 {
         struct json_object *resp = NULL, *list;
@@ -308,6 +346,7 @@ int main(void)
         tcase_add_test(tc, test_openvswitch_plug_missing);
         tcase_add_test(tc, test_ovsdb_restart_mid_run);
         tcase_add_test(tc, test_core_killed_with_50_instances);
+        tcase_add_test(tc, test_port_deleted_behind_our_back_comes_back);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
