@@ -210,7 +210,7 @@ static void count_op(enum op_kind k, bool ok, const char *what, int status, stru
                 run.ops_failed[k]++;
         if (run.ops_log)
                 fprintf(run.ops_log, "%8.1f op %lu %s %s -> %d%s%s\n", (double)mono_ms() / 1000.0, step, op_names[k],
-                        what, status, ok ? "" : " ", ok ? "" : (jstr(resp, "error") ?: ""));
+                        what, status, ok ? "" : " ", ok ? "" : (jstr(jget(resp, "error"), "message") ?: ""));
         pthread_mutex_unlock(&run.lock);
 }
 
@@ -240,6 +240,12 @@ static int core_spawn(void)
         }
         close(logfd);
         run.core_pid = pid;
+        {
+                char path[PATH_MAX], text[32];
+                (void)xsnprintf(path, sizeof(path), "%s/core.pid", run.dir);
+                (void)xsnprintf(text, sizeof(text), "%ld\n", (long)pid);
+                (void)write_file_atomic(path, text, strlen(text), 0600); /* for the runner's sweep */
+        }
         for (int i = 0; i < 1000; i++) {
                 struct json_object *st = NULL;
                 int r = api_request(run.socket, "GET", "/v1/status", NULL, 2000, &st);
@@ -451,10 +457,12 @@ static void op_boot(struct worker *w, struct slot *s, bool with_groups)
                 s->exists = K_UNKNOWN;
                 s->running = K_UNKNOWN;
                 s->groups[0] = '\0';
+                s->uuid[0] = '\0';
         } else {
                 s->boot_failed = false;
                 s->n_failed_ports = 0;
                 slot_forget(s);
+                s->uuid[0] = '\0';
         }
         count_op(with_groups ? OP_BOOT_SG : OP_BOOT, st == 200, s->name, st, resp);
         json_object_put(resp);
@@ -475,8 +483,10 @@ static void op_instance(struct slot *s, enum op_kind k)
                         s->boot_failed = false;
                         s->n_failed_ports = 0;
                 } else {
+                        const char *u = jstr(resp, "uuid");
                         s->exists = K_YES;
                         s->running = k == OP_STOP ? K_NO : K_YES;
+                        (void)xsnprintf(s->uuid, sizeof(s->uuid), "%s", u ? u : "");
                 }
         } else if (st == 404 && k == OP_DELETE) {
                 s->exists = K_NO; /* nothing to delete is what we wanted */
@@ -715,6 +725,8 @@ static void disk_free(void)
         (void)unlink(path);
 }
 
+static int foreign_domain_define(void);
+
 static bool fault_run(enum fault_kind k)
 {
         char names[256][IFNAME_MAX];
@@ -752,6 +764,8 @@ static bool fault_run(enum fault_kind k)
                 if (libvirtd_ctl("start") < 0)
                         say("libvirtd did not restart");
                 lv_hold();
+                if (foreign_domain_define() < 0)
+                        say("cannot define the foreign domain again");
                 return true;
         case F_DEL_TAP:
                 n = our_links("tap", names, 256);
@@ -1389,8 +1403,11 @@ static void heal(void)
                 (void)ovs_fixture_start_ovsdb(&run.ovs);
         if (!pidfile_pid(run.ovs.dir, "vswitchd.pid"))
                 (void)vswitchd_start();
-        if (!pidfile_pid(run.lvdir, "libvirtd.pid"))
+        if (!pidfile_pid(run.lvdir, "libvirtd.pid")) {
                 (void)libvirtd_ctl("start");
+                lv_hold();
+                (void)foreign_domain_define();
+        }
         lv_hold();
         pthread_mutex_lock(&run.lock);
         core_supervise();
@@ -1509,10 +1526,22 @@ static void checker_self_test(void)
 
 /* ---- setup ---- */
 
+/* The foreign domain: a real libvirtd keeps it across its restarts; the test
+ * driver forgets every domain, so the injector defines it again. */
+static int foreign_domain_define(void)
+{
+        static const char xml[] = "<domain type='test'><name>chaos-foreign</name><memory>65536</memory>"
+                                  "<os><type>hvm</type></os></domain>";
+        virDomainPtr d = run.lv ? virDomainDefineXML(run.lv, xml) : NULL;
+
+        if (!d)
+                return -EIO;
+        virDomainFree(d);
+        return 0;
+}
+
 static void foreign_objects(void)
 {
-        char xml[512];
-        virDomainPtr d;
 
         ck_assert_int_eq(foreign_veth_add("chaosfx0"), 0);
         ck_assert_int_eq(ovs_vsctl(&run.ovs, NULL, "--may-exist", "add-br", "br-int", "--", "set", "Bridge", "br-int",
@@ -1521,25 +1550,23 @@ static void foreign_objects(void)
                                    "chaosfp0", "type=internal", (char *)NULL), 0);
         ck_assert_int_eq(sh("nft add table inet chaos_foreign && nft add chain inet chaos_foreign c && "
                             "nft add rule inet chaos_foreign c tcp dport 9 accept comment '\"mine\"'"), 0);
-        (void)xsnprintf(xml, sizeof(xml), "<domain type='test'><name>chaos-foreign</name><memory>65536</memory>"
-                                         "<os><type>hvm</type></os></domain>");
-        d = virDomainDefineXML(run.lv, xml);
-        ck_assert_ptr_nonnull(d);
-        virDomainFree(d);
+        ck_assert_int_eq(foreign_domain_define(), 0);
 }
 
-static void setup_sandbox(void)
+static void setup_paths(void)
 {
-        char text[4096];
-
-        ck_assert_int_eq(xsnprintf(run.dir, sizeof(run.dir), "/tmp/nova-chaos-XXXXXX"), 0);
-        ck_assert_ptr_nonnull(mkdtemp(run.dir));
         (void)xsnprintf(run.state, sizeof(run.state), "%s/state", run.dir);
         (void)xsnprintf(run.conf, sizeof(run.conf), "%s/core.conf", run.dir);
         (void)xsnprintf(run.log, sizeof(run.log), "%s/core.log", run.dir);
         (void)xsnprintf(run.socket, sizeof(run.socket), "%s/run/nova-hypervisor.socket", run.dir);
         (void)xsnprintf(run.lvdir, sizeof(run.lvdir), "%s/libvirtd", run.dir);
         (void)xsnprintf(run.lvuri, sizeof(run.lvuri), "test+unix:///default?socket=%s/sock/libvirt-sock", run.lvdir);
+}
+
+static void setup_sandbox(void)
+{
+        char text[4096];
+
         ck_assert_int_eq(mkdir(run.state, 0700), 0);
         {
                 char path[PATH_MAX];
@@ -1551,6 +1578,11 @@ static void setup_sandbox(void)
         /* the state dir on a small filesystem of its own, visible in this mount namespace only */
         ck_assert_int_eq(mount("chaos-state", run.state, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700"), 0);
         ck_assert_int_eq(ovs_fixture_start(&run.ovs), 0);
+        {
+                char path[PATH_MAX];
+                (void)xsnprintf(path, sizeof(path), "%s/ovs.dir", run.dir);
+                ck_assert_int_eq(write_file_atomic(path, run.ovs.dir, strlen(run.ovs.dir), 0600), 0);
+        }
         ck_assert_int_eq(libvirtd_ctl("start"), 0);
         lv_hold();
         ck_assert_ptr_nonnull(run.lv);
@@ -1586,6 +1618,44 @@ static void teardown_sandbox(void)
                 (void)sh("rm -rf '%s'", run.dir);
         else
                 say("kept %s", run.dir);
+}
+
+/* In the runner, after the test process ended however it ended (a crash skips
+ * its teardown): stop whatever of the sandbox still runs, remove it. */
+static void sweep(void)
+{
+        char path[PATH_MAX], *buf = NULL;
+        pid_t procs[64];
+        long pid = 0;
+        size_t n;
+
+        (void)xsnprintf(path, sizeof(path), "%s/core.pid", run.dir);
+        if (read_file_bounded(path, 64, &buf, NULL) == 0)
+                pid = strtol(buf, NULL, 10);
+        free(buf);
+        buf = NULL;
+        if (pid > 0 && process_alive((pid_t)pid)) {
+                n = descendants((pid_t)pid, procs, ARRAY_SIZE(procs));
+                for (size_t i = 0; i < n; i++)
+                        (void)kill(procs[i], SIGKILL);
+                for (size_t i = 0; i < n; i++)
+                        (void)wait_process_gone(procs[i], 2000);
+        }
+        if (run.lvdir[0])
+                (void)libvirtd_ctl("stop");
+        (void)xsnprintf(path, sizeof(path), "%s/ovs.dir", run.dir);
+        if (read_file_bounded(path, PATH_MAX, &buf, NULL) == 0 && strncmp(buf, "/tmp/nova-ovs-", 14) == 0) {
+                pid_t d;
+                if ((d = pidfile_pid(buf, "vswitchd.pid")) > 0)
+                        (void)kill(d, SIGKILL);
+                if ((d = pidfile_pid(buf, "ovsdb.pid")) > 0)
+                        (void)kill(d, SIGKILL);
+                (void)sh("rm -rf '%s'", buf);
+        }
+        free(buf);
+        (void)umount2(run.state, MNT_DETACH);
+        if (!run.keep)
+                (void)sh("rm -rf '%s'", run.dir);
 }
 
 static void lv_quiet(void *opaque, virErrorPtr e)
@@ -1628,20 +1698,26 @@ START_TEST(test_chaos)
                 pthread_t inj;
                 ck_assert_int_eq(pthread_create(&inj, NULL, injector_main, NULL), 0);
                 begin = mono_ms();
-                end_at = begin + (long)run.duration_s * 1000;
-                while (mono_ms() < end_at) {
-                        long next = mono_ms() + (long)run.checkpoint_s * 1000;
-                        bool last = next >= end_at;
-                        sleep_ms((int)((last ? end_at : next) - mono_ms()));
-                        pause_all(run.workers + 1);
-                        if (last) {
-                                run.stop = true;
-                                resume_all();
+                end_at = begin + (long)run.duration_s * 1000; /* moved on by the time checkpoints take */
+                for (;;) {
+                        long now = mono_ms(), paused_at;
+                        if (now >= end_at)
                                 break;
-                        }
+                        sleep_ms((int)(now + (long)run.checkpoint_s * 1000 < end_at ? (long)run.checkpoint_s * 1000
+                                                                                       : end_at - now));
+                        if (mono_ms() >= end_at)
+                                break;
+                        paused_at = mono_ms();
+                        pause_all(run.workers + 1);
                         (void)checkpoint(n_checkpoint++, true);
                         resume_all();
+                        end_at += mono_ms() - paused_at;
                 }
+                pause_all(run.workers + 1);
+                pthread_mutex_lock(&run.lock);
+                run.stop = true;
+                pthread_mutex_unlock(&run.lock);
+                resume_all();
                 for (unsigned i = 0; i < run.workers; i++)
                         pthread_join(run.w[i].thread, NULL);
                 pthread_join(inj, NULL);
@@ -1706,6 +1782,11 @@ int main(void)
                 fprintf(stderr, "test-chaos: cannot make a mount namespace: %s\n", strerror(errno));
                 return 1;
         }
+        if (xsnprintf(run.dir, sizeof(run.dir), "/tmp/nova-chaos-XXXXXX") < 0 || !mkdtemp(run.dir)) {
+                fprintf(stderr, "test-chaos: cannot make a directory: %s\n", strerror(errno));
+                return 1;
+        }
+        setup_paths();
         tcase_set_timeout(tc, (double)run.duration_s + 120.0 + 3.0 * run.converge_s * (run.duration_s / run.checkpoint_s + 2));
         tcase_add_test(tc, test_chaos);
         suite_add_tcase(s, tc);
@@ -1713,5 +1794,6 @@ int main(void)
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
+        sweep();
         return failed ? 1 : 0;
 }
