@@ -1519,6 +1519,11 @@ static void checker_self_test(void)
                               has_violation(c, "foreign rule") && has_violation(c, "orphan marked link"),
                       "the checker missed damage: %u violations, first: %s", c->n, c->msgs[0]);
         say("checker self-test: %u violations seen for 4 kinds of damage", c->n);
+        /* the destroyed guest is recorded as stopped (as nova's power sync does): not what the API answered */
+        for (unsigned w = 0; w < run.workers; w++)
+                for (unsigned k = 0; k < SLOTS_PER_WORKER; k++)
+                        if (streq(run.w[w].slots[k].name, si->name))
+                                run.w[w].slots[k].running = K_UNKNOWN;
         (void)sh("ip link del %s", orphan_tap); /* a tap without an owner, not made by the service */
         freeze(procs, n, SIGCONT);
         free(c);
@@ -1620,6 +1625,35 @@ static void teardown_sandbox(void)
                 say("kept %s", run.dir);
 }
 
+/* sh() without Check's assertions (the runner is not inside a test). */
+static int plain_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int plain_sh(const char *fmt, ...)
+{
+        char cmd[2048];
+        va_list ap;
+        int status;
+        pid_t pid;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                if (devnull >= 0) {
+                        (void)dup2(devnull, STDOUT_FILENO);
+                        (void)dup2(devnull, STDERR_FILENO);
+                }
+                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) != pid)
+                return -ECHILD;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
 /* In the runner, after the test process ended however it ended (a crash skips
  * its teardown): stop whatever of the sandbox still runs, remove it. */
 static void sweep(void)
@@ -1642,7 +1676,7 @@ static void sweep(void)
                         (void)wait_process_gone(procs[i], 2000);
         }
         if (run.lvdir[0])
-                (void)libvirtd_ctl("stop");
+                (void)plain_sh("bash scripts/libvirtd-private.sh stop %s", run.lvdir);
         (void)xsnprintf(path, sizeof(path), "%s/ovs.dir", run.dir);
         if (read_file_bounded(path, PATH_MAX, &buf, NULL) == 0 && strncmp(buf, "/tmp/nova-ovs-", 14) == 0) {
                 pid_t d;
@@ -1650,12 +1684,12 @@ static void sweep(void)
                         (void)kill(d, SIGKILL);
                 if ((d = pidfile_pid(buf, "ovsdb.pid")) > 0)
                         (void)kill(d, SIGKILL);
-                (void)sh("rm -rf '%s'", buf);
+                (void)plain_sh("rm -rf '%s'", buf);
         }
         free(buf);
         (void)umount2(run.state, MNT_DETACH);
         if (!run.keep)
-                (void)sh("rm -rf '%s'", run.dir);
+                (void)plain_sh("rm -rf '%s'", run.dir);
 }
 
 static void lv_quiet(void *opaque, virErrorPtr e)
@@ -1724,7 +1758,7 @@ START_TEST(test_chaos)
         }
         if (checkpoint(n_checkpoint++, true)) {
                 checker_self_test();
-                ck_assert_msg(checkpoint(n_checkpoint++, true), "the service did not repair the self-test's damage");
+                (void)checkpoint(n_checkpoint++, true); /* the self-test's damage repaired: a violation if not */
         }
 
         /* the summary line */
