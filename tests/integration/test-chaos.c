@@ -473,6 +473,11 @@ static void op_instance(struct slot *s, enum op_kind k)
         char path[128];
         int st;
 
+        /* Another operation on the instance: its failed boot is no longer the last word (a start
+         * repairs it, and a repair that fails keeps what it made, by design: see lifecycle.c). */
+        s->boot_failed = false;
+        s->n_failed_ports = 0;
+
         (void)xsnprintf(path, sizeof(path), "/v1/instances/%s%s?wait=1", s->name,
                        k == OP_DELETE ? "" : k == OP_STOP ? "/stop" : k == OP_START ? "/start" : "/reboot");
         struct json_object *resp = NULL;
