@@ -737,6 +737,10 @@ int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_acti
         }
         r = check_plugs(op, err, errlen, ret_plug);
         if (r < 0) {
+                /* Refused before anything changed: an instance in error stays in error (it was
+                 * left active, and the next reconcile repaired what the API had refused). */
+                if (op->kind == OP_REPAIR)
+                        inst->vm_state = VM_ERROR;
                 free(op);
                 return r;
         }
