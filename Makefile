@@ -5,6 +5,8 @@
 #   make run        the sandbox: private OVS/netns/state, core + modules, a demo port (KEEP=1 keeps it)
 #   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
 #   make check      layer boundaries, unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
+#   make chaos      the chaos suite: a seeded mix of operations under injected faults, then invariants
+#                   checked against the kernel, OVS and libvirt (DURATION=s, default 1800; SEED=n)
 #   make fuzz       libFuzzer targets in build/fuzz/
 #   make guest      the real test guest (cloud kernel, busybox initramfs, BIOS-bootable disk), cached
 #   make bench      every bench (bench/run-all: privsep-rtt, boot, boot-full, footprint, vif-plug, secgroups,
@@ -272,6 +274,13 @@ check-unit: $(UNIT_TESTS)
 # Integration tests run against the real kernel in private network namespaces (root).
 check-integration: $(INTEGRATION_TESTS) $(PROGRAMS)
 	@$(CHECK_ENV) NOVA_BIN=$(abspath $(BUILD)/bin) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(INTEGRATION_TESTS)
+
+# The chaos suite alone, for as long as asked (make check runs it for 60 s as test-chaos).
+DURATION ?= 1800
+SEED ?=
+.PHONY: chaos
+chaos: $(BUILD)/tests/test-chaos $(PROGRAMS)
+	@$(CHECK_ENV) CHAOS_DURATION=$(DURATION) CHAOS_SEED=$(SEED) NOVA_BIN=$(abspath $(BUILD)/bin) $(BUILD)/tests/test-chaos
 
 # The OVS build path (libopenvswitch from pkg-config or the cache) must keep linking.
 check-ovs-link: $(BUILD)/bin/ovs-link-smoke

@@ -316,13 +316,15 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                 json_object_object_add(digests, proto_get_str(g, "id", ""),
                                        json_object_new_string(proto_get_str(g, "digest", "")));
 
-        /* Rules of ports that no filtered port of an idle instance claims. */
+        /* Rules of ports that no filtered port of an idle instance claims. An instance in
+         * error claims none: its failed boot, repair or delete took its units back, so
+         * rules put back here would outlive the failure (found by the chaos suite). */
         for (const struct proto_value *kp = ports ? ports->child : NULL; kp; kp = kp->next) {
                 const char *uuid = proto_get_str(kp, "port_uuid", "");
                 struct instance *inst = NULL;
                 struct instance_port *ip = instance_find_port(fw->instances, uuid, &inst);
                 _cleanup_free_ struct proto_writer *w = NULL;
-                if (ip && (ip->filtered || inst->op))
+                if (ip && ((ip->filtered && inst->vm_state != VM_ERROR) || inst->op))
                         continue;
                 w = malloc(sizeof(*w));
                 if (!w)
@@ -347,7 +349,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                                 fw->pass.unfiltered++;
                                 continue;
                         }
-                        if (i->op)
+                        if (i->op || i->vm_state == VM_ERROR)
                                 continue;
                         for (const struct proto_value *e = ports ? ports->child : NULL; e && !kp; e = e->next)
                                 if (streq(proto_get_str(e, "port_uuid", ""), ip->port_uuid))

@@ -106,6 +106,7 @@ struct lifecycle {
         char fault_step[16];              /* NOVA_TEST_FAULT_STEP: a step that fails on purpose (tests) */
         struct reconcile_report report;
         bool reconciling, reconcile_again;
+        sd_event_source *reconcile_timer; /* the periodic pass (reconcile_interval_s), NULL when 0 */
         struct {                          /* the listings of the pass in progress */
                 unsigned pending;            /* list calls outstanding */
                 bool failed;
@@ -858,6 +859,9 @@ int lifecycle_power(struct lifecycle *lc, struct instance *inst, enum power_acti
         }
         r = check_plugs(op, err, errlen, ret_plug);
         if (r < 0) {
+                /* Refused before anything changed: the instance goes back as it was (an instance
+                 * in error stays in error; it was left active, and the next reconcile repaired
+                 * what the API had refused). */
                 inst->vm_state = op->before.vm_state;
                 free(op);
                 return r;
@@ -1297,6 +1301,21 @@ void lifecycle_reconcile_report(const struct lifecycle *lc, struct reconcile_rep
         *ret = lc->report;
 }
 
+/* The periodic pass: nothing announces a tap or an OVS port deleted behind our
+ * back (only restarts and reconnects did), so without it such an instance
+ * stayed broken until some module happened to restart. A pass that finds
+ * nothing to do costs three listings. */
+static int on_reconcile_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct lifecycle *lc = userdata;
+
+        (void)usec;
+        reconcile_start(lc); /* a pass in progress takes it as "again" */
+        (void)sd_event_source_set_time_relative(s, (uint64_t)lc->cfg->reconcile_interval_s * 1000000ULL);
+        (void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct modules *modules,
                   struct instance_store *instances, struct lifecycle **ret)
 {
@@ -1319,6 +1338,15 @@ int lifecycle_new(sd_event *event, const struct nova_config *cfg, struct modules
                         return -EINVAL;
                 }
                 log_warn("fault injection is on: every '%s' step fails (NOVA_TEST_FAULT_STEP; tests only)", fault);
+        }
+        if (cfg->reconcile_interval_s > 0) {
+                int r = sd_event_add_time_relative(event, &lc->reconcile_timer, CLOCK_MONOTONIC,
+                                                   (uint64_t)cfg->reconcile_interval_s * 1000000ULL, 0,
+                                                   on_reconcile_timer, lc);
+                if (r < 0) {
+                        free(lc);
+                        return r;
+                }
         }
         modules_set_handlers(lc->modules, on_module_event, on_module_ready, lc);
         *ret = lc;
@@ -1350,6 +1378,7 @@ struct lifecycle *lifecycle_free(struct lifecycle *lc)
                         op_free(op);
                 }
         pass_free(lc);
+        sd_event_source_disable_unref(lc->reconcile_timer);
         free(lc);
         return NULL;
 }

@@ -551,12 +551,19 @@ static int on_module_io(sd_event_source *s, int fd, uint32_t revents, void *user
                 handle_hello(m, reg->rx);
                 break;
         case PROTO_REPLY:
-                if (m->state != MOD_RUNNING)
-                        protocol_violation(m, "reply before hello");
-                else
+                /* A module being stopped (its plug just disconnected) may still answer what it
+                 * was asked while running: that call completes (the chaos suite saw such an
+                 * answer taken for a protocol violation, and the work it reported orphaned). */
+                if (m->state == MOD_RUNNING || (m->state == MOD_STOPPING && m->hello_usec))
                         handle_reply(m, reg->rx);
+                else
+                        protocol_violation(m, "reply before hello");
                 break;
         case PROTO_EVENT:
+                if (m->state == MOD_STOPPING && m->hello_usec) {
+                        log_debug("%s: event %s while stopping; ignored", plug_table[m->plug].name, reg->rx->name);
+                        break;
+                }
                 if (m->state != MOD_RUNNING) {
                         protocol_violation(m, "event before hello");
                         break;

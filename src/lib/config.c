@@ -566,6 +566,7 @@ static const struct config_key config_keys[] = {
         { "log_level", parse_log_level, FIELD(log_level), 0, 0 },
         { "libvirt_uri", parse_uri, FIELD(libvirt_uri), 0, 0 },
         { "shutdown_timeout_s", parse_number, FIELD(shutdown_timeout_s), 0, 3600 },
+        { "reconcile_interval_s", parse_number, FIELD(reconcile_interval_s), 0, 86400 },
         { "orphan_policy", parse_orphan_policy, FIELD(orphan_policy), 0, 0 },
         { "vif_type", parse_vif_type, FIELD(vif_type), 0, 0 },
         { "ovsdb_socket", parse_ovsdb_socket, FIELD(ovsdb_socket), 0, 0 },
@@ -686,6 +687,7 @@ void config_defaults(struct nova_config *cfg)
         cfg->restart_max_ms = 30000;
         cfg->stable_after_ms = 60000;
         cfg->stop_timeout_ms = 5000;
+        cfg->reconcile_interval_s = 60;
         (void)strscpy(cfg->log_level, "info", sizeof(cfg->log_level));
         (void)strscpy(cfg->libvirt_uri, "qemu:///system", sizeof(cfg->libvirt_uri));
         (void)strscpy(cfg->qemu_user, "libvirt-qemu", sizeof(cfg->qemu_user));

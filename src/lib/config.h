@@ -29,6 +29,9 @@ struct nova_config {
         char log_level[8];            /* debug|info|warning|error; default info */
         char libvirt_uri[256];        /* libvirt module: scheme://..., default qemu:///system (sandbox: test:///default) */
         uint32_t shutdown_timeout_s;  /* graceful shutdown before destroy; 0..3600; default 60 */
+        uint32_t reconcile_interval_s; /* a reconcile pass at least this often, for damage no event announces (a tap
+                                        * or OVS port deleted behind our back); 0 = only at start and on module
+                                        * (re)connects; 0..86400; default 60 */
         char orphan_policy[8];        /* domains/taps of ours without an instance: report|reap; default report */
         char vif_type[8];             /* how ports are plugged: ovs (tap + OVS port) | tap (tap only); default ovs */
         char ovsdb_socket[256];       /* openvswitch module: unix:<absolute path>; default unix:/run/openvswitch/db.sock */

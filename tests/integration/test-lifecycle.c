@@ -260,6 +260,47 @@ START_TEST(test_failure_at_tap_rolls_back)
 }
 END_TEST
 
+/* A start of an instance in error that is refused (a plug it needs is not
+ * connected) changes nothing: the instance stays in error, and the reconcile
+ * that follows the plug's return does not build it (found by the chaos suite:
+ * the refused start had left it "active", and reconcile then repaired it). */
+START_TEST(test_refused_start_of_error_instance_changes_nothing)
+{
+        char port1[37], port2[37], ports[256], tap1[IFNAME_MAX], tap2[IFNAME_MAX];
+        struct json_object *resp = NULL;
+        struct link_facts f;
+        int st;
+
+        random_port_uuid(port1);
+        random_port_uuid(port2);
+        ck_assert_int_eq(tap_name_from_port(port1, tap1), 0);
+        ck_assert_int_eq(tap_name_from_port(port2, tap2), 0);
+        ck_assert_int_eq(foreign_veth_add(tap2), 0);
+        (void)snprintf(ports, sizeof(ports), "[{\"port_uuid\":\"%s\"},{\"port_uuid\":\"%s\"}]", port1, port2);
+        ck_assert_int_eq(boot("broken", ports, &resp), 409);
+        json_object_put(resp);
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/plugs/libvirt/disconnect", NULL, &resp), 200);
+        json_object_put(resp);
+        st = core_api(&core, "POST", "/v1/instances/broken/start?wait=1", NULL, &resp);
+        ck_assert_msg(st >= 400, "start without libvirt answered %d", st);
+        json_object_put(resp);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/broken", NULL, &resp), 200);
+        ck_assert_str_eq(jget(resp, "vm_state"), "error");
+        json_object_put(resp);
+        /* libvirt back: reconcile runs, and leaves the instance in error with nothing built */
+        ck_assert_int_eq(core_api(&core, "POST", "/v1/plugs/libvirt/connect", NULL, &resp), 200);
+        json_object_put(resp);
+        ck_assert_int_gt(core_wait_module_running(&core, "libvirt", 0, 10000), 0);
+        msleep(1500);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/broken", NULL, &resp), 200);
+        ck_assert_str_eq(jget(resp, "vm_state"), "error");
+        json_object_put(resp);
+        ck_assert_int_eq(link_facts_get(tap1, &f), -ENOENT);
+        ck_assert_int_eq(domain_count(), 0);
+        /* (no delete: the foreign device holding the second tap's name makes it refuse, 409) */
+}
+END_TEST
+
 START_TEST(test_restart_with_50_instances)
 {
         struct json_object *resp = NULL, *list;
@@ -429,6 +470,7 @@ int main(void)
         tcase_add_test(tc, test_bad_boot_requests_change_nothing);
         tcase_add_test(tc, test_missing_plug_fails_before_anything);
         tcase_add_test(tc, test_failure_at_tap_rolls_back);
+        tcase_add_test(tc, test_refused_start_of_error_instance_changes_nothing);
         tcase_add_test(tc, test_failure_at_define_rolls_back);
         tcase_add_test(tc, test_failure_at_start_rolls_back);
         tcase_add_test(tc, test_libvirt_module_killed_mid_boot);

@@ -701,6 +701,46 @@ START_TEST(test_filtered_port_mtu_and_fragments)
 }
 END_TEST
 
+/* A boot that fails after the firewall step (here: define) rolls its rules
+ * back, and the firewall sync of later passes must not put them back for the
+ * instance left in error (the chaos suite saw its chain come back at once). */
+START_TEST(test_failed_boot_leaves_no_rules)
+{
+        char port[37], chain[64], tap[IFNAME_MAX], lines[8192], body[512];
+        struct json_object *resp = NULL;
+        int st;
+
+        (void)snprintf(lines, sizeof(lines),
+                       "plugs = " PLUGS4 "\nlibvirt_uri = test:///default\nvif_type = ovs\novsdb_socket = unix:%s\n"
+                       "integration_bridge = br-int\nbridge_datapath_type = netdev\nbridge_create = true\n"
+                       "module_timeout_ms = 5000\nport_timeout_ms = 5000\nreconcile_interval_s = 1\n",
+                       ovs.db_sock);
+        ck_assert_int_eq(setenv("NOVA_TEST_FAULT_STEP", "define", 1), 0);
+        core_start(&core, lines);
+        ck_assert_int_eq(unsetenv("NOVA_TEST_FAULT_STEP"), 0);
+        ck_assert_int_gt(core_wait_module_running(&core, "firewall-control", 0, 5000), 0);
+        ck_assert_int_gt(core_wait_module_running(&core, "libvirt", 0, 5000), 0);
+        ck_assert_int_gt(core_wait_module_running(&core, "openvswitch", 0, 5000), 0);
+        random_port_uuid(port);
+        port_chain(port, chain);
+        ck_assert_int_eq(port_dev_name("tap", port, tap), 0);
+        (void)snprintf(body, sizeof(body),
+                       "{\"name\":\"fails\",\"ports\":[{\"port_uuid\":\"%s\",\"mac\":\"fa:16:3e:00:11:22\","
+                       "\"ips\":[\"10.1.2.3\"]}]}", port);
+        st = api("POST", "/v1/instances?wait=1", body, &resp);
+        ck_assert_msg(st >= 400, "boot with a failing define answered %d", st);
+        json_object_put(resp);
+        ck_assert(!link_exists(tap));
+        ck_assert(!chain_exists(chain));
+        /* three periodic passes (reconcile, then the firewall sync): still nothing */
+        sleep_ms(3500);
+        ck_assert_msg(!chain_exists(chain), "the sync put back the rules of a failed boot (core log %s)", core.log);
+        ck_assert(!link_exists(tap));
+        ck_assert_int_eq(api("DELETE", "/v1/instances/fails?wait=1", NULL, NULL), 200);
+        ck_assert(!chain_exists(chain));
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("secgroup-lifecycle");
@@ -715,6 +755,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_restart_keeps_ruleset_and_repairs_drift);
         tcase_add_test(tc, test_filtered_port_carries_unicast_both_ways);
         tcase_add_test(tc, test_filtered_port_mtu_and_fragments);
+        tcase_add_test(tc, test_failed_boot_leaves_no_rules);
         suite_add_tcase(s, tc);
         return s;
 }

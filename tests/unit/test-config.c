@@ -700,6 +700,12 @@ START_TEST(test_module_keys)
         ck_assert_int_eq(config_set(&c, "shutdown_timeout_s", "0", err, sizeof(err)), 0);
         ck_assert_int_eq(config_set(&c, "shutdown_timeout_s", "3600", err, sizeof(err)), 0);
         ck_assert_int_eq(config_set(&c, "shutdown_timeout_s", "3601", err, sizeof(err)), -EINVAL);
+        ck_assert_uint_eq(c.reconcile_interval_s, 60);
+        ck_assert_int_eq(config_set(&c, "reconcile_interval_s", "0", err, sizeof(err)), 0);
+        ck_assert_uint_eq(c.reconcile_interval_s, 0);
+        ck_assert_int_eq(config_set(&c, "reconcile_interval_s", "86400", err, sizeof(err)), 0);
+        ck_assert_int_eq(config_set(&c, "reconcile_interval_s", "86401", err, sizeof(err)), -EINVAL);
+        ck_assert_uint_eq(c.reconcile_interval_s, 86400);
         ck_assert_int_eq(config_set(&c, "orphan_policy", "reap", err, sizeof(err)), 0);
         ck_assert_str_eq(c.orphan_policy, "reap");
         ck_assert_int_eq(config_set(&c, "orphan_policy", "delete", err, sizeof(err)), -EINVAL);
