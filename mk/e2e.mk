@@ -5,6 +5,7 @@
 #                     /var/cache/nova-hypervisor-e2e, boot it under QEMU, run
 #                     scripts/e2e/scenario.sh inside, one pass/fail line per step.
 #                     Logs and the guest journal in build/e2e/.
+#                     NOVA_E2E_TIMEOUT (s, default 5400) bounds the VM's run.
 #   make e2e-image    only build (or find) the cached guest image
 #
 # Not part of make check (see e2e-skip-note): one run takes far longer than a
@@ -19,4 +20,4 @@ e2e-image:
 	bash scripts/e2e/build-image.sh
 
 e2e-skip-note:
-	@echo "e2e: skipped: make e2e (real snapd in a QEMU guest, software emulation, no KVM here) takes about 30 min per run on this machine (+ about 5 min one-time guest build), over CI's 30 min budget; run make e2e"
+	@echo "e2e: skipped: make e2e (real snapd in a QEMU guest, software emulation, no KVM here) took 69 min per run on this shared machine (+ up to 42 min for the one-time guest build), over CI's 30 min budget; run make e2e"

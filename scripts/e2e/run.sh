@@ -13,7 +13,18 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 snapfile=${1:-build/nova-hypervisor_0.1.0_amd64.snap}
 outdir=${NOVA_E2E_OUT:-build/e2e}
-timeout_s=${NOVA_E2E_TIMEOUT:-3000}
+# Bound on the VM's whole run (boot to power-off). A passing run took 4142 s
+# here on 2 cores shared with other jobs (load 10-15): under software emulation
+# snapd compiles our changed AppArmor profiles at the install, at each of the 8
+# connects and at each auto-disconnect of snap remove (1-5 min each at that load).
+seconds() { [[ "$2" =~ ^[1-9][0-9]{0,5}$ ]] || { echo "e2e: $1=$2: not a number of seconds (1 to 999999)" >&2; exit 2; }; }
+timeout_s=${NOVA_E2E_TIMEOUT:-5400}
+seconds NOVA_E2E_TIMEOUT "$timeout_s"
+# The guest's own bound on the scenario (read by nova-e2e-guest, passed on the
+# kernel command line with systemd.setenv): shorter than ours, so that on a
+# timeout the guest still saves its journal and powers off by itself.
+guest_timeout_s=${NOVA_E2E_GUEST_TIMEOUT:-$(( timeout_s > 600 ? timeout_s - 300 : timeout_s ))}
+seconds NOVA_E2E_GUEST_TIMEOUT "$guest_timeout_s"
 mem=${NOVA_E2E_MEM:-3072}
 [ -f "$snapfile" ] || { echo "e2e: $snapfile missing (make snap)" >&2; exit 1; }
 # debootstrap, e2fsprogs, squashfs-tools, QEMU: installed when missing (as make deps does).
@@ -51,7 +62,7 @@ trap cleanup EXIT INT TERM
 qemu-system-x86_64 -machine q35,accel=$accel -cpu $cpu -m "$mem" -smp 2 \
 	-display none -monitor none -no-reboot -nic none \
 	-kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
-	-append "console=ttyS0 root=/dev/vda rw apparmor=1 security=apparmor systemd.show_status=1" \
+	-append "console=ttyS0 root=/dev/vda rw apparmor=1 security=apparmor systemd.show_status=1 systemd.setenv=NOVA_E2E_GUEST_TIMEOUT=$guest_timeout_s" \
 	-drive "file=$img/rootfs.ext4,if=virtio,format=raw,snapshot=on" \
 	-drive "file=$img/snaps.ext4,if=virtio,format=raw,readonly=on" \
 	-drive "file=$outdir/scenario.ext4,if=virtio,format=raw" \

@@ -189,8 +189,20 @@ s_no_denials() {
 	return 1
 }
 
+# The remove change runs the remove hook, one auto-disconnect (with its
+# disconnect hook) per connected plug, then drops the profiles: every task is
+# printed with its times, and a change that does not finish within the bound
+# is shown with the processes still running.
 s_remove() {
-	snap remove --purge "$SNAP" || return 1
+	local id
+	id=$(snap remove --no-wait --purge "$SNAP") || return 1
+	if ! timeout 2400 snap watch "$id"; then
+		snap tasks "$id"; ps -eo pid,ppid,etime,stat,args --forest | grep -v '\[' | tail -60
+		echo "snap remove (change $id) not finished"; return 1
+	fi
+	snap tasks "$id"
+	snap changes | awk -v id="$id" '$1 == id && $2 != "Done" { bad = 1 } END { exit bad }' ||
+		{ echo "snap remove (change $id) did not succeed"; return 1; }
 	local left=""
 	ip -o link show | grep -E ' (tap|qbr|qvb|qvo)[0-9a-f]{8}-[0-9a-f]{2}[:@]' && left="$left links"
 	ovs-vsctl list-ports br-int 2>/dev/null | grep . && left="$left ovs-ports"
