@@ -1010,29 +1010,22 @@ static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
         return r;
 }
 
-/* Rebuild the tables d names from the snapshot, in two netlink batches:
- * first what closes the affected ports (the bridge table if it is rebuilt,
- * and a quarantine of the ports of the shards to rebuild: a few messages
- * whatever their number), then the shards with their groups and ports and
- * the quarantine's removal, in one transaction. Each table to rebuild is
- * named by `add table`, deleted and made again, whether the news said it was
- * deleted or changed: the news may be stale (this restore's own retry, or a
- * notification read after we restored), and appending a skeleton's rules to
- * a table that exists would duplicate them. 1 when something was rebuilt, 0 when nothing needed it, or
- * -errno (then the caller falls back to re-reading the kernel and the
- * rebuild-and-tell-the-core path; a quarantine left behind keeps its ports
- * closed and makes the bridge table read as incomplete).
- * ret_closed_usec: from the start until the first batch was committed. */
-static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_closed_usec)
+/* What a restore rebuilds, decided from the news. */
+struct restore_plan {
+        bool inet[FW_MAX_SHARDS]; /* the shards to rebuild */
+        bool bridge;              /* the bridge table is rebuilt */
+        bool any_inet;            /* some shard is rebuilt */
+};
+
+/* Decide from d which of our tables to rebuild into *plan. A table of ours
+ * that was deleted with no port to protect is forgotten; a table of one of
+ * our names we do not own marks the snapshot for a re-read. 1 when something
+ * is to be rebuilt, 0 when nothing, -EEXIST (logged) when one of our tables
+ * was deleted and made again by someone else. */
+static int restore_plan(struct fw *fw, const struct fw_watch_commit *d, struct restore_plan *plan)
 {
         struct fw_snap *s = &fw->snap;
-        bool inet[FW_MAX_SHARDS] = { 0 }, bridge = false, any = false;
-        _cleanup_free_ const struct fw_port **ports = NULL;
-        _cleanup_free_ unsigned *shards = NULL;
-        size_t n = 0, n_closed = 0;
-        bool any_inet = false;
-        char err[256];
-        int r;
+        bool any = false;
 
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
                 if (!d->inet[k])
@@ -1054,7 +1047,7 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
                         fw->snap_valid = false;
                         return -EEXIST;
                 }
-                inet[k] = any = any_inet = true;
+                plan->inet[k] = any = plan->any_inet = true;
         }
         if (d->bridge == FW_WATCH_RECREATED) {
                 log_err("nftables table bridge " FW_TABLE " was deleted and created again by %s (pid %u): it is not "
@@ -1065,36 +1058,47 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         if (d->bridge && s->bridge_ours && s->n_ports == 0 && d->bridge == FW_WATCH_DELETED)
                 s->bridge_exists = s->bridge_ours = s->bridge_complete = false; /* as for a shard above */
         else if (d->bridge && s->bridge_ours)
-                bridge = any = true;
+                plan->bridge = any = true;
         else if (d->bridge)
                 fw->snap_valid = false;
-        if (!any)
-                return 0;
+        return any ? 1 : 0;
+}
 
-        uint64_t t0 = now_usec();
-        ports = calloc(s->n_ports ? s->n_ports : 1, sizeof(*ports));
-        shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*shards));
-        if (!ports || !shards)
-                return -ENOMEM;
-        /* The ports of the rebuilt shards first (they are closed first), then
-         * the others (only their anti-spoofing elements, when the bridge
-         * table is rebuilt). */
+/* Order the snapshot's ports for a restore into ports/shards (each sized
+ * for s->n_ports, at least 1): the ports of the rebuilt shards first (they
+ * are closed first; *ret_closed of them), then the others (only their
+ * anti-spoofing elements, when the bridge table is rebuilt). *ret_n: all. */
+static void restore_order_ports(const struct fw_snap *s, const struct restore_plan *plan,
+                                const struct fw_port **ports, unsigned *shards, size_t *ret_n, size_t *ret_closed)
+{
+        size_t n = 0, n_closed = 0;
+
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < s->n_ports; i++) {
                         const struct fw_snap_port *sp = &s->ports[i];
-                        if (pass == 0 ? inet[sp->shard] : !inet[sp->shard] && bridge) {
+                        if (pass == 0 ? plan->inet[sp->shard] : !plan->inet[sp->shard] && plan->bridge) {
                                 ports[n] = &sp->port;
                                 shards[n++] = sp->shard;
                                 n_closed += pass == 0;
                         }
                 }
+        *ret_n = n;
+        *ret_closed = n_closed;
+}
 
-        /* 1: fail closed. The bridge table when it is rebuilt, and the
-         * quarantine of the ports whose shards are rebuilt: a few messages and
-         * one element per port, so the window in which they are open ends as
-         * soon as the kernel commits them. */
+/* Batch 1, fail closed: the bridge table when it is rebuilt, and the
+ * quarantine of the first n_closed ports (those whose shards are rebuilt): a
+ * few messages and one element per port, so the window in which they are
+ * open ends as soon as the kernel commits them. 0 or -errno. */
+static int restore_close(struct fw *fw, const struct restore_plan *plan, const struct fw_port **ports,
+                         const unsigned *shards, size_t n, size_t n_closed)
+{
+        struct fw_snap *s = &fw->snap;
+        char err[256];
+        int r;
+
         struct fw_nl *b = nl_begin(fw);
-        if (bridge) {
+        if (plan->bridge) {
                 fw_nl_table_touch(b, true, 0);
                 fw_nl_drop_bridge(b);
                 fw_nl_bridge_skeleton(b);
@@ -1110,62 +1114,119 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         fw->nl_seq = b->seq;
         if (r < 0)
                 return r;
-        *ret_closed_usec = now_usec() - t0;
-        if (bridge) {
+        if (plan->bridge) {
                 s->bridge_exists = s->bridge_ours = s->bridge_complete = true;
                 s->orphan_elements = 0;
         }
+        return 0;
+}
 
-        /* 2: the rebuilt shards (skeletons, groups, port chains, dispatch
-         * elements), the anti-spoofing elements of a rebuilt bridge table, and
-         * the end of the quarantine, in one transaction */
-        if (n_closed || any_inet) {
-                b = nl_begin(fw);
-                for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
-                        if (!inet[k])
-                                continue;
-                        fw_nl_table_touch(b, false, k);
-                        fw_nl_drop_shard(b, k);
-                        fw_nl_shard_skeleton(b, k);
-                }
-                for (size_t i = 0; i < s->n_groups; i++)
-                        if (inet[s->groups[i].shard])
-                                fw_nl_group(b, s->groups[i].shard, s->groups[i].id, s->groups[i].rules,
-                                            s->groups[i].n_rules, false);
-                for (size_t i = 0; i < n_closed; i++)
-                        fw_nl_port_chain(b, shards[i], ports[i], false);
-                fw_nl_dispatch_elements(b, ports, shards, n_closed);
-                if (bridge)
-                        fw_nl_bridge_elements(b, ports, shards, n_closed);
-                if (n_closed)
-                        fw_nl_quarantine_remove(b);
-                r = fw_nl_end(b);
-                if (r == 0)
-                        r = nl_commit(fw, b, err, sizeof(err));
-                fw->nl_seq = b->seq;
-                if (r < 0) /* the quarantine stays: those ports remain closed until the repair */
-                        return r;
+/* Batch 2: the rebuilt shards (skeletons, groups, port chains, dispatch
+ * elements) for the first n_closed ports, the anti-spoofing elements of a
+ * rebuilt bridge table, and the end of the quarantine, in one transaction.
+ * 0 or -errno (then the quarantine stays: those ports remain closed until
+ * the repair). */
+static int restore_rebuild(struct fw *fw, const struct restore_plan *plan, const struct fw_port **ports,
+                           const unsigned *shards, size_t n_closed)
+{
+        const struct fw_snap *s = &fw->snap;
+        char err[256];
+        int r;
+
+        if (!n_closed && !plan->any_inet)
+                return 0;
+        struct fw_nl *b = nl_begin(fw);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                if (!plan->inet[k])
+                        continue;
+                fw_nl_table_touch(b, false, k);
+                fw_nl_drop_shard(b, k);
+                fw_nl_shard_skeleton(b, k);
         }
+        for (size_t i = 0; i < s->n_groups; i++)
+                if (plan->inet[s->groups[i].shard])
+                        fw_nl_group(b, s->groups[i].shard, s->groups[i].id, s->groups[i].rules,
+                                    s->groups[i].n_rules, false);
+        for (size_t i = 0; i < n_closed; i++)
+                fw_nl_port_chain(b, shards[i], ports[i], false);
+        fw_nl_dispatch_elements(b, ports, shards, n_closed);
+        if (plan->bridge)
+                fw_nl_bridge_elements(b, ports, shards, n_closed);
+        if (n_closed)
+                fw_nl_quarantine_remove(b);
+        r = fw_nl_end(b);
+        if (r == 0)
+                r = nl_commit(fw, b, err, sizeof(err));
+        fw->nl_seq = b->seq;
+        return r;
+}
 
-        /* the snapshot is what was written */
+/* After both batches committed: the snapshot is what was written. */
+static void restore_mark_written(struct fw_snap *s, const struct restore_plan *plan)
+{
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
-                if (inet[k]) {
+                if (plan->inet[k]) {
                         s->shards[k].exists = s->shards[k].ours = s->shards[k].complete = true;
                 }
         for (size_t i = 0; i < s->n_groups; i++)
-                if (inet[s->groups[i].shard]) {
+                if (plan->inet[s->groups[i].shard]) {
                         s->groups[i].has_in = s->groups[i].has_out = true;
                         s->groups[i].tampered = false;
                 }
         for (size_t i = 0; i < s->n_ports; i++) {
                 struct fw_snap_port *sp = &s->ports[i];
-                if (inet[sp->shard]) {
+                if (plan->inet[sp->shard]) {
                         sp->has_chain = sp->has_dispatch = true;
                         sp->tampered = false;
                 }
-                if (inet[sp->shard] || bridge)
+                if (plan->inet[sp->shard] || plan->bridge)
                         sp->has_tap = sp->has_mac = sp->has_guard = sp->has_ll = true;
         }
+}
+
+/* Rebuild the tables d names from the snapshot, in two netlink batches:
+ * first what closes the affected ports (the bridge table if it is rebuilt,
+ * and a quarantine of the ports of the shards to rebuild: a few messages
+ * whatever their number), then the shards with their groups and ports and
+ * the quarantine's removal, in one transaction. Each table to rebuild is
+ * named by `add table`, deleted and made again, whether the news said it was
+ * deleted or changed: the news may be stale (this restore's own retry, or a
+ * notification read after we restored), and appending a skeleton's rules to
+ * a table that exists would duplicate them. 1 when something was rebuilt, 0 when nothing needed it, or
+ * -errno (then the caller falls back to re-reading the kernel and the
+ * rebuild-and-tell-the-core path; a quarantine left behind keeps its ports
+ * closed and makes the bridge table read as incomplete).
+ * ret_closed_usec: from the start until the first batch was committed. */
+static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_closed_usec)
+{
+        struct fw_snap *s = &fw->snap;
+        struct restore_plan plan = { 0 };
+        _cleanup_free_ const struct fw_port **ports = NULL;
+        _cleanup_free_ unsigned *shards = NULL;
+        size_t n, n_closed;
+        int r;
+
+        r = restore_plan(fw, d, &plan);
+        if (r <= 0)
+                return r;
+
+        uint64_t t0 = now_usec();
+        ports = calloc(s->n_ports ? s->n_ports : 1, sizeof(*ports));
+        shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*shards));
+        if (!ports || !shards)
+                return -ENOMEM;
+        restore_order_ports(s, &plan, ports, shards, &n, &n_closed);
+
+        r = restore_close(fw, &plan, ports, shards, n, n_closed);
+        if (r < 0)
+                return r;
+        *ret_closed_usec = now_usec() - t0;
+
+        r = restore_rebuild(fw, &plan, ports, shards, n_closed);
+        if (r < 0)
+                return r;
+
+        restore_mark_written(s, &plan);
         *ret_ports = (unsigned)n;
         return 1;
 }
