@@ -1231,6 +1231,70 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         return 1;
 }
 
+/* True while restoring is paused after a burst; when the pause has ended,
+ * ends it (a new burst window starts) and returns false. */
+static bool guard_paused(struct fw *fw)
+{
+        if (!fw->paused_until)
+                return false;
+        if (now_usec() < fw->paused_until)
+                return true; /* kept in fw->damage for when the pause ends */
+        fw->paused_until = 0;
+        fw->burst = 0;
+        fw->burst_start = now_usec();
+        log_info("restoring our nftables tables again after a pause");
+        return false;
+}
+
+/* Count one restore at t_start in the burst window. When there were too many,
+ * log it, pause restoring and keep d (and unknown) in fw->damage for when the
+ * pause ends, and return true. */
+static bool guard_burst_exceeded(struct fw *fw, const struct fw_watch_commit *d, bool unknown, uint64_t t_start)
+{
+        if (t_start - fw->burst_start > GUARD_BURST_USEC) {
+                fw->burst_start = t_start;
+                fw->burst = 0;
+        }
+        if (++fw->burst <= GUARD_BURST_MAX)
+                return false;
+        log_err("our nftables tables were changed by others %u times within %llu s (last: %s, pid %u): "
+                "not restoring them for %llu s (if that pid is ours, we run in a pid namespace and cannot "
+                "tell our own changes); the core's firewall sync repairs what it finds",
+                fw->burst - 1, GUARD_BURST_USEC / 1000000, d->proc[0] ? d->proc : "?", d->pid,
+                GUARD_PAUSE_USEC / 1000000);
+        fw->paused_until = t_start + GUARD_PAUSE_USEC;
+        fw->damage = *d; /* restored when the pause ends */
+        fw->damage_unknown = unknown;
+        return true;
+}
+
+/* restore() what *d names, and again (up to 3 times) from what the kernel
+ * shows when a batch failed. *d becomes the news of the last attempt.
+ * Returns what the last restore() returned. */
+static int restore_with_retries(struct fw *fw, struct fw_watch_commit *d, unsigned *ret_ports,
+                                uint64_t *ret_closed_usec)
+{
+        int r = restore(fw, d, ret_ports, ret_closed_usec);
+        /* A restore is two commits, and what d says may be stale by the time
+         * they run: another change can land before or between them (Debian's
+         * nftables.service reload is `nft -f` of a file that starts with
+         * `flush ruleset`, run right after its stop's flush), and a batch that
+         * names a table that is gone is refused whole. The snapshot still says
+         * what we want: read which of our tables exist now and restore again
+         * (re-reading the snapshot instead would lose every port until the
+         * core's sync re-applies them). */
+        for (int again = 0; r < 0 && r != -EEXIST && again < 3; again++) {
+                struct fw_watch_commit now = { 0 };
+                log_warn("restoring our nftables tables failed (%s): they changed meanwhile? reading which exist, "
+                         "restoring again", strerror(-r));
+                if (damage_from_kernel(fw, &now) < 0)
+                        break;
+                *d = now;
+                r = restore(fw, d, ret_ports, ret_closed_usec);
+        }
+        return r;
+}
+
 /* After the queue is drained: act on what others did. */
 static void guard_run(struct fw *fw)
 {
@@ -1241,14 +1305,8 @@ static void guard_run(struct fw *fw)
         char err[256] = "";
         int r;
 
-        if (fw->paused_until) {
-                if (now_usec() < fw->paused_until)
-                        return; /* kept in fw->damage for when the pause ends */
-                fw->paused_until = 0;
-                fw->burst = 0;
-                fw->burst_start = now_usec();
-                log_info("restoring our nftables tables again after a pause");
-        }
+        if (guard_paused(fw))
+                return;
         if (!d.any && !unknown)
                 return;
         fw->damage = (struct fw_watch_commit){ 0 };
@@ -1271,39 +1329,9 @@ static void guard_run(struct fw *fw)
                 }
         }
         t_start = now_usec();
-        if (t_start - fw->burst_start > GUARD_BURST_USEC) {
-                fw->burst_start = t_start;
-                fw->burst = 0;
-        }
-        if (++fw->burst > GUARD_BURST_MAX) {
-                log_err("our nftables tables were changed by others %u times within %llu s (last: %s, pid %u): "
-                        "not restoring them for %llu s (if that pid is ours, we run in a pid namespace and cannot "
-                        "tell our own changes); the core's firewall sync repairs what it finds",
-                        fw->burst - 1, GUARD_BURST_USEC / 1000000, d.proc[0] ? d.proc : "?", d.pid,
-                        GUARD_PAUSE_USEC / 1000000);
-                fw->paused_until = t_start + GUARD_PAUSE_USEC;
-                fw->damage = d; /* restored when the pause ends */
-                fw->damage_unknown = unknown;
+        if (guard_burst_exceeded(fw, &d, unknown, t_start))
                 return;
-        }
-        r = restore(fw, &d, &n_ports, &closed_usec);
-        /* A restore is two commits, and what d says may be stale by the time
-         * they run: another change can land before or between them (Debian's
-         * nftables.service reload is `nft -f` of a file that starts with
-         * `flush ruleset`, run right after its stop's flush), and a batch that
-         * names a table that is gone is refused whole. The snapshot still says
-         * what we want: read which of our tables exist now and restore again
-         * (re-reading the snapshot instead would lose every port until the
-         * core's sync re-applies them). */
-        for (int again = 0; r < 0 && r != -EEXIST && again < 3; again++) {
-                struct fw_watch_commit now = { 0 };
-                log_warn("restoring our nftables tables failed (%s): they changed meanwhile? reading which exist, "
-                         "restoring again", strerror(-r));
-                if (damage_from_kernel(fw, &now) < 0)
-                        break;
-                d = now;
-                r = restore(fw, &d, &n_ports, &closed_usec);
-        }
+        r = restore_with_retries(fw, &d, &n_ports, &closed_usec);
         if (r == 0 || r == -EEXIST)
                 return; /* nothing to protect; or said why, and the next request re-reads and refuses */
         if (r < 0) {
