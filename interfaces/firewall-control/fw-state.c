@@ -514,6 +514,88 @@ static void port_add_ip(struct fw_snap_port *p, const char *ip)
         memcpy(p->port.ips[p->port.n_ips++], canon, IP_STR_MAX);
 }
 
+/* The SK_* flag of one of our fixed sets or maps by its table kind (inet
+ * or bridge), kind (map or set) and name; 0 for any other. */
+static unsigned fixed_set_flag(bool inet, bool is_map, const char *name)
+{
+        static const struct {
+                bool inet, map;
+                const char *name;
+                unsigned flag;
+        } fixed[] = {
+                { true, false, "nd", SK_ND },        { true, true, "ports", SK_PORTS },
+                { false, false, "taps", SK_TAPS },   { false, false, "vm_mac", SK_VM_MAC },
+                { false, false, "vm_ip4", SK_VM_IP4 }, { false, false, "vm_ip6", SK_VM_IP6 },
+                { false, false, "guard", SK_GUARD },
+        };
+        unsigned flag = 0;
+
+        for (size_t k = 0; k < ARRAY_SIZE(fixed); k++)
+                if (fixed[k].inet == inet && fixed[k].map == is_map && streq(fixed[k].name, name))
+                        flag |= fixed[k].flag;
+        return flag;
+}
+
+/* One element of a shard's ports map ("qbr<11 uuid chars>" : jump port-<uuid>): marks the
+ * port's dispatch element present when it is that port's, in that shard.
+ * Anything else is ignored. */
+static void ports_map_element(struct fw_snap *s, struct json_object *el, int shard)
+{
+        struct json_object *data, *jump;
+        char id[UUID_STR_LEN + 1], qbr[IFNAME_MAX];
+        struct fw_snap_port *p;
+        const char *a;
+
+        if (!json_object_is_type(el, json_type_array) || json_object_array_length(el) != 2)
+                return;
+        a = json_object_get_string(json_object_array_get_idx(el, 0));
+        data = json_object_array_get_idx(el, 1);
+        if (!json_object_is_type(data, json_type_object) || !json_object_object_get_ex(data, "jump", &jump) ||
+            !name_uuid(jstr(jump, "target"), "port-", "", id))
+                return;
+        p = fw_snap_port_find(s, id);
+        if (p && p->shard == (unsigned)shard && port_dev_name("qbr", id, qbr) == 0 && streq_ptr(a, qbr))
+                p->has_dispatch = true;
+}
+
+/* One element of the bridge table's set name (taps, vm_mac, vm_ip4, vm_ip6,
+ * guard): marks what it shows of its port, or counts it as an orphan when it
+ * names no port of ours; a MAC that is not the port's marks it tampered. */
+static void bridge_set_element(struct fw_snap *s, struct dev_index *di, const char *name,
+                               struct json_object *el)
+{
+        const char *a = NULL, *b = NULL;
+        struct fw_snap_port *p;
+
+        if (streq(name, "taps")) {
+                if (json_object_is_type(el, json_type_string) &&
+                    (p = port_by_dev(s, di, "tap", json_object_get_string(el))))
+                        p->has_tap = true;
+                else
+                        s->orphan_elements++;
+                return;
+        }
+        if (!concat2(el, &a, &b)) {
+                s->orphan_elements++;
+                return;
+        }
+        p = port_by_dev(s, di, streq(name, "guard") ? "qvb" : "tap", a);
+        if (!p) {
+                s->orphan_elements++;
+                return;
+        }
+        if (streq(name, "vm_mac") || streq(name, "guard")) {
+                uint8_t mac[6];
+                if (mac_parse(b, mac) < 0 || memcmp(mac, p->port.mac, 6) != 0)
+                        p->tampered = true;
+                else if (streq(name, "guard"))
+                        p->has_guard = true;
+                else
+                        p->has_mac = true;
+        } else if (streq(name, "vm_ip4") || streq(name, "vm_ip6"))
+                port_add_ip(p, b);
+}
+
 /* Sets and maps of one table: a shard's (shard >= 0: the ports map's
  * elements) or the bridge table's (shard < 0: the anti-spoofing elements). */
 static void pass_sets(struct fw_snap *s, struct json_object *items, const char *table, int shard, unsigned *sk)
@@ -533,73 +615,16 @@ static void pass_sets(struct fw_snap *s, struct json_object *items, const char *
                 name = jstr(set, "name");
                 if (!name)
                         continue;
-                static const struct {
-                        bool inet, map;
-                        const char *name;
-                        unsigned flag;
-                } fixed[] = {
-                        { true, false, "nd", SK_ND },        { true, true, "ports", SK_PORTS },
-                        { false, false, "taps", SK_TAPS },   { false, false, "vm_mac", SK_VM_MAC },
-                        { false, false, "vm_ip4", SK_VM_IP4 }, { false, false, "vm_ip6", SK_VM_IP6 },
-                        { false, false, "guard", SK_GUARD },
-                };
-                for (size_t k = 0; k < ARRAY_SIZE(fixed); k++)
-                        if (fixed[k].inet == inet && fixed[k].map == is_map && streq(fixed[k].name, name))
-                                *sk |= fixed[k].flag;
+                *sk |= fixed_set_flag(inet, is_map, name);
                 if (!json_object_object_get_ex(set, "elem", &elems) || !json_object_is_type(elems, json_type_array))
                         continue;
                 for (size_t e = 0; e < json_object_array_length(elems); e++) {
                         struct json_object *el = json_object_array_get_idx(elems, e);
-                        const char *a = NULL, *b = NULL;
-                        struct fw_snap_port *p;
 
-                        if (inet && is_map && streq(name, "ports")) {
-                                struct json_object *data, *jump;
-                                char id[UUID_STR_LEN + 1];
-                                if (!json_object_is_type(el, json_type_array) || json_object_array_length(el) != 2)
-                                        continue;
-                                a = json_object_get_string(json_object_array_get_idx(el, 0));
-                                data = json_object_array_get_idx(el, 1);
-                                if (!json_object_is_type(data, json_type_object) ||
-                                    !json_object_object_get_ex(data, "jump", &jump) ||
-                                    !name_uuid(jstr(jump, "target"), "port-", "", id))
-                                        continue;
-                                p = fw_snap_port_find(s, id);
-                                char qbr[IFNAME_MAX];
-                                if (p && p->shard == (unsigned)shard && port_dev_name("qbr", id, qbr) == 0 &&
-                                    streq_ptr(a, qbr))
-                                        p->has_dispatch = true;
-                                continue;
-                        }
-                        if (inet)
-                                continue;
-                        if (streq(name, "taps")) {
-                                if (json_object_is_type(el, json_type_string) &&
-                                    (p = port_by_dev(s, &di, "tap", json_object_get_string(el))))
-                                        p->has_tap = true;
-                                else
-                                        s->orphan_elements++;
-                                continue;
-                        }
-                        if (!concat2(el, &a, &b)) {
-                                s->orphan_elements++;
-                                continue;
-                        }
-                        p = port_by_dev(s, &di, streq(name, "guard") ? "qvb" : "tap", a);
-                        if (!p) {
-                                s->orphan_elements++;
-                                continue;
-                        }
-                        if (streq(name, "vm_mac") || streq(name, "guard")) {
-                                uint8_t mac[6];
-                                if (mac_parse(b, mac) < 0 || memcmp(mac, p->port.mac, 6) != 0)
-                                        p->tampered = true;
-                                else if (streq(name, "guard"))
-                                        p->has_guard = true;
-                                else
-                                        p->has_mac = true;
-                        } else if (streq(name, "vm_ip4") || streq(name, "vm_ip6"))
-                                port_add_ip(p, b);
+                        if (inet && is_map && streq(name, "ports"))
+                                ports_map_element(s, el, shard);
+                        else if (!inet)
+                                bridge_set_element(s, &di, name, el);
                 }
         }
         free(di.ix.slot);
