@@ -1069,7 +1069,22 @@ void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard)
         rule_put(b, &r, FW_OWNER_MARK);
 }
 
-void fw_nl_bridge_skeleton(struct fw_nl *b)
+/* The bridge table's named sets, by their ids in the batch. */
+struct bridge_set_ids {
+        uint32_t taps, mac, ip4, ip6, guard;
+};
+
+/* anonymous: ether types (typeof `ether type`: protocol 17, field 3), ICMPv6 types (14, 1) */
+static const struct set_def bridge_ethertypes = { .flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+                                                  .key_type = DT_ETHERTYPE, .key_len = 2, .key_order = BO_BIG,
+                                                  .typeof_proto = 17, .typeof_field = 3 };
+static const uint8_t bridge_tagged[] = { 0x81, 0x00, 0x88, 0xa8 }; /* 8021q, 8021ad */
+static const uint8_t bridge_zero16[16];
+
+#define BR(chain) (r = rule_new_family(b, NFPROTO_BRIDGE, FW_TABLE, chain))
+
+/* The bridge table and its named sets (taps, vm_mac, vm_ip4, vm_ip6, guard). */
+static void bridge_table_and_sets(struct fw_nl *b, struct bridge_set_ids *ids)
 {
         static const struct set_def taps = { .name = "taps", .key_type = DT_IFNAME, .key_len = IFNAME_MAX,
                                              .key_order = BO_HOST };
@@ -1080,34 +1095,29 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
                                     vm_ip6 = CONCAT_SET("vm_ip6", DT_IP6ADDR, 16),
                                     guard = CONCAT_SET("guard", DT_ETHERADDR, 8);
 #undef CONCAT_SET
-        /* anonymous: ether types (typeof `ether type`: protocol 17, field 3), ICMPv6 types (14, 1) */
-        static const struct set_def ethertypes = { .flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
-                                                   .key_type = DT_ETHERTYPE, .key_len = 2, .key_order = BO_BIG,
-                                                   .typeof_proto = 17, .typeof_field = 3 };
-        static const struct set_def icmp6_types = { .flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
-                                                    .key_type = DT_ICMP6_TYPE, .key_len = 1, .key_order = BO_BIG,
-                                                    .typeof_proto = 14, .typeof_field = 1 };
-        static const uint8_t tagged[] = { 0x81, 0x00, 0x88, 0xa8 };               /* 8021q, 8021ad */
-        static const uint8_t ip_arp[] = { 0x08, 0x00, 0x86, 0xdd, 0x08, 0x06 };   /* ip, ip6, arp */
-        static const uint8_t unspecified_ns[] = { 135, 143 }; /* nd-neighbor-solicit, mld2-listener-report */
-        static const uint8_t zero16[16];
-        static const uint8_t ones4[4] = { 0xff, 0xff, 0xff, 0xff };
         const char *t = FW_TABLE;
-        uint32_t taps_id, mac_id, ip4_id, ip6_id, guard_id, id;
-        struct rule r;
 
-#define BR(chain) (r = rule_new_family(b, NFPROTO_BRIDGE, t, chain))
         table_msg(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, t,
                   "nova-hypervisor: anti-spoofing (firewall-control module); do not edit");
-        taps_id = set_msg(b, NFPROTO_BRIDGE, t, &taps, 0);
-        mac_id = set_msg(b, NFPROTO_BRIDGE, t, &vm_mac, 0);
-        ip4_id = set_msg(b, NFPROTO_BRIDGE, t, &vm_ip4, 0);
-        ip6_id = set_msg(b, NFPROTO_BRIDGE, t, &vm_ip6, 0);
-        guard_id = set_msg(b, NFPROTO_BRIDGE, t, &guard, 0);
+        ids->taps = set_msg(b, NFPROTO_BRIDGE, t, &taps, 0);
+        ids->mac = set_msg(b, NFPROTO_BRIDGE, t, &vm_mac, 0);
+        ids->ip4 = set_msg(b, NFPROTO_BRIDGE, t, &vm_ip4, 0);
+        ids->ip6 = set_msg(b, NFPROTO_BRIDGE, t, &vm_ip6, 0);
+        ids->guard = set_msg(b, NFPROTO_BRIDGE, t, &guard, 0);
+}
+
+/* The from_vm chain, its first part: what a VM may never send whatever its
+ * addresses (tagged frames, a foreign source MAC, router adverts, DHCP
+ * server replies). */
+static void bridge_from_vm_frames(struct fw_nl *b, const struct bridge_set_ids *ids)
+{
+        const char *t = FW_TABLE;
+        uint32_t id;
+        struct rule r;
 
         fixed_chain(b, NFPROTO_BRIDGE, t, "from_vm", false, 0, 0);
         /* ether type { 8021q, 8021ad } drop */
-        id = const_set(b, NFPROTO_BRIDGE, t, &ethertypes, tagged, 2, 2);
+        id = const_set(b, NFPROTO_BRIDGE, t, &bridge_ethertypes, bridge_tagged, 2, 2);
         BR("from_vm");
         e_payload(&r, NFT_PAYLOAD_LL_HEADER, 12, 2);
         e_lookup(&r, "__set%d", id, false, false);
@@ -1117,7 +1127,7 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
         BR("from_vm");
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_LL_HEADER, 6, 6, NFT_REG_2);
-        e_lookup(&r, "vm_mac", mac_id, false, true);
+        e_lookup(&r, "vm_mac", ids->mac, false, true);
         e_verdict(&r, NF_DROP, NULL);
         rule_put(b, &r, NULL);
         /* icmpv6 type nd-router-advert drop */
@@ -1141,12 +1151,20 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
                 e_verdict(&r, NF_DROP, NULL);
                 rule_put(b, &r, NULL);
         }
+}
+
+/* The from_vm chain, ARP: only from the port's MAC, for its IPv4 addresses
+ * (or 0.0.0.0, a probe); any other ARP drops. */
+static void bridge_from_vm_arp(struct fw_nl *b, const struct bridge_set_ids *ids)
+{
+        struct rule r;
+
         /* ether type arp iifname . arp saddr ether != @vm_mac drop */
         BR("from_vm");
         m_ethertype(&r, 0x0806);
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 8, 6, NFT_REG_2);
-        e_lookup(&r, "vm_mac", mac_id, false, true);
+        e_lookup(&r, "vm_mac", ids->mac, false, true);
         e_verdict(&r, NF_DROP, NULL);
         rule_put(b, &r, NULL);
         /* ether type arp iifname . arp saddr ip @vm_ip4 accept */
@@ -1154,14 +1172,14 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
         m_ethertype(&r, 0x0806);
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4, NFT_REG_2);
-        e_lookup(&r, "vm_ip4", ip4_id, false, false);
+        e_lookup(&r, "vm_ip4", ids->ip4, false, false);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ether type arp arp saddr ip 0.0.0.0 accept */
         BR("from_vm");
         m_ethertype(&r, 0x0806);
         e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4);
-        e_cmp(&r, NFT_CMP_EQ, zero16, 4);
+        e_cmp(&r, NFT_CMP_EQ, bridge_zero16, 4);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ether type arp drop */
@@ -1169,19 +1187,34 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
         m_ethertype(&r, 0x0806);
         e_verdict(&r, NF_DROP, NULL);
         rule_put(b, &r, NULL);
+}
+
+/* The from_vm chain, IP: IPv4 and IPv6 from the port's addresses, the
+ * address-less DHCP request and neighbour solicitation / MLD report;
+ * everything else drops. */
+static void bridge_from_vm_ip(struct fw_nl *b, const struct bridge_set_ids *ids)
+{
+        static const struct set_def icmp6_types = { .flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+                                                    .key_type = DT_ICMP6_TYPE, .key_len = 1, .key_order = BO_BIG,
+                                                    .typeof_proto = 14, .typeof_field = 1 };
+        static const uint8_t unspecified_ns[] = { 135, 143 }; /* nd-neighbor-solicit, mld2-listener-report */
+        static const uint8_t ones4[4] = { 0xff, 0xff, 0xff, 0xff };
+        uint32_t id;
+        struct rule r;
+
         /* iifname . ip saddr @vm_ip4 accept */
         BR("from_vm");
         m_protocol(&r, 0x0800);
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_2);
-        e_lookup(&r, "vm_ip4", ip4_id, false, false);
+        e_lookup(&r, "vm_ip4", ids->ip4, false, false);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept */
         BR("from_vm");
         m_protocol(&r, 0x0800);
         e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
-        e_cmp(&r, NFT_CMP_EQ, zero16, 4);
+        e_cmp(&r, NFT_CMP_EQ, bridge_zero16, 4);
         e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
         e_cmp(&r, NFT_CMP_EQ, ones4, 4);
         m_udp_ports(&r, 68, 67);
@@ -1192,15 +1225,15 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
         m_protocol(&r, 0x86dd);
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16, NFT_REG_2);
-        e_lookup(&r, "vm_ip6", ip6_id, false, false);
+        e_lookup(&r, "vm_ip6", ids->ip6, false, false);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept */
-        id = const_set(b, NFPROTO_BRIDGE, t, &icmp6_types, unspecified_ns, 2, 1);
+        id = const_set(b, NFPROTO_BRIDGE, FW_TABLE, &icmp6_types, unspecified_ns, 2, 1);
         BR("from_vm");
         m_protocol(&r, 0x86dd);
         e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
-        e_cmp(&r, NFT_CMP_EQ, zero16, 16);
+        e_cmp(&r, NFT_CMP_EQ, bridge_zero16, 16);
         m_meta8(&r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
         e_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
         e_lookup(&r, "__set%d", id, false, false);
@@ -1210,29 +1243,43 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
         BR("from_vm");
         e_verdict(&r, NF_DROP, NULL);
         rule_put(b, &r, NULL);
+}
 
-        /* prerouting: iifname @taps jump from_vm (the owner mark); iifname . ether saddr @guard drop */
-        fixed_chain(b, NFPROTO_BRIDGE, t, "prerouting", true, BR_HOOK_PRE_ROUTING, BR_PRIO_FILTER);
+/* prerouting: iifname @taps jump from_vm (the owner mark); iifname . ether saddr @guard drop */
+static void bridge_prerouting(struct fw_nl *b, const struct bridge_set_ids *ids)
+{
+        struct rule r;
+
+        fixed_chain(b, NFPROTO_BRIDGE, FW_TABLE, "prerouting", true, BR_HOOK_PRE_ROUTING, BR_PRIO_FILTER);
         BR("prerouting");
         e_meta(&r, NFT_META_IIFNAME);
-        e_lookup(&r, "taps", taps_id, false, false);
+        e_lookup(&r, "taps", ids->taps, false, false);
         e_verdict(&r, NFT_JUMP, "from_vm");
         rule_put(b, &r, FW_OWNER_MARK);
         BR("prerouting");
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_LL_HEADER, 6, 6, NFT_REG_2);
-        e_lookup(&r, "guard", guard_id, false, false);
+        e_lookup(&r, "guard", ids->guard, false, false);
         e_verdict(&r, NF_DROP, NULL);
         rule_put(b, &r, NULL);
+}
 
-        /* forward: towards a tap, tagged frames and what is not IPv4, IPv6 or ARP drop */
+/* forward: towards a tap, tagged frames and what is not IPv4, IPv6 or ARP
+ * drop; and fail closed across a port bridge whose tap has no rules. */
+static void bridge_forward(struct fw_nl *b, const struct bridge_set_ids *ids)
+{
+        static const uint8_t ip_arp[] = { 0x08, 0x00, 0x86, 0xdd, 0x08, 0x06 }; /* ip, ip6, arp */
+        const char *t = FW_TABLE;
+        uint32_t id;
+        struct rule r;
+
         fixed_chain(b, NFPROTO_BRIDGE, t, "forward", true, BR_HOOK_FORWARD, BR_PRIO_FILTER);
         for (int i = 0; i < 2; i++) {
-                id = i ? const_set(b, NFPROTO_BRIDGE, t, &ethertypes, ip_arp, 3, 2)
-                       : const_set(b, NFPROTO_BRIDGE, t, &ethertypes, tagged, 2, 2);
+                id = i ? const_set(b, NFPROTO_BRIDGE, t, &bridge_ethertypes, ip_arp, 3, 2)
+                       : const_set(b, NFPROTO_BRIDGE, t, &bridge_ethertypes, bridge_tagged, 2, 2);
                 BR("forward");
                 e_meta(&r, NFT_META_OIFNAME);
-                e_lookup(&r, "taps", taps_id, false, false);
+                e_lookup(&r, "taps", ids->taps, false, false);
                 e_payload(&r, NFT_PAYLOAD_LL_HEADER, 12, 2);
                 e_lookup(&r, "__set%d", id, false, i == 1);
                 e_verdict(&r, NF_DROP, NULL);
@@ -1247,11 +1294,24 @@ void fw_nl_bridge_skeleton(struct fw_nl *b)
                 e_meta(&r, NFT_META_OIFNAME);
                 e_cmp(&r, NFT_CMP_EQ, i ? tap : qvb, 3);
                 e_meta(&r, i ? NFT_META_OIFNAME : NFT_META_IIFNAME);
-                e_lookup(&r, "taps", taps_id, false, true);
+                e_lookup(&r, "taps", ids->taps, false, true);
                 e_verdict(&r, NF_DROP, NULL);
                 rule_put(b, &r, NULL);
         }
+}
+
 #undef BR
+
+void fw_nl_bridge_skeleton(struct fw_nl *b)
+{
+        struct bridge_set_ids ids;
+
+        bridge_table_and_sets(b, &ids);
+        bridge_from_vm_frames(b, &ids);
+        bridge_from_vm_arp(b, &ids);
+        bridge_from_vm_ip(b, &ids);
+        bridge_prerouting(b, &ids);
+        bridge_forward(b, &ids);
 }
 
 void fw_nl_table_touch(struct fw_nl *b, bool bridge, unsigned shard)
