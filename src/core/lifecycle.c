@@ -1287,8 +1287,11 @@ static void on_module_ready(enum plug_id plug, void *userdata)
 
         if (plug == PLUG_PROCESS_CONTROL)
                 repin_all(lc);
-        else if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH)
+        else if (plug == PLUG_LIBVIRT || plug == PLUG_NETWORK_CONTROL || plug == PLUG_OPENVSWITCH) {
                 reconcile_start(lc);
+                if (plug == PLUG_LIBVIRT && lc->capacity_changed) /* DISK_GB: the storage pool's size */
+                        lc->capacity_changed(lc->capacity_userdata, "libvirt ready");
+        }
         else if (plug == PLUG_FIREWALL_CONTROL)
                 firewall_sync(lc->firewall);
         else if (plug == PLUG_HARDWARE_OBSERVE && lc->capacity_changed)

@@ -75,7 +75,10 @@ static struct json_object *unavailable(const struct observe_query *q, enum plug_
 static bool available(const struct json_object *o)
 {
         struct json_object *v;
-        return o && !(json_object_object_get_ex(o, "available", &v) && !json_object_get_boolean(v));
+        /* {"available": false} marks a section we could not get; pool_info's "available" is a
+         * byte count (0 on a full pool is still an answer) */
+        return o && !(json_object_object_get_ex(o, "available", &v) && json_object_is_type(v, json_type_boolean) &&
+                      !json_object_get_boolean(v));
 }
 
 static struct json_object *get(struct json_object *o, const char *key)
@@ -169,6 +172,8 @@ static struct json_object *render_host(struct observe_query *q)
         json_object_object_add(root, "placement", placement_json(q, inv, q->parts[PART_POOL].body));
         json_object_object_add(root, "placement_sync", placement_status_json(q->placement)); /* issue 18 hook */
         json_object_object_add(root, "hardware", json_object_get(inv));
+        /* where DISK_GB comes from: the pool (name, path, sizes), or why it cannot be told */
+        json_object_object_add(root, "storage_pool", json_object_get(q->parts[PART_POOL].body));
         return root;
 }
 

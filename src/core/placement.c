@@ -12,6 +12,7 @@
  * flight at most; its socket and timer live on the core's sd-event loop. */
 #include "placement.h"
 #include "hw-protocol.h"
+#include "libvirt-protocol.h"
 
 #include "log.h"
 #include "modules.h"
@@ -87,6 +88,8 @@ struct placement {
         sd_event_source *wake;     /* backoff retry or refresh */
         struct request *req;       /* in flight */
         struct module_call *local_call;
+        uint64_t pool_gb;                /* the libvirt storage pool's capacity, GiB, this pass */
+        bool pool_known;                 /* pool_gb is from pool_info (else: the state dir's fs) */
 
         char uuid[UUID_STR_LEN + 1];
         char name[PLACEMENT_NAME_MAX + 1];
@@ -493,8 +496,12 @@ static void on_local_inventory(const struct module_result *res, void *userdata)
         host.cores = (uint64_t)json_object_get_uint64(jget(cpu, "cores"));
         host.cpu_flags = json_object_get_string(jget(cpu, "flags"));
         host.memory_mb = (uint64_t)json_object_get_uint64(jget(jget(inv, "memory"), "total_kb")) / 1024;
-        /* as `nova-hypervisor host` computes DISK_GB (observe.c) */
-        if (statvfs(pl->cfg->state_dir, &vfs) == 0)
+        /* as `nova-hypervisor host` computes DISK_GB (observe.c): the instances' disks live in
+         * the libvirt module's storage pool, its size when the module tells it, else the
+         * state directory's file system */
+        if (pl->pool_known)
+                host.disk_gb = pl->pool_gb;
+        else if (statvfs(pl->cfg->state_dir, &vfs) == 0)
                 host.disk_gb = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
         if (uname(&un) == 0)
                 host.arch = un.machine;
@@ -924,6 +931,42 @@ static void check_done(struct placement *pl)
 
 /* ---- passes and timers ---- */
 
+
+/* The second local call of a pass: hardware-observe's host inventory. */
+static void local_inventory_call(struct placement *pl)
+{
+        struct proto_writer *w = malloc(sizeof(*w));
+        char err[256];
+        int r;
+
+        if (!w) {
+                pass_failed(pl, "see the core's log", "out of memory");
+                return;
+        }
+        module_request_init(w, (struct module_ep)EP_HW(HOST_INVENTORY));
+        r = modules_call(pl->modules, PLUG_HARDWARE_OBSERVE, w, 0, on_local_inventory, pl, &pl->local_call, err, sizeof(err));
+        free(w);
+        if (r < 0) {
+                struct module_result res = { .status = r, .error = err };
+                on_local_inventory(&res, pl);
+        }
+}
+
+static void on_local_pool(const struct module_result *res, void *userdata)
+{
+        struct placement *pl = userdata;
+        const struct proto_value *cap = res->status == 0 ? proto_get(res->body, "capacity") : NULL;
+
+        pl->local_call = NULL;
+        if (cap) {
+                pl->pool_gb = proto_get_u64(res->body, "capacity", 0) / (1024ULL * 1024 * 1024);
+                pl->pool_known = true;
+        } else if (res->status < 0)
+                log_debug("placement: storage pool size unknown (%s); DISK_GB from the state directory",
+                          res->error ? res->error : strerror(-res->status));
+        local_inventory_call(pl);
+}
+
 static void pass_begin(struct placement *pl)
 {
         struct proto_writer *w;
@@ -943,13 +986,20 @@ static void pass_begin(struct placement *pl)
                 pass_failed(pl, "see the core's log", "out of memory");
                 return;
         }
-        module_request_init(w, (struct module_ep)EP_HW(HOST_INVENTORY));
-        r = modules_call(pl->modules, PLUG_HARDWARE_OBSERVE, w, 0, on_local_inventory, pl, &pl->local_call, err, sizeof(err));
-        free(w);
-        if (r < 0) {
-                struct module_result res = { .status = r, .error = err };
-                on_local_inventory(&res, pl);
+        /* First the storage pool's size (DISK_GB), when the libvirt module runs; then the host's
+         * inventory. A pool that cannot be told is not an error: the state dir's fs counts. */
+        pl->pool_known = false;
+        pl->pool_gb = 0;
+        if (modules_check_ready(pl->modules, PLUG_LIBVIRT, err, sizeof(err)) == 0) {
+                module_request_init(w, (struct module_ep)EP_LIBVIRT(POOL_INFO));
+                r = modules_call(pl->modules, PLUG_LIBVIRT, w, 0, on_local_pool, pl, &pl->local_call, err, sizeof(err));
+                free(w);
+                if (r < 0)
+                        local_inventory_call(pl);
+                return;
         }
+        free(w);
+        local_inventory_call(pl);
 }
 
 static int on_wake(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata)

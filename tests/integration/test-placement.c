@@ -379,6 +379,43 @@ START_TEST(test_registration_matches_host)
 }
 END_TEST
 
+/* With the libvirt plug, DISK_GB is the storage pool's size, in `host` and in Placement alike
+ * (libvirt's test driver has a pool "default-pool" of 100 GiB; the state dir's tmpfs is 2 GiB).
+ * Without the pool lookup the client registered the state dir's 2 while `host` said 100. */
+START_TEST(test_disk_gb_is_the_storage_pool)
+{
+        struct json_object *host = NULL, *inv = NULL, *root;
+        char path[256];
+        int64_t want = 0, got = -1;
+
+        core_prepare(&core, 2048);
+        core_start(&core, "plugs = hardware-observe libvirt\nvif_type = tap\nlibvirt_uri = test:///default\n"
+                          "storage_pool = default-pool\nstorage_pool_path = /default-pool\nplacement_url = " PLACEMENT_URL "\nprovider_name = it-pool\n");
+        ck_assert_int_gt(core_wait_module_running(&core, "libvirt", 0, 10000), 0);
+        root = wait_state(&core, "synced", 15000);
+        (void)snprintf(path, sizeof(path), "/resource_providers/%s/inventories",
+                       jstr(jget(root, "placement"), "provider_uuid"));
+        json_object_put(root);
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/host", NULL, &host), 200);
+        want = jint(jget(jget(host, "placement"), "DISK_GB"), "total");
+        if (want != 100)
+                fprintf(stderr, "host: %s\n", json_object_to_json_string(host));
+        ck_assert_msg(want == 100, "host DISK_GB total %" PRId64 ", not the pool's 100 (the state dir's is 2)", want);
+        json_object_put(host);
+        /* the libvirt module may come up after the first pass: its readiness triggers another */
+        for (int i = 0; i < 400 && got != want; i++) {
+                json_object_put(inv);
+                inv = NULL;
+                if (plc_api("GET", path, "1.26", NULL, &inv) == 200)
+                        got = jint(jget(jget(inv, "inventories"), "DISK_GB"), "total");
+                if (got != want)
+                        sleep_ms(25);
+        }
+        json_object_put(inv);
+        ck_assert_int_eq(got, want);
+}
+END_TEST
+
 /* Idle: no writes at all (Placement's generation does not move); a boot and a module restart
  * change nothing either. The refresh re-reads (GETs) are counted. */
 START_TEST(test_idle_and_boot_write_nothing)
@@ -1003,6 +1040,14 @@ int main(void)
         tcase_add_test(tc, test_wrong_url_and_token);
         tcase_add_test(tc, test_name_taken);
         suite_add_tcase(s, tc);
+        {
+                /* its own case, so that it can be run alone: CK_RUN_CASE=pool */
+                TCase *pool = tcase_create("pool");
+                tcase_add_checked_fixture(pool, setup, teardown);
+                tcase_set_timeout(pool, 120);
+                tcase_add_test(pool, test_disk_gb_is_the_storage_pool);
+                suite_add_tcase(s, pool);
+        }
         {
                 /* its own case: CK_RUN_CASE=hardware-change runs it alone */
                 TCase *hw = tcase_create("hardware-change");
