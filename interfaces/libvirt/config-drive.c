@@ -669,30 +669,14 @@ static int add_file(IsoDir *dir, const char *name, const void *data, size_t len)
         return 0; /* the new file took our reference to the stream */
 }
 
-int config_drive_write(const struct config_drive_spec *spec, config_drive_sink_fn sink, void *userdata,
-                       uint64_t *ret_size)
+/* The image: openstack/latest/ with meta_data.json, network_data.json and user_data (when
+ * given), into *ret. */
+static int build_image(const struct config_drive_spec *spec, const char *meta, const char *net, IsoImage **ret)
 {
         _cleanup_(iso_image_unrefp) IsoImage *image = NULL;
-        _cleanup_(iso_write_opts_freep) IsoWriteOpts *opts = NULL;
-        _cleanup_free_ char *meta = NULL, *net = NULL;
-        _cleanup_free_ unsigned char *block = NULL;
-        struct burn_source *src = NULL;
         IsoDir *openstack, *latest;
-        uint64_t total = 0;
         int r;
 
-        if (!spec || !sink)
-                return -EINVAL;
-        r = config_drive_meta_data(spec, &meta);
-        if (r < 0)
-                return r;
-        r = config_drive_network_data(spec, &net);
-        if (r < 0)
-                return r;
-
-        (void)pthread_once(&iso_once, iso_init_once);
-        if (iso_init_result < 0)
-                return -EIO;
         if (iso_image_new(CONFIG_DRIVE_LABEL, &image) < 0)
                 return -ENOMEM;
         iso_image_set_application_id(image, "nova-hypervisor");
@@ -706,9 +690,16 @@ int config_drive_write(const struct config_drive_spec *spec, config_drive_sink_f
                 r = add_file(latest, "user_data", spec->user_data, spec->user_data_len);
         if (r < 0)
                 return r;
+        *ret = TAKE_PTR(image);
+        return 0;
+}
 
-        /* -R -J as genisoimage: Rock Ridge and Joliet; modes and owners
-         * replaced (files 0444, dirs 0555, root), as -r would. */
+/* -R -J as genisoimage: Rock Ridge and Joliet; modes and owners
+ * replaced (files 0444, dirs 0555, root), as -r would. */
+static int make_write_opts(IsoWriteOpts **ret)
+{
+        _cleanup_(iso_write_opts_freep) IsoWriteOpts *opts = NULL;
+
         if (iso_write_opts_new(&opts, 0) < 0 || iso_write_opts_set_rockridge(opts, 1) < 0 ||
             iso_write_opts_set_joliet(opts, 1) < 0 ||
             /* the label stays "config-2" (lowercase, '-'), as genisoimage writes it */
@@ -720,6 +711,18 @@ int config_drive_write(const struct config_drive_spec *spec, config_drive_sink_f
             iso_write_opts_set_default_file_mode(opts, 0444) < 0 || iso_write_opts_set_default_uid(opts, 0) < 0 ||
             iso_write_opts_set_default_gid(opts, 0) < 0)
                 return -ENOMEM;
+        *ret = TAKE_PTR(opts);
+        return 0;
+}
+
+/* The image's bytes, block by block, to sink; *ret_total of them. */
+static int stream_image(IsoImage *image, IsoWriteOpts *opts, config_drive_sink_fn sink, void *userdata,
+                        uint64_t *ret_total)
+{
+        _cleanup_free_ unsigned char *block = NULL;
+        struct burn_source *src = NULL;
+        uint64_t total = 0;
+        int r = 0;
 
         block = malloc(2048);
         if (!block)
@@ -747,6 +750,40 @@ int config_drive_write(const struct config_drive_spec *spec, config_drive_sink_f
         }
         src->free_data(src);
         free(src);
+        if (r < 0)
+                return r;
+        *ret_total = total;
+        return 0;
+}
+
+int config_drive_write(const struct config_drive_spec *spec, config_drive_sink_fn sink, void *userdata,
+                       uint64_t *ret_size)
+{
+        _cleanup_(iso_image_unrefp) IsoImage *image = NULL;
+        _cleanup_(iso_write_opts_freep) IsoWriteOpts *opts = NULL;
+        _cleanup_free_ char *meta = NULL, *net = NULL;
+        uint64_t total = 0;
+        int r;
+
+        if (!spec || !sink)
+                return -EINVAL;
+        r = config_drive_meta_data(spec, &meta);
+        if (r < 0)
+                return r;
+        r = config_drive_network_data(spec, &net);
+        if (r < 0)
+                return r;
+
+        (void)pthread_once(&iso_once, iso_init_once);
+        if (iso_init_result < 0)
+                return -EIO;
+        r = build_image(spec, meta, net, &image);
+        if (r < 0)
+                return r;
+        r = make_write_opts(&opts);
+        if (r < 0)
+                return r;
+        r = stream_image(image, opts, sink, userdata, &total);
         if (r < 0)
                 return r;
         if (total == 0 || total % 2048 != 0)

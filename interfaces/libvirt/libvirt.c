@@ -617,77 +617,64 @@ static void set_audit(struct modrt_call *call, const char *instance_uuid)
         (void)snprintf(call->audit, sizeof(call->audit), "domain=%s%s", LIBVIRT_DOMAIN_PREFIX, instance_uuid);
 }
 
-static int handle_define(void *state, struct modrt_call *call)
+/* The request's ports into ports[LIBVIRT_MAX_PORTS]; *ret_n of them. */
+static int define_read_ports(struct modrt_call *call, struct domain_port *ports, size_t *ret_n)
 {
-        struct lv *lv = state;
-        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
-        const char *display = proto_get_str(call->req, "name", "");
         const struct proto_value *plist = proto_get(call->req, "ports");
-        const char *image_uuid = proto_get_str(call->req, "image_uuid", "");
-        bool config_drive = proto_get_bool(call->req, "config_drive", false);
-        struct domain_port ports[LIBVIRT_MAX_PORTS];
-        _cleanup_domain_ virDomainPtr existing = NULL, dom = NULL;
-        _cleanup_free_ char *xml = NULL;
-        char name[DOMAIN_NAME_MAX], vol[VOL_NAME_MAX];
-        char root_path[400], base_path[400], config_path[400], console_path[400];
-        struct domain_disks disks = { 0 };
-        struct domain_spec spec;
-        struct lv_err e;
         size_t n = 0;
-        int r;
 
-        set_audit(call, uuid);
-        (void)domain_name_from_instance(uuid, name);
         for (const struct proto_value *p = plist ? plist->child : NULL; p; p = p->next) {
-                if (n == ARRAY_SIZE(ports))
+                if (n == LIBVIRT_MAX_PORTS)
                         return fail(call, -EINVAL, "more than %d ports", LIBVIRT_MAX_PORTS);
                 ports[n].port_uuid = proto_get_str(p, "port_uuid", "");
                 ports[n].mac = proto_get_str(p, "mac", "");
                 ports[n].mtu = (uint32_t)proto_get_u64(p, "mtu", 0);
                 n++;
         }
-        if (!lv->domain_type)
-                return fail(call, -EPROTONOSUPPORT,
-                            "libvirt_uri %s: domains are only generated for the qemu:// and test:// drivers", lv->uri);
-        spec = (struct domain_spec){
-                .type = lv->domain_type,
-                .instance_uuid = uuid,
-                .display_name = display,
-                .vcpus = proto_get_u64(call->req, "vcpus", 0),
-                .memory_mb = proto_get_u64(call->req, "memory_mb", 0),
-                .ports = ports,
-                .n_ports = n,
-        };
-        /* Disks: every path derived here from the pool's path and the UUIDs. */
+        *ret_n = n;
+        return 0;
+}
+
+/* The disks' paths, which disks points into. */
+struct define_paths {
+        char root[400], base[400], config[400], console[400];
+};
+
+/* Disks: every path derived here from the pool's path and the UUIDs. false when the domain has
+ * none (no image, no config drive). */
+static bool define_disks(const struct lv *lv, const char *uuid, const char *image_uuid, bool config_drive,
+                         struct define_paths *paths, struct domain_disks *disks)
+{
+        char vol[VOL_NAME_MAX];
+
         if (image_uuid[0]) {
                 root_vol_name(uuid, vol);
-                (void)xsnprintf(root_path, sizeof(root_path), "%s/%s", lv->pool_path, vol);
+                (void)xsnprintf(paths->root, sizeof(paths->root), "%s/%s", lv->pool_path, vol);
                 image_vol_name(image_uuid, vol);
-                (void)xsnprintf(base_path, sizeof(base_path), "%s/%s", lv->pool_path, vol);
+                (void)xsnprintf(paths->base, sizeof(paths->base), "%s/%s", lv->pool_path, vol);
                 console_vol_name(uuid, vol);
-                (void)xsnprintf(console_path, sizeof(console_path), "%s/%s", lv->pool_path, vol);
-                disks.root_path = root_path;
-                disks.base_path = base_path;
-                disks.console_log = console_path;
+                (void)xsnprintf(paths->console, sizeof(paths->console), "%s/%s", lv->pool_path, vol);
+                disks->root_path = paths->root;
+                disks->base_path = paths->base;
+                disks->console_log = paths->console;
         }
         if (config_drive) {
                 config_vol_name(uuid, vol);
-                (void)xsnprintf(config_path, sizeof(config_path), "%s/%s", lv->pool_path, vol);
-                disks.config_path = config_path;
+                (void)xsnprintf(paths->config, sizeof(paths->config), "%s/%s", lv->pool_path, vol);
+                disks->config_path = paths->config;
         }
-        if (image_uuid[0] || config_drive)
-                spec.disks = &disks;
-        xml = malloc(DOMAIN_XML_MAX);
-        if (!xml)
-                return fail(call, -ENOMEM, "out of memory");
-        r = domain_xml_build(&spec, xml, DOMAIN_XML_MAX);
-        if (r < 0)
-                return fail(call, r, "cannot generate the document of domain %s: %s", name, strerror(-r));
-        r = need_conn(lv, call);
-        if (r < 0)
-                return r;
+        return image_uuid[0] || config_drive;
+}
 
-        /* Redefine our own domain; never take over a foreign one. */
+/* Redefine our own domain; never take over a foreign one. 0 and *ret_existing (our domain
+ * `name`, or NULL when there is none and the uuid is free); otherwise the call failed. */
+static int define_check_existing(struct lv *lv, struct modrt_call *call, const char *name, const char *uuid,
+                                 virDomainPtr *ret_existing)
+{
+        _cleanup_domain_ virDomainPtr existing = NULL;
+        struct lv_err e;
+        int r;
+
         existing = virDomainLookupByName(lv->conn, name);
         if (!existing) {
                 capture_error(&e);
@@ -712,6 +699,59 @@ static int handle_define(void *state, struct modrt_call *call)
                 }
         }
         virResetLastError();
+        *ret_existing = TAKE_PTR(existing);
+        return 0;
+}
+
+static int handle_define(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        const char *display = proto_get_str(call->req, "name", "");
+        const char *image_uuid = proto_get_str(call->req, "image_uuid", "");
+        bool config_drive = proto_get_bool(call->req, "config_drive", false);
+        struct domain_port ports[LIBVIRT_MAX_PORTS];
+        _cleanup_domain_ virDomainPtr existing = NULL, dom = NULL;
+        _cleanup_free_ char *xml = NULL;
+        char name[DOMAIN_NAME_MAX];
+        struct define_paths paths;
+        struct domain_disks disks = { 0 };
+        struct domain_spec spec;
+        struct lv_err e;
+        size_t n = 0;
+        int r;
+
+        set_audit(call, uuid);
+        (void)domain_name_from_instance(uuid, name);
+        r = define_read_ports(call, ports, &n);
+        if (r < 0)
+                return r;
+        if (!lv->domain_type)
+                return fail(call, -EPROTONOSUPPORT,
+                            "libvirt_uri %s: domains are only generated for the qemu:// and test:// drivers", lv->uri);
+        spec = (struct domain_spec){
+                .type = lv->domain_type,
+                .instance_uuid = uuid,
+                .display_name = display,
+                .vcpus = proto_get_u64(call->req, "vcpus", 0),
+                .memory_mb = proto_get_u64(call->req, "memory_mb", 0),
+                .ports = ports,
+                .n_ports = n,
+        };
+        if (define_disks(lv, uuid, image_uuid, config_drive, &paths, &disks))
+                spec.disks = &disks;
+        xml = malloc(DOMAIN_XML_MAX);
+        if (!xml)
+                return fail(call, -ENOMEM, "out of memory");
+        r = domain_xml_build(&spec, xml, DOMAIN_XML_MAX);
+        if (r < 0)
+                return fail(call, r, "cannot generate the document of domain %s: %s", name, strerror(-r));
+        r = need_conn(lv, call);
+        if (r < 0)
+                return r;
+        r = define_check_existing(lv, call, name, uuid, &existing);
+        if (r < 0)
+                return r;
 
         /* No VIR_DOMAIN_DEFINE_VALIDATE: it re-reads and re-parses libvirt's RNG
          * schemas on every call (most of the cost of a boot, see bench/boot).
@@ -1155,42 +1195,26 @@ static int stream_send_all(virStreamPtr st, const uint8_t *buf, size_t n)
                 (r);                                                             \
         })
 
-/* The thread's work: inspect, check space, create, stream, verify. Any failure after
- * the volume exists deletes it. */
-static int upload_run(struct upload *u)
+/* Step 1: read the header into head (IMAGE_HEAD_MAX bytes) and inspect it before libvirt
+ * sees any byte; *have is how much was read. Only a raw image is accepted. */
+static int upload_read_head(struct upload *u, uint8_t *head, size_t *have)
 {
-        _cleanup_free_ uint8_t *head = NULL, *chunk = NULL;
-        virConnectPtr conn = NULL;
-        virStoragePoolPtr pool = NULL;
-        virStorageVolPtr vol = NULL;
-        virStreamPtr st = NULL;
-        EVP_MD_CTX *md = NULL;
         struct image_info info;
         struct image_error ierr = { 0 };
-        struct lv_err e;
-        virStoragePoolInfo pinfo;
-        size_t have = 0, want, need = 0;
-        uint64_t sent;
-        char volxml[512], err[256];
+        size_t want, need = 0;
         int r;
 
-        image_vol_name(u->image_uuid, u->volume);
-        /* 1. The header, inspected before libvirt sees any byte. */
-        head = malloc(IMAGE_HEAD_MAX);
-        chunk = malloc(UPLOAD_CHUNK);
-        if (!head || !chunk)
-                return upload_fail(u, -ENOMEM, "out of memory");
         want = u->size < IMAGE_HEAD_MIN ? (size_t)u->size : IMAGE_HEAD_MIN;
         for (;;) {
-                ssize_t k = read_some(u->fd, head + have, want - have);
+                ssize_t k = read_some(u->fd, head + *have, want - *have);
                 if (k < 0)
                         return upload_fail(u, (int)k, "cannot read the image stream: %s", strerror((int)-k));
-                have += (size_t)k;
-                if (have < want)
-                        return upload_fail(u, -EPIPE, "the image stream ended after %zu of %" PRIu64 " bytes", have,
+                *have += (size_t)k;
+                if (*have < want)
+                        return upload_fail(u, -EPIPE, "the image stream ended after %zu of %" PRIu64 " bytes", *have,
                                            u->size);
-                r = image_inspect(head, have, u->size, u->declared, &info, &need, &ierr);
-                if (r == -EAGAIN && need > have && need <= IMAGE_HEAD_MAX) {
+                r = image_inspect(head, *have, u->size, u->declared, &info, &need, &ierr);
+                if (r == -EAGAIN && need > *have && need <= IMAGE_HEAD_MAX) {
                         want = need;
                         continue;
                 }
@@ -1207,96 +1231,117 @@ static int upload_run(struct upload *u)
                                    "yet (convert it to raw first, e.g. qemu-img convert -O raw)",
                                    u->image_uuid);
         u->virtual_size = info.virtual_size;
+        return 0;
+}
 
-        /* 2. Space, on our own connection, before anything is created. */
-        conn = virConnectOpen(u->uri);
-        if (!conn) {
+/* Step 2: the pool (created if need be) into *pool, with room for the image and no volume of
+ * that name yet. Nothing is created here but the pool. */
+static int upload_check_space(struct upload *u, virConnectPtr conn, virStoragePoolPtr *pool)
+{
+        virStorageVolPtr vol = NULL;
+        virStoragePoolInfo pinfo;
+        struct lv_err e;
+        char err[256];
+        int r;
+
+        r = pool_ensure(conn, u->pool_name, u->pool_path, pool, err, sizeof(err));
+        if (r < 0)
+                return upload_fail(u, r, "%s", err);
+        (void)virStoragePoolRefresh(*pool, 0);
+        if (virStoragePoolGetInfo(*pool, &pinfo) < 0) {
                 capture_error(&e);
-                return upload_fail(u, -ENOTCONN, "libvirt at %s is unreachable: %s", u->uri, e.msg);
+                return upload_fail(u, -EIO, "storage pool %s: %s", u->pool_name, e.msg);
         }
-        r = pool_ensure(conn, u->pool_name, u->pool_path, &pool, err, sizeof(err));
-        if (r < 0) {
-                upload_fail(u, r, "%s", err);
-                goto out;
-        }
-        (void)virStoragePoolRefresh(pool, 0);
-        if (virStoragePoolGetInfo(pool, &pinfo) < 0) {
-                capture_error(&e);
-                upload_fail(u, -EIO, "storage pool %s: %s", u->pool_name, e.msg);
-                goto out;
-        }
-        if (u->virtual_size > pinfo.available) {
-                upload_fail(u, -ENOSPC, "image %s needs %" PRIu64 " bytes, pool %s has %llu free", u->image_uuid,
-                            u->virtual_size, u->pool_name, pinfo.available);
-                goto out;
-        }
-        r = vol_lookup(pool, u->volume, &vol, err, sizeof(err));
+        if (u->virtual_size > pinfo.available)
+                return upload_fail(u, -ENOSPC, "image %s needs %" PRIu64 " bytes, pool %s has %llu free",
+                                   u->image_uuid, u->virtual_size, u->pool_name, pinfo.available);
+        r = vol_lookup(*pool, u->volume, &vol, err, sizeof(err));
         if (r == 0) {
                 virStorageVolFree(vol);
-                vol = NULL;
-                upload_fail(u, -EEXIST, "image %s is already stored (volume %s)", u->image_uuid, u->volume);
-                goto out;
+                return upload_fail(u, -EEXIST, "image %s is already stored (volume %s)", u->image_uuid, u->volume);
         }
-        if (r != -ENOENT) {
-                upload_fail(u, r, "%s", err);
-                goto out;
-        }
+        if (r != -ENOENT)
+                return upload_fail(u, r, "%s", err);
+        return 0;
+}
 
-        /* 3. The raw volume, then the bytes by stream, hashed on the way. */
+/* Step 3a: the empty raw volume, mode 0600, into *vol. */
+static int upload_create_volume(struct upload *u, virStoragePoolPtr pool, virStorageVolPtr *vol)
+{
+        struct lv_err e;
+        char volxml[512];
+
         if (xsnprintf(volxml, sizeof(volxml),
                       "<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
                       "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
                       "<permissions><mode>0600</mode></permissions></target></volume>",
-                      u->volume, u->size) < 0) {
-                upload_fail(u, -ENAMETOOLONG, "volume definition too long");
-                goto out;
-        }
-        vol = virStorageVolCreateXML(pool, volxml, 0);
-        if (!vol) {
+                      u->volume, u->size) < 0)
+                return upload_fail(u, -ENAMETOOLONG, "volume definition too long");
+        *vol = virStorageVolCreateXML(pool, volxml, 0);
+        if (!*vol) {
                 capture_error(&e);
-                upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot create volume %s: %s", u->volume, e.msg);
-                goto out;
+                return upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot create volume %s: %s", u->volume,
+                                   e.msg);
         }
+        return 0;
+}
+
+/* Step 3b, the bytes after the header: exactly u->size in all, no more, hashed on the way.
+ * 0, or the failure recorded by upload_fail (the stream is then to be aborted). */
+static int upload_send_rest(struct upload *u, virStreamPtr st, EVP_MD_CTX *md, uint8_t *chunk, uint64_t sent)
+{
+        struct lv_err e;
+        ssize_t k;
+
+        while (sent < u->size) {
+                size_t n = u->size - sent < UPLOAD_CHUNK ? (size_t)(u->size - sent) : UPLOAD_CHUNK;
+                k = read_some(u->fd, chunk, n);
+                if (k < 0)
+                        return upload_fail(u, (int)k, "cannot read the image stream: %s", strerror((int)-k));
+                if ((size_t)k < n)
+                        return upload_fail(u, -EPIPE, "the image stream ended after %" PRIu64 " of %" PRIu64 " bytes",
+                                           sent + (uint64_t)k, u->size);
+                (void)EVP_DigestUpdate(md, chunk, n);
+                if (stream_send_all(st, chunk, n) < 0) {
+                        capture_error(&e);
+                        return upload_fail(u, -EIO, "upload into %s failed: %s", u->volume, e.msg);
+                }
+                sent += n;
+        }
+        k = read_some(u->fd, chunk, 1);
+        if (k != 0)
+                return upload_fail(u, k < 0 ? (int)k : -EFBIG,
+                                   "the image stream is longer than the announced %" PRIu64 " bytes", u->size);
+        return 0;
+}
+
+/* Step 3b: stream the header already read and the rest of the image into vol, and record its
+ * SHA-256. On failure the stream is aborted; the caller deletes the volume. */
+static int upload_stream(struct upload *u, virConnectPtr conn, virStorageVolPtr vol, const uint8_t *head,
+                         size_t have, uint8_t *chunk)
+{
+        virStreamPtr st = NULL;
+        EVP_MD_CTX *md = NULL;
+        struct lv_err e;
+        int r;
+
         md = EVP_MD_CTX_new();
         st = virStreamNew(conn, 0);
         if (!md || !st || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-                upload_fail(u, -ENOMEM, "cannot set up the upload");
-                goto fail_delete;
+                r = upload_fail(u, -ENOMEM, "cannot set up the upload");
+                goto out;
         }
         if (virStorageVolUpload(vol, st, 0, u->size, 0) < 0) {
                 capture_error(&e);
-                upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot upload into %s: %s", u->volume, e.msg);
-                goto fail_delete;
+                r = upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot upload into %s: %s", u->volume, e.msg);
+                goto out;
         }
         (void)EVP_DigestUpdate(md, head, have);
         if (stream_send_all(st, head, have) < 0)
                 goto fail_stream;
-        sent = have;
-        while (sent < u->size) {
-                size_t n = u->size - sent < UPLOAD_CHUNK ? (size_t)(u->size - sent) : UPLOAD_CHUNK;
-                ssize_t k = read_some(u->fd, chunk, n);
-                if (k < 0) {
-                        upload_fail(u, (int)k, "cannot read the image stream: %s", strerror((int)-k));
-                        goto fail_abort;
-                }
-                if ((size_t)k < n) {
-                        upload_fail(u, -EPIPE, "the image stream ended after %" PRIu64 " of %" PRIu64 " bytes",
-                                    sent + (uint64_t)k, u->size);
-                        goto fail_abort;
-                }
-                (void)EVP_DigestUpdate(md, chunk, n);
-                if (stream_send_all(st, chunk, n) < 0)
-                        goto fail_stream;
-                sent += n;
-        }
-        {
-                ssize_t k = read_some(u->fd, chunk, 1);
-                if (k != 0) {
-                        upload_fail(u, k < 0 ? (int)k : -EFBIG, "the image stream is longer than the announced %" PRIu64
-                                    " bytes", u->size);
-                        goto fail_abort;
-                }
-        }
+        r = upload_send_rest(u, st, md, chunk, have);
+        if (r < 0)
+                goto fail_abort;
         if (virStreamFinish(st) < 0)
                 goto fail_stream;
         {
@@ -1306,34 +1351,71 @@ static int upload_run(struct upload *u)
                 for (unsigned i = 0; i < dlen && i < 32; i++)
                         (void)snprintf(u->sha256 + 2 * i, 3, "%02x", dg[i]);
         }
-        /* 4. What libvirt now says the volume is: raw (or iso: libvirt's probe names an ISO 9660 so, and
-         * it has no backing chain), without a backing store, or it goes. */
-        {
-                _cleanup_free_ char *x = virStorageVolGetXMLDesc(vol, 0);
-                if (!x || !(strstr(x, "<format type='raw'/>") || strstr(x, "<format type='iso'/>")) ||
-                    strstr(x, "<backingStore>")) {
-                        upload_fail(u, -EINVAL, "volume %s is not reported as plain raw after the upload; deleted",
-                                    u->volume);
-                        goto fail_delete;
-                }
-        }
-        u->status = 0;
+        r = 0;
         goto out;
 
 fail_stream:
         capture_error(&e);
-        upload_fail(u, -EIO, "upload into %s failed: %s", u->volume, e.msg);
+        r = upload_fail(u, -EIO, "upload into %s failed: %s", u->volume, e.msg);
 fail_abort:
         (void)virStreamAbort(st);
-fail_delete:
-        if (virStorageVolDelete(vol, 0) < 0) {
-                capture_error(&e);
-                log_err("cannot delete the failed upload's volume %s: %s", u->volume, e.msg);
-        }
 out:
         if (st)
                 (void)virStreamFree(st);
         EVP_MD_CTX_free(md);
+        return r;
+}
+
+/* Step 4: what libvirt now says the volume is: raw (or iso: libvirt's probe names an ISO 9660 so,
+ * and it has no backing chain), without a backing store. */
+static int upload_verify_raw(struct upload *u, virStorageVolPtr vol)
+{
+        _cleanup_free_ char *x = virStorageVolGetXMLDesc(vol, 0);
+
+        if (!x || !(strstr(x, "<format type='raw'/>") || strstr(x, "<format type='iso'/>")) ||
+            strstr(x, "<backingStore>"))
+                return upload_fail(u, -EINVAL, "volume %s is not reported as plain raw after the upload; deleted",
+                                   u->volume);
+        return 0;
+}
+
+/* The thread's work: inspect, check space, create, stream, verify. Any failure after
+ * the volume exists deletes it. */
+static int upload_run(struct upload *u)
+{
+        _cleanup_free_ uint8_t *head = NULL, *chunk = NULL;
+        virConnectPtr conn = NULL;
+        virStoragePoolPtr pool = NULL;
+        virStorageVolPtr vol = NULL;
+        struct lv_err e;
+        size_t have = 0;
+
+        image_vol_name(u->image_uuid, u->volume);
+        head = malloc(IMAGE_HEAD_MAX);
+        chunk = malloc(UPLOAD_CHUNK);
+        if (!head || !chunk)
+                return upload_fail(u, -ENOMEM, "out of memory");
+        if (upload_read_head(u, head, &have) < 0)
+                return u->status;
+
+        /* Our own connection: the thread shares none with the event loop. */
+        conn = virConnectOpen(u->uri);
+        if (!conn) {
+                capture_error(&e);
+                return upload_fail(u, -ENOTCONN, "libvirt at %s is unreachable: %s", u->uri, e.msg);
+        }
+        if (upload_check_space(u, conn, &pool) < 0 || upload_create_volume(u, pool, &vol) < 0)
+                goto out;
+        if (upload_stream(u, conn, vol, head, have, chunk) < 0 || upload_verify_raw(u, vol) < 0) {
+                if (virStorageVolDelete(vol, 0) < 0) {
+                        capture_error(&e);
+                        log_err("cannot delete the failed upload's volume %s: %s", u->volume, e.msg);
+                }
+                goto out;
+        }
+        u->status = 0;
+
+out:
         if (vol)
                 (void)virStorageVolFree(vol);
         if (pool)
@@ -1770,34 +1852,16 @@ static int read_drive_spec(int fd, struct config_drive_spec **ret, char *err, si
         return r;
 }
 
-static int handle_config_drive_create(void *state, struct modrt_call *call)
+/* Idempotent by replacement: our volume `name` (by name only) is deleted if it exists and
+ * created anew, empty, with size bytes, into *ret_vol. */
+static int config_drive_replace_volume(struct modrt_call *call, virStoragePoolPtr pool, const char *name,
+                                       uint64_t size, virStorageVolPtr *ret_vol)
 {
-        struct lv *lv = state;
-        const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
-        _cleanup_(config_drive_spec_freep) struct config_drive_spec *spec = NULL;
-        _cleanup_pool_ virStoragePoolPtr pool = NULL;
         _cleanup_vol_ virStorageVolPtr vol = NULL;
-        char name[VOL_NAME_MAX], xml[512], path[400];
-        struct stream_sink sink = { 0 };
-        uint64_t size = 0, size2 = 0;
         struct lv_err e;
+        char xml[512];
         int r;
 
-        config_vol_name(instance_uuid, name);
-        (void)xsnprintf(call->audit, sizeof(call->audit), "volume=%s", name);
-        r = read_drive_spec(call->fd, &spec, call->err, sizeof(call->err));
-        if (r < 0)
-                return r;
-        if (!streq(spec->uuid, instance_uuid))
-                return fail(call, -EINVAL, "the description's uuid %s is not the instance's %s", spec->uuid,
-                            instance_uuid);
-        r = config_drive_write(spec, count_sink, &size, NULL);
-        if (r < 0)
-                return fail(call, r, "cannot build the config drive: %s", strerror(-r));
-        r = need_pool(lv, call, &pool);
-        if (r < 0)
-                return r;
-        /* Idempotent by replacement: the drive is rebuilt from the description (ours only, by name). */
         r = vol_lookup(pool, name, &vol, call->err, sizeof(call->err));
         if (r < 0 && r != -ENOENT)
                 return r;
@@ -1820,38 +1884,85 @@ static int handle_config_drive_create(void *state, struct modrt_call *call)
                 capture_error(&e);
                 return fail(call, errno_from_libvirt(e.code, -EIO), "cannot create volume %s: %s", name, e.msg);
         }
+        *ret_vol = TAKE_PTR(vol);
+        return 0;
+}
+
+/* The drive built from spec, exactly size bytes, streamed into vol (named name). On failure
+ * the stream is aborted and freed; the caller deletes the volume. */
+static int config_drive_upload(struct lv *lv, struct modrt_call *call, const struct config_drive_spec *spec,
+                               virStorageVolPtr vol, const char *name, uint64_t size)
+{
+        struct stream_sink sink = { 0 };
+        uint64_t size2 = 0;
+        struct lv_err e;
+        int r;
+
         sink.st = virStreamNew(lv->conn, 0);
         sink.limit = size;
         if (!sink.st || virStorageVolUpload(vol, sink.st, 0, size, 0) < 0) {
                 capture_error(&e);
                 r = fail(call, -EIO, "cannot upload into %s: %s", name, e.msg);
-                goto fail_delete;
+                goto out;
         }
         r = config_drive_write(spec, stream_sink, &sink, &size2);
         if (r < 0 || sink.sent != size) {
                 (void)virStreamAbort(sink.st);
                 r = fail(call, r < 0 ? r : -EIO, "writing the config drive into %s failed", name);
-                goto fail_delete;
+                goto out;
         }
         if (virStreamFinish(sink.st) < 0) {
                 capture_error(&e);
                 r = fail(call, -EIO, "upload into %s failed: %s", name, e.msg);
-                goto fail_delete;
+                goto out;
         }
-        (void)virStreamFree(sink.st);
+        r = 0;
+out:
+        if (sink.st)
+                (void)virStreamFree(sink.st);
+        return r;
+}
+
+static int handle_config_drive_create(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_(config_drive_spec_freep) struct config_drive_spec *spec = NULL;
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        _cleanup_vol_ virStorageVolPtr vol = NULL;
+        char name[VOL_NAME_MAX], path[400];
+        uint64_t size = 0;
+        int r;
+
+        config_vol_name(instance_uuid, name);
+        (void)xsnprintf(call->audit, sizeof(call->audit), "volume=%s", name);
+        r = read_drive_spec(call->fd, &spec, call->err, sizeof(call->err));
+        if (r < 0)
+                return r;
+        if (!streq(spec->uuid, instance_uuid))
+                return fail(call, -EINVAL, "the description's uuid %s is not the instance's %s", spec->uuid,
+                            instance_uuid);
+        r = config_drive_write(spec, count_sink, &size, NULL);
+        if (r < 0)
+                return fail(call, r, "cannot build the config drive: %s", strerror(-r));
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        r = config_drive_replace_volume(call, pool, name, size, &vol);
+        if (r < 0)
+                return r;
+        r = config_drive_upload(lv, call, spec, vol, name, size);
+        if (r < 0) {
+                if (virStorageVolDelete(vol, 0) < 0)
+                        log_err("cannot delete the failed config drive %s", name);
+                virResetLastError();
+                return r;
+        }
         (void)xsnprintf(path, sizeof(path), "%s/%s", lv->pool_path, name);
         pw_str(call->reply, "volume", name);
         pw_str(call->reply, "path", path);
         pw_u64(call->reply, "size", size);
         return 0;
-
-fail_delete:
-        if (sink.st)
-                (void)virStreamFree(sink.st);
-        if (virStorageVolDelete(vol, 0) < 0)
-                log_err("cannot delete the failed config drive %s", name);
-        virResetLastError();
-        return r;
 }
 
 /* ---- console: the serial log (a file in our pool, written by QEMU or virtlogd) read back
@@ -1877,6 +1988,69 @@ static int console_sink(virStreamPtr st, const char *data, size_t n, void *opaqu
         return (int)n;
 }
 
+/* b->cap bytes of vol (named name) from offset into b->buf (fewer if the log shrank). */
+static int console_download(struct lv *lv, struct modrt_call *call, virStorageVolPtr vol, const char *name,
+                            uint64_t offset, struct console_buf *b)
+{
+        virStreamPtr st = NULL;
+        struct lv_err e;
+
+        if (b->cap == 0)
+                return 0;
+        st = virStreamNew(lv->conn, 0);
+        if (!st || virStorageVolDownload(vol, st, offset, b->cap, 0) < 0 ||
+            virStreamRecvAll(st, console_sink, b) < 0 || virStreamFinish(st) < 0) {
+                capture_error(&e);
+                if (st) {
+                        (void)virStreamAbort(st);
+                        (void)virStreamFree(st);
+                }
+                return fail(call, -EIO, "cannot read %s: %s", name, e.msg);
+        }
+        (void)virStreamFree(st);
+        return 0;
+}
+
+/* The guest writes what it likes: only clean text goes into the reply, one list item
+ * per line (protocol strings hold no control character), the last lines when there
+ * are more than a reply holds; a line longer than a string is cut into pieces.
+ * text holds len bytes and room for one more; it is changed in place. */
+static void console_reply_lines(struct modrt_call *call, char *text, size_t len)
+{
+        size_t n_lines = 0, skip, line = 0, start = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)text[i];
+                if (ch == '\n')
+                        n_lines++;
+                else if (ch < 0x20 || ch > 0x7e)
+                        text[i] = ch == '\t' ? ' ' : ch == '\r' ? '\0' : '?';
+        }
+        n_lines++;
+        skip = n_lines > CONSOLE_MAX_LINES ? n_lines - CONSOLE_MAX_LINES : 0;
+        pw_list_begin(call->reply, "text");
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && text[i] != '\n')
+                        continue;
+                text[i] = '\0'; /* ends the line ('\r's inside end it early: a terminal's overwrite) */
+                if (line++ >= skip) {
+                        size_t llen = strlen(text + start);
+                        for (size_t at = 0; at < llen || at == 0; at += CONSOLE_CHUNK) {
+                                char saved = at + CONSOLE_CHUNK < llen ? text[start + at + CONSOLE_CHUNK] : '\0';
+                                if (at + CONSOLE_CHUNK < llen)
+                                        text[start + at + CONSOLE_CHUNK] = '\0';
+                                pw_str(call->reply, NULL, text + start + at);
+                                if (at + CONSOLE_CHUNK < llen)
+                                        text[start + at + CONSOLE_CHUNK] = saved;
+                                if (llen == 0)
+                                        break;
+                        }
+                }
+                start = i + 1;
+        }
+        pw_list_end(call->reply);
+}
+
 static int handle_console_read(void *state, struct modrt_call *call)
 {
         struct lv *lv = state;
@@ -1886,7 +2060,6 @@ static int handle_console_read(void *state, struct modrt_call *call)
         _cleanup_vol_ virStorageVolPtr vol = NULL;
         _cleanup_free_ char *text = NULL;
         struct console_buf b = { 0 };
-        virStreamPtr st = NULL;
         virStorageVolInfo vi;
         char name[VOL_NAME_MAX];
         struct lv_err e;
@@ -1913,57 +2086,11 @@ static int handle_console_read(void *state, struct modrt_call *call)
         text = b.buf = malloc(b.cap + 1);
         if (!text)
                 return fail(call, -ENOMEM, "out of memory");
-        if (b.cap > 0) {
-                st = virStreamNew(lv->conn, 0);
-                if (!st || virStorageVolDownload(vol, st, offset, b.cap, 0) < 0 ||
-                    virStreamRecvAll(st, console_sink, &b) < 0 || virStreamFinish(st) < 0) {
-                        capture_error(&e);
-                        if (st) {
-                                (void)virStreamAbort(st);
-                                (void)virStreamFree(st);
-                        }
-                        return fail(call, -EIO, "cannot read %s: %s", name, e.msg);
-                }
-                (void)virStreamFree(st);
-        }
+        r = console_download(lv, call, vol, name, offset, &b);
+        if (r < 0)
+                return r;
         virResetLastError();
-        /* The guest writes what it likes: only clean text goes into the reply, one list item
-         * per line (protocol strings hold no control character), the last lines when there
-         * are more than a reply holds; a line longer than a string is cut into pieces. */
-        {
-                size_t n_lines = 0, skip, line = 0, start = 0;
-
-                for (size_t i = 0; i < b.len; i++) {
-                        unsigned char ch = (unsigned char)text[i];
-                        if (ch == '\n')
-                                n_lines++;
-                        else if (ch < 0x20 || ch > 0x7e)
-                                text[i] = ch == '\t' ? ' ' : ch == '\r' ? '\0' : '?';
-                }
-                n_lines++;
-                skip = n_lines > CONSOLE_MAX_LINES ? n_lines - CONSOLE_MAX_LINES : 0;
-                pw_list_begin(call->reply, "text");
-                for (size_t i = 0; i <= b.len; i++) {
-                        if (i < b.len && text[i] != '\n')
-                                continue;
-                        text[i] = '\0'; /* ends the line ('\r's inside end it early: a terminal's overwrite) */
-                        if (line++ >= skip) {
-                                size_t len = strlen(text + start);
-                                for (size_t at = 0; at < len || at == 0; at += CONSOLE_CHUNK) {
-                                        char saved = at + CONSOLE_CHUNK < len ? text[start + at + CONSOLE_CHUNK] : '\0';
-                                        if (at + CONSOLE_CHUNK < len)
-                                                text[start + at + CONSOLE_CHUNK] = '\0';
-                                        pw_str(call->reply, NULL, text + start + at);
-                                        if (at + CONSOLE_CHUNK < len)
-                                                text[start + at + CONSOLE_CHUNK] = saved;
-                                        if (len == 0)
-                                                break;
-                                }
-                        }
-                        start = i + 1;
-                }
-                pw_list_end(call->reply);
-        }
+        console_reply_lines(call, text, b.len);
         pw_u64(call->reply, "size", vi.capacity);
         pw_u64(call->reply, "offset", offset);
         return 0;

@@ -125,26 +125,20 @@ static void *copy_thread(void *opaque)
         return NULL;
 }
 
-static int image_import(const char *socket, bool json, int argc, char **argv)
+/* The options and operands of `image import`: 0, or 2 (usage) with a message on stderr. */
+static int import_parse_args(int argc, char **argv, const char **ret_format, uint64_t *ret_size,
+                             const char **ret_name, const char **ret_path)
 {
         static const struct option opts[] = {
                 { "format", required_argument, NULL, 'f' }, { "size", required_argument, NULL, 's' }, { 0 },
         };
-        _cleanup_close_ int file = -EBADF, rd = -EBADF;
-        struct copier cp = { .in = -1, .out = -1 };
-        struct json_object *body, *resp = NULL;
-        const char *format = NULL, *name, *path;
-        uint64_t size = 0;
-        pthread_t thread;
-        struct stat st;
-        int c, fds[2], status, r;
-        long long timeout_ms;
+        int c;
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 if (c == 'f' && (streq(optarg, "raw") || streq(optarg, "qcow2")))
-                        format = optarg;
-                else if (c == 's' && parse_u64(optarg, 1, 1ULL << 40, &size) == 0)
+                        *ret_format = optarg;
+                else if (c == 's' && parse_u64(optarg, 1, 1ULL << 40, ret_size) == 0)
                         ;
                 else {
                         fprintf(stderr, "error: --format raw|qcow2, --size BYTES (1..2^40)\n");
@@ -156,63 +150,118 @@ static int image_import(const char *socket, bool json, int argc, char **argv)
                                 "NAME: 1..63 characters of A-Z a-z 0-9 . _ - (not a UUID)\n");
                 return 2;
         }
-        name = argv[optind];
-        path = argv[optind + 1];
+        *ret_name = argv[optind];
+        *ret_path = argv[optind + 1];
+        return 0;
+}
+
+/* The file to import (path, or "-" for stdin) into *ret_fd, and its length into *size (a
+ * regular file's own, which --size must match; a stream's from --size): 0, or 1 or 2 with a
+ * message on stderr. */
+static int import_open_source(const char *path, uint64_t *size, int *ret_fd)
+{
+        _cleanup_close_ int file = -EBADF;
+        struct stat st;
+
         file = streq(path, "-") ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3) : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (file < 0 || fstat(file, &st) < 0) {
                 fprintf(stderr, "error: %s: %s\n", path, strerror(errno));
                 return 1;
         }
-        if (S_ISREG(st.st_mode) && size == 0)
-                size = (uint64_t)st.st_size;
-        else if (S_ISREG(st.st_mode) && size != (uint64_t)st.st_size) {
-                fprintf(stderr, "error: --size %llu differs from the file's %lld bytes\n", (unsigned long long)size,
+        if (S_ISREG(st.st_mode) && *size == 0)
+                *size = (uint64_t)st.st_size;
+        else if (S_ISREG(st.st_mode) && *size != (uint64_t)st.st_size) {
+                fprintf(stderr, "error: --size %llu differs from the file's %lld bytes\n", (unsigned long long)*size,
                         (long long)st.st_size);
                 return 2;
         }
-        if (size == 0) {
+        if (*size == 0) {
                 fprintf(stderr, "error: %s: %s; give its length with --size BYTES\n", path,
                         S_ISREG(st.st_mode) ? "the file is empty" : "a stream's length is not known");
                 return 2;
         }
-        if (pipe2(fds, O_CLOEXEC) < 0) {
-                fprintf(stderr, "error: pipe: %s\n", strerror(errno));
-                return 1;
-        }
-        rd = fds[0];
-        (void)fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024); /* fewer wake-ups; the default 64 KiB works too */
-        body = json_object_new_object();
+        *ret_fd = TAKE_FD(file);
+        return 0;
+}
+
+/* POST /v1/images with the pipe's read end rd (closed here: the core has its own copy
+ * then; the module reads it): the connection to read the answer on, or -errno. */
+static int import_send_request(const char *socket, const char *name, uint64_t size, const char *format, int rd)
+{
+        struct json_object *body = json_object_new_object();
+        int c;
+
         json_object_object_add(body, "name", json_object_new_string(name));
         json_object_object_add(body, "size", json_object_new_int64((int64_t)size));
         if (format)
                 json_object_object_add(body, "format", json_object_new_string(format));
         c = api_send_request_fd(socket, "POST", "/v1/images", json_object_to_json_string(body), rd);
         json_object_put(body);
-        rd = safe_close(rd); /* the core has its own copy now; the module reads it */
-        if (c < 0) {
-                safe_close(fds[1]);
-                return answer(socket, json, c, NULL, &resp);
-        }
+        (void)safe_close(rd);
+        return c;
+}
+
+/* Copy file into the pipe's write end wr on a thread while waiting for the answer on the
+ * connection c; c and wr are closed. 1 (with a message) if the copy cannot start, else 0 with
+ * the answer's *ret_status and *resp, and the copy's *ret_copy_error (0 or -errno). */
+static int import_transfer(int c, int file, int wr, uint64_t size, const char *name, bool progress,
+                           int *ret_status, struct json_object **resp, int *ret_copy_error)
+{
+        struct copier cp;
+        pthread_t thread;
+        long long timeout_ms;
+
         (void)signal(SIGPIPE, SIG_IGN); /* a refused image: the reader is gone, write() says EPIPE */
-        cp = (struct copier){ .in = file, .out = fds[1], .size = size, .progress = !json && isatty(STDERR_FILENO),
-                              .name = name };
+        cp = (struct copier){ .in = file, .out = wr, .size = size, .progress = progress, .name = name };
         if (pthread_create(&thread, NULL, copy_thread, &cp) != 0) {
-                safe_close(fds[1]);
+                safe_close(wr);
                 safe_close(c);
                 fprintf(stderr, "error: cannot start the copy\n");
                 return 1;
         }
         /* the module's own timeout allows 4 MB/s plus two minutes; wait a little longer */
         timeout_ms = (long long)(size / 4000000 + 180) * 1000;
-        status = api_read_response(c, timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms, &resp);
+        *ret_status = api_read_response(c, timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms, resp);
         safe_close(c);
         (void)pthread_join(thread, NULL); /* a refused image: the copy ends on EPIPE once the reader is gone */
         safe_close(cp.out);
+        *ret_copy_error = cp.error;
+        return 0;
+}
+
+static int image_import(const char *socket, bool json, int argc, char **argv)
+{
+        _cleanup_close_ int file = -EBADF;
+        struct json_object *resp = NULL;
+        const char *format = NULL, *name, *path;
+        uint64_t size = 0;
+        int c, fds[2], status, copy_error, r;
+
+        r = import_parse_args(argc, argv, &format, &size, &name, &path);
+        if (r != 0)
+                return r;
+        r = import_open_source(path, &size, &file);
+        if (r != 0)
+                return r;
+        if (pipe2(fds, O_CLOEXEC) < 0) {
+                fprintf(stderr, "error: pipe: %s\n", strerror(errno));
+                return 1;
+        }
+        (void)fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024); /* fewer wake-ups; the default 64 KiB works too */
+        c = import_send_request(socket, name, size, format, fds[0]);
+        if (c < 0) {
+                safe_close(fds[1]);
+                return answer(socket, json, c, NULL, &resp);
+        }
+        r = import_transfer(c, file, fds[1], size, name, !json && isatty(STDERR_FILENO), &status, &resp,
+                            &copy_error);
+        if (r != 0)
+                return r;
         r = answer(socket, json, status, resp, &resp);
         if (r != 0)
                 return r;
-        if (cp.error < 0)
-                fprintf(stderr, "warning: the copy ended with %s\n", strerror(-cp.error));
+        if (copy_error < 0)
+                fprintf(stderr, "warning: the copy ended with %s\n", strerror(-copy_error));
         if (json)
                 printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
         else

@@ -408,6 +408,67 @@ static int stored_port_from_json(struct json_object *p, size_t i, struct instanc
         return 0;
 }
 
+/* cpu_set, pin_state, pin_detail of a stored instance: absent in files written before
+ * pinning. 0 or -EBADMSG with the reason. */
+static int stored_pinning_from_json(struct json_object *o, struct instance *inst, char *why, size_t whylen)
+{
+        struct json_object *v;
+        const char *s;
+        int r;
+
+#define BAD(...) do { (void)snprintf(why, whylen, __VA_ARGS__); return -EBADMSG; } while (0)
+        if (!json_object_object_get_ex(o, "cpu_set", &v))
+                return 0;
+        s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+        if (!s || (s[0] && (instance_cpu_set_canonical(s, inst->cpu_set) < 0 || !streq(s, inst->cpu_set))))
+                BAD("cpu_set");
+        r = pin_state_from_string(get_str(o, "pin_state"));
+        if (r < 0 || (inst->cpu_set[0] ? r == PIN_NONE : r != PIN_NONE))
+                BAD("pin_state");
+        inst->pin_state = (enum pin_state)r;
+        s = get_str(o, "pin_detail");
+        if (!s || strscpy(inst->pin_detail, s, sizeof(inst->pin_detail)) < 0)
+                BAD("pin_detail");
+#undef BAD
+        return 0;
+}
+
+/* image_uuid, disk_gb, key, user_data of a stored instance: absent for a diskless instance
+ * (and before disks). user_data goes to *ret_user_data (a copy, or NULL). 0, -ENOMEM or
+ * -EBADMSG with the reason. */
+static int stored_disk_from_json(struct json_object *o, struct instance *inst, char **ret_user_data, char *why,
+                                 size_t whylen)
+{
+        const char *s;
+
+#define BAD(...) do { (void)snprintf(why, whylen, __VA_ARGS__); return -EBADMSG; } while (0)
+        s = get_str(o, "image_uuid");
+        if (!s) {
+                if (json_object_object_get_ex(o, "disk_gb", NULL) || json_object_object_get_ex(o, "key", NULL) ||
+                    json_object_object_get_ex(o, "user_data", NULL))
+                        BAD("disk_gb, key or user_data without image_uuid");
+                return 0;
+        }
+        if (!uuid_is_valid(s))
+                BAD("image_uuid");
+        memcpy(inst->image_uuid, s, UUID_STR_LEN + 1);
+        if (!get_u32(o, "disk_gb", 0, INSTANCE_DISK_GB_MAX, &inst->disk_gb))
+                BAD("disk_gb");
+        s = get_str(o, "key");
+        if (!s || (s[0] && !key_is_valid(s)))
+                BAD("key");
+        (void)strscpy(inst->key, s, sizeof(inst->key));
+        s = get_str(o, "user_data");
+        if (s && !user_data_is_valid(s))
+                BAD("user_data");
+        if (s)
+                *ret_user_data = strdup(s);
+        if (s && !*ret_user_data)
+                return -ENOMEM;
+#undef BAD
+        return 0;
+}
+
 /* Parse a stored instance strictly. 0 or -EBADMSG with the reason. */
 static int instance_from_json(struct json_object *o, struct instance *ret, char *why, size_t whylen)
 {
@@ -449,41 +510,12 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
         if (!json_object_object_get_ex(o, "created_at", &v) || !json_object_is_type(v, json_type_int))
                 BAD("created_at");
         inst.created_at = (uint64_t)json_object_get_int64(v);
-        /* cpu_set, pin_state, pin_detail: absent in files written before pinning */
-        if (json_object_object_get_ex(o, "cpu_set", &v)) {
-                s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-                if (!s || (s[0] && (instance_cpu_set_canonical(s, inst.cpu_set) < 0 || !streq(s, inst.cpu_set))))
-                        BAD("cpu_set");
-                r = pin_state_from_string(get_str(o, "pin_state"));
-                if (r < 0 || (inst.cpu_set[0] ? r == PIN_NONE : r != PIN_NONE))
-                        BAD("pin_state");
-                inst.pin_state = (enum pin_state)r;
-                s = get_str(o, "pin_detail");
-                if (!s || strscpy(inst.pin_detail, s, sizeof(inst.pin_detail)) < 0)
-                        BAD("pin_detail");
-        }
-        /* image_uuid, disk_gb, key, user_data: absent for a diskless instance (and before disks) */
-        s = get_str(o, "image_uuid");
-        if (s) {
-                if (!uuid_is_valid(s))
-                        BAD("image_uuid");
-                memcpy(inst.image_uuid, s, UUID_STR_LEN + 1);
-                if (!get_u32(o, "disk_gb", 0, INSTANCE_DISK_GB_MAX, &inst.disk_gb))
-                        BAD("disk_gb");
-                s = get_str(o, "key");
-                if (!s || (s[0] && !key_is_valid(s)))
-                        BAD("key");
-                (void)strscpy(inst.key, s, sizeof(inst.key));
-                s = get_str(o, "user_data");
-                if (s && !user_data_is_valid(s))
-                        BAD("user_data");
-                if (s)
-                        user_data = strdup(s);
-                if (s && !user_data)
-                        return -ENOMEM;
-        } else if (json_object_object_get_ex(o, "disk_gb", NULL) || json_object_object_get_ex(o, "key", NULL) ||
-                   json_object_object_get_ex(o, "user_data", NULL))
-                BAD("disk_gb, key or user_data without image_uuid");
+        r = stored_pinning_from_json(o, &inst, why, whylen);
+        if (r < 0)
+                return r;
+        r = stored_disk_from_json(o, &inst, &user_data, why, whylen);
+        if (r < 0)
+                return r;
         if (!json_object_object_get_ex(o, "ports", &ports) || !json_object_is_type(ports, json_type_array) ||
             json_object_array_length(ports) > LIBVIRT_MAX_PORTS)
                 BAD("ports");

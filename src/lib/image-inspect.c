@@ -258,11 +258,65 @@ static int qcow2_check_extensions(const uint8_t *buf, size_t start, size_t end, 
         return 0;
 }
 
+/* The fields every qcow2 version has (the first 72 bytes, available): no backing file, no
+ * encryption, a sane cluster size and virtual size. */
+static int qcow2_check_common(const uint8_t *buf, uint32_t *ret_cluster_bits, uint64_t *ret_size,
+                              struct image_error *err)
+{
+        uint64_t backing_offset = be64(buf + 8), size = be64(buf + 24);
+        uint32_t cluster_bits = be32(buf + 20), crypt_method = be32(buf + 32);
+
+        if (backing_offset != 0)
+                return refuse(err, IMAGE_REFUSE_BACKING_FILE,
+                              "qcow2 has a backing file: images with a backing file are refused");
+        if (crypt_method != 0)
+                return refuse(err, IMAGE_REFUSE_ENCRYPTED,
+                              "qcow2 is encrypted (crypt_method %" PRIu32 "): refused", crypt_method);
+        if (cluster_bits < QCOW2_MIN_CLUSTER_BITS || cluster_bits > QCOW2_MAX_CLUSTER_BITS)
+                return refuse(err, IMAGE_REFUSE_MALFORMED, "qcow2 cluster_bits %" PRIu32 " out of range 9..21",
+                              cluster_bits);
+        if (size > (uint64_t)INT64_MAX)
+                return refuse(err, IMAGE_REFUSE_MALFORMED, "qcow2 virtual size %" PRIu64 " out of range", size);
+        *ret_cluster_bits = cluster_bits;
+        *ret_size = size;
+        return 0;
+}
+
+/* The version 3 header fields (QCOW2_V3_HEADER_MIN bytes available): no external data file,
+ * not corrupt, no unknown incompatible feature, sane refcount order and header length. */
+static int qcow2_check_v3(const uint8_t *buf, size_t cluster_size, uint64_t *ret_incompat,
+                          uint32_t *ret_header_length, struct image_error *err)
+{
+        uint64_t incompat = be64(buf + 72), autoclear = be64(buf + 88);
+        uint32_t refcount_order = be32(buf + 96), header_length = be32(buf + 100);
+
+        if (incompat & QCOW2_INCOMPAT_DATA_FILE)
+                return refuse(err, IMAGE_REFUSE_DATA_FILE,
+                              "qcow2 uses an external data file (incompatible feature bit 2): refused (CVE-2024-32498)");
+        if (autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW)
+                return refuse(err, IMAGE_REFUSE_DATA_FILE, "qcow2 sets the raw external data autoclear bit: refused");
+        if (incompat & QCOW2_INCOMPAT_CORRUPT)
+                return refuse(err, IMAGE_REFUSE_CORRUPT, "qcow2 is marked corrupt: refused");
+        if (incompat & ~QCOW2_INCOMPAT_ALLOWED)
+                return refuse(err, IMAGE_REFUSE_UNKNOWN_FEATURE,
+                              "qcow2 has unknown incompatible feature bits 0x%" PRIx64 ": refused",
+                              incompat & ~QCOW2_INCOMPAT_ALLOWED);
+        if (refcount_order > 6)
+                return refuse(err, IMAGE_REFUSE_MALFORMED, "qcow2 refcount_order %" PRIu32 " out of range",
+                              refcount_order);
+        if (header_length < QCOW2_V3_HEADER_MIN || header_length % 8 != 0 || header_length > cluster_size)
+                return refuse(err, IMAGE_REFUSE_MALFORMED, "qcow2 header_length %" PRIu32 " out of range",
+                              header_length);
+        *ret_incompat = incompat;
+        *ret_header_length = header_length;
+        return 0;
+}
+
 static int inspect_qcow2(const uint8_t *buf, size_t len, uint64_t image_size, struct image_info *ret,
                          size_t *ret_need, struct image_error *err)
 {
-        uint32_t version, cluster_bits, crypt_method, header_length = QCOW2_V2_HEADER_LEN;
-        uint64_t backing_offset, size, incompat = 0, autoclear = 0;
+        uint32_t version, cluster_bits = 0, header_length = QCOW2_V2_HEADER_LEN;
+        uint64_t size = 0, incompat = 0;
         size_t cluster_size, ext_start, avail;
         int r;
 
@@ -278,50 +332,14 @@ static int inspect_qcow2(const uint8_t *buf, size_t len, uint64_t image_size, st
         if (avail < (version == 2 ? QCOW2_V2_HEADER_LEN : QCOW2_V3_HEADER_MIN))
                 return refuse(err, IMAGE_REFUSE_TRUNCATED, "qcow2 image of %zu bytes: truncated header", avail);
 
-        backing_offset = be64(buf + 8);
-        cluster_bits = be32(buf + 20);
-        size = be64(buf + 24);
-        crypt_method = be32(buf + 32);
-
-        if (backing_offset != 0)
-                return refuse(err, IMAGE_REFUSE_BACKING_FILE,
-                              "qcow2 has a backing file: images with a backing file are refused");
-        if (crypt_method != 0)
-                return refuse(err, IMAGE_REFUSE_ENCRYPTED,
-                              "qcow2 is encrypted (crypt_method %" PRIu32 "): refused", crypt_method);
-        if (cluster_bits < QCOW2_MIN_CLUSTER_BITS || cluster_bits > QCOW2_MAX_CLUSTER_BITS)
-                return refuse(err, IMAGE_REFUSE_MALFORMED, "qcow2 cluster_bits %" PRIu32 " out of range 9..21",
-                              cluster_bits);
-        if (size > (uint64_t)INT64_MAX)
-                return refuse(err, IMAGE_REFUSE_MALFORMED, "qcow2 virtual size %" PRIu64 " out of range", size);
+        r = qcow2_check_common(buf, &cluster_bits, &size, err);
+        if (r < 0)
+                return r;
         cluster_size = (size_t)1 << cluster_bits;
-
         if (version == 3) {
-                uint32_t refcount_order;
-
-                incompat = be64(buf + 72);
-                autoclear = be64(buf + 88);
-                refcount_order = be32(buf + 96);
-                header_length = be32(buf + 100);
-
-                if (incompat & QCOW2_INCOMPAT_DATA_FILE)
-                        return refuse(err, IMAGE_REFUSE_DATA_FILE,
-                                      "qcow2 uses an external data file (incompatible feature bit 2): refused (CVE-2024-32498)");
-                if (autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW)
-                        return refuse(err, IMAGE_REFUSE_DATA_FILE,
-                                      "qcow2 sets the raw external data autoclear bit: refused");
-                if (incompat & QCOW2_INCOMPAT_CORRUPT)
-                        return refuse(err, IMAGE_REFUSE_CORRUPT, "qcow2 is marked corrupt: refused");
-                if (incompat & ~QCOW2_INCOMPAT_ALLOWED)
-                        return refuse(err, IMAGE_REFUSE_UNKNOWN_FEATURE,
-                                      "qcow2 has unknown incompatible feature bits 0x%" PRIx64 ": refused",
-                                      incompat & ~QCOW2_INCOMPAT_ALLOWED);
-                if (refcount_order > 6)
-                        return refuse(err, IMAGE_REFUSE_MALFORMED, "qcow2 refcount_order %" PRIu32 " out of range",
-                                      refcount_order);
-                if (header_length < QCOW2_V3_HEADER_MIN || header_length % 8 != 0 || header_length > cluster_size)
-                        return refuse(err, IMAGE_REFUSE_MALFORMED, "qcow2 header_length %" PRIu32 " out of range",
-                                      header_length);
+                r = qcow2_check_v3(buf, cluster_size, &incompat, &header_length, err);
+                if (r < 0)
+                        return r;
         }
 
         /* The header and its extensions fill at most the first cluster. */
