@@ -391,9 +391,14 @@ static void op_finish(struct op *op)
         }
         if (op->kind == OP_DELETE && status == 0) {
                 struct lifecycle *lc = op->lc;
-                int r = instance_remove(inst);
+                char name[sizeof(inst->name)], uuid[sizeof(inst->uuid)];
+                int r;
+
+                memcpy(name, inst->name, sizeof(name)); /* instance_remove() frees inst */
+                memcpy(uuid, inst->uuid, sizeof(uuid));
+                r = instance_remove(inst);
                 if (r == 0) {
-                        log_info("instance %s (%s) deleted", inst->name, inst->uuid);
+                        log_info("instance %s (%s) deleted", name, uuid);
                         notify(op, 0, NULL, -1, NULL);
                         op_free(op);
                         if (lc->capacity_changed)

@@ -402,8 +402,14 @@ START_TEST(test_load_many_clients)
         ck_assert_int_eq(fd1, fd0);
         ck_assert_int_eq(proc_fd_count(netctl), netctl_fd0);
         ck_assert_int_eq(proc_fd_count(libvirt), libvirt_fd0);
-        /* flat: at most 1 MiB of allocator slack after thousands of requests */
+        /* flat: at most 1 MiB of allocator slack after thousands of requests. Not under
+         * AddressSanitizer: its quarantine keeps freed chunks, so the RSS there says nothing
+         * about what the core holds; the plain build (make check) asserts it. */
+#if defined(__SANITIZE_ADDRESS__)
+        printf("api-load: RSS bound not checked under AddressSanitizer (its quarantine holds freed chunks)\n");
+#else
         ck_assert_msg(rss1 - rss0 <= 1024, "core RSS grew by %ld KiB", rss1 - rss0);
+#endif
         ck_assert_int_eq(core_module_pid(&core, "network-control"), netctl);
         ck_assert_int_eq(core_module_pid(&core, "libvirt"), libvirt);
 }
@@ -589,7 +595,11 @@ START_TEST(test_memory_held_by_open_requests_is_bounded)
         (void)served(1000);
         printf("api-abuse: %d open requests of 60000 bytes each: core RSS %ld -> %ld KiB (bound %d x %d KiB)\n", N, rss0,
                rss1, N, MAX_INPUT_KIB);
+#if defined(__SANITIZE_ADDRESS__) /* as above: ASan's quarantine and redzones; the plain build asserts it */
+        printf("api-abuse: RSS bound not checked under AddressSanitizer\n");
+#else
         ck_assert_msg(rss1 - rss0 <= N * MAX_INPUT_KIB + 2048, "core RSS grew by %ld KiB", rss1 - rss0);
+#endif
         for (int i = 0; i < N; i++)
                 close(fds[i]);
 
