@@ -33,6 +33,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+/* The window a flushed ruleset may stay open (issue 26: under 100 ms). Asserted in the plain build;
+ * AddressSanitizer + UBSan code runs several times slower (the module restores the tables through
+ * instrumented code: 123 ms seen at load 18 under make check SAN=1), so the bound there is the
+ * plain one times the same factor make SAN=1 gives Check's timeouts. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FLUSH_WINDOW_MS 500.0
+#else
+#define FLUSH_WINDOW_MS 100.0
+#endif
 #define TIMEOUT_MS 20000
 #define VM_IP "10.9.0.5"
 #define REM_IP "10.9.0.9"
@@ -1237,8 +1246,8 @@ START_TEST(test_flush_window_under_100ms)
                 fprintf(stderr, "test-firewall-module: %u ports, module: %s", fillers + 1, line);
         }
         ck_assert_msg(rate > 2000, "the flood is too slow to measure anything (%.0f/s)", rate);
-        ck_assert_msg(window_ms < 100.0, "%ld SYNs crossed: open for %.1f ms", crossed, window_ms);
-        ck_assert_msg(span_ms < 100.0, "SYNs crossed for %.1f ms", span_ms);
+        ck_assert_msg(window_ms < FLUSH_WINDOW_MS, "%ld SYNs crossed: open for %.1f ms", crossed, window_ms);
+        ck_assert_msg(span_ms < FLUSH_WINDOW_MS, "SYNs crossed for %.1f ms", span_ms);
         ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
 }
 END_TEST

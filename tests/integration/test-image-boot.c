@@ -360,9 +360,16 @@ START_TEST(test_import_boot_console_delete)
                "peak RSS nova-compute %lu -> %lu KiB, nova-libvirt %lu -> %lu KiB\n",
                (unsigned long long)ms, 1073.741824 * 1000 / (double)(ms ? ms : 1), (unsigned long long)ms_virsh,
                1073.741824 * 1000 / (double)(ms_virsh ? ms_virsh : 1), core_hwm0, core_hwm1, mod_hwm0, mod_hwm1);
-        /* bounded: neither grows by anything near the image (a few MiB of buffers at most) */
+        /* bounded: neither grows by anything near the image (a few MiB of buffers at most). Not
+         * under AddressSanitizer: its quarantine keeps the freed buffers of every request answered
+         * during the import (the core grew by 10 MiB that way under make check SAN=1), so the RSS
+         * there says nothing about what is held; the plain build (make check) asserts the bound. */
+#if defined(__SANITIZE_ADDRESS__)
+        printf("test-image-boot: RSS bounds not checked under AddressSanitizer (its quarantine holds freed chunks)\n");
+#else
         ck_assert_msg(core_hwm1 < core_hwm0 + 8 * 1024, "nova-compute grew %lu -> %lu KiB", core_hwm0, core_hwm1);
         ck_assert_msg(mod_hwm1 < mod_hwm0 + 16 * 1024, "nova-libvirt grew %lu -> %lu KiB", mod_hwm0, mod_hwm1);
+#endif
         (void)run_sh(out, sizeof(out), "virsh -q -c '%s' vol-delete --pool %s virsh-big.raw", uri, POOL);
         ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete big", cli), 0);
         core_stop(&core);
