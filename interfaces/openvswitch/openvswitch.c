@@ -100,6 +100,11 @@ struct port_spec {
 };
 
 /* A request that cannot be answered at once. */
+/* Commits of one request refused for a constraint our replica could not see (a
+ * foreign row created under one of our names just before): each waits for the
+ * replica to change and builds again; after this many the refusal is the answer. */
+#define MAX_CONFLICTS 3
+
 struct req {
         struct req *next;
         enum req_kind kind;
@@ -109,6 +114,7 @@ struct req {
         bool blocked;                    /* ST_BUILD/ST_UNDO: wait for the replica to change ... */
         unsigned int blocked_seqno;      /* ... from this seqno */
         bool sent;                       /* a change of this request reached the server once */
+        unsigned int conflicts;          /* commits refused for a row our replica did not have yet */
         struct modrt_deferred *d;        /* the pending answer; NULL once answered */
         struct ovsdb_idl_txn *txn;       /* in flight (ST_COMMIT, ST_UNDOING) */
         long long started;               /* time_msec() at arrival */
@@ -882,7 +888,7 @@ static enum step step_undo(struct ovs *ovs, struct req *q, long long now)
 /* A transaction of the request (the change or its removal) settles. */
 static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
 {
-        bool undo = q->state == ST_UNDOING;
+        bool undo = q->state == ST_UNDOING, conflict;
         enum ovsdb_idl_txn_status st = ovsdb_idl_txn_commit(q->txn);
         char names[160], why[OVS_TEXT_MAX];
 
@@ -901,6 +907,9 @@ static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
                 return STEP_IDLE;
         }
         proto_text_printf(why, sizeof(why), "%s", ovsdb_idl_txn_get_error(q->txn));
+        /* ovsdb-server's error object, {"details": ..., "error": "constraint violation"}: the
+         * kind comes last and a long details text pushes it out of why. */
+        conflict = st == TXN_ERROR && strstr(ovsdb_idl_txn_get_error(q->txn), "\"constraint violation\"");
         ovsdb_idl_txn_destroy(TAKE_PTR(q->txn));
         switch (st) {
         case TXN_TRY_AGAIN:
@@ -938,6 +947,19 @@ static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
                         req_add_note(q, "; removing %s failed: %s", names, why);
                         req_answer(ovs, q, q->error);
                         return STEP_DONE;
+                }
+                if (conflict && q->conflicts < MAX_CONFLICTS) {
+                        /* Our replica was behind: someone else created a row with one of our
+                         * derived names (a foreign port) that we have not seen yet. Build again
+                         * once the replica has changed; the build then sees that port and
+                         * answers as it always does for it (left alone, -EEXIST). */
+                        q->conflicts++;
+                        log_info("ovsdb-server refused a change for a row this replica does not have yet; "
+                                 "building it again once the replica has changed (%u of %u)",
+                                 q->conflicts, MAX_CONFLICTS);
+                        req_block(ovs, q);
+                        q->state = ST_BUILD;
+                        return STEP_AGAIN;
                 }
                 req_set_error(q, -EIO, "ovsdb-server refused the change: %s", why);
                 return req_fail(ovs, q);
