@@ -107,6 +107,8 @@ struct lifecycle {
         struct reconcile_report report;
         bool reconciling, reconcile_again;
         sd_event_source *reconcile_timer; /* the periodic pass (reconcile_interval_s), NULL when 0 */
+        sd_event_source *unsaved_timer;   /* retries records whose write failed; NULL when none is unsaved */
+        uint64_t unsaved_retry_usec;      /* its next delay (doubles up to UNSAVED_RETRY_MAX_USEC) */
         struct {                          /* the listings of the pass in progress */
                 unsigned pending;            /* list calls outstanding */
                 bool failed;
@@ -123,6 +125,50 @@ struct lifecycle {
 };
 
 static void op_next(struct op *op);
+
+/* A record whose write failed (ENOSPC, EIO, EROFS) is written again on a timer
+ * until it is, not only when some other write happens: the chaos suite found
+ * the record of a boot that finished while the store was full still saying
+ * "building" long after space was back, with nothing else to write. */
+#define UNSAVED_RETRY_MIN_USEC 500000ULL
+#define UNSAVED_RETRY_MAX_USEC 8000000ULL
+
+static int on_unsaved_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct lifecycle *lc = userdata;
+
+        (void)usec;
+        if (instances_save_unsaved(lc->instances) == 0) {
+                lc->unsaved_timer = sd_event_source_disable_unref(lc->unsaved_timer);
+                lc->unsaved_retry_usec = UNSAVED_RETRY_MIN_USEC;
+                return 0;
+        }
+        lc->unsaved_retry_usec = lc->unsaved_retry_usec >= UNSAVED_RETRY_MAX_USEC / 2 ? UNSAVED_RETRY_MAX_USEC
+                                                                             : lc->unsaved_retry_usec * 2;
+        (void)sd_event_source_set_time_relative(s, lc->unsaved_retry_usec);
+        (void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* After a write: arm the retry when a record is left unsaved. */
+static void unsaved_kick(struct lifecycle *lc)
+{
+        if (lc->unsaved_timer || instances_unsaved(lc->instances) == 0)
+                return;
+        lc->unsaved_retry_usec = UNSAVED_RETRY_MIN_USEC;
+        if (sd_event_add_time_relative(lc->event, &lc->unsaved_timer, CLOCK_MONOTONIC, lc->unsaved_retry_usec, 0,
+                                       on_unsaved_timer, lc) < 0)
+                log_warn("cannot arm the retry of unsaved instance records: they are written at the next write");
+}
+
+/* instance_save, and the retry armed when it fails. */
+static int save(struct lifecycle *lc, struct instance *inst)
+{
+        int r = instance_save(inst);
+
+        unsaved_kick(lc);
+        return r;
+}
 
 /* libvirt's test driver runs no QEMU: a pin finds no process there. */
 static bool test_driver(const struct lifecycle *lc) { return strncmp(lc->cfg->libvirt_uri, "test:", 5) == 0; }
@@ -420,8 +466,9 @@ static void op_finish(struct op *op)
                 op->lc->capacity_changed(op->lc->capacity_userdata, "boot");
         /* What was done is done: when the record cannot be written the instance keeps
          * what happened in memory, marked unsaved, and the next write of the store
-         * writes it (instance_save); the record on disk stays the last good one. */
-        (void)instance_save(inst);
+         * writes it (instance_save, or the retry timer); the record on disk stays
+         * the last good one. */
+        (void)save(op->lc, inst);
         if (status == 0)
                 log_info("instance %s (%s): %s done (%s)", inst->name, inst->uuid,
                          instance_task_to_string(op_task[op->kind]), vm_state_to_string(inst->vm_state));
@@ -899,7 +946,7 @@ static void on_domain_event(struct lifecycle *lc, const struct proto_value *body
                 inst->vm_state = VM_STOPPED;
                 pin_record(inst, PIN_PENDING, "%s", "");
                 log_info("instance %s (%s) stopped outside our control (%s)", inst->name, inst->uuid, state);
-                (void)instance_save(inst);
+                (void)save(lc, inst);
         }
 }
 
@@ -1085,7 +1132,7 @@ static void judge_instance(struct lifecycle *lc, struct instance *i)
         }
         if (i->task != TASK_NONE) {
                 i->task = TASK_NONE;
-                (void)instance_save(i);
+                (void)save(lc, i);
         }
         if (i->vm_state == VM_ERROR)
                 return; /* the operator decides: delete, or start to repair */
@@ -1097,7 +1144,7 @@ static void judge_instance(struct lifecycle *lc, struct instance *i)
         if (i->vm_state == VM_ACTIVE && (streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))) {
                 i->vm_state = VM_STOPPED;
                 log_info("reconcile: instance %s is %s; recorded as stopped", i->name, i->power_state);
-                (void)instance_save(i);
+                (void)save(lc, i);
         }
 }
 
@@ -1117,6 +1164,7 @@ static void reconcile_finish(struct lifecycle *lc)
                 if (!i->op)
                         judge_instance(lc, i);
         }
+        unsaved_kick(lc); /* whatever failed to write since (a group change's port set, ...) */
         lc->report.runs++;
         lc->report.last_usec = now_usec();
         lc->report.last_error[0] = '\0';
@@ -1387,6 +1435,7 @@ struct lifecycle *lifecycle_free(struct lifecycle *lc)
                 }
         pass_free(lc);
         sd_event_source_disable_unref(lc->reconcile_timer);
+        sd_event_source_disable_unref(lc->unsaved_timer);
         free(lc);
         return NULL;
 }
