@@ -14,6 +14,7 @@
 #include "instances.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "secgroup-change.h"
 #include "secgroups.h"
 
 #define INST_UUID "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
@@ -510,6 +511,62 @@ START_TEST(test_firewall_sync_reapplies)
 }
 END_TEST
 
+/* A port set on an instance in error (its failed boot took its rules back)
+ * is stored and not pushed: the firewall sync removes the rules of an
+ * instance in error, so a push made them flap (found by the chaos suite).
+ * The answer says why they are not in the kernel; a repair applies them. */
+struct port_set_done {
+        bool called;
+        int status;
+        char pending[256];
+};
+
+static void on_port_set(const struct sg_change_result *res, void *userdata)
+{
+        struct port_set_done *d = userdata;
+
+        d->called = true;
+        d->status = res->status;
+        (void)strscpy(d->pending, res->pending ? res->pending : "", sizeof(d->pending));
+}
+
+START_TEST(test_port_set_on_instance_in_error_not_pushed)
+{
+        struct sg_context ctx;
+        struct port_set_done psd = { 0 };
+        struct sg_change *ch = NULL;
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        struct secgroup *web;
+        char ids[1][UUID_STR_LEN + 1], err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_set_plug(PLUG_FIREWALL_CONTROL, true, true);
+        ctx = (struct sg_context){ .firewall = fw, .groups = groups, .instances = store };
+        ck_assert_int_eq(secgroup_create(groups, "web", "", &web), 0);
+        memcpy(ids[0], web->id, sizeof(ids[0]));
+        fake_fail("domain_define", 0, -EIO);
+        ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        fake_log_clear();
+        ck_assert_int_eq(sg_change_port_set(&ctx, PORT_A0, ids, 1, on_port_set, &psd, &ch, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert(psd.called);
+        ck_assert_int_eq(psd.status, 0);
+        ck_assert_msg(strstr(psd.pending, "in error"), "%s", psd.pending);
+        ck_assert_str_eq(fake_log(), ""); /* nothing sent to firewall-control */
+        ck_assert_str_eq(inst->ports[0].secgroups[0], web->id); /* stored */
+        /* the repair applies the stored groups */
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_msg(strstr(fake_log(), "port_rules_apply/a0"), "%s", fake_log());
+        teardown();
+}
+END_TEST
+
 /* An instance with a cpu_set: process-control pins QEMU's threads after the start; without the
  * plug the boot goes on unpinned and says why. */
 START_TEST(test_boot_with_cpu_set)
@@ -850,6 +907,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_reconcile_report_and_stopped);
         tcase_add_test(tc, test_reconcile_listing_fails);
         tcase_add_test(tc, test_firewall_sync_reapplies);
+        tcase_add_test(tc, test_port_set_on_instance_in_error_not_pushed);
         tcase_add_test(tc, test_boot_with_cpu_set);
         tcase_add_test(tc, test_boot_with_image);
         tcase_add_test(tc, test_boot_without_image_is_diskless);
