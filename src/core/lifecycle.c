@@ -492,6 +492,18 @@ _printf_(4, 5) static void op_fail(struct op *op, int error, int plug, const cha
         va_end(ap);
 }
 
+/* What a unit is called in faults and logs: its step, or the power action a
+ * stop, reboot or start sends in the start step's place (a failed reboot was
+ * reported as "start failed"). */
+static const char *unit_name(const struct op *op, const struct unit *u)
+{
+        if (u->step == STEP_START && op->kind == OP_STOP)
+                return "stop";
+        if (u->step == STEP_START && op->kind == OP_REBOOT)
+                return "reboot";
+        return steps[u->step].name;
+}
+
 /* A unit failed: boots roll back what they did, the rest stop here. */
 static void op_unit_failed(struct op *op, int error, const char *text, int plug)
 {
@@ -499,12 +511,12 @@ static void op_unit_failed(struct op *op, int error, const char *text, int plug)
 
         if (op->rolling_back) {
                 /* Best effort: note it, go on with the rest; reconcile reaps leftovers. */
-                log_warn("instance %s: undo of %s failed: %s", op->inst->name, steps[u->step].name, text);
+                log_warn("instance %s: undo of %s failed: %s", op->inst->name, unit_name(op, u), text);
                 op->pos++;
                 op_next(op);
                 return;
         }
-        op_fail(op, error, plug, "%s failed: %s", steps[u->step].name, text);
+        op_fail(op, error, plug, "%s failed: %s", unit_name(op, u), text);
         if (op->kind == OP_BOOT && op->pos > 0) {
                 struct unit done[MAX_UNITS];
                 size_t n = op->pos;

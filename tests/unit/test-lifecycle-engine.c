@@ -353,6 +353,29 @@ START_TEST(test_power_actions)
 }
 END_TEST
 
+/* A failed power action names itself: a reboot or a stop is sent in the
+ * start unit's place, and was reported as "start failed". */
+START_TEST(test_power_action_failure_named)
+{
+        static const char *const ep[] = { "domain_reboot", "domain_shutdown" };
+        static const char *const want[] = { "reboot failed", "stop failed" };
+        static const enum power_action act[] = { POWER_REBOOT, POWER_STOP };
+        struct done d = { 0 };
+        struct instance *inst;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        fake_fail(ep[_i], 0, -EIO);
+        ck_assert_int_eq(lifecycle_power(lc, inst, act[_i], on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(d.status, -EIO);
+        ck_assert_msg(strstr(d.error, want[_i]) && !strstr(d.error, "start failed"), "%s", d.error);
+        teardown();
+}
+END_TEST
+
 /* An instance in error: stop and reboot are refused; start repairs it with the boot plan. */
 START_TEST(test_start_repairs_error)
 {
@@ -902,6 +925,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_delete_fails);
         tcase_add_test(tc, test_plug_not_ready);
         tcase_add_test(tc, test_power_actions);
+        tcase_add_loop_test(tc, test_power_action_failure_named, 0, 2);
         tcase_add_test(tc, test_start_repairs_error);
         tcase_add_test(tc, test_reconcile_reap_and_repair);
         tcase_add_test(tc, test_reconcile_report_and_stopped);
