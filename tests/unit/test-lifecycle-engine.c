@@ -226,6 +226,34 @@ START_TEST(test_rollback_at_each_unit)
 }
 END_TEST
 
+/* A unit whose outcome is unknown (it timed out: the module may still finish
+ * it, as the chaos suite saw a failed boot's tap made after the answer) is
+ * undone too, after the units before it; one that failed cleanly is not. */
+START_TEST(test_rollback_includes_unit_timed_out)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_fail("tap_create", 1, -ETIMEDOUT);
+        ck_assert_int_eq(boot(BOOT_TWO_PORTS, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 tap_create/a1 tap_delete/a1 tap_delete/a0");
+        ck_assert_int_eq(d.status, -ETIMEDOUT);
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        teardown();
+
+        setup("ovs", "report");
+        fake_fail("tap_create", 0, -ETIMEDOUT); /* the first unit: nothing before it, itself undone */
+        ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 tap_delete/a0");
+        teardown();
+}
+END_TEST
+
 /* An undo that fails during a rollback does not stop the others. */
 START_TEST(test_rollback_undo_fails)
 {
@@ -292,6 +320,8 @@ START_TEST(test_delete_fails)
         ck_assert_int_eq(d.status, -EIO);
         ck_assert_ptr_eq(instance_find(store, INST_UUID), inst);
         ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        /* named by what failed ("define failed" before) */
+        ck_assert_msg(strncmp(inst->fault, "undefine failed:", 16) == 0, "%s", inst->fault);
         teardown();
 }
 END_TEST
@@ -921,6 +951,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_boot_plan_filtered);
         tcase_add_loop_test(tc, test_rollback_at_each_unit, 0, (int)ARRAY_SIZE(forward));
         tcase_add_test(tc, test_rollback_undo_fails);
+        tcase_add_test(tc, test_rollback_includes_unit_timed_out);
         tcase_add_test(tc, test_delete_reverse_order);
         tcase_add_test(tc, test_delete_fails);
         tcase_add_test(tc, test_plug_not_ready);
