@@ -195,7 +195,7 @@ TEST_OBJS := $(call obj,$(filter-out src/core/main.c src/core/core.c,$(CORE_SRCS
 # tests/unit/fake/ instead of modules.c (the real modules run in the integration tests).
 # It also links the config drive's decoder, to check that the core's description is one the module takes.
 ENGINE_TEST_OBJS := $(call obj,src/core/lifecycle.c src/core/firewall.c src/core/instances.c src/core/secgroups.c src/core/protocols.c \
-	src/core/disks.c $(PROTO_SRCS) $(CONFIG_DRIVE_SRCS)) $(LIBNOVA)
+	src/core/disks.c src/core/secgroup-change.c $(PROTO_SRCS) $(CONFIG_DRIVE_SRCS)) $(LIBNOVA)
 $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/unit/fake/fake-modules.c \
 		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
 	@mkdir -p $(dir $@)

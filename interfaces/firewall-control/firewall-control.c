@@ -325,18 +325,34 @@ static struct fw_nl *nl_begin(struct fw *fw)
 /* The repair batch of a snapshot that is not ready: a damaged bridge table
  * takes everything of ours with it (every port's anti-spoofing is gone);
  * else each damaged shard of ours is dropped with its ports' bridge elements,
- * and shard 0 is made again. Foreign tables are never named. */
-static void build_repair(struct fw *fw, struct fw_nl *b)
+ * and shard 0 is made again. Bridge elements of ports without a chain (their
+ * shard table was deleted while the module was not running, so no port
+ * record names them) would let their ports' frames cross with no rule to
+ * judge them: the bridge table is then made again, in the same transaction,
+ * with the elements of the ports that keep their chains only (fail closed
+ * until the core's sync applies the others). Foreign tables are never named.
+ * 0 or -ENOMEM. */
+static int build_repair(struct fw *fw, struct fw_nl *b)
 {
         const struct fw_snap *s = &fw->snap;
         bool all = !s->bridge_complete;
+        bool orphans = !all && s->orphan_elements > 0;
+        _cleanup_free_ const struct fw_port **kept = NULL;
+        _cleanup_free_ unsigned *kept_shards = NULL;
+        size_t n_kept = 0;
 
+        if (orphans) {
+                kept = calloc(s->n_ports ? s->n_ports : 1, sizeof(*kept));
+                kept_shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*kept_shards));
+                if (!kept || !kept_shards)
+                        return -ENOMEM;
+        }
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
                 const struct fw_snap_shard *sh = &s->shards[k];
                 if (!sh->ours || (sh->complete && !all))
                         continue;
                 log_warn("nftables table inet %s%s%u is damaged: rebuilding it", FW_TABLE, k ? "_" : "", k);
-                for (size_t i = 0; !all && i < s->n_ports; i++)
+                for (size_t i = 0; !all && !orphans && i < s->n_ports; i++)
                         if (s->ports[i].shard == k)
                                 nl_old_elements_delete(b, &s->ports[i]);
                 fw_nl_drop_shard(b, k);
@@ -349,7 +365,27 @@ static void build_repair(struct fw *fw, struct fw_nl *b)
                 fw_nl_shard_skeleton(b, 0);
         if (all)
                 fw_nl_bridge_skeleton(b);
+        if (orphans) {
+                for (size_t i = 0; i < s->n_ports; i++) {
+                        const struct fw_snap_port *sp = &s->ports[i];
+                        const struct fw_snap_shard *sh = &s->shards[sp->shard];
+                        if (sp->has_chain && sh->ours && sh->complete) {
+                                kept[n_kept] = &sp->port;
+                                kept_shards[n_kept++] = sp->shard;
+                        }
+                }
+                log_warn("nftables table bridge %s holds %u element(s) of ports without rules: rebuilding it with "
+                         "the %zu port(s) that have theirs",
+                         FW_TABLE, s->orphan_elements, n_kept);
+                fw_nl_drop_bridge(b);
+                fw_nl_bridge_skeleton(b);
+                fw_nl_bridge_elements(b, kept, kept_shards, n_kept);
+        }
+        return 0;
 }
+
+/* Nothing to repair: the tables ready, no element of a port without rules. */
+static bool snap_sound(const struct fw_snap *s) { return fw_snap_ready(s) && s->orphan_elements == 0; }
 
 /* Our tables exist, are ours and complete. A damaged skeleton of ours is
  * rebuilt (the core's reconcile then re-applies the ports it lost). */
@@ -361,13 +397,13 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
 
         if ((r = brnf_ensure(err, errlen)) < 0)
                 return r;
-        if (fw->snap_valid && fw_snap_ready(s))
+        if (fw->snap_valid && snap_sound(s))
                 return 0;
         if ((r = snap_reload(fw)) < 0) {
                 (void)snprintf(err, errlen, "cannot read the nftables ruleset: %s", strerror(-r));
                 return r;
         }
-        if (fw_snap_ready(s))
+        if (snap_sound(s))
                 return 0;
         inet_foreign = s->shards[0].exists && !s->shards[0].ours;
         bridge_foreign = s->bridge_exists && !s->bridge_ours;
@@ -381,14 +417,18 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
         }
         fresh = !s->shards[0].exists && !s->bridge_exists;
         struct fw_nl *b = nl_begin(fw);
-        build_repair(fw, b);
+        r = build_repair(fw, b);
+        if (r < 0) {
+                (void)snprintf(err, errlen, "cannot plan the repair of our nftables tables: %s", strerror(-r));
+                return r;
+        }
         r = nl_commit(fw, b, err, errlen);
         fw->nl_seq = b->seq;
         if (r < 0)
                 return r;
         if ((r = snap_reload(fw)) < 0)
                 return r;
-        if (!fw_snap_ready(s)) {
+        if (!snap_sound(s)) {
                 (void)snprintf(err, errlen, "nftables tables were created but do not read back complete");
                 return -EIO;
         }

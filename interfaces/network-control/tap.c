@@ -485,8 +485,10 @@ static bool view_is_ours_kind(const struct link_view *v, const char *name, const
 {
         if (streq(kind, "tun"))
                 return view_is_ours(v, name, port_uuid);
-        return v->kind && streq(v->kind, kind) && v->type == ARPHRD_ETHER && streq(v->name, name) &&
-               streq_ptr(mark_port(v->alias), port_uuid);
+        if (!v->kind || !streq(v->kind, kind) || v->type != ARPHRD_ETHER || !streq(v->name, name))
+                return false;
+        /* marked for this port, or born ours and never marked (TAP_BORN_GROUP) */
+        return streq_ptr(mark_port(v->alias), port_uuid) || (!v->alias && v->group == TAP_BORN_GROUP);
 }
 
 /* Fill *ret from a parsed link of ours. */
@@ -668,7 +670,8 @@ static struct nlattr *nest_begin(union link_req *req, uint16_t type)
         return put_attr(&req->nlh, sizeof(*req), type | NLA_F_NESTED, NULL, 0);
 }
 
-/* Create the bridge name, down, with MTU mtu, forward delay 0 and no STP.
+/* Create the bridge name, down, with MTU mtu, forward delay 0 and no STP, in
+ * TAP_BORN_GROUP (what makes it ours until the mark is written).
  * NLM_F_EXCL: -EEXIST when the name was taken meanwhile. */
 static int bridge_create(struct tap_ctx *ctx, const char *name, uint32_t mtu)
 {
@@ -683,6 +686,8 @@ static int bridge_create(struct tap_ctx *ctx, const char *name, uint32_t mtu)
                 return -EINVAL;
         end_nest(&req.nlh, data);
         end_nest(&req.nlh, info);
+        if (!put_u32(&req, IFLA_GROUP, TAP_BORN_GROUP))
+                return -EINVAL;
         return transact(ctx, &req.nlh, NULL, NULL, NULL);
 }
 
@@ -703,7 +708,7 @@ static int bridge_set_option(struct tap_ctx *ctx, int ifindex, uint16_t option, 
         return transact(ctx, &req.nlh, NULL, NULL, NULL);
 }
 
-/* Create the veth pair name/peer, both down with MTU mtu. */
+/* Create the veth pair name/peer, both down with MTU mtu, in TAP_BORN_GROUP. */
 static int veth_create(struct tap_ctx *ctx, const char *name, const char *peer, uint32_t mtu)
 {
         struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
@@ -716,11 +721,14 @@ static int veth_create(struct tap_ctx *ctx, const char *name, const char *peer, 
             !(data = nest_begin(&req, IFLA_INFO_DATA)) ||
             /* VETH_INFO_PEER: an ifinfomsg, then the peer's attributes */
             !(p = put_attr(&req.nlh, sizeof(req), VETH_INFO_PEER, &peer_ifi, sizeof(peer_ifi))) ||
-            !put_str(&req, IFLA_IFNAME, peer) || !put_u32(&req, IFLA_MTU, mtu))
+            !put_str(&req, IFLA_IFNAME, peer) || !put_u32(&req, IFLA_MTU, mtu) ||
+            !put_u32(&req, IFLA_GROUP, TAP_BORN_GROUP))
                 return -EINVAL;
         end_nest(&req.nlh, p);
         end_nest(&req.nlh, data);
         end_nest(&req.nlh, info);
+        if (!put_u32(&req, IFLA_GROUP, TAP_BORN_GROUP))
+                return -EINVAL;
         return transact(ctx, &req.nlh, NULL, NULL, NULL);
 }
 
@@ -885,7 +893,7 @@ static int created_ifindex(struct tap_ctx *ctx, const char *name, const char *ki
         r = link_get(ctx, name, &v);
         if (r < 0)
                 return r == -ENOENT ? -EIO : r;
-        if (!streq(v.name, name) || !v.kind || !streq(v.kind, kind) || v.alias)
+        if (!streq(v.name, name) || !v.kind || !streq(v.kind, kind) || v.alias || v.group != TAP_BORN_GROUP)
                 return -EIO;
         *ret = v.ifindex;
         return 0;
@@ -1422,7 +1430,7 @@ static uint32_t batch_group(struct tap_ctx *ctx)
 
         if (ctx->delete_group)
                 return ctx->delete_group;
-        while (g == 0)
+        while (g == 0 || g == TAP_BORN_GROUP)
                 if (getrandom(&g, sizeof(g), 0) != (ssize_t)sizeof(g))
                         g = (uint32_t)now_usec() ^ ((uint32_t)getpid() << 16);
         return g;

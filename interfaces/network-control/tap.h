@@ -31,6 +31,14 @@
 
 /* Prefix of the ownership mark; the full mark is TAP_MARK_PREFIX + port UUID. */
 #define TAP_MARK_PREFIX "nova-hypervisor:port="
+/* The device group (IFLA_GROUP) our bridges and veth pairs are created in, in
+ * the RTM_NEWLINK that creates them: the kernel takes IFLA_GROUP at creation
+ * but not IFLA_IFALIAS, so the mark follows in a later request. A device of a
+ * derived name and the expected kind, without an alias and in this group, is
+ * one we created and did not get to mark (the module died in between): ours
+ * to finish or delete. A foreign device of our names (the default group 0) is
+ * still left alone. They stay in it (tap_delete_batch() uses other groups). */
+#define TAP_BORN_GROUP 0x6e6f7661u /* "nova" */
 /* Lowest and highest MTU tap_create accepts: the kernel's limits of a tap
  * (drivers/net/tun.c: min_mtu MIN_MTU 68, max_mtu MAX_MTU 65535 - ETH_HLEN =
  * 65521); bridges and veths allow 68..65535, so the tap's limit binds a

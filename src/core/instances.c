@@ -561,10 +561,16 @@ int instance_save(struct instance *inst)
         r = instance_write(inst);
         if (r < 0)
                 return r;
-        for (struct instance *i = inst->store->list; i; i = i->next)
-                if (i->unsaved && i != inst && instance_write(i) < 0)
-                        break;
+        (void)instances_save_unsaved(inst->store);
         return 0;
+}
+
+size_t instances_save_unsaved(struct instance_store *store)
+{
+        for (struct instance *i = store ? store->list : NULL; i; i = i->next)
+                if (i->unsaved && instance_write(i) < 0)
+                        break;
+        return instances_unsaved(store);
 }
 
 size_t instances_unsaved(const struct instance_store *store)

@@ -142,6 +142,9 @@ int instance_add(struct instance_store *store, const struct instance *tmpl, stru
 int instance_save(struct instance *inst);
 /* How many instances have a record that is older than memory (the last write failed). */
 size_t instances_unsaved(const struct instance_store *store);
+/* Write the records whose last write failed, until one fails again; how many
+ * are still unsaved (NULL store: 0). The caller retries on a timer. */
+size_t instances_save_unsaved(struct instance_store *store);
 /* Remove the file and free inst. 0 or -errno (then inst is kept). */
 int instance_remove(struct instance *inst);
 

@@ -107,6 +107,8 @@ struct lifecycle {
         struct reconcile_report report;
         bool reconciling, reconcile_again;
         sd_event_source *reconcile_timer; /* the periodic pass (reconcile_interval_s), NULL when 0 */
+        sd_event_source *unsaved_timer;   /* retries records whose write failed; NULL when none is unsaved */
+        uint64_t unsaved_retry_usec;      /* its next delay (doubles up to UNSAVED_RETRY_MAX_USEC) */
         struct {                          /* the listings of the pass in progress */
                 unsigned pending;            /* list calls outstanding */
                 bool failed;
@@ -123,6 +125,50 @@ struct lifecycle {
 };
 
 static void op_next(struct op *op);
+
+/* A record whose write failed (ENOSPC, EIO, EROFS) is written again on a timer
+ * until it is, not only when some other write happens: the chaos suite found
+ * the record of a boot that finished while the store was full still saying
+ * "building" long after space was back, with nothing else to write. */
+#define UNSAVED_RETRY_MIN_USEC 500000ULL
+#define UNSAVED_RETRY_MAX_USEC 8000000ULL
+
+static int on_unsaved_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct lifecycle *lc = userdata;
+
+        (void)usec;
+        if (instances_save_unsaved(lc->instances) == 0) {
+                lc->unsaved_timer = sd_event_source_disable_unref(lc->unsaved_timer);
+                lc->unsaved_retry_usec = UNSAVED_RETRY_MIN_USEC;
+                return 0;
+        }
+        lc->unsaved_retry_usec = lc->unsaved_retry_usec >= UNSAVED_RETRY_MAX_USEC / 2 ? UNSAVED_RETRY_MAX_USEC
+                                                                             : lc->unsaved_retry_usec * 2;
+        (void)sd_event_source_set_time_relative(s, lc->unsaved_retry_usec);
+        (void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* After a write: arm the retry when a record is left unsaved. */
+static void unsaved_kick(struct lifecycle *lc)
+{
+        if (lc->unsaved_timer || instances_unsaved(lc->instances) == 0)
+                return;
+        lc->unsaved_retry_usec = UNSAVED_RETRY_MIN_USEC;
+        if (sd_event_add_time_relative(lc->event, &lc->unsaved_timer, CLOCK_MONOTONIC, lc->unsaved_retry_usec, 0,
+                                       on_unsaved_timer, lc) < 0)
+                log_warn("cannot arm the retry of unsaved instance records: they are written at the next write");
+}
+
+/* instance_save, and the retry armed when it fails. */
+static int save(struct lifecycle *lc, struct instance *inst)
+{
+        int r = instance_save(inst);
+
+        unsaved_kick(lc);
+        return r;
+}
 
 /* libvirt's test driver runs no QEMU: a pin finds no process there. */
 static bool test_driver(const struct lifecycle *lc) { return strncmp(lc->cfg->libvirt_uri, "test:", 5) == 0; }
@@ -420,8 +466,9 @@ static void op_finish(struct op *op)
                 op->lc->capacity_changed(op->lc->capacity_userdata, "boot");
         /* What was done is done: when the record cannot be written the instance keeps
          * what happened in memory, marked unsaved, and the next write of the store
-         * writes it (instance_save); the record on disk stays the last good one. */
-        (void)instance_save(inst);
+         * writes it (instance_save, or the retry timer); the record on disk stays
+         * the last good one. */
+        (void)save(op->lc, inst);
         if (status == 0)
                 log_info("instance %s (%s): %s done (%s)", inst->name, inst->uuid,
                          instance_task_to_string(op_task[op->kind]), vm_state_to_string(inst->vm_state));
@@ -445,6 +492,29 @@ _printf_(4, 5) static void op_fail(struct op *op, int error, int plug, const cha
         va_end(ap);
 }
 
+/* What a unit is called in faults and logs: its step, or the power action a
+ * stop, reboot or start sends in the start step's place (a failed reboot was
+ * reported as "start failed"). */
+static const char *unit_name(const struct op *op, const struct unit *u)
+{
+        /* an undo (a delete, a rollback) is named by what it does: a delete whose
+         * domain_destroy failed said "start failed" */
+        static const char *const undo_names[_STEP_MAX] = {
+                [STEP_TAP] = "tap removal",         [STEP_OVS] = "ovs port removal",
+                [STEP_FIREWALL] = "rules removal",  [STEP_ROOT_DISK] = "root disk removal",
+                [STEP_CONFIG_DRIVE] = "config drive removal", [STEP_DEFINE] = "undefine",
+                [STEP_START] = "destroy",
+        };
+
+        if (u->undo && undo_names[u->step])
+                return undo_names[u->step];
+        if (u->step == STEP_START && op->kind == OP_STOP)
+                return "stop";
+        if (u->step == STEP_START && op->kind == OP_REBOOT)
+                return "reboot";
+        return steps[u->step].name;
+}
+
 /* A unit failed: boots roll back what they did, the rest stop here. */
 static void op_unit_failed(struct op *op, int error, const char *text, int plug)
 {
@@ -452,15 +522,20 @@ static void op_unit_failed(struct op *op, int error, const char *text, int plug)
 
         if (op->rolling_back) {
                 /* Best effort: note it, go on with the rest; reconcile reaps leftovers. */
-                log_warn("instance %s: undo of %s failed: %s", op->inst->name, steps[u->step].name, text);
+                log_warn("instance %s: undo of %s failed: %s", op->inst->name, unit_name(op, u), text);
                 op->pos++;
                 op_next(op);
                 return;
         }
-        op_fail(op, error, plug, "%s failed: %s", steps[u->step].name, text);
-        if (op->kind == OP_BOOT && op->pos > 0) {
+        op_fail(op, error, plug, "%s failed: %s", unit_name(op, u), text);
+        /* A unit that timed out or whose module went away may still have done its
+         * work (a module answering late finishes the request the core gave up on:
+         * the chaos suite found a failed boot's tap made after the answer); its undo
+         * is idempotent, and the module runs it after the late request. */
+        bool unknown = error == -ETIMEDOUT || error == -ECONNRESET;
+        if (op->kind == OP_BOOT && (op->pos > 0 || unknown)) {
                 struct unit done[MAX_UNITS];
-                size_t n = op->pos;
+                size_t n = op->pos + (unknown ? 1 : 0);
                 memcpy(done, op->units, n * sizeof(done[0]));
                 plan_undo(op, done, n);
                 op->pos = 0;
@@ -899,7 +974,7 @@ static void on_domain_event(struct lifecycle *lc, const struct proto_value *body
                 inst->vm_state = VM_STOPPED;
                 pin_record(inst, PIN_PENDING, "%s", "");
                 log_info("instance %s (%s) stopped outside our control (%s)", inst->name, inst->uuid, state);
-                (void)instance_save(inst);
+                (void)save(lc, inst);
         }
 }
 
@@ -1085,7 +1160,7 @@ static void judge_instance(struct lifecycle *lc, struct instance *i)
         }
         if (i->task != TASK_NONE) {
                 i->task = TASK_NONE;
-                (void)instance_save(i);
+                (void)save(lc, i);
         }
         if (i->vm_state == VM_ERROR)
                 return; /* the operator decides: delete, or start to repair */
@@ -1097,7 +1172,7 @@ static void judge_instance(struct lifecycle *lc, struct instance *i)
         if (i->vm_state == VM_ACTIVE && (streq(i->power_state, "shutoff") || streq(i->power_state, "crashed"))) {
                 i->vm_state = VM_STOPPED;
                 log_info("reconcile: instance %s is %s; recorded as stopped", i->name, i->power_state);
-                (void)instance_save(i);
+                (void)save(lc, i);
         }
 }
 
@@ -1117,6 +1192,7 @@ static void reconcile_finish(struct lifecycle *lc)
                 if (!i->op)
                         judge_instance(lc, i);
         }
+        unsaved_kick(lc); /* whatever failed to write since (a group change's port set, ...) */
         lc->report.runs++;
         lc->report.last_usec = now_usec();
         lc->report.last_error[0] = '\0';
@@ -1387,6 +1463,7 @@ struct lifecycle *lifecycle_free(struct lifecycle *lc)
                 }
         pass_free(lc);
         sd_event_source_disable_unref(lc->reconcile_timer);
+        sd_event_source_disable_unref(lc->unsaved_timer);
         free(lc);
         return NULL;
 }

@@ -115,14 +115,22 @@ static void on_pushed(int status, const char *error, int plug, void *userdata)
 
 /* Send the change to the kernel when a filtered port needs it (port: a port
  * set; else next is the group as it would be), then store it. */
-static int change_run(struct sg_change *ch, const struct instance_port *port, const struct secgroup *next,
-                      struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
+static int change_run(struct sg_change *ch, const struct instance *inst, const struct instance_port *port,
+                      const struct secgroup *next, struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
 {
         char why[512];
         int r;
 
         *ret_plug = -1;
-        if (port && !port->filtered) {
+        if (port && inst && inst->vm_state == VM_ERROR) {
+                /* The firewall sync removes the rules of an instance in error (its failed
+                 * operation took its units back): pushing them would only make them flap
+                 * (found by the chaos suite). Stored; a repair (start) applies them. */
+                r = 1;
+                (void)snprintf(ch->pending, sizeof(ch->pending),
+                               "instance %s is in error: its ports have no rules until it is repaired (start)",
+                               inst->name);
+        } else if (port && !port->filtered) {
                 r = 1;
                 (void)snprintf(ch->pending, sizeof(ch->pending), "the port is unfiltered (%s)",
                                firewall_connected(ch->ctx.firewall) ? "it is being re-plumbed" : "firewall-control is not connected");
@@ -179,7 +187,7 @@ int sg_change_rule_add(const struct sg_context *ctx, const struct secgroup *g, c
         }
         memcpy(ch->group_id, g->id, sizeof(ch->group_id));
         secgroup_with_rule(g, &ch->rule, SIZE_MAX, next);
-        return change_run(ch, NULL, next, ret, err, errlen, ret_plug);
+        return change_run(ch, NULL, NULL, next, ret, err, errlen, ret_plug);
 }
 
 int sg_change_rule_delete(const struct sg_context *ctx, const char *rule_id, sg_change_done_cb cb, void *userdata, struct sg_change **ret, char *err,
@@ -203,11 +211,11 @@ int sg_change_rule_delete(const struct sg_context *ctx, const char *rule_id, sg_
         }
         memcpy(ch->rule_id, rule_id, sizeof(ch->rule_id));
         secgroup_with_rule(g, NULL, idx, next);
-        return change_run(ch, NULL, next, ret, err, errlen, ret_plug);
+        return change_run(ch, NULL, NULL, next, ret, err, errlen, ret_plug);
 }
 
 static int port_check(const struct instance_store *store, const char *port_uuid, struct instance_port **ret,
-                      char *err, size_t errlen)
+                      struct instance **ret_inst, char *err, size_t errlen)
 {
         struct instance *inst = NULL;
         struct instance_port *ip = uuid_is_valid(port_uuid) ? instance_find_port(store, port_uuid, &inst) : NULL;
@@ -219,13 +227,15 @@ static int port_check(const struct instance_store *store, const char *port_uuid,
                                 instance_task_to_string(inst->task)), -EBUSY;
         if (ret)
                 *ret = ip;
+        if (ret_inst)
+                *ret_inst = inst;
         return 0;
 }
 
 int sg_change_port_check(const struct sg_context *ctx, const char *port_uuid, char *err, size_t errlen)
 {
         assert(ctx && port_uuid && err);
-        return port_check(ctx->instances, port_uuid, NULL, err, errlen);
+        return port_check(ctx->instances, port_uuid, NULL, NULL, err, errlen);
 }
 
 int sg_change_port_set(const struct sg_context *ctx, const char *port_uuid,
@@ -233,12 +243,13 @@ int sg_change_port_set(const struct sg_context *ctx, const char *port_uuid,
                        struct sg_change **ret, char *err, size_t errlen, int *ret_plug)
 {
         struct instance_port *ip;
+        struct instance *inst;
         struct sg_change *ch;
         int r;
 
         assert(ctx && port_uuid && (groups || n_groups == 0) && n_groups <= PORT_MAX_GROUPS && ret && err && ret_plug);
         *ret_plug = -1;
-        r = port_check(ctx->instances, port_uuid, &ip, err, errlen);
+        r = port_check(ctx->instances, port_uuid, &ip, &inst, err, errlen);
         if (r < 0)
                 return r;
         ch = change_new(ctx, SG_CHANGE_PORT_SET, cb, userdata);
@@ -247,5 +258,5 @@ int sg_change_port_set(const struct sg_context *ctx, const char *port_uuid,
         memcpy(ch->groups, groups, n_groups * sizeof(groups[0]));
         ch->n_groups = n_groups;
         memcpy(ch->port_uuid, ip->port_uuid, sizeof(ch->port_uuid));
-        return change_run(ch, ip, NULL, ret, err, errlen, ret_plug);
+        return change_run(ch, inst, ip, NULL, ret, err, errlen, ret_plug);
 }

@@ -50,7 +50,11 @@ static void send_msg(int ctl, uint32_t event, uint32_t plug, pid_t pid, int32_t 
         }
         while (sendmsg(ctl, &mh, MSG_NOSIGNAL) < 0)
                 if (errno != EINTR) {
-                        log_err("cannot report to the core: %s", strerror(errno));
+                        if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+                                log_info("the core went away; module %s's %s not reported", plug_table[plug].name,
+                                         event == SPAWNER_EXITED ? "exit" : "start");
+                        else
+                                log_err("cannot report to the core: %s", strerror(errno));
                         return;
                 }
 }
@@ -94,10 +98,13 @@ _noreturn_ static void exec_module(const struct spawner_config *cfg, enum plug_i
         char path[PATH_MAX];
         sigset_t all;
 
-        sigemptyset(&all);
-        (void)sigprocmask(SIG_SETMASK, &all, NULL);
+        /* Default dispositions first, then unblock: a SIGTERM already pending (a stop
+         * sent right after the fork) must end this child, not run a handler
+         * inherited from whoever forked the spawner. */
         for (int s = 1; s < NSIG; s++)
                 (void)signal(s, SIG_DFL);
+        sigemptyset(&all);
+        (void)sigprocmask(SIG_SETMASK, &all, NULL);
         (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
         for (unsigned cap = 0; cap <= CAP_LAST_CAP && bounding_set_ours(); cap++)
                 if (!(p->caps & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -268,8 +275,15 @@ void spawner_main(int ctl, const struct spawner_config *cfg)
                                 continue;
                         if (n != (ssize_t)sizeof(req) || req.plug >= _PLUG_MAX ||
                             (req.op != SPAWNER_START && req.op != SPAWNER_STOP)) {
-                                if (n != 0)
-                                        log_err("invalid request from the core; shutting down");
+                                /* The end of the channel (0), or ECONNRESET when the core died
+                                 * with our reports unread (killed): the core went away, which is
+                                 * no invalid request. */
+                                if (n <= 0)
+                                        log_info("the core went away (%s); stopping the modules",
+                                                 n == 0 ? "channel closed" : strerror(errno));
+                                else
+                                        log_err("invalid request from the core (%zd bytes); stopping the modules",
+                                                n);
                                 /* The core is gone (or broken): stop every module, then exit. */
                                 sp.ctl = safe_close(sp.ctl);
                                 for (uint32_t i = 0; i < _PLUG_MAX; i++)

@@ -1312,6 +1312,34 @@ START_TEST(test_portless_tables_not_restored)
 }
 END_TEST
 
+/* A shard table deleted while the module was not running (issue 20, fail
+ * closed): its ports' elements in the bridge table (the tap in `taps`) would
+ * let every frame cross their bridges with no chain to judge them. The module
+ * drops those elements when it starts, before the core's sync re-applies the
+ * ports, so the port passes nothing until its rules are back. */
+START_TEST(test_shard_deleted_while_down_fails_closed)
+{
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        mod_stop();
+        ck_assert_int_eq(sh("nft delete table inet " FW_TABLE), 0);
+        mod_start();
+        {
+                _cleanup_free_ char *bridge = sh_out("nft list table bridge " FW_TABLE);
+                ck_assert_msg(!strstr(bridge, tap), "the port's elements outlived its chain:\n%s", bridge);
+        }
+        /* closed both ways, allowed or not, until the port is applied again */
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_vm, REM_IP, 4444));
+        ck_assert_uint_eq(ports_total(), 0);
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        ck_assert(tcp_reaches(ns_vm, REM_IP, 4444));
+}
+END_TEST
+
 /* A tool that keeps deleting our table: the module does not fight it
  * forever; it says so and pauses its restores (the core's sync takes over). */
 START_TEST(test_guard_gives_up_a_fight)
@@ -1356,6 +1384,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_guard_while_waiting_for_core);
         tcase_add_test(tc, test_portless_tables_not_restored);
         tcase_add_test(tc, test_guard_gives_up_a_fight);
+        tcase_add_test(tc, test_shard_deleted_while_down_fails_closed);
         suite_add_tcase(s, tc);
         return s;
 }

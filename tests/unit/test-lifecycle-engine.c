@@ -14,6 +14,7 @@
 #include "instances.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "secgroup-change.h"
 #include "secgroups.h"
 
 #define INST_UUID "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
@@ -225,6 +226,34 @@ START_TEST(test_rollback_at_each_unit)
 }
 END_TEST
 
+/* A unit whose outcome is unknown (it timed out: the module may still finish
+ * it, as the chaos suite saw a failed boot's tap made after the answer) is
+ * undone too, after the units before it; one that failed cleanly is not. */
+START_TEST(test_rollback_includes_unit_timed_out)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_fail("tap_create", 1, -ETIMEDOUT);
+        ck_assert_int_eq(boot(BOOT_TWO_PORTS, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 tap_create/a1 tap_delete/a1 tap_delete/a0");
+        ck_assert_int_eq(d.status, -ETIMEDOUT);
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        teardown();
+
+        setup("ovs", "report");
+        fake_fail("tap_create", 0, -ETIMEDOUT); /* the first unit: nothing before it, itself undone */
+        ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 tap_delete/a0");
+        teardown();
+}
+END_TEST
+
 /* An undo that fails during a rollback does not stop the others. */
 START_TEST(test_rollback_undo_fails)
 {
@@ -291,6 +320,8 @@ START_TEST(test_delete_fails)
         ck_assert_int_eq(d.status, -EIO);
         ck_assert_ptr_eq(instance_find(store, INST_UUID), inst);
         ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        /* named by what failed ("define failed" before) */
+        ck_assert_msg(strncmp(inst->fault, "undefine failed:", 16) == 0, "%s", inst->fault);
         teardown();
 }
 END_TEST
@@ -348,6 +379,29 @@ START_TEST(test_power_actions)
         ck_assert_int_eq(lifecycle_power(lc, inst, POWER_REBOOT, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
         fake_flush();
         ck_assert_str_eq(fake_log(), "domain_shutdown domain_start domain_reboot");
+        teardown();
+}
+END_TEST
+
+/* A failed power action names itself: a reboot or a stop is sent in the
+ * start unit's place, and was reported as "start failed". */
+START_TEST(test_power_action_failure_named)
+{
+        static const char *const ep[] = { "domain_reboot", "domain_shutdown" };
+        static const char *const want[] = { "reboot failed", "stop failed" };
+        static const enum power_action act[] = { POWER_REBOOT, POWER_STOP };
+        struct done d = { 0 };
+        struct instance *inst;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        fake_fail(ep[_i], 0, -EIO);
+        ck_assert_int_eq(lifecycle_power(lc, inst, act[_i], on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(d.status, -EIO);
+        ck_assert_msg(strstr(d.error, want[_i]) && !strstr(d.error, "start failed"), "%s", d.error);
         teardown();
 }
 END_TEST
@@ -506,6 +560,62 @@ START_TEST(test_firewall_sync_reapplies)
         fake_module_ready(PLUG_FIREWALL_CONTROL);
         fake_flush();
         ck_assert_str_eq(fake_log(), "rules_list port_rules_apply/a0");
+        teardown();
+}
+END_TEST
+
+/* A port set on an instance in error (its failed boot took its rules back)
+ * is stored and not pushed: the firewall sync removes the rules of an
+ * instance in error, so a push made them flap (found by the chaos suite).
+ * The answer says why they are not in the kernel; a repair applies them. */
+struct port_set_done {
+        bool called;
+        int status;
+        char pending[256];
+};
+
+static void on_port_set(const struct sg_change_result *res, void *userdata)
+{
+        struct port_set_done *d = userdata;
+
+        d->called = true;
+        d->status = res->status;
+        (void)strscpy(d->pending, res->pending ? res->pending : "", sizeof(d->pending));
+}
+
+START_TEST(test_port_set_on_instance_in_error_not_pushed)
+{
+        struct sg_context ctx;
+        struct port_set_done psd = { 0 };
+        struct sg_change *ch = NULL;
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        struct secgroup *web;
+        char ids[1][UUID_STR_LEN + 1], err[256];
+        int plug;
+
+        setup("ovs", "report");
+        fake_set_plug(PLUG_FIREWALL_CONTROL, true, true);
+        ctx = (struct sg_context){ .firewall = fw, .groups = groups, .instances = store };
+        ck_assert_int_eq(secgroup_create(groups, "web", "", &web), 0);
+        memcpy(ids[0], web->id, sizeof(ids[0]));
+        fake_fail("domain_define", 0, -EIO);
+        ck_assert_int_eq(boot(BOOT_ONE_PORT, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        fake_log_clear();
+        ck_assert_int_eq(sg_change_port_set(&ctx, PORT_A0, ids, 1, on_port_set, &psd, &ch, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert(psd.called);
+        ck_assert_int_eq(psd.status, 0);
+        ck_assert_msg(strstr(psd.pending, "in error"), "%s", psd.pending);
+        ck_assert_str_eq(fake_log(), ""); /* nothing sent to firewall-control */
+        ck_assert_str_eq(inst->ports[0].secgroups[0], web->id); /* stored */
+        /* the repair applies the stored groups */
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, NULL, NULL, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_msg(strstr(fake_log(), "port_rules_apply/a0"), "%s", fake_log());
         teardown();
 }
 END_TEST
@@ -841,15 +951,18 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_boot_plan_filtered);
         tcase_add_loop_test(tc, test_rollback_at_each_unit, 0, (int)ARRAY_SIZE(forward));
         tcase_add_test(tc, test_rollback_undo_fails);
+        tcase_add_test(tc, test_rollback_includes_unit_timed_out);
         tcase_add_test(tc, test_delete_reverse_order);
         tcase_add_test(tc, test_delete_fails);
         tcase_add_test(tc, test_plug_not_ready);
         tcase_add_test(tc, test_power_actions);
+        tcase_add_loop_test(tc, test_power_action_failure_named, 0, 2);
         tcase_add_test(tc, test_start_repairs_error);
         tcase_add_test(tc, test_reconcile_reap_and_repair);
         tcase_add_test(tc, test_reconcile_report_and_stopped);
         tcase_add_test(tc, test_reconcile_listing_fails);
         tcase_add_test(tc, test_firewall_sync_reapplies);
+        tcase_add_test(tc, test_port_set_on_instance_in_error_not_pushed);
         tcase_add_test(tc, test_boot_with_cpu_set);
         tcase_add_test(tc, test_boot_with_image);
         tcase_add_test(tc, test_boot_without_image_is_diskless);

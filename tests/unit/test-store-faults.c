@@ -409,6 +409,37 @@ START_TEST(test_finish_cannot_record_then_catches_up)
 }
 END_TEST
 
+/* The same, with nothing else to write afterwards (found by the chaos suite:
+ * the record kept saying "building" after space was back): the core retries
+ * the write on a timer, so store and memory agree without another operation. */
+START_TEST(test_finish_cannot_record_retried_by_timer)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+
+        setup();
+        ck_assert_int_eq(boot(&d, &inst, err, sizeof(err)), 0);
+        fill();
+        fake_flush();
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_int_eq(inst->unsaved, -ENOSPC);
+        /* still full: the retries fail and change nothing on disk */
+        for (uint64_t end = now_usec() + 1200000; now_usec() < end;)
+                ck_assert_int_ge(sd_event_run(event, 100000), 0);
+        ck_assert_int_eq(inst->unsaved, -ENOSPC);
+        ck_assert(record_says("\"building\""));
+        unfill();
+        for (uint64_t end = now_usec() + 6000000; now_usec() < end && inst->unsaved;)
+                ck_assert_int_ge(sd_event_run(event, 100000), 0);
+        ck_assert_int_eq(inst->unsaved, 0);
+        ck_assert(!record_says("\"building\""));
+        ck_assert(record_says("\"active\""));
+        ck_assert_uint_eq(instances_unsaved(store), 0);
+        teardown();
+}
+END_TEST
+
 /* A delete whose record cannot be removed at the end (read-only): the waiter
  * hears why, the instance stays in error, a delete again removes it. */
 START_TEST(test_delete_record_stays_on_readonly)
@@ -516,6 +547,7 @@ static Suite *store_faults_suite(void)
         Suite *s = suite_create("store-faults");
         TCase *tc = tcase_create("core");
 
+        tcase_set_timeout(tc, 20); /* the retry test waits for the core's timer (up to 7 s) */
         tcase_add_test(tc, test_atomic_write_full_and_readonly);
         tcase_add_test(tc, test_atomic_write_failure_leaks_no_fd);
         tcase_add_loop_test(tc, test_atomic_write_eio_each_stage, WRITE_STAGE_WRITE, WRITE_STAGE_RENAME + 1);
@@ -523,6 +555,7 @@ static Suite *store_faults_suite(void)
         tcase_add_loop_test(tc, test_operations_cannot_record, 0, 2);
         tcase_add_test(tc, test_repair_cannot_record_keeps_error);
         tcase_add_test(tc, test_finish_cannot_record_then_catches_up);
+        tcase_add_test(tc, test_finish_cannot_record_retried_by_timer);
         tcase_add_test(tc, test_delete_record_stays_on_readonly);
         tcase_add_test(tc, test_boot_eio);
         tcase_add_loop_test(tc, test_secgroups_cannot_record, 0, 3);
