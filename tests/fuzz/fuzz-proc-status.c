@@ -14,7 +14,9 @@
         } while (0)
 
 /* The value on the line "key<blanks><hex>" of text (len bytes, no NUL), by a
- * separate, simple scan: strtoull on a bounded copy of the line. */
+ * separate, simple scan: the blanks skipped, strtoull on a bounded copy of the
+ * rest (the parser refuses more than 16 hex digits, so 127 bytes hold any value
+ * it accepts; the blanks before them may be many). */
 static bool rescan(const char *text, size_t len, const char *key, uint64_t *ret)
 {
         size_t klen = strlen(key);
@@ -22,10 +24,14 @@ static bool rescan(const char *text, size_t len, const char *key, uint64_t *ret)
         for (size_t i = 0; i < len;) {
                 const char *eol = memchr(text + i, '\n', len - i);
                 size_t l = eol ? (size_t)(eol - (text + i)) : len - i;
-                if (l > klen && l < 128 && memcmp(text + i, key, klen) == 0) {
+                if (l > klen && memcmp(text + i, key, klen) == 0) {
                         char line[128];
-                        memcpy(line, text + i + klen, l - klen);
-                        line[l - klen] = '\0';
+                        size_t v = klen, n;
+                        while (v < l && (text[i + v] == ' ' || text[i + v] == '\t'))
+                                v++;
+                        n = l - v < sizeof(line) - 1 ? l - v : sizeof(line) - 1;
+                        memcpy(line, text + i + v, n);
+                        line[n] = '\0';
                         *ret = strtoull(line, NULL, 16);
                         return true;
                 }
