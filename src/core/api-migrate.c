@@ -12,6 +12,7 @@
 #include "images.h"
 #include "lifecycle.h"
 #include "libvirt-protocol.h"
+#include "secgroups.h"
 
 #define MIGRATE_DEFAULT_TIMEOUT_S 600
 
@@ -24,13 +25,58 @@ static struct instance *find_or_404(struct api_conn *c, const char *id)
         return inst;
 }
 
+/* {"instance": the stored form, "secgroups": {id: name} of its ports' groups}: security groups
+ * are each host's own (no control plane shares their ids), so the destination finds a group
+ * by the source's id, else by its name there. */
 static void handle_description(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
         struct instance *inst = find_or_404(c, a->arg[0]);
+        struct json_object *root, *names;
 
         (void)req;
-        if (inst)
-                api_respond_json(c, 200, instance_stored_json(inst));
+        if (!inst)
+                return;
+        root = json_object_new_object();
+        names = json_object_new_object();
+        for (size_t p = 0; p < inst->n_ports; p++)
+                for (size_t k = 0; k < inst->ports[p].n_secgroups; k++) {
+                        const struct secgroup *g = secgroup_find(api_context_of(c)->groups, inst->ports[p].secgroups[k]);
+                        if (g)
+                                json_object_object_add(names, g->id, json_object_new_string(g->name));
+                }
+        json_object_object_add(root, "instance", instance_stored_json(inst));
+        json_object_object_add(root, "secgroups", names);
+        api_respond_json(c, 200, root);
+}
+
+/* Each port's groups as this host has them: by id, else by the source's name for it. 0, or
+ * -ENOENT with err naming the group missing here. */
+static int map_groups(struct api_conn *c, struct instance *tmpl, struct json_object *names, char *err, size_t errlen)
+{
+        const struct secgroup_store *groups = api_context_of(c)->groups;
+
+        for (size_t p = 0; p < tmpl->n_ports; p++)
+                for (size_t k = 0; k < tmpl->ports[p].n_secgroups; k++) {
+                        char *id = tmpl->ports[p].secgroups[k];
+                        struct json_object *v;
+                        const struct secgroup *g = secgroup_find(groups, id);
+
+                        if (g && streq(g->id, id))
+                                continue;
+                        g = NULL;
+                        if (names && json_object_object_get_ex(names, id, &v) && json_object_is_type(v, json_type_string) &&
+                            secgroup_name_is_valid(json_object_get_string(v)))
+                                g = secgroup_find(groups, json_object_get_string(v));
+                        if (!g) {
+                                (void)snprintf(err, errlen, "port %s: security group %s (%s on the source) is not on this host: "
+                                               "create it here first, so the port is filtered before the switch-over",
+                                               tmpl->ports[p].port_uuid, id,
+                                               names && json_object_object_get_ex(names, id, &v) ? json_object_get_string(v) : "?");
+                                return -ENOENT;
+                        }
+                        (void)strscpy(id, g->id, UUID_STR_LEN + 1);
+                }
+        return 0;
 }
 
 static void on_done(int status, const char *error, int plug, struct instance *inst, void *userdata)
@@ -62,7 +108,7 @@ static void on_done(int status, const char *error, int plug, struct instance *in
 static void handle_prepare(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
         const struct api_context *ctx = api_context_of(c);
-        struct json_object *body = NULL;
+        struct json_object *body = NULL, *desc = NULL, *names = NULL;
         struct instance tmpl, *inst = NULL;
         bool wait = api_query_wait(req);
         char err[512], why[256], image_id[UUID_STR_LEN + 1];
@@ -72,8 +118,21 @@ static void handle_prepare(struct api_conn *c, const struct http_request *req, c
         (void)a;
         if (api_read_body(c, req, &body) < 0)
                 return;
-        text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+        if (!json_object_object_get_ex(body, "instance", &desc)) {
+                json_object_put(body);
+                return api_respond_error(c, 400, "not a migration description (GET /v1/instances/ID/migration on the source)", -1);
+        }
+        text = json_object_to_json_string_ext(desc, JSON_C_TO_STRING_PLAIN);
         r = instance_parse_stored(text, strlen(text), &tmpl, why, sizeof(why));
+        if (r == 0) {
+                (void)json_object_object_get_ex(body, "secgroups", &names);
+                r = map_groups(c, &tmpl, names, err, sizeof(err));
+                if (r < 0) {
+                        json_object_put(body);
+                        instance_template_clear(&tmpl);
+                        return api_respond_error(c, 409, err, -1);
+                }
+        }
         json_object_put(body);
         if (r < 0) {
                 (void)snprintf(err, sizeof(err), "not an instance description (GET /v1/instances/ID/migration on the source): %s",
