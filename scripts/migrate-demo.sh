@@ -150,8 +150,18 @@ say "checks"
 virsh -q -c "qemu+unix:///system?socket=$D/lv-b/sock/libvirt-sock" list --all
 [[ -z $(virsh -q -c "qemu+unix:///system?socket=$D/lv-a/sock/libvirt-sock" list --all) ]] || die "a domain is left on A"
 virsh -q -c "qemu+unix:///system?socket=$D/lv-b/sock/libvirt-sock" list | grep -q running || die "no domain runs on B"
-ls "$D"/lv-b/run/qemu/*.pid >/dev/null 2>&1 || die "no QEMU pidfile on B"
-ls "$D"/lv-a/run/qemu/*.pid >/dev/null 2>&1 && die "a QEMU pidfile is left on A"
+# QEMU processes by their libvirt pidfiles (libvirt may leave a stale file: the process decides)
+qemus() {
+	local f pid n=0
+	for f in "$D/lv-$1"/run/qemu/*.pid; do
+		[[ -f $f ]] || continue
+		pid=$(cat "$f")
+		[[ $pid =~ ^[0-9]+$ ]] && grep -qa qemu-system "/proc/$pid/cmdline" 2>/dev/null && n=$((n + 1))
+	done
+	echo $n
+}
+[[ $(qemus b) == 1 ]] || die "$(qemus b) QEMU processes on B, 1 expected"
+[[ $(qemus a) == 0 ]] || die "$(qemus a) QEMU processes left on A"
 cli a list | grep -q vm1 && die "A still lists vm1"
 cli b show vm1 | tee "$D/b-show.txt" | grep -E "vm_state|task|power" || true
 cli b --json show vm1 | python3 -c 'import json,sys; i=json.load(sys.stdin); sys.exit(0 if i["vm_state"]=="active" and not i.get("task") else 1)' ||

@@ -2204,6 +2204,8 @@ static int handle_migrate(void *state, struct modrt_call *call)
         (void)domain_name_from_instance(uuid, req.domain_name);
         (void)strscpy(req.src_uri, lv->uri, sizeof(req.src_uri));
         (void)strscpy(req.src_pool_dir, lv->pool_path, sizeof(req.src_pool_dir));
+        (void)strscpy(req.src_pool, lv->pool_name, sizeof(req.src_pool));
+        root_vol_name(uuid, req.root_vol);
         (void)strscpy(req.dest_uri, proto_get_str(call->req, "dest_uri", ""), sizeof(req.dest_uri));
         (void)strscpy(req.migrate_host, proto_get_str(call->req, "migrate_host", ""), sizeof(req.migrate_host));
         (void)strscpy(req.dest_pool, proto_get_str(call->req, "dest_pool", ""), sizeof(req.dest_pool));

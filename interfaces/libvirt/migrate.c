@@ -62,6 +62,65 @@ static int dest_pool_dir(struct migration *m, virConnectPtr dconn, char ret[MIGR
         return r;
 }
 
+/* The destination's root overlay (made empty by its prepare) gets the source's exact capacity:
+ * libvirt's disk copy needs equal sizes, and the destination rounds a request to whole GiB
+ * while the source's may be an image's own size. An instance without a root disk here has
+ * nothing to match. 0 or -errno with m->err. */
+static int match_root_capacity(struct migration *m, virConnectPtr conn, virConnectPtr dconn)
+{
+        virStoragePoolPtr spool = NULL, dpool = NULL;
+        virStorageVolPtr svol = NULL, dvol = NULL;
+        virStorageVolInfo si, di;
+        int r = 0;
+
+        spool = virStoragePoolLookupByName(conn, m->req.src_pool);
+        if (spool)
+                (void)virStoragePoolRefresh(spool, 0);
+        svol = spool ? virStorageVolLookupByName(spool, m->req.root_vol) : NULL;
+        if (!svol)
+                goto out; /* diskless (or no pool): nothing to copy */
+        dpool = virStoragePoolLookupByName(dconn, m->req.dest_pool);
+        if (dpool)
+                (void)virStoragePoolRefresh(dpool, 0);
+        dvol = dpool ? virStorageVolLookupByName(dpool, m->req.root_vol) : NULL;
+        if (!dvol) {
+                r = m->status = -ENOENT;
+                proto_text_printf(m->err, sizeof(m->err),
+                                  "the destination has no root disk for the instance: run `migrate prepare` there first");
+                goto out;
+        }
+        if (virStorageVolGetInfo(svol, &si) < 0 || virStorageVolGetInfo(dvol, &di) < 0) {
+                thread_error(m, -EIO, "cannot read the root disks' sizes");
+                r = m->status;
+                goto out;
+        }
+        if (si.capacity != di.capacity) {
+                if (di.allocation > (1ULL << 20) && di.capacity > si.capacity) {
+                        r = m->status = -EEXIST;
+                        proto_text_printf(m->err, sizeof(m->err), "the destination's root disk holds data already "
+                                          "(%llu bytes allocated): not shrinking it", di.allocation);
+                        goto out;
+                }
+                if (virStorageVolResize(dvol, si.capacity, si.capacity < di.capacity ? VIR_STORAGE_VOL_RESIZE_SHRINK : 0) < 0) {
+                        thread_error(m, -EIO, "cannot give the destination's root disk the source's size");
+                        r = m->status;
+                        goto out;
+                }
+                log_info("migration of %s: the destination's root disk resized from %llu to %llu bytes (the source's)",
+                         m->req.instance_uuid, di.capacity, si.capacity);
+        }
+out:
+        if (svol)
+                (void)virStorageVolFree(svol);
+        if (dvol)
+                (void)virStorageVolFree(dvol);
+        if (spool)
+                (void)virStoragePoolFree(spool);
+        if (dpool)
+                (void)virStoragePoolFree(dpool);
+        return r;
+}
+
 /* Everything the job does, on the thread: 0 or -errno with m->err. */
 static int migration_run(struct migration *m)
 {
@@ -85,7 +144,7 @@ static int migration_run(struct migration *m)
                 thread_error(m, -ENOTCONN, "the destination's libvirt is unreachable");
                 goto out;
         }
-        if (dest_pool_dir(m, dconn, dst_dir) < 0)
+        if (dest_pool_dir(m, dconn, dst_dir) < 0 || match_root_capacity(m, conn, dconn) < 0)
                 goto out;
         (void)virConnectClose(dconn);
         dconn = NULL;

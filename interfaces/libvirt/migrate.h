@@ -23,6 +23,8 @@ struct migrate_request {
         char domain_name[80];                    /* derived by the caller from instance_uuid */
         char src_uri[256];                       /* this host's libvirt (libvirt_uri) */
         char src_pool_dir[MIGRATE_DIR_MAX];      /* this host's pool directory (storage_pool_path) */
+        char src_pool[64];                       /* this host's pool name (storage_pool) */
+        char root_vol[80];                       /* the root disk's volume name, derived from instance_uuid */
         char dest_uri[LIBVIRT_MAX_URI + 1];      /* checked by migrate_dest_uri_is_valid() */
         char migrate_host[48];                   /* checked by migrate_host_is_valid() */
         char dest_pool[64];                      /* checked by pool_name_is_valid() */

@@ -417,7 +417,7 @@ static void op_finish(struct op *op)
                 /* The destination keeps its prepared state for finish or abort; a source whose
                  * migration libvirt finished keeps the clean-up for reconcile. A failed migration
                  * (its first unit) leaves the source as it was, the guest running here. */
-                if (op->kind == OP_MIGRATE_FINISH || op->kind == OP_MIGRATE_ABORT)
+                if ((op->kind == OP_MIGRATE_FINISH || op->kind == OP_MIGRATE_ABORT) && op->before.task == TASK_MIGRATING_IN)
                         inst->task = TASK_MIGRATING_IN;
                 if (op->kind == OP_MIGRATE_OUT && !(op->n_units > 0 && op->units[0].step == STEP_MIGRATE && op->pos == 0))
                         inst->task = TASK_MIGRATING;
@@ -971,7 +971,10 @@ static int launch_existing(struct lifecycle *lc, struct instance *inst, enum op_
                                inst->task != TASK_NONE ? instance_task_to_string(inst->task) : "");
                 return -EINVAL;
         }
-        if ((kind == OP_MIGRATE_FINISH || kind == OP_MIGRATE_ABORT) && inst->task != TASK_MIGRATING_IN) {
+        /* finish again, or after reconcile recorded the arrival: the check confirms it */
+        if (kind == OP_MIGRATE_FINISH && inst->task == TASK_NONE && inst->vm_state == VM_ACTIVE)
+                ;
+        else if ((kind == OP_MIGRATE_FINISH || kind == OP_MIGRATE_ABORT) && inst->task != TASK_MIGRATING_IN) {
                 (void)snprintf(err, errlen, "instance %s is not waiting for an incoming migration", inst->name);
                 return -EINVAL;
         }
