@@ -120,7 +120,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps guest run run-stop run-multihost check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost run-migrate check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -373,6 +373,11 @@ guest:
 # Two hypervisor hosts sharing a network through OVN, in namespaces (KEEP=1 keeps them).
 run-multihost: $(PROGRAMS)
 	@KEEP=$(KEEP) bash scripts/multihost.sh
+
+# Live migration of the real test guest between two hosts on this machine (docs/MIGRATION.md):
+# two private libvirtds in two network namespaces, two cores, a ping every 10 ms; prints the figures.
+run-migrate: $(PROGRAMS)
+	@KEEP=$(KEEP) bash scripts/migrate-demo.sh
 
 bench: $(PROGRAMS)
 	bash bench/run-all
