@@ -120,7 +120,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps guest run run-stop run-multihost run-migrate check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost run-migrate check-migrate check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -378,6 +378,10 @@ run-multihost: $(PROGRAMS)
 # two private libvirtds in two network namespaces, two cores, a ping every 10 ms; prints the figures.
 run-migrate: $(PROGRAMS)
 	@KEEP=$(KEEP) bash scripts/migrate-demo.sh
+
+# The same as a check (about 5 minutes here, so not part of make check): fails on any FAIL.
+check-migrate: $(PROGRAMS)
+	@bash scripts/migrate-demo.sh | tee $(BUILD)/migrate-demo.out; grep -q '^RESULT ok' $(BUILD)/migrate-demo.out
 
 bench: $(PROGRAMS)
 	bash bench/run-all

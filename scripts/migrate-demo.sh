@@ -106,13 +106,21 @@ net_up
 host_up a
 host_up b
 
-say "image: imported on A, then on B with the same id"
+say "image: imported on A"
 cli a image import guest "$guest/disk.raw" >/dev/null
 IMG=$(cli a --json image show guest | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
-cli b image import guest "$guest/disk.raw" --id "$IMG" >/dev/null
 
 say "boot vm1 on A"
 cli a boot vm1 --memory 128 --image guest --port "uuid=$PORT,mac=$MAC,mtu=1500,ip=$GUEST_IP" --wait >/dev/null
+cli a migrate describe vm1 > "$D/vm1.json"
+
+say "case: the destination without the image refuses prepare, naming it"
+if cli b migrate prepare "$D/vm1.json" 2> "$D/noimage.err"; then die "prepare without the image succeeded"; fi
+cat "$D/noimage.err"
+grep -q "image $IMG is not here" "$D/noimage.err" || die "the refusal does not name the image"
+[[ -z $(cli b list | grep vm1) ]] || die "a refused prepare left a record on B"
+echo "RESULT case_no_image ok"
+cli b image import guest "$guest/disk.raw" --id "$IMG" >/dev/null
 TAP=tap${PORT:0:11}
 ip -n "$P-a" link set "$TAP" master br-a
 for _ in $(seq 600); do
@@ -122,6 +130,28 @@ done
 cli a console vm1 | grep "NOVA-GUEST" || die "vm1 printed no NOVA-GUEST line on A"
 for _ in $(seq 60); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
 ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer ping on A"
+
+say "case: abort mid-copy (1 MiB/s), from the source; then abort on B removes the prepared resources"
+cli b migrate prepare "$D/vm1.json" >/dev/null
+cli a migrate vm1 --to "qemu+unix:///system?socket=$D/lv-b/sock/libvirt-sock" --host 192.0.2.2 --pool nova-b \
+	--timeout 300 --bandwidth 1 > "$D/abort.out" 2>&1 &
+MIG=$!
+for _ in $(seq 120); do
+	cli a --json migrate progress vm1 2>/dev/null | grep -Eq '"data_processed": *[1-9]' && break
+	sleep 0.5
+done
+cli a migrate abort vm1 --source
+if wait "$MIG"; then die "the aborted migration succeeded"; fi
+tail -1 "$D/abort.out"
+grep -q "aborted" "$D/abort.out" || die "the migrate command does not say it was aborted"
+cli a --json show vm1 | python3 -c 'import json,sys; i=json.load(sys.stdin); sys.exit(0 if i["vm_state"]=="active" and not i.get("task") else 1)' ||
+	die "vm1 is not active on A after the abort"
+virsh -q -c "qemu+unix:///system?socket=$D/lv-a/sock/libvirt-sock" list | grep -q running || die "vm1 does not run on A after the abort"
+ip netns exec "$P-p" ping -c 2 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on A after the abort"
+cli b migrate abort vm1
+[[ -z $(ls "$D/b/pool" | grep -v '^image-') ]] || die "prepared volumes left on B after abort: $(ls "$D/b/pool")"
+ip -n "$P-b" link show "tap${PORT:0:11}" >/dev/null 2>&1 && die "the prepared tap is left on B after abort"
+echo "RESULT case_abort_mid_copy ok"
 
 say "step 1 (B): prepare"
 t0=$(now_ms)
@@ -182,6 +212,31 @@ for _ in $(seq 600); do
 done
 cli b console vm1 | grep "NOVA-GUEST disk" || true
 cli b console vm1 | grep -q "disk boots=2" || die "the disk marker did not count the second boot on B"
+
+say "case: the destination's core is killed during step 2 (vm1 back from B to A, 8 MiB/s)"
+cli b migrate describe vm1 > "$D/vm1-back.json"
+cli a migrate prepare "$D/vm1-back.json" >/dev/null
+ip -n "$P-a" link set "$TAP" master br-a
+cli b migrate vm1 --to "qemu+unix:///system?socket=$D/lv-a/sock/libvirt-sock" --host 192.0.2.1 --pool nova-a \
+	--timeout 300 --bandwidth 8 > "$D/back.out" 2>&1 &
+MIG=$!
+sleep 3
+kill -KILL "${PIDS[0]}"   # A's nova-compute (its modules follow it: they lose their core)
+wait "${PIDS[0]}" 2>/dev/null || true
+wait "$MIG" || die "the migration back failed with the destination's core gone: $(tail -2 "$D/back.out")"
+tail -1 "$D/back.out"
+ip netns exec "$P-a" "$BIN/nova-compute" --config "$D/a/core.conf" >>"$D/a/core.log" 2>&1 &
+PIDS[0]=$!
+for _ in $(seq 200); do
+	cli a --json show vm1 2>/dev/null | python3 -c 'import json,sys; i=json.load(sys.stdin); sys.exit(0 if not i.get("task") and i["vm_state"]=="active" else 1)' 2>/dev/null && break
+	sleep 0.2
+done
+cli a migrate finish vm1
+cli a show vm1 | grep -E "task|power"
+[[ $(qemus a) == 1 && $(qemus b) == 0 ]] || die "after the crash case: $(qemus a) QEMU on A, $(qemus b) on B"
+cli b list | grep -q vm1 && die "B still lists vm1 after migrating it back"
+ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on A after migrating back"
+echo "RESULT case_destination_core_killed ok"
 
 echo "RESULT prepare_ms $((t1 - t0))"
 echo "RESULT migrate_ms $((t3 - t2))"
