@@ -154,9 +154,9 @@ static void handle_prepare(struct api_conn *c, const struct http_request *req, c
                                         instance_template_clear(&tmpl);
                                         return api_respond_error(c, 409, err, -1);
                                 }
+        memcpy(c->port_uuid, tmpl.uuid, sizeof(c->port_uuid)); /* before: an empty plan answers at once */
         r = lifecycle_migrate_prepare(ctx->lifecycle, &tmpl, wait ? on_done : NULL, c, &c->waiter, &inst, err, sizeof(err),
                                       &plug);
-        memcpy(c->port_uuid, tmpl.uuid, sizeof(c->port_uuid));
         instance_template_clear(&tmpl);
         if (r < 0)
                 return api_respond_error(c, api_status_for_errno(r), err, plug);
