@@ -81,7 +81,8 @@ CORE_SRCS := $(wildcard src/core/*.c)
 NETCTL_PROTO_SRCS := interfaces/network-control/netctl-protocol.c
 NETCTL_SRCS := interfaces/network-control/network-control.c interfaces/network-control/tap.c
 LIBVIRT_PROTO_SRCS := interfaces/libvirt/libvirt-protocol.c
-LIBVIRT_SRCS := interfaces/libvirt/libvirt.c interfaces/libvirt/domain-xml.c
+LIBVIRT_SRCS := interfaces/libvirt/libvirt.c interfaces/libvirt/domain-xml.c interfaces/libvirt/migrate.c \
+	interfaces/libvirt/migrate-xml.c
 # The config drive writer (ISO 9660 by libisofs): its own objects and link line,
 # so only what uses it links libisofs.
 CONFIG_DRIVE_SRCS := interfaces/libvirt/config-drive.c
@@ -119,7 +120,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps guest run run-stop run-multihost check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost run-migrate check-migrate check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -189,7 +190,7 @@ $(BUILD)/bin/nova-openvswitch: $(call obj,$(OVS_MODULE_SRCS) $(OVS_PROTO_SRCS)) 
 
 # Tests link everything but the daemon's main and its wiring (core.c: the harness has its own core_*).
 TEST_OBJS := $(call obj,$(filter-out src/core/main.c src/core/core.c,$(CORE_SRCS)) $(PROTO_SRCS) \
-	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c $(FW_LIB_SRCS)) $(LIBNOVA)
+	interfaces/network-control/tap.c interfaces/libvirt/domain-xml.c interfaces/libvirt/migrate-xml.c $(FW_LIB_SRCS)) $(LIBNOVA)
 
 # The pipeline engine's test links lifecycle.c and its neighbours against the fake registry of
 # tests/unit/fake/ instead of modules.c (the real modules run in the integration tests).
@@ -304,7 +305,7 @@ check:
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	$(INCLUDES) $(PKG_CFLAGS) $(LIBVIRT_CFLAGS)
-FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) src/core/instances.c src/core/secgroups.c src/core/images.c
+FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_SRCS) $(FW_LIB_SRCS) interfaces/libvirt/migrate-xml.c src/core/instances.c src/core/secgroups.c src/core/images.c
 # The code under test is compiled once (with libFuzzer's coverage, without its
 # main) and linked into every target; each target's own file brings main.
 FUZZ_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
@@ -372,6 +373,15 @@ guest:
 # Two hypervisor hosts sharing a network through OVN, in namespaces (KEEP=1 keeps them).
 run-multihost: $(PROGRAMS)
 	@KEEP=$(KEEP) bash scripts/multihost.sh
+
+# Live migration of the real test guest between two hosts on this machine (docs/MIGRATION.md):
+# two private libvirtds in two network namespaces, two cores, a ping every 10 ms; prints the figures.
+run-migrate: $(PROGRAMS)
+	@KEEP=$(KEEP) bash scripts/migrate-demo.sh
+
+# The same as a check (about 5 minutes here, so not part of make check): fails on any FAIL.
+check-migrate: $(PROGRAMS)
+	@bash scripts/migrate-demo.sh | tee $(BUILD)/migrate-demo.out; grep -q '^RESULT ok' $(BUILD)/migrate-demo.out
 
 bench: $(PROGRAMS)
 	bash bench/run-all

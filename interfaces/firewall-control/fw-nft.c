@@ -164,6 +164,10 @@ static const char *const from_vm_rules[] = {
         "ether type arp iifname . arp saddr ip @vm_ip4 accept",
         "ether type arp arp saddr ip 0.0.0.0 accept",
         "ether type arp drop",
+        /* RARP: QEMU announces a guest with it after a live migration, and OVN's
+         * activation-strategy=rarp binds the port on the new chassis when it sees it.
+         * Its Ethernet source passed the vm_mac check above: only the port's own MAC. */
+        "ether type 0x8035 accept",
         "iifname . ip saddr @vm_ip4 accept",
         "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
         "iifname . ip6 saddr @vm_ip6 accept",

@@ -1187,6 +1187,12 @@ static void bridge_from_vm_arp(struct fw_nl *b, const struct bridge_set_ids *ids
         m_ethertype(&r, 0x0806);
         e_verdict(&r, NF_DROP, NULL);
         rule_put(b, &r, NULL);
+        /* ether type 0x8035 accept: RARP, the guest's announcement after a live migration
+         * (OVN's activation-strategy=rarp); its source MAC passed the vm_mac check */
+        BR("from_vm");
+        m_ethertype(&r, 0x8035);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
 }
 
 /* The from_vm chain, IP: IPv4 and IPv6 from the port's addresses, the

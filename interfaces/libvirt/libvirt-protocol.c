@@ -3,9 +3,115 @@
 
 #include "plugs.h"
 
+#include <arpa/inet.h>
+#include <string.h>
+
 bool image_format_word_is_valid(const char *s) { return streq(s, "raw") || streq(s, "qcow2"); }
 
 bool volume_kind_word_is_valid(const char *s) { return streq(s, "root") || streq(s, "config") || streq(s, "console"); }
+
+bool pool_name_is_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n < 1 || n > 63 || !(s[0] >= 'a' && s[0] <= 'z'))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+                        return false;
+        return true;
+}
+
+bool migrate_host_is_valid(const char *s)
+{
+        unsigned char buf[16];
+
+        return strlen(s) < 46 && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
+}
+
+/* HOST[:PORT] of a tcp/tls URI, up to the '/' that starts its path: true when well formed. */
+static bool uri_authority_ok(const char *s, size_t n)
+{
+        size_t i = 0;
+
+        if (n == 0)
+                return false;
+        if (s[0] == '[') {
+                char addr[48];
+                unsigned char buf[16];
+                const char *close = memchr(s, ']', n);
+                size_t len;
+
+                if (!close)
+                        return false;
+                len = (size_t)(close - s) - 1;
+                if (len == 0 || len >= sizeof(addr))
+                        return false;
+                memcpy(addr, s + 1, len);
+                addr[len] = '\0';
+                if (inet_pton(AF_INET6, addr, buf) != 1)
+                        return false;
+                i = (size_t)(close - s) + 1;
+        } else {
+                for (; i < n && s[i] != ':'; i++)
+                        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '-'))
+                                return false;
+                if (i == 0 || s[0] == '-' || s[0] == '.')
+                        return false;
+        }
+        if (i == n)
+                return true;
+        if (s[i] != ':' || i + 1 == n || n - i - 1 > 5)
+                return false;
+        for (size_t j = i + 1; j < n; j++)
+                if (s[j] < '0' || s[j] > '9')
+                        return false;
+        return true;
+}
+
+bool migrate_dest_uri_is_valid(const char *s)
+{
+        static const char unix_prefix[] = "qemu+unix:///system?socket=";
+        size_t n = strlen(s);
+
+        if (n > LIBVIRT_MAX_URI)
+                return false;
+        if (strncmp(s, unix_prefix, sizeof(unix_prefix) - 1) == 0) {
+                const char *path = s + sizeof(unix_prefix) - 1;
+
+                if (path[0] != '/' || path[1] == '\0' || strstr(path, "..") || strstr(path, "//"))
+                        return false;
+                for (const char *p = path; *p; p++)
+                        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                              *p == '.' || *p == '_' || *p == '/' || *p == '-'))
+                                return false;
+                return true;
+        }
+        for (int tls = 0; tls < 2; tls++) {
+                const char *prefix = tls ? "qemu+tls://" : "qemu+tcp://";
+                size_t plen = strlen(prefix);
+                const char *slash;
+
+                if (strncmp(s, prefix, plen) != 0)
+                        continue;
+                slash = strchr(s + plen, '/');
+                return slash && streq(slash, "/system") && uri_authority_ok(s + plen, (size_t)(slash - s) - plen);
+        }
+        return false;
+}
+
+static const struct schema_field migrate_req[] = {
+        { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
+        { .name = "dest_uri", .kind = SCH_STR, .required = true, .min = 10, .max = LIBVIRT_MAX_URI,
+          .str_ok = migrate_dest_uri_is_valid },
+        { .name = "migrate_host", .kind = SCH_STR, .required = true, .min = 2, .max = 45,
+          .str_ok = migrate_host_is_valid },
+        { .name = "dest_pool", .kind = SCH_STR, .required = true, .min = 1, .max = 63, .str_ok = pool_name_is_valid },
+        { .name = "timeout_s", .kind = SCH_U64, .required = true, .min = 1, .max = LIBVIRT_MAX_MIGRATE_S },
+        { .name = "bandwidth_mib", .kind = SCH_U64, .required = false, .min = 1, .max = 1u << 20 },
+        { .name = NULL },
+};
 
 static const struct schema_field port_fields[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
@@ -90,6 +196,9 @@ const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_VOLUMES_DELETE] = { "volumes_delete", volumes_delete_req, true },
         [LIBVIRT_VOLUME_LIST] = { "volume_list", schema_empty_req, false },
         [LIBVIRT_CONSOLE_READ] = { "console_read", console_req, false },
+        [LIBVIRT_DOMAIN_MIGRATE] = { "domain_migrate", migrate_req, true },
+        [LIBVIRT_MIGRATE_JOB] = { "migrate_job", schema_instance_only_req, false },
+        [LIBVIRT_MIGRATE_ABORT] = { "migrate_abort", schema_instance_only_req, true },
 };
 
 const struct module_protocol libvirt_protocol = {

@@ -46,6 +46,22 @@
  *   volume_list:    {} -> { volumes: [{ kind: image|root|config|console, uuid, volume, capacity, allocation }], total,
  *                   truncated }
  *
+ * Live migration (docs/MIGRATION.md; the source's module drives it, peer to peer):
+ *   domain_migrate: { instance_uuid, dest_uri, migrate_host, dest_pool, timeout_s, bandwidth_mib? }
+ *                   -> { elapsed_ms, timed_out: false, PROGRESS } when libvirt finished the job (the domain
+ *                   runs on the destination, persistent there, undefined here); deferred, answered at the end.
+ *                   dest_uri: migrate_dest_uri_is_valid(); migrate_host: an IP address literal (data and NBD
+ *                   go to tcp://ADDRESS); dest_pool: the destination's storage pool, by name: the module reads
+ *                   its directory there and derives every path of the destination XML from the UUIDs.
+ *                   -ETIMEDOUT the job ran longer than timeout_s and was aborted (the guest runs here);
+ *                   -ECANCELED aborted by migrate_abort; -EBUSY a migration of it is running; -ENOENT no
+ *                   domain of ours; -EINVAL/-EIO libvirt refused (its text in the error).
+ *   migrate_job:    { instance_uuid } -> { active: bool, elapsed_ms, PROGRESS }  (-ENOENT no migration
+ *                   of it was started by this module process)
+ *   migrate_abort:  { instance_uuid } -> { aborted: bool }  (virDomainAbortJob; -ENOENT none running)
+ *   PROGRESS = { data_total, data_processed, data_remaining, memory_dirty_rate, memory_iteration,
+ *                disk_total, disk_processed, samples }  (bytes, pages/s; the last 500 ms sample)
+ *
  * Events (module -> core):
  *   "domain_lifecycle" { instance_uuid, event, detail, state }  only for our domains
  *       event: defined|undefined|started|suspended|resumed|stopped|shutdown|pmsuspended|crashed
@@ -67,6 +83,8 @@
 #define LIBVIRT_MAX_IMAGE_BYTES (1ull << 40)   /* 1 TiB: the largest image an upload announces */
 #define LIBVIRT_MAX_DISK_GB 16384                /* root disk request limit */
 #define LIBVIRT_CONSOLE_MAX_BYTES (48u * 1024)   /* console_read: the most one reply carries */
+#define LIBVIRT_MAX_URI 200                      /* domain_migrate: dest_uri */
+#define LIBVIRT_MAX_MIGRATE_S 86400              /* domain_migrate: timeout_s */
 
 enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_DEFINE,
@@ -86,6 +104,9 @@ enum libvirt_entrypoint_id {
         LIBVIRT_VOLUMES_DELETE,
         LIBVIRT_VOLUME_LIST,
         LIBVIRT_CONSOLE_READ,
+        LIBVIRT_DOMAIN_MIGRATE,
+        LIBVIRT_MIGRATE_JOB,
+        LIBVIRT_MIGRATE_ABORT,
         _LIBVIRT_MAX,
 };
 
@@ -96,5 +117,14 @@ extern const struct module_protocol libvirt_protocol;
 bool image_format_word_is_valid(const char *s);
 /* "root", "config" or "console": one kind of an instance's volumes (volumes_delete). */
 bool volume_kind_word_is_valid(const char *s);
+/* A destination libvirt URI a migration may go to: qemu+tcp://HOST[:PORT]/system,
+ * qemu+tls://HOST[:PORT]/system (HOST: letters, digits, '.', '-', or a bracketed IPv6
+ * literal), or qemu+unix:///system?socket=/ABS/PATH ([A-Za-z0-9._/-], no "..", for two
+ * hosts on one machine). At most LIBVIRT_MAX_URI characters. */
+bool migrate_dest_uri_is_valid(const char *s);
+/* An IPv4 or IPv6 address literal (inet_pton): where migration data goes. */
+bool migrate_host_is_valid(const char *s);
+/* A storage pool name as the config takes it: [a-z][a-z0-9_-]{0,62}. */
+bool pool_name_is_valid(const char *s);
 
 #endif

@@ -9,6 +9,7 @@
 #include "domain-xml.h"
 #include "libvirt-protocol.h"
 #include "log.h"
+#include "migrate.h"
 #include "modrt.h"
 #include "names.h"
 
@@ -33,6 +34,7 @@
 
 struct lv;
 struct upload;
+struct lv_migration;
 
 /* A graceful shutdown in progress: destroy the domain if it still runs when this fires. */
 struct shutdown_timer {
@@ -64,6 +66,7 @@ struct lv {
         const char *pool_name, *pool_path;        /* storage_pool, storage_pool_path from the config */
         struct upload *uploads;                   /* uploads in progress (each on its own thread) */
         int n_uploads;
+        struct lv_migration *migrations;          /* live migrations started here, running or ended (migrate.c) */
 };
 
 /* A libvirt error, captured before the next libvirt call resets it. */
@@ -2096,6 +2099,177 @@ static int handle_console_read(void *state, struct modrt_call *call)
         return 0;
 }
 
+/* ---- live migration (the job itself is in migrate.c) ---- */
+
+#define MIGRATIONS_KEPT 16 /* ended migrations kept for migrate_job, at most */
+
+/* A migration started by this process: running (deferred set) or ended (kept for migrate_job). */
+struct lv_migration {
+        struct lv *lv;
+        struct migration *m;
+        struct modrt_deferred *deferred;          /* the domain_migrate call, NULL once answered */
+        struct lv_migration *next;
+};
+
+static struct lv_migration *migration_find(struct lv *lv, const char *instance_uuid)
+{
+        for (struct lv_migration *x = lv->migrations; x; x = x->next)
+                if (streq(migration_instance(x->m), instance_uuid))
+                        return x;
+        return NULL;
+}
+
+static void migration_unlink(struct lv *lv, struct lv_migration *x)
+{
+        for (struct lv_migration **p = &lv->migrations; *p; p = &(*p)->next)
+                if (*p == x) {
+                        *p = x->next;
+                        break;
+                }
+        migration_free(x->m);
+        free(x);
+}
+
+static void reply_progress(struct proto_writer *w, const struct migration *m)
+{
+        const struct migrate_progress *p = migration_progress(m);
+
+        pw_u64(w, "elapsed_ms", migration_elapsed_ms(m));
+        pw_u64(w, "data_total", p->data_total);
+        pw_u64(w, "data_processed", p->data_processed);
+        pw_u64(w, "data_remaining", p->data_remaining);
+        pw_u64(w, "memory_dirty_rate", p->memory_dirty_rate);
+        pw_u64(w, "memory_iteration", p->memory_iteration);
+        pw_u64(w, "disk_total", p->disk_total);
+        pw_u64(w, "disk_processed", p->disk_processed);
+        pw_u64(w, "samples", p->samples);
+}
+
+static void migrate_fill(struct proto_writer *w, void *userdata)
+{
+        const struct migration *m = userdata;
+
+        reply_progress(w, m);
+        pw_u64(w, "paths_moved", migration_paths_moved(m));
+}
+
+static void on_migration_done(struct migration *m, void *opaque)
+{
+        struct lv_migration *x = opaque;
+        const char *err;
+        int status = migration_status(m, &err);
+
+        if (status == 0)
+                log_info("migration of %s done in %llu ms: the domain runs on the destination", migration_instance(m),
+                         (unsigned long long)migration_elapsed_ms(m));
+        else
+                log_warn("migration of %s failed after %llu ms: %s", migration_instance(m),
+                         (unsigned long long)migration_elapsed_ms(m), err);
+        if (x->deferred)
+                (void)modrt_complete(x->lv->rt, x->deferred, status, err, status == 0 ? migrate_fill : NULL, m);
+        x->deferred = NULL;
+}
+
+static int handle_migrate(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        struct migrate_request req = { 0 };
+        struct lv_migration *x, *old;
+        size_t kept = 0;
+        int r;
+
+        set_audit(call, uuid);
+        old = migration_find(lv, uuid);
+        if (old && migration_active(old->m))
+                return fail(call, -EBUSY, "a migration of instance %s is running", uuid);
+        r = lookup_ours(lv, call, uuid, &dom, NULL);
+        if (r < 0)
+                return r;
+        if (old)
+                migration_unlink(lv, old);
+        for (struct lv_migration *o = lv->migrations; o; o = o->next)
+                kept++;
+        if (kept >= MIGRATIONS_KEPT) {
+                struct lv_migration *oldest = NULL;
+                for (struct lv_migration *o = lv->migrations; o; o = o->next)
+                        if (!migration_active(o->m))
+                                oldest = o;
+                if (!oldest)
+                        return fail(call, -EBUSY, "%d migrations are running; try again when one ends", MIGRATIONS_KEPT);
+                migration_unlink(lv, oldest);
+        }
+        (void)strscpy(req.instance_uuid, uuid, sizeof(req.instance_uuid));
+        (void)domain_name_from_instance(uuid, req.domain_name);
+        (void)strscpy(req.src_uri, lv->uri, sizeof(req.src_uri));
+        (void)strscpy(req.src_pool_dir, lv->pool_path, sizeof(req.src_pool_dir));
+        (void)strscpy(req.src_pool, lv->pool_name, sizeof(req.src_pool));
+        root_vol_name(uuid, req.root_vol);
+        (void)strscpy(req.dest_uri, proto_get_str(call->req, "dest_uri", ""), sizeof(req.dest_uri));
+        (void)strscpy(req.migrate_host, proto_get_str(call->req, "migrate_host", ""), sizeof(req.migrate_host));
+        (void)strscpy(req.dest_pool, proto_get_str(call->req, "dest_pool", ""), sizeof(req.dest_pool));
+        req.timeout_s = proto_get_u64(call->req, "timeout_s", 0);
+        req.bandwidth_mib = proto_get_u64(call->req, "bandwidth_mib", 0);
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return -ENOMEM;
+        x->lv = lv;
+        x->deferred = modrt_defer(lv->rt, call);
+        if (!x->deferred) {
+                free(x);
+                return -ENOMEM;
+        }
+        r = migration_start(&req, &lv->conn, on_migration_done, x, &x->m);
+        if (r < 0) {
+                (void)modrt_complete(lv->rt, x->deferred, r, "cannot start the migration", NULL, NULL);
+                free(x);
+                return MODRT_DEFERRED;
+        }
+        x->next = lv->migrations;
+        lv->migrations = x;
+        log_info("migration of %s to %s (data to %s, pool %s) started, timeout %llu s", uuid, req.dest_uri,
+                 req.migrate_host, req.dest_pool, (unsigned long long)req.timeout_s);
+        return MODRT_DEFERRED;
+}
+
+static int handle_migrate_job(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        struct lv_migration *x = migration_find(lv, uuid);
+        const char *err;
+        int status;
+
+        if (!x)
+                return fail(call, -ENOENT, "no migration of instance %s was started here", uuid);
+        status = migration_status(x->m, &err);
+        pw_bool(call->reply, "active", migration_active(x->m));
+        if (!migration_active(x->m)) {
+                pw_i64(call->reply, "status", status);
+                pw_str(call->reply, "error", status ? err : "");
+        }
+        reply_progress(call->reply, x->m);
+        return 0;
+}
+
+static int handle_migrate_abort(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        const char *uuid = proto_get_str(call->req, "instance_uuid", "");
+        struct lv_migration *x = migration_find(lv, uuid);
+        int r;
+
+        set_audit(call, uuid);
+        if (!x || !migration_active(x->m))
+                return fail(call, -ENOENT, "no migration of instance %s is running here", uuid);
+        r = migration_abort(x->m, call->err, sizeof(call->err));
+        if (r < 0)
+                return r;
+        pw_bool(call->reply, "aborted", true);
+        return 0;
+}
+
 static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_DEFINE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_DEFINE], handle_define },
         [LIBVIRT_DOMAIN_START] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_START], handle_start },
@@ -2115,6 +2289,9 @@ static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_VOLUMES_DELETE] = { &libvirt_entrypoints[LIBVIRT_VOLUMES_DELETE], handle_volumes_delete },
         [LIBVIRT_VOLUME_LIST] = { &libvirt_entrypoints[LIBVIRT_VOLUME_LIST], handle_volume_list },
         [LIBVIRT_CONSOLE_READ] = { &libvirt_entrypoints[LIBVIRT_CONSOLE_READ], handle_console_read },
+        [LIBVIRT_DOMAIN_MIGRATE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_MIGRATE], handle_migrate },
+        [LIBVIRT_MIGRATE_JOB] = { &libvirt_entrypoints[LIBVIRT_MIGRATE_JOB], handle_migrate_job },
+        [LIBVIRT_MIGRATE_ABORT] = { &libvirt_entrypoints[LIBVIRT_MIGRATE_ABORT], handle_migrate_abort },
 };
 
 /* ---- module life ---- */
@@ -2223,6 +2400,8 @@ static void lv_done(void *state)
                 return;
         while (lv->timers)
                 shutdown_timer_cancel(lv, lv->timers->instance_uuid);
+        while (lv->migrations)
+                migration_unlink(lv, lv->migrations); /* joins a running job's thread */
         if (lv->retry_timer >= 0)
                 (void)virEventRemoveTimeout(lv->retry_timer);
         conn_drop(lv);

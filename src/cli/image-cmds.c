@@ -127,10 +127,11 @@ static void *copy_thread(void *opaque)
 
 /* The options and operands of `image import`: 0, or 2 (usage) with a message on stderr. */
 static int import_parse_args(int argc, char **argv, const char **ret_format, uint64_t *ret_size,
-                             const char **ret_name, const char **ret_path)
+                             const char **ret_name, const char **ret_path, const char **ret_id)
 {
         static const struct option opts[] = {
-                { "format", required_argument, NULL, 'f' }, { "size", required_argument, NULL, 's' }, { 0 },
+                { "format", required_argument, NULL, 'f' }, { "size", required_argument, NULL, 's' },
+                { "id", required_argument, NULL, 'i' }, { 0 },
         };
         int c;
 
@@ -140,13 +141,15 @@ static int import_parse_args(int argc, char **argv, const char **ret_format, uin
                         *ret_format = optarg;
                 else if (c == 's' && parse_u64(optarg, 1, 1ULL << 40, ret_size) == 0)
                         ;
+                else if (c == 'i' && uuid_is_valid(optarg))
+                        *ret_id = optarg; /* the same image as on another host (a migration needs it by id) */
                 else {
-                        fprintf(stderr, "error: --format raw|qcow2, --size BYTES (1..2^40)\n");
+                        fprintf(stderr, "error: --format raw|qcow2, --size BYTES (1..2^40), --id UUID\n");
                         return 2;
                 }
         }
         if (optind != argc - 2 || !instance_name_is_valid(argv[optind]) || uuid_is_valid(argv[optind])) {
-                fprintf(stderr, "usage: nova-hypervisor image import NAME FILE|- [--format raw|qcow2] [--size BYTES]\n"
+                fprintf(stderr, "usage: nova-hypervisor image import NAME FILE|- [--format raw|qcow2] [--size BYTES] [--id UUID]\n"
                                 "NAME: 1..63 characters of A-Z a-z 0-9 . _ - (not a UUID)\n");
                 return 2;
         }
@@ -186,7 +189,8 @@ static int import_open_source(const char *path, uint64_t *size, int *ret_fd)
 
 /* POST /v1/images with the pipe's read end rd (closed here: the core has its own copy
  * then; the module reads it): the connection to read the answer on, or -errno. */
-static int import_send_request(const char *socket, const char *name, uint64_t size, const char *format, int rd)
+static int import_send_request(const char *socket, const char *name, uint64_t size, const char *format, const char *id,
+                               int rd)
 {
         struct json_object *body = json_object_new_object();
         int c;
@@ -195,6 +199,8 @@ static int import_send_request(const char *socket, const char *name, uint64_t si
         json_object_object_add(body, "size", json_object_new_int64((int64_t)size));
         if (format)
                 json_object_object_add(body, "format", json_object_new_string(format));
+        if (id)
+                json_object_object_add(body, "id", json_object_new_string(id));
         c = api_send_request_fd(socket, "POST", "/v1/images", json_object_to_json_string(body), rd);
         json_object_put(body);
         (void)safe_close(rd);
@@ -233,11 +239,11 @@ static int image_import(const char *socket, bool json, int argc, char **argv)
 {
         _cleanup_close_ int file = -EBADF;
         struct json_object *resp = NULL;
-        const char *format = NULL, *name, *path;
+        const char *format = NULL, *name, *path, *id = NULL;
         uint64_t size = 0;
         int c, fds[2], status, copy_error, r;
 
-        r = import_parse_args(argc, argv, &format, &size, &name, &path);
+        r = import_parse_args(argc, argv, &format, &size, &name, &path, &id);
         if (r != 0)
                 return r;
         r = import_open_source(path, &size, &file);
@@ -248,7 +254,7 @@ static int image_import(const char *socket, bool json, int argc, char **argv)
                 return 1;
         }
         (void)fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024); /* fewer wake-ups; the default 64 KiB works too */
-        c = import_send_request(socket, name, size, format, fds[0]);
+        c = import_send_request(socket, name, size, format, id, fds[0]);
         if (c < 0) {
                 safe_close(fds[1]);
                 return answer(socket, json, c, NULL, &resp);

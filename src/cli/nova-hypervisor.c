@@ -11,6 +11,7 @@
 #include "snap-commands.h"
 #include "names.h"
 #include "image-cmds.h"
+#include "migrate-cmds.h"
 #include "observe-cmds.h"
 #include "plugs.h"
 #include "secrule.h"
@@ -1244,6 +1245,8 @@ static void usage(FILE *f)
                    "  image import NAME FILE|- [--format raw|qcow2] [--size BYTES]   import an image (progress on a terminal)\n"
                    "  image list | show NAME|UUID | delete NAME|UUID\n"
                    "  console NAME|UUID [--tail BYTES]       the guest's serial console log (its last BYTES)\n"
+                   "  migrate describe NAME | prepare FILE|- | NAME --to URI --host IP [--pool P] [--timeout S]\n"
+                   "          | progress NAME | finish NAME | abort NAME [--source]   live migration (docs/MIGRATION.md)\n"
                    "  list | show NAME|UUID                  instances\n"
                    "  stop|start|reboot NAME|UUID... [--wait]\n"
                    "  delete NAME|UUID... [--wait] | delete --all\n"
@@ -1316,6 +1319,8 @@ int main(int argc, char **argv)
                 return cmd_boot(argc - i, argv + i);
         if (streq(argv[i], "image"))
                 return cmd_image(opt_socket, opt_json, argc - i - 1, argv + i + 1);
+        if (streq(argv[i], "migrate"))
+                return cmd_migrate(opt_socket, opt_json, argc - i - 1, argv + i + 1);
         if (streq(argv[i], "console"))
                 return cmd_console(opt_socket, opt_json, argc - i - 1, argv + i + 1);
         if (streq(argv[i], "list") && argc == i + 1)

@@ -179,7 +179,7 @@ static int parse_import(struct json_object *body, const char **ret_name, uint64_
 
         *ret_format = NULL;
         json_object_object_foreach(body, key, val) {
-                if (!streq(key, "name") && !streq(key, "size") && !streq(key, "format"))
+                if (!streq(key, "name") && !streq(key, "size") && !streq(key, "format") && !streq(key, "id"))
                         return snprintf(err, errlen, "%.32s: unknown field", key), -EINVAL;
                 (void)val;
         }
@@ -207,6 +207,8 @@ static void handle_image_import(struct api_conn *c, const struct http_request *r
         _cleanup_close_ int fd = api_take_passed_fd(c);
         struct json_object *body = NULL;
         struct image_import *imp;
+        struct json_object *idv;
+        char want_id[UUID_STR_LEN + 1] = "";
         const char *name, *format;
         struct image *img;
         uint64_t size;
@@ -226,7 +228,24 @@ static void handle_image_import(struct api_conn *c, const struct http_request *r
                 json_object_put(body);
                 return api_respond_error(c, 400, err, -1);
         }
+        /* "id": the image's uuid as another host has it (a migration's destination needs the
+         * source's image by id); otherwise a fresh one */
+        if (r == 0 && json_object_object_get_ex(body, "id", &idv)) {
+                const char *id = json_object_get_string(idv);
+                if (!json_object_is_type(idv, json_type_string) || !uuid_is_valid(id)) {
+                        json_object_put(body);
+                        return api_respond_error(c, 400, "id: an image uuid", -1);
+                }
+                if (image_find(store_of(c), id)) {
+                        (void)snprintf(err, sizeof(err), "image %s exists already", id);
+                        json_object_put(body);
+                        return api_respond_error(c, 409, err, -1);
+                }
+                (void)strscpy(want_id, id, sizeof(want_id));
+        }
         r = image_begin(store_of(c), name, &img);
+        if (r == 0 && want_id[0])
+                memcpy(img->uuid, want_id, sizeof(want_id));
         if (r < 0) {
                 (void)snprintf(err, sizeof(err), "image %s: %s", name,
                                r == -EEXIST ? "the name is taken" : r == -ENOSPC ? "too many images" : strerror(-r));

@@ -72,6 +72,7 @@ struct api_route {
 extern const struct api_route api_status_routes[];
 extern const struct api_route api_port_routes[];
 extern const struct api_route api_instance_routes[];
+extern const struct api_route api_migrate_routes[]; /* api-migrate.c: live migration's steps */
 extern const struct api_route api_secgroup_routes[];
 extern const struct api_route api_image_routes[];
 

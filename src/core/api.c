@@ -34,7 +34,7 @@ struct api_server {
 };
 
 static const struct api_route *const route_tables[] = {
-        api_status_routes, api_port_routes, api_instance_routes, api_secgroup_routes, api_image_routes,
+        api_status_routes, api_port_routes, api_migrate_routes, api_instance_routes, api_secgroup_routes, api_image_routes,
 };
 
 const struct api_context *api_context_of(const struct api_conn *c)

@@ -130,6 +130,7 @@ static const char *const vm_state_names[_VM_STATE_MAX] = {
 static const char *const task_names[_TASK_MAX] = {
         [TASK_NONE] = "", [TASK_BUILDING] = "building", [TASK_DELETING] = "deleting", [TASK_STOPPING] = "stopping",
         [TASK_STARTING] = "starting", [TASK_REBOOTING] = "rebooting", [TASK_PINNING] = "pinning",
+        [TASK_MIGRATING] = "migrating", [TASK_MIGRATING_IN] = "migrating_in",
 };
 static const char *const pin_state_names[_PIN_STATE_MAX] = {
         [PIN_NONE] = "", [PIN_PENDING] = "pending", [PIN_APPLIED] = "applied", [PIN_UNPLUGGED] = "unplugged",
@@ -740,6 +741,8 @@ struct instance_store *instances_free(struct instance_store *store)
         free(store);
         return NULL;
 }
+
+struct json_object *instance_stored_json(const struct instance *inst) { return instance_to_stored_json(inst); }
 
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen)
 {

@@ -54,6 +54,8 @@ enum instance_task {
         TASK_STARTING,
         TASK_REBOOTING,
         TASK_PINNING,
+        TASK_MIGRATING,     /* source: libvirt's live migration runs, or ran and the clean-up is left */
+        TASK_MIGRATING_IN,  /* destination: prepared (ports, disks), waiting for the migration and finish */
         _TASK_MAX,
 };
 
@@ -168,6 +170,9 @@ void instance_template_clear(struct instance *tmpl);
  * -EBADMSG/-EINVAL with the reason; *ret untouched on error; on 0 the caller
  * owns *ret's user_data (instance_template_clear). */
 int instance_parse_stored(const char *text, size_t len, struct instance *ret, char *why, size_t whylen);
+/* The stored form of inst (what instance_parse_stored() takes), new reference: what a
+ * migration's destination is prepared from (docs/MIGRATION.md). */
+struct json_object *instance_stored_json(const struct instance *inst);
 int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const void *resolve_data,
                                 secgroup_resolve_fn image_resolve, const void *image_data, const char *default_cpu_set,
                                 struct instance *ret, char *err, size_t errlen);

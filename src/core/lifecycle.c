@@ -27,6 +27,8 @@ enum step_id {
         STEP_DEFINE, /* libvirt: the domain definition */
         STEP_START,  /* libvirt: the domain running */
         STEP_PIN,    /* process-control: QEMU's threads on the instance's cpu_set (optional plug, see op_pin_skip) */
+        STEP_MIGRATE, /* libvirt: the live migration to another host (source; never in a boot plan) */
+        STEP_CHECK,  /* libvirt: the domain's state, read (a migration's finish and abort; never in a boot plan) */
         _STEP_MAX,
 };
 
@@ -51,6 +53,9 @@ static const struct step_def steps[_STEP_MAX] = {
         [STEP_START] = { "start", false, EP_LIBVIRT(DOMAIN_START), EP_LIBVIRT(DOMAIN_DESTROY), true },
         /* No undo: the affinity goes with the QEMU process. */
         [STEP_PIN] = { "pin", false, EP_PROCCTL(INSTANCE_PIN), { 0 }, false },
+        /* No undo: a failed migration leaves the guest running here (libvirt's own rollback). */
+        [STEP_MIGRATE] = { "migrate", false, EP_LIBVIRT(DOMAIN_MIGRATE), { 0 }, false },
+        [STEP_CHECK] = { "check", false, EP_LIBVIRT(DOMAIN_STATE), { 0 }, false },
 };
 
 struct unit {
@@ -59,14 +64,18 @@ struct unit {
         bool undo;
 };
 
-#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 3 + 5) + 4)
+#define MAX_UNITS (2 * (LIBVIRT_MAX_PORTS * 3 + 5) + 6)
 
-enum op_kind { OP_BOOT, OP_DELETE, OP_STOP, OP_START, OP_REBOOT, OP_REPAIR, OP_PIN };
+/* OP_MIGRATE_IN: the destination's prepare; OP_MIGRATE_OUT: the source's migration and
+ * clean-up; OP_MIGRATE_FINISH, OP_MIGRATE_ABORT: the destination's last step (docs/MIGRATION.md). */
+enum op_kind { OP_BOOT, OP_DELETE, OP_STOP, OP_START, OP_REBOOT, OP_REPAIR, OP_PIN, OP_MIGRATE_IN, OP_MIGRATE_OUT,
+               OP_MIGRATE_FINISH, OP_MIGRATE_ABORT };
 
 static const enum instance_task op_task[] = {
         [OP_BOOT] = TASK_BUILDING, [OP_DELETE] = TASK_DELETING, [OP_STOP] = TASK_STOPPING,
         [OP_START] = TASK_STARTING, [OP_REBOOT] = TASK_REBOOTING, [OP_REPAIR] = TASK_BUILDING,
-        [OP_PIN] = TASK_PINNING,
+        [OP_PIN] = TASK_PINNING, [OP_MIGRATE_IN] = TASK_MIGRATING_IN, [OP_MIGRATE_OUT] = TASK_MIGRATING,
+        [OP_MIGRATE_FINISH] = TASK_MIGRATING_IN, [OP_MIGRATE_ABORT] = TASK_MIGRATING_IN,
 };
 
 struct lifecycle_waiter {
@@ -90,6 +99,7 @@ struct op {
         struct module_call *call;         /* in flight */
         sd_event_source *timer;           /* stop: wait for the guest */
         struct lifecycle_waiter *waiters;
+        struct lifecycle_migrate_target target; /* OP_MIGRATE_OUT: where to */
 };
 
 /* The three listings a pass compares with the store. */
@@ -122,6 +132,7 @@ struct lifecycle {
                 struct lifecycle *lc;
                 enum listing kind;
         } calls[_LIST_MAX];
+        struct lifecycle_migration_report last_migration; /* the last migration from here that libvirt finished */
 };
 
 static void op_next(struct op *op);
@@ -280,6 +291,10 @@ static int build_unit(const struct firewall *fw, const struct instance *inst, co
                 pw_str(w, "instance_uuid", inst->uuid);
                 pw_str(w, "cpus", inst->cpu_set);
                 break;
+        case STEP_MIGRATE: /* unit_request() adds the target */
+        case STEP_CHECK:
+                pw_str(w, "instance_uuid", inst->uuid);
+                break;
         case _STEP_MAX:
                 break;
         }
@@ -294,6 +309,8 @@ static void plan_boot(struct op *op, bool start)
         op->n_units = 0;
         for (int s = 0; s < _STEP_MAX; s++) {
                 if ((s == STEP_START || s == STEP_PIN) && !start)
+                        continue;
+                if (s == STEP_MIGRATE || s == STEP_CHECK)
                         continue;
                 if (s == STEP_PIN && !op->inst->cpu_set[0])
                         continue;
@@ -425,17 +442,43 @@ static void op_finish(struct op *op)
                         inst->vm_state = VM_STOPPED;
                         pin_record(inst, PIN_PENDING, "%s", ""); /* QEMU is gone, and its affinity with it */
                         break;
+                case OP_MIGRATE_IN:
+                        inst->task = TASK_MIGRATING_IN; /* prepared: waiting for the migration */
+                        break;
+                case OP_MIGRATE_FINISH:
+                        inst->vm_state = VM_ACTIVE;
+                        (void)strscpy(inst->power_state, "running", sizeof(inst->power_state));
+                        break;
                 case OP_REBOOT:
                 case OP_DELETE:
                 case OP_PIN:
+                case OP_MIGRATE_OUT:
+                case OP_MIGRATE_ABORT:
                         break;
                 }
         } else {
                 (void)strscpy(inst->fault, fault, sizeof(inst->fault));
                 if (op->kind == OP_BOOT || op->kind == OP_REPAIR || op->kind == OP_DELETE)
                         inst->vm_state = VM_ERROR;
+                /* The destination keeps its prepared state for finish or abort; a source whose
+                 * migration libvirt finished keeps the clean-up for reconcile. A failed migration
+                 * (its first unit) leaves the source as it was, the guest running here. */
+                if ((op->kind == OP_MIGRATE_FINISH || op->kind == OP_MIGRATE_ABORT) && op->before.task == TASK_MIGRATING_IN)
+                        inst->task = TASK_MIGRATING_IN;
+                if (op->kind == OP_MIGRATE_OUT && !(op->n_units > 0 && op->units[0].step == STEP_MIGRATE && op->pos == 0))
+                        inst->task = TASK_MIGRATING;
         }
-        if (op->kind == OP_DELETE && status == 0) {
+        if (op->kind == OP_MIGRATE_IN && status < 0) {
+                /* nothing of the prepare is left (rolled back): the record goes too */
+                log_warn("instance %s (%s): migration prepare failed%s: %s", inst->name, inst->uuid,
+                         op->rolling_back ? " and was rolled back" : "", fault);
+                inst->op = NULL;
+                (void)instance_remove(inst);
+                notify(op, status, fault, plug, NULL);
+                op_free(op);
+                return;
+        }
+        if ((op->kind == OP_DELETE || op->kind == OP_MIGRATE_OUT || op->kind == OP_MIGRATE_ABORT) && status == 0) {
                 struct lifecycle *lc = op->lc;
                 char name[sizeof(inst->name)], uuid[sizeof(inst->uuid)];
                 int r;
@@ -444,7 +487,10 @@ static void op_finish(struct op *op)
                 memcpy(uuid, inst->uuid, sizeof(uuid));
                 r = instance_remove(inst);
                 if (r == 0) {
-                        log_info("instance %s (%s) deleted", name, uuid);
+                        log_info("instance %s (%s) %s", name, uuid,
+                                 op->kind == OP_MIGRATE_OUT ? "migrated away: forgotten here"
+                                 : op->kind == OP_MIGRATE_ABORT ? "migration aborted: prepared resources removed"
+                                                                : "deleted");
                         notify(op, 0, NULL, -1, NULL);
                         op_free(op);
                         if (lc->capacity_changed)
@@ -533,7 +579,7 @@ static void op_unit_failed(struct op *op, int error, const char *text, int plug)
          * the chaos suite found a failed boot's tap made after the answer); its undo
          * is idempotent, and the module runs it after the late request. */
         bool unknown = error == -ETIMEDOUT || error == -ECONNRESET;
-        if (op->kind == OP_BOOT && (op->pos > 0 || unknown)) {
+        if ((op->kind == OP_BOOT || op->kind == OP_MIGRATE_IN) && (op->pos > 0 || unknown)) {
                 struct unit done[MAX_UNITS];
                 size_t n = op->pos + (unknown ? 1 : 0);
                 memcpy(done, op->units, n * sizeof(done[0]));
@@ -605,6 +651,44 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                 op_next(op);
                 return;
         }
+        if (u->step == STEP_CHECK) {
+                const char *state = proto_get_str(proto_get(res->body, "domain"), "state", "");
+                if (op->kind == OP_MIGRATE_ABORT && res->status == 0) {
+                        op_unit_failed(op, -EEXIST,
+                                       "the domain is here (the migration completed): finish the migration instead", -1);
+                        return;
+                }
+                if (op->kind == OP_MIGRATE_ABORT && res->status == -ENOENT) {
+                        op->pos++;
+                        op_next(op);
+                        return;
+                }
+                if (res->status == -ENOENT) {
+                        op_unit_failed(op, -ENOENT, "the domain is not here: the migration has not completed "
+                                       "(migrate it again from the source, or abort here)", -1);
+                        return;
+                }
+                if (res->status == 0 && !streq(state, "running")) {
+                        op_unit_failed(op, -EAGAIN, streq(state, "paused") ? "the domain is here but paused: the "
+                                       "migration is still running" : "the domain is here but not running", -1);
+                        return;
+                }
+        }
+        if (u->step == STEP_MIGRATE && res->status == 0) {
+                struct lifecycle_migration_report *m = &op->lc->last_migration;
+                memcpy(m->instance_uuid, op->inst->uuid, sizeof(m->instance_uuid));
+                m->elapsed_ms = proto_get_u64(res->body, "elapsed_ms", 0);
+                m->data_total = proto_get_u64(res->body, "data_total", 0);
+                m->data_processed = proto_get_u64(res->body, "data_processed", 0);
+                m->disk_total = proto_get_u64(res->body, "disk_total", 0);
+                m->disk_processed = proto_get_u64(res->body, "disk_processed", 0);
+                m->memory_iteration = proto_get_u64(res->body, "memory_iteration", 0);
+                log_info("instance %s (%s): migrated in %llu ms (%llu of %llu bytes processed, disk %llu of %llu); "
+                         "removing what is left here",
+                         op->inst->name, op->inst->uuid, (unsigned long long)m->elapsed_ms,
+                         (unsigned long long)m->data_processed, (unsigned long long)m->data_total,
+                         (unsigned long long)m->disk_processed, (unsigned long long)m->disk_total);
+        }
         if (res->status < 0 && !(u->undo && res->status == -ENOENT)) {
                 op_unit_failed(op, res->status, res->error,
                                res->status == -ENOTCONN || res->status == -EAGAIN ? (int)steps[u->step].make.plug : -1);
@@ -644,8 +728,10 @@ static void on_stop_timeout(struct op *op)
  * (port_timeout_ms) and, with ovn, for ovn-controller (ovn_wait_ms) inside
  * the module: give them that on top, so the module always answers with the
  * reason. 0: the configured default. */
-static uint64_t unit_timeout_usec(const struct lifecycle *lc, const struct unit *u)
+static uint64_t unit_timeout_usec(const struct lifecycle *lc, const struct unit *u, const struct op *op)
 {
+        if (u->step == STEP_MIGRATE) /* the module aborts the job at timeout_s and then answers */
+                return (op->target.timeout_s + 60) * 1000000ULL;
         if (u->step != STEP_OVS)
                 return 0;
         return ((uint64_t)lc->cfg->port_timeout_ms + (lc->cfg->ovn ? lc->cfg->ovn_wait_ms : 0) + lc->cfg->module_timeout_ms) *
@@ -663,6 +749,14 @@ static int unit_request(const struct op *op, const struct unit *u, struct proto_
 
         if (r < 0)
                 return r;
+        if (u->step == STEP_MIGRATE) {
+                pw_str(w, "dest_uri", op->target.dest_uri);
+                pw_str(w, "migrate_host", op->target.migrate_host);
+                pw_str(w, "dest_pool", op->target.dest_pool);
+                pw_u64(w, "timeout_s", op->target.timeout_s);
+                if (op->target.bandwidth_mib)
+                        pw_u64(w, "bandwidth_mib", op->target.bandwidth_mib);
+        }
         if (u->step == STEP_START && (op->kind == OP_STOP || op->kind == OP_REBOOT || op->kind == OP_START)) {
                 /* power actions use their own entrypoints */
                 module_request_init(w, power_ep[op->kind]);
@@ -716,7 +810,7 @@ static void op_next(struct op *op)
                 if (r < 0)
                         return op_unit_failed(op, r, err, -1);
         }
-        r = modules_call_fd(op->lc->modules, plug, w, fd, unit_timeout_usec(op->lc, u), on_unit_reply, op, &op->call, err,
+        r = modules_call_fd(op->lc->modules, plug, w, fd, unit_timeout_usec(op->lc, u, op), on_unit_reply, op, &op->call, err,
                             sizeof(err));
         if (r < 0)
                 op_unit_failed(op, r, err, r == -ENOTCONN || r == -EAGAIN ? (int)plug : -1);
@@ -793,8 +887,22 @@ static int cpu_set_check_online(const char *cpu_set, char *err, size_t errlen)
         return -EINVAL;
 }
 
-int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
-                   struct instance **ret_inst, char *err, size_t errlen, int *ret_plug)
+/* A migration's destination: the boot plan without define and start (the domain comes
+ * with the migration; PERSIST_DEST defines it here). */
+static void plan_prepare(struct op *op)
+{
+        size_t n = 0;
+
+        plan_boot(op, false);
+        for (size_t i = 0; i < op->n_units; i++)
+                if (op->units[i].step != STEP_DEFINE)
+                        op->units[n++] = op->units[i];
+        op->n_units = n;
+}
+
+/* A new instance from tmpl: a boot (OP_BOOT) or a migration's prepare (OP_MIGRATE_IN). */
+static int launch_new(struct lifecycle *lc, const struct instance *tmpl, enum op_kind kind, lifecycle_done_cb cb, void *userdata,
+                      struct lifecycle_waiter **ret_waiter, struct instance **ret_inst, char *err, size_t errlen, int *ret_plug)
 {
         struct instance *inst;
         struct op probe = { 0 };
@@ -825,12 +933,15 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
         /* Check the plugs on a dry plan before the instance exists at all. */
         probe.lc = lc;
         probe.inst = &tmp;
-        plan_boot(&probe, true);
+        if (kind == OP_MIGRATE_IN)
+                plan_prepare(&probe);
+        else
+                plan_boot(&probe, true);
         r = check_plugs(&probe, err, errlen, ret_plug);
         if (r < 0)
                 return r;
         tmp.vm_state = VM_ACTIVE;
-        tmp.task = TASK_BUILDING;
+        tmp.task = op_task[kind];
         (void)strscpy(tmp.power_state, "nostate", sizeof(tmp.power_state));
         tmp.fault[0] = '\0';
         if (tmp.cpu_set[0]) {
@@ -852,12 +963,15 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
                 (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
                 return r;
         }
-        op = op_new(lc, inst, OP_BOOT);
+        op = op_new(lc, inst, kind);
         if (!op) {
                 (void)instance_remove(inst);
                 return -ENOMEM;
         }
-        plan_boot(op, true);
+        if (kind == OP_MIGRATE_IN)
+                plan_prepare(op);
+        else
+                plan_boot(op, true);
         r = op_launch(op, cb, userdata, ret_waiter, err, errlen);
         if (r < 0) {
                 /* Nothing was created: the record goes again (an unlink works on a full
@@ -871,9 +985,127 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
         }
         if (ret_inst)
                 *ret_inst = inst;
-        log_info("instance %s (%s): building (%zu ports)", inst->name, inst->uuid, inst->n_ports);
+        log_info("instance %s (%s): %s (%zu ports)", inst->name, inst->uuid,
+                 kind == OP_MIGRATE_IN ? "preparing for an incoming migration" : "building", inst->n_ports);
         return 0;
 }
+
+int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
+                   struct instance **ret_inst, char *err, size_t errlen, int *ret_plug)
+{
+        return launch_new(lc, tmpl, OP_BOOT, cb, userdata, ret_waiter, ret_inst, err, errlen, ret_plug);
+}
+
+int lifecycle_migrate_prepare(struct lifecycle *lc, const struct instance *tmpl, lifecycle_done_cb cb, void *userdata,
+                              struct lifecycle_waiter **ret_waiter, struct instance **ret_inst, char *err, size_t errlen,
+                              int *ret_plug)
+{
+        struct instance tmp = *tmpl;
+
+        /* what the source recorded about its own run is not ours */
+        tmp.cpu_set[0] = '\0';
+        tmp.pin_state = PIN_NONE;
+        tmp.pin_detail[0] = '\0';
+        tmp.fault[0] = '\0';
+        return launch_new(lc, &tmp, OP_MIGRATE_IN, cb, userdata, ret_waiter, ret_inst, err, errlen, ret_plug);
+}
+
+/* The source's clean-up after libvirt moved the domain: the undo of the prepare plan (ports,
+ * rules, volumes; the domain is gone already), after STEP_MIGRATE when with_migrate. */
+static void plan_migrate_out(struct op *op, bool with_migrate)
+{
+        struct unit all[MAX_UNITS];
+        size_t n;
+
+        plan_prepare(op);
+        n = op->n_units;
+        memcpy(all, op->units, n * sizeof(all[0]));
+        plan_undo(op, all, n);
+        if (!with_migrate)
+                return;
+        memmove(op->units + 1, op->units, op->n_units * sizeof(op->units[0]));
+        op->units[0] = (struct unit){ STEP_MIGRATE, 0, false };
+        op->n_units++;
+}
+
+static int launch_existing(struct lifecycle *lc, struct instance *inst, enum op_kind kind, const struct lifecycle_migrate_target *target,
+                           lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter, char *err, size_t errlen,
+                           int *ret_plug)
+{
+        struct op *op;
+        int r;
+
+        *ret_plug = -1;
+        if (inst->op) {
+                (void)snprintf(err, errlen, "instance %s is busy (%s)", inst->name, instance_task_to_string(inst->task));
+                return -EBUSY;
+        }
+        if (kind == OP_MIGRATE_OUT && (inst->vm_state != VM_ACTIVE || inst->task != TASK_NONE)) {
+                (void)snprintf(err, errlen, "instance %s is %s%s%s: only an active instance migrates", inst->name,
+                               vm_state_to_string(inst->vm_state), inst->task != TASK_NONE ? ", " : "",
+                               inst->task != TASK_NONE ? instance_task_to_string(inst->task) : "");
+                return -EINVAL;
+        }
+        /* finish again, or after reconcile recorded the arrival: the check confirms it */
+        if (kind == OP_MIGRATE_FINISH && inst->task == TASK_NONE && inst->vm_state == VM_ACTIVE)
+                ;
+        else if ((kind == OP_MIGRATE_FINISH || kind == OP_MIGRATE_ABORT) && inst->task != TASK_MIGRATING_IN) {
+                (void)snprintf(err, errlen, "instance %s is not waiting for an incoming migration", inst->name);
+                return -EINVAL;
+        }
+        op = op_new(lc, inst, kind);
+        if (!op)
+                return -ENOMEM;
+        if (target)
+                op->target = *target;
+        if (kind == OP_MIGRATE_OUT) {
+                plan_migrate_out(op, true);
+        } else {
+                struct unit all[MAX_UNITS];
+                size_t n = 0;
+                if (kind == OP_MIGRATE_ABORT) {
+                        plan_prepare(op);
+                        n = op->n_units;
+                        memcpy(all, op->units, n * sizeof(all[0]));
+                        plan_undo(op, all, n);
+                        memmove(op->units + 1, op->units, op->n_units * sizeof(op->units[0]));
+                } else {
+                        op->n_units = 0;
+                }
+                op->units[0] = (struct unit){ STEP_CHECK, 0, false };
+                op->n_units++;
+        }
+        r = check_plugs(op, err, errlen, ret_plug);
+        if (r < 0) {
+                free(op);
+                return r;
+        }
+        log_info("instance %s (%s): %s", inst->name, inst->uuid,
+                 kind == OP_MIGRATE_OUT ? "migrating" : kind == OP_MIGRATE_FINISH ? "finishing its incoming migration"
+                                                                                : "aborting its incoming migration");
+        return op_launch(op, cb, userdata, ret_waiter, err, errlen);
+}
+
+int lifecycle_migrate(struct lifecycle *lc, struct instance *inst, const struct lifecycle_migrate_target *target,
+                      lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter, char *err, size_t errlen,
+                      int *ret_plug)
+{
+        return launch_existing(lc, inst, OP_MIGRATE_OUT, target, cb, userdata, ret_waiter, err, errlen, ret_plug);
+}
+
+int lifecycle_migrate_finish(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata,
+                             struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug)
+{
+        return launch_existing(lc, inst, OP_MIGRATE_FINISH, NULL, cb, userdata, ret_waiter, err, errlen, ret_plug);
+}
+
+int lifecycle_migrate_abort(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata,
+                            struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug)
+{
+        return launch_existing(lc, inst, OP_MIGRATE_ABORT, NULL, cb, userdata, ret_waiter, err, errlen, ret_plug);
+}
+
+void lifecycle_last_migration(const struct lifecycle *lc, struct lifecycle_migration_report *ret) { *ret = lc->last_migration; }
 
 int lifecycle_delete(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter,
                      char *err, size_t errlen, int *ret_plug)
@@ -1136,6 +1368,46 @@ static const char *missing_part(const struct lifecycle *lc, const struct instanc
         return NULL;
 }
 
+/* A migration's instance with no operation running (docs/MIGRATION.md, "Who wins"): the host
+ * whose libvirtd holds the domain, running, owns the instance. */
+static void judge_migration(struct lifecycle *lc, struct instance *i)
+{
+        struct json_object *v;
+        bool here = json_object_object_get_ex(lc->pass.found[LIST_DOMAINS], i->uuid, &v);
+        bool running = here && streq(json_object_get_string(v), "running");
+        struct op *op;
+        char err[256];
+
+        if (!here && lc->pass.truncated[LIST_DOMAINS])
+                return; /* not judged: the listing was cut */
+        if (i->task == TASK_MIGRATING_IN) {
+                if (!running)
+                        return; /* prepared: finish or abort decide (a paused domain is still arriving) */
+                log_info("reconcile: instance %s: its incoming migration completed (the domain runs here); recorded", i->name);
+                i->task = TASK_NONE;
+                i->vm_state = VM_ACTIVE;
+                (void)instance_save(i);
+                return;
+        }
+        if (here) {
+                log_info("reconcile: instance %s: its migration did not complete (the domain is still here); it stays here",
+                         i->name);
+                i->task = TASK_NONE;
+                (void)instance_save(i);
+                return;
+        }
+        log_info("reconcile: instance %s: migrated away (no domain here); removing what is left here", i->name);
+        op = op_new(lc, i, OP_MIGRATE_OUT);
+        if (!op)
+                return;
+        plan_migrate_out(op, false);
+        if (check_plugs(op, err, sizeof(err), &(int){ 0 }) < 0) {
+                free(op);
+                return; /* the next pass */
+        }
+        (void)op_launch(op, NULL, NULL, NULL, err, sizeof(err));
+}
+
 /* One idle instance against the facts: sync power state, finish interrupted
  * work, repair what is missing, record a guest that stopped by itself. */
 static void judge_instance(struct lifecycle *lc, struct instance *i)
@@ -1147,6 +1419,10 @@ static void judge_instance(struct lifecycle *lc, struct instance *i)
 
         if (json_object_object_get_ex(lc->pass.found[LIST_DOMAINS], i->uuid, &v))
                 (void)strscpy(i->power_state, json_object_get_string(v), sizeof(i->power_state));
+        if (i->task == TASK_MIGRATING || i->task == TASK_MIGRATING_IN) {
+                judge_migration(lc, i);
+                return;
+        }
         if (i->task == TASK_DELETING) {
                 log_info("reconcile: instance %s: finishing an interrupted delete", i->name);
                 i->task = TASK_NONE;

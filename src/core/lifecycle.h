@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "instances.h"
+#include "libvirt-protocol.h"
 
 #include <systemd/sd-event.h>
 
@@ -81,6 +82,39 @@ void lifecycle_waiter_cancel(struct lifecycle_waiter *w);
  * means for instances booted without it. 0 launched, -EBUSY (busy or in
  * error), -EAGAIN (a plug the plan needs is not ready; nothing changed). */
 int lifecycle_refilter(struct lifecycle *lc, struct instance *inst);
+
+/* Live migration (docs/MIGRATION.md). Where an instance goes: checked by the libvirt
+ * protocol's schema when the request is built (migrate_dest_uri_is_valid() & co). */
+struct lifecycle_migrate_target {
+        char dest_uri[LIBVIRT_MAX_URI + 1];
+        char migrate_host[48];
+        char dest_pool[64];
+        uint64_t timeout_s;
+        uint64_t bandwidth_mib;      /* 0: libvirt's default */
+};
+/* What libvirt reported at the end of the last migration from here. */
+struct lifecycle_migration_report {
+        char instance_uuid[UUID_STR_LEN + 1];
+        uint64_t elapsed_ms, data_total, data_processed, disk_total, disk_processed, memory_iteration;
+};
+/* Destination: record tmpl (a source's stored instance; same uuid, ports, image) with task
+ * migrating_in and run the boot plan without define and start. Refused when the image is
+ * not here (the caller checks), the uuid or a port is taken, or a plug is missing. */
+int lifecycle_migrate_prepare(struct lifecycle *lc, const struct instance *tmpl, lifecycle_done_cb cb, void *userdata,
+                              struct lifecycle_waiter **ret_waiter, struct instance **ret_inst, char *err, size_t errlen,
+                              int *ret_plug);
+/* Source: migrate inst live to target, then remove its ports, rules and volumes here and
+ * forget it (cb gets inst NULL). On a failed migration the instance stays, running here. */
+int lifecycle_migrate(struct lifecycle *lc, struct instance *inst, const struct lifecycle_migrate_target *target,
+                      lifecycle_done_cb cb, void *userdata, struct lifecycle_waiter **ret_waiter, char *err, size_t errlen,
+                      int *ret_plug);
+/* Destination: the domain must be here and running; then the instance is recorded active. */
+int lifecycle_migrate_finish(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata,
+                             struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug);
+/* Destination: the domain must not be here; then the prepared resources go and the record too. */
+int lifecycle_migrate_abort(struct lifecycle *lc, struct instance *inst, lifecycle_done_cb cb, void *userdata,
+                            struct lifecycle_waiter **ret_waiter, char *err, size_t errlen, int *ret_plug);
+void lifecycle_last_migration(const struct lifecycle *lc, struct lifecycle_migration_report *ret);
 
 /* What the last reconcile found, for status. */
 struct reconcile_report {

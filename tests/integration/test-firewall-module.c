@@ -525,6 +525,49 @@ START_TEST(test_anti_spoofing)
 }
 END_TEST
 
+/* Send one RARP request (QEMU's announce_self shape: sender and target hardware = mac,
+ * addresses 0) from ns's eth0 with Ethernet source mac. */
+static void send_rarp(const char *ns, const char *mac)
+{
+        ck_assert_int_eq(sh("ip netns exec %s python3 -c '\n"
+                            "import socket\n"
+                            "m = bytes.fromhex(\"%s\".replace(\":\", \"\"))\n"
+                            "f = b\"\\xff\" * 6 + m + b\"\\x80\\x35\" + bytes([0, 1, 8, 0, 6, 4, 0, 3]) + m + bytes(4) + m + bytes(4)\n"
+                            "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n"
+                            "s.bind((\"eth0\", 0))\n"
+                            "s.send(f + bytes(60 - len(f)))\n'",
+                            ns, mac),
+                         0);
+}
+
+/* The from_vm chain lets the instance's own RARP announcement out (QEMU sends it after a live
+ * migration; OVN's activation-strategy=rarp needs it), and still drops one with a foreign source. */
+START_TEST(test_rarp_announce_passes)
+{
+        _cleanup_free_ char *out = NULL;
+
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
+                            "table netdev rarp {\n counter seen {}\n counter spoofed {}\n"
+                            " chain in { type filter hook ingress device eth0 priority 0;\n"
+                            "  ether type 0x8035 ether saddr " VM_MAC " counter name seen\n"
+                            "  ether type 0x8035 ether saddr fa:16:3e:66:66:66 counter name spoofed\n }\n}\nEOF",
+                            ns_rem),
+                         0);
+        send_rarp(ns_vm, VM_MAC);
+        send_rarp(ns_vm, VM_MAC);
+        out = sh_out("ip netns exec %s nft list counter netdev rarp seen", ns_rem);
+        ck_assert_msg(strstr(out, "packets 2"), "the instance's own RARP did not pass: %s", out);
+        free(out);
+        /* a foreign source MAC: dropped (the vm_mac check comes first) */
+        ck_assert_int_eq(sh("ip netns exec %s ip link set eth0 address fa:16:3e:66:66:66", ns_vm), 0);
+        send_rarp(ns_vm, "fa:16:3e:66:66:66");
+        out = sh_out("ip netns exec %s nft list counter netdev rarp spoofed", ns_rem);
+        ck_assert_msg(strstr(out, "packets 0"), "a spoofed RARP passed: %s", out);
+        ck_assert_int_eq(sh("ip netns exec %s ip link set eth0 address %s", ns_vm, VM_MAC), 0);
+}
+END_TEST
+
 /* Flipping the port between two groups while a sender hammers a port that
  * neither allows: not one packet may get through during the changes. */
 START_TEST(test_group_change_is_atomic)
@@ -1369,6 +1412,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_privileges_and_tables);
         tcase_add_test(tc, test_stateful_filtering_with_real_packets);
         tcase_add_test(tc, test_anti_spoofing);
+        tcase_add_test(tc, test_rarp_announce_passes);
         tcase_add_test(tc, test_group_change_is_atomic);
         tcase_add_test(tc, test_read_back_list_remove);
         tcase_add_test(tc, test_restart_keeps_ruleset_unduplicated);

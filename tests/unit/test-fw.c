@@ -217,7 +217,7 @@ START_TEST(test_skeleton)
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "common"), 3);
         ck_assert_uint_eq(fw_fixed_chain_rules(true, "forward"), 1);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "prerouting"), 2);
-        ck_assert_uint_eq(fw_fixed_chain_rules(false, "from_vm"), 14);
+        ck_assert_uint_eq(fw_fixed_chain_rules(false, "from_vm"), 15);
         ck_assert_uint_eq(fw_fixed_chain_rules(false, "forward"), 4);
         /* fail closed: a port bridge whose tap has no rules passes nothing, either way */
         ck_assert_ptr_nonnull(strstr(b.p, "iifname \"tap*\" oifname \"qvb*\" iifname != @taps drop; "

@@ -941,6 +941,239 @@ START_TEST(test_shutdown_mid_boot_keeps_task)
 }
 END_TEST
 
+/* ---- live migration (docs/MIGRATION.md) ---- */
+
+static const struct lifecycle_migrate_target migrate_target = {
+        .dest_uri = "qemu+tcp://host-b/system", .migrate_host = "192.0.2.2", .dest_pool = "nova-b", .timeout_s = 60,
+};
+
+static void domains_running(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const ids[] = { INST_UUID };
+        (void)req;
+        listing(w, "domains", "instance_uuid", ids, ARRAY_SIZE(ids), "running");
+}
+
+static void state_running(const struct proto_value *req, struct proto_writer *w)
+{
+        pw_obj_begin(w, "domain");
+        pw_str(w, "instance_uuid", proto_get_str(req, "instance_uuid", ""));
+        pw_str(w, "state", "running");
+        pw_obj_end(w);
+}
+
+static void migrated(const struct proto_value *req, struct proto_writer *w)
+{
+        (void)req;
+        pw_u64(w, "elapsed_ms", 1234);
+        pw_u64(w, "data_total", 100);
+        pw_u64(w, "data_processed", 90);
+}
+
+/* Source: libvirt's job, then the ports (and volumes) here go, and the instance is forgotten. */
+START_TEST(test_migrate_source)
+{
+        struct done d = { 0 };
+        struct lifecycle_migration_report m;
+        char err[256];
+        int plug;
+
+        setup("tap", "report");
+        struct instance *inst = boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_set_reply("domain_migrate", migrated);
+        ck_assert_int_eq(lifecycle_migrate(lc, inst, &migrate_target, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        ck_assert_int_eq(inst->task, TASK_MIGRATING);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_migrate tap_delete/a0");
+        ck_assert(d.called);
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_ptr_null(d.inst);
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
+        lifecycle_last_migration(lc, &m);
+        ck_assert_str_eq(m.instance_uuid, INST_UUID);
+        ck_assert_uint_eq(m.elapsed_ms, 1234);
+        teardown();
+}
+END_TEST
+
+/* A failed migration changes nothing here: the guest runs on, the instance stays active. */
+START_TEST(test_migrate_source_fails)
+{
+        struct done d = { 0 };
+        char err[256];
+        int plug;
+
+        setup("tap", "report");
+        struct instance *inst = boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_fail("domain_migrate", 0, -ETIMEDOUT);
+        ck_assert_int_eq(lifecycle_migrate(lc, inst, &migrate_target, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_migrate");
+        ck_assert_int_eq(d.status, -ETIMEDOUT);
+        ck_assert_ptr_eq(instance_find(store, INST_UUID), inst);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_int_eq(inst->task, TASK_NONE);
+        ck_assert_msg(strstr(inst->fault, "migrate failed"), "%s", inst->fault);
+        /* only an active idle instance migrates */
+        inst->vm_state = VM_STOPPED;
+        ck_assert_int_eq(lifecycle_migrate(lc, inst, &migrate_target, NULL, NULL, NULL, err, sizeof(err), &plug), -EINVAL);
+        teardown();
+}
+END_TEST
+
+/* The destination's template: what the source's store holds for the instance. */
+static int prepare(struct done *d, struct instance **ret_inst, char *err, size_t errlen)
+{
+        struct json_object *body = json_tokener_parse(BOOT_ONE_PORT);
+        struct instance tmpl;
+        int r, plug;
+
+        ck_assert_ptr_nonnull(body);
+        r = instance_parse_boot_request(body, secgroup_resolve, groups, image_resolve, NULL, NULL, &tmpl, err, errlen);
+        json_object_put(body);
+        ck_assert_msg(r == 0, "%s", err);
+        r = lifecycle_migrate_prepare(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, &plug);
+        instance_template_clear(&tmpl);
+        return r;
+}
+
+/* Destination: prepare plugs the ports but defines nothing; finish needs the domain running here. */
+START_TEST(test_migrate_prepare_finish)
+{
+        struct done d = { 0 }, f = { 0 }, g = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        ck_assert_int_eq(prepare(&d, &inst, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0");
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_int_eq(inst->task, TASK_MIGRATING_IN);
+        /* the domain is not here yet: finish refuses, the instance stays prepared */
+        fake_log_clear();
+        fake_fail("domain_state", 0, -ENOENT);
+        ck_assert_int_eq(lifecycle_migrate_finish(lc, inst, on_done, &f, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_state");
+        ck_assert_int_eq(f.status, -ENOENT);
+        ck_assert_int_eq(inst->task, TASK_MIGRATING_IN);
+        /* it arrived */
+        fake_set_reply("domain_state", state_running);
+        ck_assert_int_eq(lifecycle_migrate_finish(lc, inst, on_done, &g, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(g.status, 0);
+        ck_assert_int_eq(inst->task, TASK_NONE);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        ck_assert_str_eq(inst->power_state, "running");
+        teardown();
+}
+END_TEST
+
+/* Destination: abort removes what prepare made, unless the domain is here (then finish is the answer). */
+START_TEST(test_migrate_abort)
+{
+        struct done d = { 0 }, a = { 0 }, b = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        ck_assert_int_eq(prepare(&d, &inst, err, sizeof(err)), 0);
+        fake_flush();
+        fake_log_clear();
+        fake_set_reply("domain_state", state_running);
+        ck_assert_int_eq(lifecycle_migrate_abort(lc, inst, on_done, &a, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_state");
+        ck_assert_int_eq(a.status, -EEXIST);
+        ck_assert_int_eq(inst->task, TASK_MIGRATING_IN);
+        fake_log_clear();
+        fake_fail("domain_state", -1, -ENOENT);
+        ck_assert_int_eq(lifecycle_migrate_abort(lc, inst, on_done, &b, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_state port_del/a0 tap_delete/a0");
+        ck_assert_int_eq(b.status, 0);
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
+        teardown();
+}
+END_TEST
+
+/* A prepare that fails rolls back and leaves no record. */
+START_TEST(test_migrate_prepare_fails)
+{
+        struct done d = { 0 };
+        struct instance *inst = NULL;
+        char err[256];
+
+        setup("ovs", "report");
+        fake_fail("port_add", 0, -EIO);
+        ck_assert_int_eq(prepare(&d, &inst, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0 tap_delete/a0");
+        ck_assert_int_eq(d.status, -EIO);
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
+        teardown();
+}
+END_TEST
+
+/* Reconcile after a crash (docs/MIGRATION.md, "Who wins"): the host whose libvirtd runs the domain keeps it. */
+START_TEST(test_reconcile_migration_tasks)
+{
+        struct instance *inst;
+
+        /* source, domain gone: migrated away; what is left here goes, the record too */
+        setup("tap", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        inst->task = TASK_MIGRATING;
+        fake_log_clear();
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list volume_list tap_delete/a0");
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
+        teardown();
+
+        /* source, domain still here: the migration did not complete; it stays, task cleared */
+        setup("tap", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        inst->task = TASK_MIGRATING;
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_running);
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list volume_list");
+        ck_assert_int_eq(inst->task, TASK_NONE);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        teardown();
+
+        /* destination, prepared, no domain: nothing is "repaired" (no define, no start: that would run it twice) */
+        {
+                struct done d = { 0 };
+                char err[256];
+                setup("tap", "report");
+                ck_assert_int_eq(prepare(&d, &inst, err, sizeof(err)), 0);
+                fake_flush();
+                fake_log_clear();
+                fake_module_ready(PLUG_LIBVIRT);
+                fake_flush();
+                ck_assert_str_eq(fake_log(), "domain_list tap_list volume_list");
+                ck_assert_int_eq(inst->task, TASK_MIGRATING_IN);
+                /* the domain runs here now: the arrival is recorded */
+                fake_log_clear();
+                fake_set_reply("domain_list", domains_running);
+                fake_module_ready(PLUG_LIBVIRT);
+                fake_flush();
+                ck_assert_str_eq(fake_log(), "domain_list tap_list volume_list");
+                ck_assert_int_eq(inst->task, TASK_NONE);
+                ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+                teardown();
+        }
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
         Suite *s = suite_create("lifecycle-engine");
@@ -973,6 +1206,12 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_reconcile_volumes);
         tcase_add_test(tc, test_reconcile_volume_list_fails);
         tcase_add_test(tc, test_shutdown_mid_boot_keeps_task);
+        tcase_add_test(tc, test_migrate_source);
+        tcase_add_test(tc, test_migrate_source_fails);
+        tcase_add_test(tc, test_migrate_prepare_finish);
+        tcase_add_test(tc, test_migrate_abort);
+        tcase_add_test(tc, test_migrate_prepare_fails);
+        tcase_add_test(tc, test_reconcile_migration_tasks);
         suite_add_tcase(s, tc);
         return s;
 }
