@@ -9,7 +9,9 @@
  *       Fresh module, then PORTS ports in ports_rules_apply batches: `shared`
  *       all ports in one RULES-rule group (100 ports a call, FW_MAX_BATCH),
  *       `distinct` one RULES-rule group per port (as many ports a call as the
- *       32 groups of a call and the frame limits allow: 13 with 20 rules).
+ *       64 groups of a call and the frame limits allow: 58 with 20 rules; the
+ *       rules of these bulk calls go as their canonical texts, `rule_texts`,
+ *       one protocol value each; one-port calls send RULE objects, as the core).
  *       Prints: ours full mode=M ports=N rules=R batch=B calls=C total_s=T
  *               max_call_ms=X module_cpu_s=Y rss_kb=Z hwm_kb=W after_read_rss_kb=R after_read_hwm_kb=H
  *       (R, H: after the checks, rules_list and rules_get, read the ruleset back)
@@ -68,13 +70,15 @@
 
 #define PLUG_NAME "firewall-control"
 #define MAX_BATCH_PORTS 100  /* FW_MAX_BATCH */
-#define MAX_BATCH_GROUPS 32  /* FW_MAX_BATCH_GROUPS */
+#define MAX_BATCH_GROUPS 64  /* FW_MAX_BATCH_GROUPS */
 #define MAX_PORTS 100000
 #define NEW_PORT_BASE 0x400000 /* index space of the ports `oneport` adds and removes */
 #define SHARED_GROUP 0xffffff  /* group index of `full shared` */
 #define RULE_NODES 7           /* obj, direction, ethertype, protocol, port_min, port_max, remote */
 #define PORT_NODES 7           /* obj, port_uuid, mac, ips list, one ip, groups list, one id */
 #define RULE_BYTES_MAX 160     /* a generous upper bound of one encoded RULE */
+#define RULE_TEXT_NODES 1      /* a rule of a bulk call: its canonical text (rule_texts) */
+#define RULE_TEXT_BYTES_MAX 64 /* "nh in 4 6 65535 65535 - - 10.249.0.0/16" and the value's header */
 #define PORT_BYTES_MAX 192     /* ... and of one encoded port of ports_rules_apply */
 
 static struct proto_writer writer;
@@ -114,14 +118,23 @@ static unsigned rule_port(unsigned g, unsigned v, unsigned r)
         return 1024 + ((g % 3000) * n_rules + (r - 1) + v * 31) % 64000;
 }
 
-static void write_rules(unsigned g, unsigned v)
+/* The rules of group g in variant v: as RULE objects (one-port calls, as
+ * the core sends them), or (texts) as their canonical texts, the compact
+ * form of the bulk calls. */
+static void write_rules(unsigned g, unsigned v, bool texts)
 {
-        pw_list_begin(&writer, "rules");
+        pw_list_begin(&writer, texts ? "rule_texts" : "rules");
         for (unsigned r = 1; r <= n_rules; r++) {
                 char remote[20];
                 unsigned port = rule_port(g, v, r);
 
                 (void)snprintf(remote, sizeof(remote), "10.%u.0.0/16", r % 250);
+                if (texts) {
+                        char text[80];
+                        (void)snprintf(text, sizeof(text), "nh in 4 6 %u %u - - %s", port, port, remote);
+                        pw_str(&writer, NULL, text);
+                        continue;
+                }
                 pw_obj_begin(&writer, NULL);
                 pw_str(&writer, "direction", "ingress");
                 pw_u64(&writer, "ethertype", 4);
@@ -134,14 +147,14 @@ static void write_rules(unsigned g, unsigned v)
         pw_list_end(&writer);
 }
 
-static void write_group(unsigned g, unsigned v)
+static void write_group(unsigned g, unsigned v, bool texts)
 {
         char id[UUID_STR_LEN + 1];
 
         group_uuid(g, id);
         pw_obj_begin(&writer, NULL);
         pw_str(&writer, "id", id);
-        write_rules(g, v);
+        write_rules(g, v, texts);
         pw_obj_end(&writer);
 }
 
@@ -289,8 +302,8 @@ static double module_oncpu_s(void)
 /* Ports that fit one ports_rules_apply when each brings its own group. */
 static unsigned distinct_batch(void)
 {
-        unsigned per_nodes = PORT_NODES + 3 + n_rules * RULE_NODES;
-        unsigned per_bytes = PORT_BYTES_MAX + 64 + n_rules * RULE_BYTES_MAX;
+        unsigned per_nodes = PORT_NODES + 3 + n_rules * RULE_TEXT_NODES;
+        unsigned per_bytes = PORT_BYTES_MAX + 64 + n_rules * RULE_TEXT_BYTES_MAX;
         unsigned k = (PROTO_MAX_NODES - 3) / per_nodes;
 
         if (k > (PROTO_MAX_FRAME - 256) / per_bytes)
@@ -310,10 +323,10 @@ static double apply_batch(unsigned from, unsigned n, bool shared)
         begin("ports_rules_apply");
         pw_list_begin(&writer, "groups");
         if (shared)
-                write_group(SHARED_GROUP, 0);
+                write_group(SHARED_GROUP, 0, true);
         else
                 for (unsigned i = from; i < from + n; i++)
-                        write_group(i, 0);
+                        write_group(i, 0, true);
         pw_list_end(&writer);
         pw_list_begin(&writer, "ports");
         for (unsigned i = from; i < from + n; i++) {
@@ -339,7 +352,7 @@ static double apply_one(unsigned i, unsigned g, unsigned v)
         begin("port_rules_apply");
         write_port_identity(i);
         pw_list_begin(&writer, "groups");
-        write_group(g, v);
+        write_group(g, v, false);
         pw_list_end(&writer);
         return call("port_rules_apply");
 }

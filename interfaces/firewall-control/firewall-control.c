@@ -394,16 +394,25 @@ static int read_group(struct fw *fw, const struct proto_value *g, char *err, siz
                 (void)snprintf(err, errlen, "groups: more than %d", FW_MAX_BATCH_GROUPS);
                 return -EINVAL;
         }
+        const struct proto_value *objs = proto_get(g, "rules"), *texts = proto_get(g, "rule_texts");
+        if (!objs == !texts) {
+                (void)snprintf(err, errlen, "group %s: give either rules or rule_texts", id);
+                return -EINVAL;
+        }
         gr = &fw->groups[fw->n_groups];
         memcpy(gr->id, id, UUID_STR_LEN + 1);
         gr->n_rules = 0;
-        for (const struct proto_value *r = proto_get(g, "rules")->child; r; r = r->next) {
+        for (const struct proto_value *r = (objs ? objs : texts)->child; r; r = r->next) {
                 char why[160];
                 if (gr->n_rules == PORT_MAX_RULES) {
                         (void)snprintf(err, errlen, "group %s: more than %d rules", id, PORT_MAX_RULES);
                         return -EINVAL;
                 }
-                if (fw_rule_read(r, &gr->rules[gr->n_rules], why, sizeof(why)) < 0) {
+                int bad = texts ? secrule_parse(r->v.s, &gr->rules[gr->n_rules])
+                                : fw_rule_read(r, &gr->rules[gr->n_rules], why, sizeof(why));
+                if (bad < 0 && texts)
+                        (void)snprintf(why, sizeof(why), "not a rule in canonical text");
+                if (bad < 0) {
                         (void)snprintf(err, errlen, "group %s rule %zu: %s", id, gr->n_rules + 1, why);
                         return -EINVAL;
                 }
