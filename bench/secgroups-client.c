@@ -74,12 +74,6 @@
 #define MAX_PORTS 100000
 #define NEW_PORT_BASE 0x400000 /* index space of the ports `oneport` adds and removes */
 #define SHARED_GROUP 0xffffff  /* group index of `full shared` */
-#define RULE_NODES 7           /* obj, direction, ethertype, protocol, port_min, port_max, remote */
-#define PORT_NODES 7           /* obj, port_uuid, mac, ips list, one ip, groups list, one id */
-#define RULE_BYTES_MAX 160     /* a generous upper bound of one encoded RULE */
-#define RULE_TEXT_NODES 1      /* a rule of a bulk call: its canonical text (rule_texts) */
-#define RULE_TEXT_BYTES_MAX 64 /* "nh in 4 6 65535 65535 - - 10.249.0.0/16" and the value's header */
-#define PORT_BYTES_MAX 192     /* ... and of one encoded port of ports_rules_apply */
 
 static struct proto_writer writer;
 static struct proto_msg rx;
@@ -299,24 +293,29 @@ static double module_oncpu_s(void)
 
 /* ---- requests ---- */
 
-/* Ports that fit one ports_rules_apply when each brings its own group. */
-static unsigned distinct_batch(void)
-{
-        unsigned per_nodes = PORT_NODES + 3 + n_rules * RULE_TEXT_NODES;
-        unsigned per_bytes = PORT_BYTES_MAX + 64 + n_rules * RULE_TEXT_BYTES_MAX;
-        unsigned k = (PROTO_MAX_NODES - 3) / per_nodes;
+static void write_batch(unsigned from, unsigned n, bool shared);
 
-        if (k > (PROTO_MAX_FRAME - 256) / per_bytes)
-                k = (PROTO_MAX_FRAME - 256) / per_bytes;
-        if (k > MAX_BATCH_GROUPS)
-                k = MAX_BATCH_GROUPS;
+/* Ports that fit one ports_rules_apply when each brings its own group: the
+ * most for which a frame of the widest ports (the last indices, the longest
+ * rule texts) still encodes, up to the groups a call may carry. */
+static unsigned distinct_batch(unsigned ports)
+{
+        unsigned k = MAX_BATCH_GROUPS;
+        const uint8_t *buf;
+        size_t len;
+
+        for (; k > 0; k--) {
+                write_batch(ports > k ? ports - k : 0, k, false);
+                if (pw_finish(&writer, &buf, &len) == 0)
+                        break;
+        }
         if (k == 0)
                 die("%u rules per group do not fit one request", n_rules);
         return k;
 }
 
-/* ports_rules_apply of ports [from, from + n): shared group or one group per port. */
-static double apply_batch(unsigned from, unsigned n, bool shared)
+/* The ports_rules_apply of ports [from, from + n) in `writer`: shared group or one group per port. */
+static void write_batch(unsigned from, unsigned n, bool shared)
 {
         char id[UUID_STR_LEN + 1];
 
@@ -339,6 +338,12 @@ static double apply_batch(unsigned from, unsigned n, bool shared)
                 pw_obj_end(&writer);
         }
         pw_list_end(&writer);
+}
+
+/* ports_rules_apply of ports [from, from + n). */
+static double apply_batch(unsigned from, unsigned n, bool shared)
+{
+        write_batch(from, n, shared);
         double t = call("ports_rules_apply");
         if (proto_get_u64(rx.body, "applied", 0) != n)
                 die("ports_rules_apply: applied %llu of %u ports",
@@ -566,7 +571,7 @@ static void print_samples(const char *mode, unsigned n, const char *kind, const 
 
 static void mode_full(bool shared, unsigned ports)
 {
-        unsigned batch = shared ? MAX_BATCH_PORTS : distinct_batch(), calls = 0;
+        unsigned batch = shared ? MAX_BATCH_PORTS : distinct_batch(ports), calls = 0;
         double total = 0, max = 0, cpu0;
 
         start_module();
@@ -593,7 +598,7 @@ static void mode_full(bool shared, unsigned ports)
 
 static void mode_oneport(bool shared, const unsigned *sizes, unsigned n_sizes, unsigned reps)
 {
-        unsigned have = 0, batch = shared ? MAX_BATCH_PORTS : distinct_batch();
+        unsigned have = 0, batch = shared ? MAX_BATCH_PORTS : distinct_batch(MAX_PORTS);
         double *mod = calloc(reps, sizeof(double)), *add = calloc(reps, sizeof(double));
         double *rem = calloc(reps, sizeof(double));
         uint8_t *variant = calloc(sizes[n_sizes - 1], 1);
