@@ -1,7 +1,10 @@
-/* fw-state.h - what the kernel holds in our nftables tables, decoded from
- * libnftables' JSON listings (`list table inet nova_hypervisor[_<k>]`, one per
- * shard, and `list table bridge nova_hypervisor`), and which of our tables
- * exist, decoded from the kernel's NFT_MSG_GETTABLE dump.
+/* fw-state.h - what the kernel holds in our nftables tables: read by the
+ * module from the kernel's nf_tables dumps (fw_snap_read, below), or decoded
+ * from libnftables' JSON listings (`list table inet nova_hypervisor[_<k>]`,
+ * one per shard, and `list table bridge nova_hypervisor`: fw_snap_parse, the
+ * reference the tests compare the netlink read with, on the real kernel in
+ * test-fw-nl); and which of our tables exist, decoded from the kernel's
+ * NFT_MSG_GETTABLE dump.
  * The decoder trusts nothing: names must have our exact shapes, rule comments
  * must be canonical secrule texts, addresses must parse; anything else marks
  * the snapshot (tampered) instead of being used. Only tables that carry our
