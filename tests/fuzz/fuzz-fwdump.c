@@ -54,9 +54,9 @@ static int fake_kernel(void *userdata, const void *req, size_t len, struct fw_du
                         memcpy(&m, buf + off, sizeof(m));
                         m.nlmsg_seq = h.nlmsg_seq;
                         memcpy(buf + off, &m, sizeof(m));
-                        if (m.nlmsg_len < sizeof(m))
-                                break;
-                        off += NLMSG_ALIGN(m.nlmsg_len);
+                        if (m.nlmsg_len < sizeof(m) || m.nlmsg_len > n - off)
+                                break; /* (and NLMSG_ALIGN of a length near 4 GiB would wrap to 0) */
+                        off += NLMSG_ALIGN((size_t)m.nlmsg_len);
                 }
                 r = fw_dump_feed(d, buf, n);
                 CHECK(r == 0 || r == 1 || (r < 0 && r > -4096));

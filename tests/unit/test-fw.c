@@ -827,7 +827,9 @@ static int fake_dump(void *userdata, const void *req, size_t len, struct fw_dump
                                 g.res_id ^= 0x100;
                                 memcpy(buf + off + NLMSG_HDRLEN, &g, sizeof(g));
                         }
-                        off += NLMSG_ALIGN(m.nlmsg_len);
+                        if (m.nlmsg_len < sizeof(m) || m.nlmsg_len > n - off)
+                                break;
+                        off += NLMSG_ALIGN((size_t)m.nlmsg_len);
                 }
                 r = fw_dump_feed(d, buf, n);
         }
