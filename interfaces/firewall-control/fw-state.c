@@ -1887,6 +1887,14 @@ static int snap_read_once(struct fw_dump *d, fw_dump_io_fn io, void *userdata, u
                         return r;
                 s->bridge_complete = d->bridge_sk == SK_BRIDGE_ALL && r == 0;
         }
+        /* the table list again: the same tables, of the same generation (a table deleted between two
+         * dumps answers an empty dump, which carries no generation, and would read as not ours) */
+        struct fw_tables first = d->t;
+        memset(&d->t, 0, sizeof(d->t));
+        if ((r = dump_request(d, io, userdata, seq, D_TABLES, NFPROTO_UNSPEC, NFT_MSG_GETTABLE, 0, NULL, 0, NULL)) < 0)
+                return r;
+        if (memcmp(&first, &d->t, sizeof(first)) != 0)
+                return -EINTR;
         snap_settle(s);
         return 0;
 }

@@ -119,8 +119,9 @@ int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t se
  * expressions fw-nl.c writes (the dependencies included), not against
  * libnftables' rendering of them. Memory: the snapshot, the caller's recv
  * buffer and a few kB of state; nothing grows with a table's size but the
- * snapshot. Every message must carry the generation of the first one (else
- * the read starts again: the ruleset changed between two dumps). (Fuzzed.) */
+ * snapshot. Every message must carry the generation of the first one, and
+ * the table list, read again at the end, must not have changed (else the read
+ * starts again: the ruleset changed between two dumps). (Fuzzed.) */
 
 struct fw_dump;
 

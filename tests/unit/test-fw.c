@@ -771,6 +771,8 @@ struct fake_kernel {
         size_t left;
         int error_every;      /* != 0: answer every request with this NLMSG_ERROR instead */
         bool wrong_type;      /* answer every request with a NEWGEN message instead */
+        bool tables_gone;     /* once: the second table list (the read's last dump) says no table exists */
+        unsigned table_lists; /* table list requests so far */
         size_t gen_at;        /* != 0: the datagram (1-based) whose messages carry another generation, once */
         size_t served;        /* datagrams so far */
         const uint8_t *again; /* after an error: what is served next (a read started anew; the module
@@ -795,6 +797,21 @@ static int fake_dump(void *userdata, const void *req, size_t len, struct fw_dump
                 } err = { .h = { .nlmsg_len = sizeof(err), .nlmsg_type = NLMSG_ERROR, .nlmsg_seq = h.nlmsg_seq },
                           .e = { .error = k->error_every } };
                 return fw_dump_feed(d, &err, sizeof(err));
+        }
+        if ((h.nlmsg_type & 0xff) == NFT_MSG_GETTABLE && ++k->table_lists == 2 && k->tables_gone) {
+                const struct nlmsghdr done = { .nlmsg_len = NLMSG_HDRLEN, .nlmsg_type = NLMSG_DONE,
+                                               .nlmsg_flags = NLM_F_MULTI, .nlmsg_seq = h.nlmsg_seq };
+                k->tables_gone = false;
+                for (bool last = false; !last && k->left >= 2;) { /* skip the recorded answer */
+                        size_t n = (size_t)k->p[0] | (size_t)k->p[1] << 8;
+                        struct nlmsghdr m;
+                        ck_assert_uint_ge(n, sizeof(m));
+                        memcpy(&m, k->p + 2 + n - NLMSG_HDRLEN - sizeof(int), sizeof(m)); /* DONE ends a dump */
+                        last = m.nlmsg_type == NLMSG_DONE;
+                        k->p += n + 2;
+                        k->left -= n + 2;
+                }
+                return fw_dump_feed(d, &done, sizeof(done));
         }
         if (k->wrong_type) {
                 struct {
@@ -882,7 +899,7 @@ START_TEST(test_dump_read)
         assert_intact(&s);
         fw_snap_free(&s);
         one_read = seq - 100;
-        ck_assert_uint_ge(one_read, 14); /* tables, 2+1 owners, 2 chain dumps, 3 tables x rules+sets, 1+1+5 element dumps */
+        ck_assert_uint_eq(one_read, 20); /* tables, 2+1 owners, 2 chain dumps, 3 tables x rules+sets, 1+1+5 element dumps, tables again */
 
         /* one datagram of another generation: the read starts again and then succeeds */
         _cleanup_free_ uint8_t *twice = malloc(2 * len);
@@ -895,6 +912,15 @@ START_TEST(test_dump_read)
         assert_intact(&s);
         fw_snap_free(&s);
         ck_assert_uint_gt(seq - 100, one_read); /* the first attempt's requests, then a whole read */
+
+        /* a table gone by the end of the read (its last table list is empty): read again */
+        k = (struct fake_kernel){ .p = twice, .left = 2 * len, .tables_gone = true, .again = twice + len,
+                                  .again_left = len };
+        seq = 100;
+        ck_assert_int_eq(fw_snap_read(fake_dump, &k, &seq, NULL, &s, NULL), 0);
+        assert_intact(&s);
+        fw_snap_free(&s);
+        ck_assert_uint_eq(seq - 100, 2 * one_read);
 
         /* the kernel cut short: an error, and nothing returned */
         memset(&sentinel, 0xa5, sizeof(sentinel));
