@@ -12,7 +12,8 @@
  * touched when the port's MAC or addresses change, and a group's chains are
  * rewritten in another shard only when they differ. Skeletons and repairs
  * are netlink batches too (a new shard goes in the batch of its first ports;
- * a restore is one batch); libnftables only reads (listings) and purges. */
+ * a restore is one batch). The picture is read with the kernel's nf_tables
+ * dumps, decoded as they stream in (fw_snap_read); libnftables only purges. */
 #include "fw-nft.h"
 #include "fw-nl.h"
 #include "fw-protocol.h"
@@ -26,7 +27,6 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
-#include <malloc.h>
 #include <nftables/libnftables.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -41,7 +41,7 @@ struct fw_group_req {
         uint64_t digest;   /* secrule_digest(rules) */
 };
 
-#define NL_BUF_SIZE (64 * 1024) /* one recv() of the kernel's table dump */
+#define NL_BUF_SIZE (64 * 1024) /* one recv() of a dump (fw_snap_read) or of a batch's answer */
 #define GC_CANDIDATES_MAX ((FW_MAX_BATCH + 1) * PORT_MAX_GROUPS)
 
 /* One shard's copy of a request group to (re)write. */
@@ -158,116 +158,65 @@ static int nl_commit(struct fw *fw, struct fw_nl *b, char *err, size_t errlen)
         return r;
 }
 
-/* JSON listing of one of our tables; "" when it does not exist. A context
- * of its own, freed before the listing is decoded: libnftables keeps the
- * table's objects in its cache (several MB for a shard of 64 ports with a
- * group each) until its next command, which would sit beside the decoder's
- * JSON tree at the module's peak. */
-static int nft_list(struct fw *fw, const char *family, const char *table, char **ret)
-{
-        struct nft_ctx *ctx = nft_open();
-        char cmd[64];
-        const char *out;
-        int r;
+/* fw_snap_read's side of the dumps: a NETLINK_NETFILTER socket of its own
+ * (one per read; a dump cut short by an error leaves its answer behind, so
+ * the socket is then replaced), fed through fw->nl_buf. */
+struct dump_io {
+        struct fw *fw;
+        int fd;          /* -1: open on the next request */
+};
 
-        (void)fw;
-        if (!ctx)
-                return -ENOMEM;
-        (void)snprintf(cmd, sizeof(cmd), "list table %s %s", family, table);
-        nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
-        r = nft_run_cmd_from_buffer(ctx, cmd);
-        out = nft_ctx_get_output_buffer(ctx);
-        if (r != 0) {
-                const char *e = nft_ctx_get_error_buffer(ctx);
-                r = e && strstr(e, "No such file or directory") ? 0 : -EIO;
-                out = "";
+static int dump_io(void *userdata, const void *req, size_t len, struct fw_dump *d)
+{
+        struct dump_io *io = userdata;
+        struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+        int r = 0;
+
+        if (io->fd < 0 && (io->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER)) < 0)
+                return -errno;
+        if (sendto(io->fd, req, len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)len)
+                r = -errno;
+        while (r == 0) {
+                struct iovec iov = { .iov_base = io->fw->nl_buf, .iov_len = sizeof(io->fw->nl_buf) };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+                ssize_t n = recvmsg(io->fd, &mh, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        r = -errno;
+                else if (n == 0 || (mh.msg_flags & MSG_TRUNC))
+                        r = -EBADMSG;
+                else
+                        r = fw_dump_feed(d, io->fw->nl_buf, (size_t)n);
         }
-        *ret = r == 0 ? strdup(out ? out : "") : NULL;
-        nft_ctx_free(ctx);
-        if (r < 0)
-                return r;
-        return *ret ? 0 : -ENOMEM;
+        if (r < 0) {
+                close(io->fd);
+                io->fd = -1;
+        }
+        return r;
 }
 
-/* Which of our tables exist: the kernel's table list over netlink (one
- * message per table of the namespace). libnftables' `list tables` reads
- * every rule of every table first (seconds with thousands of ports). */
-static int nft_tables(struct fw *fw, struct fw_tables *ret)
+/* Our tables as the kernel holds them (only: the shards to read, NULL: all). */
+static int snap_read(struct fw *fw, const bool *only, struct fw_snap *ret, struct fw_tables *ret_tables)
 {
-        for (int attempt = 0; attempt < 3; attempt++) {
-                _cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-                struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-                struct {
-                        struct nlmsghdr h;
-                        struct nfgenmsg g;
-                } req = {
-                        .h = { .nlmsg_len = sizeof(req), .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
-                               .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = ++fw->nl_seq },
-                        .g = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0 },
-                };
-                struct fw_tables t = { 0 };
-                int r = 0;
+        struct dump_io io = { .fw = fw, .fd = -1 };
+        int r = fw_snap_read(dump_io, &io, &fw->nl_seq, only, ret, ret_tables);
 
-                if (fd < 0)
-                        return -errno;
-                if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)sizeof(req))
-                        return -errno;
-                while (r == 0) {
-                        struct iovec iov = { .iov_base = fw->nl_buf, .iov_len = sizeof(fw->nl_buf) };
-                        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-                        ssize_t n = recvmsg(fd, &mh, 0);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n < 0)
-                                return -errno;
-                        if (n == 0 || (mh.msg_flags & MSG_TRUNC))
-                                return -EBADMSG;
-                        r = fw_tables_feed(&t, fw->nl_buf, (size_t)n, req.h.nlmsg_seq);
-                }
-                if (r == -EINTR)
-                        continue; /* the ruleset changed during the dump */
-                if (r < 0)
-                        return r;
-                *ret = t;
-                return 0;
-        }
-        return -EAGAIN;
+        if (io.fd >= 0)
+                close(io.fd);
+        return r;
 }
 
-/* Read our tables back into fw->snap: one shard at a time (its listing and
- * JSON tree freed before the next), then the bridge table. */
+/* Read our tables back into fw->snap (netlink dumps, decoded as they come). */
 static int snap_reload(struct fw *fw)
 {
-        struct fw_tables t = { 0 };
-        struct fw_snap s = { 0 };
-        char *bridge = NULL;
+        struct fw_snap s;
         int r;
 
         fw->snap_valid = false;
-        fw_snap_free(&fw->snap); /* never hold the old picture next to the new listing */
-        if ((r = nft_tables(fw, &t)) < 0)
+        fw_snap_free(&fw->snap); /* never hold the old picture next to the new one */
+        if ((r = snap_read(fw, NULL, &s, NULL)) < 0)
                 return r;
-        for (unsigned k = 0; k < FW_MAX_SHARDS && r == 0; k++) {
-                char table[FW_TABLE_NAME_MAX], *text = NULL;
-                if (!t.inet[k])
-                        continue;
-                fw_shard_table(k, table);
-                if ((r = nft_list(fw, "inet", table, &text)) == 0)
-                        r = fw_snap_add_inet(&s, text);
-                free(text);
-        }
-        if (r == 0 && t.bridge)
-                r = nft_list(fw, "bridge", FW_TABLE, &bridge);
-        if (r == 0)
-                r = fw_snap_finish(&s, bridge);
-        free(bridge);
-        /* the listing texts and JSON trees are large (megabytes per shard):
-         * hand the freed pages back */
-        (void)malloc_trim(0);
-        if (r < 0) {
-                fw_snap_free(&s);
-                return r;
-        }
         fw->snap = s;
         fw->snap_valid = true;
         return 0;
@@ -485,16 +434,25 @@ static int read_group(struct fw *fw, const struct proto_value *g, char *err, siz
                 (void)snprintf(err, errlen, "groups: more than %d", FW_MAX_BATCH_GROUPS);
                 return -EINVAL;
         }
+        const struct proto_value *objs = proto_get(g, "rules"), *texts = proto_get(g, "rule_texts");
+        if (!objs == !texts) {
+                (void)snprintf(err, errlen, "group %s: give either rules or rule_texts", id);
+                return -EINVAL;
+        }
         gr = &fw->groups[fw->n_groups];
         memcpy(gr->id, id, UUID_STR_LEN + 1);
         gr->n_rules = 0;
-        for (const struct proto_value *r = proto_get(g, "rules")->child; r; r = r->next) {
+        for (const struct proto_value *r = (objs ? objs : texts)->child; r; r = r->next) {
                 char why[160];
                 if (gr->n_rules == PORT_MAX_RULES) {
                         (void)snprintf(err, errlen, "group %s: more than %d rules", id, PORT_MAX_RULES);
                         return -EINVAL;
                 }
-                if (fw_rule_read(r, &gr->rules[gr->n_rules], why, sizeof(why)) < 0) {
+                int bad = texts ? secrule_parse(r->v.s, &gr->rules[gr->n_rules])
+                                : fw_rule_read(r, &gr->rules[gr->n_rules], why, sizeof(why));
+                if (bad < 0 && texts)
+                        (void)snprintf(why, sizeof(why), "not a rule in canonical text");
+                if (bad < 0) {
                         (void)snprintf(err, errlen, "group %s rule %zu: %s", id, gr->n_rules + 1, why);
                         return -EINVAL;
                 }
@@ -1016,29 +974,15 @@ static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
 {
         struct fw_tables t = { 0 };
         struct fw_snap now = { 0 };
-        char *bridge = NULL;
+        bool only[FW_MAX_SHARDS];
         int r;
 
-        if ((r = nft_tables(fw, &t)) < 0)
-                return r;
-        for (unsigned k = 0; k < FW_MAX_SHARDS && r == 0; k++) {
-                char table[FW_TABLE_NAME_MAX], *text = NULL;
-                if (!fw->snap.shards[k].ours)
-                        continue;
-                if (!t.inet[k]) {
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                only[k] = fw->snap.shards[k].ours;
+        r = snap_read(fw, only, &now, &t);
+        for (unsigned k = 0; r == 0 && k < FW_MAX_SHARDS; k++)
+                if (fw->snap.shards[k].ours && !t.inet[k])
                         d->inet[k] = FW_WATCH_DELETED;
-                        continue;
-                }
-                fw_shard_table(k, table);
-                if ((r = nft_list(fw, "inet", table, &text)) == 0)
-                        r = fw_snap_add_inet(&now, text);
-                free(text);
-        }
-        if (r == 0 && t.bridge)
-                r = nft_list(fw, "bridge", FW_TABLE, &bridge);
-        if (r == 0)
-                r = fw_snap_finish(&now, bridge);
-        free(bridge);
         if (r == 0) {
                 for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
                         if (fw->snap.shards[k].ours && t.inet[k])

@@ -6,6 +6,12 @@
 static bool str_is_ip(const char *s) { return ip_is_valid(s); }
 static bool str_is_cidr(const char *s) { return cidr_is_canonical(s); }
 static bool str_is_direction(const char *s) { return streq(s, "ingress") || streq(s, "egress"); }
+static bool str_is_rule_text(const char *s)
+{
+        struct secrule r;
+
+        return secrule_parse(s, &r) == 0;
+}
 
 static const struct schema_field rule_fields[] = {
         { .name = "direction", .kind = SCH_STR, .required = true, .min = 6, .max = 7, .str_ok = str_is_direction },
@@ -21,8 +27,10 @@ static const struct schema_field rule_fields[] = {
 
 static const struct schema_field group_fields[] = {
         { .name = "id", .kind = SCH_UUID, .required = true },
-        { .name = "rules", .kind = SCH_LIST, .required = true, .min = 0, .max = PORT_MAX_RULES, .item = SCH_OBJ,
-          .fields = rule_fields },
+        /* one of the two (the module refuses both or neither) */
+        { .name = "rules", .kind = SCH_LIST, .min = 0, .max = PORT_MAX_RULES, .item = SCH_OBJ, .fields = rule_fields },
+        { .name = "rule_texts", .kind = SCH_LIST, .min = 0, .max = PORT_MAX_RULES, .item = SCH_STR, .item_min = 1,
+          .item_max = SECRULE_TEXT_MAX - 1, .str_ok = str_is_rule_text },
         { .name = NULL },
 };
 

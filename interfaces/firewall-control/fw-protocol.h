@@ -9,7 +9,11 @@
  * RULE = { direction: "ingress"|"egress", ethertype: 4|6, protocol?: 0..255
  *          (absent: any), port_min?, port_max?: 1..65535, icmp_type?, icmp_code?:
  *          0..255, remote?: canonical CIDR }
- * GROUP = { id: uuid, rules: [RULE...] }
+ * GROUP = { id: uuid, rules: [RULE...] }  or  { id: uuid, rule_texts: [TEXT...] }
+ *          TEXT: a rule in secrule.h's canonical text ("nh in 4 6 22 22 - - 10.0.0.0/8"), the
+ *          form the module writes as each rule's comment; one value per rule instead of up to
+ *          eight, so that a bulk ports_rules_apply carries 4-5 times as many rules per frame
+ *          (PROTO_MAX_NODES). A group gives exactly one of the two.
  *
  * port_rules_apply {port_uuid, mac, ips: [ip...], groups: [GROUP...]}
  *     One atomic nftables batch: the port's chain, its anti-spoofing set
@@ -38,7 +42,8 @@
 
 #define FW_TABLE "nova_hypervisor"
 #define FW_MAX_BATCH 100          /* ports of one ports_rules_apply */
-#define FW_MAX_BATCH_GROUPS 32    /* groups of one ports_rules_apply */
+#define FW_MAX_BATCH_GROUPS 64    /* groups of one ports_rules_apply (with rule_texts, ~60 groups of 20
+                                   * rules and their ports fill a frame) */
 
 enum fw_entrypoint_id {
         FW_PORT_RULES_APPLY,

@@ -3,12 +3,14 @@
 
 #include "fw-protocol.h"
 
+#include <arpa/inet.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
+#include <sys/socket.h>
 
 static void json_putp(struct json_object **o)
 {
@@ -814,6 +816,8 @@ int fw_snap_add_inet(struct fw_snap *s, const char *json)
         return 0;
 }
 
+static void snap_settle(struct fw_snap *s);
+
 int fw_snap_finish(struct fw_snap *s, const char *bridge_json)
 {
         _cleanup_(json_putp) struct json_object *root = NULL;
@@ -832,6 +836,13 @@ int fw_snap_finish(struct fw_snap *s, const char *bridge_json)
                 pass_sets(s, items, FW_TABLE, -1, &sk);
                 s->bridge_complete = s->bridge_ours && sk == SK_BRIDGE_ALL && fixed_chains_ok(items, FW_TABLE, false);
         }
+        snap_settle(s);
+        return 0;
+}
+
+/* What needs every table: digests, references, ports missing a part. */
+static void snap_settle(struct fw_snap *s)
+{
         for (size_t i = 0; i < s->n_groups; i++)
                 s->groups[i].digest = secrule_digest(s->groups[i].rules, s->groups[i].n_rules);
         for (size_t i = 0; i < s->n_ports; i++) {
@@ -847,7 +858,6 @@ int fw_snap_finish(struct fw_snap *s, const char *bridge_json)
                         p->tampered = true;
         }
         s->finished = true;
-        return 0;
 }
 
 int fw_snap_parse(const char *const *inet_json, size_t n, const char *bridge_json, struct fw_snap *ret)
@@ -1079,4 +1089,843 @@ int fw_watch_feed(struct fw_watch *w, const void *buf, size_t len,
 bad:
         fw_watch_reset(w);
         return -EBADMSG;
+}
+
+/* ---- our tables read back from the kernel's nf_tables dumps ----
+ *
+ * The same picture as the JSON decoder above, read without libnftables: its
+ * listing of a 64-port shard with a group each is megabytes of text and
+ * then a JSON tree of several times that (37 MB at the module's peak with
+ * 3000 ports). Here every datagram of a dump is decoded as it arrives, into
+ * the snapshot only: what the read holds besides the snapshot is one recv
+ * buffer (the caller's), this state, and the rules of one port chain. */
+
+#define DUMP_NAME_MAX 256      /* NFT_NAME_MAXLEN / NFT_CHAIN_MAXNAMELEN: any name the kernel holds */
+#define DUMP_EXPRS_MAX 12      /* expressions of one rule we decode; more: not a rule of ours */
+#define DUMP_CHAIN_RULES (7 + 2 * PORT_MAX_GROUPS + 1) /* rules of a port chain we keep; more: tampered */
+#define DUMP_TEXT_MAX 64       /* a port rule's comment or jump target we compare ("nh group <uuid>" fits) */
+
+enum dump_kind { D_TABLES, D_OWNER, D_CHAINS, D_RULES, D_SETS, D_ELEMS };
+
+/* One expression, as far as the port chains need it. */
+enum { X_OTHER, X_META, X_CMP, X_PAYLOAD, X_IMM };
+struct dump_expr {
+        uint8_t kind;
+        uint32_t reg;          /* dreg (meta, payload, immediate) or sreg (cmp) */
+        uint32_t a, b, c;      /* meta: key; cmp: op; payload: base, offset, len */
+        int32_t verdict;       /* immediate */
+        uint8_t data[16];      /* cmp's value */
+        uint32_t dlen;
+        char chain[DUMP_TEXT_MAX]; /* immediate's jump target ("" none; too long: "?") */
+};
+
+/* A port chain's rule, by its shape. */
+enum { R_OTHER, R_JUMP, R_DROP, R_MAC_UDP, R_MAC_JUMP, R_MAC_DROP, R_UDP };
+struct dump_rule {
+        uint8_t shape;
+        uint8_t mac[6];
+        uint16_t sport, dport;
+        char target[DUMP_TEXT_MAX];  /* R_JUMP, R_MAC_JUMP */
+        bool has_comment, long_comment;
+        char comment[DUMP_TEXT_MAX];
+};
+
+struct fw_dump {
+        struct fw_snap *s;
+        struct fw_tables t;            /* D_TABLES */
+        const bool *only;              /* shards to read (NULL: all) */
+        enum dump_kind kind;
+        uint32_t seq;                  /* of the request being answered */
+        uint8_t family;                /* of the request (NFPROTO_INET, _BRIDGE) */
+        int shard;                     /* table being read: a shard, or -1 for the bridge table */
+        char table[FW_TABLE_NAME_MAX];
+        const char *set;               /* D_ELEMS: its set */
+        bool have_gen;
+        uint16_t gen;                  /* the ruleset generation every message must carry */
+        bool owner;                    /* D_OWNER: the mark was seen */
+        bool ours[FW_MAX_SHARDS], bridge_ours;
+        unsigned sk[FW_MAX_SHARDS], bridge_sk; /* SK_* of each table */
+        unsigned fixed[3];             /* rules of the table's fixed chains (fixed_chain_names order) */
+        bool dup[FW_MAX_SHARDS];       /* holds a port chain another shard holds too */
+        bool set_seen[8];              /* D_SETS: which of the sets to dump exist (dump_sets order) */
+        /* D_RULES of a shard: the port chain being read */
+        struct fw_snap_port *port;     /* NULL: none, or not this shard's */
+        char port_chain[UUID_STR_LEN + 8];
+        size_t n_rules;                /* rules seen in it (may exceed the kept ones) */
+        struct dump_rule rules[DUMP_CHAIN_RULES];
+        uint8_t *port_seen;            /* per port record: its chain's rules were checked */
+        size_t n_port_seen;
+        struct dev_index di;           /* D_ELEMS of the bridge table */
+};
+
+static const char *const inet_fixed_chains[] = { "common", "forward" };
+static const char *const bridge_fixed_chains[] = { "prerouting", "from_vm", "forward" };
+/* the sets whose elements are read: a shard's dispatch map, the bridge table's anti-spoofing sets */
+static const char *const inet_dump_sets[] = { "ports" };
+static const char *const bridge_dump_sets[] = { "taps", "vm_mac", "vm_ip4", "vm_ip6", "guard" };
+
+/* ---- attributes ---- */
+
+/* The next attribute of a..a+len: its type, payload and length; false at
+ * the end, and *bad for a malformed one. */
+static bool attr_next(const uint8_t **a, size_t *len, uint16_t *type, const uint8_t **val, size_t *vlen, bool *bad)
+{
+        struct nlattr nla;
+
+        if (*len < (size_t)NLA_HDRLEN) {
+                *bad = *bad || *len != 0;
+                return false;
+        }
+        memcpy(&nla, *a, sizeof(nla));
+        if (nla.nla_len < (size_t)NLA_HDRLEN || nla.nla_len > *len) {
+                *bad = true;
+                return false;
+        }
+        *type = nla.nla_type & NLA_TYPE_MASK;
+        *val = *a + NLA_HDRLEN;
+        *vlen = (size_t)nla.nla_len - (size_t)NLA_HDRLEN;
+        size_t step = NLA_ALIGN((size_t)nla.nla_len);
+        if (step >= *len) {
+                *a += *len;
+                *len = 0;
+        } else {
+                *a += step;
+                *len -= step;
+        }
+        return true;
+}
+
+/* The payload of nested attribute `type` inside a..a+len (NFTA_DATA_VALUE in a DATA). */
+static const uint8_t *nested(const uint8_t *a, size_t len, uint16_t outer, uint16_t inner, size_t *ret_len)
+{
+        size_t olen;
+        const uint8_t *o = nl_attr(a, len, outer, &olen);
+
+        return o ? nl_attr(o, olen, inner, ret_len) : NULL;
+}
+
+/* A string attribute of any length up to max (with its NUL) into ret; false when absent or not a C string. */
+static bool attr_str(const uint8_t *a, size_t len, uint16_t type, char *ret, size_t max)
+{
+        return nl_attr_str(a, len, type, ret, max);
+}
+
+/* A verdict (NFTA_DATA_VERDICT's code and chain) inside a data attribute's payload. */
+static bool verdict_of(const uint8_t *data, size_t len, int32_t *ret_code, char *chain, size_t chain_max)
+{
+        size_t vlen;
+        const uint8_t *v = nl_attr(data, len, NFTA_DATA_VERDICT, &vlen);
+        uint32_t code;
+
+        if (!v || !nl_attr_be32(v, vlen, NFTA_VERDICT_CODE, &code))
+                return false;
+        *ret_code = (int32_t)code;
+        if (!nl_attr(v, vlen, NFTA_VERDICT_CHAIN, &(size_t){ 0 }))
+                chain[0] = '\0';
+        else if (!attr_str(v, vlen, NFTA_VERDICT_CHAIN, chain, chain_max))
+                (void)snprintf(chain, chain_max, "?"); /* too long for one of ours */
+        return true;
+}
+
+/* ---- rules ---- */
+
+static void expr_decode(const uint8_t *a, size_t len, struct dump_expr *e)
+{
+        char name[16];
+        size_t dlen = 0, vlen = 0;
+        const uint8_t *d = nl_attr(a, len, NFTA_EXPR_DATA, &dlen), *v;
+        uint32_t x;
+
+        *e = (struct dump_expr){ .kind = X_OTHER };
+        if (!attr_str(a, len, NFTA_EXPR_NAME, name, sizeof(name)) || !d)
+                return;
+        if (streq(name, "meta")) {
+                if (nl_attr_be32(d, dlen, NFTA_META_DREG, &e->reg) && nl_attr_be32(d, dlen, NFTA_META_KEY, &e->a) &&
+                    !nl_attr(d, dlen, NFTA_META_SREG, &vlen))
+                        e->kind = X_META;
+        } else if (streq(name, "cmp")) {
+                v = nested(d, dlen, NFTA_CMP_DATA, NFTA_DATA_VALUE, &vlen);
+                if (nl_attr_be32(d, dlen, NFTA_CMP_SREG, &e->reg) && nl_attr_be32(d, dlen, NFTA_CMP_OP, &e->a) && v &&
+                    vlen <= sizeof(e->data)) {
+                        memcpy(e->data, v, vlen);
+                        e->dlen = (uint32_t)vlen;
+                        e->kind = X_CMP;
+                }
+        } else if (streq(name, "payload")) {
+                if (nl_attr_be32(d, dlen, NFTA_PAYLOAD_DREG, &e->reg) && nl_attr_be32(d, dlen, NFTA_PAYLOAD_BASE, &e->a) &&
+                    nl_attr_be32(d, dlen, NFTA_PAYLOAD_OFFSET, &e->b) && nl_attr_be32(d, dlen, NFTA_PAYLOAD_LEN, &e->c) &&
+                    !nl_attr(d, dlen, NFTA_PAYLOAD_SREG, &vlen))
+                        e->kind = X_PAYLOAD;
+        } else if (streq(name, "immediate")) {
+                v = nl_attr(d, dlen, NFTA_IMMEDIATE_DATA, &vlen);
+                if (nl_attr_be32(d, dlen, NFTA_IMMEDIATE_DREG, &x) && x == NFT_REG_VERDICT && v &&
+                    verdict_of(v, vlen, &e->verdict, e->chain, sizeof(e->chain)))
+                        e->kind = X_IMM;
+        }
+}
+
+static bool x_meta(const struct dump_expr *e, uint32_t key) { return e->kind == X_META && e->reg == NFT_REG_1 && e->a == key; }
+
+static bool x_cmp(const struct dump_expr *e, const void *v, uint32_t len)
+{
+        return e->kind == X_CMP && e->reg == NFT_REG_1 && e->a == NFT_CMP_EQ && e->dlen == len && memcmp(e->data, v, len) == 0;
+}
+
+static bool x_payload(const struct dump_expr *e, uint32_t base, uint32_t off, uint32_t len)
+{
+        return e->kind == X_PAYLOAD && e->reg == NFT_REG_1 && e->a == base && e->b == off && e->c == len;
+}
+
+/* `ether saddr MAC` (with the `meta iiftype ether` libnftables puts before it) at e[0..3]. */
+static bool x_ether_saddr(const struct dump_expr *e, uint8_t mac[6])
+{
+        const uint16_t ether = 1; /* ARPHRD_ETHER, host byte order */
+
+        if (!x_meta(&e[0], NFT_META_IIFTYPE) || !x_cmp(&e[1], &ether, sizeof(ether)) ||
+            !x_payload(&e[2], NFT_PAYLOAD_LL_HEADER, 6, 6) || e[3].kind != X_CMP || e[3].reg != NFT_REG_1 ||
+            e[3].a != NFT_CMP_EQ || e[3].dlen != 6)
+                return false;
+        memcpy(mac, e[3].data, 6);
+        return true;
+}
+
+/* `udp sport S udp dport D` at e[0..3]. */
+static bool x_udp_ports(const struct dump_expr *e, uint16_t *sport, uint16_t *dport)
+{
+        const uint8_t udp = 17;
+
+        if (!x_meta(&e[0], NFT_META_L4PROTO) || !x_cmp(&e[1], &udp, 1) ||
+            !x_payload(&e[2], NFT_PAYLOAD_TRANSPORT_HEADER, 0, 4) || e[3].kind != X_CMP || e[3].reg != NFT_REG_1 ||
+            e[3].a != NFT_CMP_EQ || e[3].dlen != 4)
+                return false;
+        *sport = (uint16_t)(e[3].data[0] << 8 | e[3].data[1]);
+        *dport = (uint16_t)(e[3].data[2] << 8 | e[3].data[3]);
+        return true;
+}
+
+static bool x_verdict(const struct dump_expr *e, int32_t code, char *ret_target)
+{
+        if (e->kind != X_IMM || e->verdict != code)
+                return false;
+        if (ret_target)
+                memcpy(ret_target, e->chain, DUMP_TEXT_MAX);
+        return ret_target ? e->chain[0] != '\0' : e->chain[0] == '\0';
+}
+
+/* The shape of a rule from its expressions (a port chain has six). */
+static void rule_shape(const struct dump_expr *e, size_t n, struct dump_rule *r)
+{
+        r->shape = R_OTHER;
+        if (n == 1 && x_verdict(&e[0], NFT_JUMP, r->target))
+                r->shape = R_JUMP;
+        else if (n == 1 && x_verdict(&e[0], NF_DROP, NULL))
+                r->shape = R_DROP;
+        else if (n == 5 && x_udp_ports(e, &r->sport, &r->dport) && x_verdict(&e[4], NF_ACCEPT, NULL))
+                r->shape = R_UDP;
+        else if (n >= 5 && x_ether_saddr(e, r->mac)) {
+                if (n == 9 && x_udp_ports(&e[4], &r->sport, &r->dport) && x_verdict(&e[8], NF_ACCEPT, NULL))
+                        r->shape = R_MAC_UDP;
+                else if (n == 5 && x_verdict(&e[4], NFT_JUMP, r->target))
+                        r->shape = R_MAC_JUMP;
+                else if (n == 5 && x_verdict(&e[4], NF_DROP, NULL))
+                        r->shape = R_MAC_DROP;
+        }
+}
+
+/* Is r the k-th rule of p's chain as fw_nl_port_chain writes it (the
+ * netlink counterpart of port_rule_ok)? */
+static bool dump_port_rule_ok(const struct fw_port *p, size_t k, const struct dump_rule *r)
+{
+        char mac[MAC_STR_LEN + 1], want[DUMP_TEXT_MAX] = "", target[DUMP_TEXT_MAX];
+        size_t n = p->n_groups;
+        bool same_mac = memcmp(r->mac, p->mac, 6) == 0;
+
+        mac_format(p->mac, mac);
+        if (k == 3 + n)
+                (void)snprintf(want, sizeof(want), "nh mac %s", mac);
+        else if (k >= 3 && k < 3 + n)
+                (void)snprintf(want, sizeof(want), "nh group %s", p->groups[k - 3]);
+        if (r->long_comment || r->has_comment != (want[0] != '\0') || (want[0] && !streq(r->comment, want)))
+                return false;
+        if (k == 0)
+                return r->shape == R_JUMP && streq(r->target, "common");
+        if (k == 1 || k == 2)
+                return r->shape == R_MAC_UDP && same_mac && r->sport == (k == 1 ? 68 : 546) &&
+                       r->dport == (k == 1 ? 67 : 547);
+        if (k < 3 + n) {
+                (void)snprintf(target, sizeof(target), "sg-%s-out", p->groups[k - 3]);
+                return r->shape == R_MAC_JUMP && same_mac && streq(r->target, target);
+        }
+        if (k == 3 + n)
+                return r->shape == R_MAC_DROP && same_mac;
+        if (k == 4 + n || k == 5 + n)
+                return r->shape == R_UDP && r->sport == (k == 4 + n ? 67 : 547) && r->dport == (k == 4 + n ? 68 : 546);
+        if (k < 6 + 2 * n) {
+                (void)snprintf(target, sizeof(target), "sg-%s-in", p->groups[k - 6 - n]);
+                return r->shape == R_JUMP && streq(r->target, target);
+        }
+        if (k == 6 + 2 * n)
+                return r->shape == R_DROP;
+        return false;
+}
+
+/* The port chain read so far is complete: its comments give the port's
+ * groups and MAC (as pass_rules reads them), then every rule is checked
+ * (as pass_port_chains does). */
+static void port_chain_done(struct fw_dump *d)
+{
+        struct fw_snap_port *p = d->port;
+        size_t kept = d->n_rules < DUMP_CHAIN_RULES ? d->n_rules : DUMP_CHAIN_RULES;
+
+        d->port = NULL;
+        if (!p)
+                return;
+        for (size_t i = 0; i < kept; i++) {
+                const struct dump_rule *r = &d->rules[i];
+                if (!r->has_comment)
+                        continue;
+                if (!r->long_comment && strncmp(r->comment, "nh group ", 9) == 0) {
+                        if (!uuid_is_valid(r->comment + 9) || p->port.n_groups == PORT_MAX_GROUPS)
+                                p->tampered = true;
+                        else
+                                memcpy(p->port.groups[p->port.n_groups++], r->comment + 9, UUID_STR_LEN + 1);
+                } else if (!r->long_comment && strncmp(r->comment, "nh mac ", 7) == 0) {
+                        if (mac_parse(r->comment + 7, p->port.mac) < 0)
+                                p->tampered = true;
+                } else
+                        p->tampered = true;
+        }
+        for (size_t i = 0; i < kept; i++)
+                if (!dump_port_rule_ok(&p->port, i, &d->rules[i]))
+                        p->tampered = true;
+        if (d->n_rules != 7 + 2 * p->port.n_groups)
+                p->tampered = true;
+        d->port_seen[p - d->s->ports] = 1;
+}
+
+/* The comment of a rule's user data (NFTNL_UDATA_RULE_COMMENT: type 0,
+ * length, a NUL-terminated string): 1 found (in ret, or long), 0 none, -1 malformed. */
+static int rule_comment(const uint8_t *u, size_t len, char *ret, size_t max, bool *ret_long)
+{
+        while (len >= 2) {
+                uint8_t type = u[0], n = u[1];
+                if ((size_t)n + 2 > len)
+                        return -1;
+                if (type == 0) {
+                        if (n == 0 || u[2 + n - 1] != '\0' || strnlen((const char *)u + 2, n) != (size_t)n - 1)
+                                return -1;
+                        *ret_long = n > max;
+                        if (!*ret_long)
+                                memcpy(ret, u + 2, n);
+                        return 1;
+                }
+                u += 2 + n;
+                len -= 2 + (size_t)n;
+        }
+        return len == 0 ? 0 : -1;
+}
+
+static int fixed_chain_index(bool inet, const char *chain)
+{
+        const char *const *names = inet ? inet_fixed_chains : bridge_fixed_chains;
+        size_t n = inet ? ARRAY_SIZE(inet_fixed_chains) : ARRAY_SIZE(bridge_fixed_chains);
+
+        for (size_t i = 0; i < n; i++)
+                if (streq(names[i], chain))
+                        return (int)i;
+        return -1;
+}
+
+/* One NEWRULE of a D_OWNER or D_RULES dump. */
+static int dump_rule(struct fw_dump *d, const uint8_t *a, size_t len)
+{
+        char chain[DUMP_NAME_MAX], comment[DUMP_NAME_MAX], id[UUID_STR_LEN + 1];
+        bool inet = d->shard >= 0, long_comment = false;
+        const uint8_t *u, *ex;
+        size_t ulen = 0, exlen = 0;
+        int has_comment = 0, f;
+
+        if (!attr_str(a, len, NFTA_RULE_CHAIN, chain, sizeof(chain)) ||
+            !attr_str(a, len, NFTA_RULE_TABLE, comment, sizeof(comment)))
+                return -EBADMSG;
+        if (!streq(comment, d->table))
+                return 0; /* not the table asked for */
+        comment[0] = '\0';
+        if ((u = nl_attr(a, len, NFTA_RULE_USERDATA, &ulen)) &&
+            (has_comment = rule_comment(u, ulen, comment, sizeof(comment), &long_comment)) < 0)
+                has_comment = 0; /* user data we cannot read carries no comment of ours */
+        if (d->kind == D_OWNER) {
+                if (streq(chain, inet ? "forward" : "prerouting") && has_comment && !long_comment &&
+                    streq(comment, FW_OWNER_MARK))
+                        d->owner = true;
+                return 0;
+        }
+        if ((f = fixed_chain_index(inet, chain)) >= 0)
+                d->fixed[f]++;
+        if (!inet)
+                return 0;
+        if (name_uuid(chain, "port-", "", id)) {
+                if (!d->port_chain[0] || !streq(d->port_chain, chain)) {
+                        struct fw_snap_port *p;
+                        port_chain_done(d);
+                        memcpy(d->port_chain, chain, strlen("port-") + UUID_STR_LEN + 1);
+                        d->n_rules = 0;
+                        p = fw_snap_port_find(d->s, id);
+                        /* another shard's port (the chain here is a duplicate), or a chain made during the read */
+                        d->port = p && p->shard == (unsigned)d->shard && !d->port_seen[p - d->s->ports] ? p : NULL;
+                }
+                if (d->port && d->n_rules < DUMP_CHAIN_RULES) {
+                        struct dump_rule *r = &d->rules[d->n_rules];
+                        struct dump_expr e[DUMP_EXPRS_MAX];
+                        size_t n = 0;
+                        bool bad = false;
+                        uint16_t type;
+                        const uint8_t *v;
+                        size_t vlen;
+                        *r = (struct dump_rule){ .has_comment = has_comment > 0, .long_comment = long_comment };
+                        if (has_comment > 0 && !long_comment && strlen(comment) < sizeof(r->comment))
+                                memcpy(r->comment, comment, strlen(comment) + 1);
+                        else if (has_comment > 0)
+                                r->long_comment = true;
+                        if ((ex = nl_attr(a, len, NFTA_RULE_EXPRESSIONS, &exlen))) {
+                                while (attr_next(&ex, &exlen, &type, &v, &vlen, &bad)) {
+                                        if (type != NFTA_LIST_ELEM || n == DUMP_EXPRS_MAX)
+                                                bad = true;
+                                        else
+                                                expr_decode(v, vlen, &e[n++]);
+                                }
+                        }
+                        if (!bad)
+                                rule_shape(e, n, r);
+                }
+                d->n_rules++;
+                return 0;
+        }
+        bool in = name_uuid(chain, "sg-", "-in", id);
+        if (in || name_uuid(chain, "sg-", "-out", id)) {
+                struct fw_snap_group *g = fw_snap_group_find(d->s, (unsigned)d->shard, id);
+                struct secrule r;
+                if (!g)
+                        return 0;
+                if (has_comment <= 0 || long_comment || secrule_parse(comment, &r) < 0 ||
+                    r.dir != (in ? SECRULE_INGRESS : SECRULE_EGRESS)) {
+                        g->tampered = true;
+                        return 0;
+                }
+                return group_add_rule(g, &r);
+        }
+        return 0;
+}
+
+/* ---- chains, sets, elements ---- */
+
+/* One NEWCHAIN of the family's chain dump (every table's: the kernel has no filter). */
+static int dump_chain(struct fw_dump *d, const uint8_t *a, size_t len)
+{
+        char table[DUMP_NAME_MAX], name[DUMP_NAME_MAX], id[UUID_STR_LEN + 1];
+        int shard;
+
+        if (!attr_str(a, len, NFTA_CHAIN_TABLE, table, sizeof(table)) ||
+            !attr_str(a, len, NFTA_CHAIN_NAME, name, sizeof(name)))
+                return -EBADMSG;
+        if (d->family == NFPROTO_BRIDGE) {
+                if (!streq(table, FW_TABLE) || !d->bridge_ours)
+                        return 0;
+                if (streq(name, "from_vm"))
+                        d->bridge_sk |= SK_FROM_VM;
+                else if (streq(name, "prerouting"))
+                        d->bridge_sk |= SK_PREROUTING;
+                else if (streq(name, "forward"))
+                        d->bridge_sk |= SK_BR_FORWARD;
+                else /* e.g. a quarantine left behind by a restore that did not finish */
+                        d->bridge_sk |= SK_BR_EXTRA;
+                return 0;
+        }
+        shard = fw_shard_from_table(table);
+        if (shard < 0 || !d->ours[shard])
+                return 0;
+        if (streq(name, "common"))
+                d->sk[shard] |= SK_COMMON;
+        else if (streq(name, "forward"))
+                d->sk[shard] |= SK_FORWARD;
+        else if (name_uuid(name, "port-", "", id)) {
+                struct fw_snap_port *p = fw_snap_port_find(d->s, id);
+                if (p) {
+                        /* the lowest shard holds the port; every other one holding its chain is not complete */
+                        unsigned lo = p->shard < (unsigned)shard ? p->shard : (unsigned)shard;
+                        d->dup[p->shard == lo ? (unsigned)shard : p->shard] = true;
+                        p->shard = lo;
+                        p->tampered = true;
+                        return 0;
+                }
+                if (!(p = fw_snap_port_get(d->s, id)))
+                        return -ENOMEM;
+                p->shard = (unsigned)shard;
+                p->has_chain = true;
+        } else if (name_uuid(name, "sg-", "-in", id) || name_uuid(name, "sg-", "-out", id)) {
+                struct fw_snap_group *g = fw_snap_group_get(d->s, (unsigned)shard, id);
+                if (!g)
+                        return -ENOMEM;
+                if (name[strlen(name) - 1] == 'n')
+                        g->has_in = true;
+                else
+                        g->has_out = true;
+        }
+        return 0;
+}
+
+/* One NEWSET of a table's set dump: the fixed ones, and which to read the elements of. */
+static int dump_set(struct fw_dump *d, const uint8_t *a, size_t len)
+{
+        char table[DUMP_NAME_MAX], name[DUMP_NAME_MAX];
+        uint32_t flags = 0;
+        bool inet = d->shard >= 0;
+        const char *const *sets = inet ? inet_dump_sets : bridge_dump_sets;
+        size_t n = inet ? ARRAY_SIZE(inet_dump_sets) : ARRAY_SIZE(bridge_dump_sets);
+
+        if (!attr_str(a, len, NFTA_SET_TABLE, table, sizeof(table)) ||
+            !attr_str(a, len, NFTA_SET_NAME, name, sizeof(name)))
+                return -EBADMSG;
+        if (!streq(table, d->table))
+                return 0;
+        (void)nl_attr_be32(a, len, NFTA_SET_FLAGS, &flags);
+        bool is_map = (flags & NFT_SET_MAP) != 0;
+        unsigned flag = fixed_set_flag(inet, is_map, name);
+        if (inet)
+                d->sk[d->shard] |= flag;
+        else
+                d->bridge_sk |= flag;
+        for (size_t i = 0; i < n; i++)
+                if (streq(sets[i], name) && (!inet || is_map))
+                        d->set_seen[i] = true;
+        return 0;
+}
+
+/* An interface name key (IFNAMSIZ bytes, NUL-padded) at k: into name, or false. */
+static bool key_ifname(const uint8_t *k, size_t len, char name[IFNAME_MAX])
+{
+        if (len < IFNAME_MAX || strnlen((const char *)k, IFNAME_MAX) == IFNAME_MAX)
+                return false;
+        memcpy(name, k, IFNAME_MAX);
+        return true;
+}
+
+/* One element of the set being dumped (the netlink counterparts of
+ * ports_map_element and bridge_set_element). */
+static void dump_element(struct fw_dump *d, const uint8_t *a, size_t len)
+{
+        size_t klen, dlen;
+        const uint8_t *k = nested(a, len, NFTA_SET_ELEM_KEY, NFTA_DATA_VALUE, &klen);
+        char dev[IFNAME_MAX], want[IFNAME_MAX], id[UUID_STR_LEN + 1];
+        struct fw_snap *s = d->s;
+        struct fw_snap_port *p;
+
+        if (d->shard >= 0) { /* the ports map: "qbr<11>" : jump port-<uuid> */
+                const uint8_t *data = nl_attr(a, len, NFTA_SET_ELEM_DATA, &dlen);
+                char chain[DUMP_TEXT_MAX];
+                int32_t code;
+                if (!k || !key_ifname(k, klen, dev) || !data || !verdict_of(data, dlen, &code, chain, sizeof(chain)) ||
+                    code != NFT_JUMP || !name_uuid(chain, "port-", "", id))
+                        return;
+                p = fw_snap_port_find(s, id);
+                if (p && p->shard == (unsigned)d->shard && port_dev_name("qbr", id, want) == 0 && streq(dev, want))
+                        p->has_dispatch = true;
+                return;
+        }
+        if (!k || !key_ifname(k, klen, dev)) {
+                s->orphan_elements++;
+                return;
+        }
+        if (streq(d->set, "taps")) {
+                if (klen == IFNAME_MAX && (p = port_by_dev(s, &d->di, "tap", dev)))
+                        p->has_tap = true;
+                else
+                        s->orphan_elements++;
+                return;
+        }
+        p = port_by_dev(s, &d->di, streq(d->set, "guard") ? "qvb" : "tap", dev);
+        if (!p) {
+                s->orphan_elements++;
+                return;
+        }
+        if (streq(d->set, "vm_mac") || streq(d->set, "guard")) {
+                if (klen != IFNAME_MAX + 8 || memcmp(k + IFNAME_MAX, p->port.mac, 6) != 0)
+                        p->tampered = true;
+                else if (streq(d->set, "guard"))
+                        p->has_guard = true;
+                else
+                        p->has_mac = true;
+        } else {
+                bool v6 = streq(d->set, "vm_ip6");
+                char ip[IP_STR_MAX];
+                if (klen != IFNAME_MAX + (v6 ? 16u : 4u) ||
+                    !inet_ntop(v6 ? AF_INET6 : AF_INET, k + IFNAME_MAX, ip, sizeof(ip)))
+                        p->tampered = true;
+                else
+                        port_add_ip(p, ip);
+        }
+}
+
+static int dump_elements(struct fw_dump *d, const uint8_t *a, size_t len)
+{
+        char table[DUMP_NAME_MAX], set[DUMP_NAME_MAX];
+        const uint8_t *list, *v;
+        size_t llen, vlen;
+        uint16_t type;
+        bool bad = false;
+
+        if (!attr_str(a, len, NFTA_SET_ELEM_LIST_TABLE, table, sizeof(table)) ||
+            !attr_str(a, len, NFTA_SET_ELEM_LIST_SET, set, sizeof(set)))
+                return -EBADMSG;
+        if (!streq(table, d->table) || !streq(set, d->set) || !(list = nl_attr(a, len, NFTA_SET_ELEM_LIST_ELEMENTS, &llen)))
+                return 0;
+        while (attr_next(&list, &llen, &type, &v, &vlen, &bad))
+                if (type == NFTA_LIST_ELEM)
+                        dump_element(d, v, vlen);
+        return bad ? -EBADMSG : 0;
+}
+
+/* ---- the dumps ---- */
+
+int fw_dump_feed(struct fw_dump *d, const void *buf, size_t len)
+{
+        static const uint8_t want[] = {
+                [D_TABLES] = NFT_MSG_NEWTABLE, [D_OWNER] = NFT_MSG_NEWRULE, [D_CHAINS] = NFT_MSG_NEWCHAIN,
+                [D_RULES] = NFT_MSG_NEWRULE,   [D_SETS] = NFT_MSG_NEWSET,   [D_ELEMS] = NFT_MSG_NEWSETELEM,
+        };
+        const uint8_t *p = buf;
+        int r = 0;
+
+        while (len > 0 && r == 0) {
+                struct nlmsghdr h;
+                struct nfgenmsg g;
+                size_t off = (size_t)NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(g));
+
+                if (len < sizeof(h))
+                        return -EBADMSG;
+                memcpy(&h, p, sizeof(h));
+                if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len || h.nlmsg_seq != d->seq)
+                        return -EBADMSG;
+                if (h.nlmsg_flags & NLM_F_DUMP_INTR)
+                        return -EINTR;
+                if (h.nlmsg_type == NLMSG_DONE)
+                        return 1;
+                if (h.nlmsg_type == NLMSG_ERROR) {
+                        struct nlmsgerr e;
+                        if (h.nlmsg_len < (size_t)NLMSG_HDRLEN + sizeof(e))
+                                return -EBADMSG;
+                        memcpy(&e, p + NLMSG_HDRLEN, sizeof(e));
+                        if (e.error < 0 && e.error > -4096)
+                                return e.error;
+                        return -EBADMSG; /* a dump is never acknowledged */
+                }
+                if (h.nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | want[d->kind]) || h.nlmsg_len < off)
+                        return -EBADMSG;
+                memcpy(&g, p + NLMSG_HDRLEN, sizeof(g));
+                /* every object of one read must come from the same ruleset generation */
+                if (!d->have_gen) {
+                        d->have_gen = true;
+                        d->gen = g.res_id;
+                } else if (g.res_id != d->gen)
+                        return -EINTR;
+                const uint8_t *a = p + off;
+                size_t alen = h.nlmsg_len - off;
+                if (d->kind == D_TABLES) {
+                        char name[FW_TABLE_NAME_MAX];
+                        int k = nl_attr_str(a, alen, NFTA_TABLE_NAME, name, sizeof(name)) ? fw_shard_from_table(name) : -1;
+                        if (g.nfgen_family == NFPROTO_INET && k >= 0)
+                                d->t.inet[k] = true;
+                        else if (g.nfgen_family == NFPROTO_BRIDGE && k == 0)
+                                d->t.bridge = true;
+                } else if (g.nfgen_family != d->family)
+                        return -EBADMSG;
+                else if (d->kind == D_CHAINS)
+                        r = dump_chain(d, a, alen);
+                else if (d->kind == D_SETS)
+                        r = dump_set(d, a, alen);
+                else if (d->kind == D_ELEMS)
+                        r = dump_elements(d, a, alen);
+                else
+                        r = dump_rule(d, a, alen);
+                if (NLMSG_ALIGN(h.nlmsg_len) >= len)
+                        break;
+                p += NLMSG_ALIGN(h.nlmsg_len);
+                len -= NLMSG_ALIGN(h.nlmsg_len);
+        }
+        return r;
+}
+
+/* A dump request: header, nfgenmsg, then string attributes (type, value) until a 0 type. */
+static int dump_request(struct fw_dump *d, fw_dump_io_fn io, void *userdata, uint32_t *seq, enum dump_kind kind,
+                        uint8_t family, uint16_t msg, uint16_t t1, const char *v1, uint16_t t2, const char *v2)
+{
+        uint8_t req[NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + 2 * NLA_ALIGN(NLA_HDRLEN + DUMP_NAME_MAX)];
+        struct nlmsghdr h = { .nlmsg_type = (uint16_t)((NFNL_SUBSYS_NFTABLES << 8) | msg),
+                              .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = ++*seq };
+        struct nfgenmsg g = { .nfgen_family = family, .version = NFNETLINK_V0 };
+        size_t len = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(g));
+        const uint16_t types[2] = { t1, t2 };
+        const char *vals[2] = { v1, v2 };
+        int r;
+
+        memset(req, 0, sizeof(req));
+        memcpy(req + NLMSG_HDRLEN, &g, sizeof(g));
+        for (size_t i = 0; i < 2 && vals[i]; i++) {
+                size_t n = strlen(vals[i]) + 1;
+                struct nlattr nla = { .nla_len = (uint16_t)(NLA_HDRLEN + n), .nla_type = types[i] };
+                if (n > DUMP_NAME_MAX)
+                        return -EINVAL;
+                memcpy(req + len, &nla, sizeof(nla));
+                memcpy(req + len + NLA_HDRLEN, vals[i], n);
+                len += NLA_ALIGN(NLA_HDRLEN + n);
+        }
+        h.nlmsg_len = (uint32_t)len;
+        memcpy(req, &h, sizeof(h));
+        d->kind = kind;
+        d->seq = h.nlmsg_seq;
+        d->family = family;
+        r = io(userdata, req, len, d);
+        if (kind == D_RULES)
+                port_chain_done(d); /* the last chain of the dump */
+        return r < 0 ? r : 0;
+}
+
+/* Read one table of ours (d->shard, d->table set): its rules, sets, and
+ * the elements of the sets that matter. */
+static int read_table(struct fw_dump *d, fw_dump_io_fn io, void *userdata, uint32_t *seq)
+{
+        bool inet = d->shard >= 0;
+        uint8_t family = inet ? NFPROTO_INET : NFPROTO_BRIDGE;
+        const char *const *sets = inet ? inet_dump_sets : bridge_dump_sets;
+        size_t n = inet ? ARRAY_SIZE(inet_dump_sets) : ARRAY_SIZE(bridge_dump_sets);
+        int r;
+
+        memset(d->fixed, 0, sizeof(d->fixed));
+        memset(d->set_seen, 0, sizeof(d->set_seen));
+        d->port = NULL;
+        d->port_chain[0] = '\0';
+        if ((r = dump_request(d, io, userdata, seq, D_RULES, family, NFT_MSG_GETRULE, NFTA_RULE_TABLE, d->table, 0,
+                              NULL)) < 0 ||
+            (r = dump_request(d, io, userdata, seq, D_SETS, family, NFT_MSG_GETSET, NFTA_SET_TABLE, d->table, 0,
+                              NULL)) < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (!d->set_seen[i])
+                        continue;
+                d->set = sets[i];
+                if ((r = dump_request(d, io, userdata, seq, D_ELEMS, family, NFT_MSG_GETSETELEM,
+                                      NFTA_SET_ELEM_LIST_TABLE, d->table, NFTA_SET_ELEM_LIST_SET, sets[i])) < 0)
+                        return r;
+        }
+        for (size_t f = 0; f < (inet ? ARRAY_SIZE(inet_fixed_chains) : ARRAY_SIZE(bridge_fixed_chains)); f++)
+                if (d->fixed[f] != fw_fixed_chain_rules(inet, (inet ? inet_fixed_chains : bridge_fixed_chains)[f]))
+                        return 1; /* not complete */
+        return 0;
+}
+
+static int snap_read_once(struct fw_dump *d, fw_dump_io_fn io, void *userdata, uint32_t *seq)
+{
+        struct fw_snap *s = d->s;
+        int r;
+
+        if ((r = dump_request(d, io, userdata, seq, D_TABLES, NFPROTO_UNSPEC, NFT_MSG_GETTABLE, 0, NULL, 0, NULL)) < 0)
+                return r;
+        /* which of our tables carry the mark (a table of our name without it is never read) */
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                if (!d->t.inet[k] || (d->only && !d->only[k]))
+                        continue;
+                s->shards[k].exists = true;
+                fw_shard_table(k, d->table);
+                d->shard = (int)k;
+                d->owner = false;
+                if ((r = dump_request(d, io, userdata, seq, D_OWNER, NFPROTO_INET, NFT_MSG_GETRULE, NFTA_RULE_TABLE,
+                                      d->table, NFTA_RULE_CHAIN, "forward")) < 0)
+                        return r;
+                d->ours[k] = s->shards[k].ours = d->owner;
+        }
+        if (d->t.bridge) {
+                s->bridge_exists = true;
+                (void)snprintf(d->table, sizeof(d->table), "%s", FW_TABLE);
+                d->shard = -1;
+                d->owner = false;
+                if ((r = dump_request(d, io, userdata, seq, D_OWNER, NFPROTO_BRIDGE, NFT_MSG_GETRULE, NFTA_RULE_TABLE,
+                                      d->table, NFTA_RULE_CHAIN, "prerouting")) < 0)
+                        return r;
+                d->bridge_ours = s->bridge_ours = d->owner;
+        }
+        /* chains: one dump per family (every table's), records for ours */
+        if ((r = dump_request(d, io, userdata, seq, D_CHAINS, NFPROTO_INET, NFT_MSG_GETCHAIN, 0, NULL, 0, NULL)) < 0 ||
+            (d->bridge_ours &&
+             (r = dump_request(d, io, userdata, seq, D_CHAINS, NFPROTO_BRIDGE, NFT_MSG_GETCHAIN, 0, NULL, 0, NULL)) < 0))
+                return r;
+        d->n_port_seen = s->n_ports;
+        if (!(d->port_seen = calloc(s->n_ports + 1, 1)))
+                return -ENOMEM;
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                bool fixed_ok;
+                if (!d->ours[k])
+                        continue;
+                fw_shard_table(k, d->table);
+                d->shard = (int)k;
+                if ((r = read_table(d, io, userdata, seq)) < 0)
+                        return r;
+                fixed_ok = r == 0;
+                for (size_t i = 0; i < s->n_ports; i++)
+                        if (s->ports[i].shard == k) {
+                                s->shards[k].n_ports++;
+                                if (!d->port_seen[i]) /* its chain has no rule at all */
+                                        s->ports[i].tampered = true;
+                        }
+                s->shards[k].complete = d->sk[k] == SK_INET_ALL && fixed_ok && !d->dup[k];
+        }
+        if (d->bridge_ours) {
+                (void)snprintf(d->table, sizeof(d->table), "%s", FW_TABLE);
+                d->shard = -1;
+                /* no port record is added from here on: index the device names once */
+                d->di.ok = s->n_ports < UINT32_MAX - 1 && ix_build(&d->di.ix, s, s->n_ports, &dev_ops) == 0;
+                if ((r = read_table(d, io, userdata, seq)) < 0)
+                        return r;
+                s->bridge_complete = d->bridge_sk == SK_BRIDGE_ALL && r == 0;
+        }
+        /* the table list again: the same tables, of the same generation (a table deleted between two
+         * dumps answers an empty dump, which carries no generation, and would read as not ours) */
+        struct fw_tables first = d->t;
+        memset(&d->t, 0, sizeof(d->t));
+        if ((r = dump_request(d, io, userdata, seq, D_TABLES, NFPROTO_UNSPEC, NFT_MSG_GETTABLE, 0, NULL, 0, NULL)) < 0)
+                return r;
+        if (memcmp(&first, &d->t, sizeof(first)) != 0)
+                return -EINTR;
+        snap_settle(s);
+        return 0;
+}
+
+int fw_snap_read(fw_dump_io_fn io, void *userdata, uint32_t *seq, const bool *only, struct fw_snap *ret,
+                 struct fw_tables *ret_tables)
+{
+        int r = -EAGAIN;
+
+        for (int attempt = 0; attempt < 3; attempt++) {
+                struct fw_dump *d = calloc(1, sizeof(*d));
+                struct fw_snap s = { 0 };
+                if (!d)
+                        return -ENOMEM;
+                d->s = &s;
+                d->only = only;
+                r = snap_read_once(d, io, userdata, seq);
+                if (r == 0 && ret_tables)
+                        *ret_tables = d->t;
+                free(d->port_seen);
+                free(d->di.ix.slot);
+                free(d);
+                if (r == 0) {
+                        *ret = s;
+                        return 0;
+                }
+                fw_snap_free(&s);
+                /* the ruleset changed during the read (a dump interrupted, another generation, a table or set
+                 * gone between two dumps): read it again */
+                if (r != -EINTR && r != -ENOENT)
+                        return r;
+        }
+        return r == -ENOENT || r == -EINTR ? -EAGAIN : r;
 }

@@ -1,7 +1,10 @@
-/* fw-state.h - what the kernel holds in our nftables tables, decoded from
- * libnftables' JSON listings (`list table inet nova_hypervisor[_<k>]`, one per
- * shard, and `list table bridge nova_hypervisor`), and which of our tables
- * exist, decoded from the kernel's NFT_MSG_GETTABLE dump.
+/* fw-state.h - what the kernel holds in our nftables tables: read by the
+ * module from the kernel's nf_tables dumps (fw_snap_read, below), or decoded
+ * from libnftables' JSON listings (`list table inet nova_hypervisor[_<k>]`,
+ * one per shard, and `list table bridge nova_hypervisor`: fw_snap_parse, the
+ * reference the tests compare the netlink read with, on the real kernel in
+ * test-fw-nl); and which of our tables exist, decoded from the kernel's
+ * NFT_MSG_GETTABLE dump.
  * The decoder trusts nothing: names must have our exact shapes, rule comments
  * must be canonical secrule texts, addresses must parse; anything else marks
  * the snapshot (tampered) instead of being used. Only tables that carry our
@@ -101,6 +104,46 @@ struct fw_tables {
  * malformed, -EINTR when the dump was interrupted by a change (ask again),
  * or the -errno of the kernel's NLMSG_ERROR. */
 int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t seq);
+
+/* ---- our tables read back over netlink (what the module uses) ----
+ *
+ * The kernel's nf_tables dumps, decoded datagram by datagram into a
+ * fw_snap: the table list (GETTABLE); for each shard table and the bridge
+ * table, the rules of its dispatch chain (the owner mark); the chains of
+ * each family (one dump: the kernel has no table filter for chains); then
+ * for each table of ours its rules (GETRULE filtered by table), its sets
+ * (GETSET) and the elements of the sets that say something about ports
+ * (GETSETELEM: a shard's `ports` map, the bridge table's anti-spoofing
+ * sets). The result is what fw_snap_parse makes of the same tables' JSON
+ * listings, but a port chain's rules are checked against exactly the
+ * expressions fw-nl.c writes (the dependencies included), not against
+ * libnftables' rendering of them. Memory: the snapshot, the caller's recv
+ * buffer and a few kB of state; nothing grows with a table's size but the
+ * snapshot. Every message must carry the generation of the first one, and
+ * the table list, read again at the end, must not have changed (else the read
+ * starts again: the ruleset changed between two dumps). (Fuzzed.) */
+
+struct fw_dump;
+
+/* The caller's side of a dump: send the request req (len bytes, a complete
+ * netlink message with NLM_F_DUMP), then pass every datagram of the answer
+ * to fw_dump_feed() until it returns non-zero, and return that value (1:
+ * done); or -errno of the socket. */
+typedef int (*fw_dump_io_fn)(void *userdata, const void *req, size_t len, struct fw_dump *d);
+
+/* Decode one datagram of the answer to the request last sent: 1 once the
+ * dump is done, 0 when more is to come, -EBADMSG for anything malformed or
+ * not what was asked for, -EINTR when the ruleset changed meanwhile, -ENOMEM,
+ * or the -errno of the kernel's NLMSG_ERROR. */
+int fw_dump_feed(struct fw_dump *d, const void *buf, size_t len);
+
+/* Read our tables: all of them, or (only != NULL) the shards k with only[k]
+ * and the bridge table. Requests are numbered from *seq + 1 (*seq is left at
+ * the last). A read that sees the ruleset change is done again, up to three
+ * times (then -EAGAIN). 0 with *ret (and, when not NULL, *ret_tables: which
+ * of our tables exist), or -errno with both untouched. */
+int fw_snap_read(fw_dump_io_fn io, void *userdata, uint32_t *seq, const bool *only, struct fw_snap *ret,
+                 struct fw_tables *ret_tables);
 
 /* ---- changes made by others, as they happen ----
  *

@@ -773,6 +773,62 @@ START_TEST(test_bad_input_changes_nothing)
 }
 END_TEST
 
+/* port_rules_apply whose group gives its rules as canonical texts
+ * (rule_texts) and/or RULE objects (objs: one rule, tcp 22). */
+static int apply_texts(const char *const *texts, size_t n, bool with_texts, bool objs)
+{
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_rules_apply");
+        pw_str(m.w, "port_uuid", port_uuid);
+        pw_str(m.w, "mac", VM_MAC);
+        pw_list_begin(m.w, "ips");
+        pw_str(m.w, NULL, VM_IP);
+        pw_list_end(m.w);
+        pw_list_begin(m.w, "groups");
+        pw_obj_begin(m.w, NULL);
+        pw_str(m.w, "id", GROUP_B);
+        if (with_texts) {
+                pw_list_begin(m.w, "rule_texts");
+                for (size_t i = 0; i < n; i++)
+                        pw_str(m.w, NULL, texts[i]);
+                pw_list_end(m.w);
+        }
+        if (objs) {
+                static const struct rule_spec ssh[] = { { "ingress", 4, 6, 22, 22, -1, NULL } };
+                write_rules(ssh, 1);
+        }
+        pw_obj_end(m.w);
+        pw_list_end(m.w);
+        return mod_call();
+}
+
+/* A group's rules as their canonical texts (the compact form of bulk
+ * calls) are the same rules as RULE objects; a group with both, neither, or
+ * a text that is not canonical is refused and changes nothing. */
+START_TEST(test_rule_texts)
+{
+        static const char *const http_ssh[] = { "nh in 4 6 80 80 - - -", "nh in 4 6 22 22 - - 10.9.0.0/16" };
+        static const char *const not_canonical[] = { "nh in 4 6 80 80 - - 10.9.0.1/16" };
+        static const char *const twice[] = { "nh in 4 6 80 80 - - -", "nh in 4 6 80 80 - - -" };
+        size_t lines;
+
+        ck_assert_msg(apply_texts(http_ssh, 2, true, false) == 0, "%s", reply_error());
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 80));
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 23));
+        lines = ruleset_lines();
+        ck_assert_int_eq(apply_texts(http_ssh, 2, true, true), -EINVAL); /* both */
+        ck_assert_ptr_nonnull(strstr(reply_error(), "either rules or rule_texts"));
+        ck_assert_int_eq(apply_texts(NULL, 0, false, false), -EINVAL); /* neither */
+        ck_assert_int_eq(apply_texts(not_canonical, 1, true, false), -EINVAL);
+        ck_assert_int_eq(apply_texts(twice, 2, true, false), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(reply_error(), "duplicate"));
+        ck_assert_uint_eq(ruleset_lines(), lines);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 80));
+        /* and an empty list of texts is a group without rules, as an empty list of RULEs */
+        ck_assert_msg(apply_texts(NULL, 0, true, false) == 0, "%s", reply_error());
+        ck_assert(!tcp_reaches(ns_rem, VM_IP, 80));
+}
+END_TEST
+
 START_TEST(test_foreign_table_is_left_alone)
 {
         mod_stop();
@@ -1417,6 +1473,7 @@ static Suite *suite(void)
         tcase_add_test(tc, test_read_back_list_remove);
         tcase_add_test(tc, test_restart_keeps_ruleset_unduplicated);
         tcase_add_test(tc, test_bad_input_changes_nothing);
+        tcase_add_test(tc, test_rule_texts);
         tcase_add_test(tc, test_foreign_table_is_left_alone);
         tcase_add_test(tc, test_shards_with_real_packets);
         tcase_add_test(tc, test_foreign_shard_table_is_skipped);

@@ -14,6 +14,8 @@
  * builder given a bad value sends nothing. Root only. */
 #include "fw-nft.h"
 #include "fw-nl.h"
+#include "fw-protocol.h"
+#include "fw-state.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -498,6 +500,221 @@ START_TEST(test_refused_batch_changes_nothing)
 }
 END_TEST
 
+/* ---- the read-back: fw_snap_read (netlink dumps) against fw_snap_parse (JSON listings) ---- */
+
+/* fw_snap_read's side of the dumps, in NS_NL; every datagram is also kept
+ * (as the fuzz target's input: a 16-bit length, then the bytes). */
+struct dump_io {
+        int fd;
+        uint8_t *rec;
+        size_t rec_len;
+};
+
+static void rec_put(struct dump_io *io, const void *p, size_t n)
+{
+        io->rec = realloc(io->rec, io->rec_len + n);
+        ck_assert_ptr_nonnull(io->rec);
+        memcpy(io->rec + io->rec_len, p, n);
+        io->rec_len += n;
+}
+
+static int dump_io(void *userdata, const void *req, size_t len, struct fw_dump *d)
+{
+        struct dump_io *io = userdata;
+        struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+        int r = 0;
+
+        ck_assert_int_eq(sendto(io->fd, req, len, 0, (struct sockaddr *)&kernel, sizeof(kernel)), (ssize_t)len);
+        while (r == 0) {
+                ssize_t n = recv(io->fd, rbuf, sizeof(rbuf), 0);
+                ck_assert_int_gt(n, 0);
+                ck_assert_int_lt(n, 65536);
+                const uint8_t le[2] = { (uint8_t)(n & 0xff), (uint8_t)(n >> 8) };
+                rec_put(io, le, 2);
+                rec_put(io, rbuf, (size_t)n);
+                r = fw_dump_feed(d, rbuf, (size_t)n);
+        }
+        return r;
+}
+
+static char *json_listing(const char *family, const char *table)
+{
+        char cmd[96];
+
+        nft_ctx_output_set_flags(nl_list_ctx, NFT_CTX_OUTPUT_JSON);
+        (void)snprintf(cmd, sizeof(cmd), "list table %s %s", family, table);
+        int r = nft_run_cmd_from_buffer(nl_list_ctx, cmd);
+        nft_ctx_output_set_flags(nl_list_ctx, 0);
+        return strdup(r == 0 ? nft_ctx_get_output_buffer(nl_list_ctx) : "");
+}
+
+/* Both decoders' pictures of NS_NL; they must agree on everything. */
+static void read_both(const char *step, struct fw_snap *nl, struct fw_snap *js)
+{
+        int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd = ns_fd(NS_NL);
+        struct dump_io io = { .fd = -1 };
+        struct fw_tables t;
+        uint32_t seq = 7;
+        char *inet[FW_MAX_SHARDS] = { NULL }, *bridge;
+        size_t n = 0;
+
+        ck_assert_int_eq(setns(fd, CLONE_NEWNET), 0);
+        close(fd);
+        io.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+        ck_assert_int_eq(setns(home, CLONE_NEWNET), 0);
+        close(home);
+        ck_assert_int_ge(io.fd, 0);
+        ck_assert_int_eq(fw_snap_read(dump_io, &io, &seq, NULL, nl, &t), 0);
+        ck_assert_uint_gt(seq, 7);
+        close(io.fd);
+        if (getenv("FW_DUMP_CORPUS")) { /* seeds for fuzz-fwdump */
+                char path[512];
+                FILE *f;
+                (void)snprintf(path, sizeof(path), "%s/%s", getenv("FW_DUMP_CORPUS"), step);
+                ck_assert_ptr_nonnull(f = fopen(path, "we"));
+                ck_assert_uint_eq(fwrite(io.rec, 1, io.rec_len, f), io.rec_len);
+                fclose(f);
+        }
+        free(io.rec);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
+                char table[FW_TABLE_NAME_MAX];
+                if (!t.inet[k])
+                        continue;
+                fw_shard_table(k, table);
+                inet[n++] = json_listing("inet", table);
+        }
+        bridge = t.bridge ? json_listing("bridge", FW_TABLE) : NULL;
+        ck_assert_int_eq(fw_snap_parse((const char *const *)inet, n, bridge, js), 0);
+        for (size_t i = 0; i < n; i++)
+                free(inet[i]);
+        free(bridge);
+
+        ck_assert_msg(nl->bridge_exists == js->bridge_exists && nl->bridge_ours == js->bridge_ours &&
+                              nl->bridge_complete == js->bridge_complete,
+                      "%s: bridge table %d%d%d (netlink) vs %d%d%d (JSON)", step, nl->bridge_exists, nl->bridge_ours,
+                      nl->bridge_complete, js->bridge_exists, js->bridge_ours, js->bridge_complete);
+        for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                ck_assert_msg(memcmp(&nl->shards[k], &js->shards[k], sizeof(nl->shards[k])) == 0,
+                              "%s: shard %u: exists %d ours %d complete %d ports %u (netlink) vs %d %d %d %u (JSON)",
+                              step, k, nl->shards[k].exists, nl->shards[k].ours, nl->shards[k].complete,
+                              nl->shards[k].n_ports, js->shards[k].exists, js->shards[k].ours,
+                              js->shards[k].complete, js->shards[k].n_ports);
+        ck_assert_uint_eq(nl->n_ports, js->n_ports);
+        ck_assert_uint_eq(nl->n_groups, js->n_groups);
+        ck_assert_uint_eq(nl->orphan_elements, js->orphan_elements);
+        for (size_t i = 0; i < nl->n_ports; i++) {
+                const struct fw_snap_port *a = &nl->ports[i], *b = fw_snap_port_find(js, a->port.uuid);
+                ck_assert_msg(b, "%s: port %s only in the netlink read", step, a->port.uuid);
+                bool same = streq(a->port.uuid, b->port.uuid) && memcmp(a->port.mac, b->port.mac, 6) == 0 &&
+                            a->port.n_ips == b->port.n_ips && a->port.n_groups == b->port.n_groups &&
+                            a->shard == b->shard && a->has_chain == b->has_chain && a->has_dispatch == b->has_dispatch &&
+                            a->has_mac == b->has_mac && a->has_tap == b->has_tap && a->has_guard == b->has_guard &&
+                            a->has_ll == b->has_ll && a->tampered == b->tampered;
+                for (size_t k = 0; same && k < a->port.n_groups; k++)
+                        same = streq(a->port.groups[k], b->port.groups[k]);
+                for (size_t k = 0; same && k < a->port.n_ips; k++) { /* a set's elements: in any order */
+                        bool found = false;
+                        for (size_t j = 0; j < b->port.n_ips; j++)
+                                found = found || streq(a->port.ips[k], b->port.ips[j]);
+                        same = found;
+                }
+                ck_assert_msg(same,
+                              "%s: port %s differs: tampered %d/%d chain %d/%d dispatch %d/%d mac %d/%d tap %d/%d "
+                              "guard %d/%d ll %d/%d groups %zu/%zu ips %zu/%zu",
+                              step, a->port.uuid, a->tampered, b->tampered, a->has_chain, b->has_chain,
+                              a->has_dispatch, b->has_dispatch, a->has_mac, b->has_mac, a->has_tap, b->has_tap,
+                              a->has_guard, b->has_guard, a->has_ll, b->has_ll, a->port.n_groups, b->port.n_groups,
+                              a->port.n_ips, b->port.n_ips);
+        }
+        for (size_t i = 0; i < nl->n_groups; i++) {
+                const struct fw_snap_group *a = &nl->groups[i], *b = fw_snap_group_find(js, a->shard, a->id);
+                ck_assert_msg(b, "%s: group %s/%u only in the netlink read", step, a->id, a->shard);
+                ck_assert_msg(a->has_in == b->has_in && a->has_out == b->has_out && a->tampered == b->tampered &&
+                                      a->n_rules == b->n_rules && a->digest == b->digest && a->refs == b->refs,
+                              "%s: group %s/%u differs", step, a->id, a->shard);
+                for (size_t r = 0; r < a->n_rules; r++)
+                        ck_assert(memcmp(&a->rules[r], &b->rules[r], sizeof(a->rules[r])) == 0);
+        }
+}
+
+static void nft_nl(const char *cmd)
+{
+        ck_assert_msg(nft_run_cmd_from_buffer(nl_list_ctx, cmd) == 0, "%s: %s", cmd,
+                      nft_ctx_get_error_buffer(nl_list_ctx));
+}
+
+START_TEST(test_read_back_is_the_listing)
+{
+        static struct secrule rules[SECGROUP_MAX_RULES];
+        struct fw_snap nl, js;
+        struct fw_port p1 = port_of(P1, 1, G1, G2), p2 = port_of(P2, 2, G2, NULL);
+        const struct fw_port *ports[] = { &p1, &p2 };
+        const unsigned shards[] = { 0, 1 };
+        size_t n = 0;
+
+        skeleton_both();
+        for (size_t i = 0; i < ARRAY_SIZE(shapes); i++)
+                rules[n++] = rule_of(shapes[i]);
+        fw_nl_begin(&batch, 100);
+        fw_nl_group(&batch, 0, G1, rules, n, false);
+        fw_nl_group(&batch, 0, G2, NULL, 0, false);
+        fw_nl_group(&batch, 1, G2, rules, 3, false);
+        fw_nl_port_chain(&batch, 0, &p1, false);
+        fw_nl_port_chain(&batch, 1, &p2, false);
+        fw_nl_elements(&batch, ports, shards, 2);
+        commit_ok();
+
+        read_both("intact", &nl, &js);
+        /* what was written, so that two empty pictures do not pass */
+        ck_assert(fw_snap_ready(&nl) && nl.shards[1].complete && nl.n_ports == 2 && nl.n_groups == 3);
+        ck_assert(!fw_snap_port_find(&nl, P1)->tampered && !fw_snap_port_find(&nl, P2)->tampered);
+        ck_assert_uint_eq(fw_snap_port_find(&nl, P1)->port.n_groups, 2);
+        ck_assert_uint_eq(fw_snap_port_find(&nl, P2)->shard, 1);
+        ck_assert_uint_eq(fw_snap_port_find(&nl, P2)->port.n_ips, 2);
+        ck_assert_uint_eq(fw_snap_group_find(&nl, 0, G1)->n_rules, ARRAY_SIZE(shapes));
+        ck_assert_uint_eq(fw_snap_group_find(&nl, 1, G2)->n_rules, 3);
+        ck_assert_uint_eq(fw_snap_group_find(&nl, 0, G2)->refs, 1);
+        fw_snap_free(&nl);
+        fw_snap_free(&js);
+
+        /* someone else's hand in each kind of object */
+        nft_nl("add rule inet nova_hypervisor port-" "a1b2c3d4-e5f6-4789-8abc-def012345678 accept");
+        nft_nl("delete element bridge nova_hypervisor vm_mac { \"tapb1b2c3d4-e5\" . fa:16:3e:00:01:02 }");
+        nft_nl("add rule inet nova_hypervisor_1 sg-" "21111111-2222-4333-8444-555555555555-in accept");
+        nft_nl("add rule inet nova_hypervisor_1 forward accept");
+        nft_nl("add element bridge nova_hypervisor taps { \"tapffffffff-ff\" }");
+        read_both("tampered", &nl, &js);
+        ck_assert(fw_snap_port_find(&nl, P1)->tampered);                      /* a rule added to its chain */
+        ck_assert(fw_snap_port_find(&nl, P2)->tampered && !fw_snap_port_find(&nl, P2)->has_mac); /* element gone */
+        ck_assert(fw_snap_group_find(&nl, 1, G2)->tampered);                  /* a rule without our comment */
+        ck_assert(!fw_snap_group_find(&nl, 0, G1)->tampered);
+        ck_assert(!nl.shards[1].complete && nl.shards[0].complete);           /* a rule in a fixed chain */
+        ck_assert_uint_eq(nl.orphan_elements, 1);                             /* a tap of no port */
+        fw_snap_free(&nl);
+        fw_snap_free(&js);
+
+        /* a chain rewritten by hand: same comments, other expressions */
+        nft_nl("flush chain inet nova_hypervisor port-" "a1b2c3d4-e5f6-4789-8abc-def012345678");
+        read_both("port chain flushed", &nl, &js);
+        ck_assert(fw_snap_port_find(&nl, P1)->tampered && fw_snap_port_find(&nl, P1)->port.n_groups == 0);
+        fw_snap_free(&nl);
+        fw_snap_free(&js);
+
+        /* tables gone; one of our names made by someone else */
+        nft_nl("delete table inet nova_hypervisor_1; add table inet nova_hypervisor_1; "
+               "add chain inet nova_hypervisor_1 forward");
+        read_both("foreign shard", &nl, &js);
+        ck_assert(nl.shards[1].exists && !nl.shards[1].ours && !fw_snap_port_find(&nl, P2));
+        fw_snap_free(&nl);
+        fw_snap_free(&js);
+        nft_nl("flush ruleset");
+        read_both("empty", &nl, &js);
+        ck_assert(!nl.shards[0].exists && !nl.bridge_exists && nl.n_ports == 0);
+        fw_snap_free(&nl);
+        fw_snap_free(&js);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("fw-nl");
@@ -510,6 +727,7 @@ int main(void)
         tcase_add_test(tc, test_same_objects_as_libnftables);
         tcase_add_test(tc, test_restore_is_one_batch);
         tcase_add_test(tc, test_refused_batch_changes_nothing);
+        tcase_add_test(tc, test_read_back_is_the_listing);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,7 @@
 /* test-fw.c - unit tests for the firewall-control module's pure parts:
  * fw-nft.c (the nftables batch texts), fw-state.c (the decoder of
- * `nft -j list table` snapshots and of the kernel's table dump) and
+ * `nft -j list table` snapshots, of the kernel's nf_tables dumps (fw_snap_read,
+ * on a recorded dump: test_dump_read) and of the kernel's table dump) and
  * fw-protocol.c (RULE on the wire).
  *
  * The decoder runs on real kernel listings stored in tests/unit/fixtures/:
@@ -723,6 +724,19 @@ static char *fixture(const char *name)
         return TAKE_PTR(text);
 }
 
+/* A binary fixture and its length. */
+static char *fixture_bin(const char *name, size_t *ret_len)
+{
+        char path[PATH_MAX + 64];
+        _cleanup_free_ char *data = NULL, *probe = fixture("fw-batch.nft"); /* finds the directory */
+        int r;
+
+        (void)snprintf(path, sizeof(path), "%s/%s", fixture_dir, name);
+        r = read_file_bounded(path, 1 << 20, &data, ret_len);
+        ck_assert_msg(r == 0, "cannot read %s: %s", path, strerror(-r));
+        return TAKE_PTR(data);
+}
+
 /* The fixtures are what the current builders produce. */
 START_TEST(test_fixture_is_current)
 {
@@ -734,6 +748,199 @@ START_TEST(test_fixture_is_current)
         ck_assert_msg(streq(b.p, batch),
                       "the builders changed: regenerate tests/unit/fixtures (see the top of tests/unit/test-fw.c)");
         sbuf_free(&b);
+}
+END_TEST
+
+/* ---- the netlink read-back (fw_snap_read) on a recorded dump ----
+ *
+ * fixtures/fw-dump-intact.bin: the datagrams the kernel answered to one
+ * fw_snap_read of test-fw-nl's ruleset (shards 0 and 1 and the bridge table;
+ * group D_G1 with 22 rules in shard 0, D_G2 empty in shard 0 and with 3 rules
+ * in shard 1; port D_P1 in shard 0 with both, D_P2 in shard 1 with D_G2),
+ * each a 16-bit little-endian length and its bytes, as test-fw-nl writes
+ * them with FW_DUMP_CORPUS set (its step "intact"). The fake kernel here
+ * answers each request with the next datagrams, giving them the request's
+ * sequence number. */
+
+#define D_P1 "a1b2c3d4-e5f6-4789-8abc-def012345678"
+#define D_P2 "b1b2c3d4-e5f6-4789-8abc-def012345678"
+#define D_G2 "21111111-2222-4333-8444-555555555555"
+
+struct fake_kernel {
+        const uint8_t *p;
+        size_t left;
+        int error_every;      /* != 0: answer every request with this NLMSG_ERROR instead */
+        bool wrong_type;      /* answer every request with a NEWGEN message instead */
+        bool tables_gone;     /* once: the second table list (the read's last dump) says no table exists */
+        unsigned table_lists; /* table list requests so far */
+        size_t gen_at;        /* != 0: the datagram (1-based) whose messages carry another generation, once */
+        size_t served;        /* datagrams so far */
+        const uint8_t *again; /* after an error: what is served next (a read started anew; the module
+                               * replaces its socket then, so the rest of the failed dump is never read) */
+        size_t again_left;
+};
+
+static int fake_dump(void *userdata, const void *req, size_t len, struct fw_dump *d)
+{
+        struct fake_kernel *k = userdata;
+        struct nlmsghdr h;
+        uint8_t buf[65536];
+        int r = 0;
+
+        ck_assert_uint_ge(len, sizeof(h));
+        memcpy(&h, req, sizeof(h));
+        ck_assert(h.nlmsg_flags & NLM_F_DUMP);
+        if (k->error_every) {
+                struct {
+                        struct nlmsghdr h;
+                        struct nlmsgerr e;
+                } err = { .h = { .nlmsg_len = sizeof(err), .nlmsg_type = NLMSG_ERROR, .nlmsg_seq = h.nlmsg_seq },
+                          .e = { .error = k->error_every } };
+                return fw_dump_feed(d, &err, sizeof(err));
+        }
+        if ((h.nlmsg_type & 0xff) == NFT_MSG_GETTABLE && ++k->table_lists == 2 && k->tables_gone) {
+                const struct nlmsghdr done = { .nlmsg_len = NLMSG_HDRLEN, .nlmsg_type = NLMSG_DONE,
+                                               .nlmsg_flags = NLM_F_MULTI, .nlmsg_seq = h.nlmsg_seq };
+                k->tables_gone = false;
+                for (bool last = false; !last && k->left >= 2;) { /* skip the recorded answer */
+                        size_t n = (size_t)k->p[0] | (size_t)k->p[1] << 8;
+                        struct nlmsghdr m;
+                        ck_assert_uint_ge(n, sizeof(m));
+                        memcpy(&m, k->p + 2 + n - NLMSG_HDRLEN - sizeof(int), sizeof(m)); /* DONE ends a dump */
+                        last = m.nlmsg_type == NLMSG_DONE;
+                        k->p += n + 2;
+                        k->left -= n + 2;
+                }
+                return fw_dump_feed(d, &done, sizeof(done));
+        }
+        if (k->wrong_type) {
+                struct {
+                        struct nlmsghdr h;
+                        struct nfgenmsg g;
+                } gen = { .h = { .nlmsg_len = sizeof(gen), .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN,
+                                 .nlmsg_flags = NLM_F_MULTI, .nlmsg_seq = h.nlmsg_seq } };
+                return fw_dump_feed(d, &gen, sizeof(gen));
+        }
+        while (r == 0) {
+                size_t n;
+                if (k->left < 2)
+                        return -ECONNRESET;
+                n = (size_t)k->p[0] | (size_t)k->p[1] << 8;
+                if (n + 2 > k->left)
+                        return -ECONNRESET; /* the recording ends inside a datagram */
+                memcpy(buf, k->p + 2, n);
+                k->p += n + 2;
+                k->left -= n + 2;
+                k->served++;
+                for (size_t off = 0; off + sizeof(struct nlmsghdr) <= n;) {
+                        struct nlmsghdr m;
+                        memcpy(&m, buf + off, sizeof(m));
+                        m.nlmsg_seq = h.nlmsg_seq;
+                        memcpy(buf + off, &m, sizeof(m));
+                        if (k->served == k->gen_at && m.nlmsg_type != NLMSG_DONE &&
+                            off + NLMSG_HDRLEN + sizeof(struct nfgenmsg) <= n) {
+                                struct nfgenmsg g;
+                                memcpy(&g, buf + off + NLMSG_HDRLEN, sizeof(g));
+                                g.res_id ^= 0x100;
+                                memcpy(buf + off + NLMSG_HDRLEN, &g, sizeof(g));
+                        }
+                        if (m.nlmsg_len < sizeof(m) || m.nlmsg_len > n - off)
+                                break;
+                        off += NLMSG_ALIGN((size_t)m.nlmsg_len);
+                }
+                r = fw_dump_feed(d, buf, n);
+        }
+        if (r < 0 && k->again) {
+                k->p = k->again;
+                k->left = k->again_left;
+                k->again = NULL;
+        }
+        return r;
+}
+
+static void assert_intact(struct fw_snap *s)
+{
+        const struct fw_snap_port *p1 = fw_snap_port_find(s, D_P1), *p2 = fw_snap_port_find(s, D_P2);
+
+        ck_assert(s->finished && fw_snap_ready(s) && s->shards[1].complete && !s->shards[2].exists);
+        ck_assert_uint_eq(s->n_ports, 2);
+        ck_assert_uint_eq(s->n_groups, 3);
+        ck_assert_uint_eq(s->orphan_elements, 0);
+        ck_assert(p1 && p2 && !p1->tampered && !p2->tampered);
+        ck_assert(p1->has_chain && p1->has_dispatch && p1->has_mac && p1->has_tap && p1->has_guard && p1->has_ll);
+        ck_assert_uint_eq(p1->shard, 0);
+        ck_assert_uint_eq(p2->shard, 1);
+        ck_assert_uint_eq(p1->port.n_groups, 2);
+        ck_assert_str_eq(p1->port.groups[0], G1);
+        ck_assert_str_eq(p1->port.groups[1], D_G2);
+        ck_assert_uint_eq(p1->port.mac[5], 1);
+        ck_assert_uint_eq(p2->port.n_ips, 2); /* 10.0.0.2 and 2001:db8::2; the link-local is has_ll */
+        ck_assert_uint_eq(fw_snap_group_find(s, 0, G1)->n_rules, 22);
+        ck_assert_uint_eq(fw_snap_group_find(s, 0, G1)->refs, 1);
+        ck_assert_uint_eq(fw_snap_group_find(s, 0, D_G2)->n_rules, 0);
+        ck_assert_uint_eq(fw_snap_group_find(s, 1, D_G2)->n_rules, 3);
+        ck_assert_uint_eq(fw_snap_group_find(s, 1, D_G2)->refs, 1);
+        ck_assert_ptr_null(fw_snap_group_find(s, 1, G1));
+}
+
+START_TEST(test_dump_read)
+{
+        size_t len;
+        _cleanup_free_ char *bin = fixture_bin("fw-dump-intact.bin", &len);
+        struct fw_snap s, sentinel;
+        struct fw_tables t;
+        uint32_t seq = 100, one_read;
+
+        /* as recorded */
+        struct fake_kernel k = { .p = (const uint8_t *)bin, .left = len };
+        ck_assert_int_eq(fw_snap_read(fake_dump, &k, &seq, NULL, &s, &t), 0);
+        ck_assert_uint_eq(k.left, 0); /* every datagram used, no request left unanswered */
+        ck_assert(t.inet[0] && t.inet[1] && t.bridge && !t.inet[2]);
+        assert_intact(&s);
+        fw_snap_free(&s);
+        one_read = seq - 100;
+        ck_assert_uint_eq(one_read, 20); /* tables, 2+1 owners, 2 chain dumps, 3 tables x rules+sets, 1+1+5 element dumps, tables again */
+
+        /* one datagram of another generation: the read starts again and then succeeds */
+        _cleanup_free_ uint8_t *twice = malloc(2 * len);
+        ck_assert_ptr_nonnull(twice);
+        memcpy(twice, bin, len);
+        memcpy(twice + len, bin, len);
+        k = (struct fake_kernel){ .p = twice, .left = 2 * len, .gen_at = 9, .again = twice + len, .again_left = len };
+        seq = 100;
+        ck_assert_int_eq(fw_snap_read(fake_dump, &k, &seq, NULL, &s, NULL), 0);
+        assert_intact(&s);
+        fw_snap_free(&s);
+        ck_assert_uint_gt(seq - 100, one_read); /* the first attempt's requests, then a whole read */
+
+        /* a table gone by the end of the read (its last table list is empty): read again */
+        k = (struct fake_kernel){ .p = twice, .left = 2 * len, .tables_gone = true, .again = twice + len,
+                                  .again_left = len };
+        seq = 100;
+        ck_assert_int_eq(fw_snap_read(fake_dump, &k, &seq, NULL, &s, NULL), 0);
+        assert_intact(&s);
+        fw_snap_free(&s);
+        ck_assert_uint_eq(seq - 100, 2 * one_read);
+
+        /* the kernel cut short: an error, and nothing returned */
+        memset(&sentinel, 0xa5, sizeof(sentinel));
+        s = sentinel;
+        k = (struct fake_kernel){ .p = (const uint8_t *)bin, .left = len / 2 };
+        ck_assert_int_lt(fw_snap_read(fake_dump, &k, &seq, NULL, &s, NULL), 0);
+        ck_assert(memcmp(&s, &sentinel, sizeof(s)) == 0);
+
+        /* a table or set gone at every attempt: given up after three */
+        k = (struct fake_kernel){ .error_every = -ENOENT };
+        ck_assert_int_eq(fw_snap_read(fake_dump, &k, &seq, NULL, &s, NULL), -EAGAIN);
+        ck_assert(memcmp(&s, &sentinel, sizeof(s)) == 0);
+        /* other kernel errors are the answer */
+        k = (struct fake_kernel){ .error_every = -EPERM };
+        ck_assert_int_eq(fw_snap_read(fake_dump, &k, &seq, NULL, &s, NULL), -EPERM);
+
+        /* a message that is not what was asked for (a NEWGEN answering the table list) */
+        k = (struct fake_kernel){ .wrong_type = true };
+        ck_assert_int_eq(fw_snap_read(fake_dump, &k, &seq, NULL, &s, NULL), -EBADMSG);
+        ck_assert(memcmp(&s, &sentinel, sizeof(s)) == 0);
 }
 END_TEST
 
@@ -2071,6 +2278,7 @@ static Suite *fw_suite(void)
         tcase_add_test(tc, test_tamper_port_chain);
         tcase_add_test(tc, test_tamper_group_chain);
         tcase_add_test(tc, test_tamper_elements);
+        tcase_add_test(tc, test_dump_read);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("protocol");
