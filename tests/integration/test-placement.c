@@ -1038,7 +1038,7 @@ int main(void)
                         usleep(50000);
         }
         tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 120);
+        tcase_set_timeout(tc, 180);
         tcase_add_test(tc, test_registration_matches_host);
         tcase_add_test(tc, test_idle_and_boot_write_nothing);
         tcase_add_test(tc, test_restart_keeps_the_provider);
