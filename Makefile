@@ -2,7 +2,8 @@
 #
 #   make            build/bin/: nova-compute, nova-hypervisor, nova-<plug> modules
 #   make deps       install the Debian packages (root) and build libopenvswitch into a cache
-#   make run        the sandbox: private OVS/netns/state, core + modules, a demo port (KEEP=1 keeps it)
+#   make run        the sandbox: private OVS/netns/state/libvirtd, core + modules, the test guest booted from an
+#                   image behind a security group: console, ping, TCP (KEEP=1 keeps it; LIBVIRT=test: test driver)
 #   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
 #   make check      layer boundaries, unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make chaos      the chaos suite: a seeded mix of operations under injected faults, then invariants
@@ -359,8 +360,10 @@ deps:
 	bash scripts/deps.sh
 	$(MAKE) ovs-lib
 
+# LIBVIRT=qemu (default: a private libvirtd, QEMU, the test guest) or LIBVIRT=test (libvirt's test driver).
+LIBVIRT ?= qemu
 run:
-	@KEEP=$(KEEP) bash scripts/sandbox.sh
+	@KEEP=$(KEEP) NOVA_SANDBOX_LIBVIRT=$(LIBVIRT) bash scripts/sandbox.sh
 
 run-stop:
 	@bash scripts/sandbox.sh stop
