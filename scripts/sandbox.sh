@@ -179,7 +179,7 @@ if [ "$REAL_GUEST" = 1 ]; then
 	MEMORY=256
 fi
 
-say "nova-hypervisor boot demo ${BOOT_IMAGE[*]} --memory $MEMORY --port uuid=$DEMO_PORT,mtu=1450,ip=$DEMO_IP --secgroup default --secgroup web --wait"
+say "nova-hypervisor boot demo ${BOOT_IMAGE[*]}${BOOT_IMAGE[*]:+ }--memory $MEMORY --port uuid=$DEMO_PORT,mtu=1450,ip=$DEMO_IP --secgroup default --secgroup web --wait"
 t_boot=$(date +%s%N)
 "${CLI[@]}" boot demo --vcpus 1 --memory "$MEMORY" "${BOOT_IMAGE[@]}" --port "uuid=$DEMO_PORT,mtu=1450,ip=$DEMO_IP" \
 	--secgroup default --secgroup web --wait
@@ -279,6 +279,8 @@ say "nova-hypervisor stats demo (load from system-observe, the port's counters f
 
 if [ "${KEEP:-0}" = 1 ]; then
 	trap - ERR
+	echo
+	echo "make run: $(elapsed "$t_start") ms wall to set up and show ($(elapsed "$t_ready") ms after deps, build and the test guest were ready)"
 	cat <<EOF2
 
 The sandbox keeps running (log: $SB/nova.log). Try:
