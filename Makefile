@@ -1,7 +1,7 @@
 # nova-hypervisor - build, run, check.
 #
 #   make            build/bin/: nova-compute, nova-hypervisor, nova-<plug> modules
-#   make deps       install the Debian packages (root) and build libopenvswitch into a cache
+#   make deps       install the Debian packages (root), build libopenvswitch and the test guest into a cache
 #   make run        the sandbox: private OVS/netns/state/libvirtd, core + modules, the test guest booted from an
 #                   image behind a security group: console, ping, TCP (KEEP=1 keeps it; LIBVIRT=test: test driver)
 #   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
@@ -359,6 +359,7 @@ fuzz-long: $(FUZZERS)
 deps:
 	bash scripts/deps.sh
 	$(MAKE) ovs-lib
+	$(MAKE) --no-print-directory guest
 
 # LIBVIRT=qemu (default: a private libvirtd, QEMU, the test guest) or LIBVIRT=test (libvirt's test driver).
 LIBVIRT ?= qemu
