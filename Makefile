@@ -374,8 +374,10 @@ guest:
 	@bash scripts/guest/build-test-guest.sh
 
 # Two hypervisor hosts sharing a network through OVN, in namespaces (KEEP=1 keeps them).
+# GUESTS=qemu: real guests (a private libvirtd per host, the test guest) instead of the stand-ins.
+GUESTS ?= standin
 run-multihost: $(PROGRAMS)
-	@KEEP=$(KEEP) bash scripts/multihost.sh
+	@KEEP=$(KEEP) MH_GUESTS=$(GUESTS) bash scripts/multihost.sh
 
 bench: $(PROGRAMS)
 	bash bench/run-all
