@@ -364,13 +364,23 @@ demo_guests() {
 	wait_console b vm-b "$IP_B"
 	echo "both guests on their consoles $(ms_since "$t0") ms after the first boot was asked (two TCG guests on this machine)"
 	say "the probe: internal port $PROBE ($PROBE_IP) on host a's br-int, bound to its own logical port"
-	vsctl a -- add-port br-int "$PROBE" -- set Interface "$PROBE" type=internal external_ids:iface-id="$PROBE" \
-		"mac=\"$PROBE_MAC\""
-	for _ in $(seq 100); do ip -n "$P-a" link show "$PROBE" >/dev/null 2>&1 && break; sleep 0.05; done
+	# (a longer timeout: ovs-vswitchd was seen blocked 45 s in the kernel creating it on a loaded machine)
+	ovs-vsctl --db="unix:$D/a/db.sock" --timeout=120 -- add-port br-int "$PROBE" -- set Interface "$PROBE" type=internal \
+		external_ids:iface-id="$PROBE" "mac=\"$PROBE_MAC\""
+	# The guests' bridges (qbr) live in this namespace too: with the default arp_ignore the kernel
+	# would answer a guest's ARP for the probe's address on qbr, with qbr's MAC, and the guest's
+	# answers would end there. arp_ignore = 1: only on the interface that has the address.
+	ip netns exec "$P-a" sysctl -qw net.ipv4.conf.all.arp_ignore=1
 	ip -n "$P-a" link set "$PROBE" address "$PROBE_MAC" mtu 1442
 	ip -n "$P-a" addr add "$PROBE_IP/24" dev "$PROBE"
 	ip -n "$P-a" link set "$PROBE" up
-	echo "$PROBE -> $(bound_chassis "$PROBE")"
+	# ovn-controller marks an interface ovn-installed once its flows are in (bounded wait)
+	t0=$(date +%s%N)
+	until [ "$(vsctl a --if-exists get Interface "$PROBE" external_ids:ovn-installed 2>/dev/null)" = '"true"' ]; do
+		[ "$(ms_since "$t0")" -lt 60000 ] || { echo "multihost: $PROBE not ovn-installed within 60 s" >&2; false; }
+		sleep 0.1
+	done
+	echo "$PROBE -> $(bound_chassis "$PROBE"), ovn-installed after $(ms_since "$t0") ms"
 	say "ping vm-a ($IP_A, host a) and vm-b ($IP_B, host b, across Geneve) from the probe"
 	for ip in "$IP_A" "$IP_B"; do
 		ok=0
@@ -407,6 +417,7 @@ EOF2
 }
 
 demo() {
+	set -E # the ERR trap below tears down after a failure in any function it calls, too
 	T_START=$(date +%s%N)
 	say "installing what is missing and building"
 	bash scripts/deps.sh

@@ -207,6 +207,10 @@ if [ "$REAL_GUEST" = 1 ]; then
 	say "the sandbox's side of br-int: internal port $HOST_PORT with $HOST_IP/24 in $NS"
 	ovs-vsctl --db="unix:$SB/ovs/db.sock" --timeout=10 add-port br-int "$HOST_PORT" -- set Interface "$HOST_PORT" type=internal
 	for _ in $(seq 100); do ip -n "$NS" link show "$HOST_PORT" >/dev/null 2>&1 && break; sleep 0.05; done
+	# The instance's qbr lives in this namespace too: with the default arp_ignore the kernel would
+	# answer the guest's ARP for $HOST_IP on qbr, with qbr's MAC, and the guest's answers would end
+	# there. arp_ignore = 1: only on the interface that has the address.
+	ip netns exec "$NS" sysctl -qw net.ipv4.conf.all.arp_ignore=1
 	ip -n "$NS" addr add "$HOST_IP/24" dev "$HOST_PORT"
 	ip -n "$NS" link set "$HOST_PORT" up
 	# The userspace datapath (netdev: no openvswitch kernel module needed) reads qvo with a
