@@ -4,7 +4,8 @@
 #   make deps       install the Debian packages (root), build libopenvswitch and the test guest into a cache
 #   make run        the sandbox: private OVS/netns/state/libvirtd, core + modules, the test guest booted from an
 #                   image behind a security group: console, ping, TCP (KEEP=1 keeps it; LIBVIRT=test: test driver)
-#   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
+#   make run-multihost  two hypervisor hosts + OVN central in namespaces, a real guest on each: bindings, ping and TCP
+#                   across Geneve (GUESTS=standin: stand-ins on the taps instead of QEMU)
 #   make check      layer boundaries, unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make chaos      the chaos suite: a seeded mix of operations under injected faults, then invariants
 #                   checked against the kernel, OVS and libvirt (DURATION=s, default 1800; SEED=n)
@@ -374,8 +375,9 @@ guest:
 	@bash scripts/guest/build-test-guest.sh
 
 # Two hypervisor hosts sharing a network through OVN, in namespaces (KEEP=1 keeps them).
-# GUESTS=qemu: real guests (a private libvirtd per host, the test guest) instead of the stand-ins.
-GUESTS ?= standin
+# GUESTS=qemu (default): real guests (a private libvirtd per host, the test guest); GUESTS=standin: the stand-ins
+# (scripts/guest-standin.py on the taps, libvirt's test driver), about 30 s faster; tests and bench/multihost use those.
+GUESTS ?= qemu
 run-multihost: $(PROGRAMS)
 	@KEEP=$(KEEP) MH_GUESTS=$(GUESTS) bash scripts/multihost.sh
 
