@@ -1,9 +1,11 @@
 # nova-hypervisor - build, run, check.
 #
 #   make            build/bin/: nova-compute, nova-hypervisor, nova-<plug> modules
-#   make deps       install the Debian packages (root) and build libopenvswitch into a cache
-#   make run        the sandbox: private OVS/netns/state, core + modules, a demo port (KEEP=1 keeps it)
-#   make run-multihost  two hypervisor hosts + OVN central in namespaces: bindings, ping and TCP across Geneve
+#   make deps       install the Debian packages (root), build libopenvswitch and the test guest into a cache
+#   make run        the sandbox: private OVS/netns/state/libvirtd, core + modules, the test guest booted from an
+#                   image behind a security group: console, ping, TCP (KEEP=1 keeps it; LIBVIRT=test: test driver)
+#   make run-multihost  two hypervisor hosts + OVN central in namespaces, a real guest on each: bindings, ping and TCP
+#                   across Geneve (GUESTS=standin: stand-ins on the taps instead of QEMU)
 #   make check      layer boundaries, unit tests, integration tests (root: netns), a short fuzz run; SAN=1 for ASan+UBSan
 #   make chaos      the chaos suite: a seeded mix of operations under injected faults, then invariants
 #                   checked against the kernel, OVS and libvirt (DURATION=s, default 1800; SEED=n)
@@ -359,9 +361,12 @@ fuzz-long: $(FUZZERS)
 deps:
 	bash scripts/deps.sh
 	$(MAKE) ovs-lib
+	$(MAKE) --no-print-directory guest
 
+# LIBVIRT=qemu (default: a private libvirtd, QEMU, the test guest) or LIBVIRT=test (libvirt's test driver).
+LIBVIRT ?= qemu
 run:
-	@KEEP=$(KEEP) bash scripts/sandbox.sh
+	@KEEP=$(KEEP) NOVA_SANDBOX_LIBVIRT=$(LIBVIRT) bash scripts/sandbox.sh
 
 run-stop:
 	@bash scripts/sandbox.sh stop
@@ -371,8 +376,11 @@ guest:
 	@bash scripts/guest/build-test-guest.sh
 
 # Two hypervisor hosts sharing a network through OVN, in namespaces (KEEP=1 keeps them).
+# GUESTS=qemu (default): real guests (a private libvirtd per host, the test guest); GUESTS=standin: the stand-ins
+# (scripts/guest-standin.py on the taps, libvirt's test driver), about 30 s faster; tests and bench/multihost use those.
+GUESTS ?= qemu
 run-multihost: $(PROGRAMS)
-	@KEEP=$(KEEP) bash scripts/multihost.sh
+	@KEEP=$(KEEP) MH_GUESTS=$(GUESTS) bash scripts/multihost.sh
 
 # Live migration of the real test guest between two hosts on this machine (docs/MIGRATION.md):
 # two private libvirtds in two network namespaces, two cores, a ping every 10 ms; prints the figures.

@@ -7,6 +7,8 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
@@ -788,4 +790,101 @@ void guest_wire_stop(pid_t pid)
                 return;
         (void)kill(pid, SIGKILL);
         (void)waitpid(pid, NULL, 0);
+}
+
+/* ---- real QEMU: the test guest and a private libvirtd ---- */
+
+int harness_run_script(char *out, size_t size, const char *script, const char *arg1, const char *arg2)
+{
+        const char *src = getenv("NOVA_SRC") ? getenv("NOVA_SRC") : ".";
+        char path[PATH_MAX];
+        int pipefd[2], status, r;
+        size_t len = 0;
+        ssize_t k;
+        pid_t pid;
+
+        if (!out || size == 0)
+                return -EINVAL;
+        r = xsnprintf(path, sizeof(path), "%s/scripts/%s", src, script);
+        if (r < 0)
+                return r;
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(pipefd[0]);
+                close(pipefd[1]);
+                return r;
+        }
+        if (pid == 0) {
+                (void)dup2(pipefd[1], STDOUT_FILENO);
+                execlp("bash", "bash", path, arg1, arg1 ? arg2 : NULL, (char *)NULL);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        while ((k = read(pipefd[0], out + len, size - 1 - len)) > 0) {
+                len += (size_t)k;
+                if (len + 1 == size) { /* full: drain the rest, keep what fits */
+                        char sink[512];
+                        while (read(pipefd[0], sink, sizeof(sink)) > 0)
+                                ;
+                        break;
+                }
+        }
+        close(pipefd[0]);
+        out[len] = '\0';
+        while (len > 0 && out[len - 1] == '\n')
+                out[--len] = '\0';
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+int test_guest_dir(char *ret_dir, size_t size)
+{
+        return harness_run_script(ret_dir, size, "guest/build-test-guest.sh", NULL, NULL);
+}
+
+int libvirtd_private_start(const char *dir, char *ret_uri, size_t size)
+{
+        if (!dir || dir[0] != '/')
+                return -EINVAL;
+        /* the script stops what it started when libvirtd does not answer */
+        return harness_run_script(ret_uri, size, "libvirtd-private.sh", "start", dir);
+}
+
+/* Errors of the clean-up below are expected (a domain already gone): not printed. */
+static void libvirt_quiet(void *userdata, virErrorPtr err)
+{
+        (void)userdata;
+        (void)err;
+}
+
+void libvirtd_private_stop(const char *dir, const char *uri)
+{
+        char out[256];
+
+        if (!dir || !dir[0])
+                return;
+        if (uri && uri[0]) {
+                virConnectPtr conn;
+
+                virSetErrorFunc(NULL, libvirt_quiet);
+                conn = virConnectOpen(uri);
+                if (conn) {
+                        virDomainPtr *doms = NULL;
+                        int n = virConnectListAllDomains(conn, &doms, 0);
+
+                        for (int i = 0; i < n; i++) {
+                                (void)virDomainDestroy(doms[i]);
+                                (void)virDomainUndefine(doms[i]);
+                                virDomainFree(doms[i]);
+                        }
+                        free(doms);
+                        virConnectClose(conn);
+                }
+        }
+        (void)harness_run_script(out, sizeof(out), "libvirtd-private.sh", "stop", dir);
 }

@@ -149,3 +149,33 @@ _printf_(1, 2) int sh(const char *fmt, ...);
 /* The stdout of a /bin/sh command line (malloc'd, NUL-terminated). */
 _printf_(1, 2) char *sh_out(const char *fmt, ...);
 #endif
+
+#ifndef NOVA_TEST_HARNESS_LIBVIRTD_H
+#define NOVA_TEST_HARNESS_LIBVIRTD_H
+/* Real QEMU for tests: the test guest and a private libvirtd. Scripts are found
+ * under $NOVA_SRC (default: the current directory, the top of the work tree). */
+
+/* Run `bash $NOVA_SRC/scripts/<script> [arg1 [arg2]]` (args may be NULL); its
+ * stdout (trailing newlines removed, truncated to size - 1) in out, its stderr
+ * the test's. 0 when it exited 0, -EIO otherwise, -errno when it could not run.
+ * No Check assertions: usable in main() before and after the suite. */
+int harness_run_script(char *out, size_t size, const char *script, const char *arg1, const char *arg2);
+
+/* Build the test guest (scripts/guest/build-test-guest.sh: cached outside the
+ * tree; a first build downloads two .debs, so call it before entering a network
+ * namespace); its directory (vmlinuz, initrd.gz, disk.raw, cmdline, manifest)
+ * in ret_dir. 0 or -errno. */
+int test_guest_dir(char *ret_dir, size_t size);
+
+/* Start a private libvirtd (scripts/libvirtd-private.sh: own sockets,
+ * run/state/cache/log dirs, host_uuid, its own mount namespace) in dir
+ * (absolute; created) in the caller's network namespace, where its QEMU
+ * processes open their taps. Its URI in ret_uri. 0 or -errno (nothing left
+ * running). */
+int libvirtd_private_start(const char *dir, char *ret_uri, size_t size);
+
+/* Destroy and undefine every domain still defined on uri (a failed test's;
+ * uri may be NULL or "" to skip that), then stop the libvirtd of dir (the QEMU
+ * processes it still finds first). dir NULL or "" does nothing. */
+void libvirtd_private_stop(const char *dir, const char *uri);
+#endif

@@ -56,65 +56,8 @@ static char guest_dir[PATH_MAX];   /* the cached guest: vmlinuz, initrd.gz, disk
 static char libvirtd_dir[PATH_MAX];
 static char uri[PATH_MAX + 64];
 static char pool_dir[PATH_MAX];
-static const char *src_dir = ".";
 
 /* ---- setup: the guest, libvirtd, the tap ---- */
-
-static int run_script_out(char *out, size_t size, const char *script, const char *arg1, const char *arg2)
-{
-        int pipefd[2], status;
-        size_t len = 0;
-        ssize_t k;
-        pid_t pid;
-        char path[PATH_MAX];
-
-        if (xsnprintf(path, sizeof(path), "%s/scripts/%s", src_dir, script) < 0 || pipe2(pipefd, O_CLOEXEC) < 0)
-                return -EINVAL;
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                (void)dup2(pipefd[1], STDOUT_FILENO);
-                execlp("bash", "bash", path, arg1, arg2, (char *)NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        while (len + 1 < size && (k = read(pipefd[0], out + len, size - 1 - len)) > 0)
-                len += (size_t)k;
-        close(pipefd[0]);
-        out[len] = '\0';
-        while (len > 0 && out[len - 1] == '\n')
-                out[--len] = '\0';
-        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return -EIO;
-        return 0;
-}
-
-/* Destroy and undefine whatever domains a failed test left, then stop libvirtd
- * (whose stop also kills QEMU processes it still finds). */
-static void libvirtd_stop(void)
-{
-        virConnectPtr conn;
-        virDomainPtr *doms = NULL;
-        char out[64];
-        int n;
-
-        if (!libvirtd_dir[0])
-                return;
-        conn = virConnectOpen(uri);
-        if (conn) {
-                n = virConnectListAllDomains(conn, &doms, 0);
-                for (int i = 0; i < n; i++) {
-                        (void)virDomainDestroy(doms[i]);
-                        (void)virDomainUndefine(doms[i]);
-                        virDomainFree(doms[i]);
-                }
-                free(doms);
-                virConnectClose(conn);
-        }
-        if (libvirtd_dir[0])
-                (void)run_script_out(out, sizeof(out), "libvirtd-private.sh", "stop", libvirtd_dir);
-}
 
 /* Errors go to the test's assertions, not to stderr twice. */
 static void quiet_errors(void *userdata, virErrorPtr err)
@@ -615,15 +558,13 @@ int main(void)
         SRunner *sr;
         int failed;
 
-        if (getenv("NOVA_SRC"))
-                src_dir = getenv("NOVA_SRC");
         setvbuf(stdout, NULL, _IOLBF, 0); /* the figures survive Check's forked tests */
         if (geteuid() != 0) {
                 fprintf(stderr, "test-guest-boot: needs root (network namespace, taps, libvirtd)\n");
                 return EXIT_FAILURE;
         }
         /* Before the private netns: a first build downloads two .debs. */
-        if (run_script_out(guest_dir, sizeof(guest_dir), "guest/build-test-guest.sh", NULL, NULL) < 0) {
+        if (test_guest_dir(guest_dir, sizeof(guest_dir)) < 0) {
                 fprintf(stderr, "test-guest-boot: building the test guest failed\n");
                 return EXIT_FAILURE;
         }
@@ -634,7 +575,7 @@ int main(void)
         }
         virSetErrorFunc(NULL, quiet_errors);
         if (xsnprintf(libvirtd_dir, sizeof(libvirtd_dir), "%s/libvirtd", tmpdir) < 0 ||
-            run_script_out(uri, sizeof(uri), "libvirtd-private.sh", "start", libvirtd_dir) < 0) {
+            libvirtd_private_start(libvirtd_dir, uri, sizeof(uri)) < 0) {
                 fprintf(stderr, "test-guest-boot: the private libvirtd did not start\n");
                 libvirtd_dir[0] = '\0';
                 return EXIT_FAILURE;
@@ -644,7 +585,7 @@ int main(void)
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
-        libvirtd_stop();
+        libvirtd_private_stop(libvirtd_dir, uri); /* and the domains a failed test left */
         if (failed == 0)
                 (void)rm_rf(tmpdir);
         else

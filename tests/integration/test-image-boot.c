@@ -38,37 +38,6 @@ static char guest_dir[PATH_MAX];
 static char libvirtd_dir[PATH_MAX];
 static char uri[PATH_MAX + 64];
 static char pool_dir[PATH_MAX];
-static const char *src_dir = ".";
-
-static int run_script_out(char *out, size_t size, const char *script, const char *arg1, const char *arg2)
-{
-        int pipefd[2], status;
-        size_t len = 0;
-        ssize_t k;
-        pid_t pid;
-        char path[PATH_MAX];
-
-        if (xsnprintf(path, sizeof(path), "%s/scripts/%s", src_dir, script) < 0 || pipe2(pipefd, O_CLOEXEC) < 0)
-                return -EINVAL;
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                (void)dup2(pipefd[1], STDOUT_FILENO);
-                execlp("bash", "bash", path, arg1, arg2, (char *)NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        while (len + 1 < size && (k = read(pipefd[0], out + len, size - 1 - len)) > 0)
-                len += (size_t)k;
-        close(pipefd[0]);
-        out[len] = '\0';
-        while (len > 0 && out[len - 1] == '\n')
-                out[--len] = '\0';
-        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return -EIO;
-        return 0;
-}
 
 /* Run a shell command line; its exit status, its stdout+stderr in out. */
 _printf_(3, 4) static int run_sh(char *out, size_t size, const char *fmt, ...)
@@ -117,14 +86,6 @@ static int rm_rf(const char *dir)
         if (waitpid(pid, &status, 0) != pid)
                 return -errno;
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
-}
-
-static void libvirtd_stop(void)
-{
-        char out[64];
-
-        if (libvirtd_dir[0])
-                (void)run_script_out(out, sizeof(out), "libvirtd-private.sh", "stop", libvirtd_dir);
 }
 
 /* VmHWM (peak RSS) of pid, KiB; 0 when unreadable. */
@@ -381,14 +342,12 @@ int main(void)
         SRunner *sr;
         int failed;
 
-        if (getenv("NOVA_SRC"))
-                src_dir = getenv("NOVA_SRC");
         setvbuf(stdout, NULL, _IOLBF, 0);
         if (geteuid() != 0) {
                 fprintf(stderr, "test-image-boot: needs root (network namespace, taps, libvirtd)\n");
                 return EXIT_FAILURE;
         }
-        if (run_script_out(guest_dir, sizeof(guest_dir), "guest/build-test-guest.sh", NULL, NULL) < 0) {
+        if (test_guest_dir(guest_dir, sizeof(guest_dir)) < 0) {
                 fprintf(stderr, "test-image-boot: building the test guest failed\n");
                 return EXIT_FAILURE;
         }
@@ -398,7 +357,7 @@ int main(void)
                 return EXIT_FAILURE;
         }
         if (xsnprintf(libvirtd_dir, sizeof(libvirtd_dir), "%s/libvirtd", tmpdir) < 0 ||
-            run_script_out(uri, sizeof(uri), "libvirtd-private.sh", "start", libvirtd_dir) < 0) {
+            libvirtd_private_start(libvirtd_dir, uri, sizeof(uri)) < 0) {
                 fprintf(stderr, "test-image-boot: the private libvirtd did not start\n");
                 libvirtd_dir[0] = '\0';
                 return EXIT_FAILURE;
@@ -420,7 +379,7 @@ int main(void)
                 (void)kill(core.pid, SIGTERM);
                 (void)waitpid(core.pid, NULL, 0);
         }
-        libvirtd_stop();
+        libvirtd_private_stop(libvirtd_dir, uri); /* and the domains a failed test left */
         if (failed == 0)
                 (void)rm_rf(tmpdir);
         else
