@@ -22,11 +22,14 @@
  *   console log  "nova-" + instance_uuid + "-console.log" (the serial console's <log>, written by
  *                QEMU or virtlogd into the pool's directory; read back as a volume)
  *   domain_define with image_uuid: root disk (vda, qcow2 on the base, explicit chain) and the console
- *                log; with config_drive: true, the config drive (IDE CD-ROM, raw)
+ *                log; with config_drive: true, the config drive (IDE CD-ROM, raw); with
+ *                kernel_image_uuid + ramdisk_image_uuid (+ cmdline?; needs image_uuid): direct
+ *                kernel boot from those images' raw bases
  *   pool_info:      { pool, path, capacity, allocation, available }          (bytes)
  *   image_upload:   request { image_uuid, size, format? raw|qcow2 } + ONE descriptor (SCM_RIGHTS):
  *                   the read end of the image bytes (pipe, socket or file), exactly `size` bytes.
  *                   reply { image_uuid, volume, size, virtual_size, format, sha256 }
+ *                   (a qcow2 is converted into the raw base; format says what was imported)
  *                   -EINVAL refused image (nothing created), -EOPNOTSUPP qcow2 (bases are raw; not
  *                   converted yet), -ENOSPC larger than the pool's free space, -EEXIST already stored,
  *                   -EBUSY the same image is being uploaded or too many uploads, -EPIPE short stream.
@@ -67,6 +70,7 @@
 #define LIBVIRT_MAX_IMAGE_BYTES (1ull << 40)   /* 1 TiB: the largest image an upload announces */
 #define LIBVIRT_MAX_DISK_GB 16384                /* root disk request limit */
 #define LIBVIRT_CONSOLE_MAX_BYTES (48u * 1024)   /* console_read: the most one reply carries */
+#define LIBVIRT_MAX_CMDLINE 1024                 /* direct kernel boot's command line, bytes */
 
 enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_DEFINE,
@@ -90,6 +94,10 @@ enum libvirt_entrypoint_id {
 };
 
 extern const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX];
+
+/* A direct kernel boot's command line: 1..LIBVIRT_MAX_CMDLINE bytes of printable ASCII (space
+ * allowed) without ' " < > & (what the domain document carries unescaped). */
+bool kernel_cmdline_is_valid(const char *s);
 extern const struct module_protocol libvirt_protocol;
 
 /* "raw" or "qcow2": the formats an upload may declare. */

@@ -644,7 +644,7 @@ static int define_read_ports(struct modrt_call *call, struct domain_port *ports,
 
 /* The disks' paths, which disks points into. */
 struct define_paths {
-        char root[400], base[400], config[400], console[400];
+        char root[400], base[400], config[400], console[400], kernel[400], initrd[400];
 };
 
 /* Disks: every path derived here from the pool's path and the UUIDs. false when the domain has
@@ -671,6 +671,31 @@ static bool define_disks(const struct lv *lv, const char *uuid, const char *imag
                 disks->config_path = paths->config;
         }
         return image_uuid[0] || config_drive;
+}
+
+/* Direct kernel boot: the kernel's and the initrd's bases (paths derived from their image UUIDs)
+ * and the command line, into disks. Both images or neither, and only with a root disk; 0 or the
+ * call failed with -EINVAL. */
+static int define_kernel(struct lv *lv, struct modrt_call *call, const char *image_uuid, struct define_paths *paths,
+                         struct domain_disks *disks)
+{
+        const char *kernel = proto_get_str(call->req, "kernel_image_uuid", "");
+        const char *ramdisk = proto_get_str(call->req, "ramdisk_image_uuid", "");
+        const char *cmdline = proto_get_str(call->req, "cmdline", "");
+        char vol[VOL_NAME_MAX];
+
+        if (!kernel[0] && !ramdisk[0] && !cmdline[0])
+                return 0;
+        if (!kernel[0] || !ramdisk[0] || !image_uuid[0])
+                return fail(call, -EINVAL, "direct kernel boot needs kernel_image_uuid, ramdisk_image_uuid and image_uuid");
+        image_vol_name(kernel, vol);
+        (void)xsnprintf(paths->kernel, sizeof(paths->kernel), "%s/%s", lv->pool_path, vol);
+        image_vol_name(ramdisk, vol);
+        (void)xsnprintf(paths->initrd, sizeof(paths->initrd), "%s/%s", lv->pool_path, vol);
+        disks->kernel = paths->kernel;
+        disks->initrd = paths->initrd;
+        disks->cmdline = cmdline[0] ? cmdline : NULL;
+        return 0;
 }
 
 /* Redefine our own domain; never take over a foreign one. 0 and *ret_existing (our domain
@@ -747,6 +772,9 @@ static int handle_define(void *state, struct modrt_call *call)
         };
         if (define_disks(lv, uuid, image_uuid, config_drive, &paths, &disks))
                 spec.disks = &disks;
+        r = define_kernel(lv, call, image_uuid, &paths, &disks);
+        if (r < 0)
+                return r;
         xml = malloc(DOMAIN_XML_MAX);
         if (!xml)
                 return fail(call, -ENOMEM, "out of memory");
@@ -770,9 +798,10 @@ static int handle_define(void *state, struct modrt_call *call)
                 capture_error(&e);
                 return fail_libvirt(call, &e, -EINVAL, "libvirt refused the definition of domain", name);
         }
-        log_info("domain %s %s (%zu ports, %llu vcpus, %llu MiB%s%s)", name, existing ? "redefined" : "defined", n,
+        log_info("domain %s %s (%zu ports, %llu vcpus, %llu MiB%s%s%s)", name, existing ? "redefined" : "defined", n,
                  (unsigned long long)spec.vcpus, (unsigned long long)spec.memory_mb,
-                 image_uuid[0] ? ", root disk" : ", diskless", config_drive ? ", config drive" : "");
+                 image_uuid[0] ? ", root disk" : ", diskless", config_drive ? ", config drive" : "",
+                 disks.kernel ? ", direct kernel boot" : "");
         return reply_one(call, dom, uuid, display);
 }
 

@@ -106,7 +106,8 @@ static void handle_image_delete(struct api_conn *c, const struct http_request *r
         if (img->uploading)
                 return api_respond_error(c, 409, "the image is being imported", -1);
         for (const struct instance *i = instances_first(api_context_of(c)->instances); i; i = i->next)
-                if (streq(i->image_uuid, img->uuid)) {
+                if (streq(i->image_uuid, img->uuid) || streq(i->kernel_uuid, img->uuid) ||
+                    streq(i->ramdisk_uuid, img->uuid)) {
                         (void)snprintf(err, sizeof(err), "image %s is in use by instance %s; delete the instance first",
                                        img->name, i->name);
                         return api_respond_error(c, 409, err, -1);

@@ -213,6 +213,12 @@ static int build_unit(const struct firewall *fw, const struct instance *inst, co
                                 pw_str(w, "image_uuid", inst->image_uuid);
                                 pw_bool(w, "config_drive", true);
                         }
+                        if (inst->kernel_uuid[0]) {
+                                pw_str(w, "kernel_image_uuid", inst->kernel_uuid);
+                                pw_str(w, "ramdisk_image_uuid", inst->ramdisk_uuid);
+                                if (inst->cmdline[0])
+                                        pw_str(w, "cmdline", inst->cmdline);
+                        }
                         pw_str(w, "name", inst->name);
                         pw_u64(w, "vcpus", inst->vcpus);
                         pw_u64(w, "memory_mb", inst->memory_mb);

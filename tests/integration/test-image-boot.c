@@ -14,6 +14,12 @@
  *   An unsafe image (qcow2 with a backing file naming /etc/shadow) is refused
  *   by the CLI's import with the inspector's reason, and no volume appears.
  *
+ * Case "kernel": a qcow2 made from the guest's disk (qemu-img convert -O qcow2)
+ * is imported (converted into a raw base) and booted; the guest's kernel and
+ * initrd are imported as images and an instance boots them directly
+ * (--kernel/--ramdisk/--cmdline, the domain has <kernel>), reaching its
+ * console line; the kernel image is in use while it runs.
+ *
  * Figures printed: boot to console line, and for a 1 GiB raw image the
  * import's throughput and the peak RSS (VmHWM) of nova-compute and
  * nova-libvirt, against `virsh vol-upload` of the same file in the same run. */
@@ -369,6 +375,115 @@ START_TEST(test_import_boot_console_delete)
 }
 END_TEST
 
+/* Poll the CLI's console of name until want shows; ms it took. */
+static uint64_t wait_console(const char *name, const char *want)
+{
+        char out[65536];
+        uint64_t t0 = now_usec();
+
+        for (;;) {
+                int r = run_sh(out, sizeof(out), "%s console %s --tail 8192", cli, name);
+                if (r == 0 && strstr(out, want))
+                        return (now_usec() - t0) / 1000;
+                ck_assert_msg(now_usec() - t0 < BOOT_TIMEOUT_MS * 1000ULL, "no '%s' on %s's console: %s; see %s", want,
+                              name, out, core.log);
+                sleep_ms(250);
+        }
+}
+
+static void instance_uuid(const char *name, char uuid[UUID_STR_LEN + 1])
+{
+        struct json_object *resp = NULL, *v;
+        char path[128];
+
+        (void)snprintf(path, sizeof(path), "/v1/instances/%s", name);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        ck_assert(json_object_object_get_ex(resp, "uuid", &v));
+        (void)strscpy(uuid, json_object_get_string(v), UUID_STR_LEN + 1);
+        json_object_put(resp);
+}
+
+START_TEST(test_qcow2_and_direct_kernel)
+{
+        char out[65536], vols[4096], uuid[UUID_STR_LEN + 1], want[128], conf[2 * PATH_MAX + 512], cmdline[1100];
+        unsigned long long qsize;
+        uint64_t t0, ms;
+        int r;
+
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\n",
+                       uri, POOL, pool_dir);
+        core_start(&core, conf);
+        ck_assert_msg(core_wait_module_running(&core, "libvirt", 0, 20000) > 0, "the libvirt module did not start; see %s",
+                      core.log);
+        (void)snprintf(cli, sizeof(cli), "%s/nova-hypervisor --socket %s", getenv("NOVA_BIN") ? getenv("NOVA_BIN") : "build/bin",
+                       core.socket);
+
+        /* a qcow2 of the guest's disk: imported (converted to a raw base), then booted */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "qemu-img convert -q -f raw -O qcow2 %s/disk.raw %s/disk.qcow2 && "
+                                                  "stat -c %%s %s/disk.qcow2",
+                                guest_dir, tmpdir, tmpdir),
+                         0);
+        qsize = strtoull(out, NULL, 10);
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out), "%s image import guestq %s/disk.qcow2 --format qcow2", cli, tmpdir);
+        ms = (now_usec() - t0) / 1000;
+        ck_assert_msg(r == 0 && strstr(out, "imported guestq"), "qcow2 import failed (%d): %s; see %s", r, out, core.log);
+        printf("test-image-boot: qcow2 import of the test guest (%llu bytes) through the CLI in %llu ms (%.1f MB/s of "
+               "qcow2 bytes, conversion to raw included)\n",
+               qsize, (unsigned long long)ms, (double)qsize / 1000.0 / (double)(ms ? ms : 1));
+        r = run_sh(out, sizeof(out), "%s --json image show guestq", cli);
+        ck_assert_msg(r == 0 && strstr(out, "qcow2"), "the image store does not record a qcow2: %s", out);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(!strstr(vols, ".import.qcow2"), "a temporary volume is left: %s", vols);
+        r = run_sh(out, sizeof(out), "%s boot vmq --image guestq --memory 256 --port ip=10.0.9.8 --wait", cli);
+        ck_assert_msg(r == 0, "boot from the qcow2 image failed (%d): %s; see %s", r, out, core.log);
+        instance_uuid("vmq", uuid);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.8", uuid);
+        ms = wait_console("vmq", want);
+        printf("test-image-boot: booted from the converted qcow2: console line %llu ms after boot --wait\n",
+               (unsigned long long)ms);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s delete vmq --wait", cli), 0);
+
+        /* direct kernel boot: the guest's kernel and initrd as images */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image import kern %s/vmlinuz && %s image import initrd %s/initrd.gz",
+                                cli, guest_dir, cli, guest_dir),
+                         0);
+        ck_assert_int_eq(run_sh(cmdline, sizeof(cmdline), "cat %s/cmdline", guest_dir), 0);
+        cmdline[strcspn(cmdline, "\n")] = '\0';
+        r = run_sh(out, sizeof(out), "%s boot vmk --kernel kern --ramdisk initrd --cmdline '%s' --port ip=10.0.9.9", cli,
+                   cmdline);
+        ck_assert_msg(r == 1 && strstr(out, "needs an image"), "a kernel boot without a root disk image: %d %s", r, out);
+        r = run_sh(out, sizeof(out), "%s boot vmk --image guestq --kernel kern --cmdline x --port ip=10.0.9.9", cli);
+        ck_assert_msg(r == 1 && strstr(out, "both"), "--kernel without --ramdisk: %d %s", r, out);
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out),
+                   "%s boot vmk --image guestq --kernel kern --ramdisk initrd --cmdline '%s' --memory 256 "
+                   "--port ip=10.0.9.9 --wait",
+                   cli, cmdline);
+        ck_assert_msg(r == 0, "direct kernel boot failed (%d): %s; see %s", r, out, core.log);
+        instance_uuid("vmk", uuid);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.9", uuid);
+        (void)wait_console("vmk", want);
+        printf("test-image-boot: direct kernel boot: console line %llu ms after the boot command started\n",
+               (unsigned long long)((now_usec() - t0) / 1000));
+        r = run_sh(out, sizeof(out), "virsh -q -c '%s' dumpxml nova-%s", uri, uuid);
+        ck_assert_msg(r == 0 && strstr(out, "<kernel>") && strstr(out, "<initrd>") && strstr(out, "console=ttyS0"),
+                      "%s", out);
+        r = run_sh(out, sizeof(out), "%s image delete kern", cli);
+        ck_assert_msg(r == 1 && strstr(out, "in use by instance vmk"), "%s", out);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s delete vmk --wait", cli), 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete kern && %s image delete initrd && "
+                                                  "%s image delete guestq",
+                                cli, cli, cli),
+                         0);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(strspn(vols, " ") == strlen(vols), "the pool is not empty: %s", vols);
+        core_stop(&core);
+}
+END_TEST
+
 int main(void)
 {
         SRunner *sr;
@@ -402,6 +517,10 @@ int main(void)
                 TCase *tc = tcase_create("qemu");
                 tcase_set_timeout(tc, 900);
                 tcase_add_test(tc, test_import_boot_console_delete);
+                suite_add_tcase(s, tc);
+                tc = tcase_create("kernel");
+                tcase_set_timeout(tc, 900);
+                tcase_add_test(tc, test_qcow2_and_direct_kernel);
                 suite_add_tcase(s, tc);
                 sr = srunner_create(s);
                 srunner_set_fork_status(sr, CK_NOFORK); /* the core is this process's child; main stops it */
