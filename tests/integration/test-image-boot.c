@@ -20,6 +20,13 @@
  * (--kernel/--ramdisk/--cmdline, the domain has <kernel>), reaching its
  * console line; the kernel image is in use while it runs.
  *
+ * Case "cache": with remove_unused_original_minimum_age_seconds = 4, an
+ * unused image is removed (base volume, store entry, a log line) after about
+ * 4 s while an image an instance uses stays, and goes 4 s after that instance
+ * is deleted; an image marked unused before a core restart (age 10 s, core
+ * stopped for 11 s) is removed within seconds of the start: the mark was
+ * stored, not restarted.
+ *
  * Figures printed: boot to console line, and for a 1 GiB raw image the
  * import's throughput and the peak RSS (VmHWM) of nova-compute and
  * nova-libvirt, against `virsh vol-upload` of the same file in the same run. */
@@ -484,6 +491,118 @@ START_TEST(test_qcow2_and_direct_kernel)
 }
 END_TEST
 
+static struct core ccore; /* case "cache": a core of its own (its own state) */
+
+/* The uuid of image name (CLI --json image show), "" when there is none. */
+static void image_uuid(const char *name, char uuid[UUID_STR_LEN + 1])
+{
+        char out[8192];
+        struct json_object *o = NULL, *v;
+
+        uuid[0] = '\0';
+        if (run_sh(out, sizeof(out), "%s --json image show %s 2>/dev/null", cli, name) != 0)
+                return;
+        o = json_tokener_parse(out);
+        if (o && json_object_object_get_ex(o, "uuid", &v))
+                (void)strscpy(uuid, json_object_get_string(v), UUID_STR_LEN + 1);
+        json_object_put(o);
+}
+
+/* Wait until image name is gone (store and pool); ms it took. */
+static uint64_t wait_image_gone(const char *name, const char *uuid, unsigned timeout_ms)
+{
+        char vols[4096], id[UUID_STR_LEN + 1];
+        uint64_t t0 = now_usec();
+
+        for (;;) {
+                image_uuid(name, id);
+                if (!id[0]) {
+                        pool_volumes(vols, sizeof(vols));
+                        ck_assert_msg(!strstr(vols, uuid), "image %s left from the store but its base stays: %s", name,
+                                      vols);
+                        return (now_usec() - t0) / 1000;
+                }
+                ck_assert_msg(now_usec() - t0 < timeout_ms * 1000ULL, "image %s not removed within %u ms; see %s", name,
+                              timeout_ms, ccore.log);
+                sleep_ms(200);
+        }
+}
+
+START_TEST(test_image_cache_expiry)
+{
+        char out[65536], conf[2 * PATH_MAX + 512], old[UUID_STR_LEN + 1], used[UUID_STR_LEN + 1],
+                kept[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1], want[200];
+        uint64_t ms;
+        int r;
+
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\nremove_unused_original_minimum_age_seconds = 4\n",
+                       uri, POOL, pool_dir);
+        core_start(&ccore, conf);
+        ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
+        (void)snprintf(cli, sizeof(cli), "%s/nova-hypervisor --socket %s", getenv("NOVA_BIN") ? getenv("NOVA_BIN") : "build/bin",
+                       ccore.socket);
+        r = run_sh(out, sizeof(out), "%s image import used %s/disk.raw && %s image import old %s/initrd.gz", cli,
+                   guest_dir, cli, guest_dir);
+        ck_assert_msg(r == 0, "%s", out);
+        image_uuid("old", old);
+        image_uuid("used", used);
+        ck_assert(old[0] && used[0]);
+        r = run_sh(out, sizeof(out), "%s boot vmc --image used --memory 256 --port ip=10.0.9.10 --wait", cli);
+        ck_assert_msg(r == 0, "boot: %s; see %s", out, ccore.log);
+        /* the unused one goes after ~4 s, with a log line; the used one stays */
+        ms = wait_image_gone("old", old, 30000);
+        printf("test-image-boot: unused image removed %llu ms after its import finished (age 4 s)\n",
+               (unsigned long long)ms);
+        (void)snprintf(want, sizeof(want), "image cache: removed image old (%s)", old);
+        ck_assert_msg(file_contains(ccore.log, want), "no '%s' in %s", want, ccore.log);
+        sleep_ms(5000);
+        image_uuid("used", id);
+        ck_assert_msg(streq(id, used), "an image in use was removed; see %s", ccore.log);
+        /* unused once its instance is deleted: gone 4 s later */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s delete vmc --wait", cli), 0);
+        ms = wait_image_gone("used", used, 30000);
+        printf("test-image-boot: image removed %llu ms after its last instance was deleted (age 4 s)\n",
+               (unsigned long long)ms);
+        /* the mark survives a restart: age 10 s, the core stopped for 11 s, then removed at once */
+        core_stop(&ccore);
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\nremove_unused_original_minimum_age_seconds = 10\n",
+                       uri, POOL, pool_dir);
+        core_start(&ccore, conf);
+        ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image import kept %s/initrd.gz", cli, guest_dir), 0);
+        image_uuid("kept", kept);
+        ck_assert(kept[0]);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "grep -q '\"unused_since\":[0-9]' %s/state/images.json", ccore.dir), 0);
+        core_stop(&ccore);
+        sleep_ms(11000);
+        core_start(&ccore, conf);
+        ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
+        ms = wait_image_gone("kept", kept, 8000);
+        printf("test-image-boot: after a restart, an image unused for longer than the age was removed %llu ms after "
+               "the libvirt module ran\n",
+               (unsigned long long)ms);
+        /* false keeps images */
+        core_stop(&ccore);
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\nremove_unused_original_minimum_age_seconds = 1\n"
+                       "remove_unused_base_images = false\n",
+                       uri, POOL, pool_dir);
+        core_start(&ccore, conf);
+        ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image import keep2 %s/initrd.gz", cli, guest_dir), 0);
+        sleep_ms(3000);
+        image_uuid("keep2", id);
+        ck_assert_msg(id[0], "remove_unused_base_images = false did not keep the image");
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete keep2", cli), 0);
+        core_stop(&ccore);
+}
+END_TEST
+
 int main(void)
 {
         SRunner *sr;
@@ -522,6 +641,10 @@ int main(void)
                 tcase_set_timeout(tc, 900);
                 tcase_add_test(tc, test_qcow2_and_direct_kernel);
                 suite_add_tcase(s, tc);
+                tc = tcase_create("cache");
+                tcase_set_timeout(tc, 900);
+                tcase_add_test(tc, test_image_cache_expiry);
+                suite_add_tcase(s, tc);
                 sr = srunner_create(s);
                 srunner_set_fork_status(sr, CK_NOFORK); /* the core is this process's child; main stops it */
         }
@@ -531,6 +654,10 @@ int main(void)
         if (core.pid > 0) { /* a failed test left it running (no Check assertions out here) */
                 (void)kill(core.pid, SIGTERM);
                 (void)waitpid(core.pid, NULL, 0);
+        }
+        if (ccore.pid > 0) {
+                (void)kill(ccore.pid, SIGTERM);
+                (void)waitpid(ccore.pid, NULL, 0);
         }
         libvirtd_stop();
         if (failed == 0)
