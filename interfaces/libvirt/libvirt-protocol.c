@@ -107,6 +107,7 @@ const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_VOLUMES_DELETE] = { "volumes_delete", volumes_delete_req, true },
         [LIBVIRT_VOLUME_LIST] = { "volume_list", schema_empty_req, false },
         [LIBVIRT_CONSOLE_READ] = { "console_read", console_req, false },
+        [LIBVIRT_VOLUMES_PURGE] = { "volumes_purge", schema_empty_req, true },
 };
 
 const struct module_protocol libvirt_protocol = {

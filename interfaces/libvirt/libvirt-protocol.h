@@ -26,6 +26,12 @@
  *                kernel_image_uuid + ramdisk_image_uuid (+ cmdline?; needs image_uuid): direct
  *                kernel boot from those images' raw bases
  *   pool_info:      { pool, path, capacity, allocation, available }          (bytes)
+ *   volumes_purge:  {} -> { deleted, failed, kept, kept_images: [image_uuid...], kept_images_truncated,
+ *                   pool_removed, error }: every volume of ours in the pool (bases, root disks, config
+ *                   drives, console logs, import leftovers) is deleted, except an instance's whose domain of
+ *                   ours still exists, the bases those root disks use, and what an upload in progress
+ *                   writes; an empty pool is then stopped, its directory removed and undefined (the remove
+ *                   hook, snap remove)
  *   image_upload:   request { image_uuid, size, format? raw|qcow2 } + ONE descriptor (SCM_RIGHTS):
  *                   the read end of the image bytes (pipe, socket or file), exactly `size` bytes.
  *                   reply { image_uuid, volume, size, virtual_size, format, sha256 }
@@ -71,6 +77,7 @@
 #define LIBVIRT_MAX_DISK_GB 16384                /* root disk request limit */
 #define LIBVIRT_CONSOLE_MAX_BYTES (48u * 1024)   /* console_read: the most one reply carries */
 #define LIBVIRT_MAX_CMDLINE 1024                 /* direct kernel boot's command line, bytes */
+#define LIBVIRT_PURGE_MAX_LISTED 256             /* volumes_purge: kept images listed in one reply, at most */
 
 enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_DEFINE,
@@ -90,6 +97,7 @@ enum libvirt_entrypoint_id {
         LIBVIRT_VOLUMES_DELETE,
         LIBVIRT_VOLUME_LIST,
         LIBVIRT_CONSOLE_READ,
+        LIBVIRT_VOLUMES_PURGE,
         _LIBVIRT_MAX,
 };
 

@@ -2023,6 +2023,126 @@ static int handle_volumes_delete(void *state, struct modrt_call *call)
         return 0;
 }
 
+/* ---- purge: every volume of ours (the remove hook) ---- */
+
+struct purge {
+        uint64_t deleted, failed, kept;
+        char error[200];                                          /* the first failure */
+        char kept_images[LIBVIRT_PURGE_MAX_LISTED][UUID_STR_LEN + 1];
+        size_t n_kept_images;
+        bool kept_images_truncated;
+};
+
+static void purge_delete(struct purge *p, virStorageVolPtr v, const char *name)
+{
+        struct lv_err e;
+
+        if (virStorageVolDelete(v, 0) == 0) {
+                p->deleted++;
+                return;
+        }
+        capture_error(&e);
+        if (!p->failed)
+                proto_text_printf(p->error, sizeof(p->error), "cannot delete volume %s: %s", name, e.msg);
+        p->failed++;
+}
+
+/* An instance's volume: kept while its domain of ours exists. */
+static bool purge_keeps_instance_volume(struct lv *lv, const char *uuid)
+{
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char name[DOMAIN_NAME_MAX];
+
+        (void)domain_name_from_instance(uuid, name);
+        dom = virDomainLookupByName(lv->conn, name);
+        virResetLastError();
+        return dom && domain_is_ours(dom, NULL) == 1;
+}
+
+/* Pass 1 (instance volumes) or 2 (bases and import leftovers) over the pool's volumes. */
+static void purge_pass(struct lv *lv, virStoragePoolPtr pool, int pass, struct purge *p)
+{
+        virStorageVolPtr *vols = NULL;
+        int n = virStoragePoolListAllVolumes(pool, &vols, 0);
+
+        for (int i = 0; i < n; i++) {
+                char uuid[UUID_STR_LEN + 1], path[400], user[VOL_NAME_MAX];
+                const char *name = virStorageVolGetName(vols[i]);
+                const char *kind = vol_kind(name, uuid);
+                bool base = kind && (streq(kind, "image") || streq(kind, "import"));
+
+                if (!kind || base != (pass == 2)) {
+                        (void)virStorageVolFree(vols[i]);
+                        continue;
+                }
+                (void)xsnprintf(path, sizeof(path), "%s/%s", lv->pool_path, name);
+                if (base ? upload_running(lv, uuid) || (streq(kind, "image") && base_in_use(pool, path, user) != 0)
+                         : purge_keeps_instance_volume(lv, uuid)) {
+                        p->kept++;
+                        if (streq(kind, "image") && p->n_kept_images < LIBVIRT_PURGE_MAX_LISTED)
+                                memcpy(p->kept_images[p->n_kept_images++], uuid, UUID_STR_LEN + 1);
+                        else if (streq(kind, "image"))
+                                p->kept_images_truncated = true;
+                } else
+                        purge_delete(p, vols[i], name);
+                (void)virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        virResetLastError();
+}
+
+/* The pool once nothing is left in it: stopped, its (empty) directory removed, undefined. */
+static bool purge_pool(struct lv *lv, virStoragePoolPtr pool)
+{
+        (void)virStoragePoolRefresh(pool, 0);
+        if (virStoragePoolNumOfVolumes(pool) != 0 || lv->n_uploads > 0) {
+                virResetLastError();
+                return false;
+        }
+        if (virStoragePoolDestroy(pool) < 0 || virStoragePoolDelete(pool, VIR_STORAGE_POOL_DELETE_NORMAL) < 0 ||
+            virStoragePoolUndefine(pool) < 0) {
+                virResetLastError();
+                log_warn("storage pool %s: emptied, but not removed", lv->pool_name);
+                return false;
+        }
+        log_info("storage pool %s removed (%s)", lv->pool_name, lv->pool_path);
+        lv->imports_swept = false; /* a new pool next time */
+        return true;
+}
+
+static int handle_volumes_purge(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        _cleanup_free_ struct purge *p = calloc(1, sizeof(*p));
+        bool removed;
+        int r;
+
+        (void)xsnprintf(call->audit, sizeof(call->audit), "pool=%s", lv->pool_name);
+        if (!p)
+                return fail(call, -ENOMEM, "out of memory");
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        (void)virStoragePoolRefresh(pool, 0);
+        purge_pass(lv, pool, 1, p); /* instance volumes first: then bases are free unless a kept root disk uses them */
+        purge_pass(lv, pool, 2, p);
+        removed = p->failed == 0 && p->kept == 0 && purge_pool(lv, pool);
+        log_info("purge of storage pool %s: %" PRIu64 " volumes deleted, %" PRIu64 " kept, %" PRIu64 " failed%s%s",
+                 lv->pool_name, p->deleted, p->kept, p->failed, p->failed ? ": " : "", p->error);
+        pw_u64(call->reply, "deleted", p->deleted);
+        pw_u64(call->reply, "failed", p->failed);
+        pw_u64(call->reply, "kept", p->kept);
+        pw_list_begin(call->reply, "kept_images");
+        for (size_t i = 0; i < p->n_kept_images; i++)
+                pw_str(call->reply, NULL, p->kept_images[i]);
+        pw_list_end(call->reply);
+        pw_bool(call->reply, "kept_images_truncated", p->kept_images_truncated);
+        pw_bool(call->reply, "pool_removed", removed);
+        pw_str(call->reply, "error", p->error);
+        return 0;
+}
+
 /* ---- config drive: the description comes as a descriptor (JSON, bounded), the ISO is
  * written by config-drive.c twice: once to learn its size, once into the volume's stream. ---- */
 
@@ -2351,6 +2471,7 @@ static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_VOLUMES_DELETE] = { &libvirt_entrypoints[LIBVIRT_VOLUMES_DELETE], handle_volumes_delete },
         [LIBVIRT_VOLUME_LIST] = { &libvirt_entrypoints[LIBVIRT_VOLUME_LIST], handle_volume_list },
         [LIBVIRT_CONSOLE_READ] = { &libvirt_entrypoints[LIBVIRT_CONSOLE_READ], handle_console_read },
+        [LIBVIRT_VOLUMES_PURGE] = { &libvirt_entrypoints[LIBVIRT_VOLUMES_PURGE], handle_volumes_purge },
 };
 
 /* ---- module life ---- */

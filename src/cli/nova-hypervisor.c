@@ -1268,7 +1268,7 @@ static void usage(FILE *f)
                    "            --image: a root disk on the image (qcow2 overlay, max(--disk, its size)) and a config drive;\n"
                    "            --kernel/--ramdisk: direct kernel boot from those images (imported as raw)\n"
                    "  image import NAME FILE|- [--format raw|qcow2] [--size BYTES]   import an image (progress on a terminal)\n"
-                   "  image list | show NAME|UUID | delete NAME|UUID\n"
+                   "  image list | show NAME|UUID | delete NAME|UUID | purge (the remove hook: every volume of ours)\n"
                    "  console NAME|UUID [--tail BYTES]       the guest's serial console log (its last BYTES)\n"
                    "  list | show NAME|UUID                  instances\n"
                    "  stop|start|reboot NAME|UUID... [--wait]\n"

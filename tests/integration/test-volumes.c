@@ -733,6 +733,72 @@ START_TEST(test_big_upload_bounded_and_concurrent)
 }
 END_TEST
 
+static int root_disk(struct mod *m, const char *inst, const char *img)
+{
+        pw_init(m->w, PROTO_REQUEST, 0, 0, "root_disk_create");
+        pw_str(m->w, "instance_uuid", inst);
+        pw_str(m->w, "image_uuid", img);
+        pw_u64(m->w, "size_gb", 0);
+        return mod_call(m, -1, 10000);
+}
+
+/* The remove hook's purge: every volume of ours goes, except those of an instance whose domain
+ * still exists and the base its root disk uses; a foreign volume stays; an empty pool goes too. */
+START_TEST(test_volumes_purge)
+{
+        struct mod m;
+        char img[PATH_MAX];
+        const struct proto_value *kept;
+
+        path_in(img, sizeof(img), "purge.raw");
+        ck_assert_int_eq(sh("head -c 1048576 /dev/urandom > '%s'", img), 0);
+        mod_start(&m, POOL, pool_path);
+        ck_assert_msg(upload_file(&m, IMG1, img, NULL) == 0, "%s", m.err);
+        ck_assert_msg(upload_file(&m, IMG2, img, NULL) == 0, "%s", m.err);
+        ck_assert_msg(root_disk(&m, INST1, IMG1) == 0, "%s", m.err);
+        ck_assert_msg(config_drive(&m, INST1, INST1) == 0, "%s", m.err);
+        ck_assert_msg(root_disk(&m, INST2, IMG1) == 0, "%s", m.err);
+        /* INST2 still has a domain of ours */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_define");
+        pw_str(m.w, "instance_uuid", INST2);
+        pw_str(m.w, "name", "kept");
+        pw_u64(m.w, "vcpus", 1);
+        pw_u64(m.w, "memory_mb", 64);
+        pw_list_begin(m.w, "ports");
+        pw_list_end(m.w);
+        pw_str(m.w, "image_uuid", IMG1);
+        ck_assert_msg(mod_call(&m, -1, 20000) == 0, "%s", m.err);
+        ck_assert_int_eq(sh("virsh -q -c '%s' vol-create-as " POOL " foreign.img 1M >/dev/null", uri), 0);
+        ck_assert_int_eq(libvirt_volume_count(POOL), 6);
+
+        ck_assert_int_eq(call_empty(&m, "volumes_purge"), 0);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "deleted", 0), 3); /* INST1's two, IMG2's base */
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "kept", 0), 2);    /* INST2's root disk, IMG1's base */
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "failed", 9), 0);
+        kept = proto_get(m.msg->body, "kept_images");
+        ck_assert(kept && kept->count == 1);
+        ck_assert_str_eq(kept->child->v.s, IMG1);
+        ck_assert(!proto_get_bool(m.msg->body, "pool_removed", true));
+        ck_assert_int_eq(libvirt_volume_count(POOL), 3);
+        ck_assert_ptr_nonnull(libvirt_volume_xml("foreign.img"));
+
+        /* the domain gone: everything of ours goes, the foreign volume (and so the pool) stays */
+        ck_assert_int_eq(call_one(&m, "domain_undefine", "instance_uuid", INST2), 0);
+        ck_assert_int_eq(call_empty(&m, "volumes_purge"), 0);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "deleted", 0), 2);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "kept", 9), 0);
+        ck_assert(!proto_get_bool(m.msg->body, "pool_removed", true));
+        ck_assert_int_eq(libvirt_volume_count(POOL), 1);
+        ck_assert_int_eq(sh("virsh -q -c '%s' vol-delete --pool " POOL " foreign.img >/dev/null", uri), 0);
+        /* nothing left: the pool is removed (stopped, its directory deleted, undefined) */
+        ck_assert_int_eq(call_empty(&m, "volumes_purge"), 0);
+        ck_assert(proto_get_bool(m.msg->body, "pool_removed", false));
+        ck_assert_int_ne(sh("virsh -q -c '%s' pool-list --all | grep -qw " POOL, uri), 0);
+        ck_assert_int_ne(access(pool_path, F_OK), 0);
+        mod_stop(&m);
+}
+END_TEST
+
 /* Issue 20, fate-sharing: the request in m->w (sent with passed_fd) is one the core's own
  * checks would have refused: the module does not answer, logs `why`, hangs up and exits 1. */
 static void mod_expect_fatal(struct mod *m, int passed_fd, const char *why)
@@ -901,6 +967,7 @@ static Suite *volumes_suite(void)
         tcase_add_test(tc, test_big_upload_bounded_and_concurrent);
         tcase_add_test(tc, test_descriptor_rules);
         tcase_add_test(tc, test_foreign_pool_refused);
+        tcase_add_test(tc, test_volumes_purge);
         suite_add_tcase(s, tc);
         return s;
 }
