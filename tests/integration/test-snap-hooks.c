@@ -318,6 +318,7 @@ START_TEST(test_remove_hook_purges_volumes)
                 "nova-aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaa1-console.log",
         };
         char out[8192], conf[PATH_MAX * 2], pool[PATH_MAX], *uri, *vols;
+        int r;
 
         ck_assert_int_eq(xsnprintf(libvirtd_dir, sizeof(libvirtd_dir), "%s/libvirtd", dir), 0);
         ck_assert_int_eq(xsnprintf(pool, sizeof(pool), "%s/pool", dir), 0);
@@ -341,8 +342,12 @@ START_TEST(test_remove_hook_purges_volumes)
         set_file(conf_path, conf);
         set_file(connected_file, "network-bind\nlibvirt\n");
 
-        ck_assert_msg(run_hook("remove", out, sizeof(out)) == 0, "%s", out);
+        r = run_hook("remove", out, sizeof(out));
         vols = sh_out("virsh -q -c '%s' pool-refresh nova-hooks >/dev/null; virsh -q -c '%s' vol-list nova-hooks", uri, uri);
+        /* stopped before any assertion: a failed one ends this process without teardown */
+        (void)sh("bash scripts/libvirtd-private.sh stop %s >/dev/null 2>&1", libvirtd_dir);
+        libvirtd_dir[0] = '\0';
+        ck_assert_msg(r == 0, "%s", out);
         ck_assert_ptr_nonnull(vols);
         for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
                 ck_assert_msg(!strstr(vols, ours[i]), "%s left: %s; hook said: %s", ours[i], vols,
