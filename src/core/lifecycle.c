@@ -748,11 +748,8 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
         r = cpu_set_check_online(tmp.cpu_set, err, errlen);
         if (r < 0)
                 return r;
-        if (tmp.image_uuid[0] && tmp.n_ports > DISKS_CONFIG_DRIVE_MAX_PORTS) {
-                (void)snprintf(err, errlen, "an instance with an image has a config drive, which describes at most %d ports (%zu given)",
-                               DISKS_CONFIG_DRIVE_MAX_PORTS, tmp.n_ports);
-                return -EINVAL;
-        }
+        /* the config drive describes every port an instance can have */
+        _Static_assert(DISKS_CONFIG_DRIVE_MAX_PORTS >= LIBVIRT_MAX_PORTS, "config drive port limit");
         /* Check the plugs on a dry plan before the instance exists at all. */
         probe.lc = lc;
         probe.inst = &tmp;

@@ -751,6 +751,34 @@ START_TEST(test_boot_direct_kernel)
 }
 END_TEST
 
+/* The config drive describes every port: a boot with an image and 16 ports (the instance's limit)
+ * passes, and the description the module gets has 16 links its decoder takes. */
+START_TEST(test_config_drive_sixteen_ports)
+{
+        _cleanup_(config_drive_spec_freep) struct config_drive_spec *spec = NULL;
+        struct json_object *desc;
+        char body[2048], err[256];
+        const char *text;
+        size_t len, off;
+
+        off = (size_t)snprintf(body, sizeof(body), "{\"name\":\"many\",\"image\":\"cirros\",\"ports\":[");
+        for (int i = 0; i < 16; i++)
+                off += (size_t)snprintf(body + off, sizeof(body) - off, "%s{\"ips\":[\"10.0.%d.5\"]}", i ? "," : "", i);
+        (void)snprintf(body + off, sizeof(body) - off, "]}");
+        setup("tap", "report");
+        (void)boot_ok(body);
+        text = fake_last_fd_data(&len);
+        ck_assert_uint_gt(len, 0);
+        desc = json_tokener_parse(text);
+        ck_assert_ptr_nonnull(desc);
+        ck_assert_msg(config_drive_spec_from_json(desc, &spec, err, sizeof(err)) == 0, "%s", err);
+        json_object_put(desc);
+        ck_assert_uint_eq(spec->n_ports, 16);
+        ck_assert_uint_eq(spec->ports[15].ips[0].addr[2], 15);
+        teardown();
+}
+END_TEST
+
 /* An instance's volumes survive a store round trip (core restart). */
 START_TEST(test_image_fields_stored)
 {
@@ -908,6 +936,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_boot_request_disk_fields);
         tcase_add_test(tc, test_image_fields_stored);
         tcase_add_test(tc, test_boot_direct_kernel);
+        tcase_add_test(tc, test_config_drive_sixteen_ports);
         tcase_add_test(tc, test_reconcile_volumes);
         tcase_add_test(tc, test_reconcile_volume_list_fails);
         tcase_add_test(tc, test_shutdown_mid_boot_keeps_task);
