@@ -419,7 +419,7 @@ START_TEST(test_qcow2_and_direct_kernel)
 
         (void)snprintf(conf, sizeof(conf),
                        "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
-                       "storage_pool_path = %s\n",
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\n", /* tap_create took >10 s at load 18 */
                        uri, POOL, pool_dir);
         core_start(&core, conf);
         ck_assert_msg(core_wait_module_running(&core, "libvirt", 0, 20000) > 0, "the libvirt module did not start; see %s",
@@ -537,7 +537,7 @@ START_TEST(test_image_cache_expiry)
 
         (void)snprintf(conf, sizeof(conf),
                        "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
-                       "storage_pool_path = %s\nremove_unused_original_minimum_age_seconds = 4\n",
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\nremove_unused_original_minimum_age_seconds = 4\n",
                        uri, POOL, pool_dir);
         core_start(&ccore, conf);
         ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
@@ -569,7 +569,7 @@ START_TEST(test_image_cache_expiry)
         core_stop(&ccore);
         (void)snprintf(conf, sizeof(conf),
                        "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
-                       "storage_pool_path = %s\nremove_unused_original_minimum_age_seconds = 10\n",
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\nremove_unused_original_minimum_age_seconds = 10\n",
                        uri, POOL, pool_dir);
         core_start(&ccore, conf);
         ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
@@ -589,7 +589,7 @@ START_TEST(test_image_cache_expiry)
         core_stop(&ccore);
         (void)snprintf(conf, sizeof(conf),
                        "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
-                       "storage_pool_path = %s\nremove_unused_original_minimum_age_seconds = 1\n"
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\nremove_unused_original_minimum_age_seconds = 1\n"
                        "remove_unused_base_images = false\n",
                        uri, POOL, pool_dir);
         core_start(&ccore, conf);
