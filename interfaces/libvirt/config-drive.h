@@ -16,11 +16,12 @@
 
 #include <json-c/json.h>
 
+#include "libvirt-protocol.h"
 #include "names.h"
 #include "secrule.h"
 
 #define CONFIG_DRIVE_LABEL "config-2"
-#define CD_MAX_PORTS 8
+#define CD_MAX_PORTS LIBVIRT_MAX_PORTS /* every port an instance can have */
 #define CD_MAX_IPS PORT_MAX_IPS     /* fixed IPs of one port */
 #define CD_MAX_DNS 4                /* DNS servers of one port */
 #define CD_MAX_KEYS 8

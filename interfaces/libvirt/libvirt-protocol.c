@@ -8,6 +8,18 @@
 
 bool image_format_word_is_valid(const char *s) { return streq(s, "raw") || streq(s, "qcow2"); }
 
+bool kernel_cmdline_is_valid(const char *s)
+{
+        size_t n = s ? strnlen(s, LIBVIRT_MAX_CMDLINE + 1) : 0;
+
+        if (n == 0 || n > LIBVIRT_MAX_CMDLINE)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < 0x20 || s[i] > 0x7e || strchr("'\"<>&", s[i]))
+                        return false;
+        return true;
+}
+
 bool volume_kind_word_is_valid(const char *s) { return streq(s, "root") || streq(s, "config") || streq(s, "console"); }
 
 bool pool_name_is_valid(const char *s)
@@ -133,6 +145,11 @@ static const struct schema_field define_req[] = {
          * console's log; the config drive. Paths are derived by the module. */
         { .name = "image_uuid", .kind = SCH_UUID, .required = false },
         { .name = "config_drive", .kind = SCH_BOOL, .required = false },
+        /* direct kernel boot: the kernel's and the initrd's images (their raw bases), both or none */
+        { .name = "kernel_image_uuid", .kind = SCH_UUID, .required = false },
+        { .name = "ramdisk_image_uuid", .kind = SCH_UUID, .required = false },
+        { .name = "cmdline", .kind = SCH_STR, .required = false, .min = 1, .max = LIBVIRT_MAX_CMDLINE,
+          .str_ok = kernel_cmdline_is_valid },
         { .name = NULL },
 };
 
@@ -199,6 +216,8 @@ const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_MIGRATE] = { "domain_migrate", migrate_req, true },
         [LIBVIRT_MIGRATE_JOB] = { "migrate_job", schema_instance_only_req, false },
         [LIBVIRT_MIGRATE_ABORT] = { "migrate_abort", schema_instance_only_req, true },
+
+        [LIBVIRT_VOLUMES_PURGE] = { "volumes_purge", schema_empty_req, true },
 };
 
 const struct module_protocol libvirt_protocol = {

@@ -22,11 +22,20 @@
  *   console log  "nova-" + instance_uuid + "-console.log" (the serial console's <log>, written by
  *                QEMU or virtlogd into the pool's directory; read back as a volume)
  *   domain_define with image_uuid: root disk (vda, qcow2 on the base, explicit chain) and the console
- *                log; with config_drive: true, the config drive (IDE CD-ROM, raw)
+ *                log; with config_drive: true, the config drive (IDE CD-ROM, raw); with
+ *                kernel_image_uuid + ramdisk_image_uuid (+ cmdline?; needs image_uuid): direct
+ *                kernel boot from those images' raw bases
  *   pool_info:      { pool, path, capacity, allocation, available }          (bytes)
+ *   volumes_purge:  {} -> { deleted, failed, kept, kept_images: [image_uuid...], kept_images_truncated,
+ *                   pool_removed, error }: every volume of ours in the pool (bases, root disks, config
+ *                   drives, console logs, import leftovers) is deleted, except an instance's whose domain of
+ *                   ours still exists, the bases those root disks use, and what an upload in progress
+ *                   writes; an empty pool is then stopped, its directory removed and undefined (the remove
+ *                   hook, snap remove)
  *   image_upload:   request { image_uuid, size, format? raw|qcow2 } + ONE descriptor (SCM_RIGHTS):
  *                   the read end of the image bytes (pipe, socket or file), exactly `size` bytes.
  *                   reply { image_uuid, volume, size, virtual_size, format, sha256 }
+ *                   (a qcow2 is converted into the raw base; format says what was imported)
  *                   -EINVAL refused image (nothing created), -EOPNOTSUPP qcow2 (bases are raw; not
  *                   converted yet), -ENOSPC larger than the pool's free space, -EEXIST already stored,
  *                   -EBUSY the same image is being uploaded or too many uploads, -EPIPE short stream.
@@ -86,6 +95,9 @@
 #define LIBVIRT_MAX_URI 200                      /* domain_migrate: dest_uri */
 #define LIBVIRT_MAX_MIGRATE_S 86400              /* domain_migrate: timeout_s */
 
+#define LIBVIRT_MAX_CMDLINE 1024                 /* direct kernel boot's command line, bytes */
+#define LIBVIRT_PURGE_MAX_LISTED 256             /* volumes_purge: kept images listed in one reply, at most */
+
 enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_DEFINE,
         LIBVIRT_DOMAIN_START,
@@ -107,10 +119,16 @@ enum libvirt_entrypoint_id {
         LIBVIRT_DOMAIN_MIGRATE,
         LIBVIRT_MIGRATE_JOB,
         LIBVIRT_MIGRATE_ABORT,
+
+        LIBVIRT_VOLUMES_PURGE,
         _LIBVIRT_MAX,
 };
 
 extern const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX];
+
+/* A direct kernel boot's command line: 1..LIBVIRT_MAX_CMDLINE bytes of printable ASCII (space
+ * allowed) without ' " < > & (what the domain document carries unescaped). */
+bool kernel_cmdline_is_valid(const char *s);
 extern const struct module_protocol libvirt_protocol;
 
 /* "raw" or "qcow2": the formats an upload may declare. */

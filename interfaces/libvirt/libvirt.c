@@ -65,6 +65,7 @@ struct lv {
         struct proto_writer *ev;                  /* builder of event frames */
         const char *pool_name, *pool_path;        /* storage_pool, storage_pool_path from the config */
         struct upload *uploads;                   /* uploads in progress (each on its own thread) */
+        bool imports_swept;                       /* temporary import volumes left by an earlier process deleted */
         int n_uploads;
         struct lv_migration *migrations;          /* live migrations started here, running or ended (migrate.c) */
 };
@@ -590,6 +591,7 @@ static int lookup_ours(struct lv *lv, struct modrt_call *call, const char *insta
 
 #define IMAGE_VOL_PREFIX "image-"
 #define IMAGE_VOL_SUFFIX ".raw"
+#define IMPORT_VOL_SUFFIX ".import.qcow2" /* a qcow2 import's temporary volume, converted to the .raw base */
 #define ROOT_VOL_SUFFIX "-root.qcow2"
 #define CONFIG_VOL_SUFFIX "-config.iso"
 #define CONSOLE_VOL_SUFFIX "-console.log"
@@ -598,6 +600,11 @@ static int lookup_ours(struct lv *lv, struct modrt_call *call, const char *insta
 static void image_vol_name(const char *image_uuid, char ret[VOL_NAME_MAX])
 {
         (void)xsnprintf(ret, VOL_NAME_MAX, IMAGE_VOL_PREFIX "%s" IMAGE_VOL_SUFFIX, image_uuid);
+}
+
+static void import_vol_name(const char *image_uuid, char ret[VOL_NAME_MAX])
+{
+        (void)xsnprintf(ret, VOL_NAME_MAX, IMAGE_VOL_PREFIX "%s" IMPORT_VOL_SUFFIX, image_uuid);
 }
 
 static void root_vol_name(const char *instance_uuid, char ret[VOL_NAME_MAX])
@@ -640,7 +647,7 @@ static int define_read_ports(struct modrt_call *call, struct domain_port *ports,
 
 /* The disks' paths, which disks points into. */
 struct define_paths {
-        char root[400], base[400], config[400], console[400];
+        char root[400], base[400], config[400], console[400], kernel[400], initrd[400];
 };
 
 /* Disks: every path derived here from the pool's path and the UUIDs. false when the domain has
@@ -667,6 +674,31 @@ static bool define_disks(const struct lv *lv, const char *uuid, const char *imag
                 disks->config_path = paths->config;
         }
         return image_uuid[0] || config_drive;
+}
+
+/* Direct kernel boot: the kernel's and the initrd's bases (paths derived from their image UUIDs)
+ * and the command line, into disks. Both images or neither, and only with a root disk; 0 or the
+ * call failed with -EINVAL. */
+static int define_kernel(struct lv *lv, struct modrt_call *call, const char *image_uuid, struct define_paths *paths,
+                         struct domain_disks *disks)
+{
+        const char *kernel = proto_get_str(call->req, "kernel_image_uuid", "");
+        const char *ramdisk = proto_get_str(call->req, "ramdisk_image_uuid", "");
+        const char *cmdline = proto_get_str(call->req, "cmdline", "");
+        char vol[VOL_NAME_MAX];
+
+        if (!kernel[0] && !ramdisk[0] && !cmdline[0])
+                return 0;
+        if (!kernel[0] || !ramdisk[0] || !image_uuid[0])
+                return fail(call, -EINVAL, "direct kernel boot needs kernel_image_uuid, ramdisk_image_uuid and image_uuid");
+        image_vol_name(kernel, vol);
+        (void)xsnprintf(paths->kernel, sizeof(paths->kernel), "%s/%s", lv->pool_path, vol);
+        image_vol_name(ramdisk, vol);
+        (void)xsnprintf(paths->initrd, sizeof(paths->initrd), "%s/%s", lv->pool_path, vol);
+        disks->kernel = paths->kernel;
+        disks->initrd = paths->initrd;
+        disks->cmdline = cmdline[0] ? cmdline : NULL;
+        return 0;
 }
 
 /* Redefine our own domain; never take over a foreign one. 0 and *ret_existing (our domain
@@ -743,6 +775,9 @@ static int handle_define(void *state, struct modrt_call *call)
         };
         if (define_disks(lv, uuid, image_uuid, config_drive, &paths, &disks))
                 spec.disks = &disks;
+        r = define_kernel(lv, call, image_uuid, &paths, &disks);
+        if (r < 0)
+                return r;
         xml = malloc(DOMAIN_XML_MAX);
         if (!xml)
                 return fail(call, -ENOMEM, "out of memory");
@@ -766,9 +801,10 @@ static int handle_define(void *state, struct modrt_call *call)
                 capture_error(&e);
                 return fail_libvirt(call, &e, -EINVAL, "libvirt refused the definition of domain", name);
         }
-        log_info("domain %s %s (%zu ports, %llu vcpus, %llu MiB%s%s)", name, existing ? "redefined" : "defined", n,
+        log_info("domain %s %s (%zu ports, %llu vcpus, %llu MiB%s%s%s)", name, existing ? "redefined" : "defined", n,
                  (unsigned long long)spec.vcpus, (unsigned long long)spec.memory_mb,
-                 image_uuid[0] ? ", root disk" : ", diskless", config_drive ? ", config drive" : "");
+                 image_uuid[0] ? ", root disk" : ", diskless", config_drive ? ", config drive" : "",
+                 disks.kernel ? ", direct kernel boot" : "");
         return reply_one(call, dom, uuid, display);
 }
 
@@ -973,13 +1009,15 @@ static inline void vol_freep(virStorageVolPtr *v)
 }
 #define _cleanup_vol_ _cleanup_(vol_freep)
 
-/* Which of our names is this: "image", "root", "config" with its UUID, or NULL (not ours). */
+/* Which of our names is this: "image", "import" (a qcow2 import's temporary volume), "root",
+ * "config", "console" with its UUID, or NULL (not ours). */
 static const char *vol_kind(const char *name, char ret_uuid[UUID_STR_LEN + 1])
 {
         static const struct {
                 const char *prefix, *suffix, *kind;
         } kinds[] = {
                 { IMAGE_VOL_PREFIX, IMAGE_VOL_SUFFIX, "image" },
+                { IMAGE_VOL_PREFIX, IMPORT_VOL_SUFFIX, "import" },
                 { LIBVIRT_DOMAIN_PREFIX, ROOT_VOL_SUFFIX, "root" },
                 { LIBVIRT_DOMAIN_PREFIX, CONFIG_VOL_SUFFIX, "config" },
                 { LIBVIRT_DOMAIN_PREFIX, CONSOLE_VOL_SUFFIX, "console" },
@@ -1080,13 +1118,51 @@ static int pool_ensure(virConnectPtr conn, const char *name, const char *path, v
         return 0;
 }
 
+static bool upload_running(const struct lv *lv, const char *image_uuid);
+
+/* Once per module process: temporary import volumes no upload of this process owns are what a
+ * module that died during a qcow2 import left; delete them. */
+static void sweep_imports(struct lv *lv, virStoragePoolPtr pool)
+{
+        virStorageVolPtr *vols = NULL;
+        int n;
+
+        if (lv->imports_swept)
+                return;
+        (void)virStoragePoolRefresh(pool, 0);
+        n = virStoragePoolListAllVolumes(pool, &vols, 0);
+        if (n < 0) {
+                virResetLastError();
+                return;
+        }
+        lv->imports_swept = true;
+        for (int i = 0; i < n; i++) {
+                char uuid[UUID_STR_LEN + 1];
+                const char *name = virStorageVolGetName(vols[i]);
+                const char *kind = vol_kind(name, uuid);
+
+                if (kind && streq(kind, "import") && !upload_running(lv, uuid)) {
+                        if (virStorageVolDelete(vols[i], 0) == 0)
+                                log_info("deleted %s, left by an import that did not finish", name);
+                        else
+                                log_warn("cannot delete %s, left by an import that did not finish", name);
+                }
+                (void)virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        virResetLastError();
+}
+
 static int need_pool(struct lv *lv, struct modrt_call *call, virStoragePoolPtr *ret)
 {
         int r = need_conn(lv, call);
 
         if (r < 0)
                 return r;
-        return pool_ensure(lv->conn, lv->pool_name, lv->pool_path, ret, call->err, sizeof(call->err));
+        r = pool_ensure(lv->conn, lv->pool_name, lv->pool_path, ret, call->err, sizeof(call->err));
+        if (r == 0)
+                sweep_imports(lv, *ret);
+        return r;
 }
 
 /* The volume `name` of our pool: 0 and *ret, -ENOENT when absent, or -errno with err set. */
@@ -1148,6 +1224,8 @@ struct upload {
         int status;
         char err[256];
         char volume[VOL_NAME_MAX];
+        bool qcow2;                                  /* the image is a qcow2: converted to the raw base */
+        char import_volume[VOL_NAME_MAX];            /* qcow2: the temporary volume its bytes go to */
         char sha256[65];
         uint64_t virtual_size;
         struct upload *next;
@@ -1199,7 +1277,9 @@ static int stream_send_all(virStreamPtr st, const uint8_t *buf, size_t n)
         })
 
 /* Step 1: read the header into head (IMAGE_HEAD_MAX bytes) and inspect it before libvirt
- * sees any byte; *have is how much was read. Only a raw image is accepted. */
+ * sees any byte; *have is how much was read. Raw, or a qcow2 the inspector accepts (v2/v3,
+ * no backing file, no data file, no encryption, no unknown incompatible bit); its virtual
+ * size (the header's, for a qcow2) is what the space checks use. */
 static int upload_read_head(struct upload *u, uint8_t *head, size_t *have)
 {
         struct image_info info;
@@ -1228,12 +1308,11 @@ static int upload_read_head(struct upload *u, uint8_t *head, size_t *have)
                                            strerror(-r));
                 break;
         }
-        if (info.format != IMAGE_FORMAT_RAW)
-                return upload_fail(u, -EOPNOTSUPP,
-                                   "image %s is qcow2: base images are stored raw and converting is not supported "
-                                   "yet (convert it to raw first, e.g. qemu-img convert -O raw)",
-                                   u->image_uuid);
+        u->qcow2 = info.format == IMAGE_FORMAT_QCOW2;
         u->virtual_size = info.virtual_size;
+        if (u->qcow2 && (u->virtual_size == 0 || u->virtual_size > LIBVIRT_MAX_IMAGE_BYTES))
+                return upload_fail(u, -EINVAL, "image %s refused: a qcow2 of virtual size %" PRIu64 " bytes (at most %llu)",
+                                   u->image_uuid, u->virtual_size, (unsigned long long)LIBVIRT_MAX_IMAGE_BYTES);
         return 0;
 }
 
@@ -1244,6 +1323,7 @@ static int upload_check_space(struct upload *u, virConnectPtr conn, virStoragePo
         virStorageVolPtr vol = NULL;
         virStoragePoolInfo pinfo;
         struct lv_err e;
+        uint64_t need;
         char err[256];
         int r;
 
@@ -1255,36 +1335,44 @@ static int upload_check_space(struct upload *u, virConnectPtr conn, virStoragePo
                 capture_error(&e);
                 return upload_fail(u, -EIO, "storage pool %s: %s", u->pool_name, e.msg);
         }
-        if (u->virtual_size > pinfo.available)
+        /* a qcow2 is held twice for a moment: its own bytes, then the raw base of its virtual size */
+        need = u->virtual_size + (u->qcow2 ? u->size : 0);
+        if (need > pinfo.available)
                 return upload_fail(u, -ENOSPC, "image %s needs %" PRIu64 " bytes, pool %s has %llu free",
-                                   u->image_uuid, u->virtual_size, u->pool_name, pinfo.available);
-        r = vol_lookup(*pool, u->volume, &vol, err, sizeof(err));
-        if (r == 0) {
-                virStorageVolFree(vol);
-                return upload_fail(u, -EEXIST, "image %s is already stored (volume %s)", u->image_uuid, u->volume);
+                                   u->image_uuid, need, u->pool_name, pinfo.available);
+        for (int i = 0; i < (u->qcow2 ? 2 : 1); i++) {
+                const char *name = i == 0 ? u->volume : u->import_volume;
+
+                r = vol_lookup(*pool, name, &vol, err, sizeof(err));
+                if (r == 0) {
+                        virStorageVolFree(vol);
+                        return upload_fail(u, -EEXIST, "image %s is already stored (volume %s)", u->image_uuid, name);
+                }
+                if (r != -ENOENT)
+                        return upload_fail(u, r, "%s", err);
         }
-        if (r != -ENOENT)
-                return upload_fail(u, r, "%s", err);
         return 0;
 }
 
-/* Step 3a: the empty raw volume, mode 0600, into *vol. */
+/* Step 3a: the empty volume the bytes go to, mode 0600, into *vol: the raw base itself, or for
+ * a qcow2 the temporary volume, created with an explicit qcow2 format (never left to a probe)
+ * and the header's virtual size. */
 static int upload_create_volume(struct upload *u, virStoragePoolPtr pool, virStorageVolPtr *vol)
 {
+        const char *name = u->qcow2 ? u->import_volume : u->volume;
         struct lv_err e;
         char volxml[512];
 
         if (xsnprintf(volxml, sizeof(volxml),
                       "<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
-                      "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
+                      "<allocation unit='bytes'>0</allocation><target><format type='%s'/>"
                       "<permissions><mode>0600</mode></permissions></target></volume>",
-                      u->volume, u->size) < 0)
+                      name, u->qcow2 ? u->virtual_size : u->size, u->qcow2 ? "qcow2" : "raw") < 0)
                 return upload_fail(u, -ENAMETOOLONG, "volume definition too long");
         *vol = virStorageVolCreateXML(pool, volxml, 0);
         if (!*vol) {
                 capture_error(&e);
-                return upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot create volume %s: %s", u->volume,
-                                   e.msg);
+                return upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot create volume %s: %s", name, e.msg);
         }
         return 0;
 }
@@ -1382,8 +1470,136 @@ static int upload_verify_raw(struct upload *u, virStorageVolPtr vol)
         return 0;
 }
 
-/* The thread's work: inspect, check space, create, stream, verify. Any failure after
- * the volume exists deletes it. */
+/* qcow2, step 4: what libvirt now says the temporary volume is, after a refresh (libvirt
+ * re-probes a dir pool's volumes from their bytes on refresh): qcow2, without a backing store,
+ * with the virtual size our inspector read. libvirt's conversion (below) takes its source format
+ * from exactly this description, so it is checked before anything reads the bytes as qcow2. */
+static int upload_verify_qcow2(struct upload *u, virStoragePoolPtr pool, virStorageVolPtr vol)
+{
+        _cleanup_free_ char *x = NULL;
+        virStorageVolInfo vi;
+
+        (void)virStoragePoolRefresh(pool, 0);
+        x = virStorageVolGetXMLDesc(vol, 0);
+        if (!x || !strstr(x, "<format type='qcow2'/>") || strstr(x, "<backingStore>") || strstr(x, "<encryption"))
+                return upload_fail(u, -EINVAL,
+                                   "image %s: libvirt does not report the uploaded qcow2 as a plain qcow2 (no backing "
+                                   "store, no encryption); refused",
+                                   u->image_uuid);
+        if (virStorageVolGetInfo(vol, &vi) < 0 || vi.capacity != u->virtual_size)
+                return upload_fail(u, -EINVAL,
+                                   "image %s: libvirt reads another virtual size from the qcow2 than its header "
+                                   "declares (%" PRIu64 " bytes); refused",
+                                   u->image_uuid, u->virtual_size);
+        return 0;
+}
+
+/* qcow2, step 5: the raw base from the temporary volume, into *ret.
+ *
+ * virStorageVolCreateXMLFrom on a dir pool runs `qemu-img convert -f <fmt> -O raw IN OUT`, and
+ * <fmt> is the source volume's format as the pool describes it, not a probe of its bytes:
+ * libvirt 9.0's src/storage/storage_util.c, virStorageBackendGetBuildVolFromFunction() picks
+ * storageBackendCreateQemuImg because the input is a non-raw file volume, and
+ * virStorageBackendCreateQemuImgCmdFromVol() adds "convert", "-f", info.inputFormatStr, "-O",
+ * info.type, where storageBackendCreateQemuImgSetInput() sets inputFormatStr from
+ * inputvol->target.format; a backing path is dropped when converting (checked on this machine's
+ * libvirt 9.0.0-4+deb12u2 with its util.command debug log: "qemu-img convert -f qcow2 -O raw
+ * <pool>/t.qcow2 <pool>/b.raw" for a volume created as qcow2). That description is the one
+ * upload_verify_qcow2() checked (qcow2, no backing store), and our inspector refused a backing
+ * file, a data file, encryption and unknown incompatible bits in the header before libvirt saw a
+ * byte, so qemu-img opens nothing but the temporary volume. */
+static int upload_convert(struct upload *u, virStoragePoolPtr pool, virStorageVolPtr src, virStorageVolPtr *ret)
+{
+        struct lv_err e;
+        char volxml[512];
+
+        if (xsnprintf(volxml, sizeof(volxml),
+                      "<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
+                      "<target><format type='raw'/><permissions><mode>0600</mode></permissions></target></volume>",
+                      u->volume, u->virtual_size) < 0)
+                return upload_fail(u, -ENAMETOOLONG, "volume definition too long");
+        *ret = virStorageVolCreateXMLFrom(pool, volxml, src, 0);
+        if (!*ret) {
+                capture_error(&e);
+                return upload_fail(u, errno_from_libvirt(e.code, -EIO), "cannot convert image %s to raw: %s",
+                                   u->image_uuid, e.msg);
+        }
+        return 0;
+}
+
+/* qcow2, step 6: the converted base's first bytes, read back through libvirt and inspected as
+ * a raw image, as an imported raw image is: a qcow2 whose guest-visible content starts with
+ * another format's header (a qcow2 with a backing file, a VMDK descriptor, ...) is refused here
+ * as it would be as a raw import. */
+static int upload_inspect_base(struct upload *u, virConnectPtr conn, virStorageVolPtr vol, uint8_t *buf)
+{
+        size_t want = u->virtual_size < IMAGE_HEAD_MIN ? (size_t)u->virtual_size : IMAGE_HEAD_MIN, have = 0;
+        virStreamPtr st = virStreamNew(conn, 0);
+        struct image_error ierr = { 0 };
+        struct image_info info;
+        size_t need = 0;
+        int r = 0;
+
+        if (!st)
+                return upload_fail(u, -ENOMEM, "cannot set up a download");
+        if (virStorageVolDownload(vol, st, 0, want, 0) < 0) {
+                r = -EIO;
+        } else {
+                while (have < want) {
+                        int k = virStreamRecv(st, (char *)buf + have, want - have);
+                        if (k <= 0) {
+                                r = k == 0 ? -EPIPE : -EIO;
+                                break;
+                        }
+                        have += (size_t)k;
+                }
+                if (r == 0 ? virStreamFinish(st) < 0 : virStreamAbort(st) < 0)
+                        r = r ? r : -EIO;
+        }
+        (void)virStreamFree(st);
+        if (r < 0)
+                return upload_fail(u, r, "cannot read back the converted image %s", u->image_uuid);
+        r = image_inspect(buf, have, u->virtual_size, IMAGE_FORMAT_RAW, &info, &need, &ierr);
+        if (r == -EINVAL)
+                return upload_fail(u, -EINVAL, "image %s refused: its content, as a raw disk: %s", u->image_uuid,
+                                   ierr.text);
+        if (r < 0)
+                return upload_fail(u, -EINVAL, "image %s: the converted disk cannot be inspected (%s)", u->image_uuid,
+                                   strerror(-r));
+        return 0;
+}
+
+static void upload_delete_volume(virStorageVolPtr vol, const char *name)
+{
+        struct lv_err e;
+
+        if (vol && virStorageVolDelete(vol, 0) < 0) {
+                capture_error(&e);
+                log_err("cannot delete the upload's volume %s: %s", name, e.msg);
+        }
+}
+
+/* qcow2: steps 4-6 on the uploaded temporary volume tmp; the base in *ret_base. The temporary
+ * volume is the caller's to delete, whatever happens; a base that fails a check is deleted here. */
+static int upload_qcow2_to_base(struct upload *u, virConnectPtr conn, virStoragePoolPtr pool, virStorageVolPtr tmp,
+                                uint8_t *buf, virStorageVolPtr *ret_base)
+{
+        virStorageVolPtr base = NULL;
+
+        if (upload_verify_qcow2(u, pool, tmp) < 0 || upload_convert(u, pool, tmp, &base) < 0)
+                return u->status;
+        if (upload_verify_raw(u, base) < 0 || upload_inspect_base(u, conn, base, buf) < 0) {
+                upload_delete_volume(base, u->volume);
+                (void)virStorageVolFree(base);
+                return u->status;
+        }
+        *ret_base = base;
+        return 0;
+}
+
+/* The thread's work: inspect, check space, create, stream, verify (and for a qcow2: verify what
+ * libvirt reports, convert to the raw base, verify that, delete the temporary volume). Any failure
+ * after a volume exists deletes it. */
 static int upload_run(struct upload *u)
 {
         _cleanup_free_ uint8_t *head = NULL, *chunk = NULL;
@@ -1394,6 +1610,7 @@ static int upload_run(struct upload *u)
         size_t have = 0;
 
         image_vol_name(u->image_uuid, u->volume);
+        import_vol_name(u->image_uuid, u->import_volume);
         head = malloc(IMAGE_HEAD_MAX);
         chunk = malloc(UPLOAD_CHUNK);
         if (!head || !chunk)
@@ -1409,11 +1626,21 @@ static int upload_run(struct upload *u)
         }
         if (upload_check_space(u, conn, &pool) < 0 || upload_create_volume(u, pool, &vol) < 0)
                 goto out;
-        if (upload_stream(u, conn, vol, head, have, chunk) < 0 || upload_verify_raw(u, vol) < 0) {
-                if (virStorageVolDelete(vol, 0) < 0) {
-                        capture_error(&e);
-                        log_err("cannot delete the failed upload's volume %s: %s", u->volume, e.msg);
-                }
+        if (upload_stream(u, conn, vol, head, have, chunk) < 0) {
+                upload_delete_volume(vol, u->qcow2 ? u->import_volume : u->volume);
+                goto out;
+        }
+        if (u->qcow2) {
+                virStorageVolPtr base = NULL;
+
+                (void)upload_qcow2_to_base(u, conn, pool, vol, head, &base);
+                upload_delete_volume(vol, u->import_volume);
+                if (base)
+                        (void)virStorageVolFree(base);
+                if (!base)
+                        goto out;
+        } else if (upload_verify_raw(u, vol) < 0) {
+                upload_delete_volume(vol, u->volume);
                 goto out;
         }
         u->status = 0;
@@ -1451,7 +1678,7 @@ static void upload_fill(struct proto_writer *w, void *userdata)
         pw_str(w, "volume", u->volume);
         pw_u64(w, "size", u->size);
         pw_u64(w, "virtual_size", u->virtual_size);
-        pw_str(w, "format", "raw");
+        pw_str(w, "format", u->qcow2 ? "qcow2" : "raw"); /* what was imported; the base is raw either way */
         pw_str(w, "sha256", u->sha256);
 }
 
@@ -1473,6 +1700,14 @@ static void on_upload_done(int timer, void *opaque)
                          u->sha256);
         (void)modrt_complete(lv->rt, u->deferred, u->status, u->err, u->status == 0 ? upload_fill : NULL, u);
         free(u);
+}
+
+static bool upload_running(const struct lv *lv, const char *image_uuid)
+{
+        for (const struct upload *o = lv->uploads; o; o = o->next)
+                if (streq(o->image_uuid, image_uuid))
+                        return true;
+        return false;
 }
 
 static int handle_image_upload(void *state, struct modrt_call *call)
@@ -1623,7 +1858,8 @@ static int reply_volumes(struct lv *lv, struct modrt_call *call, const char *key
                 const char *kind = vol_kind(name, uuid);
                 virStorageVolInfo vi;
 
-                if (kind && (!only_kind || streq(kind, only_kind))) {
+                /* a qcow2 import's temporary volume is the upload's, never an instance's */
+                if (kind && (only_kind ? streq(kind, only_kind) : !streq(kind, "import"))) {
                         total++;
                         if (shown == total - 1 && call->reply->n_values + 12 <= PROTO_MAX_NODES &&
                             call->reply->len + VOL_REPLY_MAX_BYTES + 64 <= PROTO_MAX_FRAME &&
@@ -1787,6 +2023,126 @@ static int handle_volumes_delete(void *state, struct modrt_call *call)
                 deleted++;
         }
         pw_u64(call->reply, "deleted", deleted);
+        return 0;
+}
+
+/* ---- purge: every volume of ours (the remove hook) ---- */
+
+struct purge {
+        uint64_t deleted, failed, kept;
+        char error[200];                                          /* the first failure */
+        char kept_images[LIBVIRT_PURGE_MAX_LISTED][UUID_STR_LEN + 1];
+        size_t n_kept_images;
+        bool kept_images_truncated;
+};
+
+static void purge_delete(struct purge *p, virStorageVolPtr v, const char *name)
+{
+        struct lv_err e;
+
+        if (virStorageVolDelete(v, 0) == 0) {
+                p->deleted++;
+                return;
+        }
+        capture_error(&e);
+        if (!p->failed)
+                proto_text_printf(p->error, sizeof(p->error), "cannot delete volume %s: %s", name, e.msg);
+        p->failed++;
+}
+
+/* An instance's volume: kept while its domain of ours exists. */
+static bool purge_keeps_instance_volume(struct lv *lv, const char *uuid)
+{
+        _cleanup_domain_ virDomainPtr dom = NULL;
+        char name[DOMAIN_NAME_MAX];
+
+        (void)domain_name_from_instance(uuid, name);
+        dom = virDomainLookupByName(lv->conn, name);
+        virResetLastError();
+        return dom && domain_is_ours(dom, NULL) == 1;
+}
+
+/* Pass 1 (instance volumes) or 2 (bases and import leftovers) over the pool's volumes. */
+static void purge_pass(struct lv *lv, virStoragePoolPtr pool, int pass, struct purge *p)
+{
+        virStorageVolPtr *vols = NULL;
+        int n = virStoragePoolListAllVolumes(pool, &vols, 0);
+
+        for (int i = 0; i < n; i++) {
+                char uuid[UUID_STR_LEN + 1], path[400], user[VOL_NAME_MAX];
+                const char *name = virStorageVolGetName(vols[i]);
+                const char *kind = vol_kind(name, uuid);
+                bool base = kind && (streq(kind, "image") || streq(kind, "import"));
+
+                if (!kind || base != (pass == 2)) {
+                        (void)virStorageVolFree(vols[i]);
+                        continue;
+                }
+                (void)xsnprintf(path, sizeof(path), "%s/%s", lv->pool_path, name);
+                if (base ? upload_running(lv, uuid) || (streq(kind, "image") && base_in_use(pool, path, user) != 0)
+                         : purge_keeps_instance_volume(lv, uuid)) {
+                        p->kept++;
+                        if (streq(kind, "image") && p->n_kept_images < LIBVIRT_PURGE_MAX_LISTED)
+                                memcpy(p->kept_images[p->n_kept_images++], uuid, UUID_STR_LEN + 1);
+                        else if (streq(kind, "image"))
+                                p->kept_images_truncated = true;
+                } else
+                        purge_delete(p, vols[i], name);
+                (void)virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        virResetLastError();
+}
+
+/* The pool once nothing is left in it: stopped, its (empty) directory removed, undefined. */
+static bool purge_pool(struct lv *lv, virStoragePoolPtr pool)
+{
+        (void)virStoragePoolRefresh(pool, 0);
+        if (virStoragePoolNumOfVolumes(pool) != 0 || lv->n_uploads > 0) {
+                virResetLastError();
+                return false;
+        }
+        if (virStoragePoolDestroy(pool) < 0 || virStoragePoolDelete(pool, VIR_STORAGE_POOL_DELETE_NORMAL) < 0 ||
+            virStoragePoolUndefine(pool) < 0) {
+                virResetLastError();
+                log_warn("storage pool %s: emptied, but not removed", lv->pool_name);
+                return false;
+        }
+        log_info("storage pool %s removed (%s)", lv->pool_name, lv->pool_path);
+        lv->imports_swept = false; /* a new pool next time */
+        return true;
+}
+
+static int handle_volumes_purge(void *state, struct modrt_call *call)
+{
+        struct lv *lv = state;
+        _cleanup_pool_ virStoragePoolPtr pool = NULL;
+        _cleanup_free_ struct purge *p = calloc(1, sizeof(*p));
+        bool removed;
+        int r;
+
+        (void)xsnprintf(call->audit, sizeof(call->audit), "pool=%s", lv->pool_name);
+        if (!p)
+                return fail(call, -ENOMEM, "out of memory");
+        r = need_pool(lv, call, &pool);
+        if (r < 0)
+                return r;
+        (void)virStoragePoolRefresh(pool, 0);
+        purge_pass(lv, pool, 1, p); /* instance volumes first: then bases are free unless a kept root disk uses them */
+        purge_pass(lv, pool, 2, p);
+        removed = p->failed == 0 && p->kept == 0 && purge_pool(lv, pool);
+        log_info("purge of storage pool %s: %" PRIu64 " volumes deleted, %" PRIu64 " kept, %" PRIu64 " failed%s%s",
+                 lv->pool_name, p->deleted, p->kept, p->failed, p->failed ? ": " : "", p->error);
+        pw_u64(call->reply, "deleted", p->deleted);
+        pw_u64(call->reply, "failed", p->failed);
+        pw_u64(call->reply, "kept", p->kept);
+        pw_list_begin(call->reply, "kept_images");
+        for (size_t i = 0; i < p->n_kept_images; i++)
+                pw_str(call->reply, NULL, p->kept_images[i]);
+        pw_list_end(call->reply);
+        pw_bool(call->reply, "kept_images_truncated", p->kept_images_truncated);
+        pw_bool(call->reply, "pool_removed", removed);
+        pw_str(call->reply, "error", p->error);
         return 0;
 }
 
@@ -2292,6 +2648,8 @@ static const struct modrt_entry entries[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_MIGRATE] = { &libvirt_entrypoints[LIBVIRT_DOMAIN_MIGRATE], handle_migrate },
         [LIBVIRT_MIGRATE_JOB] = { &libvirt_entrypoints[LIBVIRT_MIGRATE_JOB], handle_migrate_job },
         [LIBVIRT_MIGRATE_ABORT] = { &libvirt_entrypoints[LIBVIRT_MIGRATE_ABORT], handle_migrate_abort },
+
+        [LIBVIRT_VOLUMES_PURGE] = { &libvirt_entrypoints[LIBVIRT_VOLUMES_PURGE], handle_volumes_purge },
 };
 
 /* ---- module life ---- */

@@ -186,6 +186,12 @@ purge_host() {
                 awk 'length($1) == 36 && $1 ~ /^[0-9a-f-]+$/ { print $1 }'); do
                 "$NOVA_CLI" --socket "$sock" port delete "$port" >/dev/null || log "could not delete port $port"
         done
+        # every volume of ours in the storage pool (bases, root disks, config drives, console
+        # logs), then the pool itself when nothing else is in it
+        if in_list libvirt "$connected" &&
+                ! "$NOVA_CLI" --socket "$sock" image purge >&2; then
+                log "could not remove every volume of ours from the storage pool (see above)"
+        fi
         kill "$core"
         wait "$core"
         if in_list firewall-control "$connected"; then

@@ -29,6 +29,12 @@ static long long ji(struct json_object *o, const char *key)
         return o && json_object_object_get_ex(o, key, &v) ? (long long)json_object_get_int64(v) : 0;
 }
 
+static bool jbool_of(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        return o && json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
 /* The request's answer: 0 with *ret (status < 300), else the exit status after saying why. */
 static int answer(const char *socket, bool json, int status, struct json_object *resp, struct json_object **ret)
 {
@@ -325,8 +331,25 @@ int cmd_image(const char *socket, bool json, int argc, char **argv)
                 json_object_put(resp);
                 return 0;
         }
+        if (argc == 1 && streq(argv[0], "purge")) {
+                r = request(socket, json, "POST", "/v1/volumes/purge", &resp);
+                if (r)
+                        return r;
+                if (json)
+                        printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+                else
+                        printf("volumes deleted: %lld, kept (an instance's domain still uses them): %lld, failed: %lld%s%s; "
+                               "images forgotten: %lld; storage pool %s\n",
+                               ji(resp, "deleted"), ji(resp, "kept"), ji(resp, "failed"), ji(resp, "failed") ? ": " : "",
+                               ji(resp, "failed") ? js(resp, "error") : "", ji(resp, "images_removed"),
+                               jbool_of(resp, "pool_removed") ? "removed" : "kept");
+                r = ji(resp, "failed") || ji(resp, "kept") ? 1 : 0;
+                json_object_put(resp);
+                return r;
+        }
         fprintf(stderr, "usage: nova-hypervisor image import NAME FILE|- [--format raw|qcow2] [--size BYTES]\n"
-                        "       nova-hypervisor image list | show NAME|UUID | delete NAME|UUID\n");
+                        "       nova-hypervisor image list | show NAME|UUID | delete NAME|UUID\n"
+                        "       nova-hypervisor image purge   (the remove hook: every volume of ours, every image)\n");
         return 2;
 }
 

@@ -840,6 +840,8 @@ struct boot_args {
         uint32_t disk_gb;               /* --disk GB, 0: the image's size */
         char *key;                      /* --key-file: its first line (malloc'd) */
         char *user_data;                /* --user-data: the file, base64 (malloc'd) */
+        const char *kernel, *ramdisk;   /* --kernel/--ramdisk NAME|UUID: direct kernel boot, NULL: none */
+        const char *cmdline;            /* --cmdline TEXT (checked by nova-compute), NULL: none */
 };
 
 /* Standard base64 with padding of len bytes (malloc'd, NUL-terminated), or NULL. */
@@ -939,6 +941,19 @@ static int boot_option(int c, const char *arg, struct boot_args *a)
         case 'k':
         case 'u':
                 return read_boot_file(c, arg, a);
+        case 'K':
+                a->kernel = arg;
+                return 0;
+        case 'R':
+                a->ramdisk = arg;
+                return 0;
+        case 'C':
+                if (!arg[0] || strlen(arg) > 1024) {
+                        fprintf(stderr, "error: --cmdline: 1..1024 characters\n");
+                        return -EINVAL;
+                }
+                a->cmdline = arg;
+                return 0;
         default:
                 return -EINVAL;
         }
@@ -953,6 +968,8 @@ static int boot_parse_args(int argc, char **argv, struct boot_args *a)
                 { "secgroup", required_argument, NULL, 'g' }, { "cpu-set", required_argument, NULL, 's' },
                 { "image", required_argument, NULL, 'i' }, { "disk", required_argument, NULL, 'd' },
                 { "key-file", required_argument, NULL, 'k' }, { "user-data", required_argument, NULL, 'u' },
+                { "kernel", required_argument, NULL, 'K' },   { "ramdisk", required_argument, NULL, 'R' },
+                { "cmdline", required_argument, NULL, 'C' },
                 { 0 },
         };
         int c;
@@ -964,7 +981,8 @@ static int boot_parse_args(int argc, char **argv, struct boot_args *a)
         if (optind != argc - 1 || !instance_name_is_valid(argv[optind])) {
                 fprintf(stderr, "usage: nova-hypervisor boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]...\n"
                                 "                            [--ports N] [--secgroup NAME]... [--cpu-set LIST] [--count N] [--wait]\n"
-                                "                            [--image IMG [--disk GB] [--key-file FILE] [--user-data FILE]]\n"
+                                "                            [--image IMG [--disk GB] [--key-file FILE] [--user-data FILE]\n"
+                                "                             [--kernel IMG --ramdisk IMG [--cmdline TEXT]]]\n"
                                 "NAME: 1..63 characters of A-Z a-z 0-9 . _ -\n");
                 return -EINVAL;
         }
@@ -996,6 +1014,12 @@ static struct json_object *boot_body(const struct boot_args *a, const char *name
                 json_object_object_add(b, "key", json_object_new_string(a->key));
         if (a->user_data)
                 json_object_object_add(b, "user_data", json_object_new_string(a->user_data));
+        if (a->kernel)
+                json_object_object_add(b, "kernel", json_object_new_string(a->kernel));
+        if (a->ramdisk)
+                json_object_object_add(b, "ramdisk", json_object_new_string(a->ramdisk));
+        if (a->cmdline)
+                json_object_object_add(b, "cmdline", json_object_new_string(a->cmdline));
         return b;
 }
 
@@ -1239,11 +1263,13 @@ static void usage(FILE *f)
                    "  explain-denial [FILE]              which snap interface grants each AppArmor/seccomp denial\n"
                    "  boot NAME [--vcpus N] [--memory MB] [--port uuid=..,mac=..,mtu=..,ip=..]... [--ports N]\n"
                    "            [--secgroup G]... [--cpu-set LIST] [--count N] [--wait]\n"
-                   "            [--image IMG [--disk GB] [--key-file FILE] [--user-data FILE]]\n"
+                   "            [--image IMG [--disk GB] [--key-file FILE] [--user-data FILE]\n"
+                   "             [--kernel IMG --ramdisk IMG [--cmdline TEXT]]]\n"
                    "            boot one instance (or NAME-1..NAME-N); --cpu-set pins its QEMU (default: config cpu_set);\n"
-                   "            --image: a root disk on the image (qcow2 overlay, max(--disk, its size)) and a config drive\n"
+                   "            --image: a root disk on the image (qcow2 overlay, max(--disk, its size)) and a config drive;\n"
+                   "            --kernel/--ramdisk: direct kernel boot from those images (imported as raw)\n"
                    "  image import NAME FILE|- [--format raw|qcow2] [--size BYTES]   import an image (progress on a terminal)\n"
-                   "  image list | show NAME|UUID | delete NAME|UUID\n"
+                   "  image list | show NAME|UUID | delete NAME|UUID | purge (the remove hook: every volume of ours)\n"
                    "  console NAME|UUID [--tail BYTES]       the guest's serial console log (its last BYTES)\n"
                    "  migrate describe NAME | prepare FILE|- | NAME --to URI --host IP [--pool P] [--timeout S]\n"
                    "          | progress NAME | finish NAME | abort NAME [--source]   live migration (docs/MIGRATION.md)\n"

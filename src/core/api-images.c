@@ -106,7 +106,8 @@ static void handle_image_delete(struct api_conn *c, const struct http_request *r
         if (img->uploading)
                 return api_respond_error(c, 409, "the image is being imported", -1);
         for (const struct instance *i = instances_first(api_context_of(c)->instances); i; i = i->next)
-                if (streq(i->image_uuid, img->uuid)) {
+                if (streq(i->image_uuid, img->uuid) || streq(i->kernel_uuid, img->uuid) ||
+                    streq(i->ramdisk_uuid, img->uuid)) {
                         (void)snprintf(err, sizeof(err), "image %s is in use by instance %s; delete the instance first",
                                        img->name, i->name);
                         return api_respond_error(c, 409, err, -1);
@@ -282,7 +283,66 @@ static void handle_image_import(struct api_conn *c, const struct http_request *r
         log_info("image %s (%s): importing %llu bytes", img->name, img->uuid, (unsigned long long)size);
 }
 
+/* ---- purge (the remove hook): every volume of ours in the pool, then the images whose base went ---- */
+
+static bool kept_image(const struct proto_value *kept, const char *uuid)
+{
+        for (const struct proto_value *k = kept ? kept->child : NULL; k; k = k->next)
+                if (k->type == PV_STR && streq(k->v.s, uuid))
+                        return true;
+        return false;
+}
+
+static void on_volumes_purged(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+        struct image_store *store = store_of(c);
+        const struct proto_value *kept;
+        struct json_object *root;
+        uint64_t removed = 0;
+        struct image *i, *next;
+
+        c->call = NULL;
+        if (res->status < 0)
+                return api_respond_module_error(c, res, PLUG_LIBVIRT);
+        kept = proto_get(res->body, "kept_images");
+        /* the store forgets the images whose base is gone (all but the kept ones; none when the
+         * module could not list every kept one) */
+        for (i = images_first(store); i && !proto_get_bool(res->body, "kept_images_truncated", true); i = next) {
+                next = i->next;
+                if (!i->uploading && !i->expiring && !kept_image(kept, i->uuid) && image_remove(store, i) == 0)
+                        removed++;
+        }
+        root = json_object_new_object();
+        json_object_object_add(root, "deleted", json_object_new_int64((int64_t)proto_get_u64(res->body, "deleted", 0)));
+        json_object_object_add(root, "kept", json_object_new_int64((int64_t)proto_get_u64(res->body, "kept", 0)));
+        json_object_object_add(root, "failed", json_object_new_int64((int64_t)proto_get_u64(res->body, "failed", 0)));
+        json_object_object_add(root, "error", json_object_new_string(proto_get_str(res->body, "error", "")));
+        json_object_object_add(root, "pool_removed",
+                               json_object_new_boolean(proto_get_bool(res->body, "pool_removed", false)));
+        json_object_object_add(root, "images_removed", json_object_new_int64((int64_t)removed));
+        log_info("volumes purged: %llu deleted, %llu kept, %llu failed; %llu images forgotten",
+                 (unsigned long long)proto_get_u64(res->body, "deleted", 0),
+                 (unsigned long long)proto_get_u64(res->body, "kept", 0),
+                 (unsigned long long)proto_get_u64(res->body, "failed", 0), (unsigned long long)removed);
+        api_respond_json(c, 200, root);
+}
+
+static void handle_volumes_purge(struct api_conn *c, const struct http_request *req, const struct api_args *a)
+{
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
+
+        (void)req;
+        (void)a;
+        if (!w)
+                return api_respond_error(c, 500, "out of memory", -1);
+        module_request_init(w, (struct module_ep)EP_LIBVIRT(VOLUMES_PURGE));
+        api_call_module(c, PLUG_LIBVIRT, w, on_volumes_purged);
+}
+
 const struct api_route api_image_routes[] = {
+        { "POST", "/v1/volumes/purge", handle_volumes_purge },
+        { NULL, "/v1/volumes/purge", api_method_not_allowed },
         { "GET", "/v1/images", handle_image_list },
         { "POST", "/v1/images", handle_image_import },
         { NULL, "/v1/images", api_method_not_allowed },

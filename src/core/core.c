@@ -3,6 +3,7 @@
 
 #include "firewall.h"
 #include "health.h"
+#include "image-cache.h"
 #include "instances.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -393,8 +394,15 @@ static int start_api(struct core *c)
         return r;
 }
 
-/* The lifecycle engine's capacity hook: tell the Placement client. */
-static void on_capacity_changed(void *userdata, const char *why) { placement_kick(userdata, why); }
+/* The lifecycle engine's capacity hook (a boot or delete done, a module ready, hardware
+ * changed): tell the Placement client, and the image cache (which images instances use). */
+static void on_capacity_changed(void *userdata, const char *why)
+{
+        struct core *c = userdata;
+
+        placement_kick(c->placement, why);
+        image_cache_update(c->image_cache, why);
+}
 
 int core_start(struct core *c)
 {
@@ -417,7 +425,11 @@ int core_start(struct core *c)
         if (r >= 0 && (r = placement_new(c->event, &c->cfg, c->modules, &c->placement)) < 0)
                 log_err("cannot set up the Placement client: %s", strerror(-r));
         if (r >= 0)
-                lifecycle_set_capacity_hook(c->lifecycle, on_capacity_changed, c->placement);
+                lifecycle_set_capacity_hook(c->lifecycle, on_capacity_changed, c);
+        /* not in the remove hook's run (--spawn-modules inside a snap): it only undoes local state */
+        if (r >= 0 && !(c->snap && c->supervise) &&
+            (r = image_cache_new(c->event, &c->cfg, c->modules, c->images, c->instances, &c->image_cache)) < 0)
+                log_err("cannot set up the image cache: %s", strerror(-r));
         if (r >= 0 && c->module_fd >= 0 && (r = modules_listen(c->modules, TAKE_FD(c->module_fd))) < 0)
                 log_err("cannot accept modules: %s", strerror(-r));
         if (r >= 0)
@@ -466,6 +478,7 @@ struct core *core_free(struct core *c)
                 /* In-flight calls fail now (their callbacks still find the engine and
                  * the firewall); then nothing refers to the registry any more. */
                 c->placement = placement_free(c->placement); /* cancels its module call first */
+                c->image_cache = image_cache_free(c->image_cache); /* likewise */
                 c->modules = modules_free(c->modules);
                 c->lifecycle = lifecycle_free(c->lifecycle);
                 c->firewall = firewall_free(c->firewall);

@@ -65,6 +65,7 @@ struct core {
         struct lifecycle *lifecycle;     /* the pipeline engine */
         struct firewall *firewall;       /* security groups -> firewall-control */
         struct placement *placement;     /* this host as a provider in OpenStack Placement */
+        struct image_cache *image_cache; /* expiry of unused images; NULL in the remove hook's run */
         struct api_server *api;
         struct health *health;           /* inside a snap: snapctl set-health */
 };

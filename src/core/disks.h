@@ -14,7 +14,7 @@
 
 #define DISKS_DEFAULT_PREFIX_V4 24
 #define DISKS_DEFAULT_PREFIX_V6 64
-#define DISKS_CONFIG_DRIVE_MAX_PORTS 8  /* the config drive's limit (CD_MAX_PORTS) */
+#define DISKS_CONFIG_DRIVE_MAX_PORTS LIBVIRT_MAX_PORTS /* the config drive's limit (CD_MAX_PORTS): every port */
 #define DISKS_DESCRIPTION_MAX (256u * 1024) /* the module reads at most this much */
 
 /* A hostname (RFC 1123 label, lowercase) from an instance name: letters

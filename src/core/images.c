@@ -12,7 +12,15 @@ struct image_store {
         char path[PATH_MAX];
         struct image *list;
         size_t count;
+        images_changed_fn changed;      /* told after each write */
+        void *changed_userdata;
 };
+
+void images_set_change_hook(struct image_store *store, images_changed_fn fn, void *userdata)
+{
+        store->changed = fn;
+        store->changed_userdata = userdata;
+}
 
 struct image *images_first(const struct image_store *store) { return store ? store->list : NULL; }
 
@@ -33,7 +41,7 @@ int images_resolve(const void *store, const char *ref, char ret_id[UUID_STR_LEN 
 {
         const struct image *img = image_find(store, ref);
 
-        if (!img || img->uploading)
+        if (!img || img->uploading || img->expiring)
                 return -ENOENT;
         memcpy(ret_id, img->uuid, UUID_STR_LEN + 1);
         return 0;
@@ -61,6 +69,8 @@ struct json_object *image_to_json(const struct image *img)
         json_object_object_add(o, "virtual_size", json_object_new_int64((int64_t)img->virtual_size));
         json_object_object_add(o, "sha256", img->sha256[0] ? json_object_new_string(img->sha256) : NULL);
         json_object_object_add(o, "created_at", json_object_new_int64((int64_t)img->created_at));
+        json_object_object_add(o, "unused_since",
+                               img->unused_since ? json_object_new_int64((int64_t)img->unused_since) : NULL);
         return o;
 }
 
@@ -83,6 +93,8 @@ static int store_write(const struct image_store *store)
         json_object_put(root);
         if (r < 0)
                 log_err("cannot write the image store %s: %s", store->path, strerror(-r));
+        else if (store->changed)
+                store->changed(store->changed_userdata);
         return r;
 }
 
@@ -110,6 +122,7 @@ static const char *get_str(struct json_object *o, const char *key)
 static int image_from_json(struct json_object *o, size_t idx, struct image *ret, char *why, size_t whylen)
 {
         struct image img = { 0 };
+        struct json_object *v = NULL;
         const char *uuid = get_str(o, "uuid"), *name = get_str(o, "name"), *format = get_str(o, "format"),
                    *sha = get_str(o, "sha256");
 
@@ -124,6 +137,11 @@ static int image_from_json(struct json_object *o, size_t idx, struct image *ret,
         (void)strscpy(img.name, name, sizeof(img.name));
         (void)strscpy(img.format, format, sizeof(img.format));
         memcpy(img.sha256, sha, sizeof(img.sha256));
+        /* absent (a store of before the image cache) or null: in use until marked */
+        if (json_object_object_get_ex(o, "unused_since", &v) && v && !get_u64(o, "unused_since", &img.unused_since)) {
+                (void)snprintf(why, whylen, "images[%zu] is malformed", idx);
+                return -EBADMSG;
+        }
         *ret = img;
         return 0;
 }
@@ -281,11 +299,42 @@ int image_commit(struct image_store *store, struct image *img, const char *forma
         img->size = size;
         img->virtual_size = virtual_size;
         memcpy(img->sha256, sha256, sizeof(img->sha256));
+        img->unused_since = (uint64_t)time(NULL); /* no instance uses it yet */
         img->uploading = false;
         r = store_write(store);
         if (r < 0)
                 img->uploading = true;
         return r;
+}
+
+int images_mark_usage(struct image_store *store, images_in_use_fn in_use, void *userdata, uint64_t now)
+{
+        bool changed = false;
+
+        assert(store && in_use && now > 0);
+        for (struct image *i = store->list; i; i = i->next) {
+                if (i->uploading)
+                        continue;
+                if (in_use(i->uuid, userdata)) {
+                        changed |= i->unused_since != 0;
+                        i->unused_since = 0;
+                } else if (i->unused_since == 0) {
+                        i->unused_since = now;
+                        changed = true;
+                }
+        }
+        return changed ? store_write(store) : 0;
+}
+
+uint64_t images_next_expiry(const struct image_store *store, uint64_t age_s)
+{
+        uint64_t next = UINT64_MAX;
+
+        for (const struct image *i = store ? store->list : NULL; i; i = i->next)
+                if (!i->uploading && !i->expiring && i->unused_since &&
+                    (i->unused_since > UINT64_MAX - age_s ? UINT64_MAX : i->unused_since + age_s) < next)
+                        next = i->unused_since > UINT64_MAX - age_s ? UINT64_MAX : i->unused_since + age_s;
+        return next;
 }
 
 int image_remove(struct image_store *store, struct image *img)

@@ -25,7 +25,12 @@ struct image {
         uint64_t virtual_size;
         char sha256[IMAGE_SHA256_LEN + 1]; /* of the bytes imported */
         uint64_t created_at;            /* unix seconds */
+        uint64_t unused_since;          /* unix seconds since no instance uses it (root disk, kernel or
+                                         * ramdisk); 0 = in use. Stored: the image cache's expiry counts
+                                         * from it across restarts (images_mark_usage) */
         bool uploading;                 /* an import in progress: not written, not usable */
+        bool expiring;                  /* the image cache is deleting its base: not usable, not written
+                                         * differently (image-cache.c) */
 };
 
 struct image_store;
@@ -60,6 +65,21 @@ int image_remove(struct image_store *store, struct image *img);
  * untouched on error. */
 int images_parse_stored(const char *text, size_t len, struct image **ret_list, size_t *ret_n, char *why, size_t whylen);
 void images_list_free(struct image *list);
+
+/* Told after every write of the store (an import recorded, an image removed): the image
+ * cache re-arms its timer. One hook; fn NULL removes it. */
+typedef void (*images_changed_fn)(void *userdata);
+void images_set_change_hook(struct image_store *store, images_changed_fn fn, void *userdata);
+
+/* Image cache bookkeeping: each ready image that in_use(uuid) says is used gets
+ * unused_since 0, each other one whose unused_since is 0 gets now. Writes the
+ * store when something changed: 0, or the write error (memory has the new
+ * marks; the next call writes them). */
+typedef bool (*images_in_use_fn)(const char *image_uuid, void *userdata);
+int images_mark_usage(struct image_store *store, images_in_use_fn in_use, void *userdata, uint64_t now);
+/* When the first unused ready image (not expiring) is age_s old: min(unused_since +
+ * age_s), UINT64_MAX when there is none. */
+uint64_t images_next_expiry(const struct image_store *store, uint64_t age_s);
 
 /* The API view (caller puts it). */
 struct json_object *image_to_json(const struct image *img);

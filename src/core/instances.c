@@ -291,6 +291,11 @@ struct json_object *instance_to_json(const struct instance *inst)
         pinning_to_json(inst, o);
         json_object_object_add(o, "image_uuid", inst->image_uuid[0] ? json_object_new_string(inst->image_uuid) : NULL);
         json_object_object_add(o, "disk_gb", json_object_new_int64(inst->disk_gb));
+        if (inst->kernel_uuid[0]) {
+                json_object_object_add(o, "kernel_uuid", json_object_new_string(inst->kernel_uuid));
+                json_object_object_add(o, "ramdisk_uuid", json_object_new_string(inst->ramdisk_uuid));
+                json_object_object_add(o, "cmdline", json_object_new_string(inst->cmdline));
+        }
         json_object_object_add(o, "key", json_object_new_boolean(inst->key[0] != '\0'));
         json_object_object_add(o, "user_data", json_object_new_boolean(inst->user_data != NULL));
         (void)snprintf(domain, sizeof(domain), "%s%s", LIBVIRT_DOMAIN_PREFIX, inst->uuid);
@@ -334,6 +339,11 @@ static struct json_object *instance_to_stored_json(const struct instance *inst)
                 json_object_object_add(o, "key", json_object_new_string(inst->key));
                 if (inst->user_data)
                         json_object_object_add(o, "user_data", json_object_new_string(inst->user_data));
+                if (inst->kernel_uuid[0]) {
+                        json_object_object_add(o, "kernel_uuid", json_object_new_string(inst->kernel_uuid));
+                        json_object_object_add(o, "ramdisk_uuid", json_object_new_string(inst->ramdisk_uuid));
+                        json_object_object_add(o, "cmdline", json_object_new_string(inst->cmdline));
+                }
         }
         for (size_t i = 0; i < inst->n_ports; i++) {
                 struct json_object *p = json_object_new_object();
@@ -446,8 +456,9 @@ static int stored_disk_from_json(struct json_object *o, struct instance *inst, c
         s = get_str(o, "image_uuid");
         if (!s) {
                 if (json_object_object_get_ex(o, "disk_gb", NULL) || json_object_object_get_ex(o, "key", NULL) ||
-                    json_object_object_get_ex(o, "user_data", NULL))
-                        BAD("disk_gb, key or user_data without image_uuid");
+                    json_object_object_get_ex(o, "user_data", NULL) || json_object_object_get_ex(o, "kernel_uuid", NULL) ||
+                    json_object_object_get_ex(o, "ramdisk_uuid", NULL) || json_object_object_get_ex(o, "cmdline", NULL))
+                        BAD("disk_gb, key, user_data or a kernel without image_uuid");
                 return 0;
         }
         if (!uuid_is_valid(s))
@@ -462,6 +473,16 @@ static int stored_disk_from_json(struct json_object *o, struct instance *inst, c
         s = get_str(o, "user_data");
         if (s && !user_data_is_valid(s))
                 BAD("user_data");
+        if (json_object_object_get_ex(o, "kernel_uuid", NULL) || json_object_object_get_ex(o, "ramdisk_uuid", NULL) ||
+            json_object_object_get_ex(o, "cmdline", NULL)) {
+                const char *k = get_str(o, "kernel_uuid"), *rd = get_str(o, "ramdisk_uuid"), *c = get_str(o, "cmdline");
+
+                if (!k || !uuid_is_valid(k) || !rd || !uuid_is_valid(rd) || !c || (c[0] && !kernel_cmdline_is_valid(c)))
+                        BAD("kernel_uuid, ramdisk_uuid, cmdline");
+                memcpy(inst->kernel_uuid, k, UUID_STR_LEN + 1);
+                memcpy(inst->ramdisk_uuid, rd, UUID_STR_LEN + 1);
+                (void)strscpy(inst->cmdline, c, sizeof(inst->cmdline));
+        }
         if (s)
                 *ret_user_data = strdup(s);
         if (s && !*ret_user_data)
@@ -844,6 +865,9 @@ static const char *boot_field_problem(const char *key)
                : streq(key, "disk")      ? "must be an integer in 1..16384 (GiB)"
                : streq(key, "key")       ? "must be one public key line of at most 2048 printable characters"
                : streq(key, "user_data") ? "must be strict base64 (padded, no whitespace) of at most 65535 bytes"
+               : streq(key, "kernel") || streq(key, "ramdisk")
+                       ? "must name a stored image (name or id; see `image list`)"
+               : streq(key, "cmdline") ? "must be 1..1024 printable ASCII characters without ' \" < > &"
                                          : "unknown field";
 }
 
@@ -897,6 +921,14 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                 else if (streq(key, "image") && s && image_resolve && strlen(s) <= INSTANCE_NAME_MAX &&
                          image_resolve(image_data, s, t.image_uuid) == 0)
                         ;
+                else if (streq(key, "kernel") && s && image_resolve && strlen(s) <= INSTANCE_NAME_MAX &&
+                         image_resolve(image_data, s, t.kernel_uuid) == 0)
+                        ;
+                else if (streq(key, "ramdisk") && s && image_resolve && strlen(s) <= INSTANCE_NAME_MAX &&
+                         image_resolve(image_data, s, t.ramdisk_uuid) == 0)
+                        ;
+                else if (streq(key, "cmdline") && s && kernel_cmdline_is_valid(s))
+                        (void)strscpy(t.cmdline, s, sizeof(t.cmdline));
                 else if (streq(key, "disk") && n >= 1 && n <= INSTANCE_DISK_GB_MAX) {
                         t.disk_gb = (uint32_t)n;
                         have_disk = true;
@@ -921,6 +953,13 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
         if (!t.image_uuid[0] && (have_disk || t.key[0] || user_data))
                 return snprintf(err, errlen, "%s: needs an image (a diskless instance has no disk and no config drive)",
                                 have_disk ? "disk" : t.key[0] ? "key" : "user_data"), -EINVAL;
+        if (!t.kernel_uuid[0] != !t.ramdisk_uuid[0] || (t.cmdline[0] && !t.kernel_uuid[0]))
+                return snprintf(err, errlen, "%s", t.cmdline[0] && t.kernel_uuid[0] == t.ramdisk_uuid[0]
+                                                           ? "cmdline: needs kernel and ramdisk (direct kernel boot)"
+                                                           : "kernel and ramdisk: give both (direct kernel boot)"),
+                       -EINVAL;
+        if (t.kernel_uuid[0] && !t.image_uuid[0])
+                return snprintf(err, errlen, "kernel: needs an image (the root disk of a direct kernel boot)"), -EINVAL;
         if (!have_cpu_set && default_cpu_set && default_cpu_set[0] &&
             instance_cpu_set_canonical(default_cpu_set, t.cpu_set) < 0)
                 return snprintf(err, errlen, "cpu_set: the config default '%.64s' is not a cpu list",

@@ -111,6 +111,11 @@ struct instance {
          * strict base64, owned by the instance (malloc'd; NULL = none); a template's is
          * the caller's (instance_add copies it, instance_template_clear frees it). */
         char image_uuid[UUID_STR_LEN + 1];
+        /* Direct kernel boot (with an image only): the images holding the kernel and the
+         * initrd, both or neither ("" = boot the root disk), and the command line ("" = none). */
+        char kernel_uuid[UUID_STR_LEN + 1];
+        char ramdisk_uuid[UUID_STR_LEN + 1];
+        char cmdline[LIBVIRT_MAX_CMDLINE + 1];
         uint32_t disk_gb;
         char key[INSTANCE_KEY_MAX + 1];
         char *user_data;
@@ -157,6 +162,7 @@ void instance_template_clear(struct instance *tmpl);
 /* Decoders (fuzzed): a stored instance file, and an API boot request body
  * {"name","uuid"?,"vcpus"?,"memory_mb"?,"secgroups"?:[ref...],"cpu_set"?,
  *  "image"?:ref,"disk"?:GB,"key"?:TEXT,"user_data"?:BASE64,
+ *  "kernel"?:ref,"ramdisk"?:ref,"cmdline"?:TEXT (direct kernel boot: both images, with "image"),
  *  "ports"?:[{"port_uuid"?,"mac"?,"mtu"?,"ips"?:[ip...],"secgroups"?:[ref...]}]}
  * (missing identifiers are generated). "cpu_set": a cpu list ("2-3,6"),
  * stored canonical, "" = no pinning; when absent, default_cpu_set applies

@@ -270,6 +270,12 @@ static int build_unit(const struct firewall *fw, const struct instance *inst, co
                                 pw_str(w, "image_uuid", inst->image_uuid);
                                 pw_bool(w, "config_drive", true);
                         }
+                        if (inst->kernel_uuid[0]) {
+                                pw_str(w, "kernel_image_uuid", inst->kernel_uuid);
+                                pw_str(w, "ramdisk_image_uuid", inst->ramdisk_uuid);
+                                if (inst->cmdline[0])
+                                        pw_str(w, "cmdline", inst->cmdline);
+                        }
                         pw_str(w, "name", inst->name);
                         pw_u64(w, "vcpus", inst->vcpus);
                         pw_u64(w, "memory_mb", inst->memory_mb);
@@ -925,11 +931,8 @@ static int launch_new(struct lifecycle *lc, const struct instance *tmpl, enum op
         r = cpu_set_check_online(tmp.cpu_set, err, errlen);
         if (r < 0)
                 return r;
-        if (tmp.image_uuid[0] && tmp.n_ports > DISKS_CONFIG_DRIVE_MAX_PORTS) {
-                (void)snprintf(err, errlen, "an instance with an image has a config drive, which describes at most %d ports (%zu given)",
-                               DISKS_CONFIG_DRIVE_MAX_PORTS, tmp.n_ports);
-                return -EINVAL;
-        }
+        /* the config drive describes every port an instance can have */
+        _Static_assert(DISKS_CONFIG_DRIVE_MAX_PORTS >= LIBVIRT_MAX_PORTS, "config drive port limit");
         /* Check the plugs on a dry plan before the instance exists at all. */
         probe.lc = lc;
         probe.inst = &tmp;

@@ -583,6 +583,9 @@ static const struct config_key config_keys[] = {
         { "disk_allocation_ratio", parse_ratio, FIELD(disk_allocation_ratio_milli), 1, 1000000 },
         { "cpu_set", parse_cpu_set, FIELD(cpu_set), 0, 0 },
         { "qemu_user", parse_user, FIELD(qemu_user), 0, 0 },
+        { "remove_unused_base_images", parse_bool, FIELD(remove_unused_base_images), 0, 0 },
+        { "remove_unused_original_minimum_age_seconds", parse_number,
+          FIELD(remove_unused_original_minimum_age_seconds), 0, 31536000 },
         { "placement_url", parse_http_url, FIELD(placement_url), 0, 0 },
         { "placement_auth", parse_placement_auth, FIELD(placement_auth), 0, 0 },
         { "placement_noauth_token", parse_secret, FIELD(placement_noauth_token), 0, 127 },
@@ -694,6 +697,8 @@ void config_defaults(struct nova_config *cfg)
         (void)strscpy(cfg->storage_pool, "nova-hypervisor", sizeof(cfg->storage_pool));
         (void)strscpy(cfg->storage_pool_path, "/var/lib/libvirt/images/nova-hypervisor", sizeof(cfg->storage_pool_path));
         cfg->shutdown_timeout_s = 60;
+        cfg->remove_unused_base_images = true;
+        cfg->remove_unused_original_minimum_age_seconds = 86400;
         (void)strscpy(cfg->orphan_policy, "report", sizeof(cfg->orphan_policy));
         (void)strscpy(cfg->vif_type, "ovs", sizeof(cfg->vif_type));
         (void)strscpy(cfg->ovsdb_socket, "unix:/run/openvswitch/db.sock", sizeof(cfg->ovsdb_socket));

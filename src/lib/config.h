@@ -86,6 +86,10 @@ struct nova_config {
         char storage_pool_path[256];  /* that pool's directory, as the libvirt daemon sees it: absolute, no '..',
                                        * only [A-Za-z0-9/._-]; default /var/lib/libvirt/images/nova-hypervisor
                                        * (a place virt-aa-helper and the host's AppArmor allow for disks) */
+        bool remove_unused_base_images; /* the image cache removes images no instance has used for
+                                         * remove_unused_original_minimum_age_seconds (base volume and store entry,
+                                         * as nova's image cache manager does); false = keep them; default true */
+        uint32_t remove_unused_original_minimum_age_seconds; /* that age; 0 = keep; 0..31536000; default 86400 */
         char qemu_user[33];           /* the user the host's libvirt runs QEMU as (qemu.conf "user"): a user name
                                        * or "+<uid>"; default libvirt-qemu (Debian's). process-control and
                                        * system-observe accept a process as an instance's QEMU only when all its

@@ -14,6 +14,19 @@
  *   An unsafe image (qcow2 with a backing file naming /etc/shadow) is refused
  *   by the CLI's import with the inspector's reason, and no volume appears.
  *
+ * Case "kernel": a qcow2 made from the guest's disk (qemu-img convert -O qcow2)
+ * is imported (converted into a raw base) and booted; the guest's kernel and
+ * initrd are imported as images and an instance boots them directly
+ * (--kernel/--ramdisk/--cmdline, the domain has <kernel>), reaching its
+ * console line; the kernel image is in use while it runs.
+ *
+ * Case "cache": with remove_unused_original_minimum_age_seconds = 4, an
+ * unused image is removed (base volume, store entry, a log line) after about
+ * 4 s while an image an instance uses stays, and goes 4 s after that instance
+ * is deleted; an image marked unused before a core restart (age 10 s, core
+ * stopped for 11 s) is removed within seconds of the start: the mark was
+ * stored, not restarted.
+ *
  * Figures printed: boot to console line, and for a 1 GiB raw image the
  * import's throughput and the peak RSS (VmHWM) of nova-compute and
  * nova-libvirt, against `virsh vol-upload` of the same file in the same run. */
@@ -337,6 +350,227 @@ START_TEST(test_import_boot_console_delete)
 }
 END_TEST
 
+/* Poll the CLI's console of name until want shows; ms it took. */
+static uint64_t wait_console(const char *name, const char *want)
+{
+        char out[65536];
+        uint64_t t0 = now_usec();
+
+        for (;;) {
+                int r = run_sh(out, sizeof(out), "%s console %s --tail 8192", cli, name);
+                if (r == 0 && strstr(out, want))
+                        return (now_usec() - t0) / 1000;
+                ck_assert_msg(now_usec() - t0 < BOOT_TIMEOUT_MS * 1000ULL, "no '%s' on %s's console: %s; see %s", want,
+                              name, out, core.log);
+                sleep_ms(250);
+        }
+}
+
+static void instance_uuid(const char *name, char uuid[UUID_STR_LEN + 1])
+{
+        struct json_object *resp = NULL, *v;
+        char path[128];
+
+        (void)snprintf(path, sizeof(path), "/v1/instances/%s", name);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        ck_assert(json_object_object_get_ex(resp, "uuid", &v));
+        (void)strscpy(uuid, json_object_get_string(v), UUID_STR_LEN + 1);
+        json_object_put(resp);
+}
+
+START_TEST(test_qcow2_and_direct_kernel)
+{
+        char out[65536], vols[4096], uuid[UUID_STR_LEN + 1], want[128], conf[2 * PATH_MAX + 512], cmdline[1100];
+        unsigned long long qsize;
+        uint64_t t0, ms;
+        int r;
+
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\n", /* tap_create took >10 s at load 18 */
+                       uri, POOL, pool_dir);
+        core_start(&core, conf);
+        ck_assert_msg(core_wait_module_running(&core, "libvirt", 0, 20000) > 0, "the libvirt module did not start; see %s",
+                      core.log);
+        (void)snprintf(cli, sizeof(cli), "%s/nova-hypervisor --socket %s", getenv("NOVA_BIN") ? getenv("NOVA_BIN") : "build/bin",
+                       core.socket);
+
+        /* a qcow2 of the guest's disk: imported (converted to a raw base), then booted */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "qemu-img convert -q -f raw -O qcow2 %s/disk.raw %s/disk.qcow2 && "
+                                                  "stat -c %%s %s/disk.qcow2",
+                                guest_dir, tmpdir, tmpdir),
+                         0);
+        qsize = strtoull(out, NULL, 10);
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out), "%s image import guestq %s/disk.qcow2 --format qcow2", cli, tmpdir);
+        ms = (now_usec() - t0) / 1000;
+        ck_assert_msg(r == 0 && strstr(out, "imported guestq"), "qcow2 import failed (%d): %s; see %s", r, out, core.log);
+        printf("test-image-boot: qcow2 import of the test guest (%llu bytes) through the CLI in %llu ms (%.1f MB/s of "
+               "qcow2 bytes, conversion to raw included)\n",
+               qsize, (unsigned long long)ms, (double)qsize / 1000.0 / (double)(ms ? ms : 1));
+        r = run_sh(out, sizeof(out), "%s --json image show guestq", cli);
+        ck_assert_msg(r == 0 && strstr(out, "qcow2"), "the image store does not record a qcow2: %s", out);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(!strstr(vols, ".import.qcow2"), "a temporary volume is left: %s", vols);
+        r = run_sh(out, sizeof(out), "%s boot vmq --image guestq --memory 256 --port ip=10.0.9.8 --wait", cli);
+        ck_assert_msg(r == 0, "boot from the qcow2 image failed (%d): %s; see %s", r, out, core.log);
+        instance_uuid("vmq", uuid);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.8", uuid);
+        ms = wait_console("vmq", want);
+        printf("test-image-boot: booted from the converted qcow2: console line %llu ms after boot --wait\n",
+               (unsigned long long)ms);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s delete vmq --wait", cli), 0);
+
+        /* direct kernel boot: the guest's kernel and initrd as images */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image import kern %s/vmlinuz && %s image import initrd %s/initrd.gz",
+                                cli, guest_dir, cli, guest_dir),
+                         0);
+        ck_assert_int_eq(run_sh(cmdline, sizeof(cmdline), "cat %s/cmdline", guest_dir), 0);
+        cmdline[strcspn(cmdline, "\n")] = '\0';
+        r = run_sh(out, sizeof(out), "%s boot vmk --kernel kern --ramdisk initrd --cmdline '%s' --port ip=10.0.9.9", cli,
+                   cmdline);
+        ck_assert_msg(r == 1 && strstr(out, "needs an image"), "a kernel boot without a root disk image: %d %s", r, out);
+        r = run_sh(out, sizeof(out), "%s boot vmk --image guestq --kernel kern --cmdline x --port ip=10.0.9.9", cli);
+        ck_assert_msg(r == 1 && strstr(out, "both"), "--kernel without --ramdisk: %d %s", r, out);
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out),
+                   "%s boot vmk --image guestq --kernel kern --ramdisk initrd --cmdline '%s' --memory 256 "
+                   "--port ip=10.0.9.9 --wait",
+                   cli, cmdline);
+        ck_assert_msg(r == 0, "direct kernel boot failed (%d): %s; see %s", r, out, core.log);
+        instance_uuid("vmk", uuid);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.9", uuid);
+        (void)wait_console("vmk", want);
+        printf("test-image-boot: direct kernel boot: console line %llu ms after the boot command started\n",
+               (unsigned long long)((now_usec() - t0) / 1000));
+        r = run_sh(out, sizeof(out), "virsh -q -c '%s' dumpxml nova-%s", uri, uuid);
+        ck_assert_msg(r == 0 && strstr(out, "<kernel>") && strstr(out, "<initrd>") && strstr(out, "console=ttyS0"),
+                      "%s", out);
+        r = run_sh(out, sizeof(out), "%s image delete kern", cli);
+        ck_assert_msg(r == 1 && strstr(out, "in use by instance vmk"), "%s", out);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s delete vmk --wait", cli), 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete kern && %s image delete initrd && "
+                                                  "%s image delete guestq",
+                                cli, cli, cli),
+                         0);
+        pool_volumes(vols, sizeof(vols));
+        ck_assert_msg(strspn(vols, " ") == strlen(vols), "the pool is not empty: %s", vols);
+        core_stop(&core);
+}
+END_TEST
+
+static struct core ccore; /* case "cache": a core of its own (its own state) */
+
+/* The uuid of image name (CLI --json image show), "" when there is none. */
+static void image_uuid(const char *name, char uuid[UUID_STR_LEN + 1])
+{
+        char out[8192];
+        struct json_object *o = NULL, *v;
+
+        uuid[0] = '\0';
+        if (run_sh(out, sizeof(out), "%s --json image show %s 2>/dev/null", cli, name) != 0)
+                return;
+        o = json_tokener_parse(out);
+        if (o && json_object_object_get_ex(o, "uuid", &v))
+                (void)strscpy(uuid, json_object_get_string(v), UUID_STR_LEN + 1);
+        json_object_put(o);
+}
+
+/* Wait until image name is gone (store and pool); ms it took. */
+static uint64_t wait_image_gone(const char *name, const char *uuid, unsigned timeout_ms)
+{
+        char vols[4096], id[UUID_STR_LEN + 1];
+        uint64_t t0 = now_usec();
+
+        for (;;) {
+                image_uuid(name, id);
+                if (!id[0]) {
+                        pool_volumes(vols, sizeof(vols));
+                        ck_assert_msg(!strstr(vols, uuid), "image %s left from the store but its base stays: %s", name,
+                                      vols);
+                        return (now_usec() - t0) / 1000;
+                }
+                ck_assert_msg(now_usec() - t0 < timeout_ms * 1000ULL, "image %s not removed within %u ms; see %s", name,
+                              timeout_ms, ccore.log);
+                sleep_ms(200);
+        }
+}
+
+START_TEST(test_image_cache_expiry)
+{
+        char out[65536], conf[2 * PATH_MAX + 512], old[UUID_STR_LEN + 1], used[UUID_STR_LEN + 1],
+                kept[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1], want[200];
+        uint64_t ms;
+        int r;
+
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\nremove_unused_original_minimum_age_seconds = 4\n",
+                       uri, POOL, pool_dir);
+        core_start(&ccore, conf);
+        ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
+        (void)snprintf(cli, sizeof(cli), "%s/nova-hypervisor --socket %s", getenv("NOVA_BIN") ? getenv("NOVA_BIN") : "build/bin",
+                       ccore.socket);
+        r = run_sh(out, sizeof(out), "%s image import used %s/disk.raw && %s image import old %s/initrd.gz", cli,
+                   guest_dir, cli, guest_dir);
+        ck_assert_msg(r == 0, "%s", out);
+        image_uuid("old", old);
+        image_uuid("used", used);
+        ck_assert(old[0] && used[0]);
+        r = run_sh(out, sizeof(out), "%s boot vmc --image used --memory 256 --port ip=10.0.9.10 --wait", cli);
+        ck_assert_msg(r == 0, "boot: %s; see %s", out, ccore.log);
+        /* the unused one goes after ~4 s, with a log line; the used one stays */
+        ms = wait_image_gone("old", old, 30000);
+        printf("test-image-boot: unused image removed %llu ms after its import finished (age 4 s)\n",
+               (unsigned long long)ms);
+        (void)snprintf(want, sizeof(want), "image cache: removed image old (%s)", old);
+        ck_assert_msg(file_contains(ccore.log, want), "no '%s' in %s", want, ccore.log);
+        sleep_ms(5000);
+        image_uuid("used", id);
+        ck_assert_msg(streq(id, used), "an image in use was removed; see %s", ccore.log);
+        /* unused once its instance is deleted: gone 4 s later */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s delete vmc --wait", cli), 0);
+        ms = wait_image_gone("used", used, 30000);
+        printf("test-image-boot: image removed %llu ms after its last instance was deleted (age 4 s)\n",
+               (unsigned long long)ms);
+        /* the mark survives a restart: age 10 s, the core stopped for 11 s, then removed at once */
+        core_stop(&ccore);
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\nremove_unused_original_minimum_age_seconds = 10\n",
+                       uri, POOL, pool_dir);
+        core_start(&ccore, conf);
+        ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image import kept %s/initrd.gz", cli, guest_dir), 0);
+        image_uuid("kept", kept);
+        ck_assert(kept[0]);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "grep -q '\"unused_since\":[0-9]' %s/state/images.json", ccore.dir), 0);
+        core_stop(&ccore);
+        sleep_ms(11000);
+        core_start(&ccore, conf);
+        ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
+        ms = wait_image_gone("kept", kept, 8000);
+        printf("test-image-boot: after a restart, an image unused for longer than the age was removed %llu ms after "
+               "the libvirt module ran\n",
+               (unsigned long long)ms);
+        /* false keeps images */
+        core_stop(&ccore);
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\nremove_unused_original_minimum_age_seconds = 1\n"
+                       "remove_unused_base_images = false\n",
+                       uri, POOL, pool_dir);
+        core_start(&ccore, conf);
+        ck_assert(core_wait_module_running(&ccore, "libvirt", 0, 20000) > 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image import keep2 %s/initrd.gz", cli, guest_dir), 0);
+        sleep_ms(3000);
+        image_uuid("keep2", id);
+        ck_assert_msg(id[0], "remove_unused_base_images = false did not keep the image");
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete keep2", cli), 0);
+        core_stop(&ccore);
+}
+END_TEST
+
 int main(void)
 {
         SRunner *sr;
@@ -369,6 +603,14 @@ int main(void)
                 tcase_set_timeout(tc, 900);
                 tcase_add_test(tc, test_import_boot_console_delete);
                 suite_add_tcase(s, tc);
+                tc = tcase_create("kernel");
+                tcase_set_timeout(tc, 900);
+                tcase_add_test(tc, test_qcow2_and_direct_kernel);
+                suite_add_tcase(s, tc);
+                tc = tcase_create("cache");
+                tcase_set_timeout(tc, 900);
+                tcase_add_test(tc, test_image_cache_expiry);
+                suite_add_tcase(s, tc);
                 sr = srunner_create(s);
                 srunner_set_fork_status(sr, CK_NOFORK); /* the core is this process's child; main stops it */
         }
@@ -378,6 +620,10 @@ int main(void)
         if (core.pid > 0) { /* a failed test left it running (no Check assertions out here) */
                 (void)kill(core.pid, SIGTERM);
                 (void)waitpid(core.pid, NULL, 0);
+        }
+        if (ccore.pid > 0) {
+                (void)kill(ccore.pid, SIGTERM);
+                (void)waitpid(ccore.pid, NULL, 0);
         }
         libvirtd_private_stop(libvirtd_dir, uri); /* and the domains a failed test left */
         if (failed == 0)

@@ -24,6 +24,7 @@ static char dir[PATH_MAX], snap_dir[PATH_MAX], data_dir[PATH_MAX], common_dir[PA
         log_path[PATH_MAX], calls_file[PATH_MAX], connected_file[PATH_MAX], config_file[PATH_MAX],
         conf_path[PATH_MAX], app_path[4096];
 static pid_t core_pid;
+static char libvirtd_dir[PATH_MAX]; /* a private libvirtd of a test, stopped by teardown */
 
 static void set_file(const char *path, const char *text)
 {
@@ -97,6 +98,9 @@ static void teardown(void)
                 kill(core_pid, SIGTERM);
                 waitpid(core_pid, &status, 0);
         }
+        if (libvirtd_dir[0])
+                (void)sh("bash scripts/libvirtd-private.sh stop %s >/dev/null 2>&1", libvirtd_dir);
+        libvirtd_dir[0] = '\0';
         if (!getenv("KEEP"))
                 (void)sh("rm -rf %s", dir);
 }
@@ -298,6 +302,60 @@ START_TEST(test_remove_hook_leaves_nothing)
         ck_assert_msg(strstr(tables, "table inet foreign_keep"), "%s", tables);
         free(tables);
         (void)sh("nft delete table inet foreign_keep");
+}
+END_TEST
+
+/* remove with the libvirt plug: every volume of ours leaves the storage pool (bases, root
+ * disks, config drives, console logs of instances that no longer exist), a foreign volume
+ * stays (and so does the pool, which is not empty). A private libvirtd (scripts/libvirtd-private.sh)
+ * plays the host's. */
+START_TEST(test_remove_hook_purges_volumes)
+{
+        static const char *const ours[] = {
+                "image-11111111-1111-4111-8111-111111111111.raw",
+                "nova-aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaa1-root.qcow2",
+                "nova-aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaa1-config.iso",
+                "nova-aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaa1-console.log",
+        };
+        char out[8192], conf[PATH_MAX * 2], pool[PATH_MAX], *uri, *vols;
+        int r;
+
+        ck_assert_int_eq(xsnprintf(libvirtd_dir, sizeof(libvirtd_dir), "%s/libvirtd", dir), 0);
+        ck_assert_int_eq(xsnprintf(pool, sizeof(pool), "%s/pool", dir), 0);
+        uri = sh_out("bash scripts/libvirtd-private.sh start %s", libvirtd_dir);
+        ck_assert_ptr_nonnull(uri);
+        uri[strcspn(uri, "\n")] = '\0';
+        ck_assert_msg(strncmp(uri, "qemu+unix://", 12) == 0, "libvirtd: %s", uri);
+        ck_assert_int_eq(sh("virsh -q -c '%s' pool-define-as nova-hooks dir --target %s >/dev/null && "
+                            "virsh -q -c '%s' pool-build nova-hooks >/dev/null && "
+                            "virsh -q -c '%s' pool-start nova-hooks >/dev/null",
+                            uri, pool, uri, uri),
+                         0);
+        for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+                ck_assert_int_eq(sh("virsh -q -c '%s' vol-create-as nova-hooks %s 1M --format %s >/dev/null", uri, ours[i],
+                                    strstr(ours[i], ".qcow2") ? "qcow2" : "raw"),
+                                 0);
+        ck_assert_int_eq(sh("virsh -q -c '%s' vol-create-as nova-hooks foreign.img 1M >/dev/null", uri), 0);
+        ck_assert_int_eq(xsnprintf(conf, sizeof(conf), "libvirt_uri = %s\nstorage_pool = nova-hooks\nstorage_pool_path = %s\n",
+                                   uri, pool),
+                         0);
+        set_file(conf_path, conf);
+        set_file(connected_file, "network-bind\nlibvirt\n");
+
+        r = run_hook("remove", out, sizeof(out));
+        vols = sh_out("virsh -q -c '%s' pool-refresh nova-hooks >/dev/null; virsh -q -c '%s' vol-list nova-hooks", uri, uri);
+        /* stopped before any assertion: a failed one ends this process without teardown */
+        (void)sh("bash scripts/libvirtd-private.sh stop %s >/dev/null 2>&1", libvirtd_dir);
+        libvirtd_dir[0] = '\0';
+        ck_assert_msg(r == 0, "%s", out);
+        ck_assert_ptr_nonnull(vols);
+        for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+                ck_assert_msg(!strstr(vols, ours[i]), "%s left: %s; hook said: %s", ours[i], vols,
+                              strlen(out) > 1500 ? out + strlen(out) - 1500 : out);
+        ck_assert_msg(strstr(vols, "foreign.img"), "a foreign volume was deleted: %s", vols);
+        ck_assert_msg(strstr(out, "volumes deleted: 4"), "%s", out);
+        free(vols);
+        free(uri);
 }
 END_TEST
 
@@ -582,6 +640,7 @@ int main(void)
         tcase_add_test(tc, test_hooks_on_snapd_without_list);
         tcase_add_test(tc, test_connect_and_disconnect_hooks);
         tcase_add_test(tc, test_remove_hook_leaves_nothing);
+        tcase_add_test(tc, test_remove_hook_purges_volumes);
         tcase_add_test(tc, test_configure_refuses_bad_values);
         tcase_add_test(tc, test_configure_applies_and_restarts_only_readers);
         tcase_add_test(tc, test_configure_placement_keys);

@@ -6,8 +6,11 @@
  * Checked: the pool is made (dir, active, autostart) and a foreign pool of
  * that name is refused; a raw upload lands with the sha256 of sha256sum; the
  * attack images (qcow2 with backing /etc/shadow, with a data file
- * /etc/shadow, a qcow2 declared raw) and a plain qcow2 are refused with
- * nothing created; a stream shorter or longer than announced leaves nothing;
+ * /etc/shadow, a qcow2 declared raw) are refused with nothing created; a
+ * qcow2 (v2 and v3) is converted into a raw base with the same content and
+ * no temporary volume left, a qcow2 whose content starts with a qcow2 header
+ * naming /etc/shadow is refused, and the space check uses a qcow2's virtual
+ * size; a stream shorter or longer than announced leaves nothing;
  * the root overlay has explicit formats (volume XML read back from libvirt);
  * deletes leave nothing; the module's peak RSS with a 256 MiB image (printed)
  * and a request answered while that upload runs; descriptors on the wrong
@@ -337,7 +340,6 @@ START_TEST(test_attack_images_refused)
                 { "data-shadow.qcow2", NULL, "data file", -EINVAL },
                 { "plain.qcow2", "raw", NULL, -EINVAL },              /* a qcow2 declared raw */
                 { "backing-shadow.qcow2", "raw", NULL, -EINVAL },
-                { "plain.qcow2", NULL, "raw", -EOPNOTSUPP },          /* bases are raw: not converted */
                 { "flat.vmdk", NULL, NULL, -EINVAL },
         };
         struct mod m;
@@ -362,6 +364,92 @@ START_TEST(test_attack_images_refused)
                 ck_assert_uint_eq(our_volumes(&m), 0);
                 ck_assert_int_eq(libvirt_volume_count(POOL), 0);
         }
+        mod_stop(&m);
+}
+END_TEST
+
+/* qcow2 import: converted into the raw base (same content as the raw it was made from), sha256 of
+ * the bytes imported, the temporary volume gone; refusals leave nothing. */
+START_TEST(test_qcow2_import)
+{
+        struct mod m;
+        char raw[PATH_MAX], q3[PATH_MAX], q2[PATH_MAX], nested[PATH_MAX], huge[PATH_MAX], want[65], *x;
+        double t0;
+
+        path_in(raw, sizeof(raw), "content.raw");
+        path_in(q3, sizeof(q3), "content-v3.qcow2");
+        path_in(q2, sizeof(q2), "content-v2.qcow2");
+        path_in(nested, sizeof(nested), "nested.qcow2");
+        path_in(huge, sizeof(huge), "huge.qcow2");
+        /* 1 MiB of data, 2 MiB of zeros (sparse in the qcow2), 1 MiB of data */
+        ck_assert_int_eq(sh("head -c 1048576 /dev/urandom > '%s' && truncate -s 3M '%s' && "
+                            "head -c 1048576 /dev/urandom >> '%s' && "
+                            "qemu-img convert -q -f raw -O qcow2 '%s' '%s' && "
+                            "qemu-img convert -q -f raw -O qcow2 -o compat=0.10 '%s' '%s' && "
+                            "qemu-img create -q -f qcow2 -u -b /etc/shadow -F raw '%s/inner.qcow2' 1M && "
+                            "qemu-img convert -q -f raw -O qcow2 '%s/inner.qcow2' '%s' && "
+                            "qemu-img create -q -f qcow2 '%s' 1000G",
+                            raw, raw, raw, raw, q3, raw, q2, tmpdir, tmpdir, nested, huge),
+                         0);
+        mod_start(&m, POOL, pool_path);
+        for (int i = 0; i < 2; i++) {
+                const char *file = i == 0 ? q3 : q2;
+
+                sha256_of(file, want);
+                t0 = now_ms();
+                ck_assert_msg(upload_file(&m, IMG1, file, i == 0 ? "qcow2" : NULL) == 0, "%s: %s", file, m.err);
+                printf("test-volumes: qcow2 (%s) of 4 MiB imported and converted in %.0f ms\n", i == 0 ? "v3" : "v2",
+                       now_ms() - t0);
+                ck_assert_str_eq(proto_get_str(m.msg->body, "sha256", ""), want); /* of the bytes imported */
+                ck_assert_str_eq(proto_get_str(m.msg->body, "format", ""), "qcow2");
+                ck_assert_str_eq(proto_get_str(m.msg->body, "volume", ""), "image-" IMG1 ".raw");
+                ck_assert_uint_eq(proto_get_u64(m.msg->body, "virtual_size", 0), 4u << 20);
+                /* the base is raw, no backing store, and holds the guest-visible content */
+                x = libvirt_volume_xml("image-" IMG1 ".raw");
+                ck_assert_ptr_nonnull(x);
+                ck_assert_msg(strstr(x, "<format type='raw'/>") && !strstr(x, "<backingStore>"), "%s", x);
+                free(x);
+                ck_assert_int_eq(sh("virsh -q -c '%s' vol-download --pool " POOL " image-" IMG1 ".raw '%s/back.raw' && "
+                                    "cmp -s '%s' '%s/back.raw'",
+                                    uri, tmpdir, raw, tmpdir),
+                                 0);
+                ck_assert_int_eq(libvirt_volume_count(POOL), 1); /* the temporary volume is gone */
+                ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG1), 0);
+        }
+        /* content that is itself a qcow2 naming /etc/shadow: refused as a raw import of it would be */
+        ck_assert_int_eq(upload_file(&m, IMG2, nested, "qcow2"), -EINVAL);
+        ck_assert_msg(strstr(m.err, "as a raw disk") && strstr(m.err, "qcow"), "%s", m.err);
+        ck_assert_int_eq(libvirt_volume_count(POOL), 0);
+        /* the space check takes the virtual size (1000 GiB), not the file's few hundred KiB */
+        ck_assert_int_eq(upload_file(&m, IMG2, huge, "qcow2"), -ENOSPC);
+        {
+                unsigned long long need = 0;
+                const char *at = strstr(m.err, "needs ");
+                ck_assert_msg(at && sscanf(at, "needs %llu", &need) == 1 && need >= 1000ull << 30, "%s", m.err);
+        }
+        ck_assert_int_eq(libvirt_volume_count(POOL), 0);
+        mod_stop(&m);
+}
+END_TEST
+
+/* A temporary import volume left by a module that died mid-import is deleted by the next one. */
+START_TEST(test_import_leftover_swept)
+{
+        struct mod m;
+
+        ck_assert_int_eq(sh("virsh -q -c '%s' pool-list --all | grep -q " POOL " || "
+                            "virsh -q -c '%s' pool-create-as " POOL " dir --target '%s' >/dev/null",
+                            uri, uri, pool_path),
+                         0);
+        ck_assert_int_eq(sh("virsh -q -c '%s' vol-create-as " POOL " image-" IMG2 ".import.qcow2 1M --format qcow2 "
+                            ">/dev/null",
+                            uri),
+                         0);
+        ck_assert_int_eq(libvirt_volume_count(POOL), 1);
+        mod_start(&m, POOL, pool_path);
+        ck_assert_uint_eq(our_volumes(&m), 0); /* never listed as an instance's volume */
+        ck_assert_int_eq(libvirt_volume_count(POOL), 0);
+        ck_assert(file_contains(m.log, "left by an import that did not finish"));
         mod_stop(&m);
 }
 END_TEST
@@ -645,6 +733,72 @@ START_TEST(test_big_upload_bounded_and_concurrent)
 }
 END_TEST
 
+static int root_disk(struct mod *m, const char *inst, const char *img)
+{
+        pw_init(m->w, PROTO_REQUEST, 0, 0, "root_disk_create");
+        pw_str(m->w, "instance_uuid", inst);
+        pw_str(m->w, "image_uuid", img);
+        pw_u64(m->w, "size_gb", 0);
+        return mod_call(m, -1, 10000);
+}
+
+/* The remove hook's purge: every volume of ours goes, except those of an instance whose domain
+ * still exists and the base its root disk uses; a foreign volume stays; an empty pool goes too. */
+START_TEST(test_volumes_purge)
+{
+        struct mod m;
+        char img[PATH_MAX];
+        const struct proto_value *kept;
+
+        path_in(img, sizeof(img), "purge.raw");
+        ck_assert_int_eq(sh("head -c 1048576 /dev/urandom > '%s'", img), 0);
+        mod_start(&m, POOL, pool_path);
+        ck_assert_msg(upload_file(&m, IMG1, img, NULL) == 0, "%s", m.err);
+        ck_assert_msg(upload_file(&m, IMG2, img, NULL) == 0, "%s", m.err);
+        ck_assert_msg(root_disk(&m, INST1, IMG1) == 0, "%s", m.err);
+        ck_assert_msg(config_drive(&m, INST1, INST1) == 0, "%s", m.err);
+        ck_assert_msg(root_disk(&m, INST2, IMG1) == 0, "%s", m.err);
+        /* INST2 still has a domain of ours */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_define");
+        pw_str(m.w, "instance_uuid", INST2);
+        pw_str(m.w, "name", "kept");
+        pw_u64(m.w, "vcpus", 1);
+        pw_u64(m.w, "memory_mb", 64);
+        pw_list_begin(m.w, "ports");
+        pw_list_end(m.w);
+        pw_str(m.w, "image_uuid", IMG1);
+        ck_assert_msg(mod_call(&m, -1, 20000) == 0, "%s", m.err);
+        ck_assert_int_eq(sh("virsh -q -c '%s' vol-create-as " POOL " foreign.img 1M >/dev/null", uri), 0);
+        ck_assert_int_eq(libvirt_volume_count(POOL), 6);
+
+        ck_assert_int_eq(call_empty(&m, "volumes_purge"), 0);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "deleted", 0), 3); /* INST1's two, IMG2's base */
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "kept", 0), 2);    /* INST2's root disk, IMG1's base */
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "failed", 9), 0);
+        kept = proto_get(m.msg->body, "kept_images");
+        ck_assert(kept && kept->count == 1);
+        ck_assert_str_eq(kept->child->v.s, IMG1);
+        ck_assert(!proto_get_bool(m.msg->body, "pool_removed", true));
+        ck_assert_int_eq(libvirt_volume_count(POOL), 3);
+        ck_assert_ptr_nonnull(libvirt_volume_xml("foreign.img"));
+
+        /* the domain gone: everything of ours goes, the foreign volume (and so the pool) stays */
+        ck_assert_int_eq(call_one(&m, "domain_undefine", "instance_uuid", INST2), 0);
+        ck_assert_int_eq(call_empty(&m, "volumes_purge"), 0);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "deleted", 0), 2);
+        ck_assert_uint_eq(proto_get_u64(m.msg->body, "kept", 9), 0);
+        ck_assert(!proto_get_bool(m.msg->body, "pool_removed", true));
+        ck_assert_int_eq(libvirt_volume_count(POOL), 1);
+        ck_assert_int_eq(sh("virsh -q -c '%s' vol-delete --pool " POOL " foreign.img >/dev/null", uri), 0);
+        /* nothing left: the pool is removed (stopped, its directory deleted, undefined) */
+        ck_assert_int_eq(call_empty(&m, "volumes_purge"), 0);
+        ck_assert(proto_get_bool(m.msg->body, "pool_removed", false));
+        ck_assert_int_ne(sh("virsh -q -c '%s' pool-list --all | grep -qw " POOL, uri), 0);
+        ck_assert_int_ne(access(pool_path, F_OK), 0);
+        mod_stop(&m);
+}
+END_TEST
+
 /* Issue 20, fate-sharing: the request in m->w (sent with passed_fd) is one the core's own
  * checks would have refused: the module does not answer, logs `why`, hangs up and exits 1. */
 static void mod_expect_fatal(struct mod *m, int passed_fd, const char *why)
@@ -806,11 +960,14 @@ static Suite *volumes_suite(void)
         tcase_add_test(tc, test_pool_and_raw_upload);
         tcase_add_test(tc, test_attack_images_refused);
         tcase_add_test(tc, test_stream_length_checked);
+        tcase_add_test(tc, test_qcow2_import);
+        tcase_add_test(tc, test_import_leftover_swept);
         tcase_add_test(tc, test_root_disk_overlay);
         tcase_add_test(tc, test_config_drive);
         tcase_add_test(tc, test_big_upload_bounded_and_concurrent);
         tcase_add_test(tc, test_descriptor_rules);
         tcase_add_test(tc, test_foreign_pool_refused);
+        tcase_add_test(tc, test_volumes_purge);
         suite_add_tcase(s, tc);
         return s;
 }

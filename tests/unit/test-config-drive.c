@@ -170,6 +170,43 @@ START_TEST(test_decode_limits)
 }
 END_TEST
 
+/* Every port an instance can have (16) is described, in network_data.json too; 17 are refused. */
+START_TEST(test_decode_sixteen_ports)
+{
+        char text[8192], err[256], *net = NULL;
+        struct config_drive_spec *spec;
+        struct json_object *o, *links;
+        size_t off;
+
+        for (int total = 16; total <= 17; total++) {
+                off = (size_t)snprintf(text, sizeof(text), "{\"uuid\":\"" UUID "\",\"name\":\"n\",\"hostname\":\"h\",\"ports\":[");
+                for (int i = 0; i < total; i++)
+                        off += (size_t)snprintf(text + off, sizeof(text) - off,
+                                                "%s{\"port_id\":\"0f1e2d3c-4b5a-4697-8877-6655443322%02x\",\"network_id\":\"" NET1
+                                                "\",\"mac\":\"fa:16:3e:00:00:%02x\",\"mtu\":1500,"
+                                                "\"fixed_ips\":[{\"address\":\"10.0.%d.5\",\"subnet\":\"10.0.%d.0/24\"}]}",
+                                                i ? "," : "", i, i, i, i);
+                (void)snprintf(text + off, sizeof(text) - off, "]}");
+                spec = decode(text, err, sizeof(err));
+                if (total == 17) {
+                        ck_assert_ptr_null(spec);
+                        break;
+                }
+                ck_assert_msg(spec != NULL, "16 ports refused: %s", err);
+                ck_assert_uint_eq(spec->n_ports, 16);
+                ck_assert_int_eq(config_drive_network_data(spec, &net), 0);
+                o = json_tokener_parse(net);
+                ck_assert(o && json_object_object_get_ex(o, "links", &links));
+                ck_assert_uint_eq(json_object_array_length(links), 16);
+                ck_assert(json_object_object_get_ex(o, "networks", &links));
+                ck_assert_uint_eq(json_object_array_length(links), 16);
+                json_object_put(o);
+                free(net);
+                config_drive_spec_free(spec);
+        }
+}
+END_TEST
+
 START_TEST(test_base64)
 {
         static const struct {
@@ -491,6 +528,7 @@ static Suite *config_drive_suite(void)
         tcase_add_test(tc, test_decode_valid);
         tcase_add_test(tc, test_decode_refused);
         tcase_add_test(tc, test_decode_limits);
+        tcase_add_test(tc, test_decode_sixteen_ports);
         tcase_add_test(tc, test_base64);
         suite_add_tcase(s, tc);
 

@@ -58,6 +58,37 @@ START_TEST(test_empty_text)
 }
 END_TEST
 
+/* The image cache's keys (nova's names): defaults, values, refusals that change nothing. */
+START_TEST(test_image_cache_keys)
+{
+        static const char *const bad[] = {
+                "remove_unused_base_images = maybe",
+                "remove_unused_original_minimum_age_seconds = 31536001",
+                "remove_unused_original_minimum_age_seconds = -1",
+                "remove_unused_original_minimum_age_seconds = 1d",
+        };
+        struct nova_config c, d;
+        char err[256];
+
+        config_defaults(&c);
+        ck_assert(c.remove_unused_base_images);
+        ck_assert_uint_eq(c.remove_unused_original_minimum_age_seconds, 86400);
+        ck_assert_msg(parse_str("remove_unused_base_images = false\nremove_unused_original_minimum_age_seconds = 0\n", &c,
+                                err, sizeof(err)) == 0, "%s", err);
+        ck_assert(!c.remove_unused_base_images);
+        ck_assert_uint_eq(c.remove_unused_original_minimum_age_seconds, 0);
+        ck_assert_msg(parse_str("remove_unused_original_minimum_age_seconds = 31536000\n", &c, err, sizeof(err)) == 0,
+                      "%s", err);
+        ck_assert_uint_eq(c.remove_unused_original_minimum_age_seconds, 31536000);
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                d = c;
+                ck_assert_msg(parse_str(bad[i], &c, err, sizeof(err)) == -EINVAL, "accepted: %s", bad[i]);
+                ck_assert_msg(strstr(err, "remove_unused"), "%s", err);
+                ck_assert_int_eq(memcmp(&c, &d, sizeof(c)), 0);
+        }
+}
+END_TEST
+
 START_TEST(test_every_key)
 {
         const char *text =
@@ -787,6 +818,7 @@ static Suite *config_suite(void)
         tcase_add_test(tc, test_defaults_comparable);
         tcase_add_test(tc, test_empty_text);
         tcase_add_test(tc, test_every_key);
+        tcase_add_test(tc, test_image_cache_keys);
         tcase_add_test(tc, test_plugs_values);
         tcase_add_test(tc, test_log_levels);
         tcase_add_test(tc, test_number_bounds);

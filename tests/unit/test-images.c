@@ -97,6 +97,105 @@ START_TEST(test_damaged_file_refused)
 }
 END_TEST
 
+/* The image cache's bookkeeping: an import starts unused; usage clears the mark, the end of use
+ * sets it to that moment; the next expiry is the oldest mark plus the age; marks survive a reload;
+ * the store's hook is told of each write; an expiring image does not resolve. */
+static const char *in_use_uuid;
+static bool uses(const char *uuid, void *userdata)
+{
+        (void)userdata;
+        return in_use_uuid && streq(uuid, in_use_uuid);
+}
+
+static int hook_calls;
+static void count_hook(void *userdata)
+{
+        (void)userdata;
+        hook_calls++;
+}
+
+START_TEST(test_unused_marks_and_expiry)
+{
+        struct image_store *s = NULL, *again = NULL;
+        struct image *a, *b, *uploading;
+        char why[256], id[UUID_STR_LEN + 1];
+        uint64_t t0;
+
+        log_init("test", LOG_LVL_ERR);
+        mkdir_tmp();
+        ck_assert_int_eq(images_load(dir, &s, why, sizeof(why)), 0);
+        images_set_change_hook(s, count_hook, NULL);
+        hook_calls = 0;
+        ck_assert_int_eq(image_begin(s, "a", &a), 0);
+        ck_assert_int_eq(image_commit(s, a, "qcow2", 1000, 4096, SHA), 0);
+        ck_assert_int_eq(hook_calls, 1);
+        t0 = a->unused_since;
+        ck_assert_uint_gt(t0, 0); /* nothing uses a fresh import */
+        ck_assert_int_eq(image_begin(s, "b", &b), 0);
+        ck_assert_int_eq(image_commit(s, b, "raw", 1000, 1000, SHA), 0);
+        ck_assert_int_eq(image_begin(s, "up", &uploading), 0);
+        /* b in use: its mark goes, a keeps its own; the uploading one is never marked */
+        in_use_uuid = b->uuid;
+        a->unused_since = 1000;
+        ck_assert_int_eq(images_mark_usage(s, uses, NULL, 5000), 0);
+        ck_assert_uint_eq(a->unused_since, 1000);
+        ck_assert_uint_eq(b->unused_since, 0);
+        ck_assert_uint_eq(uploading->unused_since, 0);
+        ck_assert_uint_eq(images_next_expiry(s, 86400), 1000 + 86400);
+        /* nothing changed: no write */
+        hook_calls = 0;
+        ck_assert_int_eq(images_mark_usage(s, uses, NULL, 6000), 0);
+        ck_assert_int_eq(hook_calls, 0);
+        /* b no longer used: unused from that moment */
+        in_use_uuid = NULL;
+        ck_assert_int_eq(images_mark_usage(s, uses, NULL, 7000), 0);
+        ck_assert_int_eq(hook_calls, 1);
+        ck_assert_uint_eq(b->unused_since, 7000);
+        ck_assert_uint_eq(images_next_expiry(s, 10), 1010);
+        /* an image being removed is not usable and not counted again */
+        a->expiring = true;
+        ck_assert_int_eq(images_resolve(s, "a", id), -ENOENT);
+        ck_assert_uint_eq(images_next_expiry(s, 10), 7010);
+        a->expiring = false;
+        ck_assert_uint_eq(images_next_expiry(s, UINT64_MAX - 5), UINT64_MAX); /* no overflow */
+        /* the marks are stored */
+        ck_assert_int_eq(images_load(dir, &again, why, sizeof(why)), 0);
+        ck_assert_uint_eq(image_find(again, "a")->unused_since, 1000);
+        ck_assert_uint_eq(image_find(again, "b")->unused_since, 7000);
+        ck_assert_ptr_null(image_find(again, "up"));
+        again = images_free(again);
+        /* no image unused: nothing expires */
+        ck_assert_int_eq(image_remove(s, a), 0);
+        in_use_uuid = b->uuid;
+        ck_assert_int_eq(images_mark_usage(s, uses, NULL, 8000), 0);
+        ck_assert_uint_eq(images_next_expiry(s, 10), UINT64_MAX);
+        in_use_uuid = NULL;
+        s = images_free(s);
+        rm_tmp();
+}
+END_TEST
+
+/* A store written before the image cache (no unused_since) loads; a malformed mark does not. */
+START_TEST(test_unused_since_decoding)
+{
+        static const char *const old_store =
+                "{\"images\":[{\"uuid\":\"3f2504e0-4f89-41d3-9a0c-0305e82c3301\",\"name\":\"a\",\"format\":\"raw\","
+                "\"size\":1,\"virtual_size\":1,\"sha256\":\"" SHA "\",\"created_at\":1}]}";
+        static const char *const bad_mark =
+                "{\"images\":[{\"uuid\":\"3f2504e0-4f89-41d3-9a0c-0305e82c3301\",\"name\":\"a\",\"format\":\"raw\","
+                "\"size\":1,\"virtual_size\":1,\"sha256\":\"" SHA "\",\"created_at\":1,\"unused_since\":\"x\"}]}";
+        struct image *list = NULL;
+        size_t n = 0;
+        char why[256];
+
+        ck_assert_int_eq(images_parse_stored(old_store, strlen(old_store), &list, &n, why, sizeof(why)), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_uint_eq(list->unused_since, 0);
+        images_list_free(list);
+        ck_assert_int_eq(images_parse_stored(bad_mark, strlen(bad_mark), &list, &n, why, sizeof(why)), -EBADMSG);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("images");
@@ -106,6 +205,8 @@ int main(void)
 
         tcase_add_test(tc, test_import_lifecycle);
         tcase_add_test(tc, test_damaged_file_refused);
+        tcase_add_test(tc, test_unused_marks_and_expiry);
+        tcase_add_test(tc, test_unused_since_decoding);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -654,12 +654,15 @@ static const char *const image_forward[] = { "tap_create/a0", "port_add/a0", "ro
 static const char *const image_undo[] = { "tap_delete/a0", "port_del/a0", "volumes_delete", "volumes_delete:config",
                                           "domain_undefine", "domain_destroy" };
 
-static char seen_define_image[64], seen_root_size[64];
+static char seen_define_image[64], seen_root_size[64], seen_define_kernel[1200];
 static bool seen_define_config;
 
 static void define_seen(const struct proto_value *req, struct proto_writer *w)
 {
         (void)strscpy(seen_define_image, proto_get_str(req, "image_uuid", "(none)"), sizeof(seen_define_image));
+        (void)snprintf(seen_define_kernel, sizeof(seen_define_kernel), "%s %s %s",
+                       proto_get_str(req, "kernel_image_uuid", "-"), proto_get_str(req, "ramdisk_image_uuid", "-"),
+                       proto_get_str(req, "cmdline", "-"));
         seen_define_config = proto_get_bool(req, "config_drive", false);
         pw_obj_begin(w, "domain");
         pw_str(w, "instance_uuid", proto_get_str(req, "instance_uuid", ""));
@@ -808,6 +811,81 @@ START_TEST(test_boot_request_disk_fields)
                                                           sizeof(err)) == -EINVAL, "accepted: %s", bad[i]);
                 json_object_put(body);
         }
+}
+END_TEST
+
+/* Direct kernel boot: the define request names the kernel's and the ramdisk's images and the
+ * command line (checked against the module's schema by the fake), and they survive a restart. */
+START_TEST(test_boot_direct_kernel)
+{
+        static const char *const bad[] = {
+                "{\"name\":\"a\",\"image\":\"cirros\",\"kernel\":\"cirros\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"ramdisk\":\"cirros\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"cmdline\":\"console=ttyS0\"}",
+                "{\"name\":\"a\",\"kernel\":\"cirros\",\"ramdisk\":\"cirros\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"kernel\":\"nope\",\"ramdisk\":\"cirros\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"kernel\":\"cirros\",\"ramdisk\":\"cirros\",\"cmdline\":\"a<b\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"kernel\":\"cirros\",\"ramdisk\":\"cirros\",\"cmdline\":\"a\\nb\"}",
+                "{\"name\":\"a\",\"image\":\"cirros\",\"kernel\":\"cirros\",\"ramdisk\":\"cirros\",\"cmdline\":\"\"}",
+        };
+        struct instance_store *again;
+        const struct instance *i;
+        struct instance tmpl;
+        struct instance *inst;
+        unsigned skipped = 1;
+        char err[256];
+
+        for (size_t k = 0; k < ARRAY_SIZE(bad); k++) {
+                struct json_object *body = json_tokener_parse(bad[k]);
+                ck_assert_ptr_nonnull(body);
+                ck_assert_msg(instance_parse_boot_request(body, NULL, NULL, image_resolve, NULL, NULL, &tmpl, err,
+                                                          sizeof(err)) == -EINVAL, "accepted: %s", bad[k]);
+                json_object_put(body);
+        }
+        setup("ovs", "report");
+        seen_define_kernel[0] = '\0';
+        fake_set_reply("domain_define", define_seen);
+        inst = boot_ok("{\"name\":\"k\",\"uuid\":\"" INST_UUID "\",\"image\":\"cirros\",\"kernel\":\"cirros\","
+                       "\"ramdisk\":\"" IMAGE_UUID "\",\"cmdline\":\"console=ttyS0 quiet panic=-1\"}");
+        ck_assert_str_eq(seen_define_kernel, IMAGE_UUID " " IMAGE_UUID " console=ttyS0 quiet panic=-1");
+        ck_assert_str_eq(inst->kernel_uuid, IMAGE_UUID);
+        ck_assert_int_eq(instances_load(state_dir, &again, &skipped), 0);
+        ck_assert_uint_eq(skipped, 0);
+        i = instance_find(again, INST_UUID);
+        ck_assert_ptr_nonnull(i);
+        ck_assert_str_eq(i->kernel_uuid, IMAGE_UUID);
+        ck_assert_str_eq(i->ramdisk_uuid, IMAGE_UUID);
+        ck_assert_str_eq(i->cmdline, "console=ttyS0 quiet panic=-1");
+        instances_free(again);
+        teardown();
+}
+END_TEST
+
+/* The config drive describes every port: a boot with an image and 16 ports (the instance's limit)
+ * passes, and the description the module gets has 16 links its decoder takes. */
+START_TEST(test_config_drive_sixteen_ports)
+{
+        _cleanup_(config_drive_spec_freep) struct config_drive_spec *spec = NULL;
+        struct json_object *desc;
+        char body[2048], err[256];
+        const char *text;
+        size_t len, off;
+
+        off = (size_t)snprintf(body, sizeof(body), "{\"name\":\"many\",\"image\":\"cirros\",\"ports\":[");
+        for (int i = 0; i < 16; i++)
+                off += (size_t)snprintf(body + off, sizeof(body) - off, "%s{\"ips\":[\"10.0.%d.5\"]}", i ? "," : "", i);
+        (void)snprintf(body + off, sizeof(body) - off, "]}");
+        setup("tap", "report");
+        (void)boot_ok(body);
+        text = fake_last_fd_data(&len);
+        ck_assert_uint_gt(len, 0);
+        desc = json_tokener_parse(text);
+        ck_assert_ptr_nonnull(desc);
+        ck_assert_msg(config_drive_spec_from_json(desc, &spec, err, sizeof(err)) == 0, "%s", err);
+        json_object_put(desc);
+        ck_assert_uint_eq(spec->n_ports, 16);
+        ck_assert_uint_eq(spec->ports[15].ips[0].addr[2], 15);
+        teardown();
 }
 END_TEST
 
@@ -1203,6 +1281,8 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_delete_with_image);
         tcase_add_test(tc, test_boot_request_disk_fields);
         tcase_add_test(tc, test_image_fields_stored);
+        tcase_add_test(tc, test_boot_direct_kernel);
+        tcase_add_test(tc, test_config_drive_sixteen_ports);
         tcase_add_test(tc, test_reconcile_volumes);
         tcase_add_test(tc, test_reconcile_volume_list_fails);
         tcase_add_test(tc, test_shutdown_mid_boot_keeps_task);
