@@ -913,11 +913,25 @@ static int handle_state(void *state, struct modrt_call *call)
         return reply_one(call, dom, uuid, display);
 }
 
+/* A domain named as ours, as domain_list sorts them. */
+struct listed_domain {
+        char uuid[UUID_STR_LEN + 1];
+        virDomainPtr dom;
+};
+
+static int listed_by_uuid(const void *a, const void *b)
+{
+        return strcmp(((const struct listed_domain *)a)->uuid, ((const struct listed_domain *)b)->uuid);
+}
+
 static int handle_list(void *state, struct modrt_call *call)
 {
         struct lv *lv = state;
+        const char *after = proto_get_str(call->req, "after", NULL);
+        uint64_t limit = proto_get_u64(call->req, "limit", PROTO_MAX_ITEMS), shown = 0;
+        _cleanup_free_ struct listed_domain *named = NULL;
         virDomainPtr *doms = NULL;
-        uint64_t total = 0, shown = 0;
+        size_t n_named = 0, k = 0;
         struct lv_err e;
         int n, r;
 
@@ -929,25 +943,45 @@ static int handle_list(void *state, struct modrt_call *call)
                 capture_error(&e);
                 return fail(call, errno_from_libvirt(e.code, -EIO), "cannot list domains: %s", e.msg);
         }
-        /* Only our domains; what fits one frame, and how many there are. */
-        pw_list_begin(call->reply, "domains");
+        named = n > 0 ? calloc((size_t)n, sizeof(*named)) : NULL;
+        if (n > 0 && !named) {
+                for (int i = 0; i < n; i++)
+                        (void)virDomainFree(doms[i]);
+                free(doms);
+                return fail(call, -ENOMEM, "out of memory");
+        }
+        /* Named as ours: sorted by UUID, so pages follow one another. */
         for (int i = 0; i < n; i++) {
-                char uuid[UUID_STR_LEN + 1], display[LIBVIRT_MAX_NAME + 1] = "";
-
-                if (domain_name_is_derived(virDomainGetName(doms[i]), uuid) && domain_is_ours(doms[i], display) == 1) {
-                        total++;
-                        if (shown == total - 1 && call->reply->n_values + DOMAIN_REPLY_VALUES + 4 <= PROTO_MAX_NODES &&
-                            call->reply->len + DOMAIN_REPLY_MAX_BYTES + 64 <= PROTO_MAX_FRAME &&
-                            reply_domain(call->reply, NULL, doms[i], uuid, display) == 0)
-                                shown++;
-                }
-                (void)virDomainFree(doms[i]);
+                if (domain_name_is_derived(virDomainGetName(doms[i]), named[n_named].uuid))
+                        named[n_named++].dom = TAKE_PTR(doms[i]);
+                else
+                        (void)virDomainFree(doms[i]);
         }
         free(doms);
-        virResetLastError();
+        if (n_named > 1)
+                qsort(named, n_named, sizeof(*named), listed_by_uuid);
+        while (after && k < n_named && strcmp(named[k].uuid, after) <= 0)
+                k++;
+        /* Ours (the mark) among them, from the cursor on; what fits one frame. */
+        pw_list_begin(call->reply, "domains");
+        for (; k < n_named && shown < limit; k++) {
+                char display[LIBVIRT_MAX_NAME + 1] = "";
+
+                if (call->reply->n_values + DOMAIN_REPLY_VALUES + 8 > PROTO_MAX_NODES ||
+                    call->reply->len + DOMAIN_REPLY_MAX_BYTES + 128 > PROTO_MAX_FRAME)
+                        break;
+                if (domain_is_ours(named[k].dom, display) == 1 &&
+                    reply_domain(call->reply, NULL, named[k].dom, named[k].uuid, display) == 0)
+                        shown++;
+        }
         pw_list_end(call->reply);
-        pw_u64(call->reply, "total", total);
-        pw_bool(call->reply, "truncated", shown < total);
+        pw_u64(call->reply, "total", n_named);
+        pw_bool(call->reply, "truncated", k < n_named);
+        if (k > 0 && k < n_named)
+                pw_str(call->reply, "next", named[k - 1].uuid);
+        for (size_t i = 0; i < n_named; i++)
+                (void)virDomainFree(named[i].dom);
+        virResetLastError();
         return 0;
 }
 

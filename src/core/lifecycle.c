@@ -114,7 +114,8 @@ struct lifecycle {
                  * its bridge; LIST_VIFS: port_uuid -> true; LIST_VOLUMES: instance_uuid ->
                  * { root, config, console: true } for the volumes it has */
                 struct json_object *found[_LIST_MAX];
-                bool truncated[_LIST_MAX];
+                bool truncated[_LIST_MAX];   /* incomplete: what is missing from it is not judged */
+                char after[_LIST_MAX][UUID_STR_LEN + 1]; /* the cursor of the page asked for ("" = first) */
         } pass;
         struct listing_call {            /* userdata of each listing call */
                 struct lifecycle *lc;
@@ -1161,6 +1162,35 @@ static void reconcile_maybe_finish(struct lifecycle *lc)
         reconcile_done(lc);
 }
 
+static void on_list_reply(const struct module_result *res, void *userdata);
+
+/* Ask for one page of a listing: the first (after NULL), or the one after the cursor. 0, or -errno
+ * (the failure noted). Counted in pass.pending while it is out. */
+static int listing_request(struct lifecycle *lc, enum listing kind, const char *after)
+{
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
+        char err[256];
+        int r;
+
+        if (!w) {
+                reconcile_note_failure(lc, module_ep_name(listings[kind].list), "out of memory");
+                return -ENOMEM;
+        }
+        module_request_init(w, listings[kind].list);
+        if (after) {
+                (void)strscpy(lc->pass.after[kind], after, sizeof(lc->pass.after[kind]));
+                pw_str(w, "after", after);
+        }
+        r = modules_call(lc->modules, listings[kind].list.plug, w, 0, on_list_reply, &lc->calls[kind], NULL, err,
+                         sizeof(err));
+        if (r < 0) {
+                reconcile_note_failure(lc, module_ep_name(listings[kind].list), err);
+                return r;
+        }
+        lc->pass.pending++;
+        return 0;
+}
+
 static void on_list_reply(const struct module_result *res, void *userdata)
 {
         const struct listing_call *call = userdata;
@@ -1205,18 +1235,25 @@ static void on_list_reply(const struct module_result *res, void *userdata)
                 else
                         json_object_object_add(lc->pass.found[kind], id, json_object_new_boolean(true));
         }
-        lc->pass.truncated[kind] = proto_get_bool(res->body, "truncated", false);
-        if (lc->pass.truncated[kind])
-                log_warn("reconcile: %s is longer than one reply holds; missing items are not judged this pass",
-                         module_ep_name(def->list));
+        if (proto_get_bool(res->body, "truncated", false)) {
+                /* Longer than one reply: ask for the page after the cursor the module gave, as long
+                 * as it moves forward (a listing that does not page stays "not judged"). */
+                const char *next = proto_get_str(res->body, "next", "");
+                if (uuid_is_valid(next) && strcmp(next, lc->pass.after[kind]) > 0) {
+                        if (listing_request(lc, kind, next) == 0)
+                                return;
+                } else {
+                        lc->pass.truncated[kind] = true;
+                        log_warn("reconcile: %s is longer than its replies hold; missing items are not judged "
+                                 "this pass",
+                                 module_ep_name(def->list));
+                }
+        }
         reconcile_maybe_finish(lc);
 }
 
 static void reconcile_start(struct lifecycle *lc)
 {
-        _cleanup_free_ struct proto_writer *w = NULL;
-        char err[256];
-
         if (lc->reconciling) {
                 lc->reconcile_again = true;
                 return;
@@ -1225,9 +1262,6 @@ static void reconcile_start(struct lifecycle *lc)
         if (!modules_ready(lc->modules, PLUG_LIBVIRT) || !modules_ready(lc->modules, PLUG_NETWORK_CONTROL) ||
             (ovs_in_use(lc) && !modules_ready(lc->modules, PLUG_OPENVSWITCH)))
                 return;
-        w = malloc(sizeof(*w));
-        if (!w)
-                return;
         lc->reconciling = true;
         for (int k = 0; k < _LIST_MAX; k++)
                 lc->pass.found[k] = json_object_new_object();
@@ -1235,12 +1269,7 @@ static void reconcile_start(struct lifecycle *lc)
         for (int k = 0; k < _LIST_MAX; k++) {
                 if (k == LIST_VIFS && !ovs_in_use(lc))
                         continue;
-                module_request_init(w, listings[k].list);
-                if (modules_call(lc->modules, listings[k].list.plug, w, 0, on_list_reply, &lc->calls[k], NULL, err,
-                                 sizeof(err)) < 0)
-                        reconcile_note_failure(lc, module_ep_name(listings[k].list), err);
-                else
-                        lc->pass.pending++;
+                (void)listing_request(lc, (enum listing)k, NULL);
         }
         lc->pass.pending--;
         reconcile_maybe_finish(lc);
