@@ -314,8 +314,11 @@ static int conn_open(struct lv *lv)
                 conn_drop(lv);
                 return -ENOTCONN;
         }
-        /* Remote connections notice a dead daemon by keepalive; others do not support it. */
-        (void)virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT);
+        /* Connections over a network notice a dead daemon by keepalive. On a local unix socket
+         * the kernel tells a closed peer at once (the close callback runs), so pings would only
+         * wake an idle module: an interval <= 0 sends none (virConnectSetKeepAlive's contract). */
+        (void)virConnectSetKeepAlive(conn, libvirt_uri_is_local_socket(lv->uri) ? -1 : KEEPALIVE_INTERVAL_S,
+                                     KEEPALIVE_COUNT);
         virResetLastError();
         lv->last_error[0] = '\0';
         return 0;
