@@ -78,7 +78,8 @@ struct lifecycle_waiter {
 struct op {
         struct lifecycle *lc;             /* the engine this op runs in */
         struct instance *inst;
-        struct instance before;           /* inst as op_new found it: put back when the launch cannot be recorded */
+        struct instance before;           /* inst as op_new found it: put back when the launch cannot be recorded
+                                           * (its ports are before_ports) */
         enum op_kind kind;
         struct unit units[MAX_UNITS];     /* the plan */
         size_t n_units;
@@ -90,6 +91,7 @@ struct op {
         struct module_call *call;         /* in flight */
         sd_event_source *timer;           /* stop: wait for the guest */
         struct lifecycle_waiter *waiters;
+        struct instance_port before_ports[]; /* inst's inst->n_ports ports as op_new found them */
 };
 
 /* The three listings a pass compares with the store. */
@@ -650,13 +652,16 @@ static void op_next(struct op *op)
 
 static struct op *op_new(struct lifecycle *lc, struct instance *inst, enum op_kind kind)
 {
-        struct op *op = calloc(1, sizeof(*op));
+        struct op *op = calloc(1, sizeof(*op) + inst->n_ports * sizeof(op->before_ports[0]));
 
         if (!op)
                 return NULL;
         op->lc = lc;
         op->inst = inst;
         op->before = *inst;
+        if (inst->n_ports > 0)
+                memcpy(op->before_ports, inst->ports, inst->n_ports * sizeof(op->before_ports[0]));
+        op->before.ports = op->before_ports;
         op->kind = kind;
         op->error_plug = -1;
         return op;
@@ -681,8 +686,12 @@ static int op_launch(struct op *op, lifecycle_done_cb cb, void *userdata, struct
         r = instance_save(inst);
         if (r < 0) {
                 struct instance *next = inst->next;
+                struct instance_port *ports = inst->ports;
                 *inst = op->before;
                 inst->next = next; /* the list may have changed since */
+                inst->ports = ports; /* the instance's own array, with the ports as they were */
+                if (inst->n_ports > 0)
+                        memcpy(inst->ports, op->before_ports, inst->n_ports * sizeof(inst->ports[0]));
                 inst->op = NULL;
                 if (err)
                         (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
@@ -725,10 +734,16 @@ int lifecycle_boot(struct lifecycle *lc, const struct instance *tmpl, lifecycle_
         struct instance *inst;
         struct op probe = { 0 };
         struct instance tmp = *tmpl;
+        struct instance_port ports[LIBVIRT_MAX_PORTS];
         struct op *op;
         int r;
 
-        assert(tmpl && err && ret_plug);
+        assert(tmpl && err && ret_plug && tmpl->n_ports <= LIBVIRT_MAX_PORTS);
+        /* The ports are marked filtered or not here: on a copy, the caller's template stays as it was. */
+        if (tmp.n_ports > 0) {
+                memcpy(ports, tmpl->ports, tmpl->n_ports * sizeof(ports[0]));
+                tmp.ports = ports;
+        }
         *ret_plug = -1;
         /* Filtered when firewall-control is connected (tap -> qbr -> veth -> OVS, rules
          * applied); otherwise the tap goes straight onto OVS and the port is unfiltered. */
