@@ -54,6 +54,7 @@ struct lv {
         bool close_cb;                            /* our close callback is registered on conn */
         int lifecycle_cb;                         /* lifecycle callback id on conn, -1 when none */
         int retry_timer;                          /* reconnect timer, -1 when none armed */
+        bool tried;                               /* the first connection attempt was made (lv_run) */
         unsigned backoff_ms;                      /* delay of the next reconnect attempt */
         char last_error[ERROR_TEXT_MAX];          /* why libvirt is unreachable */
         int watch;                                /* handle watching the core socket, -1 when none */
@@ -2215,12 +2216,10 @@ static int lv_init(struct modrt *rt, void **ret_state)
                 lv->domain_type = NULL;
                 log_warn("libvirt_uri %s: domains are only generated for the qemu:// and test:// drivers", lv->uri);
         }
-        if (conn_open(lv) < 0) {
-                log_warn("libvirt at %s is unreachable (%s); retrying in the background", lv->uri, lv->last_error);
-                arm_retry(lv);
-        } else {
-                log_info("connected to libvirt at %s", lv->uri);
-        }
+        /* Not connected yet: the module says hello first (lv_run connects), so the core sees it
+         * running without waiting for libvirtd, which may take a second or more to answer its
+         * first client (a fresh daemon probes QEMU first). Requests that arrive meanwhile wait
+         * in the socket until the attempt is over, then are served or get -ENOTCONN. */
         *ret_state = lv;
         return 0;
 }
@@ -2231,6 +2230,16 @@ static int lv_run(struct modrt *rt, void *state)
 
         lv->stop = false;
         lv->result = 0;
+        if (!lv->tried) {
+                lv->tried = true;
+                if (conn_open(lv) < 0) {
+                        log_warn("libvirt at %s is unreachable (%s); retrying in the background", lv->uri,
+                                 lv->last_error);
+                        arm_retry(lv);
+                } else {
+                        log_info("connected to libvirt at %s", lv->uri);
+                }
+        }
         lv->watch = virEventAddHandle(modrt_fd(rt), VIR_EVENT_HANDLE_READABLE, on_core_readable, lv, NULL);
         if (lv->watch < 0) {
                 log_err("cannot watch the core's socket in libvirt's event loop");

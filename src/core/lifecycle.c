@@ -118,6 +118,8 @@ struct lifecycle {
                 struct json_object *found[_LIST_MAX];
                 bool truncated[_LIST_MAX];   /* incomplete: what is missing from it is not judged */
                 char after[_LIST_MAX][UUID_STR_LEN + 1]; /* the cursor of the page asked for ("" = first) */
+                unsigned pages[_LIST_MAX], items[_LIST_MAX]; /* read so far */
+                uint64_t started_usec;       /* when the pass asked for its first pages */
         } pass;
         struct listing_call {            /* userdata of each listing call */
                 struct lifecycle *lc;
@@ -1137,9 +1139,10 @@ static void reconcile_finish(struct lifecycle *lc)
         lc->report.last_usec = now_usec();
         lc->report.last_error[0] = '\0';
         log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u instances' "
-                 "orphan volumes, %u reaped, %u being repaired",
+                 "orphan volumes, %u reaped, %u being repaired (%.1f ms)",
                  instances_count(lc->instances), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs,
-                 lc->report.orphan_volumes, reaped, lc->report.repaired);
+                 lc->report.orphan_volumes, reaped, lc->report.repaired,
+                 (double)(now_usec() - lc->pass.started_usec) / 1000.0);
         firewall_sync(lc->firewall);
 }
 
@@ -1229,6 +1232,8 @@ static void on_list_reply(const struct module_result *res, void *userdata)
                 return;
         }
         list = proto_get(res->body, def->reply_key);
+        lc->pass.pages[kind]++;
+        lc->pass.items[kind] += list ? list->count : 0;
         for (const struct proto_value *e = list ? list->child : NULL; e; e = e->next) {
                 const char *id = proto_get_str(e, kind == LIST_VOLUMES ? "uuid" : def->id_key, "");
                 if (kind == LIST_VOLUMES) {
@@ -1264,6 +1269,9 @@ static void on_list_reply(const struct module_result *res, void *userdata)
                                  module_ep_name(def->list));
                 }
         }
+        log_debug("reconcile: %s: %u items in %u pages, complete %.1f ms after the pass started",
+                  module_ep_name(def->list), lc->pass.items[kind], lc->pass.pages[kind],
+                  (double)(now_usec() - lc->pass.started_usec) / 1000.0);
         reconcile_maybe_finish(lc);
 }
 
@@ -1281,6 +1289,7 @@ static void reconcile_start(struct lifecycle *lc)
         for (int k = 0; k < _LIST_MAX; k++)
                 lc->pass.found[k] = json_object_new_object();
         lc->pass.pending = 1; /* held until every call is out */
+        lc->pass.started_usec = now_usec();
         for (int k = 0; k < _LIST_MAX; k++) {
                 if (k == LIST_VIFS && !ovs_in_use(lc))
                         continue;
