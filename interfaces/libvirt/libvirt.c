@@ -513,16 +513,12 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
 /* ---- requests ---- */
 
-/* DOMAIN of the contract. 0, or -EIO (nothing written) when the domain cannot be read. */
-static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr dom, const char *instance_uuid,
-                        const char *display_name)
+/* DOMAIN of the contract from what was read of it. */
+static void write_domain(struct proto_writer *w, const char *key, const char *instance_uuid, const char *display_name,
+                         int state, int reason, uint64_t vcpus, uint64_t max_mem_kib)
 {
         char name[DOMAIN_NAME_MAX];
-        virDomainInfo info;
-        int state, reason;
 
-        if (virDomainGetState(dom, &state, &reason, 0) < 0 || virDomainGetInfo(dom, &info) < 0)
-                return -EIO;
         (void)domain_name_from_instance(instance_uuid, name);
         pw_obj_begin(w, key);
         pw_str(w, "instance_uuid", instance_uuid);
@@ -530,9 +526,21 @@ static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr do
         pw_str(w, "display_name", display_name);
         pw_str(w, "state", state_word(state));
         pw_str(w, "reason", reason_word(state, reason));
-        pw_u64(w, "vcpus", info.nrVirtCpu);
-        pw_u64(w, "memory_mb", info.maxMem / 1024);
+        pw_u64(w, "vcpus", vcpus);
+        pw_u64(w, "memory_mb", max_mem_kib / 1024);
         pw_obj_end(w);
+}
+
+/* DOMAIN of the contract. 0, or -EIO (nothing written) when the domain cannot be read. */
+static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr dom, const char *instance_uuid,
+                        const char *display_name)
+{
+        virDomainInfo info;
+        int state, reason;
+
+        if (virDomainGetState(dom, &state, &reason, 0) < 0 || virDomainGetInfo(dom, &info) < 0)
+                return -EIO;
+        write_domain(w, key, instance_uuid, display_name, state, reason, info.nrVirtCpu, info.maxMem);
         return 0;
 }
 
@@ -920,8 +928,65 @@ static int handle_state(void *state, struct modrt_call *call)
 /* A domain named as ours, as domain_list sorts them. */
 struct listed_domain {
         char uuid[UUID_STR_LEN + 1];
+        char display[LIBVIRT_MAX_NAME + 1]; /* from its mark, once judged ours */
         virDomainPtr dom;
 };
+
+/* DOMAINs of a page from one stats call (state, vcpus, maximum memory). 0, or -EIO with
+ * nothing written (the driver has no stats, or a domain of the page is missing from them). */
+static int reply_page_stats(struct proto_writer *w, struct listed_domain *const *page, size_t n)
+{
+        _cleanup_free_ virDomainPtr *doms = calloc(n + 1, sizeof(*doms));
+        _cleanup_free_ struct {
+                int state, reason;
+                unsigned vcpus;
+                unsigned long long max_kib;
+        } *vals = calloc(n, sizeof(*vals));
+        virDomainStatsRecordPtr *recs = NULL;
+        int nrec, r = 0;
+
+        if (!doms || !vals)
+                return -EIO;
+        for (size_t i = 0; i < n; i++)
+                doms[i] = page[i]->dom;
+        nrec = virDomainListGetStats(doms, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_BALLOON,
+                                     &recs, 0);
+        if (nrec < 0 || (size_t)nrec != n) {
+                if (recs)
+                        virDomainStatsRecordListFree(recs);
+                virResetLastError();
+                return -EIO;
+        }
+        /* Every domain of the page has its record, in the page's order (as libvirt answers), with
+         * its state: otherwise the caller reads the page one domain at a time. vcpus and maximum
+         * memory come with it where the driver reports them (QEMU), else from virDomainGetInfo
+         * (libvirt's test driver reports the state only). */
+        for (size_t i = 0; i < n && r == 0; i++) {
+                virTypedParameterPtr p = recs[i]->params;
+                int np = recs[i]->nparams;
+                virDomainInfo info;
+
+                if (!streq_ptr(virDomainGetName(recs[i]->dom), virDomainGetName(page[i]->dom)) ||
+                    virTypedParamsGetInt(p, np, "state.state", &vals[i].state) != 1 ||
+                    virTypedParamsGetInt(p, np, "state.reason", &vals[i].reason) != 1)
+                        r = -EIO;
+                else if (virTypedParamsGetUInt(p, np, "vcpu.current", &vals[i].vcpus) != 1 ||
+                         virTypedParamsGetULLong(p, np, "balloon.maximum", &vals[i].max_kib) != 1) {
+                        if (virDomainGetInfo(page[i]->dom, &info) < 0) {
+                                r = -EIO;
+                        } else {
+                                vals[i].vcpus = info.nrVirtCpu;
+                                vals[i].max_kib = info.maxMem;
+                        }
+                }
+        }
+        for (size_t i = 0; i < n && r == 0; i++)
+                write_domain(w, NULL, page[i]->uuid, page[i]->display, vals[i].state, vals[i].reason, vals[i].vcpus,
+                             vals[i].max_kib);
+        virDomainStatsRecordListFree(recs);
+        virResetLastError();
+        return r;
+}
 
 static int listed_by_uuid(const void *a, const void *b)
 {
@@ -932,8 +997,10 @@ static int handle_list(void *state, struct modrt_call *call)
 {
         struct lv *lv = state;
         const char *after = proto_get_str(call->req, "after", NULL);
-        uint64_t limit = proto_get_u64(call->req, "limit", PROTO_MAX_ITEMS), shown = 0;
+        uint64_t limit = proto_get_u64(call->req, "limit", PROTO_MAX_ITEMS);
         _cleanup_free_ struct listed_domain *named = NULL;
+        struct listed_domain *page[PROTO_MAX_NODES / DOMAIN_REPLY_VALUES];
+        size_t max = (PROTO_MAX_NODES - 16) / DOMAIN_REPLY_VALUES, n_page = 0;
         virDomainPtr *doms = NULL;
         size_t n_named = 0, k = 0;
         struct lv_err e;
@@ -966,18 +1033,22 @@ static int handle_list(void *state, struct modrt_call *call)
                 qsort(named, n_named, sizeof(*named), listed_by_uuid);
         while (after && k < n_named && strcmp(named[k].uuid, after) <= 0)
                 k++;
-        /* Ours (the mark) among them, from the cursor on; what fits one frame. */
-        pw_list_begin(call->reply, "domains");
-        for (; k < n_named && shown < limit; k++) {
-                char display[LIBVIRT_MAX_NAME + 1] = "";
-
-                if (call->reply->n_values + DOMAIN_REPLY_VALUES + 8 > PROTO_MAX_NODES ||
-                    call->reply->len + DOMAIN_REPLY_MAX_BYTES + 128 > PROTO_MAX_FRAME)
-                        break;
-                if (domain_is_ours(named[k].dom, display) == 1 &&
-                    reply_domain(call->reply, NULL, named[k].dom, named[k].uuid, display) == 0)
-                        shown++;
+        if ((PROTO_MAX_FRAME - 256) / DOMAIN_REPLY_MAX_BYTES < max)
+                max = (PROTO_MAX_FRAME - 256) / DOMAIN_REPLY_MAX_BYTES;
+        if (limit < max)
+                max = limit;
+        /* Ours (the mark: one call each) among them, from the cursor on, as many as one frame
+         * surely holds; then their state, vcpus and memory in one call for the page
+         * (virDomainListGetStats), or one domain at a time where the driver has no stats. */
+        for (; k < n_named && n_page < max; k++) {
+                named[k].display[0] = '\0';
+                if (domain_is_ours(named[k].dom, named[k].display) == 1)
+                        page[n_page++] = &named[k];
         }
+        pw_list_begin(call->reply, "domains");
+        if (n_page > 0 && reply_page_stats(call->reply, page, n_page) < 0)
+                for (size_t i = 0; i < n_page; i++)
+                        (void)reply_domain(call->reply, NULL, page[i]->dom, page[i]->uuid, page[i]->display);
         pw_list_end(call->reply);
         pw_u64(call->reply, "total", n_named);
         pw_bool(call->reply, "truncated", k < n_named);

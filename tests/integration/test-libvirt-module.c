@@ -422,6 +422,10 @@ START_TEST(test_domain_list_pages)
                         char want[37];
                         (void)snprintf(want, sizeof(want), "3f2504e0-4f89-41d3-9a0c-0305e82c330%u", ++listed);
                         ck_assert_str_eq(proto_get_str(d, "instance_uuid", ""), want);
+                        ck_assert_str_eq(proto_get_str(d, "display_name", ""), "paged");
+                        ck_assert_str_eq(proto_get_str(d, "state", ""), "shutoff");
+                        ck_assert_uint_eq(proto_get_u64(d, "vcpus", 0), 1);
+                        ck_assert_uint_eq(proto_get_u64(d, "memory_mb", 0), 64);
                         (void)strscpy(after, want, sizeof(after));
                 }
                 pages++;
