@@ -1299,6 +1299,17 @@ static void reconcile_start(struct lifecycle *lc)
         reconcile_maybe_finish(lc);
 }
 
+/* A backend (libvirtd, ovsdb-server) is reachable again: it may have changed while we could not
+ * see it, so a pass runs, unless the pass in progress has yet to hear from it (its listing, answered
+ * from now on, sees the backend as it is; at start the first connection comes while the first
+ * pass waits for it, and a second pass over 1000 instances would only repeat the first). */
+static void reconcile_backend_back(struct lifecycle *lc, enum listing kind)
+{
+        if (lc->reconciling && !lc->pass.failed && lc->pass.pages[kind] == 0 && !lc->pass.truncated[kind])
+                return;
+        reconcile_start(lc);
+}
+
 static void on_module_event(enum plug_id plug, const char *event, const struct proto_value *body, void *userdata)
 {
         struct lifecycle *lc = userdata;
@@ -1308,7 +1319,7 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
         else if ((plug == PLUG_LIBVIRT && streq(event, "libvirt_connection")) ||
                  (plug == PLUG_OPENVSWITCH && streq(event, "ovsdb_connection"))) {
                 if (proto_get_bool(body, "connected", false))
-                        reconcile_start(lc); /* the backend may have changed while we could not see it */
+                        reconcile_backend_back(lc, plug == PLUG_LIBVIRT ? LIST_DOMAINS : LIST_VIFS);
         }
         else if (plug == PLUG_FIREWALL_CONTROL && streq(event, "ruleset_rebuilt")) {
                 log_warn("firewall-control rebuilt its damaged nftables tables; re-applying every port");

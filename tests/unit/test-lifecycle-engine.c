@@ -602,6 +602,35 @@ START_TEST(test_reconcile_page_cursor_stuck)
 }
 END_TEST
 
+/* ovsdb-server connects while the first pass waits for its port listing: no second pass (the
+ * listing answered after the connection is fresh); connected again once that pass has its
+ * listing: a new pass. */
+START_TEST(test_reconcile_backend_back)
+{
+        struct reconcile_report rr;
+
+        setup("ovs", "report");
+        (void)boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_shutoff);
+        fake_set_reply("tap_list", taps_with_orphan);
+        fake_set_reply("port_list", ports_a0);
+        fake_module_ready(PLUG_OPENVSWITCH);
+        fake_module_connection_event(PLUG_OPENVSWITCH, "ovsdb_connection", true);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 1);
+        fake_log_clear();
+        fake_module_connection_event(PLUG_OPENVSWITCH, "ovsdb_connection", true);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 2);
+        teardown();
+}
+END_TEST
+
 /* rules_list in pages: groups on page 1 (more groups follow), an orphan port on page 1, port a0
  * current on page 2 (its group's digest on page 2): the orphan is removed, a0 is left alone. */
 static void rules_in_pages(const struct proto_value *req, struct proto_writer *w)
@@ -1001,6 +1030,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_firewall_sync_reapplies);
         tcase_add_test(tc, test_reconcile_reads_every_page);
         tcase_add_test(tc, test_reconcile_page_cursor_stuck);
+        tcase_add_test(tc, test_reconcile_backend_back);
         tcase_add_test(tc, test_firewall_sync_reads_every_page);
         tcase_add_test(tc, test_boot_with_cpu_set);
         tcase_add_test(tc, test_boot_with_image);
