@@ -1549,53 +1549,103 @@ static bool group_summary(struct fw_snap *s, const struct fw_snap_group *g, uint
         return true;
 }
 
+static int group_index_by_id(const void *a, const void *b, void *userdata)
+{
+        const struct fw_snap *snap = userdata;
+        return strcmp(snap->groups[*(const size_t *)a].id, snap->groups[*(const size_t *)b].id);
+}
+
+static int port_index_by_uuid(const void *a, const void *b, void *userdata)
+{
+        const struct fw_snap *snap = userdata;
+        return strcmp(snap->ports[*(const size_t *)a].port.uuid, snap->ports[*(const size_t *)b].port.uuid);
+}
+
+/* Positions 0..n-1 of the snapshot's groups or ports, sorted by id; NULL when n is 0 or out of memory. */
+static size_t *sorted_positions(struct fw_snap *snap, size_t n, int (*cmp)(const void *, const void *, void *))
+{
+        size_t *ix = n ? malloc(n * sizeof(*ix)) : NULL;
+
+        for (size_t i = 0; ix && i < n; i++)
+                ix[i] = i;
+        if (ix)
+                qsort_r(ix, n, sizeof(*ix), cmp, snap);
+        return ix;
+}
+
+/* A page of both lists (fw-protocol.h): groups above groups_after, then ports above after. */
 static int handle_list(void *state, struct modrt_call *call)
 {
         struct fw *fw = state;
-        size_t shown = 0;
+        const char *after = proto_get_str(call->req, "after", NULL);
+        const char *groups_after = proto_get_str(call->req, "groups_after", NULL);
+        uint64_t limit = proto_get_u64(call->req, "limit", PROTO_MAX_ITEMS), shown = 0;
+        _cleanup_free_ size_t *gix = NULL, *pix = NULL;
+        size_t g = 0, k = 0;
         int r;
 
-        if ((r = reload_for_query(fw, call)) < 0)
-                return r;
+        /* The first page reads the kernel; the pages after it read the snapshot that read
+         * made, which the module's own commits and the guard's notifications keep current. */
+        if ((!after && !groups_after) || !fw->snap_valid) {
+                if ((r = reload_for_query(fw, call)) < 0)
+                        return r;
+        }
+        gix = sorted_positions(&fw->snap, fw->snap.n_groups, group_index_by_id);
+        pix = sorted_positions(&fw->snap, fw->snap.n_ports, port_index_by_uuid);
+        if ((fw->snap.n_groups && !gix) || (fw->snap.n_ports && !pix)) {
+                (void)snprintf(call->err, sizeof(call->err), "out of memory");
+                return -ENOMEM;
+        }
+        while (groups_after && g < fw->snap.n_groups && strcmp(fw->snap.groups[gix[g]].id, groups_after) <= 0)
+                g++;
         pw_list_begin(call->reply, "groups");
-        for (size_t i = 0; i < fw->snap.n_groups; i++) {
-                const struct fw_snap_group *g = &fw->snap.groups[i];
+        for (; g < fw->snap.n_groups && shown < limit; g++) {
+                const struct fw_snap_group *grp = &fw->snap.groups[gix[g]];
                 char digest[17];
                 uint64_t d;
                 unsigned copies;
                 bool ok;
-                if (call->reply->n_values + 9 > PROTO_MAX_NODES / 4)
-                        break;
-                if (!group_summary(&fw->snap, g, &d, &ok, &copies))
+                if (call->reply->n_values + 9 > PROTO_MAX_NODES / 2)
+                        break; /* half a frame at most: the ports get the rest */
+                if (!group_summary(&fw->snap, grp, &d, &ok, &copies))
                         continue;
                 (void)snprintf(digest, sizeof(digest), "%016llx", (unsigned long long)d);
                 pw_obj_begin(call->reply, NULL);
-                pw_str(call->reply, "id", g->id);
-                pw_u64(call->reply, "rules", g->n_rules);
+                pw_str(call->reply, "id", grp->id);
+                pw_u64(call->reply, "rules", grp->n_rules);
                 pw_str(call->reply, "digest", ok ? digest : "tampered");
                 pw_u64(call->reply, "shards", copies);
                 pw_obj_end(call->reply);
+                shown++;
         }
         pw_list_end(call->reply);
+        pw_bool(call->reply, "groups_truncated", g < fw->snap.n_groups);
+        if (g > 0 && g < fw->snap.n_groups)
+                pw_str(call->reply, "groups_next", fw->snap.groups[gix[g - 1]].id);
+        while (after && k < fw->snap.n_ports && strcmp(fw->snap.ports[pix[k]].port.uuid, after) <= 0)
+                k++;
+        shown = 0;
         pw_list_begin(call->reply, "ports");
-        for (; shown < fw->snap.n_ports; shown++) {
-                const struct fw_snap_port *p = &fw->snap.ports[shown];
-                if (call->reply->n_values + 7 + PORT_MAX_GROUPS + 8 > PROTO_MAX_NODES ||
-                    call->reply->len + 80 + 48 * PORT_MAX_GROUPS + 256 > PROTO_MAX_FRAME)
+        for (; k < fw->snap.n_ports && shown < limit; k++, shown++) {
+                const struct fw_snap_port *p = &fw->snap.ports[pix[k]];
+                if (call->reply->n_values + 7 + PORT_MAX_GROUPS + 16 > PROTO_MAX_NODES ||
+                    call->reply->len + 80 + 48 * PORT_MAX_GROUPS + 512 > PROTO_MAX_FRAME)
                         break;
                 pw_obj_begin(call->reply, NULL);
                 pw_str(call->reply, "port_uuid", p->port.uuid);
                 pw_bool(call->reply, "complete", !p->tampered && p->has_chain);
                 pw_u64(call->reply, "shard", p->shard);
                 pw_list_begin(call->reply, "groups");
-                for (size_t k = 0; k < p->port.n_groups; k++)
-                        pw_str(call->reply, NULL, p->port.groups[k]);
+                for (size_t x = 0; x < p->port.n_groups; x++)
+                        pw_str(call->reply, NULL, p->port.groups[x]);
                 pw_list_end(call->reply);
                 pw_obj_end(call->reply);
         }
         pw_list_end(call->reply);
         pw_u64(call->reply, "total", fw->snap.n_ports);
-        pw_bool(call->reply, "truncated", shown < fw->snap.n_ports);
+        pw_bool(call->reply, "truncated", k < fw->snap.n_ports);
+        if (k > 0 && k < fw->snap.n_ports && (!after || strcmp(fw->snap.ports[pix[k - 1]].port.uuid, after) > 0))
+                pw_str(call->reply, "next", fw->snap.ports[pix[k - 1]].port.uuid);
         return 0;
 }
 

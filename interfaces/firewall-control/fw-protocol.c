@@ -61,12 +61,20 @@ static const struct schema_field apply_many_req[] = {
         { .name = NULL },
 };
 
+/* A page of rules_list: the cursors of both lists (fw-protocol.h). */
+static const struct schema_field list_req[] = {
+        { .name = "after", .kind = SCH_UUID },
+        { .name = "groups_after", .kind = SCH_UUID },
+        { .name = "limit", .kind = SCH_U64, .min = 1, .max = PROTO_MAX_ITEMS },
+        { .name = NULL },
+};
+
 /* Changing the ruleset uses CAP_NET_ADMIN: audited. Reads are not. */
 const struct proto_entrypoint fw_entrypoints[_FW_MAX] = {
         [FW_PORT_RULES_APPLY] = { "port_rules_apply", apply_req, true },
         [FW_PORTS_RULES_APPLY] = { "ports_rules_apply", apply_many_req, true },
         [FW_PORT_RULES_REMOVE] = { "port_rules_remove", schema_port_only_req, true },
-        [FW_RULES_LIST] = { "rules_list", schema_empty_req, false },
+        [FW_RULES_LIST] = { "rules_list", list_req, false },
         [FW_RULES_GET] = { "rules_get", schema_port_only_req, false },
 };
 

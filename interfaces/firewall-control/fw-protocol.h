@@ -23,8 +23,14 @@
  * ports_rules_apply {groups: [GROUP...], ports: [{port_uuid, mac, ips, groups: [id...]}...]}
  *     The same for up to FW_MAX_BATCH ports in one batch (bulk and reconcile).
  * port_rules_remove {port_uuid}: -ENOENT when the port has no rules of ours.
- * rules_list {}: { ports: [{port_uuid, complete, shard, groups: [id...]}...],
- *                  groups: [{id, rules, digest, shards}...], total, truncated }
+ * rules_list {after?, groups_after?, limit?}: a page of both lists, each in
+ *     ascending order of its UUID (as schema_page_req: groups above groups_after,
+ *     at most half a frame of them, then ports above after with the rest):
+ *     { ports: [{port_uuid, complete, shard, groups: [id...]}...],
+ *       groups: [{id, rules, digest, shards}...], total (ports), truncated (more
+ *       ports), next? (the ports' cursor), groups_truncated, groups_next? }
+ *     The first page (no cursor) reads the kernel; later pages read the snapshot
+ *     it made, kept current by the module's commits and the guard.
  *     (digest: secrule_digest() in hex, or "tampered" when a copy is, or the
  *     copies of a group in different shards disagree; shards: how many hold one)
  * rules_get {port_uuid}: { port_uuid, mac, complete, shard, table, ips: [...], groups: [GROUP...] }

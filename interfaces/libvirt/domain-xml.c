@@ -39,6 +39,26 @@ int domain_type_from_uri(const char *uri, const char **ret_type)
         return -EPROTONOSUPPORT;
 }
 
+bool libvirt_uri_is_local_socket(const char *uri)
+{
+        size_t n = strcspn(uri, "+:"), t, h;
+        const char *rest;
+
+        if (uri[n] == '+') {
+                t = strcspn(uri + n + 1, ":");
+                if (strncmp(uri + n + 1 + t, "://", 3) != 0)
+                        return false;
+                /* an explicit transport: only unix is a local socket (tcp, tls, ssh, libssh, ext are not) */
+                return t == 4 && strncmp(uri + n + 1, "unix", 4) == 0;
+        }
+        if (strncmp(uri + n, "://", 3) != 0)
+                return false;
+        rest = uri + n + 3;
+        h = strcspn(rest, "/?");
+        /* no transport: a host means TLS over TCP; none, the local daemon's unix socket (or in-process) */
+        return h == 0;
+}
+
 /* An append-only bounded buffer; the first overflow is sticky. */
 struct xbuf {
         char *p;       /* destination */

@@ -67,6 +67,12 @@ bool domain_name_is_derived(const char *name, char ret_uuid[UUID_STR_LEN + 1]);
  * 0, or -EPROTONOSUPPORT for any other driver. */
 int domain_type_from_uri(const char *uri, const char **ret_type);
 
+/* True when the URI reaches libvirt over a local unix socket or in-process (driver:///path,
+ * driver+unix://...), false for a host or a network transport (tls, tcp, ssh, libssh, ext).
+ * The module keeps libvirt's keepalive off on local sockets: the kernel tells a closed peer
+ * at once, and pings would wake an idle module every few seconds. */
+bool libvirt_uri_is_local_socket(const char *uri);
+
 /* XML-escape s (& < > " ') into buf, NUL-terminated. 0 or -EMSGSIZE (buf then holds ""). */
 int domain_xml_escape(const char *s, char *buf, size_t size);
 

@@ -203,7 +203,7 @@ const struct proto_entrypoint libvirt_entrypoints[_LIBVIRT_MAX] = {
         [LIBVIRT_DOMAIN_DESTROY] = { "domain_destroy", schema_instance_only_req, true },
         [LIBVIRT_DOMAIN_UNDEFINE] = { "domain_undefine", schema_instance_only_req, true },
         [LIBVIRT_DOMAIN_STATE] = { "domain_state", schema_instance_only_req, false },
-        [LIBVIRT_DOMAIN_LIST] = { "domain_list", schema_empty_req, false },
+        [LIBVIRT_DOMAIN_LIST] = { "domain_list", schema_page_req, false },
         [LIBVIRT_POOL_INFO] = { "pool_info", schema_empty_req, false },
         [LIBVIRT_IMAGE_UPLOAD] = { "image_upload", upload_req, true, .takes_fd = true },
         [LIBVIRT_IMAGE_DELETE] = { "image_delete", image_req, true },

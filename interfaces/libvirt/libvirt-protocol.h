@@ -8,7 +8,10 @@
  *   domain_define, domain_start, domain_shutdown, domain_reboot, domain_destroy,
  *   domain_state:  { domain: DOMAIN }
  *   domain_undefine: {}                      (-ENOENT when there is no such domain of ours)
- *   domain_list:   { domains: [DOMAIN...], total: N, truncated: bool }
+ *   domain_list:   request { after?, limit? } (a page, schema_page_req) ->
+ *                  { domains: [DOMAIN...] (by instance_uuid), total: N, truncated: bool, next? }
+ *                  total counts the domains named as ours ("nova-" + a UUID); the mark is
+ *                  checked for those of the page, so a page may list fewer than it read
  *   DOMAIN = { instance_uuid, domain_name, display_name, state, reason, vcpus, memory_mb }
  *   state: nostate|running|blocked|paused|shutdown|shutoff|crashed|pmsuspended
  * Errors: -ENOENT no domain of ours for that instance; -EEXIST a domain with our

@@ -56,6 +56,7 @@ struct lv {
         bool close_cb;                            /* our close callback is registered on conn */
         int lifecycle_cb;                         /* lifecycle callback id on conn, -1 when none */
         int retry_timer;                          /* reconnect timer, -1 when none armed */
+        bool tried;                               /* the first connection attempt was made (lv_run) */
         unsigned backoff_ms;                      /* delay of the next reconnect attempt */
         char last_error[ERROR_TEXT_MAX];          /* why libvirt is unreachable */
         int watch;                                /* handle watching the core socket, -1 when none */
@@ -318,8 +319,11 @@ static int conn_open(struct lv *lv)
                 conn_drop(lv);
                 return -ENOTCONN;
         }
-        /* Remote connections notice a dead daemon by keepalive; others do not support it. */
-        (void)virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT);
+        /* Connections over a network notice a dead daemon by keepalive. On a local unix socket
+         * the kernel tells a closed peer at once (the close callback runs), so pings would only
+         * wake an idle module: an interval <= 0 sends none (virConnectSetKeepAlive's contract). */
+        (void)virConnectSetKeepAlive(conn, libvirt_uri_is_local_socket(lv->uri) ? -1 : KEEPALIVE_INTERVAL_S,
+                                     KEEPALIVE_COUNT);
         virResetLastError();
         lv->last_error[0] = '\0';
         return 0;
@@ -513,16 +517,12 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
 /* ---- requests ---- */
 
-/* DOMAIN of the contract. 0, or -EIO (nothing written) when the domain cannot be read. */
-static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr dom, const char *instance_uuid,
-                        const char *display_name)
+/* DOMAIN of the contract from what was read of it. */
+static void write_domain(struct proto_writer *w, const char *key, const char *instance_uuid, const char *display_name,
+                         int state, int reason, uint64_t vcpus, uint64_t max_mem_kib)
 {
         char name[DOMAIN_NAME_MAX];
-        virDomainInfo info;
-        int state, reason;
 
-        if (virDomainGetState(dom, &state, &reason, 0) < 0 || virDomainGetInfo(dom, &info) < 0)
-                return -EIO;
         (void)domain_name_from_instance(instance_uuid, name);
         pw_obj_begin(w, key);
         pw_str(w, "instance_uuid", instance_uuid);
@@ -530,9 +530,21 @@ static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr do
         pw_str(w, "display_name", display_name);
         pw_str(w, "state", state_word(state));
         pw_str(w, "reason", reason_word(state, reason));
-        pw_u64(w, "vcpus", info.nrVirtCpu);
-        pw_u64(w, "memory_mb", info.maxMem / 1024);
+        pw_u64(w, "vcpus", vcpus);
+        pw_u64(w, "memory_mb", max_mem_kib / 1024);
         pw_obj_end(w);
+}
+
+/* DOMAIN of the contract. 0, or -EIO (nothing written) when the domain cannot be read. */
+static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr dom, const char *instance_uuid,
+                        const char *display_name)
+{
+        virDomainInfo info;
+        int state, reason;
+
+        if (virDomainGetState(dom, &state, &reason, 0) < 0 || virDomainGetInfo(dom, &info) < 0)
+                return -EIO;
+        write_domain(w, key, instance_uuid, display_name, state, reason, info.nrVirtCpu, info.maxMem);
         return 0;
 }
 
@@ -952,11 +964,84 @@ static int handle_state(void *state, struct modrt_call *call)
         return reply_one(call, dom, uuid, display);
 }
 
+/* A domain named as ours, as domain_list sorts them. */
+struct listed_domain {
+        char uuid[UUID_STR_LEN + 1];
+        char display[LIBVIRT_MAX_NAME + 1]; /* from its mark, once judged ours */
+        virDomainPtr dom;
+};
+
+/* DOMAINs of a page from one stats call (state, vcpus, maximum memory). 0, or -EIO with
+ * nothing written (the driver has no stats, or a domain of the page is missing from them). */
+static int reply_page_stats(struct proto_writer *w, struct listed_domain *const *page, size_t n)
+{
+        _cleanup_free_ virDomainPtr *doms = calloc(n + 1, sizeof(*doms));
+        _cleanup_free_ struct {
+                int state, reason;
+                unsigned vcpus;
+                unsigned long long max_kib;
+        } *vals = calloc(n, sizeof(*vals));
+        virDomainStatsRecordPtr *recs = NULL;
+        int nrec, r = 0;
+
+        if (!doms || !vals)
+                return -EIO;
+        for (size_t i = 0; i < n; i++)
+                doms[i] = page[i]->dom;
+        nrec = virDomainListGetStats(doms, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_BALLOON,
+                                     &recs, 0);
+        if (nrec < 0 || (size_t)nrec != n) {
+                if (recs)
+                        virDomainStatsRecordListFree(recs);
+                virResetLastError();
+                return -EIO;
+        }
+        /* Every domain of the page has its record, in the page's order (as libvirt answers), with
+         * its state: otherwise the caller reads the page one domain at a time. vcpus and maximum
+         * memory come with it where the driver reports them (QEMU), else from virDomainGetInfo
+         * (libvirt's test driver reports the state only). */
+        for (size_t i = 0; i < n && r == 0; i++) {
+                virTypedParameterPtr p = recs[i]->params;
+                int np = recs[i]->nparams;
+                virDomainInfo info;
+
+                if (!streq_ptr(virDomainGetName(recs[i]->dom), virDomainGetName(page[i]->dom)) ||
+                    virTypedParamsGetInt(p, np, "state.state", &vals[i].state) != 1 ||
+                    virTypedParamsGetInt(p, np, "state.reason", &vals[i].reason) != 1)
+                        r = -EIO;
+                else if (virTypedParamsGetUInt(p, np, "vcpu.current", &vals[i].vcpus) != 1 ||
+                         virTypedParamsGetULLong(p, np, "balloon.maximum", &vals[i].max_kib) != 1) {
+                        if (virDomainGetInfo(page[i]->dom, &info) < 0) {
+                                r = -EIO;
+                        } else {
+                                vals[i].vcpus = info.nrVirtCpu;
+                                vals[i].max_kib = info.maxMem;
+                        }
+                }
+        }
+        for (size_t i = 0; i < n && r == 0; i++)
+                write_domain(w, NULL, page[i]->uuid, page[i]->display, vals[i].state, vals[i].reason, vals[i].vcpus,
+                             vals[i].max_kib);
+        virDomainStatsRecordListFree(recs);
+        virResetLastError();
+        return r;
+}
+
+static int listed_by_uuid(const void *a, const void *b)
+{
+        return strcmp(((const struct listed_domain *)a)->uuid, ((const struct listed_domain *)b)->uuid);
+}
+
 static int handle_list(void *state, struct modrt_call *call)
 {
         struct lv *lv = state;
+        const char *after = proto_get_str(call->req, "after", NULL);
+        uint64_t limit = proto_get_u64(call->req, "limit", PROTO_MAX_ITEMS);
+        _cleanup_free_ struct listed_domain *named = NULL;
+        struct listed_domain *page[PROTO_MAX_NODES / DOMAIN_REPLY_VALUES];
+        size_t max = (PROTO_MAX_NODES - 16) / DOMAIN_REPLY_VALUES, n_page = 0;
         virDomainPtr *doms = NULL;
-        uint64_t total = 0, shown = 0;
+        size_t n_named = 0, k = 0;
         struct lv_err e;
         int n, r;
 
@@ -968,25 +1053,49 @@ static int handle_list(void *state, struct modrt_call *call)
                 capture_error(&e);
                 return fail(call, errno_from_libvirt(e.code, -EIO), "cannot list domains: %s", e.msg);
         }
-        /* Only our domains; what fits one frame, and how many there are. */
-        pw_list_begin(call->reply, "domains");
+        named = n > 0 ? calloc((size_t)n, sizeof(*named)) : NULL;
+        if (n > 0 && !named) {
+                for (int i = 0; i < n; i++)
+                        (void)virDomainFree(doms[i]);
+                free(doms);
+                return fail(call, -ENOMEM, "out of memory");
+        }
+        /* Named as ours: sorted by UUID, so pages follow one another. */
         for (int i = 0; i < n; i++) {
-                char uuid[UUID_STR_LEN + 1], display[LIBVIRT_MAX_NAME + 1] = "";
-
-                if (domain_name_is_derived(virDomainGetName(doms[i]), uuid) && domain_is_ours(doms[i], display) == 1) {
-                        total++;
-                        if (shown == total - 1 && call->reply->n_values + DOMAIN_REPLY_VALUES + 4 <= PROTO_MAX_NODES &&
-                            call->reply->len + DOMAIN_REPLY_MAX_BYTES + 64 <= PROTO_MAX_FRAME &&
-                            reply_domain(call->reply, NULL, doms[i], uuid, display) == 0)
-                                shown++;
-                }
-                (void)virDomainFree(doms[i]);
+                if (domain_name_is_derived(virDomainGetName(doms[i]), named[n_named].uuid))
+                        named[n_named++].dom = TAKE_PTR(doms[i]);
+                else
+                        (void)virDomainFree(doms[i]);
         }
         free(doms);
-        virResetLastError();
+        if (n_named > 1)
+                qsort(named, n_named, sizeof(*named), listed_by_uuid);
+        while (after && k < n_named && strcmp(named[k].uuid, after) <= 0)
+                k++;
+        if ((PROTO_MAX_FRAME - 256) / DOMAIN_REPLY_MAX_BYTES < max)
+                max = (PROTO_MAX_FRAME - 256) / DOMAIN_REPLY_MAX_BYTES;
+        if (limit < max)
+                max = limit;
+        /* Ours (the mark: one call each) among them, from the cursor on, as many as one frame
+         * surely holds; then their state, vcpus and memory in one call for the page
+         * (virDomainListGetStats), or one domain at a time where the driver has no stats. */
+        for (; k < n_named && n_page < max; k++) {
+                named[k].display[0] = '\0';
+                if (domain_is_ours(named[k].dom, named[k].display) == 1)
+                        page[n_page++] = &named[k];
+        }
+        pw_list_begin(call->reply, "domains");
+        if (n_page > 0 && reply_page_stats(call->reply, page, n_page) < 0)
+                for (size_t i = 0; i < n_page; i++)
+                        (void)reply_domain(call->reply, NULL, page[i]->dom, page[i]->uuid, page[i]->display);
         pw_list_end(call->reply);
-        pw_u64(call->reply, "total", total);
-        pw_bool(call->reply, "truncated", shown < total);
+        pw_u64(call->reply, "total", n_named);
+        pw_bool(call->reply, "truncated", k < n_named);
+        if (k > 0 && k < n_named)
+                pw_str(call->reply, "next", named[k - 1].uuid);
+        for (size_t i = 0; i < n_named; i++)
+                (void)virDomainFree(named[i].dom);
+        virResetLastError();
         return 0;
 }
 
@@ -2713,12 +2822,10 @@ static int lv_init(struct modrt *rt, void **ret_state)
                 lv->domain_type = NULL;
                 log_warn("libvirt_uri %s: domains are only generated for the qemu:// and test:// drivers", lv->uri);
         }
-        if (conn_open(lv) < 0) {
-                log_warn("libvirt at %s is unreachable (%s); retrying in the background", lv->uri, lv->last_error);
-                arm_retry(lv);
-        } else {
-                log_info("connected to libvirt at %s", lv->uri);
-        }
+        /* Not connected yet: the module says hello first (lv_run connects), so the core sees it
+         * running without waiting for libvirtd, which may take a second or more to answer its
+         * first client (a fresh daemon probes QEMU first). Requests that arrive meanwhile wait
+         * in the socket until the attempt is over, then are served or get -ENOTCONN. */
         *ret_state = lv;
         return 0;
 }
@@ -2729,6 +2836,16 @@ static int lv_run(struct modrt *rt, void *state)
 
         lv->stop = false;
         lv->result = 0;
+        if (!lv->tried) {
+                lv->tried = true;
+                if (conn_open(lv) < 0) {
+                        log_warn("libvirt at %s is unreachable (%s); retrying in the background", lv->uri,
+                                 lv->last_error);
+                        arm_retry(lv);
+                } else {
+                        log_info("connected to libvirt at %s", lv->uri);
+                }
+        }
         lv->watch = virEventAddHandle(modrt_fd(rt), VIR_EVENT_HANDLE_READABLE, on_core_readable, lv, NULL);
         if (lv->watch < 0) {
                 log_err("cannot watch the core's socket in libvirt's event loop");

@@ -16,7 +16,7 @@ static const struct schema_field tap_create_req[] = {
 const struct proto_entrypoint netctl_entrypoints[_NETCTL_MAX] = {
         [NETCTL_TAP_CREATE] = { "tap_create", tap_create_req, true },
         [NETCTL_TAP_DELETE] = { "tap_delete", schema_port_only_req, true },
-        [NETCTL_TAP_LIST] = { "tap_list", schema_empty_req, false },
+        [NETCTL_TAP_LIST] = { "tap_list", schema_page_req, false },
         [NETCTL_TAP_GET] = { "tap_get", schema_port_only_req, false },
 };
 

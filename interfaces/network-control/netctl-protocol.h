@@ -6,10 +6,10 @@
  *   bridge qbr<11> and the veth pair qvb<11> (in qbr) / qvo<11> (for OVS),
  *   the tap in qbr. hybrid false: hybrid pieces of ours are removed.
  * tap_delete {port_uuid}: the tap and the port's hybrid pieces of ours.
- * tap_get {port_uuid}, tap_list {}.
+ * tap_get {port_uuid}, tap_list {after?, limit?} (a page: schema_page_req).
  *
- * Replies: tap_create, tap_get: { tap: TAP }; tap_list: { taps: [TAP...],
- * total, truncated }; tap_delete: {}.
+ * Replies: tap_create, tap_get: { tap: TAP }; tap_list: { taps: [TAP...]
+ * by port_uuid, total, truncated, next? }; tap_delete: {}.
  * TAP = { name, port_uuid, mac, mtu, ifindex, admin_up, carrier, operstate,
  *         hybrid (bool), ovs_dev (the device OVS plugs: qvo<11> when hybrid,
  *         else the tap name), bridge (qbr<11>, present only when hybrid) }

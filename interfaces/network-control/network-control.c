@@ -26,8 +26,7 @@ struct netctl {
         struct modrt_deferred *calls[TAP_DELETE_BATCH_MAX];
 };
 
-/* Values reply_tap() writes for t: the object, 10 members, bridge when hybrid. */
-#define TAP_REPLY_VALUES(t) (11u + ((t)->hybrid ? 1u : 0u))
+#define TAP_REPLY_VALUES_MAX 12u /* values reply_tap() writes, at most (11, and bridge when hybrid) */
 #define TAP_REPLY_MAX_BYTES 256 /* bytes reply_tap() writes, at most (about 240) */
 
 /* TAP = { name, port_uuid, mac, mtu, ifindex, admin_up, carrier, operstate,
@@ -204,28 +203,34 @@ static int handle_tap_list(void *state, struct modrt_call *call)
 {
         struct netctl *nc = state;
         _cleanup_free_ struct tap_info *taps = NULL;
-        size_t n = 0;
+        const char *after = proto_get_str(call->req, "after", NULL);
+        /* One frame holds a bounded number of values: a page is what surely fits. */
+        size_t max = (PROTO_MAX_NODES - 8) / TAP_REPLY_VALUES_MAX;
+        size_t n = 0, total = 0, remaining = 0, shown = 0;
         int r;
 
+        if ((PROTO_MAX_FRAME - 256) / TAP_REPLY_MAX_BYTES < max)
+                max = (PROTO_MAX_FRAME - 256) / TAP_REPLY_MAX_BYTES;
+        if (proto_get_u64(call->req, "limit", max) < max)
+                max = proto_get_u64(call->req, "limit", max);
         netctl_flush_deletes(nc);
-        r = tap_list(nc->tap, &taps, &n);
+        r = tap_list_page(nc->tap, after, max, &taps, &n, &total, &remaining);
         if (r < 0) {
                 (void)snprintf(call->err, sizeof(call->err), "cannot list taps: %s", strerror(-r));
                 return r;
         }
-        /* One frame holds a bounded number of values: list what fits and say
-         * how many there are rather than fail the whole listing. */
-        size_t shown = 0;
         pw_list_begin(call->reply, "taps");
         for (; shown < n; shown++) {
-                if (call->reply->n_values + TAP_REPLY_VALUES(&taps[shown]) + 4 > PROTO_MAX_NODES ||
+                if (call->reply->n_values + TAP_REPLY_VALUES_MAX + 4 > PROTO_MAX_NODES ||
                     call->reply->len + TAP_REPLY_MAX_BYTES + 64 > PROTO_MAX_FRAME)
-                        break;
+                        break; /* not reached with the page size above; the next page starts here */
                 reply_tap(call->reply, NULL, &taps[shown]);
         }
         pw_list_end(call->reply);
-        pw_u64(call->reply, "total", n);
-        pw_bool(call->reply, "truncated", shown < n);
+        pw_u64(call->reply, "total", total);
+        pw_bool(call->reply, "truncated", shown < remaining);
+        if (shown > 0 && shown < remaining)
+                pw_str(call->reply, "next", taps[shown - 1].port_uuid);
         return 0;
 }
 

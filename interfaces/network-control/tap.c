@@ -1650,27 +1650,33 @@ static int on_dump_msg(struct nlmsghdr *nlh, void *userdata)
 }
 
 /* After the dump: the hybrid members of the taps that have a master. */
-static int list_fill_hybrid(struct tap_ctx *ctx, struct list_acc *acc)
+static int list_fill_hybrid(struct tap_ctx *ctx, struct tap_info *items, size_t n)
 {
-        for (size_t i = 0; i < acc->n; i++) {
-                struct tap_info *t = &acc->items[i];
-                struct port_devs n;
+        for (size_t i = 0; i < n; i++) {
+                struct tap_info *t = &items[i];
+                struct port_devs d;
                 int r;
 
                 if (t->master <= 0)
                         continue;
-                if (port_devs_init(t->port_uuid, &n) < 0)
+                if (port_devs_init(t->port_uuid, &d) < 0)
                         return -EINVAL; /* unreachable: the uuid came from a valid mark */
-                r = hybrid_fill(ctx, &n, t);
+                r = hybrid_fill(ctx, &d, t);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n)
+static int info_by_port(const void *a, const void *b)
 {
-        if (!ctx || !ret || !ret_n)
+        return strcmp(((const struct tap_info *)a)->port_uuid, ((const struct tap_info *)b)->port_uuid);
+}
+
+int tap_list_page(struct tap_ctx *ctx, const char *after, size_t max, struct tap_info **ret, size_t *ret_n,
+                  size_t *ret_total, size_t *ret_remaining)
+{
+        if (!ctx || !ret || !ret_n || !ret_total || !ret_remaining)
                 return -EINVAL;
 
         for (int attempt = 0; attempt < DUMP_RETRIES; attempt++) {
@@ -1681,6 +1687,7 @@ int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n)
                 } req = { 0 };
                 uint32_t ext_mask = RTEXT_FILTER_SKIP_STATS;
                 struct list_acc acc = { 0 };
+                size_t first = 0, total, remaining, n;
                 struct nlattr *nest;
                 bool intr = false;
                 int r;
@@ -1697,8 +1704,20 @@ int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n)
                 end_nest(&req.nlh, nest);
 
                 r = transact(ctx, &req.nlh, on_dump_msg, &acc, &intr);
-                if (r >= 0 && !intr)
-                        r = list_fill_hybrid(ctx, &acc);
+                if (r >= 0 && !intr && acc.n > 0) {
+                        qsort(acc.items, acc.n, sizeof(acc.items[0]), info_by_port);
+                        while (after && first < acc.n && strcmp(acc.items[first].port_uuid, after) <= 0)
+                                first++;
+                }
+                total = acc.n;
+                remaining = acc.n - first;
+                n = remaining < max ? remaining : max;
+                if (r >= 0 && !intr) {
+                        if (n > 0 && first > 0) /* the page to the front; only its taps need the lookups */
+                                memmove(acc.items, acc.items + first, n * sizeof(acc.items[0]));
+                        acc.n = n;
+                        r = list_fill_hybrid(ctx, acc.items, acc.n);
+                }
                 if (r < 0 || intr) {
                         free(acc.items);
                         if (r < 0)
@@ -1711,7 +1730,16 @@ int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n)
                 }
                 *ret = acc.items;
                 *ret_n = acc.n;
+                *ret_total = total;
+                *ret_remaining = remaining;
                 return 0;
         }
         return -EAGAIN;
+}
+
+int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n)
+{
+        size_t total, remaining;
+
+        return tap_list_page(ctx, NULL, SIZE_MAX, ret, ret_n, &total, &remaining);
 }

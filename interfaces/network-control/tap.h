@@ -176,4 +176,12 @@ int tap_get(struct tap_ctx *ctx, const char *port_uuid, struct tap_info *ret);
  * NULL when *ret_n is 0. Both untouched on failure. */
 int tap_list(struct tap_ctx *ctx, struct tap_info **ret, size_t *ret_n);
 
+/* One page of tap_list(): our taps in ascending order of port UUID, only
+ * those above after (NULL: from the first), at most max (the hybrid lookups
+ * run for these only). *ret_total: every tap of ours; *ret_remaining: those
+ * above after (so more follow when it exceeds *ret_n). Outputs untouched on
+ * failure. */
+int tap_list_page(struct tap_ctx *ctx, const char *after, size_t max, struct tap_info **ret, size_t *ret_n,
+                  size_t *ret_total, size_t *ret_remaining);
+
 #endif

@@ -128,6 +128,8 @@ struct req {
         long long ofports_at;            /* when the last ofport came (ovn_waiting) */
         int error;                       /* the failure being reported, 0 while fine */
         char err_text[256];
+        char after[UUID_STR_LEN + 1];    /* REQ_LIST: the page starts above this port UUID ("" = first) */
+        uint64_t limit;                  /* REQ_LIST: at most this many ports */
         size_t n;
         struct port_spec ports[];
 };
@@ -1338,6 +1340,10 @@ static int handle_read(struct ovs *ovs, struct modrt_call *call, enum req_kind k
                 free(q);
                 return call_fail(call, -EINVAL, "port_uuid: cannot derive a port name");
         }
+        if (kind == REQ_LIST) {
+                (void)strscpy(q->after, proto_get_str(call->req, "after", ""), sizeof(q->after));
+                q->limit = proto_get_u64(call->req, "limit", PROTO_MAX_ITEMS);
+        }
         if (ovs->conn == CONN_UP) {
                 const struct ovsrec_bridge *br = bridge_find(ovs);
                 struct fill_ctx ctx = { ovs, q };
@@ -1398,28 +1404,48 @@ static void fill_get(struct proto_writer *w, void *userdata)
 }
 
 /* Our ports on the integration bridge (by the mark): what fits one frame, and how many there are. */
+/* A Port of ours, as port_list sorts them. */
+struct listed_port {
+        const char *port_uuid; /* its mark */
+        const struct ovsrec_port *p;
+};
+
+static int listed_by_uuid(const void *a, const void *b)
+{
+        return strcmp(((const struct listed_port *)a)->port_uuid, ((const struct listed_port *)b)->port_uuid);
+}
+
+/* One page of our ports, by port UUID (schema_page_req). */
 static void fill_list(struct proto_writer *w, void *userdata)
 {
         const struct fill_ctx *ctx = userdata;
         const struct ovsrec_bridge *br = bridge_find(ctx->ovs);
-        uint64_t total = 0, shown = 0;
+        _cleanup_free_ struct listed_port *ours = NULL;
+        size_t n = 0, k = 0;
+        uint64_t shown = 0;
 
+        ours = br && br->n_ports ? calloc(br->n_ports, sizeof(*ours)) : NULL;
+        for (size_t i = 0; ours && i < br->n_ports; i++) {
+                const char *owner = port_owner(br->ports[i]);
+                if (owner)
+                        ours[n++] = (struct listed_port){ owner, br->ports[i] };
+        }
+        /* Out of memory: an empty page that says more follow, so nothing is judged missing. */
+        if (n > 1)
+                qsort(ours, n, sizeof(*ours), listed_by_uuid);
+        while (ctx->q->after[0] && k < n && strcmp(ours[k].port_uuid, ctx->q->after) <= 0)
+                k++;
         pw_list_begin(w, "ports");
-        for (size_t k = 0; br && k < br->n_ports; k++) {
-                const struct ovsrec_port *p = br->ports[k];
-
-                if (!port_owner(p))
-                        continue;
-                total++;
-                if (shown == total - 1 && w->n_values + PORT_VALUES_OVN + 4 <= PROTO_MAX_NODES &&
-                    w->len + PORT_MAX_BYTES + 64 <= PROTO_MAX_FRAME) {
-                        write_port(ctx->ovs, w, NULL, p);
-                        shown++;
-                }
+        for (; k < n && shown < ctx->q->limit; k++, shown++) {
+                if (w->n_values + PORT_VALUES_OVN + 8 > PROTO_MAX_NODES || w->len + PORT_MAX_BYTES + 128 > PROTO_MAX_FRAME)
+                        break;
+                write_port(ctx->ovs, w, NULL, ours[k].p);
         }
         pw_list_end(w);
-        pw_u64(w, "total", total);
-        pw_bool(w, "truncated", shown < total);
+        pw_u64(w, "total", n);
+        pw_bool(w, "truncated", k < n || (br && br->n_ports && !ours));
+        if (k > 0 && k < n)
+                pw_str(w, "next", ours[k - 1].port_uuid);
 }
 
 static const struct modrt_entry entries[_OVS_MAX] = {

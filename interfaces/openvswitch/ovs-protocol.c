@@ -25,7 +25,7 @@ const struct proto_entrypoint ovs_entrypoints[_OVS_MAX] = {
         [OVS_PORT_ADD] = { "port_add", port_fields, true },
         [OVS_PORT_ADD_MANY] = { "port_add_many", add_many_req, true },
         [OVS_PORT_DEL] = { "port_del", schema_port_only_req, true },
-        [OVS_PORT_LIST] = { "port_list", schema_empty_req, false },
+        [OVS_PORT_LIST] = { "port_list", schema_page_req, false },
         [OVS_PORT_GET] = { "port_get", schema_port_only_req, false },
 };
 

@@ -32,10 +32,11 @@
  * same in ONE transaction for up to OVS_MAX_BATCH ports; all or nothing.
  * port_del {port_uuid}: our Port of the port under either name; -ENOENT when
  * there is none.
- * port_get {port_uuid} (either name), port_list {} (ours only, by the mark).
+ * port_get {port_uuid} (either name), port_list {after?, limit?} (ours only, by
+ * the mark; a page in port UUID order: schema_page_req).
  *
  * Replies: port_add, port_get: { port: PORT }; port_add_many: { ports: [PORT...] };
- * port_list: { ports: [PORT...], total, truncated }; port_del: {}.
+ * port_list: { ports: [PORT...], total, truncated, next? }; port_del: {}.
  * PORT = { port_uuid, instance_uuid, name (the OVS Port/Interface name: tap<11>,
  *          or qvo<11> when hybrid), bridge, ofport (i64, -1 = none yet),
  *          mac, mtu, iface_status, link_state, error (only when OVS reports one),

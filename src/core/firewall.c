@@ -32,6 +32,12 @@ struct firewall {
         const struct secgroup_store *groups; /* the groups' rules */
         struct modules *modules;        /* the registry: firewall-control's connection */
         struct sync_kind apply_call, remove_call;
+        struct {                        /* the rules_list pages of the sync in progress */
+                struct json_object *ports;   /* port_uuid -> { complete, groups: [id...] } */
+                struct json_object *digests; /* group id -> digest */
+                char after[UUID_STR_LEN + 1], groups_after[UUID_STR_LEN + 1]; /* cursors ("" = first page) */
+                bool cut;                    /* a page did not move on: the listing is incomplete */
+        } list;
 };
 
 bool firewall_connected(const struct firewall *fw)
@@ -265,20 +271,22 @@ static void sync_call(struct firewall *fw, struct proto_writer *w, struct sync_k
         fw->pending++;
 }
 
-/* Same groups (as sets) and every group's rules as stored? */
-static bool port_current(const struct firewall *fw, const struct instance_port *ip, const struct proto_value *kport,
+/* Same groups (as sets) and every group's rules as stored? kport: { complete, groups } as listed. */
+static bool port_current(const struct firewall *fw, const struct instance_port *ip, struct json_object *kport,
                          struct json_object *digests)
 {
-        const struct proto_value *kg = proto_get(kport, "groups");
-        size_t n = 0;
+        struct json_object *kg = NULL, *complete = NULL;
+        size_t n;
 
-        if (!proto_get_bool(kport, "complete", false))
+        if (!json_object_object_get_ex(kport, "complete", &complete) || !json_object_get_boolean(complete) ||
+            !json_object_object_get_ex(kport, "groups", &kg))
                 return false;
-        for (const struct proto_value *e = kg ? kg->child : NULL; e; e = e->next) {
+        n = json_object_array_length(kg);
+        for (size_t e = 0; e < n; e++) {
+                const char *id = json_object_get_string(json_object_array_get_idx(kg, e));
                 bool found = false;
-                n++;
                 for (size_t k = 0; k < ip->n_secgroups && !found; k++)
-                        found = e->type == PV_STR && streq(e->v.s, ip->secgroups[k]);
+                        found = id && streq(id, ip->secgroups[k]);
                 if (!found)
                         return false;
         }
@@ -297,33 +305,98 @@ static bool port_current(const struct firewall *fw, const struct instance_port *
         return true;
 }
 
+static void list_free(struct firewall *fw)
+{
+        json_object_put(fw->list.ports);
+        json_object_put(fw->list.digests);
+        memset(&fw->list, 0, sizeof(fw->list));
+}
+
+static void on_rules_list(const struct module_result *res, void *userdata);
+
+/* Ask for a page of rules_list from the cursors in fw->list. 0, or -errno with err set. */
+static int rules_list_request(struct firewall *fw, char *err, size_t errlen)
+{
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
+
+        if (!w) {
+                (void)snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        module_request_init(w, (struct module_ep)EP_FW(RULES_LIST));
+        if (fw->list.after[0])
+                pw_str(w, "after", fw->list.after);
+        if (fw->list.groups_after[0])
+                pw_str(w, "groups_after", fw->list.groups_after);
+        return modules_call(fw->modules, PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, fw, NULL, err, errlen);
+}
+
+/* Take one page in; true when another page is on its way. */
+static bool rules_list_page(struct firewall *fw, const struct proto_value *body)
+{
+        const struct proto_value *groups = proto_get(body, "groups"), *ports = proto_get(body, "ports");
+        const char *next = proto_get_str(body, "next", ""), *groups_next = proto_get_str(body, "groups_next", "");
+        bool more = proto_get_bool(body, "truncated", false), groups_more = proto_get_bool(body, "groups_truncated", false);
+        bool moved = false;
+        char err[256];
+
+        for (const struct proto_value *g = groups ? groups->child : NULL; g; g = g->next) {
+                const char *id = proto_get_str(g, "id", "");
+                json_object_object_add(fw->list.digests, id, json_object_new_string(proto_get_str(g, "digest", "")));
+        }
+        for (const struct proto_value *kp = ports ? ports->child : NULL; kp; kp = kp->next) {
+                const struct proto_value *kg = proto_get(kp, "groups");
+                struct json_object *o = json_object_new_object(), *l = json_object_new_array();
+                for (const struct proto_value *e = kg ? kg->child : NULL; e; e = e->next)
+                        if (e->type == PV_STR)
+                                json_object_array_add(l, json_object_new_string(e->v.s));
+                json_object_object_add(o, "complete", json_object_new_boolean(proto_get_bool(kp, "complete", false)));
+                json_object_object_add(o, "groups", l);
+                json_object_object_add(fw->list.ports, proto_get_str(kp, "port_uuid", ""), o);
+        }
+        if (!more && !groups_more)
+                return false;
+        /* The cursors move on only forward; a page that moves neither ends the listing, cut. */
+        if (groups_more && uuid_is_valid(groups_next) && strcmp(groups_next, fw->list.groups_after) > 0) {
+                (void)strscpy(fw->list.groups_after, groups_next, sizeof(fw->list.groups_after));
+                moved = true;
+        }
+        if (more && uuid_is_valid(next) && strcmp(next, fw->list.after) > 0) {
+                (void)strscpy(fw->list.after, next, sizeof(fw->list.after));
+                moved = true;
+        }
+        if (!moved || rules_list_request(fw, err, sizeof(err)) < 0) {
+                fw->list.cut = true;
+                log_warn("firewall: rules_list is longer than its replies hold; ports it did not list are re-applied");
+                return false;
+        }
+        return true;
+}
+
 static void on_rules_list(const struct module_result *res, void *userdata)
 {
-        struct json_object *digests;
-        const struct proto_value *groups, *ports;
         struct firewall *fw = userdata;
+        struct json_object *digests;
 
         if (res->status < 0) {
                 (void)snprintf(fw->pass.last_error, sizeof(fw->pass.last_error), "rules_list: %.200s", res->error);
                 log_warn("firewall: %s", fw->pass.last_error);
+                list_free(fw);
                 sync_finish_one(fw);
                 return;
         }
-        digests = json_object_new_object();
-        groups = proto_get(res->body, "groups");
-        ports = proto_get(res->body, "ports");
-        for (const struct proto_value *g = groups ? groups->child : NULL; g; g = g->next)
-                json_object_object_add(digests, proto_get_str(g, "id", ""),
-                                       json_object_new_string(proto_get_str(g, "digest", "")));
+        if (rules_list_page(fw, res->body))
+                return; /* the next page is on its way (still the one pending call) */
+        digests = fw->list.digests;
 
         /* Rules of ports that no filtered port of an idle instance claims. An instance in
          * error claims none: its failed boot, repair or delete took its units back, so
          * rules put back here would outlive the failure (found by the chaos suite). */
-        for (const struct proto_value *kp = ports ? ports->child : NULL; kp; kp = kp->next) {
-                const char *uuid = proto_get_str(kp, "port_uuid", "");
+        json_object_object_foreach(fw->list.ports, uuid, kport) {
                 struct instance *inst = NULL;
                 struct instance_port *ip = instance_find_port(fw->instances, uuid, &inst);
                 _cleanup_free_ struct proto_writer *w = NULL;
+                (void)kport;
                 if (ip && ((ip->filtered && inst->vm_state != VM_ERROR) || inst->op))
                         continue;
                 w = malloc(sizeof(*w));
@@ -341,7 +414,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                 bool unfiltered = false;
                 for (size_t p = 0; p < i->n_ports; p++) {
                         struct instance_port *ip = &i->ports[p];
-                        const struct proto_value *kp = NULL;
+                        struct json_object *kp = NULL;
                         _cleanup_free_ struct proto_writer *w = NULL;
                         char err[256];
                         if (!ip->filtered) {
@@ -351,9 +424,7 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                         }
                         if (i->op || i->vm_state == VM_ERROR)
                                 continue;
-                        for (const struct proto_value *e = ports ? ports->child : NULL; e && !kp; e = e->next)
-                                if (streq(proto_get_str(e, "port_uuid", ""), ip->port_uuid))
-                                        kp = e;
+                        (void)json_object_object_get_ex(fw->list.ports, ip->port_uuid, &kp);
                         /* Not listed (or the list was cut short): apply; it is idempotent. */
                         if (kp && port_current(fw, ip, kp, digests))
                                 continue;
@@ -375,13 +446,12 @@ static void on_rules_list(const struct module_result *res, void *userdata)
                 if (unfiltered && !i->op && i->vm_state != VM_ERROR && lifecycle_refilter(fw->lifecycle, i) == 0)
                         fw->pass.replumbed++;
         }
-        json_object_put(digests);
+        list_free(fw);
         sync_finish_one(fw);
 }
 
 static void sync_start(struct firewall *fw)
 {
-        _cleanup_free_ struct proto_writer *w = NULL;
         char err[256];
 
         if (fw->syncing) {
@@ -390,12 +460,12 @@ static void sync_start(struct firewall *fw)
         }
         if (!modules_ready(fw->modules, PLUG_FIREWALL_CONTROL))
                 return;
-        w = malloc(sizeof(*w));
-        if (!w)
-                return;
         memset(&fw->pass, 0, sizeof(fw->pass));
-        module_request_init(w, (struct module_ep)EP_FW(RULES_LIST));
-        if (modules_call(fw->modules, PLUG_FIREWALL_CONTROL, w, 0, on_rules_list, fw, NULL, err, sizeof(err)) < 0) {
+        list_free(fw);
+        fw->list.ports = json_object_new_object();
+        fw->list.digests = json_object_new_object();
+        if (rules_list_request(fw, err, sizeof(err)) < 0) {
+                list_free(fw);
                 (void)snprintf(fw->report.last_error, sizeof(fw->report.last_error), "rules_list: %.200s", err);
                 log_warn("firewall: %s", fw->report.last_error);
                 return;
@@ -445,6 +515,8 @@ int firewall_new(sd_event *event, struct modules *modules, struct lifecycle *lif
 
 struct firewall *firewall_free(struct firewall *fw)
 {
+        if (fw)
+                list_free(fw);
         free(fw);
         return NULL;
 }

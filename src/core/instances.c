@@ -122,6 +122,9 @@ void instance_template_clear(struct instance *tmpl)
                 return;
         free(tmpl->user_data);
         tmpl->user_data = NULL;
+        free(tmpl->ports);
+        tmpl->ports = NULL;
+        tmpl->n_ports = 0;
 }
 
 static const char *const vm_state_names[_VM_STATE_MAX] = {
@@ -496,6 +499,7 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
 {
         struct instance inst = { 0 };
         _cleanup_free_ char *user_data = NULL;
+        _cleanup_free_ struct instance_port *port_array = NULL;
         struct json_object *ports, *v;
         const char *s;
         uint32_t version;
@@ -541,15 +545,21 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
         if (!json_object_object_get_ex(o, "ports", &ports) || !json_object_is_type(ports, json_type_array) ||
             json_object_array_length(ports) > LIBVIRT_MAX_PORTS)
                 BAD("ports");
-        for (size_t i = 0; i < json_object_array_length(ports); i++) {
-                r = stored_port_from_json(json_object_array_get_idx(ports, i), i, &inst.ports[i], why, whylen);
+        inst.n_ports = json_object_array_length(ports);
+        if (inst.n_ports > 0) {
+                port_array = calloc(inst.n_ports, sizeof(*port_array));
+                if (!port_array)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < inst.n_ports; i++) {
+                r = stored_port_from_json(json_object_array_get_idx(ports, i), i, &port_array[i], why, whylen);
                 if (r < 0)
                         return r;
         }
-        inst.n_ports = json_object_array_length(ports);
 #undef BAD
         (void)strscpy(inst.power_state, "unknown", sizeof(inst.power_state));
         inst.user_data = TAKE_PTR(user_data);
+        inst.ports = TAKE_PTR(port_array);
         *ret = inst;
         return 0;
 }
@@ -619,9 +629,19 @@ int instance_add(struct instance_store *store, const struct instance *tmpl, stru
                 return -ENOMEM;
         *inst = *tmpl;
         inst->user_data = NULL;
+        inst->ports = NULL;
+        if (tmpl->n_ports > 0) {
+                inst->ports = reallocarray(NULL, tmpl->n_ports, sizeof(tmpl->ports[0]));
+                if (!inst->ports) {
+                        free(inst);
+                        return -ENOMEM;
+                }
+                memcpy(inst->ports, tmpl->ports, tmpl->n_ports * sizeof(tmpl->ports[0]));
+        }
         if (tmpl->user_data) {
                 inst->user_data = strdup(tmpl->user_data);
                 if (!inst->user_data) {
+                        free(inst->ports);
                         free(inst);
                         return -ENOMEM;
                 }
@@ -829,14 +849,24 @@ static int parse_request_port(struct json_object *p, size_t i, const struct reso
         return 0;
 }
 
-/* The "ports" list of a boot request into t (at most LIBVIRT_MAX_PORTS, checked by the caller). */
+/* The "ports" list of a boot request into t (at most LIBVIRT_MAX_PORTS, checked by the caller); the
+ * array goes to *ret_ports too (the caller's to free), t->ports borrows it. */
 static int parse_request_ports(struct json_object *list, const struct resolver *res, struct instance *t,
-                               bool own_groups[LIBVIRT_MAX_PORTS], char *err, size_t errlen)
+                               struct instance_port **ret_ports, bool own_groups[LIBVIRT_MAX_PORTS], char *err,
+                               size_t errlen)
 {
         size_t n = json_object_array_length(list);
         int r;
 
         assert(n <= LIBVIRT_MAX_PORTS);
+        if (t->ports)
+                return snprintf(err, errlen, "ports: given twice"), -EINVAL;
+        if (n > 0) {
+                *ret_ports = calloc(n, sizeof(**ret_ports));
+                if (!*ret_ports)
+                        return -ENOMEM;
+                t->ports = *ret_ports;
+        }
         for (size_t i = 0; i < n; i++) {
                 r = parse_request_port(json_object_array_get_idx(list, i), i, res, &t->ports[i], &own_groups[i],
                                        err, errlen);
@@ -894,6 +924,7 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
         const struct resolver res = { resolve, resolve_data };
         struct instance t = { .vcpus = 1, .memory_mb = 64 };
         _cleanup_free_ char *user_data = NULL;
+        _cleanup_free_ struct instance_port *ports = NULL;
         bool have_disk = false;
         bool have_name = false, have_cpu_set = false, own_groups[LIBVIRT_MAX_PORTS] = { false };
         char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1];
@@ -942,7 +973,7 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                         r = parse_request_groups(val, &res, groups, &n_groups, err, errlen);
                 else if (streq(key, "ports") && json_object_is_type(val, json_type_array) &&
                          json_object_array_length(val) <= LIBVIRT_MAX_PORTS)
-                        r = parse_request_ports(val, &res, &t, own_groups, err, errlen);
+                        r = parse_request_ports(val, &res, &t, &ports, own_groups, err, errlen);
                 else
                         r = (snprintf(err, errlen, "%.32s: %s", key, boot_field_problem(key)), -EINVAL);
                 if (r < 0)
@@ -975,6 +1006,7 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                         t.ports[i].n_secgroups = n_groups;
                 }
         t.user_data = TAKE_PTR(user_data);
+        t.ports = TAKE_PTR(ports);
         *ret = t;
         return 0;
 }

@@ -87,7 +87,8 @@ struct lifecycle_waiter {
 struct op {
         struct lifecycle *lc;             /* the engine this op runs in */
         struct instance *inst;
-        struct instance before;           /* inst as op_new found it: put back when the launch cannot be recorded */
+        struct instance before;           /* inst as op_new found it: put back when the launch cannot be recorded
+                                           * (its ports are before_ports) */
         enum op_kind kind;
         struct unit units[MAX_UNITS];     /* the plan */
         size_t n_units;
@@ -100,6 +101,8 @@ struct op {
         sd_event_source *timer;           /* stop: wait for the guest */
         struct lifecycle_waiter *waiters;
         struct lifecycle_migrate_target target; /* OP_MIGRATE_OUT: where to */
+
+        struct instance_port before_ports[]; /* inst's inst->n_ports ports as op_new found them */
 };
 
 /* The three listings a pass compares with the store. */
@@ -126,7 +129,10 @@ struct lifecycle {
                  * its bridge; LIST_VIFS: port_uuid -> true; LIST_VOLUMES: instance_uuid ->
                  * { root, config, console: true } for the volumes it has */
                 struct json_object *found[_LIST_MAX];
-                bool truncated[_LIST_MAX];
+                bool truncated[_LIST_MAX];   /* incomplete: what is missing from it is not judged */
+                char after[_LIST_MAX][UUID_STR_LEN + 1]; /* the cursor of the page asked for ("" = first) */
+                unsigned pages[_LIST_MAX], items[_LIST_MAX]; /* read so far */
+                uint64_t started_usec;       /* when the pass asked for its first pages */
         } pass;
         struct listing_call {            /* userdata of each listing call */
                 struct lifecycle *lc;
@@ -824,13 +830,16 @@ static void op_next(struct op *op)
 
 static struct op *op_new(struct lifecycle *lc, struct instance *inst, enum op_kind kind)
 {
-        struct op *op = calloc(1, sizeof(*op));
+        struct op *op = calloc(1, sizeof(*op) + inst->n_ports * sizeof(op->before_ports[0]));
 
         if (!op)
                 return NULL;
         op->lc = lc;
         op->inst = inst;
         op->before = *inst;
+        if (inst->n_ports > 0)
+                memcpy(op->before_ports, inst->ports, inst->n_ports * sizeof(op->before_ports[0]));
+        op->before.ports = op->before_ports;
         op->kind = kind;
         op->error_plug = -1;
         return op;
@@ -855,8 +864,12 @@ static int op_launch(struct op *op, lifecycle_done_cb cb, void *userdata, struct
         r = instance_save(inst);
         if (r < 0) {
                 struct instance *next = inst->next;
+                struct instance_port *ports = inst->ports;
                 *inst = op->before;
                 inst->next = next; /* the list may have changed since */
+                inst->ports = ports; /* the instance's own array, with the ports as they were */
+                if (inst->n_ports > 0)
+                        memcpy(inst->ports, op->before_ports, inst->n_ports * sizeof(inst->ports[0]));
                 inst->op = NULL;
                 if (err)
                         (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
@@ -913,10 +926,16 @@ static int launch_new(struct lifecycle *lc, const struct instance *tmpl, enum op
         struct instance *inst;
         struct op probe = { 0 };
         struct instance tmp = *tmpl;
+        struct instance_port ports[LIBVIRT_MAX_PORTS];
         struct op *op;
         int r;
 
-        assert(tmpl && err && ret_plug);
+        assert(tmpl && err && ret_plug && tmpl->n_ports <= LIBVIRT_MAX_PORTS);
+        /* The ports are marked filtered or not here: on a copy, the caller's template stays as it was. */
+        if (tmp.n_ports > 0) {
+                memcpy(ports, tmpl->ports, tmpl->n_ports * sizeof(ports[0]));
+                tmp.ports = ports;
+        }
         *ret_plug = -1;
         /* Filtered when firewall-control is connected (tap -> qbr -> veth -> OVS, rules
          * applied); otherwise the tap goes straight onto OVS and the port is unfiltered. */
@@ -1476,9 +1495,10 @@ static void reconcile_finish(struct lifecycle *lc)
         lc->report.last_usec = now_usec();
         lc->report.last_error[0] = '\0';
         log_info("reconcile: %zu instances, %u orphan domains, %u orphan taps, %u orphan OVS ports, %u instances' "
-                 "orphan volumes, %u reaped, %u being repaired",
+                 "orphan volumes, %u reaped, %u being repaired (%.1f ms)",
                  instances_count(lc->instances), lc->report.orphan_domains, lc->report.orphan_taps, lc->report.orphan_vifs,
-                 lc->report.orphan_volumes, reaped, lc->report.repaired);
+                 lc->report.orphan_volumes, reaped, lc->report.repaired,
+                 (double)(now_usec() - lc->pass.started_usec) / 1000.0);
         firewall_sync(lc->firewall);
 }
 
@@ -1516,6 +1536,35 @@ static void reconcile_maybe_finish(struct lifecycle *lc)
         reconcile_done(lc);
 }
 
+static void on_list_reply(const struct module_result *res, void *userdata);
+
+/* Ask for one page of a listing: the first (after NULL), or the one after the cursor. 0, or -errno
+ * (the failure noted). Counted in pass.pending while it is out. */
+static int listing_request(struct lifecycle *lc, enum listing kind, const char *after)
+{
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
+        char err[256];
+        int r;
+
+        if (!w) {
+                reconcile_note_failure(lc, module_ep_name(listings[kind].list), "out of memory");
+                return -ENOMEM;
+        }
+        module_request_init(w, listings[kind].list);
+        if (after) {
+                (void)strscpy(lc->pass.after[kind], after, sizeof(lc->pass.after[kind]));
+                pw_str(w, "after", after);
+        }
+        r = modules_call(lc->modules, listings[kind].list.plug, w, 0, on_list_reply, &lc->calls[kind], NULL, err,
+                         sizeof(err));
+        if (r < 0) {
+                reconcile_note_failure(lc, module_ep_name(listings[kind].list), err);
+                return r;
+        }
+        lc->pass.pending++;
+        return 0;
+}
+
 static void on_list_reply(const struct module_result *res, void *userdata)
 {
         const struct listing_call *call = userdata;
@@ -1539,6 +1588,8 @@ static void on_list_reply(const struct module_result *res, void *userdata)
                 return;
         }
         list = proto_get(res->body, def->reply_key);
+        lc->pass.pages[kind]++;
+        lc->pass.items[kind] += list ? list->count : 0;
         for (const struct proto_value *e = list ? list->child : NULL; e; e = e->next) {
                 const char *id = proto_get_str(e, kind == LIST_VOLUMES ? "uuid" : def->id_key, "");
                 if (kind == LIST_VOLUMES) {
@@ -1560,18 +1611,28 @@ static void on_list_reply(const struct module_result *res, void *userdata)
                 else
                         json_object_object_add(lc->pass.found[kind], id, json_object_new_boolean(true));
         }
-        lc->pass.truncated[kind] = proto_get_bool(res->body, "truncated", false);
-        if (lc->pass.truncated[kind])
-                log_warn("reconcile: %s is longer than one reply holds; missing items are not judged this pass",
-                         module_ep_name(def->list));
+        if (proto_get_bool(res->body, "truncated", false)) {
+                /* Longer than one reply: ask for the page after the cursor the module gave, as long
+                 * as it moves forward (a listing that does not page stays "not judged"). */
+                const char *next = proto_get_str(res->body, "next", "");
+                if (uuid_is_valid(next) && strcmp(next, lc->pass.after[kind]) > 0) {
+                        if (listing_request(lc, kind, next) == 0)
+                                return;
+                } else {
+                        lc->pass.truncated[kind] = true;
+                        log_warn("reconcile: %s is longer than its replies hold; missing items are not judged "
+                                 "this pass",
+                                 module_ep_name(def->list));
+                }
+        }
+        log_debug("reconcile: %s: %u items in %u pages, complete %.1f ms after the pass started",
+                  module_ep_name(def->list), lc->pass.items[kind], lc->pass.pages[kind],
+                  (double)(now_usec() - lc->pass.started_usec) / 1000.0);
         reconcile_maybe_finish(lc);
 }
 
 static void reconcile_start(struct lifecycle *lc)
 {
-        _cleanup_free_ struct proto_writer *w = NULL;
-        char err[256];
-
         if (lc->reconciling) {
                 lc->reconcile_again = true;
                 return;
@@ -1580,25 +1641,29 @@ static void reconcile_start(struct lifecycle *lc)
         if (!modules_ready(lc->modules, PLUG_LIBVIRT) || !modules_ready(lc->modules, PLUG_NETWORK_CONTROL) ||
             (ovs_in_use(lc) && !modules_ready(lc->modules, PLUG_OPENVSWITCH)))
                 return;
-        w = malloc(sizeof(*w));
-        if (!w)
-                return;
         lc->reconciling = true;
         for (int k = 0; k < _LIST_MAX; k++)
                 lc->pass.found[k] = json_object_new_object();
         lc->pass.pending = 1; /* held until every call is out */
+        lc->pass.started_usec = now_usec();
         for (int k = 0; k < _LIST_MAX; k++) {
                 if (k == LIST_VIFS && !ovs_in_use(lc))
                         continue;
-                module_request_init(w, listings[k].list);
-                if (modules_call(lc->modules, listings[k].list.plug, w, 0, on_list_reply, &lc->calls[k], NULL, err,
-                                 sizeof(err)) < 0)
-                        reconcile_note_failure(lc, module_ep_name(listings[k].list), err);
-                else
-                        lc->pass.pending++;
+                (void)listing_request(lc, (enum listing)k, NULL);
         }
         lc->pass.pending--;
         reconcile_maybe_finish(lc);
+}
+
+/* A backend (libvirtd, ovsdb-server) is reachable again: it may have changed while we could not
+ * see it, so a pass runs, unless the pass in progress has yet to hear from it (its listing, answered
+ * from now on, sees the backend as it is; at start the first connection comes while the first
+ * pass waits for it, and a second pass over 1000 instances would only repeat the first). */
+static void reconcile_backend_back(struct lifecycle *lc, enum listing kind)
+{
+        if (lc->reconciling && !lc->pass.failed && lc->pass.pages[kind] == 0 && !lc->pass.truncated[kind])
+                return;
+        reconcile_start(lc);
 }
 
 static void on_module_event(enum plug_id plug, const char *event, const struct proto_value *body, void *userdata)
@@ -1610,7 +1675,7 @@ static void on_module_event(enum plug_id plug, const char *event, const struct p
         else if ((plug == PLUG_LIBVIRT && streq(event, "libvirt_connection")) ||
                  (plug == PLUG_OPENVSWITCH && streq(event, "ovsdb_connection"))) {
                 if (proto_get_bool(body, "connected", false))
-                        reconcile_start(lc); /* the backend may have changed while we could not see it */
+                        reconcile_backend_back(lc, plug == PLUG_LIBVIRT ? LIST_DOMAINS : LIST_VIFS);
         }
         else if (plug == PLUG_FIREWALL_CONTROL && streq(event, "ruleset_rebuilt")) {
                 log_warn("firewall-control rebuilt its damaged nftables tables; re-applying every port");

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
@@ -76,6 +77,7 @@ struct modules {
         struct pending_conn *pending_conns; /* module apps connected, hello not yet judged */
         sd_event_source *listen_io;     /* inside a snap: accepts module apps */
         int listen_fd;
+        sd_event_source *trim;          /* one-shot: the heap's free pages back to the kernel once no call is in flight */
 };
 
 void modules_set_status_handler(struct modules *reg, module_status_cb on_status, void *userdata)
@@ -172,6 +174,30 @@ _printf_(2, 3) static void set_error(struct module *m, const char *fmt, ...)
                 m->reg->on_status(m->reg->status_userdata);
 }
 
+static bool calls_in_flight(const struct modules *reg)
+{
+        for (int i = 0; i < _PLUG_MAX; i++)
+                if (reg->mods[i].calls)
+                        return true;
+        return false;
+}
+
+/* A burst of operations (a thousand boots, a reconcile pass) leaves the heap
+ * grown and holed: request frames, replies, operations freed between the
+ * instances that stay. Once nothing is in flight, free pages go back to the
+ * kernel (malloc_trim also releases whole free pages inside the heap), so the
+ * core's RSS follows what it holds rather than its busiest moment. Deferred
+ * to the next loop iteration, and skipped when calls started meanwhile. */
+static int on_trim(sd_event_source *s, void *userdata)
+{
+        struct modules *reg = userdata;
+
+        (void)s;
+        if (!calls_in_flight(reg))
+                (void)malloc_trim(0);
+        return 0;
+}
+
 static void finish_call(struct module_call *call, int status, const char *error, const struct proto_value *body)
 {
         struct module *m = call->m;
@@ -186,6 +212,8 @@ static void finish_call(struct module_call *call, int status, const char *error,
         if (call->cb)
                 call->cb(&res, call->userdata);
         free(call);
+        if (m->reg->trim && !calls_in_flight(m->reg))
+                (void)sd_event_source_set_enabled(m->reg->trim, SD_EVENT_ONESHOT);
 }
 
 void module_call_cancel(struct module_call *call)
@@ -831,6 +859,10 @@ static int registry_init(struct modules *reg, sd_event *event, const struct nova
                 if (r < 0)
                         return r;
         }
+        r = sd_event_add_defer(event, &reg->trim, on_trim, reg);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(reg->trim, SD_EVENT_OFF);
         return 0;
 }
 
@@ -871,6 +903,7 @@ struct modules *modules_free(struct modules *reg)
                 stop_timer(m);
         }
         reg->spawner_io = sd_event_source_disable_unref(reg->spawner_io);
+        reg->trim = sd_event_source_disable_unref(reg->trim);
         free(reg->rx);
         free(reg->check);
         free(reg->rxbuf);

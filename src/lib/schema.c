@@ -19,6 +19,12 @@ const struct schema_field schema_instance_only_req[] = {
         { .name = NULL },
 };
 
+const struct schema_field schema_page_req[] = {
+        { .name = "after", .kind = SCH_UUID },
+        { .name = "limit", .kind = SCH_U64, .min = 1, .max = PROTO_MAX_ITEMS },
+        { .name = NULL },
+};
+
 _printf_(3, 4) static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
         va_list ap;

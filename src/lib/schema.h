@@ -33,6 +33,19 @@ extern const struct schema_field schema_empty_req[];
 extern const struct schema_field schema_port_only_req[];
 extern const struct schema_field schema_instance_only_req[];
 
+/* A page of a listing (tap_list, domain_list, port_list): {"after"?: UUID,
+ * "limit"?: 1..PROTO_MAX_ITEMS}. The module lists its items in ascending
+ * order of their UUID (strcmp), only those above `after`, at most `limit`
+ * and what one reply frame holds, and answers
+ *   { <items>: [...], total: every item of ours (not just this page),
+ *     truncated: more items follow the last one listed,
+ *     next: the cursor for the next page, the last UUID this page covered
+ *           (present when truncated) }
+ * so a caller that wants everything asks again with after = next until
+ * truncated is false. An item created or removed between two pages may be
+ * missed or seen; callers that judge by absence run again later. */
+extern const struct schema_field schema_page_req[];
+
 /* Validate obj (an object) against fields. 0 or -EINVAL with e.g.
  * "port_uuid: not a canonical lowercase UUID" in err. */
 int schema_check(const struct schema_field *fields, const struct proto_value *obj, char *err, size_t errlen);

@@ -11,7 +11,7 @@ static void check_valid(const struct instance *i)
 {
         if (!uuid_is_valid(i->uuid) || !instance_name_is_valid(i->name) || i->vcpus < 1 ||
             i->vcpus > LIBVIRT_MAX_VCPUS || i->memory_mb < LIBVIRT_MIN_MEMORY_MB ||
-            i->memory_mb > LIBVIRT_MAX_MEMORY_MB || i->n_ports > LIBVIRT_MAX_PORTS)
+            i->memory_mb > LIBVIRT_MAX_MEMORY_MB || i->n_ports > LIBVIRT_MAX_PORTS || (i->n_ports > 0) != (i->ports != NULL))
                 __builtin_trap();
         /* cpu_set: "" or a canonical non-empty cpu list; a pin state exactly when there is one */
         if (memchr(i->cpu_set, '\0', sizeof(i->cpu_set)) == NULL || memchr(i->pin_detail, '\0', sizeof(i->pin_detail)) == NULL)
@@ -79,9 +79,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (r == 0 && (data[0] & 4)) {
                         /* network_mtu: ports end at or below it, or the request is refused unchanged */
                         struct instance before = out;
-                        int m = instance_apply_network_mtu(o, 1442, &out, why, sizeof(why));
+                        struct instance_port ports_before[LIBVIRT_MAX_PORTS];
+                        int m;
 
-                        if (m < 0 && memcmp(&out, &before, sizeof(out)) != 0)
+                        if (out.n_ports > LIBVIRT_MAX_PORTS || (out.n_ports > 0) != (out.ports != NULL))
+                                __builtin_trap();
+                        if (out.n_ports > 0)
+                                memcpy(ports_before, out.ports, out.n_ports * sizeof(ports_before[0]));
+                        m = instance_apply_network_mtu(o, 1442, &out, why, sizeof(why));
+                        if (m < 0 && (memcmp(&out, &before, sizeof(out)) != 0 ||
+                                      (out.n_ports > 0 &&
+                                       memcmp(out.ports, ports_before, out.n_ports * sizeof(ports_before[0])) != 0)))
                                 __builtin_trap();
                         for (size_t i = 0; m == 0 && i < out.n_ports; i++)
                                 if (out.ports[i].mtu > 1442)

@@ -8,7 +8,10 @@
  * accept it, produce the very same bytes (the encoding is canonical), and the
  * result must decode to an identical tree. */
 #include "names.h"
+#include "fw-protocol.h"
+#include "libvirt-protocol.h"
 #include "netctl-protocol.h"
+#include "ovs-protocol.h"
 #include "proto.h"
 #include "schema.h"
 
@@ -156,8 +159,17 @@ static void check_validated(const struct proto_entrypoint *ep, const struct prot
                 CHECK(!(mac[0] & 1));
                 CHECK(mtu >= NETCTL_MTU_MIN && mtu <= NETCTL_MTU_MAX);
         }
-        if (ep == &netctl_entrypoints[NETCTL_TAP_LIST])
-                CHECK(body->count == 0);
+        if (ep->request == schema_page_req || ep == &fw_entrypoints[FW_RULES_LIST]) {
+                /* a page: at most its cursors and a limit, each usable as is */
+                const char *after = proto_get_str(body, "after", NULL);
+                const char *groups_after = proto_get_str(body, "groups_after", NULL);
+                const struct proto_value *limit = proto_get(body, "limit");
+
+                CHECK(body->count <= 3);
+                CHECK(!after || uuid_is_valid(after));
+                CHECK(!groups_after || (ep == &fw_entrypoints[FW_RULES_LIST] && uuid_is_valid(groups_after)));
+                CHECK(!limit || (limit->type == PV_U64 && limit->v.u >= 1 && limit->v.u <= PROTO_MAX_ITEMS));
+        }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -191,9 +203,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(msg.strings_used <= sizeof(msg.strings));
         CHECK(check_tree(msg.body, 0, false) == msg.n_nodes);
 
-        /* the schema of a network-control request */
+        /* the schema of a network-control request, or of a listing's page (any module) */
         if (msg.type == PROTO_REQUEST) {
                 ep = module_protocol_find(&netctl_protocol, msg.name);
+                if (!ep && streq(msg.name, "domain_list"))
+                        ep = module_protocol_find(&libvirt_protocol, msg.name);
+                if (!ep && streq(msg.name, "port_list"))
+                        ep = module_protocol_find(&ovs_protocol, msg.name);
+                if (!ep && streq(msg.name, "rules_list"))
+                        ep = module_protocol_find(&fw_protocol, msg.name);
                 if (ep) {
                         memset(err, 0, sizeof(err));
                         r = schema_check(ep->request, msg.body, err, sizeof(err));

@@ -391,6 +391,62 @@ START_TEST(test_domain_lifecycle)
 }
 END_TEST
 
+/* domain_list in pages: by instance UUID, a limit, and the cursor where the next page starts. */
+START_TEST(test_domain_list_pages)
+{
+        static const char *const ids[] = {
+                "3f2504e0-4f89-41d3-9a0c-0305e82c3305", "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+                "3f2504e0-4f89-41d3-9a0c-0305e82c3304", "3f2504e0-4f89-41d3-9a0c-0305e82c3302",
+                "3f2504e0-4f89-41d3-9a0c-0305e82c3303",
+        };
+        char after[37] = "";
+        unsigned listed = 0, pages = 0;
+        struct lvmod m;
+
+        lvmod_start(&m, "test:///default", NULL);
+        for (size_t k = 0; k < ARRAY_SIZE(ids); k++) {
+                build_define(&m, ids[k], "paged", 1, 64, 1);
+                ck_assert_msg(lv_call(&m) == 0, "define: %s", m.err);
+        }
+        for (;;) {
+                const struct proto_value *l;
+                pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+                if (after[0])
+                        pw_str(m.w, "after", after);
+                pw_u64(m.w, "limit", 2);
+                ck_assert_int_eq(lv_call(&m), 0);
+                ck_assert_uint_eq(proto_get_u64(m.msg->body, "total", 0), ARRAY_SIZE(ids));
+                l = proto_get(m.msg->body, "domains");
+                ck_assert_uint_eq(l->count, pages < 2 ? 2 : 1);
+                for (const struct proto_value *d = l->child; d; d = d->next) {
+                        char want[37];
+                        (void)snprintf(want, sizeof(want), "3f2504e0-4f89-41d3-9a0c-0305e82c330%u", ++listed);
+                        ck_assert_str_eq(proto_get_str(d, "instance_uuid", ""), want);
+                        ck_assert_str_eq(proto_get_str(d, "display_name", ""), "paged");
+                        ck_assert_str_eq(proto_get_str(d, "state", ""), "shutoff");
+                        ck_assert_uint_eq(proto_get_u64(d, "vcpus", 0), 1);
+                        ck_assert_uint_eq(proto_get_u64(d, "memory_mb", 0), 64);
+                        (void)strscpy(after, want, sizeof(after));
+                }
+                pages++;
+                if (!proto_get_bool(m.msg->body, "truncated", true))
+                        break;
+                ck_assert_str_eq(proto_get_str(m.msg->body, "next", ""), after);
+                ck_assert_uint_lt(pages, 3);
+        }
+        ck_assert_uint_eq(pages, 3);
+        ck_assert_uint_eq(listed, ARRAY_SIZE(ids));
+        ck_assert_ptr_null(proto_get(m.msg->body, "next"));
+        /* A cursor past the last: an empty, complete page. */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+        pw_str(m.w, "after", "ffffffff-4f89-41d3-9a0c-0305e82c3300");
+        ck_assert_int_eq(lv_call(&m), 0);
+        ck_assert_uint_eq(proto_get(m.msg->body, "domains")->count, 0);
+        ck_assert(!proto_get_bool(m.msg->body, "truncated", true));
+        lvmod_free(&m);
+}
+END_TEST
+
 START_TEST(test_refusals_define_nothing)
 {
         static const char *const bad_uuids[] = { "../../etc/passwd", "/var/lib/libvirt/qemu/x.xml", "test",
@@ -539,6 +595,7 @@ int main(void)
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_domain_lifecycle);
+        tcase_add_test(tc, test_domain_list_pages);
         tcase_add_test(tc, test_refusals_define_nothing);
         tcase_add_test(tc, test_unreachable_libvirt);
         tcase_add_test(tc, test_reconnect_when_libvirt_appears);

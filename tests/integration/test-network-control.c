@@ -603,15 +603,46 @@ START_TEST(test_raw_list_more_taps_than_one_frame)
                 pw_u64(m.w, "mtu", 1500);
                 ck_assert_int_eq(raw_call(&m), 0);
         }
-        /* More taps than one frame can carry: a partial list, honestly labelled. */
-        pw_init(m.w, PROTO_REQUEST, 1000, 0, "tap_list");
+        /* More taps than one frame can carry: pages, in port UUID order, each honestly labelled;
+         * following "next" lists every tap once. */
+        char after[37] = "", last[37] = "";
+        unsigned pages = 0, listed = 0, ours = 0;
+        do {
+                pw_init(m.w, PROTO_REQUEST, 1000 + pages, 0, "tap_list");
+                if (after[0])
+                        pw_str(m.w, "after", after);
+                ck_assert_int_eq(raw_call(&m), 0);
+                ck_assert_uint_eq(proto_get_u64(m.msg->body, "total", 0), before + (uint64_t)n);
+                const struct proto_value *taps = proto_get(m.msg->body, "taps");
+                ck_assert_uint_gt(taps->count, 0);
+                /* A TAP is at most 12 values of the frame's 2048: 170 a page. */
+                ck_assert_uint_le(taps->count, 170);
+                for (const struct proto_value *t = taps->child; t; t = t->next) {
+                        const char *u = proto_get_str(t, "port_uuid", "");
+                        ck_assert_msg(strcmp(u, last) > 0, "%s listed after %s", u, last);
+                        (void)strscpy(last, u, sizeof(last));
+                        listed++;
+                        ours += strncmp(u + 8, "-0000-4000-8000-000000000000", 28) == 0 && u[0] == '1';
+                }
+                pages++;
+                if (!proto_get_bool(m.msg->body, "truncated", true))
+                        break;
+                ck_assert_str_eq(proto_get_str(m.msg->body, "next", ""), last);
+                (void)strscpy(after, last, sizeof(after));
+        } while (pages < 10);
+        ck_assert_uint_ge(pages, 2);
+        ck_assert_uint_eq(listed, before + (uint64_t)n);
+        ck_assert_uint_eq(ours, (unsigned)n);
+        /* A limit: exactly that many, and where the next page starts. */
+        pw_init(m.w, PROTO_REQUEST, 1100, 0, "tap_list");
+        pw_str(m.w, "after", "10000004-0000-4000-8000-000000000000");
+        pw_u64(m.w, "limit", 3);
         ck_assert_int_eq(raw_call(&m), 0);
-        ck_assert_uint_eq(proto_get_u64(m.msg->body, "total", 0), before + (uint64_t)n);
+        ck_assert_uint_eq(proto_get(m.msg->body, "taps")->count, 3);
+        ck_assert_str_eq(proto_get_str(proto_get(m.msg->body, "taps")->child, "port_uuid", ""),
+                         "10000005-0000-4000-8000-000000000000");
         ck_assert(proto_get_bool(m.msg->body, "truncated", false));
-        uint32_t shown = proto_get(m.msg->body, "taps")->count;
-        /* A plain TAP is 11 values (a hybrid one 12) of the frame's 2048: about 185 fit. */
-        ck_assert_uint_gt(shown, 180);
-        ck_assert_uint_lt(shown, (uint32_t)n);
+        ck_assert_str_eq(proto_get_str(m.msg->body, "next", ""), "10000007-0000-4000-8000-000000000000");
         for (int i = 0; i < n; i++) {
                 (void)snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-000000000000", 0x10000000 + i);
                 pw_init(m.w, PROTO_REQUEST, 2000 + (uint32_t)i, 0, "tap_delete");

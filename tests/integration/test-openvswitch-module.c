@@ -665,6 +665,37 @@ START_TEST(test_add_many_in_one_transaction)
                 ck_assert(bridge_has_port("br-int", taps[k]));
         }
 
+        /* port_list in pages of 7: ascending port UUIDs, each of the batch once, the cursor in "next". */
+        {
+                char after[37] = "";
+                unsigned found = 0, pages = 0;
+                for (;;) {
+                        const struct proto_value *l;
+                        pw_init(m.w, PROTO_REQUEST, 0, 0, "port_list");
+                        if (after[0])
+                                pw_str(m.w, "after", after);
+                        pw_u64(m.w, "limit", 7);
+                        ck_assert_int_eq(mod_call(&m), 0);
+                        l = proto_get(m.msg->body, "ports");
+                        ck_assert_uint_le(l->count, 7);
+                        for (const struct proto_value *p = l->child; p; p = p->next) {
+                                const char *u = proto_get_str(p, "port_uuid", "");
+                                ck_assert_msg(strcmp(u, after) > 0, "%s listed after %s", u, after);
+                                (void)strscpy(after, u, sizeof(after));
+                                for (int i = 0; i < BATCH; i++)
+                                        found += streq(u, uuids[i]);
+                        }
+                        pages++;
+                        if (!proto_get_bool(m.msg->body, "truncated", true))
+                                break;
+                        ck_assert_uint_eq(l->count, 7);
+                        ck_assert_str_eq(proto_get_str(m.msg->body, "next", ""), after);
+                        ck_assert_uint_lt(pages, 100);
+                }
+                ck_assert_uint_eq(found, BATCH);
+                ck_assert_uint_ge(pages, (BATCH + 6) / 7);
+        }
+
         /* One transaction: the database log has one record with our comment that inserts all 50 Ports. */
         ck_assert_int_eq(xsnprintf(cmd, sizeof(cmd), "%s/conf.db", ovs.dir), 0);
         ck_assert_int_eq(xsnprintf(out, sizeof(out), "%s/showlog.txt", ovs.dir), 0);

@@ -267,6 +267,23 @@ START_TEST(test_derived_names)
         ck_assert_int_eq(domain_type_from_uri("qemux:///system", &type), -EPROTONOSUPPORT);
         ck_assert_int_eq(domain_type_from_uri("qemu", &type), -EPROTONOSUPPORT);
         ck_assert_int_eq(domain_type_from_uri("", &type), -EPROTONOSUPPORT);
+
+        /* keepalive only where a dead peer can go unnoticed: not on a local socket */
+        ck_assert(libvirt_uri_is_local_socket("qemu:///system"));
+        ck_assert(libvirt_uri_is_local_socket("qemu:///session"));
+        ck_assert(libvirt_uri_is_local_socket("qemu+unix:///system?socket=/run/x"));
+        ck_assert(libvirt_uri_is_local_socket("test:///default"));
+        ck_assert(libvirt_uri_is_local_socket("qemu:///embed?root=/tmp/x"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu://host.example/system"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu://localhost/system"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu+tls://host/system"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu+tcp://host/system"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu+ssh://root@host/system"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu+libssh2://host/system"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu+ext:///system?command=/bin/x"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu+unixx:///system"));
+        ck_assert(!libvirt_uri_is_local_socket("qemu"));
+        ck_assert(!libvirt_uri_is_local_socket(""));
 }
 END_TEST
 

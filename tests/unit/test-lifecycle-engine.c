@@ -620,6 +620,184 @@ START_TEST(test_port_set_on_instance_in_error_not_pushed)
 }
 END_TEST
 
+/* ---- listings longer than one reply: pages ---- */
+
+/* Page 1 (no cursor): the orphan domain, more to come; page 2 (after it): the instance's, shut off. */
+static void domains_in_pages(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const first[] = { ORPHAN_UUID }, *const second[] = { INST_UUID };
+        const char *after = proto_get_str(req, "after", NULL);
+
+        if (!after) {
+                listing(w, "domains", "instance_uuid", first, 1, "running");
+                pw_bool(w, "truncated", true);
+                pw_str(w, "next", ORPHAN_UUID);
+        } else {
+                ck_assert_str_eq(after, ORPHAN_UUID);
+                listing(w, "domains", "instance_uuid", second, 1, "shutoff");
+                pw_bool(w, "truncated", false);
+        }
+}
+
+/* The orphan tap on page 1, the instance's tap on page 2. */
+static void taps_in_pages(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const first[] = { PORT_A0 }, *const second[] = { PORT_B9 };
+        const char *after = proto_get_str(req, "after", NULL);
+
+        listing(w, "taps", "port_uuid", after ? second : first, 1, NULL);
+        pw_bool(w, "truncated", !after);
+        if (!after)
+                pw_str(w, "next", PORT_A0);
+}
+
+/* A module whose cursor does not move: the same page again and again. */
+static void domains_stuck(const struct proto_value *req, struct proto_writer *w)
+{
+        static const char *const ids[] = { ORPHAN_UUID };
+        (void)req;
+        listing(w, "domains", "instance_uuid", ids, 1, "running");
+        pw_bool(w, "truncated", true);
+        pw_str(w, "next", ORPHAN_UUID);
+}
+
+/* Reconcile follows the pages: the instance's domain on page 2 is seen (its power state
+ * recorded, no repair), the orphan on page 1 too, and every page was asked for once. */
+START_TEST(test_reconcile_reads_every_page)
+{
+        struct reconcile_report rr;
+        struct instance *inst;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_in_pages);
+        fake_set_reply("tap_list", taps_in_pages);
+        fake_set_reply("port_list", ports_a0);
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list domain_list tap_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 1);
+        ck_assert_uint_eq(rr.orphan_domains, 1);
+        ck_assert_uint_eq(rr.orphan_taps, 1);
+        ck_assert_uint_eq(rr.repaired, 0);
+        ck_assert_str_eq(inst->power_state, "shutoff");
+        ck_assert_int_eq(inst->vm_state, VM_STOPPED);
+        teardown();
+}
+END_TEST
+
+/* A cursor that does not move ends the listing: one more page asked for, then the
+ * domains are not judged (no repair of an instance whose domain was not seen). */
+START_TEST(test_reconcile_page_cursor_stuck)
+{
+        struct reconcile_report rr;
+        struct instance *inst;
+
+        setup("ovs", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_stuck);
+        fake_set_reply("tap_list", taps_with_orphan);
+        fake_set_reply("port_list", ports_a0);
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list domain_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 1);
+        ck_assert_uint_eq(rr.repaired, 0);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        teardown();
+}
+END_TEST
+
+/* ovsdb-server connects while the first pass waits for its port listing: no second pass (the
+ * listing answered after the connection is fresh); connected again once that pass has its
+ * listing: a new pass. */
+START_TEST(test_reconcile_backend_back)
+{
+        struct reconcile_report rr;
+
+        setup("ovs", "report");
+        (void)boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_shutoff);
+        fake_set_reply("tap_list", taps_with_orphan);
+        fake_set_reply("port_list", ports_a0);
+        fake_module_ready(PLUG_OPENVSWITCH);
+        fake_module_connection_event(PLUG_OPENVSWITCH, "ovsdb_connection", true);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 1);
+        fake_log_clear();
+        fake_module_connection_event(PLUG_OPENVSWITCH, "ovsdb_connection", true);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.runs, 2);
+        teardown();
+}
+END_TEST
+
+/* rules_list in pages: groups on page 1 (more groups follow), an orphan port on page 1, port a0
+ * current on page 2 (its group's digest on page 2): the orphan is removed, a0 is left alone. */
+static void rules_in_pages(const struct proto_value *req, struct proto_writer *w)
+{
+        const struct instance_port *ip = instance_find_port(store, PORT_A0, NULL);
+        const struct secgroup *g = secgroup_find(groups, ip->secgroups[0]);
+        const char *after = proto_get_str(req, "after", NULL);
+        char digest[17];
+
+        ck_assert_uint_eq(ip->n_secgroups, 1);
+        (void)snprintf(digest, sizeof(digest), "%016llx", (unsigned long long)secrule_digest(g->rules, g->n_rules));
+        pw_list_begin(w, "groups");
+        if (after) {
+                ck_assert_str_eq(proto_get_str(req, "groups_after", ""), ORPHAN_UUID);
+                pw_obj_begin(w, NULL);
+                pw_str(w, "id", g->id);
+                pw_str(w, "digest", digest);
+                pw_obj_end(w);
+        } else {
+                ck_assert_ptr_null(proto_get(req, "groups_after"));
+                pw_obj_begin(w, NULL);
+                pw_str(w, "id", ORPHAN_UUID);
+                pw_str(w, "digest", "0000000000000000");
+                pw_obj_end(w);
+        }
+        pw_list_end(w);
+        pw_bool(w, "groups_truncated", !after);
+        if (!after)
+                pw_str(w, "groups_next", ORPHAN_UUID);
+        pw_list_begin(w, "ports");
+        pw_obj_begin(w, NULL);
+        pw_str(w, "port_uuid", after ? PORT_A0 : PORT_B9);
+        pw_bool(w, "complete", true);
+        pw_list_begin(w, "groups");
+        pw_str(w, NULL, g->id);
+        pw_list_end(w);
+        pw_obj_end(w);
+        pw_list_end(w);
+        pw_bool(w, "truncated", !after);
+        if (!after)
+                pw_str(w, "next", PORT_B9);
+}
+
+START_TEST(test_firewall_sync_reads_every_page)
+{
+        setup("ovs", "report");
+        fake_set_plug(PLUG_FIREWALL_CONTROL, true, true);
+        (void)boot_ok(BOOT_ONE_PORT);
+        fake_log_clear();
+        fake_set_reply("rules_list", rules_in_pages);
+        fake_module_ready(PLUG_FIREWALL_CONTROL);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "rules_list rules_list port_rules_remove/b9");
+        teardown();
+}
+END_TEST
+
 /* An instance with a cpu_set: process-control pins QEMU's threads after the start; without the
  * plug the boot goes on unpinned and says why. */
 START_TEST(test_boot_with_cpu_set)
@@ -1274,6 +1452,11 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_reconcile_listing_fails);
         tcase_add_test(tc, test_firewall_sync_reapplies);
         tcase_add_test(tc, test_port_set_on_instance_in_error_not_pushed);
+
+        tcase_add_test(tc, test_reconcile_reads_every_page);
+        tcase_add_test(tc, test_reconcile_page_cursor_stuck);
+        tcase_add_test(tc, test_reconcile_backend_back);
+        tcase_add_test(tc, test_firewall_sync_reads_every_page);
         tcase_add_test(tc, test_boot_with_cpu_set);
         tcase_add_test(tc, test_boot_with_image);
         tcase_add_test(tc, test_boot_without_image_is_diskless);

@@ -6,6 +6,8 @@
 #include "names.h"
 #include "libvirt-protocol.h"
 #include "netctl-protocol.h"
+#include "fw-protocol.h"
+#include "ovs-protocol.h"
 #include "plugs.h"
 #include "schema.h"
 
@@ -767,6 +769,58 @@ START_TEST(test_strings_and_bools)
 }
 END_TEST
 
+/* The listings reconcile reads take a page: after (a canonical UUID) and limit (1..PROTO_MAX_ITEMS), nothing else. */
+static void page_req(const char *ep, const char *after_key, const char *after, uint64_t limit)
+{
+        pw_init(&pw, PROTO_REQUEST, 1, 0, ep);
+        if (after)
+                pw_str(&pw, after_key, after);
+        if (limit != NO_MTU)
+                pw_u64(&pw, "limit", limit);
+}
+
+START_TEST(test_page_schemas)
+{
+        const struct schema_field *pages[] = {
+                netctl_entrypoints[NETCTL_TAP_LIST].request, lv_schema("domain_list"),
+                ovs_entrypoints[OVS_PORT_LIST].request, fw_entrypoints[FW_RULES_LIST].request,
+        };
+
+        ck_assert_ptr_eq(pages[0], schema_page_req);
+        ck_assert_ptr_eq(pages[1], schema_page_req);
+        ck_assert_ptr_eq(pages[2], schema_page_req);
+        for (size_t i = 0; i < ARRAY_SIZE(pages); i++) {
+                page_req("x", "after", NULL, NO_MTU);
+                OK(pages[i]);
+                page_req("x", "after", UUID_OK, 1);
+                OK(pages[i]);
+                page_req("x", "after", UUID_OK, PROTO_MAX_ITEMS);
+                OK(pages[i]);
+                page_req("x", "after", "../../etc/passwd", NO_MTU);
+                BAD(pages[i], "after: not a canonical lowercase UUID");
+                page_req("x", "after", "3F2504E0-4F89-41D3-9A0C-0305E82C3301", NO_MTU);
+                BAD(pages[i], "after: not a canonical lowercase UUID");
+                page_req("x", "after", NULL, 0);
+                ck_assert_int_eq(check(pages[i]), -EINVAL);
+                page_req("x", "after", NULL, PROTO_MAX_ITEMS + 1);
+                ck_assert_int_eq(check(pages[i]), -EINVAL);
+                page_req("x", "after", UUID_OK, NO_MTU);
+                pw_str(&pw, "port_uuid", UUID_OK);
+                BAD(pages[i], "port_uuid: unknown field");
+                pw_init(&pw, PROTO_REQUEST, 1, 0, "x");
+                pw_u64(&pw, "after", 7);
+                ck_assert_int_eq(check(pages[i]), -EINVAL);
+        }
+        /* rules_list pages its groups too */
+        page_req("rules_list", "groups_after", UUID_OK, NO_MTU);
+        OK(pages[3]);
+        page_req("rules_list", "groups_after", "default", NO_MTU);
+        BAD(pages[3], "groups_after: not a canonical lowercase UUID");
+        page_req("tap_list", "groups_after", UUID_OK, NO_MTU);
+        BAD(pages[0], "groups_after: unknown field");
+}
+END_TEST
+
 static Suite *schema_suite(void)
 {
         Suite *s = suite_create("schema");
@@ -781,6 +835,7 @@ static Suite *schema_suite(void)
         tcase_add_test(tc, test_port_uuid_syntax);
         tcase_add_test(tc, test_mac_syntax);
         tcase_add_test(tc, test_not_an_object);
+        tcase_add_test(tc, test_page_schemas);
         tcase_add_test(tc, test_err_buffer);
         tcase_add_test(tc, test_module_protocol_find);
         tcase_add_test(tc, test_libvirt_storage_schemas);

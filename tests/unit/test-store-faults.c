@@ -178,7 +178,9 @@ static int boot(struct done *d, struct instance **ret_inst, char *err, size_t er
         r = instance_parse_boot_request(body, secgroup_resolve, groups, NULL, NULL, NULL, &tmpl, err, errlen);
         json_object_put(body);
         ck_assert_msg(r == 0, "%s", err);
-        return lifecycle_boot(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, &plug);
+        r = lifecycle_boot(lc, &tmpl, on_done, d, NULL, ret_inst, err, errlen, &plug);
+        instance_template_clear(&tmpl); /* the store has its own copy */
+        return r;
 }
 
 static struct instance *boot_ok(void)

@@ -164,6 +164,25 @@ void fake_module_ready(enum plug_id plug)
                 fake.on_ready(plug, fake.handlers_userdata);
 }
 
+void fake_module_connection_event(enum plug_id plug, const char *event, bool connected)
+{
+        static struct proto_writer w;
+        static struct proto_msg msg;
+        const uint8_t *buf;
+        size_t len;
+        char err[256];
+        int r;
+
+        pw_init(&w, PROTO_EVENT, 0, 0, event);
+        pw_bool(&w, "connected", connected);
+        r = pw_finish(&w, &buf, &len);
+        assert(r == 0);
+        r = proto_decode(buf, len, &msg, err, sizeof(err));
+        assert(r == 0);
+        if (fake.on_event)
+                fake.on_event(plug, event, msg.body, fake.handlers_userdata);
+}
+
 int modules_call(struct modules *reg, enum plug_id plug, struct proto_writer *w, uint64_t timeout_usec, module_call_cb cb,
                  void *userdata, struct module_call **ret_call, char *err, size_t errlen)
 {

@@ -46,5 +46,7 @@ const char *fake_last_fd_data(size_t *ret_len);
 
 /* The registry's handlers, as lifecycle.c installed them. */
 void fake_module_ready(enum plug_id plug);
+/* An event {connected} of plug's module (libvirt_connection, ovsdb_connection). */
+void fake_module_connection_event(enum plug_id plug, const char *event, bool connected);
 
 #endif
