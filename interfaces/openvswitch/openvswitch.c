@@ -144,6 +144,7 @@ struct ovs {
         char bridge_error[256];          /* why the creation failed, "" when it did not */
         struct req *reqs;                /* requests in progress (and removals still owed) */
         struct shash busy;               /* name -> struct port_spec of every port_add/port_del in progress */
+        long long progress_at;           /* time_msec() of the last ofport assigned to a waiting port, 0 = none */
         struct proto_writer *ev;         /* builder of event frames */
 };
 
@@ -947,7 +948,7 @@ static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
 /* Look at one waiting port again: 1 when its Interface has an ofport, 0 while
  * it has none (or is not there), -1 when ovs-vswitchd reports an error (q's
  * error is set). With ovn, also whether ovn-controller marked it installed. */
-static int wait_check(const struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q, struct port_spec *s)
+static int wait_check(struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q, struct port_spec *s)
 {
         const struct ovsrec_port *p = br ? port_ours(ovs, br, s->name, s->port_uuid) : NULL;
         const struct ovsrec_interface *i = p ? port_iface(p) : NULL;
@@ -961,9 +962,10 @@ static int wait_check(const struct ovs *ovs, const struct ovsrec_bridge *br, str
         ready = i && i->n_ofport && i->ofport[0] > 0;
         if (ready != s->ready) {
                 s->ready = ready;
-                if (ready)
+                if (ready) {
                         q->n_ready++;
-                else
+                        ovs->progress_at = time_msec(); /* the switch is working through its ports */
+                } else
                         q->n_ready--;
         }
         installed = ovs->cfg->ovn && iface_ovn_installed(i);
@@ -994,7 +996,7 @@ static const char *first_pending(const struct req *q)
 }
 
 /* Look at every port of q; -1 when one has an error. */
-static int wait_check_all(const struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q)
+static int wait_check_all(struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q)
 {
         for (size_t k = 0; k < q->n; k++)
                 if (wait_check(ovs, br, q, &q->ports[k]) < 0)
@@ -1061,6 +1063,16 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
         }
         if (now < q->deadline)
                 return STEP_IDLE;
+        if (!q->ovn_waiting && ovs->conn == CONN_UP) {
+                /* Still in time while ovs-vswitchd keeps assigning ofports to the
+                 * ports it was given (ovs_wait_deadline()). */
+                long long d = ovs_wait_deadline(q->started, ovs->progress_at, ovs->cfg->port_timeout_ms);
+
+                if (now < d) {
+                        q->deadline = d;
+                        return STEP_IDLE;
+                }
+        }
         if (q->ovn_waiting && q->n_ready == q->n && ovs->conn == CONN_UP) {
                 if (streq(ovs->cfg->ovn_timeout_policy, "continue")) {
                         log_warn("%s %s%s: ovn-controller did not mark %zu of %zu port(s) installed within %u ms "

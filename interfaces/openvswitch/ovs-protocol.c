@@ -34,3 +34,12 @@ const struct module_protocol ovs_protocol = {
         .entrypoints = ovs_entrypoints,
         .n_entrypoints = _OVS_MAX,
 };
+
+long long ovs_wait_deadline(long long started, long long progress_at, unsigned int port_timeout_ms)
+{
+        long long t = port_timeout_ms;
+        long long cap = started + (long long)OVS_WAIT_SCALE_MAX * t;
+        long long d = (progress_at > started ? progress_at : started) + t;
+
+        return d < cap ? d : cap;
+}

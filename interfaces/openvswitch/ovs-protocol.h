@@ -53,6 +53,18 @@
 #define OVS_MARK_KEY "nova-hypervisor-port"
 #define OVS_MAX_BATCH 200 /* a reply of 200 ports (~2000 values) fits one frame */
 
+/* How long a port_add waits for its ofports. ovs-vswitchd's userspace datapath
+ * adds ports one after the other, each pass over every port it has: with many
+ * ports in flight (a thousand concurrent boots) a port can wait seconds behind
+ * the others while the switch is busy but sound. So the wait ends when the
+ * switch stalls, not at a fixed time: port_timeout_ms after the later of the
+ * request's arrival and the last ofport the module saw assigned to any port
+ * it waits for (progress_at, 0 = none yet), and never later than
+ * OVS_WAIT_SCALE_MAX * port_timeout_ms after the arrival. The core gives an
+ * OVS unit that long on top of its own timeout. */
+#define OVS_WAIT_SCALE_MAX 12
+long long ovs_wait_deadline(long long started, long long progress_at, unsigned int port_timeout_ms);
+
 enum ovs_entrypoint_id {
         OVS_PORT_ADD,
         OVS_PORT_ADD_MANY,

@@ -1,0 +1,68 @@
+/* test-ovs-wait.c - unit tests for ovs_wait_deadline() (ovs-protocol.c): how
+ * long a port_add waits for its ofports while ovs-vswitchd works through the
+ * ports it was given (issue 22: 1000 concurrent filtered boots failed when a
+ * port waited longer than a fixed port_timeout_ms behind the others). */
+#include <check.h>
+#include <stdlib.h>
+
+#include "ovs-protocol.h"
+
+#define T 5000 /* port_timeout_ms */
+
+/* No ofport seen yet, or the last one before the request came: the plain
+ * timeout from the arrival. */
+START_TEST(test_stalled_switch_keeps_the_plain_timeout)
+{
+        ck_assert_int_eq(ovs_wait_deadline(1000, 0, T), 1000 + T);
+        ck_assert_int_eq(ovs_wait_deadline(1000, 400, T), 1000 + T);
+        ck_assert_int_eq(ovs_wait_deadline(1000, 1000, T), 1000 + T);
+}
+END_TEST
+
+/* A switch that keeps assigning ofports to other ports keeps the wait going:
+ * port_timeout_ms after the last one it assigned. */
+START_TEST(test_progress_extends_the_wait)
+{
+        ck_assert_int_eq(ovs_wait_deadline(1000, 5900, T), 5900 + T);
+        ck_assert_int_eq(ovs_wait_deadline(1000, 20000, T), 20000 + T);
+}
+END_TEST
+
+/* Never longer than OVS_WAIT_SCALE_MAX times port_timeout_ms from the arrival,
+ * whatever the progress. */
+START_TEST(test_the_wait_is_bounded)
+{
+        long long cap = 1000 + (long long)OVS_WAIT_SCALE_MAX * T;
+
+        ck_assert_int_eq(ovs_wait_deadline(1000, cap, T), cap);
+        ck_assert_int_eq(ovs_wait_deadline(1000, cap - T + 1, T), cap);
+        ck_assert_int_eq(ovs_wait_deadline(1000, cap - T - 1, T), cap - 1);
+        ck_assert_int_eq(ovs_wait_deadline(1000, 10LL * cap, T), cap);
+        /* the configuration's largest timeout does not overflow */
+        ck_assert_int_eq(ovs_wait_deadline(0, 0, 60000), 60000);
+        ck_assert_int_eq(ovs_wait_deadline(0, 1LL << 40, 60000), (long long)OVS_WAIT_SCALE_MAX * 60000);
+}
+END_TEST
+
+static Suite *ovs_wait_suite(void)
+{
+        Suite *s = suite_create("ovs-wait");
+        TCase *tc = tcase_create("deadline");
+
+        tcase_add_test(tc, test_stalled_switch_keeps_the_plain_timeout);
+        tcase_add_test(tc, test_progress_extends_the_wait);
+        tcase_add_test(tc, test_the_wait_is_bounded);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(ovs_wait_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
