@@ -145,6 +145,7 @@ struct ovs {
         struct req *reqs;                /* requests in progress (and removals still owed) */
         struct shash busy;               /* name -> struct port_spec of every port_add/port_del in progress */
         long long progress_at;           /* time_msec() of the last ofport assigned to a waiting port, 0 = none */
+        long long recent_ms;             /* what ovs-vswitchd took lately from a commit to an ofport (ovs_wait_recent()) */
         struct proto_writer *ev;         /* builder of event frames */
 };
 
@@ -964,7 +965,10 @@ static int wait_check(struct ovs *ovs, const struct ovsrec_bridge *br, struct re
                 s->ready = ready;
                 if (ready) {
                         q->n_ready++;
-                        ovs->progress_at = time_msec(); /* the switch is working through its ports */
+                        /* the switch is working through its ports, this fast */
+                        ovs->progress_at = time_msec();
+                        if (q->committed)
+                                ovs->recent_ms = ovs_wait_recent(ovs->recent_ms, ovs->progress_at - q->committed);
                 } else
                         q->n_ready--;
         }
@@ -1066,7 +1070,7 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
         if (!q->ovn_waiting && ovs->conn == CONN_UP) {
                 /* Still in time while ovs-vswitchd keeps assigning ofports to the
                  * ports it was given (ovs_wait_deadline()). */
-                long long d = ovs_wait_deadline(q->started, ovs->progress_at, ovs->cfg->port_timeout_ms);
+                long long d = ovs_wait_deadline(q->started, ovs->progress_at, ovs->recent_ms, ovs->cfg->port_timeout_ms);
 
                 if (now < d) {
                         q->deadline = d;

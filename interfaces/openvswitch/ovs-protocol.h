@@ -54,16 +54,21 @@
 #define OVS_MAX_BATCH 200 /* a reply of 200 ports (~2000 values) fits one frame */
 
 /* How long a port_add waits for its ofports. ovs-vswitchd's userspace datapath
- * adds ports one after the other, each pass over every port it has: with many
- * ports in flight (a thousand concurrent boots) a port can wait seconds behind
- * the others while the switch is busy but sound. So the wait ends when the
- * switch stalls, not at a fixed time: port_timeout_ms after the later of the
- * request's arrival and the last ofport the module saw assigned to any port
- * it waits for (progress_at, 0 = none yet), and never later than
- * OVS_WAIT_SCALE_MAX * port_timeout_ms after the arrival. The core gives an
- * OVS unit that long on top of its own timeout. */
+ * takes a pass over every port it has for each batch of changes; with a
+ * thousand ports on a loaded host one pass takes seconds, and a port committed
+ * meanwhile waits for the next one. So the wait adapts to what the switch takes
+ * now and ends when it stalls, not at a fixed time: a window of port_timeout_ms,
+ * or 3 times recent_ms (how long the switch took lately from a commit to the
+ * ofport: the module's running figure) when that is longer, counted from the
+ * later of the request's arrival and the last ofport the module saw assigned
+ * to any port it waits for (progress_at, 0 = none yet); never later than
+ * OVS_WAIT_SCALE_MAX * port_timeout_ms after the arrival. The core gives an OVS
+ * unit that long on top of its own timeout. */
 #define OVS_WAIT_SCALE_MAX 12
-long long ovs_wait_deadline(long long started, long long progress_at, unsigned int port_timeout_ms);
+long long ovs_wait_deadline(long long started, long long progress_at, long long recent_ms, unsigned int port_timeout_ms);
+/* The running figure after a port took latency_ms from commit to ofport:
+ * follows a rise at once, a fall by an eighth of the difference. */
+long long ovs_wait_recent(long long recent_ms, long long latency_ms);
 
 enum ovs_entrypoint_id {
         OVS_PORT_ADD,
