@@ -14,7 +14,9 @@
  *   vm-uuid=<instance_uuid> vm-id=<instance_uuid>
  *   nova-hypervisor-port=<port_uuid>            (our ownership mark, on Port and Interface)
  * and mtu_request=<mtu>; then waits until ovs-vswitchd has assigned an ofport
- * (or set Interface.error) within port_timeout_ms. Idempotent: an existing port
+ * (or set Interface.error): port_timeout_ms, longer while the switch keeps
+ * assigning ofports and when it is slow lately (ovs_wait_deadline()).
+ * Idempotent: an existing port
  * of ours with that name is converged (external_ids, mtu_request). A Port of
  * ours of the same port under the other name (tap vs qvo) is removed in the
  * same transaction (one OVS port per port); it is not put back if the call
