@@ -120,6 +120,7 @@ struct req {
         size_t n_installed;              /* ST_WAIT: ports whose Interface has ovn-installed=true */
         bool ovn_waiting;                /* ST_WAIT, ovn: every ofport is there; deadline is now the ovn_wait_ms one */
         long long ofports_at;            /* when the last ofport came (ovn_waiting) */
+        bool extended;                   /* ST_WAIT: the deadline was moved by ovs_wait_deadline() */
         int error;                       /* the failure being reported, 0 while fine */
         char err_text[256];
         size_t n;
@@ -1074,6 +1075,7 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
 
                 if (now < d) {
                         q->deadline = d;
+                        q->extended = true;
                         return STEP_IDLE;
                 }
         }
@@ -1091,6 +1093,15 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
                               "ovn-controller did not mark logical port %s ovn-installed within %u ms (ovn_wait_ms, "
                               "ovn_timeout_policy fail): is ovn-controller running here, does the port exist in OVN NB?",
                               first_pending(q), ovs->cfg->ovn_wait_ms);
+                return req_fail(ovs, q);
+        }
+        if (ovs->conn == CONN_UP && q->extended) {
+                /* the wait was extended (ovs_wait_deadline()): say how long, and why it ended */
+                req_set_error(q, -ETIMEDOUT,
+                              "ovs-vswitchd assigned no ofport to %zu of %zu port(s) in %lld ms (port_timeout_ms %u, "
+                              "extended while the switch was busy; its last ofport came %lld ms ago)",
+                              q->n - q->n_ready, q->n, now - q->started, ovs->cfg->port_timeout_ms,
+                              ovs->progress_at ? now - ovs->progress_at : now - q->started);
                 return req_fail(ovs, q);
         }
         proto_text_printf(what, sizeof(what), "ovs-vswitchd assigned no ofport to %zu of %zu port(s) (is it running?)",
