@@ -126,6 +126,7 @@ struct req {
         size_t n_installed;              /* ST_WAIT: ports whose Interface has ovn-installed=true */
         bool ovn_waiting;                /* ST_WAIT, ovn: every ofport is there; deadline is now the ovn_wait_ms one */
         long long ofports_at;            /* when the last ofport came (ovn_waiting) */
+        bool extended;                   /* ST_WAIT: the deadline was moved by ovs_wait_deadline() */
         int error;                       /* the failure being reported, 0 while fine */
         char err_text[256];
         char after[UUID_STR_LEN + 1];    /* REQ_LIST: the page starts above this port UUID ("" = first) */
@@ -152,6 +153,8 @@ struct ovs {
         char bridge_error[256];          /* why the creation failed, "" when it did not */
         struct req *reqs;                /* requests in progress (and removals still owed) */
         struct shash busy;               /* name -> struct port_spec of every port_add/port_del in progress */
+        long long progress_at;           /* time_msec() of the last ofport assigned to a waiting port, 0 = none */
+        long long recent_ms;             /* what ovs-vswitchd took lately from a commit to an ofport (ovs_wait_recent()) */
         struct proto_writer *ev;         /* builder of event frames */
 };
 
@@ -971,7 +974,7 @@ static enum step step_commit(struct ovs *ovs, struct req *q, long long now)
 /* Look at one waiting port again: 1 when its Interface has an ofport, 0 while
  * it has none (or is not there), -1 when ovs-vswitchd reports an error (q's
  * error is set). With ovn, also whether ovn-controller marked it installed. */
-static int wait_check(const struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q, struct port_spec *s)
+static int wait_check(struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q, struct port_spec *s)
 {
         const struct ovsrec_port *p = br ? port_ours(ovs, br, s->name, s->port_uuid) : NULL;
         const struct ovsrec_interface *i = p ? port_iface(p) : NULL;
@@ -985,9 +988,13 @@ static int wait_check(const struct ovs *ovs, const struct ovsrec_bridge *br, str
         ready = i && i->n_ofport && i->ofport[0] > 0;
         if (ready != s->ready) {
                 s->ready = ready;
-                if (ready)
+                if (ready) {
                         q->n_ready++;
-                else
+                        /* the switch is working through its ports, this fast */
+                        ovs->progress_at = time_msec();
+                        if (q->committed)
+                                ovs->recent_ms = ovs_wait_recent(ovs->recent_ms, ovs->progress_at - q->committed);
+                } else
                         q->n_ready--;
         }
         installed = ovs->cfg->ovn && iface_ovn_installed(i);
@@ -1018,7 +1025,7 @@ static const char *first_pending(const struct req *q)
 }
 
 /* Look at every port of q; -1 when one has an error. */
-static int wait_check_all(const struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q)
+static int wait_check_all(struct ovs *ovs, const struct ovsrec_bridge *br, struct req *q)
 {
         for (size_t k = 0; k < q->n; k++)
                 if (wait_check(ovs, br, q, &q->ports[k]) < 0)
@@ -1085,6 +1092,17 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
         }
         if (now < q->deadline)
                 return STEP_IDLE;
+        if (!q->ovn_waiting && ovs->conn == CONN_UP) {
+                /* Still in time while ovs-vswitchd keeps assigning ofports to the
+                 * ports it was given (ovs_wait_deadline()). */
+                long long d = ovs_wait_deadline(q->started, ovs->progress_at, ovs->recent_ms, ovs->cfg->port_timeout_ms);
+
+                if (now < d) {
+                        q->deadline = d;
+                        q->extended = true;
+                        return STEP_IDLE;
+                }
+        }
         if (q->ovn_waiting && q->n_ready == q->n && ovs->conn == CONN_UP) {
                 if (streq(ovs->cfg->ovn_timeout_policy, "continue")) {
                         log_warn("%s %s%s: ovn-controller did not mark %zu of %zu port(s) installed within %u ms "
@@ -1099,6 +1117,15 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
                               "ovn-controller did not mark logical port %s ovn-installed within %u ms (ovn_wait_ms, "
                               "ovn_timeout_policy fail): is ovn-controller running here, does the port exist in OVN NB?",
                               first_pending(q), ovs->cfg->ovn_wait_ms);
+                return req_fail(ovs, q);
+        }
+        if (ovs->conn == CONN_UP && q->extended) {
+                /* the wait was extended (ovs_wait_deadline()): say how long, and why it ended */
+                req_set_error(q, -ETIMEDOUT,
+                              "ovs-vswitchd assigned no ofport to %zu of %zu port(s) in %lld ms (port_timeout_ms %u, "
+                              "extended while the switch was busy; its last ofport came %lld ms ago)",
+                              q->n - q->n_ready, q->n, now - q->started, ovs->cfg->port_timeout_ms,
+                              ovs->progress_at ? now - ovs->progress_at : now - q->started);
                 return req_fail(ovs, q);
         }
         proto_text_printf(what, sizeof(what), "ovs-vswitchd assigned no ofport to %zu of %zu port(s) (is it running?)",

@@ -34,3 +34,26 @@ const struct module_protocol ovs_protocol = {
         .entrypoints = ovs_entrypoints,
         .n_entrypoints = _OVS_MAX,
 };
+
+long long ovs_wait_deadline(long long started, long long progress_at, long long recent_ms, unsigned int port_timeout_ms)
+{
+        long long t = port_timeout_ms;
+        long long cap = started + (long long)OVS_WAIT_SCALE_MAX * t;
+        /* (3 * recent_ms cannot overflow: recent_ms is below the cap's span there) */
+        long long window = recent_ms <= 0 ? 0 : recent_ms < cap - started ? 3 * recent_ms : cap - started;
+        long long d;
+
+        if (window < t)
+                window = t;
+        d = (progress_at > started ? progress_at : started) + window;
+        return d < cap ? d : cap;
+}
+
+long long ovs_wait_recent(long long recent_ms, long long latency_ms)
+{
+        if (latency_ms < 0)
+                latency_ms = 0;
+        if (latency_ms >= recent_ms)
+                return latency_ms;
+        return recent_ms - (recent_ms - latency_ms) / 8;
+}

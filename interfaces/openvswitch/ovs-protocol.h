@@ -14,7 +14,9 @@
  *   vm-uuid=<instance_uuid> vm-id=<instance_uuid>
  *   nova-hypervisor-port=<port_uuid>            (our ownership mark, on Port and Interface)
  * and mtu_request=<mtu>; then waits until ovs-vswitchd has assigned an ofport
- * (or set Interface.error) within port_timeout_ms. Idempotent: an existing port
+ * (or set Interface.error): port_timeout_ms, longer while the switch keeps
+ * assigning ofports and when it is slow lately (ovs_wait_deadline()).
+ * Idempotent: an existing port
  * of ours with that name is converged (external_ids, mtu_request). A Port of
  * ours of the same port under the other name (tap vs qvo) is removed in the
  * same transaction (one OVS port per port); it is not put back if the call
@@ -53,6 +55,23 @@
 
 #define OVS_MARK_KEY "nova-hypervisor-port"
 #define OVS_MAX_BATCH 200 /* a reply of 200 ports (~2000 values) fits one frame */
+
+/* How long a port_add waits for its ofports. ovs-vswitchd's userspace datapath
+ * takes a pass over every port it has for each batch of changes; with a
+ * thousand ports on a loaded host one pass takes seconds, and a port committed
+ * meanwhile waits for the next one. So the wait adapts to what the switch takes
+ * now and ends when it stalls, not at a fixed time: a window of port_timeout_ms,
+ * or 3 times recent_ms (how long the switch took lately from a commit to the
+ * ofport: the module's running figure) when that is longer, counted from the
+ * later of the request's arrival and the last ofport the module saw assigned
+ * to any port it waits for (progress_at, 0 = none yet); never later than
+ * OVS_WAIT_SCALE_MAX * port_timeout_ms after the arrival. The core gives an OVS
+ * unit that long on top of its own timeout. */
+#define OVS_WAIT_SCALE_MAX 12
+long long ovs_wait_deadline(long long started, long long progress_at, long long recent_ms, unsigned int port_timeout_ms);
+/* The running figure after a port took latency_ms from commit to ofport:
+ * follows a rise at once, a fall by an eighth of the difference. */
+long long ovs_wait_recent(long long recent_ms, long long latency_ms);
 
 enum ovs_entrypoint_id {
         OVS_PORT_ADD,

@@ -737,16 +737,18 @@ static void on_stop_timeout(struct op *op)
 }
 
 /* How long the module may take for u: OVS calls wait for ovs-vswitchd
- * (port_timeout_ms) and, with ovn, for ovn-controller (ovn_wait_ms) inside
- * the module: give them that on top, so the module always answers with the
- * reason. 0: the configured default. */
+ * (port_timeout_ms, extended while the switch keeps assigning ofports, up to
+ * OVS_WAIT_SCALE_MAX times that: ovs_wait_deadline()) and, with ovn, for
+ * ovn-controller (ovn_wait_ms) inside the module: give them that on top, so
+ * the module always answers with the reason. 0: the configured default. */
 static uint64_t unit_timeout_usec(const struct lifecycle *lc, const struct unit *u, const struct op *op)
 {
         if (u->step == STEP_MIGRATE) /* the module aborts the job at timeout_s and then answers */
                 return (op->target.timeout_s + 60) * 1000000ULL;
         if (u->step != STEP_OVS)
                 return 0;
-        return ((uint64_t)lc->cfg->port_timeout_ms + (lc->cfg->ovn ? lc->cfg->ovn_wait_ms : 0) + lc->cfg->module_timeout_ms) *
+        return ((uint64_t)lc->cfg->port_timeout_ms * OVS_WAIT_SCALE_MAX + (lc->cfg->ovn ? lc->cfg->ovn_wait_ms : 0) +
+                lc->cfg->module_timeout_ms) *
                1000;
 }
 
