@@ -105,8 +105,9 @@ static void handle_instance_create(struct api_conn *c, const struct http_request
                 return api_respond_error(c, 400, err, -1);
         for (size_t i = 0; i < tmpl.n_ports; i++)
                 if (port_in_use(c, tmpl.ports[i].port_uuid)) {
-                        instance_template_clear(&tmpl);
+                        /* the message first: clearing the template frees its ports */
                         (void)snprintf(err, sizeof(err), "port %s belongs to another instance", tmpl.ports[i].port_uuid);
+                        instance_template_clear(&tmpl);
                         return api_respond_error(c, 409, err, -1);
                 }
         r = lifecycle_boot(api_context_of(c)->lifecycle, &tmpl, wait ? on_instance_done : NULL, c, &c->waiter, &inst, err, sizeof(err), &plug);
