@@ -65,11 +65,19 @@ static bool uri_authority_ok(const char *s, size_t n)
                         return false;
                 i = (size_t)(close - s) + 1;
         } else {
-                for (; i < n && s[i] != ':'; i++)
+                /* a host name: dot-separated labels of letters, digits and '-', none empty
+                 * (no "..", no leading or trailing dot), none starting or ending with '-' */
+                for (; i < n && s[i] != ':'; i++) {
+                        bool dot = s[i] == '.';
                         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-                              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '-'))
+                              (s[i] >= '0' && s[i] <= '9') || dot || s[i] == '-'))
                                 return false;
-                if (i == 0 || s[0] == '-' || s[0] == '.')
+                        if (dot && (i == 0 || s[i - 1] == '.' || s[i - 1] == '-'))
+                                return false;
+                        if (s[i] == '-' && (i == 0 || s[i - 1] == '.'))
+                                return false;
+                }
+                if (i == 0 || s[i - 1] == '.' || s[i - 1] == '-')
                         return false;
         }
         if (i == n)

@@ -90,6 +90,13 @@ START_TEST(test_validators)
         ck_assert(!migrate_dest_uri_is_valid("qemu+tcp://b/session"));
         ck_assert(!migrate_dest_uri_is_valid("qemu+tcp://b:99999x/system"));
         ck_assert(!migrate_dest_uri_is_valid("qemu+tcp://-b/system"));
+        /* host names: no empty label, no label starting or ending with '-' (fuzz-migrate-xml found "a..b") */
+        ck_assert(!migrate_dest_uri_is_valid("qemu+tcp://host..b/system"));
+        ck_assert(!migrate_dest_uri_is_valid("qemu+tcp://host-b./system"));
+        ck_assert(!migrate_dest_uri_is_valid("qemu+tcp://host-.b/system"));
+        ck_assert(!migrate_dest_uri_is_valid("qemu+tcp://host.-b/system"));
+        ck_assert(!migrate_dest_uri_is_valid("qemu+tcp://host-b-:16509/system"));
+        ck_assert(migrate_dest_uri_is_valid("qemu+tcp://a.b-c.d:16509/system"));
         ck_assert(!migrate_dest_uri_is_valid("qemu+unix:///system?socket=../x"));
         ck_assert(!migrate_dest_uri_is_valid("qemu+unix:///system?socket=/a/../x"));
         ck_assert(!migrate_dest_uri_is_valid("qemu+unix:///system?socket=/a;b"));
