@@ -2608,6 +2608,8 @@ static void reply_progress(struct proto_writer *w, const struct migration *m)
         pw_u64(w, "disk_total", p->disk_total);
         pw_u64(w, "disk_processed", p->disk_processed);
         pw_u64(w, "samples", p->samples);
+        if (p->downtime_known)
+                pw_u64(w, "downtime_ms", p->downtime_ms);
 }
 
 static void migrate_fill(struct proto_writer *w, void *userdata)

@@ -101,6 +101,8 @@ static void on_done(int status, const char *error, int plug, struct instance *in
                 json_object_object_add(root, "disk_total", json_object_new_int64((int64_t)m.disk_total));
                 json_object_object_add(root, "disk_processed", json_object_new_int64((int64_t)m.disk_processed));
                 json_object_object_add(root, "memory_iteration", json_object_new_int64((int64_t)m.memory_iteration));
+                if (m.downtime_ms >= 0)
+                        json_object_object_add(root, "downtime_ms", json_object_new_int64(m.downtime_ms));
         }
         api_respond_json(c, 200, root);
 }

@@ -695,9 +695,10 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                 m->disk_total = proto_get_u64(res->body, "disk_total", 0);
                 m->disk_processed = proto_get_u64(res->body, "disk_processed", 0);
                 m->memory_iteration = proto_get_u64(res->body, "memory_iteration", 0);
-                log_info("instance %s (%s): migrated in %llu ms (%llu of %llu bytes processed, disk %llu of %llu); "
-                         "removing what is left here",
-                         op->inst->name, op->inst->uuid, (unsigned long long)m->elapsed_ms,
+                m->downtime_ms = proto_get(res->body, "downtime_ms") ? (int64_t)proto_get_u64(res->body, "downtime_ms", 0) : -1;
+                log_info("instance %s (%s): migrated in %llu ms, downtime %lld ms (libvirt's; -1: not reported) "
+                         "(%llu of %llu bytes processed, disk %llu of %llu); removing what is left here",
+                         op->inst->name, op->inst->uuid, (unsigned long long)m->elapsed_ms, (long long)m->downtime_ms,
                          (unsigned long long)m->data_processed, (unsigned long long)m->data_total,
                          (unsigned long long)m->disk_processed, (unsigned long long)m->disk_total);
         }
