@@ -1414,6 +1414,12 @@ static void judge_migration(struct lifecycle *lc, struct instance *i)
                 (void)instance_save(i);
                 return;
         }
+        if (here && streq(json_object_get_string(v), "migrating")) {
+                /* libvirt's job still runs (a core started again while its module's job went on):
+                 * its end decides, on a later pass */
+                log_info("reconcile: instance %s: libvirt is still migrating its domain; judged when the job ends", i->name);
+                return;
+        }
         if (here) {
                 log_info("reconcile: instance %s: its migration did not complete (the domain is still here); it stays here",
                          i->name);
@@ -1605,9 +1611,10 @@ static void on_list_reply(const struct module_result *res, void *userdata)
                                 json_object_object_add(lc->pass.found[kind], id, vols);
                         }
                         json_object_object_add(vols, vk, json_object_new_boolean(true));
-                } else if (kind == LIST_DOMAINS)
+                } else if (kind == LIST_DOMAINS) /* a domain in libvirt's migration job: "migrating" (judge_migration) */
                         json_object_object_add(lc->pass.found[kind], id,
-                                               json_object_new_string(proto_get_str(e, "state", "unknown")));
+                                               json_object_new_string(proto_get(e, "job") ? "migrating"
+                                                                                          : proto_get_str(e, "state", "unknown")));
                 else if (kind == LIST_TAPS) /* value: the tap is plumbed through its qbr bridge */
                         json_object_object_add(lc->pass.found[kind], id,
                                                json_object_new_boolean(proto_get_bool(e, "hybrid", false)));
