@@ -50,6 +50,7 @@ PINGER_MAC=fa:16:3e:00:00:02
 PINGER_IP=10.0.0.2
 TAP=tap${PORT:0:11}
 STARTED=0
+RELAY=
 
 say() { echo "== $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
@@ -61,6 +62,7 @@ cleanup() {
 		echo "left running in $D (netns $P-a $P-b $P-p); remove with: MH_DIR=$D MH_PREFIX=$P bash scripts/multihost.sh down; ip netns del $P-p"
 		return
 	fi
+	[[ -z $RELAY ]] || kill "$RELAY" 2>/dev/null
 	ip netns del "$P-p" 2>/dev/null
 	bash scripts/multihost.sh down >/dev/null 2>&1
 }
@@ -260,6 +262,8 @@ t3=$(now_ms)
 say "step 3 (B): finish; then the control plane binds the port to host-b alone"
 cli b migrate finish vm1
 t4=$(now_ms)
+# what the disk copy wrote into B's root overlay (NBD; libvirt's job statistics count memory only)
+overlay_kib=$(du -k "$D/b/pool/nova-$(cli b --json show vm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')-root.qcow2" | cut -f1)
 bind_to b
 wait_bound b
 sleep 2
@@ -405,9 +409,9 @@ while True:
 RELAY=$!
 for _ in $(seq 50); do grep -q listening "$D/tcp-relay.log" && break; sleep 0.1; done
 TCP_URI=qemu+tcp://192.0.2.2/system
-virsh -q -c "$TCP_URI" version >/dev/null || die "B's libvirtd does not answer on $TCP_URI"
-P2A=0d0d0d0d-4444-4d44-8d44-00000000001a
-P2B=0d0d0d0d-4444-4d44-8d44-00000000001b
+ip netns exec "$P-a" virsh -q -c "$TCP_URI" version >/dev/null || die "B's libvirtd does not answer on $TCP_URI from A"
+P2A=1a1a1a1a-4444-4d44-8d44-00000000001a # taps are named by the first 11 characters
+P2B=1b1b1b1b-4444-4d44-8d44-00000000001b
 for p in "$P2A:fa:16:3e:00:00:1a 10.0.0.20" "$P2B:fa:16:3e:00:00:1b 10.0.0.21"; do
 	nbctl --may-exist lsp-add "$NET" "${p%%:*}" -- lsp-set-addresses "${p%%:*}" "${p#*:}"
 done
@@ -422,6 +426,7 @@ cli a migrate vm2 --to "$TCP_URI" --host 192.0.2.2 --pool nova-mh-b --timeout 30
 cli b migrate finish vm2
 bind_to b "$P2A" "$P2B"
 kill "$RELAY"; wait "$RELAY" 2>/dev/null || true
+RELAY=
 VM2=$(cli b --json show vm2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
 [[ $(virsh_on b domstate "nova-$VM2") == running ]] || die "vm2 does not run on B"
 virsh_on a dominfo "nova-$VM2" >/dev/null 2>&1 && die "vm2's domain is left on A"
@@ -450,5 +455,6 @@ echo "RESULT pings_lost $lost"
 echo "RESULT ping_interval_us $interval_us"
 echo "RESULT downtime_ms $((lost * interval_us / 1000))"
 echo "RESULT libvirt_downtime_ms $libvirt_downtime"
+echo "RESULT root_overlay_on_b_kib $overlay_kib"
 grep -E "migrated .* in [0-9]+ ms" "$D/migrate.out" | sed 's/^/RESULT /' || true
 echo "RESULT ok"

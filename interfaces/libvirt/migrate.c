@@ -126,7 +126,8 @@ out:
 /* After the job: the downtime libvirt measured. The source's domain is gone (undefined with
  * the migration), but the destination's libvirtd keeps the completed job's statistics that
  * came with the migration cookie (virDomainGetJobStats with VIR_DOMAIN_JOB_STATS_COMPLETED,
- * as `virsh domjobinfo --completed` there). Unknown when it cannot be read: only logged. */
+ * as `virsh domjobinfo --completed` there; kept there for the operator: a plain read discards
+ * them). Unknown when it cannot be read: only logged. */
 static void completed_downtime(struct migration *m)
 {
         virConnectPtr dconn = virConnectOpen(m->req.dest_uri);
@@ -136,7 +137,8 @@ static void completed_downtime(struct migration *m)
         unsigned long long v;
         virErrorPtr e;
 
-        if (dom && virDomainGetJobStats(dom, &type, &params, &nparams, VIR_DOMAIN_JOB_STATS_COMPLETED) == 0 &&
+        if (dom && virDomainGetJobStats(dom, &type, &params, &nparams,
+                                        VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0 &&
             virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DOWNTIME, &v) == 1) {
                 m->downtime_ms = v;
                 m->downtime_known = true;
