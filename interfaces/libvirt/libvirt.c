@@ -517,22 +517,26 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
 /* ---- requests ---- */
 
-/* "migration_out" or "migration_in" while libvirt runs a migration job of dom (whichever
- * connection started it: a module started again after its core's crash sees the job of the
- * one before), else NULL. Only a running or paused domain can have one. */
-static const char *migration_job_word(virDomainPtr dom, int state)
+/* "migration" for a domain paused for a migration (the destination's incoming domain until
+ * the switch-over, the source's in its last phase), "migration_out" while libvirt runs an
+ * outgoing migration job of a running domain (whichever connection started it: a module started
+ * again after its core's crash sees the job of the one before), else NULL. Job statistics are
+ * read only for a running domain: libvirt lets no other job in during an incoming migration,
+ * and a query there would wait for its job lock (30 s). */
+static const char *migration_job_word(virDomainPtr dom, int state, int reason)
 {
         virTypedParameterPtr params = NULL;
         int nparams = 0, type, op = 0;
         const char *word = NULL;
 
-        if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED)
+        if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION)
+                return "migration";
+        if (state != VIR_DOMAIN_RUNNING)
                 return NULL;
         if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) == 0 && type != VIR_DOMAIN_JOB_NONE &&
-            virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1)
-                word = op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT  ? "migration_out"
-                       : op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN ? "migration_in"
-                                                                     : NULL;
+            virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1 &&
+            op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT)
+                word = "migration_out";
         virTypedParamsFree(params, nparams);
         virResetLastError();
         return word;
@@ -568,7 +572,7 @@ static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr do
         if (virDomainGetState(dom, &state, &reason, 0) < 0 || virDomainGetInfo(dom, &info) < 0)
                 return -EIO;
         write_domain(w, key, instance_uuid, display_name, state, reason, info.nrVirtCpu, info.maxMem,
-                     migration_job_word(dom, state));
+                     migration_job_word(dom, state, reason));
         return 0;
 }
 
@@ -1045,7 +1049,7 @@ static int reply_page_stats(struct proto_writer *w, struct listed_domain *const 
         }
         for (size_t i = 0; i < n && r == 0; i++)
                 write_domain(w, NULL, page[i]->uuid, page[i]->display, vals[i].state, vals[i].reason, vals[i].vcpus,
-                             vals[i].max_kib, migration_job_word(page[i]->dom, vals[i].state));
+                             vals[i].max_kib, migration_job_word(page[i]->dom, vals[i].state, vals[i].reason));
         virDomainStatsRecordListFree(recs);
         virResetLastError();
         return r;
