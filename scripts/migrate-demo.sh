@@ -339,6 +339,7 @@ MIG=$!
 sleep 3
 kill_core a
 wait "$MIG" || true # the CLI loses its core
+log_lines=$(wc -l < "$D/a/nova.log")
 start_core a
 # the job belongs to A's libvirtd and goes on without the module that started it: while it
 # runs, A's reconcile must not judge (the domain is still here, but may be about to leave)
@@ -362,7 +363,8 @@ until { [[ $winner == b && $(record_of a) == none ]] || [[ $winner == a && $(rec
 	(( $(now_ms) - t0 < 60000 )) || die "A's record after its restart: $(record_of a) (the domain runs on $winner)"
 	sleep 0.2
 done
-echo "A's store after its restart: $(record_of a); B's: $(record_of b)"
+echo "A's store after its restart: $(record_of a); B's: $(record_of b); what A's core said about vm1 since:"
+sed -n "$((log_lines + 1)),\$p" "$D/a/nova.log" | grep -E "instance vm1|$(cli b --json show vm1 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])' 2>/dev/null || echo vm1)" | sed 's/^/  A: /' || true
 if [[ $winner == b ]]; then
 	# (B's reconcile may have recorded the arrival first: then finish has nothing left to do)
 	[[ $(record_of b) != "migrating_in active" ]] || cli b migrate finish vm1 || true
