@@ -448,7 +448,8 @@ done
 echo "vm2 ($rec) runs on B, its 2 ports bound to host-b with their taps on B, none on A"
 echo "RESULT case_diskless_two_ports_tcp_uri ok"
 
-libvirt_downtime=$(grep -o 'downtime [0-9]* ms' "$D/migrate.out" | grep -o '[0-9]*' || echo "?")
+libvirt_downtime=$(grep -o 'downtime [0-9]* ms' "$D/migrate.out" | grep -o '[0-9]*' || true)
+[[ $libvirt_downtime =~ ^[0-9]+$ ]] || die "migrate did not report libvirt's downtime: $(tail -2 "$D/migrate.out")"
 echo "RESULT prepare_ms $((t1 - t_prep))"
 echo "RESULT migrate_ms $((t3 - t2))"
 echo "RESULT finish_ms $((t4 - t3))"

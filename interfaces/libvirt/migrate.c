@@ -137,8 +137,15 @@ static void completed_downtime(struct migration *m)
         unsigned long long v;
         virErrorPtr e;
 
-        if (dom && virDomainGetJobStats(dom, &type, &params, &nparams,
-                                        VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0 &&
+        if (!dconn || !dom) {
+                e = virGetLastError();
+                log_warn("migration of %s: cannot read the downtime on the destination: %s", m->req.instance_uuid,
+                         e && e->message ? e->message : "unknown libvirt error");
+                goto out;
+        }
+        virResetLastError();
+        if (virDomainGetJobStats(dom, &type, &params, &nparams,
+                                 VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0 &&
             virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DOWNTIME, &v) == 1) {
                 m->downtime_ms = v;
                 m->downtime_known = true;
@@ -147,6 +154,7 @@ static void completed_downtime(struct migration *m)
                 log_warn("migration of %s: the destination did not report the downtime: %s", m->req.instance_uuid,
                          e && e->message ? e->message : "no downtime in its completed-job statistics");
         }
+out:
         virTypedParamsFree(params, nparams);
         if (dom)
                 (void)virDomainFree(dom);
