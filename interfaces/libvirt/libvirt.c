@@ -1016,8 +1016,12 @@ static int reply_page_stats(struct proto_writer *w, struct listed_domain *const 
                 return -EIO;
         for (size_t i = 0; i < n; i++)
                 doms[i] = page[i]->dom;
+        /* NOWAIT: vcpu and balloon statistics need a query job, which libvirt admits to no domain
+         * in an incoming migration: without it the listing (reconcile's) waited 30 s for the job
+         * lock, and this single-threaded module answered nothing else meanwhile (a `migrate abort`
+         * on the destination timed out). Missing figures come from virDomainGetInfo below. */
         nrec = virDomainListGetStats(doms, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_BALLOON,
-                                     &recs, 0);
+                                     &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
         if (nrec < 0 || (size_t)nrec != n) {
                 if (recs)
                         virDomainStatsRecordListFree(recs);
