@@ -1,117 +1,204 @@
 #!/usr/bin/env bash
-# migrate-demo.sh - live migration of the real test guest between two "hosts" on one
-# machine (make run-migrate; tests/integration/test-migrate.c runs it and checks its report).
+# migrate-demo.sh - live migration of the real test guest between two hosts joined by OVN, on
+# one machine (make run-migrate, make check-migrate: the lines starting with "RESULT " are its
+# report).
 #
-#   host A, host B: network namespaces $P-a, $P-b, each with its own private libvirtd
-#     (scripts/libvirtd-private.sh: own mount namespace, own dirs, own host_uuid) driving
-#     QEMU/TCG, and its own nova-compute with the libvirt and network-control modules
-#     (vif_type = tap), its own storage pool;
-#   the wire: namespace $P-s with one Linux bridge, a veth to each host's bridge (br-a with
-#     192.0.2.1, br-b with 192.0.2.2: libvirt's data and NBD go there) and one to the pinger
-#     namespace $P-p (192.0.2.100). No OVS/OVN here: each instance tap is put on its host's
-#     bridge by this script (the stand-in for the integration bridge).
+#   host A, host B: the two hosts of make run-multihost with real guests (scripts/multihost.sh
+#     up, MH_GUESTS=qemu): network namespaces $P-a, $P-b, each with its own ovsdb-server,
+#     ovs-vswitchd (userspace datapath), ovn-controller (chassis host-a, host-b; Geneve over
+#     the underlay 192.0.2.1/.2, which also carries libvirt's migration data and NBD), a
+#     private libvirtd (scripts/libvirtd-private.sh) and a nova-compute with the libvirt,
+#     network-control, openvswitch and firewall-control modules (ovn = true, ports filtered:
+#     tap -> qbr -> qvb/qvo -> br-int); one OVN central (NB, SB, ovn-northd);
+#   the pinger: a third namespace $P-p whose eth0 (10.0.0.2) is a veth on host A's br-int,
+#     bound to its own logical port: its pings reach the guest through OVN (on A locally,
+#     across Geneve once the guest is on B).
 #
-# Steps: the guest image imported on A, and on B with the same id; boot vm1 on A (root disk
-# overlay + config drive, 192.0.2.10); wait for its console line and a ping; then the three
-# steps: `migrate describe` (A) -> `migrate prepare` (B) -> `migrate vm1 --to ... --host
-# 192.0.2.2` (A) -> `migrate finish` (B), with a ping every 10 ms from $P-p the whole time;
-# then check: the domain runs on B, none on A, A forgot vm1 and its volumes, B shows vm1
-# active, the guest answers; stop and start on B: the disk marker counts its second boot.
+# The script plays the control plane, as neutron would: logical switch and ports in the NB,
+# a security group "mig" (ICMP and TCP 80 in) created on both hosts, and the port's binding:
+# requested-chassis=host-a at boot; requested-chassis=host-a,host-b with
+# activation-strategy=rarp before `migrate prepare` (what prepare's output asks for: B's
+# ovn-controller marks the port ovn-installed only once B is a requested chassis, and prepare
+# waits for that); requested-chassis=host-b once `migrate finish` is done.
 #
-# Lines starting with "RESULT " are the report (a test reads them).
+# Steps: the guest image imported on A (and on B with the same id, after the refusal case);
+# boot vm1 on A (root overlay, config drive, 10.0.0.10, group mig); then the three steps:
+# `migrate describe` (A) -> `migrate prepare` (B) -> `migrate vm1 --to ... --host 192.0.2.2`
+# (A) -> `migrate finish` (B), with a ping every 10 ms from $P-p the whole time; then check:
+# QEMU runs on B and not on A, A forgot vm1 with its tap and volumes, the port is bound to
+# host-b, TCP 80 is answered and TCP 81 stays dropped on B (its rules were there before the
+# switch); a stop/start on B counts the disk marker's second boot. Cases: no image on B,
+# abort mid-copy, the destination's core killed during step 2, the source's core killed
+# during step 2.
+#
 # Environment: MIG_DIR (default: a new /tmp/nova-migrate.XXXXXX), MIG_PREFIX (netns prefix,
-# default nmig$$), KEEP=1 (leave everything running), NOVA_BIN (default build/bin).
+# default nmig$$), KEEP=1 (leave everything running; bash scripts/multihost.sh down with the
+# same MH_DIR/MH_PREFIX removes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
-BIN=${NOVA_BIN:-$SRC/build/bin}
+BIN=$SRC/build/bin # multihost.sh runs this build
 D=${MIG_DIR:-$(mktemp -d /tmp/nova-migrate.XXXXXX)}
 P=${MIG_PREFIX:-nmig$$}
+export MH_DIR=$D MH_PREFIX=$P MH_GUESTS=qemu MH_PLACEMENT=0 MH_OVN_WAIT_MS=20000 MH_POLICY=fail
+NET=net1 # multihost.sh's logical switch
 PORT=0c0c0c0c-3333-4c33-8c33-00000000000c
 MAC=fa:16:3e:00:00:0c
-GUEST_IP=192.0.2.10
-PIDS=()
+GUEST_IP=10.0.0.10
+PINGER=pinger
+PINGER_MAC=fa:16:3e:00:00:02
+PINGER_IP=10.0.0.2
+TAP=tap${PORT:0:11}
+STARTED=0
+RELAY=
 
 say() { echo "== $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 
 cleanup() {
 	set +e
+	[[ $STARTED == 1 ]] || return
 	if [[ ${KEEP:-0} == 1 ]]; then
-		echo "left running in $D (netns $P-a $P-b $P-s $P-p); KEEP=0 to clean up"
+		echo "left running in $D (netns $P-a $P-b $P-p); remove with: MH_DIR=$D MH_PREFIX=$P bash scripts/multihost.sh down; ip netns del $P-p"
 		return
 	fi
-	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-	for h in a b; do
-		[[ -d $D/lv-$h ]] && bash scripts/libvirtd-private.sh stop "$D/lv-$h" >/dev/null 2>&1
-	done
-	for n in a b s p; do ip netns del "$P-$n" 2>/dev/null; done
+	[[ -z $RELAY ]] || kill "$RELAY" 2>/dev/null
+	ip netns del "$P-p" 2>/dev/null
+	bash scripts/multihost.sh down >/dev/null 2>&1
 }
 trap cleanup EXIT
 
 cli() { local h=$1; shift; "$BIN/nova-hypervisor" --socket "$D/$h/run/nova-hypervisor.socket" "$@"; }
+nbctl() { ovn-nbctl --db="unix:$D/central/nb.sock" --timeout=10 "$@"; }
+sbctl() { ovn-sbctl --db="unix:$D/central/sb.sock" --timeout=10 "$@"; }
+vsctl() { local h=$1; shift; ovs-vsctl --db="unix:$D/$h/db.sock" --timeout=60 "$@"; }
+lv_uri() { bash scripts/libvirtd-private.sh uri "$D/$1/libvirtd"; }
+virsh_on() { local h=$1; shift; virsh -q -c "$(lv_uri "$h")" "$@"; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+other() { [[ $1 == a ]] && echo b || echo a; }
+host_ip() { [[ $1 == a ]] && echo 192.0.2.1 || echo 192.0.2.2; }
 
-net_up() {
-	local n
-	for n in a b s p; do ip netns add "$P-$n"; ip -n "$P-$n" link set lo up; done
-	ip -n "$P-s" link add br-s type bridge
-	ip -n "$P-s" link set br-s up
-	for n in a b p; do
-		ip link add "$P-$n-up" type veth peer name "$P-$n-sw"
-		ip link set "$P-$n-sw" netns "$P-s"
-		ip -n "$P-s" link set "$P-$n-sw" master br-s up
-		ip link set "$P-$n-up" netns "$P-$n"
-	done
-	for n in a b; do
-		ip -n "$P-$n" link add "br-$n" type bridge
-		ip -n "$P-$n" link set "$P-$n-up" master "br-$n" up
-		ip -n "$P-$n" link set "br-$n" up
-	done
-	ip -n "$P-a" addr add 192.0.2.1/24 dev br-a
-	ip -n "$P-b" addr add 192.0.2.2/24 dev br-b
-	ip -n "$P-p" addr add 192.0.2.100/24 dev "$P-p-up"
-	ip -n "$P-p" link set "$P-p-up" up
+# The chassis the guest's port is bound to, and its additional chassis ("" when none).
+bound_chassis() {
+	local ch
+	ch=$(sbctl --bare --columns=chassis find Port_Binding logical_port="$PORT")
+	[[ -n $ch ]] && sbctl --bare --columns=name list Chassis "$ch" || echo ""
 }
-
-host_up() {
-	local h=$1 uri
-	mkdir -p "$D/$h"
-	uri=$(ip netns exec "$P-$h" bash scripts/libvirtd-private.sh start "$D/lv-$h")
-	cat > "$D/$h/core.conf" <<EOF
-state_dir = $D/$h/state
-run_dir = $D/$h/run
-plugs = libvirt network-control
-vif_type = tap
-libvirt_uri = $uri
-storage_pool = nova-$h
-storage_pool_path = $D/$h/pool
-shutdown_timeout_s = 5
-EOF
-	ip netns exec "$P-$h" "$BIN/nova-compute" --config "$D/$h/core.conf" >"$D/$h/core.log" 2>&1 &
-	PIDS+=($!)
-	for _ in $(seq 200); do
-		cli "$h" --json status 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if all(p.get("module",{}).get("state")=="running" for p in s["plugs"] if p.get("connected")) else 1)' 2>/dev/null && return 0
+# Wait (bounded, 30 s) until the port is bound to chassis host-$1.
+wait_bound() {
+	local t0
+	t0=$(now_ms)
+	until [[ $(bound_chassis) == "host-$1" ]]; do
+		(( $(now_ms) - t0 < 30000 )) || die "port $PORT is bound to '$(bound_chassis)', not host-$1, after 30 s"
 		sleep 0.1
 	done
-	die "host $h: nova-compute or its modules did not come up; see $D/$h/core.log"
+}
+# The control plane's binding writes (as neutron's OVN driver does for a live migration):
+# HOST [PORT...] / SOURCE DESTINATION [PORT...]; the ports default to vm1's.
+bind_to() {
+	local h=$1 p; shift
+	for p in "${@:-$PORT}"; do nbctl lsp-set-options "$p" requested-chassis="host-$h"; done
+}
+bind_both() {
+	local from=$1 to=$2 p; shift 2
+	for p in "${@:-$PORT}"; do nbctl lsp-set-options "$p" requested-chassis="host-$from,host-$to" activation-strategy=rarp; done
 }
 
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# QEMU processes by their libvirt pidfiles (libvirt may leave a stale file: the process decides)
+qemus() {
+	local f pid n=0
+	for f in "$D/$1"/libvirtd/run/qemu/*.pid; do
+		[[ -f $f ]] || continue
+		pid=$(cat "$f")
+		[[ $pid =~ ^[0-9]+$ ]] && grep -qa qemu-system "/proc/$pid/cmdline" 2>/dev/null && n=$((n + 1))
+	done
+	echo $n
+}
+
+# The userspace datapath completes no partial checksums: the kernel does it at qvb (as
+# make run-multihost does), else TCP to the guest fails while ping works.
+qvb_tx_off() { ip netns exec "$P-$1" ethtool -K "qvb${PORT:0:11}" tx off >/dev/null; }
+
+# describe on $1, prepare on $2 (after the binding write); prints prepare's output to $D/prepare-$2.out
+prepare_on() {
+	local from=$1 to=$2
+	cli "$from" migrate describe vm1 > "$D/vm1.json"
+	bind_both "$from" "$to"
+	cli "$to" migrate prepare "$D/vm1.json" > "$D/prepare-$to.out" || { cat "$D/prepare-$to.out"; die "prepare on $to failed"; }
+	grep -q "port $PORT: .*requested-chassis=SOURCE,THIS-CHASSIS options:activation-strategy=rarp" "$D/prepare-$to.out" ||
+		die "prepare's output does not ask for the binding on both chassis: $(cat "$D/prepare-$to.out")"
+	qvb_tx_off "$to"
+}
+
+migrate_cmd() {
+	local from=$1 to=$2; shift 2
+	cli "$from" migrate vm1 --to "$(lv_uri "$to")" --host "$(host_ip "$to")" --pool "nova-mh-$to" --timeout 300 "$@"
+}
+
+# The core of host h: kill it (SIGKILL; its modules exit when they lose it) / start it again.
+kill_core() { kill -KILL "$(cat "$D/$1/core.pid")"; }
+start_core() { bash scripts/multihost.sh start-core "$1" >/dev/null; }
+
+# vm1 as the store of host h records it: "task vm_state", "none" when it has no vm1 (404), or
+# "unreachable".
+record_of() {
+	local out rc=0
+	out=$(cli "$1" --json show vm1 2>&1) || rc=$?
+	if [[ $rc == 0 ]]; then
+		python3 -c 'import json,sys; i=json.load(sys.stdin); print("%s %s" % (i.get("task") or "-", i["vm_state"]))' <<<"$out"
+	elif grep -q "no such instance" <<<"$out"; then
+		echo none
+	else
+		echo unreachable
+	fi
+}
 
 guest=$(bash scripts/guest/build-test-guest.sh | tail -1)
 [[ -f $guest/disk.raw ]] || die "no test guest (make guest)"
-say "hosts in $D, netns $P-{a,b,s,p}"
-net_up
-host_up a
-host_up b
+say "OVN central and hosts a, b (scripts/multihost.sh up) in $D, netns $P-{a,b}"
+STARTED=1
+bash scripts/multihost.sh up > "$D.up.log" 2>&1 || { cat "$D.up.log"; die "multihost up failed"; }
+mv "$D.up.log" "$D/up.log"
+# the test guest ignores ACPI: a stop destroys it after 5 s rather than the default 60; a
+# reconcile pass every 10 s (not 60), so the crash cases settle within their bounded waits
+for h in a b; do
+	printf 'shutdown_timeout_s = 5\nreconcile_interval_s = 10\n' >> "$D/$h/nova.conf"
+	bash scripts/multihost.sh stop-core "$h"
+	start_core "$h"
+done
 
-say "image: imported on A"
+say "the pinger: namespace $P-p, eth0 $PINGER_IP on host a's br-int (logical port $PINGER)"
+nbctl --may-exist lsp-add "$NET" "$PINGER" -- lsp-set-addresses "$PINGER" "$PINGER_MAC $PINGER_IP"
+nbctl --may-exist lsp-add "$NET" "$PORT" -- lsp-set-addresses "$PORT" "$MAC $GUEST_IP"
+bind_to a
+ip netns add "$P-p"
+ip -n "$P-p" link set lo up
+ip -n "$P-a" link add pp-a type veth peer name eth0 netns "$P-p"
+ip -n "$P-p" link set eth0 address "$PINGER_MAC" mtu 1442
+ip -n "$P-p" addr add "$PINGER_IP/24" dev eth0
+ip netns exec "$P-p" ethtool -K eth0 tx off >/dev/null # the userspace datapath completes no checksums
+ip -n "$P-a" link set pp-a mtu 1442 up
+ip -n "$P-p" link set eth0 up
+vsctl a add-port br-int pp-a -- set Interface pp-a external_ids:iface-id="$PINGER"
+t0=$(now_ms)
+until [[ $(vsctl a --if-exists get Interface pp-a external_ids:ovn-installed 2>/dev/null) == '"true"' ]]; do
+	(( $(now_ms) - t0 < 60000 )) || die "the pinger's port is not ovn-installed after 60 s"
+	sleep 0.1
+done
+
+say "security group mig (ICMP and TCP 80 in) on both hosts; the image on A"
+for h in a b; do
+	cli "$h" secgroup create mig --description "migration demo: ping and http" >/dev/null
+	cli "$h" secgroup rule add mig --direction ingress --protocol icmp >/dev/null
+	cli "$h" secgroup rule add mig --direction ingress --protocol tcp --port 80 >/dev/null
+done
 cli a image import guest "$guest/disk.raw" >/dev/null
 IMG=$(cli a --json image show guest | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
 
 say "boot vm1 on A"
-cli a boot vm1 --memory 128 --image guest --port "uuid=$PORT,mac=$MAC,mtu=1500,ip=$GUEST_IP" --wait >/dev/null
+cli a boot vm1 --memory 128 --image guest --port "uuid=$PORT,mac=$MAC,ip=$GUEST_IP" --secgroup mig --wait >/dev/null
+qvb_tx_off a
+echo "port $PORT bound to $(bound_chassis)"
 cli a migrate describe vm1 > "$D/vm1.json"
 
 say "case: the destination without the image refuses prepare, naming it"
@@ -121,20 +208,17 @@ grep -q "image $IMG is not here" "$D/noimage.err" || die "the refusal does not n
 [[ -z $(cli b list | grep vm1) ]] || die "a refused prepare left a record on B"
 echo "RESULT case_no_image ok"
 cli b image import guest "$guest/disk.raw" --id "$IMG" >/dev/null
-TAP=tap${PORT:0:11}
-ip -n "$P-a" link set "$TAP" master br-a
 for _ in $(seq 600); do
 	cli a console vm1 2>/dev/null | grep -q "NOVA-GUEST uuid=" && break
 	sleep 0.5
 done
 cli a console vm1 | grep "NOVA-GUEST" || die "vm1 printed no NOVA-GUEST line on A"
 for _ in $(seq 60); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
-ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer ping on A"
+ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer ping on A (through OVN)"
 
 say "case: abort mid-copy (1 MiB/s), from the source; then abort on B removes the prepared resources"
-cli b migrate prepare "$D/vm1.json" >/dev/null
-cli a migrate vm1 --to "qemu+unix:///system?socket=$D/lv-b/sock/libvirt-sock" --host 192.0.2.2 --pool nova-b \
-	--timeout 300 --bandwidth 1 > "$D/abort.out" 2>&1 &
+prepare_on a b
+migrate_cmd a b --bandwidth 1 > "$D/abort.out" 2>&1 &
 MIG=$!
 for _ in $(seq 120); do
 	cli a --json migrate progress vm1 2>/dev/null | grep -Eq '"data_processed": *[1-9]' && break
@@ -144,34 +228,44 @@ cli a migrate abort vm1 --source
 if wait "$MIG"; then die "the aborted migration succeeded"; fi
 tail -1 "$D/abort.out"
 grep -q "aborted" "$D/abort.out" || die "the migrate command does not say it was aborted"
-cli a --json show vm1 | python3 -c 'import json,sys; i=json.load(sys.stdin); sys.exit(0 if i["vm_state"]=="active" and not i.get("task") else 1)' ||
-	die "vm1 is not active on A after the abort"
-virsh -q -c "qemu+unix:///system?socket=$D/lv-a/sock/libvirt-sock" list | grep -q running || die "vm1 does not run on A after the abort"
-ip netns exec "$P-p" ping -c 2 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on A after the abort"
+[[ $(record_of a) == "- active" ]] || die "vm1 is not active on A after the abort: $(record_of a)"
+virsh_on a list | grep -q running || die "vm1 does not run on A after the abort"
 cli b migrate abort vm1
+bind_to a
+ip netns exec "$P-p" ping -c 2 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on A after the abort"
 [[ -z $(ls "$D/b/pool" | grep -v '^image-') ]] || die "prepared volumes left on B after abort: $(ls "$D/b/pool")"
-ip -n "$P-b" link show "tap${PORT:0:11}" >/dev/null 2>&1 && die "the prepared tap is left on B after abort"
+ip -n "$P-b" link show "$TAP" >/dev/null 2>&1 && die "the prepared tap is left on B after abort"
 echo "RESULT case_abort_mid_copy ok"
 
-say "step 1 (B): prepare"
-t0=$(now_ms)
-cli a migrate describe vm1 > "$D/vm1.json"
-cli b migrate prepare "$D/vm1.json"
-ip -n "$P-b" link set "$TAP" master br-b
+say "step 1 (B): prepare (after the control plane's binding write: requested-chassis=host-a,host-b, activation-strategy=rarp)"
+t_prep=$(now_ms)
+prepare_on a b
 t1=$(now_ms)
+cat "$D/prepare-b.out"
+sbctl --columns=logical_port,chassis,additional_chassis,options find Port_Binding logical_port="$PORT"
+say "B filters the port before the switch: its chain and group mig's rules are in B's nftables"
+ip netns exec "$P-b" nft list ruleset > "$D/b-nft-before.txt"
+grep -q "chain port-$PORT" "$D/b-nft-before.txt" || die "no chain port-$PORT in B's nftables after prepare"
+GROUP=$(cli b --json secgroup show mig | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+awk "/chain sg-$GROUP-in/,/}/" "$D/b-nft-before.txt" | tee "$D/b-sg-in.txt" | grep -E "icmp|dport 80" ||
+	die "group mig's ingress rules are not in B's nftables after prepare"
+grep -q "dport 80" "$D/b-sg-in.txt" || die "group mig's TCP 80 rule is not on B before the switch"
 
-say "step 2 (A): migrate, a ping every 10 ms meanwhile"
+say "step 2 (A): migrate, a ping every 10 ms from $P-p through OVN meanwhile"
 ip netns exec "$P-p" ping -i 0.01 -W 1 "$GUEST_IP" > "$D/ping.out" 2>&1 &
 PING=$!
 sleep 1
 t2=$(now_ms)
-cli a migrate vm1 --to "qemu+unix:///system?socket=$D/lv-b/sock/libvirt-sock" --host 192.0.2.2 --pool nova-b --timeout 300 |
-	tee "$D/migrate.out"
+migrate_cmd a b | tee "$D/migrate.out"
 t3=$(now_ms)
 
-say "step 3 (B): finish"
+say "step 3 (B): finish; then the control plane binds the port to host-b alone"
 cli b migrate finish vm1
 t4=$(now_ms)
+# what the disk copy wrote into B's root overlay (NBD; libvirt's job statistics count memory only)
+overlay_kib=$(du -k "$D/b/pool/nova-$(cli b --json show vm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')-root.qcow2" | cut -f1)
+bind_to b
+wait_bound b
 sleep 2
 kill -INT "$PING"; wait "$PING" || true
 sent=$(grep -o '[0-9]* packets transmitted' "$D/ping.out" | awk '{print $1}')
@@ -181,31 +275,34 @@ ping_ms=$(grep -o 'time [0-9]*ms' "$D/ping.out" | grep -o '[0-9]*')
 interval_us=$(( ping_ms * 1000 / sent ))   # the real interval (ping -i 0.01 runs slower on a loaded machine)
 
 say "checks"
-virsh -q -c "qemu+unix:///system?socket=$D/lv-b/sock/libvirt-sock" list --all
-[[ -z $(virsh -q -c "qemu+unix:///system?socket=$D/lv-a/sock/libvirt-sock" list --all) ]] || die "a domain is left on A"
-virsh -q -c "qemu+unix:///system?socket=$D/lv-b/sock/libvirt-sock" list | grep -q running || die "no domain runs on B"
-# QEMU processes by their libvirt pidfiles (libvirt may leave a stale file: the process decides)
-qemus() {
-	local f pid n=0
-	for f in "$D/lv-$1"/run/qemu/*.pid; do
-		[[ -f $f ]] || continue
-		pid=$(cat "$f")
-		[[ $pid =~ ^[0-9]+$ ]] && grep -qa qemu-system "/proc/$pid/cmdline" 2>/dev/null && n=$((n + 1))
-	done
-	echo $n
-}
+sbctl --columns=logical_port,chassis,additional_chassis,options find Port_Binding logical_port="$PORT"
+echo "port $PORT bound to $(bound_chassis)"
+virsh_on b list --all
+[[ -z $(virsh_on a list --all) ]] || die "a domain is left on A"
+virsh_on b list | grep -q running || die "no domain runs on B"
 [[ $(qemus b) == 1 ]] || die "$(qemus b) QEMU processes on B, 1 expected"
 [[ $(qemus a) == 0 ]] || die "$(qemus a) QEMU processes left on A"
 cli a list | grep -q vm1 && die "A still lists vm1"
+ip -n "$P-a" link show "$TAP" >/dev/null 2>&1 && die "vm1's tap is left on A"
 cli b show vm1 | tee "$D/b-show.txt" | grep -E "vm_state|task|power" || true
-cli b --json show vm1 | python3 -c 'import json,sys; i=json.load(sys.stdin); sys.exit(0 if i["vm_state"]=="active" and not i.get("task") else 1)' ||
-	die "B does not show vm1 active"
+[[ $(record_of b) == "- active" ]] || die "B does not show vm1 active: $(record_of b)"
 [[ -z $(ls "$D/a/pool" | grep -v '^image-') ]] || die "volumes of vm1 left on A: $(ls "$D/a/pool")"
 ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer ping on B"
+say "group mig on B: TCP 80 (allowed) answers, TCP 81 (no rule) stays dropped (a timeout, not a refusal)"
+UUID=$(cli b --json show vm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
+body=$(ip netns exec "$P-p" curl -sS --max-time 10 "http://$GUEST_IP/") || die "TCP 80 to vm1 on B failed"
+[[ $body == "$UUID" ]] || die "vm1's httpd answered '$body', not its uuid"
+echo "http://$GUEST_IP/ answered vm1's uuid"
+rc=0
+ip netns exec "$P-p" curl -sS --max-time 3 "http://$GUEST_IP:81/" >/dev/null 2>&1 || rc=$?
+[[ $rc == 28 ]] || die "TCP 81 to vm1 on B: curl exit $rc, 28 (timed out: dropped) expected"
+echo "http://$GUEST_IP:81/ timed out: dropped by group mig on B"
+echo "RESULT case_secgroup_on_destination ok"
 
 say "disk marker: a hard stop and a start on B (the guest ignores ACPI; shutdown_timeout_s = 5)"
 cli b stop vm1 --wait >/dev/null
 cli b start vm1 --wait >/dev/null
+qvb_tx_off b
 for _ in $(seq 600); do
 	cli b console vm1 2>/dev/null | grep -q "disk boots=2" && break
 	sleep 0.5
@@ -214,36 +311,153 @@ cli b console vm1 | grep "NOVA-GUEST disk" || true
 cli b console vm1 | grep -q "disk boots=2" || die "the disk marker did not count the second boot on B"
 
 say "case: the destination's core is killed during step 2 (vm1 back from B to A, 8 MiB/s)"
-cli b migrate describe vm1 > "$D/vm1-back.json"
-cli a migrate prepare "$D/vm1-back.json" >/dev/null
-ip -n "$P-a" link set "$TAP" master br-a
-cli b migrate vm1 --to "qemu+unix:///system?socket=$D/lv-a/sock/libvirt-sock" --host 192.0.2.1 --pool nova-a \
-	--timeout 300 --bandwidth 8 > "$D/back.out" 2>&1 &
+prepare_on b a
+migrate_cmd b a --bandwidth 8 > "$D/back.out" 2>&1 &
 MIG=$!
 sleep 3
-kill -KILL "${PIDS[0]}"   # A's nova-compute (its modules follow it: they lose their core)
-wait "${PIDS[0]}" 2>/dev/null || true
+kill_core a
 wait "$MIG" || die "the migration back failed with the destination's core gone: $(tail -2 "$D/back.out")"
-tail -1 "$D/back.out"
-ip netns exec "$P-a" "$BIN/nova-compute" --config "$D/a/core.conf" >>"$D/a/core.log" 2>&1 &
-PIDS[0]=$!
+tail -2 "$D/back.out"
+start_core a
 for _ in $(seq 200); do
-	cli a --json show vm1 2>/dev/null | python3 -c 'import json,sys; i=json.load(sys.stdin); sys.exit(0 if not i.get("task") and i["vm_state"]=="active" else 1)' 2>/dev/null && break
+	[[ $(record_of a) == "- active" ]] && break
 	sleep 0.2
 done
 cli a migrate finish vm1
+bind_to a
+wait_bound a
 cli a show vm1 | grep -E "task|power"
 [[ $(qemus a) == 1 && $(qemus b) == 0 ]] || die "after the crash case: $(qemus a) QEMU on A, $(qemus b) on B"
 cli b list | grep -q vm1 && die "B still lists vm1 after migrating it back"
 ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on A after migrating back"
 echo "RESULT case_destination_core_killed ok"
 
-echo "RESULT prepare_ms $((t1 - t0))"
+say "case: the source's core is killed during step 2 and started again at once (A to B, 8 MiB/s); the host whose libvirtd runs the domain wins"
+prepare_on a b
+migrate_cmd a b --bandwidth 8 > "$D/srckill.out" 2>&1 &
+MIG=$!
+sleep 3
+kill_core a
+wait "$MIG" || true # the CLI loses its core
+log_lines=$(wc -l < "$D/a/nova.log")
+start_core a
+# the job belongs to A's libvirtd and goes on without the module that started it: while it
+# runs, A's reconcile must not judge (the domain is still here, but may be about to leave)
+job_ended_on_a() {
+	local name
+	name=$(virsh_on a list --name | head -1)
+	[[ -z $name ]] || virsh_on a domjobinfo "$name" | grep -q "Job type: *None"
+}
+during=$(record_of a)
+job_ended_on_a && echo "(libvirt's job had ended before A's core was back)" || echo "A's record while libvirt's job runs: $during"
+t0=$(now_ms)
+until job_ended_on_a && (( $(qemus a) + $(qemus b) == 1 )); do
+	(( $(now_ms) - t0 < 180000 )) || die "180 s after the source's core was killed: $(qemus a) QEMU on A, $(qemus b) on B"
+	sleep 0.5
+done
+if [[ $(qemus b) == 1 ]]; then winner=b; else winner=a; fi
+echo "libvirt's job ended with the domain running on $winner ($(qemus a) QEMU on A, $(qemus b) on B)"
+# A's reconcile judges its record: forgotten (the domain left) or active again (it stayed)
+t0=$(now_ms)
+until { [[ $winner == b && $(record_of a) == none ]] || [[ $winner == a && $(record_of a) == "- active" ]]; }; do
+	(( $(now_ms) - t0 < 60000 )) || die "A's record after its restart: $(record_of a) (the domain runs on $winner)"
+	sleep 0.2
+done
+echo "A's store after its restart: $(record_of a); B's: $(record_of b); what A's core said about vm1 since:"
+sed -n "$((log_lines + 1)),\$p" "$D/a/nova.log" | grep -E "instance vm1|$(cli b --json show vm1 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])' 2>/dev/null || echo vm1)" | sed 's/^/  A: /' || true
+if [[ $winner == b ]]; then
+	# (B's reconcile may have recorded the arrival first: then finish has nothing left to do)
+	[[ $(record_of b) != "migrating_in active" ]] || cli b migrate finish vm1 || true
+	bind_to b
+else
+	cli b migrate abort vm1
+	bind_to a
+fi
+wait_bound "$winner"
+loser=$(other "$winner")
+[[ $(record_of "$winner") == "- active" ]] || die "the winner $winner records vm1 as: $(record_of "$winner")"
+[[ $(record_of "$loser") == none ]] || die "the other host $loser still records vm1: $(record_of "$loser")"
+[[ $(qemus "$winner") == 1 && $(qemus "$loser") == 0 ]] || die "QEMU: $(qemus a) on A, $(qemus b) on B"
+[[ -z $(ls "$D/$loser/pool" | grep -v '^image-') ]] || die "volumes of vm1 left on $loser: $(ls "$D/$loser/pool")"
+ip -n "$P-$loser" link show "$TAP" >/dev/null 2>&1 && die "vm1's tap is left on $loser"
+ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on $winner"
+echo "RESULT case_source_core_killed ok (the domain ended on host $winner, which alone owns vm1)"
+
+say "case: a diskless instance with 2 ports, to a qemu+tcp:// URI (A to B)"
+# B's libvirtd is reached over TCP through a relay in B's namespace (192.0.2.2:16509 -> its unix
+# socket, no auth): scripts/libvirtd-private.sh starts it on a unix socket only.
+ip netns exec "$P-b" python3 -c '
+import os, socket, sys, threading
+path = sys.argv[1]
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("192.0.2.2", 16509)); srv.listen(8)
+print("listening", flush=True)
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError: pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+while True:
+    c, _ = srv.accept()
+    u = socket.socket(socket.AF_UNIX); u.connect(path)
+    threading.Thread(target=pump, args=(c, u), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c), daemon=True).start()
+' "$D/b/libvirtd/sock/libvirt-sock" > "$D/tcp-relay.log" 2>&1 &
+RELAY=$!
+for _ in $(seq 50); do grep -q listening "$D/tcp-relay.log" && break; sleep 0.1; done
+TCP_URI=qemu+tcp://192.0.2.2/system
+ip netns exec "$P-a" virsh -q -c "$TCP_URI" version >/dev/null || die "B's libvirtd does not answer on $TCP_URI from A"
+P2A=1a1a1a1a-4444-4d44-8d44-00000000001a # taps are named by the first 11 characters
+P2B=1b1b1b1b-4444-4d44-8d44-00000000001b
+for p in "$P2A:fa:16:3e:00:00:1a 10.0.0.20" "$P2B:fa:16:3e:00:00:1b 10.0.0.21"; do
+	nbctl --may-exist lsp-add "$NET" "${p%%:*}" -- lsp-set-addresses "${p%%:*}" "${p#*:}"
+done
+bind_to a "$P2A" "$P2B"
+cli a boot vm2 --memory 64 --port "uuid=$P2A,mac=fa:16:3e:00:00:1a,ip=10.0.0.20" \
+	--port "uuid=$P2B,mac=fa:16:3e:00:00:1b,ip=10.0.0.21" --secgroup mig --wait >/dev/null
+cli a migrate describe vm2 > "$D/vm2.json"
+bind_both a b "$P2A" "$P2B"
+cli b migrate prepare "$D/vm2.json" | tee "$D/prepare-vm2.out"
+[[ $(grep -c "requested-chassis=SOURCE,THIS-CHASSIS" "$D/prepare-vm2.out") == 2 ]] || die "prepare did not ask for both ports' bindings"
+cli a migrate vm2 --to "$TCP_URI" --host 192.0.2.2 --pool nova-mh-b --timeout 300 | tail -2
+cli b migrate finish vm2
+bind_to b "$P2A" "$P2B"
+kill "$RELAY"; wait "$RELAY" 2>/dev/null || true
+RELAY=
+VM2=$(cli b --json show vm2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
+[[ $(virsh_on b domstate "nova-$VM2") == running ]] || die "vm2 does not run on B"
+virsh_on a dominfo "nova-$VM2" >/dev/null 2>&1 && die "vm2's domain is left on A"
+cli a list | grep -q vm2 && die "A still lists vm2"
+rec=$(cli b --json show vm2 | python3 -c 'import json,sys; i=json.load(sys.stdin); print(len(i["ports"]), i.get("task") or "-", i["vm_state"], i.get("image_uuid") or "diskless")')
+[[ $rec == "2 - active diskless" ]] || die "B's record of vm2: $rec"
+CH_B=$(sbctl --bare --columns=_uuid find Chassis name=host-b)
+for p in "$P2A" "$P2B"; do
+	ip -n "$P-b" link show "tap${p:0:11}" >/dev/null || die "no tap for port $p on B"
+	ip -n "$P-a" link show "tap${p:0:11}" >/dev/null 2>&1 && die "the tap of port $p is left on A"
+	t0=$(now_ms)
+	until [[ $(sbctl --bare --columns=chassis find Port_Binding logical_port="$p") == "$CH_B" ]]; do
+		(( $(now_ms) - t0 < 30000 )) || die "port $p is not bound to host-b after 30 s"
+		sleep 0.1
+	done
+done
+echo "vm2 ($rec) runs on B, its 2 ports bound to host-b with their taps on B, none on A"
+echo "RESULT case_diskless_two_ports_tcp_uri ok"
+
+libvirt_downtime=$(grep -o 'downtime [0-9]* ms' "$D/migrate.out" | grep -o '[0-9]*' || true)
+[[ $libvirt_downtime =~ ^[0-9]+$ ]] || die "migrate did not report libvirt's downtime: $(tail -2 "$D/migrate.out")"
+echo "RESULT prepare_ms $((t1 - t_prep))"
 echo "RESULT migrate_ms $((t3 - t2))"
 echo "RESULT finish_ms $((t4 - t3))"
 echo "RESULT pings_sent $sent"
 echo "RESULT pings_lost $lost"
 echo "RESULT ping_interval_us $interval_us"
 echo "RESULT downtime_ms $((lost * interval_us / 1000))"
+echo "RESULT libvirt_downtime_ms $libvirt_downtime"
+echo "RESULT root_overlay_on_b_kib $overlay_kib"
 grep -E "migrated .* in [0-9]+ ms" "$D/migrate.out" | sed 's/^/RESULT /' || true
 echo "RESULT ok"

@@ -28,7 +28,7 @@
 #define BACKOFF_MAX_MS 10000        /* cap of the doubling backoff */
 #define KEEPALIVE_INTERVAL_S 5      /* remote connections: ping every 5 s ... */
 #define KEEPALIVE_COUNT 3           /* ... and give up after 3 unanswered */
-#define DOMAIN_REPLY_VALUES 8       /* values reply_domain() writes */
+#define DOMAIN_REPLY_VALUES 9       /* values reply_domain() writes, at most */
 #define DOMAIN_REPLY_MAX_BYTES 512  /* bytes reply_domain() writes, at most */
 #define ERROR_TEXT_MAX 200          /* libvirt error text kept for messages */
 
@@ -517,9 +517,34 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
 /* ---- requests ---- */
 
-/* DOMAIN of the contract from what was read of it. */
+/* "migration" for a domain paused for a migration (the destination's incoming domain until
+ * the switch-over, the source's in its last phase), "migration_out" while libvirt runs an
+ * outgoing migration job of a running domain (whichever connection started it: a module started
+ * again after its core's crash sees the job of the one before), else NULL. Job statistics are
+ * read only for a running domain: libvirt lets no other job in during an incoming migration,
+ * and a query there would wait for its job lock (30 s). */
+static const char *migration_job_word(virDomainPtr dom, int state, int reason)
+{
+        virTypedParameterPtr params = NULL;
+        int nparams = 0, type, op = 0;
+        const char *word = NULL;
+
+        if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION)
+                return "migration";
+        if (state != VIR_DOMAIN_RUNNING)
+                return NULL;
+        if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) == 0 && type != VIR_DOMAIN_JOB_NONE &&
+            virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1 &&
+            op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT)
+                word = "migration_out";
+        virTypedParamsFree(params, nparams);
+        virResetLastError();
+        return word;
+}
+
+/* DOMAIN of the contract from what was read of it; job: migration_job_word()'s, or NULL. */
 static void write_domain(struct proto_writer *w, const char *key, const char *instance_uuid, const char *display_name,
-                         int state, int reason, uint64_t vcpus, uint64_t max_mem_kib)
+                         int state, int reason, uint64_t vcpus, uint64_t max_mem_kib, const char *job)
 {
         char name[DOMAIN_NAME_MAX];
 
@@ -532,6 +557,8 @@ static void write_domain(struct proto_writer *w, const char *key, const char *in
         pw_str(w, "reason", reason_word(state, reason));
         pw_u64(w, "vcpus", vcpus);
         pw_u64(w, "memory_mb", max_mem_kib / 1024);
+        if (job)
+                pw_str(w, "job", job);
         pw_obj_end(w);
 }
 
@@ -544,7 +571,8 @@ static int reply_domain(struct proto_writer *w, const char *key, virDomainPtr do
 
         if (virDomainGetState(dom, &state, &reason, 0) < 0 || virDomainGetInfo(dom, &info) < 0)
                 return -EIO;
-        write_domain(w, key, instance_uuid, display_name, state, reason, info.nrVirtCpu, info.maxMem);
+        write_domain(w, key, instance_uuid, display_name, state, reason, info.nrVirtCpu, info.maxMem,
+                     migration_job_word(dom, state, reason));
         return 0;
 }
 
@@ -988,8 +1016,12 @@ static int reply_page_stats(struct proto_writer *w, struct listed_domain *const 
                 return -EIO;
         for (size_t i = 0; i < n; i++)
                 doms[i] = page[i]->dom;
+        /* NOWAIT: vcpu and balloon statistics need a query job, which libvirt admits to no domain
+         * in an incoming migration: without it the listing (reconcile's) waited 30 s for the job
+         * lock, and this single-threaded module answered nothing else meanwhile (a `migrate abort`
+         * on the destination timed out). Missing figures come from virDomainGetInfo below. */
         nrec = virDomainListGetStats(doms, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_BALLOON,
-                                     &recs, 0);
+                                     &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
         if (nrec < 0 || (size_t)nrec != n) {
                 if (recs)
                         virDomainStatsRecordListFree(recs);
@@ -1021,7 +1053,7 @@ static int reply_page_stats(struct proto_writer *w, struct listed_domain *const 
         }
         for (size_t i = 0; i < n && r == 0; i++)
                 write_domain(w, NULL, page[i]->uuid, page[i]->display, vals[i].state, vals[i].reason, vals[i].vcpus,
-                             vals[i].max_kib);
+                             vals[i].max_kib, migration_job_word(page[i]->dom, vals[i].state, vals[i].reason));
         virDomainStatsRecordListFree(recs);
         virResetLastError();
         return r;
@@ -2608,6 +2640,8 @@ static void reply_progress(struct proto_writer *w, const struct migration *m)
         pw_u64(w, "disk_total", p->disk_total);
         pw_u64(w, "disk_processed", p->disk_processed);
         pw_u64(w, "samples", p->samples);
+        if (p->downtime_known)
+                pw_u64(w, "downtime_ms", p->downtime_ms);
 }
 
 static void migrate_fill(struct proto_writer *w, void *userdata)

@@ -25,6 +25,8 @@ struct migration {
         int status;
         char err[256];
         size_t paths_moved;
+        uint64_t downtime_ms;                    /* completed_downtime() */
+        bool downtime_known;
 };
 
 static void thread_error(struct migration *m, int status, const char *what)
@@ -121,6 +123,45 @@ out:
         return r;
 }
 
+/* After the job: the downtime libvirt measured. The source's domain is gone (undefined with
+ * the migration), but the destination's libvirtd keeps the completed job's statistics that
+ * came with the migration cookie (virDomainGetJobStats with VIR_DOMAIN_JOB_STATS_COMPLETED,
+ * as `virsh domjobinfo --completed` there; kept there for the operator: a plain read discards
+ * them). Unknown when it cannot be read: only logged. */
+static void completed_downtime(struct migration *m)
+{
+        virConnectPtr dconn = virConnectOpen(m->req.dest_uri);
+        virDomainPtr dom = dconn ? virDomainLookupByName(dconn, m->req.domain_name) : NULL;
+        virTypedParameterPtr params = NULL;
+        int nparams = 0, type;
+        unsigned long long v;
+        virErrorPtr e;
+
+        if (!dconn || !dom) {
+                e = virGetLastError();
+                log_warn("migration of %s: cannot read the downtime on the destination: %s", m->req.instance_uuid,
+                         e && e->message ? e->message : "unknown libvirt error");
+                goto out;
+        }
+        virResetLastError();
+        if (virDomainGetJobStats(dom, &type, &params, &nparams,
+                                 VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0 &&
+            virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DOWNTIME, &v) == 1) {
+                m->downtime_ms = v;
+                m->downtime_known = true;
+        } else {
+                e = virGetLastError();
+                log_warn("migration of %s: the destination did not report the downtime: %s", m->req.instance_uuid,
+                         e && e->message ? e->message : "no downtime in its completed-job statistics");
+        }
+out:
+        virTypedParamsFree(params, nparams);
+        if (dom)
+                (void)virDomainFree(dom);
+        if (dconn)
+                (void)virConnectClose(dconn);
+}
+
 /* Everything the job does, on the thread: 0 or -errno with m->err. */
 static int migration_run(struct migration *m)
 {
@@ -182,6 +223,7 @@ static int migration_run(struct migration *m)
                 goto out;
         }
         m->status = 0;
+        completed_downtime(m);
 out:
         virTypedParamsFree(params, nparams);
         free(xml);
@@ -226,6 +268,8 @@ static void on_thread_done(int timer, void *opaque)
         stop_timers(m);
         m->active = false;
         m->ended_usec = now_usec();
+        m->progress.downtime_ms = m->downtime_ms;
+        m->progress.downtime_known = m->downtime_known;
         if (m->status < 0 && m->timed_out) {
                 m->status = -ETIMEDOUT;
                 proto_text_printf(m->err, sizeof(m->err), "the migration ran longer than %llu s and was aborted; the guest runs here",

@@ -38,6 +38,10 @@ struct migrate_progress {
         uint64_t memory_dirty_rate, memory_iteration;
         uint64_t disk_total, disk_processed;
         uint64_t samples;                        /* samples taken so far */
+        /* After a successful job: the guest's downtime as libvirt measured it
+         * (VIR_DOMAIN_JOB_DOWNTIME of the destination's completed-job stats), ms. */
+        uint64_t downtime_ms;
+        bool downtime_known;                     /* false: the destination did not report it */
 };
 
 struct migration;

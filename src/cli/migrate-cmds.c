@@ -181,6 +181,11 @@ static int migrate(const char *socket, bool json, const char *id, int argc, char
                "forgotten here\n",
                js(resp, "removed"), ji(resp, "elapsed_ms"), ji(resp, "data_processed") >> 20, ji(resp, "data_total") >> 20,
                ji(resp, "disk_processed") >> 20, ji(resp, "disk_total") >> 20, ji(resp, "memory_iteration"));
+        if (json_object_object_get_ex(resp, "downtime_ms", NULL))
+                printf("downtime %lld ms (libvirt's measure, the destination's completed-job statistics)\n",
+                       ji(resp, "downtime_ms"));
+        else
+                printf("downtime: not reported by the destination's libvirt\n");
         json_object_put(resp);
         return 0;
 }

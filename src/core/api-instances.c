@@ -51,8 +51,7 @@ struct json_object *api_instance_json(const struct api_conn *c, const struct ins
         return o;
 }
 
-/* The instance an id argument names, or NULL after answering 404. */
-static struct instance *instance_arg(struct api_conn *c, const char *id)
+struct instance *api_instance_arg(struct api_conn *c, const char *id)
 {
         struct instance *inst = strlen(id) < API_ID_MAX ? api_find_instance(c, id) : NULL;
 
@@ -167,7 +166,7 @@ static void handle_instance_reboot(struct api_conn *c, const struct http_request
 
 static void handle_instance_show(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
-        struct instance *inst = instance_arg(c, a->arg[0]);
+        struct instance *inst = api_instance_arg(c, a->arg[0]);
 
         (void)req;
         if (inst)
@@ -232,7 +231,7 @@ static int pin_fields(struct api_conn *c, struct json_object *body, struct proto
 static void instance_pin(struct api_conn *c, const struct http_request *req, const char *id, bool pin)
 {
         _cleanup_free_ struct proto_writer *w = NULL;
-        struct instance *inst = instance_arg(c, id);
+        struct instance *inst = api_instance_arg(c, id);
         struct json_object *body = NULL;
         int r;
 
@@ -356,7 +355,7 @@ static void on_console(const struct module_result *res, void *userdata)
 static void handle_instance_console(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
         _cleanup_free_ struct proto_writer *w = NULL;
-        struct instance *inst = instance_arg(c, a->arg[0]);
+        struct instance *inst = api_instance_arg(c, a->arg[0]);
         uint64_t tail = 16 * 1024;
         const char *q;
 

@@ -113,6 +113,8 @@ void api_image_upload_abandon(struct api_conn *c);
 
 /* An instance of the store by uuid or name; NULL when none (api-instances.c). */
 struct instance *api_find_instance(const struct api_conn *c, const char *id);
+/* The instance a request's id argument names, or NULL after answering 404 (api-instances.c). */
+struct instance *api_instance_arg(struct api_conn *c, const char *id);
 /* The API view of an instance (caller puts it). */
 struct json_object *api_instance_json(const struct api_conn *c, const struct instance *inst);
 

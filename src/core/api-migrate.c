@@ -16,21 +16,12 @@
 
 #define MIGRATE_DEFAULT_TIMEOUT_S 600
 
-static struct instance *find_or_404(struct api_conn *c, const char *id)
-{
-        struct instance *inst = strlen(id) < API_ID_MAX ? api_find_instance(c, id) : NULL;
-
-        if (!inst)
-                api_respond_error(c, 404, "no such instance", -1);
-        return inst;
-}
-
 /* {"instance": the stored form, "secgroups": {id: name} of its ports' groups}: security groups
  * are each host's own (no control plane shares their ids), so the destination finds a group
  * by the source's id, else by its name there. */
 static void handle_description(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
-        struct instance *inst = find_or_404(c, a->arg[0]);
+        struct instance *inst = api_instance_arg(c, a->arg[0]);
         struct json_object *root, *names;
 
         (void)req;
@@ -101,6 +92,8 @@ static void on_done(int status, const char *error, int plug, struct instance *in
                 json_object_object_add(root, "disk_total", json_object_new_int64((int64_t)m.disk_total));
                 json_object_object_add(root, "disk_processed", json_object_new_int64((int64_t)m.disk_processed));
                 json_object_object_add(root, "memory_iteration", json_object_new_int64((int64_t)m.memory_iteration));
+                if (m.downtime_ms >= 0)
+                        json_object_object_add(root, "downtime_ms", json_object_new_int64(m.downtime_ms));
         }
         api_respond_json(c, 200, root);
 }
@@ -215,7 +208,7 @@ static void handle_migrate(struct api_conn *c, const struct http_request *req, c
         char err[512];
         int r, plug;
 
-        inst = find_or_404(c, a->arg[0]);
+        inst = api_instance_arg(c, a->arg[0]);
         if (!inst || api_read_body(c, req, &body) < 0)
                 return;
         r = parse_target(body, &t, err, sizeof(err));
@@ -257,7 +250,7 @@ static void on_module_answer(const struct module_result *res, void *userdata)
 static void job_call(struct api_conn *c, const char *id, enum libvirt_entrypoint_id ep)
 {
         _cleanup_free_ struct proto_writer *w = NULL;
-        struct instance *inst = find_or_404(c, id);
+        struct instance *inst = api_instance_arg(c, id);
 
         if (!inst)
                 return;
@@ -284,7 +277,7 @@ static void handle_job_abort(struct api_conn *c, const struct http_request *req,
 static void finish_or_abort(struct api_conn *c, const struct http_request *req, const char *id, bool finish)
 {
         const struct api_context *ctx = api_context_of(c);
-        struct instance *inst = find_or_404(c, id);
+        struct instance *inst = api_instance_arg(c, id);
         bool wait = api_query_wait(req);
         char err[512];
         int r, plug;

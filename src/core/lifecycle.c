@@ -695,9 +695,10 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                 m->disk_total = proto_get_u64(res->body, "disk_total", 0);
                 m->disk_processed = proto_get_u64(res->body, "disk_processed", 0);
                 m->memory_iteration = proto_get_u64(res->body, "memory_iteration", 0);
-                log_info("instance %s (%s): migrated in %llu ms (%llu of %llu bytes processed, disk %llu of %llu); "
-                         "removing what is left here",
-                         op->inst->name, op->inst->uuid, (unsigned long long)m->elapsed_ms,
+                m->downtime_ms = proto_get(res->body, "downtime_ms") ? (int64_t)proto_get_u64(res->body, "downtime_ms", 0) : -1;
+                log_info("instance %s (%s): migrated in %llu ms, downtime %lld ms (libvirt's; -1: not reported) "
+                         "(%llu of %llu bytes processed, disk %llu of %llu); removing what is left here",
+                         op->inst->name, op->inst->uuid, (unsigned long long)m->elapsed_ms, (long long)m->downtime_ms,
                          (unsigned long long)m->data_processed, (unsigned long long)m->data_total,
                          (unsigned long long)m->disk_processed, (unsigned long long)m->disk_total);
         }
@@ -1413,6 +1414,12 @@ static void judge_migration(struct lifecycle *lc, struct instance *i)
                 (void)instance_save(i);
                 return;
         }
+        if (here && streq(json_object_get_string(v), "migrating")) {
+                /* libvirt's job still runs (a core started again while its module's job went on):
+                 * its end decides, on a later pass */
+                log_info("reconcile: instance %s: libvirt is still migrating its domain; judged when the job ends", i->name);
+                return;
+        }
         if (here) {
                 log_info("reconcile: instance %s: its migration did not complete (the domain is still here); it stays here",
                          i->name);
@@ -1604,9 +1611,10 @@ static void on_list_reply(const struct module_result *res, void *userdata)
                                 json_object_object_add(lc->pass.found[kind], id, vols);
                         }
                         json_object_object_add(vols, vk, json_object_new_boolean(true));
-                } else if (kind == LIST_DOMAINS)
+                } else if (kind == LIST_DOMAINS) /* a domain in libvirt's migration job: "migrating" (judge_migration) */
                         json_object_object_add(lc->pass.found[kind], id,
-                                               json_object_new_string(proto_get_str(e, "state", "unknown")));
+                                               json_object_new_string(proto_get(e, "job") ? "migrating"
+                                                                                          : proto_get_str(e, "state", "unknown")));
                 else if (kind == LIST_TAPS) /* value: the tap is plumbed through its qbr bridge */
                         json_object_object_add(lc->pass.found[kind], id,
                                                json_object_new_boolean(proto_get_bool(e, "hybrid", false)));

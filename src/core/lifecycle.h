@@ -96,6 +96,7 @@ struct lifecycle_migrate_target {
 struct lifecycle_migration_report {
         char instance_uuid[UUID_STR_LEN + 1];
         uint64_t elapsed_ms, data_total, data_processed, disk_total, disk_processed, memory_iteration;
+        int64_t downtime_ms;         /* the guest's downtime as libvirt measured it; -1: not reported */
 };
 /* Destination: record tmpl (a source's stored instance; same uuid, ports, image) with task
  * migrating_in and run the boot plan without define and start. Refused when the image is

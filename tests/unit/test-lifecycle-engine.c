@@ -1210,6 +1210,19 @@ static void domains_running(const struct proto_value *req, struct proto_writer *
         listing(w, "domains", "instance_uuid", ids, ARRAY_SIZE(ids), "running");
 }
 
+/* The domain still in libvirt's outgoing migration job (the libvirt module's domain_list). */
+static void domains_migrating_out(const struct proto_value *req, struct proto_writer *w)
+{
+        (void)req;
+        pw_list_begin(w, "domains");
+        pw_obj_begin(w, NULL);
+        pw_str(w, "instance_uuid", INST_UUID);
+        pw_str(w, "state", "running");
+        pw_str(w, "job", "migration_out");
+        pw_obj_end(w);
+        pw_list_end(w);
+}
+
 static void state_running(const struct proto_value *req, struct proto_writer *w)
 {
         pw_obj_begin(w, "domain");
@@ -1403,6 +1416,27 @@ START_TEST(test_reconcile_migration_tasks)
         ck_assert_str_eq(fake_log(), "domain_list tap_list volume_list");
         ck_assert_int_eq(inst->task, TASK_NONE);
         ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        teardown();
+
+        /* source, core started again while libvirt's job still runs: not judged while it runs
+         * (clearing the task would make the instance this host's, and once the domain has
+         * gone to the destination a repair would start it here too); when the job has taken
+         * the domain away, what is left here goes */
+        setup("tap", "report");
+        inst = boot_ok(BOOT_ONE_PORT);
+        inst->task = TASK_MIGRATING;
+        fake_log_clear();
+        fake_set_reply("domain_list", domains_migrating_out);
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list volume_list");
+        ck_assert_int_eq(inst->task, TASK_MIGRATING);
+        fake_log_clear();
+        fake_set_reply("domain_list", NULL);
+        fake_module_ready(PLUG_LIBVIRT);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "domain_list tap_list volume_list tap_delete/a0");
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
         teardown();
 
         /* destination, prepared, no domain: nothing is "repaired" (no define, no start: that would run it twice) */
