@@ -250,6 +250,8 @@ $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harn
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@
 
 TALLY := $(BUILD)/check-tally
+# Wall time of each test program and fuzz target ("SECONDS NAME"), summed up by make check.
+TIMES := $(BUILD)/check-times
 # Check's per-test timeouts were set for the plain build; ASan+UBSan code runs
 # several times slower (test-fw's decoder tests took over their 4 s under load).
 ifeq ($(SAN),1)
@@ -272,11 +274,12 @@ check-layers: $(PROTO_INCLUDE_LINKS)
 	@TALLY_FILE=$(abspath $(TALLY)) bash scripts/check-layers.sh $(LAYER_PROBES)
 
 check-unit: $(UNIT_TESTS)
-	@$(CHECK_ENV) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(UNIT_TESTS)
+	@$(CHECK_ENV) TALLY_FILE=$(abspath $(TALLY)) TIMES_FILE=$(abspath $(TIMES)) bash scripts/run-tests.sh $(UNIT_TESTS)
 
 # Integration tests run against the real kernel in private network namespaces (root).
 check-integration: $(INTEGRATION_TESTS) $(PROGRAMS)
-	@$(CHECK_ENV) NOVA_BIN=$(abspath $(BUILD)/bin) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(INTEGRATION_TESTS)
+	@$(CHECK_ENV) NOVA_BIN=$(abspath $(BUILD)/bin) TALLY_FILE=$(abspath $(TALLY)) TIMES_FILE=$(abspath $(TIMES)) \
+		bash scripts/run-tests.sh $(INTEGRATION_TESTS)
 
 # The chaos suite alone, for as long as asked (make check runs it for 60 s as test-chaos).
 DURATION ?= 1800
@@ -290,7 +293,7 @@ check-ovs-link: $(BUILD)/bin/ovs-link-smoke
 	$(BUILD)/bin/ovs-link-smoke
 
 check-reset:
-	@mkdir -p $(BUILD) && rm -f $(TALLY)
+	@mkdir -p $(BUILD) && rm -f $(TALLY) $(TIMES)
 
 # Everything make check runs, to build it in parallel first (make -j2 check-build;
 # make check itself runs one test at a time).
@@ -301,6 +304,8 @@ check:
 	@$(MAKE) --no-print-directory check-reset
 	@$(MAKE) --no-print-directory check-layers check-unit check-integration check-ovs-link fuzz-run
 	@$(MAKE) --no-print-directory e2e-skip-note
+	@sort -rn $(TIMES) 2>/dev/null | awk '{t += $$1; if (NR <= 5) s = s sprintf(" %s %ss", $$2, $$1)} \
+		END {printf "check: test programs and fuzz targets took %.0f s; slowest:%s\n", t, s}'
 	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f}' $(TALLY)
 
 # ---- fuzzing (clang libFuzzer) ----
@@ -342,11 +347,12 @@ fuzz: $(FUZZERS)
 
 fuzz-run: $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); corpus=tests/fuzz/corpus/$${n#fuzz-}; \
-		mkdir -p $(FUZZ_BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		mkdir -p $(FUZZ_BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; t0=$$(date +%s%N); \
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_BUILD)/fuzz/work-$$n $$corpus 2>&1 \
 		| grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true; \
 		test "$${PIPESTATUS[0]}" = 0 || { echo "fuzzer $$n failed"; echo "0 1" >> $(abspath $(TALLY)); exit 1; }; \
-		echo "1 0" >> $(abspath $(TALLY)); done
+		echo "1 0" >> $(abspath $(TALLY)); \
+		awk -v a=$$t0 -v b=$$(date +%s%N) -v n=$$n 'BEGIN {printf "%.1f %s\n", (b - a) / 1e9, n}' >> $(abspath $(TIMES)); done
 
 # Each target for FUZZ_LONG_SECONDS (10 min; outside make check), from the corpora in the tree,
 # into which the fewest new inputs covering the new edges are merged (FUZZ_LONG_MERGE=0: not);
