@@ -205,11 +205,12 @@ $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/u
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
 		$(PKG_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
-# The store-fault test drives the same engine against the same fake registry, on a real tmpfs.
+# The store-fault test drives the same engine against the same fake registry, on a real tmpfs
+# (tests/common/statefs.c, which test-store-io shares).
 $(BUILD)/tests/test-store-faults: tests/unit/test-store-faults.c tests/unit/fake/fake-modules.c \
-		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
+		tests/unit/fake/fake-modules.h tests/common/statefs.c tests/common/statefs.h $(ENGINE_TEST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
+	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit -Itests/common $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
 		$(PKG_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
@@ -226,6 +227,13 @@ $(BUILD)/tests/test-config-drive: tests/unit/test-config-drive.c $(call obj,$(CO
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) \
 		$(ISOFS_LIBS) -o $@
+
+# The core's store under I/O errors: its state dir on a tmpfs (tests/common/statefs.c).
+$(BUILD)/tests/test-store-io: tests/integration/test-store-io.c tests/integration/harness.c tests/integration/harness.h \
+		tests/common/statefs.c tests/common/statefs.h $(TEST_OBJS) $(PROGRAMS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) -Itests/common $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
 # A real guest on a private libvirtd: the config drive writer and libisofs too.
 $(BUILD)/tests/test-guest-boot: tests/integration/test-guest-boot.c tests/integration/harness.c tests/integration/harness.h \
