@@ -205,11 +205,12 @@ $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/u
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
 		$(PKG_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
-# The store-fault test drives the same engine against the same fake registry, on a real tmpfs.
+# The store-fault test drives the same engine against the same fake registry, on a real tmpfs
+# (tests/common/statefs.c, which test-store-io shares).
 $(BUILD)/tests/test-store-faults: tests/unit/test-store-faults.c tests/unit/fake/fake-modules.c \
-		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
+		tests/unit/fake/fake-modules.h tests/common/statefs.c tests/common/statefs.h $(ENGINE_TEST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
+	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit -Itests/common $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
 		$(PKG_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
@@ -226,6 +227,13 @@ $(BUILD)/tests/test-config-drive: tests/unit/test-config-drive.c $(call obj,$(CO
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) \
 		$(ISOFS_LIBS) -o $@
+
+# The core's store under I/O errors: its state dir on a tmpfs (tests/common/statefs.c).
+$(BUILD)/tests/test-store-io: tests/integration/test-store-io.c tests/integration/harness.c tests/integration/harness.h \
+		tests/common/statefs.c tests/common/statefs.h $(TEST_OBJS) $(PROGRAMS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) -Itests/common $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
+		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
 # A real guest on a private libvirtd: the config drive writer and libisofs too.
 $(BUILD)/tests/test-guest-boot: tests/integration/test-guest-boot.c tests/integration/harness.c tests/integration/harness.h \
@@ -250,6 +258,8 @@ $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harn
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@
 
 TALLY := $(BUILD)/check-tally
+# Wall time of each test program and fuzz target ("SECONDS NAME"), summed up by make check.
+TIMES := $(BUILD)/check-times
 # Check's per-test timeouts were set for the plain build; ASan+UBSan code runs
 # several times slower (test-fw's decoder tests took over their 4 s under load).
 ifeq ($(SAN),1)
@@ -272,11 +282,18 @@ check-layers: $(PROTO_INCLUDE_LINKS)
 	@TALLY_FILE=$(abspath $(TALLY)) bash scripts/check-layers.sh $(LAYER_PROBES)
 
 check-unit: $(UNIT_TESTS)
-	@$(CHECK_ENV) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(UNIT_TESTS)
+	@$(CHECK_ENV) TALLY_FILE=$(abspath $(TALLY)) TIMES_FILE=$(abspath $(TIMES)) bash scripts/run-tests.sh $(UNIT_TESTS)
 
 # Integration tests run against the real kernel in private network namespaces (root).
+# CHECK_SKIP names integration tests this run leaves out (nothing by default): .ci/run runs the
+# ones that boot real QEMU guests in one of its two passes only (see there why which).
+CHECK_SKIP ?=
+$(foreach t,$(CHECK_SKIP),$(if $(filter $(BUILD)/tests/$(t),$(INTEGRATION_TESTS)),,$(error CHECK_SKIP: no integration test named $(t))))
+RUN_INTEGRATION_TESTS := $(filter-out $(addprefix $(BUILD)/tests/,$(CHECK_SKIP)),$(INTEGRATION_TESTS))
 check-integration: $(INTEGRATION_TESTS) $(PROGRAMS)
-	@$(CHECK_ENV) NOVA_BIN=$(abspath $(BUILD)/bin) TALLY_FILE=$(abspath $(TALLY)) bash scripts/run-tests.sh $(INTEGRATION_TESTS)
+	@$(if $(strip $(CHECK_SKIP)),echo "== left out of this run (CHECK_SKIP): $(strip $(CHECK_SKIP))";)
+	@$(CHECK_ENV) NOVA_BIN=$(abspath $(BUILD)/bin) TALLY_FILE=$(abspath $(TALLY)) TIMES_FILE=$(abspath $(TIMES)) \
+		bash scripts/run-tests.sh $(RUN_INTEGRATION_TESTS)
 
 # The chaos suite alone, for as long as asked (make check runs it for 60 s as test-chaos).
 DURATION ?= 1800
@@ -290,7 +307,7 @@ check-ovs-link: $(BUILD)/bin/ovs-link-smoke
 	$(BUILD)/bin/ovs-link-smoke
 
 check-reset:
-	@mkdir -p $(BUILD) && rm -f $(TALLY)
+	@mkdir -p $(BUILD) && rm -f $(TALLY) $(TIMES)
 
 # Everything make check runs, to build it in parallel first (make -j2 check-build;
 # make check itself runs one test at a time).
@@ -301,6 +318,8 @@ check:
 	@$(MAKE) --no-print-directory check-reset
 	@$(MAKE) --no-print-directory check-layers check-unit check-integration check-ovs-link fuzz-run
 	@$(MAKE) --no-print-directory e2e-skip-note
+	@sort -rn $(TIMES) 2>/dev/null | awk '{t += $$1; if (NR <= 5) s = s sprintf(" %s %ss", $$2, $$1)} \
+		END {printf "check: test programs and fuzz targets took %.0f s; slowest:%s\n", t, s}'
 	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f}' $(TALLY)
 
 # ---- fuzzing (clang libFuzzer) ----
@@ -342,11 +361,12 @@ fuzz: $(FUZZERS)
 
 fuzz-run: $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); corpus=tests/fuzz/corpus/$${n#fuzz-}; \
-		mkdir -p $(FUZZ_BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		mkdir -p $(FUZZ_BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; t0=$$(date +%s%N); \
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_BUILD)/fuzz/work-$$n $$corpus 2>&1 \
 		| grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true; \
 		test "$${PIPESTATUS[0]}" = 0 || { echo "fuzzer $$n failed"; echo "0 1" >> $(abspath $(TALLY)); exit 1; }; \
-		echo "1 0" >> $(abspath $(TALLY)); done
+		echo "1 0" >> $(abspath $(TALLY)); \
+		awk -v a=$$t0 -v b=$$(date +%s%N) -v n=$$n 'BEGIN {printf "%.1f %s\n", (b - a) / 1e9, n}' >> $(abspath $(TIMES)); done
 
 # Each target for FUZZ_LONG_SECONDS (10 min; outside make check), from the corpora in the tree,
 # into which the fewest new inputs covering the new edges are merged (FUZZ_LONG_MERGE=0: not);

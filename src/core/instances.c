@@ -916,6 +916,39 @@ static int parse_request_groups(struct json_object *val, const struct resolver *
         return 0;
 }
 
+/* Ports without their own list get the request's groups, else "default" (when it exists). */
+static void give_ports_request_groups(struct instance_port *ports, size_t n_ports, const bool own_groups[],
+                                      char groups[PORT_MAX_GROUPS][UUID_STR_LEN + 1], size_t n_groups,
+                                      const struct resolver *res)
+{
+        if (n_groups == 0 && res->fn && res->fn(res->data, "default", groups[0]) == 0)
+                n_groups = 1;
+        for (size_t i = 0; i < n_ports; i++)
+                if (!own_groups[i]) {
+                        memcpy(ports[i].secgroups, groups, n_groups * sizeof(groups[0]));
+                        ports[i].n_secgroups = n_groups;
+                }
+}
+
+/* The fields of a boot request that only make sense together: disk, key and user data need an
+ * image; kernel and ramdisk come both or neither, cmdline only with them, and only with an image
+ * (the root disk of a direct kernel boot). 0, or -EINVAL with the reason in err. */
+static int check_boot_fields_together(const struct instance *t, bool have_disk, bool have_user_data, char *err,
+                                      size_t errlen)
+{
+        if (!t->image_uuid[0] && (have_disk || t->key[0] || have_user_data))
+                return snprintf(err, errlen, "%s: needs an image (a diskless instance has no disk and no config drive)",
+                                have_disk ? "disk" : t->key[0] ? "key" : "user_data"), -EINVAL;
+        if (!t->kernel_uuid[0] != !t->ramdisk_uuid[0] || (t->cmdline[0] && !t->kernel_uuid[0]))
+                return snprintf(err, errlen, "%s", t->cmdline[0] && t->kernel_uuid[0] == t->ramdisk_uuid[0]
+                                                           ? "cmdline: needs kernel and ramdisk (direct kernel boot)"
+                                                           : "kernel and ramdisk: give both (direct kernel boot)"),
+                       -EINVAL;
+        if (t->kernel_uuid[0] && !t->image_uuid[0])
+                return snprintf(err, errlen, "kernel: needs an image (the root disk of a direct kernel boot)"), -EINVAL;
+        return 0;
+}
+
 /* Parse {"name","uuid"?,"vcpus"?,"memory_mb"?,"ports"?:[{"port_uuid"?,"mac"?,"mtu"?}]} strictly. */
 int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn resolve, const void *resolve_data,
                                 secgroup_resolve_fn image_resolve, const void *image_data, const char *default_cpu_set,
@@ -981,30 +1014,16 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
         }
         if (!have_name)
                 return snprintf(err, errlen, "name: required"), -EINVAL;
-        if (!t.image_uuid[0] && (have_disk || t.key[0] || user_data))
-                return snprintf(err, errlen, "%s: needs an image (a diskless instance has no disk and no config drive)",
-                                have_disk ? "disk" : t.key[0] ? "key" : "user_data"), -EINVAL;
-        if (!t.kernel_uuid[0] != !t.ramdisk_uuid[0] || (t.cmdline[0] && !t.kernel_uuid[0]))
-                return snprintf(err, errlen, "%s", t.cmdline[0] && t.kernel_uuid[0] == t.ramdisk_uuid[0]
-                                                           ? "cmdline: needs kernel and ramdisk (direct kernel boot)"
-                                                           : "kernel and ramdisk: give both (direct kernel boot)"),
-                       -EINVAL;
-        if (t.kernel_uuid[0] && !t.image_uuid[0])
-                return snprintf(err, errlen, "kernel: needs an image (the root disk of a direct kernel boot)"), -EINVAL;
+        r = check_boot_fields_together(&t, have_disk, user_data != NULL, err, errlen);
+        if (r < 0)
+                return r;
         if (!have_cpu_set && default_cpu_set && default_cpu_set[0] &&
             instance_cpu_set_canonical(default_cpu_set, t.cpu_set) < 0)
                 return snprintf(err, errlen, "cpu_set: the config default '%.64s' is not a cpu list",
                                 default_cpu_set), -EINVAL;
         if (t.cpu_set[0])
                 t.pin_state = PIN_PENDING;
-        /* Ports without their own list: the request's groups, else "default" (when it exists). */
-        if (n_groups == 0 && resolve && resolve(resolve_data, "default", groups[0]) == 0)
-                n_groups = 1;
-        for (size_t i = 0; i < t.n_ports; i++)
-                if (!own_groups[i]) {
-                        memcpy(t.ports[i].secgroups, groups, n_groups * sizeof(groups[0]));
-                        t.ports[i].n_secgroups = n_groups;
-                }
+        give_ports_request_groups(ports, t.n_ports, own_groups, groups, n_groups, &res);
         t.user_data = TAKE_PTR(user_data);
         t.ports = TAKE_PTR(ports);
         *ret = t;

@@ -1051,7 +1051,7 @@ int modules_call_fd(struct modules *reg, enum plug_id plug, struct proto_writer 
         if (r < 0)
                 return r;
         if (ep->takes_fd != (passed_fd >= 0)) {
-                (void)snprintf(err, errlen, "%s %s a descriptor", ep->name, ep->takes_fd ? "needs" : "takes no");
+                (void)snprintf(err, errlen, "%s %s", ep->name, ep->takes_fd ? "needs a descriptor" : "takes no descriptor");
                 return -EINVAL;
         }
         call = calloc(1, sizeof(*call));

@@ -3,32 +3,36 @@
 
 #include "http.h"
 
+#include <assert.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
-int api_send_request(const char *socket_path, const char *method, const char *path, const char *body)
+/* Send buf on fd with passed_fd riding on its first byte(s) (SCM_RIGHTS); the rest follows. */
+static int send_with_fd(int fd, const char *buf, size_t len, int passed_fd)
 {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *req = NULL;
-        size_t req_len;
-        int r;
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof(control.buf) };
+        struct cmsghdr *c;
+        ssize_t k;
 
-        if (strscpy(sa.sun_path, socket_path, sizeof(sa.sun_path)) < 0)
-                return -ENAMETOOLONG;
-        r = http_format_request(method, path, body, body ? strlen(body) : 0, &req, &req_len);
-        if (r < 0)
-                return r;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
+        memset(&control, 0, sizeof(control));
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &passed_fd, sizeof(int));
+        do
+                k = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
                 return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                return -errno;
-        r = write_all(fd, req, req_len);
-        if (r < 0)
-                return r;
-        return TAKE_FD(fd);
+        return (size_t)k < len ? write_all(fd, buf + k, len - (size_t)k) : 0;
 }
 
 int api_send_request_fd(const char *socket_path, const char *method, const char *path, const char *body, int passed_fd)
@@ -36,18 +40,10 @@ int api_send_request_fd(const char *socket_path, const char *method, const char 
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *req = NULL;
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control;
-        struct iovec iov;
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-                             .msg_controllen = sizeof(control.buf) };
-        struct cmsghdr *c;
         size_t req_len;
-        ssize_t k;
         int r;
 
+        assert(socket_path && method && path);
         if (strscpy(sa.sun_path, socket_path, sizeof(sa.sun_path)) < 0)
                 return -ENAMETOOLONG;
         r = http_format_request(method, path, body, body ? strlen(body) : 0, &req, &req_len);
@@ -58,25 +54,15 @@ int api_send_request_fd(const char *socket_path, const char *method, const char 
                 return -errno;
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return -errno;
-        /* the descriptor rides on the request's first byte(s); the rest follows */
-        memset(&control, 0, sizeof(control));
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &passed_fd, sizeof(int));
-        iov = (struct iovec){ .iov_base = req, .iov_len = req_len };
-        do
-                k = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return -errno;
-        if ((size_t)k < req_len) {
-                r = write_all(fd, req + k, req_len - (size_t)k);
-                if (r < 0)
-                        return r;
-        }
+        r = passed_fd >= 0 ? send_with_fd(fd, req, req_len, passed_fd) : write_all(fd, req, req_len);
+        if (r < 0)
+                return r;
         return TAKE_FD(fd);
+}
+
+int api_send_request(const char *socket_path, const char *method, const char *path, const char *body)
+{
+        return api_send_request_fd(socket_path, method, path, body, -1);
 }
 
 int api_read_response(int fd, int timeout_ms, struct json_object **ret)

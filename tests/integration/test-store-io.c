@@ -17,32 +17,36 @@
 #include "apiclient.h"
 #include "fw-protocol.h"
 #include "names.h"
+#include "statefs.h"
 
 #include <check.h>
-#include <dirent.h>
-#include <fcntl.h>
-#include <sched.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define PLUGS "plugs = network-control libvirt\nlibvirt_uri = test:///default\nvif_type = tap\nmodule_timeout_ms = 3000\n"
-#define TMPFS_OPTS "size=256k,mode=0700"
+#define TMPFS_SIZE "256k"
 
 static struct core core;
-static char state_dir[PATH_MAX], filler[PATH_MAX];
+static struct statefs statefs;
+
+/* The core's dir, with its state dir on a small tmpfs in the test's own mount namespace. */
+static void state_on_tmpfs(void)
+{
+        char dir[PATH_MAX];
+        int r = statefs_private_namespace();
+
+        ck_assert_msg(r == 0, "private mount namespace: %s", strerror(-r));
+        ck_assert_int_eq(xsnprintf(core.dir, sizeof(core.dir), "/tmp/nova-it-XXXXXX"), 0);
+        ck_assert_ptr_nonnull(mkdtemp(core.dir));
+        ck_assert_int_eq(xsnprintf(dir, sizeof(dir), "%s/state", core.dir), 0);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        ck_assert_int_eq(statefs_mount(&statefs, dir, TMPFS_SIZE), 0);
+}
 
 static void setup(void)
 {
         memset(&core, 0, sizeof(core));
-        ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s", strerror(errno));
-        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
-        ck_assert_int_eq(xsnprintf(core.dir, sizeof(core.dir), "/tmp/nova-it-XXXXXX"), 0);
-        ck_assert_ptr_nonnull(mkdtemp(core.dir));
-        ck_assert_int_eq(xsnprintf(state_dir, sizeof(state_dir), "%s/state", core.dir), 0);
-        ck_assert_int_eq(xsnprintf(filler, sizeof(filler), "%s/filler", state_dir), 0);
-        ck_assert_int_eq(mkdir(state_dir, 0700), 0);
-        ck_assert_int_eq(mount("tmpfs", state_dir, "tmpfs", MS_NOSUID | MS_NODEV, TMPFS_OPTS), 0);
+        state_on_tmpfs();
         core_start(&core, PLUGS);
         ck_assert_int_gt(core_wait_module_running(&core, "network-control", 0, 5000), 0);
         ck_assert_int_gt(core_wait_module_running(&core, "libvirt", 0, 5000), 0);
@@ -51,62 +55,12 @@ static void setup(void)
 static void teardown(void)
 {
         core_stop(&core);
-        (void)umount2(state_dir, MNT_DETACH);
+        statefs_umount(&statefs);
 }
 
-static void fill(void)
-{
-        static const char block[4096];
-        int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-        ck_assert_int_ge(fd, 0);
-        while (write(fd, block, sizeof(block)) > 0)
-                ;
-        while (write(fd, block, 1) == 1)
-                ;
-        ck_assert_int_eq(errno, ENOSPC);
-        close(fd);
-}
-
-static void unfill(void) { ck_assert_int_eq(unlink(filler), 0); }
-
-static void remount(bool read_only)
-{
-        ck_assert_int_eq(mount(NULL, state_dir, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | (read_only ? MS_RDONLY : 0),
-                               TMPFS_OPTS),
-                         0);
-}
-
-/* Every file under dir but the filler, with its bytes. */
-static void snapshot_dir(const char *dir, char *buf, size_t size)
-{
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
-        ck_assert_ptr_nonnull(d);
-        while ((de = readdir(d))) {
-                char path[PATH_MAX];
-                struct stat st;
-                size_t len = strlen(buf);
-
-                if (streq(de->d_name, ".") || streq(de->d_name, "..") || streq(de->d_name, "filler"))
-                        continue;
-                ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/%s", dir, de->d_name), 0);
-                ck_assert_int_eq(lstat(path, &st), 0);
-                (void)snprintf(buf + len, size - len, "%s\n", path);
-                if (S_ISDIR(st.st_mode)) {
-                        snapshot_dir(path, buf, size);
-                } else {
-                        _cleanup_free_ char *text = NULL;
-                        size_t n = 0;
-                        ck_assert_int_eq(read_file_bounded(path, 65536, &text, &n), 0);
-                        len = strlen(buf);
-                        (void)snprintf(buf + len, size - len, "%s\n", text);
-                }
-        }
-        closedir(d);
-        ck_assert_uint_lt(strlen(buf), size - 1);
-}
+static void fill(void) { ck_assert_int_eq(statefs_fill(&statefs), 0); }
+static void unfill(void) { ck_assert_int_eq(statefs_unfill(&statefs), 0); }
+static void remount(bool read_only) { ck_assert_int_eq(statefs_remount(&statefs, read_only), 0); }
 
 /* What can be seen: the state dir's bytes, and the API's answers (volatile
  * fields such as uptime left out: only instances, groups and plugs). */
@@ -120,7 +74,7 @@ static char *world(void)
         size_t len;
 
         b[0] = '\0';
-        snapshot_dir(state_dir, b, sizeof(buf[0]));
+        ck_assert_int_eq(statefs_snapshot(statefs.dir, b, sizeof(buf[0])), 0);
         for (size_t i = 0; i < ARRAY_SIZE(gets); i++) {
                 int got = core_api(&core, "GET", gets[i], NULL, &resp);
                 ck_assert_msg(got == 200, "GET %s: %d %s", gets[i], got, resp ? json_object_to_json_string(resp) : "");
@@ -272,14 +226,7 @@ static void setup_fw(void)
         memset(&core, 0, sizeof(core));
         memset(&ovs, 0, sizeof(ovs));
         ck_assert_int_eq(ovs_fixture_start(&ovs), 0);
-        ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s", strerror(errno));
-        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
-        ck_assert_int_eq(xsnprintf(core.dir, sizeof(core.dir), "/tmp/nova-it-XXXXXX"), 0);
-        ck_assert_ptr_nonnull(mkdtemp(core.dir));
-        ck_assert_int_eq(xsnprintf(state_dir, sizeof(state_dir), "%s/state", core.dir), 0);
-        ck_assert_int_eq(xsnprintf(filler, sizeof(filler), "%s/filler", state_dir), 0);
-        ck_assert_int_eq(mkdir(state_dir, 0700), 0);
-        ck_assert_int_eq(mount("tmpfs", state_dir, "tmpfs", MS_NOSUID | MS_NODEV, TMPFS_OPTS), 0);
+        state_on_tmpfs();
         ck_assert_int_eq(xsnprintf(lines, sizeof(lines),
                        "plugs = network-control libvirt openvswitch firewall-control\nlibvirt_uri = test:///default\n"
                        "vif_type = ovs\novsdb_socket = unix:%s\nintegration_bridge = br-int\nbridge_datapath_type = netdev\n"

@@ -924,36 +924,6 @@ static void clean_pool(void)
                 virConnectClose(c);
 }
 
-/* bash scripts/libvirtd-private.sh CMD DIR, its stdout into out (outside Check's tests: no assertions). */
-static int libvirtd_script(const char *cmd, char *out, size_t size)
-{
-        int pipefd[2], status;
-        size_t len = 0;
-        ssize_t k;
-        pid_t pid;
-
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return -errno;
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                (void)dup2(pipefd[1], STDOUT_FILENO);
-                execlp("bash", "bash", "scripts/libvirtd-private.sh", cmd, libvirtd_dir, (char *)NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        while (len + 1 < size && (k = read(pipefd[0], out + len, size - 1 - len)) > 0)
-                len += (size_t)k;
-        close(pipefd[0]);
-        out[len] = '\0';
-        while (len > 0 && out[len - 1] == '\n')
-                out[--len] = '\0';
-        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return -EIO;
-        return 0;
-}
-
 static Suite *volumes_suite(void)
 {
         Suite *s = suite_create("volumes");
@@ -994,7 +964,7 @@ int main(void)
         if (xsnprintf(libvirtd_dir, sizeof(libvirtd_dir), "%s/libvirtd", tmpdir) < 0 ||
             xsnprintf(pool_path, sizeof(pool_path), "%s/pool", tmpdir) < 0)
                 return EXIT_FAILURE;
-        if (libvirtd_script("start", uri, sizeof(uri)) < 0 || strncmp(uri, "qemu+unix://", 12) != 0) {
+        if (libvirtd_private_start(libvirtd_dir, uri, sizeof(uri)) < 0 || strncmp(uri, "qemu+unix://", 12) != 0) {
                 fprintf(stderr, "test-volumes: the private libvirtd did not start (%s)\n", uri);
                 return EXIT_FAILURE;
         }
@@ -1003,10 +973,7 @@ int main(void)
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
-        {
-                char out[256];
-                (void)libvirtd_script("stop", out, sizeof(out));
-        }
+        libvirtd_private_stop(libvirtd_dir, uri);
         if (failed == 0 && fork() == 0) {
                 execlp("rm", "rm", "-rf", "--", tmpdir, (char *)NULL);
                 _exit(127);

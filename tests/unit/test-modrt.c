@@ -9,7 +9,9 @@
  * What is checked: the hello (plug, pid, the table in order), dispatch to the
  * right handler with the validated body, handler errors answered with their
  * reason, the deferred answer, the descriptor passed, the audit line of a
- * privileged call, request ids (0, repeated, going back, in flight, wrapping),
+ * privileged call (a failure with errno and reason; a deferred call audited
+ * when answered, not when taken), an event sent from inside a handler (before
+ * its reply), request ids (0, repeated, going back, in flight, wrapping),
  * and fate-sharing (issue 20): a request the core's own checks would have
  * refused (unknown entrypoint, schema violation, descriptor missing or
  * unexpected) is not answered: the runtime logs it with the field, closes the
@@ -28,7 +30,7 @@
 
 /* ---- the test module ---- */
 
-enum { EP_ECHO, EP_GUARDED, EP_LATER, EP_FINISH, EP_READ_FD, _EP_MAX };
+enum { EP_ECHO, EP_GUARDED, EP_LATER, EP_FINISH, EP_READ_FD, EP_GUARDED_LATER, EP_NOTIFY, _EP_MAX };
 
 static const struct schema_field echo_req[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
@@ -42,6 +44,8 @@ static const struct proto_entrypoint test_eps[_EP_MAX] = {
         [EP_LATER] = { "later", schema_empty_req, false },
         [EP_FINISH] = { "finish", schema_empty_req, false },
         [EP_READ_FD] = { "read_fd", schema_empty_req, false, .takes_fd = true },
+        [EP_GUARDED_LATER] = { "guarded_later", schema_port_only_req, true },
+        [EP_NOTIFY] = { "notify", schema_empty_req, false },
 };
 
 static const struct module_protocol test_protocol = {
@@ -67,11 +71,39 @@ static int handle_echo(void *state, struct modrt_call *call)
         return 0;
 }
 
+#define REFUSED_UUID "0123abcd-ef01-4234-8678-9abcdef0dead"
+
 static int handle_guarded(void *state, struct modrt_call *call)
 {
         (void)state;
         (void)snprintf(call->audit, sizeof(call->audit), "dev=tst0");
+        if (streq(proto_get_str(call->req, "port_uuid", ""), REFUSED_UUID)) {
+                (void)snprintf(call->err, sizeof(call->err), "refused by the test");
+                return -EPERM;
+        }
         return 0;
+}
+
+/* Privileged and answered later: audited when answered, not when taken. */
+static int handle_guarded_later(void *state, struct modrt_call *call)
+{
+        struct tm_state *st = state;
+
+        (void)snprintf(call->audit, sizeof(call->audit), "dev=tst1");
+        st->pending = modrt_defer(st->rt, call);
+        return st->pending ? MODRT_DEFERRED : -ENOMEM;
+}
+
+/* An event sent from inside a handler goes out before the handler's reply. */
+static int handle_notify(void *state, struct modrt_call *call)
+{
+        struct tm_state *st = state;
+        static struct proto_writer ev;
+
+        (void)call;
+        pw_init(&ev, PROTO_EVENT, 0, 0, "something_changed");
+        pw_str(&ev, "what", "the test");
+        return modrt_send_event(st->rt, &ev);
 }
 
 static int handle_later(void *state, struct modrt_call *call)
@@ -120,6 +152,8 @@ static const struct modrt_entry test_entries[_EP_MAX] = {
         [EP_LATER] = { &test_eps[EP_LATER], handle_later },
         [EP_FINISH] = { &test_eps[EP_FINISH], handle_finish },
         [EP_READ_FD] = { &test_eps[EP_READ_FD], handle_read_fd },
+        [EP_GUARDED_LATER] = { &test_eps[EP_GUARDED_LATER], handle_guarded_later },
+        [EP_NOTIFY] = { &test_eps[EP_NOTIFY], handle_notify },
 };
 
 static struct tm_state tm;
@@ -501,6 +535,74 @@ START_TEST(test_bad_frames)
 }
 END_TEST
 
+
+/* Send m.w with id without waiting for an answer. */
+static void send_only(uint32_t id)
+{
+        const uint8_t *buf;
+        size_t len;
+
+        pw_set_id(m.w, id);
+        ck_assert_int_eq(pw_finish(m.w, &buf, &len), 0);
+        peer_send_bytes(buf, len, -1);
+}
+
+/* One audit line per privileged call, with its result: a failure names errno and the
+ * handler's reason; a deferred call is audited when it is answered, not when it is taken. */
+START_TEST(test_audit_lines)
+{
+        start_and_hello();
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "guarded");
+        pw_str(m.w, "port_uuid", REFUSED_UUID);
+        ck_assert_int_eq(call(1), -EPERM);
+        ck_assert_str_eq(proto_get_str(m.msg->body, "error", ""), "refused by the test");
+
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "guarded_later");
+        pw_str(m.w, "port_uuid", UUID);
+        send_only(2);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "echo"); /* answered: guarded_later's handler has run */
+        pw_str(m.w, "port_uuid", UUID);
+        ck_assert_int_eq(call(3), 0);
+        ck_assert_msg(!file_has(m.log, "audit: guarded_later"), "audited before it was answered");
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "finish");
+        send_only(4);
+        ck_assert(peer_recv());
+        ck_assert_uint_eq(m.msg->id, 2);
+        ck_assert_int_eq(m.msg->status, 0);
+        ck_assert(peer_recv());
+        ck_assert_uint_eq(m.msg->id, 4);
+        ck_assert_int_eq(peer_finish(), 0);
+        ck_assert_msg(file_has(m.log, "audit: guarded port_uuid=" REFUSED_UUID
+                                      " dev=tst0 result=error errno=1 (refused by the test)"),
+                      "no failure audit line in %s", m.log);
+        ck_assert_msg(file_has(m.log, "audit: guarded_later port_uuid=" UUID " dev=tst1 result=ok"),
+                      "no audit line for the deferred call in %s", m.log);
+        ck_assert(!file_has(m.log, "audit: echo"));
+        ck_assert(!file_has(m.log, "audit: finish"));
+        (void)unlink(m.log);
+}
+END_TEST
+
+START_TEST(test_event_from_a_handler)
+{
+        start_and_hello();
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "notify");
+        send_only(5);
+        ck_assert(peer_recv());
+        ck_assert_int_eq(m.msg->type, PROTO_EVENT);
+        ck_assert_uint_eq(m.msg->id, 0);
+        ck_assert_str_eq(m.msg->name, "something_changed");
+        ck_assert_str_eq(proto_get_str(m.msg->body, "what", ""), "the test");
+        ck_assert(peer_recv());
+        ck_assert_int_eq(m.msg->type, PROTO_REPLY);
+        ck_assert_uint_eq(m.msg->id, 5);
+        ck_assert_str_eq(m.msg->name, "notify");
+        ck_assert_int_eq(m.msg->status, 0);
+        ck_assert_int_eq(peer_finish(), 0);
+        (void)unlink(m.log);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("modrt");
@@ -514,6 +616,8 @@ int main(void)
         tcase_add_test(tc, test_request_ids);
         tcase_add_test(tc, test_fatal_schema_violations);
         tcase_add_test(tc, test_bad_frames);
+        tcase_add_test(tc, test_audit_lines);
+        tcase_add_test(tc, test_event_from_a_handler);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -13,8 +13,15 @@
  * (plug, version, pid, entrypoint list exactly the protocol's: a changed
  * list is refused), calls (id, schema checked before sending, reply,
  * timeout, module gone), unsolicited replies (issue 20: fate-sharing) and
- * late replies to calls that timed out, events. The real modules run in the
- * integration tests. */
+ * late replies to calls that timed out, events; the plug state decisions
+ * (a stable run resets the backoff, a reconnect forgets the history, the
+ * initial set spawned by modules_new, a missing program is "unavailable",
+ * the status handler hears every change); cancelled calls, calls failed by
+ * the core's shut-down, a reply from a module being stopped, a descriptor
+ * where none is taken; and, as inside a snap, module apps connecting to the
+ * module socket (refused while the plug is disconnected, a first frame that
+ * is no hello, an unknown plug, silence; accepted with the kernel's pid).
+ * The real modules run in the integration tests. */
 #include <cap-ng.h>
 #include <check.h>
 #include <fcntl.h>
@@ -22,6 +29,7 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "hw-protocol.h"
@@ -37,6 +45,7 @@ static sd_event *event;
 static struct nova_config cfg;
 static struct modules *reg;
 static int spawner_end = -1;          /* the test's end of the spawner channel */
+static int spawner_end_core = -1;     /* the registry's end (it does not own it) */
 static int module_end = -1;           /* the test's end of the module connection */
 static pid_t standin;                 /* capability-less process whose pid the module claims */
 static char module_dir[64];
@@ -218,6 +227,18 @@ static void bring_up(void)
 
 /* ---- fixture ---- */
 
+/* In a child: exactly the plug's capabilities and no_new_privs, as the spawner (or snapd) leaves a module. */
+static int become_module_process(void)
+{
+        capng_clear(CAPNG_SELECT_BOTH);
+        for (unsigned cap = 0; cap < 64; cap++)
+                if (plug_table[PLUG].caps & (1ULL << cap))
+                        (void)capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, cap);
+        if (capng_apply(CAPNG_SELECT_BOTH) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -EPERM;
+        return 0;
+}
+
 static void setup(void)
 {
         bool initial[_PLUG_MAX] = { false };
@@ -236,12 +257,7 @@ static void setup(void)
         standin = fork();
         ck_assert_int_ge(standin, 0);
         if (standin == 0) {
-                /* exactly the plug's capabilities, as the spawner leaves a module */
-                capng_clear(CAPNG_SELECT_BOTH);
-                for (unsigned cap = 0; cap < 64; cap++)
-                        if (plug_table[PLUG].caps & (1ULL << cap))
-                                (void)capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, cap);
-                if (capng_apply(CAPNG_SELECT_BOTH) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                if (become_module_process() < 0)
                         _exit(1);
                 (void)!write(pfd[1], "x", 1);
                 for (;;)
@@ -263,6 +279,7 @@ static void setup(void)
         ck_assert_int_ge(sd_event_new(&event), 0);
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
         spawner_end = sv[1];
+        spawner_end_core = sv[0];
         ck_assert_int_eq(modules_new(event, &cfg, sv[0], initial, module_dir, &reg), 0);
         modules_set_handlers(reg, on_event, on_ready, NULL);
 }
@@ -274,6 +291,7 @@ static void teardown(void)
         reg = modules_free(reg);
         event = sd_event_unref(event);
         spawner_end = safe_close(spawner_end);
+        spawner_end_core = safe_close(spawner_end_core);
         module_end = safe_close(module_end);
         if (standin > 0) {
                 kill(standin, SIGKILL);
@@ -464,6 +482,107 @@ START_TEST(test_hello_capabilities_from_the_kernel)
         ck_assert(!hello_answer());
         ck_assert_ptr_nonnull(strstr(proto_get_str(msg->body, "reason", ""), "module holds capabilities [cap_chown"));
         ck_assert_uint_eq(spawner_request(1000), SPAWNER_STOP);
+}
+END_TEST
+
+
+/* ---- plug state decisions ---- */
+
+static unsigned status_count;
+static void on_status(void *userdata)
+{
+        (void)userdata;
+        status_count++;
+}
+
+/* A run longer than stable_after_ms starts the backoff again from the minimum;
+ * quick crashes before it keep doubling it. */
+START_TEST(test_stable_run_resets_backoff)
+{
+        cfg.stable_after_ms = 100; /* the registry reads the configuration it was given */
+        bring_up();
+        spawner_report(SPAWNER_EXITED, standin, 1 << 8, -1); /* at once: 40 ms */
+        ck_assert(run_until(is_backoff, 1000));
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        spawner_started();
+        spawner_report(SPAWNER_EXITED, standin, 1 << 8, -1); /* before its hello: doubled to 80 ms */
+        ck_assert(run_until(is_backoff, 1000));
+        ck_assert_uint_gt(status().restart_in_usec, 40 * 1000);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        spawner_started();
+        module_hello();
+        ck_assert(hello_answer());
+        ck_assert(run_until(is_running, 1000));
+        run_for(150); /* ran for longer than stable_after_ms */
+        ck_assert_uint_ge(status().uptime_usec, 100 * 1000);
+        spawner_report(SPAWNER_EXITED, standin, 1 << 8, -1);
+        ck_assert(run_until(is_backoff, 1000));
+        ck_assert_uint_le(status().restart_in_usec, 40 * 1000); /* back to restart_min_ms */
+        ck_assert_uint_gt(status().restart_in_usec, 0);
+        ck_assert_uint_eq(status().restarts, 3);
+        /* a reconnect of the plug forgets the history */
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, false), 0);
+        ck_assert(status().state == MOD_OFF);
+        ck_assert_uint_eq(spawner_request(100), 0); /* no process to stop, and no restart */
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, true), 0);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        ck_assert_uint_eq(status().restarts, 0);
+        ck_assert_str_eq(status().last_error, "");
+}
+END_TEST
+
+/* The plugs connected at start are spawned by modules_new itself; a connected plug whose program
+ * is missing is "unavailable", says why, and starts once the program is there and the plug is
+ * connected again. Every change reaches the status handler (the health report). */
+START_TEST(test_initial_set_and_unavailable)
+{
+        bool initial[_PLUG_MAX] = { false };
+        char err[512], path[128];
+        uint64_t ready_ms = 1, ready_rt = 1;
+
+        reg = modules_free(reg);
+        initial[PLUG] = true;
+        ck_assert_int_eq(modules_new(event, &cfg, spawner_end_core, initial, module_dir, &reg), 0);
+        modules_set_handlers(reg, on_event, on_ready, NULL);
+        modules_set_status_handler(reg, on_status, NULL);
+        modules_startup_report(reg, &ready_ms, &ready_rt);
+        ck_assert_uint_eq(ready_ms, 0); /* not yet */
+        ck_assert_uint_eq(ready_rt, 0);
+        ck_assert(status().connected && status().state == MOD_STARTING);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        status_count = 0;
+        spawner_started();
+        module_hello();
+        ck_assert(hello_answer());
+        ck_assert(run_until(is_running, 1000));
+        ck_assert_uint_ge(status_count, 1); /* STARTING -> RUNNING */
+        modules_startup_report(reg, &ready_ms, &ready_rt);
+        ck_assert_uint_gt(ready_rt, 0);
+
+        /* the program goes away; the plug is connected again: unavailable, nothing asked */
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, false), 0);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_STOP);
+        spawner_report(SPAWNER_EXITED, standin, 0, -1);
+        run_for(20);
+        ck_assert_int_eq(status().state, MOD_OFF);
+        (void)snprintf(path, sizeof(path), "%s/%s", module_dir, plug_table[PLUG].program);
+        ck_assert_int_eq(unlink(path), 0);
+        status_count = 0;
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, true), 0);
+        ck_assert_uint_ge(status_count, 2); /* the plug, then the state */
+        ck_assert_int_eq(status().state, MOD_UNAVAILABLE);
+        ck_assert_uint_eq(spawner_request(100), 0);
+        ck_assert_int_eq(modules_check_ready(reg, PLUG, err, sizeof(err)), -EAGAIN);
+        ck_assert_msg(strstr(err, "the hardware-observe plug is connected but module program") &&
+                              strstr(err, "is not installed or not executable"),
+                      "%s", err);
+        /* a plug of which this build has no module at all would say so; the program back: it starts */
+        ck_assert_int_eq(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0755)), 0);
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, false), 0);
+        ck_assert_int_eq(status().state, MOD_OFF);
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, true), 0);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        ck_assert_int_eq(status().state, MOD_STARTING);
 }
 END_TEST
 
@@ -673,6 +792,107 @@ START_TEST(test_module_gone_fails_calls)
 }
 END_TEST
 
+
+/* A cancelled call's callback never runs, and its reply is no violation; calls still pending when
+ * the registry is freed (the core shuts down) end with -ESHUTDOWN. */
+START_TEST(test_cancel_and_shutdown)
+{
+        struct module_call *call = NULL;
+        struct result a, b;
+        char err[256];
+        uint32_t id;
+
+        bring_up();
+        memset(&a, 0, sizeof(a));
+        module_request_init(w, (struct module_ep)EP_HW(HOST_INVENTORY));
+        ck_assert_int_eq(modules_call(reg, PLUG, w, 0, on_result, &a, &call, err, sizeof(err)), 0);
+        ck_assert_ptr_nonnull(call);
+        ck_assert(module_recv(1000));
+        id = msg->id;
+        module_call_cancel(call);
+        module_reply(id, "host_inventory", 2);
+        run_for(50);
+        ck_assert(!a.called);
+        ck_assert(is_running());
+        ck_assert_uint_eq(spawner_request(20), 0);
+        /* cancelled, then timed out: still silent */
+        memset(&a, 0, sizeof(a));
+        module_request_init(w, (struct module_ep)EP_HW(HOST_INVENTORY));
+        ck_assert_int_eq(modules_call(reg, PLUG, w, 30 * 1000, on_result, &a, &call, err, sizeof(err)), 0);
+        ck_assert(module_recv(1000));
+        module_call_cancel(call);
+        run_for(80);
+        ck_assert(!a.called);
+        module_call_cancel(NULL); /* accepted */
+
+        call_inventory(&b, 0);
+        reg = modules_free(reg);
+        ck_assert(b.called);
+        ck_assert_int_eq(b.status, -ESHUTDOWN);
+        ck_assert_ptr_nonnull(strstr(b.error, "was shut down with the core while handling host_inventory"));
+        ck_assert(!module_recv(50)); /* the connection is closed */
+}
+END_TEST
+
+/* A module whose plug was just disconnected may still answer what it was asked while running: the
+ * call completes. Its events are ignored while it stops; a reply or an event before the hello is a
+ * violation. */
+START_TEST(test_stopping_and_before_hello)
+{
+        struct result r;
+
+        bring_up();
+        call_inventory(&r, 0);
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, false), 0);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_STOP);
+        pw_init(w, PROTO_EVENT, 0, 0, "inventory_changed");
+        module_send();
+        module_reply(msg->id, "host_inventory", 6);
+        pending_result = &r;
+        ck_assert(run_until(result_called, 1000));
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_uint_eq(r.threads, 6);
+        ck_assert_uint_eq(event_count, 0);
+        ck_assert_str_eq(status().last_error, "");
+        spawner_report(SPAWNER_EXITED, standin, 0, -1);
+        run_for(20);
+        ck_assert_int_eq(status().state, MOD_OFF);
+
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, true), 0);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        spawner_started();
+        module_reply(1, "host_inventory", 1);
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_STOP);
+        ck_assert_ptr_nonnull(strstr(status().last_error, "reply before hello"));
+        spawner_report(SPAWNER_EXITED, standin, 0, -1);
+        ck_assert(run_until(is_backoff, 1000));
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        spawner_started();
+        pw_init(w, PROTO_EVENT, 0, 0, "inventory_changed");
+        module_send();
+        ck_assert_uint_eq(spawner_request(1000), SPAWNER_STOP);
+        ck_assert_ptr_nonnull(strstr(status().last_error, "event before hello"));
+        ck_assert_uint_eq(event_count, 0);
+}
+END_TEST
+
+/* A descriptor goes only with an entrypoint that takes one (host_inventory takes none). */
+START_TEST(test_call_descriptor_rule)
+{
+        struct result r = { 0 };
+        char err[256];
+
+        bring_up();
+        module_request_init(w, (struct module_ep)EP_HW(HOST_INVENTORY));
+        ck_assert_int_eq(modules_call_fd(reg, PLUG, w, STDIN_FILENO, 0, on_result, &r, NULL, err, sizeof(err)),
+                         -EINVAL);
+        ck_assert_str_eq(err, "host_inventory takes no descriptor");
+        ck_assert(!module_recv(50));
+        ck_assert(!r.called);
+        ck_assert(is_running());
+}
+END_TEST
+
 static bool got_event(void) { return event_count > 0; }
 
 START_TEST(test_events)
@@ -724,6 +944,147 @@ START_TEST(test_hello_entrypoint_list_changed)
 }
 END_TEST
 
+
+/* ---- inside a snap: module apps connect to the core's module socket ---- */
+
+static char listen_path[128];
+static pid_t apps[8];
+static size_t n_apps;
+
+/* A module app: a child with the plug's capabilities that connects to listen_path (so that
+ * SO_PEERCRED names it) and hands its connection to the test, which speaks for it. */
+static pid_t app_connect(void)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } control = { 0 };
+        char byte = 'x';
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        struct cmsghdr *c;
+        int sv[2], fd;
+        pid_t pid;
+
+        ck_assert_uint_lt(n_apps, ARRAY_SIZE(apps));
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+        (void)strscpy(sa.sun_path, listen_path, sizeof(sa.sun_path));
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                if (become_module_process() < 0 || fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                        _exit(1);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &fd, sizeof(int));
+                if (sendmsg(sv[1], &mh, 0) != 1)
+                        _exit(1);
+                for (;;)
+                        pause();
+        }
+        close(sv[1]);
+        apps[n_apps++] = pid;
+        ck_assert_int_eq(recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC), 1);
+        close(sv[0]);
+        c = CMSG_FIRSTHDR(&mh);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(c->cmsg_type, SCM_RIGHTS);
+        memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        if (module_end >= 0)
+                close(module_end);
+        module_end = fd;
+        run_for(20); /* accepted */
+        return pid;
+}
+
+static void setup_snap(void)
+{
+        bool initial[_PLUG_MAX] = { false };
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int lfd;
+
+        setup();
+        /* the same registry, as inside a snap: no spawner, a listening module socket */
+        reg = modules_free(reg);
+        ck_assert_int_eq(modules_new(event, &cfg, -1, initial, module_dir, &reg), 0);
+        modules_set_handlers(reg, on_event, on_ready, NULL);
+        (void)snprintf(listen_path, sizeof(listen_path), "%s/modules.socket", module_dir);
+        (void)strscpy(sa.sun_path, listen_path, sizeof(sa.sun_path));
+        lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(lfd, 0);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(lfd, 8), 0);
+        ck_assert_int_eq(modules_listen(reg, lfd), 0);
+        n_apps = 0;
+}
+
+static void teardown_snap(void)
+{
+        reg = modules_free(reg);
+        for (size_t i = 0; i < n_apps; i++) {
+                kill(apps[i], SIGKILL);
+                (void)waitpid(apps[i], NULL, 0);
+        }
+        (void)unlink(listen_path);
+        teardown();
+}
+
+/* The core's answer to a module app that it refuses: the reason, then the hang-up. */
+static void expect_app_refused(const char *reason)
+{
+        ck_assert(!hello_answer());
+        ck_assert_msg(strstr(proto_get_str(msg->body, "reason", ""), reason), "reason '%s', wanted '%s'",
+                      proto_get_str(msg->body, "reason", ""), reason);
+        ck_assert(!module_recv(100));
+}
+
+START_TEST(test_snap_module_apps)
+{
+        static const char *const ok[] = { "host_inventory" };
+        pid_t app;
+
+        /* plug not connected: the app is refused naming the fix */
+        app = app_connect();
+        module_hello_with("hardware-observe", app, ok, 1);
+        expect_app_refused("plug hardware-observe is not connected (fix: sudo snap connect nova-hypervisor:hardware-observe)");
+        ck_assert_int_eq(status().state, MOD_OFF);
+
+        /* connected: the registry waits for systemd to start the app, asks no spawner */
+        ck_assert_int_eq(modules_set_connected(reg, PLUG, true), 0);
+        ck_assert_int_eq(status().state, MOD_STARTING);
+        ck_assert_uint_eq(spawner_request(50), 0);
+
+        /* the first frame must be a hello, of a plug with a protocol */
+        app_connect();
+        pw_init(w, PROTO_EVENT, 0, 0, "inventory_changed");
+        module_send();
+        expect_app_refused("expected a hello, got a event");
+        app = app_connect();
+        module_hello_with("kernel-module-control", app, ok, 1);
+        expect_app_refused("no module protocol for plug 'kernel-module-control'");
+        /* silence: refused after module_timeout_ms (300) */
+        app_connect();
+        ck_assert(module_recv(1000));
+        ck_assert_int_eq(msg->type, PROTO_HELLO);
+        ck_assert_ptr_nonnull(strstr(proto_get_str(msg->body, "reason", ""), "no hello within 300 ms"));
+        ck_assert_int_eq(status().state, MOD_STARTING);
+        ck_assert_uint_eq(ready_count, 0);
+
+        /* the real app: accepted, with the kernel's view of its pid */
+        app = app_connect();
+        module_hello_with("hardware-observe", app, ok, 1);
+        ck_assert(hello_answer());
+        ck_assert(run_until(is_running, 1000));
+        ck_assert_int_eq(status().pid, app);
+        ck_assert_uint_eq(ready_count, 1);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("modules");
@@ -739,12 +1100,20 @@ int main(void)
         tcase_add_test(sup, test_spawner_failed);
         tcase_add_test(sup, test_hello_checks);
         tcase_add_test(sup, test_hello_capabilities_from_the_kernel);
+        tcase_add_test(sup, test_stable_run_resets_backoff);
+        tcase_add_test(sup, test_initial_set_and_unavailable);
         suite_add_tcase(s, sup);
         {
                 TCase *nc = tcase_create("entrypoint-list");
                 tcase_add_checked_fixture(nc, setup_netctl, teardown_netctl);
                 tcase_add_test(nc, test_hello_entrypoint_list_changed);
                 suite_add_tcase(s, nc);
+        }
+        {
+                TCase *snap = tcase_create("snap");
+                tcase_add_checked_fixture(snap, setup_snap, teardown_snap);
+                tcase_add_test(snap, test_snap_module_apps);
+                suite_add_tcase(s, snap);
         }
         tcase_add_checked_fixture(calls, setup, teardown);
         tcase_add_test(calls, test_call_reply_and_ids);
@@ -754,6 +1123,9 @@ int main(void)
         tcase_add_test(calls, test_reply_violations);
         tcase_add_test(calls, test_module_gone_fails_calls);
         tcase_add_test(calls, test_events);
+        tcase_add_test(calls, test_cancel_and_shutdown);
+        tcase_add_test(calls, test_stopping_and_before_hello);
+        tcase_add_test(calls, test_call_descriptor_rule);
         suite_add_tcase(s, calls);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

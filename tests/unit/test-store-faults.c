@@ -14,11 +14,8 @@
  * next write works. The pipeline engine runs against the fake module registry
  * of tests/unit/fake/ as in test-lifecycle-engine. */
 #include <check.h>
-#include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdlib.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +25,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "secgroups.h"
+#include "statefs.h"
 
 #define INST_UUID "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 #define PORT_A0 "11111111-1111-4111-8111-1111111111a0"
@@ -40,8 +38,8 @@ static struct instance_store *store;
 static struct secgroup_store *groups;
 static struct lifecycle *lc;
 static struct firewall *fw;
+static struct statefs statefs;
 static char state_dir[64];
-static char filler[128];
 
 struct done {
         bool called;
@@ -66,14 +64,14 @@ static void setup(void)
 {
         unsigned skipped = 0;
         char why[256];
+        int r;
 
         log_init("test", LOG_LVL_ERR);
-        ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s (the test needs root)", strerror(errno));
-        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        r = statefs_private_namespace();
+        ck_assert_msg(r == 0, "private mount namespace: %s (the test needs root)", strerror(-r));
         (void)strscpy(state_dir, "/tmp/nova-sf-XXXXXX", sizeof(state_dir));
         ck_assert_ptr_nonnull(mkdtemp(state_dir));
-        ck_assert_int_eq(mount("tmpfs", state_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=" TMPFS_SIZE ",mode=0700"), 0);
-        ck_assert_int_eq(xsnprintf(filler, sizeof(filler), "%s/filler", state_dir), 0);
+        ck_assert_int_eq(statefs_mount(&statefs, state_dir, TMPFS_SIZE), 0);
         fake_modules_init();
         fake_set_plug(PLUG_FIREWALL_CONTROL, false, false);
         config_defaults(&cfg);
@@ -94,69 +92,15 @@ static void teardown(void)
         store = instances_free(store);
         groups = secgroups_free(groups);
         event = sd_event_unref(event);
-        (void)umount2(state_dir, MNT_DETACH);
+        statefs_umount(&statefs);
         (void)rmdir(state_dir);
 }
 
-/* Fill the tmpfs to the last byte (a file that takes every free block). */
-static void fill(void)
-{
-        static const char block[4096];
-        int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        ssize_t k;
+static void fill(void) { ck_assert_int_eq(statefs_fill(&statefs), 0); }
+static void unfill(void) { ck_assert_int_eq(statefs_unfill(&statefs), 0); }
+static void remount(bool read_only) { ck_assert_int_eq(statefs_remount(&statefs, read_only), 0); }
 
-        ck_assert_int_ge(fd, 0);
-        do
-                k = write(fd, block, sizeof(block));
-        while (k > 0);
-        ck_assert_int_eq(errno, ENOSPC);
-        /* the last partial block too */
-        while (write(fd, block, 1) == 1)
-                ;
-        close(fd);
-}
-
-static void unfill(void) { ck_assert_int_eq(unlink(filler), 0); }
-
-static void remount(bool read_only)
-{
-        ck_assert_int_eq(mount(NULL, state_dir, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | (read_only ? MS_RDONLY : 0),
-                               "size=" TMPFS_SIZE),
-                         0);
-}
-
-/* Every file under dir (but the filler) as "path\n<bytes>\n", sorted by readdir
- * order of a fresh listing (tmpfs lists in a stable order while nothing changes). */
-static void snapshot_dir(const char *dir, char *buf, size_t size)
-{
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
-        ck_assert_ptr_nonnull(d);
-        while ((de = readdir(d))) {
-                char path[PATH_MAX];
-                struct stat st;
-                size_t len = strlen(buf);
-
-                if (streq(de->d_name, ".") || streq(de->d_name, "..") || streq(de->d_name, "filler"))
-                        continue;
-                ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/%s", dir, de->d_name), 0);
-                ck_assert_int_eq(lstat(path, &st), 0);
-                (void)snprintf(buf + len, size - len, "%s\n", path);
-                if (S_ISDIR(st.st_mode)) {
-                        snapshot_dir(path, buf, size);
-                } else {
-                        _cleanup_free_ char *text = NULL;
-                        size_t n = 0;
-                        ck_assert_int_eq(read_file_bounded(path, 65536, &text, &n), 0);
-                        len = strlen(buf);
-                        (void)snprintf(buf + len, size - len, "%s\n", text);
-                }
-        }
-        closedir(d);
-        ck_assert_uint_lt(strlen(buf), size - 1);
-}
-
+/* Every file under the state dir (but the filler) as "path\n<bytes>\n". */
 static char *snapshot(void)
 {
         static char buf[4][65536];
@@ -164,7 +108,7 @@ static char *snapshot(void)
         char *b = buf[next++ % 4];
 
         b[0] = '\0';
-        snapshot_dir(state_dir, b, sizeof(buf[0]));
+        ck_assert_int_eq(statefs_snapshot(state_dir, b, sizeof(buf[0])), 0);
         return b;
 }
 
