@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 /* The window a flushed ruleset may stay open (issue 26: under 100 ms). Asserted in the plain build;
  * AddressSanitizer + UBSan code runs several times slower (the module restores the tables through
@@ -1238,6 +1239,15 @@ static pid_t python_in_ns(const char *ns, const char *code)
         return pid;
 }
 
+/* Wall-clock seconds (CLOCK_REALTIME: the clock of packet timestamps). */
+static double realtime_s(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* The window: SYNs flooded to a port the group forbids while the ruleset
  * is flushed. The instance's eth0 timestamps (SO_TIMESTAMPNS, the kernel's
  * arrival time) every SYN to tcp/23 that crosses: from the first to the last
@@ -1283,7 +1293,7 @@ START_TEST(test_flush_window_under_100ms)
                        " ts=[struct.unpack('qq',x[2][:16]) for x in anc if x[0]==socket.SOL_SOCKET and x[1]==35]\n"
                        " ts=ts[0][0]+ts[0][1]/1e9 if ts else time.time()\n"
                        " first=first or ts; last=ts; n+=1\n"
-                       "open('%s','w').write('%%d %%f'%%(n,(last-first)*1000))\n",
+                       "open('%s','w').write('%%d %%f %%f %%f'%%(n,(last-first)*1000,first,last))\n",
                        snif_path, snif_path);
         sniffer = python_in_ns(ns_vm, snif_code);
         {
@@ -1318,16 +1328,18 @@ START_TEST(test_flush_window_under_100ms)
                 _exit(127);
         }
         sleep_ms(1000);
+        double flush_start = realtime_s();
         ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        double flush_end = realtime_s();
         long ms = wait_tables(want, 5000);
         ck_assert_int_eq(waitpid(sender, &status, 0), sender);
         ck_assert_int_eq(waitpid(sniffer, &status, 0), sniffer);
         ck_assert_msg(ms >= 0, "our tables did not come back after the flush");
         long seen = -1;
-        double span_ms = -1;
+        double span_ms = -1, first_ts = 0, last_ts = 0;
         {
                 _cleanup_free_ char *res = sh_out("cat %s; rm -f %s", snif_path, snif_path);
-                ck_assert_int_eq(sscanf(res, "%ld %lf", &seen, &span_ms), 2);
+                ck_assert_int_eq(sscanf(res, "%ld %lf %lf %lf", &seen, &span_ms, &first_ts, &last_ts), 4);
         }
         {
                 _cleanup_free_ char *res = sh_out("cat %s; rm -f %s", out_path, out_path);
@@ -1343,6 +1355,21 @@ START_TEST(test_flush_window_under_100ms)
         {
                 _cleanup_free_ char *line = sh_out("grep -o 'restored them with .*' %s | tail -1", m.log);
                 fprintf(stderr, "test-firewall-module: %u ports, module: %s", fillers + 1, line);
+                /* the same events on one clock (CLOCK_REALTIME): the flush, the
+                 * SYNs that crossed (kernel timestamps at the instance), the
+                 * module's read of the news and its close */
+                const char *at = strstr(line, "first notification (at ");
+                const char *closed_at = at ? strstr(at, "ports closed ") : NULL;
+                double read_ts = 0, close_ts = 0;
+                if (at && closed_at && sscanf(at, "first notification (at %lf", &read_ts) == 1 &&
+                    (closed_at = strstr(closed_at, "(at ")) && sscanf(closed_at, "(at %lf", &close_ts) == 1)
+                        fprintf(stderr,
+                                "test-firewall-module: from `nft flush ruleset` started (ms): nft exited %.1f, "
+                                "first SYN crossed %.1f, module read the news %.1f, ports closed %.1f, last SYN "
+                                "crossed %.1f\n",
+                                (flush_end - flush_start) * 1e3, seen ? (first_ts - flush_start) * 1e3 : 0,
+                                (read_ts - flush_start) * 1e3, (close_ts - flush_start) * 1e3,
+                                seen ? (last_ts - flush_start) * 1e3 : 0);
         }
         ck_assert_msg(rate > 2000, "the flood is too slow to measure anything (%.0f/s)", rate);
         ck_assert_msg(window_ms < FLUSH_WINDOW_MS, "%ld SYNs crossed: open for %.1f ms", crossed, window_ms);
@@ -1465,27 +1492,35 @@ static Suite *suite(void)
         tcase_add_unchecked_fixture(tc, topo_setup, topo_teardown);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 120);
-        tcase_add_test(tc, test_privileges_and_tables);
-        tcase_add_test(tc, test_stateful_filtering_with_real_packets);
-        tcase_add_test(tc, test_anti_spoofing);
-        tcase_add_test(tc, test_rarp_announce_passes);
-        tcase_add_test(tc, test_group_change_is_atomic);
-        tcase_add_test(tc, test_read_back_list_remove);
-        tcase_add_test(tc, test_restart_keeps_ruleset_unduplicated);
-        tcase_add_test(tc, test_bad_input_changes_nothing);
-        tcase_add_test(tc, test_rule_texts);
-        tcase_add_test(tc, test_foreign_table_is_left_alone);
-        tcase_add_test(tc, test_shards_with_real_packets);
-        tcase_add_test(tc, test_foreign_shard_table_is_skipped);
-        tcase_add_test(tc, test_tagged_and_non_ip_frames_dropped_both_ways);
-        tcase_add_test(tc, test_foreign_changes_are_restored);
-        tcase_add_test(tc, test_nftables_service_restart_with_debian_defaults);
-        tcase_add_test(tc, test_flush_window_under_100ms);
-        tcase_add_test(tc, test_flushes_during_a_restore);
-        tcase_add_test(tc, test_guard_while_waiting_for_core);
-        tcase_add_test(tc, test_portless_tables_not_restored);
-        tcase_add_test(tc, test_guard_gives_up_a_fight);
-        tcase_add_test(tc, test_shard_deleted_while_down_fails_closed);
+        const TTest *const tests[] = {
+                test_privileges_and_tables,
+                test_stateful_filtering_with_real_packets,
+                test_anti_spoofing,
+                test_rarp_announce_passes,
+                test_group_change_is_atomic,
+                test_read_back_list_remove,
+                test_restart_keeps_ruleset_unduplicated,
+                test_bad_input_changes_nothing,
+                test_rule_texts,
+                test_foreign_table_is_left_alone,
+                test_shards_with_real_packets,
+                test_foreign_shard_table_is_skipped,
+                test_tagged_and_non_ip_frames_dropped_both_ways,
+                test_foreign_changes_are_restored,
+                test_nftables_service_restart_with_debian_defaults,
+                test_flush_window_under_100ms,
+                test_flushes_during_a_restore,
+                test_guard_while_waiting_for_core,
+                test_portless_tables_not_restored,
+                test_guard_gives_up_a_fight,
+                test_shard_deleted_while_down_fails_closed,
+        };
+        /* FW_TEST_ONLY=<part of a name>: only the tests whose name has it (to
+         * measure one of them, e.g. FW_TEST_ONLY=flush_window) */
+        const char *only = getenv("FW_TEST_ONLY");
+        for (size_t i = 0; i < ARRAY_SIZE(tests); i++)
+                if (!only || strstr(tests[i]->name, only))
+                        tcase_add_test(tc, tests[i]);
         suite_add_tcase(s, tc);
         return s;
 }
