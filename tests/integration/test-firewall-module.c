@@ -1328,8 +1328,12 @@ START_TEST(test_flush_window_under_100ms)
                 _exit(127);
         }
         sleep_ms(1000);
+        /* FW_TEST_FLUSH_CMD: another way to flush (e.g. one that keeps its
+         * netlink socket open for a while after the commit: see the
+         * ARCHITECTURE notes on the kernel's commit mutex) */
+        const char *flush_cmd = getenv("FW_TEST_FLUSH_CMD") ? getenv("FW_TEST_FLUSH_CMD") : "nft flush ruleset";
         double flush_start = realtime_s();
-        ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        ck_assert_int_eq(sh("%s", flush_cmd), 0);
         double flush_end = realtime_s();
         long ms = wait_tables(want, 5000);
         ck_assert_int_eq(waitpid(sender, &status, 0), sender);
@@ -1364,12 +1368,12 @@ START_TEST(test_flush_window_under_100ms)
                 if (at && closed_at && sscanf(at, "first notification (at %lf", &read_ts) == 1 &&
                     (closed_at = strstr(closed_at, "(at ")) && sscanf(closed_at, "(at %lf", &close_ts) == 1)
                         fprintf(stderr,
-                                "test-firewall-module: from `nft flush ruleset` started (ms): nft exited %.1f, "
+                                "test-firewall-module: from the flush command's start (ms): it exited %.1f, "
                                 "first SYN crossed %.1f, module read the news %.1f, ports closed %.1f, last SYN "
-                                "crossed %.1f\n",
+                                "crossed %.1f; open on the wall clock (first SYN crossed to ports closed): %.1f ms\n",
                                 (flush_end - flush_start) * 1e3, seen ? (first_ts - flush_start) * 1e3 : 0,
                                 (read_ts - flush_start) * 1e3, (close_ts - flush_start) * 1e3,
-                                seen ? (last_ts - flush_start) * 1e3 : 0);
+                                seen ? (last_ts - flush_start) * 1e3 : 0, seen ? (close_ts - first_ts) * 1e3 : 0);
         }
         ck_assert_msg(rate > 2000, "the flood is too slow to measure anything (%.0f/s)", rate);
         ck_assert_msg(window_ms < FLUSH_WINDOW_MS, "%ld SYNs crossed: open for %.1f ms", crossed, window_ms);
