@@ -1365,15 +1365,19 @@ START_TEST(test_flush_window_under_100ms)
                 const char *at = strstr(line, "first notification (at ");
                 const char *closed_at = at ? strstr(at, "ports closed ") : NULL;
                 double read_ts = 0, close_ts = 0;
-                if (at && closed_at && sscanf(at, "first notification (at %lf", &read_ts) == 1 &&
-                    (closed_at = strstr(closed_at, "(at ")) && sscanf(closed_at, "(at %lf", &close_ts) == 1)
-                        fprintf(stderr,
-                                "test-firewall-module: from the flush command's start (ms): it exited %.1f, "
-                                "first SYN crossed %.1f, module read the news %.1f, ports closed %.1f, last SYN "
-                                "crossed %.1f; open on the wall clock (first SYN crossed to ports closed): %.1f ms\n",
-                                (flush_end - flush_start) * 1e3, seen ? (first_ts - flush_start) * 1e3 : 0,
-                                (read_ts - flush_start) * 1e3, (close_ts - flush_start) * 1e3,
-                                seen ? (last_ts - flush_start) * 1e3 : 0, seen ? (close_ts - first_ts) * 1e3 : 0);
+                if (closed_at)
+                        closed_at = strstr(closed_at, "(at ");
+                if (!at || !closed_at || sscanf(at, "first notification (at %lf", &read_ts) != 1 ||
+                    sscanf(closed_at, "(at %lf", &close_ts) != 1)
+                        read_ts = close_ts = 0;
+                ck_assert_msg(read_ts > 0 && close_ts >= read_ts, "the module's restore line lacks its times: %s", line);
+                fprintf(stderr,
+                        "test-firewall-module: from the flush command's start (ms): it exited %.1f, first SYN crossed "
+                        "%.1f, module read the news %.1f, ports closed %.1f, last SYN crossed %.1f; open on the wall "
+                        "clock (first SYN crossed to ports closed): %.1f ms\n",
+                        (flush_end - flush_start) * 1e3, seen ? (first_ts - flush_start) * 1e3 : 0,
+                        (read_ts - flush_start) * 1e3, (close_ts - flush_start) * 1e3,
+                        seen ? (last_ts - flush_start) * 1e3 : 0, seen ? (close_ts - first_ts) * 1e3 : 0);
         }
         ck_assert_msg(rate > 2000, "the flood is too slow to measure anything (%.0f/s)", rate);
         ck_assert_msg(window_ms < FLUSH_WINDOW_MS, "%ld SYNs crossed: open for %.1f ms", crossed, window_ms);
