@@ -946,7 +946,6 @@ static void on_commit(const struct fw_watch_commit *c, void *userdata)
 {
         struct fw *fw = userdata;
         struct fw_watch_commit *d = &fw->damage;
-
         uint64_t read_rt = fw->txn_read_rt;
 
         fw->txn_read_rt = 0; /* the next datagram starts the next transaction */
@@ -1239,6 +1238,7 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         r = restore_plan(fw, d, &plan);
         if (r <= 0)
                 return r;
+        fw->times = (struct restore_times){ 0 }; /* a batch not sent says 0 */
 
         ports = calloc(s->n_ports ? s->n_ports : 1, sizeof(*ports));
         shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*shards));
