@@ -30,6 +30,7 @@
 #include <nftables/libnftables.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define BRNF_IPV4 "/proc/sys/net/bridge/bridge-nf-call-iptables"
 #define BRNF_IPV6 "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
@@ -85,6 +86,17 @@ struct fw {
         struct fw_watch_commit damage;   /* what others did since the last restore (merged) */
         bool damage_unknown;             /* notifications were lost (ENOBUFS) or malformed */
         uint64_t damage_usec;            /* when the first of them was read */
+        /* where a restore's time goes, for its log line (CLOCK_REALTIME, us,
+         * to compare with packet timestamps; netlink gives its datagrams none) */
+        uint64_t txn_read_rt;            /* we read the first datagram of the transaction being read (0: none yet) */
+        uint64_t damage_read_rt;         /* the same for the first foreign transaction in damage (0: unknown) */
+        struct restore_times {
+                uint64_t close_build, close_commit;     /* batch 1: building it; sending it until the kernel's ACK */
+                uint64_t rebuild_build, rebuild_commit; /* batch 2: the same */
+                unsigned close_msgs, rebuild_msgs;
+                size_t close_len, rebuild_len;
+                uint64_t closed_rt;                     /* batch 1 acknowledged (CLOCK_REALTIME, us) */
+        } times;
         unsigned restores;               /* restores done (logged) */
         uint64_t burst_start;            /* start of the current burst of restores */
         unsigned burst;                  /* restores in it */
@@ -99,6 +111,14 @@ struct fw {
 #define GUARD_BURST_MAX 10
 #define GUARD_BURST_USEC 2000000ULL
 #define GUARD_PAUSE_USEC 30000000ULL
+
+static uint64_t realtime_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
 
 /* ---- libnftables and the table dump ---- */
 
@@ -926,11 +946,15 @@ static void on_commit(const struct fw_watch_commit *c, void *userdata)
 {
         struct fw *fw = userdata;
         struct fw_watch_commit *d = &fw->damage;
+        uint64_t read_rt = fw->txn_read_rt;
 
+        fw->txn_read_rt = 0; /* the next datagram starts the next transaction */
         if (c->pid == (uint32_t)getpid() || !c->any)
                 return; /* ours, or none of our names */
-        if (!d->any && !fw->damage_unknown)
+        if (!d->any && !fw->damage_unknown) {
                 fw->damage_usec = now_usec();
+                fw->damage_read_rt = read_rt;
+        }
         d->bridge = mark_merge(d->bridge, c->bridge);
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
                 d->inet[k] = mark_merge(d->inet[k], c->inet[k]);
@@ -952,17 +976,25 @@ static void watch_drain(struct fw *fw)
                                 continue;
                         if (errno == ENOBUFS) { /* the kernel dropped notifications: we cannot know what */
                                 fw_watch_reset(&fw->watch);
-                                if (!fw->damage.any && !fw->damage_unknown)
+                                fw->txn_read_rt = 0;
+                                if (!fw->damage.any && !fw->damage_unknown) {
                                         fw->damage_usec = now_usec();
+                                        fw->damage_read_rt = 0;
+                                }
                                 fw->damage_unknown = true;
                                 continue;
                         }
                         return; /* EAGAIN: drained */
                 }
+                if (!fw->txn_read_rt)
+                        fw->txn_read_rt = realtime_usec();
                 if ((size_t)n > sizeof(fw->nl_buf) ||
                     fw_watch_feed(&fw->watch, fw->nl_buf, (size_t)n, on_commit, fw) < 0) {
-                        if (!fw->damage.any && !fw->damage_unknown)
+                        fw->txn_read_rt = 0;
+                        if (!fw->damage.any && !fw->damage_unknown) {
                                 fw->damage_usec = now_usec();
+                                fw->damage_read_rt = 0;
+                        }
                         fw->damage_unknown = true;
                 }
         }
@@ -1081,6 +1113,7 @@ static int restore_close(struct fw *fw, const struct restore_plan *plan, const s
         char err[256];
         int r;
 
+        uint64_t t0 = now_usec();
         struct fw_nl *b = nl_begin(fw);
         if (plan->bridge) {
                 fw_nl_table_touch(b, true, 0);
@@ -1093,9 +1126,15 @@ static int restore_close(struct fw *fw, const struct restore_plan *plan, const s
         if (n_closed)
                 fw_nl_quarantine(b, ports, n_closed);
         r = fw_nl_end(b);
+        uint64_t t1 = now_usec();
         if (r == 0)
                 r = nl_commit(fw, b, err, sizeof(err));
         fw->nl_seq = b->seq;
+        fw->times.close_build = t1 - t0;
+        fw->times.close_commit = now_usec() - t1;
+        fw->times.close_msgs = b->n_msgs;
+        fw->times.close_len = b->len;
+        fw->times.closed_rt = realtime_usec();
         if (r < 0)
                 return r;
         if (plan->bridge) {
@@ -1119,6 +1158,7 @@ static int restore_rebuild(struct fw *fw, const struct restore_plan *plan, const
 
         if (!n_closed && !plan->any_inet)
                 return 0;
+        uint64_t t0 = now_usec();
         struct fw_nl *b = nl_begin(fw);
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++) {
                 if (!plan->inet[k])
@@ -1139,9 +1179,14 @@ static int restore_rebuild(struct fw *fw, const struct restore_plan *plan, const
         if (n_closed)
                 fw_nl_quarantine_remove(b);
         r = fw_nl_end(b);
+        uint64_t t1 = now_usec();
         if (r == 0)
                 r = nl_commit(fw, b, err, sizeof(err));
         fw->nl_seq = b->seq;
+        fw->times.rebuild_build = t1 - t0;
+        fw->times.rebuild_commit = now_usec() - t1;
+        fw->times.rebuild_msgs = b->n_msgs;
+        fw->times.rebuild_len = b->len;
         return r;
 }
 
@@ -1180,8 +1225,8 @@ static void restore_mark_written(struct fw_snap *s, const struct restore_plan *p
  * -errno (then the caller falls back to re-reading the kernel and the
  * rebuild-and-tell-the-core path; a quarantine left behind keeps its ports
  * closed and makes the bridge table read as incomplete).
- * ret_closed_usec: from the start until the first batch was committed. */
-static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports, uint64_t *ret_closed_usec)
+ * fw->times says where the time went. */
+static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret_ports)
 {
         struct fw_snap *s = &fw->snap;
         struct restore_plan plan = { 0 };
@@ -1193,8 +1238,8 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         r = restore_plan(fw, d, &plan);
         if (r <= 0)
                 return r;
+        fw->times = (struct restore_times){ 0 }; /* a batch not sent says 0 */
 
-        uint64_t t0 = now_usec();
         ports = calloc(s->n_ports ? s->n_ports : 1, sizeof(*ports));
         shards = calloc(s->n_ports ? s->n_ports : 1, sizeof(*shards));
         if (!ports || !shards)
@@ -1204,7 +1249,6 @@ static int restore(struct fw *fw, const struct fw_watch_commit *d, unsigned *ret
         r = restore_close(fw, &plan, ports, shards, n, n_closed);
         if (r < 0)
                 return r;
-        *ret_closed_usec = now_usec() - t0;
 
         r = restore_rebuild(fw, &plan, ports, shards, n_closed);
         if (r < 0)
@@ -1255,10 +1299,9 @@ static bool guard_burst_exceeded(struct fw *fw, const struct fw_watch_commit *d,
 /* restore() what *d names, and again (up to 3 times) from what the kernel
  * shows when a batch failed. *d becomes the news of the last attempt.
  * Returns what the last restore() returned. */
-static int restore_with_retries(struct fw *fw, struct fw_watch_commit *d, unsigned *ret_ports,
-                                uint64_t *ret_closed_usec)
+static int restore_with_retries(struct fw *fw, struct fw_watch_commit *d, unsigned *ret_ports)
 {
-        int r = restore(fw, d, ret_ports, ret_closed_usec);
+        int r = restore(fw, d, ret_ports);
         /* A restore is two commits, and what d says may be stale by the time
          * they run: another change can land before or between them (Debian's
          * nftables.service reload is `nft -f` of a file that starts with
@@ -1274,7 +1317,7 @@ static int restore_with_retries(struct fw *fw, struct fw_watch_commit *d, unsign
                 if (damage_from_kernel(fw, &now) < 0)
                         break;
                 *d = now;
-                r = restore(fw, d, ret_ports, ret_closed_usec);
+                r = restore(fw, d, ret_ports);
         }
         return r;
 }
@@ -1284,7 +1327,8 @@ static void guard_run(struct fw *fw)
 {
         struct fw_watch_commit d = fw->damage;
         bool unknown = fw->damage_unknown;
-        uint64_t t0 = fw->damage_usec, t_start, closed_usec = 0;
+        uint64_t t0 = fw->damage_usec, t_start;
+        uint64_t read_rt = fw->damage_read_rt, decoded_rt = realtime_usec();
         unsigned n_ports = 0;
         char err[256] = "";
         int r;
@@ -1315,7 +1359,7 @@ static void guard_run(struct fw *fw)
         t_start = now_usec();
         if (guard_burst_exceeded(fw, &d, unknown, t_start))
                 return;
-        r = restore_with_retries(fw, &d, &n_ports, &closed_usec);
+        r = restore_with_retries(fw, &d, &n_ports);
         if (r == 0 || r == -EEXIST)
                 return; /* nothing to protect; or said why, and the next request re-reads and refuses */
         if (r < 0) {
@@ -1326,14 +1370,29 @@ static void guard_run(struct fw *fw)
                 return;
         }
         fw->restores++;
-        uint64_t t_end = now_usec();
+        uint64_t t_end = now_usec(), end_rt = realtime_usec();
+        const struct restore_times *tm = &fw->times;
+        /* side by side: when each step ended, counted from our read of the
+         * change's first notification, and each batch's cost: building it, and
+         * the kernel's commit of it (send to ACK: the floor for that batch);
+         * the wall-clock time of that read and of the close, to compare with
+         * packets' timestamps (test-firewall-module does) */
+        if (!read_rt || unknown)
+                read_rt = decoded_rt;
+#define SINCE(x) (unsigned long long)((x) > read_rt ? (x) - read_rt : 0)
         log_warn("nftables: a change by %s (pid %u, generation %u) %s our tables; restored them with %u port(s) "
-                 "%llu us after it was seen (reading the news %llu us; the ports closed after %llu us, then the "
-                 "tables in %llu us: %u messages, %zu bytes)",
+                 "%llu us after it was seen | from our read of its first notification (at %llu.%06llu): its end "
+                 "decoded %llu us, ports closed %llu us (at %llu.%06llu), tables restored %llu us | close batch: "
+                 "%u messages, %zu bytes, built in %llu us, kernel commit %llu us | rebuild batch: %u messages, "
+                 "%zu bytes, built in %llu us, kernel commit %llu us",
                  d.proc[0] ? d.proc : "?", d.pid, d.gen, unknown ? "may have changed" : "changed", n_ports,
-                 (unsigned long long)(t_end - t0), (unsigned long long)(t_start - t0),
-                 (unsigned long long)(t_start - t0 + closed_usec), (unsigned long long)(t_end - t_start - closed_usec),
-                 fw->nl.n_msgs, fw->nl.len);
+                 (unsigned long long)(t_end - t0), (unsigned long long)(read_rt / 1000000),
+                 (unsigned long long)(read_rt % 1000000), SINCE(decoded_rt), SINCE(tm->closed_rt),
+                 (unsigned long long)(tm->closed_rt / 1000000), (unsigned long long)(tm->closed_rt % 1000000),
+                 SINCE(end_rt), tm->close_msgs, tm->close_len, (unsigned long long)tm->close_build,
+                 (unsigned long long)tm->close_commit, tm->rebuild_msgs, tm->rebuild_len,
+                 (unsigned long long)tm->rebuild_build, (unsigned long long)tm->rebuild_commit);
+#undef SINCE
 }
 
 /* Between cores (waiting for one at --connect): the notifications only. */
