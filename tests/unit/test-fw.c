@@ -2267,10 +2267,6 @@ static Suite *fw_suite(void)
          * hang, not for speed (CK_TIMEOUT_MULTIPLIER still scales it under SAN=1) */
         tcase_set_timeout(tc, 30);
         tcase_add_checked_fixture(tc, NULL, snap_teardown);
-        /* CPU-bound cases (thousands of index operations): Check's default 4 s
-         * expired for test_snap_remove_keeps_index under make check at load 16-20
-         * on 2 cores; it is a correctness test, not a timing one */
-        tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_decode_fixture);
         tcase_add_test(tc, test_decode_empty);
         tcase_add_test(tc, test_decode_garbage);
