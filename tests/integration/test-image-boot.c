@@ -238,6 +238,19 @@ START_TEST(test_import_boot_console_delete)
                         ck_assert_int_eq(core_api(&core, "GET", "/v1/instances/vmf", NULL, &resp), 200);
                         ck_assert(json_object_object_get_ex(resp, "uuid", &v));
                         (void)strscpy(uuid, json_object_get_string(v), sizeof(uuid));
+                        {
+                                /* nor its tap (the kernel's view) */
+                                struct json_object *ports = NULL, *port = NULL, *pu = NULL;
+                                struct link_facts lf;
+                                char tap[IFNAME_MAX];
+
+                                ck_assert(json_object_object_get_ex(resp, "ports", &ports));
+                                port = json_object_array_get_idx(ports, 0);
+                                ck_assert(port && json_object_object_get_ex(port, "port_uuid", &pu));
+                                ck_assert_int_eq(tap_name_from_port(json_object_get_string(pu), tap), 0);
+                                ck_assert_msg(link_facts_get(tap, &lf) == -ENOENT, "a boot failed at %s left its tap %s",
+                                              fault_steps[k], tap);
+                        }
                         json_object_put(resp);
                         pool_volumes(vols, sizeof(vols));
                         ck_assert_msg(!strstr(vols, uuid), "a boot failed at %s left volumes: %s", fault_steps[k], vols);
