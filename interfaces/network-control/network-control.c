@@ -134,8 +134,7 @@ static int handle_tap_create(void *state, struct modrt_call *call)
         if (hybrid) {
                 (void)port_dev_name(QBR_PREFIX, port_uuid, qbr);
                 (void)port_dev_name(QVO_PREFIX, port_uuid, qvo);
-                (void)snprintf(call->audit, sizeof(call->audit), "tap=%s bridge=%s ovs_dev=%s%s", info.name, qbr, qvo,
-                               streq(proto_get_str(call->req, "datapath", "system"), "netdev") ? " datapath=netdev" : "");
+                (void)snprintf(call->audit, sizeof(call->audit), "tap=%s bridge=%s ovs_dev=%s", info.name, qbr, qvo);
         } else {
                 (void)snprintf(call->audit, sizeof(call->audit), "tap=%s", info.name);
         }
