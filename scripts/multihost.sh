@@ -223,6 +223,7 @@ vif_type = ovs
 ovsdb_socket = unix:$D/$h/db.sock
 integration_bridge = br-int
 bridge_datapath_type = netdev
+module_timeout_ms = 30000
 ovn = true
 ovn_wait_ms = ${MH_OVN_WAIT_MS:-20000}
 ovn_timeout_policy = ${MH_POLICY:-fail}

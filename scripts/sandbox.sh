@@ -143,6 +143,9 @@ ovsdb_socket = unix:$SB/ovs/db.sock
 integration_bridge = br-int
 bridge_create = true
 bridge_datapath_type = netdev
+# A QEMU start under software emulation on a loaded machine took 4-5 s here, and past the
+# default 10 s under load (domain_start timed out): room for it.
+module_timeout_ms = 30000
 CONF
 
 say "starting nova-compute in network namespace $NS (libvirt_uri = $LIBVIRT_URI)"
