@@ -16,8 +16,14 @@
 # namespace (taps of a test's namespace are where QEMU opens them). Its host_uuid is
 # random. Reach it as qemu+unix:///system?socket=DIR/sock/libvirt-sock.
 #
-# QEMU runs as root without a security driver and without cgroups (a test machine);
-# serial logs are written by QEMU itself (stdio_handler = "file": no virtlogd).
+# QEMU runs as root without a security driver (a test machine), in libvirt's machine
+# cgroup of its domain (cgroup_controllers cpu and cpuacct; without systemd-machined, libvirt
+# makes /machine/qemu-<id>-<name>.libvirt-qemu itself), as on a host: system-observe and
+# process-control take a process for an instance's QEMU only with that evidence. Under
+# `ip netns exec` (the sandbox) /sys is a fresh sysfs without the host's cgroup mounts, and
+# libvirt then runs QEMU without cgroups: the mount namespace below mounts the host's
+# hierarchies again (read from /proc/1/mounts; the same controllers give the same
+# hierarchies). Serial logs are written by QEMU itself (stdio_handler = "file": no virtlogd).
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|uri DIR" >&2; exit 2; }
@@ -84,7 +90,7 @@ security_driver = "none"
 remember_owner = 0
 dynamic_ownership = 0
 stdio_handler = "file"
-cgroup_controllers = [ ]
+cgroup_controllers = [ "cpu", "cpuacct" ]
 EOF
 	rm -f "$dir/sock/libvirt-sock"
 	# setsid: its own session, so a test's terminal signals do not reach it.
@@ -95,6 +101,17 @@ EOF
 			mkdir -p "${m#*:}"   # an empty mount point, as libvirt-daemon-system would make
 			mount --bind "$d/${m%%:*}" "${m#*:}"
 		done
+		# No cgroup mount here (ip netns exec mounted a fresh /sys): the host'"'"'s, again.
+		if ! awk '"'"'$3 == "cgroup" || $3 == "cgroup2" { f = 1 } END { exit !f }'"'"' /proc/self/mounts; then
+			while read -r src mp type opts rest; do
+				case $type:$mp in
+				tmpfs:/sys/fs/cgroup | cgroup:/sys/fs/cgroup/* | cgroup2:/sys/fs/cgroup | cgroup2:/sys/fs/cgroup/*) ;;
+				*) continue ;;
+				esac
+				mkdir -p "$mp" && mount -t "$type" -o "$opts" "$src" "$mp" ||
+					echo "libvirtd-private: cannot mount $type on $mp: QEMU may run without cgroups" >&2
+			done </proc/1/mounts
+		fi
 		exec libvirtd --config "$d/etc/libvirtd.conf" --pid-file "$d/libvirtd.pid"
 	' sh "$dir" </dev/null >"$dir/libvirtd.out" 2>&1 &
 	pid=$!

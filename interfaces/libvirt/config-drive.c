@@ -551,6 +551,32 @@ static struct json_object *route(struct jb *b, uint8_t family, const uint8_t gat
         return r;
 }
 
+/* The DNS servers of port as network_data.json's services ({"type": "dns", "address"}), each
+ * once, in the port's order: nova lists a subnet's servers in each of its networks (and all of
+ * them, once each, at the top level); a port here has its servers, not a subnet. */
+static struct json_object *port_dns_services(struct jb *b, const struct cd_port *port)
+{
+        struct json_object *list = jb_check(b, json_object_new_array());
+
+        for (size_t i = 0; i < port->n_dns; i++) {
+                struct json_object *svc;
+                char addr[IP_STR_MAX];
+                size_t k;
+
+                for (k = 0; k < i; k++)
+                        if (port->dns[k].family == port->dns[i].family && memcmp(port->dns[k].addr, port->dns[i].addr, 16) == 0)
+                                break;
+                if (k < i)
+                        continue;
+                format_addr(port->dns[i].family, port->dns[i].addr, addr);
+                svc = jb_check(b, json_object_new_object());
+                jb_add(b, svc, "type", jb_str(b, "dns"));
+                jb_add(b, svc, "address", jb_str(b, addr));
+                jb_append(b, list, svc);
+        }
+        return list;
+}
+
 int config_drive_network_data(const struct config_drive_spec *spec, char **ret)
 {
         struct jb b = { false };
@@ -595,6 +621,7 @@ int config_drive_network_data(const struct config_drive_spec *spec, char **ret)
                         jb_add(&b, net, "netmask", jb_str(&b, mask));
                         jb_add(&b, net, "routes", routes);
                         jb_add(&b, net, "network_id", jb_str(&b, port->network_id));
+                        jb_add(&b, net, "services", port_dns_services(&b, port));
                         jb_append(&b, networks, net);
                 }
                 for (size_t i = 0; i < port->n_dns; i++) {

@@ -309,9 +309,11 @@ int domain_xml_build(const struct domain_spec *spec, char *buf, size_t size)
                           "      <mac address='%s'/>\n"
                           "      <target dev='%s' managed='no'/>\n"
                           "      <model type='virtio'/>\n"
+                          "%s"
                           "      <mtu size='%u'/>\n"
                           "    </interface>\n",
-                          p->mac, tap, (unsigned)p->mtu);
+                          p->mac, tap, p->no_csum_offload ? "      <driver>\n        <host csum='off'/>\n      </driver>\n" : "",
+                          (unsigned)p->mtu);
         }
         xb_printf(&b, "    <serial type='pty'>\n");
         if (spec->disks && spec->disks->console_log) /* libvirt's <log>: virtlogd writes and bounds it */

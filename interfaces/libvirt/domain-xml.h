@@ -26,6 +26,12 @@ struct domain_port {
         const char *port_uuid;  /* canonical lowercase UUID; tap name derived from it */
         const char *mac;        /* canonical lowercase unicast MAC */
         uint32_t mtu;           /* 68..65535 */
+        /* The guest's NIC offers no checksum offload (virtio-net csum off, so no
+         * TSO either: <driver><host csum='off'/></driver>): the guest finishes
+         * every checksum itself. For a plain port on Open vSwitch's userspace
+         * datapath, which forwards a frame whose checksum QEMU left to the host
+         * as it is (netctl-protocol.h has the hybrid port's fix). */
+        bool no_csum_offload;
 };
 
 /* Disk paths (absolute, at most DOMAIN_PATH_MAX bytes, printable ASCII without XML's

@@ -137,6 +137,8 @@ static const struct schema_field port_fields[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },
         { .name = "mtu", .kind = SCH_U64, .required = true, .min = 68, .max = 65535 },
+        /* false: the guest's NIC offers no checksum offload (a plain port on OVS's userspace datapath) */
+        { .name = "checksum_offload", .kind = SCH_BOOL, .required = false },
         { .name = NULL },
 };
 

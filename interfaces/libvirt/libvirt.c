@@ -679,6 +679,7 @@ static int define_read_ports(struct modrt_call *call, struct domain_port *ports,
                 ports[n].port_uuid = proto_get_str(p, "port_uuid", "");
                 ports[n].mac = proto_get_str(p, "mac", "");
                 ports[n].mtu = (uint32_t)proto_get_u64(p, "mtu", 0);
+                ports[n].no_csum_offload = !proto_get_bool(p, "checksum_offload", true);
                 n++;
         }
         *ret_n = n;

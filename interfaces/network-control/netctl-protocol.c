@@ -4,12 +4,17 @@
 
 #include "plugs.h"
 
+bool netctl_datapath_is_valid(const char *s) { return s && (streq(s, "system") || streq(s, "netdev")); }
+
 static const struct schema_field tap_create_req[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
         { .name = "mac", .kind = SCH_MAC, .required = true },
         { .name = "mtu", .kind = SCH_U64, .required = true, .min = NETCTL_MTU_MIN, .max = NETCTL_MTU_MAX },
         /* hybrid plugging: tap -> qbr bridge -> qvb/qvo veth pair (qvo goes to OVS) */
         { .name = "hybrid", .kind = SCH_BOOL, .required = false },
+        /* Open vSwitch's datapath type (the core's bridge_datapath_type): "netdev"
+         * (userspace) makes a hybrid port's qvb finish the guest's checksums */
+        { .name = "datapath", .kind = SCH_STR, .required = false, .min = 6, .max = 6, .str_ok = netctl_datapath_is_valid },
         { .name = NULL },
 };
 

@@ -1,10 +1,14 @@
 /* netctl-protocol.h - the entrypoints of the network-control module, as both
  * the module (dispatch) and the core (request validation) know them.
  *
- * tap_create {port_uuid, mac, mtu, hybrid (bool, optional, default false)}:
+ * tap_create {port_uuid, mac, mtu, hybrid (bool, optional, default false),
+ *             datapath ("system" | "netdev", optional, default "system")}:
  *   the tap tap<11> (MTU, MAC, mark, up). hybrid true: also the per-port
  *   bridge qbr<11> and the veth pair qvb<11> (in qbr) / qvo<11> (for OVS),
  *   the tap in qbr. hybrid false: hybrid pieces of ours are removed.
+ *   datapath is the type of the Open vSwitch bridge that plugs the port;
+ *   "netdev" (the userspace datapath, which forwards unfinished checksums as
+ *   they are) turns qvb's tx checksum offload off, "system" leaves it on.
  * tap_delete {port_uuid}: the tap and the port's hybrid pieces of ours.
  * tap_get {port_uuid}, tap_list {after?, limit?} (a page: schema_page_req).
  *
@@ -39,6 +43,9 @@ enum netctl_entrypoint_id {
         NETCTL_TAP_GET,
         _NETCTL_MAX,
 };
+
+/* tap_create's datapath: "system" or "netdev". */
+bool netctl_datapath_is_valid(const char *s);
 
 extern const struct proto_entrypoint netctl_entrypoints[_NETCTL_MAX];
 extern const struct module_protocol netctl_protocol;

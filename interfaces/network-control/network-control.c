@@ -123,6 +123,7 @@ static int handle_tap_create(void *state, struct modrt_call *call)
         const char *port_uuid = proto_get_str(call->req, "port_uuid", "");
         bool hybrid = proto_get_bool(call->req, "hybrid", false);
         char qbr[IFNAME_MAX] = "", qvo[IFNAME_MAX] = "";
+        struct tap_options opts;
         uint8_t mac[6];
         struct tap_info info;
         int r;
@@ -138,7 +139,9 @@ static int handle_tap_create(void *state, struct modrt_call *call)
                 (void)snprintf(call->audit, sizeof(call->audit), "tap=%s", info.name);
         }
         netctl_flush_deletes(nc);
-        r = tap_create(nc->tap, port_uuid, mac, (uint32_t)proto_get_u64(call->req, "mtu", 0), hybrid, &info);
+        opts.hybrid = hybrid;
+        opts.netdev_datapath = streq(proto_get_str(call->req, "datapath", "system"), "netdev");
+        r = tap_create_opts(nc->tap, port_uuid, mac, (uint32_t)proto_get_u64(call->req, "mtu", 0), &opts, &info);
         if (r < 0) {
                 explain(call, r, port_uuid, hybrid, tap_ctx_detail(nc->tap));
                 return r;

@@ -30,6 +30,8 @@
 #include <linux/if_arp.h>
 #include <linux/if_link.h>
 #include <linux/if_tun.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <linux/netlink.h>
 #include <linux/veth.h>
 #include <linux/rtnetlink.h>
@@ -833,6 +835,8 @@ struct dev_state {
         bool has_mac;
         int addr_gen_mode;        /* IPv6 address generation, -1 when not reported */
         uint32_t group;           /* IFLA_GROUP (tap_delete_batch() sets it back after a failure) */
+        int tx_csum;              /* qvb only: tx checksum offload 1 on / 0 off, -1 when not read */
+        char name[IFNAME_MAX];    /* the name probed (set when exists) */
         char master_name[IFNAME_MAX]; /* the master's name and kind ("" when none or unreadable) */
         char master_kind[16];
 };
@@ -841,7 +845,7 @@ struct dev_state {
 static int dev_probe(struct tap_ctx *ctx, const char *name, const char *kind, const char *port_uuid,
                      struct dev_state *ret)
 {
-        struct dev_state d = { .br_stp_state = -1, .br_forward_delay = -1, .addr_gen_mode = -1 };
+        struct dev_state d = { .br_stp_state = -1, .br_forward_delay = -1, .addr_gen_mode = -1, .tx_csum = -1 };
         struct link_view v;
         int r;
 
@@ -853,6 +857,7 @@ static int dev_probe(struct tap_ctx *ctx, const char *name, const char *kind, co
         if (r < 0)
                 return r;
         d.exists = true;
+        (void)strscpy(d.name, name, sizeof(d.name));
         d.ours = view_is_ours_kind(&v, name, kind, port_uuid);
         d.ifindex = v.ifindex;
         d.flags = v.flags;
@@ -899,6 +904,71 @@ static int created_ifindex(struct tap_ctx *ctx, const char *name, const char *ki
         return 0;
 }
 
+/* ---- tx checksum offload (SIOCETHTOOL) ----
+ *
+ * Open vSwitch's userspace datapath (datapath_type netdev) reads its ports
+ * with packet sockets and forwards frames as they are: a frame whose
+ * checksum the sender left to the device (CHECKSUM_PARTIAL: a guest's
+ * virtio-net with checksum offload, through the tap and qbr) leaves OVS with
+ * that checksum unfinished, and the receiver drops it (ping passes, TCP does
+ * not). With tx checksum offload off on qvb, the kernel finishes the checksum
+ * (and segments GSO frames) where qbr sends the frame into the veth pair,
+ * before OVS sees it. The ethtool ioctl names the device; ethtool_by_name()
+ * checks afterwards that the name still is the ifindex checked before (a
+ * rename in between needs CAP_NET_ADMIN in the namespace: tap.h's limit of
+ * the mark). */
+
+/* One SIOCETHTOOL command on the device name through a throw-away datagram
+ * socket (any family reaches dev_ioctl(); AF_UNIX needs no network rule). */
+static int ethtool_by_name(const char *name, struct ethtool_value *ev)
+{
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr = { 0 };
+
+        if (fd < 0)
+                return -errno;
+        if (strscpy(ifr.ifr_name, name, sizeof(ifr.ifr_name)) < 0)
+                return -EINVAL;
+        ifr.ifr_data = (void *)ev;
+        if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Whether tx checksum offload is on for name: 1, 0 or -errno. */
+static int dev_tx_csum_get(const char *name)
+{
+        struct ethtool_value ev = { .cmd = ETHTOOL_GTXCSUM };
+        int r;
+
+        r = ethtool_by_name(name, &ev);
+        if (r < 0)
+                return r;
+        return ev.data ? 1 : 0;
+}
+
+/* Turn tx checksum offload of name on or off (ETHTOOL_STXCSUM: every
+ * checksum feature of the device, NETIF_F_CSUM_MASK and SCTP's; the kernel
+ * then drops the segmentation offloads that need them), then check that the
+ * device is still ifindex under that name. A changing request for
+ * tap_ctx_fail_request(). */
+static int dev_tx_csum_set(struct tap_ctx *ctx, const char *name, int ifindex, bool on)
+{
+        struct ethtool_value ev = { .cmd = ETHTOOL_STXCSUM, .data = on ? 1 : 0 };
+        struct link_view v;
+        int r;
+
+        if (ctx->fail_countdown > 0 && --ctx->fail_countdown == 0)
+                return -EIO; /* tap_ctx_fail_request() */
+        r = ethtool_by_name(name, &ev);
+        if (r < 0)
+                return r;
+        r = link_get_req(ctx, NULL, ifindex, &v);
+        if (r < 0)
+                return r == -ENOENT ? -EIO : r;
+        return streq(v.name, name) ? 0 : -EIO;
+}
+
 /* The hybrid pieces of one port as found. */
 struct hybrid_state {
         struct dev_state qbr, qvb, qvo;
@@ -914,6 +984,12 @@ static int hybrid_probe(struct tap_ctx *ctx, const struct port_devs *n, const ch
             (r = dev_probe(ctx, n->qvb, "veth", port_uuid, &h.qvb)) < 0 ||
             (r = dev_probe(ctx, n->qvo, "veth", port_uuid, &h.qvo)) < 0)
                 return r;
+        if (h.qvb.exists && h.qvb.ours) {
+                r = dev_tx_csum_get(n->qvb);
+                if (r < 0)
+                        return r;
+                h.qvb.tx_csum = r;
+        }
         *ret = h;
         return 0;
 }
@@ -1134,9 +1210,10 @@ static int tap_ensure(struct tap_ctx *ctx, const struct port_devs *n, const char
 /* The hybrid plumbing of a port whose devices were probed into tap and h.
  * What it creates is recorded in *made (the caller undoes it on failure). */
 static int hybrid_plumb(struct tap_ctx *ctx, const struct port_devs *n, const char *port_uuid, const uint8_t mac[6],
-                        uint32_t mtu, const struct dev_state *tap, const struct hybrid_state *h, struct made *made)
+                        uint32_t mtu, bool netdev, const struct dev_state *tap, const struct hybrid_state *h,
+                        struct made *made)
 {
-        int qbr, qvb, qvo, r;
+        int qbr, qvb, qvo, csum, r;
 
         /* plan_check() has refused what is not ours or held elsewhere. */
         qbr = h->qbr.exists ? h->qbr.ifindex : 0;
@@ -1176,6 +1253,12 @@ static int hybrid_plumb(struct tap_ctx *ctx, const struct port_devs *n, const ch
         /* The veth ends: MTU, mark, qvb into qbr, no IPv6 addresses; then the tap into qbr. */
         if ((r = dev_configure(ctx, qvb, mtu, n->mark, qbr)) < 0 || (r = dev_configure(ctx, qvo, mtu, n->mark, 0)) < 0 ||
             (r = dev_addr_gen_none(ctx, qvb, mtu)) < 0 || (r = dev_addr_gen_none(ctx, qvo, mtu)) < 0)
+                return r;
+        /* qvb's tx checksum offload: off for the userspace datapath, the kernel's default (on) otherwise. */
+        csum = made->qvb > 0 ? dev_tx_csum_get(n->qvb) : h->qvb.tx_csum; /* existing: read by hybrid_probe() */
+        if (made->qvb > 0 && csum < 0)
+                return csum;
+        if (csum != !netdev && (r = dev_tx_csum_set(ctx, n->qvb, qvb, !netdev)) < 0)
                 return r;
         r = tap_ensure(ctx, n, port_uuid, mac, mtu, qbr, tap, &made->tap);
         if (r < 0)
@@ -1273,6 +1356,10 @@ static void dev_restore(struct tap_ctx *ctx, const struct dev_state *d, bool is_
             (restore_master && !put_u32(&req, IFLA_MASTER, (uint32_t)d->master)))
                 return;
         (void)transact(ctx, &req.nlh, NULL, NULL, NULL);
+        if (d->tx_csum >= 0 && d->name[0]) {
+                struct ethtool_value ev = { .cmd = ETHTOOL_STXCSUM, .data = (uint32_t)d->tx_csum };
+                (void)ethtool_by_name(d->name, &ev);
+        }
         if (d->addr_gen_mode >= 0)
                 (void)dev_addr_gen(ctx, d->ifindex, d->mtu, (uint8_t)d->addr_gen_mode);
         if (is_bridge) {
@@ -1304,6 +1391,15 @@ static void port_restore(struct tap_ctx *ctx, const struct dev_state *tap, const
 int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu, bool hybrid,
                struct tap_info *ret)
 {
+        const struct tap_options o = { .hybrid = hybrid };
+
+        return tap_create_opts(ctx, port_uuid, mac, mtu, &o, ret);
+}
+
+int tap_create_opts(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu,
+                    const struct tap_options *opts, struct tap_info *ret)
+{
+        bool hybrid = opts && opts->hybrid;
         struct port_devs n;
         struct dev_state tap;
         struct hybrid_state h;
@@ -1337,7 +1433,7 @@ int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6],
                 return r;
 
         if (hybrid) {
-                r = hybrid_plumb(ctx, &n, port_uuid, tap_mac, mtu, &tap, &h, &made);
+                r = hybrid_plumb(ctx, &n, port_uuid, tap_mac, mtu, opts->netdev_datapath, &tap, &h, &made);
         } else {
                 /* Plain: the tap as it is (its master, e.g. OVS's, untouched) and
                  * no hybrid pieces of ours left. */

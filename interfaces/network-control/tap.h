@@ -116,6 +116,27 @@ struct tap_info {
 int tap_create(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu, bool hybrid,
                struct tap_info *ret);
 
+/* What tap_create_opts() is asked beyond MAC and MTU. */
+struct tap_options {
+        bool hybrid;          /* tap_create()'s hybrid */
+        /* Open vSwitch's userspace datapath (datapath_type netdev) plugs the
+         * port. It reads its ports with packet sockets and forwards a frame
+         * whose checksum its sender left unfinished (a guest's virtio-net
+         * with checksum offload) as it is, so TCP from the guest fails. When
+         * set, a hybrid port's qvb gets tx checksum offload off (SIOCETHTOOL
+         * ETHTOOL_STXCSUM), so the kernel finishes such checksums where qbr
+         * sends the frame into the veth pair; when not set, qvb's is on (the
+         * kernel's default, set back if it was off). A failed call sets it back
+         * as it was, like the other attributes. A plain port (the tap on OVS)
+         * has no device where the kernel would finish them: the frame enters
+         * OVS as the tap receives it from QEMU (see the MANIFEST). */
+        bool netdev_datapath;
+};
+
+/* tap_create() with options (NULL: none). */
+int tap_create_opts(struct tap_ctx *ctx, const char *port_uuid, const uint8_t mac[6], uint32_t mtu,
+                    const struct tap_options *opts, struct tap_info *ret);
+
 /* Delete our tap of port_uuid and, when present and ours, its qbr and its
  * qvb/qvo pair (a pair only as a whole; devices of those names that are not
  * ours are left alone). -ENOENT if none of ours exists; -EPERM if a device

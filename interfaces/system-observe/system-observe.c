@@ -79,10 +79,19 @@ static int handle_host_load(void *state, struct modrt_call *call)
         return 0;
 }
 
+#define UNVERIFIED_MAX 16 /* marked processes without the evidence named in one reply */
+
 struct procs_ctx {
         struct proto_writer *w;
         size_t total, listed;
         long ticks_per_sec, page_kb;
+        /* QEMU processes with an instance's mark but without libvirt's evidence: never
+         * taken for its QEMU (no figures), only named, so that `stats` can say why. */
+        size_t n_unverified;
+        struct {
+                char instance_uuid[UUID_STR_LEN + 1];
+                pid_t pid;
+        } unverified[UNVERIFIED_MAX];
 };
 
 /* Whether libvirt's QEMU driver names this pid for the instance in its pidfile. */
@@ -100,12 +109,20 @@ static bool libvirt_pidfile_names(const char *instance_uuid, pid_t pid)
         return parse_u32(text, 1, INT32_MAX, &v) == 0 && (pid_t)v == pid;
 }
 
-static int procs_cb(pid_t pid, const char *instance_uuid, int dirfd, void *userdata)
+static int procs_cb(pid_t pid, const char *instance_uuid, int dirfd, bool trusted, void *userdata)
 {
         struct procs_ctx *ctx = userdata;
         char text[2048];
         struct proc_stat st;
         size_t len;
+
+        if (!trusted) {
+                if (ctx->n_unverified < UNVERIFIED_MAX) {
+                        (void)strscpy(ctx->unverified[ctx->n_unverified].instance_uuid, instance_uuid, UUID_STR_LEN + 1);
+                        ctx->unverified[ctx->n_unverified++].pid = pid;
+                }
+                return 0;
+        }
 
         if (read_at_bounded(dirfd, "stat", text, sizeof(text), &len) < 0 || proc_stat_parse(text, len, &st) < 0)
                 return 0; /* gone meanwhile */
@@ -132,7 +149,15 @@ static int handle_instance_procs(void *state, struct modrt_call *call)
         if (ctx.ticks_per_sec <= 0 || ctx.page_kb <= 0)
                 return -EIO;
         pw_list_begin(call->reply, "procs");
-        r = qemu_process_foreach("/proc", state, procs_cb, &ctx);
+        r = qemu_process_foreach_marked("/proc", state, procs_cb, &ctx);
+        pw_list_end(call->reply);
+        pw_list_begin(call->reply, "unverified");
+        for (size_t i = 0; i < ctx.n_unverified; i++) {
+                pw_obj_begin(call->reply, NULL);
+                pw_str(call->reply, "instance_uuid", ctx.unverified[i].instance_uuid);
+                pw_u64(call->reply, "pid", (uint64_t)ctx.unverified[i].pid);
+                pw_obj_end(call->reply);
+        }
         pw_list_end(call->reply);
         if (r < 0) {
                 (void)snprintf(call->err, sizeof(call->err), "cannot list processes in /proc: %s", strerror(-r));

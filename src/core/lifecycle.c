@@ -225,8 +225,17 @@ static bool ovs_in_use(const struct lifecycle *lc) { return streq(lc->cfg->vif_t
 
 /* ---- requests ---- */
 
-static int build_unit(const struct firewall *fw, const struct instance *inst, const struct unit *u, struct proto_writer *w, char *err,
-                      size_t errlen)
+/* OVS's userspace datapath forwards a frame whose checksum the guest's virtio-net left
+ * to the host as it is: a hybrid port's qvb finishes it (network-control, datapath
+ * "netdev"); a plain port, the tap on OVS, has no device that would, so the guest's NIC
+ * is defined without checksum offload (libvirt, checksum_offload false). */
+static bool userspace_datapath(const struct nova_config *cfg)
+{
+        return streq(cfg->vif_type, "ovs") && streq(cfg->bridge_datapath_type, "netdev");
+}
+
+static int build_unit(const struct nova_config *cfg, const struct firewall *fw, const struct instance *inst, const struct unit *u,
+                      struct proto_writer *w, char *err, size_t errlen)
 {
         const struct step_def *s = &steps[u->step];
         const struct instance_port *p = &inst->ports[u->port];
@@ -291,6 +300,8 @@ static int build_unit(const struct firewall *fw, const struct instance *inst, co
                                 pw_str(w, "port_uuid", inst->ports[i].port_uuid);
                                 pw_str(w, "mac", inst->ports[i].mac);
                                 pw_u64(w, "mtu", inst->ports[i].mtu);
+                                if (!inst->ports[i].filtered && userspace_datapath(cfg))
+                                        pw_bool(w, "checksum_offload", false);
                                 pw_obj_end(w);
                         }
                         pw_list_end(w);
@@ -760,10 +771,12 @@ static int unit_request(const struct op *op, const struct unit *u, struct proto_
                 [OP_STOP] = EP_LIBVIRT(DOMAIN_SHUTDOWN), [OP_REBOOT] = EP_LIBVIRT(DOMAIN_REBOOT),
                 [OP_START] = EP_LIBVIRT(DOMAIN_START),
         };
-        int r = build_unit(op->lc->firewall, op->inst, u, w, err, errlen);
+        int r = build_unit(op->lc->cfg, op->lc->firewall, op->inst, u, w, err, errlen);
 
         if (r < 0)
                 return r;
+        if (u->step == STEP_TAP && !u->undo && ovs_in_use(op->lc)) /* netdev: qvb finishes the guest's checksums */
+                pw_str(w, "datapath", op->lc->cfg->bridge_datapath_type);
         if (u->step == STEP_MIGRATE) {
                 pw_str(w, "dest_uri", op->target.dest_uri);
                 pw_str(w, "migrate_host", op->target.migrate_host);

@@ -195,10 +195,23 @@ static struct json_object *process_for(struct observe_query *q, const struct ins
                         return o;
                 }
         }
-        struct json_object *o = json_object_new_object();
+        struct json_object *o = json_object_new_object(), *unverified = get(procs, "unverified");
         json_object_object_add(o, "available", json_object_new_boolean(false));
         json_object_object_add(o, "plug", json_object_new_string(plug_table[PLUG_SYSTEM_OBSERVE].name));
         json_object_object_add(o, "connected", json_object_new_boolean(true));
+        for (size_t i = 0; unverified && i < json_object_array_length(unverified); i++) {
+                struct json_object *p = json_object_array_get_idx(unverified, i);
+                char msg[320];
+                if (!streq(get_str(p, "instance_uuid"), inst->uuid))
+                        continue;
+                (void)snprintf(msg, sizeof(msg),
+                               "QEMU process %lld carries this instance's mark but not libvirt's evidence (uid 0 or "
+                               "qemu_user, and libvirt's machine cgroup of the domain): not taken as its QEMU (a libvirtd "
+                               "that runs QEMU without cgroups, or not libvirt's process)",
+                               (long long)json_object_get_int64(get(p, "pid")));
+                json_object_object_add(o, "error", json_object_new_string(msg));
+                return o;
+        }
         json_object_object_add(o, "error", json_object_new_string(
                                                    "no QEMU process carries this instance's mark (not running, or a "
                                                    "libvirt driver without processes such as test:///)"));

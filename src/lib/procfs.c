@@ -699,7 +699,7 @@ static int open_pid_dir(const char *proc_root, pid_t pid)
 }
 
 /* Every marked QEMU process, with or without evidence (trusted). */
-static int foreach_marked(const char *proc_root, const struct qemu_evidence *ev,
+int qemu_process_foreach_marked(const char *proc_root, const struct qemu_evidence *ev,
                           int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, bool trusted, void *userdata),
                           void *userdata)
 {
@@ -746,7 +746,7 @@ int qemu_process_foreach(const char *proc_root, const struct qemu_evidence *ev,
 {
         struct trusted_only t = { cb, userdata };
 
-        return foreach_marked(proc_root, ev, trusted_only_cb, &t);
+        return qemu_process_foreach_marked(proc_root, ev, trusted_only_cb, &t);
 }
 
 struct find_ctx {
@@ -811,7 +811,7 @@ int qemu_process_find(const char *proc_root, const char *libvirt_run, const stru
                         }
                 }
         }
-        r = foreach_marked(proc_root, ev, find_cb, &f);
+        r = qemu_process_foreach_marked(proc_root, ev, find_cb, &f);
         if (r < 0) {
                 safe_close(f.dirfd);
                 return r;

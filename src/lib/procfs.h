@@ -133,6 +133,14 @@ int qemu_process_find(const char *proc_root, const char *libvirt_run, const stru
 int qemu_process_foreach(const char *proc_root, const struct qemu_evidence *ev,
                          int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, void *userdata), void *userdata);
 
+/* Every QEMU process with a mark, trusted or not: cb gets trusted true when
+ * it carries the evidence of ev too (as qemu_process_foreach() calls it),
+ * false for a process that must not be taken for the instance's QEMU (it
+ * may only be named, e.g. to say why an instance has none). */
+int qemu_process_foreach_marked(const char *proc_root, const struct qemu_evidence *ev,
+                                int (*cb)(pid_t pid, const char *instance_uuid, int dirfd, bool trusted, void *userdata),
+                                void *userdata);
+
 /* Read a file relative to dirfd (at most max-1 bytes, NUL-terminated). 0 and
  * *ret_len or -errno (-EFBIG when larger). */
 int read_at_bounded(int dirfd, const char *path, char *buf, size_t max, size_t *ret_len) _warn_unused_result_;

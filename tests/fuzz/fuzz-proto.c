@@ -158,6 +158,9 @@ static void check_validated(const struct proto_entrypoint *ep, const struct prot
                 CHECK(mac_parse(proto_get_str(body, "mac", ""), mac) == 0);
                 CHECK(!(mac[0] & 1));
                 CHECK(mtu >= NETCTL_MTU_MIN && mtu <= NETCTL_MTU_MAX);
+                /* the datapath the module acts on: absent, or exactly one of the two words */
+                const char *dp = proto_get_str(body, "datapath", NULL);
+                CHECK(!proto_get(body, "datapath") || (dp && (streq(dp, "system") || streq(dp, "netdev"))));
         }
         if (ep->request == schema_page_req || ep == &fw_entrypoints[FW_RULES_LIST]) {
                 /* a page: at most its cursors and a limit, each usable as is */

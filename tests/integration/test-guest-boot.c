@@ -250,7 +250,7 @@ static char *domain_xml(const char *uuid, const char *port, const char *mac, con
                         const char *log, bool from_disk, char paths[5][PATH_MAX])
 {
         static char cmdline[DOMAIN_CMDLINE_MAX + 1];
-        struct domain_port dport = { port, mac, net->mtu };
+        struct domain_port dport = { .port_uuid = port, .mac = mac, .mtu = net->mtu };
         struct domain_disks disks = { 0 };
         struct domain_spec spec = {
                 .type = "qemu",

@@ -642,6 +642,19 @@ START_TEST(test_impostors_refused_and_untouched)
         ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
         procs = jget(json_object_array_get_idx(jget(resp, "instances"), 0), "process");
         ck_assert_msg(!json_object_get_boolean(jget(procs, "available")), "%s", json_object_to_json_string(resp));
+        /* and says why: a marked process without the evidence, not "no process carries the mark" */
+        {
+                const char *why = json_object_get_string(jget(procs, "error"));
+                char want[64];
+                bool named = false;
+                ck_assert_msg(why && strstr(why, "carries this instance's mark but not libvirt's evidence"), "%s",
+                              json_object_to_json_string(resp));
+                for (size_t j = 0; j < ARRAY_SIZE(imp); j++) { /* one of the impostors, by its pid */
+                        (void)snprintf(want, sizeof(want), "QEMU process %d ", (int)imp[j]);
+                        named |= strstr(why, want) != NULL;
+                }
+                ck_assert_msg(named, "%s", why);
+        }
         json_object_put(resp);
 
         /* each alone (the others stopped and gone) */

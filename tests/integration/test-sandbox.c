@@ -153,6 +153,15 @@ START_TEST(test_make_run_real_guest_keep_then_stop)
                               disk ? disk : "(none)");
                 free(disk);
         }
+        /* stats demo: the real QEMU's figures. system-observe takes a process for the instance's
+         * QEMU only in libvirt's machine cgroup of the domain (and as root or qemu_user): the private
+         * libvirtd runs QEMU in one, also under `ip netns exec` (libvirtd-private.sh mounts the
+         * host's cgroup hierarchies again where /sys was remounted). */
+        ck_assert_msg(file_contains(out, "  qemu pid "), "stats demo shows no QEMU process; see %s", out);
+        ck_assert(!file_contains(out, "no QEMU process carries this instance's mark"));
+        /* no workaround left in the demo: network-control sets qvb's tx checksum offload */
+        ck_assert(file_contains(out, "tx checksum offload (set by network-control for the userspace datapath): off"));
+        ck_assert(!file_contains(out, "ethtool -K"));
         /* libvirtd and QEMU run, from the sandbox dir */
         ck_assert_msg(process_mentioning(dir) > 0, "no process of the sandbox runs");
         /* A second `make run` refuses instead of trampling on it. */

@@ -14,6 +14,8 @@
 #include <sys/ioctl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 
 #include <linux/rtnetlink.h>
 #include <netlink/attr.h>
@@ -69,7 +71,38 @@ struct seen {
         int addr_gen_mode; /* IPv6 IFLA_INET6_ADDR_GEN_MODE, -1 when not reported */
         uint8_t operstate; /* IF_OPER_* */
         uint32_t group;    /* IFLA_GROUP */
+        int tx_csum;       /* tx checksum offload (SIOCETHTOOL ETHTOOL_GTXCSUM): 1 on, 0 off, -1 unreadable */
 };
+
+/* The kernel's tx checksum offload of name, through the test's own ioctl. */
+static int tx_csum_of(const char *name)
+{
+        struct ethtool_value ev = { .cmd = ETHTOOL_GTXCSUM };
+        struct ifreq ifr = { 0 };
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), r;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(strscpy(ifr.ifr_name, name, sizeof(ifr.ifr_name)), 0);
+        ifr.ifr_data = (void *)&ev;
+        r = ioctl(fd, SIOCETHTOOL, &ifr);
+        close(fd);
+        return r < 0 ? -1 : ev.data != 0;
+}
+
+/* Set it from outside (as `ethtool -K name tx on|off` would). */
+static void outside_tx_csum(const char *name, bool on)
+{
+        struct ethtool_value ev = { .cmd = ETHTOOL_STXCSUM, .data = on };
+        struct ifreq ifr = { 0 };
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(strscpy(ifr.ifr_name, name, sizeof(ifr.ifr_name)), 0);
+        ifr.ifr_data = (void *)&ev;
+        ck_assert_msg(ioctl(fd, SIOCETHTOOL, &ifr) == 0, "ETHTOOL_STXCSUM %s: %m", name);
+        close(fd);
+        ck_assert_int_eq(tx_csum_of(name), on);
+}
 
 static struct seen look(const char *name)
 {
@@ -100,6 +133,7 @@ static struct seen look(const char *name)
         s.operstate = rtnl_link_get_operstate(link);
         s.group = rtnl_link_get_group(link);
         rtnl_link_put(link);
+        s.tx_csum = tx_csum_of(name);
         return s;
 }
 
@@ -1162,6 +1196,8 @@ static void assert_snap_eq(const struct port_snap *a, const struct port_snap *b,
                 ck_assert_msg(streq(x->alias, y->alias), "%s: %s alias", what, dev[i]);
                 ck_assert_msg(x->addr_gen_mode == y->addr_gen_mode, "%s: %s addr_gen_mode %d -> %d", what, dev[i],
                               x->addr_gen_mode, y->addr_gen_mode);
+                ck_assert_msg(x->tx_csum == y->tx_csum, "%s: %s tx checksum offload %d -> %d", what, dev[i], x->tx_csum,
+                              y->tx_csum);
         }
         ck_assert_msg(a->br.stp_state == b->br.stp_state, "%s: stp %ld -> %ld", what, a->br.stp_state, b->br.stp_state);
         ck_assert_msg(a->br.forward_delay == b->br.forward_delay, "%s: forward delay %ld -> %ld", what,
@@ -1197,15 +1233,18 @@ END_TEST
  * with (qvo down, STP on) to a new MAC and MTU; a plain tap to hybrid; a
  * plain tap to a new MAC and MTU; hybrid to plain up to its first deletion
  * (deletions come last and cannot be taken back: tap.h). */
+static bool sweep_netdev; /* sweep() asks for the userspace datapath's plumbing */
+
 static void sweep(const char *u, const struct hnames *h, const uint8_t *mac, unsigned mtu, bool hybrid, unsigned max_n,
                   const char *what)
 {
+        const struct tap_options o = { .hybrid = hybrid, .netdev_datapath = sweep_netdev };
         unsigned n;
 
         for (n = 1; n <= 64; n++) {
                 struct port_snap before = port_snap(h);
                 tap_ctx_fail_request(ctx, n);
-                int r = tap_create(ctx, u, mac, mtu, hybrid, NULL);
+                int r = tap_create_opts(ctx, u, mac, mtu, &o, NULL);
                 tap_ctx_fail_request(ctx, 0);
                 if (r == 0)
                         break;
@@ -1242,6 +1281,49 @@ START_TEST(update_all_or_nothing_at_every_step)
         outside_set(h.tap, NULL, 0);
         sweep(u, &h, MAC1, 1450, true, 0, "plain to hybrid");
         assert_hybrid(&h, 1450);
+        ck_assert_int_eq(tap_delete(ctx, u), 0);
+        assert_none_of(&h);
+}
+END_TEST
+
+/* Open vSwitch's userspace datapath: a hybrid port's qvb gets tx checksum
+ * offload off (the kernel then finishes the guest's checksums where qbr
+ * sends into the veth pair; test-image-boot case "datapath" shows TCP to a
+ * real guest needing it), and on again for the kernel datapath; turned back
+ * on from outside, the next call converges it. Every step of such an update
+ * failing in turn leaves it (and everything else) as it was. */
+START_TEST(netdev_datapath_tx_checksum)
+{
+        const char *u = "c4888888-2222-4333-8444-555555555555";
+        struct hnames h = hnames_of(u);
+        const struct tap_options netdev = { .hybrid = true, .netdev_datapath = true };
+        const struct tap_options system = { .hybrid = true };
+
+        ck_assert_int_eq(tap_create_opts(ctx, u, MAC1, 1450, &netdev, NULL), 0);
+        assert_hybrid(&h, 1450);
+        ck_assert_int_eq(look(h.qvb).tx_csum, 0);
+        ck_assert_int_eq(look(h.qvo).tx_csum, 1); /* only qvb: OVS's side is left as the kernel makes it */
+        /* converged after a change from outside */
+        outside_tx_csum(h.qvb, true);
+        ck_assert_int_eq(tap_create_opts(ctx, u, MAC1, 1450, &netdev, NULL), 0);
+        ck_assert_int_eq(look(h.qvb).tx_csum, 0);
+        /* the kernel datapath: the kernel's default back */
+        ck_assert_int_eq(tap_create_opts(ctx, u, MAC1, 1450, &system, NULL), 0);
+        ck_assert_int_eq(look(h.qvb).tx_csum, 1);
+        ck_assert_int_eq(tap_create(ctx, u, MAC1, 1450, true, NULL), 0); /* tap_create(): the kernel datapath's */
+        ck_assert_int_eq(look(h.qvb).tx_csum, 1);
+        /* all or nothing: to the userspace datapath with a new MTU, failing at every step */
+        sweep_netdev = true;
+        sweep(u, &h, MAC1, 1400, true, 0, "to the userspace datapath");
+        sweep_netdev = false;
+        assert_hybrid(&h, 1400);
+        ck_assert_int_eq(look(h.qvb).tx_csum, 0);
+        /* and back, failing at every step */
+        sweep(u, &h, MAC2, 1500, true, 0, "to the kernel datapath");
+        ck_assert_int_eq(look(h.qvb).tx_csum, 1);
+        /* a plain port has no qvb: nothing else is touched */
+        ck_assert_int_eq(tap_create_opts(ctx, u, MAC1, 1450, &(struct tap_options){ .netdev_datapath = true }, NULL), 0);
+        ck_assert(!look(h.qvb).exists);
         ck_assert_int_eq(tap_delete(ctx, u), 0);
         assert_none_of(&h);
 }
@@ -1539,6 +1621,7 @@ static Suite *tap_suite(void)
         tcase_add_test(tc, hybrid_refused_mtu_changes_nothing);
         tcase_add_test(tc, hybrid_probe_case_changes_nothing);
         tcase_add_test(tc, update_all_or_nothing_at_every_step);
+        tcase_add_test(tc, netdev_datapath_tx_checksum);
         tcase_add_test(tc, foreign_device_in_our_bridge_keeps_it);
         tcase_add_test(tc, tuntap_with_our_mark_second_proof);
         tcase_add_test(tc, hybrid_plain_conversions);

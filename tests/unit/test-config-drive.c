@@ -308,6 +308,10 @@ static void check_network_data(const char *text)
         ck_assert_str_eq(get_str(n, "netmask"), "255.255.255.0");
         ck_assert_str_eq(get_str(n, "network_id"), NET1);
         check_route(n, "0.0.0.0", "10.0.0.1");
+        /* as nova: each network lists its DNS servers too (here: the port's, each once) */
+        ck_assert_uint_eq(json_object_array_length(get(n, "services")), 1);
+        ck_assert_str_eq(get_str(json_object_array_get_idx(get(n, "services"), 0), "type"), "dns");
+        ck_assert_str_eq(get_str(json_object_array_get_idx(get(n, "services"), 0), "address"), "10.0.0.2");
         n = json_object_array_get_idx(nets, 1);
         ck_assert_str_eq(get_str(n, "type"), "ipv6");
         ck_assert_str_eq(get_str(n, "ip_address"), "fd00:1::5");
@@ -317,6 +321,8 @@ static void check_network_data(const char *text)
         ck_assert_str_eq(get_str(n, "id"), "network2");
         ck_assert_str_eq(get_str(n, "link"), "tap9a8b7c6d-5e");
         ck_assert_str_eq(get_str(n, "netmask"), "255.255.255.240");
+        ck_assert_uint_eq(json_object_array_length(get(n, "services")), 2);
+        ck_assert_str_eq(get_str(json_object_array_get_idx(get(n, "services"), 1), "address"), "2001:db8::53");
 
         svcs = get(o, "services"); /* 10.0.0.2 once, then 2001:db8::53 */
         ck_assert_uint_eq(json_object_array_length(svcs), 2);

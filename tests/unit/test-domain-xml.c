@@ -23,7 +23,7 @@ static void make_ports(struct ports16 *ps, size_t n)
         for (size_t i = 0; i < n; i++) {
                 (void)snprintf(ps->uuid[i], sizeof(ps->uuid[i]), "%08zx-1111-4222-8333-%012zx", 0xa0000000 + i, i);
                 (void)snprintf(ps->mac[i], sizeof(ps->mac[i]), "fa:16:3e:00:01:%02zx", i);
-                ps->p[i] = (struct domain_port){ ps->uuid[i], ps->mac[i], (uint32_t)(1400 + i) };
+                ps->p[i] = (struct domain_port){ .port_uuid = ps->uuid[i], .mac = ps->mac[i], .mtu = (uint32_t)(1400 + i) };
         }
 }
 
@@ -132,6 +132,34 @@ START_TEST(test_port_counts_validate)
                                 assert_contains(xml, needle);
                         }
                 }
+}
+END_TEST
+
+/* A port without checksum offload (a plain port on OVS's userspace datapath):
+ * <driver><host csum='off'/></driver> on that interface only, valid for
+ * libvirt's schema. */
+START_TEST(test_port_without_csum_offload)
+{
+        static char xml[DOMAIN_XML_MAX];
+        struct ports16 ps;
+        struct domain_spec spec;
+        const char *second;
+
+        make_ports(&ps, 2);
+        ps.p[1].no_csum_offload = true;
+        spec = make_spec("qemu", &ps, 2);
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), 0);
+        assert_valid(xml);
+        ck_assert_int_eq(count(xml, "<host csum='off'/>"), 1);
+        second = strstr(xml, "<interface type='ethernet'>");
+        ck_assert_ptr_nonnull(second);
+        second = strstr(second + 1, "<interface type='ethernet'>");
+        ck_assert_ptr_nonnull(second);
+        ck_assert_ptr_nonnull(strstr(second, "<driver>\n        <host csum='off'/>\n      </driver>"));
+        ps.p[1].no_csum_offload = false;
+        spec = make_spec("qemu", &ps, 2);
+        ck_assert_int_eq(domain_xml_build(&spec, xml, sizeof(xml)), 0);
+        ck_assert_int_eq(count(xml, "csum"), 0);
 }
 END_TEST
 
@@ -598,6 +626,7 @@ static Suite *domain_xml_suite(void)
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_port_counts_validate);
+        tcase_add_test(tc, test_port_without_csum_offload);
         tcase_add_test(tc, test_min_max_resources);
         tcase_add_test(tc, test_display_names);
         tcase_add_test(tc, test_escaping);

@@ -90,6 +90,30 @@ START_TEST(test_tap_create_valid)
 }
 END_TEST
 
+/* datapath: the Open vSwitch datapath type, "system" or "netdev", nothing else */
+START_TEST(test_tap_create_datapath)
+{
+        static const char *const bad[] = { "Netdev", "netdev ", "kernel", "dpdk", "../../", "netde", "systemd" };
+
+        tap_create(UUID_OK, MAC_OK, 1500);
+        pw_str(&pw, "datapath", "netdev");
+        OK(req_schema(NETCTL_TAP_CREATE));
+        tap_create(UUID_OK, MAC_OK, 1500);
+        pw_bool(&pw, "hybrid", true);
+        pw_str(&pw, "datapath", "system");
+        OK(req_schema(NETCTL_TAP_CREATE));
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                tap_create(UUID_OK, MAC_OK, 1500);
+                pw_str(&pw, "datapath", bad[i]);
+                ck_assert_msg(check(req_schema(NETCTL_TAP_CREATE)) == -EINVAL, "datapath '%s' accepted", bad[i]);
+                ck_assert_msg(strstr(err, "datapath"), "%s", err);
+        }
+        tap_create(UUID_OK, MAC_OK, 1500);
+        pw_bool(&pw, "datapath", true);
+        ck_assert_int_eq(check(req_schema(NETCTL_TAP_CREATE)), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_tap_create_missing)
 {
         tap_create(NULL, MAC_OK, 1500);
@@ -829,6 +853,7 @@ static Suite *schema_suite(void)
         tc = tcase_create("netctl");
         tcase_add_test(tc, test_tap_create_valid);
         tcase_add_test(tc, test_tap_create_missing);
+        tcase_add_test(tc, test_tap_create_datapath);
         tcase_add_test(tc, test_unknown_field);
         tcase_add_test(tc, test_wrong_types);
         tcase_add_test(tc, test_mtu_bounds);
