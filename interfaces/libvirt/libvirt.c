@@ -30,7 +30,12 @@
 #define KEEPALIVE_INTERVAL_S 5      /* remote connections: ping every 5 s ... */
 #define KEEPALIVE_COUNT 3           /* ... and give up after 3 unanswered */
 #define DOMAIN_REPLY_VALUES 8       /* values reply_domain() writes */
-#define DOMAIN_REPLY_MAX_BYTES 512  /* bytes reply_domain() writes, at most */
+/* Bytes write_domain() writes, at most: the object (tag, count: 3) and its members, each
+ * key length + key + tag (+ u16 length for strings) + value: instance_uuid 1+13+3+36, domain_name
+ * 1+11+3+41, display_name 1+12+3+63, state 1+5+3+11 ("pmsuspended"), reason 1+6+3+18
+ * ("migration_canceled"), vcpus 1+5+1+8, memory_mb 1+9+1+8: 273. (It was 512: 127 domains a page,
+ * 8 pages and 8 listings of every domain for 1000; now 217 a page.) */
+#define DOMAIN_REPLY_MAX_BYTES 280
 #define ERROR_TEXT_MAX 200          /* libvirt error text kept for messages */
 #define LIST_CALLS_IN_FLIGHT 4      /* domain_list: per-domain libvirt calls in flight at once (libvirtd
                                      * serves 5 of a client's calls at a time by default) */

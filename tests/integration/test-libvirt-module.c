@@ -448,14 +448,14 @@ START_TEST(test_domain_list_pages)
 END_TEST
 
 /* A domain of libvirt's test driver for a node file: named nova-<uuid>; with mark_uuid, it
- * carries our mark naming that uuid (NULL: no mark). */
-static void node_domain(FILE *f, const char *uuid, const char *mark_uuid)
+ * carries our mark naming that uuid and display (NULL: no mark). */
+static void node_domain(FILE *f, const char *uuid, const char *mark_uuid, const char *display)
 {
         fprintf(f, "<domain type='test'><name>nova-%s</name><uuid>%s</uuid>", uuid, uuid);
         if (mark_uuid)
                 fprintf(f, "<metadata><nova:instance xmlns:nova='urn:nova-hypervisor:instance:1'><nova:uuid>%s</nova:uuid>"
-                           "<nova:name>mark-%c</nova:name><nova:ports/></nova:instance></metadata>",
-                        mark_uuid, uuid[35]);
+                           "<nova:name>%s</nova:name><nova:ports/></nova:instance></metadata>",
+                        mark_uuid, display);
         fprintf(f, "<memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>\n");
 }
 
@@ -481,7 +481,7 @@ START_TEST(test_domain_list_skips_lookalikes_in_pages)
                 (void)snprintf(uuid, sizeof(uuid), "3f2504e0-4f89-41d3-9a0c-0305e82c33%02u", 39 - i);
                 (void)snprintf(other, sizeof(other), "3f2504e0-4f89-41d3-9a0c-0305e82c34%02u", i);
                 ours[39 - i] = !(i % 7 == 3 || i % 5 == 1 || i >= 38);
-                node_domain(f, uuid, ours[39 - i] ? uuid : (i % 2 ? NULL : other));
+                node_domain(f, uuid, ours[39 - i] ? uuid : (i % 2 ? NULL : other), "marked");
         }
         fprintf(f, "</node>\n");
         ck_assert_int_eq(fclose(f), 0);
@@ -526,6 +526,60 @@ START_TEST(test_domain_list_skips_lookalikes_in_pages)
                                       limits[li], k, seen[k]);
                 lvmod_free(&m);
         }
+        unlink(node);
+        rmdir(dir);
+}
+END_TEST
+
+/* A page as full as one reply may be (no limit: as many as the frame bound DOMAIN_REPLY_MAX_BYTES
+ * allows), every display name the longest there is: the reply is built and decodes; 300 domains take
+ * 2 pages (217 a page). */
+START_TEST(test_domain_list_full_pages)
+{
+        char dir[] = "/tmp/test-libvirt-node-XXXXXX", node[PATH_MAX], uri[PATH_MAX + 16], after[37] = "";
+        char display[INSTANCE_NAME_MAX + 1];
+        unsigned listed = 0, pages = 0;
+        struct lvmod m;
+        FILE *f;
+
+        memset(display, 'n', INSTANCE_NAME_MAX);
+        display[INSTANCE_NAME_MAX] = '\0';
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(xsnprintf(node, sizeof(node), "%s/node.xml", dir), 0);
+        ck_assert_int_eq(xsnprintf(uri, sizeof(uri), "test://%s", node), 0);
+        f = fopen(node, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "<node>\n");
+        for (unsigned i = 0; i < 300; i++) {
+                char uuid[37];
+                (void)snprintf(uuid, sizeof(uuid), "3f2504e0-4f89-41d3-9a0c-0305e82c%04u", i);
+                node_domain(f, uuid, uuid, display);
+        }
+        fprintf(f, "</node>\n");
+        ck_assert_int_eq(fclose(f), 0);
+
+        lvmod_start(&m, uri, NULL);
+        for (;;) {
+                const struct proto_value *l;
+                pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+                if (after[0])
+                        pw_str(m.w, "after", after);
+                ck_assert_msg(lv_call(&m) == 0, "domain_list: %s", m.err);
+                l = proto_get(m.msg->body, "domains");
+                for (const struct proto_value *d = l->child; d; d = d->next) {
+                        ck_assert_str_eq(proto_get_str(d, "display_name", ""), display);
+                        listed++;
+                }
+                pages++;
+                ck_assert_uint_lt(pages, 10);
+                if (!proto_get_bool(m.msg->body, "truncated", true))
+                        break;
+                ck_assert_uint_ge(l->count, 200);
+                (void)strscpy(after, proto_get_str(m.msg->body, "next", ""), sizeof(after));
+        }
+        ck_assert_uint_eq(listed, 300);
+        ck_assert_uint_eq(pages, 2);
+        lvmod_free(&m);
         unlink(node);
         rmdir(dir);
 }
@@ -681,6 +735,7 @@ int main(void)
         tcase_add_test(tc, test_domain_lifecycle);
         tcase_add_test(tc, test_domain_list_pages);
         tcase_add_test(tc, test_domain_list_skips_lookalikes_in_pages);
+        tcase_add_test(tc, test_domain_list_full_pages);
         tcase_add_test(tc, test_refusals_define_nothing);
         tcase_add_test(tc, test_unreachable_libvirt);
         tcase_add_test(tc, test_reconnect_when_libvirt_appears);
