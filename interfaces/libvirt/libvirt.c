@@ -508,7 +508,8 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
                 virResetLastError();
                 return 0;
         }
-        if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+        /* gone (its mark could not be read: no such domain): shut off, without asking again */
+        if (r == -ENOENT || virDomainGetState(dom, &state, &reason, 0) < 0) {
                 state = VIR_DOMAIN_SHUTOFF;
                 virResetLastError();
         }
@@ -923,10 +924,13 @@ static int handle_destroy(void *state, struct modrt_call *call)
         if (r < 0)
                 return r;
         shutdown_timer_cancel(lv, uuid);
-        if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {
+        /* Destroy at once (one round trip less than asking first); a domain that is not running
+         * refuses it, and is fine. */
+        if (virDomainDestroy(dom) < 0) {
                 capture_error(&e);
-                if (virDomainIsActive(dom) != 0) /* stopped meanwhile: fine */
+                if (virDomainIsActive(dom) != 0)
                         return fail_libvirt(call, &e, -EIO, "cannot destroy domain", name);
+                virResetLastError();
         }
         return reply_one(call, dom, uuid, display);
 }
