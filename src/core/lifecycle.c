@@ -136,6 +136,8 @@ struct lifecycle {
                 unsigned pages[_LIST_MAX], items[_LIST_MAX]; /* read so far */
                 uint64_t started_usec;       /* when the pass asked for its first pages */
                 uint64_t started_seq;        /* change_seq then */
+                struct json_object *gone;    /* UUIDs of instances (and their ports) removed since the
+                                              * pass began: not orphans (NULL: none) */
         } pass;
         struct listing_call {            /* userdata of each listing call */
                 struct lifecycle *lc;
@@ -431,6 +433,21 @@ static void op_free(struct op *op)
         free(op);
 }
 
+/* inst is about to leave the store, its resources removed: while a pass is listing, remember its
+ * instance and port UUIDs, so the pass does not take what it listed of them before for orphans. */
+static void pass_note_gone(struct lifecycle *lc, const struct instance *inst)
+{
+        if (!lc->reconciling)
+                return;
+        if (!lc->pass.gone)
+                lc->pass.gone = json_object_new_object();
+        if (!lc->pass.gone)
+                return;
+        json_object_object_add(lc->pass.gone, inst->uuid, NULL);
+        for (size_t p = 0; p < inst->n_ports; p++)
+                json_object_object_add(lc->pass.gone, inst->ports[p].port_uuid, NULL);
+}
+
 static void op_finish(struct op *op)
 {
         struct instance *inst = op->inst;
@@ -489,6 +506,7 @@ static void op_finish(struct op *op)
                 log_warn("instance %s (%s): migration prepare failed%s: %s", inst->name, inst->uuid,
                          op->rolling_back ? " and was rolled back" : "", fault);
                 inst->op = NULL;
+                pass_note_gone(op->lc, inst);
                 (void)instance_remove(inst);
                 notify(op, status, fault, plug, NULL);
                 op_free(op);
@@ -501,6 +519,7 @@ static void op_finish(struct op *op)
 
                 memcpy(name, inst->name, sizeof(name)); /* instance_remove() frees inst */
                 memcpy(uuid, inst->uuid, sizeof(uuid));
+                pass_note_gone(lc, inst);
                 r = instance_remove(inst);
                 if (r == 0) {
                         log_info("instance %s (%s) %s", name, uuid,
@@ -1356,6 +1375,9 @@ static unsigned judge_orphans(struct lifecycle *lc, enum listing kind, bool reap
                 (void)value;
                 if (def->owned(lc, id))
                         continue;
+                /* listed before its instance's delete (or migration) removed it: not an orphan */
+                if (lc->pass.gone && json_object_object_get_ex(lc->pass.gone, id, NULL))
+                        continue;
                 orphans++;
                 log_warn("reconcile: %s%s carries our mark but no instance owns it (%s)", def->what, id,
                          reap_them ? "reaping it" : "orphan_policy = report");
@@ -1517,6 +1539,7 @@ static void pass_free(struct lifecycle *lc)
 {
         for (int k = 0; k < _LIST_MAX; k++)
                 json_object_put(lc->pass.found[k]);
+        json_object_put(lc->pass.gone);
         memset(&lc->pass, 0, sizeof(lc->pass));
 }
 
