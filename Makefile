@@ -11,7 +11,7 @@
 #                   checked against the kernel, OVS and libvirt (DURATION=s, default 1800; SEED=n)
 #   make fuzz       libFuzzer targets in build/fuzz/
 #   make guest      the real test guest (cloud kernel, busybox initramfs, BIOS-bootable disk), cached
-#   make bench      every bench (bench/run-all: privsep-rtt, boot, boot-full, footprint, vif-plug, secgroups,
+#   make bench      every bench (bench/run-all: privsep-rtt, boot, boot-full, domain-list, footprint, vif-plug, secgroups,
 #                   multihost), each
 #                   against its anchor (bench/anchors/, packages from make deps), then one table of
 #                   every target with MET / NOT MET; BENCHES="a b" picks some; logs in build/bench/
@@ -122,7 +122,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps guest run run-stop run-multihost run-migrate check-migrate check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost run-migrate check-migrate check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-domain-list bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -422,6 +422,9 @@ bench-boot-full: $(PROGRAMS)
 
 bench-footprint: $(PROGRAMS)
 	bash bench/footprint
+
+bench-domain-list: $(PROGRAMS)
+	bash bench/domain-list
 
 bench-vif: $(PROGRAMS)
 	bash bench/vif-plug

@@ -124,6 +124,10 @@ struct instance {
         char key[INSTANCE_KEY_MAX + 1];
         char *user_data;
         struct op *op;                          /* the operation in progress (lifecycle.c), not stored */
+        uint64_t changed_seq;                   /* the lifecycle's change count when its last operation ended
+                                                 * or a domain event changed it (lifecycle.c; 0: not since the
+                                                 * core started), not stored: a reconcile pass that began
+                                                 * listing before that does not judge it */
         int unsaved;                            /* 0, or -errno of the last failed write of this record
                                                  * (memory is newer than the file; instance_save retries) */
         struct instance_store *store;           /* the store it is in; NULL for a template */

@@ -121,6 +121,8 @@ struct lifecycle {
         bool reconciling, reconcile_again;
         sd_event_source *reconcile_timer; /* the periodic pass (reconcile_interval_s), NULL when 0 */
         sd_event_source *unsaved_timer;   /* retries records whose write failed; NULL when none is unsaved */
+        uint64_t change_seq;              /* counts instance changes a pass must not judge by older listings
+                                           * (struct instance changed_seq) */
         uint64_t unsaved_retry_usec;      /* its next delay (doubles up to UNSAVED_RETRY_MAX_USEC) */
         struct {                          /* the listings of the pass in progress */
                 unsigned pending;            /* list calls outstanding */
@@ -133,6 +135,9 @@ struct lifecycle {
                 char after[_LIST_MAX][UUID_STR_LEN + 1]; /* the cursor of the page asked for ("" = first) */
                 unsigned pages[_LIST_MAX], items[_LIST_MAX]; /* read so far */
                 uint64_t started_usec;       /* when the pass asked for its first pages */
+                uint64_t started_seq;        /* change_seq then */
+                struct json_object *gone;    /* UUIDs of instances (and their ports) removed since the
+                                              * pass began: not orphans (NULL: none) */
         } pass;
         struct listing_call {            /* userdata of each listing call */
                 struct lifecycle *lc;
@@ -439,6 +444,21 @@ static void op_free(struct op *op)
         free(op);
 }
 
+/* inst is about to leave the store, its resources removed: while a pass is listing, remember its
+ * instance and port UUIDs, so the pass does not take what it listed of them before for orphans. */
+static void pass_note_gone(struct lifecycle *lc, const struct instance *inst)
+{
+        if (!lc->reconciling)
+                return;
+        if (!lc->pass.gone)
+                lc->pass.gone = json_object_new_object();
+        if (!lc->pass.gone)
+                return;
+        json_object_object_add(lc->pass.gone, inst->uuid, NULL);
+        for (size_t p = 0; p < inst->n_ports; p++)
+                json_object_object_add(lc->pass.gone, inst->ports[p].port_uuid, NULL);
+}
+
 static void op_finish(struct op *op)
 {
         struct instance *inst = op->inst;
@@ -449,6 +469,7 @@ static void op_finish(struct op *op)
         memcpy(fault, op->fault, sizeof(fault));
         inst->op = NULL;
         inst->task = TASK_NONE;
+        inst->changed_seq = ++op->lc->change_seq; /* newer than the listings of a pass in progress */
         if (status == 0) {
                 inst->fault[0] = '\0';
                 switch (op->kind) {
@@ -496,6 +517,7 @@ static void op_finish(struct op *op)
                 log_warn("instance %s (%s): migration prepare failed%s: %s", inst->name, inst->uuid,
                          op->rolling_back ? " and was rolled back" : "", fault);
                 inst->op = NULL;
+                pass_note_gone(op->lc, inst);
                 (void)instance_remove(inst);
                 notify(op, status, fault, plug, NULL);
                 op_free(op);
@@ -508,6 +530,7 @@ static void op_finish(struct op *op)
 
                 memcpy(name, inst->name, sizeof(name)); /* instance_remove() frees inst */
                 memcpy(uuid, inst->uuid, sizeof(uuid));
+                pass_note_gone(lc, inst);
                 r = instance_remove(inst);
                 if (r == 0) {
                         log_info("instance %s (%s) %s", name, uuid,
@@ -1228,6 +1251,7 @@ static void on_domain_event(struct lifecycle *lc, const struct proto_value *body
 
         if (!inst || !state[0])
                 return;
+        inst->changed_seq = ++lc->change_seq; /* newer than the listings of a pass in progress */
         if (strscpy(inst->power_state, state, sizeof(inst->power_state)) < 0)
                 (void)strscpy(inst->power_state, "unknown", sizeof(inst->power_state));
         if (inst->op) {
@@ -1364,6 +1388,9 @@ static unsigned judge_orphans(struct lifecycle *lc, enum listing kind, bool reap
         json_object_object_foreach(lc->pass.found[kind], id, value) {
                 (void)value;
                 if (def->owned(lc, id))
+                        continue;
+                /* listed before its instance's delete (or migration) removed it: not an orphan */
+                if (lc->pass.gone && json_object_object_get_ex(lc->pass.gone, id, NULL))
                         continue;
                 orphans++;
                 log_warn("reconcile: %s%s carries our mark but no instance owns it (%s)", def->what, id,
@@ -1507,9 +1534,13 @@ static void reconcile_finish(struct lifecycle *lc)
         lc->report.orphan_volumes = judge_orphans(lc, LIST_VOLUMES, reap_them, &reaped);
         lc->report.reaped = reaped;
         lc->report.repaired = 0;
+        /* Busy instances are judged when idle; one whose operation ended (or whose domain sent an
+         * event) after this pass began listing is judged by the next pass: these listings may predate
+         * what it did (the bench saw a periodic pass record 4 instances as stopped that it had
+         * listed between their define and their start, their boots done before the pass ended). */
         for (struct instance *i = instances_first(lc->instances), *next; i; i = next) {
                 next = i->next;
-                if (!i->op)
+                if (!i->op && i->changed_seq <= lc->pass.started_seq)
                         judge_instance(lc, i);
         }
         unsaved_kick(lc); /* whatever failed to write since (a group change's port set, ...) */
@@ -1528,6 +1559,7 @@ static void pass_free(struct lifecycle *lc)
 {
         for (int k = 0; k < _LIST_MAX; k++)
                 json_object_put(lc->pass.found[k]);
+        json_object_put(lc->pass.gone);
         memset(&lc->pass, 0, sizeof(lc->pass));
 }
 
@@ -1669,6 +1701,7 @@ static void reconcile_start(struct lifecycle *lc)
                 lc->pass.found[k] = json_object_new_object();
         lc->pass.pending = 1; /* held until every call is out */
         lc->pass.started_usec = now_usec();
+        lc->pass.started_seq = lc->change_seq;
         for (int k = 0; k < _LIST_MAX; k++) {
                 if (k == LIST_VIFS && !ovs_in_use(lc))
                         continue;

@@ -447,6 +447,144 @@ START_TEST(test_domain_list_pages)
 }
 END_TEST
 
+/* A domain of libvirt's test driver for a node file: named nova-<uuid>; with mark_uuid, it
+ * carries our mark naming that uuid and display (NULL: no mark). */
+static void node_domain(FILE *f, const char *uuid, const char *mark_uuid, const char *display)
+{
+        fprintf(f, "<domain type='test'><name>nova-%s</name><uuid>%s</uuid>", uuid, uuid);
+        if (mark_uuid)
+                fprintf(f, "<metadata><nova:instance xmlns:nova='urn:nova-hypervisor:instance:1'><nova:uuid>%s</nova:uuid>"
+                           "<nova:name>%s</nova:name><nova:ports/></nova:instance></metadata>",
+                        mark_uuid, display);
+        fprintf(f, "<memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>\n");
+}
+
+/* domain_list judges the mark of many domains at once (LIST_CALLS_IN_FLIGHT): among 40 domains named
+ * as ours, the 12 that only copy the naming (no mark, or a mark naming another instance) are never
+ * listed, whatever the page size, and the pages still follow one another without a gap or a repeat. */
+START_TEST(test_domain_list_skips_lookalikes_in_pages)
+{
+        char dir[] = "/tmp/test-libvirt-node-XXXXXX", node[PATH_MAX], uri[PATH_MAX + 16];
+        static const size_t limits[] = { 1, 2, 3, 7, 100 };
+        bool ours[40];
+        FILE *f;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(xsnprintf(node, sizeof(node), "%s/node.xml", dir), 0);
+        ck_assert_int_eq(xsnprintf(uri, sizeof(uri), "test://%s", node), 0);
+        f = fopen(node, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "<node>\n");
+        for (unsigned i = 0; i < ARRAY_SIZE(ours); i++) {
+                char uuid[37], other[37];
+                /* listed in the reverse of UUID order, so the module's sort matters */
+                (void)snprintf(uuid, sizeof(uuid), "3f2504e0-4f89-41d3-9a0c-0305e82c33%02u", 39 - i);
+                (void)snprintf(other, sizeof(other), "3f2504e0-4f89-41d3-9a0c-0305e82c34%02u", i);
+                ours[39 - i] = !(i % 7 == 3 || i % 5 == 1 || i >= 38);
+                node_domain(f, uuid, ours[39 - i] ? uuid : (i % 2 ? NULL : other), "marked");
+        }
+        fprintf(f, "</node>\n");
+        ck_assert_int_eq(fclose(f), 0);
+
+        for (size_t li = 0; li < ARRAY_SIZE(limits); li++) {
+                char after[37] = "";
+                unsigned seen[40] = { 0 }, pages = 0;
+                struct lvmod m;
+
+                lvmod_start(&m, uri, NULL);
+                for (;;) {
+                        const struct proto_value *l;
+                        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+                        if (after[0])
+                                pw_str(m.w, "after", after);
+                        pw_u64(m.w, "limit", limits[li]);
+                        ck_assert_msg(lv_call(&m) == 0, "domain_list: %s", m.err);
+                        l = proto_get(m.msg->body, "domains");
+                        ck_assert_uint_le(l->count, limits[li]);
+                        for (const struct proto_value *d = l->child; d; d = d->next) {
+                                const char *id = proto_get_str(d, "instance_uuid", "");
+                                unsigned k;
+                                ck_assert_int_eq(sscanf(id, "3f2504e0-4f89-41d3-9a0c-0305e82c33%2u", &k), 1);
+                                ck_assert_uint_lt(k, 40);
+                                ck_assert_msg(ours[k], "look-alike %s listed", id);
+                                ck_assert_str_gt(id, after);
+                                seen[k]++;
+                                ck_assert_str_eq(proto_get_str(d, "state", ""), "running");
+                                ck_assert_uint_eq(proto_get_u64(d, "memory_mb", 0), 64);
+                                (void)strscpy(after, id, sizeof(after));
+                        }
+                        pages++;
+                        ck_assert_uint_lt(pages, 50);
+                        if (!proto_get_bool(m.msg->body, "truncated", true))
+                                break;
+                        /* the cursor is the last judged: a look-alike after the last listed may end a page */
+                        ck_assert_str_ge(proto_get_str(m.msg->body, "next", ""), after);
+                        (void)strscpy(after, proto_get_str(m.msg->body, "next", ""), sizeof(after));
+                }
+                for (unsigned k = 0; k < 40; k++)
+                        ck_assert_msg(seen[k] == (ours[k] ? 1u : 0u), "limit %zu: domain %u listed %u times",
+                                      limits[li], k, seen[k]);
+                lvmod_free(&m);
+        }
+        unlink(node);
+        rmdir(dir);
+}
+END_TEST
+
+/* A page as full as one reply may be (no limit: as many as the frame bound DOMAIN_REPLY_MAX_BYTES
+ * allows), every display name the longest there is: the reply is built and decodes; 300 domains take
+ * 2 pages (217 a page). */
+START_TEST(test_domain_list_full_pages)
+{
+        char dir[] = "/tmp/test-libvirt-node-XXXXXX", node[PATH_MAX], uri[PATH_MAX + 16], after[37] = "";
+        char display[INSTANCE_NAME_MAX + 1];
+        unsigned listed = 0, pages = 0;
+        struct lvmod m;
+        FILE *f;
+
+        memset(display, 'n', INSTANCE_NAME_MAX);
+        display[INSTANCE_NAME_MAX] = '\0';
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(xsnprintf(node, sizeof(node), "%s/node.xml", dir), 0);
+        ck_assert_int_eq(xsnprintf(uri, sizeof(uri), "test://%s", node), 0);
+        f = fopen(node, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "<node>\n");
+        for (unsigned i = 0; i < 300; i++) {
+                char uuid[37];
+                (void)snprintf(uuid, sizeof(uuid), "3f2504e0-4f89-41d3-9a0c-0305e82c%04u", i);
+                node_domain(f, uuid, uuid, display);
+        }
+        fprintf(f, "</node>\n");
+        ck_assert_int_eq(fclose(f), 0);
+
+        lvmod_start(&m, uri, NULL);
+        for (;;) {
+                const struct proto_value *l;
+                pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+                if (after[0])
+                        pw_str(m.w, "after", after);
+                ck_assert_msg(lv_call(&m) == 0, "domain_list: %s", m.err);
+                l = proto_get(m.msg->body, "domains");
+                for (const struct proto_value *d = l->child; d; d = d->next) {
+                        ck_assert_str_eq(proto_get_str(d, "display_name", ""), display);
+                        listed++;
+                }
+                pages++;
+                ck_assert_uint_lt(pages, 10);
+                if (!proto_get_bool(m.msg->body, "truncated", true))
+                        break;
+                ck_assert_uint_ge(l->count, 200);
+                (void)strscpy(after, proto_get_str(m.msg->body, "next", ""), sizeof(after));
+        }
+        ck_assert_uint_eq(listed, 300);
+        ck_assert_uint_eq(pages, 2);
+        lvmod_free(&m);
+        unlink(node);
+        rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_refusals_define_nothing)
 {
         static const char *const bad_uuids[] = { "../../etc/passwd", "/var/lib/libvirt/qemu/x.xml", "test",
@@ -596,6 +734,8 @@ int main(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_domain_lifecycle);
         tcase_add_test(tc, test_domain_list_pages);
+        tcase_add_test(tc, test_domain_list_skips_lookalikes_in_pages);
+        tcase_add_test(tc, test_domain_list_full_pages);
         tcase_add_test(tc, test_refusals_define_nothing);
         tcase_add_test(tc, test_unreachable_libvirt);
         tcase_add_test(tc, test_reconnect_when_libvirt_appears);
