@@ -205,6 +205,15 @@ $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/u
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
 		$(PKG_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
+# The Placement client's decisions against an in-process fake transport (in the test) and the fake
+# registry; the real placement-api is test-placement's.
+PLACEMENT_TEST_OBJS := $(call obj,src/core/placement.c src/core/protocols.c $(PROTO_SRCS)) $(LIBNOVA)
+$(BUILD)/tests/test-placement-sync: tests/unit/test-placement-sync.c tests/unit/fake/fake-modules.c \
+		tests/unit/fake/fake-modules.h $(PLACEMENT_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
+		$(PKG_LIBS) $(CHECK_LIBS) -o $@
+
 # The store-fault test drives the same engine against the same fake registry, on a real tmpfs
 # (tests/common/statefs.c, which test-store-io shares).
 $(BUILD)/tests/test-store-faults: tests/unit/test-store-faults.c tests/unit/fake/fake-modules.c \

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "modules.h"
 #include "placement.h"
+#include "placement-io.h"
 #include "images.h"
 #include "secgroups.h"
 #include "snapctl.h"
@@ -404,6 +405,20 @@ static void on_capacity_changed(void *userdata, const char *why)
         image_cache_update(c->image_cache, why);
 }
 
+/* The Placement client with its real transport (libcurl on the loop, loaded when it starts). */
+static int new_placement(struct core *c)
+{
+        struct placement_io *io;
+        int r;
+
+        r = placement_curl_new(c->event, &io);
+        if (r >= 0)
+                r = placement_new(&c->cfg, c->modules, io, &c->placement); /* owns io, also on failure */
+        if (r < 0)
+                log_err("cannot set up the Placement client: %s", strerror(-r));
+        return r;
+}
+
 int core_start(struct core *c)
 {
         int r;
@@ -422,8 +437,8 @@ int core_start(struct core *c)
         if (r >= 0 &&
             (r = firewall_new(c->event, c->modules, c->lifecycle, c->instances, c->groups, &c->firewall)) >= 0)
                 lifecycle_set_firewall(c->lifecycle, c->firewall);
-        if (r >= 0 && (r = placement_new(c->event, &c->cfg, c->modules, &c->placement)) < 0)
-                log_err("cannot set up the Placement client: %s", strerror(-r));
+        if (r >= 0)
+                r = new_placement(c);
         if (r >= 0)
                 lifecycle_set_capacity_hook(c->lifecycle, on_capacity_changed, c);
         /* not in the remove hook's run (--spawn-modules inside a snap): it only undoes local state */

@@ -10,7 +10,8 @@
  *                capability dropped and no_new_privs set
  *   core_start   event loop and signals; stores (instances, security groups);
  *                units: module registry, lifecycle, firewall (each given the
- *                other), Placement client, API, health; then Placement starts
+ *                other), Placement client (given its libcurl transport), API,
+ *                health; then Placement starts
  *   core_run     the event loop, until SIGTERM/SIGINT
  *   core_free    the reverse: health, API, sockets, Placement, modules (in-flight calls
  *                fail), lifecycle (operations left are cancelled), firewall,

@@ -11,6 +11,7 @@
  * (two GETs) to notice changes made behind our back. One request is in
  * flight at most; its socket and timer live on the core's sd-event loop. */
 #include "placement.h"
+#include "placement-io.h"
 #include "hw-protocol.h"
 #include "libvirt-protocol.h"
 
@@ -19,12 +20,10 @@
 #include "placement-json.h"
 
 #include <assert.h>
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <sys/epoll.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -33,8 +32,6 @@
 #define MAX_CONFLICTS_PER_PASS 4      /* 409 generation conflicts before a pass gives up */
 #define BACKOFF_MIN_USEC (1 * 1000000ULL)
 #define BACKOFF_MAX_USEC (60 * 1000000ULL)
-#define REQUEST_TIMEOUT_MS 15000L
-#define CONNECT_TIMEOUT_MS 5000L
 #define TOKEN_MAX 8192                /* bytes of an X-Subject-Token we accept */
 #define TOKEN_RENEW_SEC 120           /* renew a keystone token this long before it expires */
 
@@ -65,28 +62,13 @@ static const char *const step_names[] = {
 enum counter { CNT_GET, CNT_POST, CNT_PUT, CNT_AUTH, CNT_FAILED, CNT_CONFLICTS, _CNT_MAX };
 static const char *const counter_names[_CNT_MAX] = { "get", "post", "put", "auth", "failed", "conflicts" };
 
-struct request {
-        CURL *easy;
-        struct curl_slist *headers;
-        char *send;              /* request body (owned) */
-        char *recv;              /* response body (owned, NUL-terminated) */
-        size_t recv_len;
-        bool recv_too_big;
-        char subject_token[TOKEN_MAX]; /* keystone's X-Subject-Token */
-        bool subject_token_too_big;
-        enum step step;
-        char errbuf[CURL_ERROR_SIZE];
-};
-
 struct placement {
         bool started;
-        sd_event *event;
+        struct placement_io *io;            /* the transport (owned): requests and the timer */
         struct modules *modules;            /* the registry: hardware-observe asked for the host inventory */
         const struct nova_config *cfg;      /* the core's configuration (struct core owns it) */
-        CURLM *multi;
-        sd_event_source *curl_timer;
-        sd_event_source *wake;     /* backoff retry or refresh */
-        struct request *req;       /* in flight */
+        bool in_flight;            /* a request is out (one at most) */
+        enum step step;            /* ... and what it is */
         struct module_call *local_call;
         uint64_t pool_gb;                /* the libvirt storage pool's capacity, GiB, this pass */
         bool pool_known;                 /* pool_gb is from pool_info (else: the state dir's fs) */
@@ -134,7 +116,7 @@ struct placement {
         uint64_t counters[_CNT_MAX];
         uint64_t passes;
         char start_error[512];     /* placement_url set but the client could not start */
-        bool curl_initialised;     /* curl_global_init() done (undone by client_stop) */
+        bool io_started;           /* io->ops->start() done (undone by client_stop) */
 };
 
 static void pass_continue(struct placement *pl);
@@ -142,12 +124,7 @@ static void schedule_wake(struct placement *pl, uint64_t delay_usec);
 
 static int64_t wall_now(void) { return (int64_t)time(NULL); }
 
-static uint64_t mono_now(const struct placement *pl)
-{
-        uint64_t t = 0;
-        (void)sd_event_now(pl->event, CLOCK_MONOTONIC, &t);
-        return t;
-}
+static uint64_t mono_now(void) { return now_usec(); }
 
 static void set_status(struct placement *pl, const char *state, const char *fix, const char *fmt, ...) _printf_(4, 5);
 static void set_status(struct placement *pl, const char *state, const char *fix, const char *fmt, ...)
@@ -197,193 +174,31 @@ static int load_or_create_uuid(const char *state_dir, char ret[UUID_STR_LEN + 1]
         return r;
 }
 
-/* ---- libcurl on sd-event ---- */
+/* ---- requests ---- */
 
-static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *userdata);
-static void check_done(struct placement *pl);
-
-static int curl_socket_cb(CURL *easy _unused_, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-        struct placement *pl = userp;
-        sd_event_source *src = socketp;
-        uint32_t events = (what == CURL_POLL_IN ? EPOLLIN : what == CURL_POLL_OUT ? EPOLLOUT : EPOLLIN | EPOLLOUT);
-
-        if (what == CURL_POLL_REMOVE) {
-                if (src) {
-                        (void)sd_event_source_set_enabled(src, SD_EVENT_OFF);
-                        sd_event_source_unref(src);
-                        (void)curl_multi_assign(pl->multi, fd, NULL);
-                }
-                return 0;
-        }
-        if (src)
-                return sd_event_source_set_io_events(src, events) < 0 ? -1 : 0;
-        if (sd_event_add_io(pl->event, &src, fd, events, on_curl_io, pl) < 0)
-                return -1;
-        (void)curl_multi_assign(pl->multi, fd, src);
-        return 0;
-}
-
-static int on_curl_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata)
-{
-        struct placement *pl = userdata;
-        int running;
-        (void)curl_multi_socket_action(pl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        check_done(pl);
-        return 0;
-}
-
-static int curl_timer_cb(CURLM *multi _unused_, long timeout_ms, void *userp)
-{
-        struct placement *pl = userp;
-
-        if (timeout_ms < 0)
-                return sd_event_source_set_enabled(pl->curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-        if (sd_event_source_set_time(pl->curl_timer, mono_now(pl) + (uint64_t)timeout_ms * 1000) < 0 ||
-            sd_event_source_set_enabled(pl->curl_timer, SD_EVENT_ONESHOT) < 0)
-                return -1;
-        return 0;
-}
-
-static int on_curl_io(sd_event_source *s _unused_, int fd, uint32_t revents, void *userdata)
-{
-        struct placement *pl = userdata;
-        int running, mask = 0;
-
-        if (revents & EPOLLIN)
-                mask |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                mask |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                mask |= CURL_CSELECT_ERR;
-        (void)curl_multi_socket_action(pl->multi, fd, mask, &running);
-        check_done(pl);
-        return 0;
-}
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
-{
-        struct request *req = userp;
-        size_t n = size * nmemb;
-        char *nb;
-
-        if (req->recv_len + n > PLACEMENT_MAX_BODY) {
-                req->recv_too_big = true;
-                return 0; /* aborts the transfer */
-        }
-        nb = realloc(req->recv, req->recv_len + n + 1);
-        if (!nb)
-                return 0;
-        memcpy(nb + req->recv_len, data, n);
-        req->recv = nb;
-        req->recv_len += n;
-        req->recv[req->recv_len] = '\0';
-        return n;
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
-{
-        static const char name[] = "x-subject-token:";
-        struct request *req = userp;
-        size_t n = size * nmemb, v;
-
-        if (n > strlen(name) && strncasecmp(data, name, strlen(name)) == 0) {
-                v = strlen(name);
-                while (v < n && (data[v] == ' ' || data[v] == '\t'))
-                        v++;
-                while (n > v && (data[n - 1] == '\r' || data[n - 1] == '\n' || data[n - 1] == ' '))
-                        n--;
-                if (n - v >= sizeof(req->subject_token)) {
-                        req->subject_token_too_big = true;
-                        return 0;
-                }
-                memcpy(req->subject_token, data + v, n - v);
-                req->subject_token[n - v] = '\0';
-        }
-        return size * nmemb;
-}
-
-static void request_free(struct placement *pl, struct request *req)
-{
-        if (!req)
-                return;
-        if (req->easy) {
-                if (pl->multi)
-                        (void)curl_multi_remove_handle(pl->multi, req->easy);
-                curl_easy_cleanup(req->easy);
-        }
-        curl_slist_free_all(req->headers);
-        free(req->send);
-        free(req->recv);
-        explicit_bzero(req->subject_token, sizeof(req->subject_token));
-        free(req);
-}
-
-/* Start one request; body (owned) may be NULL. 0 or -errno (nothing in flight then). */
+/* Send one request through the provider; body (owned) may be NULL. 0 or -errno (nothing in flight then). */
 static int request_start(struct placement *pl, enum step step, const char *method, const char *url, const char *microversion, char *body)
 {
-        struct request *req = calloc(1, sizeof(*req));
-        char hdr[TOKEN_MAX + 32];
-        const char *token = NULL;
+        struct placement_http_request req = {
+                .method = method,
+                .url = url,
+                .microversion = microversion,
+                .body = body,
+        };
+        int r;
 
-        if (!req) {
-                free(body);
-                return -ENOMEM;
-        }
-        req->step = step;
-        req->send = body;
-        req->easy = curl_easy_init();
-        if (!req->easy) {
-                request_free(pl, req);
-                return -ENOMEM;
-        }
-        req->headers = curl_slist_append(req->headers, "Accept: application/json");
-        req->headers = curl_slist_append(req->headers, "User-Agent: nova-hypervisor");
-        if (body)
-                req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
-        if (microversion) {
-                (void)snprintf(hdr, sizeof(hdr), "OpenStack-API-Version: placement %s", microversion);
-                req->headers = curl_slist_append(req->headers, hdr);
-        }
+        assert(!pl->in_flight);
         if (step != STEP_TOKEN)
-                token = streq(pl->cfg->placement_auth, "keystone") ? pl->token : pl->cfg->placement_noauth_token;
-        if (token && token[0]) {
-                (void)snprintf(hdr, sizeof(hdr), "X-Auth-Token: %s", token);
-                req->headers = curl_slist_append(req->headers, hdr);
-                explicit_bzero(hdr, sizeof(hdr));
-        }
-        if (!req->headers) {
-                request_free(pl, req);
-                return -ENOMEM;
-        }
-        (void)curl_easy_setopt(req->easy, CURLOPT_URL, url);
-        (void)curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
-        (void)curl_easy_setopt(req->easy, CURLOPT_CUSTOMREQUEST, method);
+                req.token = streq(pl->cfg->placement_auth, "keystone") ? pl->token : pl->cfg->placement_noauth_token;
+        r = pl->io->ops->send(pl->io, &req);
         if (body) {
-                (void)curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, body);
-                (void)curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        } else if (streq(method, "GET"))
-                (void)curl_easy_setopt(req->easy, CURLOPT_HTTPGET, 1L);
-        (void)curl_easy_setopt(req->easy, CURLOPT_WRITEFUNCTION, on_body);
-        (void)curl_easy_setopt(req->easy, CURLOPT_WRITEDATA, req);
-        (void)curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header);
-        (void)curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req);
-        (void)curl_easy_setopt(req->easy, CURLOPT_ERRORBUFFER, req->errbuf);
-        (void)curl_easy_setopt(req->easy, CURLOPT_NOSIGNAL, 1L);
-        (void)curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-        (void)curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-        (void)curl_easy_setopt(req->easy, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 (Debian 12); core22 has 7.81 */
-        (void)curl_easy_setopt(req->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-        (void)curl_easy_setopt(req->easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-        (void)curl_easy_setopt(req->easy, CURLOPT_PRIVATE, req);
-        if (curl_multi_add_handle(pl->multi, req->easy) != CURLM_OK) {
-                request_free(pl, req);
-                return -ENOMEM;
+                explicit_bzero(body, strlen(body)); /* a token request carries the password */
+                free(body);
         }
-        pl->req = req;
+        if (r < 0)
+                return r;
+        pl->in_flight = true;
+        pl->step = step;
         if (step == STEP_TOKEN)
                 pl->counters[CNT_AUTH]++;
         else if (streq(method, "GET"))
@@ -398,6 +213,15 @@ static int request_start(struct placement *pl, enum step step, const char *metho
 
 /* ---- pass outcome ---- */
 
+/* The next delay of the backoff: 1 s, doubling, at most 60 s (reset by a successful pass). */
+static uint64_t next_backoff(struct placement *pl)
+{
+        pl->backoff_usec = pl->backoff_usec ? pl->backoff_usec * 2 : BACKOFF_MIN_USEC;
+        if (pl->backoff_usec > BACKOFF_MAX_USEC)
+                pl->backoff_usec = BACKOFF_MAX_USEC;
+        return pl->backoff_usec;
+}
+
 static void pass_failed(struct placement *pl, const char *fix, const char *fmt, ...) _printf_(3, 4);
 static void pass_failed(struct placement *pl, const char *fix, const char *fmt, ...)
 {
@@ -411,16 +235,13 @@ static void pass_failed(struct placement *pl, const char *fix, const char *fmt, 
         pl->counters[CNT_FAILED]++;
         pl->pass_running = false;
         pl->in_backoff = true;
-        pl->backoff_usec = pl->backoff_usec ? pl->backoff_usec * 2 : BACKOFF_MIN_USEC;
-        if (pl->backoff_usec > BACKOFF_MAX_USEC)
-                pl->backoff_usec = BACKOFF_MAX_USEC;
         set_status(pl, "retrying", fix, "%s", msg);
         /* log the first failure and changes, not every retry */
         if (first)
                 log_warn("placement: %s (retrying with backoff; fix: %s)", msg, fix);
         else
                 log_debug("placement: %s", msg);
-        schedule_wake(pl, pl->backoff_usec);
+        schedule_wake(pl, next_backoff(pl));
 }
 
 static void pass_succeeded(struct placement *pl)
@@ -432,7 +253,7 @@ static void pass_succeeded(struct placement *pl)
         pl->backoff_usec = 0;
         pl->last_sync = wall_now();
         if (!pl->first_sync_usec) {
-                pl->first_sync_usec = mono_now(pl);
+                pl->first_sync_usec = mono_now();
                 log_info("placement: provider %s (%s) registered at %s with %zu traits, %.2f s after start",
                          pl->name, pl->uuid, pl->base_url, pl->wanted.n,
                          (double)(pl->first_sync_usec - pl->started_usec) / 1e6);
@@ -449,10 +270,27 @@ static void pass_succeeded(struct placement *pl)
 
 /* ---- local observation ---- */
 
-static struct json_object *jget(struct json_object *o, const char *key)
+/* The host as hardware-observe's host_inventory reply (body) and the storage pool tell it;
+ * ret->arch points into *un. */
+static void host_from_inventory(const struct placement *pl, const struct proto_value *body, struct utsname *un,
+                                struct placement_host *ret)
 {
-        struct json_object *v;
-        return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+        const struct proto_value *cpu = proto_get(body, "cpu");
+        struct statvfs vfs;
+
+        ret->vcpus = proto_get_u64(cpu, "threads", 0);
+        ret->cores = proto_get_u64(cpu, "cores", 0);
+        ret->cpu_flags = proto_get_str(cpu, "flags", NULL);
+        ret->memory_mb = proto_get_u64(proto_get(body, "memory"), "total_kb", 0) / 1024;
+        /* as `nova-hypervisor host` computes DISK_GB (observe.c): the instances' disks live in
+         * the libvirt module's storage pool, its size when the module tells it, else the
+         * state directory's file system */
+        if (pl->pool_known)
+                ret->disk_gb = pl->pool_gb;
+        else if (statvfs(pl->cfg->state_dir, &vfs) == 0)
+                ret->disk_gb = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
+        if (uname(un) == 0)
+                ret->arch = un->machine;
 }
 
 static void on_local_inventory(const struct module_result *res, void *userdata)
@@ -467,8 +305,6 @@ static void on_local_inventory(const struct module_result *res, void *userdata)
                 .ram_ratio_milli = pl->cfg->ram_allocation_ratio_milli,
                 .disk_ratio_milli = pl->cfg->disk_allocation_ratio_milli,
         };
-        struct json_object *inv, *cpu;
-        struct statvfs vfs;
         struct utsname un;
         char why[256];
         int r;
@@ -484,29 +320,11 @@ static void on_local_inventory(const struct module_result *res, void *userdata)
                 /* placement_kick() from the module's ready hook resumes at once; a module that is
                  * running but failed to answer is asked again with the backoff (local calls only) */
                 pl->in_backoff = true;
-                pl->backoff_usec = pl->backoff_usec ? pl->backoff_usec * 2 : BACKOFF_MIN_USEC;
-                if (pl->backoff_usec > BACKOFF_MAX_USEC)
-                        pl->backoff_usec = BACKOFF_MAX_USEC;
-                schedule_wake(pl, pl->backoff_usec);
+                schedule_wake(pl, next_backoff(pl));
                 return;
         }
-        inv = proto_value_to_json(res->body);
-        cpu = jget(inv, "cpu");
-        host.vcpus = (uint64_t)json_object_get_uint64(jget(cpu, "threads"));
-        host.cores = (uint64_t)json_object_get_uint64(jget(cpu, "cores"));
-        host.cpu_flags = json_object_get_string(jget(cpu, "flags"));
-        host.memory_mb = (uint64_t)json_object_get_uint64(jget(jget(inv, "memory"), "total_kb")) / 1024;
-        /* as `nova-hypervisor host` computes DISK_GB (observe.c): the instances' disks live in
-         * the libvirt module's storage pool, its size when the module tells it, else the
-         * state directory's file system */
-        if (pl->pool_known)
-                host.disk_gb = pl->pool_gb;
-        else if (statvfs(pl->cfg->state_dir, &vfs) == 0)
-                host.disk_gb = (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024ULL * 1024 * 1024);
-        if (uname(&un) == 0)
-                host.arch = un.machine;
+        host_from_inventory(pl, res->body, &un, &host);
         r = placement_desired_build(&host, &pol, &pl->desired, why, sizeof(why));
-        json_object_put(inv);
         if (r < 0) {
                 pl->pass_running = false;
                 pl->desired_ok = false;
@@ -544,6 +362,32 @@ static int url_of(const struct placement *pl, char *buf, size_t size, const char
         return xsnprintf(buf, size, "%s%s", pl->base_url, path);
 }
 
+/* POST {keystone}/auth/tokens with the configured credentials. 0 or -errno. */
+static int token_request(struct placement *pl)
+{
+        const struct nova_config *cfg = pl->cfg;
+        struct keystone_auth a = {
+                .application_credential = cfg->keystone_app_cred_id[0] != '\0',
+                .user_id = cfg->keystone_user_id,
+                .username = cfg->keystone_username,
+                .user_domain = cfg->keystone_user_domain,
+                .password = cfg->keystone_password,
+                .project_id = cfg->keystone_project_id,
+                .project_name = cfg->keystone_project_name,
+                .project_domain = cfg->keystone_project_domain,
+                .app_cred_id = cfg->keystone_app_cred_id,
+                .app_cred_secret = cfg->keystone_app_cred_secret,
+        };
+        char url[512], *body = keystone_token_body(&a);
+        int r = body ? xsnprintf(url, sizeof(url), "%s/auth/tokens", cfg->keystone_auth_url) : -ENOMEM;
+
+        if (r < 0) {
+                free(body);
+                return r;
+        }
+        return request_start(pl, STEP_TOKEN, "POST", url, NULL, body);
+}
+
 static void pass_continue(struct placement *pl)
 {
         char url[8192];
@@ -551,26 +395,9 @@ static void pass_continue(struct placement *pl)
 
         if (!pl->desired_ok)
                 return;
-        if (token_needed(pl)) {
-                struct keystone_auth a = {
-                        .application_credential = pl->cfg->keystone_app_cred_id[0] != '\0',
-                        .user_id = pl->cfg->keystone_user_id,
-                        .username = pl->cfg->keystone_username,
-                        .user_domain = pl->cfg->keystone_user_domain,
-                        .password = pl->cfg->keystone_password,
-                        .project_id = pl->cfg->keystone_project_id,
-                        .project_name = pl->cfg->keystone_project_name,
-                        .project_domain = pl->cfg->keystone_project_domain,
-                        .app_cred_id = pl->cfg->keystone_app_cred_id,
-                        .app_cred_secret = pl->cfg->keystone_app_cred_secret,
-                };
-                char *body = keystone_token_body(&a);
-                r = body ? xsnprintf(url, sizeof(url), "%s/auth/tokens", pl->cfg->keystone_auth_url) : -ENOMEM;
-                if (r == 0)
-                        r = request_start(pl, STEP_TOKEN, "POST", url, NULL, body);
-                else
-                        free(body);
-        } else if (!pl->registered) {
+        if (token_needed(pl))
+                r = token_request(pl);
+        else if (!pl->registered) {
                 r = url_of(pl, url, sizeof(url), "/resource_providers/%s", pl->uuid);
                 if (r == 0)
                         r = request_start(pl, STEP_GET_PROVIDER, "GET", url, "1.14", NULL);
@@ -620,11 +447,11 @@ static void pass_continue(struct placement *pl)
 
 /* ---- answers ---- */
 
-static void describe_error(const struct request *req, long status, char *buf, size_t size)
+static void describe_error(const struct placement_http_answer *a, long status, char *buf, size_t size)
 {
         struct placement_error e;
 
-        if (req->recv && placement_decode_error(req->recv, req->recv_len, &e) == 0 && e.detail[0])
+        if (a->body_len && placement_decode_error(a->body, a->body_len, &e) == 0 && e.detail[0])
                 (void)snprintf(buf, size, "%s", e.detail);
         else
                 (void)snprintf(buf, size, "HTTP %ld", status);
@@ -644,39 +471,39 @@ static const char *auth_fix(const struct placement *pl, long status)
 }
 
 /* The transfer itself failed (no HTTP answer, or one too big). */
-static void transfer_failed(struct placement *pl, const struct request *req, CURLcode code)
+static void transfer_failed(struct placement *pl, const struct placement_http_answer *a)
 {
-        if (req->recv_too_big)
+        if (a->body_too_big)
                 pass_failed(pl, "check that placement_url points at the Placement API",
-                            "%s: the answer exceeds %d bytes", step_names[req->step], PLACEMENT_MAX_BODY);
+                            "%s: the answer exceeds %d bytes", step_names[pl->step], PLACEMENT_MAX_BODY);
         else
-                pass_failed(pl, req->step == STEP_TOKEN
+                pass_failed(pl, pl->step == STEP_TOKEN
                                     ? "check keystone-auth-url and that Keystone is reachable from this host"
                                     : "check placement-url (snap set nova-hypervisor placement-url=http://"
                                       "<host>:8778) and that Placement runs and is reachable from this host",
-                            "cannot reach %s for %s: %s", req->step == STEP_TOKEN ? "Keystone" : pl->base_url,
-                            step_names[req->step], req->errbuf[0] ? req->errbuf : curl_easy_strerror(code));
+                            "cannot reach %s for %s: %s", pl->step == STEP_TOKEN ? "Keystone" : pl->base_url,
+                            step_names[pl->step], a->error_text ? a->error_text : strerror(-a->error));
 }
 
 /* Keystone's answer to the token request: keep the token (and, with
  * placement_url "catalog", the endpoint), then go on. */
-static void answer_token(struct placement *pl, const struct request *req, long status)
+static void answer_token(struct placement *pl, const struct placement_http_answer *a, long status)
 {
         char detail[300];
         int64_t expires;
 
         if (status != 201 && status != 200) {
-                describe_error(req, status, detail, sizeof(detail));
+                describe_error(a, status, detail, sizeof(detail));
                 pass_failed(pl, auth_fix(pl, 401), "Keystone refused the token request (%ld): %s", status, detail);
                 return;
         }
-        if (!req->subject_token[0] || keystone_decode_token(req->recv, req->recv_len, &expires) < 0) {
+        if (!a->subject_token[0] || keystone_decode_token(a->body, a->body_len, &expires) < 0) {
                 pass_failed(pl, "check keystone-auth-url (it must be the identity v3 endpoint, e.g. "
                             "http://<host>:5000/v3)", "Keystone's token answer was not understood");
                 return;
         }
         if (streq(pl->cfg->placement_url, "catalog") &&
-            keystone_catalog_endpoint(req->recv, req->recv_len, pl->cfg->placement_region, pl->base_url,
+            keystone_catalog_endpoint(a->body, a->body_len, pl->cfg->placement_region, pl->base_url,
                                       sizeof(pl->base_url)) < 0) {
                 pass_failed(pl, "register Placement's endpoint in Keystone, set placement-region to its "
                             "region, or set placement-url explicitly",
@@ -684,7 +511,7 @@ static void answer_token(struct placement *pl, const struct request *req, long s
                             pl->cfg->placement_region[0] ? " in region " : "", pl->cfg->placement_region);
                 return;
         }
-        (void)strscpy(pl->token, req->subject_token, sizeof(pl->token));
+        (void)strscpy(pl->token, a->subject_token, sizeof(pl->token));
         pl->token_expires = expires;
         pass_continue(pl);
 }
@@ -692,7 +519,7 @@ static void answer_token(struct placement *pl, const struct request *req, long s
 /* Placement's answers that end the request the same way whatever it was:
  * 401 (one fresh keystone token, then the same request again), 401/403, 5xx.
  * True when handled. */
-static bool answer_refused(struct placement *pl, const struct request *req, long status)
+static bool answer_refused(struct placement *pl, const struct placement_http_answer *a, long status)
 {
         char detail[300];
 
@@ -704,28 +531,28 @@ static bool answer_refused(struct placement *pl, const struct request *req, long
                 return true;
         }
         if (status == 401 || status == 403) {
-                describe_error(req, status, detail, sizeof(detail));
-                pass_failed(pl, auth_fix(pl, status), "Placement refused %s with %ld (%s)", step_names[req->step], status,
+                describe_error(a, status, detail, sizeof(detail));
+                pass_failed(pl, auth_fix(pl, status), "Placement refused %s with %ld (%s)", step_names[pl->step], status,
                             status == 401 ? "not authenticated" : detail);
                 return true;
         }
         pl->token_retry_done = false;
         if (status >= 500) {
-                describe_error(req, status, detail, sizeof(detail));
+                describe_error(a, status, detail, sizeof(detail));
                 pass_failed(pl, "see Placement's own log; nova-hypervisor retries by itself",
-                            "Placement failed %s with %ld: %s", step_names[req->step], status, detail);
+                            "Placement failed %s with %ld: %s", step_names[pl->step], status, detail);
                 return true;
         }
         return false;
 }
 
 /* GET or POST of the provider. True: go on with the pass. */
-static bool answer_provider(struct placement *pl, const struct request *req, long status)
+static bool answer_provider(struct placement *pl, const struct placement_http_answer *a, long status)
 {
         struct placement_provider p;
         char detail[300];
 
-        if (req->step == STEP_GET_PROVIDER && status == 404) {
+        if (pl->step == STEP_GET_PROVIDER && status == 404) {
                 char url[1024], *body = placement_provider_body(pl->uuid, pl->name);
                 int r = body ? url_of(pl, url, sizeof(url), "/resource_providers") : -ENOMEM;
                 if (r == 0)
@@ -736,8 +563,8 @@ static bool answer_provider(struct placement *pl, const struct request *req, lon
                         pass_failed(pl, "see the core's log", "cannot create the provider: %s", strerror(-r));
                 return false;
         }
-        if (req->step == STEP_CREATE_PROVIDER && status == 409) {
-                describe_error(req, status, detail, sizeof(detail));
+        if (pl->step == STEP_CREATE_PROVIDER && status == 409) {
+                describe_error(a, status, detail, sizeof(detail));
                 if (strstr(detail, "Conflicting resource provider name")) {
                         char fix[512];
                         (void)snprintf(fix, sizeof(fix),
@@ -751,13 +578,13 @@ static bool answer_provider(struct placement *pl, const struct request *req, lon
                 pl->registered = false;
                 return true;
         }
-        if (status != 200 || placement_decode_provider(req->recv, req->recv_len, &p) < 0 || !streq(p.uuid, pl->uuid)) {
-                describe_error(req, status, detail, sizeof(detail));
+        if (status != 200 || placement_decode_provider(a->body, a->body_len, &p) < 0 || !streq(p.uuid, pl->uuid)) {
+                describe_error(a, status, detail, sizeof(detail));
                 pass_failed(pl, "check that placement-url points at the Placement API",
-                            "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
+                            "unexpected answer to %s (%ld): %s", step_names[pl->step], status, detail);
                 return false;
         }
-        if (req->step == STEP_CREATE_PROVIDER)
+        if (pl->step == STEP_CREATE_PROVIDER)
                 log_info("placement: created provider %s (%s)", p.name, p.uuid);
         else if (!streq(p.name, pl->name))
                 log_warn("placement: provider %s is named '%s' in Placement, not '%s' (left as it is)", p.uuid,
@@ -770,12 +597,14 @@ static bool answer_provider(struct placement *pl, const struct request *req, lon
 
 /* A 409 on the provider's inventories or traits: a stale generation is
  * re-read (bounded per pass); anything else is reported. True: go on. */
-static bool answer_conflict(struct placement *pl, const struct request *req)
+static bool answer_conflict(struct placement *pl, const struct placement_http_answer *a)
 {
         struct placement_error e = {};
 
         pl->counters[CNT_CONFLICTS]++;
-        (void)placement_decode_error(req->recv, req->recv_len, &e);
+        (void)placement_decode_error(a->body, a->body_len, &e);
+        /* what we hold is stale whatever happens next: the retry (now or after the backoff) reads first */
+        pl->inv_known = pl->traits_known = false;
         if (++pl->conflicts_in_pass > MAX_CONFLICTS_PER_PASS) {
                 pass_failed(pl, "another client keeps changing this provider: make sure only one "
                             "nova-hypervisor (or nova-compute) uses this provider name and uuid",
@@ -785,20 +614,19 @@ static bool answer_conflict(struct placement *pl, const struct request *req)
         }
         if (e.code[0] && !streq(e.code, "placement.concurrent_update")) {
                 pass_failed(pl, "see the detail; e.g. inventory in use by allocations cannot shrink below them",
-                            "Placement refused %s: %s", step_names[req->step], e.detail);
+                            "Placement refused %s: %s", step_names[pl->step], e.detail);
                 return false;
         }
         log_info("placement: generation %" PRIu64 " of %s is stale; re-reading", pl->generation, pl->uuid);
-        pl->inv_known = pl->traits_known = false;
         return true;
 }
 
 /* GET or PUT of the provider's inventories or traits: cache what Placement
  * holds now (any write moves the generation: the other half's cached
  * generation is this one). True: go on. */
-static bool answer_inventories_or_traits(struct placement *pl, const struct request *req, long status)
+static bool answer_inventories_or_traits(struct placement *pl, const struct placement_http_answer *a, long status)
 {
-        bool inv = req->step == STEP_GET_INVENTORIES || req->step == STEP_PUT_INVENTORIES;
+        bool inv = pl->step == STEP_GET_INVENTORIES || pl->step == STEP_PUT_INVENTORIES;
         char detail[300];
 
         if (status == 404) {
@@ -808,37 +636,37 @@ static bool answer_inventories_or_traits(struct placement *pl, const struct requ
                 return true;
         }
         if (status == 409)
-                return answer_conflict(pl, req);
+                return answer_conflict(pl, a);
         if (status != 200) {
-                describe_error(req, status, detail, sizeof(detail));
+                describe_error(a, status, detail, sizeof(detail));
                 pass_failed(pl, "see the detail; this is usually a bug in what we sent",
-                            "Placement refused %s (%ld): %s", step_names[req->step], status, detail);
+                            "Placement refused %s (%ld): %s", step_names[pl->step], status, detail);
                 return false;
         }
         if (inv) {
                 struct placement_remote_inventories ri;
-                if (placement_decode_inventories(req->recv, req->recv_len, &ri) < 0) {
+                if (placement_decode_inventories(a->body, a->body_len, &ri) < 0) {
                         pass_failed(pl, "check that placement-url points at the Placement API",
-                                    "Placement's answer to %s was not understood", step_names[req->step]);
+                                    "Placement's answer to %s was not understood", step_names[pl->step]);
                         return false;
                 }
                 memcpy(pl->remote_inv, ri.inv, sizeof(ri.inv));
                 pl->remote_other_classes = ri.n_other;
                 pl->generation = ri.generation;
                 pl->inv_known = true;
-                if (req->step == STEP_PUT_INVENTORIES)
+                if (pl->step == STEP_PUT_INVENTORIES)
                         log_info("placement: inventories of %s written (generation %" PRIu64 ")", pl->uuid,
                                  pl->generation);
         } else {
                 uint64_t gen;
-                if (placement_decode_traits(req->recv, req->recv_len, &pl->remote_traits, &gen) < 0) {
+                if (placement_decode_traits(a->body, a->body_len, &pl->remote_traits, &gen) < 0) {
                         pass_failed(pl, "check that placement-url points at the Placement API",
-                                    "Placement's answer to %s was not understood", step_names[req->step]);
+                                    "Placement's answer to %s was not understood", step_names[pl->step]);
                         return false;
                 }
                 pl->generation = gen;
                 pl->traits_known = true;
-                if (req->step == STEP_PUT_TRAITS)
+                if (pl->step == STEP_PUT_TRAITS)
                         log_info("placement: %zu traits of %s written (generation %" PRIu64 ")", pl->remote_traits.n,
                                  pl->uuid, pl->generation);
         }
@@ -846,15 +674,15 @@ static bool answer_inventories_or_traits(struct placement *pl, const struct requ
 }
 
 /* Which of our traits this Placement knows (older os-traits lack some). True: go on. */
-static bool answer_known_traits(struct placement *pl, const struct request *req, long status)
+static bool answer_known_traits(struct placement *pl, const struct placement_http_answer *a, long status)
 {
         struct placement_traits known = {};
         char detail[300];
 
-        if (status != 200 || placement_decode_traits(req->recv, req->recv_len, &known, NULL) < 0) {
-                describe_error(req, status, detail, sizeof(detail));
+        if (status != 200 || placement_decode_traits(a->body, a->body_len, &known, NULL) < 0) {
+                describe_error(a, status, detail, sizeof(detail));
                 pass_failed(pl, "check that placement-url points at the Placement API",
-                            "unexpected answer to %s (%ld): %s", step_names[req->step], status, detail);
+                            "unexpected answer to %s (%ld): %s", step_names[pl->step], status, detail);
                 return false;
         }
         placement_traits_clear(&pl->wanted);
@@ -875,58 +703,40 @@ static bool answer_known_traits(struct placement *pl, const struct request *req,
         return true;
 }
 
-/* One request finished: take in its answer, then the next request (or end the pass). */
-static void on_answer(struct placement *pl, struct request *req, CURLcode code)
+/* One request finished (the transport's callback): take in its answer, then the next request (or end the pass). */
+static void on_answer(void *userdata, const struct placement_http_answer *a)
 {
-        long status = 0;
+        struct placement *pl = userdata;
+        long status = a->status;
         bool go_on = true;
 
-        (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (code != CURLE_OK)
-                return transfer_failed(pl, req, code);
-        if (req->step == STEP_TOKEN)
-                return answer_token(pl, req, status);
-        if (answer_refused(pl, req, status))
+        assert(pl->in_flight);
+        pl->in_flight = false;
+        if (a->error < 0)
+                return transfer_failed(pl, a);
+        if (pl->step == STEP_TOKEN)
+                return answer_token(pl, a, status);
+        if (answer_refused(pl, a, status))
                 return;
-        switch (req->step) {
+        switch (pl->step) {
         case STEP_GET_PROVIDER:
         case STEP_CREATE_PROVIDER:
-                go_on = answer_provider(pl, req, status);
+                go_on = answer_provider(pl, a, status);
                 break;
         case STEP_GET_INVENTORIES:
         case STEP_PUT_INVENTORIES:
         case STEP_GET_TRAITS:
         case STEP_PUT_TRAITS:
-                go_on = answer_inventories_or_traits(pl, req, status);
+                go_on = answer_inventories_or_traits(pl, a, status);
                 break;
         case STEP_GET_KNOWN_TRAITS:
-                go_on = answer_known_traits(pl, req, status);
+                go_on = answer_known_traits(pl, a, status);
                 break;
         default:
                 break;
         }
         if (go_on)
                 pass_continue(pl);
-}
-
-static void check_done(struct placement *pl)
-{
-        CURLMsg *msg;
-        int left;
-
-        while ((msg = curl_multi_info_read(pl->multi, &left))) {
-                struct request *req = NULL;
-                if (msg->msg != CURLMSG_DONE)
-                        continue;
-                (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
-                if (!req || req != pl->req)
-                        continue;
-                CURLcode code = msg->data.result;
-                pl->req = NULL;
-                on_answer(pl, req, code);
-                request_free(pl, req);
-                return; /* msg is invalid after remove_handle; the loop comes back for more */
-        }
 }
 
 /* ---- passes and timers ---- */
@@ -976,7 +786,7 @@ static void pass_begin(struct placement *pl)
         pl->pass_running = true;
         pl->in_backoff = false;
         pl->conflicts_in_pass = 0;
-        pl->pass_started_usec = mono_now(pl);
+        pl->pass_started_usec = mono_now();
         pl->last_attempt = wall_now();
         pl->passes++;
         if (!streq_ptr(pl->state, "retrying") && !streq_ptr(pl->state, "error"))
@@ -1002,26 +812,25 @@ static void pass_begin(struct placement *pl)
         local_inventory_call(pl);
 }
 
-static int on_wake(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata)
+/* The transport's timer fired: the backoff's retry, or the refresh. */
+static void on_wake(void *userdata)
 {
         struct placement *pl = userdata;
 
         pl->next_attempt_usec = 0;
         if (pl->pass_running)
-                return 0;
+                return;
         if (!pl->in_backoff) {
                 /* the refresh: forget what Placement held, read it again (nova's association refresh) */
                 pl->inv_known = pl->traits_known = false;
         }
         pass_begin(pl);
-        return 0;
 }
 
 static void schedule_wake(struct placement *pl, uint64_t delay_usec)
 {
-        pl->next_attempt_usec = mono_now(pl) + delay_usec;
-        (void)sd_event_source_set_time(pl->wake, pl->next_attempt_usec);
-        (void)sd_event_source_set_enabled(pl->wake, SD_EVENT_ONESHOT);
+        pl->next_attempt_usec = mono_now() + delay_usec;
+        pl->io->ops->schedule(pl->io, delay_usec);
 }
 
 void placement_kick(struct placement *pl, const char *why)
@@ -1035,19 +844,26 @@ void placement_kick(struct placement *pl, const char *why)
         }
         if (pl->in_backoff && !streq_ptr(pl->state, "waiting"))
                 return; /* Placement is failing: the retry reads the host afresh anyway */
-        (void)sd_event_source_set_enabled(pl->wake, SD_EVENT_OFF);
+        pl->next_attempt_usec = 0;
+        pl->io->ops->schedule(pl->io, UINT64_MAX);
         pass_begin(pl);
 }
 
-int placement_new(sd_event *event, const struct nova_config *cfg, struct modules *modules, struct placement **ret)
+int placement_new(const struct nova_config *cfg, struct modules *modules, struct placement_io *io,
+                  struct placement **ret)
 {
         struct placement *pl;
 
-        assert(event && cfg && modules && ret);
+        assert(cfg && modules && io && io->ops && ret);
         pl = calloc(1, sizeof(*pl));
-        if (!pl)
+        if (!pl) {
+                io->ops->free(io);
                 return -ENOMEM;
-        pl->event = event;
+        }
+        pl->io = io;
+        io->on_answer = on_answer;
+        io->on_wake = on_wake;
+        io->userdata = pl;
         pl->modules = modules;
         pl->cfg = cfg;
         *ret = pl;
@@ -1059,37 +875,26 @@ static void client_stop(struct placement *pl)
 {
         module_call_cancel(pl->local_call);
         pl->local_call = NULL;
-        request_free(pl, pl->req);
-        pl->req = NULL;
-        if (pl->multi)
-                (void)curl_multi_cleanup(pl->multi);
-        pl->multi = NULL;
-        pl->curl_timer = sd_event_source_disable_unref(pl->curl_timer);
-        pl->wake = sd_event_source_disable_unref(pl->wake);
+        if (pl->io_started)
+                pl->io->ops->stop(pl->io); /* the request in flight is dropped, the timer disarmed */
+        pl->io_started = false;
+        pl->in_flight = false;
         placement_desired_clear(&pl->desired);
         placement_traits_clear(&pl->remote_traits);
         placement_traits_clear(&pl->known_for);
         placement_traits_clear(&pl->wanted);
         placement_traits_clear(&pl->dropped);
         explicit_bzero(pl->token, sizeof(pl->token));
-        if (pl->curl_initialised)
-                curl_global_cleanup();
-        pl->curl_initialised = false;
         pl->started = false;
 }
 
-int placement_start(struct placement *pl)
+/* The provider's uuid (created once) and name. 0, or -errno with start_error set and logged. */
+static int load_identity(struct placement *pl, bool *created)
 {
-        const struct nova_config *cfg;
-        bool created;
+        const struct nova_config *cfg = pl->cfg;
         int r;
 
-        assert(pl && !pl->started);
-        cfg = pl->cfg;
-        if (!cfg->placement_url[0])
-                return 0;
-        pl->started_usec = now_usec();
-        r = load_or_create_uuid(cfg->state_dir, pl->uuid, &created);
+        r = load_or_create_uuid(cfg->state_dir, pl->uuid, created);
         if (r < 0) {
                 (void)snprintf(pl->start_error, sizeof(pl->start_error),
                                "%s/%s: %s; not registering (a new uuid would duplicate this host in Placement): "
@@ -1108,36 +913,32 @@ int placement_start(struct placement *pl)
                 (void)snprintf(pl->start_error, sizeof(pl->start_error), "no provider name (%s): set provider_name",
                                strerror(-r));
                 log_err("placement: %s", pl->start_error);
-                return r;
         }
+        return r;
+}
+
+int placement_start(struct placement *pl)
+{
+        const struct nova_config *cfg;
+        bool created;
+        int r;
+
+        assert(pl && !pl->started);
+        cfg = pl->cfg;
+        if (!cfg->placement_url[0])
+                return 0;
+        pl->started_usec = now_usec();
+        r = load_identity(pl, &created);
+        if (r < 0)
+                return r;
         if (!streq(cfg->placement_url, "catalog"))
                 (void)strscpy(pl->base_url, cfg->placement_url, sizeof(pl->base_url));
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                (void)snprintf(pl->start_error, sizeof(pl->start_error), "libcurl failed to initialise");
-                return -ENOMEM;
-        }
-        pl->curl_initialised = true;
-        if (!(pl->multi = curl_multi_init())) {
-                client_stop(pl);
-                (void)snprintf(pl->start_error, sizeof(pl->start_error), "libcurl failed to initialise");
-                return -ENOMEM;
-        }
-        (void)curl_multi_setopt(pl->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-        (void)curl_multi_setopt(pl->multi, CURLMOPT_SOCKETDATA, pl);
-        (void)curl_multi_setopt(pl->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-        (void)curl_multi_setopt(pl->multi, CURLMOPT_TIMERDATA, pl);
-        r = sd_event_add_time(pl->event, &pl->curl_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_curl_timer, pl);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(pl->curl_timer, SD_EVENT_OFF);
-        if (r >= 0)
-                r = sd_event_add_time(pl->event, &pl->wake, CLOCK_MONOTONIC, UINT64_MAX, 0, on_wake, pl);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(pl->wake, SD_EVENT_OFF);
+        r = pl->io->ops->start(pl->io, pl->start_error, sizeof(pl->start_error));
         if (r < 0) {
-                client_stop(pl);
-                (void)snprintf(pl->start_error, sizeof(pl->start_error), "cannot set up the client: %s", strerror(-r));
+                log_err("placement: %s", pl->start_error);
                 return r;
         }
+        pl->io_started = true;
         pl->started = true;
         log_info("placement: provider %s (%s, %s) at %s, %s auth, refresh every %u s", pl->name, pl->uuid,
                  created ? "new uuid" : "uuid from the state dir", pl->base_url[0] ? pl->base_url : "the keystone catalog",
@@ -1151,6 +952,7 @@ struct placement *placement_free(struct placement *pl)
         if (!pl)
                 return NULL;
         client_stop(pl);
+        pl->io->ops->free(pl->io);
         free(pl);
         return NULL;
 }
@@ -1231,7 +1033,7 @@ struct json_object *placement_status_json(const struct placement *pl)
                 json_object_object_add(o, "fix", json_object_new_string(pl->fix));
         }
         if (pl->next_attempt_usec) {
-                uint64_t now = mono_now(pl);
+                uint64_t now = mono_now();
                 json_object_object_add(o, "next_attempt_in_s", json_object_new_double(
                                                                        pl->next_attempt_usec > now
                                                                                ? (double)(pl->next_attempt_usec - now) / 1e6

@@ -10,8 +10,9 @@
  * (zero writes while nothing changes); every write carries the provider
  * generation, a stale one (409) is re-read and retried (bounded), and an
  * unreachable or failing Placement is retried with exponential backoff while
- * everything local keeps working. HTTP is libcurl's multi interface on the
- * core's sd-event loop: nothing here blocks.
+ * everything local keeps working. The requests and the timer go through a
+ * transport (placement-io.h): libcurl's multi interface on the core's
+ * sd-event loop (placement-curl.c); nothing here blocks.
  *
  * Nova is the reference for every request shape and microversion
  * (nova/scheduler/client/report.py). Secrets (the noauth token, keystone
@@ -22,17 +23,19 @@
 
 #include "config.h"
 
-#include <systemd/sd-event.h>
-
 struct json_object;
 
-/* The client, one per core: created with the core's event loop,
- * configuration (kept by pointer: it must outlive the client) and module
- * registry (hardware-observe's host inventory); stopped until
- * placement_start(). 0 and *ret, or -ENOMEM. */
+/* The client, one per core: created with the core's configuration (kept by
+ * pointer: it must outlive the client), module registry (hardware-observe's
+ * host inventory, libvirt's storage pool) and transport (placement-io.h:
+ * placement_curl_new() on the core's loop; owned from here on, freed with
+ * the client, also on failure); stopped until placement_start(). 0 and
+ * *ret, or -ENOMEM. */
 struct placement;
+struct placement_io;
 struct modules;
-int placement_new(sd_event *event, const struct nova_config *cfg, struct modules *modules, struct placement **ret);
+int placement_new(const struct nova_config *cfg, struct modules *modules, struct placement_io *io,
+                  struct placement **ret);
 /* Start (a no-op returning 0 when placement_url is empty). Reads or creates
  * the provider UUID file; the first sync starts at once (it waits for
  * hardware-observe's inventory if that is not there yet). 0 or -errno (the
