@@ -113,6 +113,8 @@ struct placement {
         char error[512];
         char fix[512];
         uint64_t next_attempt_usec;
+        uint64_t refresh_due_usec; /* CLOCK_MONOTONIC of the next re-read of Placement: counted from the
+                                    * last pass that read it, so kicks do not postpone it */
         uint64_t counters[_CNT_MAX];
         uint64_t passes;
         char start_error[512];     /* placement_url set but the client could not start */
@@ -247,6 +249,7 @@ static void pass_failed(struct placement *pl, const char *fix, const char *fmt, 
 static void pass_succeeded(struct placement *pl)
 {
         bool was_failing = streq_ptr(pl->state, "retrying") || streq_ptr(pl->state, "error");
+        uint64_t now;
 
         pl->pass_running = false;
         pl->in_backoff = false;
@@ -265,7 +268,8 @@ static void pass_succeeded(struct placement *pl)
                 placement_kick(pl, "queued");
                 return;
         }
-        schedule_wake(pl, (uint64_t)pl->cfg->placement_refresh_s * 1000000ULL);
+        now = mono_now();
+        schedule_wake(pl, pl->refresh_due_usec > now ? pl->refresh_due_usec - now : 0);
 }
 
 /* ---- local observation ---- */
@@ -787,6 +791,9 @@ static void pass_begin(struct placement *pl)
         pl->in_backoff = false;
         pl->conflicts_in_pass = 0;
         pl->pass_started_usec = mono_now();
+        if (!pl->inv_known && !pl->traits_known)
+                /* this pass reads what Placement holds: the next re-read is due one interval on */
+                pl->refresh_due_usec = pl->pass_started_usec + (uint64_t)pl->cfg->placement_refresh_s * 1000000ULL;
         pl->last_attempt = wall_now();
         pl->passes++;
         if (!streq_ptr(pl->state, "retrying") && !streq_ptr(pl->state, "error"))
