@@ -155,9 +155,13 @@ s_bridge_create() {
 # QEMU inside this software-emulated guest takes far longer than the 10 s
 # default to start a domain: the operator raises module-timeout-ms (a core
 # key: the core restarts, the module apps reconnect to it by themselves).
+# ovs-vswitchd in it may also take longer than the 5 s default to give a new
+# port its ofport (seen at load 15 with two e2e guests: "assigned no ofport
+# ... within 5000 ms"), so port-timeout-ms goes up too (core and openvswitch).
 s_slow_guest_timeout() {
-	snap set "$SNAP" module-timeout-ms=180000 || return 1
+	snap set "$SNAP" module-timeout-ms=180000 port-timeout-ms=60000 || return 1
 	grep -q 'module_timeout_ms = 180000' "/var/snap/$SNAP/current/nova-hypervisor.conf" || { echo "config file not written"; return 1; }
+	grep -q 'port_timeout_ms = 60000' "/var/snap/$SNAP/current/nova-hypervisor.conf" || { echo "port_timeout_ms not written"; return 1; }
 	local p
 	for p in "${PLUGS[@]}"; do
 		wait_for 60 sh -c "$SNAP status | grep -Eq '^$p +yes +running'" || { status; echo "$p not running after the core restart"; return 1; }
