@@ -231,8 +231,12 @@ s_remove() {
 VM=e2e-vm
 # "<vm_state> <task>" of the instance; QEMU under software emulation inside
 # this guest takes minutes, longer than the CLI's 60 s --wait, so poll.
-inst_is() { "$SNAP" --json show "$1" 2>/dev/null | tr -d ' \n' | grep -q "\"vm_state\":\"$2\"" &&
-	! "$SNAP" --json show "$1" 2>/dev/null | tr -d ' \n' | grep -q '"task":"[a-z]'; }
+# One reading of the instance: two could straddle a change (a boot seen "active"
+# with its task still running, then in error with no task, passed as active).
+inst_is() {
+	local j; j=$("$SNAP" --json show "$1" 2>/dev/null | tr -d ' \n') || return 1
+	[[ $j == *"\"vm_state\":\"$2\""* ]] && ! [[ $j =~ \"task\":\"[a-z] ]]
+}
 vm_is() { inst_is "$VM" "$1"; }
 virsh_has_running() { virsh -c qemu:///system list --name | grep -q .; }
 s_secgroup() {
@@ -297,6 +301,16 @@ virsh_c() { virsh -c qemu:///system "$@"; }
 pool_vols() { virsh_c pool-refresh "$POOL" >/dev/null 2>&1; virsh_c vol-list "$POOL" 2>/dev/null | awk 'NR > 2 && NF { print $1 }'; }
 inst_field() { "$SNAP" show "$1" 2>/dev/null | awk -v k="$2:" '$1 == k { print $2; exit }'; }
 console_has() { local out; out=$("$SNAP" console "$1" 2>&1) && grep -aqF "$2" <<<"$out"; }
+# wait_console NAME TEXT SECONDS: 0 once the console shows TEXT; 1 at the bound,
+# or at once when the instance is in error (its fault is then on show).
+wait_console() {
+	local until=$(( $(date +%s) + $3 ))
+	while ! console_has "$1" "$2"; do
+		inst_is "$1" error && { echo "instance $1 is in error"; return 1; }
+		[ "$(date +%s)" -ge "$until" ] && return 1
+		sleep 5
+	done
+}
 console_tail() { "$SNAP" console "$1" 2>&1 | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | grep -av '^[[:space:]]*$' | tail -n "$2"; }
 # AppArmor denials of the domain's own profile (virt-aa-helper writes libvirt-<uuid>)
 qemu_denials() { journalctl -b --no-pager -o cat | grep 'apparmor="DENIED"' | grep -F "profile=\"libvirt-$1\""; }
@@ -338,8 +352,8 @@ s_image_boot() {
 	virsh_c domblklist "$dom" --details
 	want="NOVA-GUEST uuid=$uuid ip=$GIP"
 	# nested software emulation (TCG in TCG): generous, bounded
-	if ! wait_every 1800 5 console_has "$GVM" "$want"; then
-		console_tail "$GVM" 40; echo "no '$want' on the console within 1800 s"; return 1
+	if ! wait_console "$GVM" "$want" 1800; then
+		"$SNAP" show "$GVM"; console_tail "$GVM" 40; echo "no '$want' on the console (bound 1800 s)"; return 1
 	fi
 	t_console=$(( $(date +%s) - t0 ))
 	echo "--- console"; console_tail "$GVM" 60 | sed -n '/NOVA-GUEST/p'
@@ -368,8 +382,8 @@ s_image_stop_start() {
 	"$SNAP" start "$GVM" || return 1
 	wait_every 900 2 inst_is "$GVM" active || { "$SNAP" show "$GVM"; echo "instance not active after start"; return 1; }
 	# the marker on its root disk (the qcow2 overlay) counts the second boot
-	if ! wait_every 1800 5 console_has "$GVM" "NOVA-GUEST disk boots=2"; then
-		console_tail "$GVM" 40; echo "no 'NOVA-GUEST disk boots=2' on the console within 1800 s of start"; return 1
+	if ! wait_console "$GVM" "NOVA-GUEST disk boots=2" 1800; then
+		"$SNAP" show "$GVM"; console_tail "$GVM" 40; echo "no 'NOVA-GUEST disk boots=2' on the console (bound 1800 s from start)"; return 1
 	fi
 	t=$(( $(date +%s) - t0 ))
 	console_tail "$GVM" 60 | sed -n '/NOVA-GUEST/p'
