@@ -3,9 +3,10 @@
 #   make e2e          build/cache the Debian 12 guest (snapd, AppArmor, libvirt +
 #                     QEMU, Open vSwitch) and the stand-in snapd/core22 snaps under
 #                     /var/cache/nova-hypervisor-e2e, boot it under QEMU, run
-#                     scripts/e2e/scenario.sh inside, one pass/fail line per step.
+#                     scripts/e2e/scenario.sh inside, one pass/fail line per step
+#                     (the test guest of make guest is imported and booted in it).
 #                     Logs and the guest journal in build/e2e/.
-#                     NOVA_E2E_TIMEOUT (s, default 5400) bounds the VM's run.
+#                     NOVA_E2E_TIMEOUT (s, default 7200) bounds the VM's run.
 #   make e2e-image    only build (or find) the cached guest image
 #
 # Not part of make check (see e2e-skip-note): one run takes far longer than a

@@ -3,7 +3,8 @@
 # virtual machine (QEMU, software emulation when there is no KVM).
 #
 # Builds or reuses the cached guest (scripts/e2e/build-image.sh), puts
-# scripts/e2e/scenario.sh and the snap on a scenario disk, boots the guest
+# scripts/e2e/scenario.sh, the snap and the test guest's disk (make guest,
+# cached; the scenario imports it as an image and boots it) on a scenario disk, boots the guest
 # (root disk in snapshot mode: the cache is never written), lets the guest's
 # nova-e2e.service run the scenario and power off, then prints one pass/fail
 # line per step with its timing. Kills only the QEMU it started.
@@ -17,8 +18,10 @@ outdir=${NOVA_E2E_OUT:-build/e2e}
 # here on 2 cores shared with other jobs (load 10-15): under software emulation
 # snapd compiles our changed AppArmor profiles at the install, at each of the 8
 # connects and at each auto-disconnect of snap remove (1-5 min each at that load).
+# The image steps add two boots of the test guest under QEMU inside that guest
+# (software emulation within software emulation).
 seconds() { [[ "$2" =~ ^[1-9][0-9]{0,5}$ ]] || { echo "e2e: $1=$2: not a number of seconds (1 to 999999)" >&2; exit 2; }; }
-timeout_s=${NOVA_E2E_TIMEOUT:-5400}
+timeout_s=${NOVA_E2E_TIMEOUT:-7200}
 seconds NOVA_E2E_TIMEOUT "$timeout_s"
 # The guest's own bound on the scenario (read by nova-e2e-guest, passed on the
 # kernel command line with systemd.setenv): shorter than ours, so that on a
@@ -31,6 +34,9 @@ mem=${NOVA_E2E_MEM:-3072}
 bash scripts/e2e/host-deps.sh
 
 t0=$(date +%s)
+# The test guest (cached; passed at run time, so the cached e2e image does not change).
+guest=$(bash scripts/guest/build-test-guest.sh | tail -1)
+[ -s "$guest/disk.raw" ] || { echo "e2e: no test guest disk in '$guest' (make guest)" >&2; exit 1; }
 img=$(bash scripts/e2e/build-image.sh | tail -1)
 t_img=$(( $(date +%s) - t0 ))
 echo "e2e: guest image $img (ready in ${t_img}s)"
@@ -41,6 +47,7 @@ outdir=$(cd "$outdir" && pwd)
 cp scripts/e2e/scenario.sh "$outdir/disk/scenario.sh"
 chmod 0755 "$outdir/disk/scenario.sh"
 cp "$snapfile" "$outdir/disk/nova-hypervisor.snap"
+cp "$guest/disk.raw" "$outdir/disk/guest.raw"
 mkdir -p "$outdir/disk/out"
 mkfs.ext4 -q -F -L nova-e2e -d "$outdir/disk" "$outdir/scenario.ext4" 512M
 
