@@ -222,11 +222,14 @@ static struct curl_slist *request_headers(const struct placement_http_request *r
         const char *fixed[] = { "Accept: application/json", "User-Agent: nova-hypervisor",
                                 req->body ? "Content-Type: application/json" : NULL };
 
-        for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
-                if (fixed[i] && !(n = curl_slist_append(h, fixed[i])))
+        for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
+                if (!fixed[i])
+                        continue;
+                n = curl_slist_append(h, fixed[i]);
+                if (!n)
                         goto fail;
-                else if (fixed[i])
-                        h = n;
+                h = n;
+        }
         if (req->microversion) {
                 (void)snprintf(line, sizeof(line), "OpenStack-API-Version: placement %s", req->microversion);
                 if (!(n = curl_slist_append(h, line)))
