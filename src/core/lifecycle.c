@@ -459,22 +459,15 @@ static void pass_note_gone(struct lifecycle *lc, const struct instance *inst)
                 json_object_object_add(lc->pass.gone, inst->ports[p].port_uuid, NULL);
 }
 
-static void op_finish(struct op *op)
+/* The instance's states after its operation ended with status (0 or -errno) and fault. */
+static void op_outcome_apply(const struct op *op, struct instance *inst, int status, const char *fault)
 {
-        struct instance *inst = op->inst;
-        int status = op->error;
-        char fault[256];
-        int plug = op->error_plug;
-
-        memcpy(fault, op->fault, sizeof(fault));
-        inst->op = NULL;
-        inst->task = TASK_NONE;
-        inst->changed_seq = ++op->lc->change_seq; /* newer than the listings of a pass in progress */
         if (status == 0) {
                 inst->fault[0] = '\0';
                 switch (op->kind) {
                 case OP_BOOT:
                 case OP_START:
+                case OP_MIGRATE_FINISH:
                         inst->vm_state = VM_ACTIVE;
                         (void)strscpy(inst->power_state, "running", sizeof(inst->power_state));
                         break;
@@ -489,10 +482,6 @@ static void op_finish(struct op *op)
                 case OP_MIGRATE_IN:
                         inst->task = TASK_MIGRATING_IN; /* prepared: waiting for the migration */
                         break;
-                case OP_MIGRATE_FINISH:
-                        inst->vm_state = VM_ACTIVE;
-                        (void)strscpy(inst->power_state, "running", sizeof(inst->power_state));
-                        break;
                 case OP_REBOOT:
                 case OP_DELETE:
                 case OP_PIN:
@@ -500,60 +489,82 @@ static void op_finish(struct op *op)
                 case OP_MIGRATE_ABORT:
                         break;
                 }
-        } else {
-                (void)strscpy(inst->fault, fault, sizeof(inst->fault));
-                if (op->kind == OP_BOOT || op->kind == OP_REPAIR || op->kind == OP_DELETE)
-                        inst->vm_state = VM_ERROR;
-                /* The destination keeps its prepared state for finish or abort; a source whose
-                 * migration libvirt finished keeps the clean-up for reconcile. A failed migration
-                 * (its first unit) leaves the source as it was, the guest running here. */
-                if ((op->kind == OP_MIGRATE_FINISH || op->kind == OP_MIGRATE_ABORT) && op->before.task == TASK_MIGRATING_IN)
-                        inst->task = TASK_MIGRATING_IN;
-                if (op->kind == OP_MIGRATE_OUT && !(op->n_units > 0 && op->units[0].step == STEP_MIGRATE && op->pos == 0))
-                        inst->task = TASK_MIGRATING;
+                return;
         }
+        (void)strscpy(inst->fault, fault, sizeof(inst->fault));
+        if (op->kind == OP_BOOT || op->kind == OP_REPAIR || op->kind == OP_DELETE)
+                inst->vm_state = VM_ERROR;
+        /* The destination keeps its prepared state for finish or abort; a source whose
+         * migration libvirt finished keeps the clean-up for reconcile. A failed migration
+         * (its first unit) leaves the source as it was, the guest running here. */
+        if ((op->kind == OP_MIGRATE_FINISH || op->kind == OP_MIGRATE_ABORT) && op->before.task == TASK_MIGRATING_IN)
+                inst->task = TASK_MIGRATING_IN;
+        if (op->kind == OP_MIGRATE_OUT && !(op->n_units > 0 && op->units[0].step == STEP_MIGRATE && op->pos == 0))
+                inst->task = TASK_MIGRATING;
+}
+
+/* An operation whose success removes the record (delete, migrated away, aborted prepare): true when
+ * the record went and the op was answered and freed; false with *status and fault set when the record
+ * could not be removed (everything else is gone; the record stays, in error, and says so). */
+static bool op_finish_removal(struct op *op, int *status, char *fault, size_t faultlen)
+{
+        struct lifecycle *lc = op->lc;
+        struct instance *inst = op->inst;
+        char name[sizeof(inst->name)], uuid[sizeof(inst->uuid)];
+        int r;
+
+        memcpy(name, inst->name, sizeof(name)); /* instance_remove() frees inst */
+        memcpy(uuid, inst->uuid, sizeof(uuid));
+        pass_note_gone(lc, inst);
+        r = instance_remove(inst);
+        if (r == 0) {
+                log_info("instance %s (%s) %s", name, uuid,
+                         op->kind == OP_MIGRATE_OUT     ? "migrated away: forgotten here"
+                         : op->kind == OP_MIGRATE_ABORT ? "migration aborted: prepared resources removed"
+                                                        : "deleted");
+                notify(op, 0, NULL, -1, NULL);
+                op_free(op);
+                if (lc->capacity_changed)
+                        lc->capacity_changed(lc->capacity_userdata, "delete");
+                return true;
+        }
+        /* Everything is gone but the record, which still says deleting (a restart finishes the
+         * delete); meanwhile it stays, in error, and a delete again removes it. */
+        *status = r;
+        inst->vm_state = VM_ERROR;
+        (void)snprintf(fault, faultlen, "deleted, but the instance record could not be removed: %s; delete it again",
+                       strerror(-r));
+        (void)strscpy(inst->fault, fault, sizeof(inst->fault));
+        if (lc->capacity_changed)
+                lc->capacity_changed(lc->capacity_userdata, "delete");
+        return false;
+}
+
+static void op_finish(struct op *op)
+{
+        struct instance *inst = op->inst;
+        int status = op->error;
+        char fault[256];
+        int plug = op->error_plug;
+
+        memcpy(fault, op->fault, sizeof(fault));
+        inst->op = NULL;
+        inst->task = TASK_NONE;
+        inst->changed_seq = ++op->lc->change_seq; /* newer than the listings of a pass in progress */
+        op_outcome_apply(op, inst, status, fault);
         if (op->kind == OP_MIGRATE_IN && status < 0) {
                 /* nothing of the prepare is left (rolled back): the record goes too */
                 log_warn("instance %s (%s): migration prepare failed%s: %s", inst->name, inst->uuid,
                          op->rolling_back ? " and was rolled back" : "", fault);
-                inst->op = NULL;
                 pass_note_gone(op->lc, inst);
                 (void)instance_remove(inst);
                 notify(op, status, fault, plug, NULL);
                 op_free(op);
                 return;
         }
-        if ((op->kind == OP_DELETE || op->kind == OP_MIGRATE_OUT || op->kind == OP_MIGRATE_ABORT) && status == 0) {
-                struct lifecycle *lc = op->lc;
-                char name[sizeof(inst->name)], uuid[sizeof(inst->uuid)];
-                int r;
-
-                memcpy(name, inst->name, sizeof(name)); /* instance_remove() frees inst */
-                memcpy(uuid, inst->uuid, sizeof(uuid));
-                pass_note_gone(lc, inst);
-                r = instance_remove(inst);
-                if (r == 0) {
-                        log_info("instance %s (%s) %s", name, uuid,
-                                 op->kind == OP_MIGRATE_OUT ? "migrated away: forgotten here"
-                                 : op->kind == OP_MIGRATE_ABORT ? "migration aborted: prepared resources removed"
-                                                                : "deleted");
-                        notify(op, 0, NULL, -1, NULL);
-                        op_free(op);
-                        if (lc->capacity_changed)
-                                lc->capacity_changed(lc->capacity_userdata, "delete");
-                        return;
-                }
-                /* Everything is gone but the record, which still says deleting (a
-                 * restart finishes the delete); meanwhile it stays, in error, and a
-                 * delete again removes it. */
-                status = r;
-                inst->vm_state = VM_ERROR;
-                (void)snprintf(fault, sizeof(fault), "deleted, but the instance record could not be removed: %s; "
-                               "delete it again", strerror(-r));
-                (void)strscpy(inst->fault, fault, sizeof(inst->fault));
-                if (lc->capacity_changed)
-                        lc->capacity_changed(lc->capacity_userdata, "delete");
-        }
+        if ((op->kind == OP_DELETE || op->kind == OP_MIGRATE_OUT || op->kind == OP_MIGRATE_ABORT) && status == 0 &&
+            op_finish_removal(op, &status, fault, sizeof(fault)))
+                return;
         if (op->kind == OP_BOOT && op->lc->capacity_changed)
                 op->lc->capacity_changed(op->lc->capacity_userdata, "boot");
         /* What was done is done: when the record cannot be written the instance keeps
@@ -663,6 +674,101 @@ static void op_abandon(struct op *op)
         op_free(op);
 }
 
+/* STEP_PIN's reply: recorded on the instance; only a boot fails for it. */
+static void on_pin_reply(struct op *op, const struct module_result *res)
+{
+        if (res->status == 0)
+                pin_record(op->inst, PIN_APPLIED, "pid %llu, %llu threads",
+                           (unsigned long long)proto_get_u64(res->body, "pid", 0),
+                           (unsigned long long)proto_get_u64(res->body, "threads", 0));
+        else if (res->status == -ENOENT && test_driver(op->lc))
+                pin_record(op->inst, PIN_FAILED, "no QEMU process found (libvirt's test driver, %s, starts none)",
+                           op->lc->cfg->libvirt_uri);
+        else if (res->status == -ENOTCONN)
+                pin_record(op->inst, PIN_UNPLUGGED, "process-control is not connected");
+        else {
+                pin_record(op->inst, PIN_FAILED, "%s", res->error);
+                /* A boot that asked for pinning and could not get it fails (and rolls
+                 * back); a start, reboot or repair keeps the guest running, unpinned. */
+                if (op->kind == OP_BOOT) {
+                        op_unit_failed(op, res->status, res->error, -1);
+                        return;
+                }
+        }
+        if (op->inst->pin_state != PIN_APPLIED)
+                log_warn("instance %s (%s): cpu_set %s not applied: %s", op->inst->name, op->inst->uuid,
+                         op->inst->cpu_set, op->inst->pin_detail);
+        op->pos++;
+        op_next(op);
+}
+
+/* STEP_CHECK's reply (is the migrated domain here?): true when it decided the op's next move. */
+static bool on_check_reply(struct op *op, const struct module_result *res)
+{
+        const char *state = proto_get_str(proto_get(res->body, "domain"), "state", "");
+
+        if (op->kind == OP_MIGRATE_ABORT && res->status == 0) {
+                op_unit_failed(op, -EEXIST, "the domain is here (the migration completed): finish the migration instead",
+                               -1);
+                return true;
+        }
+        if (op->kind == OP_MIGRATE_ABORT && res->status == -ENOENT) {
+                op->pos++;
+                op_next(op);
+                return true;
+        }
+        if (res->status == -ENOENT) {
+                op_unit_failed(op, -ENOENT, "the domain is not here: the migration has not completed "
+                               "(migrate it again from the source, or abort here)", -1);
+                return true;
+        }
+        if (res->status == 0 && !streq(state, "running")) {
+                op_unit_failed(op, -EAGAIN, streq(state, "paused") ? "the domain is here but paused: the "
+                               "migration is still running" : "the domain is here but not running", -1);
+                return true;
+        }
+        return false;
+}
+
+/* STEP_MIGRATE succeeded: libvirt's figures, kept for `migrate progress` and logged. */
+static void record_migration(struct op *op, const struct proto_value *body)
+{
+        struct lifecycle_migration_report *m = &op->lc->last_migration;
+
+        memcpy(m->instance_uuid, op->inst->uuid, sizeof(m->instance_uuid));
+        m->elapsed_ms = proto_get_u64(body, "elapsed_ms", 0);
+        m->data_total = proto_get_u64(body, "data_total", 0);
+        m->data_processed = proto_get_u64(body, "data_processed", 0);
+        m->disk_total = proto_get_u64(body, "disk_total", 0);
+        m->disk_processed = proto_get_u64(body, "disk_processed", 0);
+        m->memory_iteration = proto_get_u64(body, "memory_iteration", 0);
+        m->downtime_ms = proto_get(body, "downtime_ms") ? (int64_t)proto_get_u64(body, "downtime_ms", 0) : -1;
+        log_info("instance %s (%s): migrated in %llu ms, downtime %lld ms (libvirt's; -1: not reported) "
+                 "(%llu of %llu bytes processed, disk %llu of %llu); removing what is left here",
+                 op->inst->name, op->inst->uuid, (unsigned long long)m->elapsed_ms, (long long)m->downtime_ms,
+                 (unsigned long long)m->data_processed, (unsigned long long)m->data_total,
+                 (unsigned long long)m->disk_processed, (unsigned long long)m->disk_total);
+}
+
+/* OP_STOP's stop unit answered: true when the op now waits for the stopped event (or the module's
+ * forced stop), or failed arming that wait. */
+static bool stop_waits(struct op *op, const struct module_result *res)
+{
+        const char *state;
+
+        if (op->kind != OP_STOP || !res->body)
+                return false;
+        state = proto_get_str(proto_get(res->body, "domain"), "state", "");
+        if (streq(state, "shutoff"))
+                return false;
+        /* The guest may need time: wait for the stopped event (or the module's forced stop). */
+        if (sd_event_add_time_relative(op->lc->event, &op->timer, CLOCK_MONOTONIC,
+                                       ((uint64_t)op->lc->cfg->shutdown_timeout_s + 10) * 1000000ULL, 1000000,
+                                       on_stop_timer, op) < 0)
+                op_unit_failed(op, -ENOMEM, "cannot arm the stop timer", -1);
+        return true;
+}
+
 static void on_unit_reply(const struct module_result *res, void *userdata)
 {
         struct op *op = userdata;
@@ -671,71 +777,12 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
         op->call = NULL;
         if (res->status == -ESHUTDOWN)
                 return op_abandon(op);
-        if (u->step == STEP_PIN) {
-                if (res->status == 0)
-                        pin_record(op->inst, PIN_APPLIED, "pid %llu, %llu threads",
-                                   (unsigned long long)proto_get_u64(res->body, "pid", 0),
-                                   (unsigned long long)proto_get_u64(res->body, "threads", 0));
-                else if (res->status == -ENOENT && test_driver(op->lc))
-                        pin_record(op->inst, PIN_FAILED, "no QEMU process found (libvirt's test driver, %s, starts none)",
-                                   op->lc->cfg->libvirt_uri);
-                else if (res->status == -ENOTCONN)
-                        pin_record(op->inst, PIN_UNPLUGGED, "process-control is not connected");
-                else {
-                        pin_record(op->inst, PIN_FAILED, "%s", res->error);
-                        /* A boot that asked for pinning and could not get it fails (and rolls
-                         * back); a start, reboot or repair keeps the guest running, unpinned. */
-                        if (op->kind == OP_BOOT) {
-                                op_unit_failed(op, res->status, res->error, -1);
-                                return;
-                        }
-                }
-                if (op->inst->pin_state != PIN_APPLIED)
-                        log_warn("instance %s (%s): cpu_set %s not applied: %s", op->inst->name, op->inst->uuid,
-                                 op->inst->cpu_set, op->inst->pin_detail);
-                op->pos++;
-                op_next(op);
+        if (u->step == STEP_PIN)
+                return on_pin_reply(op, res);
+        if (u->step == STEP_CHECK && on_check_reply(op, res))
                 return;
-        }
-        if (u->step == STEP_CHECK) {
-                const char *state = proto_get_str(proto_get(res->body, "domain"), "state", "");
-                if (op->kind == OP_MIGRATE_ABORT && res->status == 0) {
-                        op_unit_failed(op, -EEXIST,
-                                       "the domain is here (the migration completed): finish the migration instead", -1);
-                        return;
-                }
-                if (op->kind == OP_MIGRATE_ABORT && res->status == -ENOENT) {
-                        op->pos++;
-                        op_next(op);
-                        return;
-                }
-                if (res->status == -ENOENT) {
-                        op_unit_failed(op, -ENOENT, "the domain is not here: the migration has not completed "
-                                       "(migrate it again from the source, or abort here)", -1);
-                        return;
-                }
-                if (res->status == 0 && !streq(state, "running")) {
-                        op_unit_failed(op, -EAGAIN, streq(state, "paused") ? "the domain is here but paused: the "
-                                       "migration is still running" : "the domain is here but not running", -1);
-                        return;
-                }
-        }
-        if (u->step == STEP_MIGRATE && res->status == 0) {
-                struct lifecycle_migration_report *m = &op->lc->last_migration;
-                memcpy(m->instance_uuid, op->inst->uuid, sizeof(m->instance_uuid));
-                m->elapsed_ms = proto_get_u64(res->body, "elapsed_ms", 0);
-                m->data_total = proto_get_u64(res->body, "data_total", 0);
-                m->data_processed = proto_get_u64(res->body, "data_processed", 0);
-                m->disk_total = proto_get_u64(res->body, "disk_total", 0);
-                m->disk_processed = proto_get_u64(res->body, "disk_processed", 0);
-                m->memory_iteration = proto_get_u64(res->body, "memory_iteration", 0);
-                m->downtime_ms = proto_get(res->body, "downtime_ms") ? (int64_t)proto_get_u64(res->body, "downtime_ms", 0) : -1;
-                log_info("instance %s (%s): migrated in %llu ms, downtime %lld ms (libvirt's; -1: not reported) "
-                         "(%llu of %llu bytes processed, disk %llu of %llu); removing what is left here",
-                         op->inst->name, op->inst->uuid, (unsigned long long)m->elapsed_ms, (long long)m->downtime_ms,
-                         (unsigned long long)m->data_processed, (unsigned long long)m->data_total,
-                         (unsigned long long)m->disk_processed, (unsigned long long)m->disk_total);
-        }
+        if (u->step == STEP_MIGRATE && res->status == 0)
+                record_migration(op, res->body);
         if (res->status < 0 && !(u->undo && res->status == -ENOENT)) {
                 op_unit_failed(op, res->status, res->error,
                                res->status == -ENOTCONN || res->status == -EAGAIN ? (int)steps[u->step].make.plug : -1);
@@ -747,19 +794,8 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                 if (gb > op->inst->disk_gb && gb <= INSTANCE_DISK_GB_MAX)
                         op->inst->disk_gb = (uint32_t)gb;
         }
-        if (op->kind == OP_STOP && res->body) {
-                /* The guest may need time: wait for the stopped event (or the module's forced stop). */
-                const char *state = proto_get_str(proto_get(res->body, "domain"), "state", "");
-                if (!streq(state, "shutoff")) {
-                        if (sd_event_add_time_relative(op->lc->event, &op->timer, CLOCK_MONOTONIC,
-                                                       ((uint64_t)op->lc->cfg->shutdown_timeout_s + 10) * 1000000ULL,
-                                                       1000000, on_stop_timer, op) < 0) {
-                                op_unit_failed(op, -ENOMEM, "cannot arm the stop timer", -1);
-                                return;
-                        }
-                        return;
-                }
-        }
+        if (stop_waits(op, res))
+                return;
         op->pos++;
         op_next(op);
 }
