@@ -239,6 +239,35 @@ static bool userspace_datapath(const struct nova_config *cfg)
         return streq(cfg->vif_type, "ovs") && streq(cfg->bridge_datapath_type, "netdev");
 }
 
+/* domain_define's request past the instance's uuid: disks, kernel, size and ports. */
+static void write_define(const struct nova_config *cfg, const struct instance *inst, struct proto_writer *w)
+{
+        if (inst->image_uuid[0]) {
+                pw_str(w, "image_uuid", inst->image_uuid);
+                pw_bool(w, "config_drive", true);
+        }
+        if (inst->kernel_uuid[0]) {
+                pw_str(w, "kernel_image_uuid", inst->kernel_uuid);
+                pw_str(w, "ramdisk_image_uuid", inst->ramdisk_uuid);
+                if (inst->cmdline[0])
+                        pw_str(w, "cmdline", inst->cmdline);
+        }
+        pw_str(w, "name", inst->name);
+        pw_u64(w, "vcpus", inst->vcpus);
+        pw_u64(w, "memory_mb", inst->memory_mb);
+        pw_list_begin(w, "ports");
+        for (size_t i = 0; i < inst->n_ports; i++) {
+                pw_obj_begin(w, NULL);
+                pw_str(w, "port_uuid", inst->ports[i].port_uuid);
+                pw_str(w, "mac", inst->ports[i].mac);
+                pw_u64(w, "mtu", inst->ports[i].mtu);
+                if (!inst->ports[i].filtered && userspace_datapath(cfg))
+                        pw_bool(w, "checksum_offload", false);
+                pw_obj_end(w);
+        }
+        pw_list_end(w);
+}
+
 static int build_unit(const struct nova_config *cfg, const struct firewall *fw, const struct instance *inst, const struct unit *u,
                       struct proto_writer *w, char *err, size_t errlen)
 {
@@ -285,32 +314,8 @@ static int build_unit(const struct nova_config *cfg, const struct firewall *fw, 
                 break;
         case STEP_DEFINE:
                 pw_str(w, "instance_uuid", inst->uuid);
-                if (!u->undo) {
-                        if (inst->image_uuid[0]) {
-                                pw_str(w, "image_uuid", inst->image_uuid);
-                                pw_bool(w, "config_drive", true);
-                        }
-                        if (inst->kernel_uuid[0]) {
-                                pw_str(w, "kernel_image_uuid", inst->kernel_uuid);
-                                pw_str(w, "ramdisk_image_uuid", inst->ramdisk_uuid);
-                                if (inst->cmdline[0])
-                                        pw_str(w, "cmdline", inst->cmdline);
-                        }
-                        pw_str(w, "name", inst->name);
-                        pw_u64(w, "vcpus", inst->vcpus);
-                        pw_u64(w, "memory_mb", inst->memory_mb);
-                        pw_list_begin(w, "ports");
-                        for (size_t i = 0; i < inst->n_ports; i++) {
-                                pw_obj_begin(w, NULL);
-                                pw_str(w, "port_uuid", inst->ports[i].port_uuid);
-                                pw_str(w, "mac", inst->ports[i].mac);
-                                pw_u64(w, "mtu", inst->ports[i].mtu);
-                                if (!inst->ports[i].filtered && userspace_datapath(cfg))
-                                        pw_bool(w, "checksum_offload", false);
-                                pw_obj_end(w);
-                        }
-                        pw_list_end(w);
-                }
+                if (!u->undo)
+                        write_define(cfg, inst, w);
                 break;
         case STEP_START:
                 pw_str(w, "instance_uuid", inst->uuid);
@@ -995,6 +1000,36 @@ static void plan_prepare(struct op *op)
 }
 
 /* A new instance from tmpl: a boot (OP_BOOT) or a migration's prepare (OP_MIGRATE_IN). */
+/* Ports are filtered when firewall-control is connected (tap -> qbr -> veth -> OVS, rules
+ * applied); otherwise the tap goes straight onto OVS and the port is unfiltered. -EINVAL with err
+ * when a port's groups cannot be applied. */
+static int mark_ports_filtered(struct lifecycle *lc, struct instance *tmp, char *err, size_t errlen)
+{
+        for (size_t i = 0; i < tmp->n_ports; i++) {
+                char why[200];
+                tmp->ports[i].filtered = firewall_connected(lc->firewall);
+                if (firewall_port_rule_count(lc->firewall, &tmp->ports[i], NULL, why, sizeof(why)) < 0) {
+                        (void)snprintf(err, errlen, "port %s: %s", tmp->ports[i].port_uuid, why);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+/* The new instance's record, or a negative errno with err saying why. */
+static int record_new(struct lifecycle *lc, const struct instance *tmp, struct instance **ret, char *err, size_t errlen)
+{
+        int r = instance_add(lc->instances, tmp, ret);
+
+        if (r == -EEXIST)
+                (void)snprintf(err, errlen, "an instance named %s (or with uuid %s) already exists", tmp->name, tmp->uuid);
+        else if (r == -ENOSPC && instances_count(lc->instances) >= INSTANCES_MAX)
+                (void)snprintf(err, errlen, "no room for instance %s: at most %d instances", tmp->name, INSTANCES_MAX);
+        else if (r < 0)
+                (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
+        return r;
+}
+
 static int launch_new(struct lifecycle *lc, const struct instance *tmpl, enum op_kind kind, lifecycle_done_cb cb, void *userdata,
                       struct lifecycle_waiter **ret_waiter, struct instance **ret_inst, char *err, size_t errlen, int *ret_plug)
 {
@@ -1012,16 +1047,9 @@ static int launch_new(struct lifecycle *lc, const struct instance *tmpl, enum op
                 tmp.ports = ports;
         }
         *ret_plug = -1;
-        /* Filtered when firewall-control is connected (tap -> qbr -> veth -> OVS, rules
-         * applied); otherwise the tap goes straight onto OVS and the port is unfiltered. */
-        for (size_t i = 0; i < tmp.n_ports; i++) {
-                char why[200];
-                tmp.ports[i].filtered = firewall_connected(lc->firewall);
-                if (firewall_port_rule_count(lc->firewall, &tmp.ports[i], NULL, why, sizeof(why)) < 0) {
-                        (void)snprintf(err, errlen, "port %s: %s", tmp.ports[i].port_uuid, why);
-                        return -EINVAL;
-                }
-        }
+        r = mark_ports_filtered(lc, &tmp, err, errlen);
+        if (r < 0)
+                return r;
         r = cpu_set_check_online(tmp.cpu_set, err, errlen);
         if (r < 0)
                 return r;
@@ -1047,19 +1075,9 @@ static int launch_new(struct lifecycle *lc, const struct instance *tmpl, enum op
                 pin_record(&tmp, PIN_PENDING, "%s", "");
                 (void)op_pin_skip(&o);
         }
-        r = instance_add(lc->instances, &tmp, &inst);
-        if (r == -EEXIST) {
-                (void)snprintf(err, errlen, "an instance named %s (or with uuid %s) already exists", tmp.name, tmp.uuid);
+        r = record_new(lc, &tmp, &inst, err, errlen);
+        if (r < 0)
                 return r;
-        }
-        if (r == -ENOSPC && instances_count(lc->instances) >= INSTANCES_MAX) {
-                (void)snprintf(err, errlen, "no room for instance %s: at most %d instances", tmp.name, INSTANCES_MAX);
-                return r;
-        }
-        if (r < 0) {
-                (void)snprintf(err, errlen, "cannot record the instance: %s", strerror(-r));
-                return r;
-        }
         op = op_new(lc, inst, kind);
         if (!op) {
                 (void)instance_remove(inst);
