@@ -1038,15 +1038,13 @@ static int wait_check_all(struct ovs *ovs, const struct ovsrec_bridge *br, struc
  * the commit's own update); later steps only at those whose Interface changed.
  * Before answering, every port is looked at once more, so the reply reflects
  * the replica as it is (a port moved or removed meanwhile is waited for). */
-static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
+/* The ports of a waiting request checked again: all of them on the first pass or at the deadline,
+ * else those that changed. 0, or -1 when the request failed. */
+static int wait_scan(struct ovs *ovs, struct req *q, long long now)
 {
-        const struct ovsrec_bridge *br;
-        char what[128];
+        const struct ovsrec_bridge *br = bridge_find(ovs);
         int r = 0;
 
-        if (q->scanned && !q->changed && now < q->deadline)
-                return STEP_IDLE;
-        br = bridge_find(ovs);
         if (!q->scanned || now >= q->deadline) {
                 if (!q->scanned) {
                         q->scanned = true;
@@ -1057,52 +1055,35 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
                                 q->ports[k].installed = false;
                         }
                 }
+                return wait_check_all(ovs, br, q);
+        }
+        for (size_t k = 0; k < q->n && r == 0; k++)
+                if (q->ports[k].changed && wait_check(ovs, br, q, &q->ports[k]) < 0)
+                        r = -1;
+        if (r == 0 && wait_done(ovs, q))
                 r = wait_check_all(ovs, br, q);
-        } else {
-                for (size_t k = 0; k < q->n && r == 0; k++)
-                        if (q->ports[k].changed && wait_check(ovs, br, q, &q->ports[k]) < 0)
-                                r = -1;
-                if (r == 0 && wait_done(ovs, q))
-                        r = wait_check_all(ovs, br, q);
-        }
-        q->changed = false;
-        if (r < 0)
-                return req_fail(ovs, q);
-        if (wait_done(ovs, q)) {
-                if (ovs->cfg->ovn)
-                        log_info("%s %s%s: ovn-installed %lld ms after the commit (ofport after %lld ms), %lld ms after "
-                                 "the request",
-                                 q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
-                                 now - q->committed, (q->ovn_waiting ? q->ofports_at : now) - q->committed,
-                                 now - q->started);
-                else
-                        log_debug("%s %s%s: ofport assigned %lld ms after the commit, %lld ms after the request",
-                                  q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
-                                  now - q->committed, now - q->started);
-                req_answer(ovs, q, 0);
-                return STEP_DONE;
-        }
-        if (ovs->cfg->ovn && q->n_ready == q->n && !q->ovn_waiting) {
-                /* Every ofport is there: now ovn-controller has ovn_wait_ms to
-                 * bind the logical ports and install their flows. */
-                q->ovn_waiting = true;
-                q->ofports_at = now;
-                q->deadline = now + ovs->cfg->ovn_wait_ms;
-                return STEP_IDLE;
-        }
-        if (now < q->deadline)
-                return STEP_IDLE;
-        if (!q->ovn_waiting && ovs->conn == CONN_UP) {
-                /* Still in time while ovs-vswitchd keeps assigning ofports to the
-                 * ports it was given (ovs_wait_deadline()). */
-                long long d = ovs_wait_deadline(q->started, ovs->progress_at, ovs->recent_ms, ovs->cfg->port_timeout_ms);
+        return r;
+}
 
-                if (now < d) {
-                        q->deadline = d;
-                        q->extended = true;
-                        return STEP_IDLE;
-                }
-        }
+static void log_wait_done(const struct ovs *ovs, const struct req *q, long long now)
+{
+        if (ovs->cfg->ovn)
+                log_info("%s %s%s: ovn-installed %lld ms after the commit (ofport after %lld ms), %lld ms after "
+                         "the request",
+                         q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
+                         now - q->committed, (q->ovn_waiting ? q->ofports_at : now) - q->committed, now - q->started);
+        else
+                log_debug("%s %s%s: ofport assigned %lld ms after the commit, %lld ms after the request",
+                          q->many ? "port_add_many" : "port_add", q->ports[0].name, q->many ? " ..." : "",
+                          now - q->committed, now - q->started);
+}
+
+/* The deadline of a waiting request passed for good: answered (ovn_timeout_policy continue) or failed,
+ * with what it waited for. */
+static enum step wait_timed_out(struct ovs *ovs, struct req *q, long long now)
+{
+        char what[128];
+
         if (q->ovn_waiting && q->n_ready == q->n && ovs->conn == CONN_UP) {
                 if (streq(ovs->cfg->ovn_timeout_policy, "continue")) {
                         log_warn("%s %s%s: ovn-controller did not mark %zu of %zu port(s) installed within %u ms "
@@ -1132,6 +1113,45 @@ static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
                           q->n - q->n_ready, q->n);
         set_deadline_error(ovs, q, what);
         return req_fail(ovs, q);
+}
+
+static enum step step_wait(struct ovs *ovs, struct req *q, long long now)
+{
+        int r;
+
+        if (q->scanned && !q->changed && now < q->deadline)
+                return STEP_IDLE;
+        r = wait_scan(ovs, q, now);
+        q->changed = false;
+        if (r < 0)
+                return req_fail(ovs, q);
+        if (wait_done(ovs, q)) {
+                log_wait_done(ovs, q, now);
+                req_answer(ovs, q, 0);
+                return STEP_DONE;
+        }
+        if (ovs->cfg->ovn && q->n_ready == q->n && !q->ovn_waiting) {
+                /* Every ofport is there: now ovn-controller has ovn_wait_ms to
+                 * bind the logical ports and install their flows. */
+                q->ovn_waiting = true;
+                q->ofports_at = now;
+                q->deadline = now + ovs->cfg->ovn_wait_ms;
+                return STEP_IDLE;
+        }
+        if (now < q->deadline)
+                return STEP_IDLE;
+        if (!q->ovn_waiting && ovs->conn == CONN_UP) {
+                /* Still in time while ovs-vswitchd keeps assigning ofports to the
+                 * ports it was given (ovs_wait_deadline()). */
+                long long d = ovs_wait_deadline(q->started, ovs->progress_at, ovs->recent_ms, ovs->cfg->port_timeout_ms);
+
+                if (now < d) {
+                        q->deadline = d;
+                        q->extended = true;
+                        return STEP_IDLE;
+                }
+        }
+        return wait_timed_out(ovs, q, now);
 }
 
 /* Drive a request as far as it goes now. True when it is finished: the
