@@ -449,6 +449,21 @@ END_TEST
 
 /* A domain of libvirt's test driver for a node file: named nova-<uuid>; with mark_uuid, it
  * carries our mark naming that uuid and display (NULL: no mark). */
+/* A test driver node file in the new directory dir (a mkdtemp template): its path in node, the
+ * test:// URI of it in uri, and the file open with its <node> begun (the caller writes the domains). */
+static FILE *node_file_begin(char *dir, char *node, size_t node_len, char *uri, size_t uri_len)
+{
+        FILE *f;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(xsnprintf(node, node_len, "%s/node.xml", dir), 0);
+        ck_assert_int_eq(xsnprintf(uri, uri_len, "test://%s", node), 0);
+        f = fopen(node, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "<node>\n");
+        return f;
+}
+
 static void node_domain(FILE *f, const char *uuid, const char *mark_uuid, const char *display)
 {
         fprintf(f, "<domain type='test'><name>nova-%s</name><uuid>%s</uuid>", uuid, uuid);
@@ -469,12 +484,7 @@ START_TEST(test_domain_list_skips_lookalikes_in_pages)
         bool ours[40];
         FILE *f;
 
-        ck_assert_ptr_nonnull(mkdtemp(dir));
-        ck_assert_int_eq(xsnprintf(node, sizeof(node), "%s/node.xml", dir), 0);
-        ck_assert_int_eq(xsnprintf(uri, sizeof(uri), "test://%s", node), 0);
-        f = fopen(node, "we");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "<node>\n");
+        f = node_file_begin(dir, node, sizeof(node), uri, sizeof(uri));
         for (unsigned i = 0; i < ARRAY_SIZE(ours); i++) {
                 char uuid[37], other[37];
                 /* listed in the reverse of UUID order, so the module's sort matters */
@@ -544,12 +554,7 @@ START_TEST(test_domain_list_full_pages)
 
         memset(display, 'n', INSTANCE_NAME_MAX);
         display[INSTANCE_NAME_MAX] = '\0';
-        ck_assert_ptr_nonnull(mkdtemp(dir));
-        ck_assert_int_eq(xsnprintf(node, sizeof(node), "%s/node.xml", dir), 0);
-        ck_assert_int_eq(xsnprintf(uri, sizeof(uri), "test://%s", node), 0);
-        f = fopen(node, "we");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "<node>\n");
+        f = node_file_begin(dir, node, sizeof(node), uri, sizeof(uri));
         for (unsigned i = 0; i < 300; i++) {
                 char uuid[37];
                 (void)snprintf(uuid, sizeof(uuid), "3f2504e0-4f89-41d3-9a0c-0305e82c%04u", i);
