@@ -364,7 +364,7 @@ s_image_boot() {
 	echo "QEMU pid $pid: AppArmor label $label"
 	case "$label" in "libvirt-$uuid (enforce)") ;; *) echo "QEMU is not confined by libvirt-$uuid (enforce)"; return 1 ;; esac
 	grep -F "$POOL_PATH/" "/etc/apparmor.d/libvirt/libvirt-$uuid.files" || { echo "virt-aa-helper's profile names none of our volumes"; return 1; }
-	grep -qF "$POOL_PATH/$uuid-root.qcow2" "/etc/apparmor.d/libvirt/libvirt-$uuid.files" || { echo "root disk not in libvirt-$uuid.files"; return 1; }
+	grep -qF "$POOL_PATH/nova-$uuid-root.qcow2" "/etc/apparmor.d/libvirt/libvirt-$uuid.files" || { echo "root disk not in libvirt-$uuid.files"; return 1; }
 	grep -qE "$POOL_PATH/image-[0-9a-f-]{36}\.raw" "/etc/apparmor.d/libvirt/libvirt-$uuid.files" || { echo "the backing base is not in libvirt-$uuid.files"; return 1; }
 	if qemu_denials "$uuid"; then echo "AppArmor denied QEMU (libvirt-$uuid) the above"; return 1; fi
 	# an image an instance uses cannot be deleted
