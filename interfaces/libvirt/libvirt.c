@@ -2193,6 +2193,13 @@ static int handle_root_disk_create(void *state, struct modrt_call *call)
         r = vol_lookup(pool, root_name, &root, call->err, sizeof(call->err));
         if (r < 0 && r != -ENOENT)
                 return r;
+        if (r == -ENOENT && existing) {
+                /* put back by hand into the directory (a restore): the pool knows it after a refresh */
+                (void)virStoragePoolRefresh(pool, 0);
+                r = vol_lookup(pool, root_name, &root, call->err, sizeof(call->err));
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
         if (r == -ENOENT && existing) /* an empty overlay in its place would pass for the guest's disk */
                 return fail(call, -ENOENT, "volume %s is missing: it held the guest's data and is not made again "
                             "(restore it, or delete the instance)", root_name);

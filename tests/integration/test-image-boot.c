@@ -752,7 +752,9 @@ END_TEST
  *     ("nova-<uuid>-root.qcow2.bak") are never touched;
  *   - the root disk deleted while the guest runs: not made again (it held the guest's data);
  *     the instance goes to error with a fault naming the volume, `start` is refused by the
- *     module (nothing made), `delete` removes the rest. */
+ *     module (nothing made); once the volume is put back (a link kept before the delete),
+ *     `start` repairs the instance and the guest boots from the disk it wrote; `delete`
+ *     removes it all. */
 START_TEST(test_reconcile_volumes_real)
 {
         char out[65536], before[16384], after[16384], uuid[UUID_STR_LEN + 1], want[256], vol[128], state[32],
@@ -828,8 +830,10 @@ START_TEST(test_reconcile_volumes_real)
                "orphan_policy = reap; 2 foreign volumes untouched\n",
                (unsigned long long)((now_usec() - t0) / 1000));
 
-        /* the root disk deleted while the guest runs: never made again; the instance in error says why */
+        /* the root disk deleted while the guest runs: never made again; the instance in error says why
+         * (a second link to the file, made first, stands in for the operator's backup) */
         (void)snprintf(vol, sizeof(vol), "nova-%s-root.qcow2", uuid);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "ln %s/%s %s/kept-root.qcow2", pool_dir, vol, tmpdir), 0);
         ck_assert_int_eq(run_sh(out, sizeof(out), "virsh -q -c '%s' vol-delete --pool %s %s", uri, POOL, vol), 0);
         t0 = now_usec();
         for (;;) {
@@ -852,6 +856,22 @@ START_TEST(test_reconcile_volumes_real)
         r = run_sh(out, sizeof(out), "%s start vmv --wait", cli);
         ck_assert_msg(r == 1 && strstr(out, "is missing") && strstr(out, "not made again"), "start: %d %s", r, out);
         ck_assert_msg(!pool_has(vol), "start made the root disk again");
+        /* the operator's way back: the volume restored under its name, then start repairs the rest;
+         * the guest's disk is the one it wrote (stop and start: it counts its second boot) */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "ln %s/kept-root.qcow2 %s/%s && rm %s/kept-root.qcow2", tmpdir,
+                                pool_dir, vol, tmpdir),
+                         0);
+        r = run_sh(out, sizeof(out), "%s start vmv --wait", cli);
+        ck_assert_msg(r == 0, "start after the restore: %s; see %s", out, core.log);
+        instance_str("vmv", "vm_state", state, sizeof(state));
+        instance_str("vmv", "fault", fault, sizeof(fault));
+        ck_assert_msg(streq(state, "active") && !fault[0], "%s: %s", state, fault);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s stop vmv --wait && %s start vmv --wait", cli, cli), 0);
+        t0 = now_usec();
+        (void)wait_console("vmv", "NOVA-GUEST disk boots=2");
+        printf("test-image-boot: reconcile: root disk restored, start repaired the instance; after stop and start the "
+               "guest counted its second boot on it (%llu ms)\n",
+               (unsigned long long)((now_usec() - t0) / 1000));
         r = run_sh(out, sizeof(out), "%s delete vmv --wait", cli);
         ck_assert_msg(r == 0, "delete: %s; see %s", out, core.log);
         pool_volumes(out, sizeof(out));
