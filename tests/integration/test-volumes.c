@@ -565,6 +565,20 @@ START_TEST(test_root_disk_overlay)
         pw_bool(m.w, "existing", true);
         ck_assert_msg(mod_call(&m, -1, 10000) == 0, "%s", m.err);
         ck_assert(!proto_get_bool(m.msg->body, "created", true));
+        /* deleted through libvirt, then put back into the directory by hand (a restore; libvirt's
+         * pool has not been refreshed since): found, not missing */
+        ck_assert_int_eq(sh("ln '%s/nova-" INST2 "-root.qcow2' '%s/kept.qcow2' && virsh -q -c '%s' vol-delete --pool " POOL
+                            " nova-" INST2 "-root.qcow2 >/dev/null && ln '%s/kept.qcow2' '%s/nova-" INST2 "-root.qcow2' && "
+                            "rm '%s/kept.qcow2'",
+                            pool_path, tmpdir, uri, tmpdir, pool_path, tmpdir),
+                         0);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "root_disk_create");
+        pw_str(m.w, "instance_uuid", INST2);
+        pw_str(m.w, "image_uuid", IMG1);
+        pw_u64(m.w, "size_gb", 0);
+        pw_bool(m.w, "existing", true);
+        ck_assert_msg(mod_call(&m, -1, 10000) == 0, "a restored root disk was not found: %s", m.err);
+        ck_assert(!proto_get_bool(m.msg->body, "created", true));
         ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG1), -EBUSY);
         ck_assert_int_eq(call_one(&m, "volumes_delete", "instance_uuid", INST2), 0);
         ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG1), 0);
