@@ -1596,6 +1596,39 @@ START_TEST(test_migrate_prepare_finish)
 }
 END_TEST
 
+/* Destination: the source's record says its root disk was made (there); the prepare makes one
+ * here (not "existing", which the module would refuse), and from then on it is this host's. */
+START_TEST(test_migrate_prepare_makes_root_disk)
+{
+        struct instance tmpl, *inst = NULL;
+        struct done d = { 0 };
+        char text[1024], why[256], err[256];
+        int plug;
+
+        setup("ovs", "report");
+        seen_root_existing[0] = '\0';
+        fake_set_reply("root_disk_create", root_existing_seen);
+        (void)snprintf(text, sizeof(text), LEGACY_RECORD, "active", "");
+        {
+                /* the source's stored form, which says "root_disk": true */
+                char *k = strstr(text, "\"key\"");
+                char rest[512];
+                (void)strscpy(rest, k, sizeof(rest));
+                (void)snprintf(k, sizeof(text) - (size_t)(k - text), "\"root_disk\":true,%s", rest);
+        }
+        ck_assert_msg(instance_parse_stored(text, strlen(text), &tmpl, why, sizeof(why)) == 0, "%s", why);
+        ck_assert(tmpl.root_disk);
+        ck_assert_int_eq(lifecycle_migrate_prepare(lc, &tmpl, on_done, &d, NULL, &inst, err, sizeof(err), &plug), 0);
+        instance_template_clear(&tmpl);
+        fake_flush();
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_str_eq(fake_log(), "root_disk_create config_drive_create");
+        ck_assert_str_eq(seen_root_existing, "new");
+        ck_assert(inst->root_disk);
+        teardown();
+}
+END_TEST
+
 /* Destination: abort removes what prepare made, unless the domain is here (then finish is the answer). */
 START_TEST(test_migrate_abort)
 {
@@ -1759,6 +1792,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_reconcile_volumes);
         tcase_add_test(tc, test_reconcile_root_disk_lost);
         tcase_add_test(tc, test_root_disk_mark);
+        tcase_add_test(tc, test_migrate_prepare_makes_root_disk);
         tcase_add_test(tc, test_reconcile_volume_list_fails);
         tcase_add_test(tc, test_shutdown_mid_boot_keeps_task);
         tcase_add_test(tc, test_migrate_source);
