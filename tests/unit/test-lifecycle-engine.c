@@ -1352,10 +1352,12 @@ START_TEST(test_reconcile_root_disk_lost)
 }
 END_TEST
 
-#define LEGACY_RECORD                                                                                                 \
+/* A stored record with an image (vm_state and task as %s), extra members before "key". */
+#define STORED_RECORD(extra)                                                                                          \
         "{\"version\":1,\"uuid\":\"" INST_UUID "\",\"name\":\"a\",\"vcpus\":1,\"memory_mb\":64,\"vm_state\":\"%s\","    \
         "\"task\":\"%s\",\"fault\":\"\",\"created_at\":1,\"cpu_set\":\"\",\"pin_state\":\"\",\"pin_detail\":\"\","       \
-        "\"image_uuid\":\"" IMAGE_UUID "\",\"disk_gb\":1,\"key\":\"\",\"ports\":[]}"
+        "\"image_uuid\":\"" IMAGE_UUID "\",\"disk_gb\":1," extra "\"key\":\"\",\"ports\":[]}"
+#define LEGACY_RECORD STORED_RECORD("") /* written before the root_disk mark */
 
 /* The mark follows the disk: a boot rolled back after its root disk removed it (clear), so the
  * repair (start) makes a new one; a record written before the mark existed says true when its
@@ -1608,14 +1610,8 @@ START_TEST(test_migrate_prepare_makes_root_disk)
         setup("ovs", "report");
         seen_root_existing[0] = '\0';
         fake_set_reply("root_disk_create", root_existing_seen);
-        (void)snprintf(text, sizeof(text), LEGACY_RECORD, "active", "");
-        {
-                /* the source's stored form, which says "root_disk": true */
-                char *k = strstr(text, "\"key\"");
-                char rest[512];
-                (void)strscpy(rest, k, sizeof(rest));
-                (void)snprintf(k, sizeof(text) - (size_t)(k - text), "\"root_disk\":true,%s", rest);
-        }
+        /* the source's stored form (GET /v1/instances/ID/migration), which says its disk was made */
+        (void)snprintf(text, sizeof(text), STORED_RECORD("\"root_disk\":true,"), "active", "");
         ck_assert_msg(instance_parse_stored(text, strlen(text), &tmpl, why, sizeof(why)) == 0, "%s", why);
         ck_assert(tmpl.root_disk);
         ck_assert_int_eq(lifecycle_migrate_prepare(lc, &tmpl, on_done, &d, NULL, &inst, err, sizeof(err), &plug), 0);
