@@ -200,6 +200,8 @@ static const struct schema_field root_disk_req[] = {
         { .name = "instance_uuid", .kind = SCH_UUID, .required = true },
         { .name = "image_uuid", .kind = SCH_UUID, .required = true },
         { .name = "size_gb", .kind = SCH_U64, .required = true, .min = 0, .max = LIBVIRT_MAX_DISK_GB },
+        /* the disk was made before (it holds the guest's data): find it, never make a new one */
+        { .name = "existing", .kind = SCH_BOOL, .required = false },
         { .name = NULL },
 };
 

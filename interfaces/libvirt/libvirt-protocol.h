@@ -44,8 +44,10 @@
  *                   -EBUSY the same image is being uploaded or too many uploads, -EPIPE short stream.
  *   image_delete:   { image_uuid } -> { deleted: bool }
  *   image_list:     {} -> { images: [{ image_uuid, volume, capacity, allocation }], total, truncated }
- *   root_disk_create: { instance_uuid, image_uuid, size_gb } -> { volume, path, capacity, backing_path,
+ *   root_disk_create: { instance_uuid, image_uuid, size_gb, existing? } -> { volume, path, capacity, backing_path,
  *                   created: bool }   capacity = max(size_gb GiB, the base's capacity)
+ *                   existing: true: the disk was made before and holds the guest's data; it must be
+ *                   there (-ENOENT, nothing created, when it is not: never an empty disk in its place)
  *   config_drive_create: request { instance_uuid } + ONE descriptor: the drive's description (JSON as
  *                   config_drive_spec_from_json takes it, at most 256 KiB, its uuid = instance_uuid);
  *                   reply { volume, path, size }: "nova-" + instance_uuid + "-config.iso", raw,
@@ -85,6 +87,7 @@
 #include "schema.h"
 
 #define LIBVIRT_DOMAIN_PREFIX "nova-"
+#define LIBVIRT_ROOT_VOL_SUFFIX "-root.qcow2" /* root disk: LIBVIRT_DOMAIN_PREFIX + instance_uuid + this */
 #define LIBVIRT_METADATA_URI "urn:nova-hypervisor:instance:1" /* our ownership mark's namespace */
 #define LIBVIRT_METADATA_KEY "nova"
 #define LIBVIRT_MAX_PORTS 16

@@ -642,7 +642,7 @@ static int lookup_ours(struct lv *lv, struct modrt_call *call, const char *insta
 #define IMAGE_VOL_PREFIX "image-"
 #define IMAGE_VOL_SUFFIX ".raw"
 #define IMPORT_VOL_SUFFIX ".import.qcow2" /* a qcow2 import's temporary volume, converted to the .raw base */
-#define ROOT_VOL_SUFFIX "-root.qcow2"
+#define ROOT_VOL_SUFFIX LIBVIRT_ROOT_VOL_SUFFIX
 #define CONFIG_VOL_SUFFIX "-config.iso"
 #define CONSOLE_VOL_SUFFIX "-console.log"
 #define VOL_NAME_MAX 80
@@ -2160,6 +2160,7 @@ static int handle_root_disk_create(void *state, struct modrt_call *call)
         const char *instance_uuid = proto_get_str(call->req, "instance_uuid", "");
         const char *image_uuid = proto_get_str(call->req, "image_uuid", "");
         uint64_t size_gb = proto_get_u64(call->req, "size_gb", 0), capacity;
+        bool existing = proto_get_bool(call->req, "existing", false);
         _cleanup_pool_ virStoragePoolPtr pool = NULL;
         _cleanup_vol_ virStorageVolPtr base = NULL, root = NULL;
         char base_name[VOL_NAME_MAX], root_name[VOL_NAME_MAX], base_path[400], root_path[400], xml[1024];
@@ -2192,6 +2193,16 @@ static int handle_root_disk_create(void *state, struct modrt_call *call)
         r = vol_lookup(pool, root_name, &root, call->err, sizeof(call->err));
         if (r < 0 && r != -ENOENT)
                 return r;
+        if (r == -ENOENT && existing) {
+                /* put back by hand into the directory (a restore): the pool knows it after a refresh */
+                (void)virStoragePoolRefresh(pool, 0);
+                r = vol_lookup(pool, root_name, &root, call->err, sizeof(call->err));
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        if (r == -ENOENT && existing) /* an empty overlay in its place would pass for the guest's disk */
+                return fail(call, -ENOENT, "volume %s is missing: it held the guest's data and is not made again "
+                            "(restore it, or delete the instance)", root_name);
         if (r == -ENOENT) {
                 /* The overlay starts nearly empty, but the guest may fill it: refuse what the pool cannot hold. */
                 (void)virStoragePoolRefresh(pool, 0);

@@ -339,6 +339,7 @@ static struct json_object *instance_to_stored_json(const struct instance *inst)
         if (inst->image_uuid[0]) {
                 json_object_object_add(o, "image_uuid", json_object_new_string(inst->image_uuid));
                 json_object_object_add(o, "disk_gb", json_object_new_int64(inst->disk_gb));
+                json_object_object_add(o, "root_disk", json_object_new_boolean(inst->root_disk));
                 json_object_object_add(o, "key", json_object_new_string(inst->key));
                 if (inst->user_data)
                         json_object_object_add(o, "user_data", json_object_new_string(inst->user_data));
@@ -447,18 +448,20 @@ static int stored_pinning_from_json(struct json_object *o, struct instance *inst
         return 0;
 }
 
-/* image_uuid, disk_gb, key, user_data of a stored instance: absent for a diskless instance
+/* image_uuid, disk_gb, root_disk, key, user_data of a stored instance: absent for a diskless instance
  * (and before disks). user_data goes to *ret_user_data (a copy, or NULL). 0, -ENOMEM or
  * -EBADMSG with the reason. */
 static int stored_disk_from_json(struct json_object *o, struct instance *inst, char **ret_user_data, char *why,
                                  size_t whylen)
 {
+        struct json_object *v;
         const char *s;
 
 #define BAD(...) do { (void)snprintf(why, whylen, __VA_ARGS__); return -EBADMSG; } while (0)
         s = get_str(o, "image_uuid");
         if (!s) {
                 if (json_object_object_get_ex(o, "disk_gb", NULL) || json_object_object_get_ex(o, "key", NULL) ||
+                    json_object_object_get_ex(o, "root_disk", NULL) ||
                     json_object_object_get_ex(o, "user_data", NULL) || json_object_object_get_ex(o, "kernel_uuid", NULL) ||
                     json_object_object_get_ex(o, "ramdisk_uuid", NULL) || json_object_object_get_ex(o, "cmdline", NULL))
                         BAD("disk_gb, key, user_data or a kernel without image_uuid");
@@ -469,6 +472,14 @@ static int stored_disk_from_json(struct json_object *o, struct instance *inst, c
         memcpy(inst->image_uuid, s, UUID_STR_LEN + 1);
         if (!get_u32(o, "disk_gb", 0, INSTANCE_DISK_GB_MAX, &inst->disk_gb))
                 BAD("disk_gb");
+        if (json_object_object_get_ex(o, "root_disk", &v)) {
+                if (!json_object_is_type(v, json_type_boolean))
+                        BAD("root_disk");
+                inst->root_disk = json_object_get_boolean(v);
+        } else {
+                /* written before the mark existed: an idle instance not in error finished its boot */
+                inst->root_disk = inst->task == TASK_NONE && inst->vm_state != VM_ERROR;
+        }
         s = get_str(o, "key");
         if (!s || (s[0] && !key_is_valid(s)))
                 BAD("key");

@@ -121,6 +121,12 @@ struct instance {
         char ramdisk_uuid[UUID_STR_LEN + 1];
         char cmdline[LIBVIRT_MAX_CMDLINE + 1];
         uint32_t disk_gb;
+        /* The root disk was made on this host and has not been removed since (set when a
+         * root_disk unit succeeds, cleared when its undo does). A disk that went missing while
+         * this is set held the guest's data: it is never made again (lifecycle.c), the instance
+         * goes to error instead. Stored as "root_disk"; a record written before it was known
+         * says true when it has an image and is idle and not in error (its boot finished). */
+        bool root_disk;
         char key[INSTANCE_KEY_MAX + 1];
         char *user_data;
         struct op *op;                          /* the operation in progress (lifecycle.c), not stored */

@@ -305,6 +305,8 @@ static int build_unit(const struct nova_config *cfg, const struct firewall *fw, 
                 if (!u->undo) {
                         pw_str(w, "image_uuid", inst->image_uuid);
                         pw_u64(w, "size_gb", inst->disk_gb);
+                        if (inst->root_disk) /* made before: it holds the guest's data, never made again */
+                                pw_bool(w, "existing", true);
                 }
                 break;
         case STEP_CONFIG_DRIVE:
@@ -798,7 +800,10 @@ static void on_unit_reply(const struct module_result *res, void *userdata)
                 uint64_t gb = (proto_get_u64(res->body, "capacity", 0) + (1ULL << 30) - 1) >> 30;
                 if (gb > op->inst->disk_gb && gb <= INSTANCE_DISK_GB_MAX)
                         op->inst->disk_gb = (uint32_t)gb;
+                op->inst->root_disk = true; /* from now on it holds the guest's data */
         }
+        if (u->step == STEP_ROOT_DISK && u->undo)
+                op->inst->root_disk = false; /* removed (or gone already): a boot may make it again */
         if (stop_waits(op, res))
                 return;
         op->pos++;
@@ -1117,7 +1122,8 @@ int lifecycle_migrate_prepare(struct lifecycle *lc, const struct instance *tmpl,
 {
         struct instance tmp = *tmpl;
 
-        /* what the source recorded about its own run is not ours */
+        /* what the source recorded about its own run is not ours (its root disk is made here) */
+        tmp.root_disk = false;
         tmp.cpu_set[0] = '\0';
         tmp.pin_state = PIN_NONE;
         tmp.pin_detail[0] = '\0';
@@ -1480,7 +1486,7 @@ static const char *missing_part(const struct lifecycle *lc, const struct instanc
                 struct json_object *vols = NULL;
                 (void)json_object_object_get_ex(lc->pass.found[LIST_VOLUMES], inst->uuid, &vols);
                 if (!vols || !json_object_object_get_ex(vols, "root", NULL))
-                        return "its root disk is missing";
+                        return "its root disk was never made"; /* made before: root_disk_lost() */
                 if (!json_object_object_get_ex(vols, "config", NULL))
                         return "its config drive is missing";
         }
@@ -1533,6 +1539,37 @@ static void judge_migration(struct lifecycle *lc, struct instance *i)
         (void)op_launch(op, NULL, NULL, NULL, err, sizeof(err));
 }
 
+/* inst's root disk was made here and is gone from the pool (deleted behind our back): it held
+ * the guest's data, so it is not made again (an empty overlay would boot as a fresh disk while the
+ * user's writes went to the unlinked file). The instance goes to error with a fault that names
+ * the volume; the operator restores it (then start repairs the rest) or deletes the instance. */
+static bool root_disk_lost(const struct lifecycle *lc, const struct instance *inst)
+{
+        struct json_object *vols = NULL;
+
+        if (!inst->image_uuid[0] || !inst->root_disk || lc->pass.truncated[LIST_VOLUMES])
+                return false;
+        (void)json_object_object_get_ex(lc->pass.found[LIST_VOLUMES], inst->uuid, &vols);
+        return !vols || !json_object_object_get_ex(vols, "root", NULL);
+}
+
+static void record_root_disk_lost(struct lifecycle *lc, struct instance *inst)
+{
+        inst->vm_state = VM_ERROR;
+        (void)snprintf(inst->fault, sizeof(inst->fault),
+                       "root disk %s%s%s was removed outside nova-hypervisor; it held the guest's data and is not "
+                       "made again: restore the volume and start the instance, or delete it",
+                       LIBVIRT_DOMAIN_PREFIX, inst->uuid, LIBVIRT_ROOT_VOL_SUFFIX);
+        log_err("reconcile: instance %s (%s): its root disk %s%s%s is missing from the storage pool; not re-created "
+                "(it held the guest's data); the instance is in error%s",
+                inst->name, inst->uuid, LIBVIRT_DOMAIN_PREFIX, inst->uuid, LIBVIRT_ROOT_VOL_SUFFIX,
+                streq(inst->power_state, "running") ? "; its guest still runs, writing to the removed file until its "
+                                                      "QEMU exits (the file can be copied back from QEMU's open "
+                                                      "descriptor before the guest stops)"
+                                                    : "");
+        (void)save(lc, inst);
+}
+
 /* One idle instance against the facts: sync power state, finish interrupted
  * work, repair what is missing, record a guest that stopped by itself. */
 static void judge_instance(struct lifecycle *lc, struct instance *i)
@@ -1565,6 +1602,10 @@ static void judge_instance(struct lifecycle *lc, struct instance *i)
         }
         if (i->vm_state == VM_ERROR)
                 return; /* the operator decides: delete, or start to repair */
+        if (root_disk_lost(lc, i)) {
+                record_root_disk_lost(lc, i);
+                return;
+        }
         missing = missing_part(lc, i);
         if (missing) {
                 repair(lc, i, missing);

@@ -25,9 +25,9 @@ static void check_valid(const struct instance *i)
                         __builtin_trap();
         } else if (i->pin_state != PIN_NONE)
                 __builtin_trap();
-        /* disks: key, user_data and a size only with an image */
+        /* disks: key, user_data, a size and the root disk's mark only with an image */
         if (memchr(i->key, '\0', sizeof(i->key)) == NULL || (i->image_uuid[0] && !uuid_is_valid(i->image_uuid)) ||
-            (!i->image_uuid[0] && (i->key[0] || i->user_data || i->disk_gb)) || i->disk_gb > INSTANCE_DISK_GB_MAX ||
+            (!i->image_uuid[0] && (i->key[0] || i->user_data || i->disk_gb || i->root_disk)) || i->disk_gb > INSTANCE_DISK_GB_MAX ||
             (i->user_data && (strlen(i->user_data) == 0 || strlen(i->user_data) % 4 != 0)))
                 __builtin_trap();
         /* direct kernel boot: kernel and ramdisk both or neither, only with an image; a cmdline only with them */

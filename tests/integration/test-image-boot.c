@@ -27,6 +27,14 @@
  * stopped for 11 s) is removed within seconds of the start: the mark was
  * stored, not restarted.
  *
+ * Case "persist": the guest's disk marker survives `stop` and `start` through the CLI and the
+ * product (the guest counts its boots on its root disk: 1, then 2).
+ *
+ * Case "reconcile": volumes changed behind our back with virsh (its own connection): a deleted
+ * config drive is made again with the same files; a volume named as ours with no instance is
+ * reported, then reaped (orphan_policy = reap); foreign volumes are never touched; a deleted root
+ * disk is never made again: the instance goes to error with a fault naming the volume.
+ *
  * Figures printed: boot to console line, and for a 1 GiB raw image the
  * import's throughput and the peak RSS (VmHWM) of nova-compute and
  * nova-libvirt, against `virsh vol-upload` of the same file in the same run. */
@@ -592,6 +600,293 @@ START_TEST(test_image_cache_expiry)
 }
 END_TEST
 
+/* ---- cases "persist" and "reconcile": the product path against the private libvirtd ---- */
+
+/* (Re)start the shared core with the pool and the extra config lines, both modules running, the CLI on it. */
+static void start_core_with(const char *extra)
+{
+        char conf[2 * PATH_MAX + 1024];
+
+        (void)unsetenv("NOVA_TEST_FAULT_STEP"); /* a failed case "qemu" may have left it set */
+        if (core.pid > 0)
+                core_stop(&core);
+        (void)snprintf(conf, sizeof(conf),
+                       "plugs = libvirt network-control\nvif_type = tap\nlibvirt_uri = %s\nstorage_pool = %s\n"
+                       "storage_pool_path = %s\nmodule_timeout_ms = 30000\n%s",
+                       uri, POOL, pool_dir, extra);
+        core_start(&core, conf);
+        ck_assert_msg(core_wait_module_running(&core, "libvirt", 0, 20000) > 0, "the libvirt module did not start; see %s",
+                      core.log);
+        ck_assert(core_wait_module_running(&core, "network-control", 0, 20000) > 0);
+        (void)snprintf(cli, sizeof(cli), "%s/nova-hypervisor --socket %s", getenv("NOVA_BIN") ? getenv("NOVA_BIN") : "build/bin",
+                       core.socket);
+}
+
+/* A string member of instance name (GET /v1/instances/NAME) into ret ("" when null). */
+static void instance_str(const char *name, const char *key, char *ret, size_t size)
+{
+        struct json_object *resp = NULL, *v;
+        char path[128];
+
+        (void)snprintf(path, sizeof(path), "/v1/instances/%s", name);
+        ck_assert_int_eq(core_api(&core, "GET", path, NULL, &resp), 200);
+        ret[0] = '\0';
+        if (json_object_object_get_ex(resp, key, &v) && v)
+                (void)strscpy(ret, json_object_get_string(v), size);
+        json_object_put(resp);
+}
+
+/* The status's reconcile counters: runs (and orphan_volumes when ret_orphans). */
+static uint64_t reconcile_runs(int *ret_orphans)
+{
+        struct json_object *resp = NULL, *rec, *v;
+        uint64_t runs = 0;
+
+        ck_assert_int_eq(core_api(&core, "GET", "/v1/status", NULL, &resp), 200);
+        ck_assert(json_object_object_get_ex(resp, "reconcile", &rec));
+        if (json_object_object_get_ex(rec, "runs", &v))
+                runs = (uint64_t)json_object_get_int64(v);
+        if (ret_orphans)
+                *ret_orphans = json_object_object_get_ex(rec, "orphan_volumes", &v) ? json_object_get_int(v) : -1;
+        json_object_put(resp);
+        return runs;
+}
+
+/* Wait until n more reconcile passes ended (reconcile_interval_s = 2). */
+static void wait_passes(unsigned n)
+{
+        uint64_t want = reconcile_runs(NULL) + n, t0 = now_usec();
+
+        while (reconcile_runs(NULL) < want) {
+                ck_assert_msg(now_usec() - t0 < 60000000ULL, "no %u reconcile passes within 60 s; see %s", n, core.log);
+                sleep_ms(250);
+        }
+}
+
+static bool pool_has(const char *volume)
+{
+        char vols[8192], spaced[8200], word[256];
+
+        pool_volumes(vols, sizeof(vols));
+        (void)snprintf(spaced, sizeof(spaced), " %s", vols); /* every name between spaces */
+        (void)snprintf(word, sizeof(word), " %s ", volume);
+        return strstr(spaced, word) != NULL;
+}
+
+/* What the guest reads from its config drive: meta_data.json and network_data.json, read back
+ * with isoinfo from the volume downloaded through a connection of our own (not the module's). */
+static void config_drive_files(const char *uuid, const char *tag, char *out, size_t size)
+{
+        int r = run_sh(out, size,
+                       "virsh -q -c '%s' vol-download --pool %s nova-%s-config.iso %s/cd-%s.iso && "
+                       "isoinfo -R -x /openstack/latest/meta_data.json -i %s/cd-%s.iso && echo && "
+                       "isoinfo -R -x /openstack/latest/network_data.json -i %s/cd-%s.iso",
+                       uri, POOL, uuid, tmpdir, tag, tmpdir, tag, tmpdir, tag);
+        ck_assert_msg(r == 0, "reading the config drive back: %s", out);
+}
+
+/* Case "persist": the guest's disk marker survives stop and start through the product (CLI ->
+ * nova-compute -> the libvirt module -> the private libvirtd): the first boot counts 1 on its
+ * disk, `stop` (the guest has no ACPI handler: the module's forced stop after shutdown_timeout_s)
+ * and `start` boot it again from the same root disk, which counts 2. */
+START_TEST(test_stop_start_keeps_disk)
+{
+        char out[65536], uuid[UUID_STR_LEN + 1], want[128], state[32];
+        uint64_t t0, ms;
+        int r;
+
+        start_core_with("shutdown_timeout_s = 3\n");
+        r = run_sh(out, sizeof(out), "%s image import guest %s/disk.raw", cli, guest_dir);
+        ck_assert_msg(r == 0, "image import: %s", out);
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out), "%s boot vmp --image guest --memory 256 --port ip=10.0.9.11 --wait", cli);
+        ck_assert_msg(r == 0, "boot: %s; see %s", out, core.log);
+        instance_uuid("vmp", uuid);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.11", uuid);
+        (void)wait_console("vmp", want);
+        ms = (now_usec() - t0) / 1000;
+        printf("test-image-boot: persist: first boot: console line %llu ms after the boot command started\n",
+               (unsigned long long)ms);
+        ck_assert_uint_lt(wait_console("vmp", "NOVA-GUEST disk boots=1"), 5000); /* printed before the uuid line */
+
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out), "%s stop vmp --wait", cli);
+        ck_assert_msg(r == 0, "stop: %s; see %s", out, core.log);
+        printf("test-image-boot: persist: stop --wait answered in %llu ms (shutdown_timeout_s = 3)\n",
+               (unsigned long long)((now_usec() - t0) / 1000));
+        instance_str("vmp", "vm_state", state, sizeof(state));
+        ck_assert_str_eq(state, "stopped");
+        instance_str("vmp", "power_state", state, sizeof(state));
+        ck_assert_str_eq(state, "shutoff");
+
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out), "%s start vmp --wait", cli);
+        ck_assert_msg(r == 0, "start: %s; see %s", out, core.log);
+        (void)wait_console("vmp", "NOVA-GUEST disk boots=2");
+        ms = (now_usec() - t0) / 1000;
+        printf("test-image-boot: persist: after start, 'disk boots=2' (the first boot's marker read back from the "
+               "root disk) %llu ms after the start command\n",
+               (unsigned long long)ms);
+        (void)wait_console("vmp", want); /* and it read its config drive again */
+        r = run_sh(out, sizeof(out), "%s console vmp --tail 8192", cli);
+        ck_assert_msg(r == 0 && !strstr(out, "disk boots=1"), "a fresh disk after start: %s", out);
+        instance_str("vmp", "vm_state", state, sizeof(state));
+        ck_assert_str_eq(state, "active");
+
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s delete vmp --wait", cli), 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete guest", cli), 0);
+        pool_volumes(out, sizeof(out));
+        ck_assert_msg(strspn(out, " ") == strlen(out), "the pool is not empty: %s", out);
+        core_stop(&core);
+}
+END_TEST
+
+#define ORPHAN_UUID "5ca1ab1e-0000-4000-8000-00000000000f"
+
+/* Case "reconcile": volumes deleted or added behind our back, seen by reconcile against the
+ * private libvirtd (every change made with virsh on a connection of its own):
+ *   - the config drive deleted: the next pass makes it again, with the same files;
+ *   - a volume named as ours ("nova-" + a UUID no instance has + "-config.iso") is reported
+ *     (orphan_policy = report: status counts it, a log line names it, it stays), reaped after a
+ *     restart with orphan_policy = reap; a foreign volume ("operator-data.raw") and a look-alike
+ *     ("nova-<uuid>-root.qcow2.bak") are never touched;
+ *   - the root disk deleted while the guest runs: not made again (it held the guest's data);
+ *     the instance goes to error with a fault naming the volume, `start` is refused by the
+ *     module (nothing made); once the volume is put back (a link kept before the delete),
+ *     `start` repairs the instance and the guest boots from the disk it wrote; `delete`
+ *     removes it all. */
+START_TEST(test_reconcile_volumes_real)
+{
+        char out[65536], before[16384], after[16384], uuid[UUID_STR_LEN + 1], want[256], vol[128], state[32],
+                fault[300];
+        int orphans = -1, r;
+        uint64_t t0, ms;
+
+        start_core_with("reconcile_interval_s = 2\nshutdown_timeout_s = 3\norphan_policy = report\n");
+        r = run_sh(out, sizeof(out), "%s image import guest %s/disk.raw", cli, guest_dir);
+        ck_assert_msg(r == 0, "image import: %s", out);
+        t0 = now_usec();
+        r = run_sh(out, sizeof(out), "%s boot vmv --image guest --memory 256 --port ip=10.0.9.12 --wait", cli);
+        ck_assert_msg(r == 0, "boot: %s; see %s", out, core.log);
+        instance_uuid("vmv", uuid);
+        (void)snprintf(want, sizeof(want), "NOVA-GUEST uuid=%s ip=10.0.9.12", uuid);
+        (void)wait_console("vmv", want);
+        ms = (now_usec() - t0) / 1000;
+        printf("test-image-boot: reconcile: console line %llu ms after the boot command started\n", (unsigned long long)ms);
+
+        /* the config drive, deleted behind our back, comes back with the same files */
+        config_drive_files(uuid, "before", before, sizeof(before));
+        ck_assert_msg(strstr(before, uuid) && strstr(before, "10.0.9.12"), "%s", before);
+        (void)snprintf(vol, sizeof(vol), "nova-%s-config.iso", uuid);
+        /* (not checked gone here: a pass may make it again between the delete and a listing) */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "virsh -q -c '%s' vol-delete --pool %s %s", uri, POOL, vol), 0);
+        t0 = now_usec();
+        while (!pool_has(vol)) {
+                ck_assert_msg(now_usec() - t0 < 60000000ULL, "the config drive was not made again; see %s", core.log);
+                sleep_ms(250);
+        }
+        ms = (now_usec() - t0) / 1000;
+        wait_passes(1); /* the repair's define and start are done too */
+        config_drive_files(uuid, "after", after, sizeof(after));
+        ck_assert_msg(streq(before, after), "the config drive made again differs:\n%s\n---\n%s", before, after);
+        ck_assert_msg(file_contains(core.log, "its config drive is missing; repairing"), "see %s", core.log);
+        instance_str("vmv", "vm_state", state, sizeof(state));
+        ck_assert_str_eq(state, "active");
+        printf("test-image-boot: reconcile: a config drive deleted with virsh was back %llu ms later, same files\n",
+               (unsigned long long)ms);
+
+        /* an orphan of ours is reported and stays; foreign volumes are not ours */
+        ck_assert_int_eq(run_sh(out, sizeof(out),
+                                "virsh -q -c '%s' vol-create-as %s nova-" ORPHAN_UUID "-config.iso 1M --format raw && "
+                                "virsh -q -c '%s' vol-create-as %s operator-data.raw 1M --format raw && "
+                                "virsh -q -c '%s' vol-create-as %s nova-" ORPHAN_UUID "-root.qcow2.bak 1M --format raw",
+                                uri, POOL, uri, POOL, uri, POOL),
+                         0);
+        wait_passes(2);
+        (void)reconcile_runs(&orphans);
+        ck_assert_int_eq(orphans, 1);
+        ck_assert_msg(file_contains(core.log, "volumes of instance " ORPHAN_UUID " carries our mark but no instance owns "
+                                              "it (orphan_policy = report)"),
+                      "see %s", core.log);
+        ck_assert(pool_has("nova-" ORPHAN_UUID "-config.iso") && pool_has("operator-data.raw") &&
+                  pool_has("nova-" ORPHAN_UUID "-root.qcow2.bak"));
+
+        /* orphan_policy = reap (a restart; the guest keeps running): the orphan goes, nothing else */
+        start_core_with("reconcile_interval_s = 2\nshutdown_timeout_s = 3\norphan_policy = reap\n");
+        t0 = now_usec();
+        while (pool_has("nova-" ORPHAN_UUID "-config.iso")) {
+                ck_assert_msg(now_usec() - t0 < 60000000ULL, "the orphan volume was not reaped; see %s", core.log);
+                sleep_ms(250);
+        }
+        wait_passes(2);
+        ck_assert(pool_has("operator-data.raw") && pool_has("nova-" ORPHAN_UUID "-root.qcow2.bak"));
+        (void)snprintf(vol, sizeof(vol), "nova-%s-root.qcow2", uuid);
+        ck_assert(pool_has(vol));
+        (void)snprintf(vol, sizeof(vol), "nova-%s-config.iso", uuid);
+        ck_assert(pool_has(vol));
+        instance_str("vmv", "vm_state", state, sizeof(state));
+        ck_assert_str_eq(state, "active");
+        printf("test-image-boot: reconcile: orphan reported, then reaped %llu ms after the core started with "
+               "orphan_policy = reap; 2 foreign volumes untouched\n",
+               (unsigned long long)((now_usec() - t0) / 1000));
+
+        /* the root disk deleted while the guest runs: never made again; the instance in error says why
+         * (a second link to the file, made first, stands in for the operator's backup) */
+        (void)snprintf(vol, sizeof(vol), "nova-%s-root.qcow2", uuid);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "ln %s/%s %s/kept-root.qcow2", pool_dir, vol, tmpdir), 0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "virsh -q -c '%s' vol-delete --pool %s %s", uri, POOL, vol), 0);
+        t0 = now_usec();
+        for (;;) {
+                instance_str("vmv", "vm_state", state, sizeof(state));
+                if (!streq(state, "active"))
+                        break;
+                ck_assert_msg(now_usec() - t0 < 60000000ULL, "the instance did not leave active; see %s", core.log);
+                sleep_ms(250);
+        }
+        printf("test-image-boot: reconcile: root disk deleted with virsh: instance in %s %llu ms later\n", state,
+               (unsigned long long)((now_usec() - t0) / 1000));
+        wait_passes(2);
+        instance_str("vmv", "vm_state", state, sizeof(state));
+        instance_str("vmv", "fault", fault, sizeof(fault));
+        ck_assert_msg(!pool_has(vol), "the root disk was made again (an empty disk in place of the guest's); see %s",
+                      core.log);
+        ck_assert_msg(streq(state, "error"), "vm_state %s; see %s", state, core.log);
+        (void)snprintf(want, sizeof(want), "root disk %s was removed outside", vol);
+        ck_assert_msg(strstr(fault, want) && strstr(fault, "delete"), "fault: %s", fault);
+        r = run_sh(out, sizeof(out), "%s start vmv --wait", cli);
+        ck_assert_msg(r == 1 && strstr(out, "is missing") && strstr(out, "not made again"), "start: %d %s", r, out);
+        ck_assert_msg(!pool_has(vol), "start made the root disk again");
+        /* the operator's way back: the volume restored under its name, then start repairs the rest;
+         * the guest's disk is the one it wrote (stop and start: it counts its second boot) */
+        ck_assert_int_eq(run_sh(out, sizeof(out), "ln %s/kept-root.qcow2 %s/%s && rm %s/kept-root.qcow2", tmpdir,
+                                pool_dir, vol, tmpdir),
+                         0);
+        r = run_sh(out, sizeof(out), "%s start vmv --wait", cli);
+        ck_assert_msg(r == 0, "start after the restore: %s; see %s", out, core.log);
+        instance_str("vmv", "vm_state", state, sizeof(state));
+        instance_str("vmv", "fault", fault, sizeof(fault));
+        ck_assert_msg(streq(state, "active") && !fault[0], "%s: %s", state, fault);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s stop vmv --wait && %s start vmv --wait", cli, cli), 0);
+        t0 = now_usec();
+        (void)wait_console("vmv", "NOVA-GUEST disk boots=2");
+        printf("test-image-boot: reconcile: root disk restored, start repaired the instance; after stop and start the "
+               "guest counted its second boot on it (%llu ms)\n",
+               (unsigned long long)((now_usec() - t0) / 1000));
+        r = run_sh(out, sizeof(out), "%s delete vmv --wait", cli);
+        ck_assert_msg(r == 0, "delete: %s; see %s", out, core.log);
+        pool_volumes(out, sizeof(out));
+        ck_assert_msg(!strstr(out, uuid), "volumes of the deleted instance are left: %s", out);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "virsh -q -c '%s' vol-delete --pool %s operator-data.raw && "
+                                                  "virsh -q -c '%s' vol-delete --pool %s nova-" ORPHAN_UUID "-root.qcow2.bak",
+                                uri, POOL, uri, POOL),
+                         0);
+        ck_assert_int_eq(run_sh(out, sizeof(out), "%s image delete guest", cli), 0);
+        pool_volumes(out, sizeof(out));
+        ck_assert_msg(strspn(out, " ") == strlen(out), "the pool is not empty: %s", out);
+        core_stop(&core);
+}
+END_TEST
+
 /* Case "datapath": the instance's TCP through Open vSwitch's userspace
  * datapath (bridge_datapath_type = netdev, a private ovs-vswitchd). The
  * guest's virtio-net hands TCP to the host with its checksums unfinished
@@ -792,6 +1087,14 @@ int main(void)
                 tc = tcase_create("cache");
                 tcase_set_timeout(tc, 900);
                 tcase_add_test(tc, test_image_cache_expiry);
+                suite_add_tcase(s, tc);
+                tc = tcase_create("persist");
+                tcase_set_timeout(tc, 900);
+                tcase_add_test(tc, test_stop_start_keeps_disk);
+                suite_add_tcase(s, tc);
+                tc = tcase_create("reconcile");
+                tcase_set_timeout(tc, 900);
+                tcase_add_test(tc, test_reconcile_volumes_real);
                 suite_add_tcase(s, tc);
                 tc = tcase_create("datapath");
                 tcase_set_timeout(tc, 900);

@@ -11,7 +11,8 @@
  * no temporary volume left, a qcow2 whose content starts with a qcow2 header
  * naming /etc/shadow is refused, and the space check uses a qcow2's virtual
  * size; a stream shorter or longer than announced leaves nothing;
- * the root overlay has explicit formats (volume XML read back from libvirt);
+ * the root overlay has explicit formats (volume XML read back from libvirt), and one asked
+ * for as existing (made before: the guest's data) is found, or refused when gone, never made;
  * deletes leave nothing; the module's peak RSS with a 256 MiB image (printed)
  * and a request answered while that upload runs; descriptors on the wrong
  * entrypoints, missing or doubled, are refused. */
@@ -547,6 +548,37 @@ START_TEST(test_root_disk_overlay)
         ck_assert_uint_eq(proto_get_u64(m.msg->body, "deleted", 0), 1);
         ck_assert_int_eq(call_one(&m, "volumes_delete", "instance_uuid", INST1), 0);
         ck_assert_uint_eq(proto_get_u64(m.msg->body, "deleted", 9), 0);
+        /* existing: a disk made before (the guest's data) is found, never made again when gone */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "root_disk_create");
+        pw_str(m.w, "instance_uuid", INST1);
+        pw_str(m.w, "image_uuid", IMG1);
+        pw_u64(m.w, "size_gb", 1);
+        pw_bool(m.w, "existing", true);
+        ck_assert_int_eq(mod_call(&m, -1, 10000), -ENOENT);
+        ck_assert_msg(strstr(m.err, "nova-" INST1 "-root.qcow2 is missing") && strstr(m.err, "not made again"), "%s",
+                      m.err);
+        ck_assert_uint_eq(our_volumes(&m), 2); /* the base and INST2's disk: nothing made */
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "root_disk_create");
+        pw_str(m.w, "instance_uuid", INST2);
+        pw_str(m.w, "image_uuid", IMG1);
+        pw_u64(m.w, "size_gb", 0);
+        pw_bool(m.w, "existing", true);
+        ck_assert_msg(mod_call(&m, -1, 10000) == 0, "%s", m.err);
+        ck_assert(!proto_get_bool(m.msg->body, "created", true));
+        /* deleted through libvirt, then put back into the directory by hand (a restore; libvirt's
+         * pool has not been refreshed since): found, not missing */
+        ck_assert_int_eq(sh("ln '%s/nova-" INST2 "-root.qcow2' '%s/kept.qcow2' && virsh -q -c '%s' vol-delete --pool " POOL
+                            " nova-" INST2 "-root.qcow2 >/dev/null && ln '%s/kept.qcow2' '%s/nova-" INST2 "-root.qcow2' && "
+                            "rm '%s/kept.qcow2'",
+                            pool_path, tmpdir, uri, tmpdir, pool_path, tmpdir),
+                         0);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "root_disk_create");
+        pw_str(m.w, "instance_uuid", INST2);
+        pw_str(m.w, "image_uuid", IMG1);
+        pw_u64(m.w, "size_gb", 0);
+        pw_bool(m.w, "existing", true);
+        ck_assert_msg(mod_call(&m, -1, 10000) == 0, "a restored root disk was not found: %s", m.err);
+        ck_assert(!proto_get_bool(m.msg->body, "created", true));
         ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG1), -EBUSY);
         ck_assert_int_eq(call_one(&m, "volumes_delete", "instance_uuid", INST2), 0);
         ck_assert_int_eq(call_one(&m, "image_delete", "image_uuid", IMG1), 0);

@@ -1184,6 +1184,7 @@ START_TEST(test_image_fields_stored)
         ck_assert_ptr_nonnull(i);
         ck_assert_str_eq(i->image_uuid, IMAGE_UUID);
         ck_assert_uint_eq(i->disk_gb, 3);
+        ck_assert(i->root_disk); /* made: from now on it must be found, never made again */
         ck_assert_str_eq(i->key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1 op@host");
         ck_assert_str_eq(i->user_data, "I2Nsb3VkLWNvbmZpZwo=");
         again = instances_free(again);
@@ -1191,18 +1192,28 @@ START_TEST(test_image_fields_stored)
 }
 END_TEST
 
-static void volumes_orphan_and_partial(const struct proto_value *req, struct proto_writer *w)
+/* The volume listing: an orphan instance's root disk, our instance's volumes of the kinds in
+ * listed_kinds (space separated), an image (never an instance's). */
+static char listed_kinds[64];
+
+static void volumes_orphan_and_ours(const struct proto_value *req, struct proto_writer *w)
 {
+        static const char *const kinds[] = { "root", "config", "console" };
+
         (void)req;
         pw_list_begin(w, "volumes");
         pw_obj_begin(w, NULL); /* an orphan instance's root disk */
         pw_str(w, "kind", "root");
         pw_str(w, "uuid", ORPHAN_UUID);
         pw_obj_end(w);
-        pw_obj_begin(w, NULL); /* our instance has its config drive but no root disk */
-        pw_str(w, "kind", "config");
-        pw_str(w, "uuid", INST_UUID);
-        pw_obj_end(w);
+        for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+                if (!strstr(listed_kinds, kinds[k]))
+                        continue;
+                pw_obj_begin(w, NULL);
+                pw_str(w, "kind", kinds[k]);
+                pw_str(w, "uuid", INST_UUID);
+                pw_obj_end(w);
+        }
         pw_obj_begin(w, NULL); /* an image is no instance's: never an orphan */
         pw_str(w, "kind", "image");
         pw_str(w, "uuid", IMAGE_UUID);
@@ -1224,28 +1235,171 @@ static void taps_a0(const struct proto_value *req, struct proto_writer *w)
         listing(w, "taps", "port_uuid", ids, ARRAY_SIZE(ids), NULL);
 }
 
-/* Reconcile knows volumes: an orphan instance's volumes are reaped, a missing root disk is repaired. */
-START_TEST(test_reconcile_volumes)
-{
-        struct reconcile_report rr;
+/* What root_disk_create was asked: "existing" when the request said the disk must be there. */
+static char seen_root_existing[16];
 
-        setup("ovs", "reap");
-        (void)boot_ok(BOOT_IMAGE);
+static void root_existing_seen(const struct proto_value *req, struct proto_writer *w)
+{
+        (void)w;
+        (void)strscpy(seen_root_existing, proto_get_bool(req, "existing", false) ? "existing" : "new",
+                      sizeof(seen_root_existing));
+}
+
+/* The facts of a reconcile pass: our instance's domain runs, its tap and OVS port are there, its
+ * volumes are those of kinds (plus the orphan's and the image). */
+static void reconcile_with_volumes(const char *kinds)
+{
+        (void)strscpy(listed_kinds, kinds, sizeof(listed_kinds));
         fake_log_clear();
         fake_set_reply("domain_list", domains_inst);
         fake_set_reply("tap_list", taps_a0);
         fake_set_reply("port_list", ports_a0);
-        fake_set_reply("volume_list", volumes_orphan_and_partial);
+        fake_set_reply("volume_list", volumes_orphan_and_ours);
         fake_module_ready(PLUG_LIBVIRT);
         fake_flush();
+}
+
+/* Reconcile knows volumes: an orphan instance's volumes are reaped; a missing config drive
+ * (derived data) is made again, by the boot plan whose root_disk unit asks for the existing
+ * disk only. */
+START_TEST(test_reconcile_volumes)
+{
+        struct reconcile_report rr;
+        struct instance *inst;
+
+        setup("ovs", "reap");
+        seen_root_existing[0] = '\0';
+        fake_set_reply("root_disk_create", root_existing_seen);
+        inst = boot_ok(BOOT_IMAGE);
+        ck_assert_str_eq(seen_root_existing, "new"); /* the boot makes it */
+        ck_assert(inst->root_disk);
+        reconcile_with_volumes("root console");
         ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list volumes_delete "
                                      "tap_create/a0 port_add/a0 root_disk_create config_drive_create domain_define "
                                      "domain_start");
+        ck_assert_str_eq(seen_root_existing, "existing");
         lifecycle_reconcile_report(lc, &rr);
         ck_assert_uint_eq(rr.orphan_volumes, 1);
         ck_assert_uint_eq(rr.reaped, 1);
         ck_assert_uint_eq(rr.repaired, 1);
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
         teardown();
+}
+END_TEST
+
+/* A root disk deleted behind our back is not made again (an empty overlay would replace the
+ * guest's data): the instance goes to error with a fault naming the volume, nothing is sent,
+ * the error is stored; start (the repair) asks for the existing disk only: the module's
+ * -ENOENT leaves it in error, a restored disk lets it repair the rest; delete removes it all. */
+START_TEST(test_reconcile_root_disk_lost)
+{
+        struct instance_store *again;
+        const struct instance *stored;
+        struct reconcile_report rr;
+        struct instance *inst;
+        struct done d = { 0 };
+        unsigned skipped = 1;
+        char err[256];
+        int plug;
+
+        setup("ovs", "report");
+        seen_root_existing[0] = '\0';
+        fake_set_reply("root_disk_create", root_existing_seen);
+        inst = boot_ok(BOOT_IMAGE);
+        reconcile_with_volumes("config console");
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
+        lifecycle_reconcile_report(lc, &rr);
+        ck_assert_uint_eq(rr.repaired, 0);
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        ck_assert_msg(strstr(inst->fault, "root disk nova-" INST_UUID "-root.qcow2 was removed outside") &&
+                      strstr(inst->fault, "not made again") && strstr(inst->fault, "delete"), "%s", inst->fault);
+        ck_assert_int_eq(instances_load(state_dir, &again, &skipped), 0);
+        stored = instance_find(again, INST_UUID);
+        ck_assert_ptr_nonnull(stored);
+        ck_assert_int_eq(stored->vm_state, VM_ERROR);
+        ck_assert(stored->root_disk);
+        again = instances_free(again);
+        /* the next pass leaves it to the operator */
+        reconcile_with_volumes("config console");
+        ck_assert_str_eq(fake_log(), "domain_list tap_list port_list volume_list");
+        /* start: the repair plan asks for the disk that must exist; the module says it is not there */
+        fake_log_clear();
+        fake_fail("root_disk_create", 1, -ENOENT); /* the boot made it (call 0) */
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_str_eq(fake_log(), "tap_create/a0 port_add/a0 root_disk_create");
+        ck_assert_int_eq(d.status, -ENOENT);
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        ck_assert_msg(strstr(inst->fault, "root_disk failed"), "%s", inst->fault);
+        ck_assert(inst->root_disk);
+        /* the operator restored the volume: start repairs the rest, asking for that disk only */
+        fake_log_clear();
+        seen_root_existing[0] = '\0';
+        d = (struct done){ 0 };
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_str_eq(seen_root_existing, "existing");
+        ck_assert_int_eq(inst->vm_state, VM_ACTIVE);
+        /* delete: the undo of every unit, what is gone tolerated */
+        fake_log_clear();
+        d = (struct done){ 0 };
+        ck_assert_int_eq(lifecycle_delete(lc, inst, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_ptr_null(instance_find(store, INST_UUID));
+        teardown();
+}
+END_TEST
+
+/* A stored record with an image (vm_state and task as %s), extra members before "key". */
+#define STORED_RECORD(extra)                                                                                          \
+        "{\"version\":1,\"uuid\":\"" INST_UUID "\",\"name\":\"a\",\"vcpus\":1,\"memory_mb\":64,\"vm_state\":\"%s\","    \
+        "\"task\":\"%s\",\"fault\":\"\",\"created_at\":1,\"cpu_set\":\"\",\"pin_state\":\"\",\"pin_detail\":\"\","       \
+        "\"image_uuid\":\"" IMAGE_UUID "\",\"disk_gb\":1," extra "\"key\":\"\",\"ports\":[]}"
+#define LEGACY_RECORD STORED_RECORD("") /* written before the root_disk mark */
+
+/* The mark follows the disk: a boot rolled back after its root disk removed it (clear), so the
+ * repair (start) makes a new one; a record written before the mark existed says true when its
+ * boot finished (idle, not in error), false otherwise. */
+START_TEST(test_root_disk_mark)
+{
+        static const struct {
+                const char *vm_state, *task;
+                bool root_disk;
+        } cases[] = {
+                { "active", "", true }, { "stopped", "", true }, { "error", "", false }, { "active", "building", false },
+        };
+        struct instance *inst = NULL;
+        struct done d = { 0 };
+        char err[256], text[1024];
+        int plug;
+
+        setup("ovs", "report");
+        seen_root_existing[0] = '\0';
+        fake_set_reply("root_disk_create", root_existing_seen);
+        fake_fail("domain_define", 0, -EINVAL);
+        ck_assert_int_eq(boot(BOOT_IMAGE, &d, &inst, &plug, err, sizeof(err)), 0);
+        fake_flush();
+        ck_assert_int_eq(inst->vm_state, VM_ERROR);
+        ck_assert(!inst->root_disk); /* rolled back: the disk went with the undo */
+        d = (struct done){ 0 };
+        ck_assert_int_eq(lifecycle_power(lc, inst, POWER_START, on_done, &d, NULL, err, sizeof(err), &plug), 0);
+        fake_flush();
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_str_eq(seen_root_existing, "new");
+        ck_assert(inst->root_disk);
+        teardown();
+        for (size_t k = 0; k < ARRAY_SIZE(cases); k++) {
+                struct instance parsed = { 0 };
+                char why[256];
+
+                (void)snprintf(text, sizeof(text), LEGACY_RECORD, cases[k].vm_state, cases[k].task);
+                ck_assert_msg(instance_parse_stored(text, strlen(text), &parsed, why, sizeof(why)) == 0, "%s: %s", why,
+                              text);
+                ck_assert_msg(parsed.root_disk == cases[k].root_disk, "%s/%s", cases[k].vm_state, cases[k].task);
+                instance_template_clear(&parsed);
+        }
 }
 END_TEST
 
@@ -1444,6 +1598,33 @@ START_TEST(test_migrate_prepare_finish)
 }
 END_TEST
 
+/* Destination: the source's record says its root disk was made (there); the prepare makes one
+ * here (not "existing", which the module would refuse), and from then on it is this host's. */
+START_TEST(test_migrate_prepare_makes_root_disk)
+{
+        struct instance tmpl, *inst = NULL;
+        struct done d = { 0 };
+        char text[1024], why[256], err[256];
+        int plug;
+
+        setup("ovs", "report");
+        seen_root_existing[0] = '\0';
+        fake_set_reply("root_disk_create", root_existing_seen);
+        /* the source's stored form (GET /v1/instances/ID/migration), which says its disk was made */
+        (void)snprintf(text, sizeof(text), STORED_RECORD("\"root_disk\":true,"), "active", "");
+        ck_assert_msg(instance_parse_stored(text, strlen(text), &tmpl, why, sizeof(why)) == 0, "%s", why);
+        ck_assert(tmpl.root_disk);
+        ck_assert_int_eq(lifecycle_migrate_prepare(lc, &tmpl, on_done, &d, NULL, &inst, err, sizeof(err), &plug), 0);
+        instance_template_clear(&tmpl);
+        fake_flush();
+        ck_assert_int_eq(d.status, 0);
+        ck_assert_str_eq(fake_log(), "root_disk_create config_drive_create");
+        ck_assert_str_eq(seen_root_existing, "new");
+        ck_assert(inst->root_disk);
+        teardown();
+}
+END_TEST
+
 /* Destination: abort removes what prepare made, unless the domain is here (then finish is the answer). */
 START_TEST(test_migrate_abort)
 {
@@ -1605,6 +1786,9 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_boot_direct_kernel);
         tcase_add_test(tc, test_config_drive_sixteen_ports);
         tcase_add_test(tc, test_reconcile_volumes);
+        tcase_add_test(tc, test_reconcile_root_disk_lost);
+        tcase_add_test(tc, test_root_disk_mark);
+        tcase_add_test(tc, test_migrate_prepare_makes_root_disk);
         tcase_add_test(tc, test_reconcile_volume_list_fails);
         tcase_add_test(tc, test_shutdown_mid_boot_keeps_task);
         tcase_add_test(tc, test_migrate_source);
