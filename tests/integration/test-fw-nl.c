@@ -358,7 +358,7 @@ START_TEST(test_same_objects_as_libnftables)
         same("ports", (const char *const[]){ "\"qbra1b2c3d4-e5\" : jump port-" "a1b2c3d4-e5f6-4789-8abc-def012345678",
                                              "\"tapb1b2c3d4-e5\" . 10.0.0.2", "fe80::f816:3eff:fe00:102",
                                              "\"qvba1b2c3d4-e5\" . fa:16:3e:00:01:01",
-                                             "ether saddr fa:16:3e:00:01:01 udp sport 68 udp dport 67 accept", NULL });
+                                             "ether saddr fa:16:3e:00:01:01 udp sport 68 udp dport 67 meta mark set meta mark | 0x01000000 accept", NULL });
 
         /* p1 replaced: other groups (the chain flushed and written again) */
         p1 = port_of(P1, 1, G2, NULL);
