@@ -73,6 +73,7 @@ struct fw {
         int nl_fd;                       /* their socket (-1: not open yet); kept for the module's life: it owns the guard */
         /* the fail-closed guard (fw-nl.h): a bridge table owned by nl_fd */
         uint32_t guard_flags;            /* FW_GUARD_F_* of the guard in place; 0: none (off, or not available) */
+        struct fw_tables tables;         /* which of our tables existed at the last full read (snap_reload) */
         /* one request's decoded groups and ports (static size: no allocation per call) */
         struct fw_group_req groups[FW_MAX_BATCH_GROUPS];
         size_t n_groups;
@@ -236,7 +237,7 @@ static int snap_reload(struct fw *fw)
 
         fw->snap_valid = false;
         fw_snap_free(&fw->snap); /* never hold the old picture next to the new one */
-        if ((r = snap_read(fw, NULL, &s, NULL)) < 0)
+        if ((r = snap_read(fw, NULL, &s, &fw->tables)) < 0)
                 return r;
         fw->snap = s;
         fw->snap_valid = true;
@@ -450,34 +451,58 @@ static void guard_wanted(uint32_t ret[3])
         ret[1] = FW_GUARD_F_OWNER;
 }
 
-/* Make the guard (adopting an orphan left by an earlier run: made again in
- * the same transaction, whatever was done to it meanwhile), with the first
- * flags the kernel takes. Logs the mode in use. */
+/* Make the guard, with the first flags the kernel takes, in one transaction
+ * with the removal of an orphan left by an earlier run (adopted first when
+ * it is to be persistent again): whatever was done to it while it had no
+ * owner, what is in place after the commit is exactly ours, and no frame
+ * passes unguarded meanwhile. With NOVA_FW_GUARD=off an orphan is removed.
+ * A table of that name that is not an orphan is another process's (EPERM
+ * on anything) or a foreign one: left alone, no guard. Logs the mode in use.
+ * Reads fw->tables: call after a full read (ensure_ready at start). */
 static void guard_setup(struct fw *fw)
 {
+        const struct fw_tables *t = &fw->tables;
+        bool orphan = t->guard && (t->guard_flags & (FW_GUARD_F_OWNER | FW_GUARD_F_PERSIST)) == FW_GUARD_F_PERSIST;
         uint32_t want[3];
         char err[256] = "";
         int r = 0;
 
         guard_wanted(want);
+        if (t->guard && !orphan) {
+                log_err("fail-closed guard: not available: table bridge " FW_GUARD_TABLE " exists (flags 0x%x) and "
+                        "is not one an earlier run left (another process owns it, or it is not ours); a flushed "
+                        "ruleset leaves the ports open until the tables are restored",
+                        t->guard_flags);
+                return;
+        }
         if (!want[0]) {
+                if (orphan) {
+                        struct fw_nl *b = nl_begin(fw);
+                        fw_nl_guard_drop(b);
+                        r = nl_commit(fw, b, err, sizeof(err));
+                        fw->nl_seq = b->seq;
+                        log_info("fail-closed guard: removed the one an earlier run left: %s", r ? err : "done");
+                }
                 log_info("fail-closed guard: off (NOVA_FW_GUARD=off): a flushed ruleset leaves the ports open until "
                          "the tables are restored");
                 return;
         }
         for (size_t i = 0; want[i]; i++) {
                 struct fw_nl *b = nl_begin(fw);
-                fw_nl_guard_touch(b, want[i]);
-                fw_nl_guard_drop(b);
+                if (orphan && (want[i] & FW_GUARD_F_PERSIST))
+                        fw_nl_guard_touch(b, want[i]); /* adopted: ours from here on in this transaction */
+                if (orphan)
+                        fw_nl_guard_drop(b);
                 fw_nl_guard(b, want[i]);
                 r = nl_commit(fw, b, err, sizeof(err));
                 fw->nl_seq = b->seq;
                 if (r == 0) {
                         fw->guard_flags = want[i];
-                        log_info("fail-closed guard: table bridge " FW_GUARD_TABLE " owned by this module%s",
+                        log_info("fail-closed guard: table bridge " FW_GUARD_TABLE " owned by this module%s%s",
                                  want[i] & FW_GUARD_F_PERSIST
                                          ? ", persistent (kept, orphaned, when the module stops; adopted at start)"
-                                         : ", not persistent (it goes when the module stops)");
+                                         : ", not persistent (it goes when the module stops)",
+                                 orphan ? "; replaced the one an earlier run left" : "");
                         return;
                 }
                 if (r != -EOPNOTSUPP)
@@ -485,11 +510,7 @@ static void guard_setup(struct fw *fw)
         }
         log_err("fail-closed guard: not available (%s): %s; a flushed ruleset leaves the ports open until the "
                 "tables are restored",
-                r == -EOPNOTSUPP ? "this kernel has no owned tables (Linux 5.12), or a table of that name exists "
-                                   "that is not ours"
-                : r == -EPERM    ? "a table of that name belongs to another process"
-                                 : "the kernel refused it",
-                err);
+                r == -EOPNOTSUPP ? "this kernel has no owned tables (Linux 5.12)" : "the kernel refused it", err);
 }
 
 /* ---- decoding requests ---- */

@@ -1029,6 +1029,8 @@ static void fixed_chain(struct fw_nl *b, uint16_t family, const char *table, con
 
 /* NEWTABLE (comment: NULL for a bare `add table`, which leaves a table that
  * exists as it is) or DELTABLE */
+#define NO_FLAGS UINT32_MAX /* a NEWTABLE without the flags attribute */
+
 static void table_msg_flags(struct fw_nl *b, uint16_t type, uint16_t family, const char *name, const char *comment,
                             uint32_t flags)
 {
@@ -1042,7 +1044,7 @@ static void table_msg_flags(struct fw_nl *b, uint16_t type, uint16_t family, con
         }
         nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
         nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-        if (type == NFT_MSG_NEWTABLE)
+        if (type == NFT_MSG_NEWTABLE && flags != NO_FLAGS)
                 nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, flags);
         if (comment) {
                 u = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
@@ -1508,7 +1510,13 @@ void fw_nl_guard_touch(struct fw_nl *b, uint32_t flags)
                 table_msg_flags(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, FW_GUARD_TABLE, NULL, flags);
 }
 
-void fw_nl_guard_drop(struct fw_nl *b) { table_msg(b, NFT_MSG_DELTABLE, NFPROTO_BRIDGE, FW_GUARD_TABLE, NULL); }
+void fw_nl_guard_drop(struct fw_nl *b)
+{
+        /* `add table` without flags first (an update with flags would have to repeat an
+         * orphan's PERSIST): as fw_nl_table_touch, a delete after it cannot miss */
+        table_msg_flags(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, FW_GUARD_TABLE, NULL, NO_FLAGS);
+        table_msg(b, NFT_MSG_DELTABLE, NFPROTO_BRIDGE, FW_GUARD_TABLE, NULL);
+}
 
 /* ---- sending ---- */
 

@@ -95,7 +95,8 @@ void fw_nl_quarantine_remove(struct fw_nl *b);
  * change has to touch it; a bridge with no rules in the filter passes
  * nothing (the bridge table's own fail-closed rule says the same).
  * fw_nl_guard_touch: `add table` with the flags alone: adopts an orphan
- * (PERSIST, its owner gone), leaves our own as it is. */
+ * (PERSIST, its owner gone), leaves our own as it is. fw_nl_guard_drop:
+ * `add table` without flags, then its delete (ours, or an orphan: anyone's). */
 void fw_nl_guard(struct fw_nl *b, uint32_t flags);
 void fw_nl_guard_touch(struct fw_nl *b, uint32_t flags);
 void fw_nl_guard_drop(struct fw_nl *b);

@@ -975,6 +975,8 @@ static const char *table_name_attr(const uint8_t *a, size_t len, char ret[FW_TAB
         return NULL;
 }
 
+static bool nl_attr_be32(const uint8_t *a, size_t len, uint16_t type, uint32_t *ret);
+
 int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t seq)
 {
         const uint8_t *p = buf;
@@ -1012,8 +1014,11 @@ int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t se
                                 t->inet[k] = true;
                         else if (g.nfgen_family == NFPROTO_BRIDGE && streq_ptr(n, FW_TABLE))
                                 t->bridge = true;
-                        else if (g.nfgen_family == NFPROTO_BRIDGE && streq_ptr(n, FW_GUARD_TABLE))
+                        else if (g.nfgen_family == NFPROTO_BRIDGE && streq_ptr(n, FW_GUARD_TABLE)) {
                                 t->guard = true;
+                                if (!nl_attr_be32(p + off, h.nlmsg_len - off, NFTA_TABLE_FLAGS, &t->guard_flags))
+                                        t->guard_flags = 0;
+                        }
                 }
                 if (NLMSG_ALIGN(h.nlmsg_len) >= len)
                         break;
@@ -1846,12 +1851,17 @@ int fw_dump_feed(struct fw_dump *d, const void *buf, size_t len)
                 const uint8_t *a = p + off;
                 size_t alen = h.nlmsg_len - off;
                 if (d->kind == D_TABLES) {
-                        char name[FW_TABLE_NAME_MAX];
+                        char name[FW_TABLE_NAME_MAX] = "";
                         int k = nl_attr_str(a, alen, NFTA_TABLE_NAME, name, sizeof(name)) ? fw_shard_from_table(name) : -1;
                         if (g.nfgen_family == NFPROTO_INET && k >= 0)
                                 d->t.inet[k] = true;
                         else if (g.nfgen_family == NFPROTO_BRIDGE && k == 0)
                                 d->t.bridge = true;
+                        else if (g.nfgen_family == NFPROTO_BRIDGE && k < 0 && streq(name, FW_GUARD_TABLE)) {
+                                d->t.guard = true;
+                                if (!nl_attr_be32(a, alen, NFTA_TABLE_FLAGS, &d->t.guard_flags))
+                                        d->t.guard_flags = 0;
+                        }
                 } else if (g.nfgen_family != d->family)
                         return -EBADMSG;
                 else if (d->kind == D_CHAINS)
