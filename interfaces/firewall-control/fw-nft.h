@@ -22,6 +22,12 @@
  *                        tap* <-> qvb* with the tap not in @taps drop (fail closed: no rules, no frames)
  *     during a restore only: set quarantine (taps), chain quarantine (hook forward, before
  *                        the filter chains): iifname/oifname @quarantine drop (fw-nl.h)
+ *   table bridge nova_hypervisor_guard (flags owner[, persist]: the module's socket owns it; fw-nl.h)
+ *     chain prerouting (priority -300): iifname "tap*"|"qvb*": meta mark &= ~FW_ACCEPT_MARK
+ *     chain forward (priority 100, after br_netfilter's inet hook): tap* <-> qvb* without the
+ *                        bit drop; then the bit is cleared
+ *   Every accept above of a port's frames (inet: group rules, the port chain's DHCP rules, common;
+ *   bridge: ARP and RARP from a port, ARP towards one) sets FW_ACCEPT_MARK: the guard's pass.
  *
  * Why shards: the kernel re-validates every chain of a table on each commit
  * that adds a rule to it, so a port's change costs what its table holds; a
