@@ -1467,7 +1467,7 @@ END_TEST
  * chains deleted: not one SYN crosses, and the tables come back. */
 START_TEST(test_guard_leaves_no_window)
 {
-        char cmds[8][256];
+        char cmds[12][256];
         size_t n = 0;
         struct flood f;
 
@@ -1486,6 +1486,10 @@ START_TEST(test_guard_leaves_no_window)
         if (ports > FW_SHARD_PORTS)
                 CMD("nft delete table inet " FW_TABLE "_1");
         CMD("nft flush chain inet " FW_TABLE " common");
+        /* Debian's nftables.service with its stock configuration: a restart (stop: flush;
+         * start: the file, which begins with `flush ruleset`), then a reload */
+        CMD("nft flush ruleset && nft -f /etc/nftables.conf");
+        CMD("nft -f /etc/nftables.conf");
 #undef CMD
         for (size_t i = 0; i < n; i++) {
                 flood_across(cmds[i], want, 2.0, &f);
@@ -1500,8 +1504,16 @@ START_TEST(test_guard_leaves_no_window)
                               cmds[i], f.crossed, f.seen, f.span_ms);
                 ck_assert_int_eq(sh("nft list table bridge " FW_GUARD_TABLE " >/dev/null"), 0);
         }
+        ck_assert_int_eq(sh("nft delete table inet filter"), 0); /* nftables.conf's */
         ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
         ck_assert(tcp_blocked(ns_rem, VM_IP, 23));
+        /* ARP crosses the guard both ways (the bridge table gives it the pass) */
+        ck_assert_int_eq(sh("ip netns exec %s ip neigh flush all && ip netns exec %s ip neigh flush all", ns_vm, ns_rem),
+                         0);
+        ck_assert(ping_ok(ns_rem, VM_IP));
+        ck_assert_int_eq(sh("ip netns exec %s ip neigh flush all && ip netns exec %s ip neigh flush all", ns_vm, ns_rem),
+                         0);
+        ck_assert(ping_ok(ns_vm, REM_IP));
 }
 END_TEST
 
