@@ -1460,6 +1460,19 @@ START_TEST(test_tables_feed)
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
                 ck_assert(!u.inet[k]);
         ck_assert_int_eq(fw_tables_feed(&u, buf, 0, 7), 0);
+        /* the guard table and its flags (PERSIST without OWNER: an orphan an earlier run left);
+         * of another family it is nothing */
+        struct fw_tables w = { 0 };
+        len = 0;
+        nl_table(buf, &len, 7, NFPROTO_INET, FW_GUARD_TABLE, 0);
+        ck_assert_int_eq(fw_tables_feed(&w, buf, len, 7), 0);
+        ck_assert(!w.guard && !w.bridge && !w.inet[0]);
+        len = 0;
+        nl_table(buf, &len, 7, NFPROTO_BRIDGE, FW_GUARD_TABLE, 0);
+        buf[NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + NLA_HDRLEN + 3] = FW_GUARD_F_PERSIST; /* big-endian */
+        nl_done(buf, &len, 7, NLMSG_DONE, 0);
+        ck_assert_int_eq(fw_tables_feed(&w, buf, len, 7), 1);
+        ck_assert(w.guard && w.guard_flags == FW_GUARD_F_PERSIST && !w.bridge && !w.inet[0]);
 }
 END_TEST
 
