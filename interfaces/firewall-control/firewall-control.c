@@ -74,6 +74,8 @@ struct fw {
         /* the fail-closed guard (fw-nl.h): a bridge table owned by nl_fd */
         uint32_t guard_flags;            /* FW_GUARD_F_* of the guard in place; 0: none (off, or not available) */
         struct fw_tables tables;         /* which of our tables existed at the last full read (snap_reload) */
+        bool tables_read;                /* ...there was one */
+        bool guard_pending;              /* the guard is still to be set up (no full read at start) */
         /* one request's decoded groups and ports (static size: no allocation per call) */
         struct fw_group_req groups[FW_MAX_BATCH_GROUPS];
         size_t n_groups;
@@ -239,6 +241,7 @@ static int snap_reload(struct fw *fw)
         fw_snap_free(&fw->snap); /* never hold the old picture next to the new one */
         if ((r = snap_read(fw, NULL, &s, &fw->tables)) < 0)
                 return r;
+        fw->tables_read = true;
         fw->snap = s;
         fw->snap_valid = true;
         return 0;
@@ -355,6 +358,8 @@ static int build_repair(struct fw *fw, struct fw_nl *b)
         return 0;
 }
 
+static void guard_setup(struct fw *fw);
+
 /* Nothing to repair: the tables ready, no element of a port without rules. */
 static bool snap_sound(const struct fw_snap *s) { return fw_snap_ready(s) && s->orphan_elements == 0; }
 
@@ -374,6 +379,8 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
                 (void)snprintf(err, errlen, "cannot read the nftables ruleset: %s", strerror(-r));
                 return r;
         }
+        if (fw->guard_pending)
+                guard_setup(fw);
         if (snap_sound(s))
                 return 0;
         inet_foreign = s->shards[0].exists && !s->shards[0].ours;
@@ -467,6 +474,13 @@ static void guard_setup(struct fw *fw)
         char err[256] = "";
         int r = 0;
 
+        if (!fw->tables_read) { /* whether an orphan is there is not known: at the next full read */
+                if (!fw->guard_pending)
+                        log_warn("fail-closed guard: not set up yet (our tables could not be read)");
+                fw->guard_pending = true;
+                return;
+        }
+        fw->guard_pending = false;
         guard_wanted(want);
         if (t->guard && !orphan) {
                 log_err("fail-closed guard: not available: table bridge " FW_GUARD_TABLE " exists (flags 0x%x) and "
@@ -1969,7 +1983,9 @@ static int purge_main(void)
         }
         /* the guard: deletable once its owner (the module) has exited and left it orphaned;
          * while a module runs the kernel refuses (EPERM) and nothing is deleted */
-        if (tables.guard) {
+        if (tables.guard && !(tables.guard_flags & (FW_GUARD_F_OWNER | FW_GUARD_F_PERSIST)))
+                log_warn("table bridge " FW_GUARD_TABLE " is not ours (neither owned nor left by a module): left alone");
+        else if (tables.guard) {
                 fw_build_drop_guard(&b);
                 n_dropped++;
         }
@@ -1984,8 +2000,8 @@ static int purge_main(void)
                 if (r < 0) {
                         log_err("%s%s", err,
                                 tables.guard && strstr(err, "not permitted")
-                                        ? " (the guard table " FW_GUARD_TABLE " belongs to a running nova-firewall-control: "
-                                          "stop it first; nothing was deleted)"
+                                        ? " (the guard table " FW_GUARD_TABLE " belongs to a running process, a "
+                                          "nova-firewall-control: stop it first; nothing was deleted)"
                                         : "");
                         goto out;
                 }
