@@ -786,6 +786,14 @@ START_TEST(test_read_back_is_the_listing)
         fw_snap_free(&nl);
         fw_snap_free(&js);
 
+        /* a group rule with our comment but without the guard's pass (as written before the
+         * guard): the guard would drop what it accepts, so it reads as tampered */
+        nft_nl("add rule inet nova_hypervisor sg-" "11111111-2222-4333-8444-555555555555" "-in meta nfproto ipv4 accept comment \"nh in 4 any - - - - -\"");
+        read_both("rule without the pass", &nl, &js);
+        ck_assert(fw_snap_group_find(&nl, 0, G1)->tampered);
+        fw_snap_free(&nl);
+        fw_snap_free(&js);
+
         /* tables gone; one of our names made by someone else */
         nft_nl("delete table inet nova_hypervisor_1; add table inet nova_hypervisor_1; "
                "add chain inet nova_hypervisor_1 forward");
