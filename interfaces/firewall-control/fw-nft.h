@@ -60,10 +60,10 @@
  * the filter (inet shards: group rules, the port chains' DHCP, the common
  * chain; the bridge table: ARP and RARP) sets that bit; the guard clears it
  * when such a frame enters (bridge prerouting, before everything) and after
- * its check. Bit 24: no other user of the skb mark here (the project sets
- * none; Open vSwitch only when a flow sets pkt_mark, and such a bit is
- * cleared before our filter; kube-proxy 0x4000/0x8000, Weave 0x20000/0x40000,
- * Cilium 0x0f00/0xf000 are not it). */
+ * its check. Bit 24: the project sets no other skb mark, Open vSwitch only
+ * when a flow sets pkt_mark (such a bit is cleared before our filter);
+ * kube-proxy's are 0x4000/0x8000. Whoever else uses it loses it on frames
+ * across our port bridges only. */
 #define FW_GUARD_TABLE FW_TABLE "_guard"
 #define FW_ACCEPT_MARK 0x01000000u
 #define FW_GUARD_PRIO_CLEAR (-300) /* bridge prerouting: before the bridge table (-200) */
