@@ -70,7 +70,12 @@ struct fw {
         struct fw_snap snap;
         bool snap_valid;
         struct fw_nl nl;                 /* netlink batches: every change (skeletons, repairs, ports, groups) */
-        int nl_fd;                       /* their socket (-1: not open yet) */
+        int nl_fd;                       /* their socket (-1: not open yet); kept for the module's life: it owns the guard */
+        /* the fail-closed guard (fw-nl.h): a bridge table owned by nl_fd */
+        uint32_t guard_flags;            /* FW_GUARD_F_* of the guard in place; 0: none (off, or not available) */
+        struct fw_tables tables;         /* which of our tables existed at the last full read (snap_reload) */
+        bool tables_read;                /* ...there was one */
+        bool guard_pending;              /* the guard is still to be set up (no full read at start) */
         /* one request's decoded groups and ports (static size: no allocation per call) */
         struct fw_group_req groups[FW_MAX_BATCH_GROUPS];
         size_t n_groups;
@@ -168,11 +173,10 @@ static int nl_commit(struct fw *fw, struct fw_nl *b, char *err, size_t errlen)
                 proto_text_printf(err, errlen, "cannot open a netfilter netlink socket: %s", strerror(-r));
                 return r;
         }
+        /* The socket is never replaced, whatever the error (EMSGSIZE sent nothing; after
+         * ENOBUFS fw_nl_commit skips the leftovers by their sequence numbers): it owns the
+         * guard, which the kernel deletes, or orphans, when its owner closes. */
         r = fw_nl_commit(fw->nl_fd, b, fw->nl_buf, sizeof(fw->nl_buf), err, errlen);
-        if (r == -EMSGSIZE || r == -ENOBUFS) { /* a socket in doubt is not reused */
-                close(fw->nl_fd);
-                fw->nl_fd = -1;
-        }
         if (r < 0)
                 log_warn("%s", err);
         return r;
@@ -235,8 +239,9 @@ static int snap_reload(struct fw *fw)
 
         fw->snap_valid = false;
         fw_snap_free(&fw->snap); /* never hold the old picture next to the new one */
-        if ((r = snap_read(fw, NULL, &s, NULL)) < 0)
+        if ((r = snap_read(fw, NULL, &s, &fw->tables)) < 0)
                 return r;
+        fw->tables_read = true;
         fw->snap = s;
         fw->snap_valid = true;
         return 0;
@@ -353,6 +358,8 @@ static int build_repair(struct fw *fw, struct fw_nl *b)
         return 0;
 }
 
+static void guard_setup(struct fw *fw);
+
 /* Nothing to repair: the tables ready, no element of a port without rules. */
 static bool snap_sound(const struct fw_snap *s) { return fw_snap_ready(s) && s->orphan_elements == 0; }
 
@@ -372,6 +379,8 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
                 (void)snprintf(err, errlen, "cannot read the nftables ruleset: %s", strerror(-r));
                 return r;
         }
+        if (fw->guard_pending)
+                guard_setup(fw);
         if (snap_sound(s))
                 return 0;
         inet_foreign = s->shards[0].exists && !s->shards[0].ours;
@@ -412,6 +421,110 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
         } else if (!fresh)
                 log_warn("rebuilt damaged nftables tables at start");
         return 0;
+}
+
+/* ---- the fail-closed guard ----
+ *
+ * The restore below shortens the time a flushed ruleset leaves the ports
+ * open; the guard removes it. A bridge table created with NFT_TABLE_F_OWNER
+ * belongs to the netlink socket that made it: `nft flush ruleset` leaves it,
+ * and every other process's change or delete of it is refused (EPERM). It
+ * drops every frame across a port bridge that our filter did not accept
+ * (fw-nl.h: the accept rules set FW_ACCEPT_MARK). So when someone flushes
+ * the ruleset, or deletes or flushes any table or chain of ours, the ports
+ * are closed at once, in the same commit, until the restore has put the
+ * filter back. With NFT_TABLE_F_PERSIST (Linux 6.9) the table stays when the
+ * module exits (orphaned: the ports stay filtered, or closed if the filter
+ * goes meanwhile), and the next run adopts it by making it again with both
+ * flags. Without PERSIST it goes with the module: today's filter alone, as
+ * before the guard. NOVA_FW_GUARD=owner uses OWNER alone, =off no guard (the
+ * restore alone, as on kernels before 5.12). */
+
+/* What NOVA_FW_GUARD asks for: flags to try in order (0 ends the list). */
+static void guard_wanted(uint32_t ret[3])
+{
+        const char *v = getenv("NOVA_FW_GUARD");
+
+        ret[0] = ret[1] = ret[2] = 0;
+        if (v && streq(v, "off"))
+                return;
+        if (v && streq(v, "owner")) {
+                ret[0] = FW_GUARD_F_OWNER;
+                return;
+        }
+        if (v && v[0] && !streq(v, "auto"))
+                log_warn("NOVA_FW_GUARD=%.20s is not auto, owner or off: using auto", v);
+        ret[0] = FW_GUARD_F_OWNER | FW_GUARD_F_PERSIST;
+        ret[1] = FW_GUARD_F_OWNER;
+}
+
+/* Make the guard, with the first flags the kernel takes, in one transaction
+ * with the removal of an orphan left by an earlier run (adopted first when
+ * it is to be persistent again): whatever was done to it while it had no
+ * owner, what is in place after the commit is exactly ours, and no frame
+ * passes unguarded meanwhile. With NOVA_FW_GUARD=off an orphan is removed.
+ * A table of that name that is not an orphan is another process's (EPERM
+ * on anything) or a foreign one: left alone, no guard. Logs the mode in use.
+ * Reads fw->tables: call after a full read (ensure_ready at start). */
+static void guard_setup(struct fw *fw)
+{
+        const struct fw_tables *t = &fw->tables;
+        bool orphan = t->guard && (t->guard_flags & (FW_GUARD_F_OWNER | FW_GUARD_F_PERSIST)) == FW_GUARD_F_PERSIST;
+        uint32_t want[3];
+        char err[256] = "";
+        int r = 0;
+
+        if (!fw->tables_read) { /* whether an orphan is there is not known: at the next full read */
+                if (!fw->guard_pending)
+                        log_warn("fail-closed guard: not set up yet (our tables could not be read)");
+                fw->guard_pending = true;
+                return;
+        }
+        fw->guard_pending = false;
+        guard_wanted(want);
+        if (t->guard && !orphan) {
+                log_err("fail-closed guard: not available: table bridge " FW_GUARD_TABLE " exists (flags 0x%x) and "
+                        "is not one an earlier run left (another process owns it, or it is not ours); a flushed "
+                        "ruleset leaves the ports open until the tables are restored",
+                        t->guard_flags);
+                return;
+        }
+        if (!want[0]) {
+                if (orphan) {
+                        struct fw_nl *b = nl_begin(fw);
+                        fw_nl_guard_drop(b);
+                        r = nl_commit(fw, b, err, sizeof(err));
+                        fw->nl_seq = b->seq;
+                        log_info("fail-closed guard: removed the one an earlier run left: %s", r ? err : "done");
+                }
+                log_info("fail-closed guard: off (NOVA_FW_GUARD=off): a flushed ruleset leaves the ports open until "
+                         "the tables are restored");
+                return;
+        }
+        for (size_t i = 0; want[i]; i++) {
+                struct fw_nl *b = nl_begin(fw);
+                if (orphan && (want[i] & FW_GUARD_F_PERSIST))
+                        fw_nl_guard_touch(b, want[i]); /* adopted: ours from here on in this transaction */
+                if (orphan)
+                        fw_nl_guard_drop(b);
+                fw_nl_guard(b, want[i]);
+                r = nl_commit(fw, b, err, sizeof(err));
+                fw->nl_seq = b->seq;
+                if (r == 0) {
+                        fw->guard_flags = want[i];
+                        log_info("fail-closed guard: table bridge " FW_GUARD_TABLE " owned by this module%s%s",
+                                 want[i] & FW_GUARD_F_PERSIST
+                                         ? ", persistent (kept, orphaned, when the module stops; adopted at start)"
+                                         : ", not persistent (it goes when the module stops)",
+                                 orphan ? "; replaced the one an earlier run left" : "");
+                        return;
+                }
+                if (r != -EOPNOTSUPP)
+                        break;
+        }
+        log_err("fail-closed guard: not available (%s): %s; a flushed ruleset leaves the ports open until the "
+                "tables are restored",
+                r == -EOPNOTSUPP ? "this kernel has no owned tables (Linux 5.12)" : "the kernel refused it", err);
 }
 
 /* ---- decoding requests ---- */
@@ -1786,6 +1899,7 @@ static int fw_init(struct modrt *rt, void **ret_state)
                 log_info("nftables tables ready: %zu ports in %u shard tables, %zu group chain pairs", fw->snap.n_ports,
                          shards, fw->snap.n_groups);
         }
+        guard_setup(fw); /* after the filter: it passes only what the filter accepts */
         fw->serving = true;
         *ret_state = fw;
         return 0;
@@ -1799,8 +1913,10 @@ static void fw_done(void *state)
                 return;
         fw_snap_free(&fw->snap);
         fw_nl_free(&fw->nl);
+        if (fw->guard_flags & FW_GUARD_F_PERSIST)
+                log_info("leaving the fail-closed guard in place (orphaned until the next start adopts it)");
         if (fw->nl_fd >= 0)
-                close(fw->nl_fd);
+                close(fw->nl_fd); /* the kernel deletes an owned table without PERSIST now */
         if (fw->watch_sk)
                 mnl_socket_close(fw->watch_sk);
         nft_ctx_free(fw->nft);
@@ -1826,6 +1942,7 @@ static int purge_main(void)
 {
         _cleanup_(sbuf_free) struct sbuf b = { 0 };
         struct fw fw = { 0 };
+        struct fw_tables tables = { 0 };
         unsigned n_dropped = 0;
         char err[256] = "";
         int r;
@@ -1841,7 +1958,7 @@ static int purge_main(void)
                 log_err("cannot set up libnftables");
                 return 1;
         }
-        r = snap_reload(&fw);
+        r = snap_read(&fw, NULL, &fw.snap, &tables);
         if (r < 0) {
                 log_err("cannot read our nftables tables: %s", strerror(-r));
                 goto out;
@@ -1864,6 +1981,14 @@ static int purge_main(void)
                 fw_build_drop_bridge(&b);
                 n_dropped++;
         }
+        /* the guard: deletable once its owner (the module) has exited and left it orphaned;
+         * while a module runs the kernel refuses (EPERM) and nothing is deleted */
+        if (tables.guard && !(tables.guard_flags & (FW_GUARD_F_OWNER | FW_GUARD_F_PERSIST)))
+                log_warn("table bridge " FW_GUARD_TABLE " is not ours (neither owned nor left by a module): left alone");
+        else if (tables.guard) {
+                fw_build_drop_guard(&b);
+                n_dropped++;
+        }
         if (fw.snap.n_ports)
                 log_warn("purging with %zu port(s) still filtered", fw.snap.n_ports);
         if (b.err) {
@@ -1873,7 +1998,11 @@ static int purge_main(void)
         if (b.len) {
                 r = nft_run(&fw, b.p, err, sizeof(err));
                 if (r < 0) {
-                        log_err("%s", err);
+                        log_err("%s%s", err,
+                                tables.guard && strstr(err, "not permitted")
+                                        ? " (the guard table " FW_GUARD_TABLE " belongs to a running process, a "
+                                          "nova-firewall-control: stop it first; nothing was deleted)"
+                                        : "");
                         goto out;
                 }
         }

@@ -6,6 +6,9 @@
 #include <stdarg.h>
 
 #define B "bridge " FW_TABLE
+/* the guard's pass on every accept (fw-nft.h) */
+#define PASS "meta mark set meta mark | 0x01000000 "
+_Static_assert(FW_ACCEPT_MARK == 0x01000000u, "PASS spells FW_ACCEPT_MARK");
 
 void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
@@ -138,9 +141,9 @@ static bool shard_ok(struct sbuf *b, unsigned shard, char ret[FW_TABLE_NAME_MAX 
 
 /* The fixed chains' rules: the skeleton writes them, the decoder counts them. */
 static const char *const common_rules[] = {
-        "icmpv6 type @nd accept",
+        "icmpv6 type @nd " PASS "accept",
         "ct state invalid drop",
-        "ct state established,related accept",
+        "ct state established,related " PASS "accept",
 };
 static const char *const forward_rules[] = {
         "iifname vmap @ports comment \"" FW_OWNER_MARK "\"",
@@ -161,13 +164,14 @@ static const char *const from_vm_rules[] = {
         "udp sport 67 drop",
         "udp sport 547 drop",
         "ether type arp iifname . arp saddr ether != @vm_mac drop",
-        "ether type arp iifname . arp saddr ip @vm_ip4 accept",
-        "ether type arp arp saddr ip 0.0.0.0 accept",
+        /* ARP never reaches the inet hooks: its pass for the guard is given here */
+        "ether type arp iifname . arp saddr ip @vm_ip4 " PASS "accept",
+        "ether type arp arp saddr ip 0.0.0.0 " PASS "accept",
         "ether type arp drop",
         /* RARP: QEMU announces a guest with it after a live migration, and OVN's
          * activation-strategy=rarp binds the port on the new chassis when it sees it.
          * Its Ethernet source passed the vm_mac check above: only the port's own MAC. */
-        "ether type 0x8035 accept",
+        "ether type 0x8035 " PASS "accept",
         "iifname . ip saddr @vm_ip4 accept",
         "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
         "iifname . ip6 saddr @vm_ip6 accept",
@@ -191,6 +195,8 @@ static const char *const bridge_forward_rules[] = {
          * deletes it. */
         "iifname \"tap*\" oifname \"qvb*\" iifname != @taps drop",
         "iifname \"qvb*\" oifname \"tap*\" oifname != @taps drop",
+        /* ARP towards a port: the guard's pass (the inet hooks never see it) */
+        "oifname @taps ether type arp " PASS,
 };
 
 static const struct {
@@ -216,6 +222,17 @@ size_t fw_fixed_chain_rules(bool inet, const char *chain)
                 if (fixed_chains[i].inet == inet && streq(fixed_chains[i].name, chain))
                         return fixed_chains[i].n_rules;
         return 0;
+}
+
+size_t fw_fixed_chain_passes(bool inet, const char *chain)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < ARRAY_SIZE(fixed_chains); i++)
+                if (fixed_chains[i].inet == inet && streq(fixed_chains[i].name, chain))
+                        for (size_t k = 0; k < fixed_chains[i].n_rules; k++)
+                                n += strstr(fixed_chains[i].rules[k], PASS) != NULL;
+        return n;
 }
 
 static void fixed_chains_build(struct sbuf *b, bool inet, const char *table)
@@ -274,6 +291,8 @@ void fw_build_drop_shard(struct sbuf *b, unsigned shard)
 
 void fw_build_drop_bridge(struct sbuf *b) { sbuf_printf(b, "delete table " B "\n"); }
 
+void fw_build_drop_guard(struct sbuf *b) { sbuf_printf(b, "delete table bridge " FW_GUARD_TABLE "\n"); }
+
 void fw_build_rule_match(struct sbuf *b, const struct secrule *r)
 {
         const char *l3 = r->family == 6 ? "ip6" : "ip";
@@ -313,7 +332,7 @@ static void group_chain(struct sbuf *b, const char *t, const char *gid, const ch
                         return;
                 }
                 fw_build_rule_match(b, &rules[i]);
-                sbuf_printf(b, " accept comment \"%s\"; ", text);
+                sbuf_printf(b, " " PASS "accept comment \"%s\"; ", text);
         }
         sbuf_printf(b, "}\n");
 }
@@ -361,13 +380,13 @@ void fw_build_port_chain(struct sbuf *b, unsigned shard, const struct fw_port *p
          * libnftables fetch every set (and chain) to resolve it, and a port
          * change must cost the same whatever the number of ports. */
         sbuf_printf(b, "add chain %s port-%s { comment \"nova-hypervisor:port=%s\"; jump common; "
-                       "ether saddr %s udp sport 68 udp dport 67 accept; "
-                       "ether saddr %s udp sport 546 udp dport 547 accept; ", t, p->uuid, p->uuid, mac, mac);
+                       "ether saddr %s udp sport 68 udp dport 67 " PASS "accept; "
+                       "ether saddr %s udp sport 546 udp dport 547 " PASS "accept; ", t, p->uuid, p->uuid, mac, mac);
         for (size_t i = 0; i < p->n_groups; i++)
                 sbuf_printf(b, "ether saddr %s jump sg-%s-out comment \"nh group %s\"; ", mac, p->groups[i],
                             p->groups[i]);
-        sbuf_printf(b, "ether saddr %s drop comment \"nh mac %s\"; udp sport 67 udp dport 68 accept; "
-                       "udp sport 547 udp dport 546 accept; ", mac, mac);
+        sbuf_printf(b, "ether saddr %s drop comment \"nh mac %s\"; udp sport 67 udp dport 68 " PASS "accept; "
+                       "udp sport 547 udp dport 546 " PASS "accept; ", mac, mac);
         for (size_t i = 0; i < p->n_groups; i++)
                 sbuf_printf(b, "jump sg-%s-in; ", p->groups[i]);
         sbuf_printf(b, "drop; }\n");

@@ -22,6 +22,12 @@
  *                        tap* <-> qvb* with the tap not in @taps drop (fail closed: no rules, no frames)
  *     during a restore only: set quarantine (taps), chain quarantine (hook forward, before
  *                        the filter chains): iifname/oifname @quarantine drop (fw-nl.h)
+ *   table bridge nova_hypervisor_guard (flags owner[, persist]: the module's socket owns it; fw-nl.h)
+ *     chain prerouting (priority -300): iifname "tap*"|"qvb*": meta mark &= ~FW_ACCEPT_MARK
+ *     chain forward (priority 100, after br_netfilter's inet hook): tap* <-> qvb* without the
+ *                        bit drop; then the bit is cleared
+ *   Every accept above of a port's frames (inet: group rules, the port chain's DHCP rules, common;
+ *   bridge: ARP and RARP from a port, ARP towards one) sets FW_ACCEPT_MARK: the guard's pass.
  *
  * Why shards: the kernel re-validates every chain of a table on each commit
  * that adds a rule to it, so a port's change costs what its table holds; a
@@ -48,6 +54,22 @@
 #define FW_OWNER_MARK "nova-hypervisor v1" /* comment of the forward chain's dispatch rule */
 #define FW_QUARANTINE "quarantine" /* the bridge table's set and chain of ports closed during a restore (fw-nl.h) */
 #define FW_SHARD_PORTS 64   /* ports of one shard table at most */
+/* The fail-closed guard (fw-nl.h): a bridge table owned by the module's
+ * netlink socket, which drops every frame across a port bridge (tap* <->
+ * qvb*) that does not carry FW_ACCEPT_MARK in its skb mark. Every accept of
+ * the filter (inet shards: group rules, the port chains' DHCP, the common
+ * chain; the bridge table: ARP and RARP) sets that bit; the guard clears it
+ * when such a frame enters (bridge prerouting, before everything) and after
+ * its check. Bit 24: the project sets no other skb mark, Open vSwitch only
+ * when a flow sets pkt_mark (such a bit is cleared before our filter);
+ * kube-proxy's are 0x4000/0x8000. Whoever else uses it loses it on frames
+ * across our port bridges only. */
+#define FW_GUARD_TABLE FW_TABLE "_guard"
+#define FW_ACCEPT_MARK 0x01000000u
+#define FW_GUARD_PRIO_CLEAR (-300) /* bridge prerouting: before the bridge table (-200) */
+#define FW_GUARD_PRIO_CHECK 100    /* bridge forward: after br_netfilter's inet forward hook (0) */
+#define FW_GUARD_F_OWNER 0x2u      /* NFT_TABLE_F_OWNER (Linux 5.12) */
+#define FW_GUARD_F_PERSIST 0x4u    /* NFT_TABLE_F_PERSIST (Linux 6.9): stays, orphaned, when the owner goes */
 #define FW_MAX_SHARDS 256   /* shard indexes 0..255 */
 #define FW_TABLE_NAME_MAX 32 /* "nova_hypervisor_255" and its NUL, with room */
 
@@ -87,9 +109,14 @@ void fw_build_skeleton(struct sbuf *b);
  * gone). Only names ours. */
 void fw_build_drop_shard(struct sbuf *b, unsigned shard);
 void fw_build_drop_bridge(struct sbuf *b);
+/* Delete the guard table (only its owner, or anyone once it is orphaned). */
+void fw_build_drop_guard(struct sbuf *b);
 /* Rules the skeleton puts in a fixed chain ("common", "forward" of a shard;
  * "prerouting", "from_vm" of the bridge table); 0 for any other name. */
 size_t fw_fixed_chain_rules(bool inet, const char *chain);
+/* How many of those carry the guard's pass (FW_ACCEPT_MARK on accept): a
+ * table written before the guard existed has none, and is rebuilt. */
+size_t fw_fixed_chain_passes(bool inet, const char *chain);
 
 /* The chains of a group in a shard: replaced whole (flush + rules) when they exist. */
 void fw_build_group(struct sbuf *b, unsigned shard, const char *group_id, const struct secrule *rules, size_t n,

@@ -211,9 +211,9 @@ static void e_cmp(struct rule *r, enum nft_cmp_ops op, const void *data, uint32_
         add(r, e);
 }
 
-static void e_mask(struct rule *r, const uint8_t *mask, uint32_t len)
+/* register 1 = (register 1 & mask) ^ xor */
+static void e_bitwise(struct rule *r, const void *mask, const void *xor, uint32_t len)
 {
-        static const uint8_t zero[16];
         struct nftnl_expr *e = expr(r, "bitwise");
 
         if (e) {
@@ -221,10 +221,36 @@ static void e_mask(struct rule *r, const uint8_t *mask, uint32_t len)
                 nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
                 nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
                 nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
-                nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+                nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
         }
         add(r, e);
 }
+
+static void e_mask(struct rule *r, const uint8_t *mask, uint32_t len)
+{
+        static const uint8_t zero[16];
+
+        e_bitwise(r, mask, zero, len);
+}
+
+/* `meta mark set meta mark | bits` (set true) or `& ~bits` (false): the
+ * mark is one host-order u32, as libnftables writes it */
+static void m_mark_bits(struct rule *r, uint32_t bits, bool set)
+{
+        uint32_t mask = ~bits, xor = set ? bits : 0;
+        struct nftnl_expr *e;
+
+        e_meta(r, NFT_META_MARK);
+        e_bitwise(r, &mask, &xor, sizeof(mask));
+        if ((e = expr(r, "meta"))) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+        }
+        add(r, e);
+}
+
+/* What every accept of a port's frames carries: the guard's pass (fw-nl.h) */
+static void m_accepted(struct rule *r) { m_mark_bits(r, FW_ACCEPT_MARK, true); }
 
 static void e_verdict(struct rule *r, int verdict, const char *chain)
 {
@@ -441,6 +467,7 @@ static void group_chain(struct fw_nl *b, const char *t, const char *gid, const c
                 }
                 r = rule_new(b, t, chain);
                 m_secrule(&r, &rules[i]);
+                m_accepted(&r);
                 e_verdict(&r, NF_ACCEPT, NULL);
                 rule_put(b, &r, text);
         }
@@ -490,11 +517,13 @@ void fw_nl_port_chain(struct fw_nl *b, unsigned shard, const struct fw_port *p, 
         r = rule_new(b, t, chain);
         m_ether_saddr(&r, p->mac);
         m_udp_ports(&r, 68, 67);
+        m_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         r = rule_new(b, t, chain);
         m_ether_saddr(&r, p->mac);
         m_udp_ports(&r, 546, 547);
+        m_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         for (size_t i = 0; i < p->n_groups; i++) {
@@ -517,10 +546,12 @@ void fw_nl_port_chain(struct fw_nl *b, unsigned shard, const struct fw_port *p, 
         /* DHCP and DHCPv6 server replies towards the port */
         r = rule_new(b, t, chain);
         m_udp_ports(&r, 67, 68);
+        m_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         r = rule_new(b, t, chain);
         m_udp_ports(&r, 547, 546);
+        m_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         for (size_t i = 0; i < p->n_groups; i++) {
@@ -998,7 +1029,10 @@ static void fixed_chain(struct fw_nl *b, uint16_t family, const char *table, con
 
 /* NEWTABLE (comment: NULL for a bare `add table`, which leaves a table that
  * exists as it is) or DELTABLE */
-static void table_msg(struct fw_nl *b, uint16_t type, uint16_t family, const char *name, const char *comment)
+#define NO_FLAGS UINT32_MAX /* a NEWTABLE without the flags attribute */
+
+static void table_msg_flags(struct fw_nl *b, uint16_t type, uint16_t family, const char *name, const char *comment,
+                            uint32_t flags)
 {
         struct nftnl_table *t = b->err ? NULL : nftnl_table_alloc();
         struct nftnl_udata_buf *u = NULL;
@@ -1010,8 +1044,8 @@ static void table_msg(struct fw_nl *b, uint16_t type, uint16_t family, const cha
         }
         nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
         nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-        if (type == NFT_MSG_NEWTABLE)
-                nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
+        if (type == NFT_MSG_NEWTABLE && flags != NO_FLAGS)
+                nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, flags);
         if (comment) {
                 u = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
                 if (!u || !nftnl_udata_put_strz(u, NFTNL_UDATA_TABLE_COMMENT, comment))
@@ -1025,6 +1059,11 @@ static void table_msg(struct fw_nl *b, uint16_t type, uint16_t family, const cha
         }
         nftnl_udata_buf_free(u);
         nftnl_table_free(t);
+}
+
+static void table_msg(struct fw_nl *b, uint16_t type, uint16_t family, const char *name, const char *comment)
+{
+        table_msg_flags(b, type, family, name, comment, 0);
 }
 
 void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard)
@@ -1051,6 +1090,7 @@ void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard)
         m_meta8(&r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
         e_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
         e_lookup(&r, "nd", nd_id, false, false);
+        m_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         r = rule_new(b, t, "common");
@@ -1059,6 +1099,7 @@ void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard)
         rule_put(b, &r, NULL);
         r = rule_new(b, t, "common");
         m_ct_state(&r, 2u | 4u /* established, related */);
+        m_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* forward: iifname vmap @ports, with the owner mark */
@@ -1173,6 +1214,7 @@ static void bridge_from_vm_arp(struct fw_nl *b, const struct bridge_set_ids *ids
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4, NFT_REG_2);
         e_lookup(&r, "vm_ip4", ids->ip4, false, false);
+        m_accepted(&r); /* ARP never reaches the inet hooks: its pass is given here */
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ether type arp arp saddr ip 0.0.0.0 accept */
@@ -1180,6 +1222,7 @@ static void bridge_from_vm_arp(struct fw_nl *b, const struct bridge_set_ids *ids
         m_ethertype(&r, 0x0806);
         e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4);
         e_cmp(&r, NFT_CMP_EQ, bridge_zero16, 4);
+        m_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ether type arp drop */
@@ -1191,6 +1234,7 @@ static void bridge_from_vm_arp(struct fw_nl *b, const struct bridge_set_ids *ids
          * (OVN's activation-strategy=rarp); its source MAC passed the vm_mac check */
         BR("from_vm");
         m_ethertype(&r, 0x8035);
+        m_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
 }
@@ -1304,6 +1348,13 @@ static void bridge_forward(struct fw_nl *b, const struct bridge_set_ids *ids)
                 e_verdict(&r, NF_DROP, NULL);
                 rule_put(b, &r, NULL);
         }
+        /* ARP towards a port (the inet hooks never see it) gets the guard's pass here */
+        BR("forward");
+        e_meta(&r, NFT_META_OIFNAME);
+        e_lookup(&r, "taps", ids->taps, false, false);
+        m_ethertype(&r, 0x0806);
+        m_accepted(&r);
+        rule_put(b, &r, NULL);
 }
 
 #undef BR
@@ -1399,6 +1450,74 @@ out:
                 nftnl_set_free(s);
 }
 
+/* ---- the guard ---- */
+
+static bool guard_flags_ok(struct fw_nl *b, uint32_t flags)
+{
+        return flags == FW_GUARD_F_OWNER || flags == (FW_GUARD_F_OWNER | FW_GUARD_F_PERSIST) || fail(b, -EINVAL);
+}
+
+/* `iifname "tap*"` and the like: a prefix of a device name (no NUL) */
+static void m_ifname_prefix(struct rule *r, uint32_t key, const char *prefix)
+{
+        e_meta(r, key);
+        e_cmp(r, NFT_CMP_EQ, prefix, (uint32_t)strlen(prefix));
+}
+
+void fw_nl_guard(struct fw_nl *b, uint32_t flags)
+{
+        static const char *const ends[2][2] = { { "tap", "qvb" }, { "qvb", "tap" } };
+        const uint32_t zero = 0, bit = FW_ACCEPT_MARK;
+        const char *t = FW_GUARD_TABLE;
+        struct rule r;
+
+        if (!guard_flags_ok(b, flags))
+                return;
+        table_msg_flags(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, t,
+                        "nova-hypervisor: fail-closed guard (firewall-control module); do not edit", flags);
+        /* prerouting, before everything: no frame of a port bridge arrives with the pass */
+        fixed_chain(b, NFPROTO_BRIDGE, t, "prerouting", true, BR_HOOK_PRE_ROUTING, FW_GUARD_PRIO_CLEAR);
+        for (int i = 0; i < 2; i++) {
+                r = rule_new_family(b, NFPROTO_BRIDGE, t, "prerouting");
+                m_ifname_prefix(&r, NFT_META_IIFNAME, ends[i][0]);
+                m_mark_bits(&r, FW_ACCEPT_MARK, false);
+                rule_put(b, &r, i ? NULL : FW_OWNER_MARK);
+        }
+        /* forward, after br_netfilter's inet forward hook: across a port bridge, only with the pass */
+        fixed_chain(b, NFPROTO_BRIDGE, t, "forward", true, BR_HOOK_FORWARD, FW_GUARD_PRIO_CHECK);
+        for (int i = 0; i < 2; i++) {
+                r = rule_new_family(b, NFPROTO_BRIDGE, t, "forward");
+                m_ifname_prefix(&r, NFT_META_IIFNAME, ends[i][0]);
+                m_ifname_prefix(&r, NFT_META_OIFNAME, ends[i][1]);
+                e_meta(&r, NFT_META_MARK);
+                e_bitwise(&r, &bit, &zero, sizeof(bit));
+                e_cmp(&r, NFT_CMP_EQ, &zero, sizeof(zero));
+                e_verdict(&r, NF_DROP, NULL);
+                rule_put(b, &r, NULL);
+        }
+        /* and the pass does not leave the port bridge (towards OVS, or the instance) */
+        for (int i = 0; i < 2; i++) {
+                r = rule_new_family(b, NFPROTO_BRIDGE, t, "forward");
+                m_ifname_prefix(&r, NFT_META_IIFNAME, ends[i][0]);
+                m_mark_bits(&r, FW_ACCEPT_MARK, false);
+                rule_put(b, &r, NULL);
+        }
+}
+
+void fw_nl_guard_touch(struct fw_nl *b, uint32_t flags)
+{
+        if (guard_flags_ok(b, flags))
+                table_msg_flags(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, FW_GUARD_TABLE, NULL, flags);
+}
+
+void fw_nl_guard_drop(struct fw_nl *b)
+{
+        /* `add table` without flags first (an update with flags would have to repeat an
+         * orphan's PERSIST): as fw_nl_table_touch, a delete after it cannot miss */
+        table_msg_flags(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, FW_GUARD_TABLE, NULL, NO_FLAGS);
+        table_msg(b, NFT_MSG_DELTABLE, NFPROTO_BRIDGE, FW_GUARD_TABLE, NULL);
+}
+
 /* ---- sending ---- */
 
 int fw_nl_socket(void)
@@ -1466,6 +1585,10 @@ int fw_nl_commit(int fd, struct fw_nl *b, uint8_t *rbuf, size_t rlen, char *err,
                         const struct nlmsgerr *e = NLMSG_DATA(h);
                         char what[96];
                         if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+                                continue;
+                        /* a late answer to an earlier batch (its reading cut short by ENOBUFS):
+                         * the socket lives on (the guard's owner), its leftovers are not ours */
+                        if (h->nlmsg_seq < b->seq0 || h->nlmsg_seq >= b->seq)
                                 continue;
                         if (e->error == 0) {
                                 acked |= h->nlmsg_seq == last_seq;

@@ -84,11 +84,30 @@ void fw_nl_drop_bridge(struct fw_nl *b);
 void fw_nl_quarantine(struct fw_nl *b, const struct fw_port *const *ports, size_t n);
 void fw_nl_quarantine_remove(struct fw_nl *b);
 
+/* The fail-closed guard (fw-nft.h): the table FW_GUARD_TABLE of family
+ * bridge with flags (FW_GUARD_F_OWNER, with FW_GUARD_F_PERSIST or not; any
+ * other value fails the batch with -EINVAL), so that only the socket that
+ * sends the batch may change or delete it and `nft flush ruleset` leaves
+ * it; its chains: prerouting (FW_GUARD_PRIO_CLEAR) clears FW_ACCEPT_MARK on
+ * frames from tap* and qvb*, forward (FW_GUARD_PRIO_CHECK) drops tap* ->
+ * qvb* and qvb* -> tap* frames without it, then clears it. Derived from the
+ * device names of the port bridges, so a flush cannot open it and no port
+ * change has to touch it; a bridge with no rules in the filter passes
+ * nothing (the bridge table's own fail-closed rule says the same).
+ * fw_nl_guard_touch: `add table` with the flags alone: adopts an orphan
+ * (PERSIST, its owner gone), leaves our own as it is. fw_nl_guard_drop:
+ * `add table` without flags, then its delete (ours, or an orphan: anyone's). */
+void fw_nl_guard(struct fw_nl *b, uint32_t flags);
+void fw_nl_guard_touch(struct fw_nl *b, uint32_t flags);
+void fw_nl_guard_drop(struct fw_nl *b);
+
 /* A NETLINK_NETFILTER socket for batches, or -errno. */
 int fw_nl_socket(void);
 /* End b if needed, send it, read the kernel's answer into rbuf: 0 when the
  * whole batch was applied (an empty batch sends nothing), else -errno with
- * the refused message and the reason in err (then nothing was applied). */
+ * the refused message and the reason in err (then nothing was applied).
+ * Answers to other batches (left behind by an earlier one cut short by
+ * ENOBUFS) are skipped: the socket stays usable, as the guard's owner must. */
 int fw_nl_commit(int fd, struct fw_nl *b, uint8_t *rbuf, size_t rlen, char *err, size_t errlen);
 
 #endif

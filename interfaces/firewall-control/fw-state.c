@@ -430,6 +430,8 @@ static bool owner_marked(struct json_object *items, const char *table, const cha
         return false;
 }
 
+static bool rule_has_pass(struct json_object *rule, bool pass_accept);
+
 /* Rules of a shard's port and group chains: the port's groups and MAC from
  * the comments of its chain, the groups' rules from theirs. */
 static int pass_rules(struct fw_snap *s, struct json_object *items, const char *table, unsigned shard)
@@ -467,7 +469,7 @@ static int pass_rules(struct fw_snap *s, struct json_object *items, const char *
                         if (!g)
                                 continue;
                         if (!comment || secrule_parse(comment, &r) < 0 ||
-                            r.dir != (in ? SECRULE_INGRESS : SECRULE_EGRESS)) {
+                            r.dir != (in ? SECRULE_INGRESS : SECRULE_EGRESS) || !rule_has_pass(ru, true)) {
                                 g->tampered = true;
                                 continue;
                         }
@@ -670,11 +672,54 @@ static bool is_verdict(struct json_object *e, const char *verdict, const char *t
                streq_ptr(jstr(v, "target"), target);
 }
 
+/* nft's JSON of the guard's pass, `meta mark set meta mark | FW_ACCEPT_MARK`:
+ * {"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"|": [{"meta": {"key": "mark"}}, BIT]}}} */
+static bool is_meta_mark(struct json_object *o)
+{
+        struct json_object *m;
+
+        return obj1(o, "meta", &m) && json_object_is_type(m, json_type_object) && json_object_object_length(m) == 1 &&
+               streq_ptr(jstr(m, "key"), "mark");
+}
+
+static bool is_pass(struct json_object *e)
+{
+        struct json_object *mg, *k, *v, *or;
+
+        if (!obj1(e, "mangle", &mg) || !json_object_is_type(mg, json_type_object) ||
+            json_object_object_length(mg) != 2 || !json_object_object_get_ex(mg, "key", &k) || !is_meta_mark(k) ||
+            !json_object_object_get_ex(mg, "value", &v) || !obj1(v, "|", &or) ||
+            !json_object_is_type(or, json_type_array) || json_object_array_length(or) != 2 ||
+            !is_meta_mark(json_object_array_get_idx(or, 0)))
+                return false;
+        v = json_object_array_get_idx(or, 1);
+        return json_object_is_type(v, json_type_int) && json_object_get_int64(v) == (int64_t)FW_ACCEPT_MARK;
+}
+
+/* The rule's expressions end with the guard's pass and accept (pass_accept),
+ * or hold the pass somewhere (returns whether, when pass_accept is false). */
+static bool rule_has_pass(struct json_object *rule, bool pass_accept)
+{
+        struct json_object *ex;
+        size_t len;
+
+        if (!json_object_object_get_ex(rule, "expr", &ex) || !json_object_is_type(ex, json_type_array))
+                return false;
+        len = json_object_array_length(ex);
+        if (pass_accept)
+                return len >= 2 && is_pass(json_object_array_get_idx(ex, len - 2)) &&
+                       is_verdict(json_object_array_get_idx(ex, len - 1), "accept", NULL);
+        for (size_t i = 0; i < len; i++)
+                if (is_pass(json_object_array_get_idx(ex, i)))
+                        return true;
+        return false;
+}
+
 /* Is rule the k-th rule of p's chain as fw_build_port_chain writes it and
  * nft lists it back (its expressions and comment)? */
 static bool port_rule_ok(const struct fw_port *p, size_t k, struct json_object *rule)
 {
-        struct json_object *ex, *e[4];
+        struct json_object *ex, *e[5];
         char mac[MAC_STR_LEN + 1], want[64] = "", target[UUID_STR_LEN + 16];
         size_t n = p->n_groups, len;
 
@@ -693,9 +738,10 @@ static bool port_rule_ok(const struct fw_port *p, size_t k, struct json_object *
         if (k == 0) /* jump common */
                 return len == 1 && is_verdict(e[0], "jump", "common");
         if (k == 1 || k == 2) /* DHCP client out, from the port's MAC */
-                return len == 4 && is_match(e[0], "ether", "saddr", mac, 0) &&
+                return len == 5 && is_match(e[0], "ether", "saddr", mac, 0) &&
                        is_match(e[1], "udp", "sport", NULL, k == 1 ? 68 : 546) &&
-                       is_match(e[2], "udp", "dport", NULL, k == 1 ? 67 : 547) && is_verdict(e[3], "accept", NULL);
+                       is_match(e[2], "udp", "dport", NULL, k == 1 ? 67 : 547) && is_pass(e[3]) &&
+                       is_verdict(e[4], "accept", NULL);
         if (k < 3 + n) { /* the groups' egress rules, for frames from the port's MAC */
                 (void)snprintf(target, sizeof(target), "sg-%s-out", p->groups[k - 3]);
                 return len == 2 && is_match(e[0], "ether", "saddr", mac, 0) && is_verdict(e[1], "jump", target);
@@ -703,8 +749,9 @@ static bool port_rule_ok(const struct fw_port *p, size_t k, struct json_object *
         if (k == 3 + n) /* nothing else from the port's MAC */
                 return len == 2 && is_match(e[0], "ether", "saddr", mac, 0) && is_verdict(e[1], "drop", NULL);
         if (k == 4 + n || k == 5 + n) /* DHCP server in */
-                return len == 3 && is_match(e[0], "udp", "sport", NULL, k == 4 + n ? 67 : 547) &&
-                       is_match(e[1], "udp", "dport", NULL, k == 4 + n ? 68 : 546) && is_verdict(e[2], "accept", NULL);
+                return len == 4 && is_match(e[0], "udp", "sport", NULL, k == 4 + n ? 67 : 547) &&
+                       is_match(e[1], "udp", "dport", NULL, k == 4 + n ? 68 : 546) && is_pass(e[2]) &&
+                       is_verdict(e[3], "accept", NULL);
         if (k < 6 + 2 * n) { /* the groups' ingress rules */
                 (void)snprintf(target, sizeof(target), "sg-%s-in", p->groups[k - 6 - n]);
                 return len == 1 && is_verdict(e[0], "jump", target);
@@ -755,13 +802,15 @@ static bool fixed_chains_ok(struct json_object *items, const char *table, bool i
         size_t n = inet ? ARRAY_SIZE(inet_chains) : ARRAY_SIZE(bridge_chains);
 
         for (size_t f = 0; f < n; f++) {
-                size_t have = 0;
+                size_t have = 0, passes = 0;
                 for (size_t i = 0; i < json_object_array_length(items); i++) {
                         struct json_object *ru = item_of(items, i, "rule", table);
-                        if (ru && streq_ptr(jstr(ru, "chain"), chains[f]))
+                        if (ru && streq_ptr(jstr(ru, "chain"), chains[f])) {
                                 have++;
+                                passes += rule_has_pass(ru, false);
+                        }
                 }
-                if (have != fw_fixed_chain_rules(inet, chains[f]))
+                if (have != fw_fixed_chain_rules(inet, chains[f]) || passes != fw_fixed_chain_passes(inet, chains[f]))
                         return false;
         }
         return true;
@@ -926,6 +975,8 @@ static const char *table_name_attr(const uint8_t *a, size_t len, char ret[FW_TAB
         return NULL;
 }
 
+static bool nl_attr_be32(const uint8_t *a, size_t len, uint16_t type, uint32_t *ret);
+
 int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t seq)
 {
         const uint8_t *p = buf;
@@ -963,6 +1014,11 @@ int fw_tables_feed(struct fw_tables *t, const void *buf, size_t len, uint32_t se
                                 t->inet[k] = true;
                         else if (g.nfgen_family == NFPROTO_BRIDGE && streq_ptr(n, FW_TABLE))
                                 t->bridge = true;
+                        else if (g.nfgen_family == NFPROTO_BRIDGE && streq_ptr(n, FW_GUARD_TABLE)) {
+                                t->guard = true;
+                                if (!nl_attr_be32(p + off, h.nlmsg_len - off, NFTA_TABLE_FLAGS, &t->guard_flags))
+                                        t->guard_flags = 0;
+                        }
                 }
                 if (NLMSG_ALIGN(h.nlmsg_len) >= len)
                         break;
@@ -1108,13 +1164,13 @@ bad:
 enum dump_kind { D_TABLES, D_OWNER, D_CHAINS, D_RULES, D_SETS, D_ELEMS };
 
 /* One expression, as far as the port chains need it. */
-enum { X_OTHER, X_META, X_CMP, X_PAYLOAD, X_IMM };
+enum { X_OTHER, X_META, X_CMP, X_PAYLOAD, X_IMM, X_META_SET, X_BITWISE };
 struct dump_expr {
         uint8_t kind;
-        uint32_t reg;          /* dreg (meta, payload, immediate) or sreg (cmp) */
-        uint32_t a, b, c;      /* meta: key; cmp: op; payload: base, offset, len */
+        uint32_t reg;          /* dreg (meta, payload, immediate) or sreg (cmp, meta set, bitwise) */
+        uint32_t a, b, c;      /* meta, meta set: key; cmp: op; payload: base, offset, len; bitwise: -, dreg, len */
         int32_t verdict;       /* immediate */
-        uint8_t data[16];      /* cmp's value */
+        uint8_t data[16];      /* cmp's value; bitwise of 4 bytes: its mask, then its xor */
         uint32_t dlen;
         char chain[DUMP_TEXT_MAX]; /* immediate's jump target ("" none; too long: "?") */
 };
@@ -1146,6 +1202,7 @@ struct fw_dump {
         bool ours[FW_MAX_SHARDS], bridge_ours;
         unsigned sk[FW_MAX_SHARDS], bridge_sk; /* SK_* of each table */
         unsigned fixed[3];             /* rules of the table's fixed chains (fixed_chain_names order) */
+        unsigned fixed_pass[3];        /* ...of them with the guard's pass */
         bool dup[FW_MAX_SHARDS];       /* holds a port chain another shard holds too */
         bool set_seen[8];              /* D_SETS: which of the sets to dump exist (dump_sets order) */
         /* D_RULES of a shard: the port chain being read */
@@ -1243,6 +1300,24 @@ static void expr_decode(const uint8_t *a, size_t len, struct dump_expr *e)
                 if (nl_attr_be32(d, dlen, NFTA_META_DREG, &e->reg) && nl_attr_be32(d, dlen, NFTA_META_KEY, &e->a) &&
                     !nl_attr(d, dlen, NFTA_META_SREG, &vlen))
                         e->kind = X_META;
+                else if (nl_attr_be32(d, dlen, NFTA_META_SREG, &e->reg) && nl_attr_be32(d, dlen, NFTA_META_KEY, &e->a) &&
+                         !nl_attr(d, dlen, NFTA_META_DREG, &vlen))
+                        e->kind = X_META_SET;
+        } else if (streq(name, "bitwise")) {
+                const uint8_t *mask = nested(d, dlen, NFTA_BITWISE_MASK, NFTA_DATA_VALUE, &vlen), *xor;
+                size_t xlen = 0;
+                uint32_t op = 0; /* NFT_BITWISE_BOOL (mask and xor) when the kernel does not say */
+                size_t olen = 0;
+                xor = nested(d, dlen, NFTA_BITWISE_XOR, NFTA_DATA_VALUE, &xlen);
+                if (nl_attr(d, dlen, NFTA_BITWISE_OP, &olen) && !nl_attr_be32(d, dlen, NFTA_BITWISE_OP, &op))
+                        op = 1;
+                if (op == 0 && nl_attr_be32(d, dlen, NFTA_BITWISE_SREG, &e->reg) &&
+                    nl_attr_be32(d, dlen, NFTA_BITWISE_DREG, &e->b) && nl_attr_be32(d, dlen, NFTA_BITWISE_LEN, &e->c) &&
+                    mask && xor && vlen == 4 && xlen == 4 && e->c == 4) {
+                        memcpy(e->data, mask, 4);
+                        memcpy(e->data + 4, xor, 4);
+                        e->kind = X_BITWISE;
+                }
         } else if (streq(name, "cmp")) {
                 v = nested(d, dlen, NFTA_CMP_DATA, NFTA_DATA_VALUE, &vlen);
                 if (nl_attr_be32(d, dlen, NFTA_CMP_SREG, &e->reg) && nl_attr_be32(d, dlen, NFTA_CMP_OP, &e->a) && v &&
@@ -1274,6 +1349,16 @@ static bool x_cmp(const struct dump_expr *e, const void *v, uint32_t len)
 static bool x_payload(const struct dump_expr *e, uint32_t base, uint32_t off, uint32_t len)
 {
         return e->kind == X_PAYLOAD && e->reg == NFT_REG_1 && e->a == base && e->b == off && e->c == len;
+}
+
+/* `meta mark set meta mark | FW_ACCEPT_MARK` (the guard's pass) at e[0..2]. */
+static bool x_pass(const struct dump_expr *e)
+{
+        const uint32_t mask = ~(uint32_t)FW_ACCEPT_MARK, bit = FW_ACCEPT_MARK;
+
+        return x_meta(&e[0], NFT_META_MARK) && e[1].kind == X_BITWISE && e[1].reg == NFT_REG_1 &&
+               e[1].b == NFT_REG_1 && memcmp(e[1].data, &mask, 4) == 0 && memcmp(e[1].data + 4, &bit, 4) == 0 &&
+               e[2].kind == X_META_SET && e[2].a == NFT_META_MARK && e[2].reg == NFT_REG_1;
 }
 
 /* `ether saddr MAC` (with the `meta iiftype ether` libnftables puts before it) at e[0..3]. */
@@ -1312,7 +1397,37 @@ static bool x_verdict(const struct dump_expr *e, int32_t code, char *ret_target)
         return ret_target ? e->chain[0] != '\0' : e->chain[0] == '\0';
 }
 
-/* The shape of a rule from its expressions (a port chain has six). */
+/* What the guard needs of a rule: the pass anywhere in it (pass), or at its
+ * end right before `accept` (pass_accept). */
+struct rule_tail {
+        bool pass, pass_accept;
+};
+
+static struct rule_tail rule_tail(const uint8_t *a, size_t len)
+{
+        struct dump_expr last[4] = { 0 }; /* the newest at [3] */
+        struct rule_tail t = { 0 };
+        size_t exlen = 0, vlen, n = 0;
+        const uint8_t *ex = nl_attr(a, len, NFTA_RULE_EXPRESSIONS, &exlen), *v;
+        bool bad = false;
+        uint16_t type;
+
+        while (ex && attr_next(&ex, &exlen, &type, &v, &vlen, &bad)) {
+                if (type != NFTA_LIST_ELEM)
+                        return (struct rule_tail){ 0 };
+                memmove(&last[0], &last[1], 3 * sizeof(last[0]));
+                expr_decode(v, vlen, &last[3]);
+                if (++n >= 3 && x_pass(&last[1]))
+                        t.pass = true;
+        }
+        if (bad)
+                return (struct rule_tail){ 0 };
+        t.pass_accept = n >= 4 && x_pass(&last[0]) && x_verdict(&last[3], NF_ACCEPT, NULL);
+        return t;
+}
+
+/* The shape of a rule from its expressions (a port chain has six; accepts
+ * carry the guard's pass before the verdict). */
 static void rule_shape(const struct dump_expr *e, size_t n, struct dump_rule *r)
 {
         r->shape = R_OTHER;
@@ -1320,10 +1435,11 @@ static void rule_shape(const struct dump_expr *e, size_t n, struct dump_rule *r)
                 r->shape = R_JUMP;
         else if (n == 1 && x_verdict(&e[0], NF_DROP, NULL))
                 r->shape = R_DROP;
-        else if (n == 5 && x_udp_ports(e, &r->sport, &r->dport) && x_verdict(&e[4], NF_ACCEPT, NULL))
+        else if (n == 8 && x_udp_ports(e, &r->sport, &r->dport) && x_pass(&e[4]) && x_verdict(&e[7], NF_ACCEPT, NULL))
                 r->shape = R_UDP;
         else if (n >= 5 && x_ether_saddr(e, r->mac)) {
-                if (n == 9 && x_udp_ports(&e[4], &r->sport, &r->dport) && x_verdict(&e[8], NF_ACCEPT, NULL))
+                if (n == 12 && x_udp_ports(&e[4], &r->sport, &r->dport) && x_pass(&e[8]) &&
+                    x_verdict(&e[11], NF_ACCEPT, NULL))
                         r->shape = R_MAC_UDP;
                 else if (n == 5 && x_verdict(&e[4], NFT_JUMP, r->target))
                         r->shape = R_MAC_JUMP;
@@ -1460,8 +1576,10 @@ static int dump_rule(struct fw_dump *d, const uint8_t *a, size_t len)
                         d->owner = true;
                 return 0;
         }
-        if ((f = fixed_chain_index(inet, chain)) >= 0)
+        if ((f = fixed_chain_index(inet, chain)) >= 0) {
                 d->fixed[f]++;
+                d->fixed_pass[f] += rule_tail(a, len).pass;
+        }
         if (!inet)
                 return 0;
         if (name_uuid(chain, "port-", "", id)) {
@@ -1507,8 +1625,10 @@ static int dump_rule(struct fw_dump *d, const uint8_t *a, size_t len)
                 struct secrule r;
                 if (!g)
                         return 0;
+                /* its comment says which rule; its accept must carry the guard's pass (a table
+                 * written before the guard existed has none: rewritten by the core's sync) */
                 if (has_comment <= 0 || long_comment || secrule_parse(comment, &r) < 0 ||
-                    r.dir != (in ? SECRULE_INGRESS : SECRULE_EGRESS)) {
+                    r.dir != (in ? SECRULE_INGRESS : SECRULE_EGRESS) || !rule_tail(a, len).pass_accept) {
                         g->tampered = true;
                         return 0;
                 }
@@ -1731,12 +1851,17 @@ int fw_dump_feed(struct fw_dump *d, const void *buf, size_t len)
                 const uint8_t *a = p + off;
                 size_t alen = h.nlmsg_len - off;
                 if (d->kind == D_TABLES) {
-                        char name[FW_TABLE_NAME_MAX];
+                        char name[FW_TABLE_NAME_MAX] = "";
                         int k = nl_attr_str(a, alen, NFTA_TABLE_NAME, name, sizeof(name)) ? fw_shard_from_table(name) : -1;
                         if (g.nfgen_family == NFPROTO_INET && k >= 0)
                                 d->t.inet[k] = true;
                         else if (g.nfgen_family == NFPROTO_BRIDGE && k == 0)
                                 d->t.bridge = true;
+                        else if (g.nfgen_family == NFPROTO_BRIDGE && k < 0 && streq(name, FW_GUARD_TABLE)) {
+                                d->t.guard = true;
+                                if (!nl_attr_be32(a, alen, NFTA_TABLE_FLAGS, &d->t.guard_flags))
+                                        d->t.guard_flags = 0;
+                        }
                 } else if (g.nfgen_family != d->family)
                         return -EBADMSG;
                 else if (d->kind == D_CHAINS)
@@ -1801,6 +1926,7 @@ static int read_table(struct fw_dump *d, fw_dump_io_fn io, void *userdata, uint3
         int r;
 
         memset(d->fixed, 0, sizeof(d->fixed));
+        memset(d->fixed_pass, 0, sizeof(d->fixed_pass));
         memset(d->set_seen, 0, sizeof(d->set_seen));
         d->port = NULL;
         d->port_chain[0] = '\0';
@@ -1818,7 +1944,8 @@ static int read_table(struct fw_dump *d, fw_dump_io_fn io, void *userdata, uint3
                         return r;
         }
         for (size_t f = 0; f < (inet ? ARRAY_SIZE(inet_fixed_chains) : ARRAY_SIZE(bridge_fixed_chains)); f++)
-                if (d->fixed[f] != fw_fixed_chain_rules(inet, (inet ? inet_fixed_chains : bridge_fixed_chains)[f]))
+                if (d->fixed[f] != fw_fixed_chain_rules(inet, (inet ? inet_fixed_chains : bridge_fixed_chains)[f]) ||
+                    d->fixed_pass[f] != fw_fixed_chain_passes(inet, (inet ? inet_fixed_chains : bridge_fixed_chains)[f]))
                         return 1; /* not complete */
         return 0;
 }

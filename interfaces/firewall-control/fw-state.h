@@ -97,6 +97,8 @@ void fw_snap_group_remove(struct fw_snap *s, size_t i);
 /* Which of our tables exist, from an NFT_MSG_GETTABLE dump. */
 struct fw_tables {
         bool bridge;                       /* bridge nova_hypervisor */
+        bool guard;                        /* bridge nova_hypervisor_guard (FW_GUARD_TABLE) */
+        uint32_t guard_flags;              /* ...its table flags (FW_GUARD_F_PERSIST without _OWNER: an orphan) */
         bool inet[FW_MAX_SHARDS];          /* inet nova_hypervisor[_<k>] */
 };
 /* Feed the netlink messages of one recv() of the dump whose requests carried

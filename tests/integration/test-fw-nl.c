@@ -358,7 +358,7 @@ START_TEST(test_same_objects_as_libnftables)
         same("ports", (const char *const[]){ "\"qbra1b2c3d4-e5\" : jump port-" "a1b2c3d4-e5f6-4789-8abc-def012345678",
                                              "\"tapb1b2c3d4-e5\" . 10.0.0.2", "fe80::f816:3eff:fe00:102",
                                              "\"qvba1b2c3d4-e5\" . fa:16:3e:00:01:01",
-                                             "ether saddr fa:16:3e:00:01:01 udp sport 68 udp dport 67 accept", NULL });
+                                             "ether saddr fa:16:3e:00:01:01 udp sport 68 udp dport 67 meta mark set meta mark | 0x01000000 accept", NULL });
 
         /* p1 replaced: other groups (the chain flushed and written again) */
         p1 = port_of(P1, 1, G2, NULL);
@@ -497,6 +497,92 @@ START_TEST(test_refused_batch_changes_nothing)
         /* an empty batch sends nothing and succeeds */
         fw_nl_begin(&batch, 50);
         ck_assert_int_eq(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)), 0);
+}
+END_TEST
+
+/* The socket lives on after a batch whose answers were not all read (the
+ * module's reading cut short by ENOBUFS): the next commit skips the late
+ * answers by their sequence numbers, and still reports its own refusal. */
+START_TEST(test_late_answers_are_skipped)
+{
+        struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+        char err[256] = "";
+
+        skeleton_both();
+        /* a refused batch sent, its answer (an error) left unread on the socket */
+        fw_nl_begin(&batch, 100);
+        fw_nl_group_chain_remove(&batch, 0, G1, "in");
+        ck_assert_int_eq(fw_nl_end(&batch), 0);
+        ck_assert_int_eq(sendto(nl_fd, batch.buf, batch.len, 0, (struct sockaddr *)&kernel, sizeof(kernel)),
+                         (ssize_t)batch.len);
+        /* the next batch is judged by its own answers */
+        fw_nl_begin(&batch, 200);
+        fw_nl_group(&batch, 0, G2, NULL, 0, false);
+        ck_assert_msg(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)) == 0, "commit: %s", err);
+        fw_nl_begin(&batch, 300);
+        fw_nl_group_chain_remove(&batch, 0, G1, "out");
+        ck_assert_int_eq(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)), -ENOENT);
+        ck_assert_msg(strstr(err, "DELCHAIN inet"), "message: %s", err);
+}
+END_TEST
+
+/* The guard table (fw_nl_guard): owned by the socket that made it, refused
+ * to every other (libnftables' socket here), left by `flush ruleset`; with
+ * PERSIST it outlives its socket, orphaned (anyone may then delete it), and
+ * a new socket adopts it: touch with the flags, drop, made again, in one batch. */
+START_TEST(test_guard_owned_and_adopted)
+{
+        const uint32_t op = FW_GUARD_F_OWNER | FW_GUARD_F_PERSIST;
+        char err[256] = "";
+        int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd;
+
+        fw_nl_begin(&batch, 10);
+        fw_nl_guard(&batch, FW_GUARD_F_PERSIST); /* not a mode of ours */
+        ck_assert_int_eq(fw_nl_end(&batch), -EINVAL);
+        fw_nl_begin(&batch, 20);
+        fw_nl_guard(&batch, op);
+        ck_assert_msg(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)) == 0, "commit: %s", err);
+        _cleanup_free_ char *guard = sh_out("ip netns exec " NS_NL " nft list table bridge " FW_GUARD_TABLE);
+        ck_assert_msg(strstr(guard, "flags owner") && strstr(guard, "hook prerouting priority dstnat") &&
+                              strstr(guard, "hook forward priority 100") &&
+                              strstr(guard, "iifname \"tap*\" oifname \"qvb*\" meta mark & 0x01000000 == 0x00000000 drop") &&
+                              strstr(guard, "iifname \"qvb*\" oifname \"tap*\" meta mark & 0x01000000 == 0x00000000 drop") &&
+                              strstr(guard, "iifname \"tap*\" meta mark set meta mark & 0xfeffffff"),
+                      "%s", guard);
+        ck_assert_int_ne(nft_run_cmd_from_buffer(nl_list_ctx, "delete table bridge " FW_GUARD_TABLE), 0);
+        ck_assert_int_ne(nft_run_cmd_from_buffer(nl_list_ctx, "add rule bridge " FW_GUARD_TABLE " forward accept"), 0);
+        ck_assert_int_eq(nft_run_cmd_from_buffer(nl_list_ctx, "flush ruleset"), 0);
+        {
+                _cleanup_free_ char *after = sh_out("ip netns exec " NS_NL " nft list table bridge " FW_GUARD_TABLE);
+                ck_assert_str_eq(after, guard);
+        }
+        /* the owner goes: the table stays, orphaned */
+        close(nl_fd);
+        ck_assert_int_eq(sh("ip netns exec " NS_NL " nft list table bridge " FW_GUARD_TABLE " >/dev/null"), 0);
+        ck_assert_int_ge(fd = ns_fd(NS_NL), 0);
+        ck_assert_int_eq(setns(fd, CLONE_NEWNET), 0);
+        close(fd);
+        nl_fd = fw_nl_socket();
+        ck_assert_int_eq(setns(home, CLONE_NEWNET), 0);
+        close(home);
+        ck_assert_int_ge(nl_fd, 0);
+        /* adopted and made again in one batch (a rule someone added meanwhile is gone) */
+        ck_assert_int_eq(nft_run_cmd_from_buffer(nl_list_ctx, "add rule bridge " FW_GUARD_TABLE " forward accept"), 0);
+        fw_nl_begin(&batch, 30);
+        fw_nl_guard_touch(&batch, op);
+        fw_nl_guard_drop(&batch);
+        fw_nl_guard(&batch, op);
+        ck_assert_msg(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)) == 0, "adopt: %s", err);
+        {
+                _cleanup_free_ char *after = sh_out("ip netns exec " NS_NL " nft list table bridge " FW_GUARD_TABLE);
+                ck_assert_str_eq(after, guard);
+        }
+        ck_assert_int_ne(nft_run_cmd_from_buffer(nl_list_ctx, "delete table bridge " FW_GUARD_TABLE), 0);
+        /* its owner may delete it */
+        fw_nl_begin(&batch, 40);
+        fw_nl_guard_drop(&batch);
+        ck_assert_msg(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)) == 0, "drop: %s", err);
+        ck_assert_int_ne(sh("ip netns exec " NS_NL " nft list table bridge " FW_GUARD_TABLE " >/dev/null 2>&1"), 0);
 }
 END_TEST
 
@@ -700,6 +786,14 @@ START_TEST(test_read_back_is_the_listing)
         fw_snap_free(&nl);
         fw_snap_free(&js);
 
+        /* a group rule with our comment but without the guard's pass (as written before the
+         * guard): the guard would drop what it accepts, so it reads as tampered */
+        nft_nl("add rule inet nova_hypervisor sg-" "11111111-2222-4333-8444-555555555555" "-in meta nfproto ipv4 accept comment \"nh in 4 any - - - - -\"");
+        read_both("rule without the pass", &nl, &js);
+        ck_assert(fw_snap_group_find(&nl, 0, G1)->tampered);
+        fw_snap_free(&nl);
+        fw_snap_free(&js);
+
         /* tables gone; one of our names made by someone else */
         nft_nl("delete table inet nova_hypervisor_1; add table inet nova_hypervisor_1; "
                "add chain inet nova_hypervisor_1 forward");
@@ -727,6 +821,8 @@ int main(void)
         tcase_add_test(tc, test_same_objects_as_libnftables);
         tcase_add_test(tc, test_restore_is_one_batch);
         tcase_add_test(tc, test_refused_batch_changes_nothing);
+        tcase_add_test(tc, test_late_answers_are_skipped);
+        tcase_add_test(tc, test_guard_owned_and_adopted);
         tcase_add_test(tc, test_read_back_is_the_listing);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
