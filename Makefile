@@ -162,7 +162,7 @@ LIBVIRT_OBJS := $(call obj,$(LIBVIRT_SRCS) $(LIBVIRT_PROTO_SRCS) $(CONFIG_DRIVE_
 $(BUILD)/gen/nova-libvirt-lazy.c: $(LIBVIRT_OBJS) scripts/lazy-shim.sh
 	@mkdir -p $(dir $@)
 	CC="$(CC)" bash scripts/lazy-shim.sh $@ $(LIBVIRT_LAZY) -- $(LIBVIRT_OBJS)
-$(BUILD)/gen/nova-libvirt-lazy.o: $(BUILD)/gen/nova-libvirt-lazy.c
+$(BUILD)/gen/nova-libvirt-lazy.o: $(BUILD)/gen/nova-libvirt-lazy.c src/lib/lazylib.h
 	$(CC) $(CFLAGS) $(LIB_INCLUDES) -c $< -o $@
 $(BUILD)/bin/nova-libvirt: $(LIBVIRT_OBJS) $(BUILD)/gen/nova-libvirt-lazy.o $(LIBNOVA)
 	@mkdir -p $(dir $@)

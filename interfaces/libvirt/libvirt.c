@@ -2944,7 +2944,7 @@ static int lv_load_libvirt(void)
 {
         char err[256];
 
-        if (lazylib_loaded())
+        if (lazylib_loaded(lazylib_program_table, lazylib_program_table_n))
                 return 0;
         if (lazylib_load_all(lazylib_program_table, lazylib_program_table_n, err, sizeof(err)) < 0) {
                 log_err("%s", err);

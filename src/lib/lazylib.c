@@ -9,10 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Set once every library is in (one process-wide fact, like the slots themselves). */
-static bool all_loaded;
+/* A library is loaded once its slots lead into it (they are filled together, never emptied). */
+static bool lib_loaded(const struct lazylib *lib)
+{
+        return lib->n == 0 || lib->slots[0] != (void *)lazylib_unloaded;
+}
 
-bool lazylib_loaded(void) { return all_loaded; }
+bool lazylib_loaded(const struct lazylib *table, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!lib_loaded(&table[i]))
+                        return false;
+        return true;
+}
 
 void lazylib_unloaded(void)
 {
@@ -44,13 +53,12 @@ int lazylib_load_all(const struct lazylib *table, size_t n, char *err, size_t er
 {
         int r;
 
-        if (all_loaded)
-                return 0;
         for (size_t i = 0; i < n; i++) {
+                if (lib_loaded(&table[i]))
+                        continue;
                 r = load_one(&table[i], err, errlen);
                 if (r < 0)
                         return r;
         }
-        all_loaded = true;
         return 0;
 }

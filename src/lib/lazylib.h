@@ -30,14 +30,14 @@ struct lazylib {
 extern const struct lazylib lazylib_program_table[];
 extern const size_t lazylib_program_table_n;
 
-/* Load every library of table (RTLD_NOW: a missing function shows here, not at its
- * first call) and fill its slots; never unloaded. 0, or -ENOENT with the reason in err
- * and the slots of the library that failed untouched. Once it succeeded, a second call
- * is a no-op. Call from one thread, before any lazy function is called. */
+/* Load every library of table not loaded yet (RTLD_NOW: a missing function shows here,
+ * not at its first call) and fill its slots; never unloaded. 0, or -ENOENT with the
+ * reason in err and the slots of the library that failed untouched (those loaded before
+ * it stay loaded). Call from one thread, before any lazy function is called. */
 int lazylib_load_all(const struct lazylib *table, size_t n, char *err, size_t errlen);
 
-/* True once lazylib_load_all() succeeded. */
-bool lazylib_loaded(void);
+/* True when every library of table is loaded (its slots lead into it). */
+bool lazylib_loaded(const struct lazylib *table, size_t n);
 
 /* Where an unfilled slot leads: logs and aborts. */
 _Noreturn void lazylib_unloaded(void);
