@@ -1,6 +1,7 @@
 /* api-status.c - GET /v1/status and the plug routes (connect, disconnect,
  * refresh, disconnecting). */
 #include "api-internal.h"
+#include "startup.h"
 
 #include "firewall.h"
 #include "lifecycle.h"
@@ -41,6 +42,55 @@ static struct json_object *module_json(const struct modules *modules, enum plug_
         return plugo;
 }
 
+static struct json_object *ms_since(uint64_t from_usec, uint64_t to_usec)
+{
+        return json_object_new_double((double)(to_usec - from_usec) / 1000.0);
+}
+
+/* Where the start-up went, in ms after main() began: the core's phases, then each
+ * connected plug's module (spawned: the spawner forked it; hello: it serves). */
+static struct json_object *status_startup_json(const struct api_context *ctx)
+{
+        const struct core_startup *s = ctx->startup;
+        struct module_startup mods[_PLUG_MAX];
+        struct json_object *o, *phases, *modo;
+        uint64_t registry_usec, ready_ms, ready_rt;
+
+        if (!s || !s->main_usec)
+                return NULL;
+        o = json_object_new_object();
+        phases = json_object_new_array();
+        modo = json_object_new_object();
+        json_object_object_add(o, "main_realtime_us", json_object_new_uint64(s->main_realtime_usec));
+        for (size_t i = 0; i < s->n_phases; i++) {
+                struct json_object *p = json_object_new_object();
+                json_object_object_add(p, "name", json_object_new_string(s->phases[i].name));
+                json_object_object_add(p, "end_ms", ms_since(s->main_usec, s->phases[i].end_usec));
+                json_object_array_add(phases, p);
+        }
+        json_object_object_add(o, "phases", phases);
+        modules_startup_times(ctx->modules, &registry_usec, mods);
+        json_object_object_add(o, "registry_ms", ms_since(s->main_usec, registry_usec));
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                struct module_status st;
+                struct json_object *m;
+
+                modules_get_status(ctx->modules, (enum plug_id)i, &st);
+                if (!st.connected)
+                        continue;
+                m = json_object_new_object();
+                json_object_object_add(m, "spawned_ms", mods[i].spawned_usec ? ms_since(s->main_usec,
+                                                                    registry_usec + mods[i].spawned_usec) : NULL);
+                json_object_object_add(m, "hello_ms", mods[i].hello_usec ? ms_since(s->main_usec,
+                                                                registry_usec + mods[i].hello_usec) : NULL);
+                json_object_object_add(modo, plug_table[i].name, m);
+        }
+        json_object_object_add(o, "modules", modo);
+        modules_startup_report(ctx->modules, &ready_ms, &ready_rt);
+        json_object_object_add(o, "all_ready_realtime_us", ready_rt ? json_object_new_uint64(ready_rt) : NULL);
+        return o;
+}
+
 static struct json_object *status_core_json(const struct api_context *ctx)
 {
         struct json_object *core = json_object_new_object();
@@ -69,6 +119,7 @@ static struct json_object *status_core_json(const struct api_context *ctx)
                 json_object_object_add(core, "modules_ready_realtime_us",
                                        ready_realtime_usec ? json_object_new_uint64(ready_realtime_usec) : NULL);
         }
+        json_object_object_add(core, "startup", status_startup_json(ctx));
         json_object_object_add(core, "state_dir", json_object_new_string(ctx->cfg->state_dir));
         json_object_object_add(core, "api_socket", json_object_new_string(ctx->cfg->api_socket));
         /* instance records older than memory (their last write failed; written with the next write) */

@@ -30,6 +30,8 @@
 
 #include <systemd/sd-event.h>
 
+struct core_startup;
+
 struct api_context {
         const struct nova_config *cfg;  /* the core's configuration */
         struct lifecycle *lifecycle;    /* instance operations */
@@ -42,6 +44,7 @@ struct api_context {
         bool snap;                      /* running inside a snap */
         pid_t spawner_pid;              /* 0 inside a snap */
         uint64_t started_usec;          /* monotonic start time of the core */
+        const struct core_startup *startup; /* main()'s start and the core's start-up phases; may be NULL */
         /* Persist the connected-plug set as it will be once plug is (dis)connected,
          * before the change is made (outside a snap). 0 or the write's -errno. */
         int (*save_plugs)(const struct nova_config *cfg, const struct modules *modules, enum plug_id plug, bool connected);

@@ -303,18 +303,24 @@ int core_setup(const struct core_options *opt, struct core **ret)
         /* Outside a snap, or asked to (the snap's remove hook: its services are
          * stopped, so the core runs the modules itself to undo what is ours). */
         c->supervise = !c->snap || opt->spawn_modules;
+        c->startup = opt->startup;
         r = load_config(c, opt);
         if (r >= 0)
                 r = load_plug_state(c);
+        startup_mark(&c->startup, "configuration and plug state");
         if (r >= 0)
                 r = open_sockets(c);
-        if (r >= 0 && c->supervise)
+        startup_mark(&c->startup, "sockets bound");
+        if (r >= 0 && c->supervise) {
                 r = fork_spawner(c);
+                startup_mark(&c->startup, "spawner forked");
+        }
         if (r >= 0) {
                 r = drop_all_privileges();
                 if (r < 0)
                         log_err("cannot drop privileges: %s", strerror(-r));
         }
+        startup_mark(&c->startup, "privileges dropped");
         if (r < 0) {
                 core_free(c);
                 return r;
@@ -385,6 +391,7 @@ static int start_api(struct core *c)
                 .snap = !c->supervise,
                 .spawner_pid = c->spawner_pid,
                 .started_usec = c->started_usec,
+                .startup = &c->startup,
                 .save_plugs = c->snap ? NULL : save_plugs,
         };
         int r;
@@ -425,13 +432,18 @@ int core_start(struct core *c)
 
         assert(c && !c->event);
         r = event_new(c);
-        if (r >= 0)
-                r = load_stores(c);
-        /* The registry first (everyone sends through it); modules start, but nothing
-         * is heard from them before the loop runs, when the handlers are in place. */
+        startup_mark(&c->startup, "event loop");
+        /* The registry first (everyone sends through it), and before the stores: the
+         * modules start (exec, libraries, their own set-up) while the stores load and
+         * the units are made. Nothing is heard from them before the loop runs, when
+         * every handler is in place. */
         if (r >= 0 && (r = modules_new(c->event, &c->cfg, c->spawner_fd, c->plugs_connected, c->module_dir,
                                        &c->modules)) < 0)
                 log_err("cannot set up the module registry: %s", strerror(-r));
+        startup_mark(&c->startup, "module registry (modules spawned)");
+        if (r >= 0)
+                r = load_stores(c);
+        startup_mark(&c->startup, "stores loaded");
         if (r >= 0 && (r = lifecycle_new(c->event, &c->cfg, c->modules, c->instances, &c->lifecycle)) < 0)
                 log_err("cannot set up the lifecycle engine: %s", strerror(-r));
         if (r >= 0 &&
@@ -461,6 +473,7 @@ int core_start(struct core *c)
                 if (r < 0)
                         log_warn("cannot report health to snapd: %s", strerror(-r));
         }
+        startup_mark(&c->startup, "units, API and health");
         log_info("serving %s (state %s, modules from %s, %s)", c->cfg.api_socket, c->cfg.state_dir, c->module_dir,
                  !c->supervise ? "inside a snap" : "supervising modules");
         return 0;

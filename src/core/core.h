@@ -8,10 +8,13 @@
  *   core_setup   as root: configuration, state/run dirs, plug state, API and
  *                module sockets, the spawner (outside a snap), then every
  *                capability dropped and no_new_privs set
- *   core_start   event loop and signals; stores (instances, security groups);
- *                units: module registry, lifecycle, firewall (each given the
- *                other), Placement client (given its libcurl transport), API,
- *                health; then Placement starts
+ *   core_start   event loop and signals; the module registry (the modules of
+ *                connected plugs are spawned now, so they start while the rest
+ *                is set up); stores (instances, security groups, images);
+ *                units: lifecycle, firewall (each given the other), Placement
+ *                client (given its libcurl transport), API, health; then
+ *                Placement starts. No module is heard before core_run's loop,
+ *                when every handler is in place
  *   core_run     the event loop, until SIGTERM/SIGINT
  *   core_free    the reverse: health, API, sockets, Placement, modules (in-flight calls
  *                fail), lifecycle (operations left are cancelled), firewall,
@@ -27,6 +30,7 @@
 #include "api.h"
 #include "config.h"
 #include "plugs.h"
+#include "startup.h"
 
 #include <limits.h>
 #include <systemd/sd-event.h>
@@ -43,6 +47,7 @@ struct core_options {
         size_t n_overrides;
         bool spawn_modules;             /* inside a snap too, start the modules ourselves (remove hook) */
         bool verbose;
+        struct core_startup startup;    /* main()'s start (startup_begin); the phases are added by the core */
 };
 
 struct core {
@@ -59,6 +64,7 @@ struct core {
         int spawner_fd;                  /* our end of the spawner's socketpair, -1 inside a snap */
         pid_t spawner_pid;               /* 0 inside a snap */
         uint64_t started_usec;
+        struct core_startup startup;     /* main()'s start and the end of each start-up phase */
         struct instance_store *instances; /* intent: one file per instance */
         struct secgroup_store *groups;   /* security groups: secgroups.json */
         struct image_store *images;      /* imported images: images.json */

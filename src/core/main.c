@@ -83,6 +83,7 @@ int main(int argc, char **argv)
         struct core_options opt = { 0 };
         int r;
 
+        startup_begin(&opt.startup);
         log_init("core", LOG_LVL_INFO);
         r = parse_args(argc, argv, &opt);
         if (r > 0) {

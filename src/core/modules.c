@@ -38,6 +38,8 @@ struct module {
         sd_event_source *io;            /* reads fd */
         sd_event_source *timer;         /* hello timeout or restart backoff */
         uint64_t hello_usec;            /* when the hello was accepted */
+        uint64_t first_spawned_usec;    /* start-up: when the spawner first reported it forked; 0: not yet */
+        uint64_t first_hello_usec;      /* start-up: when its first hello was accepted; 0: not yet */
         uint64_t restart_at;            /* MOD_BACKOFF: monotonic usec of the next start */
         uint32_t backoff_ms;            /* last backoff used */
         unsigned restarts;              /* crash restarts since connect */
@@ -85,6 +87,17 @@ void modules_set_status_handler(struct modules *reg, module_status_cb on_status,
         assert(reg);
         reg->on_status = on_status;
         reg->status_userdata = userdata;
+}
+
+void modules_startup_times(const struct modules *reg, uint64_t *ret_started_usec, struct module_startup ret[_PLUG_MAX])
+{
+        assert(reg && ret_started_usec && ret);
+        *ret_started_usec = reg->started_usec;
+        for (int i = 0; i < _PLUG_MAX; i++) {
+                const struct module *m = &reg->mods[i];
+                ret[i].spawned_usec = m->first_spawned_usec ? m->first_spawned_usec - reg->started_usec : 0;
+                ret[i].hello_usec = m->first_hello_usec ? m->first_hello_usec - reg->started_usec : 0;
+        }
 }
 
 void modules_startup_report(const struct modules *reg, uint64_t *ret_ready_ms, uint64_t *ret_ready_realtime_usec)
@@ -470,6 +483,8 @@ static void handle_hello(struct module *m, const struct proto_msg *msg)
         m->no_new_privs = sec.no_new_privs;
         module_set_state(m, MOD_RUNNING);
         m->hello_usec = now_usec();
+        if (!m->first_hello_usec)
+                m->first_hello_usec = m->hello_usec;
         m->last_error[0] = '\0';
         (void)caps_mask_format(sec.cap_eff, have, sizeof(have));
         log_info("%s: module running (pid %ld, capabilities [%s])", plug_table[m->plug].name, (long)m->pid,
@@ -810,6 +825,8 @@ static int on_spawner_io(sd_event_source *s, int fd, uint32_t revents, void *use
                         break;
                 }
                 attach_connection(m, mfd, msg.pid);
+                if (!m->first_spawned_usec) /* when the spawner forked it, not when we read that */
+                        m->first_spawned_usec = msg.usec >= reg->started_usec ? msg.usec : now_usec();
                 log_debug("%s: spawned pid %d", plug_table[m->plug].name, msg.pid);
                 if (!m->connected) /* disconnected while starting */
                         spawner_send(m->reg, SPAWNER_STOP, m->plug);

@@ -132,6 +132,17 @@ void modules_set_status_handler(struct modules *reg, module_status_cb on_status,
  * then. */
 void modules_startup_report(const struct modules *reg, uint64_t *ret_ready_ms, uint64_t *ret_ready_realtime_usec);
 
+/* Start-up, one plug's module: usec after the registry started (0: not yet, or
+ * never: a plug not connected, or inside a snap, where systemd starts the module
+ * and no spawner reports a fork). */
+struct module_startup {
+        uint64_t spawned_usec;  /* the spawner reported the fork (the exec follows) */
+        uint64_t hello_usec;    /* its first hello was accepted: it serves from then on */
+};
+/* When the registry started (monotonic usec), and for each plug the first
+ * spawn and hello after it (a restart later does not change them). */
+void modules_startup_times(const struct modules *reg, uint64_t *ret_started_usec, struct module_startup ret[_PLUG_MAX]);
+
 /* True when the plug is connected and its module answers requests. */
 bool modules_ready(const struct modules *reg, enum plug_id plug);
 

@@ -30,7 +30,7 @@ struct spawner {
 
 static void send_msg(int ctl, uint32_t event, uint32_t plug, pid_t pid, int32_t status, int fd)
 {
-        struct spawner_msg m = { .event = event, .plug = plug, .pid = pid, .status = status };
+        struct spawner_msg m = { .event = event, .plug = plug, .pid = pid, .status = status, .usec = now_usec() };
         struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
         union {
                 char buf[CMSG_SPACE(sizeof(int))];

@@ -36,6 +36,8 @@ struct spawner_msg {
         uint32_t plug;   /* enum plug_id */
         int32_t pid;     /* module pid (STARTED, EXITED) */
         int32_t status;  /* see enum spawner_event */
+        uint64_t usec;   /* CLOCK_MONOTONIC (system-wide) when it happened, for the start-up
+                          * figures (the core reads it later); 0: unknown */
 };
 
 struct spawner_config {

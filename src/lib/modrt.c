@@ -607,9 +607,17 @@ static int prepare(struct modrt *rt, const char *config_path)
         return -1;
 }
 
+/* The connection to the core is gone (or could not take the hello): with --connect, connect again. */
+static bool core_connection_lost(int r)
+{
+        return r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN;
+}
+
 /* Serve the inherited connection, or connect to the core and serve it, again
  * after each loss, until asked to stop. 0 or -errno (-EBADMSG: a protocol
- * violation ended it; -ECANCELED: the core refused us; -ECONNRESET: it went away). */
+ * violation ended it; -ECANCELED: the core refused us; -ECONNRESET: it went away;
+ * another error: the module's own loop failed, which ends the module too, instead of
+ * connecting, saying hello and failing again in a loop). */
 static int serve(struct modrt *rt, const struct modrt_options *opt)
 {
         int inherited = opt->inherited;
@@ -641,7 +649,7 @@ static int serve(struct modrt *rt, const struct modrt_options *opt)
                 disconnect(rt);
                 if (r == -ECONNRESET && opt->connect_path && !exit_requested)
                         log_info("connection to the core lost; waiting for the core");
-        } while (opt->connect_path && !exit_requested && r != -ECANCELED && r != -EBADMSG);
+        } while (opt->connect_path && !exit_requested && core_connection_lost(r));
         return r;
 }
 

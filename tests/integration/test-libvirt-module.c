@@ -729,6 +729,84 @@ START_TEST(test_reconnect_when_libvirt_appears)
 }
 END_TEST
 
+/* libvirt's libraries are loaded after the hello (src/lib/lazylib.h): the module says hello
+ * without them, and a libvirt.so.0 that cannot be loaded ends the module with status 1 and a
+ * line naming it, never a module that runs without libvirt. */
+START_TEST(test_libvirt_loaded_after_hello)
+{
+        char dir[] = "/tmp/test-libvirt-lazy-XXXXXX", bogus[PATH_MAX];
+        struct lvmod m;
+        int fd;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(xsnprintf(bogus, sizeof(bogus), "%s/libvirt.so.0", dir), 0);
+        fd = open(bogus, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write_all(fd, "not an ELF file\n", 16), 0);
+        close(fd);
+        ck_assert_int_eq(setenv("LD_LIBRARY_PATH", dir, 1), 0);
+        lvmod_start(&m, "test:///default", NULL); /* asserts the hello */
+        ck_assert_int_eq(unsetenv("LD_LIBRARY_PATH"), 0);
+        ck_assert_int_eq(wait_exit(&m, 5000), 1);
+        ck_assert_msg(log_contains(&m, "cannot load libvirt.so.0"), "no reason logged; see %s", m.log);
+        lvmod_free(&m);
+        unlink(bogus);
+        rmdir(dir);
+}
+END_TEST
+
+/* A real libvirtd killed: the module tells the core at once (the unix socket's EOF runs
+ * libvirt's close callback), without keepalive pings, which it does not send on a local
+ * socket (idle modules stay asleep); then it reconnects when libvirtd is back. */
+START_TEST(test_killed_libvirtd_noticed_without_keepalive)
+{
+        char dir[] = "/tmp/test-libvirt-lvd-XXXXXX", uri[PATH_MAX + 64], pidfile[PATH_MAX], text[32] = "";
+        struct lvmod m;
+        uint64_t t0;
+        pid_t lvd;
+        int i, fd;
+        ssize_t n;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(libvirtd_private_start(dir, uri, sizeof(uri)), 0);
+        lvmod_start(&m, uri, NULL);
+        ck_assert_uint_eq(list_total(&m), 0); /* connected and serving */
+        ck_assert_int_eq(xsnprintf(pidfile, sizeof(pidfile), "%s/libvirtd.pid", dir), 0);
+        fd = open(pidfile, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+        ck_assert_int_gt(n, 0);
+        lvd = (pid_t)strtol(text, NULL, 10);
+        ck_assert_int_gt(lvd, 1);
+
+        t0 = now_usec();
+        ck_assert_int_eq(kill(lvd, SIGKILL), 0);
+        i = wait_event(&m, 0, "libvirt_connection", NULL, NULL, 3000);
+        ck_assert_msg(i >= 0, "the module did not notice the killed libvirtd within 3 s");
+        ck_assert(!m.events[i].connected);
+        /* keepalive would take keepalive_interval x (count + 1) = 20 s at the least */
+        ck_assert_uint_lt(now_usec() - t0, 3000 * 1000);
+        ck_assert_ptr_nonnull(strstr(m.events[i].error, "closed the connection"));
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+        ck_assert_int_eq(lv_call(&m), -ENOTCONN);
+        ck_assert(!log_contains(&m, "keepalive"));
+
+        /* libvirtd back (the script sees the stale pidfile and starts a new one): reconnected */
+        ck_assert_int_eq(libvirtd_private_start(dir, uri, sizeof(uri)), 0);
+        i = wait_event(&m, (size_t)i + 1, "libvirt_connection", NULL, NULL, 15000);
+        ck_assert_msg(i >= 0, "no reconnect after libvirtd came back");
+        ck_assert(m.events[i].connected);
+        ck_assert_uint_eq(list_total(&m), 0);
+
+        close(m.fd);
+        m.fd = -1;
+        ck_assert_int_eq(wait_exit(&m, 5000), 0);
+        lvmod_free(&m);
+        libvirtd_private_stop(dir, uri);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("libvirt-module");
@@ -744,6 +822,8 @@ int main(void)
         tcase_add_test(tc, test_refusals_define_nothing);
         tcase_add_test(tc, test_unreachable_libvirt);
         tcase_add_test(tc, test_reconnect_when_libvirt_appears);
+        tcase_add_test(tc, test_libvirt_loaded_after_hello);
+        tcase_add_test(tc, test_killed_libvirtd_noticed_without_keepalive);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "log.h"
@@ -603,6 +604,63 @@ START_TEST(test_event_from_a_handler)
 }
 END_TEST
 
+/* A module whose own loop fails (nova-libvirt when libvirt.so cannot be loaded after its
+ * hello): connected to the core's module socket (--connect, as in the snap), it exits 1
+ * after that one connection; only the loss of the core's connection makes it connect again.
+ * (It used to connect, say hello and fail again at once, in a loop.) */
+static int failing_run(struct modrt *rt, void *state)
+{
+        (void)rt;
+        (void)state;
+        return -EIO;
+}
+
+static const struct modrt_module failing_module = {
+        .protocol = &test_protocol,
+        .entries = test_entries,
+        .n_entries = _EP_MAX,
+        .init = tm_init,
+        .run = failing_run,
+};
+
+START_TEST(test_failing_run_ends_the_module)
+{
+        char dir[] = "/tmp/nova-modrt-sock-XXXXXX", path[PATH_MAX];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct timeval tv = { .tv_sec = 1 };
+        int lfd, cfd, status = 0;
+        pid_t pid;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/modules.socket", dir), 0);
+        ck_assert_int_eq(strscpy(sa.sun_path, path, sizeof(sa.sun_path)) >= 0, 1);
+        lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(lfd, 0);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(lfd, 8), 0);
+        ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char *argv[] = { "nova-test-module", "--connect", path, NULL };
+                int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                (void)dup2(devnull, 2);
+                (void)unsetenv("SNAP");
+                _exit(modrt_main(&failing_module, 3, argv));
+        }
+        cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(cfd, 0); /* the first connection, with its hello */
+        for (int i = 0; i < 300 && waitpid(pid, &status, WNOHANG) == 0; i++)
+                usleep(10 * 1000);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "the module did not exit 1 (status %#x)", status);
+        ck_assert_int_lt(accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), 0); /* and never came back */
+        close(cfd);
+        close(lfd);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("modrt");
@@ -618,6 +676,7 @@ int main(void)
         tcase_add_test(tc, test_bad_frames);
         tcase_add_test(tc, test_audit_lines);
         tcase_add_test(tc, test_event_from_a_handler);
+        tcase_add_test(tc, test_failing_run_ends_the_module);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

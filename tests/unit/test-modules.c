@@ -109,9 +109,11 @@ static uint32_t spawner_request(int timeout_ms)
         }
 }
 
+static uint64_t report_usec; /* the time stamp spawner_report() sends (0: none, as an older spawner) */
+
 static void spawner_report(uint32_t ev, pid_t pid, int status, int fd)
 {
-        struct spawner_msg m = { .event = ev, .plug = PLUG, .pid = pid, .status = status };
+        struct spawner_msg m = { .event = ev, .plug = PLUG, .pid = pid, .status = status, .usec = report_usec };
         struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
         union {
                 char buf[CMSG_SPACE(sizeof(int))];
@@ -538,7 +540,8 @@ START_TEST(test_initial_set_and_unavailable)
 {
         bool initial[_PLUG_MAX] = { false };
         char err[512], path[128];
-        uint64_t ready_ms = 1, ready_rt = 1;
+        uint64_t ready_ms = 1, ready_rt = 1, registry_usec = 0;
+        struct module_startup times[_PLUG_MAX], first;
 
         reg = modules_free(reg);
         initial[PLUG] = true;
@@ -550,14 +553,29 @@ START_TEST(test_initial_set_and_unavailable)
         ck_assert_uint_eq(ready_rt, 0);
         ck_assert(status().connected && status().state == MOD_STARTING);
         ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
+        modules_startup_times(reg, &registry_usec, times);
+        ck_assert_uint_eq(times[PLUG].spawned_usec, 0);
+        ck_assert_uint_eq(times[PLUG].hello_usec, 0);
         status_count = 0;
+        /* the spawner's own time stamp of the fork counts, not when the registry read it */
+        report_usec = now_usec();
+        run_for(30);
         spawner_started();
+        report_usec = 0;
         module_hello();
         ck_assert(hello_answer());
         ck_assert(run_until(is_running, 1000));
         ck_assert_uint_ge(status_count, 1); /* STARTING -> RUNNING */
         modules_startup_report(reg, &ready_ms, &ready_rt);
         ck_assert_uint_gt(ready_rt, 0);
+        modules_startup_times(reg, &registry_usec, times);
+        ck_assert_uint_le(registry_usec, now_usec());
+        ck_assert_uint_gt(times[PLUG].spawned_usec, 0);
+        ck_assert_uint_ge(times[PLUG].hello_usec, times[PLUG].spawned_usec + 30 * 1000);
+        for (int i = 0; i < _PLUG_MAX; i++)
+                if (i != (int)PLUG)
+                        ck_assert(times[i].spawned_usec == 0 && times[i].hello_usec == 0);
+        first = times[PLUG];
 
         /* the program goes away; the plug is connected again: unavailable, nothing asked */
         ck_assert_int_eq(modules_set_connected(reg, PLUG, false), 0);
@@ -583,6 +601,10 @@ START_TEST(test_initial_set_and_unavailable)
         ck_assert_int_eq(modules_set_connected(reg, PLUG, true), 0);
         ck_assert_uint_eq(spawner_request(1000), SPAWNER_START);
         ck_assert_int_eq(status().state, MOD_STARTING);
+        /* the start-up figures are the first start's: later starts leave them */
+        modules_startup_times(reg, &registry_usec, times);
+        ck_assert_uint_eq(times[PLUG].spawned_usec, first.spawned_usec);
+        ck_assert_uint_eq(times[PLUG].hello_usec, first.hello_usec);
 }
 END_TEST
 
