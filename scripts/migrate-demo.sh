@@ -50,7 +50,6 @@ PINGER_MAC=fa:16:3e:00:00:02
 PINGER_IP=10.0.0.2
 TAP=tap${PORT:0:11}
 STARTED=0
-RELAY=
 
 say() { echo "== $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
@@ -62,7 +61,6 @@ cleanup() {
 		echo "left running in $D (netns $P-a $P-b $P-p); remove with: MH_DIR=$D MH_PREFIX=$P bash scripts/multihost.sh down; ip netns del $P-p"
 		return
 	fi
-	[[ -z $RELAY ]] || kill "$RELAY" 2>/dev/null
 	ip netns del "$P-p" 2>/dev/null
 	bash scripts/multihost.sh down >/dev/null 2>&1
 }
@@ -384,32 +382,11 @@ ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not 
 echo "RESULT case_source_core_killed ok (the domain ended on host $winner, which alone owns vm1)"
 
 say "case: a diskless instance with 2 ports, to a qemu+tcp:// URI (A to B)"
-# B's libvirtd is reached over TCP through a relay in B's namespace (192.0.2.2:16509 -> its unix
-# socket, no auth): scripts/libvirtd-private.sh starts it on a unix socket only.
-ip netns exec "$P-b" python3 -c '
-import os, socket, sys, threading
-path = sys.argv[1]
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("192.0.2.2", 16509)); srv.listen(8)
-print("listening", flush=True)
-def pump(a, b):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d: break
-            b.sendall(d)
-    except OSError: pass
-    for s in (a, b):
-        try: s.shutdown(socket.SHUT_RDWR)
-        except OSError: pass
-while True:
-    c, _ = srv.accept()
-    u = socket.socket(socket.AF_UNIX); u.connect(path)
-    threading.Thread(target=pump, args=(c, u), daemon=True).start()
-    threading.Thread(target=pump, args=(u, c), daemon=True).start()
-' "$D/b/libvirtd/sock/libvirt-sock" > "$D/tcp-relay.log" 2>&1 &
-RELAY=$!
-for _ in $(seq 50); do grep -q listening "$D/tcp-relay.log" && break; sleep 0.1; done
+# B's libvirtd listens on TCP itself (multihost.sh starts it with libvirtd-private.sh --tcp
+# 192.0.2.2: libvirtd --listen, listen_tcp = 1, auth_tcp = "none"); A's libvirtd connects to it
+# for the peer-to-peer migration.
+ip netns exec "$P-b" ss -Hltnp 'sport = :16509' | tee "$D/b-listen.txt"
+grep -q '192.0.2.2:16509 .*"libvirtd"' "$D/b-listen.txt" || die "B's libvirtd does not listen on 192.0.2.2:16509 itself"
 TCP_URI=qemu+tcp://192.0.2.2/system
 ip netns exec "$P-a" virsh -q -c "$TCP_URI" version >/dev/null || die "B's libvirtd does not answer on $TCP_URI from A"
 P2A=1a1a1a1a-4444-4d44-8d44-00000000001a # taps are named by the first 11 characters
@@ -427,8 +404,6 @@ cli b migrate prepare "$D/vm2.json" | tee "$D/prepare-vm2.out"
 cli a migrate vm2 --to "$TCP_URI" --host 192.0.2.2 --pool nova-mh-b --timeout 300 | tail -2
 cli b migrate finish vm2
 bind_to b "$P2A" "$P2B"
-kill "$RELAY"; wait "$RELAY" 2>/dev/null || true
-RELAY=
 VM2=$(cli b --json show vm2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
 [[ $(virsh_on b domstate "nova-$VM2") == running ]] || die "vm2 does not run on B"
 virsh_on a dominfo "nova-$VM2" >/dev/null 2>&1 && die "vm2's domain is left on A"
