@@ -33,7 +33,10 @@
 #
 # Environment: MIG_DIR (default: a new /tmp/nova-migrate.XXXXXX), MIG_PREFIX (netns prefix,
 # default nmig$$), KEEP=1 (leave everything running; bash scripts/multihost.sh down with the
-# same MH_DIR/MH_PREFIX removes it).
+# same MH_DIR/MH_PREFIX removes it), MIG_RECONCILE_S (the cores' reconcile_interval_s, default
+# 10; "default" leaves the config's own, 60), MIG_SOAK=N (default 0: after the cases, migrate
+# vm1 N more times back and forth with the 10 ms ping, and count the guest crashes: a kernel
+# BUG, Oops or panic, or a new boot, on the destination's console after the switch-over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -123,8 +126,9 @@ prepare_on() {
 	cli "$from" migrate describe vm1 > "$D/vm1.json"
 	bind_both "$from" "$to"
 	cli "$to" migrate prepare "$D/vm1.json" > "$D/prepare-$to.out" || { cat "$D/prepare-$to.out"; die "prepare on $to failed"; }
-	grep -q "port $PORT: .*requested-chassis=SOURCE,THIS-CHASSIS options:activation-strategy=rarp" "$D/prepare-$to.out" ||
-		die "prepare's output does not ask for the binding on both chassis: $(cat "$D/prepare-$to.out")"
+	# the chassis by name: the source's from its description, the destination's its own
+	grep -q "port $PORT: .*requested-chassis=host-$from,host-$to options:activation-strategy=rarp" "$D/prepare-$to.out" ||
+		die "prepare's output does not ask for the binding on both chassis (host-$from,host-$to): $(cat "$D/prepare-$to.out")"
 	qvb_tx_off "$to"
 }
 
@@ -159,8 +163,13 @@ bash scripts/multihost.sh up > "$D.up.log" 2>&1 || { cat "$D.up.log"; die "multi
 mv "$D.up.log" "$D/up.log"
 # the test guest ignores ACPI: a stop destroys it after 5 s rather than the default 60; a
 # reconcile pass every 10 s (not 60), so the crash cases settle within their bounded waits
+RECONCILE_S=${MIG_RECONCILE_S:-10}
+[[ $RECONCILE_S == default || $RECONCILE_S =~ ^[0-9]+$ ]] || die "MIG_RECONCILE_S: a number of seconds or 'default'"
+SOAK=${MIG_SOAK:-0}
+[[ $SOAK =~ ^[0-9]+$ ]] || die "MIG_SOAK: a number of migrations"
 for h in a b; do
-	printf 'shutdown_timeout_s = 5\nreconcile_interval_s = 10\n' >> "$D/$h/nova.conf"
+	printf 'shutdown_timeout_s = 5\n' >> "$D/$h/nova.conf"
+	[[ $RECONCILE_S == default ]] || printf 'reconcile_interval_s = %s\n' "$RECONCILE_S" >> "$D/$h/nova.conf"
 	bash scripts/multihost.sh stop-core "$h"
 	start_core "$h"
 done
@@ -222,6 +231,23 @@ for _ in $(seq 120); do
 	cli a --json migrate progress vm1 2>/dev/null | grep -Eq '"data_processed": *[1-9]' && break
 	sleep 0.5
 done
+# libvirt admits no other job to a domain in an incoming migration (the async job's mask is
+# VIR_JOB_NONE, qemuMigrationJobStart): a query job, such as domstats' balloon group, waits for
+# libvirt's job lock (up to 30 s). B's listing must not wait: the libvirt module reads such
+# statistics with NOWAIT (reconcile lists domains while a migration comes in).
+incoming=$(virsh_on b list --all --name | head -1)
+[[ -n $incoming ]] || die "no incoming domain on B during the migration"
+t0=$(now_ms) rc=0
+timeout 5 virsh -q -c "$(lv_uri b)" domstats --balloon "$incoming" >/dev/null 2>&1 || rc=$?
+echo "virsh domstats --balloon of B's incoming domain: exit $rc after $(( $(now_ms) - t0 )) ms (124: still waiting for libvirt's job lock after 5 s)"
+[[ $rc == 124 ]] || die "a query job on B's incoming domain did not wait for libvirt's job lock (exit $rc)"
+t0=$(now_ms)
+curl -sS --max-time 40 --unix-socket "$D/b/run/nova-hypervisor.socket" http://b/v1/domains > "$D/b-domains.json" ||
+	die "GET /v1/domains on B failed during the incoming migration"
+dt=$(( $(now_ms) - t0 ))
+echo "GET /v1/domains on B during the incoming migration: $dt ms"
+(( dt < 5000 )) || die "B's domain listing took $dt ms during the incoming migration (a query job waiting for libvirt's lock?)"
+grep -Eq '"job": *"migration"' "$D/b-domains.json" || die "B's listing does not mark the incoming domain: $(cat "$D/b-domains.json")"
 cli a migrate abort vm1 --source
 if wait "$MIG"; then die "the aborted migration succeeded"; fi
 tail -1 "$D/abort.out"
@@ -400,7 +426,7 @@ cli a boot vm2 --memory 64 --port "uuid=$P2A,mac=fa:16:3e:00:00:1a,ip=10.0.0.20"
 cli a migrate describe vm2 > "$D/vm2.json"
 bind_both a b "$P2A" "$P2B"
 cli b migrate prepare "$D/vm2.json" | tee "$D/prepare-vm2.out"
-[[ $(grep -c "requested-chassis=SOURCE,THIS-CHASSIS" "$D/prepare-vm2.out") == 2 ]] || die "prepare did not ask for both ports' bindings"
+[[ $(grep -c "requested-chassis=host-a,host-b " "$D/prepare-vm2.out") == 2 ]] || die "prepare did not ask for both ports' bindings"
 cli a migrate vm2 --to "$TCP_URI" --host 192.0.2.2 --pool nova-mh-b --timeout 300 | tail -2
 cli b migrate finish vm2
 bind_to b "$P2A" "$P2B"
@@ -422,6 +448,43 @@ for p in "$P2A" "$P2B"; do
 done
 echo "vm2 ($rec) runs on B, its 2 ports bound to host-b with their taps on B, none on A"
 echo "RESULT case_diskless_two_ports_tcp_uri ok"
+
+if (( SOAK > 0 )); then
+	say "soak: vm1 migrated $SOAK more times back and forth, a ping every 10 ms meanwhile; a crash is a kernel BUG/Oops/panic or a new boot on the destination's console"
+	here=$winner crashes=0 soak_lost=0 soak_sent=0
+	for n in $(seq "$SOAK"); do
+		there=$(other "$here")
+		prepare_on "$here" "$there"
+		ip netns exec "$P-p" ping -i 0.01 -W 1 "$GUEST_IP" > "$D/soak-ping.out" 2>&1 &
+		PING=$!
+		sleep 1
+		migrate_cmd "$here" "$there" > "$D/soak-$n.out" 2>&1 || { cat "$D/soak-$n.out"; die "soak migration $n ($here to $there) failed"; }
+		cli "$there" migrate finish vm1 >/dev/null
+		bind_to "$there"
+		wait_bound "$there"
+		sleep 2
+		kill -INT "$PING"; wait "$PING" || true
+		s_sent=$(grep -o '[0-9]* packets transmitted' "$D/soak-ping.out" | awk '{print $1}')
+		s_recv=$(grep -o '[0-9]* received' "$D/soak-ping.out" | awk '{print $1}')
+		soak_sent=$((soak_sent + s_sent)) soak_lost=$((soak_lost + s_sent - s_recv))
+		qvb_tx_off "$there"
+		# the destination's console log is QEMU's new file there: only what followed the switch-over
+		cli "$there" console vm1 --tail 49152 > "$D/soak-console-$n.txt" 2>&1 || true
+		verdict=ok
+		if grep -Eq "list_add corruption|list_del corruption|kernel BUG|Oops|Kernel panic|NOVA-GUEST uuid=" "$D/soak-console-$n.txt"; then
+			verdict=CRASH crashes=$((crashes + 1))
+			grep -E -m 5 "corruption|BUG|Oops|panic|NOVA-GUEST" "$D/soak-console-$n.txt" | sed 's/^/    /'
+			# a rebooted guest answers again once it is up: wait for that before the next run
+			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
+		fi
+		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings: $verdict"
+		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on $there after soak migration $n"
+		here=$there
+	done
+	echo "RESULT soak_migrations $SOAK"
+	echo "RESULT soak_guest_crashes $crashes"
+	echo "RESULT soak_pings_lost $soak_lost of $soak_sent"
+fi
 
 libvirt_downtime=$(grep -o 'downtime [0-9]* ms' "$D/migrate.out" | grep -o '[0-9]*' || true)
 [[ $libvirt_downtime =~ ^[0-9]+$ ]] || die "migrate did not report libvirt's downtime: $(tail -2 "$D/migrate.out")"
