@@ -36,7 +36,9 @@
 # same MH_DIR/MH_PREFIX removes it), MIG_RECONCILE_S (the cores' reconcile_interval_s, default
 # 10; "default" leaves the config's own, 60), MIG_SOAK=N (default 0: after the cases, migrate
 # vm1 N more times back and forth with the 10 ms ping, and count the guest crashes: a kernel
-# BUG, Oops or panic, or a new boot, on the destination's console after the switch-over).
+# BUG, Oops or panic, or a new boot, on the destination's console after the switch-over);
+# MIG_SOAK_PING_INTERVAL (s, default 0.01) and MIG_SOAK_PING_SIZE (bytes, default 56) shape the
+# soak's pings (more and larger packets into the guest's receive path around the switch-over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -167,6 +169,10 @@ RECONCILE_S=${MIG_RECONCILE_S:-10}
 [[ $RECONCILE_S == default || $RECONCILE_S =~ ^[0-9]+$ ]] || die "MIG_RECONCILE_S: a number of seconds or 'default'"
 SOAK=${MIG_SOAK:-0}
 [[ $SOAK =~ ^[0-9]+$ ]] || die "MIG_SOAK: a number of migrations"
+SOAK_INTERVAL=${MIG_SOAK_PING_INTERVAL:-0.01}
+SOAK_SIZE=${MIG_SOAK_PING_SIZE:-56}
+[[ $SOAK_INTERVAL =~ ^0?\.[0-9]{1,3}$ && $SOAK_SIZE =~ ^[0-9]{1,4}$ ]] && (( SOAK_SIZE <= 1400 )) ||
+	die "MIG_SOAK_PING_INTERVAL: 0.001..0.999 s; MIG_SOAK_PING_SIZE: 0..1400 bytes"
 for h in a b; do
 	printf 'shutdown_timeout_s = 5\n' >> "$D/$h/nova.conf"
 	[[ $RECONCILE_S == default ]] || printf 'reconcile_interval_s = %s\n' "$RECONCILE_S" >> "$D/$h/nova.conf"
@@ -450,12 +456,12 @@ echo "vm2 ($rec) runs on B, its 2 ports bound to host-b with their taps on B, no
 echo "RESULT case_diskless_two_ports_tcp_uri ok"
 
 if (( SOAK > 0 )); then
-	say "soak: vm1 migrated $SOAK more times back and forth, a ping every 10 ms meanwhile; a crash is a kernel BUG/Oops/panic or a new boot on the destination's console"
+	say "soak: vm1 migrated $SOAK more times back and forth, a ping of $SOAK_SIZE bytes every $SOAK_INTERVAL s meanwhile; a crash is a kernel BUG/Oops/panic or a new boot on the destination's console"
 	here=$winner crashes=0 soak_lost=0 soak_sent=0
 	for n in $(seq "$SOAK"); do
 		there=$(other "$here")
 		prepare_on "$here" "$there"
-		ip netns exec "$P-p" ping -i 0.01 -W 1 "$GUEST_IP" > "$D/soak-ping.out" 2>&1 &
+		ip netns exec "$P-p" ping -i "$SOAK_INTERVAL" -s "$SOAK_SIZE" -W 1 "$GUEST_IP" > "$D/soak-ping.out" 2>&1 &
 		PING=$!
 		sleep 1
 		migrate_cmd "$here" "$there" > "$D/soak-$n.out" 2>&1 || { cat "$D/soak-$n.out"; die "soak migration $n ($here to $there) failed"; }
@@ -469,15 +475,18 @@ if (( SOAK > 0 )); then
 		soak_sent=$((soak_sent + s_sent)) soak_lost=$((soak_lost + s_sent - s_recv))
 		qvb_tx_off "$there"
 		# the destination's console log is QEMU's new file there: only what followed the switch-over
-		cli "$there" console vm1 --tail 49152 > "$D/soak-console-$n.txt" 2>&1 || true
+		cli "$there" console vm1 --tail 49152 > "$D/soak-console-$n.txt" 2>&1 ||
+			die "soak $n: the console of vm1 on $there cannot be read: $(cat "$D/soak-console-$n.txt")"
 		verdict=ok
 		if grep -Eq "list_add corruption|list_del corruption|kernel BUG|Oops|Kernel panic|NOVA-GUEST uuid=" "$D/soak-console-$n.txt"; then
 			verdict=CRASH crashes=$((crashes + 1))
-			grep -E -m 5 "corruption|BUG|Oops|panic|NOVA-GUEST" "$D/soak-console-$n.txt" | sed 's/^/    /'
+			# the whole trace (the run's directory goes with the cleanup): up to the reboot
+			awk '/Linux version/ && seen { exit } /corruption|BUG|Oops|panic/ { seen = 1 } { print }' \
+				"$D/soak-console-$n.txt" | head -120 | sed 's/^/    /'
 			# a rebooted guest answers again once it is up: wait for that before the next run
 			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
 		fi
-		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings: $verdict"
+		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/soak-console-$n.txt") bytes: $verdict"
 		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on $there after soak migration $n"
 		here=$there
 	done
