@@ -118,6 +118,20 @@ qemus() {
 	echo $n
 }
 
+# Whether the console of vm1 on host $1 (QEMU's new log there: only what followed the
+# switch-over) shows a guest kernel crash or a new boot (panic=-1 reboots at once, and a
+# rebooted guest answers pings again: a ping check alone misses it). Prints the trace.
+guest_crashed_on() {
+	cli "$1" console vm1 --tail 49152 > "$D/console-$1.txt" 2>&1 ||
+		die "the console of vm1 on $1 cannot be read: $(cat "$D/console-$1.txt")"
+	grep -Eq "list_add corruption|list_del corruption|kernel BUG|Oops|Kernel panic|NOVA-GUEST uuid=" "$D/console-$1.txt" ||
+		return 1
+	# the whole trace (the run's directory goes with the cleanup): up to the reboot
+	awk '/Linux version/ && seen { exit } /corruption|BUG|Oops|panic/ { seen = 1 } { print }' "$D/console-$1.txt" |
+		head -120 | sed 's/^/    /'
+	return 0
+}
+
 # The userspace datapath completes no partial checksums: the kernel does it at qvb (as
 # make run-multihost does), else TCP to the guest fails while ping works.
 qvb_tx_off() { ip netns exec "$P-$1" ethtool -K "qvb${PORT:0:11}" tx off >/dev/null; }
@@ -318,6 +332,7 @@ cli b show vm1 | tee "$D/b-show.txt" | grep -E "vm_state|task|power" || true
 [[ $(record_of b) == "- active" ]] || die "B does not show vm1 active: $(record_of b)"
 [[ -z $(ls "$D/a/pool" | grep -v '^image-') ]] || die "volumes of vm1 left on A: $(ls "$D/a/pool")"
 ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer ping on B"
+! guest_crashed_on b || die "vm1's kernel crashed (or it booted again) on B after the switch-over: the trace above"
 say "group mig on B: TCP 80 (allowed) answers, TCP 81 (no rule) stays dropped (a timeout, not a refusal)"
 UUID=$(cli b --json show vm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
 body=$(ip netns exec "$P-p" curl -sS --max-time 10 "http://$GUEST_IP/") || die "TCP 80 to vm1 on B failed"
@@ -474,19 +489,13 @@ if (( SOAK > 0 )); then
 		s_recv=$(grep -o '[0-9]* received' "$D/soak-ping.out" | awk '{print $1}')
 		soak_sent=$((soak_sent + s_sent)) soak_lost=$((soak_lost + s_sent - s_recv))
 		qvb_tx_off "$there"
-		# the destination's console log is QEMU's new file there: only what followed the switch-over
-		cli "$there" console vm1 --tail 49152 > "$D/soak-console-$n.txt" 2>&1 ||
-			die "soak $n: the console of vm1 on $there cannot be read: $(cat "$D/soak-console-$n.txt")"
 		verdict=ok
-		if grep -Eq "list_add corruption|list_del corruption|kernel BUG|Oops|Kernel panic|NOVA-GUEST uuid=" "$D/soak-console-$n.txt"; then
+		if guest_crashed_on "$there"; then
 			verdict=CRASH crashes=$((crashes + 1))
-			# the whole trace (the run's directory goes with the cleanup): up to the reboot
-			awk '/Linux version/ && seen { exit } /corruption|BUG|Oops|panic/ { seen = 1 } { print }' \
-				"$D/soak-console-$n.txt" | head -120 | sed 's/^/    /'
 			# a rebooted guest answers again once it is up: wait for that before the next run
 			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
 		fi
-		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/soak-console-$n.txt") bytes: $verdict"
+		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/console-$there.txt") bytes: $verdict"
 		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on $there after soak migration $n"
 		here=$there
 	done
