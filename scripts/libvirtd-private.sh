@@ -2,7 +2,8 @@
 # libvirtd-private.sh - a private root libvirtd (QEMU + storage drivers) for tests and
 # the sandbox, that touches nothing of the host's libvirt.
 #
-#   libvirtd-private.sh start DIR   start it; prints the URI to reach it
+#   libvirtd-private.sh start DIR [--tcp ADDRESS[:PORT]]
+#                                   start it; prints the URI to reach it (the unix one)
 #   libvirtd-private.sh stop DIR    its domains' QEMU processes, then libvirtd: SIGTERM
 #                                   (SIGKILL after 5/10 s) and wait; DIR stays
 #   libvirtd-private.sh uri DIR     print the URI
@@ -16,6 +17,14 @@
 # namespace (taps of a test's namespace are where QEMU opens them). Its host_uuid is
 # random. Reach it as qemu+unix:///system?socket=DIR/sock/libvirt-sock.
 #
+# --tcp ADDRESS[:PORT] (default: none, unix socket only): libvirtd also listens on TCP itself
+# (libvirtd --listen; listen_tcp = 1 on ADDRESS, an IPv4 literal, port PORT, default 16509;
+# listen_tls = 0, as --listen otherwise requires TLS certificates), reached as
+# qemu+tcp://ADDRESS[:PORT]/system, e.g. by another libvirtd for a peer-to-peer migration.
+# auth_tcp = "none": no authentication and no encryption, anyone who reaches ADDRESS controls
+# this libvirtd. For a test inside private network namespaces only (the listener binds ADDRESS
+# of the caller's namespace); never on a shared network (a host would use TLS or SASL).
+#
 # QEMU runs as root without a security driver (a test machine), in libvirt's machine
 # cgroup of its domain (cgroup_controllers cpu and cpuacct; without systemd-machined, libvirt
 # makes /machine/qemu-<id>-<name>.libvirt-qemu itself), as on a host: system-observe and
@@ -26,10 +35,19 @@
 # hierarchies). Serial logs are written by QEMU itself (stdio_handler = "file": no virtlogd).
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop|uri DIR" >&2; exit 2; }
-[[ $# -eq 2 ]] || usage
+usage() { echo "usage: $0 start DIR [--tcp ADDRESS[:PORT]] | stop DIR | uri DIR" >&2; exit 2; }
+[[ $# -eq 2 || ( $# -eq 4 && $1 == start && $3 == --tcp ) ]] || usage
 cmd=$1
 dir=$2
+tcp_addr=
+tcp_port=16509
+if [[ $# -eq 4 ]]; then
+	[[ $4 =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3})(:([0-9]{1,5}))?$ ]] ||
+		{ echo "libvirtd-private: --tcp wants ADDRESS[:PORT] (an IPv4 literal), not '$4'" >&2; exit 2; }
+	tcp_addr=${BASH_REMATCH[1]}
+	tcp_port=${BASH_REMATCH[4]:-16509}
+	(( tcp_port >= 1 && tcp_port <= 65535 )) || { echo "libvirtd-private: bad TCP port $tcp_port" >&2; exit 2; }
+fi
 [[ $dir == /* ]] || { echo "libvirtd-private: DIR must be absolute" >&2; exit 2; }
 uri="qemu+unix:///system?socket=$dir/sock/libvirt-sock"
 
@@ -83,6 +101,17 @@ auth_unix_ro = "none"
 host_uuid = "$uuid"
 log_outputs = "3:file:$dir/log/libvirtd.log"
 EOF
+	listen=
+	if [[ -n $tcp_addr ]]; then
+		cat >> "$dir/etc/libvirtd.conf" <<EOF
+listen_tcp = 1
+listen_tls = 0
+listen_addr = "$tcp_addr"
+tcp_port = "$tcp_port"
+auth_tcp = "none"
+EOF
+		listen=--listen
+	fi
 	cat > "$dir/etc/qemu.conf" <<EOF
 user = "root"
 group = "root"
@@ -112,18 +141,19 @@ EOF
 					echo "libvirtd-private: cannot mount $type on $mp: QEMU may run without cgroups" >&2
 			done </proc/1/mounts
 		fi
-		exec libvirtd --config "$d/etc/libvirtd.conf" --pid-file "$d/libvirtd.pid"
-	' sh "$dir" </dev/null >"$dir/libvirtd.out" 2>&1 &
+		exec libvirtd $2 --config "$d/etc/libvirtd.conf" --pid-file "$d/libvirtd.pid"
+	' sh "$dir" "$listen" </dev/null >"$dir/libvirtd.out" 2>&1 &
 	pid=$!
 	for _ in $(seq 300); do
 		kill -0 "$pid" 2>/dev/null || break
-		if [[ -S $dir/sock/libvirt-sock ]] && virsh -q -c "$uri" version >/dev/null 2>&1; then
+		if [[ -S $dir/sock/libvirt-sock ]] && virsh -q -c "$uri" version >/dev/null 2>&1 &&
+			{ [[ -z $tcp_addr ]] || virsh -q -c "qemu+tcp://$tcp_addr:$tcp_port/system" version >/dev/null 2>&1; }; then
 			echo "$uri"
 			return 0
 		fi
 		sleep 0.1
 	done
-	echo "libvirtd-private: libvirtd did not answer on $uri (exited, or not within 30 s); $dir/libvirtd.out:" >&2
+	echo "libvirtd-private: libvirtd did not answer on $uri${tcp_addr:+ and qemu+tcp://$tcp_addr:$tcp_port/system} (exited, or not within 30 s); $dir/libvirtd.out:" >&2
 	tail -20 "$dir/libvirtd.out" >&2 || true
 	stop
 	kill -KILL "$pid" 2>/dev/null || true # when it hung before writing its pidfile

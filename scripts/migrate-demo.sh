@@ -33,7 +33,12 @@
 #
 # Environment: MIG_DIR (default: a new /tmp/nova-migrate.XXXXXX), MIG_PREFIX (netns prefix,
 # default nmig$$), KEEP=1 (leave everything running; bash scripts/multihost.sh down with the
-# same MH_DIR/MH_PREFIX removes it).
+# same MH_DIR/MH_PREFIX removes it), MIG_RECONCILE_S (the cores' reconcile_interval_s, default
+# 10; "default" leaves the config's own, 60), MIG_SOAK=N (default 0: after the cases, migrate
+# vm1 N more times back and forth with the 10 ms ping, and count the guest crashes: a kernel
+# BUG, Oops or panic, or a new boot, on the destination's console after the switch-over);
+# MIG_SOAK_PING_INTERVAL (s, default 0.01) and MIG_SOAK_PING_SIZE (bytes, default 56) shape the
+# soak's pings (more and larger packets into the guest's receive path around the switch-over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -50,7 +55,6 @@ PINGER_MAC=fa:16:3e:00:00:02
 PINGER_IP=10.0.0.2
 TAP=tap${PORT:0:11}
 STARTED=0
-RELAY=
 
 say() { echo "== $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
@@ -62,7 +66,6 @@ cleanup() {
 		echo "left running in $D (netns $P-a $P-b $P-p); remove with: MH_DIR=$D MH_PREFIX=$P bash scripts/multihost.sh down; ip netns del $P-p"
 		return
 	fi
-	[[ -z $RELAY ]] || kill "$RELAY" 2>/dev/null
 	ip netns del "$P-p" 2>/dev/null
 	bash scripts/multihost.sh down >/dev/null 2>&1
 }
@@ -115,6 +118,20 @@ qemus() {
 	echo $n
 }
 
+# Whether the console of vm1 on host $1 (QEMU's new log there: only what followed the
+# switch-over) shows a guest kernel crash or a new boot (panic=-1 reboots at once, and a
+# rebooted guest answers pings again: a ping check alone misses it). Prints the trace.
+guest_crashed_on() {
+	cli "$1" console vm1 --tail 49152 > "$D/console-$1.txt" 2>&1 ||
+		die "the console of vm1 on $1 cannot be read: $(cat "$D/console-$1.txt")"
+	grep -Eq "list_add corruption|list_del corruption|kernel BUG|Oops|Kernel panic|NOVA-GUEST uuid=" "$D/console-$1.txt" ||
+		return 1
+	# the whole trace (the run's directory goes with the cleanup): up to the reboot
+	awk '/Linux version/ && seen { exit } /corruption|BUG|Oops|panic/ { seen = 1 } { print }' "$D/console-$1.txt" |
+		head -120 | sed 's/^/    /'
+	return 0
+}
+
 # The userspace datapath completes no partial checksums: the kernel does it at qvb (as
 # make run-multihost does), else TCP to the guest fails while ping works.
 qvb_tx_off() { ip netns exec "$P-$1" ethtool -K "qvb${PORT:0:11}" tx off >/dev/null; }
@@ -125,8 +142,9 @@ prepare_on() {
 	cli "$from" migrate describe vm1 > "$D/vm1.json"
 	bind_both "$from" "$to"
 	cli "$to" migrate prepare "$D/vm1.json" > "$D/prepare-$to.out" || { cat "$D/prepare-$to.out"; die "prepare on $to failed"; }
-	grep -q "port $PORT: .*requested-chassis=SOURCE,THIS-CHASSIS options:activation-strategy=rarp" "$D/prepare-$to.out" ||
-		die "prepare's output does not ask for the binding on both chassis: $(cat "$D/prepare-$to.out")"
+	# the chassis by name: the source's from its description, the destination's its own
+	grep -q "port $PORT: .*requested-chassis=host-$from,host-$to options:activation-strategy=rarp" "$D/prepare-$to.out" ||
+		die "prepare's output does not ask for the binding on both chassis (host-$from,host-$to): $(cat "$D/prepare-$to.out")"
 	qvb_tx_off "$to"
 }
 
@@ -161,8 +179,17 @@ bash scripts/multihost.sh up > "$D.up.log" 2>&1 || { cat "$D.up.log"; die "multi
 mv "$D.up.log" "$D/up.log"
 # the test guest ignores ACPI: a stop destroys it after 5 s rather than the default 60; a
 # reconcile pass every 10 s (not 60), so the crash cases settle within their bounded waits
+RECONCILE_S=${MIG_RECONCILE_S:-10}
+[[ $RECONCILE_S == default || $RECONCILE_S =~ ^[0-9]+$ ]] || die "MIG_RECONCILE_S: a number of seconds or 'default'"
+SOAK=${MIG_SOAK:-0}
+[[ $SOAK =~ ^[0-9]+$ ]] || die "MIG_SOAK: a number of migrations"
+SOAK_INTERVAL=${MIG_SOAK_PING_INTERVAL:-0.01}
+SOAK_SIZE=${MIG_SOAK_PING_SIZE:-56}
+[[ $SOAK_INTERVAL =~ ^0?\.[0-9]{1,3}$ && $SOAK_SIZE =~ ^[0-9]{1,4}$ ]] && (( SOAK_SIZE <= 1400 )) ||
+	die "MIG_SOAK_PING_INTERVAL: 0.001..0.999 s; MIG_SOAK_PING_SIZE: 0..1400 bytes"
 for h in a b; do
-	printf 'shutdown_timeout_s = 5\nreconcile_interval_s = 10\n' >> "$D/$h/nova.conf"
+	printf 'shutdown_timeout_s = 5\n' >> "$D/$h/nova.conf"
+	[[ $RECONCILE_S == default ]] || printf 'reconcile_interval_s = %s\n' "$RECONCILE_S" >> "$D/$h/nova.conf"
 	bash scripts/multihost.sh stop-core "$h"
 	start_core "$h"
 done
@@ -224,6 +251,23 @@ for _ in $(seq 120); do
 	cli a --json migrate progress vm1 2>/dev/null | grep -Eq '"data_processed": *[1-9]' && break
 	sleep 0.5
 done
+# libvirt admits no other job to a domain in an incoming migration (the async job's mask is
+# VIR_JOB_NONE, qemuMigrationJobStart): a query job, such as domstats' balloon group, waits for
+# libvirt's job lock (up to 30 s). B's listing must not wait: the libvirt module reads such
+# statistics with NOWAIT (reconcile lists domains while a migration comes in).
+incoming=$(virsh_on b list --all --name | head -1)
+[[ -n $incoming ]] || die "no incoming domain on B during the migration"
+t0=$(now_ms) rc=0
+timeout 5 virsh -q -c "$(lv_uri b)" domstats --balloon "$incoming" >/dev/null 2>&1 || rc=$?
+echo "virsh domstats --balloon of B's incoming domain: exit $rc after $(( $(now_ms) - t0 )) ms (124: still waiting for libvirt's job lock after 5 s)"
+[[ $rc == 124 ]] || die "a query job on B's incoming domain did not wait for libvirt's job lock (exit $rc)"
+t0=$(now_ms)
+curl -sS --max-time 40 --unix-socket "$D/b/run/nova-hypervisor.socket" http://b/v1/domains > "$D/b-domains.json" ||
+	die "GET /v1/domains on B failed during the incoming migration"
+dt=$(( $(now_ms) - t0 ))
+echo "GET /v1/domains on B during the incoming migration: $dt ms"
+(( dt < 5000 )) || die "B's domain listing took $dt ms during the incoming migration (a query job waiting for libvirt's lock?)"
+grep -Eq '"job": *"migration"' "$D/b-domains.json" || die "B's listing does not mark the incoming domain: $(cat "$D/b-domains.json")"
 cli a migrate abort vm1 --source
 if wait "$MIG"; then die "the aborted migration succeeded"; fi
 tail -1 "$D/abort.out"
@@ -288,6 +332,7 @@ cli b show vm1 | tee "$D/b-show.txt" | grep -E "vm_state|task|power" || true
 [[ $(record_of b) == "- active" ]] || die "B does not show vm1 active: $(record_of b)"
 [[ -z $(ls "$D/a/pool" | grep -v '^image-') ]] || die "volumes of vm1 left on A: $(ls "$D/a/pool")"
 ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer ping on B"
+! guest_crashed_on b || die "vm1's kernel crashed (or it booted again) on B after the switch-over: the trace above"
 say "group mig on B: TCP 80 (allowed) answers, TCP 81 (no rule) stays dropped (a timeout, not a refusal)"
 UUID=$(cli b --json show vm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
 body=$(ip netns exec "$P-p" curl -sS --max-time 10 "http://$GUEST_IP/") || die "TCP 80 to vm1 on B failed"
@@ -384,32 +429,11 @@ ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not 
 echo "RESULT case_source_core_killed ok (the domain ended on host $winner, which alone owns vm1)"
 
 say "case: a diskless instance with 2 ports, to a qemu+tcp:// URI (A to B)"
-# B's libvirtd is reached over TCP through a relay in B's namespace (192.0.2.2:16509 -> its unix
-# socket, no auth): scripts/libvirtd-private.sh starts it on a unix socket only.
-ip netns exec "$P-b" python3 -c '
-import os, socket, sys, threading
-path = sys.argv[1]
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("192.0.2.2", 16509)); srv.listen(8)
-print("listening", flush=True)
-def pump(a, b):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d: break
-            b.sendall(d)
-    except OSError: pass
-    for s in (a, b):
-        try: s.shutdown(socket.SHUT_RDWR)
-        except OSError: pass
-while True:
-    c, _ = srv.accept()
-    u = socket.socket(socket.AF_UNIX); u.connect(path)
-    threading.Thread(target=pump, args=(c, u), daemon=True).start()
-    threading.Thread(target=pump, args=(u, c), daemon=True).start()
-' "$D/b/libvirtd/sock/libvirt-sock" > "$D/tcp-relay.log" 2>&1 &
-RELAY=$!
-for _ in $(seq 50); do grep -q listening "$D/tcp-relay.log" && break; sleep 0.1; done
+# B's libvirtd listens on TCP itself (multihost.sh starts it with libvirtd-private.sh --tcp
+# 192.0.2.2: libvirtd --listen, listen_tcp = 1, auth_tcp = "none"); A's libvirtd connects to it
+# for the peer-to-peer migration.
+ip netns exec "$P-b" ss -Hltnp 'sport = :16509' | tee "$D/b-listen.txt"
+grep -q '192.0.2.2:16509 .*"libvirtd"' "$D/b-listen.txt" || die "B's libvirtd does not listen on 192.0.2.2:16509 itself"
 TCP_URI=qemu+tcp://192.0.2.2/system
 ip netns exec "$P-a" virsh -q -c "$TCP_URI" version >/dev/null || die "B's libvirtd does not answer on $TCP_URI from A"
 P2A=1a1a1a1a-4444-4d44-8d44-00000000001a # taps are named by the first 11 characters
@@ -423,12 +447,10 @@ cli a boot vm2 --memory 64 --port "uuid=$P2A,mac=fa:16:3e:00:00:1a,ip=10.0.0.20"
 cli a migrate describe vm2 > "$D/vm2.json"
 bind_both a b "$P2A" "$P2B"
 cli b migrate prepare "$D/vm2.json" | tee "$D/prepare-vm2.out"
-[[ $(grep -c "requested-chassis=SOURCE,THIS-CHASSIS" "$D/prepare-vm2.out") == 2 ]] || die "prepare did not ask for both ports' bindings"
+[[ $(grep -c "requested-chassis=host-a,host-b " "$D/prepare-vm2.out") == 2 ]] || die "prepare did not ask for both ports' bindings"
 cli a migrate vm2 --to "$TCP_URI" --host 192.0.2.2 --pool nova-mh-b --timeout 300 | tail -2
 cli b migrate finish vm2
 bind_to b "$P2A" "$P2B"
-kill "$RELAY"; wait "$RELAY" 2>/dev/null || true
-RELAY=
 VM2=$(cli b --json show vm2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
 [[ $(virsh_on b domstate "nova-$VM2") == running ]] || die "vm2 does not run on B"
 virsh_on a dominfo "nova-$VM2" >/dev/null 2>&1 && die "vm2's domain is left on A"
@@ -447,6 +469,40 @@ for p in "$P2A" "$P2B"; do
 done
 echo "vm2 ($rec) runs on B, its 2 ports bound to host-b with their taps on B, none on A"
 echo "RESULT case_diskless_two_ports_tcp_uri ok"
+
+if (( SOAK > 0 )); then
+	say "soak: vm1 migrated $SOAK more times back and forth, a ping of $SOAK_SIZE bytes every $SOAK_INTERVAL s meanwhile; a crash is a kernel BUG/Oops/panic or a new boot on the destination's console"
+	here=$winner crashes=0 soak_lost=0 soak_sent=0
+	for n in $(seq "$SOAK"); do
+		there=$(other "$here")
+		prepare_on "$here" "$there"
+		ip netns exec "$P-p" ping -i "$SOAK_INTERVAL" -s "$SOAK_SIZE" -W 1 "$GUEST_IP" > "$D/soak-ping.out" 2>&1 &
+		PING=$!
+		sleep 1
+		migrate_cmd "$here" "$there" > "$D/soak-$n.out" 2>&1 || { cat "$D/soak-$n.out"; die "soak migration $n ($here to $there) failed"; }
+		cli "$there" migrate finish vm1 >/dev/null
+		bind_to "$there"
+		wait_bound "$there"
+		sleep 2
+		kill -INT "$PING"; wait "$PING" || true
+		s_sent=$(grep -o '[0-9]* packets transmitted' "$D/soak-ping.out" | awk '{print $1}')
+		s_recv=$(grep -o '[0-9]* received' "$D/soak-ping.out" | awk '{print $1}')
+		soak_sent=$((soak_sent + s_sent)) soak_lost=$((soak_lost + s_sent - s_recv))
+		qvb_tx_off "$there"
+		verdict=ok
+		if guest_crashed_on "$there"; then
+			verdict=CRASH crashes=$((crashes + 1))
+			# a rebooted guest answers again once it is up: wait for that before the next run
+			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
+		fi
+		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/console-$there.txt") bytes: $verdict"
+		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on $there after soak migration $n"
+		here=$there
+	done
+	echo "RESULT soak_migrations $SOAK"
+	echo "RESULT soak_guest_crashes $crashes"
+	echo "RESULT soak_pings_lost $soak_lost of $soak_sent"
+fi
 
 libvirt_downtime=$(grep -o 'downtime [0-9]* ms' "$D/migrate.out" | grep -o '[0-9]*' || true)
 [[ $libvirt_downtime =~ ^[0-9]+$ ]] || die "migrate did not report libvirt's downtime: $(tail -2 "$D/migrate.out")"

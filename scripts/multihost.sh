@@ -21,7 +21,8 @@
 #
 # With MH_GUESTS=qemu (make run-multihost GUESTS=qemu) real guests replace the
 # stand-ins: each host also runs a private libvirtd (scripts/libvirtd-private.sh,
-# in its namespace; QEMU with software emulation) with its storage pool in $D/<h>,
+# in its namespace; QEMU with software emulation; listening on TCP on the underlay address,
+# qemu+tcp://192.0.2.1|2/system, auth_tcp none) with its storage pool in $D/<h>,
 # and the firewall-control module; the test guest (make guest) is imported on both
 # hosts and booted from that image behind a group mh (ICMP and TCP 80 in); each
 # guest prints the uuid and address it read from its config drive on the console; a
@@ -210,8 +211,10 @@ start_host() {
 	ip -n "$P-$h" link set br-phy up
 	start_ovn_controller "$h"
 	if [ "$MH_GUESTS" = qemu ]; then
-		# in the host's namespace: QEMU opens the taps where network-control makes them
-		ip netns exec "$P-$h" bash scripts/libvirtd-private.sh start "$D/$h/libvirtd" >/dev/null
+		# in the host's namespace: QEMU opens the taps where network-control makes them; it
+		# also listens on TCP on the underlay address (no auth: private namespaces only), so
+		# the other host's libvirtd can reach it as qemu+tcp://<ip>/system (migrations)
+		ip netns exec "$P-$h" bash scripts/libvirtd-private.sh start "$D/$h/libvirtd" --tcp "$ip" >/dev/null
 	fi
 	cat >"$D/$h/nova.conf" <<CONF
 # nova-compute of multihost host $h (same keys as snap set)

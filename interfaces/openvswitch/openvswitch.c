@@ -350,6 +350,18 @@ static void write_port(const struct ovs *ovs, struct proto_writer *w, const char
         pw_obj_end(w);
 }
 
+/* With ovn, "chassis": this host's OVN chassis name (Open_vSwitch external_ids:system-id, the name
+ * ovn-controller registers), when it is set and a valid name (ovn_chassis_name_is_valid); else
+ * nothing. A live migration's prepare reports it (requested-chassis=SOURCE,DESTINATION). */
+static void write_chassis(const struct ovs *ovs, struct proto_writer *w)
+{
+        const struct ovsrec_open_vswitch *root = ovsrec_open_vswitch_first(ovs->idl);
+        const char *id = root ? smap_get(&root->external_ids, "system-id") : NULL;
+
+        if (ovs->cfg->ovn && id && ovn_chassis_name_is_valid(id))
+                pw_str(w, "chassis", id);
+}
+
 /* ---- events to the core ---- */
 
 static void emit_connection(struct ovs *ovs, bool connected)
@@ -1484,13 +1496,16 @@ static void fill_list(struct proto_writer *w, void *userdata)
                 k++;
         pw_list_begin(w, "ports");
         for (; k < n && shown < ctx->q->limit; k++, shown++) {
-                if (w->n_values + PORT_VALUES_OVN + 8 > PROTO_MAX_NODES || w->len + PORT_MAX_BYTES + 128 > PROTO_MAX_FRAME)
+                /* room kept for total, truncated, next and chassis (up to OVN_CHASSIS_MAX bytes) */
+                if (w->n_values + PORT_VALUES_OVN + 8 > PROTO_MAX_NODES ||
+                    w->len + PORT_MAX_BYTES + 128 + OVN_CHASSIS_MAX > PROTO_MAX_FRAME)
                         break;
                 write_port(ctx->ovs, w, NULL, ours[k].p);
         }
         pw_list_end(w);
         pw_u64(w, "total", n);
         pw_bool(w, "truncated", k < n || (br && br->n_ports && !ours));
+        write_chassis(ctx->ovs, w);
         if (k > 0 && k < n)
                 pw_str(w, "next", ours[k - 1].port_uuid);
 }
@@ -1510,6 +1525,7 @@ static void monitor_columns(struct ovsdb_idl *idl)
 {
         static const struct ovsdb_idl_column *const cols[] = {
                 &ovsrec_open_vswitch_col_bridges,
+                &ovsrec_open_vswitch_col_external_ids, /* system-id: the chassis name (write_chassis) */
                 &ovsrec_bridge_col_name,
                 &ovsrec_bridge_col_ports,
                 &ovsrec_port_col_name,

@@ -77,7 +77,8 @@ static int read_all(const char *path, char **ret)
 
 static int prepare(const char *socket, bool json, const char *path)
 {
-        struct json_object *resp = NULL, *ports, *v;
+        struct json_object *resp = NULL, *ports, *v, *ovn;
+        const char *from, *here;
         char *body = NULL;
         int r = read_all(path, &body), status;
 
@@ -94,12 +95,18 @@ static int prepare(const char *socket, bool json, const char *path)
                 return r;
         }
         printf("prepared %s (%s): %s; waiting for the migration\n", js(resp, "name"), js(resp, "uuid"), js(resp, "task"));
+        /* the chassis names the core reported (the source's from its description, this host's
+         * from its openvswitch module); a placeholder for one it could not name */
+        if (!json_object_object_get_ex(resp, "ovn", &ovn))
+                ovn = NULL;
+        from = ovn && json_object_object_get_ex(ovn, "source_chassis", &v) ? json_object_get_string(v) : "SOURCE";
+        here = ovn && json_object_object_get_ex(ovn, "destination_chassis", &v) ? json_object_get_string(v) : "THIS-CHASSIS";
         if (json_object_object_get_ex(resp, "ports", &ports))
                 for (size_t i = 0; i < json_object_array_length(ports); i++) {
                         v = json_object_array_get_idx(ports, i);
                         printf("port %s: tap %s ready here; with OVN bind it on both chassis: "
-                               "options:requested-chassis=SOURCE,THIS-CHASSIS options:activation-strategy=rarp\n",
-                               js(v, "port_uuid"), js(v, "tap"));
+                               "options:requested-chassis=%s,%s options:activation-strategy=rarp\n",
+                               js(v, "port_uuid"), js(v, "tap"), from, here);
                 }
         json_object_put(resp);
         return 0;

@@ -42,6 +42,7 @@ struct api_conn {
         struct module_call *call;       /* pending module call, cancelled if we go away */
         struct lifecycle_waiter *waiter; /* pending instance operation (?wait=1), cancelled likewise */
         char port_uuid[UUID_STR_LEN + 1]; /* request context for module replies */
+        char chassis[OVN_CHASSIS_MAX + 1]; /* a migration's prepare: the source's OVN chassis, "" unknown */
         struct sg_change *change;       /* security-group change in flight; it outlives us */
         struct observe_query *observe;  /* host/stats/metrics query in flight, cancelled if we go away */
         int passed_fd;                  /* a descriptor the client sent (SCM_RIGHTS) with the request

@@ -12,21 +12,42 @@
 #include "images.h"
 #include "lifecycle.h"
 #include "libvirt-protocol.h"
+#include "ovs-protocol.h"
 #include "secgroups.h"
 
 #define MIGRATE_DEFAULT_TIMEOUT_S 600
 
-/* {"instance": the stored form, "secgroups": {id: name} of its ports' groups}: security groups
- * are each host's own (no control plane shares their ids), so the destination finds a group
- * by the source's id, else by its name there. */
-static void handle_description(struct api_conn *c, const struct http_request *req, const struct api_args *a)
+/* Ask the openvswitch module for this host's OVN chassis (port_list's "chassis", one port's
+ * page: the name is the reply's, not a port's); cb gets the answer. 0, or -errno when the module
+ * cannot be asked (not connected): the caller goes on without the name. */
+static int ask_chassis(struct api_conn *c, module_call_cb cb)
 {
-        struct instance *inst = api_instance_arg(c, a->arg[0]);
+        _cleanup_free_ struct proto_writer *w = malloc(sizeof(*w));
+        char err[256];
+
+        if (!w)
+                return -ENOMEM;
+        module_request_init(w, (struct module_ep)EP_OVS(PORT_LIST));
+        pw_u64(w, "limit", 1);
+        return modules_call(api_context_of(c)->modules, PLUG_OPENVSWITCH, w, 0, cb, c, &c->call, err, sizeof(err));
+}
+
+/* The chassis a port_list reply names, NULL when it names none (no ovn, no valid system-id, an error). */
+static const char *reply_chassis(const struct module_result *res)
+{
+        const char *ch = res->status == 0 && res->body ? proto_get_str(res->body, "chassis", NULL) : NULL;
+
+        return ch && ovn_chassis_name_is_valid(ch) ? ch : NULL;
+}
+
+/* {"instance": the stored form, "secgroups": {id: name} of its ports' groups, "source_chassis":
+ * this host's OVN chassis when known}: security groups are each host's own (no control plane
+ * shares their ids), so the destination finds a group by the source's id, else by its name
+ * there; the chassis names the source in the binding the destination's prepare asks for. */
+static void respond_description(struct api_conn *c, const struct instance *inst, const char *chassis)
+{
         struct json_object *root, *names;
 
-        (void)req;
-        if (!inst)
-                return;
         root = json_object_new_object();
         names = json_object_new_object();
         for (size_t p = 0; p < inst->n_ports; p++)
@@ -37,7 +58,32 @@ static void handle_description(struct api_conn *c, const struct http_request *re
                 }
         json_object_object_add(root, "instance", instance_stored_json(inst));
         json_object_object_add(root, "secgroups", names);
+        if (chassis)
+                json_object_object_add(root, "source_chassis", json_object_new_string(chassis));
         api_respond_json(c, 200, root);
+}
+
+static void on_description_chassis(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+        const struct instance *inst = instance_find(api_context_of(c)->instances, c->port_uuid);
+
+        c->call = NULL;
+        if (!inst)
+                return api_respond_error(c, 404, "the instance was removed meanwhile", -1);
+        respond_description(c, inst, reply_chassis(res));
+}
+
+static void handle_description(struct api_conn *c, const struct http_request *req, const struct api_args *a)
+{
+        struct instance *inst = api_instance_arg(c, a->arg[0]);
+
+        (void)req;
+        if (!inst)
+                return;
+        memcpy(c->port_uuid, inst->uuid, sizeof(c->port_uuid));
+        if (!api_context_of(c)->cfg->ovn || inst->n_ports == 0 || ask_chassis(c, on_description_chassis) < 0)
+                respond_description(c, inst, NULL);
 }
 
 /* Each port's groups as this host has them: by id, else by the source's name for it. 0, or
@@ -98,10 +144,50 @@ static void on_done(int status, const char *error, int plug, struct instance *in
         api_respond_json(c, 200, root);
 }
 
+/* The prepared instance, and with OVN "ovn": {source_chassis, destination_chassis (this host's),
+ * requested_chassis "SOURCE,DESTINATION" when both are known}: the binding the control plane
+ * writes before the switch-over. */
+static void on_prepared_chassis(const struct module_result *res, void *userdata)
+{
+        struct api_conn *c = userdata;
+        const struct instance *inst = instance_find(api_context_of(c)->instances, c->port_uuid);
+        const char *here = reply_chassis(res);
+        struct json_object *root, *ovn;
+        char both[2 * OVN_CHASSIS_MAX + 2];
+
+        c->call = NULL;
+        if (!inst)
+                return api_respond_error(c, 409, "the prepared instance was removed meanwhile (aborted?)", -1);
+        root = api_instance_json(c, inst);
+        ovn = json_object_new_object();
+        if (c->chassis[0])
+                json_object_object_add(ovn, "source_chassis", json_object_new_string(c->chassis));
+        if (here)
+                json_object_object_add(ovn, "destination_chassis", json_object_new_string(here));
+        if (c->chassis[0] && here) {
+                (void)snprintf(both, sizeof(both), "%s,%s", c->chassis, here);
+                json_object_object_add(ovn, "requested_chassis", json_object_new_string(both));
+        }
+        json_object_object_add(root, "ovn", ovn);
+        api_respond_json(c, 200, root);
+}
+
+static void on_prepared(int status, const char *error, int plug, struct instance *inst, void *userdata)
+{
+        struct api_conn *c = userdata;
+        static const struct module_result none = { .status = -ENOTCONN };
+
+        if (status < 0 || !inst || !api_context_of(c)->cfg->ovn)
+                return on_done(status, error, plug, inst, userdata);
+        c->waiter = NULL;
+        if (ask_chassis(c, on_prepared_chassis) < 0)
+                on_prepared_chassis(&none, c);
+}
+
 static void handle_prepare(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
         const struct api_context *ctx = api_context_of(c);
-        struct json_object *body = NULL, *desc = NULL, *names = NULL;
+        struct json_object *body = NULL, *desc = NULL, *names = NULL, *v;
         struct instance tmpl, *inst = NULL;
         bool wait = api_query_wait(req);
         char err[512], why[256], image_id[UUID_STR_LEN + 1];
@@ -114,6 +200,15 @@ static void handle_prepare(struct api_conn *c, const struct http_request *req, c
         if (!json_object_object_get_ex(body, "instance", &desc)) {
                 json_object_put(body);
                 return api_respond_error(c, 400, "not a migration description (GET /v1/instances/ID/migration on the source)", -1);
+        }
+        c->chassis[0] = '\0';
+        if (json_object_object_get_ex(body, "source_chassis", &v)) {
+                if (!json_object_is_type(v, json_type_string) || !ovn_chassis_name_is_valid(json_object_get_string(v))) {
+                        json_object_put(body);
+                        return api_respond_error(c, 400, "source_chassis: an OVN chassis name (1..64 of A-Z a-z 0-9 . _ : -)",
+                                                 -1);
+                }
+                (void)strscpy(c->chassis, json_object_get_string(v), sizeof(c->chassis));
         }
         text = json_object_to_json_string_ext(desc, JSON_C_TO_STRING_PLAIN);
         r = instance_parse_stored(text, strlen(text), &tmpl, why, sizeof(why));
@@ -148,7 +243,7 @@ static void handle_prepare(struct api_conn *c, const struct http_request *req, c
                                         return api_respond_error(c, 409, err, -1);
                                 }
         memcpy(c->port_uuid, tmpl.uuid, sizeof(c->port_uuid)); /* before: an empty plan answers at once */
-        r = lifecycle_migrate_prepare(ctx->lifecycle, &tmpl, wait ? on_done : NULL, c, &c->waiter, &inst, err, sizeof(err),
+        r = lifecycle_migrate_prepare(ctx->lifecycle, &tmpl, wait ? on_prepared : NULL, c, &c->waiter, &inst, err, sizeof(err),
                                       &plug);
         instance_template_clear(&tmpl);
         if (r < 0)

@@ -126,6 +126,21 @@ int mac_generate(char ret[MAC_STR_LEN + 1])
         return 0;
 }
 
+bool ovn_chassis_name_is_valid(const char *s)
+{
+        size_t n = s ? strnlen(s, OVN_CHASSIS_MAX + 1) : 0;
+
+        if (n == 0 || n > OVN_CHASSIS_MAX || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                      c == '_' || c == '-' || c == ':'))
+                        return false;
+        }
+        return true;
+}
+
 bool instance_name_is_valid(const char *s)
 {
         size_t n = strnlen(s, INSTANCE_NAME_MAX + 1);

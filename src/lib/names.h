@@ -52,4 +52,9 @@ int mac_generate(char ret[MAC_STR_LEN + 1]);
  * [A-Za-z0-9._-], not starting with '-' or '.'. */
 bool instance_name_is_valid(const char *s);
 
+/* OVN chassis names as we report and pass them on (Open_vSwitch external_ids:system-id, what
+ * requested-chassis names): 1..OVN_CHASSIS_MAX of [A-Za-z0-9._:-], not starting with '-'. */
+#define OVN_CHASSIS_MAX 64
+bool ovn_chassis_name_is_valid(const char *s);
+
 #endif

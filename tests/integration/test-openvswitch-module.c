@@ -847,6 +847,46 @@ START_TEST(test_bridge_missing_without_create)
 }
 END_TEST
 
+/* port_list's "chassis" (a whole page of the list: nothing else in the reply). */
+static const char *listed_chassis(struct mod *m)
+{
+        pw_init(m->w, PROTO_REQUEST, 0, 0, "port_list");
+        ck_assert_msg(mod_call(m) == 0, "port_list: %s", reply_error(m));
+        return proto_get(m->msg->body, "chassis") ? proto_get_str(m->msg->body, "chassis", "") : NULL;
+}
+
+/* With ovn, port_list names this host's OVN chassis (Open_vSwitch external_ids:system-id, the
+ * name ovn-controller registers; a migration's prepare reports it); nothing for an id that is
+ * not a valid name, nor without ovn. */
+START_TEST(test_port_list_names_the_chassis)
+{
+        const char *ch = NULL;
+        struct mod m;
+
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "set", "Open_vSwitch", ".", "external_ids:system-id=chassis-7.test",
+                                   (char *)NULL), 0);
+        mod_start(&m, "br-int", "ovn = true\nport_timeout_ms = 5000\n");
+        mod_ready(&m);
+        ch = listed_chassis(&m);
+        ck_assert_msg(ch && streq(ch, "chassis-7.test"), "chassis: %s", ch ? ch : "(none)");
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "set", "Open_vSwitch", ".", "external_ids:system-id=\"two words,x\"",
+                                   (char *)NULL), 0);
+        for (int i = 0; i < 50 && (ch = listed_chassis(&m)) != NULL; i++) /* the replica follows */
+                sleep_ms(100);
+        ck_assert_msg(ch == NULL, "an invalid system-id reported as chassis '%s'", ch);
+        mod_stop(&m);
+
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "set", "Open_vSwitch", ".", "external_ids:system-id=chassis-7.test",
+                                   (char *)NULL), 0);
+        mod_start(&m, "br-int", NULL);
+        mod_ready(&m);
+        ch = listed_chassis(&m);
+        ck_assert_msg(ch == NULL, "without ovn, port_list reported chassis '%s'", ch);
+        mod_stop(&m);
+        ck_assert_int_eq(ovs_vsctl(&ovs, NULL, "remove", "Open_vSwitch", ".", "external_ids", "system-id", (char *)NULL), 0);
+}
+END_TEST
+
 START_TEST(test_bridge_created_with_datapath_type)
 {
         char uuid[37], inst[37], tap[IFNAME_MAX];
@@ -1179,6 +1219,7 @@ int main(void)
         tcase_add_test(tc, test_hybrid_port);
         tcase_add_test(tc, test_hybrid_foreign_qvo);
         tcase_add_test(tc, test_ovsdb_restart);
+        tcase_add_test(tc, test_port_list_names_the_chassis);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -59,6 +59,26 @@ START_TEST(test_instance_name_is_valid)
 }
 END_TEST
 
+START_TEST(test_ovn_chassis_name_is_valid)
+{
+        static const char *const good[] = {
+                "host-a", "compute-1.example.org", "6d3c8b5e-2f1a-4c4b-9a57-0d2e1c3b4a59", "a", "x_y:z",
+                "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl", /* 64 */
+        };
+        static const char *const bad[] = {
+                "", "-lead", "with space", "comma,list", "quote'", "semi;colon", "slash/", "new\nline", "ümlaut",
+                "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklm", /* 65 */
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+                ck_assert_msg(ovn_chassis_name_is_valid(good[i]), "'%s' refused", good[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+                ck_assert_msg(!ovn_chassis_name_is_valid(bad[i]), "'%s' accepted", bad[i]);
+        ck_assert(!ovn_chassis_name_is_valid(NULL));
+        ck_assert_uint_eq(strlen(good[ARRAY_SIZE(good) - 1]), OVN_CHASSIS_MAX);
+}
+END_TEST
+
 START_TEST(test_mac_parse_format)
 {
         static const char *const good[] = {
@@ -284,6 +304,7 @@ static Suite *names_suite(void)
         tcase_add_test(tc, test_uuid_generate);
         tcase_add_test(tc, test_mac_generate);
         tcase_add_test(tc, test_instance_name_is_valid);
+        tcase_add_test(tc, test_ovn_chassis_name_is_valid);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("regressions");
