@@ -223,6 +223,22 @@ pid_t core_wait_module_running(struct core *c, const char *plug, pid_t not_pid, 
         return 0;
 }
 
+bool core_wait_module_state(struct core *c, const char *plug, const char *state, int timeout_ms)
+{
+        for (int waited = 0; waited <= timeout_ms; waited += 10) {
+                struct json_object *root = NULL, *p = core_plug_status(c, plug, &root), *m = NULL, *st = NULL;
+                bool match = p && json_object_object_get_ex(p, "module", &m) &&
+                             json_object_object_get_ex(m, "state", &st) && json_object_is_type(st, json_type_string) &&
+                             streq(json_object_get_string(st), state);
+
+                json_object_put(root);
+                if (match)
+                        return true;
+                sleep_ms(10);
+        }
+        return false;
+}
+
 bool process_alive(pid_t pid)
 {
         char path[64], *buf = NULL;

@@ -39,6 +39,10 @@ struct json_object *core_plug_status(struct core *c, const char *plug, struct js
 pid_t core_module_pid(struct core *c, const char *plug);
 /* Wait until the plug's module runs with a pid other than not_pid (0 = any). Returns the pid or 0 on timeout. */
 pid_t core_wait_module_running(struct core *c, const char *plug, pid_t not_pid, int timeout_ms);
+/* Wait until the plug's module.state in GET /v1/status is state (the core
+ * learns of a module's exit from the spawner's report, after the process is
+ * gone). True when it is, false on timeout. */
+bool core_wait_module_state(struct core *c, const char *plug, const char *state, int timeout_ms);
 
 /* True when the process exists (and is not a zombie). */
 bool process_alive(pid_t pid);

@@ -199,6 +199,8 @@ START_TEST(test_disconnect_stops_only_that_module)
         json_object_put(resp);
         ck_assert_msg(wait_process_gone(mod, 5000), "module still running after disconnect");
         ck_assert(process_alive(core_pid));
+        ck_assert_msg(core_wait_module_state(&core, "network-control", "stopped", 5000),
+                      "the core did not record the module as stopped");
 
         p = core_plug_status(&core, "network-control", &root);
         ck_assert_str_eq(jstr(p, "fix"), "sudo snap connect nova-hypervisor:network-control");
