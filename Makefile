@@ -164,9 +164,16 @@ $(BUILD)/gen/nova-libvirt-lazy.c: $(LIBVIRT_OBJS) scripts/lazy-shim.sh
 	CC="$(CC)" bash scripts/lazy-shim.sh $@ $(LIBVIRT_LAZY) -- $(LIBVIRT_OBJS)
 $(BUILD)/gen/nova-libvirt-lazy.o: $(BUILD)/gen/nova-libvirt-lazy.c src/lib/lazylib.h
 	$(CC) $(CFLAGS) $(LIB_INCLUDES) -c $< -o $@
+# Under ASan the XDR functions libvirt calls (libtirpc's) are among ASan's interceptors, whose
+# real targets are looked up once, at exec: a libtirpc that lazylib loads later leaves them NULL
+# (SEGV at pc 0 in virNetMessageEncodeHeader on the first stream). The sanitized build therefore
+# loads libtirpc at exec; libvirt itself stays lazy, so the lazy path is what both builds test.
+ifeq ($(SAN),1)
+LIBVIRT_EXEC_LIBS := -Wl,--no-as-needed -l:libtirpc.so.3 -Wl,--as-needed
+endif
 $(BUILD)/bin/nova-libvirt: $(LIBVIRT_OBJS) $(BUILD)/gen/nova-libvirt-lazy.o $(LIBNOVA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) -pthread -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_EXEC_LIBS) -pthread -o $@
 
 $(BUILD)/bin/nova-hardware-observe: $(call obj,$(HW_SRCS) $(HW_PROTO_SRCS)) $(LIBNOVA)
 	@mkdir -p $(dir $@)
