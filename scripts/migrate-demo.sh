@@ -267,7 +267,11 @@ virsh_soak() {
 			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
 		fi
 		echo "vsoak $n: $here -> $there, virsh migrate $dt ms, $(grep -E 'Total downtime' "$D/vsoak-job-$n.txt" | tr -s ' ' || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/console-file.txt") bytes: $verdict; load $(cut -d' ' -f1-3 /proc/loadavg)"
-		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on $there after virsh migration $n"
+		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || {
+			echo "port $PORT bound to '$(bound_chassis)'; QEMU: $(qemus a) on A, $(qemus b) on B; console since the switch-over:"
+			tail -c 4096 "$log" | tail -20 | sed 's/^/    /'
+			die "vm1 does not answer on $there after virsh migration $n"
+		}
 		here=$there
 	done
 	echo "RESULT vsoak_migrations $count"
@@ -304,7 +308,11 @@ product_soak() {
 			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
 		fi
 		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/console-$there.txt") bytes: $verdict; load $(cut -d' ' -f1-3 /proc/loadavg)"
-		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on $there after soak migration $n"
+		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || {
+			echo "port $PORT bound to '$(bound_chassis)'; QEMU: $(qemus a) on A, $(qemus b) on B; console since the switch-over:"
+			cli "$there" console vm1 --tail 4096 2>&1 | tail -20 | sed 's/^/    /'
+			die "vm1 does not answer on $there after soak migration $n"
+		}
 		here=$there
 	done
 	echo "RESULT soak_migrations $SOAK"
