@@ -38,7 +38,11 @@
 # vm1 N more times back and forth with the 10 ms ping, and count the guest crashes: a kernel
 # BUG, Oops or panic, or a new boot, on the destination's console after the switch-over);
 # MIG_SOAK_PING_INTERVAL (s, default 0.01) and MIG_SOAK_PING_SIZE (bytes, default 56) shape the
-# soak's pings (more and larger packets into the guest's receive path around the switch-over).
+# soak's pings (more and larger packets into the guest's receive path around the switch-over);
+# MIG_SOAK_ONLY=1 runs MIG_SOAK's migrations right after vm1 boots on A and answers (none of the
+# cases, as MIG_SOAK_VIRSH does); MIG_SOAK_VIRSH=N (default 0) instead migrates vm1 N times back and
+# forth by plain `virsh migrate` with nova-hypervisor's cores stopped, and counts the crashes the
+# same way (see virsh_soak), then ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -171,6 +175,151 @@ record_of() {
 	fi
 }
 
+# Whether the console log file $1 (the destination QEMU's serial log, append='off': only what
+# followed the switch-over) shows a crash or a new boot, as guest_crashed_on does with the
+# CLI's console (the same 48 KiB tail, the same patterns). Prints the trace.
+guest_crashed_in_file() {
+	[[ -r $1 ]] || die "the console log $1 cannot be read"
+	tail -c 49152 "$1" > "$D/console-file.txt"
+	grep -Eq "list_add corruption|list_del corruption|kernel BUG|Oops|Kernel panic|NOVA-GUEST uuid=" "$D/console-file.txt" ||
+		return 1
+	awk '/Linux version/ && seen { exit } /corruption|BUG|Oops|panic/ { seen = 1 } { print }' "$D/console-file.txt" |
+		head -120 | sed 's/^/    /'
+	return 0
+}
+
+# MIG_SOAK_VIRSH=N: vm1 migrated N times back and forth by plain `virsh migrate`, nova-hypervisor
+# out of the migration. The product boots vm1 on A and runs `migrate prepare` once on B (B's
+# tap, bridges, OVS port, filter rules, root overlay and config drive); then both cores are
+# stopped (their modules exit with them: nothing of ours talks to either libvirtd any more) and
+# each migration is: the destination's root overlay made anew (qemu-img, on the same base, as
+# prepare does: the one left there by the previous stay is stale), the control plane's binding
+# write (requested-chassis=here,there, activation-strategy=rarp, as the product's soak does),
+# the ping, `virsh migrate --live --p2p --persistent --undefinesource --copy-storage-inc` with
+# the domain's migratable XML, its pool paths rewritten to the destination's (what
+# migrate_rewrite_dirs does), as --xml and --persistent-xml, --migrateuri tcp://ADDRESS, to
+# the destination's libvirt URI (the product's URIs and flags); the binding to the destination
+# alone; then the destination's console log (QEMU's serial log file, append='off') is checked
+# for the crash signature as guest_crashed_on does. The source keeps its ports (no finish,
+# no cleanup): the way back finds them in place.
+virsh_soak() {
+	local count=$1 here=a there n dom xml ov info crashes=0 lost_all=0 sent_all=0 log dt t0
+	say "virsh-only soak: the product plumbs B once (migrate prepare), then its cores stop"
+	prepare_on a b
+	local pids="" p
+	for h in a b; do
+		p=$(cat "$D/$h/core.pid")
+		pids+=" $p $(ps -e -o pid=,ppid= | awk -v r="$p" '{ par[$1] = $2 } END { for (q in par) { x = q; while (x in par && x != r) x = par[x]; if (x == r && q != r) printf "%s ", q } }')"
+	done
+	for h in a b; do bash scripts/multihost.sh stop-core "$h"; done
+	for _ in $(seq 100); do
+		for p in $pids; do kill -0 "$p" 2>/dev/null && { sleep 0.1; continue 2; }; done
+		break
+	done
+	for p in $pids; do kill -0 "$p" 2>/dev/null && die "nova process $p ($(tr '\0' ' ' < "/proc/$p/cmdline")) still runs"; done
+	echo "the cores and all their descendants (pids$pids) have exited"
+	dom=$(virsh_on a list --name | head -1)
+	[[ -n $dom ]] || die "vm1's domain does not run on A with the cores stopped"
+	[[ -z $(virsh_on b list --all --name) ]] || die "B already has a domain"
+	echo "domain $dom runs on A; no nova process runs; $(uptime)"
+	for n in $(seq "$count"); do
+		there=$(other "$here")
+		# a fresh root overlay on the destination, on the base its own prepare chose
+		ov=$(ls "$D/$there"/pool/nova-*-root.qcow2)
+		info=$(qemu-img info -U --output=json "$ov")
+		read -r bfile bfmt < <(python3 -c 'import json,sys; i=json.load(sys.stdin); print(i["full-backing-filename"], i.get("backing-filename-format","raw"))' <<<"$info")
+		# the source's size (the product's migrate gives the destination's overlay the source's capacity)
+		vsize=$(qemu-img info -U --output=json "$(ls "$D/$here"/pool/nova-*-root.qcow2)" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
+		cp -p --attributes-only "$ov" "$D/ov-attrs" 2>/dev/null || true
+		rm -f "$ov"
+		qemu-img create -q -f qcow2 -b "$bfile" -F "$bfmt" "$ov" "$vsize"
+		chown --reference="$D/ov-attrs" "$ov" && chmod --reference="$D/ov-attrs" "$ov"
+		bind_both "$here" "$there"
+		qvb_tx_off "$there"
+		virsh_on "$here" dumpxml --migratable --security-info "$dom" > "$D/vsoak-src.xml"
+		sed "s#'$D/$here/pool/#'$D/$there/pool/#g; s#\"$D/$here/pool/#\"$D/$there/pool/#g" "$D/vsoak-src.xml" > "$D/vsoak-dst.xml"
+		grep -q "$D/$here/" "$D/vsoak-dst.xml" && die "a path of $here is left in the destination's XML"
+		log=$(grep -o "<log file='[^']*'" "$D/vsoak-dst.xml" | head -1 | sed "s/<log file='//; s/'$//")
+		[[ $log == "$D/$there/pool/"* ]] || die "no console log in the destination's XML"
+		ip netns exec "$P-p" ping -i "$SOAK_INTERVAL" -s "$SOAK_SIZE" -W 1 "$GUEST_IP" > "$D/soak-ping.out" 2>&1 &
+		PING=$!
+		sleep 1
+		t0=$(now_ms)
+		timeout 600 virsh -q -c "$(lv_uri "$here")" migrate --live --p2p --persistent --undefinesource \
+			--copy-storage-inc --migrateuri "tcp://$(host_ip "$there")" --xml "$D/vsoak-dst.xml" \
+			--persistent-xml "$D/vsoak-dst.xml" "$dom" "$(lv_uri "$there")" > "$D/vsoak-$n.out" 2>&1 ||
+			{ cat "$D/vsoak-$n.out"; die "virsh migration $n ($here to $there) failed"; }
+		dt=$(( $(now_ms) - t0 ))
+		virsh_on "$there" domjobinfo --completed "$dom" > "$D/vsoak-job-$n.txt" 2>&1 || true
+		bind_to "$there"
+		wait_bound "$there"
+		sleep 2
+		kill -INT "$PING"; wait "$PING" || true
+		s_sent=$(grep -o '[0-9]* packets transmitted' "$D/soak-ping.out" | awk '{print $1}')
+		s_recv=$(grep -o '[0-9]* received' "$D/soak-ping.out" | awk '{print $1}')
+		sent_all=$((sent_all + s_sent)) lost_all=$((lost_all + s_sent - s_recv))
+		[[ $(virsh_on "$there" domstate "$dom") == running ]] || die "the domain does not run on $there after migration $n"
+		virsh_on "$here" dominfo "$dom" >/dev/null 2>&1 && die "the domain is left on $here after migration $n"
+		verdict=ok
+		if guest_crashed_in_file "$log"; then
+			verdict=CRASH crashes=$((crashes + 1))
+			cp "$log" "$D/../nova-migrate-vsoak-crash-$n-$$.log" 2>/dev/null || true
+			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
+		fi
+		echo "vsoak $n: $here -> $there, virsh migrate $dt ms, $(grep -E 'Total downtime' "$D/vsoak-job-$n.txt" | tr -s ' ' || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/console-file.txt") bytes: $verdict; load $(cut -d' ' -f1-3 /proc/loadavg)"
+		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || {
+			echo "port $PORT bound to '$(bound_chassis)'; QEMU: $(qemus a) on A, $(qemus b) on B; console since the switch-over:"
+			tail -c 4096 "$log" | tail -20 | sed 's/^/    /'
+			die "vm1 does not answer on $there after virsh migration $n"
+		}
+		here=$there
+	done
+	echo "RESULT vsoak_migrations $count"
+	echo "RESULT vsoak_guest_crashes $crashes"
+	echo "RESULT vsoak_pings_lost $lost_all of $sent_all"
+}
+
+# MIG_SOAK=N: vm1 migrated N times back and forth through the product (describe, prepare,
+# migrate, finish, the control plane's binding writes), from host $1, a ping meanwhile; each
+# destination's console checked (guest_crashed_on).
+product_soak() {
+	say "soak: vm1 migrated $SOAK more times back and forth, a ping of $SOAK_SIZE bytes every $SOAK_INTERVAL s meanwhile; a crash is a kernel BUG/Oops/panic or a new boot on the destination's console"
+	local here=$1 there n crashes=0 soak_lost=0 soak_sent=0 s_sent s_recv verdict
+	for n in $(seq "$SOAK"); do
+		there=$(other "$here")
+		prepare_on "$here" "$there"
+		ip netns exec "$P-p" ping -i "$SOAK_INTERVAL" -s "$SOAK_SIZE" -W 1 "$GUEST_IP" > "$D/soak-ping.out" 2>&1 &
+		PING=$!
+		sleep 1
+		migrate_cmd "$here" "$there" > "$D/soak-$n.out" 2>&1 || { cat "$D/soak-$n.out"; die "soak migration $n ($here to $there) failed"; }
+		cli "$there" migrate finish vm1 >/dev/null
+		bind_to "$there"
+		wait_bound "$there"
+		sleep 2
+		kill -INT "$PING"; wait "$PING" || true
+		s_sent=$(grep -o '[0-9]* packets transmitted' "$D/soak-ping.out" | awk '{print $1}')
+		s_recv=$(grep -o '[0-9]* received' "$D/soak-ping.out" | awk '{print $1}')
+		soak_sent=$((soak_sent + s_sent)) soak_lost=$((soak_lost + s_sent - s_recv))
+		qvb_tx_off "$there"
+		verdict=ok
+		if guest_crashed_on "$there"; then
+			verdict=CRASH crashes=$((crashes + 1))
+			# a rebooted guest answers again once it is up: wait for that before the next run
+			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
+		fi
+		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/console-$there.txt") bytes: $verdict; load $(cut -d' ' -f1-3 /proc/loadavg)"
+		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || {
+			echo "port $PORT bound to '$(bound_chassis)'; QEMU: $(qemus a) on A, $(qemus b) on B; console since the switch-over:"
+			cli "$there" console vm1 --tail 4096 2>&1 | tail -20 | sed 's/^/    /'
+			die "vm1 does not answer on $there after soak migration $n"
+		}
+		here=$there
+	done
+	echo "RESULT soak_migrations $SOAK"
+	echo "RESULT soak_guest_crashes $crashes"
+	echo "RESULT soak_pings_lost $soak_lost of $soak_sent"
+}
+
 guest=$(bash scripts/guest/build-test-guest.sh | tail -1)
 [[ -f $guest/disk.raw ]] || die "no test guest (make guest)"
 say "OVN central and hosts a, b (scripts/multihost.sh up) in $D, netns $P-{a,b}"
@@ -183,6 +332,10 @@ RECONCILE_S=${MIG_RECONCILE_S:-10}
 [[ $RECONCILE_S == default || $RECONCILE_S =~ ^[0-9]+$ ]] || die "MIG_RECONCILE_S: a number of seconds or 'default'"
 SOAK=${MIG_SOAK:-0}
 [[ $SOAK =~ ^[0-9]+$ ]] || die "MIG_SOAK: a number of migrations"
+SOAK_ONLY=${MIG_SOAK_ONLY:-0}
+[[ $SOAK_ONLY == 0 || ($SOAK_ONLY == 1 && $SOAK -gt 0) ]] || die "MIG_SOAK_ONLY=1 needs MIG_SOAK=N"
+SOAK_VIRSH=${MIG_SOAK_VIRSH:-0}
+[[ $SOAK_VIRSH =~ ^[0-9]+$ ]] || die "MIG_SOAK_VIRSH: a number of migrations"
 SOAK_INTERVAL=${MIG_SOAK_PING_INTERVAL:-0.01}
 SOAK_SIZE=${MIG_SOAK_PING_SIZE:-56}
 [[ $SOAK_INTERVAL =~ ^0?\.[0-9]{1,3}$ && $SOAK_SIZE =~ ^[0-9]{1,4}$ ]] && (( SOAK_SIZE <= 1400 )) ||
@@ -242,6 +395,15 @@ done
 cli a console vm1 | grep "NOVA-GUEST" || die "vm1 printed no NOVA-GUEST line on A"
 for _ in $(seq 60); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
 ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer ping on A (through OVN)"
+
+if (( SOAK_VIRSH > 0 )); then
+	virsh_soak "$SOAK_VIRSH"
+	exit 0
+fi
+if [[ $SOAK_ONLY == 1 ]]; then
+	product_soak a
+	exit 0
+fi
 
 say "case: abort mid-copy (1 MiB/s), from the source; then abort on B removes the prepared resources"
 prepare_on a b
@@ -470,38 +632,8 @@ done
 echo "vm2 ($rec) runs on B, its 2 ports bound to host-b with their taps on B, none on A"
 echo "RESULT case_diskless_two_ports_tcp_uri ok"
 
-if (( SOAK > 0 )); then
-	say "soak: vm1 migrated $SOAK more times back and forth, a ping of $SOAK_SIZE bytes every $SOAK_INTERVAL s meanwhile; a crash is a kernel BUG/Oops/panic or a new boot on the destination's console"
-	here=$winner crashes=0 soak_lost=0 soak_sent=0
-	for n in $(seq "$SOAK"); do
-		there=$(other "$here")
-		prepare_on "$here" "$there"
-		ip netns exec "$P-p" ping -i "$SOAK_INTERVAL" -s "$SOAK_SIZE" -W 1 "$GUEST_IP" > "$D/soak-ping.out" 2>&1 &
-		PING=$!
-		sleep 1
-		migrate_cmd "$here" "$there" > "$D/soak-$n.out" 2>&1 || { cat "$D/soak-$n.out"; die "soak migration $n ($here to $there) failed"; }
-		cli "$there" migrate finish vm1 >/dev/null
-		bind_to "$there"
-		wait_bound "$there"
-		sleep 2
-		kill -INT "$PING"; wait "$PING" || true
-		s_sent=$(grep -o '[0-9]* packets transmitted' "$D/soak-ping.out" | awk '{print $1}')
-		s_recv=$(grep -o '[0-9]* received' "$D/soak-ping.out" | awk '{print $1}')
-		soak_sent=$((soak_sent + s_sent)) soak_lost=$((soak_lost + s_sent - s_recv))
-		qvb_tx_off "$there"
-		verdict=ok
-		if guest_crashed_on "$there"; then
-			verdict=CRASH crashes=$((crashes + 1))
-			# a rebooted guest answers again once it is up: wait for that before the next run
-			for _ in $(seq 120); do ip netns exec "$P-p" ping -c 1 -W 1 "$GUEST_IP" >/dev/null 2>&1 && break; done
-		fi
-		echo "soak $n: $here -> $there, $(grep -o 'downtime [0-9]* ms' "$D/soak-$n.out" || echo 'no downtime'), lost $((s_sent - s_recv)) of $s_sent pings, console since the switch-over $(wc -c < "$D/console-$there.txt") bytes: $verdict"
-		ip netns exec "$P-p" ping -c 3 -W 1 "$GUEST_IP" >/dev/null || die "vm1 does not answer on $there after soak migration $n"
-		here=$there
-	done
-	echo "RESULT soak_migrations $SOAK"
-	echo "RESULT soak_guest_crashes $crashes"
-	echo "RESULT soak_pings_lost $soak_lost of $soak_sent"
+if (( SOAK > 0 )) && [[ $SOAK_ONLY != 1 ]]; then
+	product_soak "$winner"
 fi
 
 libvirt_downtime=$(grep -o 'downtime [0-9]* ms' "$D/migrate.out" | grep -o '[0-9]*' || true)
