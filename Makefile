@@ -385,14 +385,10 @@ $(FUZZ_BUILD)/fuzz/fuzz-api-route: tests/fuzz/fuzz-api-route.c $(FUZZ_OBJS) $(FU
 
 fuzz: $(FUZZERS)
 
+# FUZZ_JOBS targets at a time (default: one per core), each for FUZZ_SECONDS (scripts/fuzz-run.sh).
+FUZZ_JOBS ?= $(shell nproc)
 fuzz-run: $(FUZZERS)
-	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); corpus=tests/fuzz/corpus/$${n#fuzz-}; \
-		mkdir -p $(FUZZ_BUILD)/fuzz/work-$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; t0=$$(date +%s%N); \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_BUILD)/fuzz/work-$$n $$corpus 2>&1 \
-		| grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true; \
-		test "$${PIPESTATUS[0]}" = 0 || { echo "fuzzer $$n failed"; echo "0 1" >> $(abspath $(TALLY)); exit 1; }; \
-		echo "1 0" >> $(abspath $(TALLY)); \
-		awk -v a=$$t0 -v b=$$(date +%s%N) -v n=$$n 'BEGIN {printf "%.1f %s\n", (b - a) / 1e9, n}' >> $(abspath $(TIMES)); done
+	@bash scripts/fuzz-run.sh $(FUZZ_JOBS) $(FUZZ_SECONDS) $(FUZZ_BUILD)/fuzz $(abspath $(TALLY)) $(abspath $(TIMES)) $(FUZZERS)
 
 # Each target for FUZZ_LONG_SECONDS (10 min; outside make check), from the corpora in the tree,
 # into which the fewest new inputs covering the new edges are merged (FUZZ_LONG_MERGE=0: not);
