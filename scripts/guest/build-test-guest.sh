@@ -26,7 +26,10 @@
 #     the kernel started>" (uuid from meta_data.json) on ttyS0;
 #   - answers ping (the kernel) and serves HTTP on port 80 (busybox httpd: /index.html holds
 #     the uuid) and a TCP echo of the uuid on port 7 (busybox nc);
-#   - on a config-2 problem prints "NOVA-GUEST error=<what>".
+#   - on a config-2 problem prints "NOVA-GUEST error=<what>";
+#   - honours the ACPI power button (what libvirt's virDomainShutdown presses): busybox acpid
+#     runs /etc/acpi/PWRF/00000080, which prints "NOVA-GUEST poweroff", syncs and powers off, so a
+#     graceful stop ends with the guest's own power-off instead of the grace period's destroy.
 set -euo pipefail
 
 self=$(readlink -f "${BASH_SOURCE[0]}")
@@ -74,7 +77,7 @@ cp "kernel/boot/vmlinuz-$kver" vmlinuz
 # Modules the guest needs, in dependency order (modinfo -F depends of each .ko).
 # The CD-ROM drivers (ata_piix, sr_mod) are loaded only when no virtio disk carries the
 # config drive: probing the IDE channels costs about a second under TCG.
-wanted=(virtio_pci virtio_net virtio_blk isofs vfat nls_cp437 nls_iso8859-1 nls_ascii)
+wanted=(virtio_pci virtio_net virtio_blk isofs vfat nls_cp437 nls_iso8859-1 nls_ascii button evdev)
 wanted_cdrom=(ata_piix sr_mod)
 declare -A ko_path=() done_mod=()
 while IFS= read -r f; do
@@ -97,13 +100,23 @@ n_core=${#order[@]}
 for m in "${wanted_cdrom[@]}"; do add_module "$m"; done
 
 root=initramfs
-mkdir -p $root/{bin,dev,proc,sys,mnt/config,mnt/disk,www,lib/modules,etc}
+mkdir -p $root/{bin,dev,proc,sys,mnt/config,mnt/disk,www,lib/modules,etc/acpi/PWRF}
 cp bb/bin/busybox $root/bin/busybox
 for m in "${order[@]}"; do
 	cp "${ko_path[$m]}" "$root/lib/modules/$m.ko"
 done
 printf '%s\n' "${order[@]:0:n_core}" > $root/lib/modules/order
 printf '%s\n' "${order[@]:n_core}" > $root/lib/modules/order.cdrom
+
+# The power button's action (busybox acpid maps KEY_POWER to PWRF/00000080 under its -c directory).
+# The disk marker's file system is not mounted after boot, so a sync is all a clean power-off needs.
+cat > $root/etc/acpi/PWRF/00000080 <<'PWRF'
+#!/bin/busybox sh
+echo "NOVA-GUEST poweroff" > /dev/ttyS0
+sync
+poweroff -f
+PWRF
+chmod 755 $root/etc/acpi/PWRF/00000080
 
 cat > $root/init <<'INIT'
 #!/bin/busybox sh
@@ -179,6 +192,8 @@ for d in /dev/vda; do
 done
 [ -n "$boots" ] && say "disk boots=$boots"
 httpd -p 80 -h /www
+# the ACPI power button (button.ko makes its input device, evdev.ko its /dev/input/event*)
+acpid -c /etc/acpi -l /dev/null
 (while :; do nc -l -p 7 -e cat /www/index.html 2>/dev/null || sleep 1; done) &
 say "uuid=$uuid ip=$ip dev=$dev mtu=$(cat /sys/class/net/$dev/mtu 2>/dev/null) up=$(cut -d' ' -f1 /proc/uptime)"
 while :; do sleep 3600; done

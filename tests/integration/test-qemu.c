@@ -317,6 +317,9 @@ START_TEST(test_boot_stop_delete_on_qemu)
         ck_assert_str_eq(jget(resp, "vm_state"), "stopped");
         json_object_put(resp);
         fprintf(stderr, "test-qemu: stop took %.2f s\n", now_s() - t0);
+        /* ... and the module says so (test-image-boot's graceful stop checks this line is absent) */
+        ck_assert_msg(file_contains(core.log, "shutdown_timeout instance_uuid="),
+                      "no shutdown_timeout audit line for the forced stop in %s", core.log);
         ck_assert_msg(wait_process_gone(qemu[0], 5000), "QEMU %ld still runs after stop", (long)qemu[0]);
         ck_assert_int_eq(qemu_pids(instance, qemu, 4), 0);
         ck_assert_int_eq(link_facts_get(tap, &f), 0); /* the tap stays with the stopped instance */
