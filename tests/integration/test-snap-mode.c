@@ -10,6 +10,7 @@
 
 #include "apiclient.h"
 #include "names.h"
+#include "tmpdir.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -58,8 +59,7 @@ static void setup(void)
         char path[PATH_MAX], script[2048], envpath[4096], list_answer[PATH_MAX + 16];
         struct json_object *st = NULL;
 
-        ck_assert_int_eq(xsnprintf(dir, sizeof(dir), "/tmp/nova-snap-XXXXXX"), 0);
-        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(test_tmpdir_make("nova-snap", dir, sizeof(dir)), 0);
         static const char *const subdirs[] = { "snap", "data", "common", "bin" };
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
                 ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]), 0);
