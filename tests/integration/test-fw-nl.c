@@ -419,7 +419,7 @@ START_TEST(test_restore_is_one_batch)
         skeleton_both();
         same("skeleton", (const char *const[]){ "type filter hook prerouting priority filter; policy accept;",
                                                 "ether type { 8021q, 8021ad } drop",
-                                                "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept",
+                                                "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } meta mark set meta mark | 0x02000000 accept",
                                                 "type icmpv6_type", "type ifname . ether_addr", NULL });
         fw_build_group(&t, 0, G1, rules, ARRAY_SIZE(rules), false);
         fw_build_group(&t, 1, G2, rules, 1, false);
@@ -545,9 +545,10 @@ START_TEST(test_guard_owned_and_adopted)
         _cleanup_free_ char *guard = sh_out("ip netns exec " NS_NL " nft list table bridge " FW_GUARD_TABLE);
         ck_assert_msg(strstr(guard, "flags owner") && strstr(guard, "hook prerouting priority dstnat") &&
                               strstr(guard, "hook forward priority 100") &&
-                              strstr(guard, "iifname \"tap*\" oifname \"qvb*\" meta mark & 0x01000000 == 0x00000000 drop") &&
+                              strstr(guard, "iifname \"tap*\" oifname \"qvb*\" meta mark & 0x03000000 != 0x03000000 drop") &&
                               strstr(guard, "iifname \"qvb*\" oifname \"tap*\" meta mark & 0x01000000 == 0x00000000 drop") &&
-                              strstr(guard, "iifname \"tap*\" meta mark set meta mark & 0xfeffffff"),
+                              strstr(guard, "iifname \"tap*\" meta mark set meta mark & 0xfcffffff") &&
+                              strstr(guard, "iifname \"qvb*\" meta mark set meta mark & 0xfcffffff"),
                       "%s", guard);
         ck_assert_int_ne(nft_run_cmd_from_buffer(nl_list_ctx, "delete table bridge " FW_GUARD_TABLE), 0);
         ck_assert_int_ne(nft_run_cmd_from_buffer(nl_list_ctx, "add rule bridge " FW_GUARD_TABLE " forward accept"), 0);
