@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TMPDIR_MAX 32
@@ -114,7 +115,14 @@ static void remove_registered(int status, void *arg)
                         test_tmpdir_before_remove();
                         before_done = true;
                 }
+                /* a process the test left behind for a moment (one its daemon started) may
+                 * still add a file: try again a few times before saying so */
                 r = test_tmpdir_remove(registered[i].path);
+                for (int tries = 0; r == -ENOTEMPTY && tries < 10; tries++) {
+                        const struct timespec pause = { 0, 20 * 1000 * 1000 };
+                        (void)nanosleep(&pause, NULL);
+                        r = test_tmpdir_remove(registered[i].path);
+                }
                 if (r < 0 && r != -ENOENT)
                         fprintf(stderr, "cannot remove %s: %s\n", registered[i].path, strerror(-r));
                 registered[i].path[0] = '\0';
