@@ -57,14 +57,15 @@
 #define FW_SHARD_PORTS 64   /* ports of one shard table at most */
 /* The fail-closed guard (fw-nl.h): a bridge table owned by the module's
  * netlink socket, which drops every frame across a port bridge (tap* <->
- * qvb*) that does not carry FW_ACCEPT_MARK in its skb mark. Every accept of
- * the filter (inet shards: group rules, the port chains' DHCP, the common
- * chain; the bridge table: ARP and RARP) sets that bit; the guard clears it
- * when such a frame enters (bridge prerouting, before everything) and after
- * its check. Bit 24: the project sets no other skb mark, Open vSwitch only
- * when a flow sets pkt_mark (such a bit is cleared before our filter);
- * kube-proxy's are 0x4000/0x8000. Whoever else uses it loses it on frames
- * across our port bridges only. */
+ * qvb*) that does not carry FW_ACCEPT_MARK in its skb mark (and, from a
+ * tap, FW_VM_MARK too: below). Every accept of the filter (inet shards: group
+ * rules, the port chains' DHCP, the common chain; the bridge table: ARP and
+ * RARP) sets that bit; the guard clears the bits when such a frame enters
+ * (bridge prerouting, before everything) and after its check. Bits 24-25:
+ * the project sets no other skb mark, Open vSwitch only when a flow sets
+ * pkt_mark (such a bit is cleared before our filter); kube-proxy's are
+ * 0x4000/0x8000. Whoever else uses them loses them on frames across our port
+ * bridges only. */
 #define FW_GUARD_TABLE FW_TABLE "_guard"
 #define FW_ACCEPT_MARK 0x01000000u
 /* The bridge table's own pass: every accept of from_vm (the anti-spoofing
