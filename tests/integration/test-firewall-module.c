@@ -196,9 +196,10 @@ static void topo_setup(void)
                             ns_rem, REM_IP),
                          0);
         ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
-                            "table ip cnt {\n counter spoofed {}\n counter from_vm {}\n"
+                            "table ip cnt {\n counter spoofed {}\n counter spoofed_mac {}\n counter from_vm {}\n"
                             " chain in { type filter hook prerouting priority 0;\n"
                             "  ip saddr 10.9.0.66 counter name spoofed\n"
+                            "  ip saddr 10.9.0.66 udp dport 53 counter name spoofed_mac\n"
                             "  ip saddr " VM_IP " counter name from_vm\n }\n}\nEOF",
                             ns_rem),
                          0);
@@ -1526,39 +1527,56 @@ START_TEST(test_guard_leaves_no_window)
 }
 END_TEST
 
-/* A flood from the instance, out of its port with its own MAC: UDP to the
- * remote, every other datagram from a source IP that is not the port's
- * (SPOOF_IP), across cmd; counted where it arrives (ns_rem's counters
- * "spoofed" and "from_vm"). */
+/* A flood from the instance: UDP to the remote, a third of it from the
+ * port's own address and MAC, a third from a source IP that is not the
+ * port's (SPOOF_IP) with its own MAC (to port 5000), a third from SPOOF_IP
+ * and a foreign MAC (FOREIGN_MAC, to port 53, which group A lets in from
+ * 10.9.0.0/24: the port chain takes a foreign MAC for a frame towards the
+ * port and judges it by the ingress rules), across cmd; counted where it
+ * arrives (ns_rem's counters "from_vm", "spoofed" (both spoofed kinds) and
+ * "spoofed_mac"). */
 #define SPOOF_IP "10.9.0.66"
+#define FOREIGN_MAC "fa163e666666"
 struct spoof_flood {
         unsigned long sent;
         double secs, rate;
-        long spoofed, legit; /* datagrams that reached the remote, by source */
-        long back_ms;        /* our tables back */
+        long spoofed, spoofed_mac, legit; /* datagrams that reached the remote, by source */
+        long back_ms;                     /* our tables back */
 };
 
 static void spoof_flood_across(const char *cmd, const char *want, double flood_s, struct spoof_flood *f)
 {
         char out_path[64], code[4096];
-        long spoofed = counter(ns_rem, "spoofed"), legit = counter(ns_rem, "from_vm");
+        long spoofed = counter(ns_rem, "spoofed"), spoofed_mac = counter(ns_rem, "spoofed_mac"),
+             legit = counter(ns_rem, "from_vm");
+        _cleanup_free_ char *rem_mac = sh_out("ip netns exec %s cat /sys/class/net/eth0/address", ns_rem);
         pid_t sender;
         int status;
 
         *f = (struct spoof_flood){ 0 };
+        ck_assert_msg(rem_mac && strlen(rem_mac) >= 17, "no MAC of the remote: %s", rem_mac ? rem_mac : "");
+        rem_mac[17] = '\0';
         (void)snprintf(out_path, sizeof(out_path), "/tmp/nova-it-spoof-%d", (int)getpid());
         (void)snprintf(code, sizeof(code),
                        "import socket,struct,time\n"
                        "srcs=[socket.inet_aton(a) for a in ('" SPOOF_IP "','" VM_IP "')]\n"
                        "dst=socket.inet_aton('" REM_IP "')\n"
                        "s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\n"
+                       "p=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); p.bind(('eth0',0))\n"
+                       "eth=bytes.fromhex('%s'.replace(':',''))+bytes.fromhex('" FOREIGN_MAC "')+b'\\x08\\x00'\n"
+                       "def csum(b):\n"
+                       " t=sum(struct.unpack('!%%dH'%%(len(b)//2),b)); t=(t>>16)+(t&0xffff); t+=t>>16\n"
+                       " return ~t&0xffff\n"
                        "n=0; t0=time.time(); end=t0+%.1f\n"
                        "while time.time()<end:\n"
-                       " udp=struct.pack('!HHHH',1024+n%%60000,5000,16,0)+b'nova-spf'\n"
-                       " ip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),n&0xffff,0,64,17,0,srcs[n&1],dst)\n"
-                       " s.sendto(ip+udp,('" REM_IP "',0)); n+=1\n"
+                       " k=n%%3\n"
+                       " udp=struct.pack('!HHHH',1024+n%%60000,53 if k==2 else 5000,16,0)+b'nova-spf'\n"
+                       " ip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),n&0xffff,0,64,17,0,srcs[k&1],dst)\n"
+                       " if k==2: p.send(eth+ip[:10]+struct.pack('!H',csum(ip))+ip[12:]+udp)\n"
+                       " else: s.sendto(ip+udp,('" REM_IP "',0))\n"
+                       " n+=1\n"
                        "open('%s','w').write('%%d %%f'%%(n,time.time()-t0))\n",
-                       flood_s, out_path);
+                       rem_mac, flood_s, out_path);
         ck_assert(ping_ok(ns_vm, REM_IP)); /* the remote's MAC is known before the flood starts */
         sender = python_in_ns(ns_vm, code);
         sleep_ms(1000);
@@ -1571,6 +1589,7 @@ static void spoof_flood_across(const char *cmd, const char *want, double flood_s
                 ck_assert_int_eq(sscanf(res, "%lu %lf", &f->sent, &f->secs), 2);
         }
         f->spoofed = counter(ns_rem, "spoofed") - spoofed;
+        f->spoofed_mac = counter(ns_rem, "spoofed_mac") - spoofed_mac;
         f->legit = counter(ns_rem, "from_vm") - legit;
         f->rate = (double)f->sent / f->secs;
 }
@@ -1580,8 +1599,9 @@ static void spoof_flood_across(const char *cmd, const char *want, double flood_s
  * table deleted (or its from_vm or prerouting chain flushed), the inet
  * filter's egress rules still accept a datagram from the port's own MAC
  * whatever its source IP, and gave it the guard's pass; until the restore, a
- * spoofed source IP got out. A flood from the instance, half of it from a
- * source IP that is not the port's, across each: not one spoofed datagram
+ * spoofed source IP got out (and so did a foreign source MAC, which the port
+ * chain judges by the ingress rules). A flood from the instance, two thirds of
+ * it spoofed (spoof_flood_across), across each: not one spoofed datagram
  * reaches the remote, the others do (outside the restore), and the tables
  * come back. */
 START_TEST(test_guard_no_spoofed_window)
@@ -1601,9 +1621,10 @@ START_TEST(test_guard_no_spoofed_window)
                 spoof_flood_across(cmds[i], want, 2.0, &f);
                 fprintf(stderr,
                         "test-firewall-module: guard on, %u ports: flood of %lu datagrams from the instance in %.2f s "
-                        "(%.0f/s), half from " SPOOF_IP ", across `%s`: %ld spoofed reached the remote, %ld from "
-                        VM_IP "; tables read back within %ld ms\n",
-                        ports, f.sent, f.secs, f.rate, cmds[i], f.spoofed, f.legit, f.back_ms);
+                        "(%.0f/s), two thirds from " SPOOF_IP " (half of them from a foreign MAC), across `%s`: %ld "
+                        "spoofed reached the remote (%ld of them from the foreign MAC), %ld from " VM_IP
+                        "; tables read back within %ld ms\n",
+                        ports, f.sent, f.secs, f.rate, cmds[i], f.spoofed, f.spoofed_mac, f.legit, f.back_ms);
                 ck_assert_msg(f.back_ms >= 0, "after `%s` our tables did not come back (see %s)", cmds[i], m.log);
                 ck_assert_msg(f.rate > 2000, "the flood is too slow to measure anything (%.0f/s)", f.rate);
                 ck_assert_msg(f.legit > 0, "`%s`: nothing from the instance's own address arrived", cmds[i]);
