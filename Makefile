@@ -67,7 +67,7 @@ includes_for = $(strip $(if $(filter src/lib/%,$(1)),$(LIB_INCLUDES),\
 	$(if $(filter src/cli/%,$(1)),$(CLI_INCLUDES),\
 	$(if $(filter interfaces/%,$(1)),$(call module_includes,$(dir $(1))),\
 	$(INCLUDES))))))
-INCLUDES := -Isrc/lib -Isrc/core $(addprefix -I,$(patsubst %/,%,$(MODULE_DIRS))) -Itests/integration
+INCLUDES := -Isrc/lib -Isrc/core $(addprefix -I,$(patsubst %/,%,$(MODULE_DIRS))) -Itests/integration -Itests/common
 # libcurl: the core's Placement client (src/core/placement.c) only; the modules do not link it,
 # and nova-compute does not either: src/core/curl-lazy.c loads it when placement_url is set
 # (its library tree is ~6 MiB of RSS). The tests that link core objects still link it.
@@ -216,7 +216,7 @@ TEST_OBJS := $(call obj,$(filter-out src/core/main.c src/core/core.c,$(CORE_SRCS
 # It also links the config drive's decoder, to check that the core's description is one the module takes.
 ENGINE_TEST_OBJS := $(call obj,src/core/lifecycle.c src/core/firewall.c src/core/instances.c src/core/secgroups.c src/core/protocols.c \
 	src/core/disks.c src/core/secgroup-change.c $(PROTO_SRCS) $(CONFIG_DRIVE_SRCS)) $(LIBNOVA)
-$(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/unit/fake/fake-modules.c \
+$(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/unit/fake/fake-modules.c tests/common/tmpdir.c \
 		tests/unit/fake/fake-modules.h $(ENGINE_TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
@@ -225,7 +225,7 @@ $(BUILD)/tests/test-lifecycle-engine: tests/unit/test-lifecycle-engine.c tests/u
 # The Placement client's decisions against an in-process fake transport (in the test) and the fake
 # registry; the real placement-api is test-placement's.
 PLACEMENT_TEST_OBJS := $(call obj,src/core/placement.c src/core/protocols.c $(PROTO_SRCS)) $(LIBNOVA)
-$(BUILD)/tests/test-placement-sync: tests/unit/test-placement-sync.c tests/unit/fake/fake-modules.c \
+$(BUILD)/tests/test-placement-sync: tests/unit/test-placement-sync.c tests/unit/fake/fake-modules.c tests/common/tmpdir.c \
 		tests/unit/fake/fake-modules.h $(PLACEMENT_TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
@@ -234,36 +234,37 @@ $(BUILD)/tests/test-placement-sync: tests/unit/test-placement-sync.c tests/unit/
 # The store-fault test drives the same engine against the same fake registry, on a real tmpfs
 # (tests/common/statefs.c, which test-store-io shares).
 $(BUILD)/tests/test-store-faults: tests/unit/test-store-faults.c tests/unit/fake/fake-modules.c \
-		tests/unit/fake/fake-modules.h tests/common/statefs.c tests/common/statefs.h $(ENGINE_TEST_OBJS)
+		tests/unit/fake/fake-modules.h tests/common/statefs.c tests/common/statefs.h tests/common/tmpdir.c $(ENGINE_TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/unit -Itests/common $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.o %.a,$^) \
 		$(PKG_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(TEST_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c tests/common/tmpdir.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
-$(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h $(TEST_OBJS) $(PROGRAMS)
+$(BUILD)/tests/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h tests/common/tmpdir.c \
+		tests/common/tmpdir.h $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
 # The config drive's tests link libisofs.
-$(BUILD)/tests/test-config-drive: tests/unit/test-config-drive.c $(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS)
+$(BUILD)/tests/test-config-drive: tests/unit/test-config-drive.c tests/common/tmpdir.c $(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $^ $(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) \
 		$(ISOFS_LIBS) -o $@
 
 # The core's store under I/O errors: its state dir on a tmpfs (tests/common/statefs.c).
 $(BUILD)/tests/test-store-io: tests/integration/test-store-io.c tests/integration/harness.c tests/integration/harness.h \
-		tests/common/statefs.c tests/common/statefs.h $(TEST_OBJS) $(PROGRAMS)
+		tests/common/statefs.c tests/common/statefs.h tests/common/tmpdir.c tests/common/tmpdir.h $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) -Itests/common $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) -o $@
 
 # A real guest on a private libvirtd: the config drive writer and libisofs too.
 $(BUILD)/tests/test-guest-boot: tests/integration/test-guest-boot.c tests/integration/harness.c tests/integration/harness.h \
-		$(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS) $(PROGRAMS)
+		tests/common/tmpdir.c $(call obj,$(CONFIG_DRIVE_SRCS)) $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(ISOFS_LIBS) -o $@
@@ -278,7 +279,7 @@ $(BUILD)/tests/test-snap-conformance: $(BUILD)/tests/conformance-probe
 
 # The netlink builder's test also needs libnftnl (and libnftables as its reference).
 $(BUILD)/tests/test-fw-nl: tests/integration/test-fw-nl.c tests/integration/harness.c tests/integration/harness.h \
-		$(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
+		tests/common/tmpdir.c $(call obj,$(FW_NL_SRCS)) $(TEST_OBJS) $(PROGRAMS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) $(filter %.c %.a %.o,$^) \
 		$(PKG_LIBS) $(LIBVIRT_LIBS) $(CURL_LIBS) $(CHECK_LIBS) $(NFT_LIBS) -o $@

@@ -110,23 +110,25 @@ int main(int argc, char **argv)
                 virDomainFree(d);
         }
 
+        /* the module's config: read before its hello, removed once that came */
+        char conf[] = "/tmp/domain-list-client-XXXXXX";
+        int cfd = mkstemp(conf);
+        if (cfd < 0 || dprintf(cfd, "libvirt_uri = %s\nlog_level = warning\n", argv[1]) < 0)
+                die("cannot write the module's config");
+        close(cfd);
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 die("socketpair");
         pid = fork();
         if (pid < 0)
                 die("fork");
         if (pid == 0) {
-                char conf[] = "/tmp/domain-list-client-XXXXXX";
-                int cfd = mkstemp(conf);
-                if (cfd < 0 || dprintf(cfd, "libvirt_uri = %s\nlog_level = warning\n", argv[1]) < 0)
-                        _exit(126);
-                close(cfd);
                 dup2(sv[1], 3);
                 execl(argv[4], "nova-libvirt", "--fd", "3", "--config", conf, (char *)NULL);
                 _exit(127);
         }
         close(sv[1]);
         recv_reply(sv[0], &msg); /* the hello */
+        (void)unlink(conf);
         if (msg.type != PROTO_HELLO)
                 die("no hello from the module");
 

@@ -430,8 +430,9 @@ static int ensure_ready(struct fw *fw, char *err, size_t errlen)
  * belongs to the netlink socket that made it: `nft flush ruleset` leaves it,
  * and every other process's change or delete of it is refused (EPERM). It
  * drops every frame across a port bridge that our filter did not accept
- * (fw-nl.h: the accept rules set FW_ACCEPT_MARK). So when someone flushes
- * the ruleset, or deletes or flushes any table or chain of ours, the ports
+ * (fw-nl.h: the accept rules set FW_ACCEPT_MARK), and every frame from a port
+ * that the bridge table's anti-spoofing check did not (FW_VM_MARK). So when
+ * someone flushes the ruleset, or deletes or flushes any table or chain of ours, the ports
  * are closed at once, in the same commit, until the restore has put the
  * filter back. With NFT_TABLE_F_PERSIST (Linux 6.9) the table stays when the
  * module exits (orphaned: the ports stay filtered, or closed if the filter

@@ -9,6 +9,11 @@
 /* the guard's pass on every accept (fw-nft.h) */
 #define PASS "meta mark set meta mark | 0x01000000 "
 _Static_assert(FW_ACCEPT_MARK == 0x01000000u, "PASS spells FW_ACCEPT_MARK");
+/* from_vm's own pass (FW_VM_MARK), alone on IP (the inet filter gives the
+ * other) and with the guard's on ARP and RARP (the inet hooks never see them) */
+#define VM_PASS "meta mark set meta mark | 0x02000000 "
+#define BOTH_PASS "meta mark set meta mark | 0x03000000 "
+_Static_assert(FW_VM_MARK == 0x02000000u && FW_GUARD_MARKS == 0x03000000u, "VM_PASS, BOTH_PASS spell the marks");
 
 void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
@@ -165,17 +170,18 @@ static const char *const from_vm_rules[] = {
         "udp sport 547 drop",
         "ether type arp iifname . arp saddr ether != @vm_mac drop",
         /* ARP never reaches the inet hooks: its pass for the guard is given here */
-        "ether type arp iifname . arp saddr ip @vm_ip4 " PASS "accept",
-        "ether type arp arp saddr ip 0.0.0.0 " PASS "accept",
+        "ether type arp iifname . arp saddr ip @vm_ip4 " BOTH_PASS "accept",
+        "ether type arp arp saddr ip 0.0.0.0 " BOTH_PASS "accept",
         "ether type arp drop",
         /* RARP: QEMU announces a guest with it after a live migration, and OVN's
          * activation-strategy=rarp binds the port on the new chassis when it sees it.
          * Its Ethernet source passed the vm_mac check above: only the port's own MAC. */
-        "ether type 0x8035 " PASS "accept",
-        "iifname . ip saddr @vm_ip4 accept",
-        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
-        "iifname . ip6 saddr @vm_ip6 accept",
-        "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept",
+        "ether type 0x8035 " BOTH_PASS "accept",
+        /* IP: the anti-spoofing pass; the inet filter gives the guard's */
+        "iifname . ip saddr @vm_ip4 " VM_PASS "accept",
+        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 " VM_PASS "accept",
+        "iifname . ip6 saddr @vm_ip6 " VM_PASS "accept",
+        "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } " VM_PASS "accept",
         "drop",
 };
 
@@ -230,8 +236,11 @@ size_t fw_fixed_chain_passes(bool inet, const char *chain)
 
         for (size_t i = 0; i < ARRAY_SIZE(fixed_chains); i++)
                 if (fixed_chains[i].inet == inet && streq(fixed_chains[i].name, chain))
-                        for (size_t k = 0; k < fixed_chains[i].n_rules; k++)
-                                n += strstr(fixed_chains[i].rules[k], PASS) != NULL;
+                        for (size_t k = 0; k < fixed_chains[i].n_rules; k++) {
+                                const char *r = fixed_chains[i].rules[k];
+                                n += strstr(r, PASS) || strstr(r, BOTH_PASS) ? FW_PASS_WEIGHT_ACCEPT : 0;
+                                n += strstr(r, VM_PASS) || strstr(r, BOTH_PASS) ? FW_PASS_WEIGHT_VM : 0;
+                        }
         return n;
 }
 

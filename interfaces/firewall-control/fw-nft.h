@@ -23,11 +23,12 @@
  *     during a restore only: set quarantine (taps), chain quarantine (hook forward, before
  *                        the filter chains): iifname/oifname @quarantine drop (fw-nl.h)
  *   table bridge nova_hypervisor_guard (flags owner[, persist]: the module's socket owns it; fw-nl.h)
- *     chain prerouting (priority -300): iifname "tap*"|"qvb*": meta mark &= ~FW_ACCEPT_MARK
- *     chain forward (priority 100, after br_netfilter's inet hook): tap* <-> qvb* without the
- *                        bit drop; then the bit is cleared
+ *     chain prerouting (priority -300): iifname "tap*"|"qvb*": meta mark &= ~FW_GUARD_MARKS
+ *     chain forward (priority 100, after br_netfilter's inet hook): tap* -> qvb* without both
+ *                        bits drop, qvb* -> tap* without FW_ACCEPT_MARK drop; then both are cleared
  *   Every accept above of a port's frames (inet: group rules, the port chain's DHCP rules, common;
- *   bridge: ARP and RARP from a port, ARP towards one) sets FW_ACCEPT_MARK: the guard's pass.
+ *   bridge: ARP and RARP from a port, ARP towards one) sets FW_ACCEPT_MARK: the guard's pass;
+ *   every accept of from_vm sets FW_VM_MARK: the anti-spoofing check's own pass.
  *
  * Why shards: the kernel re-validates every chain of a table on each commit
  * that adds a rule to it, so a port's change costs what its table holds; a
@@ -56,16 +57,26 @@
 #define FW_SHARD_PORTS 64   /* ports of one shard table at most */
 /* The fail-closed guard (fw-nl.h): a bridge table owned by the module's
  * netlink socket, which drops every frame across a port bridge (tap* <->
- * qvb*) that does not carry FW_ACCEPT_MARK in its skb mark. Every accept of
- * the filter (inet shards: group rules, the port chains' DHCP, the common
- * chain; the bridge table: ARP and RARP) sets that bit; the guard clears it
- * when such a frame enters (bridge prerouting, before everything) and after
- * its check. Bit 24: the project sets no other skb mark, Open vSwitch only
- * when a flow sets pkt_mark (such a bit is cleared before our filter);
- * kube-proxy's are 0x4000/0x8000. Whoever else uses it loses it on frames
- * across our port bridges only. */
+ * qvb*) that does not carry FW_ACCEPT_MARK in its skb mark (and, from a
+ * tap, FW_VM_MARK too: below). Every accept of the filter (inet shards: group
+ * rules, the port chains' DHCP, the common chain; the bridge table: ARP and
+ * RARP) sets that bit; the guard clears the bits when such a frame enters
+ * (bridge prerouting, before everything) and after its check. Bits 24-25:
+ * the project sets no other skb mark, Open vSwitch only when a flow sets
+ * pkt_mark (such a bit is cleared before our filter); kube-proxy's are
+ * 0x4000/0x8000. Whoever else uses them loses them on frames across our port
+ * bridges only. */
 #define FW_GUARD_TABLE FW_TABLE "_guard"
 #define FW_ACCEPT_MARK 0x01000000u
+/* The bridge table's own pass: every accept of from_vm (the anti-spoofing
+ * check of a frame from a port: its MAC, its source IP, ARP, RARP, the
+ * address-less DHCP request and ND/MLD) sets it, and the guard lets a frame
+ * from a tap* into a qvb* through only with both bits. Without it a spoofed
+ * source IP from the port's own MAC crossed while the bridge table alone was
+ * gone (the inet filter's egress rules accept it and give FW_ACCEPT_MARK:
+ * they do not check the source IP, from_vm does). */
+#define FW_VM_MARK 0x02000000u
+#define FW_GUARD_MARKS (FW_ACCEPT_MARK | FW_VM_MARK)
 #define FW_GUARD_PRIO_CLEAR (-300) /* bridge prerouting: before the bridge table (-200) */
 #define FW_GUARD_PRIO_CHECK 100    /* bridge forward: after br_netfilter's inet forward hook (0) */
 #define FW_GUARD_F_OWNER 0x2u      /* NFT_TABLE_F_OWNER (Linux 5.12) */
@@ -114,8 +125,12 @@ void fw_build_drop_guard(struct sbuf *b);
 /* Rules the skeleton puts in a fixed chain ("common", "forward" of a shard;
  * "prerouting", "from_vm" of the bridge table); 0 for any other name. */
 size_t fw_fixed_chain_rules(bool inet, const char *chain);
-/* How many of those carry the guard's pass (FW_ACCEPT_MARK on accept): a
- * table written before the guard existed has none, and is rebuilt. */
+/* The guard's passes those carry, weighed: FW_PASS_WEIGHT_ACCEPT for each
+ * rule that sets FW_ACCEPT_MARK, FW_PASS_WEIGHT_VM for each that sets
+ * FW_VM_MARK (the decoders add up the same). A table written before the guard,
+ * or before FW_VM_MARK, adds up to less, and is rebuilt. */
+#define FW_PASS_WEIGHT_ACCEPT 1u
+#define FW_PASS_WEIGHT_VM 256u
 size_t fw_fixed_chain_passes(bool inet, const char *chain);
 
 /* The chains of a group in a shard: replaced whole (flush + rules) when they exist. */

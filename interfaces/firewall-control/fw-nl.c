@@ -251,6 +251,9 @@ static void m_mark_bits(struct rule *r, uint32_t bits, bool set)
 
 /* What every accept of a port's frames carries: the guard's pass (fw-nl.h) */
 static void m_accepted(struct rule *r) { m_mark_bits(r, FW_ACCEPT_MARK, true); }
+/* from_vm's accepts: its own pass (FW_VM_MARK), with the guard's where the inet hooks never look */
+static void m_vm_checked(struct rule *r) { m_mark_bits(r, FW_VM_MARK, true); }
+static void m_vm_checked_accepted(struct rule *r) { m_mark_bits(r, FW_GUARD_MARKS, true); }
 
 static void e_verdict(struct rule *r, int verdict, const char *chain)
 {
@@ -1214,7 +1217,7 @@ static void bridge_from_vm_arp(struct fw_nl *b, const struct bridge_set_ids *ids
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4, NFT_REG_2);
         e_lookup(&r, "vm_ip4", ids->ip4, false, false);
-        m_accepted(&r); /* ARP never reaches the inet hooks: its pass is given here */
+        m_vm_checked_accepted(&r); /* ARP never reaches the inet hooks: its pass is given here */
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ether type arp arp saddr ip 0.0.0.0 accept */
@@ -1222,7 +1225,7 @@ static void bridge_from_vm_arp(struct fw_nl *b, const struct bridge_set_ids *ids
         m_ethertype(&r, 0x0806);
         e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4);
         e_cmp(&r, NFT_CMP_EQ, bridge_zero16, 4);
-        m_accepted(&r);
+        m_vm_checked_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ether type arp drop */
@@ -1234,7 +1237,7 @@ static void bridge_from_vm_arp(struct fw_nl *b, const struct bridge_set_ids *ids
          * (OVN's activation-strategy=rarp); its source MAC passed the vm_mac check */
         BR("from_vm");
         m_ethertype(&r, 0x8035);
-        m_accepted(&r);
+        m_vm_checked_accepted(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
 }
@@ -1258,6 +1261,7 @@ static void bridge_from_vm_ip(struct fw_nl *b, const struct bridge_set_ids *ids)
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_2);
         e_lookup(&r, "vm_ip4", ids->ip4, false, false);
+        m_vm_checked(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept */
@@ -1268,6 +1272,7 @@ static void bridge_from_vm_ip(struct fw_nl *b, const struct bridge_set_ids *ids)
         e_payload(&r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
         e_cmp(&r, NFT_CMP_EQ, ones4, 4);
         m_udp_ports(&r, 68, 67);
+        m_vm_checked(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* iifname . ip6 saddr @vm_ip6 accept */
@@ -1276,6 +1281,7 @@ static void bridge_from_vm_ip(struct fw_nl *b, const struct bridge_set_ids *ids)
         e_meta(&r, NFT_META_IIFNAME);
         e_payload_to(&r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16, NFT_REG_2);
         e_lookup(&r, "vm_ip6", ids->ip6, false, false);
+        m_vm_checked(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept */
@@ -1287,6 +1293,7 @@ static void bridge_from_vm_ip(struct fw_nl *b, const struct bridge_set_ids *ids)
         m_meta8(&r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
         e_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
         e_lookup(&r, "__set%d", id, false, false);
+        m_vm_checked(&r);
         e_verdict(&r, NF_ACCEPT, NULL);
         rule_put(b, &r, NULL);
         /* drop */
@@ -1467,7 +1474,9 @@ static void m_ifname_prefix(struct rule *r, uint32_t key, const char *prefix)
 void fw_nl_guard(struct fw_nl *b, uint32_t flags)
 {
         static const char *const ends[2][2] = { { "tap", "qvb" }, { "qvb", "tap" } };
-        const uint32_t zero = 0, bit = FW_ACCEPT_MARK;
+        /* from a tap: both passes (the filter's and the anti-spoofing check's): `meta mark &
+         * 0x03000000 != 0x03000000 drop`; towards one, the filter's: `meta mark & 0x01000000 == 0 drop` */
+        const uint32_t need[2] = { FW_GUARD_MARKS, FW_ACCEPT_MARK }, zero = 0;
         const char *t = FW_GUARD_TABLE;
         struct rule r;
 
@@ -1475,12 +1484,12 @@ void fw_nl_guard(struct fw_nl *b, uint32_t flags)
                 return;
         table_msg_flags(b, NFT_MSG_NEWTABLE, NFPROTO_BRIDGE, t,
                         "nova-hypervisor: fail-closed guard (firewall-control module); do not edit", flags);
-        /* prerouting, before everything: no frame of a port bridge arrives with the pass */
+        /* prerouting, before everything: no frame of a port bridge arrives with a pass */
         fixed_chain(b, NFPROTO_BRIDGE, t, "prerouting", true, BR_HOOK_PRE_ROUTING, FW_GUARD_PRIO_CLEAR);
         for (int i = 0; i < 2; i++) {
                 r = rule_new_family(b, NFPROTO_BRIDGE, t, "prerouting");
                 m_ifname_prefix(&r, NFT_META_IIFNAME, ends[i][0]);
-                m_mark_bits(&r, FW_ACCEPT_MARK, false);
+                m_mark_bits(&r, FW_GUARD_MARKS, false);
                 rule_put(b, &r, i ? NULL : FW_OWNER_MARK);
         }
         /* forward, after br_netfilter's inet forward hook: across a port bridge, only with the pass */
@@ -1490,16 +1499,19 @@ void fw_nl_guard(struct fw_nl *b, uint32_t flags)
                 m_ifname_prefix(&r, NFT_META_IIFNAME, ends[i][0]);
                 m_ifname_prefix(&r, NFT_META_OIFNAME, ends[i][1]);
                 e_meta(&r, NFT_META_MARK);
-                e_bitwise(&r, &bit, &zero, sizeof(bit));
-                e_cmp(&r, NFT_CMP_EQ, &zero, sizeof(zero));
+                e_mask(&r, (const uint8_t *)&need[i], sizeof(need[i]));
+                if (i == 0)
+                        e_cmp(&r, NFT_CMP_NEQ, &need[i], sizeof(need[i]));
+                else
+                        e_cmp(&r, NFT_CMP_EQ, &zero, sizeof(zero));
                 e_verdict(&r, NF_DROP, NULL);
                 rule_put(b, &r, NULL);
         }
-        /* and the pass does not leave the port bridge (towards OVS, or the instance) */
+        /* and the passes do not leave the port bridge (towards OVS, or the instance) */
         for (int i = 0; i < 2; i++) {
                 r = rule_new_family(b, NFPROTO_BRIDGE, t, "forward");
                 m_ifname_prefix(&r, NFT_META_IIFNAME, ends[i][0]);
-                m_mark_bits(&r, FW_ACCEPT_MARK, false);
+                m_mark_bits(&r, FW_GUARD_MARKS, false);
                 rule_put(b, &r, NULL);
         }
 }

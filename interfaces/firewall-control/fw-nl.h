@@ -88,9 +88,11 @@ void fw_nl_quarantine_remove(struct fw_nl *b);
  * bridge with flags (FW_GUARD_F_OWNER, with FW_GUARD_F_PERSIST or not; any
  * other value fails the batch with -EINVAL), so that only the socket that
  * sends the batch may change or delete it and `nft flush ruleset` leaves
- * it; its chains: prerouting (FW_GUARD_PRIO_CLEAR) clears FW_ACCEPT_MARK on
+ * it; its chains: prerouting (FW_GUARD_PRIO_CLEAR) clears FW_GUARD_MARKS on
  * frames from tap* and qvb*, forward (FW_GUARD_PRIO_CHECK) drops tap* ->
- * qvb* and qvb* -> tap* frames without it, then clears it. Derived from the
+ * qvb* frames without both FW_ACCEPT_MARK and FW_VM_MARK (the bridge table's
+ * from_vm gives the latter) and qvb* -> tap* frames without FW_ACCEPT_MARK,
+ * then clears both. Derived from the
  * device names of the port bridges, so a flush cannot open it and no port
  * change has to touch it; a bridge with no rules in the filter passes
  * nothing (the bridge table's own fail-closed rule says the same).

@@ -682,18 +682,41 @@ static bool is_meta_mark(struct json_object *o)
                streq_ptr(jstr(m, "key"), "mark");
 }
 
-static bool is_pass(struct json_object *e)
+/* The bits of `meta mark set meta mark | BITS` when BITS is one of the
+ * guard's passes (FW_ACCEPT_MARK, FW_VM_MARK or both), else 0. */
+static uint32_t pass_bits(struct json_object *e)
 {
         struct json_object *mg, *k, *v, *or;
+        int64_t bits;
 
         if (!obj1(e, "mangle", &mg) || !json_object_is_type(mg, json_type_object) ||
             json_object_object_length(mg) != 2 || !json_object_object_get_ex(mg, "key", &k) || !is_meta_mark(k) ||
             !json_object_object_get_ex(mg, "value", &v) || !obj1(v, "|", &or) ||
             !json_object_is_type(or, json_type_array) || json_object_array_length(or) != 2 ||
             !is_meta_mark(json_object_array_get_idx(or, 0)))
-                return false;
+                return 0;
         v = json_object_array_get_idx(or, 1);
-        return json_object_is_type(v, json_type_int) && json_object_get_int64(v) == (int64_t)FW_ACCEPT_MARK;
+        if (!json_object_is_type(v, json_type_int))
+                return 0;
+        bits = json_object_get_int64(v);
+        return bits == FW_ACCEPT_MARK || bits == FW_VM_MARK || bits == FW_GUARD_MARKS ? (uint32_t)bits : 0;
+}
+
+static bool is_pass(struct json_object *e) { return pass_bits(e) == FW_ACCEPT_MARK; }
+
+/* A fixed chain's rule's passes, weighed as fw_fixed_chain_passes counts them. */
+static size_t rule_pass_weight(struct json_object *rule)
+{
+        struct json_object *ex;
+        size_t w = 0;
+
+        if (!json_object_object_get_ex(rule, "expr", &ex) || !json_object_is_type(ex, json_type_array))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(ex); i++) {
+                uint32_t bits = pass_bits(json_object_array_get_idx(ex, i));
+                w += (bits & FW_ACCEPT_MARK ? FW_PASS_WEIGHT_ACCEPT : 0) + (bits & FW_VM_MARK ? FW_PASS_WEIGHT_VM : 0);
+        }
+        return w;
 }
 
 /* The rule's expressions end with the guard's pass and accept (pass_accept),
@@ -807,7 +830,7 @@ static bool fixed_chains_ok(struct json_object *items, const char *table, bool i
                         struct json_object *ru = item_of(items, i, "rule", table);
                         if (ru && streq_ptr(jstr(ru, "chain"), chains[f])) {
                                 have++;
-                                passes += rule_has_pass(ru, false);
+                                passes += rule_pass_weight(ru);
                         }
                 }
                 if (have != fw_fixed_chain_rules(inet, chains[f]) || passes != fw_fixed_chain_passes(inet, chains[f]))
@@ -1351,15 +1374,25 @@ static bool x_payload(const struct dump_expr *e, uint32_t base, uint32_t off, ui
         return e->kind == X_PAYLOAD && e->reg == NFT_REG_1 && e->a == base && e->b == off && e->c == len;
 }
 
-/* `meta mark set meta mark | FW_ACCEPT_MARK` (the guard's pass) at e[0..2]. */
-static bool x_pass(const struct dump_expr *e)
+/* `meta mark set meta mark | BITS` at e[0..2], BITS one of the guard's
+ * passes (FW_ACCEPT_MARK, FW_VM_MARK or both): BITS, else 0. */
+static uint32_t x_pass_bits(const struct dump_expr *e)
 {
-        const uint32_t mask = ~(uint32_t)FW_ACCEPT_MARK, bit = FW_ACCEPT_MARK;
+        static const uint32_t passes[] = { FW_ACCEPT_MARK, FW_VM_MARK, FW_GUARD_MARKS };
 
-        return x_meta(&e[0], NFT_META_MARK) && e[1].kind == X_BITWISE && e[1].reg == NFT_REG_1 &&
-               e[1].b == NFT_REG_1 && memcmp(e[1].data, &mask, 4) == 0 && memcmp(e[1].data + 4, &bit, 4) == 0 &&
-               e[2].kind == X_META_SET && e[2].a == NFT_META_MARK && e[2].reg == NFT_REG_1;
+        if (!x_meta(&e[0], NFT_META_MARK) || e[1].kind != X_BITWISE || e[1].reg != NFT_REG_1 ||
+            e[1].b != NFT_REG_1 || e[2].kind != X_META_SET || e[2].a != NFT_META_MARK || e[2].reg != NFT_REG_1)
+                return 0;
+        for (size_t i = 0; i < ARRAY_SIZE(passes); i++) {
+                const uint32_t mask = ~passes[i];
+                if (memcmp(e[1].data, &mask, 4) == 0 && memcmp(e[1].data + 4, &passes[i], 4) == 0)
+                        return passes[i];
+        }
+        return 0;
 }
+
+/* `meta mark set meta mark | FW_ACCEPT_MARK` (the guard's pass) at e[0..2]. */
+static bool x_pass(const struct dump_expr *e) { return x_pass_bits(e) == FW_ACCEPT_MARK; }
 
 /* `ether saddr MAC` (with the `meta iiftype ether` libnftables puts before it) at e[0..3]. */
 static bool x_ether_saddr(const struct dump_expr *e, uint8_t mac[6])
@@ -1401,6 +1434,7 @@ static bool x_verdict(const struct dump_expr *e, int32_t code, char *ret_target)
  * end right before `accept` (pass_accept). */
 struct rule_tail {
         bool pass, pass_accept;
+        unsigned pass_weight; /* the passes anywhere in it, weighed as fw_fixed_chain_passes counts them */
 };
 
 static struct rule_tail rule_tail(const uint8_t *a, size_t len)
@@ -1417,8 +1451,12 @@ static struct rule_tail rule_tail(const uint8_t *a, size_t len)
                         return (struct rule_tail){ 0 };
                 memmove(&last[0], &last[1], 3 * sizeof(last[0]));
                 expr_decode(v, vlen, &last[3]);
-                if (++n >= 3 && x_pass(&last[1]))
-                        t.pass = true;
+                if (++n >= 3) {
+                        uint32_t bits = x_pass_bits(&last[1]);
+                        t.pass |= bits == FW_ACCEPT_MARK;
+                        t.pass_weight += (bits & FW_ACCEPT_MARK ? FW_PASS_WEIGHT_ACCEPT : 0) +
+                                         (bits & FW_VM_MARK ? FW_PASS_WEIGHT_VM : 0);
+                }
         }
         if (bad)
                 return (struct rule_tail){ 0 };
@@ -1578,7 +1616,7 @@ static int dump_rule(struct fw_dump *d, const uint8_t *a, size_t len)
         }
         if ((f = fixed_chain_index(inet, chain)) >= 0) {
                 d->fixed[f]++;
-                d->fixed_pass[f] += rule_tail(a, len).pass;
+                d->fixed_pass[f] += rule_tail(a, len).pass_weight;
         }
         if (!inet)
                 return 0;

@@ -1071,30 +1071,36 @@ int modules_call_fd(struct modules *reg, enum plug_id plug, struct proto_writer 
                 (void)snprintf(err, errlen, "%s %s", ep->name, ep->takes_fd ? "needs a descriptor" : "takes no descriptor");
                 return -EINVAL;
         }
+        /* Everything that can fail is done before the frame goes out: once the
+         * module has the request, the call must be pending, or its reply would
+         * be taken as unsolicited (a protocol violation that restarts the
+         * module). So a failure here leaves nothing sent and nothing pending. */
         call = calloc(1, sizeof(*call));
         if (!call)
                 return -ENOMEM;
         call->m = m;
-        call->id = m->next_id++;
+        call->id = m->next_id;
         call->cb = cb;
         call->userdata = userdata;
         memcpy(call->entrypoint, reg->check->name, sizeof(call->entrypoint));
-        r = passed_fd >= 0 ? proto_send_frame_fd(m->fd, buf, len, passed_fd)
-                           : send(m->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
-        if (r < 0) {
-                free(call);
-                (void)snprintf(err, errlen, "cannot send to module %s: %s", plug_table[plug].program,
-                               r == -EAGAIN ? "it is not keeping up" : strerror(-r));
-                return r == -EAGAIN ? -EBUSY : r;
-        }
         r = sd_event_add_time_relative(reg->event, &call->timer, CLOCK_MONOTONIC,
                                        timeout_usec ? timeout_usec : (uint64_t)reg->cfg->module_timeout_ms * 1000,
                                        1000, on_call_timeout, call);
         if (r < 0) {
                 free(call);
-                (void)snprintf(err, errlen, "cannot arm the request timeout");
+                (void)snprintf(err, errlen, "cannot arm the request timeout: %s", strerror(-r));
                 return r;
         }
+        r = passed_fd >= 0 ? proto_send_frame_fd(m->fd, buf, len, passed_fd)
+                           : send(m->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
+        if (r < 0) {
+                sd_event_source_disable_unref(call->timer);
+                free(call);
+                (void)snprintf(err, errlen, "cannot send to module %s: %s", plug_table[plug].program,
+                               r == -EAGAIN ? "it is not keeping up" : strerror(-r));
+                return r == -EAGAIN ? -EBUSY : r;
+        }
+        m->next_id++;
         call->next = m->calls;
         m->calls = call;
         if (ret_call)

@@ -4,6 +4,7 @@
 #include "apiclient.h"
 #include "names.h"
 #include "schema.h"
+#include "tmpdir.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -90,6 +91,7 @@ static void track(void **slots, pid_t *owners, void *p)
 
         if (!registered) {
                 atexit(stop_leftovers);
+                test_tmpdir_before_remove = stop_leftovers; /* also when the dir's handler runs first */
                 registered = true;
         }
         for (int i = 0; i < TRACK_MAX; i++)
@@ -118,8 +120,7 @@ void core_start(struct core *c, const char *config_lines)
         int logfd;
 
         if (c->dir[0] == '\0') {
-                ck_assert_int_eq(xsnprintf(c->dir, sizeof(c->dir), "/tmp/nova-it-XXXXXX"), 0);
-                ck_assert_ptr_nonnull(mkdtemp(c->dir));
+                ck_assert_int_eq(test_tmpdir_make("nova-it", c->dir, sizeof(c->dir)), 0);
         }
         ck_assert_int_eq(xsnprintf(conf, sizeof(conf), "%s/core.conf", c->dir), 0);
         ck_assert_int_eq(xsnprintf(c->socket, sizeof(c->socket), "%s/run/nova-hypervisor.socket", c->dir), 0);

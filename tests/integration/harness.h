@@ -25,7 +25,11 @@ void harness_enter_netns(const char *test_name);
 /* Start nova-compute from $NOVA_BIN with extra config lines (may be NULL;
  * "plugs = network-control" unless they set plugs themselves) and
  * wait until its API answers. dir is created (or reused when already set,
- * to restart a core on the same state). Aborts the test on failure. */
+ * to restart a core on the same state). Aborts the test on failure. A dir
+ * the harness created is removed when the test process exits after a pass
+ * (kept, and named on stderr, after a failure or with NOVA_IT_KEEP=1:
+ * tests/common/tmpdir.h); a test that makes c->dir itself registers it with
+ * test_tmpdir_make. */
 void core_start(struct core *c, const char *config_lines);
 /* SIGTERM and wait (bounded); the spawner and modules go with it. */
 void core_stop(struct core *c);

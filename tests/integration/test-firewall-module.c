@@ -17,6 +17,7 @@
  * Facts come from outside the module: packets counted by nftables counters
  * inside the receiving namespace, `nft` listings, /proc/<pid>/status. */
 #include "harness.h"
+#include "tmpdir.h"
 
 #include "fw-nft.h"
 #include "fw-protocol.h"
@@ -195,9 +196,10 @@ static void topo_setup(void)
                             ns_rem, REM_IP),
                          0);
         ck_assert_int_eq(sh("ip netns exec %s nft -f - <<'EOF'\n"
-                            "table ip cnt {\n counter spoofed {}\n counter from_vm {}\n"
+                            "table ip cnt {\n counter spoofed {}\n counter spoofed_mac {}\n counter from_vm {}\n"
                             " chain in { type filter hook prerouting priority 0;\n"
                             "  ip saddr 10.9.0.66 counter name spoofed\n"
+                            "  ip saddr 10.9.0.66 udp dport 53 counter name spoofed_mac\n"
                             "  ip saddr " VM_IP " counter name from_vm\n }\n}\nEOF",
                             ns_rem),
                          0);
@@ -253,8 +255,16 @@ static int mod_recv(int timeout_ms)
 
 static void mod_start(void)
 {
+        /* the module's log in a dir of this test process, removed after a pass (tmpdir.h) */
+        static char log_dir[64];
+        static pid_t log_dir_owner;
+
+        if (log_dir_owner != getpid()) {
+                ck_assert_int_eq(test_tmpdir_make("nova-it-fwmod", log_dir, sizeof(log_dir)), 0);
+                log_dir_owner = getpid();
+        }
         memset(&m, 0, sizeof(m));
-        (void)snprintf(m.log, sizeof(m.log), "/tmp/nova-it-fwmod-%d.log", (int)getpid());
+        (void)snprintf(m.log, sizeof(m.log), "%s/module.log", log_dir);
         m.pid = module_exec("nova-firewall-control", NULL, m.log, &m.fd);
         m.msg = malloc(sizeof(*m.msg));
         m.w = malloc(sizeof(*m.w));
@@ -1517,6 +1527,114 @@ START_TEST(test_guard_leaves_no_window)
 }
 END_TEST
 
+/* A flood from the instance: UDP to the remote, a third of it from the
+ * port's own address and MAC, a third from a source IP that is not the
+ * port's (SPOOF_IP) with its own MAC (to port 5000), a third from SPOOF_IP
+ * and a foreign MAC (FOREIGN_MAC, to port 53, which group A lets in from
+ * 10.9.0.0/24: the port chain takes a foreign MAC for a frame towards the
+ * port and judges it by the ingress rules), across cmd; counted where it
+ * arrives (ns_rem's counters "from_vm", "spoofed" (both spoofed kinds) and
+ * "spoofed_mac"). */
+#define SPOOF_IP "10.9.0.66"
+#define FOREIGN_MAC "fa163e666666"
+struct spoof_flood {
+        unsigned long sent;
+        double secs, rate;
+        long spoofed, spoofed_mac, legit; /* datagrams that reached the remote, by source */
+        long back_ms;                     /* our tables back */
+};
+
+static void spoof_flood_across(const char *cmd, const char *want, double flood_s, struct spoof_flood *f)
+{
+        char out_path[64], code[4096];
+        long spoofed = counter(ns_rem, "spoofed"), spoofed_mac = counter(ns_rem, "spoofed_mac"),
+             legit = counter(ns_rem, "from_vm");
+        _cleanup_free_ char *rem_mac = sh_out("ip netns exec %s cat /sys/class/net/eth0/address", ns_rem);
+        pid_t sender;
+        int status;
+
+        *f = (struct spoof_flood){ 0 };
+        ck_assert_msg(rem_mac && strlen(rem_mac) >= 17, "no MAC of the remote: %s", rem_mac ? rem_mac : "");
+        rem_mac[17] = '\0';
+        (void)snprintf(out_path, sizeof(out_path), "/tmp/nova-it-spoof-%d", (int)getpid());
+        (void)snprintf(code, sizeof(code),
+                       "import socket,struct,time\n"
+                       "srcs=[socket.inet_aton(a) for a in ('" SPOOF_IP "','" VM_IP "')]\n"
+                       "dst=socket.inet_aton('" REM_IP "')\n"
+                       "s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\n"
+                       "p=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); p.bind(('eth0',0))\n"
+                       "eth=bytes.fromhex('%s'.replace(':',''))+bytes.fromhex('" FOREIGN_MAC "')+b'\\x08\\x00'\n"
+                       "def csum(b):\n"
+                       " t=sum(struct.unpack('!%%dH'%%(len(b)//2),b)); t=(t>>16)+(t&0xffff); t+=t>>16\n"
+                       " return ~t&0xffff\n"
+                       "n=0; t0=time.time(); end=t0+%.1f\n"
+                       "while time.time()<end:\n"
+                       " k=n%%3\n"
+                       " udp=struct.pack('!HHHH',1024+n%%60000,53 if k==2 else 5000,16,0)+b'nova-spf'\n"
+                       " ip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),n&0xffff,0,64,17,0,srcs[k&1],dst)\n"
+                       " if k==2: p.send(eth+ip[:10]+struct.pack('!H',csum(ip))+ip[12:]+udp)\n"
+                       " else: s.sendto(ip+udp,('" REM_IP "',0))\n"
+                       " n+=1\n"
+                       "open('%s','w').write('%%d %%f'%%(n,time.time()-t0))\n",
+                       rem_mac, flood_s, out_path);
+        ck_assert(ping_ok(ns_vm, REM_IP)); /* the remote's MAC is known before the flood starts */
+        sender = python_in_ns(ns_vm, code);
+        sleep_ms(1000);
+        ck_assert_msg(sh("%s", cmd) == 0, "`%s` failed", cmd);
+        f->back_ms = wait_tables(want, 5000);
+        ck_assert_int_eq(waitpid(sender, &status, 0), sender);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the spoofing sender failed (%d)", status);
+        {
+                _cleanup_free_ char *res = sh_out("cat %s; rm -f %s", out_path, out_path);
+                ck_assert_int_eq(sscanf(res, "%lu %lf", &f->sent, &f->secs), 2);
+        }
+        f->spoofed = counter(ns_rem, "spoofed") - spoofed;
+        f->spoofed_mac = counter(ns_rem, "spoofed_mac") - spoofed_mac;
+        f->legit = counter(ns_rem, "from_vm") - legit;
+        f->rate = (double)f->sent / f->secs;
+}
+
+/* The anti-spoofing check has its own pass (FW_VM_MARK), which the guard
+ * requires of every frame from a port besides the filter's: with the bridge
+ * table deleted (or its from_vm or prerouting chain flushed), the inet
+ * filter's egress rules still accept a datagram from the port's own MAC
+ * whatever its source IP, and gave it the guard's pass; until the restore, a
+ * spoofed source IP got out (and so did a foreign source MAC, which the port
+ * chain judges by the ingress rules). A flood from the instance, two thirds of
+ * it spoofed (spoof_flood_across), across each: not one spoofed datagram
+ * reaches the remote, the others do (outside the restore), and the tables
+ * come back. */
+START_TEST(test_guard_no_spoofed_window)
+{
+        static const char *const cmds[] = {
+                "nft delete table bridge " FW_TABLE,
+                "nft delete table bridge " FW_TABLE,
+                "nft flush chain bridge " FW_TABLE " from_vm",
+                "nft flush chain bridge " FW_TABLE " prerouting",
+        };
+        struct spoof_flood f;
+
+        ck_assert_msg(file_contains(m.log, "owned by this module, persistent"), "no persistent guard (see %s)", m.log);
+        unsigned ports = flood_ports();
+        _cleanup_free_ char *want = our_tables_text();
+        for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+                spoof_flood_across(cmds[i], want, 2.0, &f);
+                fprintf(stderr,
+                        "test-firewall-module: guard on, %u ports: flood of %lu datagrams from the instance in %.2f s "
+                        "(%.0f/s), two thirds from " SPOOF_IP " (half of them from a foreign MAC), across `%s`: %ld "
+                        "spoofed reached the remote (%ld of them from the foreign MAC), %ld from " VM_IP
+                        "; tables read back within %ld ms\n",
+                        ports, f.sent, f.secs, f.rate, cmds[i], f.spoofed, f.spoofed_mac, f.legit, f.back_ms);
+                ck_assert_msg(f.back_ms >= 0, "after `%s` our tables did not come back (see %s)", cmds[i], m.log);
+                ck_assert_msg(f.rate > 2000, "the flood is too slow to measure anything (%.0f/s)", f.rate);
+                ck_assert_msg(f.legit > 0, "`%s`: nothing from the instance's own address arrived", cmds[i]);
+                ck_assert_msg(f.spoofed == 0, "`%s`: %ld spoofed datagrams reached the remote", cmds[i], f.spoofed);
+        }
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(ping_ok(ns_vm, REM_IP));
+}
+END_TEST
+
 /* The guard belongs to the module's netlink socket: `nft flush ruleset`
  * leaves it, and another process can neither delete nor change it (EPERM);
  * nothing changes when it tries. */
@@ -1807,6 +1925,7 @@ static Suite *suite(void)
                 test_nftables_service_restart_with_debian_defaults,
                 test_flush_window_under_100ms,
                 test_guard_leaves_no_window,
+                test_guard_no_spoofed_window,
                 test_guard_refuses_others,
                 test_guard_outlives_the_module_and_is_adopted,
                 test_guard_modes,

@@ -3,6 +3,7 @@
  * test:///default driver (and an unreachable URI). Privileges are read from
  * /proc/<pid>/status, never taken from the module's word. */
 #include "harness.h"
+#include "tmpdir.h"
 
 #include "domain-xml.h"
 #include "libvirt-protocol.h"
@@ -760,14 +761,15 @@ END_TEST
  * socket (idle modules stay asleep); then it reconnects when libvirtd is back. */
 START_TEST(test_killed_libvirtd_noticed_without_keepalive)
 {
-        char dir[] = "/tmp/test-libvirt-lvd-XXXXXX", uri[PATH_MAX + 64], pidfile[PATH_MAX], text[32] = "";
+        char dir[64], uri[PATH_MAX + 64], pidfile[PATH_MAX], text[32] = "";
         struct lvmod m;
         uint64_t t0;
         pid_t lvd;
         int i, fd;
         ssize_t n;
 
-        ck_assert_ptr_nonnull(mkdtemp(dir));
+        /* the private libvirtd's tree: removed when this test's process exits after a pass */
+        ck_assert_int_eq(test_tmpdir_make("test-libvirt-lvd", dir, sizeof(dir)), 0);
         ck_assert_int_eq(libvirtd_private_start(dir, uri, sizeof(uri)), 0);
         lvmod_start(&m, uri, NULL);
         ck_assert_uint_eq(list_total(&m), 0); /* connected and serving */

@@ -18,6 +18,7 @@
  * qemu-system-x86, both as uid 65534 with the mark on their command line;
  * and two that lack one piece of evidence each. */
 #include "harness.h"
+#include "tmpdir.h"
 
 #include "names.h"
 #include "procfs.h"
@@ -161,8 +162,8 @@ static void scope_enter(pid_t pid, const char *uuid, char *dir, size_t size)
 static void fake_dir_ensure(void)
 {
         if (!fake_dir[0]) {
-                (void)snprintf(fake_dir, sizeof(fake_dir), "/tmp/nova-fakeqemu-XXXXXX");
-                ck_assert_ptr_nonnull(mkdtemp(fake_dir));
+                /* removed when this test's process exits after a pass (tmpdir.h) */
+                ck_assert_int_eq(test_tmpdir_make("nova-fakeqemu", fake_dir, sizeof(fake_dir)), 0);
                 ck_assert_int_eq(chmod(fake_dir, 0755), 0); /* impostors run as nobody */
         }
 }

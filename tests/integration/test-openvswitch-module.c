@@ -4,6 +4,7 @@
  * Every effect is checked from outside the module: OVS state with ovs-vsctl
  * and ovsdb-tool, privileges in /proc/<pid>/status. */
 #include "harness.h"
+#include "tmpdir.h"
 
 #include "names.h"
 #include "ovs-protocol.h"
@@ -174,8 +175,13 @@ static void mod_start(struct mod *m, const char *bridge, const char *extra_confi
         memset(m, 0, sizeof(*m));
         if (ovs.vswitchd_pid > 0)
                 (void)kill(ovs.vswitchd_pid, SIGCONT); /* in case a failed test left it frozen */
-        ck_assert_int_eq(xsnprintf(m->dir, sizeof(m->dir), "/tmp/nova-it-ovsmod-XXXXXX"), 0);
-        ck_assert_ptr_nonnull(mkdtemp(m->dir));
+        /* removed at the test's successful exit too (tmpdir.h), as a test that ends
+         * without mod_stop left it; KEEP_LOGS=1 keeps it as NOVA_IT_KEEP=1 does */
+        if (getenv("KEEP_LOGS")) {
+                ck_assert_int_eq(xsnprintf(m->dir, sizeof(m->dir), "/tmp/nova-it-ovsmod-XXXXXX"), 0);
+                ck_assert_ptr_nonnull(mkdtemp(m->dir));
+        } else
+                ck_assert_int_eq(test_tmpdir_make("nova-it-ovsmod", m->dir, sizeof(m->dir)), 0);
         ck_assert_int_eq(xsnprintf(conf, sizeof(conf), "%s/module.conf", m->dir), 0);
         ck_assert_int_eq(xsnprintf(m->log, sizeof(m->log), "%s/module.log", m->dir), 0);
         ck_assert_int_eq(xsnprintf(text, sizeof(text), "ovsdb_socket = unix:%s\nintegration_bridge = %s\n%s",

@@ -16,6 +16,7 @@
 #include "harness.h"
 
 #include "placement-json.h"
+#include "tmpdir.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -144,8 +145,7 @@ static void core_prepare(struct core *c, unsigned size_mb)
 {
         char state[PATH_MAX + 8], opts[64];
 
-        ck_assert_int_eq(xsnprintf(c->dir, sizeof(c->dir), "/tmp/nova-it-XXXXXX"), 0);
-        ck_assert_ptr_nonnull(mkdtemp(c->dir));
+        ck_assert_int_eq(test_tmpdir_make("nova-it", c->dir, sizeof(c->dir)), 0);
         (void)snprintf(state, sizeof(state), "%s/state", c->dir);
         ck_assert_int_eq(mkdir(state, 0700), 0);
         (void)snprintf(opts, sizeof(opts), "size=%um,mode=0700", size_mb);

@@ -10,10 +10,12 @@
 
 #include "apiclient.h"
 #include "names.h"
+#include "tmpdir.h"
 
 #include <check.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,8 +60,8 @@ static void setup(void)
         char path[PATH_MAX], script[2048], envpath[4096], list_answer[PATH_MAX + 16];
         struct json_object *st = NULL;
 
-        ck_assert_int_eq(xsnprintf(dir, sizeof(dir), "/tmp/nova-snap-XXXXXX"), 0);
-        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0); /* the core's children, once it is gone */
+        ck_assert_int_eq(test_tmpdir_make("nova-snap", dir, sizeof(dir)), 0);
         static const char *const subdirs[] = { "snap", "data", "common", "bin" };
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
                 ck_assert_int_eq(xsnprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]), 0);
@@ -115,6 +117,16 @@ static void teardown(void)
 
         kill(core_pid, SIGTERM);
         waitpid(core_pid, &status, 0);
+        /* what the core had running (its `snapctl set-health`, reaped by its loop) is ours
+         * now (the subreaper of setup): wait for it, so that nothing writes into the dir
+         * once it is removed (tmpdir.h) */
+        for (int t = 0; t < 500; t++) {
+                pid_t p = waitpid(-1, &status, WNOHANG);
+                if (p < 0)
+                        break;
+                if (p == 0)
+                        msleep(10);
+        }
 }
 
 static const char *module_field(const char *field, char *buf, size_t size)

@@ -5,8 +5,12 @@
  * modules start while the core sets up the rest. (That nova-libvirt says hello
  * before it loads libvirt's libraries is test-libvirt-module's.) */
 #include "harness.h"
+#include "tmpdir.h"
 
 #include <check.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #define PLUGS "plugs = network-control libvirt hardware-observe system-observe process-control\n" \
               "libvirt_uri = test:///default\nvif_type = tap\n"
@@ -95,6 +99,59 @@ START_TEST(test_startup_order_and_figures)
 }
 END_TEST
 
+/* A child runs a core as a test would and exits with status (without stopping
+ * the core when it fails, as a failed assertion does); the core's dir comes
+ * back in ret and the core's pid in ret_pid. */
+static void core_in_child(int status, char ret[PATH_MAX], pid_t *ret_pid)
+{
+        int fds[2], wstatus;
+        ssize_t n;
+        pid_t pid;
+
+        ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct core c = { 0 };
+
+                (void)unsetenv("NOVA_IT_KEEP");
+                core_start(&c, "plugs = network-control\n");
+                if (write(fds[1], &c.pid, sizeof(c.pid)) < 0 || write(fds[1], c.dir, strlen(c.dir) + 1) < 0)
+                        _exit(91);
+                if (status == 0)
+                        core_stop(&c);
+                exit(status);
+        }
+        ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+        ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == status, "child status %d", wstatus);
+        close(fds[1]);
+        ck_assert_int_eq(read(fds[0], ret_pid, sizeof(*ret_pid)), (ssize_t)sizeof(*ret_pid));
+        n = read(fds[0], ret, PATH_MAX);
+        ck_assert_int_gt(n, 0);
+        ret[n - 1] = '\0';
+        close(fds[0]);
+}
+
+/* The harness's temp dir of a core (/tmp/nova-it-*) goes with a passing test,
+ * and stays (its core stopped) after a failing one, to be looked at. */
+START_TEST(test_core_dir_removed_after_a_pass)
+{
+        char dir[PATH_MAX], log[PATH_MAX + 16];
+        struct stat st;
+        pid_t core_pid;
+
+        core_in_child(0, dir, &core_pid);
+        ck_assert_msg(strncmp(dir, "/tmp/nova-it-", 13) == 0, "%s", dir);
+        ck_assert_msg(lstat(dir, &st) < 0 && errno == ENOENT, "%s left behind after a pass", dir);
+
+        core_in_child(1, dir, &core_pid);
+        ck_assert(wait_process_gone(core_pid, 2000));
+        (void)snprintf(log, sizeof(log), "%s/core.log", dir);
+        ck_assert_msg(lstat(log, &st) == 0, "%s not kept after a failure", dir);
+        ck_assert_int_eq(test_tmpdir_remove(dir), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("startup");
@@ -105,6 +162,7 @@ int main(void)
         harness_enter_netns("test-startup");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_startup_order_and_figures);
+        tcase_add_test(tc, test_core_dir_removed_after_a_pass);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

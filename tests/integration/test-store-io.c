@@ -18,6 +18,7 @@
 #include "fw-protocol.h"
 #include "names.h"
 #include "statefs.h"
+#include "tmpdir.h"
 
 #include <check.h>
 #include <sys/stat.h>
@@ -36,8 +37,7 @@ static void state_on_tmpfs(void)
         int r = statefs_private_namespace();
 
         ck_assert_msg(r == 0, "private mount namespace: %s", strerror(-r));
-        ck_assert_int_eq(xsnprintf(core.dir, sizeof(core.dir), "/tmp/nova-it-XXXXXX"), 0);
-        ck_assert_ptr_nonnull(mkdtemp(core.dir));
+        ck_assert_int_eq(test_tmpdir_make("nova-it", core.dir, sizeof(core.dir)), 0);
         ck_assert_int_eq(xsnprintf(dir, sizeof(dir), "%s/state", core.dir), 0);
         ck_assert_int_eq(mkdir(dir, 0700), 0);
         ck_assert_int_eq(statefs_mount(&statefs, dir, TMPFS_SIZE), 0);

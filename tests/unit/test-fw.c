@@ -48,6 +48,8 @@
 #define T1 "inet nova_hypervisor_1"
 #define B "bridge nova_hypervisor"
 #define PASS "meta mark set meta mark | 0x01000000 " /* the guard's pass on every accept */
+#define VM_PASS "meta mark set meta mark | 0x02000000 " /* from_vm's own pass (FW_VM_MARK) */
+#define VM_PASS_BOTH "meta mark set meta mark | 0x03000000 " /* both, on ARP and RARP from a port */
 
 static const char *const g1_texts[] = { "nh in 4 6 22 22 - - 10.0.0.0/8", "nh in 4 1 - - 8 - -",
                                         "nh out 4 any - - - - -", "nh out 6 any - - - - -" };
@@ -209,15 +211,19 @@ START_TEST(test_skeleton)
         /* stateful: invalid dropped, replies accepted, before any port chain runs */
         ck_assert_ptr_nonnull(strstr(b.p, "add chain " T " common { icmpv6 type @nd " PASS "accept; ct state invalid drop; "
                                           "ct state established,related " PASS "accept; }\n"));
-        /* the guard's pass: on every accept of the inet table, on ARP and RARP in the bridge table */
-        ck_assert_uint_eq(fw_fixed_chain_passes(true, "common"), 2);
+        /* the guard's pass: on every accept of the inet table, on ARP and RARP in the bridge table;
+         * the anti-spoofing check's own pass (FW_VM_MARK) on every accept of from_vm */
+        ck_assert_uint_eq(fw_fixed_chain_passes(true, "common"), 2 * FW_PASS_WEIGHT_ACCEPT);
         ck_assert_uint_eq(fw_fixed_chain_passes(true, "forward"), 0);
-        ck_assert_uint_eq(fw_fixed_chain_passes(false, "from_vm"), 3);
+        ck_assert_uint_eq(fw_fixed_chain_passes(false, "from_vm"),
+                          3 * (FW_PASS_WEIGHT_ACCEPT + FW_PASS_WEIGHT_VM) + 4 * FW_PASS_WEIGHT_VM);
         ck_assert_uint_eq(fw_fixed_chain_passes(false, "forward"), 1);
         ck_assert_uint_eq(fw_fixed_chain_passes(false, "prerouting"), 0);
         ck_assert_ptr_nonnull(strstr(b.p, "oifname @taps ether type arp " PASS "; }\n"));
         /* anti-spoofing ends in drop; nothing is flushed or deleted */
-        ck_assert_ptr_nonnull(strstr(b.p, "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept; "
+        ck_assert_ptr_nonnull(strstr(b.p, "ether type arp iifname . arp saddr ip @vm_ip4 " VM_PASS_BOTH "accept; "));
+        ck_assert_ptr_nonnull(strstr(b.p, "iifname . ip saddr @vm_ip4 " VM_PASS "accept; "));
+        ck_assert_ptr_nonnull(strstr(b.p, "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } " VM_PASS "accept; "
                                           "drop; }\n"));
         ck_assert_ptr_null(strstr(b.p, "flush"));
         ck_assert_ptr_null(strstr(b.p, "delete"));
@@ -1793,6 +1799,23 @@ static void drop_pass(struct json_object *rule)
         ck_abort_msg("no pass in the rule");
 }
 
+/* The pass of a rule set to bits (`meta mark set meta mark | bits`). */
+static void set_pass(struct json_object *rule, int64_t bits)
+{
+        struct json_object *ex, *m, *v, *or;
+        size_t n;
+
+        ck_assert(json_object_object_get_ex(rule, "expr", &ex));
+        n = json_object_array_length(ex);
+        for (size_t i = 0; i < n; i++)
+                if (json_object_object_get_ex(json_object_array_get_idx(ex, i), "mangle", &m)) {
+                        ck_assert(json_object_object_get_ex(m, "value", &v) && json_object_object_get_ex(v, "|", &or));
+                        ck_assert_int_eq(json_object_array_put_idx(or, 1, json_object_new_int64(bits)), 0);
+                        return;
+                }
+        ck_abort_msg("no pass in the rule");
+}
+
 static void set_comment(struct json_object *rule, const char *comment)
 {
         if (comment)
@@ -1919,6 +1942,20 @@ START_TEST(test_tamper_skeleton)
         ck_assert(!fw_snap_ready(&S) && !S.shards[0].complete && S.shards[0].ours && S.bridge_complete);
         EDITED(drop_pass(rule_at(bridge, "from_vm", 6)));
         ck_assert(!fw_snap_ready(&S) && S.shards[0].complete && !S.bridge_complete && S.bridge_ours);
+        /* from_vm as written before its own pass (FW_VM_MARK): ARP and RARP with the guard's
+         * pass alone, IP accepts with none; the guard would drop every frame from the ports,
+         * so it is rebuilt; and so is one whose IP accepts only lost theirs */
+        EDITED(set_pass(rule_at(bridge, "from_vm", 6), FW_ACCEPT_MARK); set_pass(rule_at(bridge, "from_vm", 7), FW_ACCEPT_MARK);
+               set_pass(rule_at(bridge, "from_vm", 9), FW_ACCEPT_MARK);
+               for (int k = 10; k <= 13; k++) drop_pass(rule_at(bridge, "from_vm", k)));
+        ck_assert(!fw_snap_ready(&S) && S.shards[0].complete && !S.bridge_complete && S.bridge_ours);
+        EDITED(drop_pass(rule_at(bridge, "from_vm", 10)));
+        ck_assert(!fw_snap_ready(&S) && !S.bridge_complete && S.bridge_ours);
+        /* the anti-spoofing pass where the guard's is expected, or the reverse: not the skeleton */
+        EDITED(set_pass(rule_at(bridge, "from_vm", 10), FW_ACCEPT_MARK));
+        ck_assert(!fw_snap_ready(&S) && !S.bridge_complete);
+        EDITED(set_pass(rule_at(bridge, "forward", 4), FW_VM_MARK));
+        ck_assert(!fw_snap_ready(&S) && !S.bridge_complete);
         /* a chain the skeleton does not have in the bridge table (a restore's
          * quarantine left behind): not complete, so it is rebuilt */
         EDITED(json_object_array_add(doc_items(bridge), json_tokener_parse(

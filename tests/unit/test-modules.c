@@ -12,7 +12,8 @@
  * restart), a connect while stopping, the hello timeout, the hello checks
  * (plug, version, pid, entrypoint list exactly the protocol's: a changed
  * list is refused), calls (id, schema checked before sending, reply,
- * timeout, module gone), unsolicited replies (issue 20: fate-sharing) and
+ * timeout, module gone, a timeout that cannot be armed sends nothing),
+ * unsolicited replies (issue 20: fate-sharing) and
  * late replies to calls that timed out, events; the plug state decisions
  * (a stable run resets the backoff, a reconnect forgets the history, the
  * initial set spawned by modules_new, a missing program is "unavailable",
@@ -704,6 +705,40 @@ START_TEST(test_call_schema_checked_before_sending)
 }
 END_TEST
 
+/* Everything that can fail in a call is done before its frame is sent: when
+ * the timeout cannot be armed (here a timeout so long that now + timeout
+ * overflows, which sd-event refuses with -EOVERFLOW), the call fails and the
+ * module was asked nothing, so no reply can come back that the core would take
+ * as unsolicited (which would kill the module). The next call works and its
+ * reply is no violation. */
+START_TEST(test_call_unarmable_timeout_sends_nothing)
+{
+        struct result r = { 0 }, ok;
+        char err[256];
+        uint32_t id;
+
+        bring_up();
+        module_request_init(w, (struct module_ep)EP_HW(HOST_INVENTORY));
+        ck_assert_int_eq(modules_call(reg, PLUG, w, UINT64_MAX - 1, on_result, &r, NULL, err, sizeof(err)), -EOVERFLOW);
+        ck_assert_msg(strstr(err, "cannot arm the request timeout"), "%s", err);
+        ck_assert(!module_recv(50)); /* nothing reached the module */
+        ck_assert(!r.called);
+        ck_assert(is_running());
+        /* a normal call afterwards: answered, and the module stays up */
+        call_inventory(&ok, 0);
+        id = msg->id;
+        ck_assert_uint_ne(id, 0);
+        module_reply(id, "host_inventory", 2);
+        pending_result = &ok;
+        ck_assert(run_until(result_called, 1000));
+        ck_assert_int_eq(ok.status, 0);
+        ck_assert_uint_eq(ok.threads, 2);
+        run_for(20);
+        ck_assert(is_running());
+        ck_assert_uint_eq(spawner_request(20), 0);
+}
+END_TEST
+
 START_TEST(test_call_timeout_then_late_reply)
 {
         struct result r;
@@ -1141,6 +1176,7 @@ int main(void)
         tcase_add_test(calls, test_call_reply_and_ids);
         tcase_add_test(calls, test_call_schema_checked_before_sending);
         tcase_add_test(calls, test_call_timeout_then_late_reply);
+        tcase_add_test(calls, test_call_unarmable_timeout_sends_nothing);
         tcase_add_test(calls, test_unsolicited_reply_is_fatal);
         tcase_add_test(calls, test_reply_violations);
         tcase_add_test(calls, test_module_gone_fails_calls);
