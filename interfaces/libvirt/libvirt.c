@@ -627,7 +627,7 @@ static void on_shutdown_timeout(int timer, void *opaque)
         id = t->id;
         timeout_s = t->timeout_s;
         pthread_mutex_unlock(&lv->lock);
-        j = job_new(lv, JOB_DEADLINE, uuid, false);
+        j = lv->lanes ? job_new(lv, JOB_DEADLINE, uuid, false) : NULL;
         if (j) {
                 j->timer_id = id;
                 j->timeout_s = timeout_s;
@@ -713,7 +713,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
                 virResetLastError();
                 return 0;
         }
-        j = job_new(lv, JOB_EVENT, uuid, true);
+        j = lv->lanes ? job_new(lv, JOB_EVENT, uuid, true) : NULL;
         if (j && virDomainRef(dom) == 0) {
                 j->dom = dom;
                 j->event = event;
@@ -3113,6 +3113,12 @@ static int handle_migrate_abort(void *state, struct modrt_call *call)
  * before, after the jobs that came before it have finished and been answered, so requests keep
  * the order they had with one thread. */
 
+/* Writers of finished jobs, kept for the next ones (main thread only: jobs are made and freed
+ * there): a frame buffer is 64 KiB, and allocating one per call made the heap grow and shrink. */
+#define WRITERS_KEPT 32
+static struct proto_writer *writers_kept[WRITERS_KEPT];
+static size_t n_writers_kept;
+
 static void job_free(struct lv_job *j)
 {
         if (!j)
@@ -3120,8 +3126,17 @@ static void job_free(struct lv_job *j)
         if (j->dom)
                 (void)virDomainFree(j->dom);
         free(j->req);
-        free(j->w);
+        if (j->w && n_writers_kept < WRITERS_KEPT)
+                writers_kept[n_writers_kept++] = j->w;
+        else
+                free(j->w);
         free(j);
+}
+
+static void writers_kept_free(void)
+{
+        while (n_writers_kept > 0)
+                free(writers_kept[--n_writers_kept]);
 }
 
 static struct lv_job *job_new(struct lv *lv, enum lv_job_kind kind, const char *instance_uuid, bool writer)
@@ -3130,7 +3145,9 @@ static struct lv_job *job_new(struct lv *lv, enum lv_job_kind kind, const char *
 
         if (!j)
                 return NULL;
-        if (strscpy(j->lane.key, instance_uuid, sizeof(j->lane.key)) < 0 || (writer && !(j->w = malloc(sizeof(*j->w))))) {
+        if (writer)
+                j->w = n_writers_kept > 0 ? writers_kept[--n_writers_kept] : malloc(sizeof(*j->w));
+        if (strscpy(j->lane.key, instance_uuid, sizeof(j->lane.key)) < 0 || (writer && !j->w)) {
                 job_free(j);
                 return NULL;
         }
@@ -3223,9 +3240,9 @@ static void jobs_quiesce(struct lv *lv)
  * call is served here, after the jobs before it, as before there were workers. */
 static int queue_call(struct lv *lv, struct modrt_call *call, modrt_handler_t handler)
 {
-        struct lv_job *j = job_new(lv, JOB_CALL, proto_get_str(call->req, "instance_uuid", ""), true);
+        struct lv_job *j = lv->lanes ? job_new(lv, JOB_CALL, proto_get_str(call->req, "instance_uuid", ""), true) : NULL;
 
-        if (j && lv->lanes && (j->req = proto_value_dup(call->req)) && (j->deferred = modrt_defer(lv->rt, call))) {
+        if (j && (j->req = proto_value_dup(call->req)) && (j->deferred = modrt_defer(lv->rt, call))) {
                 modrt_deferred_reply_begin(j->deferred, j->w);
                 j->call = (struct modrt_call){ .req = j->req, .reply = j->w, .fd = -1 };
                 j->handler = handler;
@@ -3401,8 +3418,9 @@ static int lv_run(struct modrt *rt, void *state)
         if (lv_load_libvirt() < 0)
                 return -EIO;
         /* The workers, once (they outlive a lost core: answers for it are dropped). Without them
-         * every call is served here, as before. */
-        if (!lv->lanes) {
+         * (and with the in-process test driver, which has nothing to wait for) every call is
+         * served here, as before. */
+        if (!lv->lanes && !libvirt_uri_is_in_process_test(lv->uri)) {
                 int r = lanes_new(DOMAIN_WORKERS, DOMAIN_WORKER_STACK, &lv->lanes);
                 if (r == 0) {
                         lv->lanes_watch = virEventAddHandle(lanes_done_fd(lv->lanes), VIR_EVENT_HANDLE_READABLE,
@@ -3476,6 +3494,7 @@ static void lv_done(void *state)
         if (lv->retry_timer >= 0)
                 (void)virEventRemoveTimeout(lv->retry_timer);
         conn_drop(lv);
+        writers_kept_free();
         pthread_mutex_destroy(&lv->lock);
         free(lv->ev);
         free(lv);

@@ -271,14 +271,15 @@ static bool log_contains(struct lvmod *m, const char *needle)
         return strstr(text, needle) != NULL;
 }
 
-START_TEST(test_domain_lifecycle)
+/* The whole lifecycle of one domain at uri. */
+static void domain_lifecycle(const char *uri)
 {
         struct lvmod m;
         struct proc_security sec;
         char line[256];
         int i;
 
-        lvmod_start(&m, "test:///default", NULL);
+        lvmod_start(&m, uri, NULL);
         ck_assert_int_eq(proc_security_read(m.pid, &sec), 0);
         ck_assert_uint_eq(sec.cap_eff, 0);
         ck_assert_uint_eq(sec.cap_prm, 0);
@@ -390,6 +391,27 @@ START_TEST(test_domain_lifecycle)
                        ENOENT);
         ck_assert_msg(log_contains(&m, line), "missing audit line: %s", line);
         lvmod_free(&m);
+}
+
+/* In-process test driver: every call on the module's main thread. */
+START_TEST(test_domain_lifecycle)
+{
+        domain_lifecycle("test:///default");
+}
+END_TEST
+
+/* The same through a private libvirtd: domain calls, events and the shutdown deadline on the
+ * module's worker threads. */
+START_TEST(test_domain_lifecycle_on_workers)
+{
+        char dir[] = "/tmp/test-libvirt-lvd-XXXXXX", uri[PATH_MAX + 64], test_uri[PATH_MAX + 64];
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(libvirtd_private_start(dir, uri, sizeof(uri)), 0);
+        ck_assert_int_eq(xsnprintf(test_uri, sizeof(test_uri), "test+unix:///default?socket=%s/sock/libvirt-sock", dir),
+                         0);
+        domain_lifecycle(test_uri);
+        libvirtd_private_stop(dir, uri);
 }
 END_TEST
 
@@ -1177,6 +1199,7 @@ int main(void)
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_domain_lifecycle);
+        tcase_add_test(tc, test_domain_lifecycle_on_workers);
         tcase_add_test(tc, test_domain_list_pages);
         tcase_add_test(tc, test_domain_list_skips_lookalikes_in_pages);
         tcase_add_test(tc, test_domain_list_full_pages);
