@@ -448,11 +448,20 @@ int main(int argc, char **argv)
                "CPU s boot", "CPU s del");
         for (size_t i = 0; i < n_procs; i++) {
                 struct proc *pr = &procs[i];
-                printf("%-22s %7ld %10.2f %10.2f %12.2f %11.2f %11.2f\n", pr->name, (long)pr->pid, pr->rss_kib / 1024.0,
-                       pr->hwm_kib / 1024.0, pr->rss_after_delete_kib / 1024.0, pr->cpu_s[1] - pr->cpu_s[0],
-                       pr->cpu_s[2] - pr->cpu_s[1]);
+                char boot_cpu[16] = "-", del_cpu[16] = "-", after[16] = "-";
+                /* a phase not run has no figure (not 0.00: the run with --phase boot printed its
+                 * table before any delete, and boot-full showed that 0.00 as the deletes' CPU) */
+                if (opt_boot)
+                        (void)snprintf(boot_cpu, sizeof(boot_cpu), "%.2f", pr->cpu_s[1] - pr->cpu_s[0]);
+                if (opt_delete) {
+                        (void)snprintf(del_cpu, sizeof(del_cpu), "%.2f", pr->cpu_s[2] - pr->cpu_s[1]);
+                        (void)snprintf(after, sizeof(after), "%.2f", pr->rss_after_delete_kib / 1024.0);
+                }
+                printf("%-22s %7ld %10.2f %10.2f %12s %11s %11s\n", pr->name, (long)pr->pid, pr->rss_kib / 1024.0,
+                       pr->hwm_kib / 1024.0, after, boot_cpu, del_cpu);
         }
-        printf("(VmRSS/VmHWM: with the %u instances up; CPU s: utime+stime of the process itself during the phase)\n",
+        printf("(VmRSS/VmHWM: with the %u instances up; CPU s: utime+stime of the process itself during the phase;\n"
+               " -: the phase was not run by this client)\n",
                opt_count);
 
         for (int p = 0; p < 2; p++)

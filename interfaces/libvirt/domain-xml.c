@@ -59,6 +59,12 @@ bool libvirt_uri_is_local_socket(const char *uri)
         return h == 0;
 }
 
+bool libvirt_uri_is_in_process_test(const char *uri)
+{
+        /* no transport ("test+unix://" goes to a daemon) and no host ("test://host/" too) */
+        return strncmp(uri, "test:///", 8) == 0;
+}
+
 /* An append-only bounded buffer; the first overflow is sticky. */
 struct xbuf {
         char *p;       /* destination */

@@ -79,6 +79,11 @@ int domain_type_from_uri(const char *uri, const char **ret_type);
  * at once, and pings would wake an idle module every few seconds. */
 bool libvirt_uri_is_local_socket(const char *uri);
 
+/* True for libvirt's in-process test driver (test:///default, test:///PATH): its calls are work
+ * of this process under one driver lock, with nothing to wait for, so the module serves them on
+ * its main thread (worker threads would only add handoffs and contention). */
+bool libvirt_uri_is_in_process_test(const char *uri);
+
 /* XML-escape s (& < > " ') into buf, NUL-terminated. 0 or -EMSGSIZE (buf then holds ""). */
 int domain_xml_escape(const char *s, char *buf, size_t size);
 

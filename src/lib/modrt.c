@@ -274,8 +274,9 @@ static int request_id_check(struct modrt *rt, uint32_t id, char *why, size_t why
         return 0;
 }
 
-int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,
-                   void (*fill)(struct proto_writer *w, void *userdata), void *userdata)
+/* modrt_complete(), and modrt_complete_call() with built: the reply it sends on success. */
+static int complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,
+                    void (*fill)(struct proto_writer *w, void *userdata), void *userdata, struct proto_writer *built)
 {
         int r;
 
@@ -286,12 +287,16 @@ int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const
                 free(d);
                 return -ENOTCONN;
         }
-        pw_init(rt->tx_later, PROTO_REPLY, d->id, status < 0 ? status : 0, d->name);
-        if (status < 0)
-                pw_str(rt->tx_later, "error", err_text ? err_text : strerror(-status));
-        else if (fill)
-                fill(rt->tx_later, userdata);
-        r = send_frame(rt, rt->tx_later);
+        if (status >= 0 && built) {
+                r = send_frame(rt, built);
+        } else {
+                pw_init(rt->tx_later, PROTO_REPLY, d->id, status < 0 ? status : 0, d->name);
+                if (status < 0)
+                        pw_str(rt->tx_later, "error", err_text ? err_text : strerror(-status));
+                else if (fill)
+                        fill(rt->tx_later, userdata);
+                r = send_frame(rt, rt->tx_later);
+        }
         if (r == -EMSGSIZE || r == -EINVAL) {
                 pw_init(rt->tx_later, PROTO_REPLY, d->id, r, d->name);
                 pw_str(rt->tx_later, "error", "reply does not fit the protocol limits");
@@ -299,6 +304,24 @@ int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const
         }
         free(d);
         return r;
+}
+
+int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,
+                   void (*fill)(struct proto_writer *w, void *userdata), void *userdata)
+{
+        return complete(rt, d, status, err_text, fill, userdata, NULL);
+}
+
+void modrt_deferred_reply_begin(const struct modrt_deferred *d, struct proto_writer *w)
+{
+        pw_init(w, PROTO_REPLY, d->id, 0, d->name);
+}
+
+int modrt_complete_call(struct modrt *rt, struct modrt_deferred *d, int status, struct modrt_call *call)
+{
+        if (call->audit[0])
+                (void)strscpy(d->audit, call->audit, sizeof(d->audit));
+        return complete(rt, d, status, call->err[0] ? call->err : NULL, NULL, NULL, status >= 0 ? call->reply : NULL);
 }
 
 /* A request the core's own checks would have refused: log it (entrypoint,

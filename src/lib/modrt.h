@@ -44,6 +44,17 @@ struct modrt_deferred *modrt_defer(struct modrt *rt, struct modrt_call *call);
 int modrt_complete(struct modrt *rt, struct modrt_deferred *d, int status, const char *err_text,
                    void (*fill)(struct proto_writer *w, void *userdata), void *userdata);
 
+/* Begin the reply of deferred call d in w (the header modrt_dispatch writes for a handler), so
+ * that a handler run elsewhere, e.g. on a worker thread of the module's, can write its members
+ * there. Any thread, while d is not completed (it reads only what modrt_defer copied). */
+void modrt_deferred_reply_begin(const struct modrt_deferred *d, struct proto_writer *w);
+/* Answer deferred call d from what a handler run elsewhere left in call, as modrt_dispatch
+ * answers a handler it ran: status 0 with the reply call->reply (begun with
+ * modrt_deferred_reply_begin, members written by the handler), or status -errno with
+ * call->err (strerror when empty); call->audit goes into the audit line of a privileged
+ * call. The thread that dispatches only. Frees d. Returns 0 or -errno from sending. */
+int modrt_complete_call(struct modrt *rt, struct modrt_deferred *d, int status, struct modrt_call *call);
+
 struct modrt_entry {
         const struct proto_entrypoint *ep; /* name, schema, privileged flag */
         modrt_handler_t handler;

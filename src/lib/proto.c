@@ -520,6 +520,67 @@ int pw_finish(struct proto_writer *w, const uint8_t **ret_buf, size_t *ret_len)
         return 0;
 }
 
+/* ---- copies ---- */
+
+/* Nodes and string bytes (keys and strings with their NULs) of v and everything below it. */
+static void dup_size(const struct proto_value *v, size_t *nodes, size_t *bytes)
+{
+        (*nodes)++;
+        if (v->key)
+                *bytes += strlen(v->key) + 1;
+        if (v->type == PV_STR)
+                *bytes += (size_t)v->count + 1;
+        for (const struct proto_value *c = v->child; c; c = c->next)
+                dup_size(c, nodes, bytes);
+}
+
+static char *dup_text(char **strings, const char *s, size_t len)
+{
+        char *copy = *strings;
+
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+        *strings += len + 1;
+        return copy;
+}
+
+/* Copy v into *nodes (advanced past it and its subtree) and its text into *strings. */
+static struct proto_value *dup_tree(const struct proto_value *v, struct proto_value **nodes, char **strings)
+{
+        struct proto_value *copy = (*nodes)++, *prev = NULL;
+
+        *copy = *v;
+        copy->next = NULL;
+        copy->child = NULL;
+        if (v->key)
+                copy->key = dup_text(strings, v->key, strlen(v->key));
+        if (v->type == PV_STR)
+                copy->v.s = dup_text(strings, v->v.s, v->count);
+        for (const struct proto_value *c = v->child; c; c = c->next) {
+                struct proto_value *cc = dup_tree(c, nodes, strings);
+                if (prev)
+                        prev->next = cc;
+                else
+                        copy->child = cc;
+                prev = cc;
+        }
+        return copy;
+}
+
+struct proto_value *proto_value_dup(const struct proto_value *v)
+{
+        size_t n_nodes = 0, n_bytes = 0;
+        struct proto_value *nodes;
+        char *strings;
+
+        dup_size(v, &n_nodes, &n_bytes);
+        nodes = malloc(n_nodes * sizeof(*nodes) + n_bytes);
+        if (!nodes)
+                return NULL;
+        strings = (char *)(nodes + n_nodes);
+        return dup_tree(v, &nodes, &strings);
+}
+
 /* ---- accessors ---- */
 
 const struct proto_value *proto_get(const struct proto_value *obj, const char *key)

@@ -114,6 +114,12 @@ const char *proto_get_str(const struct proto_value *obj, const char *key, const 
 uint64_t proto_get_u64(const struct proto_value *obj, const char *key, uint64_t dflt);
 bool proto_get_bool(const struct proto_value *obj, const char *key, bool dflt);
 
+/* A copy of the value tree v (v and everything below it: members, items, keys and strings) in
+ * one allocation, for a request served after the frame it came in is gone (the decode arena is
+ * reused by the next frame); the copy's root has no sibling. free() frees it. NULL when out of
+ * memory. */
+struct proto_value *proto_value_dup(const struct proto_value *v) _warn_unused_result_;
+
 /* True when s (len bytes) is valid UTF-8 without control characters. */
 bool proto_text_is_clean(const char *s, size_t len);
 /* Make foreign text (libvirt or OVS error messages, possibly translated or

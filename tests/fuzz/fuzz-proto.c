@@ -242,5 +242,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(again.n_nodes == msg.n_nodes);
         CHECK(again.strings_used == msg.strings_used);
         CHECK(same_tree(msg.body, again.body));
+
+        /* a copy (proto_value_dup, as a module keeps a request for a worker thread) is the same
+         * tree and outlives the arena: decode something else into it first */
+        {
+                struct proto_value *copy = proto_value_dup(msg.body);
+                CHECK(copy != NULL);
+                CHECK(copy->next == NULL);
+                memset(err, 0, sizeof(err));
+                CHECK(proto_decode(buf, PROTO_HEADER_SIZE + 1 + (size_t)buf[16] + 2, &msg, err, sizeof(err)) == 0 ||
+                      err[0] != '\0');
+                memset(msg.strings, 0x5a, sizeof(msg.strings));
+                CHECK(same_tree(copy, again.body));
+                free(copy);
+        }
         return 0;
 }

@@ -13,8 +13,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #define IID "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
@@ -270,14 +272,15 @@ static bool log_contains(struct lvmod *m, const char *needle)
         return strstr(text, needle) != NULL;
 }
 
-START_TEST(test_domain_lifecycle)
+/* The whole lifecycle of one domain at uri. */
+static void domain_lifecycle(const char *uri)
 {
         struct lvmod m;
         struct proc_security sec;
         char line[256];
         int i;
 
-        lvmod_start(&m, "test:///default", NULL);
+        lvmod_start(&m, uri, NULL);
         ck_assert_int_eq(proc_security_read(m.pid, &sec), 0);
         ck_assert_uint_eq(sec.cap_eff, 0);
         ck_assert_uint_eq(sec.cap_prm, 0);
@@ -389,6 +392,27 @@ START_TEST(test_domain_lifecycle)
                        ENOENT);
         ck_assert_msg(log_contains(&m, line), "missing audit line: %s", line);
         lvmod_free(&m);
+}
+
+/* In-process test driver: every call on the module's main thread. */
+START_TEST(test_domain_lifecycle)
+{
+        domain_lifecycle("test:///default");
+}
+END_TEST
+
+/* The same through a private libvirtd: domain calls, events and the shutdown deadline on the
+ * module's worker threads. */
+START_TEST(test_domain_lifecycle_on_workers)
+{
+        char dir[] = "/tmp/test-libvirt-lvd-XXXXXX", uri[PATH_MAX + 64], test_uri[PATH_MAX + 64];
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(libvirtd_private_start(dir, uri, sizeof(uri)), 0);
+        ck_assert_int_eq(xsnprintf(test_uri, sizeof(test_uri), "test+unix:///default?socket=%s/sock/libvirt-sock", dir),
+                         0);
+        domain_lifecycle(test_uri);
+        libvirtd_private_stop(dir, uri);
 }
 END_TEST
 
@@ -809,6 +833,365 @@ START_TEST(test_killed_libvirtd_noticed_without_keepalive)
 }
 END_TEST
 
+/* ---- domain calls on workers: a private libvirtd behind a slow link ----
+ *
+ * A relay between the module and a private libvirtd that holds back every byte libvirtd sends
+ * for RELAY_DELAY_MS, as a distant or busy daemon would: each libvirt call of the module then
+ * takes at least that long, so calls served one after the other and calls served together are
+ * told apart by the clock, whatever the load of the machine. */
+
+#define RELAY_DELAY_MS 40
+#define RELAY_PAIRS 8
+
+struct relay_chunk {
+        uint64_t due_usec;                  /* when it may go on to the client */
+        size_t len;
+        struct relay_chunk *next;
+        uint8_t data[];
+};
+
+struct relay_pair {
+        int client, server;                 /* -1 when unused */
+        struct relay_chunk *head, *tail;    /* libvirtd's bytes held back, in order */
+};
+
+struct relay {
+        int listen_fd, stop[2];
+        char target[PATH_MAX];
+        struct relay_pair pairs[RELAY_PAIRS];
+        pthread_t thread;
+};
+
+static void relay_pair_close(struct relay_pair *p)
+{
+        while (p->head) {
+                struct relay_chunk *c = p->head;
+                p->head = c->next;
+                free(c);
+        }
+        p->tail = NULL;
+        if (p->client >= 0)
+                close(p->client);
+        if (p->server >= 0)
+                close(p->server);
+        p->client = p->server = -1;
+}
+
+static int unix_connect(const char *path)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0 || strscpy(sa.sun_path, path, sizeof(sa.sun_path)) < 0 ||
+            connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static void *relay_thread(void *userdata)
+{
+        struct relay *rl = userdata;
+        uint8_t buf[65536];
+
+        for (;;) {
+                struct pollfd pf[2 + 2 * RELAY_PAIRS];
+                int n = 0, timeout = -1;
+                uint64_t now = now_usec();
+
+                pf[n++] = (struct pollfd){ rl->stop[0], POLLIN, 0 };
+                pf[n++] = (struct pollfd){ rl->listen_fd, POLLIN, 0 };
+                for (int i = 0; i < RELAY_PAIRS; i++) {
+                        struct relay_pair *p = &rl->pairs[i];
+                        /* what is due goes on first */
+                        while (p->head && p->head->due_usec <= now) {
+                                struct relay_chunk *c = p->head;
+                                if (p->client >= 0 && write_all(p->client, c->data, c->len) < 0)
+                                        relay_pair_close(p);
+                                if (p->head != c)
+                                        break;
+                                p->head = c->next;
+                                if (!p->head)
+                                        p->tail = NULL;
+                                free(c);
+                        }
+                        if (p->head) {
+                                int ms = (int)((p->head->due_usec - now) / 1000) + 1;
+                                timeout = timeout < 0 || ms < timeout ? ms : timeout;
+                        }
+                        pf[n++] = (struct pollfd){ p->client, POLLIN, 0 };
+                        pf[n++] = (struct pollfd){ p->server, POLLIN, 0 };
+                }
+                if (poll(pf, (nfds_t)n, timeout) < 0)
+                        continue;
+                if (pf[0].revents)
+                        break;
+                if (pf[1].revents & POLLIN) {
+                        int c = accept4(rl->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                        for (int i = 0; c >= 0 && i < RELAY_PAIRS; i++)
+                                if (rl->pairs[i].client < 0) {
+                                        rl->pairs[i].client = c;
+                                        rl->pairs[i].server = unix_connect(rl->target);
+                                        if (rl->pairs[i].server < 0)
+                                                relay_pair_close(&rl->pairs[i]);
+                                        c = -1;
+                                }
+                        if (c >= 0)
+                                close(c);
+                }
+                for (int i = 0; i < RELAY_PAIRS; i++) {
+                        struct relay_pair *p = &rl->pairs[i];
+                        struct pollfd *cl = &pf[2 + 2 * i], *sv = &pf[3 + 2 * i];
+                        ssize_t len;
+
+                        if (p->client >= 0 && (cl->revents & (POLLIN | POLLHUP | POLLERR))) {
+                                len = read(p->client, buf, sizeof(buf));
+                                if (len <= 0 || write_all(p->server, buf, (size_t)len) < 0) {
+                                        relay_pair_close(p);
+                                        continue;
+                                }
+                        }
+                        if (p->server >= 0 && (sv->revents & (POLLIN | POLLHUP | POLLERR))) {
+                                struct relay_chunk *c;
+                                len = read(p->server, buf, sizeof(buf));
+                                if (len <= 0) {
+                                        relay_pair_close(p);
+                                        continue;
+                                }
+                                c = malloc(sizeof(*c) + (size_t)len);
+                                ck_assert_ptr_nonnull(c);
+                                c->due_usec = now_usec() + RELAY_DELAY_MS * 1000;
+                                c->len = (size_t)len;
+                                c->next = NULL;
+                                memcpy(c->data, buf, (size_t)len);
+                                if (p->tail)
+                                        p->tail->next = c;
+                                else
+                                        p->head = c;
+                                p->tail = c;
+                        }
+                }
+        }
+        for (int i = 0; i < RELAY_PAIRS; i++)
+                relay_pair_close(&rl->pairs[i]);
+        return NULL;
+}
+
+/* A relay listening at path, to the unix socket target. */
+static void relay_start(struct relay *rl, const char *path, const char *target)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        memset(rl, 0, sizeof(*rl));
+        for (int i = 0; i < RELAY_PAIRS; i++)
+                rl->pairs[i].client = rl->pairs[i].server = -1;
+        ck_assert_int_eq(strscpy(rl->target, target, sizeof(rl->target)), 0);
+        ck_assert_int_ge(strscpy(sa.sun_path, path, sizeof(sa.sun_path)), 0);
+        rl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(rl->listen_fd, 0);
+        ck_assert_int_eq(bind(rl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(rl->listen_fd, 8), 0);
+        ck_assert_int_eq(pipe2(rl->stop, O_CLOEXEC), 0);
+        ck_assert_int_eq(pthread_create(&rl->thread, NULL, relay_thread, rl), 0);
+}
+
+static void relay_stop(struct relay *rl)
+{
+        ck_assert_int_eq(write(rl->stop[1], "x", 1), 1);
+        ck_assert_int_eq(pthread_join(rl->thread, NULL), 0);
+        close(rl->stop[0]);
+        close(rl->stop[1]);
+        close(rl->listen_fd);
+}
+
+/* Send the built request without waiting for its reply; its id. */
+static uint32_t lv_send(struct lvmod *m)
+{
+        const uint8_t *frame;
+        size_t len;
+        uint32_t id = m->next_id++;
+
+        ck_assert_int_eq(core_request_check(&libvirt_protocol, m->w, m->err, sizeof(m->err)), 0);
+        pw_set_id(m->w, id);
+        ck_assert_int_eq(pw_finish(m->w, &frame, &len), 0);
+        ck_assert_int_eq(send(m->fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
+        return id;
+}
+
+static uint32_t send_uuid(struct lvmod *m, const char *ep, const char *uuid)
+{
+        pw_init(m->w, PROTO_REQUEST, 0, 0, ep);
+        pw_str(m->w, "instance_uuid", uuid);
+        return lv_send(m);
+}
+
+/* One reply (events on the way are recorded), within 20 s: its id, status in *ret_status and
+ * domain.state (or "") in ret_state; the number of events recorded before it in *ret_events. */
+static uint32_t recv_reply(struct lvmod *m, int *ret_status, char ret_state[16], size_t *ret_events)
+{
+        for (;;) {
+                int r = recv_frame(m, 20000);
+                ck_assert_msg(r == 1, "no reply (%s)", r == 0 ? "timeout" : "module hung up");
+                if (m->msg->type != PROTO_REPLY)
+                        continue;
+                *ret_status = m->msg->status;
+                copy_str(ret_state, 16, proto_get(m->msg->body, "domain"), "state");
+                *ret_events = m->n_events;
+                return m->msg->id;
+        }
+}
+
+#define N_SLOW 8
+static const char *const slow_uuids[N_SLOW] = {
+        "5a000000-0000-4000-8000-000000000001", "5a000000-0000-4000-8000-000000000002",
+        "5a000000-0000-4000-8000-000000000003", "5a000000-0000-4000-8000-000000000004",
+        "5a000000-0000-4000-8000-000000000005", "5a000000-0000-4000-8000-000000000006",
+        "5a000000-0000-4000-8000-000000000007", "5a000000-0000-4000-8000-000000000008",
+};
+
+/* Issue 22: calls on different domains are served together (8 domain_state at once take far less
+ * than 8 times one; one at a time they took 8 times one), and calls on one domain keep their
+ * order: destroy, undefine and state of one domain sent at once are answered in order and act in
+ * order (undefine after the destroy, state after the undefine), each answer before the event it
+ * caused, and a listing sent after a destroy sees it done. */
+START_TEST(test_domain_calls_concurrent_and_in_order)
+{
+        char dir[] = "/tmp/test-libvirt-lvd-XXXXXX", uri[PATH_MAX + 64], sock[PATH_MAX], relay_sock[PATH_MAX];
+        char module_uri[PATH_MAX + 64], state[16];
+        const char *a = slow_uuids[0], *b = slow_uuids[1];
+        uint32_t ids[8], id;
+        size_t evs, destroy_events = 0, undefine_events = 0;
+        uint64_t t0, one_us, eight_us;
+        struct relay rl;
+        struct lvmod m;
+        int st;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_int_eq(libvirtd_private_start(dir, uri, sizeof(uri)), 0);
+        ck_assert_int_eq(xsnprintf(sock, sizeof(sock), "%s/sock/libvirt-sock", dir), 0);
+        ck_assert_int_eq(xsnprintf(relay_sock, sizeof(relay_sock), "%s/relay-sock", dir), 0);
+        relay_start(&rl, relay_sock, sock);
+        ck_assert_int_eq(xsnprintf(module_uri, sizeof(module_uri), "test+unix:///default?socket=%s", relay_sock), 0);
+        lvmod_start(&m, module_uri, NULL);
+        /* define and start each, all sent at once: each start comes after its define */
+        for (int i = 0; i < N_SLOW; i++) {
+                char name[16];
+                (void)snprintf(name, sizeof(name), "slow-%d", i);
+                build_define(&m, slow_uuids[i], name, 1, 64, 1);
+                (void)lv_send(&m);
+                (void)send_uuid(&m, "domain_start", slow_uuids[i]);
+        }
+        for (int i = 0; i < 2 * N_SLOW; i++) {
+                (void)recv_reply(&m, &st, state, &evs);
+                ck_assert_msg(st == 0, "define or start: %s", proto_get_str(m.msg->body, "error", ""));
+        }
+
+        /* their events first (each is judged in its domain's lane: two calls to libvirtd) */
+        for (int i = 0; i < N_SLOW; i++)
+                ck_assert_int_ge(wait_event(&m, 0, "domain_lifecycle", slow_uuids[i], "started", 10000), 0);
+        /* one, then eight at once (each makes the same five calls to libvirtd) */
+        t0 = now_usec();
+        ck_assert_int_eq(call_uuid(&m, "domain_state", a), 0);
+        one_us = now_usec() - t0;
+        ck_assert_uint_ge(one_us, 2 * RELAY_DELAY_MS * 1000); /* the relay holds every answer back */
+        t0 = now_usec();
+        for (int i = 0; i < N_SLOW; i++)
+                ids[i] = send_uuid(&m, "domain_state", slow_uuids[i]);
+        for (int i = 0; i < N_SLOW; i++) {
+                id = recv_reply(&m, &st, state, &evs);
+                ck_assert_int_eq(st, 0);
+                ck_assert_str_eq(state, "running");
+                ck_assert_uint_ge(id, ids[0]);
+                ck_assert_uint_le(id, ids[N_SLOW - 1]);
+        }
+        eight_us = now_usec() - t0;
+        fprintf(stderr, "domain_state through a %d ms relay: one %.0f ms, %d at once %.0f ms\n", RELAY_DELAY_MS,
+                (double)one_us / 1000, N_SLOW, (double)eight_us / 1000);
+        ck_assert_msg(eight_us < 5 * one_us, "%d calls on different domains took %.0f ms, one took %.0f ms: not concurrent",
+                      N_SLOW, (double)eight_us / 1000, (double)one_us / 1000);
+
+        /* one domain's calls at once, with another domain's between them */
+        ids[0] = send_uuid(&m, "domain_destroy", a);
+        ids[1] = send_uuid(&m, "domain_state", b);
+        ids[2] = send_uuid(&m, "domain_undefine", a);
+        ids[3] = send_uuid(&m, "domain_destroy", b);
+        ids[4] = send_uuid(&m, "domain_state", a);
+        {
+                uint32_t a_next = 0; /* index into a's ids: 0, 2, 4 */
+                const uint32_t a_ids[3] = { ids[0], ids[2], ids[4] };
+                for (int k = 0; k < 5; k++) {
+                        id = recv_reply(&m, &st, state, &evs);
+                        if (id == ids[1] || id == ids[3]) {
+                                ck_assert_int_eq(st, 0);
+                                continue;
+                        }
+                        ck_assert_msg(a_next < 3 && id == a_ids[a_next], "domain %s: reply %u out of order", a, id);
+                        if (a_next == 0) {
+                                ck_assert_int_eq(st, 0);
+                                ck_assert_str_eq(state, "shutoff");
+                                destroy_events = evs;
+                        } else if (a_next == 1) {
+                                ck_assert_msg(st == 0, "undefine after destroy: %d", st); /* -EBUSY: ran first */
+                                undefine_events = evs;
+                        } else {
+                                ck_assert_int_eq(st, -ENOENT); /* after the undefine */
+                        }
+                        a_next++;
+                }
+                ck_assert_uint_eq(a_next, 3);
+        }
+        /* the events came after the answers of the calls that caused them */
+        for (size_t i = 0; i < destroy_events; i++)
+                ck_assert_msg(!(streq(m.events[i].instance_uuid, a) && streq(m.events[i].event, "stopped")),
+                              "the stopped event of %s came before the destroy's answer", a);
+        for (size_t i = 0; i < undefine_events; i++)
+                ck_assert_msg(!(streq(m.events[i].instance_uuid, a) && streq(m.events[i].event, "undefined")),
+                              "the undefined event of %s came before the undefine's answer", a);
+        ck_assert_int_ge(wait_event(&m, destroy_events, "domain_lifecycle", a, "stopped", 5000), 0);
+        ck_assert_int_ge(wait_event(&m, undefine_events, "domain_lifecycle", a, "undefined", 5000), 0);
+
+        /* a listing (main thread) after a destroy (worker) sent at once: answered after it, sees it */
+        ids[0] = send_uuid(&m, "domain_destroy", slow_uuids[2]);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "domain_list");
+        ids[1] = lv_send(&m);
+        id = recv_reply(&m, &st, state, &evs);
+        ck_assert_uint_eq(id, ids[0]);
+        ck_assert_int_eq(st, 0);
+        id = recv_reply(&m, &st, state, &evs);
+        ck_assert_uint_eq(id, ids[1]);
+        ck_assert_int_eq(st, 0);
+        {
+                const struct proto_value *doms = proto_get(m.msg->body, "domains");
+                bool seen = false;
+                ck_assert_uint_eq(proto_get_u64(m.msg->body, "total", 0), N_SLOW - 1);
+                for (const struct proto_value *d = doms ? doms->child : NULL; d; d = d->next)
+                        if (streq(proto_get_str(d, "instance_uuid", ""), slow_uuids[2])) {
+                                ck_assert_str_eq(proto_get_str(d, "state", ""), "shutoff");
+                                seen = true;
+                        }
+                ck_assert(seen);
+        }
+
+        for (int i = 1; i < N_SLOW; i++) {
+                (void)send_uuid(&m, "domain_destroy", slow_uuids[i]);
+                (void)send_uuid(&m, "domain_undefine", slow_uuids[i]);
+        }
+        for (int i = 1; i < 2 * N_SLOW - 1; i++) {
+                (void)recv_reply(&m, &st, state, &evs);
+                ck_assert_msg(st == 0, "destroy or undefine: %s", proto_get_str(m.msg->body, "error", ""));
+        }
+        ck_assert_uint_eq(list_total(&m), 0);
+        close(m.fd);
+        m.fd = -1;
+        ck_assert_int_eq(wait_exit(&m, 10000), 0);
+        lvmod_free(&m);
+        relay_stop(&rl);
+        libvirtd_private_stop(dir, uri);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("libvirt-module");
@@ -818,6 +1201,7 @@ int main(void)
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_domain_lifecycle);
+        tcase_add_test(tc, test_domain_lifecycle_on_workers);
         tcase_add_test(tc, test_domain_list_pages);
         tcase_add_test(tc, test_domain_list_skips_lookalikes_in_pages);
         tcase_add_test(tc, test_domain_list_full_pages);
@@ -826,6 +1210,7 @@ int main(void)
         tcase_add_test(tc, test_reconnect_when_libvirt_appears);
         tcase_add_test(tc, test_libvirt_loaded_after_hello);
         tcase_add_test(tc, test_killed_libvirtd_noticed_without_keepalive);
+        tcase_add_test(tc, test_domain_calls_concurrent_and_in_order);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -310,6 +310,15 @@ START_TEST(test_derived_names)
         ck_assert(!libvirt_uri_is_local_socket("qemu+libssh2://host/system"));
         ck_assert(!libvirt_uri_is_local_socket("qemu+ext:///system?command=/bin/x"));
         ck_assert(!libvirt_uri_is_local_socket("qemu+unixx:///system"));
+
+        /* worker threads for every driver but the in-process test driver */
+        ck_assert(libvirt_uri_is_in_process_test("test:///default"));
+        ck_assert(libvirt_uri_is_in_process_test("test:///tmp/node.xml"));
+        ck_assert(!libvirt_uri_is_in_process_test("test+unix:///default?socket=/run/x"));
+        ck_assert(!libvirt_uri_is_in_process_test("test://host/default"));
+        ck_assert(!libvirt_uri_is_in_process_test("qemu:///system"));
+        ck_assert(!libvirt_uri_is_in_process_test("qemu:///embed?root=/tmp/x"));
+        ck_assert(!libvirt_uri_is_in_process_test("tes:///default"));
         ck_assert(!libvirt_uri_is_local_socket("qemu"));
         ck_assert(!libvirt_uri_is_local_socket(""));
 }

@@ -19,6 +19,7 @@
  * stream is a clean exit. */
 #include <check.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -31,7 +32,7 @@
 
 /* ---- the test module ---- */
 
-enum { EP_ECHO, EP_GUARDED, EP_LATER, EP_FINISH, EP_READ_FD, EP_GUARDED_LATER, EP_NOTIFY, _EP_MAX };
+enum { EP_ECHO, EP_GUARDED, EP_LATER, EP_FINISH, EP_READ_FD, EP_GUARDED_LATER, EP_NOTIFY, EP_ELSEWHERE, _EP_MAX };
 
 static const struct schema_field echo_req[] = {
         { .name = "port_uuid", .kind = SCH_UUID, .required = true },
@@ -47,6 +48,7 @@ static const struct proto_entrypoint test_eps[_EP_MAX] = {
         [EP_READ_FD] = { "read_fd", schema_empty_req, false, .takes_fd = true },
         [EP_GUARDED_LATER] = { "guarded_later", schema_port_only_req, true },
         [EP_NOTIFY] = { "notify", schema_empty_req, false },
+        [EP_ELSEWHERE] = { "elsewhere", schema_port_only_req, true },
 };
 
 static const struct module_protocol test_protocol = {
@@ -58,6 +60,8 @@ static const struct module_protocol test_protocol = {
 struct tm_state {
         struct modrt *rt;
         struct modrt_deferred *pending; /* the "later" call, answered by "finish" */
+        struct modrt_deferred *elsewhere; /* the "elsewhere" call, served on a thread by "finish" */
+        struct proto_value *elsewhere_req; /* its request, copied (the frame's arena is reused) */
 };
 
 static int handle_echo(void *state, struct modrt_call *call)
@@ -121,11 +125,65 @@ static void fill_later(struct proto_writer *w, void *userdata)
         pw_str(w, "done", "yes");
 }
 
+/* Privileged, served on a thread of its own (as the libvirt module's workers serve domain calls):
+ * the handler keeps a copy of the request; "finish" runs it and answers with modrt_complete_call. */
+static int handle_elsewhere(void *state, struct modrt_call *call)
+{
+        struct tm_state *st = state;
+
+        st->elsewhere_req = proto_value_dup(call->req);
+        st->elsewhere = st->elsewhere_req ? modrt_defer(st->rt, call) : NULL;
+        if (!st->elsewhere) {
+                free(st->elsewhere_req);
+                st->elsewhere_req = NULL;
+                return -ENOMEM;
+        }
+        return MODRT_DEFERRED;
+}
+
+struct elsewhere_job {
+        struct modrt_call call;
+        int status;
+};
+
+static void *elsewhere_thread(void *userdata)
+{
+        struct elsewhere_job *j = userdata;
+        const char *port = proto_get_str(j->call.req, "port_uuid", "");
+
+        (void)snprintf(j->call.audit, sizeof(j->call.audit), "dev=tst2");
+        if (streq(port, REFUSED_UUID)) {
+                pw_str(j->call.reply, "dropped", "members of a failed call are not sent");
+                (void)snprintf(j->call.err, sizeof(j->call.err), "refused on a thread");
+                j->status = -EPERM;
+                return NULL;
+        }
+        pw_str(j->call.reply, "port_uuid", port);
+        pw_str(j->call.reply, "served", "on a thread");
+        j->status = 0;
+        return NULL;
+}
+
 static int handle_finish(void *state, struct modrt_call *call)
 {
         struct tm_state *st = state;
 
         (void)call;
+        if (st->elsewhere) {
+                static struct proto_writer w;
+                struct elsewhere_job j = { .call = { .req = st->elsewhere_req, .reply = &w, .fd = -1 } };
+                pthread_t t;
+
+                modrt_deferred_reply_begin(st->elsewhere, &w);
+                if (pthread_create(&t, NULL, elsewhere_thread, &j) != 0)
+                        return -EAGAIN;
+                (void)pthread_join(t, NULL);
+                (void)modrt_complete_call(st->rt, st->elsewhere, j.status, &j.call);
+                st->elsewhere = NULL;
+                free(st->elsewhere_req);
+                st->elsewhere_req = NULL;
+                return 0;
+        }
         if (!st->pending)
                 return -ENOENT;
         (void)modrt_complete(st->rt, st->pending, 0, NULL, fill_later, NULL);
@@ -155,6 +213,7 @@ static const struct modrt_entry test_entries[_EP_MAX] = {
         [EP_READ_FD] = { &test_eps[EP_READ_FD], handle_read_fd },
         [EP_GUARDED_LATER] = { &test_eps[EP_GUARDED_LATER], handle_guarded_later },
         [EP_NOTIFY] = { &test_eps[EP_NOTIFY], handle_notify },
+        [EP_ELSEWHERE] = { &test_eps[EP_ELSEWHERE], handle_elsewhere },
 };
 
 static struct tm_state tm;
@@ -584,6 +643,49 @@ START_TEST(test_audit_lines)
 }
 END_TEST
 
+/* A call served elsewhere (a thread) and answered with modrt_complete_call: its reply has the
+ * members the thread wrote, a failure its reason and errno (and none of its members), and the
+ * audit line carries what the thread added. */
+START_TEST(test_served_elsewhere)
+{
+        start_and_hello();
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "elsewhere");
+        pw_str(m.w, "port_uuid", UUID);
+        send_only(5);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "finish");
+        send_only(6);
+        ck_assert(peer_recv());
+        ck_assert_uint_eq(m.msg->id, 5);
+        ck_assert_str_eq(m.msg->name, "elsewhere");
+        ck_assert_int_eq(m.msg->status, 0);
+        ck_assert_str_eq(proto_get_str(m.msg->body, "port_uuid", ""), UUID);
+        ck_assert_str_eq(proto_get_str(m.msg->body, "served", ""), "on a thread");
+        ck_assert(peer_recv());
+        ck_assert_uint_eq(m.msg->id, 6);
+        ck_assert_int_eq(m.msg->status, 0);
+
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "elsewhere");
+        pw_str(m.w, "port_uuid", REFUSED_UUID);
+        send_only(7);
+        pw_init(m.w, PROTO_REQUEST, 0, 0, "finish");
+        send_only(8);
+        ck_assert(peer_recv());
+        ck_assert_uint_eq(m.msg->id, 7);
+        ck_assert_int_eq(m.msg->status, -EPERM);
+        ck_assert_str_eq(proto_get_str(m.msg->body, "error", ""), "refused on a thread");
+        ck_assert_ptr_null(proto_get(m.msg->body, "dropped"));
+        ck_assert(peer_recv());
+        ck_assert_uint_eq(m.msg->id, 8);
+        ck_assert_int_eq(peer_finish(), 0);
+        ck_assert_msg(file_has(m.log, "audit: elsewhere port_uuid=" UUID " dev=tst2 result=ok"),
+                      "no audit line for the call served elsewhere in %s", m.log);
+        ck_assert_msg(file_has(m.log, "audit: elsewhere port_uuid=" REFUSED_UUID
+                                      " dev=tst2 result=error errno=1 (refused on a thread)"),
+                      "no failure audit line for the call served elsewhere in %s", m.log);
+        (void)unlink(m.log);
+}
+END_TEST
+
 START_TEST(test_event_from_a_handler)
 {
         start_and_hello();
@@ -676,6 +778,7 @@ int main(void)
         tcase_add_test(tc, test_bad_frames);
         tcase_add_test(tc, test_audit_lines);
         tcase_add_test(tc, test_event_from_a_handler);
+        tcase_add_test(tc, test_served_elsewhere);
         tcase_add_test(tc, test_failing_run_ends_the_module);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);

@@ -1174,6 +1174,68 @@ START_TEST(test_decode_reuse)
 }
 END_TEST
 
+/* A copy outlives its frame: decode the rich frame, copy its body, decode another frame into the
+ * same arena (and scribble over what is left of the first), and the copy still reads the same. */
+START_TEST(test_value_dup)
+{
+        const struct proto_value *tap, *ids, *item;
+        struct proto_value *copy;
+
+        build_rich_frame();
+        ACCEPT();
+        copy = proto_value_dup(msg.body);
+        ck_assert_ptr_nonnull(copy);
+        b_begin(1);
+        b_key("other");
+        b_str("a string that lands where the first frame's strings were");
+        ACCEPT();
+        memset(msg.strings + msg.strings_used, 'x', sizeof(msg.strings) - msg.strings_used);
+        memset(&msg.nodes[msg.n_nodes], 0xa5, sizeof(msg.nodes) - msg.n_nodes * sizeof(msg.nodes[0]));
+
+        ck_assert_int_eq(copy->type, PV_OBJ);
+        ck_assert_ptr_null(copy->key);
+        ck_assert_ptr_null(copy->next);
+        ck_assert_uint_eq(copy->count, 7);
+        ck_assert_uint_eq(chain_len(copy), 7);
+        ck_assert_uint_eq(proto_get_u64(copy, "u", 0), 1500);
+        ck_assert_int_eq(proto_get(copy, "i")->v.i, -3);
+        ck_assert(proto_get_bool(copy, "flag", false));
+        ck_assert_str_eq(proto_get_str(copy, "name", ""), "tap12345678-9a");
+        ck_assert_uint_eq(proto_get(copy, "name")->count, 14);
+        ck_assert_str_eq(proto_get_str(copy, "empty", "absent"), "");
+        tap = proto_get(copy, "tap");
+        ck_assert_ptr_nonnull(tap);
+        ck_assert_str_eq(proto_get_str(tap, "mac", ""), "fa:16:3e:00:11:22");
+        ids = proto_get(tap, "ids");
+        ck_assert_ptr_nonnull(ids);
+        ck_assert_int_eq(ids->type, PV_LIST);
+        ck_assert_uint_eq(chain_len(ids), 3);
+        ck_assert_uint_eq(nth_child(ids, 0)->v.u, 1);
+        ck_assert_ptr_null(nth_child(ids, 0)->key);
+        ck_assert_str_eq(nth_child(ids, 1)->v.s, "\xe2\x82\xac");
+        item = nth_child(ids, 2);
+        ck_assert_int_eq(item->type, PV_OBJ);
+        ck_assert(!proto_get_bool(item, "z", true));
+        ck_assert_int_eq(proto_get(copy, "none")->type, PV_LIST);
+        ck_assert_ptr_null(proto_get(copy, "none")->child);
+        /* the copy points into itself only */
+        ck_assert_ptr_ne(proto_get_str(copy, "name", NULL), NULL);
+        ck_assert(proto_get_str(copy, "name", NULL) < msg.strings ||
+                  proto_get_str(copy, "name", NULL) >= msg.strings + sizeof(msg.strings));
+        free(copy);
+
+        /* a scalar alone, with its key */
+        build_rich_frame();
+        ACCEPT();
+        copy = proto_value_dup(proto_get(msg.body, "name"));
+        ck_assert_ptr_nonnull(copy);
+        ck_assert_ptr_null(copy->next);
+        ck_assert_str_eq(copy->key, "name");
+        ck_assert_str_eq(copy->v.s, "tap12345678-9a");
+        free(copy);
+}
+END_TEST
+
 /* ---- writer errors ---- */
 
 START_TEST(test_w_key_in_list)
@@ -1666,6 +1728,7 @@ static Suite *proto_suite(void)
         tcase_add_test(tc, test_rej_frame_size);
         tcase_add_test(tc, test_err_buffer);
         tcase_add_test(tc, test_decode_reuse);
+        tcase_add_test(tc, test_value_dup);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("writer");
