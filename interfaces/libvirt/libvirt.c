@@ -80,6 +80,7 @@ struct lv {
         uint64_t conn_gen;                        /* bumped per connection opened: a job's report of a dead
                                                    * connection counts only for the one it used */
         atomic_int close_reason;                  /* close callback run on a worker: reason + 1, 0 when none */
+        _Atomic uint64_t close_gen;               /* ... and the conn_gen of the connection it closed */
         struct lanes *lanes;                      /* domain calls and events, one lane per instance */
         int lanes_watch;                          /* watch on lanes_done_fd(), -1 when none */
         uint64_t next_timer_id;
@@ -464,10 +465,13 @@ static const char *close_reason_text(int reason);
 static void on_close_later(int timer, void *opaque)
 {
         struct lv *lv = opaque;
+        uint64_t gen = atomic_load(&lv->close_gen);
         int reason = atomic_exchange(&lv->close_reason, 0);
 
         (void)virEventRemoveTimeout(timer);
-        if (reason > 0 && lv->conn)
+        /* only if the connection that closed is still the current one (a job's report may have
+         * had it replaced meanwhile) */
+        if (reason > 0 && lv->conn && gen == lv->conn_gen)
                 connection_lost(lv, close_reason_text(reason - 1));
 }
 
@@ -479,9 +483,22 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
         struct lv *lv = opaque;
 
         if (!pthread_equal(pthread_self(), lv->main_thread)) {
+                bool current;
+                uint64_t gen;
+
+                pthread_mutex_lock(&lv->lock);
+                current = conn == lv->conn;
+                gen = lv->conn_gen;
+                pthread_mutex_unlock(&lv->lock);
+                if (!current)
+                        return; /* an older connection's late close */
+                atomic_store(&lv->close_gen, gen);
                 if (atomic_exchange(&lv->close_reason, reason + 1) == 0 &&
-                    virEventAddTimeout(0, on_close_later, lv, NULL) < 0)
+                    virEventAddTimeout(0, on_close_later, lv, NULL) < 0) {
+                        /* the next job that finds the connection dead reports it instead */
+                        atomic_store(&lv->close_reason, 0);
                         log_warn("cannot hand the libvirt connection's close to the event loop");
+                }
                 return;
         }
         if (conn != lv->conn)
@@ -539,6 +556,7 @@ static int need_conn(struct lv *lv, struct modrt_call *call)
 static int job_submit(struct lv *lv, struct lv_job *j);
 static struct lv_job *job_new(struct lv *lv, enum lv_job_kind kind, const char *instance_uuid, bool writer);
 static void job_free(struct lv_job *j);
+static void jobs_quiesce(struct lv *lv);
 
 /* Take t out of the list and remove its timeout (libvirt frees it). Lock held. */
 static void shutdown_timer_unlink(struct shutdown_timer **p)
@@ -635,6 +653,8 @@ static void on_shutdown_timeout(int timer, void *opaque)
                         return;
                 job_free(j);
         }
+        /* here, after the instance's calls already queued (one at a time per instance) */
+        jobs_quiesce(lv);
         shutdown_deadline(lv, uuid, id, timeout_s);
 }
 
@@ -722,6 +742,9 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
                         return 0;
         }
         job_free(j);
+        /* here, after the answers of the instance's calls already queued (an answer precedes the
+         * event it caused) */
+        jobs_quiesce(lv);
         if (lifecycle_event_build(lv, dom, uuid, event, detail, lv->ev))
                 send_event(lv);
         return 0;
@@ -3481,11 +3504,13 @@ static void lv_done(void *state)
         if (!lv)
                 return;
         if (lv->lanes) {
-                /* the queued jobs finish; their answers go nowhere (the core's connection is closed) */
-                lanes_free(lv->lanes, job_release);
-                lv->lanes = NULL;
+                /* the watch first (lanes_free closes its descriptor); the queued jobs finish, their
+                 * answers go nowhere (the core's connection is closed) */
                 if (lv->lanes_watch >= 0)
                         (void)virEventRemoveHandle(lv->lanes_watch);
+                lv->lanes_watch = -1;
+                lanes_free(lv->lanes, job_release);
+                lv->lanes = NULL;
         }
         while (lv->timers)
                 shutdown_timer_cancel(lv, lv->timers->instance_uuid);
