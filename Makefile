@@ -122,7 +122,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test-*.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all deps guest run run-stop run-multihost run-migrate check-migrate check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-domain-list bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
+.PHONY: all deps guest run run-stop run-multihost run-migrate check-migrate check check-build check-layers check-reset check-ovs-link bench-boot bench-boot-full bench-qemu-deletes bench-domain-list bench-footprint bench-vif bench-multihost bench-secgroups bench-api fuzz-long check-unit check-integration fuzz fuzz-run bench clean
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -442,6 +442,10 @@ bench-boot: $(PROGRAMS)
 
 bench-boot-full: $(PROGRAMS)
 	bash bench/boot-full
+
+# Deletes on real QEMU (private libvirtd): N=8; NOVA_BIN_OLD=DIR compares another build's binaries.
+bench-qemu-deletes: $(PROGRAMS)
+	bash bench/qemu-deletes
 
 bench-footprint: $(PROGRAMS)
 	bash bench/footprint
