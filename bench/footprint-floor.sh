@@ -13,6 +13,7 @@ libs=()
 while read -r lib; do
         [[ $lib == libc.so.6 ]] || libs+=("-l:$lib")
 done < <(readelf -d "$exe" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+# shellcheck disable=SC2054  # the commas belong to the linker options
 flags=(-O2 -fPIE -pie -Wl,-z,relro,-z,now)
 case $kind in
 empty)
