@@ -175,14 +175,21 @@ static void handle_instance_show(struct api_conn *c, const struct http_request *
 
 static void handle_instance_list(struct api_conn *c, const struct http_request *req, const struct api_args *a)
 {
-        struct json_object *root = json_object_new_object(), *list = json_object_new_array();
+        static const char start[] = "{\"instances\":[", end[] = "]}";
+        struct api_body b;
 
         (void)req;
         (void)a;
-        for (struct instance *i = instances_first(api_context_of(c)->instances); i; i = i->next)
-                json_object_array_add(list, api_instance_json(c, i));
-        json_object_object_add(root, "instances", list);
-        api_respond_json(c, 200, root);
+        /* One instance's tree at a time, its text added to the response as it is made. */
+        api_body_init(&b);
+        api_body_add(&b, start, strlen(start));
+        for (struct instance *i = instances_first(api_context_of(c)->instances); i; i = i->next) {
+                if (i != instances_first(api_context_of(c)->instances))
+                        api_body_add(&b, ",", 1);
+                api_body_add_json(&b, api_instance_json(c, i));
+        }
+        api_body_add(&b, end, strlen(end));
+        api_respond_body(c, 200, "application/json", &b);
 }
 
 /* Any other method or sub-path of /v1/instances/<id>...: 404 for an unusable id, else 405. */

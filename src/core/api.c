@@ -134,6 +134,88 @@ void api_respond_json(struct api_conn *c, int status, struct json_object *obj)
         json_object_put(obj);
 }
 
+/* ---- bodies built in place ---- */
+
+#define API_BODY_FIRST (64 * 1024) /* first allocation; doubled as the body grows */
+
+void api_body_init(struct api_body *b)
+{
+        assert(b);
+        *b = (struct api_body){ 0 };
+}
+
+static bool body_reserve(struct api_body *b, size_t more)
+{
+        size_t want, cap;
+        char *p;
+
+        if (b->failed)
+                return false;
+        if (more > SIZE_MAX - HTTP_RESPONSE_HEAD_MAX - b->len - 1)
+                return b->failed = true, false;
+        want = HTTP_RESPONSE_HEAD_MAX + b->len + more + 1;
+        if (want <= b->cap)
+                return true;
+        cap = b->cap ? b->cap : API_BODY_FIRST;
+        while (cap < want)
+                cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+        p = realloc(b->buf, cap);
+        if (!p)
+                return b->failed = true, false;
+        b->buf = p;
+        b->cap = cap;
+        return true;
+}
+
+void api_body_add(struct api_body *b, const char *text, size_t len)
+{
+        assert(b && (text || len == 0));
+        if (!body_reserve(b, len))
+                return;
+        memcpy(b->buf + HTTP_RESPONSE_HEAD_MAX + b->len, text, len);
+        b->len += len;
+}
+
+void api_body_add_json(struct api_body *b, struct json_object *obj)
+{
+        const char *text = obj ? json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN) : NULL;
+
+        assert(b);
+        if (text)
+                api_body_add(b, text, strlen(text));
+        else
+                b->failed = true;
+        json_object_put(obj);
+}
+
+void api_body_free(struct api_body *b)
+{
+        if (b)
+                b->buf = (free(b->buf), NULL);
+}
+
+void api_respond_body(struct api_conn *c, int status, const char *content_type, struct api_body *b)
+{
+        char head[HTTP_RESPONSE_HEAD_MAX];
+        size_t head_len;
+
+        assert(c && content_type && b);
+        if (b->failed || !body_reserve(b, 0) ||
+            http_format_response_head(status, content_type, b->len, c->keep_alive, head, sizeof(head), &head_len) < 0) {
+                api_body_free(b);
+                return api_respond_error(c, 500, b->failed ? "out of memory" : "cannot format a response", -1);
+        }
+        c->call = NULL;
+        c->active_usec = now_mono(c); /* the write timeout counts from the answer */
+        /* the head goes right before the body: the connection writes from out_off */
+        memcpy(b->buf + HTTP_RESPONSE_HEAD_MAX - head_len, head, head_len);
+        b->buf[HTTP_RESPONSE_HEAD_MAX + b->len] = '\0';
+        c->out = TAKE_PTR(b->buf);
+        c->out_off = HTTP_RESPONSE_HEAD_MAX - head_len;
+        c->out_len = HTTP_RESPONSE_HEAD_MAX + b->len;
+        conn_update_events(c);
+}
+
 void api_respond_error(struct api_conn *c, int status, const char *message, int plug)
 {
         struct json_object *root = json_object_new_object(), *e = json_object_new_object();

@@ -67,7 +67,7 @@ int disks_config_drive_json(const struct instance *inst, char **ret_text, size_t
         json_object_object_add(root, "uuid", json_object_new_string(inst->uuid));
         json_object_object_add(root, "name", json_object_new_string(inst->name));
         json_object_object_add(root, "hostname", json_object_new_string(hostname));
-        if (inst->key[0]) {
+        if (inst->key) {
                 struct json_object *keys = json_object_new_array(), *k = json_object_new_object();
                 json_object_object_add(k, "name", json_object_new_string("default"));
                 json_object_object_add(k, "data", json_object_new_string(inst->key));

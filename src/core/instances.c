@@ -122,6 +122,10 @@ void instance_template_clear(struct instance *tmpl)
                 return;
         free(tmpl->user_data);
         tmpl->user_data = NULL;
+        free(tmpl->key);
+        tmpl->key = NULL;
+        free(tmpl->cmdline);
+        tmpl->cmdline = NULL;
         free(tmpl->ports);
         tmpl->ports = NULL;
         tmpl->n_ports = 0;
@@ -297,9 +301,9 @@ struct json_object *instance_to_json(const struct instance *inst)
         if (inst->kernel_uuid[0]) {
                 json_object_object_add(o, "kernel_uuid", json_object_new_string(inst->kernel_uuid));
                 json_object_object_add(o, "ramdisk_uuid", json_object_new_string(inst->ramdisk_uuid));
-                json_object_object_add(o, "cmdline", json_object_new_string(inst->cmdline));
+                json_object_object_add(o, "cmdline", json_object_new_string(inst->cmdline ? inst->cmdline : ""));
         }
-        json_object_object_add(o, "key", json_object_new_boolean(inst->key[0] != '\0'));
+        json_object_object_add(o, "key", json_object_new_boolean(inst->key != NULL));
         json_object_object_add(o, "user_data", json_object_new_boolean(inst->user_data != NULL));
         (void)snprintf(domain, sizeof(domain), "%s%s", LIBVIRT_DOMAIN_PREFIX, inst->uuid);
         json_object_object_add(o, "domain", json_object_new_string(domain));
@@ -340,13 +344,13 @@ static struct json_object *instance_to_stored_json(const struct instance *inst)
                 json_object_object_add(o, "image_uuid", json_object_new_string(inst->image_uuid));
                 json_object_object_add(o, "disk_gb", json_object_new_int64(inst->disk_gb));
                 json_object_object_add(o, "root_disk", json_object_new_boolean(inst->root_disk));
-                json_object_object_add(o, "key", json_object_new_string(inst->key));
+                json_object_object_add(o, "key", json_object_new_string(inst->key ? inst->key : ""));
                 if (inst->user_data)
                         json_object_object_add(o, "user_data", json_object_new_string(inst->user_data));
                 if (inst->kernel_uuid[0]) {
                         json_object_object_add(o, "kernel_uuid", json_object_new_string(inst->kernel_uuid));
                         json_object_object_add(o, "ramdisk_uuid", json_object_new_string(inst->ramdisk_uuid));
-                        json_object_object_add(o, "cmdline", json_object_new_string(inst->cmdline));
+                        json_object_object_add(o, "cmdline", json_object_new_string(inst->cmdline ? inst->cmdline : ""));
                 }
         }
         for (size_t i = 0; i < inst->n_ports; i++) {
@@ -449,10 +453,11 @@ static int stored_pinning_from_json(struct json_object *o, struct instance *inst
 }
 
 /* image_uuid, disk_gb, root_disk, key, user_data of a stored instance: absent for a diskless instance
- * (and before disks). user_data goes to *ret_user_data (a copy, or NULL). 0, -ENOMEM or
- * -EBADMSG with the reason. */
-static int stored_disk_from_json(struct json_object *o, struct instance *inst, char **ret_user_data, char *why,
-                                 size_t whylen)
+ * (and before disks). user_data, key and cmdline go to *ret_user_data, *ret_key, *ret_cmdline (copies,
+ * or NULL for none or ""; the caller frees them whatever the result). 0, -ENOMEM or -EBADMSG with the
+ * reason. */
+static int stored_disk_from_json(struct json_object *o, struct instance *inst, char **ret_user_data, char **ret_key,
+                                 char **ret_cmdline, char *why, size_t whylen)
 {
         struct json_object *v;
         const char *s;
@@ -483,7 +488,8 @@ static int stored_disk_from_json(struct json_object *o, struct instance *inst, c
         s = get_str(o, "key");
         if (!s || (s[0] && !key_is_valid(s)))
                 BAD("key");
-        (void)strscpy(inst->key, s, sizeof(inst->key));
+        if (s[0] && !(*ret_key = strdup(s)))
+                return -ENOMEM;
         s = get_str(o, "user_data");
         if (s && !user_data_is_valid(s))
                 BAD("user_data");
@@ -495,7 +501,8 @@ static int stored_disk_from_json(struct json_object *o, struct instance *inst, c
                         BAD("kernel_uuid, ramdisk_uuid, cmdline");
                 memcpy(inst->kernel_uuid, k, UUID_STR_LEN + 1);
                 memcpy(inst->ramdisk_uuid, rd, UUID_STR_LEN + 1);
-                (void)strscpy(inst->cmdline, c, sizeof(inst->cmdline));
+                if (c[0] && !(*ret_cmdline = strdup(c)))
+                        return -ENOMEM;
         }
         if (s)
                 *ret_user_data = strdup(s);
@@ -509,7 +516,7 @@ static int stored_disk_from_json(struct json_object *o, struct instance *inst, c
 static int instance_from_json(struct json_object *o, struct instance *ret, char *why, size_t whylen)
 {
         struct instance inst = { 0 };
-        _cleanup_free_ char *user_data = NULL;
+        _cleanup_free_ char *user_data = NULL, *key = NULL, *cmdline = NULL;
         _cleanup_free_ struct instance_port *port_array = NULL;
         struct json_object *ports, *v;
         const char *s;
@@ -550,7 +557,7 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
         r = stored_pinning_from_json(o, &inst, why, whylen);
         if (r < 0)
                 return r;
-        r = stored_disk_from_json(o, &inst, &user_data, why, whylen);
+        r = stored_disk_from_json(o, &inst, &user_data, &key, &cmdline, why, whylen);
         if (r < 0)
                 return r;
         if (!json_object_object_get_ex(o, "ports", &ports) || !json_object_is_type(ports, json_type_array) ||
@@ -570,6 +577,8 @@ static int instance_from_json(struct json_object *o, struct instance *ret, char 
 #undef BAD
         (void)strscpy(inst.power_state, "unknown", sizeof(inst.power_state));
         inst.user_data = TAKE_PTR(user_data);
+        inst.key = TAKE_PTR(key);
+        inst.cmdline = TAKE_PTR(cmdline);
         inst.ports = TAKE_PTR(port_array);
         *ret = inst;
         return 0;
@@ -640,6 +649,8 @@ int instance_add(struct instance_store *store, const struct instance *tmpl, stru
                 return -ENOMEM;
         *inst = *tmpl;
         inst->user_data = NULL;
+        inst->key = NULL;
+        inst->cmdline = NULL;
         inst->ports = NULL;
         if (tmpl->n_ports > 0) {
                 inst->ports = reallocarray(NULL, tmpl->n_ports, sizeof(tmpl->ports[0]));
@@ -649,13 +660,12 @@ int instance_add(struct instance_store *store, const struct instance *tmpl, stru
                 }
                 memcpy(inst->ports, tmpl->ports, tmpl->n_ports * sizeof(tmpl->ports[0]));
         }
-        if (tmpl->user_data) {
-                inst->user_data = strdup(tmpl->user_data);
-                if (!inst->user_data) {
-                        free(inst->ports);
-                        free(inst);
-                        return -ENOMEM;
-                }
+        if ((tmpl->user_data && !(inst->user_data = strdup(tmpl->user_data))) ||
+            (tmpl->key && !(inst->key = strdup(tmpl->key))) ||
+            (tmpl->cmdline && !(inst->cmdline = strdup(tmpl->cmdline)))) {
+                instance_template_clear(inst);
+                free(inst);
+                return -ENOMEM;
         }
         inst->next = NULL;
         inst->op = NULL;
@@ -947,11 +957,11 @@ static void give_ports_request_groups(struct instance_port *ports, size_t n_port
 static int check_boot_fields_together(const struct instance *t, bool have_disk, bool have_user_data, char *err,
                                       size_t errlen)
 {
-        if (!t->image_uuid[0] && (have_disk || t->key[0] || have_user_data))
+        if (!t->image_uuid[0] && (have_disk || t->key || have_user_data))
                 return snprintf(err, errlen, "%s: needs an image (a diskless instance has no disk and no config drive)",
-                                have_disk ? "disk" : t->key[0] ? "key" : "user_data"), -EINVAL;
-        if (!t->kernel_uuid[0] != !t->ramdisk_uuid[0] || (t->cmdline[0] && !t->kernel_uuid[0]))
-                return snprintf(err, errlen, "%s", t->cmdline[0] && t->kernel_uuid[0] == t->ramdisk_uuid[0]
+                                have_disk ? "disk" : t->key ? "key" : "user_data"), -EINVAL;
+        if (!t->kernel_uuid[0] != !t->ramdisk_uuid[0] || (t->cmdline && !t->kernel_uuid[0]))
+                return snprintf(err, errlen, "%s", t->cmdline && t->kernel_uuid[0] == t->ramdisk_uuid[0]
                                                            ? "cmdline: needs kernel and ramdisk (direct kernel boot)"
                                                            : "kernel and ramdisk: give both (direct kernel boot)"),
                        -EINVAL;
@@ -967,7 +977,7 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
 {
         const struct resolver res = { resolve, resolve_data };
         struct instance t = { .vcpus = 1, .memory_mb = 64 };
-        _cleanup_free_ char *user_data = NULL;
+        _cleanup_free_ char *user_data = NULL, *key_line = NULL, *cmdline = NULL;
         _cleanup_free_ struct instance_port *ports = NULL;
         bool have_disk = false;
         bool have_name = false, have_cpu_set = false, own_groups[LIBVIRT_MAX_PORTS] = { false };
@@ -1002,13 +1012,19 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                 else if (streq(key, "ramdisk") && s && image_resolve && strlen(s) <= INSTANCE_NAME_MAX &&
                          image_resolve(image_data, s, t.ramdisk_uuid) == 0)
                         ;
-                else if (streq(key, "cmdline") && s && kernel_cmdline_is_valid(s))
-                        (void)strscpy(t.cmdline, s, sizeof(t.cmdline));
+                else if (streq(key, "cmdline") && s && kernel_cmdline_is_valid(s) && !cmdline) {
+                        cmdline = strdup(s);
+                        if (!cmdline)
+                                return -ENOMEM;
+                }
                 else if (streq(key, "disk") && n >= 1 && n <= INSTANCE_DISK_GB_MAX) {
                         t.disk_gb = (uint32_t)n;
                         have_disk = true;
-                } else if (streq(key, "key") && s && key_is_valid(s))
-                        (void)strscpy(t.key, s, sizeof(t.key));
+                } else if (streq(key, "key") && s && key_is_valid(s) && !key_line) {
+                        key_line = strdup(s);
+                        if (!key_line)
+                                return -ENOMEM;
+                }
                 else if (streq(key, "user_data") && s && user_data_is_valid(s) && !user_data) {
                         user_data = strdup(s);
                         if (!user_data)
@@ -1025,6 +1041,8 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
         }
         if (!have_name)
                 return snprintf(err, errlen, "name: required"), -EINVAL;
+        t.key = key_line; /* borrowed for the checks; taken below */
+        t.cmdline = cmdline;
         r = check_boot_fields_together(&t, have_disk, user_data != NULL, err, errlen);
         if (r < 0)
                 return r;
@@ -1036,6 +1054,8 @@ int instance_parse_boot_request(struct json_object *body, secgroup_resolve_fn re
                 t.pin_state = PIN_PENDING;
         give_ports_request_groups(ports, t.n_ports, own_groups, groups, n_groups, &res);
         t.user_data = TAKE_PTR(user_data);
+        t.key = TAKE_PTR(key_line);
+        t.cmdline = TAKE_PTR(cmdline);
         t.ports = TAKE_PTR(ports);
         *ret = t;
         return 0;

@@ -111,15 +111,18 @@ struct instance {
         char pin_detail[192];
         /* Disks (issue 17). image_uuid: the base image of the root disk (a qcow2 overlay
          * of max(disk_gb, the image's size)) and of a config drive; "" = diskless, as
-         * before. key: one public key line for the config drive, "" = none. user_data:
-         * strict base64, owned by the instance (malloc'd; NULL = none); a template's is
-         * the caller's (instance_add copies it, instance_template_clear frees it). */
+         * before. key: one public key line for the config drive, NULL = none. user_data:
+         * strict base64. key, cmdline and user_data are owned by the instance (malloc'd;
+         * NULL = none: a fixed array for each made every instance 3 KiB larger, 3 MiB of
+         * the core with 1000 instances); a template's are the caller's (instance_add
+         * copies them, instance_template_clear frees them). */
         char image_uuid[UUID_STR_LEN + 1];
         /* Direct kernel boot (with an image only): the images holding the kernel and the
-         * initrd, both or neither ("" = boot the root disk), and the command line ("" = none). */
+         * initrd, both or neither ("" = boot the root disk), and the command line (NULL = none,
+         * at most LIBVIRT_MAX_CMDLINE bytes). */
         char kernel_uuid[UUID_STR_LEN + 1];
         char ramdisk_uuid[UUID_STR_LEN + 1];
-        char cmdline[LIBVIRT_MAX_CMDLINE + 1];
+        char *cmdline;
         uint32_t disk_gb;
         /* The root disk was made on this host and has not been removed since (set when a
          * root_disk unit succeeds, cleared when its undo does). A disk that went missing while
@@ -127,7 +130,7 @@ struct instance {
          * goes to error instead. Stored as "root_disk"; a record written before it was known
          * says true when it has an image and is idle and not in error (its boot finished). */
         bool root_disk;
-        char key[INSTANCE_KEY_MAX + 1];
+        char *key;                              /* at most INSTANCE_KEY_MAX bytes */
         char *user_data;
         struct op *op;                          /* the operation in progress (lifecycle.c), not stored */
         uint64_t changed_seq;                   /* the lifecycle's change count when its last operation ended

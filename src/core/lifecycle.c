@@ -249,7 +249,7 @@ static void write_define(const struct nova_config *cfg, const struct instance *i
         if (inst->kernel_uuid[0]) {
                 pw_str(w, "kernel_image_uuid", inst->kernel_uuid);
                 pw_str(w, "ramdisk_image_uuid", inst->ramdisk_uuid);
-                if (inst->cmdline[0])
+                if (inst->cmdline)
                         pw_str(w, "cmdline", inst->cmdline);
         }
         pw_str(w, "name", inst->name);

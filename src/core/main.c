@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <getopt.h>
+#include <malloc.h>
 
 static void usage(void)
 {
@@ -84,6 +85,11 @@ int main(int argc, char **argv)
         int r;
 
         startup_begin(&opt.startup);
+        /* Large transients (a listing's response text, a long module reply) are mmap'd and go back
+         * to the system when freed. A fixed threshold stops glibc raising it to the size of the
+         * first such block freed, after which the next ones would come from the heap and its top
+         * could stay mapped (the core's RSS after listing 1000 instances). */
+        (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
         log_init("core", LOG_LVL_INFO);
         r = parse_args(argc, argv, &opt);
         if (r > 0) {

@@ -351,17 +351,17 @@ static int join_head_body(const char *head, size_t head_len, const char *body, s
         return 0;
 }
 
-int http_format_response(int status, const char *content_type, const char *body, size_t body_len,
-                         bool keep_alive, char **ret_buf, size_t *ret_len)
+int http_format_response_head(int status, const char *content_type, size_t body_len, bool keep_alive, char *head,
+                              size_t head_size, size_t *ret_len)
 {
-        char head[512], ctype[320] = "";
+        char ctype[320] = "";
         const char *conn = keep_alive ? "keep-alive" : "close";
         bool no_body = status == 204 || status == 304;
         int r;
 
-        if (status < 200 || status > 599 || !ret_buf || !ret_len)
+        if (status < 200 || status > 599 || !head || !ret_len)
                 return -EINVAL;
-        if (body_len > 0 && (!body || no_body))
+        if (body_len > 0 && no_body)
                 return -EINVAL;
         if (content_type) {
                 if (content_type[0] == '\0')
@@ -375,15 +375,31 @@ int http_format_response(int status, const char *content_type, const char *body,
         }
 
         if (no_body)
-                r = xsnprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nConnection: %s\r\n\r\n",
+                r = xsnprintf(head, head_size, "HTTP/1.1 %d %s\r\nConnection: %s\r\n\r\n",
                               status, http_status_text(status), conn);
         else
-                r = xsnprintf(head, sizeof(head),
+                r = xsnprintf(head, head_size,
                               "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
                               status, http_status_text(status), ctype, body_len, conn);
         if (r < 0)
                 return r;
-        return join_head_body(head, strlen(head), body, body_len, ret_buf, ret_len);
+        *ret_len = strlen(head);
+        return 0;
+}
+
+int http_format_response(int status, const char *content_type, const char *body, size_t body_len,
+                         bool keep_alive, char **ret_buf, size_t *ret_len)
+{
+        char head[HTTP_RESPONSE_HEAD_MAX];
+        size_t head_len;
+        int r;
+
+        if (!ret_buf || !ret_len || (body_len > 0 && !body))
+                return -EINVAL;
+        r = http_format_response_head(status, content_type, body_len, keep_alive, head, sizeof(head), &head_len);
+        if (r < 0)
+                return r;
+        return join_head_body(head, head_len, body, body_len, ret_buf, ret_len);
 }
 
 int http_format_request(const char *method, const char *path, const char *body, size_t body_len,

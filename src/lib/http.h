@@ -43,6 +43,15 @@ const char *http_status_text(int status);
 int http_format_response(int status, const char *content_type, const char *body, size_t body_len,
                          bool keep_alive, char **ret_buf, size_t *ret_len);
 
+/* The longest head http_format_response_head writes (content_type is at most ~300 bytes). */
+#define HTTP_RESPONSE_HEAD_MAX 512
+
+/* The head alone of the response http_format_response would make for a body of body_len bytes,
+ * into head (head_size bytes, HTTP_RESPONSE_HEAD_MAX is enough), NUL-terminated; *ret_len its
+ * length. For a body built in place (the API's large listings): the same checks, -EINVAL. */
+int http_format_response_head(int status, const char *content_type, size_t body_len, bool keep_alive, char *head,
+                              size_t head_size, size_t *ret_len);
+
 /* Client side (used by the CLI): format a request into a malloc'd buffer. method must be one of the
  * four supported, path must start with '/' and hold only visible ASCII; a body gets
  * "Content-Type: application/json". -EINVAL otherwise. */

@@ -26,14 +26,15 @@ static void check_valid(const struct instance *i)
         } else if (i->pin_state != PIN_NONE)
                 __builtin_trap();
         /* disks: key, user_data, a size and the root disk's mark only with an image */
-        if (memchr(i->key, '\0', sizeof(i->key)) == NULL || (i->image_uuid[0] && !uuid_is_valid(i->image_uuid)) ||
-            (!i->image_uuid[0] && (i->key[0] || i->user_data || i->disk_gb || i->root_disk)) || i->disk_gb > INSTANCE_DISK_GB_MAX ||
+        /* key and cmdline: NULL for none, never "" */
+        if ((i->key && (!i->key[0] || strlen(i->key) > INSTANCE_KEY_MAX)) || (i->image_uuid[0] && !uuid_is_valid(i->image_uuid)) ||
+            (!i->image_uuid[0] && (i->key || i->user_data || i->disk_gb || i->root_disk)) || i->disk_gb > INSTANCE_DISK_GB_MAX ||
             (i->user_data && (strlen(i->user_data) == 0 || strlen(i->user_data) % 4 != 0)))
                 __builtin_trap();
         /* direct kernel boot: kernel and ramdisk both or neither, only with an image; a cmdline only with them */
-        if (memchr(i->cmdline, '\0', sizeof(i->cmdline)) == NULL || !i->kernel_uuid[0] != !i->ramdisk_uuid[0] ||
+        if ((i->cmdline && strlen(i->cmdline) > LIBVIRT_MAX_CMDLINE) || !i->kernel_uuid[0] != !i->ramdisk_uuid[0] ||
             (i->kernel_uuid[0] && (!uuid_is_valid(i->kernel_uuid) || !uuid_is_valid(i->ramdisk_uuid) || !i->image_uuid[0])) ||
-            (i->cmdline[0] && (!i->kernel_uuid[0] || !kernel_cmdline_is_valid(i->cmdline))))
+            (i->cmdline && (!i->kernel_uuid[0] || !kernel_cmdline_is_valid(i->cmdline))))
                 __builtin_trap();
         for (size_t p = 0; p < i->n_ports; p++) {
                 char tap[IFNAME_MAX];

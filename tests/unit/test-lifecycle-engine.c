@@ -1192,6 +1192,25 @@ START_TEST(test_image_fields_stored)
 }
 END_TEST
 
+/* The store keeps one struct instance per instance for the core's whole life: with 1000
+ * instances the core must stay under 10 MB (issue 22). The key (up to 2 KiB) and the kernel
+ * command line (up to 1 KiB) live outside it, allocated only when given: fixed arrays made
+ * each instance 4 KiB. A diskless instance has neither. */
+START_TEST(test_instance_record_is_small)
+{
+        struct instance *i;
+
+        ck_assert_uint_le(sizeof(struct instance), 1280);
+        setup("ovs", "report");
+        i = boot_ok(BOOT_ONE_PORT);
+        ck_assert_ptr_nonnull(i);
+        ck_assert_ptr_null(i->key);
+        ck_assert_ptr_null(i->cmdline);
+        ck_assert_ptr_null(i->user_data);
+        teardown();
+}
+END_TEST
+
 /* The volume listing: an orphan instance's root disk, our instance's volumes of the kinds in
  * listed_kinds (space separated), an image (never an instance's). */
 static char listed_kinds[64];
@@ -1797,6 +1816,7 @@ static Suite *engine_suite(void)
         tcase_add_test(tc, test_migrate_abort);
         tcase_add_test(tc, test_migrate_prepare_fails);
         tcase_add_test(tc, test_reconcile_migration_tasks);
+        tcase_add_test(tc, test_instance_record_is_small);
         suite_add_tcase(s, tc);
         return s;
 }
