@@ -21,6 +21,7 @@
 #include "log.h"
 #include "modrt.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
@@ -88,8 +89,11 @@ struct fw {
         /* the guard: others' changes to our tables, as the kernel publishes them */
         struct mnl_socket *watch_sk;     /* NETLINK_NETFILTER, member of NFNLGRP_NFTABLES; NULL: not watching */
         struct fw_watch watch;           /* the transaction being read */
+        uint32_t watch_seq;              /* of our last GETGEN on it */
+        bool test_deaf;                  /* NOVA_FW_TEST_DEAF: every quiet commit had company (tests) */
         struct fw_watch_commit damage;   /* what others did since the last restore (merged) */
         bool damage_unknown;             /* notifications were lost (ENOBUFS) or malformed */
+        bool damage_deaf;                /* someone else committed while we were not listening (quiet_end) */
         uint64_t damage_usec;            /* when the first of them was read */
         /* where a restore's time goes, for its log line (CLOCK_REALTIME, us,
          * to compare with packet timestamps; netlink gives its datagrams none) */
@@ -163,8 +167,14 @@ static int nft_run(struct fw *fw, const char *text, char *err, size_t errlen)
 }
 
 /* Send a built batch on our netlink socket (opened on first use). */
+#define QUIET_MIN_MSGS 64 /* see "big batches" below */
+static bool quiet_begin(struct fw *fw, uint32_t *gen);
+static void quiet_end(struct fw *fw, uint32_t gen, int r);
+
 static int nl_commit(struct fw *fw, struct fw_nl *b, char *err, size_t errlen)
 {
+        uint32_t gen = 0;
+        bool quiet;
         int r;
 
         if (fw->nl_fd < 0 && (fw->nl_fd = fw_nl_socket()) < 0) {
@@ -176,7 +186,17 @@ static int nl_commit(struct fw *fw, struct fw_nl *b, char *err, size_t errlen)
         /* The socket is never replaced, whatever the error (EMSGSIZE sent nothing; after
          * ENOBUFS fw_nl_commit skips the leftovers by their sequence numbers): it owns the
          * guard, which the kernel deletes, or orphans, when its owner closes. */
+        quiet = fw->watch_sk && !b->err && b->n_msgs >= QUIET_MIN_MSGS && quiet_begin(fw, &gen);
+        if (quiet && fw_nl_set_genid(b, gen) < 0) {
+                quiet_end(fw, gen, -ENOMEM);
+                quiet = false;
+        }
         r = fw_nl_commit(fw->nl_fd, b, fw->nl_buf, sizeof(fw->nl_buf), err, errlen);
+        if (quiet) {
+                quiet_end(fw, gen, r);
+                if (r == -ERESTART && fw_nl_set_genid(b, 0) == 0) /* someone committed first: again, listening */
+                        r = fw_nl_commit(fw->nl_fd, b, fw->nl_buf, sizeof(fw->nl_buf), err, errlen);
+        }
         if (r < 0)
                 log_warn("%s", err);
         return r;
@@ -1078,6 +1098,27 @@ static void on_commit(const struct fw_watch_commit *c, void *userdata)
         memcpy(d->proc, c->proc, sizeof(d->proc));
 }
 
+/* Notifications were lost or could not be read: what our tables look like
+ * now is read from the kernel (guard_run) instead. */
+static void damage_lost(struct fw *fw)
+{
+        fw->txn_read_rt = 0;
+        if (!fw->damage.any && !fw->damage_unknown) {
+                fw->damage_usec = now_usec();
+                fw->damage_read_rt = 0;
+        }
+        fw->damage_unknown = true;
+}
+
+/* One datagram of n bytes read from the watch socket into fw->nl_buf. */
+static void watch_take(struct fw *fw, ssize_t n)
+{
+        if (!fw->txn_read_rt)
+                fw->txn_read_rt = realtime_usec();
+        if ((size_t)n > sizeof(fw->nl_buf) || fw_watch_feed(&fw->watch, fw->nl_buf, (size_t)n, on_commit, fw) < 0)
+                damage_lost(fw);
+}
+
 /* Read everything queued on the watch socket. */
 static void watch_drain(struct fw *fw)
 {
@@ -1090,33 +1131,225 @@ static void watch_drain(struct fw *fw)
                                 continue;
                         if (errno == ENOBUFS) { /* the kernel dropped notifications: we cannot know what */
                                 fw_watch_reset(&fw->watch);
-                                fw->txn_read_rt = 0;
-                                if (!fw->damage.any && !fw->damage_unknown) {
-                                        fw->damage_usec = now_usec();
-                                        fw->damage_read_rt = 0;
-                                }
-                                fw->damage_unknown = true;
+                                damage_lost(fw);
                                 continue;
                         }
                         return; /* EAGAIN: drained */
                 }
-                if (!fw->txn_read_rt)
-                        fw->txn_read_rt = realtime_usec();
-                if ((size_t)n > sizeof(fw->nl_buf) ||
-                    fw_watch_feed(&fw->watch, fw->nl_buf, (size_t)n, on_commit, fw) < 0) {
-                        fw->txn_read_rt = 0;
-                        if (!fw->damage.any && !fw->damage_unknown) {
-                                fw->damage_usec = now_usec();
-                                fw->damage_read_rt = 0;
-                        }
-                        fw->damage_unknown = true;
+                watch_take(fw, n);
+        }
+}
+
+/* ---- big batches, committed without listening to them ----
+ *
+ * For every object a transaction adds, the kernel builds a notification when
+ * anyone listens to NFNLGRP_NFTABLES, and the guard listens: for 1000 ports
+ * with 20 rules each that was 0.1 s of a 0.38 s load (the kernel writing
+ * them out, then us reading each and skipping it as our own). So a batch of
+ * QUIET_MIN_MSGS messages or more is committed with the membership dropped,
+ * and nothing another process commits meanwhile goes unseen:
+ *   1. what is queued is read; the membership is dropped; what came in
+ *      meanwhile is read too (a foreign transaction cut by the drop counts
+ *      as damage, as far as it was read);
+ *   2. the generation g is asked for (GETGEN) and the batch carries it
+ *      (NFNL_BATCH_GENID): if anyone committed since, the kernel refuses all
+ *      of it (-ERESTART) and it is sent once more, listening;
+ *   3. the membership is taken back and the generation asked for again: it
+ *      must be g + 1 (our commit) or g (refused). Anything else means
+ *      another commit while we were deaf: what it did is read from the kernel
+ *      (damage_lost), as after lost notifications. */
+
+static int watch_member(struct fw *fw, bool on)
+{
+        unsigned group = NFNLGRP_NFTABLES;
+
+        return mnl_socket_setsockopt(fw->watch_sk, on ? NETLINK_ADD_MEMBERSHIP : NETLINK_DROP_MEMBERSHIP, &group,
+                                     sizeof(group)) < 0
+                       ? -errno
+                       : 0;
+}
+
+static int gen_attr(const struct nlattr *a, void *data)
+{
+        if (mnl_attr_get_type(a) == NFTA_GEN_ID && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+                *(uint64_t *)data = ntohl(mnl_attr_get_u32(a));
+        return MNL_CB_OK;
+}
+
+/* The ruleset's generation (GETGEN on the watch socket; notifications read
+ * on the way are taken as usual). */
+static int watch_gen(struct fw *fw, uint32_t *gen)
+{
+        uint8_t req[NLMSG_SPACE(sizeof(struct nfgenmsg))] = { 0 };
+        struct nlmsghdr *h = mnl_nlmsg_put_header(req);
+        struct nfgenmsg *g;
+        int fd = mnl_socket_get_fd(fw->watch_sk);
+        unsigned portid = mnl_socket_get_portid(fw->watch_sk);
+
+        h->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+        h->nlmsg_flags = NLM_F_REQUEST;
+        h->nlmsg_seq = ++fw->watch_seq;
+        g = mnl_nlmsg_put_extra_header(h, sizeof(*g));
+        g->nfgen_family = AF_UNSPEC;
+        g->version = NFNETLINK_V0;
+        if (mnl_socket_sendto(fw->watch_sk, h, h->nlmsg_len) < 0)
+                return -errno;
+        for (;;) {
+                ssize_t n = recv(fd, fw->nl_buf, sizeof(fw->nl_buf), MSG_TRUNC);
+                const struct nlmsghdr *m = (const void *)fw->nl_buf;
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == ENOBUFS) {
+                        fw_watch_reset(&fw->watch);
+                        damage_lost(fw);
+                        continue;
                 }
+                if (n < 0 && errno == EAGAIN) { /* the kernel answers inside sendmsg: not expected */
+                        struct pollfd p = { fd, POLLIN, 0 };
+                        if (poll(&p, 1, 1000) == 1)
+                                continue;
+                        return -ETIMEDOUT;
+                }
+                if (n < 0)
+                        return -errno;
+                if ((size_t)n >= NLMSG_HDRLEN && (size_t)n <= sizeof(fw->nl_buf) && m->nlmsg_pid == portid &&
+                    m->nlmsg_seq == h->nlmsg_seq) {
+                        uint64_t v = UINT64_MAX;
+                        if (m->nlmsg_type == NLMSG_ERROR)
+                                return -EIO;
+                        if (!mnl_nlmsg_ok(m, (int)n) ||
+                            mnl_attr_parse(m, sizeof(struct nfgenmsg), gen_attr, &v) < 0 || v > UINT32_MAX)
+                                return -EBADMSG;
+                        *gen = (uint32_t)v;
+                        return 0;
+                }
+                watch_take(fw, n); /* a notification (from before the drop, or after the add) */
+        }
+}
+
+/* Steps 1 and 2: deaf, with the generation in *gen; false: listening as before. */
+static bool quiet_begin(struct fw *fw, uint32_t *gen)
+{
+        watch_drain(fw);
+        if (watch_member(fw, false) < 0)
+                return false;
+        watch_drain(fw);
+        if (fw->watch.cur.any) { /* cut by the drop: the part read is damage of unknown origin */
+                struct fw_watch_commit c = fw->watch.cur;
+                c.pid = 0;
+                on_commit(&c, fw);
+        }
+        fw_watch_reset(&fw->watch);
+        if (watch_gen(fw, gen) == 0 && *gen != 0)
+                return true;
+        if (watch_member(fw, true) < 0)
+                damage_lost(fw);
+        return false;
+}
+
+/* Step 3, after a commit that ended in r. */
+static void quiet_end(struct fw *fw, uint32_t gen, int r)
+{
+        uint32_t now = 0;
+
+        if (watch_member(fw, true) < 0) { /* blind from now on: a new socket */
+                mnl_socket_close(fw->watch_sk);
+                fw->watch_sk = NULL;
+                if (watch_open(fw) < 0)
+                        log_warn("cannot watch nftables for changes by others any more: a flushed ruleset is "
+                                 "repaired only at the next request");
+                damage_lost(fw);
+                return;
+        }
+        uint32_t ours = gen + 1 ? gen + 1 : 1; /* the kernel skips generation 0 */
+
+        if (watch_gen(fw, &now) < 0) {
+                damage_lost(fw);
+                return;
+        }
+        if (now != (r == 0 ? ours : gen) || r == -ERESTART || fw->test_deaf) {
+                if (!fw->damage.any && !fw->damage_unknown && !fw->damage_deaf) {
+                        fw->damage_usec = now_usec();
+                        fw->damage_read_rt = 0;
+                }
+                fw->damage_deaf = true;
         }
 }
 
 /* Notifications lost: classify our tables by reading the kernel (which exist
  * and, of those, which are still ours) instead. */
-static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
+static bool same_strs(const char (*a)[IP_STR_MAX], size_t na, const char (*b)[IP_STR_MAX], size_t nb)
+{
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++) {
+                size_t j = 0;
+                while (j < nb && !streq(a[i], b[j]))
+                        j++;
+                if (j == nb)
+                        return false;
+        }
+        return true;
+}
+
+/* A port record read from the kernel is the one we keep. */
+static bool snap_port_same(const struct fw_snap_port *a, const struct fw_snap_port *b)
+{
+        const struct fw_port *x = &a->port, *y = &b->port;
+
+        if (a->shard != b->shard || a->has_chain != b->has_chain || a->has_dispatch != b->has_dispatch ||
+            a->has_mac != b->has_mac || a->has_tap != b->has_tap || a->has_guard != b->has_guard ||
+            a->has_ll != b->has_ll || a->tampered || b->tampered || memcmp(x->mac, y->mac, sizeof(x->mac)) != 0 ||
+            !same_strs(x->ips, x->n_ips, y->ips, y->n_ips) || x->n_groups != y->n_groups)
+                return false;
+        for (size_t i = 0; i < x->n_groups; i++)
+                if (!streq(x->groups[i], y->groups[i]))
+                        return false;
+        return true;
+}
+
+/* Shard k (or, k == FW_MAX_SHARDS, the bridge table's part) of `now`, read
+ * from the kernel, holds what our snapshot says, and nothing else. */
+static bool snap_shard_same(struct fw_snap *mine, struct fw_snap *now, unsigned k)
+{
+        bool bridge = k == FW_MAX_SHARDS;
+
+        if (bridge ? now->bridge_ours != mine->bridge_ours || now->bridge_complete != mine->bridge_complete ||
+                             now->orphan_elements != mine->orphan_elements
+                   : now->shards[k].ours != mine->shards[k].ours ||
+                             now->shards[k].complete != mine->shards[k].complete ||
+                             now->shards[k].n_ports != mine->shards[k].n_ports)
+                return false;
+        for (size_t i = 0; i < now->n_ports; i++) { /* the same number both ways: each of ours is there */
+                const struct fw_snap_port *p = &now->ports[i], *q;
+                if (!bridge && p->shard != k)
+                        continue;
+                if (!(q = fw_snap_port_find(mine, p->port.uuid)) || !snap_port_same(p, q))
+                        return false;
+        }
+        if (bridge)
+                return now->n_ports == mine->n_ports;
+        size_t n_now = 0, n_mine = 0;
+        for (size_t i = 0; i < mine->n_groups; i++)
+                n_mine += mine->groups[i].shard == k;
+        for (size_t i = 0; i < now->n_groups; i++) {
+                const struct fw_snap_group *g = &now->groups[i], *h;
+                if (g->shard != k)
+                        continue;
+                n_now++;
+                if (!(h = fw_snap_group_find(mine, k, g->id)) || g->tampered || h->tampered ||
+                    g->has_in != h->has_in || g->has_out != h->has_out || g->digest != h->digest)
+                        return false;
+        }
+        return n_now == n_mine;
+}
+
+/* Notifications lost (or, `deaf`, a commit by someone else while we were
+ * not listening): classify our tables by reading the kernel (which exist
+ * and, of those, which are still ours) instead. Lost notifications could
+ * have said anything: every table of ours is rebuilt. After a deaf window
+ * only a table that differs from our snapshot is. */
+static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d, bool deaf)
 {
         struct fw_tables t = { 0 };
         struct fw_snap now = { 0 };
@@ -1131,10 +1364,13 @@ static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
                         d->inet[k] = FW_WATCH_DELETED;
         if (r == 0) {
                 for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
-                        if (fw->snap.shards[k].ours && t.inet[k])
+                        if (fw->snap.shards[k].ours && t.inet[k] && !(deaf && snap_shard_same(&fw->snap, &now, k)))
                                 d->inet[k] = now.shards[k].ours ? FW_WATCH_TOUCHED : FW_WATCH_RECREATED;
-                d->bridge = !t.bridge ? FW_WATCH_DELETED : now.bridge_ours ? FW_WATCH_TOUCHED : FW_WATCH_RECREATED;
-                d->any = true;
+                if (!(deaf && t.bridge && snap_shard_same(&fw->snap, &now, FW_MAX_SHARDS)))
+                        d->bridge = !t.bridge ? FW_WATCH_DELETED : now.bridge_ours ? FW_WATCH_TOUCHED : FW_WATCH_RECREATED;
+                d->any = d->bridge != FW_WATCH_NONE;
+                for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
+                        d->any |= d->inet[k] != FW_WATCH_NONE;
         }
         fw_snap_free(&now);
         return r;
@@ -1428,7 +1664,7 @@ static int restore_with_retries(struct fw *fw, struct fw_watch_commit *d, unsign
                 struct fw_watch_commit now = { 0 };
                 log_warn("restoring our nftables tables failed (%s): they changed meanwhile? reading which exist, "
                          "restoring again", strerror(-r));
-                if (damage_from_kernel(fw, &now) < 0)
+                if (damage_from_kernel(fw, &now, false) < 0)
                         break;
                 *d = now;
                 r = restore(fw, d, ret_ports);
@@ -1440,7 +1676,7 @@ static int restore_with_retries(struct fw *fw, struct fw_watch_commit *d, unsign
 static void guard_run(struct fw *fw)
 {
         struct fw_watch_commit d = fw->damage;
-        bool unknown = fw->damage_unknown;
+        bool unknown = fw->damage_unknown, deaf = fw->damage_deaf;
         uint64_t t0 = fw->damage_usec, t_start;
         uint64_t read_rt = fw->damage_read_rt, decoded_rt = realtime_usec();
         unsigned n_ports = 0;
@@ -1449,10 +1685,10 @@ static void guard_run(struct fw *fw)
 
         if (guard_paused(fw))
                 return;
-        if (!d.any && !unknown)
+        if (!d.any && !unknown && !deaf)
                 return;
         fw->damage = (struct fw_watch_commit){ 0 };
-        fw->damage_unknown = false;
+        fw->damage_unknown = fw->damage_deaf = false;
         if (!fw->snap_valid) {
                 /* no picture of our own to restore from: the kernel is read and
                  * the core re-applies what is missing (ruleset_rebuilt) */
@@ -1461,14 +1697,21 @@ static void guard_run(struct fw *fw)
                                 d.proc[0] ? d.proc : "?", d.pid, err);
                 return;
         }
-        if (unknown) {
-                log_warn("nftables notifications were lost: reading our tables to see what changed");
-                r = damage_from_kernel(fw, &d);
+        if (unknown || deaf) {
+                if (unknown)
+                        log_warn("nftables notifications were lost: reading our tables to see what changed");
+                r = damage_from_kernel(fw, &d, !unknown);
                 if (r < 0) {
                         log_err("cannot read the nftables ruleset: %s", strerror(-r));
                         fw->snap_valid = false;
                         return;
                 }
+                if (!d.any) {
+                        log_info("another process committed to nftables while a batch of ours was applied without "
+                                 "listening: our tables are as we wrote them");
+                        return;
+                }
+                unknown = true; /* what changed is not known in detail: the tables that differ are rebuilt */
         }
         t_start = now_usec();
         if (guard_burst_exceeded(fw, &d, unknown, t_start))
@@ -1884,6 +2127,9 @@ static int fw_init(struct modrt *rt, void **ret_state)
         }
         /* watching first: a change between reading the ruleset and watching is not missed */
         r = watch_open(fw);
+        /* tests: take every big batch's window as shared with another commit, so
+         * that the check after it (damage_from_kernel, deaf) is exercised */
+        fw->test_deaf = getenv("NOVA_FW_TEST_DEAF") != NULL;
         if (r < 0)
                 log_warn("cannot watch nftables for changes by others (%s): a flushed ruleset is repaired only at "
                          "the next request", strerror(-r));

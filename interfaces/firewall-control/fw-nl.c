@@ -80,6 +80,7 @@ void fw_nl_begin(struct fw_nl *b, uint32_t seq)
         b->seq0 = seq;
         b->seq = seq + 1;
         b->set_id = 0;
+        b->has_genid = false;
         if (!reserve(b, NLMSG_SPACE(sizeof(struct nfgenmsg))))
                 return;
         struct nlmsghdr *h = nftnl_batch_begin((char *)b->buf, seq);
@@ -103,6 +104,32 @@ int fw_nl_end(struct fw_nl *b)
 
 bool fw_nl_empty(const struct fw_nl *b) { return b->n_msgs == 0; }
 
+int fw_nl_set_genid(struct fw_nl *b, uint32_t gen)
+{
+        const size_t at = NLMSG_SPACE(sizeof(struct nfgenmsg)), add = NLA_ALIGN(NLA_HDRLEN + sizeof(uint32_t));
+        uint32_t be = htonl(gen);
+        struct nlattr a = { .nla_len = NLA_HDRLEN + sizeof(uint32_t), .nla_type = NFNL_BATCH_GENID };
+
+        if (b->err)
+                return b->err;
+        if (b->len < at) /* no BATCH_BEGIN: fw_nl_begin ran out of memory */
+                return fail(b, -ENOMEM), b->err;
+        if (!b->has_genid) {
+                if (!reserve(b, add))
+                        return b->err;
+                memmove(b->buf + at + add, b->buf + at, b->len - at);
+                memset(b->buf + at, 0, add);
+                memcpy(b->buf + at, &a, sizeof(a));
+                ((struct nlmsghdr *)b->buf)->nlmsg_len += (uint32_t)add;
+                b->len += add;
+                if (b->last)
+                        b->last += add;
+                b->has_genid = true;
+        }
+        memcpy(b->buf + at + NLA_HDRLEN, &be, sizeof(be));
+        return 0;
+}
+
 void fw_nl_free(struct fw_nl *b)
 {
         free(b->buf);
@@ -122,6 +149,10 @@ void fw_nl_describe(const struct fw_nl *b, uint32_t seq, char *buf, size_t size)
                 const struct nlmsghdr *h = (const void *)(b->buf + off);
                 if (h->nlmsg_len < sizeof(*h) || off + h->nlmsg_len > b->len)
                         break;
+                if (h->nlmsg_seq == seq && seq == b->seq0) {
+                        (void)snprintf(buf, size, "BATCH_BEGIN%s", b->has_genid ? ", bound to a generation" : "");
+                        return;
+                }
                 if (h->nlmsg_seq == seq) {
                         unsigned t = h->nlmsg_type & 0xff;
                         const struct nfgenmsg *g = NLMSG_DATA(h);

@@ -32,6 +32,7 @@ struct fw_nl {
         unsigned n_msgs;  /* messages between BATCH_BEGIN and BATCH_END */
         uint32_t set_id;  /* the last set made in the batch is numbered so (0: none) */
         bool ended;
+        bool has_genid;   /* BATCH_BEGIN carries NFNL_BATCH_GENID (fw_nl_set_genid) */
         int err;          /* 0, -EINVAL (a value that is not valid), -ENOMEM */
 };
 
@@ -42,6 +43,11 @@ void fw_nl_begin(struct fw_nl *b, uint32_t seq);
  * nothing to send (fw_nl_empty). */
 int fw_nl_end(struct fw_nl *b);
 bool fw_nl_empty(const struct fw_nl *b);
+/* Make the batch conditional: the kernel applies it only while the ruleset's
+ * generation is still gen (NFNL_BATCH_GENID), else refuses all of it with
+ * -ERESTART; 0 takes the condition back. The attribute goes into BATCH_BEGIN
+ * (the first call moves the messages after it); b->err, or 0. */
+int fw_nl_set_genid(struct fw_nl *b, uint32_t gen);
 void fw_nl_free(struct fw_nl *b);
 /* The message of a batch with that sequence number, as "NEWRULE inet
  * nova_hypervisor_3" for error messages; "?" when not found. */

@@ -1227,6 +1227,42 @@ START_TEST(test_foreign_changes_are_restored)
 }
 END_TEST
 
+/* A batch of QUIET_MIN_MSGS messages or more is committed with the module
+ * not listening to nftables' notifications (firewall-control.c, "big
+ * batches"). Three things must hold: the batches are applied whole; when
+ * another process may have committed in that window (NOVA_FW_TEST_DEAF makes
+ * the module take every window so: a real one cannot be timed from here),
+ * the module reads its tables back and, finding them as it wrote them,
+ * rebuilds nothing; and it listens again afterwards: a flush is restored. */
+START_TEST(test_big_batches_committed_without_listening)
+{
+        long gen;
+
+        ck_assert_int_eq(setenv("NOVA_FW_TEST_DEAF", "1", 1), 0);
+        mod_stop();
+        mod_start();
+        ck_assert_int_eq(unsetenv("NOVA_FW_TEST_DEAF"), 0); /* the next restart is a plain one */
+        gen = nft_genid();
+        ck_assert_msg(apply_many(GROUP_B, group_b, ARRAY_SIZE(group_b), 0, FW_SHARD_PORTS + 4, NULL, NULL, NULL) == 0,
+                      "%s", reply_error());
+        ck_assert_msg(apply(GROUP_A, group_a, ARRAY_SIZE(group_a), VM_MAC, VM_IP) == 0, "%s", reply_error());
+        ck_assert_uint_eq(ports_total(), FW_SHARD_PORTS + 5);
+        for (int t = 0; t < 3000 && !file_contains(m.log, "our tables are as we wrote them"); t += 10)
+                sleep_ms(10);
+        ck_assert_msg(file_contains(m.log, "our tables are as we wrote them"), "no check after the window (see %s)",
+                      m.log);
+        ck_assert_uint_eq(restores_logged(), 0);
+        ck_assert_int_gt(nft_genid(), gen);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(tcp_blocked(ns_rem, VM_IP, 23));
+        _cleanup_free_ char *want = our_tables_text();
+        ck_assert_int_eq(sh("nft flush ruleset"), 0);
+        ck_assert_msg(wait_tables(want, 5000) >= 0, "not restored after a quiet batch (see %s)", m.log);
+        ck_assert(tcp_reaches(ns_rem, VM_IP, 22));
+        ck_assert(tcp_blocked(ns_rem, VM_IP, 23));
+}
+END_TEST
+
 /* Debian's nftables.service with its stock /etc/nftables.conf (`flush
  * ruleset`, then an inet filter table of accept-all chains): stop runs
  * `nft flush ruleset`, start `nft -f /etc/nftables.conf`; here both run in
@@ -1935,6 +1971,7 @@ static Suite *suite(void)
                 test_portless_tables_not_restored,
                 test_guard_gives_up_a_fight,
                 test_shard_deleted_while_down_fails_closed,
+                test_big_batches_committed_without_listening,
         };
         /* FW_TEST_ONLY=<part of a name>: only the tests whose name has it (to
          * measure one of them, e.g. FW_TEST_ONLY=flush_window) */

@@ -500,6 +500,74 @@ START_TEST(test_refused_batch_changes_nothing)
 }
 END_TEST
 
+/* The ruleset's generation in NS_NL (GETGEN on nl_fd, whose answers are all read by now). */
+static uint32_t nl_gen(void)
+{
+        uint8_t req[NLMSG_SPACE(sizeof(struct nfgenmsg))] = { 0 };
+        struct nlmsghdr *h = (struct nlmsghdr *)req;
+        struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+        ssize_t n;
+
+        h->nlmsg_len = sizeof(req);
+        h->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+        h->nlmsg_flags = NLM_F_REQUEST;
+        h->nlmsg_seq = 900000;
+        ck_assert_int_eq(sendto(nl_fd, req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)),
+                         (ssize_t)sizeof(req));
+        n = recv(nl_fd, rbuf, sizeof(rbuf), 0);
+        ck_assert_int_gt(n, (ssize_t)NLMSG_SPACE(sizeof(struct nfgenmsg)));
+        h = (struct nlmsghdr *)rbuf;
+        ck_assert_uint_eq(h->nlmsg_seq, 900000);
+        ck_assert_uint_eq(h->nlmsg_type, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN);
+        for (size_t off = NLMSG_SPACE(sizeof(struct nfgenmsg)); off + NLA_HDRLEN <= h->nlmsg_len;) {
+                struct nlattr *a = (struct nlattr *)(rbuf + off);
+                uint32_t be;
+                ck_assert_uint_ge(a->nla_len, NLA_HDRLEN);
+                if ((a->nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID) {
+                        memcpy(&be, rbuf + off + NLA_HDRLEN, sizeof(be));
+                        return ntohl(be);
+                }
+                off += NLA_ALIGN(a->nla_len);
+        }
+        ck_abort_msg("GETGEN: no NFTA_GEN_ID");
+        return 0;
+}
+
+/* NFNL_BATCH_GENID (fw_nl_set_genid): a batch bound to a generation that is
+ * no longer current is refused whole with -ERESTART, and nothing of it is
+ * applied; bound to the current one it is; 0 takes the binding back. The
+ * module's big batches rely on it (firewall-control.c, "big batches"). */
+START_TEST(test_batch_bound_to_a_generation)
+{
+        char err[256] = "";
+        uint32_t g;
+
+        skeleton_both();
+        _cleanup_free_ char *before = listing(nl_list_ctx);
+        g = nl_gen();
+        fw_nl_begin(&batch, 60);
+        fw_nl_group(&batch, 0, G2, NULL, 0, false);
+        ck_assert_int_eq(fw_nl_set_genid(&batch, g - 1), 0);
+        ck_assert_int_eq(fw_nl_commit(nl_fd, &batch, rbuf, sizeof(rbuf), err, sizeof(err)), -ERESTART);
+        ck_assert_msg(strstr(err, "BATCH_BEGIN, bound to a generation"), "message: %s", err);
+        ck_assert_uint_eq(nl_gen(), g);
+        _cleanup_free_ char *after = listing(nl_list_ctx);
+        ck_assert_str_eq(before, after);
+        ck_assert_int_eq(fw_nl_set_genid(&batch, g), 0); /* rewritten in place */
+        commit_ok();
+        ck_assert_uint_eq(nl_gen(), g + 1);
+        _cleanup_free_ char *applied = listing(nl_list_ctx);
+        ck_assert_ptr_nonnull(strstr(applied, "sg-21111111-2222-4333-8444-555555555555-in"));
+
+        fw_nl_begin(&batch, 70);
+        fw_nl_group(&batch, 0, G1, NULL, 0, false);
+        ck_assert_int_eq(fw_nl_set_genid(&batch, g), 0); /* stale: one commit since */
+        ck_assert_int_eq(fw_nl_set_genid(&batch, 0), 0);
+        commit_ok();
+        ck_assert_uint_eq(nl_gen(), g + 2);
+}
+END_TEST
+
 /* The socket lives on after a batch whose answers were not all read (the
  * module's reading cut short by ENOBUFS): the next commit skips the late
  * answers by their sequence numbers, and still reports its own refusal. */
@@ -867,6 +935,7 @@ int main(void)
         tcase_add_test(tc, test_same_objects_as_libnftables);
         tcase_add_test(tc, test_restore_is_one_batch);
         tcase_add_test(tc, test_refused_batch_changes_nothing);
+        tcase_add_test(tc, test_batch_bound_to_a_generation);
         tcase_add_test(tc, test_late_answers_are_skipped);
         tcase_add_test(tc, test_guard_owned_and_adopted);
         tcase_add_test(tc, test_read_back_is_the_listing);
