@@ -1673,7 +1673,7 @@ static int restore_with_retries(struct fw *fw, struct fw_watch_commit *d, unsign
 }
 
 /* After the queue is drained: act on what others did. */
-static void guard_run(struct fw *fw)
+static void guard_run_once(struct fw *fw)
 {
         struct fw_watch_commit d = fw->damage;
         bool unknown = fw->damage_unknown, deaf = fw->damage_deaf;
@@ -1750,6 +1750,15 @@ static void guard_run(struct fw *fw)
                  (unsigned long long)tm->close_commit, tm->rebuild_msgs, tm->rebuild_len,
                  (unsigned long long)tm->rebuild_build, (unsigned long long)tm->rebuild_commit);
 #undef SINCE
+}
+
+/* A restore's own rebuild is a big batch: its check (quiet_end) can leave
+ * news of its own, acted on here, not at the next event (there may be none). */
+static void guard_run(struct fw *fw)
+{
+        guard_run_once(fw);
+        for (int i = 0; i < 3 && (fw->damage.any || fw->damage_unknown || fw->damage_deaf) && !fw->paused_until; i++)
+                guard_run_once(fw);
 }
 
 /* Between cores (waiting for one at --connect): the notifications only. */
