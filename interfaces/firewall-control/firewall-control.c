@@ -90,7 +90,8 @@ struct fw {
         struct mnl_socket *watch_sk;     /* NETLINK_NETFILTER, member of NFNLGRP_NFTABLES; NULL: not watching */
         struct fw_watch watch;           /* the transaction being read */
         uint32_t watch_seq;              /* of our last GETGEN on it */
-        bool test_deaf;                  /* NOVA_FW_TEST_DEAF: every quiet commit had company (tests) */
+        uint32_t watch_gen;              /* generation of the last transaction seen on it, ours included (0: unknown) */
+        bool test_deaf;                  /* NOVA_FW_TEST_DEAF: the first quiet commit had company (tests) */
         struct fw_watch_commit damage;   /* what others did since the last restore (merged) */
         bool damage_unknown;             /* notifications were lost (ENOBUFS) or malformed */
         bool damage_deaf;                /* someone else committed while we were not listening (quiet_end) */
@@ -1040,6 +1041,8 @@ static int apply_request(struct fw *fw, char *err, size_t errlen)
 
 #define WATCH_RCVBUF (8 * 1024 * 1024) /* a flush of thousands of ports' objects without loss */
 
+static int watch_read_gen(struct fw *fw, uint32_t *gen);
+
 static int watch_open(struct fw *fw)
 {
         unsigned group = NFNLGRP_NFTABLES;
@@ -1058,6 +1061,9 @@ static int watch_open(struct fw *fw)
                 return r;
         }
         fw->watch_sk = sk;
+        /* the generation we start from (a commit after the join is seen, and moves it on) */
+        if (watch_read_gen(fw, &fw->watch_gen) < 0)
+                fw->watch_gen = 0;
         return 0;
 }
 
@@ -1083,6 +1089,7 @@ static void on_commit(const struct fw_watch_commit *c, void *userdata)
         uint64_t read_rt = fw->txn_read_rt;
 
         fw->txn_read_rt = 0; /* the next datagram starts the next transaction */
+        fw->watch_gen = c->gen;
         if (c->pid == (uint32_t)getpid() || !c->any)
                 return; /* ours, or none of our names */
         if (!d->any && !fw->damage_unknown) {
@@ -1103,6 +1110,7 @@ static void on_commit(const struct fw_watch_commit *c, void *userdata)
 static void damage_lost(struct fw *fw)
 {
         fw->txn_read_rt = 0;
+        fw->watch_gen = 0;
         if (!fw->damage.any && !fw->damage_unknown) {
                 fw->damage_usec = now_usec();
                 fw->damage_read_rt = 0;
@@ -1178,7 +1186,7 @@ static int gen_attr(const struct nlattr *a, void *data)
 
 /* The ruleset's generation (GETGEN on the watch socket; notifications read
  * on the way are taken as usual). */
-static int watch_gen(struct fw *fw, uint32_t *gen)
+static int watch_read_gen(struct fw *fw, uint32_t *gen)
 {
         uint8_t req[NLMSG_SPACE(sizeof(struct nfgenmsg))] = { 0 };
         struct nlmsghdr *h = mnl_nlmsg_put_header(req);
@@ -1227,6 +1235,33 @@ static int watch_gen(struct fw *fw, uint32_t *gen)
         }
 }
 
+/* Someone else committed while we were not listening (or may have): what
+ * they did is read from the kernel (guard_run, as after lost notifications). */
+static void deaf_news(struct fw *fw)
+{
+        if (!fw->damage.any && !fw->damage_unknown && !fw->damage_deaf) {
+                fw->damage_usec = now_usec();
+                fw->damage_read_rt = 0;
+        }
+        fw->damage_deaf = true;
+}
+
+/* Listening again after a window without; 0, or < 0: the membership could
+ * not be taken back, the socket was replaced (or is gone) and whatever came
+ * meanwhile is lost. */
+static int watch_rejoin(struct fw *fw)
+{
+        if (watch_member(fw, true) == 0)
+                return 0;
+        mnl_socket_close(fw->watch_sk);
+        fw->watch_sk = NULL;
+        if (watch_open(fw) < 0)
+                log_warn("cannot watch nftables for changes by others any more: a flushed ruleset is repaired only "
+                         "at the next request");
+        damage_lost(fw);
+        return -EIO;
+}
+
 /* Steps 1 and 2: deaf, with the generation in *gen; false: listening as before. */
 static bool quiet_begin(struct fw *fw, uint32_t *gen)
 {
@@ -1240,116 +1275,41 @@ static bool quiet_begin(struct fw *fw, uint32_t *gen)
                 on_commit(&c, fw);
         }
         fw_watch_reset(&fw->watch);
-        if (watch_gen(fw, gen) == 0 && *gen != 0)
-                return true;
-        if (watch_member(fw, true) < 0)
-                damage_lost(fw);
-        return false;
+        if (watch_read_gen(fw, gen) < 0 || *gen == 0) { /* 0 would bind nothing */
+                if (watch_rejoin(fw) == 0)
+                        deaf_news(fw); /* between the drop and now */
+                return false;
+        }
+        /* a commit whose generation we hold but whose notifications we did not read
+         * (sent after the drop, or cut by it): not seen, so read from the kernel */
+        if (*gen != fw->watch_gen)
+                deaf_news(fw);
+        return true;
 }
 
 /* Step 3, after a commit that ended in r. */
 static void quiet_end(struct fw *fw, uint32_t gen, int r)
 {
-        uint32_t now = 0;
+        uint32_t now = 0, ours = gen + 1 ? gen + 1 : 1; /* the kernel skips generation 0 */
 
-        if (watch_member(fw, true) < 0) { /* blind from now on: a new socket */
-                mnl_socket_close(fw->watch_sk);
-                fw->watch_sk = NULL;
-                if (watch_open(fw) < 0)
-                        log_warn("cannot watch nftables for changes by others any more: a flushed ruleset is "
-                                 "repaired only at the next request");
+        if (watch_rejoin(fw) < 0)
+                return;
+        if (watch_read_gen(fw, &now) < 0) {
                 damage_lost(fw);
                 return;
         }
-        uint32_t ours = gen + 1 ? gen + 1 : 1; /* the kernel skips generation 0 */
-
-        if (watch_gen(fw, &now) < 0) {
-                damage_lost(fw);
-                return;
-        }
+        fw->watch_gen = now;
         if (now != (r == 0 ? ours : gen) || r == -ERESTART || fw->test_deaf) {
-                if (!fw->damage.any && !fw->damage_unknown && !fw->damage_deaf) {
-                        fw->damage_usec = now_usec();
-                        fw->damage_read_rt = 0;
-                }
-                fw->damage_deaf = true;
+                fw->test_deaf = false; /* once */
+                deaf_news(fw);
         }
 }
 
-/* Notifications lost: classify our tables by reading the kernel (which exist
- * and, of those, which are still ours) instead. */
-static bool same_strs(const char (*a)[IP_STR_MAX], size_t na, const char (*b)[IP_STR_MAX], size_t nb)
-{
-        if (na != nb)
-                return false;
-        for (size_t i = 0; i < na; i++) {
-                size_t j = 0;
-                while (j < nb && !streq(a[i], b[j]))
-                        j++;
-                if (j == nb)
-                        return false;
-        }
-        return true;
-}
-
-/* A port record read from the kernel is the one we keep. */
-static bool snap_port_same(const struct fw_snap_port *a, const struct fw_snap_port *b)
-{
-        const struct fw_port *x = &a->port, *y = &b->port;
-
-        if (a->shard != b->shard || a->has_chain != b->has_chain || a->has_dispatch != b->has_dispatch ||
-            a->has_mac != b->has_mac || a->has_tap != b->has_tap || a->has_guard != b->has_guard ||
-            a->has_ll != b->has_ll || a->tampered || b->tampered || memcmp(x->mac, y->mac, sizeof(x->mac)) != 0 ||
-            !same_strs(x->ips, x->n_ips, y->ips, y->n_ips) || x->n_groups != y->n_groups)
-                return false;
-        for (size_t i = 0; i < x->n_groups; i++)
-                if (!streq(x->groups[i], y->groups[i]))
-                        return false;
-        return true;
-}
-
-/* Shard k (or, k == FW_MAX_SHARDS, the bridge table's part) of `now`, read
- * from the kernel, holds what our snapshot says, and nothing else. */
-static bool snap_shard_same(struct fw_snap *mine, struct fw_snap *now, unsigned k)
-{
-        bool bridge = k == FW_MAX_SHARDS;
-
-        if (bridge ? now->bridge_ours != mine->bridge_ours || now->bridge_complete != mine->bridge_complete ||
-                             now->orphan_elements != mine->orphan_elements
-                   : now->shards[k].ours != mine->shards[k].ours ||
-                             now->shards[k].complete != mine->shards[k].complete ||
-                             now->shards[k].n_ports != mine->shards[k].n_ports)
-                return false;
-        for (size_t i = 0; i < now->n_ports; i++) { /* the same number both ways: each of ours is there */
-                const struct fw_snap_port *p = &now->ports[i], *q;
-                if (!bridge && p->shard != k)
-                        continue;
-                if (!(q = fw_snap_port_find(mine, p->port.uuid)) || !snap_port_same(p, q))
-                        return false;
-        }
-        if (bridge)
-                return now->n_ports == mine->n_ports;
-        size_t n_now = 0, n_mine = 0;
-        for (size_t i = 0; i < mine->n_groups; i++)
-                n_mine += mine->groups[i].shard == k;
-        for (size_t i = 0; i < now->n_groups; i++) {
-                const struct fw_snap_group *g = &now->groups[i], *h;
-                if (g->shard != k)
-                        continue;
-                n_now++;
-                if (!(h = fw_snap_group_find(mine, k, g->id)) || g->tampered || h->tampered ||
-                    g->has_in != h->has_in || g->has_out != h->has_out || g->digest != h->digest)
-                        return false;
-        }
-        return n_now == n_mine;
-}
-
-/* Notifications lost (or, `deaf`, a commit by someone else while we were
- * not listening): classify our tables by reading the kernel (which exist
- * and, of those, which are still ours) instead. Lost notifications could
- * have said anything: every table of ours is rebuilt. After a deaf window
- * only a table that differs from our snapshot is. */
-static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d, bool deaf)
+/* Notifications lost (or a commit by someone else while we were not
+ * listening: they could have said anything): classify our tables by reading
+ * the kernel (which exist and, of those, which are still ours) instead;
+ * every table of ours that exists is rebuilt. */
+static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d)
 {
         struct fw_tables t = { 0 };
         struct fw_snap now = { 0 };
@@ -1364,13 +1324,10 @@ static int damage_from_kernel(struct fw *fw, struct fw_watch_commit *d, bool dea
                         d->inet[k] = FW_WATCH_DELETED;
         if (r == 0) {
                 for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
-                        if (fw->snap.shards[k].ours && t.inet[k] && !(deaf && snap_shard_same(&fw->snap, &now, k)))
+                        if (fw->snap.shards[k].ours && t.inet[k])
                                 d->inet[k] = now.shards[k].ours ? FW_WATCH_TOUCHED : FW_WATCH_RECREATED;
-                if (!(deaf && t.bridge && snap_shard_same(&fw->snap, &now, FW_MAX_SHARDS)))
-                        d->bridge = !t.bridge ? FW_WATCH_DELETED : now.bridge_ours ? FW_WATCH_TOUCHED : FW_WATCH_RECREATED;
-                d->any = d->bridge != FW_WATCH_NONE;
-                for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
-                        d->any |= d->inet[k] != FW_WATCH_NONE;
+                d->bridge = !t.bridge ? FW_WATCH_DELETED : now.bridge_ours ? FW_WATCH_TOUCHED : FW_WATCH_RECREATED;
+                d->any = true;
         }
         fw_snap_free(&now);
         return r;
@@ -1664,7 +1621,7 @@ static int restore_with_retries(struct fw *fw, struct fw_watch_commit *d, unsign
                 struct fw_watch_commit now = { 0 };
                 log_warn("restoring our nftables tables failed (%s): they changed meanwhile? reading which exist, "
                          "restoring again", strerror(-r));
-                if (damage_from_kernel(fw, &now, false) < 0)
+                if (damage_from_kernel(fw, &now) < 0)
                         break;
                 *d = now;
                 r = restore(fw, d, ret_ports);
@@ -1698,20 +1655,18 @@ static void guard_run_once(struct fw *fw)
                 return;
         }
         if (unknown || deaf) {
-                if (unknown)
+                if (deaf && !unknown)
+                        log_warn("another process committed to nftables while a batch of ours was applied without "
+                                 "listening: reading our tables, rebuilding them");
+                else
                         log_warn("nftables notifications were lost: reading our tables to see what changed");
-                r = damage_from_kernel(fw, &d, !unknown);
+                r = damage_from_kernel(fw, &d);
                 if (r < 0) {
                         log_err("cannot read the nftables ruleset: %s", strerror(-r));
                         fw->snap_valid = false;
                         return;
                 }
-                if (!d.any) {
-                        log_info("another process committed to nftables while a batch of ours was applied without "
-                                 "listening: our tables are as we wrote them");
-                        return;
-                }
-                unknown = true; /* what changed is not known in detail: the tables that differ are rebuilt */
+                unknown = true;
         }
         t_start = now_usec();
         if (guard_burst_exceeded(fw, &d, unknown, t_start))
@@ -1752,12 +1707,17 @@ static void guard_run_once(struct fw *fw)
 #undef SINCE
 }
 
+static bool damage_pending(const struct fw *fw) { return fw->damage.any || fw->damage_unknown || fw->damage_deaf; }
+
 /* A restore's own rebuild is a big batch: its check (quiet_end) can leave
- * news of its own, acted on here, not at the next event (there may be none). */
+ * news of its own, acted on here, not at the next event (there may be none).
+ * Each round clears the news first and a fight is paused by the burst limit
+ * (guard_burst_exceeded); the bound is a safety net only, and fw_run's poll
+ * does not wait while news is left. */
 static void guard_run(struct fw *fw)
 {
         guard_run_once(fw);
-        for (int i = 0; i < 3 && (fw->damage.any || fw->damage_unknown || fw->damage_deaf) && !fw->paused_until; i++)
+        for (int i = 0; i < 2 * GUARD_BURST_MAX && damage_pending(fw) && !fw->paused_until; i++)
                 guard_run_once(fw);
 }
 
@@ -1783,7 +1743,7 @@ static int fw_run(struct modrt *rt, void *state)
         while (!modrt_should_exit(rt)) {
                 struct pollfd p[2] = { { modrt_fd(rt), POLLIN, 0 },
                                        { fw->watch_sk ? mnl_socket_get_fd(fw->watch_sk) : -1, POLLIN, 0 } };
-                int timeout = -1, n;
+                int timeout = damage_pending(fw) && !fw->paused_until ? 0 : -1, n;
                 if (fw->paused_until) { /* a timer: the end of the guard's pause */
                         uint64_t now = now_usec();
                         timeout = now >= fw->paused_until ? 0 : (int)((fw->paused_until - now) / 1000 + 1);
@@ -2136,8 +2096,8 @@ static int fw_init(struct modrt *rt, void **ret_state)
         }
         /* watching first: a change between reading the ruleset and watching is not missed */
         r = watch_open(fw);
-        /* tests: take every big batch's window as shared with another commit, so
-         * that the check after it (damage_from_kernel, deaf) is exercised */
+        /* tests: take the first big batch's window as shared with another commit,
+         * so that what follows (reading our tables, rebuilding them) is exercised */
         fw->test_deaf = getenv("NOVA_FW_TEST_DEAF") != NULL;
         if (r < 0)
                 log_warn("cannot watch nftables for changes by others (%s): a flushed ruleset is repaired only at "

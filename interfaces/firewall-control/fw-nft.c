@@ -9,6 +9,8 @@
 /* the guard's pass on every accept (fw-nft.h) */
 #define PASS "meta mark set meta mark | 0x01000000 "
 _Static_assert(FW_ACCEPT_MARK == 0x01000000u, "PASS spells FW_ACCEPT_MARK");
+/* an accept in the inet shards: through the chain that gives the pass */
+#define ACCEPTED "jump " FW_ACCEPTED_CHAIN
 /* from_vm's own pass (FW_VM_MARK), alone on IP (the inet filter gives the
  * other) and with the guard's on ARP and RARP (the inet hooks never see them) */
 #define VM_PASS "meta mark set meta mark | 0x02000000 "
@@ -145,10 +147,13 @@ static bool shard_ok(struct sbuf *b, unsigned shard, char ret[FW_TABLE_NAME_MAX 
 }
 
 /* The fixed chains' rules: the skeleton writes them, the decoder counts them. */
+static const char *const accepted_rules[] = {
+        PASS "accept",
+};
 static const char *const common_rules[] = {
-        "icmpv6 type @nd " PASS "accept",
+        "icmpv6 type @nd " ACCEPTED,
         "ct state invalid drop",
-        "ct state established,related " PASS "accept",
+        "ct state established,related " ACCEPTED,
 };
 static const char *const forward_rules[] = {
         "iifname vmap @ports comment \"" FW_OWNER_MARK "\"",
@@ -212,6 +217,7 @@ static const struct {
         size_t n_rules;
 } fixed_chains[] = {
         /* in creation order: a chain exists before a rule jumps to it */
+        { true, FW_ACCEPTED_CHAIN, NULL, accepted_rules, ARRAY_SIZE(accepted_rules) },
         { true, "common", NULL, common_rules, ARRAY_SIZE(common_rules) },
         { true, "forward", "type filter hook forward priority filter; policy accept; ", forward_rules,
           ARRAY_SIZE(forward_rules) },
@@ -238,7 +244,9 @@ size_t fw_fixed_chain_passes(bool inet, const char *chain)
                 if (fixed_chains[i].inet == inet && streq(fixed_chains[i].name, chain))
                         for (size_t k = 0; k < fixed_chains[i].n_rules; k++) {
                                 const char *r = fixed_chains[i].rules[k];
-                                n += strstr(r, PASS) || strstr(r, BOTH_PASS) ? FW_PASS_WEIGHT_ACCEPT : 0;
+                                n += strstr(r, PASS) || strstr(r, BOTH_PASS) || strstr(r, ACCEPTED)
+                                             ? FW_PASS_WEIGHT_ACCEPT
+                                             : 0;
                                 n += strstr(r, VM_PASS) || strstr(r, BOTH_PASS) ? FW_PASS_WEIGHT_VM : 0;
                         }
         return n;
@@ -341,7 +349,7 @@ static void group_chain(struct sbuf *b, const char *t, const char *gid, const ch
                         return;
                 }
                 fw_build_rule_match(b, &rules[i]);
-                sbuf_printf(b, " " PASS "accept comment \"%s\"; ", text);
+                sbuf_printf(b, " " ACCEPTED " comment \"%s\"; ", text);
         }
         sbuf_printf(b, "}\n");
 }
@@ -389,13 +397,13 @@ void fw_build_port_chain(struct sbuf *b, unsigned shard, const struct fw_port *p
          * libnftables fetch every set (and chain) to resolve it, and a port
          * change must cost the same whatever the number of ports. */
         sbuf_printf(b, "add chain %s port-%s { comment \"nova-hypervisor:port=%s\"; jump common; "
-                       "ether saddr %s udp sport 68 udp dport 67 " PASS "accept; "
-                       "ether saddr %s udp sport 546 udp dport 547 " PASS "accept; ", t, p->uuid, p->uuid, mac, mac);
+                       "ether saddr %s udp sport 68 udp dport 67 " ACCEPTED "; "
+                       "ether saddr %s udp sport 546 udp dport 547 " ACCEPTED "; ", t, p->uuid, p->uuid, mac, mac);
         for (size_t i = 0; i < p->n_groups; i++)
                 sbuf_printf(b, "ether saddr %s jump sg-%s-out comment \"nh group %s\"; ", mac, p->groups[i],
                             p->groups[i]);
-        sbuf_printf(b, "ether saddr %s drop comment \"nh mac %s\"; udp sport 67 udp dport 68 " PASS "accept; "
-                       "udp sport 547 udp dport 546 " PASS "accept; ", mac, mac);
+        sbuf_printf(b, "ether saddr %s drop comment \"nh mac %s\"; udp sport 67 udp dport 68 " ACCEPTED "; "
+                       "udp sport 547 udp dport 546 " ACCEPTED "; ", mac, mac);
         for (size_t i = 0; i < p->n_groups; i++)
                 sbuf_printf(b, "jump sg-%s-in; ", p->groups[i]);
         sbuf_printf(b, "drop; }\n");

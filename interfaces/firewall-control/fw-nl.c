@@ -280,7 +280,8 @@ static void m_mark_bits(struct rule *r, uint32_t bits, bool set)
         add(r, e);
 }
 
-/* What every accept of a port's frames carries: the guard's pass (fw-nl.h) */
+/* What every accept of a port's frames carries: the guard's pass (fw-nl.h);
+ * in the inet shards through their chain FW_ACCEPTED_CHAIN (fw-nft.h) */
 static void m_accepted(struct rule *r) { m_mark_bits(r, FW_ACCEPT_MARK, true); }
 /* from_vm's accepts: its own pass (FW_VM_MARK), with the guard's where the inet hooks never look */
 static void m_vm_checked(struct rule *r) { m_mark_bits(r, FW_VM_MARK, true); }
@@ -501,8 +502,7 @@ static void group_chain(struct fw_nl *b, const char *t, const char *gid, const c
                 }
                 r = rule_new(b, t, chain);
                 m_secrule(&r, &rules[i]);
-                m_accepted(&r);
-                e_verdict(&r, NF_ACCEPT, NULL);
+                e_verdict(&r, NFT_JUMP, FW_ACCEPTED_CHAIN);
                 rule_put(b, &r, text);
         }
 }
@@ -551,14 +551,12 @@ void fw_nl_port_chain(struct fw_nl *b, unsigned shard, const struct fw_port *p, 
         r = rule_new(b, t, chain);
         m_ether_saddr(&r, p->mac);
         m_udp_ports(&r, 68, 67);
-        m_accepted(&r);
-        e_verdict(&r, NF_ACCEPT, NULL);
+        e_verdict(&r, NFT_JUMP, FW_ACCEPTED_CHAIN);
         rule_put(b, &r, NULL);
         r = rule_new(b, t, chain);
         m_ether_saddr(&r, p->mac);
         m_udp_ports(&r, 546, 547);
-        m_accepted(&r);
-        e_verdict(&r, NF_ACCEPT, NULL);
+        e_verdict(&r, NFT_JUMP, FW_ACCEPTED_CHAIN);
         rule_put(b, &r, NULL);
         for (size_t i = 0; i < p->n_groups; i++) {
                 char c[CHAIN_NAME_MAX];
@@ -580,13 +578,11 @@ void fw_nl_port_chain(struct fw_nl *b, unsigned shard, const struct fw_port *p, 
         /* DHCP and DHCPv6 server replies towards the port */
         r = rule_new(b, t, chain);
         m_udp_ports(&r, 67, 68);
-        m_accepted(&r);
-        e_verdict(&r, NF_ACCEPT, NULL);
+        e_verdict(&r, NFT_JUMP, FW_ACCEPTED_CHAIN);
         rule_put(b, &r, NULL);
         r = rule_new(b, t, chain);
         m_udp_ports(&r, 547, 546);
-        m_accepted(&r);
-        e_verdict(&r, NF_ACCEPT, NULL);
+        e_verdict(&r, NFT_JUMP, FW_ACCEPTED_CHAIN);
         rule_put(b, &r, NULL);
         for (size_t i = 0; i < p->n_groups; i++) {
                 (void)snprintf(target, sizeof(target), "sg-%s-in", p->groups[i]);
@@ -1117,6 +1113,12 @@ void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard)
                   "nova-hypervisor: security groups (firewall-control module); do not edit");
         nd_id = const_set(b, NFPROTO_INET, t, &nd, nd_types, sizeof(nd_types), 1);
         ports_id = set_msg(b, NFPROTO_INET, t, &ports, 0);
+        /* accepted: the guard's pass, accept (every accept of the shard jumps here) */
+        fixed_chain(b, NFPROTO_INET, t, FW_ACCEPTED_CHAIN, false, 0, 0);
+        r = rule_new(b, t, FW_ACCEPTED_CHAIN);
+        m_accepted(&r);
+        e_verdict(&r, NF_ACCEPT, NULL);
+        rule_put(b, &r, NULL);
         /* common: ND/MLD accept, ct invalid drop, ct established,related accept */
         fixed_chain(b, NFPROTO_INET, t, "common", false, 0, 0);
         r = rule_new(b, t, "common");
@@ -1124,8 +1126,7 @@ void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard)
         m_meta8(&r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
         e_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
         e_lookup(&r, "nd", nd_id, false, false);
-        m_accepted(&r);
-        e_verdict(&r, NF_ACCEPT, NULL);
+        e_verdict(&r, NFT_JUMP, FW_ACCEPTED_CHAIN);
         rule_put(b, &r, NULL);
         r = rule_new(b, t, "common");
         m_ct_state(&r, 1u /* invalid */);
@@ -1133,8 +1134,7 @@ void fw_nl_shard_skeleton(struct fw_nl *b, unsigned shard)
         rule_put(b, &r, NULL);
         r = rule_new(b, t, "common");
         m_ct_state(&r, 2u | 4u /* established, related */);
-        m_accepted(&r);
-        e_verdict(&r, NF_ACCEPT, NULL);
+        e_verdict(&r, NFT_JUMP, FW_ACCEPTED_CHAIN);
         rule_put(b, &r, NULL);
         /* forward: iifname vmap @ports, with the owner mark */
         fixed_chain(b, NFPROTO_INET, t, "forward", true, NF_INET_FORWARD, 0);

@@ -304,8 +304,8 @@ static struct fw_snap_port *port_by_dev(struct fw_snap *s, struct dev_index *di,
 
 /* Flags of the fixed objects, to tell whether a table's skeleton is complete. */
 enum {
-        SK_ND = 1 << 0, SK_PORTS = 1 << 1, SK_COMMON = 1 << 2, SK_FORWARD = 1 << 3,
-        SK_INET_ALL = (1 << 4) - 1,
+        SK_ND = 1 << 0, SK_PORTS = 1 << 1, SK_COMMON = 1 << 2, SK_FORWARD = 1 << 3, SK_ACCEPTED = 1 << 4,
+        SK_INET_ALL = (1 << 5) - 1,
         SK_TAPS = 1 << 0, SK_VM_MAC = 1 << 1, SK_VM_IP4 = 1 << 2, SK_VM_IP6 = 1 << 3, SK_GUARD = 1 << 4,
         SK_FROM_VM = 1 << 5, SK_PREROUTING = 1 << 6, SK_BR_FORWARD = 1 << 7,
         SK_BRIDGE_ALL = (1 << 8) - 1,
@@ -380,6 +380,8 @@ static int pass_chains(struct fw_snap *s, struct json_object *items, const char 
                         *sk |= SK_COMMON;
                 else if (streq(name, "forward"))
                         *sk |= SK_FORWARD;
+                else if (streq(name, FW_ACCEPTED_CHAIN))
+                        *sk |= SK_ACCEPTED;
                 else if (name_uuid(name, "port-", "", id)) {
                         struct fw_snap_port *p = fw_snap_port_find(s, id);
                         if (p) {
@@ -704,6 +706,9 @@ static uint32_t pass_bits(struct json_object *e)
 
 static bool is_pass(struct json_object *e) { return pass_bits(e) == FW_ACCEPT_MARK; }
 
+/* `jump accepted`: an accept of the inet shards, with the pass (fw-nft.h) */
+static bool is_accepted(struct json_object *e) { return is_verdict(e, "jump", FW_ACCEPTED_CHAIN); }
+
 /* A fixed chain's rule's passes, weighed as fw_fixed_chain_passes counts them. */
 static size_t rule_pass_weight(struct json_object *rule)
 {
@@ -713,14 +718,17 @@ static size_t rule_pass_weight(struct json_object *rule)
         if (!json_object_object_get_ex(rule, "expr", &ex) || !json_object_is_type(ex, json_type_array))
                 return 0;
         for (size_t i = 0; i < json_object_array_length(ex); i++) {
-                uint32_t bits = pass_bits(json_object_array_get_idx(ex, i));
+                struct json_object *e = json_object_array_get_idx(ex, i);
+                uint32_t bits = pass_bits(e);
                 w += (bits & FW_ACCEPT_MARK ? FW_PASS_WEIGHT_ACCEPT : 0) + (bits & FW_VM_MARK ? FW_PASS_WEIGHT_VM : 0);
+                w += is_accepted(e) ? FW_PASS_WEIGHT_ACCEPT : 0;
         }
         return w;
 }
 
-/* The rule's expressions end with the guard's pass and accept (pass_accept),
- * or hold the pass somewhere (returns whether, when pass_accept is false). */
+/* The rule's expressions end with an accept of the inet shards, `jump
+ * accepted` (pass_accept), or hold the pass somewhere (returns whether, when
+ * pass_accept is false). */
 static bool rule_has_pass(struct json_object *rule, bool pass_accept)
 {
         struct json_object *ex;
@@ -730,8 +738,7 @@ static bool rule_has_pass(struct json_object *rule, bool pass_accept)
                 return false;
         len = json_object_array_length(ex);
         if (pass_accept)
-                return len >= 2 && is_pass(json_object_array_get_idx(ex, len - 2)) &&
-                       is_verdict(json_object_array_get_idx(ex, len - 1), "accept", NULL);
+                return len >= 1 && is_accepted(json_object_array_get_idx(ex, len - 1));
         for (size_t i = 0; i < len; i++)
                 if (is_pass(json_object_array_get_idx(ex, i)))
                         return true;
@@ -761,10 +768,9 @@ static bool port_rule_ok(const struct fw_port *p, size_t k, struct json_object *
         if (k == 0) /* jump common */
                 return len == 1 && is_verdict(e[0], "jump", "common");
         if (k == 1 || k == 2) /* DHCP client out, from the port's MAC */
-                return len == 5 && is_match(e[0], "ether", "saddr", mac, 0) &&
+                return len == 4 && is_match(e[0], "ether", "saddr", mac, 0) &&
                        is_match(e[1], "udp", "sport", NULL, k == 1 ? 68 : 546) &&
-                       is_match(e[2], "udp", "dport", NULL, k == 1 ? 67 : 547) && is_pass(e[3]) &&
-                       is_verdict(e[4], "accept", NULL);
+                       is_match(e[2], "udp", "dport", NULL, k == 1 ? 67 : 547) && is_accepted(e[3]);
         if (k < 3 + n) { /* the groups' egress rules, for frames from the port's MAC */
                 (void)snprintf(target, sizeof(target), "sg-%s-out", p->groups[k - 3]);
                 return len == 2 && is_match(e[0], "ether", "saddr", mac, 0) && is_verdict(e[1], "jump", target);
@@ -772,9 +778,8 @@ static bool port_rule_ok(const struct fw_port *p, size_t k, struct json_object *
         if (k == 3 + n) /* nothing else from the port's MAC */
                 return len == 2 && is_match(e[0], "ether", "saddr", mac, 0) && is_verdict(e[1], "drop", NULL);
         if (k == 4 + n || k == 5 + n) /* DHCP server in */
-                return len == 4 && is_match(e[0], "udp", "sport", NULL, k == 4 + n ? 67 : 547) &&
-                       is_match(e[1], "udp", "dport", NULL, k == 4 + n ? 68 : 546) && is_pass(e[2]) &&
-                       is_verdict(e[3], "accept", NULL);
+                return len == 3 && is_match(e[0], "udp", "sport", NULL, k == 4 + n ? 67 : 547) &&
+                       is_match(e[1], "udp", "dport", NULL, k == 4 + n ? 68 : 546) && is_accepted(e[2]);
         if (k < 6 + 2 * n) { /* the groups' ingress rules */
                 (void)snprintf(target, sizeof(target), "sg-%s-in", p->groups[k - 6 - n]);
                 return len == 1 && is_verdict(e[0], "jump", target);
@@ -819,7 +824,7 @@ static int pass_port_chains(struct fw_snap *s, struct json_object *items, const 
  * port of the table). */
 static bool fixed_chains_ok(struct json_object *items, const char *table, bool inet)
 {
-        static const char *const inet_chains[] = { "common", "forward" };
+        static const char *const inet_chains[] = { FW_ACCEPTED_CHAIN, "common", "forward" };
         static const char *const bridge_chains[] = { "prerouting", "from_vm", "forward" };
         const char *const *chains = inet ? inet_chains : bridge_chains;
         size_t n = inet ? ARRAY_SIZE(inet_chains) : ARRAY_SIZE(bridge_chains);
@@ -1238,7 +1243,7 @@ struct fw_dump {
         struct dev_index di;           /* D_ELEMS of the bridge table */
 };
 
-static const char *const inet_fixed_chains[] = { "common", "forward" };
+static const char *const inet_fixed_chains[] = { FW_ACCEPTED_CHAIN, "common", "forward" };
 static const char *const bridge_fixed_chains[] = { "prerouting", "from_vm", "forward" };
 /* the sets whose elements are read: a shard's dispatch map, the bridge table's anti-spoofing sets */
 static const char *const inet_dump_sets[] = { "ports" };
@@ -1391,8 +1396,11 @@ static uint32_t x_pass_bits(const struct dump_expr *e)
         return 0;
 }
 
-/* `meta mark set meta mark | FW_ACCEPT_MARK` (the guard's pass) at e[0..2]. */
-static bool x_pass(const struct dump_expr *e) { return x_pass_bits(e) == FW_ACCEPT_MARK; }
+/* `jump accepted`: an accept of the inet shards, with the pass (fw-nft.h) */
+static bool x_accepted(const struct dump_expr *e)
+{
+        return e->kind == X_IMM && e->verdict == NFT_JUMP && streq(e->chain, FW_ACCEPTED_CHAIN);
+}
 
 /* `ether saddr MAC` (with the `meta iiftype ether` libnftables puts before it) at e[0..3]. */
 static bool x_ether_saddr(const struct dump_expr *e, uint8_t mac[6])
@@ -1430,8 +1438,8 @@ static bool x_verdict(const struct dump_expr *e, int32_t code, char *ret_target)
         return ret_target ? e->chain[0] != '\0' : e->chain[0] == '\0';
 }
 
-/* What the guard needs of a rule: the pass anywhere in it (pass), or at its
- * end right before `accept` (pass_accept). */
+/* What the guard needs of a rule: the pass anywhere in it (pass), or its
+ * end an accept of the inet shards, `jump accepted` (pass_accept). */
 struct rule_tail {
         bool pass, pass_accept;
         unsigned pass_weight; /* the passes anywhere in it, weighed as fw_fixed_chain_passes counts them */
@@ -1451,6 +1459,10 @@ static struct rule_tail rule_tail(const uint8_t *a, size_t len)
                         return (struct rule_tail){ 0 };
                 memmove(&last[0], &last[1], 3 * sizeof(last[0]));
                 expr_decode(v, vlen, &last[3]);
+                if (x_accepted(&last[3])) {
+                        t.pass = true;
+                        t.pass_weight += FW_PASS_WEIGHT_ACCEPT;
+                }
                 if (++n >= 3) {
                         uint32_t bits = x_pass_bits(&last[1]);
                         t.pass |= bits == FW_ACCEPT_MARK;
@@ -1460,12 +1472,12 @@ static struct rule_tail rule_tail(const uint8_t *a, size_t len)
         }
         if (bad)
                 return (struct rule_tail){ 0 };
-        t.pass_accept = n >= 4 && x_pass(&last[0]) && x_verdict(&last[3], NF_ACCEPT, NULL);
+        t.pass_accept = n >= 1 && x_accepted(&last[3]);
         return t;
 }
 
 /* The shape of a rule from its expressions (a port chain has six; accepts
- * carry the guard's pass before the verdict). */
+ * are `jump accepted`, the chain that gives the guard's pass). */
 static void rule_shape(const struct dump_expr *e, size_t n, struct dump_rule *r)
 {
         r->shape = R_OTHER;
@@ -1473,11 +1485,10 @@ static void rule_shape(const struct dump_expr *e, size_t n, struct dump_rule *r)
                 r->shape = R_JUMP;
         else if (n == 1 && x_verdict(&e[0], NF_DROP, NULL))
                 r->shape = R_DROP;
-        else if (n == 8 && x_udp_ports(e, &r->sport, &r->dport) && x_pass(&e[4]) && x_verdict(&e[7], NF_ACCEPT, NULL))
+        else if (n == 5 && x_udp_ports(e, &r->sport, &r->dport) && x_accepted(&e[4]))
                 r->shape = R_UDP;
         else if (n >= 5 && x_ether_saddr(e, r->mac)) {
-                if (n == 12 && x_udp_ports(&e[4], &r->sport, &r->dport) && x_pass(&e[8]) &&
-                    x_verdict(&e[11], NF_ACCEPT, NULL))
+                if (n == 9 && x_udp_ports(&e[4], &r->sport, &r->dport) && x_accepted(&e[8]))
                         r->shape = R_MAC_UDP;
                 else if (n == 5 && x_verdict(&e[4], NFT_JUMP, r->target))
                         r->shape = R_MAC_JUMP;
@@ -1706,6 +1717,8 @@ static int dump_chain(struct fw_dump *d, const uint8_t *a, size_t len)
                 d->sk[shard] |= SK_COMMON;
         else if (streq(name, "forward"))
                 d->sk[shard] |= SK_FORWARD;
+        else if (streq(name, FW_ACCEPTED_CHAIN))
+                d->sk[shard] |= SK_ACCEPTED;
         else if (name_uuid(name, "port-", "", id)) {
                 struct fw_snap_port *p = fw_snap_port_find(d->s, id);
                 if (p) {

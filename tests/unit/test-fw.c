@@ -48,6 +48,7 @@
 #define T1 "inet nova_hypervisor_1"
 #define B "bridge nova_hypervisor"
 #define PASS "meta mark set meta mark | 0x01000000 " /* the guard's pass on every accept */
+#define ACCEPTED "jump accepted" /* an accept of the inet shards: through the chain that gives the pass */
 #define VM_PASS "meta mark set meta mark | 0x02000000 " /* from_vm's own pass (FW_VM_MARK) */
 #define VM_PASS_BOTH "meta mark set meta mark | 0x03000000 " /* both, on ARP and RARP from a port */
 
@@ -209,11 +210,14 @@ START_TEST(test_skeleton)
         /* a chain is made before a rule jumps to it */
         ck_assert(strstr(b.p, "add chain " B " from_vm {") < strstr(b.p, "add chain " B " prerouting {"));
         /* stateful: invalid dropped, replies accepted, before any port chain runs */
-        ck_assert_ptr_nonnull(strstr(b.p, "add chain " T " common { icmpv6 type @nd " PASS "accept; ct state invalid drop; "
-                                          "ct state established,related " PASS "accept; }\n"));
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " T " " FW_ACCEPTED_CHAIN " { " PASS "accept; }\n"));
+        ck_assert_ptr_nonnull(strstr(b.p, "add chain " T " common { icmpv6 type @nd " ACCEPTED "; ct state invalid drop; "
+                                          "ct state established,related " ACCEPTED "; }\n"));
+        ck_assert(strstr(b.p, "add chain " T " " FW_ACCEPTED_CHAIN " {") < strstr(b.p, "add chain " T " common {"));
         /* the guard's pass: on every accept of the inet table, on ARP and RARP in the bridge table;
          * the anti-spoofing check's own pass (FW_VM_MARK) on every accept of from_vm */
         ck_assert_uint_eq(fw_fixed_chain_passes(true, "common"), 2 * FW_PASS_WEIGHT_ACCEPT);
+        ck_assert_uint_eq(fw_fixed_chain_passes(true, FW_ACCEPTED_CHAIN), FW_PASS_WEIGHT_ACCEPT);
         ck_assert_uint_eq(fw_fixed_chain_passes(true, "forward"), 0);
         ck_assert_uint_eq(fw_fixed_chain_passes(false, "from_vm"),
                           3 * (FW_PASS_WEIGHT_ACCEPT + FW_PASS_WEIGHT_VM) + 4 * FW_PASS_WEIGHT_VM);
@@ -346,11 +350,11 @@ START_TEST(test_group_chains)
         ck_assert_int_eq(b.err, 0);
         ck_assert_str_eq(b.p,
                 "add chain " T " sg-" G1 "-in { comment \"nova-hypervisor:group=" G1 "\"; "
-                "meta nfproto ipv4 ip saddr 10.0.0.0/8 meta l4proto 6 th dport 22 " PASS "accept comment \"nh in 4 6 22 22 - - 10.0.0.0/8\"; "
-                "meta nfproto ipv4 meta l4proto 1 icmp type 8 " PASS "accept comment \"nh in 4 1 - - 8 - -\"; }\n"
+                "meta nfproto ipv4 ip saddr 10.0.0.0/8 meta l4proto 6 th dport 22 " ACCEPTED " comment \"nh in 4 6 22 22 - - 10.0.0.0/8\"; "
+                "meta nfproto ipv4 meta l4proto 1 icmp type 8 " ACCEPTED " comment \"nh in 4 1 - - 8 - -\"; }\n"
                 "add chain " T " sg-" G1 "-out { comment \"nova-hypervisor:group=" G1 "\"; "
-                "meta nfproto ipv4 " PASS "accept comment \"nh out 4 any - - - - -\"; "
-                "meta nfproto ipv6 " PASS "accept comment \"nh out 6 any - - - - -\"; }\n");
+                "meta nfproto ipv4 " ACCEPTED " comment \"nh out 4 any - - - - -\"; "
+                "meta nfproto ipv6 " ACCEPTED " comment \"nh out 6 any - - - - -\"; }\n");
 
         /* an existing group is flushed and refilled (no delete: ports keep jumping to it) */
         sbuf_reset(&b);
@@ -358,11 +362,11 @@ START_TEST(test_group_chains)
         ck_assert_str_eq(b.p,
                 "flush chain " T " sg-" G2 "-in\n"
                 "add chain " T " sg-" G2 "-in { comment \"nova-hypervisor:group=" G2 "\"; "
-                "meta nfproto ipv6 ip6 saddr 2001:db8::/32 meta l4proto 17 th dport 1000-2000 " PASS "accept comment \"nh in 6 17 1000 2000 - - 2001:db8::/32\"; "
-                "meta nfproto ipv6 meta l4proto 58 icmpv6 type 128 icmpv6 code 0 " PASS "accept comment \"nh in 6 58 - - 128 0 -\"; }\n"
+                "meta nfproto ipv6 ip6 saddr 2001:db8::/32 meta l4proto 17 th dport 1000-2000 " ACCEPTED " comment \"nh in 6 17 1000 2000 - - 2001:db8::/32\"; "
+                "meta nfproto ipv6 meta l4proto 58 icmpv6 type 128 icmpv6 code 0 " ACCEPTED " comment \"nh in 6 58 - - 128 0 -\"; }\n"
                 "flush chain " T " sg-" G2 "-out\n"
                 "add chain " T " sg-" G2 "-out { comment \"nova-hypervisor:group=" G2 "\"; "
-                "meta nfproto ipv6 meta l4proto 6 th dport 443 " PASS "accept comment \"nh out 6 6 443 443 - - ::/0\"; }\n");
+                "meta nfproto ipv6 meta l4proto 6 th dport 443 " ACCEPTED " comment \"nh out 6 6 443 443 - - ::/0\"; }\n");
 
         /* a group without rules: both chains exist and are empty (its ports drop everything) */
         sbuf_reset(&b);
@@ -380,9 +384,9 @@ START_TEST(test_group_chains)
         sbuf_reset(&b);
         fw_build_group(&b, 0, G2, many, SECGROUP_MAX_RULES, false);
         ck_assert_int_eq(b.err, 0);
-        ck_assert_uint_eq(count(b.p, " " PASS "accept comment \"nh in 4 6 "), SECGROUP_MAX_RULES / 2);
-        ck_assert_uint_eq(count(b.p, " " PASS "accept comment \"nh out 4 6 "), SECGROUP_MAX_RULES / 2);
-        ck_assert_ptr_nonnull(strstr(b.p, "th dport 1099-2099 " PASS "accept comment \"nh out 4 6 1099 2099 - - -\"; }\n"));
+        ck_assert_uint_eq(count(b.p, " " ACCEPTED " comment \"nh in 4 6 "), SECGROUP_MAX_RULES / 2);
+        ck_assert_uint_eq(count(b.p, " " ACCEPTED " comment \"nh out 4 6 "), SECGROUP_MAX_RULES / 2);
+        ck_assert_ptr_nonnull(strstr(b.p, "th dport 1099-2099 " ACCEPTED " comment \"nh out 4 6 1099 2099 - - -\"; }\n"));
 
         sbuf_reset(&b);
         fw_build_group_remove(&b, 0, G1);
@@ -412,12 +416,12 @@ END_TEST
 
 #define PORT1_CHAIN                                                                                             \
         "add chain " T " port-" P1 " { comment \"nova-hypervisor:port=" P1 "\"; jump common; "                  \
-        "ether saddr " MAC1 " udp sport 68 udp dport 67 " PASS "accept; "                                       \
-        "ether saddr " MAC1 " udp sport 546 udp dport 547 " PASS "accept; "                                     \
+        "ether saddr " MAC1 " udp sport 68 udp dport 67 " ACCEPTED "; "                                       \
+        "ether saddr " MAC1 " udp sport 546 udp dport 547 " ACCEPTED "; "                                     \
         "ether saddr " MAC1 " jump sg-" G1 "-out comment \"nh group " G1 "\"; "                                 \
         "ether saddr " MAC1 " jump sg-" G2 "-out comment \"nh group " G2 "\"; "                                 \
         "ether saddr " MAC1 " drop comment \"nh mac " MAC1 "\"; "                                               \
-        "udp sport 67 udp dport 68 " PASS "accept; udp sport 547 udp dport 546 " PASS "accept; "                \
+        "udp sport 67 udp dport 68 " ACCEPTED "; udp sport 547 udp dport 546 " ACCEPTED "; "                \
         "jump sg-" G1 "-in; jump sg-" G2 "-in; drop; }\n"
 
 START_TEST(test_port_chain)
@@ -444,10 +448,10 @@ START_TEST(test_port_chain)
         sbuf_reset(&b);
         fw_build_port_chain(&b, 0, &p, false);
         ck_assert_str_eq(b.p, "add chain " T " port-" P1 " { comment \"nova-hypervisor:port=" P1 "\"; jump common; "
-                              "ether saddr " MAC1 " udp sport 68 udp dport 67 " PASS "accept; "
-                              "ether saddr " MAC1 " udp sport 546 udp dport 547 " PASS "accept; "
+                              "ether saddr " MAC1 " udp sport 68 udp dport 67 " ACCEPTED "; "
+                              "ether saddr " MAC1 " udp sport 546 udp dport 547 " ACCEPTED "; "
                               "ether saddr " MAC1 " drop comment \"nh mac " MAC1 "\"; "
-                              "udp sport 67 udp dport 68 " PASS "accept; udp sport 547 udp dport 546 " PASS "accept; drop; }\n");
+                              "udp sport 67 udp dport 68 " ACCEPTED "; udp sport 547 udp dport 546 " ACCEPTED "; drop; }\n");
 
         sbuf_reset(&b);
         fw_build_port_chain_remove(&b, 0, P1);
@@ -462,12 +466,12 @@ START_TEST(test_port_chain)
         fw_build_port_chain(&b, 1, &p, true);
         ck_assert_str_eq(b.p, "flush chain " T1 " port-" P1 "\n"
                               "add chain " T1 " port-" P1 " { comment \"nova-hypervisor:port=" P1 "\"; jump common; "
-                              "ether saddr " MAC1 " udp sport 68 udp dport 67 " PASS "accept; "
-                              "ether saddr " MAC1 " udp sport 546 udp dport 547 " PASS "accept; "
+                              "ether saddr " MAC1 " udp sport 68 udp dport 67 " ACCEPTED "; "
+                              "ether saddr " MAC1 " udp sport 546 udp dport 547 " ACCEPTED "; "
                               "ether saddr " MAC1 " jump sg-" G1 "-out comment \"nh group " G1 "\"; "
                               "ether saddr " MAC1 " jump sg-" G2 "-out comment \"nh group " G2 "\"; "
                               "ether saddr " MAC1 " drop comment \"nh mac " MAC1 "\"; "
-                              "udp sport 67 udp dport 68 " PASS "accept; udp sport 547 udp dport 546 " PASS "accept; "
+                              "udp sport 67 udp dport 68 " ACCEPTED "; udp sport 547 udp dport 546 " ACCEPTED "; "
                               "jump sg-" G1 "-in; jump sg-" G2 "-in; drop; }\n");
         sbuf_reset(&b);
         fw_build_port_chain(&b, 256, &p, false);
@@ -1799,6 +1803,23 @@ static void drop_pass(struct json_object *rule)
         ck_abort_msg("no pass in the rule");
 }
 
+/* An inet accept with its pass (`jump accepted`) made a plain accept, as a
+ * table written before the guard has it. */
+static void accept_without_pass(struct json_object *rule)
+{
+        struct json_object *ex, *j;
+        size_t n;
+
+        ck_assert(json_object_object_get_ex(rule, "expr", &ex));
+        n = json_object_array_length(ex);
+        for (size_t i = 0; i < n; i++)
+                if (json_object_object_get_ex(json_object_array_get_idx(ex, i), "jump", &j)) {
+                        ck_assert_int_eq(json_object_array_put_idx(ex, i, json_tokener_parse("{\"accept\":null}")), 0);
+                        return;
+                }
+        ck_abort_msg("no jump in the rule");
+}
+
 /* The pass of a rule set to bits (`meta mark set meta mark | bits`). */
 static void set_pass(struct json_object *rule, int64_t bits)
 {
@@ -1897,6 +1918,7 @@ START_TEST(test_tamper_skeleton)
                 const char *kind, *name;
         } fixed[] = {
                 { true, "set", "nd" }, { true, "map", "ports" }, { true, "chain", "common" }, { true, "chain", "forward" },
+                { true, "chain", FW_ACCEPTED_CHAIN },
                 { false, "set", "taps" }, { false, "set", "vm_mac" }, { false, "set", "vm_ip4" },
                 { false, "set", "vm_ip6" }, { false, "set", "guard" }, { false, "chain", "from_vm" },
                 { false, "chain", "prerouting" }, { false, "chain", "forward" },
@@ -1916,9 +1938,10 @@ START_TEST(test_tamper_skeleton)
         }
         /* a rule slipped into a fixed chain (an accept before the dispatch or the
          * anti-spoofing checks would bypass every port), or one of them gone */
-        static const char *const fixed_chains[] = { "forward", "common", "prerouting", "from_vm", "forward" };
+        static const char *const fixed_chains[] = { "forward", "common", FW_ACCEPTED_CHAIN, "prerouting", "from_vm",
+                                                    "forward" };
         for (size_t i = 0; i < ARRAY_SIZE(fixed_chains); i++) {
-                bool in_inet = i < 2; /* the second "forward" is the bridge table's */
+                bool in_inet = i < 3; /* the second "forward" is the bridge table's */
                 EDITED(doc_insert_rule(in_inet ? inet : bridge, fixed_chains[i], 0,
                                        in_inet ? "{\"family\":\"inet\",\"table\":\"nova_hypervisor\",\"handle\":999,"
                                                  "\"expr\":[{\"accept\":null}]}"
@@ -1938,8 +1961,13 @@ START_TEST(test_tamper_skeleton)
         }
         /* a fixed chain's accept without the guard's pass (a table written before the guard): the
          * guard would drop what it accepts (established connections, ND, ARP), so it is rebuilt */
-        EDITED(drop_pass(rule_at(inet, "common", 2)));
+        EDITED(accept_without_pass(rule_at(inet, "common", 2)));
         ck_assert(!fw_snap_ready(&S) && !S.shards[0].complete && S.shards[0].ours && S.bridge_complete);
+        /* the chain every inet accept goes through, without its pass */
+        EDITED(drop_pass(rule_at(inet, FW_ACCEPTED_CHAIN, 0)));
+        ck_assert(!fw_snap_ready(&S) && !S.shards[0].complete && S.shards[0].ours && S.bridge_complete);
+        EDITED(drop_pass(rule_at(inet1, FW_ACCEPTED_CHAIN, 0)));
+        ck_assert(!fw_snap_ready(&S) && S.shards[0].complete && !S.shards[1].complete && S.shards[1].ours);
         EDITED(drop_pass(rule_at(bridge, "from_vm", 6)));
         ck_assert(!fw_snap_ready(&S) && S.shards[0].complete && !S.bridge_complete && S.bridge_ours);
         /* from_vm as written before its own pass (FW_VM_MARK): ARP and RARP with the guard's
@@ -2092,7 +2120,7 @@ START_TEST(test_tamper_group_chain)
         assert_port_ok(port(P2));
         /* a rule without the guard's pass (written before the guard): the guard would drop what it
          * accepts, so the group reads as tampered and is rewritten */
-        EDITED(drop_pass(rule_at(inet, "sg-" G1 "-out", 0)));
+        EDITED(accept_without_pass(rule_at(inet, "sg-" G1 "-out", 0)));
         ck_assert(group(G1)->tampered && !group(G2)->tampered);
 }
 END_TEST
