@@ -310,28 +310,76 @@ void fw_build_drop_bridge(struct sbuf *b) { sbuf_printf(b, "delete table " B "\n
 
 void fw_build_drop_guard(struct sbuf *b) { sbuf_printf(b, "delete table bridge " FW_GUARD_TABLE "\n"); }
 
-void fw_build_rule_match(struct sbuf *b, const struct secrule *r)
+int fw_group_family(const struct secrule *rules, size_t n, enum secrule_dir dir)
 {
-        const char *l3 = r->family == 6 ? "ip6" : "ip";
+        size_t count = 0;
+        int family = 0;
 
-        sbuf_printf(b, "meta nfproto %s", r->family == 6 ? "ipv6" : "ipv4");
-        if (r->has_remote && r->remote.prefix > 0) {
+        for (size_t i = 0; i < n; i++) {
+                if (rules[i].dir != dir)
+                        continue;
+                if (count++ && rules[i].family != family)
+                        return 0;
+                family = rules[i].family;
+        }
+        return count >= 2 && (family == 4 || family == 6) ? family : 0;
+}
+
+/* `ip[6] saddr|daddr CIDR` as the raw payload (fw_build_rule_match) */
+static void raw_cidr(struct sbuf *b, const struct cidr *c, bool daddr)
+{
+        unsigned alen = c->family == 6 ? 16 : 4;
+        unsigned off = (c->family == 6 ? (daddr ? 24 : 8) : (daddr ? 16 : 12)) * 8;
+
+        if (c->prefix % 8 == 0) { /* a whole-byte prefix loads just its bytes */
+                sbuf_printf(b, "@nh,%u,%u 0x", off, (unsigned)c->prefix);
+                for (unsigned i = 0; i < c->prefix / 8u; i++)
+                        sbuf_printf(b, "%02x", c->addr[i]);
+                return;
+        }
+        sbuf_printf(b, "@nh,%u,%u & 0x", off, alen * 8);
+        for (unsigned i = 0; i < alen; i++) {
+                unsigned bits = c->prefix > i * 8 ? c->prefix - i * 8 : 0;
+                sbuf_printf(b, "%02x", bits >= 8 ? 0xffu : (0xffu << (8 - bits)) & 0xffu);
+        }
+        sbuf_printf(b, " == 0x");
+        for (unsigned i = 0; i < alen; i++)
+                sbuf_printf(b, "%02x", c->addr[i]);
+}
+
+void fw_build_rule_match(struct sbuf *b, const struct secrule *r, bool family_checked)
+{
+        const char *l3 = r->family == 6 ? "ip6" : "ip", *sep = "";
+
+        if (!family_checked) {
+                sbuf_printf(b, "meta nfproto %s", r->family == 6 ? "ipv6" : "ipv4");
+                sep = " ";
+        }
+        if (r->has_remote && r->remote.prefix > 0 && family_checked) {
+                raw_cidr(b, &r->remote, r->dir == SECRULE_EGRESS);
+                sep = " ";
+        } else if (r->has_remote && r->remote.prefix > 0) {
                 char cidr[CIDR_STR_MAX];
                 cidr_format(&r->remote, cidr);
                 sbuf_printf(b, " %s %s %s", l3, r->dir == SECRULE_EGRESS ? "daddr" : "saddr", cidr);
         }
-        if (r->proto >= 0)
-                sbuf_printf(b, " meta l4proto %d", r->proto);
+        if (r->proto >= 0) {
+                sbuf_printf(b, "%smeta l4proto %d", sep, r->proto);
+                sep = " ";
+        }
         if (r->port_min) {
                 if (r->port_min == r->port_max)
-                        sbuf_printf(b, " th dport %u", r->port_min);
+                        sbuf_printf(b, "%sth dport %u", sep, r->port_min);
                 else
-                        sbuf_printf(b, " th dport %u-%u", r->port_min, r->port_max);
+                        sbuf_printf(b, "%sth dport %u-%u", sep, r->port_min, r->port_max);
+                sep = " ";
         }
-        if (r->icmp_type >= 0)
-                sbuf_printf(b, " %s type %d", r->family == 6 ? "icmpv6" : "icmp", r->icmp_type);
+        if (r->icmp_type >= 0) {
+                sbuf_printf(b, "%s%s type %d", sep, r->family == 6 ? "icmpv6" : "icmp", r->icmp_type);
+                sep = " ";
+        }
         if (r->icmp_code >= 0)
-                sbuf_printf(b, " %s code %d", r->family == 6 ? "icmpv6" : "icmp", r->icmp_code);
+                sbuf_printf(b, "%s%s code %d", sep, r->family == 6 ? "icmpv6" : "icmp", r->icmp_code);
 }
 
 static void group_chain(struct sbuf *b, const char *t, const char *gid, const char *dir, enum secrule_dir want,
@@ -339,7 +387,12 @@ static void group_chain(struct sbuf *b, const char *t, const char *gid, const ch
 {
         if (exists)
                 sbuf_printf(b, "flush chain %s sg-%s-%s\n", t, gid, dir);
+        int family = fw_group_family(rules, n, want);
+
         sbuf_printf(b, "add chain %s sg-%s-%s { comment \"nova-hypervisor:group=%s\"; ", t, gid, dir, gid);
+        if (family)
+                sbuf_printf(b, "meta nfproto != %s return comment \"" FW_FAMILY_COMMENT "%d\"; ",
+                            family == 6 ? "ipv6" : "ipv4", family);
         for (size_t i = 0; i < n; i++) {
                 char text[SECRULE_TEXT_MAX];
                 if (rules[i].dir != want)
@@ -348,8 +401,9 @@ static void group_chain(struct sbuf *b, const char *t, const char *gid, const ch
                         refuse(b); /* never leave a rule out silently */
                         return;
                 }
-                fw_build_rule_match(b, &rules[i]);
-                sbuf_printf(b, " " ACCEPTED " comment \"%s\"; ", text);
+                size_t before = b->len;
+                fw_build_rule_match(b, &rules[i], family != 0);
+                sbuf_printf(b, "%s" ACCEPTED " comment \"%s\"; ", b->len == before ? "" : " ", text);
         }
         sbuf_printf(b, "}\n");
 }

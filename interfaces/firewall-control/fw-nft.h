@@ -162,7 +162,22 @@ void fw_build_port_chain_remove(struct sbuf *b, unsigned shard, const char *port
  * UUID, and (when asked) its group UUIDs and canonical IPs, within bounds. */
 bool fw_port_valid(const struct fw_port *p, bool groups, bool ips);
 
-/* The nft statement of one rule (without verdict/comment), for tests. */
-void fw_build_rule_match(struct sbuf *b, const struct secrule *r);
+/* The nft statement of one rule (without verdict/comment). family_checked:
+ * the rule is in a chain that lets only its family through (below), so it
+ * carries no `meta nfproto` of its own, and a remote prefix is matched as
+ * the raw payload (`@nh,96,16 0xa01` for `ip saddr 10.1.0.0/16`: the same
+ * load and compare, without the family dependency libnftables puts before
+ * `ip saddr`; the rule's comment still says it plainly). */
+void fw_build_rule_match(struct sbuf *b, const struct secrule *r, bool family_checked);
+
+/* The family check of a group chain (`sg-<id>-in|out`). When two or more of
+ * the group's rules of that direction are all of one family, the chain
+ * starts with `meta nfproto != ipv4|ipv6 return comment "nh family 4|6"`
+ * and its rules carry no family check of their own: two expressions fewer
+ * per rule (the kernel's cost of loading a rule is mostly per expression).
+ * The family (4 or 6) of that check for those rules, or 0: none (a mixed
+ * direction, or fewer than two rules: each rule checks its own family). */
+#define FW_FAMILY_COMMENT "nh family " /* then "4" or "6" */
+int fw_group_family(const struct secrule *rules, size_t n, enum secrule_dir dir);
 
 #endif

@@ -349,10 +349,11 @@ static void m_cidr(struct rule *r, const struct cidr *c, bool daddr)
         e_cmp(r, NFT_CMP_EQ, c->addr, alen);
 }
 
-/* fw_build_rule_match's statement */
-static void m_secrule(struct rule *r, const struct secrule *s)
+/* fw_build_rule_match's statement (family_checked: its chain checked the family) */
+static void m_secrule(struct rule *r, const struct secrule *s, bool family_checked)
 {
-        m_meta8(r, NFT_META_NFPROTO, s->family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+        if (!family_checked)
+                m_meta8(r, NFT_META_NFPROTO, s->family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
         if (s->has_remote && s->remote.prefix > 0)
                 m_cidr(r, &s->remote, s->dir == SECRULE_EGRESS);
         if (s->proto >= 0)
@@ -486,11 +487,21 @@ static void group_chain(struct fw_nl *b, const char *t, const char *gid, const c
 {
         char chain[CHAIN_NAME_MAX], comment[CHAIN_NAME_MAX];
 
+        int family = fw_group_family(rules, n, want);
+
         (void)snprintf(chain, sizeof(chain), "sg-%s-%s", gid, dir);
         (void)snprintf(comment, sizeof(comment), "nova-hypervisor:group=%s", gid);
         if (exists)
                 chain_msg(b, NFT_MSG_DELRULE, t, chain, NULL);
         chain_msg(b, NFT_MSG_NEWCHAIN, t, chain, comment);
+        if (family) { /* `meta nfproto != ipvF return`: the rules below check no family of their own */
+                uint8_t proto = family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+                struct rule r = rule_new(b, t, chain);
+                e_meta(&r, NFT_META_NFPROTO);
+                e_cmp(&r, NFT_CMP_NEQ, &proto, 1);
+                e_verdict(&r, NFT_RETURN, NULL);
+                rule_put(b, &r, family == 6 ? FW_FAMILY_COMMENT "6" : FW_FAMILY_COMMENT "4");
+        }
         for (size_t i = 0; i < n && !b->err; i++) {
                 char text[SECRULE_TEXT_MAX];
                 struct rule r;
@@ -501,7 +512,7 @@ static void group_chain(struct fw_nl *b, const char *t, const char *gid, const c
                         return;
                 }
                 r = rule_new(b, t, chain);
-                m_secrule(&r, &rules[i]);
+                m_secrule(&r, &rules[i], family != 0);
                 e_verdict(&r, NFT_JUMP, FW_ACCEPTED_CHAIN);
                 rule_put(b, &r, text);
         }

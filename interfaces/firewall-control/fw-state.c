@@ -421,6 +421,32 @@ static int group_add_rule(struct fw_snap_group *g, const struct secrule *r)
         return 0;
 }
 
+/* The family of a group chain's family check from its comment
+ * (FW_FAMILY_COMMENT "4" or "6"), or 0 when the comment is not one. */
+static int family_comment(const char *comment)
+{
+        size_t n = strlen(FW_FAMILY_COMMENT);
+
+        if (!comment || strncmp(comment, FW_FAMILY_COMMENT, n) != 0 || comment[n + 1] != '\0')
+                return 0;
+        return comment[n] == '4' ? 4 : comment[n] == '6' ? 6 : 0;
+}
+
+/* A group chain's family check, read with the rules of its direction so far:
+ * first in the chain, once, and of the right shape (shape_ok) - or the
+ * group is not as we wrote it. */
+static void group_family_rule(struct fw_snap_group *g, bool in, int family, bool shape_ok)
+{
+        uint8_t *f = in ? &g->family_in : &g->family_out;
+        bool first = *f == 0;
+
+        for (size_t i = 0; first && i < g->n_rules; i++)
+                first = g->rules[i].dir != (in ? SECRULE_INGRESS : SECRULE_EGRESS);
+        if (!first || !shape_ok)
+                g->tampered = true;
+        *f = (uint8_t)family;
+}
+
 /* Is the owner mark on a rule of the table's dispatching chain? */
 static bool owner_marked(struct json_object *items, const char *table, const char *chain)
 {
@@ -433,6 +459,7 @@ static bool owner_marked(struct json_object *items, const char *table, const cha
 }
 
 static bool rule_has_pass(struct json_object *rule, bool pass_accept);
+static bool family_rule_ok(struct json_object *rule, int family);
 
 /* Rules of a shard's port and group chains: the port's groups and MAC from
  * the comments of its chain, the groups' rules from theirs. */
@@ -468,8 +495,13 @@ static int pass_rules(struct fw_snap *s, struct json_object *items, const char *
                 if (in || name_uuid(chain, "sg-", "-out", id)) {
                         struct fw_snap_group *g = fw_snap_group_find(s, shard, id);
                         struct secrule r;
+                        int family = family_comment(comment);
                         if (!g)
                                 continue;
+                        if (family) {
+                                group_family_rule(g, in, family, family_rule_ok(ru, family));
+                                continue;
+                        }
                         if (!comment || secrule_parse(comment, &r) < 0 ||
                             r.dir != (in ? SECRULE_INGRESS : SECRULE_EGRESS) || !rule_has_pass(ru, true)) {
                                 g->tampered = true;
@@ -659,6 +691,23 @@ static bool is_match(struct json_object *e, const char *proto, const char *field
         if (str)
                 return streq_ptr(jstr(m, "right"), str);
         return json_object_is_type(v, json_type_int) && json_object_get_int64(v) == num;
+}
+
+/* `meta nfproto != ipv4|ipv6 return`, nft's JSON:
+ * [{"match": {"op": "!=", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"return": null}] */
+static bool family_rule_ok(struct json_object *rule, int family)
+{
+        struct json_object *ex, *m, *l, *k, *ret;
+
+        if (!json_object_object_get_ex(rule, "expr", &ex) || !json_object_is_type(ex, json_type_array) ||
+            json_object_array_length(ex) != 2 || !obj1(json_object_array_get_idx(ex, 0), "match", &m) ||
+            !json_object_is_type(m, json_type_object) || json_object_object_length(m) != 3 ||
+            !streq_ptr(jstr(m, "op"), "!=") || !streq_ptr(jstr(m, "right"), family == 6 ? "ipv6" : "ipv4") ||
+            !json_object_object_get_ex(m, "left", &l) || !obj1(l, "meta", &k) ||
+            !json_object_is_type(k, json_type_object) || json_object_object_length(k) != 1 ||
+            !streq_ptr(jstr(k, "key"), "nfproto") || !obj1(json_object_array_get_idx(ex, 1), "return", &ret))
+                return false;
+        return ret == NULL;
 }
 
 /* {"accept": null} / {"drop": null} / {"jump": {"target": target}} */
@@ -920,8 +969,14 @@ int fw_snap_finish(struct fw_snap *s, const char *bridge_json)
 /* What needs every table: digests, references, ports missing a part. */
 static void snap_settle(struct fw_snap *s)
 {
-        for (size_t i = 0; i < s->n_groups; i++)
-                s->groups[i].digest = secrule_digest(s->groups[i].rules, s->groups[i].n_rules);
+        for (size_t i = 0; i < s->n_groups; i++) {
+                struct fw_snap_group *g = &s->groups[i];
+                g->digest = secrule_digest(g->rules, g->n_rules);
+                /* the family check is there exactly when the builder writes one */
+                if (g->family_in != fw_group_family(g->rules, g->n_rules, SECRULE_INGRESS) ||
+                    g->family_out != fw_group_family(g->rules, g->n_rules, SECRULE_EGRESS))
+                        g->tampered = true;
+        }
         for (size_t i = 0; i < s->n_ports; i++) {
                 struct fw_snap_port *p = &s->ports[i];
                 for (size_t k = 0; k < p->port.n_groups; k++) {
@@ -1438,6 +1493,26 @@ static bool x_verdict(const struct dump_expr *e, int32_t code, char *ret_target)
         return ret_target ? e->chain[0] != '\0' : e->chain[0] == '\0';
 }
 
+/* `meta nfproto != ipv4|ipv6 return`: a group chain's family check, whole. */
+static bool x_family_rule(const uint8_t *a, size_t len, int family)
+{
+        struct dump_expr e[4] = { 0 };
+        size_t exlen = 0, vlen, n = 0;
+        const uint8_t *ex = nl_attr(a, len, NFTA_RULE_EXPRESSIONS, &exlen), *v;
+        const uint8_t proto = family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+        bool bad = false;
+        uint16_t type;
+
+        while (ex && attr_next(&ex, &exlen, &type, &v, &vlen, &bad)) {
+                if (type != NFTA_LIST_ELEM || n == ARRAY_SIZE(e))
+                        return false;
+                expr_decode(v, vlen, &e[n++]);
+        }
+        return !bad && n == 3 && x_meta(&e[0], NFT_META_NFPROTO) && e[1].kind == X_CMP && e[1].reg == NFT_REG_1 &&
+               e[1].a == NFT_CMP_NEQ && e[1].dlen == 1 && e[1].data[0] == proto && e[2].kind == X_IMM &&
+               e[2].verdict == NFT_RETURN && e[2].chain[0] == '\0';
+}
+
 /* What the guard needs of a rule: the pass anywhere in it (pass), or its
  * end an accept of the inet shards, `jump accepted` (pass_accept). */
 struct rule_tail {
@@ -1672,8 +1747,13 @@ static int dump_rule(struct fw_dump *d, const uint8_t *a, size_t len)
         if (in || name_uuid(chain, "sg-", "-out", id)) {
                 struct fw_snap_group *g = fw_snap_group_find(d->s, (unsigned)d->shard, id);
                 struct secrule r;
+                int family = has_comment > 0 && !long_comment ? family_comment(comment) : 0;
                 if (!g)
                         return 0;
+                if (family) {
+                        group_family_rule(g, in, family, x_family_rule(a, len, family));
+                        return 0;
+                }
                 /* its comment says which rule; its accept must carry the guard's pass (a table
                  * written before the guard existed has none: rewritten by the core's sync) */
                 if (has_comment <= 0 || long_comment || secrule_parse(comment, &r) < 0 ||

@@ -21,6 +21,7 @@ struct fw_snap_group {
         unsigned shard;            /* the shard table holding these chains */
         bool has_in, has_out;      /* both chains exist */
         bool tampered;             /* a rule in its chains is not one of ours */
+        uint8_t family_in, family_out; /* the family check first in that chain (fw_group_family): 4, 6; 0 none */
         struct secrule *rules;     /* decoded from the rule comments, in chain order */
         size_t n_rules;
         uint64_t digest;           /* secrule_digest(rules, n_rules), kept current with them */

@@ -40,6 +40,8 @@ static uint8_t rbuf[65536];
 
 static const char *const G1 = "11111111-2222-4333-8444-555555555555";
 static const char *const G2 = "21111111-2222-4333-8444-555555555555";
+static const char *const G3 = "31111111-2222-4333-8444-555555555555";
+static const char *const G4 = "41111111-2222-4333-8444-555555555555";
 static const char *const P1 = "a1b2c3d4-e5f6-4789-8abc-def012345678";
 static const char *const P2 = "b1b2c3d4-e5f6-4789-8abc-def012345678";
 
@@ -319,6 +321,36 @@ START_TEST(test_same_objects_as_libnftables)
                                               "ip6 saddr 2001:db8:0:0:8000::/65", "ip saddr 10.1.128.0/17",
                                               "sctp dport 5-6", "chain sg-21111111-2222-4333-8444-555555555555-out",
                                               NULL });
+
+        /* one-family chains (fw_group_family): a family check first, then the rules without
+         * theirs, every remote prefix shape as the raw payload */
+        {
+                struct secrule f4[ARRAY_SIZE(shapes)], f6[ARRAY_SIZE(shapes)];
+                size_t n4 = 0, n6 = 0;
+                for (size_t i = 0; i < ARRAY_SIZE(shapes); i++) {
+                        struct secrule r = rule_of(shapes[i]);
+                        if (r.family == 4)
+                                f4[n4++] = r;
+                        else
+                                f6[n6++] = r;
+                }
+                ck_assert_int_eq(fw_group_family(f4, n4, SECRULE_INGRESS), 4);
+                ck_assert_int_eq(fw_group_family(f4, n4, SECRULE_EGRESS), 4);
+                ck_assert_int_eq(fw_group_family(f6, n6, SECRULE_INGRESS), 6);
+                ck_assert_int_eq(fw_group_family(f6, n6, SECRULE_EGRESS), 6);
+                sbuf_reset(&t);
+                fw_build_group(&t, 0, G3, f4, n4, false);
+                fw_build_group(&t, 0, G4, f6, n6, false);
+                run_text(text_ctx, &t);
+                fw_nl_begin(&batch, 150);
+                fw_nl_group(&batch, 0, G3, f4, n4, false);
+                fw_nl_group(&batch, 0, G4, f6, n6, false);
+                commit_ok();
+                same("one-family groups", (const char *const[]){ "meta nfproto != ipv4 return comment \"nh family 4\"",
+                                                                 "meta nfproto != ipv6 return comment \"nh family 6\"",
+                                                                 "@nh,96,8 ", "@nh,96,32 & ", "@nh,128,", "@nh,64,128 & ",
+                                                                 "@nh,192,", NULL });
+        }
 
         /* 400 random rules: four groups of 100 in shard 1, then rewritten (exists) */
         unsigned seed = 20261123;

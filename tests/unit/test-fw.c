@@ -333,7 +333,7 @@ START_TEST(test_rule_match)
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct secrule r = R(cases[i].rule);
                 sbuf_reset(&b);
-                fw_build_rule_match(&b, &r);
+                fw_build_rule_match(&b, &r, false);
                 ck_assert_int_eq(b.err, 0);
                 ck_assert_str_eq(b.p, cases[i].match);
         }
@@ -350,8 +350,9 @@ START_TEST(test_group_chains)
         ck_assert_int_eq(b.err, 0);
         ck_assert_str_eq(b.p,
                 "add chain " T " sg-" G1 "-in { comment \"nova-hypervisor:group=" G1 "\"; "
-                "meta nfproto ipv4 ip saddr 10.0.0.0/8 meta l4proto 6 th dport 22 " ACCEPTED " comment \"nh in 4 6 22 22 - - 10.0.0.0/8\"; "
-                "meta nfproto ipv4 meta l4proto 1 icmp type 8 " ACCEPTED " comment \"nh in 4 1 - - 8 - -\"; }\n"
+                "meta nfproto != ipv4 return comment \"nh family 4\"; "
+                "@nh,96,8 0x0a meta l4proto 6 th dport 22 " ACCEPTED " comment \"nh in 4 6 22 22 - - 10.0.0.0/8\"; "
+                "meta l4proto 1 icmp type 8 " ACCEPTED " comment \"nh in 4 1 - - 8 - -\"; }\n"
                 "add chain " T " sg-" G1 "-out { comment \"nova-hypervisor:group=" G1 "\"; "
                 "meta nfproto ipv4 " ACCEPTED " comment \"nh out 4 any - - - - -\"; "
                 "meta nfproto ipv6 " ACCEPTED " comment \"nh out 6 any - - - - -\"; }\n");
@@ -362,8 +363,9 @@ START_TEST(test_group_chains)
         ck_assert_str_eq(b.p,
                 "flush chain " T " sg-" G2 "-in\n"
                 "add chain " T " sg-" G2 "-in { comment \"nova-hypervisor:group=" G2 "\"; "
-                "meta nfproto ipv6 ip6 saddr 2001:db8::/32 meta l4proto 17 th dport 1000-2000 " ACCEPTED " comment \"nh in 6 17 1000 2000 - - 2001:db8::/32\"; "
-                "meta nfproto ipv6 meta l4proto 58 icmpv6 type 128 icmpv6 code 0 " ACCEPTED " comment \"nh in 6 58 - - 128 0 -\"; }\n"
+                "meta nfproto != ipv6 return comment \"nh family 6\"; "
+                "@nh,64,32 0x20010db8 meta l4proto 17 th dport 1000-2000 " ACCEPTED " comment \"nh in 6 17 1000 2000 - - 2001:db8::/32\"; "
+                "meta l4proto 58 icmpv6 type 128 icmpv6 code 0 " ACCEPTED " comment \"nh in 6 58 - - 128 0 -\"; }\n"
                 "flush chain " T " sg-" G2 "-out\n"
                 "add chain " T " sg-" G2 "-out { comment \"nova-hypervisor:group=" G2 "\"; "
                 "meta nfproto ipv6 meta l4proto 6 th dport 443 " ACCEPTED " comment \"nh out 6 6 443 443 - - ::/0\"; }\n");
@@ -1820,6 +1822,15 @@ static void accept_without_pass(struct json_object *rule)
         ck_abort_msg("no jump in the rule");
 }
 
+/* A rule's last expression replaced by json. */
+static void set_last_expr(struct json_object *rule, const char *json)
+{
+        struct json_object *ex;
+
+        ck_assert(json_object_object_get_ex(rule, "expr", &ex) && json_object_array_length(ex) > 0);
+        ck_assert_int_eq(json_object_array_put_idx(ex, json_object_array_length(ex) - 1, json_tokener_parse(json)), 0);
+}
+
 /* The pass of a rule set to bits (`meta mark set meta mark | bits`). */
 static void set_pass(struct json_object *rule, int64_t bits)
 {
@@ -2089,7 +2100,7 @@ START_TEST(test_tamper_group_chain)
 
         rules_init();
         for (size_t i = 0; i < ARRAY_SIZE(bad_comments); i++) {
-                EDITED(set_comment(rule_at(inet, "sg-" G1 "-in", 0), bad_comments[i]));
+                EDITED(set_comment(rule_at(inet, "sg-" G1 "-in", 1), bad_comments[i])); /* 0: the family check */
                 ck_assert_msg(group(G1)->tampered, "comment '%s' not seen", bad_comments[i]);
                 ck_assert(!group(G2)->tampered);
                 /* what it says is not taken as a rule */
@@ -2097,11 +2108,33 @@ START_TEST(test_tamper_group_chain)
         }
         EDITED(set_comment(rule_at(inet, "sg-" G1 "-out", 1), NULL));
         ck_assert(group(G1)->tampered);
+        /* the family check of a one-family chain (fw_group_family): gone, of the other
+         * family, after a rule, twice, or in a chain that has none: not as we wrote it
+         * (its rules check no family of their own) */
+        EDITED(doc_drop_rule(inet, "sg-" G1 "-in", 0));
+        ck_assert(group(G1)->tampered && !group(G2)->tampered);
+        ck_assert_uint_eq(group(G1)->n_rules, ARRAY_SIZE(g1));
+        EDITED(set_comment(rule_at(inet, "sg-" G1 "-in", 0), "nh family 6"));
+        ck_assert(group(G1)->tampered && !group(G2)->tampered);
+        EDITED(doc_insert_rule(inet, "sg-" G1 "-in", 2,
+                               "{\"family\":\"inet\",\"table\":\"nova_hypervisor\",\"handle\":998,\"comment\":\"nh family 4\","
+                               "\"expr\":[{\"match\":{\"op\":\"!=\",\"left\":{\"meta\":{\"key\":\"nfproto\"}},"
+                               "\"right\":\"ipv4\"}},{\"return\":null}]}"));
+        ck_assert(group(G1)->tampered && !group(G2)->tampered);
+        EDITED(doc_insert_rule(inet, "sg-" G1 "-out", 0,
+                               "{\"family\":\"inet\",\"table\":\"nova_hypervisor\",\"handle\":998,\"comment\":\"nh family 4\","
+                               "\"expr\":[{\"match\":{\"op\":\"!=\",\"left\":{\"meta\":{\"key\":\"nfproto\"}},"
+                               "\"right\":\"ipv4\"}},{\"return\":null}]}"));
+        ck_assert(group(G1)->tampered && !group(G2)->tampered);
+        /* its shape: an accept where it returns */
+        EDITED(set_last_expr(rule_at(inet, "sg-" G1 "-in", 0), "{\"accept\":null}"));
+        ck_assert(group(G1)->tampered && !group(G2)->tampered);
         EDITED(doc_insert_rule(inet, "sg-" G2 "-out", 0,
                                "{\"family\":\"inet\",\"table\":\"nova_hypervisor\",\"handle\":999,\"expr\":[{\"accept\":null}]}"));
         ck_assert(group(G2)->tampered && !group(G1)->tampered);
-        /* a rule of ours removed: not tampered, but the digest tells */
-        EDITED(doc_drop_rule(inet, "sg-" G1 "-in", 0));
+        /* a rule of ours removed (from a chain without a family check): not tampered,
+         * but the digest tells */
+        EDITED(doc_drop_rule(inet, "sg-" G1 "-out", 0));
         ck_assert(!group(G1)->tampered);
         ck_assert_uint_ne(secrule_digest(group(G1)->rules, group(G1)->n_rules), secrule_digest(g1, ARRAY_SIZE(g1)));
         /* half a group */
