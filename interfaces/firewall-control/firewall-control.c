@@ -1164,8 +1164,13 @@ static void watch_drain(struct fw *fw)
  *      of it (-ERESTART) and it is sent once more, listening;
  *   3. the membership is taken back and the generation asked for again: it
  *      must be g + 1 (our commit) or g (refused). Anything else means
- *      another commit while we were deaf: what it did is read from the kernel
- *      (damage_lost), as after lost notifications. */
+ *      another commit while we were deaf, and so does a generation at step 2
+ *      other than that of the last transaction read (its notifications came
+ *      after the drop): our tables are read from the kernel and rebuilt
+ *      (deaf_news), as after lost notifications. Reading them back could not
+ *      tell every change (a table made dormant, a chain added), so all of
+ *      ours are rebuilt; it takes a foreign commit inside a window of a few
+ *      milliseconds. */
 
 static int watch_member(struct fw *fw, bool on)
 {
