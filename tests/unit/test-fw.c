@@ -1788,21 +1788,30 @@ static void doc_drop_elems(struct doc *d, const char *kind, const char *name, co
                         json_object_object_add(o, "elem", n);
 }
 
+/* The position in rule's expressions of the first one of kind key (its
+ * object in *ret), with the array in *ret_ex; the test fails when none is. */
+static size_t expr_of_kind(struct json_object *rule, const char *key, struct json_object **ret_ex,
+                           struct json_object **ret)
+{
+        size_t n;
+
+        ck_assert(json_object_object_get_ex(rule, "expr", ret_ex));
+        n = json_object_array_length(*ret_ex);
+        for (size_t i = 0; i < n; i++)
+                if (json_object_object_get_ex(json_object_array_get_idx(*ret_ex, i), key, ret))
+                        return i;
+        ck_abort_msg("no %s in the rule", key);
+        return 0;
+}
+
 /* Remove the guard's pass (the mangle statement) from a rule, as a table
  * written before the guard has it. */
 static void drop_pass(struct json_object *rule)
 {
         struct json_object *ex, *m;
-        size_t n;
+        size_t i = expr_of_kind(rule, "mangle", &ex, &m);
 
-        ck_assert(json_object_object_get_ex(rule, "expr", &ex));
-        n = json_object_array_length(ex);
-        for (size_t i = 0; i < n; i++)
-                if (json_object_object_get_ex(json_object_array_get_idx(ex, i), "mangle", &m)) {
-                        ck_assert_int_eq(json_object_array_del_idx(ex, i, 1), 0);
-                        return;
-                }
-        ck_abort_msg("no pass in the rule");
+        ck_assert_int_eq(json_object_array_del_idx(ex, i, 1), 0);
 }
 
 /* An inet accept with its pass (`jump accepted`) made a plain accept, as a
@@ -1810,16 +1819,9 @@ static void drop_pass(struct json_object *rule)
 static void accept_without_pass(struct json_object *rule)
 {
         struct json_object *ex, *j;
-        size_t n;
+        size_t i = expr_of_kind(rule, "jump", &ex, &j);
 
-        ck_assert(json_object_object_get_ex(rule, "expr", &ex));
-        n = json_object_array_length(ex);
-        for (size_t i = 0; i < n; i++)
-                if (json_object_object_get_ex(json_object_array_get_idx(ex, i), "jump", &j)) {
-                        ck_assert_int_eq(json_object_array_put_idx(ex, i, json_tokener_parse("{\"accept\":null}")), 0);
-                        return;
-                }
-        ck_abort_msg("no jump in the rule");
+        ck_assert_int_eq(json_object_array_put_idx(ex, i, json_tokener_parse("{\"accept\":null}")), 0);
 }
 
 /* A rule's last expression replaced by json. */
@@ -1835,17 +1837,10 @@ static void set_last_expr(struct json_object *rule, const char *json)
 static void set_pass(struct json_object *rule, int64_t bits)
 {
         struct json_object *ex, *m, *v, *or;
-        size_t n;
 
-        ck_assert(json_object_object_get_ex(rule, "expr", &ex));
-        n = json_object_array_length(ex);
-        for (size_t i = 0; i < n; i++)
-                if (json_object_object_get_ex(json_object_array_get_idx(ex, i), "mangle", &m)) {
-                        ck_assert(json_object_object_get_ex(m, "value", &v) && json_object_object_get_ex(v, "|", &or));
-                        ck_assert_int_eq(json_object_array_put_idx(or, 1, json_object_new_int64(bits)), 0);
-                        return;
-                }
-        ck_abort_msg("no pass in the rule");
+        (void)expr_of_kind(rule, "mangle", &ex, &m);
+        ck_assert(json_object_object_get_ex(m, "value", &v) && json_object_object_get_ex(v, "|", &or));
+        ck_assert_int_eq(json_object_array_put_idx(or, 1, json_object_new_int64(bits)), 0);
 }
 
 static void set_comment(struct json_object *rule, const char *comment)
