@@ -32,6 +32,7 @@
 #include "harness.h"
 
 #include "apiclient.h"
+#include "fw-nft.h"
 #include "fw-protocol.h"
 #include "libvirt-protocol.h"
 #include "names.h"
@@ -1206,9 +1207,12 @@ static void check_port(struct checker *c, const struct facts *f, const struct st
                                 NFT_FOREACH(f, "chain", o)
                                         exists |= streq_ptr(jstr(o, "table"), table) &&
                                                   streq_ptr(jstr(o, "name"), dir ? out : in);
+                                /* the group's rules, not the family check a one-family chain starts with */
                                 NFT_FOREACH(f, "rule", o)
                                         have += streq_ptr(jstr(o, "table"), table) &&
-                                                streq_ptr(jstr(o, "chain"), dir ? out : in);
+                                                streq_ptr(jstr(o, "chain"), dir ? out : in) &&
+                                                strncmp(jstr(o, "comment") ? jstr(o, "comment") : "", FW_FAMILY_COMMENT,
+                                                        strlen(FW_FAMILY_COMMENT)) != 0;
                                 if (!exists)
                                         violation(c, "instance %s: group chain %s missing in %s", si->name,
                                                   dir ? out : in, table);
