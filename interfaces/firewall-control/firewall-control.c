@@ -1081,6 +1081,17 @@ static uint8_t mark_merge(uint8_t before, uint8_t after)
         return after;
 }
 
+static bool damage_pending(const struct fw *fw) { return fw->damage.any || fw->damage_unknown || fw->damage_deaf; }
+
+/* News is coming: when the first since the last restore was seen (the restore's log line counts from it). */
+static void news_arrives(struct fw *fw, uint64_t read_rt)
+{
+        if (!damage_pending(fw)) {
+                fw->damage_usec = now_usec();
+                fw->damage_read_rt = read_rt;
+        }
+}
+
 /* fw_watch_feed's callback: merge a foreign transaction into fw->damage. */
 static void on_commit(const struct fw_watch_commit *c, void *userdata)
 {
@@ -1092,10 +1103,7 @@ static void on_commit(const struct fw_watch_commit *c, void *userdata)
         fw->watch_gen = c->gen;
         if (c->pid == (uint32_t)getpid() || !c->any)
                 return; /* ours, or none of our names */
-        if (!d->any && !fw->damage_unknown) {
-                fw->damage_usec = now_usec();
-                fw->damage_read_rt = read_rt;
-        }
+        news_arrives(fw, read_rt);
         d->bridge = mark_merge(d->bridge, c->bridge);
         for (unsigned k = 0; k < FW_MAX_SHARDS; k++)
                 d->inet[k] = mark_merge(d->inet[k], c->inet[k]);
@@ -1111,10 +1119,7 @@ static void damage_lost(struct fw *fw)
 {
         fw->txn_read_rt = 0;
         fw->watch_gen = 0;
-        if (!fw->damage.any && !fw->damage_unknown) {
-                fw->damage_usec = now_usec();
-                fw->damage_read_rt = 0;
-        }
+        news_arrives(fw, 0);
         fw->damage_unknown = true;
 }
 
@@ -1157,8 +1162,8 @@ static void watch_drain(struct fw *fw)
  * QUIET_MIN_MSGS messages or more is committed with the membership dropped,
  * and nothing another process commits meanwhile goes unseen:
  *   1. what is queued is read; the membership is dropped; what came in
- *      meanwhile is read too (a foreign transaction cut by the drop counts
- *      as damage, as far as it was read);
+ *      meanwhile is read too (a foreign transaction cut by the drop is
+ *      dropped: step 2's generation check sees it);
  *   2. the generation g is asked for (GETGEN) and the batch carries it
  *      (NFNL_BATCH_GENID): if anyone committed since, the kernel refuses all
  *      of it (-ERESTART) and it is sent once more, listening;
@@ -1244,10 +1249,7 @@ static int watch_read_gen(struct fw *fw, uint32_t *gen)
  * they did is read from the kernel (guard_run, as after lost notifications). */
 static void deaf_news(struct fw *fw)
 {
-        if (!fw->damage.any && !fw->damage_unknown && !fw->damage_deaf) {
-                fw->damage_usec = now_usec();
-                fw->damage_read_rt = 0;
-        }
+        news_arrives(fw, 0);
         fw->damage_deaf = true;
 }
 
@@ -1274,19 +1276,15 @@ static bool quiet_begin(struct fw *fw, uint32_t *gen)
         if (watch_member(fw, false) < 0)
                 return false;
         watch_drain(fw);
-        if (fw->watch.cur.any) { /* cut by the drop: the part read is damage of unknown origin */
-                struct fw_watch_commit c = fw->watch.cur;
-                c.pid = 0;
-                on_commit(&c, fw);
-        }
-        fw_watch_reset(&fw->watch);
+        fw_watch_reset(&fw->watch); /* a transaction cut by the drop: its generation tells (below) */
         if (watch_read_gen(fw, gen) < 0 || *gen == 0) { /* 0 would bind nothing */
                 if (watch_rejoin(fw) == 0)
                         deaf_news(fw); /* between the drop and now */
                 return false;
         }
         /* a commit whose generation we hold but whose notifications we did not read
-         * (sent after the drop, or cut by it): not seen, so read from the kernel */
+         * (sent after the drop, or cut by it: the kernel counts the generation before it
+         * sends them): not seen, so read from the kernel */
         if (*gen != fw->watch_gen)
                 deaf_news(fw);
         return true;
@@ -1711,8 +1709,6 @@ static void guard_run_once(struct fw *fw)
                  (unsigned long long)tm->rebuild_build, (unsigned long long)tm->rebuild_commit);
 #undef SINCE
 }
-
-static bool damage_pending(const struct fw *fw) { return fw->damage.any || fw->damage_unknown || fw->damage_deaf; }
 
 /* A restore's own rebuild is a big batch: its check (quiet_end) can leave
  * news of its own, acted on here, not at the next event (there may be none).

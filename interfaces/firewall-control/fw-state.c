@@ -693,23 +693,6 @@ static bool is_match(struct json_object *e, const char *proto, const char *field
         return json_object_is_type(v, json_type_int) && json_object_get_int64(v) == num;
 }
 
-/* `meta nfproto != ipv4|ipv6 return`, nft's JSON:
- * [{"match": {"op": "!=", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"return": null}] */
-static bool family_rule_ok(struct json_object *rule, int family)
-{
-        struct json_object *ex, *m, *l, *k, *ret;
-
-        if (!json_object_object_get_ex(rule, "expr", &ex) || !json_object_is_type(ex, json_type_array) ||
-            json_object_array_length(ex) != 2 || !obj1(json_object_array_get_idx(ex, 0), "match", &m) ||
-            !json_object_is_type(m, json_type_object) || json_object_object_length(m) != 3 ||
-            !streq_ptr(jstr(m, "op"), "!=") || !streq_ptr(jstr(m, "right"), family == 6 ? "ipv6" : "ipv4") ||
-            !json_object_object_get_ex(m, "left", &l) || !obj1(l, "meta", &k) ||
-            !json_object_is_type(k, json_type_object) || json_object_object_length(k) != 1 ||
-            !streq_ptr(jstr(k, "key"), "nfproto") || !obj1(json_object_array_get_idx(ex, 1), "return", &ret))
-                return false;
-        return ret == NULL;
-}
-
 /* {"accept": null} / {"drop": null} / {"jump": {"target": target}} */
 static bool is_verdict(struct json_object *e, const char *verdict, const char *target)
 {
@@ -754,6 +737,21 @@ static uint32_t pass_bits(struct json_object *e)
 }
 
 static bool is_pass(struct json_object *e) { return pass_bits(e) == FW_ACCEPT_MARK; }
+
+/* `meta nfproto != ipv4|ipv6 return`, nft's JSON:
+ * [{"match": {"op": "!=", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"return": null}] */
+static bool family_rule_ok(struct json_object *rule, int family)
+{
+        struct json_object *ex, *m, *l, *k;
+
+        return json_object_object_get_ex(rule, "expr", &ex) && json_object_is_type(ex, json_type_array) &&
+               json_object_array_length(ex) == 2 && obj1(json_object_array_get_idx(ex, 0), "match", &m) &&
+               json_object_is_type(m, json_type_object) && json_object_object_length(m) == 3 &&
+               streq_ptr(jstr(m, "op"), "!=") && streq_ptr(jstr(m, "right"), family == 6 ? "ipv6" : "ipv4") &&
+               json_object_object_get_ex(m, "left", &l) && obj1(l, "meta", &k) &&
+               json_object_is_type(k, json_type_object) && json_object_object_length(k) == 1 &&
+               streq_ptr(jstr(k, "key"), "nfproto") && is_verdict(json_object_array_get_idx(ex, 1), "return", NULL);
+}
 
 /* `jump accepted`: an accept of the inet shards, with the pass (fw-nft.h) */
 static bool is_accepted(struct json_object *e) { return is_verdict(e, "jump", FW_ACCEPTED_CHAIN); }
