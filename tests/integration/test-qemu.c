@@ -27,6 +27,11 @@
  *    which again needs CAP_SETPCAP; no qemu.conf key avoids it. So this
  *    (root, privileged) test probes once into <root>/cache, from a child
  *    process, before the core starts; the module then reads the cache.
+ *    The cache is valid only for the host CPUID it was probed with, and libvirt
+ *    reads CPUID on whichever CPU it runs (without KVM), where the APIC ID
+ *    differs: probed on CPU 0 and read on CPU 1, the module found the cache
+ *    outdated ("host cpuid changed"), probed itself and failed as above (1 run
+ *    in 3 here). So the test, and with it the core and its modules, runs on one CPU.
  * The tap needs nothing: network-control creates it without TUNSETOWNER, and
  * the kernel lets any process attach to a tap that has no owner and no group.
  *
@@ -43,6 +48,7 @@
 #include <libvirt/libvirt.h>
 #include <linux/if.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -58,6 +64,27 @@
         "cgroup_controllers = [ ]\n"
 
 static struct core core;
+
+/* This process and everything it starts on one CPU (see the top of the file). */
+static void pin_one_cpu(void)
+{
+        cpu_set_t allowed, one;
+
+        CPU_ZERO(&one);
+        if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0) {
+                fprintf(stderr, "test-qemu: sched_getaffinity: %s\n", strerror(errno));
+                exit(1);
+        }
+        for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+                if (CPU_ISSET(cpu, &allowed)) {
+                        CPU_SET(cpu, &one);
+                        break;
+                }
+        if (sched_setaffinity(0, sizeof(one), &one) < 0) {
+                fprintf(stderr, "test-qemu: sched_setaffinity: %s\n", strerror(errno));
+                exit(1);
+        }
+}
 static char embed_root[PATH_MAX];
 
 static void msleep(int ms)
@@ -365,6 +392,7 @@ int main(void)
         harness_enter_netns("test-qemu");
         ensure_libvirt_qemu_user();
         make_embed_root();
+        pin_one_cpu();
         prime_capability_cache();
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 120);
