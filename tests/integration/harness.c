@@ -7,6 +7,7 @@
 #include "tmpdir.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -33,6 +34,17 @@ void sleep_ms(int ms)
                 ;
 }
 
+static bool in_private_netns; /* set by harness_enter_netns, inherited by the tests it forks */
+static pid_t netns_entered_by;
+static int ovs_stop_strays(const char *why);
+
+/* At the end of the program: daemons a failed test left (see ovs_stop_strays). */
+static void stop_strays_at_exit(void)
+{
+        if (getpid() == netns_entered_by)
+                (void)ovs_stop_strays("at exit");
+}
+
 void harness_enter_netns(const char *test_name)
 {
         struct nl_sock *sk;
@@ -57,6 +69,9 @@ void harness_enter_netns(const char *test_name)
         rtnl_link_put(change);
         rtnl_link_put(lo);
         nl_socket_free(sk);
+        in_private_netns = true;
+        netns_entered_by = getpid();
+        atexit(stop_strays_at_exit);
 }
 
 /* A failed assertion ends the test process before its teardown runs: stop
@@ -240,20 +255,51 @@ bool core_wait_module_state(struct core *c, const char *plug, const char *state,
         return false;
 }
 
+/* The state letter of /proc/<path>/stat: the field after "(comm)"; 0 when it is gone. */
+static char task_state(const char *path)
+{
+        char *buf = NULL, *rp, state = 0;
+
+        if (read_file_bounded(path, 4096, &buf, NULL) < 0)
+                return 0;
+        rp = strrchr(buf, ')');
+        if (rp && rp[1] == ' ')
+                state = rp[2];
+        free(buf);
+        return state;
+}
+
+/* Alive while any of its threads has not ended: a thread group's leader shows Z
+ * as soon as it exits itself, while the other threads may still be exiting and
+ * holding the process's files (an ovs-vswitchd's datapath tap, still attached,
+ * makes the next one's creation fail with EBUSY). */
 bool process_alive(pid_t pid)
 {
-        char path[64], *buf = NULL;
-        bool alive;
+        char path[64];
+        struct dirent *e;
+        DIR *d;
+        char state;
+        bool alive = false;
 
         if (pid <= 0)
                 return false;
         (void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-        if (read_file_bounded(path, 4096, &buf, NULL) < 0)
-                return false;
-        /* state is the field after "(comm)" */
-        char *rp = strrchr(buf, ')');
-        alive = rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
-        free(buf);
+        state = task_state(path);
+        if (state != 'Z')
+                return state != 0 && state != 'X';
+        (void)snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+        d = opendir(path);
+        while (d && !alive && (e = readdir(d))) {
+                char tpath[PATH_MAX];
+
+                if (e->d_name[0] == '.')
+                        continue;
+                (void)snprintf(tpath, sizeof(tpath), "/proc/%ld/task/%s/stat", (long)pid, e->d_name);
+                state = task_state(tpath);
+                alive = state != 0 && state != 'Z' && state != 'X';
+        }
+        if (d)
+                closedir(d);
         return alive;
 }
 
@@ -465,6 +511,67 @@ static void ovs_kill_wait(pid_t pid)
         (void)wait_process_gone(pid, 2000);
 }
 
+/* True when pid is one of the daemons of a fixture this process started (and has not stopped). */
+static bool ovs_daemon_of_ours(pid_t pid)
+{
+        pid_t self = getpid();
+
+        for (int i = 0; i < TRACK_MAX; i++) {
+                const struct ovs_fixture *f = tracked_fixtures[i];
+
+                if (!f || tracked_fixture_owner[i] != self || f->dir[0] == '\0')
+                        continue;
+                if (pid == f->ovsdb_pid || pid == f->vswitchd_pid || pid == ovs_read_pidfile(f, "ovsdb.pid") ||
+                    pid == ovs_read_pidfile(f, "vswitchd.pid"))
+                        return true;
+        }
+        return false;
+}
+
+/* Stop every ovsdb-server and ovs-vswitchd in this network namespace that no
+ * fixture of this process owns: those of an earlier test whose assertion failed
+ * (check ends a failed test with _exit, so neither its teardown nor an exit
+ * handler stops them). Left running, the old ovs-vswitchd keeps the namespace's
+ * datapath device (ovs-netdev) attached and the next one cannot create its
+ * bridge: every later test of the program fails waiting for an ofport. Their
+ * directories are kept, with their logs. Returns how many were stopped. */
+static int ovs_stop_strays(const char *why)
+{
+        struct stat ours, theirs;
+        struct dirent *e;
+        int n = 0;
+        DIR *d;
+
+        /* in the host's namespace, another program's daemons are not ours to stop */
+        if (!in_private_netns || stat("/proc/self/ns/net", &ours) < 0 || !(d = opendir("/proc")))
+                return 0;
+        while ((e = readdir(d))) {
+                char path[PATH_MAX], name[16], *comm = NULL;
+                uint32_t pid;
+
+                if (parse_u32(e->d_name, 1, INT32_MAX, &pid) < 0 || (pid_t)pid == getpid())
+                        continue;
+                (void)snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+                if (read_file_bounded(path, 64, &comm, NULL) < 0)
+                        continue;
+                comm[strcspn(comm, "\n")] = '\0';
+                (void)snprintf(name, sizeof(name), "%s", comm);
+                free(comm);
+                if (!streq(name, "ovs-vswitchd") && !streq(name, "ovsdb-server"))
+                        continue;
+                (void)snprintf(path, sizeof(path), "/proc/%s/ns/net", e->d_name);
+                if ( stat(path, &theirs) < 0 || theirs.st_ino != ours.st_ino ||
+                    theirs.st_dev != ours.st_dev || ovs_daemon_of_ours((pid_t)pid) || !process_alive((pid_t)pid))
+                        continue;
+                fprintf(stderr, "%s: stopping a stray %s (pid %u) that an earlier test left in this namespace\n",
+                        why, name, pid);
+                ovs_kill_wait((pid_t)pid);
+                n++;
+        }
+        closedir(d);
+        return n;
+}
+
 int ovs_fixture_start_ovsdb(struct ovs_fixture *f)
 {
         char remote[PATH_MAX + 8], unixctl[PATH_MAX + 16], pidfile[PATH_MAX + 16], logfile[PATH_MAX + 16],
@@ -540,6 +647,7 @@ int ovs_fixture_start(struct ovs_fixture *f)
         int r;
 
         memset(f, 0, sizeof(*f));
+        (void)ovs_stop_strays("ovs_fixture_start");
         if (xsnprintf(f->dir, sizeof(f->dir), "/tmp/nova-ovs-XXXXXX") < 0 || !mkdtemp(f->dir))
                 return -errno;
         if (xsnprintf(f->db_sock, sizeof(f->db_sock), "%s/db.sock", f->dir) < 0 ||
