@@ -168,9 +168,11 @@ int lanes_submit(struct lanes *l, struct lane_job *job)
 
         job->next = NULL;
         pthread_mutex_lock(&l->lock);
-        /* one more thread when every one is busy (a blocked job of a busy key counts as work
-         * for whoever frees the key; a new thread would only wait too, but cannot know) */
-        if (l->n_idle == 0 && l->n_threads < l->max_workers)
+        /* one more thread unless an idle one is left for this job: the jobs queued and not yet
+         * taken claim the idle threads first (a signalled thread counts as idle until it wakes, so
+         * in a burst n_idle alone would keep one thread for all). A blocked job of a busy key
+         * counts as work for whoever frees the key; a new thread would only wait too, but cannot know */
+        if (l->busy - l->n_running >= l->n_idle && l->n_threads < l->max_workers)
                 r = start_worker(l);
         if (r < 0 && l->n_threads > 0)
                 r = 0; /* the running ones will get to it */

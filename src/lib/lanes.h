@@ -24,7 +24,8 @@ struct lane_job {
 struct lanes;
 
 /* Up to max_workers threads (1..LANES_MAX_WORKERS), each with a stack of stack_size bytes
- * (0: the default), started when a job finds none idle. 0 and *ret, or -errno. */
+ * (0: the default), started when a job finds no idle thread left for it (the jobs queued
+ * before it claim the idle ones first). 0 and *ret, or -errno. */
 int lanes_new(unsigned max_workers, size_t stack_size, struct lanes **ret);
 /* Queue job (key and run set). 0, or -errno when no thread could ever run it (none running
  * and none can be started): the job is then not queued and stays the caller's. */

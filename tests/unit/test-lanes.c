@@ -185,6 +185,39 @@ START_TEST(test_per_key_order)
 }
 END_TEST
 
+/* A burst after a quiet spell: one worker is idle and four jobs of different keys come at once.
+ * The idle worker takes one of them; the other three need threads of their own, though the
+ * worker, signalled but not yet awake, still counts as idle while they are submitted. */
+START_TEST(test_burst_after_idle_grows)
+{
+        const struct timespec settle = { 0, 50 * 1000 * 1000 };
+        struct lanes *l;
+        struct lane_job *d;
+        unsigned n = 0, together = 0;
+
+        reset();
+        ck_assert_int_eq(lanes_new(4, 0, &l), 0);
+        ck_assert_int_eq(lanes_submit(l, &new_job(run_ordered, 0, 1)->lj), 0);
+        lanes_wait_idle(l);
+        free(lanes_take_done(l));
+        (void)nanosleep(&settle, NULL); /* the one worker is back waiting for work */
+        want_together = 4;
+        wait_ms = 2000;
+        for (unsigned i = 0; i < 4; i++)
+                ck_assert_int_eq(lanes_submit(l, &new_job(run_together, i, 1)->lj), 0);
+        lanes_wait_idle(l);
+        while ((d = lanes_take_done(l))) {
+                together += ((struct tjob *)d)->together;
+                n++;
+                free(d);
+        }
+        ck_assert_uint_eq(n, 4);
+        ck_assert_uint_eq(together, 4);
+        ck_assert_uint_eq(lanes_peak_running(l), 4);
+        lanes_free(l, NULL);
+}
+END_TEST
+
 static unsigned released;
 static void release(struct lane_job *j)
 {
@@ -220,6 +253,7 @@ static Suite *lanes_suite(void)
         tcase_add_test(tc, test_same_key_never_together);
         tcase_add_test(tc, test_per_key_order);
         tcase_add_test(tc, test_free_finishes_and_releases);
+        tcase_add_test(tc, test_burst_after_idle_grows);
         suite_add_tcase(s, tc);
         return s;
 }
