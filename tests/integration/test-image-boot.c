@@ -125,14 +125,24 @@ static unsigned long vm_hwm_kib(pid_t pid)
         return kib;
 }
 
-/* Names of our pool's volumes, space separated (after a refresh). */
+/* Names of our pool's volumes, space separated (after a refresh, which sees files made outside
+ * libvirt). libvirtd refuses a refresh while a volume of the pool is being built or uploaded
+ * ("pool ... has asynchronous jobs running"): the module may be making one right then (a config
+ * drive the test deleted, repaired), so the refresh is tried again until that job is done. */
 static void pool_volumes(char *out, size_t size)
 {
         char buf[4096];
+        int r;
 
-        ck_assert_int_eq(run_sh(buf, sizeof(buf), "virsh -q -c '%s' pool-refresh %s >/dev/null && virsh -q -c '%s' vol-list %s | "
-                                              "awk '{print $1}' | sort | tr '\\n' ' '",
-                            uri, POOL, uri, POOL),
+        for (int tries = 0;; tries++) {
+                r = run_sh(buf, sizeof(buf), "virsh -q -c '%s' pool-refresh %s", uri, POOL);
+                if (r == 0 || !strstr(buf, "asynchronous jobs running") || tries == 200)
+                        break;
+                sleep_ms(50);
+        }
+        ck_assert_msg(r == 0, "pool-refresh: %s", buf);
+        ck_assert_int_eq(run_sh(buf, sizeof(buf), "virsh -q -c '%s' vol-list %s | awk '{print $1}' | sort | tr '\\n' ' '",
+                                uri, POOL),
                          0);
         (void)strscpy(out, buf, size);
 }
