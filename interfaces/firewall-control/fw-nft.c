@@ -325,26 +325,40 @@ int fw_group_family(const struct secrule *rules, size_t n, enum secrule_dir dir)
         return count >= 2 && (family == 4 || family == 6) ? family : 0;
 }
 
+void fw_cidr_load(const struct cidr *c, bool daddr, struct fw_cidr_load *ret)
+{
+        memset(ret, 0, sizeof(*ret));
+        ret->off = c->family == 6 ? (daddr ? 24 : 8) : (daddr ? 16 : 12);
+        if (c->prefix % 8 == 0) {
+                ret->len = c->prefix / 8u;
+                return;
+        }
+        ret->len = c->family == 6 ? 16 : 4;
+        ret->masked = true;
+        for (unsigned i = 0; i < c->prefix; i++)
+                ret->mask[i / 8] |= (uint8_t)(0x80u >> (i % 8));
+}
+
+static void put_hex(struct sbuf *b, const uint8_t *v, unsigned n)
+{
+        sbuf_printf(b, "0x");
+        for (unsigned i = 0; i < n; i++)
+                sbuf_printf(b, "%02x", v[i]);
+}
+
 /* `ip[6] saddr|daddr CIDR` as the raw payload (fw_build_rule_match) */
 static void raw_cidr(struct sbuf *b, const struct cidr *c, bool daddr)
 {
-        unsigned alen = c->family == 6 ? 16 : 4;
-        unsigned off = (c->family == 6 ? (daddr ? 24 : 8) : (daddr ? 16 : 12)) * 8;
+        struct fw_cidr_load l;
 
-        if (c->prefix % 8 == 0) { /* a whole-byte prefix loads just its bytes */
-                sbuf_printf(b, "@nh,%u,%u 0x", off, (unsigned)c->prefix);
-                for (unsigned i = 0; i < c->prefix / 8u; i++)
-                        sbuf_printf(b, "%02x", c->addr[i]);
-                return;
+        fw_cidr_load(c, daddr, &l);
+        sbuf_printf(b, "@nh,%u,%u ", l.off * 8, l.len * 8);
+        if (l.masked) {
+                sbuf_printf(b, "& ");
+                put_hex(b, l.mask, l.len);
+                sbuf_printf(b, " == ");
         }
-        sbuf_printf(b, "@nh,%u,%u & 0x", off, alen * 8);
-        for (unsigned i = 0; i < alen; i++) {
-                unsigned bits = c->prefix > i * 8 ? c->prefix - i * 8 : 0;
-                sbuf_printf(b, "%02x", bits >= 8 ? 0xffu : (0xffu << (8 - bits)) & 0xffu);
-        }
-        sbuf_printf(b, " == 0x");
-        for (unsigned i = 0; i < alen; i++)
-                sbuf_printf(b, "%02x", c->addr[i]);
+        put_hex(b, c->addr, l.len);
 }
 
 void fw_build_rule_match(struct sbuf *b, const struct secrule *r, bool family_checked)
@@ -355,13 +369,16 @@ void fw_build_rule_match(struct sbuf *b, const struct secrule *r, bool family_ch
                 sbuf_printf(b, "meta nfproto %s", r->family == 6 ? "ipv6" : "ipv4");
                 sep = " ";
         }
-        if (r->has_remote && r->remote.prefix > 0 && family_checked) {
-                raw_cidr(b, &r->remote, r->dir == SECRULE_EGRESS);
-                sep = " ";
-        } else if (r->has_remote && r->remote.prefix > 0) {
+        if (r->has_remote && r->remote.prefix > 0) {
                 char cidr[CIDR_STR_MAX];
-                cidr_format(&r->remote, cidr);
-                sbuf_printf(b, " %s %s %s", l3, r->dir == SECRULE_EGRESS ? "daddr" : "saddr", cidr);
+                sbuf_printf(b, "%s", sep);
+                if (family_checked)
+                        raw_cidr(b, &r->remote, r->dir == SECRULE_EGRESS);
+                else {
+                        cidr_format(&r->remote, cidr);
+                        sbuf_printf(b, "%s %s %s", l3, r->dir == SECRULE_EGRESS ? "daddr" : "saddr", cidr);
+                }
+                sep = " ";
         }
         if (r->proto >= 0) {
                 sbuf_printf(b, "%smeta l4proto %d", sep, r->proto);

@@ -178,6 +178,18 @@ void fw_build_rule_match(struct sbuf *b, const struct secrule *r, bool family_ch
  * The family (4 or 6) of that check for those rules, or 0: none (a mixed
  * direction, or fewer than two rules: each rule checks its own family). */
 #define FW_FAMILY_COMMENT "nh family " /* then "4" or "6" */
+
+/* How `ip[6] saddr|daddr CIDR` is matched on the packet, the same in the
+ * text (fw_build_rule_match) and the netlink (fw-nl.c) builders: len bytes
+ * loaded at off in the network header, masked with mask when masked, and
+ * compared with the CIDR's first len bytes. A whole-byte prefix loads just
+ * its bytes; any other prefix loads the whole address and masks it. */
+struct fw_cidr_load {
+        unsigned off, len;
+        bool masked;
+        uint8_t mask[16];
+};
+void fw_cidr_load(const struct cidr *c, bool daddr, struct fw_cidr_load *ret);
 int fw_group_family(const struct secrule *rules, size_t n, enum secrule_dir dir);
 
 #endif

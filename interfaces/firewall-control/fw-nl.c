@@ -329,24 +329,16 @@ static void m_udp_ports(struct rule *r, uint16_t sport, uint16_t dport)
         e_cmp(r, NFT_CMP_EQ, v, sizeof(v));
 }
 
-/* `ip[6] saddr|daddr CIDR`: a whole-byte prefix loads just its bytes; any
- * other prefix loads the address and masks it */
+/* `ip[6] saddr|daddr CIDR` (fw_cidr_load) */
 static void m_cidr(struct rule *r, const struct cidr *c, bool daddr)
 {
-        uint32_t alen = c->family == 6 ? 16 : 4;
-        uint32_t off = c->family == 6 ? (daddr ? 24 : 8) : (daddr ? 16 : 12);
-        uint8_t mask[16] = { 0 };
+        struct fw_cidr_load l;
 
-        if (c->prefix % 8 == 0) {
-                e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, c->prefix / 8u);
-                e_cmp(r, NFT_CMP_EQ, c->addr, c->prefix / 8u);
-                return;
-        }
-        for (unsigned i = 0; i < c->prefix; i++)
-                mask[i / 8] |= (uint8_t)(0x80 >> (i % 8));
-        e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, alen);
-        e_mask(r, mask, alen);
-        e_cmp(r, NFT_CMP_EQ, c->addr, alen);
+        fw_cidr_load(c, daddr, &l);
+        e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, l.off, l.len);
+        if (l.masked)
+                e_mask(r, l.mask, l.len);
+        e_cmp(r, NFT_CMP_EQ, c->addr, l.len);
 }
 
 /* fw_build_rule_match's statement (family_checked: its chain checked the family) */
